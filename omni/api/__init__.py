@@ -1,0 +1,1 @@
+"""HTTP transport: thin Litestar controllers over the domain services."""

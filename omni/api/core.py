@@ -1,0 +1,339 @@
+"""Auth, conversations, offers, presence, callbacks and the event feed."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post, put
+from litestar.di import Provide
+from litestar.params import Parameter
+from sqlalchemy import select
+
+from omni.api.deps import SESSION_COOKIE, client_ip, provide_principal, provide_services
+from omni.api.schemas import (
+    CallbackDoneIn,
+    CallbackIn,
+    CloseIn,
+    InboundIn,
+    LoginIn,
+    MessageIn,
+    StatusIn,
+    TokenIn,
+    TransferIn,
+)
+from omni.db import models as m
+from omni.domain import audit, auth, conversations, presence
+from omni.domain.auth import Principal
+from omni.domain.conversations import InboundMessage
+from omni.domain.errors import InvalidInput, PermissionDenied
+from omni.domain.events import events_after
+from omni.domain.routing import wait_info
+from omni.domain.serialize import callback_dict, conversation_dict, message_dict
+from omni.services import Services
+
+DEPS = {"who": Provide(provide_principal), "services": Provide(provide_services)}
+
+
+def user_dict(u: m.User) -> dict[str, Any]:
+    return {
+        "id": u.id,
+        "username": u.username,
+        "display_name": u.display_name,
+        "email": u.email,
+        "role": u.role,
+        "language": u.language,
+        "is_active": u.is_active,
+        "sip_extension": u.sip_extension,
+        "handles_chat": u.handles_chat,
+        "handles_voice": u.handles_voice,
+        "capacity": u.capacity,
+        "chat_weight": u.chat_weight,
+        "voice_weight": u.voice_weight,
+    }
+
+
+class AuthController(Controller):
+    path = "/api/v1/auth"
+    dependencies = {"services": Provide(provide_services)}
+
+    @post("/login")
+    async def login(self, request: Request[Any, Any, Any], data: LoginIn, services: Services) -> Response[dict[str, Any]]:
+        async with services.db.transaction() as session:
+            try:
+                user = await auth.authenticate(session, data.username, data.password)
+            except Exception:
+                audit.record(session, None, "auth.login", object_type="user", object_id=data.username,
+                             result="denied", ip=client_ip(request))
+                raise
+            token = await auth.create_session(session, user, services.settings.session_max_age_seconds)
+            audit.record(session, Principal.of(user), "auth.login", object_type="user", object_id=user.id,
+                         ip=client_ip(request))
+            body = user_dict(user)
+        response = Response(body)
+        response.set_cookie(
+            SESSION_COOKIE, token, httponly=True, samesite="lax",
+            secure=services.settings.public_base_url.startswith("https"),
+            max_age=services.settings.session_max_age_seconds,
+        )
+        return response
+
+    @post("/logout", status_code=200)
+    async def logout(self, request: Request[Any, Any, Any], services: Services) -> Response[dict[str, Any]]:
+        token = request.cookies.get(SESSION_COOKIE)
+        if token:
+            async with services.db.transaction() as session:
+                await auth.end_session(session, token)
+        response = Response({"ok": True})
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+
+class MeController(Controller):
+    path = "/api/v1/me"
+    dependencies = DEPS
+
+    @get("/")
+    async def me(self, who: Principal, services: Services) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            return user_dict(await auth.get_user(session, who.id))
+
+    @put("/status")
+    async def set_status(self, who: Principal, services: Services, data: StatusIn) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            p = await presence.check_set_status(session, who.id, who.role, who.id, data.status, data.reason)
+            status = await session.get(m.OperatorStatus, p.status_id)
+            assert status is not None
+            return presence.presence_dict(p, status)
+
+    @post("/tokens")
+    async def create_token(self, who: Principal, services: Services, data: TokenIn) -> dict[str, Any]:
+        if not data.name.strip():
+            raise InvalidInput("give the token a name", field="name")
+        async with services.db.transaction() as session:
+            user = await auth.get_user(session, who.id)
+            row, token = await auth.create_api_token(session, user, data.name.strip()[:128])
+            audit.record(session, who, "token.create", object_type="api_token", object_id=row.id)
+            return {"id": row.id, "name": row.name, "token": token}
+
+
+class PresenceController(Controller):
+    path = "/api/v1/presence"
+    dependencies = DEPS
+
+    @get("/")
+    async def list_presence(self, who: Principal, services: Services) -> list[dict[str, Any]]:
+        async with services.db.transaction() as session:
+            users = await auth.visible_user_ids(session, who)
+            stmt = select(m.OperatorPresence, m.OperatorStatus).join(
+                m.OperatorStatus, m.OperatorStatus.id == m.OperatorPresence.status_id
+            )
+            if users is not None:
+                stmt = stmt.where(m.OperatorPresence.user_id.in_(users))
+            return [presence.presence_dict(p, s) for p, s in (await session.execute(stmt)).all()]
+
+    @put("/{user_id:int}")
+    async def set_operator_status(
+        self, who: Principal, services: Services, user_id: int, data: StatusIn
+    ) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            users = await auth.visible_user_ids(session, who)
+            p = await presence.check_set_status(
+                session, who.id, who.role, user_id, data.status, data.reason, supervised=users
+            )
+            status = await session.get(m.OperatorStatus, p.status_id)
+            assert status is not None
+            audit.record(session, who, "presence.set", object_type="user", object_id=user_id,
+                         data={"status": data.status, "reason": data.reason})
+            return presence.presence_dict(p, status)
+
+
+class ConversationController(Controller):
+    path = "/api/v1/conversations"
+    dependencies = DEPS
+
+    @get("/")
+    async def list_conversations(
+        self, who: Principal, services: Services, status: str | None = None, queue_id: int | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        if who.role == m.Role.AUDITOR:
+            raise PermissionDenied("auditors can read the audit log only")
+        if status is not None and status not in set(m.ConversationStatus):
+            raise InvalidInput(f"unknown status '{status}'", field="status")
+        async with services.db.transaction() as session:
+            queues = await auth.visible_queue_ids(session, who)
+            stmt = select(m.Conversation).where(*auth.conversation_scope_filter(queues, who))
+            if status:
+                stmt = stmt.where(m.Conversation.status == status)
+            if queue_id is not None:
+                stmt = stmt.where(m.Conversation.queue_id == queue_id)
+            rows = await session.scalars(stmt.order_by(m.Conversation.id.desc()).limit(min(max(limit, 1), 1000)))
+            return [conversation_dict(c) for c in rows]
+
+    @get("/{conversation_id:int}")
+    async def get_conversation(self, who: Principal, services: Services, conversation_id: int) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            conv = await auth.access_conversation(session, who, conversation_id)
+            msgs = await session.scalars(
+                select(m.Message).where(m.Message.conversation_id == conv.id).order_by(m.Message.id)
+            )
+            info = await wait_info(session, conv, window=services.settings.routing.handle_time_window)
+            body = conversation_dict(conv)
+            body["messages"] = [message_dict(x) for x in msgs]
+            body["position"] = info.position
+            body["estimated_wait_seconds"] = info.estimated_wait_seconds
+            return body
+
+    @post("/{conversation_id:int}/messages")
+    async def send_message(
+        self, who: Principal, services: Services, conversation_id: int, data: MessageIn
+    ) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            msg = await conversations.check_send_message(
+                session, who, conversation_id, data.body, client_id=data.client_id, private=data.private
+            )
+            return message_dict(msg)
+
+    @post("/{conversation_id:int}/hold", status_code=200)
+    async def hold(self, who: Principal, services: Services, conversation_id: int) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            return conversation_dict(await conversations.check_hold(session, who, conversation_id, True))
+
+    @post("/{conversation_id:int}/unhold", status_code=200)
+    async def unhold(self, who: Principal, services: Services, conversation_id: int) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            return conversation_dict(await conversations.check_hold(session, who, conversation_id, False))
+
+    @post("/{conversation_id:int}/end", status_code=200)
+    async def end(self, who: Principal, services: Services, conversation_id: int) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            return conversation_dict(await conversations.check_end(session, who, conversation_id))
+
+    @post("/{conversation_id:int}/close", status_code=200)
+    async def close(self, who: Principal, services: Services, conversation_id: int, data: CloseIn) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            return conversation_dict(
+                await conversations.check_close(session, who, conversation_id, data.result_code_id)
+            )
+
+    @post("/{conversation_id:int}/transfer", status_code=200)
+    async def transfer(
+        self, who: Principal, services: Services, conversation_id: int, data: TransferIn
+    ) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            conv = await conversations.check_transfer(
+                session, who, conversation_id, to_user_id=data.to_user_id, to_queue_id=data.to_queue_id,
+                note=data.note,
+            )
+            return conversation_dict(conv)
+
+    @post("/{conversation_id:int}/callbacks")
+    async def schedule_callback(
+        self, who: Principal, services: Services, conversation_id: int, data: CallbackIn
+    ) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            cb = await conversations.check_schedule_callback(
+                session, who, conversation_id, due_at=data.due_at, kind=data.kind,
+                target_user_id=data.target_user_id, note=data.note,
+            )
+            return callback_dict(cb)
+
+
+class InboxMessageController(Controller):
+    """Inbound messages through the API, for CRM-driven or custom channels."""
+
+    path = "/api/v1/inboxes/{inbox_id:int}/messages"
+    dependencies = DEPS
+
+    @post("/")
+    async def inbound(self, who: Principal, services: Services, inbox_id: int, data: InboundIn) -> Response[dict[str, Any]]:
+        auth.require_role(who, m.Role.ADMIN)
+        if data.medium not in set(m.Medium):
+            raise InvalidInput("medium must be chat or voice", field="medium")
+        async with services.db.transaction() as session:
+            result = await conversations.ingest_inbound(
+                session,
+                InboundMessage(
+                    inbox_id=inbox_id, identity_kind=data.identity_kind, identity_value=data.identity_value,
+                    body=data.body, client_id=data.client_id, external_id=data.external_id,
+                    contact_name=data.contact_name, contact_phone=data.contact_phone,
+                    contact_email=data.contact_email, subject=data.subject, medium=data.medium,
+                    priority=data.priority,
+                ),
+            )
+            body = {
+                "conversation": conversation_dict(result.conversation),
+                "message": message_dict(result.message),
+                "duplicate": result.duplicate,
+            }
+        return Response(body, status_code=200 if result.duplicate else 201)
+
+
+class OfferController(Controller):
+    path = "/api/v1/offers"
+    dependencies = DEPS
+
+    @post("/{offer_id:int}/accept", status_code=200)
+    async def accept(self, who: Principal, services: Services, offer_id: int) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            return conversation_dict(await conversations.check_accept_offer(session, who, offer_id))
+
+    @post("/{offer_id:int}/decline", status_code=200)
+    async def decline(self, who: Principal, services: Services, offer_id: int) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            return conversation_dict(await conversations.check_decline_offer(session, who, offer_id))
+
+
+class CallbackController(Controller):
+    path = "/api/v1/callbacks"
+    dependencies = DEPS
+
+    @get("/")
+    async def list_callbacks(
+        self, who: Principal, services: Services,
+        callback_state: Annotated[str, Parameter(query="state")] = "open",
+    ) -> list[dict[str, Any]]:
+        if callback_state not in ("open", "claimed", "done"):
+            raise InvalidInput("state must be open, claimed or done", field="state")
+        async with services.db.transaction() as session:
+            rows = await conversations.list_callbacks(session, who, state=callback_state)
+            return [callback_dict(c) for c in rows]
+
+    @post("/{callback_id:int}/claim", status_code=200)
+    async def claim(self, who: Principal, services: Services, callback_id: int) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            return callback_dict(await conversations.check_claim_callback(session, who, callback_id))
+
+    @post("/{callback_id:int}/done", status_code=200)
+    async def done(self, who: Principal, services: Services, callback_id: int, data: CallbackDoneIn) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            return callback_dict(await conversations.check_finish_callback(session, who, callback_id, done=True, note=data.note))
+
+    @post("/{callback_id:int}/release", status_code=200)
+    async def release(self, who: Principal, services: Services, callback_id: int) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            return callback_dict(await conversations.check_finish_callback(session, who, callback_id, done=False))
+
+
+class EventController(Controller):
+    """The event feed by sequence number, for CRMs that poll instead of taking webhooks."""
+
+    path = "/api/v1/events"
+    dependencies = DEPS
+
+    @get("/")
+    async def list_events(self, who: Principal, services: Services, after: int = 0, limit: int = 500) -> list[dict[str, Any]]:
+        if who.role == m.Role.AUDITOR:
+            raise PermissionDenied("auditors can read the audit log only")
+        async with services.db.transaction() as session:
+            queues = await auth.visible_queue_ids(session, who)
+            users = await auth.visible_user_ids(session, who)
+            events = await events_after(session, after, limit=min(max(limit, 1), 1000))
+        return [
+            e.to_wire()
+            for e in events
+            if queues is None
+            or (e.queue_id is not None and e.queue_id in queues)
+            or (e.user_id is not None and users is not None and e.user_id in users)
+        ]
+

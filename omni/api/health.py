@@ -1,0 +1,72 @@
+"""Liveness, readiness (database + Redis) and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+from litestar import Request, Response, get
+from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import func, select, text
+
+from omni.api.deps import services_of
+from omni.db import models as m
+from omni.metrics import CONVERSATIONS, OPERATORS, REGISTRY, WEBHOOKS_PENDING
+
+
+@get("/healthz", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", include_in_schema=False)
+async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    services = services_of(request)
+    checks: dict[str, str] = {}
+    try:
+        async with services.db.transaction() as session:
+            await session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    if services.settings.redis_url:
+        client = aioredis.from_url(services.settings.redis_url, socket_timeout=2)
+        try:
+            await client.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"error: {type(exc).__name__}"
+        finally:
+            await client.aclose()
+    else:
+        checks["redis"] = "not configured (embedded mode)"
+    ready = all(v == "ok" or v.startswith("not configured") for v in checks.values())
+    return Response({"ready": ready, "checks": checks}, status_code=200 if ready else HTTP_503_SERVICE_UNAVAILABLE)
+
+
+@get("/metrics", include_in_schema=False)
+async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    services = services_of(request)
+    async with services.db.transaction() as session:
+        CONVERSATIONS.clear()
+        for status, count in (
+            await session.execute(
+                select(m.Conversation.status, func.count())
+                .where(m.Conversation.status.in_(m.OPEN_STATUSES))
+                .group_by(m.Conversation.status)
+            )
+        ).all():
+            CONVERSATIONS.labels(status=status).set(count)
+        OPERATORS.clear()
+        for activity, count in (
+            await session.execute(
+                select(m.OperatorPresence.effective_code, func.count()).group_by(m.OperatorPresence.effective_code)
+            )
+        ).all():
+            OPERATORS.labels(activity=activity).set(count)
+        pending = await session.scalar(
+            select(func.count()).select_from(m.WebhookDelivery).where(m.WebhookDelivery.state == "pending")
+        )
+        WEBHOOKS_PENDING.set(pending or 0)
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

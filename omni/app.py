@@ -1,0 +1,112 @@
+"""The composition root: ``create_app(settings)`` wires everything, nothing else does."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import socketio
+from litestar import Litestar
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from omni import __version__, realtime
+from omni.api import admin, core, health
+from omni.api.deps import domain_error_handler, http_error_handler, validation_error_handler
+from omni.db.migrate import upgrade_async
+from omni.domain import webhooks
+from omni.domain.errors import DomainError
+from omni.metrics import ASSIGNMENTS, EVENTS_DISPATCHED
+from omni.services import Services, build_services
+from omni.settings import Settings
+from omni.worker import EmbeddedWorker, configure, enqueue_deliveries
+
+log = logging.getLogger(__name__)
+
+
+async def _sweep_webhooks(services: Services) -> None:
+    """Re-enqueue deliveries whose Celery message was lost (broker restart, crash)."""
+    while True:
+        await asyncio.sleep(5)
+        try:
+            ids = await webhooks.stale_due(services.db)
+            if ids:
+                log.info("re-enqueueing %d overdue webhook deliveries", len(ids))
+                await asyncio.to_thread(enqueue_deliveries, ids)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("webhook sweep failed")
+
+
+def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
+    """Build the ASGI app: Litestar (REST, pages) wrapped by the Socket.IO server."""
+    settings = settings or Settings()
+    settings.effective_secret_key()  # fail at start, with the variable's name, if missing
+    services = build_services(settings)
+    sio = realtime.build_server(settings)
+    realtime.register(sio, services)
+    configure(settings)
+    services.relay.tx_sinks.append(webhooks.fanout_sink(enqueue_deliveries))
+
+    async def count_events(events: Any) -> None:
+        EVENTS_DISPATCHED.inc(len(events))
+
+    services.relay.sinks.append(count_events)
+    services.engine.on_assigned = lambda assigned: ASSIGNMENTS.inc(len(assigned))
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if settings.embedded:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            await upgrade_async(settings.effective_database_url)
+        worker = EmbeddedWorker() if settings.embedded else None
+        if worker:
+            worker.start()
+        await services.start()
+        sweeper = asyncio.create_task(_sweep_webhooks(services))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await services.stop()
+            if worker:
+                await asyncio.to_thread(worker.stop)
+
+    litestar_app = Litestar(
+        route_handlers=[
+            health.healthz,
+            health.readyz,
+            health.metrics,
+            core.AuthController,
+            core.MeController,
+            core.PresenceController,
+            core.ConversationController,
+            core.InboxMessageController,
+            core.OfferController,
+            core.CallbackController,
+            core.EventController,
+            *admin.CONTROLLERS,
+        ],
+        exception_handlers={
+            DomainError: domain_error_handler,
+            ValidationException: validation_error_handler,
+            HTTPException: http_error_handler,
+        },
+        openapi_config=OpenAPIConfig(
+            title="Omni", version=__version__, path="/schema", render_plugins=[SwaggerRenderPlugin()]
+        ),
+        lifespan=[lifespan],
+        debug=settings.debug,
+    )
+    litestar_app.state.services = services
+    litestar_app.state.settings = settings
+    litestar_app.state.sio = sio
+    return socketio.ASGIApp(sio, other_asgi_app=litestar_app, socketio_path="socket.io")

@@ -1,0 +1,103 @@
+"""The one event bus for cross-node nudges ("outbox has events", "routing needed").
+
+It carries hints only: every consumer re-reads the database, so a lost nudge costs
+latency (the next poll picks the work up), never data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], None]
+
+
+class Bus(Protocol):
+    def subscribe(self, topic: str, handler: Handler) -> None: ...
+    def publish(self, topic: str, data: dict[str, Any]) -> None: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class LocalBus:
+    """In-process bus for the embedded mode."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+
+    def subscribe(self, topic: str, handler: Handler) -> None:
+        self._handlers[topic].append(handler)
+
+    def publish(self, topic: str, data: dict[str, Any]) -> None:
+        for handler in self._handlers[topic]:
+            handler(data)
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+class RedisBus:
+    """Redis pub/sub bus: a publish reaches every node, this one included."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self._redis = aioredis.from_url(url)
+        self._prefix = prefix
+        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+        self._task: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[Any]] = set()
+
+    def subscribe(self, topic: str, handler: Handler) -> None:
+        self._handlers[topic].append(handler)
+
+    def publish(self, topic: str, data: dict[str, Any]) -> None:
+        # Local handlers run at once; the Redis copy reaches the other nodes.
+        for handler in self._handlers[topic]:
+            handler(data)
+        body = json.dumps({"origin": id(self), "data": data})
+        task = asyncio.get_running_loop().create_task(
+            self._redis.publish(f"{self._prefix}:bus:{topic}", body)
+        )
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="redis-bus")
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                pubsub = self._redis.pubsub()
+                await pubsub.psubscribe(f"{self._prefix}:bus:*")
+                async for msg in pubsub.listen():
+                    if msg.get("type") != "pmessage":
+                        continue
+                    topic = msg["channel"].decode().rsplit(":", 1)[-1]
+                    body = json.loads(msg["data"])
+                    if body.get("origin") == id(self):
+                        continue
+                    for handler in self._handlers[topic]:
+                        handler(body["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("redis bus disconnected; reconnecting in 1 s", exc_info=True)
+                await asyncio.sleep(1)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._redis.aclose()

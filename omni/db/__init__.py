@@ -1,0 +1,71 @@
+"""Database access: the one way to open a session is ``Database.transaction()``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from omni.db import models
+
+__all__ = ["Database", "models"]
+
+
+class Database:
+    """Engine + session factory, with after-commit hooks for the outbox relay.
+
+    On SQLite (embedded, one process) write transactions are serialised by an asyncio lock,
+    which is what SQLite does anyway, minus "database is locked" errors. On PostgreSQL
+    transactions run concurrently and rely on row locks (``FOR UPDATE SKIP LOCKED``).
+    """
+
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"echo": echo}
+        if not self.is_sqlite:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._sqlite_lock = asyncio.Lock() if self.is_sqlite else None
+        self.after_commit_hooks: list[Callable[[AsyncSession], None]] = []
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction: commit on success, rollback on error.
+
+        After a successful commit every hook runs (the relay nudge, webhook enqueue), so
+        nothing is announced for a change that rolled back.
+        """
+        if self._sqlite_lock is not None:
+            async with self._sqlite_lock:
+                async with self._run() as session:
+                    yield session
+        else:
+            async with self._run() as session:
+                yield session
+
+    @asynccontextmanager
+    async def _run(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessionmaker() as session:
+            async with session.begin():
+                yield session
+            for hook in self.after_commit_hooks:
+                hook(session)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()

@@ -1,0 +1,207 @@
+"""Identity and scope: passwords, browser sessions, API tokens, and who may see what.
+
+``access_conversation`` is the only way a transport loads a conversation for a user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omni.db import models as m
+from omni.domain.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
+
+_hasher = PasswordHasher()
+MIN_PASSWORD_LENGTH = 8
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(
+            f"password must be at least {MIN_PASSWORD_LENGTH} characters", field="password"
+        )
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller as transports pass it to domain services."""
+
+    id: int
+    username: str
+    role: m.Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == m.Role.ADMIN
+
+    @classmethod
+    def of(cls, user: m.User) -> Principal:
+        return cls(id=user.id, username=user.username, role=m.Role(user.role))
+
+
+async def authenticate(session: AsyncSession, username: str, password: str) -> m.User:
+    user = await session.scalar(select(m.User).where(m.User.username == username))
+    if user is None or not user.is_active or not verify_password(user.password_hash, password):
+        raise NotAuthenticated("wrong username or password")
+    return user
+
+
+async def create_session(session: AsyncSession, user: m.User, max_age: int) -> str:
+    token = secrets.token_urlsafe(32)
+    session.add(
+        m.UserSession(
+            token_hash=_digest(token),
+            user_id=user.id,
+            expires_at=datetime.now(UTC) + timedelta(seconds=max_age),
+        )
+    )
+    return token
+
+
+async def end_session(session: AsyncSession, token: str) -> None:
+    await session.execute(delete(m.UserSession).where(m.UserSession.token_hash == _digest(token)))
+
+
+async def user_for_session(session: AsyncSession, token: str) -> m.User | None:
+    row = await session.get(m.UserSession, _digest(token))
+    if row is None or row.expires_at < datetime.now(UTC):
+        return None
+    user = await session.get(m.User, row.user_id)
+    return user if user is not None and user.is_active else None
+
+
+async def create_api_token(session: AsyncSession, user: m.User, name: str) -> tuple[m.ApiToken, str]:
+    token = "omni_" + secrets.token_urlsafe(32)
+    row = m.ApiToken(user_id=user.id, name=name, token_hash=_digest(token))
+    session.add(row)
+    await session.flush()
+    return row, token
+
+
+async def user_for_api_token(session: AsyncSession, token: str) -> m.User | None:
+    row = await session.scalar(
+        select(m.ApiToken).where(m.ApiToken.token_hash == _digest(token), m.ApiToken.revoked.is_(False))
+    )
+    if row is None:
+        return None
+    row.last_used_at = datetime.now(UTC)
+    user = await session.get(m.User, row.user_id)
+    return user if user is not None and user.is_active else None
+
+
+# --- scope -------------------------------------------------------------------------------
+
+
+async def visible_queue_ids(session: AsyncSession, who: Principal) -> set[int] | None:
+    """Queues the caller may see; ``None`` means all (admin)."""
+    if who.role == m.Role.ADMIN:
+        return None
+    if who.role == m.Role.OPERATOR:
+        rows = await session.scalars(select(m.QueueMember.queue_id).where(m.QueueMember.user_id == who.id))
+        return set(rows)
+    if who.role == m.Role.SUPERVISOR:
+        scopes = (
+            await session.scalars(select(m.SupervisorScope).where(m.SupervisorScope.supervisor_id == who.id))
+        ).all()
+        queue_ids = {s.queue_id for s in scopes if s.queue_id is not None}
+        group_ids = {s.group_id for s in scopes if s.group_id is not None}
+        if group_ids:
+            queue_ids |= set(await session.scalars(select(m.Queue.id).where(m.Queue.group_id.in_(group_ids))))
+        return queue_ids
+    return set()
+
+
+async def visible_user_ids(session: AsyncSession, who: Principal) -> set[int] | None:
+    """Operators whose presence and statistics the caller may see; ``None`` means all."""
+    if who.role == m.Role.ADMIN:
+        return None
+    if who.role == m.Role.SUPERVISOR:
+        scopes = (
+            await session.scalars(select(m.SupervisorScope).where(m.SupervisorScope.supervisor_id == who.id))
+        ).all()
+        group_ids = {s.group_id for s in scopes if s.group_id is not None}
+        queue_ids = await visible_queue_ids(session, who) or set()
+        users: set[int] = set()
+        if group_ids:
+            users |= set(await session.scalars(select(m.GroupMember.user_id).where(m.GroupMember.group_id.in_(group_ids))))
+        if queue_ids:
+            users |= set(await session.scalars(select(m.QueueMember.user_id).where(m.QueueMember.queue_id.in_(queue_ids))))
+        return users
+    if who.role == m.Role.OPERATOR:
+        return {who.id}
+    return set()
+
+
+def require_role(who: Principal, *roles: m.Role) -> None:
+    if who.role not in roles:
+        raise PermissionDenied(f"this action needs the role {' or '.join(r.value for r in roles)}")
+
+
+async def access_conversation(session: AsyncSession, who: Principal, conversation_id: int, *, for_update: bool = False) -> m.Conversation:
+    """Load a conversation the caller may act on, or refuse.
+
+    Operators: conversations of their queues, or assigned/offered to them.
+    Supervisors: conversations of the queues in their scope. Auditors: none.
+    A conversation outside the caller's scope is reported as not found, so ids don't leak.
+    """
+    stmt = select(m.Conversation).where(m.Conversation.id == conversation_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    conv = await session.scalar(stmt)
+    if conv is None:
+        raise NotFound(f"conversation {conversation_id} not found")
+    if who.role == m.Role.ADMIN:
+        return conv
+    if who.role == m.Role.AUDITOR:
+        raise PermissionDenied("auditors can read the audit log only")
+    if conv.assigned_user_id == who.id or conv.preferred_user_id == who.id:
+        return conv
+    if who.role == m.Role.OPERATOR:
+        offered = await session.scalar(
+            select(m.Offer.id).where(m.Offer.conversation_id == conv.id, m.Offer.user_id == who.id).limit(1)
+        )
+        if offered is not None:
+            return conv
+    queues = await visible_queue_ids(session, who) or set()
+    conv_queues = {conv.queue_id, *conv.extra_queue_ids}
+    if queues & conv_queues:
+        return conv
+    raise NotFound(f"conversation {conversation_id} not found")
+
+
+def conversation_scope_filter(queue_ids: set[int] | None, who: Principal) -> list[object]:
+    """SQL conditions limiting a conversation list to the caller's scope."""
+    if queue_ids is None:
+        return []
+    return [
+        or_(
+            m.Conversation.queue_id.in_(queue_ids),
+            m.Conversation.assigned_user_id == who.id,
+        )
+    ]
+
+
+async def get_user(session: AsyncSession, user_id: int) -> m.User:
+    user = await session.get(m.User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    return user

@@ -1,0 +1,94 @@
+"""Operator load across channels, in weighted units (default: 3 chats or 1 call)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omni.db import models as m
+
+# Conversations that hold an operator's capacity: offered to, being handled, or in wrap-up.
+HOLDING = (*m.LOAD_STATUSES, m.ConversationStatus.WRAP_UP)
+
+
+@dataclass(slots=True)
+class Load:
+    chats: int = 0
+    calls: int = 0
+    offers_chat: int = 0
+    offers_voice: int = 0
+
+    def units(self, user: m.User) -> int:
+        return (self.chats + self.offers_chat) * user.chat_weight + (
+            self.calls + self.offers_voice
+        ) * user.voice_weight
+
+    def voice_units(self, user: m.User) -> int:
+        return (self.calls + self.offers_voice) * user.voice_weight
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.chats or self.calls or self.offers_chat or self.offers_voice)
+
+
+def weight(user: m.User, medium: str) -> int:
+    return user.voice_weight if medium == m.Medium.VOICE else user.chat_weight
+
+
+def fits(user: m.User, load: Load, medium: str, *, chats_block_calls: bool) -> bool:
+    """Whether one more conversation of ``medium`` fits in the operator's capacity.
+
+    A call normally needs the whole operator; with ``chats_block_calls`` off a queue lets a
+    call through while chats are open (the chats still can't grow past capacity afterwards).
+    """
+    if medium == m.Medium.VOICE and not user.handles_voice:
+        return False
+    if medium == m.Medium.CHAT and not user.handles_chat:
+        return False
+    used = (
+        load.voice_units(user)
+        if medium == m.Medium.VOICE and not chats_block_calls
+        else load.units(user)
+    )
+    return used + weight(user, medium) <= user.capacity
+
+
+def remaining(user: m.User, load: Load) -> int:
+    return user.capacity - load.units(user)
+
+
+async def loads_for(session: AsyncSession, user_ids: Iterable[int]) -> dict[int, Load]:
+    """Current load of each operator, from assignments and pending offers."""
+    ids = list(user_ids)
+    result: dict[int, Load] = {uid: Load() for uid in ids}
+    if not ids:
+        return result
+    assigned = await session.execute(
+        select(m.Conversation.assigned_user_id, m.Conversation.medium, func.count())
+        .where(
+            m.Conversation.assigned_user_id.in_(ids),
+            m.Conversation.status.in_(HOLDING),
+            m.Conversation.status != m.ConversationStatus.OFFERED,
+        )
+        .group_by(m.Conversation.assigned_user_id, m.Conversation.medium)
+    )
+    for uid, medium, count in assigned.all():
+        if medium == m.Medium.VOICE:
+            result[uid].calls += count
+        else:
+            result[uid].chats += count
+    offered = await session.execute(
+        select(m.Offer.user_id, m.Conversation.medium, func.count())
+        .join(m.Conversation, and_(m.Conversation.id == m.Offer.conversation_id))
+        .where(m.Offer.user_id.in_(ids), m.Offer.state == "pending")
+        .group_by(m.Offer.user_id, m.Conversation.medium)
+    )
+    for uid, medium, count in offered.all():
+        if medium == m.Medium.VOICE:
+            result[uid].offers_voice += count
+        else:
+            result[uid].offers_chat += count
+    return result

@@ -1,0 +1,132 @@
+"""The per-node background loop: expired deadlines, over-limit statuses, routing passes.
+
+Every node runs one. Work is claimed with row locks, so nodes share it without a leader,
+and a node that dies leaves nothing half-done: its deadlines are still in the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omni.db import Database
+from omni.db import models as m
+from omni.domain import conversations, deadlines, presence
+from omni.domain.routing import Assignment, route_pending
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncSession, m.Deadline], Awaitable[None]]
+
+
+async def _offer(s: AsyncSession, d: m.Deadline) -> None:
+    await conversations.on_offer_timeout(s, d.ref_id)
+
+
+async def _queue(s: AsyncSession, d: m.Deadline) -> None:
+    await conversations.on_queue_timeout(s, d.ref_id)
+
+
+async def _escalation(s: AsyncSession, d: m.Deadline) -> None:
+    await conversations.on_escalation(s, d.ref_id, int(d.payload.get("step", 0)))
+
+
+async def _wrap_up(s: AsyncSession, d: m.Deadline) -> None:
+    await conversations.on_wrap_up_expired(s, d.ref_id)
+
+
+async def _offline(s: AsyncSession, d: m.Deadline) -> None:
+    await presence.on_offline_deadline(s, d.ref_id)
+
+
+HANDLERS: dict[str, Handler] = {
+    deadlines.OFFER_TIMEOUT: _offer,
+    deadlines.QUEUE_TIMEOUT: _queue,
+    deadlines.ESCALATION: _escalation,
+    deadlines.WRAP_UP: _wrap_up,
+    deadlines.PRESENCE_OFFLINE: _offline,
+}
+
+
+async def run_due_deadlines(db: Database, *, now: datetime | None = None, limit: int = 500) -> int:
+    """Fire every expired deadline once, each in its own transaction."""
+    now = now or datetime.now(UTC)
+    async with db.transaction() as session:
+        ids = list(
+            await session.scalars(
+                select(m.Deadline.id)
+                .where(m.Deadline.done.is_(False), m.Deadline.due_at <= now)
+                .order_by(m.Deadline.due_at)
+                .limit(limit)
+            )
+        )
+    fired = 0
+    for deadline_id in ids:
+        async with db.transaction() as session:
+            row = await session.scalar(
+                select(m.Deadline)
+                .where(m.Deadline.id == deadline_id, m.Deadline.done.is_(False))
+                .with_for_update(skip_locked=True)
+            )
+            if row is None:
+                continue
+            row.done = True
+            handler = HANDLERS.get(row.kind)
+            if handler is None:
+                log.error("deadline %s has unknown kind %r; dropped", row.id, row.kind)
+                continue
+            await handler(session, row)
+            fired += 1
+    return fired
+
+
+@dataclass
+class RoutingEngine:
+    """Runs deadlines and routing on a tick, and at once when nudged after a commit."""
+
+    db: Database
+    tick_seconds: float = 0.5
+    on_assigned: Callable[[list[Assignment]], None] | None = None
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+
+    def nudge(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="routing-engine")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def run_once(self) -> list[Assignment]:
+        await run_due_deadlines(self.db)
+        async with self.db.transaction() as session:
+            await presence.flag_over_limit(session, datetime.now(UTC))
+        assigned = await route_pending(self.db)
+        if assigned and self.on_assigned:
+            self.on_assigned(assigned)
+        return assigned
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("routing pass failed; retrying on the next tick")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.tick_seconds)

@@ -1,0 +1,212 @@
+"""Domain events through a transactional outbox.
+
+Actions call ``emit()`` with the session they mutate through, so the event row commits or
+rolls back with the change. The ``OutboxRelay`` later hands committed events, in id order,
+to the sinks (Socket.IO rooms, webhook fan-out) and marks them dispatched. The event id is
+the sequence number clients use to resume after a disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omni.db import Database
+from omni.db import models as m
+
+log = logging.getLogger(__name__)
+
+RELAY_LOCK_KEY = 0x0_4F4D4E49  # "OMNI": one relay batch at a time across all nodes
+GAP_GRACE = timedelta(seconds=1.5)
+"""A hole in the id sequence may be a transaction still in flight; wait this long for it."""
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    """What sinks receive: a committed, JSON-ready event."""
+
+    id: int
+    type: str
+    payload: dict[str, Any]
+    created_at: datetime
+    conversation_id: int | None = None
+    queue_id: int | None = None
+    user_id: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "seq": self.id,
+            "type": self.type,
+            "at": self.created_at.isoformat(),
+            "conversation_id": self.conversation_id,
+            "queue_id": self.queue_id,
+            "user_id": self.user_id,
+            "data": self.payload,
+        }
+
+    @classmethod
+    def from_row(cls, row: m.Event) -> DomainEvent:
+        return cls(
+            id=row.id,
+            type=row.type,
+            payload=row.payload,
+            created_at=row.created_at,
+            conversation_id=row.conversation_id,
+            queue_id=row.queue_id,
+            user_id=row.user_id,
+        )
+
+
+def emit(
+    session: AsyncSession,
+    type_: str,
+    payload: dict[str, Any],
+    *,
+    conversation_id: int | None = None,
+    queue_id: int | None = None,
+    user_id: int | None = None,
+) -> m.Event:
+    """Append an event to the outbox inside the caller's transaction.
+
+    The payload is round-tripped through JSON here so an unserialisable value fails in the
+    action that produced it, not later in the relay.
+    """
+    clean = json.loads(json.dumps(payload, default=_json_default))
+    row = m.Event(
+        type=type_,
+        payload=clean,
+        conversation_id=conversation_id,
+        queue_id=queue_id,
+        user_id=user_id,
+        created_at=datetime.now(UTC),
+    )
+    session.add(row)
+    session.info["events_written"] = True
+    return row
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"event payload value of type {type(value).__name__} is not JSON")
+
+
+Sink = Callable[[Sequence[DomainEvent]], Awaitable[None]]
+TxSink = Callable[[AsyncSession, Sequence[DomainEvent]], Awaitable[Callable[[], None] | None]]
+
+
+@dataclass
+class OutboxRelay:
+    """Moves committed events from the outbox to the sinks, in id order, at least once.
+
+    ``sinks`` run before the rows are marked dispatched: if this node dies in between, the
+    events are delivered again and consumers drop what they have seen (by ``seq``).
+    ``tx_sinks`` write inside the relay's transaction (webhook deliveries) and may return a
+    callable to run after commit (enqueue the deliveries).
+    """
+
+    db: Database
+    sinks: list[Sink] = field(default_factory=list)
+    tx_sinks: list[TxSink] = field(default_factory=list)
+    poll_seconds: float = 0.5
+    batch_size: int = 500
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+
+    def nudge(self) -> None:
+        """Called after any commit that wrote events (locally or, via the bus, elsewhere)."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                moved = await self.relay_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay batch failed; retrying")
+                moved = 0
+            if moved >= self.batch_size:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def relay_once(self) -> int:
+        """Dispatch one batch; returns how many events were dispatched."""
+        after_commit: list[Callable[[], None]] = []
+        async with self.db.transaction() as session:
+            if not self.db.is_sqlite:
+                locked = await session.scalar(select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY)))
+                if not locked:
+                    return 0
+            last = await session.scalar(
+                select(func.max(m.Event.id)).where(m.Event.dispatched.is_(True))
+            )
+            last_id = int(last or 0)
+            rows = (
+                await session.scalars(
+                    select(m.Event)
+                    .where(m.Event.dispatched.is_(False))
+                    .order_by(m.Event.id)
+                    .limit(self.batch_size)
+                )
+            ).all()
+            cutoff = datetime.now(UTC) - GAP_GRACE
+            ready: list[DomainEvent] = []
+            for row in rows:
+                if row.id != last_id + 1 and row.created_at > cutoff and last_id:
+                    break
+                ready.append(DomainEvent.from_row(row))
+                last_id = row.id
+            if not ready:
+                return 0
+            for tx_sink in self.tx_sinks:
+                hook = await tx_sink(session, ready)
+                if hook is not None:
+                    after_commit.append(hook)
+            for sink in self.sinks:
+                try:
+                    await sink(ready)
+                except Exception:
+                    log.exception("event sink failed; events stay replayable by seq")
+            await session.execute(
+                update(m.Event).where(m.Event.id.in_([e.id for e in ready])).values(dispatched=True)
+            )
+        for hook in after_commit:
+            hook()
+        return len(ready)
+
+
+async def events_after(
+    session: AsyncSession, after: int, *, limit: int = 1000
+) -> list[DomainEvent]:
+    """Committed events with ``id > after`` (replay for a reconnecting client)."""
+    rows = (
+        await session.scalars(
+            select(m.Event).where(m.Event.id > after).order_by(m.Event.id).limit(limit)
+        )
+    ).all()
+    return [DomainEvent.from_row(r) for r in rows]

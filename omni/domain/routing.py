@@ -1,0 +1,452 @@
+"""The router: pick an operator for each waiting conversation and make the offer.
+
+Every decision runs in its own short transaction that locks what it assigns: the
+conversation row (``FOR UPDATE SKIP LOCKED``) and the chosen operator's presence row
+(``FOR UPDATE SKIP LOCKED``). Load is re-read after the operator lock is held, so two app
+nodes can never assign one conversation twice nor push an operator past capacity. SQLite
+runs the same code; its transactions are serialised by ``Database``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omni.db import Database
+from omni.db import models as m
+from omni.domain import deadlines
+from omni.domain.capacity import Load, fits, loads_for, remaining
+from omni.domain.events import emit
+from omni.domain.presence import get_presence, refresh_activity
+from omni.domain.serialize import conversation_dict
+
+QUEUED = m.ConversationStatus.QUEUED
+
+
+@dataclass(slots=True)
+class Candidate:
+    """An operator who may take the conversation, with what strategies sort on."""
+
+    user: m.User
+    presence: m.OperatorPresence
+    load: Load
+    position: int = 0
+    penalty: int = 0
+    skill_score: int = 0
+    handled_today: int = 0
+
+    @property
+    def id(self) -> int:
+        return self.user.id
+
+
+def order_candidates(
+    strategy: str,
+    candidates: Sequence[Candidate],
+    *,
+    last_user_id: int | None = None,
+    rng: random.Random | None = None,
+) -> list[Candidate]:
+    """Order eligible operators by the queue's strategy (first = offered first).
+
+    Pure function: every strategy is tested on plain data. Ties break on user id so the
+    order is deterministic.
+    """
+    items = sorted(candidates, key=lambda c: c.id)
+    match strategy:
+        case m.Strategy.RING_ALL:
+            return items
+        case m.Strategy.ROUND_ROBIN:
+            ordered = sorted(items, key=lambda c: (c.position, c.id))
+            if last_user_id is None:
+                return ordered
+            after = [c for c in ordered if (c.position, c.id) > _key_of(ordered, last_user_id)]
+            before = [c for c in ordered if c not in after]
+            return after + before
+        case m.Strategy.LONGEST_IDLE:
+            return sorted(items, key=lambda c: (c.presence.idle_since, c.id))
+        case m.Strategy.FEWEST_HANDLED:
+            return sorted(items, key=lambda c: (c.handled_today, c.presence.idle_since, c.id))
+        case m.Strategy.LINEAR:
+            return sorted(items, key=lambda c: (c.position, c.id))
+        case m.Strategy.RANDOM:
+            shuffled = list(items)
+            (rng or random.SystemRandom()).shuffle(shuffled)
+            return shuffled
+        case m.Strategy.LEAST_LOADED:
+            return sorted(items, key=lambda c: (-remaining(c.user, c.load), c.presence.idle_since, c.id))
+        case m.Strategy.SKILL_LEVEL:
+            return sorted(items, key=lambda c: (-c.skill_score, c.penalty, c.presence.idle_since, c.id))
+    raise ValueError(f"unknown routing strategy '{strategy}'")
+
+
+def _key_of(ordered: Sequence[Candidate], user_id: int) -> tuple[int, int]:
+    for c in ordered:
+        if c.id == user_id:
+            return (c.position, c.id)
+    # The last answerer left the queue: continue after their id in list order.
+    return (min((c.position for c in ordered), default=0), user_id)
+
+
+@dataclass
+class RoutePass:
+    """Per-pass caches; a pass is short so queue settings are read once."""
+
+    queues: dict[int, m.Queue] = field(default_factory=dict)
+    members: dict[int, list[m.QueueMember]] = field(default_factory=dict)
+    skills: dict[int, list[m.QueueSkill]] = field(default_factory=dict)
+    dead_keys: set[tuple[object, ...]] = field(default_factory=set)
+
+    async def queue(self, session: AsyncSession, queue_id: int) -> m.Queue | None:
+        if queue_id not in self.queues:
+            q = await session.get(m.Queue, queue_id)
+            if q is None:
+                return None
+            self.queues[queue_id] = q
+            self.members[queue_id] = list(
+                await session.scalars(select(m.QueueMember).where(m.QueueMember.queue_id == queue_id))
+            )
+            self.skills[queue_id] = list(
+                await session.scalars(select(m.QueueSkill).where(m.QueueSkill.queue_id == queue_id))
+            )
+        return self.queues[queue_id]
+
+
+def _start_of_day(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def _candidates(
+    session: AsyncSession, conv: m.Conversation, rp: RoutePass, now: datetime
+) -> tuple[m.Queue, list[Candidate]] | None:
+    primary = await rp.queue(session, conv.queue_id) if conv.queue_id else None
+    if primary is None:
+        return None
+    queue_ids = [primary.id] + [q for q in (conv.extra_queue_ids or []) if q != primary.id]
+    member_of: dict[int, tuple[int, int]] = {}
+    skill_score: dict[int, int] = {}
+    user_skills: dict[int, dict[int, int]] = {}
+    all_member_ids: set[int] = set()
+    for qid in queue_ids:
+        if await rp.queue(session, qid) is None:
+            continue
+        all_member_ids |= {mm.user_id for mm in rp.members[qid]}
+    if conv.preferred_user_id is not None:
+        all_member_ids = {conv.preferred_user_id}
+    if not all_member_ids:
+        return primary, []
+    for uid, sid, level in (
+        await session.execute(
+            select(m.UserSkill.user_id, m.UserSkill.skill_id, m.UserSkill.level).where(
+                m.UserSkill.user_id.in_(all_member_ids)
+            )
+        )
+    ).all():
+        user_skills.setdefault(uid, {})[sid] = level
+    for qid in queue_ids:
+        if qid not in rp.queues:
+            continue
+        required = rp.skills[qid]
+        members = rp.members[qid]
+        if conv.preferred_user_id is not None:
+            members = [mm for mm in members if mm.user_id == conv.preferred_user_id] or [
+                m.QueueMember(queue_id=qid, user_id=conv.preferred_user_id, position=0, penalty=0)
+            ]
+        for mm in members:
+            levels = user_skills.get(mm.user_id, {})
+            ok = all(
+                levels.get(req.skill_id, 0) >= req.min_level - conv.skill_relax
+                for req in required
+                if req.min_level - conv.skill_relax > 0
+            )
+            if not ok and conv.preferred_user_id is None:
+                continue
+            if mm.user_id not in member_of or qid == primary.id:
+                member_of[mm.user_id] = (mm.position, mm.penalty)
+                skill_score[mm.user_id] = sum(levels.get(req.skill_id, 0) for req in required)
+    if not member_of:
+        return primary, []
+    receives = (
+        m.OperatorStatus.receives_voice if conv.medium == m.Medium.VOICE else m.OperatorStatus.receives_chats
+    )
+    rows = (
+        await session.execute(
+            select(m.User, m.OperatorPresence)
+            .join(m.OperatorPresence, m.OperatorPresence.user_id == m.User.id)
+            .join(m.OperatorStatus, m.OperatorStatus.id == m.OperatorPresence.status_id)
+            .where(m.User.id.in_(member_of), m.User.is_active.is_(True), receives.is_(True))
+        )
+    ).all()
+    if not rows:
+        return primary, []
+    loads = await loads_for(session, [u.id for u, _ in rows])
+    tried = set(
+        await session.scalars(
+            select(m.Offer.user_id).where(
+                m.Offer.conversation_id == conv.id,
+                m.Offer.state.in_(("declined", "timeout")),
+                m.Offer.created_at >= (conv.enqueued_at or conv.created_at),
+            )
+        )
+    )
+    handled: dict[int, int] = {}
+    if primary.strategy == m.Strategy.FEWEST_HANDLED:
+        handled = dict(
+            (
+                await session.execute(
+                    select(m.Conversation.assigned_user_id, func.count())
+                    .where(
+                        m.Conversation.queue_id == primary.id,
+                        m.Conversation.accepted_at >= _start_of_day(now),
+                        m.Conversation.assigned_user_id.in_(member_of),
+                    )
+                    .group_by(m.Conversation.assigned_user_id)
+                )
+            ).all()
+        )
+    result = [
+        Candidate(
+            user=u,
+            presence=p,
+            load=loads[u.id],
+            position=member_of[u.id][0],
+            penalty=member_of[u.id][1],
+            skill_score=skill_score.get(u.id, 0),
+            handled_today=handled.get(u.id, 0),
+        )
+        for u, p in rows
+        if fits(u, loads[u.id], conv.medium, chats_block_calls=primary.chats_block_calls)
+    ]
+    untried = [c for c in result if c.id not in tried]
+    # Everybody already had a go: ring them again rather than leave the customer waiting.
+    return primary, untried or result
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    conversation_id: int
+    user_ids: tuple[int, ...]
+    auto_accepted: bool
+
+
+async def try_assign(
+    session: AsyncSession, conversation_id: int, rp: RoutePass, now: datetime | None = None
+) -> Assignment | None:
+    """One routing decision for one conversation (the caller owns the transaction)."""
+    now = now or datetime.now(UTC)
+    conv = await session.scalar(
+        select(m.Conversation)
+        .where(m.Conversation.id == conversation_id, m.Conversation.status == QUEUED)
+        .with_for_update(skip_locked=True)
+    )
+    if conv is None:
+        return None
+    found = await _candidates(session, conv, rp, now)
+    if found is None:
+        return None
+    queue, candidates = found
+    if not candidates:
+        return None
+    last_user_id = None
+    if queue.strategy == m.Strategy.ROUND_ROBIN:
+        last_user_id = await session.scalar(
+            select(m.QueueRoutingState.last_user_id).where(m.QueueRoutingState.queue_id == queue.id)
+        )
+    ordered = order_candidates(queue.strategy, candidates, last_user_id=last_user_id)
+    chosen: list[m.User] = []
+    for cand in ordered:
+        locked = await session.scalar(
+            select(m.OperatorPresence)
+            .where(m.OperatorPresence.user_id == cand.id)
+            .with_for_update(skip_locked=True)
+        )
+        if locked is None:
+            continue  # another node is assigning to this operator right now
+        await session.refresh(locked)
+        status = await session.get(m.OperatorStatus, locked.status_id)
+        receives = status is not None and (
+            status.receives_voice if conv.medium == m.Medium.VOICE else status.receives_chats
+        )
+        fresh = (await loads_for(session, [cand.id]))[cand.id]
+        if not receives or not fits(cand.user, fresh, conv.medium, chats_block_calls=queue.chats_block_calls):
+            continue
+        chosen.append(cand.user)
+        if queue.strategy != m.Strategy.RING_ALL:
+            break
+    if not chosen:
+        return None
+    conv.status = m.ConversationStatus.OFFERED
+    conv.offered_at = now
+    auto = queue.auto_accept and len(chosen) == 1
+    if len(chosen) == 1:
+        conv.assigned_user_id = chosen[0].id
+    expires = now + timedelta(seconds=queue.operator_timeout_seconds)
+    for user in chosen:
+        offer = m.Offer(
+            conversation_id=conv.id,
+            user_id=user.id,
+            queue_id=queue.id,
+            state="pending",
+            created_at=now,
+            expires_at=expires,
+        )
+        session.add(offer)
+        await session.flush()
+        if not auto:
+            deadlines.schedule(session, deadlines.OFFER_TIMEOUT, offer.id, expires)
+        payload = conversation_dict(conv)
+        payload.update(offer_id=offer.id, expires_at=expires.isoformat(), timeout_seconds=queue.operator_timeout_seconds)
+        emit(session, "conversation.offered", payload, conversation_id=conv.id, queue_id=queue.id, user_id=user.id)
+    if auto:
+        from omni.domain.conversations import do_accept_offer  # noqa: PLC0415 - cycle by design
+
+        offer_row = await session.scalar(
+            select(m.Offer).where(m.Offer.conversation_id == conv.id, m.Offer.state == "pending")
+        )
+        assert offer_row is not None
+        await do_accept_offer(session, conv, offer_row, now=now)
+    else:
+        for user in chosen:
+            await refresh_activity(session, await get_presence(session, user.id), now=now)
+    return Assignment(conv.id, tuple(u.id for u in chosen), auto)
+
+
+async def free_queue_ids(session: AsyncSession) -> tuple[set[int], set[int]]:
+    """Queues that have at least one operator able to take something, and those operators."""
+    rows = (
+        await session.execute(
+            select(m.User, m.QueueMember.queue_id)
+            .join(m.QueueMember, m.QueueMember.user_id == m.User.id)
+            .join(m.OperatorPresence, m.OperatorPresence.user_id == m.User.id)
+            .join(m.OperatorStatus, m.OperatorStatus.id == m.OperatorPresence.status_id)
+            .where(
+                m.User.is_active.is_(True),
+                or_(m.OperatorStatus.receives_chats.is_(True), m.OperatorStatus.receives_voice.is_(True)),
+            )
+        )
+    ).all()
+    users = {u.id: u for u, _ in rows}
+    loads = await loads_for(session, users)
+    free_users = {
+        uid
+        for uid, u in users.items()
+        if fits(u, loads[uid], m.Medium.CHAT, chats_block_calls=True)
+        or fits(u, loads[uid], m.Medium.VOICE, chats_block_calls=False)
+    }
+    return {qid for u, qid in rows if u.id in free_users}, free_users
+
+
+async def route_pending(db: Database, *, page: int = 200, max_assignments: int = 10_000) -> list[Assignment]:
+    """One routing pass over the waiting line, highest priority and longest wait first."""
+    rp = RoutePass()
+    done: list[Assignment] = []
+    async with db.transaction() as session:
+        queue_ids, free_users = await free_queue_ids(session)
+        if not free_users:
+            return done
+        cond = or_(
+            m.Conversation.queue_id.in_(queue_ids),
+            m.Conversation.preferred_user_id.in_(free_users),
+            m.Conversation.escalation_step > 0,
+        )
+        rows = (
+            await session.execute(
+                select(
+                    m.Conversation.id,
+                    m.Conversation.queue_id,
+                    m.Conversation.medium,
+                    m.Conversation.skill_relax,
+                    m.Conversation.escalation_step,
+                    m.Conversation.preferred_user_id,
+                )
+                .where(m.Conversation.status == QUEUED, cond)
+                .order_by(m.Conversation.priority.desc(), m.Conversation.first_enqueued_at, m.Conversation.id)
+                .limit(max_assignments)
+            )
+        ).all()
+    for conv_id, qid, medium, relax, step, preferred in rows:
+        key = (qid, medium, relax, step, preferred)
+        if key in rp.dead_keys:
+            continue
+        async with db.transaction() as session:
+            assignment = await try_assign(session, conv_id, rp)
+        if assignment is None:
+            if step == 0 and preferred is None:
+                rp.dead_keys.add(key)
+            continue
+        done.append(assignment)
+        if len(done) >= max_assignments:
+            break
+    return done
+
+
+# --- position and estimated wait --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WaitInfo:
+    position: int
+    estimated_wait_seconds: int | None
+
+
+async def wait_info(session: AsyncSession, conv: m.Conversation, *, window: int = 50) -> WaitInfo:
+    """Place in line and expected wait, for every channel to tell the customer.
+
+    Expected wait = rounds ahead × the queue's recent average handle time, where a round is
+    the number of conversations the online operators of the queue can take at once.
+    """
+    if conv.status not in (m.ConversationStatus.QUEUED, m.ConversationStatus.OFFERED) or conv.queue_id is None:
+        return WaitInfo(0, 0)
+    first = conv.first_enqueued_at or conv.created_at
+    ahead = await session.scalar(
+        select(func.count())
+        .select_from(m.Conversation)
+        .where(
+            m.Conversation.queue_id == conv.queue_id,
+            m.Conversation.status == QUEUED,
+            m.Conversation.id != conv.id,
+            or_(
+                m.Conversation.priority > conv.priority,
+                and_(m.Conversation.priority == conv.priority, m.Conversation.first_enqueued_at < first),
+            ),
+        )
+    )
+    position = int(ahead or 0) + 1
+    handle_times = (
+        await session.execute(
+            select(m.Conversation.accepted_at, func.coalesce(m.Conversation.wrap_up_at, m.Conversation.closed_at))
+            .where(
+                m.Conversation.queue_id == conv.queue_id,
+                m.Conversation.medium == conv.medium,
+                m.Conversation.accepted_at.is_not(None),
+                m.Conversation.status == m.ConversationStatus.CLOSED,
+            )
+            .order_by(m.Conversation.closed_at.desc())
+            .limit(window)
+        )
+    ).all()
+    samples = [(end - start).total_seconds() for start, end in handle_times if start and end and end >= start]
+    if not samples:
+        return WaitInfo(position, None)
+    aht = sum(samples) / len(samples)
+    receives = m.OperatorStatus.receives_voice if conv.medium == m.Medium.VOICE else m.OperatorStatus.receives_chats
+    staffed = (
+        await session.execute(
+            select(m.User)
+            .join(m.QueueMember, m.QueueMember.user_id == m.User.id)
+            .join(m.OperatorPresence, m.OperatorPresence.user_id == m.User.id)
+            .join(m.OperatorStatus, m.OperatorStatus.id == m.OperatorPresence.status_id)
+            .where(m.QueueMember.queue_id == conv.queue_id, receives.is_(True))
+        )
+    ).scalars().all()
+    slots = sum(max(1, u.capacity // max(1, u.voice_weight if conv.medium == m.Medium.VOICE else u.chat_weight)) for u in staffed)
+    if slots == 0:
+        return WaitInfo(position, None)
+    rounds = math.ceil(position / slots)
+    return WaitInfo(position, int(rounds * aht))

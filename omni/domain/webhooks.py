@@ -1,0 +1,217 @@
+"""CRM webhooks: subscriptions, signed at-least-once delivery with backoff, replay.
+
+Deliveries are rows created in the relay's transaction, one per (subscription, event), so a
+CRM that is down keeps its queue of deliveries until it is back. Whatever runs the HTTP call
+(a Celery task, the sweeper) goes through ``deliver()``, which locks the row first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omni.db import Database
+from omni.db import models as m
+from omni.domain.errors import InvalidInput, NotFound
+from omni.domain.events import DomainEvent
+from omni.settings import WebhookSettings
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Omni-Signature"
+TIMESTAMP_HEADER = "X-Omni-Timestamp"
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """``sha256=`` + HMAC-SHA256 over ``"{timestamp}.{body}"`` (the timestamp stops replays)."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify(secret: str, timestamp: str, body: bytes, signature: str, *, tolerance: int = 300) -> bool:
+    """What a CRM runs on receipt (documented in docs/webhooks.md)."""
+    if abs(time.time() - int(timestamp)) > tolerance:
+        return False
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+def validate_subscription(url: str, event_types: list[str], filter_: dict[str, Any]) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidInput("webhook URL must be an absolute http(s) URL", field="url")
+    for et in event_types:
+        if not et or " " in et:
+            raise InvalidInput(f"bad event type '{et}'", field="event_types")
+    unknown = set(filter_) - {"queue_ids", "channels"}
+    if unknown:
+        raise InvalidInput(f"unknown filter keys: {', '.join(sorted(unknown))}", field="filter")
+
+
+def matches(sub: m.WebhookSubscription, event: DomainEvent) -> bool:
+    """Event type (exact or ``prefix.*``) and filter (queues, channels) both have to match."""
+    if sub.event_types:
+        ok = any(
+            et == event.type or (et.endswith(".*") and event.type.startswith(et[:-1])) or et == "*"
+            for et in sub.event_types
+        )
+        if not ok:
+            return False
+    flt = sub.filter or {}
+    if flt.get("queue_ids") and event.queue_id not in flt["queue_ids"]:
+        return False
+    channel = event.payload.get("channel")
+    return not (flt.get("channels") and channel not in flt["channels"])
+
+
+def fanout_sink(enqueue: Callable[[list[int]], None]) -> Callable[[AsyncSession, Sequence[DomainEvent]], Any]:
+    """Relay tx-sink: one delivery row per matching subscription, enqueued after commit."""
+
+    async def sink(session: AsyncSession, events: Sequence[DomainEvent]) -> Callable[[], None] | None:
+        subs = (await session.scalars(select(m.WebhookSubscription).where(m.WebhookSubscription.active.is_(True)))).all()
+        if not subs:
+            return None
+        rows: list[m.WebhookDelivery] = []
+        now = datetime.now(UTC)
+        for event in events:
+            for sub in subs:
+                if matches(sub, event):
+                    row = m.WebhookDelivery(
+                        subscription_id=sub.id, event_id=event.id, state="pending", attempts=0,
+                        next_attempt_at=now, last_error="", created_at=now,
+                    )
+                    session.add(row)
+                    rows.append(row)
+        if not rows:
+            return None
+        await session.flush()
+        ids = [r.id for r in rows]
+        return lambda: enqueue(ids)
+
+    return sink
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    delivered: bool
+    retry_in: float | None
+    """Seconds until the next attempt, or None when nothing more is to be done."""
+
+
+def backoff(attempts: int, cfg: WebhookSettings) -> float:
+    return float(min(cfg.backoff_max_seconds, cfg.backoff_base_seconds * (2 ** max(0, attempts - 1))))
+
+
+async def deliver(db: Database, delivery_id: int, cfg: WebhookSettings, client: httpx.AsyncClient | None = None) -> Outcome:
+    """Try one delivery now, if it is pending and due; record the result."""
+    async with db.transaction() as session:
+        row = await session.scalar(
+            select(m.WebhookDelivery)
+            .where(m.WebhookDelivery.id == delivery_id)
+            .with_for_update(skip_locked=True)
+        )
+        now = datetime.now(UTC)
+        if row is None or row.state != "pending":
+            return Outcome(row is not None and row.state == "succeeded", None)
+        if row.next_attempt_at > now + timedelta(seconds=0.05):
+            return Outcome(False, (row.next_attempt_at - now).total_seconds())
+        sub = await session.get(m.WebhookSubscription, row.subscription_id)
+        event = await session.get(m.Event, row.event_id)
+        if sub is None or event is None or not sub.active:
+            row.state = "failed"
+            row.last_error = "subscription inactive or event gone"
+            return Outcome(False, None)
+        body = json.dumps(
+            {"delivery_id": row.id, "subscription_id": sub.id, "event": DomainEvent.from_row(event).to_wire()},
+            separators=(",", ":"),
+        ).encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "Omni-Webhooks/1",
+            "X-Omni-Event": event.type,
+            "X-Omni-Delivery": str(row.id),
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: sign(sub.secret, timestamp, body),
+        }
+        row.attempts += 1
+        error = ""
+        status: int | None = None
+        try:
+            if client is None:
+                async with httpx.AsyncClient(timeout=cfg.timeout_seconds) as own:
+                    resp = await own.post(sub.url, content=body, headers=headers)
+            else:
+                resp = await client.post(sub.url, content=body, headers=headers)
+            status = resp.status_code
+            if not 200 <= status < 300:
+                error = f"HTTP {status}: {resp.text[:200]}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        row.last_status_code = status
+        if not error:
+            row.state = "succeeded"
+            row.delivered_at = datetime.now(UTC)
+            row.last_error = ""
+            return Outcome(True, None)
+        row.last_error = error
+        if row.attempts >= cfg.max_attempts:
+            row.state = "failed"
+            log.warning("webhook delivery %s to %s failed for good: %s", row.id, sub.url, error)
+            return Outcome(False, None)
+        delay = backoff(row.attempts, cfg)
+        row.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)
+        log.info("webhook delivery %s to %s failed (%s); retry in %.1fs", row.id, sub.url, error, delay)
+        return Outcome(False, delay)
+
+
+async def stale_due(db: Database, *, slack_seconds: float = 10.0, limit: int = 500) -> list[int]:
+    """Pending deliveries overdue by more than ``slack``: their queued task was lost."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=slack_seconds)
+    async with db.transaction() as session:
+        return list(
+            await session.scalars(
+                select(m.WebhookDelivery.id)
+                .where(m.WebhookDelivery.state == "pending", m.WebhookDelivery.next_attempt_at <= cutoff)
+                .order_by(m.WebhookDelivery.next_attempt_at)
+                .limit(limit)
+            )
+        )
+
+
+async def replay(session: AsyncSession, delivery_id: int) -> m.WebhookDelivery:
+    """Send a delivery again (after a failure, or because the CRM lost it)."""
+    row = await session.scalar(select(m.WebhookDelivery).where(m.WebhookDelivery.id == delivery_id).with_for_update())
+    if row is None:
+        raise NotFound(f"webhook delivery {delivery_id} not found")
+    row.state = "pending"
+    row.attempts = 0
+    row.next_attempt_at = datetime.now(UTC)
+    row.last_error = ""
+    return row
+
+
+def delivery_dict(d: m.WebhookDelivery) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "subscription_id": d.subscription_id,
+        "event_id": d.event_id,
+        "state": d.state,
+        "attempts": d.attempts,
+        "next_attempt_at": d.next_attempt_at.isoformat(),
+        "last_status_code": d.last_status_code,
+        "last_error": d.last_error,
+        "created_at": d.created_at.isoformat(),
+        "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None,
+    }

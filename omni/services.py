@@ -1,0 +1,78 @@
+"""Services usable outside HTTP: one place builds the database, bus, relay and router.
+
+``Services`` is what the Litestar app, Socket.IO handlers, channel adapters, Celery tasks
+and tests share, so they all take the same code path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omni.bus import Bus, LocalBus, RedisBus
+from omni.db import Database
+from omni.domain.engine import RoutingEngine
+from omni.domain.events import OutboxRelay
+from omni.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    bus: Bus
+    relay: OutboxRelay
+    engine: RoutingEngine
+    run_background: bool = True
+    started: bool = field(default=False, init=False)
+
+    async def start(self) -> None:
+        await self.bus.start()
+        if self.run_background:
+            await self.relay.start()
+            await self.engine.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        await self.engine.stop()
+        await self.relay.stop()
+        await self.bus.stop()
+        await self.db.dispose()
+        self.started = False
+
+
+def build_services(settings: Settings, *, run_background: bool = True) -> Services:
+    db = Database(settings.effective_database_url)
+    bus: Bus = (
+        LocalBus() if settings.embedded else RedisBus(settings.redis_url, settings.redis_prefix)
+    )
+    relay = OutboxRelay(db)
+    engine = RoutingEngine(db, tick_seconds=settings.routing.tick_seconds)
+    bus.subscribe("outbox", lambda _data: relay.nudge())
+    bus.subscribe("routing", lambda _data: engine.nudge())
+
+    def after_commit(session: AsyncSession) -> None:
+        # Hints only: the relay and router re-read the database, so a lost nudge costs latency.
+        if session.info.pop("events_written", False):
+            bus.publish("outbox", {})
+        if session.info.pop("routing_needed", False):
+            bus.publish("routing", {})
+
+    db.after_commit_hooks.append(after_commit)
+    return Services(settings, db, bus, relay, engine, run_background=run_background)
+
+
+@asynccontextmanager
+async def provide_services(settings: Settings, *, run_background: bool = True) -> AsyncIterator[Services]:
+    services = build_services(settings, run_background=run_background)
+    await services.start()
+    try:
+        yield services
+    finally:
+        await services.stop()

@@ -1,0 +1,125 @@
+"""The one settings object.
+
+Only this module reads the environment. Everything else receives a ``Settings``
+instance (``create_app(settings)``, ``provide_services(settings)``), so tests can
+build isolated configurations without touching ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path.cwd() / ".omni"
+
+
+class RoutingSettings(BaseSettings):
+    """Timings of the router's background loop."""
+
+    model_config = SettingsConfigDict(env_prefix="OMNI_ROUTING_", extra="ignore")
+
+    tick_seconds: float = 0.5
+    """How often each node sweeps persisted deadlines and unassigned conversations."""
+    offline_grace_seconds: float = 10.0
+    """An operator whose last socket closed goes offline after this long (reload tolerance)."""
+    handle_time_window: int = 50
+    """How many recent handled conversations feed the estimated-wait calculation."""
+
+
+class WebhookSettings(BaseSettings):
+    """CRM webhook delivery."""
+
+    model_config = SettingsConfigDict(env_prefix="OMNI_WEBHOOK_", extra="ignore")
+
+    timeout_seconds: float = 10.0
+    max_attempts: int = 12
+    """After this many failures a delivery is marked failed; a person can replay it."""
+    backoff_base_seconds: float = 2.0
+    backoff_max_seconds: float = 600.0
+    allow_private_targets: bool = True
+    """Self-hosted CRMs often live on private addresses; set false to refuse them."""
+
+
+class Settings(BaseSettings):
+    """Everything configurable, from ``OMNI_*`` environment variables or ``.env``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OMNI_", env_file=".env", extra="ignore", env_nested_delimiter="__"
+    )
+
+    database_url: str = ""
+    """SQLAlchemy async URL. Empty = SQLite file in ``data_dir`` (embedded mode)."""
+    redis_url: str = ""
+    """Empty = in-process fan-out and in-process Celery worker (embedded mode)."""
+    secret_key: str = ""
+    """Signs sessions and encrypts stored secrets. Required outside embedded mode."""
+    public_base_url: str = "http://127.0.0.1:8000"
+    data_dir: Path = DEFAULT_DATA_DIR
+    host: str = "127.0.0.1"
+    port: int = 8000
+    debug: bool = False
+    log_level: str = "INFO"
+    redis_prefix: str = "omni"
+    """Prefix of every Redis key and channel, so several installs (or tests) share one Redis."""
+    session_max_age_seconds: int = 12 * 3600
+    default_language: str = "en"
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "OMNI_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        """True when no Redis is configured: fan-out and Celery stay inside this process."""
+        return not self.redis_url
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'omni.sqlite3'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def effective_secret_key(self) -> str:
+        """The configured secret, or a per-install one persisted in ``data_dir`` (embedded only).
+
+        A distributed install must share one secret across nodes, so it must be configured.
+        """
+        if self.secret_key:
+            return self.secret_key
+        if not self.embedded:
+            raise MissingSecretError(
+                "OMNI_SECRET_KEY is required when OMNI_REDIS_URL is set (several nodes)"
+            )
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+class MissingSecretError(RuntimeError):
+    """A required secret setting is absent; the message names the variable."""
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings from the process environment; used by the CLI and the Celery worker only."""
+    return Settings()

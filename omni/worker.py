@@ -1,0 +1,100 @@
+"""Celery: the webhook delivery task and the in-process worker of the embedded mode.
+
+Run a worker process with ``celery -A omni.worker:celery_app worker``. The task takes an
+id only and runs one domain function (``webhooks.deliver``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+from celery import Celery
+
+from omni.db import Database
+from omni.domain import webhooks
+from omni.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def _broker(settings: Settings) -> str:
+    return settings.redis_url or "memory://"
+
+
+celery_app = Celery("omni")
+
+
+def configure(settings: Settings) -> Celery:
+    """Point the Celery app at this install's broker (Redis, or memory when embedded)."""
+    celery_app.conf.update(
+        broker_url=_broker(settings),
+        result_backend=None,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_default_queue=f"{settings.redis_prefix}.default",
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        broker_transport_options={"global_keyprefix": f"{settings.redis_prefix}:celery:"},
+    )
+    _Runtime.settings = settings
+    return celery_app
+
+
+class _Runtime:
+    """Per worker thread: an event loop and a database engine bound to it."""
+
+    settings: Settings | None = None
+    local = threading.local()
+
+    @classmethod
+    def get(cls) -> tuple[asyncio.AbstractEventLoop, Database, Settings]:
+        settings: Settings = cls.settings or get_settings()
+        if getattr(cls.local, "loop", None) is None:
+            cls.local.loop = asyncio.new_event_loop()
+            cls.local.db = Database(settings.effective_database_url, pool_size=2)
+        return cls.local.loop, cls.local.db, settings
+
+
+@celery_app.task(name="omni.webhooks.deliver", acks_late=True)
+def deliver_webhook(delivery_id: int) -> None:
+    loop, db, settings = _Runtime.get()
+    outcome = loop.run_until_complete(webhooks.deliver(db, delivery_id, settings.webhook))
+    if outcome.retry_in is not None:
+        deliver_webhook.apply_async((delivery_id,), countdown=max(0.0, outcome.retry_in))
+
+
+def enqueue_deliveries(ids: list[int]) -> None:
+    for delivery_id in ids:
+        deliver_webhook.delay(delivery_id)
+
+
+class EmbeddedWorker:
+    """A Celery worker in a thread with the in-memory broker (embedded mode only)."""
+
+    def __init__(self) -> None:
+        self._controller: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._controller = celery_app.WorkController(
+            pool_cls="solo",
+            concurrency=1,
+            without_heartbeat=True,
+            without_mingle=True,
+            without_gossip=True,
+            loglevel="WARNING",
+        )
+        self._thread = threading.Thread(target=self._controller.start, name="celery-embedded", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop(in_sighandler=False)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+configure(get_settings())

@@ -1,0 +1,177 @@
+"""Shared fixtures: real PostgreSQL and Redis (started by scripts/services.sh), per-test DBs.
+
+Each test gets its own PostgreSQL database cloned from a template that was built by running
+the Alembic migrations (so migration drift fails the suite), and its own Redis key prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+import uvicorn
+
+from omni.db.migrate import upgrade
+from omni.services import Services, build_services
+from omni.settings import Settings
+
+PG_DSN = os.environ.get("OMNI_TEST_PG_DSN", "")
+REDIS_URL = os.environ.get("OMNI_TEST_REDIS_URL", "")
+TEMPLATE = "omni_template"
+
+
+def _require_services() -> None:
+    if not PG_DSN or not REDIS_URL:
+        pytest.fail(
+            "OMNI_TEST_PG_DSN and OMNI_TEST_REDIS_URL are not set: run the suite with scripts/test.sh "
+            "(it starts PostgreSQL and Redis on loopback)"
+        )
+
+
+def _asyncpg_url(dbname: str) -> str:
+    base = PG_DSN.rsplit("/", 1)[0]
+    return f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{dbname}"
+
+
+def _raw_dsn(dbname: str) -> str:
+    return f"{PG_DSN.rsplit('/', 1)[0]}/{dbname}"
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> str:
+    _require_services()
+
+    async def build() -> None:
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+            await conn.execute(f"CREATE DATABASE {TEMPLATE}")
+        finally:
+            await conn.close()
+
+    asyncio.run(build())
+    upgrade(_asyncpg_url(TEMPLATE))
+    return TEMPLATE
+
+
+async def create_test_database(template: str) -> str:
+    name = f"omni_t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    finally:
+        await conn.close()
+    return name
+
+
+async def drop_test_database(name: str) -> None:
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+def make_settings(database_url: str, *, redis: bool = True, data_dir: Path | None = None, **extra: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "redis_url": REDIS_URL if redis else "",
+        "redis_prefix": f"omni-test-{uuid.uuid4().hex[:8]}",
+        "secret_key": "test-secret-" + "x" * 32,
+    }
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    values.update(extra)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest_asyncio.fixture
+async def pg_url(pg_template: str) -> AsyncIterator[str]:
+    name = await create_test_database(pg_template)
+    try:
+        yield _asyncpg_url(name)
+    finally:
+        await drop_test_database(name)
+
+
+@pytest.fixture
+def settings(pg_url: str, tmp_path: Path) -> Settings:
+    return make_settings(pg_url, data_dir=tmp_path)
+
+
+@pytest_asyncio.fixture
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    """Domain services with no background loops: tests drive routing and the relay."""
+    svc = build_services(settings, run_background=False)
+    await svc.start()
+    try:
+        yield svc
+    finally:
+        await svc.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """The real ASGI app under uvicorn on loopback, inside the test's event loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        from omni.app import create_app
+
+        self.settings = settings
+        self.port = free_port()
+        self.app = create_app(settings)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.app.other_asgi_app.state.services
+        return services
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.server.serve())
+        for _ in range(200):
+            if self.server.started:
+                return
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self._task:
+            await asyncio.wait_for(self._task, timeout=15)
+
+
+@pytest_asyncio.fixture
+async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
+    server = LiveServer(settings)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+def password() -> Iterator[str]:
+    yield "pw-" + secrets.token_urlsafe(8)
