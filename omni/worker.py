@@ -39,6 +39,11 @@ def configure(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         broker_transport_options={"global_keyprefix": f"{settings.redis_prefix}:celery:"},
     )
+    # Celery caches the producer connection pool and the queue table on first use; without
+    # this a second configure() in the same process (another app, a test) would keep
+    # publishing to the first broker, key prefix and queue.
+    celery_app._pool = None
+    celery_app.__dict__.pop("amqp", None)
     _Runtime.settings = settings
     return celery_app
 

@@ -56,7 +56,7 @@ class AuthController(Controller):
     path = "/api/v1/auth"
     dependencies = {"services": Provide(provide_services)}
 
-    @post("/login")
+    @post("/login", status_code=200)
     async def login(self, request: Request[Any, Any, Any], data: LoginIn, services: Services) -> Response[dict[str, Any]]:
         async with services.db.transaction() as session:
             try:

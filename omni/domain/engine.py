@@ -56,35 +56,46 @@ HANDLERS: dict[str, Handler] = {
 
 
 async def run_due_deadlines(db: Database, *, now: datetime | None = None, limit: int = 500) -> int:
-    """Fire every expired deadline once, each in its own transaction."""
+    """Fire every expired deadline once, each in its own transaction.
+
+    A handler may schedule a deadline that is already due (a second escalation step after a
+    long pause); those fire in the same call, in a few bounded rounds.
+    """
     now = now or datetime.now(UTC)
-    async with db.transaction() as session:
-        ids = list(
-            await session.scalars(
-                select(m.Deadline.id)
-                .where(m.Deadline.done.is_(False), m.Deadline.due_at <= now)
-                .order_by(m.Deadline.due_at)
-                .limit(limit)
-            )
-        )
     fired = 0
-    for deadline_id in ids:
+    for _ in range(5):
         async with db.transaction() as session:
-            row = await session.scalar(
-                select(m.Deadline)
-                .where(m.Deadline.id == deadline_id, m.Deadline.done.is_(False))
-                .with_for_update(skip_locked=True)
+            ids = list(
+                await session.scalars(
+                    select(m.Deadline.id)
+                    .where(m.Deadline.done.is_(False), m.Deadline.due_at <= now)
+                    .order_by(m.Deadline.due_at, m.Deadline.id)
+                    .limit(limit)
+                )
             )
-            if row is None:
-                continue
-            row.done = True
-            handler = HANDLERS.get(row.kind)
-            if handler is None:
-                log.error("deadline %s has unknown kind %r; dropped", row.id, row.kind)
-                continue
-            await handler(session, row)
-            fired += 1
+        if not ids:
+            break
+        for deadline_id in ids:
+            fired += await _fire(db, deadline_id)
     return fired
+
+
+async def _fire(db: Database, deadline_id: int) -> int:
+    async with db.transaction() as session:
+        row = await session.scalar(
+            select(m.Deadline)
+            .where(m.Deadline.id == deadline_id, m.Deadline.done.is_(False))
+            .with_for_update(skip_locked=True)
+        )
+        if row is None:
+            return 0
+        row.done = True
+        handler = HANDLERS.get(row.kind)
+        if handler is None:
+            log.error("deadline %s has unknown kind %r; dropped", row.id, row.kind)
+            return 0
+        await handler(session, row)
+        return 1
 
 
 @dataclass

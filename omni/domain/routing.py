@@ -102,6 +102,8 @@ class RoutePass:
     members: dict[int, list[m.QueueMember]] = field(default_factory=dict)
     skills: dict[int, list[m.QueueSkill]] = field(default_factory=dict)
     dead_keys: set[tuple[object, ...]] = field(default_factory=set)
+    no_operator: bool = False
+    """Set by ``try_assign`` when nobody could take the conversation (not mere contention)."""
 
     async def queue(self, session: AsyncSession, queue_id: int) -> m.Queue | None:
         if queue_id not in self.queues:
@@ -240,18 +242,20 @@ async def try_assign(
 ) -> Assignment | None:
     """One routing decision for one conversation (the caller owns the transaction)."""
     now = now or datetime.now(UTC)
+    rp.no_operator = False
     conv = await session.scalar(
         select(m.Conversation)
         .where(m.Conversation.id == conversation_id, m.Conversation.status == QUEUED)
         .with_for_update(skip_locked=True)
     )
     if conv is None:
-        return None
+        return None  # taken by another node, or no longer waiting
     found = await _candidates(session, conv, rp, now)
     if found is None:
         return None
     queue, candidates = found
     if not candidates:
+        rp.no_operator = True
         return None
     last_user_id = None
     if queue.strategy == m.Strategy.ROUND_ROBIN:
@@ -260,6 +264,7 @@ async def try_assign(
         )
     ordered = order_candidates(queue.strategy, candidates, last_user_id=last_user_id)
     chosen: list[m.User] = []
+    contended = False
     for cand in ordered:
         locked = await session.scalar(
             select(m.OperatorPresence)
@@ -267,7 +272,8 @@ async def try_assign(
             .with_for_update(skip_locked=True)
         )
         if locked is None:
-            continue  # another node is assigning to this operator right now
+            contended = True  # another node is assigning to this operator right now
+            continue
         await session.refresh(locked)
         status = await session.get(m.OperatorStatus, locked.status_id)
         receives = status is not None and (
@@ -280,6 +286,7 @@ async def try_assign(
         if queue.strategy != m.Strategy.RING_ALL:
             break
     if not chosen:
+        rp.no_operator = not contended
         return None
     conv.status = m.ConversationStatus.OFFERED
     conv.offered_at = now
@@ -377,7 +384,7 @@ async def route_pending(db: Database, *, page: int = 200, max_assignments: int =
         async with db.transaction() as session:
             assignment = await try_assign(session, conv_id, rp)
         if assignment is None:
-            if step == 0 and preferred is None:
+            if rp.no_operator and step == 0 and preferred is None:
                 rp.dead_keys.add(key)
             continue
         done.append(assignment)

@@ -1,0 +1,175 @@
+"""Embedded mode end to end: one process, SQLite file, in-process bus and Celery worker.
+
+No PostgreSQL and no Redis: the settings name neither, so this test runs without
+scripts/services.sh. An operator on Socket.IO gets an offer for a message posted through the
+REST API, accepts, replies and closes it; a CRM webhook gets the conversation.closed event
+from the in-process Celery worker (memory broker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import socketio
+from sqlalchemy import select
+
+from omni.db import models as m
+from omni.settings import Settings
+from omni.worker import celery_app
+from tests import factories as f
+from tests.conftest import LiveServer
+from tests.webhook_receiver import Receiver, wait_until
+
+
+async def login(server: LiveServer, username: str) -> httpx.AsyncClient:
+    client = httpx.AsyncClient(base_url=server.url, timeout=10)
+    resp = await client.post("/api/v1/auth/login", json={"username": username, "password": f.PASSWORD})
+    assert resp.status_code == 200, resp.text
+    return client
+
+
+async def test_embedded_mode_end_to_end(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, secret_key="x" * 40, database_url="", redis_url="")
+    assert settings.embedded and settings.is_sqlite
+    crm = Receiver()
+    await crm.start()
+    server = LiveServer(settings)
+    await server.start()
+    sio = socketio.AsyncClient(reconnection=False)
+    clients: list[httpx.AsyncClient] = []
+    try:
+        # The in-process worker's broker, and what the app publishes to, is memory, not Redis.
+        assert celery_app.conf.broker_url == "memory://"
+        with celery_app.producer_or_acquire() as producer:
+            assert producer.connection.transport_cls == "memory", producer.connection.as_uri()
+        assert (tmp_path / "omni.sqlite3").exists()
+
+        async with server.services.db.transaction() as session:
+            await f.user(session, "boss", role=m.Role.ADMIN)
+            op = await f.user(session, "olga")
+            q = await f.queue(session, "sales", members=[op])
+            inbox = await f.inbox(session, q)
+            rc = await f.result_code(session, "sold")
+            op_id, queue_id, inbox_id, rc_id = op.id, q.id, inbox.id, rc.id
+
+        admin = await login(server, "boss")
+        clients.append(admin)
+        operator = await login(server, "olga")
+        clients.append(operator)
+        resp = await operator.post("/api/v1/me/tokens", json={"name": "smoke"})
+        assert resp.status_code == 201, resp.text
+        token = resp.json()["token"]
+
+        resp = await admin.post(
+            "/api/v1/webhooks",
+            json={"name": "crm", "url": crm.url, "event_types": ["conversation.closed"]},
+        )
+        assert resp.status_code == 201, resp.text
+        hook = resp.json()
+
+        events: list[dict[str, Any]] = []
+        sio.on("event", events.append, namespace="/operator")
+        await sio.connect(server.url, namespaces=["/operator"], auth={"token": token}, wait_timeout=10)
+
+        async def available() -> bool:
+            resp = await admin.get("/api/v1/presence/")
+            rows = [p for p in resp.json() if p["user_id"] == op_id]
+            return bool(rows) and rows[0].get("status") == "available"
+
+        await wait_until(available, timeout=10, what="the operator to be available after connecting")
+
+        resp = await admin.post(
+            f"/api/v1/inboxes/{inbox_id}/messages",
+            json={"identity_kind": "external", "identity_value": "crm-42", "body": "Where is my order?"},
+        )
+        assert resp.status_code == 201, resp.text
+        conv_id = resp.json()["conversation"]["id"]
+
+        offered = await wait_until(
+            lambda: [e for e in events if e["type"] == "conversation.offered"],
+            timeout=10, what="conversation.offered on the operator's socket",
+        )
+        assert len(offered) == 1
+        offer = offered[0]["data"]
+        assert offer["id"] == conv_id and offered[0]["user_id"] == op_id
+
+        ack = await sio.call("accept", {"offer_id": offer["offer_id"]}, namespace="/operator", timeout=10)
+        assert ack["ok"], ack
+        assert ack["conversation"]["status"] == "active"
+        ack = await sio.call(
+            "send", {"conversation_id": conv_id, "body": "It ships today", "client_id": "c-1"},
+            namespace="/operator", timeout=10,
+        )
+        assert ack["ok"], ack
+        assert ack["message"]["body"] == "It ships today"
+        ack = await sio.call(
+            "close", {"conversation_id": conv_id, "result_code_id": rc_id}, namespace="/operator", timeout=10
+        )
+        assert ack["ok"], ack
+        assert ack["conversation"]["status"] == "closed"
+
+        async with server.services.db.transaction() as session:
+            conv = await session.get(m.Conversation, conv_id)
+            assert conv is not None
+            assert conv.status == m.ConversationStatus.CLOSED
+            assert conv.result_code_id == rc_id
+            assert conv.assigned_user_id == op_id and conv.queue_id == queue_id
+            assert conv.closed_at is not None
+            msgs = list(await session.scalars(
+                select(m.Message).where(m.Message.conversation_id == conv_id).order_by(m.Message.id)
+            ))
+            assert [(x.direction, x.body) for x in msgs] == [("in", "Where is my order?"), ("out", "It ships today")]
+            outbox = list(await session.scalars(
+                select(m.Event).where(m.Event.conversation_id == conv_id).order_by(m.Event.id)
+            ))
+        assert [e.type for e in outbox] == [
+            "conversation.created",
+            "conversation.queued",
+            "message.created",
+            "conversation.offered",
+            "conversation.accepted",
+            "message.created",
+            "conversation.wrap_up",
+            "conversation.closed",
+        ]
+        assert [e.payload["direction"] for e in outbox if e.type == "message.created"] == ["in", "out"]
+
+        # The operator's socket saw the same story, in sequence order.
+        def seen() -> list[str]:
+            return [e["type"] for e in events if e.get("conversation_id") == conv_id]
+
+        await wait_until(lambda: "conversation.closed" in seen(), timeout=10, what="conversation.closed on the socket")
+        seqs = [e["seq"] for e in events]
+        assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
+        assert [t for t in seen() if t != "conversation.created"] == [
+            e.type for e in outbox if e.type != "conversation.created"
+        ]
+
+        # The CRM gets conversation.closed from the in-process Celery worker, signed.
+        closed = await wait_until(
+            lambda: [h for h in crm.delivered() if h.event["type"] == "conversation.closed"],
+            timeout=15, what="conversation.closed at the CRM",
+        )
+        assert len(closed) == 1
+        hit = closed[0]
+        from tests.test_webhooks import check_signature
+
+        check_signature(hook["secret"], hit.headers, hit.body)
+        assert hit.event["seq"] == outbox[-1].id
+        assert hit.event["data"]["result_code_id"] == rc_id
+        assert {h.event["type"] for h in crm.hits} == {"conversation.closed"}
+        resp = await admin.get(f"/api/v1/webhooks/{hook['id']}/deliveries")
+        assert [(d["state"], d["attempts"], d["event_id"]) for d in resp.json()] == [
+            ("succeeded", 1, outbox[-1].id)
+        ]
+    finally:
+        if sio.connected:
+            await sio.disconnect()
+        for client in clients:
+            await client.aclose()
+        await server.stop()
+        await crm.stop()
+    await asyncio.sleep(0)

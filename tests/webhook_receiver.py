@@ -1,0 +1,125 @@
+"""A stand-in CRM for webhook tests: a real aiohttp server on loopback that records every request.
+
+``respond`` decides the status code of each request (fail the first attempts, be down for a
+while...); everything the server saw is kept, raw body and headers included, so tests can
+check signatures and at-least-once delivery themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from tests.conftest import free_port
+
+
+@dataclass
+class Hit:
+    """One request the receiver got, and the status it answered."""
+
+    at: float
+    headers: dict[str, str]
+    body: bytes
+    status: int = 0
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.body)
+        return data
+
+    @property
+    def event(self) -> dict[str, Any]:
+        event: dict[str, Any] = self.payload["event"]
+        return event
+
+    @property
+    def delivery_id(self) -> int:
+        return int(self.headers["X-Omni-Delivery"])
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+Policy = Callable[["Receiver", Hit], int]
+
+
+def always(status: int = 200) -> Policy:
+    return lambda _receiver, _hit: status
+
+
+def fail_first_attempts(failures: int, status: int = 500) -> Policy:
+    """Each delivery (by ``X-Omni-Delivery``) gets ``status`` for its first ``failures`` requests."""
+
+    def policy(receiver: Receiver, hit: Hit) -> int:
+        seen = sum(1 for h in receiver.hits if h.delivery_id == hit.delivery_id)  # includes this one
+        return status if seen <= failures else 200
+
+    return policy
+
+
+def down_until(deadline: float, status: int = 503) -> Policy:
+    """``status`` for every request until ``time.monotonic()`` reaches ``deadline``, then 200."""
+    return lambda _receiver, _hit: status if time.monotonic() < deadline else 200
+
+
+@dataclass
+class Receiver:
+    respond: Policy = field(default_factory=always)
+    hits: list[Hit] = field(default_factory=list)
+    port: int = field(default_factory=free_port)
+    _runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks"
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        hit = Hit(at=time.monotonic(), headers=dict(request.headers), body=await request.read())
+        self.hits.append(hit)
+        hit.status = self.respond(self, hit)
+        return web.Response(status=hit.status, text="ok" if hit.ok else "crm unavailable")
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/hooks", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def delivered(self, subscription_id: int | None = None) -> list[Hit]:
+        """Requests answered 2xx (optionally for one subscription), in arrival order."""
+        return [
+            h for h in self.hits
+            if h.ok and (subscription_id is None or h.payload["subscription_id"] == subscription_id)
+        ]
+
+    def delivered_event_ids(self, subscription_id: int | None = None) -> set[int]:
+        return {h.event["seq"] for h in self.delivered(subscription_id)}
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[Any]] | Callable[[], Any], *, timeout: float, what: str, every: float = 0.1
+) -> Any:
+    """Poll ``check`` (sync or async) until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+        await asyncio.sleep(every)
