@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post, put
 from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from sqlalchemy import select
 
 from omni.api.deps import SESSION_COOKIE, client_ip, provide_principal, provide_services
@@ -291,7 +291,7 @@ class CallbackController(Controller):
     @get("/")
     async def list_callbacks(
         self, who: Principal, services: Services,
-        callback_state: Annotated[str, Parameter(query="state")] = "open",
+        callback_state: Annotated[str, QueryParameter(name="state")] = "open",
     ) -> list[dict[str, Any]]:
         if callback_state not in ("open", "claimed", "done"):
             raise InvalidInput("state must be open, claimed or done", field="state")
