@@ -128,9 +128,13 @@ async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestRe
         else:
             await do_reopen(session, conv, now=now)
     if conv is None:
+        queue = await session.get(m.Queue, inbox.queue_id) if inbox.queue_id else None
+        if queue is None:
+            raise InvalidInput(f"inbox '{inbox.name}' has no queue to route to", field="queue_id")
         conv = m.Conversation(
             contact_id=contact.id,
             inbox_id=inbox.id,
+            queue_id=queue.id,
             channel=inbox.channel,
             medium=msg.medium,
             status=S.QUEUED,
@@ -143,9 +147,6 @@ async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestRe
         await session.flush()
         created = True
         _event(session, "conversation.created", conv)
-        queue = await session.get(m.Queue, inbox.queue_id) if inbox.queue_id else None
-        if queue is None:
-            raise InvalidInput(f"inbox '{inbox.name}' has no queue to route to", field="queue_id")
         await do_enqueue(session, conv, queue, priority=msg.priority, now=now)
     message = m.Message(
         conversation_id=conv.id,
