@@ -66,11 +66,17 @@ class RedisBus:
         for handler in self._handlers[topic]:
             handler(data)
         body = json.dumps({"origin": id(self), "data": data})
-        task = asyncio.get_running_loop().create_task(
-            self._redis.publish(f"{self._prefix}:bus:{topic}", body)
+        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(
+            self._publish(f"{self._prefix}:bus:{topic}", body)
         )
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    async def _publish(self, channel: str, body: str) -> None:
+        try:
+            await self._redis.publish(channel, body)
+        except Exception:
+            log.warning("redis bus publish failed; other nodes catch up on their next poll", exc_info=True)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="redis-bus")

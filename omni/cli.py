@@ -42,8 +42,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     port = args.port or settings.port
     mode = "embedded (SQLite, in-process)" if settings.embedded else "distributed (Redis)"
     logging.getLogger("omni").info("Omni on http://%s:%s, mode: %s", host, port, mode)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(),
-                proxy_headers=True, lifespan="on")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+        lifespan="on",
+    )
     return 0
 
 
@@ -70,9 +76,19 @@ def cmd_createuser(args: argparse.Namespace, settings: Settings) -> int:
         existing = await session.scalar(select(m.User).where(m.User.username == args.username))  # type: ignore[attr-defined]
         if existing is not None:
             raise DomainError(f"user '{args.username}' already exists")
-        user = m.User(username=args.username, display_name=args.name or args.username, role=args.role,
-                      password_hash=hash_password(password), language=args.language, is_active=True,
-                      handles_chat=True, handles_voice=True, capacity=3, chat_weight=1, voice_weight=3)
+        user = m.User(
+            username=args.username,
+            display_name=args.name or args.username,
+            role=args.role,
+            password_hash=hash_password(password),
+            language=args.language,
+            is_active=True,
+            handles_chat=True,
+            handles_voice=True,
+            capacity=3,
+            chat_weight=1,
+            voice_weight=3,
+        )
         session.add(user)  # type: ignore[attr-defined]
         return user
 
@@ -88,7 +104,9 @@ def cmd_createuser(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from omni.demo import seed_demo
 
-    logins = asyncio.run(_with_db(settings, lambda s: seed_demo(s, args.password)))
+    logins = asyncio.run(
+        _with_db(settings, lambda s: seed_demo(s, args.password, reset_passwords=args.reset_passwords))
+    )
     assert isinstance(logins, list)
     if not logins:
         print("demo data already present (users keep the passwords printed when they were created)")
@@ -100,7 +118,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="omni", description="Omni contact center")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the web server (embedded defaults unless settings say otherwise)")
+    serve = sub.add_parser(
+        "serve", help="run the web server (embedded defaults unless settings say otherwise)"
+    )
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     sub.add_parser("migrate", help="apply database migrations")
@@ -112,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     cu.add_argument("--language", choices=["ru", "en"], default="en")
     demo = sub.add_parser("demo", help="seed demo users, queues, statuses and result codes; print logins")
     demo.add_argument("--password", help="password for all demo users (random when omitted)")
+    demo.add_argument(
+        "--reset-passwords", action="store_true", help="give existing demo users the new password"
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
     _configure_logging(settings)

@@ -19,25 +19,39 @@ class DemoLogin:
     role: str
 
 
-async def _user(session: AsyncSession, username: str, role: m.Role, name: str, password: str) -> tuple[m.User, bool]:
+async def _user(
+    session: AsyncSession, username: str, role: m.Role, name: str, password: str, reset: bool
+) -> tuple[m.User, bool]:
     existing = await session.scalar(select(m.User).where(m.User.username == username))
     if existing is not None:
-        return existing, False
+        if reset:
+            existing.password_hash = hash_password(password)
+        return existing, reset
     user = m.User(
-        username=username, display_name=name, role=role, password_hash=hash_password(password),
-        language="ru" if username.endswith("ru") else "en", is_active=True, handles_chat=True,
-        handles_voice=True, capacity=3, chat_weight=1, voice_weight=3,
+        username=username,
+        display_name=name,
+        role=role,
+        password_hash=hash_password(password),
+        language="ru" if username.endswith("ru") else "en",
+        is_active=True,
+        handles_chat=True,
+        handles_voice=True,
+        capacity=3,
+        chat_weight=1,
+        voice_weight=3,
     )
     session.add(user)
     await session.flush()
     return user, True
 
 
-async def seed_demo(session: AsyncSession, password: str | None = None) -> list[DemoLogin]:
+async def seed_demo(
+    session: AsyncSession, password: str | None = None, *, reset_passwords: bool = False
+) -> list[DemoLogin]:
     """Admin, supervisor, two operators, two queues, statuses and result codes.
 
-    Idempotent: existing demo users keep their passwords (the returned list then shows
-    only newly created logins).
+    Idempotent: existing demo users keep their passwords unless ``reset_passwords`` (the
+    run command resets them so it can print working logins on every start).
     """
     password = password or secrets.token_urlsafe(9)
     logins: list[DemoLogin] = []
@@ -49,33 +63,55 @@ async def seed_demo(session: AsyncSession, password: str | None = None) -> list[
     ]
     users: dict[str, m.User] = {}
     for username, role, name in people:
-        user, created = await _user(session, username, role, name, password)
+        user, created = await _user(session, username, role, name, password, reset_passwords)
         users[username] = user
         if created:
             logins.append(DemoLogin(username, password, role.value))
     codes: dict[str, m.ResultCode] = {}
-    for code, name, colour in [
+    for code_name, name, colour in [
         ("resolved", "Resolved / Решено", "#2e7d32"),
         ("callback", "Call back / Перезвонить", "#f9a825"),
         ("no_answer", "No answer / Нет ответа", "#9e9e9e"),
         ("spam", "Spam / Спам", "#c62828"),
     ]:
-        row = await session.scalar(select(m.ResultCode).where(m.ResultCode.code == code))
+        row = await session.scalar(select(m.ResultCode).where(m.ResultCode.code == code_name))
         if row is None:
-            row = m.ResultCode(code=code, name=name, colour=colour, active=True)
+            row = m.ResultCode(code=code_name, name=name, colour=colour, active=True)
             session.add(row)
             await session.flush()
-        codes[code] = row
+        codes[code_name] = row
     lunch = await session.scalar(select(m.OperatorStatus).where(m.OperatorStatus.code == "lunch"))
     if lunch is None:
-        session.add_all([
-            m.OperatorStatus(code="lunch", name="Lunch", name_ru="Обед", colour="#8d6e63", kind="pause",
-                             receives_voice=False, receives_chats=False, productive=False,
-                             selectable=True, max_duration_seconds=3600, is_system=False),
-            m.OperatorStatus(code="chat_only", name="Chats only", name_ru="Только чаты", colour="#00838f",
-                             kind="available", receives_voice=False, receives_chats=True,
-                             productive=True, selectable=True, max_duration_seconds=None, is_system=False),
-        ])
+        session.add_all(
+            [
+                m.OperatorStatus(
+                    code="lunch",
+                    name="Lunch",
+                    name_ru="Обед",
+                    colour="#8d6e63",
+                    kind="pause",
+                    receives_voice=False,
+                    receives_chats=False,
+                    productive=False,
+                    selectable=True,
+                    max_duration_seconds=3600,
+                    is_system=False,
+                ),
+                m.OperatorStatus(
+                    code="chat_only",
+                    name="Chats only",
+                    name_ru="Только чаты",
+                    colour="#00838f",
+                    kind="available",
+                    receives_voice=False,
+                    receives_chats=True,
+                    productive=True,
+                    selectable=True,
+                    max_duration_seconds=None,
+                    is_system=False,
+                ),
+            ]
+        )
     group = await session.scalar(select(m.Group).where(m.Group.name == "Support"))
     if group is None:
         group = m.Group(name="Support")
@@ -89,10 +125,21 @@ async def seed_demo(session: AsyncSession, password: str | None = None) -> list[
         if queue is not None:
             continue
         queue = m.Queue(
-            name=name, group_id=group.id, strategy=strategy, priority=0, queue_timeout_seconds=600,
-            operator_timeout_seconds=20, auto_accept=False, overflow_action="callback", sla_seconds=20,
-            wrap_up_seconds=30, default_result_code_id=codes["resolved"].id, chats_block_calls=True,
-            manual_pick=True, escalation=[], script="",
+            name=name,
+            group_id=group.id,
+            strategy=strategy,
+            priority=0,
+            queue_timeout_seconds=600,
+            operator_timeout_seconds=20,
+            auto_accept=False,
+            overflow_action="callback",
+            sla_seconds=20,
+            wrap_up_seconds=30,
+            default_result_code_id=codes["resolved"].id,
+            chats_block_calls=True,
+            manual_pick=True,
+            escalation=[],
+            script="",
         )
         session.add(queue)
         await session.flush()
@@ -101,7 +148,14 @@ async def seed_demo(session: AsyncSession, password: str | None = None) -> list[
         for code in codes.values():
             session.add(m.QueueResultCode(queue_id=queue.id, result_code_id=code.id))
         session.add(
-            m.Inbox(name=f"{name} API", channel="api", queue_id=queue.id,
-                    public_token=secrets.token_urlsafe(24), config={}, active=True, secret_encrypted="")
+            m.Inbox(
+                name=f"{name} API",
+                channel="api",
+                queue_id=queue.id,
+                public_token=secrets.token_urlsafe(24),
+                config={},
+                active=True,
+                secret_encrypted="",
+            )
         )
     return logins

@@ -19,4 +19,6 @@ CONVERSATIONS = Gauge(
     "omni_conversations", "Conversations by status (open ones)", ["status"], registry=REGISTRY
 )
 OPERATORS = Gauge("omni_operators", "Operators by current activity", ["activity"], registry=REGISTRY)
-WEBHOOKS_PENDING = Gauge("omni_webhook_deliveries_pending", "Webhook deliveries not yet done", registry=REGISTRY)
+WEBHOOKS_PENDING = Gauge(
+    "omni_webhook_deliveries_pending", "Webhook deliveries not yet done", registry=REGISTRY
+)

@@ -49,9 +49,7 @@ class Services:
 
 def build_services(settings: Settings, *, run_background: bool = True) -> Services:
     db = Database(settings.effective_database_url)
-    bus: Bus = (
-        LocalBus() if settings.embedded else RedisBus(settings.redis_url, settings.redis_prefix)
-    )
+    bus: Bus = LocalBus() if settings.embedded else RedisBus(settings.redis_url, settings.redis_prefix)
     relay = OutboxRelay(db)
     engine = RoutingEngine(db, tick_seconds=settings.routing.tick_seconds)
     bus.subscribe("outbox", lambda _data: relay.nudge())

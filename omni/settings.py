@@ -74,9 +74,7 @@ class Settings(BaseSettings):
     @classmethod
     def _known_driver(cls, value: str) -> str:
         if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ValueError(
-                "OMNI_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
-            )
+            raise ValueError("OMNI_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
 
     @property
@@ -102,9 +100,7 @@ class Settings(BaseSettings):
         if self.secret_key:
             return self.secret_key
         if not self.embedded:
-            raise MissingSecretError(
-                "OMNI_SECRET_KEY is required when OMNI_REDIS_URL is set (several nodes)"
-            )
+            raise MissingSecretError("OMNI_SECRET_KEY is required when OMNI_REDIS_URL is set (several nodes)")
         path = self.data_dir / "secret_key"
         if path.exists():
             return path.read_text().strip()

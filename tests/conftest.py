@@ -80,7 +80,9 @@ async def drop_test_database(name: str) -> None:
         await conn.close()
 
 
-def make_settings(database_url: str, *, redis: bool = True, data_dir: Path | None = None, **extra: object) -> Settings:
+def make_settings(
+    database_url: str, *, redis: bool = True, data_dir: Path | None = None, **extra: object
+) -> Settings:
     values: dict[str, object] = {
         "database_url": database_url,
         "redis_url": REDIS_URL if redis else "",
@@ -133,7 +135,9 @@ class LiveServer:
         self.settings = settings
         self.port = free_port()
         self.app = create_app(settings)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
         self.server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
 

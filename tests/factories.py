@@ -25,9 +25,17 @@ def _hash() -> str:
 
 async def user(session: AsyncSession, username: str, role: m.Role = m.Role.OPERATOR, **kw: Any) -> m.User:
     row = m.User(
-        username=username, display_name=username, role=role, password_hash=_hash(), language="en",
-        is_active=True, handles_chat=kw.pop("handles_chat", True), handles_voice=kw.pop("handles_voice", True),
-        capacity=kw.pop("capacity", 3), chat_weight=kw.pop("chat_weight", 1), voice_weight=kw.pop("voice_weight", 3),
+        username=username,
+        display_name=username,
+        role=role,
+        password_hash=_hash(),
+        language="en",
+        is_active=True,
+        handles_chat=kw.pop("handles_chat", True),
+        handles_voice=kw.pop("handles_voice", True),
+        capacity=kw.pop("capacity", 3),
+        chat_weight=kw.pop("chat_weight", 1),
+        voice_weight=kw.pop("voice_weight", 3),
         **kw,
     )
     session.add(row)
@@ -37,9 +45,18 @@ async def user(session: AsyncSession, username: str, role: m.Role = m.Role.OPERA
 
 async def queue(session: AsyncSession, name: str, members: list[m.User] | None = None, **kw: Any) -> m.Queue:
     defaults: dict[str, Any] = dict(
-        strategy=m.Strategy.LONGEST_IDLE, priority=0, queue_timeout_seconds=300, operator_timeout_seconds=20,
-        auto_accept=False, overflow_action="callback", sla_seconds=20, wrap_up_seconds=30,
-        chats_block_calls=True, manual_pick=True, escalation=[], script="",
+        strategy=m.Strategy.LONGEST_IDLE,
+        priority=0,
+        queue_timeout_seconds=300,
+        operator_timeout_seconds=20,
+        auto_accept=False,
+        overflow_action="callback",
+        sla_seconds=20,
+        wrap_up_seconds=30,
+        chats_block_calls=True,
+        manual_pick=True,
+        escalation=[],
+        script="",
     )
     defaults.update(kw)
     row = m.Queue(name=name, **defaults)
@@ -52,8 +69,15 @@ async def queue(session: AsyncSession, name: str, members: list[m.User] | None =
 
 
 async def inbox(session: AsyncSession, q: m.Queue, channel: str = "api", name: str | None = None) -> m.Inbox:
-    row = m.Inbox(name=name or f"{channel}-{q.name}", channel=channel, queue_id=q.id,
-                  public_token=secrets.token_urlsafe(12), config={}, active=True, secret_encrypted="")
+    row = m.Inbox(
+        name=name or f"{channel}-{q.name}",
+        channel=channel,
+        queue_id=q.id,
+        public_token=secrets.token_urlsafe(12),
+        config={},
+        active=True,
+        secret_encrypted="",
+    )
     session.add(row)
     await session.flush()
     return row

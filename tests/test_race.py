@@ -61,7 +61,9 @@ async def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 def _max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
-    points = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda p: (p[0], p[1]))
+    points = sorted(
+        [(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda p: (p[0], p[1])
+    )
     best = cur = 0
     for _, delta in points:
         cur += delta
@@ -74,8 +76,16 @@ async def test_two_nodes_never_double_assign_or_exceed_capacity(pg_url: str, tmp
     async with db.transaction() as s:
         ops = [await f.user(s, f"op{i}", capacity=CAPACITY) for i in range(OPERATORS)]
         code = await f.result_code(s)
-        q = await f.queue(s, "race", ops, strategy=m.Strategy.LEAST_LOADED, auto_accept=True,
-                          wrap_up_seconds=0, queue_timeout_seconds=0, default_result_code_id=code.id)
+        q = await f.queue(
+            s,
+            "race",
+            ops,
+            strategy=m.Strategy.LEAST_LOADED,
+            auto_accept=True,
+            wrap_up_seconds=0,
+            queue_timeout_seconds=0,
+            default_result_code_id=code.id,
+        )
         ib = await f.inbox(s, q)
         for u in ops:
             await presence.do_set_status(s, u.id, await presence.status_by_code(s, "available"))
@@ -84,7 +94,9 @@ async def test_two_nodes_never_double_assign_or_exceed_capacity(pg_url: str, tmp
     procs = [
         subprocess.Popen(  # noqa: ASYNC220 - a server process for the test's lifetime
             [sys.executable, "-m", "omni.cli", "serve", "--host", "127.0.0.1", "--port", str(p)],
-            env=_node_env(pg_url, prefix), stdout=(tmp_path / f"node{p}.log").open("wb"), stderr=subprocess.STDOUT,
+            env=_node_env(pg_url, prefix),
+            stdout=(tmp_path / f"node{p}.log").open("wb"),
+            stderr=subprocess.STDOUT,
         )
         for p in ports
     ]
@@ -95,18 +107,30 @@ async def test_two_nodes_never_double_assign_or_exceed_capacity(pg_url: str, tmp
         for start in range(0, CONVERSATIONS, 50):
             async with db.transaction() as s:
                 for i in range(start, start + 50):
-                    await c.ingest_inbound(s, InboundMessage(inbox_id=ib.id, identity_kind="external",
-                                                             identity_value=f"cust{i}", body="hi"))
+                    await c.ingest_inbound(
+                        s,
+                        InboundMessage(
+                            inbox_id=ib.id, identity_kind="external", identity_value=f"cust{i}", body="hi"
+                        ),
+                    )
             await asyncio.sleep(0.02)
         rng = random.Random(7)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             async with db.transaction() as s:
-                active = list(await s.scalars(select(m.Conversation).where(m.Conversation.status == "active").with_for_update(skip_locked=True)))
+                active = list(
+                    await s.scalars(
+                        select(m.Conversation)
+                        .where(m.Conversation.status == "active")
+                        .with_for_update(skip_locked=True)
+                    )
+                )
                 for conv in active:
                     if rng.random() < 0.9:
                         await c.do_close(s, conv, code.id, by="operator")
-                left = len(list(await s.scalars(select(m.Conversation.id).where(m.Conversation.status != "closed"))))
+                left = len(
+                    list(await s.scalars(select(m.Conversation.id).where(m.Conversation.status != "closed")))
+                )
             if left == 0:
                 break
             await asyncio.sleep(0.03)

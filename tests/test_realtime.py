@@ -36,7 +36,9 @@ class OperatorClient:
         return max((e["seq"] for e in self.events), default=0)
 
     async def connect(self) -> None:
-        await self.sio.connect(self.url, namespaces=[self.ns], auth={"token": self.token}, transports=["websocket"])
+        await self.sio.connect(
+            self.url, namespaces=[self.ns], auth={"token": self.token}, transports=["websocket"]
+        )
 
     async def resume(self) -> list[dict[str, Any]]:
         ack = await self.sio.call("resume", {"after": self.last_seq}, namespace=self.ns)
@@ -68,10 +70,16 @@ async def token_for(server: LiveServer, username: str) -> str:
         return token
 
 
-async def post_inbound(server: LiveServer, admin_token: str, inbox_id: int, who: str, body: str = "hi") -> int:
-    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {admin_token}"}) as c:
-        resp = await c.post(f"/api/v1/inboxes/{inbox_id}/messages",
-                            json={"identity_kind": "external", "identity_value": who, "body": body})
+async def post_inbound(
+    server: LiveServer, admin_token: str, inbox_id: int, who: str, body: str = "hi"
+) -> int:
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {admin_token}"}
+    ) as c:
+        resp = await c.post(
+            f"/api/v1/inboxes/{inbox_id}/messages",
+            json={"identity_kind": "external", "identity_value": who, "body": body},
+        )
         assert resp.status_code == 201, resp.text
         conv_id: int = resp.json()["conversation"]["id"]
         return conv_id
@@ -94,13 +102,17 @@ async def seeded(live_server: LiveServer) -> AsyncIterator[dict[str, Any]]:
     yield ids
 
 
-async def test_operator_gets_offer_accepts_replies_and_closes(live_server: LiveServer, seeded: dict[str, Any]) -> None:
+async def test_operator_gets_offer_accepts_replies_and_closes(
+    live_server: LiveServer, seeded: dict[str, Any]
+) -> None:
     op = OperatorClient(live_server.url, seeded["op_token"])
     await op.connect()
     try:
         presence_evt = await op.wait_for("presence.changed", status="available")
         assert presence_evt["user_id"] == seeded["op"]
-        conv_id = await post_inbound(live_server, seeded["admin_token"], seeded["inbox"], "cust", "<img src=x onerror=alert(1)>")
+        conv_id = await post_inbound(
+            live_server, seeded["admin_token"], seeded["inbox"], "cust", "<img src=x onerror=alert(1)>"
+        )
         offer = await op.wait_for("conversation.offered", id=conv_id)
         accepted = await op.call("accept", {"offer_id": offer["data"]["offer_id"]})
         assert accepted["ok"] and accepted["conversation"]["status"] == "active"
@@ -108,8 +120,12 @@ async def test_operator_gets_offer_accepts_replies_and_closes(live_server: LiveS
         again = await op.call("send", {"conversation_id": conv_id, "body": "Hello!", "client_id": "c-1"})
         assert sent["message"]["id"] == again["message"]["id"], "a resent message is stored once"
         bad = await op.call("close", {"conversation_id": conv_id, "result_code_id": 99999})
-        assert bad == {"ok": False, "error": "invalid", "detail": "result code 99999 does not exist or is inactive",
-                       "field": "result_code_id"}
+        assert bad == {
+            "ok": False,
+            "error": "invalid",
+            "detail": "result code 99999 does not exist or is inactive",
+            "field": "result_code_id",
+        }
         closed = await op.call("close", {"conversation_id": conv_id, "result_code_id": seeded["code"]})
         assert closed["ok"] and closed["conversation"]["status"] == "closed"
         inbound = await op.wait_for("message.created", direction="in")
@@ -126,7 +142,9 @@ async def test_reconnect_replays_every_missed_event(live_server: LiveServer, see
     await op.sio.disconnect()
     seen_before = {e["seq"] for e in op.events}
     # While the operator is away (within the offline grace period) the queue keeps moving.
-    missed = [await post_inbound(live_server, seeded["admin_token"], seeded["inbox"], f"c{i}") for i in range(1, 4)]
+    missed = [
+        await post_inbound(live_server, seeded["admin_token"], seeded["inbox"], f"c{i}") for i in range(1, 4)
+    ]
     await asyncio.sleep(0.5)
     op.sio = socketio.AsyncClient(reconnection=False)
     op.sio.on("event", op._on_event, namespace="/operator")
@@ -139,11 +157,15 @@ async def test_reconnect_replays_every_missed_event(live_server: LiveServer, see
     seqs = [e["seq"] for e in op.events]
     assert len(seqs) == len(set(seqs))
     snap = await op.call("snapshot", {})
-    assert snap["ok"] and {c["id"] for c in snap["waiting"]} | {o["conversation_id"] for o in snap["offers"]} >= set(missed[:1])
+    assert snap["ok"] and {c["id"] for c in snap["waiting"]} | {
+        o["conversation_id"] for o in snap["offers"]
+    } >= set(missed[:1])
     await op.sio.disconnect()
 
 
-async def test_operator_does_not_get_other_queues_events(live_server: LiveServer, seeded: dict[str, Any]) -> None:
+async def test_operator_does_not_get_other_queues_events(
+    live_server: LiveServer, seeded: dict[str, Any]
+) -> None:
     op = OperatorClient(live_server.url, seeded["op_token"])
     await op.connect()
     try:
@@ -153,23 +175,37 @@ async def test_operator_does_not_get_other_queues_events(live_server: LiveServer
         await asyncio.sleep(0.5)
         assert theirs not in {e["data"].get("id") for e in op.events if e["type"].startswith("conversation.")}
         replay = await op.call("resume", {"after": 0})
-        assert theirs not in {e["data"].get("id") for e in replay["events"] if e["type"].startswith("conversation.")}
+        assert theirs not in {
+            e["data"].get("id") for e in replay["events"] if e["type"].startswith("conversation.")
+        }
     finally:
         await op.sio.disconnect()
 
 
-async def test_sockets_refuse_wrong_credentials_and_roles(live_server: LiveServer, seeded: dict[str, Any]) -> None:
+async def test_sockets_refuse_wrong_credentials_and_roles(
+    live_server: LiveServer, seeded: dict[str, Any]
+) -> None:
     anon = socketio.AsyncClient(reconnection=False)
     with pytest.raises(socketio.exceptions.ConnectionError):
-        await anon.connect(live_server.url, namespaces=["/operator"], auth={"token": "omni_nope"}, transports=["websocket"])
+        await anon.connect(
+            live_server.url, namespaces=["/operator"], auth={"token": "omni_nope"}, transports=["websocket"]
+        )
     op_on_sup = socketio.AsyncClient(reconnection=False)
     with pytest.raises(socketio.exceptions.ConnectionError):
-        await op_on_sup.connect(live_server.url, namespaces=["/supervisor"], auth={"token": seeded["op_token"]},
-                                transports=["websocket"])
+        await op_on_sup.connect(
+            live_server.url,
+            namespaces=["/supervisor"],
+            auth={"token": seeded["op_token"]},
+            transports=["websocket"],
+        )
 
 
-async def test_client_on_node_a_gets_events_from_node_b(live_server: LiveServer, seeded: dict[str, Any]) -> None:
-    node_b = LiveServer(make_settings(live_server.settings.database_url, redis_prefix=live_server.settings.redis_prefix))
+async def test_client_on_node_a_gets_events_from_node_b(
+    live_server: LiveServer, seeded: dict[str, Any]
+) -> None:
+    node_b = LiveServer(
+        make_settings(live_server.settings.database_url, redis_prefix=live_server.settings.redis_prefix)
+    )
     await node_b.start()
     op = OperatorClient(live_server.url, seeded["op_token"])
     await op.connect()
@@ -179,7 +215,9 @@ async def test_client_on_node_a_gets_events_from_node_b(live_server: LiveServer,
         offer = await op.wait_for("conversation.offered", id=conv_id)
         # The accept goes to node A; node B's API sees the result at once (one database).
         assert (await op.call("accept", {"offer_id": offer["data"]["offer_id"]}))["ok"]
-        async with httpx.AsyncClient(base_url=node_b.url, headers={"Authorization": f"Bearer {seeded['admin_token']}"}) as c:
+        async with httpx.AsyncClient(
+            base_url=node_b.url, headers={"Authorization": f"Bearer {seeded['admin_token']}"}
+        ) as c:
             assert (await c.get(f"/api/v1/conversations/{conv_id}")).json()["status"] == "active"
     finally:
         await op.sio.disconnect()

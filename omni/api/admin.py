@@ -233,16 +233,12 @@ class UserController(Controller):
     dependencies = DEPS
 
     @get("/")
-    async def list_users(
-        self, who: Principal, services: Services, limit: int = 1000
-    ) -> list[dict[str, Any]]:
+    async def list_users(self, who: Principal, services: Services, limit: int = 1000) -> list[dict[str, Any]]:
         async with services.db.transaction() as session:
             return [admin.user_dict(u) for u in await admin.list_users(session, who, limit=limit)]
 
     @post("/")
-    async def create_user(
-        self, who: Principal, services: Services, data: UserCreate
-    ) -> dict[str, Any]:
+    async def create_user(self, who: Principal, services: Services, data: UserCreate) -> dict[str, Any]:
         async with services.db.transaction() as session:
             user = await admin.create_user(session, who, given(data))
             return await admin.user_detail(session, user)
@@ -261,9 +257,7 @@ class UserController(Controller):
             return await admin.user_detail(session, user)
 
     @delete("/{user_id:int}", status_code=200)
-    async def deactivate_user(
-        self, who: Principal, services: Services, user_id: int
-    ) -> dict[str, Any]:
+    async def deactivate_user(self, who: Principal, services: Services, user_id: int) -> dict[str, Any]:
         async with services.db.transaction() as session:
             return admin.user_dict(await admin.deactivate_user(session, who, user_id))
 
@@ -305,9 +299,7 @@ class GroupController(Controller):
             return await admin.group_dicts(session, groups)
 
     @post("/")
-    async def create_group(
-        self, who: Principal, services: Services, data: NameCreate
-    ) -> dict[str, Any]:
+    async def create_group(self, who: Principal, services: Services, data: NameCreate) -> dict[str, Any]:
         async with services.db.transaction() as session:
             group = await admin.create_group(session, who, given(data))
             return (await admin.group_dicts(session, [group]))[0]
@@ -321,9 +313,7 @@ class GroupController(Controller):
             return (await admin.group_dicts(session, [group]))[0]
 
     @delete("/{group_id:int}", status_code=200)
-    async def delete_group(
-        self, who: Principal, services: Services, group_id: int
-    ) -> dict[str, Any]:
+    async def delete_group(self, who: Principal, services: Services, group_id: int) -> dict[str, Any]:
         async with services.db.transaction() as session:
             await admin.delete_group(session, who, group_id)
         return OK
@@ -341,9 +331,7 @@ class SkillController(Controller):
             return [admin.skill_dict(s) for s in await admin.list_skills(session, who, limit=limit)]
 
     @post("/")
-    async def create_skill(
-        self, who: Principal, services: Services, data: NameCreate
-    ) -> dict[str, Any]:
+    async def create_skill(self, who: Principal, services: Services, data: NameCreate) -> dict[str, Any]:
         async with services.db.transaction() as session:
             return admin.skill_dict(await admin.create_skill(session, who, given(data)))
 
@@ -355,9 +343,7 @@ class SkillController(Controller):
             return admin.skill_dict(await admin.update_skill(session, who, skill_id, given(data)))
 
     @delete("/{skill_id:int}", status_code=200)
-    async def delete_skill(
-        self, who: Principal, services: Services, skill_id: int
-    ) -> dict[str, Any]:
+    async def delete_skill(self, who: Principal, services: Services, skill_id: int) -> dict[str, Any]:
         async with services.db.transaction() as session:
             await admin.delete_skill(session, who, skill_id)
         return OK
@@ -376,9 +362,7 @@ class QueueController(Controller):
             return await admin.queue_dicts(session, queues)
 
     @post("/")
-    async def create_queue(
-        self, who: Principal, services: Services, data: QueueCreate
-    ) -> dict[str, Any]:
+    async def create_queue(self, who: Principal, services: Services, data: QueueCreate) -> dict[str, Any]:
         async with services.db.transaction() as session:
             queue = await admin.create_queue(session, who, given(data))
             return await admin.queue_detail(session, queue)
@@ -397,9 +381,7 @@ class QueueController(Controller):
             return await admin.queue_detail(session, queue)
 
     @delete("/{queue_id:int}", status_code=200)
-    async def delete_queue(
-        self, who: Principal, services: Services, queue_id: int
-    ) -> dict[str, Any]:
+    async def delete_queue(self, who: Principal, services: Services, queue_id: int) -> dict[str, Any]:
         async with services.db.transaction() as session:
             await admin.delete_queue(session, who, queue_id)
         return OK
@@ -442,9 +424,7 @@ class StatusController(Controller):
             return [admin.status_dict(s) for s in rows]
 
     @post("/")
-    async def create_status(
-        self, who: Principal, services: Services, data: StatusCreate
-    ) -> dict[str, Any]:
+    async def create_status(self, who: Principal, services: Services, data: StatusCreate) -> dict[str, Any]:
         async with services.db.transaction() as session:
             return admin.status_dict(await admin.create_status(session, who, given(data)))
 
@@ -457,9 +437,7 @@ class StatusController(Controller):
             return admin.status_dict(status)
 
     @delete("/{status_id:int}", status_code=200)
-    async def delete_status(
-        self, who: Principal, services: Services, status_id: int
-    ) -> dict[str, Any]:
+    async def delete_status(self, who: Principal, services: Services, status_id: int) -> dict[str, Any]:
         async with services.db.transaction() as session:
             await admin.delete_status(session, who, status_id)
         return OK
@@ -513,17 +491,13 @@ class ContactController(Controller):
             return [admin.contact_dict(c) for c in rows]
 
     @post("/")
-    async def create_contact(
-        self, who: Principal, services: Services, data: ContactCreate
-    ) -> dict[str, Any]:
+    async def create_contact(self, who: Principal, services: Services, data: ContactCreate) -> dict[str, Any]:
         async with services.db.transaction() as session:
             contact = await admin.create_contact(session, who, given(data))
             return await admin.contact_detail(session, contact)
 
     @get("/{contact_id:int}")
-    async def get_contact(
-        self, who: Principal, services: Services, contact_id: int
-    ) -> dict[str, Any]:
+    async def get_contact(self, who: Principal, services: Services, contact_id: int) -> dict[str, Any]:
         async with services.db.transaction() as session:
             contact = await admin.get_contact(session, who, contact_id)
             return await admin.contact_detail(session, contact)
@@ -550,9 +524,7 @@ class InboxController(Controller):
             return [admin.inbox_dict(i, show_secrets=who.is_admin) for i in rows]
 
     @post("/")
-    async def create_inbox(
-        self, who: Principal, services: Services, data: InboxCreate
-    ) -> dict[str, Any]:
+    async def create_inbox(self, who: Principal, services: Services, data: InboxCreate) -> dict[str, Any]:
         async with services.db.transaction() as session:
             inbox = await admin.create_inbox(session, who, given(data))
             return admin.inbox_dict(inbox, show_secrets=True)
@@ -572,9 +544,7 @@ class InboxController(Controller):
             return admin.inbox_dict(inbox, show_secrets=True)
 
     @delete("/{inbox_id:int}", status_code=200)
-    async def delete_inbox(
-        self, who: Principal, services: Services, inbox_id: int
-    ) -> dict[str, Any]:
+    async def delete_inbox(self, who: Principal, services: Services, inbox_id: int) -> dict[str, Any]:
         async with services.db.transaction() as session:
             await admin.delete_inbox(session, who, inbox_id)
         return OK
@@ -593,9 +563,7 @@ class WebhookController(Controller):
             return [admin.webhook_dict(w) for w in rows]
 
     @post("/")
-    async def create_webhook(
-        self, who: Principal, services: Services, data: WebhookCreate
-    ) -> dict[str, Any]:
+    async def create_webhook(self, who: Principal, services: Services, data: WebhookCreate) -> dict[str, Any]:
         """The only response that carries the secret: the CRM needs it to check signatures."""
         async with services.db.transaction() as session:
             hook, secret = await admin.create_webhook(session, who, given(data))
@@ -610,9 +578,7 @@ class WebhookController(Controller):
             return admin.webhook_dict(hook)
 
     @delete("/{webhook_id:int}", status_code=200)
-    async def delete_webhook(
-        self, who: Principal, services: Services, webhook_id: int
-    ) -> dict[str, Any]:
+    async def delete_webhook(self, who: Principal, services: Services, webhook_id: int) -> dict[str, Any]:
         async with services.db.transaction() as session:
             await admin.delete_webhook(session, who, webhook_id)
         return OK
@@ -628,9 +594,7 @@ class WebhookController(Controller):
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         async with services.db.transaction() as session:
-            rows = await admin.list_deliveries(
-                session, who, webhook_id, state=delivery_state, limit=limit
-            )
+            rows = await admin.list_deliveries(session, who, webhook_id, state=delivery_state, limit=limit)
             return [webhooks.delivery_dict(d) for d in rows]
 
 
@@ -639,9 +603,7 @@ class WebhookDeliveryController(Controller):
     dependencies = DEPS
 
     @post("/{delivery_id:int}/replay", status_code=200)
-    async def replay(
-        self, who: Principal, services: Services, delivery_id: int
-    ) -> dict[str, Any]:
+    async def replay(self, who: Principal, services: Services, delivery_id: int) -> dict[str, Any]:
         """Enqueued only after commit, so the worker never sees the delivery still failed."""
         from omni.worker import enqueue_deliveries
 
@@ -688,9 +650,7 @@ class TokenController(Controller):
             return [admin.token_dict(t) for t in await admin.list_tokens(session, who, limit=limit)]
 
     @delete("/{token_id:int}", status_code=200)
-    async def revoke_token(
-        self, who: Principal, services: Services, token_id: int
-    ) -> dict[str, Any]:
+    async def revoke_token(self, who: Principal, services: Services, token_id: int) -> dict[str, Any]:
         async with services.db.transaction() as session:
             return admin.token_dict(await admin.revoke_token(session, who, token_id))
 

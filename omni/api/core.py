@@ -54,24 +54,42 @@ def user_dict(u: m.User) -> dict[str, Any]:
 
 class AuthController(Controller):
     path = "/api/v1/auth"
-    dependencies = {"services": Provide(provide_services)}
+    dependencies = {"services": Provide(provide_services)}  # noqa: RUF012 - Litestar declares it mutable
 
     @post("/login", status_code=200)
-    async def login(self, request: Request[Any, Any, Any], data: LoginIn, services: Services) -> Response[dict[str, Any]]:
+    async def login(
+        self, request: Request[Any, Any, Any], data: LoginIn, services: Services
+    ) -> Response[dict[str, Any]]:
         async with services.db.transaction() as session:
             try:
                 user = await auth.authenticate(session, data.username, data.password)
             except Exception:
-                audit.record(session, None, "auth.login", object_type="user", object_id=data.username,
-                             result="denied", ip=client_ip(request))
+                audit.record(
+                    session,
+                    None,
+                    "auth.login",
+                    object_type="user",
+                    object_id=data.username,
+                    result="denied",
+                    ip=client_ip(request),
+                )
                 raise
             token = await auth.create_session(session, user, services.settings.session_max_age_seconds)
-            audit.record(session, Principal.of(user), "auth.login", object_type="user", object_id=user.id,
-                         ip=client_ip(request))
+            audit.record(
+                session,
+                Principal.of(user),
+                "auth.login",
+                object_type="user",
+                object_id=user.id,
+                ip=client_ip(request),
+            )
             body = user_dict(user)
         response = Response(body)
         response.set_cookie(
-            SESSION_COOKIE, token, httponly=True, samesite="lax",
+            SESSION_COOKIE,
+            token,
+            httponly=True,
+            samesite="lax",
             secure=services.settings.public_base_url.startswith("https"),
             max_age=services.settings.session_max_age_seconds,
         )
@@ -142,8 +160,14 @@ class PresenceController(Controller):
             )
             status = await session.get(m.OperatorStatus, p.status_id)
             assert status is not None
-            audit.record(session, who, "presence.set", object_type="user", object_id=user_id,
-                         data={"status": data.status, "reason": data.reason})
+            audit.record(
+                session,
+                who,
+                "presence.set",
+                object_type="user",
+                object_id=user_id,
+                data={"status": data.status, "reason": data.reason},
+            )
             return presence.presence_dict(p, status)
 
 
@@ -153,7 +177,11 @@ class ConversationController(Controller):
 
     @get("/")
     async def list_conversations(
-        self, who: Principal, services: Services, status: str | None = None, queue_id: int | None = None,
+        self,
+        who: Principal,
+        services: Services,
+        status: str | None = None,
+        queue_id: int | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         if who.role == m.Role.AUDITOR:
@@ -167,11 +195,15 @@ class ConversationController(Controller):
                 stmt = stmt.where(m.Conversation.status == status)
             if queue_id is not None:
                 stmt = stmt.where(m.Conversation.queue_id == queue_id)
-            rows = await session.scalars(stmt.order_by(m.Conversation.id.desc()).limit(min(max(limit, 1), 1000)))
+            rows = await session.scalars(
+                stmt.order_by(m.Conversation.id.desc()).limit(min(max(limit, 1), 1000))
+            )
             return [conversation_dict(c) for c in rows]
 
     @get("/{conversation_id:int}")
-    async def get_conversation(self, who: Principal, services: Services, conversation_id: int) -> dict[str, Any]:
+    async def get_conversation(
+        self, who: Principal, services: Services, conversation_id: int
+    ) -> dict[str, Any]:
         async with services.db.transaction() as session:
             conv = await auth.access_conversation(session, who, conversation_id)
             msgs = await session.scalars(
@@ -210,7 +242,9 @@ class ConversationController(Controller):
             return conversation_dict(await conversations.check_end(session, who, conversation_id))
 
     @post("/{conversation_id:int}/close", status_code=200)
-    async def close(self, who: Principal, services: Services, conversation_id: int, data: CloseIn) -> dict[str, Any]:
+    async def close(
+        self, who: Principal, services: Services, conversation_id: int, data: CloseIn
+    ) -> dict[str, Any]:
         async with services.db.transaction() as session:
             return conversation_dict(
                 await conversations.check_close(session, who, conversation_id, data.result_code_id)
@@ -222,7 +256,11 @@ class ConversationController(Controller):
     ) -> dict[str, Any]:
         async with services.db.transaction() as session:
             conv = await conversations.check_transfer(
-                session, who, conversation_id, to_user_id=data.to_user_id, to_queue_id=data.to_queue_id,
+                session,
+                who,
+                conversation_id,
+                to_user_id=data.to_user_id,
+                to_queue_id=data.to_queue_id,
                 note=data.note,
             )
             return conversation_dict(conv)
@@ -233,8 +271,13 @@ class ConversationController(Controller):
     ) -> dict[str, Any]:
         async with services.db.transaction() as session:
             cb = await conversations.check_schedule_callback(
-                session, who, conversation_id, due_at=data.due_at, kind=data.kind,
-                target_user_id=data.target_user_id, note=data.note,
+                session,
+                who,
+                conversation_id,
+                due_at=data.due_at,
+                kind=data.kind,
+                target_user_id=data.target_user_id,
+                note=data.note,
             )
             return callback_dict(cb)
 
@@ -246,7 +289,9 @@ class InboxMessageController(Controller):
     dependencies = DEPS
 
     @post("/")
-    async def inbound(self, who: Principal, services: Services, inbox_id: int, data: InboundIn) -> Response[dict[str, Any]]:
+    async def inbound(
+        self, who: Principal, services: Services, inbox_id: int, data: InboundIn
+    ) -> Response[dict[str, Any]]:
         auth.require_role(who, m.Role.ADMIN)
         if data.medium not in set(m.Medium):
             raise InvalidInput("medium must be chat or voice", field="medium")
@@ -254,10 +299,17 @@ class InboxMessageController(Controller):
             result = await conversations.ingest_inbound(
                 session,
                 InboundMessage(
-                    inbox_id=inbox_id, identity_kind=data.identity_kind, identity_value=data.identity_value,
-                    body=data.body, client_id=data.client_id, external_id=data.external_id,
-                    contact_name=data.contact_name, contact_phone=data.contact_phone,
-                    contact_email=data.contact_email, subject=data.subject, medium=data.medium,
+                    inbox_id=inbox_id,
+                    identity_kind=data.identity_kind,
+                    identity_value=data.identity_value,
+                    body=data.body,
+                    client_id=data.client_id,
+                    external_id=data.external_id,
+                    contact_name=data.contact_name,
+                    contact_phone=data.contact_phone,
+                    contact_email=data.contact_email,
+                    subject=data.subject,
+                    medium=data.medium,
                     priority=data.priority,
                 ),
             )
@@ -290,7 +342,9 @@ class CallbackController(Controller):
 
     @get("/")
     async def list_callbacks(
-        self, who: Principal, services: Services,
+        self,
+        who: Principal,
+        services: Services,
         callback_state: Annotated[str, QueryParameter(name="state")] = "open",
     ) -> list[dict[str, Any]]:
         if callback_state not in ("open", "claimed", "done"):
@@ -305,14 +359,22 @@ class CallbackController(Controller):
             return callback_dict(await conversations.check_claim_callback(session, who, callback_id))
 
     @post("/{callback_id:int}/done", status_code=200)
-    async def done(self, who: Principal, services: Services, callback_id: int, data: CallbackDoneIn) -> dict[str, Any]:
+    async def done(
+        self, who: Principal, services: Services, callback_id: int, data: CallbackDoneIn
+    ) -> dict[str, Any]:
         async with services.db.transaction() as session:
-            return callback_dict(await conversations.check_finish_callback(session, who, callback_id, done=True, note=data.note))
+            return callback_dict(
+                await conversations.check_finish_callback(
+                    session, who, callback_id, done=True, note=data.note
+                )
+            )
 
     @post("/{callback_id:int}/release", status_code=200)
     async def release(self, who: Principal, services: Services, callback_id: int) -> dict[str, Any]:
         async with services.db.transaction() as session:
-            return callback_dict(await conversations.check_finish_callback(session, who, callback_id, done=False))
+            return callback_dict(
+                await conversations.check_finish_callback(session, who, callback_id, done=False)
+            )
 
 
 class EventController(Controller):
@@ -322,7 +384,9 @@ class EventController(Controller):
     dependencies = DEPS
 
     @get("/")
-    async def list_events(self, who: Principal, services: Services, after: int = 0, limit: int = 500) -> list[dict[str, Any]]:
+    async def list_events(
+        self, who: Principal, services: Services, after: int = 0, limit: int = 500
+    ) -> list[dict[str, Any]]:
         if who.role == m.Role.AUDITOR:
             raise PermissionDenied("auditors can read the audit log only")
         async with services.db.transaction() as session:
@@ -336,4 +400,3 @@ class EventController(Controller):
             or (e.queue_id is not None and e.queue_id in queues)
             or (e.user_id is not None and users is not None and e.user_id in users)
         ]
-

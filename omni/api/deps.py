@@ -59,9 +59,7 @@ def domain_error_handler(_request: Request[Any, Any, Any], exc: DomainError) -> 
 def validation_error_handler(
     _request: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[dict[str, Any]]:
-    return Response(
-        {"error": "invalid", "detail": exc.detail, "fields": exc.extra or []}, status_code=400
-    )
+    return Response({"error": "invalid", "detail": exc.detail, "fields": exc.extra or []}, status_code=400)
 
 
 def http_error_handler(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:

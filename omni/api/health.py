@@ -42,7 +42,9 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     else:
         checks["redis"] = "not configured (embedded mode)"
     ready = all(v == "ok" or v.startswith("not configured") for v in checks.values())
-    return Response({"ready": ready, "checks": checks}, status_code=200 if ready else HTTP_503_SERVICE_UNAVAILABLE)
+    return Response(
+        {"ready": ready, "checks": checks}, status_code=200 if ready else HTTP_503_SERVICE_UNAVAILABLE
+    )
 
 
 @get("/metrics", include_in_schema=False)
@@ -61,7 +63,9 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
         OPERATORS.clear()
         for activity, count in (
             await session.execute(
-                select(m.OperatorPresence.effective_code, func.count()).group_by(m.OperatorPresence.effective_code)
+                select(m.OperatorPresence.effective_code, func.count()).group_by(
+                    m.OperatorPresence.effective_code
+                )
             )
         ).all():
             OPERATORS.labels(activity=activity).set(count)

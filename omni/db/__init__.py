@@ -44,9 +44,8 @@ class Database:
         nothing is announced for a change that rolled back.
         """
         if self._sqlite_lock is not None:
-            async with self._sqlite_lock:
-                async with self._run() as session:
-                    yield session
+            async with self._sqlite_lock, self._run() as session:
+                yield session
         else:
             async with self._run() as session:
                 yield session

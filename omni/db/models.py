@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -67,7 +67,11 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
 
 
 class Role(enum.StrEnum):
@@ -556,9 +560,7 @@ class WebhookDelivery(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    subscription_id: Mapped[int] = mapped_column(
-        ForeignKey("webhook_subscriptions.id", ondelete="CASCADE")
-    )
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"))
     event_id: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     """pending | succeeded | failed."""

@@ -72,9 +72,7 @@ def clamp_limit(limit: int) -> int:
 # --- field checkers -----------------------------------------------------------------------
 
 
-def _text(
-    max_len: int, *, allow_empty: bool = False, no_spaces: bool = False, strip: bool = True
-) -> Checker:
+def _text(max_len: int, *, allow_empty: bool = False, no_spaces: bool = False, strip: bool = True) -> Checker:
     def check(field: str, value: Any) -> str:
         if not isinstance(value, str):
             raise InvalidInput(f"{field} must be a string", field=field)
@@ -129,9 +127,7 @@ def _choice(options: Iterable[str]) -> Checker:
 
     def check(field: str, value: Any) -> str:
         if value not in allowed:
-            raise InvalidInput(
-                f"{field} must be one of: {', '.join(allowed)} (got {value!r})", field=field
-            )
+            raise InvalidInput(f"{field} must be one of: {', '.join(allowed)} (got {value!r})", field=field)
         return str(value)
 
     return check
@@ -278,7 +274,7 @@ def _business_hours(field: str, value: Any) -> dict[str, Any] | None:
                 or not all(isinstance(t, str) and _HHMM.fullmatch(t) for t in span)
             ):
                 raise InvalidInput(
-                    f"{field}.days.{day}: each span is [\"HH:MM\", \"HH:MM\"] (got {span!r})",
+                    f'{field}.days.{day}: each span is ["HH:MM", "HH:MM"] (got {span!r})',
                     field=field,
                 )
             start, end = span
@@ -291,8 +287,7 @@ def _business_hours(field: str, value: Any) -> dict[str, Any] | None:
         for before, after in itertools.pairwise(clean_spans):
             if after[0] < before[1]:
                 raise InvalidInput(
-                    f"{field}.days.{day}: {before[0]}-{before[1]} overlaps "
-                    f"{after[0]}-{after[1]}",
+                    f"{field}.days.{day}: {before[0]}-{before[1]} overlaps {after[0]}-{after[1]}",
                     field=field,
                 )
         clean_days[day] = clean_spans
@@ -415,9 +410,7 @@ async def _ensure_unique(
 def _masked(value: Any) -> Any:
     """Secrets nested in documents (an inbox's bot token) are hidden like top-level ones."""
     if isinstance(value, dict):
-        return {
-            k: ("***" if k in audit.SECRET_FIELDS else _masked(v)) for k, v in value.items()
-        }
+        return {k: ("***" if k in audit.SECRET_FIELDS else _masked(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [_masked(v) for v in value]
     return value
@@ -432,7 +425,11 @@ def _audit(
     data: Mapping[str, Any],
 ) -> None:
     audit.record(
-        session, who, action, object_type=object_type, object_id=object_id,
+        session,
+        who,
+        action,
+        object_type=object_type,
+        object_id=object_id,
         data=_masked(dict(data)),
     )
 
@@ -496,9 +493,7 @@ async def user_detail(session: AsyncSession, u: m.User) -> dict[str, Any]:
     )
     if u.role == SUPERVISOR:
         scopes = (
-            await session.scalars(
-                select(m.SupervisorScope).where(m.SupervisorScope.supervisor_id == u.id)
-            )
+            await session.scalars(select(m.SupervisorScope).where(m.SupervisorScope.supervisor_id == u.id))
         ).all()
         body["scope"] = {
             "group_ids": sorted(s.group_id for s in scopes if s.group_id is not None),
@@ -522,14 +517,24 @@ async def _check_user(
 ) -> None:
     if "username" in clean:
         await _ensure_unique(
-            session, m.User.username, m.User.id, clean["username"], own_id=own_id,
-            field="username", message=f"a user named '{clean['username']}' already exists",
+            session,
+            m.User.username,
+            m.User.id,
+            clean["username"],
+            own_id=own_id,
+            field="username",
+            message=f"a user named '{clean['username']}' already exists",
         )
     if clean.get("sip_extension"):
         ext = clean["sip_extension"]
         await _ensure_unique(
-            session, m.User.sip_extension, m.User.id, ext, own_id=own_id,
-            field="sip_extension", message=f"SIP extension '{ext}' belongs to another user",
+            session,
+            m.User.sip_extension,
+            m.User.id,
+            ext,
+            own_id=own_id,
+            field="sip_extension",
+            message=f"SIP extension '{ext}' belongs to another user",
         )
     load_fields = {"capacity", "chat_weight", "voice_weight", "handles_chat", "handles_voice"}
     if not load_fields & set(clean):
@@ -571,9 +576,7 @@ async def create_user(session: AsyncSession, who: Principal, data: Mapping[str, 
     return user
 
 
-async def update_user(
-    session: AsyncSession, who: Principal, user_id: int, data: Mapping[str, Any]
-) -> m.User:
+async def update_user(session: AsyncSession, who: Principal, user_id: int, data: Mapping[str, Any]) -> m.User:
     require_role(who, ADMIN)
     user = await _get(session, m.User, user_id, "user")
     clean = _clean(data, _USER_UPDATE_FIELDS)
@@ -617,16 +620,15 @@ async def set_user_skills(
     session: AsyncSession, who: Principal, user_id: int, data: Mapping[str, Any]
 ) -> m.User:
     user = await _user_in_scope(session, who, user_id)
-    clean = _clean(data, {"skills": lambda f, v: _items(f, v, _USER_SKILL, ("skill_id", "level"))},
-                   ("skills",))
+    clean = _clean(
+        data, {"skills": lambda f, v: _items(f, v, _USER_SKILL, ("skill_id", "level"))}, ("skills",)
+    )
     items: list[dict[str, Any]] = clean["skills"]
     _no_repeats("skills", items, "skill_id")
     for i, item in enumerate(items):
         await _referenced(session, m.Skill, item["skill_id"], f"skills[{i}].skill_id", "skill")
     await session.execute(delete(m.UserSkill).where(m.UserSkill.user_id == user.id))
-    session.add_all(
-        m.UserSkill(user_id=user.id, skill_id=i["skill_id"], level=i["level"]) for i in items
-    )
+    session.add_all(m.UserSkill(user_id=user.id, skill_id=i["skill_id"], level=i["level"]) for i in items)
     await _flush(session)
     _audit(session, who, "user.skills", "user", user.id, data)
     return user
@@ -649,9 +651,7 @@ async def set_supervisor_scope(
         await _referenced(session, m.Group, gid, f"group_ids[{i}]", "group")
     for i, qid in enumerate(queue_ids):
         await _referenced(session, m.Queue, qid, f"queue_ids[{i}]", "queue")
-    await session.execute(
-        delete(m.SupervisorScope).where(m.SupervisorScope.supervisor_id == user.id)
-    )
+    await session.execute(delete(m.SupervisorScope).where(m.SupervisorScope.supervisor_id == user.id))
     session.add_all(m.SupervisorScope(supervisor_id=user.id, group_id=g) for g in group_ids)
     session.add_all(m.SupervisorScope(supervisor_id=user.id, queue_id=q) for q in queue_ids)
     await _flush(session)
@@ -710,7 +710,12 @@ async def list_groups(session: AsyncSession, who: Principal, *, limit: int) -> l
 async def _check_group(session: AsyncSession, clean: Mapping[str, Any], own_id: int | None) -> None:
     if "name" in clean:
         await _ensure_unique(
-            session, m.Group.name, m.Group.id, clean["name"], own_id=own_id, field="name",
+            session,
+            m.Group.name,
+            m.Group.id,
+            clean["name"],
+            own_id=own_id,
+            field="name",
             message=f"a group named '{clean['name']}' already exists",
         )
 
@@ -759,15 +764,18 @@ def skill_dict(s: m.Skill) -> dict[str, Any]:
 
 async def list_skills(session: AsyncSession, who: Principal, *, limit: int) -> list[m.Skill]:
     _deny_auditor(who)
-    return list(
-        await session.scalars(select(m.Skill).order_by(m.Skill.id).limit(clamp_limit(limit)))
-    )
+    return list(await session.scalars(select(m.Skill).order_by(m.Skill.id).limit(clamp_limit(limit))))
 
 
 async def _check_skill(session: AsyncSession, clean: Mapping[str, Any], own_id: int | None) -> None:
     if "name" in clean:
         await _ensure_unique(
-            session, m.Skill.name, m.Skill.id, clean["name"], own_id=own_id, field="name",
+            session,
+            m.Skill.name,
+            m.Skill.id,
+            clean["name"],
+            own_id=own_id,
+            field="name",
             message=f"a skill named '{clean['name']}' already exists",
         )
 
@@ -870,9 +878,7 @@ async def queue_detail(session: AsyncSession, queue: m.Queue) -> dict[str, Any]:
     return (await queue_dicts(session, [queue]))[0]
 
 
-async def _scoped_queue(
-    session: AsyncSession, who: Principal, queue_id: int, *, manage: bool
-) -> m.Queue:
+async def _scoped_queue(session: AsyncSession, who: Principal, queue_id: int, *, manage: bool) -> m.Queue:
     """A queue the caller may see (``manage``: and edit); others' queues are 'not found'."""
     if manage:
         require_role(who, ADMIN, SUPERVISOR)
@@ -915,13 +921,14 @@ async def _check_default_code(
     if not code.active:
         raise InvalidInput(f"result code '{code.code}' is inactive", field=field)
     if allowed and code.id not in allowed:
-        raise InvalidInput(
-            f"result code '{code.code}' is not among the queue's result codes", field=field
-        )
+        raise InvalidInput(f"result code '{code.code}' is not among the queue's result codes", field=field)
 
 
 async def _check_queue(
-    session: AsyncSession, who: Principal, clean: Mapping[str, Any], queue: m.Queue,
+    session: AsyncSession,
+    who: Principal,
+    clean: Mapping[str, Any],
+    queue: m.Queue,
     own_id: int | None,
 ) -> None:
     """References, uniqueness and the whole-row rules, before anything is changed."""
@@ -938,7 +945,12 @@ async def _check_queue(
 
     if "name" in clean:
         await _ensure_unique(
-            session, m.Queue.name, m.Queue.id, clean["name"], own_id=own_id, field="name",
+            session,
+            m.Queue.name,
+            m.Queue.id,
+            clean["name"],
+            own_id=own_id,
+            field="name",
             message=f"a queue named '{clean['name']}' already exists",
         )
     if "group_id" in clean and clean["group_id"] != queue.group_id:
@@ -954,15 +966,11 @@ async def _check_queue(
         await target(step.get("add_queue_id"), f"escalation[{i}].add_queue_id")
     if "default_result_code_id" in clean:
         allowed = await _allowed_codes(session, own_id) if own_id is not None else set()
-        await _check_default_code(
-            session, clean["default_result_code_id"], allowed, "default_result_code_id"
-        )
+        await _check_default_code(session, clean["default_result_code_id"], allowed, "default_result_code_id")
     action = clean.get("overflow_action", queue.overflow_action)
     overflow_to = clean.get("overflow_queue_id", queue.overflow_queue_id)
     if action == "queue" and overflow_to is None:
-        raise InvalidInput(
-            "overflow_action 'queue' needs overflow_queue_id", field="overflow_queue_id"
-        )
+        raise InvalidInput("overflow_action 'queue' needs overflow_queue_id", field="overflow_queue_id")
 
 
 async def create_queue(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.Queue:
@@ -1002,9 +1010,7 @@ async def delete_queue(session: AsyncSession, who: Principal, queue_id: int) -> 
         raise Conflict(f"queue '{queue.name}' has {waiting} open conversations; close them first")
     inboxes = list(await session.scalars(select(m.Inbox.name).where(m.Inbox.queue_id == queue.id)))
     if inboxes:
-        raise Conflict(
-            f"inboxes route to queue '{queue.name}': {', '.join(inboxes)}; point them elsewhere"
-        )
+        raise Conflict(f"inboxes route to queue '{queue.name}': {', '.join(inboxes)}; point them elsewhere")
     referrers = [
         q.name
         for q in await session.scalars(select(m.Queue).where(m.Queue.id != queue.id))
@@ -1013,8 +1019,7 @@ async def delete_queue(session: AsyncSession, who: Principal, queue_id: int) -> 
     ]
     if referrers:
         raise Conflict(
-            f"queues overflow or escalate to '{queue.name}': {', '.join(referrers)}; "
-            "change them first"
+            f"queues overflow or escalate to '{queue.name}': {', '.join(referrers)}; change them first"
         )
     await session.delete(queue)
     await _flush(session)
@@ -1033,9 +1038,7 @@ async def set_queue_members(
 ) -> m.Queue:
     """Supervisors staff their queues from operators they already supervise."""
     queue = await _scoped_queue(session, who, queue_id, manage=True)
-    clean = _clean(
-        data, {"members": lambda f, v: _items(f, v, _MEMBER, ("user_id",))}, ("members",)
-    )
+    clean = _clean(data, {"members": lambda f, v: _items(f, v, _MEMBER, ("user_id",))}, ("members",))
     items: list[dict[str, Any]] = clean["members"]
     _no_repeats("members", items, "user_id")
     visible = await visible_user_ids(session, who)
@@ -1053,7 +1056,9 @@ async def set_queue_members(
     await session.execute(delete(m.QueueMember).where(m.QueueMember.queue_id == queue.id))
     session.add_all(
         m.QueueMember(
-            queue_id=queue.id, user_id=i["user_id"], position=i.get("position", 0),
+            queue_id=queue.id,
+            user_id=i["user_id"],
+            position=i.get("position", 0),
             penalty=i.get("penalty", 0),
         )
         for i in items
@@ -1073,8 +1078,7 @@ async def set_queue_skills(
     session: AsyncSession, who: Principal, queue_id: int, data: Mapping[str, Any]
 ) -> m.Queue:
     queue = await _scoped_queue(session, who, queue_id, manage=True)
-    clean = _clean(data, {"skills": lambda f, v: _items(f, v, _QUEUE_SKILL, ("skill_id",))},
-                   ("skills",))
+    clean = _clean(data, {"skills": lambda f, v: _items(f, v, _QUEUE_SKILL, ("skill_id",))}, ("skills",))
     items: list[dict[str, Any]] = clean["skills"]
     _no_repeats("skills", items, "skill_id")
     for i, item in enumerate(items):
@@ -1095,7 +1099,8 @@ async def set_queue_result_codes(
     """An empty list allows every active code; the default must be one the queue allows."""
     queue = await _scoped_queue(session, who, queue_id, manage=True)
     clean = _clean(
-        data, {"result_code_ids": _id_list, "default_result_code_id": _OPTIONAL_ID},
+        data,
+        {"result_code_ids": _id_list, "default_result_code_id": _OPTIONAL_ID},
         ("result_code_ids",),
     )
     code_ids: list[int] = clean["result_code_ids"]
@@ -1103,9 +1108,7 @@ async def set_queue_result_codes(
         code = await _referenced(session, m.ResultCode, cid, f"result_code_ids[{i}]", "result code")
         assert code is not None
         if not code.active:
-            raise InvalidInput(
-                f"result code '{code.code}' is inactive", field=f"result_code_ids[{i}]"
-            )
+            raise InvalidInput(f"result code '{code.code}' is inactive", field=f"result_code_ids[{i}]")
     if "default_result_code_id" in clean:
         default = clean["default_result_code_id"]
         await _check_default_code(session, default, set(code_ids), "default_result_code_id")
@@ -1145,9 +1148,7 @@ def status_dict(s: m.OperatorStatus) -> dict[str, Any]:
     return _columns(s)
 
 
-async def list_statuses(
-    session: AsyncSession, who: Principal, *, limit: int
-) -> list[m.OperatorStatus]:
+async def list_statuses(session: AsyncSession, who: Principal, *, limit: int) -> list[m.OperatorStatus]:
     """Any signed-in user: operators pick from these, auditors read them in history."""
     return list(
         await session.scalars(
@@ -1156,24 +1157,30 @@ async def list_statuses(
     )
 
 
-async def _check_status(
-    session: AsyncSession, clean: Mapping[str, Any], own_id: int | None
-) -> None:
+async def _check_status(session: AsyncSession, clean: Mapping[str, Any], own_id: int | None) -> None:
     if "code" in clean:
         await _ensure_unique(
-            session, m.OperatorStatus.code, m.OperatorStatus.id, clean["code"], own_id=own_id,
-            field="code", message=f"a status with code '{clean['code']}' already exists",
+            session,
+            m.OperatorStatus.code,
+            m.OperatorStatus.id,
+            clean["code"],
+            own_id=own_id,
+            field="code",
+            message=f"a status with code '{clean['code']}' already exists",
         )
     if "name" in clean:
         await _ensure_unique(
-            session, m.OperatorStatus.name, m.OperatorStatus.id, clean["name"], own_id=own_id,
-            field="name", message=f"a status named '{clean['name']}' already exists",
+            session,
+            m.OperatorStatus.name,
+            m.OperatorStatus.id,
+            clean["name"],
+            own_id=own_id,
+            field="name",
+            message=f"a status named '{clean['name']}' already exists",
         )
 
 
-async def create_status(
-    session: AsyncSession, who: Principal, data: Mapping[str, Any]
-) -> m.OperatorStatus:
+async def create_status(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.OperatorStatus:
     require_role(who, ADMIN)
     clean = _clean(data, _STATUS_FIELDS, ("code", "name"))
     await _check_status(session, clean, None)
@@ -1214,9 +1221,7 @@ async def delete_status(session: AsyncSession, who: Principal, status_id: int) -
     if status.is_system:
         raise InvalidInput(f"the built-in status '{status.code}' can't be deleted", field="id")
     in_use = await session.scalar(
-        select(func.count())
-        .select_from(m.OperatorPresence)
-        .where(m.OperatorPresence.status_id == status.id)
+        select(func.count()).select_from(m.OperatorPresence).where(m.OperatorPresence.status_id == status.id)
     )
     if in_use:
         raise Conflict(f"status '{status.code}' is in use right now (operators: {in_use})")
@@ -1247,34 +1252,36 @@ def result_code_dict(c: m.ResultCode) -> dict[str, Any]:
     return {"id": c.id, "code": c.code, "name": c.name, "colour": c.colour, "active": c.active}
 
 
-async def list_result_codes(
-    session: AsyncSession, who: Principal, *, limit: int
-) -> list[m.ResultCode]:
+async def list_result_codes(session: AsyncSession, who: Principal, *, limit: int) -> list[m.ResultCode]:
     return list(
-        await session.scalars(
-            select(m.ResultCode).order_by(m.ResultCode.id).limit(clamp_limit(limit))
-        )
+        await session.scalars(select(m.ResultCode).order_by(m.ResultCode.id).limit(clamp_limit(limit)))
     )
 
 
-async def _check_result_code(
-    session: AsyncSession, clean: Mapping[str, Any], own_id: int | None
-) -> None:
+async def _check_result_code(session: AsyncSession, clean: Mapping[str, Any], own_id: int | None) -> None:
     if "code" in clean:
         await _ensure_unique(
-            session, m.ResultCode.code, m.ResultCode.id, clean["code"], own_id=own_id,
-            field="code", message=f"a result code '{clean['code']}' already exists",
+            session,
+            m.ResultCode.code,
+            m.ResultCode.id,
+            clean["code"],
+            own_id=own_id,
+            field="code",
+            message=f"a result code '{clean['code']}' already exists",
         )
     if "name" in clean:
         await _ensure_unique(
-            session, m.ResultCode.name, m.ResultCode.id, clean["name"], own_id=own_id,
-            field="name", message=f"a result code named '{clean['name']}' already exists",
+            session,
+            m.ResultCode.name,
+            m.ResultCode.id,
+            clean["name"],
+            own_id=own_id,
+            field="name",
+            message=f"a result code named '{clean['name']}' already exists",
         )
 
 
-async def create_result_code(
-    session: AsyncSession, who: Principal, data: Mapping[str, Any]
-) -> m.ResultCode:
+async def create_result_code(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.ResultCode:
     require_role(who, ADMIN)
     clean = _clean(data, _RESULT_CODE_FIELDS, ("code", "name"))
     await _check_result_code(session, clean, None)
@@ -1298,9 +1305,7 @@ async def update_result_code(
     return code
 
 
-async def deactivate_result_code(
-    session: AsyncSession, who: Principal, code_id: int
-) -> m.ResultCode:
+async def deactivate_result_code(session: AsyncSession, who: Principal, code_id: int) -> m.ResultCode:
     """Closed conversations keep pointing at the code, so it is hidden, not deleted."""
     require_role(who, ADMIN)
     code = await _get(session, m.ResultCode, code_id, "result code")
@@ -1340,9 +1345,7 @@ def contact_dict(c: m.Contact) -> dict[str, Any]:
 async def contact_detail(session: AsyncSession, c: m.Contact) -> dict[str, Any]:
     body = contact_dict(c)
     identities = await session.scalars(
-        select(m.ContactIdentity)
-        .where(m.ContactIdentity.contact_id == c.id)
-        .order_by(m.ContactIdentity.id)
+        select(m.ContactIdentity).where(m.ContactIdentity.contact_id == c.id).order_by(m.ContactIdentity.id)
     )
     body["identities"] = [{"id": i.id, "kind": i.kind, "value": i.value} for i in identities]
     return body
@@ -1398,9 +1401,7 @@ async def _claim_identity(
         raise Conflict(f"{kind} {new} already belongs to contact {owner}", field=kind)
 
 
-async def _apply_contact(
-    session: AsyncSession, contact: m.Contact, clean: dict[str, Any]
-) -> None:
+async def _apply_contact(session: AsyncSession, contact: m.Contact, clean: dict[str, Any]) -> None:
     old_phone, old_email = contact.phone, contact.email
     if "phone" in clean:
         phone = clean.pop("phone")
@@ -1414,9 +1415,7 @@ async def _apply_contact(
     await _claim_identity(session, contact, "email", old_email, contact.email)
 
 
-async def create_contact(
-    session: AsyncSession, who: Principal, data: Mapping[str, Any]
-) -> m.Contact:
+async def create_contact(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.Contact:
     require_role(who, ADMIN, SUPERVISOR, OPERATOR)
     clean = _clean(data, _CONTACT_FIELDS)
     if not (clean.get("name") or clean.get("phone") or clean.get("email")):
@@ -1468,9 +1467,7 @@ def inbox_dict(i: m.Inbox, *, show_secrets: bool) -> dict[str, Any]:
 
 async def list_inboxes(session: AsyncSession, who: Principal, *, limit: int) -> list[m.Inbox]:
     require_role(who, ADMIN, SUPERVISOR)
-    return list(
-        await session.scalars(select(m.Inbox).order_by(m.Inbox.id).limit(clamp_limit(limit)))
-    )
+    return list(await session.scalars(select(m.Inbox).order_by(m.Inbox.id).limit(clamp_limit(limit))))
 
 
 async def get_inbox(session: AsyncSession, who: Principal, inbox_id: int) -> m.Inbox:
@@ -1481,7 +1478,12 @@ async def get_inbox(session: AsyncSession, who: Principal, inbox_id: int) -> m.I
 async def _check_inbox(session: AsyncSession, clean: Mapping[str, Any], own_id: int | None) -> None:
     if "name" in clean:
         await _ensure_unique(
-            session, m.Inbox.name, m.Inbox.id, clean["name"], own_id=own_id, field="name",
+            session,
+            m.Inbox.name,
+            m.Inbox.id,
+            clean["name"],
+            own_id=own_id,
+            field="name",
             message=f"an inbox named '{clean['name']}' already exists",
         )
     if "queue_id" in clean:
@@ -1563,13 +1565,14 @@ def webhook_dict(w: m.WebhookSubscription) -> dict[str, Any]:
 
 
 async def _check_webhook(
-    session: AsyncSession, clean: Mapping[str, Any], hook: m.WebhookSubscription,
+    session: AsyncSession,
+    clean: Mapping[str, Any],
+    hook: m.WebhookSubscription,
     own_id: int | None,
 ) -> None:
     if "secret" in clean and len(clean["secret"]) < MIN_WEBHOOK_SECRET:
         raise InvalidInput(
-            f"secret must be at least {MIN_WEBHOOK_SECRET} characters (or leave it out and "
-            "one is generated)",
+            f"secret must be at least {MIN_WEBHOOK_SECRET} characters (or leave it out and one is generated)",
             field="secret",
         )
     webhooks.validate_subscription(
@@ -1581,21 +1584,21 @@ async def _check_webhook(
         await _referenced(session, m.Queue, qid, f"filter.queue_ids[{i}]", "queue")
     if "name" in clean:
         await _ensure_unique(
-            session, m.WebhookSubscription.name, m.WebhookSubscription.id, clean["name"],
-            own_id=own_id, field="name",
+            session,
+            m.WebhookSubscription.name,
+            m.WebhookSubscription.id,
+            clean["name"],
+            own_id=own_id,
+            field="name",
             message=f"a webhook named '{clean['name']}' already exists",
         )
 
 
-async def list_webhooks(
-    session: AsyncSession, who: Principal, *, limit: int
-) -> list[m.WebhookSubscription]:
+async def list_webhooks(session: AsyncSession, who: Principal, *, limit: int) -> list[m.WebhookSubscription]:
     require_role(who, ADMIN)
     return list(
         await session.scalars(
-            select(m.WebhookSubscription)
-            .order_by(m.WebhookSubscription.id)
-            .limit(clamp_limit(limit))
+            select(m.WebhookSubscription).order_by(m.WebhookSubscription.id).limit(clamp_limit(limit))
         )
     )
 
@@ -1654,9 +1657,7 @@ async def list_deliveries(
     return list(await session.scalars(stmt))
 
 
-async def replay_delivery(
-    session: AsyncSession, who: Principal, delivery_id: int
-) -> m.WebhookDelivery:
+async def replay_delivery(session: AsyncSession, who: Principal, delivery_id: int) -> m.WebhookDelivery:
     """Marks the delivery pending again; the caller enqueues it once this commits."""
     require_role(who, ADMIN)
     row = await webhooks.replay(session, delivery_id)

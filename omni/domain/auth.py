@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, or_, select
+from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -24,9 +24,7 @@ MIN_PASSWORD_LENGTH = 8
 
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(
-            f"password must be at least {MIN_PASSWORD_LENGTH} characters", field="password"
-        )
+        raise InvalidInput(f"password must be at least {MIN_PASSWORD_LENGTH} characters", field="password")
     return _hasher.hash(password)
 
 
@@ -142,9 +140,17 @@ async def visible_user_ids(session: AsyncSession, who: Principal) -> set[int] | 
         queue_ids = await visible_queue_ids(session, who) or set()
         users: set[int] = set()
         if group_ids:
-            users |= set(await session.scalars(select(m.GroupMember.user_id).where(m.GroupMember.group_id.in_(group_ids))))
+            users |= set(
+                await session.scalars(
+                    select(m.GroupMember.user_id).where(m.GroupMember.group_id.in_(group_ids))
+                )
+            )
         if queue_ids:
-            users |= set(await session.scalars(select(m.QueueMember.user_id).where(m.QueueMember.queue_id.in_(queue_ids))))
+            users |= set(
+                await session.scalars(
+                    select(m.QueueMember.user_id).where(m.QueueMember.queue_id.in_(queue_ids))
+                )
+            )
         return users
     if who.role == m.Role.OPERATOR:
         return {who.id}
@@ -156,7 +162,9 @@ def require_role(who: Principal, *roles: m.Role) -> None:
         raise PermissionDenied(f"this action needs the role {' or '.join(r.value for r in roles)}")
 
 
-async def access_conversation(session: AsyncSession, who: Principal, conversation_id: int, *, for_update: bool = False) -> m.Conversation:
+async def access_conversation(
+    session: AsyncSession, who: Principal, conversation_id: int, *, for_update: bool = False
+) -> m.Conversation:
     """Load a conversation the caller may act on, or refuse.
 
     Operators: conversations of their queues, or assigned/offered to them.
@@ -188,7 +196,7 @@ async def access_conversation(session: AsyncSession, who: Principal, conversatio
     raise NotFound(f"conversation {conversation_id} not found")
 
 
-def conversation_scope_filter(queue_ids: set[int] | None, who: Principal) -> list[object]:
+def conversation_scope_filter(queue_ids: set[int] | None, who: Principal) -> list[ColumnElement[bool]]:
     """SQL conditions limiting a conversation list to the caller's scope."""
     if queue_ids is None:
         return []

@@ -48,11 +48,7 @@ def fits(user: m.User, load: Load, medium: str, *, chats_block_calls: bool) -> b
         return False
     if medium == m.Medium.CHAT and not user.handles_chat:
         return False
-    used = (
-        load.voice_units(user)
-        if medium == m.Medium.VOICE and not chats_block_calls
-        else load.units(user)
-    )
+    used = load.voice_units(user) if medium == m.Medium.VOICE and not chats_block_calls else load.units(user)
     return used + weight(user, medium) <= user.capacity
 
 
@@ -76,6 +72,8 @@ async def loads_for(session: AsyncSession, user_ids: Iterable[int]) -> dict[int,
         .group_by(m.Conversation.assigned_user_id, m.Conversation.medium)
     )
     for uid, medium, count in assigned.all():
+        if uid is None:
+            continue
         if medium == m.Medium.VOICE:
             result[uid].calls += count
         else:

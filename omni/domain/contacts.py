@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import phonenumbers
-from phonenumbers import geocoder, timezone as pn_timezone
+from phonenumbers import geocoder
+from phonenumbers import timezone as pn_timezone
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 

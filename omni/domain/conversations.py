@@ -115,7 +115,9 @@ async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestRe
     created = False
     if conv is not None and msg.client_id:
         existing = await session.scalar(
-            select(m.Message).where(m.Message.conversation_id == conv.id, m.Message.client_id == msg.client_id)
+            select(m.Message).where(
+                m.Message.conversation_id == conv.id, m.Message.client_id == msg.client_id
+            )
         )
         if existing is not None:
             return IngestResult(conv, existing, duplicate=True, created=False)
@@ -176,8 +178,14 @@ async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestRe
             raise
         return IngestResult(conv, stored, duplicate=True, created=False)
     conv.last_message_at = now
-    emit(session, "message.created", message_dict(message) | {"channel": conv.channel},
-         conversation_id=conv.id, queue_id=conv.queue_id, user_id=conv.assigned_user_id)
+    emit(
+        session,
+        "message.created",
+        message_dict(message) | {"channel": conv.channel},
+        conversation_id=conv.id,
+        queue_id=conv.queue_id,
+        user_id=conv.assigned_user_id,
+    )
     return IngestResult(conv, message, duplicate=False, created=created)
 
 
@@ -239,7 +247,9 @@ async def do_reopen(session: AsyncSession, conv: m.Conversation, *, now: datetim
 # --- offers -----------------------------------------------------------------------------
 
 
-async def _pending_offer(session: AsyncSession, offer_id: int, who: Principal) -> tuple[m.Offer, m.Conversation]:
+async def _pending_offer(
+    session: AsyncSession, offer_id: int, who: Principal
+) -> tuple[m.Offer, m.Conversation]:
     offer = await session.scalar(select(m.Offer).where(m.Offer.id == offer_id).with_for_update())
     if offer is None or offer.user_id != who.id:
         raise NotFound(f"offer {offer_id} not found")
@@ -338,7 +348,9 @@ async def on_offer_timeout(session: AsyncSession, offer_id: int) -> None:
 
 async def _cancel_pending_offers(session: AsyncSession, conv: m.Conversation) -> None:
     offers = (
-        await session.scalars(select(m.Offer).where(m.Offer.conversation_id == conv.id, m.Offer.state == "pending"))
+        await session.scalars(
+            select(m.Offer).where(m.Offer.conversation_id == conv.id, m.Offer.state == "pending")
+        )
     ).all()
     now = datetime.now(UTC)
     for offer in offers:
@@ -484,7 +496,9 @@ async def _validate_result_code(session: AsyncSession, conv: m.Conversation, cod
             )
         )
         if allowed and code_id not in allowed:
-            raise InvalidInput(f"result code '{code.code}' is not allowed in this queue", field="result_code_id")
+            raise InvalidInput(
+                f"result code '{code.code}' is not allowed in this queue", field="result_code_id"
+            )
     return code
 
 
@@ -583,13 +597,27 @@ async def check_transfer(
     await _cancel_pending_offers(session, conv)
     if note.strip():
         session.add(
-            m.Message(conversation_id=conv.id, inbox_id=conv.inbox_id, direction="note",
-                      author_user_id=who.id, body=note[:MAX_BODY], attachments=[], delivery="stored")
+            m.Message(
+                conversation_id=conv.id,
+                inbox_id=conv.inbox_id,
+                direction="note",
+                author_user_id=who.id,
+                body=note[:MAX_BODY],
+                attachments=[],
+                delivery="stored",
+            )
         )
     await do_enqueue(session, conv, queue, now=datetime.now(UTC), keep_place=True)
     conv.preferred_user_id = to_user_id
-    _event(session, "conversation.transferred", conv, from_user_id=from_user, to_user_id=to_user_id,
-           to_queue_id=to_queue_id, note=note[:MAX_BODY])
+    _event(
+        session,
+        "conversation.transferred",
+        conv,
+        from_user_id=from_user,
+        to_user_id=to_user_id,
+        to_queue_id=to_queue_id,
+        note=note[:MAX_BODY],
+    )
     if from_user is not None:
         await refresh_activity_of(session, from_user)
     return conv
@@ -637,8 +665,14 @@ async def check_send_message(
     await session.flush()
     if not private:
         conv.last_message_at = now
-    emit(session, "message.created", message_dict(message) | {"channel": conv.channel},
-         conversation_id=conv.id, queue_id=conv.queue_id, user_id=conv.assigned_user_id)
+    emit(
+        session,
+        "message.created",
+        message_dict(message) | {"channel": conv.channel},
+        conversation_id=conv.id,
+        queue_id=conv.queue_id,
+        user_id=conv.assigned_user_id,
+    )
     return message
 
 
@@ -647,8 +681,14 @@ async def check_send_message(
 
 async def _add_callback(session: AsyncSession, conv: m.Conversation, *, reason: str) -> m.Callback:
     cb = m.Callback(
-        conversation_id=conv.id, contact_id=conv.contact_id, queue_id=conv.queue_id,
-        kind="standard", reason=reason, state="open", note="", created_at=datetime.now(UTC),
+        conversation_id=conv.id,
+        contact_id=conv.contact_id,
+        queue_id=conv.queue_id,
+        kind="standard",
+        reason=reason,
+        state="open",
+        note="",
+        created_at=datetime.now(UTC),
     )
     session.add(cb)
     await session.flush()
@@ -686,7 +726,13 @@ async def check_claim_callback(session: AsyncSession, who: Principal, cb_id: int
     cb.state = "claimed"
     cb.claimed_by_id = who.id
     cb.claimed_at = datetime.now(UTC)
-    emit(session, "callback.claimed", callback_dict(cb), conversation_id=cb.conversation_id, queue_id=cb.queue_id)
+    emit(
+        session,
+        "callback.claimed",
+        callback_dict(cb),
+        conversation_id=cb.conversation_id,
+        queue_id=cb.queue_id,
+    )
     return cb
 
 
@@ -705,8 +751,13 @@ async def check_finish_callback(
         cb.state = "open"
         cb.claimed_by_id = None
         cb.claimed_at = None
-    emit(session, "callback.done" if done else "callback.released", callback_dict(cb),
-         conversation_id=cb.conversation_id, queue_id=cb.queue_id)
+    emit(
+        session,
+        "callback.done" if done else "callback.released",
+        callback_dict(cb),
+        conversation_id=cb.conversation_id,
+        queue_id=cb.queue_id,
+    )
     return cb
 
 
@@ -727,9 +778,16 @@ async def check_schedule_callback(
         target_user_id = who.id
     conv = await access_conversation(session, who, conv_id)
     cb = m.Callback(
-        conversation_id=conv.id, contact_id=conv.contact_id, queue_id=conv.queue_id, kind=kind,
-        reason="scheduled", target_user_id=target_user_id if kind == "operator" else None,
-        state="open", due_at=due_at, note=note[:MAX_BODY], created_at=datetime.now(UTC),
+        conversation_id=conv.id,
+        contact_id=conv.contact_id,
+        queue_id=conv.queue_id,
+        kind=kind,
+        reason="scheduled",
+        target_user_id=target_user_id if kind == "operator" else None,
+        state="open",
+        due_at=due_at,
+        note=note[:MAX_BODY],
+        created_at=datetime.now(UTC),
     )
     session.add(cb)
     await session.flush()
@@ -747,6 +805,11 @@ async def mark_delivery(session: AsyncSession, message_id: int, state: str, erro
     msg.delivery = state
     conv = await session.get(m.Conversation, msg.conversation_id)
     assert conv is not None
-    emit(session, "message.delivery", {"message_id": msg.id, "delivery": state, "error": error},
-         conversation_id=conv.id, queue_id=conv.queue_id, user_id=conv.assigned_user_id)
-
+    emit(
+        session,
+        "message.delivery",
+        {"message_id": msg.id, "delivery": state, "error": error},
+        conversation_id=conv.id,
+        queue_id=conv.queue_id,
+        user_id=conv.assigned_user_id,
+    )

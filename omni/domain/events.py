@@ -9,6 +9,7 @@ the sequence number clients use to resume after a disconnect.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -131,10 +132,8 @@ class OutboxRelay:
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def _run(self) -> None:
@@ -148,10 +147,8 @@ class OutboxRelay:
                 moved = 0
             if moved >= self.batch_size:
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-            except TimeoutError:
-                pass
             self._wake.clear()
 
     async def relay_once(self) -> int:
@@ -162,9 +159,7 @@ class OutboxRelay:
                 locked = await session.scalar(select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY)))
                 if not locked:
                     return 0
-            last = await session.scalar(
-                select(func.max(m.Event.id)).where(m.Event.dispatched.is_(True))
-            )
+            last = await session.scalar(select(func.max(m.Event.id)).where(m.Event.dispatched.is_(True)))
             last_id = int(last or 0)
             rows = (
                 await session.scalars(
@@ -200,13 +195,9 @@ class OutboxRelay:
         return len(ready)
 
 
-async def events_after(
-    session: AsyncSession, after: int, *, limit: int = 1000
-) -> list[DomainEvent]:
+async def events_after(session: AsyncSession, after: int, *, limit: int = 1000) -> list[DomainEvent]:
     """Committed events with ``id > after`` (replay for a reconnecting client)."""
     rows = (
-        await session.scalars(
-            select(m.Event).where(m.Event.id > after).order_by(m.Event.id).limit(limit)
-        )
+        await session.scalars(select(m.Event).where(m.Event.id > after).order_by(m.Event.id).limit(limit))
     ).all()
     return [DomainEvent.from_row(r) for r in rows]

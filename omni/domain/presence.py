@@ -156,7 +156,11 @@ async def refresh_activity(
             elif m.ConversationStatus.WRAP_UP in statuses:
                 code = m.StatusKind.WRAP_UP
     if code != presence.effective_code:
-        was_busy = presence.effective_code in (m.StatusKind.RINGING, m.StatusKind.TALKING, m.StatusKind.WRAP_UP)
+        was_busy = presence.effective_code in (
+            m.StatusKind.RINGING,
+            m.StatusKind.TALKING,
+            m.StatusKind.WRAP_UP,
+        )
         await session.execute(
             update(m.StatusHistory)
             .where(m.StatusHistory.user_id == uid, m.StatusHistory.ended_at.is_(None))
@@ -214,7 +218,9 @@ async def do_disconnect(session: AsyncSession, user_id: int, grace_seconds: floa
 async def on_offline_deadline(session: AsyncSession, user_id: int) -> None:
     presence = await get_presence(session, user_id, lock=True)
     if presence.connections == 0:
-        await do_set_status(session, user_id, await status_by_code(session, m.StatusKind.OFFLINE), reason="disconnected")
+        await do_set_status(
+            session, user_id, await status_by_code(session, m.StatusKind.OFFLINE), reason="disconnected"
+        )
 
 
 async def flag_over_limit(session: AsyncSession, now: datetime) -> int:

@@ -199,8 +199,9 @@ async def _candidates(
     )
     handled: dict[int, int] = {}
     if primary.strategy == m.Strategy.FEWEST_HANDLED:
-        handled = dict(
-            (
+        handled = {
+            uid: int(n)
+            for uid, n in (
                 await session.execute(
                     select(m.Conversation.assigned_user_id, func.count())
                     .where(
@@ -211,7 +212,8 @@ async def _candidates(
                     .group_by(m.Conversation.assigned_user_id)
                 )
             ).all()
-        )
+            if uid is not None
+        }
     result = [
         Candidate(
             user=u,
@@ -308,10 +310,19 @@ async def try_assign(
         if not auto:
             deadlines.schedule(session, deadlines.OFFER_TIMEOUT, offer.id, expires)
         payload = conversation_dict(conv)
-        payload.update(offer_id=offer.id, expires_at=expires.isoformat(), timeout_seconds=queue.operator_timeout_seconds)
-        emit(session, "conversation.offered", payload, conversation_id=conv.id, queue_id=queue.id, user_id=user.id)
+        payload.update(
+            offer_id=offer.id, expires_at=expires.isoformat(), timeout_seconds=queue.operator_timeout_seconds
+        )
+        emit(
+            session,
+            "conversation.offered",
+            payload,
+            conversation_id=conv.id,
+            queue_id=queue.id,
+            user_id=user.id,
+        )
     if auto:
-        from omni.domain.conversations import do_accept_offer  # noqa: PLC0415 - cycle by design
+        from omni.domain.conversations import do_accept_offer
 
         offer_row = await session.scalar(
             select(m.Offer).where(m.Offer.conversation_id == conv.id, m.Offer.state == "pending")
@@ -408,7 +419,10 @@ async def wait_info(session: AsyncSession, conv: m.Conversation, *, window: int 
     Expected wait = rounds ahead × the queue's recent average handle time, where a round is
     the number of conversations the online operators of the queue can take at once.
     """
-    if conv.status not in (m.ConversationStatus.QUEUED, m.ConversationStatus.OFFERED) or conv.queue_id is None:
+    if (
+        conv.status not in (m.ConversationStatus.QUEUED, m.ConversationStatus.OFFERED)
+        or conv.queue_id is None
+    ):
         return WaitInfo(0, 0)
     first = conv.first_enqueued_at or conv.created_at
     ahead = await session.scalar(
@@ -427,7 +441,9 @@ async def wait_info(session: AsyncSession, conv: m.Conversation, *, window: int 
     position = int(ahead or 0) + 1
     handle_times = (
         await session.execute(
-            select(m.Conversation.accepted_at, func.coalesce(m.Conversation.wrap_up_at, m.Conversation.closed_at))
+            select(
+                m.Conversation.accepted_at, func.coalesce(m.Conversation.wrap_up_at, m.Conversation.closed_at)
+            )
             .where(
                 m.Conversation.queue_id == conv.queue_id,
                 m.Conversation.medium == conv.medium,
@@ -438,21 +454,34 @@ async def wait_info(session: AsyncSession, conv: m.Conversation, *, window: int 
             .limit(window)
         )
     ).all()
-    samples = [(end - start).total_seconds() for start, end in handle_times if start and end and end >= start]
+    samples = [
+        (end - start).total_seconds()
+        for start, end in handle_times
+        if start is not None and end >= start
+    ]
     if not samples:
         return WaitInfo(position, None)
     aht = sum(samples) / len(samples)
-    receives = m.OperatorStatus.receives_voice if conv.medium == m.Medium.VOICE else m.OperatorStatus.receives_chats
+    receives = (
+        m.OperatorStatus.receives_voice if conv.medium == m.Medium.VOICE else m.OperatorStatus.receives_chats
+    )
     staffed = (
-        await session.execute(
-            select(m.User)
-            .join(m.QueueMember, m.QueueMember.user_id == m.User.id)
-            .join(m.OperatorPresence, m.OperatorPresence.user_id == m.User.id)
-            .join(m.OperatorStatus, m.OperatorStatus.id == m.OperatorPresence.status_id)
-            .where(m.QueueMember.queue_id == conv.queue_id, receives.is_(True))
+        (
+            await session.execute(
+                select(m.User)
+                .join(m.QueueMember, m.QueueMember.user_id == m.User.id)
+                .join(m.OperatorPresence, m.OperatorPresence.user_id == m.User.id)
+                .join(m.OperatorStatus, m.OperatorStatus.id == m.OperatorPresence.status_id)
+                .where(m.QueueMember.queue_id == conv.queue_id, receives.is_(True))
+            )
         )
-    ).scalars().all()
-    slots = sum(max(1, u.capacity // max(1, u.voice_weight if conv.medium == m.Medium.VOICE else u.chat_weight)) for u in staffed)
+        .scalars()
+        .all()
+    )
+    slots = sum(
+        max(1, u.capacity // max(1, u.voice_weight if conv.medium == m.Medium.VOICE else u.chat_weight))
+        for u in staffed
+    )
     if slots == 0:
         return WaitInfo(position, None)
     rounds = math.ceil(position / slots)

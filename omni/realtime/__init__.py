@@ -12,7 +12,7 @@ import socketio
 from omni.db import models as m
 from omni.domain import auth, conversations, presence
 from omni.domain.auth import Principal
-from omni.domain.errors import DomainError, NotAuthenticated
+from omni.domain.errors import DomainError, InvalidInput, NotAuthenticated
 from omni.domain.events import DomainEvent, events_after
 from omni.domain.serialize import callback_dict, conversation_dict, message_dict
 from omni.realtime import rooms
@@ -77,7 +77,7 @@ def _int(data: Any, key: str) -> int:
     try:
         return int(data[key])
     except (KeyError, TypeError, ValueError) as exc:
-        raise conversations.InvalidInput(f"'{key}' must be a number", field=key) from exc
+        raise InvalidInput(f"'{key}' must be a number", field=key) from exc
 
 
 class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped base class
@@ -103,7 +103,9 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped b
                 raise NotAuthenticated("log in first")
             who = Principal.of(user)
         if who.role not in self.roles:
-            raise ConnectionRefusedError({"error": "forbidden", "detail": f"{self.namespace} is not for {who.role}"})
+            raise ConnectionRefusedError(
+                {"error": "forbidden", "detail": f"{self.namespace} is not for {who.role}"}
+            )
         return who
 
     async def _who(self, sid: str) -> Principal:
@@ -134,7 +136,10 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped b
                 for e in events
                 if queues is None
                 or (e.queue_id is not None and e.queue_id in queues)
-                or (e.user_id is not None and (e.user_id == who.id or (users is not None and e.user_id in users)))
+                or (
+                    e.user_id is not None
+                    and (e.user_id == who.id or (users is not None and e.user_id in users))
+                )
             ]
             return _ok(events=visible, last_seq=events[-1].id if events else after)
 
@@ -163,7 +168,9 @@ class OperatorNamespace(BaseNamespace):
         who: Principal | None = sess.get("who")
         if who is not None and who.role == m.Role.OPERATOR:
             async with self.services.db.transaction() as session:
-                await presence.do_disconnect(session, who.id, self.services.settings.routing.offline_grace_seconds)
+                await presence.do_disconnect(
+                    session, who.id, self.services.settings.routing.offline_grace_seconds
+                )
 
     async def on_snapshot(self, sid: str, _data: Any = None) -> dict[str, Any]:
         """Everything the single window needs after a (re)connect."""
@@ -184,21 +191,36 @@ class OperatorNamespace(BaseNamespace):
                     )
                 ).all()
                 offers = (
-                    await session.scalars(select(m.Offer).where(m.Offer.user_id == who.id, m.Offer.state == "pending"))
+                    await session.scalars(
+                        select(m.Offer).where(m.Offer.user_id == who.id, m.Offer.state == "pending")
+                    )
                 ).all()
                 queues = await auth.visible_queue_ids(session, who)
-                waiting_stmt = select(m.Conversation).where(m.Conversation.status == m.ConversationStatus.QUEUED)
+                waiting_stmt = select(m.Conversation).where(
+                    m.Conversation.status == m.ConversationStatus.QUEUED
+                )
                 if queues is not None:
                     waiting_stmt = waiting_stmt.where(m.Conversation.queue_id.in_(queues))
                 waiting = (
-                    await session.scalars(waiting_stmt.order_by(m.Conversation.priority.desc(), m.Conversation.first_enqueued_at).limit(200))
+                    await session.scalars(
+                        waiting_stmt.order_by(
+                            m.Conversation.priority.desc(), m.Conversation.first_enqueued_at
+                        ).limit(200)
+                    )
                 ).all()
                 callbacks = await conversations.list_callbacks(session, who)
                 last_seq = await session.scalar(select(m.Event.id).order_by(m.Event.id.desc()).limit(1))
                 return _ok(
                     presence=presence.presence_dict(p, status),
                     conversations=[conversation_dict(c) for c in mine],
-                    offers=[{"id": o.id, "conversation_id": o.conversation_id, "expires_at": o.expires_at.isoformat()} for o in offers],
+                    offers=[
+                        {
+                            "id": o.id,
+                            "conversation_id": o.conversation_id,
+                            "expires_at": o.expires_at.isoformat(),
+                        }
+                        for o in offers
+                    ],
                     waiting=[conversation_dict(c) for c in waiting],
                     callbacks=[callback_dict(c) for c in callbacks],
                     last_seq=last_seq or 0,
@@ -210,7 +232,12 @@ class OperatorNamespace(BaseNamespace):
         async def run(who: Principal) -> dict[str, Any]:
             async with self.services.db.transaction() as session:
                 p = await presence.check_set_status(
-                    session, who.id, who.role, who.id, str(data.get("status", "")), str(data.get("reason", ""))
+                    session,
+                    who.id,
+                    who.role,
+                    who.id,
+                    str(data.get("status", "")),
+                    str(data.get("reason", "")),
                 )
                 status = await session.get(m.OperatorStatus, p.status_id)
                 assert status is not None
@@ -240,7 +267,10 @@ class OperatorNamespace(BaseNamespace):
         async def run(who: Principal) -> dict[str, Any]:
             async with self.services.db.transaction() as session:
                 msg = await conversations.check_send_message(
-                    session, who, _int(data, "conversation_id"), str(data.get("body", "")),
+                    session,
+                    who,
+                    _int(data, "conversation_id"),
+                    str(data.get("body", "")),
                     client_id=(str(data["client_id"])[:64] if data.get("client_id") else None),
                     private=bool(data.get("private", False)),
                 )
@@ -308,8 +338,13 @@ class SupervisorNamespace(BaseNamespace):
             _, users = await self._visible(who)
             async with self.services.db.transaction() as session:
                 p = await presence.check_set_status(
-                    session, who.id, who.role, _int(data, "user_id"), str(data.get("status", "")),
-                    str(data.get("reason", "")), supervised=users,
+                    session,
+                    who.id,
+                    who.role,
+                    _int(data, "user_id"),
+                    str(data.get("status", "")),
+                    str(data.get("reason", "")),
+                    supervised=users,
                 )
                 status = await session.get(m.OperatorStatus, p.status_id)
                 assert status is not None

@@ -40,18 +40,34 @@ async def world(live_server: LiveServer) -> AsyncIterator[World]:
         g_b = m.Group(name="B")
         s.add_all([g_a, g_b])
         await s.flush()
-        s.add_all([m.GroupMember(group_id=g_a.id, user_id=op_a.id), m.GroupMember(group_id=g_b.id, user_id=op_b.id),
-                   m.SupervisorScope(supervisor_id=sup.id, group_id=g_a.id)])
+        s.add_all(
+            [
+                m.GroupMember(group_id=g_a.id, user_id=op_a.id),
+                m.GroupMember(group_id=g_b.id, user_id=op_b.id),
+                m.SupervisorScope(supervisor_id=sup.id, group_id=g_a.id),
+            ]
+        )
         q_a = await f.queue(s, "QA", [op_a], group_id=g_a.id)
         q_b = await f.queue(s, "QB", [op_b], group_id=g_b.id)
         ib_a = await f.inbox(s, q_a)
         ib_b = await f.inbox(s, q_b)
-        ids = {"admin": admin.id, "sup": sup.id, "op_a": op_a.id, "op_b": op_b.id, "q_a": q_a.id, "q_b": q_b.id,
-               "ib_a": ib_a.id, "ib_b": ib_b.id, "auditor": auditor.id}
+        ids = {
+            "admin": admin.id,
+            "sup": sup.id,
+            "op_a": op_a.id,
+            "op_b": op_b.id,
+            "q_a": q_a.id,
+            "q_b": q_b.id,
+            "ib_a": ib_a.id,
+            "ib_b": ib_b.id,
+            "auditor": auditor.id,
+        }
     clients = {name: await login(live_server, name) for name in ("admin", "sup", "auditor", "op_a", "op_b")}
     for inbox, who in (("ib_a", "alice"), ("ib_b", "bob")):
-        resp = await clients["admin"].post(f"/api/v1/inboxes/{ids[inbox]}/messages",
-                                           json={"identity_kind": "external", "identity_value": who, "body": "hi"})
+        resp = await clients["admin"].post(
+            f"/api/v1/inboxes/{ids[inbox]}/messages",
+            json={"identity_kind": "external", "identity_value": who, "body": "hi"},
+        )
         assert resp.status_code == 201, resp.text
         ids[f"conv_{inbox[-1]}"] = resp.json()["conversation"]["id"]
     try:
@@ -63,7 +79,13 @@ async def world(live_server: LiveServer) -> AsyncIterator[World]:
 
 async def test_anonymous_is_refused_everywhere(world: World) -> None:
     async with httpx.AsyncClient(base_url=world.server.url) as anon:
-        for path in ("/api/v1/conversations", "/api/v1/users", "/api/v1/queues", "/api/v1/audit", "/api/v1/events"):
+        for path in (
+            "/api/v1/conversations",
+            "/api/v1/users",
+            "/api/v1/queues",
+            "/api/v1/audit",
+            "/api/v1/events",
+        ):
             resp = await anon.get(path)
             assert resp.status_code == 401, path
             assert resp.json()["detail"]
@@ -92,7 +114,9 @@ async def test_operator_sees_only_own_queue(world: World) -> None:
         ("post", "/api/v1/statuses", {"code": "nap", "name": "Nap", "kind": "pause"}),
     ],
 )
-async def test_operator_cannot_administer(world: World, method: str, path: str, body: dict[str, object] | None) -> None:
+async def test_operator_cannot_administer(
+    world: World, method: str, path: str, body: dict[str, object] | None
+) -> None:
     resp = await getattr(world.clients["op_a"], method)(path, **({"json": body} if body else {}))
     assert resp.status_code == 403, resp.text
     assert resp.json()["detail"]
@@ -110,9 +134,13 @@ async def test_supervisor_is_pinned_to_their_groups(world: World) -> None:
     assert outside.status_code == 404
     no_reason = await sup.put(f"/api/v1/presence/{world.ids['op_a']}", json={"status": "pause"})
     assert no_reason.status_code == 422 and no_reason.json()["field"] == "reason"
-    ok = await sup.put(f"/api/v1/presence/{world.ids['op_a']}", json={"status": "pause", "reason": "coaching"})
+    ok = await sup.put(
+        f"/api/v1/presence/{world.ids['op_a']}", json={"status": "pause", "reason": "coaching"}
+    )
     assert ok.status_code == 200 and ok.json()["status"] == "pause"
-    assert (await sup.post("/api/v1/users", json={"username": "x", "password": "longenough1", "role": "operator"})).status_code == 403
+    assert (
+        await sup.post("/api/v1/users", json={"username": "x", "password": "longenough1", "role": "operator"})
+    ).status_code == 403
 
 
 async def test_auditor_reads_audit_log_only(world: World) -> None:
@@ -138,13 +166,19 @@ async def test_bad_input_is_a_clear_4xx_and_stores_nothing(world: World) -> None
     assert dup.status_code == 422 and "already exists" in dup.json()["detail"]
     async with world.server.services.db.transaction() as s:
         assert await s.scalar(select(func.count()).select_from(m.Queue)) == queues_before
-    unknown_field = await admin.post(f"/api/v1/inboxes/{world.ids['ib_a']}/messages",
-                                     json={"identity_kind": "external", "identity_value": "z", "bodyy": "typo"})
+    unknown_field = await admin.post(
+        f"/api/v1/inboxes/{world.ids['ib_a']}/messages",
+        json={"identity_kind": "external", "identity_value": "z", "bodyy": "typo"},
+    )
     assert unknown_field.status_code == 400
-    bad_phone = await admin.post(f"/api/v1/inboxes/{world.ids['ib_a']}/messages",
-                                 json={"identity_kind": "phone", "identity_value": "call me maybe"})
+    bad_phone = await admin.post(
+        f"/api/v1/inboxes/{world.ids['ib_a']}/messages",
+        json={"identity_kind": "phone", "identity_value": "call me maybe"},
+    )
     assert bad_phone.status_code == 422 and bad_phone.json()["field"] == "phone"
-    close_queued = await admin.post(f"/api/v1/conversations/{world.ids['conv_a']}/close", json={"result_code_id": 1})
+    close_queued = await admin.post(
+        f"/api/v1/conversations/{world.ids['conv_a']}/close", json={"result_code_id": 1}
+    )
     assert close_queued.status_code == 409
     async with world.server.services.db.transaction() as s:
         conv = await s.get_one(m.Conversation, world.ids["conv_a"])
@@ -155,7 +189,9 @@ async def test_api_token_works_for_integrations(world: World) -> None:
     created = await world.clients["admin"].post("/api/v1/me/tokens", json={"name": "crm"})
     assert created.status_code == 201
     token = created.json()["token"]
-    async with httpx.AsyncClient(base_url=world.server.url, headers={"Authorization": f"Bearer {token}"}) as crm:
+    async with httpx.AsyncClient(
+        base_url=world.server.url, headers={"Authorization": f"Bearer {token}"}
+    ) as crm:
         assert (await crm.get("/api/v1/me")).json()["username"] == "admin"
         events = (await crm.get("/api/v1/events", params={"after": 0})).json()
         assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)

@@ -21,8 +21,15 @@ from tests import factories as f
 async def inbound(services: Services, inbox_id: int, who: str, medium: str = "chat", **kw: object) -> int:
     async with services.db.transaction() as s:
         res = await c.ingest_inbound(
-            s, InboundMessage(inbox_id=inbox_id, identity_kind="external", identity_value=who,
-                              body=str(kw.pop("body", "hello")), medium=medium, **kw)  # type: ignore[arg-type]
+            s,
+            InboundMessage(
+                inbox_id=inbox_id,
+                identity_kind="external",
+                identity_value=who,
+                body=str(kw.pop("body", "hello")),
+                medium=medium,
+                **kw,
+            ),  # type: ignore[arg-type]
         )
         return res.conversation.id
 
@@ -34,7 +41,9 @@ async def conv(services: Services, conv_id: int) -> m.Conversation:
 
 async def pending_offer(services: Services, conv_id: int) -> m.Offer | None:
     async with services.db.transaction() as s:
-        return await s.scalar(select(m.Offer).where(m.Offer.conversation_id == conv_id, m.Offer.state == "pending"))
+        return await s.scalar(
+            select(m.Offer).where(m.Offer.conversation_id == conv_id, m.Offer.state == "pending")
+        )
 
 
 async def accept(services: Services, conv_id: int) -> m.Conversation:
@@ -57,8 +66,16 @@ async def setup(services: Services) -> dict[str, int]:
         a = await f.user(s, "alice")
         b = await f.user(s, "bob")
         code = await f.result_code(s, "resolved")
-        q = await f.queue(s, "support", [a, b], strategy=m.Strategy.LINEAR, default_result_code_id=code.id,
-                          operator_timeout_seconds=20, queue_timeout_seconds=120, wrap_up_seconds=30)
+        q = await f.queue(
+            s,
+            "support",
+            [a, b],
+            strategy=m.Strategy.LINEAR,
+            default_result_code_id=code.id,
+            operator_timeout_seconds=20,
+            queue_timeout_seconds=120,
+            wrap_up_seconds=30,
+        )
         ib = await f.inbox(s, q)
         voice_ib = await f.inbox(s, q, channel="voice")
         return {"a": a.id, "b": b.id, "q": q.id, "inbox": ib.id, "voice": voice_ib.id, "code": code.id}
@@ -89,11 +106,25 @@ async def test_chat_is_offered_accepted_ended_and_closed(services: Services, set
     closed = await conv(services, cid)
     assert (closed.status, closed.result_code_id, closed.closed_by) == ("closed", setup["code"], "operator")
     async with services.db.transaction() as s:
-        types = list(await s.scalars(select(m.Event.type).where(m.Event.conversation_id == cid).order_by(m.Event.id)))
-        history = list(await s.scalars(select(m.StatusHistory.status_code).where(m.StatusHistory.user_id == setup["a"]).order_by(m.StatusHistory.id)))
+        types = list(
+            await s.scalars(select(m.Event.type).where(m.Event.conversation_id == cid).order_by(m.Event.id))
+        )
+        history = list(
+            await s.scalars(
+                select(m.StatusHistory.status_code)
+                .where(m.StatusHistory.user_id == setup["a"])
+                .order_by(m.StatusHistory.id)
+            )
+        )
     assert types == [
-        "conversation.created", "conversation.queued", "message.created", "conversation.offered",
-        "conversation.accepted", "message.created", "conversation.wrap_up", "conversation.closed",
+        "conversation.created",
+        "conversation.queued",
+        "message.created",
+        "conversation.offered",
+        "conversation.accepted",
+        "message.created",
+        "conversation.wrap_up",
+        "conversation.closed",
     ]
     # Time accounting saw every phase of the operator's work.
     assert history == ["available", "ringing", "talking", "wrap_up", "available"]
@@ -109,7 +140,9 @@ async def test_call_takes_whole_operator_and_blocks_chats(services: Services, se
     assert (await conv(services, chat)).status == "queued", "a call in progress must block new chats"
 
 
-async def test_chats_fill_capacity_then_block_calls_unless_queue_allows(services: Services, setup: dict[str, int]) -> None:
+async def test_chats_fill_capacity_then_block_calls_unless_queue_allows(
+    services: Services, setup: dict[str, int]
+) -> None:
     await go_available(services, setup["a"])
     for i in range(3):
         cid = await inbound(services, setup["inbox"], f"w{i}")
@@ -130,8 +163,18 @@ async def test_chats_fill_capacity_then_block_calls_unless_queue_allows(services
 
 async def test_status_flags_decide_who_receives_what(services: Services, setup: dict[str, int]) -> None:
     async with services.db.transaction() as s:
-        s.add(m.OperatorStatus(code="chat_only", name="Chats only", kind="available", receives_chats=True,
-                               receives_voice=False, productive=True, selectable=True, is_system=False))
+        s.add(
+            m.OperatorStatus(
+                code="chat_only",
+                name="Chats only",
+                kind="available",
+                receives_chats=True,
+                receives_voice=False,
+                productive=True,
+                selectable=True,
+                is_system=False,
+            )
+        )
     await go_available(services, setup["a"], code="chat_only")
     await go_available(services, setup["b"], code="pause")
     call = await inbound(services, setup["voice"], "caller", medium="voice")
@@ -153,11 +196,17 @@ async def test_offer_timeout_moves_to_next_operator(services: Services, setup: d
     got = await conv(services, cid)
     assert (got.status, got.assigned_user_id) == ("offered", setup["b"])
     async with services.db.transaction() as s:
-        states = dict((await s.execute(select(m.Offer.user_id, m.Offer.state).where(m.Offer.conversation_id == cid))).all())
+        states = dict(
+            (
+                await s.execute(select(m.Offer.user_id, m.Offer.state).where(m.Offer.conversation_id == cid))
+            ).all()
+        )
     assert states == {setup["a"]: "timeout", setup["b"]: "pending"}
 
 
-async def test_declined_offer_goes_to_next_and_accepting_expired_offer_fails(services: Services, setup: dict[str, int]) -> None:
+async def test_declined_offer_goes_to_next_and_accepting_expired_offer_fails(
+    services: Services, setup: dict[str, int]
+) -> None:
     await go_available(services, setup["a"], setup["b"])
     cid = await inbound(services, setup["inbox"], "cust")
     await route_pending(services.db)
@@ -190,7 +239,9 @@ async def test_queue_timeout_overflows_to_target_queue(services: Services, setup
     assert (await conv(services, cid)).assigned_user_id == carol.id
 
 
-async def test_queue_timeout_without_target_is_missed_with_callback(services: Services, setup: dict[str, int]) -> None:
+async def test_queue_timeout_without_target_is_missed_with_callback(
+    services: Services, setup: dict[str, int]
+) -> None:
     cid = await inbound(services, setup["inbox"], "cust")
     await later(services, 121)
     got = await conv(services, cid)
@@ -214,7 +265,9 @@ async def test_wrap_up_expiry_applies_default_result_code(services: Services, se
     assert (got.status, got.result_code_id) == ("closed", setup["code"])
 
 
-async def test_escalation_widens_skill_and_adds_queue_keeping_place(services: Services, setup: dict[str, int]) -> None:
+async def test_escalation_widens_skill_and_adds_queue_keeping_place(
+    services: Services, setup: dict[str, int]
+) -> None:
     async with services.db.transaction() as s:
         skill = m.Skill(name="german")
         s.add(skill)
@@ -223,22 +276,33 @@ async def test_escalation_widens_skill_and_adds_queue_keeping_place(services: Se
         helper = await f.user(s, "helper")
         s.add(m.UserSkill(user_id=junior.id, skill_id=skill.id, level=1))
         helpers = await f.queue(s, "helpers", [helper])
-        q = await f.queue(s, "german", [junior], escalation=[
-            {"after_seconds": 30, "relax_levels": 2}, {"after_seconds": 60, "add_queue_id": helpers.id}])
+        q = await f.queue(
+            s,
+            "german",
+            [junior],
+            escalation=[
+                {"after_seconds": 30, "relax_levels": 2},
+                {"after_seconds": 60, "add_queue_id": helpers.id},
+            ],
+        )
         s.add(m.QueueSkill(queue_id=q.id, skill_id=skill.id, min_level=3))
         ib = await f.inbox(s, q)
     await go_available(services, helper.id)
     cid = await inbound(services, ib.id, "cust")
     first = (await conv(services, cid)).first_enqueued_at
     await route_pending(services.db)
-    assert (await conv(services, cid)).status == "queued", "junior lacks the level; helper is not in the queue"
+    assert (await conv(services, cid)).status == "queued", (
+        "junior lacks the level; helper is not in the queue"
+    )
     await later(services, 61)  # both steps are due; they apply in order
     got = await conv(services, cid)
     assert (got.skill_relax, got.extra_queue_ids, got.first_enqueued_at) == (2, [helpers.id], first)
     assert (got.status, got.assigned_user_id) == ("offered", helper.id)
 
 
-async def test_abandoned_goes_to_shared_callback_list_claimed_once(services: Services, setup: dict[str, int]) -> None:
+async def test_abandoned_goes_to_shared_callback_list_claimed_once(
+    services: Services, setup: dict[str, int]
+) -> None:
     cid = await inbound(services, setup["inbox"], "cust")
     async with services.db.transaction() as s:
         await c.do_customer_left(s, cid)
@@ -256,7 +320,9 @@ async def test_abandoned_goes_to_shared_callback_list_claimed_once(services: Ser
             await c.check_claim_callback(s, bob, cb.id)
 
 
-async def test_duplicate_inbound_is_stored_once_and_closed_chat_reopens(services: Services, setup: dict[str, int]) -> None:
+async def test_duplicate_inbound_is_stored_once_and_closed_chat_reopens(
+    services: Services, setup: dict[str, int]
+) -> None:
     first = await inbound(services, setup["inbox"], "cust", external_id="tg-1")
     again = await inbound(services, setup["inbox"], "cust", external_id="tg-1")
     assert first == again
@@ -273,7 +339,9 @@ async def test_duplicate_inbound_is_stored_once_and_closed_chat_reopens(services
     assert got.status in ("queued", "offered")
 
 
-async def test_bad_result_code_is_refused_and_nothing_changes(services: Services, setup: dict[str, int]) -> None:
+async def test_bad_result_code_is_refused_and_nothing_changes(
+    services: Services, setup: dict[str, int]
+) -> None:
     await go_available(services, setup["a"])
     cid = await inbound(services, setup["inbox"], "cust")
     await route_pending(services.db)
@@ -293,12 +361,16 @@ async def test_transfer_to_named_operator_offers_only_them(services: Services, s
     await route_pending(services.db)
     await accept(services, cid)
     async with services.db.transaction() as s:
-        await c.check_transfer(s, f.who(await s.get_one(m.User, setup["a"])), cid, to_user_id=setup["b"], note="VIP")
+        await c.check_transfer(
+            s, f.who(await s.get_one(m.User, setup["a"])), cid, to_user_id=setup["b"], note="VIP"
+        )
     await route_pending(services.db)
     got = await conv(services, cid)
     assert (got.status, got.assigned_user_id) == ("offered", setup["b"])
     async with services.db.transaction() as s:
-        note = await s.scalar(select(m.Message).where(m.Message.conversation_id == cid, m.Message.direction == "note"))
+        note = await s.scalar(
+            select(m.Message).where(m.Message.conversation_id == cid, m.Message.direction == "note")
+        )
     assert note is not None and note.body == "VIP"
 
 
@@ -307,8 +379,12 @@ async def test_rolled_back_change_emits_no_event(services: Services, setup: dict
         before = await s.scalar(select(func.count()).select_from(m.Event))
     with pytest.raises(RuntimeError):
         async with services.db.transaction() as s:
-            await c.ingest_inbound(s, InboundMessage(inbox_id=setup["inbox"], identity_kind="external",
-                                                     identity_value="x", body="hi"))
+            await c.ingest_inbound(
+                s,
+                InboundMessage(
+                    inbox_id=setup["inbox"], identity_kind="external", identity_value="x", body="hi"
+                ),
+            )
             raise RuntimeError("boom")
     async with services.db.transaction() as s:
         assert await s.scalar(select(func.count()).select_from(m.Event)) == before
@@ -337,8 +413,16 @@ async def test_position_and_estimated_wait(services: Services, setup: dict[str, 
 
 async def test_over_limit_status_is_flagged(services: Services, setup: dict[str, int]) -> None:
     async with services.db.transaction() as s:
-        s.add(m.OperatorStatus(code="lunch", name="Lunch", kind="pause", max_duration_seconds=60,
-                               selectable=True, is_system=False))
+        s.add(
+            m.OperatorStatus(
+                code="lunch",
+                name="Lunch",
+                kind="pause",
+                max_duration_seconds=60,
+                selectable=True,
+                is_system=False,
+            )
+        )
     await go_available(services, setup["a"], code="lunch")
     async with services.db.transaction() as s:
         assert await presence.flag_over_limit(s, datetime.now(UTC) + timedelta(seconds=30)) == 0
@@ -347,10 +431,14 @@ async def test_over_limit_status_is_flagged(services: Services, setup: dict[str,
     assert ev is not None and ev.user_id == setup["a"]
 
 
-async def test_operator_cannot_pick_system_status_and_supervisor_needs_reason(services: Services, setup: dict[str, int]) -> None:
+async def test_operator_cannot_pick_system_status_and_supervisor_needs_reason(
+    services: Services, setup: dict[str, int]
+) -> None:
     async with services.db.transaction() as s:
         sup = await f.user(s, "sup", m.Role.SUPERVISOR)
         with pytest.raises(InvalidInput, match="set by the system"):
             await presence.check_set_status(s, setup["a"], m.Role.OPERATOR, setup["a"], "talking")
         with pytest.raises(InvalidInput, match="reason"):
-            await presence.check_set_status(s, sup.id, m.Role.SUPERVISOR, setup["a"], "pause", "", supervised={setup["a"]})
+            await presence.check_set_status(
+                s, sup.id, m.Role.SUPERVISOR, setup["a"], "pause", "", supervised={setup["a"]}
+            )

@@ -19,13 +19,35 @@ from tests import factories as f
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 
 
-def cand(uid: int, *, idle: int = 0, position: int = 0, load: int = 0, skill: int = 0, handled: int = 0,
-         penalty: int = 0) -> Candidate:
-    user = m.User(id=uid, username=f"u{uid}", capacity=3, chat_weight=1, voice_weight=3,
-                  handles_chat=True, handles_voice=True)
+def cand(
+    uid: int,
+    *,
+    idle: int = 0,
+    position: int = 0,
+    load: int = 0,
+    skill: int = 0,
+    handled: int = 0,
+    penalty: int = 0,
+) -> Candidate:
+    user = m.User(
+        id=uid,
+        username=f"u{uid}",
+        capacity=3,
+        chat_weight=1,
+        voice_weight=3,
+        handles_chat=True,
+        handles_voice=True,
+    )
     pres = m.OperatorPresence(user_id=uid, idle_since=T0 + timedelta(seconds=idle))
-    return Candidate(user=user, presence=pres, load=Load(chats=load), position=position, penalty=penalty,
-                     skill_score=skill, handled_today=handled)
+    return Candidate(
+        user=user,
+        presence=pres,
+        load=Load(chats=load),
+        position=position,
+        penalty=penalty,
+        skill_score=skill,
+        handled_today=handled,
+    )
 
 
 def ids(cands: list[Candidate]) -> list[int]:
@@ -83,7 +105,10 @@ def test_unknown_strategy_is_an_error() -> None:
 async def _inbound(services: Services, inbox_id: int, who: str, medium: str = "chat") -> int:
     async with services.db.transaction() as s:
         res = await conv_actions.ingest_inbound(
-            s, InboundMessage(inbox_id=inbox_id, identity_kind="external", identity_value=who, body="hi", medium=medium)
+            s,
+            InboundMessage(
+                inbox_id=inbox_id, identity_kind="external", identity_value=who, body="hi", medium=medium
+            ),
         )
         return res.conversation.id
 
@@ -91,7 +116,13 @@ async def _inbound(services: Services, inbox_id: int, who: str, medium: str = "c
 async def _offered_to(services: Services, conv_id: int) -> list[int]:
     async with services.db.transaction() as s:
         return sorted(
-            (await s.scalars(select(m.Offer.user_id).where(m.Offer.conversation_id == conv_id, m.Offer.state == "pending"))).all()
+            (
+                await s.scalars(
+                    select(m.Offer.user_id).where(
+                        m.Offer.conversation_id == conv_id, m.Offer.state == "pending"
+                    )
+                )
+            ).all()
         )
 
 
@@ -106,7 +137,9 @@ async def _offered_to(services: Services, conv_id: int) -> list[int]:
         (m.Strategy.FEWEST_HANDLED, ["a"]),
     ],
 )
-async def test_strategy_end_to_end_on_postgres(services: Services, strategy: str, expected: list[str]) -> None:
+async def test_strategy_end_to_end_on_postgres(
+    services: Services, strategy: str, expected: list[str]
+) -> None:
     async with services.db.transaction() as s:
         a, b, c = [await f.user(s, n) for n in "abc"]
         ops = {"a": a, "b": b, "c": c}
@@ -136,14 +169,24 @@ async def test_strategy_end_to_end_on_postgres(services: Services, strategy: str
             async with services.db.transaction() as s:
                 offer = await s.scalar(select(m.Offer).where(m.Offer.conversation_id == cid))
                 assert offer is not None
-                await conv_actions.check_accept_offer(s, f.who(await s.get_one(m.User, offer.user_id)), offer.id)
+                await conv_actions.check_accept_offer(
+                    s, f.who(await s.get_one(m.User, offer.user_id)), offer.id
+                )
         async with services.db.transaction() as s:
-            busy = set((await s.scalars(select(m.Conversation.assigned_user_id).where(m.Conversation.status == "active"))).all())
+            busy = set(
+                (
+                    await s.scalars(
+                        select(m.Conversation.assigned_user_id).where(m.Conversation.status == "active")
+                    )
+                ).all()
+            )
         assert busy == {ids_["b"], ids_["c"]}
         if strategy == m.Strategy.FEWEST_HANDLED:
             async with services.db.transaction() as s:
                 # handled today counts per queue: move those chats to q's accounting.
-                for conv in (await s.scalars(select(m.Conversation).where(m.Conversation.status == "active"))).all():
+                for conv in (
+                    await s.scalars(select(m.Conversation).where(m.Conversation.status == "active"))
+                ).all():
                     conv.queue_id = ib.queue_id
                     conv.status = "closed"
     conv_id = await _inbound(services, ib.id, "customer")
@@ -167,7 +210,10 @@ async def test_round_robin_rotates_after_each_answer(services: Services) -> None
             offer = await s.scalar(select(m.Offer).where(m.Offer.conversation_id == cid))
             assert offer is not None
             got.append(offer.user_id)
-            conv = await conv_actions.check_accept_offer(s, f.who(await s.get_one(m.User, offer.user_id)), offer.id)
-            await conv_actions.check_close(s, f.who(await s.get_one(m.User, offer.user_id)), conv.id,
-                                           (await f.result_code(s)).id)
+            conv = await conv_actions.check_accept_offer(
+                s, f.who(await s.get_one(m.User, offer.user_id)), offer.id
+            )
+            await conv_actions.check_close(
+                s, f.who(await s.get_one(m.User, offer.user_id)), conv.id, (await f.result_code(s)).id
+            )
     assert got == [ops[0].id, ops[1].id, ops[2].id, ops[0].id]

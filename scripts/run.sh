@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install Omni and run it on embedded defaults (SQLite file in ./.omni, in-process fan-out and
+# Celery worker). Prints demo logins (fresh passwords on every start), then serves on
+# http://127.0.0.1:8000 (OMNI_HOST / OMNI_PORT to change).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e .
+.venv/bin/omni demo --reset-passwords
+exec .venv/bin/omni serve

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install everything the tests need and run the whole suite: apt packages (PostgreSQL, Redis,
+# Chromium) when missing, the Python package with test extras, npm packages where a lockfile
+# exists; then start PostgreSQL + Redis on loopback, run ruff, mypy and pytest, and stop them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[test]"
+for lock in $(git ls-files '*package-lock.json' 2>/dev/null); do
+  (cd "$(dirname "$lock")" && npm ci --no-audit --no-fund --loglevel=error)
+done
+
+eval "$(scripts/services.sh start)"
+trap 'scripts/services.sh stop' EXIT
+
+echo "== ruff"; .venv/bin/ruff check .
+echo "== mypy"; .venv/bin/mypy
+echo "== pytest"; .venv/bin/python -m pytest "$@"
