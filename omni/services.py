@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.bus import Bus, LocalBus, RedisBus
+from omni.channels import AdapterRegistry, OutboundDispatcher
 from omni.db import Database
 from omni.domain.engine import RoutingEngine
 from omni.domain.events import OutboxRelay
@@ -29,11 +30,13 @@ class Services:
     bus: Bus
     relay: OutboxRelay
     engine: RoutingEngine
+    adapters: AdapterRegistry = field(default_factory=AdapterRegistry)
     run_background: bool = True
     started: bool = field(default=False, init=False)
 
     async def start(self) -> None:
         await self.bus.start()
+        await self.adapters.start()
         if self.run_background:
             await self.relay.start()
             await self.engine.start()
@@ -42,6 +45,7 @@ class Services:
     async def stop(self) -> None:
         await self.engine.stop()
         await self.relay.stop()
+        await self.adapters.stop()
         await self.bus.stop()
         await self.db.dispose()
         self.started = False
@@ -63,7 +67,9 @@ def build_services(settings: Settings, *, run_background: bool = True) -> Servic
             bus.publish("routing", {})
 
     db.after_commit_hooks.append(after_commit)
-    return Services(settings, db, bus, relay, engine, run_background=run_background)
+    adapters = AdapterRegistry()
+    relay.sinks.append(OutboundDispatcher(db, adapters))
+    return Services(settings, db, bus, relay, engine, adapters=adapters, run_background=run_background)
 
 
 @asynccontextmanager
