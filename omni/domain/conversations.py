@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
 from omni.domain import deadlines
+from omni.domain.admin import is_open
 from omni.domain.auth import Principal, access_conversation, visible_queue_ids
 from omni.domain.contacts import resolve_contact
 from omni.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -197,8 +198,13 @@ async def do_enqueue(
     priority: int = 0,
     now: datetime | None = None,
     keep_place: bool = False,
+    hops: int = 0,
 ) -> None:
-    """Put the conversation in line for ``queue`` and arm its timers."""
+    """Put the conversation in line for ``queue`` and arm its timers.
+
+    Outside the queue's business hours the overflow target applies at once (e.g. the
+    widget's offline form, voicemail, or a queue that is open).
+    """
     now = now or datetime.now(UTC)
     conv.queue_id = queue.id
     conv.status = S.QUEUED
@@ -226,6 +232,9 @@ async def do_enqueue(
             {"step": 0},
         )
     _event(session, "conversation.queued", conv)
+    if not is_open(queue, now):
+        await _overflow(session, conv, queue, now=now, reason="closed", hops=hops)
+        return
     request_routing(session)
 
 
@@ -379,26 +388,51 @@ async def on_queue_timeout(session: AsyncSession, conv_id: int) -> None:
         return
     queue = await session.get(m.Queue, conv.queue_id) if conv.queue_id else None
     await _cancel_pending_offers(session, conv)
-    now = datetime.now(UTC)
+    await _overflow(session, conv, queue, now=datetime.now(UTC), reason="timeout")
+
+
+MAX_OVERFLOW_HOPS = 3
+
+
+async def _overflow(
+    session: AsyncSession,
+    conv: m.Conversation,
+    queue: m.Queue | None,
+    *,
+    now: datetime,
+    reason: str,
+    hops: int = 0,
+) -> None:
+    """Send the conversation where its queue says when nobody can take it (timeout, closed)."""
     action = queue.overflow_action if queue else "none"
-    if queue is not None and action == "queue" and queue.overflow_queue_id:
+    if queue is not None and action == "queue" and queue.overflow_queue_id and hops < MAX_OVERFLOW_HOPS:
         target = await session.get(m.Queue, queue.overflow_queue_id)
         if target is not None:
-            from_queue = queue.id
-            await do_enqueue(session, conv, target, now=now, keep_place=True)
-            _event(session, "conversation.overflowed", conv, action="queue", from_queue_id=from_queue)
+            _event(
+                session,
+                "conversation.overflowed",
+                conv,
+                action="queue",
+                reason=reason,
+                from_queue_id=queue.id,
+                to_queue_id=target.id,
+            )
+            await do_enqueue(session, conv, target, now=now, keep_place=True, hops=hops + 1)
             return
     if action == "bot":
         conv.status = S.BOT
         conv.assigned_user_id = None
-        _event(session, "conversation.overflowed", conv, action="bot")
+        await deadlines.cancel(session, deadlines.QUEUE_TIMEOUT, conv.id)
+        await deadlines.cancel(session, deadlines.ESCALATION, conv.id)
+        _event(session, "conversation.overflowed", conv, action="bot", reason=reason)
         return
     conv.status = S.MISSED
     conv.assigned_user_id = None
     conv.closed_at = now
-    conv.closed_by = "timeout"
+    conv.closed_by = "timeout" if reason == "timeout" else "system"
+    await deadlines.cancel(session, deadlines.QUEUE_TIMEOUT, conv.id)
     await deadlines.cancel(session, deadlines.ESCALATION, conv.id)
-    _event(session, "conversation.missed", conv, action=action)
+    _event(session, "conversation.missed", conv, action=action, reason=reason)
     await _add_callback(session, conv, reason="missed")
 
 

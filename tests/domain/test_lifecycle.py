@@ -442,3 +442,53 @@ async def test_operator_cannot_pick_system_status_and_supervisor_needs_reason(
             await presence.check_set_status(
                 s, sup.id, m.Role.SUPERVISOR, setup["a"], "pause", "", supervised={setup["a"]}
             )
+
+
+async def test_closed_queue_sends_customer_to_overflow_at_once(
+    services: Services, setup: dict[str, int]
+) -> None:
+    now = datetime.now(UTC)
+    # Open only on a day that is not today: closed right now.
+    other_day = str((now.weekday() + 3) % 7)
+    async with services.db.transaction() as s:
+        night = await f.queue(s, "night", [await f.user(s, "owl")])
+        q = await s.get_one(m.Queue, setup["q"])
+        q.business_hours = {"timezone": "UTC", "days": {other_day: [["00:00", "23:59"]]}}
+        q.overflow_action = "queue"
+        q.overflow_queue_id = night.id
+        night.business_hours = {"timezone": "UTC", "days": {other_day: [["00:00", "23:59"]]}}
+        night.overflow_action = "offline_form"
+    cid = await inbound(services, setup["inbox"], "late")
+    got = await conv(services, cid)
+    assert (got.status, got.queue_id, got.closed_by) == ("missed", night.id, "system")
+    async with services.db.transaction() as s:
+        missed = await s.scalar(select(m.Event).where(m.Event.type == "conversation.missed"))
+        cb = await s.scalar(select(m.Callback).where(m.Callback.conversation_id == cid))
+    assert (
+        missed is not None
+        and missed.payload["action"] == "offline_form"
+        and missed.payload["reason"] == "closed"
+    )
+    assert cb is not None and cb.state == "open"
+
+
+async def test_operator_goes_offline_after_grace_unless_back(
+    services: Services, setup: dict[str, int]
+) -> None:
+    async with services.db.transaction() as s:
+        p = await presence.do_connect(s, setup["a"])
+    async with services.db.transaction() as s:
+        p = await presence.get_presence(s, setup["a"])
+        assert (await s.get_one(m.OperatorStatus, p.status_id)).code == "available"
+        await presence.do_disconnect(s, setup["a"], grace_seconds=10)
+    async with services.db.transaction() as s:
+        await presence.do_connect(s, setup["a"])  # a page reload: back within the grace period
+    await later(services, 11)
+    async with services.db.transaction() as s:
+        p = await presence.get_presence(s, setup["a"])
+        assert (await s.get_one(m.OperatorStatus, p.status_id)).code == "available"
+        await presence.do_disconnect(s, setup["a"], grace_seconds=10)
+    await later(services, 11)
+    async with services.db.transaction() as s:
+        p = await presence.get_presence(s, setup["a"])
+        assert (await s.get_one(m.OperatorStatus, p.status_id)).code == "offline"
