@@ -114,4 +114,3 @@ class OutboundDispatcher:
                 receipt = DeliveryReceipt("failed", error=f"channel configuration: {exc}")
             async with self.db.transaction() as session:
                 await mark_delivery(session, msg.message_id, receipt.state, receipt.error)
-

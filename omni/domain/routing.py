@@ -455,9 +455,7 @@ async def wait_info(session: AsyncSession, conv: m.Conversation, *, window: int 
         )
     ).all()
     samples = [
-        (end - start).total_seconds()
-        for start, end in handle_times
-        if start is not None and end >= start
+        (end - start).total_seconds() for start, end in handle_times if start is not None and end >= start
     ]
     if not samples:
         return WaitInfo(position, None)
