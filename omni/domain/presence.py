@@ -32,7 +32,12 @@ async def status_by_code(session: AsyncSession, code: str) -> m.OperatorStatus:
 
 async def get_presence(session: AsyncSession, user_id: int, *, lock: bool = False) -> m.OperatorPresence:
     """The operator's presence row, created as offline on first use."""
-    stmt = select(m.OperatorPresence).where(m.OperatorPresence.user_id == user_id)
+    # populate_existing: a row already in the session may be older than what the lock sees.
+    stmt = (
+        select(m.OperatorPresence)
+        .where(m.OperatorPresence.user_id == user_id)
+        .execution_options(populate_existing=True)
+    )
     if lock:
         stmt = stmt.with_for_update()
     row = await session.scalar(stmt)
@@ -130,17 +135,23 @@ async def refresh_activity(
     now: datetime | None = None,
     set_by: int | None = None,
     force_event: bool = False,
+    ringing: bool | None = None,
 ) -> None:
-    """Recompute what the operator is doing and record a change in the status history."""
+    """Recompute what the operator is doing and record a change in the status history.
+
+    ``ringing=True`` is the router's shortcut: it has just made an offer, so the operator is
+    ringing without asking the database.
+    """
     now = now or datetime.now(UTC)
     chosen = await session.get(m.OperatorStatus, presence.status_id)
     assert chosen is not None
     uid = presence.user_id
     code = chosen.code
     if chosen.kind != m.StatusKind.OFFLINE:
-        ringing = await session.scalar(
-            select(exists().where(m.Offer.user_id == uid, m.Offer.state == "pending"))
-        )
+        if ringing is None:
+            ringing = await session.scalar(
+                select(exists().where(m.Offer.user_id == uid, m.Offer.state == "pending"))
+            )
         if ringing:
             code = m.StatusKind.RINGING
         else:

@@ -143,14 +143,15 @@ async def _candidates(
         all_member_ids = {conv.preferred_user_id}
     if not all_member_ids:
         return primary, []
-    for uid, sid, level in (
-        await session.execute(
-            select(m.UserSkill.user_id, m.UserSkill.skill_id, m.UserSkill.level).where(
-                m.UserSkill.user_id.in_(all_member_ids)
+    if any(rp.skills.get(qid) for qid in queue_ids):
+        for uid, sid, level in (
+            await session.execute(
+                select(m.UserSkill.user_id, m.UserSkill.skill_id, m.UserSkill.level).where(
+                    m.UserSkill.user_id.in_(all_member_ids)
+                )
             )
-        )
-    ).all():
-        user_skills.setdefault(uid, {})[sid] = level
+        ).all():
+            user_skills.setdefault(uid, {})[sid] = level
     for qid in queue_ids:
         if qid not in rp.queues:
             continue
@@ -268,19 +269,20 @@ async def try_assign(
     chosen: list[m.User] = []
     contended = False
     for cand in ordered:
-        locked = await session.scalar(
-            select(m.OperatorPresence)
-            .where(m.OperatorPresence.user_id == cand.id)
-            .with_for_update(skip_locked=True)
-        )
+        locked = (
+            await session.execute(
+                select(m.OperatorStatus.receives_voice, m.OperatorStatus.receives_chats)
+                .select_from(m.OperatorPresence)
+                .join(m.OperatorStatus, m.OperatorStatus.id == m.OperatorPresence.status_id)
+                .where(m.OperatorPresence.user_id == cand.id)
+                .with_for_update(of=m.OperatorPresence, skip_locked=True)
+            )
+        ).first()
         if locked is None:
             contended = True  # another node is assigning to this operator right now
             continue
-        await session.refresh(locked)
-        status = await session.get(m.OperatorStatus, locked.status_id)
-        receives = status is not None and (
-            status.receives_voice if conv.medium == m.Medium.VOICE else status.receives_chats
-        )
+        # Status and load are re-read under the lock: what another node committed counts.
+        receives = locked.receives_voice if conv.medium == m.Medium.VOICE else locked.receives_chats
         fresh = (await loads_for(session, [cand.id]))[cand.id]
         if not receives or not fits(cand.user, fresh, conv.medium, chats_block_calls=queue.chats_block_calls):
             continue
@@ -331,7 +333,7 @@ async def try_assign(
         await do_accept_offer(session, conv, offer_row, now=now)
     else:
         for user in chosen:
-            await refresh_activity(session, await get_presence(session, user.id), now=now)
+            await refresh_activity(session, await get_presence(session, user.id), now=now, ringing=True)
     return Assignment(conv.id, tuple(u.id for u in chosen), auto)
 
 
