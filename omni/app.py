@@ -52,7 +52,16 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
     sio = realtime.build_server(settings)
     realtime.register(sio, services)
     configure(settings)
-    services.relay.tx_sinks.append(webhooks.fanout_sink(enqueue_deliveries))
+
+    in_flight: set[asyncio.Future[None]] = set()
+
+    def enqueue_soon(ids: list[int]) -> None:
+        # The broker call blocks (Redis round trip); keep it off the event loop.
+        future = asyncio.get_running_loop().run_in_executor(None, enqueue_deliveries, ids)
+        in_flight.add(future)
+        future.add_done_callback(in_flight.discard)
+
+    services.relay.tx_sinks.append(webhooks.fanout_sink(enqueue_soon))
 
     async def count_events(events: Any) -> None:
         EVENTS_DISPATCHED.inc(len(events))

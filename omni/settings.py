@@ -40,8 +40,6 @@ class WebhookSettings(BaseSettings):
     """After this many failures a delivery is marked failed; a person can replay it."""
     backoff_base_seconds: float = 2.0
     backoff_max_seconds: float = 600.0
-    allow_private_targets: bool = True
-    """Self-hosted CRMs often live on private addresses; set false to refuse them."""
 
 
 class Settings(BaseSettings):

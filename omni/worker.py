@@ -63,7 +63,7 @@ class _Runtime:
         return cls.local.loop, cls.local.db, settings
 
 
-@celery_app.task(name="omni.webhooks.deliver", acks_late=True)
+@celery_app.task(name="omni.webhooks.deliver", acks_late=True)  # type: ignore[untyped-decorator]
 def deliver_webhook(delivery_id: int) -> None:
     loop, db, settings = _Runtime.get()
     outcome = loop.run_until_complete(webhooks.deliver(db, delivery_id, settings.webhook))

@@ -8,7 +8,6 @@ from the in-process Celery worker (memory broker).
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from omni.settings import Settings
 from omni.worker import celery_app
 from tests import factories as f
 from tests.conftest import LiveServer
-from tests.webhook_receiver import Receiver, wait_until
+from tests.webhook_receiver import Receiver, check_signature, wait_until
 
 
 async def login(server: LiveServer, username: str) -> httpx.AsyncClient:
@@ -90,7 +89,8 @@ async def test_embedded_mode_end_to_end(tmp_path: Path) -> None:
 
         offered = await wait_until(
             lambda: [e for e in events if e["type"] == "conversation.offered"],
-            timeout=10, what="conversation.offered on the operator's socket",
+            timeout=10,
+            what="conversation.offered on the operator's socket",
         )
         assert len(offered) == 1
         offer = offered[0]["data"]
@@ -100,8 +100,10 @@ async def test_embedded_mode_end_to_end(tmp_path: Path) -> None:
         assert ack["ok"], ack
         assert ack["conversation"]["status"] == "active"
         ack = await sio.call(
-            "send", {"conversation_id": conv_id, "body": "It ships today", "client_id": "c-1"},
-            namespace="/operator", timeout=10,
+            "send",
+            {"conversation_id": conv_id, "body": "It ships today", "client_id": "c-1"},
+            namespace="/operator",
+            timeout=10,
         )
         assert ack["ok"], ack
         assert ack["message"]["body"] == "It ships today"
@@ -118,13 +120,20 @@ async def test_embedded_mode_end_to_end(tmp_path: Path) -> None:
             assert conv.result_code_id == rc_id
             assert conv.assigned_user_id == op_id and conv.queue_id == queue_id
             assert conv.closed_at is not None
-            msgs = list(await session.scalars(
-                select(m.Message).where(m.Message.conversation_id == conv_id).order_by(m.Message.id)
-            ))
-            assert [(x.direction, x.body) for x in msgs] == [("in", "Where is my order?"), ("out", "It ships today")]
-            outbox = list(await session.scalars(
-                select(m.Event).where(m.Event.conversation_id == conv_id).order_by(m.Event.id)
-            ))
+            msgs = list(
+                await session.scalars(
+                    select(m.Message).where(m.Message.conversation_id == conv_id).order_by(m.Message.id)
+                )
+            )
+            assert [(x.direction, x.body) for x in msgs] == [
+                ("in", "Where is my order?"),
+                ("out", "It ships today"),
+            ]
+            outbox = list(
+                await session.scalars(
+                    select(m.Event).where(m.Event.conversation_id == conv_id).order_by(m.Event.id)
+                )
+            )
         assert [e.type for e in outbox] == [
             "conversation.created",
             "conversation.queued",
@@ -141,22 +150,21 @@ async def test_embedded_mode_end_to_end(tmp_path: Path) -> None:
         def seen() -> list[str]:
             return [e["type"] for e in events if e.get("conversation_id") == conv_id]
 
-        await wait_until(lambda: "conversation.closed" in seen(), timeout=10, what="conversation.closed on the socket")
+        await wait_until(
+            lambda: "conversation.closed" in seen(), timeout=10, what="conversation.closed on the socket"
+        )
         seqs = [e["seq"] for e in events]
         assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
-        assert [t for t in seen() if t != "conversation.created"] == [
-            e.type for e in outbox if e.type != "conversation.created"
-        ]
+        assert seen() == [e.type for e in outbox]
 
         # The CRM gets conversation.closed from the in-process Celery worker, signed.
         closed = await wait_until(
             lambda: [h for h in crm.delivered() if h.event["type"] == "conversation.closed"],
-            timeout=15, what="conversation.closed at the CRM",
+            timeout=15,
+            what="conversation.closed at the CRM",
         )
         assert len(closed) == 1
         hit = closed[0]
-        from tests.test_webhooks import check_signature
-
         check_signature(hook["secret"], hit.headers, hit.body)
         assert hit.event["seq"] == outbox[-1].id
         assert hit.event["data"]["result_code_id"] == rc_id
@@ -172,4 +180,3 @@ async def test_embedded_mode_end_to_end(tmp_path: Path) -> None:
             await client.aclose()
         await server.stop()
         await crm.stop()
-    await asyncio.sleep(0)

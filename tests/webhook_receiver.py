@@ -8,6 +8,8 @@ check signatures and at-least-once delivery themselves.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -16,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from omni.domain import webhooks
 from tests.conftest import free_port
 
 
@@ -64,11 +67,6 @@ def fail_first_attempts(failures: int, status: int = 500) -> Policy:
     return policy
 
 
-def down_until(deadline: float, status: int = 503) -> Policy:
-    """``status`` for every request until ``time.monotonic()`` reaches ``deadline``, then 200."""
-    return lambda _receiver, _hit: status if time.monotonic() < deadline else 200
-
-
 @dataclass
 class Receiver:
     respond: Policy = field(default_factory=always)
@@ -81,7 +79,9 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/hooks"
 
     async def _handle(self, request: web.Request) -> web.Response:
-        hit = Hit(at=time.monotonic(), headers=dict(request.headers), body=await request.read())
+        body = await request.read()
+        # No await from here to the answer: a test flipping ``respond`` sees a consistent log.
+        hit = Hit(at=time.monotonic(), headers=dict(request.headers), body=body)
         self.hits.append(hit)
         hit.status = self.respond(self, hit)
         return web.Response(status=hit.status, text="ok" if hit.ok else "crm unavailable")
@@ -100,7 +100,8 @@ class Receiver:
     def delivered(self, subscription_id: int | None = None) -> list[Hit]:
         """Requests answered 2xx (optionally for one subscription), in arrival order."""
         return [
-            h for h in self.hits
+            h
+            for h in self.hits
             if h.ok and (subscription_id is None or h.payload["subscription_id"] == subscription_id)
         ]
 
@@ -111,7 +112,7 @@ class Receiver:
 async def wait_until(
     check: Callable[[], Awaitable[Any]] | Callable[[], Any], *, timeout: float, what: str, every: float = 0.1
 ) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy; fail with ``what`` after ``timeout``."""
+    """Poll ``check`` (sync or async) until it returns something truthy; fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:
@@ -123,3 +124,13 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
         await asyncio.sleep(every)
+
+
+def check_signature(secret: str, headers: dict[str, str], body: bytes) -> None:
+    """The scheme a CRM implements: HMAC-SHA256 over ``"{timestamp}.{raw body}"``, fresh timestamp."""
+    timestamp = headers["X-Omni-Timestamp"]
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    expected = "sha256=" + mac.hexdigest()
+    assert headers["X-Omni-Signature"] == expected
+    assert abs(time.time() - int(timestamp)) < 60
+    assert webhooks.verify(secret, timestamp, body, headers["X-Omni-Signature"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +15,21 @@ from omni.db import models as m
 HOLDING = (*m.LOAD_STATUSES, m.ConversationStatus.WRAP_UP)
 
 
+class Staffed(Protocol):
+    """What capacity rules read of an operator (an ``m.User`` or a routing snapshot of one)."""
+
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def chat_weight(self) -> int: ...
+    @property
+    def voice_weight(self) -> int: ...
+    @property
+    def handles_chat(self) -> bool: ...
+    @property
+    def handles_voice(self) -> bool: ...
+
+
 @dataclass(slots=True)
 class Load:
     chats: int = 0
@@ -21,12 +37,12 @@ class Load:
     offers_chat: int = 0
     offers_voice: int = 0
 
-    def units(self, user: m.User) -> int:
+    def units(self, user: Staffed) -> int:
         return (self.chats + self.offers_chat) * user.chat_weight + (
             self.calls + self.offers_voice
         ) * user.voice_weight
 
-    def voice_units(self, user: m.User) -> int:
+    def voice_units(self, user: Staffed) -> int:
         return (self.calls + self.offers_voice) * user.voice_weight
 
     @property
@@ -34,11 +50,11 @@ class Load:
         return bool(self.chats or self.calls or self.offers_chat or self.offers_voice)
 
 
-def weight(user: m.User, medium: str) -> int:
+def weight(user: Staffed, medium: str) -> int:
     return user.voice_weight if medium == m.Medium.VOICE else user.chat_weight
 
 
-def fits(user: m.User, load: Load, medium: str, *, chats_block_calls: bool) -> bool:
+def fits(user: Staffed, load: Load, medium: str, *, chats_block_calls: bool) -> bool:
     """Whether one more conversation of ``medium`` fits in the operator's capacity.
 
     A call normally needs the whole operator; with ``chats_block_calls`` off a queue lets a
@@ -52,7 +68,7 @@ def fits(user: m.User, load: Load, medium: str, *, chats_block_calls: bool) -> b
     return used + weight(user, medium) <= user.capacity
 
 
-def remaining(user: m.User, load: Load) -> int:
+def remaining(user: Staffed, load: Load) -> int:
     return user.capacity - load.units(user)
 
 

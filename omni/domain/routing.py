@@ -29,12 +29,24 @@ from omni.domain.serialize import conversation_dict
 QUEUED = m.ConversationStatus.QUEUED
 
 
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """A read-only snapshot of an operator for one decision (cheaper than ORM rows)."""
+
+    id: int
+    capacity: int
+    chat_weight: int
+    voice_weight: int
+    handles_chat: bool
+    handles_voice: bool
+    idle_since: datetime
+
+
 @dataclass(slots=True)
 class Candidate:
     """An operator who may take the conversation, with what strategies sort on."""
 
-    user: m.User
-    presence: m.OperatorPresence
+    user: Operator
     load: Load
     position: int = 0
     penalty: int = 0
@@ -44,6 +56,10 @@ class Candidate:
     @property
     def id(self) -> int:
         return self.user.id
+
+    @property
+    def idle_since(self) -> datetime:
+        return self.user.idle_since
 
 
 def order_candidates(
@@ -70,9 +86,9 @@ def order_candidates(
             before = [c for c in ordered if c not in after]
             return after + before
         case m.Strategy.LONGEST_IDLE:
-            return sorted(items, key=lambda c: (c.presence.idle_since, c.id))
+            return sorted(items, key=lambda c: (c.idle_since, c.id))
         case m.Strategy.FEWEST_HANDLED:
-            return sorted(items, key=lambda c: (c.handled_today, c.presence.idle_since, c.id))
+            return sorted(items, key=lambda c: (c.handled_today, c.idle_since, c.id))
         case m.Strategy.LINEAR:
             return sorted(items, key=lambda c: (c.position, c.id))
         case m.Strategy.RANDOM:
@@ -80,9 +96,9 @@ def order_candidates(
             (rng or random.SystemRandom()).shuffle(shuffled)
             return shuffled
         case m.Strategy.LEAST_LOADED:
-            return sorted(items, key=lambda c: (-remaining(c.user, c.load), c.presence.idle_since, c.id))
+            return sorted(items, key=lambda c: (-remaining(c.user, c.load), c.idle_since, c.id))
         case m.Strategy.SKILL_LEVEL:
-            return sorted(items, key=lambda c: (-c.skill_score, c.penalty, c.presence.idle_since, c.id))
+            return sorted(items, key=lambda c: (-c.skill_score, c.penalty, c.idle_since, c.id))
     raise ValueError(f"unknown routing strategy '{strategy}'")
 
 
@@ -178,17 +194,28 @@ async def _candidates(
     receives = (
         m.OperatorStatus.receives_voice if conv.medium == m.Medium.VOICE else m.OperatorStatus.receives_chats
     )
-    rows = (
-        await session.execute(
-            select(m.User, m.OperatorPresence)
-            .join(m.OperatorPresence, m.OperatorPresence.user_id == m.User.id)
-            .join(m.OperatorStatus, m.OperatorStatus.id == m.OperatorPresence.status_id)
-            .where(m.User.id.in_(member_of), m.User.is_active.is_(True), receives.is_(True))
-        )
-    ).all()
+    rows = [
+        Operator(*row)
+        for row in (
+            await session.execute(
+                select(
+                    m.User.id,
+                    m.User.capacity,
+                    m.User.chat_weight,
+                    m.User.voice_weight,
+                    m.User.handles_chat,
+                    m.User.handles_voice,
+                    m.OperatorPresence.idle_since,
+                )
+                .join(m.OperatorPresence, m.OperatorPresence.user_id == m.User.id)
+                .join(m.OperatorStatus, m.OperatorStatus.id == m.OperatorPresence.status_id)
+                .where(m.User.id.in_(member_of), m.User.is_active.is_(True), receives.is_(True))
+            )
+        ).all()
+    ]
     if not rows:
         return primary, []
-    loads = await loads_for(session, [u.id for u, _ in rows])
+    loads = await loads_for(session, [u.id for u in rows])
     tried = set(
         await session.scalars(
             select(m.Offer.user_id).where(
@@ -218,14 +245,13 @@ async def _candidates(
     result = [
         Candidate(
             user=u,
-            presence=p,
             load=loads[u.id],
             position=member_of[u.id][0],
             penalty=member_of[u.id][1],
             skill_score=skill_score.get(u.id, 0),
             handled_today=handled.get(u.id, 0),
         )
-        for u, p in rows
+        for u in rows
         if fits(u, loads[u.id], conv.medium, chats_block_calls=primary.chats_block_calls)
     ]
     untried = [c for c in result if c.id not in tried]
@@ -266,7 +292,7 @@ async def try_assign(
             select(m.QueueRoutingState.last_user_id).where(m.QueueRoutingState.queue_id == queue.id)
         )
     ordered = order_candidates(queue.strategy, candidates, last_user_id=last_user_id)
-    chosen: list[m.User] = []
+    chosen: list[Operator] = []
     contended = False
     for cand in ordered:
         locked = (

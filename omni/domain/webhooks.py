@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import Database
@@ -83,7 +83,9 @@ def fanout_sink(enqueue: Callable[[list[int]], None]) -> Callable[[AsyncSession,
     """Relay tx-sink: one delivery row per matching subscription, enqueued after commit."""
 
     async def sink(session: AsyncSession, events: Sequence[DomainEvent]) -> Callable[[], None] | None:
-        subs = (await session.scalars(select(m.WebhookSubscription).where(m.WebhookSubscription.active.is_(True)))).all()
+        subs = (
+            await session.scalars(select(m.WebhookSubscription).where(m.WebhookSubscription.active.is_(True)))
+        ).all()
         if not subs:
             return None
         rows: list[m.WebhookDelivery] = []
@@ -92,8 +94,13 @@ def fanout_sink(enqueue: Callable[[list[int]], None]) -> Callable[[AsyncSession,
             for sub in subs:
                 if matches(sub, event):
                     row = m.WebhookDelivery(
-                        subscription_id=sub.id, event_id=event.id, state="pending", attempts=0,
-                        next_attempt_at=now, last_error="", created_at=now,
+                        subscription_id=sub.id,
+                        event_id=event.id,
+                        state="pending",
+                        attempts=0,
+                        next_attempt_at=now,
+                        last_error="",
+                        created_at=now,
                     )
                     session.add(row)
                     rows.append(row)
@@ -117,7 +124,9 @@ def backoff(attempts: int, cfg: WebhookSettings) -> float:
     return float(min(cfg.backoff_max_seconds, cfg.backoff_base_seconds * (2 ** max(0, attempts - 1))))
 
 
-async def deliver(db: Database, delivery_id: int, cfg: WebhookSettings, client: httpx.AsyncClient | None = None) -> Outcome:
+async def deliver(
+    db: Database, delivery_id: int, cfg: WebhookSettings, client: httpx.AsyncClient | None = None
+) -> Outcome:
     """Try one delivery now, if it is pending and due; record the result."""
     async with db.transaction() as session:
         row = await session.scalar(
@@ -137,7 +146,11 @@ async def deliver(db: Database, delivery_id: int, cfg: WebhookSettings, client: 
             row.last_error = "subscription inactive or event gone"
             return Outcome(False, None)
         body = json.dumps(
-            {"delivery_id": row.id, "subscription_id": sub.id, "event": DomainEvent.from_row(event).to_wire()},
+            {
+                "delivery_id": row.id,
+                "subscription_id": sub.id,
+                "event": DomainEvent.from_row(event).to_wire(),
+            },
             separators=(",", ":"),
         ).encode()
         timestamp = str(int(time.time()))
@@ -180,23 +193,36 @@ async def deliver(db: Database, delivery_id: int, cfg: WebhookSettings, client: 
         return Outcome(False, delay)
 
 
-async def stale_due(db: Database, *, slack_seconds: float = 10.0, limit: int = 500) -> list[int]:
-    """Pending deliveries overdue by more than ``slack``: their queued task was lost."""
-    cutoff = datetime.now(UTC) - timedelta(seconds=slack_seconds)
+async def stale_due(db: Database, *, slack_seconds: float = 30.0, limit: int = 500) -> list[int]:
+    """Pending deliveries overdue by more than ``slack``: their queued task was lost.
+
+    Their due time moves to now, so a sweep re-enqueues each one at most once per ``slack``
+    even while the worker is down (no pile of duplicate tasks).
+    """
+    now = datetime.now(UTC)
+    cutoff = now - timedelta(seconds=slack_seconds)
     async with db.transaction() as session:
-        return list(
+        ids = list(
             await session.scalars(
                 select(m.WebhookDelivery.id)
                 .where(m.WebhookDelivery.state == "pending", m.WebhookDelivery.next_attempt_at <= cutoff)
                 .order_by(m.WebhookDelivery.next_attempt_at)
                 .limit(limit)
+                .with_for_update(skip_locked=True)
             )
         )
+        if ids:
+            await session.execute(
+                update(m.WebhookDelivery).where(m.WebhookDelivery.id.in_(ids)).values(next_attempt_at=now)
+            )
+        return ids
 
 
 async def replay(session: AsyncSession, delivery_id: int) -> m.WebhookDelivery:
     """Send a delivery again (after a failure, or because the CRM lost it)."""
-    row = await session.scalar(select(m.WebhookDelivery).where(m.WebhookDelivery.id == delivery_id).with_for_update())
+    row = await session.scalar(
+        select(m.WebhookDelivery).where(m.WebhookDelivery.id == delivery_id).with_for_update()
+    )
     if row is None:
         raise NotFound(f"webhook delivery {delivery_id} not found")
     row.state = "pending"

@@ -12,7 +12,7 @@ from omni.db import models as m
 from omni.domain import conversations as conv_actions
 from omni.domain.capacity import Load
 from omni.domain.conversations import InboundMessage
-from omni.domain.routing import Candidate, order_candidates, route_pending
+from omni.domain.routing import Candidate, Operator, order_candidates, route_pending
 from omni.services import Services
 from tests import factories as f
 
@@ -29,19 +29,17 @@ def cand(
     handled: int = 0,
     penalty: int = 0,
 ) -> Candidate:
-    user = m.User(
+    op = Operator(
         id=uid,
-        username=f"u{uid}",
         capacity=3,
         chat_weight=1,
         voice_weight=3,
         handles_chat=True,
         handles_voice=True,
+        idle_since=T0 + timedelta(seconds=idle),
     )
-    pres = m.OperatorPresence(user_id=uid, idle_since=T0 + timedelta(seconds=idle))
     return Candidate(
-        user=user,
-        presence=pres,
+        user=op,
         load=Load(chats=load),
         position=position,
         penalty=penalty,
