@@ -209,13 +209,24 @@ async def _candidates(
                 )
                 .join(m.OperatorPresence, m.OperatorPresence.user_id == m.User.id)
                 .join(m.OperatorStatus, m.OperatorStatus.id == m.OperatorPresence.status_id)
-                .where(m.User.id.in_(member_of), m.User.is_active.is_(True), receives.is_(True))
+                .where(
+                    m.User.id.in_(
+                        [conv.preferred_user_id]
+                        if conv.preferred_user_id is not None
+                        else select(m.QueueMember.user_id).where(m.QueueMember.queue_id.in_(queue_ids))
+                    ),
+                    m.User.is_active.is_(True),
+                    receives.is_(True),
+                )
             )
         ).all()
+        if row[0] in member_of
     ]
     if not rows:
         return primary, []
-    loads = await loads_for(session, [u.id for u in rows])
+    loads = await loads_for(
+        session, [u.id for u in rows], members_of=None if conv.preferred_user_id is not None else queue_ids
+    )
     tried = set(
         await session.scalars(
             select(m.Offer.user_id).where(
