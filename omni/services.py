@@ -7,6 +7,9 @@ and tests share, so they all take the same code path.
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -31,6 +34,8 @@ class Services:
     relay: OutboxRelay
     engine: RoutingEngine
     adapters: AdapterRegistry = field(default_factory=AdapterRegistry)
+    node_id: str = "node"
+    """Identifies this process's sockets in ``operator_connections``."""
     run_background: bool = True
     started: bool = field(default=False, init=False)
 
@@ -55,7 +60,15 @@ def build_services(settings: Settings, *, run_background: bool = True) -> Servic
     db = Database(settings.effective_database_url)
     bus: Bus = LocalBus() if settings.embedded else RedisBus(settings.redis_url, settings.redis_prefix)
     relay = OutboxRelay(db)
-    engine = RoutingEngine(db, tick_seconds=settings.routing.tick_seconds)
+    node_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    engine = RoutingEngine(
+        db,
+        tick_seconds=settings.routing.tick_seconds,
+        node_id=node_id,
+        heartbeat_seconds=settings.routing.node_heartbeat_seconds,
+        node_ttl_seconds=settings.routing.node_ttl_seconds,
+        offline_grace_seconds=settings.routing.offline_grace_seconds,
+    )
     bus.subscribe("outbox", lambda _data: relay.nudge())
     bus.subscribe("routing", lambda _data: engine.nudge())
 
@@ -69,7 +82,9 @@ def build_services(settings: Settings, *, run_background: bool = True) -> Servic
     db.after_commit_hooks.append(after_commit)
     adapters = AdapterRegistry()
     relay.sinks.append(OutboundDispatcher(db, adapters))
-    return Services(settings, db, bus, relay, engine, adapters=adapters, run_background=run_background)
+    return Services(
+        settings, db, bus, relay, engine, adapters=adapters, node_id=node_id, run_background=run_background
+    )
 
 
 @asynccontextmanager

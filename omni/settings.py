@@ -26,6 +26,9 @@ class RoutingSettings(BaseSettings):
     """How often each node sweeps persisted deadlines and unassigned conversations."""
     offline_grace_seconds: float = 10.0
     """An operator whose last socket closed goes offline after this long (reload tolerance)."""
+    node_heartbeat_seconds: float = 10.0
+    node_ttl_seconds: float = 45.0
+    """Sockets of a node silent this long are dropped (the node died), starting offline grace."""
     handle_time_window: int = 50
     """How many recent handled conversations feed the estimated-wait calculation."""
 

@@ -23,6 +23,7 @@ from omni.api.schemas import (
 )
 from omni.db import models as m
 from omni.domain import audit, auth, conversations, presence
+from omni.domain.admin import user_dict
 from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage
 from omni.domain.errors import InvalidInput, PermissionDenied
@@ -32,24 +33,6 @@ from omni.domain.serialize import callback_dict, conversation_dict, message_dict
 from omni.services import Services
 
 DEPS = {"who": Provide(provide_principal), "services": Provide(provide_services)}
-
-
-def user_dict(u: m.User) -> dict[str, Any]:
-    return {
-        "id": u.id,
-        "username": u.username,
-        "display_name": u.display_name,
-        "email": u.email,
-        "role": u.role,
-        "language": u.language,
-        "is_active": u.is_active,
-        "sip_extension": u.sip_extension,
-        "handles_chat": u.handles_chat,
-        "handles_voice": u.handles_voice,
-        "capacity": u.capacity,
-        "chat_weight": u.chat_weight,
-        "voice_weight": u.voice_weight,
-    }
 
 
 class AuthController(Controller):

@@ -314,6 +314,18 @@ class OperatorPresence(Base):
     over_limit_flagged: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class OperatorConnection(Base):
+    """One open operator socket on one app node; a node that stops heartbeating loses them."""
+
+    __tablename__ = "operator_connections"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    node_id: Mapped[str] = mapped_column(String(64), index=True)
+    connected_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class StatusHistory(Base):
     __tablename__ = "status_history"
 

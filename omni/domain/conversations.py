@@ -45,6 +45,17 @@ def _event(session: AsyncSession, type_: str, conv: m.Conversation, **extra: Any
     )
 
 
+def _message_event(session: AsyncSession, conv: m.Conversation, message: m.Message) -> None:
+    emit(
+        session,
+        "message.created",
+        message_dict(message) | {"channel": conv.channel},
+        conversation_id=conv.id,
+        queue_id=conv.queue_id,
+        user_id=conv.assigned_user_id,
+    )
+
+
 # --- inbound ----------------------------------------------------------------------------
 
 
@@ -179,14 +190,7 @@ async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestRe
             raise
         return IngestResult(conv, stored, duplicate=True, created=False)
     conv.last_message_at = now
-    emit(
-        session,
-        "message.created",
-        message_dict(message) | {"channel": conv.channel},
-        conversation_id=conv.id,
-        queue_id=conv.queue_id,
-        user_id=conv.assigned_user_id,
-    )
+    _message_event(session, conv, message)
     return IngestResult(conv, message, duplicate=False, created=created)
 
 
@@ -699,14 +703,7 @@ async def check_send_message(
     await session.flush()
     if not private:
         conv.last_message_at = now
-    emit(
-        session,
-        "message.created",
-        message_dict(message) | {"channel": conv.channel},
-        conversation_id=conv.id,
-        queue_id=conv.queue_id,
-        user_id=conv.assigned_user_id,
-    )
+    _message_event(session, conv, message)
     return message
 
 

@@ -105,6 +105,11 @@ class RoutingEngine:
     db: Database
     tick_seconds: float = 0.5
     on_assigned: Callable[[list[Assignment]], None] | None = None
+    node_id: str = "node"
+    heartbeat_seconds: float = 10.0
+    node_ttl_seconds: float = 45.0
+    offline_grace_seconds: float = 10.0
+    _last_beat: float = 0.0
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
 
@@ -122,6 +127,15 @@ class RoutingEngine:
             self._task = None
 
     async def run_once(self) -> list[Assignment]:
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time - self._last_beat >= self.heartbeat_seconds:
+            self._last_beat = loop_time
+            now = datetime.now(UTC)
+            async with self.db.transaction() as session:
+                await presence.heartbeat_node(session, self.node_id, now)
+                await presence.reap_dead_nodes(
+                    session, now, ttl_seconds=self.node_ttl_seconds, grace_seconds=self.offline_grace_seconds
+                )
         await run_due_deadlines(self.db)
         async with self.db.transaction() as session:
             await presence.flag_over_limit(session, datetime.now(UTC))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -203,10 +203,15 @@ async def refresh_activity_of(session: AsyncSession, user_id: int) -> None:
     await refresh_activity(session, await get_presence(session, user_id))
 
 
-async def do_connect(session: AsyncSession, user_id: int) -> m.OperatorPresence:
+async def do_connect(session: AsyncSession, user_id: int, sid: str, node_id: str) -> m.OperatorPresence:
     """A socket of the operator connected; the first one brings them online as available."""
     presence = await get_presence(session, user_id, lock=True)
-    presence.connections += 1
+    now = datetime.now(UTC)
+    session.add(
+        m.OperatorConnection(sid=sid, user_id=user_id, node_id=node_id, connected_at=now, seen_at=now)
+    )
+    await session.flush()
+    presence.connections = await _count_connections(session, user_id)
     await deadlines.cancel(session, deadlines.PRESENCE_OFFLINE, user_id)
     status = await session.get(m.OperatorStatus, presence.status_id)
     if status is not None and status.kind == m.StatusKind.OFFLINE:
@@ -214,10 +219,22 @@ async def do_connect(session: AsyncSession, user_id: int) -> m.OperatorPresence:
     return presence
 
 
-async def do_disconnect(session: AsyncSession, user_id: int, grace_seconds: float) -> None:
+async def _count_connections(session: AsyncSession, user_id: int) -> int:
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(m.OperatorConnection)
+            .where(m.OperatorConnection.user_id == user_id)
+        )
+        or 0
+    )
+
+
+async def do_disconnect(session: AsyncSession, user_id: int, sid: str, grace_seconds: float) -> None:
     """The last socket closing starts a grace timer; on expiry the operator goes offline."""
     presence = await get_presence(session, user_id, lock=True)
-    presence.connections = max(0, presence.connections - 1)
+    await session.execute(delete(m.OperatorConnection).where(m.OperatorConnection.sid == sid))
+    presence.connections = await _count_connections(session, user_id)
     if presence.connections == 0:
         now = datetime.now(UTC)
         presence.last_disconnect_at = now
@@ -226,9 +243,33 @@ async def do_disconnect(session: AsyncSession, user_id: int, grace_seconds: floa
         )
 
 
+async def heartbeat_node(session: AsyncSession, node_id: str, now: datetime) -> None:
+    """This node is alive: its sockets stay counted."""
+    await session.execute(
+        update(m.OperatorConnection).where(m.OperatorConnection.node_id == node_id).values(seen_at=now)
+    )
+
+
+async def reap_dead_nodes(
+    session: AsyncSession, now: datetime, *, ttl_seconds: float, grace_seconds: float
+) -> int:
+    """Drop sockets of nodes that stopped heartbeating (crashed, killed) and start the offline
+    grace for operators left with none, so nobody stays "online" behind a dead node."""
+    stale = (
+        await session.execute(
+            select(m.OperatorConnection.sid, m.OperatorConnection.user_id)
+            .where(m.OperatorConnection.seen_at < now - timedelta(seconds=ttl_seconds))
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    for sid, user_id in stale:
+        await do_disconnect(session, user_id, sid, grace_seconds)
+    return len(stale)
+
+
 async def on_offline_deadline(session: AsyncSession, user_id: int) -> None:
-    presence = await get_presence(session, user_id, lock=True)
-    if presence.connections == 0:
+    await get_presence(session, user_id, lock=True)  # serialise with a reconnect in flight
+    if await _count_connections(session, user_id) == 0:
         await do_set_status(
             session, user_id, await status_by_code(session, m.StatusKind.OFFLINE), reason="disconnected"
         )

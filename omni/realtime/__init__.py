@@ -161,7 +161,7 @@ class OperatorNamespace(BaseNamespace):
             await self.enter_room(sid, rooms.queue(qid))
         if who.role == m.Role.OPERATOR:
             async with self.services.db.transaction() as session:
-                await presence.do_connect(session, who.id)
+                await presence.do_connect(session, who.id, sid, self.services.node_id)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         sess = await self.get_session(sid)
@@ -169,7 +169,7 @@ class OperatorNamespace(BaseNamespace):
         if who is not None and who.role == m.Role.OPERATOR:
             async with self.services.db.transaction() as session:
                 await presence.do_disconnect(
-                    session, who.id, self.services.settings.routing.offline_grace_seconds
+                    session, who.id, sid, self.services.settings.routing.offline_grace_seconds
                 )
 
     async def on_snapshot(self, sid: str, _data: Any = None) -> dict[str, Any]:

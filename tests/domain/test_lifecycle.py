@@ -476,19 +476,39 @@ async def test_operator_goes_offline_after_grace_unless_back(
     services: Services, setup: dict[str, int]
 ) -> None:
     async with services.db.transaction() as s:
-        p = await presence.do_connect(s, setup["a"])
+        p = await presence.do_connect(s, setup["a"], "sid-1", "node-a")
     async with services.db.transaction() as s:
         p = await presence.get_presence(s, setup["a"])
         assert (await s.get_one(m.OperatorStatus, p.status_id)).code == "available"
-        await presence.do_disconnect(s, setup["a"], grace_seconds=10)
+        await presence.do_disconnect(s, setup["a"], "sid-1", grace_seconds=10)
     async with services.db.transaction() as s:
-        await presence.do_connect(s, setup["a"])  # a page reload: back within the grace period
+        await presence.do_connect(s, setup["a"], "sid-2", "node-a")  # a page reload within the grace period
     await later(services, 11)
     async with services.db.transaction() as s:
         p = await presence.get_presence(s, setup["a"])
         assert (await s.get_one(m.OperatorStatus, p.status_id)).code == "available"
-        await presence.do_disconnect(s, setup["a"], grace_seconds=10)
+        await presence.do_disconnect(s, setup["a"], "sid-2", grace_seconds=10)
     await later(services, 11)
     async with services.db.transaction() as s:
         p = await presence.get_presence(s, setup["a"])
         assert (await s.get_one(m.OperatorStatus, p.status_id)).code == "offline"
+
+
+async def test_sockets_of_a_dead_node_are_reaped_and_operator_goes_offline(
+    services: Services, setup: dict[str, int]
+) -> None:
+    async with services.db.transaction() as s:
+        await presence.do_connect(s, setup["a"], "on-dead-node", "node-dead")
+        await presence.do_connect(s, setup["b"], "on-live-node", "node-live")
+    now = datetime.now(UTC) + timedelta(seconds=60)
+    async with services.db.transaction() as s:
+        await presence.heartbeat_node(s, "node-live", now)
+        reaped = await presence.reap_dead_nodes(s, now, ttl_seconds=45, grace_seconds=10)
+    assert reaped == 1
+    await later(services, 11)
+    async with services.db.transaction() as s:
+        codes = {
+            uid: (await s.get_one(m.OperatorStatus, (await presence.get_presence(s, uid)).status_id)).code
+            for uid in (setup["a"], setup["b"])
+        }
+    assert codes == {setup["a"]: "offline", setup["b"]: "available"}
