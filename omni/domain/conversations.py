@@ -173,6 +173,23 @@ async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestRe
         delivery="stored",
         created_at=now,
     )
+    if not msg.client_id and not msg.external_id:
+        # No idempotency key, nothing unique to collide on: skip the savepoint round trips.
+        session.add(message)
+        await session.flush()
+    else:
+        stored_dup = await _store_idempotent(session, conv, message, msg)
+        if stored_dup is not None:
+            return IngestResult(conv, stored_dup, duplicate=True, created=False)
+    conv.last_message_at = now
+    _message_event(session, conv, message)
+    return IngestResult(conv, message, duplicate=False, created=created)
+
+
+async def _store_idempotent(
+    session: AsyncSession, conv: m.Conversation, message: m.Message, msg: InboundMessage
+) -> m.Message | None:
+    """Insert under a savepoint; on a unique clash return the copy a concurrent delivery stored."""
     try:
         async with session.begin_nested():
             session.add(message)
@@ -188,10 +205,8 @@ async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestRe
         )
         if stored is None:
             raise
-        return IngestResult(conv, stored, duplicate=True, created=False)
-    conv.last_message_at = now
-    _message_event(session, conv, message)
-    return IngestResult(conv, message, duplicate=False, created=created)
+        return stored
+    return None
 
 
 async def do_enqueue(
