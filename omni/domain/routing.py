@@ -227,15 +227,17 @@ async def _candidates(
     loads = await loads_for(
         session, [u.id for u in rows], members_of=None if conv.preferred_user_id is not None else queue_ids
     )
-    tried = set(
-        await session.scalars(
-            select(m.Offer.user_id).where(
-                m.Offer.conversation_id == conv.id,
-                m.Offer.state.in_(("declined", "timeout")),
-                m.Offer.created_at >= (conv.enqueued_at or conv.created_at),
+    tried: set[int] = set()
+    if conv.offered_at is not None:  # never offered yet: nobody can have declined it
+        tried = set(
+            await session.scalars(
+                select(m.Offer.user_id).where(
+                    m.Offer.conversation_id == conv.id,
+                    m.Offer.state.in_(("declined", "timeout")),
+                    m.Offer.created_at >= (conv.enqueued_at or conv.created_at),
+                )
             )
         )
-    )
     handled: dict[int, int] = {}
     if primary.strategy == m.Strategy.FEWEST_HANDLED:
         handled = {
