@@ -85,7 +85,9 @@ class AdapterRegistry:
 
 @dataclass
 class OutboundDispatcher:
-    """Relay sink: committed operator replies go to their channel; the result is recorded."""
+    """Post-commit relay sink: committed operator replies go to their channel; the receipt is
+    recorded. A node dying between the relay's commit and the send leaves the message
+    ``pending`` (visible to the operator), not lost silently."""
 
     db: Database
     registry: AdapterRegistry

@@ -81,7 +81,7 @@ def build_services(settings: Settings, *, run_background: bool = True) -> Servic
 
     db.after_commit_hooks.append(after_commit)
     adapters = AdapterRegistry()
-    relay.sinks.append(OutboundDispatcher(db, adapters))
+    relay.post_commit_sinks.append(OutboundDispatcher(db, adapters))
     return Services(
         settings, db, bus, relay, engine, adapters=adapters, node_id=node_id, run_background=run_background
     )

@@ -117,6 +117,9 @@ class OutboxRelay:
     db: Database
     sinks: list[Sink] = field(default_factory=list)
     tx_sinks: list[TxSink] = field(default_factory=list)
+    post_commit_sinks: list[Sink] = field(default_factory=list)
+    """Run after the batch committed: consumers that open their own transactions (a channel
+    send recording its delivery mark), which must not nest inside the relay's (SQLite)."""
     poll_seconds: float = 0.5
     batch_size: int = 500
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -192,6 +195,11 @@ class OutboxRelay:
             )
         for hook in after_commit:
             hook()
+        for post in self.post_commit_sinks:
+            try:
+                await post(ready)
+            except Exception:
+                log.exception("post-commit event sink failed")
         return len(ready)
 
 
