@@ -41,7 +41,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import event, or_, select
+from sqlalchemy import event, select
 
 from omni.db import Database
 from omni.db import models as m
@@ -334,41 +334,17 @@ async def timed_route_pass(
 ) -> PassResult:
     """``routing.route_pending`` with a stopwatch around each decision's transaction.
 
-    Keep in step with ``omni/domain/routing.py``: same candidate scan, same order, same
-    dead-key skipping; the only addition is the timing.
+    Same waiting line (``routing.waiting_line``) and dead-key skipping as the real pass; the
+    only addition is the timing. Keep the loop in step with ``routing.route_pending``.
     """
     t_pass = time.perf_counter()
     rp = routing.RoutePass()
     result = PassResult(waiting=0, scan_seconds=0.0, wall_seconds=0.0)
     async with db.transaction() as session:
-        queue_ids, free_users = await routing.free_queue_ids(session)
-        if not free_users:
-            result.wall_seconds = time.perf_counter() - t_pass
-            return result
-        cond = or_(
-            m.Conversation.queue_id.in_(queue_ids),
-            m.Conversation.preferred_user_id.in_(free_users),
-            m.Conversation.escalation_step > 0,
-        )
-        rows = (
-            await session.execute(
-                select(
-                    m.Conversation.id,
-                    m.Conversation.queue_id,
-                    m.Conversation.medium,
-                    m.Conversation.skill_relax,
-                    m.Conversation.escalation_step,
-                    m.Conversation.preferred_user_id,
-                )
-                .where(m.Conversation.status == routing.QUEUED, cond)
-                .order_by(
-                    m.Conversation.priority.desc(),
-                    m.Conversation.first_enqueued_at,
-                    m.Conversation.id,
-                )
-                .limit(max_assignments)
-            )
-        ).all()
+        rows = await routing.waiting_line(session, limit=max_assignments)
+    if not rows:
+        result.wall_seconds = time.perf_counter() - t_pass
+        return result
     result.waiting = len(rows)
     result.scan_seconds = time.perf_counter() - t_pass
     for conv_id, qid, medium, relax, step, preferred in rows:

@@ -14,6 +14,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -401,34 +402,41 @@ async def free_queue_ids(session: AsyncSession) -> tuple[set[int], set[int]]:
     return {qid for u, qid in rows if u.id in free_users}, free_users
 
 
-async def route_pending(db: Database, *, page: int = 200, max_assignments: int = 10_000) -> list[Assignment]:
+async def waiting_line(session: AsyncSession, *, limit: int = 10_000) -> Sequence[Any]:
+    """Waiting conversations a free operator might take, in routing order (highest priority,
+    then longest wait). Rows: id, queue_id, medium, skill_relax, escalation_step,
+    preferred_user_id. Empty when nobody is free."""
+    queue_ids, free_users = await free_queue_ids(session)
+    if not free_users:
+        return []
+    cond = or_(
+        m.Conversation.queue_id.in_(queue_ids),
+        m.Conversation.preferred_user_id.in_(free_users),
+        m.Conversation.escalation_step > 0,
+    )
+    return (
+        await session.execute(
+            select(
+                m.Conversation.id,
+                m.Conversation.queue_id,
+                m.Conversation.medium,
+                m.Conversation.skill_relax,
+                m.Conversation.escalation_step,
+                m.Conversation.preferred_user_id,
+            )
+            .where(m.Conversation.status == QUEUED, cond)
+            .order_by(m.Conversation.priority.desc(), m.Conversation.first_enqueued_at, m.Conversation.id)
+            .limit(limit)
+        )
+    ).all()
+
+
+async def route_pending(db: Database, *, max_assignments: int = 10_000) -> list[Assignment]:
     """One routing pass over the waiting line, highest priority and longest wait first."""
     rp = RoutePass()
     done: list[Assignment] = []
     async with db.transaction() as session:
-        queue_ids, free_users = await free_queue_ids(session)
-        if not free_users:
-            return done
-        cond = or_(
-            m.Conversation.queue_id.in_(queue_ids),
-            m.Conversation.preferred_user_id.in_(free_users),
-            m.Conversation.escalation_step > 0,
-        )
-        rows = (
-            await session.execute(
-                select(
-                    m.Conversation.id,
-                    m.Conversation.queue_id,
-                    m.Conversation.medium,
-                    m.Conversation.skill_relax,
-                    m.Conversation.escalation_step,
-                    m.Conversation.preferred_user_id,
-                )
-                .where(m.Conversation.status == QUEUED, cond)
-                .order_by(m.Conversation.priority.desc(), m.Conversation.first_enqueued_at, m.Conversation.id)
-                .limit(max_assignments)
-            )
-        ).all()
+        rows = await waiting_line(session, limit=max_assignments)
     for conv_id, qid, medium, relax, step, preferred in rows:
         key = (qid, medium, relax, step, preferred)
         if key in rp.dead_keys:
