@@ -15,6 +15,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
+from channels import widget as widget_channel
 from omni import __version__, realtime
 from omni.api import admin, core, health
 from omni.api.deps import domain_error_handler, http_error_handler, validation_error_handler
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
     services = build_services(settings)
     sio = realtime.build_server(settings)
     realtime.register(sio, services)
+    widget_channel.register(sio, services)
     configure(settings)
 
     in_flight: set[asyncio.Future[None]] = set()

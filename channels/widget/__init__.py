@@ -1,0 +1,206 @@
+"""Web chat widget channel: the ``/widget`` Socket.IO namespace and the adapter that delivers
+operator replies to the visitor's browser.
+
+A visitor is identified by a signed visitor token kept by the widget (history survives
+reloads and new tabs), or, when the site passes ``user_id`` + ``user_hash`` (HMAC-SHA256 of
+the user id with the inbox secret), by the site's own user id. Every customer message is
+stored before it is acknowledged; the widget's ``client_id`` makes a resend after a network
+drop idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import uuid
+from typing import Any, ClassVar
+
+import socketio
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omni import crypto
+from omni.channels import DeliveryReceipt, OutboundMessage
+from omni.db import models as m
+from omni.domain import conversations
+from omni.domain.conversations import InboundMessage
+from omni.domain.errors import DomainError, InvalidInput, NotFound
+from omni.domain.routing import wait_info
+from omni.domain.serialize import message_dict
+from omni.services import Services
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/widget"
+VISITOR_PURPOSE = "omni.widget.visitor"
+HISTORY_LIMIT = 200
+
+
+def visitor_room(identity: str) -> str:
+    return f"visitor:{identity}"
+
+
+def identity_hash(inbox_secret: str, user_id: str) -> str:
+    """What the site computes server-side and passes to the widget as ``user_hash``."""
+    return hmac.new(inbox_secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+
+
+def public_message(msg: m.Message) -> dict[str, Any]:
+    """What a visitor may see of a message (no operator ids, no private notes)."""
+    data = message_dict(msg)
+    return {
+        k: data[k] for k in ("id", "direction", "body", "attachments", "client_id", "delivery", "created_at")
+    }
+
+
+class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped base class
+    def __init__(self, services: Services) -> None:
+        super().__init__(NAMESPACE)
+        self.services = services
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        data = auth if isinstance(auth, dict) else {}
+        secret_key = self.services.settings.effective_secret_key()
+        async with self.services.db.transaction() as session:
+            inbox = await session.scalar(
+                select(m.Inbox).where(m.Inbox.public_token == str(data.get("inbox", "")))
+            )
+            if inbox is None or not inbox.active or inbox.channel != WidgetChannel.kind:
+                raise ConnectionRefusedError(
+                    {"error": "unknown_inbox", "detail": "unknown or disabled widget"}
+                )
+            identity: str
+            if data.get("user_id"):
+                user_id = str(data["user_id"])[:128]
+                secret = crypto.decrypt(secret_key, inbox.secret_encrypted) if inbox.secret_encrypted else ""
+                given = str(data.get("user_hash", ""))
+                if not secret or not hmac.compare_digest(identity_hash(secret, user_id), given):
+                    raise ConnectionRefusedError(
+                        {"error": "bad_identity", "detail": "the user_hash does not match this user_id"}
+                    )
+                identity = f"user:{inbox.id}:{user_id}"
+            else:
+                visitor = crypto.unsign_value(secret_key, VISITOR_PURPOSE, str(data.get("visitor", "")))
+                identity = visitor or f"v:{inbox.id}:{uuid.uuid4().hex}"
+            history, conv_id = await self._history(session, inbox.id, identity)
+        token = crypto.sign_value(secret_key, VISITOR_PURPOSE, identity)
+        await self.save_session(sid, {"inbox_id": inbox.id, "identity": identity})
+        await self.enter_room(sid, visitor_room(identity))
+        await self.emit(
+            "welcome",
+            {"visitor": token, "conversation_id": conv_id, "messages": history, "config": inbox.config},
+            to=sid,
+        )
+
+    async def _history(
+        self, session: AsyncSession, inbox_id: int, identity: str
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        conv = await session.scalar(
+            select(m.Conversation)
+            .join(m.ContactIdentity, m.ContactIdentity.contact_id == m.Conversation.contact_id)
+            .where(
+                m.ContactIdentity.kind == "widget",
+                m.ContactIdentity.value == identity,
+                m.Conversation.inbox_id == inbox_id,
+            )
+            .order_by(m.Conversation.id.desc())
+            .limit(1)
+        )
+        if conv is None:
+            return [], None
+        rows = await session.scalars(
+            select(m.Message)
+            .where(m.Message.conversation_id == conv.id, m.Message.direction.in_(("in", "out")))
+            .order_by(m.Message.id.desc())
+            .limit(HISTORY_LIMIT)
+        )
+        return [public_message(x) for x in reversed(list(rows))], conv.id
+
+    async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
+        """Acked only after the message is stored; the same ``client_id`` again is a no-op."""
+        sess = await self.get_session(sid)
+        if not isinstance(data, dict):
+            return {"ok": False, "error": "invalid", "detail": "message must be an object"}
+        try:
+            client_id = str(data.get("client_id") or "")[:64]
+            if not client_id:
+                raise InvalidInput("client_id is required", field="client_id")
+            async with self.services.db.transaction() as session:
+                result = await conversations.ingest_inbound(
+                    session,
+                    InboundMessage(
+                        inbox_id=sess["inbox_id"],
+                        identity_kind="widget",
+                        identity_value=sess["identity"],
+                        body=str(data.get("body", "")),
+                        client_id=client_id,
+                        contact_name=str(data.get("name", ""))[:256],
+                        contact_email=(str(data["email"])[:254] if data.get("email") else None),
+                        contact_phone=(str(data["phone"]) if data.get("phone") else None),
+                        subject=str(data.get("subject", "")),
+                    ),
+                )
+                info = await wait_info(session, result.conversation)
+                return {
+                    "ok": True,
+                    "duplicate": result.duplicate,
+                    "conversation_id": result.conversation.id,
+                    "message": public_message(result.message),
+                    "position": info.position,
+                    "estimated_wait_seconds": info.estimated_wait_seconds,
+                }
+        except DomainError as exc:
+            return {"ok": False, "error": exc.code, "detail": exc.message, "field": exc.field}
+
+    async def on_leave(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """The visitor closed the chat: abandoned if still waiting, wrap-up if being served."""
+        sess = await self.get_session(sid)
+        async with self.services.db.transaction() as session:
+            _, conv_id = await self._history(session, sess["inbox_id"], sess["identity"])
+            if conv_id is None:
+                return {"ok": False, "error": "not_found", "detail": "no conversation to leave"}
+            conv = await conversations.do_customer_left(session, conv_id)
+            return {"ok": True, "status": conv.status if conv else None}
+
+
+class WidgetChannel:
+    """Delivers operator replies to every open tab of the visitor (any node, via the manager)."""
+
+    kind: ClassVar[str] = "widget"
+
+    def __init__(self, sio: socketio.AsyncServer, services: Services) -> None:
+        self.sio = sio
+        self.services = services
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def send(self, msg: OutboundMessage) -> DeliveryReceipt:
+        async with self.services.db.transaction() as session:
+            conv = await session.get(m.Conversation, msg.conversation_id)
+            if conv is None:
+                raise NotFound(f"conversation {msg.conversation_id} not found")
+            identities = list(
+                await session.scalars(
+                    select(m.ContactIdentity.value).where(
+                        m.ContactIdentity.contact_id == conv.contact_id, m.ContactIdentity.kind == "widget"
+                    )
+                )
+            )
+            stored = await session.get(m.Message, msg.message_id)
+        if stored is None or not identities:
+            return DeliveryReceipt("failed", error="no widget visitor for this conversation")
+        payload = public_message(stored)
+        payload["delivery"] = "sent"
+        await self.sio.emit("message", payload, to=[visitor_room(i) for i in identities], namespace=NAMESPACE)
+        return DeliveryReceipt("sent")
+
+
+def register(sio: socketio.AsyncServer, services: Services) -> None:
+    """Called by the composition root (``omni.app.create_app``)."""
+    sio.register_namespace(WidgetNamespace(services))
+    services.adapters.register(WidgetChannel(sio, services))

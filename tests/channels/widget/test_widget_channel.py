@@ -1,0 +1,142 @@
+"""The widget's server side over real Socket.IO: store-then-ack, idempotent resend, history
+after reconnect, operator replies reaching the visitor, identity validation."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import socketio
+from sqlalchemy import func, select
+
+from channels.widget import identity_hash
+from omni import crypto
+from omni.db import models as m
+from tests import factories as f
+from tests.conftest import LiveServer
+from tests.test_realtime import OperatorClient, token_for
+
+
+class Visitor:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.welcome: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.messages: list[dict[str, Any]] = []
+        self.sio.on("welcome", self._welcome, namespace="/widget")
+        self.sio.on("message", self._message, namespace="/widget")
+
+    async def _welcome(self, data: dict[str, Any]) -> None:
+        if not self.welcome.done():
+            self.welcome.set_result(data)
+
+    async def _message(self, data: dict[str, Any]) -> None:
+        self.messages.append(data)
+
+    async def connect(self, **auth: Any) -> dict[str, Any]:
+        await self.sio.connect(self.url, namespaces=["/widget"], auth=auth, transports=["websocket"])
+        return await asyncio.wait_for(self.welcome, 10)
+
+    async def send(self, body: str, client_id: str) -> dict[str, Any]:
+        ack: dict[str, Any] = await self.sio.call(
+            "message", {"body": body, "client_id": client_id, "name": "Ann"}, namespace="/widget", timeout=10
+        )
+        return ack
+
+
+@pytest.fixture
+async def widget(live_server: LiveServer) -> dict[str, Any]:
+    secret = "site-secret-0123456789"
+    async with live_server.services.db.transaction() as s:
+        op = await f.user(s, "op")
+        q = await f.queue(s, "web", [op])
+        ib = await f.inbox(s, q, channel="widget")
+        ib.secret_encrypted = crypto.encrypt(live_server.settings.effective_secret_key(), secret)
+        token = ib.public_token
+    return {"token": token, "secret": secret, "op_token": await token_for(live_server, "op")}
+
+
+async def test_visitor_chat_round_trip_and_history_after_reload(
+    live_server: LiveServer, widget: dict[str, Any]
+) -> None:
+    op = OperatorClient(live_server.url, widget["op_token"])
+    await op.connect()
+    visitor = Visitor(live_server.url)
+    welcome = await visitor.connect(inbox=widget["token"])
+    assert welcome["messages"] == [] and welcome["visitor"]
+    text = "<img src=x onerror=alert(1)> hi"
+    ack = await visitor.send(text, "c-1")
+    assert ack["ok"] and ack["position"] == 1 and not ack["duplicate"]
+    again = await visitor.send(text, "c-1")  # the network dropped before the ack arrived
+    assert again["duplicate"] and again["message"]["id"] == ack["message"]["id"]
+    async with live_server.services.db.transaction() as s:
+        assert await s.scalar(select(func.count()).select_from(m.Message)) == 1
+    offer = await op.wait_for("conversation.offered", id=ack["conversation_id"])
+    assert (await op.call("accept", {"offer_id": offer["data"]["offer_id"]}))["ok"]
+    assert (await op.call("send", {"conversation_id": ack["conversation_id"], "body": "Hello, Ann"}))["ok"]
+    for _ in range(100):
+        if visitor.messages:
+            break
+        await asyncio.sleep(0.05)
+    assert [(x["direction"], x["body"]) for x in visitor.messages] == [("out", "Hello, Ann")]
+    await visitor.sio.disconnect()
+    reloaded = Visitor(live_server.url)
+    history = await reloaded.connect(inbox=widget["token"], visitor=welcome["visitor"])
+    assert history["conversation_id"] == ack["conversation_id"]
+    assert [(x["direction"], x["body"]) for x in history["messages"]] == [("in", text), ("out", "Hello, Ann")]
+    assert "author_user_id" not in history["messages"][1]
+    await reloaded.sio.disconnect()
+    await op.sio.disconnect()
+
+
+async def test_forged_visitor_token_gets_a_new_identity(
+    live_server: LiveServer, widget: dict[str, Any]
+) -> None:
+    first = Visitor(live_server.url)
+    welcome = await first.connect(inbox=widget["token"])
+    await first.send("mine", "c-1")
+    await first.sio.disconnect()
+    forged = welcome["visitor"][:-1] + ("0" if welcome["visitor"][-1] != "0" else "1")
+    intruder = Visitor(live_server.url)
+    other = await intruder.connect(inbox=widget["token"], visitor=forged)
+    assert other["messages"] == [] and other["visitor"] != welcome["visitor"]
+    await intruder.sio.disconnect()
+
+
+async def test_identity_validation(live_server: LiveServer, widget: dict[str, Any]) -> None:
+    bad = socketio.AsyncClient(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await bad.connect(
+            live_server.url,
+            namespaces=["/widget"],
+            transports=["websocket"],
+            auth={"inbox": widget["token"], "user_id": "42", "user_hash": "0" * 64},
+        )
+    unknown = socketio.AsyncClient(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await unknown.connect(
+            live_server.url, namespaces=["/widget"], transports=["websocket"], auth={"inbox": "no-such-inbox"}
+        )
+    good = Visitor(live_server.url)
+    await good.connect(inbox=widget["token"], user_id="42", user_hash=identity_hash(widget["secret"], "42"))
+    await good.send("logged in", "c-1")
+    await good.sio.disconnect()
+    # The same site user on another device sees the same conversation.
+    other_device = Visitor(live_server.url)
+    w = await other_device.connect(
+        inbox=widget["token"], user_id="42", user_hash=identity_hash(widget["secret"], "42")
+    )
+    assert [x["body"] for x in w["messages"]] == ["logged in"]
+    await other_device.sio.disconnect()
+
+
+async def test_leaving_while_waiting_is_abandoned(live_server: LiveServer, widget: dict[str, Any]) -> None:
+    visitor = Visitor(live_server.url)
+    await visitor.connect(inbox=widget["token"])
+    ack = await visitor.send("anyone?", "c-1")
+    left = await visitor.sio.call("leave", {}, namespace="/widget", timeout=10)
+    assert left == {"ok": True, "status": "abandoned"}
+    async with live_server.services.db.transaction() as s:
+        assert (await s.get_one(m.Conversation, ack["conversation_id"])).status == "abandoned"
+    await visitor.sio.disconnect()
