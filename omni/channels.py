@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from omni.db import Database
 from omni.domain.conversations import mark_delivery
@@ -54,6 +54,13 @@ class ChannelAdapter(Protocol):
     async def send(self, msg: OutboundMessage) -> DeliveryReceipt: ...
 
 
+@runtime_checkable
+class SupportsTyping(Protocol):
+    """Channels that can show the customer "operator is typing" (the widget; not Telegram)."""
+
+    async def show_typing(self, conversation_id: int, typing: bool) -> None: ...
+
+
 class AdapterRegistry:
     """Adapters by channel kind; the composition root fills it, the lifespan starts them."""
 
@@ -67,6 +74,11 @@ class AdapterRegistry:
 
     def get(self, kind: str) -> ChannelAdapter | None:
         return self._adapters.get(kind)
+
+    async def typing(self, kind: str, conversation_id: int, typing: bool) -> None:
+        adapter: object = self._adapters.get(kind)
+        if isinstance(adapter, SupportsTyping):
+            await adapter.show_typing(conversation_id, typing)
 
     def all(self) -> list[ChannelAdapter]:
         return list(self._adapters.values())

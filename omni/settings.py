@@ -45,6 +45,15 @@ class WebhookSettings(BaseSettings):
     backoff_max_seconds: float = 600.0
 
 
+class WidgetSettings(BaseSettings):
+    """Web chat widget limits."""
+
+    model_config = SettingsConfigDict(env_prefix="OMNI_WIDGET_", extra="ignore")
+
+    messages_per_minute: int = 30
+    """Per visitor and node; more is refused with a clear error (flood protection)."""
+
+
 class Settings(BaseSettings):
     """Everything configurable, from ``OMNI_*`` environment variables or ``.env``."""
 
@@ -70,6 +79,7 @@ class Settings(BaseSettings):
     default_language: str = "en"
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    widget: WidgetSettings = Field(default_factory=WidgetSettings)
 
     @field_validator("database_url")
     @classmethod

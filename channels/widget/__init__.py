@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
 import uuid
+from collections import deque
 from typing import Any, ClassVar
 
 import socketio
@@ -28,6 +30,7 @@ from omni.domain.conversations import InboundMessage
 from omni.domain.errors import DomainError, InvalidInput, NotFound
 from omni.domain.routing import wait_info
 from omni.domain.serialize import message_dict
+from omni.realtime import rooms
 from omni.services import Services
 
 log = logging.getLogger(__name__)
@@ -54,10 +57,29 @@ def public_message(msg: m.Message) -> dict[str, Any]:
     }
 
 
+class RateLimiter:
+    """Sliding one-minute window per key, in this node's memory (a flood guard, not billing)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._hits: dict[str, deque[float]] = {}
+
+    def allow(self, key: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        hits = self._hits.setdefault(key, deque())
+        while hits and hits[0] <= now - 60:
+            hits.popleft()
+        if len(hits) >= self.per_minute:
+            return False
+        hits.append(now)
+        return True
+
+
 class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped base class
     def __init__(self, services: Services) -> None:
         super().__init__(NAMESPACE)
         self.services = services
+        self.limiter = RateLimiter(services.settings.widget.messages_per_minute)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         data = auth if isinstance(auth, dict) else {}
@@ -122,6 +144,8 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
         sess = await self.get_session(sid)
         if not isinstance(data, dict):
             return {"ok": False, "error": "invalid", "detail": "message must be an object"}
+        if not self.limiter.allow(sess["identity"]):
+            return {"ok": False, "error": "rate_limited", "detail": "too many messages, wait a minute"}
         try:
             client_id = str(data.get("client_id") or "")[:64]
             if not client_id:
@@ -153,6 +177,41 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
         except DomainError as exc:
             return {"ok": False, "error": exc.code, "detail": exc.message, "field": exc.field}
 
+    async def on_typing(self, sid: str, data: Any = None) -> None:
+        """Relayed to the operator handling the conversation (and supervisors of its queue)."""
+        sess = await self.get_session(sid)
+        async with self.services.db.transaction() as session:
+            _, conv_id = await self._history(session, sess["inbox_id"], sess["identity"])
+            conv = await session.get(m.Conversation, conv_id) if conv_id is not None else None
+        if conv is None:
+            return
+        typing = bool(data.get("typing", True)) if isinstance(data, dict) else True
+        payload = {"conversation_id": conv.id, "who": "customer", "typing": typing}
+        if conv.assigned_user_id is not None:
+            await self.server.emit(
+                "typing", payload, to=rooms.user(conv.assigned_user_id), namespace="/operator"
+            )
+        if conv.queue_id is not None:
+            await self.server.emit("typing", payload, to=rooms.queue(conv.queue_id), namespace="/supervisor")
+
+    async def on_seen(self, sid: str, data: Any) -> dict[str, Any]:
+        """The widget showed (``read``) or received (``delivered``) an operator message."""
+        sess = await self.get_session(sid)
+        try:
+            if not isinstance(data, dict) or data.get("state") not in ("delivered", "read"):
+                raise InvalidInput("state must be delivered or read", field="state")
+            message_id = int(data.get("message_id", 0))
+            async with self.services.db.transaction() as session:
+                _, conv_id = await self._history(session, sess["inbox_id"], sess["identity"])
+                msg = await session.get(m.Message, message_id)
+                if msg is None or msg.conversation_id != conv_id or msg.direction != "out":
+                    raise NotFound(f"message {message_id} not found")
+                await conversations.mark_delivery(session, msg.id, str(data["state"]))
+            return {"ok": True}
+        except (DomainError, ValueError) as exc:
+            detail = exc.message if isinstance(exc, DomainError) else "message_id must be a number"
+            return {"ok": False, "error": "invalid", "detail": detail}
+
     async def on_leave(self, sid: str, data: Any = None) -> dict[str, Any]:
         """The visitor closed the chat: abandoned if still waiting, wrap-up if being served."""
         sess = await self.get_session(sid)
@@ -179,25 +238,32 @@ class WidgetChannel:
     async def stop(self) -> None:
         return None
 
-    async def send(self, msg: OutboundMessage) -> DeliveryReceipt:
+    async def _rooms(self, conversation_id: int) -> list[str]:
         async with self.services.db.transaction() as session:
-            conv = await session.get(m.Conversation, msg.conversation_id)
-            if conv is None:
-                raise NotFound(f"conversation {msg.conversation_id} not found")
-            identities = list(
-                await session.scalars(
-                    select(m.ContactIdentity.value).where(
-                        m.ContactIdentity.contact_id == conv.contact_id, m.ContactIdentity.kind == "widget"
-                    )
-                )
+            identities = await session.scalars(
+                select(m.ContactIdentity.value)
+                .join(m.Conversation, m.Conversation.contact_id == m.ContactIdentity.contact_id)
+                .where(m.Conversation.id == conversation_id, m.ContactIdentity.kind == "widget")
             )
+            return [visitor_room(i) for i in identities]
+
+    async def send(self, msg: OutboundMessage) -> DeliveryReceipt:
+        targets = await self._rooms(msg.conversation_id)
+        async with self.services.db.transaction() as session:
             stored = await session.get(m.Message, msg.message_id)
-        if stored is None or not identities:
+        if stored is None or not targets:
             return DeliveryReceipt("failed", error="no widget visitor for this conversation")
         payload = public_message(stored)
         payload["delivery"] = "sent"
-        await self.sio.emit("message", payload, to=[visitor_room(i) for i in identities], namespace=NAMESPACE)
+        await self.sio.emit("message", payload, to=targets, namespace=NAMESPACE)
         return DeliveryReceipt("sent")
+
+    async def show_typing(self, conversation_id: int, typing: bool) -> None:
+        targets = await self._rooms(conversation_id)
+        if targets:
+            await self.sio.emit(
+                "typing", {"who": "operator", "typing": typing}, to=targets, namespace=NAMESPACE
+            )
 
 
 def register(sio: socketio.AsyncServer, services: Services) -> None:

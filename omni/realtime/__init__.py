@@ -306,6 +306,17 @@ class OperatorNamespace(BaseNamespace):
 
         return await self._call(sid, run)
 
+    async def on_typing(self, sid: str, data: Any) -> dict[str, Any]:
+        """The operator is typing: forwarded to the customer's channel (the widget shows it)."""
+
+        async def run(who: Principal) -> dict[str, Any]:
+            async with self.services.db.transaction() as session:
+                conv = await auth.access_conversation(session, who, _int(data, "conversation_id"))
+            await self.services.adapters.typing(conv.channel, conv.id, bool(data.get("typing", True)))
+            return _ok()
+
+        return await self._call(sid, run)
+
     async def on_claim_callback(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
             async with self.services.db.transaction() as session:

@@ -140,3 +140,53 @@ async def test_leaving_while_waiting_is_abandoned(live_server: LiveServer, widge
     async with live_server.services.db.transaction() as s:
         assert (await s.get_one(m.Conversation, ack["conversation_id"])).status == "abandoned"
     await visitor.sio.disconnect()
+
+
+async def test_typing_both_ways_and_read_marks(live_server: LiveServer, widget: dict[str, Any]) -> None:
+    op = OperatorClient(live_server.url, widget["op_token"])
+    op_typing: list[dict[str, Any]] = []
+    op.sio.on("typing", lambda data: op_typing.append(data), namespace="/operator")
+    await op.connect()
+    visitor = Visitor(live_server.url)
+    visitor_typing: list[dict[str, Any]] = []
+    visitor.sio.on("typing", lambda data: visitor_typing.append(data), namespace="/widget")
+    await visitor.connect(inbox=widget["token"])
+    ack = await visitor.send("hello", "c-1")
+    conv_id = ack["conversation_id"]
+    offer = await op.wait_for("conversation.offered", id=conv_id)
+    await op.call("accept", {"offer_id": offer["data"]["offer_id"]})
+    # The operator joins the conversation room by accepting; the customer's typing reaches them.
+    await visitor.sio.emit("typing", {"typing": True}, namespace="/widget")
+    assert (await op.call("typing", {"conversation_id": conv_id, "typing": True}))["ok"]
+    reply = await op.call("send", {"conversation_id": conv_id, "body": "Let me check"})
+    for _ in range(100):
+        if visitor_typing and visitor.messages and op_typing:
+            break
+        await asyncio.sleep(0.05)
+    assert visitor_typing == [{"who": "operator", "typing": True}]
+    assert op_typing == [{"conversation_id": conv_id, "who": "customer", "typing": True}]
+    seen = await visitor.sio.call(
+        "seen", {"message_id": reply["message"]["id"], "state": "read"}, namespace="/widget"
+    )
+    assert seen == {"ok": True}
+    await op.wait_for("message.delivery", message_id=reply["message"]["id"], delivery="read")
+    forged = await visitor.sio.call(
+        "seen", {"message_id": ack["message"]["id"], "state": "read"}, namespace="/widget"
+    )
+    assert forged["ok"] is False, "a visitor can only mark operator messages of their own conversation"
+    await visitor.sio.disconnect()
+    await op.sio.disconnect()
+
+
+async def test_flooding_visitor_is_refused_with_a_clear_error(
+    live_server: LiveServer, widget: dict[str, Any]
+) -> None:
+    visitor = Visitor(live_server.url)
+    await visitor.connect(inbox=widget["token"])
+    limit = live_server.settings.widget.messages_per_minute
+    acks = [await visitor.send(f"m{i}", f"c-{i}") for i in range(limit + 2)]
+    assert all(a["ok"] for a in acks[:limit])
+    assert acks[limit] == {"ok": False, "error": "rate_limited", "detail": "too many messages, wait a minute"}
+    async with live_server.services.db.transaction() as s:
+        assert await s.scalar(select(func.count()).select_from(m.Message)) == limit
+    await visitor.sio.disconnect()
