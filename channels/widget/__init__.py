@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import socketio
@@ -28,7 +29,8 @@ from omni.db import models as m
 from omni.domain import conversations
 from omni.domain.conversations import InboundMessage
 from omni.domain.errors import DomainError, InvalidInput, NotFound
-from omni.domain.routing import wait_info
+from omni.domain.events import DomainEvent
+from omni.domain.routing import line_wait_infos, wait_info
 from omni.domain.serialize import message_dict
 from omni.realtime import rooms
 from omni.services import Services
@@ -38,6 +40,17 @@ log = logging.getLogger(__name__)
 NAMESPACE = "/widget"
 VISITOR_PURPOSE = "omni.widget.visitor"
 HISTORY_LIMIT = 200
+LINE_MOVES = frozenset(
+    {
+        "conversation.queued",
+        "conversation.accepted",
+        "conversation.abandoned",
+        "conversation.missed",
+        "conversation.overflowed",
+        "conversation.transferred",
+    }
+)
+"""Events after which waiting customers' positions or expected waits may have changed."""
 
 
 def visitor_room(identity: str) -> str:
@@ -258,6 +271,35 @@ class WidgetChannel:
         await self.sio.emit("message", payload, to=targets, namespace=NAMESPACE)
         return DeliveryReceipt("sent")
 
+    async def on_events(self, events: Sequence[DomainEvent]) -> None:
+        """Post-commit relay sink: when a queue's line moves, tell its waiting visitors their
+        new position and expected wait."""
+        queue_ids = {e.queue_id for e in events if e.type in LINE_MOVES and e.queue_id is not None}
+        for queue_id in queue_ids:
+            async with self.services.db.transaction() as session:
+                infos = await line_wait_infos(session, queue_id, channel=self.kind)
+                if not infos:
+                    continue
+                rows = (
+                    await session.execute(
+                        select(m.Conversation.id, m.ContactIdentity.value)
+                        .join(m.ContactIdentity, m.ContactIdentity.contact_id == m.Conversation.contact_id)
+                        .where(m.Conversation.id.in_(list(infos)), m.ContactIdentity.kind == "widget")
+                    )
+                ).all()
+            for conv_id, identity in rows:
+                info = infos[conv_id]
+                await self.sio.emit(
+                    "position",
+                    {
+                        "conversation_id": conv_id,
+                        "position": info.position,
+                        "estimated_wait_seconds": info.estimated_wait_seconds,
+                    },
+                    to=visitor_room(identity),
+                    namespace=NAMESPACE,
+                )
+
     async def show_typing(self, conversation_id: int, typing: bool) -> None:
         targets = await self._rooms(conversation_id)
         if targets:
@@ -269,4 +311,6 @@ class WidgetChannel:
 def register(sio: socketio.AsyncServer, services: Services) -> None:
     """Called by the composition root (``omni.app.create_app``)."""
     sio.register_namespace(WidgetNamespace(services))
-    services.adapters.register(WidgetChannel(sio, services))
+    channel = WidgetChannel(sio, services)
+    services.adapters.register(channel)
+    services.relay.post_commit_sinks.append(channel.on_events)

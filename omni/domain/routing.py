@@ -462,6 +462,62 @@ class WaitInfo:
     estimated_wait_seconds: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class QueueCapacity:
+    """What expected waits are computed from: recent handle time and parallel slots."""
+
+    aht_seconds: float | None
+    slots: int
+
+    def estimate(self, position: int) -> int | None:
+        if self.aht_seconds is None or self.slots == 0:
+            return None
+        return int(math.ceil(position / self.slots) * self.aht_seconds)
+
+
+async def queue_capacity(
+    session: AsyncSession, queue_id: int, medium: str, *, window: int = 50
+) -> QueueCapacity:
+    """Average handle time of the last ``window`` handled conversations, and how many
+    conversations the queue's operators in a receiving status can hold at once."""
+    handle_times = (
+        await session.execute(
+            select(
+                m.Conversation.accepted_at, func.coalesce(m.Conversation.wrap_up_at, m.Conversation.closed_at)
+            )
+            .where(
+                m.Conversation.queue_id == queue_id,
+                m.Conversation.medium == medium,
+                m.Conversation.accepted_at.is_not(None),
+                m.Conversation.status == m.ConversationStatus.CLOSED,
+            )
+            .order_by(m.Conversation.closed_at.desc())
+            .limit(window)
+        )
+    ).all()
+    samples = [
+        (end - start).total_seconds() for start, end in handle_times if start is not None and end >= start
+    ]
+    aht = sum(samples) / len(samples) if samples else None
+    receives = (
+        m.OperatorStatus.receives_voice if medium == m.Medium.VOICE else m.OperatorStatus.receives_chats
+    )
+    staffed = (
+        await session.execute(
+            select(m.User.capacity, m.User.voice_weight, m.User.chat_weight)
+            .join(m.QueueMember, m.QueueMember.user_id == m.User.id)
+            .join(m.OperatorPresence, m.OperatorPresence.user_id == m.User.id)
+            .join(m.OperatorStatus, m.OperatorStatus.id == m.OperatorPresence.status_id)
+            .where(m.QueueMember.queue_id == queue_id, receives.is_(True), m.User.is_active.is_(True))
+        )
+    ).all()
+    slots = sum(
+        max(1, cap // max(1, voice_w if medium == m.Medium.VOICE else chat_w))
+        for cap, voice_w, chat_w in staffed
+    )
+    return QueueCapacity(aht, slots)
+
+
 async def wait_info(session: AsyncSession, conv: m.Conversation, *, window: int = 50) -> WaitInfo:
     """Place in line and expected wait, for every channel to tell the customer.
 
@@ -488,48 +544,29 @@ async def wait_info(session: AsyncSession, conv: m.Conversation, *, window: int 
         )
     )
     position = int(ahead or 0) + 1
-    handle_times = (
+    cap = await queue_capacity(session, conv.queue_id, conv.medium, window=window)
+    return WaitInfo(position, cap.estimate(position))
+
+
+async def line_wait_infos(
+    session: AsyncSession, queue_id: int, *, channel: str | None = None, limit: int = 500
+) -> dict[int, WaitInfo]:
+    """Position and expected wait of everyone waiting in a queue, in three queries (for
+    pushing updates to waiting customers whenever the line moves)."""
+    line = (
         await session.execute(
-            select(
-                m.Conversation.accepted_at, func.coalesce(m.Conversation.wrap_up_at, m.Conversation.closed_at)
-            )
-            .where(
-                m.Conversation.queue_id == conv.queue_id,
-                m.Conversation.medium == conv.medium,
-                m.Conversation.accepted_at.is_not(None),
-                m.Conversation.status == m.ConversationStatus.CLOSED,
-            )
-            .order_by(m.Conversation.closed_at.desc())
-            .limit(window)
+            select(m.Conversation.id, m.Conversation.medium, m.Conversation.channel)
+            .where(m.Conversation.queue_id == queue_id, m.Conversation.status == QUEUED)
+            .order_by(m.Conversation.priority.desc(), m.Conversation.first_enqueued_at, m.Conversation.id)
+            .limit(limit)
         )
     ).all()
-    samples = [
-        (end - start).total_seconds() for start, end in handle_times if start is not None and end >= start
-    ]
-    if not samples:
-        return WaitInfo(position, None)
-    aht = sum(samples) / len(samples)
-    receives = (
-        m.OperatorStatus.receives_voice if conv.medium == m.Medium.VOICE else m.OperatorStatus.receives_chats
-    )
-    staffed = (
-        (
-            await session.execute(
-                select(m.User)
-                .join(m.QueueMember, m.QueueMember.user_id == m.User.id)
-                .join(m.OperatorPresence, m.OperatorPresence.user_id == m.User.id)
-                .join(m.OperatorStatus, m.OperatorStatus.id == m.OperatorPresence.status_id)
-                .where(m.QueueMember.queue_id == conv.queue_id, receives.is_(True))
-            )
-        )
-        .scalars()
-        .all()
-    )
-    slots = sum(
-        max(1, u.capacity // max(1, u.voice_weight if conv.medium == m.Medium.VOICE else u.chat_weight))
-        for u in staffed
-    )
-    if slots == 0:
-        return WaitInfo(position, None)
-    rounds = math.ceil(position / slots)
-    return WaitInfo(position, int(rounds * aht))
+    caps: dict[str, QueueCapacity] = {}
+    result: dict[int, WaitInfo] = {}
+    for position, (conv_id, medium, conv_channel) in enumerate(line, start=1):
+        if channel is not None and conv_channel != channel:
+            continue
+        if medium not in caps:
+            caps[medium] = await queue_capacity(session, queue_id, medium)
+        result[conv_id] = WaitInfo(position, caps[medium].estimate(position))
+    return result

@@ -190,3 +190,23 @@ async def test_flooding_visitor_is_refused_with_a_clear_error(
     async with live_server.services.db.transaction() as s:
         assert await s.scalar(select(func.count()).select_from(m.Message)) == limit
     await visitor.sio.disconnect()
+
+
+async def test_waiting_visitors_hear_their_new_position(live_server: LiveServer, widget: dict[str, Any]) -> None:
+    first, second = Visitor(live_server.url), Visitor(live_server.url)
+    positions: list[dict[str, Any]] = []
+    second.sio.on("position", lambda data: positions.append(data), namespace="/widget")
+    await first.connect(inbox=widget["token"])
+    await second.connect(inbox=widget["token"])
+    await first.send("first in line", "c-1")
+    ack = await second.send("second in line", "c-1")
+    assert ack["position"] == 2
+    await first.sio.call("leave", {}, namespace="/widget", timeout=10)
+    for _ in range(100):
+        if any(p["position"] == 1 for p in positions):
+            break
+        await asyncio.sleep(0.05)
+    assert positions and positions[-1]["position"] == 1
+    assert positions[-1]["conversation_id"] == ack["conversation_id"]
+    await first.sio.disconnect()
+    await second.sio.disconnect()
