@@ -17,6 +17,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import socketio
@@ -27,10 +28,11 @@ from omni import crypto
 from omni.channels import DeliveryReceipt, OutboundMessage
 from omni.db import models as m
 from omni.domain import conversations
+from omni.domain.admin import is_open
 from omni.domain.conversations import InboundMessage
 from omni.domain.errors import DomainError, InvalidInput, NotFound
 from omni.domain.events import DomainEvent
-from omni.domain.routing import line_wait_infos, wait_info
+from omni.domain.routing import line_wait_infos, queue_capacity, wait_info
 from omni.domain.serialize import message_dict
 from omni.realtime import rooms
 from omni.services import Services
@@ -119,14 +121,29 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                 visitor = crypto.unsign_value(secret_key, VISITOR_PURPOSE, str(data.get("visitor", "")))
                 identity = visitor or f"v:{inbox.id}:{uuid.uuid4().hex}"
             history, conv_id = await self._history(session, inbox.id, identity)
+            online = await self._online(session, inbox)
         token = crypto.sign_value(secret_key, VISITOR_PURPOSE, identity)
         await self.save_session(sid, {"inbox_id": inbox.id, "identity": identity})
         await self.enter_room(sid, visitor_room(identity))
         await self.emit(
             "welcome",
-            {"visitor": token, "conversation_id": conv_id, "messages": history, "config": inbox.config},
+            {
+                "visitor": token,
+                "conversation_id": conv_id,
+                "messages": history,
+                "config": inbox.config,
+                "online": online,
+            },
             to=sid,
         )
+
+    async def _online(self, session: AsyncSession, inbox: m.Inbox) -> bool:
+        """Whether to show the chat (true) or the offline form: the queue is within business
+        hours and someone in it is in a status that receives chats."""
+        queue = await session.get(m.Queue, inbox.queue_id) if inbox.queue_id else None
+        if queue is None or not is_open(queue, datetime.now(UTC)):
+            return False
+        return (await queue_capacity(session, queue.id, m.Medium.CHAT)).slots > 0
 
     async def _history(
         self, session: AsyncSession, inbox_id: int, identity: str

@@ -192,7 +192,9 @@ async def test_flooding_visitor_is_refused_with_a_clear_error(
     await visitor.sio.disconnect()
 
 
-async def test_waiting_visitors_hear_their_new_position(live_server: LiveServer, widget: dict[str, Any]) -> None:
+async def test_waiting_visitors_hear_their_new_position(
+    live_server: LiveServer, widget: dict[str, Any]
+) -> None:
     first, second = Visitor(live_server.url), Visitor(live_server.url)
     positions: list[dict[str, Any]] = []
     second.sio.on("position", lambda data: positions.append(data), namespace="/widget")
@@ -210,3 +212,17 @@ async def test_waiting_visitors_hear_their_new_position(live_server: LiveServer,
     assert positions[-1]["conversation_id"] == ack["conversation_id"]
     await first.sio.disconnect()
     await second.sio.disconnect()
+
+
+async def test_welcome_says_offline_until_someone_can_chat(
+    live_server: LiveServer, widget: dict[str, Any]
+) -> None:
+    nobody = Visitor(live_server.url)
+    assert (await nobody.connect(inbox=widget["token"]))["online"] is False
+    await nobody.sio.disconnect()
+    op = OperatorClient(live_server.url, widget["op_token"])
+    await op.connect()  # connecting makes the operator available
+    staffed = Visitor(live_server.url)
+    assert (await staffed.connect(inbox=widget["token"]))["online"] is True
+    await staffed.sio.disconnect()
+    await op.sio.disconnect()
