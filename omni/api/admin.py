@@ -543,6 +543,23 @@ class InboxController(Controller):
             inbox = await admin.update_inbox(session, who, inbox_id, given(data))
             return admin.inbox_dict(inbox, show_secrets=True)
 
+    @post("/{inbox_id:int}/secret", status_code=200)
+    async def rotate_secret(self, who: Principal, services: Services, inbox_id: int) -> dict[str, Any]:
+        """Shown once. Sites sign their user ids with it (HMAC-SHA256) for widget identity."""
+        async with services.db.transaction() as session:
+            secret = await admin.rotate_inbox_secret(
+                session, who, inbox_id, services.settings.effective_secret_key()
+            )
+            inbox = await admin.get_inbox(session, who, inbox_id)
+            body = admin.inbox_dict(inbox, show_secrets=True)
+        body["secret"] = secret
+        if inbox.channel == "widget":
+            base = services.settings.public_base_url.rstrip("/")
+            src = f"{base}/widget/omni-widget.js"
+            body["install_snippet"] = f'<script src="{src}" data-inbox="{inbox.public_token}" async></script>'
+
+        return body
+
     @delete("/{inbox_id:int}", status_code=200)
     async def delete_inbox(self, who: Principal, services: Services, inbox_id: int) -> dict[str, Any]:
         async with services.db.transaction() as session:

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 
+from omni import crypto
 from omni.db import models as m
 from omni.domain import audit, contacts, webhooks
 from omni.domain.auth import (
@@ -1463,6 +1464,17 @@ def inbox_dict(i: m.Inbox, *, show_secrets: bool) -> dict[str, Any]:
         "config": config if show_secrets else _masked(config),
         "active": i.active,
     }
+
+
+async def rotate_inbox_secret(session: AsyncSession, who: Principal, inbox_id: int, secret_key: str) -> str:
+    """A new inbox secret (widget identity HMAC, channel credentials), stored encrypted and
+    returned once; the previous one stops working at once."""
+    require_role(who, ADMIN)
+    inbox = await _get(session, m.Inbox, inbox_id, "inbox")
+    secret = secrets.token_urlsafe(32)
+    inbox.secret_encrypted = crypto.encrypt(secret_key, secret)
+    _audit(session, who, "inbox.rotate_secret", "inbox", inbox.id, {})
+    return secret
 
 
 async def list_inboxes(session: AsyncSession, who: Principal, *, limit: int) -> list[m.Inbox]:

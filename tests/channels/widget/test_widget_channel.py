@@ -226,3 +226,40 @@ async def test_welcome_says_offline_until_someone_can_chat(
     assert (await staffed.connect(inbox=widget["token"]))["online"] is True
     await staffed.sio.disconnect()
     await op.sio.disconnect()
+
+
+async def test_admin_rotates_the_identity_secret(live_server: LiveServer, widget: dict[str, Any]) -> None:
+    import httpx
+
+    async with live_server.services.db.transaction() as s:
+        await f.user(s, "boss", m.Role.ADMIN)
+        inbox_id = await s.scalar(select(m.Inbox.id).where(m.Inbox.public_token == widget["token"]))
+    admin_token = await token_for(live_server, "boss")
+    async with httpx.AsyncClient(
+        base_url=live_server.url, headers={"Authorization": f"Bearer {admin_token}"}
+    ) as c:
+        resp = await c.post(f"/api/v1/inboxes/{inbox_id}/secret")
+        assert resp.status_code == 200
+        body = resp.json()
+        assert widget["token"] in body["install_snippet"] and "secret_encrypted" not in body
+        again = await c.get(f"/api/v1/inboxes/{inbox_id}")
+        assert "secret" not in again.json(), "the secret is shown once"
+    async with httpx.AsyncClient(
+        base_url=live_server.url, headers={"Authorization": f"Bearer {widget['op_token']}"}
+    ) as c:
+        assert (await c.post(f"/api/v1/inboxes/{inbox_id}/secret")).status_code == 403
+    old = socketio.AsyncClient(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await old.connect(
+            live_server.url,
+            namespaces=["/widget"],
+            transports=["websocket"],
+            auth={
+                "inbox": widget["token"],
+                "user_id": "7",
+                "user_hash": identity_hash(widget["secret"], "7"),
+            },
+        )
+    new = Visitor(live_server.url)
+    await new.connect(inbox=widget["token"], user_id="7", user_hash=identity_hash(body["secret"], "7"))
+    await new.sio.disconnect()
