@@ -16,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from channels import widget as widget_channel
+from channels.widget.http import WidgetFileController
 from omni import __version__, realtime
 from omni.api import admin, core, health
 from omni.api.deps import domain_error_handler, http_error_handler, validation_error_handler
@@ -101,6 +102,8 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             core.PresenceController,
             core.ConversationController,
             core.InboxMessageController,
+            core.FileController,
+            WidgetFileController,
             core.OfferController,
             core.CallbackController,
             core.EventController,
@@ -115,6 +118,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             title="Omni", version=__version__, path="/schema", render_plugins=[SwaggerRenderPlugin()]
         ),
         lifespan=[lifespan],
+        request_max_body_size=settings.widget.max_upload_bytes + 1024 * 1024,
         debug=settings.debug,
     )
     litestar_app.state.services = services

@@ -52,6 +52,18 @@ class WidgetSettings(BaseSettings):
 
     messages_per_minute: int = 30
     """Per visitor and node; more is refused with a clear error (flood protection)."""
+    max_upload_bytes: int = 10 * 1024 * 1024
+    allowed_upload_types: list[str] = Field(
+        default_factory=lambda: [
+            "image/png",
+            "image/jpeg",
+            "image/gif",
+            "image/webp",
+            "application/pdf",
+            "text/plain",
+        ]
+    )
+    """Checked against the declared type and, for images and PDF, the file's first bytes."""
 
 
 class Settings(BaseSettings):

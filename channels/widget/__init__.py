@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omni import crypto
 from omni.channels import DeliveryReceipt, OutboundMessage
 from omni.db import models as m
-from omni.domain import conversations
+from omni.domain import conversations, files
 from omni.domain.admin import is_open
 from omni.domain.conversations import InboundMessage
 from omni.domain.errors import DomainError, InvalidInput, NotFound
@@ -180,7 +180,11 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             client_id = str(data.get("client_id") or "")[:64]
             if not client_id:
                 raise InvalidInput("client_id is required", field="client_id")
+            ids = data.get("attachments") or []
+            if not isinstance(ids, list):
+                raise InvalidInput("attachments must be a list of file ids", field="attachments")
             async with self.services.db.transaction() as session:
+                claimed = await files.claim(session, sess["identity"], [str(i) for i in ids])
                 result = await conversations.ingest_inbound(
                     session,
                     InboundMessage(
@@ -193,8 +197,11 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                         contact_email=(str(data["email"])[:254] if data.get("email") else None),
                         contact_phone=(str(data["phone"]) if data.get("phone") else None),
                         subject=str(data.get("subject", "")),
+                        attachments=[files.descriptor(f) for f in claimed],
                     ),
                 )
+                if not result.duplicate:
+                    files.link(claimed, result.conversation.id)
                 info = await wait_info(session, result.conversation)
                 return {
                     "ok": True,

@@ -7,8 +7,10 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post, put
 from litestar.di import Provide
 from litestar.params import QueryParameter
+from litestar.response import File
 from sqlalchemy import select
 
+from omni.api import files_http
 from omni.api.deps import SESSION_COOKIE, client_ip, provide_principal, provide_services
 from omni.api.schemas import (
     CallbackDoneIn,
@@ -22,11 +24,11 @@ from omni.api.schemas import (
     TransferIn,
 )
 from omni.db import models as m
-from omni.domain import audit, auth, conversations, presence
+from omni.domain import audit, auth, conversations, files, presence
 from omni.domain.admin import user_dict
 from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage
-from omni.domain.errors import InvalidInput, PermissionDenied
+from omni.domain.errors import InvalidInput, NotFound, PermissionDenied
 from omni.domain.events import events_after
 from omni.domain.routing import wait_info
 from omni.domain.serialize import callback_dict, conversation_dict, message_dict
@@ -263,6 +265,22 @@ class ConversationController(Controller):
                 note=data.note,
             )
             return callback_dict(cb)
+
+
+class FileController(Controller):
+    """Attachments for staff: readable by whoever may open the conversation they belong to."""
+
+    path = "/api/v1/files"
+    dependencies = DEPS
+
+    @get("/{file_id:str}")
+    async def download(self, who: Principal, services: Services, file_id: str) -> File:
+        async with services.db.transaction() as session:
+            row = await files.get_file(session, file_id)
+            if row.conversation_id is None:
+                raise NotFound("file not found")
+            await auth.access_conversation(session, who, row.conversation_id)
+        return files_http.serve(row)
 
 
 class InboxMessageController(Controller):

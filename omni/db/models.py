@@ -442,6 +442,23 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class StoredFile(Base):
+    """An uploaded attachment; readable by its uploader and by staff who can see its conversation."""
+
+    __tablename__ = "stored_files"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    inbox_id: Mapped[int | None] = mapped_column(ForeignKey("inboxes.id", ondelete="SET NULL"))
+    owner: Mapped[str] = mapped_column(String(256), index=True)
+    """Who uploaded it: a widget visitor identity, or ``user:<id>`` for staff."""
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(256))
+    content_type: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Offer(Base):
     __tablename__ = "offers"
     __table_args__ = (Index("ix_offers_conversation_state", "conversation_id", "state"),)

@@ -263,3 +263,65 @@ async def test_admin_rotates_the_identity_secret(live_server: LiveServer, widget
     new = Visitor(live_server.url)
     await new.connect(inbox=widget["token"], user_id="7", user_hash=identity_hash(body["secret"], "7"))
     await new.sio.disconnect()
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+async def test_attachments_limits_and_access(live_server: LiveServer, widget: dict[str, Any]) -> None:
+    import httpx
+
+    visitor = Visitor(live_server.url)
+    welcome = await visitor.connect(inbox=widget["token"])
+    form = {"inbox": widget["token"], "visitor": welcome["visitor"]}
+    async with httpx.AsyncClient(base_url=live_server.url) as c:
+        ok = await c.post("/api/v1/widget/files", data=form, files={"file": ("cat.png", PNG, "image/png")})
+        assert ok.status_code == 201, ok.text
+        fake = await c.post(
+            "/api/v1/widget/files",
+            data=form,
+            files={"file": ("x.png", b"<script>alert(1)</script>", "image/png")},
+        )
+        assert fake.status_code == 422 and "not really a image/png" in fake.json()["detail"]
+        exe = await c.post(
+            "/api/v1/widget/files",
+            data=form,
+            files={"file": ("x.exe", b"MZ\x90\x00", "application/x-msdownload")},
+        )
+        assert exe.status_code == 422 and "not accepted" in exe.json()["detail"]
+        big = b"%PDF-" + b"0" * (live_server.settings.widget.max_upload_bytes + 10)
+        too_big = await c.post(
+            "/api/v1/widget/files", data=form, files={"file": ("big.pdf", big, "application/pdf")}
+        )
+        assert too_big.status_code in (413, 422), too_big.text
+        stranger = await c.post(
+            "/api/v1/widget/files",
+            data={**form, "visitor": "v:1:forged.abc"},
+            files={"file": ("cat.png", PNG, "image/png")},
+        )
+        assert stranger.status_code == 401
+    file_id = ok.json()["id"]
+    ack = await visitor.sio.call(
+        "message", {"client_id": "c-1", "body": "", "attachments": [file_id]}, namespace="/widget", timeout=10
+    )
+    assert ack["ok"], ack
+    assert ack["message"]["attachments"][0]["name"] == "cat.png"
+    reuse = await visitor.sio.call(
+        "message", {"client_id": "c-2", "body": "", "attachments": [file_id]}, namespace="/widget", timeout=10
+    )
+    assert reuse["ok"] is False and reuse["field"] == "attachments"
+    async with live_server.services.db.transaction() as s:
+        await f.user(s, "outsider")
+        assert await s.scalar(select(func.count()).select_from(m.StoredFile)) == 1
+    outsider = await token_for(live_server, "outsider")
+    async with httpx.AsyncClient(base_url=live_server.url) as c:
+        mine = await c.get(f"/api/v1/widget/files/{file_id}", params=form)
+        assert mine.status_code == 200 and mine.content == PNG
+        assert mine.headers["x-content-type-options"] == "nosniff"
+        staff = await c.get(
+            f"/api/v1/files/{file_id}", headers={"Authorization": f"Bearer {widget['op_token']}"}
+        )
+        assert staff.status_code == 200
+        other = await c.get(f"/api/v1/files/{file_id}", headers={"Authorization": f"Bearer {outsider}"})
+        assert other.status_code == 404, "an operator outside the queue can't read it"
+    await visitor.sio.disconnect()

@@ -1,0 +1,90 @@
+"""HTTP side of the widget: attachment upload and download for visitors.
+
+The visitor proves who they are with the signed visitor token from ``welcome``; files are
+stored under their identity and can only be sent in their own messages.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from litestar.response import File
+from sqlalchemy import select
+
+from channels.widget import VISITOR_PURPOSE
+from omni import crypto
+from omni.api.deps import services_of
+from omni.api.files_http import serve
+from omni.db import models as m
+from omni.domain import files
+from omni.domain.errors import InvalidInput, NotAuthenticated, NotFound
+
+
+async def _visitor(
+    request: Request[Any, Any, Any], inbox_token: str, visitor_token: str
+) -> tuple[m.Inbox, str]:
+    services = services_of(request)
+    identity = crypto.unsign_value(services.settings.effective_secret_key(), VISITOR_PURPOSE, visitor_token)
+    async with services.db.transaction() as session:
+        inbox = await session.scalar(select(m.Inbox).where(m.Inbox.public_token == inbox_token))
+    if inbox is None or not inbox.active or inbox.channel != "widget":
+        raise NotFound("unknown or disabled widget")
+    if identity is None or not (identity.startswith((f"v:{inbox.id}:", f"user:{inbox.id}:"))):
+        raise NotAuthenticated("the visitor token is not valid for this widget")
+    return inbox, identity
+
+
+class WidgetFileController(Controller):
+    path = "/api/v1/widget/files"
+
+    @post("/", status_code=201)
+    async def upload(
+        self,
+        request: Request[Any, Any, Any],
+        data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
+    ) -> dict[str, Any]:
+        upload = data.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput("send the file in a form field named 'file'", field="file")
+        inbox, identity = await _visitor(request, str(data.get("inbox", "")), str(data.get("visitor", "")))
+        services = services_of(request)
+        limits = services.settings.widget
+        content = await upload.read(limits.max_upload_bytes + 1)
+        async with services.db.transaction() as session:
+            row = await files.store_upload(
+                session,
+                data_dir=services.settings.data_dir,
+                inbox_id=inbox.id,
+                owner=identity,
+                name=upload.filename or "file",
+                content_type=(upload.content_type or "").split(";")[0].strip().lower(),
+                data=content,
+                max_bytes=limits.max_upload_bytes,
+                allowed=limits.allowed_upload_types,
+            )
+            return files.descriptor(row)
+
+    @get("/{file_id:str}")
+    async def download(self, request: Request[Any, Any, Any], file_id: str, inbox: str, visitor: str) -> File:
+        _, identity = await _visitor(request, inbox, visitor)
+        async with services_of(request).db.transaction() as session:
+            row = await files.get_file(session, file_id)
+            if row.owner != identity and not await _in_visitor_conversation(session, row, identity):
+                raise NotFound("file not found")
+        return serve(row)
+
+
+async def _in_visitor_conversation(session: Any, row: m.StoredFile, identity: str) -> bool:
+    """Operators' attachments are readable by the visitor of the same conversation."""
+    if row.conversation_id is None:
+        return False
+    found = await session.scalar(
+        select(m.ContactIdentity.id)
+        .join(m.Conversation, m.Conversation.contact_id == m.ContactIdentity.contact_id)
+        .where(m.Conversation.id == row.conversation_id, m.ContactIdentity.value == identity)
+    )
+    return found is not None

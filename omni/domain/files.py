@@ -1,0 +1,112 @@
+"""Attachments: size/type-limited uploads stored under the data directory, access-checked.
+
+Type checks use the declared type and, for formats with a signature, the first bytes, so a
+script renamed to ``.png`` is refused. Files are served with ``nosniff`` and, except images,
+as downloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omni.db import models as m
+from omni.domain.errors import InvalidInput, NotFound
+
+SIGNATURES: dict[str, tuple[bytes, ...]] = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "image/webp": (b"RIFF",),
+    "application/pdf": (b"%PDF-",),
+}
+MAX_ATTACHMENTS = 10
+
+
+def check_upload(name: str, content_type: str, data: bytes, *, max_bytes: int, allowed: list[str]) -> None:
+    """Refuse, with a message a customer understands, what the install does not accept."""
+    if not data:
+        raise InvalidInput("the file is empty", field="file")
+    if len(data) > max_bytes:
+        raise InvalidInput(f"the file is larger than {max_bytes // (1024 * 1024)} MB", field="file")
+    if content_type not in allowed:
+        raise InvalidInput(f"files of type '{content_type}' are not accepted", field="file")
+    signatures = SIGNATURES.get(content_type)
+    if signatures and not data.startswith(signatures):
+        raise InvalidInput(f"'{name}' is not really a {content_type} file", field="file")
+    if content_type == "text/plain" and b"\x00" in data[:4096]:
+        raise InvalidInput(f"'{name}' is not a text file", field="file")
+
+
+async def store_upload(
+    session: AsyncSession,
+    *,
+    data_dir: Path,
+    inbox_id: int | None,
+    owner: str,
+    name: str,
+    content_type: str,
+    data: bytes,
+    max_bytes: int,
+    allowed: list[str],
+) -> m.StoredFile:
+    check_upload(name, content_type, data, max_bytes=max_bytes, allowed=allowed)
+    file_id = secrets.token_urlsafe(18)
+    folder = data_dir / "uploads"
+    path = folder / file_id
+
+    def write() -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    await asyncio.to_thread(write)
+    row = m.StoredFile(
+        id=file_id,
+        inbox_id=inbox_id,
+        owner=owner,
+        name=Path(name).name[:256] or "file",
+        content_type=content_type,
+        size=len(data),
+        path=str(path),
+    )
+    session.add(row)
+    return row
+
+
+def descriptor(f: m.StoredFile) -> dict[str, Any]:
+    return {
+        "id": f.id,
+        "name": f.name,
+        "type": f.content_type,
+        "size": f.size,
+        "url": f"/api/v1/files/{f.id}",
+    }
+
+
+async def claim(session: AsyncSession, owner: str, ids: list[str]) -> list[m.StoredFile]:
+    """The uploader's own files not yet sent in a message (call ``link`` once it is stored)."""
+    if len(ids) > MAX_ATTACHMENTS:
+        raise InvalidInput(f"at most {MAX_ATTACHMENTS} attachments per message", field="attachments")
+    rows: list[m.StoredFile] = []
+    for file_id in ids:
+        row = await session.get(m.StoredFile, str(file_id))
+        if row is None or row.owner != owner or row.conversation_id is not None:
+            raise InvalidInput(f"attachment {file_id} not found", field="attachments")
+        rows.append(row)
+    return rows
+
+
+def link(rows: list[m.StoredFile], conversation_id: int) -> None:
+    for row in rows:
+        row.conversation_id = conversation_id
+
+
+async def get_file(session: AsyncSession, file_id: str) -> m.StoredFile:
+    row = await session.get(m.StoredFile, file_id)
+    if row is None:
+        raise NotFound("file not found")
+    return row
