@@ -222,3 +222,28 @@ async def test_client_on_node_a_gets_events_from_node_b(
     finally:
         await op.sio.disconnect()
         await node_b.stop()
+
+
+async def test_cross_site_page_cannot_ride_the_operator_cookie(
+    live_server: LiveServer, seeded: dict[str, Any]
+) -> None:
+    async with httpx.AsyncClient(base_url=live_server.url) as client:
+        resp = await client.post("/api/v1/auth/login", json={"username": "op", "password": f.PASSWORD})
+        cookie = f"omni_session={resp.cookies['omni_session']}"
+    evil = socketio.AsyncClient(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await evil.connect(
+            live_server.url,
+            namespaces=["/operator"],
+            transports=["websocket"],
+            headers={"Cookie": cookie, "Origin": "https://evil.example"},
+        )
+    same_site = socketio.AsyncClient(reconnection=False)
+    await same_site.connect(
+        live_server.url,
+        namespaces=["/operator"],
+        transports=["websocket"],
+        headers={"Cookie": cookie, "Origin": live_server.settings.public_base_url},
+    )
+    assert same_site.connected
+    await same_site.disconnect()

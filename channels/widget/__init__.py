@@ -107,6 +107,12 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                 raise ConnectionRefusedError(
                     {"error": "unknown_inbox", "detail": "unknown or disabled widget"}
                 )
+            allowed = inbox.config.get("allowed_origins") or []
+            origin = str(environ.get("HTTP_ORIGIN") or "").rstrip("/")
+            if allowed and origin not in {str(o).rstrip("/") for o in allowed}:
+                raise ConnectionRefusedError(
+                    {"error": "origin_not_allowed", "detail": "this widget is not enabled on this site"}
+                )
             identity: str
             if data.get("user_id"):
                 user_id = str(data["user_id"])[:128]

@@ -29,10 +29,13 @@ def build_server(settings: Settings) -> socketio.AsyncServer:
     manager = None
     if not settings.embedded:
         manager = socketio.AsyncRedisManager(settings.redis_url, channel=f"{settings.redis_prefix}:socketio")
+    # Any origin may open the transport (the widget lives on customer sites); each namespace
+    # decides in on_connect: staff namespaces refuse cross-site cookie logins, the widget
+    # checks its inbox's allowed origins.
     return socketio.AsyncServer(
         async_mode="asgi",
         client_manager=manager,
-        cors_allowed_origins=[settings.public_base_url],
+        cors_allowed_origins="*",
         logger=False,
         engineio_logger=False,
     )
@@ -95,6 +98,12 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped b
             if token:
                 user = await auth.user_for_api_token(session, str(token))
             elif cookie_header:
+                origin = environ.get("HTTP_ORIGIN")
+                if origin and origin.rstrip("/") != self.services.settings.public_base_url.rstrip("/"):
+                    # A page on another site must not ride the operator's session cookie.
+                    raise ConnectionRefusedError(
+                        {"error": "forbidden", "detail": "cross-site connection refused"}
+                    )
                 jar: SimpleCookie = SimpleCookie()
                 jar.load(cookie_header)
                 if SESSION_COOKIE in jar:

@@ -325,3 +325,29 @@ async def test_attachments_limits_and_access(live_server: LiveServer, widget: di
         other = await c.get(f"/api/v1/files/{file_id}", headers={"Authorization": f"Bearer {outsider}"})
         assert other.status_code == 404, "an operator outside the queue can't read it"
     await visitor.sio.disconnect()
+
+
+async def test_widget_only_on_allowed_sites(live_server: LiveServer, widget: dict[str, Any]) -> None:
+    async with live_server.services.db.transaction() as s:
+        inbox = await s.scalar(select(m.Inbox).where(m.Inbox.public_token == widget["token"]))
+        assert inbox is not None
+        inbox.config = {"allowed_origins": ["https://shop.example"]}
+    other_site = socketio.AsyncClient(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await other_site.connect(
+            live_server.url,
+            namespaces=["/widget"],
+            transports=["websocket"],
+            auth={"inbox": widget["token"]},
+            headers={"Origin": "https://copycat.example"},
+        )
+    shop = socketio.AsyncClient(reconnection=False)
+    await shop.connect(
+        live_server.url,
+        namespaces=["/widget"],
+        transports=["websocket"],
+        auth={"inbox": widget["token"]},
+        headers={"Origin": "https://shop.example"},
+    )
+    assert shop.connected
+    await shop.disconnect()
