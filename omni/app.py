@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import socketio
@@ -14,6 +15,7 @@ from litestar import Litestar
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
 
 from channels import widget as widget_channel
 from channels.widget.http import WidgetFileController
@@ -29,6 +31,9 @@ from omni.settings import Settings
 from omni.worker import EmbeddedWorker, configure, enqueue_deliveries
 
 log = logging.getLogger(__name__)
+
+WIDGET_DIST = Path(__file__).resolve().parents[1] / "widget" / "dist"
+"""Built by the README's commands (npm ci + npm run build in widget/)."""
 
 
 async def _sweep_webhooks(services: Services) -> None:
@@ -104,6 +109,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             core.InboxMessageController,
             core.FileController,
             WidgetFileController,
+            create_static_files_router(path="/widget", directories=[WIDGET_DIST], name="widget"),
             core.OfferController,
             core.CallbackController,
             core.EventController,

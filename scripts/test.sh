@@ -24,8 +24,9 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[test]"
 for lock in $(git ls-files '*package-lock.json' 2>/dev/null); do
-  (cd "$(dirname "$lock")" && npm ci --no-audit --no-fund --loglevel=error)
+  (cd "$(dirname "$lock")" && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
 done
+.venv/bin/python -m pip install --quiet "playwright>=1.49"  # the driver only: tests use Debian's chromium
 
 eval "$(scripts/services.sh start)"
 trap 'scripts/services.sh stop' EXIT

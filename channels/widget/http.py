@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
@@ -21,7 +21,7 @@ from omni.api.deps import services_of
 from omni.api.files_http import serve
 from omni.db import models as m
 from omni.domain import files
-from omni.domain.errors import InvalidInput, NotAuthenticated, NotFound
+from omni.domain.errors import DomainError, InvalidInput, NotAuthenticated, NotFound
 
 
 async def _visitor(
@@ -46,7 +46,21 @@ class WidgetFileController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
-    ) -> dict[str, Any]:
+    ) -> Response[dict[str, Any]]:
+        """Called by the widget from the customer's site: every answer, errors included,
+        carries CORS headers so the widget can show the reason."""
+        cors = {"Access-Control-Allow-Origin": "*"}
+        try:
+            body = await self._store(request, data)
+        except DomainError as exc:
+            return Response(
+                {"error": exc.code, "detail": exc.message, "field": exc.field},
+                status_code=exc.status_code,
+                headers=cors,
+            )
+        return Response(body, status_code=201, headers=cors)
+
+    async def _store(self, request: Request[Any, Any, Any], data: dict[str, Any]) -> dict[str, Any]:
         upload = data.get("file")
         if not isinstance(upload, UploadFile):
             raise InvalidInput("send the file in a form field named 'file'", field="file")

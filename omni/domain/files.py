@@ -27,12 +27,16 @@ SIGNATURES: dict[str, tuple[bytes, ...]] = {
 MAX_ATTACHMENTS = 10
 
 
+def human_size(n: int) -> str:
+    return f"{n / (1024 * 1024):.0f} MB" if n >= 1024 * 1024 else f"{max(1, n // 1024)} KB"
+
+
 def check_upload(name: str, content_type: str, data: bytes, *, max_bytes: int, allowed: list[str]) -> None:
     """Refuse, with a message a customer understands, what the install does not accept."""
     if not data:
         raise InvalidInput("the file is empty", field="file")
     if len(data) > max_bytes:
-        raise InvalidInput(f"the file is larger than {max_bytes // (1024 * 1024)} MB", field="file")
+        raise InvalidInput(f"the file is larger than {human_size(max_bytes)}", field="file")
     if content_type not in allowed:
         raise InvalidInput(f"files of type '{content_type}' are not accepted", field="file")
     signatures = SIGNATURES.get(content_type)

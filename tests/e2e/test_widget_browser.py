@@ -1,0 +1,138 @@
+"""The widget in real Chromium on a customer's page (another origin), talking to an operator."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from playwright.async_api import Page, async_playwright
+
+from omni.db import models as m
+from omni.settings import WidgetSettings
+from tests import factories as f
+from tests.conftest import LiveServer, free_port, make_settings
+from tests.test_realtime import OperatorClient, token_for
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+WIDGET_JS = Path(__file__).resolve().parents[2] / "widget" / "dist" / "omni-widget.js"
+
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM), reason="Debian chromium is installed by scripts/test.sh"
+)
+
+
+@pytest.fixture
+async def server(pg_url: str, tmp_path: Path) -> AsyncIterator[LiveServer]:
+    assert WIDGET_JS.exists(), (
+        "build the widget first (scripts/test.sh does: cd widget && npm ci && npm run build)"
+    )
+    srv = LiveServer(make_settings(pg_url, data_dir=tmp_path, widget=WidgetSettings(max_upload_bytes=2048)))
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+@pytest.fixture
+async def shop(server: LiveServer) -> AsyncIterator[dict[str, Any]]:
+    """A customer's site on its own origin, with the one script tag."""
+    async with server.services.db.transaction() as s:
+        op = await f.user(s, "op")
+        q = await f.queue(s, "web", [op])
+        ib = await f.inbox(s, q, channel="widget")
+        ib.config = {"prechat": [{"name": "name", "required": True}], "greeting": "Shop support"}
+        token = ib.public_token
+    html = (
+        "<!doctype html><html><head><title>Shop</title></head><body><h1>Shop</h1>"
+        f'<script src="{server.url}/widget/omni-widget.js" data-inbox="{token}" async></script></body></html>'
+    )
+
+    async def page(_: web.Request) -> web.Response:
+        return web.Response(text=html, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield {"url": f"http://127.0.0.1:{port}/", "op_token": await token_for(server, "op")}
+    finally:
+        await runner.cleanup()
+
+
+async def _text_appears(page: Page, text: str) -> None:
+    await page.get_by_text(text, exact=False).first.wait_for(timeout=15_000)
+
+
+async def test_customer_chats_with_operator_in_chromium(server: LiveServer, shop: dict[str, Any]) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    op = OperatorClient(server.url, shop["op_token"])
+    await op.connect()
+    pw = await async_playwright().start()
+    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    try:
+        context = await browser.new_context(locale="en-US")
+        page = await context.new_page()
+        await page.goto(shop["url"])
+        await page.get_by_role("button", name="Chat with us").click()
+        await page.get_by_role("button", name="Start chat").click()
+        await _text_appears(page, "Please fill in this field")  # required pre-chat field
+        await page.locator(".omni-prechat input[name=name]").fill("Ann")
+        await page.get_by_role("button", name="Start chat").click()
+        hostile = "<img src=x onerror=window.__xss=1>"
+        await page.locator(".omni-form textarea").fill(hostile)
+        await page.keyboard.press("Enter")
+        offer = await op.wait_for("conversation.offered", timeout=15)
+        conv_id = offer["data"]["id"]
+        assert (await op.call("accept", {"offer_id": offer["data"]["offer_id"]}))["ok"]
+        await op.call("typing", {"conversation_id": conv_id, "typing": True})
+        await _text_appears(page, "Operator is typing")
+        assert (await op.call("send", {"conversation_id": conv_id, "body": "Hello Ann, <b>welcome</b>"}))[
+            "ok"
+        ]
+        await _text_appears(page, "Hello Ann, <b>welcome</b>")
+        assert await page.locator(".omni-msg.omni-in").first.text_content() == hostile + "✓"
+        assert await page.evaluate("window.__xss") is None, "customer text must never run"
+        await page.screenshot(path=str(ARTIFACTS / "widget-chat.png"))
+        # The customer's name from the pre-chat form reached the contact card.
+        async with server.services.db.transaction() as s:
+            conv = await s.get_one(m.Conversation, conv_id)
+            assert (await s.get_one(m.Contact, conv.contact_id)).name == "Ann"
+        # Oversize upload: a clear error in the widget, nothing stored.
+        with tempfile.NamedTemporaryFile(suffix=".png") as big:
+            big.write(b"\x89PNG\r\n\x1a\n" + b"\x00" * 4096)
+            big.flush()
+            await page.locator(".omni-form input[type=file]").set_input_files(big.name)
+            await _text_appears(page, "the file is larger than 2 KB")
+        # Reload: history is back.
+        await page.reload()
+        await page.get_by_role("button", name="Chat with us").click()
+        await _text_appears(page, "Hello Ann, <b>welcome</b>")
+        assert await page.locator(".omni-msg").count() == 2
+        await page.screenshot(path=str(ARTIFACTS / "widget-after-reload.png"))
+    finally:
+        await browser.close()
+        await pw.stop()
+        await op.sio.disconnect()
+    # Let the operator's presence settle before the server stops.
+    await asyncio.sleep(0.1)
