@@ -58,7 +58,11 @@ async def shop(server: LiveServer) -> AsyncIterator[dict[str, Any]]:
         op = await f.user(s, "op")
         q = await f.queue(s, "web", [op])
         ib = await f.inbox(s, q, channel="widget")
-        ib.config = {"prechat": [{"name": "name", "required": True}], "greeting": "Shop support"}
+        ib.config = {
+            "prechat": [{"name": "name", "required": True}],
+            "greeting": "Shop support",
+            "colour": "#aa0000",
+        }
         token = ib.public_token
     html = (
         "<!doctype html><html><head><title>Shop</title></head><body><h1>Shop</h1>"
@@ -95,6 +99,9 @@ async def test_customer_chats_with_operator_in_chromium(server: LiveServer, shop
         page = await context.new_page()
         await page.goto(shop["url"])
         await page.get_by_role("button", name="Chat with us").click()
+        await _text_appears(page, "Shop support")  # the inbox's greeting
+        colour = await page.locator(".omni-launcher").evaluate("b => getComputedStyle(b).backgroundColor")
+        assert colour == "rgb(170, 0, 0)", "the inbox's colour themes the widget"
         await page.get_by_role("button", name="Start chat").click()
         await _text_appears(page, "Please fill in this field")  # required pre-chat field
         await page.locator(".omni-prechat input[name=name]").fill("Ann")

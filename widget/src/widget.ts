@@ -160,6 +160,7 @@ class OmniWidget {
   private online = true;
   private started = load<boolean>("started", false);
   private typingTimer = 0;
+  private style = el("style");
 
   constructor() {
     this.socket = io(`${base}/widget`, {
@@ -177,9 +178,8 @@ class OmniWidget {
   }
 
   mount(): void {
-    const style = el("style");
-    style.textContent = css("#1565c0");
-    document.head.appendChild(style);
+    this.style.textContent = css("#1565c0");
+    document.head.appendChild(this.style);
     const launcher = el("button", "omni-launcher", t.open);
     launcher.type = "button";
     launcher.addEventListener("click", () => this.toggle());
@@ -222,6 +222,7 @@ class OmniWidget {
     save("visitor", w.visitor);
     this.config = w.config || {};
     this.online = w.online;
+    if (this.config.colour && /^#[0-9a-fA-F]{6}$/.test(this.config.colour)) this.style.textContent = css(this.config.colour);
     if (w.messages.length) this.started = true;
     const title = this.panel.querySelector(".omni-title");
     if (title) title.textContent = (lang === "ru" ? this.config.greeting_ru : this.config.greeting) || t.greeting;
