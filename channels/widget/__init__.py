@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import socketio
+from socketio.exceptions import ConnectionRefusedError as Refused
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -90,6 +91,8 @@ class RateLimiter:
         return True
 
 
+# Refusals (socketio's ConnectionRefusedError, not the builtin) carry a plain sentence:
+# the browser client shows ``err.message`` as is.
 class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped base class
     def __init__(self, services: Services) -> None:
         super().__init__(NAMESPACE)
@@ -104,24 +107,18 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                 select(m.Inbox).where(m.Inbox.public_token == str(data.get("inbox", "")))
             )
             if inbox is None or not inbox.active or inbox.channel != WidgetChannel.kind:
-                raise ConnectionRefusedError(
-                    {"error": "unknown_inbox", "detail": "unknown or disabled widget"}
-                )
+                raise Refused("unknown or disabled widget")
             allowed = inbox.config.get("allowed_origins") or []
             origin = str(environ.get("HTTP_ORIGIN") or "").rstrip("/")
             if allowed and origin not in {str(o).rstrip("/") for o in allowed}:
-                raise ConnectionRefusedError(
-                    {"error": "origin_not_allowed", "detail": "this widget is not enabled on this site"}
-                )
+                raise Refused("this widget is not enabled on this site")
             identity: str
             if data.get("user_id"):
                 user_id = str(data["user_id"])[:128]
                 secret = crypto.decrypt(secret_key, inbox.secret_encrypted) if inbox.secret_encrypted else ""
                 given = str(data.get("user_hash", ""))
                 if not secret or not hmac.compare_digest(identity_hash(secret, user_id), given):
-                    raise ConnectionRefusedError(
-                        {"error": "bad_identity", "detail": "the user_hash does not match this user_id"}
-                    )
+                    raise Refused("the user_hash does not match this user_id")
                 identity = f"user:{inbox.id}:{user_id}"
             else:
                 visitor = crypto.unsign_value(secret_key, VISITOR_PURPOSE, str(data.get("visitor", "")))

@@ -8,6 +8,7 @@ from http.cookies import SimpleCookie
 from typing import Any
 
 import socketio
+from socketio.exceptions import ConnectionRefusedError as Refused
 
 from omni.db import models as m
 from omni.domain import auth, conversations, presence
@@ -101,9 +102,7 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped b
                 origin = environ.get("HTTP_ORIGIN")
                 if origin and origin.rstrip("/") != self.services.settings.public_base_url.rstrip("/"):
                     # A page on another site must not ride the operator's session cookie.
-                    raise ConnectionRefusedError(
-                        {"error": "forbidden", "detail": "cross-site connection refused"}
-                    )
+                    raise Refused("cross-site connection refused", {"error": "forbidden"})
                 jar: SimpleCookie = SimpleCookie()
                 jar.load(cookie_header)
                 if SESSION_COOKIE in jar:
@@ -112,9 +111,7 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped b
                 raise NotAuthenticated("log in first")
             who = Principal.of(user)
         if who.role not in self.roles:
-            raise ConnectionRefusedError(
-                {"error": "forbidden", "detail": f"{self.namespace} is not for {who.role}"}
-            )
+            raise Refused(f"{self.namespace} is not for {who.role}", {"error": "forbidden"})
         return who
 
     async def _who(self, sid: str) -> Principal:
@@ -162,7 +159,7 @@ class OperatorNamespace(BaseNamespace):
         try:
             who = await self._authenticate(environ, auth_data)
         except NotAuthenticated as exc:
-            raise ConnectionRefusedError({"error": exc.code, "detail": exc.message}) from exc
+            raise Refused(exc.message, {"error": exc.code}) from exc
         await self.save_session(sid, {"who": who})
         queues, _ = await self._visible(who)
         await self.enter_room(sid, rooms.user(who.id))
@@ -342,7 +339,7 @@ class SupervisorNamespace(BaseNamespace):
         try:
             who = await self._authenticate(environ, auth_data)
         except NotAuthenticated as exc:
-            raise ConnectionRefusedError({"error": exc.code, "detail": exc.message}) from exc
+            raise Refused(exc.message, {"error": exc.code}) from exc
         await self.save_session(sid, {"who": who})
         queues, users = await self._visible(who)
         if queues is None:

@@ -12,7 +12,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 from playwright.async_api import Page, async_playwright
+from sqlalchemy import select
 
+from channels.widget import identity_hash
+from omni import crypto
 from omni.db import models as m
 from omni.settings import WidgetSettings
 from tests import factories as f
@@ -31,6 +34,7 @@ FLAGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+SITE_SECRET = "shop-site-secret-123456"
 WIDGET_JS = Path(__file__).resolve().parents[2] / "widget" / "dist" / "omni-widget.js"
 
 pytestmark = pytest.mark.skipif(
@@ -64,16 +68,33 @@ async def shop(server: LiveServer) -> AsyncIterator[dict[str, Any]]:
             "colour": "#aa0000",
         }
         token = ib.public_token
-    html = (
-        "<!doctype html><html><head><title>Shop</title></head><body><h1>Shop</h1>"
-        f'<script src="{server.url}/widget/omni-widget.js" data-inbox="{token}" async></script></body></html>'
-    )
+        ib.secret_encrypted = crypto.encrypt(server.settings.effective_secret_key(), SITE_SECRET)
+
+    def html(extra: str = "") -> str:
+        return (
+            "<!doctype html><html><head><title>Shop</title></head><body><h1>Shop</h1>"
+            f'<script src="{server.url}/widget/omni-widget.js" data-inbox="{token}" {extra} async></script>'
+            "</body></html>"
+        )
 
     async def page(_: web.Request) -> web.Response:
-        return web.Response(text=html, content_type="text/html")
+        return web.Response(text=html(), content_type="text/html")
+
+    async def forged_login(_: web.Request) -> web.Response:
+        return web.Response(
+            text=html('data-user-id="42" data-user-hash="' + "0" * 64 + '"'), content_type="text/html"
+        )
+
+    async def real_login(_: web.Request) -> web.Response:
+        signed = identity_hash(SITE_SECRET, "42")
+        return web.Response(
+            text=html(f'data-user-id="42" data-user-hash="{signed}"'), content_type="text/html"
+        )
 
     app = web.Application()
     app.router.add_get("/", page)
+    app.router.add_get("/forged", forged_login)
+    app.router.add_get("/account", real_login)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
@@ -143,3 +164,71 @@ async def test_customer_chats_with_operator_in_chromium(server: LiveServer, shop
         await op.sio.disconnect()
     # Let the operator's presence settle before the server stops.
     await asyncio.sleep(0.1)
+
+
+async def test_network_drop_loses_and_duplicates_nothing(server: LiveServer, shop: dict[str, Any]) -> None:
+    op = OperatorClient(server.url, shop["op_token"])
+    await op.connect()
+    pw = await async_playwright().start()
+    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    try:
+        context = await browser.new_context(locale="en-US")
+        page = await context.new_page()
+        await page.goto(shop["url"])
+        await page.get_by_role("button", name="Chat with us").click()
+        await page.locator(".omni-prechat input[name=name]").fill("Bob")
+        await page.get_by_role("button", name="Start chat").click()
+        box = page.locator(".omni-form textarea")
+        await box.fill("before the drop")
+        await page.keyboard.press("Enter")
+        await _text_appears(page, "You are number 1 in line")
+        await context.set_offline(True)
+        await page.evaluate("window.omniWidget && window.omniWidget['socket'].io.engine.close()")
+        await box.fill("typed while offline")
+        await page.keyboard.press("Enter")
+        await asyncio.sleep(1)
+        await context.set_offline(False)
+        offer = await op.wait_for("conversation.offered", timeout=15)
+        conv_id = offer["data"]["id"]
+        await op.call("accept", {"offer_id": offer["data"]["offer_id"]})
+        for _ in range(150):
+            async with server.services.db.transaction() as s:
+                bodies = list(
+                    await s.scalars(
+                        select(m.Message.body)
+                        .where(m.Message.conversation_id == conv_id)
+                        .order_by(m.Message.id)
+                    )
+                )
+            if len(bodies) >= 2:
+                break
+            await asyncio.sleep(0.1)
+        assert bodies == ["before the drop", "typed while offline"]
+        await page.wait_for_timeout(500)
+        assert await page.locator(".omni-msg.omni-in").count() == 2, "no duplicate bubbles after the resend"
+    finally:
+        await browser.close()
+        await pw.stop()
+        await op.sio.disconnect()
+
+
+async def test_site_identity_forged_hash_is_refused(server: LiveServer, shop: dict[str, Any]) -> None:
+    pw = await async_playwright().start()
+    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    try:
+        page = await (await browser.new_context(locale="en-US")).new_page()
+        await page.goto(shop["url"] + "forged")
+        await page.get_by_role("button", name="Chat with us").click()
+        await _text_appears(page, "the user_hash does not match this user_id")
+        good = await (await browser.new_context(locale="ru-RU")).new_page()
+        await good.goto(shop["url"] + "account")
+        await good.get_by_role("button", name="Напишите нам").click()  # Russian by browser language
+        await good.locator(".omni-prechat input[name=name]").fill("Иван")
+        await good.get_by_role("button", name="Начать чат").click()
+        await good.locator(".omni-form textarea").fill("Привет")
+        await good.keyboard.press("Enter")
+        await _text_appears(good, "Вы 1-й в очереди")
+        await good.screenshot(path=str(ARTIFACTS / "widget-ru.png"))
+    finally:
+        await browser.close()
+        await pw.stop()

@@ -164,7 +164,15 @@ class OmniWidget {
 
   constructor() {
     this.socket = io(`${base}/widget`, {
-      auth: (cb) => cb({ inbox, visitor: load<string>("visitor", "") }),
+      // A logged-in site user: the site renders data-user-id and data-user-hash
+      // (HMAC-SHA256 of the id with the inbox secret, computed on the site's server).
+      auth: (cb) =>
+        cb({
+          inbox,
+          visitor: load<string>("visitor", ""),
+          user_id: script?.dataset.userId || undefined,
+          user_hash: script?.dataset.userHash || undefined,
+        }),
       transports: ["websocket", "polling"],
     });
     this.socket.on("welcome", (w: Welcome) => this.onWelcome(w));
