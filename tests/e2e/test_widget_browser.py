@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 from sqlalchemy import select
 
 from channels.widget import identity_hash
@@ -40,6 +40,18 @@ WIDGET_JS = Path(__file__).resolve().parents[2] / "widget" / "dist" / "omni-widg
 pytestmark = pytest.mark.skipif(
     not os.path.exists(CHROMIUM), reason="Debian chromium is installed by scripts/test.sh"
 )
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's chromium, driven by Playwright; never a downloaded browser."""
+    pw = await async_playwright().start()
+    chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    try:
+        yield chromium
+    finally:
+        await chromium.close()
+        await pw.stop()
 
 
 @pytest.fixture
@@ -109,12 +121,12 @@ async def _text_appears(page: Page, text: str) -> None:
     await page.get_by_text(text, exact=False).first.wait_for(timeout=15_000)
 
 
-async def test_customer_chats_with_operator_in_chromium(server: LiveServer, shop: dict[str, Any]) -> None:
+async def test_customer_chats_with_operator_in_chromium(
+    server: LiveServer, shop: dict[str, Any], browser: Browser
+) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     op = OperatorClient(server.url, shop["op_token"])
     await op.connect()
-    pw = await async_playwright().start()
-    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
     try:
         context = await browser.new_context(locale="en-US")
         page = await context.new_page()
@@ -159,18 +171,16 @@ async def test_customer_chats_with_operator_in_chromium(server: LiveServer, shop
         assert await page.locator(".omni-msg").count() == 2
         await page.screenshot(path=str(ARTIFACTS / "widget-after-reload.png"))
     finally:
-        await browser.close()
-        await pw.stop()
         await op.sio.disconnect()
     # Let the operator's presence settle before the server stops.
     await asyncio.sleep(0.1)
 
 
-async def test_network_drop_loses_and_duplicates_nothing(server: LiveServer, shop: dict[str, Any]) -> None:
+async def test_network_drop_loses_and_duplicates_nothing(
+    server: LiveServer, shop: dict[str, Any], browser: Browser
+) -> None:
     op = OperatorClient(server.url, shop["op_token"])
     await op.connect()
-    pw = await async_playwright().start()
-    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
     try:
         context = await browser.new_context(locale="en-US")
         page = await context.new_page()
@@ -207,28 +217,22 @@ async def test_network_drop_loses_and_duplicates_nothing(server: LiveServer, sho
         await page.wait_for_timeout(500)
         assert await page.locator(".omni-msg.omni-in").count() == 2, "no duplicate bubbles after the resend"
     finally:
-        await browser.close()
-        await pw.stop()
         await op.sio.disconnect()
 
 
-async def test_site_identity_forged_hash_is_refused(server: LiveServer, shop: dict[str, Any]) -> None:
-    pw = await async_playwright().start()
-    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-    try:
-        page = await (await browser.new_context(locale="en-US")).new_page()
-        await page.goto(shop["url"] + "forged")
-        await page.get_by_role("button", name="Chat with us").click()
-        await _text_appears(page, "the user_hash does not match this user_id")
-        good = await (await browser.new_context(locale="ru-RU")).new_page()
-        await good.goto(shop["url"] + "account")
-        await good.get_by_role("button", name="Напишите нам").click()  # Russian by browser language
-        await good.locator(".omni-prechat input[name=name]").fill("Иван")
-        await good.get_by_role("button", name="Начать чат").click()
-        await good.locator(".omni-form textarea").fill("Привет")
-        await good.keyboard.press("Enter")
-        await _text_appears(good, "Вы 1-й в очереди")
-        await good.screenshot(path=str(ARTIFACTS / "widget-ru.png"))
-    finally:
-        await browser.close()
-        await pw.stop()
+async def test_site_identity_forged_hash_is_refused(
+    server: LiveServer, shop: dict[str, Any], browser: Browser
+) -> None:
+    page = await (await browser.new_context(locale="en-US")).new_page()
+    await page.goto(shop["url"] + "forged")
+    await page.get_by_role("button", name="Chat with us").click()
+    await _text_appears(page, "the user_hash does not match this user_id")
+    good = await (await browser.new_context(locale="ru-RU")).new_page()
+    await good.goto(shop["url"] + "account")
+    await good.get_by_role("button", name="Напишите нам").click()  # Russian by browser language
+    await good.locator(".omni-prechat input[name=name]").fill("Иван")
+    await good.get_by_role("button", name="Начать чат").click()
+    await good.locator(".omni-form textarea").fill("Привет")
+    await good.keyboard.press("Enter")
+    await _text_appears(good, "Вы 1-й в очереди")
+    await good.screenshot(path=str(ARTIFACTS / "widget-ru.png"))
