@@ -29,10 +29,10 @@ from omni import crypto
 from omni.channels import DeliveryReceipt, OutboundMessage
 from omni.db import models as m
 from omni.domain import conversations, files
-from omni.domain.admin import is_open
 from omni.domain.conversations import InboundMessage
 from omni.domain.errors import DomainError, InvalidInput, NotFound
 from omni.domain.events import DomainEvent
+from omni.domain.hours import is_open
 from omni.domain.routing import line_wait_infos, queue_capacity, wait_info
 from omni.domain.serialize import message_dict
 from omni.realtime import rooms

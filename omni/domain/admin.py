@@ -295,28 +295,6 @@ def _business_hours(field: str, value: Any) -> dict[str, Any] | None:
     return {"timezone": tz, "days": dict(sorted(clean_days.items()))}
 
 
-def is_open(queue: m.Queue, now: datetime) -> bool:
-    """Whether ``queue`` takes conversations at the aware instant ``now``.
-
-    No hours means 24/7. Hours are validated on save, so a broken document can only come
-    from outside the API; it counts as open, because turning customers away silently is
-    worse than serving them after hours.
-    """
-    if now.tzinfo is None:
-        raise ValueError("is_open needs an aware datetime")
-    hours = queue.business_hours
-    if not hours:
-        return True
-    try:
-        local = now.astimezone(ZoneInfo(hours["timezone"]))
-        hhmm = local.strftime("%H:%M")
-        spans = hours["days"].get(str(local.weekday()), [])
-        return any(start <= hhmm < end for start, end in spans)
-    except (KeyError, TypeError, ValueError, AttributeError, ZoneInfoNotFoundError):
-        log.warning("queue %s has malformed business hours; treating it as open", queue.id)
-        return True
-
-
 _ESCALATION_STEP: dict[str, Checker] = {
     "after_seconds": _integer(1),
     "relax_levels": _integer(0, MAX_SKILL_LEVEL),

@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
 from omni.domain import deadlines
-from omni.domain.admin import is_open
 from omni.domain.auth import Principal, access_conversation, visible_queue_ids
 from omni.domain.contacts import resolve_contact
 from omni.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from omni.domain.events import emit
+from omni.domain.hours import is_open
 from omni.domain.presence import refresh_activity_of
 from omni.domain.routing_signal import request_routing
 from omni.domain.serialize import callback_dict, conversation_dict, message_dict
