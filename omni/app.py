@@ -19,7 +19,7 @@ from litestar.static_files import create_static_files_router
 
 from channels import widget as widget_channel
 from channels.widget.http import WidgetFileController
-from omni import __version__, realtime
+from omni import __version__, realtime, web
 from omni.api import admin, core, health
 from omni.api.deps import domain_error_handler, http_error_handler, validation_error_handler
 from omni.db.migrate import upgrade_async
@@ -114,8 +114,11 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             core.CallbackController,
             core.EventController,
             *admin.CONTROLLERS,
+            *web.route_handlers(),
         ],
+        template_config=web.template_config(),
         exception_handlers={
+            **web.EXCEPTION_HANDLERS,
             DomainError: domain_error_handler,
             ValidationException: validation_error_handler,
             HTTPException: http_error_handler,

@@ -10,9 +10,11 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e .
 if command -v npm >/dev/null 2>&1; then
-  (cd widget && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
+  for dir in widget omni/web/ui; do   # customer widget; staff console live modules
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
+  done
 else
-  echo "npm not found: the chat widget script (/widget/omni-widget.js) is not built" >&2
+  echo "npm not found: the chat widget and the staff console scripts are not built" >&2
 fi
 .venv/bin/omni demo --reset-passwords
 exec .venv/bin/omni serve

@@ -459,6 +459,44 @@ class StoredFile(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class CannedReply(Base):
+    """A prepared answer: queue-wide (``queue_id``), global (neither) or personal (``owner_user_id``)."""
+
+    __tablename__ = "canned_replies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"), index=True)
+    owner_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    shortcut: Mapped[str] = mapped_column(String(32))
+    """Typed after "/" in the composer, e.g. ``hello``."""
+    title: Mapped[str] = mapped_column(String(128))
+    body: Mapped[str] = mapped_column(Text)
+    """May hold placeholders such as ``{{contact.name}}`` and ``{{operator.name}}``."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CardField(Base):
+    """One field of the customer card, shown to operators; stored in ``Contact.custom_fields[key]``.
+
+    ``queue_id`` NULL means every queue shows it.
+    """
+
+    __tablename__ = "card_fields"
+    __table_args__ = (UniqueConstraint("queue_id", "key", name="uq_card_fields_queue_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(128))
+    label_ru: Mapped[str] = mapped_column(String(128), default="")
+    kind: Mapped[str] = mapped_column(String(16), default="text")
+    """text | number | email | phone | date | select | checkbox."""
+    options: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    required: Mapped[bool] = mapped_column(Boolean, default=False)
+    editable: Mapped[bool] = mapped_column(Boolean, default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class Offer(Base):
     __tablename__ = "offers"
     __table_args__ = (Index("ix_offers_conversation_state", "conversation_id", "state"),)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 from sqlalchemy import select
 
 from channels.widget import identity_hash
@@ -20,38 +19,12 @@ from omni.db import models as m
 from omni.settings import WidgetSettings
 from tests import factories as f
 from tests.conftest import LiveServer, free_port, make_settings
+from tests.e2e.conftest import ARTIFACTS
 from tests.test_realtime import OperatorClient, token_for
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SITE_SECRET = "shop-site-secret-123456"
 WIDGET_JS = Path(__file__).resolve().parents[2] / "widget" / "dist" / "omni-widget.js"
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM), reason="Debian chromium is installed by scripts/test.sh"
-)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """Debian's chromium, driven by Playwright; never a downloaded browser."""
-    pw = await async_playwright().start()
-    chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-    try:
-        yield chromium
-    finally:
-        await chromium.close()
-        await pw.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,266 @@
+"""Server-rendered pages: login, the role-based home redirect, and the helpers every page uses.
+
+Pages authenticate with the session cookie only (never a bearer token), check the caller's
+role, render Jinja2 with autoescaping, and protect every form POST with a CSRF token bound
+to the session. Live modules (operator window, monitoring) get their boot data as JSON in a
+``type="application/json"`` script tag and talk to Socket.IO; they never receive HTML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from litestar import Controller, Request, Response, get, post
+from litestar.response import Redirect, Template
+
+from omni.api.deps import SESSION_COOKIE, client_ip, services_of
+from omni.db import models as m
+from omni.domain import audit, auth
+from omni.domain.auth import Principal
+from omni.domain.errors import DomainError
+from omni.web.i18n import LANGUAGES, pick_language, translator
+
+LANG_COOKIE = "omni_lang"
+HOME_BY_ROLE = {
+    m.Role.OPERATOR: "/app",
+    m.Role.SUPERVISOR: "/supervisor",
+    m.Role.ADMIN: "/admin",
+    m.Role.AUDITOR: "/admin",
+}
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: data:; "
+        "connect-src 'self' ws: wss:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+class LoginRequired(Exception):
+    """No valid session: the page handler turns it into a redirect to the login form."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+class PageForbidden(Exception):
+    def __init__(self, ctx: PageContext, message_key: str = "error.forbidden") -> None:
+        super().__init__(message_key)
+        self.ctx = ctx
+        self.message_key = message_key
+
+
+@dataclass
+class PageContext:
+    """Who is looking at the page and how to talk to them."""
+
+    who: Principal
+    display_name: str
+    lang: str
+    csrf: str
+    t: Callable[..., str]
+    path: str = "/"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def require(self, *roles: m.Role) -> None:
+        if self.who.role not in roles:
+            raise PageForbidden(self)
+
+    def template(self, name: str, *, status_code: int = 200, **values: Any) -> Template:
+        context = {
+            "ctx": self,
+            "t": self.t,
+            "lang": self.lang,
+            "who": self.who,
+            "csrf": self.csrf,
+            "request_path": self.path,
+            **values,
+        }
+        return Template(template_name=name, context=context, status_code=status_code, headers=PAGE_HEADERS)
+
+
+def csrf_for(secret_key: str, session_token: str) -> str:
+    """A per-session form token: a page on another site cannot read it, so cannot forge a POST."""
+    return hmac.new(secret_key.encode(), b"csrf:" + session_token.encode(), hashlib.sha256).hexdigest()[:40]
+
+
+async def page_context(request: Request[Any, Any, Any]) -> PageContext:
+    """The logged-in caller of a page, or :class:`LoginRequired`."""
+    services = services_of(request)
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise LoginRequired(request.url.path)
+    async with services.db.transaction() as session:
+        user = await auth.user_for_session(session, token)
+        if user is None:
+            raise LoginRequired(request.url.path)
+        who = Principal.of(user)
+        lang = pick_language(request.cookies.get(LANG_COOKIE) or user.language)
+        display = user.display_name or user.username
+    secret = services.settings.effective_secret_key()
+    return PageContext(
+        who=who,
+        display_name=display,
+        lang=lang,
+        csrf=csrf_for(secret, token),
+        t=translator(lang),
+        path=request.url.path,
+    )
+
+
+async def read_form(request: Request[Any, Any, Any], ctx: PageContext) -> dict[str, Any]:
+    """The posted form as a dict (repeated names become lists), after checking its CSRF token."""
+    form = await request.form()
+    data: dict[str, Any] = {}
+    for key in form:
+        values = form.getall(key)
+        data[key] = values if len(values) > 1 else values[0]
+    sent = str(data.pop("_csrf", ""))
+    if not hmac.compare_digest(sent, ctx.csrf):
+        raise PageForbidden(ctx, "error.csrf")
+    return data
+
+
+def field_errors(exc: DomainError) -> dict[str, str]:
+    """A domain validation error as ``{field: message}`` for showing next to form fields."""
+    return {exc.field or "_": exc.message}
+
+
+def login_required_handler(_request: Request[Any, Any, Any], exc: LoginRequired) -> Response[Any]:
+    return Redirect(path=f"/login?next={quote(exc.next_path)}")
+
+
+def forbidden_handler(_request: Request[Any, Any, Any], exc: PageForbidden) -> Template:
+    return exc.ctx.template("error.html", status_code=403, message=exc.ctx.t(exc.message_key))
+
+
+def _safe_next(value: str | None) -> str | None:
+    """Only local paths: a login link must not bounce the user to another site."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return None
+
+
+class PageController(Controller):
+    """Login, logout, language choice and the home redirect."""
+
+    @get("/", include_in_schema=False)
+    async def home(self, request: Request[Any, Any, Any]) -> Redirect:
+        ctx = await page_context(request)
+        return Redirect(path=HOME_BY_ROLE.get(ctx.who.role, "/app"))
+
+    def _login_page(
+        self, request: Request[Any, Any, Any], *, error: str = "", username: str = "", status_code: int = 200
+    ) -> Template:
+        lang = pick_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language", ""))
+        t = translator(lang)
+        return Template(
+            template_name="login.html",
+            context={
+                "t": t,
+                "lang": lang,
+                "error": t(error) if error else "",
+                "username": username,
+                "next": _safe_next(request.query_params.get("next")) or "",
+            },
+            status_code=status_code,
+            headers=PAGE_HEADERS,
+        )
+
+    @get("/login", include_in_schema=False)
+    async def login_form(self, request: Request[Any, Any, Any]) -> Template:
+        return self._login_page(request)
+
+    @post("/login", include_in_schema=False, status_code=200)
+    async def login(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        services = services_of(request)
+        form = await request.form()
+        username = str(form.get("username") or "").strip()
+        password = str(form.get("password") or "")
+        if not username or not password:
+            return self._login_page(request, error="login.required", username=username, status_code=400)
+        async with services.db.transaction() as session:
+            try:
+                user = await auth.authenticate(session, username, password)
+            except DomainError:
+                audit.record(
+                    session,
+                    None,
+                    "auth.login",
+                    object_type="user",
+                    object_id=username[:64],
+                    result="denied",
+                    ip=client_ip(request),
+                )
+                user = None
+            if user is None:
+                failed = True
+            else:
+                failed = False
+                token = await auth.create_session(session, user, services.settings.session_max_age_seconds)
+                audit.record(
+                    session,
+                    Principal.of(user),
+                    "auth.login",
+                    object_type="user",
+                    object_id=user.id,
+                    ip=client_ip(request),
+                )
+                home = HOME_BY_ROLE.get(m.Role(user.role), "/app")
+        if failed:
+            return self._login_page(request, error="login.failed", username=username, status_code=401)
+        target = _safe_next(str(form.get("next") or "")) or home
+        response = Redirect(path=target)
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            httponly=True,
+            samesite="lax",
+            secure=services.settings.public_base_url.startswith("https"),
+            max_age=services.settings.session_max_age_seconds,
+        )
+        return response
+
+    @post("/logout", include_in_schema=False, status_code=200)
+    async def logout(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        ctx = await page_context(request)
+        await read_form(request, ctx)
+        token = request.cookies.get(SESSION_COOKIE)
+        if token:
+            async with services_of(request).db.transaction() as session:
+                await auth.end_session(session, token)
+        response = Redirect(path="/login")
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    @post("/language", include_in_schema=False, status_code=200)
+    async def language(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        """Stores the user's language (pages and live modules follow it)."""
+        ctx = await page_context(request)
+        form = await read_form(request, ctx)
+        lang = str(form.get("lang", ""))
+        if lang in LANGUAGES:
+            async with services_of(request).db.transaction() as session:
+                user = await session.get(m.User, ctx.who.id)
+                if user is not None:
+                    user.language = lang
+        response = Redirect(path=_safe_next(str(form.get("back") or "")) or "/")
+        response.delete_cookie(LANG_COOKIE)
+        return response
+
+
+def boot_data(ctx: PageContext, **values: Any) -> Mapping[str, Any]:
+    """What a live module reads from its page: who, language, strings; never HTML."""
+    return {
+        "user": {"id": ctx.who.id, "name": ctx.display_name, "role": ctx.who.role},
+        "lang": ctx.lang,
+        **values,
+    }

@@ -1,0 +1,84 @@
+// Shared by the live modules: boot data, strings, safe DOM building, the Socket.IO link.
+// Customer and operator text only ever reaches the page through textContent (el() below).
+import { io, Socket } from "socket.io-client";
+
+export interface Boot {
+  user: { id: number; name: string; role: string };
+  lang: string;
+  strings: Record<string, string>;
+  [key: string]: unknown;
+}
+
+export function boot(): Boot {
+  const node = document.getElementById("omni-boot");
+  return JSON.parse(node ? node.textContent || "{}" : "{}") as Boot;
+}
+
+export function translator(strings: Record<string, string>) {
+  return (key: string, values?: Record<string, string | number>): string => {
+    let text = strings[key] ?? key;
+    if (values) for (const [k, v] of Object.entries(values)) text = text.split(`{${k}}`).join(String(v));
+    return text;
+  };
+}
+
+type Child = Node | string | null | undefined | false;
+
+/** Build an element; strings become text nodes, never HTML. */
+export function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string | number | boolean | ((ev: Event) => void)> = {},
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (typeof value === "function") node.addEventListener(key.replace(/^on/, ""), value as EventListener);
+    else if (value === false) continue;
+    else if (value === true) node.setAttribute(key, "");
+    else node.setAttribute(key, String(value));
+  }
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(typeof child === "string" ? document.createTextNode(child) : child);
+  }
+  return node;
+}
+
+export function clear(node: Element): void {
+  while (node.firstChild) node.removeChild(node.firstChild);
+}
+
+export interface Ack {
+  ok: boolean;
+  error?: string;
+  detail?: string;
+  field?: string;
+  [key: string]: unknown;
+}
+
+/** Same-origin Socket.IO namespace authenticated by the session cookie. */
+export function connect(namespace: string): Socket {
+  return io(namespace, { transports: ["websocket"], withCredentials: true, reconnectionDelayMax: 5000 });
+}
+
+export function call(socket: Socket, event: string, data: unknown = {}, timeoutMs = 10000): Promise<Ack> {
+  return new Promise((resolve) => {
+    socket.timeout(timeoutMs).emit(event, data, (err: Error | null, ack: Ack) => {
+      resolve(err ? { ok: false, error: "timeout", detail: "no answer from the server" } : ack);
+    });
+  });
+}
+
+export function seconds(from: string | null | undefined, now: number = Date.now()): number {
+  if (!from) return 0;
+  return Math.max(0, Math.floor((now - Date.parse(from)) / 1000));
+}
+
+export function duration(total: number): string {
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  const mm = String(m).padStart(2, "0");
+  const ss = String(s).padStart(2, "0");
+  return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+}

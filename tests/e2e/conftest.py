@@ -1,0 +1,69 @@
+"""Real-browser fixtures: Debian's chromium driven by Playwright, and staff logins."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+from tests import factories as f
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+UI_DIST = Path(__file__).resolve().parents[2] / "omni" / "web" / "ui" / "dist"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not Path(CHROMIUM).exists():
+        skip = pytest.mark.skip(reason="Debian chromium is installed by scripts/test.sh")
+        for item in items:
+            if "tests/e2e/" in str(item.fspath):
+                item.add_marker(skip)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's chromium, driven by Playwright; never a downloaded browser."""
+    pw = await async_playwright().start()
+    chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    try:
+        yield chromium
+    finally:
+        await chromium.close()
+        await pw.stop()
+
+
+async def staff_page(
+    browser: Browser, base_url: str, username: str, *, locale: str = "en-US", password: str = f.PASSWORD
+) -> tuple[BrowserContext, Page]:
+    """A fresh browser context logged in through the real login form."""
+    assert (UI_DIST / "operator.js").exists(), (
+        "build the console first: cd omni/web/ui && npm ci && npm run build"
+    )
+    context = await browser.new_context(
+        locale=locale, base_url=base_url, viewport={"width": 1400, "height": 900}
+    )
+    page = await context.new_page()
+    await page.goto("/login")
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", password)
+    await page.click("button[type=submit]")
+    await page.wait_for_load_state("domcontentloaded")
+    return context, page
+
+
+def screenshot_path(name: str) -> str:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return str(ARTIFACTS / name)
