@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omni import crypto
 from omni.channels import DeliveryReceipt, OutboundMessage
 from omni.db import models as m
-from omni.domain import conversations, files
+from omni.domain import automated, conversations, files
 from omni.domain.conversations import InboundMessage
 from omni.domain.errors import DomainError, InvalidInput, NotFound
 from omni.domain.events import DomainEvent
@@ -186,6 +186,8 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             ids = data.get("attachments") or []
             if not isinstance(ids, list):
                 raise InvalidInput("attachments must be a list of file ids", field="attachments")
+            # A quick-reply press: the label is the text, the id tells the bot which one.
+            pressed = [automated.button_reply(data["button"])] if data.get("button") else []
             async with self.services.db.transaction() as session:
                 claimed = await files.claim(session, sess["identity"], [str(i) for i in ids])
                 result = await conversations.ingest_inbound(
@@ -200,7 +202,7 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                         contact_email=(str(data["email"])[:254] if data.get("email") else None),
                         contact_phone=(str(data["phone"]) if data.get("phone") else None),
                         subject=str(data.get("subject", "")),
-                        attachments=[files.descriptor(f) for f in claimed],
+                        attachments=[files.descriptor(f) for f in claimed] + pressed,
                     ),
                 )
                 if not result.duplicate:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from channels.widget import identity_hash
 from omni import crypto
 from omni.db import models as m
+from omni.domain import automated
 from omni.settings import WidgetSettings
 from tests import factories as f
 from tests.conftest import LiveServer, free_port, make_settings
@@ -131,6 +132,15 @@ async def test_customer_chats_with_operator_in_chromium(
         async with server.services.db.transaction() as s:
             conv = await s.get_one(m.Conversation, conv_id)
             assert (await s.get_one(m.Contact, conv.contact_id)).name == "Ann"
+        # Bot buttons are quick replies: a press sends the label and is gone from the page.
+        async with server.services.db.transaction() as s:
+            await automated.send_automated(
+                s, conv_id, "Anything else?", buttons=[{"id": "no", "label": "No, thanks"}]
+            )
+        await page.get_by_role("button", name="No, thanks").click()
+        await page.locator(".omni-quick").wait_for(state="detached", timeout=10_000)
+        reply = await op.wait_for("message.created", body="No, thanks")
+        assert reply["data"]["attachments"] == [{"kind": "button_reply", "id": "no"}]
         # Oversize upload: a clear error in the widget, nothing stored.
         with tempfile.NamedTemporaryFile(suffix=".png") as big:
             big.write(b"\x89PNG\r\n\x1a\n" + b"\x00" * 4096)
@@ -141,7 +151,7 @@ async def test_customer_chats_with_operator_in_chromium(
         await page.reload()
         await page.get_by_role("button", name="Chat with us").click()
         await _text_appears(page, "Hello Ann, <b>welcome</b>")
-        assert await page.locator(".omni-msg").count() == 2
+        assert await page.locator(".omni-msg").count() == 4
         await page.screenshot(path=str(ARTIFACTS / "widget-after-reload.png"))
     finally:
         await op.sio.disconnect()

@@ -2,12 +2,14 @@
 // Customer and operator text is only ever put in the page with textContent, never as HTML.
 import { io, Socket } from "socket.io-client";
 
-type Attachment = { id: string; name: string; type: string; size: number; url: string };
+type Attachment = { id: string; name: string; type: string; size: number; url: string; kind?: undefined };
+type Button = { id: string; label: string };
+type Extra = { kind: "buttons"; buttons: Button[] } | { kind: "button_reply"; id: string };
 type Msg = {
   id: number;
   direction: "in" | "out";
   body: string;
-  attachments: Attachment[];
+  attachments: (Attachment | Extra)[];
   client_id: string | null;
   delivery: string;
   created_at: string;
@@ -34,7 +36,13 @@ type Ack = {
   position?: number;
   estimated_wait_seconds?: number | null;
 };
-type Pending = { client_id: string; body: string; attachments: string[]; fields: Record<string, string> };
+type Pending = {
+  client_id: string;
+  body: string;
+  attachments: string[];
+  fields: Record<string, string>;
+  button?: string;
+};
 
 const TEXT = {
   en: {
@@ -135,6 +143,8 @@ box-shadow:0 8px 30px rgba(0,0,0,.25);font:14px system-ui,sans-serif;color:#222;
 .omni-mark{font-size:11px;opacity:.75;margin-left:6px}
 .omni-msg img{max-width:100%;display:block;margin-top:4px;border-radius:6px}
 .omni-msg a{color:inherit}
+.omni-quick{display:flex;flex-wrap:wrap;gap:6px;justify-content:flex-start}
+.omni-quick button{border:1px solid ${colour};background:#fff;color:${colour};border-radius:14px;padding:4px 12px;cursor:pointer}
 .omni-status{font-size:12px;color:#666;padding:0 10px 6px;min-height:16px}
 .omni-form{display:flex;gap:6px;padding:8px;border-top:1px solid #eee}
 .omni-form textarea{flex:1;resize:none;height:38px;border:1px solid #ccc;border-radius:8px;padding:6px;font:inherit}
@@ -296,7 +306,23 @@ class OmniWidget {
     }
     node.replaceChildren();
     if (m.body) node.append(document.createTextNode(m.body));
-    for (const a of m.attachments || []) node.append(this.attachment(a));
+    let buttons: Button[] = [];
+    for (const a of m.attachments || []) {
+      if (a.kind === "buttons") buttons = a.buttons;
+      else if (a.kind === undefined) node.append(this.attachment(a));
+    }
+    // Quick replies belong to the newest message only; anything after it retires them.
+    for (const old of Array.from(this.log.querySelectorAll(".omni-quick"))) old.remove();
+    if (buttons.length && m.direction === "out" && node === this.log.lastElementChild) {
+      const row = el("div", "omni-quick");
+      for (const b of buttons) {
+        const button = el("button", "", b.label);
+        button.type = "button";
+        button.addEventListener("click", () => this.submit([], b));
+        row.append(button);
+      }
+      this.log.append(row);
+    }
     if (m.direction === "in") node.append(el("span", "omni-mark", m.delivery === "read" ? t.read : t.sent));
     this.log.scrollTop = this.log.scrollHeight;
     if (m.direction === "out") {
@@ -333,11 +359,11 @@ class OmniWidget {
     }
   }
 
-  private submit(attachments: string[] = []): void {
-    const body = this.input.value.trim();
+  private submit(attachments: string[] = [], pressed?: Button): void {
+    const body = pressed ? pressed.label : this.input.value.trim();
     if (!body && !attachments.length) return;
-    this.input.value = "";
-    const p: Pending = { client_id: uid(), body, attachments, fields: this.fields };
+    if (!pressed) this.input.value = "";
+    const p: Pending = { client_id: uid(), body, attachments, fields: this.fields, button: pressed?.id };
     this.pending.push(p);
     save("pending", this.pending);
     this.onMessage({
@@ -363,7 +389,16 @@ class OmniWidget {
       const { name, email, phone, subject } = p.fields;
       this.socket.emit(
         "message",
-        { client_id: p.client_id, body: p.body, attachments: p.attachments, name, email, phone, subject },
+        {
+          client_id: p.client_id,
+          body: p.body,
+          attachments: p.attachments,
+          button: p.button,
+          name,
+          email,
+          phone,
+          subject,
+        },
         (ack: Ack) => {
           if (!ack.ok) {
             if (ack.error !== "rate_limited") this.drop(p);

@@ -351,3 +351,42 @@ async def test_widget_only_on_allowed_sites(live_server: LiveServer, widget: dic
     )
     assert shop.connected
     await shop.disconnect()
+
+
+async def test_bot_buttons_reach_the_visitor_and_a_press_comes_back_with_its_id(
+    live_server: LiveServer, widget: dict[str, Any]
+) -> None:
+    from omni.domain import automated
+    from omni.domain.errors import InvalidInput
+
+    visitor = Visitor(live_server.url)
+    await visitor.connect(inbox=widget["token"])
+    ack = await visitor.send("hi", "c-1")
+    buttons = [{"id": "billing", "label": "Billing"}, {"id": "tech", "label": "Technical <b>help</b>"}]
+    async with live_server.services.db.transaction() as s:
+        await automated.send_automated(s, ack["conversation_id"], "What is it about?", buttons=buttons)
+        with pytest.raises(InvalidInput, match="unique"):
+            await automated.send_automated(s, ack["conversation_id"], "x", buttons=buttons[:1] * 2)
+    for _ in range(100):
+        if visitor.messages:
+            break
+        await asyncio.sleep(0.05)
+    assert visitor.messages[0]["body"] == "What is it about?"
+    assert visitor.messages[0]["attachments"] == [{"kind": "buttons", "buttons": buttons}]
+
+    pressed = await visitor.sio.call(
+        "message",
+        {"body": "Technical <b>help</b>", "client_id": "c-2", "button": "tech"},
+        namespace="/widget",
+        timeout=10,
+    )
+    assert pressed["ok"]
+    async with live_server.services.db.transaction() as s:
+        stored = await s.get(m.Message, pressed["message"]["id"])
+        assert stored is not None and stored.body == "Technical <b>help</b>"
+        assert stored.attachments == [{"kind": "button_reply", "id": "tech"}]
+    too_long = await visitor.sio.call(
+        "message", {"body": "x", "client_id": "c-3", "button": "b" * 65}, namespace="/widget", timeout=10
+    )
+    assert not too_long["ok"] and too_long["field"] == "button"
+    await visitor.sio.disconnect()

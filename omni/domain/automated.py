@@ -1,0 +1,88 @@
+"""Messages the system itself sends to a customer: bot prompts with buttons, notices.
+
+Buttons travel as an attachment ``{"kind": "buttons", "buttons": [{"id", "label"}]}`` so
+every channel renders them its own way (widget quick replies, Telegram inline keyboard, a
+"press 1" prompt on voice). A customer's press comes back as an inbound message whose body is
+the label and whose attachments hold ``{"kind": "button_reply", "id": ...}``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omni.db import models as m
+from omni.domain.conversations import MAX_BODY, _message_event
+from omni.domain.errors import InvalidInput, NotFound
+
+MAX_BUTTONS = 10
+MAX_BUTTON_TEXT = 64
+
+
+def buttons_attachment(buttons: list[dict[str, Any]]) -> dict[str, Any]:
+    """Validated buttons; ids must be unique so a press maps to one choice."""
+    if not buttons or len(buttons) > MAX_BUTTONS:
+        raise InvalidInput(f"give 1 to {MAX_BUTTONS} buttons", field="buttons")
+    clean: list[dict[str, str]] = []
+    for i, button in enumerate(buttons):
+        bid = str(button.get("id", "")).strip()
+        label = str(button.get("label", "")).strip()
+        if not bid or not label or len(bid) > MAX_BUTTON_TEXT or len(label) > MAX_BUTTON_TEXT:
+            raise InvalidInput(
+                f"button {i + 1} needs an id and a label of 1 to {MAX_BUTTON_TEXT} characters",
+                field="buttons",
+            )
+        clean.append({"id": bid, "label": label})
+    if len({b["id"] for b in clean}) != len(clean):
+        raise InvalidInput("button ids must be unique", field="buttons")
+    return {"kind": "buttons", "buttons": clean}
+
+
+def button_reply(button_id: object) -> dict[str, Any]:
+    bid = str(button_id).strip()
+    if not bid or len(bid) > MAX_BUTTON_TEXT:
+        raise InvalidInput(f"button must be 1 to {MAX_BUTTON_TEXT} characters", field="button")
+    return {"kind": "button_reply", "id": bid}
+
+
+def offered_buttons(message: m.Message) -> list[dict[str, str]]:
+    for item in message.attachments or []:
+        if isinstance(item, dict) and item.get("kind") == "buttons":
+            return list(item.get("buttons") or [])
+    return []
+
+
+async def send_automated(
+    session: AsyncSession,
+    conversation_id: int,
+    body: str,
+    *,
+    buttons: list[dict[str, Any]] | None = None,
+) -> m.Message:
+    """Stored, then delivered by the channel adapter like an operator reply (no author)."""
+    if len(body) > MAX_BODY:
+        raise InvalidInput(f"message is longer than {MAX_BODY} characters", field="body")
+    attachments = [buttons_attachment(buttons)] if buttons else []
+    if not body.strip() and not attachments:
+        raise InvalidInput("message is empty", field="body")
+    conv = await session.get(m.Conversation, conversation_id, with_for_update=True)
+    if conv is None:
+        raise NotFound(f"conversation {conversation_id} not found")
+    now = datetime.now(UTC)
+    message = m.Message(
+        conversation_id=conv.id,
+        inbox_id=conv.inbox_id,
+        direction="out",
+        author_user_id=None,
+        body=body,
+        attachments=attachments,
+        delivery="pending",
+        created_at=now,
+    )
+    session.add(message)
+    await session.flush()
+    conv.last_message_at = now
+    _message_event(session, conv, message)
+    return message
