@@ -27,7 +27,6 @@ SITE_SECRET = "shop-site-secret-123456"
 WIDGET_JS = Path(__file__).resolve().parents[2] / "widget" / "dist" / "omni-widget.js"
 
 
-
 @pytest.fixture
 async def server(pg_url: str, tmp_path: Path) -> AsyncIterator[LiveServer]:
     assert WIDGET_JS.exists(), (
