@@ -21,6 +21,7 @@ from omni.channels import AdapterRegistry, OutboundDispatcher
 from omni.db import Database
 from omni.domain.engine import RoutingEngine
 from omni.domain.events import OutboxRelay
+from omni.ratelimit import LoginGuard
 from omni.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ class Services:
     node_id: str = "node"
     """Identifies this process's sockets in ``operator_connections``."""
     run_background: bool = True
+    logins: LoginGuard = field(default_factory=LoginGuard)
+    """Failed-login throttle shared by the login form and ``POST /api/v1/auth/login``."""
     started: bool = field(default=False, init=False)
 
     async def start(self) -> None:

@@ -13,9 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import time
 import uuid
-from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -35,6 +33,7 @@ from omni.domain.events import DomainEvent
 from omni.domain.hours import is_open
 from omni.domain.routing import line_wait_infos, queue_capacity, wait_info
 from omni.domain.serialize import message_dict
+from omni.ratelimit import RateLimiter
 from omni.realtime import rooms
 from omni.services import Services
 
@@ -71,24 +70,6 @@ def public_message(msg: m.Message) -> dict[str, Any]:
     return {
         k: data[k] for k in ("id", "direction", "body", "attachments", "client_id", "delivery", "created_at")
     }
-
-
-class RateLimiter:
-    """Sliding one-minute window per key, in this node's memory (a flood guard, not billing)."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._hits: dict[str, deque[float]] = {}
-
-    def allow(self, key: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        hits = self._hits.setdefault(key, deque())
-        while hits and hits[0] <= now - 60:
-            hits.popleft()
-        if len(hits) >= self.per_minute:
-            return False
-        hits.append(now)
-        return True
 
 
 # Refusals (socketio's ConnectionRefusedError, not the builtin) carry a plain sentence:

@@ -28,7 +28,7 @@ from omni.domain import audit, auth, conversations, files, presence
 from omni.domain.admin import user_dict
 from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage
-from omni.domain.errors import InvalidInput, NotFound, PermissionDenied
+from omni.domain.errors import InvalidInput, NotFound, PermissionDenied, TooManyRequests
 from omni.domain.events import events_after
 from omni.domain.routing import wait_info
 from omni.domain.serialize import callback_dict, conversation_dict, message_dict
@@ -45,10 +45,14 @@ class AuthController(Controller):
     async def login(
         self, request: Request[Any, Any, Any], data: LoginIn, services: Services
     ) -> Response[dict[str, Any]]:
+        ip = client_ip(request)
+        if services.logins.blocked(data.username, ip):
+            raise TooManyRequests("too many failed logins; wait a minute and try again")
         async with services.db.transaction() as session:
             try:
                 user = await auth.authenticate(session, data.username, data.password)
             except Exception:
+                services.logins.failed(data.username, ip)
                 audit.record(
                     session,
                     None,

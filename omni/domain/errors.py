@@ -38,3 +38,8 @@ class NotAuthenticated(DomainError):
 class Conflict(DomainError):
     status_code = 409
     code = "conflict"
+
+
+class TooManyRequests(DomainError):
+    status_code = 429
+    code = "rate_limited"

@@ -187,10 +187,14 @@ class PageController(Controller):
         password = str(form.get("password") or "")
         if not username or not password:
             return self._login_page(request, error="login.required", username=username, status_code=400)
+        ip = client_ip(request)
+        if services.logins.blocked(username, ip):
+            return self._login_page(request, error="login.throttled", username=username, status_code=429)
         async with services.db.transaction() as session:
             try:
                 user = await auth.authenticate(session, username, password)
             except DomainError:
+                services.logins.failed(username, ip)
                 audit.record(
                     session,
                     None,
@@ -198,7 +202,7 @@ class PageController(Controller):
                     object_type="user",
                     object_id=username[:64],
                     result="denied",
-                    ip=client_ip(request),
+                    ip=ip,
                 )
                 user = None
             if user is None:

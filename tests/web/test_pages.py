@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import httpx
+from sqlalchemy import func, select
 
 from omni.db import models as m
 from tests import factories as f
@@ -88,3 +89,22 @@ async def test_login_page_speaks_the_browser_language(live_server: LiveServer) -
             "/login", data={"username": "", "password": ""}, headers={"accept-language": "ru"}
         )
         assert empty.status_code == 400 and "Введите логин и пароль" in empty.text
+
+
+async def test_guessing_passwords_is_throttled_on_the_form_and_the_api(live_server: LiveServer) -> None:
+    async with live_server.services.db.transaction() as s:
+        await f.user(s, "olga")
+    async with httpx.AsyncClient(base_url=live_server.url) as client:
+        for _ in range(10):
+            wrong = await client.post("/login", data={"username": "olga", "password": "guess"})
+            assert wrong.status_code == 401
+        # Even the right password is refused until the window passes: guessing can't go on.
+        blocked = await login(client, "olga")
+        assert blocked.status_code == 429 and "Too many failed attempts" in blocked.text
+        api = await client.post("/api/v1/auth/login", json={"username": "olga", "password": f.PASSWORD})
+        assert api.status_code == 429 and api.json()["error"] == "rate_limited"
+        async with live_server.services.db.transaction() as s:
+            denied = await s.scalar(
+                select(func.count()).select_from(m.AuditLog).where(m.AuditLog.result == "denied")
+            )
+        assert denied == 10, "every failed attempt is in the audit log"
