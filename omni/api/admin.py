@@ -222,6 +222,36 @@ class WebhookCreate(WebhookUpdate, kw_only=True):
     url: str
 
 
+class CannedReplyUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    queue_id: int | UnsetType | None = UNSET
+    shortcut: str | UnsetType = UNSET
+    title: str | UnsetType = UNSET
+    body: str | UnsetType = UNSET
+
+
+class CannedReplyCreate(CannedReplyUpdate, kw_only=True):
+    shortcut: str
+    title: str
+    body: str
+
+
+class CardFieldUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    queue_id: int | UnsetType | None = UNSET
+    key: str | UnsetType = UNSET
+    label: str | UnsetType = UNSET
+    label_ru: str | UnsetType = UNSET
+    kind: str | UnsetType = UNSET
+    options: list[str] | UnsetType = UNSET
+    required: bool | UnsetType = UNSET
+    editable: bool | UnsetType = UNSET
+    position: int | UnsetType = UNSET
+
+
+class CardFieldCreate(CardFieldUpdate, kw_only=True):
+    key: str
+    label: str
+
+
 OK: dict[str, Any] = {"ok": True}
 
 
@@ -672,6 +702,88 @@ class TokenController(Controller):
             return admin.token_dict(await admin.revoke_token(session, who, token_id))
 
 
+class CannedReplyController(Controller):
+    """Shared canned replies: global (no queue, admins) and per queue (supervisors too)."""
+
+    path = "/api/v1/canned-replies"
+    dependencies = DEPS
+
+    @get("/")
+    async def list_canned_replies(
+        self, who: Principal, services: Services, queue_id: int | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        async with services.db.transaction() as session:
+            rows = await admin.list_canned_replies(session, who, queue_id=queue_id, limit=limit)
+            return [admin.canned_reply_dict(r) for r in rows]
+
+    @post("/")
+    async def create_canned_reply(
+        self, who: Principal, services: Services, data: CannedReplyCreate
+    ) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            return admin.canned_reply_dict(await admin.create_canned_reply(session, who, given(data)))
+
+    @get("/{reply_id:int}")
+    async def get_canned_reply(self, who: Principal, services: Services, reply_id: int) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            return admin.canned_reply_dict(await admin.get_canned_reply(session, who, reply_id))
+
+    @patch("/{reply_id:int}")
+    async def update_canned_reply(
+        self, who: Principal, services: Services, reply_id: int, data: CannedReplyUpdate
+    ) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            reply = await admin.update_canned_reply(session, who, reply_id, given(data))
+            return admin.canned_reply_dict(reply)
+
+    @delete("/{reply_id:int}", status_code=200)
+    async def delete_canned_reply(self, who: Principal, services: Services, reply_id: int) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            await admin.delete_canned_reply(session, who, reply_id)
+        return OK
+
+
+class CardFieldController(Controller):
+    """Fields of the customer card: for every queue (admins) or one queue (supervisors too)."""
+
+    path = "/api/v1/card-fields"
+    dependencies = DEPS
+
+    @get("/")
+    async def list_card_fields(
+        self, who: Principal, services: Services, queue_id: int | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        async with services.db.transaction() as session:
+            rows = await admin.list_card_fields(session, who, queue_id=queue_id, limit=limit)
+            return [admin.card_field_dict(r) for r in rows]
+
+    @post("/")
+    async def create_card_field(
+        self, who: Principal, services: Services, data: CardFieldCreate
+    ) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            return admin.card_field_dict(await admin.create_card_field(session, who, given(data)))
+
+    @get("/{field_id:int}")
+    async def get_card_field(self, who: Principal, services: Services, field_id: int) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            return admin.card_field_dict(await admin.get_card_field(session, who, field_id))
+
+    @patch("/{field_id:int}")
+    async def update_card_field(
+        self, who: Principal, services: Services, field_id: int, data: CardFieldUpdate
+    ) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            row = await admin.update_card_field(session, who, field_id, given(data))
+            return admin.card_field_dict(row)
+
+    @delete("/{field_id:int}", status_code=200)
+    async def delete_card_field(self, who: Principal, services: Services, field_id: int) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            await admin.delete_card_field(session, who, field_id)
+        return OK
+
+
 CONTROLLERS: list[type[Controller]] = [
     UserController,
     GroupController,
@@ -685,4 +797,6 @@ CONTROLLERS: list[type[Controller]] = [
     WebhookDeliveryController,
     AuditController,
     TokenController,
+    CannedReplyController,
+    CardFieldController,
 ]

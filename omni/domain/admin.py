@@ -1723,3 +1723,308 @@ async def revoke_token(session: AsyncSession, who: Principal, token_id: int) -> 
     await _flush(session)
     _audit(session, who, "token.revoke", "api_token", token.id, {"name": token.name})
     return token
+
+
+# --- canned replies -----------------------------------------------------------------------
+# Global (no queue) and per-queue replies; personal ones (``owner_user_id``) are the
+# operators' own and are managed elsewhere, so these functions never touch them.
+
+PLACEHOLDERS = ("contact.name", "contact.email", "contact.phone", "operator.name", "queue.name")
+"""What a canned reply may say in ``{{...}}``; the composer fills these in."""
+MAX_CANNED_BODY = 4000
+_SHORTCUT = re.compile(r"[a-z0-9_-]{1,32}")
+_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+
+
+def _shortcut(field: str, value: Any) -> str:
+    text: str = _text(32)(field, value)
+    if not _SHORTCUT.fullmatch(text):
+        raise InvalidInput(
+            f"{field} may hold lowercase latin letters, digits, '_' and '-' only (got '{text}')",
+            field=field,
+        )
+    return text
+
+
+def _canned_body(field: str, value: Any) -> str:
+    text: str = _text(MAX_CANNED_BODY, strip=False)(field, value)
+    if not text.strip():
+        raise InvalidInput(f"{field} must not be empty", field=field)
+    for found in _PLACEHOLDER.finditer(text):
+        name = found.group(1).strip()
+        if name not in PLACEHOLDERS:
+            raise InvalidInput(
+                f"unknown placeholder {{{{{name}}}}}; use one of: "
+                + ", ".join(f"{{{{{p}}}}}" for p in PLACEHOLDERS),
+                field=field,
+            )
+    return text
+
+
+_CANNED_FIELDS: dict[str, Checker] = {
+    "queue_id": _OPTIONAL_ID,
+    "shortcut": _shortcut,
+    "title": _text(128),
+    "body": _canned_body,
+}
+
+
+def canned_reply_dict(c: m.CannedReply) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "queue_id": c.queue_id,
+        "shortcut": c.shortcut,
+        "title": c.title,
+        "body": c.body,
+        "created_at": _iso(c.created_at),
+    }
+
+
+async def _managed_queue(session: AsyncSession, who: Principal, queue_id: int | None, field: str) -> None:
+    """The queue a shared reply or card field belongs to: admins any (or none, i.e. global),
+    supervisors one of their queues; a queue outside the scope reads as missing."""
+    require_role(who, ADMIN, SUPERVISOR)
+    if queue_id is None:
+        if who.role != ADMIN:
+            raise PermissionDenied("only an admin manages what every queue shares; pick a queue", field=field)
+        return
+    visible = await visible_queue_ids(session, who)
+    if visible is not None and queue_id not in visible:
+        raise InvalidInput(f"queue {queue_id} does not exist", field=field)
+    await _referenced(session, m.Queue, queue_id, field, "queue")
+
+
+async def _readable_scope(session: AsyncSession, who: Principal) -> set[int] | None:
+    """Queues whose shared replies and card fields the caller reads; ``None``: all of them."""
+    require_role(who, ADMIN, SUPERVISOR, AUDITOR)
+    if who.role in (ADMIN, AUDITOR):
+        return None
+    return await visible_queue_ids(session, who) or set()
+
+
+async def list_canned_replies(
+    session: AsyncSession, who: Principal, *, queue_id: int | None = None, limit: int
+) -> list[m.CannedReply]:
+    """Shared replies (global and per queue); supervisors see the global ones and their queues'."""
+    visible = await _readable_scope(session, who)
+    stmt = (
+        select(m.CannedReply)
+        .where(m.CannedReply.owner_user_id.is_(None))
+        .order_by(m.CannedReply.queue_id.nulls_first(), m.CannedReply.shortcut)
+        .limit(clamp_limit(limit))
+    )
+    if visible is not None:
+        stmt = stmt.where(or_(m.CannedReply.queue_id.is_(None), m.CannedReply.queue_id.in_(visible)))
+    if queue_id is not None:
+        stmt = stmt.where(m.CannedReply.queue_id == queue_id)
+    return list(await session.scalars(stmt))
+
+
+async def get_canned_reply(session: AsyncSession, who: Principal, reply_id: int) -> m.CannedReply:
+    visible = await _readable_scope(session, who)
+    reply = await session.get(m.CannedReply, reply_id)
+    if (
+        reply is None
+        or reply.owner_user_id is not None
+        or (visible is not None and reply.queue_id is not None and reply.queue_id not in visible)
+    ):
+        raise NotFound(f"canned reply {reply_id} not found")
+    return reply
+
+
+async def _check_canned(
+    session: AsyncSession, who: Principal, clean: Mapping[str, Any], reply: m.CannedReply, own_id: int | None
+) -> None:
+    queue_id = clean.get("queue_id", reply.queue_id)
+    if "queue_id" in clean:
+        await _managed_queue(session, who, queue_id, "queue_id")
+    shortcut = clean.get("shortcut", reply.shortcut)
+    if "shortcut" in clean or "queue_id" in clean:
+        stmt = select(m.CannedReply.id).where(
+            m.CannedReply.owner_user_id.is_(None),
+            m.CannedReply.shortcut == shortcut,
+            m.CannedReply.queue_id.is_(None) if queue_id is None else m.CannedReply.queue_id == queue_id,
+        )
+        if own_id is not None:
+            stmt = stmt.where(m.CannedReply.id != own_id)
+        if await session.scalar(stmt.limit(1)) is not None:
+            where = "global replies" if queue_id is None else f"queue {queue_id}"
+            raise Conflict(f"the shortcut '{shortcut}' is already used in {where}", field="shortcut")
+
+
+async def _managed_reply(session: AsyncSession, who: Principal, reply_id: int) -> m.CannedReply:
+    require_role(who, ADMIN, SUPERVISOR)
+    reply = await get_canned_reply(session, who, reply_id)
+    await _managed_queue(session, who, reply.queue_id, "queue_id")
+    return reply
+
+
+async def create_canned_reply(
+    session: AsyncSession, who: Principal, data: Mapping[str, Any]
+) -> m.CannedReply:
+    require_role(who, ADMIN, SUPERVISOR)
+    clean = _clean(data, _CANNED_FIELDS, ("shortcut", "title", "body"))
+    clean.setdefault("queue_id", None)
+    reply = _new(m.CannedReply)
+    await _check_canned(session, who, clean, reply, None)
+    _apply(reply, clean)
+    session.add(reply)
+    await _flush(session)
+    _audit(session, who, "canned_reply.create", "canned_reply", reply.id, data)
+    return reply
+
+
+async def update_canned_reply(
+    session: AsyncSession, who: Principal, reply_id: int, data: Mapping[str, Any]
+) -> m.CannedReply:
+    reply = await _managed_reply(session, who, reply_id)
+    clean = _clean(data, _CANNED_FIELDS)
+    await _check_canned(session, who, clean, reply, reply.id)
+    _apply(reply, clean)
+    await _flush(session)
+    _audit(session, who, "canned_reply.update", "canned_reply", reply.id, data)
+    return reply
+
+
+async def delete_canned_reply(session: AsyncSession, who: Principal, reply_id: int) -> None:
+    reply = await _managed_reply(session, who, reply_id)
+    await session.delete(reply)
+    await _flush(session)
+    _audit(session, who, "canned_reply.delete", "canned_reply", reply_id, {"shortcut": reply.shortcut})
+
+
+# --- customer card fields -----------------------------------------------------------------
+
+CARD_FIELD_KINDS = ("text", "number", "email", "phone", "date", "select", "checkbox")
+_CARD_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def _card_key(field: str, value: Any) -> str:
+    text: str = _text(64)(field, value)
+    if not _CARD_KEY.fullmatch(text):
+        raise InvalidInput(
+            f"{field} starts with a lowercase latin letter, then letters, digits or '_' (got '{text}')",
+            field=field,
+        )
+    return text
+
+
+_CARD_FIELDS: dict[str, Checker] = {
+    "queue_id": _OPTIONAL_ID,
+    "key": _card_key,
+    "label": _text(128),
+    "label_ru": _text(128, allow_empty=True),
+    "kind": _choice(CARD_FIELD_KINDS),
+    "options": _strings(128),
+    "required": _boolean,
+    "editable": _boolean,
+    "position": _integer(0),
+}
+
+
+def card_field_dict(f: m.CardField) -> dict[str, Any]:
+    body = _columns(f)
+    body["options"] = list(f.options or [])
+    return body
+
+
+async def list_card_fields(
+    session: AsyncSession, who: Principal, *, queue_id: int | None = None, limit: int
+) -> list[m.CardField]:
+    """Fields for every queue and per queue; supervisors see the shared ones and their queues'."""
+    visible = await _readable_scope(session, who)
+    stmt = (
+        select(m.CardField)
+        .order_by(m.CardField.queue_id.nulls_first(), m.CardField.position, m.CardField.id)
+        .limit(clamp_limit(limit))
+    )
+    if visible is not None:
+        stmt = stmt.where(or_(m.CardField.queue_id.is_(None), m.CardField.queue_id.in_(visible)))
+    if queue_id is not None:
+        stmt = stmt.where(m.CardField.queue_id == queue_id)
+    return list(await session.scalars(stmt))
+
+
+async def get_card_field(session: AsyncSession, who: Principal, field_id: int) -> m.CardField:
+    visible = await _readable_scope(session, who)
+    row = await session.get(m.CardField, field_id)
+    if row is None or (visible is not None and row.queue_id is not None and row.queue_id not in visible):
+        raise NotFound(f"card field {field_id} not found")
+    return row
+
+
+async def _check_card_field(
+    session: AsyncSession, who: Principal, clean: Mapping[str, Any], row: m.CardField, own_id: int | None
+) -> None:
+    """Values live in ``Contact.custom_fields[key]``, so a key names one field per queue: a
+    queue's field may not reuse a global key (nor a global one any queue's key)."""
+    if own_id is not None and "key" in clean and clean["key"] != row.key:
+        raise InvalidInput(
+            "a card field key can't change once created (contacts keep values under it); "
+            "create a new field instead",
+            field="key",
+        )
+    queue_id = clean.get("queue_id", row.queue_id)
+    if "queue_id" in clean:
+        await _managed_queue(session, who, queue_id, "queue_id")
+    if "key" in clean or "queue_id" in clean:
+        key = clean.get("key", row.key)
+        stmt = select(m.CardField.queue_id).where(m.CardField.key == key)
+        if queue_id is not None:
+            stmt = stmt.where(or_(m.CardField.queue_id.is_(None), m.CardField.queue_id == queue_id))
+        if own_id is not None:
+            stmt = stmt.where(m.CardField.id != own_id)
+        clash = (await session.execute(stmt.limit(1))).first()
+        if clash is not None:
+            where = "every queue" if clash[0] is None else f"queue {clash[0]}"
+            raise Conflict(f"a card field with key '{key}' already exists for {where}", field="key")
+    kind = clean.get("kind", row.kind)
+    options = clean.get("options", row.options or [])
+    if kind == "select" and not options:
+        raise InvalidInput("a select field needs at least one option", field="options")
+    if kind != "select" and options and "options" in clean:
+        raise InvalidInput(f"only select fields have options (this one is {kind})", field="options")
+
+
+async def _managed_card_field(session: AsyncSession, who: Principal, field_id: int) -> m.CardField:
+    require_role(who, ADMIN, SUPERVISOR)
+    row = await get_card_field(session, who, field_id)
+    await _managed_queue(session, who, row.queue_id, "queue_id")
+    return row
+
+
+async def create_card_field(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.CardField:
+    require_role(who, ADMIN, SUPERVISOR)
+    clean = _clean(data, _CARD_FIELDS, ("key", "label"))
+    clean.setdefault("queue_id", None)
+    row = _new(m.CardField)
+    await _check_card_field(session, who, clean, row, None)
+    _apply(row, clean)
+    if row.kind != "select":
+        row.options = []
+    session.add(row)
+    await _flush(session)
+    _audit(session, who, "card_field.create", "card_field", row.id, data)
+    return row
+
+
+async def update_card_field(
+    session: AsyncSession, who: Principal, field_id: int, data: Mapping[str, Any]
+) -> m.CardField:
+    row = await _managed_card_field(session, who, field_id)
+    clean = _clean(data, _CARD_FIELDS)
+    await _check_card_field(session, who, clean, row, row.id)
+    _apply(row, clean)
+    if row.kind != "select":
+        row.options = []
+    await _flush(session)
+    _audit(session, who, "card_field.update", "card_field", row.id, data)
+    return row
+
+
+async def delete_card_field(session: AsyncSession, who: Principal, field_id: int) -> None:
+    """Contacts keep their stored values; only the field's definition goes."""
+    row = await _managed_card_field(session, who, field_id)
+    await session.delete(row)
+    await _flush(session)
+    _audit(session, who, "card_field.delete", "card_field", field_id, {"key": row.key})
