@@ -1,4 +1,17 @@
-"""``/supervisor``: live monitoring and supervisor actions, scoped to the supervisor's groups."""
+"""``/supervisor``: live monitoring and supervisor actions, scoped to the supervisor's groups.
+
+The page asks ``monitor`` for a snapshot, then applies the ``event``s pushed to its rooms and
+asks again (debounced) when an event changes the numbers; nothing polls.
+
+Acks: ``{"ok": true, ...}`` or ``{"ok": false, "error": "forbidden" | "not_found" |
+"invalid" | "conflict", "detail": ...}``.
+
+* ``monitor`` {} → ``{queues: [...], operators: [...], now, day_start, timezone, last_seq}``
+* ``set_operator_status`` {user_id, status, reason} → ``{presence}``
+* ``message_operator`` {user_id, text} → ``{message}`` (a ``supervisor.message`` event)
+* ``whisper`` {conversation_id, text} → ``{message}`` (a private note)
+* ``take_over`` {conversation_id} → ``{conversation}``
+"""
 
 from __future__ import annotations
 
@@ -7,10 +20,16 @@ from typing import Any
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 from omni.db import models as m
-from omni.domain import presence
+from omni.domain import monitoring, presence
 from omni.domain.auth import Principal
 from omni.domain.errors import NotAuthenticated
+from omni.domain.serialize import conversation_dict, message_dict
 from omni.realtime import BaseNamespace, _int, _ok, rooms
+
+
+def _str(data: Any, key: str) -> str:
+    value = data.get(key, "") if isinstance(data, dict) else ""
+    return value if isinstance(value, str) else str(value)
 
 
 class SupervisorNamespace(BaseNamespace):
@@ -31,21 +50,49 @@ class SupervisorNamespace(BaseNamespace):
         for uid in users or ():
             await self.enter_room(sid, rooms.user(uid))
 
+    async def on_monitor(self, sid: str, _data: Any = None) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            async with self.services.db.transaction() as session:
+                return _ok(**await monitoring.snapshot(session, who))
+
+        return await self._call(sid, run)
+
     async def on_set_operator_status(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
-            _, users = await self._visible(who)
             async with self.services.db.transaction() as session:
-                p = await presence.check_set_status(
-                    session,
-                    who.id,
-                    who.role,
-                    _int(data, "user_id"),
-                    str(data.get("status", "")),
-                    str(data.get("reason", "")),
-                    supervised=users,
+                p = await monitoring.check_set_operator_status(
+                    session, who, _int(data, "user_id"), _str(data, "status"), _str(data, "reason")
                 )
                 status = await session.get(m.OperatorStatus, p.status_id)
                 assert status is not None
                 return _ok(presence=presence.presence_dict(p, status))
+
+        return await self._call(sid, run)
+
+    async def on_message_operator(self, sid: str, data: Any) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            async with self.services.db.transaction() as session:
+                sent = await monitoring.message_operator(
+                    session, who, _int(data, "user_id"), _str(data, "text")
+                )
+                return _ok(message=sent)
+
+        return await self._call(sid, run)
+
+    async def on_whisper(self, sid: str, data: Any) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            async with self.services.db.transaction() as session:
+                note = await monitoring.whisper(
+                    session, who, _int(data, "conversation_id"), _str(data, "text")
+                )
+                return _ok(message=message_dict(note))
+
+        return await self._call(sid, run)
+
+    async def on_take_over(self, sid: str, data: Any) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            async with self.services.db.transaction() as session:
+                conv = await monitoring.take_over(session, who, _int(data, "conversation_id"))
+                return _ok(conversation=conversation_dict(conv))
 
         return await self._call(sid, run)

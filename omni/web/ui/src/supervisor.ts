@@ -1,4 +1,237 @@
-import { boot } from "./common";
+// Supervisor live monitoring: a snapshot from `monitor`, then pushed events. Events patch what
+// they carry (presence) and ask for a fresh snapshot at most once a second; nothing polls.
+// Time counters tick in the browser, corrected for the server's clock.
+import { boot, call, clear, connect, el, translator } from "./common";
+import type { Ack } from "./common";
+import { debounced } from "./supervisor/format";
+import type { CurrentConversation, OperatorRow, Snapshot, StatusOption, WireEvent } from "./supervisor/types";
+import { operatorTable, queueTable, swatch } from "./supervisor/view";
+import type { Ticker, ViewContext } from "./supervisor/view";
 
 const data = boot();
-document.getElementById("app")?.setAttribute("data-user", String(data.user.id));
+const t = translator(data.strings);
+const statuses = new Map<string, StatusOption>(
+  ((data.statuses as StatusOption[] | undefined) ?? []).map((s) => [s.code, s]),
+);
+const app = document.getElementById("app") as HTMLElement;
+app.setAttribute("data-user", String(data.user.id));
+
+let snapshot: Snapshot | null = null;
+let lastSeq = 0;
+let skewMs = 0;
+let tickers: Ticker[] = [];
+
+const link = el("span", { class: "sv-link lost", "data-testid": "link-state" }, t("sv.link.lost"));
+const dayNote = el("p", { class: "muted", "data-testid": "day-note" });
+const queuesBox = el("div", { "data-testid": "queues" });
+const operatorsBox = el("div", { "data-testid": "operators" });
+const panel = el("aside", { class: "sv-panel card", "data-testid": "action-panel", hidden: true });
+app.append(
+  el(
+    "div",
+    { class: "sv" },
+    el("header", { class: "sv-head" }, el("h1", {}, t("sv.title")), link),
+    dayNote,
+    el("section", {}, el("h2", {}, t("sv.queues")), queuesBox),
+    el("section", {}, el("h2", {}, t("sv.operators")), operatorsBox),
+  ),
+  panel,
+);
+
+const socket = connect("/supervisor");
+
+const view: ViewContext = {
+  t,
+  statuses,
+  skewMs: () => skewMs,
+  onStatus: (op) => openStatus(op),
+  onMessage: (op) => openMessage(op),
+  onWhisper: (op, conv) => openWhisper(op, conv),
+  onTakeOver: (op, conv) => openTakeOver(op, conv),
+};
+
+function render(): void {
+  if (!snapshot) return;
+  const next: Ticker[] = [];
+  clear(queuesBox);
+  queuesBox.append(queueTable(snapshot.queues, view, next));
+  clear(operatorsBox);
+  operatorsBox.append(operatorTable(snapshot.operators, view, next));
+  tickers = next;
+  const start = new Date(snapshot.day_start);
+  const hh = String(start.getUTCHours()).padStart(2, "0");
+  const mm = String(start.getUTCMinutes()).padStart(2, "0");
+  dayNote.textContent = t("sv.day_note", { time: `${hh}:${mm}`, grace: snapshot.short_abandon_seconds });
+}
+
+async function refresh(): Promise<void> {
+  const ack = await call(socket, "monitor");
+  if (!ack.ok) return;
+  const snap = ack as unknown as Snapshot;
+  skewMs = Date.parse(snap.now) - Date.now();
+  snapshot = snap;
+  lastSeq = Math.max(lastSeq, snap.last_seq);
+  render();
+  app.setAttribute("data-seq", String(lastSeq));
+}
+
+const refreshSoon = debounced(refresh, 1000);
+
+/** Apply a presence event at once (the status cell must not lag behind the debounce). */
+function patchPresence(ev: WireEvent): void {
+  if (!snapshot || ev.user_id === null) return;
+  const op = snapshot.operators.find((o) => o.id === ev.user_id);
+  if (!op) return;
+  const d = ev.data;
+  const code = String(d.status ?? op.status);
+  const status = statuses.get(code);
+  op.status = code;
+  op.status_name = String(d.status_name ?? op.status_name);
+  op.colour = String(d.colour ?? op.colour);
+  op.since = String(d.since ?? op.since);
+  op.reason = String(d.reason ?? "");
+  op.activity = String(d.activity ?? op.activity);
+  op.activity_since = String(d.activity_since ?? op.activity_since);
+  op.over_limit = Boolean(d.over_limit);
+  op.connected = Boolean(d.connected);
+  op.max_duration_seconds = status ? status.max_duration_seconds : op.max_duration_seconds;
+  const activity = statuses.get(op.activity);
+  if (activity) op.activity_colour = activity.colour;
+  render();
+}
+
+function relevant(type: string): boolean {
+  return type.startsWith("conversation.") || type.startsWith("presence.");
+}
+
+socket.on("connect", () => {
+  link.textContent = t("sv.link.live");
+  link.className = "sv-link live";
+  void refresh();
+});
+socket.on("disconnect", () => {
+  link.textContent = t("sv.link.lost");
+  link.className = "sv-link lost";
+});
+socket.on("event", (ev: WireEvent) => {
+  if (ev.seq <= lastSeq) return; // already in the snapshot, or a duplicate delivery
+  lastSeq = ev.seq;
+  app.setAttribute("data-seq", String(lastSeq));
+  if (ev.type.startsWith("presence.")) patchPresence(ev);
+  if (relevant(ev.type)) refreshSoon();
+});
+
+window.setInterval(() => {
+  for (const tick of tickers) tick();
+}, 1000);
+
+// --- the action panel ------------------------------------------------------------------------
+
+function outcome(ack: Ack, result: HTMLElement, done: string): boolean {
+  result.textContent = ack.ok ? done : t("sv.failed", { detail: ack.detail ?? ack.error ?? "" });
+  result.className = ack.ok ? "ok" : "bad";
+  return ack.ok;
+}
+
+function openPanel(title: string, kind: string, ...body: HTMLElement[]): HTMLElement {
+  clear(panel);
+  const result = el("p", { "data-testid": "action-result", role: "status" });
+  panel.append(
+    el(
+      "div",
+      { class: "sv-panel-head" },
+      el("strong", { "data-testid": "panel-title" }, title),
+      el("button", { type: "button", "data-testid": "panel-close", onclick: closePanel }, t("sv.close")),
+    ),
+    ...body,
+    result,
+  );
+  panel.setAttribute("data-kind", kind);
+  panel.hidden = false;
+  return result;
+}
+
+function closePanel(): void {
+  panel.hidden = true;
+  clear(panel);
+}
+
+function openStatus(op: OperatorRow): void {
+  const select = el("select", { name: "status", "data-testid": "status-select" });
+  for (const s of statuses.values()) {
+    if (!s.settable) continue;
+    const option = el("option", { value: s.code }, s.name);
+    if (s.code === op.status) option.selected = true;
+    select.append(option);
+  }
+  const reason = el("input", { name: "reason", required: true, maxlength: 256, "data-testid": "status-reason-input" });
+  const form = el(
+    "form",
+    { class: "sv-form" },
+    el("label", {}, t("sv.field.status"), " ", select),
+    el("label", {}, t("sv.field.reason"), " ", reason),
+    el("button", { type: "submit", class: "primary", "data-testid": "status-submit" }, t("sv.apply")),
+  );
+  const result = openPanel(t("sv.panel.status", { name: op.name }), "status", form);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    void call(socket, "set_operator_status", { user_id: op.id, status: select.value, reason: reason.value }).then(
+      (ack) => {
+        if (outcome(ack, result, t("sv.done"))) reason.value = "";
+      },
+    );
+  });
+  reason.focus();
+}
+
+function textForm(
+  title: string,
+  kind: string,
+  send: (text: string) => Promise<Ack>,
+  heading?: HTMLElement,
+): void {
+  const text = el("textarea", { name: "text", rows: 3, maxlength: 2000, required: true, "data-testid": `${kind}-text` });
+  const form = el(
+    "form",
+    { class: "sv-form" },
+    el("label", {}, t("sv.field.text"), text),
+    el("button", { type: "submit", class: "primary", "data-testid": `${kind}-submit` }, t("sv.send")),
+  );
+  const result = openPanel(title, kind, ...(heading ? [heading] : []), form);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    void send(text.value).then((ack) => {
+      if (outcome(ack, result, t("sv.sent"))) text.value = "";
+    });
+  });
+  text.focus();
+}
+
+function openMessage(op: OperatorRow): void {
+  textForm(t("sv.panel.message", { name: op.name }), "message", (text) =>
+    call(socket, "message_operator", { user_id: op.id, text }),
+  );
+}
+
+function openWhisper(op: OperatorRow, conv: CurrentConversation): void {
+  textForm(t("sv.panel.whisper", { id: conv.id, name: op.name }), "whisper", (text) =>
+    call(socket, "whisper", { conversation_id: conv.id, text }),
+  );
+}
+
+function openTakeOver(op: OperatorRow, conv: CurrentConversation): void {
+  const confirm = el("button", { type: "button", class: "primary", "data-testid": "take-over-confirm" }, t("sv.confirm"));
+  const result = openPanel(
+    t("sv.panel.take_over", { id: conv.id, name: op.name }),
+    "take-over",
+    el("p", {}, swatch(op.colour), op.name),
+    confirm,
+  );
+  confirm.addEventListener("click", () => {
+    confirm.disabled = true;
+    void call(socket, "take_over", { conversation_id: conv.id }).then((ack) => {
+      if (!outcome(ack, result, t("sv.done"))) confirm.disabled = false;
+      refreshSoon();
+    });
+  });
+}

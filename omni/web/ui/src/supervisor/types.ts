@@ -1,0 +1,86 @@
+// Shapes of the /supervisor namespace's payloads (omni/domain/monitoring.py).
+
+export interface QueueStat {
+  id: number;
+  name: string;
+  sla_seconds: number;
+  waiting: number;
+  longest_wait_seconds: number;
+  longest_wait_since: string | null;
+  longest_wait_level: WaitLevel;
+  thresholds: { amber: number; red: number };
+  in_service: number;
+  offered_today: number;
+  answered_today: number;
+  answered_in_sla_today: number;
+  service_level_pct: number | null;
+  abandoned_today: number;
+  abandoned_short_today: number;
+  missed_today: number;
+  asa_seconds: number | null;
+  aht_seconds: number | null;
+  closed_today: number;
+}
+
+export interface CurrentConversation {
+  id: number;
+  channel: string;
+  medium: string;
+  status: string;
+  queue_id: number | null;
+  accepted_at: string | null;
+}
+
+export interface OperatorRow {
+  id: number;
+  name: string;
+  username: string;
+  status: string;
+  status_name: string;
+  status_name_ru: string;
+  colour: string;
+  reason: string;
+  since: string;
+  time_in_status_seconds: number;
+  max_duration_seconds: number | null;
+  over_limit: boolean;
+  activity: string;
+  activity_name: string;
+  activity_name_ru: string;
+  activity_colour: string;
+  activity_since: string;
+  connected: boolean;
+  conversations: CurrentConversation[];
+  conversation_count: number;
+  handled_today: number;
+}
+
+export interface Snapshot {
+  now: string;
+  day_start: string;
+  timezone: string;
+  short_abandon_seconds: number;
+  queues: QueueStat[];
+  operators: OperatorRow[];
+  last_seq: number;
+}
+
+export interface StatusOption {
+  code: string;
+  name: string;
+  colour: string;
+  settable: boolean;
+  max_duration_seconds: number | null;
+}
+
+export interface WireEvent {
+  seq: number;
+  type: string;
+  at: string;
+  conversation_id: number | null;
+  queue_id: number | null;
+  user_id: number | null;
+  data: Record<string, unknown>;
+}
+
+export type WaitLevel = "green" | "amber" | "red";

@@ -1,0 +1,208 @@
+// DOM of the monitoring page: the queue table, the operator table, the action panel.
+// Every piece of text goes through el() (text nodes only); colours are checked before use.
+import { duration, el } from "../common";
+import { elapsed, percentOrDash, secondsOrDash, waitLevel } from "./format";
+import type { CurrentConversation, OperatorRow, QueueStat, StatusOption } from "./types";
+
+export type T = (key: string, values?: Record<string, string | number>) => string;
+
+export interface ViewContext {
+  t: T;
+  statuses: Map<string, StatusOption>;
+  skewMs: () => number;
+  onStatus: (op: OperatorRow) => void;
+  onMessage: (op: OperatorRow) => void;
+  onWhisper: (op: OperatorRow, conv: CurrentConversation) => void;
+  onTakeOver: (op: OperatorRow, conv: CurrentConversation) => void;
+}
+
+/** Called every second to move the counters on; rebuilt with each render. */
+export type Ticker = () => void;
+
+const COLOUR = /^#[0-9a-fA-F]{3,8}$/;
+
+export function swatch(colour: string): HTMLElement {
+  const dot = el("span", { class: "sv-dot", "aria-hidden": "true" });
+  if (COLOUR.test(colour)) dot.style.backgroundColor = colour;
+  return dot;
+}
+
+function th(text: string): HTMLTableCellElement {
+  return el("th", { scope: "col" }, text);
+}
+
+export function queueTable(queues: QueueStat[], ctx: ViewContext, tickers: Ticker[]): HTMLElement {
+  const { t } = ctx;
+  const dash = t("sv.none");
+  if (!queues.length) return el("p", { class: "muted", "data-testid": "no-queues" }, t("sv.no_queues"));
+  const body = el("tbody");
+  for (const q of queues) {
+    const longest = el("td", { "data-testid": "longest-wait", class: "sv-wait" });
+    const tick = (): void => {
+      const secs = q.longest_wait_since ? elapsed(q.longest_wait_since, ctx.skewMs()) : 0;
+      const level = q.longest_wait_since ? waitLevel(secs, q.thresholds) : "green";
+      longest.textContent = q.longest_wait_since ? duration(secs) : dash;
+      longest.className = `sv-wait wait-${level}`;
+      longest.setAttribute("data-level", level);
+    };
+    tick();
+    tickers.push(tick);
+    longest.title = t("sv.sla_hint", { sla: q.sla_seconds, amber: q.thresholds.amber, red: q.thresholds.red });
+    body.append(
+      el(
+        "tr",
+        { "data-testid": "queue-row", "data-queue-id": q.id },
+        el("td", { class: "sv-name" }, q.name),
+        el("td", { "data-testid": "waiting", class: "num" }, String(q.waiting)),
+        longest,
+        el("td", { "data-testid": "in-service", class: "num" }, String(q.in_service)),
+        el("td", { "data-testid": "service-level", class: "num" }, percentOrDash(q.service_level_pct, dash)),
+        el("td", { "data-testid": "answered", class: "num" }, `${q.answered_today} / ${q.offered_today}`),
+        el("td", { "data-testid": "abandoned", class: "num" }, String(q.abandoned_today)),
+        el("td", { "data-testid": "asa", class: "num" }, secondsOrDash(q.asa_seconds, dash)),
+        el("td", { "data-testid": "aht", class: "num" }, secondsOrDash(q.aht_seconds, dash)),
+      ),
+    );
+  }
+  return el(
+    "table",
+    { class: "grid sv-table", "data-testid": "queue-table" },
+    el(
+      "thead",
+      {},
+      el(
+        "tr",
+        {},
+        th(t("sv.col.queue")),
+        th(t("sv.col.waiting")),
+        th(t("sv.col.longest")),
+        th(t("sv.col.in_service")),
+        th(t("sv.col.sl")),
+        th(t("sv.col.answered")),
+        th(t("sv.col.abandoned")),
+        th(t("sv.col.asa")),
+        th(t("sv.col.aht")),
+      ),
+    ),
+    body,
+  );
+}
+
+function statusName(ctx: ViewContext, code: string, fallback: string): string {
+  return ctx.statuses.get(code)?.name ?? fallback;
+}
+
+function conversationItem(op: OperatorRow, conv: CurrentConversation, ctx: ViewContext): HTMLElement {
+  const { t } = ctx;
+  return el(
+    "li",
+    { "data-testid": "conversation", "data-conversation-id": conv.id },
+    el("span", { class: "sv-conv" }, t("sv.conversation", { id: conv.id, channel: conv.channel })),
+    " ",
+    el("span", { class: "badge" }, t(`sv.conv_status.${conv.status}`)),
+    " ",
+    el("button", { type: "button", "data-testid": "whisper", onclick: () => ctx.onWhisper(op, conv) }, t("sv.whisper")),
+    conv.status === "wrap_up"
+      ? null
+      : el(
+          "button",
+          { type: "button", "data-testid": "take-over", onclick: () => ctx.onTakeOver(op, conv) },
+          t("sv.take_over"),
+        ),
+  );
+}
+
+export function operatorTable(ops: OperatorRow[], ctx: ViewContext, tickers: Ticker[]): HTMLElement {
+  const { t } = ctx;
+  const dash = t("sv.none");
+  if (!ops.length) return el("p", { class: "muted", "data-testid": "no-operators" }, t("sv.no_operators"));
+  const body = el("tbody");
+  for (const op of ops) {
+    const time = el("span", { "data-testid": "time-in-status" });
+    const flag = el("span", { class: "sv-flag", "data-testid": "over-limit" });
+    const row = el("tr", { "data-testid": "operator-row", "data-user-id": op.id, "data-status": op.status });
+    const limit = op.max_duration_seconds;
+    const tick = (): void => {
+      const secs = elapsed(op.since, ctx.skewMs());
+      time.textContent = duration(secs);
+      const over = op.over_limit || (limit !== null && secs >= limit);
+      row.classList.toggle("over-limit", over);
+      flag.textContent = over ? t("sv.over_limit") : "";
+      flag.hidden = !over;
+    };
+    tick();
+    tickers.push(tick);
+    const busy = op.activity !== op.status;
+    const activity = el("td", { "data-testid": "activity" });
+    if (busy) {
+      const since = el("span", { class: "muted" });
+      const tickActivity = (): void => {
+        since.textContent = ` ${duration(elapsed(op.activity_since, ctx.skewMs()))}`;
+      };
+      tickActivity();
+      tickers.push(tickActivity);
+      activity.append(swatch(op.activity_colour), statusName(ctx, op.activity, op.activity_name), since);
+    } else {
+      activity.append(dash);
+    }
+    const convs = el("ul", { class: "sv-convs" }, ...op.conversations.map((c) => conversationItem(op, c, ctx)));
+    row.append(
+      el(
+        "td",
+        { class: "sv-name" },
+        el("span", { "data-testid": "operator-name" }, op.name),
+        op.connected ? null : el("span", { class: "muted sv-offline" }, ` (${t("sv.not_connected")})`),
+      ),
+      el(
+        "td",
+        { "data-testid": "status" },
+        swatch(op.colour),
+        el("span", { "data-testid": "status-name" }, statusName(ctx, op.status, op.status_name)),
+        op.reason ? el("span", { class: "muted sv-reason", "data-testid": "status-reason" }, ` · ${op.reason}`) : null,
+      ),
+      el(
+        "td",
+        { class: "num" },
+        time,
+        limit !== null ? el("span", { class: "muted" }, ` (${t("sv.limit", { time: duration(limit) })})`) : null,
+        " ",
+        flag,
+      ),
+      activity,
+      el(
+        "td",
+        {},
+        el("span", { "data-testid": "conversation-count", class: "badge" }, String(op.conversation_count)),
+        convs,
+      ),
+      el("td", { "data-testid": "handled-today", class: "num" }, String(op.handled_today)),
+      el(
+        "td",
+        { class: "sv-actions" },
+        el("button", { type: "button", "data-testid": "status-change", onclick: () => ctx.onStatus(op) }, t("sv.change_status")),
+        el("button", { type: "button", "data-testid": "message-operator", onclick: () => ctx.onMessage(op) }, t("sv.message")),
+      ),
+    );
+    body.append(row);
+  }
+  return el(
+    "table",
+    { class: "grid sv-table", "data-testid": "operator-table" },
+    el(
+      "thead",
+      {},
+      el(
+        "tr",
+        {},
+        th(t("sv.col.operator")),
+        th(t("sv.col.status")),
+        th(t("sv.col.time")),
+        th(t("sv.col.activity")),
+        th(t("sv.col.conversations")),
+        th(t("sv.col.handled")),
+        th(t("sv.col.actions")),
+      ),
+    ),
+    body,
+  );
+}
