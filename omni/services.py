@@ -60,7 +60,7 @@ class Services:
 
 
 def build_services(settings: Settings, *, run_background: bool = True) -> Services:
-    db = Database(settings.effective_database_url)
+    db = Database(settings.effective_database_url, pool_size=settings.db_pool_size)
     bus: Bus = LocalBus() if settings.embedded else RedisBus(settings.redis_url, settings.redis_prefix)
     relay = OutboxRelay(db)
     node_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"

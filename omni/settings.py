@@ -50,6 +50,9 @@ class WidgetSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="OMNI_WIDGET_", extra="ignore")
 
+    max_concurrent_db: int = 8
+    """Widget events using the database at once per node; the rest wait their turn, so a flood
+    of visitors can't take every pooled connection from the relay and the router."""
     messages_per_minute: int = 30
     """Per visitor and node; more is refused with a clear error (flood protection)."""
     max_upload_bytes: int = 10 * 1024 * 1024
@@ -64,6 +67,36 @@ class WidgetSettings(BaseSettings):
         ]
     )
     """Checked against the declared type and, for images and PDF, the file's first bytes."""
+
+
+class TelegramSettings(BaseSettings):
+    """Telegram bots (``channels/telegram``): Bot API endpoint, pacing, polling and media limits."""
+
+    model_config = SettingsConfigDict(env_prefix="OMNI_TELEGRAM_", extra="ignore")
+
+    api_base_url: str = "https://api.telegram.org"
+    """Bot API server (a local ``telegram-bot-api`` or, in tests, the emulator)."""
+    webhook_base_url: str = ""
+    """Public https base URL Telegram posts webhook updates to. Empty = ``public_base_url``."""
+    messages_per_second: float = 28.0
+    """Per bot; Telegram allows about 30. The headroom absorbs network jitter (zero 429s)."""
+    per_chat_interval_seconds: float = 1.0
+    """At most one message per chat per interval (Telegram: about 1 msg/s per chat)."""
+    send_attempts: int = 5
+    """Network / 5xx failures per message before it is marked failed for the operator."""
+    retry_backoff_seconds: float = 1.0
+    """First retry delay after a network error; doubles per attempt up to 30 s."""
+    poll_timeout_seconds: int = 25
+    """Long-polling ``getUpdates`` timeout."""
+    poll_backoff_seconds: float = 1.0
+    poll_backoff_max_seconds: float = 30.0
+    """A failing poller restarts after a delay doubling from the first to the second value."""
+    reconcile_seconds: float = 30.0
+    """How often each node re-reads the bot list (bots added/disabled elsewhere, pollers)."""
+    max_file_bytes: int = 20 * 1024 * 1024
+    """Largest inbound media downloaded (the Bot API's own getFile limit is 20 MB)."""
+    queue_update_min_seconds: float = 60.0
+    """Position-in-line messages: at most one per conversation per this many seconds."""
 
 
 class Settings(BaseSettings):
@@ -92,6 +125,9 @@ class Settings(BaseSettings):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     widget: WidgetSettings = Field(default_factory=WidgetSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    db_pool_size: int = 20
+    """PostgreSQL connections per process (and as many again in overflow)."""
 
     @field_validator("database_url")
     @classmethod

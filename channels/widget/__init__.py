@@ -10,6 +10,7 @@ drop idempotent.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 NAMESPACE = "/widget"
 VISITOR_PURPOSE = "omni.widget.visitor"
 HISTORY_LIMIT = 200
+WAITING = (m.ConversationStatus.QUEUED, m.ConversationStatus.OFFERED)
+BUSY = "the server is busy; your message will be sent again"
 LINE_MOVES = frozenset(
     {
         "conversation.queued",
@@ -79,11 +82,14 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
         super().__init__(NAMESPACE)
         self.services = services
         self.limiter = RateLimiter(services.settings.widget.messages_per_minute)
+        # Visitors share the connection pool with the outbox relay and the router; a flood of
+        # visitors must queue here, not starve delivery of what is already stored.
+        self.gate = asyncio.Semaphore(services.settings.widget.max_concurrent_db)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         data = auth if isinstance(auth, dict) else {}
         secret_key = self.services.settings.effective_secret_key()
-        async with self.services.db.transaction() as session:
+        async with self.gate, self.services.db.transaction() as session:
             inbox = await session.scalar(
                 select(m.Inbox).where(m.Inbox.public_token == str(data.get("inbox", "")))
             )
@@ -129,11 +135,10 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             return False
         return (await queue_capacity(session, queue.id, m.Medium.CHAT)).slots > 0
 
-    async def _history(
-        self, session: AsyncSession, inbox_id: int, identity: str
-    ) -> tuple[list[dict[str, Any]], int | None]:
-        conv = await session.scalar(
-            select(m.Conversation)
+    async def _conversation_id(self, session: AsyncSession, inbox_id: int, identity: str) -> int | None:
+        """The visitor's latest conversation in this inbox (one indexed query, no messages)."""
+        conv_id: int | None = await session.scalar(
+            select(m.Conversation.id)
             .join(m.ContactIdentity, m.ContactIdentity.contact_id == m.Conversation.contact_id)
             .where(
                 m.ContactIdentity.kind == "widget",
@@ -143,15 +148,21 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             .order_by(m.Conversation.id.desc())
             .limit(1)
         )
-        if conv is None:
+        return conv_id
+
+    async def _history(
+        self, session: AsyncSession, inbox_id: int, identity: str
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        conv_id = await self._conversation_id(session, inbox_id, identity)
+        if conv_id is None:
             return [], None
         rows = await session.scalars(
             select(m.Message)
-            .where(m.Message.conversation_id == conv.id, m.Message.direction.in_(("in", "out")))
+            .where(m.Message.conversation_id == conv_id, m.Message.direction.in_(("in", "out")))
             .order_by(m.Message.id.desc())
             .limit(HISTORY_LIMIT)
         )
-        return [public_message(x) for x in reversed(list(rows))], conv.id
+        return [public_message(x) for x in reversed(list(rows))], conv_id
 
     async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
         """Acked only after the message is stored; the same ``client_id`` again is a no-op."""
@@ -169,7 +180,7 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                 raise InvalidInput("attachments must be a list of file ids", field="attachments")
             # A quick-reply press: the label is the text, the id tells the bot which one.
             pressed = [automated.button_reply(data["button"])] if data.get("button") else []
-            async with self.services.db.transaction() as session:
+            async with self.gate, self.services.db.transaction() as session:
                 claimed = await files.claim(session, sess["identity"], [str(i) for i in ids])
                 result = await conversations.ingest_inbound(
                     session,
@@ -188,23 +199,32 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                 )
                 if not result.duplicate:
                     files.link(claimed, result.conversation.id)
-                info = await wait_info(session, result.conversation)
-                return {
+                ack: dict[str, Any] = {
                     "ok": True,
                     "duplicate": result.duplicate,
                     "conversation_id": result.conversation.id,
                     "message": public_message(result.message),
-                    "position": info.position,
-                    "estimated_wait_seconds": info.estimated_wait_seconds,
                 }
+                if result.conversation.status in WAITING:  # the line only matters while waiting
+                    info = await wait_info(session, result.conversation)
+                    ack["position"] = info.position
+                    ack["estimated_wait_seconds"] = info.estimated_wait_seconds
+                return ack
         except DomainError as exc:
             return {"ok": False, "error": exc.code, "detail": exc.message, "field": exc.field}
+        except Exception:
+            # Not stored (database overloaded or down): say so, so the widget keeps the message
+            # and sends it again with the same client id instead of believing it was delivered.
+            log.exception("widget message from %s not stored", sess["identity"])
+            return {"ok": False, "error": "unavailable", "detail": BUSY}
 
     async def on_typing(self, sid: str, data: Any = None) -> None:
         """Relayed to the operator handling the conversation (and supervisors of its queue)."""
         sess = await self.get_session(sid)
-        async with self.services.db.transaction() as session:
-            _, conv_id = await self._history(session, sess["inbox_id"], sess["identity"])
+        if self.gate.locked():
+            return  # a hint only: drop it rather than queue behind messages
+        async with self.gate, self.services.db.transaction() as session:
+            conv_id = await self._conversation_id(session, sess["inbox_id"], sess["identity"])
             conv = await session.get(m.Conversation, conv_id) if conv_id is not None else None
         if conv is None:
             return
@@ -224,8 +244,8 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             if not isinstance(data, dict) or data.get("state") not in ("delivered", "read"):
                 raise InvalidInput("state must be delivered or read", field="state")
             message_id = int(data.get("message_id", 0))
-            async with self.services.db.transaction() as session:
-                _, conv_id = await self._history(session, sess["inbox_id"], sess["identity"])
+            async with self.gate, self.services.db.transaction() as session:
+                conv_id = await self._conversation_id(session, sess["inbox_id"], sess["identity"])
                 msg = await session.get(m.Message, message_id)
                 if msg is None or msg.conversation_id != conv_id or msg.direction != "out":
                     raise NotFound(f"message {message_id} not found")
@@ -238,8 +258,8 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
     async def on_leave(self, sid: str, data: Any = None) -> dict[str, Any]:
         """The visitor closed the chat: abandoned if still waiting, wrap-up if being served."""
         sess = await self.get_session(sid)
-        async with self.services.db.transaction() as session:
-            _, conv_id = await self._history(session, sess["inbox_id"], sess["identity"])
+        async with self.gate, self.services.db.transaction() as session:
+            conv_id = await self._conversation_id(session, sess["inbox_id"], sess["identity"])
             if conv_id is None:
                 return {"ok": False, "error": "not_found", "detail": "no conversation to leave"}
             conv = await conversations.do_customer_left(session, conv_id)

@@ -44,6 +44,9 @@ type Pending = {
   button?: string;
 };
 
+const ACK_TIMEOUT_MS = 15000;
+const RETRY_MS = 3000;
+
 const TEXT = {
   en: {
     open: "Chat with us",
@@ -165,6 +168,8 @@ class OmniWidget {
   private form = el("form", "omni-form");
   private rendered = new Map<string, HTMLElement>();
   private pending: Pending[] = load<Pending[]>("pending", []);
+  private inflight = new Set<string>();
+  private retryTimer = 0;
   private fields: Record<string, string> = load<Record<string, string>>("fields", {});
   private config: Config = {};
   private online = true;
@@ -247,6 +252,7 @@ class OmniWidget {
     for (const m of w.messages) this.onMessage(m);
     this.showStatus(this.online ? "" : t.offline);
     this.renderMode();
+    this.inflight.clear(); // a new connection: acks of the old one will never come
     this.flush();
   }
 
@@ -386,8 +392,10 @@ class OmniWidget {
   private flush(): void {
     if (!this.socket.connected) return;
     for (const p of [...this.pending]) {
+      if (this.inflight.has(p.client_id)) continue;
+      this.inflight.add(p.client_id);
       const { name, email, phone, subject } = p.fields;
-      this.socket.emit(
+      this.socket.timeout(ACK_TIMEOUT_MS).emit(
         "message",
         {
           client_id: p.client_id,
@@ -399,7 +407,13 @@ class OmniWidget {
           phone,
           subject,
         },
-        (ack: Ack) => {
+        (err: Error | null, ack: Ack) => {
+          this.inflight.delete(p.client_id);
+          if (err || ack.error === "unavailable") {
+            // Not stored (no answer, or the server was busy): keep it and try again.
+            this.retrySoon();
+            return;
+          }
           if (!ack.ok) {
             if (ack.error !== "rate_limited") this.drop(p);
             this.showStatus(ack.detail || "");
@@ -411,6 +425,14 @@ class OmniWidget {
         },
       );
     }
+  }
+
+  private retrySoon(): void {
+    if (this.retryTimer) return;
+    this.retryTimer = window.setTimeout(() => {
+      this.retryTimer = 0;
+      this.flush();
+    }, RETRY_MS);
   }
 
   private drop(p: Pending): void {

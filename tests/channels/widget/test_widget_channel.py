@@ -390,3 +390,37 @@ async def test_bot_buttons_reach_the_visitor_and_a_press_comes_back_with_its_id(
     )
     assert not too_long["ok"] and too_long["field"] == "button"
     await visitor.sio.disconnect()
+
+
+async def test_a_message_the_server_could_not_store_is_refused_not_lost(
+    live_server: LiveServer, widget: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: the database fails once; the visitor is told, and the resend is stored once."""
+    from sqlalchemy.exc import OperationalError
+
+    from omni.domain import conversations
+
+    real = conversations.ingest_inbound
+    calls = 0
+
+    async def flaky(session: Any, msg: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OperationalError("INSERT", {}, Exception("QueuePool limit reached"))
+        return await real(session, msg)
+
+    monkeypatch.setattr(conversations, "ingest_inbound", flaky)
+    visitor = Visitor(live_server.url)
+    await visitor.connect(inbox=widget["token"])
+    refused = await visitor.send("are you there?", "c-1")
+    assert refused == {
+        "ok": False,
+        "error": "unavailable",
+        "detail": "the server is busy; your message will be sent again",
+    }
+    stored = await visitor.send("are you there?", "c-1")
+    assert stored["ok"] and not stored["duplicate"] and stored["position"] == 1
+    async with live_server.services.db.transaction() as s:
+        assert await s.scalar(select(func.count()).select_from(m.Message)) == 1
+    await visitor.sio.disconnect()
