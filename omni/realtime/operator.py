@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 from omni.db import models as m
-from omni.domain import auth, conversations, presence
+from omni.domain import auth, conversations, presence, workspace
 from omni.domain.auth import Principal
-from omni.domain.errors import NotAuthenticated
+from omni.domain.errors import InvalidInput, NotAuthenticated
 from omni.domain.serialize import callback_dict, conversation_dict, message_dict
 from omni.realtime import BaseNamespace, _int, _ok, rooms
 
@@ -41,58 +42,11 @@ class OperatorNamespace(BaseNamespace):
                 )
 
     async def on_snapshot(self, sid: str, _data: Any = None) -> dict[str, Any]:
-        """Everything the single window needs after a (re)connect."""
+        """Everything the single window needs after a (re)connect (``workspace.snapshot``)."""
 
         async def run(who: Principal) -> dict[str, Any]:
-            from sqlalchemy import select
-
             async with self.services.db.transaction() as session:
-                p = await presence.get_presence(session, who.id)
-                status = await session.get(m.OperatorStatus, p.status_id)
-                assert status is not None
-                mine = (
-                    await session.scalars(
-                        select(m.Conversation).where(
-                            m.Conversation.assigned_user_id == who.id,
-                            m.Conversation.status.in_(m.OPEN_STATUSES),
-                        )
-                    )
-                ).all()
-                offers = (
-                    await session.scalars(
-                        select(m.Offer).where(m.Offer.user_id == who.id, m.Offer.state == "pending")
-                    )
-                ).all()
-                queues = await auth.visible_queue_ids(session, who)
-                waiting_stmt = select(m.Conversation).where(
-                    m.Conversation.status == m.ConversationStatus.QUEUED
-                )
-                if queues is not None:
-                    waiting_stmt = waiting_stmt.where(m.Conversation.queue_id.in_(queues))
-                waiting = (
-                    await session.scalars(
-                        waiting_stmt.order_by(
-                            m.Conversation.priority.desc(), m.Conversation.first_enqueued_at
-                        ).limit(200)
-                    )
-                ).all()
-                callbacks = await conversations.list_callbacks(session, who)
-                last_seq = await session.scalar(select(m.Event.id).order_by(m.Event.id.desc()).limit(1))
-                return _ok(
-                    presence=presence.presence_dict(p, status),
-                    conversations=[conversation_dict(c) for c in mine],
-                    offers=[
-                        {
-                            "id": o.id,
-                            "conversation_id": o.conversation_id,
-                            "expires_at": o.expires_at.isoformat(),
-                        }
-                        for o in offers
-                    ],
-                    waiting=[conversation_dict(c) for c in waiting],
-                    callbacks=[callback_dict(c) for c in callbacks],
-                    last_seq=last_seq or 0,
-                )
+                return _ok(**await workspace.snapshot(session, who))
 
         return await self._call(sid, run)
 
@@ -192,3 +146,173 @@ class OperatorNamespace(BaseNamespace):
                 return _ok(callback=callback_dict(cb))
 
         return await self._call(sid, run)
+
+    # --- the single window's panels and actions (``omni.domain.workspace``) --------------
+
+    async def on_open(self, sid: str, data: Any) -> dict[str, Any]:
+        """One conversation: messages, customer card, script, result codes, transfer targets."""
+
+        async def run(who: Principal) -> dict[str, Any]:
+            async with self.services.db.transaction() as session:
+                return _ok(**await workspace.conversation_view(session, who, _int(data, "conversation_id")))
+
+        return await self._call(sid, run)
+
+    async def on_history(self, sid: str, data: Any) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            async with self.services.db.transaction() as session:
+                return _ok(**await workspace.contact_history(session, who, _int(data, "conversation_id")))
+
+        return await self._call(sid, run)
+
+    async def on_card_update(self, sid: str, data: Any) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            values = _dict(data).get("values")
+            if not isinstance(values, dict):
+                raise InvalidInput("'values' must be an object of field → value", field="values")
+            async with self.services.db.transaction() as session:
+                card = await workspace.update_card(session, who, _int(data, "conversation_id"), values)
+                return _ok(card=card)
+
+        return await self._call(sid, run)
+
+    async def on_canned(self, sid: str, data: Any = None) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            conv_id = _int(data, "conversation_id") if _dict(data).get("conversation_id") else None
+            async with self.services.db.transaction() as session:
+                return _ok(replies=await workspace.canned_replies(session, who, conv_id))
+
+        return await self._call(sid, run)
+
+    async def on_canned_save(self, sid: str, data: Any) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            body = _dict(data)
+            async with self.services.db.transaction() as session:
+                reply = await workspace.save_personal_canned(
+                    session,
+                    who,
+                    shortcut=str(body.get("shortcut", "")),
+                    title=str(body.get("title", "")),
+                    body=str(body.get("body", "")),
+                    reply_id=_int(body, "id") if body.get("id") else None,
+                )
+                return _ok(reply=reply)
+
+        return await self._call(sid, run)
+
+    async def on_canned_delete(self, sid: str, data: Any) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            async with self.services.db.transaction() as session:
+                await workspace.delete_personal_canned(session, who, _int(data, "id"))
+                return _ok()
+
+        return await self._call(sid, run)
+
+    async def on_blacklist(self, sid: str, data: Any) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            body = _dict(data)
+            async with self.services.db.transaction() as session:
+                contact = await workspace.set_blacklisted(
+                    session,
+                    who,
+                    _int(body, "conversation_id"),
+                    blacklisted=bool(body.get("blacklisted", True)),
+                    reason=str(body.get("reason", "")),
+                )
+                return _ok(contact_id=contact.id, blacklisted=contact.blacklisted)
+
+        return await self._call(sid, run)
+
+    async def on_take(self, sid: str, data: Any) -> dict[str, Any]:
+        """Take a waiting conversation by hand (queues with manual pick)."""
+
+        async def run(who: Principal) -> dict[str, Any]:
+            async with self.services.db.transaction() as session:
+                conv = await workspace.check_take(session, who, _int(data, "conversation_id"))
+                return _ok(conversation=conversation_dict(conv))
+
+        return await self._call(sid, run)
+
+    async def on_transfer(self, sid: str, data: Any) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            body = _dict(data)
+            async with self.services.db.transaction() as session:
+                conv = await conversations.check_transfer(
+                    session,
+                    who,
+                    _int(body, "conversation_id"),
+                    to_user_id=_int(body, "to_user_id") if body.get("to_user_id") else None,
+                    to_queue_id=_int(body, "to_queue_id") if body.get("to_queue_id") else None,
+                    note=str(body.get("note", "")),
+                )
+                return _ok(conversation=conversation_dict(conv))
+
+        return await self._call(sid, run)
+
+    async def on_schedule_callback(self, sid: str, data: Any) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            body = _dict(data)
+            async with self.services.db.transaction() as session:
+                cb = await conversations.check_schedule_callback(
+                    session,
+                    who,
+                    _int(body, "conversation_id"),
+                    due_at=_when(body.get("due_at")),
+                    kind=str(body.get("kind", "standard")),
+                    note=str(body.get("note", "")),
+                )
+                return _ok(callback=callback_dict(cb))
+
+        return await self._call(sid, run)
+
+    async def on_finish_callback(self, sid: str, data: Any) -> dict[str, Any]:
+        """A taken callback is done, or goes back to the shared list (``done: false``)."""
+
+        async def run(who: Principal) -> dict[str, Any]:
+            body = _dict(data)
+            async with self.services.db.transaction() as session:
+                cb = await conversations.check_finish_callback(
+                    session,
+                    who,
+                    _int(body, "callback_id"),
+                    done=bool(body.get("done", True)),
+                    note=str(body.get("note", "")),
+                )
+                return _ok(callback=callback_dict(cb))
+
+        return await self._call(sid, run)
+
+    async def on_queue(self, sid: str, _data: Any = None) -> dict[str, Any]:
+        """The waiting line of the caller's queues (refreshed by the window as events arrive)."""
+
+        async def run(who: Principal) -> dict[str, Any]:
+            async with self.services.db.transaction() as session:
+                return _ok(waiting=await workspace.waiting_panel(session, who))
+
+        return await self._call(sid, run)
+
+    async def on_callbacks(self, sid: str, _data: Any = None) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            async with self.services.db.transaction() as session:
+                return _ok(callbacks=await workspace.callbacks_panel(session, who))
+
+        return await self._call(sid, run)
+
+
+def _dict(data: Any) -> dict[str, Any]:
+    return data if isinstance(data, dict) else {}
+
+
+def _when(value: Any) -> datetime | None:
+    """An ISO timestamp with a zone (the browser sends UTC), or none."""
+    if value in (None, ""):
+        return None
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput("'due_at' must be a date and time", field="due_at") from None
+    if when.tzinfo is None:
+        raise InvalidInput("'due_at' must carry a time zone", field="due_at")
+    if when < datetime.now(UTC) - timedelta(minutes=1):
+        raise InvalidInput("'due_at' is in the past", field="due_at")
+    return when.astimezone(UTC)

@@ -1,4 +1,244 @@
-import { boot } from "./common";
+// The operator single window: status, offers, own conversations, the waiting line and the
+// missed list on the left; the open conversation in the centre; card, script and actions on
+// the right. Lists come from `snapshot` (server truth) and are refreshed as events arrive;
+// the open conversation is updated from events directly. A reconnect replays what was missed
+// (`resume` after the last seq seen), then reloads the lists and the open conversation.
+import { Ack, Boot, boot, call, connect, el, translator } from "./common";
+import { armOnFirstClick, beep, notify } from "./operator/alerts";
+import { ConversationPane } from "./operator/conversation";
+import { LeftHandlers, renderCallbacks, renderMine, renderOffers, renderStatus, renderWaiting } from "./operator/left";
+import {
+  Callback,
+  Conversation,
+  Message,
+  Offer,
+  Presence,
+  Snapshot,
+  StatusOption,
+  WireEvent,
+} from "./operator/types";
+import { failed, tick } from "./operator/ui";
 
-const data = boot();
-document.getElementById("app")?.setAttribute("data-user", String(data.user.id));
+const data: Boot = boot();
+const t = translator(data.strings);
+const me = data.user.id;
+const statuses = (data.statuses as StatusOption[] | undefined) ?? [];
+const REFRESH_DELAY_MS = 200;
+
+const state = {
+  presence: null as Presence | null,
+  mine: [] as Conversation[],
+  offers: [] as Offer[],
+  waiting: [] as Conversation[],
+  callbacks: [] as Callback[],
+  unread: new Set<number>(),
+  seenOffers: new Set<number>(),
+  lastSeq: 0,
+  loaded: false,
+};
+
+const root = document.getElementById("app") as HTMLElement;
+root.classList.add("op-window");
+const banner = el("div", { class: "connection hidden", "data-testid": "connection" });
+const statusBox = el("section", { class: "panel panel-status", "data-testid": "status" });
+const offersBox = el("div", {});
+const mineBox = el("div", {});
+const waitingBox = el("div", {});
+const callbacksBox = el("div", {});
+const left = el("aside", { class: "op-left" }, statusBox, offersBox, mineBox, waitingBox, callbacksBox);
+const centre = el("section", { class: "op-centre" });
+const right = el("aside", { class: "op-right" });
+root.append(banner, el("div", { class: "op-columns" }, left, centre, right));
+
+const socket = connect("/operator");
+
+function canTake(c: Conversation): boolean {
+  if (!c.manual_pick || c.status !== "queued") return false;
+  const status = statuses.find((s) => s.code === state.presence?.status);
+  if (!status) return false;
+  return c.medium === "voice" ? status.receives_voice : status.receives_chats;
+}
+
+function currentFromHash(): number | null {
+  const match = /^#c=(\d+)$/.exec(location.hash);
+  return match ? Number(match[1]) : null;
+}
+
+const pane: ConversationPane = new ConversationPane(
+  {
+    t,
+    lang: data.lang,
+    me,
+    socket,
+    changed: () => scheduleRefresh(),
+    closed: () => {
+      pane.reset();
+      history.replaceState(null, "", location.pathname);
+      scheduleRefresh();
+    },
+    canTake: (c: Conversation): boolean => canTake({ ...c, manual_pick: pane.view?.queue?.manual_pick ?? false }),
+  },
+  centre,
+  right,
+);
+
+async function openConversation(id: number): Promise<void> {
+  state.unread.delete(id);
+  if (await pane.open(id)) {
+    history.replaceState(null, "", `#c=${id}`);
+  } else if (pane.id === null) {
+    history.replaceState(null, "", location.pathname);
+  }
+  renderLeft();
+}
+
+const handlers: LeftHandlers = {
+  setStatus: async (code) => {
+    const ack = await call(socket, "set_status", { status: code });
+    if (!ack.ok) failed(t, ack);
+    else state.presence = ack.presence as Presence;
+    renderStatus(statusBox, state.presence, statuses, t, handlers);
+    renderWaiting(waitingBox, state.waiting, canTake, t, handlers);
+  },
+  accept: async (offer) => {
+    const ack = await call(socket, "accept", { offer_id: offer.id });
+    state.offers = state.offers.filter((o) => o.id !== offer.id);
+    renderLeft();
+    if (!ack.ok) failed(t, ack);
+    else await openConversation(offer.conversation_id);
+    scheduleRefresh();
+  },
+  decline: async (offer) => {
+    const ack = await call(socket, "decline", { offer_id: offer.id });
+    state.offers = state.offers.filter((o) => o.id !== offer.id);
+    renderLeft();
+    if (!ack.ok) failed(t, ack);
+    scheduleRefresh();
+  },
+  open: (id) => void openConversation(id),
+  take: async (id) => {
+    const ack = await call(socket, "take", { conversation_id: id });
+    if (!ack.ok) failed(t, ack);
+    else await openConversation(id);
+    scheduleRefresh();
+  },
+  claimCallback: async (cb) => {
+    const ack = await call(socket, "claim_callback", { callback_id: cb.id });
+    if (!ack.ok) failed(t, ack);
+    else if (cb.conversation_id) await openConversation(cb.conversation_id);
+    scheduleRefresh();
+  },
+  finishCallback: async (cb, done) => {
+    const ack = await call(socket, "finish_callback", { callback_id: cb.id, done });
+    if (!ack.ok) failed(t, ack);
+    scheduleRefresh();
+  },
+};
+
+function renderLeft(): void {
+  renderStatus(statusBox, state.presence, statuses, t, handlers);
+  renderOffers(offersBox, state.offers, t, handlers);
+  renderMine(mineBox, state.mine, pane.id, state.unread, t, handlers);
+  renderWaiting(waitingBox, state.waiting, canTake, t, handlers);
+  renderCallbacks(callbacksBox, state.callbacks, me, t, handlers);
+}
+
+function announce(offer: Offer): void {
+  if (state.seenOffers.has(offer.id)) return;
+  state.seenOffers.add(offer.id);
+  if (!state.loaded) return;
+  beep();
+  const c = offer.conversation;
+  notify(t("op.new_offer"), c?.contact_name || `#${offer.conversation_id}`, () => void handlers.accept(offer));
+}
+
+async function refresh(): Promise<void> {
+  const ack: Ack = await call(socket, "snapshot");
+  if (!ack.ok) {
+    failed(t, ack);
+    return;
+  }
+  const snap = ack as unknown as Snapshot;
+  state.presence = snap.presence;
+  state.mine = snap.conversations;
+  state.offers = snap.offers;
+  state.waiting = snap.waiting;
+  state.callbacks = snap.callbacks;
+  state.lastSeq = Math.max(state.lastSeq, snap.last_seq);
+  snap.offers.forEach(announce);
+  state.loaded = true;
+  renderLeft();
+}
+
+let refreshTimer = 0;
+function scheduleRefresh(): void {
+  window.clearTimeout(refreshTimer);
+  refreshTimer = window.setTimeout(() => void refresh(), REFRESH_DELAY_MS);
+}
+
+function apply(e: WireEvent): void {
+  state.lastSeq = Math.max(state.lastSeq, e.seq);
+  const d = e.data;
+  if (e.type === "conversation.offered" && e.user_id === me) {
+    const offer: Offer = {
+      id: Number(d.offer_id),
+      conversation_id: Number(d.id),
+      expires_at: String(d.expires_at),
+      conversation: d as unknown as Conversation,
+    };
+    if (!state.offers.some((o) => o.id === offer.id)) state.offers.push(offer);
+    renderOffers(offersBox, state.offers, t, handlers);
+    announce(offer);
+  }
+  if (e.type.startsWith("conversation.")) {
+    pane.applyConversation(d as unknown as Conversation);
+    scheduleRefresh();
+  } else if (e.type === "message.created") {
+    const msg = d as unknown as Message;
+    if (msg.conversation_id === pane.id) pane.applyMessage(msg);
+    else if (msg.direction === "in" && state.mine.some((c) => c.id === msg.conversation_id)) {
+      state.unread.add(msg.conversation_id);
+      renderMine(mineBox, state.mine, pane.id, state.unread, t, handlers);
+    }
+  } else if (e.type === "message.delivery") {
+    pane.applyDelivery(Number(d.message_id), String(d.delivery));
+  } else if (e.type.startsWith("presence.") && e.user_id === me) {
+    state.presence = { ...(state.presence as Presence), ...(d as unknown as Presence) };
+    if (e.type === "presence.over_limit") state.presence.over_limit = true;
+    renderStatus(statusBox, state.presence, statuses, t, handlers);
+    renderWaiting(waitingBox, state.waiting, canTake, t, handlers);
+  } else if (e.type.startsWith("callback.")) {
+    scheduleRefresh();
+  }
+}
+
+socket.on("event", (e: WireEvent) => apply(e));
+socket.on("typing", (d: { conversation_id: number; who: string; typing: boolean }) => {
+  if (d.who === "customer" && d.conversation_id === pane.id) pane.showTyping(d.typing);
+});
+socket.on("connect", async () => {
+  banner.classList.add("hidden");
+  if (state.loaded && state.lastSeq) {
+    const ack = await call(socket, "resume", { after: state.lastSeq });
+    if (ack.ok) for (const e of ack.events as WireEvent[]) apply(e);
+  }
+  await refresh();
+  const id = pane.id ?? currentFromHash();
+  if (id !== null) await openConversation(id);
+});
+socket.on("disconnect", () => {
+  banner.textContent = t("op.reconnecting");
+  banner.classList.remove("hidden");
+});
+socket.on("connect_error", () => {
+  banner.textContent = t("op.reconnecting");
+  banner.classList.remove("hidden");
+});
+window.addEventListener("hashchange", () => {
+  const id = currentFromHash();
+  if (id !== null && id !== pane.id) void openConversation(id);
+});
+
+armOnFirstClick();
+window.setInterval(() => tick(document), 1000);
+root.setAttribute("data-user", String(me));

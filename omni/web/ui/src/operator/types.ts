@@ -1,0 +1,170 @@
+// Shapes the /operator namespace sends (see omni/domain/workspace.py and serialize.py).
+
+export interface Presence {
+  user_id: number;
+  status: string;
+  status_name: string;
+  colour: string;
+  since: string;
+  reason: string;
+  activity: string;
+  activity_since: string;
+  over_limit: boolean;
+  connected: boolean;
+}
+
+export interface Conversation {
+  id: number;
+  contact_id: number;
+  channel: string;
+  medium: string;
+  status: string;
+  queue_id: number | null;
+  assigned_user_id: number | null;
+  created_at: string | null;
+  first_enqueued_at: string | null;
+  accepted_at: string | null;
+  wrap_up_at: string | null;
+  closed_at: string | null;
+  result_code_id: number | null;
+  contact_name?: string;
+  queue_name?: string;
+  wrap_up_seconds?: number;
+  position?: number;
+  manual_pick?: boolean;
+}
+
+export interface Offer {
+  id: number;
+  conversation_id: number;
+  expires_at: string;
+  conversation?: Conversation;
+}
+
+export interface Message {
+  id: number;
+  conversation_id: number;
+  direction: "in" | "out" | "note" | "system";
+  author_user_id: number | null;
+  body: string;
+  attachments: { name?: string; url?: string }[];
+  client_id: string | null;
+  delivery: string;
+  created_at: string | null;
+}
+
+export interface Callback {
+  id: number;
+  conversation_id: number | null;
+  contact_id: number;
+  queue_id: number | null;
+  kind: string;
+  reason: string;
+  state: string;
+  claimed_by_id: number | null;
+  due_at: string | null;
+  note: string;
+  created_at: string | null;
+  contact_name: string;
+  contact_phone: string | null;
+  channel: string | null;
+}
+
+export interface CardField {
+  key: string;
+  label: string;
+  label_ru: string;
+  kind: string;
+  options: string[];
+  required: boolean;
+  editable: boolean;
+  value: unknown;
+}
+
+export interface Card {
+  contact: {
+    id: number;
+    name: string;
+    email: string | null;
+    phone: string | null;
+    region: string | null;
+    timezone: string | null;
+    local_time: string | null;
+    utc_offset_seconds: number | null;
+    blacklisted: boolean;
+    tags: string[];
+  };
+  fields: CardField[];
+}
+
+export interface Named {
+  id: number;
+  name: string;
+}
+
+export interface ResultCode extends Named {
+  code: string;
+  colour: string;
+}
+
+export interface View {
+  conversation: Conversation;
+  messages: Message[];
+  authors: Record<string, string>;
+  card: Card;
+  script: string;
+  result_codes: ResultCode[];
+  default_result_code_id: number | null;
+  queue: { id: number; name: string; manual_pick: boolean; wrap_up_seconds: number } | null;
+  transfer: { queues: Named[]; operators: Named[] };
+}
+
+export interface HistoryEntry extends Conversation {
+  result_code_name: string | null;
+  messages: Message[];
+}
+
+export interface Canned {
+  id: number;
+  shortcut: string;
+  title: string;
+  body: string;
+  text: string;
+  scope: "global" | "queue" | "personal";
+}
+
+export interface StatusOption {
+  code: string;
+  name: string;
+  colour: string;
+  selectable: boolean;
+  receives_chats: boolean;
+  receives_voice: boolean;
+  max_duration_seconds: number | null;
+}
+
+export interface WireEvent {
+  seq: number;
+  type: string;
+  at: string;
+  conversation_id: number | null;
+  queue_id: number | null;
+  user_id: number | null;
+  data: Record<string, unknown>;
+}
+
+export interface Snapshot {
+  presence: Presence;
+  conversations: Conversation[];
+  offers: Offer[];
+  waiting: Conversation[];
+  callbacks: Callback[];
+  last_seq: number;
+}
+
+const ICONS: Record<string, string> = { widget: "💬", telegram: "✈", voice: "☎", email: "✉", api: "⇄" };
+
+export function channelIcon(channel: string | null | undefined, medium?: string): string {
+  if (medium === "voice") return ICONS.voice;
+  return (channel && ICONS[channel]) || "•";
+}

@@ -1,0 +1,356 @@
+"""The operator window's services: manual take, canned replies, the card, the blacklist,
+cross-channel history, and scope (another group's operator gets nothing, socket or REST)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from omni.db import models as m
+from omni.domain import conversations as c
+from omni.domain import workspace as ws
+from omni.domain.conversations import InboundMessage
+from omni.domain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
+from omni.services import Services
+from tests import factories as f
+from tests.conftest import LiveServer
+from tests.test_realtime import OperatorClient, token_for
+
+
+async def inbound(services: Services, inbox_id: int, who: str, body: str = "hello", **kw: Any) -> int:
+    async with services.db.transaction() as s:
+        res = await c.ingest_inbound(
+            s,
+            InboundMessage(inbox_id=inbox_id, identity_kind="external", identity_value=who, body=body, **kw),
+        )
+        return res.conversation.id
+
+
+async def as_user(services: Services, username: str) -> Any:
+    async with services.db.transaction() as s:
+        u = await s.scalar(select(m.User).where(m.User.username == username))
+        assert u is not None
+        return f.who(u)
+
+
+@pytest.fixture
+async def world(services: Services) -> dict[str, int]:
+    """Group A: queue ``web`` (op, op2) with widget + telegram inboxes; group B: queue ``b`` (other)."""
+    async with services.db.transaction() as s:
+        op = await f.user(s, "op", capacity=1)
+        op2 = await f.user(s, "op2")
+        other = await f.user(s, "other")
+        q = await f.queue(s, "web", [op, op2])
+        qb = await f.queue(s, "b", [other])
+        manual_off = await f.queue(s, "no-pick", [op, op2], manual_pick=False)
+        ids = {
+            "op": op.id,
+            "op2": op2.id,
+            "other": other.id,
+            "q": q.id,
+            "qb": qb.id,
+            "widget": (await f.inbox(s, q, channel="widget")).id,
+            "telegram": (await f.inbox(s, q, channel="telegram")).id,
+            "inbox_b": (await f.inbox(s, qb, channel="widget", name="b-widget")).id,
+            "no_pick": (await f.inbox(s, manual_off, name="no-pick")).id,
+        }
+        for u in (op, op2, other):
+            await f.set_status(s, u)
+    return ids
+
+
+async def take(services: Services, username: str, conv_id: int) -> m.Conversation:
+    who = await as_user(services, username)
+    async with services.db.transaction() as s:
+        return await ws.check_take(s, who, conv_id)
+
+
+async def test_manual_take_respects_manual_pick_status_and_capacity(
+    services: Services, world: dict[str, int]
+) -> None:
+    no_pick = await inbound(services, world["no_pick"], "c1")
+    with pytest.raises(PermissionDenied, match="does not allow taking"):
+        await take(services, "op", no_pick)
+
+    first = await inbound(services, world["widget"], "c2")
+    second = await inbound(services, world["widget"], "c3")
+    taken = await take(services, "op", first)
+    assert taken.status == m.ConversationStatus.ACTIVE and taken.assigned_user_id == world["op"]
+    with pytest.raises(Conflict, match="no longer waiting"):
+        await take(services, "op2", first)
+    # op has capacity 1 and holds a chat now.
+    with pytest.raises(Conflict, match="no free capacity"):
+        await take(services, "op", second)
+    async with services.db.transaction() as s:
+        await f.set_status(s, await s.get_one(m.User, world["op2"]), "pause")
+    with pytest.raises(Conflict, match="does not take chats") as exc:
+        await take(services, "op2", second)
+    assert exc.value.field == "status"
+    async with services.db.transaction() as s:
+        events = list(
+            await s.scalars(select(m.Event.type).where(m.Event.conversation_id == first).order_by(m.Event.id))
+        )
+    assert "conversation.accepted" in events
+
+
+async def test_two_operators_taking_at_once_assign_once(services: Services, world: dict[str, int]) -> None:
+    op, op2 = await as_user(services, "op"), await as_user(services, "op2")
+    for n in range(5):
+        conv_id = await inbound(services, world["widget"], f"race-{n}")
+
+        async def attempt(who: Any, cid: int = conv_id) -> str:
+            try:
+                async with services.db.transaction() as s:
+                    await ws.check_take(s, who, cid)
+                return "ok"
+            except Conflict:
+                return "conflict"
+
+        results = await asyncio.gather(attempt(op), attempt(op2))
+        assert sorted(results) == ["conflict", "ok"], results
+        async with services.db.transaction() as s:
+            conv = await s.get_one(m.Conversation, conv_id)
+            accepted = await s.scalar(
+                select(func.count()).where(m.Offer.conversation_id == conv_id, m.Offer.state == "accepted")
+            )
+        assert accepted == 1
+        assert conv.assigned_user_id in (world["op"], world["op2"])
+        # Free both again for the next round.
+        async with services.db.transaction() as s:
+            await c.do_close(s, await s.get_one(m.Conversation, conv_id), None)
+
+
+async def test_canned_replies_scope_and_placeholders(services: Services, world: dict[str, int]) -> None:
+    conv_id = await inbound(services, world["widget"], "ann", contact_name="Ann")
+    async with services.db.transaction() as s:
+        s.add_all(
+            [
+                m.CannedReply(
+                    shortcut="hi", title="Hello", body="Hello {{contact.name}}, {{operator.name}} here."
+                ),
+                m.CannedReply(
+                    queue_id=world["q"], shortcut="q", title="Queue", body="{{queue.name}} {{x.y}}"
+                ),
+                m.CannedReply(queue_id=world["qb"], shortcut="b", title="Other queue", body="no"),
+                m.CannedReply(owner_user_id=world["op2"], shortcut="p2", title="Not mine", body="no"),
+            ]
+        )
+    op = await as_user(services, "op")
+    async with services.db.transaction() as s:
+        mine = await ws.save_personal_canned(s, op, shortcut="/bye", title="", body="Bye {{contact.email}}!")
+        with pytest.raises(InvalidInput) as bad:
+            await ws.save_personal_canned(s, op, shortcut="two words", title="", body="x")
+        assert bad.value.field == "shortcut"
+    async with services.db.transaction() as s:
+        replies = {r["shortcut"]: r for r in await ws.canned_replies(s, op, conv_id)}
+    assert set(replies) == {"hi", "q", "bye"}
+    assert replies["hi"]["text"] == "Hello Ann, op here."
+    assert replies["q"]["text"] == "web {{x.y}}", "unknown placeholders stay as typed"
+    assert replies["bye"]["text"] == "Bye !" and replies["bye"]["scope"] == "personal"
+    assert ws.render_placeholders("{{ contact.name }}", {"contact.name": "A"}) == "A"
+    other = await as_user(services, "other")
+    async with services.db.transaction() as s:
+        with pytest.raises(NotFound):
+            await ws.delete_personal_canned(s, other, mine["id"])
+        with pytest.raises(NotFound):
+            await ws.canned_replies(s, other, conv_id)
+    async with services.db.transaction() as s:
+        await ws.delete_personal_canned(s, op, mine["id"])
+        assert await s.get(m.CannedReply, mine["id"]) is None
+
+
+async def test_card_update_validates_each_kind_and_names_the_field(
+    services: Services, world: dict[str, int]
+) -> None:
+    conv_id = await inbound(services, world["widget"], "card")
+    async with services.db.transaction() as s:
+        s.add_all(
+            [
+                m.CardField(key="contract", label="Contract", kind="text", required=True, position=1),
+                m.CardField(
+                    queue_id=world["q"], key="work_email", label="Work email", kind="email", position=2
+                ),
+                m.CardField(queue_id=world["q"], key="seats", label="Seats", kind="number", position=3),
+                m.CardField(queue_id=world["q"], key="plan", label="Plan", kind="select", options=["a", "b"]),
+                m.CardField(queue_id=world["q"], key="since", label="Since", kind="date"),
+                m.CardField(queue_id=world["q"], key="vip", label="VIP", kind="checkbox"),
+                m.CardField(queue_id=world["q"], key="crm_id", label="CRM id", kind="text", editable=False),
+                m.CardField(queue_id=world["qb"], key="secret", label="B only", kind="text"),
+            ]
+        )
+    op = await as_user(services, "op")
+
+    async def update(values: dict[str, Any]) -> dict[str, Any]:
+        async with services.db.transaction() as s:
+            return await ws.update_card(s, op, conv_id, values)
+
+    cases: list[tuple[dict[str, Any], type[DomainError], str]] = [
+        ({"work_email": "not-an-email"}, InvalidInput, "work_email"),
+        ({"seats": "many"}, InvalidInput, "seats"),
+        ({"plan": "c"}, InvalidInput, "plan"),
+        ({"since": "31.12.2024"}, InvalidInput, "since"),
+        ({"contract": ""}, InvalidInput, "contract"),
+        ({"crm_id": "1"}, PermissionDenied, "crm_id"),
+        ({"secret": "x"}, InvalidInput, "secret"),
+        ({"phone": "12"}, InvalidInput, "phone"),
+    ]
+    for values, error, field in cases:
+        with pytest.raises(error) as exc:
+            await update(values)
+        assert exc.value.field == field, (values, exc.value.message)
+    card = await update(
+        {
+            "name": "Ann",
+            "phone": "+7 495 123-45-67",
+            "work_email": "ann@example.com",
+            "seats": "12",
+            "plan": "b",
+            "since": "2024-02-29",
+            "vip": True,
+            "contract": "C-1",
+        }
+    )
+    values = {fld["key"]: fld["value"] for fld in card["fields"]}
+    assert values == {
+        "contract": "C-1",
+        "work_email": "ann@example.com",
+        "seats": 12,
+        "plan": "b",
+        "since": "2024-02-29",
+        "vip": True,
+        "crm_id": None,
+    }
+    assert card["contact"]["phone"] == "+74951234567"
+    assert card["contact"]["timezone"] == "Europe/Moscow"
+    assert card["contact"]["utc_offset_seconds"] == 3 * 3600 and card["contact"]["local_time"]
+    async with services.db.transaction() as s:
+        logged = await s.scalar(select(m.AuditLog).where(m.AuditLog.action == "contact.update"))
+    assert logged is not None and logged.user_id == world["op"]
+    assert "ann@example.com" not in str(logged.input), "the audit log names fields, not values"
+
+
+async def test_blacklist_sets_the_flag_and_is_audited(services: Services, world: dict[str, int]) -> None:
+    conv_id = await inbound(services, world["widget"], "spammer")
+    op = await as_user(services, "op")
+    async with services.db.transaction() as s:
+        contact = await ws.set_blacklisted(s, op, conv_id, reason="abuse")
+        contact_id = contact.id
+    async with services.db.transaction() as s:
+        assert (await s.get_one(m.Contact, contact_id)).blacklisted
+        row = await s.scalar(select(m.AuditLog).where(m.AuditLog.action == "contact.blacklist"))
+        assert row is not None and row.object_id == str(contact_id) and row.input["reason"] == "abuse"
+        with pytest.raises(PermissionDenied):
+            await ws.set_blacklisted(s, op, conv_id, blacklisted=False)
+
+
+async def test_history_shows_other_channels_and_hides_other_groups(
+    services: Services, world: dict[str, int]
+) -> None:
+    chat = await inbound(services, world["widget"], "same-person", body="from the site")
+    tg = await inbound(services, world["telegram"], "same-person", body="from telegram")
+    elsewhere = await inbound(services, world["inbox_b"], "same-person", body="group B only")
+    op = await as_user(services, "op")
+    async with services.db.transaction() as s:
+        history = await ws.contact_history(s, op, chat)
+    assert [h["id"] for h in history["conversations"]] == [tg]
+    assert history["conversations"][0]["channel"] == "telegram"
+    assert [msg["body"] for msg in history["conversations"][0]["messages"]] == ["from telegram"]
+    assert history["hidden"] == 1
+    other = await as_user(services, "other")
+    async with services.db.transaction() as s:
+        theirs = await ws.contact_history(s, other, elsewhere)
+        assert theirs["conversations"] == [] and theirs["hidden"] == 2
+        with pytest.raises(NotFound):
+            await ws.contact_history(s, other, chat)
+
+
+# --- over the socket and REST, on the real server -----------------------------------------
+
+
+@pytest.fixture
+async def live(live_server: LiveServer) -> AsyncIterator[dict[str, Any]]:
+    async with live_server.services.db.transaction() as s:
+        await f.user(s, "admin", m.Role.ADMIN)
+        op = await f.user(s, "op")
+        other = await f.user(s, "other")
+        q = await f.queue(
+            s, "web", [op], script='<p>Greet</p><script>alert(1)</script><img src=x onerror="x()">'
+        )
+        await f.queue(s, "b", [other])
+        ib = await f.inbox(s, q)
+        await f.set_status(s, op, "pause")  # nothing is offered: the conversation waits in line
+        ids: dict[str, Any] = {"inbox": ib.id, "op": op.id}
+    ids["op_token"] = await token_for(live_server, "op")
+    ids["other_token"] = await token_for(live_server, "other")
+    yield ids
+
+
+async def test_another_groups_operator_gets_nothing_socket_or_rest(
+    live_server: LiveServer, live: dict[str, Any]
+) -> None:
+    conv_id = await inbound(live_server.services, live["inbox"], "cust", body="<b>hi</b>")
+    op = OperatorClient(live_server.url, live["op_token"])
+    other = OperatorClient(live_server.url, live["other_token"])
+    await op.connect()
+    await other.connect()
+    try:
+        attempts: list[tuple[str, dict[str, Any]]] = [
+            ("open", {"conversation_id": conv_id}),
+            ("history", {"conversation_id": conv_id}),
+            ("take", {"conversation_id": conv_id}),
+            ("canned", {"conversation_id": conv_id}),
+            ("card_update", {"conversation_id": conv_id, "values": {"name": "x"}}),
+            ("blacklist", {"conversation_id": conv_id}),
+            ("transfer", {"conversation_id": conv_id, "to_queue_id": 1}),
+        ]
+        for event, data in attempts:
+            ack = await other.call(event, data)
+            assert ack["ok"] is False and ack["error"] == "not_found", (event, ack)
+        snap = await other.call("snapshot", {})
+        assert conv_id not in {w["id"] for w in snap["waiting"]}
+        async with httpx.AsyncClient(
+            base_url=live_server.url, headers={"Authorization": f"Bearer {live['other_token']}"}
+        ) as http:
+            assert (await http.get(f"/api/v1/conversations/{conv_id}")).status_code == 404
+            listed = (await http.get("/api/v1/conversations/")).json()
+            assert conv_id not in {row["id"] for row in listed}
+
+        # The queue's own operator: sees it waiting, opens it, takes it once their status allows.
+        snap = await op.call("snapshot", {})
+        waiting = {w["id"]: w for w in snap["waiting"]}
+        assert waiting[conv_id]["position"] == 1 and waiting[conv_id]["manual_pick"] is True
+        view = await op.call("open", {"conversation_id": conv_id})
+        assert view["ok"] and [msg["body"] for msg in view["messages"]] == ["<b>hi</b>"]
+        assert view["script"] == "<p>Greet</p>", "the script is sanitised when served"
+        refused = await op.call("take", {"conversation_id": conv_id})
+        assert refused["ok"] is False and refused["field"] == "status"
+        assert (await op.call("set_status", {"status": "available"}))["ok"]
+        # Available now, so the router may offer it before the take: either way it ends up ours.
+        taken = await op.call("take", {"conversation_id": conv_id})
+        if not taken["ok"]:
+            offer = await op.wait_for("conversation.offered", id=conv_id)
+            assert (await op.call("accept", {"offer_id": offer["data"]["offer_id"]}))["ok"]
+        snap = await op.call("snapshot", {})
+        assert [cv["id"] for cv in snap["conversations"]] == [conv_id]
+        assert snap["conversations"][0]["status"] == "active"
+        note = await op.call("send", {"conversation_id": conv_id, "body": "vip", "private": True})
+        assert note["ok"] and note["message"]["direction"] == "note"
+        scheduled = await op.call(
+            "schedule_callback",
+            {"conversation_id": conv_id, "due_at": "2999-01-01T10:00:00Z", "note": "call"},
+        )
+        assert scheduled["ok"] and scheduled["callback"]["due_at"].startswith("2999-01-01T10:00")
+        past = await op.call(
+            "schedule_callback", {"conversation_id": conv_id, "due_at": "2000-01-01T00:00:00Z"}
+        )
+        assert past["ok"] is False and past["field"] == "due_at"
+        cbs = await op.call("callbacks", {})
+        assert [cb["id"] for cb in cbs["callbacks"]] == [scheduled["callback"]["id"]]
+    finally:
+        await op.sio.disconnect()
+        await other.sio.disconnect()
