@@ -41,7 +41,8 @@ class OutboundMessage:
 @dataclass(frozen=True, slots=True)
 class DeliveryReceipt:
     state: str
-    """sent | delivered | read | failed."""
+    """sent | delivered | read | failed, or ``pending``: accepted for delivery later (a paced
+    sender, Telegram); the adapter then records the outcome itself with ``mark_delivery``."""
     external_id: str | None = None
     error: str = ""
 
@@ -126,5 +127,7 @@ class OutboundDispatcher:
                 continue
             except ChannelAuthFailed as exc:
                 receipt = DeliveryReceipt("failed", error=f"channel configuration: {exc}")
+            if receipt.state == "pending":
+                continue  # queued in the adapter's own sender, which marks it when done
             async with self.db.transaction() as session:
                 await mark_delivery(session, msg.message_id, receipt.state, receipt.error)

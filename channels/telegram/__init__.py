@@ -1,0 +1,599 @@
+"""Telegram channel: any number of bots, each an inbox, through aiogram.
+
+- Inbound: webhook (``POST /api/v1/telegram/webhook/{inbox public token}`` with the
+  ``secret_token`` Omni registered via ``setWebhook``) or long polling run by the app (one
+  poller per bot, restarted with backoff). Updates go through one aiogram ``Dispatcher``
+  (``handlers.router``) to ``TelegramChannel.ingest``: normalised by ``mapping`` (pure),
+  media downloaded, then stored through ``ingest_inbound`` before the update is acknowledged.
+- Outbound: ``send`` queues the message in the bot's ``BotSender`` (rate limits, 429,
+  retries) and returns a ``pending`` receipt; the sender records ``sent`` / ``failed``.
+- Events: position in line when a Telegram conversation is queued, closing message and
+  satisfaction question when it ends (per inbox ``config``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import hmac
+import io
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiogram.types import FSInputFile, Update
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from channels.telegram import handlers
+from channels.telegram.mapping import (
+    CSAT_PREFIX,
+    IMAGE_TYPES,
+    MediaRef,
+    TelegramInbound,
+    file_attachments,
+    inline_keyboard,
+    queue_text,
+    split_text,
+    update_to_inbound,
+)
+from channels.telegram.sender import BotSender, Call, Job
+from omni import crypto
+from omni.channels import DeliveryReceipt, OutboundMessage
+from omni.db import models as m
+from omni.domain import automated, conversations, files
+from omni.domain.contacts import apply_phone, merge_contacts, normalise_phone, resolve_contact
+from omni.domain.errors import DomainError, InvalidInput
+from omni.domain.events import DomainEvent
+from omni.domain.routing import line_wait_infos, wait_info
+from omni.services import Services
+
+__all__ = ["KIND", "TelegramChannel", "register", "webhook_secret"]
+
+log = logging.getLogger(__name__)
+
+KIND = "telegram"
+WEBHOOK_PATH = "/api/v1/telegram/webhook"
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+DEFAULT_QUEUE_MESSAGE = "You are number {position} in line. Expected wait: {wait}."
+LINE_MOVES = frozenset(
+    {
+        "conversation.accepted",
+        "conversation.abandoned",
+        "conversation.missed",
+        "conversation.overflowed",
+        "conversation.transferred",
+    }
+)
+
+
+def webhook_secret(secret_key: str, public_token: str) -> str:
+    """The ``secret_token`` given to ``setWebhook``: derived, so nothing more is stored."""
+    return hmac.new(
+        secret_key.encode(), f"omni.telegram.webhook:{public_token}".encode(), hashlib.sha256
+    ).hexdigest()
+
+
+def make_bot(token: str, api_base_url: str) -> Bot:
+    """An aiogram ``Bot`` on its own aiohttp session, against the configured Bot API server."""
+    session = AiohttpSession(api=TelegramAPIServer.from_base(api_base_url))
+    return Bot(token, session=session)
+
+
+@dataclass
+class BotRuntime:
+    """One bot of this node: its aiogram ``Bot``, outbound sender and (polling) poller."""
+
+    inbox_id: int
+    public_token: str
+    mode: str
+    token: str
+    bot: Bot
+    sender: BotSender
+    poller: asyncio.Task[None] | None = None
+    webhook_error: str | None = None
+    polls: int = 0
+    """Successful ``getUpdates`` calls (tests wait on it)."""
+    poll_errors: int = 0
+    failing_update: tuple[int, int] = (0, 0)
+    """(update_id, failures) of an update that could not be stored, to skip a poison one."""
+
+
+class TelegramChannel:
+    """The Telegram adapter (``kind = "telegram"``); one instance serves every bot."""
+
+    kind: ClassVar[str] = KIND
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.settings = services.settings.telegram
+        self.dp = Dispatcher()
+        self.dp.include_router(handlers.build_router())
+        self.bots: dict[int, BotRuntime] = {}
+        self._lock = asyncio.Lock()
+        self._reconciler: asyncio.Task[None] | None = None
+        self._announced: dict[int, tuple[int, float]] = {}
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.reconcile()
+        self._reconciler = asyncio.create_task(self._reconcile_forever(), name="telegram-reconcile")
+
+    async def stop(self) -> None:
+        if self._reconciler is not None:
+            self._reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconciler
+            self._reconciler = None
+        for inbox_id in list(self.bots):
+            await self._drop(inbox_id)
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reconcile_seconds)
+            try:
+                await self.reconcile()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("telegram: re-reading the bot list failed")
+
+    async def reconcile(self) -> None:
+        """Bring this node's bots in line with the database (added, disabled, token or mode
+        changed elsewhere)."""
+        async with self.services.db.transaction() as session:
+            rows = (
+                await session.scalars(
+                    select(m.Inbox).where(m.Inbox.channel == KIND, m.Inbox.active.is_(True))
+                )
+            ).all()
+        wanted = {row.id: row for row in rows}
+        for inbox_id in list(self.bots):
+            if inbox_id not in wanted:
+                await self._drop(inbox_id)
+        for row in wanted.values():
+            try:
+                await self.activate(row)
+            except Exception:
+                log.exception("telegram: bot of inbox %s could not be started", row.id)
+
+    async def activate(self, inbox: m.Inbox) -> BotRuntime | None:
+        """Start (or restart after a change) the bot of ``inbox`` on this node."""
+        if not inbox.secret_encrypted:
+            return None
+        token = crypto.decrypt(self.services.settings.effective_secret_key(), inbox.secret_encrypted)
+        mode = str((inbox.config or {}).get("mode", "webhook"))
+        async with self._lock:
+            current = self.bots.get(inbox.id)
+            if current is not None and current.token == token and current.mode == mode:
+                return current
+            if current is not None:
+                await self._drop(inbox.id)
+            bot = make_bot(token, self.settings.api_base_url)
+            sender = BotSender(
+                self._report,
+                rate=self.settings.messages_per_second,
+                per_chat_interval=self.settings.per_chat_interval_seconds,
+                attempts=self.settings.send_attempts,
+                backoff=self.settings.retry_backoff_seconds,
+                name=f"inbox-{inbox.id}",
+            )
+            runtime = BotRuntime(inbox.id, inbox.public_token, mode, token, bot, sender)
+            sender.start()
+            self.bots[inbox.id] = runtime
+            if mode == "polling":
+                runtime.poller = asyncio.create_task(self._poll(runtime), name=f"telegram-poll-{inbox.id}")
+            else:
+                try:
+                    await self.register_webhook(runtime)
+                except TelegramAPIError as exc:
+                    runtime.webhook_error = exc.message
+                    log.warning("telegram: setWebhook for inbox %s failed: %s", inbox.id, exc)
+            return runtime
+
+    async def _drop(self, inbox_id: int) -> None:
+        runtime = self.bots.pop(inbox_id, None)
+        if runtime is None:
+            return
+        if runtime.poller is not None:
+            runtime.poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runtime.poller
+        await runtime.sender.stop()
+        await runtime.bot.session.close()
+
+    def webhook_url(self, public_token: str) -> str:
+        base = (self.settings.webhook_base_url or self.services.settings.public_base_url).rstrip("/")
+        return f"{base}{WEBHOOK_PATH}/{public_token}"
+
+    async def register_webhook(self, runtime: BotRuntime) -> None:
+        await runtime.bot.set_webhook(
+            self.webhook_url(runtime.public_token),
+            secret_token=webhook_secret(self.services.settings.effective_secret_key(), runtime.public_token),
+            allowed_updates=ALLOWED_UPDATES,
+        )
+
+    async def runtime(self, inbox_id: int) -> BotRuntime | None:
+        """This node's runtime of a bot, started on demand (a bot added on another node)."""
+        found = self.bots.get(inbox_id)
+        if found is not None:
+            return found
+        async with self.services.db.transaction() as session:
+            inbox = await session.get(m.Inbox, inbox_id)
+        if inbox is None or not inbox.active or inbox.channel != KIND:
+            return None
+        return await self.activate(inbox)
+
+    async def runtime_by_token(self, public_token: str) -> BotRuntime | None:
+        for runtime in self.bots.values():
+            if runtime.public_token == public_token:
+                return runtime
+        async with self.services.db.transaction() as session:
+            inbox = await session.scalar(select(m.Inbox).where(m.Inbox.public_token == public_token))
+        if inbox is None or not inbox.active or inbox.channel != KIND:
+            return None
+        return await self.activate(inbox)
+
+    # --- inbound ------------------------------------------------------------------------
+
+    async def feed(self, runtime: BotRuntime, update: Update | dict[str, Any]) -> None:
+        """One update (webhook body or polled) through the dispatcher; returns once stored."""
+        if not isinstance(update, Update):
+            update = Update.model_validate(update, context={"bot": runtime.bot})
+        await self.dp.feed_update(runtime.bot, update, channel=self, inbox_id=runtime.inbox_id)
+
+    async def ingest(self, bot: Bot, inbox_id: int, update: Update) -> None:
+        """Store what the customer sent (idempotently), then answer a button press."""
+        item = update_to_inbound(update, inbox_id)
+        if item is None:
+            return
+        if item.kind == "rating":
+            await self._rating(item)
+        elif item.kind == "edit":
+            async with self.services.db.transaction() as session:
+                await conversations.do_edit_inbound(
+                    session, inbox_id, str(item.message.external_id), item.message.body
+                )
+        else:
+            await self._store(bot, item)
+        if item.callback_query_id:
+            text = "Thank you!" if item.kind == "rating" else None
+            try:
+                await bot.answer_callback_query(item.callback_query_id, text=text)
+            except TelegramAPIError as exc:  # too old a query: the press is stored anyway
+                log.info("telegram: answerCallbackQuery failed: %s", exc)
+
+    async def _store(self, bot: Bot, item: TelegramInbound) -> None:
+        msg = item.message
+        async with self.services.db.transaction() as session:
+            seen = await session.scalar(
+                select(m.Message.id).where(
+                    m.Message.inbox_id == msg.inbox_id, m.Message.external_id == msg.external_id
+                )
+            )
+        if seen is not None:
+            return  # a re-delivered update: stored once, nothing downloaded again
+        downloads = [(ref, await self._download(bot, ref)) for ref in item.media]
+        for attempt in range(1, 4):
+            try:
+                await self._store_once(item, downloads)
+                return
+            except IntegrityError:
+                # A concurrent first message of the same new customer created the contact (or
+                # the same update won the race): the next attempt finds what it committed.
+                if attempt == 3:
+                    raise
+
+    async def _store_once(self, item: TelegramInbound, downloads: list[tuple[MediaRef, bytes | str]]) -> None:
+        msg = dataclasses.replace(item.message)
+        settings = self.services.settings
+        async with self.services.db.transaction() as session:
+            if item.shared_phone:
+                await self._join_phone(session, item)
+            stored: list[m.StoredFile] = []
+            notes: list[str] = []
+            for ref, data in downloads:
+                if isinstance(data, str):
+                    notes.append(f"[{ref.name}: {data}]")
+                    continue
+                try:
+                    stored.append(
+                        await files.store_upload(
+                            session,
+                            data_dir=settings.data_dir,
+                            inbox_id=msg.inbox_id,
+                            owner=f"telegram:{msg.identity_value}",
+                            name=ref.name,
+                            content_type=ref.content_type,
+                            data=data,
+                            max_bytes=self.settings.max_file_bytes,
+                            allowed=[ref.content_type],
+                        )
+                    )
+                except InvalidInput as exc:
+                    notes.append(f"[{ref.name}: {exc.message}]")
+            if notes:
+                msg.body = "\n".join(p for p in (msg.body, *notes) if p)
+            msg.attachments = [files.descriptor(f) for f in stored] + list(msg.attachments)
+            result = await conversations.ingest_inbound(session, msg)
+            if not result.duplicate:
+                files.link(stored, result.conversation.id)
+
+    async def _download(self, bot: Bot, ref: MediaRef) -> bytes | str:
+        """The file's bytes, or why it was not fetched (shown in the message body)."""
+        if ref.size is not None and ref.size > self.settings.max_file_bytes:
+            return f"file of {files.human_size(ref.size)} is over the limit, not downloaded"
+        buffer = io.BytesIO()
+        try:
+            await bot.download(ref.file_id, destination=buffer, timeout=60)
+        except (TelegramNetworkError, TelegramServerError):
+            raise  # not stored, not acknowledged: Telegram delivers the update again
+        except TelegramAPIError as exc:
+            log.warning("telegram: download of %s failed: %s", ref.file_id, exc)
+            return f"could not be downloaded: {exc.message}"
+        return buffer.getvalue()
+
+    async def _join_phone(self, session: Any, item: TelegramInbound) -> None:
+        """The customer shared their own number: the Telegram identity joins the contact that
+        has this phone (their calls, widget chats), or the number is added to theirs."""
+        try:
+            phone = normalise_phone(str(item.shared_phone))
+        except InvalidInput:
+            return
+        msg = item.message
+        own = await resolve_contact(session, "telegram", msg.identity_value, name=msg.contact_name)
+        by_identity = await session.scalar(
+            select(m.ContactIdentity.contact_id).where(
+                m.ContactIdentity.kind == "phone", m.ContactIdentity.value == phone
+            )
+        )
+        target_id = by_identity or await session.scalar(
+            select(m.Contact.id)
+            .where(m.Contact.phone == phone, m.Contact.id != own.id)
+            .order_by(m.Contact.id)
+            .limit(1)
+        )
+        keep = own
+        if target_id is not None and target_id != own.id:
+            target = await session.get(m.Contact, target_id)
+            keep = await merge_contacts(session, target, own)
+            log.info("telegram: contact %s joined contact %s by phone", own.id, keep.id)
+        if not keep.phone:
+            apply_phone(keep, phone)
+        if by_identity is None:
+            session.add(m.ContactIdentity(contact_id=keep.id, kind="phone", value=phone))
+            await session.flush()
+
+    async def _rating(self, item: TelegramInbound) -> None:
+        if item.rating is None:
+            return
+        async with self.services.db.transaction() as session:
+            conv_id = await session.scalar(
+                select(m.Conversation.id)
+                .join(m.ContactIdentity, m.ContactIdentity.contact_id == m.Conversation.contact_id)
+                .where(
+                    m.ContactIdentity.kind == "telegram",
+                    m.ContactIdentity.value == item.message.identity_value,
+                    m.Conversation.inbox_id == item.message.inbox_id,
+                )
+                .order_by(m.Conversation.id.desc())
+                .limit(1)
+            )
+            if conv_id is not None:
+                with contextlib.suppress(InvalidInput):
+                    await conversations.do_record_rating(session, conv_id, item.rating)
+
+    async def _poll(self, runtime: BotRuntime) -> None:
+        """Long polling for one bot until cancelled; every failure restarts it after a delay
+        doubling up to ``poll_backoff_max_seconds``. An update is confirmed to Telegram (the
+        next ``offset``) only after it is stored."""
+        delay = self.settings.poll_backoff_seconds
+        offset: int | None = None
+        webhook_removed = False
+        bot = runtime.bot
+        while True:
+            try:
+                if not webhook_removed:
+                    await bot.delete_webhook(drop_pending_updates=False)
+                    webhook_removed = True
+                updates = await bot.get_updates(
+                    offset=offset,
+                    timeout=self.settings.poll_timeout_seconds,
+                    allowed_updates=ALLOWED_UPDATES,
+                    request_timeout=self.settings.poll_timeout_seconds + 10,
+                )
+                runtime.polls += 1
+                delay = self.settings.poll_backoff_seconds
+                for update in updates:
+                    try:
+                        await self.feed(runtime, update)
+                    except Exception:
+                        if self._poison(runtime, update.update_id):
+                            log.exception(
+                                "telegram: skipping update %s after repeated failures", update.update_id
+                            )
+                        else:
+                            raise
+                    offset = update.update_id + 1
+            except asyncio.CancelledError:
+                raise
+            except TelegramUnauthorizedError:
+                runtime.poll_errors += 1
+                log.error("telegram: inbox %s bot token refused; polling paused", runtime.inbox_id)
+                await asyncio.sleep(self.settings.poll_backoff_max_seconds)
+            except Exception as exc:
+                runtime.poll_errors += 1
+                log.warning(
+                    "telegram: poller of inbox %s failed (%s); again in %.1fs", runtime.inbox_id, exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.poll_backoff_max_seconds)
+
+    @staticmethod
+    def _poison(runtime: BotRuntime, update_id: int) -> bool:
+        seen, failures = runtime.failing_update
+        failures = failures + 1 if seen == update_id else 1
+        runtime.failing_update = (update_id, failures)
+        return failures >= 5
+
+    # --- outbound -----------------------------------------------------------------------
+
+    async def send(self, msg: OutboundMessage) -> DeliveryReceipt:
+        """Queue the message in its bot's sender; the outcome is recorded there."""
+        async with self.services.db.transaction() as session:
+            conv = await session.get(m.Conversation, msg.conversation_id)
+            if conv is None or conv.inbox_id is None:
+                return DeliveryReceipt("failed", error="the conversation has no Telegram bot")
+            chat_id = (conv.variables or {}).get("telegram_chat_id")
+            if chat_id is None:
+                chat_id = await session.scalar(
+                    select(m.ContactIdentity.value).where(
+                        m.ContactIdentity.contact_id == conv.contact_id, m.ContactIdentity.kind == KIND
+                    )
+                )
+            rows = [await session.get(m.StoredFile, str(a["id"])) for a in file_attachments(msg.attachments)]
+            inbox_id = conv.inbox_id
+        runtime = await self.runtime(inbox_id)
+        if runtime is None:
+            return DeliveryReceipt("failed", error="this Telegram bot is disabled or removed")
+        if chat_id is None:
+            return DeliveryReceipt("failed", error="no Telegram chat for this contact")
+        calls = self._calls(runtime.bot, int(chat_id), msg, [r for r in rows if r is not None])
+        if not calls:
+            return DeliveryReceipt("failed", error="nothing to send")
+        runtime.sender.submit(Job(msg.message_id, int(chat_id), calls))
+        return DeliveryReceipt("pending")
+
+    @staticmethod
+    def _calls(bot: Bot, chat_id: int, msg: OutboundMessage, stored: list[m.StoredFile]) -> list[Call]:
+        markup = inline_keyboard(msg.attachments)
+        text = msg.body if msg.body.strip() else ("Please choose:" if markup else "")
+        chunks = split_text(text) if text else []
+        calls: list[Call] = []
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1
+            calls.append(
+                functools.partial(bot.send_message, chat_id, chunk, reply_markup=markup if last else None)
+            )
+        for row in stored:
+            upload = FSInputFile(row.path, filename=row.name)
+            method = bot.send_photo if row.content_type in IMAGE_TYPES else bot.send_document
+            calls.append(functools.partial(method, chat_id, upload))
+        return calls
+
+    async def _report(self, message_id: int, state: str, error: str) -> None:
+        async with self.services.db.transaction() as session:
+            await conversations.mark_delivery(session, message_id, state, error)
+
+    # --- events -------------------------------------------------------------------------
+
+    async def on_events(self, events: Sequence[DomainEvent]) -> None:
+        """Post-commit relay sink: queue position, closing message, satisfaction question."""
+        moved_queues: set[int] = set()
+        for event in events:
+            data = event.payload
+            if event.type in LINE_MOVES and event.queue_id is not None:
+                moved_queues.add(event.queue_id)
+            if data.get("channel") != KIND or event.conversation_id is None:
+                continue
+            try:
+                if event.type == "conversation.queued":
+                    moved_queues.add(int(event.queue_id or 0))
+                    await self._announce_position(event.conversation_id, first=True)
+                elif self._ends(event.type, data):
+                    await self._say_goodbye(event.conversation_id, int(data.get("inbox_id") or 0))
+            except DomainError as exc:
+                log.warning("telegram: event %s not acted on: %s", event.id, exc.message)
+        for queue_id in moved_queues - {0}:
+            await self._announce_line(queue_id)
+
+    @staticmethod
+    def _ends(event_type: str, data: dict[str, Any]) -> bool:
+        """The customer-facing end: wrap-up, or a close that skipped wrap-up; not when the
+        customer left."""
+        if data.get("closed_by") == "customer":
+            return False
+        return event_type == "conversation.wrap_up" or (
+            event_type == "conversation.closed" and not data.get("wrap_up_at")
+        )
+
+    async def _inbox_config(self, inbox_id: int) -> dict[str, Any]:
+        async with self.services.db.transaction() as session:
+            inbox = await session.get(m.Inbox, inbox_id)
+            return dict(inbox.config or {}) if inbox is not None else {}
+
+    async def _announce_position(self, conv_id: int, *, first: bool) -> None:
+        async with self.services.db.transaction() as session:
+            conv = await session.get(m.Conversation, conv_id)
+            if conv is None or conv.inbox_id is None:
+                return
+            inbox = await session.get(m.Inbox, conv.inbox_id)
+            template = str((inbox.config or {}).get("queue_message", DEFAULT_QUEUE_MESSAGE)) if inbox else ""
+            if not template:
+                return
+            info = await wait_info(session, conv)
+            if info.position < 1 or not self._should_announce(conv_id, info.position, first=first):
+                return
+            await automated.send_automated(
+                session, conv_id, queue_text(template, info.position, info.estimated_wait_seconds)
+            )
+
+    def _should_announce(self, conv_id: int, position: int, *, first: bool) -> bool:
+        """On entering the line; afterwards only when the position has at least halved since
+        the last message, and never twice within ``queue_update_min_seconds``."""
+        now = time.monotonic()
+        last = self._announced.get(conv_id)
+        if not first and last is not None:
+            last_position, at = last
+            if position > last_position // 2 or now - at < self.settings.queue_update_min_seconds:
+                return False
+        if len(self._announced) > 10000:
+            self._announced.clear()
+        self._announced[conv_id] = (position, now)
+        return True
+
+    async def _announce_line(self, queue_id: int) -> None:
+        async with self.services.db.transaction() as session:
+            infos = await line_wait_infos(session, queue_id, channel=KIND)
+        for conv_id, info in infos.items():
+            last = self._announced.get(conv_id)
+            if last is not None and info.position <= last[0] // 2:
+                await self._announce_position(conv_id, first=False)
+
+    async def _say_goodbye(self, conv_id: int, inbox_id: int) -> None:
+        self._announced.pop(conv_id, None)
+        config = await self._inbox_config(inbox_id)
+        closing = str(config.get("closing_message") or "")
+        csat = config.get("csat") if isinstance(config.get("csat"), dict) else None
+        async with self.services.db.transaction() as session:
+            if closing:
+                await automated.send_automated(session, conv_id, closing)
+            if csat and csat.get("question"):
+                labels = csat.get("labels") or ["1", "2", "3", "4", "5"]
+                buttons = [
+                    {"id": f"{CSAT_PREFIX}{i}", "label": str(label)} for i, label in enumerate(labels, 1)
+                ]
+                await automated.send_automated(session, conv_id, str(csat["question"]), buttons=buttons)
+
+
+def register(services: Services) -> TelegramChannel:
+    """Called by the composition root (``omni.app.create_app``)."""
+    channel = TelegramChannel(services)
+    services.adapters.register(channel)
+    services.relay.post_commit_sinks.append(channel.on_events)
+    return channel
