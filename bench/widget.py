@@ -69,6 +69,8 @@ from omni.domain.auth import hash_password
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+RESEND_AFTER_SECONDS = 3.0
+"""The widget's own retry pause for a message the server could not store."""
 DEFAULT_OUT = HERE / "results" / "widget.json"
 RELAY_SCRIPT = HERE / "relay_baseline.py"
 DEFAULT_RATE_LIMIT = 30
@@ -423,6 +425,7 @@ class DeliveryRun:
         self.in_lat: list[tuple[float, float]] = []  # (sent at, latency)
         self.out_lat: list[tuple[float, float]] = []
         self.visitor_ack: list[float] = []
+        self._resends: set[asyncio.Task[None]] = set()
         self.operator_ack: list[float] = []
         self.errors: dict[str, int] = {}
         self.duplicates = 0
@@ -488,6 +491,26 @@ class DeliveryRun:
                 self._error(f"{what}:{err}")
 
         return done
+
+    async def _send_visitor_message(self, v: Visitor, data: dict[str, Any], first_sent: float) -> None:
+        """Like the widget: a message the server says it could not store ("unavailable") is
+        sent again with the same client id after a pause; latency counts from the first send."""
+
+        def done(ack: Any, now: float) -> None:
+            if isinstance(ack, dict) and ack.get("error") == "unavailable":
+                self._error("visitor_message:unavailable (resent)")
+                task = asyncio.get_running_loop().create_task(self._resend(v, data, first_sent))
+                self._resends.add(task)
+                task.add_done_callback(self._resends.discard)
+                return
+            self._acked(self.visitor_ack, first_sent, "visitor_message")(ack, now)
+
+        await v.sock.emit("message", data, done)
+
+    async def _resend(self, v: Visitor, data: dict[str, Any], first_sent: float) -> None:
+        await asyncio.sleep(RESEND_AFTER_SECONDS)
+        with contextlib.suppress(Exception):
+            await self._send_visitor_message(v, data, first_sent)
 
     # phases
 
@@ -560,11 +583,7 @@ class DeliveryRun:
             v = visitors[j % a.widgets]
             cid = f"b{j}"
             self.in_sent[cid] = now
-            await v.sock.emit(
-                "message",
-                {"body": f"bench message {j}", "client_id": cid},
-                self._acked(self.visitor_ack, now, "visitor_message"),
-            )
+            await self._send_visitor_message(v, {"body": f"bench message {j}", "client_id": cid}, now)
             if now >= next_log:
                 next_log += 5
                 log(

@@ -17,7 +17,11 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
+from bots import http as bots_http
+from bots import runner as bot_runner
+from channels import telegram as telegram_channel
 from channels import widget as widget_channel
+from channels.telegram.http import CONTROLLERS as TELEGRAM_CONTROLLERS
 from channels.widget.http import WidgetFileController
 from omni import __version__, realtime, web
 from omni.api import admin, core, health
@@ -59,6 +63,8 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
     sio = realtime.build_server(settings)
     realtime.register(sio, services)
     widget_channel.register(sio, services)
+    bot_runner.install(services.db)
+    telegram_channel.register(services)
     configure(settings)
 
     in_flight: set[asyncio.Future[None]] = set()
@@ -109,11 +115,13 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             core.InboxMessageController,
             core.FileController,
             WidgetFileController,
+            *TELEGRAM_CONTROLLERS,
             create_static_files_router(path="/widget", directories=[WIDGET_DIST], name="widget"),
             core.OfferController,
             core.CallbackController,
             core.EventController,
             *admin.CONTROLLERS,
+            *bots_http.CONTROLLERS,
             *web.route_handlers(),
         ],
         template_config=web.template_config(),

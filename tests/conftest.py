@@ -46,20 +46,25 @@ def _raw_dsn(dbname: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_template() -> str:
+def pg_template() -> Iterator[str]:
+    """A template built by the migrations, named per run so parallel runs never share one."""
     _require_services()
+    name = f"{TEMPLATE}_{uuid.uuid4().hex[:8]}"
 
-    async def build() -> None:
+    async def run(*sql: str) -> None:
         conn = await asyncpg.connect(PG_DSN)
         try:
-            await conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
-            await conn.execute(f"CREATE DATABASE {TEMPLATE}")
+            for statement in sql:
+                await conn.execute(statement)
         finally:
             await conn.close()
 
-    asyncio.run(build())
-    upgrade(_asyncpg_url(TEMPLATE))
-    return TEMPLATE
+    asyncio.run(run(f"CREATE DATABASE {name}"))
+    try:
+        upgrade(_asyncpg_url(name))
+        yield name
+    finally:
+        asyncio.run(run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 async def create_test_database(template: str) -> str:

@@ -35,6 +35,9 @@ class Database:
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._sqlite_lock = asyncio.Lock() if self.is_sqlite else None
         self.after_commit_hooks: list[Callable[[AsyncSession], None]] = []
+        self.session_info: dict[str, Any] = {}
+        """Copied into every session's ``info``: how plug-ins (the bot gateway) reach domain
+        code that only gets a session, without module-level globals."""
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -53,6 +56,7 @@ class Database:
     @asynccontextmanager
     async def _run(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session:
+            session.info.update(self.session_info)
             async with session.begin():
                 yield session
             for hook in self.after_commit_hooks:

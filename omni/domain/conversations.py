@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -125,6 +125,9 @@ async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestRe
         .with_for_update()
     )
     created = False
+    scenario_key = ""
+    queue: m.Queue | None = None
+    bot = bot_gateway(session)
     if conv is not None and msg.client_id:
         existing = await session.scalar(
             select(m.Message).where(
@@ -137,7 +140,7 @@ async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestRe
         conv = None
     elif conv.status not in m.OPEN_STATUSES:
         ended = conv.closed_at or conv.created_at
-        if now - ended > REOPEN_WINDOW:
+        if now - ended > REOPEN_WINDOW or contact.blacklisted:
             conv = None
         else:
             await do_reopen(session, conv, now=now)
@@ -161,7 +164,17 @@ async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestRe
         await session.flush()
         created = True
         _event(session, "conversation.created", conv)
-        await do_enqueue(session, conv, queue, priority=msg.priority, now=now)
+        scenario_key = str((inbox.config or {}).get("scenario") or "") if bot is not None else ""
+        if contact.blacklisted:
+            # Kept (nothing is lost, the history shows it) but never routed or answered by a bot.
+            conv.status = S.CLOSED
+            conv.closed_at = now
+            conv.closed_by = "blacklist"
+            _event(session, "conversation.blocked", conv)
+        elif scenario_key:
+            conv.status = S.BOT  # the scenario starts once the first message is stored
+        else:
+            await do_enqueue(session, conv, queue, priority=msg.priority, now=now)
     message = m.Message(
         conversation_id=conv.id,
         inbox_id=inbox.id,
@@ -183,7 +196,30 @@ async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestRe
             return IngestResult(conv, stored_dup, duplicate=True, created=False)
     conv.last_message_at = now
     _message_event(session, conv, message)
+    if created and conv.status == S.BOT and bot is not None:
+        if not await bot.start(session, conv, scenario_key):
+            assert queue is not None
+            await do_enqueue(session, conv, queue, priority=msg.priority, now=now)  # not published
+    elif conv.status == S.BOT and bot is not None:
+        await bot.on_inbound(session, conv, message)
     return IngestResult(conv, message, duplicate=False, created=created)
+
+
+class BotGateway(Protocol):
+    """How the core hands conversations to the scenario engine (``bots.runner``) without
+    importing it; the composition root plugs it in through ``Database.session_info``."""
+
+    async def start(self, session: AsyncSession, conv: m.Conversation, scenario_key: str) -> bool: ...
+    async def on_inbound(self, session: AsyncSession, conv: m.Conversation, message: m.Message) -> bool: ...
+
+
+BOT_GATEWAY = "bot_gateway"
+
+
+def bot_gateway(session: AsyncSession) -> BotGateway | None:
+    """The scenario runner plugged into this database (``Database.session_info``), if any."""
+    gateway: BotGateway | None = session.info.get(BOT_GATEWAY)
+    return gateway
 
 
 async def _store_idempotent(
@@ -859,3 +895,56 @@ async def mark_delivery(session: AsyncSession, message_id: int, state: str, erro
         queue_id=conv.queue_id,
         user_id=conv.assigned_user_id,
     )
+
+
+async def do_edit_inbound(
+    session: AsyncSession,
+    inbox_id: int,
+    external_id: str,
+    body: str,
+    attachments: list[dict[str, Any]] | None = None,
+) -> m.Message | None:
+    """The customer edited a message in their messenger (Telegram): update the stored copy
+    and tell the operator (``message.edited``). Unknown message or no change: ``None``."""
+    if len(body) > MAX_BODY:
+        raise InvalidInput(f"message is longer than {MAX_BODY} characters", field="body")
+    msg = await session.scalar(
+        select(m.Message)
+        .where(m.Message.inbox_id == inbox_id, m.Message.external_id == external_id)
+        .with_for_update()
+    )
+    if msg is None or msg.direction != "in":
+        return None
+    new_attachments = list(msg.attachments or []) if attachments is None else list(attachments)
+    if msg.body == body and new_attachments == list(msg.attachments or []):
+        return None
+    previous = msg.body
+    msg.body = body
+    msg.attachments = new_attachments
+    conv = await session.get(m.Conversation, msg.conversation_id)
+    assert conv is not None
+    emit(
+        session,
+        "message.edited",
+        message_dict(msg) | {"channel": conv.channel, "previous_body": previous},
+        conversation_id=conv.id,
+        queue_id=conv.queue_id,
+        user_id=conv.assigned_user_id,
+    )
+    return msg
+
+
+async def do_record_rating(session: AsyncSession, conv_id: int, rating: int, *, scale: int = 5) -> bool:
+    """A customer's answer to the post-contact satisfaction question (CSAT), kept in the
+    conversation's variables without reopening it; ``conversation.rated`` for reports/CRM.
+    Only the first answer counts (a second press returns ``False``)."""
+    if not 1 <= rating <= scale:
+        raise InvalidInput(f"rating must be 1 to {scale}", field="rating")
+    conv = await session.get(m.Conversation, conv_id, with_for_update=True)
+    if conv is None:
+        raise NotFound(f"conversation {conv_id} not found")
+    if "csat" in (conv.variables or {}):
+        return False
+    conv.variables = {**(conv.variables or {}), "csat": rating}
+    _event(session, "conversation.rated", conv, rating=rating, scale=scale)
+    return True

@@ -90,7 +90,8 @@ async def _fire(db: Database, deadline_id: int) -> int:
         if row is None:
             return 0
         row.done = True
-        handler = HANDLERS.get(row.kind)
+        # Plug-ins (the bot runner) add kinds of their own through Database.session_info.
+        handler = HANDLERS.get(row.kind) or session.info.get("deadline_handlers", {}).get(row.kind)
         if handler is None:
             log.error("deadline %s has unknown kind %r; dropped", row.id, row.kind)
             return 0

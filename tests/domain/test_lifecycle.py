@@ -512,3 +512,25 @@ async def test_sockets_of_a_dead_node_are_reaped_and_operator_goes_offline(
             for uid in (setup["a"], setup["b"])
         }
     assert codes == {setup["a"]: "offline", setup["b"]: "available"}
+
+
+async def test_a_blacklisted_contact_is_stored_but_never_routed(
+    services: Services, setup: dict[str, int]
+) -> None:
+    await go_available(services, setup["a"])
+    first = await inbound(services, setup["inbox"], "spammer", body="first")
+    async with services.db.transaction() as s:
+        contact = await s.get_one(m.Contact, (await s.get_one(m.Conversation, first)).contact_id)
+        contact.blacklisted = True
+        await c.do_customer_left(s, first)
+    blocked = await inbound(services, setup["inbox"], "spammer", body="buy now")
+    assert blocked != first, "a blacklisted contact does not reopen the old conversation"
+    await route_pending(services.db)
+    row = await conv(services, blocked)
+    assert row.status == m.ConversationStatus.CLOSED and row.closed_by == "blacklist"
+    assert await pending_offer(services, blocked) is None
+    async with services.db.transaction() as s:
+        bodies = list(await s.scalars(select(m.Message.body).where(m.Message.conversation_id == blocked)))
+        kinds = list(await s.scalars(select(m.Event.type).where(m.Event.conversation_id == blocked)))
+    assert bodies == ["buy now"], "the message is kept for the record"
+    assert "conversation.blocked" in kinds and "conversation.queued" not in kinds

@@ -1,0 +1,253 @@
+"""REST API of bot scenarios (``/api/v1/scenarios``): thin over ``bots.service`` and
+``bots.simulate``, used by the supervisor's builder and by scripts.
+
+Supervisors and admins edit and publish; auditors read (the service checks roles). A draft or
+publish that the checks refuse answers 422 with ``problems`` — ``[{node, code, message}]`` —
+so the builder can put each one on its node. Test runs use the document sent (the draft
+being edited, saved or not) and touch no conversation.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post, put
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bots import service, simulate
+from bots.scenario import Problem
+from omni.api.core import DEPS
+from omni.db import models as m
+from omni.domain.auth import Principal
+from omni.domain.errors import InvalidInput, NotFound
+from omni.services import Services
+
+# --- request bodies -----------------------------------------------------------------------
+
+
+class ScenarioCreate(msgspec.Struct, forbid_unknown_fields=True):
+    key: str
+    name: str
+    document: dict[str, Any]
+
+
+class DraftIn(msgspec.Struct, forbid_unknown_fields=True):
+    document: dict[str, Any]
+
+
+class PublishIn(msgspec.Struct, forbid_unknown_fields=True):
+    note: str = ""
+
+
+class RollbackIn(msgspec.Struct, forbid_unknown_fields=True):
+    revision_id: int
+
+
+class TestRunIn(msgspec.Struct, forbid_unknown_fields=True):
+    """``case`` as in a scenario test file: channel, lang, inputs, http, handoff, facts, variables."""
+
+    document: dict[str, Any]
+    case: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class RunTestsIn(msgspec.Struct, forbid_unknown_fields=True):
+    """``file``: a scenario test file's ``{"cases": [...]}`` (its ``scenario`` is ignored)."""
+
+    document: dict[str, Any]
+    file: dict[str, Any]
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def problem_list(problems: list[Problem]) -> list[dict[str, Any]]:
+    return [p.model_dump(mode="json") for p in problems]
+
+
+def publish_refused_handler(
+    _request: Request[Any, Any, Any], exc: service.PublishRefused
+) -> Response[dict[str, Any]]:
+    """The domain error body plus the problems, each naming its node."""
+    body: dict[str, Any] = {
+        "error": exc.code,
+        "detail": exc.message,
+        "field": exc.field,
+        "problems": problem_list(exc.problems),
+    }
+    return Response(body, status_code=exc.status_code)
+
+
+async def detail(session: AsyncSession, row: m.Scenario) -> dict[str, Any]:
+    """The scenario with its draft, what stops the draft publishing, and the active revision."""
+    active = await session.get(m.ScenarioRevision, row.active_revision_id) if row.active_revision_id else None
+    return service.scenario_dict(row) | {
+        "draft": row.draft,
+        "problems": problem_list(await service.problems(session, row)),
+        "active_revision": service.revision_dict(active) if active else None,
+    }
+
+
+def _case(raw: dict[str, Any]) -> dict[str, Any]:
+    """Only the keys a case may carry, with the shapes the simulator expects."""
+    allowed = ("channel", "lang", "inputs", "http", "handoff", "facts", "variables", "name", "expect")
+    case = {k: raw[k] for k in allowed if k in raw}
+    for key in ("inputs", "http"):
+        if key in case and not isinstance(case[key], list):
+            raise InvalidInput(f"case.{key} must be a list", field=f"case.{key}")
+    for key in ("facts", "variables"):
+        if key in case and not isinstance(case[key], dict):
+            raise InvalidInput(f"case.{key} must be an object", field=f"case.{key}")
+    if len(case.get("inputs") or []) > 500:
+        raise InvalidInput("at most 500 inputs per case", field="case.inputs")
+    return case
+
+
+def _run_case(document: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    scenario = service.parse(document)
+    try:
+        return simulate.run_case(scenario, _case(raw)).as_dict()
+    except (ValueError, TypeError, KeyError) as exc:  # a malformed input item or fact
+        raise InvalidInput(f"the test case can't be run: {exc}", field="case") from exc
+
+
+# --- controllers --------------------------------------------------------------------------
+
+
+class ScenarioController(Controller):
+    path = "/api/v1/scenarios"
+    dependencies = DEPS
+    exception_handlers = {service.PublishRefused: publish_refused_handler}  # noqa: RUF012 - Litestar declares it mutable
+    tags = ["scenarios"]  # noqa: RUF012 - Litestar declares it mutable
+
+    @get("/")
+    async def list_scenarios(self, who: Principal, services: Services) -> list[dict[str, Any]]:
+        async with services.db.transaction() as session:
+            return [service.scenario_dict(r) for r in await service.list_all(session, who)]
+
+    @post("/")
+    async def create_scenario(self, who: Principal, services: Services, data: ScenarioCreate) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            row = await service.create(session, who, data.key, data.name, data.document)
+            return await detail(session, row)
+
+    @post("/import", status_code=201)
+    async def import_scenario(self, who: Principal, services: Services, data: dict[str, Any]) -> dict[str, Any]:
+        """An exported file: a new scenario, or the new draft of the scenario with that key."""
+        async with services.db.transaction() as session:
+            row = await service.import_(session, who, data)
+            return await detail(session, row)
+
+    @get("/{scenario_id:int}")
+    async def get_scenario(self, who: Principal, services: Services, scenario_id: int) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            return await detail(session, await service.get(session, who, scenario_id))
+
+    @put("/{scenario_id:int}/draft")
+    async def save_draft(
+        self, who: Principal, services: Services, scenario_id: int, data: DraftIn
+    ) -> dict[str, Any]:
+        """Stored whenever well formed; ``problems`` say what would stop it publishing."""
+        async with services.db.transaction() as session:
+            found = await service.save_draft(session, who, scenario_id, data.document)
+            row = await service.get(session, who, scenario_id)
+            return service.scenario_dict(row) | {"problems": problem_list(found)}
+
+    @post("/{scenario_id:int}/publish", status_code=200)
+    async def publish(
+        self, who: Principal, services: Services, scenario_id: int, data: PublishIn | None = None
+    ) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            rev = await service.publish(session, who, scenario_id, (data.note if data else ""))
+            return service.revision_dict(rev)
+
+    @get("/{scenario_id:int}/revisions")
+    async def revisions(self, who: Principal, services: Services, scenario_id: int) -> list[dict[str, Any]]:
+        async with services.db.transaction() as session:
+            row = await service.get(session, who, scenario_id)
+            return [
+                service.revision_dict(r) | {"active": r.id == row.active_revision_id}
+                for r in await service.revisions(session, who, scenario_id)
+            ]
+
+    @get("/{scenario_id:int}/revisions/{revision_id:int}")
+    async def revision(
+        self, who: Principal, services: Services, scenario_id: int, revision_id: int
+    ) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            for rev in await service.revisions(session, who, scenario_id):
+                if rev.id == revision_id:
+                    return service.revision_dict(rev, with_document=True)
+        raise NotFound(f"revision {revision_id} of scenario {scenario_id} not found")
+
+    @post("/{scenario_id:int}/rollback", status_code=200)
+    async def rollback(
+        self, who: Principal, services: Services, scenario_id: int, data: RollbackIn
+    ) -> dict[str, Any]:
+        """New conversations start on that revision; running ones stay on theirs."""
+        async with services.db.transaction() as session:
+            row = await service.rollback(session, who, scenario_id, data.revision_id)
+            return service.scenario_dict(row)
+
+    @get("/{scenario_id:int}/diff")
+    async def diff(self, who: Principal, services: Services, scenario_id: int, a: int, b: int) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            return await service.diff(session, who, scenario_id, a, b)
+
+    @get("/{scenario_id:int}/export")
+    async def export(self, who: Principal, services: Services, scenario_id: int) -> Response[bytes]:
+        async with services.db.transaction() as session:
+            data = await service.export(session, who, scenario_id)
+        body = json.dumps(data, ensure_ascii=False, indent=2).encode()
+        return Response(
+            body,
+            media_type="application/json",
+            headers={"Content-Disposition": f'attachment; filename="scenario-{data["key"]}.json"'},
+        )
+
+    @get("/{scenario_id:int}/stats")
+    async def stats(
+        self,
+        who: Principal,
+        services: Services,
+        scenario_id: int,
+        revision_id: int | None = None,
+        channel: str | None = None,
+    ) -> dict[str, Any]:
+        """Per node: entered, left (by port), waiting, dropped, invalid rate; hand-off outcomes
+        are the hand-off node's ports (``queued``, ``on_no_agents``, ``on_closed``)."""
+        async with services.db.transaction() as session:
+            row = await service.get(session, who, scenario_id)
+            nodes = await service.node_stats(session, who, scenario_id, revision_id=revision_id, channel=channel)
+            return {"revision_id": revision_id or row.active_revision_id, "channel": channel or "", "nodes": nodes}
+
+    @post("/{scenario_id:int}/test-run", status_code=200)
+    async def test_run(
+        self, who: Principal, services: Services, scenario_id: int, data: TestRunIn
+    ) -> dict[str, Any]:
+        """The whole case from the start: the builder re-sends every input each time."""
+        async with services.db.transaction() as session:
+            await service.get(session, who, scenario_id)
+        return _run_case(data.document, data.case)
+
+    @post("/{scenario_id:int}/run-tests", status_code=200)
+    async def run_tests(
+        self, who: Principal, services: Services, scenario_id: int, data: RunTestsIn
+    ) -> dict[str, Any]:
+        async with services.db.transaction() as session:
+            await service.get(session, who, scenario_id)
+        scenario = service.parse(data.document)
+        cases = data.file.get("cases")
+        if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
+            raise InvalidInput("the test file needs a list of cases", field="file")
+        try:
+            results = simulate.run_file({"cases": [_case(c) for c in cases]}, scenario)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InvalidInput(f"the test file can't be run: {exc}", field="file") from exc
+        return {"passed": all(r["passed"] for r in results), "results": results}
+
+
+CONTROLLERS: list[type[Controller]] = [ScenarioController]
+
+__all__ = ["CONTROLLERS", "ScenarioController"]

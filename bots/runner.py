@@ -1,0 +1,336 @@
+"""Runs published scenarios on conversations: the bridge between the pure engine and the core.
+
+Every step happens inside the caller's transaction and persists the engine state with it,
+so a crash or restart resumes where the conversation was. Messages go out through
+``omni.domain.automated`` (the channel adapter renders buttons its own way), timers are
+persisted deadlines, and HTTP calls run after the commit with no database lock held; a safety
+deadline feeds an error if a node dies mid-call. The runner knows no channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bots import engine as e
+from bots.scenario import Scenario, ScenarioFormatError, load
+from omni.db import Database
+from omni.db import models as m
+from omni.domain import automated, conversations, deadlines
+from omni.domain.hours import is_open
+from omni.domain.routing import queue_capacity
+
+log = logging.getLogger(__name__)
+
+BOT_TIMER = "bot_timer"
+BOT_HTTP_LOST = "bot_http_lost"
+HTTP_GRACE_SECONDS = 10
+MAX_CHAINED_EVENTS = 20
+"""Hand-off outcomes and scenario jumps feed the engine again in the same step; bounded."""
+
+HttpFn = Callable[[e.CallHttp], Awaitable[e.HttpResult]]
+HttpCall = tuple[int, int, e.CallHttp]
+"""(conversation id, timer token, request) waiting for the commit."""
+
+
+def _facts(conv: m.Conversation, contact: m.Contact | None, queue: m.Queue | None, slots: int) -> e.Facts:
+    now = datetime.now(UTC)
+    tz = (queue.business_hours or {}).get("timezone") if queue else None
+    local = now.astimezone(ZoneInfo(tz)) if tz else now
+    return e.Facts(
+        channel=conv.channel,
+        lang=str((conv.variables or {}).get("lang", "en")),
+        now=local,
+        business_hours_open=is_open(queue, now) if queue else True,
+        agents_online=slots,
+        builtins={
+            "contact.name": contact.name if contact else "",
+            "contact.phone": (contact.phone or "") if contact else "",
+            "contact.email": (contact.email or "") if contact else "",
+            "conversation.id": conv.id,
+            "queue.name": queue.name if queue else "",
+        },
+    )
+
+
+class BotRunner:
+    """The core's bot gateway (``conversations.set_bot_gateway``) and the deadline handler."""
+
+    def __init__(self, db: Database, *, http: HttpFn | None = None) -> None:
+        self.db = db
+        self.http = http or call_http
+        self._tasks: set[asyncio.Task[None]] = set()
+        db.after_commit_hooks.append(self._after_commit)
+
+    # --- entry points used by the core ------------------------------------------------
+
+    async def start(self, session: AsyncSession, conv: m.Conversation, scenario_key: str) -> bool:
+        """Put a new conversation in the bot; ``False`` when the scenario has no published revision."""
+        found = await self._active(session, scenario_key)
+        if found is None:
+            log.warning("scenario %r has no published revision; conversation %s goes to the queue",
+                        scenario_key, conv.id)  # fmt: skip
+            return False
+        scenario_row, revision = found
+        conv.status = m.ConversationStatus.BOT
+        bot = m.BotSession(
+            conversation_id=conv.id,
+            scenario_id=scenario_row.id,
+            revision_id=revision.id,
+            state={},
+            status="running",
+            started_at=datetime.now(UTC),
+        )
+        session.add(bot)
+        await session.flush()
+        await self._feed(session, conv, bot, e.Start())
+        return True
+
+    async def on_inbound(self, session: AsyncSession, conv: m.Conversation, message: m.Message) -> bool:
+        """A customer message while the conversation is with the bot; ``False`` if no bot runs."""
+        bot = await session.get(m.BotSession, conv.id, with_for_update=True)
+        if bot is None or bot.status != "running":
+            return False
+        button = next(
+            (str(a.get("id")) for a in message.attachments or [] if a.get("kind") == "button_reply"), None
+        )
+        digits = next(
+            (str(a.get("digits")) for a in message.attachments or [] if a.get("kind") == "dtmf"), None
+        )
+        event: e.Event = e.Dtmf(digits) if digits is not None else e.Text(message.body, button=button)
+        await self._feed(session, conv, bot, event)
+        return True
+
+    async def hand_to_bot(self, session: AsyncSession, conv: m.Conversation, scenario_key: str) -> bool:
+        """An operator passes the conversation to a scenario (e.g. a CSAT survey at close)."""
+        await session.execute(
+            m.BotSession.__table__.delete().where(m.BotSession.conversation_id == conv.id)  # type: ignore[attr-defined]
+        )
+        return await self.start(session, conv, scenario_key)
+
+    async def on_deadline(self, session: AsyncSession, row: m.Deadline) -> None:
+        conv = await session.get(m.Conversation, row.ref_id, with_for_update=True)
+        bot = await session.get(m.BotSession, row.ref_id, with_for_update=True)
+        if conv is None or bot is None or bot.status != "running":
+            return
+        if int(row.payload.get("token", -1)) != bot.timer_token:
+            return  # the conversation moved on since this timer was set
+        if row.kind == BOT_HTTP_LOST:
+            event: e.Event = e.HttpResult(error="no answer (the request was lost)")
+        elif row.payload.get("kind") == "wait":
+            event = e.TimerFired()
+        else:
+            event = e.NoInput()
+        await self._feed(session, conv, bot, event)
+
+    # --- the step ---------------------------------------------------------------------
+
+    async def _active(self, session: AsyncSession, key: str) -> tuple[m.Scenario, m.ScenarioRevision] | None:
+        row = await session.scalar(select(m.Scenario).where(m.Scenario.key == key))
+        if row is None or row.active_revision_id is None:
+            return None
+        revision = await session.get(m.ScenarioRevision, row.active_revision_id)
+        return (row, revision) if revision is not None else None
+
+    async def _feed(
+        self, session: AsyncSession, conv: m.Conversation, bot: m.BotSession, event: e.Event
+    ) -> None:
+        revision = await session.get(m.ScenarioRevision, bot.revision_id)
+        assert revision is not None
+        try:
+            scenario = load(revision.document)
+        except ScenarioFormatError as exc:  # published documents passed validation; belt and braces
+            log.error("revision %s can't be loaded: %s", revision.id, exc)
+            bot.status = "error"
+            return
+        contact = await session.get(m.Contact, conv.contact_id)
+        queue = await session.get(m.Queue, conv.queue_id) if conv.queue_id else None
+        slots = (await queue_capacity(session, queue.id, conv.medium)).slots if queue else 0
+        facts = _facts(conv, contact, queue, slots)
+        state = e.State.from_json(bot.state) if bot.state else None
+        for _ in range(MAX_CHAINED_EVENTS):
+            outcome = e.advance(scenario, state, event, facts)
+            state = outcome.state
+            bot.timer_token += 1
+            for step in outcome.steps:
+                session.add(
+                    m.BotStep(
+                        revision_id=bot.revision_id,
+                        conversation_id=conv.id,
+                        channel=conv.channel,
+                        node=step.node,
+                        outcome=step.outcome[:64],
+                    )
+                )
+            follow_up = await self._carry_out(session, conv, bot, outcome, scenario)
+            if isinstance(follow_up, tuple):  # moved to another scenario
+                scenario, state = follow_up
+                event = e.Start()
+                continue
+            if follow_up is None:
+                break
+            event = follow_up
+        bot.state = state.to_json() if state else {}
+        bot.status = state.status if state else "error"
+        bot.updated_at = datetime.now(UTC)
+        merged = _merged(conv.variables, state)
+        if conv.variables != merged:
+            conv.variables = merged
+        ran_out = bot.status in ("ended", "error") and conv.status == m.ConversationStatus.BOT
+        if ran_out and queue is not None:
+            # The scenario ran out of nodes: nobody must be left talking to nothing.
+            await conversations.do_enqueue(session, conv, queue)
+
+    async def _carry_out(
+        self,
+        session: AsyncSession,
+        conv: m.Conversation,
+        bot: m.BotSession,
+        outcome: e.Outcome,
+        scenario: Scenario,
+    ) -> e.Event | tuple[Scenario, e.State] | None:
+        now = datetime.now(UTC)
+        for action in outcome.actions:
+            if isinstance(action, e.Say):
+                buttons = action.buttons or None
+                if action.text.strip() or buttons:
+                    await automated.send_automated(session, conv.id, action.text or "…", buttons=buttons)
+            elif isinstance(action, e.StartTimer):
+                deadlines.schedule(
+                    session, BOT_TIMER, conv.id, now + timedelta(seconds=action.seconds),
+                    {"token": bot.timer_token, "kind": action.kind},
+                )  # fmt: skip
+            elif isinstance(action, e.CallHttp):
+                session.info.setdefault("bot_http", []).append((conv.id, bot.timer_token, action))
+                deadlines.schedule(
+                    session, BOT_HTTP_LOST, conv.id,
+                    now + timedelta(seconds=action.timeout_seconds + HTTP_GRACE_SECONDS),
+                    {"token": bot.timer_token},
+                )  # fmt: skip
+            elif isinstance(action, e.SaveAnswer):
+                session.add(
+                    m.SurveyAnswer(
+                        conversation_id=conv.id, revision_id=bot.revision_id, node=action.node,
+                        variable=action.variable, value=action.value,
+                    )
+                )  # fmt: skip
+            elif isinstance(action, e.SaveContactField):
+                contact = await session.get(m.Contact, conv.contact_id)
+                if contact is not None:
+                    contact.custom_fields = {**(contact.custom_fields or {}), action.name: action.value}
+            elif isinstance(action, e.Handoff):
+                return await self._handoff(session, conv, action)
+            elif isinstance(action, e.Close):
+                await self._close(session, conv, action.result_code)
+            elif isinstance(action, e.GotoScenario):
+                found = await self._active(session, action.scenario)
+                if found is None:
+                    log.warning("goto: scenario %r is not published; conversation %s goes to the queue",
+                                action.scenario, conv.id)  # fmt: skip
+                    return None
+                bot.scenario_id, bot.revision_id = found[0].id, found[1].id
+                return load(found[1].document), e.State(variables=dict(outcome.state.variables))
+        return None
+
+    async def _handoff(self, session: AsyncSession, conv: m.Conversation, action: e.Handoff) -> e.Event:
+        queue_id = action.queue_id or conv.queue_id
+        queue = await session.get(m.Queue, queue_id) if queue_id else None
+        if queue is None:
+            return e.HandoffResult("no_agents")
+        now = datetime.now(UTC)
+        if not is_open(queue, now):
+            return e.HandoffResult("closed")
+        if (await queue_capacity(session, queue.id, conv.medium)).slots == 0:
+            return e.HandoffResult("no_agents")
+        conv.variables = {**(conv.variables or {}), **action.variables}
+        if action.note:
+            session.add(
+                m.Message(
+                    conversation_id=conv.id, inbox_id=conv.inbox_id, direction="note",
+                    body=f"🤖 {action.note}", delivery="stored", created_at=now,
+                )
+            )  # fmt: skip
+        await conversations.do_enqueue(session, conv, queue, priority=action.priority, now=now)
+        return e.HandoffResult("queued")
+
+    async def _close(self, session: AsyncSession, conv: m.Conversation, code: str) -> None:
+        code_id = None
+        if code:
+            code_id = await session.scalar(select(m.ResultCode.id).where(m.ResultCode.code == code))
+            if code_id is None:
+                log.warning("scenario closes with unknown result code %r; closing without one", code)
+        await conversations.do_close(session, conv, code_id, by="bot")
+
+    # --- HTTP after the commit ----------------------------------------------------------
+
+    def _after_commit(self, session: AsyncSession) -> None:
+        calls: list[HttpCall] = session.info.pop("bot_http", [])
+        for conv_id, token, call in calls:
+            task = asyncio.get_running_loop().create_task(self._http_then_feed(conv_id, token, call))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _http_then_feed(self, conv_id: int, token: int, call: e.CallHttp) -> None:
+        result = await self.http(call)
+        try:
+            async with self.db.transaction() as session:
+                conv = await session.get(m.Conversation, conv_id, with_for_update=True)
+                bot = await session.get(m.BotSession, conv_id, with_for_update=True)
+                if conv is None or bot is None or bot.status != "running" or bot.timer_token != token:
+                    return
+                await self._feed(session, conv, bot, result)
+        except Exception:
+            log.exception("applying the HTTP result of conversation %s failed", conv_id)
+
+    async def drain(self) -> None:
+        """Wait for HTTP calls in flight (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _merged(variables: dict[str, Any] | None, state: e.State | None) -> dict[str, Any]:
+    """Collected variables are visible to the operator on the card and in webhooks."""
+    if state is None:
+        return dict(variables or {})
+    collected = {k: v for k, v in state.variables.items() if k != "last_input"}
+    return {**(variables or {}), **collected}
+
+
+async def call_http(call: e.CallHttp) -> e.HttpResult:
+    """The real request: bounded by the node's timeout, JSON decoded when it is JSON."""
+    try:
+        async with httpx.AsyncClient(timeout=call.timeout_seconds, follow_redirects=False) as client:
+            response = await client.request(
+                call.method, call.url, headers=call.headers, content=call.body.encode() if call.body else None
+            )
+    except httpx.HTTPError as exc:
+        return e.HttpResult(error=f"{type(exc).__name__}: {exc}"[:300])
+    try:
+        body: Any = response.json()
+    except (json.JSONDecodeError, ValueError):
+        body = response.text[:10000]
+    return e.HttpResult(status=response.status_code, body=body)
+
+
+def install(
+    db: Database, *, http: Callable[[e.CallHttp], Awaitable[e.HttpResult]] | None = None
+) -> BotRunner:
+    """Plug the runner into a database: ingest hands bot conversations to it, and its timers fire."""
+    old = db.session_info.get(conversations.BOT_GATEWAY)
+    if isinstance(old, BotRunner) and old._after_commit in db.after_commit_hooks:
+        db.after_commit_hooks.remove(old._after_commit)  # one runner per database
+    runner = BotRunner(db, http=http)
+    db.session_info[conversations.BOT_GATEWAY] = runner
+    handlers = db.session_info.setdefault("deadline_handlers", {})
+    handlers[BOT_TIMER] = runner.on_deadline
+    handlers[BOT_HTTP_LOST] = runner.on_deadline
+    return runner
