@@ -8,6 +8,7 @@ a sink of the outbox relay, so a reply is sent only after it is committed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,9 @@ class OutboundMessage:
     channel: str
     body: str
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    client_id: str | None = None
+    created_at: str | None = None
+    """ISO time the message was stored (so an adapter needn't read it back)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +104,19 @@ class AdapterRegistry:
 class OutboundDispatcher:
     """Post-commit relay sink: committed operator replies go to their channel; the receipt is
     recorded. A node dying between the relay's commit and the send leaves the message
-    ``pending`` (visible to the operator), not lost silently."""
+    ``pending`` (visible to the operator), not lost silently.
+
+    Conversations are sent concurrently (bounded), each conversation's messages in order, and
+    the batch's delivery marks are written in one transaction: the relay must not spend a
+    database round trip per reply while other events wait behind it.
+    """
 
     db: Database
     registry: AdapterRegistry
+    concurrency: int = 16
 
     async def __call__(self, events: Sequence[DomainEvent]) -> None:
+        by_conversation: dict[int, list[tuple[ChannelAdapter, OutboundMessage]]] = {}
         for event in events:
             if event.type != "message.created" or event.payload.get("direction") != "out":
                 continue
@@ -119,15 +130,36 @@ class OutboundDispatcher:
                 channel=adapter.kind,
                 body=str(event.payload.get("body", "")),
                 attachments=list(event.payload.get("attachments") or []),
+                client_id=event.payload.get("client_id"),
+                created_at=event.payload.get("created_at"),
             )
-            try:
-                receipt = await adapter.send(msg)
-            except ChannelNotReady as exc:
-                log.warning("%s channel not ready for message %s: %s", adapter.kind, msg.message_id, exc)
-                continue
-            except ChannelAuthFailed as exc:
-                receipt = DeliveryReceipt("failed", error=f"channel configuration: {exc}")
-            if receipt.state == "pending":
-                continue  # queued in the adapter's own sender, which marks it when done
+            by_conversation.setdefault(msg.conversation_id, []).append((adapter, msg))
+        if not by_conversation:
+            return
+        gate = asyncio.Semaphore(self.concurrency)
+        marks: list[tuple[int, DeliveryReceipt]] = []
+
+        async def send_in_order(items: list[tuple[ChannelAdapter, OutboundMessage]]) -> None:
+            for adapter, msg in items:
+                async with gate:
+                    receipt = await self._send(adapter, msg)
+                if receipt is not None and receipt.state != "pending":
+                    marks.append((msg.message_id, receipt))
+
+        await asyncio.gather(*(send_in_order(items) for items in by_conversation.values()))
+        if marks:
             async with self.db.transaction() as session:
-                await mark_delivery(session, msg.message_id, receipt.state, receipt.error)
+                for message_id, receipt in marks:
+                    await mark_delivery(session, message_id, receipt.state, receipt.error)
+
+    async def _send(self, adapter: ChannelAdapter, msg: OutboundMessage) -> DeliveryReceipt | None:
+        try:
+            return await adapter.send(msg)
+        except ChannelNotReady as exc:
+            log.warning("%s channel not ready for message %s: %s", adapter.kind, msg.message_id, exc)
+            return None
+        except ChannelAuthFailed as exc:
+            return DeliveryReceipt("failed", error=f"channel configuration: {exc}")
+        except Exception as exc:
+            log.exception("%s channel failed to send message %s", adapter.kind, msg.message_id)
+            return DeliveryReceipt("failed", error=f"{type(exc).__name__}: {exc}"[:300])

@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 NAMESPACE = "/widget"
 VISITOR_PURPOSE = "omni.widget.visitor"
 HISTORY_LIMIT = 200
+ROOM_CACHE_SECONDS = 30.0
+ROOM_CACHE_SIZE = 20_000
 WAITING = (m.ConversationStatus.QUEUED, m.ConversationStatus.OFFERED)
 BUSY = "the server is busy; your message will be sent again"
 LINE_MOVES = frozenset(
@@ -274,6 +277,7 @@ class WidgetChannel:
     def __init__(self, sio: socketio.AsyncServer, services: Services) -> None:
         self.sio = sio
         self.services = services
+        self._room_cache: dict[int, tuple[float, list[str]]] = {}
 
     async def start(self) -> None:
         return None
@@ -282,21 +286,43 @@ class WidgetChannel:
         return None
 
     async def _rooms(self, conversation_id: int) -> list[str]:
+        """The visitor rooms of a conversation's contact, cached briefly: every reply and typing
+        hint needs them, and a contact's widget identities rarely change."""
+        now = time.monotonic()
+        cached = self._room_cache.get(conversation_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         async with self.services.db.transaction() as session:
             identities = await session.scalars(
                 select(m.ContactIdentity.value)
                 .join(m.Conversation, m.Conversation.contact_id == m.ContactIdentity.contact_id)
                 .where(m.Conversation.id == conversation_id, m.ContactIdentity.kind == "widget")
             )
-            return [visitor_room(i) for i in identities]
+            targets = [visitor_room(i) for i in identities]
+        if len(self._room_cache) >= ROOM_CACHE_SIZE:
+            self._room_cache.clear()
+        self._room_cache[conversation_id] = (now + ROOM_CACHE_SECONDS, targets)
+        return targets
 
     async def send(self, msg: OutboundMessage) -> DeliveryReceipt:
         targets = await self._rooms(msg.conversation_id)
-        async with self.services.db.transaction() as session:
-            stored = await session.get(m.Message, msg.message_id)
-        if stored is None or not targets:
+        if not targets:
             return DeliveryReceipt("failed", error="no widget visitor for this conversation")
-        payload = public_message(stored)
+        if msg.created_at is None:  # an older caller: read what the visitor may see
+            async with self.services.db.transaction() as session:
+                stored = await session.get(m.Message, msg.message_id)
+            if stored is None:
+                return DeliveryReceipt("failed", error=f"message {msg.message_id} not found")
+            payload = public_message(stored)
+        else:
+            payload = {
+                "id": msg.message_id,
+                "direction": "out",
+                "body": msg.body,
+                "attachments": msg.attachments,
+                "client_id": msg.client_id,
+                "created_at": msg.created_at,
+            }
         payload["delivery"] = "sent"
         await self.sio.emit("message", payload, to=targets, namespace=NAMESPACE)
         return DeliveryReceipt("sent")
