@@ -69,6 +69,7 @@ class BotRunner:
         self.db = db
         self.http = http or call_http
         self._tasks: set[asyncio.Task[None]] = set()
+        self._revisions: dict[int, tuple[Scenario, bool]] = {}
         db.after_commit_hooks.append(self._after_commit)
 
     # --- entry points used by the core ------------------------------------------------
@@ -134,6 +135,20 @@ class BotRunner:
 
     # --- the step ---------------------------------------------------------------------
 
+    async def _scenario(self, session: AsyncSession, revision_id: int) -> tuple[Scenario, bool]:
+        """Revisions never change, so each is parsed once per process."""
+        cached = self._revisions.get(revision_id)
+        if cached is None:
+            revision = await session.get(m.ScenarioRevision, revision_id)
+            if revision is None:
+                raise ScenarioFormatError([])
+            scenario = load(revision.document)
+            needs_agents = '"agents_online"' in json.dumps(revision.document)
+            if len(self._revisions) > 256:
+                self._revisions.clear()
+            cached = self._revisions[revision_id] = (scenario, needs_agents)
+        return cached
+
     async def _active(self, session: AsyncSession, key: str) -> tuple[m.Scenario, m.ScenarioRevision] | None:
         row = await session.scalar(select(m.Scenario).where(m.Scenario.key == key))
         if row is None or row.active_revision_id is None:
@@ -144,17 +159,17 @@ class BotRunner:
     async def _feed(
         self, session: AsyncSession, conv: m.Conversation, bot: m.BotSession, event: e.Event
     ) -> None:
-        revision = await session.get(m.ScenarioRevision, bot.revision_id)
-        assert revision is not None
         try:
-            scenario = load(revision.document)
+            scenario, needs_agents = await self._scenario(session, bot.revision_id)
         except ScenarioFormatError as exc:  # published documents passed validation; belt and braces
-            log.error("revision %s can't be loaded: %s", revision.id, exc)
+            log.error("revision %s can't be loaded: %s", bot.revision_id, exc)
             bot.status = "error"
             return
         contact = await session.get(m.Contact, conv.contact_id)
         queue = await session.get(m.Queue, conv.queue_id) if conv.queue_id else None
-        slots = (await queue_capacity(session, queue.id, conv.medium)).slots if queue else 0
+        slots = 0
+        if queue is not None and needs_agents:
+            slots = (await queue_capacity(session, queue.id, conv.medium)).slots
         facts = _facts(conv, contact, queue, slots)
         state = e.State.from_json(bot.state) if bot.state else None
         for _ in range(MAX_CHAINED_EVENTS):
@@ -238,7 +253,8 @@ class BotRunner:
                                 action.scenario, conv.id)  # fmt: skip
                     return None
                 bot.scenario_id, bot.revision_id = found[0].id, found[1].id
-                return load(found[1].document), e.State(variables=dict(outcome.state.variables))
+                scenario, _ = await self._scenario(session, found[1].id)
+                return scenario, e.State(variables=dict(outcome.state.variables))
         return None
 
     async def _handoff(self, session: AsyncSession, conv: m.Conversation, action: e.Handoff) -> e.Event:

@@ -1,0 +1,226 @@
+"""Bot scenario benchmark: steps per second and step latency with many concurrent bot chats.
+
+Run (services started with ``eval "$(scripts/services.sh start)"``)::
+
+    .venv/bin/python bench/scenarios.py [--conversations 1000] [--workers 32] [--out bench/results/bots.json]
+
+What it does, on 127.0.0.1 only:
+
+1. builds a fresh PostgreSQL database with the Alembic migrations, one queue with no one
+   available (so hand-offs take the ``on_no_agents`` path and every conversation stays in the
+   scenario), an inbox that runs a published 6-node scenario first (menu → ask number →
+   condition → set → survey → close) and installs the real runner;
+2. opens ``--conversations`` bot conversations through ``ingest_inbound`` (each one a real
+   transaction that starts the scenario and sends the menu);
+3. the timed part: ``--workers`` tasks feed the customers' answers (button, a wrong number,
+   the right number, a survey answer) through ``ingest_inbound`` — every step is the whole
+   production path: store the message, lock the bot session, run the engine, persist state,
+   store the bot's reply and its events, and commit. Each step is timed on its own.
+4. the floor: the pure engine (``bots.engine.advance``) on the same scenario and inputs, no
+   database, to show what the database and messaging cost on top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from routing import admin_execute, check_loopback, log, sqlalchemy_url, summarize  # noqa: E402
+
+from bots import engine as e  # noqa: E402
+from bots import runner, service  # noqa: E402
+from bots.scenario import load  # noqa: E402
+from omni.db import Database  # noqa: E402
+from omni.db import models as m  # noqa: E402
+from omni.db.migrate import upgrade_async  # noqa: E402
+from omni.domain.auth import Principal, hash_password  # noqa: E402
+from omni.domain.conversations import InboundMessage, ingest_inbound  # noqa: E402
+
+DEFAULT_OUT = HERE / "results" / "scenarios.json"
+SCENARIO: dict[str, Any] = {
+    "name": "bench",
+    "start": "menu",
+    "variables": [{"name": "order", "type": "number"}, {"name": "kind"}, {"name": "csat"}],
+    "nodes": [
+        {"id": "menu", "type": "menu", "content": {"text": "Hi {{contact.name}}, billing or support?"},
+         "options": [{"id": "billing", "label": "Billing"}, {"id": "support", "label": "Support"}],
+         "ports": {"opt:billing": "order", "opt:support": "order", "on_max_retries": "bye"}},
+        {"id": "order", "type": "ask", "input": "number", "content": {"text": "Order number?"},
+         "variable": "order", "retries": 2, "ports": {"next": "big", "on_max_retries": "bye"}},
+        {"id": "big", "type": "condition",
+         "when": {"op": "gt", "left": {"var": "order"}, "right": {"value": 1000}},
+         "ports": {"true": "mark", "false": "mark"}},
+        {"id": "mark", "type": "set", "assign": [{"variable": "kind", "value": "{{last_input}}"}],
+         "ports": {"next": "rate"}},
+        {"id": "rate", "type": "survey", "question": {"text": "Rate us"}, "kind": "single",
+         "options": [{"id": "5", "label": "Great"}, {"id": "1", "label": "Bad"}], "variable": "csat",
+         "ports": {"next": "bye"}},
+        {"id": "bye", "type": "close", "message": {"text": "Thanks, order {{order}}"}},
+    ],
+}  # fmt: skip
+ANSWERS = [("Billing", "billing"), ("no idea", None), ("4242", None), ("Great", "5")]
+"""The customer's inputs after the first message: a button, a wrong and a right number, a rating."""
+
+
+async def seed(db: Database) -> tuple[int, Principal]:
+    async with db.transaction() as s:
+        admin = m.User(username="bench-admin", display_name="Bench", role=m.Role.ADMIN,
+                       password_hash=hash_password("x" * 12), language="en")  # fmt: skip
+        s.add(admin)
+        queue = m.Queue(name="bench", queue_timeout_seconds=0)
+        s.add(queue)
+        await s.flush()
+        inbox = m.Inbox(name="bench", channel="api", queue_id=queue.id, public_token=uuid.uuid4().hex,
+                        config={"scenario": "bench"})  # fmt: skip
+        s.add(inbox)
+        await s.flush()
+        who = Principal.of(admin)
+        row = await service.create(s, who, "bench", "Bench", SCENARIO)
+        await service.publish(s, who, row.id)
+        return inbox.id, who
+
+
+async def step(db: Database, inbox_id: int, customer: int, body: str, button: str | None) -> float:
+    attachments = [{"kind": "button_reply", "id": button}] if button else []
+    started = time.perf_counter()
+    async with db.transaction() as s:
+        await ingest_inbound(
+            s,
+            InboundMessage(inbox_id=inbox_id, identity_kind="external", identity_value=f"c{customer}",
+                           body=body, attachments=attachments, contact_name=f"Customer {customer}"),
+        )  # fmt: skip
+    return time.perf_counter() - started
+
+
+async def run_omni(db: Database, inbox_id: int, conversations: int, workers: int) -> dict[str, Any]:
+    gate = asyncio.Semaphore(workers)
+
+    async def opener(i: int) -> float:
+        async with gate:
+            return await step(db, inbox_id, i, "hello", None)
+
+    t = time.perf_counter()
+    opened = await asyncio.gather(*(opener(i) for i in range(conversations)))
+    open_seconds = time.perf_counter() - t
+    log(f"  {conversations} bot conversations opened in {open_seconds:.1f}s")
+    # The timed part: every customer answers in turn, all customers concurrently (bounded).
+    latencies: list[float] = []
+
+    async def customer(i: int) -> None:
+        for body, button in ANSWERS:
+            async with gate:
+                latencies.append(await step(db, inbox_id, i, body, button))
+
+    t = time.perf_counter()
+    await asyncio.gather(*(customer(i) for i in range(conversations)))
+    wall = time.perf_counter() - t
+    async with db.transaction() as s:
+        from sqlalchemy import func, select
+
+        statuses = dict(
+            (await s.execute(select(m.BotSession.status, func.count()).group_by(m.BotSession.status))).all()
+        )
+        steps = await s.scalar(select(func.count()).select_from(m.BotStep))
+    stats = summarize(latencies)
+    return {
+        "open": {**asdict(summarize(opened)), "wall_seconds": round(open_seconds, 2)},
+        "steps": {
+            **asdict(stats),
+            "wall_seconds": round(wall, 2),
+            "steps_per_second_wall": round(len(latencies) / wall, 1),
+        },
+        "bot_sessions_by_status": statuses,
+        "engine_steps_recorded": steps,
+    }
+
+
+def run_floor(conversations: int) -> dict[str, Any]:
+    scenario = load(SCENARIO)
+    facts = e.Facts(channel="api", builtins={"contact.name": "x"})
+    latencies: list[float] = []
+    for _ in range(conversations):
+        state = e.advance(scenario, None, e.Start(), facts).state
+        for body, button in ANSWERS:
+            t = time.perf_counter()
+            state = e.advance(scenario, state, e.Text(body, button=button), facts).state
+            latencies.append(time.perf_counter() - t)
+        assert state.status == "closed", state
+    return asdict(summarize(latencies))
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    admin_dsn = args.dsn or os.environ.get("OMNI_TEST_PG_DSN", "")
+    if not admin_dsn:
+        raise SystemExit('OMNI_TEST_PG_DSN is not set: run eval "$(scripts/services.sh start)" first')
+    check_loopback(admin_dsn)
+    name = f"omni_bench_bots_{uuid.uuid4().hex[:8]}"
+    await admin_execute(admin_dsn, f"CREATE DATABASE {name}")
+    try:
+        url = sqlalchemy_url(admin_dsn, name)
+        await upgrade_async(url)
+        db = Database(url, pool_size=args.workers)
+        runner.install(db)
+        try:
+            inbox_id, _ = await seed(db)
+            log(f"Omni: {args.conversations} conversations, {args.workers} workers")
+            omni = await run_omni(db, inbox_id, args.conversations, args.workers)
+        finally:
+            await db.dispose()
+    finally:
+        await admin_execute(admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    log("floor: the pure engine")
+    floor = run_floor(args.conversations)
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average": os.getloadavg(),
+        },
+        "conversations": args.conversations,
+        "workers": args.workers,
+        "omni": omni,
+        "engine_floor": floor,
+    }
+
+
+def print_table(report: dict[str, Any]) -> None:
+    o, f = report["omni"]["steps"], report["engine_floor"]
+    print(f"{'':34}{'omni (full step)':>20}{'engine only':>16}")
+    print(f"{'steps':34}{o['count']:>20}{f['count']:>16}")
+    print(f"{'steps/s (wall, all workers)':34}{o['steps_per_second_wall']:>20}{'':>16}")
+    print(f"{'steps/s (one at a time)':34}{o['per_second']:>20}{f['per_second']:>16}")
+    for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms"):
+        print(f"{'step ' + key:34}{o[key]:>20}{f[key]:>16}")
+    print(f"{'bot sessions by status':34}{json.dumps(report['omni']['bot_sessions_by_status']):>20}")
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--conversations", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=32, help="steps in flight at once")
+    parser.add_argument("--dsn", default="")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args()
+    report = asyncio.run(main(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, default=str))
+    print_table(report)
+    print(f"\nJSON written to {args.out}")
+
+
+if __name__ == "__main__":
+    cli()
