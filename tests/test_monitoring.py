@@ -290,6 +290,7 @@ async def test_operator_cannot_open_the_supervisor_namespace(
     with pytest.raises(socketio.exceptions.ConnectionError):
         await client.connect(
             live_server.url,
+            wait_timeout=10,
             namespaces=["/supervisor"],
             auth={"token": scoped["op_a_token"]},
             transports=["websocket"],

@@ -37,7 +37,11 @@ class OperatorClient:
 
     async def connect(self) -> None:
         await self.sio.connect(
-            self.url, namespaces=[self.ns], auth={"token": self.token}, transports=["websocket"]
+            self.url,
+            wait_timeout=10,
+            namespaces=[self.ns],
+            auth={"token": self.token},
+            transports=["websocket"],
         )
 
     async def resume(self) -> list[dict[str, Any]]:
@@ -188,12 +192,17 @@ async def test_sockets_refuse_wrong_credentials_and_roles(
     anon = socketio.AsyncClient(reconnection=False)
     with pytest.raises(socketio.exceptions.ConnectionError):
         await anon.connect(
-            live_server.url, namespaces=["/operator"], auth={"token": "omni_nope"}, transports=["websocket"]
+            live_server.url,
+            wait_timeout=10,
+            namespaces=["/operator"],
+            auth={"token": "omni_nope"},
+            transports=["websocket"],
         )
     op_on_sup = socketio.AsyncClient(reconnection=False)
     with pytest.raises(socketio.exceptions.ConnectionError):
         await op_on_sup.connect(
             live_server.url,
+            wait_timeout=10,
             namespaces=["/supervisor"],
             auth={"token": seeded["op_token"]},
             transports=["websocket"],
@@ -234,6 +243,7 @@ async def test_cross_site_page_cannot_ride_the_operator_cookie(
     with pytest.raises(socketio.exceptions.ConnectionError):
         await evil.connect(
             live_server.url,
+            wait_timeout=10,
             namespaces=["/operator"],
             transports=["websocket"],
             headers={"Cookie": cookie, "Origin": "https://evil.example"},
@@ -241,6 +251,7 @@ async def test_cross_site_page_cannot_ride_the_operator_cookie(
     same_site = socketio.AsyncClient(reconnection=False)
     await same_site.connect(
         live_server.url,
+        wait_timeout=10,
         namespaces=["/operator"],
         transports=["websocket"],
         headers={"Cookie": cookie, "Origin": live_server.settings.public_base_url},

@@ -35,7 +35,9 @@ class Visitor:
         self.messages.append(data)
 
     async def connect(self, **auth: Any) -> dict[str, Any]:
-        await self.sio.connect(self.url, namespaces=["/widget"], auth=auth, transports=["websocket"])
+        await self.sio.connect(
+            self.url, wait_timeout=10, namespaces=["/widget"], auth=auth, transports=["websocket"]
+        )
         return await asyncio.wait_for(self.welcome, 10)
 
     async def send(self, body: str, client_id: str) -> dict[str, Any]:
@@ -109,6 +111,7 @@ async def test_identity_validation(live_server: LiveServer, widget: dict[str, An
     with pytest.raises(socketio.exceptions.ConnectionError):
         await bad.connect(
             live_server.url,
+            wait_timeout=10,
             namespaces=["/widget"],
             transports=["websocket"],
             auth={"inbox": widget["token"], "user_id": "42", "user_hash": "0" * 64},
@@ -116,7 +119,11 @@ async def test_identity_validation(live_server: LiveServer, widget: dict[str, An
     unknown = socketio.AsyncClient(reconnection=False)
     with pytest.raises(socketio.exceptions.ConnectionError):
         await unknown.connect(
-            live_server.url, namespaces=["/widget"], transports=["websocket"], auth={"inbox": "no-such-inbox"}
+            live_server.url,
+            wait_timeout=10,
+            namespaces=["/widget"],
+            transports=["websocket"],
+            auth={"inbox": "no-such-inbox"},
         )
     good = Visitor(live_server.url)
     await good.connect(inbox=widget["token"], user_id="42", user_hash=identity_hash(widget["secret"], "42"))
@@ -252,6 +259,7 @@ async def test_admin_rotates_the_identity_secret(live_server: LiveServer, widget
     with pytest.raises(socketio.exceptions.ConnectionError):
         await old.connect(
             live_server.url,
+            wait_timeout=10,
             namespaces=["/widget"],
             transports=["websocket"],
             auth={
@@ -336,6 +344,7 @@ async def test_widget_only_on_allowed_sites(live_server: LiveServer, widget: dic
     with pytest.raises(socketio.exceptions.ConnectionError):
         await other_site.connect(
             live_server.url,
+            wait_timeout=10,
             namespaces=["/widget"],
             transports=["websocket"],
             auth={"inbox": widget["token"]},
@@ -344,6 +353,7 @@ async def test_widget_only_on_allowed_sites(live_server: LiveServer, widget: dic
     shop = socketio.AsyncClient(reconnection=False)
     await shop.connect(
         live_server.url,
+        wait_timeout=10,
         namespaces=["/widget"],
         transports=["websocket"],
         auth={"inbox": widget["token"]},
