@@ -127,13 +127,17 @@ class ScenarioController(Controller):
             return [service.scenario_dict(r) for r in await service.list_all(session, who)]
 
     @post("/")
-    async def create_scenario(self, who: Principal, services: Services, data: ScenarioCreate) -> dict[str, Any]:
+    async def create_scenario(
+        self, who: Principal, services: Services, data: ScenarioCreate
+    ) -> dict[str, Any]:
         async with services.db.transaction() as session:
             row = await service.create(session, who, data.key, data.name, data.document)
             return await detail(session, row)
 
     @post("/import", status_code=201)
-    async def import_scenario(self, who: Principal, services: Services, data: dict[str, Any]) -> dict[str, Any]:
+    async def import_scenario(
+        self, who: Principal, services: Services, data: dict[str, Any]
+    ) -> dict[str, Any]:
         """An exported file: a new scenario, or the new draft of the scenario with that key."""
         async with services.db.transaction() as session:
             row = await service.import_(session, who, data)
@@ -191,7 +195,9 @@ class ScenarioController(Controller):
             return service.scenario_dict(row)
 
     @get("/{scenario_id:int}/diff")
-    async def diff(self, who: Principal, services: Services, scenario_id: int, a: int, b: int) -> dict[str, Any]:
+    async def diff(
+        self, who: Principal, services: Services, scenario_id: int, a: int, b: int
+    ) -> dict[str, Any]:
         async with services.db.transaction() as session:
             return await service.diff(session, who, scenario_id, a, b)
 
@@ -219,8 +225,14 @@ class ScenarioController(Controller):
         are the hand-off node's ports (``queued``, ``on_no_agents``, ``on_closed``)."""
         async with services.db.transaction() as session:
             row = await service.get(session, who, scenario_id)
-            nodes = await service.node_stats(session, who, scenario_id, revision_id=revision_id, channel=channel)
-            return {"revision_id": revision_id or row.active_revision_id, "channel": channel or "", "nodes": nodes}
+            nodes = await service.node_stats(
+                session, who, scenario_id, revision_id=revision_id, channel=channel
+            )
+            return {
+                "revision_id": revision_id or row.active_revision_id,
+                "channel": channel or "",
+                "nodes": nodes,
+            }
 
     @post("/{scenario_id:int}/test-run", status_code=200)
     async def test_run(

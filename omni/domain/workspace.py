@@ -27,13 +27,14 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain import audit
+from omni.domain import audit, deadlines
 from omni.domain.auth import Principal, access_conversation, conversation_scope_filter, visible_queue_ids
 from omni.domain.capacity import fits, loads_for
 from omni.domain.contacts import normalise_phone, phone_region_and_timezone
-from omni.domain.conversations import MAX_BODY, do_accept_offer, list_callbacks
+from omni.domain.conversations import MAX_BODY, bot_gateway, do_accept_offer, do_end, list_callbacks
 from omni.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from omni.domain.presence import get_presence, presence_dict
+from omni.domain.events import emit
+from omni.domain.presence import get_presence, presence_dict, refresh_activity_of
 from omni.domain.richtext import sanitize
 from omni.domain.serialize import callback_dict, conversation_dict, message_dict
 
@@ -358,6 +359,7 @@ async def conversation_view(session: AsyncSession, who: Principal, conv_id: int)
         "default_result_code_id": queue.default_result_code_id if queue else None,
         "queue": _queue_brief(queue) if queue else None,
         "transfer": await transfer_targets(session, who, conv),
+        "bot_scenarios": await published_scenarios(session),
     }
 
 
@@ -719,4 +721,66 @@ async def check_take(session: AsyncSession, who: Principal, conv_id: int) -> m.C
     session.add(offer)
     await session.flush()
     await do_accept_offer(session, conv, offer, now=now)
+    return conv
+
+
+# --- handing back to a bot --------------------------------------------------------------
+
+
+async def published_scenarios(session: AsyncSession) -> list[dict[str, str]]:
+    """Scenarios an operator may hand a conversation to (those with an active revision)."""
+    rows = await session.execute(
+        select(m.Scenario.key, m.Scenario.name)
+        .where(m.Scenario.active_revision_id.is_not(None))
+        .order_by(m.Scenario.name)
+    )
+    return [{"key": key, "name": name} for key, name in rows.all()]
+
+
+async def check_hand_to_bot(
+    session: AsyncSession, who: Principal, conv_id: int, scenario_key: str
+) -> m.Conversation:
+    """The handling operator (or a supervisor in scope) passes the conversation to a published
+    scenario, e.g. a CSAT survey once the talk is over.
+
+    The operator's handling ends first (``do_end``: handle time stops, wrap-up is not waited
+    for), then the runner starts the scenario and the conversation is ``bot``; the operator
+    stays its ``assigned_user_id`` so answers are credited to them, but it no longer counts
+    against their capacity. Emits ``conversation.handed_to_bot``.
+    """
+    conv = await access_conversation(session, who, conv_id, for_update=True)
+    if conv.assigned_user_id != who.id and who.role not in (m.Role.ADMIN, m.Role.SUPERVISOR):
+        raise PermissionDenied("only the operator handling the conversation can do this")
+    if conv.status not in (S.ACTIVE, S.ON_HOLD, S.WRAP_UP):
+        raise Conflict(f"a {conv.status} conversation can't be handed to a bot")
+    gateway = bot_gateway(session)
+    if gateway is None:
+        raise Conflict("scenarios are not running on this server")
+    scenario = await session.scalar(select(m.Scenario).where(m.Scenario.key == scenario_key))
+    if scenario is None or scenario.active_revision_id is None:
+        raise InvalidInput(f"scenario '{scenario_key}' is not published", field="scenario")
+    handler = conv.assigned_user_id
+    if conv.status in (S.ACTIVE, S.ON_HOLD):
+        await do_end(session, conv, by="operator")
+    await deadlines.cancel(session, deadlines.WRAP_UP, conv.id)
+    if not await gateway.hand_to_bot(session, conv, scenario_key):
+        raise InvalidInput(f"scenario '{scenario_key}' is not published", field="scenario")
+    emit(
+        session,
+        "conversation.handed_to_bot",
+        conversation_dict(conv) | {"scenario": scenario_key, "by_user_id": who.id},
+        conversation_id=conv.id,
+        queue_id=conv.queue_id,
+        user_id=handler,
+    )
+    audit.record(
+        session,
+        who,
+        "conversation.hand_to_bot",
+        object_type="conversation",
+        object_id=conv.id,
+        data={"scenario": scenario_key},
+    )
+    if handler is not None:
+        await refresh_activity_of(session, handler)
     return conv

@@ -249,6 +249,18 @@ class OperatorNamespace(BaseNamespace):
 
         return await self._call(sid, run)
 
+    async def on_hand_to_bot(self, sid: str, data: Any) -> dict[str, Any]:
+        """``{conversation_id, scenario}``: the conversation goes to a published scenario."""
+
+        async def run(who: Principal) -> dict[str, Any]:
+            async with self.services.db.transaction() as session:
+                conv = await workspace.check_hand_to_bot(
+                    session, who, _int(data, "conversation_id"), str(data.get("scenario", ""))[:64]
+                )
+                return _ok(conversation=conversation_dict(conv))
+
+        return await self._call(sid, run)
+
     async def on_schedule_callback(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
             body = _dict(data)

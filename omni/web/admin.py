@@ -39,6 +39,8 @@ CHANNELS = ("widget", "telegram", "voice", "api")
 PRECHAT_FIELDS = ("name", "email", "phone", "subject")
 WIDGET_CONFIG_KEYS = ("greeting", "greeting_ru", "colour", "prechat", "allowed_origins")
 """Inbox ``config`` keys the widget reads (widget/README.md); other keys go in the JSON box."""
+FORM_CONFIG_KEYS = (*WIDGET_CONFIG_KEYS, "scenario")
+"""Every inbox ``config`` key the form has a field for (``scenario``: the bot that runs first)."""
 _COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
 
 _STRINGS: dict[str, tuple[str, str]] = {
@@ -164,6 +166,14 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "adm.f.system": ("Built-in", "Встроенный"),
     "adm.f.active": ("Active", "Активен"),
     "adm.f.channel": ("Channel", "Канал"),
+    "adm.f.scenario": ("Bot scenario (runs first)", "Сценарий бота (запускается первым)"),
+    "adm.scenario_help": (
+        "The scenario greets every new conversation of this inbox and hands it to the queue; "
+        "it runs once it is published.",
+        "Сценарий встречает каждое новое обращение этого канала и передаёт его в очередь; "
+        "работает после публикации.",
+    ),
+    "adm.unknown_scenario": ("No scenario with the key '{name}'.", "Нет сценария с ключом '{name}'."),
     "adm.f.queue_id": ("Queue", "Очередь"),
     "adm.f.greeting": ("Greeting", "Приветствие"),
     "adm.f.greeting_ru": ("Greeting (Russian)", "Приветствие (рус.)"),
@@ -388,6 +398,10 @@ async def _queue_options(session: AsyncSession, who: Any) -> list[tuple[str, str
     except PermissionDenied:
         return []
     return [(str(q.id), q.name) for q in queues]
+
+
+async def _scenario_keys(session: AsyncSession) -> list[str]:
+    return list(await session.scalars(select(m.Scenario.key).order_by(m.Scenario.key)))
 
 
 async def _queue_names(session: AsyncSession) -> dict[int, str]:
@@ -781,6 +795,13 @@ class Inboxes(Section):
             Field("name", t("adm.f.name"), required=True),
             Field("channel", t("adm.f.channel"), "select", [(c, c) for c in CHANNELS]),
             Field("queue_id", t("adm.f.queue_id"), "select", [("", t("adm.none")), *queues], numeric=True),
+            Field(
+                "scenario",
+                t("adm.f.scenario"),
+                "select",
+                [("", t("adm.none")), *((k, k) for k in await _scenario_keys(session))],
+                help=t("adm.scenario_help"),
+            ),
             Field("active", t("adm.f.active"), "checkbox"),
             Field("greeting", t("adm.f.greeting")),
             Field("greeting_ru", t("adm.f.greeting_ru")),
@@ -809,7 +830,7 @@ class Inboxes(Section):
         else:
             body = admin.inbox_dict(item, show_secrets=self.is_admin)
         config = dict(body.pop("config") or {})
-        for key in ("greeting", "greeting_ru", "colour"):
+        for key in ("greeting", "greeting_ru", "colour", "scenario"):
             body[key] = config.pop(key, "")
         asked = {p.get("name"): p for p in config.pop("prechat", None) or [] if isinstance(p, dict)}
         for p in PRECHAT_FIELDS:
@@ -825,8 +846,8 @@ class Inboxes(Section):
         extra = data.pop("config_extra", None)
         if extra is not None and not isinstance(extra, dict):
             raise InvalidInput(self.t("adm.json_object"), field="config_extra")
-        config: dict[str, Any] = {k: v for k, v in (extra or {}).items() if k not in WIDGET_CONFIG_KEYS}
-        for key in ("greeting", "greeting_ru"):
+        config: dict[str, Any] = {k: v for k, v in (extra or {}).items() if k not in FORM_CONFIG_KEYS}
+        for key in ("greeting", "greeting_ru", "scenario"):
             text = str(data.pop(key, "")).strip()
             if text:
                 config[key] = text
@@ -852,6 +873,9 @@ class Inboxes(Section):
 
     async def save(self, session: AsyncSession, item_id: int | None, data: dict[str, Any]) -> int:
         data["config"] = self._config(data)
+        key = data["config"].get("scenario")
+        if key and key not in await _scenario_keys(session):
+            raise InvalidInput(self.t("adm.unknown_scenario", name=key), field="scenario")
         if item_id is None:
             return (await admin.create_inbox(session, self.who, data)).id
         return (await admin.update_inbox(session, self.who, item_id, data)).id

@@ -66,7 +66,11 @@ async def test_scenario_lifecycle(clients: dict[str, httpx.AsyncClient]) -> None
     assert resp.status_code == 422, resp.text
     body = resp.json()
     assert body["error"] == "invalid"
-    assert {"node": "menu", "code": "port_unconnected", "message": "node 'menu': port 'opt:tech' is not connected"} in body["problems"]
+    assert {
+        "node": "menu",
+        "code": "port_unconnected",
+        "message": "node 'menu': port 'opt:tech' is not connected",
+    } in body["problems"]
 
     fixed = copy.deepcopy(DOC)
     fixed["nodes"][1]["ports"]["opt:tech"] = "agent"
@@ -124,7 +128,9 @@ async def test_scenario_lifecycle(clients: dict[str, httpx.AsyncClient]) -> None
 
 async def test_test_run_returns_a_transcript(clients: dict[str, httpx.AsyncClient]) -> None:
     sup = clients["sup"]
-    sid = (await sup.post("/api/v1/scenarios", json={"key": "desk", "name": "Desk", "document": DOC})).json()["id"]
+    sid = (await sup.post("/api/v1/scenarios", json={"key": "desk", "name": "Desk", "document": DOC})).json()[
+        "id"
+    ]
     case = {"channel": "widget", "inputs": [{"button": "billing"}], "handoff": "no_agents"}
     resp = await sup.post(f"/api/v1/scenarios/{sid}/test-run", json={"document": DOC, "case": case})
     assert resp.status_code == 200, resp.text
@@ -162,7 +168,9 @@ async def test_roles(clients: dict[str, httpx.AsyncClient]) -> None:
     sup, auditor, op = clients["sup"], clients["auditor"], clients["op"]
     fixed = copy.deepcopy(DOC)
     fixed["nodes"][1]["ports"]["opt:tech"] = "agent"
-    sid = (await sup.post("/api/v1/scenarios", json={"key": "desk", "name": "Desk", "document": fixed})).json()["id"]
+    sid = (
+        await sup.post("/api/v1/scenarios", json={"key": "desk", "name": "Desk", "document": fixed})
+    ).json()["id"]
 
     assert (await auditor.get("/api/v1/scenarios")).status_code == 200
     assert (await auditor.get(f"/api/v1/scenarios/{sid}")).status_code == 200
@@ -179,3 +187,18 @@ async def test_roles(clients: dict[str, httpx.AsyncClient]) -> None:
     anonymous = httpx.AsyncClient(base_url=str(sup.base_url))
     async with anonymous:
         assert (await anonymous.get("/api/v1/scenarios")).status_code == 401
+
+
+async def test_builder_pages(clients: dict[str, httpx.AsyncClient]) -> None:
+    sup, auditor, op = clients["sup"], clients["auditor"], clients["op"]
+    created = await sup.post("/api/v1/scenarios", json={"key": "desk", "name": "Desk", "document": DOC})
+    sid = created.json()["id"]
+    listing = await sup.get("/supervisor/bots")
+    assert listing.status_code == 200
+    assert '<script src="/ui/builder.js" defer></script>' in listing.text
+    assert '"view": "list"' in listing.text and '"readonly": false' in listing.text
+    page = await sup.get(f"/supervisor/bots/{sid}")
+    assert f'"scenario_id": {sid}' in page.text and '"scenario_keys": ["desk"]' in page.text
+    assert '"readonly": true' in (await auditor.get(f"/supervisor/bots/{sid}")).text
+    assert (await sup.get("/supervisor/bots/999999")).status_code == 404
+    assert (await op.get("/supervisor/bots")).status_code == 403

@@ -77,7 +77,10 @@ async def test_widget_visitor_goes_through_buttons_to_an_operator_with_the_varia
     assert menu["attachments"][0]["buttons"] == [{"id": "billing", "label": "Billing"},
                                                  {"id": "tech", "label": "Technical"}]  # fmt: skip
     pressed = await visitor.sio.call(
-        "message", {"body": "Technical", "client_id": "c-2", "button": "tech"}, namespace="/widget", timeout=10
+        "message",
+        {"body": "Technical", "client_id": "c-2", "button": "tech"},
+        namespace="/widget",
+        timeout=10,
     )
     assert pressed["ok"]
     assert (await _messages(visitor, 2))[1]["body"] == "Order number?"
@@ -116,7 +119,10 @@ async def test_running_conversation_keeps_its_revision_and_resumes_after_a_resta
         rev2 = await service.publish(s, ctx["who"], ctx["scenario_id"])
         assert rev2.number == 2
         diff = await service.diff(s, ctx["who"], ctx["scenario_id"], ctx["rev1"], rev2.id)
-    assert diff["changed"][0]["node"] == "hello" and diff["changed"][0]["fields"]["content"]["to"]["text"] == "NEW greeting"
+    assert (
+        diff["changed"][0]["node"] == "hello"
+        and diff["changed"][0]["fields"]["content"]["to"]["text"] == "NEW greeting"
+    )
     # "Restart": a fresh database handle and runner, as after a process restart.
     fresh = Database(live_server.settings.effective_database_url)
     runner.install(fresh)

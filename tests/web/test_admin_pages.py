@@ -14,7 +14,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from bots import service as bot_service
 from omni.db import models as m
+from omni.domain.auth import Principal
 from tests import factories as f
 from tests.conftest import LiveServer
 from tests.web.test_pages import csrf_of, login
@@ -440,6 +442,38 @@ async def test_inbox_shows_the_snippet_and_a_new_secret_once(world: World) -> No
         secret = re.search(r"<code data-secret>([^<]+)</code>", rotated.text)
         assert secret and len(secret.group(1)) > 30
         assert "data-secret" not in (await c.get(f"/admin/inboxes/{inbox_id}")).text
+
+
+async def test_inbox_picks_the_bot_scenario_that_runs_first(world: World) -> None:
+    async with world.server.services.db.transaction() as s:
+        root = await s.scalar(select(m.User).where(m.User.username == "root"))
+        assert root is not None
+        doc = {"name": "Desk", "start": "bye", "nodes": [{"id": "bye", "type": "close"}]}
+        await bot_service.create(s, Principal.of(root), "desk", "Desk", doc)
+    async with client_for(world, "root") as c:
+        page = await c.get("/admin/inboxes/new")
+        assert '<option value="desk">desk</option>' in page.text
+        bad = await post_form(
+            c, "/admin/inboxes/new", "/admin/inboxes/new", name="Bot site", channel="widget", scenario="nope"
+        )
+        assert bad.status_code == 400
+        assert field_error(bad.text, "scenario") == "No scenario with the key 'nope'."
+        ok = await post_form(
+            c, "/admin/inboxes/new", "/admin/inboxes/new", name="Bot site", channel="widget", scenario="desk"
+        )
+        assert ok.status_code in (302, 303), ok.text
+        inbox_id = int(ok.headers["location"].split("/")[3].split("?")[0])
+        async with world.server.services.db.transaction() as s:
+            inbox = await s.get(m.Inbox, inbox_id)
+            assert inbox is not None and inbox.config == {"scenario": "desk"}
+        edit = await c.get(f"/admin/inboxes/{inbox_id}")
+        assert form_of(edit.text)["scenario"] == "desk"
+        # Back to none: the key leaves the config.
+        cleared = await post_form(c, f"/admin/inboxes/{inbox_id}", f"/admin/inboxes/{inbox_id}", scenario="")
+        assert cleared.status_code in (302, 303), cleared.text
+        async with world.server.services.db.transaction() as s:
+            inbox = await s.get(m.Inbox, inbox_id)
+            assert inbox is not None and inbox.config == {}
 
 
 async def test_canned_replies_and_card_fields(world: World) -> None:

@@ -44,6 +44,7 @@ export class ConversationPane {
   private readonly composerBox: HTMLElement;
   private readonly history = el("details", { class: "history", "data-testid": "history" });
   private readonly card = el("section", { class: "panel card-panel", "data-testid": "card" });
+  private readonly botData = el("section", { class: "panel bot-data", "data-testid": "bot-data" });
   private readonly script = el("section", { class: "panel script-panel", "data-testid": "script" });
   private readonly actions = el("section", { class: "panel actions-panel", "data-testid": "actions" });
   private readonly myCanned = el("section", { class: "panel canned-panel", "data-testid": "my-canned" });
@@ -123,10 +124,11 @@ export class ConversationPane {
     this.centre.append(this.header, this.messages, this.typing, this.composerBox, this.history);
     this.renderHeader();
     this.renderCard(v.card);
+    this.renderBotData();
     this.renderScript();
     this.renderActions();
     this.renderMyCanned();
-    this.right.append(this.card, this.actions, this.script, this.myCanned);
+    this.right.append(this.card, this.botData, this.actions, this.script, this.myCanned);
     this.scrollDown();
   }
 
@@ -162,6 +164,7 @@ export class ConversationPane {
     const before = this.view.conversation.status;
     this.view.conversation = { ...this.view.conversation, ...data };
     this.renderHeader();
+    this.renderBotData();
     this.renderActions();
     if (before !== data.status && data.status === "queued" && data.assigned_user_id !== this.ctx.me) {
       // Transferred away from us: keep it readable, the actions already reflect it.
@@ -568,6 +571,26 @@ export class ConversationPane {
     this.script.append(el("h3", {}, this.ctx.t("op.script")), body);
   }
 
+  /** What the bot collected before the hand-off (read-only; hidden when there is nothing). */
+  private renderBotData(): void {
+    clear(this.botData);
+    const vars = Object.entries(this.view?.conversation.variables ?? {});
+    this.botData.classList.toggle("hidden", vars.length === 0);
+    if (!vars.length) return;
+    const t = this.ctx.t;
+    this.botData.append(
+      el("h3", {}, t("op.bot_data")),
+      el(
+        "dl",
+        { class: "bot-vars" },
+        ...vars.flatMap(([k, v]) => [
+          el("dt", {}, k),
+          el("dd", { "data-testid": `bot-var-${k}` }, typeof v === "string" ? v : JSON.stringify(v)),
+        ]),
+      ),
+    );
+  }
+
   // --- actions ------------------------------------------------------------------------
 
   private async act(event: string, data: Record<string, unknown>): Promise<Ack> {
@@ -656,6 +679,9 @@ export class ConversationPane {
     }
 
     if (mineNow && HANDLING.includes(c.status)) this.actions.append(this.transferForm(id));
+    if (mineNow && (HANDLING.includes(c.status) || c.status === "wrap_up") && v.bot_scenarios?.length) {
+      this.actions.append(this.botForm(id, v.bot_scenarios));
+    }
     this.actions.append(this.callbackForm(id));
     if (!v.card.contact.blacklisted) {
       this.actions.append(
@@ -720,6 +746,31 @@ export class ConversationPane {
       el("div", { class: "row" }, kind, target),
       note,
       el("button", { type: "submit", "data-testid": "transfer-submit" }, t("op.transfer")),
+    );
+  }
+
+  /** "Send survey…": hand the conversation to a published scenario (it ends the handling). */
+  private botForm(id: number, scenarios: { key: string; name: string }[]): HTMLElement {
+    const t = this.ctx.t;
+    const pick = el("select", { "data-testid": "bot-scenario" });
+    for (const s of scenarios) pick.append(el("option", { value: s.key }, s.name));
+    return el(
+      "form",
+      {
+        class: "stack",
+        onsubmit: async (ev: Event) => {
+          ev.preventDefault();
+          if (!pick.value || !window.confirm(t("op.hand_to_bot_confirm"))) return;
+          const ack = await this.act("hand_to_bot", { conversation_id: id, scenario: pick.value });
+          if (ack.ok) {
+            this.applyConversation(ack.conversation as Conversation);
+            toast(t("op.handed_to_bot"), "info");
+          }
+        },
+      },
+      el("h4", {}, t("op.hand_to_bot")),
+      pick,
+      el("button", { type: "submit", "data-testid": "bot-submit" }, t("op.hand_to_bot_submit")),
     );
   }
 

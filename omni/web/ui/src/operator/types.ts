@@ -27,6 +27,8 @@ export interface Conversation {
   wrap_up_at: string | null;
   closed_at: string | null;
   result_code_id: number | null;
+  /** What a bot scenario collected (``Conversation.variables``). */
+  variables?: Record<string, unknown>;
   contact_name?: string;
   queue_name?: string;
   wrap_up_seconds?: number;
@@ -117,6 +119,8 @@ export interface View {
   default_result_code_id: number | null;
   queue: { id: number; name: string; manual_pick: boolean; wrap_up_seconds: number } | null;
   transfer: { queues: Named[]; operators: Named[] };
+  /** Published scenarios the conversation can be handed to (e.g. a survey). */
+  bot_scenarios?: { key: string; name: string }[];
 }
 
 export interface HistoryEntry extends Conversation {
