@@ -124,20 +124,40 @@ class OutboxRelay:
     batch_size: int = 500
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
+    _after: asyncio.Queue[Sequence[DomainEvent]] | None = None
+    _after_task: asyncio.Task[None] | None = None
 
     def nudge(self) -> None:
         """Called after any commit that wrote events (locally or, via the bus, elsewhere)."""
         self._wake.set()
 
     async def start(self) -> None:
+        self._after = asyncio.Queue()
+        self._after_task = asyncio.create_task(self._run_after(), name="outbox-post-commit")
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._after_task):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._after_task = self._after = None
+
+    async def _run_after(self) -> None:
+        """Post-commit sinks (channel sends, position pushes) run here, batch after batch in
+        order, so their database work and network calls never hold up the next relay pass."""
+        assert self._after is not None
+        while True:
+            batch = await self._after.get()
+            await self._post_commit(batch)
+
+    async def _post_commit(self, ready: Sequence[DomainEvent]) -> None:
+        for post in self.post_commit_sinks:
+            try:
+                await post(ready)
+            except Exception:
+                log.exception("post-commit event sink failed")
 
     async def _run(self) -> None:
         while True:
@@ -195,11 +215,11 @@ class OutboxRelay:
             )
         for hook in after_commit:
             hook()
-        for post in self.post_commit_sinks:
-            try:
-                await post(ready)
-            except Exception:
-                log.exception("post-commit event sink failed")
+        if self.post_commit_sinks:
+            if self._after is not None:
+                self._after.put_nowait(ready)
+            else:  # driven by hand (tests, tools): run them inline
+                await self._post_commit(ready)
         return len(ready)
 
 
