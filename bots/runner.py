@@ -13,16 +13,17 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots import engine as e
-from bots.scenario import Scenario, ScenarioFormatError, load
+from bots.scenario import AskNode, MenuNode, Scenario, ScenarioFormatError, SurveyNode, load
 from omni.db import Database
 from omni.db import models as m
 from omni.domain import automated, conversations, deadlines
@@ -36,6 +37,19 @@ BOT_HTTP_LOST = "bot_http_lost"
 HTTP_GRACE_SECONDS = 10
 MAX_CHAINED_EVENTS = 20
 """Hand-off outcomes and scenario jumps feed the engine again in the same step; bounded."""
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """What a running bot waits for (see :meth:`BotRunner.waiting`)."""
+
+    kind: str
+    """``input``, ``timer``, ``http``, ``handoff`` or ``""`` (busy between steps)."""
+    node: MenuNode | AskNode | SurveyNode | None
+    """The node asking, when ``kind`` is ``input``."""
+    token: int
+    """The bot's timer token now; :meth:`BotRunner.on_no_input` takes it back."""
+
 
 HttpFn = Callable[[e.CallHttp], Awaitable[e.HttpResult]]
 HttpCall = tuple[int, int, e.CallHttp]
@@ -133,6 +147,59 @@ class BotRunner:
             event = e.NoInput()
         await self._feed(session, conv, bot, event)
 
+    # --- channels that collect input themselves (an IVR reads DTMF on the call) -----------
+
+    async def waiting(self, session: AsyncSession, conversation_id: int) -> Waiting | None:
+        """What the conversation's running bot waits for; ``None`` when no bot runs.
+
+        An IVR plays the prompts and reads the digits itself, so it needs the node's timeout,
+        its options and the timer token (to feed a no-input that a persisted timer may race).
+        """
+        bot = await session.get(m.BotSession, conversation_id)
+        if bot is None or bot.status != "running":
+            return None
+        state = e.State.from_json(bot.state) if bot.state else e.State()
+        node = None
+        if state.waiting == "input" and state.node:
+            try:
+                scenario, _ = await self._scenario(session, bot.revision_id)
+            except ScenarioFormatError:
+                return None
+            found = scenario.node(state.node)
+            if isinstance(found, MenuNode | AskNode | SurveyNode):
+                node = found
+        return Waiting(kind=state.waiting, node=node, token=bot.timer_token)
+
+    async def on_no_input(self, session: AsyncSession, conv: m.Conversation, *, token: int) -> bool:
+        """The channel's own input timeout ran out (an IVR's digit timeout): feed ``NoInput``.
+
+        ``token`` is :attr:`Waiting.token` seen before waiting; when the bot moved on since
+        (a digit arrived, the persisted timer fired first) nothing happens and ``False`` is
+        returned, so a no-input is never counted twice. Lock ``conv`` first (``FOR UPDATE``).
+        """
+        bot = await session.get(m.BotSession, conv.id, with_for_update=True)
+        if bot is None or bot.status != "running" or bot.timer_token != token:
+            return False
+        await self._feed(session, conv, bot, e.NoInput())
+        return True
+
+    async def defer_timers(self, session: AsyncSession, conversation_id: int, seconds: float) -> None:
+        """Push the conversation's pending bot timers ``seconds`` from now.
+
+        The persisted no-input timer starts when a prompt is stored; an IVR that plays the
+        prompt first and then times the caller itself defers it, so the timer only fires
+        (as a fallback) when the call's IVR session is gone.
+        """
+        await session.execute(
+            update(m.Deadline)
+            .where(
+                m.Deadline.kind == BOT_TIMER,
+                m.Deadline.ref_id == conversation_id,
+                m.Deadline.done.is_(False),
+            )
+            .values(due_at=datetime.now(UTC) + timedelta(seconds=seconds))
+        )
+
     # --- the step ---------------------------------------------------------------------
 
     async def _scenario(self, session: AsyncSession, revision_id: int) -> tuple[Scenario, bool]:
@@ -217,8 +284,15 @@ class BotRunner:
         for action in outcome.actions:
             if isinstance(action, e.Say):
                 buttons = action.buttons or None
-                if action.text.strip() or buttons:
-                    await automated.send_automated(session, conv.id, action.text or "…", buttons=buttons)
+                # On a call the prompt file is what the IVR plays (channels/voice/agi.py reads it
+                # back from the stored message); other channels never see it.
+                prompt = action.prompt if conv.medium == m.Medium.VOICE else ""
+                if action.text.strip() or buttons or prompt:
+                    said = await automated.send_automated(
+                        session, conv.id, action.text or "…", buttons=buttons
+                    )
+                    if prompt:
+                        said.attachments = [*said.attachments, {"kind": "prompt", "file": prompt}]
             elif isinstance(action, e.StartTimer):
                 deadlines.schedule(
                     session, BOT_TIMER, conv.id, now + timedelta(seconds=action.seconds),

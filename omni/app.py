@@ -20,6 +20,7 @@ from litestar.static_files import create_static_files_router
 from bots import http as bots_http
 from bots import runner as bot_runner
 from channels import telegram as telegram_channel
+from channels import voice as voice_channel
 from channels import widget as widget_channel
 from channels.telegram.http import CONTROLLERS as TELEGRAM_CONTROLLERS
 from channels.widget.http import WidgetFileController
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
     widget_channel.register(sio, services)
     bot_runner.install(services.db)
     telegram_channel.register(services)
+    voice_channel.register(services)  # only when settings.voice.enabled
     configure(settings)
 
     in_flight: set[asyncio.Future[None]] = set()

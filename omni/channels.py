@@ -66,6 +66,40 @@ class SupportsTyping(Protocol):
     async def show_typing(self, conversation_id: int, typing: bool) -> None: ...
 
 
+@runtime_checkable
+class CallControl(Protocol):
+    """Telephony actions on a call, implemented by the voice adapter (``channels/voice``).
+
+    Transports check who may do what (``access_conversation``, supervisor scope) and update
+    the core first where the core has a say (hold, transfer, end); these methods then make
+    the PBX do it. They raise ``ChannelNotReady`` while the PBX link is down and
+    ``omni.domain.errors`` (``Conflict``, ``InvalidInput``) for calls in the wrong state.
+    """
+
+    async def hold(self, conversation_id: int, on: bool) -> None: ...
+    async def hangup(self, conversation_id: int) -> None: ...
+    async def transfer(
+        self,
+        conversation_id: int,
+        *,
+        to_extension: str | None = None,
+        to_user_id: int | None = None,
+        to_queue_id: int | None = None,
+        attended: bool = False,
+        by_user_id: int | None = None,
+    ) -> None: ...
+    async def originate(self, user_id: int, number: str, queue_id: int) -> int:
+        """Click-to-call: ring the operator first, then the customer with the queue's caller
+        id; returns the new conversation's id."""
+        ...
+
+    async def spy(self, supervisor_user_id: int, conversation_id: int, mode: str) -> None:
+        """``mode``: ``listen`` | ``whisper`` | ``barge`` (ChanSpy from the supervisor's phone)."""
+        ...
+
+    async def force_end(self, conversation_id: int, by_user_id: int | None = None) -> None: ...
+
+
 class AdapterRegistry:
     """Adapters by channel kind; the composition root fills it, the lifespan starts them."""
 

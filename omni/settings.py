@@ -99,6 +99,52 @@ class TelegramSettings(BaseSettings):
     """Position-in-line messages: at most one per conversation per this many seconds."""
 
 
+class VoiceSettings(BaseSettings):
+    """Asterisk (``channels/voice``): the AMI link, the dialplan contract, FastAGI and recordings."""
+
+    model_config = SettingsConfigDict(env_prefix="OMNI_VOICE_", extra="ignore")
+
+    enabled: bool = False
+    """Connect to Asterisk and register the voice adapter. Off: no calls, no AMI traffic."""
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_username: str = "omni"
+    ami_secret: str = ""
+    """AMI user (manager.conf) with ``read = call,agent,user`` and ``write = call,originate,system``."""
+    reconnect_min_seconds: float = 1.0
+    reconnect_max_seconds: float = 30.0
+    """A lost or refused AMI link is retried after a delay doubling from the first to the second."""
+    action_timeout_seconds: float = 10.0
+    """How long an AMI action (Redirect, Bridge, Hangup, ...) may take before it counts as failed."""
+    endpoint_template: str = "PJSIP/{extension}"
+    """Dial string of an operator's phone from ``User.sip_extension``."""
+    wait_context: str = "omni-wait"
+    """Where callers wait for an operator (music on hold); the voice adapter enqueues a caller
+    on the ``UserEvent: OmniEnqueue`` this context raises."""
+    agent_context: str = "omni-agent"
+    """Where an operator's originated leg waits once answered (the adapter then bridges it)."""
+    hold_context: str = "omni-hold"
+    """Where a held caller listens to music on hold."""
+    outbound_context: str = "omni-outbound"
+    """Click-to-call: dials ``${EXTEN}`` with the caller id set on the originate."""
+    internal_context: str = "omni-internal"
+    """Operator extensions (attended transfers dial here)."""
+    overflow_context: str = "omni-overflow"
+    """Where a caller nobody answered goes (voicemail / goodbye)."""
+    recordings_dir: Path = Path("/var/spool/asterisk/monitor/omni")
+    """Where MixMonitor writes (a path on the Asterisk host, stored on the call)."""
+    record_calls: bool = True
+    default_ring_seconds: int = 20
+    """Ring timeout of an operator when the queue has none (normally ``operator_timeout_seconds``)."""
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    """FastAGI server (IVR) bind address; the dialplan calls ``AGI(agi://host:port/...)``."""
+    prompts_dir: Path = Path("/var/lib/asterisk/sounds/omni")
+    """Recorded IVR prompts (Asterisk sound names without extension)."""
+    moh_class: str = "default"
+    """Music-on-hold class played to waiting and held callers."""
+
+
 class Settings(BaseSettings):
     """Everything configurable, from ``OMNI_*`` environment variables or ``.env``."""
 
@@ -126,6 +172,7 @@ class Settings(BaseSettings):
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     widget: WidgetSettings = Field(default_factory=WidgetSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    voice: VoiceSettings = Field(default_factory=VoiceSettings)
     db_pool_size: int = 20
     """PostgreSQL connections per process (and as many again in overflow)."""
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from socketio.exceptions import ConnectionRefusedError as Refused
 
+from omni.channels import CallControl, ChannelAuthFailed, ChannelNotReady
 from omni.db import models as m
 from omni.domain import auth, conversations, presence, workspace
 from omni.domain.auth import Principal
-from omni.domain.errors import InvalidInput, NotAuthenticated
+from omni.domain.errors import Conflict, InvalidInput, NotAuthenticated, PermissionDenied
 from omni.domain.serialize import callback_dict, conversation_dict, message_dict
 from omni.realtime import BaseNamespace, _int, _ok, rooms
+
+T = TypeVar("T")
 
 
 class OperatorNamespace(BaseNamespace):
@@ -310,6 +314,82 @@ class OperatorNamespace(BaseNamespace):
 
         return await self._call(sid, run)
 
+    # --- calls (the voice adapter's ``CallControl``) ---------------------------------------
+
+    async def on_call_hold(self, sid: str, data: Any) -> dict[str, Any]:
+        """``{conversation_id, hold}``: the core records the hold, then the PBX plays music."""
+
+        async def run(who: Principal) -> dict[str, Any]:
+            voice = call_control(self.services)
+            on = bool(_dict(data).get("hold", True))
+            async with self.services.db.transaction() as session:
+                conv = await conversations.check_hold(session, who, _int(data, "conversation_id"), on)
+            await _pbx(voice.hold(conv.id, on))
+            return _ok(conversation=conversation_dict(conv))
+
+        return await self._call(sid, run)
+
+    async def on_call_hangup(self, sid: str, data: Any) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            voice = call_control(self.services)
+            async with self.services.db.transaction() as session:
+                conv = await conversations.check_end(session, who, _int(data, "conversation_id"))
+            await _pbx(voice.hangup(conv.id))
+            return _ok(conversation=conversation_dict(conv))
+
+        return await self._call(sid, run)
+
+    async def on_call_transfer(self, sid: str, data: Any) -> dict[str, Any]:
+        """``{conversation_id, to_user_id | to_queue_id | to_extension, attended}``."""
+
+        async def run(who: Principal) -> dict[str, Any]:
+            voice = call_control(self.services)
+            body = _dict(data)
+            conv_id = _int(body, "conversation_id")
+            to_user = _int(body, "to_user_id") if body.get("to_user_id") else None
+            to_queue = _int(body, "to_queue_id") if body.get("to_queue_id") else None
+            to_ext = str(body.get("to_extension") or "")[:32] or None
+            attended = bool(body.get("attended", False))
+            async with self.services.db.transaction() as session:
+                conv = await auth.access_conversation(session, who, conv_id)
+                if conv.assigned_user_id != who.id and who.role == m.Role.OPERATOR:
+                    raise PermissionDenied("only the operator handling the call can transfer it")
+                if not attended and to_ext is None:
+                    conv = await conversations.check_transfer(
+                        session, who, conv_id, to_user_id=to_user, to_queue_id=to_queue
+                    )
+            await _pbx(
+                voice.transfer(
+                    conv_id,
+                    to_extension=to_ext,
+                    to_user_id=to_user,
+                    to_queue_id=to_queue,
+                    attended=attended,
+                    by_user_id=who.id,
+                )
+            )
+            if to_ext is not None and not attended:
+                async with self.services.db.transaction() as session:
+                    conv = await conversations.check_end(session, who, conv_id)
+            return _ok(conversation=conversation_dict(conv))
+
+        return await self._call(sid, run)
+
+    async def on_click_to_call(self, sid: str, data: Any) -> dict[str, Any]:
+        """``{number, queue_id}``: the operator's phone rings first, then the customer's."""
+
+        async def run(who: Principal) -> dict[str, Any]:
+            voice = call_control(self.services)
+            queue_id = _int(data, "queue_id")
+            async with self.services.db.transaction() as session:
+                queues = await auth.visible_queue_ids(session, who)
+            if queues is not None and queue_id not in queues:
+                raise PermissionDenied("you are not in this queue")
+            conv_id = await _pbx(voice.originate(who.id, str(_dict(data).get("number", ""))[:32], queue_id))
+            return _ok(conversation_id=conv_id)
+
+        return await self._call(sid, run)
+
 
 def _dict(data: Any) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
@@ -328,3 +408,19 @@ def _when(value: Any) -> datetime | None:
     if when < datetime.now(UTC) - timedelta(minutes=1):
         raise InvalidInput("'due_at' is in the past", field="due_at")
     return when.astimezone(UTC)
+
+
+def call_control(services: Any) -> CallControl:
+    """The voice adapter, or a clear refusal when voice is not enabled on this install."""
+    adapter: object = services.adapters.get("voice")
+    if not isinstance(adapter, CallControl):
+        raise Conflict("calls are not enabled on this server")
+    return adapter
+
+
+async def _pbx(action: Awaitable[T]) -> T:
+    """Run a PBX action; a PBX that can't be reached is a conflict the window can show."""
+    try:
+        return await action
+    except (ChannelNotReady, ChannelAuthFailed) as exc:
+        raise Conflict(f"the phone system is not reachable: {exc}") from exc

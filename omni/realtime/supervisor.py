@@ -11,6 +11,8 @@ Acks: ``{"ok": true, ...}`` or ``{"ok": false, "error": "forbidden" | "not_found
 * ``message_operator`` {user_id, text} → ``{message}`` (a ``supervisor.message`` event)
 * ``whisper`` {conversation_id, text} → ``{message}`` (a private note)
 * ``take_over`` {conversation_id} → ``{conversation}``
+* ``call_spy`` {conversation_id, mode: listen|whisper|barge} → ``{conversation_id, mode}``
+* ``call_force_end`` {conversation_id} → ``{conversation_id}``
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 
 from omni.db import models as m
 from omni.domain import monitoring, presence
-from omni.domain.auth import Principal
+from omni.domain.auth import Principal, access_conversation
 from omni.domain.errors import NotAuthenticated
 from omni.domain.serialize import conversation_dict, message_dict
 from omni.realtime import BaseNamespace, _int, _ok, rooms
+from omni.realtime.operator import _pbx, call_control
 
 
 def _str(data: Any, key: str) -> str:
@@ -94,5 +97,31 @@ class SupervisorNamespace(BaseNamespace):
             async with self.services.db.transaction() as session:
                 conv = await monitoring.take_over(session, who, _int(data, "conversation_id"))
                 return _ok(conversation=conversation_dict(conv))
+
+        return await self._call(sid, run)
+
+    # --- calls: listen / whisper / barge (ChanSpy) and force-end ---------------------------
+
+    async def on_call_spy(self, sid: str, data: Any) -> dict[str, Any]:
+        """``{conversation_id, mode: listen|whisper|barge}``: the supervisor's phone rings and
+        joins the call (listen hears both, whisper talks to the operator, barge to both)."""
+
+        async def run(who: Principal) -> dict[str, Any]:
+            voice = call_control(self.services)
+            mode = _str(data, "mode") or "listen"
+            async with self.services.db.transaction() as session:
+                conv = await access_conversation(session, who, _int(data, "conversation_id"))
+            await _pbx(voice.spy(who.id, conv.id, mode))
+            return _ok(conversation_id=conv.id, mode=mode)
+
+        return await self._call(sid, run)
+
+    async def on_call_force_end(self, sid: str, data: Any) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            voice = call_control(self.services)
+            async with self.services.db.transaction() as session:
+                conv = await access_conversation(session, who, _int(data, "conversation_id"))
+            await _pbx(voice.force_end(conv.id, who.id))
+            return _ok(conversation_id=conv.id)
 
         return await self._call(sid, run)

@@ -1,0 +1,116 @@
+"""AMI actions the voice adapter sends, built by pure functions (one place to read the
+dialplan contract from; tests assert on them).
+
+See ``docs/voice.md`` for the contexts these actions point at.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omni.domain.errors import InvalidInput
+from omni.settings import VoiceSettings
+
+__all__ = [
+    "SPY_OPTIONS",
+    "bridge",
+    "chanspy",
+    "click_to_call",
+    "hangup",
+    "mixmonitor",
+    "originate_agent",
+    "redirect",
+]
+
+RING_GRACE_SECONDS = 5
+"""Asterisk's own ring timeout is the queue's plus this: the core's offer deadline decides."""
+
+SPY_OPTIONS = {"listen": "qE", "whisper": "qwE", "barge": "qBE"}
+"""ChanSpy options: ``q`` quiet (no beep/name), ``E`` end when the spied channel hangs up;
+``w`` whisper to the operator only; ``B`` barge: talk to both parties. Listen has neither."""
+
+
+def _caller_id(name: str, number: str) -> str:
+    clean = name.replace('"', "").strip()
+    return f'"{clean}" <{number}>' if clean else f"<{number}>"
+
+
+def originate_agent(
+    s: VoiceSettings,
+    extension: str,
+    uniqueid: str,
+    *,
+    ring_seconds: int,
+    caller_number: str,
+    caller_name: str,
+    conversation_id: int,
+    offer_id: int,
+) -> dict[str, Any]:
+    """Ring an operator's phone for an offer. Answered, the leg waits in ``agent_context``
+    until the adapter bridges it with the caller; the ``ChannelId`` lets events be matched
+    to the offer before Asterisk names the channel."""
+    return {
+        "Action": "Originate",
+        "Channel": s.endpoint_template.format(extension=extension),
+        "Context": s.agent_context,
+        "Exten": "s",
+        "Priority": "1",
+        # The core's offer deadline stops the ring (Hangup); this is only a safety net.
+        "Timeout": str((max(1, ring_seconds) + RING_GRACE_SECONDS) * 1000),
+        "CallerID": _caller_id(caller_name, caller_number or "anonymous"),
+        "ChannelId": uniqueid,
+        "Variable": [f"OMNI_CONVERSATION={conversation_id}", f"OMNI_OFFER={offer_id}"],
+        "Async": "true",
+    }
+
+
+def click_to_call(
+    s: VoiceSettings, extension: str, uniqueid: str, number: str, caller_id: str, conversation_id: int
+) -> dict[str, Any]:
+    """Operator first; once they answer the dialplan dials ``number`` with the queue's caller id."""
+    return {
+        "Action": "Originate",
+        "Channel": s.endpoint_template.format(extension=extension),
+        "Context": s.outbound_context,
+        "Exten": number,
+        "Priority": "1",
+        "Timeout": "30000",
+        "CallerID": caller_id or number,
+        "ChannelId": uniqueid,
+        "Variable": [f"OMNI_CONVERSATION={conversation_id}", f"OMNI_CALLERID={caller_id}"],
+        "Async": "true",
+    }
+
+
+def bridge(caller_channel: str, agent_channel: str) -> dict[str, Any]:
+    return {"Action": "Bridge", "Channel1": caller_channel, "Channel2": agent_channel, "Tone": "no"}
+
+
+def redirect(channel: str, context: str, exten: str = "s") -> dict[str, Any]:
+    return {"Action": "Redirect", "Channel": channel, "Context": context, "Exten": exten, "Priority": "1"}
+
+
+def hangup(channel: str, cause: int = 16) -> dict[str, Any]:
+    return {"Action": "Hangup", "Channel": channel, "Cause": str(cause)}
+
+
+def mixmonitor(channel: str, path: str) -> dict[str, Any]:
+    """Record both directions mixed (``b``: only while bridged, so hold music is not kept)."""
+    return {"Action": "MixMonitor", "Channel": channel, "File": path, "Options": "b"}
+
+
+def chanspy(
+    s: VoiceSettings, supervisor_extension: str, spied_channel: str, mode: str, uniqueid: str
+) -> dict[str, Any]:
+    if mode not in SPY_OPTIONS:
+        raise InvalidInput("mode must be listen, whisper or barge", field="mode")
+    return {
+        "Action": "Originate",
+        "Channel": s.endpoint_template.format(extension=supervisor_extension),
+        "Application": "ChanSpy",
+        "Data": f"{spied_channel},{SPY_OPTIONS[mode]}",
+        "CallerID": f'"{mode}" <spy>',
+        "ChannelId": uniqueid,
+        "Timeout": "30000",
+        "Async": "true",
+    }

@@ -1,0 +1,191 @@
+"""An emulated Asterisk channel running ``AGI(agi://host:port/<script>,<args>)``.
+
+It speaks the real FastAGI wire protocol as ``res_agi`` does: connect, send the ``agi_*``
+environment and a blank line, then read one command per line and answer each with a
+``200 result=...`` line (``510`` for an unknown command, ``511`` once the channel is dead).
+The caller is scripted: ``keys`` is what they do at each digit read (a digit string, or
+``None`` for silence until the timeout; digit reads while music plays are silence and take
+nothing from the script); when the script runs out they hang up (Asterisk's ``HANGUP``
+notification, then ``result=-1``). ``barge`` maps a sound file to the key pressed
+while it plays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+
+def parse_args(line: str) -> list[str]:
+    """Split a command line like ``res_agi.c`` ``parse_args``: blanks separate, double quotes
+    group (``""`` is an empty argument), a backslash makes the next character literal."""
+    args: list[str] = []
+    cur: list[str] | None = None
+    quoted = escaped = False
+    for ch in line:
+        if ch == '"' and not escaped:
+            quoted = not quoted
+            if quoted and cur is None:
+                cur = []
+            continue
+        if ch in " \t" and not quoted and not escaped:
+            if cur is not None:
+                args.append("".join(cur))
+                cur = None
+            continue
+        if ch == "\\" and not escaped:
+            escaped = True
+            continue
+        escaped = False
+        if cur is None:
+            cur = []
+        cur.append(ch)
+    if cur is not None:
+        args.append("".join(cur))
+    return args
+
+
+@dataclass
+class EmulatedCall:
+    host: str
+    port: int
+    script: str = "ivr"
+    args: list[str] = field(default_factory=list)
+    uniqueid: str = "1700000000.1"
+    linkedid: str = ""
+    """The call's first channel; empty = this channel (an inbound call from the trunk)."""
+    callerid: str = "+15551230001"
+    calleridname: str = "Ann"
+    extension: str = "100"
+    keys: list[str | None] = field(default_factory=list)
+    barge: dict[str, str] = field(default_factory=dict)
+    variables: dict[str, str] = field(default_factory=dict)
+    """Channel variables: preset ones (e.g. ``OMNI_PLAYED``) and what ``SET VARIABLE`` set."""
+    missing_files: set[str] = field(default_factory=set)
+
+    commands: list[list[str]] = field(default_factory=list, init=False)
+    played: list[str] = field(default_factory=list, init=False)
+    """Sound files, ``tts:<app>:<text>``, ``say:<number>`` in the order the caller heard them."""
+    answered: bool = field(default=False, init=False)
+    hung_up: bool = field(default=False, init=False)
+    """The channel is dead: the caller left or the AGI sent ``HANGUP``."""
+    agi_hung_up: bool = field(default=False, init=False)
+    music: bool = field(default=False, init=False)
+
+    def environment(self) -> list[str]:
+        env = {
+            "agi_network": "yes",
+            "agi_network_script": self.script,
+            "agi_request": f"agi://{self.host}:{self.port}/{self.script}",
+            "agi_channel": f"PJSIP/trunk-{self.uniqueid[-8:]}",
+            "agi_language": "en",
+            "agi_type": "PJSIP",
+            "agi_uniqueid": self.uniqueid,
+            "agi_version": "20.5.0",
+            "agi_callerid": self.callerid,
+            "agi_calleridname": self.calleridname,
+            "agi_callingpres": "0",
+            "agi_callingani2": "0",
+            "agi_callington": "0",
+            "agi_callingtns": "0",
+            "agi_dnid": self.extension,
+            "agi_rdnis": "unknown",
+            "agi_context": "omni-inbound",
+            "agi_extension": self.extension,
+            "agi_priority": "3",
+            "agi_enhanced": "0.0",
+            "agi_accountcode": "",
+            "agi_threadid": "140001234567",
+        }
+        lines = [f"{k}: {v}" for k, v in env.items()]
+        lines += [f"agi_arg_{i}: {a}" for i, a in enumerate(self.args, start=1)]
+        return lines
+
+    async def run(self, timeout: float = 20.0) -> None:
+        """Place the call and answer commands until the AGI server closes the connection."""
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            writer.write(("\n".join(self.environment()) + "\n\n").encode())
+            await writer.drain()
+            async with asyncio.timeout(timeout):
+                while True:
+                    raw = await reader.readline()
+                    if not raw:
+                        return
+                    argv = parse_args(raw.decode().rstrip("\n"))
+                    self.commands.append(argv)
+                    if self.music and argv[:2] == ["WAIT", "FOR"]:
+                        await asyncio.sleep(0.05)  # listening to the music (shortened)
+                    for reply in self.answer(argv):
+                        writer.write(reply.encode() + b"\n")
+                    await writer.drain()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    def _caller_hangs_up(self) -> list[str]:
+        self.hung_up = True
+        return ["HANGUP", "200 result=-1"]
+
+    def answer(self, argv: list[str]) -> list[str]:
+        """The lines Asterisk sends back for one command."""
+        if self.hung_up:
+            return ["511 Command Not Permitted on a dead channel or intercept routine"]
+        name = " ".join(argv[:2]).upper()
+        rest = argv[2:]
+        if argv[:1] == ["ANSWER"]:
+            self.answered = True
+            return ["200 result=0"]
+        if argv[:1] == ["HANGUP"]:
+            self.hung_up = self.agi_hung_up = True
+            return ["200 result=1"]
+        if argv[:1] == ["NOOP"]:
+            return ["200 result=0"]
+        if argv[:1] == ["EXEC"] and len(argv) >= 2:
+            self.played.append(f"tts:{argv[1]}:{argv[2] if len(argv) > 2 else ''}")
+            return ["200 result=0"]
+        if name == "SET VARIABLE" and len(rest) == 2:
+            self.variables[rest[0]] = rest[1]
+            return ["200 result=1"]
+        if name == "GET VARIABLE" and len(rest) == 1:
+            if rest[0] == "CHANNEL(linkedid)":
+                return [f"200 result=1 ({self.linkedid or self.uniqueid})"]
+            if rest[0] in self.variables:
+                return [f"200 result=1 ({self.variables[rest[0]]})"]
+            return ["200 result=0"]
+        if name == "STREAM FILE" and len(rest) == 2:
+            file, escape = rest
+            if file in self.missing_files:
+                return ["200 result=-1 endpos=0"]
+            self.played.append(file)
+            key = self.barge.get(file, "")
+            if key and key in escape:
+                return [f"200 result={ord(key)} endpos=4000"]
+            return ["200 result=0 endpos=16000"]
+        if name == "SAY NUMBER" and len(rest) >= 1:
+            self.played.append(f"say:{rest[0]}")
+            return ["200 result=0"]
+        if name == "SET MUSIC" and len(rest) >= 1:
+            self.music = rest[0].lower() == "on"
+            return ["200 result=0"]
+        if name == "WAIT FOR" and argv[2:3] == ["DIGIT"] and len(argv) == 4:
+            if self.music:
+                return ["200 result=0"]  # on hold while the bot is busy: the caller just listens
+            if not self.keys:
+                return self._caller_hangs_up()
+            pressed = self.keys.pop(0)
+            return [f"200 result={ord(pressed[0]) if pressed else 0}"]
+        if name == "GET DATA" and len(rest) >= 1:
+            self.played.append(rest[0])
+            if not self.keys:
+                return self._caller_hangs_up()
+            digits = self.keys.pop(0)
+            return [f"200 result={digits}" if digits else "200 result= (timeout)"]
+        return ["510 Invalid or unknown command"]
+
+    def sent(self, verb: str) -> list[list[str]]:
+        """Commands starting with ``verb`` (e.g. ``"SET VARIABLE"``), arguments after it."""
+        words = verb.split()
+        return [
+            argv[len(words) :] for argv in self.commands if [a.upper() for a in argv[: len(words)]] == words
+        ]

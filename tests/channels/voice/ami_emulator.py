@@ -1,0 +1,654 @@
+"""A loopback Asterisk Manager Interface (AMI) server for tests and benchmarks.
+
+It speaks the real wire protocol — the ``Asterisk Call Manager/5.0.x`` banner, CRLF headers,
+``Action: Login`` with Username/Secret, ``ActionID`` echoed on every response and list item,
+event lists (``EventList: start`` … ``…Complete``), ``Response: Follows`` for ``Command`` — and
+keeps a small model of channels and bridges so scripted calls produce the events a real
+Asterisk emits (Newchannel, Newstate, VarSet, Newexten, UserEvent, MusicOnHoldStart,
+DialBegin/DialEnd, BridgeCreate/BridgeEnter/BridgeLeave/BridgeDestroy, Hold/Unhold, Hangup,
+OriginateResponse, AttendedTransfer, BlindTransfer) and reacts to Originate, Redirect,
+Bridge, Hangup, Atxfer, BlindTransfer, MixMonitor, CoreShowChannels, QueueStatus, Command.
+
+Phones: ``phones[extension]`` is ``manual`` (ring until ``answer(ext)``; the default),
+``answer`` (pick up at once), ``busy`` or ``no_answer`` (ring until the originate's timeout).
+Knobs: ``refuse_login``, ``drop()`` (cut every connection, as a network failure would; the
+model keeps running, events meanwhile are lost like with a real Asterisk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+EOL = "\r\n"
+STATE_DESC = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up", 7: "Busy"}
+
+
+@dataclass
+class Chan:
+    name: str
+    uniqueid: str
+    linkedid: str
+    state: int = 0
+    context: str = "default"
+    exten: str = "s"
+    priority: int = 1
+    cid_num: str = ""
+    cid_name: str = ""
+    bridge: str = ""
+    application: str = ""
+    app_data: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+    originate_action_id: str = ""
+    originate: dict[str, Any] = field(default_factory=dict)
+    consult_of: str = ""
+    """Atxfer: the transferer leg this consultation leg belongs to."""
+    dial_bridge: bool = False
+    ext: str = ""
+
+
+@dataclass
+class Conn:
+    writer: asyncio.StreamWriter
+    logged_in: bool = False
+    events: bool = True
+
+
+class AmiEmulator:
+    def __init__(self, port: int, *, username: str = "omni", secret: str = "s3cret") -> None:
+        self.port = port
+        self.username = username
+        self.secret = secret
+        self.refuse_login = False
+        self.phones: dict[str, str] = {}
+        self.customers: dict[str, str] = {}
+        """Click-to-call destinations: ``answer`` (default), ``busy``, ``manual``."""
+        self.actions: list[dict[str, Any]] = []
+        self.channels: dict[str, Chan] = {}
+        self.bridges: dict[str, list[str]] = {}
+        self.recordings: dict[str, str] = {}
+        self.logins = 0
+        self.events_sent = 0
+        self._conns: list[Conn] = []
+        self._server: asyncio.Server | None = None
+        self._seq = itertools.count(1)
+        self._base = int(time.time())
+        self._timers: set[asyncio.TimerHandle] = set()
+
+    # --- server ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def close(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self.drop()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def drop(self) -> None:
+        """Cut every AMI connection (the channels keep living, like a network failure)."""
+        for conn in list(self._conns):
+            conn.writer.transport.abort()
+        self._conns.clear()
+
+    def reset(self) -> None:
+        self.refuse_login = False
+        self.phones.clear()
+        self.customers.clear()
+        self.actions.clear()
+
+    @property
+    def sessions(self) -> int:
+        return sum(1 for c in self._conns if c.logged_in)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = Conn(writer)
+        self._conns.append(conn)
+        writer.write(b"Asterisk Call Manager/5.0.6\r\n")
+        try:
+            while True:
+                raw = await reader.readuntil(b"\r\n\r\n")
+                action = self._parse(raw.decode())
+                if action:
+                    self._handle(conn, action)
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            if conn in self._conns:
+                self._conns.remove(conn)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    @staticmethod
+    def _parse(text: str) -> dict[str, Any]:
+        action: dict[str, Any] = {}
+        for line in text.split(EOL):
+            if ": " not in line:
+                continue
+            key, value = line.split(": ", 1)
+            if key in action:
+                prev = action[key]
+                action[key] = [*prev, value] if isinstance(prev, list) else [prev, value]
+            else:
+                action[key] = value
+        return action
+
+    def _write(self, conn: Conn, headers: list[tuple[str, Any]], body: str = "") -> None:
+        text = EOL.join(f"{k}: {v}" for k, v in headers if v is not None) + EOL
+        if body:
+            text += body + EOL
+        conn.writer.write((text + EOL).encode())
+
+    def _respond(self, conn: Conn, action: dict[str, Any], response: str = "Success", **fields: Any) -> None:
+        headers: list[tuple[str, Any]] = [("Response", response), ("ActionID", action.get("ActionID"))]
+        headers += list(fields.items())
+        self._write(conn, headers)
+
+    # --- events ---------------------------------------------------------------------------
+
+    def _chan_fields(self, ch: Chan) -> list[tuple[str, Any]]:
+        return [
+            ("Channel", ch.name),
+            ("ChannelState", ch.state),
+            ("ChannelStateDesc", STATE_DESC.get(ch.state, "Unknown")),
+            ("CallerIDNum", ch.cid_num or "<unknown>"),
+            ("CallerIDName", ch.cid_name or "<unknown>"),
+            ("ConnectedLineNum", "<unknown>"),
+            ("ConnectedLineName", "<unknown>"),
+            ("Language", "en"),
+            ("AccountCode", ""),
+            ("Context", ch.context),
+            ("Exten", ch.exten),
+            ("Priority", ch.priority),
+            ("Uniqueid", ch.uniqueid),
+            ("Linkedid", ch.linkedid),
+        ]
+
+    def event(self, name: str, ch: Chan | None = None, **fields: Any) -> None:
+        headers: list[tuple[str, Any]] = [("Event", name), ("Privilege", "call,all")]
+        if ch is not None:
+            headers += self._chan_fields(ch)
+        headers += list(fields.items())
+        self.events_sent += 1
+        for conn in self._conns:
+            if conn.logged_in and conn.events:
+                self._write(conn, headers)
+
+    def _later(self, delay: float, fn: Any, *args: Any) -> None:
+        handle = asyncio.get_running_loop().call_later(delay, fn, *args)
+        self._timers.add(handle)
+
+    # --- model helpers -------------------------------------------------------------------
+
+    def _uid(self) -> str:
+        return f"{self._base}.{next(self._seq)}"
+
+    def find(self, ref: str) -> Chan | None:
+        """A channel by name or Uniqueid (like ``ast_channel_get_by_name``)."""
+        if ref in self.channels:
+            return self.channels[ref]
+        return next((c for c in self.channels.values() if c.name == ref), None)
+
+    def _new(self, name: str, *, uid: str | None = None, linkedid: str | None = None, **kw: Any) -> Chan:
+        uid = uid or self._uid()
+        ch = Chan(name=name, uniqueid=uid, linkedid=linkedid or uid, **kw)
+        self.channels[uid] = ch
+        self.event("Newchannel", ch)
+        return ch
+
+    def _set_state(self, ch: Chan, state: int) -> None:
+        ch.state = state
+        self.event("Newstate", ch)
+
+    def _goto(self, ch: Chan, context: str, exten: str = "s", priority: int = 1) -> None:
+        self._leave_bridge(ch)
+        ch.context, ch.exten, ch.priority = context, exten, priority
+        ch.application = ""
+        self.event("Newexten", ch, Extension=exten, Application="NoOp", AppData="")
+        if context.endswith(("wait", "hold")):
+            ch.application = "MusicOnHold"
+            self.event("MusicOnHoldStart", ch, Class="default")
+
+    def _bridge(self, a: Chan, b: Chan, *, dial: bool = False) -> str:
+        for ch in (a, b):
+            self._leave_bridge(ch)
+        bid = str(uuid.uuid4())
+        self.bridges[bid] = []
+        self.event(
+            "BridgeCreate", None, BridgeUniqueid=bid, BridgeType="basic", BridgeTechnology="simple_bridge"
+        )
+        for ch in (a, b):
+            self._enter(ch, bid)
+            ch.dial_bridge = dial
+        return bid
+
+    def _enter(self, ch: Chan, bid: str) -> None:
+        self.bridges[bid].append(ch.uniqueid)
+        ch.bridge = bid
+        self.event("BridgeEnter", ch, BridgeUniqueid=bid, BridgeNumChannels=len(self.bridges[bid]))
+
+    def _leave_bridge(self, ch: Chan) -> None:
+        bid = ch.bridge
+        if not bid or bid not in self.bridges:
+            return
+        self.bridges[bid].remove(ch.uniqueid)
+        ch.bridge = ""
+        self.event("BridgeLeave", ch, BridgeUniqueid=bid, BridgeNumChannels=len(self.bridges[bid]))
+        if len(self.bridges[bid]) <= 1:
+            rest = list(self.bridges[bid])
+            for uid in rest:
+                other = self.channels.get(uid)
+                if other is not None:
+                    self.bridges[bid].remove(uid)
+                    other.bridge = ""
+                    self.event("BridgeLeave", other, BridgeUniqueid=bid, BridgeNumChannels=0)
+                    if ch.dial_bridge:
+                        self._hangup(other, 16)
+            del self.bridges[bid]
+            self.event("BridgeDestroy", None, BridgeUniqueid=bid)
+
+    def _hangup(self, ch: Chan, cause: int = 16) -> None:
+        if ch.uniqueid not in self.channels:
+            return
+        ringing = ch.state != 6 and ch.originate_action_id
+        self._leave_bridge(ch)
+        del self.channels[ch.uniqueid]
+        text = {16: "Normal Clearing", 17: "User busy", 19: "No answer", 21: "Call Rejected"}.get(cause, "")
+        self.event("Hangup", ch, Cause=cause, **{"Cause-txt": text})
+        if ringing:
+            self._originate_response(ch, success=False, reason=5 if cause == 17 else 3)
+        for other in list(self.channels.values()):
+            if other.consult_of == ch.uniqueid:
+                self._hangup(other)
+
+    def _originate_response(self, ch: Chan, *, success: bool, reason: int) -> None:
+        if not ch.originate_action_id:
+            return
+        action_id, ch.originate_action_id = ch.originate_action_id, ""
+        headers: list[tuple[str, Any]] = [
+            ("Event", "OriginateResponse"),
+            ("Privilege", "call,all"),
+            ("ActionID", action_id),
+            ("Response", "Success" if success else "Failure"),
+            ("Channel", ch.name),
+            ("Context", ch.originate.get("Context", "")),
+            ("Exten", ch.originate.get("Exten", "")),
+            ("Application", ch.originate.get("Application", "")),
+            ("Data", ch.originate.get("Data", "")),
+            ("Reason", 4 if success else reason),
+            ("Uniqueid", ch.uniqueid if success else "<null>"),
+            ("CallerIDNum", ch.cid_num or "<unknown>"),
+            ("CallerIDName", ch.cid_name or "<unknown>"),
+        ]
+        for conn in self._conns:
+            if conn.logged_in:
+                self._write(conn, headers)
+
+    # --- scripted calls (what callers and phones do) --------------------------------------
+
+    def incoming_call(
+        self, number: str, name: str = "", *, inbox: int | str = "", did: str = "4951000000"
+    ) -> Chan:
+        """A caller rings the trunk, is answered, (IVR is elsewhere) and waits with MOH."""
+        n = next(self._seq)
+        ch = self._new(f"PJSIP/trunk-{n:08x}", cid_num=number, cid_name=name, context="from-trunk", exten=did)
+        ch.state = 4
+        self.event("Newstate", ch)
+        self._set_state(ch, 6)
+        self.event("VarSet", ch, Variable="OMNI_INBOX", Value=str(inbox))
+        ch.variables["OMNI_INBOX"] = str(inbox)
+        self._goto(ch, "omni-wait")
+        self.event("UserEvent", ch, UserEvent="OmniEnqueue", Inbox=str(inbox), DID=did)
+        return ch
+
+    def hangup(self, ref: str, cause: int = 16) -> None:
+        """The party on this channel hangs up (an attended transferer hanging up completes it)."""
+        ch = self.find(ref)
+        if ch is None:
+            raise KeyError(ref)
+        consult = next(
+            (c for c in self.channels.values() if c.consult_of == ch.uniqueid and c.state == 6), None
+        )
+        if consult is not None:
+            self._complete_attended(ch, consult)
+            return
+        self._hangup(ch, cause)
+
+    def ringing(self, ext: str) -> Chan | None:
+        return next((c for c in self.channels.values() if c.ext == ext and c.state in (0, 5)), None)
+
+    def answer(self, ext: str) -> Chan:
+        ch = self.ringing(ext)
+        if ch is None:
+            raise KeyError(f"extension {ext} is not ringing")
+        self._answer(ch)
+        return ch
+
+    def phone_hold(self, ref: str, on: bool = True) -> None:
+        ch = self.find(ref)
+        assert ch is not None
+        self.event("Hold" if on else "Unhold", ch, **({"MusicClass": "default"} if on else {}))
+
+    def agent_leg(self, ext: str) -> Chan | None:
+        return next((c for c in self.channels.values() if c.ext == ext and c.state == 6), None)
+
+    # --- actions --------------------------------------------------------------------------
+
+    def _handle(self, conn: Conn, action: dict[str, Any]) -> None:
+        name = str(action.get("Action", "")).lower()
+        self.actions.append(action)
+        if name == "login":
+            ok = (
+                not self.refuse_login
+                and action.get("Username") == self.username
+                and action.get("Secret") == self.secret
+            )
+            if not ok:
+                self._respond(conn, action, "Error", Message="Authentication failed")
+                conn.writer.transport.close()  # Asterisk ends the session after a failed login
+                return
+            conn.logged_in = True
+            conn.events = str(action.get("Events", "on")).lower() != "off"
+            self.logins += 1
+            self._respond(conn, action, Message="Authentication accepted")
+            self._write(
+                conn, [("Event", "FullyBooted"), ("Privilege", "system,all"), ("Status", "Fully Booted")]
+            )
+            return
+        if not conn.logged_in:
+            self._respond(conn, action, "Error", Message="Permission denied")
+            return
+        handler = getattr(self, f"_a_{name}", None)
+        if handler is None:
+            self._respond(conn, action, "Error", Message="Invalid/unknown command")
+            return
+        handler(conn, action)
+
+    def _a_ping(self, conn: Conn, action: dict[str, Any]) -> None:
+        self._respond(conn, action, Ping="Pong", Timestamp=f"{time.time():.6f}")
+
+    def _a_logoff(self, conn: Conn, action: dict[str, Any]) -> None:
+        self._respond(conn, action, "Goodbye", Message="Thanks for all the fish.")
+        conn.writer.transport.close()
+
+    def _a_command(self, conn: Conn, action: dict[str, Any]) -> None:
+        command = str(action.get("Command", ""))
+        if command == "core show version":
+            output = "Asterisk 20.5.0 (omni AMI emulator)"
+        elif command == "core show channels count":
+            output = f"{len(self.channels)} active channels"
+        else:
+            output = (
+                f"No such command '{command}' (type 'core show help {command}' for other possible commands)"
+            )
+        self._write(
+            conn,
+            [("Response", "Follows"), ("Privilege", "Command"), ("ActionID", action.get("ActionID"))],
+            body=f"{output}\n--END COMMAND--",
+        )
+
+    def _a_coreshowchannels(self, conn: Conn, action: dict[str, Any]) -> None:
+        aid = action.get("ActionID")
+        self._respond(conn, action, EventList="start", Message="Channels will follow")
+        for ch in self.channels.values():
+            headers: list[tuple[str, Any]] = [("Event", "CoreShowChannel"), ("ActionID", aid)]
+            headers += self._chan_fields(ch)
+            headers += [
+                ("Application", ch.application),
+                ("ApplicationData", ch.app_data),
+                ("Duration", "00:00:01"),
+                ("BridgeId", ch.bridge),
+            ]
+            self._write(conn, headers)
+        self._write(
+            conn,
+            [
+                ("Event", "CoreShowChannelsComplete"),
+                ("ActionID", aid),
+                ("EventList", "Complete"),
+                ("ListItems", len(self.channels)),
+            ],
+        )
+
+    def _a_queuestatus(self, conn: Conn, action: dict[str, Any]) -> None:
+        aid = action.get("ActionID")
+        self._respond(conn, action, EventList="start", Message="Queue status will follow")
+        self._write(
+            conn,
+            [
+                ("Event", "QueueStatusComplete"),
+                ("ActionID", aid),
+                ("EventList", "Complete"),
+                ("ListItems", 0),
+            ],
+        )
+
+    def _a_originate(self, conn: Conn, action: dict[str, Any]) -> None:
+        dial = str(action.get("Channel", ""))
+        ext = dial.split("/", 1)[-1]
+        async_ = str(action.get("Async", "false")).lower() == "true"
+        self._respond(conn, action, Message="Originate successfully queued")
+        n = next(self._seq)
+        cid = str(action.get("CallerID", ""))
+        cid_name, _, cid_num = cid.partition("<")
+        ch = self._new(
+            f"{dial}-{n:08x}",
+            uid=str(action.get("ChannelId") or "") or None,
+            cid_num=cid_num.rstrip(">").strip() or ext,
+            cid_name=cid_name.strip().strip('"'),
+            context=str(action.get("Context", "default")),
+            exten=str(action.get("Exten", "s")),
+            ext=ext,
+        )
+        ch.originate = dict(action)
+        ch.originate_action_id = str(action.get("ActionID", "")) if async_ else ""
+        for item in _as_list(action.get("Variable")):
+            for pair in str(item).split(","):
+                key, _, value = pair.partition("=")
+                ch.variables[key] = value
+        behaviour = self.phones.get(ext, "manual")
+        if behaviour == "busy":
+            self._later(0.01, self._hangup, ch, 17)
+            return
+        self._set_state(ch, 5)
+        timeout = int(action.get("Timeout", 30000)) / 1000
+        self._later(timeout, self._ring_timeout, ch.uniqueid)
+        if behaviour == "answer":
+            self._later(0.01, self._answer, ch)
+
+    def _ring_timeout(self, uid: str) -> None:
+        ch = self.channels.get(uid)
+        if ch is not None and ch.state != 6:
+            self._hangup(ch, 19)
+
+    def _answer(self, ch: Chan) -> None:
+        if ch.uniqueid not in self.channels or ch.state == 6:
+            return
+        self._set_state(ch, 6)
+        if ch.consult_of:
+            return  # an attended transfer's target: talks to the transferer until completion
+        self._originate_response(ch, success=True, reason=4)
+        app = str(ch.originate.get("Application", ""))
+        if app:
+            ch.application = app
+            ch.app_data = str(ch.originate.get("Data", ""))
+            if app == "ChanSpy":
+                self.event("ChanSpyStart", None, SpyerChannel=ch.name, SpyeeChannel=ch.app_data.split(",")[0])
+            return
+        if ch.context.endswith("outbound"):
+            self._dial_customer(ch)
+            return
+        self.event("Newexten", ch, Extension=ch.exten, Application="Wait", AppData="3600")
+        ch.application = "Wait"
+
+    def _dial_customer(self, agent: Chan) -> None:
+        n = next(self._seq)
+        number = agent.exten
+        cust = self._new(
+            f"PJSIP/trunk-{n:08x}",
+            linkedid=agent.linkedid,
+            cid_num=number,
+            context=agent.context,
+            exten=number,
+        )
+        self.event(
+            "DialBegin",
+            agent,
+            DestChannel=cust.name,
+            DestUniqueid=cust.uniqueid,
+            DestLinkedid=cust.linkedid,
+            DialString=f"trunk/{number}",
+        )
+        self._set_state(cust, 5)
+        behaviour = self.customers.get(number, "answer")
+        if behaviour == "busy":
+            self.event("DialEnd", agent, DestChannel=cust.name, DestUniqueid=cust.uniqueid, DialStatus="BUSY")
+            self._hangup(cust, 17)
+            return
+        if behaviour == "answer":
+            self._later(0.01, self._customer_answers, agent.uniqueid, cust.uniqueid)
+
+    def customer_answers(self, number: str) -> None:
+        cust = next(c for c in self.channels.values() if c.exten == number and c.state == 5)
+        agent = next(c for c in self.channels.values() if c.linkedid == cust.linkedid and c is not cust)
+        self._customer_answers(agent.uniqueid, cust.uniqueid)
+
+    def _customer_answers(self, agent_uid: str, cust_uid: str) -> None:
+        agent, cust = self.channels.get(agent_uid), self.channels.get(cust_uid)
+        if agent is None or cust is None:
+            return
+        self._set_state(cust, 6)
+        self.event("DialEnd", agent, DestChannel=cust.name, DestUniqueid=cust.uniqueid, DialStatus="ANSWER")
+        self._bridge(agent, cust, dial=True)
+
+    def _a_hangup(self, conn: Conn, action: dict[str, Any]) -> None:
+        ch = self.find(str(action.get("Channel", "")))
+        if ch is None:
+            self._respond(conn, action, "Error", Message="No such channel")
+            return
+        self._respond(conn, action, Message="Channel Hungup")
+        self._hangup(ch, int(action.get("Cause", 16)))
+
+    def _a_redirect(self, conn: Conn, action: dict[str, Any]) -> None:
+        ch = self.find(str(action.get("Channel", "")))
+        if ch is None:
+            self._respond(conn, action, "Error", Message="Channel does not exist")
+            return
+        self._respond(conn, action, Message="Redirect successful")
+        self._goto(
+            ch, str(action.get("Context")), str(action.get("Exten", "s")), int(action.get("Priority", 1))
+        )
+        extra = self.find(str(action.get("ExtraChannel", ""))) if action.get("ExtraChannel") else None
+        if extra is not None:
+            self._goto(extra, str(action.get("ExtraContext")), str(action.get("ExtraExten", "s")))
+
+    def _a_bridge(self, conn: Conn, action: dict[str, Any]) -> None:
+        a = self.find(str(action.get("Channel1", "")))
+        b = self.find(str(action.get("Channel2", "")))
+        if a is None or b is None:
+            self._respond(conn, action, "Error", Message="Channel1 or Channel2 does not exist")
+            return
+        self._respond(conn, action, Message="Channels have been bridged")
+        a.application = b.application = "Bridge"
+        self._bridge(a, b)
+
+    def _a_mixmonitor(self, conn: Conn, action: dict[str, Any]) -> None:
+        ch = self.find(str(action.get("Channel", "")))
+        if ch is None:
+            self._respond(conn, action, "Error", Message="No such channel")
+            return
+        path = str(action.get("File", ""))
+        self.recordings[ch.uniqueid] = path
+        self.event("VarSet", ch, Variable="MIXMONITOR_FILENAME", Value=path)
+        self._respond(conn, action, Message="Success")
+
+    def _a_atxfer(self, conn: Conn, action: dict[str, Any]) -> None:
+        ch = self.find(str(action.get("Channel", "")))
+        if ch is None or not ch.bridge:
+            self._respond(conn, action, "Error", Message="Channel is not in a bridge")
+            return
+        self._respond(conn, action, Message="Atxfer successfully queued")
+        ext = str(action.get("Exten", ""))
+        n = next(self._seq)
+        consult = self._new(
+            f"PJSIP/{ext}-{n:08x}",
+            linkedid=ch.linkedid,
+            cid_num=ch.cid_num,
+            context="omni-internal",
+            exten=ext,
+        )
+        consult.ext = ext
+        consult.consult_of = ch.uniqueid
+        self._set_state(consult, 5)
+        if self.phones.get(ext, "manual") == "answer":
+            self._later(0.01, self._answer, consult)
+
+    def _complete_attended(self, transferer: Chan, target: Chan) -> None:
+        bid = transferer.bridge
+        peers = [self.channels[u] for u in self.bridges.get(bid, []) if u != transferer.uniqueid]
+        transferee = peers[0] if peers else None
+        self.event(
+            "AttendedTransfer",
+            None,
+            Result="Success",
+            OrigTransfererChannel=transferer.name,
+            OrigTransfererUniqueid=transferer.uniqueid,
+            OrigTransfererLinkedid=transferer.linkedid,
+            OrigBridgeUniqueid=bid,
+            SecondTransfererChannel=target.name,
+            SecondTransfererUniqueid=target.uniqueid,
+            TransfereeChannel=transferee.name if transferee else "",
+            TransfereeUniqueid=transferee.uniqueid if transferee else "",
+            TransferTargetChannel=target.name,
+            TransferTargetUniqueid=target.uniqueid,
+            DestType="Bridge",
+            DestBridgeUniqueid=bid,
+        )
+        target.consult_of = ""
+        if transferee is not None:
+            self.bridges[bid].remove(transferer.uniqueid)
+            transferer.bridge = ""
+            self.event("BridgeLeave", transferer, BridgeUniqueid=bid, BridgeNumChannels=1)
+            self._enter(target, bid)
+        self._hangup(transferer, 16)
+
+    def _a_blindtransfer(self, conn: Conn, action: dict[str, Any]) -> None:
+        ch = self.find(str(action.get("Channel", "")))
+        if ch is None or not ch.bridge:
+            self._respond(conn, action, "Error", Message="Channel is not in a bridge")
+            return
+        self._respond(conn, action, Message="Transfer succeeded")
+        bid = ch.bridge
+        peers = [self.channels[u] for u in self.bridges.get(bid, []) if u != ch.uniqueid]
+        context, exten = str(action.get("Context", "")), str(action.get("Exten", ""))
+        self.event(
+            "BlindTransfer",
+            None,
+            Result="Success",
+            TransfererChannel=ch.name,
+            TransfererUniqueid=ch.uniqueid,
+            TransfererLinkedid=ch.linkedid,
+            TransfereeChannel=peers[0].name if peers else "",
+            TransfereeUniqueid=peers[0].uniqueid if peers else "",
+            IsExternal="No",
+            Context=context,
+            Extension=exten,
+        )
+        for peer in peers:
+            self._goto(peer, context, exten)
+        self._hangup(ch, 16)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
