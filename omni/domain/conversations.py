@@ -437,14 +437,23 @@ async def _cancel_pending_offers(session: AsyncSession, conv: m.Conversation) ->
 # --- waiting-line timers ----------------------------------------------------------------
 
 
-async def on_queue_timeout(session: AsyncSession, conv_id: int) -> None:
+async def on_queue_timeout(session: AsyncSession, conv_id: int, due_at: datetime | None = None) -> None:
     """Nobody answered in time: apply the queue's overflow target."""
     conv = await session.scalar(select(m.Conversation).where(m.Conversation.id == conv_id).with_for_update())
     if conv is None or conv.status not in (S.QUEUED, S.OFFERED):
         return
     queue = await session.get(m.Queue, conv.queue_id) if conv.queue_id else None
+    now = datetime.now(UTC)
+    stale = (
+        due_at is not None
+        and queue is not None
+        and conv.enqueued_at is not None
+        and due_at < conv.enqueued_at + timedelta(seconds=queue.queue_timeout_seconds - 1)
+    )
+    if stale:
+        return  # set before a re-enqueue (transfer) and fired while that enqueue cancelled it
     await _cancel_pending_offers(session, conv)
-    await _overflow(session, conv, queue, now=datetime.now(UTC), reason="timeout")
+    await _overflow(session, conv, queue, now=now, reason="timeout")
 
 
 MAX_OVERFLOW_HOPS = 3

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -28,8 +28,14 @@ def schedule(
 
 
 async def cancel(session: AsyncSession, kind: str, ref_id: int) -> None:
-    await session.execute(
-        update(m.Deadline)
+    """Mark pending timers done. A row locked right now is being fired by the engine: it is
+    skipped, not waited for — waiting would deadlock (the engine locks the deadline, then the
+    offer/conversation we hold) — and every handler re-checks state under its own lock."""
+    locked_free = (
+        select(m.Deadline.id)
         .where(m.Deadline.kind == kind, m.Deadline.ref_id == ref_id, m.Deadline.done.is_(False))
-        .values(done=True)
+        .with_for_update(skip_locked=True)
     )
+    ids = list(await session.scalars(locked_free))
+    if ids:
+        await session.execute(update(m.Deadline).where(m.Deadline.id.in_(ids)).values(done=True))

@@ -31,7 +31,7 @@ async def _offer(s: AsyncSession, d: m.Deadline) -> None:
 
 
 async def _queue(s: AsyncSession, d: m.Deadline) -> None:
-    await conversations.on_queue_timeout(s, d.ref_id)
+    await conversations.on_queue_timeout(s, d.ref_id, d.due_at)
 
 
 async def _escalation(s: AsyncSession, d: m.Deadline) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -534,3 +535,30 @@ async def test_a_blacklisted_contact_is_stored_but_never_routed(
         kinds = list(await s.scalars(select(m.Event.type).where(m.Event.conversation_id == blocked)))
     assert bodies == ["buy now"], "the message is kept for the record"
     assert "conversation.blocked" in kinds and "conversation.queued" not in kinds
+
+
+async def test_declining_while_the_engine_fires_the_offer_timeout_does_not_deadlock(
+    services: Services, setup: dict[str, int]
+) -> None:
+    """The engine locks the deadline row and then the offer; a decline locks the offer and then
+    cancels the deadline. The decline must skip the row being fired, not wait for it."""
+    await go_available(services, setup["a"], setup["b"])
+    cid = await inbound(services, setup["inbox"], "cust")
+    await route_pending(services.db)
+    offer = await pending_offer(services, cid)
+    assert offer is not None
+    async with services.db.transaction() as firing:  # the engine picked the timer up...
+        timer = await firing.scalar(
+            select(m.Deadline)
+            .where(m.Deadline.kind == "offer_timeout", m.Deadline.ref_id == offer.id)
+            .with_for_update()
+        )
+        assert timer is not None
+        async with services.db.transaction() as s:  # ...while the operator declines
+            u = await s.get_one(m.User, offer.user_id)
+            declined = await asyncio.wait_for(c.check_decline_offer(s, f.who(u), offer.id), 10)
+        assert declined.status == "queued"
+        timer.done = True
+        await c.on_offer_timeout(firing, offer.id)  # the engine's handler: nothing left to do
+    async with services.db.transaction() as s:
+        assert (await s.get_one(m.Offer, offer.id)).state == "declined"
