@@ -104,7 +104,6 @@ async def run(dsn: str, calls: int, latency_calls: int, out: Path) -> dict[str, 
         elapsed = time.perf_counter() - t0
         applied = voice.applied - applied0
         async with services.db.transaction() as s:
-
             abandoned = await s.scalar(
                 select(func.count()).select_from(m.Conversation).where(m.Conversation.status == "abandoned")
             )

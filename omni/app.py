@@ -23,9 +23,10 @@ from channels import telegram as telegram_channel
 from channels import voice as voice_channel
 from channels import widget as widget_channel
 from channels.telegram.http import CONTROLLERS as TELEGRAM_CONTROLLERS
+from channels.voice.agi import AgiServer
 from channels.widget.http import WidgetFileController
 from omni import __version__, realtime, web
-from omni.api import admin, core, health
+from omni.api import admin, core, health, recordings
 from omni.api.deps import domain_error_handler, http_error_handler, validation_error_handler
 from omni.db.migrate import upgrade_async
 from omni.domain import webhooks
@@ -66,7 +67,12 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
     widget_channel.register(sio, services)
     bot_runner.install(services.db)
     telegram_channel.register(services)
-    voice_channel.register(services)  # only when settings.voice.enabled
+    voice = voice_channel.register(services)  # only when settings.voice.enabled
+    if voice is not None:
+        # The IVR (FastAGI) runs beside the AMI link: bot prompts on a call go to its sessions.
+        agi = AgiServer.from_settings(services, tts_app=settings.voice.tts_app)
+        voice.prompt_sink = agi.prompt_sink
+        voice.agi = agi
     configure(settings)
 
     in_flight: set[asyncio.Future[None]] = set()
@@ -116,6 +122,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             core.ConversationController,
             core.InboxMessageController,
             core.FileController,
+            recordings.RecordingController,
             WidgetFileController,
             *TELEGRAM_CONTROLLERS,
             create_static_files_router(path="/widget", directories=[WIDGET_DIST], name="widget"),

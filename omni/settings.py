@@ -139,6 +139,9 @@ class VoiceSettings(BaseSettings):
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
     """FastAGI server (IVR) bind address; the dialplan calls ``AGI(agi://host:port/...)``."""
+    tts_app: str = ""
+    """Dialplan application that speaks its single argument for IVR texts without a prompt file
+    (``Festival``, ``Flite``, a cloud TTS module). Empty = prompt files only."""
     prompts_dir: Path = Path("/var/lib/asterisk/sounds/omni")
     """Recorded IVR prompts (Asterisk sound names without extension)."""
     moh_class: str = "default"

@@ -24,7 +24,7 @@ import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,6 +41,9 @@ from omni.domain.conversations import InboundMessage
 from omni.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from omni.domain.events import DomainEvent
 from omni.services import Services
+
+if TYPE_CHECKING:
+    from channels.voice.agi import AgiServer
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +73,22 @@ class VoiceChannel:
         """AMI events applied (normalised, state updated, effects persisted)."""
         self.prompt_sink: Any = None
         """Set by the FastAGI side to speak bot messages to a caller (``send``)."""
+        self.agi: AgiServer | None = None
+        """The FastAGI server (IVR), attached by the composition root; started and stopped
+        with the adapter so an install with voice on always answers Asterisk's ``AGI()``."""
 
     # --- ChannelAdapter -----------------------------------------------------------------
 
     async def start(self) -> None:
+        if self.agi is not None:
+            await self.agi.start()
         self._worker = asyncio.create_task(self._run(), name="voice-events")
         await self.ami.start()
 
     async def stop(self) -> None:
         await self.ami.stop()
+        if self.agi is not None:
+            await self.agi.stop()
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -132,8 +142,8 @@ class VoiceChannel:
                 case "ring_failed":
                     await self._ring_failed(call, eff)
                 case "connected":
-                    await self._save_call(call)
                     self._record(call)
+                    await self._save_call(call)
                 case "caller_left" | "agent_left":
                     await self._ended(call, eff, now)
                 case "phone_hold" | "phone_unhold":
@@ -249,21 +259,24 @@ class VoiceChannel:
             await self._quietly(control.hangup(call.agent_channel or call.agent_uniqueid))
             return
         await self._quietly(control.bridge(call.caller_channel, call.agent_channel or call.agent_uniqueid))
-        self._record(call)
+        if self._record(call):
+            await self._save_call(call)  # the path is on the call while it is recorded, not at its end
         # An earlier operator still connected (a transfer made without telephony) is released.
         for uid, (linkedid, role) in list(self.registry.legs.items()):
             if linkedid == call.linkedid and role == "consult" and uid != call.agent_uniqueid:
                 self.registry.legs.pop(uid, None)
                 await self._quietly(control.hangup(uid))
 
-    def _record(self, call: Call) -> None:
+    def _record(self, call: Call) -> bool:
+        """Start MixMonitor once per call; True when it was started now (the path is new)."""
         if not self.settings.record_calls or call.recording_path or call.conversation_id is None:
-            return
+            return False
         day = datetime.now(UTC).strftime("%Y/%m/%d")
         path = f"{self.settings.recordings_dir}/{day}/{call.conversation_id}-{call.linkedid}.wav"
         call.recording_path = path
         with contextlib.suppress(ChannelNotReady):
             self.ami.fire(control.mixmonitor(call.caller_channel or call.caller_uniqueid, path))
+        return True
 
     async def _ring_failed(self, call: Call, eff: Effect) -> None:
         async with self.services.db.transaction() as session:

@@ -226,12 +226,19 @@ async def operator_rows(
     }
     C = m.Conversation
     current: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for conv in (
+    in_service = (
         await session.scalars(
             select(C).where(C.assigned_user_id.in_(ids), C.status.in_(IN_SERVICE)).order_by(C.accepted_at)
         )
-    ).all():
+    ).all()
+    voice_ids = [c.id for c in in_service if c.medium == m.Medium.VOICE]
+    calls: dict[int, m.Call] = {}
+    if voice_ids:
+        found = await session.scalars(select(m.Call).where(m.Call.conversation_id.in_(voice_ids)))
+        calls = {row.conversation_id: row for row in found}
+    for conv in in_service:
         assert conv.assigned_user_id is not None
+        call = calls.get(conv.id)
         current[conv.assigned_user_id].append(
             {
                 "id": conv.id,
@@ -240,6 +247,12 @@ async def operator_rows(
                 "status": conv.status,
                 "queue_id": conv.queue_id,
                 "accepted_at": conv.accepted_at.isoformat() if conv.accepted_at else None,
+                # Voice: is the call still up (listen/whisper/barge/force-end make sense), and
+                # its recording (played through GET /api/v1/conversations/{id}/recording).
+                "call_live": call is not None and call.ended_at is None,
+                "recording_url": (
+                    f"/api/v1/conversations/{conv.id}/recording" if call and call.recording_path else None
+                ),
             }
         )
     since = day_start(now, tz)

@@ -323,6 +323,42 @@ async def transfer_targets(session: AsyncSession, who: Principal, conv: m.Conver
     return {"queues": queues, "operators": operators}
 
 
+def call_state(call: m.Call, conv: m.Conversation) -> str:
+    """``ringing`` (not answered yet; an outbound call: dialling) → ``talking`` / ``on_hold`` →
+    ``ended``; the conversation's own lifecycle goes on to wrap-up independently."""
+    if call.ended_at is not None:
+        return "ended"
+    if call.answered_at is None and conv.accepted_at is None:
+        return "ringing"
+    return "on_hold" if conv.status == S.ON_HOLD else "talking"
+
+
+def call_dict(call: m.Call, conv: m.Conversation) -> dict[str, Any]:
+    """The telephony facts of a voice conversation (``calls``) the console shows.
+
+    ``recording``: a recording path is stored; the file itself is checked when it is played
+    (``GET /api/v1/conversations/{id}/recording``, which refuses paths outside the directory)."""
+    answered = call.answered_at or (conv.accepted_at if call.direction == "out" else None)
+    return {
+        "state": call_state(call, conv),
+        "direction": call.direction,
+        "number": call.caller_number,
+        "answered_at": answered.isoformat() if answered else None,
+        "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+        "hold_started_at": conv.hold_started_at.isoformat() if conv.hold_started_at else None,
+        "ring_seconds": round(call.ring_seconds, 1),
+        "talk_seconds": round(call.talk_seconds, 1),
+        "hold_seconds": conv.hold_seconds,
+        "recording": bool(call.recording_path),
+        "recording_url": f"/api/v1/conversations/{conv.id}/recording" if call.recording_path else None,
+    }
+
+
+async def call_facts(session: AsyncSession, conv: m.Conversation) -> dict[str, Any] | None:
+    call = await session.scalar(select(m.Call).where(m.Call.conversation_id == conv.id))
+    return call_dict(call, conv) if call is not None else None
+
+
 async def conversation_view(session: AsyncSession, who: Principal, conv_id: int) -> dict[str, Any]:
     """One conversation as the centre and right columns show it."""
     conv = await access_conversation(session, who, conv_id)
@@ -360,6 +396,7 @@ async def conversation_view(session: AsyncSession, who: Principal, conv_id: int)
         "queue": _queue_brief(queue) if queue else None,
         "transfer": await transfer_targets(session, who, conv),
         "bot_scenarios": await published_scenarios(session),
+        "call": await call_facts(session, conv) if conv.medium == m.Medium.VOICE else None,
     }
 
 

@@ -11,9 +11,11 @@ from typing import Any
 from litestar import Controller, Request, get
 from litestar.response import Template
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.api.deps import services_of
 from omni.db import models as m
+from omni.domain.auth import Principal, visible_queue_ids
 from omni.web.i18n import messages, register
 from omni.web.pages import boot_data, page_context
 
@@ -39,11 +41,30 @@ class OperatorPage(Controller):
                 }
                 for s in rows
             ]
+            voice_on = services_of(request).settings.voice.enabled
+            dial_queues = await _dial_queues(session, ctx.who) if voice_on else []
         return ctx.template(
             "live.html",
             module="operator",
-            boot=boot_data(ctx, strings=messages(ctx.lang, "op."), statuses=statuses),
+            boot=boot_data(
+                ctx, strings=messages(ctx.lang, "op."), statuses=statuses, dial_queues=dial_queues
+            ),
         )
+
+
+async def _dial_queues(session: AsyncSession, who: Principal) -> list[dict[str, Any]]:
+    """Queues the caller may place calls from (click-to-call): theirs, with an active voice line."""
+    visible = await visible_queue_ids(session, who)
+    stmt = (
+        select(m.Queue.id, m.Queue.name)
+        .join(m.Inbox, m.Inbox.queue_id == m.Queue.id)
+        .where(m.Inbox.channel == "voice", m.Inbox.active.is_(True))
+        .distinct()
+        .order_by(m.Queue.name)
+    )
+    if visible is not None:
+        stmt = stmt.where(m.Queue.id.in_(visible))
+    return [{"id": qid, "name": name} for qid, name in (await session.execute(stmt)).all()]
 
 
 _STATES = ("bot", "queued", "offered", "active", "on_hold", "wrap_up", "closed", "abandoned", "missed")
@@ -138,6 +159,27 @@ register(
         "op.blacklist_confirm": "Add this customer to the blacklist?",
         "op.error": "Error",
         "op.reconnecting": "Connection lost, reconnecting…",
+        "op.call": "Call",
+        "op.call_ringing": "Incoming call",
+        "op.call_dialling": "Calling…",
+        "op.call_talking": "Talking",
+        "op.call_on_hold": "On hold",
+        "op.call_ended": "Call ended",
+        "op.answer_on_phone": "Answer on your phone",
+        "op.talk_time": "Talk time",
+        "op.ring_time": "Ringing",
+        "op.hold_time": "On hold",
+        "op.hang_up": "Hang up",
+        "op.attended": "Attended (talk to them first)",
+        "op.click_to_call": "Call this number",
+        "op.dial": "Dial",
+        "op.dial_number": "Phone number",
+        "op.dial_call": "Call",
+        "op.calling": "Your phone rings first, then the customer's.",
+        "op.recording": "Recording",
+        "op.speed": "Speed",
+        "op.download": "Download",
+        "op.notes_only": "A call has no text channel: notes only.",
         **{f"op.st.{s}": s.replace("_", " ").capitalize() for s in _STATES},
     },
     ru={
@@ -229,6 +271,27 @@ register(
         "op.blacklist_confirm": "Добавить клиента в чёрный список?",
         "op.error": "Ошибка",
         "op.reconnecting": "Связь потеряна, переподключаемся…",
+        "op.call": "Звонок",
+        "op.call_ringing": "Входящий звонок",
+        "op.call_dialling": "Вызов…",
+        "op.call_talking": "Разговор",
+        "op.call_on_hold": "На удержании",
+        "op.call_ended": "Звонок завершён",
+        "op.answer_on_phone": "Ответьте на телефоне",
+        "op.talk_time": "Время разговора",
+        "op.ring_time": "Звонок",
+        "op.hold_time": "Удержание",
+        "op.hang_up": "Положить трубку",
+        "op.attended": "С консультацией (сначала поговорить)",
+        "op.click_to_call": "Позвонить на этот номер",
+        "op.dial": "Набор номера",
+        "op.dial_number": "Номер телефона",
+        "op.dial_call": "Позвонить",
+        "op.calling": "Сначала зазвонит ваш телефон, затем телефон клиента.",
+        "op.recording": "Запись",
+        "op.speed": "Скорость",
+        "op.download": "Скачать",
+        "op.notes_only": "У звонка нет текстового канала: только заметки.",
         "op.st.bot": "Бот",
         "op.st.queued": "В очереди",
         "op.st.offered": "Предложено",

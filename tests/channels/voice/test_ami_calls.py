@@ -67,6 +67,7 @@ async def server(pg_template: str, emulator: AmiEmulator, tmp_path_factory: Any)
     v.reconnect_min_seconds = 0.05
     v.reconnect_max_seconds = 0.4
     v.recordings_dir = tmp_path_factory.mktemp("recordings")
+    v.agi_port = 0  # the app starts FastAGI too; any free port
     settings.routing.tick_seconds = 0.1
     srv = LiveServer(settings)
     await srv.start()

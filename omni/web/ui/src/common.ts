@@ -82,3 +82,35 @@ export function duration(total: number): string {
   const ss = String(s).padStart(2, "0");
   return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
 }
+
+export const PLAYBACK_RATES = [0.5, 0.75, 1, 1.25, 1.5, 2];
+
+/** A call recording: ``<audio>`` with a speed select (playbackRate) and a download link.
+ * ``url`` is same-origin (the session cookie authorises it); Range requests make seeking work. */
+export function recordingPlayer(url: string, labels: { speed: string; download: string }): HTMLElement {
+  const audio = el("audio", { controls: true, preload: "metadata", src: url, "data-testid": "recording-audio" });
+  const speed = el("select", { "data-testid": "recording-speed", "aria-label": labels.speed });
+  for (const rate of PLAYBACK_RATES) {
+    const option = el("option", { value: String(rate) }, `${rate}x`);
+    option.selected = rate === 1;
+    speed.append(option);
+  }
+  const apply = (): void => {
+    const rate = Number(speed.value) || 1;
+    audio.defaultPlaybackRate = rate;
+    audio.playbackRate = rate;
+  };
+  speed.addEventListener("change", apply);
+  audio.addEventListener("loadedmetadata", apply); // a (re)load resets the rate to the default
+  const download = el(
+    "a",
+    { href: `${url}${url.includes("?") ? "&" : "?"}download=1`, download: "", "data-testid": "recording-download" },
+    labels.download,
+  );
+  return el(
+    "div",
+    { class: "recording", "data-testid": "recording" },
+    audio,
+    el("div", { class: "recording-bar" }, el("label", {}, `${labels.speed} `, speed), download),
+  );
+}

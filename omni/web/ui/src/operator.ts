@@ -5,11 +5,13 @@
 // (`resume` after the last seq seen), then reloads the lists and the open conversation.
 import { Ack, Boot, boot, call, connect, el, translator } from "./common";
 import { armOnFirstClick, beep, notify } from "./operator/alerts";
+import { dialBox } from "./operator/call";
 import { ConversationPane } from "./operator/conversation";
 import { LeftHandlers, renderCallbacks, renderMine, renderOffers, renderStatus, renderWaiting } from "./operator/left";
 import {
   Callback,
   Conversation,
+  DialQueue,
   Message,
   Offer,
   Presence,
@@ -17,12 +19,13 @@ import {
   StatusOption,
   WireEvent,
 } from "./operator/types";
-import { failed, tick } from "./operator/ui";
+import { failed, tick, toast } from "./operator/ui";
 
 const data: Boot = boot();
 const t = translator(data.strings);
 const me = data.user.id;
 const statuses = (data.statuses as StatusOption[] | undefined) ?? [];
+const dialQueues = (data.dial_queues as DialQueue[] | undefined) ?? [];
 const REFRESH_DELAY_MS = 200;
 
 const state = {
@@ -45,7 +48,8 @@ const offersBox = el("div", {});
 const mineBox = el("div", {});
 const waitingBox = el("div", {});
 const callbacksBox = el("div", {});
-const left = el("aside", { class: "op-left" }, statusBox, offersBox, mineBox, waitingBox, callbacksBox);
+const dialSlot = el("div", {});
+const left = el("aside", { class: "op-left" }, statusBox, dialSlot, offersBox, mineBox, waitingBox, callbacksBox);
 const centre = el("section", { class: "op-centre" });
 const right = el("aside", { class: "op-right" });
 root.append(banner, el("div", { class: "op-columns" }, left, centre, right));
@@ -77,10 +81,36 @@ const pane: ConversationPane = new ConversationPane(
       scheduleRefresh();
     },
     canTake: (c: Conversation): boolean => canTake({ ...c, manual_pick: pane.view?.queue?.manual_pick ?? false }),
+    dialQueues,
+    dial: (number, queueId) => void dial(number, queueId),
   },
   centre,
   right,
 );
+
+/** Click-to-call: the operator's phone rings first, then the customer's; the new voice
+ * conversation (already the operator's) opens at once. */
+async function dial(number: string, queueId: number): Promise<void> {
+  const ack = await call(socket, "click_to_call", { number, queue_id: queueId });
+  if (!ack.ok) {
+    failed(t, ack);
+    return;
+  }
+  toast(t("op.calling"), "info");
+  await openConversation(Number(ack.conversation_id));
+  scheduleRefresh();
+}
+
+if (dialQueues.length) dialSlot.append(dialBox(dialQueues, t, (number, queueId) => void dial(number, queueId)));
+
+/** A ringing call shows its caller's card and history at once (answering is on the phone),
+ * unless the operator is in the middle of another conversation. */
+function showRingingCall(offer: Offer): void {
+  if (offer.conversation?.medium !== "voice") return;
+  const open = pane.view?.conversation;
+  const busy = open && open.id !== offer.conversation_id && open.assigned_user_id === me && open.status !== "closed";
+  if (!busy && pane.id !== offer.conversation_id) void openConversation(offer.conversation_id);
+}
 
 async function openConversation(id: number): Promise<void> {
   state.unread.delete(id);
@@ -166,6 +196,7 @@ async function refresh(): Promise<void> {
   state.callbacks = snap.callbacks;
   state.lastSeq = Math.max(state.lastSeq, snap.last_seq);
   snap.offers.forEach(announce);
+  if (!state.loaded) snap.offers.forEach(showRingingCall); // e.g. a reload while the phone rings
   state.loaded = true;
   renderLeft();
 }
@@ -189,6 +220,7 @@ function apply(e: WireEvent): void {
     if (!state.offers.some((o) => o.id === offer.id)) state.offers.push(offer);
     renderOffers(offersBox, state.offers, t, handlers);
     announce(offer);
+    showRingingCall(offer);
   }
   if (e.type.startsWith("conversation.")) {
     pane.applyConversation(d as unknown as Conversation);

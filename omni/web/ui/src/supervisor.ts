@@ -4,7 +4,7 @@
 import { boot, call, clear, connect, el, translator } from "./common";
 import type { Ack } from "./common";
 import { debounced } from "./supervisor/format";
-import type { CurrentConversation, OperatorRow, Snapshot, StatusOption, WireEvent } from "./supervisor/types";
+import type { CurrentConversation, OperatorRow, Snapshot, SpyMode, StatusOption, WireEvent } from "./supervisor/types";
 import { operatorTable, queueTable, swatch } from "./supervisor/view";
 import type { Ticker, ViewContext } from "./supervisor/view";
 
@@ -48,6 +48,8 @@ const view: ViewContext = {
   onMessage: (op) => openMessage(op),
   onWhisper: (op, conv) => openWhisper(op, conv),
   onTakeOver: (op, conv) => openTakeOver(op, conv),
+  onSpy: (op, conv, mode) => spy(op, conv, mode),
+  onForceEnd: (op, conv) => openForceEnd(op, conv),
 };
 
 function render(): void {
@@ -231,6 +233,32 @@ function openTakeOver(op: OperatorRow, conv: CurrentConversation): void {
     confirm.disabled = true;
     void call(socket, "take_over", { conversation_id: conv.id }).then((ack) => {
       if (!outcome(ack, result, t("sv.done"))) confirm.disabled = false;
+      refreshSoon();
+    });
+  });
+}
+
+// --- calls: listen / whisper / barge (the supervisor's phone rings), force end --------------
+
+function spy(op: OperatorRow, conv: CurrentConversation, mode: SpyMode): void {
+  const result = openPanel(t("sv.panel.call", { id: conv.id, name: op.name }), `call-${mode}`);
+  void call(socket, "call_spy", { conversation_id: conv.id, mode }).then((ack) => {
+    outcome(ack, result, t(`sv.call.ringing.${mode}`));
+  });
+}
+
+function openForceEnd(op: OperatorRow, conv: CurrentConversation): void {
+  const confirm = el("button", { type: "button", class: "danger", "data-testid": "force-end-confirm" }, t("sv.call.force_end"));
+  const result = openPanel(
+    t("sv.panel.call", { id: conv.id, name: op.name }),
+    "force-end",
+    el("p", {}, t("sv.call.force_end_confirm", { id: conv.id, name: op.name })),
+    confirm,
+  );
+  confirm.addEventListener("click", () => {
+    confirm.disabled = true;
+    void call(socket, "call_force_end", { conversation_id: conv.id }).then((ack) => {
+      if (!outcome(ack, result, t("sv.call.ended"))) confirm.disabled = false;
       refreshSoon();
     });
   });

@@ -2,7 +2,8 @@
 // right column (customer card, script, actions) for the open conversation.
 import { Socket } from "socket.io-client";
 import { Ack, call, clear, el } from "../common";
-import { Canned, Card, CardField, Conversation, HistoryEntry, Message, View, channelIcon } from "./types";
+import { callIsLive, renderCall } from "./call";
+import { Canned, Card, CardField, Conversation, DialQueue, HistoryEntry, Message, View, channelIcon } from "./types";
 import { T, addSeconds, clockAt, failed, time, toast, until } from "./ui";
 
 export interface PaneContext {
@@ -15,6 +16,9 @@ export interface PaneContext {
   /** The open conversation is no longer ours to show (e.g. transferred away). */
   closed(): void;
   canTake(c: Conversation): boolean;
+  /** Queues the operator may call from (click-to-call); empty when voice is off. */
+  dialQueues: DialQueue[];
+  dial(number: string, queueId: number): void;
 }
 
 const MARKS: Record<string, string> = { pending: "…", stored: "", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "⚠" };
@@ -34,6 +38,7 @@ export class ConversationPane {
   private typingSentAt = 0;
   private typingStop = 0;
   private customerTypingTimer = 0;
+  private callRefresh = 0;
 
   private readonly header = el("header", { class: "conv-header", "data-testid": "conversation-header" });
   private readonly messages = el("div", { class: "messages", "data-testid": "messages", "aria-live": "polite" });
@@ -43,6 +48,7 @@ export class ConversationPane {
   private readonly noteToggle = el("input", { type: "checkbox", "data-testid": "note-toggle" });
   private readonly composerBox: HTMLElement;
   private readonly history = el("details", { class: "history", "data-testid": "history" });
+  private readonly callBox = el("section", { class: "panel call-panel hidden", "data-testid": "call" });
   private readonly card = el("section", { class: "panel card-panel", "data-testid": "card" });
   private readonly botData = el("section", { class: "panel bot-data", "data-testid": "bot-data" });
   private readonly script = el("section", { class: "panel script-panel", "data-testid": "script" });
@@ -107,6 +113,12 @@ export class ConversationPane {
       this.composerBox.classList.remove("note-mode");
       this.typingSentAt = 0;
     }
+    // A call has no text channel: the composer writes private notes only.
+    const voice = this.isVoice();
+    this.noteToggle.disabled = voice;
+    if (voice) this.noteToggle.checked = true;
+    this.composerBox.classList.toggle("note-mode", this.noteToggle.checked);
+    this.composer.placeholder = voice ? this.ctx.t("op.notes_only") : this.ctx.t("op.composer_hint");
     this.layout();
     void this.loadHistory(id);
     void this.loadCanned(id);
@@ -123,12 +135,13 @@ export class ConversationPane {
     this.showTyping(false);
     this.centre.append(this.header, this.messages, this.typing, this.composerBox, this.history);
     this.renderHeader();
+    this.renderCall();
     this.renderCard(v.card);
     this.renderBotData();
     this.renderScript();
     this.renderActions();
     this.renderMyCanned();
-    this.right.append(this.card, this.botData, this.actions, this.script, this.myCanned);
+    this.right.append(this.callBox, this.card, this.botData, this.actions, this.script, this.myCanned);
     this.scrollDown();
   }
 
@@ -163,13 +176,52 @@ export class ConversationPane {
     if (!this.view || data.id !== this.view.conversation.id) return;
     const before = this.view.conversation.status;
     this.view.conversation = { ...this.view.conversation, ...data };
+    if (this.isVoice()) this.refreshCallSoon();
     this.renderHeader();
+    this.renderCall();
     this.renderBotData();
     this.renderActions();
     if (before !== data.status && data.status === "queued" && data.assigned_user_id !== this.ctx.me) {
       // Transferred away from us: keep it readable, the actions already reflect it.
       this.ctx.changed();
     }
+  }
+
+  private isVoice(): boolean {
+    return this.view?.conversation.medium === "voice";
+  }
+
+  /** Call facts live in ``calls`` (written by the voice adapter after the core's event):
+   * re-read them shortly after any event of the open voice conversation. */
+  private refreshCallSoon(): void {
+    window.clearTimeout(this.callRefresh);
+    const id = this.id;
+    this.callRefresh = window.setTimeout(async () => {
+      const ack = await call(this.ctx.socket, "open", { conversation_id: id });
+      if (!ack.ok || !this.view || this.id !== id) return;
+      const fresh = ack as unknown as View;
+      this.view.call = fresh.call;
+      this.view.conversation = { ...this.view.conversation, ...fresh.conversation };
+      this.renderHeader();
+      this.renderCall();
+      this.renderActions();
+    }, 300);
+  }
+
+  private renderCall(): void {
+    const v = this.view;
+    if (!v) return;
+    const c = v.conversation;
+    renderCall(this.callBox, c, v.call, c.assigned_user_id === this.ctx.me, this.ctx.t, {
+      hold: (on) => void this.callAct("call_hold", { conversation_id: c.id, hold: on }),
+      hangup: () => void this.callAct("call_hangup", { conversation_id: c.id }),
+    });
+  }
+
+  private async callAct(event: string, data: Record<string, unknown>): Promise<void> {
+    const ack = await this.act(event, data);
+    if (ack.ok && ack.conversation) this.applyConversation(ack.conversation as Conversation);
+    this.refreshCallSoon();
   }
 
   showTyping(on: boolean): void {
@@ -549,6 +601,23 @@ export class ConversationPane {
         row("name", t("op.name"), "text", c.name),
         row("email", t("op.email"), "email", c.email),
         row("phone", t("op.phone"), "phone", c.phone),
+        c.phone && this.ctx.dialQueues.length
+          ? el(
+              "button",
+              {
+                type: "button",
+                class: "link call-link",
+                "data-testid": "card-call",
+                title: t("op.click_to_call"),
+                onclick: () => {
+                  const queues = this.ctx.dialQueues;
+                  const own = queues.find((q) => q.id === this.view?.conversation.queue_id);
+                  this.ctx.dial(c.phone || "", (own ?? queues[0]).id);
+                },
+              },
+              `☎ ${t("op.click_to_call")}`,
+            )
+          : null,
         ...card.fields.map((f) => row(f.key, this.ctx.lang === "ru" && f.label_ru ? f.label_ru : f.label, f.kind, f.value, f)),
         error,
         el("button", { type: "submit", "data-testid": "card-save" }, t("op.save")),
@@ -613,7 +682,9 @@ export class ConversationPane {
 
     if (mineNow && (HANDLING.includes(c.status) || c.status === "wrap_up")) {
       const row = el("div", { class: "row" });
-      if (HANDLING.includes(c.status)) {
+      if (HANDLING.includes(c.status) && c.medium === "voice" && callIsLive(v.call)) {
+        // Hold and hang-up are the call panel's (they reach the phone system too).
+      } else if (HANDLING.includes(c.status)) {
         row.append(
           el("button", { "data-testid": "end", onclick: () => void this.act("end", { conversation_id: id }) }, t("op.end")),
           el(
@@ -721,8 +792,16 @@ export class ConversationPane {
       const list = kind.value === "queue" ? v.transfer.queues : v.transfer.operators;
       for (const item of list) target.append(el("option", { value: item.id }, item.name));
     };
-    kind.addEventListener("change", fill);
+    const voice = v.conversation.medium === "voice" && callIsLive(v.call);
+    const attended = el("input", { type: "checkbox", "data-testid": "transfer-attended" });
+    const attendedRow = el("label", { class: voice ? "" : "hidden" }, attended, ` ${t("op.attended")}`);
+    kind.addEventListener("change", () => {
+      fill();
+      attended.disabled = kind.value !== "operator";
+      if (attended.disabled) attended.checked = false;
+    });
     fill();
+    attended.disabled = kind.value !== "operator";
     const note = el("input", { placeholder: t("op.transfer_note"), "data-testid": "transfer-note" });
     return el(
       "form",
@@ -731,12 +810,16 @@ export class ConversationPane {
         onsubmit: async (ev: Event) => {
           ev.preventDefault();
           if (!target.value) return;
-          const ack = await this.act("transfer", {
+          const ack = await this.act(voice ? "call_transfer" : "transfer", {
             conversation_id: id,
             [kind.value === "queue" ? "to_queue_id" : "to_user_id"]: Number(target.value),
             note: note.value,
+            ...(voice ? { attended: attended.checked } : {}),
           });
-          if (ack.ok) {
+          if (ack.ok && voice && attended.checked) {
+            // The operator stays on the call until Asterisk reports the transfer done.
+            toast(t("op.transferred"), "info");
+          } else if (ack.ok) {
             toast(t("op.transferred"), "info");
             this.ctx.closed();
           }
@@ -744,7 +827,8 @@ export class ConversationPane {
       },
       el("h4", {}, t("op.transfer")),
       el("div", { class: "row" }, kind, target),
-      note,
+      attendedRow,
+      voice ? null : note,
       el("button", { type: "submit", "data-testid": "transfer-submit" }, t("op.transfer")),
     );
   }

@@ -82,7 +82,9 @@ export function renderOffers(box: HTMLElement, offers: Offer[], t: T, h: LeftHan
           el("span", { class: "icon" }, channelIcon(c?.channel, c?.medium)),
           el("span", { class: "grow" }, c ? who(c, t) : `#${o.conversation_id}`, c?.queue_name ? el("small", { class: "muted" }, ` · ${c.queue_name}`) : null),
           until(o.expires_at, { "data-testid": "offer-countdown" }),
-          el("button", { class: "primary", "data-testid": "offer-accept", onclick: () => h.accept(o) }, t("op.accept")),
+          c?.medium === "voice"
+            ? el("span", { class: "answer-hint", "data-testid": "answer-on-phone" }, `☎ ${t("op.answer_on_phone")}`)
+            : el("button", { class: "primary", "data-testid": "offer-accept", onclick: () => h.accept(o) }, t("op.accept")),
           el("button", { "data-testid": "offer-decline", onclick: () => h.decline(o) }, t("op.decline")),
         );
       }),

@@ -31,6 +31,8 @@ export interface Conversation {
   variables?: Record<string, unknown>;
   contact_name?: string;
   queue_name?: string;
+  offered_at?: string | null;
+  hold_started_at?: string | null;
   wrap_up_seconds?: number;
   position?: number;
   manual_pick?: boolean;
@@ -121,6 +123,28 @@ export interface View {
   transfer: { queues: Named[]; operators: Named[] };
   /** Published scenarios the conversation can be handed to (e.g. a survey). */
   bot_scenarios?: { key: string; name: string }[];
+  /** Telephony facts of a voice conversation (``workspace.call_dict``); null for chats. */
+  call?: CallFacts | null;
+}
+
+export interface CallFacts {
+  state: "ringing" | "talking" | "on_hold" | "ended";
+  direction: "in" | "out";
+  number: string;
+  answered_at: string | null;
+  ended_at: string | null;
+  hold_started_at: string | null;
+  ring_seconds: number;
+  talk_seconds: number;
+  hold_seconds: number;
+  recording: boolean;
+  recording_url: string | null;
+}
+
+/** A queue the operator can place calls from (boot data ``dial_queues``). */
+export interface DialQueue {
+  id: number;
+  name: string;
 }
 
 export interface HistoryEntry extends Conversation {

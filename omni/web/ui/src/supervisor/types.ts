@@ -29,7 +29,13 @@ export interface CurrentConversation {
   status: string;
   queue_id: number | null;
   accepted_at: string | null;
+  /** Voice: the call is still up (listen / whisper / barge / force end apply). */
+  call_live?: boolean;
+  /** Voice: the call's recording, when one was made. */
+  recording_url?: string | null;
 }
+
+export type SpyMode = "listen" | "whisper" | "barge";
 
 export interface OperatorRow {
   id: number;

@@ -1,8 +1,8 @@
 // DOM of the monitoring page: the queue table, the operator table, the action panel.
 // Every piece of text goes through el() (text nodes only); colours are checked before use.
-import { duration, el } from "../common";
+import { duration, el, recordingPlayer } from "../common";
 import { elapsed, percentOrDash, secondsOrDash, waitLevel } from "./format";
-import type { CurrentConversation, OperatorRow, QueueStat, StatusOption } from "./types";
+import type { CurrentConversation, OperatorRow, QueueStat, SpyMode, StatusOption } from "./types";
 
 export type T = (key: string, values?: Record<string, string | number>) => string;
 
@@ -14,6 +14,46 @@ export interface ViewContext {
   onMessage: (op: OperatorRow) => void;
   onWhisper: (op: OperatorRow, conv: CurrentConversation) => void;
   onTakeOver: (op: OperatorRow, conv: CurrentConversation) => void;
+  onSpy: (op: OperatorRow, conv: CurrentConversation, mode: SpyMode) => void;
+  onForceEnd: (op: OperatorRow, conv: CurrentConversation) => void;
+}
+
+const SPY_MODES: SpyMode[] = ["listen", "whisper", "barge"];
+
+/** A call's row: ChanSpy buttons and force-end while it is up, its recording when there is one. */
+function callControls(op: OperatorRow, conv: CurrentConversation, ctx: ViewContext): HTMLElement {
+  const { t } = ctx;
+  const box = el("span", { class: "sv-call", "data-testid": "call-controls" });
+  if (conv.call_live) {
+    for (const mode of SPY_MODES) {
+      box.append(
+        el("button", { type: "button", "data-testid": `call-${mode}`, onclick: () => ctx.onSpy(op, conv, mode) }, t(`sv.call.${mode}`)),
+      );
+    }
+    box.append(
+      el("button", { type: "button", class: "danger", "data-testid": "call-force-end", onclick: () => ctx.onForceEnd(op, conv) }, t("sv.call.force_end")),
+    );
+  }
+  if (conv.recording_url) {
+    const url = conv.recording_url;
+    const slot = el("div", { class: "sv-recording" });
+    box.append(
+      el(
+        "button",
+        {
+          type: "button",
+          "data-testid": "call-recording",
+          onclick: () => {
+            if (slot.firstChild) slot.replaceChildren();
+            else slot.append(recordingPlayer(url, { speed: t("sv.call.speed"), download: t("sv.call.download") }));
+          },
+        },
+        t("sv.call.recording"),
+      ),
+      slot,
+    );
+  }
+  return box;
 }
 
 /** Called every second to move the counters on; rebuilt with each render. */
@@ -101,6 +141,7 @@ function conversationItem(op: OperatorRow, conv: CurrentConversation, ctx: ViewC
     " ",
     el("span", { class: "badge" }, t(`sv.conv_status.${conv.status}`)),
     " ",
+    conv.medium === "voice" ? callControls(op, conv, ctx) : null,
     el("button", { type: "button", "data-testid": "whisper", onclick: () => ctx.onWhisper(op, conv) }, t("sv.whisper")),
     conv.status === "wrap_up"
       ? null
