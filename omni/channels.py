@@ -66,6 +66,13 @@ class SupportsTyping(Protocol):
     async def show_typing(self, conversation_id: int, typing: bool) -> None: ...
 
 
+ATTENDED_NEEDS_OPERATOR = (
+    "an attended transfer needs an operator to consult first; a queue or an IVR has no one to "
+    "talk to, so transfer there blind"
+)
+"""Why ``CallControl.transfer(attended=True)`` is refused without ``to_user_id``."""
+
+
 @runtime_checkable
 class CallControl(Protocol):
     """Telephony actions on a call, implemented by the voice adapter (``channels/voice``).
@@ -85,9 +92,14 @@ class CallControl(Protocol):
         to_extension: str | None = None,
         to_user_id: int | None = None,
         to_queue_id: int | None = None,
+        to_scenario: str | None = None,
         attended: bool = False,
         by_user_id: int | None = None,
-    ) -> None: ...
+    ) -> None:
+        """``to_scenario``: the caller goes to the IVR running that published scenario (the
+        transport hands the conversation to it first). Attended only to an operator."""
+        ...
+
     async def originate(self, user_id: int, number: str, queue_id: int) -> int:
         """Click-to-call: ring the operator first, then the customer with the queue's caller
         id; returns the new conversation's id."""

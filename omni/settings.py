@@ -131,6 +131,9 @@ class VoiceSettings(BaseSettings):
     """Operator extensions (attended transfers dial here)."""
     overflow_context: str = "omni-overflow"
     """Where a caller nobody answered goes (voicemail / goodbye)."""
+    ivr_context: str = "omni-ivr"
+    """The IVR (FastAGI ``ivr`` route, then the wait context): a call an operator transfers to a
+    bot scenario is redirected to ``s`` here, where the AGI picks the same conversation up."""
     recordings_dir: Path = Path("/var/spool/asterisk/monitor/omni")
     """Where MixMonitor writes (a path on the Asterisk host, stored on the call)."""
     record_calls: bool = True

@@ -33,7 +33,7 @@ from channels.voice import control
 from channels.voice.ami import AmiLink
 from channels.voice.events import CallEvent, Kind, ami_event_to_call_event, snapshot_from_core_show
 from channels.voice.state import SPY, Call, CallRegistry, Effect, Ring
-from omni.channels import ChannelNotReady, DeliveryReceipt, OutboundMessage
+from omni.channels import ATTENDED_NEEDS_OPERATOR, ChannelNotReady, DeliveryReceipt, OutboundMessage
 from omni.db import models as m
 from omni.domain import conversations
 from omni.domain.auth import Principal
@@ -483,19 +483,23 @@ class VoiceChannel:
         to_extension: str | None = None,
         to_user_id: int | None = None,
         to_queue_id: int | None = None,
+        to_scenario: str | None = None,
         attended: bool = False,
         by_user_id: int | None = None,
     ) -> None:
         """Blind to an operator/queue: the caller goes back to music on hold and the core's
-        transfer routes it (the caller was already re-queued by ``check_transfer``). Attended
-        to an operator: ``Atxfer`` from the operator's phone; the core follows when Asterisk
-        reports ``AttendedTransfer``. To a bare extension/number: ``BlindTransfer``."""
+        transfer routes it (the caller was already re-queued by ``check_transfer``). To a bot
+        scenario (the IVR): the caller goes to ``ivr_context``, whose FastAGI ``ivr`` route
+        continues the same conversation (already handed to the scenario by
+        ``check_hand_to_bot``). In both the operator's leg is hung up. Attended to an operator:
+        ``Atxfer`` from the operator's phone; the core follows when Asterisk reports
+        ``AttendedTransfer``. To a bare extension/number: ``BlindTransfer``."""
         call = self._live(conversation_id)
         if not call.agent_channel:
             raise Conflict("the call is not connected to an operator")
         if attended:
-            if to_user_id is None:
-                raise InvalidInput("an attended transfer needs an operator", field="to_user_id")
+            if to_user_id is None or to_scenario or to_queue_id is not None:
+                raise InvalidInput(ATTENDED_NEEDS_OPERATOR, field="attended")
             async with self.services.db.transaction() as session:
                 target = await session.get(m.User, to_user_id)
                 if target is None or not target.sip_extension:
@@ -521,11 +525,12 @@ class VoiceChannel:
                 }
             )
             return
+        context = self.settings.ivr_context if to_scenario else self.settings.wait_context
         released = call.agent_uniqueid
         self.registry.legs[released] = (call.linkedid, "consult")
         call.agent_uniqueid = call.agent_channel = ""
         call.agent_user_id = None
-        await self.ami.send(control.redirect(call.caller_channel, self.settings.wait_context))
+        await self.ami.send(control.redirect(call.caller_channel, context))
         await self._quietly(control.hangup(released))
 
     async def originate(self, user_id: int, number: str, queue_id: int) -> int:

@@ -10,7 +10,9 @@ the same published scenario chats use (menus become "press N", see ``bots.checks
    inbox's scenario starts and stores its prompts as outbound messages;
 2. each turn reads, in one transaction, the conversation's status, what the bot waits for
    (``BotRunner.waiting``) and the bot messages not played yet (id after ``OMNI_PLAYED``, a
-   channel variable, so a second AGI run on the same call doesn't replay them);
+   channel variable, so a second AGI run on the same call doesn't replay them, and said by
+   the running bot session, so a call an operator transferred to the IVR hears only the new
+   scenario, see ``VoiceChannel.transfer(to_scenario=...)``);
 3. each message is played: its prompt file (``STREAM FILE``, stored by the runner as a
    ``{"kind": "prompt"}`` attachment) if it has one, else the configured TTS application
    (``EXEC <tts_app> "<text>"``), else it is logged and skipped. While the bot waits for
@@ -562,18 +564,19 @@ class AgiServer:
                 raise NotFound(f"conversation {conv_id} is gone")
             runner = self._runner()
             waiting = await runner.waiting(session, conv_id) if runner is not None else None
-            rows = (
-                await session.scalars(
-                    select(m.Message)
-                    .where(
-                        m.Message.conversation_id == conv_id,
-                        m.Message.direction == "out",
-                        m.Message.author_user_id.is_(None),
-                        m.Message.id > cursor,
-                    )
-                    .order_by(m.Message.id)
-                )
-            ).all()
+            query = select(m.Message).where(
+                m.Message.conversation_id == conv_id,
+                m.Message.direction == "out",
+                m.Message.author_user_id.is_(None),
+                m.Message.id > cursor,
+            )
+            bot = await session.get(m.BotSession, conv_id)
+            if bot is not None:
+                # Only what the current bot run said: after a transfer to the IVR (a new
+                # scenario on a call that skipped the IVR, so without OMNI_PLAYED) the words of
+                # an earlier run are not replayed.
+                query = query.where(m.Message.created_at >= bot.started_at)
+            rows = (await session.scalars(query.order_by(m.Message.id))).all()
             said = [
                 _Said(
                     id=row.id,

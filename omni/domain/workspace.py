@@ -774,6 +774,17 @@ async def published_scenarios(session: AsyncSession) -> list[dict[str, str]]:
     return [{"key": key, "name": name} for key, name in rows.all()]
 
 
+async def check_caller_can_move(session: AsyncSession, conv_id: int) -> m.Call:
+    """A blind transfer or a transfer to the IVR redirects the caller's channel: the call must
+    be in progress and inbound (on a click-to-call the first leg is the operator's phone)."""
+    call = await session.scalar(select(m.Call).where(m.Call.conversation_id == conv_id))
+    if call is None or call.ended_at is not None:
+        raise Conflict("there is no call in progress for this conversation")
+    if call.direction != "in":
+        raise Conflict("an outgoing call can only be transferred to an extension or attended")
+    return call
+
+
 async def check_hand_to_bot(
     session: AsyncSession, who: Principal, conv_id: int, scenario_key: str
 ) -> m.Conversation:

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from socketio.exceptions import ConnectionRefusedError as Refused
 
-from omni.channels import CallControl, ChannelAuthFailed, ChannelNotReady
+from omni.channels import ATTENDED_NEEDS_OPERATOR, CallControl, ChannelAuthFailed, ChannelNotReady
 from omni.db import models as m
 from omni.domain import auth, conversations, presence, workspace
 from omni.domain.auth import Principal
@@ -340,7 +340,12 @@ class OperatorNamespace(BaseNamespace):
         return await self._call(sid, run)
 
     async def on_call_transfer(self, sid: str, data: Any) -> dict[str, Any]:
-        """``{conversation_id, to_user_id | to_queue_id | to_extension, attended}``."""
+        """``{conversation_id, to_user_id | to_queue_id | to_scenario | to_extension, attended}``.
+
+        ``to_scenario`` (a published scenario's key) sends the caller to the IVR: the core hands
+        the conversation to the scenario (``check_hand_to_bot``), then the PBX redirects the
+        caller to the IVR context and hangs the operator's leg up. Attended transfers need an
+        operator to consult, so they are refused towards a queue or an IVR."""
 
         async def run(who: Principal) -> dict[str, Any]:
             voice = call_control(self.services)
@@ -348,13 +353,27 @@ class OperatorNamespace(BaseNamespace):
             conv_id = _int(body, "conversation_id")
             to_user = _int(body, "to_user_id") if body.get("to_user_id") else None
             to_queue = _int(body, "to_queue_id") if body.get("to_queue_id") else None
+            to_scenario = str(body.get("to_scenario") or "")[:64] or None
             to_ext = str(body.get("to_extension") or "")[:32] or None
             attended = bool(body.get("attended", False))
+            if sum(x is not None for x in (to_user, to_queue, to_scenario, to_ext)) != 1:
+                raise InvalidInput(
+                    "transfer needs exactly one of to_user_id, to_queue_id, to_scenario or to_extension",
+                    field="to_user_id",
+                )
+            if attended and to_user is None:
+                raise InvalidInput(ATTENDED_NEEDS_OPERATOR, field="attended")
             async with self.services.db.transaction() as session:
                 conv = await auth.access_conversation(session, who, conv_id)
                 if conv.assigned_user_id != who.id and who.role == m.Role.OPERATOR:
                     raise PermissionDenied("only the operator handling the call can transfer it")
-                if not attended and to_ext is None:
+                if to_scenario is not None or (not attended and to_ext is None):
+                    await workspace.check_caller_can_move(session, conv_id)  # before the core moves
+                if to_scenario is not None:
+                    if conv.status not in (m.ConversationStatus.ACTIVE, m.ConversationStatus.ON_HOLD):
+                        raise Conflict(f"a {conv.status} call can't be transferred to an IVR")
+                    conv = await workspace.check_hand_to_bot(session, who, conv_id, to_scenario)
+                elif not attended and to_ext is None:
                     conv = await conversations.check_transfer(
                         session, who, conv_id, to_user_id=to_user, to_queue_id=to_queue
                     )
@@ -364,6 +383,7 @@ class OperatorNamespace(BaseNamespace):
                     to_extension=to_ext,
                     to_user_id=to_user,
                     to_queue_id=to_queue,
+                    to_scenario=to_scenario,
                     attended=attended,
                     by_user_id=who.id,
                 )

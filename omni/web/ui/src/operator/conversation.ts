@@ -780,19 +780,27 @@ export class ConversationPane {
   private transferForm(id: number): HTMLElement {
     const t = this.ctx.t;
     const v = this.view as View;
+    const voice = v.conversation.medium === "voice" && callIsLive(v.call);
+    // A live call may also go to the IVR: a published scenario picks the caller up
+    // (`call_transfer {to_scenario}`); blind only, an IVR has no one to consult.
+    const scenarios = voice ? (v.bot_scenarios ?? []) : [];
     const kind = el(
       "select",
       { "data-testid": "transfer-kind" },
       el("option", { value: "queue" }, t("op.to_queue")),
       el("option", { value: "operator" }, t("op.to_operator")),
+      scenarios.length ? el("option", { value: "ivr" }, t("op.to_ivr")) : null,
     );
     const target = el("select", { "data-testid": "transfer-target" });
     const fill = (): void => {
       clear(target);
+      if (kind.value === "ivr") {
+        for (const s of scenarios) target.append(el("option", { value: s.key }, s.name));
+        return;
+      }
       const list = kind.value === "queue" ? v.transfer.queues : v.transfer.operators;
       for (const item of list) target.append(el("option", { value: item.id }, item.name));
     };
-    const voice = v.conversation.medium === "voice" && callIsLive(v.call);
     const attended = el("input", { type: "checkbox", "data-testid": "transfer-attended" });
     const attendedRow = el("label", { class: voice ? "" : "hidden" }, attended, ` ${t("op.attended")}`);
     kind.addEventListener("change", () => {
@@ -803,6 +811,10 @@ export class ConversationPane {
     fill();
     attended.disabled = kind.value !== "operator";
     const note = el("input", { placeholder: t("op.transfer_note"), "data-testid": "transfer-note" });
+    const targetField = (): Record<string, string | number> => {
+      if (kind.value === "ivr") return { to_scenario: target.value };
+      return { [kind.value === "queue" ? "to_queue_id" : "to_user_id"]: Number(target.value) };
+    };
     return el(
       "form",
       {
@@ -812,7 +824,7 @@ export class ConversationPane {
           if (!target.value) return;
           const ack = await this.act(voice ? "call_transfer" : "transfer", {
             conversation_id: id,
-            [kind.value === "queue" ? "to_queue_id" : "to_user_id"]: Number(target.value),
+            ...targetField(),
             note: note.value,
             ...(voice ? { attended: attended.checked } : {}),
           });
@@ -845,7 +857,12 @@ export class ConversationPane {
         onsubmit: async (ev: Event) => {
           ev.preventDefault();
           if (!pick.value || !window.confirm(t("op.hand_to_bot_confirm"))) return;
-          const ack = await this.act("hand_to_bot", { conversation_id: id, scenario: pick.value });
+          // On a live call the scenario runs in the IVR: the caller is transferred there.
+          const v = this.view as View;
+          const live = v.conversation.medium === "voice" && callIsLive(v.call);
+          const ack = live
+            ? await this.act("call_transfer", { conversation_id: id, to_scenario: pick.value })
+            : await this.act("hand_to_bot", { conversation_id: id, scenario: pick.value });
           if (ack.ok) {
             this.applyConversation(ack.conversation as Conversation);
             toast(t("op.handed_to_bot"), "info");
