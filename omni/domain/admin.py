@@ -1445,10 +1445,19 @@ def inbox_dict(i: m.Inbox, *, show_secrets: bool) -> dict[str, Any]:
 
 
 async def rotate_inbox_secret(session: AsyncSession, who: Principal, inbox_id: int, secret_key: str) -> str:
-    """A new inbox secret (widget identity HMAC, channel credentials), stored encrypted and
-    returned once; the previous one stops working at once."""
+    """A new widget identity secret (the HMAC key sites sign user ids with), stored encrypted
+    and returned once; the previous one stops working at once.
+
+    Other channels keep their own credentials in the same column (a Telegram bot token), which a
+    rotation would destroy, so they are refused."""
     require_role(who, ADMIN)
     inbox = await _get(session, m.Inbox, inbox_id, "inbox")
+    if inbox.channel != "widget":
+        raise InvalidInput(
+            f"only web chat inboxes have an identity secret; '{inbox.name}' is a {inbox.channel} inbox "
+            "whose stored credentials a rotation would destroy",
+            field="channel",
+        )
     secret = secrets.token_urlsafe(32)
     inbox.secret_encrypted = crypto.encrypt(secret_key, secret)
     _audit(session, who, "inbox.rotate_secret", "inbox", inbox.id, {})

@@ -251,6 +251,14 @@ async def test_admin_rotates_the_identity_secret(live_server: LiveServer, widget
         assert widget["token"] in body["install_snippet"] and "secret_encrypted" not in body
         again = await c.get(f"/api/v1/inboxes/{inbox_id}")
         assert "secret" not in again.json(), "the secret is shown once"
+        async with live_server.services.db.transaction() as s:
+            bot_inbox = await f.inbox(s, await s.get_one(m.Queue, 1), channel="telegram")
+            bot_inbox.secret_encrypted = "stored-bot-token"
+            bot_id = bot_inbox.id
+        refused = await c.post(f"/api/v1/inboxes/{bot_id}/secret")
+        assert refused.status_code == 422 and "only web chat inboxes" in refused.json()["detail"]
+        async with live_server.services.db.transaction() as s:
+            assert (await s.get_one(m.Inbox, bot_id)).secret_encrypted == "stored-bot-token"
     async with httpx.AsyncClient(
         base_url=live_server.url, headers={"Authorization": f"Bearer {widget['op_token']}"}
     ) as c:
