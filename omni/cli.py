@@ -16,6 +16,12 @@ def _configure_logging(settings: Settings) -> None:
         level=settings.log_level.upper(),
         format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}',
     )
+    # Per-update / per-plugin chatter from libraries: keep it out of INFO.
+    for noisy in NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+NOISY_LOGGERS = ("aiogram.event", "alembic.runtime.plugins")
 
 
 async def _with_db(settings: Settings, fn: object) -> object:
