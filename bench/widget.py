@@ -58,6 +58,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg  # type: ignore[import-untyped]
+from routing import LatencyStats, admin_execute, sqlalchemy_url, summarize
 from sqlalchemy import func, select
 
 from omni.db import Database
@@ -85,43 +86,6 @@ T_START = time.perf_counter()
 
 def log(msg: str) -> None:
     print(f"[{time.perf_counter() - T_START:6.1f}s] {msg}", file=sys.stderr, flush=True)
-
-
-# --- statistics ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LatencyStats:
-    """Latencies in milliseconds (nearest-rank percentiles)."""
-
-    count: int
-    mean_ms: float
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
-
-
-def percentile(ordered: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile of an already sorted sequence."""
-    if not ordered:
-        return math.nan
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
-def summarize(samples: Sequence[float]) -> LatencyStats:
-    """``samples`` in seconds."""
-    ordered = sorted(samples)
-    n = len(ordered)
-    return LatencyStats(
-        count=n,
-        mean_ms=round(sum(ordered) / n * 1000, 3) if n else math.nan,
-        p50_ms=round(percentile(ordered, 50) * 1000, 3),
-        p90_ms=round(percentile(ordered, 90) * 1000, 3),
-        p99_ms=round(percentile(ordered, 99) * 1000, 3),
-        max_ms=round(ordered[-1] * 1000, 3) if n else math.nan,
-    )
 
 
 # --- processes ----------------------------------------------------------------------------
@@ -775,23 +739,6 @@ def check_loopback(url: str, what: str) -> None:
     host = urlsplit(url).hostname or ""
     if host not in LOOPBACK:
         raise SystemExit(f"refusing to use {what} on '{host}': the benchmark runs on loopback only")
-
-
-def raw_dsn(admin_dsn: str, dbname: str) -> str:
-    return f"{admin_dsn.rsplit('/', 1)[0]}/{dbname}"
-
-
-def sqlalchemy_url(admin_dsn: str, dbname: str) -> str:
-    return raw_dsn(admin_dsn, dbname).replace("postgresql://", "postgresql+asyncpg://", 1)
-
-
-async def admin_execute(admin_dsn: str, *statements: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        for sql in statements:
-            await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @dataclass(slots=True)
