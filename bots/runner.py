@@ -362,11 +362,11 @@ class BotRunner:
         # The engine hands over all its state; ``last_input`` is a template helper, not data.
         handed = {k: v for k, v in action.variables.items() if k != "last_input"}
         conv.variables = {**(conv.variables or {}), **handed}
-        if action.note:
+        if action.note:  # no author: the operator window labels it as the bot's
             session.add(
                 m.Message(
                     conversation_id=conv.id, inbox_id=conv.inbox_id, direction="note",
-                    body=f"🤖 {action.note}", delivery="stored", created_at=now,
+                    body=action.note, delivery="stored", created_at=now,
                 )
             )  # fmt: skip
         await conversations.do_enqueue(session, conv, queue, priority=action.priority, now=now)

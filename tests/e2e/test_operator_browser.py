@@ -211,7 +211,8 @@ DESK: dict[str, Any] = {
          "ports": {"opt:billing": "remember", "opt:tech": "remember", "on_max_retries": "agent"}},
         {"id": "remember", "type": "set", "assign": [{"variable": "topic", "value": "{{last_input}}"}],
          "ports": {"next": "agent"}},
-        {"id": "agent", "type": "handoff", "ports": {"on_no_agents": "bye", "on_closed": "bye"}},
+        {"id": "agent", "type": "handoff", "note": "topic {{topic}}",
+         "ports": {"on_no_agents": "bye", "on_closed": "bye"}},
         {"id": "bye", "type": "close", "message": {"text": "Nobody is free, sorry"}},
     ],
 }  # fmt: skip
@@ -349,8 +350,11 @@ async def test_bot_conversation_shows_the_bot_its_choices_and_the_press(
 
     await op.get_by_test_id("offer-accept").click()
     await expect(op.get_by_test_id("conversation-contact")).to_have_text("Tim", timeout=TIMEOUT)
-    bot = op.locator("[data-testid=message][data-author=bot]")
+    bot = op.locator("[data-testid=message][data-author=bot][data-direction=out]")
     await expect(bot).to_have_count(1)
+    note = op.locator("[data-testid=message][data-author=bot][data-direction=note]")
+    await expect(note.get_by_test_id("message-author")).to_have_text("Бот")
+    await expect(note.get_by_test_id("message-body")).to_have_text("topic billing")
     await expect(bot.get_by_test_id("message-author")).to_have_text("Бот")
     await expect(bot.get_by_test_id("message-body")).to_have_text("What is it about?")
     await expect(bot.get_by_test_id("bot-choice")).to_have_text(["Billing", "Technical"])

@@ -31,9 +31,10 @@ const TYPING_EVERY_MS = 2500;
 const TYPING_IDLE_MS = 4000;
 const HANDLING = ["active", "on_hold"];
 
-/** Sent by the system (a bot scenario, a queue notice), not by a person: no author. */
+/** Written by the system (a bot scenario's message or hand-off note, a queue notice), not by
+ * a person: no author. */
 function isAutomated(msg: Message): boolean {
-  return msg.direction === "out" && msg.author_user_id === null;
+  return (msg.direction === "out" || msg.direction === "note") && msg.author_user_id === null;
 }
 
 function buttonsOf(msg: Message): { id: string; label: string }[] {
@@ -580,7 +581,7 @@ export class ConversationPane {
             ` ${time(c.created_at, this.ctx.lang)} · ${c.queue_name || c.channel} · ${t(`op.st.${c.status}`)}`,
             c.result_code_name ? ` · ${c.result_code_name}` : "",
           ),
-          ...c.messages.map((m) => this.messageNode(m, m.direction === "in" ? undefined : m.direction === "note" ? t("op.note_label") : isAutomated(m) ? t("op.bot") : t("op.operator"))),
+          ...c.messages.map((m) => this.messageNode(m, m.direction === "in" ? undefined : isAutomated(m) ? t("op.bot") : m.direction === "note" ? t("op.note_label") : t("op.operator"))),
         ),
       ),
     );
