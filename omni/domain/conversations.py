@@ -327,6 +327,17 @@ async def _pending_offer(
     return offer, conv
 
 
+async def _accepted_by(session: AsyncSession, offer_id: int, who: Principal) -> m.Conversation | None:
+    """The conversation of an offer ``who`` accepted and still holds, else ``None``."""
+    offer = await session.get(m.Offer, offer_id)
+    if offer is None or offer.user_id != who.id or offer.state != "accepted":
+        return None
+    conv = await session.get(m.Conversation, offer.conversation_id)
+    if conv is None or conv.assigned_user_id != who.id or conv.status not in m.OPEN_STATUSES:
+        return None
+    return conv
+
+
 async def do_accept_offer(
     session: AsyncSession, conv: m.Conversation, offer: m.Offer, *, now: datetime | None = None
 ) -> None:
@@ -364,6 +375,11 @@ async def do_accept_offer(
 
 
 async def check_accept_offer(session: AsyncSession, who: Principal, offer_id: int) -> m.Conversation:
+    """Accept an offer; accepting one the caller has already accepted (a double click, the
+    notification and the button) answers with the conversation again instead of a conflict."""
+    again = await _accepted_by(session, offer_id, who)
+    if again is not None:
+        return again
     offer, conv = await _pending_offer(session, offer_id, who)
     if offer.expires_at <= datetime.now(UTC):
         raise Conflict(f"offer {offer_id} has expired")
