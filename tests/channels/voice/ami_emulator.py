@@ -359,6 +359,16 @@ class AmiEmulator:
         self.event("UserEvent", ch, UserEvent="OmniEnqueue", Inbox=str(inbox), DID=did)
         return ch
 
+    def ivr_call(self, number: str, name: str = "", *, did: str = "4951000000") -> Chan:
+        """A caller answered and running ``AGI(ivr)`` in ``omni-ivr``: no ``OmniEnqueue`` yet
+        (the FastAGI side is driven separately, e.g. with ``agi_client.EmulatedCall``)."""
+        n = next(self._seq)
+        ch = self._new(f"PJSIP/trunk-{n:08x}", cid_num=number, cid_name=name, context="from-trunk", exten=did)
+        self._set_state(ch, 6)
+        self._goto(ch, "omni-ivr")
+        ch.application = "AGI"
+        return ch
+
     def hangup(self, ref: str, cause: int = 16) -> None:
         """The party on this channel hangs up (an attended transferer hanging up completes it)."""
         ch = self.find(ref)
