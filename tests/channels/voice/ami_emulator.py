@@ -64,6 +64,9 @@ class Chan:
     """In a ``Dial()`` bridge: this leg ran ``Dial()`` (it goes on in its dialplan when the
     callee leaves; the callee is hung up when it leaves)."""
     ext: str = ""
+    halves: list[str] = field(default_factory=list)
+    """An originated ``Local/ext@ctx`` channel (``;1``): its ``;2`` half and the phone that
+    half dials, which ring, answer and hang up with it."""
     epoch: int = 0
     """Bumped whenever the channel moves (dialplan jump, bridge, hang-up)."""
 
@@ -313,6 +316,10 @@ class AmiEmulator:
         del self.channels[ch.uniqueid]
         text = {16: "Normal Clearing", 17: "User busy", 19: "No answer", 21: "Call Rejected"}.get(cause, "")
         self.event("Hangup", ch, Cause=cause, **{"Cause-txt": text})
+        for uid in ch.halves:
+            half = self.channels.get(uid)
+            if half is not None:
+                self._hangup(half, cause)
         if ringing:
             self._originate_response(ch, success=False, reason=5 if cause == 17 else 3)
         for other in list(self.channels.values()):
@@ -398,6 +405,7 @@ class AmiEmulator:
         self.event("Hold" if on else "Unhold", ch, **({"MusicClass": "default"} if on else {}))
 
     def agent_leg(self, ext: str) -> Chan | None:
+        """The answered leg Omni originated to this extension (``;1`` of a Local channel)."""
         return next((c for c in self.channels.values() if c.ext == ext and c.state == 6), None)
 
     # --- actions --------------------------------------------------------------------------
@@ -497,6 +505,9 @@ class AmiEmulator:
     def _a_originate(self, conn: Conn, action: dict[str, Any]) -> None:
         dial = str(action.get("Channel", ""))
         ext = dial.split("/", 1)[-1]
+        local = dial.startswith("Local/")
+        if local:
+            ext = ext.split("@", 1)[0]
         async_ = str(action.get("Async", "false")).lower() == "true"
         self._respond(conn, action, Message="Originate successfully queued")
         behaviour = self.phones.get(ext, "manual")
@@ -509,7 +520,7 @@ class AmiEmulator:
         cid = str(action.get("CallerID", ""))
         cid_name, _, cid_num = cid.partition("<")
         ch = self._new(
-            f"{dial}-{n:08x}",
+            f"{dial}-{n:08x}" + (";1" if local else ""),
             uid=str(action.get("ChannelId") or "") or None,
             cid_num=cid_num.rstrip(">").strip() or ext,
             cid_name=cid_name.strip().strip('"'),
@@ -517,6 +528,8 @@ class AmiEmulator:
             exten=str(action.get("Exten", "s")),
             ext=ext,
         )
+        if local:
+            self._local_halves(ch, ext)
         ch.originate = dict(action)
         ch.originate_action_id = str(action.get("ActionID", "")) if async_ else ""
         for item in _as_list(action.get("Variable")):
@@ -532,6 +545,23 @@ class AmiEmulator:
         if behaviour == "answer":
             self._later(0.01, self._answer, ch)
 
+    def _local_halves(self, one: Chan, ext: str) -> None:
+        """``Local/ext@ctx`` as Asterisk builds it: ``;1`` (the ChannelId) and ``;2``
+        (``<ChannelId>;2``) share the Linkedid; ``;2`` runs the context and dials the phone."""
+        two = self._new(one.name[:-2] + ";2", uid=f"{one.uniqueid};2", linkedid=one.linkedid, cid_num=ext)
+        n = next(self._seq)
+        phone = self._new(f"PJSIP/{ext}-{n:08x}", linkedid=one.linkedid, cid_num=ext, exten=ext)
+        self.event(
+            "DialBegin",
+            two,
+            DestChannel=phone.name,
+            DestUniqueid=phone.uniqueid,
+            DestLinkedid=phone.linkedid,
+            DialString=ext,
+        )
+        self._set_state(phone, 5)
+        one.halves = [two.uniqueid, phone.uniqueid]
+
     def _ring_timeout(self, uid: str) -> None:
         ch = self.channels.get(uid)
         if ch is not None and ch.state != 6:
@@ -540,6 +570,14 @@ class AmiEmulator:
     def _answer(self, ch: Chan) -> None:
         if ch.uniqueid not in self.channels or ch.state == 6:
             return
+        halves = [self.channels[u] for u in ch.halves if u in self.channels]
+        if halves:  # the phone answers the ;2 half's Dial(), which answers ;1
+            two, phone = halves[0], halves[-1]
+            self._set_state(phone, 6)
+            self.event(
+                "DialEnd", two, DestChannel=phone.name, DestUniqueid=phone.uniqueid, DialStatus="ANSWER"
+            )
+            self._set_state(two, 6)
         self._set_state(ch, 6)
         if ch.consult_of:
             return  # an attended transfer's target: talks to the transferer until completion

@@ -4,8 +4,10 @@ over Socket.IO; plus the call registry fed a real Asterisk's event order for Loc
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import select
 
 from bots import service
@@ -16,7 +18,7 @@ from omni.domain.auth import Principal
 from tests import factories as f
 from tests.channels.voice import test_ami_calls as calls
 from tests.channels.voice.ami_emulator import AmiEmulator
-from tests.channels.voice.test_ami_calls import World, actions, make_world, offered_to, until
+from tests.channels.voice.test_ami_calls import World, actions, make_world, offered_to, until, voice_of
 from tests.channels.voice.test_ami_transfer_ivr import _menu
 from tests.conftest import LiveServer
 
@@ -48,7 +50,11 @@ async def _connected_outgoing_call(w: World, emulator: AmiEmulator, number: str)
     await until(answered)
     agent = emulator.agent_leg(w.ext["op"])
     assert agent is not None
-    customer = next(c for c in emulator.channels.values() if c.linkedid == agent.linkedid and c is not agent)
+    customer = next(
+        c
+        for c in emulator.channels.values()
+        if c.linkedid == agent.linkedid and c.name.startswith("PJSIP/trunk")
+    )
     await until(lambda: agent.bridge and agent.bridge == customer.bridge)
     return conv_id, agent.uniqueid, customer.uniqueid
 
@@ -128,8 +134,20 @@ async def test_click_to_call_to_an_unreachable_phone_ends_instead_of_holding_the
 # --- item: hold on an outgoing call ------------------------------------------------------
 
 
+@pytest.fixture(params=["PJSIP/{extension}", "Local/{extension}@omni-phones"], ids=["pjsip", "local"])
+def endpoint(request: pytest.FixtureRequest, server: LiveServer) -> Iterator[str]:
+    """Operator phones dialled directly, or through a Local channel (two halves + the phone)."""
+    settings = voice_of(server).settings
+    before = settings.endpoint_template
+    settings.endpoint_template = request.param
+    try:
+        yield request.param
+    finally:
+        settings.endpoint_template = before
+
+
 async def test_hold_on_an_outgoing_call_holds_the_customer_on_asterisk(
-    server: LiveServer, emulator: AmiEmulator
+    server: LiveServer, emulator: AmiEmulator, endpoint: str
 ) -> None:
     async with make_world(server, ["op"]) as w:
         op = w.clients["op"]
@@ -139,6 +157,7 @@ async def test_hold_on_an_outgoing_call_holds_the_customer_on_asterisk(
         assert row.caller_channel == customer.name and row.caller_uniqueid == customer.uniqueid
         assert row.agent_channel == agent.name and row.agent_uniqueid == agent.uniqueid
 
+        assert actions(emulator, "Originate")[-1]["Channel"] == endpoint.format(extension=w.ext["op"])
         ack = await op.call("call_hold", {"conversation_id": conv_id, "hold": True})
         assert ack["ok"], ack
         redirect = actions(emulator, "Redirect")[-1]
