@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from bots import service
-from channels.voice.events import CallEvent, Kind
+from channels.voice.events import CallEvent, ChannelSnapshot, Kind
 from channels.voice.state import Call, CallRegistry
 from omni.db import models as m
 from omni.domain.auth import Principal
@@ -314,3 +314,21 @@ def test_outgoing_call_over_local_channels_takes_the_dialled_party_as_the_custom
     assert reg.apply(CallEvent(Kind.HANGUP, "p.2", "omni-c1", phone), now) == []
     left = reg.apply(CallEvent(Kind.HANGUP, "t.3", "omni-c1", trunk), now)
     assert [e.kind for e in left] == ["caller_left"]
+
+
+def test_resync_finds_the_customer_of_an_outgoing_call_dialled_while_the_link_was_down() -> None:
+    now = datetime.now(UTC)
+    reg = CallRegistry()
+    call = reg.add(Call(linkedid="omni-c2", direction="out", conversation_id=8, agent_uniqueid="omni-c2"))
+
+    def snap(uid: str, channel: str, bridge: str) -> ChannelSnapshot:
+        return ChannelSnapshot(uid, "omni-c2", channel, "up", "omni-outbound", "s", "", "", bridge, "Dial")
+
+    live = [
+        snap("omni-c2", "Local/100@omni-phones-00000004;1", "b-1"),
+        snap("omni-c2;2", "Local/100@omni-phones-00000004;2", "b-0"),
+        snap("p.5", "PJSIP/100-00000005", "b-0"),
+        snap("t.6", "PJSIP/trunk-00000006", "b-1"),
+    ]
+    assert [e.kind for e in reg.reconcile(live, now)] == ["connected"]
+    assert (call.caller_uniqueid, call.caller_channel) == ("t.6", "PJSIP/trunk-00000006")
