@@ -299,11 +299,11 @@ class CallRegistry:
         """
         alive = {s.uniqueid: s for s in live}
         effects: list[Effect] = []
-        for call in self.calls.values():
+        for out in self.calls.values():
             # An outgoing call whose dial was missed: the customer is who shares the agent
             # leg's bridge (never another channel of the call, e.g. a Local ``;2`` half).
-            agent = alive.get(call.agent_uniqueid)
-            if call.direction == "out" and not call.caller_uniqueid and agent is not None and agent.bridge_id:
+            agent = alive.get(out.agent_uniqueid)
+            if out.direction == "out" and not out.caller_uniqueid and agent is not None and agent.bridge_id:
                 peer = next(
                     (
                         s
@@ -313,8 +313,8 @@ class CallRegistry:
                     None,
                 )
                 if peer is not None:
-                    self.legs[peer.uniqueid] = (call.linkedid, CUSTOMER)
-                    call.caller_uniqueid, call.caller_channel = peer.uniqueid, peer.channel
+                    self.legs[peer.uniqueid] = (out.linkedid, CUSTOMER)
+                    out.caller_uniqueid, out.caller_channel = peer.uniqueid, peer.channel
         for uid, (linkedid, _role) in list(self.legs.items()):
             call = self.calls.get(linkedid)
             if call is None:
