@@ -265,6 +265,36 @@ async def test_pbx_refusals_reach_the_operator_and_leave_the_core_unchanged(
         await until(lambda: caller.uniqueid not in emulator.channels)
 
 
+async def test_a_refused_transfer_to_the_ivr_leaves_the_call_with_the_operator(
+    server: LiveServer, emulator: AmiEmulator
+) -> None:
+    async with make_world(server, ["op"]) as w:
+        async with server.services.db.transaction() as s:
+            admin = await s.scalar(select(m.User).where(m.User.username == "admin"))
+            assert admin is not None
+            key = f"ivr-refused{w.queue_id}"
+            row = await service.create(s, Principal.of(admin), key, "Menu", _menu(w.queue_id))
+            await service.publish(s, Principal.of(admin), row.id)
+        op = w.clients["op"]
+        emulator.phones[w.ext["op"]] = "answer"
+        caller = emulator.incoming_call("+79161231009", inbox=w.inbox_id)
+        conv_id = int((await offered_to(op))["data"]["id"])
+        await op.wait_for("conversation.accepted", id=conv_id)
+        leg = emulator.agent_leg(w.ext["op"])
+        assert leg is not None
+        emulator.refuse["redirect"] = "Channel does not exist"
+        ack = await op.call("call_transfer", {"conversation_id": conv_id, "to_scenario": key})
+        assert not ack["ok"] and "transfer the call" in ack["detail"], ack
+        conv = await w.conv(conv_id)
+        assert conv.status == "active" and conv.assigned_user_id == w.ops["op"]
+        async with server.services.db.transaction() as s:
+            assert await s.get(m.BotSession, conv_id) is None
+        assert leg.uniqueid in emulator.channels
+        emulator.refuse.clear()
+        emulator.hangup(caller.uniqueid)
+        await op.wait_for("conversation.wrap_up", id=conv_id)
+
+
 async def test_an_offer_whose_originate_is_refused_is_declined_at_once(
     server: LiveServer, emulator: AmiEmulator
 ) -> None:
