@@ -10,9 +10,20 @@ OriginateResponse, AttendedTransfer, BlindTransfer) and reacts to Originate, Red
 Bridge, Hangup, Atxfer, BlindTransfer, MixMonitor, CoreShowChannels, QueueStatus, Command.
 
 Phones: ``phones[extension]`` is ``manual`` (ring until ``answer(ext)``; the default),
-``answer`` (pick up at once), ``busy`` or ``no_answer`` (ring until the originate's timeout).
+``answer`` (pick up at once), ``busy``, ``no_answer`` (ring until the originate's timeout) or
+``unreachable`` (no channel is ever created: the Originate is queued, then only an
+``OriginateResponse: Failure`` comes, as for an unregistered endpoint).
 Knobs: ``refuse_login``, ``drop()`` (cut every connection, as a network failure would; the
-model keeps running, events meanwhile are lost like with a real Asterisk).
+model keeps running, events meanwhile are lost like with a real Asterisk), ``refuse[action]``
+(answer that action with ``Response: Error`` and the given message, e.g. a channel that just
+went away).
+
+Bridges end like Asterisk's: when one party leaves a two-party bridge (hang-up or
+``Redirect``), the other one goes on with its dialplan at the next priority
+(``after_bridge[context]``: ``hangup`` by default — ``Dial()``/``Wait()`` followed by
+``Hangup()`` —, ``music`` for the waiting/hold contexts that loop, or ``wait`` for a context
+that loops back to ``Wait()``); the callee of a ``Dial()`` is hung up with its caller. A
+``Redirect`` with ``ExtraChannel`` moves both parties at once, so neither runs on.
 """
 
 from __future__ import annotations
@@ -49,7 +60,15 @@ class Chan:
     consult_of: str = ""
     """Atxfer: the transferer leg this consultation leg belongs to."""
     dial_bridge: bool = False
+    dial_caller: bool = False
+    """In a ``Dial()`` bridge: this leg ran ``Dial()`` (it goes on in its dialplan when the
+    callee leaves; the callee is hung up when it leaves)."""
     ext: str = ""
+    halves: list[str] = field(default_factory=list)
+    """An originated ``Local/ext@ctx`` channel (``;1``): its ``;2`` half and the phone that
+    half dials, which ring, answer and hang up with it."""
+    epoch: int = 0
+    """Bumped whenever the channel moves (dialplan jump, bridge, hang-up)."""
 
 
 @dataclass
@@ -68,6 +87,10 @@ class AmiEmulator:
         self.phones: dict[str, str] = {}
         self.customers: dict[str, str] = {}
         """Click-to-call destinations: ``answer`` (default), ``busy``, ``manual``."""
+        self.refuse: dict[str, str] = {}
+        """Action name (lower case) → the ``Message`` of a ``Response: Error`` it gets."""
+        self.after_bridge: dict[str, str] = {}
+        """Context → what the next priority does for a channel left alone in a bridge."""
         self.actions: list[dict[str, Any]] = []
         self.channels: dict[str, Chan] = {}
         self.bridges: dict[str, list[str]] = {}
@@ -103,6 +126,8 @@ class AmiEmulator:
         self.refuse_login = False
         self.phones.clear()
         self.customers.clear()
+        self.refuse.clear()
+        self.after_bridge.clear()
         self.actions.clear()
 
     @property
@@ -211,6 +236,7 @@ class AmiEmulator:
 
     def _goto(self, ch: Chan, context: str, exten: str = "s", priority: int = 1) -> None:
         self._leave_bridge(ch)
+        ch.epoch += 1
         ch.context, ch.exten, ch.priority = context, exten, priority
         ch.application = ""
         self.event("Newexten", ch, Extension=exten, Application="NoOp", AppData="")
@@ -229,9 +255,11 @@ class AmiEmulator:
         for ch in (a, b):
             self._enter(ch, bid)
             ch.dial_bridge = dial
+            ch.dial_caller = dial and ch is a
         return bid
 
     def _enter(self, ch: Chan, bid: str) -> None:
+        ch.epoch += 1
         self.bridges[bid].append(ch.uniqueid)
         ch.bridge = bid
         self.event("BridgeEnter", ch, BridgeUniqueid=bid, BridgeNumChannels=len(self.bridges[bid]))
@@ -251,19 +279,47 @@ class AmiEmulator:
                     self.bridges[bid].remove(uid)
                     other.bridge = ""
                     self.event("BridgeLeave", other, BridgeUniqueid=bid, BridgeNumChannels=0)
-                    if ch.dial_bridge:
-                        self._hangup(other, 16)
+                    # After the leaving party's own events (its Hangup / Newexten).
+                    self._later(0, self._run_on, other.uniqueid, other.epoch)
             del self.bridges[bid]
             self.event("BridgeDestroy", None, BridgeUniqueid=bid)
+
+    def _run_on(self, uid: str, epoch: int) -> None:
+        """A party left alone in a bridge goes on with its dialplan (unless it moved since)."""
+        ch = self.channels.get(uid)
+        if ch is None or ch.epoch != epoch or ch.bridge:
+            return
+        was_callee = ch.dial_bridge and not ch.dial_caller
+        ch.dial_bridge = ch.dial_caller = False
+        if was_callee:
+            self._hangup(ch, 16)
+            return
+        default = "music" if ch.context.endswith(("wait", "hold")) else "hangup"
+        then = self.after_bridge.get(ch.context, default)
+        ch.priority += 1
+        if then == "hangup":
+            self.event("Newexten", ch, Extension=ch.exten, Application="Hangup", AppData="")
+            self._hangup(ch, 16)
+        elif then == "music":
+            ch.application = "MusicOnHold"
+            self.event("MusicOnHoldStart", ch, Class="default")
+        else:
+            ch.application = "Wait"
+            self.event("Newexten", ch, Extension=ch.exten, Application="Wait", AppData="3600")
 
     def _hangup(self, ch: Chan, cause: int = 16) -> None:
         if ch.uniqueid not in self.channels:
             return
         ringing = ch.state != 6 and ch.originate_action_id
+        ch.epoch += 1
         self._leave_bridge(ch)
         del self.channels[ch.uniqueid]
         text = {16: "Normal Clearing", 17: "User busy", 19: "No answer", 21: "Call Rejected"}.get(cause, "")
         self.event("Hangup", ch, Cause=cause, **{"Cause-txt": text})
+        for uid in ch.halves:
+            half = self.channels.get(uid)
+            if half is not None:
+                self._hangup(half, cause)
         if ringing:
             self._originate_response(ch, success=False, reason=5 if cause == 17 else 3)
         for other in list(self.channels.values()):
@@ -310,6 +366,16 @@ class AmiEmulator:
         self.event("UserEvent", ch, UserEvent="OmniEnqueue", Inbox=str(inbox), DID=did)
         return ch
 
+    def ivr_call(self, number: str, name: str = "", *, did: str = "4951000000") -> Chan:
+        """A caller answered and running ``AGI(ivr)`` in ``omni-ivr``: no ``OmniEnqueue`` yet
+        (the FastAGI side is driven separately, e.g. with ``agi_client.EmulatedCall``)."""
+        n = next(self._seq)
+        ch = self._new(f"PJSIP/trunk-{n:08x}", cid_num=number, cid_name=name, context="from-trunk", exten=did)
+        self._set_state(ch, 6)
+        self._goto(ch, "omni-ivr")
+        ch.application = "AGI"
+        return ch
+
     def hangup(self, ref: str, cause: int = 16) -> None:
         """The party on this channel hangs up (an attended transferer hanging up completes it)."""
         ch = self.find(ref)
@@ -339,6 +405,7 @@ class AmiEmulator:
         self.event("Hold" if on else "Unhold", ch, **({"MusicClass": "default"} if on else {}))
 
     def agent_leg(self, ext: str) -> Chan | None:
+        """The answered leg Omni originated to this extension (``;1`` of a Local channel)."""
         return next((c for c in self.channels.values() if c.ext == ext and c.state == 6), None)
 
     # --- actions --------------------------------------------------------------------------
@@ -366,6 +433,9 @@ class AmiEmulator:
             return
         if not conn.logged_in:
             self._respond(conn, action, "Error", Message="Permission denied")
+            return
+        if name in self.refuse:
+            self._respond(conn, action, "Error", Message=self.refuse[name])
             return
         handler = getattr(self, f"_a_{name}", None)
         if handler is None:
@@ -435,13 +505,22 @@ class AmiEmulator:
     def _a_originate(self, conn: Conn, action: dict[str, Any]) -> None:
         dial = str(action.get("Channel", ""))
         ext = dial.split("/", 1)[-1]
+        local = dial.startswith("Local/")
+        if local:
+            ext = ext.split("@", 1)[0]
         async_ = str(action.get("Async", "false")).lower() == "true"
         self._respond(conn, action, Message="Originate successfully queued")
+        behaviour = self.phones.get(ext, "manual")
+        if behaviour == "unreachable":
+            ghost = Chan(name=dial, uniqueid="<null>", linkedid="", originate=dict(action))
+            ghost.originate_action_id = str(action.get("ActionID", "")) if async_ else ""
+            self._later(0.01, lambda: self._originate_response(ghost, success=False, reason=0))
+            return
         n = next(self._seq)
         cid = str(action.get("CallerID", ""))
         cid_name, _, cid_num = cid.partition("<")
         ch = self._new(
-            f"{dial}-{n:08x}",
+            f"{dial}-{n:08x}" + (";1" if local else ""),
             uid=str(action.get("ChannelId") or "") or None,
             cid_num=cid_num.rstrip(">").strip() or ext,
             cid_name=cid_name.strip().strip('"'),
@@ -449,13 +528,14 @@ class AmiEmulator:
             exten=str(action.get("Exten", "s")),
             ext=ext,
         )
+        if local:
+            self._local_halves(ch, ext)
         ch.originate = dict(action)
         ch.originate_action_id = str(action.get("ActionID", "")) if async_ else ""
         for item in _as_list(action.get("Variable")):
             for pair in str(item).split(","):
                 key, _, value = pair.partition("=")
                 ch.variables[key] = value
-        behaviour = self.phones.get(ext, "manual")
         if behaviour == "busy":
             self._later(0.01, self._hangup, ch, 17)
             return
@@ -465,6 +545,23 @@ class AmiEmulator:
         if behaviour == "answer":
             self._later(0.01, self._answer, ch)
 
+    def _local_halves(self, one: Chan, ext: str) -> None:
+        """``Local/ext@ctx`` as Asterisk builds it: ``;1`` (the ChannelId) and ``;2``
+        (``<ChannelId>;2``) share the Linkedid; ``;2`` runs the context and dials the phone."""
+        two = self._new(one.name[:-2] + ";2", uid=f"{one.uniqueid};2", linkedid=one.linkedid, cid_num=ext)
+        n = next(self._seq)
+        phone = self._new(f"PJSIP/{ext}-{n:08x}", linkedid=one.linkedid, cid_num=ext, exten=ext)
+        self.event(
+            "DialBegin",
+            two,
+            DestChannel=phone.name,
+            DestUniqueid=phone.uniqueid,
+            DestLinkedid=phone.linkedid,
+            DialString=ext,
+        )
+        self._set_state(phone, 5)
+        one.halves = [two.uniqueid, phone.uniqueid]
+
     def _ring_timeout(self, uid: str) -> None:
         ch = self.channels.get(uid)
         if ch is not None and ch.state != 6:
@@ -473,6 +570,14 @@ class AmiEmulator:
     def _answer(self, ch: Chan) -> None:
         if ch.uniqueid not in self.channels or ch.state == 6:
             return
+        halves = [self.channels[u] for u in ch.halves if u in self.channels]
+        if halves:  # the phone answers the ;2 half's Dial(), which answers ;1
+            two, phone = halves[0], halves[-1]
+            self._set_state(phone, 6)
+            self.event(
+                "DialEnd", two, DestChannel=phone.name, DestUniqueid=phone.uniqueid, DialStatus="ANSWER"
+            )
+            self._set_state(two, 6)
         self._set_state(ch, 6)
         if ch.consult_of:
             return  # an attended transfer's target: talks to the transferer until completion
@@ -543,13 +648,21 @@ class AmiEmulator:
         if ch is None:
             self._respond(conn, action, "Error", Message="Channel does not exist")
             return
+        extra = self.find(str(action.get("ExtraChannel", ""))) if action.get("ExtraChannel") else None
+        if action.get("ExtraChannel") and extra is None:
+            self._respond(conn, action, "Error", Message="ExtraChannel does not exist")
+            return
         self._respond(conn, action, Message="Redirect successful")
         self._goto(
             ch, str(action.get("Context")), str(action.get("Exten", "s")), int(action.get("Priority", 1))
         )
-        extra = self.find(str(action.get("ExtraChannel", ""))) if action.get("ExtraChannel") else None
-        if extra is not None:
-            self._goto(extra, str(action.get("ExtraContext")), str(action.get("ExtraExten", "s")))
+        if extra is not None:  # moved in the same breath: it doesn't run on (see ``_run_on``)
+            self._goto(
+                extra,
+                str(action.get("ExtraContext")),
+                str(action.get("ExtraExten", "s")),
+                int(action.get("ExtraPriority", 1)),
+            )
 
     def _a_bridge(self, conn: Conn, action: dict[str, Any]) -> None:
         a = self.find(str(action.get("Channel1", "")))
