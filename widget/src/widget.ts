@@ -241,6 +241,7 @@ class OmniWidget {
   private counter = el("div", "omni-counter");
   private closedBox: HTMLElement | null = null;
   private closedConv = 0;
+  private leftClosed = 0; // the closed conversation the customer moved on from (no notice again)
   private limits: Limits = DEFAULT_LIMITS;
   private welcomed = false; // the server's config is known on this connection
   private rateNotice = false; // the notice shows a rate-limit refusal, cleared once sending works again
@@ -643,7 +644,7 @@ class OmniWidget {
   }
 
   private showClosed(c: Closed): void {
-    if (this.closedConv === c.conversation_id && this.closedBox) return;
+    if ((this.closedConv === c.conversation_id && this.closedBox) || this.leftClosed === c.conversation_id) return;
     this.closedConv = c.conversation_id;
     this.closedBox?.remove();
     const box = el("div", "omni-closed");
@@ -680,6 +681,7 @@ class OmniWidget {
   /** After the closed notice, the next message starts a new conversation: show where. */
   private startNewIfClosed(): void {
     if (!this.closedConv) return;
+    this.leftClosed = this.closedConv;
     this.closedConv = 0;
     this.closedBox?.querySelector(".omni-new")?.remove();
     this.closedBox = null;
