@@ -318,6 +318,34 @@ async def test_unsendable_message_was_resent_on_every_reload(
     assert await _stored_bodies(server) == []
 
 
+async def test_megabyte_message_made_the_widget_reconnect_forever(
+    server: LiveServer, shop: dict[str, Any], browser: Browser
+) -> None:
+    """A frame over the server's limit closes the connection; the widget never sends one."""
+    token = (await _inbox(server)).public_token
+    page = await (await browser.new_context(locale="en-US")).new_page()
+    await page.goto(shop["url"])
+    huge = "z" * 1_000_000
+    await page.evaluate(
+        """([key, body]) => {
+            localStorage.setItem(key + ':pending', JSON.stringify(
+                [{client_id: 'big-1', body, attachments: [], fields: {name: 'Ann'}}]));
+            localStorage.setItem(key + ':started', 'true');
+            localStorage.setItem(key + ':fields', JSON.stringify({name: 'Ann'}));
+        }""",
+        [f"omni:{token}", huge],
+    )
+    await page.reload()
+    await page.get_by_role("button", name="Chat with us").click()
+    await _text_appears(page, "The message is too long: at most 10000 characters")
+    assert await page.locator(".omni-form textarea").input_value() == huge
+    assert await page.evaluate(f"localStorage.getItem('omni:{token}:pending')") == "[]"
+    assert await page.evaluate("window.omniWidget['socket'].connected") is True
+    await page.locator(".omni-form textarea").fill("a normal one")
+    await page.keyboard.press("Enter")
+    assert await _until_stored(server, 1) == ["a normal one"], "the same connection still works"
+
+
 async def test_rate_limited_message_waited_for_the_next_message(
     server: LiveServer, shop: dict[str, Any], browser: Browser
 ) -> None:
