@@ -45,6 +45,15 @@ class RateLimiter:
         self._count(key, now)
         self._hits.setdefault(key, deque()).append(now)
 
+    def retry_after(self, key: str, now: float | None = None) -> float:
+        """Seconds until the next hit would be allowed (0 when it is now), so a refused
+        sender can try again exactly when the window reopens."""
+        now = time.monotonic() if now is None else now
+        if self._count(key, now) < self.per_minute:
+            return 0.0
+        hits = self._hits[key]
+        return max(0.0, hits[len(hits) - self.per_minute] + 60 - now)
+
 
 class LoginGuard:
     """Failed logins per username and per client address; a blocked pair is refused even

@@ -181,6 +181,10 @@ class Settings(BaseSettings):
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     db_pool_size: int = 20
     """PostgreSQL connections per process (and as many again in overflow)."""
+    socketio_max_message_bytes: int = 256 * 1024
+    """Largest Socket.IO/engine.io message a client may send; a bigger one closes its
+    connection. Told to the widget in ``welcome.limits`` so it never sends one (a chat message
+    is at most 10,000 characters; files go over HTTP)."""
 
     @field_validator("database_url")
     @classmethod
