@@ -398,10 +398,4 @@ class EventController(Controller):
             queues = await auth.visible_queue_ids(session, who)
             users = await auth.visible_user_ids(session, who)
             events = await events_after(session, after, limit=min(max(limit, 1), 1000))
-        return [
-            e.to_wire()
-            for e in events
-            if queues is None
-            or (e.queue_id is not None and e.queue_id in queues)
-            or (e.user_id is not None and users is not None and e.user_id in users)
-        ]
+        return [e.to_wire() for e in events if auth.event_visible(e, who, queues, users)]
