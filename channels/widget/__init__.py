@@ -30,7 +30,7 @@ from omni.channels import DeliveryReceipt, OutboundMessage
 from omni.db import models as m
 from omni.domain import automated, conversations, files
 from omni.domain.conversations import InboundMessage
-from omni.domain.errors import DomainError, InvalidInput, NotFound
+from omni.domain.errors import DomainError, InvalidInput, NotFound, TooManyRequests
 from omni.domain.events import DomainEvent
 from omni.domain.hours import is_open
 from omni.domain.routing import line_wait_infos, queue_capacity, wait_info
@@ -48,6 +48,13 @@ ROOM_CACHE_SECONDS = 30.0
 ROOM_CACHE_SIZE = 20_000
 WAITING = (m.ConversationStatus.QUEUED, m.ConversationStatus.OFFERED)
 BUSY = "the server is busy; your message will be sent again"
+TOO_MANY_CHATS = {
+    "en": "Too many new chats are being started right now. Please wait a minute: your message "
+    "will be sent then.",
+    "ru": "Сейчас начинается слишком много новых чатов. Подождите минуту: ваше сообщение "
+    "отправится автоматически.",
+}
+"""Shown to the customer as is, in the browser's language (``Accept-Language``)."""
 LINE_MOVES = frozenset(
     {
         "conversation.queued",
@@ -85,6 +92,11 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
         super().__init__(NAMESPACE)
         self.services = services
         self.limiter = RateLimiter(services.settings.widget.messages_per_minute)
+        widget = services.settings.widget
+        self.new_per_address = services.limits.limiter(
+            "widget-new-address", widget.new_conversations_per_address
+        )
+        self.new_per_inbox = services.limits.limiter("widget-new-inbox", widget.new_conversations_per_inbox)
         # Visitors share the connection pool with the outbox relay and the router; a flood of
         # visitors must queue here, not starve delivery of what is already stored.
         self.gate = asyncio.Semaphore(services.settings.widget.max_concurrent_db)
@@ -200,6 +212,9 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                         attachments=[files.descriptor(f) for f in claimed] + pressed,
                     ),
                 )
+                if result.created:
+                    # Raises (rolling the new conversation back) past the limits.
+                    await self._admit_new_conversation(sid, sess["inbox_id"])
                 if not result.duplicate:
                     files.link(claimed, result.conversation.id)
                 ack: dict[str, Any] = {
@@ -220,6 +235,18 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             # and sends it again with the same client id instead of believing it was delivered.
             log.exception("widget message from %s not stored", sess["identity"])
             return {"ok": False, "error": "unavailable", "detail": BUSY}
+
+    async def _admit_new_conversation(self, sid: str, inbox_id: int) -> None:
+        """Per-address and per-inbox limits on new conversations: a script opening chats from
+        fresh visitor tokens must not fill the queue. The refusal is ``rate_limited``, so the
+        widget keeps the message and sends it again later."""
+        environ: dict[str, Any] = self.server.get_environ(sid, namespace=NAMESPACE) or {}
+        client = (environ.get("asgi.scope") or {}).get("client")
+        address = str(client[0]) if client else ""
+        if not await self.new_per_address.allow(address) or not await self.new_per_inbox.allow(str(inbox_id)):
+            log.warning("widget inbox %s: new conversation from %s refused (limit)", inbox_id, address)
+            lang = "ru" if str(environ.get("HTTP_ACCEPT_LANGUAGE", "")).lower().startswith("ru") else "en"
+            raise TooManyRequests(TOO_MANY_CHATS[lang])
 
     async def on_typing(self, sid: str, data: Any = None) -> None:
         """Relayed to the operator handling the conversation (and supervisors of its queue)."""

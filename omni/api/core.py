@@ -41,18 +41,18 @@ class AuthController(Controller):
     path = "/api/v1/auth"
     dependencies = {"services": Provide(provide_services)}  # noqa: RUF012 - Litestar declares it mutable
 
-    @post("/login", status_code=200)
+    @post("/login", status_code=200, opt={"csrf": "always"})  # it creates a session
     async def login(
         self, request: Request[Any, Any, Any], data: LoginIn, services: Services
     ) -> Response[dict[str, Any]]:
         ip = client_ip(request)
-        if services.logins.blocked(data.username, ip):
+        if await services.logins.blocked(data.username, ip):
             raise TooManyRequests("too many failed logins; wait a minute and try again")
         async with services.db.transaction() as session:
             try:
                 user = await auth.authenticate(session, data.username, data.password)
             except Exception:
-                services.logins.failed(data.username, ip)
+                await services.logins.failed(data.username, ip)
                 audit.record(
                     session,
                     None,
