@@ -620,7 +620,7 @@ async def test_every_route_has_an_rbac_expectation_and_meets_it(world: World, fo
     assert not missing, f"routes without an RBAC expectation (add them to RBAC): {missing}"
     stale = sorted(RBAC.keys() - routes)
     assert not stale, f"RBAC lists routes the app no longer has: {stale}"
-    op_a = world.clients["op_a"]
+    op_a, sup = world.clients["op_a"], world.clients["sup"]
     wrong: list[str] = []
     async with httpx.AsyncClient(base_url=world.server.url) as anon:
         for (method, path), (rule, body) in sorted(RBAC.items()):
@@ -642,6 +642,10 @@ async def test_every_route_has_an_rbac_expectation_and_meets_it(world: World, fo
                 allowed = {403} if rule in (ADMIN_ONLY, ADMIN_PAGE) else {403, 404}
                 if resp.status_code not in allowed:
                     wrong.append(f"op_a {method} {url} -> {resp.status_code} {resp.text[:120]}")
+            if rule == SCOPED:  # group A's supervisor can't reach group B's objects either
+                resp = await sup.request(method, url, **kwargs)  # type: ignore[arg-type]
+                if resp.status_code not in (403, 404):
+                    wrong.append(f"sup {method} {url} -> {resp.status_code} {resp.text[:120]}")
     assert not wrong, "\n".join(wrong)
     async with world.server.services.db.transaction() as s:
         conv_b = await s.get_one(m.Conversation, world.ids["conv_b"])
