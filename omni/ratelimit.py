@@ -8,6 +8,7 @@ unreachable, it counts in memory. Neither is billing-grade.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from collections import deque
@@ -18,6 +19,18 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60
+
+
+def address_key(address: str) -> str:
+    """What a per-address limit counts: the IPv4 address, or the IPv6 /64 (one subscriber
+    usually holds a whole /64, so counting single IPv6 addresses would let them rotate)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else ip)
 
 
 class RateLimiter:
@@ -87,7 +100,8 @@ class SharedLimiter:
             self.limits.failed(exc)
             return local
         self.limits.recovered()
-        return int(value or 0)
+        # Redis may have lost its keys (a restart): this node's own count is a floor.
+        return max(local, int(value or 0))
 
     async def hit(self, key: str) -> int:
         """Count a hit; the number of hits in the window, this one included."""
@@ -106,7 +120,7 @@ class SharedLimiter:
             self.limits.failed(exc)
             return local
         self.limits.recovered()
-        return int(value)
+        return max(local, int(value))
 
     async def blocked(self, key: str) -> bool:
         """Would the next hit be over the limit?"""
@@ -174,8 +188,8 @@ class LoginGuard:
         self.ips = self.limits.limiter("login-ip", per_ip)
 
     async def blocked(self, username: str, ip: str) -> bool:
-        return await self.users.blocked(username.lower()) or await self.ips.blocked(ip)
+        return await self.users.blocked(username.lower()) or await self.ips.blocked(address_key(ip))
 
     async def failed(self, username: str, ip: str) -> None:
         await self.users.hit(username.lower())
-        await self.ips.hit(ip)
+        await self.ips.hit(address_key(ip))

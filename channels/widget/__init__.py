@@ -35,7 +35,7 @@ from omni.domain.events import DomainEvent
 from omni.domain.hours import is_open
 from omni.domain.routing import line_wait_infos, queue_capacity, wait_info
 from omni.domain.serialize import message_dict
-from omni.ratelimit import RateLimiter
+from omni.ratelimit import RateLimiter, address_key
 from omni.realtime import rooms
 from omni.services import Services
 
@@ -243,7 +243,8 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
         environ: dict[str, Any] = self.server.get_environ(sid, namespace=NAMESPACE) or {}
         client = (environ.get("asgi.scope") or {}).get("client")
         address = str(client[0]) if client else ""
-        if not await self.new_per_address.allow(address) or not await self.new_per_inbox.allow(str(inbox_id)):
+        by_address = await self.new_per_address.allow(address_key(address))
+        if not by_address or not await self.new_per_inbox.allow(str(inbox_id)):
             log.warning("widget inbox %s: new conversation from %s refused (limit)", inbox_id, address)
             lang = "ru" if str(environ.get("HTTP_ACCEPT_LANGUAGE", "")).lower().startswith("ru") else "en"
             raise TooManyRequests(TOO_MANY_CHATS[lang])

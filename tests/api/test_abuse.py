@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from omni.db import models as m
-from omni.ratelimit import Limits, LoginGuard
+from omni.ratelimit import Limits, LoginGuard, address_key
 from omni.settings import Settings
 from tests import factories as f
 from tests.channels.widget.test_widget_channel import Visitor
@@ -116,6 +116,28 @@ async def test_shared_limiter_counts_across_nodes_in_real_redis() -> None:
     finally:
         await node_a.close()
         await node_b.close()
+
+
+async def test_rotating_ipv6_addresses_within_one_64_share_the_login_limit() -> None:
+    guard = LoginGuard(per_user=100, per_ip=3)
+    for host in ("2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::9"):
+        await guard.failed(f"user-{host}", host)
+    assert await guard.blocked("someone", "2001:db8:1:2::77")
+    assert not await guard.blocked("someone", "2001:db8:1:3::1")
+    assert address_key("::ffff:192.0.2.5") == address_key("192.0.2.5") == "192.0.2.5"
+
+
+async def test_a_redis_restart_that_loses_the_counters_does_not_reopen_the_window() -> None:
+    limits = Limits(REDIS_URL, f"t-{uuid.uuid4().hex[:6]}")
+    try:
+        limiter = limits.limiter("x", 3)
+        for _ in range(3):
+            await limiter.hit("k")
+        assert limits.redis is not None
+        await limits.redis.delete(limiter._key("k"))  # what a Redis restart without persistence does
+        assert await limiter.blocked("k")
+    finally:
+        await limits.close()
 
 
 # --- new widget conversations ----------------------------------------------------------------
