@@ -32,12 +32,12 @@ from omni.channels import DeliveryReceipt, OutboundMessage
 from omni.db import models as m
 from omni.domain import automated, conversations, files
 from omni.domain.conversations import MAX_BODY, InboundMessage
-from omni.domain.errors import DomainError, InvalidInput, NotFound
+from omni.domain.errors import DomainError, InvalidInput, NotFound, TooManyRequests
 from omni.domain.events import DomainEvent
 from omni.domain.hours import is_open
 from omni.domain.routing import line_wait_infos, queue_capacity, wait_info
 from omni.domain.serialize import message_dict
-from omni.ratelimit import RateLimiter
+from omni.ratelimit import RateLimiter, address_key
 from omni.realtime import rooms
 from omni.services import Services
 
@@ -53,6 +53,13 @@ BUSY = "the server is busy; your message will be sent again"
 PRECHAT_FIELDS = ("name", "email", "phone", "subject")
 CLOSED_BY_OTHERS_UNSEEN = frozenset({"customer", "blacklist"})
 """Closes the visitor needs no notice of: they left themselves, or they are blocked."""
+TOO_MANY_CHATS = {
+    "en": "Too many new chats are being started right now. Please wait a minute: your message "
+    "will be sent then.",
+    "ru": "Сейчас начинается слишком много новых чатов. Подождите минуту: ваше сообщение "
+    "отправится автоматически.",
+}
+"""Shown to the customer as is, in the browser's language (``Accept-Language``)."""
 LINE_MOVES = frozenset(
     {
         "conversation.queued",
@@ -130,6 +137,11 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
         super().__init__(NAMESPACE)
         self.services = services
         self.limiter = RateLimiter(services.settings.widget.messages_per_minute)
+        widget = services.settings.widget
+        self.new_per_address = services.limits.limiter(
+            "widget-new-address", widget.new_conversations_per_address
+        )
+        self.new_per_inbox = services.limits.limiter("widget-new-inbox", widget.new_conversations_per_inbox)
         # Visitors share the connection pool with the outbox relay and the router; a flood of
         # visitors must queue here, not starve delivery of what is already stored.
         self.gate = asyncio.Semaphore(services.settings.widget.max_concurrent_db)
@@ -261,6 +273,9 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                         reopen_closed=False,  # the widget told the customer it was closed
                     ),
                 )
+                if result.created:
+                    # Raises (rolling the new conversation back) past the limits.
+                    await self._admit_new_conversation(sid, sess["inbox_id"])
                 if not result.duplicate:
                     files.link(claimed, result.conversation.id)
                 ack: dict[str, Any] = {
@@ -275,7 +290,8 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                     ack["estimated_wait_seconds"] = info.estimated_wait_seconds
                 return ack
         except DomainError as exc:
-            return refusal(exc.code, exc.message, field=exc.field)
+            # A rate limit (e.g. too many new chats from one address) passes: send it again later.
+            return refusal(exc.code, exc.message, field=exc.field, retry=isinstance(exc, TooManyRequests))
         except DataError:
             # The database refused the values themselves: sending them again can't help.
             log.warning("widget message from %s has values the database refuses", sess["identity"])
@@ -335,6 +351,19 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
         except (DomainError, ValueError, TypeError) as exc:
             detail = exc.message if isinstance(exc, DomainError) else "rating must be a number"
             return refusal("invalid", detail)
+
+    async def _admit_new_conversation(self, sid: str, inbox_id: int) -> None:
+        """Per-address and per-inbox limits on new conversations: a script opening chats from
+        fresh visitor tokens must not fill the queue. The refusal is ``rate_limited``, so the
+        widget keeps the message and sends it again later."""
+        environ: dict[str, Any] = self.server.get_environ(sid, namespace=NAMESPACE) or {}
+        client = (environ.get("asgi.scope") or {}).get("client")
+        address = str(client[0]) if client else ""
+        by_address = await self.new_per_address.allow(address_key(address))
+        if not by_address or not await self.new_per_inbox.allow(str(inbox_id)):
+            log.warning("widget inbox %s: new conversation from %s refused (limit)", inbox_id, address)
+            lang = "ru" if str(environ.get("HTTP_ACCEPT_LANGUAGE", "")).lower().startswith("ru") else "en"
+            raise TooManyRequests(TOO_MANY_CHATS[lang])
 
     async def on_typing(self, sid: str, data: Any = None) -> None:
         """Relayed to the operator handling the conversation (and supervisors of its queue)."""
