@@ -13,6 +13,15 @@ Phones: ``phones[extension]`` is ``manual`` (ring until ``answer(ext)``; the def
 ``answer`` (pick up at once), ``busy`` or ``no_answer`` (ring until the originate's timeout).
 Knobs: ``refuse_login``, ``drop()`` (cut every connection, as a network failure would; the
 model keeps running, events meanwhile are lost like with a real Asterisk).
+
+Link faults as seen in the field: an emulator built but not ``start()``-ed yet is an Asterisk
+that is not listening yet (Omni started first); ``stop()`` stops listening and cuts the
+sessions (Asterisk stopped); ``accept_then_close()`` puts a listener on the port that accepts
+each TCP connection and closes it at once, from its own thread like a separate proxy process
+would (a published Docker port or a TCP proxy in front of a stopped Asterisk), so the close
+can reach the client before its event loop has finished handling the connect;
+``closed_at_accept`` counts those connections. ``start()`` again brings Asterisk back on the
+same port.
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -65,6 +76,9 @@ class AmiEmulator:
         self.username = username
         self.secret = secret
         self.refuse_login = False
+        self.closed_at_accept = 0
+        self._proxy: threading.Thread | None = None
+        self._proxy_stop = threading.Event()
         self.phones: dict[str, str] = {}
         self.customers: dict[str, str] = {}
         """Click-to-call destinations: ``answer`` (default), ``busy``, ``manual``."""
@@ -83,15 +97,50 @@ class AmiEmulator:
     # --- server ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self._stop_proxy()
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def accept_then_close(self) -> None:
+        """Asterisk stops behind a proxy: every connection is accepted, then closed at once."""
+        await self.stop()
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        listener.settimeout(0.02)
+        self._proxy_stop.clear()
+        self._proxy = threading.Thread(target=self._proxy_loop, args=(listener,), daemon=True)
+        self._proxy.start()
+
+    def _proxy_loop(self, listener: socket.socket) -> None:
+        with listener:
+            while not self._proxy_stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                conn.close()
+                self.closed_at_accept += 1
+
+    async def _stop_proxy(self) -> None:
+        if self._proxy is not None:
+            self._proxy_stop.set()
+            await asyncio.to_thread(self._proxy.join)
+            self._proxy = None
 
     async def close(self) -> None:
         for timer in self._timers:
             timer.cancel()
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop listening and cut the sessions (Asterisk stopped); ``start()`` brings it back."""
+        await self._stop_proxy()
         self.drop()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+            self._server = None
 
     def drop(self) -> None:
         """Cut every AMI connection (the channels keep living, like a network failure)."""
