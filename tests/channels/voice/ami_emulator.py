@@ -22,6 +22,15 @@ would (a published Docker port or a TCP proxy in front of a stopped Asterisk), s
 can reach the client before its event loop has finished handling the connect;
 ``closed_at_accept`` counts those connections. ``start()`` again brings Asterisk back on the
 same port.
+
+After an AMI ``Bridge``: when that bridge ends without a channel (its peer hung up or was
+redirected away), Asterisk sends the channel on in the dialplan at the priority after the
+application it was running when it was bridged. The emulator does the same with the sample
+dialplan (``docker/asterisk/extensions.conf``, read by ``tests/channels/voice/dialplan.py``):
+an operator leg goes on past ``Wait()``, a caller past the position announcement (which set
+``OMNI_RESULT=queued`` before speaking) or past ``MusicOnHold()``; it then hangs up, plays
+music (``MusicOnHoldStart``) or waits, as that dialplan says. ``history`` lists every event
+sent as ``(event, uniqueid)``.
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+from tests.channels.voice.dialplan import Dialplan
 
 EOL = "\r\n"
 STATE_DESC = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up", 7: "Busy"}
@@ -77,6 +88,11 @@ class AmiEmulator:
         self.secret = secret
         self.refuse_login = False
         self.closed_at_accept = 0
+        self.dialplan = Dialplan.load()
+        self.history: list[tuple[str, str]] = []
+        self._go_on: dict[str, tuple[str, int, dict[str, str]]] = {}
+        """Uniqueid → where the channel goes on after the AMI bridge it is in (context, the
+        priority it was at, its variables then)."""
         self._proxy: threading.Thread | None = None
         self._proxy_stop = threading.Event()
         self.phones: dict[str, str] = {}
@@ -228,6 +244,7 @@ class AmiEmulator:
             headers += self._chan_fields(ch)
         headers += list(fields.items())
         self.events_sent += 1
+        self.history.append((name, ch.uniqueid if ch is not None else ""))
         for conn in self._conns:
             if conn.logged_in and conn.events:
                 self._write(conn, headers)
@@ -259,6 +276,7 @@ class AmiEmulator:
         self.event("Newstate", ch)
 
     def _goto(self, ch: Chan, context: str, exten: str = "s", priority: int = 1) -> None:
+        self._go_on.pop(ch.uniqueid, None)  # a Redirect overrides the after-bridge location
         self._leave_bridge(ch)
         ch.context, ch.exten, ch.priority = context, exten, priority
         ch.application = ""
@@ -304,10 +322,43 @@ class AmiEmulator:
                         self._hangup(other, 16)
             del self.bridges[bid]
             self.event("BridgeDestroy", None, BridgeUniqueid=bid)
+            for uid in rest:
+                other = self.channels.get(uid)
+                if other is not None and uid in self._go_on:
+                    self._go_on_after_bridge(other)
+
+    def _dialplan_position(self, ch: Chan) -> tuple[str, int, dict[str, str]] | None:
+        """Where in the sample dialplan a channel that is not in a bridge is: the application it
+        waits in (an operator leg: ``Wait``; a caller in the line: the announcement's AGI, which
+        has set ``OMNI_RESULT=queued``; a held caller: ``MusicOnHold``)."""
+        if (
+            ch.bridge
+            or ch.context not in self.dialplan.contexts
+            or "s" not in self.dialplan.contexts[ch.context]
+        ):
+            return None
+        variables = dict(ch.variables)
+        context, priority, step = self.dialplan.run(ch.context, 1, variables)
+        if step.app == "AGI" and "/announce" in step.args:
+            variables["OMNI_RESULT"] = "queued"
+        return context, priority, variables
+
+    def _go_on_after_bridge(self, ch: Chan) -> None:
+        context, priority, variables = self._go_on.pop(ch.uniqueid)
+        context, priority, step = self.dialplan.go_on_after_bridge(context, priority, variables)
+        ch.context, ch.exten, ch.priority = context, "s", priority
+        ch.variables.update(variables)
+        ch.application, ch.app_data = step.app, step.args
+        self.event("Newexten", ch, Extension="s", Application=step.app, AppData=step.args)
+        if step.app == "MusicOnHold":
+            self.event("MusicOnHoldStart", ch, Class="default")
+        elif step.app == "Hangup":
+            self._hangup(ch, 16)
 
     def _hangup(self, ch: Chan, cause: int = 16) -> None:
         if ch.uniqueid not in self.channels:
             return
+        self._go_on.pop(ch.uniqueid, None)
         ringing = ch.state != 6 and ch.originate_action_id
         self._leave_bridge(ch)
         del self.channels[ch.uniqueid]
@@ -607,6 +658,10 @@ class AmiEmulator:
             self._respond(conn, action, "Error", Message="Channel1 or Channel2 does not exist")
             return
         self._respond(conn, action, Message="Channels have been bridged")
+        for ch in (a, b):
+            position = self._dialplan_position(ch)
+            if position is not None:
+                self._go_on[ch.uniqueid] = position
         a.application = b.application = "Bridge"
         self._bridge(a, b)
 
