@@ -11,8 +11,9 @@ Bridge, Hangup, Atxfer, BlindTransfer, MixMonitor, CoreShowChannels, QueueStatus
 
 Phones: ``phones[extension]`` is ``manual`` (ring until ``answer(ext)``; the default),
 ``answer`` (pick up at once), ``busy`` or ``no_answer`` (ring until the originate's timeout).
-Knobs: ``refuse_login``, ``drop()`` (cut every connection, as a network failure would; the
-model keeps running, events meanwhile are lost like with a real Asterisk).
+Knobs: ``refuse_login``, ``muted`` (read actions, answer nothing), ``drop()`` (cut every
+connection, as a network failure would; the model keeps running, events meanwhile are lost
+like with a real Asterisk).
 
 Link faults as seen in the field: an emulator built but not ``start()``-ed yet is an Asterisk
 that is not listening yet (Omni started first); ``stop()`` stops listening and cuts the
@@ -87,6 +88,8 @@ class AmiEmulator:
         self.username = username
         self.secret = secret
         self.refuse_login = False
+        self.muted = False
+        """Read actions but answer none (a hung Asterisk or a half-open TCP link)."""
         self.closed_at_accept = 0
         self.dialplan = Dialplan.load()
         self.history: list[tuple[str, str]] = []
@@ -166,6 +169,7 @@ class AmiEmulator:
 
     def reset(self) -> None:
         self.refuse_login = False
+        self.muted = False
         self.phones.clear()
         self.customers.clear()
         self.actions.clear()
@@ -446,6 +450,8 @@ class AmiEmulator:
     def _handle(self, conn: Conn, action: dict[str, Any]) -> None:
         name = str(action.get("Action", "")).lower()
         self.actions.append(action)
+        if self.muted:
+            return
         if name == "login":
             ok = (
                 not self.refuse_login

@@ -185,3 +185,31 @@ def test_reconnect_log_announces_the_delay_it_waits(caplog: Any) -> None:
             await emu.close()
 
     asyncio.run(scenario())
+
+
+async def test_link_that_stops_answering_is_closed_and_comes_back(emu: AmiEmulator) -> None:
+    """A hung Asterisk or a half-open TCP link: pings go unanswered (panoramisk only logged
+    that), so the link is closed and tried again until Asterisk answers."""
+    logins: list[int] = []
+    link = AmiLink(
+        VoiceSettings(ami_port=emu.port, ami_secret=emu.secret, reconnect_min_seconds=0.05,
+                      reconnect_max_seconds=0.1, action_timeout_seconds=0.3),
+        [].append,
+        lambda: _count(logins),
+        ping_interval=0.1,
+    )  # fmt: skip
+    await link.start()
+    try:
+        await until(lambda: link.ready)
+        emu.muted = True
+        await until(lambda: not link.ready)
+        assert "no answer to a ping" in link.readiness()
+        await until(lambda: "did not answer the login" in link.readiness())  # reconnected, still mute
+        emu.muted = False
+        await until(lambda: link.ready and len(logins) >= 2)
+    finally:
+        await link.stop()
+
+
+async def _count(logins: list[int]) -> None:
+    logins.append(1)
