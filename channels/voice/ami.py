@@ -291,6 +291,7 @@ class AmiLink:
         self.logins += 1
         self.auth_failed = False
         self._delay = self.settings.reconnect_min_seconds
+        self.problem = "logged in, resynchronising calls"
         log.info("voice: AMI login to %s accepted", self._where)
         previous = self._login_task
         self._login_task = asyncio.get_running_loop().create_task(self._after_login(self._session, previous))
@@ -321,7 +322,7 @@ class AmiLink:
             return "ok"
         if self.auth_failed:
             return "error: Asterisk refused the AMI login"
-        return f"error: AMI link to {self._where} is down ({self.problem or 'resynchronising'})"
+        return f"error: AMI link to {self._where} is down ({self.problem})"
 
     def _require(self) -> _Manager:
         if self.auth_failed:
