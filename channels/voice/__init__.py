@@ -102,6 +102,10 @@ class VoiceChannel:
                 await self._worker
             self._worker = None
 
+    def readiness(self) -> str:
+        """For ``/readyz``: ``"ok"`` while the AMI link is logged in, else why it is down."""
+        return self.ami.readiness()
+
     async def send(self, msg: OutboundMessage) -> DeliveryReceipt:
         """A call has no text channel; bot prompts go to the IVR (FastAGI) when it is plugged in."""
         if self.prompt_sink is not None:

@@ -13,7 +13,8 @@ Phones: ``phones[extension]`` is ``manual`` (ring until ``answer(ext)``; the def
 ``answer`` (pick up at once), ``busy``, ``no_answer`` (ring until the originate's timeout) or
 ``unreachable`` (no channel is ever created: the Originate is queued, then only an
 ``OriginateResponse: Failure`` comes, as for an unregistered endpoint).
-Knobs: ``refuse_login``, ``drop()`` (cut every connection, as a network failure would; the
+Knobs: ``refuse_login``, ``muted`` (read actions, answer nothing), ``drop()`` (cut every
+connection, as a network failure would; the
 model keeps running, events meanwhile are lost like with a real Asterisk), ``refuse[action]``
 (answer that action with ``Response: Error`` and the given message, e.g. a channel that just
 went away).
@@ -24,6 +25,25 @@ Bridges end like Asterisk's: when one party leaves a two-party bridge (hang-up o
 ``Hangup()`` —, ``music`` for the waiting/hold contexts that loop, or ``wait`` for a context
 that loops back to ``Wait()``); the callee of a ``Dial()`` is hung up with its caller. A
 ``Redirect`` with ``ExtraChannel`` moves both parties at once, so neither runs on.
+
+Link faults as seen in the field: an emulator built but not ``start()``-ed yet is an Asterisk
+that is not listening yet (Omni started first); ``stop()`` stops listening and cuts the
+sessions (Asterisk stopped); ``accept_then_close()`` puts a listener on the port that accepts
+each TCP connection and closes it at once, from its own thread like a separate proxy process
+would (a published Docker port or a TCP proxy in front of a stopped Asterisk), so the close
+can reach the client before its event loop has finished handling the connect;
+``closed_at_accept`` counts those connections. ``start()`` again brings Asterisk back on the
+same port.
+
+After an AMI ``Bridge`` (this takes precedence over ``after_bridge`` above):
+when that bridge ends without a channel (its peer hung up or was
+redirected away), Asterisk sends the channel on in the dialplan at the priority after the
+application it was running when it was bridged. The emulator does the same with the sample
+dialplan (``docker/asterisk/extensions.conf``, read by ``tests/channels/voice/dialplan.py``):
+an operator leg goes on past ``Wait()``, a caller past the position announcement (which set
+``OMNI_RESULT=queued`` before speaking) or past ``MusicOnHold()``; it then hangs up, plays
+music (``MusicOnHoldStart``) or waits, as that dialplan says. ``history`` lists every event
+sent as ``(event, uniqueid)``.
 """
 
 from __future__ import annotations
@@ -31,10 +51,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+from tests.channels.voice.dialplan import Dialplan
 
 EOL = "\r\n"
 STATE_DESC = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up", 7: "Busy"}
@@ -84,6 +108,16 @@ class AmiEmulator:
         self.username = username
         self.secret = secret
         self.refuse_login = False
+        self.muted = False
+        """Read actions but answer none (a hung Asterisk or a half-open TCP link)."""
+        self.closed_at_accept = 0
+        self.dialplan = Dialplan.load()
+        self.history: list[tuple[str, str]] = []
+        self._go_on: dict[str, tuple[str, int, dict[str, str]]] = {}
+        """Uniqueid → where the channel goes on after the AMI bridge it is in (context, the
+        priority it was at, its variables then)."""
+        self._proxy: threading.Thread | None = None
+        self._proxy_stop = threading.Event()
         self.phones: dict[str, str] = {}
         self.customers: dict[str, str] = {}
         """Click-to-call destinations: ``answer`` (default), ``busy``, ``manual``."""
@@ -106,15 +140,50 @@ class AmiEmulator:
     # --- server ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self._stop_proxy()
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def accept_then_close(self) -> None:
+        """Asterisk stops behind a proxy: every connection is accepted, then closed at once."""
+        await self.stop()
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        listener.settimeout(0.02)
+        self._proxy_stop.clear()
+        self._proxy = threading.Thread(target=self._proxy_loop, args=(listener,), daemon=True)
+        self._proxy.start()
+
+    def _proxy_loop(self, listener: socket.socket) -> None:
+        with listener:
+            while not self._proxy_stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                conn.close()
+                self.closed_at_accept += 1
+
+    async def _stop_proxy(self) -> None:
+        if self._proxy is not None:
+            self._proxy_stop.set()
+            await asyncio.to_thread(self._proxy.join)
+            self._proxy = None
 
     async def close(self) -> None:
         for timer in self._timers:
             timer.cancel()
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop listening and cut the sessions (Asterisk stopped); ``start()`` brings it back."""
+        await self._stop_proxy()
         self.drop()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+            self._server = None
 
     def drop(self) -> None:
         """Cut every AMI connection (the channels keep living, like a network failure)."""
@@ -124,6 +193,7 @@ class AmiEmulator:
 
     def reset(self) -> None:
         self.refuse_login = False
+        self.muted = False
         self.phones.clear()
         self.customers.clear()
         self.refuse.clear()
@@ -204,6 +274,7 @@ class AmiEmulator:
             headers += self._chan_fields(ch)
         headers += list(fields.items())
         self.events_sent += 1
+        self.history.append((name, ch.uniqueid if ch is not None else ""))
         for conn in self._conns:
             if conn.logged_in and conn.events:
                 self._write(conn, headers)
@@ -235,6 +306,7 @@ class AmiEmulator:
         self.event("Newstate", ch)
 
     def _goto(self, ch: Chan, context: str, exten: str = "s", priority: int = 1) -> None:
+        self._go_on.pop(ch.uniqueid, None)  # a Redirect overrides the after-bridge location
         self._leave_bridge(ch)
         ch.epoch += 1
         ch.context, ch.exten, ch.priority = context, exten, priority
@@ -279,10 +351,43 @@ class AmiEmulator:
                     self.bridges[bid].remove(uid)
                     other.bridge = ""
                     self.event("BridgeLeave", other, BridgeUniqueid=bid, BridgeNumChannels=0)
-                    # After the leaving party's own events (its Hangup / Newexten).
-                    self._later(0, self._run_on, other.uniqueid, other.epoch)
+                    if uid not in self._go_on:  # else: the sample dialplan decides, below
+                        # After the leaving party's own events (its Hangup / Newexten).
+                        self._later(0, self._run_on, other.uniqueid, other.epoch)
             del self.bridges[bid]
             self.event("BridgeDestroy", None, BridgeUniqueid=bid)
+            for uid in rest:
+                other = self.channels.get(uid)
+                if other is not None and uid in self._go_on:
+                    self._go_on_after_bridge(other)
+
+    def _dialplan_position(self, ch: Chan) -> tuple[str, int, dict[str, str]] | None:
+        """Where in the sample dialplan a channel that is not in a bridge is: the application it
+        waits in (an operator leg: ``Wait``; a caller in the line: the announcement's AGI, which
+        has set ``OMNI_RESULT=queued``; a held caller: ``MusicOnHold``)."""
+        if (
+            ch.bridge
+            or ch.context not in self.dialplan.contexts
+            or "s" not in self.dialplan.contexts[ch.context]
+        ):
+            return None
+        variables = dict(ch.variables)
+        context, priority, step = self.dialplan.run(ch.context, 1, variables)
+        if step.app == "AGI" and "/announce" in step.args:
+            variables["OMNI_RESULT"] = "queued"
+        return context, priority, variables
+
+    def _go_on_after_bridge(self, ch: Chan) -> None:
+        context, priority, variables = self._go_on.pop(ch.uniqueid)
+        context, priority, step = self.dialplan.go_on_after_bridge(context, priority, variables)
+        ch.context, ch.exten, ch.priority = context, "s", priority
+        ch.variables.update(variables)
+        ch.application, ch.app_data = step.app, step.args
+        self.event("Newexten", ch, Extension="s", Application=step.app, AppData=step.args)
+        if step.app == "MusicOnHold":
+            self.event("MusicOnHoldStart", ch, Class="default")
+        elif step.app == "Hangup":
+            self._hangup(ch, 16)
 
     def _run_on(self, uid: str, epoch: int) -> None:
         """A party left alone in a bridge goes on with its dialplan (unless it moved since)."""
@@ -310,6 +415,7 @@ class AmiEmulator:
     def _hangup(self, ch: Chan, cause: int = 16) -> None:
         if ch.uniqueid not in self.channels:
             return
+        self._go_on.pop(ch.uniqueid, None)
         ringing = ch.state != 6 and ch.originate_action_id
         ch.epoch += 1
         self._leave_bridge(ch)
@@ -413,6 +519,8 @@ class AmiEmulator:
     def _handle(self, conn: Conn, action: dict[str, Any]) -> None:
         name = str(action.get("Action", "")).lower()
         self.actions.append(action)
+        if self.muted:
+            return
         if name == "login":
             ok = (
                 not self.refuse_login
@@ -671,6 +779,10 @@ class AmiEmulator:
             self._respond(conn, action, "Error", Message="Channel1 or Channel2 does not exist")
             return
         self._respond(conn, action, Message="Channels have been bridged")
+        for ch in (a, b):
+            position = self._dialplan_position(ch)
+            if position is not None:
+                self._go_on[ch.uniqueid] = position
         a.application = b.application = "Bridge"
         self._bridge(a, b)
 
