@@ -106,6 +106,8 @@ class LiveVisitor:
         self.url = url
         self.sio = socketio.AsyncClient(reconnection=False)
         self.shown: dict[int, dict[str, Any]] = {}
+        self.synced_up_to = 0
+        """Every message up to this id is shown: the welcome's history, then each resume."""
         self.welcome: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.sio.on("welcome", self._on_welcome, namespace="/widget")
@@ -115,6 +117,9 @@ class LiveVisitor:
     async def _on_welcome(self, data: dict[str, Any]) -> None:
         if not self.welcome.done():
             self.welcome.set_result(data)
+        for msg in data["messages"]:
+            await self._on_message(msg)
+        self.synced_up_to = max([self.synced_up_to, *(x["id"] for x in data["messages"])])
 
     async def _on_message(self, data: dict[str, Any]) -> None:
         self.shown.setdefault(int(data["id"]), data)
@@ -127,11 +132,11 @@ class LiveVisitor:
     async def catch_up(self) -> None:
         more = True
         while more:
-            after = max(self.shown, default=0)
-            ack = await self.sio.call("resume", {"after": after}, namespace="/widget", timeout=10)
+            ack = await self.sio.call("resume", {"after": self.synced_up_to}, namespace="/widget", timeout=10)
             assert ack["ok"], ack
             for msg in ack["messages"]:
                 await self._on_message(msg)
+            self.synced_up_to = max([self.synced_up_to, *(x["id"] for x in ack["messages"])])
             more = bool(ack["more"])
 
     async def connect(self, inbox: str) -> None:

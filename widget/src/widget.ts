@@ -36,6 +36,7 @@ type Ack = {
   position?: number;
   estimated_wait_seconds?: number | null;
 };
+type Resumed = { ok: boolean; messages?: Msg[]; more?: boolean };
 type Pending = {
   client_id: string;
   body: string;
@@ -176,6 +177,8 @@ class OmniWidget {
   private started = load<boolean>("started", false);
   private typingTimer = 0;
   private style = el("style");
+  private syncedUpTo = 0; // every message up to this id is shown (welcome, then each resume)
+  private catchingUp = false;
 
   constructor() {
     this.socket = io(`${base}/widget`, {
@@ -196,6 +199,7 @@ class OmniWidget {
     this.socket.on("position", (p: { position: number; estimated_wait_seconds: number | null }) =>
       this.showPosition(p.position, p.estimated_wait_seconds),
     );
+    this.socket.on("sync", () => void this.catchUp());
     this.socket.on("disconnect", () => this.showStatus(t.reconnecting));
     this.socket.on("connect_error", (err: Error) => this.showStatus(err.message || t.reconnecting));
   }
@@ -250,6 +254,7 @@ class OmniWidget {
     const title = this.panel.querySelector(".omni-title");
     if (title) title.textContent = (lang === "ru" ? this.config.greeting_ru : this.config.greeting) || t.greeting;
     for (const m of w.messages) this.onMessage(m);
+    this.syncedUpTo = Math.max(this.syncedUpTo, ...w.messages.map((m) => m.id));
     this.showStatus(this.online ? "" : t.offline);
     this.renderMode();
     this.inflight.clear(); // a new connection: acks of the old one will never come
@@ -308,8 +313,9 @@ class OmniWidget {
     if (!node) {
       node = el("div", `omni-msg omni-${m.direction}`);
       this.rendered.set(key, node);
-      this.log.append(node);
+      this.place(node, m.id);
     }
+    if (m.id) node.dataset.id = String(m.id);
     node.replaceChildren();
     if (m.body) node.append(document.createTextNode(m.body));
     let buttons: Button[] = [];
@@ -335,6 +341,37 @@ class OmniWidget {
       this.socket.emit("seen", { message_id: m.id, state: "delivered" });
       if (this.panel.classList.contains("open")) this.markRead();
       this.showStatus("");
+    }
+  }
+
+  /** In id order: a reply caught up after a Redis outage goes where it was written. */
+  private place(node: HTMLElement, id: number): void {
+    const later = id
+      ? Array.from(this.log.querySelectorAll<HTMLElement>(".omni-msg")).find((n) => Number(n.dataset.id || 0) > id)
+      : undefined;
+    if (later) this.log.insertBefore(node, later);
+    else this.log.append(node);
+  }
+
+  /** The server says its live path had a hole (Redis restarted): ask for every message after
+   * the last point known complete; ids already shown are only updated, never shown twice. */
+  private async catchUp(): Promise<void> {
+    if (this.catchingUp) return;
+    this.catchingUp = true;
+    try {
+      for (;;) {
+        const ack = await new Promise<Resumed>((resolve) =>
+          this.socket
+            .timeout(ACK_TIMEOUT_MS)
+            .emit("resume", { after: this.syncedUpTo }, (err: Error | null, a: Resumed) => resolve(err ? { ok: false } : a)),
+        );
+        if (!ack.ok || !ack.messages) return;
+        for (const m of ack.messages) this.onMessage(m);
+        this.syncedUpTo = Math.max(this.syncedUpTo, ...ack.messages.map((m) => m.id));
+        if (!ack.more) return;
+      }
+    } finally {
+      this.catchingUp = false;
     }
   }
 
