@@ -225,9 +225,12 @@ class LiveFanout:
                     .limit(CHECK_BATCH)
                 )
             )
-            replay = self.tracker.check(ids, urgent=urgent)
+            # No socket has connected yet (python-socketio starts the manager then): nothing to
+            # deliver, only the checkpoint to move.
+            idle = not getattr(self.sio, "manager_initialized", True)
+            replay = self.tracker.check(ids, urgent=urgent or idle)
             events: list[DomainEvent] = []
-            if replay:
+            if replay and not idle:
                 query = select(m.Event).where(m.Event.id.in_(replay)).order_by(m.Event.id)
                 rows = await session.scalars(query)
                 events = [DomainEvent.from_row(r) for r in rows]
