@@ -29,7 +29,7 @@ from omni.db import Database
 from omni.db import models as m
 from tests import factories as f
 from tests.conftest import free_port
-from tests.test_race import _node_env, _wait_ready
+from tests.test_race import _node_env
 from tests.test_realtime import OperatorClient
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
@@ -174,7 +174,20 @@ class Traffic:
         return [x for v in self.acked.values() for x in v]
 
 
-async def _until(condition: Any, what: str, timeout: float = 60) -> None:
+async def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    """Patient: two nodes starting on a loaded 2-core machine can take more than a minute."""
+    async with httpx.AsyncClient() as client:
+        for _ in range(1500):
+            if proc.poll() is not None:
+                raise RuntimeError(f"node exited with {proc.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{url}/readyz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} never became ready")
+
+
+async def _until(condition: Any, what: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -120,6 +120,7 @@ async def test_widget_and_operator_window_catch_up_on_sync_without_reload(
     assert await _not_reloaded(customer) and await _not_reloaded(window), "nobody reloaded"
 
     await sio.emit("sync", {"seq": 0}, namespace="/widget")  # a second sync shows nothing twice
-    await expect(customer.locator(".omni-msg", has_text="lost customer line")).to_have_count(1, timeout=TIMEOUT)
+    line = customer.locator(".omni-msg", has_text="lost customer line")
+    await expect(line).to_have_count(1, timeout=TIMEOUT)
     await expect(lost).to_have_count(1)
     await op_socket.sio.disconnect()
