@@ -306,6 +306,7 @@ async def test_redis_restart_mid_traffic_loses_nothing_on_the_other_node(
         missing_visitor = sorted(replies - visitor.out_ids())
         print(f"operator missed {missing_op}, visitor missed {missing_visitor}, syncs {watcher.syncs}")
     assert watcher.sio.connected and visitor.sio.connected, "nobody had to reconnect"
+    assert watcher.syncs >= 1, "node B noticed its listener reconnect and told its clients"
     assert traffic.count("during") and traffic.count("after")
     await watcher.sio.disconnect()
     await sender.sio.disconnect()
