@@ -85,7 +85,6 @@ class FanoutManager(socketio.AsyncRedisManager):  # type: ignore[misc]  # untype
         # A connect must fail fast, not hold the relay while a host is unreachable.
         super().__init__(url, channel=channel, redis_options={"socket_connect_timeout": 2})
         self.live: LiveFanout | None = None
-        self.listening = False
         self._publish_failing = False
 
     async def _handle_emit(self, message: dict[str, Any]) -> None:
@@ -99,11 +98,10 @@ class FanoutManager(socketio.AsyncRedisManager):  # type: ignore[misc]  # untype
     async def _publish(self, data: Any) -> Any:
         for attempt in (1, 2):  # a connection left over from before a restart fails once
             try:
-                if not getattr(self, "connected", False):  # set by the untyped base class
+                if self.redis is None:  # one client: its pool reconnects after an error
                     self._redis_connect()
                 result = await self.redis.publish(self.channel, self.json.dumps(data))
             except Exception:
-                self.connected = False
                 if attempt == 2:
                     if not self._publish_failing:
                         log.warning(
@@ -128,7 +126,6 @@ class FanoutManager(socketio.AsyncRedisManager):  # type: ignore[misc]  # untype
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
-                self.listening = True
                 delay = RETRY_MIN_SECONDS
                 if lost:
                     lost = False
@@ -140,7 +137,6 @@ class FanoutManager(socketio.AsyncRedisManager):  # type: ignore[misc]  # untype
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.listening = False
                 if not lost:
                     log.warning("redis fan-out listener lost (%s); reconnecting", exc)
                 lost = True
