@@ -1,4 +1,5 @@
-"""The widget and the operator window catch up on ``sync`` in Chromium, without a reload.
+"""The widget, the operator window and the supervisor page catch up on ``sync`` in Chromium,
+without a reload.
 
 ``sync`` is what a node sends its own sockets when its Redis link had a hole (see
 docs/events.md, "Redis restarts"). Here two messages are stored that no live path ever
@@ -15,8 +16,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, expect
+from sqlalchemy import delete
 
 from omni.db import models as m
+from omni.domain.conversations import InboundMessage, ingest_inbound
 from tests import factories as f
 from tests.conftest import LiveServer, free_port, make_settings
 from tests.e2e.conftest import staff_page
@@ -124,3 +127,33 @@ async def test_widget_and_operator_window_catch_up_on_sync_without_reload(
     await expect(line).to_have_count(1, timeout=TIMEOUT)
     await expect(lost).to_have_count(1)
     await op_socket.sio.disconnect()
+
+
+async def test_supervisor_page_reloads_its_snapshot_on_sync(server: LiveServer, browser: Browser) -> None:
+    async with server.services.db.transaction() as s:
+        sup = await f.user(s, "sup", m.Role.SUPERVISOR)
+        op = await f.user(s, "op")
+        group = m.Group(name="A")
+        s.add(group)
+        await s.flush()
+        s.add_all(
+            [
+                m.GroupMember(group_id=group.id, user_id=op.id),
+                m.SupervisorScope(supervisor_id=sup.id, group_id=group.id),
+            ]
+        )
+        inbox = await f.inbox(s, await f.queue(s, "Support", [op], group_id=group.id))
+    _, page = await staff_page(browser, server.url, "sup")
+    waiting = page.get_by_test_id("queue-row").get_by_test_id("waiting")
+    await expect(waiting).to_have_text("0", timeout=TIMEOUT)
+    await _mark(page)
+    # A customer starts waiting, and every event about it is lost (as if with Redis).
+    async with server.services.db.transaction() as s:
+        await ingest_inbound(
+            s, InboundMessage(inbox_id=inbox.id, identity_kind="external", identity_value="c1", body="hi")
+        )
+        await s.flush()
+        await s.execute(delete(m.Event))
+    await server.app.engineio_server.emit("sync", {"seq": 0}, namespace="/supervisor")
+    await expect(waiting).to_have_text("1", timeout=TIMEOUT)
+    assert await _not_reloaded(page), "the page was not reloaded"
