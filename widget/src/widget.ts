@@ -179,6 +179,7 @@ class OmniWidget {
   private style = el("style");
   private syncedUpTo = 0; // every message up to this id is shown (welcome, then each resume)
   private catchingUp = false;
+  private catchUpAgain = false; // a sync arrived during a catch-up: one more round after it
 
   constructor() {
     this.socket = io(`${base}/widget`, {
@@ -356,7 +357,10 @@ class OmniWidget {
   /** The server says its live path had a hole (Redis restarted): ask for every message after
    * the last point known complete; ids already shown are only updated, never shown twice. */
   private async catchUp(): Promise<void> {
-    if (this.catchingUp) return;
+    if (this.catchingUp) {
+      this.catchUpAgain = true;
+      return;
+    }
     this.catchingUp = true;
     try {
       for (;;) {
@@ -372,6 +376,10 @@ class OmniWidget {
       }
     } finally {
       this.catchingUp = false;
+      if (this.catchUpAgain) {
+        this.catchUpAgain = false;
+        void this.catchUp();
+      }
     }
   }
 
