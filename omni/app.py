@@ -101,6 +101,9 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         if worker:
             worker.start()
         await services.start()
+        live = realtime.live_fanout(sio)  # replays what a Redis outage kept from this node
+        if live is not None:
+            await live.start()
         sweeper = asyncio.create_task(_sweep_webhooks(services))
         try:
             yield
@@ -108,6 +111,8 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            if live is not None:
+                await live.stop()
             await services.stop()
             if worker:
                 await asyncio.to_thread(worker.stop)

@@ -57,6 +57,7 @@ class RedisBus:
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[Any]] = set()
+        self._publish_failing = False
 
     def subscribe(self, topic: str, handler: Handler) -> None:
         self._handlers[topic].append(handler)
@@ -73,19 +74,30 @@ class RedisBus:
         task.add_done_callback(self._pending.discard)
 
     async def _publish(self, channel: str, body: str) -> None:
+        # One line per outage, not a traceback per commit (a Redis restart would flood the log).
         try:
             await self._redis.publish(channel, body)
-        except Exception:
-            log.warning("redis bus publish failed; other nodes catch up on their next poll", exc_info=True)
+        except Exception as exc:
+            if not self._publish_failing:
+                log.warning("redis bus publish failed (%s); other nodes catch up on their next poll", exc)
+            self._publish_failing = True
+            return
+        if self._publish_failing:
+            log.info("redis bus publish works again")
+            self._publish_failing = False
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="redis-bus")
 
     async def _listen(self) -> None:
+        lost = False
         while True:
             try:
                 pubsub = self._redis.pubsub()
                 await pubsub.psubscribe(f"{self._prefix}:bus:*")
+                if lost:
+                    log.info("redis bus listener is back")
+                    lost = False
                 async for msg in pubsub.listen():
                     if msg.get("type") != "pmessage":
                         continue
@@ -97,8 +109,10 @@ class RedisBus:
                         handler(body["data"])
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning("redis bus disconnected; reconnecting in 1 s", exc_info=True)
+            except Exception as exc:
+                if not lost:
+                    log.warning("redis bus disconnected (%s); reconnecting every second", exc)
+                lost = True
                 await asyncio.sleep(1)
 
     async def stop(self) -> None:

@@ -38,7 +38,7 @@ from omni.domain.hours import is_open
 from omni.domain.routing import line_wait_infos, queue_capacity, wait_info
 from omni.domain.serialize import message_dict
 from omni.ratelimit import RateLimiter, address_key
-from omni.realtime import rooms
+from omni.realtime import live_fanout, rooms
 from omni.services import Services
 
 log = logging.getLogger(__name__)
@@ -402,6 +402,36 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             detail = exc.message if isinstance(exc, DomainError) else "message_id must be a number"
             return {"ok": False, "error": "invalid", "detail": detail}
 
+    async def on_resume(self, sid: str, data: Any) -> dict[str, Any]:
+        """The visitor's messages (any of their conversations in this inbox) with an id above
+        ``after``: what the widget asks for on ``sync`` when the live path may have lost some."""
+        sess = await self.get_session(sid)
+        try:
+            after = int(data["after"]) if isinstance(data, dict) else -1
+        except (KeyError, TypeError, ValueError):
+            after = -1
+        if after < 0:
+            return {"ok": False, "error": "invalid", "detail": "after must be a message id", "field": "after"}
+        async with self.gate, self.services.db.transaction() as session:
+            rows = list(
+                await session.scalars(
+                    select(m.Message)
+                    .join(m.Conversation, m.Conversation.id == m.Message.conversation_id)
+                    .join(m.ContactIdentity, m.ContactIdentity.contact_id == m.Conversation.contact_id)
+                    .where(
+                        m.ContactIdentity.kind == "widget",
+                        m.ContactIdentity.value == sess["identity"],
+                        m.Conversation.inbox_id == sess["inbox_id"],
+                        m.Message.direction.in_(("in", "out")),
+                        m.Message.id > after,
+                    )
+                    .order_by(m.Message.id)
+                    .limit(HISTORY_LIMIT + 1)
+                )
+            )
+        more = len(rows) > HISTORY_LIMIT
+        return {"ok": True, "messages": [public_message(x) for x in rows[:HISTORY_LIMIT]], "more": more}
+
     async def on_leave(self, sid: str, data: Any = None) -> dict[str, Any]:
         """The visitor closed the chat: abandoned if still waiting, wrap-up if being served."""
         sess = await self.get_session(sid)
@@ -500,6 +530,23 @@ class WidgetChannel:
                     namespace=NAMESPACE,
                 )
 
+    async def replay_locally(self, events: Sequence[DomainEvent]) -> None:
+        """``LiveFanout`` hook: operator replies whose events this node missed (a Redis outage)
+        go to this node's visitors again; the widget shows each message id once."""
+        for event in events:
+            data = event.payload
+            if event.type != "message.created" or data.get("channel") != self.kind:
+                continue
+            if data.get("direction") != "out":  # private notes have their own direction
+                continue
+            targets = await self._rooms(int(data["conversation_id"]))
+            if not targets:
+                continue
+            keys = ("id", "direction", "body", "attachments", "client_id", "created_at")
+            payload = {k: data.get(k) for k in keys}
+            payload["delivery"] = "sent"
+            await self.sio.emit("message", payload, to=targets, namespace=NAMESPACE, ignore_queue=True)
+
     async def show_typing(self, conversation_id: int, typing: bool) -> None:
         targets = await self._rooms(conversation_id)
         if targets:
@@ -549,3 +596,7 @@ def register(sio: socketio.AsyncServer, services: Services) -> None:
     services.adapters.register(channel)
     services.relay.post_commit_sinks.append(channel.on_events)
     services.relay.post_commit_sinks.append(lambda events: tell_closed(channel, events))
+    live = live_fanout(sio)
+    if live is not None:
+        live.replay_hooks.append(channel.replay_locally)
+        live.sync_namespaces.append(NAMESPACE)

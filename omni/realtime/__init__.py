@@ -16,6 +16,8 @@ from omni.domain.auth import Principal
 from omni.domain.errors import DomainError, InvalidInput, NotAuthenticated
 from omni.domain.events import DomainEvent, events_after
 from omni.realtime import rooms
+from omni.realtime.live import FanoutManager, LiveFanout
+from omni.realtime.live import live_fanout as live_fanout
 from omni.services import Services
 from omni.settings import Settings
 
@@ -28,7 +30,8 @@ NAMESPACES = ("/operator", "/supervisor")
 def build_server(settings: Settings) -> socketio.AsyncServer:
     manager = None
     if not settings.embedded:
-        manager = socketio.AsyncRedisManager(settings.redis_url, channel=f"{settings.redis_prefix}:socketio")
+        # Wrapped: a Redis restart must not cost events (see omni.realtime.live).
+        manager = FanoutManager(settings.redis_url, channel=f"{settings.redis_prefix}:socketio")
     # Any origin may open the transport (the widget lives on customer sites); each namespace
     # decides in on_connect: staff namespaces refuse cross-site cookie logins, the widget
     # checks its inbox's allowed origins.
@@ -159,3 +162,5 @@ def register(sio: socketio.AsyncServer, services: Services) -> None:
     sio.register_namespace(OperatorNamespace("/operator", services))
     sio.register_namespace(SupervisorNamespace("/supervisor", services))
     services.relay.sinks.append(socket_sink(sio))
+    if isinstance(sio.manager, FanoutManager):
+        sio.manager.live = LiveFanout(sio, services.db, NAMESPACES, event_rooms)

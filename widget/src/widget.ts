@@ -45,6 +45,7 @@ type Ack = {
   field?: string;
   max?: number;
 };
+type Resumed = { ok: boolean; messages?: Msg[]; more?: boolean };
 type Pending = {
   client_id: string;
   body: string;
@@ -245,6 +246,9 @@ class OmniWidget {
   private limits: Limits = DEFAULT_LIMITS;
   private welcomed = false; // the server's config is known on this connection
   private rateNotice = false; // the notice shows a rate-limit refusal, cleared once sending works again
+  private syncedUpTo = 0; // every message up to this id is shown (welcome, then each resume)
+  private catchingUp = false;
+  private catchUpAgain = false; // a sync arrived during a catch-up: one more round after it
 
   constructor() {
     this.socket = io(`${base}/widget`, {
@@ -265,6 +269,7 @@ class OmniWidget {
     this.socket.on("position", (p: { position: number; estimated_wait_seconds: number | null }) =>
       this.showPosition(p.position, p.estimated_wait_seconds),
     );
+    this.socket.on("sync", () => void this.catchUp());
     this.socket.on("closed", (c: Closed) => this.showClosed(c));
     this.socket.on("disconnect", () => {
       this.welcomed = false;
@@ -341,6 +346,7 @@ class OmniWidget {
     const title = this.panel.querySelector(".omni-title");
     if (title) title.textContent = (lang === "ru" ? this.config.greeting_ru : this.config.greeting) || t.greeting;
     for (const m of w.messages) this.onMessage(m);
+    this.syncedUpTo = Math.max(this.syncedUpTo, ...w.messages.map((m) => m.id));
     if (w.closed) this.showClosed(w.closed);
     this.showStatus("");
     this.offline.textContent = t.offline; // shown once, above the form or the chat
@@ -420,8 +426,9 @@ class OmniWidget {
     if (!node) {
       node = el("div", `omni-msg omni-${m.direction}`);
       this.rendered.set(key, node);
-      this.log.append(node);
+      this.place(node, m.id);
     }
+    if (m.id) node.dataset.id = String(m.id);
     node.replaceChildren();
     if (m.body) node.append(document.createTextNode(m.body));
     let buttons: Button[] = [];
@@ -447,6 +454,44 @@ class OmniWidget {
       this.socket.emit("seen", { message_id: m.id, state: "delivered" });
       if (this.panel.classList.contains("open")) this.markRead();
       this.showStatus("");
+    }
+  }
+
+  /** In id order: a reply caught up after a Redis outage goes where it was written. */
+  private place(node: HTMLElement, id: number): void {
+    const later = id
+      ? Array.from(this.log.querySelectorAll<HTMLElement>(".omni-msg")).find((n) => Number(n.dataset.id || 0) > id)
+      : undefined;
+    if (later) this.log.insertBefore(node, later);
+    else this.log.append(node);
+  }
+
+  /** The server says its live path had a hole (Redis restarted): ask for every message after
+   * the last point known complete; ids already shown are only updated, never shown twice. */
+  private async catchUp(): Promise<void> {
+    if (this.catchingUp) {
+      this.catchUpAgain = true;
+      return;
+    }
+    this.catchingUp = true;
+    try {
+      for (;;) {
+        const ack = await new Promise<Resumed>((resolve) =>
+          this.socket
+            .timeout(ACK_TIMEOUT_MS)
+            .emit("resume", { after: this.syncedUpTo }, (err: Error | null, a: Resumed) => resolve(err ? { ok: false } : a)),
+        );
+        if (!ack.ok || !ack.messages) return;
+        for (const m of ack.messages) this.onMessage(m);
+        this.syncedUpTo = Math.max(this.syncedUpTo, ...ack.messages.map((m) => m.id));
+        if (!ack.more) return;
+      }
+    } finally {
+      this.catchingUp = false;
+      if (this.catchUpAgain) {
+        this.catchUpAgain = false;
+        void this.catchUp();
+      }
     }
   }
 

@@ -273,8 +273,10 @@ socket.on("event", (e: WireEvent) => apply(e));
 socket.on("typing", (d: { conversation_id: number; who: string; typing: boolean }) => {
   if (d.who === "customer" && d.conversation_id === pane.id) pane.showTyping(d.typing);
 });
-socket.on("connect", async () => {
-  banner.classList.add("hidden");
+/** After a reconnect, or a `sync` from the server (its Redis link had a hole while this socket
+ * stayed up): replay what follows the last seq, then reload the lists and the open
+ * conversation from the server, which also covers events older than the last one seen. */
+async function resync(): Promise<void> {
   if (state.loaded && state.lastSeq) {
     const ack = await call(socket, "resume", { after: state.lastSeq });
     if (ack.ok) for (const e of ack.events as WireEvent[]) apply(e);
@@ -282,7 +284,13 @@ socket.on("connect", async () => {
   await refresh();
   const id = pane.id ?? currentFromHash();
   if (id !== null) await openConversation(id);
+}
+
+socket.on("connect", async () => {
+  banner.classList.add("hidden");
+  await resync();
 });
+socket.on("sync", () => void resync());
 socket.on("disconnect", () => {
   banner.textContent = t("op.reconnecting");
   banner.classList.remove("hidden");

@@ -111,6 +111,8 @@ socket.on("connect", () => {
   link.className = "sv-link live";
   void refresh();
 });
+// The server's Redis link had a hole while this socket stayed up: the snapshot is the truth.
+socket.on("sync", () => void refresh());
 socket.on("disconnect", () => {
   link.textContent = t("sv.link.lost");
   link.className = "sv-link lost";

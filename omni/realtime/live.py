@@ -1,0 +1,262 @@
+"""Live fan-out that survives Redis restarts: the one place that wraps python-socketio's
+``AsyncRedisManager``.
+
+Redis pub/sub keeps nothing: a publish while Redis is down is dropped, and so is everything
+published while a node's listener is still backing off after Redis came back (up to 60 s in
+python-socketio). The sockets themselves stay connected, so no client would ever resume.
+
+So Redis is only the fast path. Every node remembers which event ``seq`` it has fanned out
+to its own sockets (its own relay batches and what came through Redis), and compares that
+with the outbox every ``CHECK_SECONDS``: a dispatched seq still missing at the next check
+(or at once when the listener has just reconnected) is read from the database and emitted
+to this node's sockets only. When the listener reconnects the node also sends its clients
+``sync {seq}`` (locally): operator and supervisor pages ``resume``/refresh, the widget asks
+for the messages after the last one it shows, which covers anything outside the event
+stream (e.g. a reply's widget push lost on its way to Redis).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+import socketio
+from sqlalchemy import func, select
+
+from omni.db import Database
+from omni.db import models as m
+from omni.domain.events import DomainEvent
+
+log = logging.getLogger(__name__)
+
+CHECK_SECONDS = 1.0
+"""How often a node compares what it fanned out with the outbox."""
+RETRY_MIN_SECONDS = 0.2
+RETRY_MAX_SECONDS = 1.0
+"""The listener reconnects this fast (python-socketio's own backoff doubles up to 60 s)."""
+CHECK_BATCH = 5000
+
+ReplayHook = Callable[[Sequence[DomainEvent]], Awaitable[None]]
+
+
+class GapTracker:
+    """Which dispatched seqs this node has fanned out, and which it missed.
+
+    Ids are not contiguous (a rolled-back transaction burns its id), so a gap is judged
+    against the ids the outbox actually dispatched. A seq may be dispatched a moment before
+    its Redis copy reaches this node, so a missing seq is only a *suspect* at the first check
+    and replayed when still missing at the next one, or at once when the caller knows the
+    Redis path was broken (``urgent``).
+    """
+
+    def __init__(self, watermark: int = 0) -> None:
+        self.watermark = watermark
+        """Every dispatched seq up to here is delivered (or replayed) on this node."""
+        self._seen: set[int] = set()
+        self._suspects: set[int] = set()
+
+    def seen(self, seq: int) -> None:
+        if seq > self.watermark:
+            self._seen.add(seq)
+
+    def check(self, dispatched: Sequence[int], *, urgent: bool = False) -> list[int]:
+        """``dispatched``: ascending dispatched ids above the watermark. Returns the seqs to
+        replay now (and counts them as delivered)."""
+        missing = [i for i in dispatched if i not in self._seen]
+        replay = missing if urgent else [i for i in missing if i in self._suspects]
+        self._suspects = set(missing) - set(replay)
+        self._seen.update(replay)
+        if dispatched:
+            top = min(self._suspects) - 1 if self._suspects else dispatched[-1]
+            self.watermark = max(self.watermark, top)
+        self._seen = {s for s in self._seen if s > self.watermark}
+        return replay
+
+
+class FanoutManager(socketio.AsyncRedisManager):  # type: ignore[misc]  # untyped base class
+    """``AsyncRedisManager`` whose listener reconnects within a second and says so, and which
+    reports every event seq it fans out to local sockets."""
+
+    def __init__(self, url: str, channel: str) -> None:
+        # A connect must fail fast, not hold the relay while a host is unreachable.
+        super().__init__(url, channel=channel, redis_options={"socket_connect_timeout": 2})
+        self.live: LiveFanout | None = None
+        self._publish_failing = False
+
+    async def _handle_emit(self, message: dict[str, Any]) -> None:
+        await super()._handle_emit(message)
+        if self.live is not None and message.get("event") == "event":
+            data = message.get("data")
+            wire = data[0] if isinstance(data, list) and data else data
+            if isinstance(wire, dict) and isinstance(wire.get("seq"), int):
+                self.live.tracker.seen(wire["seq"])
+
+    async def _publish(self, data: Any) -> Any:
+        for attempt in (1, 2):  # a connection left over from before a restart fails once
+            try:
+                if self.redis is None:  # one client: its pool reconnects after an error
+                    self._redis_connect()
+                result = await self.redis.publish(self.channel, self.json.dumps(data))
+            except Exception:
+                if attempt == 2:
+                    if not self._publish_failing:
+                        log.warning(
+                            "redis fan-out publish failed; other nodes replay from the outbox",
+                            exc_info=True,
+                        )
+                    self._publish_failing = True
+                continue
+            if self._publish_failing:
+                log.info("redis fan-out publish works again")
+                self._publish_failing = False
+            return result
+        return None
+
+    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
+        """python-socketio's loop, with a short capped backoff and a reconnect signal; its own
+        client, so a publish reconnecting never swaps the pub/sub object under it."""
+        delay = RETRY_MIN_SECONDS
+        lost = False
+        while True:
+            client = aioredis.Redis.from_url(self.redis_url, **self.redis_options)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                delay = RETRY_MIN_SECONDS
+                if lost:
+                    lost = False
+                    log.info("redis fan-out listener is back; catching up from the outbox")
+                    if self.live is not None:
+                        self.live.listener_reconnected()
+                async for message in pubsub.listen():
+                    yield message
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not lost:
+                    log.warning("redis fan-out listener lost (%s); reconnecting", exc)
+                lost = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+
+class LiveFanout:
+    """Per node: replays to local sockets the dispatched events the Redis path did not bring.
+
+    ``replay_hooks`` re-deliver what channels push outside the ``event`` stream (the widget's
+    ``message``); ``sync_namespaces`` get a local ``sync`` when the listener reconnects.
+    """
+
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        db: Database,
+        namespaces: Sequence[str],
+        event_rooms: Callable[[DomainEvent], list[str]],
+    ) -> None:
+        self.sio = sio
+        self.db = db
+        self.namespaces = list(namespaces)
+        self.event_rooms = event_rooms
+        self.tracker = GapTracker()
+        self.replay_hooks: list[ReplayHook] = []
+        self.sync_namespaces: list[str] = list(namespaces)
+        self.replayed = 0
+        """Events this node had to replay from the outbox (a metric for tests and benches)."""
+        self._urgent = False
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def listener_reconnected(self) -> None:
+        self._urgent = True
+        self._wake.set()
+
+    async def start(self) -> None:
+        async with self.db.transaction() as session:
+            last = await session.scalar(select(func.max(m.Event.id)).where(m.Event.dispatched.is_(True)))
+        self.tracker.watermark = max(self.tracker.watermark, int(last or 0))
+        self._task = asyncio.create_task(self._run(), name="live-fanout")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=CHECK_SECONDS)
+            self._wake.clear()
+            urgent, self._urgent = self._urgent, False
+            try:
+                while await self.check(urgent=urgent) >= CHECK_BATCH:
+                    pass
+                if urgent:
+                    await self._sync()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self._urgent = self._urgent or urgent
+                log.warning("live fan-out check failed; retrying", exc_info=True)
+
+    async def check(self, *, urgent: bool = False) -> int:
+        """One comparison with the outbox; returns how many dispatched ids it looked at."""
+        async with self.db.transaction() as session:
+            ids = list(
+                await session.scalars(
+                    select(m.Event.id)
+                    .where(m.Event.dispatched.is_(True), m.Event.id > self.tracker.watermark)
+                    .order_by(m.Event.id)
+                    .limit(CHECK_BATCH)
+                )
+            )
+            # No socket has connected yet (python-socketio starts the manager then): nothing to
+            # deliver, only the checkpoint to move.
+            idle = not getattr(self.sio, "manager_initialized", True)
+            replay = self.tracker.check(ids, urgent=urgent or idle)
+            events: list[DomainEvent] = []
+            if replay and not idle:
+                query = select(m.Event).where(m.Event.id.in_(replay)).order_by(m.Event.id)
+                rows = await session.scalars(query)
+                events = [DomainEvent.from_row(r) for r in rows]
+        if events:
+            log.info("replaying %d event(s) the redis fan-out did not bring", len(events))
+            self.replayed += len(events)
+            await self._replay(events)
+        return len(ids)
+
+    async def _replay(self, events: Sequence[DomainEvent]) -> None:
+        for event in events:
+            wire = event.to_wire()
+            for namespace in self.namespaces:
+                await self.sio.emit(
+                    "event", wire, to=self.event_rooms(event), namespace=namespace, ignore_queue=True
+                )
+        for hook in self.replay_hooks:
+            try:
+                await hook(events)
+            except Exception:
+                log.exception("live fan-out replay hook failed")
+
+    async def _sync(self) -> None:
+        """Tell this node's clients the Redis path had a hole: they ask for what follows."""
+        data = {"seq": self.tracker.watermark}
+        for namespace in self.sync_namespaces:
+            await self.sio.emit("sync", data, namespace=namespace, ignore_queue=True)
+
+
+def live_fanout(sio: socketio.AsyncServer) -> LiveFanout | None:
+    """The node's ``LiveFanout`` (None in the embedded mode: one process, nothing to miss)."""
+    manager = sio.manager
+    return manager.live if isinstance(manager, FanoutManager) else None

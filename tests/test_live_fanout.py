@@ -1,0 +1,152 @@
+"""Gap detection of the live fan-out (omni.realtime.live) and the widget's ``resume``.
+
+The two-node Redis restart itself is tests/test_redis_restart.py; here the pieces: which
+seqs a node counts as missed, that an event the Redis path never brought reaches the node's
+operator and widget sockets from the outbox, and that a visitor's resume is scoped to them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import update
+
+from omni.db import models as m
+from omni.domain.events import emit
+from omni.domain.serialize import message_dict
+from omni.realtime.live import GapTracker, live_fanout
+from tests import factories as f
+from tests.channels.widget.test_widget_channel import Visitor
+from tests.conftest import LiveServer
+from tests.test_realtime import OperatorClient, token_for
+
+
+def test_a_seq_missing_at_two_checks_is_replayed_once() -> None:
+    gaps = GapTracker(watermark=10)
+    for seq in (11, 13):
+        gaps.seen(seq)
+    assert gaps.check([11, 12, 13]) == [], "12 may still be on its way through Redis"
+    assert gaps.check([12, 13, 14]) == [12], "still missing a check later: lost"
+    gaps.seen(14)
+    assert gaps.check([14]) == []
+    assert gaps.watermark == 14
+
+
+def test_a_seq_that_arrives_late_through_redis_is_not_replayed() -> None:
+    gaps = GapTracker(watermark=0)
+    assert gaps.check([1, 2]) == []
+    gaps.seen(1)
+    gaps.seen(2)
+    assert gaps.check([1, 2]) == []
+    assert gaps.watermark == 2
+
+
+def test_after_a_listener_reconnect_every_missing_seq_is_replayed_at_once() -> None:
+    gaps = GapTracker(watermark=100)
+    gaps.seen(101)
+    assert gaps.check([101, 102, 103], urgent=True) == [102, 103]
+    assert gaps.check([104], urgent=True) == [104]
+    assert gaps.check([]) == []
+    assert gaps.watermark == 104
+
+
+def test_rolled_back_ids_are_not_gaps() -> None:
+    gaps = GapTracker(watermark=5)
+    gaps.seen(6)
+    gaps.seen(9)  # 7 and 8 were rolled back: the outbox never dispatches them
+    assert gaps.check([6, 9]) == []
+    assert gaps.check([6, 9]) == []
+    assert gaps.watermark == 9
+
+
+def test_the_watermark_waits_for_a_suspect_and_old_seqs_are_forgotten() -> None:
+    gaps = GapTracker(watermark=0)
+    gaps.seen(1)
+    gaps.seen(3)
+    assert gaps.check([1, 2, 3]) == []
+    assert gaps.watermark == 1, "2 is still a suspect"
+    assert gaps.check([2, 3]) == [2]
+    assert gaps.watermark == 3
+    gaps.seen(2)  # a duplicate from Redis after the replay
+    assert gaps.check([]) == []
+
+
+async def _lost_event(server: LiveServer, conv_id: int, body: str) -> int:
+    """An operator reply whose event the relay dispatched but no Redis publish carried:
+    stored and marked dispatched in one transaction, so no sink ever saw it."""
+    async with server.services.db.transaction() as s:
+        conv = await s.get(m.Conversation, conv_id)
+        assert conv is not None
+        msg = m.Message(
+            conversation_id=conv_id, direction="out", body=body, author_user_id=conv.assigned_user_id
+        )
+        s.add(msg)
+        await s.flush()
+        row = emit(
+            s,
+            "message.created",
+            {**message_dict(msg), "channel": "widget"},
+            conversation_id=conv_id,
+            queue_id=conv.queue_id,
+            user_id=conv.assigned_user_id,
+        )
+        await s.flush()
+        await s.execute(update(m.Event).where(m.Event.id == row.id).values(dispatched=True))
+        return int(msg.id)
+
+
+async def test_an_event_redis_never_delivered_reaches_this_nodes_operator_and_visitor(
+    live_server: LiveServer,
+) -> None:
+    async with live_server.services.db.transaction() as s:
+        op = await f.user(s, "op")
+        q = await f.queue(s, "web", [op])
+        token = (await f.inbox(s, q, channel="widget")).public_token
+    assert live_fanout(live_server.app.engineio_server) is not None, "Redis mode wraps the manager"
+    op_client = OperatorClient(live_server.url, await token_for(live_server, "op"))
+    await op_client.connect()
+    visitor = Visitor(live_server.url)
+    await visitor.connect(inbox=token)
+    ack = await visitor.send("hi", "c-1")
+    offer = await op_client.wait_for("conversation.offered", id=ack["conversation_id"])
+    assert (await op_client.call("accept", {"offer_id": offer["data"]["offer_id"]}))["ok"]
+    lost_id = await _lost_event(live_server, ack["conversation_id"], "did you get this?")
+    event = await op_client.wait_for("message.created", id=lost_id)
+    assert event["data"]["body"] == "did you get this?"
+    for _ in range(200):
+        if any(x["id"] == lost_id for x in visitor.messages):
+            break
+        await asyncio.sleep(0.05)
+    assert [x["body"] for x in visitor.messages if x["id"] == lost_id] == ["did you get this?"]
+    await op_client.sio.disconnect()
+    await visitor.sio.disconnect()
+
+
+async def test_widget_resume_returns_only_the_visitors_own_messages(live_server: LiveServer) -> None:
+    async with live_server.services.db.transaction() as s:
+        op = await f.user(s, "op")
+        q = await f.queue(s, "web", [op])
+        token = (await f.inbox(s, q, channel="widget")).public_token
+    ann, bob = Visitor(live_server.url), Visitor(live_server.url)
+    await ann.connect(inbox=token)
+    await bob.connect(inbox=token)
+    first = await ann.send("ann 1", "a-1")
+    await bob.send("bob 1", "b-1")
+    await ann.send("ann 2", "a-2")
+
+    async def resume(v: Visitor, data: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await v.sio.call("resume", data, namespace="/widget", timeout=10)
+        return result
+
+    everything = await resume(ann, {"after": 0})
+    assert everything["ok"] and not everything["more"]
+    assert [x["body"] for x in everything["messages"]] == ["ann 1", "ann 2"]
+    assert "author_user_id" not in everything["messages"][0]
+    later = await resume(ann, {"after": first["message"]["id"]})
+    assert [x["body"] for x in later["messages"]] == ["ann 2"]
+    for bad in ({"after": "x"}, {}, {"after": -1}, "nonsense"):
+        refused = await resume(ann, bad)
+        assert refused["ok"] is False and refused["field"] == "after", refused
+    await ann.sio.disconnect()
+    await bob.sio.disconnect()
