@@ -557,8 +557,17 @@ class AgiServer:
         return caller
 
     async def _turn(self, conv_id: int, cursor: int) -> _Turn:
-        """Status, what the bot waits for and the unplayed bot messages, read together."""
+        """Status, what the bot waits for and the unplayed bot messages, read together.
+
+        "Together" means one snapshot: under PostgreSQL's default READ COMMITTED every
+        statement sees the latest commit, so a bot step committing between the read of the
+        conversation (still ``bot``) and of its bot session (already ``handed_off``: the HTTP
+        answer came and the hand-off queued the call) looked like a conversation with the bot
+        and no bot running, and the IVR gave up on a caller who was in fact queued.
+        """
         async with self.db.transaction() as session:
+            if not self.db.is_sqlite:  # SQLite: transactions are serialised by ``Database``
+                await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             conv = await session.get(m.Conversation, conv_id)
             if conv is None:
                 raise NotFound(f"conversation {conv_id} is gone")
