@@ -96,21 +96,22 @@ def check(
     ids = {n.id for n in scenario.nodes}
     declared = {v.name for v in scenario.variables}
 
-    def add(node: str | None, code: str, message: str) -> None:
-        problems.append(Problem(node=node, code=code, message=message))
+    def add(node: str | None, code: str, message: str, port: str | None = None) -> None:
+        problems.append(Problem(node=node, code=code, message=message, port=port))
 
     if scenario.start not in ids:
         add(None, "no_start", f"the start node '{scenario.start}' does not exist")
     for node in scenario.nodes:
         for port in node.required():
             if not node.ports.get(port):
-                add(node.id, "port_unconnected", f"node '{node.id}': port '{port}' is not connected")
+                add(node.id, "port_unconnected", f"node '{node.id}': port '{port}' is not connected", port)
         for port, target in _edges(node):
             if target not in ids:
                 add(
                     node.id,
                     "port_target",
                     f"node '{node.id}': port '{port}' points to missing node '{target}'",
+                    port,
                 )
         if isinstance(node, AskNode) and not (node.ports.get("on_invalid") or node.retries > 0):
             add(node.id, "ask_invalid", f"node '{node.id}': an ask needs retries or an 'on_invalid' path")

@@ -505,6 +505,8 @@ class Problem(_Model):
     node: str | None = None
     code: str
     message: str
+    port: str | None = None
+    """The port a port problem is about, so an editor can clear it once the port is connected."""
 
 
 def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
