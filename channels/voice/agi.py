@@ -8,7 +8,7 @@ the same published scenario chats use (menus become "press N", see ``bots.checks
    and the caller identity ``caller_identity`` derives, as the AMI side does on
    ``OmniEnqueue``, so whichever side comes second gets the same conversation back); the
    inbox's scenario starts and stores its prompts as outbound messages;
-2. each turn reads, in one transaction, the conversation's status, what the bot waits for
+2. each turn reads, in one snapshot, the conversation's status, what the bot waits for
    (``BotRunner.waiting``) and the bot messages not played yet (id after ``OMNI_PLAYED``, a
    channel variable, so a second AGI run on the same call doesn't replay them, and said by
    the running bot session, so a call an operator transferred to the IVR hears only the new
@@ -577,8 +577,17 @@ class AgiServer:
         return caller
 
     async def _turn(self, conv_id: int, cursor: int) -> _Turn:
-        """Status, what the bot waits for and the unplayed bot messages, read together."""
+        """Status, what the bot waits for and the unplayed bot messages, read together.
+
+        "Together" means one snapshot: under PostgreSQL's default READ COMMITTED every
+        statement sees the latest commit, so a bot step committing between the read of the
+        conversation (still ``bot``) and of its bot session (already ``handed_off``: the HTTP
+        answer came and the hand-off queued the call) looked like a conversation with the bot
+        and no bot running, and the IVR gave up on a caller who was in fact queued.
+        """
         async with self.db.transaction() as session:
+            if not self.db.is_sqlite:  # SQLite: transactions are serialised by ``Database``
+                _ = await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             conv = await session.get(m.Conversation, conv_id)
             if conv is None:
                 raise NotFound(f"conversation {conv_id} is gone")

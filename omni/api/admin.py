@@ -116,6 +116,7 @@ class QueueUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     auto_accept: bool | UnsetType = UNSET
     overflow_action: str | UnsetType = UNSET
     overflow_queue_id: int | UnsetType | None = UNSET
+    overflow_scenario: str | UnsetType = UNSET
     sla_seconds: int | UnsetType = UNSET
     wrap_up_seconds: int | UnsetType = UNSET
     default_result_code_id: int | UnsetType | None = UNSET

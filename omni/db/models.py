@@ -226,6 +226,8 @@ class Queue(Base):
     overflow_action: Mapped[str] = mapped_column(String(16), default="none")
     """none | queue | voicemail | offline_form | bot | callback."""
     overflow_queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
+    overflow_scenario: Mapped[str] = mapped_column(String(64), default="")
+    """Key of the published scenario ``overflow_action = "bot"`` starts (e.g. "leave a message")."""
     sla_seconds: Mapped[int] = mapped_column(Integer, default=20)
     wrap_up_seconds: Mapped[int] = mapped_column(Integer, default=30)
     default_result_code_id: Mapped[int | None] = mapped_column(

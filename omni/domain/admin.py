@@ -807,6 +807,7 @@ _QUEUE_FIELDS: dict[str, Checker] = {
     "auto_accept": _boolean,
     "overflow_action": _choice(OVERFLOW_ACTIONS),
     "overflow_queue_id": _OPTIONAL_ID,
+    "overflow_scenario": _text(64, allow_empty=True),
     "sla_seconds": _integer(1),
     "wrap_up_seconds": _integer(0),
     "default_result_code_id": _OPTIONAL_ID,
@@ -952,6 +953,26 @@ async def _check_queue(
     overflow_to = clean.get("overflow_queue_id", queue.overflow_queue_id)
     if action == "queue" and overflow_to is None:
         raise InvalidInput("overflow_action 'queue' needs overflow_queue_id", field="overflow_queue_id")
+    if action == "bot" and ("overflow_action" in clean or "overflow_scenario" in clean):
+        await _check_overflow_scenario(session, clean.get("overflow_scenario", queue.overflow_scenario))
+
+
+async def _check_overflow_scenario(session: AsyncSession, key: str) -> None:
+    """Overflow to a bot needs a scenario that can start now: one with a published revision
+    (the runner refuses any other, and the customer would be left with nobody)."""
+    if not key:
+        raise InvalidInput(
+            "overflow_action 'bot' needs overflow_scenario: the key of a published scenario",
+            field="overflow_scenario",
+        )
+    published = await session.scalar(
+        select(m.Scenario.id).where(m.Scenario.key == key, m.Scenario.active_revision_id.is_not(None))
+    )
+    if published is None:
+        raise InvalidInput(
+            f"overflow_scenario '{key}' is not a published scenario; publish it or choose another",
+            field="overflow_scenario",
+        )
 
 
 async def create_queue(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.Queue:

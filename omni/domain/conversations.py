@@ -8,6 +8,7 @@ first. Every function runs inside the caller's transaction.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -26,6 +27,8 @@ from omni.domain.hours import is_open
 from omni.domain.presence import refresh_activity_of
 from omni.domain.routing_signal import request_routing
 from omni.domain.serialize import callback_dict, conversation_dict, message_dict
+
+log = logging.getLogger(__name__)
 
 S = m.ConversationStatus
 MAX_BODY = 10_000
@@ -155,7 +158,7 @@ async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestRe
         .limit(1)
         .with_for_update()
     )
-    created = False
+    created = reopened = False
     scenario_key = ""
     queue: m.Queue | None = None
     bot = bot_gateway(session)
@@ -175,6 +178,7 @@ async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestRe
             conv = None
         else:
             await do_reopen(session, conv, now=now)
+            reopened = True
     if conv is None:
         queue = await session.get(m.Queue, inbox.queue_id) if inbox.queue_id else None
         if queue is None:
@@ -229,11 +233,13 @@ async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestRe
     if lang and "lang" not in (conv.variables or {}):  # an older conversation learns it now
         conv.variables = {**(conv.variables or {}), "lang": lang}
     _message_event(session, conv, message)
-    if created and conv.status == S.BOT and bot is not None:
+    # A closed queue that overflows to a bot started that bot above (do_enqueue/do_reopen):
+    # it is not started twice, and this message was there before it, so it is no answer to it.
+    if created and scenario_key and conv.status == S.BOT and bot is not None:
         if not await bot.start(session, conv, scenario_key):
             assert queue is not None
             await do_enqueue(session, conv, queue, priority=msg.priority, now=now)  # not published
-    elif conv.status == S.BOT and bot is not None:
+    elif conv.status == S.BOT and bot is not None and not (created or reopened):
         await bot.on_inbound(session, conv, message)
     return IngestResult(conv, message, duplicate=False, created=created)
 
@@ -533,12 +539,7 @@ async def _overflow(
             )
             await do_enqueue(session, conv, target, now=now, keep_place=True, hops=hops + 1)
             return
-    if action == "bot":
-        conv.status = S.BOT
-        conv.assigned_user_id = None
-        await deadlines.cancel(session, deadlines.QUEUE_TIMEOUT, conv.id)
-        await deadlines.cancel(session, deadlines.ESCALATION, conv.id)
-        _event(session, "conversation.overflowed", conv, action="bot", reason=reason)
+    if action == "bot" and queue is not None and await _overflow_to_bot(session, conv, queue, reason=reason):
         return
     conv.status = S.MISSED
     conv.assigned_user_id = None
@@ -548,6 +549,35 @@ async def _overflow(
     await deadlines.cancel(session, deadlines.ESCALATION, conv.id)
     _event(session, "conversation.missed", conv, action=action, reason=reason)
     await _add_callback(session, conv, reason="missed")
+
+
+async def _overflow_to_bot(
+    session: AsyncSession, conv: m.Conversation, queue: m.Queue, *, reason: str
+) -> bool:
+    """Start the queue's ``overflow_scenario`` on the conversation; ``False`` (logged, the caller
+    then marks it missed with a callback) when no scenario can run, so a customer is never
+    left in status ``bot`` with no bot: never routed, closed or marked missed."""
+    bot = bot_gateway(session)
+    key = queue.overflow_scenario
+    published = key and await session.scalar(
+        select(m.Scenario.id).where(m.Scenario.key == key, m.Scenario.active_revision_id.is_not(None))
+    )
+    if bot is None or not published:
+        problem = (
+            "names no overflow_scenario" if not key
+            else f"its overflow_scenario {key!r} is not published" if not published
+            else "no bot runner is installed"
+        )  # fmt: skip
+        log.error("queue %s (%s) overflows to a bot but %s; conversation %s is missed with a callback",
+                  queue.id, queue.name, problem, conv.id)  # fmt: skip
+        return False
+    conv.status = S.BOT
+    conv.assigned_user_id = None
+    await deadlines.cancel(session, deadlines.QUEUE_TIMEOUT, conv.id)
+    await deadlines.cancel(session, deadlines.ESCALATION, conv.id)
+    # Announced before the scenario runs, so what it says and does (hand-off, close) follows.
+    _event(session, "conversation.overflowed", conv, action="bot", reason=reason, scenario=key)
+    return await bot.hand_to_bot(session, conv, key)
 
 
 async def on_escalation(session: AsyncSession, conv_id: int, step: int) -> None:

@@ -283,7 +283,14 @@ class Assignment:
 async def try_assign(
     session: AsyncSession, conversation_id: int, rp: RoutePass, now: datetime | None = None
 ) -> Assignment | None:
-    """One routing decision for one conversation (the caller owns the transaction)."""
+    """One routing decision for one conversation (the caller owns the transaction).
+
+    ``now`` pins the clock (tests, simulations); by default the offer's timestamps are read
+    from the clock once the locks are held and the load re-read, not when the decision
+    started: waiting for the database under load must not date an offer (and the wait it
+    ends) earlier than the moment the operator was really free to take it.
+    """
+    pinned = now
     now = now or datetime.now(UTC)
     rp.no_operator = False
     conv = await session.scalar(
@@ -332,6 +339,7 @@ async def try_assign(
     if not chosen:
         rp.no_operator = not contended
         return None
+    now = pinned or datetime.now(UTC)  # the moment of the offer: after the locks (see above)
     conv.status = m.ConversationStatus.OFFERED
     conv.offered_at = now
     auto = queue.auto_accept and len(chosen) == 1

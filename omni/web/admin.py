@@ -148,6 +148,14 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "adm.f.chats_block_calls": ("Chats block calls", "Чаты блокируют звонки"),
     "adm.f.overflow_action": ("Overflow action", "При переполнении"),
     "adm.f.overflow_queue_id": ("Overflow queue", "Очередь переполнения"),
+    "adm.f.overflow_scenario": ("Overflow scenario (bot)", "Сценарий при переполнении (бот)"),
+    "adm.overflow_scenario_help": (
+        "With the overflow action “bot” this published scenario takes a customer nobody answered "
+        "in time (e.g. leave a message); without one they are missed and get a callback.",
+        "При действии «bot» этот опубликованный сценарий принимает клиента, которому никто не "
+        "ответил вовремя (например, оставить сообщение); без него обращение пропущено и создаётся "
+        "обратный звонок.",
+    ),
     "adm.f.default_result_code_id": ("Default result code", "Результат по умолчанию"),
     "adm.f.members": ("Operators", "Операторы"),
     "adm.f.result_code_ids": (
@@ -604,6 +612,13 @@ class Queues(Section):
                 [(a, a) for a in admin.OVERFLOW_ACTIONS],
             ),
             Field("overflow_queue_id", t("adm.f.overflow_queue_id"), "select", none + queues, numeric=True),
+            Field(
+                "overflow_scenario",
+                t("adm.f.overflow_scenario"),
+                "select",
+                none + [(k, k) for k in await _scenario_keys(session)],
+                help=t("adm.overflow_scenario_help"),
+            ),
             Field(
                 "default_result_code_id",
                 t("adm.f.default_result_code_id"),

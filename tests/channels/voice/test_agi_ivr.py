@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest_asyncio
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from bots import engine as e
 from bots import runner, service
@@ -286,6 +286,64 @@ async def test_caller_hears_music_while_the_bot_waits_for_an_http_answer(ctx: Ct
     assert call.variables["OMNI_RESULT"] == "queued"
     conv, _, _ = await _conversation(ctx, int(call.variables["OMNI_CONVERSATION"]))
     assert conv.variables["tier"] == "gold" and conv.queue_id == ctx.sales
+
+
+async def test_ivr_does_not_give_up_when_the_bot_moves_on_between_its_reads_of_one_turn(ctx: Ctx) -> None:
+    """CI flake "conversation N is with the bot but no bot runs; IVR gives up": a turn read the
+    conversation (still ``bot``), then the bot's step committed (hand-off: conversation
+    ``queued``, bot session ``handed_off``), then the turn read the bot session. The commit is
+    put exactly there: the test locks ``bot_sessions``, waits until the IVR's read blocks on
+    it, and the bot's safety deadline for the lost HTTP call fires in that same transaction."""
+    answer = asyncio.Event()
+
+    async def crm(call: e.CallHttp) -> e.HttpResult:
+        await answer.wait()  # never answers in time: the lost-call deadline decides
+        return e.HttpResult(status=200, body={"customer": {"tier": "gold"}})
+
+    lookup = {
+        "name": "Lookup", "start": "crm", "variables": [{"name": "tier"}],
+        "nodes": [
+            {"id": "crm", "type": "http", "url": "https://crm.example/lookup",
+             "response_map": {"tier": "customer.tier"}, "ports": {"next": "to_sales", "on_error": "to_sales"}},
+            {"id": "to_sales", "type": "handoff", "queue_id": ctx.sales, "ports": {"on_no_agents": "bye", "on_closed": "bye"}},
+            {"id": "bye", "type": "close", "result_code": ""},
+        ],
+    }  # fmt: skip
+    bots = runner.install(ctx.services.db, http=crm)
+    async with ctx.services.db.transaction() as s:
+        row = await service.create(s, ctx.who, "lookup", "Lookup", lookup)
+        await service.publish(s, ctx.who, row.id)
+        ib = await s.get_one(m.Inbox, ctx.inbox_id)
+        ib.config = {"scenario": "lookup"}
+    call = ctx.call("1700000000.21", [])
+    running = asyncio.create_task(call.run(timeout=60))
+    try:
+        async with asyncio.timeout(30):
+            while not call.music:  # the bot is busy with its HTTP step, the IVR polls
+                await asyncio.sleep(0.01)
+            async with ctx.services.db.transaction() as s:
+                await s.execute(text("LOCK TABLE bot_sessions IN ACCESS EXCLUSIVE MODE"))
+                blocked = text(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'bot_sessions'::regclass"
+                )
+                while True:  # the IVR read the conversation and now waits to read its bot
+                    async with ctx.services.db.transaction() as probe:
+                        if await probe.scalar(blocked):
+                            break
+                    await asyncio.sleep(0.01)
+                lost = await s.scalar(select(m.Deadline).where(m.Deadline.kind == runner.BOT_HTTP_LOST))
+                assert lost is not None
+                lost.done = True
+                await bots.on_deadline(s, lost)
+            await running
+    finally:
+        answer.set()
+        await bots.drain()
+        if not running.done():
+            running.cancel()
+    assert call.variables["OMNI_RESULT"] == "queued", "the IVR must not give up on a bot that just handed off"
+    conv, _, bot = await _conversation(ctx, int(call.variables["OMNI_CONVERSATION"]))
+    assert conv.status == m.ConversationStatus.QUEUED and bot.status == "handed_off"
 
 
 async def test_stop_ends_running_sessions_and_half_open_connections(ctx: Ctx) -> None:
