@@ -95,10 +95,10 @@ def _case(raw: dict[str, Any]) -> dict[str, Any]:
     case = {k: raw[k] for k in allowed if k in raw}
     for key in ("inputs", "http"):
         if key in case and not isinstance(case[key], list):
-            raise InvalidInput(f"case.{key} must be a list", field=f"case.{key}")
+            raise InvalidInput("{field} must be a list", field=f"case.{key}")
     for key in ("facts", "variables"):
         if key in case and not isinstance(case[key], dict):
-            raise InvalidInput(f"case.{key} must be an object", field=f"case.{key}")
+            raise InvalidInput("{field} must be an object", field=f"case.{key}")
     if len(case.get("inputs") or []) > 500:
         raise InvalidInput("at most 500 inputs per case", field="case.inputs")
     return case
@@ -109,7 +109,7 @@ def _run_case(document: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
     try:
         return simulate.run_case(scenario, _case(raw)).as_dict()
     except (ValueError, TypeError, KeyError) as exc:  # a malformed input item or fact
-        raise InvalidInput(f"the test case can't be run: {exc}", field="case") from exc
+        raise InvalidInput("the test case can't be run: {exc}", exc=exc, field="case") from exc
 
 
 # --- controllers --------------------------------------------------------------------------
@@ -183,7 +183,11 @@ class ScenarioController(Controller):
             for rev in await service.revisions(session, who, scenario_id):
                 if rev.id == revision_id:
                     return service.revision_dict(rev, with_document=True)
-        raise NotFound(f"revision {revision_id} of scenario {scenario_id} not found")
+        raise NotFound(
+            "revision {revision_id} of scenario {scenario_id} not found",
+            revision_id=revision_id,
+            scenario_id=scenario_id,
+        )
 
     @post("/{scenario_id:int}/rollback", status_code=200)
     async def rollback(
@@ -256,7 +260,7 @@ class ScenarioController(Controller):
         try:
             results = simulate.run_file({"cases": [_case(c) for c in cases]}, scenario)
         except (ValueError, TypeError, KeyError) as exc:
-            raise InvalidInput(f"the test file can't be run: {exc}", field="file") from exc
+            raise InvalidInput("the test file can't be run: {exc}", exc=exc, field="file") from exc
         return {"passed": all(r["passed"] for r in results), "results": results}
 
 

@@ -70,7 +70,7 @@ async def get(session: AsyncSession, who: Principal, scenario_id: int) -> m.Scen
     require_role(who, *READERS)
     row = await session.get(m.Scenario, scenario_id)
     if row is None:
-        raise NotFound(f"scenario {scenario_id} not found")
+        raise NotFound("scenario {scenario_id} not found", scenario_id=scenario_id)
     return row
 
 
@@ -91,7 +91,7 @@ async def create(session: AsyncSession, who: Principal, key: str, name: str, doc
     if not name or len(name) > 128:
         raise InvalidInput("name: 1 to 128 characters", field="name")
     if await by_key(session, key) is not None:
-        raise Conflict(f"a scenario with key '{key}' already exists")
+        raise Conflict("a scenario with key '{key}' already exists", key=key)
     scenario = parse(document)
     now = datetime.now(UTC)
     row = m.Scenario(key=key, name=name, draft=_stored(scenario), created_at=now, updated_at=now)
@@ -189,7 +189,11 @@ async def revisions(session: AsyncSession, who: Principal, scenario_id: int) -> 
 async def _revision(session: AsyncSession, scenario_id: int, revision_id: int) -> m.ScenarioRevision:
     rev = await session.get(m.ScenarioRevision, revision_id)
     if rev is None or rev.scenario_id != scenario_id:
-        raise NotFound(f"revision {revision_id} of scenario {scenario_id} not found")
+        raise NotFound(
+            "revision {revision_id} of scenario {scenario_id} not found",
+            revision_id=revision_id,
+            scenario_id=scenario_id,
+        )
     return rev
 
 

@@ -566,7 +566,7 @@ class VoiceChannel:
             )
             conv = result.conversation
             if conv.status != S.QUEUED:
-                raise Conflict(f"this contact already has an open call ({conv.status})")
+                raise Conflict("this contact already has an open call ({status})", status=conv.status)
             now = datetime.now(UTC)
             offer = m.Offer(
                 conversation_id=conv.id,

@@ -35,6 +35,7 @@ from omni.domain.events import DomainEvent
 from omni.domain.hours import is_open
 from omni.domain.routing import line_wait_infos, queue_capacity, wait_info
 from omni.domain.serialize import message_dict
+from omni.i18n import _l, error_body, gettext, pick_language
 from omni.ratelimit import RateLimiter
 from omni.realtime import rooms
 from omni.services import Services
@@ -47,7 +48,10 @@ HISTORY_LIMIT = 200
 ROOM_CACHE_SECONDS = 30.0
 ROOM_CACHE_SIZE = 20_000
 WAITING = (m.ConversationStatus.QUEUED, m.ConversationStatus.OFFERED)
-BUSY = "the server is busy; your message will be sent again"
+BUSY = _l("the server is busy; your message will be sent again")
+NOT_OBJECT = _l("message must be an object")
+TOO_MANY = _l("too many messages, wait a minute")
+NOT_A_NUMBER = _l("message_id must be a number")
 LINE_MOVES = frozenset(
     {
         "conversation.queued",
@@ -116,7 +120,8 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             history, conv_id = await self._history(session, inbox.id, identity)
             online = await self._online(session, inbox)
         token = crypto.sign_value(secret_key, VISITOR_PURPOSE, identity)
-        await self.save_session(sid, {"inbox_id": inbox.id, "identity": identity})
+        lang = pick_language(str(data.get("lang") or ""), str(environ.get("HTTP_ACCEPT_LANGUAGE") or ""))
+        await self.save_session(sid, {"inbox_id": inbox.id, "identity": identity, "lang": lang})
         await self.enter_room(sid, visitor_room(identity))
         await self.emit(
             "welcome",
@@ -171,9 +176,9 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
         """Acked only after the message is stored; the same ``client_id`` again is a no-op."""
         sess = await self.get_session(sid)
         if not isinstance(data, dict):
-            return {"ok": False, "error": "invalid", "detail": "message must be an object"}
+            return {"ok": False, "error": "invalid", "detail": gettext(sess.get("lang", "en"), NOT_OBJECT)}
         if not self.limiter.allow(sess["identity"]):
-            return {"ok": False, "error": "rate_limited", "detail": "too many messages, wait a minute"}
+            return {"ok": False, "error": "rate_limited", "detail": gettext(sess.get("lang", "en"), TOO_MANY)}
         try:
             client_id = str(data.get("client_id") or "")[:64]
             if not client_id:
@@ -214,12 +219,12 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                     ack["estimated_wait_seconds"] = info.estimated_wait_seconds
                 return ack
         except DomainError as exc:
-            return {"ok": False, "error": exc.code, "detail": exc.message, "field": exc.field}
+            return {"ok": False, **error_body(exc, sess.get("lang", "en")), "field": exc.field}
         except Exception:
             # Not stored (database overloaded or down): say so, so the widget keeps the message
             # and sends it again with the same client id instead of believing it was delivered.
             log.exception("widget message from %s not stored", sess["identity"])
-            return {"ok": False, "error": "unavailable", "detail": BUSY}
+            return {"ok": False, "error": "unavailable", "detail": gettext(sess.get("lang", "en"), BUSY)}
 
     async def on_typing(self, sid: str, data: Any = None) -> None:
         """Relayed to the operator handling the conversation (and supervisors of its queue)."""
@@ -251,11 +256,15 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                 conv_id = await self._conversation_id(session, sess["inbox_id"], sess["identity"])
                 msg = await session.get(m.Message, message_id)
                 if msg is None or msg.conversation_id != conv_id or msg.direction != "out":
-                    raise NotFound(f"message {message_id} not found")
+                    raise NotFound("message {message_id} not found", message_id=message_id)
                 await conversations.mark_delivery(session, msg.id, str(data["state"]))
             return {"ok": True}
         except (DomainError, ValueError) as exc:
-            detail = exc.message if isinstance(exc, DomainError) else "message_id must be a number"
+            detail = (
+                exc.localized(sess.get("lang", "en"))
+                if isinstance(exc, DomainError)
+                else gettext(sess.get("lang", "en"), NOT_A_NUMBER)
+            )
             return {"ok": False, "error": "invalid", "detail": detail}
 
     async def on_leave(self, sid: str, data: Any = None) -> dict[str, Any]:

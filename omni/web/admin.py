@@ -389,7 +389,7 @@ class Section:
             self.ctx.require(*self.delete_roles)
             await self.delete(session, item_id)
             return Outcome(redirect=f"/admin/{self.slug}?deleted=1")
-        raise NotFound(f"no action '{name}'")
+        raise NotFound("no action '{name}'", name=name)
 
 
 async def _queue_options(session: AsyncSession, who: Any) -> list[tuple[str, str]]:
@@ -515,7 +515,7 @@ class Groups(Section):
         for group in await admin.list_groups(session, self.who, limit=LIMIT):
             if group.id == item_id:
                 return group
-        raise NotFound(f"group {item_id} not found")
+        raise NotFound("group {item_id} not found", item_id=item_id)
 
     async def fields(self, session: AsyncSession, item: Any | None) -> list[Field]:
         return [Field("name", self.t("adm.f.name"), required=True)]
@@ -678,7 +678,7 @@ class Statuses(Section):
     async def load(self, session: AsyncSession, item_id: int) -> Any:
         row = await session.get(m.OperatorStatus, item_id)
         if row is None:
-            raise NotFound(f"status {item_id} not found")
+            raise NotFound("status {item_id} not found", item_id=item_id)
         return row
 
     def heading(self, item: Any) -> str:
@@ -738,7 +738,7 @@ class ResultCodes(Section):
     async def load(self, session: AsyncSession, item_id: int) -> Any:
         row = await session.get(m.ResultCode, item_id)
         if row is None:
-            raise NotFound(f"result code {item_id} not found")
+            raise NotFound("result code {item_id} not found", item_id=item_id)
         return row
 
     def heading(self, item: Any) -> str:
@@ -1099,17 +1099,19 @@ def _nav(ctx: PageContext) -> list[dict[str, str]]:
 def _section(ctx: PageContext, services: Services, slug: str, roles: str = "view") -> Section:
     cls = SECTIONS.get(slug)
     if cls is None:
-        raise NotFound(f"no admin section '{slug}'")
+        raise NotFound("no admin section '{slug}'", slug=slug)
     ctx.require(*getattr(cls, f"{roles}_roles"))
     return cls(ctx, services)
 
 
 def _not_found(ctx: PageContext, exc: DomainError) -> Template:
-    return ctx.template("error.html", status_code=404, message=f"{ctx.t('adm.not_found')} ({exc.message})")
+    detail = exc.localized(ctx.lang)
+    return ctx.template("error.html", status_code=404, message=f"{ctx.t('adm.not_found')} ({detail})")
 
 
 def _forbidden(ctx: PageContext, exc: DomainError) -> Template:
-    return ctx.template("error.html", status_code=403, message=f"{ctx.t('error.forbidden')} {exc.message}")
+    detail = exc.localized(ctx.lang)
+    return ctx.template("error.html", status_code=403, message=f"{ctx.t('error.forbidden')} {detail}")
 
 
 def _whole_page_refusal(ctx: PageContext, exc: DomainError) -> Template | None:
@@ -1180,8 +1182,12 @@ def _parse(
         try:
             data[f.name] = f.parse(raw, ctx.t)
         except InvalidInput as exc:
-            errors[f.name] = exc.message
+            errors[f.name] = exc.localized(ctx.lang)
     return data, errors
+
+
+class _DiscardChecked(Exception):
+    """Rolls back a save that ran only to check the fields (others had parse errors)."""
 
 
 class AdminPages(Controller):
@@ -1263,15 +1269,21 @@ class AdminPages(Controller):
                     raise PermissionDenied("you can view this but not change it")
                 fields = await sec.fields(session, item)
             data, errors = _parse(fields, form, ctx)
-            if errors:
-                return await _render_form(sec, item_id, raw=form, errors=errors, status_code=400)
             try:
                 async with sec.services.db.transaction() as session:
                     saved_id = await sec.save(session, item_id, data)
+                    if errors:
+                        # The fields that parsed were checked too (so every problem shows at
+                        # once); nothing may be stored while some are wrong.
+                        raise _DiscardChecked
+            except _DiscardChecked:
+                pass
             except DomainError as exc:
                 if _whole_page_refusal(ctx, exc) is not None:
                     raise
-                errors = {_base_field(exc.field) or "_": exc.message}
+                for problem in exc.errors or [exc]:
+                    errors.setdefault(_base_field(problem.field) or "_", problem.localized(ctx.lang))
+            if errors:
                 return await _render_form(sec, item_id, raw=form, errors=errors, status_code=400)
         except DomainError as exc:
             refusal = _whole_page_refusal(ctx, exc)
@@ -1293,7 +1305,9 @@ class AdminPages(Controller):
             except DomainError as exc:
                 if _whole_page_refusal(ctx, exc) is not None:
                     raise
-                return await _render_form(sec, item_id, errors={"_": exc.message}, status_code=400)
+                return await _render_form(
+                    sec, item_id, errors={"_": exc.localized(ctx.lang)}, status_code=400
+                )
             if outcome.redirect:
                 return Redirect(path=outcome.redirect)
             return await _render_form(sec, item_id, raw=outcome.values, extras=outcome.extras)

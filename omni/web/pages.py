@@ -129,9 +129,9 @@ async def read_form(request: Request[Any, Any, Any], ctx: PageContext) -> dict[s
     return data
 
 
-def field_errors(exc: DomainError) -> dict[str, str]:
+def field_errors(exc: DomainError, lang: str = "en") -> dict[str, str]:
     """A domain validation error as ``{field: message}`` for showing next to form fields."""
-    return {exc.field or "_": exc.message}
+    return {e.field or "_": e.localized(lang) for e in exc.errors or [exc]}
 
 
 def login_required_handler(_request: Request[Any, Any, Any], exc: LoginRequired) -> Response[Any]:
