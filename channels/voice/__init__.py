@@ -40,6 +40,7 @@ from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage
 from omni.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from omni.domain.events import DomainEvent
+from omni.i18n import Label
 from omni.services import Services
 
 if TYPE_CHECKING:
@@ -566,7 +567,9 @@ class VoiceChannel:
             )
             conv = result.conversation
             if conv.status != S.QUEUED:
-                raise Conflict("this contact already has an open call ({status})", status=conv.status)
+                raise Conflict(
+                    "this contact already has an open call ({status})", status=Label("status", conv.status)
+                )
             now = datetime.now(UTC)
             offer = m.Offer(
                 conversation_id=conv.id,

@@ -1279,13 +1279,21 @@ async def delete_status(session: AsyncSession, who: Principal, status_id: int) -
 _RESULT_CODE_FIELDS: dict[str, Checker] = {
     "code": _text(32, no_spaces=True),
     "name": _text(128),
+    "name_ru": _text(128, allow_empty=True),
     "colour": _colour,
     "active": _boolean,
 }
 
 
 def result_code_dict(c: m.ResultCode) -> dict[str, Any]:
-    return {"id": c.id, "code": c.code, "name": c.name, "colour": c.colour, "active": c.active}
+    return {
+        "id": c.id,
+        "code": c.code,
+        "name": c.name,
+        "name_ru": c.name_ru,
+        "colour": c.colour,
+        "active": c.active,
+    }
 
 
 async def list_result_codes(session: AsyncSession, who: Principal, *, limit: int) -> list[m.ResultCode]:

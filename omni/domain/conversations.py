@@ -26,6 +26,7 @@ from omni.domain.hours import is_open
 from omni.domain.presence import refresh_activity_of
 from omni.domain.routing_signal import request_routing
 from omni.domain.serialize import callback_dict, conversation_dict, message_dict
+from omni.i18n import Label
 
 S = m.ConversationStatus
 MAX_BODY = 10_000
@@ -544,14 +545,17 @@ async def check_hold(session: AsyncSession, who: Principal, conv_id: int, hold: 
     if hold:
         if conv.status != S.ACTIVE:
             raise Conflict(
-                "only an active conversation can be put on hold (it is {status})", status=conv.status
+                "only an active conversation can be put on hold (it is {status})",
+                status=Label("status", conv.status),
             )
         conv.status = S.ON_HOLD
         conv.hold_started_at = now
         _event(session, "conversation.on_hold", conv)
     else:
         if conv.status != S.ON_HOLD:
-            raise Conflict("the conversation is not on hold (it is {status})", status=conv.status)
+            raise Conflict(
+                "the conversation is not on hold (it is {status})", status=Label("status", conv.status)
+            )
         conv.status = S.ACTIVE
         if conv.hold_started_at:
             conv.hold_seconds += int((now - conv.hold_started_at).total_seconds())
@@ -581,7 +585,9 @@ async def check_end(session: AsyncSession, who: Principal, conv_id: int) -> m.Co
     conv = await access_conversation(session, who, conv_id, for_update=True)
     _require_handler(conv, who)
     if conv.status not in (S.ACTIVE, S.ON_HOLD):
-        raise Conflict("only an active conversation can be ended (it is {status})", status=conv.status)
+        raise Conflict(
+            "only an active conversation can be ended (it is {status})", status=Label("status", conv.status)
+        )
     await do_end(session, conv, by="operator")
     return conv
 
@@ -627,7 +633,7 @@ async def check_close(
     conv = await access_conversation(session, who, conv_id, for_update=True)
     _require_handler(conv, who)
     if conv.status not in (S.ACTIVE, S.ON_HOLD, S.WRAP_UP):
-        raise Conflict("a {status} conversation can't be closed", status=conv.status)
+        raise Conflict("a {status} conversation can't be closed", status=Label("status", conv.status))
     await _validate_result_code(session, conv, result_code_id)
     await do_close(session, conv, result_code_id, by="operator")
     return conv
@@ -681,7 +687,7 @@ async def check_transfer(
     conv = await access_conversation(session, who, conv_id, for_update=True)
     _require_handler(conv, who)
     if conv.status not in (S.ACTIVE, S.ON_HOLD, S.QUEUED, S.OFFERED):
-        raise Conflict("a {status} conversation can't be transferred", status=conv.status)
+        raise Conflict("a {status} conversation can't be transferred", status=Label("status", conv.status))
     from_user = conv.assigned_user_id
     if to_queue_id is not None:
         queue = await session.get(m.Queue, to_queue_id)
@@ -749,7 +755,7 @@ async def check_send_message(
     if not private:
         _require_handler(conv, who)
         if conv.status not in (S.ACTIVE, S.ON_HOLD, S.WRAP_UP):
-            raise Conflict("can't reply in a {status} conversation", status=conv.status)
+            raise Conflict("can't reply in a {status} conversation", status=Label("status", conv.status))
     if client_id:
         existing = await session.scalar(
             select(m.Message).where(m.Message.conversation_id == conv.id, m.Message.client_id == client_id)

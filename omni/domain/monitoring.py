@@ -45,6 +45,7 @@ from omni.domain.conversations import _message_event
 from omni.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from omni.domain.events import emit
 from omni.domain.serialize import conversation_dict
+from omni.i18n import Label
 
 S = m.ConversationStatus
 SHORT_ABANDON_SECONDS = 5.0
@@ -422,7 +423,10 @@ async def whisper(session: AsyncSession, who: Principal, conversation_id: int, t
     conv = await _supervised_conversation(session, who, conversation_id)
     body = _text(text, "text")
     if conv.status not in IN_SERVICE or conv.assigned_user_id is None:
-        raise Conflict("only a conversation being handled can be joined (it is {status})", status=conv.status)
+        raise Conflict(
+            "only a conversation being handled can be joined (it is {status})",
+            status=Label("status", conv.status),
+        )
     message = m.Message(
         conversation_id=conv.id,
         inbox_id=conv.inbox_id,
@@ -456,7 +460,10 @@ async def take_over(session: AsyncSession, who: Principal, conversation_id: int)
     """
     conv = await _supervised_conversation(session, who, conversation_id)
     if conv.status not in (S.ACTIVE, S.ON_HOLD):
-        raise Conflict("only an active conversation can be taken over (it is {status})", status=conv.status)
+        raise Conflict(
+            "only an active conversation can be taken over (it is {status})",
+            status=Label("status", conv.status),
+        )
     previous = conv.assigned_user_id
     if previous == who.id:
         raise Conflict("you are already handling this conversation")

@@ -37,6 +37,7 @@ from omni.domain.events import emit
 from omni.domain.presence import get_presence, presence_dict, refresh_activity_of
 from omni.domain.richtext import sanitize
 from omni.domain.serialize import callback_dict, conversation_dict, message_dict
+from omni.i18n import Label
 
 S = m.ConversationStatus
 HISTORY_CONVERSATIONS = 20
@@ -391,7 +392,10 @@ async def conversation_view(session: AsyncSession, who: Principal, conv_id: int)
         "authors": {str(uid): name for uid, name in authors.items()},
         "card": card_dict(contact, await card_fields_for(session, conv.queue_id)),
         "script": sanitize(queue.script) if queue and queue.script else "",
-        "result_codes": [{"id": c.id, "code": c.code, "name": c.name, "colour": c.colour} for c in codes],
+        "result_codes": [
+            {"id": c.id, "code": c.code, "name": c.name, "name_ru": c.name_ru, "colour": c.colour}
+            for c in codes
+        ],
         "default_result_code_id": queue.default_result_code_id if queue else None,
         "queue": _queue_brief(queue) if queue else None,
         "transfer": await transfer_targets(session, who, conv),
@@ -436,15 +440,14 @@ async def contact_history(session: AsyncSession, who: Principal, conv_id: int) -
         ):
             by_conv[msg.conversation_id].append(message_dict(msg))
     qs = await _queues(session, {c.queue_id for c in others if c.queue_id is not None})
-    codes = dict(
-        (
-            await session.execute(
-                select(m.ResultCode.id, m.ResultCode.name).where(
-                    m.ResultCode.id.in_({c.result_code_id for c in others if c.result_code_id is not None})
-                )
+    codes = {
+        code.id: code.name_in(who.language)  # the result in the reader's language
+        for code in await session.scalars(
+            select(m.ResultCode).where(
+                m.ResultCode.id.in_({c.result_code_id for c in others if c.result_code_id is not None})
             )
-        ).all()
-    )
+        )
+    }
     return {
         "contact_id": conv.contact_id,
         "conversations": [
@@ -735,7 +738,9 @@ async def check_take(session: AsyncSession, who: Principal, conv_id: int) -> m.C
     if queues is not None and not (queues & {conv.queue_id, *conv.extra_queue_ids}):
         raise PermissionDenied("you are not in this conversation's queue")
     if conv.status != S.QUEUED:
-        raise Conflict("the conversation is no longer waiting (it is {status})", status=conv.status)
+        raise Conflict(
+            "the conversation is no longer waiting (it is {status})", status=Label("status", conv.status)
+        )
     queue = await session.get(m.Queue, conv.queue_id) if conv.queue_id is not None else None
     if queue is None or not queue.manual_pick:
         raise PermissionDenied("this queue does not allow taking conversations by hand")
@@ -811,7 +816,9 @@ async def check_hand_to_bot(
     if conv.assigned_user_id != who.id and who.role not in (m.Role.ADMIN, m.Role.SUPERVISOR):
         raise PermissionDenied("only the operator handling the conversation can do this")
     if conv.status not in (S.ACTIVE, S.ON_HOLD, S.WRAP_UP):
-        raise Conflict("a {status} conversation can't be handed to a bot", status=conv.status)
+        raise Conflict(
+            "a {status} conversation can't be handed to a bot", status=Label("status", conv.status)
+        )
     gateway = bot_gateway(session)
     if gateway is None:
         raise Conflict("scenarios are not running on this server")

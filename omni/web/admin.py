@@ -25,12 +25,12 @@ from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from omni.api.deps import services_of
 from omni.db import models as m
-from omni.domain import admin
+from omni.domain import admin, visibility
 from omni.domain.auth import Principal
 from omni.domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from omni.domain.richtext import sanitize
 from omni.services import Services
-from omni.web.i18n import register
+from omni.web.i18n import enum_label, enum_options, register
 from omni.web.pages import PageContext, page_context, read_form
 
 ADMIN, SUPERVISOR, AUDITOR = m.Role.ADMIN, m.Role.SUPERVISOR, m.Role.AUDITOR
@@ -383,6 +383,15 @@ class Section:
     def extras(self, item: Any | None) -> dict[str, Any]:
         return {}
 
+    async def visibility(self, session: AsyncSession, item: Any | None) -> tuple[str, bool] | None:
+        """Which supervisors see the item (text, ``True`` when it is a warning: nobody does)."""
+        return None
+
+    def _seen_by(self, names: list[str], nobody: str) -> tuple[str, bool]:
+        if names:
+            return self.t("adm.vis.seen_by", names=", ".join(names)), False
+        return self.t(nobody), True
+
     async def action(self, session: AsyncSession, item_id: int, name: str, form: dict[str, Any]) -> Outcome:
         """``delete`` by default; sections add their own (rotate a secret, preview a script)."""
         if name == "delete" and self.can_delete:
@@ -501,6 +510,15 @@ class Users(Section):
     async def delete(self, session: AsyncSession, item_id: int) -> None:
         await admin.deactivate_user(session, self.who, item_id)
 
+    async def visibility(self, session: AsyncSession, item: Any | None) -> tuple[str, bool] | None:
+        if item is None:
+            return self.t("adm.vis.operator_new"), False
+        if item.role != m.Role.OPERATOR:
+            return None
+        return self._seen_by(
+            await visibility.supervisors_of_operator(session, item.id), "adm.vis.operator_nobody"
+        )
+
 
 class Groups(Section):
     slug = "groups"
@@ -531,6 +549,11 @@ class Groups(Section):
     async def delete(self, session: AsyncSession, item_id: int) -> None:
         await admin.delete_group(session, self.who, item_id)
 
+    async def visibility(self, session: AsyncSession, item: Any | None) -> tuple[str, bool] | None:
+        if item is None:
+            return self.t("adm.vis.group_new"), False
+        return self._seen_by(await visibility.supervisors_of_group(session, item.id), "adm.vis.group_nobody")
+
 
 class Queues(Section):
     slug = "queues"
@@ -546,7 +569,7 @@ class Queues(Section):
             [
                 Cell(q["name"], self.href(q["id"])),
                 Cell(groups.get(q["group_id"], "") if q["group_id"] else ""),
-                Cell(q["strategy"]),
+                Cell(enum_label(self.ctx.lang, "strategy", q["strategy"])),
                 Cell(str(len(q["members"]))),
                 Cell(str(q["sla_seconds"])),
             ]
@@ -569,7 +592,7 @@ class Queues(Section):
             (v, n) for v, n in await _queue_options(session, self.who) if item is None or v != str(item.id)
         ]
         codes = [
-            (str(c.id), f"{c.name} ({c.code})")
+            (str(c.id), f"{c.name_in(self.ctx.lang)} ({c.code})")
             for c in await admin.list_result_codes(session, self.who, limit=LIMIT)
             if c.active
         ]
@@ -588,7 +611,9 @@ class Queues(Section):
                 numeric=True,
                 readonly=not self.is_admin,
             ),
-            Field("strategy", t("adm.f.strategy"), "select", [(s.value, s.value) for s in m.Strategy]),
+            Field(
+                "strategy", t("adm.f.strategy"), "select", enum_options(self.ctx.lang, "strategy", m.Strategy)
+            ),
             Field("priority", t("adm.f.priority"), "number"),
             Field("queue_timeout_seconds", t("adm.f.queue_timeout_seconds"), "number"),
             Field("operator_timeout_seconds", t("adm.f.operator_timeout_seconds"), "number"),
@@ -601,7 +626,7 @@ class Queues(Section):
                 "overflow_action",
                 t("adm.f.overflow_action"),
                 "select",
-                [(a, a) for a in admin.OVERFLOW_ACTIONS],
+                enum_options(self.ctx.lang, "overflow_action", admin.OVERFLOW_ACTIONS),
             ),
             Field("overflow_queue_id", t("adm.f.overflow_queue_id"), "select", none + queues, numeric=True),
             Field(
@@ -653,6 +678,11 @@ class Queues(Section):
     async def delete(self, session: AsyncSession, item_id: int) -> None:
         await admin.delete_queue(session, self.who, item_id)
 
+    async def visibility(self, session: AsyncSession, item: Any | None) -> tuple[str, bool] | None:
+        if item is None:
+            return self.t("adm.vis.queue_new"), False
+        return self._seen_by(await visibility.supervisors_of_queue(session, item.id), "adm.vis.queue_nobody")
+
 
 class Statuses(Section):
     slug = "statuses"
@@ -665,7 +695,7 @@ class Statuses(Section):
                 Cell(s.code, self.href(s.id)),
                 Cell(s.name),
                 Cell(s.name_ru),
-                Cell(s.kind),
+                Cell(enum_label(self.ctx.lang, "status_kind", s.kind)),
                 Cell(s.colour, colour=s.colour),
                 Cell(_yes(self.ctx, s.selectable)),
                 Cell(_yes(self.ctx, s.is_system)),
@@ -687,9 +717,9 @@ class Statuses(Section):
     async def fields(self, session: AsyncSession, item: Any | None) -> list[Field]:
         t = self.t
         system = bool(item is not None and item.is_system)
-        kinds = [(k.value, k.value) for k in admin.ADMIN_STATUS_KINDS]
+        kinds = enum_options(self.ctx.lang, "status_kind", admin.ADMIN_STATUS_KINDS)
         if item is not None and item.kind not in dict(kinds):
-            kinds = [(item.kind, item.kind), *kinds]
+            kinds = [*enum_options(self.ctx.lang, "status_kind", [item.kind]), *kinds]
         return [
             Field("code", t("adm.f.code"), required=True, readonly=item is not None),
             Field("name", t("adm.f.name"), required=True),
@@ -728,12 +758,13 @@ class ResultCodes(Section):
             [
                 Cell(c.code, self.href(c.id)),
                 Cell(c.name),
+                Cell(c.name_ru),
                 Cell(c.colour, colour=c.colour),
                 Cell(_yes(self.ctx, c.active)),
             ]
             for c in await admin.list_result_codes(session, self.who, limit=LIMIT)
         ]
-        return Table([self.t(f"adm.f.{c}") for c in ("code", "name", "colour", "active")], rows)
+        return Table([self.t(f"adm.f.{c}") for c in ("code", "name", "name_ru", "colour", "active")], rows)
 
     async def load(self, session: AsyncSession, item_id: int) -> Any:
         row = await session.get(m.ResultCode, item_id)
@@ -749,13 +780,14 @@ class ResultCodes(Section):
         return [
             Field("code", t("adm.f.code"), required=True),
             Field("name", t("adm.f.name"), required=True),
+            Field("name_ru", t("adm.f.name_ru")),
             Field("colour", t("adm.f.colour")),
             Field("active", t("adm.f.active"), "checkbox"),
         ]
 
     async def values(self, session: AsyncSession, item: Any | None) -> dict[str, Any]:
         if item is None:
-            return {**_defaults(m.ResultCode), "code": "", "name": ""}
+            return {**_defaults(m.ResultCode), "code": "", "name": "", "name_ru": ""}
         return admin.result_code_dict(item)
 
     async def save(self, session: AsyncSession, item_id: int | None, data: dict[str, Any]) -> int:
@@ -776,7 +808,7 @@ class Inboxes(Section):
         rows = [
             [
                 Cell(i.name, self.href(i.id)),
-                Cell(i.channel),
+                Cell(enum_label(self.ctx.lang, "channel", i.channel)),
                 Cell(queues.get(i.queue_id, "") if i.queue_id else ""),
                 Cell(_yes(self.ctx, i.active)),
             ]
@@ -793,7 +825,7 @@ class Inboxes(Section):
         prechat = [(v, t(f"adm.prechat.{v}")) for v in ("off", "optional", "required")]
         fields = [
             Field("name", t("adm.f.name"), required=True),
-            Field("channel", t("adm.f.channel"), "select", [(c, c) for c in CHANNELS]),
+            Field("channel", t("adm.f.channel"), "select", enum_options(self.ctx.lang, "channel", CHANNELS)),
             Field("queue_id", t("adm.f.queue_id"), "select", [("", t("adm.none")), *queues], numeric=True),
             Field(
                 "scenario",
@@ -990,7 +1022,7 @@ class CardFields(ScopedQueueItems):
             [
                 Cell(f.key, self.href(f.id)),
                 Cell(f.label_ru if self.ctx.lang == "ru" and f.label_ru else f.label),
-                Cell(f.kind),
+                Cell(enum_label(self.ctx.lang, "card_field_kind", f.kind)),
                 self._queue_cell(names, f.queue_id),
                 Cell(_yes(self.ctx, f.required)),
                 Cell(str(f.position)),
@@ -1010,7 +1042,12 @@ class CardFields(ScopedQueueItems):
             Field("key", t("adm.f.key"), required=True, readonly=item is not None),
             Field("label", t("adm.f.label"), required=True),
             Field("label_ru", t("adm.f.label_ru")),
-            Field("kind", t("adm.f.kind"), "select", [(k, k) for k in admin.CARD_FIELD_KINDS]),
+            Field(
+                "kind",
+                t("adm.f.kind"),
+                "select",
+                enum_options(self.ctx.lang, "card_field_kind", admin.CARD_FIELD_KINDS),
+            ),
             Field("options", t("adm.f.options"), "lines", help=t("adm.lines_help")),
             Field("required", t("adm.f.required"), "checkbox"),
             Field("editable", t("adm.f.editable"), "checkbox"),
@@ -1138,6 +1175,7 @@ async def _render_form(
         item = await sec.load(session, item_id) if item_id is not None else None
         fields = await sec.fields(session, item)
         domain_values = await sec.values(session, item)
+        seen = await sec.visibility(session, item) if ctx.who.role == ADMIN else None
     values = {f.name: f.show(domain_values.get(f.name)) for f in fields}
     if raw is not None:
         values.update({f.name: f.raw(raw) for f in fields if not f.readonly})
@@ -1165,6 +1203,7 @@ async def _render_form(
         can_delete=can_delete,
         delete_label=ctx.t(sec.delete_label),
         extras={**sec.extras(item), **(extras or {})},
+        visibility=seen,
     )
 
 

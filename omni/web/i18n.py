@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from omni.i18n import LANGUAGES, enum_label, enum_labels, keyed, keyed_items, pick_language
+from omni.i18n import LANGUAGES, enum_label, enum_labels, enum_options, keyed, keyed_items, pick_language
 
 __all__ = [
     "LANGUAGES",
     "enum_label",
     "enum_labels",
+    "enum_options",
     "messages",
     "pick_language",
     "register",
@@ -55,8 +56,12 @@ def translator(lang: str) -> Callable[..., str]:
 
 
 def messages(lang: str, prefix: str = "") -> dict[str, str]:
-    """Strings handed to a live module (JSON in the page), optionally only one prefix."""
-    out = keyed_items(lang, prefix)
+    """Strings handed to a live module (JSON in the page), optionally only one prefix.
+
+    Enum labels (``enum.channel.widget``…) always come along: every module shows some.
+    """
+    out = keyed_items(lang, "enum.") if prefix else {}
+    out.update(keyed_items(lang, prefix))
     table = _MESSAGES.get(lang, _MESSAGES["en"])
     out.update({k: v for k, v in table.items() if k.startswith(prefix)})
     return out

@@ -137,7 +137,7 @@ function conversationItem(op: OperatorRow, conv: CurrentConversation, ctx: ViewC
   return el(
     "li",
     { "data-testid": "conversation", "data-conversation-id": conv.id },
-    el("span", { class: "sv-conv" }, t("sv.conversation", { id: conv.id, channel: conv.channel })),
+    el("span", { class: "sv-conv" }, t("sv.conversation", { id: conv.id, channel: t(`enum.channel.${conv.channel}`) })),
     " ",
     el("span", { class: "badge" }, t(`sv.conv_status.${conv.status}`)),
     " ",
