@@ -131,9 +131,12 @@ def keyed_items(lang: str, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def localize(exc: DomainError, lang: str) -> str:
-    """A domain error's message in ``lang``: its template translated, then its params filled in."""
-    params: dict[str, object] = {"field": exc.field, **exc.params}
+def localize(exc: DomainError, lang: str, field_label: str | None = None) -> str:
+    """A domain error's message in ``lang``: its template translated, then its params filled in.
+
+    ``field_label``: how the page names the field (a form shows "Название", not ``name``).
+    """
+    params: dict[str, object] = {"field": field_label or exc.field, **exc.params}
     for name, value in params.items():
         if isinstance(value, Label):
             params[name] = value.show(lang)

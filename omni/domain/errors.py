@@ -44,10 +44,10 @@ class DomainError(Exception):
         """The English text (for logs and API clients that don't send a language)."""
         return render(self.template, {"field": self.field, **self.params})
 
-    def localized(self, lang: str) -> str:
+    def localized(self, lang: str, field_label: str | None = None) -> str:
         from omni.i18n import localize
 
-        return localize(self, lang)
+        return localize(self, lang, field_label)
 
 
 class InvalidInput(DomainError):

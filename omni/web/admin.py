@@ -1221,7 +1221,7 @@ def _parse(
         try:
             data[f.name] = f.parse(raw, ctx.t)
         except InvalidInput as exc:
-            errors[f.name] = exc.localized(ctx.lang)
+            errors[f.name] = exc.localized(ctx.lang, f.label)
     return data, errors
 
 
@@ -1320,8 +1320,10 @@ class AdminPages(Controller):
             except DomainError as exc:
                 if _whole_page_refusal(ctx, exc) is not None:
                     raise
+                labels = {f.name: f.label for f in fields}
                 for problem in exc.errors or [exc]:
-                    errors.setdefault(_base_field(problem.field) or "_", problem.localized(ctx.lang))
+                    label = labels.get(problem.field or "")  # nested fields keep their path
+                    errors.setdefault(_base_field(problem.field) or "_", problem.localized(ctx.lang, label))
             if errors:
                 return await _render_form(sec, item_id, raw=form, errors=errors, status_code=400)
         except DomainError as exc:
