@@ -428,6 +428,7 @@ def extract(root: Path = ROOT) -> tuple[int, list[str]]:
     english_of.update(registered_tables().get("en", {}))
     pot = Catalog(project="Omni", domain=i18n.DOMAIN, fuzzy=False)
     unknown: list[str] = []
+    key_locations: dict[str, list[tuple[str, int]]] = {}
     options = {"**.html": {"extensions": "jinja2.ext.do", "silent": "false"}}
     for top in ("omni", "bots", "channels", "widget/src"):
         base = root / top
@@ -453,10 +454,11 @@ def extract(root: Path = ROOT) -> tuple[int, list[str]]:
             if KEY_RE.match(message):
                 if message not in english_of:
                     unknown.append(f"{where[0]}:{lineno}: {message}")
+                key_locations.setdefault(message, []).append(where)
                 continue
             pot.add(message, locations=[where], auto_comments=comments, context=context)
     for key, english in english_of.items():
-        pot.add(english, context=key)
+        pot.add(english, context=key, locations=key_locations.get(key, []))
     _write_catalog(pot, POT)
     for lang in i18n.LANGUAGES:
         if lang == i18n.SOURCE_LANGUAGE:

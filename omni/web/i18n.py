@@ -58,9 +58,10 @@ def translator(lang: str) -> Callable[..., str]:
 def messages(lang: str, prefix: str = "") -> dict[str, str]:
     """Strings handed to a live module (JSON in the page), optionally only one prefix.
 
-    Enum labels (``enum.channel.widget``…) always come along: every module shows some.
+    Enum labels (``enum.channel.widget``…) and the ``common.`` strings of the shared code
+    always come along: every module shows some.
     """
-    out = keyed_items(lang, "enum.") if prefix else {}
+    out = {**keyed_items(lang, "enum."), **keyed_items(lang, "common.")} if prefix else {}
     out.update(keyed_items(lang, prefix))
     table = _MESSAGES.get(lang, _MESSAGES["en"])
     out.update({k: v for k, v in table.items() if k.startswith(prefix)})

@@ -23,6 +23,7 @@ from omni.db import models as m
 from omni.domain import audit, auth
 from omni.domain.auth import Principal
 from omni.domain.errors import DomainError
+from omni.i18n import translate_func
 from omni.web.i18n import LANGUAGES, pick_language, translator
 
 LANG_COOKIE = "omni_lang"
@@ -78,6 +79,7 @@ class PageContext:
         context = {
             "ctx": self,
             "t": self.t,
+            "_": translate_func(self.lang),  # plain gettext: {{ _("English text") }}
             "lang": self.lang,
             "who": self.who,
             "csrf": self.csrf,
