@@ -199,7 +199,7 @@ export function operatorTable(ops: OperatorRow[], ctx: ViewContext, tickers: Tic
         { "data-testid": "status" },
         swatch(op.colour),
         el("span", { "data-testid": "status-name" }, statusName(ctx, op.status, op.status_name)),
-        op.reason ? el("span", { class: "muted sv-reason", "data-testid": "status-reason" }, ` · ${op.reason}`) : null,
+        op.reason ? el("span", { class: "muted sv-reason", "data-testid": "status-reason" }, ` · ${reasonLabel(op.reason, t)}`) : null,
       ),
       el(
         "td",
@@ -246,4 +246,11 @@ export function operatorTable(ops: OperatorRow[], ctx: ViewContext, tickers: Tic
     ),
     body,
   );
+}
+
+/** A reason the system set (``disconnected``) by its label; a supervisor's own words as typed. */
+function reasonLabel(reason: string, t: (key: string) => string): string {
+  const key = `enum.presence_reason.${reason}`;
+  const label = t(key);
+  return label === key ? reason : label;
 }
