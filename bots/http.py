@@ -19,9 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bots import service, simulate
 from bots.scenario import Problem
 from omni.api.core import DEPS
+from omni.api.deps import request_language
 from omni.db import models as m
 from omni.domain.auth import Principal
 from omni.domain.errors import InvalidInput, NotFound
+from omni.i18n import error_body
 from omni.services import Services
 
 # --- request bodies -----------------------------------------------------------------------
@@ -67,12 +69,11 @@ def problem_list(problems: list[Problem]) -> list[dict[str, Any]]:
 
 
 def publish_refused_handler(
-    _request: Request[Any, Any, Any], exc: service.PublishRefused
+    request: Request[Any, Any, Any], exc: service.PublishRefused
 ) -> Response[dict[str, Any]]:
     """The domain error body plus the problems, each naming its node."""
     body: dict[str, Any] = {
-        "error": exc.code,
-        "detail": exc.message,
+        **error_body(exc, request_language(request)),
         "field": exc.field,
         "problems": problem_list(exc.problems),
     }

@@ -27,8 +27,15 @@ class PublishRefused(InvalidInput):
 
     def __init__(self, problems: list[Problem]) -> None:
         first = problems[0].message if problems else "the scenario has problems"
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        super().__init__(f"can't publish: {first}{more}", field="document")
+        if len(problems) > 1:
+            super().__init__(
+                "can't publish: {first} (and {more} more)",
+                first=first,
+                more=len(problems) - 1,
+                field="document",
+            )
+        else:
+            super().__init__("can't publish: {first}", first=first, field="document")
         self.problems = problems
 
 

@@ -77,17 +77,14 @@ def extract_python(
 ) -> Iterator[tuple[int, str, str, list[str]]]:
     """Babel extractor: first string argument of error classes, ``_``, ``_l`` and ``gettext``."""
     tree = ast.parse(fileobj.read())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and node.args:
-            name = _call_name(node.func)
-            first = node.args[0]
-            if (
-                name in ERROR_CLASSES | MARKERS
-                and isinstance(first, ast.Constant)
-                and isinstance(first.value, str)
-                and first.value
-            ):
-                yield node.lineno, name, first.value, []
+    calls = list(error_calls(tree))
+    calls += [
+        n for n in ast.walk(tree) if isinstance(n, ast.Call) and n.args and _call_name(n.func) in MARKERS
+    ]
+    for node in calls:
+        first = node.args[0]
+        if isinstance(first, ast.Constant) and isinstance(first.value, str) and first.value:
+            yield node.lineno, "_", first.value, []  # "_": a keyword Babel knows
 
 
 _TS_CALL = re.compile(r"""\b(?:t|_)\(\s*(?P<q>["'`])(?P<text>(?:\\.|(?!(?P=q)).)*)(?P=q)""", re.S)
@@ -135,10 +132,25 @@ def python_files(root: Path = ROOT) -> list[Path]:
     return out
 
 
+def _is_super_init(node: ast.Call) -> bool:
+    func = node.func
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr == "__init__"
+        and isinstance(func.value, ast.Call)
+        and _call_name(func.value.func) == "super"
+    )
+
+
 def error_calls(tree: ast.AST) -> Iterator[ast.Call]:
+    """Constructions of domain errors, ``super().__init__(…)`` in their subclasses included."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and _call_name(node.func) in ERROR_CLASSES and node.args:
             yield node
+        elif isinstance(node, ast.ClassDef) and {_call_name(b) for b in node.bases} & ERROR_CLASSES:
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Call) and _is_super_init(inner) and inner.args:
+                    yield inner
 
 
 def raise_sites(root: Path = ROOT) -> list[Site]:

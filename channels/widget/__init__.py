@@ -95,24 +95,25 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         data = auth if isinstance(auth, dict) else {}
+        lang = pick_language(str(data.get("lang") or ""), str(environ.get("HTTP_ACCEPT_LANGUAGE") or ""))
         secret_key = self.services.settings.effective_secret_key()
         async with self.gate, self.services.db.transaction() as session:
             inbox = await session.scalar(
                 select(m.Inbox).where(m.Inbox.public_token == str(data.get("inbox", "")))
             )
             if inbox is None or not inbox.active or inbox.channel != WidgetChannel.kind:
-                raise Refused("unknown or disabled widget")
+                raise Refused(gettext(lang, "unknown or disabled widget"))
             allowed = inbox.config.get("allowed_origins") or []
             origin = str(environ.get("HTTP_ORIGIN") or "").rstrip("/")
             if allowed and origin not in {str(o).rstrip("/") for o in allowed}:
-                raise Refused("this widget is not enabled on this site")
+                raise Refused(gettext(lang, _l("this widget is not enabled on this site")))
             identity: str
             if data.get("user_id"):
                 user_id = str(data["user_id"])[:128]
                 secret = crypto.decrypt(secret_key, inbox.secret_encrypted) if inbox.secret_encrypted else ""
                 given = str(data.get("user_hash", ""))
                 if not secret or not hmac.compare_digest(identity_hash(secret, user_id), given):
-                    raise Refused("the user_hash does not match this user_id")
+                    raise Refused(gettext(lang, _l("the user_hash does not match this user_id")))
                 identity = f"user:{inbox.id}:{user_id}"
             else:
                 visitor = crypto.unsign_value(secret_key, VISITOR_PURPOSE, str(data.get("visitor", "")))
@@ -120,7 +121,6 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             history, conv_id = await self._history(session, inbox.id, identity)
             online = await self._online(session, inbox)
         token = crypto.sign_value(secret_key, VISITOR_PURPOSE, identity)
-        lang = pick_language(str(data.get("lang") or ""), str(environ.get("HTTP_ACCEPT_LANGUAGE") or ""))
         await self.save_session(sid, {"inbox_id": inbox.id, "identity": identity, "lang": lang})
         await self.enter_room(sid, visitor_room(identity))
         await self.emit(

@@ -604,7 +604,7 @@ def validate_field_value(
             try:
                 return normalise_phone(str(value).strip())
             except InvalidInput as exc:
-                raise InvalidInput("'{field}': {text}", text=exc.message, field=key) from None
+                raise InvalidInput("'{field}': {text}", text=exc, field=key) from None
         case "date":
             text = str(value).strip()
             try:

@@ -198,10 +198,7 @@ class OmniWidget {
       this.showPosition(p.position, p.estimated_wait_seconds),
     );
     this.socket.on("disconnect", () => this.showStatus(t.reconnecting));
-    this.socket.on("connect_error", (err: Error) => {
-      console.warn("omni widget:", err.message); // the server's reason is for the site's developer
-      this.showStatus(t.reconnecting);
-    });
+    this.socket.on("connect_error", (err: Error) => this.showStatus(err.message || t.reconnecting));
   }
 
   mount(): void {
