@@ -20,6 +20,7 @@ import ast
 import importlib
 import io
 import re
+import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -371,7 +372,7 @@ def strip_register_calls(path: Path) -> bool:
         assert stmt.end_lineno is not None
         drop |= set(range(stmt.lineno - 1, stmt.end_lineno))
     kept = [line for i, line in enumerate(lines) if i not in drop]
-    text = re.sub(r"\n{4,}", "\n\n\n", "".join(kept))
+    text = re.sub(r"\n{4,}", "\n\n\n", "".join(kept)).rstrip("\n") + "\n"
     if not any(
         _call_name(n.func) == "register" for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Call)
     ):
@@ -514,12 +515,25 @@ def absorb(root: Path = ROOT) -> list[str]:
     tables = registered_tables()
     moved = absorb_tables(tables)
     report.append(f"registered strings moved into the catalogs: {moved}")
+    touched: list[Path] = []
     for name in REGISTER_MODULES:
         path = root / (name.replace(".", "/") + ".py")
         if path.exists() and strip_register_calls(path):
+            touched.append(path)
             report.append(f"removed register() tables from {path.relative_to(root)}")
-    converted = sum(convert_file(p) for p in python_files(root))
+    converted = 0
+    for path in python_files(root):
+        count = convert_file(path)
+        if count:
+            converted += count
+            touched.append(path)
     report.append(f"f-string error messages turned into templates: {converted}")
+    if touched:
+        # The rewrites keep line structure only roughly; let the project's formatter settle it.
+        done = subprocess.run(  # noqa: S603  # our own interpreter and file names
+            [sys.executable, "-m", "ruff", "format", *map(str, touched)], check=False, capture_output=True
+        )
+        report.append("ruff format: " + ("done" if done.returncode == 0 else "not run (format by hand)"))
     entries, unknown = extract(root)
     report.append(f"catalog entries: {entries}")
     report.extend(f"unknown key: {u}" for u in unknown)
