@@ -64,8 +64,9 @@ class RunTestsIn(msgspec.Struct, forbid_unknown_fields=True):
 # --- helpers ------------------------------------------------------------------------------
 
 
-def problem_list(problems: list[Problem]) -> list[dict[str, Any]]:
-    return [p.model_dump(mode="json") for p in problems]
+def problem_list(problems: list[Problem], lang: str = "en") -> list[dict[str, Any]]:
+    """The problems for the builder, each message in the reader's language."""
+    return [p.model_dump(mode="json") | {"message": p.localized(lang)} for p in problems]
 
 
 def publish_refused_handler(
@@ -75,17 +76,17 @@ def publish_refused_handler(
     body: dict[str, Any] = {
         **error_body(exc, request_language(request)),
         "field": exc.field,
-        "problems": problem_list(exc.problems),
+        "problems": problem_list(exc.problems, request_language(request)),
     }
     return Response(body, status_code=exc.status_code)
 
 
-async def detail(session: AsyncSession, row: m.Scenario) -> dict[str, Any]:
+async def detail(session: AsyncSession, row: m.Scenario, lang: str = "en") -> dict[str, Any]:
     """The scenario with its draft, what stops the draft publishing, and the active revision."""
     active = await session.get(m.ScenarioRevision, row.active_revision_id) if row.active_revision_id else None
     return service.scenario_dict(row) | {
         "draft": row.draft,
-        "problems": problem_list(await service.problems(session, row)),
+        "problems": problem_list(await service.problems(session, row), lang),
         "active_revision": service.revision_dict(active) if active else None,
     }
 
@@ -133,7 +134,7 @@ class ScenarioController(Controller):
     ) -> dict[str, Any]:
         async with services.db.transaction() as session:
             row = await service.create(session, who, data.key, data.name, data.document)
-            return await detail(session, row)
+            return await detail(session, row, who.language)
 
     @post("/import", status_code=201)
     async def import_scenario(
@@ -142,12 +143,12 @@ class ScenarioController(Controller):
         """An exported file: a new scenario, or the new draft of the scenario with that key."""
         async with services.db.transaction() as session:
             row = await service.import_(session, who, data)
-            return await detail(session, row)
+            return await detail(session, row, who.language)
 
     @get("/{scenario_id:int}")
     async def get_scenario(self, who: Principal, services: Services, scenario_id: int) -> dict[str, Any]:
         async with services.db.transaction() as session:
-            return await detail(session, await service.get(session, who, scenario_id))
+            return await detail(session, await service.get(session, who, scenario_id), who.language)
 
     @put("/{scenario_id:int}/draft")
     async def save_draft(
@@ -157,7 +158,7 @@ class ScenarioController(Controller):
         async with services.db.transaction() as session:
             found = await service.save_draft(session, who, scenario_id, data.document)
             row = await service.get(session, who, scenario_id)
-            return service.scenario_dict(row) | {"problems": problem_list(found)}
+            return service.scenario_dict(row) | {"problems": problem_list(found, who.language)}
 
     @post("/{scenario_id:int}/publish", status_code=200)
     async def publish(

@@ -16,6 +16,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
+from omni.i18n import gettext, render
+
 SCHEMA_VERSION = 2
 NODE_ID = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 VAR_NAME = r"^[a-z][a-z0-9_]{0,63}$"
@@ -505,6 +507,21 @@ class Problem(_Model):
     node: str | None = None
     code: str
     message: str
+    """English; ``template`` + ``params`` translate it (``bots.http.problem_list``)."""
+    template: str = Field(default="", exclude=True)
+    params: dict[str, str] = Field(default_factory=dict, exclude=True)
+
+    @classmethod
+    def of(cls, node: str | None, code: str, template: str, /, **params: object) -> Problem:
+        """A problem whose message comes from the catalog (``omni/locale``)."""
+        values = {k: str(v) for k, v in params.items()}
+        return cls(node=node, code=code, message=render(template, values), template=template, params=values)
+
+    def localized(self, lang: str) -> str:
+        return gettext(lang, self.template, **self.params) if self.template else self.message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def upgrade(doc: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ class PublishRefused(InvalidInput):
     """The draft has problems; each names its node, for the builder to show on the canvas."""
 
     def __init__(self, problems: list[Problem]) -> None:
-        first = problems[0].message if problems else "the scenario has problems"
+        first: object = problems[0] if problems else "the scenario has problems"  # translated as a whole
         if len(problems) > 1:
             super().__init__(
                 "can't publish: {first} (and {more} more)",

@@ -137,13 +137,11 @@ def localize(exc: DomainError, lang: str, field_label: str | None = None) -> str
     ``field_label``: how the page names the field (a form shows "Название", not ``name``).
     """
     params: dict[str, object] = {"field": field_label or exc.field, **exc.params}
-    from omni.domain.errors import DomainError as _DomainError
-
     for name, value in params.items():
         if isinstance(value, Label):
             params[name] = value.show(lang)
-        elif isinstance(value, _DomainError):  # a refusal quoting another one
-            params[name] = localize(value, lang)
+        elif callable(getattr(value, "localized", None)):  # a refusal quoting another one
+            params[name] = value.localized(lang)  # type: ignore[attr-defined]  # checked just above
     return gettext(lang, exc.template, **params)
 
 

@@ -147,3 +147,23 @@ async def test_russian_operator_socket_ack_has_a_russian_detail(live_server: Liv
         assert taken["detail"] == "обращение 999999 не найдено", taken
     finally:
         await sio.disconnect()
+
+
+async def test_russian_builder_sees_scenario_problems_in_russian(live_server: LiveServer) -> None:
+    from tests.bots.test_http import DOC
+
+    async with live_server.services.db.transaction() as s:
+        sup = await f.user(s, "sup", m.Role.SUPERVISOR)
+        sup.language = "ru"
+    token = await token_for(live_server, "sup")
+    async with httpx.AsyncClient(base_url=live_server.url, headers={"Authorization": f"Bearer {token}"}) as c:
+        created = await c.post("/api/v1/scenarios", json={"key": "desk", "name": "Desk", "document": DOC})
+        assert created.status_code == 201, created.text
+        assert {
+            "node": "menu",
+            "code": "port_unconnected",
+            "message": "узел 'menu': порт 'opt:tech' не подключён",
+        } in created.json()["problems"]
+        refused = await c.post(f"/api/v1/scenarios/{created.json()['id']}/publish", json={})
+        assert refused.status_code == 422
+        assert refused.json()["detail"] == "нельзя опубликовать: узел 'menu': порт 'opt:tech' не подключён"

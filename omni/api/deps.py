@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -40,7 +41,8 @@ async def principal_from(conn: ASGIConnection[Any, Any, Any, Any]) -> Principal:
         if user is None:
             raise NotAuthenticated("log in or send a valid API token")
         conn.state.user_language = user.language
-        return Principal.of(user)
+        chosen = conn.cookies.get(LANG_COOKIE) or user.language
+        return dataclasses.replace(Principal.of(user), language=pick_language(chosen))
 
 
 async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
