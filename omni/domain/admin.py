@@ -37,7 +37,7 @@ from omni.domain.auth import (
     visible_user_ids,
 )
 from omni.domain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
-from omni.i18n import _l
+from omni.i18n import Label, _l
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ def _business_hours(field: str, value: Any) -> dict[str, Any] | None:
         raise InvalidInput("{field} must be null or an object", field=field)
     unknown = set(value) - {"timezone", "days"}
     if unknown:
-        raise InvalidInput("unknown {field} keys: {sorted}", sorted=", ".join(sorted(unknown)), field=field)
+        raise InvalidInput("unknown {field} keys: {keys}", keys=", ".join(sorted(unknown)), field=field)
     tz = value.get("timezone")
     if not isinstance(tz, str) or not tz:
         raise InvalidInput("{field}.timezone is required, e.g. Europe/Moscow", field=field)
@@ -384,7 +384,7 @@ async def _flush(session: AsyncSession) -> None:
 async def _get(session: AsyncSession, model: type[Row], row_id: int, what: str) -> Row:
     row = await session.get(model, row_id)
     if row is None:
-        raise NotFound("{what} {row_id} not found", what=what, row_id=row_id)
+        raise NotFound("{what} {row_id} not found", what=Label("entity", what), row_id=row_id)
     return row
 
 
@@ -396,7 +396,9 @@ async def _referenced(
         return None
     row = await session.get(model, row_id)
     if row is None:
-        raise InvalidInput("{what} {row_id} does not exist", what=what, row_id=row_id, field=field)
+        raise InvalidInput(
+            "{what} {row_id} does not exist", what=Label("entity", what), row_id=row_id, field=field
+        )
     return row
 
 

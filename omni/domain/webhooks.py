@@ -60,7 +60,7 @@ def validate_subscription(url: str, event_types: list[str], filter_: dict[str, A
             raise InvalidInput("bad event type '{et}'", et=et, field="event_types")
     unknown = set(filter_) - {"queue_ids", "channels"}
     if unknown:
-        raise InvalidInput("unknown filter keys: {sorted}", sorted=", ".join(sorted(unknown)), field="filter")
+        raise InvalidInput("unknown filter keys: {keys}", keys=", ".join(sorted(unknown)), field="filter")
 
 
 def matches(sub: m.WebhookSubscription, event: DomainEvent) -> bool:
