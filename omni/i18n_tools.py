@@ -57,7 +57,6 @@ REGISTER_MODULES = (
     "omni.web.operator",
     "omni.web.supervisor",
     "omni.web.builder",
-    "omni.web.labels",
 )
 PYTHON_KEYWORDS = {**{name: None for name in ERROR_CLASSES}, **{name: None for name in MARKERS}}
 
