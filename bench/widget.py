@@ -1030,6 +1030,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "OMNI_DATA_DIR": str(tmp / "data"),
         "OMNI_LOG_LEVEL": "WARNING",
         "OMNI_WIDGET_MESSAGES_PER_MINUTE": str(rate_limit),
+        # Every simulated visitor comes from loopback and opens its chat in the same minute.
+        "OMNI_WIDGET_NEW_CONVERSATIONS_PER_ADDRESS": str(10 * (args.widgets + args.idle)),
+        "OMNI_WIDGET_NEW_CONVERSATIONS_PER_INBOX": str(10 * (args.widgets + args.idle)),
     }
     omni_argv = [*omni_command(), "serve", "--host", "127.0.0.1"]
     relay_argv = [sys.executable, str(RELAY_SCRIPT), "--host", "127.0.0.1"]

@@ -97,8 +97,10 @@ def check(
     ids = {n.id for n in scenario.nodes}
     declared = {v.name for v in scenario.variables}
 
-    def add(node: str | None, code: str, template: str, /, **params: object) -> None:
-        problems.append(Problem.of(node, code, template, **params))
+    def add(
+        node: str | None, code: str, template: str, /, *, port: str | None = None, **params: object
+    ) -> None:
+        problems.append(Problem.of(node, code, template, port=port, **params))
 
     if scenario.start not in ids:
         add(None, "no_start", _l("the start node '{start}' does not exist"), start=scenario.start)

@@ -37,6 +37,24 @@ BOT_HTTP_LOST = "bot_http_lost"
 HTTP_GRACE_SECONDS = 10
 MAX_CHAINED_EVENTS = 20
 """Hand-off outcomes and scenario jumps feed the engine again in the same step; bounded."""
+TECHNICAL_VARIABLES = frozenset(
+    {
+        "last_input",  # the engine's id of the last menu choice (templates only)
+        "http_status",  # the engine's status of a failed HTTP step
+        "lang",  # the customer's language, set by the channel
+        "telegram_chat_id",  # channel plumbing (channels/telegram)
+        "telegram_username",
+        "linkedid",  # channel plumbing (channels/voice)
+        "direction",
+    }
+)
+"""Conversation variables that are plumbing, not something the customer told the bot: the
+operator's card never shows them, nor any name starting with ``_`` (see :func:`is_technical`)."""
+
+
+def is_technical(name: str) -> bool:
+    """Hidden from operators: a ``_``-prefixed name or one of :data:`TECHNICAL_VARIABLES`."""
+    return name.startswith("_") or name in TECHNICAL_VARIABLES
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,12 +359,14 @@ class BotRunner:
             return e.HandoffResult("closed")
         if (await queue_capacity(session, queue.id, conv.medium)).slots == 0:
             return e.HandoffResult("no_agents")
-        conv.variables = {**(conv.variables or {}), **action.variables}
-        if action.note:
+        # The engine hands over all its state; ``last_input`` is a template helper, not data.
+        handed = {k: v for k, v in action.variables.items() if k != "last_input"}
+        conv.variables = {**(conv.variables or {}), **handed}
+        if action.note:  # no author: the operator window labels it as the bot's
             session.add(
                 m.Message(
                     conversation_id=conv.id, inbox_id=conv.inbox_id, direction="note",
-                    body=f"🤖 {action.note}", delivery="stored", created_at=now,
+                    body=action.note, delivery="stored", created_at=now,
                 )
             )  # fmt: skip
         await conversations.do_enqueue(session, conv, queue, priority=action.priority, now=now)

@@ -507,15 +507,22 @@ class Problem(_Model):
     node: str | None = None
     code: str
     message: str
-    """English; ``template`` + ``params`` translate it (``bots.http.problem_list``)."""
+    port: str | None = None
+    """The port a port problem is about, so an editor can clear it once the port is connected."""
     template: str = Field(default="", exclude=True)
+    """With ``params``: the catalog entry ``message`` was rendered from, to translate it."""
     params: dict[str, str] = Field(default_factory=dict, exclude=True)
 
     @classmethod
-    def of(cls, node: str | None, code: str, template: str, /, **params: object) -> Problem:
+    def of(
+        cls, node: str | None, code: str, template: str, /, *, port: str | None = None, **params: object
+    ) -> Problem:
         """A problem whose message comes from the catalog (``omni/locale``)."""
         values = {k: str(v) for k, v in params.items()}
-        return cls(node=node, code=code, message=render(template, values), template=template, params=values)
+        if port is not None:
+            values.setdefault("port", port)
+        message = render(template, values)
+        return cls(node=node, code=code, message=message, port=port, template=template, params=values)
 
     def localized(self, lang: str) -> str:
         return gettext(lang, self.template, **self.params) if self.template else self.message

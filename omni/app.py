@@ -27,6 +27,7 @@ from channels.voice.agi import AgiServer
 from channels.widget.http import WidgetFileController
 from omni import __version__, realtime, web
 from omni.api import admin, core, health, recordings
+from omni.api.csrf import CsrfMiddleware
 from omni.api.deps import domain_error_handler, http_error_handler, validation_error_handler
 from omni.db.migrate import upgrade_async
 from omni.domain import webhooks
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             title="Omni", version=__version__, path="/schema", render_plugins=[SwaggerRenderPlugin()]
         ),
         lifespan=[lifespan],
+        middleware=[CsrfMiddleware],
         request_max_body_size=settings.widget.max_upload_bytes + 1024 * 1024,
         debug=settings.debug,
     )

@@ -81,7 +81,9 @@ class CallControl(Protocol):
     Transports check who may do what (``access_conversation``, supervisor scope) and update
     the core first where the core has a say (hold, transfer, end); these methods then make
     the PBX do it. They raise ``ChannelNotReady`` while the PBX link is down and
-    ``omni.domain.errors`` (``Conflict``, ``InvalidInput``) for calls in the wrong state.
+    ``omni.domain.errors`` (``Conflict``, ``InvalidInput``) for calls in the wrong state and
+    for actions the PBX refuses (``Conflict`` naming what failed and why); transports call them
+    inside the transaction that changed the core, so a refusal leaves the core unchanged.
     """
 
     async def hold(self, conversation_id: int, on: bool) -> None: ...

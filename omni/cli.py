@@ -7,6 +7,9 @@ import asyncio
 import getpass
 import logging
 import sys
+from typing import Any
+
+import uvicorn
 
 from omni.settings import Settings, get_settings
 
@@ -39,23 +42,34 @@ async def _with_db(settings: Settings, fn: object) -> object:
         await db.dispose()
 
 
-def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
+def server_config(app: Any, settings: Settings, *, host: str, port: int, **extra: Any) -> uvicorn.Config:
+    """How uvicorn serves the app (``omni serve`` and the tests' live servers alike).
 
+    ``X-Forwarded-For`` is believed only from ``OMNI_TRUSTED_PROXIES``: uvicorn's default
+    trusts any loopback peer, so anything on the host (or a proxy that passes the header on
+    unchecked) could pick the address the login throttle and the widget limits count.
+    """
+    trusted = settings.trusted_proxy_list
+    values: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level.lower(),
+        "lifespan": "on",
+        "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": trusted,
+        **extra,
+    }
+    return uvicorn.Config(app, **values)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from omni.app import create_app
 
     host = args.host or settings.host
     port = args.port or settings.port
     mode = "embedded (SQLite, in-process)" if settings.embedded else "distributed (Redis)"
     logging.getLogger("omni").info("Omni on http://%s:%s, mode: %s", host, port, mode)
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=settings.log_level.lower(),
-        proxy_headers=True,
-        lifespan="on",
-    )
+    uvicorn.Server(server_config(create_app(settings), settings, host=host, port=port)).run()
     return 0
 
 

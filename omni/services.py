@@ -21,7 +21,7 @@ from omni.channels import AdapterRegistry, OutboundDispatcher
 from omni.db import Database
 from omni.domain.engine import RoutingEngine
 from omni.domain.events import OutboxRelay
-from omni.ratelimit import LoginGuard
+from omni.ratelimit import Limits, LoginGuard
 from omni.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ class Services:
     run_background: bool = True
     logins: LoginGuard = field(default_factory=LoginGuard)
     """Failed-login throttle shared by the login form and ``POST /api/v1/auth/login``."""
+    limits: Limits = field(default_factory=Limits)
+    """Where cluster-wide rate limits count (Redis when configured)."""
     started: bool = field(default=False, init=False)
 
     async def start(self) -> None:
@@ -55,6 +57,7 @@ class Services:
         await self.relay.stop()
         await self.adapters.stop()
         await self.bus.stop()
+        await self.limits.close()
         await self.db.dispose()
         self.started = False
 
@@ -85,8 +88,18 @@ def build_services(settings: Settings, *, run_background: bool = True) -> Servic
     db.after_commit_hooks.append(after_commit)
     adapters = AdapterRegistry()
     relay.post_commit_sinks.append(OutboundDispatcher(db, adapters))
+    limits = Limits(settings.redis_url, settings.redis_prefix)
     return Services(
-        settings, db, bus, relay, engine, adapters=adapters, node_id=node_id, run_background=run_background
+        settings,
+        db,
+        bus,
+        relay,
+        engine,
+        adapters=adapters,
+        node_id=node_id,
+        run_background=run_background,
+        logins=LoginGuard(limits),
+        limits=limits,
     )
 
 

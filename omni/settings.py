@@ -55,6 +55,11 @@ class WidgetSettings(BaseSettings):
     of visitors can't take every pooled connection from the relay and the router."""
     messages_per_minute: int = 30
     """Per visitor and node; more is refused with a clear error (flood protection)."""
+    new_conversations_per_address: int = 10
+    """New conversations a minute from one client address (all nodes together when Redis is
+    configured); past it the customer is asked to wait a minute and the message is kept."""
+    new_conversations_per_inbox: int = 300
+    """New conversations a minute in one widget inbox, from everyone together."""
     max_upload_bytes: int = 10 * 1024 * 1024
     allowed_upload_types: list[str] = Field(
         default_factory=lambda: [
@@ -173,6 +178,11 @@ class Settings(BaseSettings):
     redis_prefix: str = "omni"
     """Prefix of every Redis key and channel, so several installs (or tests) share one Redis."""
     session_max_age_seconds: int = 12 * 3600
+    trusted_proxies: str = ""
+    """Comma-separated addresses or networks (``10.0.0.5, 172.16.0.0/12``) of the reverse
+    proxies in front of Omni; only their ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are
+    believed. Empty = none: the client address is the connection's peer, so nobody can pick
+    their own address to dodge the login throttle or the widget limits."""
     default_language: str = "en"
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
@@ -181,6 +191,14 @@ class Settings(BaseSettings):
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     db_pool_size: int = 20
     """PostgreSQL connections per process (and as many again in overflow)."""
+    socketio_max_message_bytes: int = 256 * 1024
+    """Largest Socket.IO/engine.io message a client may send; a bigger one closes its
+    connection. Told to the widget in ``welcome.limits`` so it never sends one (a chat message
+    is at most 10,000 characters; files go over HTTP)."""
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     @field_validator("database_url")
     @classmethod

@@ -19,6 +19,7 @@ import pytest
 import pytest_asyncio
 import uvicorn
 
+from omni.cli import server_config
 from omni.db.migrate import upgrade
 from omni.services import Services, build_services
 from omni.settings import Settings
@@ -140,9 +141,8 @@ class LiveServer:
         self.settings = settings
         self.port = free_port()
         self.app = create_app(settings)
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-        )
+        # The same server settings as ``omni serve`` (trusted proxies included).
+        config = server_config(self.app, settings, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
 

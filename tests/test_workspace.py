@@ -354,3 +354,54 @@ async def test_another_groups_operator_gets_nothing_socket_or_rest(
     finally:
         await op.sio.disconnect()
         await other.sio.disconnect()
+
+
+async def test_double_accept_is_not_an_error_for_the_operator_who_accepted(
+    services: Services, world: dict[str, int]
+) -> None:
+    """Issue 10 #18: a double click on Accept showed "offer N is already accepted"."""
+    from omni.domain.routing import route_pending
+
+    conv_id = await inbound(services, world["widget"], "double")
+    await route_pending(services.db)
+    async with services.db.transaction() as s:
+        offer = await s.scalar(select(m.Offer).where(m.Offer.conversation_id == conv_id))
+        assert offer is not None and offer.state == "pending"
+        offer_id, offered_to = offer.id, offer.user_id
+    username = "op" if offered_to == world["op"] else "op2"
+    who = await as_user(services, username)
+    async with services.db.transaction() as s:
+        first = await c.check_accept_offer(s, who, offer_id)
+    async with services.db.transaction() as s:
+        again = await c.check_accept_offer(s, who, offer_id)
+    assert (again.id, again.status, again.assigned_user_id) == (first.id, "active", offered_to)
+    async with services.db.transaction() as s:
+        accepted = await s.scalar(
+            select(func.count())
+            .select_from(m.Event)
+            .where(m.Event.conversation_id == conv_id, m.Event.type == "conversation.accepted")
+        )
+    assert accepted == 1, "the second accept changes nothing"
+    # Anyone else still gets the conflict; and an offer that was declined stays refused.
+    other = await as_user(services, "op2" if username == "op" else "op")
+    async with services.db.transaction() as s:
+        with pytest.raises(NotFound):
+            await c.check_accept_offer(s, other, offer_id)
+
+
+async def test_waiting_panel_says_take_does_not_fit_at_full_capacity(
+    services: Services, world: dict[str, int]
+) -> None:
+    """Issue 10 #18: Take stayed clickable at full capacity (op has capacity 1)."""
+    first = await inbound(services, world["widget"], "cap1")
+    second = await inbound(services, world["widget"], "cap2")
+    who = await as_user(services, "op")
+    async with services.db.transaction() as s:
+        before = {item["id"]: item["fits"] for item in await ws.waiting_panel(s, who)}
+    assert before == {first: True, second: True}
+    await take(services, "op", first)
+    async with services.db.transaction() as s:
+        after = {item["id"]: item["fits"] for item in await ws.waiting_panel(s, who)}
+    assert after == {second: False}
+    with pytest.raises(Conflict, match="no free capacity"):
+        await take(services, "op", second)

@@ -141,6 +141,7 @@ def _callback(update_id: int, inbox_id: int, cq: CallbackQuery) -> TelegramInbou
         external_id=f"cb:{cq.id}",
         contact_name=_full_name(cq.from_user.first_name, cq.from_user.last_name),
         variables={"telegram_chat_id": chat_id},
+        language=cq.from_user.language_code or "",
     )
     if data.startswith(CSAT_PREFIX):
         score = data[len(CSAT_PREFIX) :]
@@ -171,6 +172,7 @@ def update_to_inbound(update: Update, inbox_id: int) -> TelegramInbound | None:
         external_id=message_key(message.chat.id, message.message_id),
         contact_name=_full_name(user.first_name, user.last_name) or (user.username or ""),
         variables={"telegram_chat_id": message.chat.id, "telegram_username": user.username or ""},
+        language=user.language_code or "",
     )
     kind = "edit" if update.edited_message is not None else "message"
     return TelegramInbound(update.update_id, kind, message.chat.id, inbound, media=media, shared_phone=phone)

@@ -31,16 +31,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.voice import control
 from channels.voice.ami import AmiLink
-from channels.voice.events import CallEvent, Kind, ami_event_to_call_event, snapshot_from_core_show
+from channels.voice.events import (
+    CallEvent,
+    ChannelSnapshot,
+    Kind,
+    ami_event_to_call_event,
+    snapshot_from_core_show,
+)
 from channels.voice.state import SPY, Call, CallRegistry, Effect, Ring
 from omni.channels import ATTENDED_NEEDS_OPERATOR, ChannelNotReady, DeliveryReceipt, OutboundMessage
 from omni.db import models as m
-from omni.domain import conversations
+from omni.domain import conversations, outgoing
 from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage
 from omni.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from omni.domain.events import DomainEvent
-from omni.i18n import Label
 from omni.services import Services
 
 if TYPE_CHECKING:
@@ -51,6 +56,7 @@ log = logging.getLogger(__name__)
 KIND = "voice"
 S = m.ConversationStatus
 OFFER_ENDED = ("conversation.offer_timeout", "conversation.offer_declined", "conversation.offer_cancelled")
+WAITING = (S.QUEUED, S.OFFERED)
 
 __all__ = ["KIND", "VoiceChannel", "register"]
 
@@ -95,6 +101,10 @@ class VoiceChannel:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
             self._worker = None
+
+    def readiness(self) -> str:
+        """For ``/readyz``: ``"ok"`` while the AMI link is logged in, else why it is down."""
+        return self.ami.readiness()
 
     async def send(self, msg: OutboundMessage) -> DeliveryReceipt:
         """A call has no text channel; bot prompts go to the IVR (FastAGI) when it is plugged in."""
@@ -380,9 +390,15 @@ class VoiceChannel:
         assert event.conversation_id is not None
         offer_id = int(event.payload["offer_id"])
         user_id = event.user_id
-        call = await self._call_for(event.conversation_id)
-        if call is None or user_id is None or call.ended:
+        if user_id is None:
             return
+        call = await self._call_for(event.conversation_id)
+        if call is None or call.ended:
+            # Queued without a channel we know (the IVR queued it and ``OmniEnqueue`` was lost):
+            # find the caller on Asterisk, or end the ghost so the router moves on at once.
+            call = await self._adopt(event.conversation_id)
+            if call is None:
+                return
         async with self.services.db.transaction() as session:
             user = await session.get(m.User, user_id)
             if user is None:
@@ -414,18 +430,100 @@ class VoiceChannel:
             offer_id=offer_id,
         )
 
-        def responded(result: Any) -> None:
-            last = result[-1] if isinstance(result, list) else result
-            if str(last.get("Response", "")) == "Failure":
-                ev = CallEvent(
-                    Kind.ORIGINATE_RESPONSE, uniqueid, success=False, cause=str(last.get("Reason", ""))
-                )
-                self._events.put_nowait((ev, datetime.now(UTC), time.perf_counter()))
-
-        self.ami.fire(action, responded)
+        try:
+            self.ami.fire(action, self._originate_failed(uniqueid))
+        except ChannelNotReady:
+            # Nothing can ring while the link is down; the offer rings out and the resync
+            # after the next login reconciles the waiting calls.
+            call.rings.pop(offer_id, None)
+            self.registry.legs.pop(uniqueid, None)
+            raise
         t0 = self._enqueued_at.pop(event.conversation_id, None)
         if t0 is not None:
             self.connect_latencies.append(time.perf_counter() - t0)
+
+    def _originate_failed(self, uniqueid: str) -> Any:
+        """The response callback of an ``Async`` Originate: a refusal (``Response: Error``, e.g.
+        an unknown endpoint) or a failure (``OriginateResponse: Failure``, never answered) is
+        fed to the registry as that leg's failure, so an offer is declined at once and a
+        click-to-call ends instead of holding the operator forever."""
+
+        def responded(result: Any) -> None:
+            last = result[-1] if isinstance(result, list) else result
+            if str(last.get("Response", "")).lower() != "success":
+                cause = str(last.get("Reason", "") or last.get("Message", ""))
+                ev = CallEvent(Kind.ORIGINATE_RESPONSE, uniqueid, success=False, cause=cause)
+                self._events.put_nowait((ev, datetime.now(UTC), time.perf_counter()))
+
+        return responded
+
+    async def _live_channels(self) -> list[ChannelSnapshot]:
+        listing = await self.ami.send({"Action": "CoreShowChannels"})
+        items = listing if isinstance(listing, list) else [listing]
+        return [snap for snap in (snapshot_from_core_show(item) for item in items) if snap is not None]
+
+    async def _adopt(self, conversation_id: int) -> Call | None:
+        """A waiting voice conversation with no call we know: the caller's channel (by the
+        conversation's Linkedid) is registered when Asterisk still has it; otherwise the
+        conversation is a ghost and is ended (``_end_ghosts``)."""
+        async with self.services.db.transaction() as session:
+            conv = await session.get(m.Conversation, conversation_id)
+            if conv is None or conv.status not in WAITING:
+                return None
+            linkedid = str((conv.variables or {}).get("linkedid") or "")
+            inbox_id = conv.inbox_id
+        known = self.registry.calls.get(linkedid) if linkedid else None
+        if known is not None and not known.ended:
+            self.registry.bind(known, conversation_id)  # its OmniEnqueue is being applied now
+            return known
+        live = [s for s in await self._live_channels() if linkedid and s.linkedid == linkedid]
+        if not live:
+            await self._end_ghosts([conversation_id], "offer")
+            return None
+        first = next((s for s in live if s.uniqueid == linkedid), live[0])
+        call = self.registry.add(
+            Call(
+                linkedid=linkedid,
+                conversation_id=conversation_id,
+                caller_uniqueid=first.uniqueid,
+                caller_channel=first.channel,
+                caller_number=first.caller_number,
+                caller_name=first.caller_name,
+                enqueued=True,
+            )
+        )
+        await self._save_call(call, inbox_id=inbox_id)
+        log.info("voice: conversation %s had no call; found its caller %s", conversation_id, first.channel)
+        return call
+
+    async def _end_ghosts(self, conversation_ids: Sequence[int], when: str) -> None:
+        """Waiting voice conversations whose caller Asterisk no longer has: the caller left
+        while Omni didn't see it, so they are abandoned (callback in the shared list, pending
+        offers cancelled) instead of being offered to operators whose phones can't ring."""
+        now = datetime.now(UTC)
+        for conv_id in conversation_ids:
+            async with self.services.db.transaction() as session:
+                conv = await session.scalar(
+                    select(m.Conversation).where(m.Conversation.id == conv_id).with_for_update()
+                )
+                if conv is None or conv.status not in WAITING:
+                    continue
+                log.warning(
+                    "voice: conversation %s waits for a call Asterisk doesn't have (linkedid %r, %s); "
+                    "marked abandoned",
+                    conv_id,
+                    (conv.variables or {}).get("linkedid"),
+                    when,
+                )
+                await conversations.do_customer_left(session, conv_id)
+                row = await session.scalar(select(m.Call).where(m.Call.conversation_id == conv_id))
+                if row is not None and row.ended_at is None:
+                    row.ended_at = now
+                    row.hangup_cause = "gone"
+            call = self.registry.for_conversation(conv_id)
+            if call is not None:
+                self.registry.forget(call)
+            self._enqueued_at.pop(conv_id, None)
 
     async def _stop_ringing(self, event: DomainEvent) -> None:
         assert event.conversation_id is not None
@@ -445,9 +543,8 @@ class VoiceChannel:
         for row in rows:
             if self.registry.for_conversation(row.conversation_id) is None:
                 self.registry.add(_call_from_row(row))
-        listing = await self.ami.send({"Action": "CoreShowChannels"})
-        items = listing if isinstance(listing, list) else [listing]
-        live = [snap for snap in (snapshot_from_core_show(item) for item in items) if snap is not None]
+        listed_at = datetime.now(UTC)
+        live = await self._live_channels()
         now = datetime.now(UTC)
         effects = self.registry.reconcile(live, now)
         log.info(
@@ -455,6 +552,27 @@ class VoiceChannel:
         )
         for effect in effects:
             await self._perform(effect, now, None)
+        # Waiting conversations no live channel belongs to (queued by the IVR while the link
+        # was down, the caller gone since): without this they are offered forever.
+        alive = {snap.linkedid for snap in live}
+        async with self.services.db.transaction() as session:
+            waiting = (
+                await session.execute(
+                    select(m.Conversation.id, m.Conversation.variables).where(
+                        m.Conversation.channel == KIND,
+                        m.Conversation.status.in_(WAITING),
+                        m.Conversation.created_at < listed_at,
+                    )
+                )
+            ).all()
+        ghosts = [
+            conv_id
+            for conv_id, variables in waiting
+            if self.registry.for_conversation(conv_id) is None
+            and str((variables or {}).get("linkedid") or "") not in alive
+        ]
+        if ghosts:
+            await self._end_ghosts(ghosts, "resync")
 
     # --- CallControl ---------------------------------------------------------------------
 
@@ -464,18 +582,40 @@ class VoiceChannel:
             raise Conflict("there is no call in progress for this conversation")
         return call
 
+    async def _act(self, action: dict[str, Any], what: str) -> None:
+        """Send an action the operator waits for. Asterisk's refusal (``Response: Error``, e.g.
+        a channel that is gone) becomes a ``Conflict`` naming what failed, so the transport
+        answers the operator with it and rolls its core change back."""
+        response = await self.ami.send(action)
+        last = response[-1] if isinstance(response, list) else response
+        if str(last.get("Response", "")).lower() != "success":
+            reason = str(last.get("Message", "") or last.get("Response", "") or "no answer")
+            log.warning("voice: AMI %s refused: %s", action.get("Action"), reason)
+            raise Conflict("the phone system could not {what}: {reason}", what=what, reason=reason)
+
     async def hold(self, conversation_id: int, on: bool) -> None:
+        """Hold: the customer goes to ``hold_context`` and, in the same ``Redirect``
+        (``ExtraChannel``), the operator leg to ``agent_context``, so neither side falls to the
+        next priority of the dialplan it was in (an outgoing call's operator leg is in
+        ``Dial()``, whose next step hangs up). Resume bridges the two again."""
         call = self._live(conversation_id)
-        if not call.agent_channel:
+        if not call.agent_channel or not call.caller_channel:
             raise Conflict("the call is not connected to an operator")
         if on:
-            await self.ami.send(control.redirect(call.caller_channel, self.settings.hold_context))
+            action = control.redirect(
+                call.caller_channel,
+                self.settings.hold_context,
+                extra_channel=call.agent_channel,
+                extra_context=self.settings.agent_context,
+            )
+            await self._act(action, "put the call on hold")
         else:
-            await self.ami.send(control.bridge(call.caller_channel, call.agent_channel))
+            await self._act(control.bridge(call.caller_channel, call.agent_channel), "resume the call")
 
     async def hangup(self, conversation_id: int) -> None:
         call = self._live(conversation_id)
-        await self._quietly(control.hangup(call.caller_channel or call.caller_uniqueid))
+        channel = call.caller_channel or call.caller_uniqueid or call.agent_channel or call.agent_uniqueid
+        await self._act(control.hangup(channel), "hang up the call")
 
     async def transfer(
         self,
@@ -507,38 +647,56 @@ class VoiceChannel:
                     raise InvalidInput("that operator has no phone extension", field="to_user_id")
                 extension = target.sip_extension
             call.attended_to_user_id = to_user_id
-            await self.ami.send(
-                {
-                    "Action": "Atxfer",
-                    "Channel": call.agent_channel,
-                    "Exten": extension,
-                    "Context": self.settings.internal_context,
-                }
-            )
+            try:
+                await self._act(
+                    {
+                        "Action": "Atxfer",
+                        "Channel": call.agent_channel,
+                        "Exten": extension,
+                        "Context": self.settings.internal_context,
+                    },
+                    "start the attended transfer",
+                )
+            except (Conflict, ChannelNotReady):
+                call.attended_to_user_id = None
+                raise
             return
         if to_extension:
-            await self.ami.send(
+            await self._act(
                 {
                     "Action": "BlindTransfer",
                     "Channel": call.agent_channel,
                     "Exten": to_extension,
                     "Context": self.settings.internal_context,
-                }
+                },
+                "transfer the call",
             )
             return
         context = self.settings.ivr_context if to_scenario else self.settings.wait_context
-        released = call.agent_uniqueid
-        self.registry.legs[released] = (call.linkedid, "consult")
+        # The operator leg is released before the Redirect is sent: its events (leaving the
+        # bridge, hanging up) must not end the call. A refusal puts everything back.
+        released = (call.agent_uniqueid, call.agent_channel, call.agent_user_id)
+        self.registry.legs[released[0]] = (call.linkedid, "consult")
         call.agent_uniqueid = call.agent_channel = ""
         call.agent_user_id = None
-        await self.ami.send(control.redirect(call.caller_channel, context))
-        await self._quietly(control.hangup(released))
+        try:
+            await self._act(control.redirect(call.caller_channel, context), "transfer the call")
+        except (Conflict, ChannelNotReady):
+            call.agent_uniqueid, call.agent_channel, call.agent_user_id = released
+            self.registry.legs[released[0]] = (call.linkedid, "agent")
+            raise
+        await self._quietly(control.hangup(released[0]))
 
     async def originate(self, user_id: int, number: str, queue_id: int) -> int:
+        """Click-to-call through the core's outgoing action (``do_start_outgoing``: assigned to
+        the operator at once, no bot, no routing, capacity and status respected). The call's
+        first leg is the operator's phone (the agent leg); the customer is who it dials."""
         from omni.domain.contacts import normalise_phone
 
         e164 = normalise_phone(number)
         uniqueid = f"omni-c{uuid.uuid4().hex[:12]}"
+        if not self.ami.ready:
+            raise ChannelNotReady("the AMI link to Asterisk is down")
         async with self.services.db.transaction() as session:
             user = await session.get(m.User, user_id)
             if user is None or not user.sip_extension:
@@ -552,55 +710,44 @@ class VoiceChannel:
             if inbox is None:
                 raise InvalidInput("this queue has no voice line to call from", field="queue_id")
             caller_id = str((inbox.config or {}).get("caller_id") or "")
-            result = await conversations.ingest_inbound(
+            conv = await outgoing.do_start_outgoing(
                 session,
-                InboundMessage(
+                user_id,
+                outgoing.OutgoingContact(
                     inbox_id=inbox.id,
                     identity_kind="phone",
                     identity_value=e164,
                     contact_phone=e164,
                     external_id=uniqueid,
                     medium=m.Medium.VOICE,
-                    body=f"Outgoing call to {e164}",
-                    variables={"linkedid": uniqueid, "direction": "out"},
+                    note=f"Outgoing call to {e164}",
+                    variables={"linkedid": uniqueid},
                 ),
             )
-            conv = result.conversation
-            if conv.status != S.QUEUED:
-                raise Conflict(
-                    "this contact already has an open call ({status})", status=Label("status", conv.status)
-                )
-            now = datetime.now(UTC)
-            offer = m.Offer(
-                conversation_id=conv.id,
-                user_id=user_id,
-                queue_id=conv.queue_id,
-                state="pending",
-                created_at=now,
-                expires_at=now,
-            )
-            session.add(offer)
-            conv.offered_at = now
-            await session.flush()
-            await conversations.do_accept_offer(session, conv, offer, now=now)
             call = Call(
                 linkedid=uniqueid,
                 direction="out",
                 conversation_id=conv.id,
-                caller_uniqueid=uniqueid,
                 caller_number=e164,
+                agent_uniqueid=uniqueid,
                 agent_user_id=user_id,
             )
             await self._save_call(call, session=session, inbox_id=inbox.id)
             extension = user.sip_extension
             conv_id = conv.id
         self.registry.add(call)
-        self.ami.fire(control.click_to_call(self.settings, extension, uniqueid, e164, caller_id, conv_id))
+        action = control.click_to_call(self.settings, extension, uniqueid, e164, caller_id, conv_id)
+        try:
+            self.ami.fire(action, self._originate_failed(uniqueid))
+        except ChannelNotReady as exc:
+            # The link dropped since the check: the call never started, so it ends at once.
+            ev = CallEvent(Kind.ORIGINATE_RESPONSE, uniqueid, success=False, cause=str(exc))
+            self._events.put_nowait((ev, datetime.now(UTC), time.perf_counter()))
         return conv_id
 
     async def spy(self, supervisor_user_id: int, conversation_id: int, mode: str) -> None:
         call = self._live(conversation_id)
-        spied = call.caller_channel if call.direction == "out" else call.agent_channel
+        spied = call.agent_channel  # the operator's leg, in and out
         if not spied:
             raise Conflict("the call is not connected to an operator yet")
         async with self.services.db.transaction() as session:

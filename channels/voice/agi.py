@@ -215,9 +215,29 @@ class AgiChannel:
         result = await self.command("STREAM FILE", quote(name), quote(escape))
         code = self.value(result)
         if code == "-1":
+            if await self._left_dialplan():
+                # Answered (AMI Bridge pulled the channel out of the dialplan) or hung up mid-file:
+                # nothing is wrong with the file, and this session is over.
+                log.debug("sound file %r interrupted on %s: the channel left the dialplan",
+                          name, self.env.get("agi_channel"))  # fmt: skip
+                raise AgiHangup(f"{name} interrupted: the channel left the dialplan")
             log.warning("sound file %r could not be played on %s", name, self.env.get("agi_channel"))
             return ""
         return chr(int(code)) if code.isdigit() and int(code) > 0 else ""
+
+    async def _left_dialplan(self) -> bool:
+        """After ``result=-1``: is the channel still ours? Asterisk sends ``HANGUP`` (then 511
+        to every command) once the channel was hung up or bridged away; a live channel answers
+        ``CHANNEL STATUS`` (so the file itself is what failed)."""
+        if self.hung_up:
+            return True
+        try:
+            await self.command("CHANNEL STATUS")
+        except AgiHangup:
+            return True
+        except AgiError:
+            return False
+        return self.hung_up
 
     async def exec(self, app: str, args: str) -> None:
         await self.command("EXEC", app, quote(args))

@@ -1,11 +1,28 @@
-"""The AMI link: panoramisk's ``Manager`` with login, backoff and a resync hook.
+"""The AMI link: one supervised connection to Asterisk, with login, backoff, pings and a resync hook.
 
-All wire code for Asterisk lives here. panoramisk reconnects after a fixed delay; this wrapper
-doubles the delay on every failed attempt (``reconnect_min_seconds`` … ``reconnect_max_seconds``)
-and resets it after a successful login. A refused login is logged as a configuration error and
-retried at the slowest pace. Every time a login succeeds ``on_login`` runs (the adapter then
-resynchronises its calls with ``CoreShowChannels``); events are handed to ``on_event`` in
-arrival order.
+All wire code for Asterisk lives here. panoramisk parses and frames the protocol (its
+``AMIProtocol``, ``Action`` and ``Message``) and dispatches events; the connection itself is
+supervised here, because panoramisk 1.4's own connect/reconnect path can stop for good:
+
+* its protocol learns its manager (``factory``) only in the manager's connect callback, which
+  runs one loop turn after the connection is made. A peer that accepts and at once closes (a
+  proxy or a published Docker port in front of a stopped Asterisk) reports the loss before that:
+  ``AttributeError: 'NoneType' object has no attribute 'connection_lost'``, so no reconnect is
+  ever scheduled, the manager then writes ``Login`` into the dead transport and its pings fail
+  every 10 s forever;
+* a ``Login`` that is never answered (the connection closed first) leaves the manager
+  unauthenticated on a live timer with nothing that tries again;
+* it reconnects on ``reconnect_timeout`` read when the timer is armed and cast to ``int``, so
+  any backoff bookkeeping around it logs one delay and waits another.
+
+One task (``_supervise``) therefore owns the link: connect (with a timeout), log in (with a
+timeout), ping every ``ping_interval`` seconds while logged in (an unanswered ping closes the
+link), and after any failure or loss wait and start again. The wait doubles from
+``reconnect_min_seconds`` to ``reconnect_max_seconds`` and is reset by a successful login; a
+refused login is logged as a configuration error and retried at the slowest pace. The delay a
+log line announces is the delay slept (``delays`` keeps them, oldest first). Every time a
+login succeeds ``on_login`` runs (the adapter then resynchronises its calls with
+``CoreShowChannels``); events are handed to ``on_event`` in arrival order.
 """
 
 from __future__ import annotations
@@ -13,10 +30,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from panoramisk import Manager
+from panoramisk.ami_protocol import AMIProtocol
 
 from omni.channels import ChannelAuthFailed, ChannelNotReady
 from omni.settings import VoiceSettings
@@ -28,82 +47,239 @@ __all__ = ["AmiLink"]
 EventHandler = Callable[[Mapping[str, Any]], None]
 LoginHandler = Callable[[], Awaitable[None]]
 
+PING_INTERVAL_SECONDS = 10.0
+"""How often a logged-in link proves Asterisk still answers (a half-open TCP link is noticed)."""
 
-class _Manager(Manager):  # type: ignore[misc]  # panoramisk is untyped
-    """panoramisk's manager with a growing reconnect delay and login bookkeeping."""
 
-    link: AmiLink
+class _Protocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
+    """panoramisk's protocol bound to its manager from the first byte, with a ``lost`` future.
 
-    def connection_made(self, f: Any) -> None:
-        if f.exception() is not None:
-            self.link._failed("connect", f.exception())
-        super().connection_made(f)
+    ``AMIProtocol.connection_made`` clears ``factory``; it is set again here, in the same
+    call, so a connection closed right after it was accepted reaches the manager instead of
+    raising ``AttributeError`` inside asyncio. ``lost`` resolves whenever the transport goes
+    away (peer close, ``Shutdown`` event, our own close), which is what the supervisor awaits.
+    """
 
-    def login(self, future: Any) -> bool:
-        ok: bool = super().login(future)
-        if not ok:
-            self.link._auth_failed()
-        return ok
+    def __init__(self, manager: _Manager) -> None:
+        super().__init__()
+        self._manager = manager
+        self.lost: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
 
-    def connect(self, *args: Any, **kwargs: Any) -> Any:
-        if self.link._closing:
-            return None  # a reconnect timer that fired after ``stop``
-        return super().connect(*args, **kwargs)
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        manager = self._manager
+        self.factory = manager
+        self.log = manager.log
+        self.config = manager.config
+        self.encoding = manager.config["encoding"]
 
     def connection_lost(self, exc: Any) -> None:
-        self.link._lost()
-        if not self.link._closing:  # a deliberate close must not reconnect
-            super().connection_lost(exc)
+        try:
+            super().connection_lost(exc)  # requeues unanswered actions, tells the manager
+        finally:
+            if not self.lost.done():
+                self.lost.set_result(exc if isinstance(exc, BaseException) else None)
+
+    def close(self) -> None:
+        super().close()
+        # A close of our own is final at once (asyncio reports it on a later turn, if at all).
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+
+class _Manager(Manager):  # type: ignore[misc]  # panoramisk is untyped
+    """panoramisk's manager used for framing and dispatch only: it never connects or reconnects
+    by itself (``AmiLink`` does), so its own timers can't leave a dead link behind."""
+
+    def connect(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("AmiLink owns the AMI connection; Manager.connect is not used")
+
+    def connection_lost(self, exc: Any) -> None:
+        self._connected = False
+        self.authenticated = False
 
 
 class AmiLink:
     """One AMI connection for the node. ``send`` raises ``ChannelNotReady`` while it is down."""
 
-    def __init__(self, settings: VoiceSettings, on_event: EventHandler, on_login: LoginHandler) -> None:
+    def __init__(
+        self,
+        settings: VoiceSettings,
+        on_event: EventHandler,
+        on_login: LoginHandler,
+        *,
+        ping_interval: float = PING_INTERVAL_SECONDS,
+    ) -> None:
         self.settings = settings
         self.on_event = on_event
         self.on_login = on_login
+        self.ping_interval = ping_interval
         self.connected = asyncio.Event()
         self.logins = 0
         self.auth_failed = False
+        self.problem = "not started"
+        """Why the link is not up (for ``/readyz`` and the log); ``""`` while it is."""
+        self.delays: deque[float] = deque(maxlen=100)
+        """The reconnect delays actually slept, oldest first (what the log announced)."""
         self._delay = settings.reconnect_min_seconds
         self._manager: _Manager | None = None
+        self._supervisor: asyncio.Task[None] | None = None
         self._login_task: asyncio.Task[None] | None = None
+        self._session = 0
         self._closing = False
 
     async def start(self) -> None:
+        """Start supervising the link; returns at once (Asterisk may come up later)."""
         self._closing = False
+        self._delay = self.settings.reconnect_min_seconds
         manager = _Manager(
             host=self.settings.ami_host,
             port=self.settings.ami_port,
             username=self.settings.ami_username,
             secret=self.settings.ami_secret,
-            ping_delay=10,
-            ping_interval=10,
-            reconnect_timeout=self.settings.reconnect_min_seconds,
             loop=asyncio.get_running_loop(),
             forgetable_actions=("ping", "login", "coreshowchannels", "queuestatus"),
-            on_login=self._logged_in,
         )
-        manager.link = self
-        manager.reconnect_timeout = self._delay  # panoramisk casts to int; keep sub-second delays
         manager.register_event("*", self._dispatch)
         self._manager = manager
-        with contextlib.suppress(OSError):  # not up yet: panoramisk retries on its own timer
-            await manager.connect()
+        self.problem = "connecting"
+        self._supervisor = asyncio.get_running_loop().create_task(self._supervise(), name="voice-ami-link")
 
     async def stop(self) -> None:
         self._closing = True
+        for task in (self._supervisor, self._login_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._supervisor = self._login_task = None
         if self._manager is not None:
             self._manager.close()
             self._manager = None
-        if self._login_task is not None:
-            self._login_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._login_task
         self.connected.clear()
+        self.problem = "stopped"
 
-    # --- callbacks from the manager ----------------------------------------------------
+    # --- the supervisor ---------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        while not self._closing:
+            try:
+                await self._run_session()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug must not end supervision: log it and go on
+                log.exception("voice: AMI session failed")
+                self.problem = f"session failed: {exc!r}"
+            delay = self._next_delay()
+            log.warning(
+                "voice: AMI link to %s down (%s); retrying in %.2fs", self._where, self.problem, delay
+            )
+            self.delays.append(delay)
+            await asyncio.sleep(delay)
+
+    def _next_delay(self) -> float:
+        """The wait before the next attempt; the one after it doubles (up to the maximum)."""
+        if self.auth_failed:
+            self._delay = self.settings.reconnect_max_seconds
+        delay = self._delay
+        self._delay = min(self.settings.reconnect_max_seconds, max(delay, 0.05) * 2)
+        return delay
+
+    @property
+    def _where(self) -> str:
+        return f"{self.settings.ami_host}:{self.settings.ami_port}"
+
+    async def _run_session(self) -> None:
+        """One connection from connect to loss; returns when it is over (``problem`` says why)."""
+        manager = self._manager
+        assert manager is not None
+        loop = asyncio.get_running_loop()
+        timeout = self.settings.action_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                _, protocol = await loop.create_connection(
+                    lambda: _Protocol(manager), self.settings.ami_host, self.settings.ami_port
+                )
+        except (OSError, TimeoutError) as exc:
+            self.problem = f"connect failed: {type(exc).__name__}: {exc}".rstrip(": ")
+            return
+        assert isinstance(protocol, _Protocol)
+        self._session += 1
+        manager.protocol = protocol
+        manager.responses = protocol.responses
+        manager.encoding = protocol.encoding
+        manager._connected = True
+        manager.authenticated = False
+        try:
+            if not await self._login(manager, protocol):
+                return
+            await self._keep_alive(protocol)
+        finally:
+            self.connected.clear()
+            manager.authenticated = False
+            protocol.close()
+            if manager.protocol is protocol:
+                manager.protocol = None
+
+    async def _login(self, manager: _Manager, protocol: _Protocol) -> bool:
+        if protocol.lost.done():  # accepted and closed at once (uvloop reports it this early)
+            self.problem = "the connection was closed before Asterisk answered the login"
+            return False
+        answer = protocol.send(
+            {
+                "Action": "Login",
+                "Username": self.settings.ami_username,
+                "Secret": self.settings.ami_secret,
+                "Events": "on",
+            }
+        )
+        await asyncio.wait(
+            {answer, protocol.lost},
+            timeout=self.settings.action_timeout_seconds,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if not answer.done():
+            answer.cancel()
+            self.problem = (
+                "the connection was closed before Asterisk answered the login"
+                if protocol.lost.done()
+                else "Asterisk did not answer the login"
+            )
+            return False
+        if not answer.result().success:
+            self.auth_failed = True
+            self.problem = "login refused"
+            log.error(
+                "voice: AMI login refused for user %r: check OMNI_VOICE_AMI_USERNAME / OMNI_VOICE_AMI_SECRET",
+                self.settings.ami_username,
+            )
+            return False
+        manager.authenticated = True
+        self._logged_in()
+        return True
+
+    async def _keep_alive(self, protocol: _Protocol) -> None:
+        """Wait for the loss of the link, pinging meanwhile; an unanswered ping ends it."""
+        while True:
+            done, _ = await asyncio.wait({protocol.lost}, timeout=self.ping_interval)
+            if done:
+                exc = protocol.lost.result()
+                self.problem = f"connection lost ({exc})" if exc else "connection lost"
+                return
+            pong = protocol.send({"Action": "Ping"})
+            await asyncio.wait(
+                {pong, protocol.lost},
+                timeout=self.settings.action_timeout_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if protocol.lost.done():
+                continue  # reported on the next turn
+            if not pong.done():
+                pong.cancel()
+                self.problem = f"no answer to a ping within {self.settings.action_timeout_seconds:g}s"
+                return
+
+    # --- callbacks ----------------------------------------------------------------------------
 
     def _dispatch(self, _manager: Any, message: Mapping[str, Any]) -> None:
         try:
@@ -111,59 +287,50 @@ class AmiLink:
         except Exception:
             log.exception("voice: AMI event %s not handled", message.get("Event"))
 
-    def _logged_in(self, _manager: Any) -> None:
+    def _logged_in(self) -> None:
         self.logins += 1
         self.auth_failed = False
         self._delay = self.settings.reconnect_min_seconds
-        if self._manager is not None:
-            self._manager.reconnect_timeout = self._delay
-        log.info("voice: AMI login to %s:%s accepted", self.settings.ami_host, self.settings.ami_port)
-        self._login_task = asyncio.get_running_loop().create_task(self._after_login())
+        self.problem = "logged in, resynchronising calls"
+        log.info("voice: AMI login to %s accepted", self._where)
+        previous = self._login_task
+        self._login_task = asyncio.get_running_loop().create_task(self._after_login(self._session, previous))
 
-    async def _after_login(self) -> None:
+    async def _after_login(self, session: int, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None and not previous.done():
+            # A resync of an earlier session still running: never run two at once.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(previous)
         try:
             await self.on_login()
         except Exception:
             log.exception("voice: resync after AMI login failed")
-        self.connected.set()
+        manager = self._manager
+        if session == self._session and manager is not None and manager.authenticated:
+            self.problem = ""
+            self.connected.set()
 
-    def _backoff(self) -> None:
-        self._delay = min(self.settings.reconnect_max_seconds, max(self._delay, 0.05) * 2)
-        if self._manager is not None:
-            self._manager.reconnect_timeout = self._delay
-
-    def _failed(self, what: str, exc: BaseException | None) -> None:
-        log.warning("voice: AMI %s failed (%s); retrying in %.1fs", what, exc, self._delay)
-        self._backoff()
-
-    def _auth_failed(self) -> None:
-        self.auth_failed = True
-        self._delay = self.settings.reconnect_max_seconds
-        if self._manager is not None:
-            self._manager.reconnect_timeout = self._delay
-        log.error(
-            "voice: AMI login refused for user %r: check OMNI_VOICE_AMI_USERNAME / OMNI_VOICE_AMI_SECRET",
-            self.settings.ami_username,
-        )
-
-    def _lost(self) -> None:
-        self.connected.clear()
-        if not self._closing:
-            log.warning("voice: AMI connection lost; reconnecting in %.1fs", self._delay)
-            self._backoff()
-
-    # --- actions ------------------------------------------------------------------------
+    # --- actions --------------------------------------------------------------------------------
 
     @property
     def ready(self) -> bool:
         return self._manager is not None and bool(self._manager.authenticated) and self.connected.is_set()
 
+    def readiness(self) -> str:
+        """``"ok"`` or why the link is down, for ``/readyz``."""
+        if self.ready:
+            return "ok"
+        if self.auth_failed:
+            return "error: Asterisk refused the AMI login"
+        return f"error: AMI link to {self._where} is down ({self.problem})"
+
     def _require(self) -> _Manager:
         if self.auth_failed:
             raise ChannelAuthFailed("Asterisk refused the AMI login")
-        if self._manager is None or not self._manager.authenticated or self._manager.protocol is None:
+        manager = self._manager
+        if manager is None or not manager.authenticated or manager.protocol is None:
             raise ChannelNotReady("the AMI link to Asterisk is down")
-        return self._manager
+        return manager
 
     async def send(self, action: dict[str, Any]) -> Any:
         """Send an action and wait for its response (a list for event-list actions)."""

@@ -86,8 +86,27 @@ def bridge(caller_channel: str, agent_channel: str) -> dict[str, Any]:
     return {"Action": "Bridge", "Channel1": caller_channel, "Channel2": agent_channel, "Tone": "no"}
 
 
-def redirect(channel: str, context: str, exten: str = "s") -> dict[str, Any]:
-    return {"Action": "Redirect", "Channel": channel, "Context": context, "Exten": exten, "Priority": "1"}
+def redirect(
+    channel: str,
+    context: str,
+    exten: str = "s",
+    *,
+    extra_channel: str = "",
+    extra_context: str = "",
+) -> dict[str, Any]:
+    """Send ``channel`` to ``context,exten,1``. With ``extra_channel`` both parties of a
+    bridge move in one action (to ``extra_context,s,1``): Asterisk then moves them together,
+    and the other party doesn't run on to the next priority of its dialplan (after ``Dial()``
+    or ``Wait()`` that is a ``Hangup()``)."""
+    action = {"Action": "Redirect", "Channel": channel, "Context": context, "Exten": exten, "Priority": "1"}
+    if extra_channel:
+        action |= {
+            "ExtraChannel": extra_channel,
+            "ExtraContext": extra_context,
+            "ExtraExten": "s",
+            "ExtraPriority": "1",
+        }
+    return action
 
 
 def hangup(channel: str, cause: int = 16) -> dict[str, Any]:

@@ -27,7 +27,9 @@ RING = "ring"
 CONSULT = "consult"
 SPY = "spy"
 CUSTOMER = "customer"
-"""The dialled customer of a click-to-call (the call's ``caller`` is then the operator leg)."""
+"""The dialled customer of an outgoing call: the party the operator leg's ``Dial`` reached
+(``DialBegin`` from the agent leg). Like an inbound caller it is the call's ``caller_*`` leg,
+so hold, recording and hang-up act on the customer whichever side started the call."""
 
 
 @dataclass(slots=True)
@@ -99,7 +101,7 @@ class CallRegistry:
     def add(self, call: Call) -> Call:
         self.calls[call.linkedid] = call
         if call.caller_uniqueid:
-            self.legs[call.caller_uniqueid] = (call.linkedid, CALLER if call.direction == "in" else AGENT)
+            self.legs[call.caller_uniqueid] = (call.linkedid, CALLER if call.direction == "in" else CUSTOMER)
         if call.agent_uniqueid:
             self.legs.setdefault(call.agent_uniqueid, (call.linkedid, AGENT))
         if call.conversation_id is not None:
@@ -169,17 +171,9 @@ class CallRegistry:
                     )
                 )
             return self._caller(call, ev, now)
-        if ev.kind in (Kind.NEW_CHANNEL, Kind.DIAL_BEGIN) and ev.linkedid in self.calls:
-            # e.g. the click-to-call customer leg appears in the operator's call.
-            call = self.calls[ev.linkedid]
-            if (
-                call.direction == "out"
-                and ev.kind == Kind.NEW_CHANNEL
-                and ev.uniqueid != call.caller_uniqueid
-            ):
-                self.legs[ev.uniqueid] = (call.linkedid, CUSTOMER)
-                call.agent_uniqueid = ev.uniqueid
-                call.agent_channel = ev.channel
+        # Any other channel of a known call (a Local channel's ``;2`` half, the operator phone
+        # it dials, a transfer target) is not the customer: only a dial from the agent leg
+        # names the customer of an outgoing call (``_agent``).
         return []
 
     def _caller(self, call: Call, ev: CallEvent, now: datetime) -> list[Effect]:
@@ -228,17 +222,22 @@ class CallRegistry:
 
     def _agent(self, call: Call, ev: CallEvent, now: datetime) -> list[Effect]:
         current = ev.uniqueid == call.agent_uniqueid
-        if call.direction == "out" and ev.uniqueid == call.caller_uniqueid:
-            # Click-to-call: the operator leg is the call's first leg.
-            if ev.kind == Kind.HANGUP:
-                return self._end(call, "agent_left", ev.cause, now)
-            if ev.kind in (Kind.HOLD, Kind.UNHOLD):
-                return [Effect("phone_hold" if ev.kind == Kind.HOLD else "phone_unhold", call)]
-            return []
         if not current:
             if ev.kind == Kind.HANGUP:
                 self.legs.pop(ev.uniqueid, None)
             return []
+        if call.direction == "out":
+            # Outgoing: the agent leg is the call's first leg (originated by the adapter);
+            # the customer is whoever it dials.
+            if ev.channel and ev.kind != Kind.ATTENDED_TRANSFER:
+                call.agent_channel = ev.channel
+            if ev.kind == Kind.DIAL_BEGIN and ev.peer_uniqueid:
+                self.legs[ev.peer_uniqueid] = (call.linkedid, CUSTOMER)
+                call.caller_uniqueid = ev.peer_uniqueid
+                call.caller_channel = ev.peer_channel
+                return []
+            if ev.kind == Kind.ORIGINATE_RESPONSE and not ev.success:
+                return self._end(call, "agent_left", ev.cause, now)  # the operator's phone never answered
         match ev.kind:
             case Kind.BRIDGE_ENTER:
                 call.bridged = True
@@ -263,6 +262,16 @@ class CallRegistry:
         return []
 
     def _customer(self, call: Call, ev: CallEvent, now: datetime) -> list[Effect]:
+        if ev.uniqueid != call.caller_uniqueid:
+            if ev.kind == Kind.HANGUP:
+                self.legs.pop(ev.uniqueid, None)  # an earlier dial attempt
+            return []
+        if ev.channel:
+            call.caller_channel = ev.channel
+        if ev.kind == Kind.BRIDGE_ENTER:
+            call.bridged = bool(call.agent_uniqueid)
+        elif ev.kind == Kind.BRIDGE_LEAVE:
+            call.bridged = False
         if ev.kind == Kind.STATE and ev.state == "up" and call.answered_at is None:
             call.answered_at = now
             return [Effect("connected", call)]
@@ -290,6 +299,22 @@ class CallRegistry:
         """
         alive = {s.uniqueid: s for s in live}
         effects: list[Effect] = []
+        for out in self.calls.values():
+            # An outgoing call whose dial was missed: the customer is who shares the agent
+            # leg's bridge (never another channel of the call, e.g. a Local ``;2`` half).
+            agent = alive.get(out.agent_uniqueid)
+            if out.direction == "out" and not out.caller_uniqueid and agent is not None and agent.bridge_id:
+                peer = next(
+                    (
+                        s
+                        for s in alive.values()
+                        if s.bridge_id == agent.bridge_id and s.uniqueid != agent.uniqueid
+                    ),
+                    None,
+                )
+                if peer is not None:
+                    self.legs[peer.uniqueid] = (out.linkedid, CUSTOMER)
+                    out.caller_uniqueid, out.caller_channel = peer.uniqueid, peer.channel
         for uid, (linkedid, _role) in list(self.legs.items()):
             call = self.calls.get(linkedid)
             if call is None:

@@ -14,29 +14,31 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 from sqlalchemy import select
+from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni import crypto
 from omni.channels import DeliveryReceipt, OutboundMessage
 from omni.db import models as m
 from omni.domain import automated, conversations, files
-from omni.domain.conversations import InboundMessage
-from omni.domain.errors import DomainError, InvalidInput, NotFound
+from omni.domain.conversations import MAX_BODY, InboundMessage
+from omni.domain.errors import DomainError, InvalidInput, NotFound, TooManyRequests
 from omni.domain.events import DomainEvent
 from omni.domain.hours import is_open
 from omni.domain.routing import line_wait_infos, queue_capacity, wait_info
 from omni.domain.serialize import message_dict
-from omni.i18n import _l, error_body, gettext, pick_language
-from omni.ratelimit import RateLimiter
+from omni.i18n import _l, gettext, pick_language
+from omni.ratelimit import RateLimiter, address_key
 from omni.realtime import rooms
 from omni.services import Services
 
@@ -49,9 +51,13 @@ ROOM_CACHE_SECONDS = 30.0
 ROOM_CACHE_SIZE = 20_000
 WAITING = (m.ConversationStatus.QUEUED, m.ConversationStatus.OFFERED)
 BUSY = _l("the server is busy; your message will be sent again")
-NOT_OBJECT = _l("message must be an object")
-TOO_MANY = _l("too many messages, wait a minute")
 NOT_A_NUMBER = _l("message_id must be a number")
+PRECHAT_FIELDS = ("name", "email", "phone", "subject")
+CLOSED_BY_OTHERS_UNSEEN = frozenset({"customer", "blacklist"})
+"""Closes the visitor needs no notice of: they left themselves, or they are blocked."""
+TOO_MANY_CHATS = _l(
+    "Too many new chats are being started right now. Please wait a minute: your message will be sent then."
+)
 LINE_MOVES = frozenset(
     {
         "conversation.queued",
@@ -74,6 +80,67 @@ def identity_hash(inbox_secret: str, user_id: str) -> str:
     return hmac.new(inbox_secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
 
 
+def refusal(
+    error: str,
+    detail: str | DomainError,
+    *,
+    retry: bool = False,
+    lang: str = "en",
+    params: Mapping[str, object] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A refused ``message`` ack. ``retry`` tells the widget whether sending the same message
+    again can ever succeed (busy server, rate limit) or never will (too long, a NUL character,
+    missing pre-chat fields): then it gives the text back to the customer and forgets it.
+    ``detail`` is a catalog text (with ``params``) or a domain error, shown in ``lang``."""
+    text = (
+        detail.localized(lang) if isinstance(detail, DomainError) else gettext(lang, detail, **(params or {}))
+    )
+    return {"ok": False, "error": error, "detail": text, "retry": retry, **extra}
+
+
+def check_message(data: dict[str, Any], lang: str = "en") -> dict[str, Any] | None:
+    """Refusals decided by the message alone, before any rate limit or database work."""
+    for name in ("body", *PRECHAT_FIELDS):
+        if "\x00" in str(data.get(name) or ""):
+            return refusal(
+                "bad_characters",
+                _l("the {name} contains a character that can't be sent"),
+                lang=lang,
+                params={"name": name},
+                field=name,
+            )
+    if len(str(data.get("body") or "")) > MAX_BODY:
+        return refusal(
+            "too_long",
+            _l("message is longer than {max_body} characters"),
+            lang=lang,
+            params={"max_body": MAX_BODY},
+            field="body",
+            max=MAX_BODY,
+        )
+    return None
+
+
+def widget_limits(services: Services) -> dict[str, int]:
+    """What the widget checks before sending (``welcome.limits``): it never sends a message
+    the server would refuse for its size or a frame that would close the connection."""
+    return {
+        "max_body": MAX_BODY,
+        "max_message_bytes": services.settings.socketio_max_message_bytes,
+        "max_upload_bytes": services.settings.widget.max_upload_bytes,
+    }
+
+
+def csat_of(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The inbox's satisfaction question (``config.csat = {question, labels?}``), or None."""
+    csat = config.get("csat")
+    if not isinstance(csat, dict) or not csat.get("question"):
+        return None
+    labels = csat.get("labels") or ["1", "2", "3", "4", "5"]
+    return {"question": str(csat["question"]), "labels": [str(x) for x in labels]}
+
+
 def public_message(msg: m.Message) -> dict[str, Any]:
     """What a visitor may see of a message (no operator ids, no private notes)."""
     data = message_dict(msg)
@@ -89,6 +156,11 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
         super().__init__(NAMESPACE)
         self.services = services
         self.limiter = RateLimiter(services.settings.widget.messages_per_minute)
+        widget = services.settings.widget
+        self.new_per_address = services.limits.limiter(
+            "widget-new-address", widget.new_conversations_per_address
+        )
+        self.new_per_inbox = services.limits.limiter("widget-new-inbox", widget.new_conversations_per_inbox)
         # Visitors share the connection pool with the outbox relay and the router; a flood of
         # visitors must queue here, not starve delivery of what is already stored.
         self.gate = asyncio.Semaphore(services.settings.widget.max_concurrent_db)
@@ -120,6 +192,7 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                 identity = visitor or f"v:{inbox.id}:{uuid.uuid4().hex}"
             history, conv_id = await self._history(session, inbox.id, identity)
             online = await self._online(session, inbox)
+            closed = await closed_notice(session, conv_id) if conv_id is not None else None
         token = crypto.sign_value(secret_key, VISITOR_PURPOSE, identity)
         await self.save_session(sid, {"inbox_id": inbox.id, "identity": identity, "lang": lang})
         await self.enter_room(sid, visitor_room(identity))
@@ -131,6 +204,8 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                 "messages": history,
                 "config": inbox.config,
                 "online": online,
+                "limits": widget_limits(self.services),
+                "closed": closed,
             },
             to=sid,
         )
@@ -175,10 +250,21 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
     async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
         """Acked only after the message is stored; the same ``client_id`` again is a no-op."""
         sess = await self.get_session(sid)
+        lang = str(sess.get("lang", "en"))
         if not isinstance(data, dict):
-            return {"ok": False, "error": "invalid", "detail": gettext(sess.get("lang", "en"), NOT_OBJECT)}
+            return refusal("invalid", _l("message must be an object"), lang=lang)
+        refused = check_message(data, lang)
+        if refused is not None:
+            return refused
         if not self.limiter.allow(sess["identity"]):
-            return {"ok": False, "error": "rate_limited", "detail": gettext(sess.get("lang", "en"), TOO_MANY)}
+            wait = math.ceil(self.limiter.retry_after(sess["identity"]))
+            return refusal(
+                "rate_limited",
+                _l("too many messages, wait a minute"),
+                retry=True,
+                lang=lang,
+                retry_after=wait,
+            )
         try:
             client_id = str(data.get("client_id") or "")[:64]
             if not client_id:
@@ -189,6 +275,15 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             # A quick-reply press: the label is the text, the id tells the bot which one.
             pressed = [automated.button_reply(data["button"])] if data.get("button") else []
             async with self.gate, self.services.db.transaction() as session:
+                missing = await self._missing_prechat(session, sess, data)
+                if missing is not None:
+                    return refusal(
+                        "prechat_required",
+                        _l("{field} is required before the chat starts"),
+                        lang=lang,
+                        params={"field": missing},
+                        field=missing,
+                    )
                 claimed = await files.claim(session, sess["identity"], [str(i) for i in ids])
                 result = await conversations.ingest_inbound(
                     session,
@@ -203,8 +298,13 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                         contact_phone=(str(data["phone"]) if data.get("phone") else None),
                         subject=str(data.get("subject", "")),
                         attachments=[files.descriptor(f) for f in claimed] + pressed,
+                        language=str(data.get("lang") or "")[:16],
+                        reopen_closed=False,  # the widget told the customer it was closed
                     ),
                 )
+                if result.created:
+                    # Raises (rolling the new conversation back) past the limits.
+                    await self._admit_new_conversation(sid, sess["inbox_id"])
                 if not result.duplicate:
                     files.link(claimed, result.conversation.id)
                 ack: dict[str, Any] = {
@@ -219,12 +319,79 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                     ack["estimated_wait_seconds"] = info.estimated_wait_seconds
                 return ack
         except DomainError as exc:
-            return {"ok": False, **error_body(exc, sess.get("lang", "en")), "field": exc.field}
+            # A rate limit (e.g. too many new chats from one address) passes: send it again later.
+            return refusal(exc.code, exc, field=exc.field, retry=isinstance(exc, TooManyRequests), lang=lang)
+        except DataError:
+            # The database refused the values themselves: sending them again can't help.
+            log.warning("widget message from %s has values the database refuses", sess["identity"])
+            return refusal("invalid", _l("the message can't be stored as sent"), lang=lang)
         except Exception:
             # Not stored (database overloaded or down): say so, so the widget keeps the message
             # and sends it again with the same client id instead of believing it was delivered.
             log.exception("widget message from %s not stored", sess["identity"])
-            return {"ok": False, "error": "unavailable", "detail": gettext(sess.get("lang", "en"), BUSY)}
+            return refusal("unavailable", BUSY, retry=True, lang=lang)
+
+    async def _missing_prechat(
+        self, session: AsyncSession, sess: dict[str, Any], data: dict[str, Any]
+    ) -> str | None:
+        """The first required pre-chat field neither in the message nor already known of the
+        visitor: a widget that sent before its form was filled must not create a nameless
+        contact whose conversation no one can route."""
+        inbox = await session.get(m.Inbox, sess["inbox_id"])
+        required = [
+            str(f.get("name"))
+            for f in ((inbox.config or {}).get("prechat") or [] if inbox else [])
+            if isinstance(f, dict) and f.get("required") and f.get("name") in PRECHAT_FIELDS
+        ]
+        missing = [name for name in required if not str(data.get(name) or "").strip()]
+        if not missing:
+            return None
+        contact = await session.scalar(
+            select(m.Contact)
+            .join(m.ContactIdentity, m.ContactIdentity.contact_id == m.Contact.id)
+            .where(m.ContactIdentity.kind == "widget", m.ContactIdentity.value == sess["identity"])
+        )
+        if contact is None:
+            return missing[0]
+        conv_id = await self._conversation_id(session, sess["inbox_id"], sess["identity"])
+        known = {
+            "name": bool(contact.name),
+            "email": bool(contact.email),
+            "phone": bool(contact.phone),
+            "subject": conv_id is not None,
+        }
+        return next((name for name in missing if not known[name]), None)
+
+    async def on_rate(self, sid: str, data: Any) -> dict[str, Any]:
+        """The visitor's answer to the satisfaction question shown with the closed notice."""
+        sess = await self.get_session(sid)
+        try:
+            rating = int(data.get("rating", 0)) if isinstance(data, dict) else 0
+            async with self.gate, self.services.db.transaction() as session:
+                conv_id = await self._conversation_id(session, sess["inbox_id"], sess["identity"])
+                inbox = await session.get(m.Inbox, sess["inbox_id"])
+                csat = csat_of(inbox.config or {}) if inbox else None
+                if conv_id is None or csat is None:
+                    raise NotFound("there is no conversation to rate")
+                first = await conversations.do_record_rating(
+                    session, conv_id, rating, scale=len(csat["labels"])
+                )
+            return {"ok": True, "recorded": first}
+        except (DomainError, ValueError, TypeError) as exc:
+            detail = exc if isinstance(exc, DomainError) else _l("rating must be a number")
+            return refusal("invalid", detail, lang=str(sess.get("lang", "en")))
+
+    async def _admit_new_conversation(self, sid: str, inbox_id: int) -> None:
+        """Per-address and per-inbox limits on new conversations: a script opening chats from
+        fresh visitor tokens must not fill the queue. The refusal is ``rate_limited``, so the
+        widget keeps the message and sends it again later."""
+        environ: dict[str, Any] = self.server.get_environ(sid, namespace=NAMESPACE) or {}
+        client = (environ.get("asgi.scope") or {}).get("client")
+        address = str(client[0]) if client else ""
+        by_address = await self.new_per_address.allow(address_key(address))
+        if not by_address or not await self.new_per_inbox.allow(str(inbox_id)):
+            log.warning("widget inbox %s: new conversation from %s refused (limit)", inbox_id, address)
+            raise TooManyRequests(TOO_MANY_CHATS)  # shown in the visitor's language (``refusal``)
 
     async def on_typing(self, sid: str, data: Any = None) -> None:
         """Relayed to the operator handling the conversation (and supervisors of its queue)."""
@@ -373,9 +540,44 @@ class WidgetChannel:
             )
 
 
+async def closed_notice(session: AsyncSession, conv_id: int) -> dict[str, Any] | None:
+    """What the widget shows when the visitor's conversation was closed by the operator (or a
+    timeout): the notice, the satisfaction question if the inbox asks one and it is not yet
+    answered. ``None`` while it is open or when the visitor closed it themselves."""
+    conv = await session.get(m.Conversation, conv_id)
+    if (
+        conv is None
+        or conv.status != m.ConversationStatus.CLOSED
+        or conv.closed_by in CLOSED_BY_OTHERS_UNSEEN
+    ):
+        return None
+    inbox = await session.get(m.Inbox, conv.inbox_id)
+    csat = csat_of(inbox.config or {}) if inbox else None
+    rated = "csat" in (conv.variables or {})
+    return {"conversation_id": conv.id, "csat": None if rated else csat}
+
+
+async def tell_closed(channel: WidgetChannel, events: Sequence[DomainEvent]) -> None:
+    """Post-commit relay sink: a widget conversation closed → the visitor's tabs show it, so
+    writing again visibly starts a new conversation instead of silently queueing one."""
+    for event in events:
+        if (
+            event.type != "conversation.closed"
+            or event.payload.get("channel") != WidgetChannel.kind
+            or event.conversation_id is None
+        ):
+            continue
+        async with channel.services.db.transaction() as session:
+            notice = await closed_notice(session, event.conversation_id)
+        targets = await channel._rooms(event.conversation_id)
+        if notice is not None and targets:
+            await channel.sio.emit("closed", notice, to=targets, namespace=NAMESPACE)
+
+
 def register(sio: socketio.AsyncServer, services: Services) -> None:
     """Called by the composition root (``omni.app.create_app``)."""
     sio.register_namespace(WidgetNamespace(services))
     channel = WidgetChannel(sio, services)
     services.adapters.register(channel)
     services.relay.post_commit_sinks.append(channel.on_events)
+    services.relay.post_commit_sinks.append(lambda events: tell_closed(channel, events))

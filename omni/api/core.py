@@ -41,18 +41,18 @@ class AuthController(Controller):
     path = "/api/v1/auth"
     dependencies = {"services": Provide(provide_services)}  # noqa: RUF012 - Litestar declares it mutable
 
-    @post("/login", status_code=200)
+    @post("/login", status_code=200, opt={"csrf": "always"})  # it creates a session
     async def login(
         self, request: Request[Any, Any, Any], data: LoginIn, services: Services
     ) -> Response[dict[str, Any]]:
         ip = client_ip(request)
-        if services.logins.blocked(data.username, ip):
+        if await services.logins.blocked(data.username, ip):
             raise TooManyRequests("too many failed logins; wait a minute and try again")
         async with services.db.transaction() as session:
             try:
                 user = await auth.authenticate(session, data.username, data.password)
             except Exception:
-                services.logins.failed(data.username, ip)
+                await services.logins.failed(data.username, ip)
                 audit.record(
                     session,
                     None,
@@ -398,10 +398,4 @@ class EventController(Controller):
             queues = await auth.visible_queue_ids(session, who)
             users = await auth.visible_user_ids(session, who)
             events = await events_after(session, after, limit=min(max(limit, 1), 1000))
-        return [
-            e.to_wire()
-            for e in events
-            if queues is None
-            or (e.queue_id is not None and e.queue_id in queues)
-            or (e.user_id is not None and users is not None and e.user_id in users)
-        ]
+        return [e.to_wire() for e in events if auth.event_visible(e, who, queues, users)]

@@ -1,8 +1,8 @@
-"""Liveness, readiness (database + Redis) and Prometheus metrics."""
+"""Liveness, readiness (database, Redis and the channel links that report it) and Prometheus metrics."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import redis.asyncio as aioredis
 from litestar import Request, Response, get
@@ -13,6 +13,16 @@ from sqlalchemy import func, select, text
 from omni.api.deps import services_of
 from omni.db import models as m
 from omni.metrics import CONVERSATIONS, OPERATORS, REGISTRY, WEBHOOKS_PENDING
+
+
+@runtime_checkable
+class ReportsReadiness(Protocol):
+    """A channel adapter whose link to the outside can be down while the app runs (the voice
+    adapter's AMI link): ``readiness()`` is ``"ok"`` or ``"error: <why>"``."""
+
+    kind: str
+
+    def readiness(self) -> str: ...
 
 
 @get("/healthz", include_in_schema=False)
@@ -41,6 +51,11 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
             await client.aclose()
     else:
         checks["redis"] = "not configured (embedded mode)"
+    # Registered adapters only: voice is checked when it is enabled, so a node that must place
+    # calls is not "ready" while Asterisk is unreachable (offers would ring no phone).
+    for adapter in services.adapters.all():
+        if isinstance(adapter, ReportsReadiness):
+            checks[adapter.kind] = adapter.readiness()
     ready = all(v == "ok" or v.startswith("not configured") for v in checks.values())
     return Response(
         {"ready": ready, "checks": checks}, status_code=200 if ready else HTTP_503_SERVICE_UNAVAILABLE

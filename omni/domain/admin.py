@@ -31,6 +31,8 @@ from omni.db import models as m
 from omni.domain import audit, contacts, webhooks
 from omni.domain.auth import (
     Principal,
+    access_contact,
+    contact_scope_filter,
     hash_password,
     require_role,
     visible_queue_ids,
@@ -1401,7 +1403,12 @@ async def search_contacts(
     session: AsyncSession, who: Principal, q: str = "", *, limit: int
 ) -> list[m.Contact]:
     _deny_auditor(who)
-    stmt = select(m.Contact).order_by(m.Contact.id.desc()).limit(clamp_limit(limit))
+    stmt = (
+        select(m.Contact)
+        .where(*await contact_scope_filter(session, who))
+        .order_by(m.Contact.id.desc())
+        .limit(clamp_limit(limit))
+    )
     q = q.strip()
     if q:
         conds = [
@@ -1417,7 +1424,7 @@ async def search_contacts(
 
 async def get_contact(session: AsyncSession, who: Principal, contact_id: int) -> m.Contact:
     _deny_auditor(who)
-    return await _get(session, m.Contact, contact_id, "contact")
+    return await access_contact(session, who, contact_id)
 
 
 async def _claim_identity(
@@ -1478,8 +1485,11 @@ async def update_contact(
     session: AsyncSession, who: Principal, contact_id: int, data: Mapping[str, Any]
 ) -> m.Contact:
     require_role(who, ADMIN, SUPERVISOR, OPERATOR)
-    contact = await _get(session, m.Contact, contact_id, "contact")
+    contact = await access_contact(session, who, contact_id, for_update=True)
     clean = _clean(data, _CONTACT_UPDATE_FIELDS)
+    if clean.get("blacklisted") is False and contact.blacklisted and who.role == OPERATOR:
+        # The same rule as the operator window's blacklist action.
+        raise PermissionDenied("only supervisors take a contact off the blacklist")
     await _apply_contact(session, contact, clean)
     await _flush(session)
     _audit(session, who, "contact.update", "contact", contact.id, data)

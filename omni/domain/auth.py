@@ -9,6 +9,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -214,6 +215,71 @@ def conversation_scope_filter(queue_ids: set[int] | None, who: Principal) -> lis
             m.Conversation.assigned_user_id == who.id,
         )
     ]
+
+
+def visible_conversations_filter(queue_ids: set[int] | None, who: Principal) -> list[ColumnElement[bool]]:
+    """SQL conditions for every conversation the caller may open (``access_conversation``'s
+    rule in SQL): its queue is in scope, or it is assigned, reserved or was offered to them."""
+    if queue_ids is None:
+        return []
+    offered = select(m.Offer.conversation_id).where(m.Offer.user_id == who.id)
+    return [
+        or_(
+            m.Conversation.queue_id.in_(queue_ids),
+            m.Conversation.assigned_user_id == who.id,
+            m.Conversation.preferred_user_id == who.id,
+            m.Conversation.id.in_(offered),
+        )
+    ]
+
+
+async def contact_scope_filter(session: AsyncSession, who: Principal) -> list[ColumnElement[bool]]:
+    """SQL conditions limiting contacts to those the caller may see.
+
+    A contact is visible to whoever may see at least one of its conversations (admins: all),
+    so a contact's name, e-mail and identities don't leak across groups.
+    """
+    if who.role == m.Role.AUDITOR:
+        raise PermissionDenied("auditors can read the audit log only")
+    queues = await visible_queue_ids(session, who)
+    if queues is None:
+        return []
+    convs = select(m.Conversation.contact_id).where(*visible_conversations_filter(queues, who))
+    return [m.Contact.id.in_(convs)]
+
+
+async def access_contact(
+    session: AsyncSession, who: Principal, contact_id: int, *, for_update: bool = False
+) -> m.Contact:
+    """Load a contact the caller may see, or refuse; out of scope reads as not found."""
+    stmt = select(m.Contact).where(m.Contact.id == contact_id, *await contact_scope_filter(session, who))
+    if for_update:
+        stmt = stmt.with_for_update()
+    contact = await session.scalar(stmt)
+    if contact is None:
+        raise NotFound("contact {contact_id} not found", contact_id=contact_id)
+    return contact
+
+
+class ScopedEvent(Protocol):
+    @property
+    def queue_id(self) -> int | None: ...
+    @property
+    def user_id(self) -> int | None: ...
+
+
+def event_visible(
+    event: ScopedEvent, who: Principal, queue_ids: set[int] | None, user_ids: set[int] | None
+) -> bool:
+    """Whether an event of the feed (REST ``/events``, the socket ``resume``) is in scope:
+    admins see all; others the events of their queues and of the people they may see."""
+    if queue_ids is None:
+        return True
+    if event.queue_id is not None and event.queue_id in queue_ids:
+        return True
+    return event.user_id is not None and (
+        event.user_id == who.id or (user_ids is not None and event.user_id in user_ids)
+    )
 
 
 async def get_user(session: AsyncSession, user_id: int) -> m.User:

@@ -78,6 +78,35 @@ class InboundMessage:
     medium: str = m.Medium.CHAT
     priority: int = 0
     variables: dict[str, Any] = field(default_factory=dict)
+    language: str = ""
+    """The customer's language as the channel knows it (widget UI language, Telegram
+    ``language_code``), e.g. ``ru`` or ``ru-RU``; empty = the inbox's ``language`` setting, if
+    any. Kept as ``variables["lang"]`` (primary subtag), which the bot's texts are chosen by."""
+    reopen_closed: bool = True
+    """``False`` when the customer was told the conversation is closed (the widget): a new
+    message then starts a new conversation instead of reopening the closed one."""
+
+
+def customer_language(msg: InboundMessage, inbox: m.Inbox) -> str:
+    """The primary language subtag of the customer (``ru-RU`` → ``ru``), or ``""``."""
+    raw = msg.language or str((inbox.config or {}).get("language") or "")
+    primary = raw.strip().replace("_", "-").split("-")[0].lower()
+    return primary if primary.isalpha() and len(primary) <= 8 else ""
+
+
+def _refuse_unstorable(msg: InboundMessage) -> None:
+    """A NUL character can't be stored in PostgreSQL text: refuse it as bad input (permanent),
+    not let the insert fail like an outage the sender would retry forever."""
+    named = {
+        "body": msg.body,
+        "name": msg.contact_name,
+        "email": msg.contact_email or "",
+        "phone": msg.contact_phone or "",
+        "subject": msg.subject,
+    }
+    for name, value in named.items():
+        if "\x00" in value:
+            raise InvalidInput("the {field} contains a NUL character", field=name)
 
 
 @dataclass(slots=True)
@@ -98,9 +127,11 @@ async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestRe
     """
     if len(msg.body) > MAX_BODY:
         raise InvalidInput("message is longer than {max_body} characters", max_body=MAX_BODY, field="body")
+    _refuse_unstorable(msg)
     inbox = await session.get(m.Inbox, msg.inbox_id)
     if inbox is None or not inbox.active:
         raise NotFound("inbox {inbox_id} not found", inbox_id=msg.inbox_id)
+    lang = customer_language(msg, inbox)
     if msg.external_id:
         existing = await session.scalar(
             select(m.Message).where(m.Message.inbox_id == inbox.id, m.Message.external_id == msg.external_id)
@@ -141,7 +172,7 @@ async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestRe
         conv = None
     elif conv.status not in m.OPEN_STATUSES:
         ended = conv.closed_at or conv.created_at
-        if now - ended > REOPEN_WINDOW or contact.blacklisted:
+        if now - ended > REOPEN_WINDOW or contact.blacklisted or not msg.reopen_closed:
             conv = None
         else:
             await do_reopen(session, conv, now=now)
@@ -157,7 +188,7 @@ async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestRe
             medium=msg.medium,
             status=S.QUEUED,
             subject=msg.subject[:256],
-            variables=dict(msg.variables),
+            variables=dict(msg.variables) | ({"lang": lang} if lang else {}),
             extra_queue_ids=[],
             created_at=now,
         )
@@ -196,6 +227,8 @@ async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestRe
         if stored_dup is not None:
             return IngestResult(conv, stored_dup, duplicate=True, created=False)
     conv.last_message_at = now
+    if lang and "lang" not in (conv.variables or {}):  # an older conversation learns it now
+        conv.variables = {**(conv.variables or {}), "lang": lang}
     _message_event(session, conv, message)
     if created and conv.status == S.BOT and bot is not None:
         if not await bot.start(session, conv, scenario_key):
@@ -328,6 +361,17 @@ async def _pending_offer(
     return offer, conv
 
 
+async def _accepted_by(session: AsyncSession, offer_id: int, who: Principal) -> m.Conversation | None:
+    """The conversation of an offer ``who`` accepted and still holds, else ``None``."""
+    offer = await session.get(m.Offer, offer_id)
+    if offer is None or offer.user_id != who.id or offer.state != "accepted":
+        return None
+    conv = await session.get(m.Conversation, offer.conversation_id)
+    if conv is None or conv.assigned_user_id != who.id or conv.status not in m.OPEN_STATUSES:
+        return None
+    return conv
+
+
 async def do_accept_offer(
     session: AsyncSession, conv: m.Conversation, offer: m.Offer, *, now: datetime | None = None
 ) -> None:
@@ -365,6 +409,11 @@ async def do_accept_offer(
 
 
 async def check_accept_offer(session: AsyncSession, who: Principal, offer_id: int) -> m.Conversation:
+    """Accept an offer; accepting one the caller has already accepted (a double click, the
+    notification and the button) answers with the conversation again instead of a conflict."""
+    again = await _accepted_by(session, offer_id, who)
+    if again is not None:
+        return again
     offer, conv = await _pending_offer(session, offer_id, who)
     if offer.expires_at <= datetime.now(UTC):
         raise Conflict("offer {offer_id} has expired", offer_id=offer_id)

@@ -76,8 +76,8 @@ async def waiting_panel(
     session: AsyncSession, who: Principal, *, limit: int = WAITING_LIMIT
 ) -> list[dict[str, Any]]:
     """Conversations waiting in the caller's queues (or transferred to them by name), each
-    with its place in its own queue's line, the contact's name and whether it may be taken
-    by hand (``manual_pick``)."""
+    with its place in its own queue's line, the contact's name, whether it may be taken
+    by hand (``manual_pick``) and whether it fits the caller's free capacity now (``fits``)."""
     queues = await visible_queue_ids(session, who)
     position = (
         func.row_number()
@@ -101,6 +101,8 @@ async def waiting_panel(
     rows = (await session.execute(stmt)).all()
     names = await _contact_names(session, {c.contact_id for c, _ in rows})
     qs = await _queues(session, {c.queue_id for c, _ in rows if c.queue_id is not None})
+    user = await session.get(m.User, who.id) if rows else None
+    load = (await loads_for(session, [who.id]))[who.id] if rows else None
     items = []
     for conv, pos in rows:
         q = qs.get(conv.queue_id) if conv.queue_id is not None else None
@@ -111,6 +113,10 @@ async def waiting_panel(
                 "contact_name": names.get(conv.contact_id, ""),
                 "queue_name": q.name if q else "",
                 "manual_pick": bool(q and q.manual_pick) and conv.preferred_user_id in (None, who.id),
+                # The same rule check_take applies, so Take is greyed out before it would be refused.
+                "fits": user is not None
+                and load is not None
+                and fits(user, load, conv.medium, chats_block_calls=q.chats_block_calls if q else True),
             }
         )
     return items

@@ -38,6 +38,7 @@ def build_server(settings: Settings) -> socketio.AsyncServer:
         async_mode="asgi",
         client_manager=manager,
         cors_allowed_origins="*",
+        max_http_buffer_size=settings.socketio_max_message_bytes,
         logger=False,
         engineio_logger=False,
     )

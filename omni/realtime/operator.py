@@ -318,14 +318,17 @@ class OperatorNamespace(BaseNamespace):
     # --- calls (the voice adapter's ``CallControl``) ---------------------------------------
 
     async def on_call_hold(self, sid: str, data: Any) -> dict[str, Any]:
-        """``{conversation_id, hold}``: the core records the hold, then the PBX plays music."""
+        """``{conversation_id, hold}``: the core records the hold, then the PBX plays music.
+
+        The PBX acts inside the core's transaction: when it refuses, the hold is rolled back
+        and the operator gets the PBX's reason (the same for hang-up and transfers)."""
 
         async def run(who: Principal) -> dict[str, Any]:
             voice = call_control(self.services)
             on = bool(_dict(data).get("hold", True))
             async with self.services.db.transaction() as session:
                 conv = await conversations.check_hold(session, who, _int(data, "conversation_id"), on)
-            await _pbx(voice.hold(conv.id, on))
+                await _pbx(voice.hold(conv.id, on))
             return _ok(conversation=conversation_dict(conv))
 
         return await self._call(sid, run)
@@ -335,7 +338,7 @@ class OperatorNamespace(BaseNamespace):
             voice = call_control(self.services)
             async with self.services.db.transaction() as session:
                 conv = await conversations.check_end(session, who, _int(data, "conversation_id"))
-            await _pbx(voice.hangup(conv.id))
+                await _pbx(voice.hangup(conv.id))
             return _ok(conversation=conversation_dict(conv))
 
         return await self._call(sid, run)
@@ -364,6 +367,19 @@ class OperatorNamespace(BaseNamespace):
                 )
             if attended and to_user is None:
                 raise InvalidInput(ATTENDED_NEEDS_OPERATOR, field="attended")
+
+            def transfer() -> Awaitable[None]:
+                return voice.transfer(
+                    conv_id,
+                    to_extension=to_ext,
+                    to_user_id=to_user,
+                    to_queue_id=to_queue,
+                    to_scenario=to_scenario,
+                    attended=attended,
+                    by_user_id=who.id,
+                )
+
+            moved = False
             async with self.services.db.transaction() as session:
                 conv = await auth.access_conversation(session, who, conv_id)
                 if conv.assigned_user_id != who.id and who.role == m.Role.OPERATOR:
@@ -381,17 +397,11 @@ class OperatorNamespace(BaseNamespace):
                     conv = await conversations.check_transfer(
                         session, who, conv_id, to_user_id=to_user, to_queue_id=to_queue
                     )
-            await _pbx(
-                voice.transfer(
-                    conv_id,
-                    to_extension=to_ext,
-                    to_user_id=to_user,
-                    to_queue_id=to_queue,
-                    to_scenario=to_scenario,
-                    attended=attended,
-                    by_user_id=who.id,
-                )
-            )
+                if to_scenario is not None or (not attended and to_ext is None):
+                    moved = True  # the core moved it: the PBX must too, or it is rolled back
+                    await _pbx(transfer())
+            if not moved:
+                await _pbx(transfer())  # the core follows the PBX (AttendedTransfer, check_end)
             if to_ext is not None and not attended:
                 async with self.services.db.transaction() as session:
                     conv = await conversations.check_end(session, who, conv_id)

@@ -170,6 +170,14 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "bld.published": ("Published revision {n}.", "Опубликована версия {n}."),
     "bld.publish_refused": ("Not published: {detail}", "Не опубликовано: {detail}"),
     "bld.failed": ("Failed: {detail}", "Ошибка: {detail}"),
+    "bld.publish_blocked": (
+        "Not published: fix {n} problem(s) first, on {nodes} (see the red nodes).",
+        "Не опубликовано: сначала исправьте проблемы ({n}) в узлах {nodes} (отмечены красным).",
+    ),
+    "bld.err.key": (
+        "The key: a lowercase Latin letter first, then letters, digits, '-' or '_' (up to 64).",
+        "Ключ: сначала строчная латинская буква, затем буквы, цифры, '-' или '_' (до 64).",
+    ),
     "bld.palette": ("Add a node", "Добавить узел"),
     "bld.variables": ("Variables", "Переменные"),
     "bld.new_variable": ("new_variable", "new_variable"),

@@ -13,6 +13,7 @@ from litestar.response import Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bots.runner import TECHNICAL_VARIABLES
 from omni.api.deps import services_of
 from omni.db import models as m
 from omni.domain.auth import Principal, visible_queue_ids
@@ -47,7 +48,11 @@ class OperatorPage(Controller):
             "live.html",
             module="operator",
             boot=boot_data(
-                ctx, strings=messages(ctx.lang, "op."), statuses=statuses, dial_queues=dial_queues
+                ctx,
+                strings=messages(ctx.lang, "op."),
+                statuses=statuses,
+                dial_queues=dial_queues,
+                technical_variables=sorted(TECHNICAL_VARIABLES),
             ),
         )
 
@@ -102,6 +107,14 @@ register(
         "op.customer_n": "Customer {id}",
         "op.operator": "Operator",
         "op.system": "System",
+        "op.bot": "Bot",
+        "op.bot_offered": "Offered choices:",
+        "op.bot_chosen": "Pressed",
+        "op.bot_keypad": "Pressed on the keypad",
+        "op.bot_prompt": "Voice prompt",
+        "op.take_no_capacity": "No free capacity: finish a conversation to take another.",
+        "op.take_status_chats": "Your status “{status}” does not take chats.",
+        "op.take_status_calls": "Your status “{status}” does not take calls.",
         "op.pick_conversation": "Pick a conversation on the left.",
         "op.composer_hint": "Reply… (Enter sends, Shift+Enter new line, / for canned replies)",
         "op.private_note": "Private note",
@@ -142,8 +155,8 @@ register(
         "op.close": "Close",
         "op.transfer": "Transfer",
         "op.bot_data": "Bot data",
-        "op.hand_to_bot": "Send survey…",
-        "op.hand_to_bot_submit": "Hand to the bot",
+        "op.hand_to_bot": "Hand to a bot scenario (e.g. a survey)",
+        "op.hand_to_bot_submit": "Start the scenario",
         "op.hand_to_bot_confirm": "Your handling ends and the scenario takes the conversation. Continue?",
         "op.handed_to_bot": "The conversation is with the bot now.",
         "op.to_queue": "to queue",
@@ -215,6 +228,14 @@ register(
         "op.customer_n": "Клиент {id}",
         "op.operator": "Оператор",
         "op.system": "Система",
+        "op.bot": "Бот",
+        "op.bot_offered": "Предложенные варианты:",
+        "op.bot_chosen": "Нажата кнопка",
+        "op.bot_keypad": "Нажато на телефоне",
+        "op.bot_prompt": "Голосовая подсказка",
+        "op.take_no_capacity": "Нет свободной ёмкости: завершите обращение, чтобы взять новое.",
+        "op.take_status_chats": "В статусе «{status}» чаты не поступают.",
+        "op.take_status_calls": "В статусе «{status}» звонки не поступают.",
         "op.pick_conversation": "Выберите обращение слева.",
         "op.composer_hint": "Ответ… (Enter — отправить, Shift+Enter — новая строка, / — шаблоны)",
         "op.private_note": "Заметка",
@@ -255,8 +276,8 @@ register(
         "op.close": "Закрыть",
         "op.transfer": "Перевести",
         "op.bot_data": "Данные бота",
-        "op.hand_to_bot": "Отправить опрос…",
-        "op.hand_to_bot_submit": "Передать боту",
+        "op.hand_to_bot": "Передать сценарию бота (например, опросу)",
+        "op.hand_to_bot_submit": "Запустить сценарий",
         "op.hand_to_bot_confirm": "Ваша обработка завершится, обращение перейдёт к сценарию. Продолжить?",
         "op.handed_to_bot": "Обращение передано боту.",
         "op.to_queue": "в очередь",

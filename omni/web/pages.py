@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,10 @@ from omni.i18n import translate_func
 from omni.web.i18n import LANGUAGES, pick_language, translator
 
 LANG_COOKIE = "omni_lang"
+LOGIN_CSRF_COOKIE = "omni_login_csrf"
+"""A random value set with the login form; the form carries its HMAC (``login_csrf_for``).
+Another site can neither read the cookie nor compute the HMAC, so it can't post the form to
+log a browser into the attacker's account (login CSRF)."""
 HOME_BY_ROLE = {
     m.Role.OPERATOR: "/app",
     m.Role.SUPERVISOR: "/supervisor",
@@ -87,6 +92,11 @@ class PageContext:
             **values,
         }
         return Template(template_name=name, context=context, status_code=status_code, headers=PAGE_HEADERS)
+
+
+def login_csrf_for(secret_key: str, nonce: str) -> str:
+    """The login form's token for the pre-session cookie ``nonce`` (signed double submit)."""
+    return hmac.new(secret_key.encode(), b"login-csrf:" + nonce.encode(), hashlib.sha256).hexdigest()[:40]
 
 
 def csrf_for(secret_key: str, session_token: str) -> str:
@@ -164,7 +174,10 @@ class PageController(Controller):
     ) -> Template:
         lang = pick_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language", ""))
         t = translator(lang)
-        return Template(
+        services = services_of(request)
+        # One nonce per browser (kept while it is valid), so two open login tabs both work.
+        nonce = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+        template = Template(
             template_name="login.html",
             context={
                 "t": t,
@@ -172,10 +185,21 @@ class PageController(Controller):
                 "error": t(error) if error else "",
                 "username": username,
                 "next": _safe_next(request.query_params.get("next")) or "",
+                "csrf": login_csrf_for(services.settings.effective_secret_key(), nonce),
             },
             status_code=status_code,
             headers=PAGE_HEADERS,
         )
+        template.set_cookie(
+            LOGIN_CSRF_COOKIE,
+            nonce,
+            path="/login",
+            httponly=True,
+            samesite="strict",
+            secure=services.settings.public_base_url.startswith("https"),
+            max_age=services.settings.session_max_age_seconds,
+        )
+        return template
 
     @get("/login", include_in_schema=False)
     async def login_form(self, request: Request[Any, Any, Any]) -> Template:
@@ -187,16 +211,21 @@ class PageController(Controller):
         form = await request.form()
         username = str(form.get("username") or "").strip()
         password = str(form.get("password") or "")
+        nonce = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        expected = login_csrf_for(services.settings.effective_secret_key(), nonce)
+        if not nonce or not hmac.compare_digest(str(form.get("_csrf") or ""), expected):
+            # Not from our form (another site posting it) or an old page: a fresh form, nothing done.
+            return self._login_page(request, error="error.csrf", username=username, status_code=403)
         if not username or not password:
             return self._login_page(request, error="login.required", username=username, status_code=400)
         ip = client_ip(request)
-        if services.logins.blocked(username, ip):
+        if await services.logins.blocked(username, ip):
             return self._login_page(request, error="login.throttled", username=username, status_code=429)
         async with services.db.transaction() as session:
             try:
                 user = await auth.authenticate(session, username, password)
             except DomainError:
-                services.logins.failed(username, ip)
+                await services.logins.failed(username, ip)
                 audit.record(
                     session,
                     None,

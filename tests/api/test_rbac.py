@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
+from litestar.routes import HTTPRoute
 from sqlalchemy import func, select
 
 from omni.db import models as m
+from omni.settings import Settings
 from tests import factories as f
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, make_settings
 
 
 @dataclass
@@ -207,3 +212,443 @@ async def test_health_readiness_metrics_and_schema(world: World) -> None:
         assert 'omni_conversations{status="queued"} 2.0' in metrics
         schema = (await anon.get("/schema/openapi.json")).json()
         assert "/api/v1/conversations/{conversation_id}/close" in schema["paths"]
+
+
+# --- scope of contacts, files, recordings, callbacks and events (issue 10, item 12) ---------
+
+
+@dataclass
+class Foreign:
+    """Objects of group B that group A's operator and supervisor must not reach."""
+
+    contact_a: int
+    contact_b: int
+    file_b: str
+    callback_b: int
+    offer_b: int
+    scenario: int
+    token_admin: int
+    webhook: int
+    delivery: int
+    group_b: int
+    skill: int
+    status: int
+    code: int
+    canned: int
+    card_field: int
+
+
+@pytest.fixture
+def settings(pg_url: str, tmp_path: Path) -> Settings:
+    s = make_settings(pg_url, data_dir=tmp_path)
+    s.voice.recordings_dir = tmp_path / "recordings"
+    return s
+
+
+SCENARIO = {
+    "name": "RBAC",
+    "start": "bye",
+    "nodes": [{"id": "bye", "type": "close", "result_code": "done"}],
+}
+
+
+@pytest.fixture
+async def foreign(world: World) -> Foreign:
+    ids = world.ids
+    rec_dir = world.server.settings.voice.recordings_dir
+    rec_dir.mkdir(parents=True, exist_ok=True)
+    (rec_dir / "b.wav").write_bytes(b"RIFF....WAVEfmt ")
+    admin = world.clients["admin"]
+    async with world.server.services.db.transaction() as s:
+        conv_a = await s.get_one(m.Conversation, ids["conv_a"])
+        conv_b = await s.get_one(m.Conversation, ids["conv_b"])
+        path = world.server.settings.data_dir / "file-b"
+        path.write_bytes(b"secret of B")
+        s.add(
+            m.StoredFile(
+                id="file-of-b",
+                inbox_id=ids["ib_b"],
+                owner="x",
+                name="b.txt",
+                content_type="text/plain",
+                size=11,
+                path=str(path),
+                conversation_id=conv_b.id,
+            )
+        )
+        cb = m.Callback(conversation_id=conv_b.id, contact_id=conv_b.contact_id, queue_id=ids["q_b"])
+        offer = m.Offer(
+            conversation_id=conv_b.id,
+            user_id=ids["op_b"],
+            queue_id=ids["q_b"],
+            expires_at=datetime.now(UTC) + timedelta(minutes=5),
+        )
+        s.add_all([cb, offer])
+        s.add(m.Call(conversation_id=conv_b.id, linkedid="b-1", recording_path="b.wav"))
+        skill = m.Skill(name="german")
+        s.add(skill)
+        await s.flush()
+        contact_a, contact_b, cb_id, offer_id, skill_id = (
+            conv_a.contact_id,
+            conv_b.contact_id,
+            cb.id,
+            offer.id,
+            skill.id,
+        )
+        group_b = await s.scalar(select(m.Group.id).where(m.Group.name == "B"))
+        status_id = await s.scalar(select(m.OperatorStatus.id).limit(1))
+        code = await f.result_code(s)
+        code_id = code.id
+    made = {
+        "scenario": await admin.post(
+            "/api/v1/scenarios", json={"key": "rbac", "name": "RBAC", "document": SCENARIO}
+        ),
+        "token": await admin.post("/api/v1/me/tokens", json={"name": "rbac"}),
+        "webhook": await admin.post(
+            "/api/v1/webhooks", json={"name": "crm", "url": "https://crm.example/hook"}
+        ),
+        "canned": await admin.post(
+            "/api/v1/canned-replies", json={"shortcut": "hi", "title": "Hi", "body": "Hello"}
+        ),
+        "field": await admin.post("/api/v1/card-fields", json={"key": "vip", "label": "VIP", "kind": "text"}),
+    }
+    for name, resp in made.items():
+        assert resp.status_code in (200, 201), (name, resp.text)
+    async with world.server.services.db.transaction() as s:
+        delivery = m.WebhookDelivery(subscription_id=made["webhook"].json()["id"], event_id=1)
+        s.add(delivery)
+        await s.flush()
+        delivery_id = delivery.id
+    return Foreign(
+        contact_a=contact_a,
+        contact_b=contact_b,
+        file_b="file-of-b",
+        callback_b=cb_id,
+        offer_b=offer_id,
+        scenario=made["scenario"].json()["id"],
+        token_admin=made["token"].json()["id"],
+        webhook=made["webhook"].json()["id"],
+        delivery=delivery_id,
+        group_b=group_b or 0,
+        skill=skill_id,
+        status=status_id or 0,
+        code=code_id,
+        canned=made["canned"].json()["id"],
+        card_field=made["field"].json()["id"],
+    )
+
+
+async def test_contacts_of_another_group_are_not_found_and_not_writable(
+    world: World, foreign: Foreign
+) -> None:
+    op_a, sup = world.clients["op_a"], world.clients["sup"]
+    for client in (op_a, sup):
+        found = {c["id"] for c in (await client.get("/api/v1/contacts", params={"q": "b"})).json()}
+        assert foreign.contact_b not in found
+        listed = {c["id"] for c in (await client.get("/api/v1/contacts")).json()}
+        assert listed == {foreign.contact_a}
+        hidden = await client.get(f"/api/v1/contacts/{foreign.contact_b}")
+        assert hidden.status_code == 404 and "bob" not in hidden.text
+        renamed = await client.patch(f"/api/v1/contacts/{foreign.contact_b}", json={"name": "Pwned"})
+        assert renamed.status_code == 404
+        blacklisted = await client.patch(f"/api/v1/contacts/{foreign.contact_b}", json={"blacklisted": True})
+        assert blacklisted.status_code == 404
+    own = await op_a.get(f"/api/v1/contacts/{foreign.contact_a}")
+    assert own.status_code == 200 and own.json()["identities"][0]["value"] == "alice"
+    assert (
+        await op_a.patch(f"/api/v1/contacts/{foreign.contact_a}", json={"name": "Alice"})
+    ).status_code == 200
+    # The operator window's rule: operators blacklist, only supervisors lift it.
+    assert (
+        await op_a.patch(f"/api/v1/contacts/{foreign.contact_a}", json={"blacklisted": True})
+    ).status_code == 200
+    lift = await op_a.patch(f"/api/v1/contacts/{foreign.contact_a}", json={"blacklisted": False})
+    assert lift.status_code == 403
+    assert (
+        await sup.patch(f"/api/v1/contacts/{foreign.contact_a}", json={"blacklisted": False})
+    ).status_code == 200
+    admin_sees = {c["id"] for c in (await world.clients["admin"].get("/api/v1/contacts")).json()}
+    assert {foreign.contact_a, foreign.contact_b} <= admin_sees
+    async with world.server.services.db.transaction() as s:
+        contact_b = await s.get_one(m.Contact, foreign.contact_b)
+        assert contact_b.name != "Pwned" and not contact_b.blacklisted
+    assert (await world.clients["auditor"].get("/api/v1/contacts")).status_code == 403
+
+
+async def test_files_recordings_and_callbacks_of_another_group_are_not_found(
+    world: World, foreign: Foreign
+) -> None:
+    conv_b = world.ids["conv_b"]
+    for name in ("op_a", "sup"):
+        client = world.clients[name]
+        assert (await client.get(f"/api/v1/files/{foreign.file_b}")).status_code == 404
+        assert (await client.get(f"/api/v1/conversations/{conv_b}/recording")).status_code == 404
+        assert foreign.callback_b not in {c["id"] for c in (await client.get("/api/v1/callbacks")).json()}
+        assert (await client.post(f"/api/v1/callbacks/{foreign.callback_b}/claim")).status_code == 404
+    admin = world.clients["admin"]
+    assert (await admin.get(f"/api/v1/files/{foreign.file_b}")).content == b"secret of B"
+    assert (await admin.get(f"/api/v1/conversations/{conv_b}/recording")).status_code == 200
+    op_b = world.clients["op_b"]
+    assert (await op_b.get(f"/api/v1/files/{foreign.file_b}")).status_code == 200
+    assert (await op_b.post(f"/api/v1/callbacks/{foreign.callback_b}/claim")).status_code == 200
+
+
+async def test_event_feed_is_scoped_like_the_socket_resume(world: World, foreign: Foreign) -> None:
+    conv_a, conv_b = world.ids["conv_a"], world.ids["conv_b"]
+    everything = (await world.clients["admin"].get("/api/v1/events")).json()
+    assert {conv_a, conv_b} <= {e["conversation_id"] for e in everything}
+    for name in ("op_a", "sup"):
+        feed = (await world.clients[name].get("/api/v1/events")).json()
+        assert feed, name
+        convs = {e.get("conversation_id") for e in feed}
+        assert conv_a in convs and conv_b not in convs, name
+        assert not any("bob" in str(e) for e in feed)
+
+
+PUBLIC, SELF, STAFF, ADMIN_ONLY, SCOPED, PAGE, ADMIN_PAGE = (
+    "public",
+    "self",
+    "staff",
+    "admin",
+    "scoped",
+    "page",
+    "admin-page",
+)
+"""public: no login (health, the widget, webhooks in, static files, the login itself);
+self: any logged-in person, about themselves; staff: shared catalogues any staff member reads;
+admin: administrators (and supervisors where the route says so), never operators (403);
+scoped: an object of another group is 403/404;
+page / admin-page: HTML pages (no login → the login form; admin pages refuse operators)."""
+
+RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
+    ("GET", "/healthz"): (PUBLIC, None),
+    ("GET", "/readyz"): (PUBLIC, None),
+    ("GET", "/metrics"): (PUBLIC, None),
+    ("POST", "/api/v1/auth/login"): (PUBLIC, None),
+    ("POST", "/api/v1/auth/logout"): (PUBLIC, None),
+    ("GET", "/api/v1/me"): (SELF, None),
+    ("PUT", "/api/v1/me/status"): (SELF, {"status": "available"}),
+    ("POST", "/api/v1/me/tokens"): (SELF, {"name": "x"}),
+    ("GET", "/api/v1/presence"): (SELF, None),
+    ("PUT", "/api/v1/presence/{user_id:int}"): (SCOPED, {"status": "pause", "reason": "x"}),
+    ("GET", "/api/v1/conversations"): (SELF, None),
+    ("GET", "/api/v1/conversations/{conversation_id:int}"): (SCOPED, None),
+    ("POST", "/api/v1/conversations/{conversation_id:int}/messages"): (SCOPED, {"body": "x"}),
+    ("POST", "/api/v1/conversations/{conversation_id:int}/hold"): (SCOPED, None),
+    ("POST", "/api/v1/conversations/{conversation_id:int}/unhold"): (SCOPED, None),
+    ("POST", "/api/v1/conversations/{conversation_id:int}/end"): (SCOPED, None),
+    ("POST", "/api/v1/conversations/{conversation_id:int}/close"): (SCOPED, {"result_code_id": 1}),
+    ("POST", "/api/v1/conversations/{conversation_id:int}/transfer"): (SCOPED, {"to_queue_id": 1}),
+    ("POST", "/api/v1/conversations/{conversation_id:int}/callbacks"): (SCOPED, {"note": "x"}),
+    ("GET", "/api/v1/conversations/{conversation_id:int}/recording"): (SCOPED, None),
+    ("POST", "/api/v1/inboxes/{inbox_id:int}/messages"): (
+        ADMIN_ONLY,
+        {"identity_kind": "external", "identity_value": "mallory", "body": "x"},
+    ),
+    ("GET", "/api/v1/files/{file_id:str}"): (SCOPED, None),
+    ("GET", "/api/v1/widget/files/{file_id:str}"): (PUBLIC, None),
+    ("POST", "/api/v1/widget/files"): (PUBLIC, None),
+    ("POST", "/api/v1/telegram/webhook/{token:str}"): (PUBLIC, None),
+    ("GET", "/api/v1/telegram/bots"): (ADMIN_ONLY, None),
+    ("POST", "/api/v1/telegram/bots"): (ADMIN_ONLY, {"token": "1:x", "queue_id": 1}),
+    ("GET", "/widget/{file_path:path}"): (PUBLIC, None),
+    ("HEAD", "/widget/{file_path:path}"): (PUBLIC, None),
+    ("POST", "/api/v1/offers/{offer_id:int}/accept"): (SCOPED, None),
+    ("POST", "/api/v1/offers/{offer_id:int}/decline"): (SCOPED, None),
+    ("GET", "/api/v1/callbacks"): (SELF, None),
+    ("POST", "/api/v1/callbacks/{callback_id:int}/claim"): (SCOPED, None),
+    ("POST", "/api/v1/callbacks/{callback_id:int}/done"): (SCOPED, {"note": "x"}),
+    ("POST", "/api/v1/callbacks/{callback_id:int}/release"): (SCOPED, None),
+    ("GET", "/api/v1/events"): (SELF, None),
+    ("GET", "/api/v1/users"): (SELF, None),
+    ("POST", "/api/v1/users"): (ADMIN_ONLY, {"username": "x", "password": "longenough1", "role": "admin"}),
+    ("GET", "/api/v1/users/{user_id:int}"): (SCOPED, None),
+    ("PATCH", "/api/v1/users/{user_id:int}"): (SCOPED, {"display_name": "x"}),
+    ("DELETE", "/api/v1/users/{user_id:int}"): (SCOPED, None),
+    ("PUT", "/api/v1/users/{user_id:int}/groups"): (SCOPED, {"group_ids": []}),
+    ("PUT", "/api/v1/users/{user_id:int}/scope"): (SCOPED, {"group_ids": [], "queue_ids": []}),
+    ("PUT", "/api/v1/users/{user_id:int}/skills"): (SCOPED, {"skills": []}),
+    ("GET", "/api/v1/groups"): (SELF, None),
+    ("POST", "/api/v1/groups"): (ADMIN_ONLY, {"name": "x"}),
+    ("PATCH", "/api/v1/groups/{group_id:int}"): (SCOPED, {"name": "x"}),
+    ("DELETE", "/api/v1/groups/{group_id:int}"): (SCOPED, None),
+    ("GET", "/api/v1/skills"): (STAFF, None),
+    ("POST", "/api/v1/skills"): (ADMIN_ONLY, {"name": "x"}),
+    ("PATCH", "/api/v1/skills/{skill_id:int}"): (ADMIN_ONLY, {"name": "y"}),
+    ("DELETE", "/api/v1/skills/{skill_id:int}"): (ADMIN_ONLY, None),
+    ("GET", "/api/v1/queues"): (SELF, None),
+    ("POST", "/api/v1/queues"): (ADMIN_ONLY, {"name": "x"}),
+    ("GET", "/api/v1/queues/{queue_id:int}"): (SCOPED, None),
+    ("PATCH", "/api/v1/queues/{queue_id:int}"): (SCOPED, {"name": "x"}),
+    ("DELETE", "/api/v1/queues/{queue_id:int}"): (SCOPED, None),
+    ("PUT", "/api/v1/queues/{queue_id:int}/members"): (SCOPED, {"members": []}),
+    ("PUT", "/api/v1/queues/{queue_id:int}/result-codes"): (SCOPED, {"result_code_ids": []}),
+    ("PUT", "/api/v1/queues/{queue_id:int}/skills"): (SCOPED, {"skills": []}),
+    ("GET", "/api/v1/statuses"): (STAFF, None),
+    ("POST", "/api/v1/statuses"): (ADMIN_ONLY, {"code": "nap", "name": "Nap", "kind": "pause"}),
+    ("PATCH", "/api/v1/statuses/{status_id:int}"): (ADMIN_ONLY, {"name": "x"}),
+    ("DELETE", "/api/v1/statuses/{status_id:int}"): (ADMIN_ONLY, None),
+    ("GET", "/api/v1/result-codes"): (STAFF, None),
+    ("POST", "/api/v1/result-codes"): (ADMIN_ONLY, {"code": "x", "name": "x"}),
+    ("PATCH", "/api/v1/result-codes/{code_id:int}"): (ADMIN_ONLY, {"name": "x"}),
+    ("DELETE", "/api/v1/result-codes/{code_id:int}"): (ADMIN_ONLY, None),
+    ("GET", "/api/v1/contacts"): (SELF, None),
+    ("POST", "/api/v1/contacts"): (SELF, {"name": "x"}),
+    ("GET", "/api/v1/contacts/{contact_id:int}"): (SCOPED, None),
+    ("PATCH", "/api/v1/contacts/{contact_id:int}"): (SCOPED, {"name": "x"}),
+    ("GET", "/api/v1/inboxes"): (ADMIN_ONLY, None),
+    ("POST", "/api/v1/inboxes"): (ADMIN_ONLY, {"name": "x", "channel": "api"}),
+    ("GET", "/api/v1/inboxes/{inbox_id:int}"): (ADMIN_ONLY, None),
+    ("PATCH", "/api/v1/inboxes/{inbox_id:int}"): (ADMIN_ONLY, {"name": "x"}),
+    ("DELETE", "/api/v1/inboxes/{inbox_id:int}"): (ADMIN_ONLY, None),
+    ("POST", "/api/v1/inboxes/{inbox_id:int}/secret"): (ADMIN_ONLY, None),
+    ("GET", "/api/v1/webhooks"): (ADMIN_ONLY, None),
+    ("POST", "/api/v1/webhooks"): (ADMIN_ONLY, {"name": "x", "url": "https://x.example/h"}),
+    ("PATCH", "/api/v1/webhooks/{webhook_id:int}"): (ADMIN_ONLY, {"active": False}),
+    ("DELETE", "/api/v1/webhooks/{webhook_id:int}"): (ADMIN_ONLY, None),
+    ("GET", "/api/v1/webhooks/{webhook_id:int}/deliveries"): (ADMIN_ONLY, None),
+    ("POST", "/api/v1/webhook-deliveries/{delivery_id:int}/replay"): (ADMIN_ONLY, None),
+    ("GET", "/api/v1/audit"): (ADMIN_ONLY, None),
+    ("GET", "/api/v1/tokens"): (SELF, None),
+    ("DELETE", "/api/v1/tokens/{token_id:int}"): (SCOPED, None),
+    ("GET", "/api/v1/canned-replies"): (STAFF, None),
+    ("POST", "/api/v1/canned-replies"): (ADMIN_ONLY, {"shortcut": "x", "title": "x", "body": "x"}),
+    ("GET", "/api/v1/canned-replies/{reply_id:int}"): (STAFF, None),
+    ("PATCH", "/api/v1/canned-replies/{reply_id:int}"): (ADMIN_ONLY, {"title": "y"}),
+    ("DELETE", "/api/v1/canned-replies/{reply_id:int}"): (ADMIN_ONLY, None),
+    ("GET", "/api/v1/card-fields"): (STAFF, None),
+    ("POST", "/api/v1/card-fields"): (ADMIN_ONLY, {"key": "x", "label": "x", "kind": "text"}),
+    ("GET", "/api/v1/card-fields/{field_id:int}"): (STAFF, None),
+    ("PATCH", "/api/v1/card-fields/{field_id:int}"): (ADMIN_ONLY, {"label": "y"}),
+    ("DELETE", "/api/v1/card-fields/{field_id:int}"): (ADMIN_ONLY, None),
+    ("GET", "/api/v1/scenarios"): (ADMIN_ONLY, None),
+    ("POST", "/api/v1/scenarios"): (ADMIN_ONLY, {"key": "x", "name": "x", "document": SCENARIO}),
+    ("GET", "/api/v1/scenarios/{scenario_id:int}"): (ADMIN_ONLY, None),
+    ("GET", "/api/v1/scenarios/{scenario_id:int}/diff"): (ADMIN_ONLY, {"a": 1, "b": 1}),
+    ("GET", "/api/v1/scenarios/{scenario_id:int}/export"): (ADMIN_ONLY, None),
+    ("POST", "/api/v1/scenarios/import"): (ADMIN_ONLY, {"key": "y", "name": "y", "document": SCENARIO}),
+    ("POST", "/api/v1/scenarios/{scenario_id:int}/publish"): (ADMIN_ONLY, {}),
+    ("GET", "/api/v1/scenarios/{scenario_id:int}/revisions"): (ADMIN_ONLY, None),
+    ("GET", "/api/v1/scenarios/{scenario_id:int}/revisions/{revision_id:int}"): (ADMIN_ONLY, None),
+    ("POST", "/api/v1/scenarios/{scenario_id:int}/rollback"): (ADMIN_ONLY, {"revision_id": 1}),
+    ("POST", "/api/v1/scenarios/{scenario_id:int}/run-tests"): (
+        ADMIN_ONLY,
+        {"document": SCENARIO, "file": {}},
+    ),
+    ("PUT", "/api/v1/scenarios/{scenario_id:int}/draft"): (ADMIN_ONLY, {"document": {}}),
+    ("GET", "/api/v1/scenarios/{scenario_id:int}/stats"): (ADMIN_ONLY, None),
+    ("POST", "/api/v1/scenarios/{scenario_id:int}/test-run"): (ADMIN_ONLY, {"document": SCENARIO}),
+    ("GET", "/"): (PAGE, None),
+    ("POST", "/language"): (PAGE, None),
+    ("GET", "/login"): (PUBLIC, None),
+    ("POST", "/login"): (PUBLIC, None),
+    ("POST", "/logout"): (PAGE, None),
+    ("GET", "/app"): (PAGE, None),
+    ("GET", "/supervisor"): (ADMIN_PAGE, None),
+    ("GET", "/supervisor/bots"): (ADMIN_PAGE, None),
+    ("GET", "/supervisor/bots/{scenario_id:int}"): (ADMIN_PAGE, None),
+    ("GET", "/admin"): (ADMIN_PAGE, None),
+    ("GET", "/admin/{slug:str}"): (ADMIN_PAGE, None),
+    ("GET", "/admin/{slug:str}/new"): (ADMIN_PAGE, None),
+    ("POST", "/admin/{slug:str}/new"): (ADMIN_PAGE, None),
+    ("GET", "/admin/{slug:str}/{item_id:int}"): (ADMIN_PAGE, None),
+    ("POST", "/admin/{slug:str}/{item_id:int}"): (ADMIN_PAGE, None),
+    ("POST", "/admin/{slug:str}/{item_id:int}/{name:str}"): (ADMIN_PAGE, None),
+    ("GET", "/static/{file_path:path}"): (PUBLIC, None),
+    ("HEAD", "/static/{file_path:path}"): (PUBLIC, None),
+    ("GET", "/ui/{file_path:path}"): (PUBLIC, None),
+    ("HEAD", "/ui/{file_path:path}"): (PUBLIC, None),
+    ("GET", "/schema"): (PUBLIC, None),
+    ("GET", "/schema/swagger"): (PUBLIC, None),
+    ("GET", "/schema/{path:str}"): (PUBLIC, None),
+    ("GET", "/schema/openapi.json"): (PUBLIC, None),
+    ("GET", "/schema/oauth2-redirect.html"): (PUBLIC, None),
+}
+
+
+def app_routes(server: LiveServer) -> set[tuple[str, str]]:
+    """Every (method, path) the Litestar app serves, from its route table (OPTIONS are CORS
+    preflights Litestar answers itself)."""
+    found: set[tuple[str, str]] = set()
+    for route in server.app.other_asgi_app.routes:
+        if isinstance(route, HTTPRoute):
+            for handler in route.route_handlers:
+                found |= {(meth, route.path) for meth in handler.http_methods if meth != "OPTIONS"}
+    return found
+
+
+def fill(path: str, world: World, foreign: Foreign) -> str:
+    """The path with every parameter pointing at group B's objects (or an admin's)."""
+    values: dict[str, object] = {
+        "conversation_id": world.ids["conv_b"],
+        "contact_id": foreign.contact_b,
+        "file_id": foreign.file_b,
+        "callback_id": foreign.callback_b,
+        "offer_id": foreign.offer_b,
+        "user_id": world.ids["op_b"],
+        "queue_id": world.ids["q_b"],
+        "inbox_id": world.ids["ib_b"],
+        "group_id": foreign.group_b,
+        "skill_id": foreign.skill,
+        "status_id": foreign.status,
+        "code_id": foreign.code,
+        "reply_id": foreign.canned,
+        "field_id": foreign.card_field,
+        "webhook_id": foreign.webhook,
+        "delivery_id": foreign.delivery,
+        "token_id": foreign.token_admin,
+        "scenario_id": foreign.scenario,
+        "revision_id": 1,
+        "slug": "queues",
+        "item_id": world.ids["q_b"],
+        "name": "delete",
+        "token": "not-a-bot",
+        "file_path": "x",
+        "path": "x",
+    }
+    for name, value in values.items():
+        path = re.sub(r"\{" + name + r":\w+\}", str(value), path)
+    assert "{" not in path, path
+    return path
+
+
+async def test_every_route_has_an_rbac_expectation_and_meets_it(world: World, foreign: Foreign) -> None:
+    """A new route fails here until someone states who may call it; every stated rule is
+    then checked against the running app with group B's objects and group A's people."""
+    routes = app_routes(world.server)
+    missing = sorted(routes - RBAC.keys())
+    assert not missing, f"routes without an RBAC expectation (add them to RBAC): {missing}"
+    stale = sorted(RBAC.keys() - routes)
+    assert not stale, f"RBAC lists routes the app no longer has: {stale}"
+    op_a, sup = world.clients["op_a"], world.clients["sup"]
+    wrong: list[str] = []
+    async with httpx.AsyncClient(base_url=world.server.url) as anon:
+        for (method, path), (rule, body) in sorted(RBAC.items()):
+            if rule == PUBLIC:
+                continue
+            url = fill(path, world, foreign)
+            kwargs: dict[str, object] = {}
+            if body is not None:
+                kwargs = {"params": body} if method == "GET" else {"json": body}
+            anon_resp = await anon.request(method, url, **kwargs)  # type: ignore[arg-type]
+            if rule in (PAGE, ADMIN_PAGE):
+                ok = anon_resp.status_code in (302, 303) and "/login" in anon_resp.headers.get("location", "")
+            else:
+                ok = anon_resp.status_code == 401
+            if not ok:
+                wrong.append(f"anonymous {method} {url} -> {anon_resp.status_code}")
+            if rule in (ADMIN_ONLY, SCOPED, ADMIN_PAGE):
+                resp = await op_a.request(method, url, **kwargs)  # type: ignore[arg-type]
+                allowed = {403} if rule in (ADMIN_ONLY, ADMIN_PAGE) else {403, 404}
+                if resp.status_code not in allowed:
+                    wrong.append(f"op_a {method} {url} -> {resp.status_code} {resp.text[:120]}")
+            if rule == SCOPED:  # group A's supervisor can't reach group B's objects either
+                resp = await sup.request(method, url, **kwargs)  # type: ignore[arg-type]
+                if resp.status_code not in (403, 404):
+                    wrong.append(f"sup {method} {url} -> {resp.status_code} {resp.text[:120]}")
+    assert not wrong, "\n".join(wrong)
+    async with world.server.services.db.transaction() as s:
+        conv_b = await s.get_one(m.Conversation, world.ids["conv_b"])
+        assert conv_b.status in ("queued", "offered") and conv_b.assigned_user_id is None
+        assert (await s.get_one(m.Contact, foreign.contact_b)).name != "x"
+        assert (await s.get_one(m.User, world.ids["op_b"])).is_active

@@ -70,6 +70,7 @@ async def test_scenario_lifecycle(clients: dict[str, httpx.AsyncClient]) -> None
         "node": "menu",
         "code": "port_unconnected",
         "message": "node 'menu': port 'opt:tech' is not connected",
+        "port": "opt:tech",
     } in body["problems"]
 
     fixed = copy.deepcopy(DOC)

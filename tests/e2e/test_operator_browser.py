@@ -193,3 +193,198 @@ async def test_customer_and_operator_side_by_side(
         "conversation.closed",
     } <= events
     assert bodies == ["in", "out", "in", "note"]
+
+
+# --- issue 10: what operators saw (offer cards, double accept, Take, bot conversations, icons) ---
+
+BORIS = "Boris Borisovich Ivanov-Sokolov"
+GRIGORY = "Grigory Grigoryevich Vasnetsov"
+VALENTINA = "Valentina Vasilyevna Smirnova"
+EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]")
+DESK: dict[str, Any] = {
+    "name": "Front desk",
+    "start": "menu",
+    "variables": [{"name": "topic", "type": "text"}],
+    "nodes": [
+        {"id": "menu", "type": "menu", "content": {"text": "What is it about?"},
+         "options": [{"id": "billing", "label": "Billing"}, {"id": "tech", "label": "Technical"}],
+         "ports": {"opt:billing": "remember", "opt:tech": "remember", "on_max_retries": "agent"}},
+        {"id": "remember", "type": "set", "assign": [{"variable": "topic", "value": "{{last_input}}"}],
+         "ports": {"next": "agent"}},
+        {"id": "agent", "type": "handoff", "note": "topic {{topic}}",
+         "ports": {"on_no_agents": "bye", "on_closed": "bye"}},
+        {"id": "bye", "type": "close", "message": {"text": "Nobody is free, sorry"}},
+    ],
+}  # fmt: skip
+
+
+@pytest.fixture
+async def desk(server: LiveServer) -> dict[str, Any]:
+    """Olga (capacity 2) in queue ``sales`` (fed by an API inbox, routed to her) and in queue
+    ``french``, which needs a skill she lacks: the router never offers her its customers, she
+    may take them by hand. A second API inbox runs the ``desk`` scenario; an admin watches."""
+    from bots import service
+    from omni.domain.auth import Principal
+
+    async with server.services.db.transaction() as s:
+        admin = await f.user(s, "admin", m.Role.ADMIN)
+        op = await f.user(s, "olga", capacity=2)
+        op.display_name = "Olga"
+        code = await f.result_code(s, "solved")
+        q = await f.queue(s, "sales", [op], operator_timeout_seconds=300)
+        s.add(m.QueueResultCode(queue_id=q.id, result_code_id=code.id))
+        french = await f.queue(s, "french", [op])
+        skill = m.Skill(name="french")
+        s.add(skill)
+        await s.flush()
+        s.add(m.QueueSkill(queue_id=french.id, skill_id=skill.id, min_level=1))
+        plain = await f.inbox(s, q)
+        french_inbox = await f.inbox(s, french)
+        bot_inbox = await f.inbox(s, q, name="bot-desk")
+        bot_inbox.config = {"scenario": "desk"}
+        row = await service.create(s, Principal.of(admin), "desk", "Front desk", DESK)
+        await service.publish(s, Principal.of(admin), row.id)
+        return {
+            "inbox": plain.id,
+            "french": french_inbox.id,
+            "bot_inbox": bot_inbox.id,
+            "op": op.id,
+            "code": code.id,
+        }
+
+
+async def customer_says(server: LiveServer, inbox_id: int, who: str, body: str, **kw: Any) -> int:
+    from omni.domain.conversations import InboundMessage, ingest_inbound
+
+    async with server.services.db.transaction() as s:
+        res = await ingest_inbound(
+            s,
+            InboundMessage(
+                inbox_id=inbox_id,
+                identity_kind="external",
+                identity_value=who,
+                body=body,
+                contact_name=who,
+                **kw,
+            ),
+        )
+        return res.conversation.id
+
+
+async def no_error_toast(page: Page) -> None:
+    await expect(page.locator(".toast:not(.info):not(.hidden)")).to_have_count(0)
+
+
+async def test_offer_cards_show_full_names_double_accept_and_take_follows_capacity(
+    server: LiveServer, desk: dict[str, Any], browser: Browser
+) -> None:
+    _, op = await staff_page(browser, server.url, "olga")
+    await expect(op.get_by_test_id("status-select")).to_have_value("available", timeout=TIMEOUT)
+
+    # Valentina waits in "french" (never routed to Olga): with room, Take is there and enabled.
+    await customer_says(server, desk["french"], VALENTINA, "Bonjour")
+    take = op.get_by_test_id("queue-item").filter(has_text=VALENTINA).get_by_test_id("take")
+    await expect(take).to_be_enabled(timeout=TIMEOUT)
+    await expect(op.get_by_test_id("take-reason")).to_have_count(0)
+
+    # Two offers fill Olga's capacity of 2: Take greys out at once and says why.
+    await customer_says(server, desk["inbox"], BORIS, "Hello")
+    await customer_says(server, desk["inbox"], GRIGORY, "Hi there")
+    await expect(take).to_be_disabled(timeout=TIMEOUT)
+    await expect(take).to_have_attribute("title", re.compile("No free capacity"))
+    await expect(op.get_by_test_id("take-reason")).to_contain_text("No free capacity")
+
+    # Full names on the cards, not "B.." / "G..": the text is there and nothing is cut off.
+    names = op.get_by_test_id("offer-name")
+    await expect(names).to_have_text([BORIS, GRIGORY], timeout=TIMEOUT)
+    for i in range(2):
+        cut = await names.nth(i).evaluate(
+            "n => n.scrollWidth > n.clientWidth + 1 || n.scrollHeight > n.clientHeight + 1"
+        )
+        assert cut is False
+        box = await names.nth(i).bounding_box()
+        assert box is not None and box["width"] > 120, box
+    # Channel icons are inline SVG, never emoji that need an emoji font.
+    await expect(op.locator("[data-testid=offer] .icon svg")).to_have_count(2)
+    await expect(op.locator("[data-testid=queue-item] .icon svg")).to_have_count(1)
+    assert not EMOJI.search(await op.locator(".op-left").inner_text())
+    await op.screenshot(path=screenshot_path("operator-offers.png"))
+
+    # A double click on Accept opens the conversation and shows no error.
+    boris = op.get_by_test_id("offer").filter(has_text=BORIS)
+    await boris.get_by_test_id("offer-accept").dblclick()
+    await expect(op.get_by_test_id("conversation-contact")).to_have_text(BORIS, timeout=TIMEOUT)
+    mine = op.get_by_test_id("conversation-item").filter(has_text=BORIS)
+    await expect(mine).to_have_attribute("data-status", "active", timeout=TIMEOUT)
+    await expect(op.get_by_test_id("offer")).to_have_count(1)
+    await no_error_toast(op)
+    await op.get_by_test_id("offer").filter(has_text=GRIGORY).get_by_test_id("offer-accept").click()
+    await expect(op.get_by_test_id("conversation-contact")).to_have_text(GRIGORY, timeout=TIMEOUT)
+    await expect(take).to_be_disabled()
+    await op.screenshot(path=screenshot_path("operator-take-full.png"))
+
+    # Boris's conversation closes: there is room again and Take comes back without a reload.
+    await mine.click()
+    await expect(op.get_by_test_id("conversation-contact")).to_have_text(BORIS, timeout=TIMEOUT)
+    await op.get_by_test_id("end").click()
+    await op.get_by_test_id("close-code").select_option(str(desk["code"]))
+    await op.get_by_test_id("close-submit").click()
+    await expect(take).to_be_enabled(timeout=TIMEOUT)
+    await expect(op.get_by_test_id("take-reason")).to_have_count(0)
+    await take.click()
+    await expect(op.get_by_test_id("conversation-contact")).to_have_text(VALENTINA, timeout=TIMEOUT)
+    await no_error_toast(op)
+
+
+async def test_bot_conversation_shows_the_bot_its_choices_and_the_press(
+    server: LiveServer, desk: dict[str, Any], browser: Browser
+) -> None:
+    from omni.domain.automated import button_reply
+
+    async with server.services.db.transaction() as s:
+        (await s.get_one(m.User, desk["op"])).language = "ru"
+    _, op = await staff_page(browser, server.url, "olga", locale="ru-RU")
+    await expect(op.get_by_test_id("status-select")).to_have_value("available", timeout=TIMEOUT)
+    conv_id = await customer_says(server, desk["bot_inbox"], "Tim", "hi")
+    await customer_says(server, desk["bot_inbox"], "Tim", "Billing", attachments=[button_reply("billing")])
+
+    await op.get_by_test_id("offer-accept").click()
+    await expect(op.get_by_test_id("conversation-contact")).to_have_text("Tim", timeout=TIMEOUT)
+    bot = op.locator("[data-testid=message][data-author=bot][data-direction=out]")
+    await expect(bot).to_have_count(1)
+    note = op.locator("[data-testid=message][data-author=bot][data-direction=note]")
+    await expect(note.get_by_test_id("message-author")).to_have_text("Бот")
+    await expect(note.get_by_test_id("message-body")).to_have_text("topic billing")
+    await expect(bot.get_by_test_id("message-author")).to_have_text("Бот")
+    await expect(bot.get_by_test_id("message-body")).to_have_text("What is it about?")
+    await expect(bot.get_by_test_id("bot-choice")).to_have_text(["Billing", "Technical"])
+    await expect(op.get_by_test_id("bot-chosen")).to_have_text("Billing")
+    authors = await op.get_by_test_id("message-author").all_inner_texts()
+    assert "Оператор" not in authors, authors
+    # No empty paper clips: every attachment line says something.
+    for text in await op.locator("[data-testid=messages] .attachment").all_inner_texts():
+        assert text.strip(), "an attachment without a name"
+    assert "📎" not in await op.get_by_test_id("messages").inner_text()
+
+    # The card shows what the bot collected, not its plumbing.
+    await expect(op.get_by_test_id("bot-var-topic")).to_have_text("billing")
+    await expect(op.get_by_test_id("bot-var-last_input")).to_have_count(0)
+    assert "last_input" not in await op.locator(".op-right").inner_text()
+
+    # The hand-to-bot section says what it does, heading and button alike.
+    actions = op.get_by_test_id("actions")
+    await expect(actions).to_contain_text("Передать сценарию бота (например, опросу)")
+    await expect(op.get_by_test_id("bot-submit")).to_have_text("Запустить сценарий")
+    await expect(op.locator("[data-testid=conversation-header] .icon svg")).to_have_count(1)
+    await op.screenshot(path=screenshot_path("operator-bot-conversation.png"))
+
+    async with server.services.db.transaction() as s:
+        conv = await s.get_one(m.Conversation, conv_id)
+        assert "last_input" not in conv.variables, "the hand-off does not store the engine's helper"
+
+    # The supervisor's monitoring page draws the channel as SVG too.
+    _, sup = await staff_page(browser, server.url, "admin")
+    await sup.goto("/supervisor")
+    icon = sup.locator(f"[data-conversation-id='{conv_id}'] [data-testid=channel-icon]")
+    await expect(icon.locator("svg")).to_have_count(1, timeout=TIMEOUT)
+    assert not EMOJI.search(await icon.inner_text())

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Page, WebSocketRoute, expect
 from sqlalchemy import select
 
-from channels.widget import identity_hash
+from bots import service
+from channels.widget import VISITOR_PURPOSE, identity_hash
 from omni import crypto
 from omni.db import models as m
 from omni.domain import automated
+from omni.domain.auth import Principal
 from omni.settings import WidgetSettings
 from tests import factories as f
 from tests.conftest import LiveServer, free_port, make_settings
@@ -218,3 +221,326 @@ async def test_site_identity_forged_hash_is_refused(
     await good.keyboard.press("Enter")
     await _text_appears(good, "Вы 1-й в очереди")
     await good.screenshot(path=str(ARTIFACTS / "widget-ru.png"))
+
+
+# --- refusals, pre-chat, language, closed notice, looks (issue 10: 15, 16, 17, 23, 25) ---------
+
+
+async def _inbox(server: LiveServer) -> m.Inbox:
+    async with server.services.db.transaction() as s:
+        inbox = await s.scalar(select(m.Inbox).where(m.Inbox.channel == "widget"))
+        assert inbox is not None
+        return inbox
+
+
+async def _configure(server: LiveServer, **config: Any) -> str:
+    async with server.services.db.transaction() as s:
+        inbox = await s.scalar(select(m.Inbox).where(m.Inbox.channel == "widget"))
+        assert inbox is not None
+        inbox.config = {**inbox.config, **config}
+        return inbox.public_token
+
+
+async def _stored_bodies(server: LiveServer) -> list[str]:
+    async with server.services.db.transaction() as s:
+        return list(await s.scalars(select(m.Message.body).order_by(m.Message.id)))
+
+
+async def _until_stored(server: LiveServer, count: int) -> list[str]:
+    for _ in range(300):
+        bodies = await _stored_bodies(server)
+        if len(bodies) >= count:
+            return bodies
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"expected {count} stored messages, have {await _stored_bodies(server)}")
+
+
+async def _open_and_start(page: Page, url: str, name: str = "Ann") -> None:
+    await page.goto(url)
+    await page.get_by_role("button", name="Chat with us").click()
+    await page.get_by_label("Name *").fill(name)
+    await page.get_by_role("button", name="Start chat").click()
+
+
+async def test_too_long_message_stayed_sending_and_its_text_was_gone(
+    server: LiveServer, shop: dict[str, Any], browser: Browser
+) -> None:
+    page = await (await browser.new_context(locale="en-US")).new_page()
+    await _open_and_start(page, shop["url"])
+    box = page.locator(".omni-form textarea")
+    counter = page.locator(".omni-counter")
+    await box.fill("x" * 100)
+    assert await counter.text_content() == "", "no counter far from the limit"
+    await box.fill("x" * 9_000)
+    await expect(counter).to_have_text("9000 / 10000")
+    long_text = "y" * 20_000
+    await box.fill(long_text)
+    await expect(counter).to_have_text("20000 / 10000")
+    await expect(counter).to_have_class("omni-counter over")
+    await page.keyboard.press("Enter")
+    await _text_appears(page, "The message is too long: at most 10000 characters")
+    assert await box.input_value() == long_text, "the text stays in the composer"
+    assert await page.locator(".omni-msg.omni-in").count() == 0
+    await page.screenshot(path=str(ARTIFACTS / "widget-too-long.png"))
+    await box.fill("short and fine")
+    await page.keyboard.press("Enter")
+    assert await _until_stored(server, 1) == ["short and fine"]
+
+
+async def test_unsendable_message_was_resent_on_every_reload(
+    server: LiveServer, shop: dict[str, Any], browser: Browser
+) -> None:
+    """A message with a NUL character left in the queue kept across reloads (as older widgets
+    did) is refused once, given back with a translated reason and removed from that queue."""
+    token = (await _inbox(server)).public_token
+    context = await browser.new_context(locale="ru-RU")
+    page = await context.new_page()
+    await page.goto(shop["url"])
+    stuck = [{"client_id": "old-1", "body": "счёт\u0000 123", "attachments": [], "fields": {"name": "Аня"}}]
+    await page.evaluate(
+        """([key, stuck]) => {
+            localStorage.setItem(key + ':pending', JSON.stringify(stuck));
+            localStorage.setItem(key + ':started', 'true');
+            localStorage.setItem(key + ':fields', JSON.stringify({name: 'Аня'}));
+        }""",
+        [f"omni:{token}", stuck],
+    )
+    await page.reload()
+    await page.get_by_role("button", name="Напишите нам").click()
+    await _text_appears(page, "В сообщении есть символы, которые нельзя отправить.")
+    assert await page.locator(".omni-form textarea").input_value() == "счёт\u0000 123"
+    pending = await page.evaluate(f"localStorage.getItem('omni:{token}:pending')")
+    assert pending == "[]", "dropped from the queue that survives reloads"
+    await page.reload()
+    await page.get_by_role("button", name="Напишите нам").click()
+    await page.locator(".omni-form textarea").wait_for()
+    assert await page.locator(".omni-notice").text_content() == "", "not refused again after a reload"
+    assert await _stored_bodies(server) == []
+
+
+async def test_megabyte_message_made_the_widget_reconnect_forever(
+    server: LiveServer, shop: dict[str, Any], browser: Browser
+) -> None:
+    """A frame over the server's limit closes the connection; the widget never sends one."""
+    token = (await _inbox(server)).public_token
+    page = await (await browser.new_context(locale="en-US")).new_page()
+    await page.goto(shop["url"])
+    huge = "z" * 1_000_000
+    await page.evaluate(
+        """([key, body]) => {
+            localStorage.setItem(key + ':pending', JSON.stringify(
+                [{client_id: 'big-1', body, attachments: [], fields: {name: 'Ann'}}]));
+            localStorage.setItem(key + ':started', 'true');
+            localStorage.setItem(key + ':fields', JSON.stringify({name: 'Ann'}));
+        }""",
+        [f"omni:{token}", huge],
+    )
+    await page.reload()
+    await page.get_by_role("button", name="Chat with us").click()
+    await _text_appears(page, "The message is too long: at most 10000 characters")
+    assert await page.locator(".omni-form textarea").input_value() == huge
+    assert await page.evaluate(f"localStorage.getItem('omni:{token}:pending')") == "[]"
+    assert await page.evaluate("window.omniWidget['socket'].connected") is True
+    await page.locator(".omni-form textarea").fill("a normal one")
+    await page.keyboard.press("Enter")
+    assert await _until_stored(server, 1) == ["a normal one"], "the same connection still works"
+
+
+async def test_rate_limited_message_waited_for_the_next_message(
+    server: LiveServer, shop: dict[str, Any], browser: Browser
+) -> None:
+    """Refused for the rate limit: it goes out by itself when the window reopens, and the
+    notice stays until then (the queue position must not overwrite it)."""
+    page = await (await browser.new_context(locale="en-US")).new_page()
+    await _open_and_start(page, shop["url"])
+    box = page.locator(".omni-form textarea")
+    token = (await _inbox(server)).public_token
+    visitor_token = await page.evaluate(f"JSON.parse(localStorage.getItem('omni:{token}:visitor'))")
+    identity = crypto.unsign_value(server.settings.effective_secret_key(), VISITOR_PURPOSE, visitor_token)
+    assert identity is not None
+    limiter = server.app.other_asgi_app.state.sio.namespace_handlers["/widget"].limiter
+    # The visitor's minute is nearly full, and its oldest hits leave the window in about 2 s.
+    for _ in range(limiter.per_minute - 1):
+        limiter.hit(identity, now=time.monotonic() - 58)
+    await box.fill("first")
+    await page.keyboard.press("Enter")
+    await _text_appears(page, "You are number 1 in line")
+    await box.fill("second, sent when allowed")
+    await page.keyboard.press("Enter")
+    notice = page.locator(".omni-notice")
+    await expect(notice).to_contain_text("Too many messages. Yours will be sent in", timeout=15_000)
+    assert await page.locator(".omni-status").text_content() == "You are number 1 in line"
+    await page.screenshot(path=str(ARTIFACTS / "widget-rate-limited.png"))
+    assert await _until_stored(server, 2) == ["first", "second, sent when allowed"]
+    await expect(notice).to_have_text("", timeout=15_000)
+    await expect(page.locator(".omni-msg.omni-in").nth(1)).to_have_text("second, sent when allowed✓")
+
+
+async def test_message_typed_while_connecting_skipped_the_prechat_form(
+    server: LiveServer, shop: dict[str, Any], browser: Browser
+) -> None:
+    context = await browser.new_context(locale="en-US")
+    # The connection is slow to come up: what the server says is held back until released.
+    held: list[tuple[WebSocketRoute, str | bytes]] = []
+    released = False
+
+    def slow_link(ws: WebSocketRoute) -> None:
+        def from_server(message: str | bytes) -> None:
+            if released:
+                ws.send(message)
+            else:
+                held.append((ws, message))
+
+        ws.connect_to_server().on_message(from_server)
+
+    def release() -> None:
+        nonlocal released
+        for ws, message in held:
+            ws.send(message)
+        released = True
+
+    await context.route_web_socket(lambda url: "/socket.io/" in url, slow_link)
+    page = await context.new_page()
+    await page.goto(shop["url"])
+    await page.get_by_role("button", name="Chat with us").click()
+    box = page.locator(".omni-form textarea")
+    await box.fill("typed before the connection was up")
+    await page.keyboard.press("Enter")
+    assert held, "the widget is still connecting"
+    release()
+    await page.get_by_label("Name *").wait_for(timeout=15_000)  # the form, once the config is known
+    assert await _stored_bodies(server) == [], "nothing goes out before the form is filled"
+    await page.get_by_label("Name *").fill("Early Bird")
+    await page.get_by_role("button", name="Start chat").click()
+    assert await box.input_value() == "typed before the connection was up", "the text is kept"
+    await page.keyboard.press("Enter")
+    assert await _until_stored(server, 1) == ["typed before the connection was up"]
+    async with server.services.db.transaction() as s:
+        assert await s.scalar(select(m.Contact.name)) == "Early Bird"
+        assert await s.scalar(select(m.Conversation.status)) == "queued"
+
+
+async def test_prechat_made_required_later_is_asked_before_the_next_conversation(
+    server: LiveServer, shop: dict[str, Any], browser: Browser
+) -> None:
+    """The server refuses a first message without a required field (permanently, naming it):
+    the widget shows the form again with the reason and keeps the text."""
+    token = await _configure(server, prechat=[{"name": "name", "required": False}])
+    page = await (await browser.new_context(locale="ru-RU")).new_page()
+    await page.goto(shop["url"])
+    await page.get_by_role("button", name="Напишите нам").click()
+    await page.get_by_role("button", name="Начать чат").click()  # name optional: left empty
+    await _configure(server, prechat=[{"name": "name", "required": True}])
+    box = page.locator(".omni-form textarea")
+    await box.fill("Здравствуйте")
+    await page.keyboard.press("Enter")
+    await _text_appears(page, "Сначала заполните поле «Имя».")
+    await page.get_by_label("Имя").fill("Пётр")
+    await page.get_by_role("button", name="Начать чат").click()
+    assert await box.input_value() == "Здравствуйте"
+    await page.keyboard.press("Enter")
+    assert await _until_stored(server, 1) == ["Здравствуйте"]
+    async with server.services.db.transaction() as s:
+        assert await s.scalar(select(m.Contact.name)) == "Пётр"
+    assert token
+
+
+RU_EN_SCENARIO: dict[str, Any] = {
+    "name": "Greeter",
+    "start": "menu",
+    "nodes": [
+        {"id": "menu", "type": "menu", "content": {"text": "What is it about?", "text_ru": "О чём вопрос?"},
+         "options": [{"id": "pay", "label": "Payment", "label_ru": "Оплата"}],
+         "ports": {"opt:pay": "agent", "on_max_retries": "agent"}},
+        {"id": "agent", "type": "handoff", "ports": {"on_no_agents": "bye", "on_closed": "bye"}},
+        {"id": "bye", "type": "close", "message": {"text": "Bye", "text_ru": "До свидания"}},
+    ],
+}  # fmt: skip
+
+
+async def test_bot_spoke_english_to_a_russian_widget_customer(
+    server: LiveServer, shop: dict[str, Any], browser: Browser
+) -> None:
+    async with server.services.db.transaction() as s:
+        admin = await f.user(s, "admin", m.Role.ADMIN)
+        row = await service.create(s, Principal.of(admin), "greeter", "Greeter", RU_EN_SCENARIO)
+        await service.publish(s, Principal.of(admin), row.id)
+    await _configure(server, scenario="greeter", prechat=[])
+    page = await (await browser.new_context(locale="ru-RU")).new_page()
+    await page.goto(shop["url"])
+    await page.get_by_role("button", name="Напишите нам").click()
+    await page.locator(".omni-form textarea").fill("Привет")
+    await page.keyboard.press("Enter")
+    await _text_appears(page, "О чём вопрос?")
+    await page.get_by_role("button", name="Оплата").click()
+    await page.screenshot(path=str(ARTIFACTS / "widget-bot-ru.png"))
+    assert "What is it about?" not in (await page.locator(".omni-log").text_content() or "")
+
+
+async def test_customer_was_not_told_the_conversation_was_closed(
+    server: LiveServer, shop: dict[str, Any], browser: Browser
+) -> None:
+    await _configure(server, csat={"question": "How did we do?", "labels": ["Bad", "OK", "Great"]})
+    async with server.services.db.transaction() as s:
+        code_id = (await f.result_code(s)).id
+    op = OperatorClient(server.url, shop["op_token"])
+    await op.connect()
+    try:
+        page = await (await browser.new_context(locale="en-US")).new_page()
+        await _open_and_start(page, shop["url"])
+        await page.locator(".omni-form textarea").fill("my order is late")
+        await page.keyboard.press("Enter")
+        offer = await op.wait_for("conversation.offered", timeout=15)
+        first = offer["data"]["id"]
+        assert (await op.call("accept", {"offer_id": offer["data"]["offer_id"]}))["ok"]
+        assert (await op.call("close", {"conversation_id": first, "result_code_id": code_id}))["ok"]
+        await _text_appears(page, "The conversation has been closed.")
+        await _text_appears(page, "How did we do?")
+        await page.screenshot(path=str(ARTIFACTS / "widget-closed.png"))
+        await page.get_by_role("button", name="Great").click()
+        await _text_appears(page, "Thank you for your rating!")
+        await page.get_by_role("button", name="Start a new conversation").click()
+        await _text_appears(page, "New conversation")
+        await page.locator(".omni-form textarea").fill("another question")
+        await page.keyboard.press("Enter")
+        for _ in range(300):
+            async with server.services.db.transaction() as s:
+                convs = list(await s.scalars(select(m.Conversation).order_by(m.Conversation.id)))
+            if len(convs) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert [c.status for c in convs] == ["closed", "queued"], "a new conversation, visibly"
+        assert convs[0].id == first and convs[0].variables["csat"] == 3
+    finally:
+        await op.sio.disconnect()
+
+
+async def test_widget_looked_unfinished(server: LiveServer, shop: dict[str, Any], browser: Browser) -> None:
+    """No native "Choose File" control, a styled primary button, labelled fields, the offline
+    notice once (nobody is online in this test)."""
+    await _configure(
+        server,
+        prechat=[{"name": "name", "required": True}, {"name": "email", "required": False}],
+    )
+    page = await (
+        await browser.new_context(locale="en-US", viewport={"width": 900, "height": 700})
+    ).new_page()
+    await page.goto(shop["url"])
+    await page.get_by_role("button", name="Chat with us").click()
+    await page.get_by_label("Name *").wait_for()
+    await expect(page.get_by_text("We are offline now")).to_have_count(1)
+    start = page.get_by_role("button", name="Start chat")
+    assert await start.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(170, 0, 0)"
+    await expect(page.get_by_label("E-mail")).to_have_attribute("type", "email")
+    await page.screenshot(path=str(ARTIFACTS / "widget-prechat.png"))
+    await page.get_by_label("Name *").fill("Ann")
+    await start.click()
+    await expect(page.get_by_text("We are offline now")).to_have_count(1)
+    await expect(page.locator(".omni-form input[type=file]")).to_be_hidden()
+    attach = page.get_by_role("button", name="Attach a file")
+    await expect(attach).to_be_visible()
+    assert await attach.locator("svg").count() == 1
+    async with page.expect_file_chooser() as chooser:
+        await attach.click()
+    assert (await chooser.value).is_multiple() is False
+    await page.screenshot(path=str(ARTIFACTS / "widget-composer.png"))

@@ -18,8 +18,16 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
+async def post_login(
+    client: httpx.AsyncClient, data: dict[str, str], headers: dict[str, str] | None = None
+) -> httpx.Response:
+    """Post the login form as a browser does: from the page, with its token and cookie."""
+    form = await client.get("/login", headers=headers)
+    return await client.post("/login", data={**data, "_csrf": csrf_of(form.text)}, headers=headers)
+
+
 async def login(client: httpx.AsyncClient, username: str) -> httpx.Response:
-    return await client.post("/login", data={"username": username, "password": f.PASSWORD})
+    return await post_login(client, {"username": username, "password": f.PASSWORD})
 
 
 async def test_login_lands_on_the_role_home_and_pages_need_a_session(live_server: LiveServer) -> None:
@@ -30,7 +38,7 @@ async def test_login_lands_on_the_role_home_and_pages_need_a_session(live_server
         anonymous = await client.get("/app")
         assert anonymous.status_code in (302, 303) and anonymous.headers["location"] == "/login?next=/app"
 
-        wrong = await client.post("/login", data={"username": "olga", "password": "nope"})
+        wrong = await post_login(client, {"username": "olga", "password": "nope"})
         assert wrong.status_code == 401 and "Wrong username or password" in wrong.text
         assert "omni_session" not in client.cookies
 
@@ -54,8 +62,8 @@ async def test_login_next_never_leaves_the_site(live_server: LiveServer) -> None
     async with live_server.services.db.transaction() as s:
         await f.user(s, "olga")
     async with httpx.AsyncClient(base_url=live_server.url) as client:
-        response = await client.post(
-            "/login", data={"username": "olga", "password": f.PASSWORD, "next": "//evil.example/x"}
+        response = await post_login(
+            client, {"username": "olga", "password": f.PASSWORD, "next": "//evil.example/x"}
         )
         assert response.headers["location"] == "/app"
 
@@ -85,9 +93,7 @@ async def test_login_page_speaks_the_browser_language(live_server: LiveServer) -
     async with httpx.AsyncClient(base_url=live_server.url) as client:
         page = await client.get("/login", headers={"accept-language": "ru-RU,ru;q=0.9"})
         assert "Войти" in page.text
-        empty = await client.post(
-            "/login", data={"username": "", "password": ""}, headers={"accept-language": "ru"}
-        )
+        empty = await post_login(client, {"username": "", "password": ""}, headers={"accept-language": "ru"})
         assert empty.status_code == 400 and "Введите логин и пароль" in empty.text
 
 
@@ -96,7 +102,7 @@ async def test_guessing_passwords_is_throttled_on_the_form_and_the_api(live_serv
         await f.user(s, "olga")
     async with httpx.AsyncClient(base_url=live_server.url) as client:
         for _ in range(10):
-            wrong = await client.post("/login", data={"username": "olga", "password": "guess"})
+            wrong = await post_login(client, {"username": "olga", "password": "guess"})
             assert wrong.status_code == 401
         # Even the right password is refused until the window passes: guessing can't go on.
         blocked = await login(client, "olga")

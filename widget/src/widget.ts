@@ -21,12 +21,17 @@ type Config = {
   colour?: string;
   prechat?: Field[];
 };
+type Limits = { max_body: number; max_message_bytes: number; max_upload_bytes: number };
+type Csat = { question: string; labels: string[] };
+type Closed = { conversation_id: number; csat: Csat | null };
 type Welcome = {
   visitor: string;
   conversation_id: number | null;
   messages: Msg[];
   config: Config;
   online: boolean;
+  limits?: Limits;
+  closed?: Closed | null;
 };
 type Ack = {
   ok: boolean;
@@ -35,6 +40,10 @@ type Ack = {
   message?: Msg;
   position?: number;
   estimated_wait_seconds?: number | null;
+  retry?: boolean;
+  retry_after?: number;
+  field?: string;
+  max?: number;
 };
 type Pending = {
   client_id: string;
@@ -46,6 +55,11 @@ type Pending = {
 
 const ACK_TIMEOUT_MS = 15000;
 const RETRY_MS = 3000;
+// Until the server's welcome says otherwise (welcome.limits).
+const DEFAULT_LIMITS: Limits = { max_body: 10000, max_message_bytes: 256 * 1024, max_upload_bytes: 10 * 1024 * 1024 };
+const COUNTER_FROM = 0.8; // show the character counter from 80 % of the limit
+const PAPERCLIP =
+  '<svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false"><path fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" d="M21 11.5l-8.6 8.6a5.5 5.5 0 01-7.8-7.8l8.6-8.6a3.7 3.7 0 015.2 5.2l-8.6 8.6a1.8 1.8 0 01-2.6-2.6l7.9-7.9"/></svg>';
 
 const TEXT = {
   en: {
@@ -69,6 +83,16 @@ const TEXT = {
     read: "✓✓",
     reconnecting: "Reconnecting…",
     greeting: "Hello! How can we help?",
+    tooLong: (max: number) => `The message is too long: at most ${max} characters. Please shorten it.`,
+    tooBig: "The message is too large to send. Please shorten it.",
+    badChars: "The message contains characters that can't be sent.",
+    rateLimited: (s: number) => `Too many messages. Yours will be sent in ${s} s.`,
+    fillFirst: (field: string) => `Please fill in “${field}” first.`,
+    refused: "The message was not accepted.",
+    closed: "The conversation has been closed.",
+    newChat: "Start a new conversation",
+    newDivider: "New conversation",
+    thanks: "Thank you for your rating!",
   },
   ru: {
     open: "Напишите нам",
@@ -91,6 +115,16 @@ const TEXT = {
     read: "✓✓",
     reconnecting: "Переподключение…",
     greeting: "Здравствуйте! Чем можем помочь?",
+    tooLong: (max: number) => `Сообщение слишком длинное: не больше ${max} символов. Сократите его.`,
+    tooBig: "Сообщение слишком большое для отправки. Сократите его.",
+    badChars: "В сообщении есть символы, которые нельзя отправить.",
+    rateLimited: (s: number) => `Слишком много сообщений. Ваше будет отправлено через ${s} с.`,
+    fillFirst: (field: string) => `Сначала заполните поле «${field}».`,
+    refused: "Сообщение не принято.",
+    closed: "Разговор завершён.",
+    newChat: "Начать новый разговор",
+    newDivider: "Новый разговор",
+    thanks: "Спасибо за оценку!",
   },
 };
 
@@ -135,10 +169,14 @@ padding:12px 18px;background:${colour};color:#fff;font:15px system-ui,sans-serif
 box-shadow:0 4px 14px rgba(0,0,0,.2)}
 .omni-panel{position:fixed;right:20px;bottom:76px;z-index:2147483000;width:340px;max-width:calc(100vw - 40px);
 height:480px;max-height:calc(100vh - 100px);display:none;flex-direction:column;background:#fff;border-radius:12px;
-box-shadow:0 8px 30px rgba(0,0,0,.25);font:14px system-ui,sans-serif;color:#222;overflow:hidden}
+box-shadow:0 8px 30px rgba(0,0,0,.25);font:14px/1.4 system-ui,sans-serif;color:#222;overflow:hidden}
+.omni-panel *{box-sizing:border-box}
 .omni-panel.open{display:flex}
+.omni-panel button{font:inherit}
+.omni-panel :focus-visible{outline:2px solid ${colour};outline-offset:2px}
 .omni-head{background:${colour};color:#fff;padding:12px 14px;display:flex;justify-content:space-between;align-items:center}
-.omni-head button{background:none;border:0;color:#fff;font-size:18px;cursor:pointer}
+.omni-head button{background:none;border:0;color:#fff;font-size:20px;line-height:1;cursor:pointer;padding:0 4px}
+.omni-offline{background:#fff8e1;color:#5d4300;padding:8px 14px;font-size:13px;border-bottom:1px solid #f3e3a8}
 .omni-log{flex:1;overflow-y:auto;padding:10px;display:flex;flex-direction:column;gap:6px}
 .omni-msg{max-width:80%;padding:7px 10px;border-radius:10px;white-space:pre-wrap;word-wrap:break-word}
 .omni-in{align-self:flex-end;background:${colour};color:#fff}
@@ -148,13 +186,35 @@ box-shadow:0 8px 30px rgba(0,0,0,.25);font:14px system-ui,sans-serif;color:#222;
 .omni-msg a{color:inherit}
 .omni-quick{display:flex;flex-wrap:wrap;gap:6px;justify-content:flex-start}
 .omni-quick button{border:1px solid ${colour};background:#fff;color:${colour};border-radius:14px;padding:4px 12px;cursor:pointer}
-.omni-status{font-size:12px;color:#666;padding:0 10px 6px;min-height:16px}
-.omni-form{display:flex;gap:6px;padding:8px;border-top:1px solid #eee}
-.omni-form textarea{flex:1;resize:none;height:38px;border:1px solid #ccc;border-radius:8px;padding:6px;font:inherit}
-.omni-form button{border:0;border-radius:8px;background:${colour};color:#fff;padding:0 12px;cursor:pointer}
-.omni-prechat{padding:12px;display:flex;flex-direction:column;gap:8px;overflow-y:auto}
-.omni-prechat input{border:1px solid #ccc;border-radius:6px;padding:6px}
+.omni-closed{align-self:stretch;text-align:center;color:#555;font-size:13px;padding:10px 6px;border-top:1px dashed #ddd;
+display:flex;flex-direction:column;gap:8px;align-items:center}
+.omni-closed p{margin:0}
+.omni-divider{align-self:stretch;text-align:center;color:#888;font-size:12px;border-top:1px solid #eee;padding-top:4px}
+.omni-status{font-size:12px;color:#666;padding:0 10px 6px}
+.omni-status:empty{display:none}
+.omni-notice{margin:0 8px 6px;padding:6px 10px;border-radius:8px;background:#fdecea;color:#9b1c1c;font-size:13px}
+.omni-notice:empty{display:none}
+.omni-form{display:flex;gap:6px;padding:8px;border-top:1px solid #eee;align-items:flex-end}
+.omni-form textarea{flex:1;resize:none;height:40px;border:1px solid #ccc;border-radius:8px;padding:8px;font:inherit;min-width:0}
+.omni-form textarea[aria-invalid=true]{border-color:#c62828}
+.omni-file{display:none}
+.omni-attach{flex:none;width:40px;height:40px;border:1px solid #ccc;border-radius:8px;background:#fff;color:#555;cursor:pointer;
+display:flex;align-items:center;justify-content:center;padding:0}
+.omni-attach:hover{color:${colour};border-color:${colour}}
+.omni-primary{border:0;border-radius:8px;background:${colour};color:#fff;padding:0 14px;height:40px;font-weight:600;cursor:pointer}
+.omni-primary:hover{filter:brightness(1.1)}
+.omni-secondary{border:1px solid ${colour};border-radius:8px;background:#fff;color:${colour};padding:6px 12px;cursor:pointer}
+.omni-counter{font-size:11px;color:#666;text-align:right;padding:0 10px}
+.omni-counter:empty{display:none}
+.omni-counter.over{color:#c62828;font-weight:600}
+.omni-prechat{padding:14px;display:flex;flex-direction:column;gap:12px;overflow-y:auto;flex:1}
+.omni-field{display:flex;flex-direction:column;gap:4px}
+.omni-field label{font-size:13px;font-weight:600;color:#333}
+.omni-prechat input{width:100%;height:38px;border:1px solid #ccc;border-radius:8px;padding:6px 10px;font:inherit}
+.omni-prechat input[aria-invalid=true]{border-color:#c62828}
+.omni-prechat .omni-primary{width:100%;margin-top:4px}
 .omni-error{color:#c62828;font-size:12px}
+.omni-error:empty{display:none}
 `;
 
 class OmniWidget {
@@ -176,6 +236,15 @@ class OmniWidget {
   private started = load<boolean>("started", false);
   private typingTimer = 0;
   private style = el("style");
+  private offline = el("div", "omni-offline");
+  private notice = el("div", "omni-notice");
+  private counter = el("div", "omni-counter");
+  private closedBox: HTMLElement | null = null;
+  private closedConv = 0;
+  private leftClosed = 0; // the closed conversation the customer moved on from (no notice again)
+  private limits: Limits = DEFAULT_LIMITS;
+  private welcomed = false; // the server's config is known on this connection
+  private rateNotice = false; // the notice shows a rate-limit refusal, cleared once sending works again
 
   constructor() {
     this.socket = io(`${base}/widget`, {
@@ -197,7 +266,11 @@ class OmniWidget {
     this.socket.on("position", (p: { position: number; estimated_wait_seconds: number | null }) =>
       this.showPosition(p.position, p.estimated_wait_seconds),
     );
-    this.socket.on("disconnect", () => this.showStatus(t.reconnecting));
+    this.socket.on("closed", (c: Closed) => this.showClosed(c));
+    this.socket.on("disconnect", () => {
+      this.welcomed = false;
+      this.showStatus(t.reconnecting);
+    });
     this.socket.on("connect_error", (err: Error) => this.showStatus(err.message || t.reconnecting));
   }
 
@@ -214,25 +287,41 @@ class OmniWidget {
     close.addEventListener("click", () => this.toggle());
     head.append(title, close);
     this.input.placeholder = t.placeholder;
+    this.input.setAttribute("aria-label", t.placeholder);
     this.input.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !e.shiftKey) {
         e.preventDefault();
         this.submit();
       }
     });
-    this.input.addEventListener("input", () => this.typing());
+    this.input.addEventListener("input", () => {
+      this.typing();
+      this.updateCounter();
+    });
     this.fileInput.type = "file";
-    this.fileInput.title = t.attach;
-    this.fileInput.style.width = "90px";
+    this.fileInput.className = "omni-file";
+    this.fileInput.tabIndex = -1;
+    this.fileInput.setAttribute("aria-hidden", "true");
     this.fileInput.addEventListener("change", () => void this.upload());
-    const send = el("button", "", t.send);
+    // The native "Choose File" control stays hidden behind a styled button.
+    const attach = el("button", "omni-attach");
+    attach.type = "button";
+    attach.title = t.attach;
+    attach.setAttribute("aria-label", t.attach);
+    attach.innerHTML = PAPERCLIP; // a constant of ours, never customer text
+    attach.addEventListener("click", () => this.fileInput.click());
+    const send = el("button", "omni-primary", t.send);
     send.type = "submit";
-    this.form.append(this.input, this.fileInput, send);
+    this.form.append(attach, this.input, this.fileInput, send);
     this.form.addEventListener("submit", (e) => {
       e.preventDefault();
       this.submit();
     });
-    this.panel.append(head, this.prechat, this.log, this.status, this.form);
+    this.offline.setAttribute("role", "status");
+    this.offline.hidden = true;
+    this.notice.setAttribute("role", "alert");
+    this.counter.setAttribute("aria-live", "polite");
+    this.panel.append(head, this.offline, this.prechat, this.log, this.status, this.notice, this.counter, this.form);
     document.body.append(launcher, this.panel);
     this.renderMode();
   }
@@ -246,13 +335,20 @@ class OmniWidget {
     save("visitor", w.visitor);
     this.config = w.config || {};
     this.online = w.online;
+    this.limits = { ...DEFAULT_LIMITS, ...(w.limits || {}) };
+    this.welcomed = true;
     if (this.config.colour && /^#[0-9a-fA-F]{6}$/.test(this.config.colour)) this.style.textContent = css(this.config.colour);
     if (w.messages.length) this.started = true;
     const title = this.panel.querySelector(".omni-title");
     if (title) title.textContent = (lang === "ru" ? this.config.greeting_ru : this.config.greeting) || t.greeting;
     for (const m of w.messages) this.onMessage(m);
-    this.showStatus(this.online ? "" : t.offline);
+    if (w.closed) this.showClosed(w.closed);
+    this.showStatus("");
+    this.offline.textContent = t.offline; // shown once, above the form or the chat
+    this.offline.hidden = this.online;
+    this.holdUntilPrechat();
     this.renderMode();
+    this.updateCounter();
     this.inflight.clear(); // a new connection: acks of the old one will never come
     this.flush();
   }
@@ -262,6 +358,7 @@ class OmniWidget {
     this.prechat.style.display = needForm ? "flex" : "none";
     this.log.style.display = needForm ? "none" : "flex";
     this.form.style.display = needForm ? "none" : "flex";
+    this.counter.style.display = needForm ? "none" : "";
     if (needForm && !this.prechat.childElementCount) this.buildPrechat();
   }
 
@@ -270,28 +367,40 @@ class OmniWidget {
   }
 
   private buildPrechat(): void {
-    if (!this.online) this.prechat.append(el("p", "", t.offline));
     const inputs: [Field, HTMLInputElement, HTMLElement][] = [];
+    this.prechat.noValidate = true; // our own translated errors, not the browser's bubbles
     for (const f of this.prechatFields()) {
+      const id = `omni-f-${f.name}`;
+      const row = el("div", "omni-field");
       const label = el("label", "", `${t[f.name]}${f.required ? " *" : ""}`);
+      label.htmlFor = id;
       const input = el("input");
+      input.id = id;
       input.name = f.name;
+      input.maxLength = f.name === "email" ? 254 : 128;
       input.type = f.name === "email" ? "email" : f.name === "phone" ? "tel" : "text";
+      input.autocomplete = f.name === "phone" ? "tel" : f.name === "subject" ? "off" : f.name;
+      if (this.fields[f.name]) input.value = this.fields[f.name];
+      if (f.required) input.setAttribute("aria-required", "true");
       const err = el("div", "omni-error");
-      label.append(input);
-      this.prechat.append(label, err);
+      err.id = `${id}-error`;
+      input.setAttribute("aria-describedby", err.id);
+      row.append(label, input, err);
+      this.prechat.append(row);
       inputs.push([f, input, err]);
     }
-    const start = el("button", "", t.start);
+    const start = el("button", "omni-primary", t.start);
     start.type = "submit";
     this.prechat.append(start);
     this.prechat.addEventListener("submit", (e) => {
       e.preventDefault();
       let ok = true;
       for (const [f, input, err] of inputs) {
-        const value = input.value.trim();
-        err.textContent = f.required && !value ? t.required : "";
-        if (f.required && !value) ok = false;
+        const value = input.value.replace(/\u0000/g, "").trim();
+        const missing = f.required && !value;
+        err.textContent = missing ? t.required : "";
+        input.setAttribute("aria-invalid", String(missing));
+        if (missing) ok = false;
         if (value) this.fields[f.name] = value;
       }
       if (!ok) return;
@@ -299,7 +408,10 @@ class OmniWidget {
       this.started = true;
       save("started", true);
       this.renderMode();
+      this.updateCounter();
+      this.showNotice("");
       this.input.focus();
+      this.flush();
     });
   }
 
@@ -319,7 +431,7 @@ class OmniWidget {
       else if (a.kind === undefined) node.append(this.attachment(a));
     }
     // Quick replies belong to the newest message only; anything after it retires them.
-    for (const old of Array.from(this.log.querySelectorAll(".omni-quick"))) old.remove();
+    for (const old of Array.from(this.log.querySelectorAll(".omni-quick:not(.omni-csat)"))) old.remove();
     if (buttons.length && m.direction === "out" && node === this.log.lastElementChild) {
       const row = el("div", "omni-quick");
       for (const b of buttons) {
@@ -369,8 +481,16 @@ class OmniWidget {
   private submit(attachments: string[] = [], pressed?: Button): void {
     const body = pressed ? pressed.label : this.input.value.trim();
     if (!body && !attachments.length) return;
-    if (!pressed) this.input.value = "";
+    if (this.needsForm()) return; // the pre-chat form comes first; the text stays in the composer
     const p: Pending = { client_id: uid(), body, attachments, fields: this.fields, button: pressed?.id };
+    const refused = this.localRefusal(p);
+    if (refused) {
+      this.showNotice(refused); // not sent: the text stays in the composer to be shortened
+      return;
+    }
+    if (!pressed) this.input.value = "";
+    this.updateCounter();
+    this.startNewIfClosed();
     this.pending.push(p);
     save("pending", this.pending);
     this.onMessage({
@@ -389,43 +509,198 @@ class OmniWidget {
   }
 
   // Unacked messages are kept (also across reloads) and resent with the same client id:
-  // the server stores each once and acks only after storing.
+  // the server stores each once and acks only after storing. Only refusals the server marks
+  // retryable are kept; a message that can never be accepted goes back to the composer.
   private flush(): void {
-    if (!this.socket.connected) return;
+    if (!this.socket.connected || !this.welcomed || this.needsForm()) return;
     for (const p of [...this.pending]) {
       if (this.inflight.has(p.client_id)) continue;
+      const payload = this.payload(p);
+      const refused = this.localRefusal(p, payload);
+      if (refused) {
+        this.giveBack(p, refused);
+        continue;
+      }
       this.inflight.add(p.client_id);
-      const { name, email, phone, subject } = p.fields;
-      this.socket.timeout(ACK_TIMEOUT_MS).emit(
-        "message",
-        {
-          client_id: p.client_id,
-          body: p.body,
-          attachments: p.attachments,
-          button: p.button,
-          name,
-          email,
-          phone,
-          subject,
-        },
-        (err: Error | null, ack: Ack) => {
-          this.inflight.delete(p.client_id);
-          if (err || ack.error === "unavailable") {
-            // Not stored (no answer, or the server was busy): keep it and try again.
-            this.retrySoon();
-            return;
-          }
-          if (!ack.ok) {
-            if (ack.error !== "rate_limited") this.drop(p);
-            this.showStatus(ack.detail || "");
-            return;
-          }
-          this.drop(p);
-          if (ack.message) this.onMessage(ack.message);
-          if (ack.position) this.showPosition(ack.position, ack.estimated_wait_seconds ?? null);
-        },
-      );
+      this.socket.timeout(ACK_TIMEOUT_MS).emit("message", payload, (err: Error | null, ack: Ack) => {
+        this.inflight.delete(p.client_id);
+        if (err || this.retryable(ack)) {
+          // Not stored (no answer, the server was busy, or too many messages): keep it and
+          // send it again, for a rate limit exactly when the window reopens.
+          if (ack?.error === "rate_limited") {
+            const wait = Math.max(1, Math.ceil(ack.retry_after ?? 60));
+            this.showNotice(t.rateLimited(wait));
+            this.rateNotice = true;
+            this.retryIn(wait * 1000);
+          } else this.retrySoon();
+          return;
+        }
+        if (!ack.ok) {
+          this.refused(p, ack);
+          return;
+        }
+        this.drop(p);
+        if (this.rateNotice) {
+          this.rateNotice = false;
+          this.showNotice("");
+        }
+        if (ack.message) this.onMessage(ack.message);
+        if (ack.position) this.showPosition(ack.position, ack.estimated_wait_seconds ?? null);
+      });
     }
+  }
+
+  private payload(p: Pending): Record<string, unknown> {
+    // Fields filled after the message was queued count too (the form is always first).
+    const { name, email, phone, subject } = { ...p.fields, ...this.fields };
+    return {
+      client_id: p.client_id,
+      body: p.body,
+      attachments: p.attachments,
+      button: p.button,
+      name,
+      email,
+      phone,
+      subject,
+      lang,
+    };
+  }
+
+  /** Why the server would refuse this message for good (checked before it is sent), or "". */
+  private localRefusal(p: Pending, payload = this.payload(p)): string {
+    if (Array.from(p.body).length > this.limits.max_body) return t.tooLong(this.limits.max_body);
+    if (p.body.indexOf("\u0000") >= 0) return t.badChars;
+    // A frame over the server's limit would close the connection (and reconnect forever).
+    if (new TextEncoder().encode(JSON.stringify(payload)).length > this.limits.max_message_bytes) return t.tooBig;
+    return "";
+  }
+
+  private retryable(ack: Ack): boolean {
+    if (ack.ok) return false;
+    return ack.retry ?? (ack.error === "unavailable" || ack.error === "rate_limited");
+  }
+
+  /** A permanent refusal: forget the message (also the copy kept for reloads), say why in the
+   * customer's language and give the text back to the composer. */
+  private refused(p: Pending, ack: Ack): void {
+    let reason = t.refused;
+    if (ack.error === "too_long") reason = t.tooLong(ack.max ?? this.limits.max_body);
+    else if (ack.error === "bad_characters") reason = t.badChars;
+    else if (ack.error === "prechat_required") {
+      const field = (ack.field ?? "name") as Field["name"];
+      reason = t.fillFirst(t[field] ?? field);
+      delete this.fields[field];
+      save("fields", this.fields);
+      this.started = false;
+      save("started", false);
+      if (!this.prechatFields().some((f) => f.name === field)) {
+        this.config.prechat = [...this.prechatFields(), { name: field, required: true }];
+        this.prechat.replaceChildren();
+      }
+    }
+    this.giveBack(p, reason);
+    this.renderMode();
+    const err = this.prechat.querySelector(`#omni-f-${ack.field}-error`);
+    if (err && ack.error === "prechat_required") err.textContent = t.required;
+  }
+
+  private giveBack(p: Pending, reason: string): void {
+    this.drop(p);
+    this.rendered.get(`c:${p.client_id}`)?.remove();
+    this.rendered.delete(`c:${p.client_id}`);
+    if (!p.button && p.body) {
+      const typed = this.input.value;
+      this.input.value = typed && typed !== p.body ? `${p.body}\n${typed}` : p.body;
+    }
+    this.updateCounter();
+    this.showNotice(reason);
+  }
+
+  private needsForm(): boolean {
+    return !this.started && this.prechatFields().length > 0;
+  }
+
+  /** Messages queued before the server's config arrived (typed while connecting) must not go
+   * out without the required pre-chat fields: their text goes back to the composer, which
+   * shows once the form is filled. */
+  private holdUntilPrechat(): void {
+    if (!this.needsForm()) return;
+    const queued = this.pending.filter((p) => !p.button && !p.attachments.length);
+    const texts = queued.map((p) => p.body);
+    for (const p of queued) {
+      this.drop(p);
+      this.rendered.get(`c:${p.client_id}`)?.remove();
+      this.rendered.delete(`c:${p.client_id}`);
+    }
+    if (texts.length) this.input.value = [...texts, this.input.value].filter(Boolean).join("\n");
+  }
+
+  private updateCounter(): void {
+    const length = Array.from(this.input.value).length;
+    const max = this.limits.max_body;
+    const over = length > max;
+    this.counter.textContent = length >= max * COUNTER_FROM ? `${length} / ${max}` : "";
+    this.counter.classList.toggle("over", over);
+    this.input.setAttribute("aria-invalid", String(over));
+  }
+
+  private showClosed(c: Closed): void {
+    if ((this.closedConv === c.conversation_id && this.closedBox) || this.leftClosed === c.conversation_id) return;
+    this.closedConv = c.conversation_id;
+    this.closedBox?.remove();
+    const box = el("div", "omni-closed");
+    box.setAttribute("role", "status");
+    box.append(el("p", "omni-closed-text", t.closed));
+    if (c.csat) {
+      box.append(el("p", "", c.csat.question));
+      const row = el("div", "omni-quick omni-csat");
+      c.csat.labels.forEach((label, i) => {
+        const b = el("button", "", label);
+        b.type = "button";
+        b.addEventListener("click", () => {
+          this.socket.emit("rate", { rating: i + 1 });
+          row.replaceWith(el("p", "", t.thanks));
+        });
+        row.append(b);
+      });
+      box.append(row);
+    }
+    const again = el("button", "omni-secondary omni-new", t.newChat);
+    again.type = "button";
+    again.addEventListener("click", () => {
+      this.startNewIfClosed();
+      this.input.focus();
+    });
+    box.append(again);
+    for (const old of Array.from(this.log.querySelectorAll(".omni-quick:not(.omni-csat)"))) old.remove();
+    this.log.append(box);
+    this.closedBox = box;
+    this.showStatus("");
+    this.log.scrollTop = this.log.scrollHeight;
+  }
+
+  /** After the closed notice, the next message starts a new conversation: show where. */
+  private startNewIfClosed(): void {
+    if (!this.closedConv) return;
+    this.leftClosed = this.closedConv;
+    this.closedConv = 0;
+    this.closedBox?.querySelector(".omni-new")?.remove();
+    this.closedBox = null;
+    this.log.append(el("div", "omni-divider", t.newDivider));
+    this.log.scrollTop = this.log.scrollHeight;
+  }
+
+  private showNotice(text: string): void {
+    if (!text) this.rateNotice = false;
+    this.notice.textContent = text;
+  }
+
+  private retryIn(ms: number): void {
+    window.clearTimeout(this.retryTimer);
+    this.retryTimer = window.setTimeout(() => {
+      this.retryTimer = 0;
+      this.flush();
+    }, ms);
   }
 
   private retrySoon(): void {
@@ -452,7 +727,7 @@ class OmniWidget {
     const body = (await resp.json()) as { id?: string; detail?: string };
     this.fileInput.value = "";
     if (!resp.ok || !body.id) {
-      this.showStatus(body.detail || String(resp.status));
+      this.showNotice(body.detail || String(resp.status));
       return;
     }
     this.submit([body.id]);

@@ -34,6 +34,12 @@ def test_text() -> None:
     assert msg.external_id == "123456789:52" and msg.variables["telegram_chat_id"] == 123456789
 
 
+def test_bot_spoke_english_to_a_russian_telegram_customer() -> None:
+    """The user's ``language_code`` reaches the core, which the bot picks its texts by."""
+    item = update_to_inbound(load("text"), inbox_id=3)
+    assert item is not None and item.message.language == "ru"
+
+
 def test_photo_takes_the_largest_size_and_the_caption() -> None:
     item = update_to_inbound(load("photo"), inbox_id=3)
     assert item is not None and item.message.body == "чек"

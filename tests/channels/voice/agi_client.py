@@ -62,6 +62,9 @@ class EmulatedCall:
     variables: dict[str, str] = field(default_factory=dict)
     """Channel variables: preset ones (e.g. ``OMNI_PLAYED``) and what ``SET VARIABLE`` set."""
     missing_files: set[str] = field(default_factory=set)
+    bridged_during: set[str] = field(default_factory=set)
+    """Sound files during which an operator answers: AMI ``Bridge`` pulls the channel out of the
+    dialplan, the file stops (``result=-1``), then Asterisk sends ``HANGUP`` and answers 511."""
 
     commands: list[list[str]] = field(default_factory=list, init=False)
     played: list[str] = field(default_factory=list, init=False)
@@ -71,6 +74,7 @@ class EmulatedCall:
     """The channel is dead: the caller left or the AGI sent ``HANGUP``."""
     agi_hung_up: bool = field(default=False, init=False)
     music: bool = field(default=False, init=False)
+    _hangup_pending: bool = field(default=False, init=False)
 
     def environment(self) -> list[str]:
         env = {
@@ -130,7 +134,11 @@ class EmulatedCall:
     def answer(self, argv: list[str]) -> list[str]:
         """The lines Asterisk sends back for one command."""
         if self.hung_up:
-            return ["511 Command Not Permitted on a dead channel or intercept routine"]
+            dead = ["511 Command Not Permitted on a dead channel or intercept routine"]
+            if self._hangup_pending:
+                self._hangup_pending = False
+                return ["HANGUP", *dead]
+            return dead
         name = " ".join(argv[:2]).upper()
         rest = argv[2:]
         if argv[:1] == ["ANSWER"]:
@@ -141,6 +149,8 @@ class EmulatedCall:
             return ["200 result=1"]
         if argv[:1] == ["NOOP"]:
             return ["200 result=0"]
+        if name == "CHANNEL STATUS":
+            return ["200 result=6"]  # AST_STATE_UP
         if argv[:1] == ["EXEC"] and len(argv) >= 2:
             self.played.append(f"tts:{argv[1]}:{argv[2] if len(argv) > 2 else ''}")
             return ["200 result=0"]
@@ -157,6 +167,10 @@ class EmulatedCall:
             file, escape = rest
             if file in self.missing_files:
                 return ["200 result=-1 endpos=0"]
+            if file in self.bridged_during:
+                self.played.append(file)
+                self.hung_up = self._hangup_pending = True
+                return ["200 result=-1 endpos=3200"]
             self.played.append(file)
             key = self.barge.get(file, "")
             if key and key in escape:

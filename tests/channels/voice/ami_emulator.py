@@ -10,9 +10,40 @@ OriginateResponse, AttendedTransfer, BlindTransfer) and reacts to Originate, Red
 Bridge, Hangup, Atxfer, BlindTransfer, MixMonitor, CoreShowChannels, QueueStatus, Command.
 
 Phones: ``phones[extension]`` is ``manual`` (ring until ``answer(ext)``; the default),
-``answer`` (pick up at once), ``busy`` or ``no_answer`` (ring until the originate's timeout).
-Knobs: ``refuse_login``, ``drop()`` (cut every connection, as a network failure would; the
-model keeps running, events meanwhile are lost like with a real Asterisk).
+``answer`` (pick up at once), ``busy``, ``no_answer`` (ring until the originate's timeout) or
+``unreachable`` (no channel is ever created: the Originate is queued, then only an
+``OriginateResponse: Failure`` comes, as for an unregistered endpoint).
+Knobs: ``refuse_login``, ``muted`` (read actions, answer nothing), ``drop()`` (cut every
+connection, as a network failure would; the
+model keeps running, events meanwhile are lost like with a real Asterisk), ``refuse[action]``
+(answer that action with ``Response: Error`` and the given message, e.g. a channel that just
+went away).
+
+Bridges end like Asterisk's: when one party leaves a two-party bridge (hang-up or
+``Redirect``), the other one goes on with its dialplan at the next priority
+(``after_bridge[context]``: ``hangup`` by default — ``Dial()``/``Wait()`` followed by
+``Hangup()`` —, ``music`` for the waiting/hold contexts that loop, or ``wait`` for a context
+that loops back to ``Wait()``); the callee of a ``Dial()`` is hung up with its caller. A
+``Redirect`` with ``ExtraChannel`` moves both parties at once, so neither runs on.
+
+Link faults as seen in the field: an emulator built but not ``start()``-ed yet is an Asterisk
+that is not listening yet (Omni started first); ``stop()`` stops listening and cuts the
+sessions (Asterisk stopped); ``accept_then_close()`` puts a listener on the port that accepts
+each TCP connection and closes it at once, from its own thread like a separate proxy process
+would (a published Docker port or a TCP proxy in front of a stopped Asterisk), so the close
+can reach the client before its event loop has finished handling the connect;
+``closed_at_accept`` counts those connections. ``start()`` again brings Asterisk back on the
+same port.
+
+After an AMI ``Bridge`` (this takes precedence over ``after_bridge`` above):
+when that bridge ends without a channel (its peer hung up or was
+redirected away), Asterisk sends the channel on in the dialplan at the priority after the
+application it was running when it was bridged. The emulator does the same with the sample
+dialplan (``docker/asterisk/extensions.conf``, read by ``tests/channels/voice/dialplan.py``):
+an operator leg goes on past ``Wait()``, a caller past the position announcement (which set
+``OMNI_RESULT=queued`` before speaking) or past ``MusicOnHold()``; it then hangs up, plays
+music (``MusicOnHoldStart``) or waits, as that dialplan says. ``history`` lists every event
+sent as ``(event, uniqueid)``.
 """
 
 from __future__ import annotations
@@ -20,10 +51,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+from tests.channels.voice.dialplan import Dialplan
 
 EOL = "\r\n"
 STATE_DESC = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up", 7: "Busy"}
@@ -49,7 +84,15 @@ class Chan:
     consult_of: str = ""
     """Atxfer: the transferer leg this consultation leg belongs to."""
     dial_bridge: bool = False
+    dial_caller: bool = False
+    """In a ``Dial()`` bridge: this leg ran ``Dial()`` (it goes on in its dialplan when the
+    callee leaves; the callee is hung up when it leaves)."""
     ext: str = ""
+    halves: list[str] = field(default_factory=list)
+    """An originated ``Local/ext@ctx`` channel (``;1``): its ``;2`` half and the phone that
+    half dials, which ring, answer and hang up with it."""
+    epoch: int = 0
+    """Bumped whenever the channel moves (dialplan jump, bridge, hang-up)."""
 
 
 @dataclass
@@ -65,9 +108,23 @@ class AmiEmulator:
         self.username = username
         self.secret = secret
         self.refuse_login = False
+        self.muted = False
+        """Read actions but answer none (a hung Asterisk or a half-open TCP link)."""
+        self.closed_at_accept = 0
+        self.dialplan = Dialplan.load()
+        self.history: list[tuple[str, str]] = []
+        self._go_on: dict[str, tuple[str, int, dict[str, str]]] = {}
+        """Uniqueid → where the channel goes on after the AMI bridge it is in (context, the
+        priority it was at, its variables then)."""
+        self._proxy: threading.Thread | None = None
+        self._proxy_stop = threading.Event()
         self.phones: dict[str, str] = {}
         self.customers: dict[str, str] = {}
         """Click-to-call destinations: ``answer`` (default), ``busy``, ``manual``."""
+        self.refuse: dict[str, str] = {}
+        """Action name (lower case) → the ``Message`` of a ``Response: Error`` it gets."""
+        self.after_bridge: dict[str, str] = {}
+        """Context → what the next priority does for a channel left alone in a bridge."""
         self.actions: list[dict[str, Any]] = []
         self.channels: dict[str, Chan] = {}
         self.bridges: dict[str, list[str]] = {}
@@ -83,15 +140,50 @@ class AmiEmulator:
     # --- server ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self._stop_proxy()
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def accept_then_close(self) -> None:
+        """Asterisk stops behind a proxy: every connection is accepted, then closed at once."""
+        await self.stop()
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        listener.settimeout(0.02)
+        self._proxy_stop.clear()
+        self._proxy = threading.Thread(target=self._proxy_loop, args=(listener,), daemon=True)
+        self._proxy.start()
+
+    def _proxy_loop(self, listener: socket.socket) -> None:
+        with listener:
+            while not self._proxy_stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                conn.close()
+                self.closed_at_accept += 1
+
+    async def _stop_proxy(self) -> None:
+        if self._proxy is not None:
+            self._proxy_stop.set()
+            await asyncio.to_thread(self._proxy.join)
+            self._proxy = None
 
     async def close(self) -> None:
         for timer in self._timers:
             timer.cancel()
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop listening and cut the sessions (Asterisk stopped); ``start()`` brings it back."""
+        await self._stop_proxy()
         self.drop()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+            self._server = None
 
     def drop(self) -> None:
         """Cut every AMI connection (the channels keep living, like a network failure)."""
@@ -101,8 +193,11 @@ class AmiEmulator:
 
     def reset(self) -> None:
         self.refuse_login = False
+        self.muted = False
         self.phones.clear()
         self.customers.clear()
+        self.refuse.clear()
+        self.after_bridge.clear()
         self.actions.clear()
 
     @property
@@ -179,6 +274,7 @@ class AmiEmulator:
             headers += self._chan_fields(ch)
         headers += list(fields.items())
         self.events_sent += 1
+        self.history.append((name, ch.uniqueid if ch is not None else ""))
         for conn in self._conns:
             if conn.logged_in and conn.events:
                 self._write(conn, headers)
@@ -210,7 +306,9 @@ class AmiEmulator:
         self.event("Newstate", ch)
 
     def _goto(self, ch: Chan, context: str, exten: str = "s", priority: int = 1) -> None:
+        self._go_on.pop(ch.uniqueid, None)  # a Redirect overrides the after-bridge location
         self._leave_bridge(ch)
+        ch.epoch += 1
         ch.context, ch.exten, ch.priority = context, exten, priority
         ch.application = ""
         self.event("Newexten", ch, Extension=exten, Application="NoOp", AppData="")
@@ -229,9 +327,11 @@ class AmiEmulator:
         for ch in (a, b):
             self._enter(ch, bid)
             ch.dial_bridge = dial
+            ch.dial_caller = dial and ch is a
         return bid
 
     def _enter(self, ch: Chan, bid: str) -> None:
+        ch.epoch += 1
         self.bridges[bid].append(ch.uniqueid)
         ch.bridge = bid
         self.event("BridgeEnter", ch, BridgeUniqueid=bid, BridgeNumChannels=len(self.bridges[bid]))
@@ -251,19 +351,81 @@ class AmiEmulator:
                     self.bridges[bid].remove(uid)
                     other.bridge = ""
                     self.event("BridgeLeave", other, BridgeUniqueid=bid, BridgeNumChannels=0)
-                    if ch.dial_bridge:
-                        self._hangup(other, 16)
+                    if uid not in self._go_on:  # else: the sample dialplan decides, below
+                        # After the leaving party's own events (its Hangup / Newexten).
+                        self._later(0, self._run_on, other.uniqueid, other.epoch)
             del self.bridges[bid]
             self.event("BridgeDestroy", None, BridgeUniqueid=bid)
+            for uid in rest:
+                other = self.channels.get(uid)
+                if other is not None and uid in self._go_on:
+                    self._go_on_after_bridge(other)
+
+    def _dialplan_position(self, ch: Chan) -> tuple[str, int, dict[str, str]] | None:
+        """Where in the sample dialplan a channel that is not in a bridge is: the application it
+        waits in (an operator leg: ``Wait``; a caller in the line: the announcement's AGI, which
+        has set ``OMNI_RESULT=queued``; a held caller: ``MusicOnHold``)."""
+        if (
+            ch.bridge
+            or ch.context not in self.dialplan.contexts
+            or "s" not in self.dialplan.contexts[ch.context]
+        ):
+            return None
+        variables = dict(ch.variables)
+        context, priority, step = self.dialplan.run(ch.context, 1, variables)
+        if step.app == "AGI" and "/announce" in step.args:
+            variables["OMNI_RESULT"] = "queued"
+        return context, priority, variables
+
+    def _go_on_after_bridge(self, ch: Chan) -> None:
+        context, priority, variables = self._go_on.pop(ch.uniqueid)
+        context, priority, step = self.dialplan.go_on_after_bridge(context, priority, variables)
+        ch.context, ch.exten, ch.priority = context, "s", priority
+        ch.variables.update(variables)
+        ch.application, ch.app_data = step.app, step.args
+        self.event("Newexten", ch, Extension="s", Application=step.app, AppData=step.args)
+        if step.app == "MusicOnHold":
+            self.event("MusicOnHoldStart", ch, Class="default")
+        elif step.app == "Hangup":
+            self._hangup(ch, 16)
+
+    def _run_on(self, uid: str, epoch: int) -> None:
+        """A party left alone in a bridge goes on with its dialplan (unless it moved since)."""
+        ch = self.channels.get(uid)
+        if ch is None or ch.epoch != epoch or ch.bridge:
+            return
+        was_callee = ch.dial_bridge and not ch.dial_caller
+        ch.dial_bridge = ch.dial_caller = False
+        if was_callee:
+            self._hangup(ch, 16)
+            return
+        default = "music" if ch.context.endswith(("wait", "hold")) else "hangup"
+        then = self.after_bridge.get(ch.context, default)
+        ch.priority += 1
+        if then == "hangup":
+            self.event("Newexten", ch, Extension=ch.exten, Application="Hangup", AppData="")
+            self._hangup(ch, 16)
+        elif then == "music":
+            ch.application = "MusicOnHold"
+            self.event("MusicOnHoldStart", ch, Class="default")
+        else:
+            ch.application = "Wait"
+            self.event("Newexten", ch, Extension=ch.exten, Application="Wait", AppData="3600")
 
     def _hangup(self, ch: Chan, cause: int = 16) -> None:
         if ch.uniqueid not in self.channels:
             return
+        self._go_on.pop(ch.uniqueid, None)
         ringing = ch.state != 6 and ch.originate_action_id
+        ch.epoch += 1
         self._leave_bridge(ch)
         del self.channels[ch.uniqueid]
         text = {16: "Normal Clearing", 17: "User busy", 19: "No answer", 21: "Call Rejected"}.get(cause, "")
         self.event("Hangup", ch, Cause=cause, **{"Cause-txt": text})
+        for uid in ch.halves:
+            half = self.channels.get(uid)
+            if half is not None:
+                self._hangup(half, cause)
         if ringing:
             self._originate_response(ch, success=False, reason=5 if cause == 17 else 3)
         for other in list(self.channels.values()):
@@ -310,6 +472,16 @@ class AmiEmulator:
         self.event("UserEvent", ch, UserEvent="OmniEnqueue", Inbox=str(inbox), DID=did)
         return ch
 
+    def ivr_call(self, number: str, name: str = "", *, did: str = "4951000000") -> Chan:
+        """A caller answered and running ``AGI(ivr)`` in ``omni-ivr``: no ``OmniEnqueue`` yet
+        (the FastAGI side is driven separately, e.g. with ``agi_client.EmulatedCall``)."""
+        n = next(self._seq)
+        ch = self._new(f"PJSIP/trunk-{n:08x}", cid_num=number, cid_name=name, context="from-trunk", exten=did)
+        self._set_state(ch, 6)
+        self._goto(ch, "omni-ivr")
+        ch.application = "AGI"
+        return ch
+
     def hangup(self, ref: str, cause: int = 16) -> None:
         """The party on this channel hangs up (an attended transferer hanging up completes it)."""
         ch = self.find(ref)
@@ -339,6 +511,7 @@ class AmiEmulator:
         self.event("Hold" if on else "Unhold", ch, **({"MusicClass": "default"} if on else {}))
 
     def agent_leg(self, ext: str) -> Chan | None:
+        """The answered leg Omni originated to this extension (``;1`` of a Local channel)."""
         return next((c for c in self.channels.values() if c.ext == ext and c.state == 6), None)
 
     # --- actions --------------------------------------------------------------------------
@@ -346,6 +519,8 @@ class AmiEmulator:
     def _handle(self, conn: Conn, action: dict[str, Any]) -> None:
         name = str(action.get("Action", "")).lower()
         self.actions.append(action)
+        if self.muted:
+            return
         if name == "login":
             ok = (
                 not self.refuse_login
@@ -366,6 +541,9 @@ class AmiEmulator:
             return
         if not conn.logged_in:
             self._respond(conn, action, "Error", Message="Permission denied")
+            return
+        if name in self.refuse:
+            self._respond(conn, action, "Error", Message=self.refuse[name])
             return
         handler = getattr(self, f"_a_{name}", None)
         if handler is None:
@@ -435,13 +613,22 @@ class AmiEmulator:
     def _a_originate(self, conn: Conn, action: dict[str, Any]) -> None:
         dial = str(action.get("Channel", ""))
         ext = dial.split("/", 1)[-1]
+        local = dial.startswith("Local/")
+        if local:
+            ext = ext.split("@", 1)[0]
         async_ = str(action.get("Async", "false")).lower() == "true"
         self._respond(conn, action, Message="Originate successfully queued")
+        behaviour = self.phones.get(ext, "manual")
+        if behaviour == "unreachable":
+            ghost = Chan(name=dial, uniqueid="<null>", linkedid="", originate=dict(action))
+            ghost.originate_action_id = str(action.get("ActionID", "")) if async_ else ""
+            self._later(0.01, lambda: self._originate_response(ghost, success=False, reason=0))
+            return
         n = next(self._seq)
         cid = str(action.get("CallerID", ""))
         cid_name, _, cid_num = cid.partition("<")
         ch = self._new(
-            f"{dial}-{n:08x}",
+            f"{dial}-{n:08x}" + (";1" if local else ""),
             uid=str(action.get("ChannelId") or "") or None,
             cid_num=cid_num.rstrip(">").strip() or ext,
             cid_name=cid_name.strip().strip('"'),
@@ -449,13 +636,14 @@ class AmiEmulator:
             exten=str(action.get("Exten", "s")),
             ext=ext,
         )
+        if local:
+            self._local_halves(ch, ext)
         ch.originate = dict(action)
         ch.originate_action_id = str(action.get("ActionID", "")) if async_ else ""
         for item in _as_list(action.get("Variable")):
             for pair in str(item).split(","):
                 key, _, value = pair.partition("=")
                 ch.variables[key] = value
-        behaviour = self.phones.get(ext, "manual")
         if behaviour == "busy":
             self._later(0.01, self._hangup, ch, 17)
             return
@@ -465,6 +653,23 @@ class AmiEmulator:
         if behaviour == "answer":
             self._later(0.01, self._answer, ch)
 
+    def _local_halves(self, one: Chan, ext: str) -> None:
+        """``Local/ext@ctx`` as Asterisk builds it: ``;1`` (the ChannelId) and ``;2``
+        (``<ChannelId>;2``) share the Linkedid; ``;2`` runs the context and dials the phone."""
+        two = self._new(one.name[:-2] + ";2", uid=f"{one.uniqueid};2", linkedid=one.linkedid, cid_num=ext)
+        n = next(self._seq)
+        phone = self._new(f"PJSIP/{ext}-{n:08x}", linkedid=one.linkedid, cid_num=ext, exten=ext)
+        self.event(
+            "DialBegin",
+            two,
+            DestChannel=phone.name,
+            DestUniqueid=phone.uniqueid,
+            DestLinkedid=phone.linkedid,
+            DialString=ext,
+        )
+        self._set_state(phone, 5)
+        one.halves = [two.uniqueid, phone.uniqueid]
+
     def _ring_timeout(self, uid: str) -> None:
         ch = self.channels.get(uid)
         if ch is not None and ch.state != 6:
@@ -473,6 +678,14 @@ class AmiEmulator:
     def _answer(self, ch: Chan) -> None:
         if ch.uniqueid not in self.channels or ch.state == 6:
             return
+        halves = [self.channels[u] for u in ch.halves if u in self.channels]
+        if halves:  # the phone answers the ;2 half's Dial(), which answers ;1
+            two, phone = halves[0], halves[-1]
+            self._set_state(phone, 6)
+            self.event(
+                "DialEnd", two, DestChannel=phone.name, DestUniqueid=phone.uniqueid, DialStatus="ANSWER"
+            )
+            self._set_state(two, 6)
         self._set_state(ch, 6)
         if ch.consult_of:
             return  # an attended transfer's target: talks to the transferer until completion
@@ -543,13 +756,21 @@ class AmiEmulator:
         if ch is None:
             self._respond(conn, action, "Error", Message="Channel does not exist")
             return
+        extra = self.find(str(action.get("ExtraChannel", ""))) if action.get("ExtraChannel") else None
+        if action.get("ExtraChannel") and extra is None:
+            self._respond(conn, action, "Error", Message="ExtraChannel does not exist")
+            return
         self._respond(conn, action, Message="Redirect successful")
         self._goto(
             ch, str(action.get("Context")), str(action.get("Exten", "s")), int(action.get("Priority", 1))
         )
-        extra = self.find(str(action.get("ExtraChannel", ""))) if action.get("ExtraChannel") else None
-        if extra is not None:
-            self._goto(extra, str(action.get("ExtraContext")), str(action.get("ExtraExten", "s")))
+        if extra is not None:  # moved in the same breath: it doesn't run on (see ``_run_on``)
+            self._goto(
+                extra,
+                str(action.get("ExtraContext")),
+                str(action.get("ExtraExten", "s")),
+                int(action.get("ExtraPriority", 1)),
+            )
 
     def _a_bridge(self, conn: Conn, action: dict[str, Any]) -> None:
         a = self.find(str(action.get("Channel1", "")))
@@ -558,6 +779,10 @@ class AmiEmulator:
             self._respond(conn, action, "Error", Message="Channel1 or Channel2 does not exist")
             return
         self._respond(conn, action, Message="Channels have been bridged")
+        for ch in (a, b):
+            position = self._dialplan_position(ch)
+            if position is not None:
+                self._go_on[ch.uniqueid] = position
         a.application = b.application = "Bridge"
         self._bridge(a, b)
 

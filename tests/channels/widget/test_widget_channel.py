@@ -193,7 +193,13 @@ async def test_flooding_visitor_is_refused_with_a_clear_error(
     limit = live_server.settings.widget.messages_per_minute
     acks = [await visitor.send(f"m{i}", f"c-{i}") for i in range(limit + 2)]
     assert all(a["ok"] for a in acks[:limit])
-    assert acks[limit] == {"ok": False, "error": "rate_limited", "detail": "too many messages, wait a minute"}
+    assert acks[limit] == {
+        "ok": False,
+        "error": "rate_limited",
+        "detail": "too many messages, wait a minute",
+        "retry": True,
+        "retry_after": acks[limit]["retry_after"],
+    }
     async with live_server.services.db.transaction() as s:
         assert await s.scalar(select(func.count()).select_from(m.Message)) == limit
     await visitor.sio.disconnect()
@@ -436,6 +442,7 @@ async def test_a_message_the_server_could_not_store_is_refused_not_lost(
         "ok": False,
         "error": "unavailable",
         "detail": "the server is busy; your message will be sent again",
+        "retry": True,
     }
     stored = await visitor.send("are you there?", "c-1")
     assert stored["ok"] and not stored["duplicate"] and stored["position"] == 1

@@ -208,8 +208,30 @@ class Builder {
       this.dirty = true;
       this.say(t("bld.unsaved"));
     }
-    if (logic) this.renderVars();
+    if (logic) {
+      this.renderVars();
+      this.dropSolvedProblems();
+    }
     this.canvas.render();
+  }
+
+  /** The server's problems describe the document as it was saved; the ones an edit has
+   * visibly solved (the port is connected now, the node is gone) go at once instead of
+   * staying on the node until the next save. Everything else waits for the server. */
+  private dropSolvedProblems(): void {
+    const byId = new Map(this.doc.nodes.map((n) => [n.id, n]));
+    const still = this.problems.filter((p) => {
+      if (!p.node) return true;
+      const node = byId.get(p.node);
+      if (!node) return false;
+      const target = p.port ? node.ports[p.port] : undefined;
+      if (p.code === "port_unconnected" && p.port) return !target;
+      if (p.code === "port_target" && p.port) return Boolean(target) && !byId.has(target as string);
+      return true;
+    });
+    if (still.length === this.problems.length) return;
+    this.problems = still;
+    this.canvas.setOverlay({ problems: this.problemMap() });
   }
 
   private renderVars(): void {
@@ -223,7 +245,10 @@ class Builder {
     const node = newNode(this.doc, kind, cfg.scenario_keys);
     this.doc.nodes.push(node);
     const i = this.doc.nodes.length - 1;
-    let spot = { x: 40 + (i % 3) * 250, y: 40 + Math.floor(i / 3) * 220 };
+    // As many columns as the visible canvas holds: a new node never lands out of sight.
+    const visible = this.canvas.root.parentElement?.clientWidth ?? 0;
+    const cols = Math.max(1, Math.min(3, Math.floor((visible - 40 - NODE_W) / 250) + 1));
+    let spot = { x: 40 + (i % cols) * 250, y: 40 + Math.floor(i / cols) * 220 };
     const taken = (p: { x: number; y: number }): boolean =>
       Object.values(this.doc.layout).some((q) => Math.abs(q.x - p.x) < NODE_W && Math.abs(q.y - p.y) < 120);
     for (let tries = 0; taken(spot) && tries < 40; tries++) spot = { x: spot.x, y: spot.y + 160 };
@@ -298,6 +323,13 @@ class Builder {
 
   private async publish(): Promise<void> {
     if (!(await this.save())) return;
+    if (this.problems.length) {
+      // The saved draft has problems: say where, instead of asking the server to refuse.
+      const nodes = [...new Set(this.problems.map((p) => p.node).filter((n): n is string => Boolean(n)))];
+      this.say(t("bld.publish_blocked", { n: this.problems.length, nodes: nodes.join(", ") || "—" }), true);
+      this.showTab("problems");
+      return;
+    }
     const reply = await api<Revision & { problems?: Problem[] }>("POST", `/api/v1/scenarios/${this.id}/publish`, {});
     if (!reply.ok) {
       if (reply.data.problems) this.setProblems(reply.data.problems);

@@ -36,6 +36,8 @@ const state = {
   callbacks: [] as Callback[],
   unread: new Set<number>(),
   seenOffers: new Set<number>(),
+  /** Offers whose accept/decline is on its way to the server. */
+  answering: new Set<number>(),
   lastSeq: 0,
   loaded: false,
 };
@@ -56,11 +58,20 @@ root.append(banner, el("div", { class: "op-columns" }, left, centre, right));
 
 const socket = connect("/operator");
 
-function canTake(c: Conversation): boolean {
-  if (!c.manual_pick || c.status !== "queued") return false;
+/** Why Take is not possible (see left.ts ``TakeBlock``): the queue, the status, the capacity.
+ * ``fits`` comes from the server with every waiting item (the snapshot is re-read on every
+ * change of the operator's own conversations and offers), so the button follows capacity live. */
+function takeBlock(c: Conversation): string | null {
+  if (!c.manual_pick || c.status !== "queued") return null;
   const status = statuses.find((s) => s.code === state.presence?.status);
-  if (!status) return false;
-  return c.medium === "voice" ? status.receives_voice : status.receives_chats;
+  if (!status) return null;
+  const voice = c.medium === "voice";
+  if (!(voice ? status.receives_voice : status.receives_chats)) {
+    return t(voice ? "op.take_status_calls" : "op.take_status_chats", { status: status.name });
+  }
+  const listed = state.waiting.find((w) => w.id === c.id);
+  if ((listed ?? c).fits === false) return t("op.take_no_capacity");
+  return "";
 }
 
 function currentFromHash(): number | null {
@@ -80,9 +91,10 @@ const pane: ConversationPane = new ConversationPane(
       history.replaceState(null, "", location.pathname);
       scheduleRefresh();
     },
-    canTake: (c: Conversation): boolean => canTake({ ...c, manual_pick: pane.view?.queue?.manual_pick ?? false }),
+    takeBlock: (c: Conversation): string | null => takeBlock({ ...c, manual_pick: pane.view?.queue?.manual_pick ?? false }),
     dialQueues,
     dial: (number, queueId) => void dial(number, queueId),
+    technicalVariables: (data.technical_variables as string[] | undefined) ?? [],
   },
   centre,
   right,
@@ -128,10 +140,17 @@ const handlers: LeftHandlers = {
     if (!ack.ok) failed(t, ack);
     else state.presence = ack.presence as Presence;
     renderStatus(statusBox, state.presence, statuses, t, handlers);
-    renderWaiting(waitingBox, state.waiting, canTake, t, handlers);
+    renderWaiting(waitingBox, state.waiting, takeBlock, t, handlers);
+    pane.takeMayHaveChanged();
   },
   accept: async (offer) => {
+    // One answer per offer: a double click (or the notification and the button) must not send
+    // a second one; the card stays, disabled, until the server has answered.
+    if (state.answering.has(offer.id)) return;
+    state.answering.add(offer.id);
+    renderOffers(offersBox, state.offers, t, handlers, state.answering);
     const ack = await call(socket, "accept", { offer_id: offer.id });
+    state.answering.delete(offer.id);
     state.offers = state.offers.filter((o) => o.id !== offer.id);
     renderLeft();
     if (!ack.ok) failed(t, ack);
@@ -139,7 +158,11 @@ const handlers: LeftHandlers = {
     scheduleRefresh();
   },
   decline: async (offer) => {
+    if (state.answering.has(offer.id)) return;
+    state.answering.add(offer.id);
+    renderOffers(offersBox, state.offers, t, handlers, state.answering);
     const ack = await call(socket, "decline", { offer_id: offer.id });
+    state.answering.delete(offer.id);
     state.offers = state.offers.filter((o) => o.id !== offer.id);
     renderLeft();
     if (!ack.ok) failed(t, ack);
@@ -166,10 +189,11 @@ const handlers: LeftHandlers = {
 };
 
 function renderLeft(): void {
+  pane.takeMayHaveChanged();
   renderStatus(statusBox, state.presence, statuses, t, handlers);
-  renderOffers(offersBox, state.offers, t, handlers);
+  renderOffers(offersBox, state.offers, t, handlers, state.answering);
   renderMine(mineBox, state.mine, pane.id, state.unread, t, handlers);
-  renderWaiting(waitingBox, state.waiting, canTake, t, handlers);
+  renderWaiting(waitingBox, state.waiting, takeBlock, t, handlers);
   renderCallbacks(callbacksBox, state.callbacks, me, t, handlers);
 }
 
@@ -218,7 +242,7 @@ function apply(e: WireEvent): void {
       conversation: d as unknown as Conversation,
     };
     if (!state.offers.some((o) => o.id === offer.id)) state.offers.push(offer);
-    renderOffers(offersBox, state.offers, t, handlers);
+    renderOffers(offersBox, state.offers, t, handlers, state.answering);
     announce(offer);
     showRingingCall(offer);
   }
@@ -238,7 +262,8 @@ function apply(e: WireEvent): void {
     state.presence = { ...(state.presence as Presence), ...(d as unknown as Presence) };
     if (e.type === "presence.over_limit") state.presence.over_limit = true;
     renderStatus(statusBox, state.presence, statuses, t, handlers);
-    renderWaiting(waitingBox, state.waiting, canTake, t, handlers);
+    renderWaiting(waitingBox, state.waiting, takeBlock, t, handlers);
+    pane.takeMayHaveChanged();
   } else if (e.type.startsWith("callback.")) {
     scheduleRefresh();
   }

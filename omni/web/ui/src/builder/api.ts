@@ -13,7 +13,9 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
     resp = await fetch(path, {
       method,
       credentials: "same-origin",
-      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      // The server refuses cookie-authenticated writes that can't show they come from our
+      // own pages (omni/api/csrf.py); another site can't add this header without CORS.
+      headers: body === undefined ? { "X-Omni-CSRF": "1" } : { "Content-Type": "application/json", "X-Omni-CSRF": "1" },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {

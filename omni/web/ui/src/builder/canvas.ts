@@ -8,6 +8,10 @@ const NS = "http://www.w3.org/2000/svg";
 export const NODE_W = 200;
 const HEAD = 46;
 const ROW = 18;
+/** Port handles sit inside the node's box: a node the supervisor can see has all its ports
+ * within reach, even flush against the canvas's right edge (they used to stick out and be cut). */
+const PORT_R = 6;
+const PORT_X = NODE_W - PORT_R - 3;
 
 type Attrs = Record<string, string | number>;
 
@@ -87,7 +91,7 @@ export class Canvas {
         const target = node.ports[port];
         if (!target || !byId.has(target)) return;
         const q = this.pos(target);
-        const x1 = p.x + NODE_W;
+        const x1 = p.x + PORT_X;
         const y1 = p.y + HEAD + i * ROW + ROW / 2;
         const x2 = q.x;
         const y2 = q.y + 20;
@@ -150,12 +154,12 @@ export class Canvas {
       const count = stats?.ports[port];
       const label = `${this.portLabel(node, port)}${count !== undefined ? ` (${count})` : ""}`;
       const connected = Boolean(node.ports[port]);
-      g.append(svg("text", { class: `port-label${connected ? "" : " open"}`, x: NODE_W - 12, y: y + 4, "text-anchor": "end" }, label));
+      g.append(svg("text", { class: `port-label${connected ? "" : " open"}`, x: PORT_X - PORT_R - 4, y: y + 4, "text-anchor": "end" }, label));
       const handle = svg("circle", {
         class: `port-handle${connected ? " connected" : ""}`,
-        cx: NODE_W,
+        cx: PORT_X,
         cy: y,
-        r: 6,
+        r: PORT_R,
         "data-testid": "port",
         "data-port": port,
       });
@@ -233,7 +237,7 @@ export class Canvas {
     ev.preventDefault();
     ev.stopPropagation();
     const p = this.pos(node.id);
-    const x1 = p.x + NODE_W;
+    const x1 = p.x + PORT_X;
     const y1 = p.y + y;
     const line = svg("path", { class: "bld-drag-line", d: `M ${x1} ${y1} L ${x1} ${y1}` });
     this.root.append(line);

@@ -12,16 +12,34 @@ interface Row {
   updated_at: string;
 }
 
+/** A new scenario is a working one from the start: greet, hand to an operator, and say
+ * goodbye when nobody can take it. It publishes as is; the supervisor edits from there. */
 function starter(name: string): Record<string, unknown> {
   return {
     schema_version: 2,
     name,
     start: "start",
     variables: [],
-    nodes: [{ id: "start", type: "message", title: "", content: { text: "" }, ports: {} }],
-    layout: { start: { x: 40, y: 40 } },
+    nodes: [
+      {
+        id: "start", type: "message", title: "",
+        content: { text: "Hello! An operator will answer you shortly.", text_ru: "Здравствуйте! Оператор скоро ответит." },
+        ports: { next: "agent" },
+      },
+      { id: "agent", type: "handoff", title: "", queue_id: null, priority: 0, skills: [], note: "", ports: { on_no_agents: "bye", on_closed: "bye" } },
+      {
+        id: "bye", type: "close", title: "", result_code: "",
+        message: { text: "Sorry, nobody can answer right now. Please write again later.", text_ru: "К сожалению, сейчас никто не может ответить. Напишите позже." },
+        ports: {},
+      },
+    ],
+    layout: { start: { x: 40, y: 40 }, agent: { x: 40, y: 170 }, bye: { x: 290, y: 170 } },
   };
 }
+
+/** ``[a-z][a-z0-9_-]{0,63}``, written so it compiles with the ``v`` flag Chromium uses for
+ * ``pattern`` (a bare ``-`` in a class is a syntax error there, and the check silently vanished). */
+export const KEY_PATTERN = "[a-z][a-z0-9_\\-]{0,63}";
 
 export async function renderList(app: HTMLElement, t: T, readonly: boolean): Promise<void> {
   const error = el("p", { class: "form-error", "data-testid": "list-error" });
@@ -45,7 +63,9 @@ export async function renderList(app: HTMLElement, t: T, readonly: boolean): Pro
         ),
       )
     : el("p", { class: "muted" }, reply.ok ? t("bld.no_scenarios") : reply.detail);
-  const key = el("input", { type: "text", name: "key", required: true, pattern: "[a-z][a-z0-9_-]{0,63}", "data-testid": "new-key" });
+  const key = el("input", { type: "text", name: "key", required: true, pattern: KEY_PATTERN, maxlength: 64, title: t("bld.err.key"), "data-testid": "new-key" });
+  key.addEventListener("input", () => key.setCustomValidity(""));
+  key.addEventListener("invalid", () => key.setCustomValidity(key.validity.valueMissing ? "" : t("bld.err.key")));
   const name = el("input", { type: "text", name: "name", required: true, maxlength: 128, "data-testid": "new-name" });
   const create = el(
     "form",

@@ -45,6 +45,8 @@ export interface Problem {
   node: string | null;
   code: string;
   message: string;
+  /** The port of a port problem (``port_unconnected``, ``port_target``). */
+  port?: string | null;
 }
 
 export interface Revision {

@@ -1,6 +1,7 @@
 // A voice conversation's call panel (right column, above the caller's card): ringing →
 // "answer on your phone", then talk time ticking, Hold/Resume and Hang up, then the recording.
 // Answering happens on the phone; the window only shows it. Facts come from the view's `call`.
+import { icon } from "../icons";
 import { clear, duration, el, recordingPlayer } from "../common";
 import { CallFacts, Conversation, DialQueue } from "./types";
 import { T, since } from "./ui";
@@ -38,7 +39,8 @@ export function renderCall(
     el(
       "h3",
       {},
-      "☎ ",
+      icon("voice"),
+      " ",
       el("span", { "data-testid": "call-state", "data-state": call.state }, t(key)),
       call.number ? el("span", { class: "call-number", "data-testid": "call-number" }, ` ${call.number}`) : null,
     ),
@@ -121,7 +123,7 @@ export function dialBox(queues: DialQueue[], t: T, dial: (number: string, queueI
       },
       number,
       queue,
-      el("button", { type: "submit", class: "primary", "data-testid": "dial-call" }, `☎ ${t("op.dial_call")}`),
+      el("button", { type: "submit", class: "primary", "data-testid": "dial-call" }, icon("voice"), ` ${t("op.dial_call")}`),
     ),
   );
 }

@@ -2,7 +2,9 @@
 // right column (customer card, script, actions) for the open conversation.
 import { Socket } from "socket.io-client";
 import { Ack, call, clear, el } from "../common";
+import { icon } from "../icons";
 import { callIsLive, renderCall } from "./call";
+import { takeButton } from "./left";
 import { Canned, Card, CardField, Conversation, DialQueue, HistoryEntry, Message, View, channelIcon } from "./types";
 import { T, addSeconds, clockAt, failed, time, toast, until } from "./ui";
 
@@ -15,16 +17,34 @@ export interface PaneContext {
   changed(): void;
   /** The open conversation is no longer ours to show (e.g. transferred away). */
   closed(): void;
-  canTake(c: Conversation): boolean;
+  /** Why Take is not possible now (``null``: no manual pick, ``""``: it is). */
+  takeBlock(c: Conversation): string | null;
   /** Queues the operator may call from (click-to-call); empty when voice is off. */
   dialQueues: DialQueue[];
   dial(number: string, queueId: number): void;
+  /** Conversation variables never shown on the card (boot data, from bots/runner.py). */
+  technicalVariables: string[];
 }
 
 const MARKS: Record<string, string> = { pending: "…", stored: "", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "⚠" };
 const TYPING_EVERY_MS = 2500;
 const TYPING_IDLE_MS = 4000;
 const HANDLING = ["active", "on_hold"];
+
+/** Written by the system (a bot scenario's message or hand-off note, a queue notice), not by
+ * a person: no author. */
+function isAutomated(msg: Message): boolean {
+  return (msg.direction === "out" || msg.direction === "note") && msg.author_user_id === null;
+}
+
+function buttonsOf(msg: Message): { id: string; label: string }[] {
+  for (const a of msg.attachments || []) {
+    if (a.kind === "buttons" && Array.isArray(a.buttons)) {
+      return (a.buttons as { id?: unknown; label?: unknown }[]).map((b) => ({ id: String(b.id ?? ""), label: String(b.label ?? "") }));
+    }
+  }
+  return [];
+}
 
 function clientId(): string {
   return `op-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
@@ -237,29 +257,90 @@ export class ConversationPane {
     const v = this.view;
     if (msg.direction === "in") return v?.conversation.contact_name || this.ctx.t("op.customer");
     if (msg.direction === "system") return this.ctx.t("op.system");
+    if (isAutomated(msg)) return this.ctx.t("op.bot");
     return (msg.author_user_id !== null && v?.authors[String(msg.author_user_id)]) || this.ctx.t("op.operator");
+  }
+
+  /** What a press answered: the label of the button the bot offered with that id. */
+  private pressedLabel(msg: Message, id: string): string {
+    const earlier = this.view?.messages ?? [];
+    for (let i = earlier.length - 1; i >= 0; i--) {
+      const offered = buttonsOf(earlier[i]).find((b) => b.id === id);
+      if (offered) return offered.label;
+    }
+    return msg.body || id;
+  }
+
+  /** Attachments as an operator reads them: files as links, the bot's buttons as the list of
+   * choices it offered, a customer's press as the choice made, keypad digits as digits. */
+  private extras(msg: Message): HTMLElement[] {
+    const t = this.ctx.t;
+    const out: HTMLElement[] = [];
+    for (const a of msg.attachments || []) {
+      const kind = typeof a.kind === "string" ? a.kind : "";
+      if (kind === "buttons") {
+        const buttons = buttonsOf(msg);
+        out.push(
+          el(
+            "div",
+            { class: "bot-choices", "data-testid": "bot-choices" },
+            el("span", { class: "muted" }, t("op.bot_offered")),
+            el("ul", {}, ...buttons.map((b) => el("li", { "data-testid": "bot-choice", "data-id": b.id }, b.label))),
+          ),
+        );
+      } else if (kind === "button_reply") {
+        continue; // the body shows the chosen label (messageNode)
+      } else if (kind === "dtmf") {
+        out.push(el("div", { class: "bot-chosen", "data-testid": "bot-dtmf" }, `${t("op.bot_keypad")}: `, el("strong", {}, String(a.digits ?? ""))));
+      } else if (kind === "prompt") {
+        out.push(el("div", { class: "muted attachment", "data-testid": "bot-prompt" }, `${t("op.bot_prompt")}: ${String(a.file ?? "")}`));
+      } else {
+        const url = typeof a.url === "string" && a.url.startsWith("/") ? a.url : "";
+        const name = typeof a.name === "string" ? a.name : "";
+        if (!url && !name) continue; // nothing a person could open or read
+        out.push(
+          url
+            ? el("a", { class: "attachment", href: url, target: "_blank", rel: "noopener" }, icon("attachment"), ` ${name || url}`)
+            : el("span", { class: "attachment" }, icon("attachment"), ` ${name}`),
+        );
+      }
+    }
+    return out;
   }
 
   private messageNode(msg: Message, authorName?: string): HTMLElement {
     const t = this.ctx.t;
-    const attachments = (msg.attachments || []).map((a) => {
-      const url = typeof a.url === "string" && a.url.startsWith("/") ? a.url : "";
-      return url
-        ? el("a", { class: "attachment", href: url, target: "_blank", rel: "noopener" }, `📎 ${a.name || url}`)
-        : el("span", { class: "attachment" }, `📎 ${a.name || ""}`);
-    });
+    const bot = isAutomated(msg);
+    const press = (msg.attachments || []).find((a) => a.kind === "button_reply");
+    const pressedId = press ? String(press.id ?? "") : null;
     return el(
       "div",
-      { class: `message msg-${msg.direction}`, "data-testid": "message", "data-id": msg.id, "data-direction": msg.direction },
+      {
+        class: `message msg-${msg.direction}${bot ? " msg-bot" : ""}`,
+        "data-testid": "message",
+        "data-id": msg.id,
+        "data-direction": msg.direction,
+        "data-author": bot ? "bot" : msg.direction === "in" ? "customer" : msg.direction === "out" ? "operator" : msg.direction,
+      },
       el(
         "div",
         { class: "msg-meta" },
         msg.direction === "note" ? el("span", { class: "note-tag", "data-testid": "note-tag" }, t("op.note_label")) : null,
-        el("span", {}, authorName ?? this.author(msg)),
+        bot ? icon("bot") : null,
+        el("span", { "data-testid": "message-author" }, authorName ?? this.author(msg)),
         el("span", { class: "muted" }, ` ${time(msg.created_at, this.ctx.lang)}`),
       ),
-      el("div", { class: "msg-body", "data-testid": "message-body" }, msg.body),
-      ...attachments,
+      // A button press reads as the choice made (the label the bot offered), marked as a press.
+      pressedId !== null
+        ? el(
+            "div",
+            { class: "msg-body", "data-testid": "message-body" },
+            el("span", { class: "chosen-tag", "data-testid": "bot-chosen-tag" }, t("op.bot_chosen")),
+            " ",
+            el("strong", { class: "chosen", "data-testid": "bot-chosen", "data-id": pressedId }, this.pressedLabel(msg, pressedId)),
+          )
+        : el("div", { class: "msg-body", "data-testid": "message-body" }, msg.body),
+      ...this.extras(msg),
       msg.direction === "out"
         ? el("span", { class: `mark mark-${msg.delivery}`, "data-testid": "mark", "data-delivery": msg.delivery }, MARKS[msg.delivery] ?? "")
         : null,
@@ -500,7 +581,7 @@ export class ConversationPane {
             ` ${time(c.created_at, this.ctx.lang)} · ${c.queue_name || t(`enum.channel.${c.channel}`)} · ${t(`op.st.${c.status}`)}`,
             c.result_code_name ? ` · ${c.result_code_name}` : "",
           ),
-          ...c.messages.map((m) => this.messageNode(m, m.direction === "in" ? undefined : m.direction === "note" ? t("op.note_label") : t("op.operator"))),
+          ...c.messages.map((m) => this.messageNode(m, m.direction === "in" ? undefined : isAutomated(m) ? t("op.bot") : m.direction === "note" ? t("op.note_label") : t("op.operator"))),
         ),
       ),
     );
@@ -615,7 +696,7 @@ export class ConversationPane {
                   this.ctx.dial(c.phone || "", (own ?? queues[0]).id);
                 },
               },
-              `☎ ${t("op.click_to_call")}`,
+              icon("voice"), ` ${t("op.click_to_call")}`,
             )
           : null,
         ...card.fields.map((f) => row(f.key, this.ctx.lang === "ru" && f.label_ru ? f.label_ru : f.label, f.kind, f.value, f)),
@@ -640,10 +721,16 @@ export class ConversationPane {
     this.script.append(el("h3", {}, this.ctx.t("op.script")), body);
   }
 
+  /** Plumbing, not customer data (bots/runner.py ``is_technical``): ``_``-prefixed names and
+   * the server's list (``technical_variables`` in the boot data). */
+  private isTechnical(name: string): boolean {
+    return name.startsWith("_") || this.ctx.technicalVariables.includes(name);
+  }
+
   /** What the bot collected before the hand-off (read-only; hidden when there is nothing). */
   private renderBotData(): void {
     clear(this.botData);
-    const vars = Object.entries(this.view?.conversation.variables ?? {});
+    const vars = Object.entries(this.view?.conversation.variables ?? {}).filter(([k]) => !this.isTechnical(k));
     this.botData.classList.toggle("hidden", vars.length === 0);
     if (!vars.length) return;
     const t = this.ctx.t;
@@ -669,9 +756,19 @@ export class ConversationPane {
     return ack;
   }
 
+  /** The operator's capacity or status changed: redraw the actions if Take's state did. */
+  takeMayHaveChanged(): void {
+    const c = this.view?.conversation;
+    if (!c || c.status !== "queued") return;
+    if (this.ctx.takeBlock(c) !== this.takeShown) this.renderActions();
+  }
+
+  private takeShown: string | null = null;
+
   private renderActions(): void {
     const v = this.view;
     if (!v) return;
+    this.takeShown = v.conversation.status === "queued" ? this.ctx.takeBlock(v.conversation) : null;
     const t = this.ctx.t;
     const c = v.conversation;
     const id = c.id;
@@ -730,20 +827,14 @@ export class ConversationPane {
           ),
         ),
       );
-    } else if (c.status === "queued" && this.ctx.canTake(c)) {
+    } else if (c.status === "queued" && this.ctx.takeBlock(c) !== null) {
+      const take = takeButton(c, (x) => this.ctx.takeBlock(x), t, async () => {
+        const ack = await this.act("take", { conversation_id: id });
+        if (ack.ok) void this.open(id);
+      }, "primary");
+      const reason = this.ctx.takeBlock(c);
       this.actions.append(
-        el(
-          "button",
-          {
-            class: "primary",
-            "data-testid": "take",
-            onclick: async () => {
-              const ack = await this.act("take", { conversation_id: id });
-              if (ack.ok) void this.open(id);
-            },
-          },
-          t("op.take"),
-        ),
+        ...[take, reason ? el("p", { class: "take-reason", "data-testid": "take-reason" }, reason) : null].filter((n): n is HTMLElement => n !== null),
       );
     } else {
       this.actions.append(el("p", { class: "muted", "data-testid": "read-only" }, t(`op.st.${c.status}`)));

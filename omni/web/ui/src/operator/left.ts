@@ -1,5 +1,6 @@
 // The left column: status, offers, my conversations, the waiting line, missed/callbacks.
 import { clear, el } from "../common";
+import { icon } from "../icons";
 import { Callback, Conversation, Offer, Presence, StatusOption, channelIcon } from "./types";
 import { T, addSeconds, since, until } from "./ui";
 
@@ -66,7 +67,16 @@ export function renderStatus(
   );
 }
 
-export function renderOffers(box: HTMLElement, offers: Offer[], t: T, h: LeftHandlers): void {
+/** Offer cards: the customer's full name on its own line (never squeezed by the buttons),
+ * then the countdown and Accept/Decline. ``pending`` offers have an answer on its way: their
+ * buttons are disabled so a second click can't send a second answer. */
+export function renderOffers(
+  box: HTMLElement,
+  offers: Offer[],
+  t: T,
+  h: LeftHandlers,
+  pending: ReadonlySet<number> = new Set(),
+): void {
   clear(box);
   if (!offers.length) return;
   box.append(
@@ -76,16 +86,26 @@ export function renderOffers(box: HTMLElement, offers: Offer[], t: T, h: LeftHan
       offers.length,
       ...offers.map((o) => {
         const c = o.conversation;
+        const busy = pending.has(o.id);
         return el(
           "div",
-          { class: "offer", "data-testid": "offer", "data-conversation": o.conversation_id },
-          el("span", { class: "icon" }, channelIcon(c?.channel, c?.medium)),
-          el("span", { class: "grow" }, c ? who(c, t) : `#${o.conversation_id}`, c?.queue_name ? el("small", { class: "muted" }, ` · ${c.queue_name}`) : null),
-          until(o.expires_at, { "data-testid": "offer-countdown" }),
-          c?.medium === "voice"
-            ? el("span", { class: "answer-hint", "data-testid": "answer-on-phone" }, `☎ ${t("op.answer_on_phone")}`)
-            : el("button", { class: "primary", "data-testid": "offer-accept", onclick: () => h.accept(o) }, t("op.accept")),
-          el("button", { "data-testid": "offer-decline", onclick: () => h.decline(o) }, t("op.decline")),
+          { class: "offer", "data-testid": "offer", "data-conversation": o.conversation_id, "aria-busy": busy ? "true" : "false" },
+          el(
+            "div",
+            { class: "offer-who" },
+            el("span", { class: "icon" }, channelIcon(c?.channel, c?.medium)),
+            el("span", { class: "offer-name", "data-testid": "offer-name" }, c ? who(c, t) : `#${o.conversation_id}`),
+            until(o.expires_at, { "data-testid": "offer-countdown" }),
+          ),
+          c?.queue_name ? el("div", { class: "offer-queue muted", "data-testid": "offer-queue" }, c.queue_name) : null,
+          el(
+            "div",
+            { class: "offer-buttons" },
+            c?.medium === "voice"
+              ? el("span", { class: "answer-hint", "data-testid": "answer-on-phone" }, icon("voice"), ` ${t("op.answer_on_phone")}`)
+              : el("button", { class: "primary", "data-testid": "offer-accept", disabled: busy, onclick: () => h.accept(o) }, t("op.accept")),
+            el("button", { "data-testid": "offer-decline", disabled: busy, onclick: () => h.decline(o) }, t("op.decline")),
+          ),
         );
       }),
     ),
@@ -122,16 +142,42 @@ export function renderMine(
   box.append(section("mine", t("op.mine"), mine.length, ...(items.length ? items : [el("p", { class: "muted" }, t("op.none"))])));
 }
 
+/** Why the operator can't take ``c`` by hand right now: ``null`` = the queue has no manual
+ * pick (no button at all), ``""`` = they can, any other text = the reason (button disabled). */
+export type TakeBlock = (c: Conversation) => string | null;
+
+export function takeButton(c: Conversation, block: TakeBlock, t: T, onTake: () => void, cls = ""): HTMLElement | null {
+  const reason = block(c);
+  if (reason === null) return null;
+  return el(
+    "button",
+    {
+      class: cls,
+      "data-testid": "take",
+      disabled: reason !== "",
+      title: reason,
+      "aria-disabled": reason !== "" ? "true" : "false",
+      onclick: () => {
+        if (!block(c)) onTake();
+      },
+    },
+    t("op.take"),
+  );
+}
+
 export function renderWaiting(
   box: HTMLElement,
   waiting: Conversation[],
-  canTake: (c: Conversation) => boolean,
+  block: TakeBlock,
   t: T,
   h: LeftHandlers,
 ): void {
   clear(box);
-  const items = waiting.map((c) =>
-    el(
+  const reasons = new Set<string>();
+  const items = waiting.map((c) => {
+    const reason = block(c);
+    if (reason) reasons.add(reason);
+    return el(
       "div",
       { class: "queue-item", "data-testid": "queue-item", "data-id": c.id },
       el("span", { class: "icon" }, channelIcon(c.channel, c.medium)),
@@ -142,10 +188,14 @@ export function renderWaiting(
         el("small", { class: "muted" }, ` · ${c.queue_name || ""} · ${t("op.position", { n: c.position || 0 })}`),
       ),
       since(c.first_enqueued_at || c.created_at, { "data-testid": "wait-time" }),
-      canTake(c) ? el("button", { "data-testid": "take", onclick: () => h.take(c.id) }, t("op.take")) : null,
-    ),
+      takeButton(c, block, t, () => h.take(c.id)),
+    );
+  });
+  // Why Take is greyed out, said once above the line (a disabled button shows no tooltip on touch).
+  const notes = [...reasons].map((r) => el("p", { class: "take-reason", "data-testid": "take-reason" }, r));
+  box.append(
+    section("queue", t("op.queue"), waiting.length, ...notes, ...(items.length ? items : [el("p", { class: "muted" }, t("op.queue_empty"))])),
   );
-  box.append(section("queue", t("op.queue"), waiting.length, ...(items.length ? items : [el("p", { class: "muted" }, t("op.queue_empty"))])));
 }
 
 export function renderCallbacks(box: HTMLElement, callbacks: Callback[], me: number, t: T, h: LeftHandlers): void {

@@ -1,4 +1,5 @@
 // Shapes the /operator namespace sends (see omni/domain/workspace.py and serialize.py).
+import { channelSvg } from "../icons";
 
 export interface Presence {
   user_id: number;
@@ -36,6 +37,8 @@ export interface Conversation {
   wrap_up_seconds?: number;
   position?: number;
   manual_pick?: boolean;
+  /** Waiting items: one more conversation of this medium fits the operator's free capacity. */
+  fits?: boolean;
 }
 
 export interface Offer {
@@ -51,7 +54,9 @@ export interface Message {
   direction: "in" | "out" | "note" | "system";
   author_user_id: number | null;
   body: string;
-  attachments: { name?: string; url?: string }[];
+  /** Files ``{name, url}``; bot traffic ``{kind: "buttons", buttons}``, ``{kind: "button_reply", id}``,
+   * ``{kind: "dtmf", digits}``, ``{kind: "prompt", file}`` (omni/domain/automated.py). */
+  attachments: { name?: string; url?: string; kind?: string; [key: string]: unknown }[];
   client_id: string | null;
   delivery: string;
   created_at: string | null;
@@ -191,9 +196,7 @@ export interface Snapshot {
   last_seq: number;
 }
 
-const ICONS: Record<string, string> = { widget: "💬", telegram: "✈", voice: "☎", email: "✉", api: "⇄" };
-
-export function channelIcon(channel: string | null | undefined, medium?: string): string {
-  if (medium === "voice") return ICONS.voice;
-  return (channel && ICONS[channel]) || "•";
+/** The channel's icon (inline SVG: emoji render as empty boxes without an emoji font). */
+export function channelIcon(channel: string | null | undefined, medium?: string): SVGSVGElement {
+  return channelSvg(channel, medium);
 }

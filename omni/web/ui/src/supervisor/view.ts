@@ -1,6 +1,7 @@
 // DOM of the monitoring page: the queue table, the operator table, the action panel.
 // Every piece of text goes through el() (text nodes only); colours are checked before use.
 import { duration, el, recordingPlayer } from "../common";
+import { channelSvg } from "../icons";
 import { elapsed, percentOrDash, secondsOrDash, waitLevel } from "./format";
 import type { CurrentConversation, OperatorRow, QueueStat, SpyMode, StatusOption } from "./types";
 
@@ -137,6 +138,8 @@ function conversationItem(op: OperatorRow, conv: CurrentConversation, ctx: ViewC
   return el(
     "li",
     { "data-testid": "conversation", "data-conversation-id": conv.id },
+    el("span", { class: "icon", "data-testid": "channel-icon" }, channelSvg(conv.channel, conv.medium)),
+    " ",
     el("span", { class: "sv-conv" }, t("sv.conversation", { id: conv.id, channel: t(`enum.channel.${conv.channel}`) })),
     " ",
     el("span", { class: "badge" }, t(`sv.conv_status.${conv.status}`)),
