@@ -163,6 +163,7 @@ async def test_russian_builder_sees_scenario_problems_in_russian(live_server: Li
             "node": "menu",
             "code": "port_unconnected",
             "message": "узел 'menu': порт 'opt:tech' не подключён",
+            "port": "opt:tech",
         } in created.json()["problems"]
         refused = await c.post(f"/api/v1/scenarios/{created.json()['id']}/publish", json={})
         assert refused.status_code == 422
