@@ -168,3 +168,29 @@ async def test_russian_builder_sees_scenario_problems_in_russian(live_server: Li
         refused = await c.post(f"/api/v1/scenarios/{created.json()['id']}/publish", json={})
         assert refused.status_code == 422
         assert refused.json()["detail"] == "нельзя опубликовать: узел 'menu': порт 'opt:tech' не подключён"
+
+
+async def test_russian_widget_visitor_gets_refusals_in_russian(live_server: LiveServer) -> None:
+    from channels.widget import MAX_BODY
+
+    async with live_server.services.db.transaction() as s:
+        box = await f.inbox(s, await f.queue(s, "Web"), channel="widget")
+        token = box.public_token
+    sio = socketio.AsyncClient(reconnection=False)
+    await sio.connect(
+        live_server.url,
+        namespaces=["/widget"],
+        auth={"inbox": token, "lang": "ru"},
+        transports=["websocket"],
+        wait_timeout=10,
+    )
+    try:
+        ack = await sio.call(
+            "message", {"client_id": "c1", "body": "я" * (MAX_BODY + 1)}, namespace="/widget", timeout=10
+        )
+        assert ack["ok"] is False and ack["retry"] is False
+        assert ack["detail"] == f"сообщение длиннее {MAX_BODY} символов"
+        missing = await sio.call("message", {"body": "привет"}, namespace="/widget", timeout=10)
+        assert missing["detail"] == "нужен client_id"
+    finally:
+        await sio.disconnect()
