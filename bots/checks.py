@@ -17,6 +17,7 @@ from bots.scenario import (
     SurveyNode,
     _Node,
 )
+from omni.i18n import _l
 
 CHANNEL_LIMITS: dict[str, set[str]] = {
     # Voice can't show buttons or take typed text: menus need DTMF digits, asks only numbers/choices.
@@ -96,48 +97,81 @@ def check(
     ids = {n.id for n in scenario.nodes}
     declared = {v.name for v in scenario.variables}
 
-    def add(node: str | None, code: str, message: str, port: str | None = None) -> None:
-        problems.append(Problem(node=node, code=code, message=message, port=port))
+    def add(
+        node: str | None, code: str, template: str, /, *, port: str | None = None, **params: object
+    ) -> None:
+        problems.append(Problem.of(node, code, template, port=port, **params))
 
     if scenario.start not in ids:
-        add(None, "no_start", f"the start node '{scenario.start}' does not exist")
+        add(None, "no_start", _l("the start node '{start}' does not exist"), start=scenario.start)
     for node in scenario.nodes:
         for port in node.required():
             if not node.ports.get(port):
-                add(node.id, "port_unconnected", f"node '{node.id}': port '{port}' is not connected", port)
+                add(
+                    node.id,
+                    "port_unconnected",
+                    _l("node '{node}': port '{port}' is not connected"),
+                    node=node.id,
+                    port=port,
+                )
         for port, target in _edges(node):
             if target not in ids:
                 add(
                     node.id,
                     "port_target",
-                    f"node '{node.id}': port '{port}' points to missing node '{target}'",
-                    port,
+                    _l("node '{node}': port '{port}' points to missing node '{target}'"),
+                    node=node.id,
+                    port=port,
+                    target=target,
                 )
         if isinstance(node, AskNode) and not (node.ports.get("on_invalid") or node.retries > 0):
-            add(node.id, "ask_invalid", f"node '{node.id}': an ask needs retries or an 'on_invalid' path")
+            add(
+                node.id,
+                "ask_invalid",
+                _l("node '{node}': an ask needs retries or an 'on_invalid' path"),
+                node=node.id,
+            )
         for text in node.texts():
             for name in template_refs(text):
                 if name not in declared and name not in BUILTINS:
-                    add(node.id, "undeclared", f"node '{node.id}': variable '{name}' is not declared")
+                    add(
+                        node.id,
+                        "undeclared",
+                        _l("node '{node}': variable '{name}' is not declared"),
+                        node=node.id,
+                        name=name,
+                    )
         for name in [*node.reads(), *node.writes()]:
             if name not in declared and name not in BUILTINS:
-                add(node.id, "undeclared", f"node '{node.id}': variable '{name}' is not declared")
+                add(
+                    node.id,
+                    "undeclared",
+                    _l("node '{node}': variable '{name}' is not declared"),
+                    node=node.id,
+                    name=name,
+                )
         if node.type_name() == "goto_scenario" and scenario_keys is not None:
             target = getattr(node, "scenario", "")
             if target not in scenario_keys:
-                add(node.id, "goto_target", f"node '{node.id}': scenario '{target}' does not exist")
+                add(
+                    node.id,
+                    "goto_target",
+                    _l("node '{node}': scenario '{target}' does not exist"),
+                    node=node.id,
+                    target=target,
+                )
         if channel:
             problems.extend(_channel_problems(node, channel))
     reachable = _reachable(scenario)
     for node in scenario.nodes:
         if node.id not in reachable:
-            add(node.id, "unreachable", f"node '{node.id}' can't be reached from the start")
+            add(node.id, "unreachable", _l("node '{node}' can't be reached from the start"), node=node.id)
     for cycle in _busy_cycles(scenario):
         add(
             cycle[0],
             "busy_loop",
-            f"nodes {', '.join(repr(c) for c in cycle)} loop without waiting for the customer "
-            "(add an ask, menu, survey or wait node)",
+            _l("nodes {nodes} loop without waiting for the customer (add an ask, menu, survey or wait node)"),
+            nodes=", ".join(repr(c) for c in cycle),
         )
     unique: list[Problem] = []
     for p in problems:  # a variable read twice in one node is one problem
@@ -156,18 +190,25 @@ def _channel_problems(node: _Node, channel: str) -> list[Problem]:
     out: list[Problem] = []
     if key in limits:
         out.append(
-            Problem(
-                node=node.id, code="channel", message=f"node '{node.id}': {key} is not supported on {channel}"
+            Problem.of(
+                node.id,
+                "channel",
+                _l("node '{node}': {key} is not supported on {channel}"),
+                node=node.id,
+                key=key,
+                channel=channel,
             )
         )
     if channel == "voice" and isinstance(node, MenuNode):
         missing = [o.id for o in node.options if not o.dtmf]
         if missing:
             out.append(
-                Problem(
+                Problem.of(
+                    node.id,
+                    "channel",
+                    _l("node '{node}': options {options} need a DTMF digit on voice"),
                     node=node.id,
-                    code="channel",
-                    message=f"node '{node.id}': options {', '.join(missing)} need a DTMF digit on voice",
+                    options=", ".join(missing),
                 )
             )
     return out

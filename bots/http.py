@@ -19,9 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bots import service, simulate
 from bots.scenario import Problem
 from omni.api.core import DEPS
+from omni.api.deps import request_language
 from omni.db import models as m
 from omni.domain.auth import Principal
 from omni.domain.errors import InvalidInput, NotFound
+from omni.i18n import error_body
 from omni.services import Services
 
 # --- request bodies -----------------------------------------------------------------------
@@ -62,29 +64,29 @@ class RunTestsIn(msgspec.Struct, forbid_unknown_fields=True):
 # --- helpers ------------------------------------------------------------------------------
 
 
-def problem_list(problems: list[Problem]) -> list[dict[str, Any]]:
-    return [p.model_dump(mode="json") for p in problems]
+def problem_list(problems: list[Problem], lang: str = "en") -> list[dict[str, Any]]:
+    """The problems for the builder, each message in the reader's language."""
+    return [p.model_dump(mode="json") | {"message": p.localized(lang)} for p in problems]
 
 
 def publish_refused_handler(
-    _request: Request[Any, Any, Any], exc: service.PublishRefused
+    request: Request[Any, Any, Any], exc: service.PublishRefused
 ) -> Response[dict[str, Any]]:
     """The domain error body plus the problems, each naming its node."""
     body: dict[str, Any] = {
-        "error": exc.code,
-        "detail": exc.message,
+        **error_body(exc, request_language(request)),
         "field": exc.field,
-        "problems": problem_list(exc.problems),
+        "problems": problem_list(exc.problems, request_language(request)),
     }
     return Response(body, status_code=exc.status_code)
 
 
-async def detail(session: AsyncSession, row: m.Scenario) -> dict[str, Any]:
+async def detail(session: AsyncSession, row: m.Scenario, lang: str = "en") -> dict[str, Any]:
     """The scenario with its draft, what stops the draft publishing, and the active revision."""
     active = await session.get(m.ScenarioRevision, row.active_revision_id) if row.active_revision_id else None
     return service.scenario_dict(row) | {
         "draft": row.draft,
-        "problems": problem_list(await service.problems(session, row)),
+        "problems": problem_list(await service.problems(session, row), lang),
         "active_revision": service.revision_dict(active) if active else None,
     }
 
@@ -95,10 +97,10 @@ def _case(raw: dict[str, Any]) -> dict[str, Any]:
     case = {k: raw[k] for k in allowed if k in raw}
     for key in ("inputs", "http"):
         if key in case and not isinstance(case[key], list):
-            raise InvalidInput(f"case.{key} must be a list", field=f"case.{key}")
+            raise InvalidInput("{field} must be a list", field=f"case.{key}")
     for key in ("facts", "variables"):
         if key in case and not isinstance(case[key], dict):
-            raise InvalidInput(f"case.{key} must be an object", field=f"case.{key}")
+            raise InvalidInput("{field} must be an object", field=f"case.{key}")
     if len(case.get("inputs") or []) > 500:
         raise InvalidInput("at most 500 inputs per case", field="case.inputs")
     return case
@@ -109,7 +111,7 @@ def _run_case(document: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
     try:
         return simulate.run_case(scenario, _case(raw)).as_dict()
     except (ValueError, TypeError, KeyError) as exc:  # a malformed input item or fact
-        raise InvalidInput(f"the test case can't be run: {exc}", field="case") from exc
+        raise InvalidInput("the test case can't be run: {exc}", exc=exc, field="case") from exc
 
 
 # --- controllers --------------------------------------------------------------------------
@@ -132,7 +134,7 @@ class ScenarioController(Controller):
     ) -> dict[str, Any]:
         async with services.db.transaction() as session:
             row = await service.create(session, who, data.key, data.name, data.document)
-            return await detail(session, row)
+            return await detail(session, row, who.language)
 
     @post("/import", status_code=201)
     async def import_scenario(
@@ -141,12 +143,12 @@ class ScenarioController(Controller):
         """An exported file: a new scenario, or the new draft of the scenario with that key."""
         async with services.db.transaction() as session:
             row = await service.import_(session, who, data)
-            return await detail(session, row)
+            return await detail(session, row, who.language)
 
     @get("/{scenario_id:int}")
     async def get_scenario(self, who: Principal, services: Services, scenario_id: int) -> dict[str, Any]:
         async with services.db.transaction() as session:
-            return await detail(session, await service.get(session, who, scenario_id))
+            return await detail(session, await service.get(session, who, scenario_id), who.language)
 
     @put("/{scenario_id:int}/draft")
     async def save_draft(
@@ -156,7 +158,7 @@ class ScenarioController(Controller):
         async with services.db.transaction() as session:
             found = await service.save_draft(session, who, scenario_id, data.document)
             row = await service.get(session, who, scenario_id)
-            return service.scenario_dict(row) | {"problems": problem_list(found)}
+            return service.scenario_dict(row) | {"problems": problem_list(found, who.language)}
 
     @post("/{scenario_id:int}/publish", status_code=200)
     async def publish(
@@ -183,7 +185,11 @@ class ScenarioController(Controller):
             for rev in await service.revisions(session, who, scenario_id):
                 if rev.id == revision_id:
                     return service.revision_dict(rev, with_document=True)
-        raise NotFound(f"revision {revision_id} of scenario {scenario_id} not found")
+        raise NotFound(
+            "revision {revision_id} of scenario {scenario_id} not found",
+            revision_id=revision_id,
+            scenario_id=scenario_id,
+        )
 
     @post("/{scenario_id:int}/rollback", status_code=200)
     async def rollback(
@@ -256,7 +262,7 @@ class ScenarioController(Controller):
         try:
             results = simulate.run_file({"cases": [_case(c) for c in cases]}, scenario)
         except (ValueError, TypeError, KeyError) as exc:
-            raise InvalidInput(f"the test file can't be run: {exc}", field="file") from exc
+            raise InvalidInput("the test file can't be run: {exc}", exc=exc, field="file") from exc
         return {"passed": all(r["passed"] for r in results), "results": results}
 
 

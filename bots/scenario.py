@@ -16,6 +16,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
+from omni.i18n import gettext, render
+
 SCHEMA_VERSION = 2
 NODE_ID = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 VAR_NAME = r"^[a-z][a-z0-9_]{0,63}$"
@@ -507,6 +509,26 @@ class Problem(_Model):
     message: str
     port: str | None = None
     """The port a port problem is about, so an editor can clear it once the port is connected."""
+    template: str = Field(default="", exclude=True)
+    """With ``params``: the catalog entry ``message`` was rendered from, to translate it."""
+    params: dict[str, str] = Field(default_factory=dict, exclude=True)
+
+    @classmethod
+    def of(
+        cls, node: str | None, code: str, template: str, /, *, port: str | None = None, **params: object
+    ) -> Problem:
+        """A problem whose message comes from the catalog (``omni/locale``)."""
+        values = {k: str(v) for k, v in params.items()}
+        if port is not None:
+            values.setdefault("port", port)
+        message = render(template, values)
+        return cls(node=node, code=code, message=message, port=port, template=template, params=values)
+
+    def localized(self, lang: str) -> str:
+        return gettext(lang, self.template, **self.params) if self.template else self.message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def upgrade(doc: dict[str, Any]) -> dict[str, Any]:

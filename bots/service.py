@@ -26,9 +26,16 @@ class PublishRefused(InvalidInput):
     """The draft has problems; each names its node, for the builder to show on the canvas."""
 
     def __init__(self, problems: list[Problem]) -> None:
-        first = problems[0].message if problems else "the scenario has problems"
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        super().__init__(f"can't publish: {first}{more}", field="document")
+        first: object = problems[0] if problems else "the scenario has problems"  # translated as a whole
+        if len(problems) > 1:
+            super().__init__(
+                "can't publish: {first} (and {more} more)",
+                first=first,
+                more=len(problems) - 1,
+                field="document",
+            )
+        else:
+            super().__init__("can't publish: {first}", first=first, field="document")
         self.problems = problems
 
 
@@ -70,7 +77,7 @@ async def get(session: AsyncSession, who: Principal, scenario_id: int) -> m.Scen
     require_role(who, *READERS)
     row = await session.get(m.Scenario, scenario_id)
     if row is None:
-        raise NotFound(f"scenario {scenario_id} not found")
+        raise NotFound("scenario {scenario_id} not found", scenario_id=scenario_id)
     return row
 
 
@@ -91,7 +98,7 @@ async def create(session: AsyncSession, who: Principal, key: str, name: str, doc
     if not name or len(name) > 128:
         raise InvalidInput("name: 1 to 128 characters", field="name")
     if await by_key(session, key) is not None:
-        raise Conflict(f"a scenario with key '{key}' already exists")
+        raise Conflict("a scenario with key '{key}' already exists", key=key)
     scenario = parse(document)
     now = datetime.now(UTC)
     row = m.Scenario(key=key, name=name, draft=_stored(scenario), created_at=now, updated_at=now)
@@ -189,7 +196,11 @@ async def revisions(session: AsyncSession, who: Principal, scenario_id: int) -> 
 async def _revision(session: AsyncSession, scenario_id: int, revision_id: int) -> m.ScenarioRevision:
     rev = await session.get(m.ScenarioRevision, revision_id)
     if rev is None or rev.scenario_id != scenario_id:
-        raise NotFound(f"revision {revision_id} of scenario {scenario_id} not found")
+        raise NotFound(
+            "revision {revision_id} of scenario {scenario_id} not found",
+            revision_id=revision_id,
+            scenario_id=scenario_id,
+        )
     return rev
 
 

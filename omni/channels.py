@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from omni.db import Database
 from omni.domain.conversations import mark_delivery
 from omni.domain.events import DomainEvent
+from omni.i18n import _l
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class SupportsTyping(Protocol):
     async def show_typing(self, conversation_id: int, typing: bool) -> None: ...
 
 
-ATTENDED_NEEDS_OPERATOR = (
+ATTENDED_NEEDS_OPERATOR = _l(
     "an attended transfer needs an operator to consult first; a queue or an IVR has no one to "
     "talk to, so transfer there blind"
 )

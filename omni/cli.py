@@ -95,7 +95,7 @@ def cmd_createuser(args: argparse.Namespace, settings: Settings) -> int:
     async def create(session: object) -> object:
         existing = await session.scalar(select(m.User).where(m.User.username == args.username))  # type: ignore[attr-defined]
         if existing is not None:
-            raise DomainError(f"user '{args.username}' already exists")
+            raise DomainError("user '{username}' already exists", username=args.username)
         user = m.User(
             username=args.username,
             display_name=args.name or args.username,

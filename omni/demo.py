@@ -68,15 +68,15 @@ async def seed_demo(
         if created:
             logins.append(DemoLogin(username, password, role.value))
     codes: dict[str, m.ResultCode] = {}
-    for code_name, name, colour in [
-        ("resolved", "Resolved / Решено", "#2e7d32"),
-        ("callback", "Call back / Перезвонить", "#f9a825"),
-        ("no_answer", "No answer / Нет ответа", "#9e9e9e"),
-        ("spam", "Spam / Спам", "#c62828"),
+    for code_name, name, name_ru, colour in [
+        ("resolved", "Resolved", "Решено", "#2e7d32"),
+        ("callback", "Call back", "Перезвонить", "#f9a825"),
+        ("no_answer", "No answer", "Нет ответа", "#9e9e9e"),
+        ("spam", "Spam", "Спам", "#c62828"),
     ]:
         row = await session.scalar(select(m.ResultCode).where(m.ResultCode.code == code_name))
         if row is None:
-            row = m.ResultCode(code=code_name, name=name, colour=colour, active=True)
+            row = m.ResultCode(code=code_name, name=name, name_ru=name_ru, colour=colour, active=True)
             session.add(row)
             await session.flush()
         codes[code_name] = row

@@ -7,7 +7,7 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from omni.db import models as m
@@ -40,3 +40,26 @@ async def test_sqlite_migrations_match_models(tmp_path: Path) -> None:
 
 async def test_postgres_migrations_match_models(pg_url: str) -> None:
     assert await _drift(pg_url) == []
+
+
+async def test_result_code_names_in_two_languages_are_split(tmp_path: Path) -> None:
+    """Issue 10 item 19: "Resolved / Решено" was shown as is in both languages."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'codes.sqlite3'}"
+    await upgrade_async(url, "0006")
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO result_codes (code, name, colour, active) VALUES "
+                    "('resolved', 'Resolved / Решено', '#2e7d32', 1), ('sale', 'Sale', '#2e7d32', 1)"
+                )
+            )
+        await upgrade_async(url)
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(text("SELECT code, name, name_ru FROM result_codes ORDER BY code"))
+            ).all()
+        assert [tuple(r) for r in rows] == [("resolved", "Resolved", "Решено"), ("sale", "Sale", "")]
+    finally:
+        await engine.dispose()

@@ -56,9 +56,11 @@ async def check_token(token: str, api_base_url: str) -> User:
             field="token",
         ) from exc
     except TelegramNetworkError as exc:
-        raise TelegramUnreachable(f"the Telegram Bot API can't be reached: {exc.message}") from exc
+        raise TelegramUnreachable("the Telegram Bot API can't be reached: {text}", text=exc.message) from exc
     except TelegramAPIError as exc:
-        raise InvalidBotToken(f"getMe with this bot token failed: {exc.message}", field="token") from exc
+        raise InvalidBotToken(
+            "getMe with this bot token failed: {text}", text=exc.message, field="token"
+        ) from exc
     finally:
         await bot.session.close()
 
@@ -102,7 +104,12 @@ async def create_bot(channel: TelegramChannel, who: Principal, data: dict[str, A
             )
         )
         if clash is not None:
-            raise InvalidInput(f"bot @{me.username} is already connected (inbox {clash})", field="token")
+            raise InvalidInput(
+                "bot @{username} is already connected (inbox {clash})",
+                username=me.username,
+                clash=clash,
+                field="token",
+            )
         inbox = await admin.create_inbox(
             session,
             who,

@@ -591,7 +591,7 @@ class VoiceChannel:
         if str(last.get("Response", "")).lower() != "success":
             reason = str(last.get("Message", "") or last.get("Response", "") or "no answer")
             log.warning("voice: AMI %s refused: %s", action.get("Action"), reason)
-            raise Conflict(f"the phone system could not {what}: {reason}")
+            raise Conflict("the phone system could not {what}: {reason}", what=what, reason=reason)
 
     async def hold(self, conversation_id: int, on: bool) -> None:
         """Hold: the customer goes to ``hold_context`` and, in the same ``Redirect``

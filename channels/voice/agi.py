@@ -590,7 +590,7 @@ class AgiServer:
                 _ = await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             conv = await session.get(m.Conversation, conv_id)
             if conv is None:
-                raise NotFound(f"conversation {conv_id} is gone")
+                raise NotFound("conversation {conv_id} is gone", conv_id=conv_id)
             runner = self._runner()
             waiting = await runner.waiting(session, conv_id) if runner is not None else None
             query = select(m.Message).where(

@@ -17,7 +17,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -37,6 +37,7 @@ from omni.domain.events import DomainEvent
 from omni.domain.hours import is_open
 from omni.domain.routing import line_wait_infos, queue_capacity, wait_info
 from omni.domain.serialize import message_dict
+from omni.i18n import _l, gettext, pick_language
 from omni.ratelimit import RateLimiter, address_key
 from omni.realtime import live_fanout, rooms
 from omni.services import Services
@@ -49,17 +50,14 @@ HISTORY_LIMIT = 200
 ROOM_CACHE_SECONDS = 30.0
 ROOM_CACHE_SIZE = 20_000
 WAITING = (m.ConversationStatus.QUEUED, m.ConversationStatus.OFFERED)
-BUSY = "the server is busy; your message will be sent again"
+BUSY = _l("the server is busy; your message will be sent again")
+NOT_A_NUMBER = _l("message_id must be a number")
 PRECHAT_FIELDS = ("name", "email", "phone", "subject")
 CLOSED_BY_OTHERS_UNSEEN = frozenset({"customer", "blacklist"})
 """Closes the visitor needs no notice of: they left themselves, or they are blocked."""
-TOO_MANY_CHATS = {
-    "en": "Too many new chats are being started right now. Please wait a minute: your message "
-    "will be sent then.",
-    "ru": "Сейчас начинается слишком много новых чатов. Подождите минуту: ваше сообщение "
-    "отправится автоматически.",
-}
-"""Shown to the customer as is, in the browser's language (``Accept-Language``)."""
+TOO_MANY_CHATS = _l(
+    "Too many new chats are being started right now. Please wait a minute: your message will be sent then."
+)
 LINE_MOVES = frozenset(
     {
         "conversation.queued",
@@ -82,23 +80,44 @@ def identity_hash(inbox_secret: str, user_id: str) -> str:
     return hmac.new(inbox_secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
 
 
-def refusal(error: str, detail: str, *, retry: bool = False, **extra: Any) -> dict[str, Any]:
+def refusal(
+    error: str,
+    detail: str | DomainError,
+    *,
+    retry: bool = False,
+    lang: str = "en",
+    params: Mapping[str, object] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """A refused ``message`` ack. ``retry`` tells the widget whether sending the same message
     again can ever succeed (busy server, rate limit) or never will (too long, a NUL character,
-    missing pre-chat fields): then it gives the text back to the customer and forgets it."""
-    return {"ok": False, "error": error, "detail": detail, "retry": retry, **extra}
+    missing pre-chat fields): then it gives the text back to the customer and forgets it.
+    ``detail`` is a catalog text (with ``params``) or a domain error, shown in ``lang``."""
+    text = (
+        detail.localized(lang) if isinstance(detail, DomainError) else gettext(lang, detail, **(params or {}))
+    )
+    return {"ok": False, "error": error, "detail": text, "retry": retry, **extra}
 
 
-def check_message(data: dict[str, Any]) -> dict[str, Any] | None:
+def check_message(data: dict[str, Any], lang: str = "en") -> dict[str, Any] | None:
     """Refusals decided by the message alone, before any rate limit or database work."""
     for name in ("body", *PRECHAT_FIELDS):
         if "\x00" in str(data.get(name) or ""):
             return refusal(
-                "bad_characters", f"the {name} contains a character that can't be sent", field=name
+                "bad_characters",
+                _l("the {name} contains a character that can't be sent"),
+                lang=lang,
+                params={"name": name},
+                field=name,
             )
     if len(str(data.get("body") or "")) > MAX_BODY:
         return refusal(
-            "too_long", f"message is longer than {MAX_BODY} characters", field="body", max=MAX_BODY
+            "too_long",
+            _l("message is longer than {max_body} characters"),
+            lang=lang,
+            params={"max_body": MAX_BODY},
+            field="body",
+            max=MAX_BODY,
         )
     return None
 
@@ -148,24 +167,25 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         data = auth if isinstance(auth, dict) else {}
+        lang = pick_language(str(data.get("lang") or ""), str(environ.get("HTTP_ACCEPT_LANGUAGE") or ""))
         secret_key = self.services.settings.effective_secret_key()
         async with self.gate, self.services.db.transaction() as session:
             inbox = await session.scalar(
                 select(m.Inbox).where(m.Inbox.public_token == str(data.get("inbox", "")))
             )
             if inbox is None or not inbox.active or inbox.channel != WidgetChannel.kind:
-                raise Refused("unknown or disabled widget")
+                raise Refused(gettext(lang, "unknown or disabled widget"))
             allowed = inbox.config.get("allowed_origins") or []
             origin = str(environ.get("HTTP_ORIGIN") or "").rstrip("/")
             if allowed and origin not in {str(o).rstrip("/") for o in allowed}:
-                raise Refused("this widget is not enabled on this site")
+                raise Refused(gettext(lang, _l("this widget is not enabled on this site")))
             identity: str
             if data.get("user_id"):
                 user_id = str(data["user_id"])[:128]
                 secret = crypto.decrypt(secret_key, inbox.secret_encrypted) if inbox.secret_encrypted else ""
                 given = str(data.get("user_hash", ""))
                 if not secret or not hmac.compare_digest(identity_hash(secret, user_id), given):
-                    raise Refused("the user_hash does not match this user_id")
+                    raise Refused(gettext(lang, _l("the user_hash does not match this user_id")))
                 identity = f"user:{inbox.id}:{user_id}"
             else:
                 visitor = crypto.unsign_value(secret_key, VISITOR_PURPOSE, str(data.get("visitor", "")))
@@ -174,7 +194,7 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             online = await self._online(session, inbox)
             closed = await closed_notice(session, conv_id) if conv_id is not None else None
         token = crypto.sign_value(secret_key, VISITOR_PURPOSE, identity)
-        await self.save_session(sid, {"inbox_id": inbox.id, "identity": identity})
+        await self.save_session(sid, {"inbox_id": inbox.id, "identity": identity, "lang": lang})
         await self.enter_room(sid, visitor_room(identity))
         await self.emit(
             "welcome",
@@ -230,14 +250,21 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
     async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
         """Acked only after the message is stored; the same ``client_id`` again is a no-op."""
         sess = await self.get_session(sid)
+        lang = str(sess.get("lang", "en"))
         if not isinstance(data, dict):
-            return refusal("invalid", "message must be an object")
-        refused = check_message(data)
+            return refusal("invalid", _l("message must be an object"), lang=lang)
+        refused = check_message(data, lang)
         if refused is not None:
             return refused
         if not self.limiter.allow(sess["identity"]):
             wait = math.ceil(self.limiter.retry_after(sess["identity"]))
-            return refusal("rate_limited", "too many messages, wait a minute", retry=True, retry_after=wait)
+            return refusal(
+                "rate_limited",
+                _l("too many messages, wait a minute"),
+                retry=True,
+                lang=lang,
+                retry_after=wait,
+            )
         try:
             client_id = str(data.get("client_id") or "")[:64]
             if not client_id:
@@ -252,7 +279,9 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                 if missing is not None:
                     return refusal(
                         "prechat_required",
-                        f"{missing} is required before the chat starts",
+                        _l("{field} is required before the chat starts"),
+                        lang=lang,
+                        params={"field": missing},
                         field=missing,
                     )
                 claimed = await files.claim(session, sess["identity"], [str(i) for i in ids])
@@ -291,16 +320,16 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                 return ack
         except DomainError as exc:
             # A rate limit (e.g. too many new chats from one address) passes: send it again later.
-            return refusal(exc.code, exc.message, field=exc.field, retry=isinstance(exc, TooManyRequests))
+            return refusal(exc.code, exc, field=exc.field, retry=isinstance(exc, TooManyRequests), lang=lang)
         except DataError:
             # The database refused the values themselves: sending them again can't help.
             log.warning("widget message from %s has values the database refuses", sess["identity"])
-            return refusal("invalid", "the message can't be stored as sent")
+            return refusal("invalid", _l("the message can't be stored as sent"), lang=lang)
         except Exception:
             # Not stored (database overloaded or down): say so, so the widget keeps the message
             # and sends it again with the same client id instead of believing it was delivered.
             log.exception("widget message from %s not stored", sess["identity"])
-            return refusal("unavailable", BUSY, retry=True)
+            return refusal("unavailable", BUSY, retry=True, lang=lang)
 
     async def _missing_prechat(
         self, session: AsyncSession, sess: dict[str, Any], data: dict[str, Any]
@@ -349,8 +378,8 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                 )
             return {"ok": True, "recorded": first}
         except (DomainError, ValueError, TypeError) as exc:
-            detail = exc.message if isinstance(exc, DomainError) else "rating must be a number"
-            return refusal("invalid", detail)
+            detail = exc if isinstance(exc, DomainError) else _l("rating must be a number")
+            return refusal("invalid", detail, lang=str(sess.get("lang", "en")))
 
     async def _admit_new_conversation(self, sid: str, inbox_id: int) -> None:
         """Per-address and per-inbox limits on new conversations: a script opening chats from
@@ -362,8 +391,7 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
         by_address = await self.new_per_address.allow(address_key(address))
         if not by_address or not await self.new_per_inbox.allow(str(inbox_id)):
             log.warning("widget inbox %s: new conversation from %s refused (limit)", inbox_id, address)
-            lang = "ru" if str(environ.get("HTTP_ACCEPT_LANGUAGE", "")).lower().startswith("ru") else "en"
-            raise TooManyRequests(TOO_MANY_CHATS[lang])
+            raise TooManyRequests(TOO_MANY_CHATS)  # shown in the visitor's language (``refusal``)
 
     async def on_typing(self, sid: str, data: Any = None) -> None:
         """Relayed to the operator handling the conversation (and supervisors of its queue)."""
@@ -395,11 +423,15 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                 conv_id = await self._conversation_id(session, sess["inbox_id"], sess["identity"])
                 msg = await session.get(m.Message, message_id)
                 if msg is None or msg.conversation_id != conv_id or msg.direction != "out":
-                    raise NotFound(f"message {message_id} not found")
+                    raise NotFound("message {message_id} not found", message_id=message_id)
                 await conversations.mark_delivery(session, msg.id, str(data["state"]))
             return {"ok": True}
         except (DomainError, ValueError) as exc:
-            detail = exc.message if isinstance(exc, DomainError) else "message_id must be a number"
+            detail = (
+                exc.localized(sess.get("lang", "en"))
+                if isinstance(exc, DomainError)
+                else gettext(sess.get("lang", "en"), NOT_A_NUMBER)
+            )
             return {"ok": False, "error": "invalid", "detail": detail}
 
     async def on_resume(self, sid: str, data: Any) -> dict[str, Any]:

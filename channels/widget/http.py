@@ -17,11 +17,12 @@ from sqlalchemy import select
 
 from channels.widget import VISITOR_PURPOSE
 from omni import crypto
-from omni.api.deps import services_of
+from omni.api.deps import request_language, services_of
 from omni.api.files_http import serve
 from omni.db import models as m
 from omni.domain import files
 from omni.domain.errors import DomainError, InvalidInput, NotAuthenticated, NotFound
+from omni.i18n import error_body
 
 
 async def _visitor(
@@ -54,7 +55,7 @@ class WidgetFileController(Controller):
             body = await self._store(request, data)
         except DomainError as exc:
             return Response(
-                {"error": exc.code, "detail": exc.message, "field": exc.field},
+                {**error_body(exc, request_language(request)), "field": exc.field},
                 status_code=exc.status_code,
                 headers=cors,
             )

@@ -175,6 +175,7 @@ class StatusCreate(StatusUpdate, kw_only=True):
 class ResultCodeUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     code: str | UnsetType = UNSET
     name: str | UnsetType = UNSET
+    name_ru: str | UnsetType = UNSET
     colour: str | UnsetType = UNSET
     active: bool | UnsetType = UNSET
 

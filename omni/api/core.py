@@ -182,7 +182,7 @@ class ConversationController(Controller):
         if who.role == m.Role.AUDITOR:
             raise PermissionDenied("auditors can read the audit log only")
         if status is not None and status not in set(m.ConversationStatus):
-            raise InvalidInput(f"unknown status '{status}'", field="status")
+            raise InvalidInput("unknown status '{status}'", status=status, field="status")
         async with services.db.transaction() as session:
             queues = await auth.visible_queue_ids(session, who)
             stmt = select(m.Conversation).where(*auth.conversation_scope_filter(queues, who))

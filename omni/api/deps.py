@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -13,6 +14,7 @@ from omni.db import models as m
 from omni.domain import auth
 from omni.domain.auth import Principal
 from omni.domain.errors import DomainError, NotAuthenticated
+from omni.i18n import LANG_COOKIE, error_body, pick_language
 from omni.services import Services
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,9 @@ async def principal_from(conn: ASGIConnection[Any, Any, Any, Any]) -> Principal:
             user = await auth.user_for_session(session, cookie)
         if user is None:
             raise NotAuthenticated("log in or send a valid API token")
-        return Principal.of(user)
+        conn.state.user_language = user.language
+        chosen = conn.cookies.get(LANG_COOKIE) or user.language
+        return dataclasses.replace(Principal.of(user), language=pick_language(chosen))
 
 
 async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
@@ -49,11 +53,14 @@ async def provide_services(request: Request[Any, Any, Any]) -> Services:
     return services_of(request)
 
 
-def domain_error_handler(_request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
-    body: dict[str, Any] = {"error": exc.code, "detail": exc.message}
-    if exc.field:
-        body["field"] = exc.field
-    return Response(body, status_code=exc.status_code)
+def request_language(request: Request[Any, Any, Any]) -> str:
+    """The caller's language: the page's choice (cookie), the user's setting, ``Accept-Language``."""
+    chosen = request.cookies.get(LANG_COOKIE) or getattr(request.state, "user_language", None)
+    return pick_language(chosen, request.headers.get("accept-language", ""))
+
+
+def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
+    return Response(error_body(exc, request_language(request)), status_code=exc.status_code)
 
 
 def validation_error_handler(

@@ -206,8 +206,13 @@ class ResultCode(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(128))
+    name_ru: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    """The Russian name (empty: the English ``name`` is shown in Russian too)."""
     colour: Mapped[str] = mapped_column(String(16), default="#888888")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    def name_in(self, lang: str) -> str:
+        return self.name_ru if lang == "ru" and self.name_ru else self.name
 
 
 class Queue(Base):

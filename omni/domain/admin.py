@@ -38,7 +38,8 @@ from omni.domain.auth import (
     visible_queue_ids,
     visible_user_ids,
 )
-from omni.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from omni.domain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
+from omni.i18n import Label, _l
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +79,14 @@ def clamp_limit(limit: int) -> int:
 def _text(max_len: int, *, allow_empty: bool = False, no_spaces: bool = False, strip: bool = True) -> Checker:
     def check(field: str, value: Any) -> str:
         if not isinstance(value, str):
-            raise InvalidInput(f"{field} must be a string", field=field)
+            raise InvalidInput("{field} must be a string", field=field)
         text = value.strip() if strip else value
         if not text and not allow_empty:
-            raise InvalidInput(f"{field} must not be empty", field=field)
+            raise InvalidInput("{field} must not be empty", field=field)
         if len(text) > max_len:
-            raise InvalidInput(f"{field} must be at most {max_len} characters", field=field)
+            raise InvalidInput("{field} must be at most {max_len} characters", max_len=max_len, field=field)
         if no_spaces and any(ch.isspace() for ch in text):
-            raise InvalidInput(f"{field} must not contain spaces", field=field)
+            raise InvalidInput("{field} must not contain spaces", field=field)
         return text
 
     return check
@@ -105,11 +106,11 @@ def _optional(check: Checker) -> Checker:
 def _integer(low: int = -INT_MAX, high: int = INT_MAX) -> Checker:
     def check(field: str, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidInput(f"{field} must be a whole number", field=field)
+            raise InvalidInput("{field} must be a whole number", field=field)
         if value < low:
-            raise InvalidInput(f"{field} must be at least {low}", field=field)
+            raise InvalidInput("{field} must be at least {low}", low=low, field=field)
         if value > high:
-            raise InvalidInput(f"{field} must be at most {high}", field=field)
+            raise InvalidInput("{field} must be at most {high}", high=high, field=field)
         return value
 
     return check
@@ -121,7 +122,7 @@ _OPTIONAL_ID = _optional(_ID)
 
 def _boolean(field: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise InvalidInput(f"{field} must be true or false", field=field)
+        raise InvalidInput("{field} must be true or false", field=field)
     return value
 
 
@@ -130,7 +131,12 @@ def _choice(options: Iterable[str]) -> Checker:
 
     def check(field: str, value: Any) -> str:
         if value not in allowed:
-            raise InvalidInput(f"{field} must be one of: {', '.join(allowed)} (got {value!r})", field=field)
+            raise InvalidInput(
+                "{field} must be one of: {allowed} (got {value!r})",
+                allowed=", ".join(allowed),
+                value=value,
+                field=field,
+            )
         return str(value)
 
     return check
@@ -138,7 +144,7 @@ def _choice(options: Iterable[str]) -> Checker:
 
 def _colour(field: str, value: Any) -> str:
     if not isinstance(value, str) or not _COLOUR.fullmatch(value):
-        raise InvalidInput(f"{field} must be a colour like #1E88E5", field=field)
+        raise InvalidInput("{field} must be a colour like #1E88E5", field=field)
     return value.lower()
 
 
@@ -146,13 +152,13 @@ def _email(field: str, value: Any) -> str:
     text: str = _text(254, no_spaces=True)(field, value)
     local, _, domain = text.rpartition("@")
     if not local or "." not in domain:
-        raise InvalidInput(f"'{text}' is not an email address", field=field)
+        raise InvalidInput("'{text}' is not an email address", text=text, field=field)
     return text
 
 
 def _mapping(field: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise InvalidInput(f"{field} must be an object", field=field)
+        raise InvalidInput("{field} must be an object", field=field)
     return dict(value)
 
 
@@ -161,7 +167,7 @@ def _strings(max_len: int) -> Checker:
 
     def check(field: str, value: Any) -> list[str]:
         if not isinstance(value, list):
-            raise InvalidInput(f"{field} must be a list of strings", field=field)
+            raise InvalidInput("{field} must be a list of strings", field=field)
         item = _text(max_len)
         out: list[str] = []
         for i, v in enumerate(value):
@@ -175,12 +181,12 @@ def _strings(max_len: int) -> Checker:
 
 def _id_list(field: str, value: Any) -> list[int]:
     if not isinstance(value, list):
-        raise InvalidInput(f"{field} must be a list of ids", field=field)
+        raise InvalidInput("{field} must be a list of ids", field=field)
     out: list[int] = []
     for i, v in enumerate(value):
         ident = _ID(f"{field}[{i}]", v)
         if ident in out:
-            raise InvalidInput(f"{field} lists {ident} twice", field=field)
+            raise InvalidInput("{field} lists {ident} twice", ident=ident, field=field)
         out.append(ident)
     return out
 
@@ -188,7 +194,7 @@ def _id_list(field: str, value: Any) -> list[int]:
 def _password(field: str, value: Any) -> str:
     """Returns the hash: the clear password never leaves this function."""
     if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be a string", field=field)
+        raise InvalidInput("{field} must be a string", field=field)
     return hash_password(value)
 
 
@@ -196,7 +202,8 @@ def _status_code(field: str, value: Any) -> str:
     text: str = _text(32)(field, value)
     if not _STATUS_CODE.fullmatch(text):
         raise InvalidInput(
-            f"{field} may hold lowercase latin letters, digits and '_' only (got '{text}')",
+            "{field} may hold lowercase latin letters, digits and '_' only (got '{text}')",
+            text=text,
             field=field,
         )
     return text
@@ -212,21 +219,33 @@ def _clean(
     """Check every given field against ``spec``; unknown and missing fields are refused."""
     if not isinstance(data, Mapping):
         where = prefix.rstrip(".") or "the body"
-        raise InvalidInput(f"{where} must be an object", field=prefix.rstrip(".") or None)
+        raise InvalidInput("{where} must be an object", where=where, field=prefix.rstrip(".") or None)
     for name in data:
         if name not in spec:
-            raise InvalidInput(f"unknown field '{prefix}{name}'", field=f"{prefix}{name}")
-    for name in required:
-        if name not in data:
-            raise InvalidInput(f"{prefix}{name} is required", field=f"{prefix}{name}")
-    return {name: spec[name](f"{prefix}{name}", value) for name, value in data.items()}
+            raise InvalidInput("unknown field '{field}'", field=f"{prefix}{name}")
+    problems: list[DomainError] = [
+        InvalidInput("{field} is required", field=f"{prefix}{name}") for name in required if name not in data
+    ]
+    clean: dict[str, Any] = {}
+    for name, value in data.items():
+        # Every field is checked, so a form can show all its problems at once.
+        try:
+            clean[name] = spec[name](f"{prefix}{name}", value)
+        except InvalidInput as exc:
+            problems.extend(exc.errors or [exc])
+    if problems:
+        first = problems[0]
+        raise InvalidInput(
+            first.template, field=first.field, errors=problems if len(problems) > 1 else (), **first.params
+        )
+    return clean
 
 
 def _items(
     field: str, value: Any, spec: Mapping[str, Checker], required: Sequence[str]
 ) -> list[dict[str, Any]]:
     if not isinstance(value, list):
-        raise InvalidInput(f"{field} must be a list", field=field)
+        raise InvalidInput("{field} must be a list", field=field)
     return [_clean(item, spec, required, prefix=f"{field}[{i}].") for i, item in enumerate(value)]
 
 
@@ -234,7 +253,9 @@ def _no_repeats(field: str, items: list[dict[str, Any]], key: str) -> None:
     seen: set[Any] = set()
     for i, item in enumerate(items):
         if item[key] in seen:
-            raise InvalidInput(f"{key} {item[key]} is listed twice", field=f"{field}[{i}].{key}")
+            raise InvalidInput(
+                "{key} {item} is listed twice", key=key, item=item[key], field=f"{field}[{i}].{key}"
+            )
         seen.add(item[key])
 
 
@@ -246,29 +267,29 @@ def _business_hours(field: str, value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise InvalidInput(f"{field} must be null or an object", field=field)
+        raise InvalidInput("{field} must be null or an object", field=field)
     unknown = set(value) - {"timezone", "days"}
     if unknown:
-        raise InvalidInput(f"unknown {field} keys: {', '.join(sorted(unknown))}", field=field)
+        raise InvalidInput("unknown {field} keys: {keys}", keys=", ".join(sorted(unknown)), field=field)
     tz = value.get("timezone")
     if not isinstance(tz, str) or not tz:
-        raise InvalidInput(f"{field}.timezone is required, e.g. Europe/Moscow", field=field)
+        raise InvalidInput("{field}.timezone is required, e.g. Europe/Moscow", field=field)
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise InvalidInput(f"unknown time zone '{tz}'", field=field) from exc
+        raise InvalidInput("unknown time zone '{tz}'", tz=tz, field=field) from exc
     days = value.get("days")
     if not isinstance(days, dict):
         raise InvalidInput(
-            f'{field}.days is required: {{"0": [["09:00", "18:00"]], ...}}, 0 = Monday',
+            '{field}.days is required: {{"0": [["09:00", "18:00"]], ...}}, 0 = Monday',
             field=field,
         )
     clean_days: dict[str, list[list[str]]] = {}
     for day, spans in days.items():
         if day not in {str(d) for d in range(7)}:
-            raise InvalidInput(f"{field}.days keys are '0' (Monday) to '6' (Sunday)", field=field)
+            raise InvalidInput("{field}.days keys are '0' (Monday) to '6' (Sunday)", field=field)
         if not isinstance(spans, list):
-            raise InvalidInput(f"{field}.days.{day} must be a list of [start, end]", field=field)
+            raise InvalidInput("{field}.days.{day} must be a list of [start, end]", day=day, field=field)
         clean_spans: list[list[str]] = []
         for span in spans:
             if (
@@ -277,20 +298,31 @@ def _business_hours(field: str, value: Any) -> dict[str, Any] | None:
                 or not all(isinstance(t, str) and _HHMM.fullmatch(t) for t in span)
             ):
                 raise InvalidInput(
-                    f'{field}.days.{day}: each span is ["HH:MM", "HH:MM"] (got {span!r})',
+                    '{field}.days.{day}: each span is ["HH:MM", "HH:MM"] (got {span!r})',
+                    day=day,
+                    span=span,
                     field=field,
                 )
             start, end = span
             if start >= end or start == "24:00":
                 raise InvalidInput(
-                    f"{field}.days.{day}: {start}-{end} must start before it ends", field=field
+                    "{field}.days.{day}: {start}-{end} must start before it ends",
+                    day=day,
+                    start=start,
+                    end=end,
+                    field=field,
                 )
             clean_spans.append([start, end])
         clean_spans.sort()
         for before, after in itertools.pairwise(clean_spans):
             if after[0] < before[1]:
                 raise InvalidInput(
-                    f"{field}.days.{day}: {before[0]}-{before[1]} overlaps {after[0]}-{after[1]}",
+                    "{field}.days.{day}: {before}-{before2} overlaps {after}-{after2}",
+                    day=day,
+                    before=before[0],
+                    before2=before[1],
+                    after=after[0],
+                    after2=after[1],
                     field=field,
                 )
         clean_days[day] = clean_spans
@@ -312,7 +344,7 @@ def _escalation(field: str, value: Any) -> list[dict[str, Any]]:
             del step["add_queue_id"]
         if i and step["after_seconds"] < steps[i - 1]["after_seconds"]:
             raise InvalidInput(
-                f"{field}[{i}].after_seconds must not be less than the step before",
+                "{field} must not be less than the step before",
                 field=f"{field}[{i}].after_seconds",
             )
     return steps
@@ -354,7 +386,7 @@ async def _flush(session: AsyncSession) -> None:
 async def _get(session: AsyncSession, model: type[Row], row_id: int, what: str) -> Row:
     row = await session.get(model, row_id)
     if row is None:
-        raise NotFound(f"{what} {row_id} not found")
+        raise NotFound("{what} {row_id} not found", what=Label("entity", what), row_id=row_id)
     return row
 
 
@@ -366,7 +398,9 @@ async def _referenced(
         return None
     row = await session.get(model, row_id)
     if row is None:
-        raise InvalidInput(f"{what} {row_id} does not exist", field=field)
+        raise InvalidInput(
+            "{what} {row_id} does not exist", what=Label("entity", what), row_id=row_id, field=field
+        )
     return row
 
 
@@ -385,7 +419,7 @@ async def _ensure_unique(
     if own_id is not None:
         stmt = stmt.where(id_column != own_id)
     if await session.scalar(stmt.limit(1)) is not None:
-        raise InvalidInput(message, field=field)
+        raise InvalidInput(message, field=field, value=value)
 
 
 def _masked(value: Any) -> Any:
@@ -489,7 +523,7 @@ async def _user_in_scope(session: AsyncSession, who: Principal, user_id: int) ->
     user = await session.get(m.User, user_id)
     visible = await visible_user_ids(session, who)
     if user is None or (visible is not None and user.id not in visible):
-        raise NotFound(f"user {user_id} not found")
+        raise NotFound("user {user_id} not found", user_id=user_id)
     return user
 
 
@@ -504,7 +538,7 @@ async def _check_user(
             clean["username"],
             own_id=own_id,
             field="username",
-            message=f"a user named '{clean['username']}' already exists",
+            message=_l("a user named '{value}' already exists"),
         )
     if clean.get("sip_extension"):
         ext = clean["sip_extension"]
@@ -515,7 +549,7 @@ async def _check_user(
             ext,
             own_id=own_id,
             field="sip_extension",
-            message=f"SIP extension '{ext}' belongs to another user",
+            message=_l("SIP extension '{value}' belongs to another user"),
         )
     load_fields = {"capacity", "chat_weight", "voice_weight", "handles_chat", "handles_voice"}
     if not load_fields & set(clean):
@@ -525,8 +559,12 @@ async def _check_user(
         weight = merged[f"{medium}_weight"]
         if merged[f"handles_{medium}"] and weight > merged["capacity"]:
             raise InvalidInput(
-                f"{medium}_weight ({weight}) exceeds capacity ({merged['capacity']}): this user "
-                f"could never take a {noun}; lower the weight or turn handles_{medium} off",
+                "{field} ({weight}) exceeds capacity ({capacity}): this user could never "
+                "take a {noun}; lower the weight or turn handles_{medium} off",
+                medium=medium,
+                weight=weight,
+                capacity=merged["capacity"],
+                noun=noun,
                 field=f"{medium}_weight",
             )
 
@@ -622,7 +660,9 @@ async def set_supervisor_scope(
     user = await _get(session, m.User, user_id, "user")
     if user.role != SUPERVISOR:
         raise InvalidInput(
-            f"user '{user.username}' has the role {user.role}: only supervisors have a scope",
+            "user '{username}' has the role {role}: only supervisors have a scope",
+            username=user.username,
+            role=user.role,
             field="user_id",
         )
     clean = _clean(data, {"group_ids": _id_list, "queue_ids": _id_list})
@@ -697,7 +737,7 @@ async def _check_group(session: AsyncSession, clean: Mapping[str, Any], own_id: 
             clean["name"],
             own_id=own_id,
             field="name",
-            message=f"a group named '{clean['name']}' already exists",
+            message=_l("a group named '{value}' already exists"),
         )
 
 
@@ -757,7 +797,7 @@ async def _check_skill(session: AsyncSession, clean: Mapping[str, Any], own_id: 
             clean["name"],
             own_id=own_id,
             field="name",
-            message=f"a skill named '{clean['name']}' already exists",
+            message=_l("a skill named '{value}' already exists"),
         )
 
 
@@ -869,7 +909,7 @@ async def _scoped_queue(session: AsyncSession, who: Principal, queue_id: int, *,
     queue = await session.get(m.Queue, queue_id)
     visible = await visible_queue_ids(session, who)
     if queue is None or (visible is not None and queue.id not in visible):
-        raise NotFound(f"queue {queue_id} not found")
+        raise NotFound("queue {queue_id} not found", queue_id=queue_id)
     return queue
 
 
@@ -901,9 +941,11 @@ async def _check_default_code(
     if code is None:
         return
     if not code.active:
-        raise InvalidInput(f"result code '{code.code}' is inactive", field=field)
+        raise InvalidInput("result code '{code}' is inactive", code=code.code, field=field)
     if allowed and code.id not in allowed:
-        raise InvalidInput(f"result code '{code.code}' is not among the queue's result codes", field=field)
+        raise InvalidInput(
+            "result code '{code}' is not among the queue's result codes", code=code.code, field=field
+        )
 
 
 async def _check_queue(
@@ -922,7 +964,7 @@ async def _check_queue(
         if qid == own_id:
             raise InvalidInput("a queue can't send conversations to itself", field=field)
         if visible is not None and qid not in visible:
-            raise InvalidInput(f"queue {qid} does not exist", field=field)
+            raise InvalidInput("queue {qid} does not exist", qid=qid, field=field)
         await _referenced(session, m.Queue, qid, field, "queue")
 
     if "name" in clean:
@@ -933,7 +975,7 @@ async def _check_queue(
             clean["name"],
             own_id=own_id,
             field="name",
-            message=f"a queue named '{clean['name']}' already exists",
+            message=_l("a queue named '{value}' already exists"),
         )
     if "group_id" in clean and clean["group_id"] != queue.group_id:
         if who.role != ADMIN:
@@ -1009,10 +1051,18 @@ async def delete_queue(session: AsyncSession, who: Principal, queue_id: int) -> 
         .where(m.Conversation.queue_id == queue.id, m.Conversation.status.in_(m.OPEN_STATUSES))
     )
     if waiting:
-        raise Conflict(f"queue '{queue.name}' has {waiting} open conversations; close them first")
+        raise Conflict(
+            "queue '{name}' has {waiting} open conversations; close them first",
+            name=queue.name,
+            waiting=waiting,
+        )
     inboxes = list(await session.scalars(select(m.Inbox.name).where(m.Inbox.queue_id == queue.id)))
     if inboxes:
-        raise Conflict(f"inboxes route to queue '{queue.name}': {', '.join(inboxes)}; point them elsewhere")
+        raise Conflict(
+            "inboxes route to queue '{name}': {inboxes}; point them elsewhere",
+            name=queue.name,
+            inboxes=", ".join(inboxes),
+        )
     referrers = [
         q.name
         for q in await session.scalars(select(m.Queue).where(m.Queue.id != queue.id))
@@ -1021,7 +1071,9 @@ async def delete_queue(session: AsyncSession, who: Principal, queue_id: int) -> 
     ]
     if referrers:
         raise Conflict(
-            f"queues overflow or escalate to '{queue.name}': {', '.join(referrers)}; change them first"
+            "queues overflow or escalate to '{name}': {referrers}; change them first",
+            name=queue.name,
+            referrers=", ".join(referrers),
         )
     await session.delete(queue)
     await _flush(session)
@@ -1047,12 +1099,14 @@ async def set_queue_members(
     for i, item in enumerate(items):
         field = f"members[{i}].user_id"
         if visible is not None and item["user_id"] not in visible:
-            raise InvalidInput(f"user {item['user_id']} does not exist", field=field)
+            raise InvalidInput("user {user_id} does not exist", user_id=item["user_id"], field=field)
         user = await _referenced(session, m.User, item["user_id"], field, "user")
         assert user is not None
         if user.role != OPERATOR:
             raise InvalidInput(
-                f"user '{user.username}' has the role {user.role}; queues take operators only",
+                "user '{username}' has the role {role}; queues take operators only",
+                username=user.username,
+                role=user.role,
                 field=field,
             )
     await session.execute(delete(m.QueueMember).where(m.QueueMember.queue_id == queue.id))
@@ -1110,7 +1164,9 @@ async def set_queue_result_codes(
         code = await _referenced(session, m.ResultCode, cid, f"result_code_ids[{i}]", "result code")
         assert code is not None
         if not code.active:
-            raise InvalidInput(f"result code '{code.code}' is inactive", field=f"result_code_ids[{i}]")
+            raise InvalidInput(
+                "result code '{code}' is inactive", code=code.code, field=f"result_code_ids[{i}]"
+            )
     if "default_result_code_id" in clean:
         default = clean["default_result_code_id"]
         await _check_default_code(session, default, set(code_ids), "default_result_code_id")
@@ -1118,8 +1174,9 @@ async def set_queue_result_codes(
         default = queue.default_result_code_id
         if default is not None and code_ids and default not in code_ids:
             raise InvalidInput(
-                f"the queue's default result code {default} is not in the list: include it or "
-                "give a new default_result_code_id",
+                "the queue's default result code {default} is not in the list: include "
+                "it or give a new default_result_code_id",
+                default=default,
                 field="default_result_code_id",
             )
     await session.execute(delete(m.QueueResultCode).where(m.QueueResultCode.queue_id == queue.id))
@@ -1168,7 +1225,7 @@ async def _check_status(session: AsyncSession, clean: Mapping[str, Any], own_id:
             clean["code"],
             own_id=own_id,
             field="code",
-            message=f"a status with code '{clean['code']}' already exists",
+            message=_l("a status with code '{value}' already exists"),
         )
     if "name" in clean:
         await _ensure_unique(
@@ -1178,7 +1235,7 @@ async def _check_status(session: AsyncSession, clean: Mapping[str, Any], own_id:
             clean["name"],
             own_id=own_id,
             field="name",
-            message=f"a status named '{clean['name']}' already exists",
+            message=_l("a status named '{value}' already exists"),
         )
 
 
@@ -1208,7 +1265,7 @@ async def update_status(
         for name in clean:
             if name not in (*SYSTEM_STATUS_EDITABLE, "code"):
                 raise InvalidInput(
-                    f"{name} of the built-in status '{status.code}' can't be changed", field=name
+                    "{field} of the built-in status '{code}' can't be changed", code=status.code, field=name
                 )
     await _check_status(session, clean, status.id)
     _apply(status, clean)
@@ -1221,19 +1278,21 @@ async def delete_status(session: AsyncSession, who: Principal, status_id: int) -
     require_role(who, ADMIN)
     status = await _get(session, m.OperatorStatus, status_id, "status")
     if status.is_system:
-        raise InvalidInput(f"the built-in status '{status.code}' can't be deleted", field="id")
+        raise InvalidInput("the built-in status '{code}' can't be deleted", code=status.code, field="id")
     in_use = await session.scalar(
         select(func.count()).select_from(m.OperatorPresence).where(m.OperatorPresence.status_id == status.id)
     )
     if in_use:
-        raise Conflict(f"status '{status.code}' is in use right now (operators: {in_use})")
+        raise Conflict(
+            "status '{code}' is in use right now (operators: {in_use})", code=status.code, in_use=in_use
+        )
     used = await session.scalar(
         select(m.StatusHistory.id).where(m.StatusHistory.status_id == status.id).limit(1)
     )
     if used is not None:
         raise Conflict(
-            f"status '{status.code}' appears in status history (reports need it); "
-            "make it non-selectable instead"
+            "status '{code}' appears in status history (reports need it); make it non-selectable instead",
+            code=status.code,
         )
     await session.delete(status)
     await _flush(session)
@@ -1245,13 +1304,21 @@ async def delete_status(session: AsyncSession, who: Principal, status_id: int) -
 _RESULT_CODE_FIELDS: dict[str, Checker] = {
     "code": _text(32, no_spaces=True),
     "name": _text(128),
+    "name_ru": _text(128, allow_empty=True),
     "colour": _colour,
     "active": _boolean,
 }
 
 
 def result_code_dict(c: m.ResultCode) -> dict[str, Any]:
-    return {"id": c.id, "code": c.code, "name": c.name, "colour": c.colour, "active": c.active}
+    return {
+        "id": c.id,
+        "code": c.code,
+        "name": c.name,
+        "name_ru": c.name_ru,
+        "colour": c.colour,
+        "active": c.active,
+    }
 
 
 async def list_result_codes(session: AsyncSession, who: Principal, *, limit: int) -> list[m.ResultCode]:
@@ -1269,7 +1336,7 @@ async def _check_result_code(session: AsyncSession, clean: Mapping[str, Any], ow
             clean["code"],
             own_id=own_id,
             field="code",
-            message=f"a result code '{clean['code']}' already exists",
+            message=_l("a result code '{value}' already exists"),
         )
     if "name" in clean:
         await _ensure_unique(
@@ -1279,7 +1346,7 @@ async def _check_result_code(session: AsyncSession, clean: Mapping[str, Any], ow
             clean["name"],
             own_id=own_id,
             field="name",
-            message=f"a result code named '{clean['name']}' already exists",
+            message=_l("a result code named '{value}' already exists"),
         )
 
 
@@ -1405,7 +1472,7 @@ async def _claim_identity(
     if owner is None:
         session.add(m.ContactIdentity(contact_id=contact.id, kind=kind, value=new))
     elif owner != contact.id:
-        raise Conflict(f"{kind} {new} already belongs to contact {owner}", field=kind)
+        raise Conflict("{field} {new} already belongs to contact {owner}", new=new, owner=owner, field=kind)
 
 
 async def _apply_contact(session: AsyncSession, contact: m.Contact, clean: dict[str, Any]) -> None:
@@ -1485,8 +1552,10 @@ async def rotate_inbox_secret(session: AsyncSession, who: Principal, inbox_id: i
     inbox = await _get(session, m.Inbox, inbox_id, "inbox")
     if inbox.channel != "widget":
         raise InvalidInput(
-            f"only web chat inboxes have an identity secret; '{inbox.name}' is a {inbox.channel} inbox "
-            "whose stored credentials a rotation would destroy",
+            "only web chat inboxes have an identity secret; '{name}' is a {channel} "
+            "inbox whose stored credentials a rotation would destroy",
+            name=inbox.name,
+            channel=inbox.channel,
             field="channel",
         )
     secret = secrets.token_urlsafe(32)
@@ -1514,7 +1583,7 @@ async def _check_inbox(session: AsyncSession, clean: Mapping[str, Any], own_id: 
             clean["name"],
             own_id=own_id,
             field="name",
-            message=f"an inbox named '{clean['name']}' already exists",
+            message=_l("an inbox named '{value}' already exists"),
         )
     if "queue_id" in clean:
         await _referenced(session, m.Queue, clean["queue_id"], "queue_id", "queue")
@@ -1602,7 +1671,8 @@ async def _check_webhook(
 ) -> None:
     if "secret" in clean and len(clean["secret"]) < MIN_WEBHOOK_SECRET:
         raise InvalidInput(
-            f"secret must be at least {MIN_WEBHOOK_SECRET} characters (or leave it out and one is generated)",
+            "secret must be at least {min_webhook_secret} characters (or leave it out and one is generated)",
+            min_webhook_secret=MIN_WEBHOOK_SECRET,
             field="secret",
         )
     webhooks.validate_subscription(
@@ -1620,7 +1690,7 @@ async def _check_webhook(
             clean["name"],
             own_id=own_id,
             field="name",
-            message=f"a webhook named '{clean['name']}' already exists",
+            message=_l("a webhook named '{value}' already exists"),
         )
 
 
@@ -1758,7 +1828,7 @@ async def list_tokens(session: AsyncSession, who: Principal, *, limit: int) -> l
 async def revoke_token(session: AsyncSession, who: Principal, token_id: int) -> m.ApiToken:
     token = await session.get(m.ApiToken, token_id)
     if token is None or (not who.is_admin and token.user_id != who.id):
-        raise NotFound(f"API token {token_id} not found")
+        raise NotFound("API token {token_id} not found", token_id=token_id)
     token.revoked = True
     await _flush(session)
     _audit(session, who, "token.revoke", "api_token", token.id, {"name": token.name})
@@ -1780,7 +1850,8 @@ def _shortcut(field: str, value: Any) -> str:
     text: str = _text(32)(field, value)
     if not _SHORTCUT.fullmatch(text):
         raise InvalidInput(
-            f"{field} may hold lowercase latin letters, digits, '_' and '-' only (got '{text}')",
+            "{field} may hold lowercase latin letters, digits, '_' and '-' only (got '{text}')",
+            text=text,
             field=field,
         )
     return text
@@ -1789,13 +1860,14 @@ def _shortcut(field: str, value: Any) -> str:
 def _canned_body(field: str, value: Any) -> str:
     text: str = _text(MAX_CANNED_BODY, strip=False)(field, value)
     if not text.strip():
-        raise InvalidInput(f"{field} must not be empty", field=field)
+        raise InvalidInput("{field} must not be empty", field=field)
     for found in _PLACEHOLDER.finditer(text):
         name = found.group(1).strip()
         if name not in PLACEHOLDERS:
             raise InvalidInput(
-                f"unknown placeholder {{{{{name}}}}}; use one of: "
-                + ", ".join(f"{{{{{p}}}}}" for p in PLACEHOLDERS),
+                "unknown placeholder {{{{{name}}}}}; use one of: {names}",
+                name=name,
+                names=", ".join(f"{{{{{p}}}}}" for p in PLACEHOLDERS),
                 field=field,
             )
     return text
@@ -1830,7 +1902,7 @@ async def _managed_queue(session: AsyncSession, who: Principal, queue_id: int | 
         return
     visible = await visible_queue_ids(session, who)
     if visible is not None and queue_id not in visible:
-        raise InvalidInput(f"queue {queue_id} does not exist", field=field)
+        raise InvalidInput("queue {queue_id} does not exist", queue_id=queue_id, field=field)
     await _referenced(session, m.Queue, queue_id, field, "queue")
 
 
@@ -1868,7 +1940,7 @@ async def get_canned_reply(session: AsyncSession, who: Principal, reply_id: int)
         or reply.owner_user_id is not None
         or (visible is not None and reply.queue_id is not None and reply.queue_id not in visible)
     ):
-        raise NotFound(f"canned reply {reply_id} not found")
+        raise NotFound("canned reply {reply_id} not found", reply_id=reply_id)
     return reply
 
 
@@ -1889,7 +1961,12 @@ async def _check_canned(
             stmt = stmt.where(m.CannedReply.id != own_id)
         if await session.scalar(stmt.limit(1)) is not None:
             where = "global replies" if queue_id is None else f"queue {queue_id}"
-            raise Conflict(f"the shortcut '{shortcut}' is already used in {where}", field="shortcut")
+            raise Conflict(
+                "the shortcut '{shortcut}' is already used in {where}",
+                shortcut=shortcut,
+                where=where,
+                field="shortcut",
+            )
 
 
 async def _managed_reply(session: AsyncSession, who: Principal, reply_id: int) -> m.CannedReply:
@@ -1943,7 +2020,8 @@ def _card_key(field: str, value: Any) -> str:
     text: str = _text(64)(field, value)
     if not _CARD_KEY.fullmatch(text):
         raise InvalidInput(
-            f"{field} starts with a lowercase latin letter, then letters, digits or '_' (got '{text}')",
+            "{field} starts with a lowercase latin letter, then letters, digits or '_' (got '{text}')",
+            text=text,
             field=field,
         )
     return text
@@ -1989,7 +2067,7 @@ async def get_card_field(session: AsyncSession, who: Principal, field_id: int) -
     visible = await _readable_scope(session, who)
     row = await session.get(m.CardField, field_id)
     if row is None or (visible is not None and row.queue_id is not None and row.queue_id not in visible):
-        raise NotFound(f"card field {field_id} not found")
+        raise NotFound("card field {field_id} not found", field_id=field_id)
     return row
 
 
@@ -2017,13 +2095,15 @@ async def _check_card_field(
         clash = (await session.execute(stmt.limit(1))).first()
         if clash is not None:
             where = "every queue" if clash[0] is None else f"queue {clash[0]}"
-            raise Conflict(f"a card field with key '{key}' already exists for {where}", field="key")
+            raise Conflict(
+                "a card field with key '{key}' already exists for {where}", key=key, where=where, field="key"
+            )
     kind = clean.get("kind", row.kind)
     options = clean.get("options", row.options or [])
     if kind == "select" and not options:
         raise InvalidInput("a select field needs at least one option", field="options")
     if kind != "select" and options and "options" in clean:
-        raise InvalidInput(f"only select fields have options (this one is {kind})", field="options")
+        raise InvalidInput("only select fields have options (this one is {kind})", kind=kind, field="options")
 
 
 async def _managed_card_field(session: AsyncSession, who: Principal, field_id: int) -> m.CardField:

@@ -25,7 +25,11 @@ MIN_PASSWORD_LENGTH = 8
 
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"password must be at least {MIN_PASSWORD_LENGTH} characters", field="password")
+        raise InvalidInput(
+            "password must be at least {min_password_length} characters",
+            min_password_length=MIN_PASSWORD_LENGTH,
+            field="password",
+        )
     return _hasher.hash(password)
 
 
@@ -47,6 +51,8 @@ class Principal:
     id: int
     username: str
     role: m.Role
+    language: str = "en"
+    """The language refusals are shown in (the user's setting, or the page's choice)."""
 
     @property
     def is_admin(self) -> bool:
@@ -54,7 +60,7 @@ class Principal:
 
     @classmethod
     def of(cls, user: m.User) -> Principal:
-        return cls(id=user.id, username=user.username, role=m.Role(user.role))
+        return cls(id=user.id, username=user.username, role=m.Role(user.role), language=user.language or "en")
 
 
 async def authenticate(session: AsyncSession, username: str, password: str) -> m.User:
@@ -160,7 +166,9 @@ async def visible_user_ids(session: AsyncSession, who: Principal) -> set[int] | 
 
 def require_role(who: Principal, *roles: m.Role) -> None:
     if who.role not in roles:
-        raise PermissionDenied(f"this action needs the role {' or '.join(r.value for r in roles)}")
+        raise PermissionDenied(
+            "this action needs the role {roles}", roles=" or ".join(r.value for r in roles)
+        )
 
 
 async def access_conversation(
@@ -177,7 +185,7 @@ async def access_conversation(
         stmt = stmt.with_for_update()
     conv = await session.scalar(stmt)
     if conv is None:
-        raise NotFound(f"conversation {conversation_id} not found")
+        raise NotFound("conversation {conversation_id} not found", conversation_id=conversation_id)
     if who.role == m.Role.ADMIN:
         return conv
     if who.role == m.Role.AUDITOR:
@@ -194,7 +202,7 @@ async def access_conversation(
     conv_queues = {conv.queue_id, *conv.extra_queue_ids}
     if queues & conv_queues:
         return conv
-    raise NotFound(f"conversation {conversation_id} not found")
+    raise NotFound("conversation {conversation_id} not found", conversation_id=conversation_id)
 
 
 def conversation_scope_filter(queue_ids: set[int] | None, who: Principal) -> list[ColumnElement[bool]]:
@@ -249,7 +257,7 @@ async def access_contact(
         stmt = stmt.with_for_update()
     contact = await session.scalar(stmt)
     if contact is None:
-        raise NotFound(f"contact {contact_id} not found")
+        raise NotFound("contact {contact_id} not found", contact_id=contact_id)
     return contact
 
 
@@ -277,5 +285,5 @@ def event_visible(
 async def get_user(session: AsyncSession, user_id: int) -> m.User:
     user = await session.get(m.User, user_id)
     if user is None:
-        raise NotFound(f"user {user_id} not found")
+        raise NotFound("user {user_id} not found", user_id=user_id)
     return user

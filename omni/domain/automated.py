@@ -24,14 +24,16 @@ MAX_BUTTON_TEXT = 64
 def buttons_attachment(buttons: list[dict[str, Any]]) -> dict[str, Any]:
     """Validated buttons; ids must be unique so a press maps to one choice."""
     if not buttons or len(buttons) > MAX_BUTTONS:
-        raise InvalidInput(f"give 1 to {MAX_BUTTONS} buttons", field="buttons")
+        raise InvalidInput("give 1 to {max_buttons} buttons", max_buttons=MAX_BUTTONS, field="buttons")
     clean: list[dict[str, str]] = []
     for i, button in enumerate(buttons):
         bid = str(button.get("id", "")).strip()
         label = str(button.get("label", "")).strip()
         if not bid or not label or len(bid) > MAX_BUTTON_TEXT or len(label) > MAX_BUTTON_TEXT:
             raise InvalidInput(
-                f"button {i + 1} needs an id and a label of 1 to {MAX_BUTTON_TEXT} characters",
+                "button {value} needs an id and a label of 1 to {max_button_text} characters",
+                value=i + 1,
+                max_button_text=MAX_BUTTON_TEXT,
                 field="buttons",
             )
         clean.append({"id": bid, "label": label})
@@ -43,7 +45,11 @@ def buttons_attachment(buttons: list[dict[str, Any]]) -> dict[str, Any]:
 def button_reply(button_id: object) -> dict[str, Any]:
     bid = str(button_id).strip()
     if not bid or len(bid) > MAX_BUTTON_TEXT:
-        raise InvalidInput(f"button must be 1 to {MAX_BUTTON_TEXT} characters", field="button")
+        raise InvalidInput(
+            "button must be 1 to {max_button_text} characters",
+            max_button_text=MAX_BUTTON_TEXT,
+            field="button",
+        )
     return {"kind": "button_reply", "id": bid}
 
 
@@ -63,13 +69,13 @@ async def send_automated(
 ) -> m.Message:
     """Stored, then delivered by the channel adapter like an operator reply (no author)."""
     if len(body) > MAX_BODY:
-        raise InvalidInput(f"message is longer than {MAX_BODY} characters", field="body")
+        raise InvalidInput("message is longer than {max_body} characters", max_body=MAX_BODY, field="body")
     attachments = [buttons_attachment(buttons)] if buttons else []
     if not body.strip() and not attachments:
         raise InvalidInput("message is empty", field="body")
     conv = await session.get(m.Conversation, conversation_id, with_for_update=True)
     if conv is None:
-        raise NotFound(f"conversation {conversation_id} not found")
+        raise NotFound("conversation {conversation_id} not found", conversation_id=conversation_id)
     now = datetime.now(UTC)
     message = m.Message(
         conversation_id=conv.id,

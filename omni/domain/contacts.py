@@ -19,9 +19,9 @@ def normalise_phone(raw: str, default_region: str = "RU") -> str:
     try:
         parsed = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidInput(f"'{raw}' is not a phone number", field="phone") from exc
+        raise InvalidInput("'{raw}' is not a phone number", raw=raw, field="phone") from exc
     if not phonenumbers.is_possible_number(parsed):
-        raise InvalidInput(f"'{raw}' is not a possible phone number", field="phone")
+        raise InvalidInput("'{raw}' is not a possible phone number", raw=raw, field="phone")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -49,7 +49,7 @@ async def resolve_contact(
 ) -> m.Contact:
     """The contact owning identity ``kind:value``, created on first contact."""
     if kind not in IDENTITY_KINDS:
-        raise InvalidInput(f"unknown identity kind '{kind}'", field="identity_kind")
+        raise InvalidInput("unknown identity kind '{kind}'", kind=kind, field="identity_kind")
     if not value:
         raise InvalidInput("identity value is empty", field="identity_value")
     if kind == "phone":

@@ -27,6 +27,7 @@ from omni.domain.hours import is_open
 from omni.domain.presence import refresh_activity_of
 from omni.domain.routing_signal import request_routing
 from omni.domain.serialize import callback_dict, conversation_dict, message_dict
+from omni.i18n import Label
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def _refuse_unstorable(msg: InboundMessage) -> None:
     }
     for name, value in named.items():
         if "\x00" in value:
-            raise InvalidInput(f"the {name} contains a NUL character", field=name)
+            raise InvalidInput("the {field} contains a NUL character", field=name)
 
 
 @dataclass(slots=True)
@@ -128,11 +129,11 @@ async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestRe
     ``REOPEN_WINDOW``; after that a new conversation starts.
     """
     if len(msg.body) > MAX_BODY:
-        raise InvalidInput(f"message is longer than {MAX_BODY} characters", field="body")
+        raise InvalidInput("message is longer than {max_body} characters", max_body=MAX_BODY, field="body")
     _refuse_unstorable(msg)
     inbox = await session.get(m.Inbox, msg.inbox_id)
     if inbox is None or not inbox.active:
-        raise NotFound(f"inbox {msg.inbox_id} not found")
+        raise NotFound("inbox {inbox_id} not found", inbox_id=msg.inbox_id)
     lang = customer_language(msg, inbox)
     if msg.external_id:
         existing = await session.scalar(
@@ -182,7 +183,7 @@ async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestRe
     if conv is None:
         queue = await session.get(m.Queue, inbox.queue_id) if inbox.queue_id else None
         if queue is None:
-            raise InvalidInput(f"inbox '{inbox.name}' has no queue to route to", field="queue_id")
+            raise InvalidInput("inbox '{name}' has no queue to route to", name=inbox.name, field="queue_id")
         conv = m.Conversation(
             contact_id=contact.id,
             inbox_id=inbox.id,
@@ -356,9 +357,9 @@ async def _pending_offer(
 ) -> tuple[m.Offer, m.Conversation]:
     offer = await session.scalar(select(m.Offer).where(m.Offer.id == offer_id).with_for_update())
     if offer is None or offer.user_id != who.id:
-        raise NotFound(f"offer {offer_id} not found")
+        raise NotFound("offer {offer_id} not found", offer_id=offer_id)
     if offer.state != "pending":
-        raise Conflict(f"offer {offer_id} is already {offer.state}")
+        raise Conflict("offer {offer_id} is already {state}", offer_id=offer_id, state=offer.state)
     conv = await session.scalar(
         select(m.Conversation).where(m.Conversation.id == offer.conversation_id).with_for_update()
     )
@@ -421,7 +422,7 @@ async def check_accept_offer(session: AsyncSession, who: Principal, offer_id: in
         return again
     offer, conv = await _pending_offer(session, offer_id, who)
     if offer.expires_at <= datetime.now(UTC):
-        raise Conflict(f"offer {offer_id} has expired")
+        raise Conflict("offer {offer_id} has expired", offer_id=offer_id)
     await do_accept_offer(session, conv, offer)
     return conv
 
@@ -622,13 +623,18 @@ async def check_hold(session: AsyncSession, who: Principal, conv_id: int, hold: 
     now = datetime.now(UTC)
     if hold:
         if conv.status != S.ACTIVE:
-            raise Conflict(f"only an active conversation can be put on hold (it is {conv.status})")
+            raise Conflict(
+                "only an active conversation can be put on hold (it is {status})",
+                status=Label("status", conv.status),
+            )
         conv.status = S.ON_HOLD
         conv.hold_started_at = now
         _event(session, "conversation.on_hold", conv)
     else:
         if conv.status != S.ON_HOLD:
-            raise Conflict(f"the conversation is not on hold (it is {conv.status})")
+            raise Conflict(
+                "the conversation is not on hold (it is {status})", status=Label("status", conv.status)
+            )
         conv.status = S.ACTIVE
         if conv.hold_started_at:
             conv.hold_seconds += int((now - conv.hold_started_at).total_seconds())
@@ -658,7 +664,9 @@ async def check_end(session: AsyncSession, who: Principal, conv_id: int) -> m.Co
     conv = await access_conversation(session, who, conv_id, for_update=True)
     _require_handler(conv, who)
     if conv.status not in (S.ACTIVE, S.ON_HOLD):
-        raise Conflict(f"only an active conversation can be ended (it is {conv.status})")
+        raise Conflict(
+            "only an active conversation can be ended (it is {status})", status=Label("status", conv.status)
+        )
     await do_end(session, conv, by="operator")
     return conv
 
@@ -666,7 +674,9 @@ async def check_end(session: AsyncSession, who: Principal, conv_id: int) -> m.Co
 async def _validate_result_code(session: AsyncSession, conv: m.Conversation, code_id: int) -> m.ResultCode:
     code = await session.get(m.ResultCode, code_id)
     if code is None or not code.active:
-        raise InvalidInput(f"result code {code_id} does not exist or is inactive", field="result_code_id")
+        raise InvalidInput(
+            "result code {code_id} does not exist or is inactive", code_id=code_id, field="result_code_id"
+        )
     if conv.queue_id is not None:
         allowed = set(
             await session.scalars(
@@ -675,7 +685,7 @@ async def _validate_result_code(session: AsyncSession, conv: m.Conversation, cod
         )
         if allowed and code_id not in allowed:
             raise InvalidInput(
-                f"result code '{code.code}' is not allowed in this queue", field="result_code_id"
+                "result code '{code}' is not allowed in this queue", code=code.code, field="result_code_id"
             )
     return code
 
@@ -702,7 +712,7 @@ async def check_close(
     conv = await access_conversation(session, who, conv_id, for_update=True)
     _require_handler(conv, who)
     if conv.status not in (S.ACTIVE, S.ON_HOLD, S.WRAP_UP):
-        raise Conflict(f"a {conv.status} conversation can't be closed")
+        raise Conflict("a {status} conversation can't be closed", status=Label("status", conv.status))
     await _validate_result_code(session, conv, result_code_id)
     await do_close(session, conv, result_code_id, by="operator")
     return conv
@@ -756,17 +766,21 @@ async def check_transfer(
     conv = await access_conversation(session, who, conv_id, for_update=True)
     _require_handler(conv, who)
     if conv.status not in (S.ACTIVE, S.ON_HOLD, S.QUEUED, S.OFFERED):
-        raise Conflict(f"a {conv.status} conversation can't be transferred")
+        raise Conflict("a {status} conversation can't be transferred", status=Label("status", conv.status))
     from_user = conv.assigned_user_id
     if to_queue_id is not None:
         queue = await session.get(m.Queue, to_queue_id)
         if queue is None:
-            raise InvalidInput(f"queue {to_queue_id} does not exist", field="to_queue_id")
+            raise InvalidInput(
+                "queue {to_queue_id} does not exist", to_queue_id=to_queue_id, field="to_queue_id"
+            )
     else:
         assert to_user_id is not None
         target = await session.get(m.User, to_user_id)
         if target is None or not target.is_active or target.role != m.Role.OPERATOR:
-            raise InvalidInput(f"operator {to_user_id} does not exist", field="to_user_id")
+            raise InvalidInput(
+                "operator {to_user_id} does not exist", to_user_id=to_user_id, field="to_user_id"
+            )
         if to_user_id == conv.assigned_user_id:
             raise InvalidInput("the conversation is already with this operator", field="to_user_id")
         queue = await session.get(m.Queue, conv.queue_id) if conv.queue_id else None
@@ -815,12 +829,12 @@ async def check_send_message(
     if not body.strip() and not attachments:
         raise InvalidInput("message is empty", field="body")
     if len(body) > MAX_BODY:
-        raise InvalidInput(f"message is longer than {MAX_BODY} characters", field="body")
+        raise InvalidInput("message is longer than {max_body} characters", max_body=MAX_BODY, field="body")
     conv = await access_conversation(session, who, conv_id, for_update=True)
     if not private:
         _require_handler(conv, who)
         if conv.status not in (S.ACTIVE, S.ON_HOLD, S.WRAP_UP):
-            raise Conflict(f"can't reply in a {conv.status} conversation")
+            raise Conflict("can't reply in a {status} conversation", status=Label("status", conv.status))
     if client_id:
         existing = await session.scalar(
             select(m.Message).where(m.Message.conversation_id == conv.id, m.Message.client_id == client_id)
@@ -881,7 +895,7 @@ async def _load_callback(session: AsyncSession, who: Principal, cb_id: int) -> m
     cb = await session.scalar(select(m.Callback).where(m.Callback.id == cb_id).with_for_update())
     queues = await visible_queue_ids(session, who)
     if cb is None or (queues is not None and cb.queue_id not in queues):
-        raise NotFound(f"callback {cb_id} not found")
+        raise NotFound("callback {cb_id} not found", cb_id=cb_id)
     return cb
 
 
@@ -969,10 +983,10 @@ async def check_schedule_callback(
 async def mark_delivery(session: AsyncSession, message_id: int, state: str, error: str = "") -> None:
     """Channel adapters report delivered / read / failed; operators see the mark."""
     if state not in ("sent", "delivered", "read", "failed"):
-        raise InvalidInput(f"unknown delivery state '{state}'", field="delivery")
+        raise InvalidInput("unknown delivery state '{state}'", state=state, field="delivery")
     msg = await session.get(m.Message, message_id)
     if msg is None:
-        raise NotFound(f"message {message_id} not found")
+        raise NotFound("message {message_id} not found", message_id=message_id)
     msg.delivery = state
     conv = await session.get(m.Conversation, msg.conversation_id)
     assert conv is not None
@@ -996,7 +1010,7 @@ async def do_edit_inbound(
     """The customer edited a message in their messenger (Telegram): update the stored copy
     and tell the operator (``message.edited``). Unknown message or no change: ``None``."""
     if len(body) > MAX_BODY:
-        raise InvalidInput(f"message is longer than {MAX_BODY} characters", field="body")
+        raise InvalidInput("message is longer than {max_body} characters", max_body=MAX_BODY, field="body")
     msg = await session.scalar(
         select(m.Message)
         .where(m.Message.inbox_id == inbox_id, m.Message.external_id == external_id)
@@ -1028,10 +1042,10 @@ async def do_record_rating(session: AsyncSession, conv_id: int, rating: int, *, 
     conversation's variables without reopening it; ``conversation.rated`` for reports/CRM.
     Only the first answer counts (a second press returns ``False``)."""
     if not 1 <= rating <= scale:
-        raise InvalidInput(f"rating must be 1 to {scale}", field="rating")
+        raise InvalidInput("rating must be 1 to {scale}", scale=scale, field="rating")
     conv = await session.get(m.Conversation, conv_id, with_for_update=True)
     if conv is None:
-        raise NotFound(f"conversation {conv_id} not found")
+        raise NotFound("conversation {conv_id} not found", conv_id=conv_id)
     if "csat" in (conv.variables or {}):
         return False
     conv.variables = {**(conv.variables or {}), "csat": rating}

@@ -36,14 +36,20 @@ def check_upload(name: str, content_type: str, data: bytes, *, max_bytes: int, a
     if not data:
         raise InvalidInput("the file is empty", field="file")
     if len(data) > max_bytes:
-        raise InvalidInput(f"the file is larger than {human_size(max_bytes)}", field="file")
+        raise InvalidInput(
+            "the file is larger than {human_size}", human_size=human_size(max_bytes), field="file"
+        )
     if content_type not in allowed:
-        raise InvalidInput(f"files of type '{content_type}' are not accepted", field="file")
+        raise InvalidInput(
+            "files of type '{content_type}' are not accepted", content_type=content_type, field="file"
+        )
     signatures = SIGNATURES.get(content_type)
     if signatures and not data.startswith(signatures):
-        raise InvalidInput(f"'{name}' is not really a {content_type} file", field="file")
+        raise InvalidInput(
+            "'{name}' is not really a {content_type} file", name=name, content_type=content_type, field="file"
+        )
     if content_type == "text/plain" and b"\x00" in data[:4096]:
-        raise InvalidInput(f"'{name}' is not a text file", field="file")
+        raise InvalidInput("'{name}' is not a text file", name=name, field="file")
 
 
 async def store_upload(
@@ -94,12 +100,16 @@ def descriptor(f: m.StoredFile) -> dict[str, Any]:
 async def claim(session: AsyncSession, owner: str, ids: list[str]) -> list[m.StoredFile]:
     """The uploader's own files not yet sent in a message (call ``link`` once it is stored)."""
     if len(ids) > MAX_ATTACHMENTS:
-        raise InvalidInput(f"at most {MAX_ATTACHMENTS} attachments per message", field="attachments")
+        raise InvalidInput(
+            "at most {max_attachments} attachments per message",
+            max_attachments=MAX_ATTACHMENTS,
+            field="attachments",
+        )
     rows: list[m.StoredFile] = []
     for file_id in ids:
         row = await session.get(m.StoredFile, str(file_id))
         if row is None or row.owner != owner or row.conversation_id is not None:
-            raise InvalidInput(f"attachment {file_id} not found", field="attachments")
+            raise InvalidInput("attachment {file_id} not found", file_id=file_id, field="attachments")
         rows.append(row)
     return rows
 

@@ -45,6 +45,7 @@ from omni.domain.conversations import _message_event
 from omni.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from omni.domain.events import emit
 from omni.domain.serialize import conversation_dict
+from omni.i18n import Label
 
 S = m.ConversationStatus
 SHORT_ABANDON_SECONDS = 5.0
@@ -337,10 +338,10 @@ async def _supervised_operator(session: AsyncSession, who: Principal, user_id: i
     require_supervisor(who)
     scope = await visible_user_ids(session, who)
     if scope is not None and user_id not in scope:
-        raise PermissionDenied(f"operator {user_id} is not in your groups")
+        raise PermissionDenied("operator {user_id} is not in your groups", user_id=user_id)
     user = await session.get(m.User, user_id)
     if user is None or not user.is_active:
-        raise NotFound(f"operator {user_id} not found")
+        raise NotFound("operator {user_id} not found", user_id=user_id)
     return user
 
 
@@ -350,9 +351,9 @@ async def _supervised_conversation(session: AsyncSession, who: Principal, conv_i
     conv = await session.scalar(select(m.Conversation).where(m.Conversation.id == conv_id).with_for_update())
     scope = await visible_queue_ids(session, who)
     if scope is not None and (conv is None or not (scope & {conv.queue_id, *conv.extra_queue_ids})):
-        raise PermissionDenied(f"conversation {conv_id} is not in your queues")
+        raise PermissionDenied("conversation {conv_id} is not in your queues", conv_id=conv_id)
     if conv is None:
-        raise NotFound(f"conversation {conv_id} not found")
+        raise NotFound("conversation {conv_id} not found", conv_id=conv_id)
     return conv
 
 
@@ -361,7 +362,9 @@ def _text(text: str, field_name: str) -> str:
     if not clean:
         raise InvalidInput("the message is empty", field=field_name)
     if len(clean) > MAX_TEXT:
-        raise InvalidInput(f"the message is longer than {MAX_TEXT} characters", field=field_name)
+        raise InvalidInput(
+            "the message is longer than {max_text} characters", max_text=MAX_TEXT, field=field_name
+        )
     return clean
 
 
@@ -420,7 +423,10 @@ async def whisper(session: AsyncSession, who: Principal, conversation_id: int, t
     conv = await _supervised_conversation(session, who, conversation_id)
     body = _text(text, "text")
     if conv.status not in IN_SERVICE or conv.assigned_user_id is None:
-        raise Conflict(f"only a conversation being handled can be joined (it is {conv.status})")
+        raise Conflict(
+            "only a conversation being handled can be joined (it is {status})",
+            status=Label("status", conv.status),
+        )
     message = m.Message(
         conversation_id=conv.id,
         inbox_id=conv.inbox_id,
@@ -454,7 +460,10 @@ async def take_over(session: AsyncSession, who: Principal, conversation_id: int)
     """
     conv = await _supervised_conversation(session, who, conversation_id)
     if conv.status not in (S.ACTIVE, S.ON_HOLD):
-        raise Conflict(f"only an active conversation can be taken over (it is {conv.status})")
+        raise Conflict(
+            "only an active conversation can be taken over (it is {status})",
+            status=Label("status", conv.status),
+        )
     previous = conv.assigned_user_id
     if previous == who.id:
         raise Conflict("you are already handling this conversation")

@@ -27,6 +27,7 @@ from omni.domain.errors import Conflict, InvalidInput, NotFound
 from omni.domain.events import emit
 from omni.domain.presence import get_presence, refresh_activity
 from omni.domain.serialize import conversation_dict, message_dict
+from omni.i18n import Label
 
 __all__ = ["OutgoingContact", "do_start_outgoing"]
 
@@ -63,10 +64,10 @@ async def do_start_outgoing(
     """
     inbox = await session.get(m.Inbox, contact.inbox_id)
     if inbox is None or not inbox.active:
-        raise NotFound(f"inbox {contact.inbox_id} not found")
+        raise NotFound("inbox {inbox_id} not found", inbox_id=contact.inbox_id)
     queue = await session.get(m.Queue, inbox.queue_id) if inbox.queue_id else None
     if queue is None:
-        raise InvalidInput(f"inbox '{inbox.name}' has no queue to call from", field="queue_id")
+        raise InvalidInput("inbox '{name}' has no queue to call from", name=inbox.name, field="queue_id")
     existing = await session.scalar(
         select(m.Message).where(m.Message.inbox_id == inbox.id, m.Message.external_id == contact.external_id)
     )
@@ -76,16 +77,22 @@ async def do_start_outgoing(
         return done
     user = await session.get(m.User, user_id)
     if user is None or not user.is_active:
-        raise NotFound(f"user {user_id} not found")
+        raise NotFound("user {user_id} not found", user_id=user_id)
     presence = await get_presence(session, user_id, lock=True)  # the router locks the same row
     status = await session.get(m.OperatorStatus, presence.status_id)
     assert status is not None
     receives = status.receives_voice if contact.medium == m.Medium.VOICE else status.receives_chats
     if not receives:
-        raise Conflict(f"your status '{status.code}' does not take {contact.medium} contacts")
+        raise Conflict(
+            "your status '{code}' does not take {medium} contacts",
+            code=status.code,
+            medium=Label("medium", contact.medium),
+        )
     load = (await loads_for(session, [user_id]))[user_id]
     if not fits(user, load, contact.medium, chats_block_calls=queue.chats_block_calls):
-        raise Conflict(f"you have no free capacity for another {contact.medium} contact")
+        raise Conflict(
+            "you have no free capacity for another {medium} contact", medium=Label("medium", contact.medium)
+        )
     customer = await resolve_contact(
         session,
         contact.identity_kind,
@@ -104,7 +111,11 @@ async def do_start_outgoing(
         .limit(1)
     )
     if open_one is not None:
-        raise Conflict(f"this contact already has an open {contact.medium} conversation ({open_one})")
+        raise Conflict(
+            "this contact already has an open {medium} conversation ({open_one})",
+            medium=Label("medium", contact.medium),
+            open_one=Label("status", open_one),
+        )
     now = now or datetime.now(UTC)
     conv = m.Conversation(
         contact_id=customer.id,

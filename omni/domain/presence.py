@@ -26,7 +26,7 @@ _status_cache: dict[str, int] = {}
 async def status_by_code(session: AsyncSession, code: str) -> m.OperatorStatus:
     row = await session.scalar(select(m.OperatorStatus).where(m.OperatorStatus.code == code))
     if row is None:
-        raise NotFound(f"status '{code}' does not exist")
+        raise NotFound("status '{code}' does not exist", code=code)
     return row
 
 
@@ -115,16 +115,18 @@ async def check_set_status(
     status = await status_by_code(session, code)
     if actor_id == user_id and actor_role == m.Role.OPERATOR:
         if not status.selectable:
-            raise InvalidInput(f"status '{code}' is set by the system, not chosen", field="status")
+            raise InvalidInput("status '{code}' is set by the system, not chosen", code=code, field="status")
     else:
         if actor_role not in (m.Role.ADMIN, m.Role.SUPERVISOR):
             raise PermissionDenied("only supervisors change another operator's status")
         if supervised is not None and user_id not in supervised:
-            raise NotFound(f"operator {user_id} not found")
+            raise NotFound("operator {user_id} not found", user_id=user_id)
         if actor_id != user_id and not reason.strip():
             raise InvalidInput("give a reason when changing another operator's status", field="reason")
     if status.kind in (m.StatusKind.RINGING, m.StatusKind.TALKING, m.StatusKind.WRAP_UP):
-        raise InvalidInput(f"status '{code}' follows the operator's work and can't be set", field="status")
+        raise InvalidInput(
+            "status '{code}' follows the operator's work and can't be set", code=code, field="status"
+        )
     return await do_set_status(session, user_id, status, reason=reason, set_by=actor_id)
 
 

@@ -57,10 +57,10 @@ def validate_subscription(url: str, event_types: list[str], filter_: dict[str, A
         raise InvalidInput("webhook URL must be an absolute http(s) URL", field="url")
     for et in event_types:
         if not et or " " in et:
-            raise InvalidInput(f"bad event type '{et}'", field="event_types")
+            raise InvalidInput("bad event type '{et}'", et=et, field="event_types")
     unknown = set(filter_) - {"queue_ids", "channels"}
     if unknown:
-        raise InvalidInput(f"unknown filter keys: {', '.join(sorted(unknown))}", field="filter")
+        raise InvalidInput("unknown filter keys: {keys}", keys=", ".join(sorted(unknown)), field="filter")
 
 
 def matches(sub: m.WebhookSubscription, event: DomainEvent) -> bool:
@@ -224,7 +224,7 @@ async def replay(session: AsyncSession, delivery_id: int) -> m.WebhookDelivery:
         select(m.WebhookDelivery).where(m.WebhookDelivery.id == delivery_id).with_for_update()
     )
     if row is None:
-        raise NotFound(f"webhook delivery {delivery_id} not found")
+        raise NotFound("webhook delivery {delivery_id} not found", delivery_id=delivery_id)
     row.state = "pending"
     row.attempts = 0
     row.next_attempt_at = datetime.now(UTC)

@@ -37,6 +37,7 @@ from omni.domain.events import emit
 from omni.domain.presence import get_presence, presence_dict, refresh_activity_of
 from omni.domain.richtext import sanitize
 from omni.domain.serialize import callback_dict, conversation_dict, message_dict
+from omni.i18n import Label
 
 S = m.ConversationStatus
 HISTORY_CONVERSATIONS = 20
@@ -397,7 +398,10 @@ async def conversation_view(session: AsyncSession, who: Principal, conv_id: int)
         "authors": {str(uid): name for uid, name in authors.items()},
         "card": card_dict(contact, await card_fields_for(session, conv.queue_id)),
         "script": sanitize(queue.script) if queue and queue.script else "",
-        "result_codes": [{"id": c.id, "code": c.code, "name": c.name, "colour": c.colour} for c in codes],
+        "result_codes": [
+            {"id": c.id, "code": c.code, "name": c.name, "name_ru": c.name_ru, "colour": c.colour}
+            for c in codes
+        ],
         "default_result_code_id": queue.default_result_code_id if queue else None,
         "queue": _queue_brief(queue) if queue else None,
         "transfer": await transfer_targets(session, who, conv),
@@ -442,15 +446,14 @@ async def contact_history(session: AsyncSession, who: Principal, conv_id: int) -
         ):
             by_conv[msg.conversation_id].append(message_dict(msg))
     qs = await _queues(session, {c.queue_id for c in others if c.queue_id is not None})
-    codes = dict(
-        (
-            await session.execute(
-                select(m.ResultCode.id, m.ResultCode.name).where(
-                    m.ResultCode.id.in_({c.result_code_id for c in others if c.result_code_id is not None})
-                )
+    codes = {
+        code.id: code.name_in(who.language)  # the result in the reader's language
+        for code in await session.scalars(
+            select(m.ResultCode).where(
+                m.ResultCode.id.in_({c.result_code_id for c in others if c.result_code_id is not None})
             )
-        ).all()
-    )
+        )
+    }
     return {
         "contact_id": conv.contact_id,
         "conversations": [
@@ -544,14 +547,14 @@ async def save_personal_canned(
     if not body.strip():
         raise InvalidInput("the reply is empty", field="body")
     if len(body) > MAX_BODY:
-        raise InvalidInput(f"the reply is longer than {MAX_BODY} characters", field="body")
+        raise InvalidInput("the reply is longer than {max_body} characters", max_body=MAX_BODY, field="body")
     if reply_id is None:
         row = m.CannedReply(owner_user_id=who.id, queue_id=None, shortcut=shortcut, title=title, body=body)
         session.add(row)
     else:
         found = await session.get(m.CannedReply, reply_id)
         if found is None or found.owner_user_id != who.id:
-            raise NotFound(f"canned reply {reply_id} not found")
+            raise NotFound("canned reply {reply_id} not found", reply_id=reply_id)
         row = found
         row.shortcut, row.title, row.body = shortcut, title, body
     await session.flush()
@@ -562,7 +565,7 @@ async def delete_personal_canned(session: AsyncSession, who: Principal, reply_id
     """Only one's own replies; shared ones are managed by supervisors in administration."""
     row = await session.get(m.CannedReply, reply_id)
     if row is None or row.owner_user_id != who.id:
-        raise NotFound(f"canned reply {reply_id} not found")
+        raise NotFound("canned reply {reply_id} not found", reply_id=reply_id)
     await session.delete(row)
     await session.flush()
 
@@ -577,18 +580,18 @@ def validate_field_value(
     the field (``field=key``)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise InvalidInput(f"'{key}' is required", field=key)
+            raise InvalidInput("'{field}' is required", field=key)
         return None
     match kind:
         case "number":
             if isinstance(value, bool):
-                raise InvalidInput(f"'{key}' must be a number", field=key)
+                raise InvalidInput("'{field}' must be a number", field=key)
             try:
                 number = float(str(value).strip().replace(",", "."))
             except ValueError:
-                raise InvalidInput(f"'{key}' must be a number", field=key) from None
+                raise InvalidInput("'{field}' must be a number", field=key) from None
             if not math.isfinite(number):
-                raise InvalidInput(f"'{key}' must be a number", field=key)
+                raise InvalidInput("'{field}' must be a number", field=key)
             return int(number) if number.is_integer() and abs(number) < 2**53 else number
         case "email":
             text = str(value).strip()
@@ -599,13 +602,15 @@ def validate_field_value(
                 or "." not in domain.strip(".")
                 or any(ch.isspace() for ch in text)
             ):
-                raise InvalidInput(f"'{key}' must be an email address (got '{text[:64]}')", field=key)
+                raise InvalidInput(
+                    "'{field}' must be an email address (got '{text}')", text=text[:64], field=key
+                )
             return text
         case "phone":
             try:
                 return normalise_phone(str(value).strip())
             except InvalidInput as exc:
-                raise InvalidInput(f"'{key}': {exc.message}", field=key) from None
+                raise InvalidInput("'{field}': {text}", text=exc, field=key) from None
         case "date":
             text = str(value).strip()
             try:
@@ -613,22 +618,28 @@ def validate_field_value(
                     raise ValueError(text)
                 return date.fromisoformat(text).isoformat()
             except ValueError:
-                raise InvalidInput(f"'{key}' must be a date like 2024-12-31", field=key) from None
+                raise InvalidInput("'{field}' must be a date like 2024-12-31", field=key) from None
         case "select":
             allowed = [str(o) for o in options]
             if str(value) not in allowed:
-                raise InvalidInput(f"'{key}' must be one of: {', '.join(allowed)}", field=key)
+                raise InvalidInput(
+                    "'{field}' must be one of: {allowed}", allowed=", ".join(allowed), field=key
+                )
             return str(value)
         case "checkbox":
             if isinstance(value, bool):
                 return value
             if value in ("true", "false"):
                 return value == "true"
-            raise InvalidInput(f"'{key}' must be true or false", field=key)
+            raise InvalidInput("'{field}' must be true or false", field=key)
         case _:
             text = str(value)
             if len(text) > MAX_TEXT_FIELD:
-                raise InvalidInput(f"'{key}' is longer than {MAX_TEXT_FIELD} characters", field=key)
+                raise InvalidInput(
+                    "'{field}' is longer than {max_text_field} characters",
+                    max_text_field=MAX_TEXT_FIELD,
+                    field=key,
+                )
             return text
 
 
@@ -655,9 +666,9 @@ async def update_card(
             continue
         spec = fields.get(key)
         if spec is None:
-            raise InvalidInput(f"the card has no field '{key}'", field=key)
+            raise InvalidInput("the card has no field '{field}'", field=key)
         if not spec.editable:
-            raise PermissionDenied(f"'{spec.label}' can't be edited", field=key)
+            raise PermissionDenied("'{label}' can't be edited", label=spec.label, field=key)
         clean[key] = validate_field_value(
             key, spec.kind, raw, options=spec.options or [], required=spec.required
         )
@@ -733,7 +744,9 @@ async def check_take(session: AsyncSession, who: Principal, conv_id: int) -> m.C
     if queues is not None and not (queues & {conv.queue_id, *conv.extra_queue_ids}):
         raise PermissionDenied("you are not in this conversation's queue")
     if conv.status != S.QUEUED:
-        raise Conflict(f"the conversation is no longer waiting (it is {conv.status})")
+        raise Conflict(
+            "the conversation is no longer waiting (it is {status})", status=Label("status", conv.status)
+        )
     queue = await session.get(m.Queue, conv.queue_id) if conv.queue_id is not None else None
     if queue is None or not queue.manual_pick:
         raise PermissionDenied("this queue does not allow taking conversations by hand")
@@ -745,7 +758,10 @@ async def check_take(session: AsyncSession, who: Principal, conv_id: int) -> m.C
     voice = conv.medium == m.Medium.VOICE
     if not (status.receives_voice if voice else status.receives_chats):
         raise Conflict(
-            f"your status '{status.name}' does not take {'calls' if voice else 'chats'}", field="status"
+            "your status '{name}' does not take {value}",
+            name=status.name,
+            value="calls" if voice else "chats",
+            field="status",
         )
     user = await session.get(m.User, who.id)
     assert user is not None
@@ -806,19 +822,25 @@ async def check_hand_to_bot(
     if conv.assigned_user_id != who.id and who.role not in (m.Role.ADMIN, m.Role.SUPERVISOR):
         raise PermissionDenied("only the operator handling the conversation can do this")
     if conv.status not in (S.ACTIVE, S.ON_HOLD, S.WRAP_UP):
-        raise Conflict(f"a {conv.status} conversation can't be handed to a bot")
+        raise Conflict(
+            "a {status} conversation can't be handed to a bot", status=Label("status", conv.status)
+        )
     gateway = bot_gateway(session)
     if gateway is None:
         raise Conflict("scenarios are not running on this server")
     scenario = await session.scalar(select(m.Scenario).where(m.Scenario.key == scenario_key))
     if scenario is None or scenario.active_revision_id is None:
-        raise InvalidInput(f"scenario '{scenario_key}' is not published", field="scenario")
+        raise InvalidInput(
+            "scenario '{scenario_key}' is not published", scenario_key=scenario_key, field="scenario"
+        )
     handler = conv.assigned_user_id
     if conv.status in (S.ACTIVE, S.ON_HOLD):
         await do_end(session, conv, by="operator")
     await deadlines.cancel(session, deadlines.WRAP_UP, conv.id)
     if not await gateway.hand_to_bot(session, conv, scenario_key):
-        raise InvalidInput(f"scenario '{scenario_key}' is not published", field="scenario")
+        raise InvalidInput(
+            "scenario '{scenario_key}' is not published", scenario_key=scenario_key, field="scenario"
+        )
     emit(
         session,
         "conversation.handed_to_bot",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from http.cookies import SimpleCookie
@@ -15,6 +16,7 @@ from omni.domain import auth
 from omni.domain.auth import Principal
 from omni.domain.errors import DomainError, InvalidInput, NotAuthenticated
 from omni.domain.events import DomainEvent, events_after
+from omni.i18n import LANG_COOKIE, error_body, pick_language
 from omni.realtime import rooms
 from omni.realtime.live import FanoutManager, LiveFanout
 from omni.realtime.live import live_fanout as live_fanout
@@ -73,18 +75,16 @@ def _ok(**data: Any) -> dict[str, Any]:
     return {"ok": True, **data}
 
 
-def _err(exc: DomainError) -> dict[str, Any]:
-    body: dict[str, Any] = {"ok": False, "error": exc.code, "detail": exc.message}
-    if exc.field:
-        body["field"] = exc.field
-    return body
+def _err(exc: DomainError, lang: str = "en") -> dict[str, Any]:
+    """A refusal ack; ``detail`` in the caller's language (``omni.i18n``)."""
+    return {"ok": False, **error_body(exc, lang)}
 
 
 def _int(data: Any, key: str) -> int:
     try:
         return int(data[key])
     except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidInput(f"'{key}' must be a number", field=key) from exc
+        raise InvalidInput("'{field}' must be a number", field=key) from exc
 
 
 class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped base class
@@ -113,6 +113,11 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped b
             if user is None:
                 raise NotAuthenticated("log in first")
             who = Principal.of(user)
+            jar_lang: SimpleCookie = SimpleCookie()
+            jar_lang.load(cookie_header)
+            chosen = jar_lang[LANG_COOKIE].value if LANG_COOKIE in jar_lang else user.language
+            lang = pick_language(chosen, environ.get("HTTP_ACCEPT_LANGUAGE", ""))
+            who = dataclasses.replace(who, language=lang)
         if who.role not in self.roles:
             raise Refused(f"{self.namespace} is not for {who.role}", {"error": "forbidden"})
         return who
@@ -124,9 +129,11 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped b
 
     async def _call(self, sid: str, fn: Callable[[Principal], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
         try:
-            return await fn(await self._who(sid))
+            who = await self._who(sid)
+            return await fn(who)
         except DomainError as exc:
-            return _err(exc)
+            sess = await self.get_session(sid)
+            return _err(exc, sess["who"].language if "who" in sess else "en")
 
     async def _visible(self, who: Principal) -> tuple[set[int] | None, set[int] | None]:
         async with self.services.db.transaction() as session:

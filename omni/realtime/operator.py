@@ -14,6 +14,7 @@ from omni.domain import auth, conversations, presence, workspace
 from omni.domain.auth import Principal
 from omni.domain.errors import Conflict, InvalidInput, NotAuthenticated, PermissionDenied
 from omni.domain.serialize import callback_dict, conversation_dict, message_dict
+from omni.i18n import Label
 from omni.realtime import BaseNamespace, _int, _ok, rooms
 
 T = TypeVar("T")
@@ -387,7 +388,10 @@ class OperatorNamespace(BaseNamespace):
                     await workspace.check_caller_can_move(session, conv_id)  # before the core moves
                 if to_scenario is not None:
                     if conv.status not in (m.ConversationStatus.ACTIVE, m.ConversationStatus.ON_HOLD):
-                        raise Conflict(f"a {conv.status} call can't be transferred to an IVR")
+                        raise Conflict(
+                            "a {status} call can't be transferred to an IVR",
+                            status=Label("status", conv.status),
+                        )
                     conv = await workspace.check_hand_to_bot(session, who, conv_id, to_scenario)
                 elif not attended and to_ext is None:
                     conv = await conversations.check_transfer(
@@ -453,4 +457,4 @@ async def _pbx(action: Awaitable[T]) -> T:
     try:
         return await action
     except (ChannelNotReady, ChannelAuthFailed) as exc:
-        raise Conflict(f"the phone system is not reachable: {exc}") from exc
+        raise Conflict("the phone system is not reachable: {exc}", exc=exc) from exc

@@ -25,12 +25,12 @@ from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from omni.api.deps import services_of
 from omni.db import models as m
-from omni.domain import admin
+from omni.domain import admin, visibility
 from omni.domain.auth import Principal
 from omni.domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from omni.domain.richtext import sanitize
 from omni.services import Services
-from omni.web.i18n import register
+from omni.web.i18n import enum_label, enum_options, register
 from omni.web.pages import PageContext, page_context, read_form
 
 ADMIN, SUPERVISOR, AUDITOR = m.Role.ADMIN, m.Role.SUPERVISOR, m.Role.AUDITOR
@@ -391,13 +391,22 @@ class Section:
     def extras(self, item: Any | None) -> dict[str, Any]:
         return {}
 
+    async def visibility(self, session: AsyncSession, item: Any | None) -> tuple[str, bool] | None:
+        """Which supervisors see the item (text, ``True`` when it is a warning: nobody does)."""
+        return None
+
+    def _seen_by(self, names: list[str], nobody: str) -> tuple[str, bool]:
+        if names:
+            return self.t("adm.vis.seen_by", names=", ".join(names)), False
+        return self.t(nobody), True
+
     async def action(self, session: AsyncSession, item_id: int, name: str, form: dict[str, Any]) -> Outcome:
         """``delete`` by default; sections add their own (rotate a secret, preview a script)."""
         if name == "delete" and self.can_delete:
             self.ctx.require(*self.delete_roles)
             await self.delete(session, item_id)
             return Outcome(redirect=f"/admin/{self.slug}?deleted=1")
-        raise NotFound(f"no action '{name}'")
+        raise NotFound("no action '{name}'", name=name)
 
 
 async def _queue_options(session: AsyncSession, who: Any) -> list[tuple[str, str]]:
@@ -509,6 +518,15 @@ class Users(Section):
     async def delete(self, session: AsyncSession, item_id: int) -> None:
         await admin.deactivate_user(session, self.who, item_id)
 
+    async def visibility(self, session: AsyncSession, item: Any | None) -> tuple[str, bool] | None:
+        if item is None:
+            return self.t("adm.vis.operator_new"), False
+        if item.role != m.Role.OPERATOR:
+            return None
+        return self._seen_by(
+            await visibility.supervisors_of_operator(session, item.id), "adm.vis.operator_nobody"
+        )
+
 
 class Groups(Section):
     slug = "groups"
@@ -523,7 +541,7 @@ class Groups(Section):
         for group in await admin.list_groups(session, self.who, limit=LIMIT):
             if group.id == item_id:
                 return group
-        raise NotFound(f"group {item_id} not found")
+        raise NotFound("group {item_id} not found", item_id=item_id)
 
     async def fields(self, session: AsyncSession, item: Any | None) -> list[Field]:
         return [Field("name", self.t("adm.f.name"), required=True)]
@@ -538,6 +556,11 @@ class Groups(Section):
 
     async def delete(self, session: AsyncSession, item_id: int) -> None:
         await admin.delete_group(session, self.who, item_id)
+
+    async def visibility(self, session: AsyncSession, item: Any | None) -> tuple[str, bool] | None:
+        if item is None:
+            return self.t("adm.vis.group_new"), False
+        return self._seen_by(await visibility.supervisors_of_group(session, item.id), "adm.vis.group_nobody")
 
 
 class Queues(Section):
@@ -554,7 +577,7 @@ class Queues(Section):
             [
                 Cell(q["name"], self.href(q["id"])),
                 Cell(groups.get(q["group_id"], "") if q["group_id"] else ""),
-                Cell(q["strategy"]),
+                Cell(enum_label(self.ctx.lang, "strategy", q["strategy"])),
                 Cell(str(len(q["members"]))),
                 Cell(str(q["sla_seconds"])),
             ]
@@ -577,7 +600,7 @@ class Queues(Section):
             (v, n) for v, n in await _queue_options(session, self.who) if item is None or v != str(item.id)
         ]
         codes = [
-            (str(c.id), f"{c.name} ({c.code})")
+            (str(c.id), f"{c.name_in(self.ctx.lang)} ({c.code})")
             for c in await admin.list_result_codes(session, self.who, limit=LIMIT)
             if c.active
         ]
@@ -596,7 +619,9 @@ class Queues(Section):
                 numeric=True,
                 readonly=not self.is_admin,
             ),
-            Field("strategy", t("adm.f.strategy"), "select", [(s.value, s.value) for s in m.Strategy]),
+            Field(
+                "strategy", t("adm.f.strategy"), "select", enum_options(self.ctx.lang, "strategy", m.Strategy)
+            ),
             Field("priority", t("adm.f.priority"), "number"),
             Field("queue_timeout_seconds", t("adm.f.queue_timeout_seconds"), "number"),
             Field("operator_timeout_seconds", t("adm.f.operator_timeout_seconds"), "number"),
@@ -609,7 +634,7 @@ class Queues(Section):
                 "overflow_action",
                 t("adm.f.overflow_action"),
                 "select",
-                [(a, a) for a in admin.OVERFLOW_ACTIONS],
+                enum_options(self.ctx.lang, "overflow_action", admin.OVERFLOW_ACTIONS),
             ),
             Field("overflow_queue_id", t("adm.f.overflow_queue_id"), "select", none + queues, numeric=True),
             Field(
@@ -668,6 +693,11 @@ class Queues(Section):
     async def delete(self, session: AsyncSession, item_id: int) -> None:
         await admin.delete_queue(session, self.who, item_id)
 
+    async def visibility(self, session: AsyncSession, item: Any | None) -> tuple[str, bool] | None:
+        if item is None:
+            return self.t("adm.vis.queue_new"), False
+        return self._seen_by(await visibility.supervisors_of_queue(session, item.id), "adm.vis.queue_nobody")
+
 
 class Statuses(Section):
     slug = "statuses"
@@ -680,7 +710,7 @@ class Statuses(Section):
                 Cell(s.code, self.href(s.id)),
                 Cell(s.name),
                 Cell(s.name_ru),
-                Cell(s.kind),
+                Cell(enum_label(self.ctx.lang, "status_kind", s.kind)),
                 Cell(s.colour, colour=s.colour),
                 Cell(_yes(self.ctx, s.selectable)),
                 Cell(_yes(self.ctx, s.is_system)),
@@ -693,7 +723,7 @@ class Statuses(Section):
     async def load(self, session: AsyncSession, item_id: int) -> Any:
         row = await session.get(m.OperatorStatus, item_id)
         if row is None:
-            raise NotFound(f"status {item_id} not found")
+            raise NotFound("status {item_id} not found", item_id=item_id)
         return row
 
     def heading(self, item: Any) -> str:
@@ -702,9 +732,9 @@ class Statuses(Section):
     async def fields(self, session: AsyncSession, item: Any | None) -> list[Field]:
         t = self.t
         system = bool(item is not None and item.is_system)
-        kinds = [(k.value, k.value) for k in admin.ADMIN_STATUS_KINDS]
+        kinds = enum_options(self.ctx.lang, "status_kind", admin.ADMIN_STATUS_KINDS)
         if item is not None and item.kind not in dict(kinds):
-            kinds = [(item.kind, item.kind), *kinds]
+            kinds = [*enum_options(self.ctx.lang, "status_kind", [item.kind]), *kinds]
         return [
             Field("code", t("adm.f.code"), required=True, readonly=item is not None),
             Field("name", t("adm.f.name"), required=True),
@@ -743,17 +773,18 @@ class ResultCodes(Section):
             [
                 Cell(c.code, self.href(c.id)),
                 Cell(c.name),
+                Cell(c.name_ru),
                 Cell(c.colour, colour=c.colour),
                 Cell(_yes(self.ctx, c.active)),
             ]
             for c in await admin.list_result_codes(session, self.who, limit=LIMIT)
         ]
-        return Table([self.t(f"adm.f.{c}") for c in ("code", "name", "colour", "active")], rows)
+        return Table([self.t(f"adm.f.{c}") for c in ("code", "name", "name_ru", "colour", "active")], rows)
 
     async def load(self, session: AsyncSession, item_id: int) -> Any:
         row = await session.get(m.ResultCode, item_id)
         if row is None:
-            raise NotFound(f"result code {item_id} not found")
+            raise NotFound("result code {item_id} not found", item_id=item_id)
         return row
 
     def heading(self, item: Any) -> str:
@@ -764,13 +795,14 @@ class ResultCodes(Section):
         return [
             Field("code", t("adm.f.code"), required=True),
             Field("name", t("adm.f.name"), required=True),
+            Field("name_ru", t("adm.f.name_ru")),
             Field("colour", t("adm.f.colour")),
             Field("active", t("adm.f.active"), "checkbox"),
         ]
 
     async def values(self, session: AsyncSession, item: Any | None) -> dict[str, Any]:
         if item is None:
-            return {**_defaults(m.ResultCode), "code": "", "name": ""}
+            return {**_defaults(m.ResultCode), "code": "", "name": "", "name_ru": ""}
         return admin.result_code_dict(item)
 
     async def save(self, session: AsyncSession, item_id: int | None, data: dict[str, Any]) -> int:
@@ -791,7 +823,7 @@ class Inboxes(Section):
         rows = [
             [
                 Cell(i.name, self.href(i.id)),
-                Cell(i.channel),
+                Cell(enum_label(self.ctx.lang, "channel", i.channel)),
                 Cell(queues.get(i.queue_id, "") if i.queue_id else ""),
                 Cell(_yes(self.ctx, i.active)),
             ]
@@ -808,7 +840,7 @@ class Inboxes(Section):
         prechat = [(v, t(f"adm.prechat.{v}")) for v in ("off", "optional", "required")]
         fields = [
             Field("name", t("adm.f.name"), required=True),
-            Field("channel", t("adm.f.channel"), "select", [(c, c) for c in CHANNELS]),
+            Field("channel", t("adm.f.channel"), "select", enum_options(self.ctx.lang, "channel", CHANNELS)),
             Field("queue_id", t("adm.f.queue_id"), "select", [("", t("adm.none")), *queues], numeric=True),
             Field(
                 "scenario",
@@ -1005,7 +1037,7 @@ class CardFields(ScopedQueueItems):
             [
                 Cell(f.key, self.href(f.id)),
                 Cell(f.label_ru if self.ctx.lang == "ru" and f.label_ru else f.label),
-                Cell(f.kind),
+                Cell(enum_label(self.ctx.lang, "card_field_kind", f.kind)),
                 self._queue_cell(names, f.queue_id),
                 Cell(_yes(self.ctx, f.required)),
                 Cell(str(f.position)),
@@ -1025,7 +1057,12 @@ class CardFields(ScopedQueueItems):
             Field("key", t("adm.f.key"), required=True, readonly=item is not None),
             Field("label", t("adm.f.label"), required=True),
             Field("label_ru", t("adm.f.label_ru")),
-            Field("kind", t("adm.f.kind"), "select", [(k, k) for k in admin.CARD_FIELD_KINDS]),
+            Field(
+                "kind",
+                t("adm.f.kind"),
+                "select",
+                enum_options(self.ctx.lang, "card_field_kind", admin.CARD_FIELD_KINDS),
+            ),
             Field("options", t("adm.f.options"), "lines", help=t("adm.lines_help")),
             Field("required", t("adm.f.required"), "checkbox"),
             Field("editable", t("adm.f.editable"), "checkbox"),
@@ -1114,17 +1151,19 @@ def _nav(ctx: PageContext) -> list[dict[str, str]]:
 def _section(ctx: PageContext, services: Services, slug: str, roles: str = "view") -> Section:
     cls = SECTIONS.get(slug)
     if cls is None:
-        raise NotFound(f"no admin section '{slug}'")
+        raise NotFound("no admin section '{slug}'", slug=slug)
     ctx.require(*getattr(cls, f"{roles}_roles"))
     return cls(ctx, services)
 
 
 def _not_found(ctx: PageContext, exc: DomainError) -> Template:
-    return ctx.template("error.html", status_code=404, message=f"{ctx.t('adm.not_found')} ({exc.message})")
+    detail = exc.localized(ctx.lang)
+    return ctx.template("error.html", status_code=404, message=f"{ctx.t('adm.not_found')} ({detail})")
 
 
 def _forbidden(ctx: PageContext, exc: DomainError) -> Template:
-    return ctx.template("error.html", status_code=403, message=f"{ctx.t('error.forbidden')} {exc.message}")
+    detail = exc.localized(ctx.lang)
+    return ctx.template("error.html", status_code=403, message=f"{ctx.t('error.forbidden')} {detail}")
 
 
 def _whole_page_refusal(ctx: PageContext, exc: DomainError) -> Template | None:
@@ -1151,6 +1190,7 @@ async def _render_form(
         item = await sec.load(session, item_id) if item_id is not None else None
         fields = await sec.fields(session, item)
         domain_values = await sec.values(session, item)
+        seen = await sec.visibility(session, item) if ctx.who.role == ADMIN else None
     values = {f.name: f.show(domain_values.get(f.name)) for f in fields}
     if raw is not None:
         values.update({f.name: f.raw(raw) for f in fields if not f.readonly})
@@ -1178,6 +1218,7 @@ async def _render_form(
         can_delete=can_delete,
         delete_label=ctx.t(sec.delete_label),
         extras={**sec.extras(item), **(extras or {})},
+        visibility=seen,
     )
 
 
@@ -1195,8 +1236,12 @@ def _parse(
         try:
             data[f.name] = f.parse(raw, ctx.t)
         except InvalidInput as exc:
-            errors[f.name] = exc.message
+            errors[f.name] = exc.localized(ctx.lang, f.label)
     return data, errors
+
+
+class _DiscardChecked(Exception):
+    """Rolls back a save that ran only to check the fields (others had parse errors)."""
 
 
 class AdminPages(Controller):
@@ -1278,15 +1323,23 @@ class AdminPages(Controller):
                     raise PermissionDenied("you can view this but not change it")
                 fields = await sec.fields(session, item)
             data, errors = _parse(fields, form, ctx)
-            if errors:
-                return await _render_form(sec, item_id, raw=form, errors=errors, status_code=400)
             try:
                 async with sec.services.db.transaction() as session:
                     saved_id = await sec.save(session, item_id, data)
+                    if errors:
+                        # The fields that parsed were checked too (so every problem shows at
+                        # once); nothing may be stored while some are wrong.
+                        raise _DiscardChecked
+            except _DiscardChecked:
+                pass
             except DomainError as exc:
                 if _whole_page_refusal(ctx, exc) is not None:
                     raise
-                errors = {_base_field(exc.field) or "_": exc.message}
+                labels = {f.name: f.label for f in fields}
+                for problem in exc.errors or [exc]:
+                    label = labels.get(problem.field or "")  # nested fields keep their path
+                    errors.setdefault(_base_field(problem.field) or "_", problem.localized(ctx.lang, label))
+            if errors:
                 return await _render_form(sec, item_id, raw=form, errors=errors, status_code=400)
         except DomainError as exc:
             refusal = _whole_page_refusal(ctx, exc)
@@ -1308,7 +1361,9 @@ class AdminPages(Controller):
             except DomainError as exc:
                 if _whole_page_refusal(ctx, exc) is not None:
                     raise
-                return await _render_form(sec, item_id, errors={"_": exc.message}, status_code=400)
+                return await _render_form(
+                    sec, item_id, errors={"_": exc.localized(ctx.lang)}, status_code=400
+                )
             if outcome.redirect:
                 return Redirect(path=outcome.redirect)
             return await _render_form(sec, item_id, raw=outcome.values, extras=outcome.extras)

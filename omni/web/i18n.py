@@ -1,15 +1,31 @@
-"""Russian and English strings for the server-rendered pages and the live modules.
+"""Russian and English strings for the server-rendered pages and the live modules, by key.
 
-Each page module registers its own strings with :func:`register`, so modules never edit one
-shared dictionary; a missing key shows the key itself (visible in review, never a crash).
+The strings live in the gettext catalogs (``omni/locale``, see ``omni.i18n`` and docs/i18n.md)
+as keyed entries (``msgctxt`` = key). :func:`register` is the older way of adding strings in
+code; it still works (code tables win over the catalog, being newer), and
+``python -m omni.i18n_tools absorb`` moves such tables into the catalogs. A missing key shows
+the key itself (visible in review, never a crash).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-LANGUAGES = ("en", "ru")
+from omni.i18n import LANGUAGES, enum_label, enum_labels, enum_options, keyed, keyed_items, pick_language
+
+__all__ = [
+    "LANGUAGES",
+    "enum_label",
+    "enum_labels",
+    "enum_options",
+    "messages",
+    "pick_language",
+    "register",
+    "translator",
+]
+
 _MESSAGES: dict[str, dict[str, str]] = {"en": {}, "ru": {}}
+"""Strings still registered in code (not yet absorbed into the catalogs)."""
 
 
 def register(en: Mapping[str, str], ru: Mapping[str, str]) -> None:
@@ -21,31 +37,35 @@ def register(en: Mapping[str, str], ru: Mapping[str, str]) -> None:
     _MESSAGES["ru"].update(ru)
 
 
-def pick_language(preferred: str | None, accept_language: str = "") -> str:
-    """The user's own choice first, then the browser's ``Accept-Language``, then English."""
-    if preferred in LANGUAGES:
-        return str(preferred)
-    for part in accept_language.split(","):
-        code = part.split(";")[0].strip().lower()[:2]
-        if code in LANGUAGES:
-            return code
-    return "en"
+def registered() -> dict[str, dict[str, str]]:
+    """The tables registered in code, per language (what ``absorb`` moves to the catalogs)."""
+    return {lang: dict(table) for lang, table in _MESSAGES.items()}
+
+
+def text_of(lang: str, key: str) -> str | None:
+    table = _MESSAGES.get(lang, _MESSAGES["en"])
+    return table.get(key) or keyed(lang, key) or _MESSAGES["en"].get(key)
 
 
 def translator(lang: str) -> Callable[..., str]:
-    table = _MESSAGES.get(lang, _MESSAGES["en"])
-
     def t(key: str, **values: object) -> str:
-        text = table.get(key) or _MESSAGES["en"].get(key) or key
+        text = text_of(lang, key) or key
         return text.format(**values) if values else text
 
     return t
 
 
 def messages(lang: str, prefix: str = "") -> dict[str, str]:
-    """Strings handed to a live module (JSON in the page), optionally only one prefix."""
+    """Strings handed to a live module (JSON in the page), optionally only one prefix.
+
+    Enum labels (``enum.channel.widget``…) and the ``common.`` strings of the shared code
+    always come along: every module shows some.
+    """
+    out = {**keyed_items(lang, "enum."), **keyed_items(lang, "common.")} if prefix else {}
+    out.update(keyed_items(lang, prefix))
     table = _MESSAGES.get(lang, _MESSAGES["en"])
-    return {k: v for k, v in table.items() if k.startswith(prefix)}
+    out.update({k: v for k, v in table.items() if k.startswith(prefix)})
+    return out
 
 
 register(

@@ -24,6 +24,7 @@ from omni.db import models as m
 from omni.domain import audit, auth
 from omni.domain.auth import Principal
 from omni.domain.errors import DomainError
+from omni.i18n import translate_func
 from omni.web.i18n import LANGUAGES, pick_language, translator
 
 LANG_COOKIE = "omni_lang"
@@ -83,6 +84,7 @@ class PageContext:
         context = {
             "ctx": self,
             "t": self.t,
+            "_": translate_func(self.lang),  # plain gettext: {{ _("English text") }}
             "lang": self.lang,
             "who": self.who,
             "csrf": self.csrf,
@@ -139,9 +141,9 @@ async def read_form(request: Request[Any, Any, Any], ctx: PageContext) -> dict[s
     return data
 
 
-def field_errors(exc: DomainError) -> dict[str, str]:
+def field_errors(exc: DomainError, lang: str = "en") -> dict[str, str]:
     """A domain validation error as ``{field: message}`` for showing next to form fields."""
-    return {exc.field or "_": exc.message}
+    return {e.field or "_": e.localized(lang) for e in exc.errors or [exc]}
 
 
 def login_required_handler(_request: Request[Any, Any, Any], exc: LoginRequired) -> Response[Any]:

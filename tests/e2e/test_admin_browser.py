@@ -33,7 +33,7 @@ async def test_admin_creates_a_queue_through_the_form_in_russian(
         await page.click("button.primary")
 
         error = page.locator('.field-error[data-field="sla_seconds"]')
-        await expect(error).to_have_text("sla_seconds must be at least 1")  # domain messages are English
+        await expect(error).to_have_text("SLA, с: не меньше 1")  # the domain's message, in Russian
         await expect(page.locator("#f-sla_seconds")).to_have_class("invalid")
         await expect(page.locator("#f-name")).to_have_value("Продажи")
         await expect(page.locator("#f-strategy")).to_have_value("round_robin")
@@ -54,3 +54,42 @@ async def test_admin_creates_a_queue_through_the_form_in_russian(
             await s.scalars(select(m.QueueMember.user_id).where(m.QueueMember.queue_id == queue.id))
         )
         assert members == [olga.id]
+
+
+async def test_admin_form_with_two_bad_fields_shows_both_errors_in_russian(
+    browser: Browser, live_server: LiveServer
+) -> None:
+    """Issue 10 item 20: every field's error at once (it used to be the first one only), in the
+    user's language (item 19), with enum labels in the selects and the supervisor hint (24)."""
+    async with live_server.services.db.transaction() as s:
+        boss = await f.user(s, "boss", m.Role.ADMIN)
+        boss.language = "ru"
+    context, page = await staff_page(browser, live_server.url, "boss", locale="ru-RU")
+    try:
+        await page.goto("/admin/queues/new")
+        await expect(page.locator("#f-strategy option[value=longest_idle]")).to_have_text(
+            "Дольше всех свободен"
+        )
+        await expect(page.locator("[data-visibility]")).to_contain_text("Супервизоры видят новую очередь")
+        await page.fill("#f-name", "Очень длинное название " * 6)
+        await page.fill("#f-sla_seconds", "0")
+        await page.click("button.primary")
+
+        name_error = page.locator('.field-error[data-field="name"]')
+        sla_error = page.locator('.field-error[data-field="sla_seconds"]')
+        await expect(name_error).to_have_text("Название: не длиннее 128 символов")
+        await expect(sla_error).to_have_text("SLA, с: не меньше 1")
+        await expect(page.locator("#f-name")).to_have_class("invalid")
+        await expect(page.locator("#f-sla_seconds")).to_have_class("invalid")
+        await page.screenshot(path=screenshot_path("admin-two-errors-ru.png"), full_page=True)
+
+        await page.fill("#f-name", "Поддержка")
+        await page.fill("#f-sla_seconds", "20")
+        await page.click("button.primary")
+        await expect(page.locator(".notice")).to_have_text("Сохранено.")
+        # Saved outside every supervised group: the admin is warned that no supervisor sees it.
+        await expect(page.locator('[data-visibility="warning"]')).to_contain_text(
+            "Эту очередь не видит ни один супервизор"
+        )
+    finally:
+        await context.close()

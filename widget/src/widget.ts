@@ -260,6 +260,7 @@ class OmniWidget {
           visitor: load<string>("visitor", ""),
           user_id: script?.dataset.userId || undefined,
           user_hash: script?.dataset.userHash || undefined,
+          lang, // server refusals come back in the widget's language
         }),
       transports: ["websocket", "polling"],
     });

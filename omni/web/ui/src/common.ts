@@ -9,9 +9,13 @@ export interface Boot {
   [key: string]: unknown;
 }
 
+let shared: Record<string, string> = {};
+
 export function boot(): Boot {
   const node = document.getElementById("omni-boot");
-  return JSON.parse(node ? node.textContent || "{}" : "{}") as Boot;
+  const data = JSON.parse(node ? node.textContent || "{}" : "{}") as Boot;
+  shared = data.strings ?? {}; // for the texts common code shows itself (common.* keys)
+  return data;
 }
 
 export function translator(strings: Record<string, string>) {
@@ -64,7 +68,7 @@ export function connect(namespace: string): Socket {
 export function call(socket: Socket, event: string, data: unknown = {}, timeoutMs = 10000): Promise<Ack> {
   return new Promise((resolve) => {
     socket.timeout(timeoutMs).emit(event, data, (err: Error | null, ack: Ack) => {
-      resolve(err ? { ok: false, error: "timeout", detail: "no answer from the server" } : ack);
+      resolve(err ? { ok: false, error: "timeout", detail: shared["common.no_answer"] ?? "no answer from the server" } : ack);
     });
   });
 }

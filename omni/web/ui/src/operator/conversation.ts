@@ -578,7 +578,7 @@ export class ConversationPane {
             "summary",
             {},
             el("span", { class: "icon" }, channelIcon(c.channel, c.medium)),
-            ` ${time(c.created_at, this.ctx.lang)} · ${c.queue_name || c.channel} · ${t(`op.st.${c.status}`)}`,
+            ` ${time(c.created_at, this.ctx.lang)} · ${c.queue_name || t(`enum.channel.${c.channel}`)} · ${t(`op.st.${c.status}`)}`,
             c.result_code_name ? ` · ${c.result_code_name}` : "",
           ),
           ...c.messages.map((m) => this.messageNode(m, m.direction === "in" ? undefined : isAutomated(m) ? t("op.bot") : m.direction === "note" ? t("op.note_label") : t("op.operator"))),
@@ -799,7 +799,7 @@ export class ConversationPane {
       const codes = el("select", { "data-testid": "close-code", "aria-label": t("op.result_code") });
       codes.append(el("option", { value: "" }, t("op.result_code")));
       for (const rc of v.result_codes) {
-        const opt = el("option", { value: rc.id }, rc.name);
+        const opt = el("option", { value: rc.id }, (this.ctx.lang === "ru" && rc.name_ru) || rc.name);
         opt.selected = rc.id === v.default_result_code_id;
         codes.append(opt);
       }

@@ -113,6 +113,7 @@ export interface Named {
 
 export interface ResultCode extends Named {
   code: string;
+  name_ru?: string;
   colour: string;
 }
 

@@ -140,7 +140,7 @@ function conversationItem(op: OperatorRow, conv: CurrentConversation, ctx: ViewC
     { "data-testid": "conversation", "data-conversation-id": conv.id },
     el("span", { class: "icon", "data-testid": "channel-icon" }, channelSvg(conv.channel, conv.medium)),
     " ",
-    el("span", { class: "sv-conv" }, t("sv.conversation", { id: conv.id, channel: conv.channel })),
+    el("span", { class: "sv-conv" }, t("sv.conversation", { id: conv.id, channel: t(`enum.channel.${conv.channel}`) })),
     " ",
     el("span", { class: "badge" }, t(`sv.conv_status.${conv.status}`)),
     " ",
@@ -202,7 +202,7 @@ export function operatorTable(ops: OperatorRow[], ctx: ViewContext, tickers: Tic
         { "data-testid": "status" },
         swatch(op.colour),
         el("span", { "data-testid": "status-name" }, statusName(ctx, op.status, op.status_name)),
-        op.reason ? el("span", { class: "muted sv-reason", "data-testid": "status-reason" }, ` · ${op.reason}`) : null,
+        op.reason ? el("span", { class: "muted sv-reason", "data-testid": "status-reason" }, ` · ${reasonLabel(op.reason, t)}`) : null,
       ),
       el(
         "td",
@@ -249,4 +249,11 @@ export function operatorTable(ops: OperatorRow[], ctx: ViewContext, tickers: Tic
     ),
     body,
   );
+}
+
+/** A reason the system set (``disconnected``) by its label; a supervisor's own words as typed. */
+function reasonLabel(reason: string, t: (key: string) => string): string {
+  const key = `enum.presence_reason.${reason}`;
+  const label = t(key);
+  return label === key ? reason : label;
 }
