@@ -1012,7 +1012,8 @@ async def _check_overflow_scenario(session: AsyncSession, key: str) -> None:
     )
     if published is None:
         raise InvalidInput(
-            f"overflow_scenario '{key}' is not a published scenario; publish it or choose another",
+            "overflow_scenario '{key}' is not a published scenario; publish it or choose another",
+            key=key,
             field="overflow_scenario",
         )
 

@@ -4,7 +4,7 @@ Demo data and admins wrote both languages into one name ("Resolved / Решен�
 split into ``name`` / ``name_ru`` here, so each language shows only its own.
 
 Revision ID: 0007_i18n
-Revises: 0006
+Revises: 0007_core_fixes
 Create Date: 2026-11-29 13:45:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision: str = "0007_i18n"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007_core_fixes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
