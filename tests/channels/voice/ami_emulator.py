@@ -202,6 +202,11 @@ class AmiEmulator:
         self.actions.clear()
 
     @property
+    def listening(self) -> bool:
+        """Whether Asterisk is "up" (``start()``-ed and not ``stop()``-ed since)."""
+        return self._server is not None
+
+    @property
     def sessions(self) -> int:
         return sum(1 for c in self._conns if c.logged_in)
 

@@ -10,8 +10,10 @@ offer that was ringing without charging the operator, and offers the call when t
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from omni.db import models as m
@@ -32,6 +34,14 @@ from tests.conftest import LiveServer
 from tests.test_realtime import post_inbound, token_for
 
 __all__ = ["emulator", "fresh_emulator", "server"]
+
+
+@pytest.fixture(autouse=True)
+async def asterisk_back(emulator: AmiEmulator) -> AsyncIterator[None]:
+    """A test that failed while Asterisk was stopped must not leave it down for the next one."""
+    yield
+    if not emulator.listening:
+        await emulator.start()
 
 
 async def test_phones_ring_again_after_asterisk_came_back_behind_a_proxy(
