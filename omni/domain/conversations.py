@@ -472,22 +472,35 @@ async def do_withdraw_offers(session: AsyncSession, channels: Collection[str]) -
     """
     if not channels:
         return 0
-    offers = (
+    conv_ids = (
         await session.scalars(
-            select(m.Offer)
+            select(m.Offer.conversation_id)
             .join(m.Conversation, m.Conversation.id == m.Offer.conversation_id)
             .where(m.Offer.state == "pending", m.Conversation.channel.in_(list(channels)))
-            .order_by(m.Offer.id)
-            .with_for_update(of=m.Offer, skip_locked=True)
+            .distinct()
         )
     ).all()
-    for offer in offers:
+    withdrawn = 0
+    for conv_id in sorted(conv_ids):
+        # Never wait for a lock (accepts take offer then conversation, hang-ups the reverse):
+        # whatever is busy elsewhere is left for the next pass.
         conv = await session.scalar(
-            select(m.Conversation).where(m.Conversation.id == offer.conversation_id).with_for_update()
+            select(m.Conversation).where(m.Conversation.id == conv_id).with_for_update(skip_locked=True)
         )
-        if conv is not None:
+        if conv is None:
+            continue
+        offers = (
+            await session.scalars(
+                select(m.Offer)
+                .where(m.Offer.conversation_id == conv_id, m.Offer.state == "pending")
+                .order_by(m.Offer.id)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        for offer in offers:
             await _offer_ended(session, conv, offer, "cancelled")
-    return len(offers)
+        withdrawn += len(offers)
+    return withdrawn
 
 
 async def _cancel_pending_offers(session: AsyncSession, conv: m.Conversation) -> None:
