@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -112,14 +112,49 @@ class CallControl(Protocol):
         """``mode``: ``listen`` | ``whisper`` | ``barge`` (ChanSpy from the supervisor's phone)."""
         ...
 
-    async def force_end(self, conversation_id: int, by_user_id: int | None = None) -> None: ...
+    async def force_end(self, conversation_id: int, by_user_id: int | None = None) -> None:
+        """A supervisor ends the call: the core and the PBX together (the PBX's refusal leaves
+        the core unchanged); a call the PBX no longer has is ended in the core alone."""
+        ...
+
+
+AvailabilityListener = Callable[[str, bool], None]
+"""Called with (channel kind, available) whenever an adapter reports a change."""
 
 
 class AdapterRegistry:
-    """Adapters by channel kind; the composition root fills it, the lifespan starts them."""
+    """Adapters by channel kind; the composition root fills it, the lifespan starts them.
+
+    It is also where adapters say whether their channel can reach customers right now
+    (``set_available``): a telephony link that is down can ring no phone, so the router keeps
+    that channel's conversations waiting in line (``unavailable``) instead of offering them,
+    and is nudged (``listeners``) as soon as the channel is back. The core learns only a kind
+    and a reason, never what the channel is.
+    """
 
     def __init__(self) -> None:
         self._adapters: dict[str, ChannelAdapter] = {}
+        self._unavailable: dict[str, str] = {}
+        self.listeners: list[AvailabilityListener] = []
+
+    def set_available(self, kind: str, available: bool, reason: str = "") -> None:
+        """An adapter reports whether its channel can deliver offers now (``reason``: why not)."""
+        was = kind not in self._unavailable
+        if available:
+            self._unavailable.pop(kind, None)
+        else:
+            self._unavailable[kind] = reason or "not available"
+        if was != available:
+            log.info("%s channel %s", kind, "available again" if available else f"unavailable: {reason}")
+            for listener in list(self.listeners):
+                try:
+                    listener(kind, available)
+                except Exception:
+                    log.exception("availability listener failed for the %s channel", kind)
+
+    def unavailable(self) -> dict[str, str]:
+        """Channel kinds that can't take offers now, with the reason (a copy)."""
+        return dict(self._unavailable)
 
     def register(self, adapter: ChannelAdapter) -> None:
         if adapter.kind in self._adapters:

@@ -87,6 +87,10 @@ def build_services(settings: Settings, *, run_background: bool = True) -> Servic
 
     db.after_commit_hooks.append(after_commit)
     adapters = AdapterRegistry()
+    # A channel that can't reach anyone keeps its conversations in line; when it comes back
+    # the router runs at once instead of on its next tick.
+    engine.paused_channels = adapters.unavailable
+    adapters.listeners.append(lambda _kind, _available: engine.nudge())
     relay.post_commit_sinks.append(OutboundDispatcher(db, adapters))
     limits = Limits(settings.redis_url, settings.redis_prefix)
     return Services(

@@ -71,6 +71,7 @@ class VoiceChannel:
         self.settings = services.settings.voice
         self.registry = CallRegistry(self.settings.wait_context)
         self.ami = AmiLink(self.settings, self._on_ami, self._resync)
+        self.ami.on_state = self._link_state
         self._events: asyncio.Queue[tuple[CallEvent, datetime, float]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._enqueued_at: dict[int, float] = {}
@@ -90,6 +91,8 @@ class VoiceChannel:
         if self.agi is not None:
             await self.agi.start()
         self._worker = asyncio.create_task(self._run(), name="voice-events")
+        # Nothing can ring before the first login: calls wait in line until the link is up.
+        self._link_state(False, "connecting to Asterisk")
         await self.ami.start()
 
     async def stop(self) -> None:
@@ -101,6 +104,13 @@ class VoiceChannel:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
             self._worker = None
+
+    def _link_state(self, up: bool, reason: str) -> None:
+        """The AMI link is what lets a phone ring: while it is down (or resynchronising) the
+        router keeps voice conversations in line and withdraws their ringing offers without
+        penalty; it offers them again as soon as this reports the link back."""
+        why = f"the AMI link to Asterisk is down ({reason})" if reason else "the AMI link to Asterisk is down"
+        self.services.adapters.set_available(KIND, up, "" if up else why)
 
     def readiness(self) -> str:
         """For ``/readyz``: ``"ok"`` while the AMI link is logged in, else why it is down."""
@@ -433,8 +443,9 @@ class VoiceChannel:
         try:
             self.ami.fire(action, self._originate_failed(uniqueid))
         except ChannelNotReady:
-            # Nothing can ring while the link is down; the offer rings out and the resync
-            # after the next login reconciles the waiting calls.
+            # Nothing can ring while the link is down: the link has told the core
+            # (``_link_state``), whose router withdraws this offer without penalty and keeps
+            # the call in line until the link is back; the resync then reconciles the calls.
             call.rings.pop(offer_id, None)
             self.registry.legs.pop(uniqueid, None)
             raise
@@ -552,6 +563,7 @@ class VoiceChannel:
         )
         for effect in effects:
             await self._perform(effect, now, None)
+        await self._drop_stale_rings()
         # Waiting conversations no live channel belongs to (queued by the IVR while the link
         # was down, the caller gone since): without this they are offered forever.
         alive = {snap.linkedid for snap in live}
@@ -573,6 +585,27 @@ class VoiceChannel:
         ]
         if ghosts:
             await self._end_ghosts(ghosts, "resync")
+
+    async def _drop_stale_rings(self) -> None:
+        """Phones still ringing for offers the core withdrew while the link was down (their
+        hang-up could not be sent then) stop ringing, so the next offer rings one phone."""
+        rings = [(call, ring) for call in self.registry.calls.values() for ring in call.rings.values()]
+        if not rings:
+            return
+        async with self.services.db.transaction() as session:
+            pending = set(
+                await session.scalars(
+                    select(m.Offer.id).where(
+                        m.Offer.id.in_([ring.offer_id for _, ring in rings]), m.Offer.state == "pending"
+                    )
+                )
+            )
+        for call, ring in rings:
+            if ring.offer_id in pending or ring.answered:
+                continue
+            call.rings.pop(ring.offer_id, None)
+            self.registry.legs.pop(ring.uniqueid, None)
+            await self._quietly(control.hangup(ring.uniqueid))
 
     # --- CallControl ---------------------------------------------------------------------
 
@@ -761,16 +794,33 @@ class VoiceChannel:
         self.ami.fire(action)  # answered when the supervisor's phone is picked up
 
     async def force_end(self, conversation_id: int, by_user_id: int | None = None) -> None:
-        call = self._live(conversation_id)
+        """A supervisor ends the call: the core ends the conversation (``by="supervisor"``) and,
+        in the same transaction, Asterisk is asked to hang the customer up. A refusal rolls the
+        core back and reaches the supervisor as a ``Conflict`` with Asterisk's reason (the call
+        goes on); a link that is down raises ``ChannelNotReady`` the same way. Only a channel
+        Asterisk no longer has (its hang-up was missed) lets the core end without it."""
+        call = await self._call_for(conversation_id)
+        if call is None or call.ended:
+            raise Conflict("there is no call in progress for this conversation")
+        channel = call.caller_channel or call.caller_uniqueid or call.agent_channel or call.agent_uniqueid
         async with self.services.db.transaction() as session:
             conv = await session.scalar(
                 select(m.Conversation).where(m.Conversation.id == conversation_id).with_for_update()
             )
             if conv is not None and conv.status in (S.ACTIVE, S.ON_HOLD):
                 await conversations.do_end(session, conv, by="supervisor")
-        for uid in (call.caller_uniqueid, call.agent_uniqueid):
-            if uid:
-                await self._quietly(control.hangup(uid))
+            try:
+                await self._act(control.hangup(channel), "end the call")
+            except Conflict:
+                if await self._still_there(channel):
+                    raise
+                log.info("voice: conversation %s: channel %s was already gone", conversation_id, channel)
+        if call.agent_uniqueid and channel not in (call.agent_channel, call.agent_uniqueid):
+            await self._quietly(control.hangup(call.agent_uniqueid))
+
+    async def _still_there(self, channel: str) -> bool:
+        """Whether Asterisk still lists a channel (by name or Uniqueid)."""
+        return any(channel in (snap.channel, snap.uniqueid) for snap in await self._live_channels())
 
 
 def _call_from_row(row: m.Call) -> Call:

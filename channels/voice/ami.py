@@ -119,6 +119,9 @@ class AmiLink:
         self.auth_failed = False
         self.problem = "not started"
         """Why the link is not up (for ``/readyz`` and the log); ``""`` while it is."""
+        self.on_state: Callable[[bool, str], None] | None = None
+        """Told ``(True, "")`` when the link is usable (logged in and resynchronised) and
+        ``(False, why)`` when it is not (lost, stopped); the adapter reports it to the core."""
         self.delays: deque[float] = deque(maxlen=100)
         """The reconnect delays actually slept, oldest first (what the log announced)."""
         self._delay = settings.reconnect_min_seconds
@@ -158,6 +161,7 @@ class AmiLink:
             self._manager = None
         self.connected.clear()
         self.problem = "stopped"
+        self._tell(False)
 
     # --- the supervisor ---------------------------------------------------------------------
 
@@ -216,6 +220,7 @@ class AmiLink:
             await self._keep_alive(protocol)
         finally:
             self.connected.clear()
+            self._tell(False)
             manager.authenticated = False
             protocol.close()
             if manager.protocol is protocol:
@@ -309,6 +314,14 @@ class AmiLink:
         if session == self._session and manager is not None and manager.authenticated:
             self.problem = ""
             self.connected.set()
+            self._tell(True)
+
+    def _tell(self, up: bool) -> None:
+        if self.on_state is not None:
+            try:
+                self.on_state(up, "" if up else self.problem)
+            except Exception:
+                log.exception("voice: reporting the AMI link state failed")
 
     # --- actions --------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ first. Every function runs inside the caller's transaction.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -465,6 +466,48 @@ async def on_offer_timeout(session: AsyncSession, offer_id: int) -> None:
     )
     assert conv is not None
     await _offer_ended(session, conv, offer, "timeout")
+
+
+async def do_withdraw_offers(session: AsyncSession, channels: Collection[str]) -> int:
+    """Cancel the pending offers of conversations on channels that can't reach anyone now.
+
+    An adapter reported its channel unavailable (the PBX link is down: no phone can ring), so
+    an offer made on it would only ring out. The conversation goes back to its place in line
+    (``queued``, ``first_enqueued_at`` and its queue deadlines untouched) and the offer ends
+    ``cancelled``, not ``timeout``/``declined``: the operator is not charged with a missed
+    offer and may be offered the same conversation again. Returns how many were withdrawn.
+    """
+    if not channels:
+        return 0
+    conv_ids = (
+        await session.scalars(
+            select(m.Offer.conversation_id)
+            .join(m.Conversation, m.Conversation.id == m.Offer.conversation_id)
+            .where(m.Offer.state == "pending", m.Conversation.channel.in_(list(channels)))
+            .distinct()
+        )
+    ).all()
+    withdrawn = 0
+    for conv_id in sorted(conv_ids):
+        # Never wait for a lock (accepts take offer then conversation, hang-ups the reverse):
+        # whatever is busy elsewhere is left for the next pass.
+        conv = await session.scalar(
+            select(m.Conversation).where(m.Conversation.id == conv_id).with_for_update(skip_locked=True)
+        )
+        if conv is None:
+            continue
+        offers = (
+            await session.scalars(
+                select(m.Offer)
+                .where(m.Offer.conversation_id == conv_id, m.Offer.state == "pending")
+                .order_by(m.Offer.id)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        for offer in offers:
+            await _offer_ended(session, conv, offer, "cancelled")
+        withdrawn += len(offers)
+    return withdrawn
 
 
 async def _cancel_pending_offers(session: AsyncSession, conv: m.Conversation) -> None:

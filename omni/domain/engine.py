@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -110,6 +110,9 @@ class RoutingEngine:
     heartbeat_seconds: float = 10.0
     node_ttl_seconds: float = 45.0
     offline_grace_seconds: float = 10.0
+    paused_channels: Callable[[], Collection[str]] = tuple
+    """Channel kinds that can't take offers now (``AdapterRegistry.unavailable``): their
+    conversations wait in line and their pending offers are withdrawn without penalty."""
     _last_beat: float = 0.0
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
@@ -140,7 +143,13 @@ class RoutingEngine:
         await run_due_deadlines(self.db)
         async with self.db.transaction() as session:
             await presence.flag_over_limit(session, datetime.now(UTC))
-        assigned = await route_pending(self.db)
+        paused = set(self.paused_channels())
+        if paused:
+            # Offers made just before the channel went down (or by a pass that raced the
+            # report) would only ring out: back in line, on every pass until it is back.
+            async with self.db.transaction() as session:
+                await conversations.do_withdraw_offers(session, paused)
+        assigned = await route_pending(self.db, paused_channels=paused)
         if assigned and self.on_assigned:
             self.on_assigned(assigned)
         return assigned

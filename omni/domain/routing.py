@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -410,10 +410,16 @@ async def free_queue_ids(session: AsyncSession) -> tuple[set[int], set[int]]:
     return {qid for u, qid in rows if u.id in free_users}, free_users
 
 
-async def waiting_line(session: AsyncSession, *, limit: int = 10_000) -> Sequence[Any]:
+async def waiting_line(
+    session: AsyncSession, *, limit: int = 10_000, paused_channels: Collection[str] = ()
+) -> Sequence[Any]:
     """Waiting conversations a free operator might take, in routing order (highest priority,
     then longest wait). Rows: id, queue_id, medium, skill_relax, escalation_step,
-    preferred_user_id. Empty when nobody is free."""
+    preferred_user_id. Empty when nobody is free.
+
+    Conversations on ``paused_channels`` (their adapter can't reach anyone now, e.g. the PBX
+    link is down) are left out: they keep their place (still ``queued``, so positions, waits
+    and queue timeouts stay true) and are offered once the channel is back."""
     queue_ids, free_users = await free_queue_ids(session)
     if not free_users:
         return []
@@ -432,19 +438,26 @@ async def waiting_line(session: AsyncSession, *, limit: int = 10_000) -> Sequenc
                 m.Conversation.escalation_step,
                 m.Conversation.preferred_user_id,
             )
-            .where(m.Conversation.status == QUEUED, cond)
+            .where(
+                m.Conversation.status == QUEUED,
+                cond,
+                *([m.Conversation.channel.not_in(list(paused_channels))] if paused_channels else []),
+            )
             .order_by(m.Conversation.priority.desc(), m.Conversation.first_enqueued_at, m.Conversation.id)
             .limit(limit)
         )
     ).all()
 
 
-async def route_pending(db: Database, *, max_assignments: int = 10_000) -> list[Assignment]:
-    """One routing pass over the waiting line, highest priority and longest wait first."""
+async def route_pending(
+    db: Database, *, max_assignments: int = 10_000, paused_channels: Collection[str] = ()
+) -> list[Assignment]:
+    """One routing pass over the waiting line, highest priority and longest wait first
+    (conversations of ``paused_channels`` are skipped, see ``waiting_line``)."""
     rp = RoutePass()
     done: list[Assignment] = []
     async with db.transaction() as session:
-        rows = await waiting_line(session, limit=max_assignments)
+        rows = await waiting_line(session, limit=max_assignments, paused_channels=paused_channels)
     for conv_id, qid, medium, relax, step, preferred in rows:
         key = (qid, medium, relax, step, preferred)
         if key in rp.dead_keys:

@@ -172,6 +172,18 @@ async def test_an_inbound_call_in_the_operator_window_and_the_supervisor_page(
     assert spy[-1]["Channel"] == "PJSIP/201"
     assert spy[-1]["Data"].endswith(",qE"), spy[-1]
 
+    # A force-end Asterisk refuses: the supervisor reads why; the operator still talks.
+    emulator.refuse["hangup"] = "Permission denied"
+    await controls.get_by_test_id("call-force-end").click(timeout=TIMEOUT)
+    await sup.get_by_test_id("force-end-confirm").click(timeout=TIMEOUT)
+    await expect(sup.get_by_test_id("action-result")).to_have_text(
+        re.compile(r"^Failed: the phone system could not end the call: Permission denied$"), timeout=TIMEOUT
+    )
+    await expect(state_of(call_panel)).to_have_attribute("data-state", "talking")
+    await expect(op.get_by_test_id("wrap-up")).to_have_count(0)
+    assert caller.uniqueid in emulator.channels
+    emulator.refuse.clear()
+
     # Hold: the caller is redirected to the hold context; Resume bridges them back.
     await call_panel.get_by_test_id("call-hold").click()
     redirect = await until(
@@ -195,9 +207,9 @@ async def test_an_inbound_call_in_the_operator_window_and_the_supervisor_page(
     audio = call_panel.get_by_test_id("recording-audio")
     await expect(audio).to_be_attached(timeout=TIMEOUT)
     await call_panel.get_by_test_id("recording-speed").select_option("2")
-    await op.wait_for_function(
-        "document.querySelector('[data-testid=recording-audio]').readyState >= 1", timeout=TIMEOUT
-    )
+    # Polled from here: wait_for_function's polling evals its string, which the page's CSP
+    # (script-src 'self') refuses when the first check is false.
+    await until(lambda: audio.evaluate("a => a.readyState >= 1"))
     assert await audio.evaluate("a => a.playbackRate") == 2
     assert await audio.evaluate("a => a.duration") == pytest.approx(2.0, abs=0.1)
     await audio.evaluate("a => { a.muted = true; return a.play(); }")

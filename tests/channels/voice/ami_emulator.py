@@ -17,7 +17,7 @@ Knobs: ``refuse_login``, ``muted`` (read actions, answer nothing), ``drop()`` (c
 connection, as a network failure would; the
 model keeps running, events meanwhile are lost like with a real Asterisk), ``refuse[action]``
 (answer that action with ``Response: Error`` and the given message, e.g. a channel that just
-went away).
+went away), ``vanish(ref)`` (a channel goes away and its ``Hangup`` event is lost).
 
 Bridges end like Asterisk's: when one party leaves a two-party bridge (hang-up or
 ``Redirect``), the other one goes on with its dialplan at the next priority
@@ -136,6 +136,7 @@ class AmiEmulator:
         self._seq = itertools.count(1)
         self._base = int(time.time())
         self._timers: set[asyncio.TimerHandle] = set()
+        self._silent = False
 
     # --- server ---------------------------------------------------------------------------
 
@@ -199,6 +200,11 @@ class AmiEmulator:
         self.refuse.clear()
         self.after_bridge.clear()
         self.actions.clear()
+
+    @property
+    def listening(self) -> bool:
+        """Whether Asterisk is "up" (``start()``-ed and not ``stop()``-ed since)."""
+        return self._server is not None
 
     @property
     def sessions(self) -> int:
@@ -273,6 +279,8 @@ class AmiEmulator:
         if ch is not None:
             headers += self._chan_fields(ch)
         headers += list(fields.items())
+        if self._silent:
+            return
         self.events_sent += 1
         self.history.append((name, ch.uniqueid if ch is not None else ""))
         for conn in self._conns:
@@ -494,6 +502,17 @@ class AmiEmulator:
             self._complete_attended(ch, consult)
             return
         self._hangup(ch, cause)
+
+    def vanish(self, ref: str) -> None:
+        """The channel goes away and Omni never hears of it (its ``Hangup`` event was lost)."""
+        ch = self.find(ref)
+        if ch is None:
+            return
+        self._silent = True
+        try:
+            self._hangup(ch)
+        finally:
+            self._silent = False
 
     def ringing(self, ext: str) -> Chan | None:
         return next((c for c in self.channels.values() if c.ext == ext and c.state in (0, 5)), None)

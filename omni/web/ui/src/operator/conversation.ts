@@ -936,7 +936,8 @@ export class ConversationPane {
     );
   }
 
-  /** "Send survey…": hand the conversation to a published scenario (it ends the handling). */
+  /** "Hand to a bot scenario (e.g. a survey)": a published scenario takes the conversation
+   * ("Start the scenario"); it ends the handling. */
   private botForm(id: number, scenarios: { key: string; name: string }[]): HTMLElement {
     const t = this.ctx.t;
     const pick = el("select", { "data-testid": "bot-scenario" });
