@@ -147,16 +147,8 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped b
             queues, users = await self._visible(who)
             async with self.services.db.transaction() as session:
                 events = await events_after(session, after)
-            visible = [
-                e.to_wire()
-                for e in events
-                if queues is None
-                or (e.queue_id is not None and e.queue_id in queues)
-                or (
-                    e.user_id is not None
-                    and (e.user_id == who.id or (users is not None and e.user_id in users))
-                )
-            ]
+            # One scope rule for the socket resume and the REST event feed.
+            visible = [e.to_wire() for e in events if auth.event_visible(e, who, queues, users)]
             return _ok(events=visible, last_seq=events[-1].id if events else after)
 
         return await self._call(sid, run)
