@@ -214,12 +214,17 @@ async def test_an_inbound_call_in_the_operator_window_and_the_supervisor_page(
     assert await audio.evaluate("a => a.duration") == pytest.approx(2.0, abs=0.1)
     await audio.evaluate("a => { a.muted = true; return a.play(); }")
     assert await audio.evaluate("a => a.playbackRate") == 2
+    await audio.evaluate("a => { a.dataset.kept = 'yes'; }")  # this very player, playing at 2x
     href = await call_panel.get_by_test_id("recording-download").get_attribute("href")
     assert href == f"/api/v1/conversations/{conv_id}/recording?download=1"
 
     await op.get_by_test_id("close-code").select_option(str(world["code"]))
     await op.get_by_test_id("close-submit").click()
     await expect(op.get_by_test_id("conversation-status")).to_have_text("Closed", timeout=TIMEOUT)
+    # Regression: every conversation event re-rendered the call panel with a new player, so a
+    # supervisor or operator listening lost the playback and its speed (seen as 1x under load).
+    assert await audio.evaluate("a => a.dataset.kept") == "yes"
+    assert await audio.evaluate("a => a.playbackRate") == 2
     async with server.services.db.transaction() as s:
         conv = await s.get_one(m.Conversation, conv_id)
         assert conv.status == m.ConversationStatus.CLOSED and conv.result_code_id == world["code"]

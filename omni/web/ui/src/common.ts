@@ -90,7 +90,14 @@ export function duration(total: number): string {
 export const PLAYBACK_RATES = [0.5, 0.75, 1, 1.25, 1.5, 2];
 
 /** A call recording: ``<audio>`` with a speed select (playbackRate) and a download link.
- * ``url`` is same-origin (the session cookie authorises it); Range requests make seeking work. */
+ * ``url`` is same-origin (the session cookie authorises it); Range requests make seeking work.
+ * Views that re-render keep the same player (``keptPlayer``), so an event arriving while
+ * someone listens neither stops the playback nor resets its speed. */
+export function keptPlayer(box: HTMLElement, url: string): HTMLElement | null {
+  const player = box.querySelector<HTMLElement>('[data-testid="recording"]');
+  return player && player.getAttribute("data-url") === url ? player : null;
+}
+
 export function recordingPlayer(url: string, labels: { speed: string; download: string }): HTMLElement {
   const audio = el("audio", { controls: true, preload: "metadata", src: url, "data-testid": "recording-audio" });
   const speed = el("select", { "data-testid": "recording-speed", "aria-label": labels.speed });
@@ -113,7 +120,7 @@ export function recordingPlayer(url: string, labels: { speed: string; download: 
   );
   return el(
     "div",
-    { class: "recording", "data-testid": "recording" },
+    { class: "recording", "data-testid": "recording", "data-url": url },
     audio,
     el("div", { class: "recording-bar" }, el("label", {}, `${labels.speed} `, speed), download),
   );

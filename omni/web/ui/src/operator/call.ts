@@ -2,7 +2,7 @@
 // "answer on your phone", then talk time ticking, Hold/Resume and Hang up, then the recording.
 // Answering happens on the phone; the window only shows it. Facts come from the view's `call`.
 import { icon } from "../icons";
-import { clear, duration, el, recordingPlayer } from "../common";
+import { clear, duration, el, keptPlayer, recordingPlayer } from "../common";
 import { CallFacts, Conversation, DialQueue } from "./types";
 import { T, since } from "./ui";
 
@@ -30,6 +30,7 @@ export function renderCall(
   t: T,
   act: CallActions,
 ): void {
+  const kept = call?.recording_url ? keptPlayer(box, call.recording_url) : null; // survives the re-render
   clear(box);
   box.classList.toggle("hidden", !call);
   if (!call) return;
@@ -90,7 +91,7 @@ export function renderCall(
   if (call.recording && call.recording_url && call.state === "ended") {
     box.append(
       el("h4", {}, t("op.recording")),
-      recordingPlayer(call.recording_url, { speed: t("op.speed"), download: t("op.download") }),
+      kept ?? recordingPlayer(call.recording_url, { speed: t("op.speed"), download: t("op.download") }),
     );
   }
 }
