@@ -141,20 +141,19 @@ def test_every_widget_text_is_in_the_catalogs_with_russian() -> None:
 
 def test_a_widget_text_without_russian_fails_the_check(tmp_path: Path) -> None:
     """``python -m omni.i18n_tools check`` lists it, and the widget shows it in English."""
-    po = i18n.po_path("ru", tmp_path)
-    po.parent.mkdir(parents=True)
-    text = i18n.po_path("ru").read_text(encoding="utf-8")
-    untranslated = text.replace(
-        'msgid "Thank you for your rating!"\nmsgstr "Спасибо за оценку!"',
-        'msgid "Thank you for your rating!"\nmsgstr ""',
-    )
-    assert untranslated != text
-    po.write_text(untranslated, encoding="utf-8")
+    catalog = i18n_tools._read_catalog(i18n.po_path("ru"), "ru")
+    catalog.get("Thank you for your rating!", context="widget.thanks").string = ""
+    # As a translator's tool writes it: long lines wrapped, quotes and newlines escaped.
+    long = 'Сейчас мы не в сети. "Оставьте" сообщение,\nи мы ответим позже. ' * 4
+    offline = "We are offline now. Leave a message and we will answer later."
+    catalog.get(offline, context="widget.offline").string = long
+    i18n_tools._write_catalog(catalog, i18n.po_path("ru", tmp_path))
     assert i18n_tools.missing_translations("ru", tmp_path) == ["widget.thanks: Thank you for your rating!"]
     en, translations = _widget_tables(tmp_path, tmp_path / "messages.ts")
     assert "thanks" not in translations["ru"]  # the widget falls back to EN for it
     assert en["thanks"] == "Thank you for your rating!"
     assert translations["ru"]["open"] == "Напишите нам"
+    assert translations["ru"]["offline"] == long
 
 
 def test_widget_build_tables_match_the_catalogs(tmp_path: Path) -> None:
