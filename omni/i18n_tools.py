@@ -7,8 +7,9 @@
 * ``absorb``   — what the merger runs after merging branches that still add strings the old way:
   moves ``register(en=…, ru=…)`` tables into the catalogs (and deletes them from the code),
   rewrites ``raise InvalidInput(f"…")`` into template + params, then ``extract``. Idempotent.
-* ``check``    — lists raise sites that can't be translated and entries without a Russian text
-  (the same checks as ``tests/test_i18n.py``); exit status 1 when there are any.
+* ``check``    — lists raise sites that can't be translated, keys used in TypeScript that no
+  catalog defines and entries without a Russian text (the same checks as ``tests/test_i18n.py``);
+  exit status 1 when there are any.
 * ``compile``  — ``.mo`` files for external gettext tools (Omni itself reads the ``.po``).
 
 See docs/i18n.md for the workflow.
@@ -558,8 +559,27 @@ def absorb(root: Path = ROOT) -> list[str]:
     return report
 
 
+def unknown_keys(root: Path = ROOT) -> list[str]:
+    """Keys the TypeScript uses (``t("op.x")``, the widget's ``t.x``) that no catalog defines:
+    they would show as the bare key, or break the widget's build."""
+    known = set(i18n.catalog(i18n.SOURCE_LANGUAGE).keyed)
+    out: list[str] = []
+    for pattern, method in METHOD_MAP:
+        if not method.endswith(":extract_ts"):
+            continue
+        for path in sorted((root / pattern.split("/**")[0]).rglob("*.ts")):
+            if "node_modules" in path.parts:
+                continue
+            with path.open("rb") as fh:
+                for line, _, key, _ in extract_ts(fh, {}, [], OPTIONS_MAP.get(pattern, {})):
+                    if KEY_RE.match(key) and key not in known:
+                        out.append(f"{path.relative_to(root)}:{line}: unknown key: {key}")
+    return out
+
+
 def problems(root: Path = ROOT) -> list[str]:
     out = [f"{s.path}:{s.line}: {s.problem}: {s.text}" for s in raise_sites(root) if s.problem]
+    out.extend(unknown_keys(root))
     out.extend(f"no Russian text: {m}" for m in missing_translations("ru"))
     return out
 

@@ -156,6 +156,14 @@ def test_a_widget_text_without_russian_fails_the_check(tmp_path: Path) -> None:
     assert translations["ru"]["offline"] == long
 
 
+def test_a_widget_text_missing_from_the_catalogs_fails_the_check(tmp_path: Path) -> None:
+    widget = tmp_path / "widget" / "src"
+    widget.mkdir(parents=True)
+    (widget / "widget.ts").write_text("el('p', '', t.open); el('p', '', t.brandNew);\n", encoding="utf-8")
+    assert i18n_tools.unknown_keys(tmp_path) == ["widget/src/widget.ts:1: unknown key: widget.brandNew"]
+    assert i18n_tools.unknown_keys() == []
+
+
 def test_widget_build_tables_match_the_catalogs(tmp_path: Path) -> None:
     en, translations = _widget_tables(i18n.LOCALE_DIR, tmp_path / "messages.ts")
     keys = {f"widget.{k}" for k in en}
