@@ -1,13 +1,15 @@
 """Catalog maintenance: extract, update, check and absorb (``python -m omni.i18n_tools …``).
 
 * ``extract``  — scan Python (domain error templates, ``_``/``_l``/``gettext``), Jinja2 templates
-  and TypeScript (``t("…")``/``_("…")``) with Babel, write ``omni/locale/messages.pot`` and merge it
-  into every ``<lang>/LC_MESSAGES/messages.po`` (translations kept, new entries empty).
+  and TypeScript (``t("…")``/``_("…")``, the widget's ``t.name`` as ``widget.name``) with Babel,
+  write ``omni/locale/messages.pot`` and merge it into every ``<lang>/LC_MESSAGES/messages.po``
+  (translations kept, new entries empty).
 * ``absorb``   — what the merger runs after merging branches that still add strings the old way:
   moves ``register(en=…, ru=…)`` tables into the catalogs (and deletes them from the code),
   rewrites ``raise InvalidInput(f"…")`` into template + params, then ``extract``. Idempotent.
-* ``check``    — lists raise sites that can't be translated and entries without a Russian text
-  (the same checks as ``tests/test_i18n.py``); exit status 1 when there are any.
+* ``check``    — lists raise sites that can't be translated, keys used in TypeScript that no
+  catalog defines and entries without a Russian text (the same checks as ``tests/test_i18n.py``);
+  exit status 1 when there are any.
 * ``compile``  — ``.mo`` files for external gettext tools (Omni itself reads the ``.po``).
 
 See docs/i18n.md for the workflow.
@@ -90,11 +92,23 @@ def extract_python(
 _TS_CALL = re.compile(r"""\b(?:t|_)\(\s*(?P<q>["'`])(?P<text>(?:\\.|(?!(?P=q)).)*)(?P=q)""", re.S)
 
 
+def _table_keys(options: Any) -> list[tuple[str, str]]:
+    """``table_keys = t:widget.`` (babel.cfg option): ``t.<name>`` means key ``widget.<name>``."""
+    spec = str((options or {}).get("table_keys", ""))
+    return [tuple(item.split(":", 1)) for item in spec.split() if ":" in item]  # type: ignore[misc]
+
+
 def extract_ts(
     fileobj: IO[bytes], keywords: Any, comment_tags: Any, options: Any
 ) -> Iterator[tuple[int, str, str, list[str]]]:
-    """Babel extractor for TypeScript: string literals passed to ``t(…)`` / ``_(…)``."""
+    """Babel extractor for TypeScript: string literals passed to ``t(…)`` / ``_(…)``, and the
+    property reads of a table named by the ``table_keys`` option (the widget's ``t.open``)."""
     source = fileobj.read().decode("utf-8")
+    for table, prefix in _table_keys(options):
+        # The widget reads its texts as properties of a generated table (``t.open``) rather
+        # than through ``t("…")``: each property is the key ``<prefix><name>``.
+        for match in re.finditer(rf"(?<![\w$.]){re.escape(table)}\.([A-Za-z_]\w*)", source):
+            yield source.count("\n", 0, match.start()) + 1, "t", prefix + match.group(1), []
     for match in _TS_CALL.finditer(source):
         text = match.group("text")
         if "${" in text:
@@ -112,6 +126,11 @@ METHOD_MAP = [
     ("widget/src/**.ts", "omni.i18n_tools:extract_ts"),
 ]
 """Also in babel.cfg (for ``pybabel extract -F babel.cfg``); keep the two in step."""
+OPTIONS_MAP = {
+    "omni/templates/**.html": {"extensions": "jinja2.ext.do", "silent": "false"},
+    "widget/src/**.ts": {"table_keys": "t:widget."},
+}
+"""Extractor options by METHOD_MAP pattern (the option lines of babel.cfg)."""
 
 
 # --- raise sites ----------------------------------------------------------------------------
@@ -441,7 +460,6 @@ def extract(root: Path = ROOT) -> tuple[int, list[str]]:
     pot = Catalog(project="Omni", domain=i18n.DOMAIN, fuzzy=False)
     unknown: list[str] = []
     key_locations: dict[str, list[tuple[str, int]]] = {}
-    options = {"**.html": {"extensions": "jinja2.ext.do", "silent": "false"}}
     for top in ("omni", "bots", "channels", "widget/src"):
         base = root / top
         method_map = [
@@ -452,6 +470,8 @@ def extract(root: Path = ROOT) -> tuple[int, list[str]]:
         method_map = [
             (p.removeprefix("src/"), meth) if top == "widget/src" else (p, meth) for p, meth in method_map
         ]
+        prefix = top + "/"
+        options = {p.removeprefix(prefix): opts for p, opts in OPTIONS_MAP.items() if p.startswith(prefix)}
         for filename, lineno, message, comments, context in extract_from_dir(
             base,
             method_map,
@@ -484,9 +504,9 @@ def extract(root: Path = ROOT) -> tuple[int, list[str]]:
     return len(pot), sorted(set(unknown))
 
 
-def missing_translations(lang: str = "ru") -> list[str]:
-    """Catalog entries without a translation in ``lang``."""
-    catalog = _read_catalog(i18n.po_path(lang), lang)
+def missing_translations(lang: str = "ru", locale_dir: Path = i18n.LOCALE_DIR) -> list[str]:
+    """Catalog entries without a translation in ``lang`` (the widget's ``widget.*`` included)."""
+    catalog = _read_catalog(i18n.po_path(lang, locale_dir), lang)
     return [
         f"{m.context + ': ' if m.context else ''}{m.id}"
         for m in catalog
@@ -539,8 +559,27 @@ def absorb(root: Path = ROOT) -> list[str]:
     return report
 
 
+def unknown_keys(root: Path = ROOT) -> list[str]:
+    """Keys the TypeScript uses (``t("op.x")``, the widget's ``t.x``) that no catalog defines:
+    they would show as the bare key, or break the widget's build."""
+    known = set(i18n.catalog(i18n.SOURCE_LANGUAGE).keyed)
+    out: list[str] = []
+    for pattern, method in METHOD_MAP:
+        if not method.endswith(":extract_ts"):
+            continue
+        for path in sorted((root / pattern.split("/**")[0]).rglob("*.ts")):
+            if "node_modules" in path.parts:
+                continue
+            with path.open("rb") as fh:
+                for line, _, key, _ in extract_ts(fh, {}, [], OPTIONS_MAP.get(pattern, {})):
+                    if KEY_RE.match(key) and key not in known:
+                        out.append(f"{path.relative_to(root)}:{line}: unknown key: {key}")
+    return out
+
+
 def problems(root: Path = ROOT) -> list[str]:
     out = [f"{s.path}:{s.line}: {s.problem}: {s.text}" for s in raise_sites(root) if s.problem]
+    out.extend(unknown_keys(root))
     out.extend(f"no Russian text: {m}" for m in missing_translations("ru"))
     return out
 

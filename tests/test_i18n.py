@@ -3,11 +3,17 @@ in Russian over REST and Socket.IO (issue 10, item 19)."""
 
 from __future__ import annotations
 
+import io
+import json
+import re
+import shutil
 import string
+import subprocess
 import textwrap
 from pathlib import Path
 
 import httpx
+import pytest
 import socketio
 
 from omni import i18n, i18n_tools
@@ -92,6 +98,81 @@ def test_the_ts_extractor_finds_translatable_calls() -> None:
     source = b'el("p", {}, t("op.none")); const s = `${t(`op.st.${x}`)}`; _("Plain text")'
     found = [msg for _, _, msg, _ in i18n_tools.extract_ts(__import__("io").BytesIO(source), {}, [], {})]
     assert found == ["op.none", "Plain text"]
+
+
+WIDGET = i18n_tools.ROOT / "widget"
+
+
+def _widget_tables(locale_dir: Path, out: Path) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """What ``npm run build`` bundles: the tables scripts/messages.mjs generates from the .po files."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is needed to build the widget")
+    subprocess.run(
+        [node, str(WIDGET / "scripts" / "messages.mjs"), "--locale", str(locale_dir), "--out", str(out)],
+        check=True,
+    )
+    text = out.read_text(encoding="utf-8")
+
+    def table(name: str) -> dict[str, dict[str, str]]:
+        found = re.search(rf"^export const {name}: .*? = (.*);$", text, re.M)
+        assert found is not None, text
+        return json.loads(found.group(1))  # type: ignore[no-any-return]
+
+    return table("EN"), table("TRANSLATIONS")  # type: ignore[return-value]
+
+
+def _widget_keys() -> set[str]:
+    source = (WIDGET / "src" / "widget.ts").read_bytes()
+    found = i18n_tools.extract_ts(io.BytesIO(source), {}, [], {"table_keys": "t:widget."})
+    return {msg for _, _, msg, _ in found if msg.startswith("widget.")}
+
+
+def test_every_widget_text_is_in_the_catalogs_with_russian() -> None:
+    """The widget's texts (``t.open`` in widget.ts) are catalog entries ``widget.open``, so
+    translators see them in the same .po file as the rest of Omni."""
+    keys = _widget_keys()
+    assert {"widget.open", "widget.tooLong", "widget.fillFirst"} <= keys
+    ru = i18n.catalog("ru").keyed
+    assert [k for k in sorted(keys) if not ru.get(k)] == []
+    assert ru["widget.open"] == "Напишите нам"
+    assert i18n.catalog("en").keyed["widget.open"] == "Chat with us"
+
+
+def test_a_widget_text_without_russian_fails_the_check(tmp_path: Path) -> None:
+    """``python -m omni.i18n_tools check`` lists it, and the widget shows it in English."""
+    catalog = i18n_tools._read_catalog(i18n.po_path("ru"), "ru")
+    catalog.get("Thank you for your rating!", context="widget.thanks").string = ""
+    # As a translator's tool writes it: long lines wrapped, quotes and newlines escaped.
+    long = 'Сейчас мы не в сети. "Оставьте" сообщение,\nи мы ответим позже. ' * 4
+    offline = "We are offline now. Leave a message and we will answer later."
+    catalog.get(offline, context="widget.offline").string = long
+    i18n_tools._write_catalog(catalog, i18n.po_path("ru", tmp_path))
+    assert i18n_tools.missing_translations("ru", tmp_path) == ["widget.thanks: Thank you for your rating!"]
+    en, translations = _widget_tables(tmp_path, tmp_path / "messages.ts")
+    assert "thanks" not in translations["ru"]  # the widget falls back to EN for it
+    assert en["thanks"] == "Thank you for your rating!"
+    assert translations["ru"]["open"] == "Напишите нам"
+    assert translations["ru"]["offline"] == long
+
+
+def test_a_widget_text_missing_from_the_catalogs_fails_the_check(tmp_path: Path) -> None:
+    widget = tmp_path / "widget" / "src"
+    widget.mkdir(parents=True)
+    (widget / "widget.ts").write_text("el('p', '', t.open); el('p', '', t.brandNew);\n", encoding="utf-8")
+    assert i18n_tools.unknown_keys(tmp_path) == ["widget/src/widget.ts:1: unknown key: widget.brandNew"]
+    assert i18n_tools.unknown_keys() == []
+
+
+def test_widget_build_tables_match_the_catalogs(tmp_path: Path) -> None:
+    en, translations = _widget_tables(i18n.LOCALE_DIR, tmp_path / "messages.ts")
+    keys = {f"widget.{k}" for k in en}
+    assert _widget_keys() <= keys
+    assert en["position"] == "You are number {p} in line"
+    assert translations["ru"]["position"] == "Вы {p}-й в очереди"
+    assert translations["ru"]["fillFirst"] == "Сначала заполните поле «{field}»."
+    for key, english in en.items():  # the widget fills these placeholders itself
+        assert _placeholders(translations["ru"][key]) == _placeholders(english), key
 
 
 async def test_russian_rest_call_gets_a_russian_domain_error(live_server: LiveServer) -> None:

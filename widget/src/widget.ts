@@ -1,6 +1,7 @@
 // Omni web chat widget. One <script src=".../widget/omni-widget.js" data-inbox="TOKEN" async>.
 // Customer and operator text is only ever put in the page with textContent, never as HTML.
 import { io, Socket } from "socket.io-client";
+import { EN, TRANSLATIONS } from "../generated/messages";
 
 type Attachment = { id: string; name: string; type: string; size: number; url: string; kind?: undefined };
 type Button = { id: string; label: string };
@@ -62,78 +63,18 @@ const COUNTER_FROM = 0.8; // show the character counter from 80 % of the limit
 const PAPERCLIP =
   '<svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false"><path fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" d="M21 11.5l-8.6 8.6a5.5 5.5 0 01-7.8-7.8l8.6-8.6a3.7 3.7 0 015.2 5.2l-8.6 8.6a1.8 1.8 0 01-2.6-2.6l7.9-7.9"/></svg>';
 
-const TEXT = {
-  en: {
-    open: "Chat with us",
-    close: "Close",
-    send: "Send",
-    placeholder: "Type your message…",
-    attach: "Attach a file",
-    offline: "We are offline now. Leave a message and we will answer later.",
-    start: "Start chat",
-    name: "Name",
-    email: "E-mail",
-    phone: "Phone",
-    subject: "Subject",
-    required: "Please fill in this field",
-    position: (p: number) => `You are number ${p} in line`,
-    wait: (s: number) => `expected wait about ${Math.max(1, Math.round(s / 60))} min`,
-    typing: "Operator is typing…",
-    sending: "sending",
-    sent: "✓",
-    read: "✓✓",
-    reconnecting: "Reconnecting…",
-    greeting: "Hello! How can we help?",
-    tooLong: (max: number) => `The message is too long: at most ${max} characters. Please shorten it.`,
-    tooBig: "The message is too large to send. Please shorten it.",
-    badChars: "The message contains characters that can't be sent.",
-    rateLimited: (s: number) => `Too many messages. Yours will be sent in ${s} s.`,
-    fillFirst: (field: string) => `Please fill in “${field}” first.`,
-    refused: "The message was not accepted.",
-    closed: "The conversation has been closed.",
-    newChat: "Start a new conversation",
-    newDivider: "New conversation",
-    thanks: "Thank you for your rating!",
-  },
-  ru: {
-    open: "Напишите нам",
-    close: "Закрыть",
-    send: "Отправить",
-    placeholder: "Ваше сообщение…",
-    attach: "Прикрепить файл",
-    offline: "Сейчас мы не в сети. Оставьте сообщение, и мы ответим позже.",
-    start: "Начать чат",
-    name: "Имя",
-    email: "E-mail",
-    phone: "Телефон",
-    subject: "Тема",
-    required: "Заполните это поле",
-    position: (p: number) => `Вы ${p}-й в очереди`,
-    wait: (s: number) => `ожидание около ${Math.max(1, Math.round(s / 60))} мин`,
-    typing: "Оператор печатает…",
-    sending: "отправка",
-    sent: "✓",
-    read: "✓✓",
-    reconnecting: "Переподключение…",
-    greeting: "Здравствуйте! Чем можем помочь?",
-    tooLong: (max: number) => `Сообщение слишком длинное: не больше ${max} символов. Сократите его.`,
-    tooBig: "Сообщение слишком большое для отправки. Сократите его.",
-    badChars: "В сообщении есть символы, которые нельзя отправить.",
-    rateLimited: (s: number) => `Слишком много сообщений. Ваше будет отправлено через ${s} с.`,
-    fillFirst: (field: string) => `Сначала заполните поле «${field}».`,
-    refused: "Сообщение не принято.",
-    closed: "Разговор завершён.",
-    newChat: "Начать новый разговор",
-    newDivider: "Новый разговор",
-    thanks: "Спасибо за оценку!",
-  },
-};
+// The texts come from the project's gettext catalogs (msgctxt "widget.*" in omni/locale), turned
+// into generated/messages.ts by scripts/messages.mjs at build time; see docs/i18n.md.
+function format(text: string, params: Record<string, string | number>): string {
+  return text.replace(/\{(\w+)\}/g, (whole, name: string) => (name in params ? String(params[name]) : whole));
+}
 
 const script = document.currentScript as HTMLScriptElement | null;
 const inbox = script?.dataset.inbox ?? "";
 const base = script ? new URL(script.src).origin : location.origin;
 const lang: "ru" | "en" = (navigator.language || "en").toLowerCase().startsWith("ru") ? "ru" : "en";
-const t = TEXT[lang];
+// English for anything not translated yet.
+const t: typeof EN = lang === "en" ? EN : { ...EN, ...TRANSLATIONS[lang] };
 const storeKey = `omni:${inbox}`;
 
 function load<T>(key: string, fallback: T): T {
@@ -574,7 +515,7 @@ class OmniWidget {
           // send it again, for a rate limit exactly when the window reopens.
           if (ack?.error === "rate_limited") {
             const wait = Math.max(1, Math.ceil(ack.retry_after ?? 60));
-            this.showNotice(t.rateLimited(wait));
+            this.showNotice(format(t.rateLimited, { s: wait }));
             this.rateNotice = true;
             this.retryIn(wait * 1000);
           } else this.retrySoon();
@@ -613,7 +554,7 @@ class OmniWidget {
 
   /** Why the server would refuse this message for good (checked before it is sent), or "". */
   private localRefusal(p: Pending, payload = this.payload(p)): string {
-    if (Array.from(p.body).length > this.limits.max_body) return t.tooLong(this.limits.max_body);
+    if (Array.from(p.body).length > this.limits.max_body) return format(t.tooLong, { max: this.limits.max_body });
     if (p.body.indexOf("\u0000") >= 0) return t.badChars;
     // A frame over the server's limit would close the connection (and reconnect forever).
     if (new TextEncoder().encode(JSON.stringify(payload)).length > this.limits.max_message_bytes) return t.tooBig;
@@ -629,11 +570,11 @@ class OmniWidget {
    * customer's language and give the text back to the composer. */
   private refused(p: Pending, ack: Ack): void {
     let reason = t.refused;
-    if (ack.error === "too_long") reason = t.tooLong(ack.max ?? this.limits.max_body);
+    if (ack.error === "too_long") reason = format(t.tooLong, { max: ack.max ?? this.limits.max_body });
     else if (ack.error === "bad_characters") reason = t.badChars;
     else if (ack.error === "prechat_required") {
       const field = (ack.field ?? "name") as Field["name"];
-      reason = t.fillFirst(t[field] ?? field);
+      reason = format(t.fillFirst, { field: t[field] ?? field });
       delete this.fields[field];
       save("fields", this.fields);
       this.started = false;
@@ -787,7 +728,8 @@ class OmniWidget {
   }
 
   private showPosition(position: number, wait: number | null): void {
-    this.showStatus(wait ? `${t.position(position)}, ${t.wait(wait)}` : t.position(position));
+    const where = format(t.position, { p: position });
+    this.showStatus(wait ? `${where}, ${format(t.wait, { min: Math.max(1, Math.round(wait / 60)) })}` : where);
   }
 
   private showStatus(text: string): void {
