@@ -195,8 +195,10 @@ async def test_an_inbound_call_in_the_operator_window_and_the_supervisor_page(
     audio = call_panel.get_by_test_id("recording-audio")
     await expect(audio).to_be_attached(timeout=TIMEOUT)
     await call_panel.get_by_test_id("recording-speed").select_option("2")
-    await op.wait_for_function(
-        "document.querySelector('[data-testid=recording-audio]').readyState >= 1", timeout=TIMEOUT
+    # Wait for the metadata (the sentinel event, if not there yet). Not ``wait_for_function``
+    # with a string: once it has to poll it evals the string, which the page's CSP refuses.
+    await audio.evaluate(
+        "a => a.readyState >= 1 || new Promise(r => a.addEventListener('loadedmetadata', r, {once: true}))"
     )
     assert await audio.evaluate("a => a.playbackRate") == 2
     assert await audio.evaluate("a => a.duration") == pytest.approx(2.0, abs=0.1)
