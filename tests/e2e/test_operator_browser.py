@@ -336,6 +336,30 @@ async def test_offer_cards_show_full_names_double_accept_and_take_follows_capaci
     await no_error_toast(op)
 
 
+async def test_result_code_picked_before_end_is_kept_when_the_wrap_up_redraws_the_actions(
+    server: LiveServer, desk: dict[str, Any], browser: Browser
+) -> None:
+    """The actions are redrawn on every event of the open conversation: the wrap-up that
+    follows End used to reset the picked result code, so Close said "Choose a result code"
+    and the conversation stayed in wrap-up holding the operator's capacity."""
+    _, op = await staff_page(browser, server.url, "olga")
+    await expect(op.get_by_test_id("status-select")).to_have_value("available", timeout=TIMEOUT)
+    conv_id = await customer_says(server, desk["inbox"], BORIS, "Hello")
+    await op.get_by_test_id("offer-accept").click()
+    await expect(op.get_by_test_id("conversation-contact")).to_have_text(BORIS, timeout=TIMEOUT)
+
+    await op.get_by_test_id("close-code").select_option(str(desk["code"]))
+    await op.get_by_test_id("end").click()
+    await expect(op.get_by_test_id("wrap-up")).to_be_visible(timeout=TIMEOUT)  # redrawn for wrap-up
+    await expect(op.get_by_test_id("close-code")).to_have_value(str(desk["code"]))
+    await op.get_by_test_id("close-submit").click()
+    await expect(op.get_by_test_id("conversation-status")).to_have_text("Closed", timeout=TIMEOUT)
+    await no_error_toast(op)
+    async with server.services.db.transaction() as s:
+        conv = await s.get_one(m.Conversation, conv_id)
+        assert (conv.status, conv.result_code_id) == (m.ConversationStatus.CLOSED, desk["code"])
+
+
 async def test_bot_conversation_shows_the_bot_its_choices_and_the_press(
     server: LiveServer, desk: dict[str, Any], browser: Browser
 ) -> None:

@@ -207,9 +207,11 @@ async def test_an_inbound_call_in_the_operator_window_and_the_supervisor_page(
     audio = call_panel.get_by_test_id("recording-audio")
     await expect(audio).to_be_attached(timeout=TIMEOUT)
     await call_panel.get_by_test_id("recording-speed").select_option("2")
-    # Polled from here: wait_for_function's polling evals its string, which the page's CSP
-    # (script-src 'self') refuses when the first check is false.
-    await until(lambda: audio.evaluate("a => a.readyState >= 1"))
+    # Wait for the metadata (the sentinel event, if not there yet). Not ``wait_for_function``
+    # with a string: once it has to poll it evals the string, which the page's CSP refuses.
+    await audio.evaluate(
+        "a => a.readyState >= 1 || new Promise(r => a.addEventListener('loadedmetadata', r, {once: true}))"
+    )
     assert await audio.evaluate("a => a.playbackRate") == 2
     assert await audio.evaluate("a => a.duration") == pytest.approx(2.0, abs=0.1)
     await audio.evaluate("a => { a.muted = true; return a.play(); }")

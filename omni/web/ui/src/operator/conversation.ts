@@ -764,6 +764,9 @@ export class ConversationPane {
   }
 
   private takeShown: string | null = null;
+  /** The result code the operator picked in this conversation: the actions are redrawn on every
+   * event of the conversation (its own wrap-up included), and the pick must survive that. */
+  private pickedCode: { id: number; value: string } | null = null;
 
   private renderActions(): void {
     const v = this.view;
@@ -796,11 +799,18 @@ export class ConversationPane {
           until(addSeconds(c.wrap_up_at, c.wrap_up_seconds || 0), { "data-testid": "wrap-up" }),
         );
       }
-      const codes = el("select", { "data-testid": "close-code", "aria-label": t("op.result_code") });
+      const picked = this.pickedCode?.id === id ? this.pickedCode.value : null;
+      const codes = el("select", {
+        "data-testid": "close-code",
+        "aria-label": t("op.result_code"),
+        onchange: () => {
+          this.pickedCode = { id, value: codes.value };
+        },
+      });
       codes.append(el("option", { value: "" }, t("op.result_code")));
       for (const rc of v.result_codes) {
         const opt = el("option", { value: rc.id }, (this.ctx.lang === "ru" && rc.name_ru) || rc.name);
-        opt.selected = rc.id === v.default_result_code_id;
+        opt.selected = picked !== null ? String(rc.id) === picked : rc.id === v.default_result_code_id;
         codes.append(opt);
       }
       this.actions.append(
