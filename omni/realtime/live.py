@@ -258,6 +258,7 @@ class LiveFanout:
             # No socket has connected yet (python-socketio starts the manager then): nothing to
             # deliver, only the checkpoint to move.
             idle = not getattr(self.sio, "manager_initialized", True)
+            checkpoint = tracker.watermark
             replay = tracker.check(below + ids, urgent=urgent or idle)
             events: list[DomainEvent] = []
             if replay and not idle:
@@ -265,7 +266,13 @@ class LiveFanout:
                 rows = await session.scalars(query)
                 events = [DomainEvent.from_row(r) for r in rows]
         if events:
-            log.info("replaying %d event(s) the redis fan-out did not bring", len(events))
+            late = [e.id for e in events if e.id <= checkpoint]
+            log.info(
+                "replaying %d event(s) the redis fan-out did not bring (%d dispatched late: %s)",
+                len(events),
+                len(late),
+                late[:20],
+            )
             self.replayed += len(events)
             await self._replay(events)
         return len(ids)
