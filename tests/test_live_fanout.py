@@ -11,6 +11,7 @@ import asyncio
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
 from omni.domain.events import emit
@@ -72,28 +73,63 @@ def test_the_watermark_waits_for_a_suspect_and_old_seqs_are_forgotten() -> None:
     assert gaps.check([]) == []
 
 
+def test_a_seq_dispatched_late_below_the_watermark_is_still_replayed() -> None:
+    gaps = GapTracker(watermark=10)
+    gaps.seen(12)
+    assert gaps.check([12]) == [], "11 is a transaction still in flight: not dispatched"
+    assert gaps.watermark == 12
+    # The relay gave up waiting for 11 and dispatches it now, after 12; Redis dropped it.
+    assert gaps.check([11, 12]) == [], "11 may still be on its way through Redis"
+    assert gaps.check([11, 12]) == [11]
+    assert gaps.check([11, 12]) == [], "replayed once"
+    assert gaps.check([11, 12], urgent=True) == []
+    gaps.seen(13)
+    assert gaps.check([11, 12, 13]) == []
+    assert gaps.watermark == 13
+
+
+def test_the_late_lookback_stops_at_the_window_and_where_the_node_started() -> None:
+    gaps = GapTracker(lookback=5)
+    gaps.start_at(100)
+    assert gaps.floor == 100, "ids dispatched before this node started are none of its business"
+    for seq in range(101, 111):
+        gaps.seen(seq)
+    assert gaps.check(list(range(101, 111))) == []
+    assert (gaps.watermark, gaps.floor) == (110, 105)
+    assert gaps.check([106, 107, 108, 109, 110], urgent=True) == []
+
+
+async def _stored_reply(s: AsyncSession, conv_id: int, body: str) -> tuple[int, int]:
+    """An operator reply and its event in the caller's transaction: (message id, event seq)."""
+    conv = await s.get(m.Conversation, conv_id)
+    assert conv is not None
+    msg = m.Message(conversation_id=conv_id, direction="out", body=body, author_user_id=conv.assigned_user_id)
+    s.add(msg)
+    await s.flush()
+    row = emit(
+        s,
+        "message.created",
+        {**message_dict(msg), "channel": "widget"},
+        conversation_id=conv_id,
+        queue_id=conv.queue_id,
+        user_id=conv.assigned_user_id,
+    )
+    await s.flush()
+    return int(msg.id), int(row.id)
+
+
+async def _mark_dispatched(s: AsyncSession, seq: int) -> None:
+    """As the relay does, except that no sink (so no Redis publish) ever sees the event."""
+    await s.execute(update(m.Event).where(m.Event.id == seq).values(dispatched=True))
+
+
 async def _lost_event(server: LiveServer, conv_id: int, body: str) -> int:
     """An operator reply whose event the relay dispatched but no Redis publish carried:
     stored and marked dispatched in one transaction, so no sink ever saw it."""
     async with server.services.db.transaction() as s:
-        conv = await s.get(m.Conversation, conv_id)
-        assert conv is not None
-        msg = m.Message(
-            conversation_id=conv_id, direction="out", body=body, author_user_id=conv.assigned_user_id
-        )
-        s.add(msg)
-        await s.flush()
-        row = emit(
-            s,
-            "message.created",
-            {**message_dict(msg), "channel": "widget"},
-            conversation_id=conv_id,
-            queue_id=conv.queue_id,
-            user_id=conv.assigned_user_id,
-        )
-        await s.flush()
-        await s.execute(update(m.Event).where(m.Event.id == row.id).values(dispatched=True))
-        return int(msg.id)
+        msg_id, seq = await _stored_reply(s, conv_id, body)
+        await _mark_dispatched(s, seq)
+        return msg_id
 
 
 async def test_an_event_redis_never_delivered_reaches_this_nodes_operator_and_visitor(
@@ -119,6 +155,54 @@ async def test_an_event_redis_never_delivered_reaches_this_nodes_operator_and_vi
             break
         await asyncio.sleep(0.05)
     assert [x["body"] for x in visitor.messages if x["id"] == lost_id] == ["did you get this?"]
+    await op_client.sio.disconnect()
+    await visitor.sio.disconnect()
+
+
+async def test_an_event_the_relay_dispatched_late_below_the_checkpoint_still_reaches_this_nodes_sockets(
+    live_server: LiveServer,
+) -> None:
+    """The redis-restart flake ("operator missed [51]"): a transaction in flight longer than
+    the relay's gap grace gets its lower id dispatched after higher ones, when the node's
+    checkpoint has already passed it; with the Redis copy lost, the node must still replay it
+    (the client's ``resume`` after its last seq can't return it either)."""
+    async with live_server.services.db.transaction() as s:
+        op = await f.user(s, "op")
+        q = await f.queue(s, "web", [op])
+        token = (await f.inbox(s, q, channel="widget")).public_token
+    live = live_fanout(live_server.app.engineio_server)
+    assert live is not None
+    op_client = OperatorClient(live_server.url, await token_for(live_server, "op"))
+    await op_client.connect()
+    visitor = Visitor(live_server.url)
+    await visitor.connect(inbox=token)
+    ack = await visitor.send("hi", "c-1")
+    conv_id = ack["conversation_id"]
+    offer = await op_client.wait_for("conversation.offered", id=conv_id)
+    assert (await op_client.call("accept", {"offer_id": offer["data"]["offer_id"]}))["ok"]
+    async with live_server.services.db.transaction() as slow:
+        late_msg, late_seq = await _stored_reply(slow, conv_id, "typed before the later one")
+        # Meanwhile a later event is dispatched, lost on the Redis path, replayed by the node,
+        # and the node's checkpoint moves past the slow transaction's id.
+        async with live_server.services.db.transaction() as s:
+            later_msg, later_seq = await _stored_reply(s, conv_id, "the later one")
+            await _mark_dispatched(s, later_seq)
+        assert late_seq < later_seq
+        await op_client.wait_for("message.created", id=later_msg)
+        for _ in range(400):
+            if live.tracker.watermark >= later_seq:
+                break
+            await asyncio.sleep(0.05)
+        assert live.tracker.watermark >= later_seq
+        # The relay dispatches the slow transaction's event only now, and Redis drops it too.
+        await _mark_dispatched(slow, late_seq)
+    event = await op_client.wait_for("message.created", id=late_msg)
+    assert event["seq"] == late_seq and event["data"]["body"] == "typed before the later one"
+    for _ in range(200):
+        if any(x["id"] == late_msg for x in visitor.messages):
+            break
+        await asyncio.sleep(0.05)
+    assert [x["body"] for x in visitor.messages if x["id"] == late_msg] == ["typed before the later one"]
     await op_client.sio.disconnect()
     await visitor.sio.disconnect()
 

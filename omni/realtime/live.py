@@ -39,6 +39,10 @@ RETRY_MIN_SECONDS = 0.2
 RETRY_MAX_SECONDS = 1.0
 """The listener reconnects this fast (python-socketio's own backoff doubles up to 60 s)."""
 CHECK_BATCH = 5000
+LOOKBACK_IDS = 2000
+"""How far under its watermark a node still looks for an event the relay dispatched late
+(a transaction that committed more than the relay's gap grace after taking its id): at
+100 events a second, a transaction 20 s slow."""
 
 ReplayHook = Callable[[Sequence[DomainEvent]], Awaitable[None]]
 
@@ -51,29 +55,51 @@ class GapTracker:
     its Redis copy reaches this node, so a missing seq is only a *suspect* at the first check
     and replayed when still missing at the next one, or at once when the caller knows the
     Redis path was broken (``urgent``).
+
+    Nor are ids dispatched in order: a transaction in flight longer than the relay's gap
+    grace has its (lower) id dispatched after higher ones, below the watermark. So the
+    tracker keeps comparing the ``lookback`` ids under the watermark too (never below where
+    the node started: its sockets were not there before).
     """
 
-    def __init__(self, watermark: int = 0) -> None:
+    def __init__(self, watermark: int = 0, lookback: int = LOOKBACK_IDS) -> None:
         self.watermark = watermark
-        """Every dispatched seq up to here is delivered (or replayed) on this node."""
+        """Every dispatched seq up to here is delivered (or replayed) on this node, except
+        one dispatched late, which is still compared down to ``floor``."""
+        self.base = watermark
+        """Where this node started: nothing at or below it is ever replayed."""
+        self.lookback = lookback
         self._seen: set[int] = set()
         self._suspects: set[int] = set()
 
+    def start_at(self, seq: int) -> None:
+        """The last dispatched seq when the node starts: only later ones concern its sockets."""
+        self.watermark = self.base = max(self.watermark, seq)
+
+    @property
+    def floor(self) -> int:
+        """Dispatched seqs above this are compared (``check`` wants all of them up to the
+        watermark, plus the next ones above it)."""
+        return max(self.base, self.watermark - self.lookback)
+
     def seen(self, seq: int) -> None:
-        if seq > self.watermark:
+        if seq > self.floor:
             self._seen.add(seq)
 
     def check(self, dispatched: Sequence[int], *, urgent: bool = False) -> list[int]:
-        """``dispatched``: ascending dispatched ids above the watermark. Returns the seqs to
+        """``dispatched``: ascending dispatched ids above ``floor``. Returns the seqs to
         replay now (and counts them as delivered)."""
         missing = [i for i in dispatched if i not in self._seen]
         replay = missing if urgent else [i for i in missing if i in self._suspects]
         self._suspects = set(missing) - set(replay)
         self._seen.update(replay)
         if dispatched:
-            top = min(self._suspects) - 1 if self._suspects else dispatched[-1]
+            ahead = [i for i in self._suspects if i > self.watermark]
+            top = min(ahead) - 1 if ahead else dispatched[-1]
             self.watermark = max(self.watermark, top)
-        self._seen = {s for s in self._seen if s > self.watermark}
+        floor = self.floor
+        self._seen = {s for s in self._seen if s > floor}
+        self._suspects = {s for s in self._suspects if s > floor}
         return replay
 
 
@@ -183,7 +209,7 @@ class LiveFanout:
     async def start(self) -> None:
         async with self.db.transaction() as session:
             last = await session.scalar(select(func.max(m.Event.id)).where(m.Event.dispatched.is_(True)))
-        self.tracker.watermark = max(self.tracker.watermark, int(last or 0))
+        self.tracker.start_at(int(last or 0))
         self._task = asyncio.create_task(self._run(), name="live-fanout")
 
     async def stop(self) -> None:
@@ -212,11 +238,19 @@ class LiveFanout:
 
     async def check(self, *, urgent: bool = False) -> int:
         """One comparison with the outbox; returns how many dispatched ids it looked at."""
+        tracker = self.tracker
         async with self.db.transaction() as session:
+            # Under the watermark: only what the relay dispatched late is missing there.
+            late_window = (m.Event.id > tracker.floor, m.Event.id <= tracker.watermark)
+            below = list(
+                await session.scalars(
+                    select(m.Event.id).where(m.Event.dispatched.is_(True), *late_window).order_by(m.Event.id)
+                )
+            )
             ids = list(
                 await session.scalars(
                     select(m.Event.id)
-                    .where(m.Event.dispatched.is_(True), m.Event.id > self.tracker.watermark)
+                    .where(m.Event.dispatched.is_(True), m.Event.id > tracker.watermark)
                     .order_by(m.Event.id)
                     .limit(CHECK_BATCH)
                 )
@@ -224,14 +258,21 @@ class LiveFanout:
             # No socket has connected yet (python-socketio starts the manager then): nothing to
             # deliver, only the checkpoint to move.
             idle = not getattr(self.sio, "manager_initialized", True)
-            replay = self.tracker.check(ids, urgent=urgent or idle)
+            checkpoint = tracker.watermark
+            replay = tracker.check(below + ids, urgent=urgent or idle)
             events: list[DomainEvent] = []
             if replay and not idle:
                 query = select(m.Event).where(m.Event.id.in_(replay)).order_by(m.Event.id)
                 rows = await session.scalars(query)
                 events = [DomainEvent.from_row(r) for r in rows]
         if events:
-            log.info("replaying %d event(s) the redis fan-out did not bring", len(events))
+            late = [e.id for e in events if e.id <= checkpoint]
+            log.info(
+                "replaying %d event(s) the redis fan-out did not bring (%d dispatched late: %s)",
+                len(events),
+                len(late),
+                late[:20],
+            )
             self.replayed += len(events)
             await self._replay(events)
         return len(ids)
