@@ -509,7 +509,9 @@ async def test_customer_was_not_told_the_conversation_was_closed(
             if len(convs) == 2:
                 break
             await asyncio.sleep(0.05)
-        assert [c.status for c in convs] == ["closed", "queued"], "a new conversation, visibly"
+        # A second conversation, waiting for (or already offered to) the free operator.
+        assert [c.status for c in convs][:1] == ["closed"] and len(convs) == 2, "a new conversation"
+        assert convs[1].status in ("queued", "offered"), convs[1].status
         assert convs[0].id == first and convs[0].variables["csat"] == 3
     finally:
         await op.sio.disconnect()
