@@ -72,15 +72,24 @@ class Dialplan:
         return found[nth - 1]
 
     def run(
-        self, context: str, priority: int, variables: dict[str, str], exten: str = "s", limit: int = 100
+        self,
+        context: str,
+        priority: int,
+        variables: dict[str, str],
+        exten: str = "s",
+        limit: int = 100,
+        trail: list[Step] | None = None,
     ) -> tuple[str, int, Step]:
         """Execute from ``context,exten,priority`` until an application the channel stays in;
-        ``(context, priority, step)`` of that step. ``Set`` changes ``variables``."""
+        ``(context, priority, step)`` of that step. ``Set`` changes ``variables``; ``trail``
+        collects every step executed on the way."""
         for _ in range(limit):
             steps = self.steps(context, exten)
             if priority > len(steps):
                 return context, priority, Step(priority, "", "Hangup", "")  # fell off the end
             step = steps[priority - 1]
+            if trail is not None:
+                trail.append(step)
             if step.app in BLOCKING:
                 return context, priority, step
             target: str | None = None

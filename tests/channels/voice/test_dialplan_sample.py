@@ -7,7 +7,7 @@ from __future__ import annotations
 import configparser
 from pathlib import Path
 
-from tests.channels.voice.dialplan import SAMPLE, Dialplan
+from tests.channels.voice.dialplan import SAMPLE, Dialplan, Step
 
 ASTERISK = SAMPLE.parent
 
@@ -99,3 +99,24 @@ def test_dialplan_reader_reads_every_context_omni_names() -> None:
     for context in ("omni-ivr", "omni-wait", "omni-agent", "omni-hold", "omni-internal", "omni-outbound",
                     "omni-overflow"):  # fmt: skip
         assert plan.contexts.get(context), context
+
+
+def test_caller_is_answered_when_omni_is_unreachable() -> None:
+    """Seen on Asterisk 22.10 with SIPp: with the FastAGI port closed, [omni-ivr] sent the call
+    to omni-wait unanswered; the caller heard the provider's ringback (only "100 Trying") and
+    never our music, until the provider timed the call out."""
+    plan = Dialplan.load(Path(SAMPLE))
+    after_agi = plan.priority_of("omni-ivr", "AGI") + 1
+    trail: list[Step] = []
+    context, _, step = plan.run(
+        "omni-ivr", after_agi, {"AGISTATUS": "FAILURE", "OMNI_RESULT": ""}, trail=trail
+    )
+    assert context == "omni-wait", "an unreachable Omni still puts the caller in the line"
+    assert "Answer" in [s.app for s in trail], "answered before waiting in the line"
+    assert step.app != "Hangup"
+    # Reached Omni and queued: the AGI answered already; no second Answer on that path.
+    trail = []
+    context, _, _ = plan.run(
+        "omni-ivr", after_agi, {"AGISTATUS": "SUCCESS", "OMNI_RESULT": "queued"}, trail=trail
+    )
+    assert context == "omni-wait" and "Answer" not in [s.app for s in trail]
