@@ -45,6 +45,10 @@ def parse_args(line: str) -> list[str]:
     return args
 
 
+DEAD_SAFE = frozenset({"SET VARIABLE", "GET VARIABLE", "GET FULL"})
+"""Two-word commands res_agi runs on a dead channel too (its ``dead`` flag)."""
+
+
 @dataclass
 class EmulatedCall:
     host: str
@@ -128,19 +132,24 @@ class EmulatedCall:
             await writer.wait_closed()
 
     def _caller_hangs_up(self) -> list[str]:
+        # As Asterisk 22 does it: the interrupted command's result first, then ``HANGUP``.
         self.hung_up = True
-        return ["HANGUP", "200 result=-1"]
+        return ["200 result=-1", "HANGUP"]
 
     def answer(self, argv: list[str]) -> list[str]:
         """The lines Asterisk sends back for one command."""
-        if self.hung_up:
-            dead = ["511 Command Not Permitted on a dead channel or intercept routine"]
-            if self._hangup_pending:
-                self._hangup_pending = False
-                return ["HANGUP", *dead]
-            return dead
         name = " ".join(argv[:2]).upper()
         rest = argv[2:]
+        if self.hung_up:
+            pending, self._hangup_pending = self._hangup_pending, False
+            notice = ["HANGUP"] if pending else []
+            # res_agi's dead-safe commands still work on a dead channel (seen on Asterisk 22.10).
+            if argv[:1] in (["NOOP"], ["VERBOSE"], ["EXEC"], ["DATABASE"]) or name in DEAD_SAFE:
+                return [*notice, *self._live(argv, name, rest)]
+            return [*notice, "511 Command Not Permitted on a dead channel or intercept routine"]
+        return self._live(argv, name, rest)
+
+    def _live(self, argv: list[str], name: str, rest: list[str]) -> list[str]:
         if argv[:1] == ["ANSWER"]:
             self.answered = True
             return ["200 result=0"]
