@@ -46,6 +46,7 @@ from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage
 from omni.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from omni.domain.events import DomainEvent
+from omni.i18n import Label
 from omni.services import Services
 
 if TYPE_CHECKING:
@@ -616,6 +617,7 @@ class VoiceChannel:
         return call
 
     async def _act(self, action: dict[str, Any], what: str) -> None:
+        # ``what`` is an English phrase with a Russian label in the catalogs (enum.voice_action.*).
         """Send an action the operator waits for. Asterisk's refusal (``Response: Error``, e.g.
         a channel that is gone) becomes a ``Conflict`` naming what failed, so the transport
         answers the operator with it and rolls its core change back."""
@@ -624,7 +626,9 @@ class VoiceChannel:
         if str(last.get("Response", "")).lower() != "success":
             reason = str(last.get("Message", "") or last.get("Response", "") or "no answer")
             log.warning("voice: AMI %s refused: %s", action.get("Action"), reason)
-            raise Conflict("the phone system could not {what}: {reason}", what=what, reason=reason)
+            raise Conflict(
+                "the phone system could not {what}: {reason}", what=Label("voice_action", what), reason=reason
+            )
 
     async def hold(self, conversation_id: int, on: bool) -> None:
         """Hold: the customer goes to ``hold_context`` and, in the same ``Redirect``
