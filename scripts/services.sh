@@ -5,8 +5,10 @@
 #   scripts/services.sh stop
 set -euo pipefail
 DIR=${OMNI_SERVICES_DIR:-/tmp/omni-test-services}
-PG_PORT=${OMNI_TEST_PG_PORT:-55432}
-REDIS_PORT=${OMNI_TEST_REDIS_PORT:-56379}
+# Below Linux's ephemeral range (32768-60999): a client socket that happens to hold a port in
+# that range made redis-server fail to bind while the suite ran on without it.
+PG_PORT=${OMNI_TEST_PG_PORT:-25432}
+REDIS_PORT=${OMNI_TEST_REDIS_PORT:-26379}
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
@@ -26,6 +28,11 @@ start() {
     redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
       --daemonize yes --pidfile "$DIR/redis.pid" --logfile "$DIR/redis.log" --dir "$DIR"
     for _ in $(seq 50); do redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+      echo "redis-server did not start on 127.0.0.1:$REDIS_PORT:" >&2
+      tail -n 3 "$DIR/redis.log" >&2
+      exit 1
+    fi
   fi
   echo "export OMNI_TEST_PG_DSN=postgresql://postgres@127.0.0.1:$PG_PORT/postgres"
   echo "export OMNI_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"
