@@ -28,7 +28,7 @@ from omni.domain import audit, auth, conversations, files, presence
 from omni.domain.admin import user_dict
 from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage
-from omni.domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied, TooManyRequests
+from omni.domain.errors import InvalidInput, NotFound, PermissionDenied, TooManyRequests
 from omni.domain.events import events_after
 from omni.domain.routing import wait_info
 from omni.domain.serialize import callback_dict, conversation_dict, message_dict
@@ -48,37 +48,20 @@ class AuthController(Controller):
         ip = client_ip(request)
         if await services.logins.blocked(data.username, ip):
             raise TooManyRequests("too many failed logins; wait a minute and try again")
-        # The refusal is raised after the transaction, so its "denied" audit row is committed
-        # (raising inside would roll it back), as the form login does.
-        denied: DomainError | None = None
         async with services.db.transaction() as session:
-            try:
-                user = await auth.authenticate(session, data.username, data.password)
-            except DomainError as exc:
-                await services.logins.failed(data.username, ip)
-                audit.record(
-                    session,
-                    None,
-                    "auth.login",
-                    object_type="user",
-                    object_id=data.username[:64],
-                    result="denied",
-                    ip=client_ip(request),
-                )
-                denied = exc
-            else:
-                token = await auth.create_session(session, user, services.settings.session_max_age_seconds)
-                audit.record(
-                    session,
-                    Principal.of(user),
-                    "auth.login",
-                    object_type="user",
-                    object_id=user.id,
-                    ip=client_ip(request),
-                )
-                body = user_dict(user)
-        if denied is not None:
-            raise denied
+            result = await auth.do_login(
+                session,
+                data.username,
+                data.password,
+                ip=ip,
+                max_age_seconds=services.settings.session_max_age_seconds,
+            )
+            body = user_dict(result.user) if result.user is not None else {}
+        if result.refused is not None:  # raised after the commit: the "denied" audit row stays
+            await services.logins.failed(data.username, ip)
+            raise result.refused
+        assert result.token is not None
+        token = result.token
         response = Response(body)
         response.set_cookie(
             SESSION_COOKIE,

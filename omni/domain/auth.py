@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
+from omni.domain.errors import DomainError, InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 
 _hasher = PasswordHasher()
 MIN_PASSWORD_LENGTH = 8
@@ -287,3 +287,34 @@ async def get_user(session: AsyncSession, user_id: int) -> m.User:
     if user is None:
         raise NotFound("user {user_id} not found", user_id=user_id)
     return user
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """A sign-in attempt: the session token and user, or the refusal to show."""
+
+    user: m.User | None
+    token: str | None
+    refused: DomainError | None
+
+
+async def do_login(
+    session: AsyncSession, username: str, password: str, *, ip: str, max_age_seconds: int
+) -> LoginResult:
+    """Both sign-in doors (REST and the form) go through here, so they audit alike.
+
+    A refusal is returned, not raised: the "denied" audit row is written in the caller's
+    transaction, and raising inside it would roll that row back (as the REST login once did).
+    """
+    from omni.domain import audit  # audit imports Principal from here
+
+    try:
+        user = await authenticate(session, username, password)
+    except DomainError as exc:
+        audit.record(
+            session, None, "auth.login", object_type="user", object_id=username[:64], result="denied", ip=ip
+        )
+        return LoginResult(None, None, exc)
+    token = await create_session(session, user, max_age_seconds)
+    audit.record(session, Principal.of(user), "auth.login", object_type="user", object_id=user.id, ip=ip)
+    return LoginResult(user, token, None)

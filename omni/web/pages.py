@@ -21,7 +21,7 @@ from litestar.response import Redirect, Template
 
 from omni.api.deps import SESSION_COOKIE, client_ip, services_of
 from omni.db import models as m
-from omni.domain import audit, auth
+from omni.domain import auth
 from omni.domain.auth import Principal
 from omni.domain.errors import DomainError
 from omni.i18n import translate_func
@@ -222,34 +222,16 @@ class PageController(Controller):
         if await services.logins.blocked(username, ip):
             return self._login_page(request, error="login.throttled", username=username, status_code=429)
         async with services.db.transaction() as session:
-            try:
-                user = await auth.authenticate(session, username, password)
-            except DomainError:
-                await services.logins.failed(username, ip)
-                audit.record(
-                    session,
-                    None,
-                    "auth.login",
-                    object_type="user",
-                    object_id=username[:64],
-                    result="denied",
-                    ip=ip,
-                )
-                user = None
-            if user is None:
-                failed = True
-            else:
-                failed = False
-                token = await auth.create_session(session, user, services.settings.session_max_age_seconds)
-                audit.record(
-                    session,
-                    Principal.of(user),
-                    "auth.login",
-                    object_type="user",
-                    object_id=user.id,
-                    ip=client_ip(request),
-                )
-                home = HOME_BY_ROLE.get(m.Role(user.role), "/app")
+            result = await auth.do_login(
+                session, username, password, ip=ip, max_age_seconds=services.settings.session_max_age_seconds
+            )
+        failed = result.user is None or result.token is None
+        if failed:
+            await services.logins.failed(username, ip)
+        else:
+            assert result.user is not None and result.token is not None
+            token = result.token
+            home = HOME_BY_ROLE.get(m.Role(result.user.role), "/app")
         if failed:
             return self._login_page(request, error="login.failed", username=username, status_code=401)
         target = _safe_next(str(form.get("next") or "")) or home
