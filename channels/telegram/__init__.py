@@ -53,7 +53,7 @@ from channels.telegram.mapping import (
 )
 from channels.telegram.sender import BotSender, Call, Job
 from omni import crypto
-from omni.channels import DeliveryReceipt, OutboundMessage
+from omni.channels import ChannelSetup, DeliveryReceipt, OutboundMessage
 from omni.db import models as m
 from omni.domain import automated, conversations, files
 from omni.domain.contacts import apply_phone, merge_contacts, normalise_phone, resolve_contact
@@ -62,7 +62,7 @@ from omni.domain.events import DomainEvent
 from omni.domain.routing import line_wait_infos, wait_info
 from omni.services import Services
 
-__all__ = ["KIND", "TelegramChannel", "register", "webhook_secret"]
+__all__ = ["KIND", "TelegramChannel", "setup", "webhook_secret"]
 
 log = logging.getLogger(__name__)
 
@@ -591,9 +591,11 @@ class TelegramChannel:
                 await automated.send_automated(session, conv_id, str(csat["question"]), buttons=buttons)
 
 
-def register(services: Services) -> TelegramChannel:
-    """Called by the composition root (``omni.app.create_app``)."""
+def setup(services: Services, sio: object = None) -> ChannelSetup:
+    """Telegram's entry point (``omni.channels.SetupChannel``): the adapter that runs every bot,
+    the webhook and bot-management routes, and the sink that tells customers their place in
+    line and says goodbye. No Socket.IO: Telegram talks to customers through the Bot API."""
+    from channels.telegram.http import CONTROLLERS  # imports this module: load it once we exist
+
     channel = TelegramChannel(services)
-    services.adapters.register(channel)
-    services.relay.post_commit_sinks.append(channel.on_events)
-    return channel
+    return ChannelSetup(adapter=channel, routes=CONTROLLERS, post_commit_sinks=[channel.on_events])

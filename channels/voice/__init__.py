@@ -39,7 +39,13 @@ from channels.voice.events import (
     snapshot_from_core_show,
 )
 from channels.voice.state import SPY, Call, CallRegistry, Effect, Ring
-from omni.channels import ATTENDED_NEEDS_OPERATOR, ChannelNotReady, DeliveryReceipt, OutboundMessage
+from omni.channels import (
+    ATTENDED_NEEDS_OPERATOR,
+    ChannelNotReady,
+    ChannelSetup,
+    DeliveryReceipt,
+    OutboundMessage,
+)
 from omni.db import models as m
 from omni.domain import conversations, outgoing
 from omni.domain.auth import Principal
@@ -59,7 +65,7 @@ S = m.ConversationStatus
 OFFER_ENDED = ("conversation.offer_timeout", "conversation.offer_declined", "conversation.offer_cancelled")
 WAITING = (S.QUEUED, S.OFFERED)
 
-__all__ = ["KIND", "VoiceChannel", "register"]
+__all__ = ["KIND", "VoiceChannel", "setup"]
 
 
 class VoiceChannel:
@@ -845,11 +851,16 @@ def _call_from_row(row: m.Call) -> Call:
     )
 
 
-def register(services: Services) -> VoiceChannel | None:
-    """Called by the composition root; only when ``OMNI_VOICE_ENABLED`` is on."""
+def setup(services: Services, sio: object = None) -> ChannelSetup | None:
+    """Voice's entry point (``omni.channels.SetupChannel``); ``None`` unless
+    ``OMNI_VOICE_ENABLED`` is on. The FastAGI server (the IVR) runs beside the AMI link,
+    started and stopped with the adapter, and bot prompts on a call go to its sessions."""
+    from channels.voice.agi import AgiServer  # the IVR pulls in the bot runner: only when voice is on
+
     if not services.settings.voice.enabled:
         return None
     channel = VoiceChannel(services)
-    services.adapters.register(channel)
-    services.relay.post_commit_sinks.append(channel.on_events)
-    return channel
+    agi = AgiServer.from_settings(services, tts_app=services.settings.voice.tts_app)
+    channel.prompt_sink = agi.prompt_sink
+    channel.agi = agi
+    return ChannelSetup(adapter=channel, post_commit_sinks=[channel.on_events])

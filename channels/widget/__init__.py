@@ -28,7 +28,7 @@ from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni import crypto
-from omni.channels import DeliveryReceipt, OutboundMessage
+from omni.channels import ChannelSetup, DeliveryReceipt, OutboundMessage
 from omni.db import models as m
 from omni.domain import automated, conversations, files
 from omni.domain.conversations import MAX_BODY, InboundMessage
@@ -39,7 +39,7 @@ from omni.domain.routing import line_wait_infos, queue_capacity, wait_info
 from omni.domain.serialize import message_dict
 from omni.i18n import _l, gettext, pick_language
 from omni.ratelimit import RateLimiter, address_key
-from omni.realtime import live_fanout, rooms
+from omni.realtime import rooms
 from omni.services import Services
 
 log = logging.getLogger(__name__)
@@ -621,14 +621,17 @@ async def tell_closed(channel: WidgetChannel, events: Sequence[DomainEvent]) -> 
             await channel.sio.emit("closed", notice, to=targets, namespace=NAMESPACE)
 
 
-def register(sio: socketio.AsyncServer, services: Services) -> None:
-    """Called by the composition root (``omni.app.create_app``)."""
-    sio.register_namespace(WidgetNamespace(services))
+def setup(services: Services, sio: socketio.AsyncServer) -> ChannelSetup:
+    """The widget's entry point (``omni.channels.SetupChannel``): the ``/widget`` namespace,
+    the adapter, the visitor file routes and the sinks that push positions and closed notices."""
+    from channels.widget.http import CONTROLLERS  # imports this module: load it once we exist
+
     channel = WidgetChannel(sio, services)
-    services.adapters.register(channel)
-    services.relay.post_commit_sinks.append(channel.on_events)
-    services.relay.post_commit_sinks.append(lambda events: tell_closed(channel, events))
-    live = live_fanout(sio)
-    if live is not None:
-        live.replay_hooks.append(channel.replay_locally)
-        live.sync_namespaces.append(NAMESPACE)
+    return ChannelSetup(
+        adapter=channel,
+        routes=CONTROLLERS,
+        post_commit_sinks=[channel.on_events, lambda events: tell_closed(channel, events)],
+        namespaces=[WidgetNamespace(services)],
+        replay_sinks=[channel.replay_locally],
+        sync_namespaces=[NAMESPACE],
+    )

@@ -103,3 +103,7 @@ async def _in_visitor_conversation(session: Any, row: m.StoredFile, identity: st
         .where(m.Conversation.id == row.conversation_id, m.ContactIdentity.value == identity)
     )
     return found is not None
+
+
+CONTROLLERS = [WidgetFileController]
+"""The widget's HTTP routes, mounted by the composition root through ``channels.widget.setup``."""
