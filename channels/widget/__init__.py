@@ -25,7 +25,7 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channels.widget.payloads import LeaveIn, MessageIn, RateIn, ResumeIn, SeenIn, TypingIn
+from channels.widget.payloads import ConnectAuth, LeaveIn, MessageIn, RateIn, ResumeIn, SeenIn, TypingIn
 from omni import crypto
 from omni.channels import ChannelSetup, DeliveryReceipt, OutboundMessage
 from omni.db import models as m
@@ -130,10 +130,11 @@ def check_message(sent: MessageIn, lang: str = "en") -> dict[str, Any] | None:
     return None
 
 
-def invalid(exc: DomainError, lang: str) -> dict[str, Any]:
+def invalid(exc: DomainError, lang: str, whole: str = "request") -> dict[str, Any]:
     """The ack for a payload of the wrong shape: never accepted as sent, so ``retry`` is false;
-    ``field`` names what is wrong (``request`` when the payload is not even an object)."""
-    return refusal("invalid", exc, lang=lang, field=exc.field or "request")
+    ``field`` names what is wrong (``whole`` when the payload is not even an object: an event
+    with one field names that one, ``resume``'s ``after``)."""
+    return refusal("invalid", exc, lang=lang, field=exc.field or whole)
 
 
 def widget_limits(services: Services) -> dict[str, int]:
@@ -182,9 +183,13 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         data = auth if isinstance(auth, dict) else {}
         lang = pick_language(str(data.get("lang") or ""), str(environ.get("HTTP_ACCEPT_LANGUAGE") or ""))
+        try:
+            given = decode(auth, ConnectAuth)
+        except InvalidInput as exc:
+            raise Refused(exc.localized(lang)) from exc
         secret_key = self.services.settings.effective_secret_key()
         async with self.gate, self.services.db.transaction() as session:
-            inbox = await inboxes.public_inbox(session, str(data.get("inbox", "")), WidgetChannel.kind)
+            inbox = await inboxes.public_inbox(session, given.inbox, WidgetChannel.kind)
             if inbox is None:
                 raise Refused(gettext(lang, "unknown or disabled widget"))
             allowed = inbox.config.get("allowed_origins") or []
@@ -192,15 +197,14 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             if allowed and origin not in {str(o).rstrip("/") for o in allowed}:
                 raise Refused(gettext(lang, _l("this widget is not enabled on this site")))
             identity: str
-            if data.get("user_id"):
-                user_id = str(data["user_id"])[:128]
+            if given.user_id:
+                user_id = str(given.user_id)[:128]
                 secret = crypto.decrypt(secret_key, inbox.secret_encrypted) if inbox.secret_encrypted else ""
-                given = str(data.get("user_hash", ""))
-                if not secret or not hmac.compare_digest(identity_hash(secret, user_id), given):
+                if not secret or not hmac.compare_digest(identity_hash(secret, user_id), given.user_hash):
                     raise Refused(gettext(lang, _l("the user_hash does not match this user_id")))
                 identity = f"user:{inbox.id}:{user_id}"
             else:
-                visitor = crypto.unsign_value(secret_key, VISITOR_PURPOSE, str(data.get("visitor", "")))
+                visitor = crypto.unsign_value(secret_key, VISITOR_PURPOSE, given.visitor)
                 identity = visitor or f"v:{inbox.id}:{uuid.uuid4().hex}"
             history, conv_id = await self._history(session, inbox.id, identity)
             online = await inboxes.chat_online(session, inbox)
@@ -425,7 +429,7 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
         try:
             after = decode(data, ResumeIn).after
         except InvalidInput as exc:
-            return invalid(exc, str(sess.get("lang", "en")))
+            return invalid(exc, str(sess.get("lang", "en")), whole="after")
         async with self.gate, self.services.db.transaction() as session:
             rows = await customer_view.customer_messages_after(
                 session, WidgetChannel.kind, sess["identity"], sess["inbox_id"], after, HISTORY_LIMIT + 1

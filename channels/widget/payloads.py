@@ -66,3 +66,17 @@ class ResumeIn(msgspec.Struct, frozen=True):
 
 class LeaveIn(msgspec.Struct, frozen=True):
     """``leave``: no fields; any object (or nothing) is accepted."""
+
+
+Token = Annotated[str, msgspec.Meta(max_length=1024, pattern=NO_NUL)]
+
+
+class ConnectAuth(msgspec.Struct, frozen=True):
+    """The ``auth`` of a ``/widget`` connection: the inbox's public token and either the
+    visitor token from the last ``welcome`` or a site user id with its HMAC."""
+
+    inbox: Token = ""
+    visitor: Token = ""
+    user_id: Token | Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)] | None = None
+    user_hash: Token = ""
+    lang: Lang = ""

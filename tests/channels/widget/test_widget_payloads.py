@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import socketio
 from sqlalchemy import func, select
 
 from omni.db import models as m
@@ -38,12 +39,22 @@ async def _stored(server: LiveServer) -> tuple[int, int]:
     return int(messages or 0), int(conversations or 0)
 
 
-@pytest.mark.parametrize("event", ["message", "seen", "resume", "rate", "typing", "leave"])
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ("message", "request"),
+        ("seen", "request"),
+        ("resume", "after"),
+        ("rate", "request"),
+        ("typing", "request"),
+        ("leave", "request"),
+    ],
+)
 async def test_non_object_payload_raised_attribute_error_without_an_ack(
-    live_server: LiveServer, visitor: Visitor, event: str
+    live_server: LiveServer, visitor: Visitor, event: str, field: str
 ) -> None:
     ack = await _call(visitor, event, ["not", "an", "object"])
-    assert ack["ok"] is False and ack["error"] == "invalid" and ack["field"] == "request"
+    assert ack["ok"] is False and ack["error"] == "invalid" and ack["field"] == field
     assert ack["detail"], "the refusal says why"
     assert await _stored(live_server) == (0, 0)
 
@@ -85,3 +96,18 @@ async def test_nul_in_text_fields_is_refused_naming_the_field(
     attachment = await _call(visitor, "message", {"client_id": "c-4", "body": "hi", "attachments": ["f\x00"]})
     assert (attachment["ok"], attachment["field"]) == (False, "attachments[0]")
     assert await _stored(live_server) == (0, 0)
+
+
+async def test_connect_auth_of_the_wrong_shape_is_refused(live_server: LiveServer) -> None:
+    """A dict user id used to become the identity ``user:<inbox>:{...}`` by its repr."""
+    async with live_server.services.db.transaction() as s:
+        token = (await f.inbox(s, await f.queue(s, "web"), channel="widget")).public_token
+    for auth in ({"inbox": token, "user_id": {"id": 1}, "user_hash": "x"}, {"inbox": token, "visitor": 5}):
+        client = socketio.AsyncClient(reconnection=False)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await client.connect(
+                live_server.url, wait_timeout=10, namespaces=["/widget"], transports=["websocket"], auth=auth
+            )
+    good = Visitor(live_server.url)
+    assert (await good.connect(inbox=token))["visitor"]
+    await good.sio.disconnect()
