@@ -22,13 +22,11 @@ from bots import runner as bot_runner
 from channels import telegram as telegram_channel
 from channels import voice as voice_channel
 from channels import widget as widget_channel
-from channels.telegram.http import CONTROLLERS as TELEGRAM_CONTROLLERS
-from channels.voice.agi import AgiServer
-from channels.widget.http import WidgetFileController
 from omni import __version__, realtime, web
 from omni.api import admin, core, health, recordings
 from omni.api.csrf import CsrfMiddleware
 from omni.api.deps import domain_error_handler, http_error_handler, validation_error_handler
+from omni.channels import ChannelSetup, SetupChannel
 from omni.db.migrate import upgrade_async
 from omni.domain import webhooks
 from omni.domain.errors import DomainError
@@ -41,6 +39,31 @@ log = logging.getLogger(__name__)
 
 WIDGET_DIST = Path(__file__).resolve().parents[1] / "widget" / "dist"
 """Built by the README's commands (npm ci + npm run build in widget/)."""
+
+CHANNELS: list[SetupChannel] = [widget_channel.setup, telegram_channel.setup, voice_channel.setup]
+"""The channel entry points, in the order their relay sinks run (``docs/adapters.md``)."""
+
+
+def plug_channels(
+    services: Services, sio: socketio.AsyncServer, entry_points: list[SetupChannel]
+) -> list[ChannelSetup]:
+    """Call each channel's ``setup`` and plug in what it returns; a channel that is off in
+    these settings returns ``None`` and is skipped."""
+    plugged: list[ChannelSetup] = []
+    live = realtime.live_fanout(sio)
+    for entry_point in entry_points:
+        channel = entry_point(services, sio)
+        if channel is None:
+            continue
+        services.adapters.register(channel.adapter)
+        services.relay.post_commit_sinks.extend(channel.post_commit_sinks)
+        for namespace in channel.namespaces:
+            sio.register_namespace(namespace)
+        if live is not None:
+            live.replay_hooks.extend(channel.replay_sinks)
+            live.sync_namespaces.extend(channel.sync_namespaces)
+        plugged.append(channel)
+    return plugged
 
 
 async def _sweep_webhooks(services: Services) -> None:
@@ -65,15 +88,8 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
     services = build_services(settings)
     sio = realtime.build_server(settings)
     realtime.register(sio, services)
-    widget_channel.register(sio, services)
     bot_runner.install(services.db)
-    telegram_channel.register(services)
-    voice = voice_channel.register(services)  # only when settings.voice.enabled
-    if voice is not None:
-        # The IVR (FastAGI) runs beside the AMI link: bot prompts on a call go to its sessions.
-        agi = AgiServer.from_settings(services, tts_app=settings.voice.tts_app)
-        voice.prompt_sink = agi.prompt_sink
-        voice.agi = agi
+    channels = plug_channels(services, sio, CHANNELS)
     configure(settings)
 
     in_flight: set[asyncio.Future[None]] = set()
@@ -129,8 +145,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             core.InboxMessageController,
             core.FileController,
             recordings.RecordingController,
-            WidgetFileController,
-            *TELEGRAM_CONTROLLERS,
+            *(route for channel in channels for route in channel.routes),
             create_static_files_router(path="/widget", directories=[WIDGET_DIST], name="widget"),
             core.OfferController,
             core.CallbackController,

@@ -1,6 +1,9 @@
 """The contract between the core and channel adapters (widget, Telegram, voice, ...).
 
-The core never imports a channel. Adapters register themselves here; inbound traffic enters
+The core never imports a channel. Each channel package exposes one entry point,
+``setup(services, sio) -> ChannelSetup | None`` (``SetupChannel``); the composition root calls
+every registered one and plugs what it returns in (adapter, routes, sinks, namespaces), so a
+channel is added by writing its package and naming its ``setup`` once. Inbound traffic enters
 through ``omni.domain.conversations.ingest_inbound``; outbound operator messages reach the
 adapter whose ``kind`` matches the conversation's channel through ``OutboundDispatcher``,
 a sink of the outbox relay, so a reply is sent only after it is committed.
@@ -12,12 +15,15 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from omni.db import Database
 from omni.domain.conversations import mark_delivery
-from omni.domain.events import DomainEvent
+from omni.domain.events import DomainEvent, Sink
 from omni.i18n import _l
+
+if TYPE_CHECKING:
+    from omni.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +122,39 @@ class CallControl(Protocol):
         """A supervisor ends the call: the core and the PBX together (the PBX's refusal leaves
         the core unchanged); a call the PBX no longer has is ended in the core alone."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSetup:
+    """Everything a channel plugs into the app, returned by its ``setup`` entry point.
+
+    The composition root (``omni.app.create_app``) registers ``adapter`` (whose ``start`` /
+    ``stop`` are the channel's lifecycle: the services run them with the app), mounts
+    ``routes``, appends ``post_commit_sinks`` to the outbox relay in order, registers
+    ``namespaces`` on the Socket.IO server and hands ``replay_sinks`` / ``sync_namespaces`` to
+    the node's live fan-out (what it must deliver again after a Redis hole). Routes and
+    namespaces are typed loosely because the core imports no transport: they are Litestar
+    route handlers and ``socketio.AsyncNamespace`` instances.
+    """
+
+    adapter: ChannelAdapter
+    routes: Sequence[Any] = ()
+    post_commit_sinks: Sequence[Sink] = ()
+    namespaces: Sequence[Any] = ()
+    replay_sinks: Sequence[Sink] = ()
+    sync_namespaces: Sequence[str] = ()
+
+
+class SetupChannel(Protocol):
+    """A channel package's entry point: ``channels.<name>.setup``.
+
+    It builds its adapter and everything around it from the services and the Socket.IO server
+    (``socketio.AsyncServer``, untyped here for the same reason as above), without registering
+    anything itself. ``None`` means the channel is off in these settings (voice without
+    ``OMNI_VOICE_ENABLED``).
+    """
+
+    def __call__(self, services: Services, sio: Any, /) -> ChannelSetup | None: ...
 
 
 AvailabilityListener = Callable[[str, bool], None]

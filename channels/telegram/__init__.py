@@ -36,7 +36,6 @@ from aiogram.exceptions import (
     TelegramUnauthorizedError,
 )
 from aiogram.types import FSInputFile, Update
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from channels.telegram import handlers
@@ -53,16 +52,16 @@ from channels.telegram.mapping import (
 )
 from channels.telegram.sender import BotSender, Call, Job
 from omni import crypto
-from omni.channels import DeliveryReceipt, OutboundMessage
+from omni.channels import ChannelSetup, DeliveryReceipt, OutboundMessage
 from omni.db import models as m
-from omni.domain import automated, conversations, files
-from omni.domain.contacts import apply_phone, merge_contacts, normalise_phone, resolve_contact
+from omni.domain import automated, conversations, customer_view, files, identities, inboxes
+from omni.domain.contacts import normalise_phone
 from omni.domain.errors import DomainError, InvalidInput
 from omni.domain.events import DomainEvent
 from omni.domain.routing import line_wait_infos, wait_info
 from omni.services import Services
 
-__all__ = ["KIND", "TelegramChannel", "register", "webhook_secret"]
+__all__ = ["KIND", "TelegramChannel", "setup", "webhook_secret"]
 
 log = logging.getLogger(__name__)
 
@@ -157,11 +156,7 @@ class TelegramChannel:
         """Bring this node's bots in line with the database (added, disabled, token or mode
         changed elsewhere)."""
         async with self.services.db.transaction() as session:
-            rows = (
-                await session.scalars(
-                    select(m.Inbox).where(m.Inbox.channel == KIND, m.Inbox.active.is_(True))
-                )
-            ).all()
+            rows = await inboxes.channel_inboxes(session, KIND, active_only=True)
         wanted = {row.id: row for row in rows}
         for inbox_id in list(self.bots):
             if inbox_id not in wanted:
@@ -234,20 +229,16 @@ class TelegramChannel:
         if found is not None:
             return found
         async with self.services.db.transaction() as session:
-            inbox = await session.get(m.Inbox, inbox_id)
-        if inbox is None or not inbox.active or inbox.channel != KIND:
-            return None
-        return await self.activate(inbox)
+            inbox = await inboxes.active_inbox(session, inbox_id, KIND)
+        return await self.activate(inbox) if inbox is not None else None
 
     async def runtime_by_token(self, public_token: str) -> BotRuntime | None:
         for runtime in self.bots.values():
             if runtime.public_token == public_token:
                 return runtime
         async with self.services.db.transaction() as session:
-            inbox = await session.scalar(select(m.Inbox).where(m.Inbox.public_token == public_token))
-        if inbox is None or not inbox.active or inbox.channel != KIND:
-            return None
-        return await self.activate(inbox)
+            inbox = await inboxes.public_inbox(session, public_token, KIND)
+        return await self.activate(inbox) if inbox is not None else None
 
     # --- inbound ------------------------------------------------------------------------
 
@@ -281,12 +272,10 @@ class TelegramChannel:
     async def _store(self, bot: Bot, item: TelegramInbound) -> None:
         msg = item.message
         async with self.services.db.transaction() as session:
-            seen = await session.scalar(
-                select(m.Message.id).where(
-                    m.Message.inbox_id == msg.inbox_id, m.Message.external_id == msg.external_id
-                )
+            seen = bool(msg.external_id) and await customer_view.inbound_stored(
+                session, msg.inbox_id, str(msg.external_id)
             )
-        if seen is not None:
+        if seen:
             return  # a re-delivered update: stored once, nothing downloaded again
         downloads = [(ref, await self._download(bot, ref)) for ref in item.media]
         for attempt in range(1, 4):
@@ -356,43 +345,14 @@ class TelegramChannel:
         except InvalidInput:
             return
         msg = item.message
-        own = await resolve_contact(session, "telegram", msg.identity_value, name=msg.contact_name)
-        by_identity = await session.scalar(
-            select(m.ContactIdentity.contact_id).where(
-                m.ContactIdentity.kind == "phone", m.ContactIdentity.value == phone
-            )
-        )
-        target_id = by_identity or await session.scalar(
-            select(m.Contact.id)
-            .where(m.Contact.phone == phone, m.Contact.id != own.id)
-            .order_by(m.Contact.id)
-            .limit(1)
-        )
-        keep = own
-        if target_id is not None and target_id != own.id:
-            target = await session.get(m.Contact, target_id)
-            keep = await merge_contacts(session, target, own)
-            log.info("telegram: contact %s joined contact %s by phone", own.id, keep.id)
-        if not keep.phone:
-            apply_phone(keep, phone)
-        if by_identity is None:
-            session.add(m.ContactIdentity(contact_id=keep.id, kind="phone", value=phone))
-            await session.flush()
+        await identities.do_join_phone(session, KIND, msg.identity_value, phone, name=msg.contact_name)
 
     async def _rating(self, item: TelegramInbound) -> None:
         if item.rating is None:
             return
         async with self.services.db.transaction() as session:
-            conv_id = await session.scalar(
-                select(m.Conversation.id)
-                .join(m.ContactIdentity, m.ContactIdentity.contact_id == m.Conversation.contact_id)
-                .where(
-                    m.ContactIdentity.kind == "telegram",
-                    m.ContactIdentity.value == item.message.identity_value,
-                    m.Conversation.inbox_id == item.message.inbox_id,
-                )
-                .order_by(m.Conversation.id.desc())
-                .limit(1)
+            conv_id = await identities.latest_conversation_id(
+                session, KIND, item.message.identity_value, item.message.inbox_id
             )
             if conv_id is not None:
                 with contextlib.suppress(InvalidInput):
@@ -456,24 +416,20 @@ class TelegramChannel:
     async def send(self, msg: OutboundMessage) -> DeliveryReceipt:
         """Queue the message in its bot's sender; the outcome is recorded there."""
         async with self.services.db.transaction() as session:
-            conv = await session.get(m.Conversation, msg.conversation_id)
+            conv = await customer_view.channel_conversation(session, msg.conversation_id)
             if conv is None or conv.inbox_id is None:
                 return DeliveryReceipt("failed", error="the conversation has no Telegram bot")
             chat_id = (conv.variables or {}).get("telegram_chat_id")
             if chat_id is None:
-                chat_id = await session.scalar(
-                    select(m.ContactIdentity.value).where(
-                        m.ContactIdentity.contact_id == conv.contact_id, m.ContactIdentity.kind == KIND
-                    )
-                )
-            rows = [await session.get(m.StoredFile, str(a["id"])) for a in file_attachments(msg.attachments)]
+                chat_id = await identities.contact_identity(session, conv.contact_id, KIND)
+            rows = await customer_view.attached_files(session, file_attachments(msg.attachments))
             inbox_id = conv.inbox_id
         runtime = await self.runtime(inbox_id)
         if runtime is None:
             return DeliveryReceipt("failed", error="this Telegram bot is disabled or removed")
         if chat_id is None:
             return DeliveryReceipt("failed", error="no Telegram chat for this contact")
-        calls = self._calls(runtime.bot, int(chat_id), msg, [r for r in rows if r is not None])
+        calls = self._calls(runtime.bot, int(chat_id), msg, rows)
         if not calls:
             return DeliveryReceipt("failed", error="nothing to send")
         runtime.sender.submit(Job(msg.message_id, int(chat_id), calls))
@@ -534,16 +490,15 @@ class TelegramChannel:
 
     async def _inbox_config(self, inbox_id: int) -> dict[str, Any]:
         async with self.services.db.transaction() as session:
-            inbox = await session.get(m.Inbox, inbox_id)
-            return dict(inbox.config or {}) if inbox is not None else {}
+            return await inboxes.inbox_config(session, inbox_id)
 
     async def _announce_position(self, conv_id: int, *, first: bool) -> None:
         async with self.services.db.transaction() as session:
-            conv = await session.get(m.Conversation, conv_id)
+            conv = await customer_view.channel_conversation(session, conv_id)
             if conv is None or conv.inbox_id is None:
                 return
-            inbox = await session.get(m.Inbox, conv.inbox_id)
-            template = str((inbox.config or {}).get("queue_message", DEFAULT_QUEUE_MESSAGE)) if inbox else ""
+            config = await inboxes.inbox_config(session, conv.inbox_id)
+            template = str(config.get("queue_message", DEFAULT_QUEUE_MESSAGE))
             if not template:
                 return
             info = await wait_info(session, conv)
@@ -591,9 +546,11 @@ class TelegramChannel:
                 await automated.send_automated(session, conv_id, str(csat["question"]), buttons=buttons)
 
 
-def register(services: Services) -> TelegramChannel:
-    """Called by the composition root (``omni.app.create_app``)."""
+def setup(services: Services, sio: object = None) -> ChannelSetup:
+    """Telegram's entry point (``omni.channels.SetupChannel``): the adapter that runs every bot,
+    the webhook and bot-management routes, and the sink that tells customers their place in
+    line and says goodbye. No Socket.IO: Telegram talks to customers through the Bot API."""
+    from channels.telegram.http import CONTROLLERS  # imports this module: load it once we exist
+
     channel = TelegramChannel(services)
-    services.adapters.register(channel)
-    services.relay.post_commit_sinks.append(channel.on_events)
-    return channel
+    return ChannelSetup(adapter=channel, routes=CONTROLLERS, post_commit_sinks=[channel.on_events])

@@ -12,11 +12,9 @@ from typing import TYPE_CHECKING, Any
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramUnauthorizedError
 from aiogram.types import User
 from aiogram.utils.token import TokenValidationError
-from sqlalchemy import select
 
-from omni import crypto
 from omni.db import models as m
-from omni.domain import admin
+from omni.domain import admin, inboxes
 from omni.domain.auth import Principal, require_role
 from omni.domain.errors import DomainError, InvalidInput
 
@@ -98,11 +96,7 @@ async def create_bot(channel: TelegramChannel, who: Principal, data: dict[str, A
     extra = {k: data[k] for k in CONFIG_KEYS if data.get(k) is not None}
     config = {"mode": mode, "bot_id": me.id, "bot_username": me.username or "", **extra}
     async with services.db.transaction() as session:
-        clash = await session.scalar(
-            select(m.Inbox.id).where(
-                m.Inbox.channel == "telegram", m.Inbox.config["bot_id"].as_integer() == me.id
-            )
-        )
+        clash = await inboxes.inbox_with_config_id(session, "telegram", "bot_id", me.id)
         if clash is not None:
             raise InvalidInput(
                 "bot @{username} is already connected (inbox {clash})",
@@ -120,7 +114,7 @@ async def create_bot(channel: TelegramChannel, who: Principal, data: dict[str, A
                 "config": config,
             },
         )
-        inbox.secret_encrypted = crypto.encrypt(services.settings.effective_secret_key(), token)
+        inboxes.do_store_inbox_secret(inbox, services.settings.effective_secret_key(), token)
     body = bot_dict(inbox, channel)
     runtime = await channel.activate(inbox)
     body["running"] = runtime is not None
@@ -131,7 +125,5 @@ async def create_bot(channel: TelegramChannel, who: Principal, data: dict[str, A
 async def list_bots(channel: TelegramChannel, who: Principal) -> list[dict[str, Any]]:
     require_role(who, m.Role.ADMIN)
     async with channel.services.db.transaction() as session:
-        rows = (
-            await session.scalars(select(m.Inbox).where(m.Inbox.channel == "telegram").order_by(m.Inbox.id))
-        ).all()
+        rows = await inboxes.channel_inboxes(session, "telegram", active_only=False)
     return [bot_dict(row, channel) for row in rows]

@@ -20,16 +20,22 @@ from __future__ import annotations
 
 from channels.voice.adapter import VoiceChannel
 from channels.voice.effects import KIND, OFFER_ENDED, WAITING
+from omni.channels import ChannelSetup
 from omni.services import Services
 
-__all__ = ["KIND", "OFFER_ENDED", "WAITING", "VoiceChannel", "register"]
+__all__ = ["KIND", "OFFER_ENDED", "WAITING", "VoiceChannel", "setup"]
 
 
-def register(services: Services) -> VoiceChannel | None:
-    """Called by the composition root; only when ``OMNI_VOICE_ENABLED`` is on."""
+def setup(services: Services, sio: object = None) -> ChannelSetup | None:
+    """Voice's entry point (``omni.channels.SetupChannel``); ``None`` unless
+    ``OMNI_VOICE_ENABLED`` is on. The FastAGI server (the IVR) runs beside the AMI link,
+    started and stopped with the adapter, and bot prompts on a call go to its sessions."""
+    from channels.voice.agi import AgiServer  # the IVR pulls in the bot runner: only when voice is on
+
     if not services.settings.voice.enabled:
         return None
     channel = VoiceChannel(services)
-    services.adapters.register(channel)
-    services.relay.post_commit_sinks.append(channel.on_events)
-    return channel
+    agi = AgiServer.from_settings(services, tts_app=services.settings.voice.tts_app)
+    channel.prompt_sink = agi.prompt_sink
+    channel.agi = agi
+    return ChannelSetup(adapter=channel, post_commit_sinks=[channel.on_events])

@@ -18,29 +18,28 @@ import math
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
-from sqlalchemy import select
 from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels.widget.payloads import ConnectAuth, LeaveIn, MessageIn, RateIn, ResumeIn, SeenIn, TypingIn
 from omni import crypto
-from omni.channels import DeliveryReceipt, OutboundMessage
+from omni.channels import ChannelSetup, DeliveryReceipt, OutboundMessage
 from omni.db import models as m
-from omni.domain import automated, conversations, files
+from omni.domain import automated, conversations, customer_view, files, identities, inboxes
 from omni.domain.conversations import MAX_BODY, InboundMessage
 from omni.domain.errors import DomainError, InvalidInput, NotFound, TooManyRequests
 from omni.domain.events import DomainEvent
-from omni.domain.hours import is_open
-from omni.domain.routing import line_wait_infos, queue_capacity, wait_info
+from omni.domain.routing import line_wait_infos, wait_info
 from omni.domain.serialize import message_dict
 from omni.i18n import _l, gettext, pick_language
 from omni.ratelimit import RateLimiter, address_key
-from omni.realtime import live_fanout, rooms
+from omni.realtime import rooms
 from omni.services import Services
+from omni.wire import decode
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,6 @@ ROOM_CACHE_SECONDS = 30.0
 ROOM_CACHE_SIZE = 20_000
 WAITING = (m.ConversationStatus.QUEUED, m.ConversationStatus.OFFERED)
 BUSY = _l("the server is busy; your message will be sent again")
-NOT_A_NUMBER = _l("message_id must be a number")
 PRECHAT_FIELDS = ("name", "email", "phone", "subject")
 CLOSED_BY_OTHERS_UNSEEN = frozenset({"customer", "blacklist"})
 """Closes the visitor needs no notice of: they left themselves, or they are blocked."""
@@ -99,10 +97,20 @@ def refusal(
     return {"ok": False, "error": error, "detail": text, "retry": retry, **extra}
 
 
-def check_message(data: dict[str, Any], lang: str = "en") -> dict[str, Any] | None:
+def prechat_values(sent: MessageIn) -> dict[str, str]:
+    """The pre-chat fields of a message (absent = empty)."""
+    return {
+        "name": sent.name or "",
+        "email": sent.email or "",
+        "phone": sent.phone or "",
+        "subject": sent.subject or "",
+    }
+
+
+def check_message(sent: MessageIn, lang: str = "en") -> dict[str, Any] | None:
     """Refusals decided by the message alone, before any rate limit or database work."""
-    for name in ("body", *PRECHAT_FIELDS):
-        if "\x00" in str(data.get(name) or ""):
+    for name, value in (("body", sent.body), *prechat_values(sent).items()):
+        if "\x00" in value:
             return refusal(
                 "bad_characters",
                 _l("the {name} contains a character that can't be sent"),
@@ -110,7 +118,7 @@ def check_message(data: dict[str, Any], lang: str = "en") -> dict[str, Any] | No
                 params={"name": name},
                 field=name,
             )
-    if len(str(data.get("body") or "")) > MAX_BODY:
+    if len(sent.body) > MAX_BODY:
         return refusal(
             "too_long",
             _l("message is longer than {max_body} characters"),
@@ -120,6 +128,13 @@ def check_message(data: dict[str, Any], lang: str = "en") -> dict[str, Any] | No
             max=MAX_BODY,
         )
     return None
+
+
+def invalid(exc: DomainError, lang: str, whole: str = "request") -> dict[str, Any]:
+    """The ack for a payload of the wrong shape: never accepted as sent, so ``retry`` is false;
+    ``field`` names what is wrong (``whole`` when the payload is not even an object: an event
+    with one field names that one, ``resume``'s ``after``)."""
+    return refusal("invalid", exc, lang=lang, field=exc.field or whole)
 
 
 def widget_limits(services: Services) -> dict[str, int]:
@@ -168,30 +183,31 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         data = auth if isinstance(auth, dict) else {}
         lang = pick_language(str(data.get("lang") or ""), str(environ.get("HTTP_ACCEPT_LANGUAGE") or ""))
+        try:
+            given = decode(auth, ConnectAuth)
+        except InvalidInput as exc:
+            raise Refused(exc.localized(lang)) from exc
         secret_key = self.services.settings.effective_secret_key()
         async with self.gate, self.services.db.transaction() as session:
-            inbox = await session.scalar(
-                select(m.Inbox).where(m.Inbox.public_token == str(data.get("inbox", "")))
-            )
-            if inbox is None or not inbox.active or inbox.channel != WidgetChannel.kind:
+            inbox = await inboxes.public_inbox(session, given.inbox, WidgetChannel.kind)
+            if inbox is None:
                 raise Refused(gettext(lang, "unknown or disabled widget"))
             allowed = inbox.config.get("allowed_origins") or []
             origin = str(environ.get("HTTP_ORIGIN") or "").rstrip("/")
             if allowed and origin not in {str(o).rstrip("/") for o in allowed}:
                 raise Refused(gettext(lang, _l("this widget is not enabled on this site")))
             identity: str
-            if data.get("user_id"):
-                user_id = str(data["user_id"])[:128]
+            if given.user_id:
+                user_id = str(given.user_id)[:128]
                 secret = crypto.decrypt(secret_key, inbox.secret_encrypted) if inbox.secret_encrypted else ""
-                given = str(data.get("user_hash", ""))
-                if not secret or not hmac.compare_digest(identity_hash(secret, user_id), given):
+                if not secret or not hmac.compare_digest(identity_hash(secret, user_id), given.user_hash):
                     raise Refused(gettext(lang, _l("the user_hash does not match this user_id")))
                 identity = f"user:{inbox.id}:{user_id}"
             else:
-                visitor = crypto.unsign_value(secret_key, VISITOR_PURPOSE, str(data.get("visitor", "")))
+                visitor = crypto.unsign_value(secret_key, VISITOR_PURPOSE, given.visitor)
                 identity = visitor or f"v:{inbox.id}:{uuid.uuid4().hex}"
             history, conv_id = await self._history(session, inbox.id, identity)
-            online = await self._online(session, inbox)
+            online = await inboxes.chat_online(session, inbox)
             closed = await closed_notice(session, conv_id) if conv_id is not None else None
         token = crypto.sign_value(secret_key, VISITOR_PURPOSE, identity)
         await self.save_session(sid, {"inbox_id": inbox.id, "identity": identity, "lang": lang})
@@ -210,28 +226,9 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             to=sid,
         )
 
-    async def _online(self, session: AsyncSession, inbox: m.Inbox) -> bool:
-        """Whether to show the chat (true) or the offline form: the queue is within business
-        hours and someone in it is in a status that receives chats."""
-        queue = await session.get(m.Queue, inbox.queue_id) if inbox.queue_id else None
-        if queue is None or not is_open(queue, datetime.now(UTC)):
-            return False
-        return (await queue_capacity(session, queue.id, m.Medium.CHAT)).slots > 0
-
     async def _conversation_id(self, session: AsyncSession, inbox_id: int, identity: str) -> int | None:
-        """The visitor's latest conversation in this inbox (one indexed query, no messages)."""
-        conv_id: int | None = await session.scalar(
-            select(m.Conversation.id)
-            .join(m.ContactIdentity, m.ContactIdentity.contact_id == m.Conversation.contact_id)
-            .where(
-                m.ContactIdentity.kind == "widget",
-                m.ContactIdentity.value == identity,
-                m.Conversation.inbox_id == inbox_id,
-            )
-            .order_by(m.Conversation.id.desc())
-            .limit(1)
-        )
-        return conv_id
+        """The visitor's latest conversation in this inbox."""
+        return await identities.latest_conversation_id(session, WidgetChannel.kind, identity, inbox_id)
 
     async def _history(
         self, session: AsyncSession, inbox_id: int, identity: str
@@ -239,21 +236,18 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
         conv_id = await self._conversation_id(session, inbox_id, identity)
         if conv_id is None:
             return [], None
-        rows = await session.scalars(
-            select(m.Message)
-            .where(m.Message.conversation_id == conv_id, m.Message.direction.in_(("in", "out")))
-            .order_by(m.Message.id.desc())
-            .limit(HISTORY_LIMIT)
-        )
-        return [public_message(x) for x in reversed(list(rows))], conv_id
+        rows = await customer_view.customer_history(session, conv_id, HISTORY_LIMIT)
+        return [public_message(x) for x in rows], conv_id
 
     async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
         """Acked only after the message is stored; the same ``client_id`` again is a no-op."""
         sess = await self.get_session(sid)
         lang = str(sess.get("lang", "en"))
-        if not isinstance(data, dict):
-            return refusal("invalid", _l("message must be an object"), lang=lang)
-        refused = check_message(data, lang)
+        try:
+            sent = decode(data, MessageIn)
+        except InvalidInput as exc:
+            return invalid(exc, lang)
+        refused = check_message(sent, lang)
         if refused is not None:
             return refused
         if not self.limiter.allow(sess["identity"]):
@@ -266,16 +260,13 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                 retry_after=wait,
             )
         try:
-            client_id = str(data.get("client_id") or "")[:64]
+            client_id = sent.client_id[:64]
             if not client_id:
                 raise InvalidInput("client_id is required", field="client_id")
-            ids = data.get("attachments") or []
-            if not isinstance(ids, list):
-                raise InvalidInput("attachments must be a list of file ids", field="attachments")
             # A quick-reply press: the label is the text, the id tells the bot which one.
-            pressed = [automated.button_reply(data["button"])] if data.get("button") else []
+            pressed = [automated.button_reply(sent.button)] if sent.button else []
             async with self.gate, self.services.db.transaction() as session:
-                missing = await self._missing_prechat(session, sess, data)
+                missing = await self._missing_prechat(session, sess, sent)
                 if missing is not None:
                     return refusal(
                         "prechat_required",
@@ -284,21 +275,21 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                         params={"field": missing},
                         field=missing,
                     )
-                claimed = await files.claim(session, sess["identity"], [str(i) for i in ids])
+                claimed = await files.claim(session, sess["identity"], list(sent.attachments or []))
                 result = await conversations.ingest_inbound(
                     session,
                     InboundMessage(
                         inbox_id=sess["inbox_id"],
                         identity_kind="widget",
                         identity_value=sess["identity"],
-                        body=str(data.get("body", "")),
+                        body=sent.body,
                         client_id=client_id,
-                        contact_name=str(data.get("name", ""))[:256],
-                        contact_email=(str(data["email"])[:254] if data.get("email") else None),
-                        contact_phone=(str(data["phone"]) if data.get("phone") else None),
-                        subject=str(data.get("subject", "")),
+                        contact_name=(sent.name or "")[:256],
+                        contact_email=(sent.email[:254] if sent.email else None),
+                        contact_phone=(sent.phone or None),
+                        subject=sent.subject or "",
                         attachments=[files.descriptor(f) for f in claimed] + pressed,
-                        language=str(data.get("lang") or "")[:16],
+                        language=(sent.lang or "")[:16],
                         reopen_closed=False,  # the widget told the customer it was closed
                     ),
                 )
@@ -332,25 +323,22 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             return refusal("unavailable", BUSY, retry=True, lang=lang)
 
     async def _missing_prechat(
-        self, session: AsyncSession, sess: dict[str, Any], data: dict[str, Any]
+        self, session: AsyncSession, sess: dict[str, Any], sent: MessageIn
     ) -> str | None:
         """The first required pre-chat field neither in the message nor already known of the
         visitor: a widget that sent before its form was filled must not create a nameless
         contact whose conversation no one can route."""
-        inbox = await session.get(m.Inbox, sess["inbox_id"])
+        config = await inboxes.inbox_config(session, sess["inbox_id"])
         required = [
             str(f.get("name"))
-            for f in ((inbox.config or {}).get("prechat") or [] if inbox else [])
+            for f in (config.get("prechat") or [])
             if isinstance(f, dict) and f.get("required") and f.get("name") in PRECHAT_FIELDS
         ]
-        missing = [name for name in required if not str(data.get(name) or "").strip()]
+        given = prechat_values(sent)
+        missing = [name for name in required if not given[name].strip()]
         if not missing:
             return None
-        contact = await session.scalar(
-            select(m.Contact)
-            .join(m.ContactIdentity, m.ContactIdentity.contact_id == m.Contact.id)
-            .where(m.ContactIdentity.kind == "widget", m.ContactIdentity.value == sess["identity"])
-        )
+        contact = await identities.identity_contact(session, WidgetChannel.kind, sess["identity"])
         if contact is None:
             return missing[0]
         conv_id = await self._conversation_id(session, sess["inbox_id"], sess["identity"])
@@ -365,21 +353,23 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
     async def on_rate(self, sid: str, data: Any) -> dict[str, Any]:
         """The visitor's answer to the satisfaction question shown with the closed notice."""
         sess = await self.get_session(sid)
+        lang = str(sess.get("lang", "en"))
         try:
-            rating = int(data.get("rating", 0)) if isinstance(data, dict) else 0
+            rating = decode(data, RateIn).rating
+        except InvalidInput as exc:
+            return invalid(exc, lang)
+        try:
             async with self.gate, self.services.db.transaction() as session:
                 conv_id = await self._conversation_id(session, sess["inbox_id"], sess["identity"])
-                inbox = await session.get(m.Inbox, sess["inbox_id"])
-                csat = csat_of(inbox.config or {}) if inbox else None
+                csat = csat_of(await inboxes.inbox_config(session, sess["inbox_id"]))
                 if conv_id is None or csat is None:
                     raise NotFound("there is no conversation to rate")
                 first = await conversations.do_record_rating(
                     session, conv_id, rating, scale=len(csat["labels"])
                 )
             return {"ok": True, "recorded": first}
-        except (DomainError, ValueError, TypeError) as exc:
-            detail = exc if isinstance(exc, DomainError) else _l("rating must be a number")
-            return refusal("invalid", detail, lang=str(sess.get("lang", "en")))
+        except DomainError as exc:
+            return refusal("invalid", exc, lang=lang, field=exc.field)
 
     async def _admit_new_conversation(self, sid: str, inbox_id: int) -> None:
         """Per-address and per-inbox limits on new conversations: a script opening chats from
@@ -393,17 +383,21 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             log.warning("widget inbox %s: new conversation from %s refused (limit)", inbox_id, address)
             raise TooManyRequests(TOO_MANY_CHATS)  # shown in the visitor's language (``refusal``)
 
-    async def on_typing(self, sid: str, data: Any = None) -> None:
-        """Relayed to the operator handling the conversation (and supervisors of its queue)."""
+    async def on_typing(self, sid: str, data: Any = None) -> dict[str, Any] | None:
+        """Relayed to the operator handling the conversation (and supervisors of its queue).
+        A hint the widget does not wait for: only a malformed one is answered."""
         sess = await self.get_session(sid)
+        try:
+            typing = decode(data, TypingIn).typing
+        except InvalidInput as exc:
+            return invalid(exc, str(sess.get("lang", "en")))
         if self.gate.locked():
-            return  # a hint only: drop it rather than queue behind messages
+            return None  # a hint only: drop it rather than queue behind messages
         async with self.gate, self.services.db.transaction() as session:
             conv_id = await self._conversation_id(session, sess["inbox_id"], sess["identity"])
-            conv = await session.get(m.Conversation, conv_id) if conv_id is not None else None
+            conv = await customer_view.channel_conversation(session, conv_id) if conv_id is not None else None
         if conv is None:
-            return
-        typing = bool(data.get("typing", True)) if isinstance(data, dict) else True
+            return None
         payload = {"conversation_id": conv.id, "who": "customer", "typing": typing}
         if conv.assigned_user_id is not None:
             await self.server.emit(
@@ -411,55 +405,34 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             )
         if conv.queue_id is not None:
             await self.server.emit("typing", payload, to=rooms.queue(conv.queue_id), namespace="/supervisor")
+        return None
 
     async def on_seen(self, sid: str, data: Any) -> dict[str, Any]:
         """The widget showed (``read``) or received (``delivered``) an operator message."""
         sess = await self.get_session(sid)
         try:
-            if not isinstance(data, dict) or data.get("state") not in ("delivered", "read"):
-                raise InvalidInput("state must be delivered or read", field="state")
-            message_id = int(data.get("message_id", 0))
+            seen = decode(data, SeenIn)
+        except InvalidInput as exc:
+            return invalid(exc, str(sess.get("lang", "en")))
+        try:
             async with self.gate, self.services.db.transaction() as session:
                 conv_id = await self._conversation_id(session, sess["inbox_id"], sess["identity"])
-                msg = await session.get(m.Message, message_id)
-                if msg is None or msg.conversation_id != conv_id or msg.direction != "out":
-                    raise NotFound("message {message_id} not found", message_id=message_id)
-                await conversations.mark_delivery(session, msg.id, str(data["state"]))
+                await customer_view.check_customer_seen(session, conv_id, seen.message_id, seen.state)
             return {"ok": True}
-        except (DomainError, ValueError) as exc:
-            detail = (
-                exc.localized(sess.get("lang", "en"))
-                if isinstance(exc, DomainError)
-                else gettext(sess.get("lang", "en"), NOT_A_NUMBER)
-            )
-            return {"ok": False, "error": "invalid", "detail": detail}
+        except DomainError as exc:
+            return refusal("invalid", exc, lang=str(sess.get("lang", "en")), field=exc.field)
 
     async def on_resume(self, sid: str, data: Any) -> dict[str, Any]:
         """The visitor's messages (any of their conversations in this inbox) with an id above
         ``after``: what the widget asks for on ``sync`` when the live path may have lost some."""
         sess = await self.get_session(sid)
         try:
-            after = int(data["after"]) if isinstance(data, dict) else -1
-        except (KeyError, TypeError, ValueError):
-            after = -1
-        if after < 0:
-            return {"ok": False, "error": "invalid", "detail": "after must be a message id", "field": "after"}
+            after = decode(data, ResumeIn).after
+        except InvalidInput as exc:
+            return invalid(exc, str(sess.get("lang", "en")), whole="after")
         async with self.gate, self.services.db.transaction() as session:
-            rows = list(
-                await session.scalars(
-                    select(m.Message)
-                    .join(m.Conversation, m.Conversation.id == m.Message.conversation_id)
-                    .join(m.ContactIdentity, m.ContactIdentity.contact_id == m.Conversation.contact_id)
-                    .where(
-                        m.ContactIdentity.kind == "widget",
-                        m.ContactIdentity.value == sess["identity"],
-                        m.Conversation.inbox_id == sess["inbox_id"],
-                        m.Message.direction.in_(("in", "out")),
-                        m.Message.id > after,
-                    )
-                    .order_by(m.Message.id)
-                    .limit(HISTORY_LIMIT + 1)
-                )
+            rows = await customer_view.customer_messages_after(
+                session, WidgetChannel.kind, sess["identity"], sess["inbox_id"], after, HISTORY_LIMIT + 1
             )
         more = len(rows) > HISTORY_LIMIT
         return {"ok": True, "messages": [public_message(x) for x in rows[:HISTORY_LIMIT]], "more": more}
@@ -467,6 +440,10 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
     async def on_leave(self, sid: str, data: Any = None) -> dict[str, Any]:
         """The visitor closed the chat: abandoned if still waiting, wrap-up if being served."""
         sess = await self.get_session(sid)
+        try:
+            decode(data, LeaveIn)
+        except InvalidInput as exc:
+            return invalid(exc, str(sess.get("lang", "en")))
         async with self.gate, self.services.db.transaction() as session:
             conv_id = await self._conversation_id(session, sess["inbox_id"], sess["identity"])
             if conv_id is None:
@@ -499,12 +476,8 @@ class WidgetChannel:
         if cached is not None and cached[0] > now:
             return cached[1]
         async with self.services.db.transaction() as session:
-            identities = await session.scalars(
-                select(m.ContactIdentity.value)
-                .join(m.Conversation, m.Conversation.contact_id == m.ContactIdentity.contact_id)
-                .where(m.Conversation.id == conversation_id, m.ContactIdentity.kind == "widget")
-            )
-            targets = [visitor_room(i) for i in identities]
+            found = await identities.conversation_identities(session, conversation_id, self.kind)
+        targets = [visitor_room(i) for i in found]
         if len(self._room_cache) >= ROOM_CACHE_SIZE:
             self._room_cache.clear()
         self._room_cache[conversation_id] = (now + ROOM_CACHE_SECONDS, targets)
@@ -516,7 +489,7 @@ class WidgetChannel:
             return DeliveryReceipt("failed", error="no widget visitor for this conversation")
         if msg.created_at is None:  # an older caller: read what the visitor may see
             async with self.services.db.transaction() as session:
-                stored = await session.get(m.Message, msg.message_id)
+                stored = await customer_view.customer_message(session, msg.message_id)
             if stored is None:
                 return DeliveryReceipt("failed", error=f"message {msg.message_id} not found")
             payload = public_message(stored)
@@ -542,13 +515,7 @@ class WidgetChannel:
                 infos = await line_wait_infos(session, queue_id, channel=self.kind)
                 if not infos:
                     continue
-                rows = (
-                    await session.execute(
-                        select(m.Conversation.id, m.ContactIdentity.value)
-                        .join(m.ContactIdentity, m.ContactIdentity.contact_id == m.Conversation.contact_id)
-                        .where(m.Conversation.id.in_(list(infos)), m.ContactIdentity.kind == "widget")
-                    )
-                ).all()
+                rows = await identities.conversations_identities(session, list(infos), self.kind)
             for conv_id, identity in rows:
                 info = infos[conv_id]
                 await self.sio.emit(
@@ -591,15 +558,14 @@ async def closed_notice(session: AsyncSession, conv_id: int) -> dict[str, Any] |
     """What the widget shows when the visitor's conversation was closed by the operator (or a
     timeout): the notice, the satisfaction question if the inbox asks one and it is not yet
     answered. ``None`` while it is open or when the visitor closed it themselves."""
-    conv = await session.get(m.Conversation, conv_id)
+    conv = await customer_view.channel_conversation(session, conv_id)
     if (
         conv is None
         or conv.status != m.ConversationStatus.CLOSED
         or conv.closed_by in CLOSED_BY_OTHERS_UNSEEN
     ):
         return None
-    inbox = await session.get(m.Inbox, conv.inbox_id)
-    csat = csat_of(inbox.config or {}) if inbox else None
+    csat = csat_of(await inboxes.inbox_config(session, conv.inbox_id))
     rated = "csat" in (conv.variables or {})
     return {"conversation_id": conv.id, "csat": None if rated else csat}
 
@@ -621,14 +587,17 @@ async def tell_closed(channel: WidgetChannel, events: Sequence[DomainEvent]) -> 
             await channel.sio.emit("closed", notice, to=targets, namespace=NAMESPACE)
 
 
-def register(sio: socketio.AsyncServer, services: Services) -> None:
-    """Called by the composition root (``omni.app.create_app``)."""
-    sio.register_namespace(WidgetNamespace(services))
+def setup(services: Services, sio: socketio.AsyncServer) -> ChannelSetup:
+    """The widget's entry point (``omni.channels.SetupChannel``): the ``/widget`` namespace,
+    the adapter, the visitor file routes and the sinks that push positions and closed notices."""
+    from channels.widget.http import CONTROLLERS  # imports this module: load it once we exist
+
     channel = WidgetChannel(sio, services)
-    services.adapters.register(channel)
-    services.relay.post_commit_sinks.append(channel.on_events)
-    services.relay.post_commit_sinks.append(lambda events: tell_closed(channel, events))
-    live = live_fanout(sio)
-    if live is not None:
-        live.replay_hooks.append(channel.replay_locally)
-        live.sync_namespaces.append(NAMESPACE)
+    return ChannelSetup(
+        adapter=channel,
+        routes=CONTROLLERS,
+        post_commit_sinks=[channel.on_events, lambda events: tell_closed(channel, events)],
+        namespaces=[WidgetNamespace(services)],
+        replay_sinks=[channel.replay_locally],
+        sync_namespaces=[NAMESPACE],
+    )

@@ -13,14 +13,13 @@ from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import File
-from sqlalchemy import select
 
 from channels.widget import VISITOR_PURPOSE
 from omni import crypto
 from omni.api.deps import request_language, services_of
 from omni.api.files_http import serve
 from omni.db import models as m
-from omni.domain import files
+from omni.domain import files, identities, inboxes
 from omni.domain.errors import DomainError, InvalidInput, NotAuthenticated, NotFound
 from omni.i18n import error_body
 
@@ -31,8 +30,8 @@ async def _visitor(
     services = services_of(request)
     identity = crypto.unsign_value(services.settings.effective_secret_key(), VISITOR_PURPOSE, visitor_token)
     async with services.db.transaction() as session:
-        inbox = await session.scalar(select(m.Inbox).where(m.Inbox.public_token == inbox_token))
-    if inbox is None or not inbox.active or inbox.channel != "widget":
+        inbox = await inboxes.public_inbox(session, inbox_token, "widget")
+    if inbox is None:
         raise NotFound("unknown or disabled widget")
     if identity is None or not (identity.startswith((f"v:{inbox.id}:", f"user:{inbox.id}:"))):
         raise NotAuthenticated("the visitor token is not valid for this widget")
@@ -97,9 +96,8 @@ async def _in_visitor_conversation(session: Any, row: m.StoredFile, identity: st
     """Operators' attachments are readable by the visitor of the same conversation."""
     if row.conversation_id is None:
         return False
-    found = await session.scalar(
-        select(m.ContactIdentity.id)
-        .join(m.Conversation, m.Conversation.contact_id == m.ContactIdentity.contact_id)
-        .where(m.Conversation.id == row.conversation_id, m.ContactIdentity.value == identity)
-    )
-    return found is not None
+    return await identities.identity_in_conversation(session, row.conversation_id, identity)
+
+
+CONTROLLERS = [WidgetFileController]
+"""The widget's HTTP routes, mounted by the composition root through ``channels.widget.setup``."""
