@@ -17,6 +17,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
+from omni.domain.admin.changes import _changed
 from omni.domain.admin.checks import (
     ADMIN,
     OPERATOR,
@@ -235,6 +236,7 @@ async def create_contact(session: AsyncSession, who: Principal, data: Mapping[st
     await _apply_contact(session, contact, clean)
     await _flush(session)
     _audit(session, who, "contact.create", "contact", contact.id, data)
+    _changed(session, "contact", contact.id, "created")
     return contact
 
 
@@ -250,6 +252,5 @@ async def update_contact(
     await _apply_contact(session, contact, clean)
     await _flush(session)
     _audit(session, who, "contact.update", "contact", contact.id, data)
+    _changed(session, "contact", contact.id, "updated")
     return contact
-
-

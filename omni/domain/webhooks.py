@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import Database
 from omni.db import models as m
+from omni.domain.admin.changes import _changed
 from omni.domain.admin.checks import (
     ADMIN,
     DELIVERY_STATES,
@@ -367,6 +368,7 @@ async def create_webhook(
     session.add(hook)
     await _flush(session)
     _audit(session, who, "webhook.create", "webhook", hook.id, data)
+    _changed(session, "webhook", hook.id, "created")
     return hook, hook.secret
 
 
@@ -380,6 +382,7 @@ async def update_webhook(
     _apply(hook, clean)
     await _flush(session)
     _audit(session, who, "webhook.update", "webhook", hook.id, data)
+    _changed(session, "webhook", hook.id, "updated")
     return hook
 
 
@@ -390,6 +393,7 @@ async def delete_webhook(session: AsyncSession, who: Principal, webhook_id: int)
     await session.delete(hook)
     await _flush(session)
     _audit(session, who, "webhook.delete", "webhook", webhook_id, {"name": hook.name})
+    _changed(session, "webhook", webhook_id, "deleted")
 
 
 async def list_deliveries(
@@ -414,5 +418,3 @@ async def replay_delivery(session: AsyncSession, who: Principal, delivery_id: in
     row = await replay(session, delivery_id)
     _audit(session, who, "webhook_delivery.replay", "webhook_delivery", row.id, {})
     return row
-
-

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
+from omni.domain.admin.changes import _changed
 from omni.domain.admin.checks import (
     ADMIN,
     SUPERVISOR,
@@ -83,6 +84,7 @@ async def create_group(session: AsyncSession, who: Principal, data: Mapping[str,
     session.add(group)
     await _flush(session)
     _audit(session, who, "group.create", "group", group.id, data)
+    _changed(session, "group", group.id, "created")
     return group
 
 
@@ -96,6 +98,7 @@ async def update_group(
     _apply(group, clean)
     await _flush(session)
     _audit(session, who, "group.update", "group", group.id, data)
+    _changed(session, "group", group.id, "updated")
     return group
 
 
@@ -106,6 +109,7 @@ async def delete_group(session: AsyncSession, who: Principal, group_id: int) -> 
     await session.delete(group)
     await _flush(session)
     _audit(session, who, "group.delete", "group", group_id, {"name": group.name})
+    _changed(session, "group", group_id, "deleted")
 
 
 # --- skills -------------------------------------------------------------------------------
@@ -143,6 +147,7 @@ async def create_skill(session: AsyncSession, who: Principal, data: Mapping[str,
     session.add(skill)
     await _flush(session)
     _audit(session, who, "skill.create", "skill", skill.id, data)
+    _changed(session, "skill", skill.id, "created")
     return skill
 
 
@@ -156,6 +161,7 @@ async def update_skill(
     _apply(skill, clean)
     await _flush(session)
     _audit(session, who, "skill.update", "skill", skill.id, data)
+    _changed(session, "skill", skill.id, "updated")
     return skill
 
 
@@ -166,3 +172,4 @@ async def delete_skill(session: AsyncSession, who: Principal, skill_id: int) -> 
     await session.delete(skill)
     await _flush(session)
     _audit(session, who, "skill.delete", "skill", skill_id, {"name": skill.name})
+    _changed(session, "skill", skill_id, "deleted")

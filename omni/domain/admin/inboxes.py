@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni import crypto
 from omni.db import models as m
+from omni.domain.admin.changes import _changed
 from omni.domain.admin.checks import (
     _OPTIONAL_ID,
     ADMIN,
@@ -81,6 +82,7 @@ async def rotate_inbox_secret(session: AsyncSession, who: Principal, inbox_id: i
     secret = secrets.token_urlsafe(32)
     inbox.secret_encrypted = crypto.encrypt(secret_key, secret)
     _audit(session, who, "inbox.rotate_secret", "inbox", inbox.id, {})
+    _changed(session, "inbox", inbox.id, "updated")
     return secret
 
 
@@ -119,6 +121,7 @@ async def create_inbox(session: AsyncSession, who: Principal, data: Mapping[str,
     session.add(inbox)
     await _flush(session)
     _audit(session, who, "inbox.create", "inbox", inbox.id, data)
+    _changed(session, "inbox", inbox.id, "created")
     return inbox
 
 
@@ -132,6 +135,7 @@ async def update_inbox(
     _apply(inbox, clean)
     await _flush(session)
     _audit(session, who, "inbox.update", "inbox", inbox.id, data)
+    _changed(session, "inbox", inbox.id, "updated")
     return inbox
 
 
@@ -142,3 +146,4 @@ async def delete_inbox(session: AsyncSession, who: Principal, inbox_id: int) -> 
     await session.delete(inbox)
     await _flush(session)
     _audit(session, who, "inbox.delete", "inbox", inbox_id, {"name": inbox.name})
+    _changed(session, "inbox", inbox_id, "deleted")

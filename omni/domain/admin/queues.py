@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
+from omni.domain.admin.changes import _changed, _emit_members_changed, _queue_members
 from omni.domain.admin.checks import (
     _ID,
     _OPTIONAL_ID,
@@ -242,6 +243,7 @@ async def create_queue(session: AsyncSession, who: Principal, data: Mapping[str,
     session.add(queue)
     await _flush(session)
     _audit(session, who, "queue.create", "queue", queue.id, data)
+    _changed(session, "queue", queue.id, "created")
     return queue
 
 
@@ -254,6 +256,7 @@ async def update_queue(
     _apply(queue, clean)
     await _flush(session)
     _audit(session, who, "queue.update", "queue", queue.id, data)
+    _changed(session, "queue", queue.id, "updated")
     return queue
 
 
@@ -291,9 +294,12 @@ async def delete_queue(session: AsyncSession, who: Principal, queue_id: int) -> 
             name=queue.name,
             referrers=", ".join(referrers),
         )
+    before = await _queue_members(session, [queue.id])  # the rows go with the queue
     await session.delete(queue)
     await _flush(session)
     _audit(session, who, "queue.delete", "queue", queue_id, {"name": queue.name})
+    await _emit_members_changed(session, before)
+    _changed(session, "queue", queue_id, "deleted")
 
 
 _MEMBER: dict[str, Checker] = {
@@ -325,6 +331,7 @@ async def set_queue_members(
                 role=user.role,
                 field=field,
             )
+    before = await _queue_members(session, [queue.id])
     await session.execute(delete(m.QueueMember).where(m.QueueMember.queue_id == queue.id))
     session.add_all(
         m.QueueMember(
@@ -337,6 +344,8 @@ async def set_queue_members(
     )
     await _flush(session)
     _audit(session, who, "queue.members", "queue", queue.id, data)
+    if not await _emit_members_changed(session, before):
+        _changed(session, "queue", queue.id, "updated")  # positions or penalties only
     return queue
 
 
@@ -362,6 +371,7 @@ async def set_queue_skills(
     )
     await _flush(session)
     _audit(session, who, "queue.skills", "queue", queue.id, data)
+    _changed(session, "queue", queue.id, "updated")
     return queue
 
 
@@ -400,4 +410,5 @@ async def set_queue_result_codes(
     queue.default_result_code_id = default
     await _flush(session)
     _audit(session, who, "queue.result_codes", "queue", queue.id, data)
+    _changed(session, "queue", queue.id, "updated")
     return queue

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
+from omni.domain.admin.changes import _changed
 from omni.domain.admin.checks import (
     ADMIN,
     Checker,
@@ -88,6 +89,7 @@ async def create_result_code(session: AsyncSession, who: Principal, data: Mappin
     session.add(code)
     await _flush(session)
     _audit(session, who, "result_code.create", "result_code", code.id, data)
+    _changed(session, "result_code", code.id, "created")
     return code
 
 
@@ -101,6 +103,7 @@ async def update_result_code(
     _apply(code, clean)
     await _flush(session)
     _audit(session, who, "result_code.update", "result_code", code.id, data)
+    _changed(session, "result_code", code.id, "updated")
     return code
 
 
@@ -111,4 +114,5 @@ async def deactivate_result_code(session: AsyncSession, who: Principal, code_id:
     code.active = False
     await _flush(session)
     _audit(session, who, "result_code.deactivate", "result_code", code.id, {"code": code.code})
+    _changed(session, "result_code", code.id, "updated")
     return code

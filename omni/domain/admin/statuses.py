@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
+from omni.domain.admin.changes import _changed
 from omni.domain.admin.checks import (
     ADMIN,
     ADMIN_STATUS_KINDS,
@@ -97,6 +98,7 @@ async def create_status(session: AsyncSession, who: Principal, data: Mapping[str
     session.add(status)
     await _flush(session)
     _audit(session, who, "status.create", "operator_status", status.id, data)
+    _changed(session, "status", status.id, "created")
     return status
 
 
@@ -121,6 +123,7 @@ async def update_status(
     _apply(status, clean)
     await _flush(session)
     _audit(session, who, "status.update", "operator_status", status.id, data)
+    _changed(session, "status", status.id, "updated")
     return status
 
 
@@ -147,3 +150,4 @@ async def delete_status(session: AsyncSession, who: Principal, status_id: int) -
     await session.delete(status)
     await _flush(session)
     _audit(session, who, "status.delete", "operator_status", status_id, {"code": status.code})
+    _changed(session, "status", status_id, "deleted")

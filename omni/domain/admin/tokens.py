@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
+from omni.domain.admin.changes import _changed
 from omni.domain.admin.checks import (
     ADMIN,
     AUDITOR,
@@ -89,4 +90,5 @@ async def revoke_token(session: AsyncSession, who: Principal, token_id: int) -> 
     token.revoked = True
     await _flush(session)
     _audit(session, who, "token.revoke", "api_token", token.id, {"name": token.name})
+    _changed(session, "token", token.id, "updated")
     return token

@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
+from omni.domain.admin.changes import _changed, _emit_members_changed, _queue_members, _queues_of
 from omni.domain.admin.checks import (
     _ID,
     ADMIN,
@@ -181,6 +182,7 @@ async def create_user(session: AsyncSession, who: Principal, data: Mapping[str, 
     session.add(user)
     await _flush(session)
     _audit(session, who, "user.create", "user", user.id, data)
+    _changed(session, "user", user.id, "created")
     return user
 
 
@@ -194,6 +196,9 @@ async def update_user(session: AsyncSession, who: Principal, user_id: int, data:
         if "role" in clean and clean["role"] != user.role:
             raise InvalidInput("you cannot change your own role", field="role")
     await _check_user(session, clean, _columns(user), user.id)
+    # Whether the user serves their queues hangs on being an active operator.
+    serving = "is_active" in clean or "role" in clean
+    before = await _queue_members(session, await _queues_of(session, user.id)) if serving else {}
     if "password" in clean:
         clean["password_hash"] = clean.pop("password")
         if user.id != who.id:
@@ -202,6 +207,8 @@ async def update_user(session: AsyncSession, who: Principal, user_id: int, data:
     _apply(user, clean)
     await _flush(session)
     _audit(session, who, "user.update", "user", user.id, data)
+    _changed(session, "user", user.id, "updated")
+    await _emit_members_changed(session, before)
     return user
 
 
@@ -211,10 +218,13 @@ async def deactivate_user(session: AsyncSession, who: Principal, user_id: int) -
     user = await _get(session, m.User, user_id, "user")
     if user.id == who.id:
         raise InvalidInput("you cannot deactivate yourself", field="user_id")
+    before = await _queue_members(session, await _queues_of(session, user.id))
     user.is_active = False
     await session.execute(delete(m.UserSession).where(m.UserSession.user_id == user.id))
     await _flush(session)
     _audit(session, who, "user.deactivate", "user", user.id, {"username": user.username})
+    _changed(session, "user", user.id, "updated")
+    await _emit_members_changed(session, before)
     return user
 
 
@@ -239,6 +249,7 @@ async def set_user_skills(
     session.add_all(m.UserSkill(user_id=user.id, skill_id=i["skill_id"], level=i["level"]) for i in items)
     await _flush(session)
     _audit(session, who, "user.skills", "user", user.id, data)
+    _changed(session, "user", user.id, "updated")
     return user
 
 
@@ -266,6 +277,7 @@ async def set_supervisor_scope(
     session.add_all(m.SupervisorScope(supervisor_id=user.id, queue_id=q) for q in queue_ids)
     await _flush(session)
     _audit(session, who, "user.scope", "user", user.id, data)
+    _changed(session, "user", user.id, "updated")
     return user
 
 
@@ -281,4 +293,5 @@ async def set_user_groups(
     session.add_all(m.GroupMember(group_id=g, user_id=user.id) for g in group_ids)
     await _flush(session)
     _audit(session, who, "user.groups", "user", user.id, data)
+    _changed(session, "user", user.id, "updated")
     return user

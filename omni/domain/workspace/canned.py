@@ -12,6 +12,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
+from omni.domain.admin.changes import _changed
 from omni.domain.admin.checks import (
     _OPTIONAL_ID,
     ADMIN,
@@ -273,6 +274,7 @@ async def create_canned_reply(
     session.add(reply)
     await _flush(session)
     _audit(session, who, "canned_reply.create", "canned_reply", reply.id, data)
+    _changed(session, "canned", reply.id, "created")
     return reply
 
 
@@ -285,6 +287,7 @@ async def update_canned_reply(
     _apply(reply, clean)
     await _flush(session)
     _audit(session, who, "canned_reply.update", "canned_reply", reply.id, data)
+    _changed(session, "canned", reply.id, "updated")
     return reply
 
 
@@ -293,3 +296,4 @@ async def delete_canned_reply(session: AsyncSession, who: Principal, reply_id: i
     await session.delete(reply)
     await _flush(session)
     _audit(session, who, "canned_reply.delete", "canned_reply", reply_id, {"shortcut": reply.shortcut})
+    _changed(session, "canned", reply_id, "deleted")

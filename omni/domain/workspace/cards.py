@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
 from omni.domain import audit
+from omni.domain.admin.changes import _changed
 from omni.domain.admin.checks import (
     _OPTIONAL_ID,
     ADMIN,
@@ -353,6 +354,7 @@ async def create_card_field(session: AsyncSession, who: Principal, data: Mapping
     session.add(row)
     await _flush(session)
     _audit(session, who, "card_field.create", "card_field", row.id, data)
+    _changed(session, "card_field", row.id, "created")
     return row
 
 
@@ -367,6 +369,7 @@ async def update_card_field(
         row.options = []
     await _flush(session)
     _audit(session, who, "card_field.update", "card_field", row.id, data)
+    _changed(session, "card_field", row.id, "updated")
     return row
 
 
@@ -376,3 +379,4 @@ async def delete_card_field(session: AsyncSession, who: Principal, field_id: int
     await session.delete(row)
     await _flush(session)
     _audit(session, who, "card_field.delete", "card_field", field_id, {"key": row.key})
+    _changed(session, "card_field", field_id, "deleted")
