@@ -1,15 +1,45 @@
-"""Contacts: one customer across channels, found by any of their identities."""
+"""Contacts: one customer across channels, found by any of their identities.
+
+The second half is contacts administration (search, create, edit), which checks role and
+scope itself like the rest of ``omni.domain.admin`` (where its names are re-exported).
+"""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any
 
 import phonenumbers
 from phonenumbers import geocoder
 from phonenumbers import timezone as pn_timezone
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain.errors import InvalidInput
+from omni.domain.admin.changes import _changed
+from omni.domain.admin.checks import (
+    ADMIN,
+    OPERATOR,
+    SUPERVISOR,
+    Checker,
+    _apply,
+    _audit,
+    _boolean,
+    _clean,
+    _deny_auditor,
+    _email,
+    _flush,
+    _iso,
+    _mapping,
+    _new,
+    _optional,
+    _strings,
+    _text,
+    clamp_limit,
+)
+from omni.domain.auth import Principal, access_contact, contact_scope_filter, require_role
+from omni.domain.errors import Conflict, InvalidInput, PermissionDenied
 
 IDENTITY_KINDS = ("phone", "email", "telegram", "widget", "external")
 
@@ -89,3 +119,138 @@ async def merge_contacts(session: AsyncSession, keep: m.Contact, drop: m.Contact
     await session.delete(drop)
     await session.flush()
     return keep
+
+
+# --- contacts -----------------------------------------------------------------------------
+
+_CONTACT_FIELDS: dict[str, Checker] = {
+    "name": _text(256, allow_empty=True),
+    "phone": _optional(_text(64)),
+    "email": _optional(_email),
+    "custom_fields": _mapping,
+    "tags": _strings(64),
+}
+_CONTACT_UPDATE_FIELDS = {**_CONTACT_FIELDS, "blacklisted": _boolean}
+
+
+def contact_dict(c: m.Contact) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "name": c.name,
+        "email": c.email,
+        "phone": c.phone,
+        "region": c.region,
+        "timezone": c.timezone,
+        "custom_fields": dict(c.custom_fields or {}),
+        "tags": list(c.tags or []),
+        "blacklisted": c.blacklisted,
+        "created_at": _iso(c.created_at),
+    }
+
+
+async def contact_detail(session: AsyncSession, c: m.Contact) -> dict[str, Any]:
+    body = contact_dict(c)
+    identities = await session.scalars(
+        select(m.ContactIdentity).where(m.ContactIdentity.contact_id == c.id).order_by(m.ContactIdentity.id)
+    )
+    body["identities"] = [{"id": i.id, "kind": i.kind, "value": i.value} for i in identities]
+    return body
+
+
+async def search_contacts(
+    session: AsyncSession, who: Principal, q: str = "", *, limit: int
+) -> list[m.Contact]:
+    _deny_auditor(who)
+    stmt = (
+        select(m.Contact)
+        .where(*await contact_scope_filter(session, who))
+        .order_by(m.Contact.id.desc())
+        .limit(clamp_limit(limit))
+    )
+    q = q.strip()
+    if q:
+        conds = [
+            m.Contact.name.icontains(q, autoescape=True),
+            m.Contact.phone.icontains(q, autoescape=True),
+            m.Contact.email.icontains(q, autoescape=True),
+        ]
+        with contextlib.suppress(InvalidInput):  # not a phone number: text match only
+            conds.append(m.Contact.phone == normalise_phone(q))
+        stmt = stmt.where(or_(*conds))
+    return list(await session.scalars(stmt))
+
+
+async def get_contact(session: AsyncSession, who: Principal, contact_id: int) -> m.Contact:
+    _deny_auditor(who)
+    return await access_contact(session, who, contact_id)
+
+
+async def _claim_identity(
+    session: AsyncSession, contact: m.Contact, kind: str, old: str | None, new: str | None
+) -> None:
+    """Keep the contact findable by its phone/email when a customer writes or calls in."""
+    if old == new:
+        return
+    if old is not None:
+        await session.execute(
+            delete(m.ContactIdentity).where(
+                m.ContactIdentity.contact_id == contact.id,
+                m.ContactIdentity.kind == kind,
+                m.ContactIdentity.value == old,
+            )
+        )
+    if new is None:
+        return
+    owner = await session.scalar(
+        select(m.ContactIdentity.contact_id).where(
+            m.ContactIdentity.kind == kind, m.ContactIdentity.value == new
+        )
+    )
+    if owner is None:
+        session.add(m.ContactIdentity(contact_id=contact.id, kind=kind, value=new))
+    elif owner != contact.id:
+        raise Conflict("{field} {new} already belongs to contact {owner}", new=new, owner=owner, field=kind)
+
+
+async def _apply_contact(session: AsyncSession, contact: m.Contact, clean: dict[str, Any]) -> None:
+    old_phone, old_email = contact.phone, contact.email
+    if "phone" in clean:
+        phone = clean.pop("phone")
+        if phone is None:
+            contact.phone = contact.region = contact.timezone = None
+        else:
+            apply_phone(contact, phone)
+    _apply(contact, clean)
+    await _flush(session)
+    await _claim_identity(session, contact, "phone", old_phone, contact.phone)
+    await _claim_identity(session, contact, "email", old_email, contact.email)
+
+
+async def create_contact(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.Contact:
+    require_role(who, ADMIN, SUPERVISOR, OPERATOR)
+    clean = _clean(data, _CONTACT_FIELDS)
+    if not (clean.get("name") or clean.get("phone") or clean.get("email")):
+        raise InvalidInput("give the contact a name, phone or email", field="name")
+    contact = _new(m.Contact)
+    session.add(contact)
+    await _apply_contact(session, contact, clean)
+    await _flush(session)
+    _audit(session, who, "contact.create", "contact", contact.id, data)
+    _changed(session, "contact", contact.id, "created")
+    return contact
+
+
+async def update_contact(
+    session: AsyncSession, who: Principal, contact_id: int, data: Mapping[str, Any]
+) -> m.Contact:
+    require_role(who, ADMIN, SUPERVISOR, OPERATOR)
+    contact = await access_contact(session, who, contact_id, for_update=True)
+    clean = _clean(data, _CONTACT_UPDATE_FIELDS)
+    if clean.get("blacklisted") is False and contact.blacklisted and who.role == OPERATOR:
+        # The same rule as the operator window's blacklist action.
+        raise PermissionDenied("only supervisors take a contact off the blacklist")
+    await _apply_contact(session, contact, clean)
+    await _flush(session)
+    _audit(session, who, "contact.update", "contact", contact.id, data)
+    _changed(session, "contact", contact.id, "updated")
+    return contact

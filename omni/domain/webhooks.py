@@ -3,6 +3,9 @@
 Deliveries are rows created in the relay's transaction, one per (subscription, event), so a
 CRM that is down keeps its queue of deliveries until it is back. Whatever runs the HTTP call
 (a Celery task, the sweeper) goes through ``deliver()``, which locks the row first.
+
+The last part is webhook administration (subscriptions, their deliveries, replay), which
+checks role itself like the rest of ``omni.domain.admin`` (where its names are re-exported).
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,8 +28,33 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import Database
 from omni.db import models as m
+from omni.domain.admin.changes import _changed
+from omni.domain.admin.checks import (
+    ADMIN,
+    DELIVERY_STATES,
+    MIN_WEBHOOK_SECRET,
+    Checker,
+    _apply,
+    _audit,
+    _boolean,
+    _choice,
+    _clean,
+    _ensure_unique,
+    _flush,
+    _get,
+    _id_list,
+    _iso,
+    _mapping,
+    _new,
+    _referenced,
+    _strings,
+    _text,
+    clamp_limit,
+)
+from omni.domain.auth import Principal, require_role
 from omni.domain.errors import InvalidInput, NotFound
 from omni.domain.events import DomainEvent
+from omni.i18n import _l
 from omni.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
@@ -245,3 +274,147 @@ def delivery_dict(d: m.WebhookDelivery) -> dict[str, Any]:
         "created_at": d.created_at.isoformat(),
         "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None,
     }
+
+
+# --- webhooks -----------------------------------------------------------------------------
+
+
+def _filter(field: str, value: Any) -> dict[str, Any]:
+    flt = _mapping(field, value)
+    out: dict[str, Any] = {}
+    for key, item in flt.items():
+        if key == "queue_ids":
+            out[key] = _id_list(f"{field}.queue_ids", item)
+        elif key == "channels":
+            out[key] = _strings(32)(f"{field}.channels", item)
+        else:
+            out[key] = item  # validate_subscription names unknown keys
+    return out
+
+
+_WEBHOOK_FIELDS: dict[str, Checker] = {
+    "name": _text(128),
+    "url": _text(2048),
+    "secret": _text(128, strip=False),
+    "event_types": _strings(64),
+    "filter": _filter,
+    "active": _boolean,
+}
+
+
+def webhook_dict(w: m.WebhookSubscription) -> dict[str, Any]:
+    """Without the secret: it is shown once, when the subscription is created."""
+    return {
+        "id": w.id,
+        "name": w.name,
+        "url": w.url,
+        "event_types": list(w.event_types or []),
+        "filter": dict(w.filter or {}),
+        "active": w.active,
+        "created_at": _iso(w.created_at),
+    }
+
+
+async def _check_webhook(
+    session: AsyncSession,
+    clean: Mapping[str, Any],
+    hook: m.WebhookSubscription,
+    own_id: int | None,
+) -> None:
+    if "secret" in clean and len(clean["secret"]) < MIN_WEBHOOK_SECRET:
+        raise InvalidInput(
+            "secret must be at least {min_webhook_secret} characters (or leave it out and one is generated)",
+            min_webhook_secret=MIN_WEBHOOK_SECRET,
+            field="secret",
+        )
+    validate_subscription(
+        clean.get("url", hook.url),
+        clean.get("event_types", hook.event_types or []),
+        clean.get("filter", hook.filter or {}),
+    )
+    for i, qid in enumerate(clean.get("filter", {}).get("queue_ids", [])):
+        await _referenced(session, m.Queue, qid, f"filter.queue_ids[{i}]", "queue")
+    if "name" in clean:
+        await _ensure_unique(
+            session,
+            m.WebhookSubscription.name,
+            m.WebhookSubscription.id,
+            clean["name"],
+            own_id=own_id,
+            field="name",
+            message=_l("a webhook named '{value}' already exists"),
+        )
+
+
+async def list_webhooks(session: AsyncSession, who: Principal, *, limit: int) -> list[m.WebhookSubscription]:
+    require_role(who, ADMIN)
+    return list(
+        await session.scalars(
+            select(m.WebhookSubscription).order_by(m.WebhookSubscription.id).limit(clamp_limit(limit))
+        )
+    )
+
+
+async def create_webhook(
+    session: AsyncSession, who: Principal, data: Mapping[str, Any]
+) -> tuple[m.WebhookSubscription, str]:
+    """Returns the subscription and its secret, which the caller shows this once."""
+    require_role(who, ADMIN)
+    clean = _clean(data, _WEBHOOK_FIELDS, ("name", "url"))
+    hook = _new(m.WebhookSubscription)
+    await _check_webhook(session, clean, hook, None)
+    clean.setdefault("secret", secrets.token_urlsafe(32))
+    _apply(hook, clean)
+    session.add(hook)
+    await _flush(session)
+    _audit(session, who, "webhook.create", "webhook", hook.id, data)
+    _changed(session, "webhook", hook.id, "created")
+    return hook, hook.secret
+
+
+async def update_webhook(
+    session: AsyncSession, who: Principal, webhook_id: int, data: Mapping[str, Any]
+) -> m.WebhookSubscription:
+    require_role(who, ADMIN)
+    hook = await _get(session, m.WebhookSubscription, webhook_id, "webhook")
+    clean = _clean(data, _WEBHOOK_FIELDS)
+    await _check_webhook(session, clean, hook, hook.id)
+    _apply(hook, clean)
+    await _flush(session)
+    _audit(session, who, "webhook.update", "webhook", hook.id, data)
+    _changed(session, "webhook", hook.id, "updated")
+    return hook
+
+
+async def delete_webhook(session: AsyncSession, who: Principal, webhook_id: int) -> None:
+    """Its deliveries go with it; pending ones are simply not sent."""
+    require_role(who, ADMIN)
+    hook = await _get(session, m.WebhookSubscription, webhook_id, "webhook")
+    await session.delete(hook)
+    await _flush(session)
+    _audit(session, who, "webhook.delete", "webhook", webhook_id, {"name": hook.name})
+    _changed(session, "webhook", webhook_id, "deleted")
+
+
+async def list_deliveries(
+    session: AsyncSession, who: Principal, webhook_id: int, *, state: str | None, limit: int
+) -> list[m.WebhookDelivery]:
+    require_role(who, ADMIN)
+    await _get(session, m.WebhookSubscription, webhook_id, "webhook")
+    stmt = (
+        select(m.WebhookDelivery)
+        .where(m.WebhookDelivery.subscription_id == webhook_id)
+        .order_by(m.WebhookDelivery.id.desc())
+        .limit(clamp_limit(limit))
+    )
+    if state is not None:
+        stmt = stmt.where(m.WebhookDelivery.state == _choice(DELIVERY_STATES)("state", state))
+    return list(await session.scalars(stmt))
+
+
+async def replay_delivery(session: AsyncSession, who: Principal, delivery_id: int) -> m.WebhookDelivery:
+    """Marks the delivery pending again; the caller enqueues it once this commits."""
+    require_role(who, ADMIN)
+    row = await replay(session, delivery_id)
+    _audit(session, who, "webhook_delivery.replay", "webhook_delivery", row.id, {})
+    return row

@@ -1,0 +1,149 @@
+"""Inboxes: channel instances, their routing queue, config and widget secret."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omni import crypto
+from omni.db import models as m
+from omni.domain.admin.changes import _changed
+from omni.domain.admin.checks import (
+    _OPTIONAL_ID,
+    ADMIN,
+    SUPERVISOR,
+    Checker,
+    _apply,
+    _audit,
+    _boolean,
+    _clean,
+    _ensure_unique,
+    _flush,
+    _get,
+    _mapping,
+    _masked,
+    _new,
+    _referenced,
+    _text,
+    clamp_limit,
+)
+from omni.domain.auth import (
+    Principal,
+    require_role,
+)
+from omni.domain.errors import InvalidInput
+from omni.i18n import _l
+
+# --- inboxes ------------------------------------------------------------------------------
+
+_INBOX_FIELDS: dict[str, Checker] = {
+    "name": _text(128),
+    "channel": _text(32, no_spaces=True),
+    "queue_id": _OPTIONAL_ID,
+    "config": _mapping,
+    "active": _boolean,
+}
+
+
+def inbox_dict(i: m.Inbox, *, show_secrets: bool) -> dict[str, Any]:
+    """Never the encrypted secret; tokens inside ``config`` only for admins."""
+    config = dict(i.config or {})
+    return {
+        "id": i.id,
+        "name": i.name,
+        "channel": i.channel,
+        "queue_id": i.queue_id,
+        "public_token": i.public_token,
+        "config": config if show_secrets else _masked(config),
+        "active": i.active,
+    }
+
+
+async def rotate_inbox_secret(session: AsyncSession, who: Principal, inbox_id: int, secret_key: str) -> str:
+    """A new widget identity secret (the HMAC key sites sign user ids with), stored encrypted
+    and returned once; the previous one stops working at once.
+
+    Other channels keep their own credentials in the same column (a Telegram bot token), which a
+    rotation would destroy, so they are refused."""
+    require_role(who, ADMIN)
+    inbox = await _get(session, m.Inbox, inbox_id, "inbox")
+    if inbox.channel != "widget":
+        raise InvalidInput(
+            "only web chat inboxes have an identity secret; '{name}' is a {channel} "
+            "inbox whose stored credentials a rotation would destroy",
+            name=inbox.name,
+            channel=inbox.channel,
+            field="channel",
+        )
+    secret = secrets.token_urlsafe(32)
+    inbox.secret_encrypted = crypto.encrypt(secret_key, secret)
+    _audit(session, who, "inbox.rotate_secret", "inbox", inbox.id, {})
+    _changed(session, "inbox", inbox.id, "updated")
+    return secret
+
+
+async def list_inboxes(session: AsyncSession, who: Principal, *, limit: int) -> list[m.Inbox]:
+    require_role(who, ADMIN, SUPERVISOR)
+    return list(await session.scalars(select(m.Inbox).order_by(m.Inbox.id).limit(clamp_limit(limit))))
+
+
+async def get_inbox(session: AsyncSession, who: Principal, inbox_id: int) -> m.Inbox:
+    require_role(who, ADMIN, SUPERVISOR)
+    return await _get(session, m.Inbox, inbox_id, "inbox")
+
+
+async def _check_inbox(session: AsyncSession, clean: Mapping[str, Any], own_id: int | None) -> None:
+    if "name" in clean:
+        await _ensure_unique(
+            session,
+            m.Inbox.name,
+            m.Inbox.id,
+            clean["name"],
+            own_id=own_id,
+            field="name",
+            message=_l("an inbox named '{value}' already exists"),
+        )
+    if "queue_id" in clean:
+        await _referenced(session, m.Queue, clean["queue_id"], "queue_id", "queue")
+
+
+async def create_inbox(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.Inbox:
+    require_role(who, ADMIN)
+    clean = _clean(data, _INBOX_FIELDS, ("name", "channel"))
+    await _check_inbox(session, clean, None)
+    inbox = _new(m.Inbox)
+    _apply(inbox, clean)
+    inbox.public_token = secrets.token_urlsafe(24)
+    session.add(inbox)
+    await _flush(session)
+    _audit(session, who, "inbox.create", "inbox", inbox.id, data)
+    _changed(session, "inbox", inbox.id, "created")
+    return inbox
+
+
+async def update_inbox(
+    session: AsyncSession, who: Principal, inbox_id: int, data: Mapping[str, Any]
+) -> m.Inbox:
+    require_role(who, ADMIN)
+    inbox = await _get(session, m.Inbox, inbox_id, "inbox")
+    clean = _clean(data, _INBOX_FIELDS)
+    await _check_inbox(session, clean, inbox.id)
+    _apply(inbox, clean)
+    await _flush(session)
+    _audit(session, who, "inbox.update", "inbox", inbox.id, data)
+    _changed(session, "inbox", inbox.id, "updated")
+    return inbox
+
+
+async def delete_inbox(session: AsyncSession, who: Principal, inbox_id: int) -> None:
+    """Its conversations stay, detached from the deleted channel instance."""
+    require_role(who, ADMIN)
+    inbox = await _get(session, m.Inbox, inbox_id, "inbox")
+    await session.delete(inbox)
+    await _flush(session)
+    _audit(session, who, "inbox.delete", "inbox", inbox_id, {"name": inbox.name})
+    _changed(session, "inbox", inbox_id, "deleted")
