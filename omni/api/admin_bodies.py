@@ -9,7 +9,7 @@ Update bodies leave every field ``UNSET`` by default: PATCH changes exactly what
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from litestar.params import Parameter
@@ -19,16 +19,23 @@ from omni.api.contracts import INT32_MAX, INT64_MAX, NO_NUL, Int32, Name, Text
 
 # --- path and query parameters -------------------------------------------------------------
 
-RowId = Annotated[int, Parameter(ge=1, le=INT32_MAX, description="a row id (INTEGER column)")]
+
+def _between(low: int, high: int, description: str | None = None) -> Any:
+    """Litestar renders ``ge``/``le`` as floats (2**63 - 1 becomes 2**63); ``schema_extra``
+    states the exact integers, so clients and schemathesis see the real bounds."""
+    return Parameter(ge=low, le=high, description=description, schema_extra={"minimum": low, "maximum": high})
+
+
+RowId = Annotated[int, _between(1, INT32_MAX, "a row id (INTEGER column)")]
 """The admin entities' ids are INTEGER on PostgreSQL; a larger one can name no row."""
 
-BigRowId = Annotated[int, Parameter(ge=1, le=INT64_MAX, description="a row id (BIGINT column)")]
+BigRowId = Annotated[int, _between(1, INT64_MAX, "a row id (BIGINT column)")]
 """Webhook deliveries and audit records are BIGINT."""
 
-OptionalRowId = Annotated[int | None, Parameter(ge=1, le=INT32_MAX)]
-OptionalCursor = Annotated[int | None, Parameter(ge=0, le=INT64_MAX)]
+OptionalRowId = Annotated[int | None, _between(1, INT32_MAX)]
+OptionalCursor = Annotated[int | None, _between(0, INT64_MAX)]
 
-Limit = Annotated[int, Parameter(ge=-(2**31), le=INT32_MAX, description="clamped to 1..1000")]
+Limit = Annotated[int, _between(-(2**31), INT32_MAX, "clamped to 1..1000")]
 """How many rows; the domain clamps it (``clamp_limit``), the type only keeps it a number."""
 
 Query = Annotated[str, Parameter(max_length=255, pattern=NO_NUL)]
