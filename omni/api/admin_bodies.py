@@ -17,6 +17,16 @@ from msgspec import UNSET, UnsetType
 
 from omni.api.contracts import INT32_MAX, INT64_MAX, NO_NUL, Int32, Name, Text
 
+
+def given(body: msgspec.Struct) -> dict[str, Any]:
+    """The fields the caller sent, as plain JSON values: what the domain validates and audits.
+
+    A JSON round trip rather than ``to_builtins``, which keeps tuples (business-hour spans).
+    """
+    sent: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(body))
+    return sent
+
+
 # --- path and query parameters -------------------------------------------------------------
 
 

@@ -113,6 +113,9 @@ class OkOut(msgspec.Struct):
     ok: bool = True
 
 
+OK = OkOut()
+
+
 # --- queues, statuses, result codes -------------------------------------------------------
 
 
