@@ -48,6 +48,7 @@ from omni.api.admin_channels import (
 from omni.api.admin_responses import (
     OK,
     READ,
+    REMOVE,
     WRITE,
     AuditOut,
     GroupOut,
@@ -102,7 +103,7 @@ class UserController(Controller):
             user = await admin.update_user(session, who, user_id, given(data))
             return out(await admin.user_detail(session, user), UserDetailOut)
 
-    @delete("/{user_id:int}", status_code=200, responses=READ)
+    @delete("/{user_id:int}", status_code=200, responses=REMOVE)
     async def deactivate_user(self, who: Principal, services: Services, user_id: RowId) -> UserOut:
         async with services.db.transaction() as session:
             return out(admin.user_dict(await admin.deactivate_user(session, who, user_id)), UserOut)
@@ -156,7 +157,7 @@ class GroupController(Controller):
             group = await admin.update_group(session, who, group_id, given(data))
             return out((await admin.group_dicts(session, [group]))[0], GroupOut)
 
-    @delete("/{group_id:int}", status_code=200, responses=READ)
+    @delete("/{group_id:int}", status_code=200, responses=REMOVE)
     async def delete_group(self, who: Principal, services: Services, group_id: RowId) -> OkOut:
         async with services.db.transaction() as session:
             await admin.delete_group(session, who, group_id)
@@ -188,7 +189,7 @@ class SkillController(Controller):
                 admin.skill_dict(await admin.update_skill(session, who, skill_id, given(data))), SkillOut
             )
 
-    @delete("/{skill_id:int}", status_code=200, responses=READ)
+    @delete("/{skill_id:int}", status_code=200, responses=REMOVE)
     async def delete_skill(self, who: Principal, services: Services, skill_id: RowId) -> OkOut:
         async with services.db.transaction() as session:
             await admin.delete_skill(session, who, skill_id)
@@ -226,7 +227,7 @@ class QueueController(Controller):
             queue = await admin.update_queue(session, who, queue_id, given(data))
             return out(await admin.queue_detail(session, queue), QueueOut)
 
-    @delete("/{queue_id:int}", status_code=200, responses=READ)
+    @delete("/{queue_id:int}", status_code=200, responses=REMOVE)
     async def delete_queue(self, who: Principal, services: Services, queue_id: RowId) -> OkOut:
         async with services.db.transaction() as session:
             await admin.delete_queue(session, who, queue_id)
@@ -280,7 +281,7 @@ class StatusController(Controller):
             status = await admin.update_status(session, who, status_id, given(data))
             return out(admin.status_dict(status), StatusOut)
 
-    @delete("/{status_id:int}", status_code=200, responses=READ)
+    @delete("/{status_id:int}", status_code=200, responses=REMOVE)
     async def delete_status(self, who: Principal, services: Services, status_id: RowId) -> OkOut:
         async with services.db.transaction() as session:
             await admin.delete_status(session, who, status_id)
@@ -317,7 +318,7 @@ class ResultCodeController(Controller):
             code = await admin.update_result_code(session, who, code_id, given(data))
             return out(admin.result_code_dict(code), ResultCodeOut)
 
-    @delete("/{code_id:int}", status_code=200, responses=READ)
+    @delete("/{code_id:int}", status_code=200, responses=REMOVE)
     async def deactivate_result_code(
         self, who: Principal, services: Services, code_id: RowId
     ) -> ResultCodeOut:
@@ -362,7 +363,7 @@ class TokenController(Controller):
                 [admin.token_dict(t) for t in await admin.list_tokens(session, who, limit=limit)], TokenOut
             )
 
-    @delete("/{token_id:int}", status_code=200, responses=READ)
+    @delete("/{token_id:int}", status_code=200, responses=REMOVE)
     async def revoke_token(self, who: Principal, services: Services, token_id: RowId) -> TokenOut:
         async with services.db.transaction() as session:
             return out(admin.token_dict(await admin.revoke_token(session, who, token_id)), TokenOut)

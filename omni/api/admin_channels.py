@@ -35,6 +35,7 @@ from omni.api.admin_bodies import (
 from omni.api.admin_responses import (
     OK,
     READ,
+    REMOVE,
     WRITE,
     CannedReplyOut,
     CardFieldOut,
@@ -138,7 +139,7 @@ class InboxController(Controller):
 
         return out(body, InboxSecretOut)
 
-    @delete("/{inbox_id:int}", status_code=200, responses=READ)
+    @delete("/{inbox_id:int}", status_code=200, responses=REMOVE)
     async def delete_inbox(self, who: Principal, services: Services, inbox_id: RowId) -> OkOut:
         async with services.db.transaction() as session:
             await admin.delete_inbox(session, who, inbox_id)
@@ -174,7 +175,7 @@ class WebhookController(Controller):
             hook = await admin.update_webhook(session, who, webhook_id, given(data))
             return out(admin.webhook_dict(hook), WebhookOut)
 
-    @delete("/{webhook_id:int}", status_code=200, responses=READ)
+    @delete("/{webhook_id:int}", status_code=200, responses=REMOVE)
     async def delete_webhook(self, who: Principal, services: Services, webhook_id: RowId) -> OkOut:
         async with services.db.transaction() as session:
             await admin.delete_webhook(session, who, webhook_id)
@@ -253,7 +254,7 @@ class CannedReplyController(Controller):
             reply = await admin.update_canned_reply(session, who, reply_id, given(data))
             return out(admin.canned_reply_dict(reply), CannedReplyOut)
 
-    @delete("/{reply_id:int}", status_code=200, responses=READ)
+    @delete("/{reply_id:int}", status_code=200, responses=REMOVE)
     async def delete_canned_reply(self, who: Principal, services: Services, reply_id: RowId) -> OkOut:
         async with services.db.transaction() as session:
             await admin.delete_canned_reply(session, who, reply_id)
@@ -298,7 +299,7 @@ class CardFieldController(Controller):
             row = await admin.update_card_field(session, who, field_id, given(data))
             return out(admin.card_field_dict(row), CardFieldOut)
 
-    @delete("/{field_id:int}", status_code=200, responses=READ)
+    @delete("/{field_id:int}", status_code=200, responses=REMOVE)
     async def delete_card_field(self, who: Principal, services: Services, field_id: RowId) -> OkOut:
         async with services.db.transaction() as session:
             await admin.delete_card_field(session, who, field_id)

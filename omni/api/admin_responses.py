@@ -49,12 +49,11 @@ _COMMON = {
     422: _error("The domain refused a value; `field` names it and `errors` lists every problem"),
 }
 READ: dict[int, ResponseSpec] = {**_COMMON, 404: _error("No such row, or outside the caller's scope")}
-"""Statuses of reads and deletes."""
-WRITE: dict[int, ResponseSpec] = {
-    **READ,
-    409: _error("Clashes with another row (a duplicate name) or a concurrent change"),
-    413: _error("The request body is too large"),
-}
+"""Statuses of reads."""
+_CONFLICT = _error("Clashes with another row (a duplicate name, a row still in use) or a concurrent change")
+REMOVE: dict[int, ResponseSpec] = {**READ, 409: _CONFLICT}
+"""Statuses of deletes: a row still in use (a queue inboxes route to) is a conflict."""
+WRITE: dict[int, ResponseSpec] = {**REMOVE, 413: _error("The request body is too large")}
 """Statuses of creates and updates."""
 
 

@@ -172,6 +172,8 @@ async def test_openapi_documents_every_admin_body_and_refusal(api: Api) -> None:
         for status in ("400", "401", "403", "404", "422"):
             ref = responses[status]["content"]["application/json"]["schema"]
             assert ref == {"$ref": "#/components/schemas/ErrorBody"}, (where, status)
+        if method in ("post", "patch", "put", "delete"):
+            assert "409" in responses, (where, "a clash or a row still in use is a 409")
         ok = next(v for k, v in responses.items() if k.startswith("2"))
         body = ok["content"]["application/json"]["schema"]
         assert "$ref" in body or "$ref" in body.get("items", {}), (where, body)
