@@ -11,11 +11,10 @@ The package is split by stage (``inbound``, ``queueing``, ``offers``, ``handling
 
 from __future__ import annotations
 
+from omni.db.unit_of_work import BotGateway
 from omni.domain.conversations._common import (
-    BOT_GATEWAY,
     MAX_BODY,
     REOPEN_WINDOW,
-    BotGateway,
     S,
     _event,
     _message_event,
@@ -63,7 +62,6 @@ from omni.domain.conversations.queueing import (
 )
 
 __all__ = [
-    "BOT_GATEWAY",
     "MAX_BODY",
     "MAX_OVERFLOW_HOPS",
     "REOPEN_WINDOW",

@@ -4,11 +4,12 @@ and the bot gateway (the scenario engine plugged in by the composition root)."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
+from omni.db.unit_of_work import BotGateway, unit_of_work
 from omni.domain.events import emit
 from omni.domain.serialize import conversation_dict, message_dict
 
@@ -41,19 +42,6 @@ def _message_event(session: AsyncSession, conv: m.Conversation, message: m.Messa
     )
 
 
-class BotGateway(Protocol):
-    """How the core hands conversations to the scenario engine (``bots.runner``) without
-    importing it; the composition root plugs it in through ``Database.session_info``."""
-
-    async def start(self, session: AsyncSession, conv: m.Conversation, scenario_key: str) -> bool: ...
-    async def on_inbound(self, session: AsyncSession, conv: m.Conversation, message: m.Message) -> bool: ...
-    async def hand_to_bot(self, session: AsyncSession, conv: m.Conversation, scenario_key: str) -> bool: ...
-
-
-BOT_GATEWAY = "bot_gateway"
-
-
 def bot_gateway(session: AsyncSession) -> BotGateway | None:
-    """The scenario runner plugged into this database (``Database.session_info``), if any."""
-    gateway: BotGateway | None = session.info.get(BOT_GATEWAY)
-    return gateway
+    """The scenario runner plugged into this database (``Database.plugins``), if any."""
+    return unit_of_work(session).bot_gateway
