@@ -36,47 +36,32 @@ announce route reads ``routing.wait_info`` and says the place in line and the ex
 with Asterisk's own queue sound files and ``SAY NUMBER``; it sets ``OMNI_RESULT`` to the
 conversation's status, so the loop ends once the caller is no longer waiting.
 
-The wire: panoramisk parses the AGI result lines (``parse_agi_result``); the server loop is
-ours because panoramisk's ``Application.handler`` spins forever on a connection closed before
-the environment's blank line, has no way to stop running sessions and leaves a ``HANGUP``
-notification in the buffer where the next command's result should be.
+The wire (one AGI session, the listener) is ``channels.voice.agi.wire``; what the IVR reads of
+the core goes through ``omni.domain.ivr``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
-import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from panoramisk.utils import parse_agi_result
-from sqlalchemy import select
-
 from bots.runner import BotRunner, Waiting
 from bots.scenario import MenuNode, SurveyNode
+from channels.voice.agi.wire import AgiChannel, FastAgiServer, app_arg
 from omni.channels import DeliveryReceipt, OutboundMessage
 from omni.db import Database
 from omni.db import models as m
 from omni.domain import conversations, routing
+from omni.domain import ivr as core
 from omni.domain.contacts import normalise_phone
 from omni.domain.errors import InvalidInput, NotFound
 from omni.services import Services
 
-__all__ = [
-    "AgiChannel",
-    "AgiError",
-    "AgiHangup",
-    "AgiServer",
-    "AnnounceSounds",
-    "app_arg",
-    "caller_identity",
-    "quote",
-]
+__all__ = ["AgiServer", "AnnounceSounds", "caller_identity", "prompt_path"]
 
 log = logging.getLogger(__name__)
 
@@ -90,174 +75,6 @@ POLL_SECONDS = 1
 ASK_MAX_DIGITS = 32
 SILENCE = "silence/1"
 """What ``GET DATA`` plays before collecting digits (the prompt was played already)."""
-
-
-# --- the wire ---------------------------------------------------------------------------
-
-
-class AgiError(Exception):
-    """Asterisk refused a command (``510``/``520``) or the session broke the protocol."""
-
-
-class AgiHangup(Exception):
-    """The caller hung up or the channel left the AGI (e.g. an AMI redirect): stop quietly."""
-
-
-def quote(arg: str) -> str:
-    """One AGI argument: double-quoted, ``\\`` and ``"`` escaped, line breaks flattened."""
-    flat = re.sub(r"[\r\n\t]+", " ", arg)
-    return '"' + flat.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def app_arg(text: str) -> str:
-    """A dialplan application's single argument: commas, quotes, brackets escaped, so a TTS
-    sentence with a comma reaches e.g. ``Festival`` whole (``ast_app_separate_args``)."""
-    return re.sub(r'([\\,"()\[\]])', r"\\\1", text)
-
-
-class AgiChannel:
-    """One FastAGI connection: the ``agi_*`` environment and a command/result exchange."""
-
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        env: dict[str, str],
-        *,
-        command_timeout: float = 300.0,
-    ) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.env = env
-        self.command_timeout = command_timeout
-        self.hung_up = False
-        """Asterisk sent its ``HANGUP`` notification (the caller is gone)."""
-
-    @property
-    def script(self) -> str:
-        """The route: ``ivr`` for ``agi://host:4573/ivr``."""
-        raw = self.env.get("agi_network_script") or self.env.get("agi_request", "").split("/", 3)[-1]
-        return raw.split("?", 1)[0].strip("/")
-
-    def arg(self, n: int) -> str:
-        return self.env.get(f"agi_arg_{n}", "").strip()
-
-    async def command(self, *parts: str) -> dict[str, Any]:
-        """Send one command; its parsed ``200`` result, or ``AgiHangup`` / ``AgiError``."""
-        if self.hung_up:
-            raise AgiHangup("the caller hung up")
-        line = " ".join(parts)
-        try:
-            self.writer.write(line.encode() + b"\n")
-            await self.writer.drain()
-        except (ConnectionError, RuntimeError) as exc:
-            raise AgiHangup(f"connection lost: {exc}") from exc
-        while True:
-            raw = await self._readline()
-            if raw == "HANGUP":
-                self.hung_up = True  # the command's own result line still follows
-                continue
-            result: dict[str, Any] = parse_agi_result(raw)
-            if result.get("error") == "AGIAppError":
-                # "200 result=-1 ...": the application failed (a missing sound file) or the
-                # channel is gone; panoramisk drops the code, the HANGUP flag tells them apart.
-                result = {"status_code": 200, "result": ("-1", ""), "msg": raw}
-            code = result.get("status_code")
-            if code == 100:  # "100 result=0 Trying..."
-                continue
-            break
-        if code == 511:  # "Command Not Permitted on a dead channel or intercept routine"
-            self.hung_up = True
-            raise AgiHangup(raw)
-        if code == 520:
-            usage = [raw]
-            while not usage[-1].startswith("520 End"):
-                usage.append(await self._readline())
-            raise AgiError(f"{line}: {' '.join(usage)}")
-        if code != 200:
-            raise AgiError(f"{line}: {raw}")
-        if self.hung_up or result.get("error") == "AGIResultHangup":
-            self.hung_up = True
-            raise AgiHangup(f"{line}: {raw}")
-        return result
-
-    async def _readline(self) -> str:
-        try:
-            raw = await asyncio.wait_for(self.reader.readline(), self.command_timeout)
-        except (TimeoutError, ConnectionError) as exc:
-            raise AgiHangup(f"no answer from Asterisk: {exc!r}") from exc
-        if not raw:
-            raise AgiHangup("connection closed by Asterisk")
-        return raw.decode("utf-8", "replace").rstrip("\r\n")
-
-    @staticmethod
-    def value(result: dict[str, Any]) -> str:
-        """``result=`` of a parsed result (``""`` on a timeout)."""
-        found = result.get("result", ("", ""))
-        return str(found[0])
-
-    # the commands the IVR uses --------------------------------------------------------
-
-    async def answer(self) -> None:
-        await self.command("ANSWER")
-
-    async def set_variable(self, name: str, value: str) -> None:
-        await self.command("SET VARIABLE", name, quote(value))
-
-    async def get_variable(self, name: str) -> str | None:
-        result = await self.command("GET VARIABLE", name)
-        if self.value(result) != "1":
-            return None
-        return str(result["result"][1])
-
-    async def stream_file(self, name: str, escape: str = "") -> str:
-        """Play a sound file; the key that interrupted it, or ``""``."""
-        result = await self.command("STREAM FILE", quote(name), quote(escape))
-        code = self.value(result)
-        if code == "-1":
-            if await self._left_dialplan():
-                # Answered (AMI Bridge pulled the channel out of the dialplan) or hung up mid-file:
-                # nothing is wrong with the file, and this session is over.
-                log.debug("sound file %r interrupted on %s: the channel left the dialplan",
-                          name, self.env.get("agi_channel"))  # fmt: skip
-                raise AgiHangup(f"{name} interrupted: the channel left the dialplan")
-            log.warning("sound file %r could not be played on %s", name, self.env.get("agi_channel"))
-            return ""
-        return chr(int(code)) if code.isdigit() and int(code) > 0 else ""
-
-    async def _left_dialplan(self) -> bool:
-        """After ``result=-1``: is the channel still ours? Asterisk sends ``HANGUP`` (then 511
-        to every command) once the channel was hung up or bridged away; a live channel answers
-        ``CHANNEL STATUS`` (so the file itself is what failed)."""
-        if self.hung_up:
-            return True
-        try:
-            await self.command("CHANNEL STATUS")
-        except AgiHangup:
-            return True
-        except AgiError:
-            return False
-        return self.hung_up
-
-    async def exec(self, app: str, args: str) -> None:
-        await self.command("EXEC", app, quote(args))
-
-    async def wait_for_digit(self, timeout_ms: int) -> str:
-        code = self.value(await self.command("WAIT FOR DIGIT", str(timeout_ms)))
-        return chr(int(code)) if code.isdigit() and int(code) > 0 else ""
-
-    async def get_data(self, sound: str, timeout_ms: int, max_digits: int) -> str:
-        result = await self.command("GET DATA", quote(sound), str(timeout_ms), str(max_digits))
-        return self.value(result) if self.value(result) not in ("-1",) else ""
-
-    async def say_number(self, number: int) -> None:
-        await self.command("SAY NUMBER", str(number), quote(""))
-
-    async def music(self, on: bool, moh_class: str = "") -> None:
-        await self.command("SET MUSIC", "on" if on else "off", *([quote(moh_class)] if moh_class else []))
-
-    async def hangup(self) -> None:
-        await self.command("HANGUP")
 
 
 # --- pure helpers ------------------------------------------------------------------------
@@ -327,10 +144,7 @@ class _Turn:
     said: list[_Said] = field(default_factory=list)
 
 
-Route = Callable[[AgiChannel], Awaitable[None]]
-
-
-class AgiServer:
+class AgiServer(FastAgiServer):
     """The FastAGI server: routes ``ivr`` (a call through the inbox's scenario into the line)
     and ``announce`` (place in line while holding).
 
@@ -353,18 +167,15 @@ class AgiServer:
         max_busy_seconds: float = 300.0,
         sounds: AnnounceSounds | None = None,
     ) -> None:
+        super().__init__(host, port)
         self.db = services if isinstance(services, Database) else services.db
-        self.host = host
-        self.port = port
         self.tts_app = tts_app
         self.prompts_dir = prompts_dir
         self.moh_class = moh_class
         self.default_timeout = default_timeout
         self.max_busy_seconds = max_busy_seconds
         self.sounds = sounds or AnnounceSounds()
-        self.routes: dict[str, Route] = {"ivr": self.ivr, "announce": self.announce}
-        self._server: asyncio.Server | None = None
-        self._sessions: set[asyncio.Task[Any]] = set()
+        self.routes.update(ivr=self.ivr, announce=self.announce)
 
     @classmethod
     def from_settings(cls, services: Services, **options: Any) -> AgiServer:
@@ -378,80 +189,6 @@ class AgiServer:
             moh_class=voice.moh_class,
             **options,
         )
-
-    # lifecycle --------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-        if self.port == 0:
-            self.port = int(self._server.sockets[0].getsockname()[1])
-        log.info("FastAGI listening on %s:%s", self.host, self.port)
-
-    async def stop(self) -> None:
-        """Stop listening and end the running sessions (their calls continue in the dialplan
-        with ``OMNI_RESULT`` unset, which the sample dialplan treats as an error)."""
-        if self._server is not None:
-            self._server.close()
-        sessions = list(self._sessions)
-        for task in sessions:
-            task.cancel()
-        await asyncio.gather(*sessions, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._sessions.add(task)
-        try:
-            env = await self._environment(reader)
-            if env is None:
-                return
-            channel = AgiChannel(reader, writer, env)
-            route = self.routes.get(channel.script)
-            if route is None:
-                log.error(
-                    "FastAGI request for unknown route %r from %s", channel.script, env.get("agi_channel")
-                )
-                with contextlib.suppress(AgiHangup, AgiError):
-                    await channel.set_variable("OMNI_RESULT", "error")
-                return
-            try:
-                await route(channel)
-            except AgiHangup as exc:
-                log.info("%s: %s ended by the channel (%s)", env.get("agi_channel"), channel.script, exc)
-            except Exception:
-                log.exception("FastAGI %s failed on %s", channel.script, env.get("agi_channel"))
-                with contextlib.suppress(AgiHangup, AgiError):
-                    await channel.set_variable("OMNI_RESULT", "error")
-        finally:
-            if task is not None:
-                self._sessions.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-    @staticmethod
-    async def _environment(reader: asyncio.StreamReader) -> dict[str, str] | None:
-        """``agi_name: value`` lines up to the blank line; ``None`` if the peer gave up."""
-        env: dict[str, str] = {}
-        try:
-            async with asyncio.timeout(10):
-                for _ in range(200):
-                    raw = await reader.readline()
-                    if not raw:
-                        return None
-                    line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                    if not line:
-                        return env
-                    name, sep, value = line.partition(":")
-                    if sep:
-                        env[name.strip()] = value.strip()
-        except (TimeoutError, ConnectionError):
-            return None
-        log.warning("FastAGI environment longer than 200 lines; dropped")
-        return None
 
     async def prompt_sink(self, msg: OutboundMessage) -> DeliveryReceipt:
         """For ``VoiceChannel.prompt_sink``: a bot message on a call is played by the caller's
@@ -528,13 +265,8 @@ class AgiServer:
         await call.set_variable("OMNI_RESULT", "error")
 
     async def _inbox(self, token: str) -> m.Inbox | None:
-        if not token:
-            return None
         async with self.db.transaction() as session:
-            inbox = await session.scalar(select(m.Inbox).where(m.Inbox.public_token == token))
-        if inbox is None or not inbox.active or inbox.channel != "voice":
-            return None
-        return inbox
+            return await core.voice_inbox_by_token(session, token)
 
     async def _ingest_call(self, inbox: m.Inbox, call: AgiChannel) -> _Caller:
         uniqueid = call.env["agi_uniqueid"]
@@ -559,17 +291,10 @@ class AgiServer:
             conv = result.conversation
             # Digits must reach this conversation: use the identity its contact really has
             # (whoever ingested the call first, this session or the AMI side).
-            found = (
-                await session.execute(
-                    select(m.ContactIdentity.kind, m.ContactIdentity.value)
-                    .where(m.ContactIdentity.contact_id == conv.contact_id)
-                    .order_by((m.ContactIdentity.kind == kind).desc(), m.ContactIdentity.id)
-                    .limit(1)
-                )
-            ).first()
+            found = await core.contact_identity(session, conv.contact_id, kind)
             caller = _Caller(
                 conversation_id=conv.id,
-                identity=(found[0], found[1]) if found else (kind, value),
+                identity=found or (kind, value),
                 uniqueid=uniqueid,
             )
         log.info("IVR call %s (%s) → conversation %s (%s)", linkedid, value, caller.conversation_id,
@@ -588,24 +313,15 @@ class AgiServer:
         async with self.db.transaction() as session:
             if not self.db.is_sqlite:  # SQLite: transactions are serialised by ``Database``
                 _ = await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            conv = await session.get(m.Conversation, conv_id)
+            conv = await core.conversation(session, conv_id)
             if conv is None:
                 raise NotFound("conversation {conv_id} is gone", conv_id=conv_id)
             runner = self._runner()
             waiting = await runner.waiting(session, conv_id) if runner is not None else None
-            query = select(m.Message).where(
-                m.Message.conversation_id == conv_id,
-                m.Message.direction == "out",
-                m.Message.author_user_id.is_(None),
-                m.Message.id > cursor,
-            )
-            bot = await session.get(m.BotSession, conv_id)
-            if bot is not None:
-                # Only what the current bot run said: after a transfer to the IVR (a new
-                # scenario on a call that skipped the IVR, so without OMNI_PLAYED) the words of
-                # an earlier run are not replayed.
-                query = query.where(m.Message.created_at >= bot.started_at)
-            rows = (await session.scalars(query.order_by(m.Message.id))).all()
+            # Only what the current bot run said (``bot_said``): after a transfer to the IVR
+            # (a new scenario on a call that skipped the IVR, so without OMNI_PLAYED) the words
+            # of an earlier run are not replayed.
+            rows = await core.bot_said(session, conv_id, cursor)
             said = [
                 _Said(
                     id=row.id,
@@ -668,7 +384,7 @@ class AgiServer:
             if runner is None:
                 return
             async with self.db.transaction() as session:
-                conv = await session.get(m.Conversation, conv_id, with_for_update=True)
+                conv = await core.conversation(session, conv_id, lock=True)
                 if conv is not None and not await runner.on_no_input(session, conv, token=waiting.token):
                     log.info("conversation %s moved on before the IVR's no-input; not fed", conv_id)
             return
@@ -715,15 +431,9 @@ class AgiServer:
         async with self.db.transaction() as session:
             conv: m.Conversation | None = None
             if raw.isdigit():
-                conv = await session.get(m.Conversation, int(raw))
+                conv = await core.conversation(session, int(raw))
             elif linkedid:
-                conv = await session.scalar(
-                    select(m.Conversation)
-                    .join(m.Message, m.Message.conversation_id == m.Conversation.id)
-                    .where(m.Message.external_id == linkedid, m.Message.direction == "in")
-                    .order_by(m.Conversation.id.desc())
-                    .limit(1)
-                )
+                conv = await core.call_conversation(session, linkedid)
             if conv is None or conv.medium != m.Medium.VOICE:
                 log.warning("announce: no voice conversation %r (linkedid %r) on %s",
                             raw, linkedid, call.env.get("agi_channel"))  # fmt: skip

@@ -1,0 +1,169 @@
+"""What goes in and out of the scenario engine: events, actions, the persisted state, facts.
+
+The runner and the transports speak these plain dataclasses; ``bots.engine`` turns one event
+plus the state into the next state and a list of actions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+# --- events in ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Start:
+    pass
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+    button: str | None = None
+
+
+@dataclass(frozen=True)
+class Dtmf:
+    digits: str
+
+
+@dataclass(frozen=True)
+class NoInput:
+    """The customer said nothing within the node's timeout."""
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    """A ``wait`` node's time is up."""
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    status: int = 0
+    body: Any = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class HandoffResult:
+    outcome: str
+    """``queued`` (the bot is done), ``no_agents`` or ``closed``."""
+
+
+Event = Start | Text | Dtmf | NoInput | TimerFired | HttpResult | HandoffResult
+
+
+# --- actions out -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Say:
+    text: str
+    buttons: list[dict[str, str]] = field(default_factory=list)
+    prompt: str = ""
+    node: str = ""
+
+
+@dataclass(frozen=True)
+class StartTimer:
+    seconds: float
+    kind: str
+    """``no_input`` (ask/menu/survey) or ``wait``."""
+
+
+@dataclass(frozen=True)
+class CallHttp:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: str
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class Handoff:
+    queue_id: int | None
+    priority: int
+    skills: list[str]
+    note: str
+    variables: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class GotoScenario:
+    scenario: str
+
+
+@dataclass(frozen=True)
+class Close:
+    result_code: str
+
+
+@dataclass(frozen=True)
+class SaveAnswer:
+    node: str
+    variable: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class SaveContactField:
+    name: str
+    value: Any
+
+
+Action = Say | StartTimer | CallHttp | Handoff | GotoScenario | Close | SaveAnswer | SaveContactField
+
+
+# --- state -------------------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    """One entry of the path: what happened at a node (the builder's statistics count these)."""
+
+    node: str
+    outcome: str
+    """``entered``, ``left:<port>``, ``invalid``, ``no_input``, ``error``."""
+
+
+@dataclass
+class State:
+    node: str | None = None
+    waiting: str = ""
+    """What the current node waits for: ``input``, ``timer``, ``http``, ``handoff`` or ``""``."""
+    attempts: dict[str, int] = field(default_factory=dict)
+    """Invalid answers per waiting node; kept when an ``on_invalid`` path loops back."""
+    variables: dict[str, Any] = field(default_factory=dict)
+    status: str = "running"
+    """``running``, ``handed_off``, ``closed``, ``moved`` (goto scenario), ``ended``, ``error``."""
+    error: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> State:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the runner knows about the world when a step runs."""
+
+    channel: str = "widget"
+    lang: str = "en"
+    now: datetime | None = None
+    business_hours_open: bool = True
+    agents_online: int = 0
+    builtins: dict[str, Any] = field(default_factory=dict)
+    """contact.name, contact.phone, contact.email, conversation.id, queue.name."""
+
+
+@dataclass
+class Outcome:
+    state: State
+    actions: list[Action] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)

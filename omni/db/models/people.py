@@ -1,0 +1,232 @@
+"""People and routing configuration: users, groups, skills, queues, statuses, presence."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from omni.db.models.base import (
+    Base,
+    BigId,
+    Role,
+    StatusKind,
+    Strategy,
+    utcnow,
+)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    email: Mapped[str | None] = mapped_column(String(254))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16), default=Role.OPERATOR)
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    sip_extension: Mapped[str | None] = mapped_column(String(32))
+    handles_chat: Mapped[bool] = mapped_column(Boolean, default=True)
+    handles_voice: Mapped[bool] = mapped_column(Boolean, default=True)
+    capacity: Mapped[int] = mapped_column(Integer, default=3)
+    """Load units; a conversation fits when current load + its weight stays within this."""
+    chat_weight: Mapped[int] = mapped_column(Integer, default=1)
+    voice_weight: Mapped[int] = mapped_column(Integer, default=3)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Group(Base):
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+
+
+class GroupMember(Base):
+    __tablename__ = "group_members"
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+
+
+class SupervisorScope(Base):
+    """A supervisor sees the groups and queues listed here, and nothing else."""
+
+    __tablename__ = "supervisor_scopes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    supervisor_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"))
+
+
+class Skill(Base):
+    __tablename__ = "skills"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class UserSkill(Base):
+    __tablename__ = "user_skills"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    skill_id: Mapped[int] = mapped_column(ForeignKey("skills.id", ondelete="CASCADE"), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ResultCode(Base):
+    __tablename__ = "result_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    name_ru: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    """The Russian name (empty: the English ``name`` is shown in Russian too)."""
+    colour: Mapped[str] = mapped_column(String(16), default="#888888")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    def name_in(self, lang: str) -> str:
+        return self.name_ru if lang == "ru" and self.name_ru else self.name
+
+
+class Queue(Base):
+    __tablename__ = "queues"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="SET NULL"))
+    strategy: Mapped[str] = mapped_column(String(24), default=Strategy.LONGEST_IDLE)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    business_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """``{"timezone": "Europe/Moscow", "days": {"0": [["09:00","18:00"]], ...}}``; null = 24/7."""
+    queue_timeout_seconds: Mapped[int] = mapped_column(Integer, default=300)
+    operator_timeout_seconds: Mapped[int] = mapped_column(Integer, default=20)
+    auto_accept: Mapped[bool] = mapped_column(Boolean, default=False)
+    overflow_action: Mapped[str] = mapped_column(String(16), default="none")
+    """none | queue | voicemail | offline_form | bot | callback."""
+    overflow_queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
+    overflow_scenario: Mapped[str] = mapped_column(String(64), default="")
+    """Key of the published scenario ``overflow_action = "bot"`` starts (e.g. "leave a message")."""
+    sla_seconds: Mapped[int] = mapped_column(Integer, default=20)
+    wrap_up_seconds: Mapped[int] = mapped_column(Integer, default=30)
+    default_result_code_id: Mapped[int | None] = mapped_column(
+        ForeignKey("result_codes.id", ondelete="SET NULL")
+    )
+    chats_block_calls: Mapped[bool] = mapped_column(Boolean, default=True)
+    manual_pick: Mapped[bool] = mapped_column(Boolean, default=True)
+    escalation: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """Steps ``{"after_seconds": 60, "relax_levels": 1, "add_queue_id": 2}`` applied in order."""
+    script: Mapped[str] = mapped_column(Text, default="")
+
+
+class QueueSkill(Base):
+    __tablename__ = "queue_skills"
+
+    queue_id: Mapped[int] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"), primary_key=True)
+    skill_id: Mapped[int] = mapped_column(ForeignKey("skills.id", ondelete="CASCADE"), primary_key=True)
+    min_level: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class QueueResultCode(Base):
+    __tablename__ = "queue_result_codes"
+
+    queue_id: Mapped[int] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"), primary_key=True)
+    result_code_id: Mapped[int] = mapped_column(
+        ForeignKey("result_codes.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class QueueMember(Base):
+    """Operator membership; one operator may serve many queues (accounting is per queue)."""
+
+    __tablename__ = "queue_members"
+
+    queue_id: Mapped[int] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    """Order for the linear strategy (lower first)."""
+    penalty: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class QueueRoutingState(Base):
+    """Per-queue memory of strategies that need it (round-robin's last answerer)."""
+
+    __tablename__ = "queue_routing_state"
+
+    queue_id: Mapped[int] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"), primary_key=True)
+    last_user_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class OperatorStatus(Base):
+    """Admin-defined shared statuses; system ones are created by the first migration."""
+
+    __tablename__ = "operator_statuses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    name_ru: Mapped[str] = mapped_column(String(64), default="")
+    colour: Mapped[str] = mapped_column(String(16), default="#888888")
+    kind: Mapped[str] = mapped_column(String(16), default=StatusKind.PAUSE)
+    receives_voice: Mapped[bool] = mapped_column(Boolean, default=False)
+    receives_chats: Mapped[bool] = mapped_column(Boolean, default=False)
+    productive: Mapped[bool] = mapped_column(Boolean, default=False)
+    selectable: Mapped[bool] = mapped_column(Boolean, default=True)
+    max_duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    is_system: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class OperatorPresence(Base):
+    """The current shared status of one operator: the row the router locks."""
+
+    __tablename__ = "operator_presence"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    status_id: Mapped[int] = mapped_column(ForeignKey("operator_statuses.id"))
+    since: Mapped[datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str] = mapped_column(String(256), default="")
+    effective_code: Mapped[str] = mapped_column(String(32), default=StatusKind.OFFLINE)
+    """What the operator is doing now (ringing, talking, wrap_up or the chosen status code)."""
+    effective_since: Mapped[datetime] = mapped_column(default=utcnow)
+    connections: Mapped[int] = mapped_column(Integer, default=0)
+    last_disconnect_at: Mapped[datetime | None] = mapped_column()
+    idle_since: Mapped[datetime] = mapped_column(default=utcnow)
+    """When the operator last became free of all work (longest-idle strategy)."""
+    over_limit_flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class OperatorConnection(Base):
+    """One open operator socket on one app node; a node that stops heartbeating loses them."""
+
+    __tablename__ = "operator_connections"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    node_id: Mapped[str] = mapped_column(String(64), index=True)
+    connected_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StatusHistory(Base):
+    __tablename__ = "status_history"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    status_id: Mapped[int] = mapped_column(ForeignKey("operator_statuses.id"))
+    status_code: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column()
+    reason: Mapped[str] = mapped_column(String(256), default="")
+    set_by_id: Mapped[int | None] = mapped_column(Integer)

@@ -1,0 +1,37 @@
+"""Admin pages: server-rendered lists and forms over the admin domain services.
+
+Every section (users, groups, queues, statuses, result codes, inboxes, canned replies, card
+fields, operator scripts) is a :class:`Section` (``forms``): it lists rows, describes its form as
+:class:`Field` objects, turns a posted form into the plain dict ``omni.domain.admin`` takes,
+and calls it. Roles, scope and validation stay in the domain; a refusal comes back as a
+:class:`DomainError` whose ``field`` puts the message next to the input it is about. A
+successful POST redirects (POST-redirect-GET) and the page shows "Saved.". One module per
+group of sections; ``pages`` holds the controller.
+"""
+
+from omni.web.admin.forms import Cell, Field, Outcome, Section, Table
+from omni.web.admin.inboxes import Inboxes
+from omni.web.admin.pages import CONTROLLERS, SECTIONS, AdminPages
+from omni.web.admin.people import Groups, Users
+from omni.web.admin.queues import Queues, ResultCodes, Statuses
+from omni.web.admin.workspace import CannedReplies, CardFields, Scripts
+
+__all__ = [
+    "CONTROLLERS",
+    "SECTIONS",
+    "AdminPages",
+    "CannedReplies",
+    "CardFields",
+    "Cell",
+    "Field",
+    "Groups",
+    "Inboxes",
+    "Outcome",
+    "Queues",
+    "ResultCodes",
+    "Scripts",
+    "Section",
+    "Statuses",
+    "Table",
+    "Users",
+]
