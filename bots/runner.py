@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,7 @@ from bots import engine as e
 from bots.scenario import AskNode, MenuNode, Scenario, ScenarioFormatError, SurveyNode, load
 from omni.db import Database
 from omni.db import models as m
+from omni.db.unit_of_work import unit_of_work
 from omni.domain import automated, conversations, deadlines
 from omni.domain.hours import is_open
 from omni.domain.routing import queue_capacity
@@ -70,8 +72,6 @@ class Waiting:
 
 
 HttpFn = Callable[[e.CallHttp], Awaitable[e.HttpResult]]
-HttpCall = tuple[int, int, e.CallHttp]
-"""(conversation id, timer token, request) waiting for the commit."""
 
 
 def _facts(conv: m.Conversation, contact: m.Contact | None, queue: m.Queue | None, slots: int) -> e.Facts:
@@ -95,14 +95,13 @@ def _facts(conv: m.Conversation, contact: m.Contact | None, queue: m.Queue | Non
 
 
 class BotRunner:
-    """The core's bot gateway (``conversations.set_bot_gateway``) and the deadline handler."""
+    """The core's bot gateway (``Database.plugins``) and the deadline handler."""
 
     def __init__(self, db: Database, *, http: HttpFn | None = None) -> None:
         self.db = db
         self.http = http or call_http
         self._tasks: set[asyncio.Task[None]] = set()
         self._revisions: dict[int, tuple[Scenario, bool]] = {}
-        db.after_commit_hooks.append(self._after_commit)
 
     # --- entry points used by the core ------------------------------------------------
 
@@ -317,7 +316,9 @@ class BotRunner:
                     {"token": bot.timer_token, "kind": action.kind},
                 )  # fmt: skip
             elif isinstance(action, e.CallHttp):
-                session.info.setdefault("bot_http", []).append((conv.id, bot.timer_token, action))
+                unit_of_work(session).call_after_commit(
+                    partial(self._start_http, conv.id, bot.timer_token, action)
+                )
                 deadlines.schedule(
                     session, BOT_HTTP_LOST, conv.id,
                     now + timedelta(seconds=action.timeout_seconds + HTTP_GRACE_SECONDS),
@@ -382,12 +383,11 @@ class BotRunner:
 
     # --- HTTP after the commit ----------------------------------------------------------
 
-    def _after_commit(self, session: AsyncSession) -> None:
-        calls: list[HttpCall] = session.info.pop("bot_http", [])
-        for conv_id, token, call in calls:
-            task = asyncio.get_running_loop().create_task(self._http_then_feed(conv_id, token, call))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+    def _start_http(self, conv_id: int, token: int, call: e.CallHttp) -> None:
+        """Queued on the unit of work: the request starts once the transaction committed."""
+        task = asyncio.get_running_loop().create_task(self._http_then_feed(conv_id, token, call))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _http_then_feed(self, conv_id: int, token: int, call: e.CallHttp) -> None:
         result = await self.http(call)
@@ -435,12 +435,8 @@ def install(
     db: Database, *, http: Callable[[e.CallHttp], Awaitable[e.HttpResult]] | None = None
 ) -> BotRunner:
     """Plug the runner into a database: ingest hands bot conversations to it, and its timers fire."""
-    old = db.session_info.get(conversations.BOT_GATEWAY)
-    if isinstance(old, BotRunner) and old._after_commit in db.after_commit_hooks:
-        db.after_commit_hooks.remove(old._after_commit)  # one runner per database
     runner = BotRunner(db, http=http)
-    db.session_info[conversations.BOT_GATEWAY] = runner
-    handlers = db.session_info.setdefault("deadline_handlers", {})
-    handlers[BOT_TIMER] = runner.on_deadline
-    handlers[BOT_HTTP_LOST] = runner.on_deadline
+    db.plugins.install_bot_gateway(runner)  # one runner per database: replaces an earlier one
+    db.plugins.add_deadline_handler(BOT_TIMER, runner.on_deadline)
+    db.plugins.add_deadline_handler(BOT_HTTP_LOST, runner.on_deadline)
     return runner

@@ -14,11 +14,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from omni.bus import Bus, LocalBus, RedisBus
 from omni.channels import AdapterRegistry, OutboundDispatcher
 from omni.db import Database
+from omni.db.unit_of_work import UnitOfWork
 from omni.domain.engine import RoutingEngine
 from omni.domain.events import OutboxRelay
 from omni.ratelimit import Limits, LoginGuard
@@ -78,11 +77,11 @@ def build_services(settings: Settings, *, run_background: bool = True) -> Servic
     bus.subscribe("outbox", lambda _data: relay.nudge())
     bus.subscribe("routing", lambda _data: engine.nudge())
 
-    def after_commit(session: AsyncSession) -> None:
+    def after_commit(uow: UnitOfWork) -> None:
         # Hints only: the relay and router re-read the database, so a lost nudge costs latency.
-        if session.info.pop("events_written", False):
+        if uow.events_written:
             bus.publish("outbox", {})
-        if session.info.pop("routing_needed", False):
+        if uow.routing_needed:
             bus.publish("routing", {})
 
     db.after_commit_hooks.append(after_commit)

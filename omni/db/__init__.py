@@ -11,6 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from omni.db import models
+from omni.db.unit_of_work import Plugins, UnitOfWork, attach
 
 __all__ = ["Database", "models"]
 
@@ -34,17 +35,21 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._sqlite_lock = asyncio.Lock() if self.is_sqlite else None
-        self.after_commit_hooks: list[Callable[[AsyncSession], None]] = []
-        self.session_info: dict[str, Any] = {}
-        """Copied into every session's ``info``: how plug-ins (the bot gateway) reach domain
-        code that only gets a session, without module-level globals."""
+        self.after_commit_hooks: list[Callable[[UnitOfWork], None]] = []
+        """Run with the unit of work of every committed transaction (the relay and routing
+        nudges), before the work the transaction itself queued."""
+        self.plugins = Plugins()
+        """What plug-ins (the bot gateway, their deadline kinds) give every transaction's unit
+        of work: how domain code that only gets a session reaches them, without globals."""
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: commit on success, rollback on error.
 
-        After a successful commit every hook runs (the relay nudge, webhook enqueue), so
-        nothing is announced for a change that rolled back.
+        The session carries a fresh :class:`~omni.db.unit_of_work.UnitOfWork`. After a
+        successful commit every hook runs with it (the relay and routing nudges), then the work
+        it queued (a bot's HTTP calls), so nothing is announced or started for a change that
+        rolled back.
         """
         if self._sqlite_lock is not None:
             async with self._sqlite_lock, self._run() as session:
@@ -56,11 +61,14 @@ class Database:
     @asynccontextmanager
     async def _run(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session:
-            session.info.update(self.session_info)
+            uow = UnitOfWork.of(self.plugins)
+            attach(session, uow)
             async with session.begin():
                 yield session
             for hook in self.after_commit_hooks:
-                hook(session)
+                hook(uow)
+            for work in uow.after_commit:
+                work()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import Database
 from omni.db import models as m
+from omni.db.unit_of_work import unit_of_work
 from omni.domain import conversations, deadlines, presence
 from omni.domain.routing import Assignment, route_pending
 
@@ -90,8 +91,8 @@ async def _fire(db: Database, deadline_id: int) -> int:
         if row is None:
             return 0
         row.done = True
-        # Plug-ins (the bot runner) add kinds of their own through Database.session_info.
-        handler = HANDLERS.get(row.kind) or session.info.get("deadline_handlers", {}).get(row.kind)
+        # Plug-ins (the bot runner) add kinds of their own through Database.plugins.
+        handler = HANDLERS.get(row.kind) or unit_of_work(session).deadline_handlers.get(row.kind)
         if handler is None:
             log.error("deadline %s has unknown kind %r; dropped", row.id, row.kind)
             return 0

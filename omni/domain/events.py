@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import Database
 from omni.db import models as m
+from omni.db.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def emit(
         created_at=datetime.now(UTC),
     )
     session.add(row)
-    session.info["events_written"] = True
+    unit_of_work(session).events_written = True
     return row
 
 

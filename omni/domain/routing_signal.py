@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from omni.db.unit_of_work import unit_of_work
+
 
 def request_routing(session: AsyncSession) -> None:
-    session.info["routing_needed"] = True
+    unit_of_work(session).routing_needed = True

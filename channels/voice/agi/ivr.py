@@ -197,7 +197,7 @@ class AgiServer(FastAgiServer):
         return DeliveryReceipt("pending")
 
     def _runner(self) -> BotRunner | None:
-        runner = self.db.session_info.get(conversations.BOT_GATEWAY)
+        runner = self.db.plugins.bot_gateway
         return runner if isinstance(runner, BotRunner) else None
 
     # the IVR ----------------------------------------------------------------------------

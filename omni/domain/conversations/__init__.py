@@ -1,0 +1,102 @@
+"""Conversation lifecycle actions.
+
+``bot → queued → offered → active ↔ on_hold → wrap_up → closed``, plus ``abandoned`` (the
+customer left while waiting) and ``missed`` (nobody answered). ``do_*`` functions mutate and
+emit events without permission checks; ``check_*`` functions validate the caller and input
+first. Every function runs inside the caller's transaction.
+
+The package is split by stage (``inbound``, ``queueing``, ``offers``, ``handling``,
+``callbacks``); every name stays importable from here, which is where callers import it from.
+"""
+
+from __future__ import annotations
+
+from omni.db.unit_of_work import BotGateway
+from omni.domain.conversations._common import (
+    MAX_BODY,
+    REOPEN_WINDOW,
+    S,
+    _event,
+    _message_event,
+    bot_gateway,
+)
+from omni.domain.conversations.callbacks import (
+    check_claim_callback,
+    check_finish_callback,
+    check_schedule_callback,
+    list_callbacks,
+)
+from omni.domain.conversations.handling import (
+    check_close,
+    check_end,
+    check_hold,
+    check_send_message,
+    check_transfer,
+    do_close,
+    do_customer_left,
+    do_end,
+    mark_delivery,
+    on_wrap_up_expired,
+)
+from omni.domain.conversations.inbound import (
+    InboundMessage,
+    IngestResult,
+    customer_language,
+    do_edit_inbound,
+    do_record_rating,
+    ingest_inbound,
+)
+from omni.domain.conversations.offers import (
+    check_accept_offer,
+    check_decline_offer,
+    do_accept_offer,
+    do_withdraw_offers,
+    on_offer_timeout,
+)
+from omni.domain.conversations.queueing import (
+    MAX_OVERFLOW_HOPS,
+    do_enqueue,
+    do_reopen,
+    on_escalation,
+    on_queue_timeout,
+)
+
+__all__ = [
+    "MAX_BODY",
+    "MAX_OVERFLOW_HOPS",
+    "REOPEN_WINDOW",
+    "BotGateway",
+    "InboundMessage",
+    "IngestResult",
+    "S",
+    "_event",
+    "_message_event",
+    "bot_gateway",
+    "check_accept_offer",
+    "check_claim_callback",
+    "check_close",
+    "check_decline_offer",
+    "check_end",
+    "check_finish_callback",
+    "check_hold",
+    "check_schedule_callback",
+    "check_send_message",
+    "check_transfer",
+    "customer_language",
+    "do_accept_offer",
+    "do_close",
+    "do_customer_left",
+    "do_edit_inbound",
+    "do_end",
+    "do_enqueue",
+    "do_record_rating",
+    "do_reopen",
+    "do_withdraw_offers",
+    "ingest_inbound",
+    "list_callbacks",
+    "mark_delivery",
+    "on_escalation",
+    "on_offer_timeout",
+    "on_queue_timeout",
+    "on_wrap_up_expired",
+]

@@ -1,0 +1,278 @@
+"""Inbound: a customer message or call enters the core (stored idempotently before it is
+acknowledged), plus what the customer does afterwards (edits a message, rates the contact)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omni.db import models as m
+from omni.domain.contacts import resolve_contact
+from omni.domain.conversations._common import MAX_BODY, REOPEN_WINDOW, S, _event, _message_event, bot_gateway
+from omni.domain.conversations.queueing import do_enqueue, do_reopen
+from omni.domain.errors import InvalidInput, NotFound
+from omni.domain.events import emit
+from omni.domain.serialize import message_dict
+
+
+@dataclass(slots=True)
+class InboundMessage:
+    """What every channel adapter hands the core for one customer message or call."""
+
+    inbox_id: int
+    identity_kind: str
+    identity_value: str
+    body: str = ""
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    client_id: str | None = None
+    external_id: str | None = None
+    contact_name: str = ""
+    contact_phone: str | None = None
+    contact_email: str | None = None
+    subject: str = ""
+    medium: str = m.Medium.CHAT
+    priority: int = 0
+    variables: dict[str, Any] = field(default_factory=dict)
+    language: str = ""
+    """The customer's language as the channel knows it (widget UI language, Telegram
+    ``language_code``), e.g. ``ru`` or ``ru-RU``; empty = the inbox's ``language`` setting, if
+    any. Kept as ``variables["lang"]`` (primary subtag), which the bot's texts are chosen by."""
+    reopen_closed: bool = True
+    """``False`` when the customer was told the conversation is closed (the widget): a new
+    message then starts a new conversation instead of reopening the closed one."""
+
+
+def customer_language(msg: InboundMessage, inbox: m.Inbox) -> str:
+    """The primary language subtag of the customer (``ru-RU`` → ``ru``), or ``""``."""
+    raw = msg.language or str((inbox.config or {}).get("language") or "")
+    primary = raw.strip().replace("_", "-").split("-")[0].lower()
+    return primary if primary.isalpha() and len(primary) <= 8 else ""
+
+
+def _refuse_unstorable(msg: InboundMessage) -> None:
+    """A NUL character can't be stored in PostgreSQL text: refuse it as bad input (permanent),
+    not let the insert fail like an outage the sender would retry forever."""
+    named = {
+        "body": msg.body,
+        "name": msg.contact_name,
+        "email": msg.contact_email or "",
+        "phone": msg.contact_phone or "",
+        "subject": msg.subject,
+    }
+    for name, value in named.items():
+        if "\x00" in value:
+            raise InvalidInput("the {field} contains a NUL character", field=name)
+
+
+@dataclass(slots=True)
+class IngestResult:
+    conversation: m.Conversation
+    message: m.Message
+    duplicate: bool
+    created: bool
+
+
+async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestResult:
+    """Store a customer message (idempotently) and make sure someone will answer it.
+
+    The message is stored before anything is acknowledged to the sender. A re-delivered
+    message (same ``external_id`` per inbox, or same ``client_id`` per conversation) returns
+    the stored one with ``duplicate=True``. A closed conversation is reopened within
+    ``REOPEN_WINDOW``; after that a new conversation starts.
+    """
+    if len(msg.body) > MAX_BODY:
+        raise InvalidInput("message is longer than {max_body} characters", max_body=MAX_BODY, field="body")
+    _refuse_unstorable(msg)
+    inbox = await session.get(m.Inbox, msg.inbox_id)
+    if inbox is None or not inbox.active:
+        raise NotFound("inbox {inbox_id} not found", inbox_id=msg.inbox_id)
+    lang = customer_language(msg, inbox)
+    if msg.external_id:
+        existing = await session.scalar(
+            select(m.Message).where(m.Message.inbox_id == inbox.id, m.Message.external_id == msg.external_id)
+        )
+        if existing is not None:
+            conv = await session.get(m.Conversation, existing.conversation_id)
+            assert conv is not None
+            return IngestResult(conv, existing, duplicate=True, created=False)
+    contact = await resolve_contact(
+        session,
+        msg.identity_kind,
+        msg.identity_value,
+        name=msg.contact_name,
+        phone=msg.contact_phone,
+        email=msg.contact_email,
+    )
+    now = datetime.now(UTC)
+    conv = await session.scalar(
+        select(m.Conversation)
+        .where(m.Conversation.contact_id == contact.id, m.Conversation.inbox_id == inbox.id)
+        .order_by(m.Conversation.id.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    created = reopened = False
+    scenario_key = ""
+    queue: m.Queue | None = None
+    bot = bot_gateway(session)
+    if conv is not None and msg.client_id:
+        existing = await session.scalar(
+            select(m.Message).where(
+                m.Message.conversation_id == conv.id, m.Message.client_id == msg.client_id
+            )
+        )
+        if existing is not None:
+            return IngestResult(conv, existing, duplicate=True, created=False)
+    if conv is None or (conv.status not in m.OPEN_STATUSES and msg.medium == m.Medium.VOICE):
+        conv = None
+    elif conv.status not in m.OPEN_STATUSES:
+        ended = conv.closed_at or conv.created_at
+        if now - ended > REOPEN_WINDOW or contact.blacklisted or not msg.reopen_closed:
+            conv = None
+        else:
+            await do_reopen(session, conv, now=now)
+            reopened = True
+    if conv is None:
+        queue = await session.get(m.Queue, inbox.queue_id) if inbox.queue_id else None
+        if queue is None:
+            raise InvalidInput("inbox '{name}' has no queue to route to", name=inbox.name, field="queue_id")
+        conv = m.Conversation(
+            contact_id=contact.id,
+            inbox_id=inbox.id,
+            queue_id=queue.id,
+            channel=inbox.channel,
+            medium=msg.medium,
+            status=S.QUEUED,
+            subject=msg.subject[:256],
+            variables=dict(msg.variables) | ({"lang": lang} if lang else {}),
+            extra_queue_ids=[],
+            created_at=now,
+        )
+        session.add(conv)
+        await session.flush()
+        created = True
+        _event(session, "conversation.created", conv)
+        scenario_key = str((inbox.config or {}).get("scenario") or "") if bot is not None else ""
+        if contact.blacklisted:
+            # Kept (nothing is lost, the history shows it) but never routed or answered by a bot.
+            conv.status = S.CLOSED
+            conv.closed_at = now
+            conv.closed_by = "blacklist"
+            _event(session, "conversation.blocked", conv)
+        elif scenario_key:
+            conv.status = S.BOT  # the scenario starts once the first message is stored
+        else:
+            await do_enqueue(session, conv, queue, priority=msg.priority, now=now)
+    message = m.Message(
+        conversation_id=conv.id,
+        inbox_id=inbox.id,
+        direction="in",
+        body=msg.body,
+        attachments=list(msg.attachments),
+        client_id=msg.client_id,
+        external_id=msg.external_id,
+        delivery="stored",
+        created_at=now,
+    )
+    if not msg.client_id and not msg.external_id:
+        # No idempotency key, nothing unique to collide on: skip the savepoint round trips.
+        session.add(message)
+        await session.flush()
+    else:
+        stored_dup = await _store_idempotent(session, conv, message, msg)
+        if stored_dup is not None:
+            return IngestResult(conv, stored_dup, duplicate=True, created=False)
+    conv.last_message_at = now
+    if lang and "lang" not in (conv.variables or {}):  # an older conversation learns it now
+        conv.variables = {**(conv.variables or {}), "lang": lang}
+    _message_event(session, conv, message)
+    # A closed queue that overflows to a bot started that bot above (do_enqueue/do_reopen):
+    # it is not started twice, and this message was there before it, so it is no answer to it.
+    if created and scenario_key and conv.status == S.BOT and bot is not None:
+        if not await bot.start(session, conv, scenario_key):
+            assert queue is not None
+            await do_enqueue(session, conv, queue, priority=msg.priority, now=now)  # not published
+    elif conv.status == S.BOT and bot is not None and not (created or reopened):
+        await bot.on_inbound(session, conv, message)
+    return IngestResult(conv, message, duplicate=False, created=created)
+
+
+async def _store_idempotent(
+    session: AsyncSession, conv: m.Conversation, message: m.Message, msg: InboundMessage
+) -> m.Message | None:
+    """Insert under a savepoint; on a unique clash return the copy a concurrent delivery stored."""
+    try:
+        async with session.begin_nested():
+            session.add(message)
+    except IntegrityError:
+        # A concurrent delivery of the same message won the race; return what it stored.
+        stored = await session.scalar(
+            select(m.Message).where(
+                m.Message.conversation_id == conv.id,
+                (m.Message.client_id == msg.client_id)
+                if msg.client_id
+                else (m.Message.external_id == msg.external_id),
+            )
+        )
+        if stored is None:
+            raise
+        return stored
+    return None
+
+
+async def do_edit_inbound(
+    session: AsyncSession,
+    inbox_id: int,
+    external_id: str,
+    body: str,
+    attachments: list[dict[str, Any]] | None = None,
+) -> m.Message | None:
+    """The customer edited a message in their messenger (Telegram): update the stored copy
+    and tell the operator (``message.edited``). Unknown message or no change: ``None``."""
+    if len(body) > MAX_BODY:
+        raise InvalidInput("message is longer than {max_body} characters", max_body=MAX_BODY, field="body")
+    msg = await session.scalar(
+        select(m.Message)
+        .where(m.Message.inbox_id == inbox_id, m.Message.external_id == external_id)
+        .with_for_update()
+    )
+    if msg is None or msg.direction != "in":
+        return None
+    new_attachments = list(msg.attachments or []) if attachments is None else list(attachments)
+    if msg.body == body and new_attachments == list(msg.attachments or []):
+        return None
+    previous = msg.body
+    msg.body = body
+    msg.attachments = new_attachments
+    conv = await session.get(m.Conversation, msg.conversation_id)
+    assert conv is not None
+    emit(
+        session,
+        "message.edited",
+        message_dict(msg) | {"channel": conv.channel, "previous_body": previous},
+        conversation_id=conv.id,
+        queue_id=conv.queue_id,
+        user_id=conv.assigned_user_id,
+    )
+    return msg
+
+
+async def do_record_rating(session: AsyncSession, conv_id: int, rating: int, *, scale: int = 5) -> bool:
+    """A customer's answer to the post-contact satisfaction question (CSAT), kept in the
+    conversation's variables without reopening it; ``conversation.rated`` for reports/CRM.
+    Only the first answer counts (a second press returns ``False``)."""
+    if not 1 <= rating <= scale:
+        raise InvalidInput("rating must be 1 to {scale}", scale=scale, field="rating")
+    conv = await session.get(m.Conversation, conv_id, with_for_update=True)
+    if conv is None:
+        raise NotFound("conversation {conv_id} not found", conv_id=conv_id)
+    if "csat" in (conv.variables or {}):
+        return False
+    conv.variables = {**(conv.variables or {}), "csat": rating}
+    _event(session, "conversation.rated", conv, rating=rating, scale=scale)
+    return True
