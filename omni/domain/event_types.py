@@ -128,8 +128,8 @@ class MessagePayload(Payload):
 
     id: int
     conversation_id: int
-    direction: str
-    """``in``, ``out``, ``note`` (private: staff only) or ``system``."""
+    direction: Literal["in", "out", "note", "system"]
+    """``note`` is private: staff only."""
     author_user_id: int | None
     body: str
     attachments: list[Any]
