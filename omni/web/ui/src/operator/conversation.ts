@@ -1,8 +1,9 @@
 // The centre (messages, composer with canned replies and notes, contact history) and the
 // right column (customer card, script, actions) for the open conversation.
 import { Socket } from "socket.io-client";
-import { Ack, call, clear, el } from "../common";
+import { Ack, CallName, Calls, call, clear, el } from "../common";
 import { icon } from "../icons";
+import type { CardUpdateIn } from "../generated/contracts";
 import { callIsLive, renderCall } from "./call";
 import { takeButton } from "./left";
 import { Canned, Card, CardField, Conversation, DialQueue, HistoryEntry, Message, View, channelIcon } from "./types";
@@ -217,6 +218,7 @@ export class ConversationPane {
     window.clearTimeout(this.callRefresh);
     const id = this.id;
     this.callRefresh = window.setTimeout(async () => {
+      if (id === null) return;
       const ack = await call(this.ctx.socket, "open", { conversation_id: id });
       if (!ack.ok || !this.view || this.id !== id) return;
       const fresh = ack as unknown as View;
@@ -238,7 +240,7 @@ export class ConversationPane {
     });
   }
 
-  private async callAct(event: string, data: Record<string, unknown>): Promise<void> {
+  private async callAct<E extends CallName>(event: E, data: Calls[E]): Promise<void> {
     const ack = await this.act(event, data);
     if (ack.ok && ack.conversation) this.applyConversation(ack.conversation as Conversation);
     this.refreshCallSoon();
@@ -650,7 +652,7 @@ export class ConversationPane {
           class: "stack",
           onsubmit: async (ev: Event) => {
             ev.preventDefault();
-            const values: Record<string, unknown> = {};
+            const values: CardUpdateIn["values"] = {};
             for (const { key, node, original } of inputs) {
               if (node.disabled) continue;
               const value = node instanceof HTMLInputElement && node.type === "checkbox" ? node.checked : node.value;
@@ -661,7 +663,7 @@ export class ConversationPane {
             this.card.querySelectorAll(".field-error").forEach((n) => (n.textContent = ""));
             error.textContent = "";
             if (!Object.keys(values).length) return;
-            const ack: Ack = await call(this.ctx.socket, "card_update", { conversation_id: this.id, values });
+            const ack: Ack = await call(this.ctx.socket, "card_update", { conversation_id: this.id as number, values });
             if (!ack.ok) {
               const bad = ack.field ? inputs.find((i) => i.key === ack.field) : undefined;
               if (bad) {
@@ -749,7 +751,7 @@ export class ConversationPane {
 
   // --- actions ------------------------------------------------------------------------
 
-  private async act(event: string, data: Record<string, unknown>): Promise<Ack> {
+  private async act<E extends CallName>(event: E, data: Calls[E]): Promise<Ack> {
     const ack = await call(this.ctx.socket, event, data);
     if (!ack.ok) failed(this.ctx.t, ack);
     this.ctx.changed();
