@@ -214,6 +214,13 @@ async def test_private_notes_and_whispers_reach_the_handler_and_supervisors_only
             e for e in bystander.events if e["type"] == "message.created" and e["data"]["direction"] == "note"
         ]
         assert notes == [], "another operator of the queue received a private note"
+        replay = await bystander.call("resume", {"after": 0})
+        replayed = {e["data"]["body"] for e in replay["events"] if e["type"] == "message.created"}
+        assert "Hello!" in replayed and not replayed & {"vip customer", "offer the discount"}, replayed
+        handler_replay = await handler.call("resume", {"after": 0})
+        assert {"vip customer", "offer the discount"} <= {
+            e["data"]["body"] for e in handler_replay["events"] if e["type"] == "message.created"
+        }
     finally:
         for client in (op, op2, sup):
             await client.sio.disconnect()

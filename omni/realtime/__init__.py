@@ -149,6 +149,10 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped b
         async with self.services.db.transaction() as session:
             return await auth.visible_queue_ids(session, who), await auth.visible_user_ids(session, who)
 
+    def _may_replay(self, event: DomainEvent, who: Principal) -> bool:
+        private = self.namespace == "/operator" and is_private(event.type, event.payload)
+        return not private or event.user_id == who.id
+
     async def on_resume(self, sid: str, data: Any) -> dict[str, Any]:
         """Everything after the last ``seq`` the client saw, limited to what it may see."""
 
@@ -157,8 +161,13 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped b
             queues, users = await self._visible(who)
             async with self.services.db.transaction() as session:
                 events = await events_after(session, after)
-            # One scope rule for the socket resume and the REST event feed.
-            visible = [e.to_wire() for e in events if auth.event_visible(e, who, queues, users)]
+            # One scope rule for the socket resume and the REST event feed; what the live
+            # fan-out keeps out of /operator queue rooms (private notes) stays out of the replay.
+            visible = [
+                e.to_wire()
+                for e in events
+                if auth.event_visible(e, who, queues, users) and self._may_replay(e, who)
+            ]
             return _ok(events=visible, last_seq=events[-1].id if events else after)
 
         return await self._call(sid, run)
