@@ -22,10 +22,9 @@ from omni.realtime import rooms
 from omni.realtime.live import FanoutManager, LiveFanout
 from omni.realtime.live import live_fanout as live_fanout
 from omni.realtime.membership import follow_queue_members, leave
-from omni.realtime.payloads import ResumeIn
+from omni.realtime.payloads import ResumeIn, decode
 from omni.services import Services
 from omni.settings import Settings
-from omni.wire import decode
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from omni.domain.serialize import callback_dict, conversation_dict, message_dict
 from omni.i18n import Label
 from omni.realtime import BaseNamespace, _ok, rooms
 from omni.realtime import payloads as p
-from omni.wire import decode
+from omni.realtime.payloads import decode
 
 T = TypeVar("T")
 

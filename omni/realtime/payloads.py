@@ -13,11 +13,16 @@ TypeScript types are generated from them (``scripts/gen_ts_types.py``).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import msgspec
+from msgspec import inspect as mi
 
 from omni.api.contracts import NO_NUL, Id, Name, Seq, Text
+from omni.domain.errors import InvalidInput
+from omni.wire import decode as decode_struct
+
+C = TypeVar("C", bound="Call")
 
 Body = Annotated[str, msgspec.Meta(max_length=100_000, pattern=NO_NUL)]
 """A message or reply body: the domain refuses more than its limit with its own message."""
@@ -218,3 +223,27 @@ SUPERVISOR_CALLS: dict[str, type[Call]] = {
     "call_spy": CallSpyIn,
     "call_force_end": ConversationIn,
 }
+
+
+def _takes_int(type_: type[Call], name: str) -> bool:
+    info = mi.type_info(type_)
+    assert isinstance(info, mi.StructType)
+    for f in info.fields:
+        if f.encode_name == name:
+            kinds = f.type.types if isinstance(f.type, mi.UnionType) else (f.type,)
+            return any(isinstance(k, mi.IntType) for k in kinds)
+    return False
+
+
+def decode(data: Any, type_: type[C]) -> C:
+    """``omni.wire.decode`` for a call payload; a number field given something that is not a
+    number keeps the refusal the window has always shown (``'offer_id' must be a number``)."""
+    try:
+        return decode_struct(data, type_)
+    except InvalidInput as exc:
+        field = exc.field
+        if isinstance(data, dict) and field is not None and field in data and _takes_int(type_, field):
+            value = data[field]
+            if isinstance(value, bool) or not isinstance(value, int | None):
+                raise InvalidInput("'{field}' must be a number", field=field) from exc
+        raise

@@ -29,7 +29,7 @@ from omni.domain.serialize import conversation_dict, message_dict
 from omni.realtime import BaseNamespace, _ok, rooms
 from omni.realtime import payloads as p
 from omni.realtime.operator import _pbx, call_control
-from omni.wire import decode
+from omni.realtime.payloads import decode
 
 
 class SupervisorNamespace(BaseNamespace):
