@@ -5,6 +5,7 @@ private notes / whispers reach only those allowed to read them."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ from sqlalchemy import func, select
 
 from omni.db import models as m
 from omni.domain.events import emit
+from omni.settings import Settings
 from tests import factories as f
 from tests.conftest import LiveServer
 from tests.test_realtime import OperatorClient, post_inbound, token_for
@@ -158,6 +160,32 @@ async def _set_members(server: LiveServer, world: dict[str, Any], queue_id: int,
 async def test_operator_added_to_a_queue_gets_its_conversations_without_reconnecting(
     live_server: LiveServer, world: dict[str, Any]
 ) -> None:
+    await _follows_membership(live_server, world)
+
+
+async def test_embedded_sockets_follow_queue_membership_too(tmp_path: Path) -> None:
+    """One process, no Redis: the relay's sink moves the sockets itself."""
+    settings = Settings(data_dir=tmp_path, secret_key="x" * 40, database_url="", redis_url="")
+    assert settings.embedded
+    server = LiveServer(settings)
+    await server.start()
+    try:
+        async with server.services.db.transaction() as s:
+            await f.user(s, "admin", m.Role.ADMIN)
+            op = await f.user(s, "op")
+            other = await f.user(s, "other")
+            q = await f.queue(s, "chat", [op], operator_timeout_seconds=60)
+            q2 = await f.queue(s, "elsewhere", [other], operator_timeout_seconds=60)
+            ib, ib2 = await f.inbox(s, q), await f.inbox(s, q2)
+            world = {"op": op.id, "other": other.id, "q2": q2.id, "inbox": ib.id, "inbox2": ib2.id}
+        world["admin_token"] = await token_for(server, "admin")
+        world["op_token"] = await token_for(server, "op")
+        await _follows_membership(server, world)
+    finally:
+        await server.stop()
+
+
+async def _follows_membership(live_server: LiveServer, world: dict[str, Any]) -> None:
     op = OperatorClient(live_server.url, world["op_token"])
     await op.connect()
     try:
