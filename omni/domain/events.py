@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omni.db import Database
 from omni.db import models as m
 from omni.db.unit_of_work import unit_of_work
+from omni.domain.event_types import check_payload
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +80,12 @@ def emit(
     """Append an event to the outbox inside the caller's transaction.
 
     The payload is round-tripped through JSON here so an unserialisable value fails in the
-    action that produced it, not later in the relay.
+    action that produced it, not later in the relay, and checked against its definition in
+    ``omni.domain.event_types`` (an unknown type or a payload of the wrong shape raises
+    ``EventContractError``: a bug in the action, never bad input).
     """
     clean = json.loads(json.dumps(payload, default=_json_default))
+    check_payload(type_, clean)
     row = m.Event(
         type=type_,
         payload=clean,

@@ -14,12 +14,15 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 from omni.db import models as m
 from omni.domain import auth
 from omni.domain.auth import Principal
-from omni.domain.errors import DomainError, InvalidInput, NotAuthenticated
+from omni.domain.errors import DomainError, NotAuthenticated
+from omni.domain.event_types import is_private
 from omni.domain.events import DomainEvent, events_after
 from omni.i18n import LANG_COOKIE, error_body, pick_language
 from omni.realtime import rooms
 from omni.realtime.live import FanoutManager, LiveFanout
 from omni.realtime.live import live_fanout as live_fanout
+from omni.realtime.membership import follow_queue_members, leave
+from omni.realtime.payloads import ResumeIn, decode
 from omni.services import Services
 from omni.settings import Settings
 
@@ -47,9 +50,16 @@ def build_server(settings: Settings) -> socketio.AsyncServer:
     )
 
 
-def event_rooms(event: DomainEvent) -> list[str]:
+def event_rooms(event: DomainEvent, namespace: str = "/supervisor") -> list[str]:
+    """The rooms an event goes to in ``namespace``.
+
+    Staff-only content (a private note, a supervisor's whisper: ``event_types.is_private``)
+    never goes to a queue room of ``/operator``, where every operator of the queue sits: only
+    the handling operator's room there; supervisors get it through their queue rooms of
+    ``/supervisor`` as any other event."""
     targets = [rooms.ALL]
-    if event.queue_id is not None:
+    private = namespace == "/operator" and is_private(event.type, event.payload)
+    if event.queue_id is not None and not private:
         targets.append(rooms.queue(event.queue_id))
     if event.user_id is not None:
         targets.append(rooms.user(event.user_id))
@@ -59,14 +69,20 @@ def event_rooms(event: DomainEvent) -> list[str]:
 
 
 def socket_sink(sio: socketio.AsyncServer) -> Callable[[Sequence[DomainEvent]], Awaitable[None]]:
-    """Relay sink: each event goes once to every socket in any of its rooms (deduplicated)."""
+    """Relay sink: each event goes once to every socket in any of its rooms (deduplicated).
+
+    A Redis manager delivers to this node's sockets through ``FanoutManager._handle_emit``,
+    which moves sockets between queue rooms on ``queue.members_changed`` (on every node); the
+    in-process manager has no such hook, so the sink does it here."""
+    local = not isinstance(sio.manager, FanoutManager)
 
     async def sink(events: Sequence[DomainEvent]) -> None:
         for event in events:
-            targets = event_rooms(event)
             wire = event.to_wire()
             for namespace in NAMESPACES:
-                await sio.emit("event", wire, to=targets, namespace=namespace)
+                leaving = await follow_queue_members(sio, namespace, wire) if local else []
+                await sio.emit("event", wire, to=event_rooms(event, namespace), namespace=namespace)
+                await leave(sio, namespace, leaving)
 
     return sink
 
@@ -78,13 +94,6 @@ def _ok(**data: Any) -> dict[str, Any]:
 def _err(exc: DomainError, lang: str = "en") -> dict[str, Any]:
     """A refusal ack; ``detail`` in the caller's language (``omni.i18n``)."""
     return {"ok": False, **error_body(exc, lang)}
-
-
-def _int(data: Any, key: str) -> int:
-    try:
-        return int(data[key])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidInput("'{field}' must be a number", field=key) from exc
 
 
 class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped base class
@@ -139,16 +148,25 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped b
         async with self.services.db.transaction() as session:
             return await auth.visible_queue_ids(session, who), await auth.visible_user_ids(session, who)
 
+    def _may_replay(self, event: DomainEvent, who: Principal) -> bool:
+        private = self.namespace == "/operator" and is_private(event.type, event.payload)
+        return not private or event.user_id == who.id
+
     async def on_resume(self, sid: str, data: Any) -> dict[str, Any]:
         """Everything after the last ``seq`` the client saw, limited to what it may see."""
 
         async def run(who: Principal) -> dict[str, Any]:
-            after = _int(data, "after")
+            after = decode(data, ResumeIn).after
             queues, users = await self._visible(who)
             async with self.services.db.transaction() as session:
                 events = await events_after(session, after)
-            # One scope rule for the socket resume and the REST event feed.
-            visible = [e.to_wire() for e in events if auth.event_visible(e, who, queues, users)]
+            # One scope rule for the socket resume and the REST event feed; what the live
+            # fan-out keeps out of /operator queue rooms (private notes) stays out of the replay.
+            visible = [
+                e.to_wire()
+                for e in events
+                if auth.event_visible(e, who, queues, users) and self._may_replay(e, who)
+            ]
             return _ok(events=visible, last_seq=events[-1].id if events else after)
 
         return await self._call(sid, run)

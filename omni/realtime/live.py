@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from omni.db import Database
 from omni.db import models as m
 from omni.domain.events import DomainEvent
+from omni.realtime.membership import follow_queue_members, leave
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +115,17 @@ class FanoutManager(socketio.AsyncRedisManager):  # type: ignore[misc]  # untype
         self._publish_failing = False
 
     async def _handle_emit(self, message: dict[str, Any]) -> None:
+        if message.get("event") != "event":
+            await super()._handle_emit(message)
+            return
+        data = message.get("data")
+        wire = data[0] if isinstance(data, list) and data else data
+        namespace = message.get("namespace") or "/"
+        leaving = await follow_queue_members(self.server, namespace, wire)
         await super()._handle_emit(message)
-        if self.live is not None and message.get("event") == "event":
-            data = message.get("data")
-            wire = data[0] if isinstance(data, list) and data else data
-            if isinstance(wire, dict) and isinstance(wire.get("seq"), int):
-                self.live.tracker.seen(wire["seq"])
+        await leave(self.server, namespace, leaving)
+        if self.live is not None and isinstance(wire, dict) and isinstance(wire.get("seq"), int):
+            self.live.tracker.seen(wire["seq"])
 
     async def _publish(self, data: Any) -> Any:
         for attempt in (1, 2):  # a connection left over from before a restart fails once
@@ -187,7 +193,7 @@ class LiveFanout:
         sio: socketio.AsyncServer,
         db: Database,
         namespaces: Sequence[str],
-        event_rooms: Callable[[DomainEvent], list[str]],
+        event_rooms: Callable[[DomainEvent, str], list[str]],
     ) -> None:
         self.sio = sio
         self.db = db
@@ -281,9 +287,15 @@ class LiveFanout:
         for event in events:
             wire = event.to_wire()
             for namespace in self.namespaces:
+                leaving = await follow_queue_members(self.sio, namespace, wire)
                 await self.sio.emit(
-                    "event", wire, to=self.event_rooms(event), namespace=namespace, ignore_queue=True
+                    "event",
+                    wire,
+                    to=self.event_rooms(event, namespace),
+                    namespace=namespace,
+                    ignore_queue=True,
                 )
+                await leave(self.sio, namespace, leaving)
         for hook in self.replay_hooks:
             try:
                 await hook(events)

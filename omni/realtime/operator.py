@@ -15,7 +15,9 @@ from omni.domain.auth import Principal
 from omni.domain.errors import Conflict, InvalidInput, NotAuthenticated, PermissionDenied
 from omni.domain.serialize import callback_dict, conversation_dict, message_dict
 from omni.i18n import Label
-from omni.realtime import BaseNamespace, _int, _ok, rooms
+from omni.realtime import BaseNamespace, _ok, rooms
+from omni.realtime import payloads as p
+from omni.realtime.payloads import decode
 
 T = TypeVar("T")
 
@@ -46,10 +48,11 @@ class OperatorNamespace(BaseNamespace):
                     session, who.id, sid, self.services.settings.routing.offline_grace_seconds
                 )
 
-    async def on_snapshot(self, sid: str, _data: Any = None) -> dict[str, Any]:
+    async def on_snapshot(self, sid: str, data: Any = None) -> dict[str, Any]:
         """Everything the single window needs after a (re)connect (``workspace.snapshot``)."""
 
         async def run(who: Principal) -> dict[str, Any]:
+            decode(data, p.Empty)
             async with self.services.db.transaction() as session:
                 return _ok(**await workspace.snapshot(session, who))
 
@@ -57,25 +60,21 @@ class OperatorNamespace(BaseNamespace):
 
     async def on_set_status(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
+            req = decode(data, p.SetStatusIn)
             async with self.services.db.transaction() as session:
-                p = await presence.check_set_status(
-                    session,
-                    who.id,
-                    who.role,
-                    who.id,
-                    str(data.get("status", "")),
-                    str(data.get("reason", "")),
+                pr = await presence.check_set_status(
+                    session, who.id, who.role, who.id, req.status, req.reason
                 )
-                status = await session.get(m.OperatorStatus, p.status_id)
+                status = await session.get(m.OperatorStatus, pr.status_id)
                 assert status is not None
-                return _ok(presence=presence.presence_dict(p, status))
+                return _ok(presence=presence.presence_dict(pr, status))
 
         return await self._call(sid, run)
 
     async def on_accept(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
             async with self.services.db.transaction() as session:
-                conv = await conversations.check_accept_offer(session, who, _int(data, "offer_id"))
+                conv = await conversations.check_accept_offer(session, who, decode(data, p.OfferIn).offer_id)
                 return _ok(conversation=conversation_dict(conv))
 
         return await self._call(sid, run)
@@ -83,7 +82,7 @@ class OperatorNamespace(BaseNamespace):
     async def on_decline(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
             async with self.services.db.transaction() as session:
-                conv = await conversations.check_decline_offer(session, who, _int(data, "offer_id"))
+                conv = await conversations.check_decline_offer(session, who, decode(data, p.OfferIn).offer_id)
                 return _ok(conversation=conversation_dict(conv))
 
         return await self._call(sid, run)
@@ -92,14 +91,15 @@ class OperatorNamespace(BaseNamespace):
         """Acked only after the message is stored, so a resend with the same client id is safe."""
 
         async def run(who: Principal) -> dict[str, Any]:
+            req = decode(data, p.SendIn)
             async with self.services.db.transaction() as session:
                 msg = await conversations.check_send_message(
                     session,
                     who,
-                    _int(data, "conversation_id"),
-                    str(data.get("body", "")),
-                    client_id=(str(data["client_id"])[:64] if data.get("client_id") else None),
-                    private=bool(data.get("private", False)),
+                    req.conversation_id,
+                    req.body,
+                    client_id=req.client_id or None,
+                    private=req.private,
                 )
                 return _ok(message=message_dict(msg))
 
@@ -108,27 +108,27 @@ class OperatorNamespace(BaseNamespace):
     async def on_end(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
             async with self.services.db.transaction() as session:
-                conv = await conversations.check_end(session, who, _int(data, "conversation_id"))
+                conv = await conversations.check_end(
+                    session, who, decode(data, p.ConversationIn).conversation_id
+                )
                 return _ok(conversation=conversation_dict(conv))
 
         return await self._call(sid, run)
 
     async def on_close(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
+            req = decode(data, p.CloseIn)
             async with self.services.db.transaction() as session:
-                conv = await conversations.check_close(
-                    session, who, _int(data, "conversation_id"), _int(data, "result_code_id")
-                )
+                conv = await conversations.check_close(session, who, req.conversation_id, req.result_code_id)
                 return _ok(conversation=conversation_dict(conv))
 
         return await self._call(sid, run)
 
     async def on_hold(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
+            req = decode(data, p.HoldIn)
             async with self.services.db.transaction() as session:
-                conv = await conversations.check_hold(
-                    session, who, _int(data, "conversation_id"), bool(data.get("hold", True))
-                )
+                conv = await conversations.check_hold(session, who, req.conversation_id, req.hold)
                 return _ok(conversation=conversation_dict(conv))
 
         return await self._call(sid, run)
@@ -137,9 +137,10 @@ class OperatorNamespace(BaseNamespace):
         """The operator is typing: forwarded to the customer's channel (the widget shows it)."""
 
         async def run(who: Principal) -> dict[str, Any]:
+            req = decode(data, p.TypingIn)
             async with self.services.db.transaction() as session:
-                conv = await auth.access_conversation(session, who, _int(data, "conversation_id"))
-            await self.services.adapters.typing(conv.channel, conv.id, bool(data.get("typing", True)))
+                conv = await auth.access_conversation(session, who, req.conversation_id)
+            await self.services.adapters.typing(conv.channel, conv.id, req.typing)
             return _ok()
 
         return await self._call(sid, run)
@@ -147,7 +148,9 @@ class OperatorNamespace(BaseNamespace):
     async def on_claim_callback(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
             async with self.services.db.transaction() as session:
-                cb = await conversations.check_claim_callback(session, who, _int(data, "callback_id"))
+                cb = await conversations.check_claim_callback(
+                    session, who, decode(data, p.CallbackIn).callback_id
+                )
                 return _ok(callback=callback_dict(cb))
 
         return await self._call(sid, run)
@@ -158,32 +161,34 @@ class OperatorNamespace(BaseNamespace):
         """One conversation: messages, customer card, script, result codes, transfer targets."""
 
         async def run(who: Principal) -> dict[str, Any]:
+            conv_id = decode(data, p.ConversationIn).conversation_id
             async with self.services.db.transaction() as session:
-                return _ok(**await workspace.conversation_view(session, who, _int(data, "conversation_id")))
+                return _ok(**await workspace.conversation_view(session, who, conv_id))
 
         return await self._call(sid, run)
 
     async def on_history(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
+            conv_id = decode(data, p.ConversationIn).conversation_id
             async with self.services.db.transaction() as session:
-                return _ok(**await workspace.contact_history(session, who, _int(data, "conversation_id")))
+                return _ok(**await workspace.contact_history(session, who, conv_id))
 
         return await self._call(sid, run)
 
     async def on_card_update(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
-            values = _dict(data).get("values")
-            if not isinstance(values, dict):
+            if isinstance(data, dict) and not isinstance(data.get("values"), dict):
                 raise InvalidInput("'values' must be an object of field → value", field="values")
+            req = decode(data, p.CardUpdateIn)
             async with self.services.db.transaction() as session:
-                card = await workspace.update_card(session, who, _int(data, "conversation_id"), values)
+                card = await workspace.update_card(session, who, req.conversation_id, req.values)
                 return _ok(card=card)
 
         return await self._call(sid, run)
 
     async def on_canned(self, sid: str, data: Any = None) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
-            conv_id = _int(data, "conversation_id") if _dict(data).get("conversation_id") else None
+            conv_id = decode(data, p.CannedIn).conversation_id
             async with self.services.db.transaction() as session:
                 return _ok(replies=await workspace.canned_replies(session, who, conv_id))
 
@@ -191,15 +196,10 @@ class OperatorNamespace(BaseNamespace):
 
     async def on_canned_save(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
-            body = _dict(data)
+            req = decode(data, p.CannedSaveIn)
             async with self.services.db.transaction() as session:
                 reply = await workspace.save_personal_canned(
-                    session,
-                    who,
-                    shortcut=str(body.get("shortcut", "")),
-                    title=str(body.get("title", "")),
-                    body=str(body.get("body", "")),
-                    reply_id=_int(body, "id") if body.get("id") else None,
+                    session, who, shortcut=req.shortcut, title=req.title, body=req.body, reply_id=req.id
                 )
                 return _ok(reply=reply)
 
@@ -208,21 +208,17 @@ class OperatorNamespace(BaseNamespace):
     async def on_canned_delete(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
             async with self.services.db.transaction() as session:
-                await workspace.delete_personal_canned(session, who, _int(data, "id"))
+                await workspace.delete_personal_canned(session, who, decode(data, p.CannedDeleteIn).id)
                 return _ok()
 
         return await self._call(sid, run)
 
     async def on_blacklist(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
-            body = _dict(data)
+            req = decode(data, p.BlacklistIn)
             async with self.services.db.transaction() as session:
                 contact = await workspace.set_blacklisted(
-                    session,
-                    who,
-                    _int(body, "conversation_id"),
-                    blacklisted=bool(body.get("blacklisted", True)),
-                    reason=str(body.get("reason", "")),
+                    session, who, req.conversation_id, blacklisted=req.blacklisted, reason=req.reason
                 )
                 return _ok(contact_id=contact.id, blacklisted=contact.blacklisted)
 
@@ -233,22 +229,24 @@ class OperatorNamespace(BaseNamespace):
 
         async def run(who: Principal) -> dict[str, Any]:
             async with self.services.db.transaction() as session:
-                conv = await workspace.check_take(session, who, _int(data, "conversation_id"))
+                conv = await workspace.check_take(
+                    session, who, decode(data, p.ConversationIn).conversation_id
+                )
                 return _ok(conversation=conversation_dict(conv))
 
         return await self._call(sid, run)
 
     async def on_transfer(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
-            body = _dict(data)
+            req = decode(data, p.TransferIn)
             async with self.services.db.transaction() as session:
                 conv = await conversations.check_transfer(
                     session,
                     who,
-                    _int(body, "conversation_id"),
-                    to_user_id=_int(body, "to_user_id") if body.get("to_user_id") else None,
-                    to_queue_id=_int(body, "to_queue_id") if body.get("to_queue_id") else None,
-                    note=str(body.get("note", "")),
+                    req.conversation_id,
+                    to_user_id=req.to_user_id,
+                    to_queue_id=req.to_queue_id,
+                    note=req.note,
                 )
                 return _ok(conversation=conversation_dict(conv))
 
@@ -258,25 +256,19 @@ class OperatorNamespace(BaseNamespace):
         """``{conversation_id, scenario}``: the conversation goes to a published scenario."""
 
         async def run(who: Principal) -> dict[str, Any]:
+            req = decode(data, p.HandToBotIn)
             async with self.services.db.transaction() as session:
-                conv = await workspace.check_hand_to_bot(
-                    session, who, _int(data, "conversation_id"), str(data.get("scenario", ""))[:64]
-                )
+                conv = await workspace.check_hand_to_bot(session, who, req.conversation_id, req.scenario)
                 return _ok(conversation=conversation_dict(conv))
 
         return await self._call(sid, run)
 
     async def on_schedule_callback(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
-            body = _dict(data)
+            req = decode(data, p.ScheduleCallbackIn)
             async with self.services.db.transaction() as session:
                 cb = await conversations.check_schedule_callback(
-                    session,
-                    who,
-                    _int(body, "conversation_id"),
-                    due_at=_when(body.get("due_at")),
-                    kind=str(body.get("kind", "standard")),
-                    note=str(body.get("note", "")),
+                    session, who, req.conversation_id, due_at=_when(req.due_at), kind=req.kind, note=req.note
                 )
                 return _ok(callback=callback_dict(cb))
 
@@ -286,30 +278,28 @@ class OperatorNamespace(BaseNamespace):
         """A taken callback is done, or goes back to the shared list (``done: false``)."""
 
         async def run(who: Principal) -> dict[str, Any]:
-            body = _dict(data)
+            req = decode(data, p.FinishCallbackIn)
             async with self.services.db.transaction() as session:
                 cb = await conversations.check_finish_callback(
-                    session,
-                    who,
-                    _int(body, "callback_id"),
-                    done=bool(body.get("done", True)),
-                    note=str(body.get("note", "")),
+                    session, who, req.callback_id, done=req.done, note=req.note
                 )
                 return _ok(callback=callback_dict(cb))
 
         return await self._call(sid, run)
 
-    async def on_queue(self, sid: str, _data: Any = None) -> dict[str, Any]:
+    async def on_queue(self, sid: str, data: Any = None) -> dict[str, Any]:
         """The waiting line of the caller's queues (refreshed by the window as events arrive)."""
 
         async def run(who: Principal) -> dict[str, Any]:
+            decode(data, p.Empty)
             async with self.services.db.transaction() as session:
                 return _ok(waiting=await workspace.waiting_panel(session, who))
 
         return await self._call(sid, run)
 
-    async def on_callbacks(self, sid: str, _data: Any = None) -> dict[str, Any]:
+    async def on_callbacks(self, sid: str, data: Any = None) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
+            decode(data, p.Empty)
             async with self.services.db.transaction() as session:
                 return _ok(callbacks=await workspace.callbacks_panel(session, who))
 
@@ -324,20 +314,21 @@ class OperatorNamespace(BaseNamespace):
         and the operator gets the PBX's reason (the same for hang-up and transfers)."""
 
         async def run(who: Principal) -> dict[str, Any]:
+            req = decode(data, p.HoldIn)
             voice = call_control(self.services)
-            on = bool(_dict(data).get("hold", True))
             async with self.services.db.transaction() as session:
-                conv = await conversations.check_hold(session, who, _int(data, "conversation_id"), on)
-                await _pbx(voice.hold(conv.id, on))
+                conv = await conversations.check_hold(session, who, req.conversation_id, req.hold)
+                await _pbx(voice.hold(conv.id, req.hold))
             return _ok(conversation=conversation_dict(conv))
 
         return await self._call(sid, run)
 
     async def on_call_hangup(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
+            conv_id = decode(data, p.ConversationIn).conversation_id
             voice = call_control(self.services)
             async with self.services.db.transaction() as session:
-                conv = await conversations.check_end(session, who, _int(data, "conversation_id"))
+                conv = await conversations.check_end(session, who, conv_id)
                 await _pbx(voice.hangup(conv.id))
             return _ok(conversation=conversation_dict(conv))
 
@@ -352,14 +343,14 @@ class OperatorNamespace(BaseNamespace):
         operator to consult, so they are refused towards a queue or an IVR."""
 
         async def run(who: Principal) -> dict[str, Any]:
+            req = decode(data, p.CallTransferIn)
             voice = call_control(self.services)
-            body = _dict(data)
-            conv_id = _int(body, "conversation_id")
-            to_user = _int(body, "to_user_id") if body.get("to_user_id") else None
-            to_queue = _int(body, "to_queue_id") if body.get("to_queue_id") else None
-            to_scenario = str(body.get("to_scenario") or "")[:64] or None
-            to_ext = str(body.get("to_extension") or "")[:32] or None
-            attended = bool(body.get("attended", False))
+            conv_id = req.conversation_id
+            to_user = req.to_user_id
+            to_queue = req.to_queue_id
+            to_scenario = req.to_scenario or None
+            to_ext = (req.to_extension or "")[:32] or None
+            attended = req.attended
             if sum(x is not None for x in (to_user, to_queue, to_scenario, to_ext)) != 1:
                 raise InvalidInput(
                     "transfer needs exactly one of to_user_id, to_queue_id, to_scenario or to_extension",
@@ -413,20 +404,17 @@ class OperatorNamespace(BaseNamespace):
         """``{number, queue_id}``: the operator's phone rings first, then the customer's."""
 
         async def run(who: Principal) -> dict[str, Any]:
+            req = decode(data, p.ClickToCallIn)
             voice = call_control(self.services)
-            queue_id = _int(data, "queue_id")
+            queue_id = req.queue_id
             async with self.services.db.transaction() as session:
                 queues = await auth.visible_queue_ids(session, who)
             if queues is not None and queue_id not in queues:
                 raise PermissionDenied("you are not in this queue")
-            conv_id = await _pbx(voice.originate(who.id, str(_dict(data).get("number", ""))[:32], queue_id))
+            conv_id = await _pbx(voice.originate(who.id, req.number[:32], queue_id))
             return _ok(conversation_id=conv_id)
 
         return await self._call(sid, run)
-
-
-def _dict(data: Any) -> dict[str, Any]:
-    return data if isinstance(data, dict) else {}
 
 
 def _when(value: Any) -> datetime | None:

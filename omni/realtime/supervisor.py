@@ -26,13 +26,10 @@ from omni.domain import monitoring, presence
 from omni.domain.auth import Principal, access_conversation
 from omni.domain.errors import NotAuthenticated
 from omni.domain.serialize import conversation_dict, message_dict
-from omni.realtime import BaseNamespace, _int, _ok, rooms
+from omni.realtime import BaseNamespace, _ok, rooms
+from omni.realtime import payloads as p
 from omni.realtime.operator import _pbx, call_control
-
-
-def _str(data: Any, key: str) -> str:
-    value = data.get(key, "") if isinstance(data, dict) else ""
-    return value if isinstance(value, str) else str(value)
+from omni.realtime.payloads import decode
 
 
 class SupervisorNamespace(BaseNamespace):
@@ -53,8 +50,9 @@ class SupervisorNamespace(BaseNamespace):
         for uid in users or ():
             await self.enter_room(sid, rooms.user(uid))
 
-    async def on_monitor(self, sid: str, _data: Any = None) -> dict[str, Any]:
+    async def on_monitor(self, sid: str, data: Any = None) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
+            decode(data, p.Empty)
             async with self.services.db.transaction() as session:
                 return _ok(**await monitoring.snapshot(session, who))
 
@@ -62,32 +60,31 @@ class SupervisorNamespace(BaseNamespace):
 
     async def on_set_operator_status(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
+            req = decode(data, p.OperatorStatusIn)
             async with self.services.db.transaction() as session:
-                p = await monitoring.check_set_operator_status(
-                    session, who, _int(data, "user_id"), _str(data, "status"), _str(data, "reason")
+                pr = await monitoring.check_set_operator_status(
+                    session, who, req.user_id, req.status, req.reason
                 )
-                status = await session.get(m.OperatorStatus, p.status_id)
+                status = await session.get(m.OperatorStatus, pr.status_id)
                 assert status is not None
-                return _ok(presence=presence.presence_dict(p, status))
+                return _ok(presence=presence.presence_dict(pr, status))
 
         return await self._call(sid, run)
 
     async def on_message_operator(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
+            req = decode(data, p.MessageOperatorIn)
             async with self.services.db.transaction() as session:
-                sent = await monitoring.message_operator(
-                    session, who, _int(data, "user_id"), _str(data, "text")
-                )
+                sent = await monitoring.message_operator(session, who, req.user_id, req.text)
                 return _ok(message=sent)
 
         return await self._call(sid, run)
 
     async def on_whisper(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
+            req = decode(data, p.WhisperIn)
             async with self.services.db.transaction() as session:
-                note = await monitoring.whisper(
-                    session, who, _int(data, "conversation_id"), _str(data, "text")
-                )
+                note = await monitoring.whisper(session, who, req.conversation_id, req.text)
                 return _ok(message=message_dict(note))
 
         return await self._call(sid, run)
@@ -95,7 +92,9 @@ class SupervisorNamespace(BaseNamespace):
     async def on_take_over(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
             async with self.services.db.transaction() as session:
-                conv = await monitoring.take_over(session, who, _int(data, "conversation_id"))
+                conv = await monitoring.take_over(
+                    session, who, decode(data, p.ConversationIn).conversation_id
+                )
                 return _ok(conversation=conversation_dict(conv))
 
         return await self._call(sid, run)
@@ -107,10 +106,11 @@ class SupervisorNamespace(BaseNamespace):
         joins the call (listen hears both, whisper talks to the operator, barge to both)."""
 
         async def run(who: Principal) -> dict[str, Any]:
+            req = decode(data, p.CallSpyIn)
             voice = call_control(self.services)
-            mode = _str(data, "mode") or "listen"
+            mode = req.mode or "listen"
             async with self.services.db.transaction() as session:
-                conv = await access_conversation(session, who, _int(data, "conversation_id"))
+                conv = await access_conversation(session, who, req.conversation_id)
             await _pbx(voice.spy(who.id, conv.id, mode))
             return _ok(conversation_id=conv.id, mode=mode)
 
@@ -118,9 +118,10 @@ class SupervisorNamespace(BaseNamespace):
 
     async def on_call_force_end(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
+            conv_id = decode(data, p.ConversationIn).conversation_id
             voice = call_control(self.services)
             async with self.services.db.transaction() as session:
-                conv = await access_conversation(session, who, _int(data, "conversation_id"))
+                conv = await access_conversation(session, who, conv_id)
             await _pbx(voice.force_end(conv.id, who.id))
             return _ok(conversation_id=conv.id)
 

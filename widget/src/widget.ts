@@ -2,6 +2,7 @@
 // Customer and operator text is only ever put in the page with textContent, never as HTML.
 import { io, Socket } from "socket.io-client";
 import { EN, TRANSLATIONS } from "../generated/messages";
+import type { AckError } from "./generated/contracts";
 
 type Attachment = { id: string; name: string; type: string; size: number; url: string; kind?: undefined };
 type Button = { id: string; label: string };
@@ -34,10 +35,9 @@ type Welcome = {
   limits?: Limits;
   closed?: Closed | null;
 };
-type Ack = {
+// A refusal's shape is the server's one contract (generated from omni/realtime/payloads.py).
+type Ack = Partial<Omit<AckError, "ok" | "field">> & {
   ok: boolean;
-  error?: string;
-  detail?: string;
   message?: Msg;
   position?: number;
   estimated_wait_seconds?: number | null;

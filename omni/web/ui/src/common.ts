@@ -1,6 +1,7 @@
 // Shared by the live modules: boot data, strings, safe DOM building, the Socket.IO link.
 // Customer and operator text only ever reaches the page through textContent (el() below).
 import { io, Socket } from "socket.io-client";
+import type { AckError, OperatorCalls, SupervisorCalls } from "./generated/contracts";
 
 export interface Boot {
   user: { id: number; name: string; role: string };
@@ -52,20 +53,23 @@ export function clear(node: Element): void {
   while (node.firstChild) node.removeChild(node.firstChild);
 }
 
-export interface Ack {
+/** A call's answer: ``{ok: true, ...}`` or the refusal (``AckError``, generated). */
+export interface Ack extends Partial<Omit<AckError, "ok" | "field">> {
   ok: boolean;
-  error?: string;
-  detail?: string;
   field?: string;
   [key: string]: unknown;
 }
+
+/** Every Socket.IO call and the payload it takes (generated from omni/realtime/payloads.py). */
+export type Calls = OperatorCalls & SupervisorCalls;
+export type CallName = keyof Calls;
 
 /** Same-origin Socket.IO namespace authenticated by the session cookie. */
 export function connect(namespace: string): Socket {
   return io(namespace, { transports: ["websocket"], withCredentials: true, reconnectionDelayMax: 5000 });
 }
 
-export function call(socket: Socket, event: string, data: unknown = {}, timeoutMs = 10000): Promise<Ack> {
+export function call<E extends CallName>(socket: Socket, event: E, data: Calls[E] = {} as Calls[E], timeoutMs = 10000): Promise<Ack> {
   return new Promise((resolve) => {
     socket.timeout(timeoutMs).emit(event, data, (err: Error | null, ack: Ack) => {
       resolve(err ? { ok: false, error: "timeout", detail: shared["common.no_answer"] ?? "no answer from the server" } : ack);

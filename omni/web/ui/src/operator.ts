@@ -233,13 +233,13 @@ function scheduleRefresh(): void {
 
 function apply(e: WireEvent): void {
   state.lastSeq = Math.max(state.lastSeq, e.seq);
-  const d = e.data;
   if (e.type === "conversation.offered" && e.user_id === me) {
+    const d = e.data;
     const offer: Offer = {
-      id: Number(d.offer_id),
-      conversation_id: Number(d.id),
-      expires_at: String(d.expires_at),
-      conversation: d as unknown as Conversation,
+      id: d.offer_id,
+      conversation_id: d.id,
+      expires_at: d.expires_at,
+      conversation: d,
     };
     if (!state.offers.some((o) => o.id === offer.id)) state.offers.push(offer);
     renderOffers(offersBox, state.offers, t, handlers, state.answering);
@@ -247,24 +247,25 @@ function apply(e: WireEvent): void {
     showRingingCall(offer);
   }
   if (e.type.startsWith("conversation.")) {
-    pane.applyConversation(d as unknown as Conversation);
+    pane.applyConversation(e.data as Conversation);
     scheduleRefresh();
   } else if (e.type === "message.created") {
-    const msg = d as unknown as Message;
+    const msg = e.data as Message;
     if (msg.conversation_id === pane.id) pane.applyMessage(msg);
     else if (msg.direction === "in" && state.mine.some((c) => c.id === msg.conversation_id)) {
       state.unread.add(msg.conversation_id);
       renderMine(mineBox, state.mine, pane.id, state.unread, t, handlers);
     }
   } else if (e.type === "message.delivery") {
-    pane.applyDelivery(Number(d.message_id), String(d.delivery));
-  } else if (e.type.startsWith("presence.") && e.user_id === me) {
-    state.presence = { ...(state.presence as Presence), ...(d as unknown as Presence) };
+    pane.applyDelivery(e.data.message_id, e.data.delivery);
+  } else if ((e.type === "presence.changed" || e.type === "presence.over_limit") && e.user_id === me) {
+    state.presence = { ...(state.presence as Presence), ...e.data };
     if (e.type === "presence.over_limit") state.presence.over_limit = true;
     renderStatus(statusBox, state.presence, statuses, t, handlers);
     renderWaiting(waitingBox, state.waiting, takeBlock, t, handlers);
     pane.takeMayHaveChanged();
-  } else if (e.type.startsWith("callback.")) {
+  } else if (e.type.startsWith("callback.") || e.type === "queue.members_changed") {
+    // A queue joined or left (an admin changed its members): the lists come from the server.
     scheduleRefresh();
   }
 }

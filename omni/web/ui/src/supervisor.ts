@@ -4,7 +4,15 @@
 import { boot, call, clear, connect, el, translator } from "./common";
 import type { Ack } from "./common";
 import { debounced } from "./supervisor/format";
-import type { CurrentConversation, OperatorRow, Snapshot, SpyMode, StatusOption, WireEvent } from "./supervisor/types";
+import type {
+  CurrentConversation,
+  OperatorRow,
+  PresenceEvent,
+  Snapshot,
+  SpyMode,
+  StatusOption,
+  WireEvent,
+} from "./supervisor/types";
 import { operatorTable, queueTable, swatch } from "./supervisor/view";
 import type { Ticker, ViewContext } from "./supervisor/view";
 
@@ -80,22 +88,21 @@ async function refresh(): Promise<void> {
 const refreshSoon = debounced(refresh, 1000);
 
 /** Apply a presence event at once (the status cell must not lag behind the debounce). */
-function patchPresence(ev: WireEvent): void {
+function patchPresence(ev: PresenceEvent): void {
   if (!snapshot || ev.user_id === null) return;
   const op = snapshot.operators.find((o) => o.id === ev.user_id);
   if (!op) return;
   const d = ev.data;
-  const code = String(d.status ?? op.status);
-  const status = statuses.get(code);
-  op.status = code;
-  op.status_name = String(d.status_name ?? op.status_name);
-  op.colour = String(d.colour ?? op.colour);
-  op.since = String(d.since ?? op.since);
-  op.reason = String(d.reason ?? "");
-  op.activity = String(d.activity ?? op.activity);
-  op.activity_since = String(d.activity_since ?? op.activity_since);
-  op.over_limit = Boolean(d.over_limit);
-  op.connected = Boolean(d.connected);
+  const status = statuses.get(d.status);
+  op.status = d.status;
+  op.status_name = d.status_name;
+  op.colour = d.colour;
+  op.since = d.since;
+  op.reason = d.reason;
+  op.activity = d.activity;
+  op.activity_since = d.activity_since;
+  op.over_limit = d.over_limit;
+  op.connected = d.connected;
   op.max_duration_seconds = status ? status.max_duration_seconds : op.max_duration_seconds;
   const activity = statuses.get(op.activity);
   if (activity) op.activity_colour = activity.colour;
@@ -121,7 +128,7 @@ socket.on("event", (ev: WireEvent) => {
   if (ev.seq <= lastSeq) return; // already in the snapshot, or a duplicate delivery
   lastSeq = ev.seq;
   app.setAttribute("data-seq", String(lastSeq));
-  if (ev.type.startsWith("presence.")) patchPresence(ev);
+  if (ev.type === "presence.changed" || ev.type === "presence.over_limit") patchPresence(ev);
   if (relevant(ev.type)) refreshSoon();
 });
 

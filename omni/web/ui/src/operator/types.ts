@@ -1,38 +1,15 @@
-// Shapes the /operator namespace sends (see omni/domain/workspace.py and serialize.py).
+// Shapes the /operator namespace sends (see omni/domain/workspace.py and serialize.py). What
+// events carry is generated from the Python definitions (../generated/contracts.ts); the
+// panels' extra fields are added here.
+import type { AnyWireEvent, CallbackPayload, ConversationPayload, MessagePayload, PresencePayload } from "../generated/contracts";
 import { channelSvg } from "../icons";
 
-export interface Presence {
-  user_id: number;
-  status: string;
-  status_name: string;
-  colour: string;
-  since: string;
-  reason: string;
-  activity: string;
-  activity_since: string;
-  over_limit: boolean;
-  connected: boolean;
-}
+export type Presence = PresencePayload;
 
-export interface Conversation {
-  id: number;
-  contact_id: number;
-  channel: string;
-  medium: string;
-  status: string;
-  queue_id: number | null;
-  assigned_user_id: number | null;
-  created_at: string | null;
-  first_enqueued_at: string | null;
-  accepted_at: string | null;
-  wrap_up_at: string | null;
-  closed_at: string | null;
-  result_code_id: number | null;
-  /** What a bot scenario collected (``Conversation.variables``). */
-  variables?: Record<string, unknown>;
+/** A conversation as events carry it, plus what the panels add (names, position, fit). */
+export interface Conversation extends ConversationPayload {
   contact_name?: string;
   queue_name?: string;
-  offered_at?: string | null;
   hold_started_at?: string | null;
   wrap_up_seconds?: number;
   position?: number;
@@ -48,32 +25,15 @@ export interface Offer {
   conversation?: Conversation;
 }
 
-export interface Message {
-  id: number;
-  conversation_id: number;
-  direction: "in" | "out" | "note" | "system";
-  author_user_id: number | null;
-  body: string;
+export interface Message extends Omit<MessagePayload, "attachments" | "channel"> {
+  /** Only in events (``message.created``); the open view's messages don't repeat it. */
+  channel?: string;
   /** Files ``{name, url}``; bot traffic ``{kind: "buttons", buttons}``, ``{kind: "button_reply", id}``,
    * ``{kind: "dtmf", digits}``, ``{kind: "prompt", file}`` (omni/domain/automated.py). */
   attachments: { name?: string; url?: string; kind?: string; [key: string]: unknown }[];
-  client_id: string | null;
-  delivery: string;
-  created_at: string | null;
 }
 
-export interface Callback {
-  id: number;
-  conversation_id: number | null;
-  contact_id: number;
-  queue_id: number | null;
-  kind: string;
-  reason: string;
-  state: string;
-  claimed_by_id: number | null;
-  due_at: string | null;
-  note: string;
-  created_at: string | null;
+export interface Callback extends CallbackPayload {
   contact_name: string;
   contact_phone: string | null;
   channel: string | null;
@@ -177,15 +137,8 @@ export interface StatusOption {
   max_duration_seconds: number | null;
 }
 
-export interface WireEvent {
-  seq: number;
-  type: string;
-  at: string;
-  conversation_id: number | null;
-  queue_id: number | null;
-  user_id: number | null;
-  data: Record<string, unknown>;
-}
+/** One pushed event; narrow on ``type`` to get its typed payload. */
+export type WireEvent = AnyWireEvent;
 
 export interface Snapshot {
   presence: Presence;

@@ -1,4 +1,5 @@
 // Shapes of the /supervisor namespace's payloads (omni/domain/monitoring.py).
+import type { AnyWireEvent, PresencePayload, WireEventOf } from "../generated/contracts";
 
 export interface QueueStat {
   id: number;
@@ -79,14 +80,10 @@ export interface StatusOption {
   max_duration_seconds: number | null;
 }
 
-export interface WireEvent {
-  seq: number;
-  type: string;
-  at: string;
-  conversation_id: number | null;
-  queue_id: number | null;
-  user_id: number | null;
-  data: Record<string, unknown>;
-}
+/** One pushed event (generated from the Python definitions); narrow on ``type``. */
+export type WireEvent = AnyWireEvent;
+
+export type PresenceEvent = WireEventOf<"presence.changed"> | WireEventOf<"presence.over_limit">;
+export type { PresencePayload };
 
 export type WaitLevel = "green" | "amber" | "red";

@@ -1,0 +1,331 @@
+"""One typed definition per domain event: the payload (``data``) of every ``type``.
+
+``emit()`` checks each payload against its definition, so a misspelt type or a payload that
+grew, lost or retyped a key fails in the action that produced it (a bug, not bad input), not
+in a browser or a CRM. The same definitions generate the reference part of docs/events.md
+(``scripts/gen_event_docs.py``) and the TypeScript types of the console and the widget
+(``scripts/gen_ts_types.py``); tests fail when either drifts from this module.
+
+Payloads are checked after their JSON round trip: datetimes are ISO 8601 strings here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+
+
+class Payload(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Base of every event payload: unknown keys are refused (a payload is a contract)."""
+
+
+class ConversationPayload(Payload):
+    """A conversation as ``omni.domain.serialize.conversation_dict`` shapes it."""
+
+    id: int
+    contact_id: int
+    inbox_id: int | None
+    channel: str
+    medium: str
+    status: str
+    queue_id: int | None
+    extra_queue_ids: list[int]
+    priority: int
+    assigned_user_id: int | None
+    subject: str
+    variables: dict[str, Any]
+    created_at: str | None
+    enqueued_at: str | None
+    first_enqueued_at: str | None
+    offered_at: str | None
+    accepted_at: str | None
+    wrap_up_at: str | None
+    closed_at: str | None
+    hold_seconds: int
+    result_code_id: int | None
+    closed_by: str | None
+    last_message_at: str | None
+
+
+class ConversationCreated(ConversationPayload):
+    direction: Literal["out"] | None = None
+    """``"out"`` when an operator started it (``omni.domain.outgoing``)."""
+
+
+class ConversationOffered(ConversationPayload):
+    offer_id: int
+    expires_at: str
+    timeout_seconds: int
+
+
+class ConversationOfferEnded(ConversationPayload):
+    offer_id: int
+
+
+class ConversationAccepted(ConversationPayload):
+    offer_id: int
+    wait_seconds: float
+    direction: Literal["out"] | None = None
+
+
+class ConversationMissed(ConversationPayload):
+    action: str
+    reason: str
+
+
+class ConversationOverflowed(ConversationPayload):
+    action: str
+    """``queue`` (moved on to ``to_queue_id``) or ``bot`` (handed to ``scenario``)."""
+    reason: str
+    from_queue_id: int | None = None
+    to_queue_id: int | None = None
+    scenario: str | None = None
+
+
+class ConversationEscalated(ConversationPayload):
+    step: int
+
+
+class ConversationWrapUp(ConversationPayload):
+    wrap_up_seconds: int
+
+
+class ConversationClosed(ConversationPayload):
+    result_by: str
+
+
+class ConversationAbandoned(ConversationPayload):
+    wait_seconds: float
+
+
+class ConversationTransferred(ConversationPayload):
+    from_user_id: int | None
+    to_user_id: int | None
+    to_queue_id: int | None
+    note: str
+
+
+class ConversationRated(ConversationPayload):
+    rating: int
+    scale: int
+
+
+class ConversationHandedToBot(ConversationPayload):
+    scenario: str
+    by_user_id: int
+
+
+class ConversationTakenOver(ConversationPayload):
+    from_user_id: int | None
+    to_user_id: int
+    by_name: str
+
+
+class MessagePayload(Payload):
+    """A message as ``omni.domain.serialize.message_dict`` shapes it, plus its channel."""
+
+    id: int
+    conversation_id: int
+    direction: Literal["in", "out", "note", "system"]
+    """``note`` is private: staff only."""
+    author_user_id: int | None
+    body: str
+    attachments: list[Any]
+    client_id: str | None
+    external_id: str | None
+    delivery: str
+    created_at: str | None
+    channel: str
+
+
+class MessageEdited(MessagePayload):
+    previous_body: str
+
+
+class MessageDelivery(Payload):
+    message_id: int
+    delivery: str
+    error: str
+
+
+class PresencePayload(Payload):
+    """An operator's presence as ``omni.domain.presence.presence_dict`` shapes it."""
+
+    user_id: int
+    status: str
+    status_name: str
+    colour: str
+    since: str
+    reason: str
+    activity: str
+    activity_since: str
+    over_limit: bool
+    connected: bool
+
+
+class PresenceOverLimit(PresencePayload):
+    limit_seconds: int | None
+
+
+class CallbackPayload(Payload):
+    """A callback as ``omni.domain.serialize.callback_dict`` shapes it."""
+
+    id: int
+    conversation_id: int | None
+    contact_id: int
+    queue_id: int | None
+    kind: str
+    reason: str
+    target_user_id: int | None
+    state: str
+    claimed_by_id: int | None
+    claimed_at: str | None
+    due_at: str | None
+    note: str
+    created_at: str | None
+
+
+class SupervisorMessage(Payload):
+    from_user_id: int
+    from_name: str
+    to_user_id: int
+    text: str
+    sent_at: str
+
+
+class QueueMembersChanged(Payload):
+    queue_id: int
+    user_ids: list[int]
+    """Every member after the change (not the difference)."""
+
+
+class AdminChanged(Payload):
+    entity: str
+    id: int
+    action: Literal["created", "updated", "deleted"]
+
+
+@dataclass(frozen=True, slots=True)
+class EventType:
+    name: str
+    payload: type[Payload]
+    doc: str
+    private: bool = False
+    """May carry staff-only content: fanned out to the handling operator and supervisors,
+    never to a whole queue room of operators (see ``omni.realtime.event_rooms``)."""
+
+
+def _types(*defs: EventType) -> dict[str, EventType]:
+    return {d.name: d for d in defs}
+
+
+EVENT_TYPES: dict[str, EventType] = _types(
+    EventType(
+        "conversation.created",
+        ConversationCreated,
+        "A new conversation (inbound, or started by an operator).",
+    ),
+    EventType(
+        "conversation.blocked",
+        ConversationPayload,
+        "A blacklisted contact wrote: stored, closed at once, never routed.",
+    ),
+    EventType("conversation.queued", ConversationPayload, "Waiting in its queue for an operator."),
+    EventType(
+        "conversation.reopened",
+        ConversationPayload,
+        "A closed conversation came back (the customer wrote again).",
+    ),
+    EventType("conversation.offered", ConversationOffered, "Offered to one operator until `expires_at`."),
+    EventType(
+        "conversation.accepted",
+        ConversationAccepted,
+        "An operator accepted the offer (`wait_seconds` in the line).",
+    ),
+    EventType("conversation.offer_declined", ConversationOfferEnded, "The operator declined the offer."),
+    EventType("conversation.offer_timeout", ConversationOfferEnded, "The offer expired unanswered."),
+    EventType(
+        "conversation.offer_cancelled",
+        ConversationOfferEnded,
+        "The offer was withdrawn (someone else took it, the customer left).",
+    ),
+    EventType("conversation.on_hold", ConversationPayload, "The operator put it on hold."),
+    EventType("conversation.resumed", ConversationPayload, "Back from hold."),
+    EventType("conversation.wrap_up", ConversationWrapUp, "Handling ended; wrap-up time runs."),
+    EventType(
+        "conversation.closed", ConversationClosed, "Closed with a result code (`result_by`: who closed it)."
+    ),
+    EventType("conversation.abandoned", ConversationAbandoned, "The customer left while waiting."),
+    EventType(
+        "conversation.missed", ConversationMissed, "Nobody could take it (queue timeout, queue closed)."
+    ),
+    EventType(
+        "conversation.overflowed",
+        ConversationOverflowed,
+        "Moved to the overflow queue or handed to the overflow scenario.",
+    ),
+    EventType(
+        "conversation.escalated",
+        ConversationEscalated,
+        "Waited long enough to reach the next escalation step.",
+    ),
+    EventType("conversation.transferred", ConversationTransferred, "Transferred to an operator or a queue."),
+    EventType("conversation.rated", ConversationRated, "A CSAT answer."),
+    EventType(
+        "conversation.handed_to_bot",
+        ConversationHandedToBot,
+        "An operator passed it to a published scenario.",
+    ),
+    EventType("conversation.taken_over", ConversationTakenOver, "A supervisor took the chat over."),
+    EventType(
+        "message.created",
+        MessagePayload,
+        "A message was stored (a `note` is private: staff only).",
+        private=True,
+    ),
+    EventType(
+        "message.edited", MessageEdited, "A customer edited a message in their messenger.", private=True
+    ),
+    EventType("message.delivery", MessageDelivery, "The channel reported sent / delivered / read / failed."),
+    EventType("presence.changed", PresencePayload, "An operator's status or activity changed."),
+    EventType("presence.over_limit", PresenceOverLimit, "A status lasted longer than its limit."),
+    EventType(
+        "callback.created", CallbackPayload, "A callback was scheduled (or a missed contact left one)."
+    ),
+    EventType("callback.claimed", CallbackPayload, "An operator took a callback."),
+    EventType("callback.done", CallbackPayload, "A taken callback is done."),
+    EventType("callback.released", CallbackPayload, "A taken callback went back to the shared list."),
+    EventType("supervisor.message", SupervisorMessage, "A supervisor's private message to one operator."),
+    EventType(
+        "queue.members_changed",
+        QueueMembersChanged,
+        "An admin changed who is in a queue; live sockets follow.",
+    ),
+    EventType("admin.changed", AdminChanged, "An admin created, updated or deleted a configuration entity."),
+)
+
+
+class EventContractError(TypeError):
+    """An action emitted an event its definition does not allow: a bug in the action."""
+
+
+def check_payload(type_: str, payload: dict[str, Any]) -> Payload:
+    """The payload as its typed definition, or ``EventContractError`` naming the problem."""
+    definition = EVENT_TYPES.get(type_)
+    if definition is None:
+        raise EventContractError(f"unknown event type {type_!r}: add it to omni.domain.event_types")
+    try:
+        return msgspec.convert(payload, definition.payload, strict=True)
+    except msgspec.ValidationError as exc:
+        raise EventContractError(
+            f"{type_} payload does not match {definition.payload.__name__}: {exc}"
+        ) from exc
+
+
+def is_private(type_: str, payload: dict[str, Any]) -> bool:
+    """Staff-only content (a private note or a supervisor's whisper) that a queue room of
+    operators must not receive."""
+    definition = EVENT_TYPES.get(type_)
+    return bool(definition and definition.private and payload.get("direction") == "note")

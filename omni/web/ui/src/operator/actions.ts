@@ -1,0 +1,269 @@
+// The actions panel: end, hold, close with a result code, take, transfer, hand to a bot,
+// blacklist, schedule a callback.
+import { Ack, CallName, Calls, call, clear, el } from "../common";
+import { callIsLive } from "./call";
+import { takeButton } from "./left";
+import { Conversation, View } from "./types";
+import { addSeconds, failed, toast, until } from "./ui";
+import { CardPart } from "./card";
+import { HANDLING } from "./messages";
+
+export abstract class ActionsPart extends CardPart {
+  // --- actions ------------------------------------------------------------------------
+
+  protected async act<E extends CallName>(event: E, data: Calls[E]): Promise<Ack> {
+    const ack = await call(this.ctx.socket, event, data);
+    if (!ack.ok) failed(this.ctx.t, ack);
+    this.ctx.changed();
+    return ack;
+  }
+
+  /** The operator's capacity or status changed: redraw the actions if Take's state did. */
+  takeMayHaveChanged(): void {
+    const c = this.view?.conversation;
+    if (!c || c.status !== "queued") return;
+    if (this.ctx.takeBlock(c) !== this.takeShown) this.renderActions();
+  }
+
+  protected renderActions(): void {
+    const v = this.view;
+    if (!v) return;
+    this.takeShown = v.conversation.status === "queued" ? this.ctx.takeBlock(v.conversation) : null;
+    const t = this.ctx.t;
+    const c = v.conversation;
+    const id = c.id;
+    const mineNow = c.assigned_user_id === this.ctx.me;
+    clear(this.actions);
+    this.actions.append(el("h3", {}, t("op.actions")));
+    this.composer.disabled = false;
+
+    if (mineNow && (HANDLING.includes(c.status) || c.status === "wrap_up")) {
+      const row = el("div", { class: "row" });
+      if (HANDLING.includes(c.status) && c.medium === "voice" && callIsLive(v.call)) {
+        // Hold and hang-up are the call panel's (they reach the phone system too).
+      } else if (HANDLING.includes(c.status)) {
+        row.append(
+          el("button", { "data-testid": "end", onclick: () => void this.act("end", { conversation_id: id }) }, t("op.end")),
+          el(
+            "button",
+            { "data-testid": "hold", onclick: () => void this.act("hold", { conversation_id: id, hold: c.status === "active" }) },
+            c.status === "active" ? t("op.hold") : t("op.unhold"),
+          ),
+        );
+      } else {
+        row.append(
+          el("span", {}, `${t("op.wrap_up")}: `),
+          until(addSeconds(c.wrap_up_at, c.wrap_up_seconds || 0), { "data-testid": "wrap-up" }),
+        );
+      }
+      const picked = this.pickedCode?.id === id ? this.pickedCode.value : null;
+      const codes = el("select", {
+        "data-testid": "close-code",
+        "aria-label": t("op.result_code"),
+        onchange: () => {
+          this.pickedCode = { id, value: codes.value };
+        },
+      });
+      codes.append(el("option", { value: "" }, t("op.result_code")));
+      for (const rc of v.result_codes) {
+        const opt = el("option", { value: rc.id }, (this.ctx.lang === "ru" && rc.name_ru) || rc.name);
+        opt.selected = picked !== null ? String(rc.id) === picked : rc.id === v.default_result_code_id;
+        codes.append(opt);
+      }
+      this.actions.append(
+        row,
+        el(
+          "div",
+          { class: "row" },
+          codes,
+          el(
+            "button",
+            {
+              class: "primary",
+              "data-testid": "close-submit",
+              onclick: async () => {
+                if (!codes.value) {
+                  toast(t("op.pick_result_code"));
+                  return;
+                }
+                const ack = await this.act("close", { conversation_id: id, result_code_id: Number(codes.value) });
+                if (ack.ok) this.applyConversation(ack.conversation as Conversation);
+              },
+            },
+            t("op.close"),
+          ),
+        ),
+      );
+    } else if (c.status === "queued" && this.ctx.takeBlock(c) !== null) {
+      const take = takeButton(c, (x) => this.ctx.takeBlock(x), t, async () => {
+        const ack = await this.act("take", { conversation_id: id });
+        if (ack.ok) void this.open(id);
+      }, "primary");
+      const reason = this.ctx.takeBlock(c);
+      this.actions.append(
+        ...[take, reason ? el("p", { class: "take-reason", "data-testid": "take-reason" }, reason) : null].filter((n): n is HTMLElement => n !== null),
+      );
+    } else {
+      this.actions.append(el("p", { class: "muted", "data-testid": "read-only" }, t(`op.st.${c.status}`)));
+    }
+
+    if (mineNow && HANDLING.includes(c.status)) this.actions.append(this.transferForm(id));
+    if (mineNow && (HANDLING.includes(c.status) || c.status === "wrap_up") && v.bot_scenarios?.length) {
+      this.actions.append(this.botForm(id, v.bot_scenarios));
+    }
+    this.actions.append(this.callbackForm(id));
+    if (!v.card.contact.blacklisted) {
+      this.actions.append(
+        el(
+          "button",
+          {
+            class: "danger",
+            "data-testid": "blacklist",
+            onclick: async () => {
+              if (!window.confirm(t("op.blacklist_confirm"))) return;
+              const ack = await this.act("blacklist", { conversation_id: id });
+              if (ack.ok && this.view) {
+                this.view.card.contact.blacklisted = true;
+                this.renderCard(this.view.card);
+                this.renderActions();
+              }
+            },
+          },
+          t("op.blacklist"),
+        ),
+      );
+    }
+  }
+
+  protected transferForm(id: number): HTMLElement {
+    const t = this.ctx.t;
+    const v = this.view as View;
+    const voice = v.conversation.medium === "voice" && callIsLive(v.call);
+    // A live call may also go to the IVR: a published scenario picks the caller up
+    // (`call_transfer {to_scenario}`); blind only, an IVR has no one to consult.
+    const scenarios = voice ? (v.bot_scenarios ?? []) : [];
+    const kind = el(
+      "select",
+      { "data-testid": "transfer-kind" },
+      el("option", { value: "queue" }, t("op.to_queue")),
+      el("option", { value: "operator" }, t("op.to_operator")),
+      scenarios.length ? el("option", { value: "ivr" }, t("op.to_ivr")) : null,
+    );
+    const target = el("select", { "data-testid": "transfer-target" });
+    const fill = (): void => {
+      clear(target);
+      if (kind.value === "ivr") {
+        for (const s of scenarios) target.append(el("option", { value: s.key }, s.name));
+        return;
+      }
+      const list = kind.value === "queue" ? v.transfer.queues : v.transfer.operators;
+      for (const item of list) target.append(el("option", { value: item.id }, item.name));
+    };
+    const attended = el("input", { type: "checkbox", "data-testid": "transfer-attended" });
+    const attendedRow = el("label", { class: voice ? "" : "hidden" }, attended, ` ${t("op.attended")}`);
+    kind.addEventListener("change", () => {
+      fill();
+      attended.disabled = kind.value !== "operator";
+      if (attended.disabled) attended.checked = false;
+    });
+    fill();
+    attended.disabled = kind.value !== "operator";
+    const note = el("input", { placeholder: t("op.transfer_note"), "data-testid": "transfer-note" });
+    const targetField = (): Record<string, string | number> => {
+      if (kind.value === "ivr") return { to_scenario: target.value };
+      return { [kind.value === "queue" ? "to_queue_id" : "to_user_id"]: Number(target.value) };
+    };
+    return el(
+      "form",
+      {
+        class: "stack",
+        onsubmit: async (ev: Event) => {
+          ev.preventDefault();
+          if (!target.value) return;
+          const ack = await this.act(voice ? "call_transfer" : "transfer", {
+            conversation_id: id,
+            ...targetField(),
+            note: note.value,
+            ...(voice ? { attended: attended.checked } : {}),
+          });
+          if (ack.ok && voice && attended.checked) {
+            // The operator stays on the call until Asterisk reports the transfer done.
+            toast(t("op.transferred"), "info");
+          } else if (ack.ok) {
+            toast(t("op.transferred"), "info");
+            this.ctx.closed();
+          }
+        },
+      },
+      el("h4", {}, t("op.transfer")),
+      el("div", { class: "row" }, kind, target),
+      attendedRow,
+      voice ? null : note,
+      el("button", { type: "submit", "data-testid": "transfer-submit" }, t("op.transfer")),
+    );
+  }
+
+  /** "Hand to a bot scenario (e.g. a survey)": a published scenario takes the conversation
+   * ("Start the scenario"); it ends the handling. */
+  protected botForm(id: number, scenarios: { key: string; name: string }[]): HTMLElement {
+    const t = this.ctx.t;
+    const pick = el("select", { "data-testid": "bot-scenario" });
+    for (const s of scenarios) pick.append(el("option", { value: s.key }, s.name));
+    return el(
+      "form",
+      {
+        class: "stack",
+        onsubmit: async (ev: Event) => {
+          ev.preventDefault();
+          if (!pick.value || !window.confirm(t("op.hand_to_bot_confirm"))) return;
+          // On a live call the scenario runs in the IVR: the caller is transferred there.
+          const v = this.view as View;
+          const live = v.conversation.medium === "voice" && callIsLive(v.call);
+          const ack = live
+            ? await this.act("call_transfer", { conversation_id: id, to_scenario: pick.value })
+            : await this.act("hand_to_bot", { conversation_id: id, scenario: pick.value });
+          if (ack.ok) {
+            this.applyConversation(ack.conversation as Conversation);
+            toast(t("op.handed_to_bot"), "info");
+          }
+        },
+      },
+      el("h4", {}, t("op.hand_to_bot")),
+      pick,
+      el("button", { type: "submit", "data-testid": "bot-submit" }, t("op.hand_to_bot_submit")),
+    );
+  }
+
+  protected callbackForm(id: number): HTMLElement {
+    const t = this.ctx.t;
+    const due = el("input", { type: "datetime-local", "data-testid": "callback-due" });
+    const note = el("input", { placeholder: t("op.callback_note"), "data-testid": "callback-note" });
+    const mine = el("input", { type: "checkbox" });
+    return el(
+      "form",
+      {
+        class: "stack",
+        onsubmit: async (ev: Event) => {
+          ev.preventDefault();
+          const when = due.value ? new Date(due.value) : null;
+          const ack = await this.act("schedule_callback", {
+            conversation_id: id,
+            due_at: when ? when.toISOString() : null,
+            note: note.value,
+            kind: mine.checked ? "operator" : "standard",
+          });
+          if (ack.ok) {
+            due.value = "";
+            note.value = "";
+            toast(t("op.callback_scheduled"), "info");
+          }
+        },
+      },
+      el("h4", {}, t("op.schedule_callback")),
+      due,
+      note,
+      el("label", {}, mine, ` ${t("op.callback_mine")}`),
+      el("button", { type: "submit", "data-testid": "callback-submit" }, t("op.schedule")),
+    );
+  }
+}

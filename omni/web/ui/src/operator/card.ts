@@ -1,0 +1,167 @@
+// The right column's customer card, bot data and script.
+import { Ack, call, clear, el } from "../common";
+import { icon } from "../icons";
+import type { CardUpdateIn } from "../generated/contracts";
+import { Card, CardField } from "./types";
+import { clockAt, time, toast } from "./ui";
+import { ComposerPart } from "./composer";
+
+export abstract class CardPart extends ComposerPart {
+  // --- customer card ------------------------------------------------------------------
+
+  protected fieldInput(key: string, kind: string, value: unknown, f?: CardField): HTMLElement {
+    const disabled = f ? !f.editable : false;
+    const attrs = { "data-testid": `card-field-${key}`, name: key, disabled };
+    if (kind === "select") {
+      const select = el("select", attrs, el("option", { value: "" }, "—"));
+      for (const o of f?.options || []) {
+        const opt = el("option", { value: o }, o);
+        opt.selected = value === o;
+        select.append(opt);
+      }
+      return select;
+    }
+    if (kind === "checkbox") {
+      const box = el("input", { ...attrs, type: "checkbox" });
+      box.checked = value === true;
+      return box;
+    }
+    const type = kind === "date" ? "date" : kind === "phone" ? "tel" : "text";
+    const input = el("input", { ...attrs, type, inputmode: kind === "number" ? "decimal" : "text" });
+    input.value = value === null || value === undefined ? "" : String(value);
+    return input;
+  }
+
+  protected renderCard(card: Card): void {
+    const t = this.ctx.t;
+    const c = card.contact;
+    clear(this.card);
+    const inputs: { key: string; node: HTMLInputElement | HTMLSelectElement; original: unknown }[] = [];
+    const row = (key: string, label: string, kind: string, value: unknown, f?: CardField): HTMLElement => {
+      const node = this.fieldInput(key, kind, value, f) as HTMLInputElement | HTMLSelectElement;
+      inputs.push({ key, node, original: value ?? null });
+      return el(
+        "label",
+        { class: "field", "data-field": key },
+        el("span", {}, label, f?.required ? " *" : ""),
+        node,
+        el("small", { class: "field-error" }),
+      );
+    };
+    const error = el("div", { class: "form-error", "data-testid": "card-error" });
+    const local =
+      c.utc_offset_seconds !== null && c.utc_offset_seconds !== undefined
+        ? el(
+            "div",
+            { class: "local-time" },
+            `${t("op.local_time")}: `,
+            el("strong", { "data-testid": "local-time", "data-utc-offset": c.utc_offset_seconds }, clockAt(c.utc_offset_seconds)),
+            el("small", { class: "muted" }, ` ${c.timezone || ""}${c.region ? ` · ${c.region}` : ""}`),
+          )
+        : el("div", { class: "local-time muted" }, `${t("op.local_time")}: ${t("op.unknown")}`);
+    this.card.append(
+      el("h3", {}, t("op.card"), c.blacklisted ? el("span", { class: "badge bad", "data-testid": "blacklisted" }, t("op.blacklisted")) : null),
+      local,
+      el(
+        "form",
+        {
+          class: "stack",
+          onsubmit: async (ev: Event) => {
+            ev.preventDefault();
+            const values: CardUpdateIn["values"] = {};
+            for (const { key, node, original } of inputs) {
+              if (node.disabled) continue;
+              const value = node instanceof HTMLInputElement && node.type === "checkbox" ? node.checked : node.value;
+              const was = original === null ? (typeof value === "boolean" ? false : "") : original;
+              if (String(value) !== String(was)) values[key] = value;
+            }
+            this.card.querySelectorAll(".invalid").forEach((n) => n.classList.remove("invalid"));
+            this.card.querySelectorAll(".field-error").forEach((n) => (n.textContent = ""));
+            error.textContent = "";
+            if (!Object.keys(values).length) return;
+            const ack: Ack = await call(this.ctx.socket, "card_update", { conversation_id: this.id as number, values });
+            if (!ack.ok) {
+              const bad = ack.field ? inputs.find((i) => i.key === ack.field) : undefined;
+              if (bad) {
+                bad.node.classList.add("invalid");
+                const hint = bad.node.parentElement?.querySelector(".field-error");
+                if (hint) hint.textContent = ack.detail || "";
+              }
+              error.textContent = ack.detail || ack.error || "";
+              return;
+            }
+            if (this.view) {
+              this.view.card = ack.card as Card;
+              this.renderCard(this.view.card);
+            }
+            toast(t("op.saved"), "info");
+          },
+        },
+        row("name", t("op.name"), "text", c.name),
+        row("email", t("op.email"), "email", c.email),
+        row("phone", t("op.phone"), "phone", c.phone),
+        c.phone && this.ctx.dialQueues.length
+          ? el(
+              "button",
+              {
+                type: "button",
+                class: "link call-link",
+                "data-testid": "card-call",
+                title: t("op.click_to_call"),
+                onclick: () => {
+                  const queues = this.ctx.dialQueues;
+                  const own = queues.find((q) => q.id === this.view?.conversation.queue_id);
+                  this.ctx.dial(c.phone || "", (own ?? queues[0]).id);
+                },
+              },
+              icon("voice"), ` ${t("op.click_to_call")}`,
+            )
+          : null,
+        ...card.fields.map((f) => row(f.key, this.ctx.lang === "ru" && f.label_ru ? f.label_ru : f.label, f.kind, f.value, f)),
+        error,
+        el("button", { type: "submit", "data-testid": "card-save" }, t("op.save")),
+      ),
+    );
+  }
+
+  protected renderScript(): void {
+    const v = this.view;
+    clear(this.script);
+    if (!v || !v.script) {
+      this.script.classList.add("hidden");
+      return;
+    }
+    this.script.classList.remove("hidden");
+    const body = el("div", { class: "script-body" });
+    // Staff rich text, reduced to a safe tag list by the server (omni.domain.richtext) when
+    // saved and again when served; the page's CSP forbids inline script besides.
+    body.innerHTML = v.script;
+    this.script.append(el("h3", {}, this.ctx.t("op.script")), body);
+  }
+
+  /** Plumbing, not customer data (bots/runner.py ``is_technical``): ``_``-prefixed names and
+   * the server's list (``technical_variables`` in the boot data). */
+  protected isTechnical(name: string): boolean {
+    return name.startsWith("_") || this.ctx.technicalVariables.includes(name);
+  }
+
+  /** What the bot collected before the hand-off (read-only; hidden when there is nothing). */
+  protected renderBotData(): void {
+    clear(this.botData);
+    const vars = Object.entries(this.view?.conversation.variables ?? {}).filter(([k]) => !this.isTechnical(k));
+    this.botData.classList.toggle("hidden", vars.length === 0);
+    if (!vars.length) return;
+    const t = this.ctx.t;
+    this.botData.append(
+      el("h3", {}, t("op.bot_data")),
+      el(
+        "dl",
+        { class: "bot-vars" },
+        ...vars.flatMap(([k, v]) => [
+          el("dt", {}, k),
+          el("dd", { "data-testid": `bot-var-${k}` }, typeof v === "string" ? v : JSON.stringify(v)),
+        ]),
+      ),
+    );
+  }
+}
