@@ -15,7 +15,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.openapi import ResponseSpec
 
 from channels.telegram import KIND, WEBHOOK_PATH, TelegramChannel, bots, webhook_secret
-from omni.api.contracts import ErrorBody, Id, Name, Text
+from omni.api.contracts import ErrorBody, IntId, Name, Text
 from omni.api.core import DEPS
 from omni.api.deps import services_of
 from omni.api.edge import REFUSALS
@@ -32,7 +32,7 @@ class TelegramBotIn(msgspec.Struct):
 
     token: Text = ""
     name: Name | None = None
-    queue_id: Id | None = None
+    queue_id: IntId | None = None
     mode: Name | None = None
     queue_message: Text | None = None
     closing_message: Text | None = None

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots import service, simulate
 from bots.scenario import Problem
-from omni.api.contracts import ErrorBody, Id, Name, OptId, Text
+from omni.api.contracts import ErrorBody, IntId, Name, OptIntId, Text
 from omni.api.core import DEPS
 from omni.api.deps import request_language
 from omni.db import models as m
@@ -47,7 +47,7 @@ class PublishIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class RollbackIn(msgspec.Struct, forbid_unknown_fields=True):
-    revision_id: Id
+    revision_id: IntId
 
 
 class TestRunIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -298,13 +298,13 @@ class ScenarioController(Controller):
             return await detail(session, row, who.language)
 
     @get("/{scenario_id:int}")
-    async def get_scenario(self, who: Principal, services: Services, scenario_id: Id) -> ScenarioDetailOut:
+    async def get_scenario(self, who: Principal, services: Services, scenario_id: IntId) -> ScenarioDetailOut:
         async with services.db.transaction() as session:
             return await detail(session, await service.get(session, who, scenario_id), who.language)
 
     @put("/{scenario_id:int}/draft", responses=PROBLEMS_422)
     async def save_draft(
-        self, who: Principal, services: Services, scenario_id: Id, data: DraftIn
+        self, who: Principal, services: Services, scenario_id: IntId, data: DraftIn
     ) -> DraftSavedOut:
         """Stored whenever well formed; ``problems`` say what would stop it publishing."""
         async with services.db.transaction() as session:
@@ -315,14 +315,16 @@ class ScenarioController(Controller):
 
     @post("/{scenario_id:int}/publish", status_code=200, responses=PROBLEMS_422)
     async def publish(
-        self, who: Principal, services: Services, scenario_id: Id, data: PublishIn | None = None
+        self, who: Principal, services: Services, scenario_id: IntId, data: PublishIn | None = None
     ) -> RevisionOut:
         async with services.db.transaction() as session:
             rev = await service.publish(session, who, scenario_id, (data.note if data else ""))
             return msgspec.convert(service.revision_dict(rev), RevisionOut)
 
     @get("/{scenario_id:int}/revisions")
-    async def revisions(self, who: Principal, services: Services, scenario_id: Id) -> list[RevisionListItem]:
+    async def revisions(
+        self, who: Principal, services: Services, scenario_id: IntId
+    ) -> list[RevisionListItem]:
         async with services.db.transaction() as session:
             row = await service.get(session, who, scenario_id)
             rows = [
@@ -333,7 +335,7 @@ class ScenarioController(Controller):
 
     @get("/{scenario_id:int}/revisions/{revision_id:int}")
     async def revision(
-        self, who: Principal, services: Services, scenario_id: Id, revision_id: Id
+        self, who: Principal, services: Services, scenario_id: IntId, revision_id: IntId
     ) -> RevisionDocumentOut:
         async with services.db.transaction() as session:
             for rev in await service.revisions(session, who, scenario_id):
@@ -349,7 +351,7 @@ class ScenarioController(Controller):
 
     @post("/{scenario_id:int}/rollback", status_code=200)
     async def rollback(
-        self, who: Principal, services: Services, scenario_id: Id, data: RollbackIn
+        self, who: Principal, services: Services, scenario_id: IntId, data: RollbackIn
     ) -> ScenarioOut:
         """New conversations start on that revision; running ones stay on theirs."""
         async with services.db.transaction() as session:
@@ -357,12 +359,14 @@ class ScenarioController(Controller):
             return msgspec.convert(service.scenario_dict(row), ScenarioOut)
 
     @get("/{scenario_id:int}/diff")
-    async def diff(self, who: Principal, services: Services, scenario_id: Id, a: Id, b: Id) -> DiffOut:
+    async def diff(
+        self, who: Principal, services: Services, scenario_id: IntId, a: IntId, b: IntId
+    ) -> DiffOut:
         async with services.db.transaction() as session:
             return msgspec.convert(await service.diff(session, who, scenario_id, a, b), DiffOut)
 
     @get("/{scenario_id:int}/export", media_type="application/json")
-    async def export(self, who: Principal, services: Services, scenario_id: Id) -> Response[bytes]:
+    async def export(self, who: Principal, services: Services, scenario_id: IntId) -> Response[bytes]:
         async with services.db.transaction() as session:
             data = await service.export(session, who, scenario_id)
         body = json.dumps(data, ensure_ascii=False, indent=2).encode()
@@ -377,8 +381,8 @@ class ScenarioController(Controller):
         self,
         who: Principal,
         services: Services,
-        scenario_id: Id,
-        revision_id: OptId = None,
+        scenario_id: IntId,
+        revision_id: OptIntId = None,
         channel: Name | None = None,
     ) -> StatsOut:
         """Per node: entered, left (by port), waiting, dropped, invalid rate; hand-off outcomes
@@ -397,7 +401,7 @@ class ScenarioController(Controller):
 
     @post("/{scenario_id:int}/test-run", status_code=200)
     async def test_run(
-        self, who: Principal, services: Services, scenario_id: Id, data: TestRunIn
+        self, who: Principal, services: Services, scenario_id: IntId, data: TestRunIn
     ) -> TranscriptOut:
         """The whole case from the start: the builder re-sends every input each time."""
         async with services.db.transaction() as session:
@@ -406,7 +410,7 @@ class ScenarioController(Controller):
 
     @post("/{scenario_id:int}/run-tests", status_code=200)
     async def run_tests(
-        self, who: Principal, services: Services, scenario_id: Id, data: RunTestsIn
+        self, who: Principal, services: Services, scenario_id: IntId, data: RunTestsIn
     ) -> RunTestsOut:
         async with services.db.transaction() as session:
             await service.get(session, who, scenario_id)

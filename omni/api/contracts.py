@@ -24,6 +24,11 @@ NO_NUL = r"^[^\x00]*$"
 Id = Annotated[int, msgspec.Meta(ge=1, le=INT64_MAX), Parameter(ge=1, le=INT64_MAX)]
 """A row id (BIGINT on PostgreSQL)."""
 
+IntId = Annotated[int, msgspec.Meta(ge=1, le=INT32_MAX), Parameter(ge=1, le=INT32_MAX)]
+"""A row id in an INTEGER column: most tables (users, queues, inboxes, callbacks, scenarios and
+revisions, result codes, statuses…). ``Id`` is for the BIGINT ones (conversations, messages,
+offers, events, audit, webhook deliveries, calls)."""
+
 Seq = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX), Parameter(ge=0, le=INT64_MAX)]
 """An event sequence number or other non-negative BIGINT cursor."""
 
@@ -79,3 +84,6 @@ field); the edge bound only keeps megabytes out."""
 OptId = Annotated[int | None, Parameter(ge=1, le=INT64_MAX)]
 """An optional id *parameter* (query): Litestar does not look inside ``Id | None`` for the
 bounds, so a parameter states them on the union. In struct fields ``Id | None`` is right."""
+
+OptIntId = Annotated[int | None, Parameter(ge=1, le=INT32_MAX)]
+"""An optional ``IntId`` query parameter (see ``OptId``)."""

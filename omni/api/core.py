@@ -12,7 +12,7 @@ from litestar.response import File
 from sqlalchemy import select
 
 from omni.api import files_http
-from omni.api.contracts import Count, Id, Name, OptId, Seq
+from omni.api.contracts import Count, Id, IntId, Name, OptIntId, Seq
 from omni.api.deps import SESSION_COOKIE, client_ip, provide_principal, provide_services
 from omni.api.edge import REFUSALS
 from omni.api.schemas import (
@@ -159,7 +159,7 @@ class PresenceController(Controller):
 
     @put("/{user_id:int}")
     async def set_operator_status(
-        self, who: Principal, services: Services, user_id: Id, data: StatusIn
+        self, who: Principal, services: Services, user_id: IntId, data: StatusIn
     ) -> PresenceOut:
         async with services.db.transaction() as session:
             users = await auth.visible_user_ids(session, who)
@@ -189,7 +189,7 @@ class ConversationController(Controller):
         who: Principal,
         services: Services,
         status: Name | None = None,
-        queue_id: OptId = None,
+        queue_id: OptIntId = None,
         limit: Count = 100,
     ) -> list[ConversationOut]:
         if who.role == m.Role.AUDITOR:
@@ -314,7 +314,7 @@ class InboxMessageController(Controller):
 
     @post("/")
     async def inbound(
-        self, who: Principal, services: Services, inbox_id: Id, data: InboundIn
+        self, who: Principal, services: Services, inbox_id: IntId, data: InboundIn
     ) -> Response[InboundOut]:
         auth.require_role(who, m.Role.ADMIN)
         if data.medium not in set(m.Medium):
@@ -378,13 +378,13 @@ class CallbackController(Controller):
             return [callback_out(c) for c in rows]
 
     @post("/{callback_id:int}/claim", status_code=200)
-    async def claim(self, who: Principal, services: Services, callback_id: Id) -> CallbackOut:
+    async def claim(self, who: Principal, services: Services, callback_id: IntId) -> CallbackOut:
         async with services.db.transaction() as session:
             return callback_out(await conversations.check_claim_callback(session, who, callback_id))
 
     @post("/{callback_id:int}/done", status_code=200)
     async def done(
-        self, who: Principal, services: Services, callback_id: Id, data: CallbackDoneIn
+        self, who: Principal, services: Services, callback_id: IntId, data: CallbackDoneIn
     ) -> CallbackOut:
         async with services.db.transaction() as session:
             return callback_out(
@@ -394,7 +394,7 @@ class CallbackController(Controller):
             )
 
     @post("/{callback_id:int}/release", status_code=200)
-    async def release(self, who: Principal, services: Services, callback_id: Id) -> CallbackOut:
+    async def release(self, who: Principal, services: Services, callback_id: IntId) -> CallbackOut:
         async with services.db.transaction() as session:
             return callback_out(
                 await conversations.check_finish_callback(session, who, callback_id, done=False)

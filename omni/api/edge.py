@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Request
+from litestar import Litestar, Request, Response
+from litestar.enums import MediaType
 from litestar.exceptions import ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
@@ -53,31 +54,47 @@ def _depth_and_nul(value: Any) -> tuple[int, bool]:
     return deepest, nul
 
 
-async def guard_input(request: Request[Any, Any, Any]) -> None:
+def _allow(request: Request[Any, Any, Any]) -> Response[None]:
+    """``OPTIONS``: Litestar's generated answer lists only the methods of the first handler
+    registered on a path (GET and POST on one path answer ``Allow: GET, OPTIONS``)."""
+    template = request.scope.get("path_template")
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if route.path_format == template:
+            methods |= set(route.methods)
+    return Response(
+        None, status_code=204, headers={"Allow": ", ".join(sorted(methods))}, media_type=MediaType.TEXT
+    )
+
+
+async def guard_input(request: Request[Any, Any, Any]) -> Response[None] | None:
     """``before_request`` for every route: refuse NUL and runaway nesting with a 400."""
+    if request.method == "OPTIONS" and request.route_handler.handler_name == "options_handler":
+        return _allow(request)
     if "\x00" in request.scope["path"]:
         raise _refuse("the path must not contain a NUL character", "path")
     query = request.scope.get("query_string", b"")
     if b"%00" in query or b"\x00" in query:
         raise _refuse("the query must not contain a NUL character", "query")
     if request.method not in _WITH_BODY or "json" not in request.headers.get("content-type", ""):
-        return
+        return None
     body = await request.body()  # cached by Litestar: the handler's decoding reuses it
     suspicious_nul = b"\\u0000" in body
     suspicious_depth = body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH
     if not (suspicious_nul or suspicious_depth):
-        return
+        return None
     try:
         value = msgspec.json.decode(body)
     except RecursionError as exc:
         raise _refuse(f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep", "body") from exc
     except msgspec.DecodeError:
-        return  # the route's own decoding answers it, with its usual message
+        return None  # the route's own decoding answers it, with its usual message
     depth, nul = _depth_and_nul(value)
     if depth > MAX_JSON_DEPTH:
         raise _refuse(f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep", "body")
     if nul:
         raise _refuse("text must not contain a NUL character", "body")
+    return None
 
 
 def _spec(description: str, container: type[ErrorBody] = ErrorBody) -> ResponseSpec:
@@ -100,14 +117,15 @@ def refusals_for(handler: HTTPRouteHandler, path: str) -> dict[int, ResponseSpec
     """The statuses a route can answer besides its success, from what it declares.
 
     Every API route validates (400) and runs domain checks (422); a route with a caller
-    (``who``) can answer 401/403; a path parameter can name nothing (404); an unsafe method
+    (``who``) can answer 401/403, and 404 for an id it is given that names nothing (or
+    nothing the caller may see), as can a path parameter; an unsafe method
     meets CSRF (403) and state changes (409); a body can be too large (413). 429 is per route
     (``responses={429: REFUSALS[429]}``).
     """
     methods = set(handler.http_methods)
     codes = {400, 422}
     if "who" in handler.resolve_dependencies():
-        codes |= {401, 403}
+        codes |= {401, 403, 404}
     if "{" in path:
         codes.add(404)
     if methods - _SAFE:

@@ -1,8 +1,9 @@
 """Request and response bodies (msgspec structs) of omni/api/core.py and omni/api/bots.py.
 
 Requests: Litestar validates them and answers 400 with the field. Field types come from
-``omni.api.contracts`` (ids are ``Id``, INTEGER columns ``Int32``/``Count``, strings
-``Name``/``Text``/``LongText``), so a value PostgreSQL can't hold never reaches it.
+``omni.api.contracts`` (ids of BIGINT tables ``Id``, of INTEGER tables ``IntId``, other
+INTEGER columns ``Int32``/``Count``, strings ``Name``/``Text``/``LongText``), so a value
+PostgreSQL can't hold never reaches it.
 
 Responses: the wire shape of today's JSON, field for field and in the same order; the domain's
 ``*_dict`` serializers are converted at the edge (``msgspec.convert``), so the events and
@@ -17,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from omni.api.contracts import Count, Id, Int32, LongText, Name, Seq, Text
+from omni.api.contracts import Count, Int32, IntId, LongText, Name, Seq, Text
 
 
 class LoginIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -57,19 +58,19 @@ class MessageIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class CloseIn(msgspec.Struct, forbid_unknown_fields=True):
-    result_code_id: Id
+    result_code_id: IntId
 
 
 class TransferIn(msgspec.Struct, forbid_unknown_fields=True):
-    to_user_id: Id | None = None
-    to_queue_id: Id | None = None
+    to_user_id: IntId | None = None
+    to_queue_id: IntId | None = None
     note: LongText = ""
 
 
 class CallbackIn(msgspec.Struct, forbid_unknown_fields=True):
     due_at: datetime | None = None
     kind: Name = "standard"
-    target_user_id: Id | None = None
+    target_user_id: IntId | None = None
     note: LongText = ""
 
 

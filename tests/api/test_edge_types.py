@@ -43,6 +43,7 @@ async def test_event_cursor_beyond_bigint_is_a_400_not_a_500(admin: httpx.AsyncC
 
 async def test_queue_filter_outside_the_id_range_is_a_400_not_a_500(admin: httpx.AsyncClient) -> None:
     assert_invalid(await admin.get("/api/v1/conversations", params={"queue_id": "-9846372643"}), "queue_id")
+    assert_invalid(await admin.get("/api/v1/conversations", params={"queue_id": "9846372643"}), "queue_id")
     assert_invalid(await admin.get("/api/v1/conversations", params={"limit": "99999999999"}), "limit")
     assert (await admin.get("/api/v1/conversations", params={"queue_id": "5"})).status_code == 200
 
@@ -50,6 +51,10 @@ async def test_queue_filter_outside_the_id_range_is_a_400_not_a_500(admin: httpx
 async def test_path_id_beyond_bigint_is_a_400_not_a_500(admin: httpx.AsyncClient) -> None:
     assert_invalid(await admin.get("/api/v1/conversations/99999999999999999999"), "conversation_id")
     assert_invalid(await admin.post("/api/v1/offers/0/accept"), "offer_id")
+    # Scenario and revision ids are INTEGER columns: beyond int32 is as wrong as beyond int64.
+    assert_invalid(await admin.get("/api/v1/scenarios/41205798069/diff?a=1&b=2"), "scenario_id")
+    assert_invalid(await admin.get("/api/v1/scenarios/1/diff?a=12341&b=11880000000"), "b")
+    assert (await admin.get("/api/v1/scenarios/2147483647/export")).status_code == 404
 
 
 async def test_nul_in_the_login_name_is_a_400_not_a_500_and_records_nothing(live_server: LiveServer) -> None:
@@ -86,11 +91,14 @@ async def test_a_100k_deep_json_body_is_a_400_not_a_500(admin: httpx.AsyncClient
         assert "nested" in resp.json()["detail"]
 
 
-async def test_method_not_allowed_says_which_are(admin: httpx.AsyncClient) -> None:
+async def test_method_not_allowed_and_options_say_which_methods_are(admin: httpx.AsyncClient) -> None:
     resp = await admin.delete("/api/v1/events")
     assert resp.status_code == 405
     assert resp.json()["error"] == "http"
     assert "GET" in resp.headers["allow"]
+    # GET and POST share the path: OPTIONS used to answer "GET, OPTIONS" or "OPTIONS, POST".
+    options = await admin.options("/api/v1/scenarios")
+    assert options.status_code == 204 and options.headers["allow"] == "GET, OPTIONS, POST"
 
 
 async def test_openapi_documents_every_refusal_with_the_error_body(admin: httpx.AsyncClient) -> None:

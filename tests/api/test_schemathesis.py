@@ -89,6 +89,10 @@ def run_schemathesis(url: str, token: str, scope: list[str], report: Path) -> di
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=3000, check=False, cwd=report.parent)
     (report.parent / "st-output.txt").write_text(done.stdout + done.stderr)
+    if keep := os.environ.get("OMNI_ST_OUTPUT"):  # a directory to keep the report in
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        (Path(keep) / "st-output.txt").write_text(done.stdout + done.stderr)
+        (Path(keep) / "report.json").write_bytes(report.read_bytes())
     result: dict[str, Any] = json.loads(report.read_text())
     return result
 
