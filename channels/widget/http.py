@@ -31,6 +31,8 @@ from omni.i18n import error_body
 async def _visitor(
     request: Request[Any, Any, Any], inbox_token: str, visitor_token: str
 ) -> tuple[m.Inbox, str]:
+    if "\x00" in inbox_token:  # a form field (upload): the edge's NUL guard reads JSON only
+        raise NotFound("unknown or disabled widget")
     services = services_of(request)
     identity = crypto.unsign_value(services.settings.effective_secret_key(), VISITOR_PURPOSE, visitor_token)
     async with services.db.transaction() as session:

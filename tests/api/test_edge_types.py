@@ -118,3 +118,15 @@ async def test_openapi_documents_every_refusal_with_the_error_body(admin: httpx.
         for method, operation in item.items():
             if path.startswith("/api/v1/") and method in ("get", "post", "put", "patch", "delete"):
                 assert "400" in operation["responses"], (method, path)
+
+
+async def test_nul_in_the_widget_upload_form_is_a_404_not_a_500(live_server: LiveServer) -> None:
+    """Multipart fields are not JSON, so the inbox token is checked where it is looked up."""
+    async with httpx.AsyncClient(base_url=live_server.url) as client:
+        resp = await client.post(
+            "/api/v1/widget/files",
+            data={"inbox": "tok\u0000en", "visitor": "v"},
+            files={"file": ("a.png", b"\x89PNG\r\n\x1a\n", "image/png")},
+        )
+    assert resp.status_code == 404, resp.text
+    assert resp.json()["error"] == "not_found" and resp.headers["access-control-allow-origin"] == "*"
