@@ -17,15 +17,16 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
-from bots import http as bots_http
 from bots import runner as bot_runner
 from channels import telegram as telegram_channel
 from channels import voice as voice_channel
 from channels import widget as widget_channel
 from omni import __version__, realtime, web
 from omni.api import admin, core, health, recordings
+from omni.api import bots as bots_http
 from omni.api.csrf import CsrfMiddleware
 from omni.api.deps import domain_error_handler, http_error_handler, validation_error_handler
+from omni.api.edge import document_errors, guard_input
 from omni.channels import ChannelSetup, SetupChannel
 from omni.db.migrate import upgrade_async
 from omni.domain import webhooks
@@ -165,10 +166,12 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             title="Omni", version=__version__, path="/schema", render_plugins=[SwaggerRenderPlugin()]
         ),
         lifespan=[lifespan],
+        before_request=guard_input,  # NUL and runaway JSON nesting: a 400, never a 500
         middleware=[CsrfMiddleware],
         request_max_body_size=settings.widget.max_upload_bytes + 1024 * 1024,
         debug=settings.debug,
     )
+    document_errors(litestar_app)  # every /api/ operation lists the refusals it can answer
     litestar_app.state.services = services
     litestar_app.state.settings = settings
     litestar_app.state.sio = sio

@@ -12,15 +12,50 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.openapi import ResponseSpec
 
 from channels.telegram import KIND, WEBHOOK_PATH, TelegramChannel, bots, webhook_secret
+from omni.api.contracts import ErrorBody, IntId, Name, Text
 from omni.api.core import DEPS
 from omni.api.deps import services_of
+from omni.api.edge import REFUSALS
+from omni.api.schemas import OkOut
 from omni.domain.auth import Principal
 from omni.domain.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 from omni.services import Services
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105 - a header name, not a secret
+
+
+class TelegramBotIn(msgspec.Struct):
+    """A bot to connect; ``token`` is checked with ``getMe`` first (400 ``invalid_token``)."""
+
+    token: Text = ""
+    name: Name | None = None
+    queue_id: IntId | None = None
+    mode: Name | None = None
+    queue_message: Text | None = None
+    closing_message: Text | None = None
+    csat: dict[str, Any] | None = None
+
+
+class TelegramBotOut(msgspec.Struct):
+    """``channels.telegram.bots.bot_dict``: never the token."""
+
+    inbox_id: int
+    name: str
+    queue_id: int | None
+    active: bool
+    mode: str
+    bot_id: int | None
+    bot_username: str | None
+    webhook_url: str | None
+    running: bool
+    config: dict[str, Any]
+
+
+class TelegramBotCreatedOut(TelegramBotOut):
+    webhook_error: str | None
 
 
 def channel_of(services: Services) -> TelegramChannel:
@@ -33,8 +68,12 @@ def channel_of(services: Services) -> TelegramChannel:
 class TelegramWebhookController(Controller):
     path = WEBHOOK_PATH
 
-    @post("/{token:str}", status_code=200)
-    async def update(self, request: Request[Any, Any, Any], token: str) -> Response[dict[str, Any]]:
+    @post(
+        "/{token:str}",
+        status_code=200,
+        responses={401: REFUSALS[401], 403: REFUSALS[403], 404: REFUSALS[404]},
+    )
+    async def update(self, request: Request[Any, Any, Any], token: Name) -> Response[OkOut]:
         services = services_of(request)
         given = request.headers.get(SECRET_HEADER)
         if not given:
@@ -53,22 +92,30 @@ class TelegramWebhookController(Controller):
         if not isinstance(update, dict) or "update_id" not in update:
             raise InvalidInput("the body is not a Telegram update")
         await channel.feed(runtime, update)
-        return Response({"ok": True})
+        return Response(OkOut(ok=True))
 
 
 class TelegramBotController(Controller):
     path = "/api/v1/telegram/bots"
     dependencies = DEPS
 
-    @post("/", status_code=201)
-    async def create(self, who: Principal, services: Services, data: dict[str, Any]) -> dict[str, Any]:
+    @post(
+        "/",
+        status_code=201,
+        responses={
+            404: REFUSALS[404],
+            502: ResponseSpec(ErrorBody, description="Telegram could not be reached"),
+        },
+    )
+    async def create(self, who: Principal, services: Services, data: TelegramBotIn) -> TelegramBotCreatedOut:
         """``{name, token, queue_id, mode: webhook|polling, queue_message?, closing_message?,
         csat?: {question, labels?}}``: the token is checked with ``getMe`` first."""
-        return await bots.create_bot(channel_of(services), who, data)
+        body = await bots.create_bot(channel_of(services), who, msgspec.structs.asdict(data))
+        return msgspec.convert(body, TelegramBotCreatedOut)
 
-    @get("/")
-    async def list_bots(self, who: Principal, services: Services) -> list[dict[str, Any]]:
-        return await bots.list_bots(channel_of(services), who)
+    @get("/", responses={404: REFUSALS[404]})
+    async def list_bots(self, who: Principal, services: Services) -> list[TelegramBotOut]:
+        return msgspec.convert(await bots.list_bots(channel_of(services), who), list[TelegramBotOut])
 
 
 CONTROLLERS = [TelegramWebhookController, TelegramBotController]

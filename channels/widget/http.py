@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
@@ -16,7 +17,9 @@ from litestar.response import File
 
 from channels.widget import VISITOR_PURPOSE
 from omni import crypto
+from omni.api.contracts import ErrorBody, Name, Text
 from omni.api.deps import request_language, services_of
+from omni.api.edge import REFUSALS
 from omni.api.files_http import serve
 from omni.db import models as m
 from omni.domain import files, identities, inboxes
@@ -27,6 +30,8 @@ from omni.i18n import error_body
 async def _visitor(
     request: Request[Any, Any, Any], inbox_token: str, visitor_token: str
 ) -> tuple[m.Inbox, str]:
+    if "\x00" in inbox_token:  # a form field (upload): the edge's NUL guard reads JSON only
+        raise NotFound("unknown or disabled widget")
     services = services_of(request)
     identity = crypto.unsign_value(services.settings.effective_secret_key(), VISITOR_PURPOSE, visitor_token)
     async with services.db.transaction() as session:
@@ -38,29 +43,45 @@ async def _visitor(
     return inbox, identity
 
 
+class FileOut(msgspec.Struct):
+    """``omni.domain.files.descriptor``: what a message's ``attachments`` hold."""
+
+    id: str
+    name: str
+    type: str
+    size: int
+    url: str
+
+
 class WidgetFileController(Controller):
     path = "/api/v1/widget/files"
 
-    @post("/", status_code=201, opt={"csrf": "exempt"})  # the visitor token authenticates, not a cookie
+    @post(
+        "/",
+        status_code=201,
+        opt={"csrf": "exempt"},  # the visitor token authenticates, not a cookie
+        responses={401: REFUSALS[401], 404: REFUSALS[404]},
+    )
     async def upload(
         self,
         request: Request[Any, Any, Any],
         data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
-    ) -> Response[dict[str, Any]]:
+    ) -> Response[FileOut]:
         """Called by the widget from the customer's site: every answer, errors included,
-        carries CORS headers so the widget can show the reason."""
+        carries CORS headers so the widget can show the reason. The form: ``file``, ``inbox``
+        (the widget's public token), ``visitor`` (the signed visitor token)."""
         cors = {"Access-Control-Allow-Origin": "*"}
         try:
             body = await self._store(request, data)
         except DomainError as exc:
-            return Response(
-                {**error_body(exc, request_language(request)), "field": exc.field},
-                status_code=exc.status_code,
-                headers=cors,
+            refusal = msgspec.convert(
+                {**error_body(exc, request_language(request)), "field": exc.field}, ErrorBody
             )
+            # This route answers its refusals itself (with CORS); they are documented as ErrorBody.
+            return Response(refusal, status_code=exc.status_code, headers=cors)  # type: ignore[arg-type]
         return Response(body, status_code=201, headers=cors)
 
-    async def _store(self, request: Request[Any, Any, Any], data: dict[str, Any]) -> dict[str, Any]:
+    async def _store(self, request: Request[Any, Any, Any], data: dict[str, Any]) -> FileOut:
         upload = data.get("file")
         if not isinstance(upload, UploadFile):
             raise InvalidInput("send the file in a form field named 'file'", field="file")
@@ -80,10 +101,12 @@ class WidgetFileController(Controller):
                 max_bytes=limits.max_upload_bytes,
                 allowed=limits.allowed_upload_types,
             )
-            return files.descriptor(row)
+            return msgspec.convert(files.descriptor(row), FileOut)
 
-    @get("/{file_id:str}")
-    async def download(self, request: Request[Any, Any, Any], file_id: str, inbox: str, visitor: str) -> File:
+    @get("/{file_id:str}", responses={401: REFUSALS[401], 404: REFUSALS[404]})
+    async def download(
+        self, request: Request[Any, Any, Any], file_id: Name, inbox: Name, visitor: Text
+    ) -> File:
         _, identity = await _visitor(request, inbox, visitor)
         async with services_of(request).db.transaction() as session:
             row = await files.get_file(session, file_id)

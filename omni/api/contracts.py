@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
+from litestar.params import Parameter
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
@@ -18,22 +19,29 @@ INT64_MAX = 2**63 - 1
 NO_NUL = r"^[^\x00]*$"
 """PostgreSQL text cannot hold U+0000; refuse it at the edge with a 4xx, not a 500 later."""
 
-Id = Annotated[int, msgspec.Meta(ge=1, le=INT64_MAX)]
+# Each bound is stated twice: msgspec.Meta checks struct fields (request bodies), Litestar's
+# Parameter checks path and query parameters (Litestar ignores msgspec.Meta there).
+Id = Annotated[int, msgspec.Meta(ge=1, le=INT64_MAX), Parameter(ge=1, le=INT64_MAX)]
 """A row id (BIGINT on PostgreSQL)."""
 
-Seq = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+IntId = Annotated[int, msgspec.Meta(ge=1, le=INT32_MAX), Parameter(ge=1, le=INT32_MAX)]
+"""A row id in an INTEGER column: most tables (users, queues, inboxes, callbacks, scenarios and
+revisions, result codes, statuses…). ``Id`` is for the BIGINT ones (conversations, messages,
+offers, events, audit, webhook deliveries, calls)."""
+
+Seq = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX), Parameter(ge=0, le=INT64_MAX)]
 """An event sequence number or other non-negative BIGINT cursor."""
 
-Int32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=INT32_MAX)]
+Int32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=INT32_MAX), Parameter(ge=-(2**31), le=INT32_MAX)]
 """An INTEGER column."""
 
-Count = Annotated[int, msgspec.Meta(ge=0, le=INT32_MAX)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=INT32_MAX), Parameter(ge=0, le=INT32_MAX)]
 """A non-negative INTEGER (timeouts, capacities, limits)."""
 
-Text = Annotated[str, msgspec.Meta(max_length=10_000, pattern=NO_NUL)]
+Text = Annotated[str, msgspec.Meta(max_length=10_000, pattern=NO_NUL), Parameter(max_length=10_000)]
 """Free text (a message body has its own, domain-checked limit)."""
 
-Name = Annotated[str, msgspec.Meta(max_length=255, pattern=NO_NUL)]
+Name = Annotated[str, msgspec.Meta(max_length=255, pattern=NO_NUL), Parameter(max_length=255)]
 """A short label: names, logins, codes."""
 
 
@@ -50,3 +58,32 @@ class ErrorBody(msgspec.Struct, omit_defaults=True):
     detail: str
     field: str | None = None
     errors: list[FieldError] = msgspec.field(default_factory=list)
+
+
+class ValidationProblem(msgspec.Struct):
+    """One item of Litestar's validation report, as API clients have always received it."""
+
+    message: str
+    key: str | None = None
+    source: str | None = None
+
+
+class InvalidBody(ErrorBody, omit_defaults=True):
+    """``400``: the request did not decode into the route's declared types (a wrong type, a
+    number out of its column's range, a NUL byte, nesting too deep). ``field``/``errors`` name
+    the parameters like every other refusal; ``fields`` is the raw list this answer carried
+    before issue 11 (kept so existing API clients keep working)."""
+
+    fields: list[ValidationProblem] = msgspec.field(default_factory=list)
+
+
+LongText = Annotated[str, msgspec.Meta(max_length=1_000_000, pattern=NO_NUL)]
+"""Text the domain limits itself (a message body: 10,000 characters, answered 422 naming the
+field); the edge bound only keeps megabytes out."""
+
+OptId = Annotated[int | None, Parameter(ge=1, le=INT64_MAX)]
+"""An optional id *parameter* (query): Litestar does not look inside ``Id | None`` for the
+bounds, so a parameter states them on the union. In struct fields ``Id | None`` is right."""
+
+OptIntId = Annotated[int | None, Parameter(ge=1, le=INT32_MAX)]
+"""An optional ``IntId`` query parameter (see ``OptId``)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, Response, get, post, put
 from litestar.di import Provide
 from litestar.params import QueryParameter
@@ -11,17 +12,29 @@ from litestar.response import File
 from sqlalchemy import select
 
 from omni.api import files_http
+from omni.api.contracts import Count, Id, IntId, Name, OptIntId, Seq
 from omni.api.deps import SESSION_COOKIE, client_ip, provide_principal, provide_services
+from omni.api.edge import REFUSALS
 from omni.api.schemas import (
     CallbackDoneIn,
     CallbackIn,
+    CallbackOut,
     CloseIn,
+    ConversationDetailOut,
+    ConversationOut,
+    EventOut,
     InboundIn,
+    InboundOut,
     LoginIn,
     MessageIn,
+    MessageOut,
+    OkOut,
+    PresenceOut,
     StatusIn,
     TokenIn,
+    TokenOut,
     TransferIn,
+    UserOut,
 )
 from omni.db import models as m
 from omni.domain import audit, auth, conversations, files, presence
@@ -37,14 +50,31 @@ from omni.services import Services
 DEPS = {"who": Provide(provide_principal), "services": Provide(provide_services)}
 
 
+def conversation_out(c: m.Conversation) -> ConversationOut:
+    return msgspec.convert(conversation_dict(c), ConversationOut)
+
+
+def callback_out(cb: m.Callback) -> CallbackOut:
+    return msgspec.convert(callback_dict(cb), CallbackOut)
+
+
+def presence_out(p: m.OperatorPresence, status: m.OperatorStatus) -> PresenceOut:
+    return msgspec.convert(presence.presence_dict(p, status), PresenceOut)
+
+
 class AuthController(Controller):
     path = "/api/v1/auth"
     dependencies = {"services": Provide(provide_services)}  # noqa: RUF012 - Litestar declares it mutable
 
-    @post("/login", status_code=200, opt={"csrf": "always"})  # it creates a session
+    @post(
+        "/login",
+        status_code=200,
+        opt={"csrf": "always"},  # it creates a session
+        responses={401: REFUSALS[401], 429: REFUSALS[429]},
+    )
     async def login(
         self, request: Request[Any, Any, Any], data: LoginIn, services: Services
-    ) -> Response[dict[str, Any]]:
+    ) -> Response[UserOut]:
         ip = client_ip(request)
         if await services.logins.blocked(data.username, ip):
             raise TooManyRequests("too many failed logins; wait a minute and try again")
@@ -56,11 +86,11 @@ class AuthController(Controller):
                 ip=ip,
                 max_age_seconds=services.settings.session_max_age_seconds,
             )
-            body = user_dict(result.user) if result.user is not None else {}
+            body = msgspec.convert(user_dict(result.user), UserOut) if result.user is not None else None
         if result.refused is not None:  # raised after the commit: the "denied" audit row stays
             await services.logins.failed(data.username, ip)
             raise result.refused
-        assert result.token is not None
+        assert result.token is not None and body is not None
         token = result.token
         response = Response(body)
         response.set_cookie(
@@ -74,12 +104,12 @@ class AuthController(Controller):
         return response
 
     @post("/logout", status_code=200)
-    async def logout(self, request: Request[Any, Any, Any], services: Services) -> Response[dict[str, Any]]:
+    async def logout(self, request: Request[Any, Any, Any], services: Services) -> Response[OkOut]:
         token = request.cookies.get(SESSION_COOKIE)
         if token:
             async with services.db.transaction() as session:
                 await auth.end_session(session, token)
-        response = Response({"ok": True})
+        response = Response(OkOut(ok=True))
         response.delete_cookie(SESSION_COOKIE)
         return response
 
@@ -89,27 +119,27 @@ class MeController(Controller):
     dependencies = DEPS
 
     @get("/")
-    async def me(self, who: Principal, services: Services) -> dict[str, Any]:
+    async def me(self, who: Principal, services: Services) -> UserOut:
         async with services.db.transaction() as session:
-            return user_dict(await auth.get_user(session, who.id))
+            return msgspec.convert(user_dict(await auth.get_user(session, who.id)), UserOut)
 
     @put("/status")
-    async def set_status(self, who: Principal, services: Services, data: StatusIn) -> dict[str, Any]:
+    async def set_status(self, who: Principal, services: Services, data: StatusIn) -> PresenceOut:
         async with services.db.transaction() as session:
             p = await presence.check_set_status(session, who.id, who.role, who.id, data.status, data.reason)
             status = await session.get(m.OperatorStatus, p.status_id)
             assert status is not None
-            return presence.presence_dict(p, status)
+            return presence_out(p, status)
 
     @post("/tokens")
-    async def create_token(self, who: Principal, services: Services, data: TokenIn) -> dict[str, Any]:
+    async def create_token(self, who: Principal, services: Services, data: TokenIn) -> TokenOut:
         if not data.name.strip():
             raise InvalidInput("give the token a name", field="name")
         async with services.db.transaction() as session:
             user = await auth.get_user(session, who.id)
             row, token = await auth.create_api_token(session, user, data.name.strip()[:128])
             audit.record(session, who, "token.create", object_type="api_token", object_id=row.id)
-            return {"id": row.id, "name": row.name, "token": token}
+            return TokenOut(id=row.id, name=row.name, token=token)
 
 
 class PresenceController(Controller):
@@ -117,7 +147,7 @@ class PresenceController(Controller):
     dependencies = DEPS
 
     @get("/")
-    async def list_presence(self, who: Principal, services: Services) -> list[dict[str, Any]]:
+    async def list_presence(self, who: Principal, services: Services) -> list[PresenceOut]:
         async with services.db.transaction() as session:
             users = await auth.visible_user_ids(session, who)
             stmt = select(m.OperatorPresence, m.OperatorStatus).join(
@@ -125,12 +155,12 @@ class PresenceController(Controller):
             )
             if users is not None:
                 stmt = stmt.where(m.OperatorPresence.user_id.in_(users))
-            return [presence.presence_dict(p, s) for p, s in (await session.execute(stmt)).all()]
+            return [presence_out(p, s) for p, s in (await session.execute(stmt)).all()]
 
     @put("/{user_id:int}")
     async def set_operator_status(
-        self, who: Principal, services: Services, user_id: int, data: StatusIn
-    ) -> dict[str, Any]:
+        self, who: Principal, services: Services, user_id: IntId, data: StatusIn
+    ) -> PresenceOut:
         async with services.db.transaction() as session:
             users = await auth.visible_user_ids(session, who)
             p = await presence.check_set_status(
@@ -146,7 +176,7 @@ class PresenceController(Controller):
                 object_id=user_id,
                 data={"status": data.status, "reason": data.reason},
             )
-            return presence.presence_dict(p, status)
+            return presence_out(p, status)
 
 
 class ConversationController(Controller):
@@ -158,10 +188,10 @@ class ConversationController(Controller):
         self,
         who: Principal,
         services: Services,
-        status: str | None = None,
-        queue_id: int | None = None,
-        limit: int = 100,
-    ) -> list[dict[str, Any]]:
+        status: Name | None = None,
+        queue_id: OptIntId = None,
+        limit: Count = 100,
+    ) -> list[ConversationOut]:
         if who.role == m.Role.AUDITOR:
             raise PermissionDenied("auditors can read the audit log only")
         if status is not None and status not in set(m.ConversationStatus):
@@ -176,12 +206,12 @@ class ConversationController(Controller):
             rows = await session.scalars(
                 stmt.order_by(m.Conversation.id.desc()).limit(min(max(limit, 1), 1000))
             )
-            return [conversation_dict(c) for c in rows]
+            return [conversation_out(c) for c in rows]
 
     @get("/{conversation_id:int}")
     async def get_conversation(
-        self, who: Principal, services: Services, conversation_id: int
-    ) -> dict[str, Any]:
+        self, who: Principal, services: Services, conversation_id: Id
+    ) -> ConversationDetailOut:
         async with services.db.transaction() as session:
             conv = await auth.access_conversation(session, who, conversation_id)
             msgs = await session.scalars(
@@ -192,46 +222,46 @@ class ConversationController(Controller):
             body["messages"] = [message_dict(x) for x in msgs]
             body["position"] = info.position
             body["estimated_wait_seconds"] = info.estimated_wait_seconds
-            return body
+            return msgspec.convert(body, ConversationDetailOut)
 
     @post("/{conversation_id:int}/messages")
     async def send_message(
-        self, who: Principal, services: Services, conversation_id: int, data: MessageIn
-    ) -> dict[str, Any]:
+        self, who: Principal, services: Services, conversation_id: Id, data: MessageIn
+    ) -> MessageOut:
         async with services.db.transaction() as session:
             msg = await conversations.check_send_message(
                 session, who, conversation_id, data.body, client_id=data.client_id, private=data.private
             )
-            return message_dict(msg)
+            return msgspec.convert(message_dict(msg), MessageOut)
 
     @post("/{conversation_id:int}/hold", status_code=200)
-    async def hold(self, who: Principal, services: Services, conversation_id: int) -> dict[str, Any]:
+    async def hold(self, who: Principal, services: Services, conversation_id: Id) -> ConversationOut:
         async with services.db.transaction() as session:
-            return conversation_dict(await conversations.check_hold(session, who, conversation_id, True))
+            return conversation_out(await conversations.check_hold(session, who, conversation_id, True))
 
     @post("/{conversation_id:int}/unhold", status_code=200)
-    async def unhold(self, who: Principal, services: Services, conversation_id: int) -> dict[str, Any]:
+    async def unhold(self, who: Principal, services: Services, conversation_id: Id) -> ConversationOut:
         async with services.db.transaction() as session:
-            return conversation_dict(await conversations.check_hold(session, who, conversation_id, False))
+            return conversation_out(await conversations.check_hold(session, who, conversation_id, False))
 
     @post("/{conversation_id:int}/end", status_code=200)
-    async def end(self, who: Principal, services: Services, conversation_id: int) -> dict[str, Any]:
+    async def end(self, who: Principal, services: Services, conversation_id: Id) -> ConversationOut:
         async with services.db.transaction() as session:
-            return conversation_dict(await conversations.check_end(session, who, conversation_id))
+            return conversation_out(await conversations.check_end(session, who, conversation_id))
 
     @post("/{conversation_id:int}/close", status_code=200)
     async def close(
-        self, who: Principal, services: Services, conversation_id: int, data: CloseIn
-    ) -> dict[str, Any]:
+        self, who: Principal, services: Services, conversation_id: Id, data: CloseIn
+    ) -> ConversationOut:
         async with services.db.transaction() as session:
-            return conversation_dict(
+            return conversation_out(
                 await conversations.check_close(session, who, conversation_id, data.result_code_id)
             )
 
     @post("/{conversation_id:int}/transfer", status_code=200)
     async def transfer(
-        self, who: Principal, services: Services, conversation_id: int, data: TransferIn
-    ) -> dict[str, Any]:
+        self, who: Principal, services: Services, conversation_id: Id, data: TransferIn
+    ) -> ConversationOut:
         async with services.db.transaction() as session:
             conv = await conversations.check_transfer(
                 session,
@@ -241,12 +271,12 @@ class ConversationController(Controller):
                 to_queue_id=data.to_queue_id,
                 note=data.note,
             )
-            return conversation_dict(conv)
+            return conversation_out(conv)
 
     @post("/{conversation_id:int}/callbacks")
     async def schedule_callback(
-        self, who: Principal, services: Services, conversation_id: int, data: CallbackIn
-    ) -> dict[str, Any]:
+        self, who: Principal, services: Services, conversation_id: Id, data: CallbackIn
+    ) -> CallbackOut:
         async with services.db.transaction() as session:
             cb = await conversations.check_schedule_callback(
                 session,
@@ -257,7 +287,7 @@ class ConversationController(Controller):
                 target_user_id=data.target_user_id,
                 note=data.note,
             )
-            return callback_dict(cb)
+            return callback_out(cb)
 
 
 class FileController(Controller):
@@ -267,7 +297,7 @@ class FileController(Controller):
     dependencies = DEPS
 
     @get("/{file_id:str}")
-    async def download(self, who: Principal, services: Services, file_id: str) -> File:
+    async def download(self, who: Principal, services: Services, file_id: Name) -> File:
         async with services.db.transaction() as session:
             row = await files.get_file(session, file_id)
             if row.conversation_id is None:
@@ -284,8 +314,8 @@ class InboxMessageController(Controller):
 
     @post("/")
     async def inbound(
-        self, who: Principal, services: Services, inbox_id: int, data: InboundIn
-    ) -> Response[dict[str, Any]]:
+        self, who: Principal, services: Services, inbox_id: IntId, data: InboundIn
+    ) -> Response[InboundOut]:
         auth.require_role(who, m.Role.ADMIN)
         if data.medium not in set(m.Medium):
             raise InvalidInput("medium must be chat or voice", field="medium")
@@ -307,11 +337,11 @@ class InboxMessageController(Controller):
                     priority=data.priority,
                 ),
             )
-            body = {
-                "conversation": conversation_dict(result.conversation),
-                "message": message_dict(result.message),
-                "duplicate": result.duplicate,
-            }
+            body = InboundOut(
+                conversation=conversation_out(result.conversation),
+                message=msgspec.convert(message_dict(result.message), MessageOut),
+                duplicate=result.duplicate,
+            )
         return Response(body, status_code=200 if result.duplicate else 201)
 
 
@@ -320,14 +350,14 @@ class OfferController(Controller):
     dependencies = DEPS
 
     @post("/{offer_id:int}/accept", status_code=200)
-    async def accept(self, who: Principal, services: Services, offer_id: int) -> dict[str, Any]:
+    async def accept(self, who: Principal, services: Services, offer_id: Id) -> ConversationOut:
         async with services.db.transaction() as session:
-            return conversation_dict(await conversations.check_accept_offer(session, who, offer_id))
+            return conversation_out(await conversations.check_accept_offer(session, who, offer_id))
 
     @post("/{offer_id:int}/decline", status_code=200)
-    async def decline(self, who: Principal, services: Services, offer_id: int) -> dict[str, Any]:
+    async def decline(self, who: Principal, services: Services, offer_id: Id) -> ConversationOut:
         async with services.db.transaction() as session:
-            return conversation_dict(await conversations.check_decline_offer(session, who, offer_id))
+            return conversation_out(await conversations.check_decline_offer(session, who, offer_id))
 
 
 class CallbackController(Controller):
@@ -339,34 +369,34 @@ class CallbackController(Controller):
         self,
         who: Principal,
         services: Services,
-        callback_state: Annotated[str, QueryParameter(name="state")] = "open",
-    ) -> list[dict[str, Any]]:
+        callback_state: Annotated[str, QueryParameter(name="state", max_length=16)] = "open",
+    ) -> list[CallbackOut]:
         if callback_state not in ("open", "claimed", "done"):
             raise InvalidInput("state must be open, claimed or done", field="state")
         async with services.db.transaction() as session:
             rows = await conversations.list_callbacks(session, who, state=callback_state)
-            return [callback_dict(c) for c in rows]
+            return [callback_out(c) for c in rows]
 
     @post("/{callback_id:int}/claim", status_code=200)
-    async def claim(self, who: Principal, services: Services, callback_id: int) -> dict[str, Any]:
+    async def claim(self, who: Principal, services: Services, callback_id: IntId) -> CallbackOut:
         async with services.db.transaction() as session:
-            return callback_dict(await conversations.check_claim_callback(session, who, callback_id))
+            return callback_out(await conversations.check_claim_callback(session, who, callback_id))
 
     @post("/{callback_id:int}/done", status_code=200)
     async def done(
-        self, who: Principal, services: Services, callback_id: int, data: CallbackDoneIn
-    ) -> dict[str, Any]:
+        self, who: Principal, services: Services, callback_id: IntId, data: CallbackDoneIn
+    ) -> CallbackOut:
         async with services.db.transaction() as session:
-            return callback_dict(
+            return callback_out(
                 await conversations.check_finish_callback(
                     session, who, callback_id, done=True, note=data.note
                 )
             )
 
     @post("/{callback_id:int}/release", status_code=200)
-    async def release(self, who: Principal, services: Services, callback_id: int) -> dict[str, Any]:
+    async def release(self, who: Principal, services: Services, callback_id: IntId) -> CallbackOut:
         async with services.db.transaction() as session:
-            return callback_dict(
+            return callback_out(
                 await conversations.check_finish_callback(session, who, callback_id, done=False)
             )
 
@@ -379,12 +409,16 @@ class EventController(Controller):
 
     @get("/")
     async def list_events(
-        self, who: Principal, services: Services, after: int = 0, limit: int = 500
-    ) -> list[dict[str, Any]]:
+        self, who: Principal, services: Services, after: Seq = 0, limit: Count = 500
+    ) -> list[EventOut]:
         if who.role == m.Role.AUDITOR:
             raise PermissionDenied("auditors can read the audit log only")
         async with services.db.transaction() as session:
             queues = await auth.visible_queue_ids(session, who)
             users = await auth.visible_user_ids(session, who)
             events = await events_after(session, after, limit=min(max(limit, 1), 1000))
-        return [e.to_wire() for e in events if auth.event_visible(e, who, queues, users)]
+        return [
+            msgspec.convert(e.to_wire(), EventOut)
+            for e in events
+            if auth.event_visible(e, who, queues, users)
+        ]

@@ -6,10 +6,12 @@ import dataclasses
 import logging
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, ValidationException
 
+from omni.api.contracts import ErrorBody, FieldError, InvalidBody, ValidationProblem
 from omni.db import models as m
 from omni.domain import auth
 from omni.domain.auth import Principal
@@ -59,18 +61,35 @@ def request_language(request: Request[Any, Any, Any]) -> str:
     return pick_language(chosen, request.headers.get("accept-language", ""))
 
 
-def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
-    return Response(error_body(exc, request_language(request)), status_code=exc.status_code)
+def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[ErrorBody]:
+    body = msgspec.convert(error_body(exc, request_language(request)), ErrorBody)
+    return Response(body, status_code=exc.status_code)
 
 
 def validation_error_handler(
     _request: Request[Any, Any, Any], exc: ValidationException
-) -> Response[dict[str, Any]]:
-    return Response({"error": "invalid", "detail": exc.detail, "fields": exc.extra or []}, status_code=400)
+) -> Response[InvalidBody]:
+    """400 with ``fields`` as before, and ``field``/``errors`` like every other refusal."""
+    problems = [
+        ValidationProblem(message=str(p.get("message", "")), key=p.get("key"), source=p.get("source"))
+        for p in (exc.extra if isinstance(exc.extra, list) else [])
+        if isinstance(p, dict)
+    ]
+    body = InvalidBody(
+        error="invalid",
+        detail=exc.detail,
+        field=next((p.key for p in problems if p.key), None),
+        errors=[FieldError(field=p.key, detail=p.message) for p in problems],
+        fields=problems,
+    )
+    return Response(body, status_code=400)
 
 
-def http_error_handler(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
-    return Response({"error": "http", "detail": exc.detail}, status_code=exc.status_code)
+def http_error_handler(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
+    """Litestar's own refusals (404 route, 405 with its ``Allow`` header, 413) in the one body."""
+    return Response(
+        ErrorBody(error="http", detail=exc.detail), status_code=exc.status_code, headers=exc.headers or None
+    )
 
 
 def client_ip(request: Request[Any, Any, Any]) -> str:

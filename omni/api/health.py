@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
+import msgspec
 import redis.asyncio as aioredis
 from litestar import Request, Response, get
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
@@ -25,13 +26,25 @@ class ReportsReadiness(Protocol):
     def readiness(self) -> str: ...
 
 
+class HealthOut(msgspec.Struct):
+    status: str
+
+
+class ReadyOut(msgspec.Struct):
+    """``checks``: ``database``, ``redis`` and each adapter reporting readiness → ``"ok"``,
+    ``"not configured …"`` or ``"error: <why>"``; 503 unless all are ok or not configured."""
+
+    ready: bool
+    checks: dict[str, str]
+
+
 @get("/healthz", include_in_schema=False)
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+async def healthz() -> HealthOut:
+    return HealthOut(status="ok")
 
 
 @get("/readyz", include_in_schema=False)
-async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+async def readyz(request: Request[Any, Any, Any]) -> Response[ReadyOut]:
     services = services_of(request)
     checks: dict[str, str] = {}
     try:
@@ -58,7 +71,7 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
             checks[adapter.kind] = adapter.readiness()
     ready = all(v == "ok" or v.startswith("not configured") for v in checks.values())
     return Response(
-        {"ready": ready, "checks": checks}, status_code=200 if ready else HTTP_503_SERVICE_UNAVAILABLE
+        ReadyOut(ready=ready, checks=checks), status_code=200 if ready else HTTP_503_SERVICE_UNAVAILABLE
     )
 
 

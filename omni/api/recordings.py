@@ -14,9 +14,12 @@ from typing import Any
 
 import anyio
 from litestar import Controller, Request, Response, get
+from litestar.openapi import ResponseSpec
 from litestar.response import Stream
 
+from omni.api.contracts import Id, Name
 from omni.api.core import DEPS
+from omni.api.edge import REFUSALS
 from omni.domain import recordings
 from omni.domain.auth import Principal
 from omni.services import Services
@@ -66,14 +69,22 @@ class RecordingController(Controller):
     path = "/api/v1/conversations/{conversation_id:int}/recording"
     dependencies = DEPS
 
-    @get("/")
+    @get(
+        "/",
+        media_type="audio/*",
+        responses={
+            206: ResponseSpec(None, description="The requested byte range (`Content-Range`)"),
+            416: ResponseSpec(None, description="The range lies outside the recording"),
+            404: REFUSALS[404],
+        },
+    )
     async def recording(
         self,
         request: Request[Any, Any, Any],
         who: Principal,
         services: Services,
-        conversation_id: int,
-        download: str = "",
+        conversation_id: Id,
+        download: Name = "",
     ) -> Response[Any]:
         async with services.db.transaction() as session:
             path = await recordings.recording_file(

@@ -1,64 +1,241 @@
-"""Request bodies (msgspec structs): Litestar validates them and answers 400 with the field."""
+"""Request and response bodies (msgspec structs) of omni/api/core.py and omni/api/bots.py.
+
+Requests: Litestar validates them and answers 400 with the field. Field types come from
+``omni.api.contracts`` (ids of BIGINT tables ``Id``, of INTEGER tables ``IntId``, other
+INTEGER columns ``Int32``/``Count``, strings ``Name``/``Text``/``LongText``), so a value
+PostgreSQL can't hold never reaches it.
+
+Responses: the wire shape of today's JSON, field for field and in the same order; the domain's
+``*_dict`` serializers are converted at the edge (``msgspec.convert``), so the events and
+Socket.IO payloads built from the same dicts stay as they are. Timestamps are ISO strings as
+the serializers write them (``+00:00``), not re-encoded datetimes.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
+from omni.api.contracts import Count, Int32, IntId, LongText, Name, Seq, Text
+
 
 class LoginIn(msgspec.Struct, forbid_unknown_fields=True):
-    username: str
-    password: str
+    username: Name
+    password: Text
 
 
 class TokenIn(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
+    name: Text
 
 
 class StatusIn(msgspec.Struct, forbid_unknown_fields=True):
-    status: str
-    reason: str = ""
+    status: Name
+    reason: Text = ""
 
 
 class InboundIn(msgspec.Struct, forbid_unknown_fields=True):
     """A customer message entering through the API (a CRM or custom channel)."""
 
-    identity_kind: str
-    identity_value: str
-    body: str = ""
-    client_id: str | None = None
-    external_id: str | None = None
-    contact_name: str = ""
-    contact_phone: str | None = None
-    contact_email: str | None = None
-    subject: str = ""
-    medium: str = "chat"
-    priority: int = 0
+    identity_kind: Name
+    identity_value: Name
+    body: LongText = ""
+    client_id: Name | None = None
+    external_id: Name | None = None
+    contact_name: Text = ""
+    contact_phone: Name | None = None
+    contact_email: Name | None = None
+    subject: Text = ""
+    medium: Name = "chat"
+    priority: Int32 = 0
 
 
 class MessageIn(msgspec.Struct, forbid_unknown_fields=True):
-    body: str
-    client_id: str | None = None
+    body: LongText
+    client_id: Name | None = None
     private: bool = False
 
 
 class CloseIn(msgspec.Struct, forbid_unknown_fields=True):
-    result_code_id: int
+    result_code_id: IntId
 
 
 class TransferIn(msgspec.Struct, forbid_unknown_fields=True):
-    to_user_id: int | None = None
-    to_queue_id: int | None = None
-    note: str = ""
+    to_user_id: IntId | None = None
+    to_queue_id: IntId | None = None
+    note: LongText = ""
 
 
 class CallbackIn(msgspec.Struct, forbid_unknown_fields=True):
     due_at: datetime | None = None
-    kind: str = "standard"
-    target_user_id: int | None = None
-    note: str = ""
+    kind: Name = "standard"
+    target_user_id: IntId | None = None
+    note: LongText = ""
 
 
 class CallbackDoneIn(msgspec.Struct, forbid_unknown_fields=True):
-    note: str = ""
+    note: LongText = ""
+
+
+# --- responses ----------------------------------------------------------------------------
+
+
+class OkOut(msgspec.Struct):
+    ok: bool
+
+
+class UserOut(msgspec.Struct):
+    """``omni.domain.admin.user_dict``."""
+
+    id: int
+    username: str
+    display_name: str
+    email: str | None
+    role: str
+    language: str
+    is_active: bool
+    sip_extension: str | None
+    handles_chat: bool
+    handles_voice: bool
+    capacity: int
+    chat_weight: int
+    voice_weight: int
+    created_at: str | None
+
+
+class TokenOut(msgspec.Struct):
+    """The token itself is shown once, here."""
+
+    id: int
+    name: str
+    token: str
+
+
+class PresenceOut(msgspec.Struct):
+    """``omni.domain.presence.presence_dict``."""
+
+    user_id: int
+    status: str
+    status_name: str
+    colour: str
+    since: str
+    reason: str
+    activity: str
+    activity_since: str
+    over_limit: bool
+    connected: bool
+
+
+class ConversationOut(msgspec.Struct):
+    """``omni.domain.serialize.conversation_dict``."""
+
+    id: int
+    contact_id: int
+    inbox_id: int | None
+    channel: str
+    medium: str
+    status: str
+    queue_id: int | None
+    extra_queue_ids: list[int]
+    priority: int
+    assigned_user_id: int | None
+    subject: str
+    variables: dict[str, Any]
+    created_at: str | None
+    enqueued_at: str | None
+    first_enqueued_at: str | None
+    offered_at: str | None
+    accepted_at: str | None
+    wrap_up_at: str | None
+    closed_at: str | None
+    hold_seconds: int
+    result_code_id: int | None
+    closed_by: str | None
+    last_message_at: str | None
+
+
+class MessageOut(msgspec.Struct):
+    """``omni.domain.serialize.message_dict``; ``attachments`` are file descriptors."""
+
+    id: int
+    conversation_id: int
+    direction: str
+    author_user_id: int | None
+    body: str
+    attachments: list[dict[str, Any]]
+    client_id: str | None
+    external_id: str | None
+    delivery: str
+    created_at: str | None
+
+
+class ConversationDetailOut(ConversationOut):
+    """The conversation with its messages and, while it waits, its place in the queue."""
+
+    messages: list[MessageOut]
+    position: int | None
+    estimated_wait_seconds: int | None
+
+
+class CallbackOut(msgspec.Struct):
+    """``omni.domain.serialize.callback_dict``."""
+
+    id: int
+    conversation_id: int | None
+    contact_id: int
+    queue_id: int | None
+    kind: str
+    reason: str
+    target_user_id: int | None
+    state: str
+    claimed_by_id: int | None
+    claimed_at: str | None
+    due_at: str | None
+    note: str
+    created_at: str | None
+
+
+class InboundOut(msgspec.Struct):
+    """201 for a new message, 200 (``duplicate``) when its client/external id was seen."""
+
+    conversation: ConversationOut
+    message: MessageOut
+    duplicate: bool
+
+
+class EventOut(msgspec.Struct):
+    """``omni.domain.events.DomainEvent.to_wire``: ``data`` is the event type's payload."""
+
+    seq: int
+    type: str
+    at: str
+    conversation_id: int | None
+    queue_id: int | None
+    user_id: int | None
+    data: dict[str, Any]
+
+
+__all__ = [
+    "CallbackDoneIn",
+    "CallbackIn",
+    "CallbackOut",
+    "CloseIn",
+    "ConversationDetailOut",
+    "ConversationOut",
+    "Count",
+    "EventOut",
+    "InboundIn",
+    "InboundOut",
+    "LoginIn",
+    "MessageIn",
+    "MessageOut",
+    "OkOut",
+    "PresenceOut",
+    "Seq",
+    "StatusIn",
+    "TokenIn",
+    "TokenOut",
+    "TransferIn",
+    "UserOut",
+]

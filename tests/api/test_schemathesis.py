@@ -1,0 +1,139 @@
+"""The REST contract, checked by schemathesis against the running app (issue 11).
+
+Every ``/api/v1`` operation in ``/schema/openapi.json`` is called with generated valid and
+invalid input (all checks, a small seeded budget) as an admin with an API token: no answer may
+be a 5xx, break its documented schema, or carry a status the schema doesn't list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from omni.db import models as m
+from omni.domain import auth
+from tests import factories as f
+from tests.conftest import LiveServer
+
+ST = Path(sys.executable).with_name("st")
+
+ADMIN_PATHS = (
+    r"^/api/v1/(users|groups|skills|queues|statuses|result-codes|contacts|webhooks|webhook-deliveries"
+    r"|audit|tokens|canned-replies|card-fields)(/|$)|^/api/v1/inboxes(?!/\{inbox_id\}/messages)"
+)
+"""omni/api/admin.py's operations (typed in a parallel change)."""
+
+SCOPES: dict[str, list[str]] = {
+    # Final: the whole API. Until omni/api/admin.py is typed its operations still fail here.
+    "all": ["--include-path-regex", r"^/api/v1/"],
+    # Interim: everything but admin.py, so this half can be held at zero on its own.
+    "core": ["--include-path-regex", r"^/api/v1/", "--exclude-path-regex", ADMIN_PATHS],
+}
+
+ASSERTED = ("ST101", "ST103", "ST108")
+"""Server error, undocumented status code, response violates schema. The other checks
+(e.g. ST202 "schema-valid request rejected": a generated id that names no row is a 404) are
+reported in the output but not held at zero."""
+
+MAX_EXAMPLES = int(os.environ.get("OMNI_ST_MAX_EXAMPLES", "3"))
+PHASES = os.environ.get("OMNI_ST_PHASES", "coverage,fuzzing")
+"""The suite's budget: the coverage phase (boundary values: int64 + 1, NUL, empty, too long)
+and a few fuzzed examples per operation. ``OMNI_ST_PHASES=examples,coverage,fuzzing,stateful
+OMNI_ST_MAX_EXAMPLES=30`` reproduces the issue's measurement (many minutes)."""
+SEED = 11
+
+
+async def _seed(server: LiveServer) -> str:
+    """An admin's API token, and something for the generated ids to find."""
+    async with server.services.db.transaction() as s:
+        admin = await f.user(s, "admin", m.Role.ADMIN)
+        op = await f.user(s, "op")
+        q = await f.queue(s, "Q1", [op])
+        await f.inbox(s, q)
+        await f.result_code(s)
+        _, token = await auth.create_api_token(s, admin, "schemathesis")
+    return token
+
+
+CONFIG = """
+[phases.coverage]
+# Two undeclared methods per path are enough to hold 405 + Allow (and OPTIONS) to the schema;
+# the default eight make the coverage phase four times as long.
+unexpected-methods = ["trace", "options"]
+"""
+
+
+def run_schemathesis(url: str, token: str, scope: list[str], report: Path) -> dict[str, Any]:
+    config = report.parent / "schemathesis.toml"
+    config.write_text(CONFIG)
+    cmd = [
+        str(ST),
+        "--config-file",
+        str(config),
+        "run",
+        f"{url}/schema/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--phases",
+        PHASES,
+        "--seed",
+        str(SEED),
+        "--generation-deterministic",
+        "--no-shrink",
+        "--continue-on-failure",
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--report",
+        "json",
+        "--report-json-path",
+        str(report),
+        "--no-color",
+        "--workers",  # the server waits on PostgreSQL more than it computes: 3x faster
+        "2",
+        *scope,
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=3000, check=False, cwd=report.parent)
+    (report.parent / "st-output.txt").write_text(done.stdout + done.stderr)
+    if keep := os.environ.get("OMNI_ST_OUTPUT"):  # a directory to keep the report in
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        (Path(keep) / "st-output.txt").write_text(done.stdout + done.stderr)
+        (Path(keep) / "report.json").write_bytes(report.read_bytes())
+    result: dict[str, Any] = json.loads(report.read_text())
+    return result
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(
+    "scope",
+    [
+        pytest.param(
+            "all",
+            marks=pytest.mark.xfail(
+                reason="omni/api/admin.py is typed in a parallel change; drop this mark and 'core' then",
+                strict=False,
+            ),
+        ),
+        "core",
+    ],
+)
+async def test_schemathesis_finds_no_server_error_schema_violation_or_undocumented_status(
+    live_server: LiveServer, tmp_path: Path, scope: str
+) -> None:
+    token = await _seed(live_server)
+    report = await asyncio.to_thread(
+        run_schemathesis, live_server.url, token, SCOPES[scope], tmp_path / "report.json"
+    )
+    counts = {item["code"]: item["count"] for item in report["failures"]}
+    print(f"schemathesis[{scope}]: {report['test_cases']['generated']} test cases,", counts)
+    output = (tmp_path / "st-output.txt").read_text()
+    assert report["complete"], output[-3000:]
+    assert {code: counts.get(code, 0) for code in ASSERTED} == dict.fromkeys(ASSERTED, 0), output[-20000:]
