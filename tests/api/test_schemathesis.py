@@ -24,18 +24,8 @@ from tests.conftest import LiveServer
 
 ST = Path(sys.executable).with_name("st")
 
-ADMIN_PATHS = (
-    r"^/api/v1/(users|groups|skills|queues|statuses|result-codes|contacts|webhooks|webhook-deliveries"
-    r"|audit|tokens|canned-replies|card-fields)(/|$)|^/api/v1/inboxes(?!/\{inbox_id\}/messages)"
-)
-"""omni/api/admin.py's operations (typed in a parallel change)."""
-
-SCOPES: dict[str, list[str]] = {
-    # Final: the whole API. Until omni/api/admin.py is typed its operations still fail here.
-    "all": ["--include-path-regex", r"^/api/v1/"],
-    # Interim: everything but admin.py, so this half can be held at zero on its own.
-    "core": ["--include-path-regex", r"^/api/v1/", "--exclude-path-regex", ADMIN_PATHS],
-}
+SCOPE = ["--include-path-regex", r"^/api/v1/"]
+"""The whole REST API."""
 
 ASSERTED = ("ST101", "ST103", "ST108")
 """Server error, undocumented status code, response violates schema. The other checks
@@ -112,28 +102,15 @@ def run_schemathesis(url: str, token: str, scope: list[str], report: Path) -> di
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize(
-    "scope",
-    [
-        pytest.param(
-            "all",
-            marks=pytest.mark.xfail(
-                reason="omni/api/admin.py is typed in a parallel change; drop this mark and 'core' then",
-                strict=False,
-            ),
-        ),
-        "core",
-    ],
-)
 async def test_schemathesis_finds_no_server_error_schema_violation_or_undocumented_status(
-    live_server: LiveServer, tmp_path: Path, scope: str
+    live_server: LiveServer, tmp_path: Path
 ) -> None:
     token = await _seed(live_server)
     report = await asyncio.to_thread(
-        run_schemathesis, live_server.url, token, SCOPES[scope], tmp_path / "report.json"
+        run_schemathesis, live_server.url, token, SCOPE, tmp_path / "report.json"
     )
     counts = {item["code"]: item["count"] for item in report["failures"]}
-    print(f"schemathesis[{scope}]: {report['test_cases']['generated']} test cases,", counts)
+    print(f"schemathesis: {report['test_cases']['generated']} test cases,", counts)
     output = (tmp_path / "st-output.txt").read_text()
     assert report["complete"], output[-3000:]
     assert {code: counts.get(code, 0) for code in ASSERTED} == dict.fromkeys(ASSERTED, 0), output[-20000:]
