@@ -271,7 +271,7 @@ async def seed(
     for start in range(0, n_conversations, batch):
         async with db.transaction() as s:
             for i in range(start, min(n_conversations, start + batch)):
-                await conversations.ingest_inbound(
+                await conversations.do_ingest_inbound(
                     s,
                     conversations.InboundMessage(
                         inbox_id=inbox_ids[i % QUEUES],
@@ -332,10 +332,10 @@ class PassResult:
 async def timed_route_pass(
     db: Database, counter: StatementCounter, *, max_assignments: int = 10_000
 ) -> PassResult:
-    """``routing.route_pending`` with a stopwatch around each decision's transaction.
+    """``routing.do_route_pending`` with a stopwatch around each decision's transaction.
 
     Same waiting line (``routing.waiting_line``) and dead-key skipping as the real pass; the
-    only addition is the timing. Keep the loop in step with ``routing.route_pending``.
+    only addition is the timing. Keep the loop in step with ``routing.do_route_pending``.
     """
     t_pass = time.perf_counter()
     rp = routing.RoutePass()
@@ -354,7 +354,7 @@ async def timed_route_pass(
         before = counter.count
         t0 = time.perf_counter()
         async with db.transaction() as session:
-            assignment = await routing.try_assign(session, conv_id, rp)
+            assignment = await routing.do_assign(session, conv_id, rp)
         elapsed = time.perf_counter() - t0
         if assignment is None:
             result.no_match.append(elapsed)
@@ -479,7 +479,7 @@ async def full_pass(url: str, waiting: int) -> dict[str, Any]:
         async with db.transaction() as s:  # open the pool's first connection outside the clock
             await s.execute(select(1))
         t0 = time.perf_counter()
-        assignments = await routing.route_pending(db)
+        assignments = await routing.do_route_pending(db)
         seconds = time.perf_counter() - t0
     finally:
         await db.dispose()

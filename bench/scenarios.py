@@ -10,10 +10,10 @@ What it does, on 127.0.0.1 only:
    available (so hand-offs take the ``on_no_agents`` path and every conversation stays in the
    scenario), an inbox that runs a published 6-node scenario first (menu → ask number →
    condition → set → survey → close) and installs the real runner;
-2. opens ``--conversations`` bot conversations through ``ingest_inbound`` (each one a real
+2. opens ``--conversations`` bot conversations through ``do_ingest_inbound`` (each one a real
    transaction that starts the scenario and sends the menu);
 3. the timed part: ``--workers`` tasks feed the customers' answers (button, a wrong number,
-   the right number, a survey answer) through ``ingest_inbound`` — every step is the whole
+   the right number, a survey answer) through ``do_ingest_inbound`` — every step is the whole
    production path: store the message, lock the bot session, run the engine, persist state,
    store the bot's reply and its events, and commit. Each step is timed on its own.
 4. the floor: the pure engine (``bots.engine.advance``) on the same scenario and inputs, no
@@ -47,7 +47,7 @@ from omni.db import Database  # noqa: E402
 from omni.db import models as m  # noqa: E402
 from omni.db.migrate import upgrade_async  # noqa: E402
 from omni.domain.auth import Principal, hash_password  # noqa: E402
-from omni.domain.conversations import InboundMessage, ingest_inbound  # noqa: E402
+from omni.domain.conversations import InboundMessage, do_ingest_inbound  # noqa: E402
 
 DEFAULT_OUT = HERE / "results" / "scenarios.json"
 SCENARIO: dict[str, Any] = {
@@ -97,7 +97,7 @@ async def step(db: Database, inbox_id: int, customer: int, body: str, button: st
     attachments = [{"kind": "button_reply", "id": button}] if button else []
     started = time.perf_counter()
     async with db.transaction() as s:
-        await ingest_inbound(
+        await do_ingest_inbound(
             s,
             InboundMessage(inbox_id=inbox_id, identity_kind="external", identity_value=f"c{customer}",
                            body=body, attachments=attachments, contact_name=f"Customer {customer}"),

@@ -380,7 +380,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             conv_ids = []
             for i in range(n):
                 chat = 800_000_000 + i
-                res = await conversations.ingest_inbound(
+                res = await conversations.do_ingest_inbound(
                     s,
                     InboundMessage(
                         inbox_id=inbox.id,
@@ -396,7 +396,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         emulator.refused_429 = 0
         async with db.transaction() as s:
             for i, conv_id in enumerate(conv_ids):
-                await automated.send_automated(s, conv_id, f"broadcast-{i}")
+                await automated.do_send_automated(s, conv_id, f"broadcast-{i}")
         t_commit = time.monotonic()
         deadline = time.monotonic() + n / 10 + 60
         while len(emulator.sent(method="sendMessage")) < n and time.monotonic() < deadline:  # noqa: ASYNC110 - as above

@@ -799,7 +799,7 @@ async def seed(db: Database, *, operators: int, capacity: int) -> Seeded:
         )
         s.add(inbox)
         await s.flush()
-        tokens = [(u.id, (await auth.create_api_token(s, u, "bench"))[1]) for u in users]
+        tokens = [(u.id, (await auth.do_create_api_token(s, u, "bench"))[1]) for u in users]
         return Seeded(inbox.public_token, queue.id, tokens, capacity)
 
 

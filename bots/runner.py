@@ -305,7 +305,7 @@ class BotRunner:
                 # back from the stored message); other channels never see it.
                 prompt = action.prompt if conv.medium == m.Medium.VOICE else ""
                 if action.text.strip() or buttons or prompt:
-                    said = await automated.send_automated(
+                    said = await automated.do_send_automated(
                         session, conv.id, action.text or "…", buttons=buttons
                     )
                     if prompt:

@@ -14,7 +14,7 @@ from bots.checks import check
 from bots.scenario import Problem, Scenario, ScenarioFormatError, load
 from omni.db import models as m
 from omni.domain import audit
-from omni.domain.auth import Principal, require_role
+from omni.domain.auth import Principal, check_role
 from omni.domain.errors import Conflict, InvalidInput, NotFound
 
 KEY = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
@@ -74,7 +74,7 @@ def parse(document: Any) -> Scenario:
 
 
 async def get(session: AsyncSession, who: Principal, scenario_id: int) -> m.Scenario:
-    require_role(who, *READERS)
+    check_role(who, *READERS)
     row = await session.get(m.Scenario, scenario_id)
     if row is None:
         raise NotFound("scenario {scenario_id} not found", scenario_id=scenario_id)
@@ -87,12 +87,12 @@ async def by_key(session: AsyncSession, key: str) -> m.Scenario | None:
 
 
 async def list_all(session: AsyncSession, who: Principal) -> list[m.Scenario]:
-    require_role(who, *READERS)
+    check_role(who, *READERS)
     return list(await session.scalars(select(m.Scenario).order_by(m.Scenario.name)))
 
 
 async def create(session: AsyncSession, who: Principal, key: str, name: str, document: Any) -> m.Scenario:
-    require_role(who, *EDITORS)
+    check_role(who, *EDITORS)
     if not KEY.match(key or ""):
         raise InvalidInput("key: lowercase letters, digits, '-' and '_', starting with a letter", field="key")
     if not name or len(name) > 128:
@@ -114,7 +114,7 @@ def _stored(scenario: Scenario) -> dict[str, Any]:
 
 async def save_draft(session: AsyncSession, who: Principal, scenario_id: int, document: Any) -> list[Problem]:
     """Store the draft (any well-formed graph) and return what would stop it publishing."""
-    require_role(who, *EDITORS)
+    check_role(who, *EDITORS)
     row = await get(session, who, scenario_id)
     scenario = parse(document)
     row.draft = _stored(scenario)
@@ -143,7 +143,7 @@ async def publish(
     session: AsyncSession, who: Principal, scenario_id: int, note: str = ""
 ) -> m.ScenarioRevision:
     """A new immutable revision becomes active; the same content again reuses the revision."""
-    require_role(who, *EDITORS)
+    check_role(who, *EDITORS)
     row = await get(session, who, scenario_id)
     found = await problems(session, row)
     if found:
@@ -206,7 +206,7 @@ async def _revision(session: AsyncSession, scenario_id: int, revision_id: int) -
 
 async def rollback(session: AsyncSession, who: Principal, scenario_id: int, revision_id: int) -> m.Scenario:
     """Point new conversations at an older revision; running ones stay where they are."""
-    require_role(who, *EDITORS)
+    check_role(who, *EDITORS)
     row = await get(session, who, scenario_id)
     rev = await _revision(session, scenario_id, revision_id)
     row.active_revision_id = rev.id

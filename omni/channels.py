@@ -4,7 +4,7 @@ The core never imports a channel. Each channel package exposes one entry point,
 ``setup(services, sio) -> ChannelSetup | None`` (``SetupChannel``); the composition root calls
 every registered one and plugs what it returns in (adapter, routes, sinks, namespaces), so a
 channel is added by writing its package and naming its ``setup`` once. Inbound traffic enters
-through ``omni.domain.conversations.ingest_inbound``; outbound operator messages reach the
+through ``omni.domain.conversations.do_ingest_inbound``; outbound operator messages reach the
 adapter whose ``kind`` matches the conversation's channel through ``OutboundDispatcher``,
 a sink of the outbox relay, so a reply is sent only after it is committed.
 """
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from omni.db import Database
-from omni.domain.conversations import mark_delivery
+from omni.domain.conversations import do_mark_delivery
 from omni.domain.events import DomainEvent, Sink
 from omni.i18n import _l
 
@@ -53,7 +53,7 @@ class OutboundMessage:
 class DeliveryReceipt:
     state: str
     """sent | delivered | read | failed, or ``pending``: accepted for delivery later (a paced
-    sender, Telegram); the adapter then records the outcome itself with ``mark_delivery``."""
+    sender, Telegram); the adapter then records the outcome itself with ``do_mark_delivery``."""
     external_id: str | None = None
     error: str = ""
 
@@ -273,7 +273,7 @@ class OutboundDispatcher:
         if marks:
             async with self.db.transaction() as session:
                 for message_id, receipt in marks:
-                    await mark_delivery(session, message_id, receipt.state, receipt.error)
+                    await do_mark_delivery(session, message_id, receipt.state, receipt.error)
 
     async def _send(self, adapter: ChannelAdapter, msg: OutboundMessage) -> DeliveryReceipt | None:
         try:

@@ -1,7 +1,7 @@
 """Celery: the webhook delivery task and the in-process worker of the embedded mode.
 
 Run a worker process with ``celery -A omni.worker:celery_app worker``. The task takes an
-id only and runs one domain function (``webhooks.deliver``).
+id only and runs one domain function (``webhooks.do_deliver``).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class _Runtime:
 @celery_app.task(name="omni.webhooks.deliver", acks_late=True)  # type: ignore[untyped-decorator]
 def deliver_webhook(delivery_id: int) -> None:
     loop, db, settings = _Runtime.get()
-    outcome = loop.run_until_complete(webhooks.deliver(db, delivery_id, settings.webhook))
+    outcome = loop.run_until_complete(webhooks.do_deliver(db, delivery_id, settings.webhook))
     if outcome.retry_in is not None:
         deliver_webhook.apply_async((delivery_id,), countdown=max(0.0, outcome.retry_in))
 

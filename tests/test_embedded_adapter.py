@@ -12,7 +12,7 @@ from omni.db import models as m
 from omni.db.migrate import upgrade_async
 from omni.domain import conversations as c
 from omni.domain.conversations import InboundMessage
-from omni.domain.routing import route_pending
+from omni.domain.routing import do_route_pending
 from omni.services import build_services
 from omni.settings import Settings
 from tests import factories as f
@@ -32,10 +32,10 @@ async def test_adapter_send_on_sqlite_does_not_deadlock(tmp_path: Path) -> None:
             q = await f.queue(s, "q", [op])
             ib = await f.inbox(s, q, channel="loopback")
             await f.set_status(s, op)
-            res = await c.ingest_inbound(
+            res = await c.do_ingest_inbound(
                 s, InboundMessage(inbox_id=ib.id, identity_kind="external", identity_value="x", body="hi")
             )
-        await route_pending(services.db)
+        await do_route_pending(services.db)
         async with services.db.transaction() as s:
             offer = await s.scalar(select(m.Offer).where(m.Offer.conversation_id == res.conversation.id))
             assert offer is not None

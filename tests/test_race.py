@@ -107,7 +107,7 @@ async def test_two_nodes_never_double_assign_or_exceed_capacity(pg_url: str, tmp
         for start in range(0, CONVERSATIONS, 50):
             async with db.transaction() as s:
                 for i in range(start, start + 50):
-                    await c.ingest_inbound(
+                    await c.do_ingest_inbound(
                         s,
                         InboundMessage(
                             inbox_id=ib.id, identity_kind="external", identity_value=f"cust{i}", body="hi"

@@ -24,7 +24,7 @@ from tests.test_realtime import OperatorClient, token_for
 
 async def inbound(services: Services, inbox_id: int, who: str, body: str = "hello", **kw: Any) -> int:
     async with services.db.transaction() as s:
-        res = await c.ingest_inbound(
+        res = await c.do_ingest_inbound(
             s,
             InboundMessage(inbox_id=inbox_id, identity_kind="external", identity_value=who, body=body, **kw),
         )
@@ -142,9 +142,11 @@ async def test_canned_replies_scope_and_placeholders(services: Services, world: 
         )
     op = await as_user(services, "op")
     async with services.db.transaction() as s:
-        mine = await ws.save_personal_canned(s, op, shortcut="/bye", title="", body="Bye {{contact.email}}!")
+        mine = await ws.check_save_personal_canned(
+            s, op, shortcut="/bye", title="", body="Bye {{contact.email}}!"
+        )
         with pytest.raises(InvalidInput) as bad:
-            await ws.save_personal_canned(s, op, shortcut="two words", title="", body="x")
+            await ws.check_save_personal_canned(s, op, shortcut="two words", title="", body="x")
         assert bad.value.field == "shortcut"
     async with services.db.transaction() as s:
         replies = {r["shortcut"]: r for r in await ws.canned_replies(s, op, conv_id)}
@@ -156,11 +158,11 @@ async def test_canned_replies_scope_and_placeholders(services: Services, world: 
     other = await as_user(services, "other")
     async with services.db.transaction() as s:
         with pytest.raises(NotFound):
-            await ws.delete_personal_canned(s, other, mine["id"])
+            await ws.check_delete_personal_canned(s, other, mine["id"])
         with pytest.raises(NotFound):
             await ws.canned_replies(s, other, conv_id)
     async with services.db.transaction() as s:
-        await ws.delete_personal_canned(s, op, mine["id"])
+        await ws.check_delete_personal_canned(s, op, mine["id"])
         assert await s.get(m.CannedReply, mine["id"]) is None
 
 
@@ -187,7 +189,7 @@ async def test_card_update_validates_each_kind_and_names_the_field(
 
     async def update(values: dict[str, Any]) -> dict[str, Any]:
         async with services.db.transaction() as s:
-            return await ws.update_card(s, op, conv_id, values)
+            return await ws.check_update_card(s, op, conv_id, values)
 
     cases: list[tuple[dict[str, Any], type[DomainError], str]] = [
         ({"work_email": "not-an-email"}, InvalidInput, "work_email"),
@@ -238,14 +240,14 @@ async def test_blacklist_sets_the_flag_and_is_audited(services: Services, world:
     conv_id = await inbound(services, world["widget"], "spammer")
     op = await as_user(services, "op")
     async with services.db.transaction() as s:
-        contact = await ws.set_blacklisted(s, op, conv_id, reason="abuse")
+        contact = await ws.check_set_blacklisted(s, op, conv_id, reason="abuse")
         contact_id = contact.id
     async with services.db.transaction() as s:
         assert (await s.get_one(m.Contact, contact_id)).blacklisted
         row = await s.scalar(select(m.AuditLog).where(m.AuditLog.action == "contact.blacklist"))
         assert row is not None and row.object_id == str(contact_id) and row.input["reason"] == "abuse"
         with pytest.raises(PermissionDenied):
-            await ws.set_blacklisted(s, op, conv_id, blacklisted=False)
+            await ws.check_set_blacklisted(s, op, conv_id, blacklisted=False)
 
 
 async def test_history_shows_other_channels_and_hides_other_groups(
@@ -360,10 +362,10 @@ async def test_double_accept_is_not_an_error_for_the_operator_who_accepted(
     services: Services, world: dict[str, int]
 ) -> None:
     """Issue 10 #18: a double click on Accept showed "offer N is already accepted"."""
-    from omni.domain.routing import route_pending
+    from omni.domain.routing import do_route_pending
 
     conv_id = await inbound(services, world["widget"], "double")
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     async with services.db.transaction() as s:
         offer = await s.scalar(select(m.Offer).where(m.Offer.conversation_id == conv_id))
         assert offer is not None and offer.state == "pending"

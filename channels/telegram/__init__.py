@@ -302,7 +302,7 @@ class TelegramChannel:
                     continue
                 try:
                     stored.append(
-                        await files.store_upload(
+                        await files.do_store_upload(
                             session,
                             data_dir=settings.data_dir,
                             inbox_id=msg.inbox_id,
@@ -319,9 +319,9 @@ class TelegramChannel:
             if notes:
                 msg.body = "\n".join(p for p in (msg.body, *notes) if p)
             msg.attachments = [files.descriptor(f) for f in stored] + list(msg.attachments)
-            result = await conversations.ingest_inbound(session, msg)
+            result = await conversations.do_ingest_inbound(session, msg)
             if not result.duplicate:
-                files.link(stored, result.conversation.id)
+                files.do_link_uploads(stored, result.conversation.id)
 
     async def _download(self, bot: Bot, ref: MediaRef) -> bytes | str:
         """The file's bytes, or why it was not fetched (shown in the message body)."""
@@ -454,7 +454,7 @@ class TelegramChannel:
 
     async def _report(self, message_id: int, state: str, error: str) -> None:
         async with self.services.db.transaction() as session:
-            await conversations.mark_delivery(session, message_id, state, error)
+            await conversations.do_mark_delivery(session, message_id, state, error)
 
     # --- events -------------------------------------------------------------------------
 
@@ -504,7 +504,7 @@ class TelegramChannel:
             info = await wait_info(session, conv)
             if info.position < 1 or not self._should_announce(conv_id, info.position, first=first):
                 return
-            await automated.send_automated(
+            await automated.do_send_automated(
                 session, conv_id, queue_text(template, info.position, info.estimated_wait_seconds)
             )
 
@@ -537,13 +537,13 @@ class TelegramChannel:
         csat = config.get("csat") if isinstance(config.get("csat"), dict) else None
         async with self.services.db.transaction() as session:
             if closing:
-                await automated.send_automated(session, conv_id, closing)
+                await automated.do_send_automated(session, conv_id, closing)
             if csat and csat.get("question"):
                 labels = csat.get("labels") or ["1", "2", "3", "4", "5"]
                 buttons = [
                     {"id": f"{CSAT_PREFIX}{i}", "label": str(label)} for i, label in enumerate(labels, 1)
                 ]
-                await automated.send_automated(session, conv_id, str(csat["question"]), buttons=buttons)
+                await automated.do_send_automated(session, conv_id, str(csat["question"]), buttons=buttons)
 
 
 def setup(services: Services, sio: object = None) -> ChannelSetup:

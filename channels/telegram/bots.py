@@ -15,7 +15,7 @@ from aiogram.utils.token import TokenValidationError
 
 from omni.db import models as m
 from omni.domain import admin, inboxes
-from omni.domain.auth import Principal, require_role
+from omni.domain.auth import Principal, check_role
 from omni.domain.errors import DomainError, InvalidInput
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def bot_dict(inbox: m.Inbox, channel: TelegramChannel) -> dict[str, Any]:
 async def create_bot(channel: TelegramChannel, who: Principal, data: dict[str, Any]) -> dict[str, Any]:
     """Admin only. Validates the token (``getMe``), stores it encrypted, creates the inbox,
     starts the bot (``setWebhook`` or a poller) and returns the bot's description."""
-    require_role(who, m.Role.ADMIN)
+    check_role(who, m.Role.ADMIN)
     mode = str(data.get("mode") or "webhook")
     if mode not in MODES:
         raise InvalidInput("mode must be webhook or polling", field="mode")
@@ -104,7 +104,7 @@ async def create_bot(channel: TelegramChannel, who: Principal, data: dict[str, A
                 clash=clash,
                 field="token",
             )
-        inbox = await admin.create_inbox(
+        inbox = await admin.check_create_inbox(
             session,
             who,
             {
@@ -123,7 +123,7 @@ async def create_bot(channel: TelegramChannel, who: Principal, data: dict[str, A
 
 
 async def list_bots(channel: TelegramChannel, who: Principal) -> list[dict[str, Any]]:
-    require_role(who, m.Role.ADMIN)
+    check_role(who, m.Role.ADMIN)
     async with channel.services.db.transaction() as session:
         rows = await inboxes.channel_inboxes(session, "telegram", active_only=False)
     return [bot_dict(row, channel) for row in rows]

@@ -95,7 +95,7 @@ class VoiceEffects:
                 identity = ("phone", normalise_phone(number))
             except InvalidInput:
                 identity = ("external", f"anonymous:{call.linkedid}")
-            result = await conversations.ingest_inbound(
+            result = await conversations.do_ingest_inbound(
                 session,
                 InboundMessage(
                     inbox_id=inbox.id,

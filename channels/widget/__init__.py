@@ -275,8 +275,8 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                         params={"field": missing},
                         field=missing,
                     )
-                claimed = await files.claim(session, sess["identity"], list(sent.attachments or []))
-                result = await conversations.ingest_inbound(
+                claimed = await files.access_uploads(session, sess["identity"], list(sent.attachments or []))
+                result = await conversations.do_ingest_inbound(
                     session,
                     InboundMessage(
                         inbox_id=sess["inbox_id"],
@@ -297,7 +297,7 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                     # Raises (rolling the new conversation back) past the limits.
                     await self._admit_new_conversation(sid, sess["inbox_id"])
                 if not result.duplicate:
-                    files.link(claimed, result.conversation.id)
+                    files.do_link_uploads(claimed, result.conversation.id)
                 ack: dict[str, Any] = {
                     "ok": True,
                     "duplicate": result.duplicate,

@@ -90,7 +90,7 @@ class WidgetFileController(Controller):
         limits = services.settings.widget
         content = await upload.read(limits.max_upload_bytes + 1)
         async with services.db.transaction() as session:
-            row = await files.store_upload(
+            row = await files.do_store_upload(
                 session,
                 data_dir=services.settings.data_dir,
                 inbox_id=inbox.id,

@@ -85,14 +85,15 @@ class UserController(Controller):
     @post("/", responses=WRITE)
     async def create_user(self, who: Principal, services: Services, data: UserCreate) -> UserDetailOut:
         async with services.db.transaction() as session:
-            user = await admin.create_user(session, who, given(data))
+            user = await admin.check_create_user(session, who, given(data))
             return out(await admin.user_detail(session, user), UserDetailOut)
 
     @get("/{user_id:int}", responses=READ)
     async def get_user(self, who: Principal, services: Services, user_id: RowId) -> UserDetailOut:
         async with services.db.transaction() as session:
             return out(
-                await admin.user_detail(session, await admin.get_user(session, who, user_id)), UserDetailOut
+                await admin.user_detail(session, await admin.access_user(session, who, user_id)),
+                UserDetailOut,
             )
 
     @patch("/{user_id:int}", responses=WRITE)
@@ -100,20 +101,20 @@ class UserController(Controller):
         self, who: Principal, services: Services, user_id: RowId, data: UserUpdate
     ) -> UserDetailOut:
         async with services.db.transaction() as session:
-            user = await admin.update_user(session, who, user_id, given(data))
+            user = await admin.check_update_user(session, who, user_id, given(data))
             return out(await admin.user_detail(session, user), UserDetailOut)
 
     @delete("/{user_id:int}", status_code=200, responses=REMOVE)
     async def deactivate_user(self, who: Principal, services: Services, user_id: RowId) -> UserOut:
         async with services.db.transaction() as session:
-            return out(admin.user_dict(await admin.deactivate_user(session, who, user_id)), UserOut)
+            return out(admin.user_dict(await admin.check_deactivate_user(session, who, user_id)), UserOut)
 
     @put("/{user_id:int}/skills", responses=WRITE)
     async def set_skills(
         self, who: Principal, services: Services, user_id: RowId, data: UserSkillsIn
     ) -> UserDetailOut:
         async with services.db.transaction() as session:
-            user = await admin.set_user_skills(session, who, user_id, given(data))
+            user = await admin.check_set_user_skills(session, who, user_id, given(data))
             return out(await admin.user_detail(session, user), UserDetailOut)
 
     @put("/{user_id:int}/scope", responses=WRITE)
@@ -121,7 +122,7 @@ class UserController(Controller):
         self, who: Principal, services: Services, user_id: RowId, data: ScopeIn
     ) -> UserDetailOut:
         async with services.db.transaction() as session:
-            user = await admin.set_supervisor_scope(session, who, user_id, given(data))
+            user = await admin.check_set_supervisor_scope(session, who, user_id, given(data))
             return out(await admin.user_detail(session, user), UserDetailOut)
 
     @put("/{user_id:int}/groups", responses=WRITE)
@@ -129,7 +130,7 @@ class UserController(Controller):
         self, who: Principal, services: Services, user_id: RowId, data: GroupIdsIn
     ) -> UserDetailOut:
         async with services.db.transaction() as session:
-            user = await admin.set_user_groups(session, who, user_id, given(data))
+            user = await admin.check_set_user_groups(session, who, user_id, given(data))
             return out(await admin.user_detail(session, user), UserDetailOut)
 
 
@@ -146,7 +147,7 @@ class GroupController(Controller):
     @post("/", responses=WRITE)
     async def create_group(self, who: Principal, services: Services, data: NameCreate) -> GroupOut:
         async with services.db.transaction() as session:
-            group = await admin.create_group(session, who, given(data))
+            group = await admin.check_create_group(session, who, given(data))
             return out((await admin.group_dicts(session, [group]))[0], GroupOut)
 
     @patch("/{group_id:int}", responses=WRITE)
@@ -154,13 +155,13 @@ class GroupController(Controller):
         self, who: Principal, services: Services, group_id: RowId, data: NameUpdate
     ) -> GroupOut:
         async with services.db.transaction() as session:
-            group = await admin.update_group(session, who, group_id, given(data))
+            group = await admin.check_update_group(session, who, group_id, given(data))
             return out((await admin.group_dicts(session, [group]))[0], GroupOut)
 
     @delete("/{group_id:int}", status_code=200, responses=REMOVE)
     async def delete_group(self, who: Principal, services: Services, group_id: RowId) -> OkOut:
         async with services.db.transaction() as session:
-            await admin.delete_group(session, who, group_id)
+            await admin.check_delete_group(session, who, group_id)
         return OK
 
 
@@ -178,7 +179,7 @@ class SkillController(Controller):
     @post("/", responses=WRITE)
     async def create_skill(self, who: Principal, services: Services, data: NameCreate) -> SkillOut:
         async with services.db.transaction() as session:
-            return out(admin.skill_dict(await admin.create_skill(session, who, given(data))), SkillOut)
+            return out(admin.skill_dict(await admin.check_create_skill(session, who, given(data))), SkillOut)
 
     @patch("/{skill_id:int}", responses=WRITE)
     async def update_skill(
@@ -186,13 +187,14 @@ class SkillController(Controller):
     ) -> SkillOut:
         async with services.db.transaction() as session:
             return out(
-                admin.skill_dict(await admin.update_skill(session, who, skill_id, given(data))), SkillOut
+                admin.skill_dict(await admin.check_update_skill(session, who, skill_id, given(data))),
+                SkillOut,
             )
 
     @delete("/{skill_id:int}", status_code=200, responses=REMOVE)
     async def delete_skill(self, who: Principal, services: Services, skill_id: RowId) -> OkOut:
         async with services.db.transaction() as session:
-            await admin.delete_skill(session, who, skill_id)
+            await admin.check_delete_skill(session, who, skill_id)
         return OK
 
 
@@ -209,14 +211,14 @@ class QueueController(Controller):
     @post("/", responses=WRITE)
     async def create_queue(self, who: Principal, services: Services, data: QueueCreate) -> QueueOut:
         async with services.db.transaction() as session:
-            queue = await admin.create_queue(session, who, given(data))
+            queue = await admin.check_create_queue(session, who, given(data))
             return out(await admin.queue_detail(session, queue), QueueOut)
 
     @get("/{queue_id:int}", responses=READ)
     async def get_queue(self, who: Principal, services: Services, queue_id: RowId) -> QueueOut:
         async with services.db.transaction() as session:
             return out(
-                await admin.queue_detail(session, await admin.get_queue(session, who, queue_id)), QueueOut
+                await admin.queue_detail(session, await admin.access_queue(session, who, queue_id)), QueueOut
             )
 
     @patch("/{queue_id:int}", responses=WRITE)
@@ -224,13 +226,13 @@ class QueueController(Controller):
         self, who: Principal, services: Services, queue_id: RowId, data: QueueUpdate
     ) -> QueueOut:
         async with services.db.transaction() as session:
-            queue = await admin.update_queue(session, who, queue_id, given(data))
+            queue = await admin.check_update_queue(session, who, queue_id, given(data))
             return out(await admin.queue_detail(session, queue), QueueOut)
 
     @delete("/{queue_id:int}", status_code=200, responses=REMOVE)
     async def delete_queue(self, who: Principal, services: Services, queue_id: RowId) -> OkOut:
         async with services.db.transaction() as session:
-            await admin.delete_queue(session, who, queue_id)
+            await admin.check_delete_queue(session, who, queue_id)
         return OK
 
     @put("/{queue_id:int}/members", responses=WRITE)
@@ -238,7 +240,7 @@ class QueueController(Controller):
         self, who: Principal, services: Services, queue_id: RowId, data: MembersIn
     ) -> QueueOut:
         async with services.db.transaction() as session:
-            queue = await admin.set_queue_members(session, who, queue_id, given(data))
+            queue = await admin.check_set_queue_members(session, who, queue_id, given(data))
             return out(await admin.queue_detail(session, queue), QueueOut)
 
     @put("/{queue_id:int}/skills", responses=WRITE)
@@ -246,7 +248,7 @@ class QueueController(Controller):
         self, who: Principal, services: Services, queue_id: RowId, data: QueueSkillsIn
     ) -> QueueOut:
         async with services.db.transaction() as session:
-            queue = await admin.set_queue_skills(session, who, queue_id, given(data))
+            queue = await admin.check_set_queue_skills(session, who, queue_id, given(data))
             return out(await admin.queue_detail(session, queue), QueueOut)
 
     @put("/{queue_id:int}/result-codes", responses=WRITE)
@@ -254,7 +256,7 @@ class QueueController(Controller):
         self, who: Principal, services: Services, queue_id: RowId, data: QueueResultCodesIn
     ) -> QueueOut:
         async with services.db.transaction() as session:
-            queue = await admin.set_queue_result_codes(session, who, queue_id, given(data))
+            queue = await admin.check_set_queue_result_codes(session, who, queue_id, given(data))
             return out(await admin.queue_detail(session, queue), QueueOut)
 
 
@@ -271,20 +273,22 @@ class StatusController(Controller):
     @post("/", responses=WRITE)
     async def create_status(self, who: Principal, services: Services, data: StatusCreate) -> StatusOut:
         async with services.db.transaction() as session:
-            return out(admin.status_dict(await admin.create_status(session, who, given(data))), StatusOut)
+            return out(
+                admin.status_dict(await admin.check_create_status(session, who, given(data))), StatusOut
+            )
 
     @patch("/{status_id:int}", responses=WRITE)
     async def update_status(
         self, who: Principal, services: Services, status_id: RowId, data: StatusUpdate
     ) -> StatusOut:
         async with services.db.transaction() as session:
-            status = await admin.update_status(session, who, status_id, given(data))
+            status = await admin.check_update_status(session, who, status_id, given(data))
             return out(admin.status_dict(status), StatusOut)
 
     @delete("/{status_id:int}", status_code=200, responses=REMOVE)
     async def delete_status(self, who: Principal, services: Services, status_id: RowId) -> OkOut:
         async with services.db.transaction() as session:
-            await admin.delete_status(session, who, status_id)
+            await admin.check_delete_status(session, who, status_id)
         return OK
 
 
@@ -306,7 +310,7 @@ class ResultCodeController(Controller):
     ) -> ResultCodeOut:
         async with services.db.transaction() as session:
             return out(
-                admin.result_code_dict(await admin.create_result_code(session, who, given(data))),
+                admin.result_code_dict(await admin.check_create_result_code(session, who, given(data))),
                 ResultCodeOut,
             )
 
@@ -315,7 +319,7 @@ class ResultCodeController(Controller):
         self, who: Principal, services: Services, code_id: RowId, data: ResultCodeUpdate
     ) -> ResultCodeOut:
         async with services.db.transaction() as session:
-            code = await admin.update_result_code(session, who, code_id, given(data))
+            code = await admin.check_update_result_code(session, who, code_id, given(data))
             return out(admin.result_code_dict(code), ResultCodeOut)
 
     @delete("/{code_id:int}", status_code=200, responses=REMOVE)
@@ -324,7 +328,7 @@ class ResultCodeController(Controller):
     ) -> ResultCodeOut:
         async with services.db.transaction() as session:
             return out(
-                admin.result_code_dict(await admin.deactivate_result_code(session, who, code_id)),
+                admin.result_code_dict(await admin.check_deactivate_result_code(session, who, code_id)),
                 ResultCodeOut,
             )
 
@@ -366,7 +370,7 @@ class TokenController(Controller):
     @delete("/{token_id:int}", status_code=200, responses=REMOVE)
     async def revoke_token(self, who: Principal, services: Services, token_id: RowId) -> TokenOut:
         async with services.db.transaction() as session:
-            return out(admin.token_dict(await admin.revoke_token(session, who, token_id)), TokenOut)
+            return out(admin.token_dict(await admin.check_revoke_token(session, who, token_id)), TokenOut)
 
 
 CONTROLLERS: list[type[Controller]] = [

@@ -74,13 +74,13 @@ class ContactController(Controller):
         self, who: Principal, services: Services, data: ContactCreate
     ) -> ContactDetailOut:
         async with services.db.transaction() as session:
-            contact = await admin.create_contact(session, who, given(data))
+            contact = await admin.check_create_contact(session, who, given(data))
             return out(await admin.contact_detail(session, contact), ContactDetailOut)
 
     @get("/{contact_id:int}", responses=READ)
     async def get_contact(self, who: Principal, services: Services, contact_id: RowId) -> ContactDetailOut:
         async with services.db.transaction() as session:
-            contact = await admin.get_contact(session, who, contact_id)
+            contact = await admin.access_admin_contact(session, who, contact_id)
             return out(await admin.contact_detail(session, contact), ContactDetailOut)
 
     @patch("/{contact_id:int}", responses=WRITE)
@@ -88,7 +88,7 @@ class ContactController(Controller):
         self, who: Principal, services: Services, contact_id: RowId, data: ContactUpdate
     ) -> ContactDetailOut:
         async with services.db.transaction() as session:
-            contact = await admin.update_contact(session, who, contact_id, given(data))
+            contact = await admin.check_update_contact(session, who, contact_id, given(data))
             return out(await admin.contact_detail(session, contact), ContactDetailOut)
 
 
@@ -105,13 +105,13 @@ class InboxController(Controller):
     @post("/", responses=WRITE)
     async def create_inbox(self, who: Principal, services: Services, data: InboxCreate) -> InboxOut:
         async with services.db.transaction() as session:
-            inbox = await admin.create_inbox(session, who, given(data))
+            inbox = await admin.check_create_inbox(session, who, given(data))
             return out(admin.inbox_dict(inbox, show_secrets=True), InboxOut)
 
     @get("/{inbox_id:int}", responses=READ)
     async def get_inbox(self, who: Principal, services: Services, inbox_id: RowId) -> InboxOut:
         async with services.db.transaction() as session:
-            inbox = await admin.get_inbox(session, who, inbox_id)
+            inbox = await admin.access_inbox(session, who, inbox_id)
             return out(admin.inbox_dict(inbox, show_secrets=who.is_admin), InboxOut)
 
     @patch("/{inbox_id:int}", responses=WRITE)
@@ -119,17 +119,17 @@ class InboxController(Controller):
         self, who: Principal, services: Services, inbox_id: RowId, data: InboxUpdate
     ) -> InboxOut:
         async with services.db.transaction() as session:
-            inbox = await admin.update_inbox(session, who, inbox_id, given(data))
+            inbox = await admin.check_update_inbox(session, who, inbox_id, given(data))
             return out(admin.inbox_dict(inbox, show_secrets=True), InboxOut)
 
     @post("/{inbox_id:int}/secret", status_code=200, responses=WRITE)
     async def rotate_secret(self, who: Principal, services: Services, inbox_id: RowId) -> InboxSecretOut:
         """Shown once. Sites sign their user ids with it (HMAC-SHA256) for widget identity."""
         async with services.db.transaction() as session:
-            secret = await admin.rotate_inbox_secret(
+            secret = await admin.check_rotate_inbox_secret(
                 session, who, inbox_id, services.settings.effective_secret_key()
             )
-            inbox = await admin.get_inbox(session, who, inbox_id)
+            inbox = await admin.access_inbox(session, who, inbox_id)
             body = admin.inbox_dict(inbox, show_secrets=True)
         body["secret"] = secret
         if inbox.channel == "widget":
@@ -142,7 +142,7 @@ class InboxController(Controller):
     @delete("/{inbox_id:int}", status_code=200, responses=REMOVE)
     async def delete_inbox(self, who: Principal, services: Services, inbox_id: RowId) -> OkOut:
         async with services.db.transaction() as session:
-            await admin.delete_inbox(session, who, inbox_id)
+            await admin.check_delete_inbox(session, who, inbox_id)
         return OK
 
 
@@ -164,7 +164,7 @@ class WebhookController(Controller):
     ) -> WebhookCreatedOut:
         """The only response that carries the secret: the CRM needs it to check signatures."""
         async with services.db.transaction() as session:
-            hook, secret = await admin.create_webhook(session, who, given(data))
+            hook, secret = await admin.check_create_webhook(session, who, given(data))
             return out({**admin.webhook_dict(hook), "secret": secret}, WebhookCreatedOut)
 
     @patch("/{webhook_id:int}", responses=WRITE)
@@ -172,13 +172,13 @@ class WebhookController(Controller):
         self, who: Principal, services: Services, webhook_id: RowId, data: WebhookUpdate
     ) -> WebhookOut:
         async with services.db.transaction() as session:
-            hook = await admin.update_webhook(session, who, webhook_id, given(data))
+            hook = await admin.check_update_webhook(session, who, webhook_id, given(data))
             return out(admin.webhook_dict(hook), WebhookOut)
 
     @delete("/{webhook_id:int}", status_code=200, responses=REMOVE)
     async def delete_webhook(self, who: Principal, services: Services, webhook_id: RowId) -> OkOut:
         async with services.db.transaction() as session:
-            await admin.delete_webhook(session, who, webhook_id)
+            await admin.check_delete_webhook(session, who, webhook_id)
         return OK
 
     @get("/{webhook_id:int}/deliveries", responses=READ)
@@ -208,7 +208,7 @@ class WebhookDeliveryController(Controller):
         from omni.worker import enqueue_deliveries
 
         async with services.db.transaction() as session:
-            row = await admin.replay_delivery(session, who, delivery_id)
+            row = await admin.check_replay_delivery(session, who, delivery_id)
             body = out(webhooks.delivery_dict(row), DeliveryOut)
         # The broker call blocks (Redis in production); keep it off the event loop.
         await asyncio.to_thread(enqueue_deliveries, [delivery_id])
@@ -235,7 +235,7 @@ class CannedReplyController(Controller):
     ) -> CannedReplyOut:
         async with services.db.transaction() as session:
             return out(
-                admin.canned_reply_dict(await admin.create_canned_reply(session, who, given(data))),
+                admin.canned_reply_dict(await admin.check_create_canned_reply(session, who, given(data))),
                 CannedReplyOut,
             )
 
@@ -243,7 +243,8 @@ class CannedReplyController(Controller):
     async def get_canned_reply(self, who: Principal, services: Services, reply_id: RowId) -> CannedReplyOut:
         async with services.db.transaction() as session:
             return out(
-                admin.canned_reply_dict(await admin.get_canned_reply(session, who, reply_id)), CannedReplyOut
+                admin.canned_reply_dict(await admin.access_canned_reply(session, who, reply_id)),
+                CannedReplyOut,
             )
 
     @patch("/{reply_id:int}", responses=WRITE)
@@ -251,13 +252,13 @@ class CannedReplyController(Controller):
         self, who: Principal, services: Services, reply_id: RowId, data: CannedReplyUpdate
     ) -> CannedReplyOut:
         async with services.db.transaction() as session:
-            reply = await admin.update_canned_reply(session, who, reply_id, given(data))
+            reply = await admin.check_update_canned_reply(session, who, reply_id, given(data))
             return out(admin.canned_reply_dict(reply), CannedReplyOut)
 
     @delete("/{reply_id:int}", status_code=200, responses=REMOVE)
     async def delete_canned_reply(self, who: Principal, services: Services, reply_id: RowId) -> OkOut:
         async with services.db.transaction() as session:
-            await admin.delete_canned_reply(session, who, reply_id)
+            await admin.check_delete_canned_reply(session, who, reply_id)
         return OK
 
 
@@ -281,14 +282,15 @@ class CardFieldController(Controller):
     ) -> CardFieldOut:
         async with services.db.transaction() as session:
             return out(
-                admin.card_field_dict(await admin.create_card_field(session, who, given(data))), CardFieldOut
+                admin.card_field_dict(await admin.check_create_card_field(session, who, given(data))),
+                CardFieldOut,
             )
 
     @get("/{field_id:int}", responses=READ)
     async def get_card_field(self, who: Principal, services: Services, field_id: RowId) -> CardFieldOut:
         async with services.db.transaction() as session:
             return out(
-                admin.card_field_dict(await admin.get_card_field(session, who, field_id)), CardFieldOut
+                admin.card_field_dict(await admin.access_card_field(session, who, field_id)), CardFieldOut
             )
 
     @patch("/{field_id:int}", responses=WRITE)
@@ -296,11 +298,11 @@ class CardFieldController(Controller):
         self, who: Principal, services: Services, field_id: RowId, data: CardFieldUpdate
     ) -> CardFieldOut:
         async with services.db.transaction() as session:
-            row = await admin.update_card_field(session, who, field_id, given(data))
+            row = await admin.check_update_card_field(session, who, field_id, given(data))
             return out(admin.card_field_dict(row), CardFieldOut)
 
     @delete("/{field_id:int}", status_code=200, responses=REMOVE)
     async def delete_card_field(self, who: Principal, services: Services, field_id: RowId) -> OkOut:
         async with services.db.transaction() as session:
-            await admin.delete_card_field(session, who, field_id)
+            await admin.check_delete_card_field(session, who, field_id)
         return OK

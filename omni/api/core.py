@@ -108,7 +108,7 @@ class AuthController(Controller):
         token = request.cookies.get(SESSION_COOKIE)
         if token:
             async with services.db.transaction() as session:
-                await auth.end_session(session, token)
+                await auth.do_end_session(session, token)
         response = Response(OkOut(ok=True))
         response.delete_cookie(SESSION_COOKIE)
         return response
@@ -121,7 +121,7 @@ class MeController(Controller):
     @get("/")
     async def me(self, who: Principal, services: Services) -> UserOut:
         async with services.db.transaction() as session:
-            return msgspec.convert(user_dict(await auth.get_user(session, who.id)), UserOut)
+            return msgspec.convert(user_dict(await auth.access_user(session, who.id)), UserOut)
 
     @put("/status")
     async def set_status(self, who: Principal, services: Services, data: StatusIn) -> PresenceOut:
@@ -136,8 +136,8 @@ class MeController(Controller):
         if not data.name.strip():
             raise InvalidInput("give the token a name", field="name")
         async with services.db.transaction() as session:
-            user = await auth.get_user(session, who.id)
-            row, token = await auth.create_api_token(session, user, data.name.strip()[:128])
+            user = await auth.access_user(session, who.id)
+            row, token = await auth.do_create_api_token(session, user, data.name.strip()[:128])
             audit.record(session, who, "token.create", object_type="api_token", object_id=row.id)
             return TokenOut(id=row.id, name=row.name, token=token)
 
@@ -316,11 +316,11 @@ class InboxMessageController(Controller):
     async def inbound(
         self, who: Principal, services: Services, inbox_id: IntId, data: InboundIn
     ) -> Response[InboundOut]:
-        auth.require_role(who, m.Role.ADMIN)
+        auth.check_role(who, m.Role.ADMIN)
         if data.medium not in set(m.Medium):
             raise InvalidInput("medium must be chat or voice", field="medium")
         async with services.db.transaction() as session:
-            result = await conversations.ingest_inbound(
+            result = await conversations.do_ingest_inbound(
                 session,
                 InboundMessage(
                     inbox_id=inbox_id,

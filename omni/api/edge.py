@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Litestar, Request, Response
@@ -35,23 +36,29 @@ def _refuse(detail: str, source: str, key: str | None = None) -> ValidationExcep
     return ValidationException(detail=detail, extra=[{"message": detail, "key": key, "source": source}])
 
 
-def _depth_and_nul(value: Any) -> tuple[int, bool]:
-    """The nesting depth of a decoded JSON value and whether any string in it holds a NUL."""
-    deepest, nul = 0, False
-    stack: list[tuple[Any, int]] = [(value, 1)]
+def _depth_and_nul(value: Any) -> tuple[int, str | None]:
+    """The nesting depth of a decoded JSON value and where the first string holding a NUL is
+    (``name``, ``members.0.note``; ``""`` for the document itself), so the refusal names the
+    field the way a type error would."""
+    deepest, nul_at = 0, None
+    stack: list[tuple[Any, int, str]] = [(value, 1, "")]
     while stack:
-        item, depth = stack.pop()
+        item, depth, path = stack.pop()
         if isinstance(item, str):
-            nul = nul or "\x00" in item
+            if nul_at is None and "\x00" in item:
+                nul_at = path
         elif isinstance(item, dict):
             deepest = max(deepest, depth)
             for key, inner in item.items():
-                nul = nul or "\x00" in key
-                stack.append((inner, depth + 1))
+                where = f"{path}.{key}" if path else str(key)
+                if nul_at is None and "\x00" in key:
+                    nul_at = path
+                stack.append((inner, depth + 1, where))
         elif isinstance(item, list):
             deepest = max(deepest, depth)
-            stack.extend((inner, depth + 1) for inner in item)
-    return deepest, nul
+            for i, inner in enumerate(item):
+                stack.append((inner, depth + 1, f"{path}.{i}" if path else str(i)))
+    return deepest, nul_at
 
 
 def _allow(request: Request[Any, Any, Any]) -> Response[None]:
@@ -75,7 +82,9 @@ async def guard_input(request: Request[Any, Any, Any]) -> Response[None] | None:
         raise _refuse("the path must not contain a NUL character", "path")
     query = request.scope.get("query_string", b"")
     if b"%00" in query or b"\x00" in query:
-        raise _refuse("the query must not contain a NUL character", "query")
+        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+        name = next((k for k, v in pairs if "\x00" in k or "\x00" in v), "")
+        raise _refuse("the query must not contain a NUL character", "query", name.replace("\x00", "") or None)
     if request.method not in _WITH_BODY or "json" not in request.headers.get("content-type", ""):
         return None
     body = await request.body()  # cached by Litestar: the handler's decoding reuses it
@@ -89,11 +98,11 @@ async def guard_input(request: Request[Any, Any, Any]) -> Response[None] | None:
         raise _refuse(f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep", "body") from exc
     except msgspec.DecodeError:
         return None  # the route's own decoding answers it, with its usual message
-    depth, nul = _depth_and_nul(value)
+    depth, nul_at = _depth_and_nul(value)
     if depth > MAX_JSON_DEPTH:
         raise _refuse(f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep", "body")
-    if nul:
-        raise _refuse("text must not contain a NUL character", "body")
+    if nul_at is not None:
+        raise _refuse("text must not contain a NUL character", "body", nul_at.replace("\x00", "") or None)
     return None
 
 

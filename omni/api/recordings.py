@@ -2,7 +2,7 @@
 
 Browsers seek in an ``<audio>`` element with ``Range: bytes=N-`` requests; a ranged request is
 answered ``206`` with exactly those bytes, an unsatisfiable one ``416``. ``?download=1`` makes
-it an attachment. Access is the conversation's (``omni.domain.recordings.recording_file``).
+it an attachment. Access is the conversation's (``omni.domain.recordings.access_recording``).
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ class RecordingController(Controller):
 
     @get(
         "/",
-        media_type="audio/*",
         responses={
+            200: ResponseSpec(None, media_type="audio/*", description="The whole recording"),
             206: ResponseSpec(None, description="The requested byte range (`Content-Range`)"),
             416: ResponseSpec(None, description="The range lies outside the recording"),
             404: REFUSALS[404],
@@ -87,7 +87,7 @@ class RecordingController(Controller):
         download: Name = "",
     ) -> Response[Any]:
         async with services.db.transaction() as session:
-            path = await recordings.recording_file(
+            path = await recordings.access_recording(
                 session, who, conversation_id, services.settings.voice.recordings_dir
             )
         size = (await anyio.Path(path).stat()).st_size

@@ -63,14 +63,14 @@ class Principal:
         return cls(id=user.id, username=user.username, role=m.Role(user.role), language=user.language or "en")
 
 
-async def authenticate(session: AsyncSession, username: str, password: str) -> m.User:
+async def check_credentials(session: AsyncSession, username: str, password: str) -> m.User:
     user = await session.scalar(select(m.User).where(m.User.username == username))
     if user is None or not user.is_active or not verify_password(user.password_hash, password):
         raise NotAuthenticated("wrong username or password")
     return user
 
 
-async def create_session(session: AsyncSession, user: m.User, max_age: int) -> str:
+async def do_create_session(session: AsyncSession, user: m.User, max_age: int) -> str:
     token = secrets.token_urlsafe(32)
     session.add(
         m.UserSession(
@@ -82,7 +82,7 @@ async def create_session(session: AsyncSession, user: m.User, max_age: int) -> s
     return token
 
 
-async def end_session(session: AsyncSession, token: str) -> None:
+async def do_end_session(session: AsyncSession, token: str) -> None:
     await session.execute(delete(m.UserSession).where(m.UserSession.token_hash == _digest(token)))
 
 
@@ -94,7 +94,7 @@ async def user_for_session(session: AsyncSession, token: str) -> m.User | None:
     return user if user is not None and user.is_active else None
 
 
-async def create_api_token(session: AsyncSession, user: m.User, name: str) -> tuple[m.ApiToken, str]:
+async def do_create_api_token(session: AsyncSession, user: m.User, name: str) -> tuple[m.ApiToken, str]:
     token = "omni_" + secrets.token_urlsafe(32)
     row = m.ApiToken(user_id=user.id, name=name, token_hash=_digest(token))
     session.add(row)
@@ -164,7 +164,7 @@ async def visible_user_ids(session: AsyncSession, who: Principal) -> set[int] | 
     return set()
 
 
-def require_role(who: Principal, *roles: m.Role) -> None:
+def check_role(who: Principal, *roles: m.Role) -> None:
     if who.role not in roles:
         raise PermissionDenied(
             "this action needs the role {roles}", roles=" or ".join(r.value for r in roles)
@@ -282,7 +282,7 @@ def event_visible(
     )
 
 
-async def get_user(session: AsyncSession, user_id: int) -> m.User:
+async def access_user(session: AsyncSession, user_id: int) -> m.User:
     user = await session.get(m.User, user_id)
     if user is None:
         raise NotFound("user {user_id} not found", user_id=user_id)
@@ -309,12 +309,12 @@ async def do_login(
     from omni.domain import audit  # audit imports Principal from here
 
     try:
-        user = await authenticate(session, username, password)
+        user = await check_credentials(session, username, password)
     except DomainError as exc:
         audit.record(
             session, None, "auth.login", object_type="user", object_id=username[:64], result="denied", ip=ip
         )
         return LoginResult(None, None, exc)
-    token = await create_session(session, user, max_age_seconds)
+    token = await do_create_session(session, user, max_age_seconds)
     audit.record(session, Principal.of(user), "auth.login", object_type="user", object_id=user.id, ip=ip)
     return LoginResult(user, token, None)

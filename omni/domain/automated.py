@@ -60,7 +60,7 @@ def offered_buttons(message: m.Message) -> list[dict[str, str]]:
     return []
 
 
-async def send_automated(
+async def do_send_automated(
     session: AsyncSession,
     conversation_id: int,
     body: str,

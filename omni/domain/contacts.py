@@ -38,7 +38,7 @@ from omni.domain.admin.checks import (
     _text,
     clamp_limit,
 )
-from omni.domain.auth import Principal, access_contact, contact_scope_filter, require_role
+from omni.domain.auth import Principal, access_contact, check_role, contact_scope_filter
 from omni.domain.errors import Conflict, InvalidInput, PermissionDenied
 
 IDENTITY_KINDS = ("phone", "email", "telegram", "widget", "external")
@@ -63,12 +63,12 @@ def phone_region_and_timezone(e164: str) -> tuple[str | None, str | None]:
     return region, (zones[0] if zones else None)
 
 
-def apply_phone(contact: m.Contact, phone: str) -> None:
+def do_apply_phone(contact: m.Contact, phone: str) -> None:
     contact.phone = normalise_phone(phone)
     contact.region, contact.timezone = phone_region_and_timezone(contact.phone)
 
 
-async def resolve_contact(
+async def do_resolve_contact(
     session: AsyncSession,
     kind: str,
     value: str,
@@ -97,7 +97,7 @@ async def resolve_contact(
     if kind == "phone":
         phone = value
     if phone:
-        apply_phone(contact, phone)
+        do_apply_phone(contact, phone)
     session.add(contact)
     await session.flush()
     session.add(m.ContactIdentity(contact_id=contact.id, kind=kind, value=value))
@@ -105,7 +105,7 @@ async def resolve_contact(
     return contact
 
 
-async def merge_contacts(session: AsyncSession, keep: m.Contact, drop: m.Contact) -> m.Contact:
+async def do_merge_contacts(session: AsyncSession, keep: m.Contact, drop: m.Contact) -> m.Contact:
     """Join ``drop``'s identities and history into ``keep`` (e.g. a shared phone number)."""
     if keep.id == drop.id:
         return keep
@@ -180,7 +180,7 @@ async def search_contacts(
     return list(await session.scalars(stmt))
 
 
-async def get_contact(session: AsyncSession, who: Principal, contact_id: int) -> m.Contact:
+async def access_admin_contact(session: AsyncSession, who: Principal, contact_id: int) -> m.Contact:
     _deny_auditor(who)
     return await access_contact(session, who, contact_id)
 
@@ -219,15 +219,15 @@ async def _apply_contact(session: AsyncSession, contact: m.Contact, clean: dict[
         if phone is None:
             contact.phone = contact.region = contact.timezone = None
         else:
-            apply_phone(contact, phone)
+            do_apply_phone(contact, phone)
     _apply(contact, clean)
     await _flush(session)
     await _claim_identity(session, contact, "phone", old_phone, contact.phone)
     await _claim_identity(session, contact, "email", old_email, contact.email)
 
 
-async def create_contact(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.Contact:
-    require_role(who, ADMIN, SUPERVISOR, OPERATOR)
+async def check_create_contact(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.Contact:
+    check_role(who, ADMIN, SUPERVISOR, OPERATOR)
     clean = _clean(data, _CONTACT_FIELDS)
     if not (clean.get("name") or clean.get("phone") or clean.get("email")):
         raise InvalidInput("give the contact a name, phone or email", field="name")
@@ -240,10 +240,10 @@ async def create_contact(session: AsyncSession, who: Principal, data: Mapping[st
     return contact
 
 
-async def update_contact(
+async def check_update_contact(
     session: AsyncSession, who: Principal, contact_id: int, data: Mapping[str, Any]
 ) -> m.Contact:
-    require_role(who, ADMIN, SUPERVISOR, OPERATOR)
+    check_role(who, ADMIN, SUPERVISOR, OPERATOR)
     contact = await access_contact(session, who, contact_id, for_update=True)
     clean = _clean(data, _CONTACT_UPDATE_FIELDS)
     if clean.get("blacklisted") is False and contact.blacklisted and who.role == OPERATOR:

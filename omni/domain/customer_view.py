@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain.conversations import mark_delivery
+from omni.domain.conversations import do_mark_delivery
 from omni.domain.errors import NotFound
 
 CUSTOMER_DIRECTIONS = ("in", "out")
@@ -74,7 +74,7 @@ async def check_customer_seen(
     msg = await session.get(m.Message, message_id)
     if msg is None or msg.conversation_id != conversation_id or msg.direction != "out":
         raise NotFound("message {message_id} not found", message_id=message_id)
-    await mark_delivery(session, msg.id, state)
+    await do_mark_delivery(session, msg.id, state)
 
 
 async def inbound_stored(session: AsyncSession, inbox_id: int, external_id: str) -> bool:

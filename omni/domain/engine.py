@@ -20,7 +20,7 @@ from omni.db import Database
 from omni.db import models as m
 from omni.db.unit_of_work import unit_of_work
 from omni.domain import conversations, deadlines, presence
-from omni.domain.routing import Assignment, route_pending
+from omni.domain.routing import Assignment, do_route_pending
 
 log = logging.getLogger(__name__)
 
@@ -28,23 +28,23 @@ Handler = Callable[[AsyncSession, m.Deadline], Awaitable[None]]
 
 
 async def _offer(s: AsyncSession, d: m.Deadline) -> None:
-    await conversations.on_offer_timeout(s, d.ref_id)
+    await conversations.do_offer_timeout(s, d.ref_id)
 
 
 async def _queue(s: AsyncSession, d: m.Deadline) -> None:
-    await conversations.on_queue_timeout(s, d.ref_id, d.due_at)
+    await conversations.do_queue_timeout(s, d.ref_id, d.due_at)
 
 
 async def _escalation(s: AsyncSession, d: m.Deadline) -> None:
-    await conversations.on_escalation(s, d.ref_id, int(d.payload.get("step", 0)))
+    await conversations.do_escalation(s, d.ref_id, int(d.payload.get("step", 0)))
 
 
 async def _wrap_up(s: AsyncSession, d: m.Deadline) -> None:
-    await conversations.on_wrap_up_expired(s, d.ref_id)
+    await conversations.do_wrap_up_expired(s, d.ref_id)
 
 
 async def _offline(s: AsyncSession, d: m.Deadline) -> None:
-    await presence.on_offline_deadline(s, d.ref_id)
+    await presence.do_offline_deadline(s, d.ref_id)
 
 
 HANDLERS: dict[str, Handler] = {
@@ -137,20 +137,20 @@ class RoutingEngine:
             self._last_beat = loop_time
             now = datetime.now(UTC)
             async with self.db.transaction() as session:
-                await presence.heartbeat_node(session, self.node_id, now)
-                await presence.reap_dead_nodes(
+                await presence.do_heartbeat_node(session, self.node_id, now)
+                await presence.do_reap_dead_nodes(
                     session, now, ttl_seconds=self.node_ttl_seconds, grace_seconds=self.offline_grace_seconds
                 )
         await run_due_deadlines(self.db)
         async with self.db.transaction() as session:
-            await presence.flag_over_limit(session, datetime.now(UTC))
+            await presence.do_flag_over_limit(session, datetime.now(UTC))
         paused = set(self.paused_channels())
         if paused:
             # Offers made just before the channel went down (or by a pass that raced the
             # report) would only ring out: back in line, on every pass until it is back.
             async with self.db.transaction() as session:
                 await conversations.do_withdraw_offers(session, paused)
-        assigned = await route_pending(self.db, paused_channels=paused)
+        assigned = await do_route_pending(self.db, paused_channels=paused)
         if assigned and self.on_assigned:
             self.on_assigned(assigned)
         return assigned

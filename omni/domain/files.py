@@ -52,7 +52,7 @@ def check_upload(name: str, content_type: str, data: bytes, *, max_bytes: int, a
         raise InvalidInput("'{name}' is not a text file", name=name, field="file")
 
 
-async def store_upload(
+async def do_store_upload(
     session: AsyncSession,
     *,
     data_dir: Path,
@@ -97,8 +97,8 @@ def descriptor(f: m.StoredFile) -> dict[str, Any]:
     }
 
 
-async def claim(session: AsyncSession, owner: str, ids: list[str]) -> list[m.StoredFile]:
-    """The uploader's own files not yet sent in a message (call ``link`` once it is stored)."""
+async def access_uploads(session: AsyncSession, owner: str, ids: list[str]) -> list[m.StoredFile]:
+    """The uploader's own files not yet sent in a message (call ``do_link_uploads`` once it is stored)."""
     if len(ids) > MAX_ATTACHMENTS:
         raise InvalidInput(
             "at most {max_attachments} attachments per message",
@@ -114,7 +114,7 @@ async def claim(session: AsyncSession, owner: str, ids: list[str]) -> list[m.Sto
     return rows
 
 
-def link(rows: list[m.StoredFile], conversation_id: int) -> None:
+def do_link_uploads(rows: list[m.StoredFile], conversation_id: int) -> None:
     for row in rows:
         row.conversation_id = conversation_id
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain.contacts import apply_phone, merge_contacts, resolve_contact
+from omni.domain.contacts import do_apply_phone, do_merge_contacts, do_resolve_contact
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ async def contact_identity(session: AsyncSession, contact_id: int, kind: str) ->
 
 
 async def identity_contact(session: AsyncSession, kind: str, value: str) -> m.Contact | None:
-    """The contact owning this identity, without creating one (``resolve_contact`` does)."""
+    """The contact owning this identity, without creating one (``do_resolve_contact`` does)."""
     contact: m.Contact | None = await session.scalar(
         select(m.Contact)
         .join(m.ContactIdentity, m.ContactIdentity.contact_id == m.Contact.id)
@@ -97,7 +97,7 @@ async def do_join_phone(
     """The customer proved this (normalised) phone number is theirs: their ``kind:value``
     identity joins the contact that has it (their calls, other chats), or the number is added
     to their own contact; either way it becomes a ``phone`` identity of the one kept."""
-    own = await resolve_contact(session, kind, value, name=name)
+    own = await do_resolve_contact(session, kind, value, name=name)
     by_identity = await session.scalar(
         select(m.ContactIdentity.contact_id).where(
             m.ContactIdentity.kind == "phone", m.ContactIdentity.value == phone
@@ -113,10 +113,10 @@ async def do_join_phone(
     if target_id is not None and target_id != own.id:
         target = await session.get(m.Contact, target_id)
         if target is not None:
-            keep = await merge_contacts(session, target, own)
+            keep = await do_merge_contacts(session, target, own)
             log.info("%s contact %s joined contact %s by phone", kind, own.id, keep.id)
     if not keep.phone:
-        apply_phone(keep, phone)
+        do_apply_phone(keep, phone)
     if by_identity is None:
         session.add(m.ContactIdentity(contact_id=keep.id, kind="phone", value=phone))
         await session.flush()

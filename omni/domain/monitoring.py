@@ -248,7 +248,7 @@ async def operator_rows(
                 "status": conv.status,
                 "queue_id": conv.queue_id,
                 "accepted_at": conv.accepted_at.isoformat() if conv.accepted_at else None,
-                # Voice: is the call still up (listen/whisper/barge/force-end make sense), and
+                # Voice: is the call still up (listen/check_whisper/barge/force-end make sense), and
                 # its recording (played through GET /api/v1/conversations/{id}/recording).
                 "call_live": call is not None and call.ended_at is None,
                 "recording_url": (
@@ -310,7 +310,7 @@ async def operator_rows(
 
 async def snapshot(session: AsyncSession, who: Principal, now: datetime | None = None) -> dict[str, Any]:
     """What the monitoring page shows, with the outbox position it is current to."""
-    require_supervisor(who)
+    check_supervisor(who)
     # Read the position first: an event committed after it is replayed/applied on top.
     last_seq = await session.scalar(select(m.Event.id).order_by(m.Event.id.desc()).limit(1))
     now = now or datetime.now(UTC)
@@ -328,14 +328,14 @@ async def snapshot(session: AsyncSession, who: Principal, now: datetime | None =
 # --- supervisor actions -------------------------------------------------------------------
 
 
-def require_supervisor(who: Principal) -> None:
+def check_supervisor(who: Principal) -> None:
     if who.role not in SUPERVISORS:
         raise PermissionDenied("only supervisors and admins monitor and act on operators")
 
 
 async def _supervised_operator(session: AsyncSession, who: Principal, user_id: int) -> m.User:
     """An active operator in the caller's scope, else ``forbidden`` (admins: ``not_found``)."""
-    require_supervisor(who)
+    check_supervisor(who)
     scope = await visible_user_ids(session, who)
     if scope is not None and user_id not in scope:
         raise PermissionDenied("operator {user_id} is not in your groups", user_id=user_id)
@@ -347,7 +347,7 @@ async def _supervised_operator(session: AsyncSession, who: Principal, user_id: i
 
 async def _supervised_conversation(session: AsyncSession, who: Principal, conv_id: int) -> m.Conversation:
     """A conversation of a queue in the caller's scope, locked for the action."""
-    require_supervisor(who)
+    check_supervisor(who)
     conv = await session.scalar(select(m.Conversation).where(m.Conversation.id == conv_id).with_for_update())
     scope = await visible_queue_ids(session, who)
     if scope is not None and (conv is None or not (scope & {conv.queue_id, *conv.extra_queue_ids})):
@@ -391,7 +391,9 @@ async def check_set_operator_status(
     return p
 
 
-async def message_operator(session: AsyncSession, who: Principal, user_id: int, text: str) -> dict[str, Any]:
+async def check_message_operator(
+    session: AsyncSession, who: Principal, user_id: int, text: str
+) -> dict[str, Any]:
     """Send a private message to one operator: a ``supervisor.message`` event to their room.
 
     The payload is ``{from_user_id, from_name, to_user_id, text, sent_at}``; only that operator
@@ -413,7 +415,7 @@ async def message_operator(session: AsyncSession, who: Principal, user_id: int, 
     return payload
 
 
-async def whisper(session: AsyncSession, who: Principal, conversation_id: int, text: str) -> m.Message:
+async def check_whisper(session: AsyncSession, who: Principal, conversation_id: int, text: str) -> m.Message:
     """Join a chat privately: a note (``direction="note"``) only staff see.
 
     It travels as an ordinary ``message.created`` to the handling operator; the outbound
@@ -451,7 +453,7 @@ async def whisper(session: AsyncSession, who: Principal, conversation_id: int, t
     return message
 
 
-async def take_over(session: AsyncSession, who: Principal, conversation_id: int) -> m.Conversation:
+async def check_take_over(session: AsyncSession, who: Principal, conversation_id: int) -> m.Conversation:
     """The supervisor becomes the handler of an active (or held) conversation.
 
     Emits ``conversation.taken_over`` (the conversation plus ``from_user_id``, ``to_user_id``,
@@ -481,7 +483,7 @@ async def take_over(session: AsyncSession, who: Principal, conversation_id: int)
     await session.flush()
     for uid in (previous, who.id):
         if uid is not None:
-            await presence.refresh_activity_of(session, uid)
+            await presence.do_refresh_activity_of(session, uid)
     audit.record(
         session,
         who,

@@ -22,10 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
 from omni.domain.capacity import fits, loads_for
-from omni.domain.contacts import resolve_contact
+from omni.domain.contacts import do_resolve_contact
 from omni.domain.errors import Conflict, InvalidInput, NotFound
 from omni.domain.events import emit
-from omni.domain.presence import get_presence, refresh_activity
+from omni.domain.presence import do_refresh_activity, get_presence
 from omni.domain.serialize import conversation_dict, message_dict
 from omni.i18n import Label
 
@@ -93,7 +93,7 @@ async def do_start_outgoing(
         raise Conflict(
             "you have no free capacity for another {medium} contact", medium=Label("medium", contact.medium)
         )
-    customer = await resolve_contact(
+    customer = await do_resolve_contact(
         session,
         contact.identity_kind,
         contact.identity_value,
@@ -181,5 +181,5 @@ async def do_start_outgoing(
         queue_id=conv.queue_id,
         user_id=user_id,
     )
-    await refresh_activity(session, presence, now=now)
+    await do_refresh_activity(session, presence, now=now)
     return conv

@@ -92,7 +92,7 @@ async def do_set_status(
     if changed:
         presence.since = now
         presence.over_limit_flagged = False
-    await refresh_activity(session, presence, now=now, set_by=set_by, force_event=True)
+    await do_refresh_activity(session, presence, now=now, set_by=set_by, force_event=True)
     if status.receives_chats or status.receives_voice:
         request_routing(session)
     return presence
@@ -130,7 +130,7 @@ async def check_set_status(
     return await do_set_status(session, user_id, status, reason=reason, set_by=actor_id)
 
 
-async def refresh_activity(
+async def do_refresh_activity(
     session: AsyncSession,
     presence: m.OperatorPresence,
     *,
@@ -201,8 +201,8 @@ async def refresh_activity(
         emit(session, "presence.changed", presence_dict(presence, chosen), user_id=uid)
 
 
-async def refresh_activity_of(session: AsyncSession, user_id: int) -> None:
-    await refresh_activity(session, await get_presence(session, user_id))
+async def do_refresh_activity_of(session: AsyncSession, user_id: int) -> None:
+    await do_refresh_activity(session, await get_presence(session, user_id))
 
 
 async def do_connect(session: AsyncSession, user_id: int, sid: str, node_id: str) -> m.OperatorPresence:
@@ -245,14 +245,14 @@ async def do_disconnect(session: AsyncSession, user_id: int, sid: str, grace_sec
         )
 
 
-async def heartbeat_node(session: AsyncSession, node_id: str, now: datetime) -> None:
+async def do_heartbeat_node(session: AsyncSession, node_id: str, now: datetime) -> None:
     """This node is alive: its sockets stay counted."""
     await session.execute(
         update(m.OperatorConnection).where(m.OperatorConnection.node_id == node_id).values(seen_at=now)
     )
 
 
-async def reap_dead_nodes(
+async def do_reap_dead_nodes(
     session: AsyncSession, now: datetime, *, ttl_seconds: float, grace_seconds: float
 ) -> int:
     """Drop sockets of nodes that stopped heartbeating (crashed, killed) and start the offline
@@ -269,7 +269,7 @@ async def reap_dead_nodes(
     return len(stale)
 
 
-async def on_offline_deadline(session: AsyncSession, user_id: int) -> None:
+async def do_offline_deadline(session: AsyncSession, user_id: int) -> None:
     await get_presence(session, user_id, lock=True)  # serialise with a reconnect in flight
     if await _count_connections(session, user_id) == 0:
         await do_set_status(
@@ -277,7 +277,7 @@ async def on_offline_deadline(session: AsyncSession, user_id: int) -> None:
         )
 
 
-async def flag_over_limit(session: AsyncSession, now: datetime) -> int:
+async def do_flag_over_limit(session: AsyncSession, now: datetime) -> int:
     """Flag operators who stayed in a status longer than its max duration (e.g. lunch 60 min)."""
     rows = (
         await session.execute(

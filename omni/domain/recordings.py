@@ -28,14 +28,14 @@ MEDIA_TYPES: dict[str, str] = {
 }
 """By extension; MixMonitor's format follows the file name it is given."""
 
-__all__ = ["MEDIA_TYPES", "media_type", "recording_file", "safe_recording_path"]
+__all__ = ["MEDIA_TYPES", "access_recording", "check_recording_path", "media_type"]
 
 
 def media_type(path: Path) -> str:
     return MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
 
 
-def safe_recording_path(root: Path, stored: str) -> Path:
+def check_recording_path(root: Path, stored: str) -> Path:
     """The stored path as a file inside ``root``, or refuse (outside: 403, missing: 404)."""
     base = root.resolve()
     candidate = (base / stored).resolve()  # an absolute stored path replaces ``base``
@@ -47,10 +47,10 @@ def safe_recording_path(root: Path, stored: str) -> Path:
     return candidate
 
 
-async def recording_file(session: AsyncSession, who: Principal, conversation_id: int, root: Path) -> Path:
+async def access_recording(session: AsyncSession, who: Principal, conversation_id: int, root: Path) -> Path:
     """The recording of a conversation the caller may open (``access_conversation``)."""
     conv = await access_conversation(session, who, conversation_id)
     stored = await session.scalar(select(m.Call.recording_path).where(m.Call.conversation_id == conv.id))
     if not stored:
         raise NotFound("this conversation has no recording")
-    return safe_recording_path(root, stored)
+    return check_recording_path(root, stored)

@@ -24,7 +24,7 @@ from omni.db import models as m
 from omni.domain import deadlines
 from omni.domain.capacity import Load, fits, loads_for, remaining
 from omni.domain.events import emit
-from omni.domain.presence import get_presence, refresh_activity
+from omni.domain.presence import do_refresh_activity, get_presence
 from omni.domain.serialize import conversation_dict
 
 QUEUED = m.ConversationStatus.QUEUED
@@ -120,7 +120,7 @@ class RoutePass:
     skills: dict[int, list[m.QueueSkill]] = field(default_factory=dict)
     dead_keys: set[tuple[object, ...]] = field(default_factory=set)
     no_operator: bool = False
-    """Set by ``try_assign`` when nobody could take the conversation (not mere contention)."""
+    """Set by ``do_assign`` when nobody could take the conversation (not mere contention)."""
 
     async def queue(self, session: AsyncSession, queue_id: int) -> m.Queue | None:
         if queue_id not in self.queues:
@@ -280,7 +280,7 @@ class Assignment:
     auto_accepted: bool
 
 
-async def try_assign(
+async def do_assign(
     session: AsyncSession, conversation_id: int, rp: RoutePass, now: datetime | None = None
 ) -> Assignment | None:
     """One routing decision for one conversation (the caller owns the transaction).
@@ -381,7 +381,7 @@ async def try_assign(
         await do_accept_offer(session, conv, offer_row, now=now)
     else:
         for user in chosen:
-            await refresh_activity(session, await get_presence(session, user.id), now=now, ringing=True)
+            await do_refresh_activity(session, await get_presence(session, user.id), now=now, ringing=True)
     return Assignment(conv.id, tuple(u.id for u in chosen), auto)
 
 
@@ -449,7 +449,7 @@ async def waiting_line(
     ).all()
 
 
-async def route_pending(
+async def do_route_pending(
     db: Database, *, max_assignments: int = 10_000, paused_channels: Collection[str] = ()
 ) -> list[Assignment]:
     """One routing pass over the waiting line, highest priority and longest wait first
@@ -463,7 +463,7 @@ async def route_pending(
         if key in rp.dead_keys:
             continue
         async with db.transaction() as session:
-            assignment = await try_assign(session, conv_id, rp)
+            assignment = await do_assign(session, conv_id, rp)
         if assignment is None:
             if rp.no_operator and step == 0 and preferred is None:
                 rp.dead_keys.add(key)

@@ -1,10 +1,10 @@
-"""CRM webhooks: subscriptions, signed at-least-once delivery with backoff, replay.
+"""CRM webhooks: subscriptions, signed at-least-once delivery with backoff, do_replay_delivery.
 
 Deliveries are rows created in the relay's transaction, one per (subscription, event), so a
 CRM that is down keeps its queue of deliveries until it is back. Whatever runs the HTTP call
-(a Celery task, the sweeper) goes through ``deliver()``, which locks the row first.
+(a Celery task, the sweeper) goes through ``do_deliver()``, which locks the row first.
 
-The last part is webhook administration (subscriptions, their deliveries, replay), which
+The last part is webhook administration (subscriptions, their deliveries, do_replay_delivery), which
 checks role itself like the rest of ``omni.domain.admin`` (where its names are re-exported).
 """
 
@@ -51,7 +51,7 @@ from omni.domain.admin.checks import (
     _text,
     clamp_limit,
 )
-from omni.domain.auth import Principal, require_role
+from omni.domain.auth import Principal, check_role
 from omni.domain.errors import InvalidInput, NotFound
 from omni.domain.events import DomainEvent
 from omni.i18n import _l
@@ -80,7 +80,7 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str, *, toleranc
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-def validate_subscription(url: str, event_types: list[str], filter_: dict[str, Any]) -> None:
+def check_subscription(url: str, event_types: list[str], filter_: dict[str, Any]) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidInput("webhook URL must be an absolute http(s) URL", field="url")
@@ -153,7 +153,7 @@ def backoff(attempts: int, cfg: WebhookSettings) -> float:
     return float(min(cfg.backoff_max_seconds, cfg.backoff_base_seconds * (2 ** max(0, attempts - 1))))
 
 
-async def deliver(
+async def do_deliver(
     db: Database, delivery_id: int, cfg: WebhookSettings, client: httpx.AsyncClient | None = None
 ) -> Outcome:
     """Try one delivery now, if it is pending and due; record the result."""
@@ -247,7 +247,7 @@ async def stale_due(db: Database, *, slack_seconds: float = 30.0, limit: int = 5
         return ids
 
 
-async def replay(session: AsyncSession, delivery_id: int) -> m.WebhookDelivery:
+async def do_replay_delivery(session: AsyncSession, delivery_id: int) -> m.WebhookDelivery:
     """Send a delivery again (after a failure, or because the CRM lost it)."""
     row = await session.scalar(
         select(m.WebhookDelivery).where(m.WebhookDelivery.id == delivery_id).with_for_update()
@@ -288,7 +288,7 @@ def _filter(field: str, value: Any) -> dict[str, Any]:
         elif key == "channels":
             out[key] = _strings(32)(f"{field}.channels", item)
         else:
-            out[key] = item  # validate_subscription names unknown keys
+            out[key] = item  # check_subscription names unknown keys
     return out
 
 
@@ -327,7 +327,7 @@ async def _check_webhook(
             min_webhook_secret=MIN_WEBHOOK_SECRET,
             field="secret",
         )
-    validate_subscription(
+    check_subscription(
         clean.get("url", hook.url),
         clean.get("event_types", hook.event_types or []),
         clean.get("filter", hook.filter or {}),
@@ -347,7 +347,7 @@ async def _check_webhook(
 
 
 async def list_webhooks(session: AsyncSession, who: Principal, *, limit: int) -> list[m.WebhookSubscription]:
-    require_role(who, ADMIN)
+    check_role(who, ADMIN)
     return list(
         await session.scalars(
             select(m.WebhookSubscription).order_by(m.WebhookSubscription.id).limit(clamp_limit(limit))
@@ -355,11 +355,11 @@ async def list_webhooks(session: AsyncSession, who: Principal, *, limit: int) ->
     )
 
 
-async def create_webhook(
+async def check_create_webhook(
     session: AsyncSession, who: Principal, data: Mapping[str, Any]
 ) -> tuple[m.WebhookSubscription, str]:
     """Returns the subscription and its secret, which the caller shows this once."""
-    require_role(who, ADMIN)
+    check_role(who, ADMIN)
     clean = _clean(data, _WEBHOOK_FIELDS, ("name", "url"))
     hook = _new(m.WebhookSubscription)
     await _check_webhook(session, clean, hook, None)
@@ -372,10 +372,10 @@ async def create_webhook(
     return hook, hook.secret
 
 
-async def update_webhook(
+async def check_update_webhook(
     session: AsyncSession, who: Principal, webhook_id: int, data: Mapping[str, Any]
 ) -> m.WebhookSubscription:
-    require_role(who, ADMIN)
+    check_role(who, ADMIN)
     hook = await _get(session, m.WebhookSubscription, webhook_id, "webhook")
     clean = _clean(data, _WEBHOOK_FIELDS)
     await _check_webhook(session, clean, hook, hook.id)
@@ -386,9 +386,9 @@ async def update_webhook(
     return hook
 
 
-async def delete_webhook(session: AsyncSession, who: Principal, webhook_id: int) -> None:
+async def check_delete_webhook(session: AsyncSession, who: Principal, webhook_id: int) -> None:
     """Its deliveries go with it; pending ones are simply not sent."""
-    require_role(who, ADMIN)
+    check_role(who, ADMIN)
     hook = await _get(session, m.WebhookSubscription, webhook_id, "webhook")
     await session.delete(hook)
     await _flush(session)
@@ -399,7 +399,7 @@ async def delete_webhook(session: AsyncSession, who: Principal, webhook_id: int)
 async def list_deliveries(
     session: AsyncSession, who: Principal, webhook_id: int, *, state: str | None, limit: int
 ) -> list[m.WebhookDelivery]:
-    require_role(who, ADMIN)
+    check_role(who, ADMIN)
     await _get(session, m.WebhookSubscription, webhook_id, "webhook")
     stmt = (
         select(m.WebhookDelivery)
@@ -412,9 +412,9 @@ async def list_deliveries(
     return list(await session.scalars(stmt))
 
 
-async def replay_delivery(session: AsyncSession, who: Principal, delivery_id: int) -> m.WebhookDelivery:
+async def check_replay_delivery(session: AsyncSession, who: Principal, delivery_id: int) -> m.WebhookDelivery:
     """Marks the delivery pending again; the caller enqueues it once this commits."""
-    require_role(who, ADMIN)
-    row = await replay(session, delivery_id)
+    check_role(who, ADMIN)
+    row = await do_replay_delivery(session, delivery_id)
     _audit(session, who, "webhook_delivery.replay", "webhook_delivery", row.id, {})
     return row

@@ -181,7 +181,7 @@ class OperatorNamespace(BaseNamespace):
                 raise InvalidInput("'values' must be an object of field → value", field="values")
             req = decode(data, p.CardUpdateIn)
             async with self.services.db.transaction() as session:
-                card = await workspace.update_card(session, who, req.conversation_id, req.values)
+                card = await workspace.check_update_card(session, who, req.conversation_id, req.values)
                 return _ok(card=card)
 
         return await self._call(sid, run)
@@ -198,7 +198,7 @@ class OperatorNamespace(BaseNamespace):
         async def run(who: Principal) -> dict[str, Any]:
             req = decode(data, p.CannedSaveIn)
             async with self.services.db.transaction() as session:
-                reply = await workspace.save_personal_canned(
+                reply = await workspace.check_save_personal_canned(
                     session, who, shortcut=req.shortcut, title=req.title, body=req.body, reply_id=req.id
                 )
                 return _ok(reply=reply)
@@ -208,7 +208,7 @@ class OperatorNamespace(BaseNamespace):
     async def on_canned_delete(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
             async with self.services.db.transaction() as session:
-                await workspace.delete_personal_canned(session, who, decode(data, p.CannedDeleteIn).id)
+                await workspace.check_delete_personal_canned(session, who, decode(data, p.CannedDeleteIn).id)
                 return _ok()
 
         return await self._call(sid, run)
@@ -217,7 +217,7 @@ class OperatorNamespace(BaseNamespace):
         async def run(who: Principal) -> dict[str, Any]:
             req = decode(data, p.BlacklistIn)
             async with self.services.db.transaction() as session:
-                contact = await workspace.set_blacklisted(
+                contact = await workspace.check_set_blacklisted(
                     session, who, req.conversation_id, blacklisted=req.blacklisted, reason=req.reason
                 )
                 return _ok(contact_id=contact.id, blacklisted=contact.blacklisted)

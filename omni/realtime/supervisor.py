@@ -75,7 +75,7 @@ class SupervisorNamespace(BaseNamespace):
         async def run(who: Principal) -> dict[str, Any]:
             req = decode(data, p.MessageOperatorIn)
             async with self.services.db.transaction() as session:
-                sent = await monitoring.message_operator(session, who, req.user_id, req.text)
+                sent = await monitoring.check_message_operator(session, who, req.user_id, req.text)
                 return _ok(message=sent)
 
         return await self._call(sid, run)
@@ -84,7 +84,7 @@ class SupervisorNamespace(BaseNamespace):
         async def run(who: Principal) -> dict[str, Any]:
             req = decode(data, p.WhisperIn)
             async with self.services.db.transaction() as session:
-                note = await monitoring.whisper(session, who, req.conversation_id, req.text)
+                note = await monitoring.check_whisper(session, who, req.conversation_id, req.text)
                 return _ok(message=message_dict(note))
 
         return await self._call(sid, run)
@@ -92,7 +92,7 @@ class SupervisorNamespace(BaseNamespace):
     async def on_take_over(self, sid: str, data: Any) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:
             async with self.services.db.transaction() as session:
-                conv = await monitoring.take_over(
+                conv = await monitoring.check_take_over(
                     session, who, decode(data, p.ConversationIn).conversation_id
                 )
                 return _ok(conversation=conversation_dict(conv))

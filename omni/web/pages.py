@@ -253,7 +253,7 @@ class PageController(Controller):
         token = request.cookies.get(SESSION_COOKIE)
         if token:
             async with services_of(request).db.transaction() as session:
-                await auth.end_session(session, token)
+                await auth.do_end_session(session, token)
         response = Redirect(path="/login")
         response.delete_cookie(SESSION_COOKIE)
         return response

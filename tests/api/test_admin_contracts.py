@@ -32,7 +32,7 @@ async def api(live_server: LiveServer) -> AsyncIterator[Api]:
     async with live_server.services.db.transaction() as s:
         root = await f.user(s, "root", m.Role.ADMIN)
         queue = await f.queue(s, "Sales")
-        _, token = await auth.create_api_token(s, root, "contracts")
+        _, token = await auth.do_create_api_token(s, root, "contracts")
         ids = (queue.id, root.id)
     async with httpx.AsyncClient(
         base_url=live_server.url, headers={"Authorization": f"Bearer {token}"}

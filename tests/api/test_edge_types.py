@@ -20,7 +20,7 @@ from tests.conftest import LiveServer
 async def admin(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
     async with live_server.services.db.transaction() as s:
         user = await f.user(s, "admin", m.Role.ADMIN)
-        _, token = await auth.create_api_token(s, user, "t")
+        _, token = await auth.do_create_api_token(s, user, "t")
     async with httpx.AsyncClient(
         base_url=live_server.url, headers={"Authorization": f"Bearer {token}"}
     ) as client:

@@ -48,7 +48,7 @@ async def _seed(server: LiveServer) -> str:
         q = await f.queue(s, "Q1", [op])
         await f.inbox(s, q)
         await f.result_code(s)
-        _, token = await auth.create_api_token(s, admin, "schemathesis")
+        _, token = await auth.do_create_api_token(s, admin, "schemathesis")
     return token
 
 

@@ -17,7 +17,7 @@ from omni.db import models as m
 from omni.domain import automated
 from omni.domain import conversations as c
 from omni.domain.conversations import InboundMessage
-from omni.domain.routing import route_pending
+from omni.domain.routing import do_route_pending
 from omni.services import Services
 from tests import factories as f
 from tests.channels.telegram.emulator import BotApiEmulator
@@ -66,11 +66,11 @@ async def test_reply_is_sent_after_commit_and_marked(services: Services) -> None
         q = await f.queue(s, "q", [op])
         ib = await f.inbox(s, q, channel="loopback")
         await f.set_status(s, op)
-        res = await c.ingest_inbound(
+        res = await c.do_ingest_inbound(
             s, InboundMessage(inbox_id=ib.id, identity_kind="external", identity_value="x", body="hi")
         )
         conv_id = res.conversation.id
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     async with services.db.transaction() as s:
         offer = await s.scalar(select(m.Offer).where(m.Offer.conversation_id == conv_id))
         assert offer is not None
@@ -364,8 +364,8 @@ class TestAdapterContract:
     async def test_outbound_message_reaches_the_customer_and_is_marked(self, harness: Harness) -> None:
         conv_id = await harness.customer_writes("Hello")
         async with harness.server.services.db.transaction() as s:
-            first = (await automated.send_automated(s, conv_id, "One moment, please")).id
-            second = (await automated.send_automated(s, conv_id, "Still here")).id
+            first = (await automated.do_send_automated(s, conv_id, "One moment, please")).id
+            second = (await automated.do_send_automated(s, conv_id, "Still here")).id
         if harness.shows_text:
             await until(lambda: harness.received()[-2:] == ["One moment, please", "Still here"])
             for message_id in (first, second):

@@ -38,54 +38,60 @@ async def test_canned_reply_rules(services: Services) -> None:
 
     with pytest.raises(InvalidInput) as bad:
         async with db.transaction() as s:
-            await admin.create_canned_reply(
+            await admin.check_create_canned_reply(
                 s, root, {"shortcut": "hi", "title": "Hi", "body": "Hi {{ contact.age }}"}
             )
     assert bad.value.field == "body" and "{{contact.age}}" in bad.value.message
     for shortcut in ("Hi", "with space", "x" * 33, ""):
         with pytest.raises(InvalidInput) as bad:
             async with db.transaction() as s:
-                await admin.create_canned_reply(s, root, {"shortcut": shortcut, "title": "t", "body": "b"})
+                await admin.check_create_canned_reply(
+                    s, root, {"shortcut": shortcut, "title": "t", "body": "b"}
+                )
         assert bad.value.field == "shortcut"
     with pytest.raises(InvalidInput) as bad:
         async with db.transaction() as s:
-            await admin.create_canned_reply(s, root, {"shortcut": "long", "title": "t", "body": "x" * 4001})
+            await admin.check_create_canned_reply(
+                s, root, {"shortcut": "long", "title": "t", "body": "x" * 4001}
+            )
     assert bad.value.field == "body"
 
     async with db.transaction() as s:
-        everyone = await admin.create_canned_reply(
+        everyone = await admin.check_create_canned_reply(
             s,
             root,
             {"shortcut": "mine", "title": "Hi", "body": "Hello {{contact.name}}, {{operator.name}} here"},
         )
-        for_qa = await admin.create_canned_reply(
+        for_qa = await admin.check_create_canned_reply(
             s, sup, {"queue_id": ids["qa"], "shortcut": "mine", "title": "QA", "body": "x"}
         )
-        await admin.create_canned_reply(
+        await admin.check_create_canned_reply(
             s, root, {"queue_id": ids["qb"], "shortcut": "b", "title": "B", "body": "x"}
         )
     with pytest.raises(Conflict):  # the personal "mine" doesn't count, the global one does
         async with db.transaction() as s:
-            await admin.create_canned_reply(s, root, {"shortcut": "mine", "title": "again", "body": "x"})
+            await admin.check_create_canned_reply(
+                s, root, {"shortcut": "mine", "title": "again", "body": "x"}
+            )
 
     with pytest.raises(PermissionDenied):
         async with db.transaction() as s:
-            await admin.create_canned_reply(s, sup, {"shortcut": "g", "title": "g", "body": "x"})
+            await admin.check_create_canned_reply(s, sup, {"shortcut": "g", "title": "g", "body": "x"})
     with pytest.raises(PermissionDenied):
         async with db.transaction() as s:
-            await admin.update_canned_reply(s, sup, everyone.id, {"title": "mine now"})
+            await admin.check_update_canned_reply(s, sup, everyone.id, {"title": "mine now"})
     with pytest.raises(InvalidInput):
         async with db.transaction() as s:
-            await admin.update_canned_reply(s, sup, for_qa.id, {"queue_id": ids["qb"]})
+            await admin.check_update_canned_reply(s, sup, for_qa.id, {"queue_id": ids["qb"]})
     with pytest.raises(PermissionDenied):
         async with db.transaction() as s:
-            await admin.delete_canned_reply(s, aud, for_qa.id)
+            await admin.check_delete_canned_reply(s, aud, for_qa.id)
 
     async with db.transaction() as s:
         seen_by_sup = {r.title for r in await admin.list_canned_replies(s, sup, limit=100)}
         seen_by_aud = {r.title for r in await admin.list_canned_replies(s, aud, limit=100)}
         assert seen_by_sup == {"Hi", "QA"} and seen_by_aud == {"Hi", "QA", "B"}
-        await admin.delete_canned_reply(s, sup, for_qa.id)
+        await admin.check_delete_canned_reply(s, sup, for_qa.id)
         actions = list(
             await s.scalars(select(m.AuditLog.action).where(m.AuditLog.action.startswith("canned_reply.")))
         )
@@ -96,7 +102,7 @@ async def test_canned_reply_rules(services: Services) -> None:
                 select(m.CannedReply.id).where(m.CannedReply.owner_user_id == ids["op"])
             )
             assert personal is not None
-            await admin.get_canned_reply(s, root, personal)
+            await admin.access_canned_reply(s, root, personal)
 
 
 async def test_card_field_rules(services: Services) -> None:
@@ -113,17 +119,17 @@ async def test_card_field_rules(services: Services) -> None:
     ):
         with pytest.raises(InvalidInput) as bad:
             async with db.transaction() as s:
-                await admin.create_card_field(s, root, data)
+                await admin.check_create_card_field(s, root, data)
         assert bad.value.field == field, data
 
     async with db.transaction() as s:
-        tariff = await admin.create_card_field(
+        tariff = await admin.check_create_card_field(
             s, root, {"key": "tariff", "label": "Tariff", "kind": "select", "options": ["Basic", "Pro"]}
         )
-        contract = await admin.create_card_field(
+        contract = await admin.check_create_card_field(
             s, sup, {"queue_id": ids["qa"], "key": "contract", "label": "Contract", "required": True}
         )
-        await admin.create_card_field(
+        await admin.check_create_card_field(
             s, root, {"queue_id": ids["qb"], "key": "contract", "label": "Contract B"}
         )
     for who, data in (
@@ -133,21 +139,21 @@ async def test_card_field_rules(services: Services) -> None:
     ):
         with pytest.raises(Conflict):
             async with db.transaction() as s:
-                await admin.create_card_field(s, who, data)
+                await admin.check_create_card_field(s, who, data)
     with pytest.raises(InvalidInput):
         async with db.transaction() as s:
-            await admin.update_card_field(s, root, tariff.id, {"key": "plan"})
+            await admin.check_update_card_field(s, root, tariff.id, {"key": "plan"})
     with pytest.raises(PermissionDenied):
         async with db.transaction() as s:
-            await admin.update_card_field(s, sup, tariff.id, {"label": "mine"})
+            await admin.check_update_card_field(s, sup, tariff.id, {"label": "mine"})
 
     async with db.transaction() as s:
-        row = await admin.update_card_field(s, root, tariff.id, {"kind": "text"})
+        row = await admin.check_update_card_field(s, root, tariff.id, {"kind": "text"})
         assert row.options == []
-        await admin.update_card_field(s, sup, contract.id, {"label": "Contract no.", "position": 2})
+        await admin.check_update_card_field(s, sup, contract.id, {"label": "Contract no.", "position": 2})
         assert {r.key for r in await admin.list_card_fields(s, sup, limit=100)} == {"tariff", "contract"}
         assert len(await admin.list_card_fields(s, root, limit=100)) == 3
-        await admin.delete_card_field(s, sup, contract.id)
+        await admin.check_delete_card_field(s, sup, contract.id)
         count = await s.scalar(
             select(func.count()).select_from(m.AuditLog).where(m.AuditLog.action.startswith("card_field."))
         )

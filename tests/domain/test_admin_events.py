@@ -70,7 +70,7 @@ async def test_queue_members_changed_on_every_membership_path(services: Services
 
     def staff(queue_id: int, *user_ids: int) -> Callable[[AsyncSession], Awaitable[object]]:
         body = {"members": [{"user_id": u, "position": i} for i, u in enumerate(user_ids)]}
-        return lambda s: admin.set_queue_members(s, root, queue_id, body)
+        return lambda s: admin.check_set_queue_members(s, root, queue_id, body)
 
     # The queue's member list: the full sorted list after the change, on the queue's room.
     assert await _committed(services, staff(qa_id, o2_id, o1_id)) == [members(qa_id, [o1_id, o2_id])]
@@ -80,7 +80,7 @@ async def test_queue_members_changed_on_every_membership_path(services: Services
 
     # A user edit changes who serves: deactivation, reactivation, a role change.
     async def edit(user_id: int, body: dict[str, Any]) -> Committed:
-        return await _committed(services, lambda s: admin.update_user(s, root, user_id, body))
+        return await _committed(services, lambda s: admin.check_update_user(s, root, user_id, body))
 
     assert await edit(o1_id, {"is_active": False}) == [
         changed("user", o1_id, "updated"),
@@ -99,7 +99,7 @@ async def test_queue_members_changed_on_every_membership_path(services: Services
         changed("user", o2_id, "updated"),
         members(qa_id, [o1_id]),
     ]
-    assert await _committed(services, lambda s: admin.deactivate_user(s, root, o1_id)) == [
+    assert await _committed(services, lambda s: admin.check_deactivate_user(s, root, o1_id)) == [
         changed("user", o1_id, "updated"),
         members(qa_id, []),
         members(qb_id, [o3_id]),
@@ -107,22 +107,22 @@ async def test_queue_members_changed_on_every_membership_path(services: Services
 
     # Groups and skills don't decide membership: they change the user or queue only.
     async def grouped(s: AsyncSession) -> object:
-        group = await admin.create_group(s, root, {"name": "Sales"})
-        return await admin.set_user_groups(s, root, o3_id, {"group_ids": [group.id]})
+        group = await admin.check_create_group(s, root, {"name": "Sales"})
+        return await admin.check_set_user_groups(s, root, o3_id, {"group_ids": [group.id]})
 
     events = await _committed(services, grouped)
     assert [e[0] for e in events] == ["admin.changed", "admin.changed"]
     assert events[1] == changed("user", o3_id, "updated")
     skills = {"skills": [{"skill_id": ids["skill"], "min_level": 2}]}
-    assert await _committed(services, lambda s: admin.set_queue_skills(s, root, qb_id, skills)) == [
+    assert await _committed(services, lambda s: admin.check_set_queue_skills(s, root, qb_id, skills)) == [
         changed("queue", qb_id, "updated")
     ]
-    assert await _committed(services, lambda s: admin.delete_skill(s, root, ids["skill"])) == [
+    assert await _committed(services, lambda s: admin.check_delete_skill(s, root, ids["skill"])) == [
         changed("skill", ids["skill"], "deleted")
     ]
 
     # A deleted queue's members go with it.
-    assert await _committed(services, lambda s: admin.delete_queue(s, root, qb_id)) == [
+    assert await _committed(services, lambda s: admin.check_delete_queue(s, root, qb_id)) == [
         members(qb_id, []),
         changed("queue", qb_id, "deleted"),
     ]
@@ -139,12 +139,12 @@ async def test_queue_members_changed_not_emitted_when_rolled_back(services: Serv
 
     with pytest.raises(Boom):
         async with services.db.transaction() as s:
-            await admin.set_queue_members(s, root, q_id, {"members": []})
-            await admin.update_user(s, root, op_id, {"is_active": False})
+            await admin.check_set_queue_members(s, root, q_id, {"members": []})
+            await admin.check_update_user(s, root, op_id, {"is_active": False})
             raise Boom
     with pytest.raises(InvalidInput):  # refused: supervisors don't staff queues
         async with services.db.transaction() as s:
-            await admin.set_queue_members(s, root, q_id, {"members": [{"user_id": sup_id}]})
+            await admin.check_set_queue_members(s, root, q_id, {"members": [{"user_id": sup_id}]})
     assert await _events_total(services) == before
     async with services.db.transaction() as s:
         assert list(await s.scalars(select(m.QueueMember.user_id).where(m.QueueMember.queue_id == q_id))) == [
@@ -155,7 +155,7 @@ async def test_queue_members_changed_not_emitted_when_rolled_back(services: Serv
 async def test_admin_changed_for_every_admin_entity(services: Services) -> None:
     async with services.db.transaction() as s:
         root_user = await f.user(s, "root", m.Role.ADMIN)
-        token, _ = await auth.create_api_token(s, root_user, "ci")
+        token, _ = await auth.do_create_api_token(s, root_user, "ci")
         root = Principal.of(root_user)
         token_id = token.id
 
@@ -182,74 +182,76 @@ async def test_admin_changed_for_every_admin_entity(services: Services) -> None:
 
     await lifecycle(
         "user",
-        lambda s: admin.create_user(
+        lambda s: admin.check_create_user(
             s, root, {"username": "ann", "password": "pw-123456", "role": "operator"}
         ),
-        lambda s, i: admin.set_user_skills(s, root, i, {"skills": []}),
+        lambda s, i: admin.check_set_user_skills(s, root, i, {"skills": []}),
         None,
     )
     await lifecycle(
         "group",
-        lambda s: admin.create_group(s, root, {"name": "Support"}),
-        lambda s, i: admin.update_group(s, root, i, {"name": "Support 2"}),
-        lambda s, i: admin.delete_group(s, root, i),
+        lambda s: admin.check_create_group(s, root, {"name": "Support"}),
+        lambda s, i: admin.check_update_group(s, root, i, {"name": "Support 2"}),
+        lambda s, i: admin.check_delete_group(s, root, i),
     )
     await lifecycle(
         "skill",
-        lambda s: admin.create_skill(s, root, {"name": "german"}),
-        lambda s, i: admin.update_skill(s, root, i, {"name": "deutsch"}),
-        lambda s, i: admin.delete_skill(s, root, i),
+        lambda s: admin.check_create_skill(s, root, {"name": "german"}),
+        lambda s, i: admin.check_update_skill(s, root, i, {"name": "deutsch"}),
+        lambda s, i: admin.check_delete_skill(s, root, i),
     )
     await lifecycle(
         "queue",
-        lambda s: admin.create_queue(s, root, {"name": "Billing"}),
-        lambda s, i: admin.update_queue(s, root, i, {"priority": 3}),
-        lambda s, i: admin.delete_queue(s, root, i),
+        lambda s: admin.check_create_queue(s, root, {"name": "Billing"}),
+        lambda s, i: admin.check_update_queue(s, root, i, {"priority": 3}),
+        lambda s, i: admin.check_delete_queue(s, root, i),
     )
     await lifecycle(
         "status",
-        lambda s: admin.create_status(s, root, {"code": "training", "name": "Training"}),
-        lambda s, i: admin.update_status(s, root, i, {"colour": "#112233"}),
-        lambda s, i: admin.delete_status(s, root, i),
+        lambda s: admin.check_create_status(s, root, {"code": "training", "name": "Training"}),
+        lambda s, i: admin.check_update_status(s, root, i, {"colour": "#112233"}),
+        lambda s, i: admin.check_delete_status(s, root, i),
     )
     await lifecycle(
         "result_code",
-        lambda s: admin.create_result_code(s, root, {"code": "sold", "name": "Sold"}),
-        lambda s, i: admin.update_result_code(s, root, i, {"name": "Sold!"}),
-        lambda s, i: admin.deactivate_result_code(s, root, i),
+        lambda s: admin.check_create_result_code(s, root, {"code": "sold", "name": "Sold"}),
+        lambda s, i: admin.check_update_result_code(s, root, i, {"name": "Sold!"}),
+        lambda s, i: admin.check_deactivate_result_code(s, root, i),
         delete_action="updated",  # codes are deactivated, never deleted
     )
     await lifecycle(
         "inbox",
-        lambda s: admin.create_inbox(s, root, {"name": "Site", "channel": "widget"}),
-        lambda s, i: admin.rotate_inbox_secret(s, root, i, "k" * 32),
-        lambda s, i: admin.delete_inbox(s, root, i),
+        lambda s: admin.check_create_inbox(s, root, {"name": "Site", "channel": "widget"}),
+        lambda s, i: admin.check_rotate_inbox_secret(s, root, i, "k" * 32),
+        lambda s, i: admin.check_delete_inbox(s, root, i),
     )
     await lifecycle(
         "webhook",
-        lambda s: admin.create_webhook(s, root, {"name": "CRM", "url": "https://crm.example.com/hook"}),
-        lambda s, i: admin.update_webhook(s, root, i, {"active": False}),
-        lambda s, i: admin.delete_webhook(s, root, i),
+        lambda s: admin.check_create_webhook(s, root, {"name": "CRM", "url": "https://crm.example.com/hook"}),
+        lambda s, i: admin.check_update_webhook(s, root, i, {"active": False}),
+        lambda s, i: admin.check_delete_webhook(s, root, i),
     )
     await lifecycle(
         "canned",
-        lambda s: admin.create_canned_reply(s, root, {"shortcut": "hi", "title": "Hi", "body": "Hello"}),
-        lambda s, i: admin.update_canned_reply(s, root, i, {"title": "Hello"}),
-        lambda s, i: admin.delete_canned_reply(s, root, i),
+        lambda s: admin.check_create_canned_reply(
+            s, root, {"shortcut": "hi", "title": "Hi", "body": "Hello"}
+        ),
+        lambda s, i: admin.check_update_canned_reply(s, root, i, {"title": "Hello"}),
+        lambda s, i: admin.check_delete_canned_reply(s, root, i),
     )
     await lifecycle(
         "card_field",
-        lambda s: admin.create_card_field(s, root, {"key": "plan", "label": "Plan"}),
-        lambda s, i: admin.update_card_field(s, root, i, {"label": "Tariff"}),
-        lambda s, i: admin.delete_card_field(s, root, i),
+        lambda s: admin.check_create_card_field(s, root, {"key": "plan", "label": "Plan"}),
+        lambda s, i: admin.check_update_card_field(s, root, i, {"label": "Tariff"}),
+        lambda s, i: admin.check_delete_card_field(s, root, i),
     )
     await lifecycle(
         "contact",
-        lambda s: admin.create_contact(s, root, {"name": "Ivan", "phone": "+79001234567"}),
-        lambda s, i: admin.update_contact(s, root, i, {"tags": ["vip"]}),
+        lambda s: admin.check_create_contact(s, root, {"name": "Ivan", "phone": "+79001234567"}),
+        lambda s, i: admin.check_update_contact(s, root, i, {"tags": ["vip"]}),
         None,
     )
-    assert await _committed(services, lambda s: admin.revoke_token(s, root, token_id)) == [
+    assert await _committed(services, lambda s: admin.check_revoke_token(s, root, token_id)) == [
         changed("token", token_id, "updated")
     ]
 
@@ -260,12 +262,12 @@ async def test_admin_changed_not_emitted_when_rolled_back(services: Services) ->
     before = await _events_total(services)
     with pytest.raises(Boom):
         async with services.db.transaction() as s:
-            await admin.create_group(s, root, {"name": "Ghosts"})
-            await admin.create_queue(s, root, {"name": "Ghost queue"})
+            await admin.check_create_group(s, root, {"name": "Ghosts"})
+            await admin.check_create_queue(s, root, {"name": "Ghost queue"})
             raise Boom
     with pytest.raises(InvalidInput):  # refused before anything is written
         async with services.db.transaction() as s:
-            await admin.create_skill(s, root, {"name": ""})
+            await admin.check_create_skill(s, root, {"name": ""})
     assert await _events_total(services) == before
     async with services.db.transaction() as s:
         assert await s.scalar(select(func.count()).select_from(m.Group)) == 0

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from omni.db import models as m
 from omni.domain import calls
-from omni.domain.conversations import InboundMessage, ingest_inbound
-from omni.domain.routing import route_pending
+from omni.domain.conversations import InboundMessage, do_ingest_inbound
+from omni.domain.routing import do_route_pending
 from omni.services import Services
 from tests import factories as f
 
@@ -43,7 +43,7 @@ async def _offered_call(services: Services, tag: str) -> tuple[int, int, int, in
         q = await f.queue(s, f"q-{tag}", [op], operator_timeout_seconds=30)
         inbox = await f.inbox(s, q, channel="voice")
         inbox.config = {"did": f"4950{tag}"}
-        result = await ingest_inbound(
+        result = await do_ingest_inbound(
             s,
             InboundMessage(
                 inbox_id=inbox.id,
@@ -56,7 +56,7 @@ async def _offered_call(services: Services, tag: str) -> tuple[int, int, int, in
             ),
         )
         ids = (result.conversation.id, op.id, inbox.id)
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     async with services.db.transaction() as s:
         offer = await s.scalar(select(m.Offer).where(m.Offer.conversation_id == ids[0]))
         assert offer is not None and offer.state == "pending"

@@ -10,7 +10,7 @@ from tests import factories as f
 
 async def _lang(services: Services, inbox_id: int, who: str, language: str) -> object:
     async with services.db.transaction() as s:
-        res = await c.ingest_inbound(
+        res = await c.do_ingest_inbound(
             s,
             c.InboundMessage(
                 inbox_id=inbox_id, identity_kind="widget", identity_value=who, body="hi", language=language

@@ -14,14 +14,14 @@ from omni.domain import presence
 from omni.domain.conversations import InboundMessage
 from omni.domain.engine import run_due_deadlines
 from omni.domain.errors import Conflict, InvalidInput
-from omni.domain.routing import route_pending, wait_info
+from omni.domain.routing import do_route_pending, wait_info
 from omni.services import Services
 from tests import factories as f
 
 
 async def inbound(services: Services, inbox_id: int, who: str, medium: str = "chat", **kw: object) -> int:
     async with services.db.transaction() as s:
-        res = await c.ingest_inbound(
+        res = await c.do_ingest_inbound(
             s,
             InboundMessage(
                 inbox_id=inbox_id,
@@ -58,7 +58,7 @@ async def accept(services: Services, conv_id: int) -> m.Conversation:
 async def later(services: Services, seconds: float) -> None:
     """Fire the deadlines that would be due ``seconds`` from now, then route."""
     await run_due_deadlines(services.db, now=datetime.now(UTC) + timedelta(seconds=seconds))
-    await route_pending(services.db)
+    await do_route_pending(services.db)
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ async def test_chat_is_offered_accepted_ended_and_closed(services: Services, set
     await go_available(services, setup["a"])
     cid = await inbound(services, setup["inbox"], "cust")
     assert (await conv(services, cid)).status == "queued"
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     assert (await conv(services, cid)).status == "offered"
     await accept(services, cid)
     got = await conv(services, cid)
@@ -134,10 +134,10 @@ async def test_chat_is_offered_accepted_ended_and_closed(services: Services, set
 async def test_call_takes_whole_operator_and_blocks_chats(services: Services, setup: dict[str, int]) -> None:
     await go_available(services, setup["a"])
     call = await inbound(services, setup["voice"], "caller", medium="voice")
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     await accept(services, call)
     chat = await inbound(services, setup["inbox"], "writer")
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     assert (await conv(services, chat)).status == "queued", "a call in progress must block new chats"
 
 
@@ -147,17 +147,17 @@ async def test_chats_fill_capacity_then_block_calls_unless_queue_allows(
     await go_available(services, setup["a"])
     for i in range(3):
         cid = await inbound(services, setup["inbox"], f"w{i}")
-        await route_pending(services.db)
+        await do_route_pending(services.db)
         await accept(services, cid)
     fourth = await inbound(services, setup["inbox"], "w3")
     call = await inbound(services, setup["voice"], "caller", medium="voice")
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     assert (await conv(services, fourth)).status == "queued", "capacity is 3 chats"
     assert (await conv(services, call)).status == "queued", "chats in progress block a call by default"
     async with services.db.transaction() as s:
         q = await s.get_one(m.Queue, setup["q"])
         q.chats_block_calls = False
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     assert (await conv(services, call)).status == "offered", "queue lets calls through chats"
     assert (await conv(services, fourth)).status == "queued"
 
@@ -180,7 +180,7 @@ async def test_status_flags_decide_who_receives_what(services: Services, setup: 
     await go_available(services, setup["b"], code="pause")
     call = await inbound(services, setup["voice"], "caller", medium="voice")
     chat = await inbound(services, setup["inbox"], "writer")
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     assert (await conv(services, call)).status == "queued"
     got = await conv(services, chat)
     assert (got.status, got.assigned_user_id) == ("offered", setup["a"])
@@ -189,7 +189,7 @@ async def test_status_flags_decide_who_receives_what(services: Services, setup: 
 async def test_offer_timeout_moves_to_next_operator(services: Services, setup: dict[str, int]) -> None:
     await go_available(services, setup["a"], setup["b"])
     cid = await inbound(services, setup["inbox"], "cust")
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     assert (await conv(services, cid)).assigned_user_id == setup["a"]
     await later(services, 10)
     assert (await conv(services, cid)).assigned_user_id == setup["a"], "not yet expired"
@@ -210,12 +210,12 @@ async def test_declined_offer_goes_to_next_and_accepting_expired_offer_fails(
 ) -> None:
     await go_available(services, setup["a"], setup["b"])
     cid = await inbound(services, setup["inbox"], "cust")
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     offer = await pending_offer(services, cid)
     assert offer is not None
     async with services.db.transaction() as s:
         await c.check_decline_offer(s, f.who(await s.get_one(m.User, setup["a"])), offer.id)
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     assert (await conv(services, cid)).assigned_user_id == setup["b"]
     with pytest.raises(Conflict, match="already declined"):
         async with services.db.transaction() as s:
@@ -236,7 +236,7 @@ async def test_queue_timeout_overflows_to_target_queue(services: Services, setup
     got = await conv(services, cid)
     assert (got.status, got.queue_id) == ("queued", overflow.id)
     await go_available(services, carol.id)
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     assert (await conv(services, cid)).assigned_user_id == carol.id
 
 
@@ -255,7 +255,7 @@ async def test_queue_timeout_without_target_is_missed_with_callback(
 async def test_wrap_up_expiry_applies_default_result_code(services: Services, setup: dict[str, int]) -> None:
     await go_available(services, setup["a"])
     cid = await inbound(services, setup["inbox"], "cust")
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     await accept(services, cid)
     async with services.db.transaction() as s:
         await c.check_end(s, f.who(await s.get_one(m.User, setup["a"])), cid)
@@ -291,7 +291,7 @@ async def test_escalation_widens_skill_and_adds_queue_keeping_place(
     await go_available(services, helper.id)
     cid = await inbound(services, ib.id, "cust")
     first = (await conv(services, cid)).first_enqueued_at
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     assert (await conv(services, cid)).status == "queued", (
         "junior lacks the level; helper is not in the queue"
     )
@@ -330,7 +330,7 @@ async def test_duplicate_inbound_is_stored_once_and_closed_chat_reopens(
     async with services.db.transaction() as s:
         assert await s.scalar(select(func.count()).select_from(m.Message)) == 1
     await go_available(services, setup["a"])
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     await accept(services, first)
     async with services.db.transaction() as s:
         await c.check_close(s, f.who(await s.get_one(m.User, setup["a"])), first, setup["code"])
@@ -345,7 +345,7 @@ async def test_bad_result_code_is_refused_and_nothing_changes(
 ) -> None:
     await go_available(services, setup["a"])
     cid = await inbound(services, setup["inbox"], "cust")
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     await accept(services, cid)
     async with services.db.transaction() as s:
         other = await f.result_code(s, "other")
@@ -359,13 +359,13 @@ async def test_bad_result_code_is_refused_and_nothing_changes(
 async def test_transfer_to_named_operator_offers_only_them(services: Services, setup: dict[str, int]) -> None:
     await go_available(services, setup["a"], setup["b"])
     cid = await inbound(services, setup["inbox"], "cust")
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     await accept(services, cid)
     async with services.db.transaction() as s:
         await c.check_transfer(
             s, f.who(await s.get_one(m.User, setup["a"])), cid, to_user_id=setup["b"], note="VIP"
         )
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     got = await conv(services, cid)
     assert (got.status, got.assigned_user_id) == ("offered", setup["b"])
     async with services.db.transaction() as s:
@@ -380,7 +380,7 @@ async def test_rolled_back_change_emits_no_event(services: Services, setup: dict
         before = await s.scalar(select(func.count()).select_from(m.Event))
     with pytest.raises(RuntimeError):
         async with services.db.transaction() as s:
-            await c.ingest_inbound(
+            await c.do_ingest_inbound(
                 s,
                 InboundMessage(
                     inbox_id=setup["inbox"], identity_kind="external", identity_value="x", body="hi"
@@ -396,7 +396,7 @@ async def test_position_and_estimated_wait(services: Services, setup: dict[str, 
     await go_available(services, setup["a"])
     # One handled chat of 120 s gives the queue an average handle time.
     cid = await inbound(services, setup["inbox"], "first")
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     await accept(services, cid)
     async with services.db.transaction() as s:
         await c.check_close(s, f.who(await s.get_one(m.User, setup["a"])), cid, setup["code"])
@@ -426,8 +426,8 @@ async def test_over_limit_status_is_flagged(services: Services, setup: dict[str,
         )
     await go_available(services, setup["a"], code="lunch")
     async with services.db.transaction() as s:
-        assert await presence.flag_over_limit(s, datetime.now(UTC) + timedelta(seconds=30)) == 0
-        assert await presence.flag_over_limit(s, datetime.now(UTC) + timedelta(seconds=61)) == 1
+        assert await presence.do_flag_over_limit(s, datetime.now(UTC) + timedelta(seconds=30)) == 0
+        assert await presence.do_flag_over_limit(s, datetime.now(UTC) + timedelta(seconds=61)) == 1
         ev = await s.scalar(select(m.Event).where(m.Event.type == "presence.over_limit"))
     assert ev is not None and ev.user_id == setup["a"]
 
@@ -503,8 +503,8 @@ async def test_sockets_of_a_dead_node_are_reaped_and_operator_goes_offline(
         await presence.do_connect(s, setup["b"], "on-live-node", "node-live")
     now = datetime.now(UTC) + timedelta(seconds=60)
     async with services.db.transaction() as s:
-        await presence.heartbeat_node(s, "node-live", now)
-        reaped = await presence.reap_dead_nodes(s, now, ttl_seconds=45, grace_seconds=10)
+        await presence.do_heartbeat_node(s, "node-live", now)
+        reaped = await presence.do_reap_dead_nodes(s, now, ttl_seconds=45, grace_seconds=10)
     assert reaped == 1
     await later(services, 11)
     async with services.db.transaction() as s:
@@ -526,7 +526,7 @@ async def test_a_blacklisted_contact_is_stored_but_never_routed(
         await c.do_customer_left(s, first)
     blocked = await inbound(services, setup["inbox"], "spammer", body="buy now")
     assert blocked != first, "a blacklisted contact does not reopen the old conversation"
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     row = await conv(services, blocked)
     assert row.status == m.ConversationStatus.CLOSED and row.closed_by == "blacklist"
     assert await pending_offer(services, blocked) is None
@@ -544,7 +544,7 @@ async def test_declining_while_the_engine_fires_the_offer_timeout_does_not_deadl
     cancels the deadline. The decline must skip the row being fired, not wait for it."""
     await go_available(services, setup["a"], setup["b"])
     cid = await inbound(services, setup["inbox"], "cust")
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     offer = await pending_offer(services, cid)
     assert offer is not None
     async with services.db.transaction() as firing:  # the engine picked the timer up...
@@ -559,6 +559,6 @@ async def test_declining_while_the_engine_fires_the_offer_timeout_does_not_deadl
             declined = await asyncio.wait_for(c.check_decline_offer(s, f.who(u), offer.id), 10)
         assert declined.status == "queued"
         timer.done = True
-        await c.on_offer_timeout(firing, offer.id)  # the engine's handler: nothing left to do
+        await c.do_offer_timeout(firing, offer.id)  # the engine's handler: nothing left to do
     async with services.db.transaction() as s:
         assert (await s.get_one(m.Offer, offer.id)).state == "declined"

@@ -19,7 +19,7 @@ from tests import factories as f
 
 async def _inbound(services: Services, inbox_id: int, who: str) -> int:
     async with services.db.transaction() as s:
-        res = await c.ingest_inbound(
+        res = await c.do_ingest_inbound(
             s, InboundMessage(inbox_id=inbox_id, identity_kind="external", identity_value=who, body="hi")
         )
         return res.conversation.id
@@ -63,13 +63,13 @@ async def test_offer_is_dated_after_the_locks_not_when_the_routing_decision_star
 
     async def decide(conv_id: int) -> routing.Assignment | None:
         async with services.db.transaction() as s:
-            return await routing.try_assign(s, conv_id, routing.RoutePass())
+            return await routing.do_assign(s, conv_id, routing.RoutePass())
 
     async with services.db.transaction() as other_node:
         await other_node.execute(text("LOCK TABLE queue_skills IN ACCESS EXCLUSIVE MODE"))
         deciding = asyncio.create_task(decide(second))
         await _blocked_on(services, "queue_skills")  # the decision started and now waits
-        offered = await routing.try_assign(other_node, first, routing.RoutePass())
+        offered = await routing.do_assign(other_node, first, routing.RoutePass())
         assert offered is not None and offered.user_ids == (op.id,)
         offer = await other_node.scalar(select(m.Offer).where(m.Offer.conversation_id == first))
         assert offer is not None

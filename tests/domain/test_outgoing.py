@@ -10,7 +10,7 @@ from sqlalchemy import select
 from omni.db import models as m
 from omni.domain.errors import Conflict
 from omni.domain.outgoing import OutgoingContact, do_start_outgoing
-from omni.domain.routing import route_pending
+from omni.domain.routing import do_route_pending
 from omni.services import Services
 from tests import factories as f
 
@@ -37,7 +37,7 @@ async def test_outgoing_contact_is_assigned_at_once_without_bot_or_routing(servi
     async with services.db.transaction() as s:
         conv = await do_start_outgoing(s, ids[0], _contact(ids[1], "+79161233001", "c-1"))
         conv_id = conv.id
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     async with services.db.transaction() as s:
         conv = await s.get_one(m.Conversation, conv_id)
         offers = (await s.scalars(select(m.Offer).where(m.Offer.conversation_id == conv_id))).all()

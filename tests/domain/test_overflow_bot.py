@@ -21,7 +21,7 @@ from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage
 from omni.domain.engine import run_due_deadlines
 from omni.domain.errors import InvalidInput
-from omni.domain.routing import route_pending
+from omni.domain.routing import do_route_pending
 from omni.services import Services
 from tests import factories as f
 
@@ -69,7 +69,7 @@ async def world(services: Services) -> AsyncIterator[World]:
 
 async def _waiting_customer(w: World) -> int:
     async with w.services.db.transaction() as s:
-        res = await c.ingest_inbound(
+        res = await c.do_ingest_inbound(
             s, InboundMessage(inbox_id=w.inbox_id, identity_kind="external", identity_value="cust", body="hi")
         )
         return res.conversation.id
@@ -83,12 +83,12 @@ async def test_queue_timeout_overflow_to_bot_runs_the_queue_scenario_which_route
     """``overflow_action = "bot"`` set the status ``bot`` and started nothing: the customer was
     never routed, closed or marked missed."""
     async with world.services.db.transaction() as s:
-        await admin.update_queue(
+        await admin.check_update_queue(
             s, world.who, world.queue_id, {"overflow_action": "bot", "overflow_scenario": "overflow"}
         )
     cid = await _waiting_customer(world)
     await _queue_times_out(world)
-    await route_pending(world.services.db)
+    await do_route_pending(world.services.db)
     async with world.services.db.transaction() as s:
         conv = await s.get_one(m.Conversation, cid)
         said = list(
@@ -134,11 +134,11 @@ async def test_admin_refuses_overflow_to_a_bot_without_a_published_scenario(worl
     ):
         with pytest.raises(InvalidInput) as refused:
             async with world.services.db.transaction() as s:
-                await admin.update_queue(s, world.who, world.queue_id, data)
+                await admin.check_update_queue(s, world.who, world.queue_id, data)
         assert refused.value.field == "overflow_scenario" and needle in str(refused.value), data
     with pytest.raises(InvalidInput) as refused:
         async with world.services.db.transaction() as s:
-            await admin.create_queue(s, world.who, {"name": "new", "overflow_action": "bot"})
+            await admin.check_create_queue(s, world.who, {"name": "new", "overflow_action": "bot"})
     assert refused.value.field == "overflow_scenario"
     async with world.services.db.transaction() as s:
         q = await s.get_one(m.Queue, world.queue_id)
@@ -161,7 +161,7 @@ async def test_closed_queue_overflowing_to_a_bot_greets_a_new_customer_once(worl
     async with world.services.db.transaction() as s:
         row = await service.create(s, world.who, "closed", "Closed", leave_a_number)
         await service.publish(s, world.who, row.id)
-        await admin.update_queue(
+        await admin.check_update_queue(
             s,
             world.who,
             world.queue_id,
@@ -181,7 +181,7 @@ async def test_closed_queue_overflowing_to_a_bot_greets_a_new_customer_once(worl
 
     assert await said() == ["We are closed. Your phone number?"]
     async with world.services.db.transaction() as s:
-        await c.ingest_inbound(
+        await c.do_ingest_inbound(
             s,
             InboundMessage(
                 inbox_id=world.inbox_id,

@@ -12,7 +12,7 @@ from omni.db import models as m
 from omni.domain import conversations as conv_actions
 from omni.domain.capacity import Load
 from omni.domain.conversations import InboundMessage
-from omni.domain.routing import Candidate, Operator, order_candidates, route_pending
+from omni.domain.routing import Candidate, Operator, do_route_pending, order_candidates
 from omni.services import Services
 from tests import factories as f
 
@@ -102,7 +102,7 @@ def test_unknown_strategy_is_an_error() -> None:
 
 async def _inbound(services: Services, inbox_id: int, who: str, medium: str = "chat") -> int:
     async with services.db.transaction() as s:
-        res = await conv_actions.ingest_inbound(
+        res = await conv_actions.do_ingest_inbound(
             s,
             InboundMessage(
                 inbox_id=inbox_id, identity_kind="external", identity_value=who, body="hi", medium=medium
@@ -163,7 +163,7 @@ async def test_strategy_end_to_end_on_postgres(
         # b and c each get (and accept) one chat from the other queue first.
         for who in ("x1", "x2"):
             cid = await _inbound(services, ib_busy.id, who)
-            await route_pending(services.db)
+            await do_route_pending(services.db)
             async with services.db.transaction() as s:
                 offer = await s.scalar(select(m.Offer).where(m.Offer.conversation_id == cid))
                 assert offer is not None
@@ -188,7 +188,7 @@ async def test_strategy_end_to_end_on_postgres(
                     conv.queue_id = ib.queue_id
                     conv.status = "closed"
     conv_id = await _inbound(services, ib.id, "customer")
-    await route_pending(services.db)
+    await do_route_pending(services.db)
     names = {v: k for k, v in ids_.items()}
     assert [names[u] for u in await _offered_to(services, conv_id)] == expected
 
@@ -203,7 +203,7 @@ async def test_round_robin_rotates_after_each_answer(services: Services) -> None
     got: list[int] = []
     for i in range(4):
         cid = await _inbound(services, ib.id, f"c{i}")
-        await route_pending(services.db)
+        await do_route_pending(services.db)
         async with services.db.transaction() as s:
             offer = await s.scalar(select(m.Offer).where(m.Offer.conversation_id == cid))
             assert offer is not None

@@ -62,12 +62,12 @@ async def test_relay_nudge_follows_a_commit_and_never_a_rollback(svc: Services) 
     svc.bus.subscribe("outbox", lambda _data: nudges.append("outbox"))
     with pytest.raises(Rollback):
         async with svc.db.transaction() as s:
-            emit(s, "test.rolled_back", {})
+            emit(s, "admin.changed", {"entity": "test", "id": 1, "action": "updated"})
             assert unit_of_work(s).events_written
             raise Rollback
     assert nudges == [], "an event that rolled back must not wake the relay"
     async with svc.db.transaction() as s:
-        emit(s, "test.committed", {})
+        emit(s, "admin.changed", {"entity": "test", "id": 2, "action": "updated"})
         assert nudges == [], "not before the commit"
     assert nudges == ["outbox"]
 
@@ -108,13 +108,13 @@ async def test_bot_http_call_starts_after_a_commit_and_never_after_a_rollback(sv
 
     with pytest.raises(Rollback):
         async with svc.db.transaction() as s:
-            await c.ingest_inbound(s, hello("rolled-back"))
+            await c.do_ingest_inbound(s, hello("rolled-back"))
             assert unit_of_work(s).after_commit, "the scenario asked for the request"
             raise Rollback
     await bots.drain()
     assert urls == [], "a scenario step that rolled back must not call out"
     async with svc.db.transaction() as s:
-        conv_id = (await c.ingest_inbound(s, hello("committed"))).conversation.id
+        conv_id = (await c.do_ingest_inbound(s, hello("committed"))).conversation.id
         await bots.drain()
         assert urls == [], "not before the commit"
     await bots.drain()

@@ -19,7 +19,7 @@ from playwright.async_api import Browser, Page, expect
 from sqlalchemy import delete
 
 from omni.db import models as m
-from omni.domain.conversations import InboundMessage, ingest_inbound
+from omni.domain.conversations import InboundMessage, do_ingest_inbound
 from tests import factories as f
 from tests.conftest import LiveServer, free_port, make_settings
 from tests.e2e.conftest import staff_page
@@ -149,7 +149,7 @@ async def test_supervisor_page_reloads_its_snapshot_on_sync(server: LiveServer, 
     await _mark(page)
     # A customer starts waiting, and every event about it is lost (as if with Redis).
     async with server.services.db.transaction() as s:
-        await ingest_inbound(
+        await do_ingest_inbound(
             s, InboundMessage(inbox_id=inbox.id, identity_kind="external", identity_value="c1", body="hi")
         )
         await s.flush()

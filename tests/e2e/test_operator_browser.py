@@ -254,10 +254,10 @@ async def desk(server: LiveServer) -> dict[str, Any]:
 
 
 async def customer_says(server: LiveServer, inbox_id: int, who: str, body: str, **kw: Any) -> int:
-    from omni.domain.conversations import InboundMessage, ingest_inbound
+    from omni.domain.conversations import InboundMessage, do_ingest_inbound
 
     async with server.services.db.transaction() as s:
-        res = await ingest_inbound(
+        res = await do_ingest_inbound(
             s,
             InboundMessage(
                 inbox_id=inbox_id,

@@ -107,7 +107,7 @@ async def world(server: LiveServer) -> dict[str, Any]:
         line = await f.inbox(s, q, channel="voice", name="line")
         line.config = {"caller_id": "+74950000000"}
         api = await f.inbox(s, q, channel="api", name="crm")
-        earlier = await conversations.ingest_inbound(
+        earlier = await conversations.do_ingest_inbound(
             s,
             InboundMessage(
                 inbox_id=api.id,

@@ -136,7 +136,7 @@ async def test_customer_chats_with_operator_in_chromium(
             assert (await s.get_one(m.Contact, conv.contact_id)).name == "Ann"
         # Bot buttons are quick replies: a press sends the label and is gone from the page.
         async with server.services.db.transaction() as s:
-            await automated.send_automated(
+            await automated.do_send_automated(
                 s, conv_id, "Anything else?", buttons=[{"id": "no", "label": "No, thanks"}]
             )
         await page.get_by_role("button", name="No, thanks").click()

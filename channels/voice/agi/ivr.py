@@ -274,7 +274,7 @@ class AgiServer(FastAgiServer):
         kind, value, phone = caller_identity(call.env.get("agi_callerid", ""), linkedid)
         name = call.env.get("agi_calleridname", "")
         async with self.db.transaction() as session:
-            result = await conversations.ingest_inbound(
+            result = await conversations.do_ingest_inbound(
                 session,
                 conversations.InboundMessage(
                     inbox_id=inbox.id,
@@ -357,7 +357,7 @@ class AgiServer(FastAgiServer):
     async def _mark_played(self, ids: list[int]) -> None:
         async with self.db.transaction() as session:
             for message_id in ids:
-                await conversations.mark_delivery(session, message_id, "delivered")
+                await conversations.do_mark_delivery(session, message_id, "delivered")
 
     async def _collect(self, call: AgiChannel, conv_id: int, waiting: Waiting, pressed: str) -> str:
         """The caller's digits for the waiting node; ``""`` = no input within the timeout."""
@@ -389,7 +389,7 @@ class AgiServer(FastAgiServer):
                     log.info("conversation %s moved on before the IVR's no-input; not fed", conv_id)
             return
         async with self.db.transaction() as session:
-            result = await conversations.ingest_inbound(
+            result = await conversations.do_ingest_inbound(
                 session,
                 conversations.InboundMessage(
                     inbox_id=inbox.id,

@@ -26,8 +26,8 @@ from omni.db import models as m
 from omni.domain import audit
 from omni.domain.auth import (
     Principal,
+    check_role,
     hash_password,
-    require_role,
     visible_queue_ids,
 )
 from omni.domain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
@@ -456,7 +456,7 @@ def _deny_auditor(who: Principal) -> None:
 async def _managed_queue(session: AsyncSession, who: Principal, queue_id: int | None, field: str) -> None:
     """The queue a shared reply or card field belongs to: admins any (or none, i.e. global),
     supervisors one of their queues; a queue outside the scope reads as missing."""
-    require_role(who, ADMIN, SUPERVISOR)
+    check_role(who, ADMIN, SUPERVISOR)
     if queue_id is None:
         if who.role != ADMIN:
             raise PermissionDenied("only an admin manages what every queue shares; pick a queue", field=field)
@@ -469,7 +469,7 @@ async def _managed_queue(session: AsyncSession, who: Principal, queue_id: int | 
 
 async def _readable_scope(session: AsyncSession, who: Principal) -> set[int] | None:
     """Queues whose shared replies and card fields the caller reads; ``None``: all of them."""
-    require_role(who, ADMIN, SUPERVISOR, AUDITOR)
+    check_role(who, ADMIN, SUPERVISOR, AUDITOR)
     if who.role in (ADMIN, AUDITOR):
         return None
     return await visible_queue_ids(session, who) or set()

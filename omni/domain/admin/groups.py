@@ -26,7 +26,7 @@ from omni.domain.admin.checks import (
 )
 from omni.domain.auth import (
     Principal,
-    require_role,
+    check_role,
 )
 from omni.i18n import _l
 
@@ -49,7 +49,7 @@ async def group_dicts(session: AsyncSession, groups: Sequence[m.Group]) -> list[
 
 
 async def list_groups(session: AsyncSession, who: Principal, *, limit: int) -> list[m.Group]:
-    require_role(who, ADMIN, SUPERVISOR)
+    check_role(who, ADMIN, SUPERVISOR)
     stmt = select(m.Group).order_by(m.Group.id).limit(clamp_limit(limit))
     if who.role == SUPERVISOR:
         stmt = stmt.where(
@@ -76,8 +76,8 @@ async def _check_group(session: AsyncSession, clean: Mapping[str, Any], own_id: 
         )
 
 
-async def create_group(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.Group:
-    require_role(who, ADMIN)
+async def check_create_group(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.Group:
+    check_role(who, ADMIN)
     clean = _clean(data, _GROUP_FIELDS, ("name",))
     await _check_group(session, clean, None)
     group = m.Group(**clean)
@@ -88,10 +88,10 @@ async def create_group(session: AsyncSession, who: Principal, data: Mapping[str,
     return group
 
 
-async def update_group(
+async def check_update_group(
     session: AsyncSession, who: Principal, group_id: int, data: Mapping[str, Any]
 ) -> m.Group:
-    require_role(who, ADMIN)
+    check_role(who, ADMIN)
     group = await _get(session, m.Group, group_id, "group")
     clean = _clean(data, _GROUP_FIELDS)
     await _check_group(session, clean, group.id)
@@ -102,9 +102,9 @@ async def update_group(
     return group
 
 
-async def delete_group(session: AsyncSession, who: Principal, group_id: int) -> None:
+async def check_delete_group(session: AsyncSession, who: Principal, group_id: int) -> None:
     """Members and scopes go with the group; its queues stay, without a group."""
-    require_role(who, ADMIN)
+    check_role(who, ADMIN)
     group = await _get(session, m.Group, group_id, "group")
     await session.delete(group)
     await _flush(session)
@@ -139,8 +139,8 @@ async def _check_skill(session: AsyncSession, clean: Mapping[str, Any], own_id: 
         )
 
 
-async def create_skill(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.Skill:
-    require_role(who, ADMIN)
+async def check_create_skill(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.Skill:
+    check_role(who, ADMIN)
     clean = _clean(data, _SKILL_FIELDS, ("name",))
     await _check_skill(session, clean, None)
     skill = m.Skill(**clean)
@@ -151,10 +151,10 @@ async def create_skill(session: AsyncSession, who: Principal, data: Mapping[str,
     return skill
 
 
-async def update_skill(
+async def check_update_skill(
     session: AsyncSession, who: Principal, skill_id: int, data: Mapping[str, Any]
 ) -> m.Skill:
-    require_role(who, ADMIN)
+    check_role(who, ADMIN)
     skill = await _get(session, m.Skill, skill_id, "skill")
     clean = _clean(data, _SKILL_FIELDS)
     await _check_skill(session, clean, skill.id)
@@ -165,9 +165,9 @@ async def update_skill(
     return skill
 
 
-async def delete_skill(session: AsyncSession, who: Principal, skill_id: int) -> None:
+async def check_delete_skill(session: AsyncSession, who: Principal, skill_id: int) -> None:
     """Users' levels and queues' requirements of the skill go with it."""
-    require_role(who, ADMIN)
+    check_role(who, ADMIN)
     skill = await _get(session, m.Skill, skill_id, "skill")
     await session.delete(skill)
     await _flush(session)

@@ -33,7 +33,7 @@ from omni.domain.admin.checks import (
 )
 from omni.domain.auth import (
     Principal,
-    require_role,
+    check_role,
 )
 from omni.domain.errors import InvalidInput
 from omni.i18n import _l
@@ -63,13 +63,15 @@ def inbox_dict(i: m.Inbox, *, show_secrets: bool) -> dict[str, Any]:
     }
 
 
-async def rotate_inbox_secret(session: AsyncSession, who: Principal, inbox_id: int, secret_key: str) -> str:
+async def check_rotate_inbox_secret(
+    session: AsyncSession, who: Principal, inbox_id: int, secret_key: str
+) -> str:
     """A new widget identity secret (the HMAC key sites sign user ids with), stored encrypted
     and returned once; the previous one stops working at once.
 
     Other channels keep their own credentials in the same column (a Telegram bot token), which a
     rotation would destroy, so they are refused."""
-    require_role(who, ADMIN)
+    check_role(who, ADMIN)
     inbox = await _get(session, m.Inbox, inbox_id, "inbox")
     if inbox.channel != "widget":
         raise InvalidInput(
@@ -87,12 +89,12 @@ async def rotate_inbox_secret(session: AsyncSession, who: Principal, inbox_id: i
 
 
 async def list_inboxes(session: AsyncSession, who: Principal, *, limit: int) -> list[m.Inbox]:
-    require_role(who, ADMIN, SUPERVISOR)
+    check_role(who, ADMIN, SUPERVISOR)
     return list(await session.scalars(select(m.Inbox).order_by(m.Inbox.id).limit(clamp_limit(limit))))
 
 
-async def get_inbox(session: AsyncSession, who: Principal, inbox_id: int) -> m.Inbox:
-    require_role(who, ADMIN, SUPERVISOR)
+async def access_inbox(session: AsyncSession, who: Principal, inbox_id: int) -> m.Inbox:
+    check_role(who, ADMIN, SUPERVISOR)
     return await _get(session, m.Inbox, inbox_id, "inbox")
 
 
@@ -111,8 +113,8 @@ async def _check_inbox(session: AsyncSession, clean: Mapping[str, Any], own_id: 
         await _referenced(session, m.Queue, clean["queue_id"], "queue_id", "queue")
 
 
-async def create_inbox(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.Inbox:
-    require_role(who, ADMIN)
+async def check_create_inbox(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.Inbox:
+    check_role(who, ADMIN)
     clean = _clean(data, _INBOX_FIELDS, ("name", "channel"))
     await _check_inbox(session, clean, None)
     inbox = _new(m.Inbox)
@@ -125,10 +127,10 @@ async def create_inbox(session: AsyncSession, who: Principal, data: Mapping[str,
     return inbox
 
 
-async def update_inbox(
+async def check_update_inbox(
     session: AsyncSession, who: Principal, inbox_id: int, data: Mapping[str, Any]
 ) -> m.Inbox:
-    require_role(who, ADMIN)
+    check_role(who, ADMIN)
     inbox = await _get(session, m.Inbox, inbox_id, "inbox")
     clean = _clean(data, _INBOX_FIELDS)
     await _check_inbox(session, clean, inbox.id)
@@ -139,9 +141,9 @@ async def update_inbox(
     return inbox
 
 
-async def delete_inbox(session: AsyncSession, who: Principal, inbox_id: int) -> None:
+async def check_delete_inbox(session: AsyncSession, who: Principal, inbox_id: int) -> None:
     """Its conversations stay, detached from the deleted channel instance."""
-    require_role(who, ADMIN)
+    check_role(who, ADMIN)
     inbox = await _get(session, m.Inbox, inbox_id, "inbox")
     await session.delete(inbox)
     await _flush(session)

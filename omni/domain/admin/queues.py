@@ -43,7 +43,7 @@ from omni.domain.admin.checks import (
 )
 from omni.domain.auth import (
     Principal,
-    require_role,
+    check_role,
     visible_queue_ids,
     visible_user_ids,
 )
@@ -119,7 +119,7 @@ async def queue_detail(session: AsyncSession, queue: m.Queue) -> dict[str, Any]:
 async def _scoped_queue(session: AsyncSession, who: Principal, queue_id: int, *, manage: bool) -> m.Queue:
     """A queue the caller may see (``manage``: and edit); others' queues are 'not found'."""
     if manage:
-        require_role(who, ADMIN, SUPERVISOR)
+        check_role(who, ADMIN, SUPERVISOR)
     else:
         _deny_auditor(who)
     queue = await session.get(m.Queue, queue_id)
@@ -138,7 +138,7 @@ async def list_queues(session: AsyncSession, who: Principal, *, limit: int) -> l
     return list(await session.scalars(stmt))
 
 
-async def get_queue(session: AsyncSession, who: Principal, queue_id: int) -> m.Queue:
+async def access_queue(session: AsyncSession, who: Principal, queue_id: int) -> m.Queue:
     return await _scoped_queue(session, who, queue_id, manage=False)
 
 
@@ -234,8 +234,8 @@ async def _check_overflow_scenario(session: AsyncSession, key: str) -> None:
         )
 
 
-async def create_queue(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.Queue:
-    require_role(who, ADMIN)
+async def check_create_queue(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.Queue:
+    check_role(who, ADMIN)
     clean = _clean(data, _QUEUE_FIELDS, ("name",))
     queue = _new(m.Queue)
     await _check_queue(session, who, clean, queue, None)
@@ -247,7 +247,7 @@ async def create_queue(session: AsyncSession, who: Principal, data: Mapping[str,
     return queue
 
 
-async def update_queue(
+async def check_update_queue(
     session: AsyncSession, who: Principal, queue_id: int, data: Mapping[str, Any]
 ) -> m.Queue:
     queue = await _scoped_queue(session, who, queue_id, manage=True)
@@ -260,9 +260,9 @@ async def update_queue(
     return queue
 
 
-async def delete_queue(session: AsyncSession, who: Principal, queue_id: int) -> None:
+async def check_delete_queue(session: AsyncSession, who: Principal, queue_id: int) -> None:
     """Refused while anything still sends conversations here, so none are stranded."""
-    require_role(who, ADMIN)
+    check_role(who, ADMIN)
     queue = await _get(session, m.Queue, queue_id, "queue")
     waiting = await session.scalar(
         select(func.count())
@@ -309,7 +309,7 @@ _MEMBER: dict[str, Checker] = {
 }
 
 
-async def set_queue_members(
+async def check_set_queue_members(
     session: AsyncSession, who: Principal, queue_id: int, data: Mapping[str, Any]
 ) -> m.Queue:
     """Supervisors staff their queues from operators they already supervise."""
@@ -355,7 +355,7 @@ _QUEUE_SKILL: dict[str, Checker] = {
 }
 
 
-async def set_queue_skills(
+async def check_set_queue_skills(
     session: AsyncSession, who: Principal, queue_id: int, data: Mapping[str, Any]
 ) -> m.Queue:
     queue = await _scoped_queue(session, who, queue_id, manage=True)
@@ -375,7 +375,7 @@ async def set_queue_skills(
     return queue
 
 
-async def set_queue_result_codes(
+async def check_set_queue_result_codes(
     session: AsyncSession, who: Principal, queue_id: int, data: Mapping[str, Any]
 ) -> m.Queue:
     """An empty list allows every active code; the default must be one the queue allows."""

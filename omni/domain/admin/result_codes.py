@@ -26,7 +26,7 @@ from omni.domain.admin.checks import (
 )
 from omni.domain.auth import (
     Principal,
-    require_role,
+    check_role,
 )
 from omni.i18n import _l
 
@@ -81,8 +81,10 @@ async def _check_result_code(session: AsyncSession, clean: Mapping[str, Any], ow
         )
 
 
-async def create_result_code(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.ResultCode:
-    require_role(who, ADMIN)
+async def check_create_result_code(
+    session: AsyncSession, who: Principal, data: Mapping[str, Any]
+) -> m.ResultCode:
+    check_role(who, ADMIN)
     clean = _clean(data, _RESULT_CODE_FIELDS, ("code", "name"))
     await _check_result_code(session, clean, None)
     code = m.ResultCode(**clean)
@@ -93,10 +95,10 @@ async def create_result_code(session: AsyncSession, who: Principal, data: Mappin
     return code
 
 
-async def update_result_code(
+async def check_update_result_code(
     session: AsyncSession, who: Principal, code_id: int, data: Mapping[str, Any]
 ) -> m.ResultCode:
-    require_role(who, ADMIN)
+    check_role(who, ADMIN)
     code = await _get(session, m.ResultCode, code_id, "result code")
     clean = _clean(data, _RESULT_CODE_FIELDS)
     await _check_result_code(session, clean, code.id)
@@ -107,9 +109,9 @@ async def update_result_code(
     return code
 
 
-async def deactivate_result_code(session: AsyncSession, who: Principal, code_id: int) -> m.ResultCode:
+async def check_deactivate_result_code(session: AsyncSession, who: Principal, code_id: int) -> m.ResultCode:
     """Closed conversations keep pointing at the code, so it is hidden, not deleted."""
-    require_role(who, ADMIN)
+    check_role(who, ADMIN)
     code = await _get(session, m.ResultCode, code_id, "result code")
     code.active = False
     await _flush(session)

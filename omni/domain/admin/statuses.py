@@ -33,7 +33,7 @@ from omni.domain.admin.checks import (
 )
 from omni.domain.auth import (
     Principal,
-    require_role,
+    check_role,
 )
 from omni.domain.errors import Conflict, InvalidInput
 from omni.i18n import _l
@@ -90,8 +90,10 @@ async def _check_status(session: AsyncSession, clean: Mapping[str, Any], own_id:
         )
 
 
-async def create_status(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.OperatorStatus:
-    require_role(who, ADMIN)
+async def check_create_status(
+    session: AsyncSession, who: Principal, data: Mapping[str, Any]
+) -> m.OperatorStatus:
+    check_role(who, ADMIN)
     clean = _clean(data, _STATUS_FIELDS, ("code", "name"))
     await _check_status(session, clean, None)
     status = m.OperatorStatus(**clean, is_system=False)
@@ -102,10 +104,10 @@ async def create_status(session: AsyncSession, who: Principal, data: Mapping[str
     return status
 
 
-async def update_status(
+async def check_update_status(
     session: AsyncSession, who: Principal, status_id: int, data: Mapping[str, Any]
 ) -> m.OperatorStatus:
-    require_role(who, ADMIN)
+    check_role(who, ADMIN)
     status = await _get(session, m.OperatorStatus, status_id, "status")
     clean = _clean(data, _STATUS_FIELDS)
     if "code" in clean and clean["code"] != status.code:
@@ -127,8 +129,8 @@ async def update_status(
     return status
 
 
-async def delete_status(session: AsyncSession, who: Principal, status_id: int) -> None:
-    require_role(who, ADMIN)
+async def check_delete_status(session: AsyncSession, who: Principal, status_id: int) -> None:
+    check_role(who, ADMIN)
     status = await _get(session, m.OperatorStatus, status_id, "status")
     if status.is_system:
         raise InvalidInput("the built-in status '{code}' can't be deleted", code=status.code, field="id")

@@ -19,7 +19,7 @@ from omni.domain.admin.checks import (
 )
 from omni.domain.auth import (
     Principal,
-    require_role,
+    check_role,
 )
 from omni.domain.errors import NotFound
 
@@ -50,7 +50,7 @@ async def list_audit(
     limit: int,
 ) -> list[m.AuditLog]:
     """Newest first; ``before_id`` pages back. ``action`` may end in ``.*`` for a prefix."""
-    require_role(who, AUDITOR, ADMIN)
+    check_role(who, AUDITOR, ADMIN)
     stmt = select(m.AuditLog).order_by(m.AuditLog.id.desc()).limit(clamp_limit(limit))
     if user_id is not None:
         stmt = stmt.where(m.AuditLog.user_id == user_id)
@@ -83,7 +83,7 @@ async def list_tokens(session: AsyncSession, who: Principal, *, limit: int) -> l
     return list(await session.scalars(stmt))
 
 
-async def revoke_token(session: AsyncSession, who: Principal, token_id: int) -> m.ApiToken:
+async def check_revoke_token(session: AsyncSession, who: Principal, token_id: int) -> m.ApiToken:
     token = await session.get(m.ApiToken, token_id)
     if token is None or (not who.is_admin and token.user_id != who.id):
         raise NotFound("API token {token_id} not found", token_id=token_id)

@@ -42,7 +42,7 @@ from omni.domain.admin.checks import (
 )
 from omni.domain.auth import (
     Principal,
-    require_role,
+    check_role,
     visible_user_ids,
 )
 from omni.domain.errors import InvalidInput, NotFound
@@ -109,7 +109,7 @@ async def user_detail(session: AsyncSession, u: m.User) -> dict[str, Any]:
 
 async def _user_in_scope(session: AsyncSession, who: Principal, user_id: int) -> m.User:
     """Admins reach every user, supervisors the ones they supervise; others are refused."""
-    require_role(who, ADMIN, SUPERVISOR)
+    check_role(who, ADMIN, SUPERVISOR)
     user = await session.get(m.User, user_id)
     visible = await visible_user_ids(session, who)
     if user is None or (visible is not None and user.id not in visible):
@@ -160,7 +160,7 @@ async def _check_user(
 
 
 async def list_users(session: AsyncSession, who: Principal, *, limit: int) -> list[m.User]:
-    require_role(who, ADMIN, SUPERVISOR)
+    check_role(who, ADMIN, SUPERVISOR)
     stmt = select(m.User).order_by(m.User.id).limit(clamp_limit(limit))
     visible = await visible_user_ids(session, who)
     if visible is not None:
@@ -168,12 +168,12 @@ async def list_users(session: AsyncSession, who: Principal, *, limit: int) -> li
     return list(await session.scalars(stmt))
 
 
-async def get_user(session: AsyncSession, who: Principal, user_id: int) -> m.User:
+async def access_user(session: AsyncSession, who: Principal, user_id: int) -> m.User:
     return await _user_in_scope(session, who, user_id)
 
 
-async def create_user(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.User:
-    require_role(who, ADMIN)
+async def check_create_user(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.User:
+    check_role(who, ADMIN)
     clean = _clean(data, _USER_FIELDS, ("username", "password", "role"))
     user = _new(m.User)
     await _check_user(session, clean, _columns(user), None)
@@ -186,8 +186,10 @@ async def create_user(session: AsyncSession, who: Principal, data: Mapping[str, 
     return user
 
 
-async def update_user(session: AsyncSession, who: Principal, user_id: int, data: Mapping[str, Any]) -> m.User:
-    require_role(who, ADMIN)
+async def check_update_user(
+    session: AsyncSession, who: Principal, user_id: int, data: Mapping[str, Any]
+) -> m.User:
+    check_role(who, ADMIN)
     user = await _get(session, m.User, user_id, "user")
     clean = _clean(data, _USER_UPDATE_FIELDS)
     if user.id == who.id:
@@ -212,9 +214,9 @@ async def update_user(session: AsyncSession, who: Principal, user_id: int, data:
     return user
 
 
-async def deactivate_user(session: AsyncSession, who: Principal, user_id: int) -> m.User:
+async def check_deactivate_user(session: AsyncSession, who: Principal, user_id: int) -> m.User:
     """Users are never deleted: their name stays on conversations, history and the audit log."""
-    require_role(who, ADMIN)
+    check_role(who, ADMIN)
     user = await _get(session, m.User, user_id, "user")
     if user.id == who.id:
         raise InvalidInput("you cannot deactivate yourself", field="user_id")
@@ -234,7 +236,7 @@ _USER_SKILL: dict[str, Checker] = {
 }
 
 
-async def set_user_skills(
+async def check_set_user_skills(
     session: AsyncSession, who: Principal, user_id: int, data: Mapping[str, Any]
 ) -> m.User:
     user = await _user_in_scope(session, who, user_id)
@@ -253,10 +255,10 @@ async def set_user_skills(
     return user
 
 
-async def set_supervisor_scope(
+async def check_set_supervisor_scope(
     session: AsyncSession, who: Principal, user_id: int, data: Mapping[str, Any]
 ) -> m.User:
-    require_role(who, ADMIN)
+    check_role(who, ADMIN)
     user = await _get(session, m.User, user_id, "user")
     if user.role != SUPERVISOR:
         raise InvalidInput(
@@ -281,10 +283,10 @@ async def set_supervisor_scope(
     return user
 
 
-async def set_user_groups(
+async def check_set_user_groups(
     session: AsyncSession, who: Principal, user_id: int, data: Mapping[str, Any]
 ) -> m.User:
-    require_role(who, ADMIN)
+    check_role(who, ADMIN)
     user = await _get(session, m.User, user_id, "user")
     group_ids: list[int] = _clean(data, {"group_ids": _id_list}, ("group_ids",))["group_ids"]
     for i, gid in enumerate(group_ids):

@@ -35,30 +35,30 @@ from omni.domain.conversations.handling import (
     do_close,
     do_customer_left,
     do_end,
-    mark_delivery,
-    on_wrap_up_expired,
+    do_mark_delivery,
+    do_wrap_up_expired,
 )
 from omni.domain.conversations.inbound import (
     InboundMessage,
     IngestResult,
     customer_language,
     do_edit_inbound,
+    do_ingest_inbound,
     do_record_rating,
-    ingest_inbound,
 )
 from omni.domain.conversations.offers import (
     check_accept_offer,
     check_decline_offer,
     do_accept_offer,
+    do_offer_timeout,
     do_withdraw_offers,
-    on_offer_timeout,
 )
 from omni.domain.conversations.queueing import (
     MAX_OVERFLOW_HOPS,
     do_enqueue,
+    do_escalation,
+    do_queue_timeout,
     do_reopen,
-    on_escalation,
-    on_queue_timeout,
 )
 
 __all__ = [
@@ -89,14 +89,14 @@ __all__ = [
     "do_edit_inbound",
     "do_end",
     "do_enqueue",
+    "do_escalation",
+    "do_ingest_inbound",
+    "do_mark_delivery",
+    "do_offer_timeout",
+    "do_queue_timeout",
     "do_record_rating",
     "do_reopen",
     "do_withdraw_offers",
-    "ingest_inbound",
+    "do_wrap_up_expired",
     "list_callbacks",
-    "mark_delivery",
-    "on_escalation",
-    "on_offer_timeout",
-    "on_queue_timeout",
-    "on_wrap_up_expired",
 ]

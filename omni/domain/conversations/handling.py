@@ -18,7 +18,7 @@ from omni.domain.conversations.offers import _cancel_pending_offers
 from omni.domain.conversations.queueing import do_enqueue
 from omni.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from omni.domain.events import emit
-from omni.domain.presence import refresh_activity_of
+from omni.domain.presence import do_refresh_activity_of
 from omni.i18n import Label
 
 
@@ -67,7 +67,7 @@ async def do_end(session: AsyncSession, conv: m.Conversation, *, by: str) -> Non
     deadlines.schedule(session, deadlines.WRAP_UP, conv.id, now + timedelta(seconds=max(0, seconds)))
     _event(session, "conversation.wrap_up", conv, wrap_up_seconds=seconds)
     if conv.assigned_user_id:
-        await refresh_activity_of(session, conv.assigned_user_id)
+        await do_refresh_activity_of(session, conv.assigned_user_id)
 
 
 async def check_end(session: AsyncSession, who: Principal, conv_id: int) -> m.Conversation:
@@ -112,7 +112,7 @@ async def do_close(
     await deadlines.cancel(session, deadlines.WRAP_UP, conv.id)
     _event(session, "conversation.closed", conv, result_by=by or "operator")
     if conv.assigned_user_id:
-        await refresh_activity_of(session, conv.assigned_user_id)
+        await do_refresh_activity_of(session, conv.assigned_user_id)
 
 
 async def check_close(
@@ -128,7 +128,7 @@ async def check_close(
     return conv
 
 
-async def on_wrap_up_expired(session: AsyncSession, conv_id: int) -> None:
+async def do_wrap_up_expired(session: AsyncSession, conv_id: int) -> None:
     """Wrap-up ran out: close with the queue's default result code."""
     conv = await session.scalar(select(m.Conversation).where(m.Conversation.id == conv_id).with_for_update())
     if conv is None or conv.status != S.WRAP_UP:
@@ -221,7 +221,7 @@ async def check_transfer(
         note=note[:MAX_BODY],
     )
     if from_user is not None:
-        await refresh_activity_of(session, from_user)
+        await do_refresh_activity_of(session, from_user)
     return conv
 
 
@@ -271,7 +271,7 @@ async def check_send_message(
     return message
 
 
-async def mark_delivery(session: AsyncSession, message_id: int, state: str, error: str = "") -> None:
+async def do_mark_delivery(session: AsyncSession, message_id: int, state: str, error: str = "") -> None:
     """Channel adapters report delivered / read / failed; operators see the mark."""
     if state not in ("sent", "delivered", "read", "failed"):
         raise InvalidInput("unknown delivery state '{state}'", state=state, field="delivery")

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain.contacts import resolve_contact
+from omni.domain.contacts import do_resolve_contact
 from omni.domain.conversations._common import MAX_BODY, REOPEN_WINDOW, S, _event, _message_event, bot_gateway
 from omni.domain.conversations.queueing import do_enqueue, do_reopen
 from omni.domain.errors import InvalidInput, NotFound
@@ -77,7 +77,7 @@ class IngestResult:
     created: bool
 
 
-async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestResult:
+async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestResult:
     """Store a customer message (idempotently) and make sure someone will answer it.
 
     The message is stored before anything is acknowledged to the sender. A re-delivered
@@ -100,7 +100,7 @@ async def ingest_inbound(session: AsyncSession, msg: InboundMessage) -> IngestRe
             conv = await session.get(m.Conversation, existing.conversation_id)
             assert conv is not None
             return IngestResult(conv, existing, duplicate=True, created=False)
-    contact = await resolve_contact(
+    contact = await do_resolve_contact(
         session,
         msg.identity_kind,
         msg.identity_value,

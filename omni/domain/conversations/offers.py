@@ -14,7 +14,7 @@ from omni.domain.auth import Principal
 from omni.domain.conversations._common import S, _event
 from omni.domain.errors import Conflict, NotFound
 from omni.domain.events import emit
-from omni.domain.presence import refresh_activity_of
+from omni.domain.presence import do_refresh_activity_of
 from omni.domain.routing_signal import request_routing
 from omni.domain.serialize import conversation_dict
 
@@ -78,7 +78,7 @@ async def do_accept_offer(
     wait = (now - (conv.first_enqueued_at or conv.created_at)).total_seconds()
     _event(session, "conversation.accepted", conv, offer_id=offer.id, wait_seconds=round(wait, 3))
     for uid in {offer.user_id, *(o.user_id for o in others)}:
-        await refresh_activity_of(session, uid)
+        await do_refresh_activity_of(session, uid)
 
 
 async def check_accept_offer(session: AsyncSession, who: Principal, offer_id: int) -> m.Conversation:
@@ -114,7 +114,7 @@ async def _offer_ended(session: AsyncSession, conv: m.Conversation, offer: m.Off
         queue_id=conv.queue_id,
         user_id=offer.user_id,
     )
-    await refresh_activity_of(session, offer.user_id)
+    await do_refresh_activity_of(session, offer.user_id)
 
 
 async def check_decline_offer(session: AsyncSession, who: Principal, offer_id: int) -> m.Conversation:
@@ -123,7 +123,7 @@ async def check_decline_offer(session: AsyncSession, who: Principal, offer_id: i
     return conv
 
 
-async def on_offer_timeout(session: AsyncSession, offer_id: int) -> None:
+async def do_offer_timeout(session: AsyncSession, offer_id: int) -> None:
     offer = await session.scalar(select(m.Offer).where(m.Offer.id == offer_id).with_for_update())
     if offer is None or offer.state != "pending":
         return
@@ -196,4 +196,4 @@ async def _cancel_pending_offers(session: AsyncSession, conv: m.Conversation) ->
             user_id=offer.user_id,
         )
     for uid in {o.user_id for o in offers}:
-        await refresh_activity_of(session, uid)
+        await do_refresh_activity_of(session, uid)

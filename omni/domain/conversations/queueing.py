@@ -84,7 +84,7 @@ async def do_reopen(session: AsyncSession, conv: m.Conversation, *, now: datetim
     await do_enqueue(session, conv, queue, now=now)
 
 
-async def on_queue_timeout(session: AsyncSession, conv_id: int, due_at: datetime | None = None) -> None:
+async def do_queue_timeout(session: AsyncSession, conv_id: int, due_at: datetime | None = None) -> None:
     """Nobody answered in time: apply the queue's overflow target."""
     conv = await session.scalar(select(m.Conversation).where(m.Conversation.id == conv_id).with_for_update())
     if conv is None or conv.status not in (S.QUEUED, S.OFFERED):
@@ -172,7 +172,7 @@ async def _overflow_to_bot(
     return await bot.hand_to_bot(session, conv, key)
 
 
-async def on_escalation(session: AsyncSession, conv_id: int, step: int) -> None:
+async def do_escalation(session: AsyncSession, conv_id: int, step: int) -> None:
     """Widen the conversation's reach after waiting; the customer keeps their place."""
     conv = await session.scalar(select(m.Conversation).where(m.Conversation.id == conv_id).with_for_update())
     if conv is None or conv.status not in (S.QUEUED, S.OFFERED) or conv.escalation_step != step:

@@ -14,7 +14,7 @@ from omni.domain.errors import PermissionDenied
 from omni.domain.workspace.cards import _locked_contact
 
 
-async def set_blacklisted(
+async def check_set_blacklisted(
     session: AsyncSession, who: Principal, conv_id: int, *, blacklisted: bool = True, reason: str = ""
 ) -> m.Contact:
     """Add the conversation's contact to the blacklist (do-not-contact); audit-logged.

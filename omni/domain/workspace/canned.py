@@ -32,7 +32,7 @@ from omni.domain.admin.checks import (
 from omni.domain.auth import (
     Principal,
     access_conversation,
-    require_role,
+    check_role,
     visible_queue_ids,
 )
 from omni.domain.conversations import MAX_BODY
@@ -103,7 +103,7 @@ async def canned_replies(
     return [_canned_dict(row, values) for row in rows]
 
 
-async def save_personal_canned(
+async def check_save_personal_canned(
     session: AsyncSession,
     who: Principal,
     *,
@@ -134,7 +134,7 @@ async def save_personal_canned(
     return _canned_dict(row, None)
 
 
-async def delete_personal_canned(session: AsyncSession, who: Principal, reply_id: int) -> None:
+async def check_delete_personal_canned(session: AsyncSession, who: Principal, reply_id: int) -> None:
     """Only one's own replies; shared ones are managed by supervisors in administration."""
     row = await session.get(m.CannedReply, reply_id)
     if row is None or row.owner_user_id != who.id:
@@ -218,7 +218,7 @@ async def list_canned_replies(
     return list(await session.scalars(stmt))
 
 
-async def get_canned_reply(session: AsyncSession, who: Principal, reply_id: int) -> m.CannedReply:
+async def access_canned_reply(session: AsyncSession, who: Principal, reply_id: int) -> m.CannedReply:
     visible = await _readable_scope(session, who)
     reply = await session.get(m.CannedReply, reply_id)
     if (
@@ -256,16 +256,16 @@ async def _check_canned(
 
 
 async def _managed_reply(session: AsyncSession, who: Principal, reply_id: int) -> m.CannedReply:
-    require_role(who, ADMIN, SUPERVISOR)
-    reply = await get_canned_reply(session, who, reply_id)
+    check_role(who, ADMIN, SUPERVISOR)
+    reply = await access_canned_reply(session, who, reply_id)
     await _managed_queue(session, who, reply.queue_id, "queue_id")
     return reply
 
 
-async def create_canned_reply(
+async def check_create_canned_reply(
     session: AsyncSession, who: Principal, data: Mapping[str, Any]
 ) -> m.CannedReply:
-    require_role(who, ADMIN, SUPERVISOR)
+    check_role(who, ADMIN, SUPERVISOR)
     clean = _clean(data, _CANNED_FIELDS, ("shortcut", "title", "body"))
     clean.setdefault("queue_id", None)
     reply = _new(m.CannedReply)
@@ -278,7 +278,7 @@ async def create_canned_reply(
     return reply
 
 
-async def update_canned_reply(
+async def check_update_canned_reply(
     session: AsyncSession, who: Principal, reply_id: int, data: Mapping[str, Any]
 ) -> m.CannedReply:
     reply = await _managed_reply(session, who, reply_id)
@@ -291,7 +291,7 @@ async def update_canned_reply(
     return reply
 
 
-async def delete_canned_reply(session: AsyncSession, who: Principal, reply_id: int) -> None:
+async def check_delete_canned_reply(session: AsyncSession, who: Principal, reply_id: int) -> None:
     reply = await _managed_reply(session, who, reply_id)
     await session.delete(reply)
     await _flush(session)

@@ -38,7 +38,7 @@ from omni.domain.admin.checks import (
 from omni.domain.auth import (
     Principal,
     access_conversation,
-    require_role,
+    check_role,
 )
 from omni.domain.contacts import normalise_phone, phone_region_and_timezone
 from omni.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -113,7 +113,7 @@ def card_dict(
 # --- customer card ----------------------------------------------------------------------
 
 
-def validate_field_value(
+def check_field_value(
     key: str, kind: str, value: Any, *, options: Sequence[Any] = (), required: bool = False
 ) -> Any:
     """One card value checked and normalised for its kind; ``None`` clears it. Errors name
@@ -189,7 +189,7 @@ async def _locked_contact(session: AsyncSession, contact_id: int) -> m.Contact:
     return contact
 
 
-async def update_card(
+async def check_update_card(
     session: AsyncSession, who: Principal, conv_id: int, values: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Edit the customer card from a conversation: the contact's name/email/phone and the
@@ -202,14 +202,14 @@ async def update_card(
     clean: dict[str, Any] = {}
     for key, raw in values.items():
         if key in BUILTIN_FIELDS:
-            clean[key] = validate_field_value(key, BUILTIN_FIELDS[key], raw)
+            clean[key] = check_field_value(key, BUILTIN_FIELDS[key], raw)
             continue
         spec = fields.get(key)
         if spec is None:
             raise InvalidInput("the card has no field '{field}'", field=key)
         if not spec.editable:
             raise PermissionDenied("'{label}' can't be edited", label=spec.label, field=key)
-        clean[key] = validate_field_value(
+        clean[key] = check_field_value(
             key, spec.kind, raw, options=spec.options or [], required=spec.required
         )
     contact = await _locked_contact(session, conv.contact_id)
@@ -292,7 +292,7 @@ async def list_card_fields(
     return list(await session.scalars(stmt))
 
 
-async def get_card_field(session: AsyncSession, who: Principal, field_id: int) -> m.CardField:
+async def access_card_field(session: AsyncSession, who: Principal, field_id: int) -> m.CardField:
     visible = await _readable_scope(session, who)
     row = await session.get(m.CardField, field_id)
     if row is None or (visible is not None and row.queue_id is not None and row.queue_id not in visible):
@@ -336,14 +336,16 @@ async def _check_card_field(
 
 
 async def _managed_card_field(session: AsyncSession, who: Principal, field_id: int) -> m.CardField:
-    require_role(who, ADMIN, SUPERVISOR)
-    row = await get_card_field(session, who, field_id)
+    check_role(who, ADMIN, SUPERVISOR)
+    row = await access_card_field(session, who, field_id)
     await _managed_queue(session, who, row.queue_id, "queue_id")
     return row
 
 
-async def create_card_field(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.CardField:
-    require_role(who, ADMIN, SUPERVISOR)
+async def check_create_card_field(
+    session: AsyncSession, who: Principal, data: Mapping[str, Any]
+) -> m.CardField:
+    check_role(who, ADMIN, SUPERVISOR)
     clean = _clean(data, _CARD_FIELDS, ("key", "label"))
     clean.setdefault("queue_id", None)
     row = _new(m.CardField)
@@ -358,7 +360,7 @@ async def create_card_field(session: AsyncSession, who: Principal, data: Mapping
     return row
 
 
-async def update_card_field(
+async def check_update_card_field(
     session: AsyncSession, who: Principal, field_id: int, data: Mapping[str, Any]
 ) -> m.CardField:
     row = await _managed_card_field(session, who, field_id)
@@ -373,7 +375,7 @@ async def update_card_field(
     return row
 
 
-async def delete_card_field(session: AsyncSession, who: Principal, field_id: int) -> None:
+async def check_delete_card_field(session: AsyncSession, who: Principal, field_id: int) -> None:
     """Contacts keep their stored values; only the field's definition goes."""
     row = await _managed_card_field(session, who, field_id)
     await session.delete(row)

@@ -14,7 +14,7 @@ from omni.domain.auth import (
 from omni.domain.conversations import bot_gateway, do_end
 from omni.domain.errors import Conflict, InvalidInput, PermissionDenied
 from omni.domain.events import emit
-from omni.domain.presence import refresh_activity_of
+from omni.domain.presence import do_refresh_activity_of
 from omni.domain.serialize import conversation_dict
 from omni.i18n import Label
 
@@ -96,5 +96,5 @@ async def check_hand_to_bot(
         data={"scenario": scenario_key},
     )
     if handler is not None:
-        await refresh_activity_of(session, handler)
+        await do_refresh_activity_of(session, handler)
     return conv

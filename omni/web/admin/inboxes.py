@@ -45,7 +45,7 @@ class Inboxes(Section):
         return Table([self.t(f"adm.f.{c}") for c in ("name", "channel", "queue_id", "active")], rows)
 
     async def load(self, session: AsyncSession, item_id: int) -> Any:
-        return await admin.get_inbox(session, self.who, item_id)
+        return await admin.access_inbox(session, self.who, item_id)
 
     async def fields(self, session: AsyncSession, item: Any | None) -> list[Field]:
         t = self.t
@@ -137,11 +137,11 @@ class Inboxes(Section):
         if key and key not in await scenario_keys(session):
             raise InvalidInput(self.t("adm.unknown_scenario", name=key), field="scenario")
         if item_id is None:
-            return (await admin.create_inbox(session, self.who, data)).id
-        return (await admin.update_inbox(session, self.who, item_id, data)).id
+            return (await admin.check_create_inbox(session, self.who, data)).id
+        return (await admin.check_update_inbox(session, self.who, item_id, data)).id
 
     async def delete(self, session: AsyncSession, item_id: int) -> None:
-        await admin.delete_inbox(session, self.who, item_id)
+        await admin.check_delete_inbox(session, self.who, item_id)
 
     def extras(self, item: Any | None) -> dict[str, Any]:
         if item is None:
@@ -157,7 +157,7 @@ class Inboxes(Section):
     async def action(self, session: AsyncSession, item_id: int, name: str, form: dict[str, Any]) -> Outcome:
         if name == "secret":
             self.ctx.require(ADMIN)
-            secret = await admin.rotate_inbox_secret(
+            secret = await admin.check_rotate_inbox_secret(
                 session, self.who, item_id, self.services.settings.effective_secret_key()
             )
             return Outcome(extras={"secret": secret})

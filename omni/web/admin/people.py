@@ -46,7 +46,7 @@ class Users(Section):
         return Table([self.t(c) for c in cols], rows)
 
     async def load(self, session: AsyncSession, item_id: int) -> Any:
-        return await admin.get_user(session, self.who, item_id)
+        return await admin.access_user(session, self.who, item_id)
 
     async def fields(self, session: AsyncSession, item: Any | None) -> list[Field]:
         t = self.t
@@ -101,20 +101,20 @@ class Users(Section):
             "queue_ids": data.pop("scope_queue_ids", None),
         }
         if item_id is None:
-            user = await admin.create_user(session, self.who, data)
+            user = await admin.check_create_user(session, self.who, data)
         else:
-            user = await admin.update_user(session, self.who, item_id, data)
-        await admin.set_user_groups(session, self.who, user.id, {"group_ids": group_ids})
+            user = await admin.check_update_user(session, self.who, item_id, data)
+        await admin.check_set_user_groups(session, self.who, user.id, {"group_ids": group_ids})
         if user.role == SUPERVISOR and scope["group_ids"] is not None:
             try:
-                await admin.set_supervisor_scope(session, self.who, user.id, scope)
+                await admin.check_set_supervisor_scope(session, self.who, user.id, scope)
             except DomainError as exc:
                 exc.field = f"scope_{base_field(exc.field)}" if exc.field else None
                 raise
         return user.id
 
     async def delete(self, session: AsyncSession, item_id: int) -> None:
-        await admin.deactivate_user(session, self.who, item_id)
+        await admin.check_deactivate_user(session, self.who, item_id)
 
     async def visibility(self, session: AsyncSession, item: Any | None) -> tuple[str, bool] | None:
         if item is None:
@@ -149,11 +149,11 @@ class Groups(Section):
 
     async def save(self, session: AsyncSession, item_id: int | None, data: dict[str, Any]) -> int:
         if item_id is None:
-            return (await admin.create_group(session, self.who, data)).id
-        return (await admin.update_group(session, self.who, item_id, data)).id
+            return (await admin.check_create_group(session, self.who, data)).id
+        return (await admin.check_update_group(session, self.who, item_id, data)).id
 
     async def delete(self, session: AsyncSession, item_id: int) -> None:
-        await admin.delete_group(session, self.who, item_id)
+        await admin.check_delete_group(session, self.who, item_id)
 
     async def visibility(self, session: AsyncSession, item: Any | None) -> tuple[str, bool] | None:
         if item is None:

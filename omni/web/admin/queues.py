@@ -51,7 +51,7 @@ class Queues(Section):
         return Table([self.t(c) for c in cols], rows)
 
     async def load(self, session: AsyncSession, item_id: int) -> Any:
-        return await admin.get_queue(session, self.who, item_id)
+        return await admin.access_queue(session, self.who, item_id)
 
     async def fields(self, session: AsyncSession, item: Any | None) -> list[Field]:
         t = self.t
@@ -132,10 +132,10 @@ class Queues(Section):
         codes: list[int] = data.pop("result_code_ids", [])
         default = data.pop("default_result_code_id", None)
         if item_id is None:
-            queue = await admin.create_queue(session, self.who, data)
+            queue = await admin.check_create_queue(session, self.who, data)
             current: dict[int, dict[str, Any]] = {}
         else:
-            queue = await admin.update_queue(session, self.who, item_id, data)
+            queue = await admin.check_update_queue(session, self.who, item_id, data)
             current = {mm["user_id"]: mm for mm in (await admin.queue_detail(session, queue))["members"]}
         # Members already in the queue keep their position and penalty; new ones go last.
         last = max((mm["position"] for mm in current.values()), default=-1)
@@ -148,14 +148,14 @@ class Queues(Section):
             else:
                 last += 1
                 rows.append({"user_id": uid, "position": last, "penalty": 0})
-        await admin.set_queue_members(session, self.who, queue.id, {"members": rows})
-        await admin.set_queue_result_codes(
+        await admin.check_set_queue_members(session, self.who, queue.id, {"members": rows})
+        await admin.check_set_queue_result_codes(
             session, self.who, queue.id, {"result_code_ids": codes, "default_result_code_id": default}
         )
         return queue.id
 
     async def delete(self, session: AsyncSession, item_id: int) -> None:
-        await admin.delete_queue(session, self.who, item_id)
+        await admin.check_delete_queue(session, self.who, item_id)
 
     async def visibility(self, session: AsyncSession, item: Any | None) -> tuple[str, bool] | None:
         if item is None:
@@ -219,11 +219,11 @@ class Statuses(Section):
 
     async def save(self, session: AsyncSession, item_id: int | None, data: dict[str, Any]) -> int:
         if item_id is None:
-            return (await admin.create_status(session, self.who, data)).id
-        return (await admin.update_status(session, self.who, item_id, data)).id
+            return (await admin.check_create_status(session, self.who, data)).id
+        return (await admin.check_update_status(session, self.who, item_id, data)).id
 
     async def delete(self, session: AsyncSession, item_id: int) -> None:
-        await admin.delete_status(session, self.who, item_id)
+        await admin.check_delete_status(session, self.who, item_id)
 
 
 class ResultCodes(Section):
@@ -271,8 +271,8 @@ class ResultCodes(Section):
 
     async def save(self, session: AsyncSession, item_id: int | None, data: dict[str, Any]) -> int:
         if item_id is None:
-            return (await admin.create_result_code(session, self.who, data)).id
-        return (await admin.update_result_code(session, self.who, item_id, data)).id
+            return (await admin.check_create_result_code(session, self.who, data)).id
+        return (await admin.check_update_result_code(session, self.who, item_id, data)).id
 
     async def delete(self, session: AsyncSession, item_id: int) -> None:
-        await admin.deactivate_result_code(session, self.who, item_id)
+        await admin.check_deactivate_result_code(session, self.who, item_id)

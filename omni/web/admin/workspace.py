@@ -69,7 +69,7 @@ class CannedReplies(ScopedQueueItems):
         return Table([self.t(f"adm.f.{c}") for c in ("shortcut", "title", "queue_id")], rows)
 
     async def load(self, session: AsyncSession, item_id: int) -> Any:
-        return await admin.get_canned_reply(session, self.who, item_id)
+        return await admin.access_canned_reply(session, self.who, item_id)
 
     async def fields(self, session: AsyncSession, item: Any | None) -> list[Field]:
         t = self.t
@@ -95,11 +95,11 @@ class CannedReplies(ScopedQueueItems):
 
     async def save(self, session: AsyncSession, item_id: int | None, data: dict[str, Any]) -> int:
         if item_id is None:
-            return (await admin.create_canned_reply(session, self.who, data)).id
-        return (await admin.update_canned_reply(session, self.who, item_id, data)).id
+            return (await admin.check_create_canned_reply(session, self.who, data)).id
+        return (await admin.check_update_canned_reply(session, self.who, item_id, data)).id
 
     async def delete(self, session: AsyncSession, item_id: int) -> None:
-        await admin.delete_canned_reply(session, self.who, item_id)
+        await admin.check_delete_canned_reply(session, self.who, item_id)
 
 
 class CardFields(ScopedQueueItems):
@@ -126,7 +126,7 @@ class CardFields(ScopedQueueItems):
         return Table([self.t(f"adm.f.{c}") for c in cols], rows)
 
     async def load(self, session: AsyncSession, item_id: int) -> Any:
-        return await admin.get_card_field(session, self.who, item_id)
+        return await admin.access_card_field(session, self.who, item_id)
 
     async def fields(self, session: AsyncSession, item: Any | None) -> list[Field]:
         t = self.t
@@ -156,11 +156,11 @@ class CardFields(ScopedQueueItems):
         if data.get("kind") != "select":
             data.pop("options", None)  # left over from when it was a list; the domain clears them
         if item_id is None:
-            return (await admin.create_card_field(session, self.who, data)).id
-        return (await admin.update_card_field(session, self.who, item_id, data)).id
+            return (await admin.check_create_card_field(session, self.who, data)).id
+        return (await admin.check_update_card_field(session, self.who, item_id, data)).id
 
     async def delete(self, session: AsyncSession, item_id: int) -> None:
-        await admin.delete_card_field(session, self.who, item_id)
+        await admin.check_delete_card_field(session, self.who, item_id)
 
 
 class Scripts(Section):
@@ -183,7 +183,7 @@ class Scripts(Section):
         return Table([self.t("adm.f.queue_id"), self.t("adm.f.script_state")], rows)
 
     async def load(self, session: AsyncSession, item_id: int) -> Any:
-        return await admin.get_queue(session, self.who, item_id)
+        return await admin.access_queue(session, self.who, item_id)
 
     async def fields(self, session: AsyncSession, item: Any | None) -> list[Field]:
         return [Field("script", self.t("adm.f.script"), "textarea", help=self.t("adm.script_help"), rows=14)]
@@ -195,7 +195,7 @@ class Scripts(Section):
         if item_id is None:
             raise NotFound("scripts belong to queues")
         script = sanitize(str(data.get("script") or ""))
-        return (await admin.update_queue(session, self.who, item_id, {"script": script})).id
+        return (await admin.check_update_queue(session, self.who, item_id, {"script": script})).id
 
     def extras(self, item: Any | None) -> dict[str, Any]:
         return {"preview": sanitize(item.script or "")} if item is not None else {}

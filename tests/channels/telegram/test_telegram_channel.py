@@ -157,7 +157,7 @@ async def say(
 ) -> int:
     """A bot prompt / notice, stored and delivered like an operator reply."""
     async with app["server"].services.db.transaction() as s:
-        msg = await automated.send_automated(s, conv_id, body, buttons=buttons)
+        msg = await automated.do_send_automated(s, conv_id, body, buttons=buttons)
         return msg.id
 
 

@@ -197,7 +197,7 @@ async def test_caller_hanging_up_at_the_menu_ends_the_session_quietly(ctx: Ctx, 
 async def test_anonymous_call_the_ami_side_ingested_first_plays_the_stored_prompt_once(ctx: Ctx) -> None:
     # The AMI side saw the call first (OmniEnqueue): external id = Linkedid, anonymous identity.
     async with ctx.services.db.transaction() as s:
-        first = await conversations.ingest_inbound(s, conversations.InboundMessage(
+        first = await conversations.do_ingest_inbound(s, conversations.InboundMessage(
             inbox_id=ctx.inbox_id, identity_kind="external", identity_value="anonymous:1700000000.17",
             external_id="1700000000.17", medium=m.Medium.VOICE, body="Incoming call from an unknown number"))  # fmt: skip
     call = ctx.call("1700000000.18", ["2"], linkedid="1700000000.17", callerid="", calleridname="")

@@ -74,7 +74,7 @@ async def test_operator_transfers_a_call_to_the_ivr_and_the_ivr_hands_it_back(
         assert {"key": key, "name": "Back to the line"} in view["bot_scenarios"]
         async with server.services.db.transaction() as s:
             # Said before the transfer (e.g. a notice): not the new scenario's, never replayed.
-            await automated.send_automated(s, conv_id, "This call may be recorded")
+            await automated.do_send_automated(s, conv_id, "This call may be recorded")
 
         # Refused before anything moves: attended to an IVR, an unpublished scenario.
         ack = await op.call(

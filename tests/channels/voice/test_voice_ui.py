@@ -43,7 +43,7 @@ async def voice_conversation(w: World, recording_path: str | None) -> int:
     """A voice conversation in the world's queue with a call row (and a recording path)."""
     n = next(_calls)
     async with w.server.services.db.transaction() as s:
-        result = await conversations.ingest_inbound(
+        result = await conversations.do_ingest_inbound(
             s,
             InboundMessage(
                 inbox_id=w.inbox_id,

@@ -388,9 +388,9 @@ async def test_bot_buttons_reach_the_visitor_and_a_press_comes_back_with_its_id(
     ack = await visitor.send("hi", "c-1")
     buttons = [{"id": "billing", "label": "Billing"}, {"id": "tech", "label": "Technical <b>help</b>"}]
     async with live_server.services.db.transaction() as s:
-        await automated.send_automated(s, ack["conversation_id"], "What is it about?", buttons=buttons)
+        await automated.do_send_automated(s, ack["conversation_id"], "What is it about?", buttons=buttons)
         with pytest.raises(InvalidInput, match="unique"):
-            await automated.send_automated(s, ack["conversation_id"], "x", buttons=buttons[:1] * 2)
+            await automated.do_send_automated(s, ack["conversation_id"], "x", buttons=buttons[:1] * 2)
     for _ in range(100):
         if visitor.messages:
             break
@@ -424,7 +424,7 @@ async def test_a_message_the_server_could_not_store_is_refused_not_lost(
 
     from omni.domain import conversations
 
-    real = conversations.ingest_inbound
+    real = conversations.do_ingest_inbound
     calls = 0
 
     async def flaky(session: Any, msg: Any) -> Any:
@@ -434,7 +434,7 @@ async def test_a_message_the_server_could_not_store_is_refused_not_lost(
             raise OperationalError("INSERT", {}, Exception("QueuePool limit reached"))
         return await real(session, msg)
 
-    monkeypatch.setattr(conversations, "ingest_inbound", flaky)
+    monkeypatch.setattr(conversations, "do_ingest_inbound", flaky)
     visitor = Visitor(live_server.url)
     await visitor.connect(inbox=widget["token"])
     refused = await visitor.send("are you there?", "c-1")
