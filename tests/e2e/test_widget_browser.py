@@ -199,7 +199,9 @@ async def test_network_drop_loses_and_duplicates_nothing(
                 break
             await asyncio.sleep(0.1)
         assert bodies == ["before the drop", "typed while offline"]
-        await page.wait_for_timeout(500)
+        # The operator's reply is the sentinel: the socket brings it after the resend's answer.
+        assert (await op.call("send", {"conversation_id": conv_id, "body": "got both"}))["ok"]
+        await _text_appears(page, "got both")
         assert await page.locator(".omni-msg.omni-in").count() == 2, "no duplicate bubbles after the resend"
     finally:
         await op.sio.disconnect()

@@ -24,6 +24,7 @@ from omni.domain.auth import Principal
 from omni.services import Services
 from tests import factories as f
 from tests.channels.voice.agi_client import EmulatedCall, parse_args
+from tests.helpers import until
 
 
 def _doc(sales: int, support: int) -> dict[str, Any]:
@@ -257,8 +258,9 @@ async def test_announce_says_the_place_in_line_and_ends_when_no_longer_waiting(c
 
 
 async def test_caller_hears_music_while_the_bot_waits_for_an_http_answer(ctx: Ctx) -> None:
-    async def crm(call: e.CallHttp) -> e.HttpResult:
-        await asyncio.sleep(1.5)  # the CRM takes its time (long enough for a loaded CI box)
+    async def crm(_: e.CallHttp) -> e.HttpResult:
+        # The CRM takes its time: it answers only once the caller has been waiting with music on.
+        await until(lambda: call.sent("SET MUSIC") and call.sent("WAIT FOR DIGIT"), 30, what="the music")
         return e.HttpResult(status=200, body={"customer": {"tier": "gold"}})
 
     lookup = {

@@ -330,7 +330,7 @@ async def test_chat_does_not_block_a_call_but_a_call_blocks_chats(
         await op.wait_for("conversation.accepted", id=call_id)
         # While talking, a new chat waits: the call takes the whole operator.
         chat2 = await post_inbound(server, admin, chat_inbox_id, f"c2-{w.queue_id}")
-        await asyncio.sleep(0.5)  # several routing ticks
+        await server.services.engine.run_once()  # a routing pass that has seen chat2 (the sentinel)
         assert (await w.conv(chat2)).status == "queued"
         emulator.hangup(caller.uniqueid)
         await op.wait_for("conversation.wrap_up", id=call_id)
