@@ -321,18 +321,18 @@ async def test_ivr_does_not_give_up_when_the_bot_moves_on_between_its_reads_of_o
     running = asyncio.create_task(call.run(timeout=60))
     try:
         async with asyncio.timeout(30):
-            while not call.music:  # the bot is busy with its HTTP step, the IVR polls
-                await asyncio.sleep(0.01)
+            await until(lambda: call.music, 30, what="the IVR's music (the bot is busy with its HTTP step)")
             async with ctx.services.db.transaction() as s:
                 await s.execute(text("LOCK TABLE bot_sessions IN ACCESS EXCLUSIVE MODE"))
                 blocked = text(
                     "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'bot_sessions'::regclass"
                 )
-                while True:  # the IVR read the conversation and now waits to read its bot
+
+                async def waiting() -> bool:  # the IVR read the conversation and now waits to read its bot
                     async with ctx.services.db.transaction() as probe:
-                        if await probe.scalar(blocked):
-                            break
-                    await asyncio.sleep(0.01)
+                        return bool(await probe.scalar(blocked))
+
+                await until(waiting, 30, what="the IVR to wait for the bot_sessions lock", every=0.01)
                 lost = await s.scalar(select(m.Deadline).where(m.Deadline.kind == runner.BOT_HTTP_LOST))
                 assert lost is not None
                 lost.done = True
