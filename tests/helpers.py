@@ -8,17 +8,20 @@ the events a domain action committed through the outbox (``capture_events``, aft
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from sqlalchemy import func, select
 
 from omni.db import Database
 from omni.db import models as m
 from omni.domain.events import DomainEvent
 
-__all__ = ["capture_events", "until"]
+__all__ = ["capture_events", "until", "wait_ready"]
 
 
 async def until(
@@ -44,6 +47,23 @@ async def until(
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {value!r})")
         await asyncio.sleep(every)
+
+
+async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 300) -> None:
+    """Until a server process answers ``/readyz`` with 200; fails at once if it exited.
+
+    Patient: two nodes starting on a loaded 2-core machine can take more than a minute.
+    """
+    async with httpx.AsyncClient() as client:
+
+        async def ready() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"node exited with {proc.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                return (await client.get(f"{url}/readyz")).status_code == 200
+            return False
+
+        await until(ready, timeout, what=f"{url} to be ready", every=0.2)
 
 
 @asynccontextmanager

@@ -28,7 +28,7 @@ from omni.db import Database
 from omni.db import models as m
 from tests import factories as f
 from tests.conftest import free_port
-from tests.helpers import until
+from tests.helpers import until, wait_ready
 from tests.test_race import _node_env
 from tests.test_realtime import OperatorClient
 
@@ -174,19 +174,6 @@ class Traffic:
         return [x for v in self.acked.values() for x in v]
 
 
-async def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    """Patient: two nodes starting on a loaded 2-core machine can take more than a minute."""
-    async with httpx.AsyncClient() as client:
-        for _ in range(1500):
-            if proc.poll() is not None:
-                raise RuntimeError(f"node exited with {proc.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(f"{url}/readyz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"{url} never became ready")
-
-
 @pytest.fixture
 async def two_nodes(
     pg_url: str, tmp_path: Path, redis_server: RedisProcess
@@ -215,7 +202,7 @@ async def two_nodes(
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     try:
         for url, proc in zip(urls, procs, strict=True):
-            await _wait_ready(url, proc)
+            await wait_ready(url, proc)
         yield urls, seeded
     finally:
         for proc in procs:
