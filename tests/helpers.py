@@ -21,7 +21,11 @@ from omni.db import Database
 from omni.db import models as m
 from omni.domain.events import DomainEvent
 
-__all__ = ["capture_events", "until", "wait_ready"]
+__all__ = ["HTTP_TIMEOUT", "capture_events", "until", "wait_ready"]
+
+HTTP_TIMEOUT = httpx.Timeout(60)
+"""For test clients of a live server: only bounds a failure. httpx's 5 s default fails a login
+(argon2) on a busy 2-core machine although nothing is wrong."""
 
 
 async def until(

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from omni.db import models as m
 from tests import factories as f
 from tests.conftest import LiveServer, make_settings
-from tests.helpers import until
+from tests.helpers import HTTP_TIMEOUT, until
 
 
 class OperatorClient:
@@ -80,7 +80,7 @@ async def _all_dispatched(server: LiveServer) -> bool:
 
 
 async def token_for(server: LiveServer, username: str) -> str:
-    async with httpx.AsyncClient(base_url=server.url) as client:
+    async with httpx.AsyncClient(base_url=server.url, timeout=HTTP_TIMEOUT) as client:
         resp = await client.post("/api/v1/auth/login", json={"username": username, "password": f.PASSWORD})
         assert resp.status_code == 200
         created = await client.post("/api/v1/me/tokens", json={"name": "socket"})
@@ -92,7 +92,7 @@ async def post_inbound(
     server: LiveServer, admin_token: str, inbox_id: int, who: str, body: str = "hi"
 ) -> int:
     async with httpx.AsyncClient(
-        base_url=server.url, headers={"Authorization": f"Bearer {admin_token}"}
+        base_url=server.url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=HTTP_TIMEOUT
     ) as c:
         resp = await c.post(
             f"/api/v1/inboxes/{inbox_id}/messages",
