@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import event, select
 
+from omni import seed as factory
 from omni.db import Database
 from omni.db import models as m
 from omni.db.migrate import upgrade_async
@@ -199,42 +200,26 @@ async def seed(
     password_hash = hash_password("bench-password-never-used")  # one hash for everyone: argon2 is slow
     async with db.transaction() as s:
         users = [
-            m.User(
-                username=f"bench-op-{i:05d}",
-                display_name=f"Bench operator {i}",
-                role=m.Role.OPERATOR,
+            await factory.user(
+                s,
+                f"bench-op-{i:05d}",
                 password_hash=password_hash,
-                language="en",
-                is_active=True,
-                handles_chat=True,
-                handles_voice=True,
+                display_name=f"Bench operator {i}",
                 capacity=capacity,
-                chat_weight=1,
                 voice_weight=capacity,
             )
             for i in range(operators)
         ]
-        s.add_all(users)
         queues = [
-            m.Queue(
-                name=f"bench-queue-{q}",
+            await factory.queue(
+                s,
+                f"bench-queue-{q}",
                 strategy=strategy,
-                priority=0,
                 queue_timeout_seconds=3600,
                 operator_timeout_seconds=600,
-                auto_accept=False,
-                overflow_action="callback",
-                sla_seconds=20,
-                wrap_up_seconds=30,
-                chats_block_calls=True,
-                manual_pick=True,
-                escalation=[],
-                script="",
             )
             for q in range(QUEUES)
         ]
-        s.add_all(queues)
-        await s.flush()
         for i, user in enumerate(users):
             for k in range(QUEUES_PER_OPERATOR):
                 s.add(
@@ -243,21 +228,12 @@ async def seed(
                     )
                 )
         inboxes = [
-            m.Inbox(
-                name=f"bench-inbox-{q.name}",
-                channel="api",
-                queue_id=q.id,
-                public_token=f"bench-{uuid.uuid4().hex}",
-                config={},
-                active=True,
-                secret_encrypted="",
+            await factory.inbox(
+                s, q, "api", f"bench-inbox-{q.name}", public_token=f"bench-{uuid.uuid4().hex}"
             )
             for q in queues
         ]
-        s.add_all(inboxes)
-        code = m.ResultCode(code="bench-done", name="Bench done", colour="#00aa00", active=True)
-        s.add(code)
-        await s.flush()
+        code = await factory.result_code(s, "bench-done", name="Bench done")
         inbox_ids = [i.id for i in inboxes]
         result_code_id = code.id
         user_ids = [u.id for u in users]

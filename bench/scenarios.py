@@ -43,6 +43,7 @@ from routing import admin_execute, check_loopback, log, sqlalchemy_url, summariz
 from bots import engine as e  # noqa: E402
 from bots import runner, service  # noqa: E402
 from bots.scenario import load  # noqa: E402
+from omni import seed as factory  # noqa: E402
 from omni.db import Database  # noqa: E402
 from omni.db import models as m  # noqa: E402
 from omni.db.migrate import upgrade_async  # noqa: E402
@@ -77,16 +78,11 @@ ANSWERS = [("Billing", "billing"), ("no idea", None), ("4242", None), ("Great", 
 
 async def seed(db: Database) -> tuple[int, Principal]:
     async with db.transaction() as s:
-        admin = m.User(username="bench-admin", display_name="Bench", role=m.Role.ADMIN,
-                       password_hash=hash_password("x" * 12), language="en")  # fmt: skip
-        s.add(admin)
-        queue = m.Queue(name="bench", queue_timeout_seconds=0)
-        s.add(queue)
-        await s.flush()
-        inbox = m.Inbox(name="bench", channel="api", queue_id=queue.id, public_token=uuid.uuid4().hex,
-                        config={"scenario": "bench"})  # fmt: skip
-        s.add(inbox)
-        await s.flush()
+        admin = await factory.user(s, "bench-admin", m.Role.ADMIN, password_hash=hash_password("x" * 12),
+                                display_name="Bench")  # fmt: skip
+        queue = await factory.queue(s, "bench", queue_timeout_seconds=0)
+        inbox = await factory.inbox(s, queue, "api", "bench", public_token=uuid.uuid4().hex,
+                                 config={"scenario": "bench"})  # fmt: skip
         who = Principal.of(admin)
         row = await service.create(s, who, "bench", "Bench", SCENARIO)
         await service.publish(s, who, row.id)

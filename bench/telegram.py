@@ -57,7 +57,8 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from omni.db import Database  # noqa: E402 - after the path tweak
+from omni import seed as factory  # noqa: E402 - after the path tweak
+from omni.db import Database  # noqa: E402
 from omni.db import models as m  # noqa: E402
 from omni.db.migrate import upgrade_async  # noqa: E402
 from omni.domain import automated, conversations  # noqa: E402
@@ -217,17 +218,9 @@ async def admin_execute(dsn: str, *sql: str) -> None:
 async def seed(db: Database) -> int:
     pw = hash_password(PASSWORD)
     async with db.transaction() as s:
-        for name, role in (("admin", m.Role.ADMIN), ("op", m.Role.OPERATOR)):
-            s.add(m.User(username=name, display_name=name, role=role, password_hash=pw, capacity=3))
-        await s.flush()
-        q = m.Queue(
-            name="telegram", queue_timeout_seconds=3600, overflow_action="none", escalation=[], script=""
-        )
-        s.add(q)
-        await s.flush()
-        op_id = await s.scalar(select(m.User.id).where(m.User.username == "op"))
-        assert op_id is not None
-        s.add(m.QueueMember(queue_id=q.id, user_id=op_id, position=0, penalty=0))
+        await factory.user(s, "admin", m.Role.ADMIN, password_hash=pw)
+        op = await factory.user(s, "op", m.Role.OPERATOR, password_hash=pw)
+        q = await factory.queue(s, "telegram", [op], queue_timeout_seconds=3600, overflow_action="none")
         return q.id
 
 

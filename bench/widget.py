@@ -61,6 +61,7 @@ import asyncpg  # type: ignore[import-untyped]
 from routing import LatencyStats, admin_execute, sqlalchemy_url, summarize
 from sqlalchemy import func, select
 
+from omni import seed as factory
 from omni.db import Database
 from omni.db import models as m
 from omni.db.migrate import upgrade_async
@@ -753,52 +754,28 @@ async def seed(db: Database, *, operators: int, capacity: int) -> Seeded:
     password_hash = hash_password(secrets.token_urlsafe(16))  # nobody logs in with a password
     async with db.transaction() as s:
         users = [
-            m.User(
-                username=f"bench-op-{i:03d}",
-                display_name=f"Bench operator {i}",
-                role=m.Role.OPERATOR,
+            await factory.user(
+                s,
+                f"bench-op-{i:03d}",
                 password_hash=password_hash,
-                language="en",
-                is_active=True,
-                handles_chat=True,
+                display_name=f"Bench operator {i}",
                 handles_voice=False,
                 capacity=capacity,
-                chat_weight=1,
                 voice_weight=capacity,
             )
             for i in range(operators)
         ]
-        s.add_all(users)
-        queue = m.Queue(
-            name="bench-widget",
-            strategy=m.Strategy.LONGEST_IDLE,
-            priority=0,
+        queue = await factory.queue(
+            s,
+            "bench-widget",
+            users,
             queue_timeout_seconds=3600,
             operator_timeout_seconds=600,
             auto_accept=True,
-            overflow_action="callback",
-            sla_seconds=20,
-            wrap_up_seconds=30,
-            chats_block_calls=True,
-            manual_pick=True,
-            escalation=[],
-            script="",
         )
-        s.add(queue)
-        await s.flush()
-        for i, user in enumerate(users):
-            s.add(m.QueueMember(queue_id=queue.id, user_id=user.id, position=i, penalty=0))
-        inbox = m.Inbox(
-            name="bench-widget",
-            channel="widget",
-            queue_id=queue.id,
-            public_token=f"bench-{uuid.uuid4().hex}",
-            config={},
-            active=True,
-            secret_encrypted="",
+        inbox = await factory.inbox(
+            s, queue, "widget", "bench-widget", public_token=f"bench-{uuid.uuid4().hex}"
         )
-        s.add(inbox)
-        await s.flush()
         tokens = [(u.id, (await auth.do_create_api_token(s, u, "bench"))[1]) for u in users]
         return Seeded(inbox.public_token, queue.id, tokens, capacity)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from omni import seed
 from omni.db import models as m
 from omni.domain.auth import hash_password
 
@@ -27,21 +28,14 @@ async def _user(
         if reset:
             existing.password_hash = hash_password(password)
         return existing, reset
-    user = m.User(
-        username=username,
-        display_name=name,
-        role=role,
+    user = await seed.user(
+        session,
+        username,
+        role,
         password_hash=hash_password(password),
+        display_name=name,
         language="ru" if username.endswith("ru") else "en",
-        is_active=True,
-        handles_chat=True,
-        handles_voice=True,
-        capacity=3,
-        chat_weight=1,
-        voice_weight=3,
     )
-    session.add(user)
-    await session.flush()
     return user, True
 
 
@@ -74,12 +68,9 @@ async def seed_demo(
         ("no_answer", "No answer", "Нет ответа", "#9e9e9e"),
         ("spam", "Spam", "Спам", "#c62828"),
     ]:
-        row = await session.scalar(select(m.ResultCode).where(m.ResultCode.code == code_name))
-        if row is None:
-            row = m.ResultCode(code=code_name, name=name, name_ru=name_ru, colour=colour, active=True)
-            session.add(row)
-            await session.flush()
-        codes[code_name] = row
+        codes[code_name] = await seed.result_code(
+            session, code_name, name=name, name_ru=name_ru, colour=colour
+        )
     lunch = await session.scalar(select(m.OperatorStatus).where(m.OperatorStatus.code == "lunch"))
     if lunch is None:
         session.add_all(
@@ -124,38 +115,16 @@ async def seed_demo(
         queue = await session.scalar(select(m.Queue).where(m.Queue.name == name))
         if queue is not None:
             continue
-        queue = m.Queue(
-            name=name,
+        queue = await seed.queue(
+            session,
+            name,
+            [users["operator1"], users["operator2"]],
             group_id=group.id,
             strategy=strategy,
-            priority=0,
             queue_timeout_seconds=600,
-            operator_timeout_seconds=20,
-            auto_accept=False,
-            overflow_action="callback",
-            sla_seconds=20,
-            wrap_up_seconds=30,
             default_result_code_id=codes["resolved"].id,
-            chats_block_calls=True,
-            manual_pick=True,
-            escalation=[],
-            script="",
         )
-        session.add(queue)
-        await session.flush()
-        for pos, username in enumerate(("operator1", "operator2")):
-            session.add(m.QueueMember(queue_id=queue.id, user_id=users[username].id, position=pos, penalty=0))
         for code in codes.values():
             session.add(m.QueueResultCode(queue_id=queue.id, result_code_id=code.id))
-        session.add(
-            m.Inbox(
-                name=f"{name} API",
-                channel="api",
-                queue_id=queue.id,
-                public_token=secrets.token_urlsafe(24),
-                config={},
-                active=True,
-                secret_encrypted="",
-            )
-        )
+        await seed.inbox(session, queue, "api", f"{name} API", public_token=secrets.token_urlsafe(24))
     return logins

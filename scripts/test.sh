@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install everything the tests need and run the whole suite: apt packages (PostgreSQL, Redis,
 # Chromium) when missing, the Python package with test extras, npm packages where a lockfile
-# exists; then start PostgreSQL + Redis on loopback, run ruff, mypy and pytest, and stop them.
+# exists; then start PostgreSQL + Redis on loopback, run ruff, mypy, lint-imports (the layer
+# contracts in pyproject.toml) and pytest on parallel workers (OMNI_TEST_WORKERS, default 2;
+# 0 runs serially), and stop them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
@@ -33,4 +35,8 @@ trap 'scripts/services.sh stop' EXIT
 
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy"; .venv/bin/mypy
-echo "== pytest"; .venv/bin/python -m pytest "$@"
+echo "== lint-imports"; .venv/bin/lint-imports
+workers="${OMNI_TEST_WORKERS:-2}"
+parallel=()
+[ "$workers" = 0 ] || parallel=(-n "$workers" --dist loadgroup)
+echo "== pytest"; .venv/bin/python -m pytest "${parallel[@]}" "$@"

@@ -2,6 +2,11 @@
 
 Each test gets its own PostgreSQL database cloned from a template that was built by running
 the Alembic migrations (so migration drift fails the suite), and its own Redis key prefix.
+
+Under pytest-xdist (``-n 2``) every worker builds its own template (its name is random) and
+uses a Redis database index of its own (``gw0`` → 1, ``gw1`` → 2, …), so workers share
+nothing but the servers. Tests that must not share the machine with each other run in one
+``xdist_group`` (see ``pytest_collection_modifyitems``; run with ``--dist loadgroup``).
 """
 
 from __future__ import annotations
@@ -24,9 +29,37 @@ from omni.db.migrate import upgrade
 from omni.services import Services, build_services
 from omni.settings import Settings
 
+
+def _worker_redis_url(url: str, worker: str) -> str:
+    """The Redis URL with a database index of the xdist worker's own (unchanged when serial)."""
+    if not url or not worker.startswith("gw"):
+        return url
+    base, _, _index = url.rpartition("/")
+    return f"{base}/{1 + int(worker.removeprefix('gw')) % 15}"
+
+
 PG_DSN = os.environ.get("OMNI_TEST_PG_DSN", "")
-REDIS_URL = os.environ.get("OMNI_TEST_REDIS_URL", "")
+REDIS_URL = _worker_redis_url(
+    os.environ.get("OMNI_TEST_REDIS_URL", ""), os.environ.get("PYTEST_XDIST_WORKER", "")
+)
 TEMPLATE = "omni_template"
+
+# Tests that each start several processes or a browser: run one group at a time per worker, so
+# two of them never fight over the same two cores (and the lighter tests fill the other worker).
+XDIST_GROUPS = {
+    "tests/e2e/": "browser",
+    "tests/test_race.py": "processes",
+    "tests/test_redis_restart.py": "processes",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    root = Path(__file__).resolve().parents[1]
+    for item in items:
+        path = Path(str(item.fspath)).resolve().relative_to(root).as_posix()
+        for prefix, group in XDIST_GROUPS.items():
+            if path.startswith(prefix):
+                item.add_marker(pytest.mark.xdist_group(group))
 
 
 def _require_services() -> None:

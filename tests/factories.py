@@ -1,22 +1,29 @@
-"""Building blocks for tests: users, queues, inboxes, statuses, straight through the DB."""
+"""Building blocks for tests: users, queues, inboxes, statuses, straight through the DB.
+
+The rows themselves come from ``omni.seed`` (shared with ``omni demo`` and bench/); this adds
+what only tests want: one known password for every user, status changes, principals.
+"""
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
 from omni.domain import presence
 from omni.domain.auth import Principal, hash_password
+from omni.seed import inbox, queue, result_code
+from omni.seed import user as _user
+
+__all__ = ["PASSWORD", "inbox", "password_hash", "queue", "result_code", "set_status", "user", "who"]
 
 PASSWORD = "correct horse battery"
 _HASH: str | None = None
 
 
-def _hash() -> str:
+def password_hash() -> str:
+    """The hash of ``PASSWORD``, computed once (argon2 is slow on purpose)."""
     global _HASH
     if _HASH is None:
         _HASH = hash_password(PASSWORD)
@@ -24,72 +31,9 @@ def _hash() -> str:
 
 
 async def user(session: AsyncSession, username: str, role: m.Role = m.Role.OPERATOR, **kw: Any) -> m.User:
-    row = m.User(
-        username=username,
-        display_name=username,
-        role=role,
-        password_hash=_hash(),
-        language="en",
-        is_active=True,
-        handles_chat=kw.pop("handles_chat", True),
-        handles_voice=kw.pop("handles_voice", True),
-        capacity=kw.pop("capacity", 3),
-        chat_weight=kw.pop("chat_weight", 1),
-        voice_weight=kw.pop("voice_weight", 3),
-        **kw,
-    )
-    session.add(row)
-    await session.flush()
-    return row
-
-
-async def queue(session: AsyncSession, name: str, members: list[m.User] | None = None, **kw: Any) -> m.Queue:
-    defaults: dict[str, Any] = dict(
-        strategy=m.Strategy.LONGEST_IDLE,
-        priority=0,
-        queue_timeout_seconds=300,
-        operator_timeout_seconds=20,
-        auto_accept=False,
-        overflow_action="callback",
-        sla_seconds=20,
-        wrap_up_seconds=30,
-        chats_block_calls=True,
-        manual_pick=True,
-        escalation=[],
-        script="",
-    )
-    defaults.update(kw)
-    row = m.Queue(name=name, **defaults)
-    session.add(row)
-    await session.flush()
-    for pos, u in enumerate(members or []):
-        session.add(m.QueueMember(queue_id=row.id, user_id=u.id, position=pos, penalty=0))
-    await session.flush()
-    return row
-
-
-async def inbox(session: AsyncSession, q: m.Queue, channel: str = "api", name: str | None = None) -> m.Inbox:
-    row = m.Inbox(
-        name=name or f"{channel}-{q.name}",
-        channel=channel,
-        queue_id=q.id,
-        public_token=secrets.token_urlsafe(12),
-        config={},
-        active=True,
-        secret_encrypted="",
-    )
-    session.add(row)
-    await session.flush()
-    return row
-
-
-async def result_code(session: AsyncSession, code: str = "done") -> m.ResultCode:
-    row = await session.scalar(select(m.ResultCode).where(m.ResultCode.code == code))
-    if row is None:
-        row = m.ResultCode(code=code, name=code.title(), colour="#00aa00", active=True)
-        session.add(row)
-        await session.flush()
-    return row
+    """A user who logs in with ``PASSWORD`` (unless ``password_hash`` is given)."""
+    kw.setdefault("password_hash", password_hash())
+    return await _user(session, username, role, **kw)
 
 
 async def set_status(session: AsyncSession, u: m.User, code: str = "available") -> None:

@@ -20,7 +20,8 @@ from omni.settings import Settings
 from omni.worker import celery_app
 from tests import factories as f
 from tests.conftest import LiveServer
-from tests.webhook_receiver import Receiver, check_signature, wait_until
+from tests.helpers import until as wait_until
+from tests.webhook_receiver import Receiver, check_signature
 
 
 async def login(server: LiveServer, username: str) -> httpx.AsyncClient:

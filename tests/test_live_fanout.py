@@ -7,7 +7,6 @@ operator and widget sockets from the outbox, and that a visitor's resume is scop
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from sqlalchemy import update
@@ -20,6 +19,7 @@ from omni.realtime.live import GapTracker, live_fanout
 from tests import factories as f
 from tests.channels.widget.test_widget_channel import Visitor
 from tests.conftest import LiveServer
+from tests.helpers import until
 from tests.test_realtime import OperatorClient, token_for
 
 
@@ -150,10 +150,7 @@ async def test_an_event_redis_never_delivered_reaches_this_nodes_operator_and_vi
     lost_id = await _lost_event(live_server, ack["conversation_id"], "did you get this?")
     event = await op_client.wait_for("message.created", id=lost_id)
     assert event["data"]["body"] == "did you get this?"
-    for _ in range(200):
-        if any(x["id"] == lost_id for x in visitor.messages):
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: any(x["id"] == lost_id for x in visitor.messages), 10)
     assert [x["body"] for x in visitor.messages if x["id"] == lost_id] == ["did you get this?"]
     await op_client.sio.disconnect()
     await visitor.sio.disconnect()
@@ -189,19 +186,13 @@ async def test_an_event_the_relay_dispatched_late_below_the_checkpoint_still_rea
             await _mark_dispatched(s, later_seq)
         assert late_seq < later_seq
         await op_client.wait_for("message.created", id=later_msg)
-        for _ in range(400):
-            if live.tracker.watermark >= later_seq:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: live.tracker.watermark >= later_seq, 20)
         assert live.tracker.watermark >= later_seq
         # The relay dispatches the slow transaction's event only now, and Redis drops it too.
         await _mark_dispatched(slow, late_seq)
     event = await op_client.wait_for("message.created", id=late_msg)
     assert event["seq"] == late_seq and event["data"]["body"] == "typed before the later one"
-    for _ in range(200):
-        if any(x["id"] == late_msg for x in visitor.messages):
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: any(x["id"] == late_msg for x in visitor.messages), 10)
     assert [x["body"] for x in visitor.messages if x["id"] == late_msg] == ["typed before the later one"]
     await op_client.sio.disconnect()
     await visitor.sio.disconnect()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from omni.services import Services
 from tests import factories as f
 from tests.channels.widget.test_widget_channel import Visitor
 from tests.conftest import LiveServer
+from tests.helpers import until
 from tests.test_realtime import OperatorClient, token_for
 
 S = m.ConversationStatus
@@ -324,7 +324,10 @@ async def test_supervisor_is_scoped_to_their_groups(live_server: LiveServer, sco
             assert conv.assigned_user_id == scoped["op_b"]
             notes = await s.scalars(select(m.Message).where(m.Message.direction == "note"))
             assert notes.all() == []
-        await asyncio.sleep(0.3)
+        # A sentinel for op_b after the refusals: had any of them emitted, it would come first.
+        sent = await op_b.call("send", {"conversation_id": conv_b, "body": "sentinel"})
+        assert sent["ok"], sent
+        await op_b.wait_for("message.created", body="sentinel")
         assert not any(e["type"] == "supervisor.message" for e in op_b.events)
         # In scope: a status change needs a reason, then lands with it.
         no_reason = await sup.call("set_operator_status", {"user_id": scoped["op_a"], "status": "pause"})
@@ -356,7 +359,12 @@ async def test_message_reaches_only_that_operator(live_server: LiveServer, scope
         got = await op_a.wait_for("supervisor.message", text="<b>call me</b>")
         assert got["user_id"] == scoped["op_a"]
         assert got["data"]["from_name"] == "sup" and got["data"]["from_user_id"] == scoped["sup"]
-        await asyncio.sleep(0.5)
+        # A sentinel for op_a2, after the message: had it gone to op_a2 too, it would come first.
+        paused = await sup.call(
+            "set_operator_status", {"user_id": scoped["op_a2"], "status": "pause", "reason": "sentinel"}
+        )
+        assert paused["ok"], paused
+        await op_a2.wait_for("presence.changed", user_id=scoped["op_a2"], status="pause")
         assert not any(e["type"] == "supervisor.message" for e in op_a2.events)
         replay = await op_a2.call("resume", {"after": 0})
         assert not any(e["type"] == "supervisor.message" for e in replay["events"])
@@ -381,12 +389,9 @@ async def test_whisper_reaches_the_operator_never_the_customer(
         assert note["data"]["body"] == "offer the discount" and note["conversation_id"] == conv_id
         assert note["data"]["author_user_id"] == scoped["sup"]
         # The channel works (the operator's reply arrives), and the note never did.
+        # The reply is the sentinel: the note was written first, so it would have arrived first.
         assert (await op_a.call("send", {"conversation_id": conv_id, "body": "Here is 10% off"}))["ok"]
-        for _ in range(100):
-            if visitor.messages:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)
+        await until(lambda: visitor.messages, what="the reply at the visitor")
         assert [x["body"] for x in visitor.messages] == ["Here is 10% off"]
         async with live_server.services.db.transaction() as s:
             stored = await s.scalar(select(m.Message).where(m.Message.id == ack["message"]["id"]))

@@ -26,6 +26,7 @@ from omni.domain import presence
 from omni.domain.conversations import InboundMessage
 from tests import factories as f
 from tests.conftest import REDIS_URL, free_port
+from tests.helpers import wait_ready
 
 OPERATORS = 8
 CAPACITY = 1
@@ -43,21 +44,6 @@ def _node_env(pg_url: str, prefix: str) -> dict[str, str]:
         OMNI_LOG_LEVEL="WARNING",
     )
     return env
-
-
-async def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"node exited with {proc.returncode}")
-            try:
-                if (await client.get(f"{url}/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"{url} never became ready")
 
 
 def _max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
@@ -102,7 +88,7 @@ async def test_two_nodes_never_double_assign_or_exceed_capacity(pg_url: str, tmp
     ]
     try:
         for p, proc in zip(ports, procs, strict=True):
-            await _wait_ready(f"http://127.0.0.1:{p}", proc)
+            await wait_ready(f"http://127.0.0.1:{p}", proc)
         # Customers arrive in bursts while both nodes route.
         for start in range(0, CONVERSATIONS, 50):
             async with db.transaction() as s:

@@ -3,17 +3,18 @@ client on one node receives events produced on another node (Redis fan-out)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 import socketio
+from sqlalchemy import func, select
 
 from omni.db import models as m
 from tests import factories as f
 from tests.conftest import LiveServer, make_settings
+from tests.helpers import HTTP_TIMEOUT, until
 
 
 class OperatorClient:
@@ -56,17 +57,30 @@ class OperatorClient:
         return result
 
     async def wait_for(self, type_: str, timeout: float = 10, **match: Any) -> dict[str, Any]:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
+        def found() -> dict[str, Any] | None:
             for e in self.events:
                 if e["type"] == type_ and all(e["data"].get(k) == v for k, v in match.items()):
                     return e
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"no {type_} {match} among {[e['type'] for e in self.events]}")
+            return None
+
+        try:
+            event: dict[str, Any] = await until(found, timeout)
+        except AssertionError:
+            raise AssertionError(f"no {type_} {match} among {[e['type'] for e in self.events]}") from None
+        return event
+
+
+async def _all_dispatched(server: LiveServer) -> bool:
+    """The outbox relay has handed every committed event to the sinks."""
+    async with server.services.db.transaction() as s:
+        pending = await s.scalar(
+            select(func.count()).select_from(m.Event).where(m.Event.dispatched.is_(False))
+        )
+    return pending == 0
 
 
 async def token_for(server: LiveServer, username: str) -> str:
-    async with httpx.AsyncClient(base_url=server.url) as client:
+    async with httpx.AsyncClient(base_url=server.url, timeout=HTTP_TIMEOUT) as client:
         resp = await client.post("/api/v1/auth/login", json={"username": username, "password": f.PASSWORD})
         assert resp.status_code == 200
         created = await client.post("/api/v1/me/tokens", json={"name": "socket"})
@@ -78,7 +92,7 @@ async def post_inbound(
     server: LiveServer, admin_token: str, inbox_id: int, who: str, body: str = "hi"
 ) -> int:
     async with httpx.AsyncClient(
-        base_url=server.url, headers={"Authorization": f"Bearer {admin_token}"}
+        base_url=server.url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=HTTP_TIMEOUT
     ) as c:
         resp = await c.post(
             f"/api/v1/inboxes/{inbox_id}/messages",
@@ -149,7 +163,7 @@ async def test_reconnect_replays_every_missed_event(live_server: LiveServer, see
     missed = [
         await post_inbound(live_server, seeded["admin_token"], seeded["inbox"], f"c{i}") for i in range(1, 4)
     ]
-    await asyncio.sleep(0.5)
+    await until(lambda: _all_dispatched(live_server), what="the relay to fan out what the operator missed")
     op.sio = socketio.AsyncClient(reconnection=False)
     op.sio.on("event", op._on_event, namespace="/operator")
     await op.connect()
@@ -173,10 +187,10 @@ async def test_operator_does_not_get_other_queues_events(
     op = OperatorClient(live_server.url, seeded["op_token"])
     await op.connect()
     try:
-        mine = await post_inbound(live_server, seeded["admin_token"], seeded["inbox"], "mine")
+        # "mine" comes after "theirs": once it arrived, "theirs" would have arrived before it.
         theirs = await post_inbound(live_server, seeded["admin_token"], seeded["inbox2"], "theirs")
+        mine = await post_inbound(live_server, seeded["admin_token"], seeded["inbox"], "mine")
         await op.wait_for("conversation.created", id=mine)
-        await asyncio.sleep(0.5)
         assert theirs not in {e["data"].get("id") for e in op.events if e["type"].startswith("conversation.")}
         replay = await op.call("resume", {"after": 0})
         assert theirs not in {

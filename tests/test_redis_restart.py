@@ -14,7 +14,6 @@ import random
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from omni.db import Database
 from omni.db import models as m
 from tests import factories as f
 from tests.conftest import free_port
+from tests.helpers import until, wait_ready
 from tests.test_race import _node_env
 from tests.test_realtime import OperatorClient
 
@@ -174,27 +174,6 @@ class Traffic:
         return [x for v in self.acked.values() for x in v]
 
 
-async def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    """Patient: two nodes starting on a loaded 2-core machine can take more than a minute."""
-    async with httpx.AsyncClient() as client:
-        for _ in range(1500):
-            if proc.poll() is not None:
-                raise RuntimeError(f"node exited with {proc.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(f"{url}/readyz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"{url} never became ready")
-
-
-async def _until(condition: Any, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 @pytest.fixture
 async def two_nodes(
     pg_url: str, tmp_path: Path, redis_server: RedisProcess
@@ -223,7 +202,7 @@ async def two_nodes(
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     try:
         for url, proc in zip(urls, procs, strict=True):
-            await _wait_ready(url, proc)
+            await wait_ready(url, proc)
         yield urls, seeded
     finally:
         for proc in procs:
@@ -284,13 +263,13 @@ async def test_redis_restart_mid_traffic_loses_nothing_on_the_other_node(
 
     tasks = [asyncio.create_task(reply_from_node_a()), asyncio.create_task(write_from_node_b())]
     try:
-        await _until(lambda: traffic.count("before") >= 10, "traffic before the outage")
+        await until(lambda: traffic.count("before") >= 10, 120, what="traffic before the outage")
         traffic.phase = "during"
         redis_server.stop()
-        await _until(lambda: traffic.count("during") >= 30, "traffic acked while Redis is down")
+        await until(lambda: traffic.count("during") >= 30, 120, what="traffic acked while Redis is down")
         traffic.phase = "after"
         await redis_server.start()
-        await _until(lambda: traffic.count("after") >= 30, "traffic acked after Redis is back")
+        await until(lambda: traffic.count("after") >= 30, 120, what="traffic acked after Redis is back")
     finally:
         stop.set()
         await asyncio.gather(*tasks)
@@ -299,8 +278,12 @@ async def test_redis_restart_mid_traffic_loses_nothing_on_the_other_node(
     replies = {i for i, d in acked if d == "out"}
     everything = {i for i, _ in acked}
     try:
-        await _until(lambda: everything <= watcher.message_ids(), "the operator on B to get every message")
-        await _until(lambda: replies <= visitor.out_ids(), "the visitor on node B to get every reply")
+        await until(
+            lambda: everything <= watcher.message_ids(), 120, what="the operator on B to get every message"
+        )
+        await until(
+            lambda: replies <= visitor.out_ids(), 120, what="the visitor on node B to get every reply"
+        )
     finally:
         missing_op = sorted(everything - watcher.message_ids())
         missing_visitor = sorted(replies - visitor.out_ids())

@@ -19,6 +19,7 @@ from omni.domain.errors import Conflict, DomainError, InvalidInput, NotFound, Pe
 from omni.services import Services
 from tests import factories as f
 from tests.conftest import LiveServer
+from tests.helpers import capture_events
 from tests.test_realtime import OperatorClient, token_for
 
 
@@ -372,18 +373,14 @@ async def test_double_accept_is_not_an_error_for_the_operator_who_accepted(
         offer_id, offered_to = offer.id, offer.user_id
     username = "op" if offered_to == world["op"] else "op2"
     who = await as_user(services, username)
-    async with services.db.transaction() as s:
+    accepting_events = capture_events(services.db, conversation_id=conv_id)
+    async with accepting_events as accepting, services.db.transaction() as s:
         first = await c.check_accept_offer(s, who, offer_id)
-    async with services.db.transaction() as s:
+    assert [e.type for e in accepting].count("conversation.accepted") == 1
+    # The second accept changes nothing.
+    async with capture_events(services.db, expected=0), services.db.transaction() as s:
         again = await c.check_accept_offer(s, who, offer_id)
     assert (again.id, again.status, again.assigned_user_id) == (first.id, "active", offered_to)
-    async with services.db.transaction() as s:
-        accepted = await s.scalar(
-            select(func.count())
-            .select_from(m.Event)
-            .where(m.Event.conversation_id == conv_id, m.Event.type == "conversation.accepted")
-        )
-    assert accepted == 1, "the second accept changes nothing"
     # Anyone else still gets the conflict; and an offer that was declined stays refused.
     other = await as_user(services, "op2" if username == "op" else "op")
     async with services.db.transaction() as s:

@@ -7,12 +7,11 @@ check signatures and at-least-once delivery themselves.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,23 +106,6 @@ class Receiver:
 
     def delivered_event_ids(self, subscription_id: int | None = None) -> set[int]:
         return {h.event["seq"] for h in self.delivered(subscription_id)}
-
-
-async def wait_until(
-    check: Callable[[], Awaitable[Any]] | Callable[[], Any], *, timeout: float, what: str, every: float = 0.1
-) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = check()
-        if asyncio.iscoroutine(last):
-            last = await last
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-        await asyncio.sleep(every)
 
 
 def check_signature(secret: str, headers: dict[str, str], body: bytes) -> None:

@@ -17,6 +17,7 @@ from omni.db import models as m
 from omni.settings import Settings
 from tests import factories as f
 from tests.conftest import LiveServer, make_settings
+from tests.helpers import HTTP_TIMEOUT
 
 
 @dataclass
@@ -27,7 +28,7 @@ class World:
 
 
 async def login(server: LiveServer, username: str) -> httpx.AsyncClient:
-    client = httpx.AsyncClient(base_url=server.url)
+    client = httpx.AsyncClient(base_url=server.url, timeout=HTTP_TIMEOUT)
     resp = await client.post("/api/v1/auth/login", json={"username": username, "password": f.PASSWORD})
     assert resp.status_code == 200, resp.text
     return client

@@ -3,7 +3,6 @@ handling ends, the survey runs, the answer lands in the conversation's variables
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from sqlalchemy import select
@@ -13,6 +12,7 @@ from omni.db import models as m
 from omni.domain.auth import Principal
 from tests import factories as f
 from tests.conftest import LiveServer
+from tests.helpers import until
 from tests.test_realtime import OperatorClient, post_inbound, token_for
 
 SURVEY: dict[str, Any] = {
@@ -73,13 +73,14 @@ async def test_operator_sends_a_survey(live_server: LiveServer) -> None:
             assert "How did we do?" in list(said)
 
         await post_inbound(live_server, admin_token, inbox_id, "cust", "Good")
-        for _ in range(100):
+
+        async def closed() -> m.Conversation | None:
             async with live_server.services.db.transaction() as s:
-                conv = await s.get(m.Conversation, conv_id)
-                assert conv is not None
-                if conv.status == "closed":
-                    break
-            await asyncio.sleep(0.05)
+                row = await s.get(m.Conversation, conv_id)
+            assert row is not None
+            return row if row.status == "closed" else None
+
+        conv = await until(closed, 5, what="the bot to close the conversation")
         assert conv.status == "closed" and conv.variables["rating"] == "good"
         view = await client.call("open", {"conversation_id": conv_id})
         assert view["conversation"]["variables"]["rating"] == "good"  # the card's "Bot data"

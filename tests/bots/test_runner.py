@@ -4,7 +4,6 @@ pinning, restart resume, timers as deadlines, HTTP after commit — PostgreSQL, 
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +19,7 @@ from omni.domain.engine import run_due_deadlines
 from tests import factories as f
 from tests.channels.widget.test_widget_channel import Visitor
 from tests.conftest import LiveServer
+from tests.helpers import until
 
 DOC: dict[str, Any] = {
     "name": "Front desk",
@@ -57,10 +57,7 @@ async def _setup(server: LiveServer, *, available: bool = True) -> dict[str, Any
 
 
 async def _messages(visitor: Visitor, count: int) -> list[dict[str, Any]]:
-    for _ in range(200):
-        if len(visitor.messages) >= count:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: len(visitor.messages) >= count, 10)
     return visitor.messages
 
 

@@ -17,6 +17,7 @@ from omni.domain.errors import Conflict, InvalidInput
 from omni.domain.routing import do_route_pending, wait_info
 from omni.services import Services
 from tests import factories as f
+from tests.helpers import capture_events
 
 
 async def inbound(services: Services, inbox_id: int, who: str, medium: str = "chat", **kw: object) -> int:
@@ -376,19 +377,17 @@ async def test_transfer_to_named_operator_offers_only_them(services: Services, s
 
 
 async def test_rolled_back_change_emits_no_event(services: Services, setup: dict[str, int]) -> None:
+    async with capture_events(services.db, expected=0):
+        with pytest.raises(RuntimeError):
+            async with services.db.transaction() as s:
+                await c.do_ingest_inbound(
+                    s,
+                    InboundMessage(
+                        inbox_id=setup["inbox"], identity_kind="external", identity_value="x", body="hi"
+                    ),
+                )
+                raise RuntimeError("boom")
     async with services.db.transaction() as s:
-        before = await s.scalar(select(func.count()).select_from(m.Event))
-    with pytest.raises(RuntimeError):
-        async with services.db.transaction() as s:
-            await c.do_ingest_inbound(
-                s,
-                InboundMessage(
-                    inbox_id=setup["inbox"], identity_kind="external", identity_value="x", body="hi"
-                ),
-            )
-            raise RuntimeError("boom")
-    async with services.db.transaction() as s:
-        assert await s.scalar(select(func.count()).select_from(m.Event)) == before
         assert await s.scalar(select(func.count()).select_from(m.Conversation)) == 0
 
 
@@ -425,11 +424,11 @@ async def test_over_limit_status_is_flagged(services: Services, setup: dict[str,
             )
         )
     await go_available(services, setup["a"], code="lunch")
-    async with services.db.transaction() as s:
+    over_limit = capture_events(services.db, expected=["presence.over_limit"])
+    async with over_limit as events, services.db.transaction() as s:
         assert await presence.do_flag_over_limit(s, datetime.now(UTC) + timedelta(seconds=30)) == 0
         assert await presence.do_flag_over_limit(s, datetime.now(UTC) + timedelta(seconds=61)) == 1
-        ev = await s.scalar(select(m.Event).where(m.Event.type == "presence.over_limit"))
-    assert ev is not None and ev.user_id == setup["a"]
+    assert events[0].user_id == setup["a"]
 
 
 async def test_operator_cannot_pick_system_status_and_supervisor_needs_reason(
@@ -459,11 +458,12 @@ async def test_closed_queue_sends_customer_to_overflow_at_once(
         q.overflow_queue_id = night.id
         night.business_hours = {"timezone": "UTC", "days": {other_day: [["00:00", "23:59"]]}}
         night.overflow_action = "offline_form"
-    cid = await inbound(services, setup["inbox"], "late")
+    async with capture_events(services.db) as events:
+        cid = await inbound(services, setup["inbox"], "late")
     got = await conv(services, cid)
     assert (got.status, got.queue_id, got.closed_by) == ("missed", night.id, "system")
+    missed = next((e for e in events if e.type == "conversation.missed"), None)
     async with services.db.transaction() as s:
-        missed = await s.scalar(select(m.Event).where(m.Event.type == "conversation.missed"))
         cb = await s.scalar(select(m.Callback).where(m.Callback.conversation_id == cid))
     assert (
         missed is not None

@@ -15,6 +15,7 @@ from omni.domain import routing
 from omni.domain.conversations import InboundMessage
 from omni.services import Services
 from tests import factories as f
+from tests.helpers import until
 
 
 async def _inbound(services: Services, inbox_id: int, who: str) -> int:
@@ -28,12 +29,12 @@ async def _inbound(services: Services, inbox_id: int, who: str) -> int:
 async def _blocked_on(services: Services, table: str) -> None:
     """Until a transaction waits for a lock on ``table``."""
     query = text("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = CAST(:t AS regclass)")
-    async with asyncio.timeout(30):
-        while True:
-            async with services.db.transaction() as probe:
-                if await probe.scalar(query, {"t": table}):
-                    return
-            await asyncio.sleep(0.01)
+
+    async def blocked() -> bool:
+        async with services.db.transaction() as probe:
+            return bool(await probe.scalar(query, {"t": table}))
+
+    await until(blocked, 30, what=f"a transaction waiting for a lock on {table}", every=0.01)
 
 
 def _max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:

@@ -13,6 +13,7 @@ from omni.domain.outgoing import OutgoingContact, do_start_outgoing
 from omni.domain.routing import do_route_pending
 from omni.services import Services
 from tests import factories as f
+from tests.helpers import capture_events
 
 
 def _contact(inbox_id: int, number: str, call_id: str) -> OutgoingContact:
@@ -34,18 +35,15 @@ async def test_outgoing_contact_is_assigned_at_once_without_bot_or_routing(servi
         inbox = await f.inbox(s, q, channel="voice")
         inbox.config = {"scenario": "ivr"}  # an IVR answers inbound calls on this line
         ids = (op.id, inbox.id)
-    async with services.db.transaction() as s:
-        conv = await do_start_outgoing(s, ids[0], _contact(ids[1], "+79161233001", "c-1"))
-        conv_id = conv.id
-    await do_route_pending(services.db)
+    async with capture_events(services.db) as captured:
+        async with services.db.transaction() as s:
+            conv = await do_start_outgoing(s, ids[0], _contact(ids[1], "+79161233001", "c-1"))
+            conv_id = conv.id
+        await do_route_pending(services.db)
+    events = [e.type for e in captured if e.conversation_id == conv_id]
     async with services.db.transaction() as s:
         conv = await s.get_one(m.Conversation, conv_id)
         offers = (await s.scalars(select(m.Offer).where(m.Offer.conversation_id == conv_id))).all()
-        events = list(
-            await s.scalars(
-                select(m.Event.type).where(m.Event.conversation_id == conv_id).order_by(m.Event.id)
-            )
-        )
         presence = await s.get_one(m.OperatorPresence, ids[0])
         note = await s.scalar(select(m.Message).where(m.Message.conversation_id == conv_id))
         again = await do_start_outgoing(s, ids[0], _contact(ids[1], "+79161233001", "c-1"))

@@ -24,6 +24,7 @@ from omni.settings import WidgetSettings
 from tests import factories as f
 from tests.conftest import LiveServer, free_port, make_settings
 from tests.e2e.conftest import ARTIFACTS
+from tests.helpers import until
 from tests.test_realtime import OperatorClient, token_for
 
 SITE_SECRET = "shop-site-secret-123456"
@@ -199,7 +200,9 @@ async def test_network_drop_loses_and_duplicates_nothing(
                 break
             await asyncio.sleep(0.1)
         assert bodies == ["before the drop", "typed while offline"]
-        await page.wait_for_timeout(500)
+        # The operator's reply is the sentinel: the socket brings it after the resend's answer.
+        assert (await op.call("send", {"conversation_id": conv_id, "body": "got both"}))["ok"]
+        await _text_appears(page, "got both")
         assert await page.locator(".omni-msg.omni-in").count() == 2, "no duplicate bubbles after the resend"
     finally:
         await op.sio.disconnect()
@@ -247,12 +250,12 @@ async def _stored_bodies(server: LiveServer) -> list[str]:
 
 
 async def _until_stored(server: LiveServer, count: int) -> list[str]:
-    for _ in range(300):
+    async def enough() -> list[str] | None:
         bodies = await _stored_bodies(server)
-        if len(bodies) >= count:
-            return bodies
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"expected {count} stored messages, have {await _stored_bodies(server)}")
+        return bodies if len(bodies) >= count else None
+
+    stored: list[str] = await until(enough, 15, what=f"{count} stored messages", every=0.05)
+    return stored
 
 
 async def _open_and_start(page: Page, url: str, name: str = "Ann") -> None:
@@ -503,12 +506,13 @@ async def test_customer_was_not_told_the_conversation_was_closed(
         await _text_appears(page, "New conversation")
         await page.locator(".omni-form textarea").fill("another question")
         await page.keyboard.press("Enter")
-        for _ in range(300):
+
+        async def two_conversations() -> list[m.Conversation] | None:
             async with server.services.db.transaction() as s:
-                convs = list(await s.scalars(select(m.Conversation).order_by(m.Conversation.id)))
-            if len(convs) == 2:
-                break
-            await asyncio.sleep(0.05)
+                rows = list(await s.scalars(select(m.Conversation).order_by(m.Conversation.id)))
+            return rows if len(rows) == 2 else None
+
+        convs = await until(two_conversations, 15, what="a second conversation", every=0.05)
         # A second conversation, waiting for (or already offered to) the free operator.
         assert [c.status for c in convs][:1] == ["closed"] and len(convs) == 2, "a new conversation"
         assert convs[1].status in ("queued", "offered"), convs[1].status

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -28,23 +28,10 @@ from tests.conftest import (
     free_port,
     make_settings,
 )
+from tests.helpers import until
 from tests.test_realtime import OperatorClient, token_for
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
-
-
-async def until(check: Callable[[], Awaitable[Any]] | Callable[[], Any], timeout: float = 10) -> Any:
-    """Poll a condition (sync or async) until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture(scope="module")

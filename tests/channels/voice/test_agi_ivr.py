@@ -24,6 +24,7 @@ from omni.domain.auth import Principal
 from omni.services import Services
 from tests import factories as f
 from tests.channels.voice.agi_client import EmulatedCall, parse_args
+from tests.helpers import until
 
 
 def _doc(sales: int, support: int) -> dict[str, Any]:
@@ -257,8 +258,9 @@ async def test_announce_says_the_place_in_line_and_ends_when_no_longer_waiting(c
 
 
 async def test_caller_hears_music_while_the_bot_waits_for_an_http_answer(ctx: Ctx) -> None:
-    async def crm(call: e.CallHttp) -> e.HttpResult:
-        await asyncio.sleep(1.5)  # the CRM takes its time (long enough for a loaded CI box)
+    async def crm(_: e.CallHttp) -> e.HttpResult:
+        # The CRM takes its time: it answers only once the caller has been waiting with music on.
+        await until(lambda: call.sent("SET MUSIC") and call.sent("WAIT FOR DIGIT"), 30, what="the music")
         return e.HttpResult(status=200, body={"customer": {"tier": "gold"}})
 
     lookup = {
@@ -319,18 +321,18 @@ async def test_ivr_does_not_give_up_when_the_bot_moves_on_between_its_reads_of_o
     running = asyncio.create_task(call.run(timeout=60))
     try:
         async with asyncio.timeout(30):
-            while not call.music:  # the bot is busy with its HTTP step, the IVR polls
-                await asyncio.sleep(0.01)
+            await until(lambda: call.music, 30, what="the IVR's music (the bot is busy with its HTTP step)")
             async with ctx.services.db.transaction() as s:
                 await s.execute(text("LOCK TABLE bot_sessions IN ACCESS EXCLUSIVE MODE"))
                 blocked = text(
                     "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'bot_sessions'::regclass"
                 )
-                while True:  # the IVR read the conversation and now waits to read its bot
+
+                async def waiting() -> bool:  # the IVR read the conversation and now waits to read its bot
                     async with ctx.services.db.transaction() as probe:
-                        if await probe.scalar(blocked):
-                            break
-                    await asyncio.sleep(0.01)
+                        return bool(await probe.scalar(blocked))
+
+                await until(waiting, 30, what="the IVR to wait for the bot_sessions lock", every=0.01)
                 lost = await s.scalar(select(m.Deadline).where(m.Deadline.kind == runner.BOT_HTTP_LOST))
                 assert lost is not None
                 lost.done = True

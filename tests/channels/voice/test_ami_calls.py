@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -27,22 +27,10 @@ from tests.conftest import (
     free_port,
     make_settings,
 )
+from tests.helpers import until
 from tests.test_realtime import OperatorClient, token_for
 
 _n = itertools.count(1)
-
-
-async def until(check: Callable[[], Awaitable[Any]] | Callable[[], Any], timeout: float = 10) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
@@ -342,7 +330,7 @@ async def test_chat_does_not_block_a_call_but_a_call_blocks_chats(
         await op.wait_for("conversation.accepted", id=call_id)
         # While talking, a new chat waits: the call takes the whole operator.
         chat2 = await post_inbound(server, admin, chat_inbox_id, f"c2-{w.queue_id}")
-        await asyncio.sleep(0.5)  # several routing ticks
+        await server.services.engine.run_once()  # a routing pass that has seen chat2 (the sentinel)
         assert (await w.conv(chat2)).status == "queued"
         emulator.hangup(caller.uniqueid)
         await op.wait_for("conversation.wrap_up", id=call_id)

@@ -15,15 +15,7 @@ from channels.voice.ami import AmiLink
 from omni.settings import VoiceSettings
 from tests.channels.voice.ami_emulator import AmiEmulator
 from tests.conftest import free_port
-
-
-async def until(check: Any, timeout: float = 10) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (value := check()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-    return value
+from tests.helpers import until
 
 
 @pytest.fixture

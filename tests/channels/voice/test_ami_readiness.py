@@ -3,7 +3,6 @@ coming up, and Asterisk stopping again behind a proxy that accepts and closes.""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,15 +18,7 @@ from tests.conftest import (
     free_port,
     make_settings,
 )
-
-
-async def until(check: Any, timeout: float = 10) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (value := await check()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
-    return value
+from tests.helpers import until
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from omni import crypto
 from omni.db import models as m
 from tests import factories as f
 from tests.conftest import LiveServer
+from tests.helpers import until
 from tests.test_realtime import OperatorClient, token_for
 
 
@@ -77,10 +78,7 @@ async def test_visitor_chat_round_trip_and_history_after_reload(
     offer = await op.wait_for("conversation.offered", id=ack["conversation_id"])
     assert (await op.call("accept", {"offer_id": offer["data"]["offer_id"]}))["ok"]
     assert (await op.call("send", {"conversation_id": ack["conversation_id"], "body": "Hello, Ann"}))["ok"]
-    for _ in range(100):
-        if visitor.messages:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: visitor.messages, 5)
     assert [(x["direction"], x["body"]) for x in visitor.messages] == [("out", "Hello, Ann")]
     await visitor.sio.disconnect()
     reloaded = Visitor(live_server.url)
@@ -166,10 +164,7 @@ async def test_typing_both_ways_and_read_marks(live_server: LiveServer, widget: 
     await visitor.sio.emit("typing", {"typing": True}, namespace="/widget")
     assert (await op.call("typing", {"conversation_id": conv_id, "typing": True}))["ok"]
     reply = await op.call("send", {"conversation_id": conv_id, "body": "Let me check"})
-    for _ in range(100):
-        if visitor_typing and visitor.messages and op_typing:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: visitor_typing and visitor.messages and op_typing, 5)
     assert visitor_typing == [{"who": "operator", "typing": True}]
     assert op_typing == [{"conversation_id": conv_id, "who": "customer", "typing": True}]
     seen = await visitor.sio.call(
@@ -217,10 +212,7 @@ async def test_waiting_visitors_hear_their_new_position(
     ack = await second.send("second in line", "c-1")
     assert ack["position"] == 2
     await first.sio.call("leave", {}, namespace="/widget", timeout=10)
-    for _ in range(100):
-        if any(p["position"] == 1 for p in positions):
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: any(p["position"] == 1 for p in positions), 5)
     assert positions and positions[-1]["position"] == 1
     assert positions[-1]["conversation_id"] == ack["conversation_id"]
     await first.sio.disconnect()
@@ -391,10 +383,7 @@ async def test_bot_buttons_reach_the_visitor_and_a_press_comes_back_with_its_id(
         await automated.do_send_automated(s, ack["conversation_id"], "What is it about?", buttons=buttons)
         with pytest.raises(InvalidInput, match="unique"):
             await automated.do_send_automated(s, ack["conversation_id"], "x", buttons=buttons[:1] * 2)
-    for _ in range(100):
-        if visitor.messages:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: visitor.messages, 5)
     assert visitor.messages[0]["body"] == "What is it about?"
     assert visitor.messages[0]["attachments"] == [{"kind": "buttons", "buttons": buttons}]
 

@@ -4,7 +4,6 @@ the customer's language reaching the bot, and the visitor hearing that the chat 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from omni.domain.conversations import MAX_BODY
 from tests import factories as f
 from tests.channels.widget.test_widget_channel import Visitor
 from tests.conftest import LiveServer
+from tests.helpers import until
 from tests.test_realtime import OperatorClient, token_for
 
 
@@ -27,14 +27,6 @@ async def widget(live_server: LiveServer) -> dict[str, Any]:
         ib = await f.inbox(s, await f.queue(s, "web", [op]), channel="widget")
         token = ib.public_token
     return {"token": token, "op_token": await token_for(live_server, "op")}
-
-
-async def _until(check: Callable[[], bool], what: str) -> None:
-    for _ in range(200):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
 
 
 async def _count(server: LiveServer, model: type[Any]) -> int:
@@ -176,7 +168,7 @@ async def test_bot_spoke_english_to_a_russian_widget_customer(
             "message", {"client_id": "c-1", "body": "hi", "lang": lang}, namespace="/widget", timeout=10
         )
         assert ack["ok"], ack
-    await _until(lambda: bool(russian.messages and english.messages), "the bot's first prompts")
+    await until(lambda: bool(russian.messages and english.messages), what="the bot's first prompts")
     assert russian.messages[0]["body"] == "О чём вопрос?"
     assert russian.messages[0]["attachments"][0]["buttons"] == [{"id": "pay", "label": "Оплата"}]
     assert english.messages[0]["body"] == "What is it about?"
@@ -210,7 +202,7 @@ async def test_visitor_was_not_told_the_conversation_was_closed(
     assert (await op.call("accept", {"offer_id": offer["data"]["offer_id"]}))["ok"]
     closing = await op.call("close", {"conversation_id": conv_id, "result_code_id": code_id})
     assert closing["ok"], closing
-    await _until(lambda: bool(closed), "the closed notice")
+    await until(lambda: bool(closed), what="the closed notice")
     csat = {"question": "How did we do?", "labels": ["bad", "ok", "good"]}
     assert closed == [{"conversation_id": conv_id, "csat": csat}]
     # A reload still shows it (with the question until it is answered).
