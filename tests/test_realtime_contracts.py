@@ -245,6 +245,16 @@ async def test_private_notes_and_whispers_reach_the_handler_and_supervisors_only
         assert {"vip customer", "offer the discount"} <= {
             e["data"]["body"] for e in handler_replay["events"] if e["type"] == "message.created"
         }
+        # The REST event feed (a CRM, a console reloading) keeps the same rule.
+        tokens = {op: world["op_token"], op2: world["op2_token"]}
+        for client, sees_notes in ((bystander, False), (handler, True)):
+            async with httpx.AsyncClient(
+                base_url=live_server.url, headers={"Authorization": f"Bearer {tokens[client]}"}
+            ) as c:
+                feed = (await c.get("/api/v1/events", params={"after": 0})).json()
+            bodies = {e["data"]["body"] for e in feed if e["type"] == "message.created"}
+            assert "Hello!" in bodies, bodies
+            assert bool(bodies & {"vip customer", "offer the discount"}) == sees_notes, bodies
     finally:
         for client in (op, op2, sup):
             await client.sio.disconnect()

@@ -9,7 +9,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
 from omni.domain.errors import DomainError, InvalidInput, NotAuthenticated, NotFound, PermissionDenied
+from omni.domain.event_types import is_private
 
 _hasher = PasswordHasher()
 MIN_PASSWORD_LENGTH = 8
@@ -263,6 +264,10 @@ async def access_contact(
 
 class ScopedEvent(Protocol):
     @property
+    def type(self) -> str: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
+    @property
     def queue_id(self) -> int | None: ...
     @property
     def user_id(self) -> int | None: ...
@@ -272,9 +277,13 @@ def event_visible(
     event: ScopedEvent, who: Principal, queue_ids: set[int] | None, user_ids: set[int] | None
 ) -> bool:
     """Whether an event of the feed (REST ``/events``, the socket ``resume``) is in scope:
-    admins see all; others the events of their queues and of the people they may see."""
+    admins see all; others the events of their queues and of the people they may see. A
+    private note or a whisper (``event_types.is_private``) reaches an operator only in the
+    conversation they handle, as in the live fan-out."""
     if queue_ids is None:
         return True
+    if who.role == m.Role.OPERATOR and is_private(event.type, event.payload) and event.user_id != who.id:
+        return False
     if event.queue_id is not None and event.queue_id in queue_ids:
         return True
     return event.user_id is not None and (
