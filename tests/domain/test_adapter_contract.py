@@ -378,12 +378,6 @@ class TestAdapterContract:
     async def test_message_for_an_unknown_conversation_is_refused(
         self, harness: Harness, request: pytest.FixtureRequest
     ) -> None:
-        if harness.kind == "voice":
-            reason = (
-                "voice hands every message to the IVR (pending) without checking the call exists: "
-                "channels/voice/agi.py AgiServer.prompt_sink"
-            )
-            request.node.add_marker(pytest.mark.xfail(strict=True, reason=reason))
         adapter = harness.server.services.adapters.get(harness.kind)
         assert adapter is not None
         missing = OutboundMessage(

@@ -193,7 +193,13 @@ class AgiServer(FastAgiServer):
     async def prompt_sink(self, msg: OutboundMessage) -> DeliveryReceipt:
         """For ``VoiceChannel.prompt_sink``: a bot message on a call is played by the caller's
         IVR session, which reads it from the database and marks it ``delivered`` then (on
-        whichever node runs the session), so the relay records nothing now."""
+        whichever node runs the session), so the relay records nothing now. A message for a
+        conversation that is not an open call has nobody to hear it: it fails at once."""
+        async with self.db.transaction() as session:
+            conv = await core.conversation(session, msg.conversation_id)
+            on_call = conv is not None and conv.medium == m.Medium.VOICE and conv.status in m.OPEN_STATUSES
+        if not on_call:
+            return DeliveryReceipt("failed", error="there is no call in progress for this conversation")
         return DeliveryReceipt("pending")
 
     def _runner(self) -> BotRunner | None:
