@@ -43,8 +43,12 @@ class Database:
         of work: how domain code that only gets a session reaches them, without globals."""
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, *, snapshot: bool = False) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: commit on success, rollback on error.
+
+        ``snapshot``: every read sees the database as of the first one (REPEATABLE READ on
+        PostgreSQL; SQLite's transactions are serialised here anyway), for a reader that must
+        not mix two commits (the IVR deciding what a caller hears next).
 
         The session carries a fresh :class:`~omni.db.unit_of_work.UnitOfWork`. After a
         successful commit every hook runs with it (the relay and routing nudges), then the work
@@ -56,6 +60,8 @@ class Database:
                 yield session
         else:
             async with self._run() as session:
+                if snapshot:
+                    _ = await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
                 yield session
 
     @asynccontextmanager

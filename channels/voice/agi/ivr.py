@@ -316,9 +316,7 @@ class AgiServer(FastAgiServer):
         answer came and the hand-off queued the call) looked like a conversation with the bot
         and no bot running, and the IVR gave up on a caller who was in fact queued.
         """
-        async with self.db.transaction() as session:
-            if not self.db.is_sqlite:  # SQLite: transactions are serialised by ``Database``
-                _ = await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        async with self.db.transaction(snapshot=True) as session:
             conv = await core.conversation(session, conv_id)
             if conv is None:
                 raise NotFound("conversation {conv_id} is gone", conv_id=conv_id)
