@@ -15,7 +15,19 @@ import msgspec
 from litestar.params import Parameter
 from msgspec import UNSET, UnsetType
 
-from omni.api.contracts import INT32_MAX, INT64_MAX, NO_NUL, Int32, Name, Text
+from omni.api.contracts import (
+    INT32_MAX,
+    INT64_MAX,
+    NO_NUL,
+    Id,
+    Int32,
+    IntId,
+    Name,
+    OptIntId,
+    OptSeq,
+    Text,
+    between,
+)
 
 
 def given(body: msgspec.Struct) -> dict[str, Any]:
@@ -30,22 +42,16 @@ def given(body: msgspec.Struct) -> dict[str, Any]:
 # --- path and query parameters -------------------------------------------------------------
 
 
-def _between(low: int, high: int, description: str | None = None) -> Any:
-    """Litestar renders ``ge``/``le`` as floats (2**63 - 1 becomes 2**63); ``schema_extra``
-    states the exact integers, so clients and schemathesis see the real bounds."""
-    return Parameter(ge=low, le=high, description=description, schema_extra={"minimum": low, "maximum": high})
-
-
-RowId = Annotated[int, _between(1, INT32_MAX, "a row id (INTEGER column)")]
+RowId = IntId
 """The admin entities' ids are INTEGER on PostgreSQL; a larger one can name no row."""
 
-BigRowId = Annotated[int, _between(1, INT64_MAX, "a row id (BIGINT column)")]
+BigRowId = Id
 """Webhook deliveries and audit records are BIGINT."""
 
-OptionalRowId = Annotated[int | None, _between(1, INT32_MAX)]
-OptionalCursor = Annotated[int | None, _between(0, INT64_MAX)]
+OptionalRowId = OptIntId
+OptionalCursor = OptSeq
 
-Limit = Annotated[int, _between(-(2**31), INT32_MAX, "clamped to 1..1000")]
+Limit = Annotated[int, between(-(2**31), INT32_MAX, "clamped to 1..1000")]
 """How many rows; the domain clamps it (``clamp_limit``), the type only keeps it a number."""
 
 Query = Annotated[str, Parameter(max_length=255, pattern=NO_NUL)]
