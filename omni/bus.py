@@ -57,6 +57,8 @@ class RedisBus:
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[Any]] = set()
+        self._pubsub: Any = None
+        self._stopping = False
         self._publish_failing = False
 
     def subscribe(self, topic: str, handler: Handler) -> None:
@@ -91,9 +93,9 @@ class RedisBus:
 
     async def _listen(self) -> None:
         lost = False
-        while True:
+        while not self.is_stopping():
             try:
-                pubsub = self._redis.pubsub()
+                pubsub = self._pubsub = self._redis.pubsub()
                 await pubsub.psubscribe(f"{self._prefix}:bus:*")
                 if lost:
                     log.info("redis bus listener is back")
@@ -110,14 +112,31 @@ class RedisBus:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self.is_stopping():
+                    return
                 if not lost:
                     log.warning("redis bus disconnected (%s); reconnecting every second", exc)
                 lost = True
                 await asyncio.sleep(1)
 
+    def is_stopping(self) -> bool:
+        """``stop()`` was called (the listener checks it after every failure, not only at a cancel)."""
+        return self._stopping
+
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop listening. A cancel alone is not enough: redis-py can swallow a
+        ``CancelledError`` that lands while ``psubscribe`` is still connecting (seen as a
+        shutdown that never ended), so the listener also sees the flag and its connection
+        closed, and the cancel is repeated until the task is done."""
+        self._stopping = True
+        task, self._task = self._task, None
+        while task is not None and not task.done():
+            task.cancel()
+            if self._pubsub is not None:
+                with contextlib.suppress(Exception):
+                    await self._pubsub.aclose()
+            await asyncio.wait({task}, timeout=1)
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                task.result()
         await self._redis.aclose()
