@@ -9,11 +9,11 @@ What it does, on 127.0.0.1 only:
 
 1. builds the template ``omni_bench_template`` with the Alembic migrations, clones a fresh
    database from it, seeds operators, 4 queues (every operator in 2 of them), sets every
-   operator ``available`` and ingests the conversations through ``ingest_inbound``;
-2. clones the seeded database once more and times one real ``route_pending`` pass there
+   operator ``available`` and ingests the conversations through ``do_ingest_inbound``;
+2. clones the seeded database once more and times one real ``do_route_pending`` pass there
    (everything waiting, every operator free);
 3. on the seeded database, runs routing passes until every conversation has been offered.
-   Each ``try_assign`` transaction is timed on its own; between passes every new offer is
+   Each ``do_assign`` transaction is timed on its own; between passes every new offer is
    accepted and the conversation closed (``do_accept_offer`` + ``do_close``, not timed) so
    capacity never limits the run;
 4. runs the raw floor: a bare asyncpg loop doing the minimum a locking router must do per
@@ -297,9 +297,9 @@ class PassResult:
     scan_seconds: float
     wall_seconds: float
     offered: list[float] = field(default_factory=list)
-    """Latency of each ``try_assign`` transaction that made an offer."""
+    """Latency of each ``do_assign`` transaction that made an offer."""
     no_match: list[float] = field(default_factory=list)
-    """Latency of each ``try_assign`` transaction that found nobody (capacity full)."""
+    """Latency of each ``do_assign`` transaction that found nobody (capacity full)."""
     assignments: list[routing.Assignment] = field(default_factory=list)
     statements: list[int] = field(default_factory=list)
     """SQL statements issued by each offering decision."""
@@ -449,7 +449,7 @@ async def run_omni(db: Database, n_conversations: int, slots: int, result_code_i
 
 
 async def full_pass(url: str, waiting: int) -> dict[str, Any]:
-    """One untouched ``route_pending`` pass with everything waiting and every operator free."""
+    """One untouched ``do_route_pending`` pass with everything waiting and every operator free."""
     db = Database(url)
     try:
         async with db.transaction() as s:  # open the pool's first connection outside the clock

@@ -22,7 +22,7 @@ What it does, on 127.0.0.1 only:
    endpoint checks the secret header and decodes the JSON, nothing else; latency = the HTTP
    round trip;
 5. **broadcast**: ``--broadcast`` conversations with distinct chats, one bot notice each
-   (``send_automated``, one transaction) → relay → adapter → the bot's paced sender → the
+   (``do_send_automated``, one transaction) → relay → adapter → the bot's paced sender → the
    emulator, which enforces Telegram's limits (30 msg/s per bot, 1 msg/s per chat) by
    answering 429. Reports the achieved rate (arrivals at the emulator) and the 429 count;
 6. prints a table, writes JSON to ``--out``, drops the database.

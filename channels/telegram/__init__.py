@@ -4,7 +4,7 @@
   ``secret_token`` Omni registered via ``setWebhook``) or long polling run by the app (one
   poller per bot, restarted with backoff). Updates go through one aiogram ``Dispatcher``
   (``handlers.router``) to ``TelegramChannel.ingest``: normalised by ``mapping`` (pure),
-  media downloaded, then stored through ``ingest_inbound`` before the update is acknowledged.
+  media downloaded, then stored through ``do_ingest_inbound`` before the update is acknowledged.
 - Outbound: ``send`` queues the message in the bot's ``BotSender`` (rate limits, 429,
   retries) and returns a ``pending`` receipt; the sender records ``sent`` / ``failed``.
 - Events: position in line when a Telegram conversation is queued, closing message and

@@ -2,7 +2,7 @@
 
 The outbox relay must never wait on Telegram, so ``TelegramChannel.send`` only queues a
 ``Job`` here and returns a ``pending`` receipt; this sender records ``sent`` / ``failed``
-later through a callback (``mark_delivery``, which notifies the operator).
+later through a callback (``do_mark_delivery``, which notifies the operator).
 
 Pacing, per bot:
 - one *lane* per chat, a FIFO: a chat's messages go out in order, the next one starts at

@@ -79,7 +79,7 @@ async def check_customer_seen(
 
 async def inbound_stored(session: AsyncSession, inbox_id: int, external_id: str) -> bool:
     """Whether a channel message with this external id was already stored in the inbox (a
-    re-delivered update: skip the downloads before ``ingest_inbound`` dedupes it anyway)."""
+    re-delivered update: skip the downloads before ``do_ingest_inbound`` dedupes it anyway)."""
     found = await session.scalar(
         select(m.Message.id).where(m.Message.inbox_id == inbox_id, m.Message.external_id == external_id)
     )

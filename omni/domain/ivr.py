@@ -2,7 +2,7 @@
 bot said and is still to be played, the conversation a held caller belongs to.
 
 The FastAGI side (``channels/voice/agi``) drives a call through the inbox's bot scenario; it
-writes through the ordinary actions (``ingest_inbound``, ``mark_delivery``, the bot runner)
+writes through the ordinary actions (``do_ingest_inbound``, ``do_mark_delivery``, the bot runner)
 and reads through these getters, so it never queries a table itself. None of them writes or
 emits an event.
 """

@@ -1,7 +1,7 @@
 """Contacts an operator starts: click-to-call today, the outbound dialer's answered calls later.
 
 An outgoing contact never waits in a line and no bot answers it: the operator who starts it
-handles it from the first second. ``ingest_inbound`` is the wrong door for it (it starts the
+handles it from the first second. ``do_ingest_inbound`` is the wrong door for it (it starts the
 inbox's scenario, queues and routes), so this module is the one core action for it, with no
 channel knowledge: the adapter places the call after the transaction commits.
 

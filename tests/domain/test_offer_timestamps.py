@@ -50,7 +50,7 @@ async def test_offer_is_dated_after_the_locks_not_when_the_routing_decision_star
     services: Services,
 ) -> None:
     """``offered_at`` / ``offers.created_at`` were read from the clock at the start of
-    ``try_assign``: a decision that waited for the database (here: a table lock another
+    ``do_assign``: a decision that waited for the database (here: a table lock another
     transaction holds, during which the operator is offered another chat and declines it)
     dated its offer before the operator was free, so the history showed two offers at once
     for an operator with capacity 1."""

@@ -4,7 +4,7 @@ Asterisk's dialplan hands the call to ``agi://<app>:4573/ivr,<inbox public token
 session drives the call; the scenario itself runs in the ordinary bot runner, so an IVR is
 the same published scenario chats use (menus become "press N", see ``bots.checks``):
 
-1. the caller is ingested once (``ingest_inbound``, ``external_id`` = the call's Linkedid
+1. the caller is ingested once (``do_ingest_inbound``, ``external_id`` = the call's Linkedid
    and the caller identity ``caller_identity`` derives, as the AMI side does on
    ``OmniEnqueue``, so whichever side comes second gets the same conversation back); the
    inbox's scenario starts and stores its prompts as outbound messages;
