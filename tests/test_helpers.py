@@ -9,32 +9,45 @@ from omni.services import Services
 from tests.conftest import _worker_redis_url
 from tests.helpers import capture_events, until
 
+ADMIN, MEMBERS = "admin.changed", "queue.members_changed"
+
+
+def changed(n: int) -> dict[str, object]:
+    return {"entity": "queue", "id": n, "action": "updated"}
+
+
+def members(n: int) -> dict[str, object]:
+    return {"queue_id": n, "user_ids": [n]}
+
 
 async def test_capture_events_sees_only_what_the_block_committed(services: Services) -> None:
     async with services.db.transaction() as s:
-        emit(s, "before.block", {})
-    capture = capture_events(services.db, expected=["one", "two"])
+        emit(s, ADMIN, changed(0))
+    capture = capture_events(services.db, expected=[ADMIN, MEMBERS])
     async with capture as events, services.db.transaction() as s:
-        emit(s, "one", {"n": 1}, user_id=7)
-        emit(s, "two", {"n": 2})
-    assert [(e.type, e.payload, e.user_id) for e in events] == [("one", {"n": 1}, 7), ("two", {"n": 2}, None)]
+        emit(s, ADMIN, changed(1), user_id=7)
+        emit(s, MEMBERS, members(2))
+    assert [(e.type, e.payload, e.user_id) for e in events] == [
+        (ADMIN, changed(1), 7),
+        (MEMBERS, members(2), None),
+    ]
 
 
 async def test_capture_events_fails_on_a_wrong_count_or_order(services: Services) -> None:
     with pytest.raises(AssertionError, match="expected 0 events, got 1"):
         async with capture_events(services.db, expected=0), services.db.transaction() as s:
-            emit(s, "surprise", {})
+            emit(s, ADMIN, changed(3))
     with pytest.raises(AssertionError, match="expected events"):
-        async with capture_events(services.db, expected=["b", "a"]), services.db.transaction() as s:
-            emit(s, "a", {})
-            emit(s, "b", {})
+        async with capture_events(services.db, expected=[MEMBERS, ADMIN]), services.db.transaction() as s:
+            emit(s, ADMIN, changed(4))
+            emit(s, MEMBERS, members(4))
 
 
 async def test_capture_events_narrows_to_one_conversation(services: Services) -> None:
-    capture = capture_events(services.db, expected=["here"], conversation_id=2)
+    capture = capture_events(services.db, expected=[MEMBERS], conversation_id=2)
     async with capture as events, services.db.transaction() as s:
-        emit(s, "elsewhere", {}, conversation_id=1)
-        emit(s, "here", {}, conversation_id=2)
+        emit(s, ADMIN, changed(5), conversation_id=1)
+        emit(s, MEMBERS, members(5), conversation_id=2)
     assert [e.conversation_id for e in events] == [2]
 
 
