@@ -16,7 +16,7 @@ from omni.db import models as m
 from omni.domain import auth
 from omni.domain.auth import Principal
 from omni.domain.errors import DomainError, NotAuthenticated
-from omni.i18n import LANG_COOKIE, error_body, pick_language
+from omni.i18n import LANG_COOKIE, error_body, gettext, pick_language
 from omni.services import Services
 
 log = logging.getLogger(__name__)
@@ -67,17 +67,21 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> R
 
 
 def validation_error_handler(
-    _request: Request[Any, Any, Any], exc: ValidationException
+    request: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[InvalidBody]:
-    """400 with ``fields`` as before, and ``field``/``errors`` like every other refusal."""
+    """400 with ``fields`` as before, and ``field``/``errors`` like every other refusal; texts
+    the catalogs know (the edge guard's) in the caller's language, Litestar's own in English."""
+    lang = request_language(request)
     problems = [
-        ValidationProblem(message=str(p.get("message", "")), key=p.get("key"), source=p.get("source"))
+        ValidationProblem(
+            message=gettext(lang, str(p.get("message", ""))), key=p.get("key"), source=p.get("source")
+        )
         for p in (exc.extra if isinstance(exc.extra, list) else [])
         if isinstance(p, dict)
     ]
     body = InvalidBody(
         error="invalid",
-        detail=exc.detail,
+        detail=gettext(lang, exc.detail),
         field=next((p.key for p in problems if p.key), None),
         errors=[FieldError(field=p.key, detail=p.message) for p in problems],
         fields=problems,

@@ -24,6 +24,14 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 
 from omni.api.contracts import ErrorBody, InvalidBody
+from omni.i18n import _l
+
+NUL_IN_PATH = _l("the path must not contain a NUL character")
+NUL_IN_QUERY = _l("the query must not contain a NUL character")
+NUL_IN_TEXT = _l("text must not contain a NUL character")
+TOO_DEEP = _l("the JSON document is nested too deeply")
+"""The guard's refusals: English here, in the caller's language in the 400 body (the
+validation handler looks each up in the catalogs)."""
 
 MAX_JSON_DEPTH = 64
 """Deeper than any scenario document or card the console sends; far below msgspec's limit."""
@@ -79,12 +87,12 @@ async def guard_input(request: Request[Any, Any, Any]) -> Response[None] | None:
     if request.method == "OPTIONS" and request.route_handler.handler_name == "options_handler":
         return _allow(request)
     if "\x00" in request.scope["path"]:
-        raise _refuse("the path must not contain a NUL character", "path")
+        raise _refuse(NUL_IN_PATH, "path")
     query = request.scope.get("query_string", b"")
     if b"%00" in query or b"\x00" in query:
         pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
         name = next((k for k, v in pairs if "\x00" in k or "\x00" in v), "")
-        raise _refuse("the query must not contain a NUL character", "query", name.replace("\x00", "") or None)
+        raise _refuse(NUL_IN_QUERY, "query", name.replace("\x00", "") or None)
     if request.method not in _WITH_BODY or "json" not in request.headers.get("content-type", ""):
         return None
     body = await request.body()  # cached by Litestar: the handler's decoding reuses it
@@ -95,14 +103,14 @@ async def guard_input(request: Request[Any, Any, Any]) -> Response[None] | None:
     try:
         value = msgspec.json.decode(body)
     except RecursionError as exc:
-        raise _refuse(f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep", "body") from exc
+        raise _refuse(TOO_DEEP, "body") from exc
     except msgspec.DecodeError:
         return None  # the route's own decoding answers it, with its usual message
     depth, nul_at = _depth_and_nul(value)
     if depth > MAX_JSON_DEPTH:
-        raise _refuse(f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep", "body")
+        raise _refuse(TOO_DEEP, "body")
     if nul_at is not None:
-        raise _refuse("text must not contain a NUL character", "body", nul_at.replace("\x00", "") or None)
+        raise _refuse(NUL_IN_TEXT, "body", nul_at.replace("\x00", "") or None)
     return None
 
 

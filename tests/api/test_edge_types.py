@@ -65,7 +65,13 @@ async def test_nul_in_the_login_name_is_a_400_not_a_500_and_records_nothing(live
     async with httpx.AsyncClient(base_url=live_server.url) as client:
         resp = await client.post("/api/v1/auth/login", json={"username": "ad\u0000min", "password": "x"})
         assert_invalid(resp)
-        assert "NUL" in resp.text
+        assert "NUL" in resp.text and resp.json()["field"] == "username"
+        ru = await client.post(
+            "/api/v1/auth/login",
+            json={"username": "ad\u0000min", "password": "x"},
+            headers={"Accept-Language": "ru"},
+        )
+        assert ru.status_code == 400 and ru.json()["detail"] == "текст не должен содержать символ NUL"
         ok = await client.post("/api/v1/auth/login", json={"username": "admin", "password": f.PASSWORD})
         assert ok.status_code == 200
     async with live_server.services.db.transaction() as s:
