@@ -19,6 +19,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from msgspec import UNSET, UnsetType
 
 from omni.api.contracts import ErrorBody
+from omni.api.schemas import UserOut as UserOut  # re-exported: the admin routes return it too
 
 JsonObject = dict[str, object]
 """A stored JSON document whose keys the domain checks per channel or action."""
@@ -58,23 +59,6 @@ WRITE: dict[int, ResponseSpec] = {**REMOVE, 413: _error("The request body is too
 
 
 # --- users, groups, skills ----------------------------------------------------------------
-
-
-class UserOut(msgspec.Struct, kw_only=True):
-    id: int
-    username: str
-    display_name: str
-    email: str | None
-    role: str
-    language: str
-    is_active: bool
-    sip_extension: str | None
-    handles_chat: bool
-    handles_voice: bool
-    capacity: int
-    chat_weight: int
-    voice_weight: int
-    created_at: str | None
 
 
 class UserSkillOut(msgspec.Struct):

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from omni.api.contracts import Count, Int32, IntId, LongText, Name, Seq, Text
+from omni.domain.event_types import ConversationPayload
 
 
 class LoginIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -127,32 +128,9 @@ class PresenceOut(msgspec.Struct):
     connected: bool
 
 
-class ConversationOut(msgspec.Struct):
-    """``omni.domain.serialize.conversation_dict``."""
-
-    id: int
-    contact_id: int
-    inbox_id: int | None
-    channel: str
-    medium: str
-    status: str
-    queue_id: int | None
-    extra_queue_ids: list[int]
-    priority: int
-    assigned_user_id: int | None
-    subject: str
-    variables: dict[str, Any]
-    created_at: str | None
-    enqueued_at: str | None
-    first_enqueued_at: str | None
-    offered_at: str | None
-    accepted_at: str | None
-    wrap_up_at: str | None
-    closed_at: str | None
-    hold_seconds: int
-    result_code_id: int | None
-    closed_by: str | None
-    last_message_at: str | None
+class ConversationOut(ConversationPayload):
+    """``omni.domain.serialize.conversation_dict``: the same shape the conversation events
+    carry (``omni.domain.event_types``), declared once."""
 
 
 class MessageOut(msgspec.Struct):
