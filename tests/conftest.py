@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import secrets
 import socket
 import uuid
@@ -159,10 +160,39 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         await svc.stop()
 
 
+def _port_block() -> range:
+    """Ports this test process hands out: below the kernel's ephemeral range (where every
+    outgoing connection — to PostgreSQL, Redis, a test server — takes its local port, so a port
+    picked there can be gone before the server binds it: "address already in use"), one block
+    per xdist worker so two workers never pick the same one."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+    size = 1500
+    start = max(1024, low - size * (index + 1))
+    return range(start, start + size)
+
+
+_PORTS = _port_block()
+_next_port = random.randrange(len(_PORTS))
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nobody listens on, from this process's own block (``_port_block``)."""
+    global _next_port
+    for _ in range(len(_PORTS)):
+        port = _PORTS[_next_port % len(_PORTS)]
+        _next_port += 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free loopback port in {_PORTS}")
 
 
 class LiveServer:
