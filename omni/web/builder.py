@@ -2,7 +2,7 @@
 ``/supervisor/bots/{id}`` (the visual builder), Jinja2 shells around ``ui/src/builder.ts``.
 
 The pages only hand the module its boot data; everything else goes through the scenarios
-REST API (``bots.http``), which checks roles again. Supervisors and admins edit; auditors
+REST API (``omni.api.bots``), which checks roles again. Supervisors and admins edit; auditors
 get the same pages read-only (they may still test-run a scenario).
 
 Boot data: ``view`` (``list`` or ``edit``), ``scenario_id``, ``readonly``, ``channels``,
