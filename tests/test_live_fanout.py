@@ -52,6 +52,21 @@ def test_after_a_listener_reconnect_every_missing_seq_is_replayed_at_once() -> N
     assert gaps.watermark == 104
 
 
+def test_a_seq_whose_operator_copy_was_lost_is_replayed() -> None:
+    """Each event goes through Redis once per namespace. When the listener resubscribed between
+    the ``/operator`` and the ``/supervisor`` copy, only the second arrived; counting the seq as
+    seen lost the message for the operator for good (CI: "operator missed [68]")."""
+    gaps = GapTracker(watermark=10, namespaces=["/operator", "/supervisor"])
+    gaps.seen(11, "/operator")
+    gaps.seen(11, "/supervisor")
+    gaps.seen(12, "/supervisor")  # its /operator copy was published before the resubscribe
+    assert gaps.check([11, 12], urgent=True) == [12]
+    gaps.seen(13, "/supervisor")
+    gaps.seen(13, "/operator")  # the copies may arrive in any order
+    assert gaps.check([13]) == []
+    assert gaps.watermark == 13
+
+
 def test_rolled_back_ids_are_not_gaps() -> None:
     gaps = GapTracker(watermark=5)
     gaps.seen(6)

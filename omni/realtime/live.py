@@ -63,7 +63,14 @@ class GapTracker:
     the node started: its sockets were not there before).
     """
 
-    def __init__(self, watermark: int = 0, lookback: int = LOOKBACK_IDS) -> None:
+    def __init__(
+        self, watermark: int = 0, lookback: int = LOOKBACK_IDS, namespaces: Sequence[str] = ()
+    ) -> None:
+        self.namespaces = frozenset(namespaces)
+        """Each event is published once per namespace, as separate Redis messages: a seq counts
+        as seen only when every one of them arrived (the listener can resubscribe between the
+        ``/operator`` and the ``/supervisor`` copy of one event)."""
+        self._partly: dict[int, set[str]] = {}
         self.watermark = watermark
         """Every dispatched seq up to here is delivered (or replayed) on this node, except
         one dispatched late, which is still compared down to ``floor``."""
@@ -83,9 +90,16 @@ class GapTracker:
         watermark, plus the next ones above it)."""
         return max(self.base, self.watermark - self.lookback)
 
-    def seen(self, seq: int) -> None:
-        if seq > self.floor:
-            self._seen.add(seq)
+    def seen(self, seq: int, namespace: str | None = None) -> None:
+        if seq <= self.floor:
+            return
+        if namespace is not None and self.namespaces:
+            arrived = self._partly.setdefault(seq, set())
+            arrived.add(namespace)
+            if not self.namespaces <= arrived:
+                return
+            del self._partly[seq]
+        self._seen.add(seq)
 
     def check(self, dispatched: Sequence[int], *, urgent: bool = False) -> list[int]:
         """``dispatched``: ascending dispatched ids above ``floor``. Returns the seqs to
@@ -101,6 +115,7 @@ class GapTracker:
         floor = self.floor
         self._seen = {s for s in self._seen if s > floor}
         self._suspects = {s for s in self._suspects if s > floor}
+        self._partly = {s: ns for s, ns in self._partly.items() if s > floor and s not in self._seen}
         return replay
 
 
@@ -125,7 +140,7 @@ class FanoutManager(socketio.AsyncRedisManager):  # type: ignore[misc]  # untype
         await super()._handle_emit(message)
         await leave(self.server, namespace, leaving)
         if self.live is not None and isinstance(wire, dict) and isinstance(wire.get("seq"), int):
-            self.live.tracker.seen(wire["seq"])
+            self.live.tracker.seen(wire["seq"], namespace)
 
     async def _publish(self, data: Any) -> Any:
         for attempt in (1, 2):  # a connection left over from before a restart fails once
@@ -199,7 +214,7 @@ class LiveFanout:
         self.db = db
         self.namespaces = list(namespaces)
         self.event_rooms = event_rooms
-        self.tracker = GapTracker()
+        self.tracker = GapTracker(namespaces=self.namespaces)
         self.replay_hooks: list[ReplayHook] = []
         self.sync_namespaces: list[str] = list(namespaces)
         self.replayed = 0
