@@ -461,6 +461,8 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("POST", "/api/v1/callbacks/{callback_id:int}/done"): (SCOPED, {"note": "x"}),
     ("POST", "/api/v1/callbacks/{callback_id:int}/release"): (SCOPED, None),
     ("GET", "/api/v1/events"): (SELF, None),
+    ("GET", "/api/v1/reports"): (ADMIN_ONLY, None),
+    ("GET", "/api/v1/reports/{key:str}"): (ADMIN_ONLY, {"queue": 1}),
     ("GET", "/api/v1/users"): (SELF, None),
     ("POST", "/api/v1/users"): (ADMIN_ONLY, {"username": "x", "password": "longenough1", "role": "admin"}),
     ("GET", "/api/v1/users/{user_id:int}"): (SCOPED, None),
@@ -604,6 +606,7 @@ def fill(path: str, world: World, foreign: Foreign) -> str:
         "item_id": world.ids["q_b"],
         "name": "delete",
         "token": "not-a-bot",
+        "key": "queue_summary",
         "file_path": "x",
         "path": "x",
     }

@@ -1,0 +1,135 @@
+"""Reports over REST: the list of reports and one report by key with its filters.
+
+Thin: query parameters become a ``FilterParams``; ``omni.domain.reports.run_params`` scopes it
+to the caller and runs the report; the table comes back in the caller's language. Export,
+mailing and the reports page take the same parameters (``report_params``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get
+from litestar.params import Parameter
+
+from omni.api.contracts import IntId
+from omni.api.core import DEPS
+from omni.api.deps import request_language
+from omni.domain import reports
+from omni.domain.auth import Principal
+from omni.domain.reports import FilterParams, Grouping, Preset
+from omni.domain.reports.filters import check_reader
+from omni.i18n import keyed
+from omni.services import Services
+
+Value = str | int | float | bool | None
+
+
+class ColumnOut(msgspec.Struct):
+    key: str
+    kind: str
+    title: str
+
+
+class ChartOut(msgspec.Struct):
+    kind: str
+    x: str
+    series: list[str]
+
+
+class ReportOut(msgspec.Struct):
+    key: str
+    title: str
+    columns: list[ColumnOut]
+    rows: list[list[Value]]
+    totals: list[Value] | None
+    chart: ChartOut | None
+    notes: list[str]
+    total_rows: int | None
+
+
+class ReportInfoOut(msgspec.Struct):
+    key: str
+    title: str
+    filters: list[str]
+    paginated: bool
+
+
+Ids = Annotated[list[IntId] | None, Parameter(max_items=200)]
+Names = Annotated[list[Annotated[str, Parameter(max_length=32)]] | None, Parameter(max_items=50)]
+
+
+def report_params(
+    preset: Preset | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    grouping: Grouping = Grouping.DAY,
+    queue: list[int] | None = None,
+    group: list[int] | None = None,
+    operator: list[int] | None = None,
+    channel: list[str] | None = None,
+    inbox: list[int] | None = None,
+    result_code: list[int] | None = None,
+) -> FilterParams:
+    """The filter from query parameters (the names the page and the docs use)."""
+    return FilterParams(
+        preset=preset,
+        since=since,
+        until=until,
+        grouping=grouping,
+        queue_ids=tuple(queue or ()),
+        group_ids=tuple(group or ()),
+        user_ids=tuple(operator or ()),
+        channels=tuple(channel or ()),
+        inbox_ids=tuple(inbox or ()),
+        result_code_ids=tuple(result_code or ()),
+    )
+
+
+class ReportController(Controller):
+    path = "/api/v1/reports"
+    dependencies = DEPS
+
+    @get("/")
+    async def list_reports(self, request: Request[Any, Any, Any], who: Principal) -> list[ReportInfoOut]:
+        lang = request_language(request)
+        check_reader(who)
+        return [
+            ReportInfoOut(
+                key=s.key,
+                title=keyed(lang, f"rpt.{s.key}") or s.key,
+                filters=list(s.filters),
+                paginated=s.paginated,
+            )
+            for s in reports.ordered()
+        ]
+
+    @get("/{key:str}")
+    async def run_report(
+        self,
+        request: Request[Any, Any, Any],
+        who: Principal,
+        services: Services,
+        key: Annotated[str, Parameter(max_length=64)],
+        preset: Preset | None = None,
+        since: date | None = None,
+        until: date | None = None,
+        grouping: Grouping = Grouping.DAY,
+        queue: Ids = None,
+        group: Ids = None,
+        operator: Ids = None,
+        channel: Names = None,
+        inbox: Ids = None,
+        result_code: Ids = None,
+    ) -> ReportOut:
+        params = report_params(
+            preset, since, until, grouping, queue, group, operator, channel, inbox, result_code
+        )
+        async with services.db.transaction() as session:
+            table = await reports.run_params(session, who, key, params, datetime.now(UTC))
+        return msgspec.convert(table.to_json(request_language(request)), ReportOut)
+
+
+CONTROLLERS = [ReportController]

@@ -1,0 +1,173 @@
+"""What a report is asked for, and what of it the caller may see.
+
+A filter is resolved into a ``Scope`` before any report runs: the queues and operators the
+caller may read, intersected with what they asked for. Every report reads only through the
+scope, so a supervisor can't see another group's queue by asking for its id, and an empty
+intersection is an empty report, not an error (ids don't leak).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, tzinfo
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omni.db import models as m
+from omni.domain.auth import Principal, visible_queue_ids, visible_user_ids
+from omni.domain.errors import InvalidInput, PermissionDenied
+from omni.domain.reports.config import ReportConfig
+from omni.domain.reports.period import Grouping, Period, Preset, days, preset
+
+READERS = (m.Role.ADMIN, m.Role.SUPERVISOR, m.Role.AUDITOR)
+"""Who reads reports; operators read only their own statistics (``reports.own``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFilter:
+    """A report request as a user puts it together; empty tuples mean "any"."""
+
+    period: Period
+    grouping: Grouping = Grouping.DAY
+    queue_ids: tuple[int, ...] = ()
+    group_ids: tuple[int, ...] = ()
+    """Operator groups: their queues (``Queue.group_id``) and their members."""
+    user_ids: tuple[int, ...] = ()
+    channels: tuple[str, ...] = ()
+    inbox_ids: tuple[int, ...] = ()
+    result_code_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FilterParams:
+    """A filter as the user chose it, before "yesterday" means a date: what a scheduled mailing
+    stores (as JSON) and resolves anew each time it is sent."""
+
+    preset: Preset | None = None
+    since: date | None = None
+    until: date | None = None
+    grouping: Grouping = Grouping.DAY
+    queue_ids: tuple[int, ...] = ()
+    group_ids: tuple[int, ...] = ()
+    user_ids: tuple[int, ...] = ()
+    channels: tuple[str, ...] = ()
+    inbox_ids: tuple[int, ...] = ()
+    result_code_ids: tuple[int, ...] = ()
+
+    def resolve(self, tz: tzinfo, now: datetime) -> ReportFilter:
+        """The concrete filter at ``now``: a preset wins; dates alone default the other end to today;
+        nothing at all means today."""
+        if self.preset is not None:
+            period = preset(self.preset, now, tz)
+        elif self.since is not None or self.until is not None:
+            today = now.astimezone(tz).date()
+            first = self.since or self.until or today
+            period = days(first, self.until or today, tz)
+        else:
+            period = preset(Preset.TODAY, now, tz)
+        return ReportFilter(
+            period=period,
+            grouping=self.grouping,
+            queue_ids=self.queue_ids,
+            group_ids=self.group_ids,
+            user_ids=self.user_ids,
+            channels=self.channels,
+            inbox_ids=self.inbox_ids,
+            result_code_ids=self.result_code_ids,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("since", "until"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in data.items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FilterParams:
+        """Parse a stored filter, refusing what doesn't fit with the field named."""
+        try:
+            return cls(
+                preset=Preset(data["preset"]) if data.get("preset") else None,
+                since=date.fromisoformat(data["since"]) if data.get("since") else None,
+                until=date.fromisoformat(data["until"]) if data.get("until") else None,
+                grouping=Grouping(data.get("grouping") or Grouping.DAY),
+                queue_ids=tuple(int(x) for x in data.get("queue_ids") or ()),
+                group_ids=tuple(int(x) for x in data.get("group_ids") or ()),
+                user_ids=tuple(int(x) for x in data.get("user_ids") or ()),
+                channels=tuple(str(x) for x in data.get("channels") or ()),
+                inbox_ids=tuple(int(x) for x in data.get("inbox_ids") or ()),
+                result_code_ids=tuple(int(x) for x in data.get("result_code_ids") or ()),
+            )
+        except (TypeError, ValueError, AttributeError):
+            raise InvalidInput("{field} is not valid: {problem}", field="filters", problem="filter") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A filter narrowed to what the caller may see.
+
+    ``queue_ids`` / ``user_ids`` are ``None`` for "every one" (an admin or auditor who asked
+    for none in particular); otherwise the exact set to read, possibly empty.
+    """
+
+    filter: ReportFilter
+    config: ReportConfig
+    who: Principal
+    queue_ids: frozenset[int] | None
+    user_ids: frozenset[int] | None
+    now: datetime
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def period(self) -> Period:
+        return self.filter.period
+
+    @property
+    def empty(self) -> bool:
+        """Nothing visible matches: every report is empty (and runs no query)."""
+        return self.queue_ids == frozenset() and self.user_ids == frozenset()
+
+
+def check_reader(who: Principal) -> None:
+    if who.role not in READERS:
+        raise PermissionDenied("reports are for supervisors, admins and auditors")
+
+
+def _narrow(asked: set[int] | None, visible: set[int] | None) -> frozenset[int] | None:
+    if asked is None:
+        return None if visible is None else frozenset(visible)
+    return frozenset(asked if visible is None else asked & visible)
+
+
+async def resolve_scope(
+    session: AsyncSession, who: Principal, f: ReportFilter, config: ReportConfig, now: datetime
+) -> Scope:
+    """Narrow ``f`` to the caller's queues and operators; operators are refused."""
+    check_reader(who)
+    if who.role in (m.Role.ADMIN, m.Role.AUDITOR):
+        visible_q: set[int] | None = None
+        visible_u: set[int] | None = None
+    else:
+        visible_q = await visible_queue_ids(session, who) or set()
+        visible_u = await visible_user_ids(session, who) or set()
+    asked_q: set[int] | None = set(f.queue_ids) if f.queue_ids else None
+    asked_u: set[int] | None = set(f.user_ids) if f.user_ids else None
+    if f.group_ids:
+        group_queues = set(await session.scalars(select(m.Queue.id).where(m.Queue.group_id.in_(f.group_ids))))
+        group_users = set(
+            await session.scalars(
+                select(m.GroupMember.user_id).where(m.GroupMember.group_id.in_(f.group_ids))
+            )
+        )
+        asked_q = group_queues if asked_q is None else asked_q & group_queues
+        asked_u = group_users if asked_u is None else asked_u & group_users
+    return Scope(
+        filter=f,
+        config=config,
+        who=who,
+        queue_ids=_narrow(asked_q, visible_q),
+        user_ids=_narrow(asked_u, visible_u),
+        now=now,
+    )
