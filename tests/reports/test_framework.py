@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -123,3 +124,25 @@ async def test_a_supervisor_asking_for_another_groups_queue_gets_an_empty_scope(
         assert everything.queue_ids == frozenset({q_mine.id})
         auditor = await f.user(s, "aud", m.Role.AUDITOR)
         assert (await reports.resolve_scope(s, f.who(auditor), asked, config, now)).queue_ids == {q_theirs.id}
+
+
+def test_writers_put_titles_in_the_readers_language_and_local_times(tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    from omni.domain.reports.table import Column, Kind
+    from omni.domain.reports.writers import Format, finish, open_writer
+
+    columns = [Column("interval", Kind.DATETIME, "Interval"), Column("offered", Kind.COUNT, "Offered")]
+    at = datetime(2026, 3, 9, 21, 0, tzinfo=UTC)
+    for fmt in Format:
+        path = tmp_path / f"r.{fmt.value}"
+        writer, handle = open_writer(fmt, path, columns, "en", MSK, "Queue summary: March")
+        writer.append([at, 7])
+        finish(writer, handle)
+        if fmt == Format.XLSX:
+            sheet = load_workbook(path).active
+            rows = list(sheet.iter_rows(values_only=True))
+            assert rows[1] == (datetime(2026, 3, 10, 0, 0), 7)
+        else:
+            text = path.read_text(encoding="utf-8-sig")
+            assert text.splitlines()[1] == "2026-03-10 00:00,7"
