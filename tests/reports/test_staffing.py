@@ -245,3 +245,20 @@ async def test_a_supervisor_of_another_group_gets_an_empty_staffing_report(servi
         await s.flush()
         table = await reports.run_params(s, f.who(sup), "staffing", FilterParams(since=DAY, until=DAY), now)
     assert table.rows == []
+
+
+async def test_status_spans_split_in_python_equal_the_database_split(services: Services) -> None:
+    """SQLite installs split the spans in Python: the same seconds as PostgreSQL's split."""
+    from omni.domain.reports import staffing
+
+    now = utc(12, 12)
+    async with services.db.transaction() as s:
+        fx = await fixture(s)
+        f_ = FilterParams(since=DAY, until=DAY).resolve(MSK, now)
+        scope = await scope_of(s, fx["admin"], f_, now)
+        end = min(scope.period.end, now)
+        for minutes in (15, 30):
+            in_pg = await staffing._presence(s, scope, None, end, MSK, minutes, in_database=True)
+            in_py = await staffing._presence(s, scope, None, end, MSK, minutes, in_database=False)
+            assert in_pg == in_py
+            assert in_pg[0][datetime(2026, 3, 10, 9, 0, tzinfo=MSK)] == (3000 if minutes == 15 else 5100)

@@ -35,7 +35,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -197,11 +197,72 @@ async def _operators(session: AsyncSession, scope: Scope) -> set[int] | None:
     return users
 
 
+PRESENCE_SQL = text(
+    """
+    WITH spans AS (
+        SELECT greatest(h.started_at, :lo) AS lo,
+               least(coalesce(h.ended_at, :hi), :hi) AS hi,
+               st.kind IN :staffed AS staffed
+        FROM status_history h JOIN operator_statuses st ON st.id = h.status_id
+        WHERE h.started_at < :hi AND (h.ended_at IS NULL OR h.ended_at > :lo)
+          AND st.kind <> 'offline' AND (:all_users OR h.user_id = ANY(:users))
+    )
+    SELECT b.at,
+           sum(extract(epoch FROM least(s.hi, b.at + interval '15 minutes') - greatest(s.lo, b.at))),
+           coalesce(sum(extract(epoch FROM least(s.hi, b.at + interval '15 minutes') - greatest(s.lo, b.at)))
+                    FILTER (WHERE s.staffed), 0)
+    FROM spans s,
+         generate_series(to_timestamp(floor(extract(epoch FROM s.lo) / 900) * 900),
+                         s.hi - interval '1 microsecond',
+                         interval '15 minutes') AS b(at)
+    WHERE s.hi > s.lo
+    GROUP BY b.at
+    """
+).bindparams(bindparam("staffed", expanding=True))
+"""Operator-seconds per UTC 15-minute bucket, split in the database (PostgreSQL): a month of
+spans is hundreds of thousands of rows, too many to split one by one in Python."""
+
+
 async def _presence(
-    session: AsyncSession, scope: Scope, users: set[int] | None, end: datetime, tz: tzinfo, minutes: int
+    session: AsyncSession,
+    scope: Scope,
+    users: set[int] | None,
+    end: datetime,
+    tz: tzinfo,
+    minutes: int,
+    in_database: bool | None = None,
 ) -> tuple[dict[datetime, float], dict[datetime, float]]:
-    """Operator-seconds staffed and logged in per report interval, from ``status_history``."""
+    """Operator-seconds staffed and logged in per report interval, from ``status_history``.
+
+    ``in_database``: split the spans in PostgreSQL (default there) or here (other databases).
+    """
     start = scope.period.start
+    staffed: dict[datetime, float] = defaultdict(float)
+    logged: dict[datetime, float] = defaultdict(float)
+    if end <= start:
+        return staffed, logged
+    if in_database is None:
+        in_database = session.get_bind().dialect.name == "postgresql"
+    if in_database:
+        # The planner can't estimate generate_series per span (it guesses 1,000 rows each), so it
+        # JIT-compiles the query: seconds of compiling for a query that runs in a fraction of that.
+        await session.execute(text("SET LOCAL jit = off"))
+        result = await session.execute(
+            PRESENCE_SQL,
+            {
+                "lo": start,
+                "hi": end,
+                "staffed": [str(k) for k in STAFFED_KINDS],
+                "all_users": users is None,
+                "users": sorted(users or ()),
+            },
+        )
+        for at, logged_s, staffed_s in result:
+            label = _bin(at, tz, minutes)
+            logged[label] += float(logged_s or 0)
+            staffed[label] += float(staffed_s or 0)
+        return staffed, logged
+    # Other databases (SQLite, embedded installs): split the spans here.
     sh, st = m.StatusHistory, m.OperatorStatus
     stmt = (
         select(sh.started_at, sh.ended_at, st.kind)
@@ -214,11 +275,9 @@ async def _presence(
     )
     if users is not None:
         stmt = stmt.where(sh.user_id.in_(users))
-    staffed: dict[datetime, float] = defaultdict(float)
-    logged: dict[datetime, float] = defaultdict(float)
     for began, ended, kind in await session.execute(stmt):
         lo = max(began.astimezone(UTC), start)
-        hi = min((ended or scope.now).astimezone(UTC), end)
+        hi = min((ended or end).astimezone(UTC), end)
         at = floor_interval(lo)
         while at < hi:
             seconds = (min(hi, at + INTERVAL) - max(lo, at)).total_seconds()
