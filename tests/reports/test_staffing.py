@@ -262,3 +262,23 @@ async def test_status_spans_split_in_python_equal_the_database_split(services: S
             in_py = await staffing._presence(s, scope, None, end, MSK, minutes, in_database=False)
             assert in_pg == in_py
             assert in_pg[0][datetime(2026, 3, 10, 9, 0, tzinfo=MSK)] == (3000 if minutes == 15 else 5100)
+
+
+async def test_today_is_actual_up_to_now_and_forecast_from_the_current_interval_on(
+    services: Services,
+) -> None:
+    now = utc(10, 6, 20)  # 09:20 in Moscow on the fixture's day
+    async with services.db.transaction() as s:
+        fx = await fixture(s)
+        s.add(qi(utc(3, 6, 15), fx["voice"], "voice", 40, 0, 180))  # a week before, 09:15
+        await s.flush()
+        table = await reports.run_params(
+            s, f.who(fx["admin"]), "staffing", FilterParams(since=DAY, until=DAY), now
+        )
+    nine = row_at(table, datetime(2026, 3, 10, 9, 0, tzinfo=MSK))
+    assert (nine["basis"], nine["offered"], nine["needed"]) == ("actual", 80, 22)
+    assert nine["staffed"] == round(3000 / 900, 2)
+    current = row_at(table, datetime(2026, 3, 10, 9, 15, tzinfo=MSK))
+    assert current["basis"] == "forecast"
+    assert current["offered"] == 40 / 4  # one of the last 4 weeks had 40 calls; today's 25 aren't used
+    assert (current["staffed"], current["sl"]) == (None, None)

@@ -311,8 +311,13 @@ async def run(session: AsyncSession, scope: Scope) -> ReportTable:
     tz = scope.period.tz
     period = scope.period
     now_bucket = floor_interval(scope.now)
-    history_start = _weeks_back(period.start, tz, opts.weeks) - timedelta(hours=2)
-    loads = await _loads(session, scope, min(history_start, period.start), period.end)
+    # Forecasts read the same weekday of past weeks: load those weeks only when some interval
+    # of the period has not begun yet (the 2 hours cover a DST shift between the weeks).
+    first_future = max(period.start, now_bucket)
+    load_from = period.start
+    if first_future < period.end:
+        load_from = min(period.start, _weeks_back(first_future, tz, opts.weeks) - timedelta(hours=2))
+    loads = await _loads(session, scope, load_from, period.end)
     sla = {qid: secs for qid, secs in await session.execute(select(m.Queue.id, m.Queue.sla_seconds))}
     users = await _operators(session, scope)
     concurrency = opts.chat_concurrency or await _concurrency(session, users)
