@@ -12,7 +12,10 @@ in 20 s; traffic 10 erlangs). Its table of results per number of agents:
     15      10.20 %        94.1 %
 
 so 80/20 needs 14 agents (13 fall just short at 79.6 %), with an ASA of 7.8 s and an occupancy
-of 71.4 % — not "13 at 84.6 %".
+of 71.4 % — not "13 at 84.6 %": the 84.6 % belongs to the other classic example, "The Erlang-C
+Formula" step-by-step page (Mitan Ltd's Erlang pages, widely reproduced): 360 calls per half
+hour, 4-minute calls, 55 agents, 15-second target → traffic 48 erlangs, occupancy 0.873,
+probability of waiting 0.239 (24 %), ASA 8.2 s, service level 84.6 %.
 """
 
 from __future__ import annotations
@@ -50,6 +53,16 @@ def test_the_classic_100_calls_in_30_minutes_example_matches_the_published_table
     assert erlang.erlang_c(agents, a) == pytest.approx(pw, abs=5e-5)
     assert erlang.service_level(agents, a, 180, 20) == pytest.approx(sl, abs=5e-4)
     assert erlang.erlang_c(agents, a) == pytest.approx(float(exact_erlang_c(agents, Fraction(10))), rel=1e-12)
+
+
+def test_the_360_calls_55_agents_example_matches_its_published_figures() -> None:
+    a = erlang.traffic(360, 240, 1800)
+    assert a == 48.0
+    assert erlang.occupancy(55, a) == pytest.approx(0.873, abs=5e-4)
+    assert erlang.erlang_c(55, a) == pytest.approx(0.239, abs=5e-4)
+    assert erlang.asa(55, a, 240) == pytest.approx(8.2, abs=0.05)
+    assert erlang.service_level(55, a, 240, 15) == pytest.approx(0.846, abs=5e-4)
+    assert erlang.erlang_c(55, a) == pytest.approx(float(exact_erlang_c(55, Fraction(48))), rel=1e-12)
 
 
 def test_80_in_20_seconds_for_the_classic_example_needs_14_agents() -> None:
