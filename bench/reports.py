@@ -311,9 +311,9 @@ class Generator:
         self.first_day = first_day
         self.days = days
         self.rng = random.Random(seed)
-        self.handled_per_shift = conversations * (1 - ABANDON_SHARE) / (len(world.operator_ids) * days)
-        self.abandons_per_day = conversations * ABANDON_SHARE / days
-        self.target = conversations
+        self.abandoned = round(conversations * ABANDON_SHARE)
+        self.handled = conversations - self.abandoned
+        self.shifts = len(world.operator_ids) * days
         self.ids = {"conversation": 0, "offer": 0, "call": 0, "event": 0, "span": 0}
 
     def next_id(self, kind: str) -> int:
@@ -446,19 +446,18 @@ class Generator:
 
     async def run(self, conn: asyncpg.Connection) -> dict[str, int]:
         b = Batches()
-        carry = 0.0
-        carry_ab = 0.0
+        shift = 0
         for d, (_day, midnight) in enumerate(self.days_iter()):
             for index, uid in enumerate(self.w.operator_ids):
-                carry += self.handled_per_shift
-                count = int(carry)
-                carry -= count
+                # Integer shares, so the totals come out exact: shift i gets ⌊H(i+1)/S⌋ − ⌊Hi/S⌋.
+                count = self.handled * (shift + 1) // self.shifts - self.handled * shift // self.shifts
+                shift += 1
                 self.shift(b, uid, index, midnight, count)
                 if len(b.conversations) >= CHUNK:
                     await b.flush(conn)
-            carry_ab += self.abandons_per_day
-            self.abandons(b, midnight, int(carry_ab))
-            carry_ab -= int(carry_ab)
+            self.abandons(
+                b, midnight, self.abandoned * (d + 1) // self.days - self.abandoned * d // self.days
+            )
             if (d + 1) % 10 == 0 or d + 1 == self.days:
                 await b.flush(conn)
                 log(f"  day {d + 1}/{self.days}: {self.ids['conversation']} conversations")
