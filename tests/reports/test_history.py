@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from omni.db import Database
 from omni.db import models as m
 from omni.domain import reports
 from omni.domain.auth import Principal
@@ -40,7 +41,9 @@ class World:
     ids: dict[str, int]
 
 
-async def _contact(s: Any, name: str, phone: str | None = None, identity: tuple[str, str] | None = None) -> int:
+async def _contact(
+    s: Any, name: str, phone: str | None = None, identity: tuple[str, str] | None = None
+) -> int:
     c = m.Contact(name=name, phone=phone)
     s.add(c)
     await s.flush()
@@ -63,9 +66,15 @@ async def _conv(s: Any, **kw: Any) -> int:
 
 @pytest.fixture
 async def world(services: Services) -> World:
-    async with services.db.transaction() as s:
+    return await build_world(services.db)
+
+
+async def build_world(db: Database) -> World:
+    """Moscow time; group A (queue QA, op_a, supervisor ``sup``) and group B (QB, op_b)."""
+    async with db.transaction() as s:
         admin = await f.user(s, "adm", m.Role.ADMIN)
         sup = await f.user(s, "sup", m.Role.SUPERVISOR)
+        sup2 = await f.user(s, "sup2", m.Role.SUPERVISOR)
         op_a = await f.user(s, "op_a", display_name="Olga A")
         op_b = await f.user(s, "op_b", display_name="Oleg B")
         g_a, g_b = m.Group(name="A"), m.Group(name="B")
@@ -76,6 +85,7 @@ async def world(services: Services) -> World:
                 m.GroupMember(group_id=g_a.id, user_id=op_a.id),
                 m.GroupMember(group_id=g_b.id, user_id=op_b.id),
                 m.SupervisorScope(supervisor_id=sup.id, group_id=g_a.id),
+                m.SupervisorScope(supervisor_id=sup2.id, group_id=g_a.id),
             ]
         )
         q_a = await f.queue(s, "QA", [op_a], group_id=g_a.id)
@@ -93,6 +103,8 @@ async def world(services: Services) -> World:
         boris = await _contact(s, "Boris", "+79160000000")
         closed = m.ConversationStatus.CLOSED
         ids = {
+            "sup": sup.id,
+            "sup2": sup2.id,
             "op_a": op_a.id,
             "op_b": op_b.id,
             "q_a": q_a.id,

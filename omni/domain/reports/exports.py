@@ -140,6 +140,7 @@ async def check_start_export(
 
 async def access_export(session: AsyncSession, who: Principal, export_id: int) -> m.ReportExport:
     """The caller's own export, or 404 (someone else's is not revealed)."""
+    check_reader(who)
     job = await session.get(m.ReportExport, export_id)
     if job is None or job.user_id != who.id:
         raise NotFound("export {export_id} not found", export_id=export_id)
