@@ -10,9 +10,11 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import socketio
@@ -20,8 +22,13 @@ from openpyxl import load_workbook
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from omni.db import Database
 from omni.db import models as m
-from omni.domain.reports import REPORTS, Column, Kind, ReportSpec, ReportTable, Scope, register
+from omni.db.migrate import upgrade_async
+from omni.domain.reports import REPORTS, Column, FilterParams, Kind, ReportSpec, ReportTable, Scope, register
+from omni.domain.reports import exports as ex
+from omni.domain.reports.writers import Format
+from omni.services import Services
 from tests import factories as f
 from tests.conftest import LiveServer
 from tests.helpers import HTTP_TIMEOUT, until
@@ -266,3 +273,64 @@ async def test_bad_export_requests_are_refused_and_store_nothing(
         assert resp.json()["detail"]
     async with live_server.services.db.transaction() as s:
         assert (await s.scalars(select(m.ReportExport))).all() == []
+
+
+async def test_on_sqlite_a_streamed_export_reads_page_by_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite serves one transaction at a time for the whole app: the export must not hold one
+    open while it writes (it reads short pages instead), and the duration filter works there too."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'e.sqlite3'}"
+    await upgrade_async(url)
+    db = Database(url)
+    try:
+        world = await build_world(db)
+        monkeypatch.setattr(ex, "PAGE", 2)
+        now = datetime(2026, 3, 12, 9, tzinfo=UTC)
+        for params, expected in (
+            (FilterParams(since=date(2026, 3, 10), until=date(2026, 3, 10)), ["c3", "c2", "c1"]),
+            (FilterParams(since=date(2026, 3, 10), until=date(2026, 3, 10), min_duration=100), ["c2"]),
+        ):
+            async with db.transaction() as s:
+                job = await ex.check_start_export(s, world.sup, "contact_history", params, Format.CSV, now)
+            pushed: list[dict[str, Any]] = []
+
+            async def notify(_user: int, data: dict[str, Any], into: list[dict[str, Any]] = pushed) -> None:
+                into.append(data)
+
+            await ex.run_export(db, job.id, world.sup, tmp_path / "exports", notify)
+            async with db.transaction() as s:
+                done = await s.get_one(m.ReportExport, job.id)
+            assert (done.state, done.rows_done) == ("done", len(expected))
+            text = await anyio.Path(done.path).read_text(encoding="utf-8-sig")
+            rows = list(csv.reader(io.StringIO(text)))
+            assert [int(r[-1]) for r in rows[1:]] == [world.ids[c] for c in expected]
+            assert pushed[-1]["state"] == "done"
+    finally:
+        await db.dispose()
+
+
+async def test_a_failing_report_leaves_a_failed_job_no_file_and_an_audit_row(
+    services: Services, tmp_path: Path
+) -> None:
+    async def broken(session: AsyncSession, scope: Scope) -> ReportTable:
+        raise RuntimeError("the report broke")
+
+    register(ReportSpec("test_broken", broken))
+    try:
+        async with services.db.transaction() as s:
+            admin = f.who(await f.user(s, "adm", m.Role.ADMIN))
+            job = await ex.check_start_export(
+                s, admin, "test_broken", FilterParams(), Format.XLSX, datetime.now(UTC)
+            )
+        with pytest.raises(RuntimeError):
+            await ex.run_export(services.db, job.id, admin, tmp_path, None)
+        async with services.db.transaction() as s:
+            failed = await s.get_one(m.ReportExport, job.id)
+            actions = list(await s.scalars(select(m.AuditLog.action).order_by(m.AuditLog.id)))
+            out = ex.export_dict(failed)
+        assert (out["state"], out["error"], failed.path) == ("failed", "failed", "")
+        assert actions[-2:] == ["report.export", "report.export.failed"]
+        assert [p async for p in anyio.Path(tmp_path).iterdir()] == []
+    finally:
+        REPORTS.pop("test_broken")

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -226,21 +226,27 @@ async def _rows(
         offset += PAGE
 
 
-async def run_export(
-    db: Database, export_id: int, who: Principal, directory: Path, notify: Notify | None
-) -> None:
-    """Run one stored job to its end: done (file written) or failed (error kept, no file left)."""
+@dataclass
+class _Job:
+    spec: ReportSpec
+    fmt: Format
+    lang: str
+    scope: Scope
+    table: ReportTable
+    total: int | None
+    title: str
+
+
+async def _prepare(db: Database, export_id: int, reader: Principal) -> _Job | None:
+    """The job's report over the owner's scope: its columns, and its rows unless it streams."""
     async with db.transaction() as session:
         job = await session.get(m.ReportExport, export_id)
         if job is None:
-            return
+            return None
         spec = get(job.report)
         params = FilterParams.from_json(job.filters)
-        fmt = Format(job.format)
-        lang = job.language
         now = datetime.now(UTC)
         config = await get_config(session)
-        reader = replace(who, language=lang)
         scope = await resolve_scope(session, reader, params.resolve(config.tz, now), config, now)
         if spec.stream is not None:  # the columns and the count; the rows come from the stream
             head = replace(scope, filter=replace(scope.filter, offset=0, limit=0))
@@ -249,19 +255,38 @@ async def run_export(
         else:
             table = await spec.run(session, scope)
             total = len(table.rows) + (table.totals is not None)
-        title = keyed(lang, f"rpt.{spec.key}") or spec.key
-    await anyio.Path(directory).mkdir(parents=True, exist_ok=True)
-    final = directory / f"{export_id}-{secrets.token_hex(8)}.{fmt.value}"
-    part = final.with_name(final.name + ".part")
-    await _progress(db, export_id, notify, state="running", rows_total=total)
+        title = keyed(reader.language, f"rpt.{spec.key}") or spec.key
+        return _Job(spec, Format(job.format), reader.language, scope, table, total, title)
+
+
+async def run_export(
+    db: Database, export_id: int, who: Principal, directory: Path, notify: Notify | None
+) -> None:
+    """Run one stored job to its end: done (file written) or failed (error kept, no file left).
+
+    ``who`` is the owner as they asked (their scope); the job's stored language names the columns.
+    """
+    async with db.transaction() as session:
+        stored = await session.get(m.ReportExport, export_id)
+        if stored is None:
+            return
+        reader = replace(who, language=stored.language)
     done = 0
+    final = part = None
     try:
+        job = await _prepare(db, export_id, reader)
+        if job is None:
+            return
+        await anyio.Path(directory).mkdir(parents=True, exist_ok=True)
+        final = directory / f"{export_id}-{secrets.token_hex(8)}.{job.fmt.value}"
+        part = final.with_name(final.name + ".part")
+        await _progress(db, export_id, notify, state="running", rows_total=job.total)
         writer, handle = await asyncio.to_thread(
-            open_writer, fmt, part, table.columns, lang, config.tz, title
+            open_writer, job.fmt, part, job.table.columns, job.lang, job.scope.config.tz, job.title
         )
         try:
             batch: list[list[Cell]] = []
-            async for row in _rows(db, spec, scope, table):
+            async for row in _rows(db, job.spec, job.scope, job.table):
                 batch.append(row)
                 if len(batch) >= BATCH:
                     await asyncio.to_thread(_append, writer, batch)
@@ -273,16 +298,25 @@ async def run_export(
                 done += len(batch)
         finally:
             await asyncio.to_thread(finish, writer, handle)
-        part.replace(final)
+        await anyio.Path(part).replace(final)
     except BaseException as exc:
-        part.unlink(missing_ok=True)
-        final.unlink(missing_ok=True)
-        reason = "interrupted" if isinstance(exc, asyncio.CancelledError) else "failed"
-        if not isinstance(exc, asyncio.CancelledError):
-            log.exception("export %s of %s failed", export_id, spec.key)
+        for path in (part, final):
+            if path is not None:
+                await anyio.Path(path).unlink(missing_ok=True)
+        cancelled = isinstance(exc, asyncio.CancelledError)
+        if not cancelled:
+            log.exception("export %s failed", export_id)
         with contextlib.suppress(Exception):
             await asyncio.shield(
-                _finish_job(db, export_id, notify, reader, state="failed", rows=done, error=reason)
+                _finish_job(
+                    db,
+                    export_id,
+                    notify,
+                    reader,
+                    state="failed",
+                    rows=done,
+                    error="interrupted" if cancelled else "failed",
+                )
             )
         raise
     await _finish_job(db, export_id, notify, reader, state="done", rows=done, path=final)
@@ -334,11 +368,13 @@ class ExportRunner:
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
     def start(self, export_id: int, who: Principal) -> None:
-        task = asyncio.create_task(
-            run_export(self.db, export_id, who, self.directory, self.notify), name=f"export-{export_id}"
-        )
+        task = asyncio.create_task(self._run(export_id, who), name=f"export-{export_id}")
         self._tasks[export_id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(export_id, None))
+
+    async def _run(self, export_id: int, who: Principal) -> None:
+        with contextlib.suppress(Exception):  # logged and stored as failed by run_export
+            await run_export(self.db, export_id, who, self.directory, self.notify)
 
     async def stop(self) -> None:
         tasks = list(self._tasks.values())
