@@ -156,7 +156,7 @@ class ExportController(Controller):
     @get(
         "/api/v1/exports/{export_id:int}/file",
         responses={
-            200: ResponseSpec(None, media_type="application/octet-stream", description="The file"),
+            200: ResponseSpec(None, media_type="*/*", description="The CSV or XLSX file (attachment)"),
             404: REFUSALS[404],
         },
     )

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omni.db import Database
 from omni.db import models as m
 from omni.db.migrate import upgrade_async
+from omni.domain.errors import NotFound
 from omni.domain.reports import REPORTS, Column, FilterParams, Kind, ReportSpec, ReportTable, Scope, register
 from omni.domain.reports import exports as ex
 from omni.domain.reports.writers import Format
@@ -334,3 +335,30 @@ async def test_a_failing_report_leaves_a_failed_job_no_file_and_an_audit_row(
         assert [p async for p in anyio.Path(tmp_path).iterdir()] == []
     finally:
         REPORTS.pop("test_broken")
+
+
+async def test_expired_files_are_deleted_and_a_dead_jobs_export_shows_as_interrupted(
+    services: Services, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    old_file = tmp_path / "old.xlsx"
+    await anyio.Path(old_file).write_bytes(b"x")
+    async with services.db.transaction() as s:
+        owner = f.who(await f.user(s, "sup", m.Role.SUPERVISOR))
+        common = {"user_id": owner.id, "report": "contact_history", "format": "xlsx", "filters": {}}
+        expired = m.ReportExport(
+            **common, state="done", path=str(old_file), expires_at=now - timedelta(minutes=1), updated_at=now
+        )
+        dead = m.ReportExport(
+            **common, state="running", updated_at=now - ex.STALE_AFTER - timedelta(seconds=1)
+        )
+        s.add_all([expired, dead])
+        await s.flush()
+        assert await ex.purge_expired(s, now) == 1
+        assert ex.export_dict(dead)["state"] == "failed"
+        assert ex.export_dict(dead)["error"] == "interrupted"
+        with pytest.raises(NotFound):
+            await ex.access_export_file(s, owner, expired.id)
+    assert not await anyio.Path(old_file).exists()
+    async with services.db.transaction() as s:
+        assert (await s.get_one(m.ReportExport, expired.id)).state == "expired"
