@@ -362,3 +362,26 @@ async def test_expired_files_are_deleted_and_a_dead_jobs_export_shows_as_interru
     assert not await anyio.Path(old_file).exists()
     async with services.db.transaction() as s:
         assert (await s.get_one(m.ReportExport, expired.id)).state == "expired"
+
+
+async def test_the_history_page_over_rest_and_its_rows_open(
+    live_server: LiveServer, world: World, sup: httpx.AsyncClient
+) -> None:
+    w = world.ids
+    resp = await sup.get(
+        "/api/v1/reports/contact_history",
+        params={"since": DAY, "until": DAY, "q": "Иван", "limit": 1, "offset": 1},
+    )
+    assert resp.status_code == 200, resp.text
+    page = resp.json()
+    assert page["total_rows"] == 2
+    keys = [c["key"] for c in page["columns"]]
+    row = dict(zip(keys, page["rows"][0], strict=True))
+    assert (row["conversation_id"], row["recording"]) == (w["c1"], True)
+    assert row["started"] == "2026-03-10T00:10:00+03:00"
+    opened = await sup.get(f"/api/v1/conversations/{row['conversation_id']}")
+    assert opened.status_code == 200
+    # Another group's conversation neither lists nor opens.
+    assert (await sup.get(f"/api/v1/conversations/{w['c4']}")).status_code == 404
+    bad = await sup.get("/api/v1/reports/contact_history", params={"limit": 0})
+    assert bad.status_code == 400
