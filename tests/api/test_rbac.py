@@ -237,6 +237,8 @@ class Foreign:
     code: int
     canned: int
     card_field: int
+    export_admin: int = 0
+    """A report export of the admin's: nobody else reads or downloads it."""
 
 
 @pytest.fixture
@@ -315,6 +317,8 @@ async def foreign(world: World) -> Foreign:
     }
     for name, resp in made.items():
         assert resp.status_code in (200, 201), (name, resp.text)
+    export = await admin.post("/api/v1/reports/contact_history/exports", params={"format": "csv"})
+    assert export.status_code == 202, export.text
     async with world.server.services.db.transaction() as s:
         delivery = m.WebhookDelivery(subscription_id=made["webhook"].json()["id"], event_id=1)
         s.add(delivery)
@@ -328,6 +332,7 @@ async def foreign(world: World) -> Foreign:
         offer_b=offer_id,
         scenario=made["scenario"].json()["id"],
         token_admin=made["token"].json()["id"],
+        export_admin=export.json()["id"],
         webhook=made["webhook"].json()["id"],
         delivery=delivery_id,
         group_b=group_b or 0,
@@ -463,6 +468,10 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("GET", "/api/v1/events"): (SELF, None),
     ("GET", "/api/v1/reports"): (ADMIN_ONLY, None),
     ("GET", "/api/v1/reports/{key:str}"): (ADMIN_ONLY, {"queue": 1}),
+    ("POST", "/api/v1/reports/{key:str}/exports"): (ADMIN_ONLY, {"format": "csv"}),
+    ("GET", "/api/v1/exports"): (ADMIN_ONLY, None),
+    ("GET", "/api/v1/exports/{export_id:int}"): (SCOPED, None),
+    ("GET", "/api/v1/exports/{export_id:int}/file"): (SCOPED, None),
     ("GET", "/api/v1/users"): (SELF, None),
     ("POST", "/api/v1/users"): (ADMIN_ONLY, {"username": "x", "password": "longenough1", "role": "admin"}),
     ("GET", "/api/v1/users/{user_id:int}"): (SCOPED, None),
@@ -600,6 +609,7 @@ def fill(path: str, world: World, foreign: Foreign) -> str:
         "webhook_id": foreign.webhook,
         "delivery_id": foreign.delivery,
         "token_id": foreign.token_admin,
+        "export_id": foreign.export_admin,
         "scenario_id": foreign.scenario,
         "revision_id": 1,
         "slug": "queues",
