@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -638,3 +639,47 @@ async def test_embedded_mode_mails_due_schedules_in_process(tmp_path: Path, smtp
         assert sent.next_run_at is not None and sent.next_run_at > datetime.now(UTC)
     finally:
         await server.stop()
+
+
+async def test_an_owner_who_can_no_longer_read_reports_gets_no_mail(services: Services, smtp: Smtp) -> None:
+    w = await build_world(services.db)
+    async with services.db.transaction() as s:
+        row = await check_create_schedule(s, f.who(w.sup), DAILY, CREATED)
+        (await s.get_one(m.User, w.sup.id)).role = m.Role.OPERATOR
+    [outcome] = await send_due(services.db, smtp.settings, "http://omni.test", SLOT + timedelta(minutes=1))
+    assert not outcome.sent and outcome.error == "the owner may no longer read reports"
+    assert smtp.box.messages == []
+    async with services.db.transaction() as s:
+        current = await s.get_one(m.ReportSchedule, row.id)
+        assert current.last_error == outcome.error and current.next_run_at == SLOT + timedelta(days=1)
+
+
+async def test_the_celery_beat_task_sends_due_schedules(
+    services: Services, smtp: Smtp, settings: Settings
+) -> None:
+    """``omni.reports.send_due`` as a worker runs it (its own thread, loop and engine)."""
+    from omni.worker import celery_app, configure, send_due_reports
+
+    configure(settings)
+    assert celery_app.conf.beat_schedule["omni.reports.send_due"] == {
+        "task": "omni.reports.send_due",
+        "schedule": smtp.settings.check_seconds,
+    }
+    w = await build_world(services.db)
+    async with services.db.transaction() as s:
+        row = await check_create_schedule(s, f.who(w.admin), DAILY, datetime.now(UTC) - timedelta(days=2))
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            send_due_reports.apply().get()
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=work)  # a fresh thread: the worker's per-thread engine dies with it
+    thread.start()
+    await asyncio.to_thread(thread.join)
+    assert failure == []
+    assert len(smtp.box.messages) == 1
+    async with services.db.transaction() as s:
+        assert (await s.get_one(m.ReportSchedule, row.id)).last_sent_at is not None
