@@ -240,6 +240,8 @@ class ReportSchedulesPage(Controller):
         ctx.require(*sched.READERS)
         values = values_of_form(_query(request))
         values["active"] = True
+        if not (values["preset"] or values["since"] or values["until"]):
+            values["preset"] = Preset.YESTERDAY.value  # a mailed report is most often yesterday's
         return await self._page(
             ctx, services_of(request), editing=None, values=values, notice=self._notice(ctx, request)
         )
