@@ -77,8 +77,16 @@ async def _probe(session: AsyncSession, scope: Scope) -> ReportTable:
     return ReportTable(PROBE, columns, rows, totals=["Total", sum(r[1] for r in rows)])
 
 
+BROKEN = "mailing_broken"
+
+
+async def _broken(session: AsyncSession, scope: Scope) -> ReportTable:
+    raise RuntimeError("a bug in the report")
+
+
 if PROBE not in REPORTS:
     register(ReportSpec(PROBE, _probe, order=999))
+    register(ReportSpec(BROKEN, _broken, order=999))
 
 
 # --- the SMTP server ------------------------------------------------------------------------
@@ -672,7 +680,7 @@ async def test_the_celery_beat_task_sends_due_schedules(
 
     def work() -> None:
         try:
-            send_due_reports.apply().get()
+            send_due_reports.apply().get(disable_sync_subtasks=False)
         except BaseException as exc:
             failure.append(exc)
 
@@ -683,3 +691,19 @@ async def test_the_celery_beat_task_sends_due_schedules(
     assert len(smtp.box.messages) == 1
     async with services.db.transaction() as s:
         assert (await s.get_one(m.ReportSchedule, row.id)).last_sent_at is not None
+
+
+async def test_a_report_that_crashes_is_recorded_and_the_others_still_go_out(
+    services: Services, smtp: Smtp
+) -> None:
+    w = await build_world(services.db)
+    async with services.db.transaction() as s:
+        broken = await check_create_schedule(s, f.who(w.admin), {**DAILY, "report_key": BROKEN}, CREATED)
+        fine = await check_create_schedule(s, f.who(w.admin), DAILY, CREATED)
+    outcomes = await send_due(services.db, smtp.settings, "http://omni.test", SLOT + timedelta(minutes=1))
+    assert {o.schedule_id: o.sent for o in outcomes} == {broken.id: False, fine.id: True}
+    assert len(smtp.box.messages) == 1
+    async with services.db.transaction() as s:
+        failed = await s.get_one(m.ReportSchedule, broken.id)
+        assert failed.last_error == "RuntimeError: a bug in the report"
+        assert failed.claimed_until is None and failed.retry_at is not None and failed.failures == 1

@@ -205,6 +205,9 @@ async def _send_one(
             )
         except DomainError as exc:  # the report is gone, the filter no longer valid
             return None, _error_text(exc), True
+        except Exception as exc:  # a report's bug: kept on the schedule, retried like a failed send
+            log.exception("report schedule %s: the report failed to render", row.id)
+            return None, _error_text(exc), False
         zone = (await get_config(session)).timezone
     msg = build_message(
         smtp, list(row.recipients), row.language, attachment, zone, f"{base_url}/reports/schedules"
