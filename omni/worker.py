@@ -1,7 +1,9 @@
 """Celery: the webhook delivery task and the in-process worker of the embedded mode.
 
 Run a worker process with ``celery -A omni.worker:celery_app worker``. The task takes an
-id only and runs one domain function (``webhooks.do_deliver``).
+id only and runs one domain function (``webhooks.do_deliver``). Periodic jobs (the report
+mailing round, ``omni.reports.send_due``) are put on the queue by
+``celery -A omni.worker:celery_app beat``; the embedded mode runs them in process instead.
 """
 
 from __future__ import annotations
@@ -85,7 +87,12 @@ def _schedule_mailing(settings: Settings) -> None:
     same function in process, ``omni.app``)."""
     celery_app.conf.beat_schedule = {
         **(celery_app.conf.beat_schedule or {}),
-        "omni.reports.send_due": {"task": "omni.reports.send_due", "schedule": settings.smtp.check_seconds},
+        "omni.reports.send_due": {
+            "task": "omni.reports.send_due",
+            "schedule": settings.smtp.check_seconds,
+            # A round nobody ran in time is dropped, not queued up behind a stopped worker.
+            "options": {"expires": settings.smtp.check_seconds},
+        },
     }
 
 

@@ -669,10 +669,8 @@ async def test_the_celery_beat_task_sends_due_schedules(
     from omni.worker import celery_app, configure, send_due_reports
 
     configure(settings)
-    assert celery_app.conf.beat_schedule["omni.reports.send_due"] == {
-        "task": "omni.reports.send_due",
-        "schedule": smtp.settings.check_seconds,
-    }
+    entry = celery_app.conf.beat_schedule["omni.reports.send_due"]
+    assert (entry["task"], entry["schedule"]) == ("omni.reports.send_due", smtp.settings.check_seconds)
     w = await build_world(services.db)
     async with services.db.transaction() as s:
         row = await check_create_schedule(s, f.who(w.admin), DAILY, datetime.now(UTC) - timedelta(days=2))
