@@ -15,7 +15,12 @@ from tests import factories as f
 from tests.conftest import LiveServer, make_settings
 from tests.e2e.conftest import screenshot_path, staff_page
 from tests.reports.test_mailing import PROBE, Smtp, attachment, build_world, sheet_rows
+
+# The fixtures of the mailing tests: the loopback SMTP server and the test-only reports.
+from tests.reports.test_mailing import probe_reports as probe_reports
 from tests.reports.test_mailing import smtp as smtp
+
+pytestmark = pytest.mark.usefixtures("probe_reports")
 
 
 @pytest.fixture

@@ -84,9 +84,18 @@ async def _broken(session: AsyncSession, scope: Scope) -> ReportTable:
     raise RuntimeError("a bug in the report")
 
 
-if PROBE not in REPORTS:
-    register(ReportSpec(PROBE, _probe, order=999))
-    register(ReportSpec(BROKEN, _broken, order=999))
+@pytest.fixture(autouse=True)
+def probe_reports() -> Iterator[None]:
+    """The test-only reports, registered only while these tests run (other tests may list every
+    report)."""
+    added = [s for s in (ReportSpec(PROBE, _probe), ReportSpec(BROKEN, _broken)) if s.key not in REPORTS]
+    for spec in added:
+        register(spec)
+    try:
+        yield
+    finally:
+        for spec in added:
+            REPORTS.pop(spec.key, None)
 
 
 # --- the SMTP server ------------------------------------------------------------------------
