@@ -463,6 +463,8 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("GET", "/api/v1/events"): (SELF, None),
     ("GET", "/api/v1/reports"): (ADMIN_ONLY, None),
     ("GET", "/api/v1/reports/{key:str}"): (ADMIN_ONLY, {"queue": 1}),
+    ("GET", "/api/v1/reports/options"): (ADMIN_ONLY, None),
+    ("GET", "/reports"): (ADMIN_PAGE, None),
     ("GET", "/api/v1/users"): (SELF, None),
     ("POST", "/api/v1/users"): (ADMIN_ONLY, {"username": "x", "password": "longenough1", "role": "admin"}),
     ("GET", "/api/v1/users/{user_id:int}"): (SCOPED, None),
