@@ -352,6 +352,24 @@ async def test_reports_page_speaks_russian_and_refuses_operators(
         assert options == ["Other team", "Sales", VIP]
         assert [r["queue"] for r in await cells(page)] == ["Other team", "Sales", VIP]
         assert (await cells(page, "totals-row"))[0]["period"] == "Итого"
+
+        # Custom dates: the install's day by default, then the chosen ones; a reversed period
+        # is refused with the server's message, in Russian.
+        await page.get_by_test_id("filter-preset").select_option("custom")
+        today = datetime.now(MSK).date().isoformat()
+        app = page.locator("#app")
+        await expect(app).to_have_attribute("data-query", f"since={today}&until={today}")
+        assert [r["queue"] for r in await cells(page)] == [VIP]  # today's 00:10 contact
+        day = world["yesterday"].isoformat()
+        await page.get_by_test_id("filter-since").fill(day)
+        await expect(app).to_have_attribute("data-query", f"since={day}&until={today}")
+        assert len(await cells(page)) == 4  # yesterday's three queues and today's VIP
+        await page.get_by_test_id("filter-until").fill((world["yesterday"] - timedelta(days=1)).isoformat())
+        await expect(app).to_have_attribute("data-state", "error")
+        await expect(page.get_by_test_id("report-error")).to_contain_text("Не удалось загрузить отчёт")
+        await page.go_back()
+        await expect(app).to_have_attribute("data-state", "ready")
+        await expect(page.get_by_test_id("report-error")).to_be_hidden()
     finally:
         await context.close()
     context, page = await staff_page(browser, live_server.url, "op")

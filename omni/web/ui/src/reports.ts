@@ -176,7 +176,7 @@ function renderFilters(): void {
         t("rpt.page.period"),
         select("filter-preset", choices, presetValue, (v) => {
           if (v === "custom") {
-            const today = new Date().toISOString().slice(0, 10);
+            const today = new Intl.DateTimeFormat("en-CA", { timeZone }).format(new Date()); // the install's day
             navigate({ ...state, preset: "", since: state.since || today, until: state.until || today, page: 1 });
           } else navigate({ ...state, preset: v, since: "", until: "", page: 1 });
         }),
