@@ -2,11 +2,11 @@
 // works), read the table and its chart, export CSV/XLSX, print, or schedule a mailing.
 // Everything comes over REST; customer and operator text only ever reaches the page as text.
 import type { Chart } from "chart.js";
-import { boot, clear, el, translator } from "./common";
+import { boot, clear, el, recordingPlayer, translator } from "./common";
 import { drawChart } from "./reports/chart";
 import { runExport } from "./reports/exporter";
 import { formatter } from "./reports/format";
-import { PAGE_SIZE, PICKERS, emptyState, filterParams, pageSearch, readState } from "./reports/query";
+import { PAGE_SIZE, PICKERS, SEARCH_PARAMS, emptyState, filterParams, pageSearch, readState } from "./reports/query";
 import type { State } from "./reports/query";
 import type { Option, Options, ReportInfo, ReportTable, Value } from "./reports/types";
 
@@ -35,6 +35,7 @@ const chartBox = el("div", { class: "rpt-chart", "data-testid": "chart-box", hid
 const tableBox = el("div", { class: "rpt-table-box", "data-testid": "table-box" });
 const notesBox = el("ul", { class: "rpt-notes muted", "data-testid": "report-notes" });
 const pagerBox = el("div", { class: "rpt-pager", "data-testid": "pager", hidden: true });
+const panel = el("aside", { class: "rpt-panel card", "data-testid": "conversation-panel", hidden: true });
 
 app.append(
   el(
@@ -61,6 +62,7 @@ app.append(
       ),
     ),
   ),
+  panel,
 );
 filtersBox.addEventListener("submit", (ev) => ev.preventDefault());
 
@@ -208,7 +210,25 @@ function renderFilters(): void {
       filtersBox.append(field(t(`rpt.filter.${p.filter}`), picker(p.param, `filter-${p.filter}`, items), `field-${p.filter}`));
     }
   }
-  const anyPick = Object.keys(state.picks).length > 0;
+  for (const p of SEARCH_PARAMS) {
+    if (!has(p.filter)) continue;
+    const numeric = p.filter === "duration";
+    const input = el("input", {
+      type: numeric ? "number" : "search",
+      value: state.search[p.param] ?? "",
+      "data-testid": `filter-${p.param}`,
+      ...(numeric ? { min: 0, step: 1, inputmode: "numeric" } : { maxlength: 100 }),
+    });
+    // Typing doesn't run the report; Enter or leaving the field does.
+    input.addEventListener("change", () => {
+      const search = { ...state.search };
+      if (input.value.trim()) search[p.param] = input.value.trim();
+      else delete search[p.param];
+      navigate({ ...state, search, page: 1 });
+    });
+    filtersBox.append(field(t(`rpt.filter.${p.param}`), input, `field-${p.param}`));
+  }
+  const anyPick = Object.keys(state.picks).length > 0 || Object.keys(state.search).length > 0;
   filtersBox.append(
     el(
       "button",
@@ -217,7 +237,7 @@ function renderFilters(): void {
         class: "rpt-clear",
         "data-testid": "filters-clear",
         disabled: !anyPick,
-        onclick: () => navigate({ ...state, picks: {}, page: 1 }),
+        onclick: () => navigate({ ...state, picks: {}, search: {}, page: 1 }),
       },
       t("rpt.page.clear"),
     ),
@@ -305,10 +325,23 @@ function renderTable(table: ReportTable): void {
   const head = el("tr", {});
   for (const c of table.columns) head.append(el("th", { scope: "col", class: numeric.has(c.kind) ? "num" : "", "data-col": c.key }, c.title));
   const body = el("tbody", {});
+  const recordingAt = table.columns.findIndex((c) => c.key === "recording");
   const rowOf = (cells: Value[], testid: string): HTMLTableRowElement => {
     const tr = el("tr", { "data-testid": testid });
     table.columns.forEach((c, i) => {
-      tr.append(el("td", { class: numeric.has(c.kind) ? "num" : "", "data-col": c.key }, fmt.cell(c, cells[i] ?? null)));
+      const value = cells[i] ?? null;
+      const td = el("td", { class: numeric.has(c.kind) ? "num" : "", "data-col": c.key });
+      if (c.key === "conversation_id" && typeof value === "number" && testid === "report-row") {
+        const recorded = recordingAt >= 0 && cells[recordingAt] === true;
+        td.append(
+          el(
+            "button",
+            { type: "button", class: "link", "data-testid": "open-conversation", onclick: () => void openConversation(value, recorded, fmt) },
+            fmt.cell(c, value),
+          ),
+        );
+      } else td.textContent = fmt.cell(c, value);
+      tr.append(td);
     });
     return tr;
   };
@@ -331,6 +364,51 @@ function renderTable(table: ReportTable): void {
     chart = drawChart(canvas, table, fmt);
   }
   renderPager(table);
+}
+
+interface TranscriptMessage {
+  direction: string;
+  body: string;
+  created_at: string | null;
+}
+
+/** A conversation of the contact history: its transcript and, for a call, its recording.
+ * The API applies the conversation's own access rule (an auditor is refused: shown as such). */
+async function openConversation(id: number, recorded: boolean, fmt: ReturnType<typeof formatter>): Promise<void> {
+  clear(panel);
+  panel.hidden = false;
+  const list = el("ol", { class: "rpt-transcript", "data-testid": "transcript" });
+  panel.append(
+    el(
+      "div",
+      { class: "rpt-panel-head" },
+      el("h3", {}, t("rpt.page.conversation", { id })),
+      el("button", { type: "button", "data-testid": "panel-close", onclick: () => (panel.hidden = true) }, t("rpt.page.close")),
+    ),
+    list,
+  );
+  try {
+    const conv = await getJson<{ messages: TranscriptMessage[] }>(`/api/v1/conversations/${id}`);
+    for (const msg of conv.messages) {
+      const when = fmt.cell({ key: "at", kind: "datetime", title: "" }, msg.created_at);
+      list.append(
+        el(
+          "li",
+          { class: `msg msg-${msg.direction}`, "data-testid": "transcript-message", "data-direction": msg.direction },
+          el("span", { class: "muted" }, `${when} · ${t(`rpt.page.dir.${msg.direction}`)}`),
+          el("div", { class: "msg-body" }, msg.body),
+        ),
+      );
+    }
+    if (!conv.messages.length) list.append(el("li", { class: "muted" }, t("rpt.page.no_messages")));
+    if (recorded) {
+      panel.append(
+        recordingPlayer(`/api/v1/conversations/${id}/recording`, { speed: t("rpt.page.speed"), download: t("rpt.page.download") }),
+      );
+    }
+  } catch (err) {
+    list.append(el("li", { class: "bad", role: "alert" }, err instanceof Error ? err.message : String(err)));
+  }
 }
 
 function renderPager(table: ReportTable): void {
@@ -369,8 +447,8 @@ async function run(): Promise<void> {
   }
   const q = filterParams(state, info.filters);
   if (info.paginated) {
-    q.set("page", String(state.page));
-    q.set("page_size", String(PAGE_SIZE));
+    q.set("offset", String((state.page - 1) * PAGE_SIZE));
+    q.set("limit", String(PAGE_SIZE));
   }
   app.setAttribute("data-state", "loading");
   try {
@@ -404,6 +482,10 @@ function renderSummary(): void {
       const names = new Map(options[p.options].map((o) => [String(o.id), o.label]));
       parts.push(`${t(`rpt.filter.${p.filter}`)}: ${chosen.map((id) => names.get(id) ?? id).join(", ")}`);
     }
+  }
+  for (const p of SEARCH_PARAMS) {
+    const value = state.search[p.param];
+    if (value && info?.filters.includes(p.filter)) parts.push(`${t(`rpt.filter.${p.param}`)}: ${value}`);
   }
   periodBox.textContent = parts.join(" · ");
 }

@@ -48,6 +48,7 @@ export function formatter(lang: string, timeZone: string, grouping: string, dash
     if (value === null || value === undefined || value === "") return dash;
     if (typeof value === "boolean") return value ? "✓" : "✗";
     if (typeof value === "number") {
+      if (column.key.endsWith("_id")) return String(value); // an id, not a quantity
       switch (column.kind) {
         case "seconds":
           return clock(value);

@@ -13,6 +13,13 @@ export const PICKERS = [
 
 export const PAGE_SIZE = 50;
 
+/** Filters only some reports offer (contact history): a search and talk seconds (min, max). */
+export const SEARCH_PARAMS = [
+  { filter: "q", param: "q" },
+  { filter: "duration", param: "min_duration" },
+  { filter: "duration", param: "max_duration" },
+] as const;
+
 export interface State {
   report: string;
   preset: string;
@@ -20,19 +27,26 @@ export interface State {
   until: string;
   grouping: string;
   picks: Record<string, string[]>;
+  /** ``q``, ``min_duration``, ``max_duration`` as typed. */
+  search: Record<string, string>;
   page: number;
 }
 
 export function emptyState(): State {
-  return { report: "", preset: "", since: "", until: "", grouping: "", picks: {}, page: 1 };
+  return { report: "", preset: "", since: "", until: "", grouping: "", picks: {}, search: {}, page: 1 };
 }
 
-export function readState(search: string): State {
-  const q = new URLSearchParams(search);
+export function readState(location: string): State {
+  const q = new URLSearchParams(location);
   const picks: Record<string, string[]> = {};
   for (const p of PICKERS) {
     const values = q.getAll(p.param).filter((v) => v !== "");
     if (values.length) picks[p.param] = values;
+  }
+  const search: Record<string, string> = {};
+  for (const p of SEARCH_PARAMS) {
+    const value = q.get(p.param);
+    if (value) search[p.param] = value;
   }
   const page = Number.parseInt(q.get("page") ?? "1", 10);
   return {
@@ -42,6 +56,7 @@ export function readState(search: string): State {
     until: q.get("until") ?? "",
     grouping: q.get("grouping") ?? "",
     picks,
+    search,
     page: Number.isFinite(page) && page > 0 ? page : 1,
   };
 }
@@ -61,6 +76,10 @@ export function filterParams(state: State, filters: string[]): URLSearchParams {
   for (const p of PICKERS) {
     if (!filters.includes(p.filter)) continue;
     for (const v of state.picks[p.param] ?? []) q.append(p.param, v);
+  }
+  for (const p of SEARCH_PARAMS) {
+    const value = state.search[p.param];
+    if (filters.includes(p.filter) && value) q.set(p.param, value);
   }
   return q;
 }
