@@ -5,7 +5,9 @@ exports XLSX and opens the mailing schedule with the same filter.
 The journey runs a report registered by this module (``e2e_contacts``: contacts per day and
 queue straight from the conversations), so it needs no teammate's report; the merger switches
 it to ``queue_summary``. The XLSX step needs the export jobs API
-(``POST /api/v1/reports/{key}/exports``) and is skipped, with a reason, while it is absent.
+(``POST /api/v1/reports/{key}/exports``) and the contact history journey needs its report
+(``contact_history``): both teammate "history"'s; each is skipped, with a reason, while absent.
+Both were run against a trial merge of ``wt/history``.
 """
 
 from __future__ import annotations
@@ -203,8 +205,8 @@ CANVAS_DRAWN = """c => {
 }"""
 
 
-async def test_supervisor_filters_a_report_reads_table_and_chart_exports_and_schedules(
-    live_server: LiveServer, world: dict[str, Any], browser: Browser, tmp_path: Path
+async def test_supervisor_filters_a_report_reads_table_and_chart_prints_and_schedules(
+    live_server: LiveServer, world: dict[str, Any], browser: Browser
 ) -> None:
     context, page = await staff_page(browser, live_server.url, "sup")
     try:
@@ -313,27 +315,38 @@ async def test_supervisor_filters_a_report_reads_table_and_chart_exports_and_sch
             "queue": [str(world["vip"])],
         }
 
-        if has_route(live_server, "POST", "/api/v1/reports/{key:str}/exports"):
-            async with page.expect_download() as download_info:
-                await page.get_by_test_id("export-xlsx").click()
-            download = await download_info.value
-            await expect(page.get_by_test_id("export-box")).to_have_attribute("data-state", "done")
-            target = tmp_path / "report.xlsx"
-            await download.save_as(target)
-            sheet = load_workbook(target, read_only=True).active
-            assert sheet is not None
-            table = [list(r) for r in sheet.iter_rows(values_only=True)]
-            header = table[0]
-            assert header[:4] == ["Period", "Queue", "Offered", "Answered"]
-            vip_rows = [r for r in table[1:] if r[1] == VIP]
-            assert [(r[2], r[3]) for r in vip_rows] == [(3, 2)]
-            assert not [r for r in table[1:] if r[1] == "Sales"]  # the queue filter held
-
         await schedule.click()
         await page.wait_for_url(re.compile(r"/reports/schedules\?"))
         assert query_of(page.url)["queue"] == [str(world["vip"])]
-        if not has_route(live_server, "POST", "/api/v1/reports/{key:str}/exports"):
-            pytest.skip("the XLSX export step needs the export jobs API (teammate 'history')")
+    finally:
+        await context.close()
+
+
+async def test_supervisor_exports_the_filtered_report_as_xlsx(
+    live_server: LiveServer, world: dict[str, Any], browser: Browser, tmp_path: Path
+) -> None:
+    """Needs teammate "history"'s export jobs API; skipped without it."""
+    if not has_route(live_server, "POST", "/api/v1/reports/{key:str}/exports"):
+        pytest.skip("the XLSX export needs the export jobs API (teammate 'history')")
+    context, page = await staff_page(browser, live_server.url, "sup")
+    try:
+        await page.goto(f"/reports?report={KEY}&preset=yesterday&queue={world['vip']}")
+        await expect(page.locator("#app")).to_have_attribute("data-state", "ready")
+        async with page.expect_download() as download_info:
+            await page.get_by_test_id("export-xlsx").click()
+        download = await download_info.value
+        await expect(page.get_by_test_id("export-box")).to_have_attribute("data-state", "done")
+        target = tmp_path / "report.xlsx"
+        await download.save_as(target)
+        sheet = load_workbook(target, read_only=True).active
+        assert sheet is not None
+        table = [list(r) for r in sheet.iter_rows(values_only=True)]
+        header = table[0]
+        assert header[:4] == ["Period", "Queue", "Offered", "Answered"]
+        vip_rows = [r for r in table[1:] if r[1] == VIP]
+        assert [(r[2], r[3]) for r in vip_rows] == [(3, 2)]
+        assert not [r for r in table[1:] if r[1] == "Sales"]  # the queue filter held
+        await expect(page.get_by_test_id("export-progress")).to_have_js_property("value", 1)
     finally:
         await context.close()
 
@@ -379,5 +392,86 @@ async def test_reports_page_speaks_russian_and_refuses_operators(
         await expect(page.locator('[data-nav="reports"]')).to_have_count(0)
         api = await page.request.get("/api/v1/reports/options")
         assert api.status == 403
+    finally:
+        await context.close()
+
+
+async def test_contact_history_searches_pages_and_opens_a_transcript(
+    live_server: LiveServer, world: dict[str, Any], browser: Browser
+) -> None:
+    """Needs teammate "history"'s ``contact_history`` report; skipped without it."""
+    if "contact_history" not in REPORTS:
+        pytest.skip("the contact history report is not merged yet (teammate 'history')")
+    noon = datetime.combine(world["yesterday"], time(12, 0), MSK)
+    async with live_server.services.db.transaction() as s:
+        crowd = m.Contact(name="Crowd", custom_fields={}, tags=[])
+        ivan = m.Contact(name="Ivan <i>Petrov</i>", phone="+79161234567", custom_fields={}, tags=[])
+        s.add_all([crowd, ivan])
+        await s.flush()
+        for n in range(50):
+            at = noon + timedelta(minutes=n)
+            s.add(
+                m.Conversation(
+                    contact_id=crowd.id,
+                    channel="api",
+                    queue_id=world["sales"],
+                    status="closed",
+                    created_at=at,
+                    first_enqueued_at=at,
+                    closed_at=at + timedelta(minutes=1),
+                )
+            )
+        talk = m.Conversation(
+            contact_id=ivan.id,
+            channel="api",
+            queue_id=world["vip"],
+            status="closed",
+            created_at=noon,
+            first_enqueued_at=noon,
+            closed_at=noon + timedelta(minutes=3),
+        )
+        s.add(talk)
+        await s.flush()
+        s.add_all(
+            [
+                m.Message(
+                    conversation_id=talk.id, direction="in", body="<b>where is my order?</b>", created_at=noon
+                ),
+                m.Message(
+                    conversation_id=talk.id,
+                    direction="out",
+                    body="On its way",
+                    created_at=noon + timedelta(minutes=1),
+                ),
+            ]
+        )
+    context, page = await staff_page(browser, live_server.url, "sup")
+    try:
+        await page.goto("/reports?report=contact_history&preset=yesterday")
+        app = page.locator("#app")
+        await expect(app).to_have_attribute("data-state", "ready")
+        await expect(page.get_by_test_id("filter-grouping")).to_have_count(0)  # not offered here
+        # Yesterday in the supervisor's queues: 3 + 1 from the world, 50 + 1 here; 50 a page.
+        await expect(page.get_by_test_id("page-info")).to_have_text("Rows 1–50 of 55")
+        await expect(page.get_by_test_id("page-prev")).to_be_disabled()
+        await page.get_by_test_id("page-next").click()
+        await expect(page.get_by_test_id("page-info")).to_have_text("Rows 51–55 of 55")
+        assert query_of(page.url)["page"] == ["2"]
+        await expect(page.get_by_test_id("page-next")).to_be_disabled()
+        await page.go_back()
+        await expect(page.get_by_test_id("page-info")).to_have_text("Rows 1–50 of 55")
+
+        search = page.get_by_test_id("filter-q")
+        await search.fill("916 123")
+        await search.press("Enter")
+        await expect(app).to_have_attribute("data-query", re.compile(r"q=916\+123"))
+        rows = await cells(page)
+        assert [r["contact"] for r in rows] == ["Ivan <i>Petrov</i>"]
+        await page.get_by_test_id("open-conversation").click()
+        transcript = page.get_by_test_id("transcript-message")
+        await expect(transcript).to_have_count(2)
+        await expect(transcript.nth(0)).to_contain_text("<b>where is my order?</b>")
+        await expect(transcript.nth(1)).to_contain_text("On its way")
+        assert await page.locator('[data-testid="transcript"] b').count() == 0
     finally:
         await context.close()
