@@ -318,6 +318,10 @@ async def test_supervisor_filters_a_report_reads_table_and_chart_prints_and_sche
         await schedule.click()
         await page.wait_for_url(re.compile(r"/reports/schedules\?"))
         assert query_of(page.url)["queue"] == [str(world["vip"])]
+        if has_route(live_server, "GET", "/reports/schedules"):  # teammate "mailing"'s form
+            await expect(page.locator("select[name=report_key]")).to_have_value(KEY)
+            await expect(page.locator("select[name=preset]")).to_have_value("yesterday")
+            await expect(page.locator("select[name=queue]")).to_have_values([str(world["vip"])])
     finally:
         await context.close()
 
