@@ -52,7 +52,7 @@ def _aware(at: datetime) -> datetime:
 async def _contacts(session: AsyncSession, scope: Scope) -> ReportTable:
     """Contacts per group (the filter's grouping) and queue: offered, answered, % and mean wait."""
     columns = [
-        Column("period", Kind.LABEL, "Period"),
+        Column("period", Kind.DATETIME, "Period"),
         Column("queue", Kind.TEXT, "Queue"),
         Column("offered", Kind.COUNT, "Offered"),
         Column("answered", Kind.COUNT, "Answered"),

@@ -3,6 +3,8 @@
 import type { ColumnSpec, Value } from "./types";
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
+/** Columns that hold a group's start (the row label of a grouped report). */
+const GROUP_KEYS = new Set(["period", "interval", "bucket", "day", "hour", "week", "month"]);
 
 export function clock(total: number): string {
   const whole = Math.round(Math.abs(total));
@@ -40,7 +42,7 @@ export function formatter(lang: string, timeZone: string, grouping: string, dash
   const dateTime = (text: string, byGrouping: boolean): string => {
     const at = new Date(text);
     if (Number.isNaN(at.getTime())) return text;
-    if (byGrouping && (grouping === "day" || grouping === "week")) return dayFmt.format(at);
+    if (byGrouping && (grouping === "day" || grouping === "week" || grouping === "total")) return dayFmt.format(at);
     if (byGrouping && grouping === "month") return monthFmt.format(at);
     return timeFmt.format(at);
   };
@@ -60,8 +62,11 @@ export function formatter(lang: string, timeZone: string, grouping: string, dash
           return number.format(value);
       }
     }
-    if (column.kind === "datetime" && ISO.test(value)) return dateTime(value, false);
-    if (column.kind === "label" && ISO.test(value)) return dateTime(value, true);
+    if ((column.kind === "datetime" || column.kind === "label") && ISO.test(value)) {
+      // A group's label (the start of its day, week…) reads as the grouping says; any other
+      // datetime (when a contact started) with its time.
+      return dateTime(value, column.kind === "label" || GROUP_KEYS.has(column.key));
+    }
     return value;
   };
   const axis = (value: Value): string => {
