@@ -12,6 +12,7 @@ Both were run against a trial merge of ``wt/history``.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -245,6 +246,10 @@ async def test_supervisor_filters_a_report_reads_table_and_chart_prints_and_sche
                 "asa": "0:20",
             },
         ]
+
+        # Both queues' counts add up to one bar per day.
+        points = json.loads(await page.get_by_test_id("report-chart").get_attribute("data-points") or "{}")
+        assert points == {"labels": [day], "series": [[4], [3]]}
 
         await queue_picker.select_option(str(world["vip"]))
         await expect(app).to_have_attribute("data-query", f"preset=yesterday&queue={world['vip']}")
