@@ -21,6 +21,7 @@ from omni.domain import reports
 from omni.domain.auth import Principal
 from omni.domain.reports import FilterParams, Grouping, Preset
 from omni.domain.reports.filters import DEFAULT_LIMIT, MAX_DURATION, MAX_LIMIT, MAX_QUERY, check_reader
+from omni.domain.reports.options import Option, report_options
 from omni.i18n import keyed
 from omni.services import Services
 
@@ -168,4 +169,52 @@ class ReportController(Controller):
         return msgspec.convert(table.to_json(request_language(request)), ReportOut)
 
 
-CONTROLLERS = [ReportController]
+class OptionOut(msgspec.Struct):
+    id: int | str
+    label: str
+    channel: str | None = None
+    """Inboxes: their channel."""
+    code: str | None = None
+    """Result codes: their code."""
+
+
+class ReportOptionsOut(msgspec.Struct):
+    queues: list[OptionOut]
+    groups: list[OptionOut]
+    operators: list[OptionOut]
+    channels: list[OptionOut]
+    inboxes: list[OptionOut]
+    result_codes: list[OptionOut]
+
+
+def _options_out(items: list[Option]) -> list[OptionOut]:
+    return [
+        OptionOut(id=o.id, label=o.label, channel=o.extra.get("channel"), code=o.extra.get("code"))
+        for o in items
+    ]
+
+
+class ReportOptionsController(Controller):
+    """The reports page's pickers, narrowed to what the caller may read."""
+
+    path = "/api/v1/reports/options"
+    dependencies = DEPS
+
+    @get("/")
+    async def report_options(
+        self, request: Request[Any, Any, Any], who: Principal, services: Services
+    ) -> ReportOptionsOut:
+        lang = request_language(request)
+        async with services.db.transaction() as session:
+            found = await report_options(session, who, lang)
+        return ReportOptionsOut(
+            queues=_options_out(found.queues),
+            groups=_options_out(found.groups),
+            operators=_options_out(found.operators),
+            channels=_options_out(found.channels),
+            inboxes=_options_out(found.inboxes),
+            result_codes=_options_out(found.result_codes),
+        )
+
+
+CONTROLLERS = [ReportController, ReportOptionsController]

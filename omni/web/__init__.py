@@ -12,6 +12,7 @@ from litestar.template.config import TemplateConfig
 from litestar.types import ExceptionHandlersMap
 
 from omni.web import admin, builder, operator, report_schedules, supervisor
+from omni.web import admin, builder, operator, reports, supervisor
 from omni.web.pages import (
     LoginRequired,
     PageController,
@@ -43,6 +44,7 @@ def route_handlers() -> list[Any]:
         operator.OperatorPage,
         supervisor.SupervisorPage,
         builder.BuilderPage,
+        reports.ReportsPage,
         *admin.CONTROLLERS,
         *report_schedules.CONTROLLERS,
         create_static_files_router(path="/static", directories=[STATIC], name="static"),

@@ -481,6 +481,8 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("PATCH", "/api/v1/report-schedules/{schedule_id:int}"): (ADMIN_ONLY, {"active": False}),
     ("DELETE", "/api/v1/report-schedules/{schedule_id:int}"): (ADMIN_ONLY, None),
     ("POST", "/api/v1/report-schedules/{schedule_id:int}/send"): (ADMIN_ONLY, None),
+    ("GET", "/api/v1/reports/options"): (ADMIN_ONLY, None),
+    ("GET", "/reports"): (ADMIN_PAGE, None),
     ("GET", "/api/v1/users"): (SELF, None),
     ("POST", "/api/v1/users"): (ADMIN_ONLY, {"username": "x", "password": "longenough1", "role": "admin"}),
     ("GET", "/api/v1/users/{user_id:int}"): (SCOPED, None),
