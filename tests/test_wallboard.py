@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from omni.db import models as m
 from tests import factories as f
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, make_settings
 from tests.helpers import HTTP_TIMEOUT, until
 from tests.test_realtime import OperatorClient, post_inbound, token_for
 from tests.web.test_admin_pages import field_error, form_of, post_form
@@ -322,3 +322,32 @@ async def test_wallboard_admin_form_shows_the_link_once_and_revokes(
         gone = await c.post(f"/admin/wallboards/{row.id}/delete", data={"_csrf": csrf})
         assert gone.status_code in (302, 303)
         assert await refused(live_server.url, token)
+
+
+async def test_screen_on_one_node_follows_a_queue_and_a_revocation_made_on_another(
+    live_server: LiveServer, floor: dict[str, Any]
+) -> None:
+    node_b = LiveServer(
+        make_settings(live_server.settings.database_url, redis_prefix=live_server.settings.redis_prefix)
+    )
+    await node_b.start()
+    screen: Screen | None = None
+    try:
+        async with httpx.AsyncClient(
+            base_url=node_b.url,
+            headers={"Authorization": f"Bearer {floor['admin_token']}"},
+            timeout=HTTP_TIMEOUT,
+        ) as admin_b:
+            made = await admin_b.post("/api/v1/admin/wallboards", json={"name": "Node A screen"})
+            assert made.status_code == 201, made.text
+            screen = Screen(live_server.url, made.json()["token"])
+            await screen.connect()
+            await screen.ask()
+            await post_inbound(node_b, floor["admin_token"], floor["hidden_inbox"], "via-b")
+            await screen.until_queue("hidden", "node B's conversation on node A's screen", waiting=1)
+            assert (await admin_b.delete(f"/api/v1/admin/wallboards/{made.json()['id']}")).status_code == 200
+            await until(lambda: screen is not None and screen.revoked and not screen.sio.connected)
+    finally:
+        if screen is not None and screen.sio.connected:
+            await screen.sio.disconnect()
+        await node_b.stop()
