@@ -351,3 +351,26 @@ async def test_screen_on_one_node_follows_a_queue_and_a_revocation_made_on_anoth
         if screen is not None and screen.sio.connected:
             await screen.sio.disconnect()
         await node_b.stop()
+
+
+async def test_board_call_refuses_bad_input_with_an_ack(
+    live_server: LiveServer, floor: dict[str, Any]
+) -> None:
+    admin: httpx.AsyncClient = floor["admin"]
+    made = (await admin.post("/api/v1/admin/wallboards", json={"name": "Ru"})).json()
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(
+        live_server.url,
+        wait_timeout=10,
+        namespaces=["/wallboard"],
+        auth={"token": made["token"]},
+        transports=["websocket"],
+        headers={"Accept-Language": "ru"},
+    )
+    try:
+        bad = await client.call("board", "not an object", namespace="/wallboard", timeout=10)
+        assert bad["ok"] is False and bad["error"] == "invalid" and bad["detail"]
+        good = await client.call("board", {}, namespace="/wallboard", timeout=10)
+        assert good["ok"] is True and [q["name"] for q in good["board"]["queues"]] == ["chat", "hidden"]
+    finally:
+        await client.disconnect()

@@ -33,7 +33,10 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 
 from omni.db import models as m
 from omni.domain import wallboard
+from omni.domain.errors import DomainError, PermissionDenied
 from omni.domain.events import DomainEvent
+from omni.i18n import pick_language
+from omni.realtime import _err, _ok
 from omni.realtime.payloads import Empty, decode
 from omni.services import Services
 
@@ -107,19 +110,23 @@ class WallboardNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # unty
             token_id = row.id if row is not None else None
         if token_id is None:
             raise Refused("wallboard token unknown, revoked or expired", {"error": "forbidden"})
-        await self.save_session(sid, {"token_id": token_id})
+        lang = pick_language(None, environ.get("HTTP_ACCEPT_LANGUAGE", ""))
+        await self.save_session(sid, {"token_id": token_id, "lang": lang})
         await self.enter_room(sid, room(token_id))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="wallboard-push")
 
     async def on_board(self, sid: str, data: Any = None) -> dict[str, Any]:
-        decode(data, Empty)
-        token_id: int = (await self.get_session(sid))["token_id"]
-        async with self.services.db.transaction() as session:
-            row = await session.get(m.WallboardToken, token_id)
-            if row is None or not wallboard.is_live(row, datetime.now(UTC)):
-                return {"ok": False, "error": "forbidden", "detail": "wallboard token revoked or expired"}
-            return {"ok": True, "board": board_payload(await wallboard.board(session, row))}
+        sess = await self.get_session(sid)
+        try:
+            decode(data, Empty)
+            async with self.services.db.transaction() as session:
+                row = await session.get(m.WallboardToken, sess["token_id"])
+                if row is None or not wallboard.is_live(row, datetime.now(UTC)):
+                    raise PermissionDenied("this wallboard link was revoked or has expired")
+                return _ok(board=board_payload(await wallboard.board(session, row)))
+        except DomainError as exc:
+            return _err(exc, sess.get("lang", "en"))
 
     async def on_events(self, events: Sequence[DomainEvent]) -> None:
         """Relay sink: something changed; the loop recomputes soon (if any screen is open)."""
