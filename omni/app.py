@@ -22,7 +22,7 @@ from channels import telegram as telegram_channel
 from channels import voice as voice_channel
 from channels import widget as widget_channel
 from omni import __version__, realtime, web
-from omni.api import admin, core, exports, health, recordings, report_schedules, reports
+from omni.api import admin, admin_wallboard, core, exports, health, recordings, report_schedules, reports
 from omni.api import bots as bots_http
 from omni.api.csrf import CsrfMiddleware
 from omni.api.deps import domain_error_handler, http_error_handler, validation_error_handler
@@ -175,6 +175,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             *reports.CONTROLLERS,
             *exports.CONTROLLERS,
             *report_schedules.CONTROLLERS,
+            *admin_wallboard.CONTROLLERS,
             *web.route_handlers(),
         ],
         template_config=web.template_config(),

@@ -13,6 +13,7 @@ from litestar.types import ExceptionHandlersMap
 
 from omni.web import admin, builder, operator, report_schedules, supervisor
 from omni.web import admin, builder, operator, reports, supervisor
+from omni.web import admin, builder, operator, supervisor, wallboard
 from omni.web.pages import (
     LoginRequired,
     PageController,
@@ -45,6 +46,7 @@ def route_handlers() -> list[Any]:
         supervisor.SupervisorPage,
         builder.BuilderPage,
         reports.ReportsPage,
+        wallboard.WallboardPage,
         *admin.CONTROLLERS,
         *report_schedules.CONTROLLERS,
         create_static_files_router(path="/static", directories=[STATIC], name="static"),

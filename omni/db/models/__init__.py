@@ -15,3 +15,4 @@ from omni.db.models.mailing import *  # noqa: F403
 from omni.db.models.people import *  # noqa: F403
 from omni.db.models.platform import *  # noqa: F403
 from omni.db.models.reports import *  # noqa: F403
+from omni.db.models.wallboard import *  # noqa: F403
