@@ -11,9 +11,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from litestar.types import ExceptionHandlersMap
 
-from omni.web import admin, builder, operator, report_schedules, supervisor
-from omni.web import admin, builder, operator, reports, supervisor
-from omni.web import admin, builder, operator, supervisor, wallboard
+from omni.web import admin, builder, operator, report_schedules, reports, supervisor, wallboard
 from omni.web.pages import (
     LoginRequired,
     PageController,
