@@ -31,6 +31,7 @@ from omni.channels import ChannelSetup, SetupChannel
 from omni.db.migrate import upgrade_async
 from omni.domain import webhooks
 from omni.domain.errors import DomainError
+from omni.domain.reports import driver as report_driver
 from omni.metrics import ASSIGNMENTS, EVENTS_DISPATCHED
 from omni.services import Services, build_services
 from omni.settings import Settings
@@ -122,12 +123,15 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         if live is not None:
             await live.start()
         sweeper = asyncio.create_task(_sweep_webhooks(services))
+        # Every node runs it; the cursor row lets one pass run at a time (docs/reports.md).
+        rollups = asyncio.create_task(report_driver.run_loop(services.db), name="report-rollups")
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, rollups):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if live is not None:
                 await live.stop()
             await services.stop()

@@ -15,6 +15,7 @@ from celery import Celery
 
 from omni.db import Database
 from omni.domain import webhooks
+from omni.domain.reports import driver as report_driver
 from omni.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,10 @@ def configure(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         broker_transport_options={"global_keyprefix": f"{settings.redis_prefix}:celery:"},
     )
+    celery_app.conf.beat_schedule = {
+        **(celery_app.conf.beat_schedule or {}),
+        "omni.reports.catch_up": {"task": "omni.reports.catch_up", "schedule": REPORTS_CATCH_UP_SECONDS},
+    }
     # Celery caches the producer connection pool and the queue table on first use; without
     # this a second configure() in the same process (another app, a test) would keep
     # publishing to the first broker, key prefix and queue.
@@ -69,6 +74,18 @@ def deliver_webhook(delivery_id: int) -> None:
     outcome = loop.run_until_complete(webhooks.do_deliver(db, delivery_id, settings.webhook))
     if outcome.retry_in is not None:
         deliver_webhook.apply_async((delivery_id,), countdown=max(0.0, outcome.retry_in))
+
+
+REPORTS_CATCH_UP_SECONDS = 60.0
+"""Beat period of the rollup catch-up (app nodes also run it in process; passes never overlap)."""
+
+
+@celery_app.task(name="omni.reports.catch_up", acks_late=True)  # type: ignore[untyped-decorator]
+def reports_catch_up() -> int | None:
+    """Bring the report rollups up to the event log (after downtime: everything since)."""
+    loop, db, _ = _Runtime.get()
+    result: int | None = loop.run_until_complete(report_driver.catch_up(db))
+    return result
 
 
 def enqueue_deliveries(ids: list[int]) -> None:

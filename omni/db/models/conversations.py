@@ -73,6 +73,8 @@ class Conversation(Base):
     __table_args__ = (
         Index("ix_conversations_status_queue", "status", "queue_id"),
         Index("ix_conversations_assignee_status", "assigned_user_id", "status"),
+        Index("ix_conversations_first_enqueued", "first_enqueued_at"),
+        # the queue rollup rebuilds an interval from the contacts whose wait began in it
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
