@@ -42,7 +42,7 @@ async def run(session: AsyncSession, scope: Scope) -> ReportTable:
     rows = await interval_sums(session, scope, RQI.channel, RQI.inbox_id)
     if not rows:
         return table
-    names = dict((await session.execute(select(m.Inbox.id, m.Inbox.name))).tuples().all())
+    names = {k: v for k, v in await session.execute(select(m.Inbox.id, m.Inbox.name))}
     total: Sums = {}
     for (channel, inbox_id), sums in sorted(rows, key=lambda r: (r[0][0], names.get(r[0][1], ""))):
         table.rows.append([channel, names.get(inbox_id, "—"), *_cells(sums)])

@@ -47,7 +47,7 @@ COLUMNS = (Column("period", Kind.DATETIME, "Period"), Column("queue", Kind.LABEL
 
 
 async def queue_names(session: AsyncSession) -> dict[int, str]:
-    return dict((await session.execute(select(m.Queue.id, m.Queue.name))).tuples().all())
+    return {k: v for k, v in await session.execute(select(m.Queue.id, m.Queue.name))}
 
 
 def group_label(bucket: datetime, scope: Scope) -> datetime:

@@ -124,7 +124,7 @@ class QueueRollup:
     async def rebuild(self, session: AsyncSession, start: datetime, end: datetime) -> None:
         await session.execute(delete(RQI).where(RQI.bucket >= start, RQI.bucket < end))
         config = await get_config(session)
-        sla = dict((await session.execute(select(m.Queue.id, m.Queue.sla_seconds))).tuples().all())
+        sla = {k: v for k, v in await session.execute(select(m.Queue.id, m.Queue.sla_seconds))}
         at = start
         while at < end:
             upto = min(end, at + CHUNK)
@@ -137,30 +137,24 @@ class QueueRollup:
         self, session: AsyncSession, start: datetime, end: datetime, sla: dict[int, int], grace: float
     ) -> list[dict[str, Any]]:
         in_range = (C.first_enqueued_at >= start, C.first_enqueued_at < end)
-        transfers: dict[int | None, int] = dict(
-            (
-                await session.execute(
-                    select(m.Event.conversation_id, func.count())
-                    .join(C, C.id == m.Event.conversation_id)
-                    .where(*in_range, m.Event.type == "conversation.transferred")
-                    .group_by(m.Event.conversation_id)
-                )
+        transfers: dict[int | None, int] = {
+            k: v
+            for k, v in await session.execute(
+                select(m.Event.conversation_id, func.count())
+                .join(C, C.id == m.Event.conversation_id)
+                .where(*in_range, m.Event.type == "conversation.transferred")
+                .group_by(m.Event.conversation_id)
             )
-            .tuples()
-            .all()
-        )
-        callbacks: dict[int | None, int] = dict(
-            (
-                await session.execute(
-                    select(m.Callback.conversation_id, func.count())
-                    .join(C, C.id == m.Callback.conversation_id)
-                    .where(*in_range, m.Callback.state == "done")
-                    .group_by(m.Callback.conversation_id)
-                )
+        }
+        callbacks: dict[int | None, int] = {
+            k: v
+            for k, v in await session.execute(
+                select(m.Callback.conversation_id, func.count())
+                .join(C, C.id == m.Callback.conversation_id)
+                .where(*in_range, m.Callback.state == "done")
+                .group_by(m.Callback.conversation_id)
             )
-            .tuples()
-            .all()
-        )
+        }
         contacts = await session.execute(
             select(
                 C.id,
