@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -43,12 +44,17 @@ from sqlalchemy import delete, func, select
 
 from omni.db import Database
 from omni.db import models as m
+from omni.db.migrate import upgrade_async
+from omni.domain import conversations as c
 from omni.domain import monitoring, reports
+from omni.domain.conversations import InboundMessage
 from omni.domain.reports import FilterParams, Grouping, Preset, ReportTable
 from omni.domain.reports.config import check_update_config
 from omni.domain.reports.driver import catch_up, pass_once, run_loop
+from omni.domain.routing import do_route_pending
 from omni.domain.serialize import callback_dict, conversation_dict
-from omni.services import Services
+from omni.services import Services, build_services
+from omni.settings import Settings
 from tests import factories as f
 from tests.helpers import until
 
@@ -573,3 +579,42 @@ async def test_two_nodes_running_the_driver_at_once_never_run_a_pass_together(
         assert held is not None
         assert await pass_once(services.db, now=NOW) is None
     assert await pass_once(services.db, now=NOW) == 0
+
+
+async def test_on_sqlite_real_actions_arriving_become_rollup_rows(tmp_path: Path) -> None:
+    """Embedded mode: the contact of a chat that was routed, accepted and closed, and one whose
+    customer left while waiting, appear in the rollup after a pass (SQLite, no row locks)."""
+    settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
+    await upgrade_async(settings.effective_database_url)
+    services = build_services(settings, run_background=False)
+    await services.start()
+    try:
+        async with services.db.transaction() as s:
+            op = await f.user(s, "op")
+            q = await f.queue(s, "q", [op])
+            ib = await f.inbox(s, q, channel="api")
+            code = await f.result_code(s, "done")
+            await f.set_status(s, op)
+            one = await c.do_ingest_inbound(
+                s, InboundMessage(inbox_id=ib.id, identity_kind="external", identity_value="a", body="hi")
+            )
+        await do_route_pending(services.db)
+        async with services.db.transaction() as s:
+            offer = await s.scalar(select(m.Offer).where(m.Offer.conversation_id == one.conversation.id))
+            assert offer is not None
+            await c.check_accept_offer(s, f.who(op), offer.id)
+            await c.check_close(s, f.who(op), one.conversation.id, code.id)
+            two = await c.do_ingest_inbound(
+                s, InboundMessage(inbox_id=ib.id, identity_kind="external", identity_value="b", body="hi")
+            )
+        async with services.db.transaction() as s:
+            await c.do_customer_left(s, two.conversation.id)
+        assert await catch_up(services.db)
+        async with services.db.transaction() as s:
+            rows = (await s.scalars(select(m.ReportQueueInterval))).all()
+        assert sum(r.answered for r in rows) == 1 and sum(r.handled for r in rows) == 1
+        assert sum(r.abandoned for r in rows) == 1
+        assert {r.result_code_id for r in rows if r.answered} == {code.id}
+        assert await catch_up(services.db) == 0
+    finally:
+        await services.stop()
