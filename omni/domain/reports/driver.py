@@ -120,9 +120,11 @@ async def pass_once(db: Database, *, batch: int = BATCH, now: datetime | None = 
         kept = sorted((k for k, seen in gaps.items() if now - seen < GAP_WATCH), reverse=True)[:MAX_GAPS]
         if rows:
             await rebuild_touched(session, changes)
-        cursor.last_event_id = last
-        cursor.gaps = {str(k): gaps[k].isoformat() for k in sorted(kept)}
-        cursor.updated_at = now
+        new_gaps = {str(k): gaps[k].isoformat() for k in sorted(kept)}
+        if rows or new_gaps != (cursor.gaps or {}):  # an idle pass writes nothing (SQLite: no lock)
+            cursor.last_event_id = last
+            cursor.gaps = new_gaps
+            cursor.updated_at = now
         return len(rows)
 
 
