@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,7 +51,7 @@ from omni.domain import monitoring, reports
 from omni.domain.conversations import InboundMessage
 from omni.domain.reports import FilterParams, Grouping, Preset, ReportTable
 from omni.domain.reports.config import check_update_config
-from omni.domain.reports.driver import catch_up, pass_once, run_loop
+from omni.domain.reports.driver import backfill, catch_up, pass_once, run_loop
 from omni.domain.routing import do_route_pending
 from omni.domain.serialize import callback_dict, conversation_dict
 from omni.services import Services, build_services
@@ -618,3 +619,47 @@ async def test_on_sqlite_real_actions_arriving_become_rollup_rows(tmp_path: Path
         assert await catch_up(services.db) == 0
     finally:
         await services.stop()
+
+
+async def test_the_celery_beat_task_catches_up_after_downtime(services: Services, settings: Settings) -> None:
+    """A deployment with a worker: ``omni.reports.catch_up`` is on the beat schedule and brings
+    the rollup up to the event log written while nothing was running."""
+    from omni import worker
+
+    world = await build(services)
+    worker.configure(settings)
+    schedule = worker.celery_app.conf.beat_schedule["omni.reports.catch_up"]
+    assert schedule["task"] == "omni.reports.catch_up"
+    outcome: list[Any] = []
+
+    def in_a_worker_thread() -> None:
+        # The task's own loop and engine live in this thread and are disposed with it.
+        try:
+            outcome.append(worker.celery_app.tasks["omni.reports.catch_up"].apply().get())
+        finally:
+            loop, db, _ = worker._Runtime.get()
+            loop.run_until_complete(db.dispose())
+            loop.close()
+
+    thread = threading.Thread(target=in_a_worker_thread)
+    thread.start()
+    await asyncio.to_thread(thread.join)
+    assert outcome and outcome[0] > 0
+    table = await report(services, world, "queue_summary", preset=Preset.TODAY, grouping=Grouping.TOTAL)
+    assert by_queue(table)["QA"]["offered"] == 10
+
+
+async def test_a_backfill_builds_history_and_moves_the_cursor_past_it(services: Services) -> None:
+    """An install upgrading with history: ``omni rollups --days N`` rebuilds the range; the
+    driver then has nothing old left to read, and reading the whole log gives the same rows."""
+    await build(services)
+    assert await backfill(services.db, local(0, 0, day=9), local(0, 0, day=11), now=NOW) == 2
+    built = await rows_of(services.db)
+    assert sum(r[5] for r in built) == 1 + 10 + 3  # offered: yesterday's 14, QA's 10, QB's 3
+    assert await catch_up(services.db, now=NOW) == 0
+    async with services.db.transaction() as s:
+        cursor = await s.get(m.ReportCursor, "rollups")
+        assert cursor is not None
+        cursor.last_event_id = 0
+    assert await catch_up(services.db, now=NOW)
+    assert await rows_of(services.db) == built

@@ -24,13 +24,13 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import Database
 from omni.db import models as m
-from omni.domain.reports.period import INTERVAL
-from omni.domain.reports.rollups import ROLLUPS, Changes
+from omni.domain.reports.period import INTERVAL, floor_interval
+from omni.domain.reports.rollups import ROLLUPS, Changes, rebuild_range
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,35 @@ async def catch_up(db: Database, *, batch: int = BATCH, now: datetime | None = N
         total += read
         if read < batch:
             return total
+
+
+async def backfill(db: Database, start: datetime, end: datetime, *, now: datetime | None = None) -> int:
+    """Rebuild every rollup over ``[start, end)`` a day at a time (an install upgrading with
+    history, a bench), then move the cursor past what the rebuild already covers.
+
+    The cursor moves only to the last event older than ``GAP_WATCH`` at the start: later ones
+    are read again by the next pass (rebuilding twice is harmless), so a transaction still in
+    flight while the backfill ran is not skipped. Returns how many days were rebuilt.
+    """
+    now = now or datetime.now(UTC)
+    async with db.transaction() as session:
+        settled = select(func.max(m.Event.id)).where(m.Event.created_at < now - GAP_WATCH)
+        top = int(await session.scalar(settled) or 0)
+    days = 0
+    at = floor_interval(start)
+    while at < end:
+        upto = min(end, at + timedelta(days=1))
+        async with db.transaction() as session:
+            await rebuild_range(session, at, upto)
+        at = upto
+        days += 1
+    async with db.transaction() as session:
+        cursor = await _cursor(session, db)
+        if cursor is not None and cursor.last_event_id < top:
+            cursor.last_event_id = top
+            cursor.gaps = {}
+            cursor.updated_at = now
+    return days
 
 
 async def run_loop(db: Database, *, poll_seconds: float = POLL_SECONDS) -> None:
