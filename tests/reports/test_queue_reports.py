@@ -52,6 +52,7 @@ from omni.domain.conversations import InboundMessage
 from omni.domain.reports import FilterParams, Grouping, Preset, ReportTable
 from omni.domain.reports.config import check_update_config
 from omni.domain.reports.driver import backfill, catch_up, pass_once, run_loop
+from omni.domain.reports.rollups import rebuild_range
 from omni.domain.routing import do_route_pending
 from omni.domain.serialize import callback_dict, conversation_dict
 from omni.services import Services, build_services
@@ -465,8 +466,6 @@ async def test_running_the_driver_twice_gives_identical_rows_and_a_full_rebuild_
     assert await rows_of(services.db) == first
     async with services.db.transaction() as s:
         await s.execute(delete(m.ReportQueueInterval))
-        from omni.domain.reports.rollups import rebuild_range
-
         await rebuild_range(s, local(0, 0, day=9), local(0, 0, day=11))
     assert await rows_of(services.db) == first
 
@@ -663,3 +662,51 @@ async def test_a_backfill_builds_history_and_moves_the_cursor_past_it(services: 
         cursor.last_event_id = 0
     assert await catch_up(services.db, now=NOW)
     assert await rows_of(services.db) == built
+
+
+async def test_two_nodes_first_passes_at_once_build_the_rollup_once(services: Services) -> None:
+    """No cursor row yet and two nodes start together: one creates it and runs, the other skips;
+    the rows are the ones a single pass builds."""
+    await build(services)
+    results = await asyncio.gather(catch_up(services.db, now=NOW), catch_up(services.db, now=NOW))
+    assert sorted(results, key=lambda r: r or 0)[0] in (None, 0) and max(r or 0 for r in results) > 0
+    async with services.db.transaction() as s:
+        assert await s.scalar(select(func.count()).select_from(m.ReportCursor)) == 1
+    once = await rows_of(services.db)
+    async with services.db.transaction() as s:
+        cursor = await s.get(m.ReportCursor, "rollups")
+        assert cursor is not None
+        cursor.last_event_id = 0
+    await catch_up(services.db, now=NOW)
+    assert await rows_of(services.db) == once
+
+
+async def test_a_reopened_conversation_leaves_its_first_interval(services: Services, world: World) -> None:
+    """Reopening starts a new wait: the contact moves to the new interval, as a full rebuild has it."""
+    async with services.db.transaction() as s:
+        c2 = await s.get(m.Conversation, world.convs[2])
+        assert c2 is not None
+        # as do_reopen has it: the reopened event no longer shows the first wait
+        c2.accepted_at = c2.wrap_up_at = c2.closed_at = c2.first_enqueued_at = None
+        await _event(s, "conversation.reopened", c2, local(11, 0))
+        c2.first_enqueued_at = c2.enqueued_at = local(11, 0)
+        c2.status, c2.accepted_at, c2.wrap_up_at, c2.closed_at = (
+            S.CLOSED,
+            local(11, 0, 8),
+            local(11, 3),
+            local(11, 4),
+        )
+        await _event(s, "conversation.closed", c2, local(11, 4))
+    assert await catch_up(services.db, now=NOW) == 2
+    qa = (world.qa,)
+    table = await report(
+        services, world, "queue_summary", preset=Preset.TODAY, grouping=Grouping.INTERVAL, queue_ids=qa
+    )
+    got = {row["period"]: (row["offered"], row["answered"]) for row in table.as_dicts()}
+    assert got[datetime(2026, 3, 10, 0, 0, tzinfo=MSK)] == (4, 2)  # 2 has left 00:00–00:15
+    assert got[datetime(2026, 3, 10, 11, 0, tzinfo=MSK)] == (1, 1)
+    incremental = await rows_of(services.db)
+    async with services.db.transaction() as s:
+        await s.execute(delete(m.ReportQueueInterval))
+        await rebuild_range(s, local(0, 0, day=9), local(0, 0, day=11))
+    assert await rows_of(services.db) == incremental

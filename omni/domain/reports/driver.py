@@ -25,6 +25,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import Database
@@ -55,8 +56,11 @@ async def _cursor(session: AsyncSession, db: Database) -> m.ReportCursor | None:
     if exists is not None:
         return None  # another node holds it
     row = m.ReportCursor(name=CURSOR, last_event_id=0, gaps={}, updated_at=datetime.now(UTC))
-    session.add(row)
-    await session.flush()  # a race with another node's first pass fails one of them: retried
+    try:
+        async with session.begin_nested():  # two nodes' very first passes: one creates it
+            session.add(row)
+    except IntegrityError:
+        return None
     return row
 
 

@@ -95,8 +95,7 @@ class QueueRollup:
     name = "queues"
 
     async def touched(self, session: AsyncSession, changes: Changes) -> set[datetime]:
-        """The interval of each changed contact, now and as its events saw it (a reopened
-        conversation leaves its earlier interval, which must drop it)."""
+        """The interval of each changed contact, now and as any of its events saw it."""
         ids = list(changes.conversation_ids)
         found: set[datetime] = set()
         for i in range(0, len(ids), 500):
@@ -106,19 +105,16 @@ class QueueRollup:
             ):
                 if at is not None:
                     found.add(floor_interval(at))
-            if changes.earliest is None:
-                continue
-            payloads = await session.scalars(
-                select(m.Event.payload).where(
-                    m.Event.conversation_id.in_(part),
-                    m.Event.created_at >= changes.earliest,
-                    m.Event.type.like("conversation.%"),
-                )
-            )
-            for payload in payloads:
-                seen = payload.get("first_enqueued_at") if isinstance(payload, dict) else None
-                if isinstance(seen, str):
-                    found.add(floor_interval(datetime.fromisoformat(seen)))
+            # Every wait start the contact's events have shown (a reopened conversation starts a
+            # new wait; its earlier interval must drop it): one short string per event.
+            seen = m.Event.payload["first_enqueued_at"].as_string()
+            for value in await session.scalars(
+                select(seen)
+                .where(m.Event.conversation_id.in_(part), m.Event.type.like("conversation.%"))
+                .distinct()
+            ):
+                if value:
+                    found.add(floor_interval(datetime.fromisoformat(value)))
         return found
 
     async def rebuild(self, session: AsyncSession, start: datetime, end: datetime) -> None:
