@@ -1,7 +1,9 @@
-"""Celery: the webhook delivery task and the in-process worker of the embedded mode.
+"""Celery: the webhook delivery task, the report rollups' catch-up and the in-process worker of
+the embedded mode.
 
-Run a worker process with ``celery -A omni.worker:celery_app worker``. The task takes an
-id only and runs one domain function (``webhooks.do_deliver``).
+Run a worker process with ``celery -A omni.worker:celery_app worker`` (and ``beat`` for the
+schedule: ``omni.reports.catch_up`` every minute). Each task takes ids only and runs one domain
+function (``webhooks.do_deliver``, ``reports.driver.catch_up``).
 """
 
 from __future__ import annotations
