@@ -112,8 +112,9 @@ async def pass_once(db: Database, *, batch: int = BATCH, now: datetime | None = 
             if event_id in gaps:
                 del gaps[event_id]
             elif event_id > last:
-                for hole in range(max(last + 1, event_id - MAX_GAPS), event_id):
-                    gaps[hole] = now
+                if last:  # a fresh cursor's first event: what lies below it is history, not in flight
+                    for hole in range(max(last + 1, event_id - MAX_GAPS), event_id):
+                        gaps[hole] = now
                 last = event_id
             if conversation_id is not None:
                 changes.conversation_ids.add(conversation_id)
