@@ -9,7 +9,7 @@ handled contacts, transfers. The chart stacks answered against lost per group.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
 from omni.domain.reports.filters import Scope
-from omni.domain.reports.period import Grouping, group_start, local_midnight
+from omni.domain.reports.period import Grouping, floor_interval, group_start, local_midnight
 from omni.domain.reports.queues import RQI, Sums, add, figures, interval_sums
 from omni.domain.reports.registry import ReportSpec, register
 from omni.domain.reports.table import Cell, Chart, Column, Kind, ReportTable
@@ -50,6 +50,23 @@ async def queue_names(session: AsyncSession) -> dict[int, str]:
     return {k: v for k, v in await session.execute(select(m.Queue.id, m.Queue.name))}
 
 
+def group_edges(scope: Scope) -> list[datetime] | None:
+    """UTC starts of the period's days, weeks or months (the first clamped to the period's start);
+    ``None`` for interval and hour grouping (those group by the interval itself)."""
+    grouping, p = scope.filter.grouping, scope.period
+    if grouping not in (Grouping.DAY, Grouping.WEEK, Grouping.MONTH):
+        return None
+    edges: list[datetime] = []
+    day = p.first_day
+    while day <= p.last_day:
+        start = group_start(local_midnight(day, p.tz), grouping, p.tz).astimezone(UTC)
+        start = max(floor_interval(start), p.start)
+        if not edges or start > edges[-1]:
+            edges.append(start)
+        day += timedelta(days=1)
+    return edges
+
+
 def group_label(bucket: datetime, scope: Scope) -> datetime:
     """The row label of the group holding ``bucket``: the local start of its hour, day, …;
     the period's first local midnight for ``total``."""
@@ -70,18 +87,33 @@ async def run(session: AsyncSession, scope: Scope) -> ReportTable:
         chart=Chart("stacked", "period", ("answered", "lost")),
         notes=["rpt.note.sl", "rpt.note.short_abandon"],
     )
-    rows = await interval_sums(session, scope, RQI.bucket, RQI.queue_id)
+    edges = group_edges(scope)
+    if edges is not None:  # days, weeks, months: summed per group by the database
+        found = await interval_sums(session, scope, RQI.queue_id, edges=edges)
+        rows = [((edges[grp], q), sums) for (grp, q), sums in found]
+    elif scope.filter.grouping == Grouping.TOTAL:
+        found = await interval_sums(session, scope, RQI.queue_id)
+        rows = [((scope.period.start, q), sums) for (q,), sums in found]
+    else:
+        found = await interval_sums(session, scope, RQI.bucket, RQI.queue_id)
+        rows = [((b, q), sums) for (b, q), sums in found]
     if not rows:
         return table
     names = await queue_names(session)
     groups: dict[tuple[datetime, int], Sums] = {}
-    total: Sums = {}
+    labels: dict[datetime, datetime] = {}
     for (bucket, queue_id), sums in rows:
-        key = (group_label(bucket, scope), queue_id)
-        add(groups.setdefault(key, {}), sums)
-        add(total, sums)
+        label = labels.get(bucket)
+        if label is None:
+            label = labels[bucket] = group_label(bucket, scope)
+        key = (label, queue_id)
+        if key in groups:
+            add(groups[key], sums)  # hours: four intervals each
+        else:
+            groups[key] = sums
     for (label, queue_id), sums in sorted(groups.items(), key=lambda kv: (kv[0][0], names.get(kv[0][1], ""))):
         table.rows.append([label, names.get(queue_id, "—"), *figure_cells(sums)])
+    [(_, total)] = await interval_sums(session, scope)
     table.totals = [None, None, *figure_cells(total)]
     return table
 
