@@ -35,7 +35,7 @@ import asyncio
 import contextlib
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -710,3 +710,28 @@ async def test_a_reopened_conversation_leaves_its_first_interval(services: Servi
         await s.execute(delete(m.ReportQueueInterval))
         await rebuild_range(s, local(0, 0, day=9), local(0, 0, day=11))
     assert await rows_of(services.db) == incremental
+
+
+async def test_days_weeks_and_months_are_local_and_summed_per_group(services: Services, world: World) -> None:
+    two_days = {"since": date(2026, 3, 9), "until": date(2026, 3, 10), "queue_ids": (world.qa,)}
+    by_day = await report(services, world, "queue_summary", grouping=Grouping.DAY, **two_days)
+    assert [(r["period"], r["offered"], r["handled"]) for r in by_day.as_dicts()] == [
+        (datetime(2026, 3, 9, tzinfo=MSK), 1, 1),  # 14, handled although closed on the 10th
+        (datetime(2026, 3, 10, tzinfo=MSK), 10, 4),
+    ]
+    by_week = await report(services, world, "queue_summary", grouping=Grouping.WEEK, preset=Preset.TODAY)
+    assert {(r["period"], r["queue"], r["offered"]) for r in by_week.as_dicts()} == {
+        (datetime(2026, 3, 9, tzinfo=MSK), "QA", 10),  # the week began on Monday the 9th
+        (datetime(2026, 3, 9, tzinfo=MSK), "QB", 3),
+    }
+    by_month = await report(services, world, "queue_summary", grouping=Grouping.MONTH, **two_days)
+    assert [(r["period"], r["offered"], r["answered"]) for r in by_month.as_dicts()] == [
+        (datetime(2026, 3, 1, tzinfo=MSK), 11, 6)
+    ]
+    by_hour = await report(services, world, "queue_summary", grouping=Grouping.HOUR, preset=Preset.TODAY)
+    hours = [(r["period"], r["queue"], r["offered"]) for r in by_hour.as_dicts()]
+    assert hours == [
+        (datetime(2026, 3, 10, 0, tzinfo=MSK), "QA", 8),  # 00:00 and 00:15 intervals together
+        (datetime(2026, 3, 10, 9, tzinfo=MSK), "QB", 3),
+        (datetime(2026, 3, 10, 10, tzinfo=MSK), "QA", 2),
+    ]
