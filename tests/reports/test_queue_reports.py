@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -735,3 +735,18 @@ async def test_days_weeks_and_months_are_local_and_summed_per_group(services: Se
         (datetime(2026, 3, 10, 9, tzinfo=MSK), "QB", 3),
         (datetime(2026, 3, 10, 10, tzinfo=MSK), "QA", 2),
     ]
+
+
+async def test_missed_outcomes_page_and_stream(services: Services, world: World) -> None:
+    from omni.domain.reports import missed_outcomes
+    from omni.domain.reports.config import get_config
+
+    async with services.db.transaction() as s:
+        config = await get_config(s)
+        asked = FilterParams(preset=Preset.TODAY).resolve(config.tz, NOW)
+        scope = await reports.resolve_scope(s, world.admin, asked, config, NOW)
+        page = await missed_outcomes.run(s, replace(scope, extra={"offset": 1, "limit": 2}))
+        assert page.total_rows == 5
+        assert [r[1] for r in page.rows] == ["QA", "QA"] and [r[5] for r in page.rows] == [300.0, 7.0]
+        every = [row async for row in missed_outcomes.stream(s, scope)]
+        assert [r[5] for r in every] == [40.0, 300.0, 7.0, 12.0, 300.0]

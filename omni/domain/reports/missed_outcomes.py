@@ -12,6 +12,7 @@ latest callback otherwise (``open``, ``claimed``) or ``none``.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,17 +43,24 @@ COLUMNS = (
 
 
 def _page(scope: Scope) -> tuple[int, int]:
+    """The page asked for: the filter's ``offset`` / ``limit`` where the frame has them (``limit``
+    0 = the count only), else ``scope.extra``; at most ``MAX_PAGE`` rows."""
+    asked: dict[str, Any] = {
+        "offset": getattr(scope.filter, "offset", None),
+        "limit": getattr(scope.filter, "limit", None),
+    }
+
     def number(key: str, default: int) -> int:
-        value: Any = scope.extra.get(key, default)
+        value: Any = asked[key] if asked[key] is not None else scope.extra.get(key, default)
         return value if isinstance(value, int) and value >= 0 else default
 
-    return number("offset", 0), min(number("limit", PAGE), MAX_PAGE) or PAGE
+    return number("offset", 0), min(number("limit", PAGE), MAX_PAGE)
 
 
-async def run(session: AsyncSession, scope: Scope) -> ReportTable:
-    table = ReportTable(key=KEY, columns=COLUMNS, total_rows=0)
+async def _listed(session: AsyncSession, scope: Scope) -> list[int]:
+    """The ids of the contacts the list shows, oldest first."""
     if scope.queue_ids is not None and not scope.queue_ids:
-        return table
+        return []
     f = scope.filter
     grace = timedelta(seconds=scope.config.short_abandon_seconds)
     where = [
@@ -71,7 +79,7 @@ async def run(session: AsyncSession, scope: Scope) -> ReportTable:
         where.append(C.result_code_id.in_(f.result_code_ids))
     # The grace is compared here, not in SQL: interval arithmetic differs between the databases,
     # and three small columns per contact of the period are cheap.
-    listed = [
+    return [
         cid
         for cid, status, enqueued, closed in await session.execute(
             select(C.id, C.status, C.first_enqueued_at, C.closed_at)
@@ -80,11 +88,13 @@ async def run(session: AsyncSession, scope: Scope) -> ReportTable:
         )
         if status == S.MISSED or (closed is not None and enqueued is not None and closed - enqueued >= grace)
     ]
-    table.total_rows = len(listed)
-    offset, limit = _page(scope)
-    page = listed[offset : offset + limit]
+
+
+async def _rows(session: AsyncSession, scope: Scope, page: list[int]) -> list[list[Cell]]:
+    """The rows of these contacts, with their callbacks' outcome."""
+    out: list[list[Cell]] = []
     if not page:
-        return table
+        return out
     contacts = (
         await session.execute(
             select(C, m.Contact.name, m.Contact.phone, m.Queue.name)
@@ -138,12 +148,35 @@ async def run(session: AsyncSession, scope: Scope) -> ReportTable:
             names.get(done_by, "") if done_by is not None else "",
             round(max(0.0, (when - left).total_seconds()), 1) if when is not None else None,
         ]
-        table.rows.append(row)
-    return table
+        out.append(row)
+    return out
 
 
+async def run(session: AsyncSession, scope: Scope) -> ReportTable:
+    """One page and how many contacts the list has in all (``total_rows``)."""
+    listed = await _listed(session, scope)
+    offset, limit = _page(scope)
+    rows = await _rows(session, scope, listed[offset : offset + limit])
+    return ReportTable(key=KEY, columns=COLUMNS, rows=rows, total_rows=len(listed))
+
+
+async def stream(session: AsyncSession, scope: Scope) -> AsyncIterator[list[Cell]]:
+    """Every row, a page at a time (exports and mailings carry the whole list)."""
+    listed = await _listed(session, scope)
+    for at in range(0, len(listed), PAGE):
+        for row in await _rows(session, scope, listed[at : at + PAGE]):
+            yield row
+
+
+# ``ReportSpec.stream`` (every row for exports) is part of the frame on newer trees: wired when present.
+_STREAMS = {"stream": stream} if "stream" in getattr(ReportSpec, "__dataclass_fields__", {}) else {}
 register(
     ReportSpec(
-        KEY, run, ("period", "queue", "group", "channel", "inbox", "result_code"), paginated=True, order=110
+        KEY,
+        run,
+        ("period", "queue", "group", "channel", "inbox", "result_code"),
+        paginated=True,
+        order=110,
+        **_STREAMS,
     )
 )
