@@ -31,6 +31,7 @@ from omni.channels import ChannelSetup, SetupChannel
 from omni.db.migrate import upgrade_async
 from omni.domain import webhooks
 from omni.domain.errors import DomainError
+from omni.domain.reports import driver as report_driver
 from omni.domain.reports import mailing
 from omni.metrics import ASSIGNMENTS, EVENTS_DISPATCHED
 from omni.services import Services, build_services
@@ -137,16 +138,17 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             await live.start()
         sweeper = asyncio.create_task(_sweep_webhooks(services))
         mailer = asyncio.create_task(_send_due_reports(services)) if settings.embedded else None
+        # Every node runs it; the cursor row lets one pass run at a time (docs/reports.md).
+        rollups = asyncio.create_task(report_driver.run_loop(services.db), name="report-rollups")
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
-            if mailer is not None:
-                mailer.cancel()
+            for task in (sweeper, rollups, mailer):
+                if task is None:
+                    continue
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await mailer
+                    await task
             if live is not None:
                 await live.stop()
             await services.stop()

@@ -1,4 +1,4 @@
-"""``omni`` command: serve, migrate, createuser, demo."""
+"""``omni`` command: serve, migrate, createuser, demo, rollups."""
 
 from __future__ import annotations
 
@@ -135,6 +135,26 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_rollups(args: argparse.Namespace, settings: Settings) -> int:
+    """Rebuild the report rollups of the last ``--days`` (an install upgrading with history)."""
+    from datetime import UTC, datetime, timedelta
+
+    from omni.db import Database
+    from omni.domain.reports.driver import backfill
+
+    async def run() -> int:
+        db = Database(settings.effective_database_url)
+        try:
+            now = datetime.now(UTC)
+            return await backfill(db, now - timedelta(days=args.days), now + timedelta(minutes=15), now=now)
+        finally:
+            await db.dispose()
+
+    days = asyncio.run(run())
+    print(f"report rollups rebuilt over {days} days")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="omni", description="Omni contact center")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -155,10 +175,18 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument(
         "--reset-passwords", action="store_true", help="give existing demo users the new password"
     )
+    rollups = sub.add_parser("rollups", help="rebuild the report rollups of the last days (backfill)")
+    rollups.add_argument("--days", type=int, default=90)
     args = parser.parse_args(argv)
     settings = get_settings()
     _configure_logging(settings)
-    handlers = {"serve": cmd_serve, "migrate": cmd_migrate, "createuser": cmd_createuser, "demo": cmd_demo}
+    handlers = {
+        "serve": cmd_serve,
+        "migrate": cmd_migrate,
+        "createuser": cmd_createuser,
+        "demo": cmd_demo,
+        "rollups": cmd_rollups,
+    }
     return handlers[args.command](args, settings)
 
 

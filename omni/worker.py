@@ -1,8 +1,10 @@
-"""Celery: the webhook delivery task and the in-process worker of the embedded mode.
+"""Celery: the webhook delivery task, the report rollups' catch-up and the in-process worker of
+the embedded mode.
 
-Run a worker process with ``celery -A omni.worker:celery_app worker``. The task takes an
-id only and runs one domain function (``webhooks.do_deliver``). Periodic jobs (the report
-mailing round, ``omni.reports.send_due``) are put on the queue by
+Run a worker process with ``celery -A omni.worker:celery_app worker``. Each task takes ids only
+and runs one domain function (``webhooks.do_deliver``, ``reports.driver.catch_up``,
+``reports.mailing.send_due``). Periodic jobs (the rollup catch-up ``omni.reports.catch_up``
+every minute, the report mailing round ``omni.reports.send_due``) are put on the queue by
 ``celery -A omni.worker:celery_app beat``; the embedded mode runs them in process instead.
 """
 
@@ -17,6 +19,7 @@ from celery import Celery
 
 from omni.db import Database
 from omni.domain import webhooks
+from omni.domain.reports import driver as report_driver
 from omni.domain.reports import mailing
 from omni.settings import Settings, get_settings
 
@@ -42,6 +45,10 @@ def configure(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         broker_transport_options={"global_keyprefix": f"{settings.redis_prefix}:celery:"},
     )
+    celery_app.conf.beat_schedule = {
+        **(celery_app.conf.beat_schedule or {}),
+        "omni.reports.catch_up": {"task": "omni.reports.catch_up", "schedule": REPORTS_CATCH_UP_SECONDS},
+    }
     # Celery caches the producer connection pool and the queue table on first use; without
     # this a second configure() in the same process (another app, a test) would keep
     # publishing to the first broker, key prefix and queue.
@@ -94,6 +101,18 @@ def _schedule_mailing(settings: Settings) -> None:
             "options": {"expires": settings.smtp.check_seconds},
         },
     }
+
+
+REPORTS_CATCH_UP_SECONDS = 60.0
+"""Beat period of the rollup catch-up (app nodes also run it in process; passes never overlap)."""
+
+
+@celery_app.task(name="omni.reports.catch_up", acks_late=True)  # type: ignore[untyped-decorator]
+def reports_catch_up() -> int | None:
+    """Bring the report rollups up to the event log (after downtime: everything since)."""
+    loop, db, _ = _Runtime.get()
+    result: int | None = loop.run_until_complete(report_driver.catch_up(db))
+    return result
 
 
 def enqueue_deliveries(ids: list[int]) -> None:

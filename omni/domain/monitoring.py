@@ -5,24 +5,25 @@ every queue and operator, a supervisor only the groups and queues of their scope
 on an operator or a conversation outside the scope is refused with ``PermissionDenied``
 (``forbidden``) whether or not the target exists, so ids don't leak.
 
-KPI definitions (PRODUCT.md, "Supervisor"), per queue, for **today**:
+KPI definitions (PRODUCT.md, "Supervisor"), per queue, for **today** — the same as the queue
+summary report's (``omni.domain.reports.queues``), so the monitor's today equals the report's:
 
-* *today* starts at midnight UTC. ``Settings`` has no business time zone (only queues' business
-  hours carry one), so the monitoring day is the UTC day; ``queue_stats`` takes ``tz`` for the
-  day a caller wants instead.
+* *today* starts at local midnight in the install's time zone (``get_config``; UTC until an
+  admin sets one); ``queue_stats`` takes ``tz`` to override it;
 * the day's *contacts* of a queue are the conversations whose current ``queue_id`` is the queue
   and whose ``first_enqueued_at`` (the start of the customer's wait) is today;
 * *wait* = ``accepted_at - first_enqueued_at`` (answered) or ``closed_at - first_enqueued_at``
   (abandoned);
 * *answered* = contacts with ``accepted_at``; *abandoned* = contacts the customer left while
-  waiting (status ``abandoned``); *short abandoned* = abandoned with wait <
-  ``SHORT_ABANDON_SECONDS``;
+  waiting (status ``abandoned``); *short abandoned* = abandoned with wait < the install's
+  ``short_abandon_seconds``;
 * *offered* = contacts that have left the line (answered, abandoned, missed, overflowed to a
   bot) minus short abandoned — a customer still waiting has no outcome yet;
 * **SL** = answered with wait <= ``queue.sla_seconds`` / offered (``None`` without offered);
 * **ASA** = mean wait of answered;
-* **AHT** = mean of talk + hold + wrap-up (``closed_at - accepted_at``; talk excludes
-  ``hold_seconds``) over the queue's conversations closed today after being answered.
+* **AHT** = mean of talk + hold + wrap-up over today's contacts answered and closed (talk =
+  ``(wrap_up_at or closed_at) - accepted_at - hold_seconds``, wrap-up = ``closed_at -
+  wrap_up_at``): a contact's handling counts on the day its wait began.
 
 The longest current wait is coloured: green below the queue's SLA, amber below twice the SLA,
 red beyond; the thresholds travel in the payload so the page recolours as it ticks.
@@ -44,13 +45,11 @@ from omni.domain.auth import Principal, visible_queue_ids, visible_user_ids
 from omni.domain.conversations import _message_event
 from omni.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from omni.domain.events import emit
+from omni.domain.reports.config import get_config
 from omni.domain.serialize import conversation_dict
 from omni.i18n import Label
 
 S = m.ConversationStatus
-SHORT_ABANDON_SECONDS = 5.0
-"""Customers who leave within this many seconds of joining the line are not counted as offered
-(misdials, accidental widget opens); they still show in "abandoned today"."""
 AMBER_FACTOR = 2
 """Longest wait is amber from the SLA threshold up to this many times it, red beyond."""
 MAX_TEXT = 2_000
@@ -96,9 +95,12 @@ class _QueueDay:
 
 
 async def queue_stats(
-    session: AsyncSession, who: Principal, now: datetime, *, tz: tzinfo = UTC
+    session: AsyncSession, who: Principal, now: datetime, *, tz: tzinfo | None = None
 ) -> list[dict[str, Any]]:
     """KPIs of every queue the caller may see, ordered by name (see the module docstring)."""
+    config = await get_config(session)
+    grace = float(config.short_abandon_seconds)
+    tz = tz or config.tz
     queue_ids = await visible_queue_ids(session, who)
     stmt = select(m.Queue).order_by(m.Queue.name)
     if queue_ids is not None:
@@ -154,7 +156,7 @@ async def queue_stats(
             elif status == S.ABANDONED:
                 d.abandoned += 1
                 left = max(0.0, ((closed or enqueued) - enqueued).total_seconds())
-                if left < SHORT_ABANDON_SECONDS:
+                if left < grace:
                     d.abandoned_short += 1
                 else:
                     d.offered += 1
@@ -162,7 +164,8 @@ async def queue_stats(
                 if status == S.MISSED:
                     d.missed += 1
                 d.offered += 1
-        if status == S.CLOSED and closed is not None and closed >= since and accepted is not None:
+        today = enqueued is not None and enqueued >= since
+        if status == S.CLOSED and closed is not None and today and accepted is not None:
             ended = wrap_up or closed
             d.hold.append(float(hold or 0))
             d.talk.append(max(0.0, (ended - accepted).total_seconds() - (hold or 0)))
@@ -314,13 +317,14 @@ async def snapshot(session: AsyncSession, who: Principal, now: datetime | None =
     # Read the position first: an event committed after it is replayed/applied on top.
     last_seq = await session.scalar(select(m.Event.id).order_by(m.Event.id.desc()).limit(1))
     now = now or datetime.now(UTC)
+    config = await get_config(session)
     return {
         "now": now.isoformat(),
-        "day_start": day_start(now).isoformat(),
-        "timezone": "UTC",
-        "short_abandon_seconds": SHORT_ABANDON_SECONDS,
-        "queues": await queue_stats(session, who, now),
-        "operators": await operator_rows(session, who, now),
+        "day_start": day_start(now, config.tz).isoformat(),
+        "timezone": config.timezone,
+        "short_abandon_seconds": float(config.short_abandon_seconds),
+        "queues": await queue_stats(session, who, now, tz=config.tz),
+        "operators": await operator_rows(session, who, now, tz=config.tz),
         "last_seq": last_seq or 0,
     }
 

@@ -77,6 +77,8 @@ class Conversation(Base):
         Index("ix_conversations_created", "created_at"),
         Index("ix_conversations_queue_created", "queue_id", "created_at"),
         Index("ix_conversations_assignee_created", "assigned_user_id", "created_at"),
+        # the queue rollup rebuilds an interval from the contacts whose wait began in it
+        Index("ix_conversations_first_enqueued", "first_enqueued_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, Integer, String
+from sqlalchemy import JSON, BigInteger, Float, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from omni.db.models.base import Base, utcnow
@@ -96,3 +96,20 @@ class ReportQueueInterval(Base):
     abn_120: Mapped[int] = mapped_column(Integer, default=0)
     abn_180: Mapped[int] = mapped_column(Integer, default=0)
     abn_300: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReportCursor(Base):
+    """How far the rollup driver has followed the event log (one row per driver, ``name``).
+
+    ``gaps`` are ids below ``last_event_id`` not seen yet: a transaction that took its id
+    earlier may commit later, so the driver looks for them again until they turn up or
+    are old enough to be rollbacks (``omni.domain.reports.driver``).
+    """
+
+    __tablename__ = "report_cursors"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    gaps: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """``{"<event id>": "<ISO time first missed>"}``."""
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

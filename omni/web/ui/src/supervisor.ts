@@ -68,10 +68,13 @@ function render(): void {
   clear(operatorsBox);
   operatorsBox.append(operatorTable(snapshot.operators, view, next));
   tickers = next;
-  const start = new Date(snapshot.day_start);
-  const hh = String(start.getUTCHours()).padStart(2, "0");
-  const mm = String(start.getUTCMinutes()).padStart(2, "0");
-  dayNote.textContent = t("sv.day_note", { time: `${hh}:${mm}`, grace: snapshot.short_abandon_seconds });
+  // "Today" starts at local midnight of the install's zone (the reports' today), shown in that zone.
+  const time = new Date(snapshot.day_start).toLocaleTimeString("en-GB", {
+    timeZone: snapshot.timezone,
+    hour: "2-digit",
+    minute: "2-digit",
+  });
+  dayNote.textContent = t("sv.day_note", { time, zone: snapshot.timezone, grace: snapshot.short_abandon_seconds });
 }
 
 async function refresh(): Promise<void> {
