@@ -22,7 +22,7 @@ from channels import telegram as telegram_channel
 from channels import voice as voice_channel
 from channels import widget as widget_channel
 from omni import __version__, realtime, web
-from omni.api import admin, core, health, recordings, reports
+from omni.api import admin, core, health, my_stats, recordings, reports
 from omni.api import bots as bots_http
 from omni.api.csrf import CsrfMiddleware
 from omni.api.deps import domain_error_handler, http_error_handler, validation_error_handler
@@ -154,6 +154,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             *admin.CONTROLLERS,
             *bots_http.CONTROLLERS,
             *reports.CONTROLLERS,
+            *my_stats.CONTROLLERS,
             *web.route_handlers(),
         ],
         template_config=web.template_config(),

@@ -1,0 +1,73 @@
+"""Operator interval rollups: what each operator did and where their time went, per 15 minutes.
+
+Filled by ``omni.domain.reports.operators`` (rebuilt per interval, idempotent); read by the
+operator performance, operator status and result code reports and by an operator's own
+statistics. Key parts that don't apply are 0 (no queue, no result code), so keys have no NULLs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Float, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from omni.db.models.base import Base
+
+__all__ = ["ReportOperatorInterval", "ReportStatusInterval"]
+
+
+class ReportOperatorInterval(Base):
+    """One 15-minute interval of one operator × queue × channel × result code.
+
+    Offers count in the interval they were made (``offers.created_at``); a contact's handling,
+    who ended it, its first reply and its rating count in the contact's interval
+    (``first_enqueued_at``), like the queue intervals; transfers in the interval they happened.
+    """
+
+    __tablename__ = "report_operator_intervals"
+
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    queue_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    result_code_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offers: Mapped[int] = mapped_column(Integer, default=0)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    declined: Mapped[int] = mapped_column(Integer, default=0)
+    timed_out: Mapped[int] = mapped_column(Integer, default=0)
+    handled: Mapped[int] = mapped_column(Integer, default=0)
+    """Accepted and closed by this operator (the last one to hold it): the base of AHT."""
+    talk_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    hold_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    wrap_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    ended_operator: Mapped[int] = mapped_column(Integer, default=0)
+    ended_customer: Mapped[int] = mapped_column(Integer, default=0)
+    ended_timeout: Mapped[int] = mapped_column(Integer, default=0)
+    ended_system: Mapped[int] = mapped_column(Integer, default=0)
+    transfers_made: Mapped[int] = mapped_column(Integer, default=0)
+    transfers_received: Mapped[int] = mapped_column(Integer, default=0)
+    frt_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    """Chats: seconds from accepting to the operator's first reply, summed over ``frt_count``."""
+    frt_count: Mapped[int] = mapped_column(Integer, default=0)
+    csat_count: Mapped[int] = mapped_column(Integer, default=0)
+    csat_good: Mapped[int] = mapped_column(Integer, default=0)
+    """Ratings of 4 or 5 (CSAT % = good / count)."""
+    csat_sum: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class ReportStatusInterval(Base):
+    """Seconds one operator spent in one status code within one 15-minute interval.
+
+    The codes are those of ``status_history``: the chosen status (``available``, ``pause``,
+    admin-defined ones, ``offline``) or the derived activity (``ringing``, ``talking``,
+    ``wrap_up``). Spans are split at interval boundaries; an open span is not stored (the
+    report adds it up to "now" when it runs).
+    """
+
+    __tablename__ = "report_status_intervals"
+
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
