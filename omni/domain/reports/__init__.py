@@ -69,4 +69,6 @@ async def run_params(
     config = await get_config(session)
     scope = await resolve_scope(session, who, params.resolve(config.tz, now), config, now)
     return await spec.run(session, scope)
+
+
 from omni.domain.reports import operator_reports as _operator_reports  # noqa: E402, F401

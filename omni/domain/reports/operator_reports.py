@@ -332,7 +332,9 @@ async def result_codes(session: AsyncSession, scope: Scope) -> ReportTable:
         if in_users and (in_queues or not asked_queues):
             by_user[(label, uid, rc)] += n
     codes = {r.id: r.name_in(lang) for r in await session.scalars(select(m.ResultCode))}
-    queues = dict((await session.execute(select(m.Queue.id, m.Queue.name))).tuples().all())
+    queues: dict[int, str] = {
+        qid: name for qid, name in await session.execute(select(m.Queue.id, m.Queue.name))
+    }
     users = await operator_names(session, (k[1] for k in by_user))
     rows: list[list[Cell]] = []
 
