@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, literal, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
 from omni.domain.reports.filters import Scope
 from omni.domain.reports.operators import open_span_seconds
-from omni.domain.reports.period import TOTAL_LABEL, Grouping, group_start, local_midnight
+from omni.domain.reports.period import INTERVAL, TOTAL_LABEL, Grouping, group_start, local_midnight
 from omni.domain.reports.registry import ReportSpec, register
 from omni.domain.reports.table import Cell, Chart, Column, Kind, ReportTable, mean, pct
 
@@ -34,6 +35,49 @@ def group_label(bucket: datetime, scope: Scope) -> datetime:
     if label == TOTAL_LABEL and scope.filter.grouping == Grouping.TOTAL:
         return local_midnight(scope.period.first_day, tz).astimezone(tz)
     return label
+
+
+MAX_CASE_GROUPS = 400
+"""Above this many row groups (e.g. 15-minute rows over months) the database groups by interval."""
+
+
+@dataclass(frozen=True, slots=True)
+class Grouper:
+    """Groups rollup rows by report row (local hour, day, …) in the database.
+
+    A month's status report reads ~10⁶ interval rows; summing them per local day in SQL (one
+    ``CASE`` over the day boundaries, the same on SQLite and PostgreSQL) returns a few thousand
+    rows instead of shipping every interval row to Python.
+    """
+
+    expr: Any
+    labels: list[datetime] | None
+    """Row label by the ``expr`` value (a group index); ``None``: ``expr`` is the interval start."""
+
+    def label(self, value: Any, scope: Scope) -> datetime:
+        return group_label(value, scope) if self.labels is None else self.labels[int(value)]
+
+
+def grouper(column: Any, scope: Scope) -> Grouper:
+    ends: list[datetime] = []
+    labels: list[datetime] = []
+    for at in scope.period.intervals():
+        label = group_label(at, scope)
+        if labels and labels[-1] == label:
+            ends[-1] = at + INTERVAL
+        else:
+            labels.append(label)
+            ends.append(at + INTERVAL)
+    if not labels or len(labels) > MAX_CASE_GROUPS:
+        return Grouper(column, None)
+    whens = [(column < end, index) for index, end in enumerate(ends[:-1])]
+    expr = case(*whens, else_=len(labels) - 1) if whens else literal(0)
+    return Grouper(expr, labels)
+
+
+GROUP: Any = literal_column("grp")
+"""Rows are grouped by the output column's name: the same ``CASE`` written twice would carry
+two sets of bound parameters, and PostgreSQL would not see it as one expression."""
 
 
 async def operator_names(session: AsyncSession, ids: Iterable[int]) -> dict[int, str]:
@@ -85,15 +129,16 @@ SUMMED = (
 async def _operator_sums(session: AsyncSession, scope: Scope) -> dict[tuple[datetime, int], dict[str, float]]:
     """Per (row label, operator): every summed column, plus ``handled:<channel>``."""
     t = m.ReportOperatorInterval
+    g = grouper(t.bucket, scope)
     cols = [func.sum(getattr(t, c)) for c in SUMMED]
     stmt = (
-        select(t.bucket, t.user_id, t.channel, *cols)
+        select(g.expr.label("grp"), t.user_id, t.channel, *cols)
         .where(*_operator_rows(scope))
-        .group_by(t.bucket, t.user_id, t.channel)
+        .group_by(GROUP, t.user_id, t.channel)
     )
     out: dict[tuple[datetime, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for bucket, uid, channel, *values in await session.execute(stmt):
-        row = out[(group_label(bucket, scope), uid)]
+    for grp, uid, channel, *values in await session.execute(stmt):
+        row = out[(g.label(grp, scope), uid)]
         for name, value in zip(SUMMED, values, strict=True):
             row[name] += float(value or 0)
         row[f"handled:{channel}"] += float(values[SUMMED.index("handled")] or 0)
@@ -105,14 +150,17 @@ async def _status_seconds(
 ) -> dict[tuple[datetime, int], dict[str, float]]:
     """Per (row label, operator): seconds per status code, the open spans added up to now."""
     t = m.ReportStatusInterval
-    stmt = select(t.bucket, t.user_id, t.status_code, t.seconds).where(
-        t.bucket >= scope.period.start, t.bucket < scope.period.end
+    g = grouper(t.bucket, scope)
+    stmt = (
+        select(g.expr.label("grp"), t.user_id, t.status_code, func.sum(t.seconds))
+        .where(t.bucket >= scope.period.start, t.bucket < scope.period.end)
+        .group_by(GROUP, t.user_id, t.status_code)
     )
     if scope.user_ids is not None:
         stmt = stmt.where(t.user_id.in_(scope.user_ids))
     out: dict[tuple[datetime, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for bucket, uid, code, secs in await session.execute(stmt):
-        out[(group_label(bucket, scope), uid)][code] += float(secs)
+    for grp, uid, code, secs in await session.execute(stmt):
+        out[(g.label(grp, scope), uid)][code] += float(secs or 0)
     live = await open_span_seconds(session, scope.period.start, scope.period.end, scope.now, scope.user_ids)
     for (bucket, uid, code), secs in live.items():
         out[(group_label(bucket, scope), uid)][code] += secs
@@ -230,13 +278,14 @@ async def operator_status(session: AsyncSession, scope: Scope) -> ReportTable:
     hold: dict[tuple[datetime, int], float] = defaultdict(float)
     if not scope.empty:
         t = m.ReportOperatorInterval
+        g = grouper(t.bucket, scope)
         stmt = (
-            select(t.bucket, t.user_id, func.sum(t.hold_sum))
+            select(g.expr.label("grp"), t.user_id, func.sum(t.hold_sum))
             .where(*_operator_rows(scope, queues=False))
-            .group_by(t.bucket, t.user_id)
+            .group_by(GROUP, t.user_id)
         )
-        for bucket, uid, secs in await session.execute(stmt):
-            hold[(group_label(bucket, scope), uid)] += float(secs or 0)
+        for grp, uid, secs in await session.execute(stmt):
+            hold[(g.label(grp, scope), uid)] += float(secs or 0)
     columns = [
         Column("period", Kind.DATETIME, "Period"),
         Column("operator", Kind.LABEL, "Operator"),
@@ -318,13 +367,18 @@ async def result_codes(session: AsyncSession, scope: Scope) -> ReportTable:
         conds.append(t.channel.in_(scope.filter.channels))
     if scope.filter.result_code_ids:
         conds.append(t.result_code_id.in_(scope.filter.result_code_ids))
-    stmt = select(t.bucket, t.queue_id, t.user_id, t.result_code_id, t.handled).where(*conds)
+    g = grouper(t.bucket, scope)
+    stmt = (
+        select(g.expr.label("grp"), t.queue_id, t.user_id, t.result_code_id, func.sum(t.handled))
+        .where(*conds)
+        .group_by(GROUP, t.queue_id, t.user_id, t.result_code_id)
+    )
     by_queue: dict[tuple[datetime, int, int], int] = defaultdict(int)
     by_user: dict[tuple[datetime, int, int], int] = defaultdict(int)
     asked_users = bool(scope.filter.user_ids or scope.filter.group_ids)
     asked_queues = bool(scope.filter.queue_ids or scope.filter.group_ids)
-    for bucket, qid, uid, rc, n in await session.execute(stmt):
-        label = group_label(bucket, scope)
+    for grp, qid, uid, rc, total in await session.execute(stmt):
+        label, n = g.label(grp, scope), int(total or 0)
         in_queues = scope.queue_ids is None or qid in scope.queue_ids
         in_users = scope.user_ids is None or uid in scope.user_ids
         if in_queues and (in_users or not asked_users):
