@@ -1,4 +1,4 @@
-"""operators: operator and status-time interval rollups
+"""operators: operator and status-time interval rollups (and status time per hour)
 
 Revision ID: 0010_operators
 Revises: 0009_reports
@@ -61,8 +61,17 @@ def upgrade() -> None:
         sa.Column("seconds", sa.Float(), nullable=False, server_default="0"),
         sa.PrimaryKeyConstraint("bucket", "user_id", "status_code", name=op.f("pk_report_status_intervals")),
     )
+    op.create_table(
+        "report_status_hours",
+        sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("status_code", sa.String(length=32), nullable=False),
+        sa.Column("seconds", sa.Float(), nullable=False, server_default="0"),
+        sa.PrimaryKeyConstraint("hour", "user_id", "status_code", name=op.f("pk_report_status_hours")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("report_status_hours")
     op.drop_table("report_status_intervals")
     op.drop_table("report_operator_intervals")

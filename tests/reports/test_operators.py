@@ -536,23 +536,26 @@ async def test_result_codes_per_queue_and_operator(services: Services, world: Wo
 async def test_rebuilding_twice_gives_the_same_rows_and_touched_names_the_intervals(
     services: Services, world: World
 ) -> None:
-    async def snapshot(s: AsyncSession) -> tuple[list[Any], list[Any]]:
-        ops = (
-            await s.execute(
-                select(m.ReportOperatorInterval).order_by(*m.ReportOperatorInterval.__table__.primary_key)
-            )
-        ).scalars()
-        sts = (
-            await s.execute(
-                select(m.ReportStatusInterval).order_by(*m.ReportStatusInterval.__table__.primary_key)
-            )
-        ).scalars()
-        return [_plain(r) for r in ops], [_plain(r) for r in sts]
+    async def snapshot(s: AsyncSession) -> list[list[Any]]:
+        out = []
+        for table in (m.ReportOperatorInterval, m.ReportStatusInterval, m.ReportStatusHour):
+            rows = (await s.execute(select(table).order_by(*table.__table__.primary_key))).scalars()
+            out.append([_plain(r) for r in rows])
+        return out
 
     async with services.db.transaction() as s:
         before = await snapshot(s)
         await rebuild_range(s, at("18:00", DAY10 - timedelta(days=1)), at("23:00"))
         assert await snapshot(s) == before
+        # one interval alone: its hour is re-summed whole from the other intervals' rows
+        await rebuild_range(s, at("20:45"), at("21:00"))
+        assert await snapshot(s) == before
+        hour_20 = await s.scalar(
+            select(func.sum(m.ReportStatusHour.seconds)).where(
+                m.ReportStatusHour.hour == at("20:00"), m.ReportStatusHour.user_id == world.op_a.id
+            )
+        )
+        assert hour_20 == 3600  # 20:00–20:30 offline, 20:30–21:00 working: the whole hour
         assert await s.scalar(select(func.count()).select_from(m.ReportStatusInterval)) == len(before[1])
         c2 = await OPERATORS.touched(s, Changes(conversation_ids={world.conv["c2"]}))
         assert c2 == {at("20:45")}

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from omni.db.models.base import Base
 
-__all__ = ["ReportOperatorInterval", "ReportStatusInterval"]
+__all__ = ["ReportOperatorInterval", "ReportStatusHour", "ReportStatusInterval"]
 
 
 class ReportOperatorInterval(Base):
@@ -68,6 +68,22 @@ class ReportStatusInterval(Base):
     __tablename__ = "report_status_intervals"
 
     bucket: Mapped[datetime] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class ReportStatusHour(Base):
+    """The status seconds of ``report_status_intervals`` summed per UTC hour.
+
+    A month's status report over 200 operators reads ~700,000 interval rows; whenever its row
+    boundaries fall on whole UTC hours (local days in every zone offset by whole hours) it reads
+    these instead, a quarter as many. Kept by the status rollup together with the intervals.
+    """
+
+    __tablename__ = "report_status_hours"
+
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     status_code: Mapped[str] = mapped_column(String(32), primary_key=True)
     seconds: Mapped[float] = mapped_column(Float, default=0.0)

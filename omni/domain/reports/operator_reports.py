@@ -53,6 +53,8 @@ class Grouper:
     expr: Any
     labels: list[datetime] | None
     """Row label by the ``expr`` value (a group index); ``None``: ``expr`` is the interval start."""
+    hourly: bool
+    """Every row starts and ends on a whole UTC hour: per-hour rollup rows can be read instead."""
 
     def label(self, value: Any, scope: Scope) -> datetime:
         return group_label(value, scope) if self.labels is None else self.labels[int(value)]
@@ -68,11 +70,12 @@ def grouper(column: Any, scope: Scope) -> Grouper:
         else:
             labels.append(label)
             ends.append(at + INTERVAL)
+    hourly = scope.period.start.minute == 0 and all(end.minute == 0 for end in ends)
     if not labels or len(labels) > MAX_CASE_GROUPS:
-        return Grouper(column, None)
+        return Grouper(column, None, hourly)
     whens = [(column < end, index) for index, end in enumerate(ends[:-1])]
     expr = case(*whens, else_=len(labels) - 1) if whens else literal(0)
-    return Grouper(expr, labels)
+    return Grouper(expr, labels, hourly)
 
 
 GROUP: Any = literal_column("grp")
@@ -151,13 +154,22 @@ async def _status_seconds(
     """Per (row label, operator): seconds per status code, the open spans added up to now."""
     t = m.ReportStatusInterval
     g = grouper(t.bucket, scope)
-    stmt = (
-        select(g.expr.label("grp"), t.user_id, t.status_code, func.sum(t.seconds))
-        .where(t.bucket >= scope.period.start, t.bucket < scope.period.end)
-        .group_by(GROUP, t.user_id, t.status_code)
-    )
-    if scope.user_ids is not None:
-        stmt = stmt.where(t.user_id.in_(scope.user_ids))
+    at: Any = t.bucket
+    if g.hourly:
+        h = m.ReportStatusHour
+        g, at = grouper(h.hour, scope), h.hour
+        stmt = select(g.expr.label("grp"), h.user_id, h.status_code, func.sum(h.seconds)).group_by(
+            GROUP, h.user_id, h.status_code
+        )
+        if scope.user_ids is not None:
+            stmt = stmt.where(h.user_id.in_(scope.user_ids))
+    else:
+        stmt = select(g.expr.label("grp"), t.user_id, t.status_code, func.sum(t.seconds)).group_by(
+            GROUP, t.user_id, t.status_code
+        )
+        if scope.user_ids is not None:
+            stmt = stmt.where(t.user_id.in_(scope.user_ids))
+    stmt = stmt.where(at >= scope.period.start, at < scope.period.end)
     out: dict[tuple[datetime, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for grp, uid, code, secs in await session.execute(stmt):
         out[(g.label(grp, scope), uid)][code] += float(secs or 0)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select
@@ -29,6 +29,7 @@ from omni.domain.reports import rollups
 from omni.domain.reports.period import INTERVAL, floor_interval
 
 TRANSFERRED = "conversation.transferred"
+HOUR = timedelta(hours=1)
 ENDED_BY = {"operator": "ended_operator", "customer": "ended_customer", "timeout": "ended_timeout"}
 """``Conversation.closed_by`` → column; anything else (system, blacklist) counts as system."""
 
@@ -297,6 +298,30 @@ class StatusRollup:
             if secs > 0
         )
         await session.flush()
+        await _rebuild_hours(session, start, end)
+
+
+def floor_hour(at: datetime) -> datetime:
+    return floor_interval(at).replace(minute=0)
+
+
+async def _rebuild_hours(session: AsyncSession, start: datetime, end: datetime) -> None:
+    """Re-sum the hours ``[start, end)`` touches from their interval rows (the rest of each hour
+    was built before and is read back, so a partial rebuild still gives whole hours)."""
+    lo = floor_hour(start)
+    hi = floor_hour(end)
+    if hi < end:
+        hi += HOUR
+    H, T = m.ReportStatusHour, m.ReportStatusInterval
+    await session.execute(delete(H).where(H.hour >= lo, H.hour < hi))
+    sums: dict[tuple[datetime, int, str], float] = defaultdict(float)
+    stmt = select(T.bucket, T.user_id, T.status_code, T.seconds).where(T.bucket >= lo, T.bucket < hi)
+    for bucket, uid, code, secs in await session.execute(stmt):
+        sums[(floor_hour(bucket), uid, code)] += float(secs)
+    session.add_all(
+        H(hour=h, user_id=uid, status_code=code, seconds=secs) for (h, uid, code), secs in sums.items()
+    )
+    await session.flush()
 
 
 async def open_span_seconds(
