@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,6 +38,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
+from omni.db.migrate import upgrade_async
 from omni.domain import reports
 from omni.domain.auth import Principal
 from omni.domain.reports import FilterParams, Grouping, ReportTable
@@ -44,7 +46,8 @@ from omni.domain.reports.config import check_update_config
 from omni.domain.reports.operators import OPERATORS, STATUS_TIMES
 from omni.domain.reports.own import own_stats
 from omni.domain.reports.rollups import Changes, rebuild_range
-from omni.services import Services
+from omni.services import Services, build_services
+from omni.settings import Settings
 from tests import factories as f
 
 S = m.ConversationStatus
@@ -167,6 +170,10 @@ async def _spans(
 
 @pytest.fixture
 async def world(services: Services) -> World:
+    return await build_world(services)
+
+
+async def build_world(services: Services) -> World:
     async with services.db.transaction() as s:
         admin = await f.user(s, "adm", m.Role.ADMIN)
         await check_update_config(s, f.who(admin), timezone="Europe/Moscow")
@@ -348,6 +355,10 @@ def _rows(table: ReportTable) -> list[dict[str, Any]]:
 async def test_operator_performance_by_moscow_day_matches_the_hand_count(
     services: Services, world: World
 ) -> None:
+    await check_performance(services, world)
+
+
+async def check_performance(services: Services, world: World) -> None:
     table = await _run(services, world.admin, "operator_performance")
     keys = [c.key for c in table.columns]
     assert [k for k in keys if k.startswith("handled_")] == [
@@ -446,6 +457,10 @@ async def test_a_supervisor_sees_only_their_operators_and_an_operator_filter_nar
 async def test_operator_status_times_split_at_intervals_and_midnight(
     services: Services, world: World
 ) -> None:
+    await check_status(services, world)
+
+
+async def check_status(services: Services, world: World) -> None:
     table = await _run(services, world.admin, "operator_status")
     keys = [c.key for c in table.columns]
     assert [k for k in keys if k.startswith("status_")] == [
@@ -591,3 +606,17 @@ async def test_own_stats_count_today_and_this_week_in_moscow(services: Services,
         3,
     )
     assert (after_midnight.today.handled, after_midnight.today.aht) == (0, None)
+
+
+async def test_the_operator_reports_read_the_same_on_sqlite(tmp_path: Path) -> None:
+    """Embedded installs run on SQLite: the rollups and the grouped sums must give the same figures."""
+    settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
+    await upgrade_async(settings.effective_database_url)
+    services = build_services(settings, run_background=False)
+    await services.start()
+    try:
+        world = await build_world(services)
+        await check_performance(services, world)
+        await check_status(services, world)
+    finally:
+        await services.stop()
