@@ -35,24 +35,20 @@ SUMS = ("talk_sum", "hold_sum", "wrap_sum", "frt_sum", "csat_sum")
 
 
 def upgrade() -> None:
-    op.create_table(
-        "report_operator_intervals",
-        sa.Column("bucket", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column("queue_id", sa.Integer(), nullable=False),
-        sa.Column("channel", sa.String(length=32), nullable=False),
-        sa.Column("result_code_id", sa.Integer(), nullable=False),
-        *[sa.Column(name, sa.Integer(), nullable=False, server_default="0") for name in COUNTS],
-        *[sa.Column(name, sa.Float(), nullable=False, server_default="0") for name in SUMS],
-        sa.PrimaryKeyConstraint(
-            "bucket",
-            "user_id",
-            "queue_id",
-            "channel",
-            "result_code_id",
-            name=op.f("pk_report_operator_intervals"),
-        ),
-    )
+    for table in ("report_operator_intervals", "report_operator_hours"):
+        op.create_table(
+            table,
+            sa.Column("bucket", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("user_id", sa.Integer(), nullable=False),
+            sa.Column("queue_id", sa.Integer(), nullable=False),
+            sa.Column("channel", sa.String(length=32), nullable=False),
+            sa.Column("result_code_id", sa.Integer(), nullable=False),
+            *[sa.Column(name, sa.Integer(), nullable=False, server_default="0") for name in COUNTS],
+            *[sa.Column(name, sa.Float(), nullable=False, server_default="0") for name in SUMS],
+            sa.PrimaryKeyConstraint(
+                "bucket", "user_id", "queue_id", "channel", "result_code_id", name=op.f(f"pk_{table}")
+            ),
+        )
     op.create_table(
         "report_status_intervals",
         sa.Column("bucket", sa.DateTime(timezone=True), nullable=False),
@@ -74,4 +70,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("report_status_hours")
     op.drop_table("report_status_intervals")
+    op.drop_table("report_operator_hours")
     op.drop_table("report_operator_intervals")

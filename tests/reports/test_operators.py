@@ -553,7 +553,12 @@ async def test_rebuilding_twice_gives_the_same_rows_and_touched_names_the_interv
 ) -> None:
     async def snapshot(s: AsyncSession) -> list[list[Any]]:
         out = []
-        for table in (m.ReportOperatorInterval, m.ReportStatusInterval, m.ReportStatusHour):
+        for table in (
+            m.ReportOperatorInterval,
+            m.ReportOperatorHour,
+            m.ReportStatusInterval,
+            m.ReportStatusHour,
+        ):
             rows = (await s.execute(select(table).order_by(*table.__table__.primary_key))).scalars()
             out.append([_plain(r) for r in rows])
         return out
@@ -571,7 +576,7 @@ async def test_rebuilding_twice_gives_the_same_rows_and_touched_names_the_interv
             )
         )
         assert hour_20 == 3600  # 20:00–20:30 offline, 20:30–21:00 working: the whole hour
-        assert await s.scalar(select(func.count()).select_from(m.ReportStatusInterval)) == len(before[1])
+        assert await s.scalar(select(func.count()).select_from(m.ReportStatusInterval)) == len(before[2])
         c2 = await OPERATORS.touched(s, Changes(conversation_ids={world.conv["c2"]}))
         assert c2 == {at("20:45")}
         c3 = await OPERATORS.touched(s, Changes(conversation_ids={world.conv["c3"]}))

@@ -14,18 +14,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from omni.db.models.base import Base
 
-__all__ = ["ReportOperatorInterval", "ReportStatusHour", "ReportStatusInterval"]
+__all__ = [
+    "OperatorFigures",
+    "ReportOperatorHour",
+    "ReportOperatorInterval",
+    "ReportStatusHour",
+    "ReportStatusInterval",
+]
 
 
-class ReportOperatorInterval(Base):
-    """One 15-minute interval of one operator × queue × channel × result code.
-
-    Offers count in the interval they were made (``offers.created_at``); a contact's handling,
-    who ended it, its first reply and its rating count in the contact's interval
-    (``first_enqueued_at``), like the queue intervals; transfers in the interval they happened.
-    """
-
-    __tablename__ = "report_operator_intervals"
+class OperatorFigures:
+    """The columns of the operator rollup, per 15-minute interval or per UTC hour (``bucket``)."""
 
     bucket: Mapped[datetime] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -54,6 +53,24 @@ class ReportOperatorInterval(Base):
     csat_good: Mapped[int] = mapped_column(Integer, default=0)
     """Ratings of 4 or 5 (CSAT % = good / count)."""
     csat_sum: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class ReportOperatorInterval(OperatorFigures, Base):
+    """One 15-minute interval of one operator × queue × channel × result code.
+
+    Offers count in the interval they were made (``offers.created_at``); a contact's handling,
+    who ended it, its first reply and its rating count in the contact's interval
+    (``first_enqueued_at``), like the queue intervals; transfers in the interval they happened.
+    """
+
+    __tablename__ = "report_operator_intervals"
+
+
+class ReportOperatorHour(OperatorFigures, Base):
+    """``report_operator_intervals`` summed per UTC hour (``bucket`` = the hour's start): what the
+    reports read when their rows fall on whole hours. Kept by the operator rollup."""
+
+    __tablename__ = "report_operator_hours"
 
 
 class ReportStatusInterval(Base):

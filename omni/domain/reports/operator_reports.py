@@ -93,9 +93,16 @@ async def operator_names(session: AsyncSession, ids: Iterable[int]) -> dict[int,
     return {uid: display or username for uid, display, username in rows}
 
 
-def _operator_rows(scope: Scope, *, queues: bool = True) -> Any:
+def operator_table(scope: Scope) -> tuple[Any, Grouper]:
+    """The operator rollup to read (per hour when every row falls on whole hours) and its grouping."""
+    g = grouper(m.ReportOperatorInterval.bucket, scope)
+    if g.hourly:
+        return m.ReportOperatorHour, grouper(m.ReportOperatorHour.bucket, scope)
+    return m.ReportOperatorInterval, g
+
+
+def _operator_rows(t: Any, scope: Scope, *, queues: bool = True) -> Any:
     """Rollup rows of the period narrowed by operator, channel and (when asked) queue."""
-    t = m.ReportOperatorInterval
     conds: list[Any] = [t.bucket >= scope.period.start, t.bucket < scope.period.end]
     if scope.user_ids is not None:
         conds.append(t.user_id.in_(scope.user_ids))
@@ -131,12 +138,11 @@ SUMMED = (
 
 async def _operator_sums(session: AsyncSession, scope: Scope) -> dict[tuple[datetime, int], dict[str, float]]:
     """Per (row label, operator): every summed column, plus ``handled:<channel>``."""
-    t = m.ReportOperatorInterval
-    g = grouper(t.bucket, scope)
+    t, g = operator_table(scope)
     cols = [func.sum(getattr(t, c)) for c in SUMMED]
     stmt = (
         select(g.expr.label("grp"), t.user_id, t.channel, *cols)
-        .where(*_operator_rows(scope))
+        .where(*_operator_rows(t, scope))
         .group_by(GROUP, t.user_id, t.channel)
     )
     out: dict[tuple[datetime, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -289,11 +295,10 @@ async def operator_status(session: AsyncSession, scope: Scope) -> ReportTable:
     status = {} if scope.empty else await _status_seconds(session, scope)
     hold: dict[tuple[datetime, int], float] = defaultdict(float)
     if not scope.empty:
-        t = m.ReportOperatorInterval
-        g = grouper(t.bucket, scope)
+        t, g = operator_table(scope)
         stmt = (
             select(g.expr.label("grp"), t.user_id, func.sum(t.hold_sum))
-            .where(*_operator_rows(scope, queues=False))
+            .where(*_operator_rows(t, scope, queues=False))
             .group_by(GROUP, t.user_id)
         )
         for grp, uid, secs in await session.execute(stmt):
@@ -368,7 +373,7 @@ async def result_codes(session: AsyncSession, scope: Scope) -> ReportTable:
     ]
     if scope.empty:
         return ReportTable(key="result_codes", columns=columns, totals=[None, "", "", "", 0, None])
-    t = m.ReportOperatorInterval
+    t, g = operator_table(scope)
     conds: list[Any] = [
         t.bucket >= scope.period.start,
         t.bucket < scope.period.end,
@@ -379,7 +384,6 @@ async def result_codes(session: AsyncSession, scope: Scope) -> ReportTable:
         conds.append(t.channel.in_(scope.filter.channels))
     if scope.filter.result_code_ids:
         conds.append(t.result_code_id.in_(scope.filter.result_code_ids))
-    g = grouper(t.bucket, scope)
     stmt = (
         select(g.expr.label("grp"), t.queue_id, t.user_id, t.result_code_id, func.sum(t.handled))
         .where(*conds)

@@ -110,6 +110,44 @@ class OperatorRollup:
             for k, v in rows.items()
         )
         await session.flush()
+        await _rebuild_operator_hours(session, start, end)
+
+
+async def _rebuild_operator_hours(session: AsyncSession, start: datetime, end: datetime) -> None:
+    """Re-sum the UTC hours ``[start, end)`` touches from their interval rows (see
+    ``_rebuild_hours``)."""
+    lo, hi = _hours_around(start, end)
+    H, T = m.ReportOperatorHour, m.ReportOperatorInterval
+    await session.execute(delete(H).where(H.bucket >= lo, H.bucket < hi))
+    sums: dict[OpKey, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    cols = [getattr(T, c) for c in _COLUMNS]
+    stmt = select(T.bucket, T.user_id, T.queue_id, T.channel, T.result_code_id, *cols).where(
+        T.bucket >= lo, T.bucket < hi
+    )
+    for bucket, uid, qid, channel, rc, *values in await session.execute(stmt):
+        row = sums[(floor_hour(bucket), uid, qid, channel, rc)]
+        for name, value in zip(_COLUMNS, values, strict=True):
+            row[name] += float(value or 0)
+    session.add_all(
+        H(
+            bucket=k[0],
+            user_id=k[1],
+            queue_id=k[2],
+            channel=k[3],
+            result_code_id=k[4],
+            **{c: (int(v.get(c, 0)) if c not in _FLOATS else float(v.get(c, 0.0))) for c in _COLUMNS},
+        )
+        for k, v in sums.items()
+    )
+    await session.flush()
+
+
+def _hours_around(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    lo = floor_hour(start)
+    hi = floor_hour(end)
+    if hi < end:
+        hi += HOUR
+    return lo, hi
 
 
 _FLOATS = frozenset({"talk_sum", "hold_sum", "wrap_sum", "frt_sum", "csat_sum"})
@@ -308,10 +346,7 @@ def floor_hour(at: datetime) -> datetime:
 async def _rebuild_hours(session: AsyncSession, start: datetime, end: datetime) -> None:
     """Re-sum the hours ``[start, end)`` touches from their interval rows (the rest of each hour
     was built before and is read back, so a partial rebuild still gives whole hours)."""
-    lo = floor_hour(start)
-    hi = floor_hour(end)
-    if hi < end:
-        hi += HOUR
+    lo, hi = _hours_around(start, end)
     H, T = m.ReportStatusHour, m.ReportStatusInterval
     await session.execute(delete(H).where(H.hour >= lo, H.hour < hi))
     sums: dict[tuple[datetime, int, str], float] = defaultdict(float)
