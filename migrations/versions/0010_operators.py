@@ -65,9 +65,17 @@ def upgrade() -> None:
         sa.Column("seconds", sa.Float(), nullable=False, server_default="0"),
         sa.PrimaryKeyConstraint("hour", "user_id", "status_code", name=op.f("pk_report_status_hours")),
     )
+    op.create_index("ix_conversations_first_enqueued_at", "conversations", ["first_enqueued_at"])
+    op.create_index("ix_conversations_created_at", "conversations", ["created_at"])
+    op.create_index("ix_offers_created_at", "offers", ["created_at"])
+    op.create_index("ix_events_type_created_at", "events", ["type", "created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_events_type_created_at", table_name="events")
+    op.drop_index("ix_offers_created_at", table_name="offers")
+    op.drop_index("ix_conversations_created_at", table_name="conversations")
+    op.drop_index("ix_conversations_first_enqueued_at", table_name="conversations")
     op.drop_table("report_status_hours")
     op.drop_table("report_status_intervals")
     op.drop_table("report_operator_hours")

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, Integer, String
+from sqlalchemy import Float, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from omni.db.models.base import Base
+from omni.db.models.conversations import Conversation, Offer
+from omni.db.models.platform import Event
 
 __all__ = [
     "OperatorFigures",
@@ -104,3 +106,12 @@ class ReportStatusHour(Base):
     user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     status_code: Mapped[str] = mapped_column(String(32), primary_key=True)
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+# What a rebuild of one interval looks up by time: the contacts whose wait began in it (or that
+# were created in it, never queued), the offers made and the transfers done in it. Without these
+# every interval rebuild would scan the whole table.
+Index("ix_conversations_first_enqueued_at", Conversation.first_enqueued_at)
+Index("ix_conversations_created_at", Conversation.created_at)
+Index("ix_offers_created_at", Offer.created_at)
+Index("ix_events_type_created_at", Event.type, Event.created_at)
