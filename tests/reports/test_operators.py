@@ -625,3 +625,21 @@ async def test_the_operator_reports_read_the_same_on_sqlite(tmp_path: Path) -> N
         await check_status(services, world)
     finally:
         await services.stop()
+
+
+async def test_a_zone_off_the_hour_reads_the_intervals_and_splits_days_at_its_midnight(
+    services: Services, world: World
+) -> None:
+    """Kolkata is UTC+5:30: its days start at hh:30 UTC, so the hourly rows can't be used."""
+    async with services.db.transaction() as s:
+        admin = await s.get_one(m.User, world.admin.id)
+        await check_update_config(s, f.who(admin), timezone="Asia/Kolkata")
+    table = await _run(services, world.admin, "operator_status", user_ids=(world.op_a.id,))
+    logged = {r["period"].date(): r["logged_in"] for r in _rows(table)}
+    # 10 March in Kolkata = 9 March 18:30 … 10 March 18:30 UTC: the whole 20:50–21:05 span of the
+    # 9th (900 s); 11 March: everything from 20:30 UTC on the 10th (2100 − 300 + 4800).
+    assert logged == {date(2026, 3, 10): 900.0, date(2026, 3, 11): 6600.0}
+    perf = await _run(services, world.admin, "operator_performance", user_ids=(world.op_a.id,))
+    handled = {r["period"].date(): (r["offers"], r["handled"]) for r in _rows(perf)}
+    # c7 (20:50 UTC on the 9th) is 02:20 on 10 March in Kolkata: handled that day
+    assert handled == {date(2026, 3, 10): (0, 1), date(2026, 3, 11): (7, 2)}
