@@ -383,7 +383,7 @@ async def check_performance(services: Services, world: World) -> None:
     assert tuple(a10[k] for k in ended) == (1, 1, 0, 0)
     assert (a10["transfers_made"], a10["transfers_received"]) == (0, 0)
     # logged in: 300 (9th, after midnight) + 620 + 10 + 600 + 60 + 215 + 10 + 15 + 10 + 260
-    assert a10["logged_in"] == 2100.0
+    assert a10["logged_in_time"] == 2100.0
     assert a10["contacts_per_hour"] == round(2 * 3600 / 2100, 2) == 3.43
     assert a10["first_response"] == 30.0
     assert (a10["csat"], a10["csat_mean"], a10["ratings"]) == (50.0, 4.0, 2)
@@ -398,7 +398,7 @@ async def check_performance(services: Services, world: World) -> None:
     assert a11["aht"] is None
     assert (a11["transfers_made"], a11["transfers_received"]) == (1, 1)
     # 340 + 90 + 170 + 10 + 290 + 300 + 10 + 1190 + lunch 1800 + open available 600 (offline not)
-    assert a11["logged_in"] == 4800.0
+    assert a11["logged_in_time"] == 4800.0
     assert a11["contacts_per_hour"] == 0.0
     assert a11["first_response"] == 60.0  # c5; c3's reply was before op_b accepted, c9 none yet
     assert (a11["csat"], a11["ratings"]) == (None, 0)
@@ -412,13 +412,13 @@ async def check_performance(services: Services, world: World) -> None:
     )
     assert (b10["aht"], b10["avg_talk"], b10["avg_hold"], b10["avg_wrap_up"]) == (360.0, 270.0, 30.0, 60.0)
     assert tuple(b10[k] for k in ended) == (0, 0, 0, 1)
-    assert (b10["logged_in"], b10["contacts_per_hour"]) == (1800.0, 2.0)
+    assert (b10["logged_in_time"], b10["contacts_per_hour"]) == (1800.0, 2.0)
     # op_b, day 11: c3 received by transfer and handled, c9 accepted then passed to the queue
     assert (b11["offers"], b11["accepted"], b11["handled"], b11["handled_widget"]) == (2, 2, 1, 1)
     assert (b11["aht"], b11["avg_talk"], b11["avg_wrap_up"]) == (630.0, 600.0, 30.0)
     assert (b11["transfers_made"], b11["transfers_received"]) == (1, 1)
     assert (b11["first_response"], b11["csat"], b11["csat_mean"]) == (20.0, 100.0, 4.0)
-    assert (b11["logged_in"], b11["contacts_per_hour"]) == (2400.0, 1.5)
+    assert (b11["logged_in_time"], b11["contacts_per_hour"]) == (2400.0, 1.5)
     total = dict(zip(keys, table.totals or [], strict=True))
     assert (total["offers"], total["accepted"], total["declined"], total["timed_out"]) == (11, 8, 1, 1)
     assert (total["handled"], total["handled_telegram"], total["handled_voice"], total["handled_widget"]) == (
@@ -436,7 +436,7 @@ async def check_performance(services: Services, world: World) -> None:
     )
     assert tuple(total[k] for k in ended) == (2, 1, 0, 1)
     assert (total["transfers_made"], total["transfers_received"]) == (2, 2)
-    assert (total["logged_in"], total["contacts_per_hour"]) == (11100.0, 1.3)
+    assert (total["logged_in_time"], total["contacts_per_hour"]) == (11100.0, 1.3)
     assert total["first_response"] == 36.7  # (30 + 60 + 20) / 3
     assert (total["csat"], total["csat_mean"], total["ratings"]) == (66.7, 4.0, 3)
 
@@ -474,7 +474,7 @@ async def check_status(services: Services, world: World) -> None:
         rows[k] for k in [(DAY_10, "op_a"), (DAY_10, "op_b"), (DAY_11, "op_a"), (DAY_11, "op_b")]
     )
     cols = (
-        "logged_in",
+        "logged_in_time",
         "status_available",
         "status_dnd",
         "status_lunch",
@@ -635,7 +635,7 @@ async def test_a_zone_off_the_hour_reads_the_intervals_and_splits_days_at_its_mi
         admin = await s.get_one(m.User, world.admin.id)
         await check_update_config(s, f.who(admin), timezone="Asia/Kolkata")
     table = await _run(services, world.admin, "operator_status", user_ids=(world.op_a.id,))
-    logged = {r["period"].date(): r["logged_in"] for r in _rows(table)}
+    logged = {r["period"].date(): r["logged_in_time"] for r in _rows(table)}
     # 10 March in Kolkata = 9 March 18:30 … 10 March 18:30 UTC: the whole 20:50–21:05 span of the
     # 9th (900 s); 11 March: everything from 20:30 UTC on the 10th (2100 − 300 + 4800).
     assert logged == {date(2026, 3, 10): 900.0, date(2026, 3, 11): 6600.0}

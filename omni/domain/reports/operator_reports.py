@@ -250,7 +250,7 @@ async def operator_performance(session: AsyncSession, scope: Scope) -> ReportTab
         Column("ended_system", Kind.COUNT, "Ended by system"),
         Column("transfers_made", Kind.COUNT, "Transfers made"),
         Column("transfers_received", Kind.COUNT, "Transfers received"),
-        Column("logged_in", Kind.SECONDS, "Logged in"),
+        Column("logged_in_time", Kind.SECONDS, "Logged in"),
         Column("contacts_per_hour", Kind.NUMBER, "Contacts per hour"),
         Column("first_response", Kind.SECONDS, "First response"),
         Column("csat", Kind.PERCENT, "CSAT"),
@@ -306,7 +306,7 @@ async def operator_status(session: AsyncSession, scope: Scope) -> ReportTable:
     columns = [
         Column("period", Kind.DATETIME, "Period"),
         Column("operator", Kind.LABEL, "Operator"),
-        Column("logged_in", Kind.SECONDS, "Logged in"),
+        Column("logged_in_time", Kind.SECONDS, "Logged in"),
         *[
             Column(f"status_{s.code}", Kind.SECONDS, s.name_ru if lang == "ru" and s.name_ru else s.name)
             for s in chosen
