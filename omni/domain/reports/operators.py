@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -30,6 +30,7 @@ from omni.domain.reports.period import INTERVAL, floor_interval
 
 TRANSFERRED = "conversation.transferred"
 HOUR = timedelta(hours=1)
+INSERT_BATCH = 5000
 ENDED_BY = {"operator": "ended_operator", "customer": "ended_customer", "timeout": "ended_timeout"}
 """``Conversation.closed_by`` → column; anything else (system, blacklist) counts as system."""
 
@@ -98,18 +99,7 @@ class OperatorRollup:
         await _offers(session, start, end, rows)
         await _handled(session, start, end, rows)
         await _transfers(session, start, end, rows)
-        session.add_all(
-            T(
-                bucket=k[0],
-                user_id=k[1],
-                queue_id=k[2],
-                channel=k[3],
-                result_code_id=k[4],
-                **{c: (int(v.get(c, 0)) if c not in _FLOATS else float(v.get(c, 0.0))) for c in _COLUMNS},
-            )
-            for k, v in rows.items()
-        )
-        await session.flush()
+        await _insert(session, T, [_operator_row(k, v) for k, v in rows.items()])
         await _rebuild_operator_hours(session, start, end)
 
 
@@ -128,18 +118,26 @@ async def _rebuild_operator_hours(session: AsyncSession, start: datetime, end: d
         row = sums[(floor_hour(bucket), uid, qid, channel, rc)]
         for name, value in zip(_COLUMNS, values, strict=True):
             row[name] += float(value or 0)
-    session.add_all(
-        H(
-            bucket=k[0],
-            user_id=k[1],
-            queue_id=k[2],
-            channel=k[3],
-            result_code_id=k[4],
-            **{c: (int(v.get(c, 0)) if c not in _FLOATS else float(v.get(c, 0.0))) for c in _COLUMNS},
-        )
-        for k, v in sums.items()
-    )
-    await session.flush()
+    await _insert(session, H, [_operator_row(k, v) for k, v in sums.items()])
+
+
+def _operator_row(k: OpKey, v: dict[str, float]) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "bucket": k[0],
+        "user_id": k[1],
+        "queue_id": k[2],
+        "channel": k[3],
+        "result_code_id": k[4],
+    }
+    row.update({c: (float(v.get(c, 0.0)) if c in _FLOATS else int(v.get(c, 0))) for c in _COLUMNS})
+    return row
+
+
+async def _insert(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
+    """One multi-row INSERT per batch: a day's backfill writes tens of thousands of rows, which
+    the ORM's unit of work would make one object (and one flush bookkeeping entry) each."""
+    for at in range(0, len(rows), INSERT_BATCH):
+        await session.execute(insert(table), rows[at : at + INSERT_BATCH])
 
 
 def _hours_around(start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -330,12 +328,15 @@ class StatusRollup:
             assert ended is not None
             for bucket, secs in split(max(began, start), min(ended, end)):
                 seconds[(bucket, uid, code)] += secs
-        session.add_all(
-            T(bucket=b, user_id=uid, status_code=code, seconds=secs)
-            for (b, uid, code), secs in seconds.items()
-            if secs > 0
+        await _insert(
+            session,
+            T,
+            [
+                {"bucket": b, "user_id": uid, "status_code": code, "seconds": secs}
+                for (b, uid, code), secs in seconds.items()
+                if secs > 0
+            ],
         )
-        await session.flush()
         await _rebuild_hours(session, start, end)
 
 
@@ -353,10 +354,14 @@ async def _rebuild_hours(session: AsyncSession, start: datetime, end: datetime) 
     stmt = select(T.bucket, T.user_id, T.status_code, T.seconds).where(T.bucket >= lo, T.bucket < hi)
     for bucket, uid, code, secs in await session.execute(stmt):
         sums[(floor_hour(bucket), uid, code)] += float(secs)
-    session.add_all(
-        H(hour=h, user_id=uid, status_code=code, seconds=secs) for (h, uid, code), secs in sums.items()
+    await _insert(
+        session,
+        H,
+        [
+            {"hour": h, "user_id": uid, "status_code": code, "seconds": secs}
+            for (h, uid, code), secs in sums.items()
+        ],
     )
-    await session.flush()
 
 
 async def open_span_seconds(
