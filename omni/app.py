@@ -22,7 +22,17 @@ from channels import telegram as telegram_channel
 from channels import voice as voice_channel
 from channels import widget as widget_channel
 from omni import __version__, realtime, web
-from omni.api import admin, admin_wallboard, core, exports, health, recordings, report_schedules, reports
+from omni.api import (
+    admin,
+    admin_wallboard,
+    core,
+    exports,
+    health,
+    my_stats,
+    recordings,
+    report_schedules,
+    reports,
+)
 from omni.api import bots as bots_http
 from omni.api.csrf import CsrfMiddleware
 from omni.api.deps import domain_error_handler, http_error_handler, validation_error_handler
@@ -178,6 +188,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             *exports.CONTROLLERS,
             *report_schedules.CONTROLLERS,
             *admin_wallboard.CONTROLLERS,
+            *my_stats.CONTROLLERS,
             *web.route_handlers(),
         ],
         template_config=web.template_config(),

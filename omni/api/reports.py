@@ -25,7 +25,10 @@ from omni.domain.reports.options import Option, report_options
 from omni.i18n import keyed
 from omni.services import Services
 
-Value = str | int | float | bool | None
+Value = str | float | bool | None
+"""A cell. No ``int`` beside ``float``: the schema lists a union as ``oneOf``, and a whole number
+matches both ``integer`` and ``number`` — a valid count would violate the schema. Counts go out
+as JSON numbers either way."""
 
 
 class ColumnOut(msgspec.Struct):

@@ -7,6 +7,7 @@ import { Ack, Boot, boot, call, connect, el, translator } from "./common";
 import { armOnFirstClick, beep, notify } from "./operator/alerts";
 import { dialBox } from "./operator/call";
 import { ConversationPane } from "./operator/conversation";
+import { StatsPanel } from "./operator/stats";
 import { LeftHandlers, renderCallbacks, renderMine, renderOffers, renderStatus, renderWaiting } from "./operator/left";
 import {
   Callback,
@@ -51,7 +52,8 @@ const mineBox = el("div", {});
 const waitingBox = el("div", {});
 const callbacksBox = el("div", {});
 const dialSlot = el("div", {});
-const left = el("aside", { class: "op-left" }, statusBox, dialSlot, offersBox, mineBox, waitingBox, callbacksBox);
+const stats = new StatsPanel(t);
+const left = el("aside", { class: "op-left" }, statusBox, dialSlot, offersBox, mineBox, waitingBox, callbacksBox, stats.box);
 const centre = el("section", { class: "op-centre" });
 const right = el("aside", { class: "op-right" });
 root.append(banner, el("div", { class: "op-columns" }, left, centre, right));
@@ -249,6 +251,10 @@ function apply(e: WireEvent): void {
   if (e.type.startsWith("conversation.")) {
     pane.applyConversation(e.data as Conversation);
     scheduleRefresh();
+    // My statistics change when one of my conversations closes or its customer rates it.
+    if ((e.type === "conversation.closed" || e.type === "conversation.rated") && (e.data as Conversation).assigned_user_id === me) {
+      void stats.refresh();
+    }
   } else if (e.type === "message.created") {
     const msg = e.data as Message;
     if (msg.conversation_id === pane.id) pane.applyMessage(msg);
@@ -283,6 +289,7 @@ async function resync(): Promise<void> {
     if (ack.ok) for (const e of ack.events as WireEvent[]) apply(e);
   }
   await refresh();
+  void stats.refresh();
   const id = pane.id ?? currentFromHash();
   if (id !== null) await openConversation(id);
 }

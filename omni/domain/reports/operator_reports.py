@@ -1,0 +1,464 @@
+"""Operator reports: performance, status times and result codes, read from the operator rollups.
+
+Supervisors see only the operators of their scope (``Scope.user_ids``); an operator filter
+narrows it. Work an operator did in a queue outside the supervisor's groups still counts for
+that operator (the operator is theirs); a queue filter narrows to the queues asked for.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, literal, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omni.db import models as m
+from omni.domain.reports.filters import Scope
+from omni.domain.reports.operators import open_span_seconds
+from omni.domain.reports.period import INTERVAL, TOTAL_LABEL, Grouping, group_start, local_midnight
+from omni.domain.reports.registry import ReportSpec, register
+from omni.domain.reports.table import Cell, Chart, Column, Kind, ReportTable, mean, pct
+
+DERIVED = (m.StatusKind.RINGING, m.StatusKind.TALKING, m.StatusKind.WRAP_UP)
+CHOSEN_KINDS = (m.StatusKind.AVAILABLE, m.StatusKind.PAUSE, m.StatusKind.DND)
+"""Kinds of the statuses an operator (or admin-defined status) chooses: one column each."""
+
+
+def group_label(bucket: datetime, scope: Scope) -> datetime:
+    """The row label of an interval: its local hour/day/… start; the period's first day for a total."""
+    tz = scope.period.tz
+    label = group_start(bucket, scope.filter.grouping, tz)
+    if label == TOTAL_LABEL and scope.filter.grouping == Grouping.TOTAL:
+        return local_midnight(scope.period.first_day, tz).astimezone(tz)
+    return label
+
+
+MAX_CASE_GROUPS = 400
+"""Above this many row groups (e.g. 15-minute rows over months) the database groups by interval."""
+
+
+@dataclass(frozen=True, slots=True)
+class Grouper:
+    """Groups rollup rows by report row (local hour, day, …) in the database.
+
+    A month's status report reads ~10⁶ interval rows; summing them per local day in SQL (one
+    ``CASE`` over the day boundaries, the same on SQLite and PostgreSQL) returns a few thousand
+    rows instead of shipping every interval row to Python.
+    """
+
+    expr: Any
+    labels: list[datetime] | None
+    """Row label by the ``expr`` value (a group index); ``None``: ``expr`` is the interval start."""
+    hourly: bool
+    """Every row starts and ends on a whole UTC hour: per-hour rollup rows can be read instead."""
+
+    def label(self, value: Any, scope: Scope) -> datetime:
+        return group_label(value, scope) if self.labels is None else self.labels[int(value)]
+
+
+def grouper(column: Any, scope: Scope) -> Grouper:
+    ends: list[datetime] = []
+    labels: list[datetime] = []
+    for at in scope.period.intervals():
+        label = group_label(at, scope)
+        if labels and labels[-1] == label:
+            ends[-1] = at + INTERVAL
+        else:
+            labels.append(label)
+            ends.append(at + INTERVAL)
+    hourly = scope.period.start.minute == 0 and all(end.minute == 0 for end in ends)
+    if not labels or len(labels) > MAX_CASE_GROUPS:
+        return Grouper(column, None, hourly)
+    whens = [(column < end, index) for index, end in enumerate(ends[:-1])]
+    expr = case(*whens, else_=len(labels) - 1) if whens else literal(0)
+    return Grouper(expr, labels, hourly)
+
+
+GROUP: Any = literal_column("grp")
+"""Rows are grouped by the output column's name: the same ``CASE`` written twice would carry
+two sets of bound parameters, and PostgreSQL would not see it as one expression."""
+
+
+async def operator_names(session: AsyncSession, ids: Iterable[int]) -> dict[int, str]:
+    ids = set(ids)
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(m.User.id, m.User.display_name, m.User.username).where(m.User.id.in_(ids))
+    )
+    return {uid: display or username for uid, display, username in rows}
+
+
+def operator_table(scope: Scope) -> tuple[Any, Grouper]:
+    """The operator rollup to read (per hour when every row falls on whole hours) and its grouping."""
+    g = grouper(m.ReportOperatorInterval.bucket, scope)
+    if g.hourly:
+        return m.ReportOperatorHour, grouper(m.ReportOperatorHour.bucket, scope)
+    return m.ReportOperatorInterval, g
+
+
+def _operator_rows(t: Any, scope: Scope, *, queues: bool = True) -> Any:
+    """Rollup rows of the period narrowed by operator, channel and (when asked) queue."""
+    conds: list[Any] = [t.bucket >= scope.period.start, t.bucket < scope.period.end]
+    if scope.user_ids is not None:
+        conds.append(t.user_id.in_(scope.user_ids))
+    if scope.filter.channels:
+        conds.append(t.channel.in_(scope.filter.channels))
+    if queues and scope.filter.queue_ids and scope.queue_ids is not None:
+        conds.append(t.queue_id.in_(scope.queue_ids))
+    return conds
+
+
+SUMMED = (
+    "offers",
+    "accepted",
+    "declined",
+    "timed_out",
+    "handled",
+    "talk_sum",
+    "hold_sum",
+    "wrap_sum",
+    "ended_operator",
+    "ended_customer",
+    "ended_timeout",
+    "ended_system",
+    "transfers_made",
+    "transfers_received",
+    "frt_sum",
+    "frt_count",
+    "csat_count",
+    "csat_good",
+    "csat_sum",
+)
+
+
+async def _operator_sums(session: AsyncSession, scope: Scope) -> dict[tuple[datetime, int], dict[str, float]]:
+    """Per (row label, operator): every summed column, plus ``handled:<channel>``."""
+    t, g = operator_table(scope)
+    cols = [func.sum(getattr(t, c)) for c in SUMMED]
+    stmt = (
+        select(g.expr.label("grp"), t.user_id, t.channel, *cols)
+        .where(*_operator_rows(t, scope))
+        .group_by(GROUP, t.user_id, t.channel)
+    )
+    out: dict[tuple[datetime, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for grp, uid, channel, *values in await session.execute(stmt):
+        row = out[(g.label(grp, scope), uid)]
+        for name, value in zip(SUMMED, values, strict=True):
+            row[name] += float(value or 0)
+        row[f"handled:{channel}"] += float(values[SUMMED.index("handled")] or 0)
+    return out
+
+
+async def _status_seconds(
+    session: AsyncSession, scope: Scope
+) -> dict[tuple[datetime, int], dict[str, float]]:
+    """Per (row label, operator): seconds per status code, the open spans added up to now."""
+    t = m.ReportStatusInterval
+    g = grouper(t.bucket, scope)
+    at: Any = t.bucket
+    if g.hourly:
+        h = m.ReportStatusHour
+        g, at = grouper(h.hour, scope), h.hour
+        stmt = select(g.expr.label("grp"), h.user_id, h.status_code, func.sum(h.seconds)).group_by(
+            GROUP, h.user_id, h.status_code
+        )
+        if scope.user_ids is not None:
+            stmt = stmt.where(h.user_id.in_(scope.user_ids))
+    else:
+        stmt = select(g.expr.label("grp"), t.user_id, t.status_code, func.sum(t.seconds)).group_by(
+            GROUP, t.user_id, t.status_code
+        )
+        if scope.user_ids is not None:
+            stmt = stmt.where(t.user_id.in_(scope.user_ids))
+    stmt = stmt.where(at >= scope.period.start, at < scope.period.end)
+    out: dict[tuple[datetime, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for grp, uid, code, secs in await session.execute(stmt):
+        out[(g.label(grp, scope), uid)][code] += float(secs or 0)
+    live = await open_span_seconds(session, scope.period.start, scope.period.end, scope.now, scope.user_ids)
+    for (bucket, uid, code), secs in live.items():
+        out[(group_label(bucket, scope), uid)][code] += secs
+    return out
+
+
+def logged_in(seconds: dict[str, float]) -> float:
+    return sum(v for code, v in seconds.items() if code != m.StatusKind.OFFLINE)
+
+
+def _sorted_keys(keys: Iterable[tuple[datetime, int]], names: dict[int, str]) -> list[tuple[datetime, int]]:
+    return sorted(set(keys), key=lambda k: (k[0], names.get(k[1], ""), k[1]))
+
+
+# ---------------------------------------------------------------- operator performance
+
+
+def _performance_cells(v: dict[str, float], channels: list[str], online: float) -> list[Cell]:
+    handled = int(v.get("handled", 0))
+    talk, hold, wrap = v.get("talk_sum", 0.0), v.get("hold_sum", 0.0), v.get("wrap_sum", 0.0)
+    return [
+        int(v.get("offers", 0)),
+        int(v.get("accepted", 0)),
+        int(v.get("declined", 0)),
+        int(v.get("timed_out", 0)),
+        handled,
+        *[int(v.get(f"handled:{ch}", 0)) for ch in channels],
+        mean(talk + hold + wrap, handled),
+        mean(talk, handled),
+        mean(hold, handled),
+        mean(wrap, handled),
+        int(v.get("ended_operator", 0)),
+        int(v.get("ended_customer", 0)),
+        int(v.get("ended_timeout", 0)),
+        int(v.get("ended_system", 0)),
+        int(v.get("transfers_made", 0)),
+        int(v.get("transfers_received", 0)),
+        round(online, 1),
+        round(handled * 3600.0 / online, 2) if online else None,
+        mean(v.get("frt_sum", 0.0), int(v.get("frt_count", 0))),
+        pct(v.get("csat_good", 0), v.get("csat_count", 0)),
+        round(v["csat_sum"] / v["csat_count"], 2) if v.get("csat_count") else None,
+        int(v.get("csat_count", 0)),
+    ]
+
+
+async def operator_performance(session: AsyncSession, scope: Scope) -> ReportTable:
+    sums = {} if scope.empty else await _operator_sums(session, scope)
+    status = {} if scope.empty else await _status_seconds(session, scope)
+    channels = sorted(
+        {k.split(":", 1)[1] for v in sums.values() for k, n in v.items() if k.startswith("handled:") and n}
+    )
+    columns = [
+        Column("period", Kind.DATETIME, "Period"),
+        Column("operator", Kind.LABEL, "Operator"),
+        Column("offers", Kind.COUNT, "Offers"),
+        Column("accepted", Kind.COUNT, "Accepted"),
+        Column("declined", Kind.COUNT, "Declined"),
+        Column("timed_out", Kind.COUNT, "Timed out"),
+        Column("handled", Kind.COUNT, "Handled"),
+        *[Column(f"handled_{ch}", Kind.COUNT, f"Handled: {ch}") for ch in channels],
+        Column("aht", Kind.SECONDS, "AHT"),
+        Column("avg_talk", Kind.SECONDS, "Average talk"),
+        Column("avg_hold", Kind.SECONDS, "Average hold"),
+        Column("avg_wrap_up", Kind.SECONDS, "Average wrap-up"),
+        Column("ended_operator", Kind.COUNT, "Ended by operator"),
+        Column("ended_customer", Kind.COUNT, "Ended by customer"),
+        Column("ended_timeout", Kind.COUNT, "Ended by timeout"),
+        Column("ended_system", Kind.COUNT, "Ended by system"),
+        Column("transfers_made", Kind.COUNT, "Transfers made"),
+        Column("transfers_received", Kind.COUNT, "Transfers received"),
+        Column("logged_in_time", Kind.SECONDS, "Logged in"),
+        Column("contacts_per_hour", Kind.NUMBER, "Contacts per hour"),
+        Column("first_response", Kind.SECONDS, "First response"),
+        Column("csat", Kind.PERCENT, "CSAT"),
+        Column("csat_mean", Kind.NUMBER, "Mean rating"),
+        Column("ratings", Kind.COUNT, "Ratings"),
+    ]
+    online = {k: logged_in(v) for k, v in status.items()}
+    keys = [k for k, v in sums.items() if any(v.values())] + [k for k, s in online.items() if s > 0]
+    names = await operator_names(session, (k[1] for k in keys))
+    total: dict[str, float] = defaultdict(float)
+    rows: list[list[Cell]] = []
+    for key in _sorted_keys(keys, names):
+        v = sums.get(key, {})
+        for name, value in v.items():
+            total[name] += value
+        rows.append(
+            [key[0], names.get(key[1], str(key[1])), *_performance_cells(v, channels, online.get(key, 0.0))]
+        )
+    totals: list[Cell] = [
+        None,
+        "",
+        *_performance_cells(total, channels, sum(online.get(k, 0.0) for k in set(keys))),
+    ]
+    return ReportTable(
+        key="operator_performance",
+        columns=columns,
+        rows=rows,
+        totals=totals,
+        chart=Chart("bar", "operator", ("handled", "declined", "timed_out")),
+        notes=["rpt.note.operator_performance"],
+    )
+
+
+# ---------------------------------------------------------------- operator status times
+
+
+async def operator_status(session: AsyncSession, scope: Scope) -> ReportTable:
+    lang = scope.who.language
+    statuses = list(await session.scalars(select(m.OperatorStatus).order_by(m.OperatorStatus.id)))
+    kind = {s.code: s.kind for s in statuses}
+    chosen = [s for s in statuses if s.kind in CHOSEN_KINDS]
+    status = {} if scope.empty else await _status_seconds(session, scope)
+    hold: dict[tuple[datetime, int], float] = defaultdict(float)
+    if not scope.empty:
+        t, g = operator_table(scope)
+        stmt = (
+            select(g.expr.label("grp"), t.user_id, func.sum(t.hold_sum))
+            .where(*_operator_rows(t, scope, queues=False))
+            .group_by(GROUP, t.user_id)
+        )
+        for grp, uid, secs in await session.execute(stmt):
+            hold[(g.label(grp, scope), uid)] += float(secs or 0)
+    columns = [
+        Column("period", Kind.DATETIME, "Period"),
+        Column("operator", Kind.LABEL, "Operator"),
+        Column("logged_in_time", Kind.SECONDS, "Logged in"),
+        *[
+            Column(f"status_{s.code}", Kind.SECONDS, s.name_ru if lang == "ru" and s.name_ru else s.name)
+            for s in chosen
+        ],
+        Column("ringing", Kind.SECONDS, "Ringing"),
+        Column("talking", Kind.SECONDS, "Talking / chatting"),
+        Column("hold", Kind.SECONDS, "Of which on hold"),
+        Column("wrap_up", Kind.SECONDS, "Wrap-up"),
+        Column("idle", Kind.SECONDS, "Idle"),
+        Column("occupancy", Kind.PERCENT, "Occupancy"),
+        Column("utilization", Kind.PERCENT, "Utilization"),
+    ]
+
+    def cells(v: dict[str, float], on_hold: float) -> list[Cell]:
+        ringing = v.get(m.StatusKind.RINGING, 0.0)
+        talking = v.get(m.StatusKind.TALKING, 0.0)
+        wrap = v.get(m.StatusKind.WRAP_UP, 0.0)
+        idle = sum(secs for code, secs in v.items() if kind.get(code) == m.StatusKind.AVAILABLE)
+        handling = ringing + talking + wrap
+        online = logged_in(v)
+        return [
+            round(online, 1),
+            *[round(v.get(s.code, 0.0), 1) for s in chosen],
+            round(ringing, 1),
+            round(talking, 1),
+            round(on_hold, 1),
+            round(wrap, 1),
+            round(idle, 1),
+            pct(handling, handling + idle),
+            pct(handling + idle, online),
+        ]
+
+    keys = [k for k, v in status.items() if logged_in(v) > 0]
+    names = await operator_names(session, (k[1] for k in keys))
+    total: dict[str, float] = defaultdict(float)
+    rows: list[list[Cell]] = []
+    for key in _sorted_keys(keys, names):
+        for code, secs in status[key].items():
+            total[code] += secs
+        rows.append([key[0], names.get(key[1], str(key[1])), *cells(status[key], hold.get(key, 0.0))])
+    return ReportTable(
+        key="operator_status",
+        columns=columns,
+        rows=rows,
+        totals=[None, "", *cells(total, sum(hold.get(k, 0.0) for k in set(keys)))],
+        chart=Chart("stacked", "operator", ("idle", "ringing", "talking", "wrap_up")),
+        notes=["rpt.note.operator_status"],
+    )
+
+
+# ---------------------------------------------------------------- result codes
+
+
+async def result_codes(session: AsyncSession, scope: Scope) -> ReportTable:
+    """Result codes of the handled contacts: per queue, then per operator (count, share)."""
+    lang = scope.who.language
+    columns = [
+        Column("period", Kind.DATETIME, "Period"),
+        Column("queue", Kind.LABEL, "Queue"),
+        Column("operator", Kind.LABEL, "Operator"),
+        Column("result_code", Kind.LABEL, "Result code"),
+        Column("count", Kind.COUNT, "Count"),
+        Column("share", Kind.PERCENT, "Share"),
+    ]
+    if scope.empty:
+        return ReportTable(key="result_codes", columns=columns, totals=[None, "", "", "", 0, None])
+    t, g = operator_table(scope)
+    conds: list[Any] = [
+        t.bucket >= scope.period.start,
+        t.bucket < scope.period.end,
+        t.result_code_id != 0,
+        t.handled > 0,
+    ]
+    if scope.filter.channels:
+        conds.append(t.channel.in_(scope.filter.channels))
+    if scope.filter.result_code_ids:
+        conds.append(t.result_code_id.in_(scope.filter.result_code_ids))
+    stmt = (
+        select(g.expr.label("grp"), t.queue_id, t.user_id, t.result_code_id, func.sum(t.handled))
+        .where(*conds)
+        .group_by(GROUP, t.queue_id, t.user_id, t.result_code_id)
+    )
+    by_queue: dict[tuple[datetime, int, int], int] = defaultdict(int)
+    by_user: dict[tuple[datetime, int, int], int] = defaultdict(int)
+    asked_users = bool(scope.filter.user_ids or scope.filter.group_ids)
+    asked_queues = bool(scope.filter.queue_ids or scope.filter.group_ids)
+    for grp, qid, uid, rc, total in await session.execute(stmt):
+        label, n = g.label(grp, scope), int(total or 0)
+        in_queues = scope.queue_ids is None or qid in scope.queue_ids
+        in_users = scope.user_ids is None or uid in scope.user_ids
+        if in_queues and (in_users or not asked_users):
+            by_queue[(label, qid, rc)] += n
+        if in_users and (in_queues or not asked_queues):
+            by_user[(label, uid, rc)] += n
+    codes = {r.id: r.name_in(lang) for r in await session.scalars(select(m.ResultCode))}
+    queues: dict[int, str] = {
+        qid: name for qid, name in await session.execute(select(m.Queue.id, m.Queue.name))
+    }
+    users = await operator_names(session, (k[1] for k in by_user))
+    rows: list[list[Cell]] = []
+
+    def block(counts: dict[tuple[datetime, int, int], int], name: dict[int, str], queue_side: bool) -> None:
+        whole: dict[tuple[datetime, int], int] = defaultdict(int)
+        for (label, who, _), n in counts.items():
+            whole[(label, who)] += n
+        for (label, who, rc), n in sorted(
+            counts.items(),
+            key=lambda kv: (kv[0][0], name.get(kv[0][1], ""), kv[0][1], -kv[1], codes.get(kv[0][2], "")),
+        ):
+            who_name = name.get(who, str(who))
+            rows.append(
+                [
+                    label,
+                    who_name if queue_side else "",
+                    "" if queue_side else who_name,
+                    codes.get(rc, str(rc)),
+                    n,
+                    pct(n, whole[(label, who)]),
+                ]
+            )
+
+    block(by_queue, queues, True)
+    block(by_user, users, False)
+    total = sum(by_queue.values())
+    return ReportTable(
+        key="result_codes",
+        columns=columns,
+        rows=rows,
+        totals=[None, "", "", "", total, 100.0 if total else None],
+        chart=Chart("pie", "result_code", ("count",)),
+        notes=["rpt.note.result_codes"],
+    )
+
+
+register(
+    ReportSpec(
+        "operator_performance",
+        operator_performance,
+        filters=("period", "grouping", "queue", "group", "operator", "channel"),
+        order=30,
+    )
+)
+register(
+    ReportSpec(
+        "operator_status", operator_status, filters=("period", "grouping", "group", "operator"), order=40
+    )
+)
+register(
+    ReportSpec(
+        "result_codes",
+        result_codes,
+        filters=("period", "grouping", "queue", "group", "operator", "channel", "result_code"),
+        order=50,
+    )
+)
