@@ -69,3 +69,6 @@ async def run_params(
     config = await get_config(session)
     scope = await resolve_scope(session, who, params.resolve(config.tz, now), config, now)
     return await spec.run(session, scope)
+
+
+from omni.domain.reports import bot_funnel, chats, surveys  # noqa: E402, F401  (chatbot: register)
