@@ -23,6 +23,7 @@ from omni.domain.reports.bot_funnel import run_outcome
 from omni.domain.reports.chats import chat_times, load_of
 from omni.domain.reports.config import check_update_config
 from omni.domain.reports.rollups import ROLLUPS, Changes, rebuild_range
+from omni.domain.reports.surveys import stream_survey_answers_raw
 from omni.services import Services
 from tests import factories as f
 
@@ -614,16 +615,14 @@ async def test_csat_by_operator_and_by_queue(services: Services, world: dict[str
     ops = await _run(services, world["admin"], "csat_by_operator")
     # OP1: C1 5, C6 "4" → 2 of 2, mean 4.5 (C3's "great" is no rating); OP2: C2 3, V1 2 (a call);
     # OP3: C5 4. C0's 1 was on 09 Mar.
-    assert [
-        (r["name"], r["ratings"], r["satisfied"], r["csat_pct"], r["csat_mean"]) for r in ops.as_dicts()
-    ] == [
+    assert [(r["name"], r["ratings"], r["satisfied"], r["csat"], r["csat_mean"]) for r in ops.as_dicts()] == [
         ("OP1", 2, 2, 100.0, 4.5),
         ("OP2", 2, 0, 0.0, 2.5),
         ("OP3", 1, 1, 100.0, 4.0),
     ]
     assert ops.totals == [None, 5, 3, 60.0, 3.6]
     queues = await _run(services, world["admin"], "csat_by_queue")
-    assert [(r["name"], r["ratings"], r["csat_pct"], r["csat_mean"]) for r in queues.as_dicts()] == [
+    assert [(r["name"], r["ratings"], r["csat"], r["csat_mean"]) for r in queues.as_dicts()] == [
         ("q1", 4, 50.0, 3.5),
         ("q2", 1, 100.0, 4.0),
     ]
@@ -650,6 +649,16 @@ async def test_raw_survey_answers_are_paginated_and_scoped(services: Services, w
     }
     last = await _run(services, world["admin"], "survey_answers_raw", extra={"offset": 8, "limit": 4})
     assert [r["answer"] for r in last.as_dicts()] == ["Great", "9"]  # C1's first answer, then C6's
+    head = await _run(services, world["admin"], "survey_answers_raw", extra={"limit": 0})
+    assert (head.total_rows, head.rows) == (10, [])
+    async with services.db.transaction() as s:
+        config = await reports.get_config(s)
+        params = FilterParams(since=DAY, until=DAY).resolve(config.tz, NOW)
+        scope = await reports.resolve_scope(s, f.who(world["admin"]), params, config, NOW)
+        streamed = [row async for row in stream_survey_answers_raw(s, scope)]
+    everything = await _run(services, world["admin"], "survey_answers_raw", extra={"offset": 0, "limit": 100})
+    assert streamed == everything.rows
+    assert len(streamed) == 10
     mine = await _run(services, world["sup"], "survey_answers_raw")
     assert mine.total_rows == 7
     assert {r["queue"] for r in mine.as_dicts()} == {"q1"}

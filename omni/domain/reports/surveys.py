@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -28,11 +29,12 @@ from omni.domain.reports.filters import Scope
 from omni.domain.reports.period import floor_interval
 from omni.domain.reports.rollups import Changes
 from omni.domain.reports.scoped import chunks, conditions, queue_names, user_names
-from omni.domain.reports.table import Chart, Column, Kind, ReportTable, mean, pct
+from omni.domain.reports.table import Cell, Chart, Column, Kind, ReportTable, mean, pct
 
 VALUE_LENGTH = 128
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 10_000
+STREAM_PAGE = 1000
 
 
 def answer_text(value: Any) -> str:
@@ -253,14 +255,14 @@ CSAT_COLUMNS = (
     Column("name", Kind.LABEL, "Name"),
     Column("ratings", Kind.COUNT, "Ratings"),
     Column("satisfied", Kind.COUNT, "Satisfied (4–5)"),
-    Column("csat_pct", Kind.PERCENT, "CSAT, %"),
+    Column("csat", Kind.PERCENT, "CSAT"),
     Column("csat_mean", Kind.NUMBER, "Mean rating"),
 )
 
 
 async def _csat(session: AsyncSession, scope: Scope, key: str, by_user: bool) -> ReportTable:
     table = ReportTable(
-        key=key, columns=CSAT_COLUMNS, chart=Chart("bar", "name", ("csat_pct",)), notes=["rpt.note.csat"]
+        key=key, columns=CSAT_COLUMNS, chart=Chart("bar", "name", ("csat",)), notes=["rpt.note.csat"]
     )
     if scope.empty:
         return table
@@ -307,18 +309,21 @@ RAW_COLUMNS = (
 
 
 def _page(scope: Scope) -> tuple[int, int]:
-    def number(key: str, default: int) -> int:
-        raw = scope.extra.get(key, default)
+    """The page asked for: ``Scope.extra`` (``offset``/``limit``) when given, else the filter's
+    ``offset``/``limit`` where the filter carries a page; ``limit`` 0 = only ``total_rows``."""
+
+    def number(raw: object, default: int) -> int:
         return int(raw) if isinstance(raw, int | str) and str(raw).isdigit() else default
 
-    return number("offset", 0), min(max(number("limit", PAGE_SIZE), 1), MAX_PAGE_SIZE)
+    source: Any = scope.filter
+    if "offset" in scope.extra or "limit" in scope.extra:
+        offset, limit = scope.extra.get("offset", 0), scope.extra.get("limit", PAGE_SIZE)
+    else:
+        offset, limit = getattr(source, "offset", 0), getattr(source, "limit", PAGE_SIZE)
+    return number(offset, 0), min(max(number(limit, PAGE_SIZE), 0), MAX_PAGE_SIZE)
 
 
-async def survey_answers_raw(session: AsyncSession, scope: Scope) -> ReportTable:
-    """Every answer of the period in the scope, newest first, one page (``total_rows`` = all)."""
-    table = ReportTable(key="survey_answers_raw", columns=RAW_COLUMNS, total_rows=0)
-    if scope.empty:
-        return table
+def _raw_where(scope: Scope) -> list[ColumnElement[bool]]:
     a, c = m.SurveyAnswer, m.Conversation
     f = scope.filter
     where: list[ColumnElement[bool]] = [a.created_at >= scope.period.start, a.created_at < scope.period.end]
@@ -330,14 +335,16 @@ async def survey_answers_raw(session: AsyncSession, scope: Scope) -> ReportTable
         where.append(c.channel.in_(f.channels))
     if f.inbox_ids:
         where.append(c.inbox_id.in_(f.inbox_ids))
-    base = select(a).join(c, c.id == a.conversation_id).where(*where)
-    table.total_rows = int(await session.scalar(select(func.count()).select_from(base.subquery())) or 0)
-    offset, limit = _page(scope)
+    return where
+
+
+async def _raw_rows(session: AsyncSession, scope: Scope, offset: int, limit: int) -> list[list[Cell]]:
+    a, c = m.SurveyAnswer, m.Conversation
     stmt = (
         select(a, c.channel, c.queue_id, c.assigned_user_id, m.Contact.name)
         .join(c, c.id == a.conversation_id)
         .join(m.Contact, m.Contact.id == c.contact_id)
-        .where(*where)
+        .where(*_raw_where(scope))
         .order_by(a.created_at.desc(), a.id.desc())
         .offset(offset)
         .limit(limit)
@@ -348,6 +355,7 @@ async def survey_answers_raw(session: AsyncSession, scope: Scope) -> ReportTable
     users = await user_names(session, {r[3] or 0 for r in rows})
     lang = scope.who.language
     tz = scope.period.tz
+    out: list[list[Cell]] = []
     for answer, channel, queue_id, user_id, contact in rows:
         node = _survey_nodes(docs.get(answer.revision_id, ("", 0, {}))[2]).get(answer.node) or {}
         value = answer.value
@@ -355,12 +363,41 @@ async def survey_answers_raw(session: AsyncSession, scope: Scope) -> ReportTable
             shown = ", ".join(_option_label(node, str(v), lang) for v in value)
         else:
             shown = _option_label(node, answer_text(value), lang)
-        table.rows.append(
+        out.append(
             [answer.created_at.astimezone(tz), answer.conversation_id, contact, channel,
              queues.get(queue_id or 0, ""), users.get(user_id or 0, ""),
              _text(node.get("question"), lang) or answer.variable, shown]
         )  # fmt: skip
+    return out
+
+
+async def survey_answers_raw(session: AsyncSession, scope: Scope) -> ReportTable:
+    """Every answer of the period in the scope, newest first, one page (``total_rows`` = all)."""
+    table = ReportTable(key="survey_answers_raw", columns=RAW_COLUMNS, total_rows=0)
+    if scope.empty:
+        return table
+    a, c = m.SurveyAnswer, m.Conversation
+    counted = select(func.count()).select_from(a).join(c, c.id == a.conversation_id).where(*_raw_where(scope))
+    table.total_rows = int(await session.scalar(counted) or 0)
+    offset, limit = _page(scope)
+    if limit:
+        table.rows = await _raw_rows(session, scope, offset, limit)
     return table
+
+
+async def stream_survey_answers_raw(session: AsyncSession, scope: Scope) -> AsyncIterator[list[Cell]]:
+    """Every row of ``survey_answers_raw`` page after page: the export writes them as they come,
+    so its memory doesn't grow with the answers."""
+    if scope.empty:
+        return
+    offset = 0
+    while True:
+        rows = await _raw_rows(session, scope, offset, STREAM_PAGE)
+        for row in rows:
+            yield row
+        if len(rows) < STREAM_PAGE:
+            return
+        offset += STREAM_PAGE
 
 
 _FILTERS = ("period", "queue", "group", "operator", "channel", "inbox")
@@ -368,8 +405,14 @@ registry.register(registry.ReportSpec("surveys", survey_results, filters=_FILTER
 registry.register(registry.ReportSpec("nps", nps, filters=_FILTERS, order=91))
 registry.register(registry.ReportSpec("csat_by_operator", csat_by_operator, filters=_FILTERS, order=92))
 registry.register(registry.ReportSpec("csat_by_queue", csat_by_queue, filters=_FILTERS, order=93))
+# The export streams paginated reports through ``ReportSpec.stream`` where the frame has it.
+_stream: dict[str, Any] = (
+    {"stream": stream_survey_answers_raw} if "stream" in registry.ReportSpec.__dataclass_fields__ else {}
+)
 registry.register(
-    registry.ReportSpec("survey_answers_raw", survey_answers_raw, filters=_FILTERS, paginated=True, order=94)
+    registry.ReportSpec(
+        "survey_answers_raw", survey_answers_raw, filters=_FILTERS, paginated=True, order=94, **_stream
+    )
 )
 
 __all__ = [
@@ -379,6 +422,7 @@ __all__ = [
     "is_nps",
     "nps",
     "nps_score",
+    "stream_survey_answers_raw",
     "survey_answers_raw",
     "survey_results",
 ]
