@@ -716,3 +716,31 @@ async def test_a_late_rating_lands_in_the_contacts_interval(
     unit = chat_times(at(21, 0), [("in", None, at(21, 0, 5)), ("out", 7, at(21, 0, 35))])
     assert (unit.frt, unit.replies) == (35.0, [30.0])
     assert load_of([(at(21, 0), at(21, 5)), (at(21, 5), at(21, 10))])[0] == 1  # back to back is not 2
+
+
+MINE = (
+    "chat_metrics",
+    "chat_concurrency",
+    "bot_funnel",
+    "bot_dropoff",
+    "surveys",
+    "nps",
+    "csat_by_operator",
+    "csat_by_queue",
+    "survey_answers_raw",
+)
+
+
+async def test_report_and_column_titles_are_in_russian(services: Services, world: dict[str, Any]) -> None:
+    from omni.i18n import keyed
+
+    for key in MINE:
+        assert keyed("ru", f"rpt.{key}"), key
+        table = await _run(services, world["admin"], key)
+        for column in table.columns:
+            assert keyed("ru", f"rpt.col.{column.key}"), column.key
+        for note in table.notes:
+            assert keyed("ru", note) != note
+    assert (await _run(services, world["admin"], "chat_metrics")).to_json("ru")["columns"][3]["title"] == (
+        "Средний первый ответ"
+    )
