@@ -44,6 +44,8 @@ def upgrade() -> None:
         ),
         *_counts("conversations", "accepted", "frt_count"),
         *_sums("frt_sum", "frt_max"),
+        *_counts("frt_accept_count"),
+        *_sums("frt_accept_sum"),
         *_counts("frt_30", "frt_60", "frt_180", "frt_300", "reply_count"),
         *_sums("reply_sum"),
         *_counts("closed_operator", "closed_timeout", "closed_customer", "closed_other", "csat_count"),

@@ -381,6 +381,8 @@ async def test_chat_metrics_of_a_moscow_day_computed_by_hand(
     assert (day["conversations"], day["accepted"]) == (6, 5)
     # FRT 20 (C1), 80 (C2), 200 (C3), 30 (C5), 40 (C6) → 370 / 5
     assert (day["frt_avg"], day["frt_max"]) == (74.0, 200.0)
+    # from accepting: C1 10, C2 50, C3 140, C5 20, C6 10 → 230 / 5
+    assert day["frt_accept_avg"] == 46.0
     assert [day[f"frt_{n}"] for n in (30, 60, 180, 300)] == [2, 3, 4, 5]
     assert [day[f"frt_{n}_pct"] for n in (30, 60, 180, 300)] == [40.0, 60.0, 80.0, 100.0]
     # replies 40 and 90 (C1), 30 (C2) → 160 / 3

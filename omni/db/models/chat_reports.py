@@ -41,6 +41,10 @@ class ReportChatInterval(Base):
     frt_sum: Mapped[float] = mapped_column(Float, default=0.0)
     """Seconds from the start of the wait (``first_enqueued_at``) to the first operator reply."""
     frt_max: Mapped[float] = mapped_column(Float, default=0.0)
+    frt_accept_count: Mapped[int] = mapped_column(Integer, default=0)
+    frt_accept_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    """Seconds from ``accepted_at`` to the first operator reply after it: the operator's own part
+    (what the operator-performance report calls first response)."""
     frt_30: Mapped[int] = mapped_column(Integer, default=0)
     frt_60: Mapped[int] = mapped_column(Integer, default=0)
     frt_180: Mapped[int] = mapped_column(Integer, default=0)

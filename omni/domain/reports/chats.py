@@ -10,6 +10,8 @@ Definitions (docs/reports.md, "Chat metrics"):
 * **Reply time**: over the conversation from the start of the wait, each run of customer
   messages is answered by the next operator message; the time from the first customer message of
   the run to that reply is one reply time. Average reply time = their mean.
+* **First response after accepting**: from ``accepted_at`` to the operator's first message after
+  it — the operator's own part, as the operator-performance report counts it.
 * Buckets: first responses within 30/60/180/300 s (cumulative, "≤").
 * Closed by: ``Conversation.closed_by`` — operator, timeout, customer (the rest: bot, system).
 * Concurrency per operator: each chat occupies its operator from ``accepted_at`` to ``closed_at``
@@ -57,11 +59,14 @@ def csat_of(variables: dict[str, Any] | None) -> int | None:
 @dataclass(slots=True)
 class ChatTimes:
     frt: float | None = None
+    frt_accept: float | None = None
     replies: list[float] = field(default_factory=list)
 
 
 def chat_times(
-    wait_start: datetime | None, messages: Iterable[tuple[str, int | None, datetime]]
+    wait_start: datetime | None,
+    messages: Iterable[tuple[str, int | None, datetime]],
+    accepted: datetime | None = None,
 ) -> ChatTimes:
     """FRT and reply times of one conversation from its messages ``(direction, author, at)`` in
     order (see the module's definitions)."""
@@ -78,6 +83,8 @@ def chat_times(
         elif direction == "out" and author is not None:
             if out.frt is None:
                 out.frt = (at - wait_start).total_seconds()
+            if out.frt_accept is None and accepted is not None and at >= accepted:
+                out.frt_accept = (at - accepted).total_seconds()
             if pending is not None:
                 out.replies.append((at - pending).total_seconds())
                 pending = None
@@ -134,6 +141,7 @@ class ChatRollup:
             if row is None:
                 row = acc[key] = {
                     "conversations": 0, "accepted": 0, "frt_count": 0, "frt_sum": 0.0, "frt_max": 0.0,
+                    "frt_accept_count": 0, "frt_accept_sum": 0.0,
                     **{f"frt_{n}": 0 for n in FRT_THRESHOLDS},
                     "reply_count": 0, "reply_sum": 0.0, "closed_operator": 0, "closed_timeout": 0,
                     "closed_customer": 0, "closed_other": 0, "csat_count": 0, "csat_sum": 0.0,
@@ -148,7 +156,10 @@ class ChatRollup:
             if conv.medium != m.Medium.CHAT:
                 continue
             row["accepted"] += conv.accepted_at is not None
-            times = chat_times(conv.first_enqueued_at, messages.get(conv.id, ()))
+            times = chat_times(conv.first_enqueued_at, messages.get(conv.id, ()), conv.accepted_at)
+            if times.frt_accept is not None:
+                row["frt_accept_count"] += 1
+                row["frt_accept_sum"] += times.frt_accept
             if times.frt is not None:
                 row["frt_count"] += 1
                 row["frt_sum"] += times.frt
@@ -266,6 +277,7 @@ CHAT_COLUMNS = (
     Column("accepted", Kind.COUNT, "Accepted"),
     Column("frt_avg", Kind.SECONDS, "Average first response"),
     Column("frt_max", Kind.SECONDS, "Longest first response"),
+    Column("frt_accept_avg", Kind.SECONDS, "Average first response after accepting"),
     *(Column(f"frt_{n}", Kind.COUNT, f"First response ≤ {n} s") for n in FRT_THRESHOLDS),
     *(Column(f"frt_{n}_pct", Kind.PERCENT, f"First response ≤ {n} s, %") for n in FRT_THRESHOLDS),
     Column("reply_avg", Kind.SECONDS, "Average reply time"),
@@ -276,7 +288,8 @@ CHAT_COLUMNS = (
 )
 
 _SUMMED = (
-    "conversations", "accepted", "frt_count", "frt_sum", *(f"frt_{n}" for n in FRT_THRESHOLDS),
+    "conversations", "accepted", "frt_count", "frt_sum", "frt_accept_count", "frt_accept_sum",
+    *(f"frt_{n}" for n in FRT_THRESHOLDS),
     "reply_count", "reply_sum", "closed_operator", "closed_timeout", "closed_customer",
 )  # fmt: skip
 
@@ -289,6 +302,7 @@ def _chat_row(label: Cell, v: dict[str, float]) -> list[Cell]:
         int(v["accepted"]),
         mean(v["frt_sum"], frt_n),
         round(v["frt_max"], 1) if frt_n else None,
+        mean(v["frt_accept_sum"], int(v["frt_accept_count"])),
         *(int(v[f"frt_{n}"]) for n in FRT_THRESHOLDS),
         *(pct(v[f"frt_{n}"], frt_n) for n in FRT_THRESHOLDS),
         mean(v["reply_sum"], int(v["reply_count"])),
