@@ -385,8 +385,8 @@ async def test_chat_metrics_of_a_moscow_day_computed_by_hand(
     assert day["frt_accept_avg"] == 46.0
     assert [day[f"frt_{n}"] for n in (30, 60, 180, 300)] == [2, 3, 4, 5]
     assert [day[f"frt_{n}_pct"] for n in (30, 60, 180, 300)] == [40.0, 60.0, 80.0, 100.0]
-    # replies 40 and 90 (C1), 30 (C2) → 160 / 3
-    assert (day["replies"], day["reply_avg"]) == (3, 53.3)
+    # C1: its 00:04:50 message counts from the wait (00:05:00) → 20, then 40 and 90; C2: 30 → 180 / 4
+    assert (day["replies"], day["reply_avg"]) == (4, 45.0)
     # operator: C1, C5, C6; timeout: C3; customer: C2, C4
     assert (day["closed_operator"], day["closed_timeout"], day["closed_customer"]) == (3, 1, 2)
     assert t.totals is not None and t.totals[1:4] == [6, 5, 74.0]
@@ -717,6 +717,10 @@ async def test_a_late_rating_lands_in_the_contacts_interval(
     assert [(r["name"], r["ratings"], r["csat_mean"]) for r in eve.as_dicts()] == [("q1", 1, 5.0)]
     unit = chat_times(at(21, 0), [("in", None, at(21, 0, 5)), ("out", 7, at(21, 0, 35))])
     assert (unit.frt, unit.replies) == (35.0, [30.0])
+    early = chat_times(
+        at(21, 0), [("in", None, at(20, 59)), ("in", None, at(21, 0, 5)), ("out", 7, at(21, 0, 35))]
+    )
+    assert early.replies == [35.0]  # the message before the wait counts from its start
     assert load_of([(at(21, 0), at(21, 5)), (at(21, 5), at(21, 10))])[0] == 1  # back to back is not 2
 
 
@@ -746,3 +750,70 @@ async def test_report_and_column_titles_are_in_russian(services: Services, world
     assert (await _run(services, world["admin"], "chat_metrics")).to_json("ru")["columns"][3]["title"] == (
         "Средний первый ответ"
     )
+
+
+async def test_a_real_chat_flow_reaches_the_chat_metrics(services: Services) -> None:
+    """Messages, acceptance, closing and the rating as the product writes them (not hand-made rows)."""
+    from omni.domain import conversations as conversations_
+    from omni.domain import presence
+    from omni.domain.conversations import InboundMessage
+    from omni.domain.routing import do_route_pending
+
+    async with services.db.transaction() as s:
+        admin = await f.user(s, "adm", m.Role.ADMIN)
+        await check_update_config(s, f.who(admin), timezone="Europe/Moscow")
+        alice = await f.user(s, "alice", display_name="Alice")
+        code = await f.result_code(s, "resolved")
+        q = await f.queue(s, "support", [alice], default_result_code_id=code.id)
+        ib = await f.inbox(s, q)
+        await presence.do_set_status(s, alice.id, await presence.status_by_code(s, "available"))
+
+    async def inbound(body: str) -> int:
+        async with services.db.transaction() as s:
+            msg = InboundMessage(inbox_id=ib.id, identity_kind="external", identity_value="cust", body=body)
+            return (await conversations_.do_ingest_inbound(s, msg)).conversation.id
+
+    cid = await inbound("hello")
+    await do_route_pending(services.db)
+    async with services.db.transaction() as s:
+        offer = await s.scalar(
+            select(m.Offer).where(m.Offer.conversation_id == cid, m.Offer.state == "pending")
+        )
+        assert offer is not None
+        await conversations_.check_accept_offer(s, f.who(alice), offer.id)
+        await conversations_.check_send_message(s, f.who(alice), cid, "Hi, how can I help?")
+    assert await inbound("my order is late") == cid
+    async with services.db.transaction() as s:
+        await conversations_.check_send_message(s, f.who(alice), cid, "Let me check")
+        await conversations_.check_end(s, f.who(alice), cid)
+        await conversations_.check_close(s, f.who(alice), cid, code.id)
+        assert await conversations_.do_record_rating(s, cid, 5)
+    async with services.db.transaction() as s:
+        conv = await s.get_one(m.Conversation, cid)
+        sent = list(
+            await s.scalars(select(m.Message).where(m.Message.conversation_id == cid).order_by(m.Message.id))
+        )
+        changes = Changes(conversation_ids={cid})
+        for rollup in ROLLUPS.values():  # what the rollup driver does for the changed conversation
+            for bucket in await rollup.touched(s, changes):
+                await rollup.rebuild(s, bucket, bucket + timedelta(minutes=15))
+    assert conv.first_enqueued_at is not None and conv.accepted_at is not None
+    replies = [x for x in sent if x.direction == "out" and x.author_user_id == alice.id]
+    asked = next(x for x in sent if x.direction == "in" and x.body == "my order is late")
+    frt = (replies[0].created_at - conv.first_enqueued_at).total_seconds()
+    reply = (replies[1].created_at - asked.created_at).total_seconds()
+    hello = next(x for x in sent if x.direction == "in" and x.body == "hello")
+    first_pair = (replies[0].created_at - max(hello.created_at, conv.first_enqueued_at)).total_seconds()
+    now = datetime.now(UTC)
+    async with services.db.transaction() as s:
+        day = next(
+            iter((await reports.run_params(s, f.who(admin), "chat_metrics", FilterParams(), now)).as_dicts())
+        )
+        ops = await reports.run_params(s, f.who(admin), "csat_by_operator", FilterParams(), now)
+        load = await reports.run_params(s, f.who(admin), "chat_concurrency", FilterParams(), now)
+    # "hello" opened the chat: it counts from the start of the wait, so the first reply answers it
+    assert (day["conversations"], day["accepted"], day["closed_operator"], day["replies"]) == (1, 1, 1, 2)
+    assert day["frt_avg"] == round(frt, 1)
+    assert day["reply_avg"] == round((first_pair + reply) / 2, 1)
+    assert [(r["name"], r["ratings"], r["csat"]) for r in ops.as_dicts()] == [("Alice", 1, 100.0)]
+    assert [(r["operator"], r["concurrent_peak"]) for r in load.as_dicts()] == [("Alice", 1)]

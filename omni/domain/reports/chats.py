@@ -7,9 +7,10 @@ Definitions (docs/reports.md, "Chat metrics"):
 * **First response time (FRT)** = from the start of the wait (``first_enqueued_at``) to the first
   operator message (``direction = "out"`` with an author; bot and automated messages have none):
   what the customer waited for a person, queue time included.
-* **Reply time**: over the conversation from the start of the wait, each run of customer
-  messages is answered by the next operator message; the time from the first customer message of
-  the run to that reply is one reply time. Average reply time = their mean.
+* **Reply time**: each run of customer messages is answered by the next operator message; the
+  time from the first customer message of the run to that reply is one reply time (messages
+  written before the wait began — to the bot, or the first one — count from the start of the
+  wait: nobody could answer them earlier). Average reply time = their mean.
 * **First response after accepting**: from ``accepted_at`` to the operator's first message after
   it — the operator's own part, as the operator-performance report counts it.
 * Buckets: first responses within 30/60/180/300 s (cumulative, "≤").
@@ -76,6 +77,8 @@ def chat_times(
     pending: datetime | None = None
     for direction, author, at in messages:
         if at < wait_start:
+            if direction == "in" and pending is None:
+                pending = wait_start  # written to the bot or before queueing: nobody could answer yet
             continue
         if direction == "in":
             if pending is None:
