@@ -26,6 +26,7 @@ from omni.domain.reports.rollups import ROLLUPS, Changes, rebuild_range
 from omni.domain.reports.surveys import stream_survey_answers_raw
 from omni.services import Services
 from tests import factories as f
+from tests.conftest import LiveServer
 
 MSK = ZoneInfo("Europe/Moscow")
 DAY = date(2026, 3, 10)
@@ -817,3 +818,53 @@ async def test_a_real_chat_flow_reaches_the_chat_metrics(services: Services) -> 
     assert day["reply_avg"] == round((first_pair + reply) / 2, 1)
     assert [(r["name"], r["ratings"], r["csat"]) for r in ops.as_dicts()] == [("Alice", 1, 100.0)]
     assert [(r["operator"], r["concurrent_peak"]) for r in load.as_dicts()] == [("Alice", 1)]
+
+
+async def test_a_real_bot_run_reaches_the_funnel_and_the_drop_off(live_server: LiveServer) -> None:
+    """Runs as the bot runner records them: one visitor reaches an operator, one leaves at the menu."""
+    from omni.domain import conversations as conversations_
+    from tests.bots.test_runner import _setup
+    from tests.channels.widget.test_widget_channel import Visitor
+    from tests.helpers import until
+
+    services = live_server.services
+    ctx = await _setup(live_server)
+    handed, left = Visitor(live_server.url), Visitor(live_server.url)
+    try:
+        await handed.connect(inbox=ctx["token"])
+        first = await handed.send("hello", "a-1")
+        await until(lambda: len(handed.messages) >= 1, 10)
+        await handed.send("Technical", "a-2")
+        await until(lambda: len(handed.messages) >= 2, 10)
+        await handed.send("42", "a-3")
+        await left.connect(inbox=ctx["token"])
+        gone = await left.send("hello", "b-1")
+        await until(lambda: len(left.messages) >= 1, 10)
+    finally:
+        await handed.sio.disconnect()
+        await left.sio.disconnect()
+    async with services.db.transaction() as s:
+        assert (await s.get_one(m.BotSession, first["conversation_id"])).status == "handed_off"
+        await conversations_.do_customer_left(s, gone["conversation_id"])
+    async with services.db.transaction() as s:
+        changes = Changes(conversation_ids={first["conversation_id"], gone["conversation_id"]})
+        for rollup in ROLLUPS.values():
+            for bucket in await rollup.touched(s, changes):
+                await rollup.rebuild(s, bucket, bucket + timedelta(minutes=15))
+        admin = await s.scalar(select(m.User).where(m.User.username == "boss"))
+        assert admin is not None
+        now = datetime.now(UTC)
+        funnel = await reports.run_params(s, f.who(admin), "bot_funnel", FilterParams(), now)
+        nodes = await reports.run_params(s, f.who(admin), "bot_dropoff", FilterParams(), now)
+    (row,) = funnel.as_dicts()
+    assert (row["scenario"], row["revision"], row["channel"]) == ("Front desk", 1, "widget")
+    assert (row["bot_started"], row["bot_handed_off"], row["bot_dropped"], row["bot_contained"]) == (
+        2,
+        1,
+        1,
+        0,
+    )
+    by_node = {r["node"]: r for r in nodes.as_dicts()}
+    assert (by_node["hello"]["node_entered"], by_node["hello"]["bot_dropped"]) == (2, 1)
+    assert (by_node["order"]["node_entered"], by_node["order"]["bot_dropped"]) == (1, 0)
+    assert by_node["handoff"]["node_left"] == 1
