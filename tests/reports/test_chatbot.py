@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,7 +27,7 @@ from omni.domain.reports.rollups import ROLLUPS, Changes, rebuild_range
 from omni.domain.reports.surveys import stream_survey_answers_raw
 from omni.services import Services
 from tests import factories as f
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, make_settings
 
 MSK = ZoneInfo("Europe/Moscow")
 DAY = date(2026, 3, 10)
@@ -868,3 +869,28 @@ async def test_a_real_bot_run_reaches_the_funnel_and_the_drop_off(live_server: L
     assert (by_node["hello"]["node_entered"], by_node["hello"]["bot_dropped"]) == (2, 1)
     assert (by_node["order"]["node_entered"], by_node["order"]["bot_dropped"]) == (1, 0)
     assert by_node["handoff"]["node_left"] == 1
+
+
+async def test_the_same_figures_on_sqlite(tmp_path: Path) -> None:
+    """Embedded installs run on SQLite: the rollups and reports give the hand-computed figures there too."""
+    from omni.db.migrate import upgrade_async
+    from omni.services import build_services
+
+    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'r.sqlite3'}", redis=False, data_dir=tmp_path)
+    await upgrade_async(settings.effective_database_url)
+    svc = build_services(settings, run_background=False)
+    await svc.start()
+    try:
+        w = await _world(svc)
+        day = _row(await _run(svc, w["admin"], "chat_metrics"))
+        assert (day["conversations"], day["frt_avg"], day["replies"], day["reply_avg"]) == (6, 74.0, 4, 45.0)
+        op1 = {r["operator"]: r for r in (await _run(svc, w["admin"], "chat_concurrency")).as_dicts()}["OP1"]
+        assert (op1["busy_seconds"], op1["concurrent_avg"], op1["concurrent_peak"]) == (1590.0, 1.14, 2)
+        funnel = (await _run(svc, w["admin"], "bot_funnel")).totals
+        assert funnel is not None and funnel[3:7] == [8, 3, 37.5, 1]
+        (nps_row,) = (await _run(svc, w["sup"], "nps")).as_dicts()
+        assert nps_row["nps"] == 66.7
+        raw = await _run(svc, w["admin"], "survey_answers_raw", extra={"offset": 8, "limit": 4})
+        assert (raw.total_rows, [r["answer"] for r in raw.as_dicts()]) == (10, ["Great", "9"])
+    finally:
+        await svc.stop()
