@@ -24,7 +24,10 @@ from omni.domain.reports.filters import check_reader
 from omni.i18n import keyed
 from omni.services import Services
 
-Value = str | int | float | bool | None
+Value = str | float | bool | None
+"""A cell. No ``int`` beside ``float``: the schema lists a union as ``oneOf``, and a whole number
+matches both ``integer`` and ``number`` — a valid count would violate the schema. Counts go out
+as JSON numbers either way."""
 
 
 class ColumnOut(msgspec.Struct):
