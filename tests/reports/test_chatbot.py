@@ -894,3 +894,26 @@ async def test_the_same_figures_on_sqlite(tmp_path: Path) -> None:
         assert (raw.total_rows, [r["answer"] for r in raw.as_dicts()]) == (10, ["Great", "9"])
     finally:
         await svc.stop()
+
+
+async def test_rest_gives_a_supervisor_their_queues_chat_metrics(live_server: LiveServer) -> None:
+    import httpx
+
+    from tests.helpers import HTTP_TIMEOUT
+
+    w = await _world(live_server.services)
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=HTTP_TIMEOUT) as client:
+        resp = await client.post("/api/v1/auth/login", json={"username": "sup", "password": f.PASSWORD})
+        assert resp.status_code == 200, resp.text
+        resp = await client.get(
+            "/api/v1/reports/chat_metrics", params={"since": "2026-03-10", "until": "2026-03-10"}
+        )
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        row = dict(zip([c["key"] for c in body["columns"]], body["rows"][0], strict=True))
+        assert (row["period"], row["conversations"], row["frt_avg"]) == ("2026-03-10T00:00:00+03:00", 5, 85.0)
+        other = await client.get(
+            "/api/v1/reports/csat_by_queue",
+            params={"since": "2026-03-10", "until": "2026-03-10", "queue": w["q2"].id},
+        )
+        assert (other.status_code, other.json()["rows"]) == (200, [])
