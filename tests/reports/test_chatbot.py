@@ -888,6 +888,10 @@ async def test_the_same_figures_on_sqlite(tmp_path: Path) -> None:
         assert (op1["busy_seconds"], op1["concurrent_avg"], op1["concurrent_peak"]) == (1590.0, 1.14, 2)
         funnel = (await _run(svc, w["admin"], "bot_funnel")).totals
         assert funnel is not None and funnel[3:7] == [8, 3, 37.5, 1]
+        async with svc.db.transaction() as s:
+            two = FilterParams(since=EVE, until=DAY, grouping=Grouping.DAY)
+            days = await reports.run_params(s, f.who(w["admin"]), "chat_metrics", two, NOW)
+        assert [(r["period"].day, r["conversations"]) for r in days.as_dicts()] == [(9, 1), (10, 6)]
         (nps_row,) = (await _run(svc, w["sup"], "nps")).as_dicts()
         assert nps_row["nps"] == 66.7
         raw = await _run(svc, w["admin"], "survey_answers_raw", extra={"offset": 8, "limit": 4})
@@ -917,3 +921,28 @@ async def test_rest_gives_a_supervisor_their_queues_chat_metrics(live_server: Li
             params={"since": "2026-03-10", "until": "2026-03-10", "queue": w["q2"].id},
         )
         assert (other.status_code, other.json()["rows"]) == (200, [])
+
+
+async def test_two_days_are_summed_per_local_day_in_the_database(
+    services: Services, world: dict[str, Any]
+) -> None:
+    params = FilterParams(since=EVE, until=DAY, grouping=Grouping.DAY)
+    async with services.db.transaction() as s:
+        metrics = await reports.run_params(s, f.who(world["admin"]), "chat_metrics", params, NOW)
+        load = await reports.run_params(s, f.who(world["admin"]), "chat_concurrency", params, NOW)
+        weekly = await reports.run_params(
+            s, f.who(world["admin"]), "chat_metrics", dataclasses.replace(params, grouping=Grouping.WEEK), NOW
+        )
+    assert [(r["period"].day, r["conversations"], r["frt_avg"]) for r in metrics.as_dicts()] == [
+        (9, 1, 30.0),
+        (10, 6, 74.0),
+    ]
+    assert metrics.totals is not None and metrics.totals[1] == 7
+    op1 = [
+        (r["period"].day, r["busy_seconds"], r["concurrent_peak"])
+        for r in load.as_dicts()
+        if r["operator"] == "OP1"
+    ]
+    assert op1 == [(9, 110.0, 1), (10, 1590.0, 2)]  # C0 from 23:58:10 to midnight on the 9th
+    # 9 and 10 March 2026 are a Monday and a Tuesday: one week
+    assert [(r["period"].date(), r["conversations"]) for r in weekly.as_dicts()] == [(date(2026, 3, 9), 7)]

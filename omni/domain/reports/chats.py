@@ -38,7 +38,7 @@ from omni.domain.reports import registry, rollups
 from omni.domain.reports.filters import Scope
 from omni.domain.reports.period import INTERVAL, floor_interval
 from omni.domain.reports.rollups import Changes
-from omni.domain.reports.scoped import chunks, conditions, group_label, user_names
+from omni.domain.reports.scoped import Labeler, chunks, conditions, group_index, user_names
 from omni.domain.reports.table import Cell, Chart, Column, Kind, ReportTable, mean, pct
 
 CSAT_MAX = 5
@@ -327,17 +327,29 @@ async def chat_metrics(session: AsyncSession, scope: Scope) -> ReportTable:
     if scope.empty:
         return table
     t = m.ReportChatInterval
-    stmt = (
-        select(t.bucket, func.max(t.frt_max), *(func.sum(getattr(t, k)) for k in _SUMMED))
-        .where(*conditions(t, scope, user=True), t.medium == m.Medium.CHAT)
-        .group_by(t.bucket)
-    )
+    where = [*conditions(t, scope, user=True), t.medium == m.Medium.CHAT]
+    sums = [func.max(t.frt_max), *(func.sum(getattr(t, k)) for k in _SUMMED)]
     groups: dict[datetime, dict[str, float]] = {}
-    for bucket, frt_max, *sums in (await session.execute(stmt)).all():
-        g = groups.setdefault(group_label(bucket, scope), dict.fromkeys((*_SUMMED, "frt_max"), 0.0))
-        for k, value in zip(_SUMMED, sums, strict=True):
+
+    def add(label: datetime, frt_max: Any, values: Iterable[Any]) -> None:
+        g = groups.setdefault(label, dict.fromkeys((*_SUMMED, "frt_max"), 0.0))
+        for k, value in zip(_SUMMED, values, strict=True):
             g[k] += float(value or 0)
         g["frt_max"] = max(g["frt_max"], float(frt_max or 0))
+
+    indexed = group_index(t.bucket, scope)
+    if indexed is not None:
+        index, labels = indexed
+        for i, frt_max, *values in (
+            await session.execute(select(index, *sums).where(*where).group_by(index))
+        ).all():
+            add(labels[i], frt_max, values)
+    else:
+        label_of = Labeler(scope)
+        for bucket, frt_max, *values in (
+            await session.execute(select(t.bucket, *sums).where(*where).group_by(t.bucket))
+        ).all():
+            add(label_of(bucket), frt_max, values)
     total = dict.fromkeys((*_SUMMED, "frt_max"), 0.0)
     for label in sorted(groups):
         g = groups[label]
@@ -369,15 +381,27 @@ async def chat_concurrency(session: AsyncSession, scope: Scope) -> ReportTable:
     if scope.empty:
         return table
     t = m.ReportChatLoadInterval
-    stmt = select(t.bucket, t.user_id, t.peak, t.chat_seconds, t.busy_seconds).where(
-        *conditions(t, scope, queue=False, user=True, channel=False, inbox=False)
-    )
+    where = conditions(t, scope, queue=False, user=True, channel=False, inbox=False)
+    sums = (func.max(t.peak), func.sum(t.chat_seconds), func.sum(t.busy_seconds))
     groups: dict[tuple[datetime, int], list[float]] = {}
-    for bucket, user_id, peak, chat_s, busy_s in (await session.execute(stmt)).all():
-        g = groups.setdefault((group_label(bucket, scope), user_id), [0.0, 0.0, 0.0])
-        g[0] = max(g[0], float(peak))
-        g[1] += chat_s
-        g[2] += busy_s
+
+    def add(label: datetime, user_id: int, peak: Any, chat_s: Any, busy_s: Any) -> None:
+        g = groups.setdefault((label, user_id), [0.0, 0.0, 0.0])
+        g[0] = max(g[0], float(peak or 0))
+        g[1] += float(chat_s or 0)
+        g[2] += float(busy_s or 0)
+
+    indexed = group_index(t.bucket, scope)
+    if indexed is not None:
+        index, labels = indexed
+        stmt = select(index, t.user_id, *sums).where(*where).group_by(index, t.user_id)
+        for i, user_id, peak, chat_s, busy_s in (await session.execute(stmt)).all():
+            add(labels[i], user_id, peak, chat_s, busy_s)
+    else:
+        label_of = Labeler(scope)
+        raw = select(t.bucket, t.user_id, t.peak, t.chat_seconds, t.busy_seconds).where(*where)
+        for bucket, user_id, peak, chat_s, busy_s in (await session.execute(raw)).all():
+            add(label_of(bucket), user_id, peak, chat_s, busy_s)
     names = await user_names(session, {u for _, u in groups})
     for label, user_id in sorted(groups, key=lambda k: (k[0], names.get(k[1], ""), k[1])):
         top, chat_s, busy_s = groups[(label, user_id)]

@@ -10,15 +10,15 @@ took. Per-operator rollups (chat load) are narrowed to the caller's operators.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, select
+from sqlalchemy import ColumnElement, case, false, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
 from omni.domain.reports.filters import Scope
-from omni.domain.reports.period import Grouping, group_start
+from omni.domain.reports.period import Grouping, floor_interval, group_start, local_midnight
 
 
 def conditions(
@@ -43,6 +43,50 @@ def conditions(
     if inbox and f.inbox_ids:
         where.append(table.inbox_id.in_(f.inbox_ids))
     return where
+
+
+MAX_CASE_GROUPS = 100
+"""Up to this many groups (days of a quarter, weeks, months) the database sums each group
+itself; finer groupings (hours, intervals) are summed from interval rows here."""
+
+
+def group_index(bucket: Any, scope: Scope) -> tuple[Any, list[datetime]] | None:
+    """A SQL expression numbering each row's group (0, 1, …) and the groups' labels, so a report
+    sums a month into a few dozen rows in the database; ``None`` for hour or interval grouping
+    (or too many groups), where the report groups interval rows itself (``Labeler``)."""
+    grouping = scope.filter.grouping
+    if grouping in (Grouping.INTERVAL, Grouping.HOUR):
+        return None
+    labels: list[datetime] = []
+    starts: list[datetime] = []
+    day = scope.period.first_day
+    while day <= scope.period.last_day:
+        at = floor_interval(local_midnight(day, scope.period.tz))
+        label = group_label(at, scope)
+        if not labels or label != labels[-1]:
+            labels.append(label)
+            starts.append(at)
+        day += timedelta(days=1)
+    if len(labels) > MAX_CASE_GROUPS:
+        return None
+    if len(labels) == 1:
+        return literal(0), labels
+    whens = [(bucket < starts[i + 1], i) for i in range(len(starts) - 1)]
+    return case(*whens, else_=len(starts) - 1), labels
+
+
+class Labeler:
+    """``group_label`` remembered per interval: a month has ~3,000 intervals, not 100,000 rows."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.seen: dict[datetime, datetime] = {}
+
+    def __call__(self, bucket: datetime) -> datetime:
+        label = self.seen.get(bucket)
+        if label is None:
+            label = self.seen[bucket] = group_label(bucket, self.scope)
+        return label
 
 
 def group_label(bucket: datetime, scope: Scope) -> datetime:
