@@ -22,7 +22,7 @@ from channels import telegram as telegram_channel
 from channels import voice as voice_channel
 from channels import widget as widget_channel
 from omni import __version__, realtime, web
-from omni.api import admin, core, health, recordings, reports
+from omni.api import admin, admin_wallboard, core, exports, health, recordings, report_schedules, reports
 from omni.api import bots as bots_http
 from omni.api.csrf import CsrfMiddleware
 from omni.api.deps import domain_error_handler, http_error_handler, validation_error_handler
@@ -31,6 +31,7 @@ from omni.channels import ChannelSetup, SetupChannel
 from omni.db.migrate import upgrade_async
 from omni.domain import webhooks
 from omni.domain.errors import DomainError
+from omni.domain.reports import mailing
 from omni.metrics import ASSIGNMENTS, EVENTS_DISPATCHED
 from omni.services import Services, build_services
 from omni.settings import Settings
@@ -82,6 +83,19 @@ async def _sweep_webhooks(services: Services) -> None:
             log.exception("webhook sweep failed")
 
 
+async def _send_due_reports(services: Services) -> None:
+    """Embedded mode's stand-in for Celery beat: mail the due report schedules in process."""
+    settings = services.settings
+    while True:
+        await asyncio.sleep(settings.smtp.check_seconds)
+        try:
+            await mailing.send_due(services.db, settings.smtp, settings.public_base_url)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("report mailing round failed")
+
+
 def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
     """Build the ASGI app: Litestar (REST, pages) wrapped by the Socket.IO server."""
     settings = settings or Settings()
@@ -122,12 +136,17 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         if live is not None:
             await live.start()
         sweeper = asyncio.create_task(_sweep_webhooks(services))
+        mailer = asyncio.create_task(_send_due_reports(services)) if settings.embedded else None
         try:
             yield
         finally:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            if mailer is not None:
+                mailer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await mailer
             if live is not None:
                 await live.stop()
             await services.stop()
@@ -154,6 +173,9 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             *admin.CONTROLLERS,
             *bots_http.CONTROLLERS,
             *reports.CONTROLLERS,
+            *exports.CONTROLLERS,
+            *report_schedules.CONTROLLERS,
+            *admin_wallboard.CONTROLLERS,
             *web.route_handlers(),
         ],
         template_config=web.template_config(),

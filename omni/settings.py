@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -156,6 +157,32 @@ class VoiceSettings(BaseSettings):
     """Music-on-hold class played to waiting and held callers."""
 
 
+class SmtpSettings(BaseSettings):
+    """Outgoing mail (scheduled reports, ``omni.domain.reports.mailing``). No host = no mail:
+    schedules can still be set up, and the page says mail is off."""
+
+    model_config = SettingsConfigDict(env_prefix="OMNI_SMTP_", extra="ignore")
+
+    host: str = ""
+    port: int = 587
+    username: str = ""
+    """Empty = no ``AUTH`` (a relay that trusts this host)."""
+    password: str = ""
+    security: Literal["none", "starttls", "ssl"] = "starttls"
+    """``starttls`` upgrades a plain connection (port 587); ``ssl`` is TLS from the first byte
+    (port 465); ``none`` only for a relay on a trusted network."""
+    from_address: str = "omni@localhost"
+    timeout_seconds: float = 30.0
+    """Per network operation with the mail server; a send is given up and retried after it."""
+    check_seconds: float = 60.0
+    """How often due schedules are looked for (the Celery beat entry, or the embedded loop)."""
+    retry_seconds: float = 300.0
+    """First retry of a failed send; doubles per failure of the same slot."""
+    max_attempts: int = 5
+    """Failures of one slot before it is given up (the error stays on the schedule; the next
+    slot is tried as usual)."""
+
+
 class Settings(BaseSettings):
     """Everything configurable, from ``OMNI_*`` environment variables or ``.env``."""
 
@@ -189,6 +216,7 @@ class Settings(BaseSettings):
     widget: WidgetSettings = Field(default_factory=WidgetSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     db_pool_size: int = 20
     """PostgreSQL connections per process (and as many again in overflow)."""
     socketio_max_message_bytes: int = 256 * 1024

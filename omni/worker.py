@@ -1,7 +1,9 @@
 """Celery: the webhook delivery task and the in-process worker of the embedded mode.
 
 Run a worker process with ``celery -A omni.worker:celery_app worker``. The task takes an
-id only and runs one domain function (``webhooks.do_deliver``).
+id only and runs one domain function (``webhooks.do_deliver``). Periodic jobs (the report
+mailing round, ``omni.reports.send_due``) are put on the queue by
+``celery -A omni.worker:celery_app beat``; the embedded mode runs them in process instead.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from celery import Celery
 
 from omni.db import Database
 from omni.domain import webhooks
+from omni.domain.reports import mailing
 from omni.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,7 @@ def configure(settings: Settings) -> Celery:
     celery_app._pool = None
     celery_app.__dict__.pop("amqp", None)
     _Runtime.settings = settings
+    _schedule_mailing(settings)
     return celery_app
 
 
@@ -69,6 +73,27 @@ def deliver_webhook(delivery_id: int) -> None:
     outcome = loop.run_until_complete(webhooks.do_deliver(db, delivery_id, settings.webhook))
     if outcome.retry_in is not None:
         deliver_webhook.apply_async((delivery_id,), countdown=max(0.0, outcome.retry_in))
+
+
+@celery_app.task(name="omni.reports.send_due", ignore_result=True)  # type: ignore[untyped-decorator]
+def send_due_reports() -> None:
+    """Celery beat's entry: mail the report schedules that are due (safe on many nodes)."""
+    loop, db, settings = _Runtime.get()
+    loop.run_until_complete(mailing.send_due(db, settings.smtp, settings.public_base_url))
+
+
+def _schedule_mailing(settings: Settings) -> None:
+    """The beat entry for ``celery -A omni.worker:celery_app beat`` (embedded mode runs the
+    same function in process, ``omni.app``)."""
+    celery_app.conf.beat_schedule = {
+        **(celery_app.conf.beat_schedule or {}),
+        "omni.reports.send_due": {
+            "task": "omni.reports.send_due",
+            "schedule": settings.smtp.check_seconds,
+            # A round nobody ran in time is dropped, not queued up behind a stopped worker.
+            "options": {"expires": settings.smtp.check_seconds},
+        },
+    }
 
 
 def enqueue_deliveries(ids: list[int]) -> None:

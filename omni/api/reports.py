@@ -14,13 +14,14 @@ import msgspec
 from litestar import Controller, Request, get
 from litestar.params import Parameter
 
-from omni.api.contracts import IntId
+from omni.api.contracts import NO_NUL, IntId
 from omni.api.core import DEPS
 from omni.api.deps import request_language
 from omni.domain import reports
 from omni.domain.auth import Principal
 from omni.domain.reports import FilterParams, Grouping, Preset
-from omni.domain.reports.filters import check_reader
+from omni.domain.reports.filters import DEFAULT_LIMIT, MAX_DURATION, MAX_LIMIT, MAX_QUERY, check_reader
+from omni.domain.reports.options import Option, report_options
 from omni.i18n import keyed
 from omni.services import Services
 
@@ -62,6 +63,12 @@ class ReportInfoOut(msgspec.Struct):
 
 Ids = Annotated[list[IntId] | None, Parameter(max_items=200)]
 Names = Annotated[list[Annotated[str, Parameter(max_length=32)]] | None, Parameter(max_items=50)]
+Search = Annotated[
+    str, Parameter(max_length=MAX_QUERY, pattern=NO_NUL, description="Contact name, phone or identity")
+]
+Seconds = Annotated[int | None, Parameter(ge=0, le=MAX_DURATION, description="Talk seconds")]
+Offset = Annotated[int, Parameter(ge=0, le=10_000_000)]
+Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT)]
 
 
 def report_params(
@@ -75,8 +82,14 @@ def report_params(
     channel: list[str] | None = None,
     inbox: list[int] | None = None,
     result_code: list[int] | None = None,
+    q: str = "",
+    min_duration: int | None = None,
+    max_duration: int | None = None,
+    offset: int = 0,
+    limit: int = DEFAULT_LIMIT,
 ) -> FilterParams:
-    """The filter from query parameters (the names the page and the docs use)."""
+    """The filter from query parameters (the names the page and the docs use); the search,
+    duration and page parameters only matter to the reports that offer them (contact history)."""
     return FilterParams(
         preset=preset,
         since=since,
@@ -88,6 +101,11 @@ def report_params(
         channels=tuple(channel or ()),
         inbox_ids=tuple(inbox or ()),
         result_code_ids=tuple(result_code or ()),
+        q=q,
+        min_duration=min_duration,
+        max_duration=max_duration,
+        offset=offset,
+        limit=limit,
     )
 
 
@@ -126,13 +144,80 @@ class ReportController(Controller):
         channel: Names = None,
         inbox: Ids = None,
         result_code: Ids = None,
+        q: Search = "",
+        min_duration: Seconds = None,
+        max_duration: Seconds = None,
+        offset: Offset = 0,
+        limit: Limit = DEFAULT_LIMIT,
     ) -> ReportOut:
         params = report_params(
-            preset, since, until, grouping, queue, group, operator, channel, inbox, result_code
+            preset,
+            since,
+            until,
+            grouping,
+            queue,
+            group,
+            operator,
+            channel,
+            inbox,
+            result_code,
+            q,
+            min_duration,
+            max_duration,
+            offset,
+            limit,
         )
         async with services.db.transaction() as session:
             table = await reports.run_params(session, who, key, params, datetime.now(UTC))
         return msgspec.convert(table.to_json(request_language(request)), ReportOut)
 
 
-CONTROLLERS = [ReportController]
+class OptionOut(msgspec.Struct):
+    id: int | str
+    label: str
+    channel: str | None = None
+    """Inboxes: their channel."""
+    code: str | None = None
+    """Result codes: their code."""
+
+
+class ReportOptionsOut(msgspec.Struct):
+    queues: list[OptionOut]
+    groups: list[OptionOut]
+    operators: list[OptionOut]
+    channels: list[OptionOut]
+    inboxes: list[OptionOut]
+    result_codes: list[OptionOut]
+
+
+def _options_out(items: list[Option]) -> list[OptionOut]:
+    return [
+        OptionOut(id=o.id, label=o.label, channel=o.extra.get("channel"), code=o.extra.get("code"))
+        for o in items
+    ]
+
+
+class ReportOptionsController(Controller):
+    """The reports page's pickers, narrowed to what the caller may read."""
+
+    path = "/api/v1/reports/options"
+    dependencies = DEPS
+
+    @get("/")
+    async def report_options(
+        self, request: Request[Any, Any, Any], who: Principal, services: Services
+    ) -> ReportOptionsOut:
+        lang = request_language(request)
+        async with services.db.transaction() as session:
+            found = await report_options(session, who, lang)
+        return ReportOptionsOut(
+            queues=_options_out(found.queues),
+            groups=_options_out(found.groups),
+            operators=_options_out(found.operators),
+            channels=_options_out(found.channels),
+            inboxes=_options_out(found.inboxes),
+            result_codes=_options_out(found.result_codes),
+        )
+
+
+CONTROLLERS = [ReportController, ReportOptionsController]

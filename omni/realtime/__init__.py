@@ -175,9 +175,11 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped b
 def register(sio: socketio.AsyncServer, services: Services) -> None:
     from omni.realtime.operator import OperatorNamespace
     from omni.realtime.supervisor import SupervisorNamespace
+    from omni.realtime.wallboard import register as register_wallboard
 
     sio.register_namespace(OperatorNamespace("/operator", services))
     sio.register_namespace(SupervisorNamespace("/supervisor", services))
+    register_wallboard(sio, services)  # token-authenticated; gets no domain events (see there)
     services.relay.sinks.append(socket_sink(sio))
     if isinstance(sio.manager, FanoutManager):
         sio.manager.live = LiveFanout(sio, services.db, NAMESPACES, event_rooms)

@@ -33,6 +33,7 @@ class OperatorNamespace(BaseNamespace):
         await self.save_session(sid, {"who": who})
         queues, _ = await self._visible(who)
         await self.enter_room(sid, rooms.user(who.id))
+        await self.enter_room(sid, rooms.exports(who.id))
         for qid in queues or ():
             await self.enter_room(sid, rooms.queue(qid))
         if who.role == m.Role.OPERATOR:

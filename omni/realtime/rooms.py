@@ -15,3 +15,8 @@ def queue(queue_id: int) -> str:
 
 def conversation(conversation_id: int) -> str:
     return f"conversation:{conversation_id}"
+
+
+def exports(user_id: int) -> str:
+    """One user's own report exports (progress), in every staff namespace; nobody else joins it."""
+    return f"exports:{user_id}"

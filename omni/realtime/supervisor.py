@@ -41,6 +41,7 @@ class SupervisorNamespace(BaseNamespace):
         except NotAuthenticated as exc:
             raise Refused(exc.message, {"error": exc.code}) from exc
         await self.save_session(sid, {"who": who})
+        await self.enter_room(sid, rooms.exports(who.id))
         queues, users = await self._visible(who)
         if queues is None:
             await self.enter_room(sid, rooms.ALL)

@@ -11,7 +11,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from litestar.types import ExceptionHandlersMap
 
-from omni.web import admin, builder, operator, supervisor
+from omni.web import admin, builder, operator, report_schedules, reports, supervisor, wallboard
 from omni.web.pages import (
     LoginRequired,
     PageController,
@@ -43,7 +43,10 @@ def route_handlers() -> list[Any]:
         operator.OperatorPage,
         supervisor.SupervisorPage,
         builder.BuilderPage,
+        reports.ReportsPage,
+        wallboard.WallboardPage,
         *admin.CONTROLLERS,
+        *report_schedules.CONTROLLERS,
         create_static_files_router(path="/static", directories=[STATIC], name="static"),
         create_static_files_router(path="/ui", directories=[UI_DIST], name="ui"),
     ]

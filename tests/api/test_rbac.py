@@ -237,6 +237,8 @@ class Foreign:
     code: int
     canned: int
     card_field: int
+    export_admin: int = 0
+    """A report export of the admin's: nobody else reads or downloads it."""
 
 
 @pytest.fixture
@@ -315,6 +317,8 @@ async def foreign(world: World) -> Foreign:
     }
     for name, resp in made.items():
         assert resp.status_code in (200, 201), (name, resp.text)
+    export = await admin.post("/api/v1/reports/contact_history/exports", params={"format": "csv"})
+    assert export.status_code == 202, export.text
     async with world.server.services.db.transaction() as s:
         delivery = m.WebhookDelivery(subscription_id=made["webhook"].json()["id"], event_id=1)
         s.add(delivery)
@@ -328,6 +332,7 @@ async def foreign(world: World) -> Foreign:
         offer_b=offer_id,
         scenario=made["scenario"].json()["id"],
         token_admin=made["token"].json()["id"],
+        export_admin=export.json()["id"],
         webhook=made["webhook"].json()["id"],
         delivery=delivery_id,
         group_b=group_b or 0,
@@ -463,6 +468,27 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("GET", "/api/v1/events"): (SELF, None),
     ("GET", "/api/v1/reports"): (ADMIN_ONLY, None),
     ("GET", "/api/v1/reports/{key:str}"): (ADMIN_ONLY, {"queue": 1}),
+    ("POST", "/api/v1/reports/{key:str}/exports"): (ADMIN_ONLY, {"format": "csv"}),
+    ("GET", "/api/v1/exports"): (ADMIN_ONLY, None),
+    ("GET", "/api/v1/exports/{export_id:int}"): (SCOPED, None),
+    ("GET", "/api/v1/exports/{export_id:int}/file"): (SCOPED, None),
+    ("GET", "/api/v1/report-schedules"): (ADMIN_ONLY, None),
+    ("POST", "/api/v1/report-schedules"): (
+        ADMIN_ONLY,
+        {"report_key": "queue_summary", "recipients": ["a@example.com"]},
+    ),
+    ("GET", "/api/v1/report-schedules/{schedule_id:int}"): (ADMIN_ONLY, None),
+    ("PATCH", "/api/v1/report-schedules/{schedule_id:int}"): (ADMIN_ONLY, {"active": False}),
+    ("DELETE", "/api/v1/report-schedules/{schedule_id:int}"): (ADMIN_ONLY, None),
+    ("POST", "/api/v1/report-schedules/{schedule_id:int}/send"): (ADMIN_ONLY, None),
+    ("GET", "/api/v1/reports/options"): (ADMIN_ONLY, None),
+    ("GET", "/reports"): (ADMIN_PAGE, None),
+    ("GET", "/api/v1/admin/wallboards"): (ADMIN_ONLY, None),
+    ("POST", "/api/v1/admin/wallboards"): (ADMIN_ONLY, {"name": "x"}),
+    ("GET", "/api/v1/admin/wallboards/{wallboard_id:int}"): (ADMIN_ONLY, None),
+    ("DELETE", "/api/v1/admin/wallboards/{wallboard_id:int}"): (ADMIN_ONLY, None),
+    ("GET", "/api/v1/admin/install"): (ADMIN_ONLY, None),
+    ("PUT", "/api/v1/admin/install"): (ADMIN_ONLY, {"timezone": "Europe/Moscow"}),
     ("GET", "/api/v1/users"): (SELF, None),
     ("POST", "/api/v1/users"): (ADMIN_ONLY, {"username": "x", "password": "longenough1", "role": "admin"}),
     ("GET", "/api/v1/users/{user_id:int}"): (SCOPED, None),
@@ -548,6 +574,8 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("POST", "/logout"): (PAGE, None),
     ("GET", "/app"): (PAGE, None),
     ("GET", "/supervisor"): (ADMIN_PAGE, None),
+    # No login: a wallboard token or a 403 (tests/test_wallboard.py checks the refusals).
+    ("GET", "/wallboard"): (PUBLIC, None),
     ("GET", "/supervisor/bots"): (ADMIN_PAGE, None),
     ("GET", "/supervisor/bots/{scenario_id:int}"): (ADMIN_PAGE, None),
     ("GET", "/admin"): (ADMIN_PAGE, None),
@@ -557,6 +585,12 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("GET", "/admin/{slug:str}/{item_id:int}"): (ADMIN_PAGE, None),
     ("POST", "/admin/{slug:str}/{item_id:int}"): (ADMIN_PAGE, None),
     ("POST", "/admin/{slug:str}/{item_id:int}/{name:str}"): (ADMIN_PAGE, None),
+    ("GET", "/reports/schedules"): (ADMIN_PAGE, None),
+    ("POST", "/reports/schedules"): (ADMIN_PAGE, None),
+    ("GET", "/reports/schedules/{schedule_id:int}"): (ADMIN_PAGE, None),
+    ("POST", "/reports/schedules/{schedule_id:int}"): (ADMIN_PAGE, None),
+    ("POST", "/reports/schedules/{schedule_id:int}/delete"): (ADMIN_PAGE, None),
+    ("POST", "/reports/schedules/{schedule_id:int}/send"): (ADMIN_PAGE, None),
     ("GET", "/static/{file_path:path}"): (PUBLIC, None),
     ("HEAD", "/static/{file_path:path}"): (PUBLIC, None),
     ("GET", "/ui/{file_path:path}"): (PUBLIC, None),
@@ -600,6 +634,8 @@ def fill(path: str, world: World, foreign: Foreign) -> str:
         "webhook_id": foreign.webhook,
         "delivery_id": foreign.delivery,
         "token_id": foreign.token_admin,
+        "export_id": foreign.export_admin,
+        "wallboard_id": 1,
         "scenario_id": foreign.scenario,
         "revision_id": 1,
         "slug": "queues",
@@ -607,6 +643,7 @@ def fill(path: str, world: World, foreign: Foreign) -> str:
         "name": "delete",
         "token": "not-a-bot",
         "key": "queue_summary",
+        "schedule_id": 1,
         "file_path": "x",
         "path": "x",
     }

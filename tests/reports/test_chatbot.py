@@ -921,6 +921,14 @@ async def test_rest_gives_a_supervisor_their_queues_chat_metrics(live_server: Li
             params={"since": "2026-03-10", "until": "2026-03-10", "queue": w["q2"].id},
         )
         assert (other.status_code, other.json()["rows"]) == (200, [])
+        page = await client.get(
+            "/api/v1/reports/survey_answers_raw",
+            params={"since": "2026-03-10", "until": "2026-03-10", "offset": 5, "limit": 4},
+        )
+        assert page.status_code == 200, page.text
+        # the supervisor's 7 answers (q1), newest first: 6th and 7th are C1's first and C6's
+        assert (page.json()["total_rows"], [r[-1] for r in page.json()["rows"]]) == (7, ["Great", "9"])
+    assert reports.get("survey_answers_raw").stream is not None  # exports stream every answer
 
 
 async def test_two_days_are_summed_per_local_day_in_the_database(

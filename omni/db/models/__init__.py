@@ -11,6 +11,9 @@ from omni.db.models.bots import *  # noqa: F403
 from omni.db.models.calls import *  # noqa: F403
 from omni.db.models.chat_reports import *  # noqa: F403
 from omni.db.models.conversations import *  # noqa: F403
+from omni.db.models.exports import *  # noqa: F403
+from omni.db.models.mailing import *  # noqa: F403
 from omni.db.models.people import *  # noqa: F403
 from omni.db.models.platform import *  # noqa: F403
 from omni.db.models.reports import *  # noqa: F403
+from omni.db.models.wallboard import *  # noqa: F403

@@ -73,6 +73,10 @@ class Conversation(Base):
     __table_args__ = (
         Index("ix_conversations_status_queue", "status", "queue_id"),
         Index("ix_conversations_assignee_status", "assigned_user_id", "status"),
+        # Contact history (omni.domain.reports.history): a period, newest first, by queue / operator.
+        Index("ix_conversations_created", "created_at"),
+        Index("ix_conversations_queue_created", "queue_id", "created_at"),
+        Index("ix_conversations_assignee_created", "assigned_user_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

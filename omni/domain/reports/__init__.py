@@ -72,3 +72,5 @@ async def run_params(
 
 
 from omni.domain.reports import bot_funnel, chats, surveys  # noqa: E402, F401  (chatbot: register)
+from omni.domain.reports import history as history  # noqa: E402  # registers contact_history
+from omni.domain.reports import staffing as _staffing  # noqa: E402,F401  (registers the staffing report)

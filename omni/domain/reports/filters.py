@@ -24,6 +24,12 @@ from omni.domain.reports.period import Grouping, Period, Preset, days, preset
 READERS = (m.Role.ADMIN, m.Role.SUPERVISOR, m.Role.AUDITOR)
 """Who reads reports; operators read only their own statistics (``reports.own``)."""
 
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+"""Rows of one page of a paginated report; an export streams every row instead."""
+MAX_QUERY = 100
+MAX_DURATION = 7 * 24 * 3600
+
 
 @dataclass(frozen=True, slots=True)
 class ReportFilter:
@@ -38,6 +44,14 @@ class ReportFilter:
     channels: tuple[str, ...] = ()
     inbox_ids: tuple[int, ...] = ()
     result_code_ids: tuple[int, ...] = ()
+    q: str = ""
+    """Contact search (contact history): part of a name, a phone number or a channel identity."""
+    min_duration: int | None = None
+    """Talk seconds at least / at most (contact history); ``None`` = no bound."""
+    max_duration: int | None = None
+    offset: int = 0
+    """The page of a paginated report: rows skipped, and at most ``limit`` rows."""
+    limit: int = DEFAULT_LIMIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +69,34 @@ class FilterParams:
     channels: tuple[str, ...] = ()
     inbox_ids: tuple[int, ...] = ()
     result_code_ids: tuple[int, ...] = ()
+    q: str = ""
+    min_duration: int | None = None
+    max_duration: int | None = None
+    offset: int = 0
+    limit: int = DEFAULT_LIMIT
+
+    def check(self) -> None:
+        """Refuse a search, duration or page that can't be asked of a report, naming the field."""
+        if len(self.q) > MAX_QUERY or "\x00" in self.q:
+            raise InvalidInput("the search is at most {limit} characters", field="q", limit=MAX_QUERY)
+        for name, value in (("min_duration", self.min_duration), ("max_duration", self.max_duration)):
+            if value is not None and not 0 <= value <= MAX_DURATION:
+                raise InvalidInput("a duration is from 0 to {limit} seconds", field=name, limit=MAX_DURATION)
+        if (
+            self.min_duration is not None
+            and self.max_duration is not None
+            and self.min_duration > self.max_duration
+        ):
+            raise InvalidInput("the shortest duration is longer than the longest", field="max_duration")
+        if self.offset < 0:
+            raise InvalidInput("{field} is not valid: {problem}", field="offset", problem="< 0")
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise InvalidInput("a page is from 1 to {limit} rows", field="limit", limit=MAX_LIMIT)
 
     def resolve(self, tz: tzinfo, now: datetime) -> ReportFilter:
         """The concrete filter at ``now``: a preset wins; dates alone default the other end to today;
         nothing at all means today."""
+        self.check()
         if self.preset is not None:
             period = preset(self.preset, now, tz)
         elif self.since is not None or self.until is not None:
@@ -76,6 +114,11 @@ class FilterParams:
             channels=self.channels,
             inbox_ids=self.inbox_ids,
             result_code_ids=self.result_code_ids,
+            q=self.q.strip(),
+            min_duration=self.min_duration,
+            max_duration=self.max_duration,
+            offset=self.offset,
+            limit=self.limit,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -99,9 +142,18 @@ class FilterParams:
                 channels=tuple(str(x) for x in data.get("channels") or ()),
                 inbox_ids=tuple(int(x) for x in data.get("inbox_ids") or ()),
                 result_code_ids=tuple(int(x) for x in data.get("result_code_ids") or ()),
+                q=str(data.get("q") or ""),
+                min_duration=_int_or_none(data.get("min_duration")),
+                max_duration=_int_or_none(data.get("max_duration")),
+                offset=int(data.get("offset") or 0),
+                limit=int(data.get("limit") or DEFAULT_LIMIT),
             )
         except (TypeError, ValueError, AttributeError):
             raise InvalidInput("{field} is not valid: {problem}", field="filters", problem="filter") from None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None or value == "" else int(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,18 +6,22 @@ report module, so the registry is complete wherever the package is imported.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.domain.errors import NotFound
 from omni.domain.reports.filters import Scope
-from omni.domain.reports.table import ReportTable
+from omni.domain.reports.table import Cell, ReportTable
 
 Runner = Callable[[AsyncSession, Scope], Awaitable[ReportTable]]
+Streamer = Callable[[AsyncSession, Scope], AsyncIterator[list[Cell]]]
+"""Every row of a report over the scope, one at a time (the page and its limit ignored)."""
 
 FILTERS = ("period", "grouping", "queue", "group", "operator", "channel", "inbox", "result_code")
+SEARCH_FILTERS = ("q", "duration")
+"""Filters only some reports offer (contact history): a contact search and min/max seconds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,9 @@ class ReportSpec:
     paginated: bool = False
     order: int = 100
     """Position in the page's list of reports."""
+    stream: Streamer | None = None
+    """For reports too big to hold (contact history): the export writes the rows as this yields
+    them, after ``run`` with ``limit`` = 1 has given the columns and ``total_rows``."""
 
 
 REPORTS: dict[str, ReportSpec] = {}

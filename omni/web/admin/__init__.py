@@ -14,6 +14,7 @@ from omni.web.admin.inboxes import Inboxes
 from omni.web.admin.pages import CONTROLLERS, SECTIONS, AdminPages
 from omni.web.admin.people import Groups, Users
 from omni.web.admin.queues import Queues, ResultCodes, Statuses
+from omni.web.admin.wallboard import Install, Wallboards
 from omni.web.admin.workspace import CannedReplies, CardFields, Scripts
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Field",
     "Groups",
     "Inboxes",
+    "Install",
     "Outcome",
     "Queues",
     "ResultCodes",
@@ -34,4 +36,5 @@ __all__ = [
     "Statuses",
     "Table",
     "Users",
+    "Wallboards",
 ]

@@ -180,6 +180,9 @@ class Section:
         self.ctx = ctx
         self.services = services
         self.t = ctx.t
+        self.revealed: dict[str, Any] = {}
+        """Set by ``save`` when a creation has something to show once (a wallboard's link):
+        the form is shown with it instead of the usual redirect."""
 
     @property
     def who(self) -> Principal:

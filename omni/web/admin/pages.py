@@ -22,6 +22,7 @@ from omni.web.admin.forms import (
 from omni.web.admin.inboxes import Inboxes
 from omni.web.admin.people import Groups, Users
 from omni.web.admin.queues import Queues, ResultCodes, Statuses
+from omni.web.admin.wallboard import Install, Wallboards
 from omni.web.admin.workspace import CannedReplies, CardFields, Scripts
 from omni.web.pages import PageContext, page_context, read_form
 
@@ -29,6 +30,7 @@ SECTIONS: dict[str, type[Section]] = {
     s.slug: s
     for s in (Users, Groups, Queues, Statuses, ResultCodes, Inboxes, CannedReplies, CardFields, Scripts)
 }
+SECTIONS.update({s.slug: s for s in (Wallboards, Install)})
 
 
 # --- pages --------------------------------------------------------------------------------
@@ -235,6 +237,8 @@ class AdminPages(Controller):
                     errors.setdefault(base_field(problem.field) or "_", problem.localized(ctx.lang, label))
             if errors:
                 return await _render_form(sec, item_id, raw=form, errors=errors, status_code=400)
+            if sec.revealed:  # shown once: a redirect would lose it
+                return await _render_form(sec, saved_id, extras=sec.revealed, notice=ctx.t("form.saved"))
         except DomainError as exc:
             refusal = _whole_page_refusal(ctx, exc)
             if refusal is None:

@@ -1,7 +1,7 @@
 """chatbot: chat, chat-load, bot-run, bot-node and survey interval rollups
 
 Revision ID: 0010_chatbot
-Revises: 0009_reports
+Revises: 0010_wallboard
 Create Date: 2026-11-29 19:50:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_chatbot"
-down_revision: str | None = "0009_reports"
+down_revision: str | None = "0010_wallboard"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
