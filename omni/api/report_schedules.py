@@ -17,12 +17,13 @@ from msgspec import UNSET, UnsetType
 
 from omni.api.admin_bodies import RowId, given
 from omni.api.admin_responses import READ, REMOVE, WRITE, OkOut
-from omni.api.contracts import NO_NUL, IntId
+from omni.api.contracts import INT32_MAX, NO_NUL, IntId
 from omni.api.core import DEPS
 from omni.domain.auth import Principal
 from omni.domain.reports import Grouping, Preset
 from omni.domain.reports import mailing as mail
 from omni.domain.reports import schedules as sched
+from omni.domain.reports.filters import DEFAULT_LIMIT, MAX_DURATION, MAX_LIMIT, MAX_QUERY
 from omni.services import Services
 
 Key = Annotated[str, msgspec.Meta(max_length=64, pattern=NO_NUL)]
@@ -50,6 +51,11 @@ class FiltersIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     channels: Channels = msgspec.field(default_factory=list)
     inbox_ids: Ids = msgspec.field(default_factory=list)
     result_code_ids: Ids = msgspec.field(default_factory=list)
+    q: Annotated[str, msgspec.Meta(max_length=MAX_QUERY)] = ""
+    min_duration: Annotated[int, msgspec.Meta(ge=0, le=MAX_DURATION)] | None = None
+    max_duration: Annotated[int, msgspec.Meta(ge=0, le=MAX_DURATION)] | None = None
+    offset: Annotated[int, msgspec.Meta(ge=0, le=INT32_MAX)] = 0
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
 
 
 class ScheduleUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -207,7 +207,7 @@ async def test_any_report_exports_to_csv_and_xlsx_with_its_totals(
         if fmt == "csv":
             text = content.decode("utf-8-sig")
             assert list(csv.reader(io.StringIO(text))) == [
-                ["Queue", "Offered", "sl"],
+                ["Queue", "Offered", "SL"],
                 ["QA", "3", "66.7"],
                 ["QB", "1", ""],
                 ["Total", "4", "50.0"],

@@ -548,7 +548,7 @@ async def test_rest_creates_lists_updates_sends_and_deletes(
         bad = await sup.post(
             "/api/v1/report-schedules", json={**DAILY, "recipients": ["nope"], "send_time": "8"}
         )
-        assert bad.status_code == 422
+        assert bad.status_code == 422, bad.text
         assert {e["field"] for e in bad.json()["errors"]} == {"recipients", "send_time"}
         assert (await op.get("/api/v1/report-schedules")).status_code == 403
         assert (await op.post("/api/v1/report-schedules", json=DAILY)).status_code == 403

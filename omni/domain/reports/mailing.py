@@ -108,8 +108,12 @@ async def render(
         path = Path(tmp) / f"report.{fmt.value}"
         writer, handle = open_writer(fmt, path, table.columns, lang, config.tz, title)
         try:
-            for row in table.rows:
-                writer.append(row)
+            if spec.stream is not None:  # paginated (contact history): every row, not one page
+                async for row in spec.stream(session, scope):
+                    writer.append(row)
+            else:
+                for row in table.rows:
+                    writer.append(row)
             if table.totals is not None:
                 writer.append(table.totals)
         finally:
