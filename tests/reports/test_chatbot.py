@@ -928,6 +928,10 @@ async def test_rest_gives_a_supervisor_their_queues_chat_metrics(live_server: Li
         assert page.status_code == 200, page.text
         # the supervisor's 7 answers (q1), newest first: 6th and 7th are C1's first and C6's
         assert (page.json()["total_rows"], [r[-1] for r in page.json()["rows"]]) == (7, ["Great", "9"])
+        # regression: cells went out as floats ("conversation": 7.0) once the schema had no int
+        assert [r[1] for r in page.json()["rows"]] == [w["C1"].id, w["C6"].id]
+        assert all(type(r[1]) is int for r in page.json()["rows"])
+        assert type(row["conversations"]) is int
     assert reports.get("survey_answers_raw").stream is not None  # exports stream every answer
 
 
