@@ -183,7 +183,10 @@ async def _status_seconds(
             stmt = stmt.where(t.user_id.in_(scope.user_ids))
     stmt = stmt.where(at >= scope.period.start, at < scope.period.end)
     out: dict[tuple[datetime, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for grp, uid, code, secs in await session.execute(stmt):
+    # On the connection, not the ORM session: a month by day is ~37,000 plain rows, and the
+    # ORM's row loading costs more than the database's sum (cProfile at 1,000,000 conversations).
+    connection = await session.connection()
+    for grp, uid, code, secs in await connection.execute(stmt):
         out[(g.label(grp, scope), uid)][code] += float(secs or 0)
     live = await open_span_seconds(session, scope.period.start, scope.period.end, scope.now, scope.user_ids)
     for (bucket, uid, code), secs in live.items():

@@ -319,8 +319,9 @@ async def _rollup_presence(
     )
     if users is not None:
         stmt = stmt.where(t.user_id.in_(sorted(users)))
+    connection = await session.connection()  # plain rows: no ORM row loading
     rows: list[tuple[datetime, str, float]] = [
-        (b, c, float(x or 0)) for b, c, x in await session.execute(stmt)
+        (b, c, float(x or 0)) for b, c, x in await connection.execute(stmt)
     ]
     live = await open_span_seconds(session, start, whole, end, users)
     rows += [(b, c, x) for (b, _uid, c), x in live.items()]
