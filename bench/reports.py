@@ -658,12 +658,58 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+async def main_reuse(args: argparse.Namespace) -> dict[str, Any]:
+    """``--reuse NAME``: time the reports again on a database a ``--keep`` run left (after a
+    change to the report code), without loading and backfilling again. Nothing is dropped."""
+    admin_dsn: str = args.dsn
+    check_loopback(admin_dsn)
+    name: str = args.reuse
+    result: dict[str, Any] = {
+        "machine": await machine_info(admin_dsn),
+        "args": vars(args) | {"out": str(args.out)},
+        "reused": name,
+    }
+    now = datetime.now(UTC)
+    tz = ZoneInfo(ZONE)
+    month = preset(Preset.LAST_MONTH, now, tz)
+    conn = await asyncpg.connect(raw_dsn(admin_dsn, name))
+    db = Database(sqlalchemy_url(admin_dsn, name), pool_size=2)
+    try:
+        admin_id = await conn.fetchval("SELECT id FROM users WHERE username = 'bench-admin'")
+        if admin_id is None:
+            raise SystemExit(f"{name} is not a database of this bench (no bench-admin user)")
+        result["load"] = {
+            "rows": {"conversations": await conn.fetchval("SELECT count(*) FROM conversations")}
+        }
+        result["month"] = {"first_day": month.first_day.isoformat(), "last_day": month.last_day.isoformat()}
+        who = Principal(id=admin_id, username="bench-admin", role=m.Role.ADMIN, language="en")
+        keys = [k.strip() for k in args.keys.split(",") if k.strip()]
+        result["missing"] = [k for k in keys if k not in reports.REPORTS]
+        result["reports"] = {}
+        result["raw"] = {}
+        for key in keys:
+            if key in reports.REPORTS:
+                log(f"report {key}: {args.repeats} runs")
+                result["reports"][key] = asdict(await measure_report(db, who, key, now, args.repeats))
+            if key in RAW_QUERIES:
+                log(f"raw GROUP BY for {key}: {args.repeats} runs")
+                result["raw"][key] = asdict(
+                    await measure_raw(conn, RAW_QUERIES[key], month.start, month.end, args.repeats)
+                )
+    finally:
+        await conn.close()
+        await db.dispose()
+    return result
+
+
 def render(result: dict[str, Any]) -> str:
+    load = result["load"]
     lines = [
-        f"load: {result['load']['rows']} in {result['load']['seconds']} s "
-        f"({result['load']['rows_per_second']} rows/s); days {result['load']['first_day']} .. "
-        f"{result['load']['last_day']}",
-        f"backfill: {result['backfill']}",
+        f"load: {load['rows']} in {load['seconds']} s "
+        f"({load['rows_per_second']} rows/s); days {load['first_day']} .. {load['last_day']}"
+        if "reused" not in result
+        else f"reused {result['reused']}: {load['rows']}",
+        f"backfill: {result.get('backfill', '(reused)')}",
         f"month: {result['month']['first_day']} .. {result['month']['last_day']} (grouping by day)",
         "",
         f"{'key':<18}{'report p50':>12}{'p99':>10}{'rows':>7}   {'raw p50':>10}{'p99':>10}{'rows':>8}"
@@ -696,6 +742,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--dsn", default=os.environ.get("OMNI_TEST_PG_DSN", ""))
     p.add_argument("--keep", action="store_true", help="leave the databases in place")
+    p.add_argument("--reuse", metavar="NAME", help="time the reports on a database a --keep run left")
     args = p.parse_args(argv)
     if not args.dsn:
         p.error('no --dsn and OMNI_TEST_PG_DSN is not set (eval "$(scripts/services.sh start)")')
@@ -706,7 +753,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def run(argv: Sequence[str] | None = None) -> None:
     args = parse(argv)
-    result = asyncio.run(main(args))
+    result = asyncio.run(main_reuse(args) if args.reuse else main(args))
     print(render(result))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")

@@ -24,6 +24,7 @@ from omni.domain import reports
 from omni.domain.errors import InvalidInput
 from omni.domain.reports import FilterParams, ReportFilter, Scope
 from omni.domain.reports.config import check_update_config, get_config
+from omni.domain.reports.operators import STATUS_TIMES
 from omni.domain.reports.period import days
 from omni.services import Services
 from tests import factories as f
@@ -102,6 +103,7 @@ async def fixture(s: AsyncSession) -> dict[str, Any]:
     await span(s, d, "available", utc(10, 6, 5), None)  # still open
     await span(s, other, "available", utc(10, 6), utc(10, 7))  # in no queue
     await s.flush()
+    await STATUS_TIMES.rebuild(s, utc(9, 0), utc(11, 0))  # as the rollup driver keeps it
     return {"admin": admin, "voice": voice, "chat": chat}
 
 
@@ -282,3 +284,30 @@ async def test_today_is_actual_up_to_now_and_forecast_from_the_current_interval_
     assert current["basis"] == "forecast"
     assert current["offered"] == 40 / 4  # one of the last 4 weeks had 40 calls; today's 25 aren't used
     assert (current["staffed"], current["sl"]) == (None, None)
+
+
+async def test_staffed_read_from_the_status_rollup_equals_the_raw_split_with_now_mid_interval(
+    services: Services,
+) -> None:
+    """The report reads the status-time rollup (a month's spans are too many to split per run);
+    the open span and the interval cut short by "now" (06:20, two spans closed after it) still
+    count as the raw split counts them."""
+    from omni.domain.reports import staffing
+
+    async with services.db.transaction() as s:
+        fx = await fixture(s)
+        everyone = {u.id for u in await s.scalars(select(m.User))}
+        for now in (utc(10, 6, 20), utc(12, 12)):
+            f_ = FilterParams(since=DAY, until=DAY).resolve(MSK, now)
+            scope = await scope_of(s, fx["admin"], f_, now)
+            end = min(scope.period.end, now)
+            for users in (None, everyone):
+                for minutes in (15, 30):
+                    raw = await staffing._presence(s, scope, users, end, MSK, minutes, in_database=True)
+                    rolled = await staffing._rollup_presence(s, scope, users, end, MSK, minutes)
+                    assert [_rounded(d) for d in rolled] == [_rounded(d) for d in raw]
+                    assert rolled[0]  # something was staffed
+
+
+def _rounded(d: dict[datetime, float]) -> dict[datetime, float]:
+    return {k: round(v, 6) for k, v in d.items() if round(v, 6)}

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from omni.db.models.base import Base
 from omni.db.models.conversations import Offer
+from omni.db.models.people import StatusHistory
 from omni.db.models.platform import Event
 
 __all__ = [
@@ -114,3 +115,10 @@ class ReportStatusHour(Base):
 # ``created_at``: ``ix_conversations_first_enqueued`` / ``ix_conversations_created``.)
 Index("ix_offers_created_at", Offer.created_at)
 Index("ix_events_type_created_at", Event.type, Event.created_at)
+# The spans still open (one per operator), which every status report adds up to "now".
+Index(
+    "ix_status_history_open",
+    StatusHistory.user_id,
+    postgresql_where=StatusHistory.ended_at.is_(None),
+    sqlite_where=StatusHistory.ended_at.is_(None),
+)

@@ -25,7 +25,7 @@ from sqlalchemy import and_, delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain.reports import rollups
+from omni.domain.reports import rollup_sql, rollups
 from omni.domain.reports.period import INTERVAL, floor_interval
 
 TRANSFERRED = "conversation.transferred"
@@ -92,7 +92,10 @@ class OperatorRollup:
             out.add(floor_interval(at))
         return out
 
-    async def rebuild(self, session: AsyncSession, start: datetime, end: datetime) -> None:
+    async def rebuild(
+        self, session: AsyncSession, start: datetime, end: datetime, *, in_database: bool | None = None
+    ) -> None:
+        """``in_database``: sum the hour tier in PostgreSQL (its default) or in Python."""
         T = m.ReportOperatorInterval
         await session.execute(delete(T).where(T.bucket >= start, T.bucket < end))
         rows: dict[OpKey, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -100,15 +103,20 @@ class OperatorRollup:
         await _handled(session, start, end, rows)
         await _transfers(session, start, end, rows)
         await _insert(session, T, [_operator_row(k, v) for k, v in rows.items()])
-        await _rebuild_operator_hours(session, start, end)
+        await _rebuild_operator_hours(session, start, end, rollup_sql.in_database(session, in_database))
 
 
-async def _rebuild_operator_hours(session: AsyncSession, start: datetime, end: datetime) -> None:
+async def _rebuild_operator_hours(
+    session: AsyncSession, start: datetime, end: datetime, in_database: bool = False
+) -> None:
     """Re-sum the UTC hours ``[start, end)`` touches from their interval rows (see
     ``_rebuild_hours``)."""
     lo, hi = _hours_around(start, end)
     H, T = m.ReportOperatorHour, m.ReportOperatorInterval
     await session.execute(delete(H).where(H.bucket >= lo, H.bucket < hi))
+    if in_database:
+        await rollup_sql.rebuild_operator_hours(session, lo, hi, _COLUMNS)
+        return
     sums: dict[OpKey, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     cols = [getattr(T, c) for c in _COLUMNS]
     stmt = select(T.bucket, T.user_id, T.queue_id, T.channel, T.result_code_id, *cols).where(
@@ -193,11 +201,27 @@ async def _handled(
     session: AsyncSession, start: datetime, end: datetime, rows: dict[OpKey, dict[str, float]]
 ) -> None:
     c = m.Conversation
-    convs = list(
-        await session.scalars(
-            select(c).where(
-                _contact_in(start, end), c.assigned_user_id.is_not(None), c.accepted_at.is_not(None)
-            )
+    # The columns the figures need, not ORM objects: a backfill day holds ~10,000 contacts and an
+    # identity-mapped entity each costs more than the arithmetic (the rows answer the same names).
+    convs: list[Any] = list(
+        await session.execute(
+            select(
+                c.id,
+                c.first_enqueued_at,
+                c.created_at,
+                c.assigned_user_id,
+                c.accepted_at,
+                c.wrap_up_at,
+                c.closed_at,
+                c.hold_seconds,
+                c.status,
+                c.closed_by,
+                c.medium,
+                c.queue_id,
+                c.channel,
+                c.result_code_id,
+                c.variables,
+            ).where(_contact_in(start, end), c.assigned_user_id.is_not(None), c.accepted_at.is_not(None))
         )
     )
     replies = await _first_replies(session, [x for x in convs if x.medium == m.Medium.CHAT])
@@ -231,9 +255,7 @@ async def _handled(
             row["csat_good"] += 1 if score >= 4 else 0
 
 
-async def _first_replies(
-    session: AsyncSession, convs: list[m.Conversation]
-) -> dict[tuple[int, int], datetime]:
+async def _first_replies(session: AsyncSession, convs: list[Any]) -> dict[tuple[int, int], datetime]:
     """The first outbound message of the handling operator after they accepted, per chat."""
     out: dict[tuple[int, int], datetime] = {}
     if not convs:
@@ -316,9 +338,16 @@ class StatusRollup:
         hi = max(e for _, e in spans if e is not None)
         return {b for b, _ in split(lo, hi)}
 
-    async def rebuild(self, session: AsyncSession, start: datetime, end: datetime) -> None:
+    async def rebuild(
+        self, session: AsyncSession, start: datetime, end: datetime, *, in_database: bool | None = None
+    ) -> None:
+        """``in_database``: split and sum the spans in PostgreSQL (its default) or in Python."""
         T = m.ReportStatusInterval
         await session.execute(delete(T).where(T.bucket >= start, T.bucket < end))
+        if rollup_sql.in_database(session, in_database):
+            await rollup_sql.rebuild_status(session, start, end)
+            await _rebuild_hours(session, start, end, True)
+            return
         h = m.StatusHistory
         stmt = select(h.user_id, h.status_code, h.started_at, h.ended_at).where(
             h.ended_at.is_not(None), h.started_at < end, h.ended_at > start
@@ -344,12 +373,17 @@ def floor_hour(at: datetime) -> datetime:
     return floor_interval(at).replace(minute=0)
 
 
-async def _rebuild_hours(session: AsyncSession, start: datetime, end: datetime) -> None:
+async def _rebuild_hours(
+    session: AsyncSession, start: datetime, end: datetime, in_database: bool = False
+) -> None:
     """Re-sum the hours ``[start, end)`` touches from their interval rows (the rest of each hour
     was built before and is read back, so a partial rebuild still gives whole hours)."""
     lo, hi = _hours_around(start, end)
     H, T = m.ReportStatusHour, m.ReportStatusInterval
     await session.execute(delete(H).where(H.hour >= lo, H.hour < hi))
+    if in_database:
+        await rollup_sql.rebuild_status_hours(session, lo, hi)
+        return
     sums: dict[tuple[datetime, int, str], float] = defaultdict(float)
     stmt = select(T.bucket, T.user_id, T.status_code, T.seconds).where(T.bucket >= lo, T.bucket < hi)
     for bucket, uid, code, secs in await session.execute(stmt):

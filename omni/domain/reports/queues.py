@@ -36,6 +36,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from omni.db import models as m
 from omni.db.models.reports import SL_THRESHOLDS
+from omni.domain.reports import rollup_sql
 from omni.domain.reports.config import get_config
 from omni.domain.reports.filters import Scope
 from omni.domain.reports.period import floor_interval
@@ -118,9 +119,15 @@ class QueueRollup:
                     found.add(floor_interval(datetime.fromisoformat(value)))
         return found
 
-    async def rebuild(self, session: AsyncSession, start: datetime, end: datetime) -> None:
+    async def rebuild(
+        self, session: AsyncSession, start: datetime, end: datetime, *, in_database: bool | None = None
+    ) -> None:
+        """``in_database``: one set-based statement (PostgreSQL's default) or the Python loop."""
         await session.execute(delete(RQI).where(RQI.bucket >= start, RQI.bucket < end))
         config = await get_config(session)
+        if rollup_sql.in_database(session, in_database):
+            await rollup_sql.rebuild_queues(session, start, end, float(config.short_abandon_seconds))
+            return
         sla = {k: v for k, v in await session.execute(select(m.Queue.id, m.Queue.sla_seconds))}
         at = start
         while at < end:

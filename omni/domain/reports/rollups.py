@@ -39,8 +39,14 @@ class Rollup(Protocol):
         """UTC interval starts whose rows these changes may alter."""
         ...
 
-    async def rebuild(self, session: AsyncSession, start: datetime, end: datetime) -> None:
-        """Replace this rollup's rows for every interval in ``[start, end)`` from the raw rows."""
+    async def rebuild(
+        self, session: AsyncSession, start: datetime, end: datetime, *, in_database: bool | None = None
+    ) -> None:
+        """Replace this rollup's rows for every interval in ``[start, end)`` from the raw rows.
+
+        ``in_database``: set-based SQL (``rollup_sql``; PostgreSQL's default) or the Python path
+        (SQLite's); both give the same rows.
+        """
         ...
 
 
@@ -54,11 +60,13 @@ def register(rollup: Rollup) -> Rollup:
     return rollup
 
 
-async def rebuild_range(session: AsyncSession, start: datetime, end: datetime) -> None:
+async def rebuild_range(
+    session: AsyncSession, start: datetime, end: datetime, *, in_database: bool | None = None
+) -> None:
     """Rebuild every rollup over ``[start, end)`` (widened to whole intervals): backfill and tests."""
     lo = floor_interval(start)
     hi = floor_interval(end)
     if hi < end:
         hi += INTERVAL
     for rollup in ROLLUPS.values():
-        await rollup.rebuild(session, lo, hi)
+        await rollup.rebuild(session, lo, hi, in_database=in_database)

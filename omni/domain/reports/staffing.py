@@ -17,9 +17,9 @@ Per 15- or 30-minute interval of the period (local time, install zone):
   under-forecasts until it has that many weeks of history);
 * **staffed**: operators ready for or doing work (status kind available, ringing, talking,
   wrap-up) and **logged in** (any status but offline), each as the average number over the
-  interval (operator-seconds / interval seconds). Read from ``status_history`` spans directly,
-  split at interval boundaries in Python: a status-time rollup is built in parallel by the
-  operator reports and this should read it once it exists;
+  interval (operator-seconds / interval seconds). Read from the status-time rollup
+  (``report_status_intervals``, closed spans split per interval) plus the spans still open; an
+  interval cut short by "now" is split from ``status_history`` (``_rollup_presence``);
 * **SL**: actual answered within the queue's threshold / offered.
 
 Options (``Scope.extra``, see ``options``): ``target_sl`` (percent), ``interval_minutes`` (15 or
@@ -43,6 +43,7 @@ from omni.domain.calls import VOICE
 from omni.domain.errors import InvalidInput
 from omni.domain.reports import erlang
 from omni.domain.reports.filters import Scope
+from omni.domain.reports.operators import open_span_seconds
 from omni.domain.reports.period import INTERVAL, floor_interval
 from omni.domain.reports.registry import ReportSpec, register
 from omni.domain.reports.table import Cell, Chart, Column, Kind, ReportTable, pct
@@ -231,12 +232,15 @@ async def _presence(
     tz: tzinfo,
     minutes: int,
     in_database: bool | None = None,
+    start: datetime | None = None,
 ) -> tuple[dict[datetime, float], dict[datetime, float]]:
     """Operator-seconds staffed and logged in per report interval, from ``status_history``.
 
     ``in_database``: split the spans in PostgreSQL (default there) or here (other databases).
+    ``start``: from here instead of the period's start (the partial interval ``_rollup_presence``
+    leaves to the raw spans).
     """
-    start = scope.period.start
+    start = start or scope.period.start
     staffed: dict[datetime, float] = defaultdict(float)
     logged: dict[datetime, float] = defaultdict(float)
     if end <= start:
@@ -290,6 +294,54 @@ async def _presence(
     return staffed, logged
 
 
+async def _rollup_presence(
+    session: AsyncSession, scope: Scope, users: set[int] | None, end: datetime, tz: tzinfo, minutes: int
+) -> tuple[dict[datetime, float], dict[datetime, float]]:
+    """``_presence`` read from the status-time rollup (``report_status_intervals``, closed spans
+    split per interval) plus the spans still open, so a month reads its interval rows instead
+    of splitting every span of the month. A last interval cut short by ``end`` (now) is split
+    from the raw spans: a rollup row holds its whole interval."""
+    start = scope.period.start
+    staffed: dict[datetime, float] = defaultdict(float)
+    logged: dict[datetime, float] = defaultdict(float)
+    if end <= start:
+        return staffed, logged
+    whole = max(start, floor_interval(end))
+    kinds = {
+        code: kind
+        for code, kind in await session.execute(select(m.OperatorStatus.code, m.OperatorStatus.kind))
+    }
+    t = m.ReportStatusInterval
+    stmt = (
+        select(t.bucket, t.status_code, func.sum(t.seconds))
+        .where(t.bucket >= start, t.bucket < whole, t.status_code != m.StatusKind.OFFLINE)
+        .group_by(t.bucket, t.status_code)
+    )
+    if users is not None:
+        stmt = stmt.where(t.user_id.in_(sorted(users)))
+    connection = await session.connection()  # plain rows: no ORM row loading
+    rows: list[tuple[datetime, str, float]] = [
+        (b, c, float(x or 0)) for b, c, x in await connection.execute(stmt)
+    ]
+    live = await open_span_seconds(session, start, whole, end, users)
+    rows += [(b, c, x) for (b, _uid, c), x in live.items()]
+    for bucket, code, secs in rows:
+        kind = kinds.get(code)
+        if kind is None or kind == m.StatusKind.OFFLINE or secs <= 0:
+            continue
+        label = _bin(bucket.astimezone(UTC), tz, minutes)
+        logged[label] += secs
+        if kind in STAFFED_KINDS:
+            staffed[label] += secs
+    if whole < end:
+        part_staffed, part_logged = await _presence(session, scope, users, end, tz, minutes, start=whole)
+        for label, secs in part_staffed.items():
+            staffed[label] += secs
+        for label, secs in part_logged.items():
+            logged[label] += secs
+    return staffed, logged
+
+
 async def _concurrency(session: AsyncSession, users: set[int] | None) -> int:
     """Chats an operator works at once: the median of capacity // chat weight of chat operators."""
     stmt = select(m.User.capacity, m.User.chat_weight).where(
@@ -321,7 +373,7 @@ async def run(session: AsyncSession, scope: Scope) -> ReportTable:
     sla = {qid: secs for qid, secs in await session.execute(select(m.Queue.id, m.Queue.sla_seconds))}
     users = await _operators(session, scope)
     concurrency = opts.chat_concurrency or await _concurrency(session, users)
-    staffed, logged = await _presence(
+    staffed, logged = await _rollup_presence(
         session, scope, users, min(period.end, scope.now), tz, opts.interval_minutes
     )
 
