@@ -5,7 +5,7 @@ one per operator) to the rollups; without this index each run scanned all of
 ``status_history`` (3.8 M rows in bench/reports.py at 1,000,000 conversations: ~0.35 s).
 
 Revision ID: 0010_perf
-Revises: 0010_operators
+Revises: 0010_chatbot
 Create Date: 2026-11-29 20:50:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_perf"
-down_revision: str | None = "0010_operators"
+down_revision: str | None = "0010_chatbot"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
