@@ -79,7 +79,10 @@ class BotFunnelRollup:
             found |= {floor_interval(at) for at in rows}
         return found
 
-    async def rebuild(self, session: AsyncSession, start: datetime, end: datetime) -> None:
+    async def rebuild(
+        self, session: AsyncSession, start: datetime, end: datetime, *, in_database: bool | None = None
+    ) -> None:
+        """``in_database`` is ignored: these rows are few and built one way on every database."""
         runs_t, nodes_t = m.ReportBotInterval, m.ReportBotNodeInterval
         await session.execute(delete(runs_t).where(runs_t.bucket >= start, runs_t.bucket < end))
         await session.execute(delete(nodes_t).where(nodes_t.bucket >= start, nodes_t.bucket < end))

@@ -114,7 +114,10 @@ class ChatRollup:
             found |= {floor_interval(first) for first in rows if first is not None}
         return found
 
-    async def rebuild(self, session: AsyncSession, start: datetime, end: datetime) -> None:
+    async def rebuild(
+        self, session: AsyncSession, start: datetime, end: datetime, *, in_database: bool | None = None
+    ) -> None:
+        """``in_database`` is ignored: these rows are few and built one way on every database."""
         t = m.ReportChatInterval
         await session.execute(delete(t).where(t.bucket >= start, t.bucket < end))
         convs = list(await session.scalars(select(m.Conversation).where(_in_range(start, end))))
@@ -237,7 +240,10 @@ class ChatLoadRollup:
                     at += INTERVAL
         return found
 
-    async def rebuild(self, session: AsyncSession, start: datetime, end: datetime) -> None:
+    async def rebuild(
+        self, session: AsyncSession, start: datetime, end: datetime, *, in_database: bool | None = None
+    ) -> None:
+        """``in_database`` is ignored: these rows are few and built one way on every database."""
         t = m.ReportChatLoadInterval
         await session.execute(delete(t).where(t.bucket >= start, t.bucket < end))
         c = m.Conversation

@@ -71,7 +71,10 @@ class SurveyRollup:
             }
         return found
 
-    async def rebuild(self, session: AsyncSession, start: datetime, end: datetime) -> None:
+    async def rebuild(
+        self, session: AsyncSession, start: datetime, end: datetime, *, in_database: bool | None = None
+    ) -> None:
+        """``in_database`` is ignored: these rows are few and built one way on every database."""
         t, a, c = m.ReportSurveyInterval, m.SurveyAnswer, m.Conversation
         await session.execute(delete(t).where(t.bucket >= start, t.bucket < end))
         rows = await session.execute(
