@@ -411,4 +411,23 @@ async def run(session: AsyncSession, scope: Scope) -> ReportTable:
     return table
 
 
-register(ReportSpec(KEY, run, ("period", "queue", "group", "operator", "channel", "inbox"), order=90))
+register(
+    ReportSpec(
+        KEY,
+        run,
+        (
+            "period",
+            "queue",
+            "group",
+            "operator",
+            "channel",
+            "inbox",
+            "target_sl",
+            "interval_minutes",
+            "weeks",
+            "max_occupancy",
+            "chat_concurrency",
+        ),
+        order=90,
+    )
+)
