@@ -56,7 +56,7 @@ DEFAULT_CONCURRENCY = 3
 
 COLUMNS = (
     Column("interval", Kind.LABEL, "Interval"),
-    Column("basis", Kind.TEXT, "Basis"),
+    Column("basis", Kind.TEXT, "Basis", labels="rpt.basis"),
     Column("offered", Kind.NUMBER, "Offered"),
     Column("aht", Kind.SECONDS, "AHT"),
     Column("traffic", Kind.NUMBER, "Traffic, erlangs"),
