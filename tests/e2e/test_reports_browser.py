@@ -521,12 +521,17 @@ async def test_every_report_opens_with_data_charts_and_prints_without_console_er
                 await expect(page.get_by_test_id("report-empty")).to_be_visible()
             if rows and await page.get_by_test_id("report-chart").count():
                 assert await page.get_by_test_id("report-chart").evaluate(CANVAS_DRAWN), key
+            if key == "staffing":  # regression: every 15-minute row read as the bare date
+                cells_ = page.locator('[data-testid="report-row"] td[data-col="interval"]')
+                assert (await cells_.nth(0).text_content() or "").endswith("00:00")
+                assert (await cells_.nth(1).text_content() or "").endswith("00:15")
             headers = await page.locator(".rpt-table thead th").all_text_contents()
             assert all(h.strip() for h in headers), (key, headers)
             if locale.startswith("ru"):
                 texts = await page.locator('[data-testid="report-row"] td').all_text_contents()
                 raw = {"abandoned", "missed", "none", "done", "open", "actual", "forecast", "api", "voice"}
                 assert not raw & {t.strip() for t in texts}, key
+            await page.screenshot(path=screenshot_path(f"reports-{username}-{key}.png"), full_page=True)
             await page.emulate_media(media="print")
             await expect(page.get_by_test_id("filters")).to_be_hidden()
             await expect(page.get_by_test_id("report-table")).to_be_visible()

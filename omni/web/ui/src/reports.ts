@@ -314,7 +314,10 @@ function renderActions(): void {
 // --- the result --------------------------------------------------------------------------------
 
 function renderTable(table: ReportTable): void {
-  const fmt = formatter(data.lang, timeZone, state.grouping || "day", t("rpt.page.dash"));
+  // A report without the grouping filter labels its rows by its own intervals (staffing): show
+  // their time, not the day the grouping picker would default to.
+  const grouped = current()?.filters.includes("grouping") ?? true;
+  const fmt = formatter(data.lang, timeZone, grouped ? state.grouping || "day" : "interval", t("rpt.page.dash"));
   clear(tableBox);
   if (chart) {
     chart.destroy();
