@@ -525,6 +525,23 @@ async def test_every_report_opens_with_data_charts_and_prints_without_console_er
                 cells_ = page.locator('[data-testid="report-row"] td[data-col="interval"]')
                 assert (await cells_.nth(0).text_content() or "").endswith("00:00")
                 assert (await cells_.nth(1).text_content() or "").endswith("00:15")
+                # Its own options: half-hour intervals from the number input, kept in the URL and
+                # in the mailing link; an out-of-range target is refused with the server's message.
+                await page.get_by_test_id("filter-interval_minutes").fill("30")
+                await page.get_by_test_id("filter-interval_minutes").press("Enter")
+                await expect(app).to_have_attribute("data-query", "preset=yesterday&interval_minutes=30")
+                await expect(page.locator('[data-testid="report-row"]')).to_have_count(48)
+                href = await page.get_by_test_id("schedule-mailing").get_attribute("href") or ""
+                assert query_of(href)["interval_minutes"] == ["30"]
+                await page.get_by_test_id("filter-target_sl").fill("150")
+                await page.get_by_test_id("filter-target_sl").press("Enter")
+                await expect(app).to_have_attribute("data-state", "error")
+                await expect(page.get_by_test_id("report-error")).to_contain_text("target_sl")
+                refused = [e for e in errors if "status of 400" in e]
+                assert len(refused) == 1  # the refusal just asked for, and nothing else
+                errors.remove(refused[0])
+                await page.go_back()
+                await expect(app).to_have_attribute("data-state", "ready")
             headers = await page.locator(".rpt-table thead th").all_text_contents()
             assert all(h.strip() for h in headers), (key, headers)
             if locale.startswith("ru"):

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from omni.db import models as m
 from omni.domain.errors import InvalidInput
@@ -153,3 +154,46 @@ async def test_staffing_options_travel_in_exports_and_mailings_json(
     async with live_server.services.db.transaction() as s:
         job = await s.get_one(m.ReportExport, export.json()["id"])
     assert FilterParams.from_json(job.filters).interval_minutes == 30
+
+
+async def test_the_schedules_page_keeps_the_staffing_options_of_the_reports_link(
+    admin: tuple[httpx.AsyncClient, dict[str, Any]], live_server: LiveServer
+) -> None:
+    """The reports page's "schedule mailing" link carries ``target_sl`` and ``interval_minutes``;
+    the form keeps them (hidden) and the schedule stores them as numbers."""
+    client, _ = admin
+    page = await client.get(
+        "/reports/schedules",
+        params={"report": "staffing", "preset": "yesterday", "target_sl": "90", "interval_minutes": "30"},
+    )
+    assert page.status_code == 200, page.text
+    html = page.text
+    assert '<input type="hidden" name="target_sl" value="90">' in html
+    assert '<input type="hidden" name="interval_minutes" value="30">' in html
+    csrf = html.split('name="_csrf" value="')[1].split('"')[0]
+    form = {
+        "_csrf": csrf,
+        "report_key": "staffing",
+        "preset": "yesterday",
+        "grouping": "day",
+        "target_sl": "90",
+        "interval_minutes": "30",
+        "format": "xlsx",
+        "frequency": "daily",
+        "weekday": "",
+        "send_time": "08:00",
+        "recipients": "boss@example.com",
+        "language": "en",
+        "active": "1",
+    }
+    ok = await client.post("/reports/schedules", data=form)
+    assert ok.status_code in (302, 303), ok.text
+    async with live_server.services.db.transaction() as s:
+        [row] = (await s.scalars(select(m.ReportSchedule))).all()
+    assert (row.filters["target_sl"], row.filters["interval_minutes"], row.filters["weeks"]) == (
+        90.0,
+        30,
+        None,
+    )
+    edit = await client.get(f"/reports/schedules/{row.id}")
+    assert '<input type="hidden" name="target_sl" value="90.0">' in edit.text

@@ -73,7 +73,8 @@ export function drawChart(canvas: HTMLCanvasElement, table: ReportTable, fmt: Fo
   const stacked = spec.kind === "stacked";
   // Durations (status times) read as 20:00 on the axis and in tooltips, like the table, not 1200.
   const seconds = series.length > 0 && series.every((key) => table.columns[index.get(key) as number].kind === "seconds");
-  const ticks = seconds ? { callback: (v: number | string) => clock(Number(v)) } : {};
+  // Counts tick in whole numbers (no "0,1 calls").
+  const ticks = seconds ? { callback: (v: number | string) => clock(Number(v)) } : additive ? { precision: 0 } : {};
   const tooltip = seconds
     ? { callbacks: { label: (c: { dataset: { label?: string }; raw: unknown }) => `${c.dataset.label ?? ""}: ${clock(Number(c.raw))}` } }
     : {};
