@@ -4,6 +4,7 @@ import/export and per-node statistics. Supervisors and admins edit; auditors rea
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -273,6 +274,23 @@ async def import_(session: AsyncSession, who: Principal, data: Any) -> m.Scenari
     return existing
 
 
+def fold_steps(rows: Iterable[tuple[str, str, int]]) -> dict[str, dict[str, Any]]:
+    """``bot_steps`` counted by (node, outcome) folded into per-node statistics: entered, left
+    (and by port), invalid, no_input. The builder's statistics and the bot-funnel report's node
+    rollup (``omni.domain.reports.bot_funnel``) both count steps this one way."""
+    stats: dict[str, dict[str, Any]] = {}
+    for node, outcome, count in rows:
+        entry = stats.setdefault(node, {"entered": 0, "left": 0, "invalid": 0, "no_input": 0, "ports": {}})
+        if outcome == "entered":
+            entry["entered"] += count
+        elif outcome.startswith("left:"):
+            entry["left"] += count
+            entry["ports"][outcome[5:]] = entry["ports"].get(outcome[5:], 0) + count
+        elif outcome in ("invalid", "no_input"):
+            entry[outcome] += count
+    return stats
+
+
 async def node_stats(
     session: AsyncSession, who: Principal, scenario_id: int, *, revision_id: int | None = None,
     channel: str | None = None,
@@ -289,16 +307,7 @@ async def node_stats(
     )
     if channel:
         stmt = stmt.where(m.BotStep.channel == channel)
-    stats: dict[str, dict[str, Any]] = {}
-    for node, outcome, count in (await session.execute(stmt)).all():
-        entry = stats.setdefault(node, {"entered": 0, "left": 0, "invalid": 0, "no_input": 0, "ports": {}})
-        if outcome == "entered":
-            entry["entered"] += count
-        elif outcome.startswith("left:"):
-            entry["left"] += count
-            entry["ports"][outcome[5:]] = count
-        elif outcome in ("invalid", "no_input"):
-            entry[outcome] += count
+    stats = fold_steps((node, outcome, count) for node, outcome, count in (await session.execute(stmt)).all())
     sessions = select(m.BotSession.state, m.BotSession.status).where(m.BotSession.revision_id == rev_id)
     here: dict[str, int] = {}
     for state, status in (await session.execute(sessions)).all():

@@ -27,8 +27,8 @@ from omni.services import Services
 
 Value = str | float | bool | None
 """A cell. No ``int`` beside ``float``: the schema lists a union as ``oneOf``, and a whole number
-matches both ``integer`` and ``number`` — a valid count would violate the schema. Counts go out
-as JSON numbers either way."""
+matches both ``integer`` and ``number`` — a valid count would violate the schema. Whole numbers
+still go out as JSON integers (``report_out``): an id of 7 must not become ``7.0``."""
 
 
 class ColumnOut(msgspec.Struct):
@@ -52,6 +52,23 @@ class ReportOut(msgspec.Struct):
     chart: ChartOut | None
     notes: list[str]
     total_rows: int | None
+
+
+def report_out(body: dict[str, Any]) -> ReportOut:
+    """``ReportTable.to_json`` as the response, built field by field: ``msgspec.convert`` would
+    turn every whole number into a float (``Value`` has no ``int``), and ``/conversations/7.0``
+    opens nothing."""
+    chart = body["chart"]
+    return ReportOut(
+        key=body["key"],
+        title=body["title"],
+        columns=[ColumnOut(**c) for c in body["columns"]],
+        rows=body["rows"],
+        totals=body["totals"],
+        chart=None if chart is None else ChartOut(**chart),
+        notes=body["notes"],
+        total_rows=body["total_rows"],
+    )
 
 
 class ReportInfoOut(msgspec.Struct):
@@ -201,7 +218,7 @@ class ReportController(Controller):
         )
         async with services.db.transaction() as session:
             table = await reports.run_params(session, who, key, params, datetime.now(UTC))
-        return msgspec.convert(table.to_json(request_language(request)), ReportOut)
+        return report_out(table.to_json(request_language(request)))
 
 
 class OptionOut(msgspec.Struct):

@@ -76,7 +76,10 @@ class BotStep(Base):
     """One step of a run (entered / left:<port> / invalid / no_input / error): node statistics."""
 
     __tablename__ = "bot_steps"
-    __table_args__ = (Index("ix_bot_steps_revision_node", "revision_id", "node"),)
+    __table_args__ = (
+        Index("ix_bot_steps_revision_node", "revision_id", "node"),
+        Index("ix_bot_steps_created_at", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     revision_id: Mapped[int] = mapped_column(ForeignKey("scenario_revisions.id", ondelete="CASCADE"))
@@ -89,6 +92,7 @@ class BotStep(Base):
 
 class SurveyAnswer(Base):
     __tablename__ = "survey_answers"
+    __table_args__ = (Index("ix_survey_answers_created_at", "created_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(

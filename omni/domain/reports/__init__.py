@@ -71,7 +71,16 @@ async def run_params(
     return await spec.run(session, scope)
 
 
-from omni.domain.reports import channels, missed_outcomes, queue_summary, queues, sl_buckets  # noqa: E402, F401
+from omni.domain.reports import (  # noqa: E402, F401  # noqa: E402, F401  (chatbot: register)
+    bot_funnel,
+    channels,
+    chats,
+    missed_outcomes,
+    queue_summary,
+    queues,
+    sl_buckets,
+    surveys,
+)
 from omni.domain.reports import history as history  # noqa: E402  # registers contact_history
 from omni.domain.reports import operator_reports as _operator_reports  # noqa: E402, F401
 from omni.domain.reports import staffing as _staffing  # noqa: E402,F401  (registers the staffing report)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,18 +42,8 @@ COLUMNS = (
 
 
 def _page(scope: Scope) -> tuple[int, int]:
-    """The page asked for: the filter's ``offset`` / ``limit`` where the frame has them (``limit``
-    0 = the count only), else ``scope.extra``; at most ``MAX_PAGE`` rows."""
-    asked: dict[str, Any] = {
-        "offset": getattr(scope.filter, "offset", None),
-        "limit": getattr(scope.filter, "limit", None),
-    }
-
-    def number(key: str, default: int) -> int:
-        value: Any = asked[key] if asked[key] is not None else scope.extra.get(key, default)
-        return value if isinstance(value, int) and value >= 0 else default
-
-    return number("offset", 0), min(number("limit", PAGE), MAX_PAGE)
+    """The page asked for (the filter's ``offset`` / ``limit``), at most ``MAX_PAGE`` rows."""
+    return max(0, scope.filter.offset), min(max(1, scope.filter.limit), MAX_PAGE)
 
 
 async def _listed(session: AsyncSession, scope: Scope) -> list[int]:
@@ -168,8 +157,6 @@ async def stream(session: AsyncSession, scope: Scope) -> AsyncIterator[list[Cell
             yield row
 
 
-# ``ReportSpec.stream`` (every row for exports) is part of the frame on newer trees: wired when present.
-_STREAMS = {"stream": stream} if "stream" in getattr(ReportSpec, "__dataclass_fields__", {}) else {}
 register(
     ReportSpec(
         KEY,
@@ -177,6 +164,6 @@ register(
         ("period", "queue", "group", "channel", "inbox", "result_code"),
         paginated=True,
         order=110,
-        **_STREAMS,
+        stream=stream,
     )
 )
