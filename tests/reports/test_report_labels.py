@@ -102,3 +102,23 @@ def test_per_channel_handled_columns_are_titled_in_the_readers_language() -> Non
     column = Column("handled_telegram", Kind.COUNT, "Handled: telegram")
     assert column.title_in("ru") == "Обработано: Telegram"
     assert Column("handled_widget", Kind.COUNT, "Handled: widget").title_in("en") == "Handled: web chat"
+
+
+def test_every_report_column_of_channels_or_outcomes_names_its_labels() -> None:
+    """Any report's ``channel``, ``outcome``, ``callback`` or ``basis`` column shows labels (a new
+    report copying a column of codes must say where their labels are)."""
+    import importlib
+
+    from omni.domain.reports.table import Column
+
+    found: list[tuple[str, Column]] = []
+    for name in ("bot_funnel", "surveys", "channels", "missed_outcomes", "staffing", "history"):
+        module = importlib.import_module(f"omni.domain.reports.{name}")
+        for value in vars(module).values():
+            if isinstance(value, tuple | list):
+                found += [(name, c) for c in value if isinstance(c, Column)]
+    coded = [(name, c) for name, c in found if c.key in ("channel", "outcome", "callback", "basis")]
+    assert {name for name, _ in coded} >= {"bot_funnel", "surveys", "channels", "missed_outcomes", "staffing"}
+    # Contact history labels its cells itself (in the reader's language, ``_Labels``).
+    assert [(name, c.key) for name, c in coded if not c.labels and name != "history"] == []
+    assert Column("channel", labels="enum.channel").value_in("widget", "ru") == "Веб-чат"
