@@ -29,7 +29,20 @@ from omni.api.contracts import Id
 from omni.api.core import DEPS
 from omni.api.deps import request_language
 from omni.api.edge import REFUSALS
-from omni.api.reports import Ids, Limit, Names, Offset, Search, Seconds, report_params
+from omni.api.reports import (
+    ChatConcurrency,
+    Ids,
+    IntervalMinutes,
+    Limit,
+    MaxOccupancy,
+    Names,
+    Offset,
+    Search,
+    Seconds,
+    TargetSl,
+    Weeks,
+    report_params,
+)
 from omni.domain.auth import Principal
 from omni.domain.reports import Grouping, Preset
 from omni.domain.reports import exports as ex
@@ -112,6 +125,11 @@ class ExportController(Controller):
         max_duration: Seconds = None,
         offset: Offset = 0,
         limit: Limit = DEFAULT_LIMIT,
+        target_sl: TargetSl = None,
+        interval_minutes: IntervalMinutes = None,
+        weeks: Weeks = None,
+        max_occupancy: MaxOccupancy = None,
+        chat_concurrency: ChatConcurrency = None,
     ) -> ExportOut:
         """Start exporting a report with these filters; the rows are the caller's, as on the page
         (every row: ``offset``/``limit`` are kept in the audit but not applied to a streamed export)."""
@@ -131,6 +149,11 @@ class ExportController(Controller):
             max_duration,
             offset,
             limit,
+            target_sl=target_sl,
+            interval_minutes=interval_minutes,
+            weeks=weeks,
+            max_occupancy=max_occupancy,
+            chat_concurrency=chat_concurrency,
         )
         who = dataclasses.replace(who, language=request_language(request))
         now = datetime.now(UTC)

@@ -56,6 +56,12 @@ class FiltersIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_duration: Annotated[int, msgspec.Meta(ge=0, le=MAX_DURATION)] | None = None
     offset: Annotated[int, msgspec.Meta(ge=0, le=INT32_MAX)] = 0
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
+    target_sl: Annotated[float, msgspec.Meta(ge=1, le=99.9)] | None = None
+    """The staffing forecast's options (``REPORT_OPTIONS``); ``None`` = the report's default."""
+    interval_minutes: Annotated[int, msgspec.Meta(ge=15, le=30)] | None = None
+    weeks: Annotated[int, msgspec.Meta(ge=1, le=52)] | None = None
+    max_occupancy: Annotated[float, msgspec.Meta(ge=1, le=100)] | None = None
+    chat_concurrency: Annotated[int, msgspec.Meta(ge=1, le=50)] | None = None
 
 
 class ScheduleUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -86,6 +86,17 @@ Search = Annotated[
 Seconds = Annotated[int | None, Parameter(ge=0, le=MAX_DURATION, description="Talk seconds")]
 Offset = Annotated[int, Parameter(ge=0, le=10_000_000)]
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT)]
+TargetSl = Annotated[
+    float | None, Parameter(ge=1, le=99.9, description="Staffing: target service level, percent")
+]
+IntervalMinutes = Annotated[
+    int | None, Parameter(ge=15, le=30, description="Staffing: interval length, 15 or 30 minutes")
+]
+Weeks = Annotated[int | None, Parameter(ge=1, le=52, description="Staffing: weeks of history for a forecast")]
+MaxOccupancy = Annotated[float | None, Parameter(ge=1, le=100, description="Staffing: top occupancy, %")]
+ChatConcurrency = Annotated[
+    int | None, Parameter(ge=1, le=50, description="Staffing: chats an operator works at once")
+]
 
 
 def report_params(
@@ -104,6 +115,12 @@ def report_params(
     max_duration: int | None = None,
     offset: int = 0,
     limit: int = DEFAULT_LIMIT,
+    *,
+    target_sl: float | None = None,
+    interval_minutes: int | None = None,
+    weeks: int | None = None,
+    max_occupancy: float | None = None,
+    chat_concurrency: int | None = None,
 ) -> FilterParams:
     """The filter from query parameters (the names the page and the docs use); the search,
     duration and page parameters only matter to the reports that offer them (contact history)."""
@@ -123,6 +140,11 @@ def report_params(
         max_duration=max_duration,
         offset=offset,
         limit=limit,
+        target_sl=target_sl,
+        interval_minutes=interval_minutes,
+        weeks=weeks,
+        max_occupancy=max_occupancy,
+        chat_concurrency=chat_concurrency,
     )
 
 
@@ -166,6 +188,11 @@ class ReportController(Controller):
         max_duration: Seconds = None,
         offset: Offset = 0,
         limit: Limit = DEFAULT_LIMIT,
+        target_sl: TargetSl = None,
+        interval_minutes: IntervalMinutes = None,
+        weeks: Weeks = None,
+        max_occupancy: MaxOccupancy = None,
+        chat_concurrency: ChatConcurrency = None,
     ) -> ReportOut:
         params = report_params(
             preset,
@@ -183,6 +210,11 @@ class ReportController(Controller):
             max_duration,
             offset,
             limit,
+            target_sl=target_sl,
+            interval_minutes=interval_minutes,
+            weeks=weeks,
+            max_occupancy=max_occupancy,
+            chat_concurrency=chat_concurrency,
         )
         async with services.db.transaction() as session:
             table = await reports.run_params(session, who, key, params, datetime.now(UTC))

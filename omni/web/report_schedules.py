@@ -24,6 +24,7 @@ from omni.domain.reports import Grouping, Preset
 from omni.domain.reports import mailing as mail
 from omni.domain.reports import schedules as sched
 from omni.domain.reports.config import get_config
+from omni.domain.reports.filters import REPORT_OPTIONS
 from omni.domain.reports.writers import Format
 from omni.i18n import LANGUAGES, keyed
 from omni.services import Services
@@ -32,7 +33,9 @@ from omni.web.i18n import enum_options
 from omni.web.pages import PageContext, page_context, read_form
 
 PATH = "/reports/schedules"
-PASSED_ON = ("group", "operator", "channel", "inbox", "result_code")
+OPTIONS = tuple(REPORT_OPTIONS)
+"""A report's own settings (staffing's ``target_sl``…): one value each, kept from the link."""
+PASSED_ON = ("group", "operator", "channel", "inbox", "result_code", *OPTIONS)
 """Filters the form doesn't offer as inputs but keeps (hidden) from the reports page's link."""
 FILTER_KEYS = {
     "queue": "queue_ids",
@@ -87,6 +90,8 @@ def values_of_form(form: Mapping[str, Any]) -> dict[str, Any]:
     }
     for name in FILTER_KEYS:
         values[name] = _many(form, name)
+    for name in OPTIONS:
+        values[name] = _many(form, name)[-1:]
     return values
 
 
@@ -109,6 +114,8 @@ def values_of_row(row: m.ReportSchedule) -> dict[str, Any]:
     }
     for name, key in FILTER_KEYS.items():
         values[name] = [str(v) for v in filters.get(key) or []]
+    for name in OPTIONS:
+        values[name] = [] if filters.get(name) is None else [str(filters[name])]
     return values
 
 
@@ -122,6 +129,8 @@ def data_of(values: Mapping[str, Any]) -> dict[str, Any]:
     }
     for name, key in FILTER_KEYS.items():
         filters[key] = list(values[name])
+    for name in OPTIONS:
+        filters[name] = values[name][0] if values[name] else None
     return {
         "report_key": values["report_key"],
         "filters": filters,

@@ -14,9 +14,9 @@ from omni.settings import Settings
 from tests import factories as f
 from tests.conftest import LiveServer, make_settings
 from tests.e2e.conftest import screenshot_path, staff_page
-from tests.reports.test_mailing import PROBE, Smtp, attachment, build_world, sheet_rows
+from tests.reports.test_mailing import REPORT, Smtp, attachment, build_world, sheet_rows
 
-# The fixtures of the mailing tests: the loopback SMTP server and the test-only reports.
+# The fixtures of the mailing tests: the loopback SMTP server and the test-only report.
 from tests.reports.test_mailing import probe_reports as probe_reports
 from tests.reports.test_mailing import smtp as smtp
 
@@ -37,9 +37,9 @@ async def test_a_supervisor_schedules_a_mailing_fixes_a_field_and_sends_it_now(
     context, page = await staff_page(browser, live_server.url, "sup", locale="ru-RU")
     try:
         # The reports page's link: the report and its current filters.
-        await page.goto(f"/reports/schedules?report={PROBE}&preset=yesterday&queue={w.qa.id}")
+        await page.goto(f"/reports/schedules?report={REPORT}&preset=yesterday&queue={w.qa.id}")
         await expect(page.locator("main h1")).to_have_text("Рассылка отчётов")
-        await expect(page.locator("#f-report_key")).to_have_value(PROBE)
+        await expect(page.locator("#f-report_key")).to_have_value(REPORT)
         await expect(page.locator("#f-preset")).to_have_value("yesterday")
         await page.select_option("#f-frequency", "weekly")
         await page.fill("#f-send_time", "07:30")
@@ -67,10 +67,9 @@ async def test_a_supervisor_schedules_a_mailing_fixes_a_field_and_sends_it_now(
 
     [msg] = smtp.box.messages
     assert smtp.box.envelopes == [["boss@example.com"]]
-    assert sheet_rows(attachment(msg)[1])[1:] == [
-        ("QA", 0),
-        ("Total", 0),
-    ]  # their group only; March is not yesterday
+    rows = sheet_rows(attachment(msg)[1])
+    assert rows[0][:3] == ("Период", "Очередь", "Поступило")  # the schedule's language
+    assert rows[1:] == []  # March is not yesterday: no rows
     async with live_server.services.db.transaction() as s:
         [schedule] = await list_schedules(s, f.who(w.sup))
     assert schedule.filters["queue_ids"] == [w.qa.id]

@@ -1,15 +1,17 @@
 """Scheduled report mailing, received by a real SMTP server on loopback (aiosmtpd).
 
-The report mailed here is a small test-only one (``mailing_probe``: conversations per queue
-whose ``created_at`` falls in the period), registered below because no real report is on main
-yet; the merger switches these tests to ``queue_summary``. Times are fixed instants in a
-non-UTC zone (Moscow, or Berlin for DST), and the runner is called with ``now`` — nothing
-waits for a clock.
+The report mailed is the real ``queue_summary``, over queue rollups rebuilt
+(``rollups.rebuild_range``) from conversations inserted with known times and waits; every figure
+in the attached files is computed by hand here. A test-only report that crashes
+(``mailing_broken``) checks that one report's bug doesn't stop the others' mail. Times are fixed
+instants in a non-UTC zone (Moscow, or Berlin for DST), and the runner is called with ``now`` —
+nothing waits for a clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import csv
 import io
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -25,7 +27,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from openpyxl import load_workbook
-from sqlalchemy import and_, func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import Database
@@ -36,6 +38,7 @@ from omni.domain.reports import FilterParams, Preset, ReportSpec, ReportTable, S
 from omni.domain.reports.config import check_update_config
 from omni.domain.reports.mailing import check_send_now, send_due
 from omni.domain.reports.registry import REPORTS, register
+from omni.domain.reports.rollups import rebuild_range
 from omni.domain.reports.schedules import (
     MAX_RECIPIENTS,
     Frequency,
@@ -46,7 +49,6 @@ from omni.domain.reports.schedules import (
     list_schedules,
     next_slot,
 )
-from omni.domain.reports.table import Column, Kind
 from omni.services import Services
 from omni.settings import Settings, SmtpSettings
 from tests import factories as f
@@ -55,26 +57,8 @@ from tests.helpers import HTTP_TIMEOUT
 
 MSK = ZoneInfo("Europe/Moscow")
 BERLIN = ZoneInfo("Europe/Berlin")
-PROBE = "mailing_probe"
+REPORT = "queue_summary"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-async def _probe(session: AsyncSession, scope: Scope) -> ReportTable:
-    c = m.Conversation
-    in_period = and_(
-        c.queue_id == m.Queue.id, c.created_at >= scope.period.start, c.created_at < scope.period.end
-    )
-    query = (
-        select(m.Queue.name, func.count(c.id))
-        .outerjoin(c, in_period)
-        .group_by(m.Queue.id, m.Queue.name)
-        .order_by(m.Queue.name)
-    )
-    if scope.queue_ids is not None:
-        query = query.where(m.Queue.id.in_(scope.queue_ids))
-    rows: list[list[Any]] = [[name, count] for name, count in (await session.execute(query)).all()]
-    columns = [Column("queue", Kind.LABEL, "Queue"), Column("conversations", Kind.COUNT, "Conversations")]
-    return ReportTable(PROBE, columns, rows, totals=["Total", sum(r[1] for r in rows)])
 
 
 BROKEN = "mailing_broken"
@@ -86,9 +70,9 @@ async def _broken(session: AsyncSession, scope: Scope) -> ReportTable:
 
 @pytest.fixture(autouse=True)
 def probe_reports() -> Iterator[None]:
-    """The test-only reports, registered only while these tests run (other tests may list every
-    report)."""
-    added = [s for s in (ReportSpec(PROBE, _probe), ReportSpec(BROKEN, _broken)) if s.key not in REPORTS]
+    """The test-only crashing report, registered only while these tests run (other tests may
+    list every report)."""
+    added = [s for s in (ReportSpec(BROKEN, _broken),) if s.key not in REPORTS]
     for spec in added:
         register(spec)
     try:
@@ -165,6 +149,18 @@ def sheet_rows(content: bytes) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in sheet.iter_rows(values_only=True)]
 
 
+FIGURES = ("Queue", "Offered", "Answered", "Service level", "ASA", "Longest wait", "AHT")
+"""The queue summary's columns the tests check (English titles, as the files head them)."""
+
+
+def summary(rows: list[tuple[Any, ...]] | list[list[str]]) -> list[tuple[Any, ...]]:
+    """The checked columns of a queue summary file (header first), totals row included."""
+    header = list(rows[0])
+    assert header[:4] == ["Period", "Queue", "Offered", "Answered"]
+    at = [header.index(t) for t in FIGURES]
+    return [tuple(r[i] for i in at) for r in rows[1:]]
+
+
 # --- a world with two groups' queues and conversations at known times --------------------
 
 
@@ -177,7 +173,8 @@ class World:
     qb: m.Queue
 
 
-async def _conv(s: AsyncSession, contact: m.Contact, queue: m.Queue, at: datetime) -> None:
+async def _conv(s: AsyncSession, contact: m.Contact, queue: m.Queue, at: datetime, wait: int) -> None:
+    """A contact answered after ``wait`` seconds and closed 3 minutes after it came in."""
     s.add(
         m.Conversation(
             contact_id=contact.id,
@@ -188,14 +185,17 @@ async def _conv(s: AsyncSession, contact: m.Contact, queue: m.Queue, at: datetim
             created_at=at,
             enqueued_at=at,
             first_enqueued_at=at,
+            accepted_at=at + timedelta(seconds=wait),
+            closed_at=at + timedelta(minutes=3),
         )
     )
 
 
 async def build_world(db: Database, zone: str = "Europe/Moscow") -> World:
-    """Group A's queue QA and group B's QB; the supervisor sees group A only. On 10 March 2026
-    (Moscow; UTC [9 Mar 21:00, 10 Mar 21:00)) QA has 2 conversations, QB 1; one more on each
-    side of that day must not count."""
+    """Group A's queue QA and group B's QB (SL threshold 20 s); the supervisor sees group A only.
+    On 10 March 2026 (Moscow; UTC [9 Mar 21:00, 10 Mar 21:00)) QA has 2 contacts answered after
+    10 s and 40 s, QB 1 after 20 s; one more on each side of that day must not count (QA, 15 s
+    on the 9th, 5 s on the 11th). The queue rollups are rebuilt over those days."""
     async with db.transaction() as s:
         admin = await f.user(s, "adm", m.Role.ADMIN)
         sup = await f.user(s, "sup", m.Role.SUPERVISOR, email="sup@example.com")
@@ -209,17 +209,26 @@ async def build_world(db: Database, zone: str = "Europe/Moscow") -> World:
         contact = m.Contact(name="c")
         s.add(contact)
         await s.flush()
-        await _conv(s, contact, qa, datetime(2026, 3, 9, 21, 10, tzinfo=UTC))  # 00:10 on the 10th
-        await _conv(s, contact, qa, datetime(2026, 3, 10, 20, 50, tzinfo=UTC))  # 23:50 on the 10th
-        await _conv(s, contact, qb, datetime(2026, 3, 10, 9, 0, tzinfo=UTC))
-        await _conv(s, contact, qa, datetime(2026, 3, 9, 20, 59, tzinfo=UTC))  # 23:59 on the 9th
-        await _conv(s, contact, qa, datetime(2026, 3, 10, 21, 0, tzinfo=UTC))  # 00:00 on the 11th
+        await _conv(s, contact, qa, datetime(2026, 3, 9, 21, 10, tzinfo=UTC), 10)  # 00:10 on the 10th
+        await _conv(s, contact, qa, datetime(2026, 3, 10, 20, 50, tzinfo=UTC), 40)  # 23:50 on the 10th
+        await _conv(s, contact, qb, datetime(2026, 3, 10, 9, 0, tzinfo=UTC), 20)
+        await _conv(s, contact, qa, datetime(2026, 3, 9, 20, 59, tzinfo=UTC), 15)  # 23:59 on the 9th
+        await _conv(s, contact, qa, datetime(2026, 3, 10, 21, 0, tzinfo=UTC), 5)  # 00:00 on the 11th
         await check_update_config(s, f.who(admin), timezone=zone)
+        await s.flush()
+        await rebuild_range(s, datetime(2026, 3, 8, tzinfo=UTC), datetime(2026, 3, 13, tzinfo=UTC))
     return World(admin, sup, op, qa, qb)
 
 
+# By hand, 10 March: QA offered 2, answered 2, within 20 s 1 (50 %), ASA (10 + 40) / 2 = 25 s,
+# longest wait 40 s, AHT ((180 − 10) + (180 − 40)) / 2 = 155 s; QB 1, 1, 100 %, 20, 20, 160.
+QA_10 = ("QA", 2, 2, 50.0, 25.0, 40.0, 155.0)
+QB_10 = ("QB", 1, 1, 100.0, 20.0, 20.0, 160.0)
+TOTAL_10 = (None, 3, 3, 66.7, 23.3, 40.0, 156.7)  # (10 + 40 + 20) / 3; (170 + 140 + 160) / 3
+
+
 DAILY = {
-    "report_key": PROBE,
+    "report_key": REPORT,
     "filters": FilterParams(preset=Preset.YESTERDAY).to_json(),
     "format": "xlsx",
     "frequency": "daily",
@@ -239,7 +248,7 @@ async def test_a_due_schedule_mails_one_xlsx_whose_figures_match_the_report(
         row = await check_create_schedule(s, f.who(w.admin), DAILY, CREATED)
         assert row.next_run_at == SLOT
         expected = await reports.run_params(
-            s, f.who(w.admin), PROBE, FilterParams(preset=Preset.YESTERDAY), SLOT
+            s, f.who(w.admin), REPORT, FilterParams(preset=Preset.YESTERDAY), SLOT
         )
     assert await send_due(services.db, smtp.settings, "http://omni.test", SLOT - timedelta(minutes=1)) == []
     assert smtp.box.messages == []
@@ -255,10 +264,12 @@ async def test_a_due_schedule_mails_one_xlsx_whose_figures_match_the_report(
     assert body is not None and "2026-03-10" in body.get_content() and "Europe/Moscow" in body.get_content()
     name, content, content_type = attachment(msg)
     assert content_type == XLSX_TYPE
-    assert name == f"{PROBE} 2026-03-10.xlsx"
+    assert name == "Queue summary 2026-03-10.xlsx"
     rows = sheet_rows(content)
-    assert rows == [("Queue", "Conversations"), ("QA", 2), ("QB", 1), ("Total", 3)]
-    assert rows[1:-1] == [tuple(r) for r in expected.rows]
+    assert summary(rows) == [QA_10, QB_10, TOTAL_10]
+    assert [r[0] for r in rows[1:]] == [datetime(2026, 3, 10), datetime(2026, 3, 10), None]  # the Moscow day
+    keys = ("queue", "offered", "answered", "sl_pct", "asa", "wait_max", "aht")
+    assert [tuple(r[k] for k in keys) for r in expected.as_dicts()] == [QA_10, QB_10]
 
     # Sent once: the runner again, at the same or a later minute, sends nothing more today.
     assert await send_due(services.db, smtp.settings, "http://omni.test", SLOT + timedelta(minutes=2)) == []
@@ -311,9 +322,14 @@ async def test_a_failing_smtp_is_recorded_and_retried_without_duplicates(
     assert len(smtp.box.messages) == 1
     name, content, content_type = attachment(smtp.box.messages[0])
     assert content_type == "text/csv"
-    assert name == f"{PROBE} 2026-03-09.csv"  # the slot's yesterday, not the retry's
-    lines = content.decode("utf-8-sig").splitlines()
-    assert lines == ["Queue,Conversations", "QA,1", "QB,0", "Total,1"]
+    assert name == "Queue summary 2026-03-09.csv"  # the slot's yesterday, not the retry's
+    lines = list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
+    # 9 March: QA's 23:59 contact only, answered after 15 s, closed 180 s after it came in.
+    assert summary(lines) == [
+        ("QA", "1", "1", "100.0", "15.0", "15.0", "165.0"),
+        ("", "1", "1", "100.0", "15.0", "15.0", "165.0"),
+    ]
+    assert lines[1][0] == "2026-03-09 00:00"
     async with services.db.transaction() as s:
         done = await s.get_one(m.ReportSchedule, row.id)
         assert (done.failures, done.retry_at, done.last_error) == (0, None, None)
@@ -432,10 +448,10 @@ async def test_a_supervisors_mail_holds_only_their_groups_queues(services: Servi
     by_subject = {attachment(msg)[1]: msg for msg in smtp.box.messages}
     assert len(by_subject) == 2
     tables = sorted(sheet_rows(content) for content in by_subject)
-    assert tables == [
-        [("Queue", "Conversations"), ("QA", 2), ("Total", 2)],
-        [("Queue", "Conversations"), ("Total", 0)],
-    ]
+    # Theirs: QA only (QB's contact is in no figure); asking for group B's queue: nothing.
+    qa_total = (None, *QA_10[1:])
+    assert sorted(len(t) for t in tables) == [1, 3]
+    assert [summary(t) for t in sorted(tables, key=len)] == [[], [QA_10, qa_total]]
     # An admin pressing "send now" on the supervisor's schedule mails what the supervisor sees.
     smtp.box.messages.clear()
     outcome = await check_send_now(
@@ -443,7 +459,7 @@ async def test_a_supervisors_mail_holds_only_their_groups_queues(services: Servi
     )
     assert outcome.sent
     [msg] = smtp.box.messages
-    assert sheet_rows(attachment(msg)[1]) == [("Queue", "Conversations"), ("QA", 2), ("Total", 2)]
+    assert summary(sheet_rows(attachment(msg)[1])) == [QA_10, qa_total]
     async with services.db.transaction() as s:
         assert (await s.get_one(m.ReportSchedule, mine.id)).next_run_at == SLOT + timedelta(days=1)
         assert asked_for_b.id in {r.id for r in await list_schedules(s, f.who(w.sup))}
@@ -552,7 +568,7 @@ async def test_rest_creates_lists_updates_sends_and_deletes(
         assert {e["field"] for e in bad.json()["errors"]} == {"recipients", "send_time"}
         assert (await op.get("/api/v1/report-schedules")).status_code == 403
         assert (await op.post("/api/v1/report-schedules", json=DAILY)).status_code == 403
-        listed = (await admin.get("/api/v1/report-schedules", params={"report": PROBE})).json()
+        listed = (await admin.get("/api/v1/report-schedules", params={"report": REPORT})).json()
         assert [s["id"] for s in listed] == [created["id"]]
         path = f"/api/v1/report-schedules/{created['id']}"
         patched = await sup.patch(
@@ -581,11 +597,11 @@ async def test_the_schedules_page_prefills_from_the_report_filters_and_shows_err
     try:
         page = await sup.get(
             "/reports/schedules",
-            params={"report": PROBE, "preset": "last_week", "grouping": "hour", "queue": [w.qa.id]},
+            params={"report": REPORT, "preset": "last_week", "grouping": "hour", "queue": [w.qa.id]},
         )
         assert page.status_code == 200, page.text
         html = page.text
-        assert f'<option value="{PROBE}" selected' in html
+        assert f'<option value="{REPORT}" selected' in html
         assert '<option value="last_week" selected' in html
         assert '<option value="hour" selected' in html
         queues = html.split('id="f-queue"')[1].split("</select>")[0]
@@ -594,7 +610,7 @@ async def test_the_schedules_page_prefills_from_the_report_filters_and_shows_err
         csrf = html.split('name="_csrf" value="')[1].split('"')[0]
         form = {
             "_csrf": csrf,
-            "report_key": PROBE,
+            "report_key": REPORT,
             "preset": "yesterday",
             "grouping": "day",
             "queue": str(w.qa.id),

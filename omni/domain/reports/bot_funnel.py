@@ -185,7 +185,7 @@ async def _revisions(session: AsyncSession, ids: set[int]) -> dict[int, tuple[st
 FUNNEL_COLUMNS = (
     Column("scenario", Kind.LABEL, "Scenario"),
     Column("revision", Kind.COUNT, "Revision"),
-    Column("channel", Kind.LABEL, "Channel"),
+    Column("channel", Kind.LABEL, "Channel", labels="enum.channel"),
     Column("bot_started", Kind.COUNT, "Started"),
     Column("bot_handed_off", Kind.COUNT, "Handed off"),
     Column("bot_handed_off_pct", Kind.PERCENT, "Handed off, %"),
@@ -253,7 +253,7 @@ def node_type(document: dict[str, Any], node: str) -> str:
 DROPOFF_COLUMNS = (
     Column("scenario", Kind.LABEL, "Scenario"),
     Column("revision", Kind.COUNT, "Revision"),
-    Column("channel", Kind.LABEL, "Channel"),
+    Column("channel", Kind.LABEL, "Channel", labels="enum.channel"),
     Column("node", Kind.LABEL, "Node"),
     Column("node_type", Kind.TEXT, "Node type"),
     Column("node_entered", Kind.COUNT, "Entered"),

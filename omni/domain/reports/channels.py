@@ -27,7 +27,11 @@ FIGURES = (
     Column("asa", Kind.SECONDS, "ASA"),
     Column("aht", Kind.SECONDS, "AHT"),
 )
-COLUMNS = (Column("channel", Kind.LABEL, "Channel"), Column("inbox", Kind.LABEL, "Inbox"), *FIGURES)
+COLUMNS = (
+    Column("channel", Kind.LABEL, "Channel", labels="enum.channel"),
+    Column("inbox", Kind.LABEL, "Inbox"),
+    *FIGURES,
+)
 
 
 def _cells(s: Sums) -> list[Cell]:

@@ -30,6 +30,17 @@ MAX_LIMIT = 500
 MAX_QUERY = 100
 MAX_DURATION = 7 * 24 * 3600
 
+REPORT_OPTIONS: dict[str, tuple[float, float]] = {
+    "target_sl": (1, 99.9),
+    "interval_minutes": (15, 30),
+    "weeks": (1, 52),
+    "max_occupancy": (1, 100),
+    "chat_concurrency": (1, 50),
+}
+"""A report's own settings (the staffing forecast's), as the filter carries them to
+``Scope.extra``: name → (lowest, highest). A report lists the ones it reads in its ``filters``."""
+WHOLE_OPTIONS = ("interval_minutes", "weeks", "chat_concurrency")
+
 
 @dataclass(frozen=True, slots=True)
 class ReportFilter:
@@ -52,6 +63,8 @@ class ReportFilter:
     offset: int = 0
     """The page of a paginated report: rows skipped, and at most ``limit`` rows."""
     limit: int = DEFAULT_LIMIT
+    options: tuple[tuple[str, float], ...] = ()
+    """The report's own settings that were given (``REPORT_OPTIONS``), for ``Scope.extra``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +87,17 @@ class FilterParams:
     max_duration: int | None = None
     offset: int = 0
     limit: int = DEFAULT_LIMIT
+    target_sl: float | None = None
+    """The staffing forecast's options (``REPORT_OPTIONS``); ``None`` = the report's default."""
+    interval_minutes: int | None = None
+    weeks: int | None = None
+    max_occupancy: float | None = None
+    chat_concurrency: int | None = None
+
+    def options(self) -> tuple[tuple[str, float], ...]:
+        """The report options that were given, by name."""
+        given = ((name, getattr(self, name)) for name in REPORT_OPTIONS)
+        return tuple((name, value) for name, value in given if value is not None)
 
     def check(self) -> None:
         """Refuse a search, duration or page that can't be asked of a report, naming the field."""
@@ -92,6 +116,12 @@ class FilterParams:
             raise InvalidInput("{field} is not valid: {problem}", field="offset", problem="< 0")
         if not 1 <= self.limit <= MAX_LIMIT:
             raise InvalidInput("a page is from 1 to {limit} rows", field="limit", limit=MAX_LIMIT)
+        for option, given in self.options():
+            low, high = REPORT_OPTIONS[option]
+            if not low <= given <= high:  # NaN too
+                raise InvalidInput("{field} must be between {min} and {max}", field=option, min=low, max=high)
+        if self.interval_minutes not in (None, 15, 30):
+            raise InvalidInput("{field} must be 15 or 30", field="interval_minutes")
 
     def resolve(self, tz: tzinfo, now: datetime) -> ReportFilter:
         """The concrete filter at ``now``: a preset wins; dates alone default the other end to today;
@@ -119,6 +149,7 @@ class FilterParams:
             max_duration=self.max_duration,
             offset=self.offset,
             limit=self.limit,
+            options=self.options(),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -147,6 +178,11 @@ class FilterParams:
                 max_duration=_int_or_none(data.get("max_duration")),
                 offset=int(data.get("offset") or 0),
                 limit=int(data.get("limit") or DEFAULT_LIMIT),
+                target_sl=_float_or_none(data.get("target_sl")),
+                interval_minutes=_int_or_none(data.get("interval_minutes")),
+                weeks=_int_or_none(data.get("weeks")),
+                max_occupancy=_float_or_none(data.get("max_occupancy")),
+                chat_concurrency=_int_or_none(data.get("chat_concurrency")),
             )
         except (TypeError, ValueError, AttributeError):
             raise InvalidInput("{field} is not valid: {problem}", field="filters", problem="filter") from None
@@ -154,6 +190,10 @@ class FilterParams:
 
 def _int_or_none(value: Any) -> int | None:
     return None if value is None or value == "" else int(value)
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None or value == "" else float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,4 +262,5 @@ async def resolve_scope(
         queue_ids=_narrow(asked_q, visible_q),
         user_ids=_narrow(asked_u, visible_u),
         now=now,
+        extra=dict(f.options),
     )

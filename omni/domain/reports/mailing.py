@@ -18,6 +18,7 @@ is still the day the schedule meant.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import secrets
@@ -101,6 +102,7 @@ async def render(
     """The report as ``who`` may see it at ``at``, written to CSV/XLSX by ``writers``."""
     spec = get(key)
     config = await get_config(session)
+    who = dataclasses.replace(who, language=lang)  # reports that label rows read the mail's language
     scope = await resolve_scope(session, who, params.resolve(config.tz, at), config, at)
     table = await spec.run(session, scope)
     title = keyed(lang, f"rpt.{key}") or key

@@ -31,11 +31,11 @@ C = m.Conversation
 COLUMNS = (
     Column("at", Kind.DATETIME, "Joined the line"),
     Column("queue", Kind.LABEL, "Queue"),
-    Column("channel", Kind.TEXT, "Channel"),
+    Column("channel", Kind.TEXT, "Channel", labels="enum.channel"),
     Column("contact", Kind.TEXT, "Contact"),
-    Column("outcome", Kind.TEXT, "Outcome"),
+    Column("outcome", Kind.TEXT, "Outcome", labels="enum.status"),
     Column("wait", Kind.SECONDS, "Wait"),
-    Column("callback", Kind.TEXT, "Callback"),
+    Column("callback", Kind.TEXT, "Callback", labels="rpt.callback"),
     Column("called_back_by", Kind.TEXT, "Called back by"),
     Column("called_back_after", Kind.SECONDS, "Called back after"),
 )

@@ -57,7 +57,7 @@ DEFAULT_CONCURRENCY = 3
 
 COLUMNS = (
     Column("interval", Kind.LABEL, "Interval"),
-    Column("basis", Kind.TEXT, "Basis"),
+    Column("basis", Kind.TEXT, "Basis", labels="rpt.basis"),
     Column("offered", Kind.NUMBER, "Offered"),
     Column("aht", Kind.SECONDS, "AHT"),
     Column("traffic", Kind.NUMBER, "Traffic, erlangs"),
@@ -463,4 +463,23 @@ async def run(session: AsyncSession, scope: Scope) -> ReportTable:
     return table
 
 
-register(ReportSpec(KEY, run, ("period", "queue", "group", "operator", "channel", "inbox"), order=90))
+register(
+    ReportSpec(
+        KEY,
+        run,
+        (
+            "period",
+            "queue",
+            "group",
+            "operator",
+            "channel",
+            "inbox",
+            "target_sl",
+            "interval_minutes",
+            "weeks",
+            "max_occupancy",
+            "chat_concurrency",
+        ),
+        order=90,
+    )
+)

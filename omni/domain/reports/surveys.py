@@ -303,7 +303,7 @@ RAW_COLUMNS = (
     Column("answered_at", Kind.DATETIME, "Date"),
     Column("conversation", Kind.COUNT, "Conversation"),
     Column("contact", Kind.TEXT, "Contact"),
-    Column("channel", Kind.TEXT, "Channel"),
+    Column("channel", Kind.TEXT, "Channel", labels="enum.channel"),
     Column("queue", Kind.TEXT, "Queue"),
     Column("operator", Kind.TEXT, "Operator"),
     Column("question", Kind.TEXT, "Question"),

@@ -38,9 +38,19 @@ class Column:
     kind: Kind = Kind.COUNT
     title: str = ""
     """English title; the reader's language comes from the catalog key ``rpt.col.<key>``."""
+    labels: str = ""
+    """For a column of codes (a channel, a status): the catalog key prefix of their labels
+    (``enum.channel``). The table keeps the code (tests, sorting); REST, the page and the files
+    show ``keyed(lang, "<labels>.<code>")`` (the code itself when the catalog has no entry)."""
 
     def title_in(self, lang: str) -> str:
         return keyed(lang, f"rpt.col.{self.key}") or self.title or self.key
+
+    def value_in(self, value: Cell, lang: str) -> Cell:
+        """The cell as a reader in ``lang`` sees it: a code by its label."""
+        if self.labels and isinstance(value, str) and value:
+            return keyed(lang, f"{self.labels}.{value}") or value
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +93,10 @@ class ReportTable:
             "columns": [
                 {"key": c.key, "kind": c.kind.value, "title": c.title_in(lang)} for c in self.columns
             ],
-            "rows": [[cell(v) for v in row] for row in self.rows],
+            "rows": [
+                [cell(c.value_in(v, lang)) for c, v in zip(self.columns, row, strict=True)]
+                for row in self.rows
+            ],
             "totals": None if self.totals is None else [cell(v) for v in self.totals],
             "chart": None
             if self.chart is None

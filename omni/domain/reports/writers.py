@@ -54,14 +54,18 @@ class CsvWriter:
         self._out = out
         self._tz = tz
         self._csv = csv.writer(out)
+        self._columns = columns
+        self._lang = lang
         out.write(CSV_BOM)
         self._csv.writerow([c.title_in(lang) for c in columns])
 
     def append(self, row: Sequence[Cell]) -> None:
         self._csv.writerow(
             [
-                _local(v, self._tz).isoformat(sep=" ", timespec="minutes") if isinstance(v, datetime) else v
-                for v in row
+                _local(v, self._tz).isoformat(sep=" ", timespec="minutes")
+                if isinstance(v, datetime)
+                else c.value_in(v, self._lang)
+                for c, v in zip(self._columns, row, strict=True)
             ]
         )
 
@@ -74,6 +78,8 @@ class XlsxWriter:
         self._path = path
         self._tz = tz
         self._kinds = [c.kind for c in columns]
+        self._columns = columns
+        self._lang = lang
         self._book = Workbook(write_only=True)
         self._sheet = self._book.create_sheet(title=_sheet_title(title))
         bold = Font(bold=True)
@@ -86,7 +92,8 @@ class XlsxWriter:
 
     def append(self, row: Sequence[Cell]) -> None:
         out: list[Any] = []
-        for kind, value in zip(self._kinds, row, strict=True):
+        for kind, column, raw in zip(self._kinds, self._columns, row, strict=True):
+            value = column.value_in(raw, self._lang)
             fmt = NUMBER_FORMATS.get(kind)
             if fmt is None or value is None:
                 out.append(_local(value, self._tz))

@@ -212,12 +212,14 @@ function renderFilters(): void {
   }
   for (const p of SEARCH_PARAMS) {
     if (!has(p.filter)) continue;
-    const numeric = p.filter === "duration";
+    const numeric = "min" in p;
     const input = el("input", {
       type: numeric ? "number" : "search",
       value: state.search[p.param] ?? "",
       "data-testid": `filter-${p.param}`,
-      ...(numeric ? { min: 0, step: 1, inputmode: "numeric" } : { maxlength: 100 }),
+      ...(numeric
+        ? { min: p.min, step: p.step, inputmode: "decimal", ...("max" in p ? { max: p.max } : {}) }
+        : { maxlength: 100 }),
     });
     // Typing doesn't run the report; Enter or leaving the field does.
     input.addEventListener("change", () => {
@@ -312,7 +314,10 @@ function renderActions(): void {
 // --- the result --------------------------------------------------------------------------------
 
 function renderTable(table: ReportTable): void {
-  const fmt = formatter(data.lang, timeZone, state.grouping || "day", t("rpt.page.dash"));
+  // A report without the grouping filter labels its rows by its own intervals (staffing): show
+  // their time, not the day the grouping picker would default to.
+  const grouped = current()?.filters.includes("grouping") ?? true;
+  const fmt = formatter(data.lang, timeZone, grouped ? state.grouping || "day" : "interval", t("rpt.page.dash"));
   clear(tableBox);
   if (chart) {
     chart.destroy();

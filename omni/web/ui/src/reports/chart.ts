@@ -15,6 +15,7 @@ import {
   Tooltip,
 } from "chart.js";
 import type { ChartConfiguration } from "chart.js";
+import { clock } from "./format";
 import type { Formatter } from "./format";
 import type { ReportTable, Value } from "./types";
 
@@ -70,6 +71,13 @@ export function drawChart(canvas: HTMLCanvasElement, table: ReportTable, fmt: Fo
   // What is drawn, readable without pixels (tests, assistive tools read the table anyway).
   canvas.setAttribute("data-points", JSON.stringify({ labels, series: datasets.map((d) => d.data) }));
   const stacked = spec.kind === "stacked";
+  // Durations (status times) read as 20:00 on the axis and in tooltips, like the table, not 1200.
+  const seconds = series.length > 0 && series.every((key) => table.columns[index.get(key) as number].kind === "seconds");
+  // Counts tick in whole numbers (no "0,1 calls").
+  const ticks = seconds ? { callback: (v: number | string) => clock(Number(v)) } : additive ? { precision: 0 } : {};
+  const tooltip = seconds
+    ? { callbacks: { label: (c: { dataset: { label?: string }; raw: unknown }) => `${c.dataset.label ?? ""}: ${clock(Number(c.raw))}` } }
+    : {};
   const config = {
     type: spec.kind === "stacked" ? "bar" : spec.kind,
     data: { labels, datasets: spec.kind === "pie" ? datasets.slice(0, 1) : datasets },
@@ -80,8 +88,8 @@ export function drawChart(canvas: HTMLCanvasElement, table: ReportTable, fmt: Fo
       scales:
         spec.kind === "pie"
           ? {}
-          : { x: { stacked }, y: { stacked, beginAtZero: true } },
-      plugins: { legend: { position: "bottom" } },
+          : { x: { stacked }, y: { stacked, beginAtZero: true, ticks } },
+      plugins: { legend: { position: "bottom" }, tooltip },
     },
   } as ChartConfiguration;
   return new Chart(canvas, config);

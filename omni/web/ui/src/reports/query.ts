@@ -13,11 +13,17 @@ export const PICKERS = [
 
 export const PAGE_SIZE = 50;
 
-/** Filters only some reports offer (contact history): a search and talk seconds (min, max). */
+/** Filters only some reports offer: a search and talk seconds (contact history), and the staffing
+ * forecast's own settings (numbers with the server's bounds; empty = the report's default). */
 export const SEARCH_PARAMS = [
   { filter: "q", param: "q" },
-  { filter: "duration", param: "min_duration" },
-  { filter: "duration", param: "max_duration" },
+  { filter: "duration", param: "min_duration", min: 0, step: 1 },
+  { filter: "duration", param: "max_duration", min: 0, step: 1 },
+  { filter: "target_sl", param: "target_sl", min: 1, max: 99.9, step: 0.1 },
+  { filter: "interval_minutes", param: "interval_minutes", min: 15, max: 30, step: 15 },
+  { filter: "weeks", param: "weeks", min: 1, max: 52, step: 1 },
+  { filter: "max_occupancy", param: "max_occupancy", min: 1, max: 100, step: 0.1 },
+  { filter: "chat_concurrency", param: "chat_concurrency", min: 1, max: 50, step: 1 },
 ] as const;
 
 export interface State {
@@ -27,7 +33,7 @@ export interface State {
   until: string;
   grouping: string;
   picks: Record<string, string[]>;
-  /** ``q``, ``min_duration``, ``max_duration`` as typed. */
+  /** ``q``, ``min_duration``, ``max_duration`` and the staffing options as typed. */
   search: Record<string, string>;
   page: number;
 }
