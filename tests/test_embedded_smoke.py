@@ -249,3 +249,21 @@ async def test_webhook_delivery_reads_pending_until_the_crm_answered(tmp_path: P
             await client.aclose()
         await server.stop()
         await crm.stop()
+
+
+async def test_a_stopped_embedded_server_lets_this_process_wait_for_task_results(tmp_path: Path) -> None:
+    """The embedded worker flags the whole process as a Celery worker ("Never call result.get()
+    within a task!") and left the flag set when it stopped: in CI a test waiting for the
+    ``omni.reports.catch_up`` task failed whenever an embedded-mode test had run before it on
+    the same pytest worker. Stopped, the embedded server leaves no worker behind."""
+    from celery._state import task_join_will_block
+
+    accumulate = celery_app.tasks["celery.accumulate"]
+    assert accumulate.apply(args=(1, 2)).get() == (1, 2)
+    server = LiveServer(Settings(data_dir=tmp_path, secret_key="x" * 40, database_url="", redis_url=""))
+    await server.start()
+    try:
+        await wait_until(task_join_will_block, timeout=15, what="the embedded Celery worker to be up")
+    finally:
+        await server.stop()
+    assert accumulate.apply(args=(1, 2)).get() == (1, 2)
