@@ -745,7 +745,7 @@ async def test_missed_outcomes_page_and_stream(services: Services, world: World)
         config = await get_config(s)
         asked = FilterParams(preset=Preset.TODAY).resolve(config.tz, NOW)
         scope = await reports.resolve_scope(s, world.admin, asked, config, NOW)
-        page = await missed_outcomes.run(s, replace(scope, filter=replace(scope.filter, offset=1, limit=2)))
+        page = await missed_outcomes.run(s, replace(scope, extra={"offset": 1, "limit": 2}))
         assert page.total_rows == 5
         assert [r[1] for r in page.rows] == ["QA", "QA"] and [r[5] for r in page.rows] == [300.0, 7.0]
         every = [row async for row in missed_outcomes.stream(s, scope)]
