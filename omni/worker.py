@@ -16,6 +16,7 @@ import threading
 from typing import Any
 
 from celery import Celery
+from celery._state import _set_task_join_will_block, task_join_will_block
 
 from omni.db import Database
 from omni.domain import webhooks
@@ -126,8 +127,10 @@ class EmbeddedWorker:
     def __init__(self) -> None:
         self._controller: Any = None
         self._thread: threading.Thread | None = None
+        self._join_blocked = False
 
     def start(self) -> None:
+        self._join_blocked = task_join_will_block()
         self._controller = celery_app.WorkController(
             pool_cls="solo",
             concurrency=1,
@@ -144,6 +147,10 @@ class EmbeddedWorker:
             self._controller.stop(in_sighandler=False)
         if self._thread is not None:
             self._thread.join(timeout=5)
+        # Starting, the worker marks the whole process as one whose code must not wait for a task
+        # result (celery's process-wide flag: "Never call result.get() within a task!"). Stopped,
+        # this process is no worker any more: waiting for a result works again, as before start.
+        _set_task_join_will_block(self._join_blocked)
 
 
 configure(get_settings())

@@ -195,6 +195,28 @@ def free_port() -> int:
     raise RuntimeError(f"no free loopback port in {_PORTS}")
 
 
+def bind_free_port() -> socket.socket:
+    """A listening socket on a free loopback port of this process's block, for a
+    server to serve on. ``free_port`` only checks a port and lets it go: until the server binds
+    it, another test run on the machine can take it (its workers use the same blocks), and
+    uvicorn's failed bind is a ``SystemExit`` that breaks the event loop of every later test on
+    that worker. A server handed this socket owns its port from the start."""
+    global _next_port
+    for _ in range(len(_PORTS)):
+        candidate = _PORTS[_next_port % len(_PORTS)]
+        _next_port += 1
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT leftover is no owner
+        try:
+            sock.bind(("127.0.0.1", candidate))
+            sock.listen()  # a bound socket not yet listening can still be shared with SO_REUSEADDR
+        except OSError:
+            sock.close()
+            continue
+        return sock
+    raise RuntimeError(f"no free loopback port in {_PORTS}")
+
+
 class LiveServer:
     """The real ASGI app under uvicorn on loopback, inside the test's event loop."""
 
@@ -202,7 +224,8 @@ class LiveServer:
         from omni.app import create_app
 
         self.settings = settings
-        self.port = free_port()
+        self._socket = bind_free_port()
+        self.port: int = self._socket.getsockname()[1]
         self.app = create_app(settings)
         # The same server settings as ``omni serve`` (trusted proxies included).
         config = server_config(self.app, settings, host="127.0.0.1", port=self.port, log_level="warning")
@@ -219,7 +242,7 @@ class LiveServer:
         return services
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self.server.serve())
+        self._task = asyncio.create_task(self.server.serve(sockets=[self._socket]))
         for _ in range(200):
             if self.server.started:
                 return

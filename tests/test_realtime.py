@@ -45,8 +45,15 @@ class OperatorClient:
             transports=["websocket"],
         )
 
-    async def resume(self) -> list[dict[str, Any]]:
-        ack = await self.sio.call("resume", {"after": self.last_seq}, namespace=self.ns)
+    async def resume(self, after: int | None = None) -> list[dict[str, Any]]:
+        """Ask for everything after ``after`` (default: the last seq seen so far).
+
+        After a reconnect pass the seq read when the new socket connected, as the operator
+        page's connect handler does: the new socket may already have brought a newer live event
+        (the router keeps offering), and resuming after that one skips every missed event."""
+        if after is None:
+            after = self.last_seq
+        ack = await self.sio.call("resume", {"after": after}, namespace=self.ns)
         assert ack["ok"], ack
         for e in ack["events"]:
             await self._on_event(e)
@@ -164,10 +171,11 @@ async def test_reconnect_replays_every_missed_event(live_server: LiveServer, see
         await post_inbound(live_server, seeded["admin_token"], seeded["inbox"], f"c{i}") for i in range(1, 4)
     ]
     await until(lambda: _all_dispatched(live_server), what="the relay to fan out what the operator missed")
+    seen_up_to = op.last_seq
     op.sio = socketio.AsyncClient(reconnection=False)
     op.sio.on("event", op._on_event, namespace="/operator")
     await op.connect()
-    replayed = await op.resume()
+    replayed = await op.resume(after=seen_up_to)
     assert replayed, "resume returned nothing"
     assert not ({e["seq"] for e in replayed} & seen_before), "nothing seen before is sent again"
     created = {e["data"]["id"] for e in op.events if e["type"] == "conversation.created"}
@@ -179,6 +187,42 @@ async def test_reconnect_replays_every_missed_event(live_server: LiveServer, see
         o["conversation_id"] for o in snap["offers"]
     } >= set(missed[:1])
     await op.sio.disconnect()
+
+
+async def test_reconnect_replays_missed_events_when_a_live_event_arrives_before_resume(
+    live_server: LiveServer, seeded: dict[str, Any]
+) -> None:
+    """test_reconnect_replays_every_missed_event failed 1 run in 4 under load: the router kept
+    offering while the operator was away, one offer reached the new socket live before the
+    client called ``resume``, and the client resumed after *that* seq, skipping everything it
+    had missed. Here the live event always comes first; resuming from the seq seen before the
+    reconnect (what the operator page reads in its connect handler) still brings every missed
+    conversation, and no event twice."""
+    op = OperatorClient(live_server.url, seeded["op_token"])
+    await op.connect()
+    first = await post_inbound(live_server, seeded["admin_token"], seeded["inbox"], "c0")
+    await op.wait_for("conversation.offered", id=first)
+    await op.sio.disconnect()
+    seen_up_to = op.last_seq
+    missed = [
+        await post_inbound(live_server, seeded["admin_token"], seeded["inbox"], f"c{i}") for i in range(1, 4)
+    ]
+    await until(lambda: _all_dispatched(live_server), what="the relay to fan out what the operator missed")
+    op.sio = socketio.AsyncClient(reconnection=False)
+    op.sio.on("event", op._on_event, namespace="/operator")
+    await op.connect()
+    try:
+        live = await post_inbound(live_server, seeded["admin_token"], seeded["inbox"], "after-reconnect")
+        await op.wait_for("conversation.created", id=live)
+        assert op.last_seq > seen_up_to
+        replayed = await op.resume(after=seen_up_to)
+        created = {e["data"]["id"] for e in replayed if e["type"] == "conversation.created"}
+        assert set(missed) <= created, "every conversation created while away is replayed"
+        assert all(e["seq"] > seen_up_to for e in replayed)
+        seqs = [e["seq"] for e in op.events]
+        assert len(seqs) == len(set(seqs))
+    finally:
+        await op.sio.disconnect()
 
 
 async def test_operator_does_not_get_other_queues_events(

@@ -7,6 +7,7 @@ check signatures and at-least-once delivery themselves.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -71,6 +72,9 @@ class Receiver:
     respond: Policy = field(default_factory=always)
     hits: list[Hit] = field(default_factory=list)
     port: int = field(default_factory=free_port)
+    answer: asyncio.Event | None = None
+    """When set, every request is recorded at once but answered only once this event is set:
+    a test can look at the sender while the CRM has the request and has not answered yet."""
     _runner: web.AppRunner | None = None
 
     @property
@@ -83,6 +87,8 @@ class Receiver:
         hit = Hit(at=time.monotonic(), headers=dict(request.headers), body=body)
         self.hits.append(hit)
         hit.status = self.respond(self, hit)
+        if self.answer is not None:
+            await self.answer.wait()
         return web.Response(status=hit.status, text="ok" if hit.ok else "crm unavailable")
 
     async def start(self) -> None:
