@@ -17,6 +17,8 @@ from sqlalchemy import case, func, literal, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
+from omni.domain.reports.config import get_config
+from omni.domain.reports.daily import whole_days
 from omni.domain.reports.filters import Scope
 from omni.domain.reports.operators import open_span_seconds
 from omni.domain.reports.period import INTERVAL, TOTAL_LABEL, Grouping, group_start, local_midnight
@@ -154,6 +156,13 @@ async def _operator_sums(session: AsyncSession, scope: Scope) -> dict[tuple[date
     return out
 
 
+async def _day_tier(session: AsyncSession, scope: Scope) -> bool:
+    """Rows of whole local days in the install's zone: the daily status tier holds them."""
+    if not whole_days(scope.period, scope.filter.grouping):
+        return False
+    return str((await get_config(session)).tz) == str(scope.period.tz)
+
+
 async def _status_seconds(
     session: AsyncSession, scope: Scope
 ) -> dict[tuple[datetime, int], dict[str, float]]:
@@ -163,7 +172,15 @@ async def _status_seconds(
     at: Any = t.bucket
     # Offline time is in no column (``logged_in`` leaves it out) yet is most of an operator's day:
     # skipping it halves the rows a month sums.
-    if g.hourly:
+    if await _day_tier(session, scope):
+        d = m.ReportStatusDay
+        g, at = grouper(d.day, scope), d.day
+        stmt = select(g.expr.label("grp"), d.user_id, d.status_code, func.sum(d.seconds)).group_by(
+            GROUP, d.user_id, d.status_code
+        )
+        if scope.user_ids is not None:
+            stmt = stmt.where(d.user_id.in_(scope.user_ids))
+    elif g.hourly:
         h = m.ReportStatusHour
         g, at = grouper(h.hour, scope), h.hour
         stmt = (
