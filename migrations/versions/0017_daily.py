@@ -1,8 +1,8 @@
-"""daily: status seconds per local day of the install's zone
+"""daily: status seconds and hold per local day of the install's zone
 
-The month ``operator_status`` report summed ~227,000 hourly status rows; it now reads one row
-per local day, operator and status. Existing installs get the tier filled here from the hourly
-(or, for zones not offset by whole hours, the 15-minute) rows.
+The month ``operator_status`` report summed ~227,000 hourly status rows and the month's operator
+hours for hold; it now reads one row per local day, operator and status (and per day, operator
+and channel for hold). Existing installs get both tiers filled here from the 15-minute rows.
 
 Revision ID: 0017_daily
 Revises: 0010_perf
@@ -45,43 +45,47 @@ def upgrade() -> None:
         sa.Column("seconds", sa.Float(), nullable=False, server_default="0"),
         sa.PrimaryKeyConstraint("day", "user_id", "status_code", name=op.f("pk_report_status_days")),
     )
+    op.create_table(
+        "report_hold_days",
+        sa.Column("day", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column("hold_sum", sa.Float(), nullable=False, server_default="0"),
+        sa.PrimaryKeyConstraint("day", "user_id", "channel", name=op.f("pk_report_hold_days")),
+    )
     bind = op.get_bind()
     name = bind.execute(sa.text("SELECT timezone FROM install_settings")).scalar()
     tz = ZoneInfo(name or "UTC")
-    lo, hi = bind.execute(sa.text("SELECT min(bucket), max(bucket) FROM report_status_intervals")).one()
+    _fill(bind, tz, "report_status_intervals", "report_status_days", "status_code", "seconds", "offline")
+    _fill(bind, tz, "report_operator_intervals", "report_hold_days", "channel", "hold_sum", None)
+
+
+def _fill(
+    bind: sa.Connection, tz: ZoneInfo, source: str, target: str, key: str, value: str, offline: str | None
+) -> None:
+    """Sum ``source``'s 15-minute rows per local day of ``tz`` into ``target``."""
+    when = sa.DateTime(timezone=True)
+    src = sa.table(source, sa.column("bucket", when), sa.column("user_id"), sa.column(key), sa.column(value))
+    dst = sa.table(target, sa.column("day", when), sa.column("user_id"), sa.column(key), sa.column(value))
+    lo, hi = bind.execute(sa.select(sa.func.min(src.c.bucket), sa.func.max(src.c.bucket))).one()
     if lo is None:
         return
-    table = sa.table(
-        "report_status_intervals",
-        sa.column("bucket", sa.DateTime(timezone=True)),
-        sa.column("user_id", sa.Integer()),
-        sa.column("status_code", sa.String()),
-        sa.column("seconds", sa.Float()),
-    )
-    days = sa.table(
-        "report_status_days",
-        sa.column("day", sa.DateTime(timezone=True)),
-        sa.column("user_id", sa.Integer()),
-        sa.column("status_code", sa.String()),
-        sa.column("seconds", sa.Float()),
-    )
     day = _aware(lo).astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
     last = _aware(hi)
     while _midnight(day, tz) <= last:
         start, end = _midnight(day, tz), _midnight(day + timedelta(days=1), tz)
+        conds = [src.c.bucket >= start, src.c.bucket < end, src.c[value] > 0]
+        if offline is not None:
+            conds.append(src.c[key] != offline)
         sums = (
-            sa.select(
-                sa.literal(start, sa.DateTime(timezone=True)),
-                table.c.user_id,
-                table.c.status_code,
-                sa.func.sum(table.c.seconds),
-            )
-            .where(table.c.bucket >= start, table.c.bucket < end, table.c.status_code != "offline")
-            .group_by(table.c.user_id, table.c.status_code)
+            sa.select(sa.literal(start, when), src.c.user_id, src.c[key], sa.func.sum(src.c[value]))
+            .where(*conds)
+            .group_by(src.c.user_id, src.c[key])
         )
-        bind.execute(sa.insert(days).from_select(["day", "user_id", "status_code", "seconds"], sums))
+        bind.execute(sa.insert(dst).from_select(["day", "user_id", key, value], sums))
         day += timedelta(days=1)
 
 
 def downgrade() -> None:
+    op.drop_table("report_hold_days")
     op.drop_table("report_status_days")

@@ -31,6 +31,7 @@ SECONDS = (
     "status_lunch",
     "ringing",
     "talking",
+    "hold",
     "wrap_up",
     "idle",
 )
@@ -75,6 +76,10 @@ async def test_day_tier_and_hour_tier_give_the_same_status_report(services: Serv
         t = m.ReportStatusInterval
         intervals = await s.scalar(select(func.sum(t.seconds)).where(t.status_code != m.StatusKind.OFFLINE))
     assert tier == intervals
+    async with services.db.transaction() as s:
+        hold = await s.scalar(select(func.sum(m.ReportHoldDay.hold_sum)))
+        o = m.ReportOperatorInterval
+        assert hold == await s.scalar(select(func.sum(o.hold_sum))) == 90.0  # op_a 60 + op_b 30
 
 
 async def test_a_zone_change_rebuilds_the_daily_tier_at_the_new_midnights(
@@ -89,6 +94,9 @@ async def test_a_zone_change_rebuilds_the_daily_tier_at_the_new_midnights(
     # Tokyo midnight is 15:00 UTC: no row is left at a Moscow midnight (21:00 UTC)
     assert {d.astimezone(ZoneInfo("Asia/Tokyo")).time().hour for d in tokyo} == {0}
     assert DAY10 - timedelta(hours=9) in tokyo
+    async with services.db.transaction() as s:
+        hold_days = set(await s.scalars(select(m.ReportHoldDay.day)))
+    assert hold_days and hold_days <= tokyo
     days, hours = await _day_and_hour(services, world)
     assert days == hours
     # Tokyo days start at 15:00 UTC: op_a's 20:50–21:05 of 9 March is 10 March (900 s); all of

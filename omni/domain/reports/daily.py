@@ -1,4 +1,4 @@
-"""The daily status tier: status seconds per local day of the install's zone.
+"""The daily tiers: status seconds and hold per local day of the install's zone.
 
 Reports over whole local days grouped by day, week, month or total read these rows instead of
 the hourly ones (a month: ~7,000 rows instead of ~227,000). The status rollup re-sums every
@@ -43,7 +43,7 @@ def local_days(start: datetime, end: datetime, tz: tzinfo) -> list[tuple[datetim
 async def rebuild_days(
     session: AsyncSession, start: datetime, end: datetime, tz: tzinfo | None = None
 ) -> None:
-    """Re-sum the local days ``[start, end)`` touches (idempotent: delete, then insert)."""
+    """Re-sum the status seconds of the local days ``[start, end)`` touches (delete, then insert)."""
     if start >= end:
         return
     zone = tz if tz is not None else (await get_config(session)).tz
@@ -63,13 +63,41 @@ async def rebuild_days(
         await session.execute(insert(D).from_select(["day", "user_id", "status_code", "seconds"], sums))
 
 
+async def rebuild_hold_days(
+    session: AsyncSession, start: datetime, end: datetime, tz: tzinfo | None = None
+) -> None:
+    """Re-sum the hold of the local days ``[start, end)`` touches from the operator rollup."""
+    if start >= end:
+        return
+    zone = tz if tz is not None else (await get_config(session)).tz
+    D = m.ReportHoldDay
+    for lo, hi in local_days(start, end, zone):
+        await session.execute(delete(D).where(D.day == lo))
+        src: Any = m.ReportOperatorInterval
+        if lo.minute == 0 and hi.minute == 0:
+            src = m.ReportOperatorHour
+        sums = (
+            select(literal(lo, DateTime(timezone=True)), src.user_id, src.channel, func.sum(src.hold_sum))
+            .where(src.bucket >= lo, src.bucket < hi, src.hold_sum > 0)
+            .group_by(src.user_id, src.channel)
+        )
+        await session.execute(insert(D).from_select(["day", "user_id", "channel", "hold_sum"], sums))
+
+
 async def rebuild_all_days(session: AsyncSession, tz: tzinfo) -> None:
-    """Rebuild the tier for the zone ``tz`` (after a zone change): every day the 15-minute rows cover."""
-    T = m.ReportStatusInterval
+    """Rebuild both daily tiers for the zone ``tz`` (after a zone change): every day the
+    15-minute rows cover."""
+    step = timedelta(minutes=15)
     await session.execute(delete(m.ReportStatusDay))
+    T = m.ReportStatusInterval
     lo, hi = (await session.execute(select(func.min(T.bucket), func.max(T.bucket)))).one()
     if lo is not None:
-        await rebuild_days(session, lo, hi + timedelta(minutes=15), tz)
+        await rebuild_days(session, lo, hi + step, tz)
+    await session.execute(delete(m.ReportHoldDay))
+    op = m.ReportOperatorInterval
+    lo, hi = (await session.execute(select(func.min(op.bucket), func.max(op.bucket)))).one()
+    if lo is not None:
+        await rebuild_hold_days(session, lo, hi + step, tz)
 
 
 def whole_days(period: Period, grouping: Grouping) -> bool:
@@ -81,4 +109,12 @@ def whole_days(period: Period, grouping: Grouping) -> bool:
     )
 
 
-__all__ = ["DAY_GROUPINGS", "day_start", "local_days", "rebuild_all_days", "rebuild_days", "whole_days"]
+__all__ = [
+    "DAY_GROUPINGS",
+    "day_start",
+    "local_days",
+    "rebuild_all_days",
+    "rebuild_days",
+    "rebuild_hold_days",
+    "whole_days",
+]

@@ -320,7 +320,19 @@ async def operator_status(session: AsyncSession, scope: Scope) -> ReportTable:
     chosen = [s for s in statuses if s.kind in CHOSEN_KINDS]
     status = {} if scope.empty else await _status_seconds(session, scope)
     hold: dict[tuple[datetime, int], float] = defaultdict(float)
-    if not scope.empty:
+    if not scope.empty and await _day_tier(session, scope):
+        d = m.ReportHoldDay
+        g = grouper(d.day, scope)
+        conds: list[Any] = [d.day >= scope.period.start, d.day < scope.period.end]
+        if scope.user_ids is not None:
+            conds.append(d.user_id.in_(scope.user_ids))
+        if scope.filter.channels:
+            conds.append(d.channel.in_(scope.filter.channels))
+        day_stmt = select(g.expr.label("grp"), d.user_id, func.sum(d.hold_sum)).where(*conds)
+        connection = await session.connection()
+        for grp, uid, secs in await connection.execute(day_stmt.group_by(GROUP, d.user_id)):
+            hold[(g.label(grp, scope), uid)] += float(secs or 0)
+    elif not scope.empty:
         t, g = operator_table(scope)
         stmt = (
             select(g.expr.label("grp"), t.user_id, func.sum(t.hold_sum))

@@ -104,6 +104,7 @@ class OperatorRollup:
         await _transfers(session, start, end, rows)
         await _insert(session, T, [_operator_row(k, v) for k, v in rows.items()])
         await _rebuild_operator_hours(session, start, end, rollup_sql.in_database(session, in_database))
+        await daily.rebuild_hold_days(session, start, end)
 
 
 async def _rebuild_operator_hours(
