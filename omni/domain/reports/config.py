@@ -109,6 +109,11 @@ async def check_update_config(
         )
         session.add(row)
     changes: dict[str, Any] = {}
+    if timezone is not None and timezone != row.timezone:
+        # the daily status tier is kept per local day of the install's zone: re-sum it
+        from omni.domain.reports.daily import rebuild_all_days
+
+        await rebuild_all_days(session, zone(timezone))
     if timezone is not None:
         row.timezone = changes["timezone"] = timezone
     if short_abandon_seconds is not None:

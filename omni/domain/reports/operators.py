@@ -25,7 +25,7 @@ from sqlalchemy import and_, delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain.reports import rollup_sql, rollups
+from omni.domain.reports import daily, rollup_sql, rollups
 from omni.domain.reports.period import INTERVAL, floor_interval
 
 TRANSFERRED = "conversation.transferred"
@@ -104,6 +104,7 @@ class OperatorRollup:
         await _transfers(session, start, end, rows)
         await _insert(session, T, [_operator_row(k, v) for k, v in rows.items()])
         await _rebuild_operator_hours(session, start, end, rollup_sql.in_database(session, in_database))
+        await daily.rebuild_hold_days(session, start, end)
 
 
 async def _rebuild_operator_hours(
@@ -347,6 +348,7 @@ class StatusRollup:
         if rollup_sql.in_database(session, in_database):
             await rollup_sql.rebuild_status(session, start, end)
             await _rebuild_hours(session, start, end, True)
+            await daily.rebuild_days(session, start, end)
             return
         h = m.StatusHistory
         stmt = select(h.user_id, h.status_code, h.started_at, h.ended_at).where(
@@ -367,6 +369,7 @@ class StatusRollup:
             ],
         )
         await _rebuild_hours(session, start, end)
+        await daily.rebuild_days(session, start, end)
 
 
 def floor_hour(at: datetime) -> datetime:
