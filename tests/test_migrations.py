@@ -63,3 +63,44 @@ async def test_result_code_names_in_two_languages_are_split(tmp_path: Path) -> N
         assert [tuple(r) for r in rows] == [("resolved", "Resolved", "Решено"), ("sale", "Sale", "")]
     finally:
         await engine.dispose()
+
+
+async def test_an_upgrade_with_status_history_fills_the_daily_tier_in_the_install_zone(
+    tmp_path: Path,
+) -> None:
+    """0017_daily sums existing 15-minute status rows per LOCAL day: a Moscow install's day starts
+    at 21:00 UTC, so 20:45 and 21:00 UTC land on different days."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'daily.sqlite3'}"
+    await upgrade_async(url, "0010_perf")
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO install_settings"
+                    " (id, timezone, short_abandon_seconds, business_days, updated_at) VALUES"
+                    " (1, 'Europe/Moscow', 5, '[0,1,2,3,4]', '2026-03-01 00:00:00.000000')"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO report_status_intervals (bucket, user_id, status_code, seconds) VALUES "
+                    "('2026-03-09 20:45:00.000000', 7, 'available', 600),"
+                    "('2026-03-09 21:00:00.000000', 7, 'available', 300),"
+                    "('2026-03-09 21:15:00.000000', 7, 'available', 200),"
+                    "('2026-03-09 21:15:00.000000', 7, 'offline', 900)"
+                )
+            )
+        await upgrade_async(url)
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text("SELECT day, status_code, seconds FROM report_status_days ORDER BY day")
+                )
+            ).all()
+        assert [(str(r[0])[:16], r[1], r[2]) for r in rows] == [
+            ("2026-03-08 21:00", "available", 600.0),
+            ("2026-03-09 21:00", "available", 500.0),
+        ]
+    finally:
+        await engine.dispose()

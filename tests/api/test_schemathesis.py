@@ -101,7 +101,7 @@ def run_schemathesis(url: str, token: str, scope: list[str], report: Path) -> di
     return result
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 async def test_schemathesis_finds_no_server_error_schema_violation_or_undocumented_status(
     live_server: LiveServer, tmp_path: Path
 ) -> None:
