@@ -368,13 +368,16 @@ async def operator_status(session: AsyncSession, scope: Scope) -> ReportTable:
         Column("utilization", Kind.PERCENT, "Utilization"),
     ]
 
-    def cells(v: dict[str, float], on_hold: float) -> list[Cell]:
+    available = {code for code, k in kind.items() if k == m.StatusKind.AVAILABLE}
+
+    def cells(v: dict[str, float], on_hold: float, online: float) -> list[Cell]:
+        """One row's figures; ``online`` is ``logged_in(v)``, computed once per row by the caller
+        (a month by day has ~6,000 rows: the report's time is mostly this loop)."""
         ringing = v.get(m.StatusKind.RINGING, 0.0)
         talking = v.get(m.StatusKind.TALKING, 0.0)
         wrap = v.get(m.StatusKind.WRAP_UP, 0.0)
-        idle = sum(secs for code, secs in v.items() if kind.get(code) == m.StatusKind.AVAILABLE)
+        idle = sum(secs for code, secs in v.items() if code in available)
         handling = ringing + talking + wrap
-        online = logged_in(v)
         return [
             round(online, 1),
             *[round(v.get(s.code, 0.0), 1) for s in chosen],
@@ -387,19 +390,22 @@ async def operator_status(session: AsyncSession, scope: Scope) -> ReportTable:
             pct(handling + idle, online),
         ]
 
-    keys = [k for k, v in status.items() if logged_in(v) > 0]
+    online = {k: logged_in(v) for k, v in status.items()}
+    keys = [k for k, v in online.items() if v > 0]
     names = await operator_names(session, (k[1] for k in keys))
     total: dict[str, float] = defaultdict(float)
     rows: list[list[Cell]] = []
     for key in _sorted_keys(keys, names):
         for code, secs in status[key].items():
             total[code] += secs
-        rows.append([key[0], names.get(key[1], str(key[1])), *cells(status[key], hold.get(key, 0.0))])
+        rows.append(
+            [key[0], names.get(key[1], str(key[1])), *cells(status[key], hold.get(key, 0.0), online[key])]
+        )
     return ReportTable(
         key="operator_status",
         columns=columns,
         rows=rows,
-        totals=[None, "", *cells(total, sum(hold.get(k, 0.0) for k in set(keys)))],
+        totals=[None, "", *cells(total, sum(hold.get(k, 0.0) for k in set(keys)), logged_in(total))],
         chart=Chart("stacked", "operator", ("idle", "ringing", "talking", "wrap_up")),
         notes=["rpt.note.operator_status"],
     )
