@@ -125,6 +125,42 @@ class CallControl(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptOrder:
+    """One campaign attempt the engine (``omni.domain.outbound``) hands to a channel after the
+    transaction that opened it commits."""
+
+    attempt_id: int
+    campaign_id: int
+    target_id: int
+    channel: str
+    dial_mode: str
+    phone: str
+    """E.164 number to call, or whose Telegram chat to message."""
+    caller_id: str
+    inbox_id: int | None
+    queue_id: int
+    operator_id: int | None
+    """The operator reserved for it (preview, progressive); ``None``: agentless / broadcast."""
+    ring_seconds: int = 30
+    text: str = ""
+    """Broadcast: the message with the target's variables filled in."""
+    variables: dict[str, Any] = field(default_factory=dict)
+    """The target's name and card fields (for the adapter's channel variables)."""
+
+
+@runtime_checkable
+class PlacesAttempts(Protocol):
+    """A channel that can place campaign attempts (voice: AMI ``Originate``; Telegram: a
+    message). ``place`` returns once the channel accepted the order; the outcome arrives
+    later through ``omni.domain.outbound.lifecycle.do_close_attempt`` in the adapter's own
+    transaction (an answered call first becomes a conversation via ``omni.domain.outgoing``).
+    It raises ``ChannelNotReady`` when the link is down: the engine closes the attempt as
+    ``refused`` (no attempt used up) with the target pending again, never losing it."""
+
+    async def place(self, order: AttemptOrder) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelSetup:
     """Everything a channel plugs into the app, returned by its ``setup`` entry point.
 

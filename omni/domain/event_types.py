@@ -207,6 +207,50 @@ class AdminChanged(Payload):
     action: Literal["created", "updated", "deleted"]
 
 
+class CampaignPayload(Payload):
+    id: int
+    name: str
+    state: str
+    previous_state: str | None = None
+    user_id: int | None = None
+
+
+class CampaignAttemptPayload(Payload):
+    """An attempt as ``omni.domain.outbound.lifecycle.attempt_dict`` shapes it."""
+
+    id: int
+    campaign_id: int
+    target_id: int
+    number: int
+    phone: str
+    caller_id: str
+    channel: str
+    operator_id: int | None
+    conversation_id: int | None
+    outcome: str | None
+    cause: str
+    created_at: str | None
+    started_at: str | None
+    answered_at: str | None
+    ended_at: str | None
+
+
+class CampaignAttemptEnded(CampaignAttemptPayload):
+    target_state: str
+    next_due_at: str | None
+
+
+class CampaignTargetResult(Payload):
+    campaign_id: int
+    target_id: int
+    state: str
+    result_code_id: int | None
+    action: str
+    next_due_at: str | None
+    callback_user_id: int | None
+    user_id: int | None
+
+
 @dataclass(frozen=True, slots=True)
 class EventType:
     name: str
@@ -302,6 +346,28 @@ EVENT_TYPES: dict[str, EventType] = _types(
         "queue.members_changed",
         QueueMembersChanged,
         "An admin changed who is in a queue; live sockets follow.",
+    ),
+    EventType(
+        "campaign.state_changed",
+        CampaignPayload,
+        "A campaign was started, paused, resumed or finished (`user_id`: who; none = its end date).",
+    ),
+    EventType(
+        "campaign.attempt_started",
+        CampaignAttemptPayload,
+        "An outbound attempt opened (a preview card, a call being placed, a message being sent).",
+        private=True,
+    ),
+    EventType(
+        "campaign.attempt_ended",
+        CampaignAttemptEnded,
+        "An outbound attempt ended with its outcome; `target_state`/`next_due_at`: what follows.",
+        private=True,
+    ),
+    EventType(
+        "campaign.target_result",
+        CampaignTargetResult,
+        "An operator's result code was applied to a campaign contact (`action`: what it did).",
     ),
     EventType("admin.changed", AdminChanged, "An admin created, updated or deleted a configuration entity."),
 )

@@ -14,6 +14,7 @@ from omni.db.models.conversations import *  # noqa: F403
 from omni.db.models.exports import *  # noqa: F403
 from omni.db.models.mailing import *  # noqa: F403
 from omni.db.models.operator_reports import *  # noqa: F403
+from omni.db.models.outbound import *  # noqa: F403
 from omni.db.models.people import *  # noqa: F403
 from omni.db.models.platform import *  # noqa: F403
 from omni.db.models.reports import *  # noqa: F403

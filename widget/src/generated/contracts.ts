@@ -172,6 +172,48 @@ export interface QueueMembersChanged {
   user_ids: number[];
 }
 
+export interface CampaignPayload {
+  id: number;
+  name: string;
+  state: string;
+  previous_state?: string | null;
+  user_id?: number | null;
+}
+
+export interface CampaignAttemptPayload {
+  id: number;
+  campaign_id: number;
+  target_id: number;
+  number: number;
+  phone: string;
+  caller_id: string;
+  channel: string;
+  operator_id: number | null;
+  conversation_id: number | null;
+  outcome: string | null;
+  cause: string;
+  created_at: string | null;
+  started_at: string | null;
+  answered_at: string | null;
+  ended_at: string | null;
+}
+
+export interface CampaignAttemptEnded extends CampaignAttemptPayload {
+  target_state: string;
+  next_due_at: string | null;
+}
+
+export interface CampaignTargetResult {
+  campaign_id: number;
+  target_id: number;
+  state: string;
+  result_code_id: number | null;
+  action: string;
+  next_due_at: string | null;
+  callback_user_id: number | null;
+  user_id: number | null;
+}
+
 export interface AdminChanged {
   entity: string;
   id: number;
@@ -212,6 +254,10 @@ export interface EventPayloads {
   "callback.released": CallbackPayload;
   "supervisor.message": SupervisorMessage;
   "queue.members_changed": QueueMembersChanged;
+  "campaign.state_changed": CampaignPayload;
+  "campaign.attempt_started": CampaignAttemptPayload;
+  "campaign.attempt_ended": CampaignAttemptEnded;
+  "campaign.target_result": CampaignTargetResult;
   "admin.changed": AdminChanged;
 }
 
