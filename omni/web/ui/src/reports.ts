@@ -335,7 +335,7 @@ function renderTable(table: ReportTable): void {
     const tr = el("tr", { "data-testid": testid });
     table.columns.forEach((c, i) => {
       const value = cells[i] ?? null;
-      const td = el("td", { class: numeric.has(c.kind) ? "num" : "", "data-col": c.key });
+      const td = el("td", { class: numeric.has(c.kind) ? "num" : c.kind === "datetime" || c.key === "period" || c.key === "interval" ? "when" : "", "data-col": c.key });
       if (c.key === "conversation_id" && typeof value === "number" && testid === "report-row") {
         const recorded = recordingAt >= 0 && cells[recordingAt] === true;
         td.append(
