@@ -51,6 +51,7 @@ class VoiceChannel(VoiceCallControl, VoiceCampaign):
         self._enqueued_at: dict[int, float] = {}
         self._dials: dict[int, Dial] = {}
         """Campaign calls placed and not ended yet, by attempt id."""
+        self._dials_done: set[int] = set()
         self.connect_latencies: deque[float] = deque(maxlen=100_000)
         """Seconds from a caller's ``OmniEnqueue`` arriving to the operator's Originate being sent."""
         self.applied = 0

@@ -18,6 +18,7 @@ after a restart too; the ring deadline (``dialing.RING_DEADLINE``) ends what nob
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -75,6 +76,12 @@ class Dial:
     conversation_id: int | None = None
     bridged: bool = False
     done: bool = False
+    seen: bool = False
+    """Asterisk reported the customer leg (``;1``), so its ``Hangup`` will come."""
+    responded: bool = False
+    """The ``OriginateResponse`` (or its grace after the hang-up) was applied."""
+    hung_up_at: datetime | None = None
+    """When the unanswered customer leg hung up: the attempt's end time."""
 
     @property
     def leg(self) -> str:
@@ -88,7 +95,14 @@ class Dial:
 class VoiceCampaign(VoiceEffects):
     """``PlacesAttempts`` for voice; ``VoiceChannel`` feeds ``_campaign_event`` every event."""
 
+    ORIGINATE_GRACE_SECONDS = 2.0
+    """How long after an unanswered customer leg hangs up its ``OriginateResponse`` may take;
+    past it the attempt ends with the signals gathered (the response was lost)."""
+
     _dials: dict[int, Dial]
+    _dials_done: set[int]
+    """Attempts this node ended: their later events (the rest of an answered call) need no
+    database read to be ignored."""
 
     async def place(self, order: AttemptOrder) -> None:
         """Send the ``Originate`` for one attempt; returns once Asterisk has it queued.
@@ -198,28 +212,44 @@ class VoiceCampaign(VoiceEffects):
         own = ev.uniqueid == dial.leg
         if own and ev.channel:
             dial.channel = ev.channel
+            dial.seen = True
         match ev.kind:
-            case Kind.DIAL_END if ev.dial_status and ev.dial_status != "ANSWER":
-                dial.dial_status = dial.dial_status or ev.dial_status
-            case Kind.HANGUP if not own:
-                if not ev.uniqueid.startswith(dial.leg) and not dial.hangup_cause:
-                    dial.hangup_cause = str(ev.extra.get("cause", ""))  # the trunk's cause
-                    dial.hangup_text = ev.cause
+            case Kind.DIAL_END:
+                telling = ev.dial_status not in ("", "ANSWER", "NOANSWER", "CANCEL")
+                if telling or not dial.dial_status:
+                    dial.dial_status = ev.dial_status if ev.dial_status != "ANSWER" else dial.dial_status
             case Kind.HANGUP:
-                await self._customer_gone(dial, ev, now)
+                cause = str(ev.extra.get("cause", ""))
+                if outcomes.specific_cause(cause) and not dial.hangup_cause:
+                    dial.hangup_cause, dial.hangup_text = cause, ev.cause
+                if own:
+                    await self._customer_gone(dial, ev, now)
             case Kind.STATE if own and ev.state == "up":
                 await self._customer_answered(dial, now)
             case Kind.ORIGINATE_RESPONSE if ev.success:
                 await self._customer_answered(dial, now)
-            case Kind.ORIGINATE_RESPONSE:
-                dial.reason = dial.reason or ev.cause
-                await self._unanswered(dial, now)
+            case Kind.ORIGINATE_RESPONSE if not dial.responded:
+                # Its response comes through panoramisk's future callback, so it is applied
+                # after the events that arrived with it; the leg's Hangup may precede it.
+                dial.responded = True
+                dial.reason = ev.cause if not ev.extra.get("grace") else ""
+                if dial.hung_up_at is not None or not dial.seen:
+                    await self._unanswered(dial, dial.hung_up_at or now)
 
     async def _customer_gone(self, dial: Dial, ev: CallEvent, now: datetime) -> None:
         if dial.answered_at is None:
-            if not dial.hangup_cause and ev.extra.get("cause", "") not in ("", "16"):
-                dial.hangup_cause, dial.hangup_text = str(ev.extra.get("cause", "")), ev.cause
-            await self._unanswered(dial, now)
+            dial.hung_up_at = dial.hung_up_at or now
+            if dial.responded:
+                await self._unanswered(dial, now)
+            else:  # the OriginateResponse follows; if it is lost, end with what we know
+                grace = CallEvent(
+                    Kind.ORIGINATE_RESPONSE, dial.leg, dial.leg, success=False, extra={"grace": "1"}
+                )
+                asyncio.get_running_loop().call_later(
+                    self.ORIGINATE_GRACE_SECONDS,
+                    self._events.put_nowait,
+                    (grace, datetime.now(UTC), time.perf_counter()),
+                )
         elif not dial.bridged:
             await self._finish(
                 dial,
@@ -236,6 +266,9 @@ class VoiceCampaign(VoiceEffects):
     async def _finish(self, dial: Dial, outcome: Outcome, cause: str, now: datetime) -> None:
         dial.done = True
         self._dials.pop(dial.attempt_id, None)
+        if len(self._dials_done) > 10_000:
+            self._dials_done.clear()
+        self._dials_done.add(dial.attempt_id)
         async with self.services.db.transaction() as session:
             await dialing.do_end_attempt(
                 session,
@@ -343,7 +376,7 @@ class VoiceCampaign(VoiceEffects):
         """The attempt's state, rebuilt from its row when this node did not place it (a
         restart): late events still end it."""
         dial = self._dials.get(attempt_id)
-        if dial is not None:
+        if dial is not None or attempt_id in self._dials_done:
             return dial
         async with self.services.db.transaction() as session:
             attempt = await session.get(m.CampaignAttempt, attempt_id)

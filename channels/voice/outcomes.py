@@ -5,14 +5,15 @@ A placed call reports its end three ways, in no fixed order and not always all o
 ``DialStatus`` (the most specific: it is what the trunk answered), the trunk channel hangs up
 with an ISDN ``Cause``, and the ``Originate`` ends with an ``OriginateResponse`` whose
 ``Reason`` is the last control frame the originated channel saw (through a ``Local`` channel
-often only "hung up"). ``failure`` picks the most specific signal seen.
+Asterisk 22 says 0 for busy, congestion, rejected alike). ``failure`` picks the most telling
+signal seen (observed on Asterisk 22.10.1: ``docs/voice.md``).
 """
 
 from __future__ import annotations
 
 from omni.db.models.outbound import Outcome
 
-__all__ = ["DIAL_STATUS", "HANGUP_CAUSE", "ORIGINATE_REASON", "failure"]
+__all__ = ["DIAL_STATUS", "HANGUP_CAUSE", "ORIGINATE_REASON", "failure", "specific_cause"]
 
 _O = Outcome
 
@@ -54,25 +55,43 @@ HANGUP_CAUSE: dict[int, Outcome] = {
 """ISDN (Q.850) hang-up cause of an unanswered call → outcome; others count as congestion."""
 
 
+_VAGUE_STATUSES = ("", "ANSWER", "NOANSWER", "CANCEL")
+"""``DialStatus`` values that don't say why: a callee that hangs up with an ISDN cause Dial()
+does not translate (unallocated number, call rejected) ends the Dial() as ``NOANSWER``."""
+
+
+def specific_cause(cause: str) -> bool:
+    """A hang-up cause that tells something (not 0 "unknown", not 16 "normal clearing", which
+    every leg of a ``Local`` chain reports after ``Hangup()``)."""
+    return cause.isdigit() and int(cause) not in (0, 16)
+
+
 def failure(dial_status: str, hangup_cause: str, hangup_text: str, reason: str) -> tuple[Outcome, str]:
     """An unanswered call's outcome and the cause text stored on the attempt.
 
-    The outcome comes from ``DialStatus`` first, then the trunk's hang-up cause, then the
-    ``OriginateResponse`` reason; nothing at all (only our own hang-up) is no answer. The text
-    keeps every signal seen, most specific first (``"BUSY; cause 17 (User busy); reason 1"``)."""
+    The outcome comes from a telling ``DialStatus`` (busy, congestion, unavailable) first, then
+    a telling hang-up cause, then a vague ``DialStatus`` (no answer, cancelled by our ring
+    time), then the ``OriginateResponse`` reason (through a ``Local`` channel Asterisk 22
+    reports Reason 0 for every failure it did not time out itself); nothing at all is no
+    answer. The text keeps every signal seen (``"BUSY; cause 17 (User busy); reason 0"``)."""
     status = dial_status.upper()
-    code = int(hangup_cause) if hangup_cause.isdigit() and int(hangup_cause) != 0 else None
     parts: list[str] = []
-    outcome: Outcome | None = None
     if status and status != "ANSWER":
-        outcome = DIAL_STATUS.get(status, _O.CONGESTION)
         parts.append(status)
-    if code is not None:
-        outcome = outcome or HANGUP_CAUSE.get(code, _O.CONGESTION)
+    if specific_cause(hangup_cause):
         parts.append(
-            f"cause {code}" + (f" ({hangup_text})" if hangup_text and hangup_text != hangup_cause else "")
+            f"cause {hangup_cause}"
+            + (f" ({hangup_text})" if hangup_text and hangup_text != hangup_cause else "")
         )
     if reason:
-        outcome = outcome or ORIGINATE_REASON.get(reason, (_O.CONGESTION, ""))[0]
         parts.append(f"reason {reason}")
-    return outcome or _O.NO_ANSWER, "; ".join(parts) or "hung up before answer"
+    text = "; ".join(parts) or "hung up before answer"
+    if status not in _VAGUE_STATUSES:
+        return DIAL_STATUS.get(status, _O.CONGESTION), text
+    if specific_cause(hangup_cause):
+        return HANGUP_CAUSE.get(int(hangup_cause), _O.CONGESTION), text
+    if status in DIAL_STATUS:
+        return DIAL_STATUS[status], text
+    if reason:
+        return ORIGINATE_REASON.get(reason, (_O.CONGESTION, ""))[0], text
+    return _O.NO_ANSWER, text

@@ -65,7 +65,7 @@ CAUSE_TEXT = {
     1: "Unallocated (unassigned) number",
     16: "Normal Clearing",
     17: "User busy",
-    19: "No answer",
+    19: "User alerting, no answer",
     21: "Call Rejected",
     27: "Destination out of order",
     34: "Circuit/channel congestion",
@@ -144,6 +144,9 @@ class AmiEmulator:
         """Send every event twice (as a flapping link or two manager sessions on one socket do)."""
         self.lose_originate_responses = False
         """Never send ``OriginateResponse`` (the call itself still happens)."""
+        self.originate_response_first = False
+        """A failed campaign call's ``OriginateResponse`` before its channels' events (a race
+        seen on Asterisk 22: it sometimes comes first)."""
         self.campaign_calls: dict[str, tuple[str, str]] = {}
         """Campaign calls by number: (the originated ``;1`` Uniqueid, the trunk channel's)."""
         self.actions: list[dict[str, Any]] = []
@@ -223,6 +226,7 @@ class AmiEmulator:
         self.actions.clear()
         self.duplicate_events = False
         self.lose_originate_responses = False
+        self.originate_response_first = False
         self.campaign_calls.clear()
 
     @property
@@ -723,48 +727,61 @@ class AmiEmulator:
 
     def _ring_timeout(self, uid: str) -> None:
         ch = self.channels.get(uid)
-        if ch is not None and ch.state != 6:
-            two = self.channels.get(ch.dial_half)
-            if two is not None:  # the Originate's time ran out: the Dial() is cancelled
-                trunk = self.channels.get(self.campaign_calls.get(two.exten, ("", ""))[1])
-                self.event(
-                    "DialEnd",
-                    two,
-                    DestChannel=trunk.name if trunk else "",
-                    DestUniqueid=trunk.uniqueid if trunk else "",
-                    DialStatus="CANCEL",
-                )
+        if ch is None or ch.state == 6:
+            return
+        two = self.channels.get(ch.dial_half)
+        if two is None:
             self._hangup(ch, 19)
+            return
+        # A campaign call's ring time ran out (as captured): the Originate gives up (Reason 3),
+        # ;1 hangs up, the ;2 Dial() is cancelled, then the trunk and ;2 hang up.
+        trunk = self.campaign_customer(two.exten)
+        self._originate_response(ch, success=False, reason=3)
+        self._only(ch, 19)
+        self.event(
+            "DialEnd",
+            two,
+            DestChannel=trunk.name if trunk else "",
+            DestUniqueid=trunk.uniqueid if trunk else "",
+            DialStatus="CANCEL",
+        )
+        self._only(trunk, 19)
+        self._only(two, 19)
 
     # --- campaign calls: customer first, through a Local channel into the outbound context ---
+    # The event orders below are those of Asterisk 22.10.1 (captured with a Local "trunk" whose
+    # dialplan answered Busy(), Congestion(), Hangup(<cause>), nothing, Answer()): a Local
+    # chain's OriginateResponse says Reason 0 for every failure it did not time out itself,
+    # and it races the channels' Hangups (``originate_response_first`` puts it first).
 
-    CUSTOMER_FAILURES: ClassVar[dict[str, tuple[str, int, str]]] = {
-        "busy": ("BUSY", 17, "User busy"),
-        "congestion": ("CONGESTION", 34, "Circuit/channel congestion"),
-        "chanunavail": ("CHANUNAVAIL", 27, "Destination out of order"),
-        "invalid": ("CONGESTION", 1, "Unallocated (unassigned) number"),
-        "rejected": ("BUSY", 21, "Call Rejected"),
+    CUSTOMER_FAILURES: ClassVar[dict[str, tuple[str, int, int]]] = {
+        "busy": ("BUSY", 17, 16),
+        "congestion": ("CONGESTION", 34, 16),
+        "chanunavail": ("CHANUNAVAIL", 27, 16),
+        "invalid": ("NOANSWER", 1, 1),
+        "rejected": ("NOANSWER", 21, 21),
     }
-    """``customers[number]`` → what the trunk answers: (DialStatus, Cause, Cause-txt)."""
+    """``customers[number]`` → (the ``;2`` Dial's DialStatus, the trunk's Cause, the cause the
+    ``Local`` halves hang up with): a cause Dial() does not translate ends it as NOANSWER and
+    travels up the chain; busy and congestion end in the dialplan's ``Hangup()`` (16)."""
 
     def _campaign_originate(self, action: dict[str, Any], number: str, context: str, async_: bool) -> None:
         """``Originate Channel=Local/<number>@<outbound context>``: ``;1`` (the ChannelId) rings
         until ``;2``'s ``Dial()`` to the trunk is answered, then goes to the Originate's
-        context. A context that does not exist (an unknown trunk) creates no channel: only an
-        ``OriginateResponse: Failure`` with Reason 0 comes."""
+        context. A context that does not exist (an unknown trunk): the OriginateResponse
+        (Failure, Reason 0) comes first, then both halves appear and hang up with cause 0."""
         action_id = str(action.get("ActionID", "")) if async_ else ""
-        if not context.endswith("outbound"):
-            ghost = Chan(
-                name=str(action.get("Channel")), uniqueid="<null>", linkedid="", originate=dict(action)
-            )
-            ghost.originate_action_id = action_id
-            self._later(0.01, lambda: self._originate_response(ghost, success=False, reason=0))
-            return
         n = next(self._seq)
         cid = str(action.get("CallerID", ""))
+        uid = str(action.get("ChannelId") or "") or None
+        if not context.endswith("outbound"):
+            ghost = Chan(name=f"Local/{number}@{context}", uniqueid=uid or "<null>", linkedid="")
+            ghost.originate, ghost.originate_action_id = dict(action), action_id
+            self._later(0.01, self._campaign_nowhere, ghost, number, context, n)
+            return
         one = self._new(
             f"Local/{number}@{context}-{n:08x};1",
-            uid=str(action.get("ChannelId") or "") or None,
+            uid=uid,
             cid_num=cid.rpartition("<")[2].rstrip(">") or cid,
             context=str(action.get("Context", "default")),
             exten=str(action.get("Exten", "s")),
@@ -807,20 +824,50 @@ class AmiEmulator:
             self._later(0.01, self._campaign_fails, number, behaviour)
         # "manual" / "no_answer": rings until ``campaign_answers`` or the Originate's Timeout
 
+    def _campaign_nowhere(self, ghost: Chan, number: str, context: str, n: int) -> None:
+        self._originate_response(ghost, success=False, reason=0)
+        one = self._new(f"Local/{number}@{context}-{n:08x};1", uid=ghost.uniqueid, context=context)
+        two = self._new(one.name[:-2] + ";2", uid=f"{one.uniqueid};2", linkedid=one.linkedid, context=context)
+        self._hangup(two, 0)
+        self._hangup(one, 0)
+
+    def _only(self, ch: Chan | None, cause: int) -> None:
+        """Hang up one channel of a campaign call, not the rest of its chain."""
+        if ch is not None:
+            action_id, ch.halves, ch.originate_action_id = ch.originate_action_id, [], ""
+            self._hangup(ch, cause)
+            ch.originate_action_id = action_id  # its OriginateResponse is sent on its own
+
     def _campaign_fails(self, number: str, behaviour: str) -> None:
         one_uid, trunk_uid = self.campaign_calls[number]
         one, trunk = self.channels.get(one_uid), self.channels.get(trunk_uid)
         if one is None or trunk is None:
             return
-        status, cause, _text = self.CUSTOMER_FAILURES[behaviour]
-        two = self.channels[one.dial_half]
-        self.event("DialEnd", two, DestChannel=trunk.name, DestUniqueid=trunk.uniqueid, DialStatus=status)
-        one.fail_reason = 1  # through a Local channel the Originate only learns "hung up"
-        self._hangup(trunk, cause)  # then ;2 (Hangup() after Dial), then ;1, then OriginateResponse
+        status, cause, chain = self.CUSTOMER_FAILURES[behaviour]
+        two = self.channels.get(one.dial_half)
+        response_last = behaviour == "congestion" or status == "NOANSWER"  # as captured
+        if self.originate_response_first:
+            self._originate_response(one, success=False, reason=0)
+        dial_end = {"DestChannel": trunk.name, "DestUniqueid": trunk.uniqueid, "DialStatus": status}
+        if status == "NOANSWER":  # the callee hung up with a cause Dial() does not translate
+            self._only(trunk, cause)
+            if two is not None:
+                self.event("DialEnd", two, **dial_end)
+        else:
+            if two is not None:
+                self.event("DialEnd", two, **dial_end)
+            self._only(trunk, cause)
+        self._only(two, chain)
+        if response_last:
+            self._only(one, chain)
+            self._originate_response(one, success=False, reason=0)
+        else:
+            self._originate_response(one, success=False, reason=0)
+            self._only(one, chain)
 
     def campaign_answers(self, number: str) -> None:
-        """The customer picks up: trunk Up, ``DialEnd ANSWER``, ``;1`` Up, ``OriginateResponse
-        Success`` (Reason 4), and ``;1`` goes on in the Originate's context (music on hold)."""
+        """The customer picks up: trunk Up, ``DialEnd ANSWER``, ``;2`` and ``;1`` Up, ``;1`` goes
+        on in the Originate's context (music on hold), then ``OriginateResponse Success``."""
         one_uid, trunk_uid = self.campaign_calls[number]
         one, trunk = self.channels.get(one_uid), self.channels.get(trunk_uid)
         if one is None or trunk is None or one.state == 6:
@@ -830,8 +877,8 @@ class AmiEmulator:
         self.event("DialEnd", two, DestChannel=trunk.name, DestUniqueid=trunk.uniqueid, DialStatus="ANSWER")
         self._set_state(two, 6)
         self._set_state(one, 6)
-        self._originate_response(one, success=True, reason=4)
         self._goto(one, one.context, one.exten)
+        self._originate_response(one, success=True, reason=4)
 
     def campaign_customer(self, number: str) -> Chan | None:
         """The customer's trunk channel of a campaign call (hang it up to make them leave)."""
