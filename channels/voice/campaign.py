@@ -118,6 +118,8 @@ class VoiceCampaign(VoiceEffects):
             attempt = await dialing.locked_attempt(session, order.attempt_id)
             if attempt is None or attempt.ended_at is not None:
                 raise Conflict("attempt {attempt_id} is not open", attempt_id=order.attempt_id)
+            if attempt.external_id:  # a second hand-off of one order must not ring twice
+                raise Conflict("attempt {attempt_id} was already placed", attempt_id=order.attempt_id)
             inbox = await self._campaign_inbox(session, order)
             started_at = attempt.started_at
             await dialing.do_mark_placed(session, attempt, action_id, ring_seconds=order.ring_seconds)

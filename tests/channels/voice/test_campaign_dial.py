@@ -19,6 +19,7 @@ from omni.channels import AttemptOrder, ChannelNotReady
 from omni.db import models as m
 from omni.db.models.outbound import Outcome, TargetState
 from omni.domain.engine import run_due_deadlines
+from omni.domain.errors import Conflict
 from omni.domain.outbound import dialing
 from omni.domain.outbound.lifecycle import do_close_attempt, do_open_attempt
 from tests import factories as f
@@ -152,8 +153,11 @@ async def test_an_unanswered_campaign_call_ends_with_its_outcome_cause_and_retry
         assert f"OMNI_ATTEMPT={order.attempt_id}" in originate["Variable"]
         assert "OMNI_CALLERID=+74950001111" in originate["Variable"]
 
+        with pytest.raises(Conflict):  # handed over twice: one call only
+            await voice_of(server).place(order)
         a, t = await _ended(w, order.attempt_id)
         assert (a.outcome, a.cause) == (outcome, cause)
+        assert len(actions(emulator, "Originate")) == 1
         assert a.started_at is not None and a.ended_at is not None and a.started_at <= a.ended_at
         assert a.answered_at is None and a.conversation_id is None
         _retried_after(a, t, minutes)
@@ -435,6 +439,13 @@ async def test_placing_while_the_ami_link_is_down_raises_channel_not_ready_and_l
     [
         ("ANSWER", "", "4", Outcome.CONGESTION),  # "answered" never reaches failure(): unknown reason
         ("NOANSWER", "", "", Outcome.NO_ANSWER),
+        ("CANCEL", "19", "3", Outcome.NO_ANSWER),
+        ("CHANUNAVAIL", "", "0", Outcome.CONGESTION),
+        ("BUSY", "16", "0", Outcome.BUSY),
+        ("NOANSWER", "21", "0", Outcome.BUSY),  # Asterisk 22: a rejected call ends Dial() as NOANSWER
+        ("NOANSWER", "1", "0", Outcome.CONGESTION),
+        ("", "17", "0", Outcome.BUSY),
+        ("", "16", "0", Outcome.CONGESTION),  # only our own chain's Hangup(): the reason decides
         ("", "18", "", Outcome.NO_ANSWER),
         ("", "28", "", Outcome.CONGESTION),
         ("", "3", "", Outcome.CONGESTION),
