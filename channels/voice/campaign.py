@@ -55,6 +55,10 @@ def attempt_of(ident: str) -> tuple[int, bool] | None:
     return None
 
 
+class _Closed(Exception):
+    """The attempt ended before its call was answered (the ring deadline)."""
+
+
 @dataclass(slots=True)
 class Dial:
     """One placed attempt as the adapter sees it (what Asterisk said so far)."""
@@ -294,7 +298,7 @@ class VoiceCampaign(VoiceEffects):
             async with self.services.db.transaction() as session:
                 attempt = await dialing.locked_attempt(session, dial.attempt_id)
                 if attempt is None or attempt.ended_at is not None:
-                    raise Conflict("attempt {attempt_id} is not open", attempt_id=dial.attempt_id)
+                    raise _Closed  # its ring deadline ended it: nobody waits for this answer
                 user = await calls.phone_user(session, dial.operator_id)
                 if user is None or not user.sip_extension:
                     raise InvalidInput("the operator has no phone extension", field="sip_extension")
@@ -332,6 +336,13 @@ class VoiceCampaign(VoiceEffects):
                 )
                 await self._save_call(call, session=session, inbox_id=dial.inbox_id)
                 dial.conversation_id = conv.id
+        except _Closed:
+            log.info("voice: campaign attempt %s answered after it ended; hanging up", dial.attempt_id)
+            dial.done = True
+            self._dials.pop(dial.attempt_id, None)
+            self._dials_done.add(dial.attempt_id)
+            await self._quietly(control.hangup(dial.channel or dial.leg))
+            return
         except DomainError as exc:
             log.warning("voice: campaign attempt %s answered, nobody to connect: %s", dial.attempt_id, exc)
             await self._finish(dial, Outcome.DROPPED, f"operator not available: {exc}", now)

@@ -19,7 +19,7 @@ from omni.channels import AttemptOrder, ChannelNotReady
 from omni.db import models as m
 from omni.db.models.outbound import Outcome, TargetState
 from omni.domain.engine import run_due_deadlines
-from omni.domain.errors import Conflict
+from omni.domain.errors import Conflict, InvalidInput
 from omni.domain.outbound import dialing
 from omni.domain.outbound.lifecycle import do_close_attempt, do_open_attempt
 from tests import factories as f
@@ -210,6 +210,49 @@ async def test_a_lost_originate_response_ends_the_attempt_at_its_ring_deadline(
         await voice_of(server).drain()
         again, t2 = await _rows(w, order.attempt_id)
         assert (again.outcome, again.ended_at, t2.next_due_at) == (a.outcome, a.ended_at, t.next_due_at)
+
+
+async def test_a_customer_answering_after_the_ring_deadline_is_hung_up_not_connected(
+    server: LiveServer, emulator: AmiEmulator
+) -> None:
+    async with make_world(server, ["op"]) as w:
+        camp = await _campaign(w, ring_seconds=20)
+        phone = _phone()
+        emulator.customers[phone] = "manual"
+        emulator.lose_originate_responses = True
+        emulator.phones[w.ext["op"]] = "answer"
+        order = await _order(w, camp, phone)
+        await voice_of(server).place(order)
+        placed, _ = await _rows(w, order.attempt_id)
+        assert placed.started_at is not None
+        await run_due_deadlines(server.services.db, now=placed.started_at + timedelta(minutes=5))
+        closed, _ = await _rows(w, order.attempt_id)
+        assert closed.outcome == Outcome.NO_ANSWER
+        emulator.campaign_answers(phone)  # the late answer: nobody waits for it any more
+        await until(lambda: emulator.campaign_leg(phone) is None, what="the late customer hung up")
+        await voice_of(server).drain()
+        after, t = await _rows(w, order.attempt_id)
+        assert (after.outcome, after.ended_at, after.answered_at) == (
+            Outcome.NO_ANSWER,
+            closed.ended_at,
+            None,
+        )
+        assert after.conversation_id is None and t.state == TargetState.PENDING
+        assert emulator.agent_leg(w.ext["op"]) is None and len(actions(emulator, "Originate")) == 1
+
+
+async def test_a_campaign_call_without_an_operator_is_refused(
+    server: LiveServer, emulator: AmiEmulator
+) -> None:
+    async with make_world(server, ["op"]) as w:
+        camp = await _campaign(w)
+        order = await _order(w, camp, _phone())
+        agentless = AttemptOrder(**{**{k: getattr(order, k) for k in order.__slots__}, "operator_id": None})
+        with pytest.raises(InvalidInput) as exc:
+            await voice_of(server).place(agentless)
+        assert exc.value.field == "operator_id"
+        placed, _ = await _rows(w, order.attempt_id)
+        assert placed.external_id == "" and actions(emulator, "Originate") == []
 
 
 async def test_an_answered_attempt_left_open_by_a_restart_is_reconciled_after_login(
