@@ -431,6 +431,9 @@ class VoiceCampaign(VoiceEffects):
             rows = [
                 (a.id, a.answered_at, a.started_at) for a in await dialing.placed_open_attempts(session, KIND)
             ]
+        open_ids = {row[0] for row in rows}
+        for attempt_id in [i for i in self._dials if i not in open_ids]:
+            self._dials.pop(attempt_id, None)  # ended by its ring deadline; no event came since
         for attempt_id, answered_at, started_at in rows:
             leg = f"omni-a{attempt_id}"
             if attempt_id in self._dials or leg in live_linkedids:
