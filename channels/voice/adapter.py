@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from channels.voice.ami import AmiLink
 from channels.voice.call_control import VoiceCallControl
+from channels.voice.campaign import Dial, VoiceCampaign
 from channels.voice.effects import KIND
 from channels.voice.events import CallEvent, ami_event_to_call_event
 from channels.voice.state import CallRegistry
@@ -33,8 +34,9 @@ log = logging.getLogger(__name__)
 __all__ = ["VoiceChannel"]
 
 
-class VoiceChannel(VoiceCallControl):
-    """The voice adapter. One per node; with several nodes enable it on one (the AMI owner)."""
+class VoiceChannel(VoiceCallControl, VoiceCampaign):
+    """The voice adapter. One per node; with several nodes enable it on one (the AMI owner).
+    It places campaign calls too (``omni.channels.PlacesAttempts``, ``channels.voice.campaign``)."""
 
     kind: ClassVar[str] = KIND
 
@@ -47,6 +49,9 @@ class VoiceChannel(VoiceCallControl):
         self._events: asyncio.Queue[tuple[CallEvent, datetime, float]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._enqueued_at: dict[int, float] = {}
+        self._dials: dict[int, Dial] = {}
+        """Campaign calls placed and not ended yet, by attempt id."""
+        self._dials_done: set[int] = set()
         self.connect_latencies: deque[float] = deque(maxlen=100_000)
         """Seconds from a caller's ``OmniEnqueue`` arriving to the operator's Originate being sent."""
         self.applied = 0
@@ -115,7 +120,9 @@ class VoiceChannel(VoiceCallControl):
                 self._events.task_done()
 
     async def apply(self, ev: CallEvent, now: datetime, t0: float | None = None) -> None:
-        """Apply one normalised event: state update, then its effects (core + Asterisk)."""
+        """Apply one normalised event: a campaign call's attempt first (its answer registers
+        the call), then the registry's state update and its effects (core + Asterisk)."""
+        await self._campaign_event(ev, now)
         for effect in self.registry.apply(ev, now):
             await self._perform(effect, now, t0)
         self.applied += 1

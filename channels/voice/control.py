@@ -14,6 +14,8 @@ from omni.settings import VoiceSettings
 __all__ = [
     "SPY_OPTIONS",
     "bridge",
+    "campaign_agent",
+    "campaign_call",
     "chanspy",
     "click_to_call",
     "hangup",
@@ -78,6 +80,70 @@ def click_to_call(
         "CallerID": caller_id or number,
         "ChannelId": uniqueid,
         "Variable": [f"OMNI_CONVERSATION={conversation_id}", f"OMNI_CALLERID={caller_id}"],
+        "Async": "true",
+    }
+
+
+def campaign_call(
+    s: VoiceSettings,
+    *,
+    number: str,
+    context: str,
+    caller_id: str,
+    ring_seconds: int,
+    action_id: str,
+    uniqueid: str,
+    attempt_id: int,
+    campaign_id: int,
+) -> dict[str, Any]:
+    """A campaign call, customer first: a ``Local`` channel into the outbound context (the
+    same dialplan that dials the trunk for click-to-call, with ``OMNI_CALLERID``) rings the
+    number for ``ring_seconds``; answered, the customer waits with music in ``hold_context``
+    until the operator's phone is bridged. ``ActionID`` (the attempt's ``external_id``) and
+    ``ChannelId`` (the ``;1`` half's Uniqueid and the call's Linkedid) map every event back
+    to the attempt, as do the channel variables after a restart."""
+    return {
+        "Action": "Originate",
+        "ActionID": action_id,
+        "Channel": f"Local/{number}@{context}",
+        "Context": s.hold_context,
+        "Exten": "s",
+        "Priority": "1",
+        "Timeout": str(max(1, ring_seconds) * 1000),
+        "CallerID": caller_id or number,
+        "ChannelId": uniqueid,
+        "Variable": [
+            f"OMNI_CALLERID={caller_id}",
+            f"OMNI_ATTEMPT={attempt_id}",
+            f"OMNI_CAMPAIGN={campaign_id}",
+        ],
+        "Async": "true",
+    }
+
+
+def campaign_agent(
+    s: VoiceSettings,
+    extension: str,
+    uniqueid: str,
+    *,
+    ring_seconds: int,
+    caller_number: str,
+    caller_name: str,
+    conversation_id: int,
+    attempt_id: int,
+) -> dict[str, Any]:
+    """The reserved operator's phone for an answered campaign call: it waits in
+    ``agent_context`` once answered and is bridged with the customer."""
+    return {
+        "Action": "Originate",
+        "Channel": s.endpoint_template.format(extension=extension),
+        "Context": s.agent_context,
+        "Exten": "s",
+        "Priority": "1",
+        "Timeout": str(max(1, ring_seconds) * 1000),
+        "CallerID": _caller_id(caller_name, caller_number or "anonymous"),
+        "ChannelId": uniqueid,
+        "Variable": [f"OMNI_CONVERSATION={conversation_id}", f"OMNI_ATTEMPT={attempt_id}"],
         "Async": "true",
     }
 

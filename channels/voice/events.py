@@ -157,7 +157,12 @@ def ami_event_to_call_event(msg: Mapping[str, Any]) -> CallEvent | None:
         case "MusicOnHoldStart":
             return _base(Kind.MOH_START, msg)
         case "Hangup":
-            return _base(Kind.HANGUP, msg, cause=_h(msg, "Cause-txt") or _h(msg, "Cause"))
+            return _base(
+                Kind.HANGUP,
+                msg,
+                cause=_h(msg, "Cause-txt") or _h(msg, "Cause"),
+                extra={"cause": _h(msg, "Cause")},
+            )
         case "AttendedTransfer":
             # The caller (transferee) now talks to the transfer target.
             return CallEvent(
@@ -188,6 +193,8 @@ def ami_event_to_call_event(msg: Mapping[str, Any]) -> CallEvent | None:
                 channel=_h(msg, "Channel"),
                 success=_h(msg, "Response") == "Success",
                 cause=_h(msg, "Reason"),
+                # Campaign calls map back to their attempt by it (``channels.voice.campaign``).
+                extra={"action_id": _h(msg, "ActionID")},
             )
     return None
 

@@ -20,6 +20,7 @@ from omni.db import Database
 from omni.db import models as m
 from omni.db.unit_of_work import unit_of_work
 from omni.domain import conversations, deadlines, presence
+from omni.domain.outbound import dialing
 from omni.domain.routing import Assignment, do_route_pending
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ HANDLERS: dict[str, Handler] = {
     deadlines.ESCALATION: _escalation,
     deadlines.WRAP_UP: _wrap_up,
     deadlines.PRESENCE_OFFLINE: _offline,
+    dialing.RING_DEADLINE: dialing.do_ring_deadline,
 }
 
 

@@ -56,11 +56,21 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from tests.channels.voice.dialplan import Dialplan
 
 EOL = "\r\n"
+CAUSE_TEXT = {
+    1: "Unallocated (unassigned) number",
+    16: "Normal Clearing",
+    17: "User busy",
+    19: "User alerting, no answer",
+    21: "Call Rejected",
+    27: "Destination out of order",
+    34: "Circuit/channel congestion",
+}
+"""Asterisk's ``Cause-txt`` of the ISDN causes the emulator sends."""
 STATE_DESC = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up", 7: "Busy"}
 
 
@@ -93,6 +103,11 @@ class Chan:
     half dials, which ring, answer and hang up with it."""
     epoch: int = 0
     """Bumped whenever the channel moves (dialplan jump, bridge, hang-up)."""
+    fail_reason: int | None = None
+    """The ``OriginateResponse`` ``Reason`` its failure reports (a campaign call through a
+    ``Local`` channel learns only "hung up", 1, whatever the trunk said)."""
+    dial_half: str = ""
+    """A campaign call's ``;1``: the ``;2`` half whose ``Dial()`` rings the trunk."""
 
 
 @dataclass
@@ -125,6 +140,15 @@ class AmiEmulator:
         """Action name (lower case) → the ``Message`` of a ``Response: Error`` it gets."""
         self.after_bridge: dict[str, str] = {}
         """Context → what the next priority does for a channel left alone in a bridge."""
+        self.duplicate_events = False
+        """Send every event twice (as a flapping link or two manager sessions on one socket do)."""
+        self.lose_originate_responses = False
+        """Never send ``OriginateResponse`` (the call itself still happens)."""
+        self.originate_response_first = False
+        """A failed campaign call's ``OriginateResponse`` before its channels' events (a race
+        seen on Asterisk 22: it sometimes comes first)."""
+        self.campaign_calls: dict[str, tuple[str, str]] = {}
+        """Campaign calls by number: (the originated ``;1`` Uniqueid, the trunk channel's)."""
         self.actions: list[dict[str, Any]] = []
         self.channels: dict[str, Chan] = {}
         self.bridges: dict[str, list[str]] = {}
@@ -200,6 +224,10 @@ class AmiEmulator:
         self.refuse.clear()
         self.after_bridge.clear()
         self.actions.clear()
+        self.duplicate_events = False
+        self.lose_originate_responses = False
+        self.originate_response_first = False
+        self.campaign_calls.clear()
 
     @property
     def listening(self) -> bool:
@@ -286,6 +314,8 @@ class AmiEmulator:
         for conn in self._conns:
             if conn.logged_in and conn.events:
                 self._write(conn, headers)
+                if self.duplicate_events:
+                    self._write(conn, headers)
 
     def _later(self, delay: float, fn: Any, *args: Any) -> None:
         handle = asyncio.get_running_loop().call_later(delay, fn, *args)
@@ -428,20 +458,21 @@ class AmiEmulator:
         ch.epoch += 1
         self._leave_bridge(ch)
         del self.channels[ch.uniqueid]
-        text = {16: "Normal Clearing", 17: "User busy", 19: "No answer", 21: "Call Rejected"}.get(cause, "")
+        text = CAUSE_TEXT.get(cause, "")
         self.event("Hangup", ch, Cause=cause, **{"Cause-txt": text})
         for uid in ch.halves:
             half = self.channels.get(uid)
             if half is not None:
                 self._hangup(half, cause)
         if ringing:
-            self._originate_response(ch, success=False, reason=5 if cause == 17 else 3)
+            reason = ch.fail_reason if ch.fail_reason is not None else 5 if cause == 17 else 3
+            self._originate_response(ch, success=False, reason=reason)
         for other in list(self.channels.values()):
             if other.consult_of == ch.uniqueid:
                 self._hangup(other)
 
     def _originate_response(self, ch: Chan, *, success: bool, reason: int) -> None:
-        if not ch.originate_action_id:
+        if not ch.originate_action_id or self.lose_originate_responses:
             return
         action_id, ch.originate_action_id = ch.originate_action_id, ""
         headers: list[tuple[str, Any]] = [
@@ -462,6 +493,8 @@ class AmiEmulator:
         for conn in self._conns:
             if conn.logged_in:
                 self._write(conn, headers)
+                if self.duplicate_events:
+                    self._write(conn, headers)
 
     # --- scripted calls (what callers and phones do) --------------------------------------
 
@@ -637,6 +670,9 @@ class AmiEmulator:
             ext = ext.split("@", 1)[0]
         async_ = str(action.get("Async", "false")).lower() == "true"
         self._respond(conn, action, Message="Originate successfully queued")
+        if local and any(str(v).startswith("OMNI_CAMPAIGN=") for v in _as_list(action.get("Variable"))):
+            self._campaign_originate(action, ext, dial.split("@", 1)[-1], async_)
+            return
         behaviour = self.phones.get(ext, "manual")
         if behaviour == "unreachable":
             ghost = Chan(name=dial, uniqueid="<null>", linkedid="", originate=dict(action))
@@ -691,8 +727,166 @@ class AmiEmulator:
 
     def _ring_timeout(self, uid: str) -> None:
         ch = self.channels.get(uid)
-        if ch is not None and ch.state != 6:
+        if ch is None or ch.state == 6:
+            return
+        two = self.channels.get(ch.dial_half)
+        if two is None:
             self._hangup(ch, 19)
+            return
+        # A campaign call's ring time ran out (as captured): the Originate gives up (Reason 3),
+        # ;1 hangs up, the ;2 Dial() is cancelled, then the trunk and ;2 hang up.
+        trunk = self.campaign_customer(two.exten)
+        self._originate_response(ch, success=False, reason=3)
+        self._only(ch, 19)
+        self.event(
+            "DialEnd",
+            two,
+            DestChannel=trunk.name if trunk else "",
+            DestUniqueid=trunk.uniqueid if trunk else "",
+            DialStatus="CANCEL",
+        )
+        self._only(trunk, 19)
+        self._only(two, 19)
+
+    # --- campaign calls: customer first, through a Local channel into the outbound context ---
+    # The event orders below are those of Asterisk 22.10.1 (captured with a Local "trunk" whose
+    # dialplan answered Busy(), Congestion(), Hangup(<cause>), nothing, Answer()): a Local
+    # chain's OriginateResponse says Reason 0 for every failure it did not time out itself,
+    # and it races the channels' Hangups (``originate_response_first`` puts it first).
+
+    CUSTOMER_FAILURES: ClassVar[dict[str, tuple[str, int, int]]] = {
+        "busy": ("BUSY", 17, 16),
+        "congestion": ("CONGESTION", 34, 16),
+        "chanunavail": ("CHANUNAVAIL", 27, 16),
+        "invalid": ("NOANSWER", 1, 1),
+        "rejected": ("NOANSWER", 21, 21),
+    }
+    """``customers[number]`` → (the ``;2`` Dial's DialStatus, the trunk's Cause, the cause the
+    ``Local`` halves hang up with): a cause Dial() does not translate ends it as NOANSWER and
+    travels up the chain; busy and congestion end in the dialplan's ``Hangup()`` (16)."""
+
+    def _campaign_originate(self, action: dict[str, Any], number: str, context: str, async_: bool) -> None:
+        """``Originate Channel=Local/<number>@<outbound context>``: ``;1`` (the ChannelId) rings
+        until ``;2``'s ``Dial()`` to the trunk is answered, then goes to the Originate's
+        context. A context that does not exist (an unknown trunk): the OriginateResponse
+        (Failure, Reason 0) comes first, then both halves appear and hang up with cause 0."""
+        action_id = str(action.get("ActionID", "")) if async_ else ""
+        n = next(self._seq)
+        cid = str(action.get("CallerID", ""))
+        uid = str(action.get("ChannelId") or "") or None
+        if not context.endswith("outbound"):
+            ghost = Chan(name=f"Local/{number}@{context}", uniqueid=uid or "<null>", linkedid="")
+            ghost.originate, ghost.originate_action_id = dict(action), action_id
+            self._later(0.01, self._campaign_nowhere, ghost, number, context, n)
+            return
+        one = self._new(
+            f"Local/{number}@{context}-{n:08x};1",
+            uid=uid,
+            cid_num=cid.rpartition("<")[2].rstrip(">") or cid,
+            context=str(action.get("Context", "default")),
+            exten=str(action.get("Exten", "s")),
+        )
+        two = self._new(
+            one.name[:-2] + ";2",
+            uid=f"{one.uniqueid};2",
+            linkedid=one.linkedid,
+            context=context,
+            exten=number,
+        )
+        trunk = self._new(
+            f"PJSIP/trunk-{next(self._seq):08x}",
+            linkedid=one.linkedid,
+            cid_num=number,
+            context=context,
+            exten=number,
+        )
+        one.originate, one.originate_action_id, one.dial_half = dict(action), action_id, two.uniqueid
+        for item in _as_list(action.get("Variable")):
+            key, _, value = str(item).partition("=")
+            one.variables[key] = two.variables[key] = value
+        one.halves, two.halves, trunk.halves = [two.uniqueid, trunk.uniqueid], [one.uniqueid], [two.uniqueid]
+        self.campaign_calls[number] = (one.uniqueid, trunk.uniqueid)
+        self.event(
+            "DialBegin",
+            two,
+            DestChannel=trunk.name,
+            DestUniqueid=trunk.uniqueid,
+            DestLinkedid=trunk.linkedid,
+            DialString=f"{number}@trunk",
+        )
+        self._set_state(trunk, 5)
+        self._set_state(one, 5)
+        self._later(int(action.get("Timeout", 30000)) / 1000, self._ring_timeout, one.uniqueid)
+        behaviour = self.customers.get(number, "answer")
+        if behaviour == "answer":
+            self._later(0.01, self.campaign_answers, number)
+        elif behaviour in self.CUSTOMER_FAILURES:
+            self._later(0.01, self._campaign_fails, number, behaviour)
+        # "manual" / "no_answer": rings until ``campaign_answers`` or the Originate's Timeout
+
+    def _campaign_nowhere(self, ghost: Chan, number: str, context: str, n: int) -> None:
+        self._originate_response(ghost, success=False, reason=0)
+        one = self._new(f"Local/{number}@{context}-{n:08x};1", uid=ghost.uniqueid, context=context)
+        two = self._new(one.name[:-2] + ";2", uid=f"{one.uniqueid};2", linkedid=one.linkedid, context=context)
+        self._hangup(two, 0)
+        self._hangup(one, 0)
+
+    def _only(self, ch: Chan | None, cause: int) -> None:
+        """Hang up one channel of a campaign call, not the rest of its chain."""
+        if ch is not None:
+            action_id, ch.halves, ch.originate_action_id = ch.originate_action_id, [], ""
+            self._hangup(ch, cause)
+            ch.originate_action_id = action_id  # its OriginateResponse is sent on its own
+
+    def _campaign_fails(self, number: str, behaviour: str) -> None:
+        one_uid, trunk_uid = self.campaign_calls[number]
+        one, trunk = self.channels.get(one_uid), self.channels.get(trunk_uid)
+        if one is None or trunk is None:
+            return
+        status, cause, chain = self.CUSTOMER_FAILURES[behaviour]
+        two = self.channels.get(one.dial_half)
+        response_last = behaviour == "congestion" or status == "NOANSWER"  # as captured
+        if self.originate_response_first:
+            self._originate_response(one, success=False, reason=0)
+        dial_end = {"DestChannel": trunk.name, "DestUniqueid": trunk.uniqueid, "DialStatus": status}
+        if status == "NOANSWER":  # the callee hung up with a cause Dial() does not translate
+            self._only(trunk, cause)
+            if two is not None:
+                self.event("DialEnd", two, **dial_end)
+        else:
+            if two is not None:
+                self.event("DialEnd", two, **dial_end)
+            self._only(trunk, cause)
+        self._only(two, chain)
+        if response_last:
+            self._only(one, chain)
+            self._originate_response(one, success=False, reason=0)
+        else:
+            self._originate_response(one, success=False, reason=0)
+            self._only(one, chain)
+
+    def campaign_answers(self, number: str) -> None:
+        """The customer picks up: trunk Up, ``DialEnd ANSWER``, ``;2`` and ``;1`` Up, ``;1`` goes
+        on in the Originate's context (music on hold), then ``OriginateResponse Success``."""
+        one_uid, trunk_uid = self.campaign_calls[number]
+        one, trunk = self.channels.get(one_uid), self.channels.get(trunk_uid)
+        if one is None or trunk is None or one.state == 6:
+            return
+        two = self.channels[one.dial_half]
+        self._set_state(trunk, 6)
+        self.event("DialEnd", two, DestChannel=trunk.name, DestUniqueid=trunk.uniqueid, DialStatus="ANSWER")
+        self._set_state(two, 6)
+        self._set_state(one, 6)
+        self._goto(one, one.context, one.exten)
+        self._originate_response(one, success=True, reason=4)
+
+    def campaign_customer(self, number: str) -> Chan | None:
+        """The customer's trunk channel of a campaign call (hang it up to make them leave)."""
+        return self.channels.get(self.campaign_calls.get(number, ("", ""))[1])
+
+    def campaign_leg(self, number: str) -> Chan | None:
+        """The originated ``;1`` of a campaign call (what Omni bridges with the operator)."""
+        return self.channels.get(self.campaign_calls.get(number, ("", ""))[0])
 
     def _answer(self, ch: Chan) -> None:
         if ch.uniqueid not in self.channels or ch.state == 6:

@@ -140,3 +140,94 @@ async def _ended(w: Any, conv_id: int) -> m.Call | None:
 
 async def _gone(server: LiveServer, linkedids: set[str]) -> bool:
     return not linkedids & await live_linkedids(server)
+
+
+# --- campaign calls (Voice dialing) -----------------------------------------------------------
+
+BUSY_NUMBER = "+79161230017"
+ANSWER_NUMBER = "+79161230016"
+TEST_TRUNK = (
+    # The campaign inbox's outbound context: the sample ``omni-outbound`` with a Local "trunk".
+    "_+X.,1,Set(CALLERID(num)=${OMNI_CALLERID}) into omni-test-out",
+    "_+X.,2,Dial(Local/${EXTEN}@omni-test-trunk,60) into omni-test-out",
+    "_+X.,3,Hangup() into omni-test-out",
+    f"{BUSY_NUMBER},1,Busy(5) into omni-test-trunk",
+    f"{ANSWER_NUMBER},1,Answer() into omni-test-trunk",
+    f"{ANSWER_NUMBER},2,Wait(600) into omni-test-trunk",
+)
+
+
+async def test_campaign_calls_busy_and_answered_through_a_real_asterisk(server: LiveServer) -> None:
+    """``place()`` through Asterisk: a busy number ends ``busy`` from its DialEnd; an answered
+    one becomes the operator's conversation, is bridged with the operator's (Local) phone and
+    ends as an ordinary outgoing call."""
+    from omni.channels import AttemptOrder
+    from omni.db.models.outbound import Outcome, TargetState
+    from omni.domain.outbound.lifecycle import do_open_attempt
+
+    for line in TEST_TRUNK:
+        await command(server, f"dialplan add extension {line} replace")
+    async with make_world(server, ["op"], wrap_up_seconds=60) as w:
+        async with server.services.db.transaction() as s:
+            inbox = await s.get_one(m.Inbox, w.inbox_id)
+            inbox.config = {**inbox.config, "outbound_context": "omni-test-out"}
+            camp = m.Campaign(
+                name=f"rt-camp-{w.queue_id}",
+                state="running",
+                channel="voice",
+                dial_mode="progressive",
+                queue_id=w.queue_id,
+                inbox_id=w.inbox_id,
+                retry_rules={"busy": [15]},
+                ring_seconds=20,
+            )
+            s.add(camp)
+            await s.flush()
+            orders = []
+            for phone in (BUSY_NUMBER, ANSWER_NUMBER):
+                t = m.CampaignTarget(campaign_id=camp.id, name="Ivan", phone=phone, phones=[phone])
+                s.add(t)
+                await s.flush()
+                a = await do_open_attempt(s, t, caller_id="+74950001111", operator_id=w.ops["op"])
+                orders.append(
+                    AttemptOrder(
+                        attempt_id=a.id,
+                        campaign_id=camp.id,
+                        target_id=t.id,
+                        channel="voice",
+                        dial_mode="progressive",
+                        phone=phone,
+                        caller_id="+74950001111",
+                        inbox_id=w.inbox_id,
+                        queue_id=w.queue_id,
+                        operator_id=w.ops["op"],
+                        ring_seconds=20,
+                        variables={"name": "Ivan"},
+                    )
+                )
+        voice = voice_of(server)
+
+        async def ended(attempt_id: int) -> m.CampaignAttempt | None:
+            async with server.services.db.transaction() as s:
+                row = await s.get_one(m.CampaignAttempt, attempt_id)
+                return row if row.ended_at is not None else None
+
+        await voice.place(orders[0])
+        busy = await until(lambda: ended(orders[0].attempt_id), timeout=20)
+        assert busy.outcome == Outcome.BUSY and busy.cause.startswith("BUSY"), busy.cause
+
+        await voice.place(orders[1])
+        answered = await until(lambda: ended(orders[1].attempt_id), timeout=20)
+        assert answered.outcome == Outcome.ANSWERED, answered.cause
+        assert answered.conversation_id is not None
+        conv = await w.conv(answered.conversation_id)
+        assert conv.assigned_user_id == w.ops["op"] and conv.variables["attempt_id"] == orders[1].attempt_id
+        call = await until(lambda: voice.registry.for_conversation(answered.conversation_id), timeout=10)
+        await until(lambda: call.bridged, timeout=10)
+        async with server.services.db.transaction() as s:
+            target = await s.get_one(m.CampaignTarget, orders[1].target_id)
+            assert target.state == TargetState.IN_PROGRESS
+
+        await voice.ami.send({"Action": "Hangup", "Channel": call.caller_channel})
+        await w.clients["op"].wait_for("conversation.wrap_up", timeout=20, id=answered.conversation_id)
+        await until(lambda: _gone(server, {f"omni-a{orders[1].attempt_id}"}), timeout=20)
