@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, delete, get, post, put
+from litestar.params import QueryParameter
 from msgspec import UNSET, UnsetType
 
 from omni.api.admin_bodies import Document, Limit, RowId, Script, given
@@ -167,12 +168,15 @@ class CampaignController(Controller):
         self,
         who: Principal,
         services: Services,
-        state: StateName | None = None,
+        state_filter: Annotated[StateName | None, QueryParameter(name="state")] = None,
         channel: ChannelName | None = None,
         limit: Limit = 1000,
     ) -> list[CampaignOut]:
+        """Campaigns the caller may read, highest priority first; ``state``/``channel`` filter."""
         async with services.db.transaction() as session:
-            rows = await campaigns.list_campaigns(session, who, state=state, channel=channel, limit=limit)
+            rows = await campaigns.list_campaigns(
+                session, who, state=state_filter, channel=channel, limit=limit
+            )
             return out_list([await campaigns.campaign_detail(session, c) for c in rows], CampaignOut)
 
     @post("/", responses=WRITE)
