@@ -16,7 +16,7 @@ from litestar import Controller, delete, get, post, put
 from litestar.params import QueryParameter
 from msgspec import UNSET, UnsetType
 
-from omni.api.admin_bodies import Document, Limit, RowId, Script, given
+from omni.api.admin_bodies import Limit, RowId, Script, given
 from omni.api.admin_responses import READ, REMOVE, WRITE, JsonObject, OkOut, out, out_list
 from omni.api.contracts import NO_NUL, Int32, Name, Text
 from omni.api.core import DEPS
@@ -52,6 +52,15 @@ class CampaignResultCodeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=T
     """``dnc`` only: the global list instead of the campaign's."""
 
 
+class EscalationIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Not read (``unread_minutes``) or not answered (``unanswered_minutes``) in time → a call
+    attempt in the voice campaign ``campaign_id``."""
+
+    campaign_id: Int32 | UnsetType = UNSET
+    unread_minutes: Int32 | UnsetType = UNSET
+    unanswered_minutes: Int32 | UnsetType = UNSET
+
+
 class CampaignUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: Name | UnsetType = UNSET
     queue_id: Int32 | UnsetType = UNSET
@@ -76,8 +85,7 @@ class CampaignUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ring_seconds: Int32 | UnsetType = UNSET
     script: Script | UnsetType = UNSET
     message_template: Template | UnsetType = UNSET
-    escalation: Document | UnsetType | None = UNSET
-    """``{"unread_minutes": 30, "campaign_id": 7}``: a call attempt in a voice campaign."""
+    escalation: EscalationIn | UnsetType | None = UNSET
     predial_url: Text | UnsetType = UNSET
     predial_timeout_ms: Int32 | UnsetType = UNSET
     predial_on_timeout: Name | UnsetType = UNSET
