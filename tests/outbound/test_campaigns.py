@@ -431,3 +431,26 @@ async def test_result_codes_are_replaced_with_their_actions(services: Services, 
                 {"result_codes": [{"result_code_id": world.code, "action": "finish", "global_dnc": True}]},
             )
     assert exc.value.field == "result_codes[0].global_dnc"
+
+
+async def test_a_queue_or_inbox_a_campaign_uses_is_not_deleted_from_under_it(
+    services: Services, world: World
+) -> None:
+    """The queue's row is RESTRICTed (deleting it was a misleading "concurrent change" 409) and
+    the inbox's SET NULL would silently leave a running voice campaign with nothing to call from."""
+    from omni.domain import admin
+
+    await create(services, world, name="Uses both", queue_id=world.q_b)
+    with pytest.raises(Conflict) as exc:
+        async with services.db.transaction() as s:
+            await admin.check_delete_queue(s, world.admin, world.q_b)
+    assert "Uses both" in exc.value.message
+    with pytest.raises(Conflict) as exc:
+        async with services.db.transaction() as s:
+            await admin.check_delete_inbox(s, world.admin, world.voice_inbox)
+    assert "Uses both" in exc.value.message
+    async with services.db.transaction() as s:
+        assert (
+            await s.get(m.Queue, world.q_a) is not None
+            and await s.get(m.Inbox, world.voice_inbox) is not None
+        )
