@@ -239,6 +239,7 @@ async def test_admin_form_round_trip_with_schedule_retry_pool_and_result_codes(
         await login(c, "sup")
         page = await c.get(f"/admin/campaigns/{cid}")
         assert page.status_code == 200 and "data-readonly" in page.text
+        assert re.search(rf'<option value="{ids.voice}" selected>Trunk \(', page.text)  # what it calls from
         paused = await c.post(f"/admin/campaigns/{cid}/pause", data={"_csrf": csrf_of(page.text)})
         assert paused.status_code in (302, 303)
         edit = await c.post(f"/admin/campaigns/{cid}", data={"_csrf": csrf_of(page.text), "name": "Mine"})

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -211,24 +212,26 @@ class Campaigns(Section):
     async def fields(self, session: AsyncSession, item: Any | None) -> list[Field]:
         t, lang = self.t, self.ctx.lang
         none = [("", t("adm.none"))]
-        inboxes = (
-            [
-                (str(i.id), f"{i.name} ({enum_label(lang, 'channel', i.channel)})")
+        if self.is_admin:
+            inbox_rows = [
+                i
                 for i in await admin.list_inboxes(session, self.who, limit=LIMIT)
                 if i.channel in (CampaignChannel.VOICE, CampaignChannel.TELEGRAM)
             ]
-            if self.is_admin
-            else []
-        )
-        operators = (
-            [
-                (str(u.id), u.display_name or u.username)
+            user_rows = [
+                u
                 for u in await admin.list_users(session, self.who, limit=LIMIT)
                 if u.role == m.Role.OPERATOR and u.is_active
             ]
-            if self.is_admin
-            else []
-        )
+        else:  # a supervisor reads the campaign: show what it has, not the whole install
+            inbox = await session.get(m.Inbox, item.inbox_id) if item is not None and item.inbox_id else None
+            inbox_rows = [inbox] if inbox is not None else []
+            named = select(m.CampaignOperator.user_id).where(
+                m.CampaignOperator.campaign_id == (item.id if item else 0)
+            )
+            user_rows = list(await session.scalars(select(m.User).where(m.User.id.in_(named))))
+        inboxes = [(str(i.id), f"{i.name} ({enum_label(lang, 'channel', i.channel)})") for i in inbox_rows]
+        operators = [(str(u.id), u.display_name or u.username) for u in user_rows]
         codes = [
             (str(c.id), f"{c.name_in(lang)} ({c.code})")
             for c in await admin.list_result_codes(session, self.who, limit=LIMIT)
