@@ -239,6 +239,8 @@ class Foreign:
     card_field: int
     export_admin: int = 0
     """A report export of the admin's: nobody else reads or downloads it."""
+    campaign_b: int = 0
+    """An outbound campaign of group B's queue."""
 
 
 @pytest.fixture
@@ -314,6 +316,7 @@ async def foreign(world: World) -> Foreign:
             "/api/v1/canned-replies", json={"shortcut": "hi", "title": "Hi", "body": "Hello"}
         ),
         "field": await admin.post("/api/v1/card-fields", json={"key": "vip", "label": "VIP", "kind": "text"}),
+        "campaign": await admin.post("/api/v1/campaigns", json={"name": "B calls", "queue_id": ids["q_b"]}),
     }
     for name, resp in made.items():
         assert resp.status_code in (200, 201), (name, resp.text)
@@ -341,6 +344,7 @@ async def foreign(world: World) -> Foreign:
         code=code_id,
         canned=made["canned"].json()["id"],
         card_field=made["field"].json()["id"],
+        campaign_b=made["campaign"].json()["id"],
     )
 
 
@@ -514,6 +518,14 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("PUT", "/api/v1/queues/{queue_id:int}/members"): (SCOPED, {"members": []}),
     ("PUT", "/api/v1/queues/{queue_id:int}/result-codes"): (SCOPED, {"result_code_ids": []}),
     ("PUT", "/api/v1/queues/{queue_id:int}/skills"): (SCOPED, {"skills": []}),
+    ("GET", "/api/v1/campaigns"): (SELF, None),
+    ("POST", "/api/v1/campaigns"): (ADMIN_ONLY, {"name": "x", "queue_id": 1}),
+    ("GET", "/api/v1/campaigns/{campaign_id:int}"): (SCOPED, None),
+    ("PUT", "/api/v1/campaigns/{campaign_id:int}"): (SCOPED, {"priority": 1}),
+    ("DELETE", "/api/v1/campaigns/{campaign_id:int}"): (SCOPED, None),
+    ("POST", "/api/v1/campaigns/{campaign_id:int}/state"): (SCOPED, {"state": "running"}),
+    ("GET", "/api/v1/campaigns/{campaign_id:int}/result-codes"): (SCOPED, None),
+    ("PUT", "/api/v1/campaigns/{campaign_id:int}/result-codes"): (SCOPED, {"result_codes": []}),
     ("GET", "/api/v1/statuses"): (STAFF, None),
     ("POST", "/api/v1/statuses"): (ADMIN_ONLY, {"code": "nap", "name": "Nap", "kind": "pause"}),
     ("PATCH", "/api/v1/statuses/{status_id:int}"): (ADMIN_ONLY, {"name": "x"}),
@@ -632,6 +644,7 @@ def fill(path: str, world: World, foreign: Foreign) -> str:
         "code_id": foreign.code,
         "reply_id": foreign.canned,
         "field_id": foreign.card_field,
+        "campaign_id": foreign.campaign_b,
         "webhook_id": foreign.webhook,
         "delivery_id": foreign.delivery,
         "token_id": foreign.token_admin,

@@ -35,7 +35,7 @@ from omni.domain.auth import (
     Principal,
     check_role,
 )
-from omni.domain.errors import InvalidInput
+from omni.domain.errors import Conflict, InvalidInput
 from omni.i18n import _l
 
 # --- inboxes ------------------------------------------------------------------------------
@@ -145,6 +145,17 @@ async def check_delete_inbox(session: AsyncSession, who: Principal, inbox_id: in
     """Its conversations stay, detached from the deleted channel instance."""
     check_role(who, ADMIN)
     inbox = await _get(session, m.Inbox, inbox_id, "inbox")
+    campaigns = list(
+        await session.scalars(
+            select(m.Campaign.name).where(m.Campaign.inbox_id == inbox.id, m.Campaign.state != "finished")
+        )
+    )
+    if campaigns:
+        raise Conflict(
+            "campaigns place contacts from inbox '{name}': {campaigns}; pick another inbox for them first",
+            name=inbox.name,
+            campaigns=", ".join(campaigns),
+        )
     await session.delete(inbox)
     await _flush(session)
     _audit(session, who, "inbox.delete", "inbox", inbox_id, {"name": inbox.name})

@@ -294,6 +294,13 @@ async def check_delete_queue(session: AsyncSession, who: Principal, queue_id: in
             name=queue.name,
             referrers=", ".join(referrers),
         )
+    campaigns = list(await session.scalars(select(m.Campaign.name).where(m.Campaign.queue_id == queue.id)))
+    if campaigns:
+        raise Conflict(
+            "campaigns work from queue '{name}': {campaigns}; move them to another queue first",
+            name=queue.name,
+            campaigns=", ".join(campaigns),
+        )
     before = await _queue_members(session, [queue.id])  # the rows go with the queue
     await session.delete(queue)
     await _flush(session)

@@ -175,6 +175,8 @@ class Section:
     delete_roles: ClassVar[tuple[m.Role, ...]] = (ADMIN,)
     delete_label: ClassVar[str] = "form.delete"
     can_delete: ClassVar[bool] = True
+    form_template: ClassVar[str] = "admin/form.html"
+    """A section whose form needs more than the shared inputs brings its own template."""
 
     def __init__(self, ctx: PageContext, services: Services) -> None:
         self.ctx = ctx

@@ -11,6 +11,7 @@ from litestar.response import Redirect, Template
 from omni.api.deps import services_of
 from omni.domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from omni.services import Services
+from omni.web.admin.campaigns import Campaigns
 from omni.web.admin.forms import (
     ADMIN,
     AUDITOR,
@@ -31,6 +32,7 @@ SECTIONS: dict[str, type[Section]] = {
     for s in (Users, Groups, Queues, Statuses, ResultCodes, Inboxes, CannedReplies, CardFields, Scripts)
 }
 SECTIONS.update({s.slug: s for s in (Wallboards, Install)})
+SECTIONS[Campaigns.slug] = Campaigns
 
 
 # --- pages --------------------------------------------------------------------------------
@@ -98,7 +100,7 @@ async def _render_form(
         top_error = f"{top_error} {errors.pop(key)}".strip()
     can_delete = item is not None and sec.can_delete and ctx.who.role in sec.delete_roles and editable
     return ctx.template(
-        "admin/form.html",
+        sec.form_template,
         status_code=status_code,
         nav=_nav(ctx),
         section={"slug": sec.slug, "title": ctx.t(sec.title)},
