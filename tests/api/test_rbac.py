@@ -239,6 +239,8 @@ class Foreign:
     card_field: int
     export_admin: int = 0
     """A report export of the admin's: nobody else reads or downloads it."""
+    campaign_b: int = 0
+    """An outbound campaign of group B's queue."""
 
 
 @pytest.fixture
@@ -302,6 +304,10 @@ async def foreign(world: World) -> Foreign:
         status_id = await s.scalar(select(m.OperatorStatus.id).limit(1))
         code = await f.result_code(s)
         code_id = code.id
+        campaign_b = m.Campaign(name="Campaign of B", queue_id=ids["q_b"])
+        s.add(campaign_b)
+        await s.flush()
+        campaign_b_id = campaign_b.id
     made = {
         "scenario": await admin.post(
             "/api/v1/scenarios", json={"key": "rbac", "name": "RBAC", "document": SCENARIO}
@@ -341,6 +347,7 @@ async def foreign(world: World) -> Foreign:
         code=code_id,
         canned=made["canned"].json()["id"],
         card_field=made["field"].json()["id"],
+        campaign_b=campaign_b_id,
     )
 
 
@@ -436,6 +443,7 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("PUT", "/api/v1/me/status"): (SELF, {"status": "available"}),
     ("POST", "/api/v1/me/tokens"): (SELF, {"name": "x"}),
     ("GET", "/api/v1/me/stats"): (SELF, None),
+    ("GET", "/api/v1/campaigns/{campaign_id:int}/stats"): (SCOPED, None),
     ("GET", "/api/v1/presence"): (SELF, None),
     ("PUT", "/api/v1/presence/{user_id:int}"): (SCOPED, {"status": "pause", "reason": "x"}),
     ("GET", "/api/v1/conversations"): (SELF, None),
@@ -637,6 +645,7 @@ def fill(path: str, world: World, foreign: Foreign) -> str:
         "token_id": foreign.token_admin,
         "export_id": foreign.export_admin,
         "wallboard_id": 1,
+        "campaign_id": foreign.campaign_b,
         "scenario_id": foreign.scenario,
         "revision_id": 1,
         "slug": "queues",

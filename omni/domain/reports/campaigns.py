@@ -119,7 +119,7 @@ async def campaign_results(session: AsyncSession, scope: Scope) -> ReportTable:
     columns = [
         Column("campaign", Kind.LABEL, "Campaign"),
         Column("result_code", Kind.LABEL, "Result code"),
-        Column("action", Kind.TEXT, "Action", labels="enum.result_action"),
+        Column("action", Kind.TEXT, "Action", labels="rpt.result_action"),
         Column("targets", Kind.COUNT, "Targets"),
     ]
     table = ReportTable("campaign_results", columns, chart=Chart("bar", "result_code", ("targets",)))

@@ -1,0 +1,57 @@
+"""``GET /api/v1/campaigns/{id}/stats``: the live figures over REST, scoped like the live view."""
+
+from __future__ import annotations
+
+import httpx
+
+from omni.db import models as m
+from omni.db.models.outbound import Outcome
+from omni.domain.outbound.lifecycle import do_close_attempt, do_open_attempt
+from tests import factories as f
+from tests.conftest import LiveServer
+from tests.helpers import HTTP_TIMEOUT
+from tests.outbound import console_world
+
+
+async def _login(server: LiveServer, username: str) -> httpx.AsyncClient:
+    client = httpx.AsyncClient(base_url=server.url, timeout=HTTP_TIMEOUT)
+    resp = await client.post("/api/v1/auth/login", json={"username": username, "password": f.PASSWORD})
+    assert resp.status_code == 200, resp.text
+    return client
+
+
+async def test_campaign_stats_over_rest_for_its_supervisor_only(live_server: LiveServer) -> None:
+    async with live_server.services.db.transaction() as s:
+        w = await console_world.build(s, names=("A", "B"))
+        await f.user(s, "sup_elsewhere", m.Role.SUPERVISOR)
+        target = await s.get_one(m.CampaignTarget, w.targets[0])
+        attempt = await do_open_attempt(s, target)
+        await do_close_attempt(s, attempt, Outcome.BUSY)
+        target = await s.get_one(m.CampaignTarget, w.targets[1])
+        attempt = await do_open_attempt(s, target, operator_id=w.operator_id)
+        await do_close_attempt(s, attempt, Outcome.ANSWERED)
+    sup, other, op = (
+        await _login(live_server, "sup_console"),
+        await _login(live_server, "sup_elsewhere"),
+        await _login(live_server, "op_console"),
+    )
+    try:
+        url = f"/api/v1/campaigns/{w.campaign_id}/stats"
+        resp = await sup.get(url)
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert (body["name"], body["targets"], body["attempts"], body["answered"], body["contact_rate"]) == (
+            "Debts",
+            2,
+            2,
+            1,
+            50.0,
+        )
+        assert (body["remaining"], body["scheduled_retries"], body["progress"]) == (2, 1, 0.0)
+        assert body["outcomes"] == {"busy": 1, "answered": 1}
+        assert (await other.get(url)).status_code == 404
+        assert (await op.get(url)).status_code == 403
+        assert (await sup.get("/api/v1/campaigns/999999/stats")).status_code == 404
+    finally:
+        for client in (sup, other, op):
+            await client.aclose()
