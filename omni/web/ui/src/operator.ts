@@ -249,6 +249,10 @@ function apply(e: WireEvent): void {
     announce(offer);
     showRingingCall(offer);
   }
+  if (e.type === "conversation.accepted" && e.user_id === me && e.data.variables?.campaign_id !== undefined && pane.id === null) {
+    // A campaign call the customer answered: its card opens at once (as click-to-call does).
+    void openConversation(e.data.id);
+  }
   if (e.type.startsWith("conversation.")) {
     pane.applyConversation(e.data as Conversation);
     scheduleRefresh();
