@@ -415,6 +415,7 @@ async def test_the_campaign_report_counts_outcomes_codes_and_operators_by_hand(s
         1,
     )
     assert (r["in_progress"], r["contact_rate"]) == (1, 50.0)
+    assert table.totals is not None and table.totals[:4] == [None, 4, 2, 50.0]
     today = datetime.now(UTC).date()  # result events are stamped when they are written
     around_now = days(today - timedelta(days=1), today + timedelta(days=1), UTC)
     async with services.db.transaction() as s:

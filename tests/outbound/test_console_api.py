@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
 import httpx
+from openpyxl import load_workbook
 
 from omni.db import models as m
 from omni.db.models.outbound import Outcome
@@ -11,6 +14,7 @@ from tests import factories as f
 from tests.conftest import LiveServer
 from tests.helpers import HTTP_TIMEOUT
 from tests.outbound import console_world
+from tests.reports.test_exports import finished
 
 
 async def _login(server: LiveServer, username: str) -> httpx.AsyncClient:
@@ -52,6 +56,20 @@ async def test_campaign_stats_over_rest_for_its_supervisor_only(live_server: Liv
         assert (await other.get(url)).status_code == 404
         assert (await op.get(url)).status_code == 403
         assert (await sup.get("/api/v1/campaigns/999999/stats")).status_code == 404
+
+        # The campaign report through the ordinary report export jobs, as XLSX.
+        resp = await sup.post(
+            "/api/v1/reports/campaign_outcomes/exports", params={"format": "xlsx", "preset": "today"}
+        )
+        assert resp.status_code == 202, resp.text
+        job = await finished(sup, resp.json()["id"])
+        content = (await sup.get(f"/api/v1/exports/{job['id']}/file")).content
+        sheet = load_workbook(io.BytesIO(content)).active
+        assert sheet is not None
+        rows = list(sheet.iter_rows(values_only=True))
+        assert rows[0][:4] == ("Campaign", "Attempts", "Answered", "Contact rate")
+        assert rows[1] == ("Debts", 2, 1, 50, 1, 1, *[0] * 9)  # attempts, answered, rate, answered, busy…
+        assert rows[2] == (None, 2, 1, 50, 1, 1, *[0] * 9)  # the totals row
     finally:
         for client in (sup, other, op):
             await client.aclose()

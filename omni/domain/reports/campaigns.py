@@ -84,7 +84,8 @@ async def campaign_outcomes(session: AsyncSession, scope: Scope) -> ReportTable:
         )
     ).all():
         counts[(cid, name)][outcome] = n
-    totals: dict[str, int] = defaultdict(int)
+    by_outcome: dict[str, int] = defaultdict(int)
+    all_attempts = all_answered = all_open = 0
     for (_, name), by in sorted(counts.items(), key=lambda kv: kv[0][1]):
         attempts = sum(n for o, n in by.items() if o is not None and o not in NOT_ATTEMPTS)
         answered = by.get(Outcome.ANSWERED, 0)
@@ -98,19 +99,19 @@ async def campaign_outcomes(session: AsyncSession, scope: Scope) -> ReportTable:
                 by.get(None, 0),
             ]
         )
-        totals["attempts"] += attempts
-        totals["answered"] += answered
+        all_attempts += attempts
+        all_answered += answered
+        all_open += by.get(None, 0)
         for o in OUTCOMES:
-            totals[o] += by.get(o, 0)
-        totals["open"] += by.get(None, 0)
+            by_outcome[o] += by.get(o, 0)
     if table.rows:
         table.totals = [
             None,
-            totals["attempts"],
-            totals["answered"],
-            contact_rate(totals["answered"], totals["attempts"]),
-            *(totals[o] for o in OUTCOMES),
-            totals["open"],
+            all_attempts,
+            all_answered,
+            contact_rate(all_answered, all_attempts),
+            *(by_outcome[o] for o in OUTCOMES),
+            all_open,
         ]
     return table
 
