@@ -336,7 +336,9 @@ class OperatorNamespace(BaseNamespace):
             attempt_id = decode(data, p.AttemptIn).attempt_id
             async with self.services.db.transaction() as session:
                 order = await preview.do_preview_call(session, who, attempt_id)
-            await preview.place_orders(self.services.db, self.services.adapters, [order])
+            unplaced = await preview.place_orders(self.services.db, self.services.adapters, [order])
+            if order.attempt_id in unplaced:  # the target is back in the list, nothing lost
+                raise Conflict("the call could not be placed: {reason}", reason=unplaced[order.attempt_id])
             return _ok(attempt_id=order.attempt_id)
 
         return await self._call(sid, run)

@@ -187,7 +187,8 @@ async def test_a_call_with_no_channel_to_place_it_puts_the_target_back(services:
     op = await _who(services, w.operator_id)
     async with services.db.transaction() as s:
         order = await preview.do_preview_call(s, op, attempt_id)
-    await preview.place_orders(services.db, services.adapters, [order])  # no voice adapter here
+    unplaced = await preview.place_orders(services.db, services.adapters, [order])  # no voice adapter here
+    assert unplaced == {attempt_id: "no channel places attempts"}
     async with services.db.transaction() as s:
         attempt = await s.get_one(m.CampaignAttempt, attempt_id)
         assert attempt.outcome == Outcome.REFUSED
@@ -200,7 +201,7 @@ async def test_a_call_with_no_channel_to_place_it_puts_the_target_back(services:
         again = await do_open_attempt(s, target, operator_id=w.operator_id)
     async with services.db.transaction() as s:
         order = await preview.do_preview_call(s, op, again.id)
-    await preview.place_orders(services.db, services.adapters, [order])
+    assert await preview.place_orders(services.db, services.adapters, [order]) == {}
     assert [o.attempt_id for o in channel.orders] == [again.id]
 
 

@@ -8,13 +8,14 @@ import httpx
 from openpyxl import load_workbook
 
 from omni.db import models as m
-from omni.db.models.outbound import Outcome
+from omni.db.models.outbound import Outcome, TargetState
 from omni.domain.outbound.lifecycle import do_close_attempt, do_open_attempt
 from tests import factories as f
 from tests.conftest import LiveServer
 from tests.helpers import HTTP_TIMEOUT
 from tests.outbound import console_world
 from tests.reports.test_exports import finished
+from tests.test_realtime import OperatorClient, token_for
 
 
 async def _login(server: LiveServer, username: str) -> httpx.AsyncClient:
@@ -73,3 +74,47 @@ async def test_campaign_stats_over_rest_for_its_supervisor_only(live_server: Liv
     finally:
         for client in (sup, other, op):
             await client.aclose()
+
+
+async def test_preview_calls_over_the_socket_are_the_reserved_operators_and_a_dead_channel_says_so(
+    live_server: LiveServer,
+) -> None:
+    """No channel can place the call on this server: the operator is told, and the customer is
+    back in the list (nothing lost, no attempt used)."""
+    async with live_server.services.db.transaction() as s:
+        w = await console_world.build(s, names=("A", "B"))
+    op = OperatorClient(live_server.url, await token_for(live_server, "op_console"))
+    other = OperatorClient(live_server.url, await token_for(live_server, "op_other"))
+    await op.connect()
+    await other.connect()
+    try:
+        async with live_server.services.db.transaction() as s:
+            for target_id in w.targets:
+                target = await s.get_one(m.CampaignTarget, target_id)
+                await do_open_attempt(s, target, operator_id=w.operator_id)
+        started = await op.wait_for("campaign.attempt_started", target_id=w.targets[1])
+        first = (await op.wait_for("campaign.attempt_started", target_id=w.targets[0]))["data"]["id"]
+        second = started["data"]["id"]
+        panel = await op.call("campaign_panel", {})
+        assert panel["ok"] and [c["attempt_id"] for c in panel["previews"]] == [first, second]
+        assert (await other.call("campaign_panel", {}))["previews"] == []
+
+        refused = await other.call("preview_call", {"attempt_id": first})
+        assert (refused["ok"], refused["error"]) == (False, "forbidden")
+        dead = await op.call("preview_call", {"attempt_id": first})
+        assert (dead["ok"], dead["error"]) == (False, "conflict")
+        assert "could not be placed" in dead["detail"]
+        past = await op.call("preview_reschedule", {"attempt_id": second, "at": "2020-01-01T00:00:00Z"})
+        assert (past["ok"], past["field"]) == (False, "at")
+        bad = await op.call("preview_reschedule", {"attempt_id": second, "at": "tomorrow"})
+        assert (bad["ok"], bad["field"]) == (False, "at")
+        skipped = await op.call("preview_skip", {"attempt_id": second})
+        assert skipped == {"ok": True, "target_state": "pending"}
+        async with live_server.services.db.transaction() as s:
+            for target_id in w.targets:
+                target = await s.get_one(m.CampaignTarget, target_id)
+                assert (target.state, target.attempts) == (TargetState.PENDING, 0)
+        assert (await op.call("campaign_panel", {}))["previews"] == []
+    finally:
+        await op.sio.disconnect()
+        await other.sio.disconnect()

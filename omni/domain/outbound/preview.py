@@ -223,12 +223,16 @@ async def do_expire_previews(session: AsyncSession, now: datetime) -> list[Attem
     return orders
 
 
-async def place_orders(db: Database, adapters: AdapterRegistry, orders: Sequence[AttemptOrder]) -> None:
+async def place_orders(
+    db: Database, adapters: AdapterRegistry, orders: Sequence[AttemptOrder]
+) -> dict[int, str]:
     """Hand committed orders to their channels. A channel that can't place now (none
     registered, or ``ChannelNotReady``) gets the attempt closed ``refused`` with the target
-    pending again at once: nothing is lost, no attempt is used up."""
+    pending again at once: nothing is lost, no attempt is used up. Returns why each attempt
+    that was not placed was not (by attempt id), for the operator who pressed Call."""
     from omni.channels import ChannelNotReady, PlacesAttempts  # see attempt_order
 
+    unplaced: dict[int, str] = {}
     for order in orders:
         adapter: object = adapters.get(order.channel)
         reason = ""
@@ -241,6 +245,7 @@ async def place_orders(db: Database, adapters: AdapterRegistry, orders: Sequence
         else:
             reason = "no channel places attempts"
         log.warning("campaign attempt %s not placed on %s: %s", order.attempt_id, order.channel, reason)
+        unplaced[order.attempt_id] = reason
         async with db.transaction() as session:
             attempt = await session.get(m.CampaignAttempt, order.attempt_id, with_for_update=True)
             if attempt is None or attempt.ended_at is not None:
@@ -250,6 +255,7 @@ async def place_orders(db: Database, adapters: AdapterRegistry, orders: Sequence
                 session, attempt, Outcome.REFUSED, cause=reason, now=now, refused_state=TargetState.PENDING
             )
             target.next_due_at = now
+    return unplaced
 
 
 # --- what the console shows -------------------------------------------------------------
