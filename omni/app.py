@@ -25,6 +25,7 @@ from omni import __version__, realtime, web
 from omni.api import (
     admin,
     admin_wallboard,
+    campaign_stats,
     core,
     exports,
     health,
@@ -191,6 +192,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             *admin_wallboard.CONTROLLERS,
             *my_stats.CONTROLLERS,
             *campaigns_http.CONTROLLERS,
+            *campaign_stats.CONTROLLERS,
             *web.route_handlers(),
         ],
         template_config=web.template_config(),

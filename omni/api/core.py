@@ -255,7 +255,14 @@ class ConversationController(Controller):
     ) -> ConversationOut:
         async with services.db.transaction() as session:
             return conversation_out(
-                await conversations.check_close(session, who, conversation_id, data.result_code_id)
+                await conversations.check_close(
+                    session,
+                    who,
+                    conversation_id,
+                    data.result_code_id,
+                    callback_at=data.callback_at,
+                    for_me=data.for_me,
+                )
             )
 
     @post("/{conversation_id:int}/transfer", status_code=200)

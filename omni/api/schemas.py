@@ -60,6 +60,10 @@ class MessageIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class CloseIn(msgspec.Struct, forbid_unknown_fields=True):
     result_code_id: IntId
+    callback_at: datetime | None = None
+    """A campaign conversation's callback code: when to call back (with a time zone)."""
+    for_me: bool = False
+    """The campaign callback is for the closing operator only (else for anyone)."""
 
 
 class TransferIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -13,6 +13,7 @@ from omni.db import models as m
 from omni.domain import auth, conversations, presence, workspace
 from omni.domain.auth import Principal
 from omni.domain.errors import Conflict, InvalidInput, NotAuthenticated, PermissionDenied
+from omni.domain.outbound import preview
 from omni.domain.serialize import callback_dict, conversation_dict, message_dict
 from omni.i18n import Label
 from omni.realtime import BaseNamespace, _ok, rooms
@@ -120,7 +121,14 @@ class OperatorNamespace(BaseNamespace):
         async def run(who: Principal) -> dict[str, Any]:
             req = decode(data, p.CloseIn)
             async with self.services.db.transaction() as session:
-                conv = await conversations.check_close(session, who, req.conversation_id, req.result_code_id)
+                conv = await conversations.check_close(
+                    session,
+                    who,
+                    req.conversation_id,
+                    req.result_code_id,
+                    callback_at=_picked_time(req.callback_at, "callback_at"),
+                    for_me=req.for_me,
+                )
                 return _ok(conversation=conversation_dict(conv))
 
         return await self._call(sid, run)
@@ -306,6 +314,58 @@ class OperatorNamespace(BaseNamespace):
 
         return await self._call(sid, run)
 
+    # --- outbound campaigns: preview cards and my callbacks (``omni.domain.outbound.preview``)
+
+    async def on_campaign_panel(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """The caller's preview cards not dialed yet and the campaign callbacks they promised."""
+
+        async def run(who: Principal) -> dict[str, Any]:
+            decode(data, p.Empty)
+            async with self.services.db.transaction() as session:
+                return _ok(
+                    previews=await preview.my_previews(session, who),
+                    callbacks=await preview.my_callbacks(session, who),
+                )
+
+        return await self._call(sid, run)
+
+    async def on_preview_call(self, sid: str, data: Any) -> dict[str, Any]:
+        """``{attempt_id}``: the call is placed after the commit, by the campaign's channel."""
+
+        async def run(who: Principal) -> dict[str, Any]:
+            attempt_id = decode(data, p.AttemptIn).attempt_id
+            async with self.services.db.transaction() as session:
+                order = await preview.do_preview_call(session, who, attempt_id)
+            unplaced = await preview.place_orders(self.services.db, self.services.adapters, [order])
+            if order.attempt_id in unplaced:  # the target is back in the list, nothing lost
+                raise Conflict("the call could not be placed: {reason}", reason=unplaced[order.attempt_id])
+            return _ok(attempt_id=order.attempt_id)
+
+        return await self._call(sid, run)
+
+    async def on_preview_skip(self, sid: str, data: Any) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            attempt_id = decode(data, p.AttemptIn).attempt_id
+            async with self.services.db.transaction() as session:
+                target = await preview.do_preview_skip(session, who, attempt_id)
+                return _ok(target_state=target.state)
+
+        return await self._call(sid, run)
+
+    async def on_preview_reschedule(self, sid: str, data: Any) -> dict[str, Any]:
+        """``{attempt_id, at}``: the card comes back at ``at`` (ISO with a zone)."""
+
+        async def run(who: Principal) -> dict[str, Any]:
+            req = decode(data, p.RescheduleIn)
+            at = _picked_time(req.at, "at")
+            if at is None:
+                raise InvalidInput("pick the time to call back", field="at")
+            async with self.services.db.transaction() as session:
+                target = await preview.do_preview_reschedule(session, who, req.attempt_id, at)
+                return _ok(target_state=target.state, next_due_at=at.isoformat())
+
+        return await self._call(sid, run)
+
     # --- calls (the voice adapter's ``CallControl``) ---------------------------------------
 
     async def on_call_hold(self, sid: str, data: Any) -> dict[str, Any]:
@@ -430,6 +490,20 @@ def _when(value: Any) -> datetime | None:
         raise InvalidInput("'due_at' must carry a time zone", field="due_at")
     if when < datetime.now(UTC) - timedelta(minutes=1):
         raise InvalidInput("'due_at' is in the past", field="due_at")
+    return when.astimezone(UTC)
+
+
+def _picked_time(value: Any, field: str) -> datetime | None:
+    """A time the operator picked (ISO with a zone, the browser sends UTC), or none; whether
+    it may be in the past is the domain's to say."""
+    if value in (None, ""):
+        return None
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput("pick a valid date and time", field=field) from None
+    if when.tzinfo is None:
+        raise InvalidInput("the time needs a time zone", field=field)
     return when.astimezone(UTC)
 
 

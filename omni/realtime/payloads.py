@@ -13,7 +13,7 @@ TypeScript types are generated from them (``scripts/gen_ts_types.py``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import inspect as mi
@@ -67,6 +67,10 @@ class SendIn(Call):
 class CloseIn(Call):
     conversation_id: Id
     result_code_id: Id
+    callback_at: Name | None = None
+    """A campaign callback code: when to call back (ISO with a zone; the browser sends UTC)."""
+    for_me: bool = False
+    """The callback is for the closing operator only (else for anyone of the campaign)."""
 
 
 class HoldIn(Call):
@@ -171,6 +175,20 @@ class CallSpyIn(Call):
     mode: Name = ""
 
 
+class AttemptIn(Call):
+    attempt_id: Id
+
+
+class RescheduleIn(Call):
+    attempt_id: Id
+    at: Name = ""
+
+
+class CampaignStateIn(Call):
+    campaign_id: Id
+    state: Literal["running", "paused"]
+
+
 class AckError(msgspec.Struct, omit_defaults=True):
     """Every refused call's ack (``omni.realtime._err``)."""
 
@@ -211,6 +229,10 @@ OPERATOR_CALLS: dict[str, type[Call]] = {
     "call_hangup": ConversationIn,
     "call_transfer": CallTransferIn,
     "click_to_call": ClickToCallIn,
+    "campaign_panel": Empty,
+    "preview_call": AttemptIn,
+    "preview_skip": AttemptIn,
+    "preview_reschedule": RescheduleIn,
 }
 
 SUPERVISOR_CALLS: dict[str, type[Call]] = {
@@ -222,6 +244,8 @@ SUPERVISOR_CALLS: dict[str, type[Call]] = {
     "take_over": ConversationIn,
     "call_spy": CallSpyIn,
     "call_force_end": ConversationIn,
+    "campaigns": Empty,
+    "campaign_state": CampaignStateIn,
 }
 
 

@@ -13,6 +13,8 @@ Acks: ``{"ok": true, ...}`` or ``{"ok": false, "error": "forbidden" | "not_found
 * ``take_over`` {conversation_id} → ``{conversation}``
 * ``call_spy`` {conversation_id, mode: listen|whisper|barge} → ``{conversation_id, mode}``
 * ``call_force_end`` {conversation_id} → ``{conversation_id}``
+* ``campaigns`` {} → ``{campaigns: [...]}`` (running and paused campaigns with live figures)
+* ``campaign_state`` {campaign_id, state: running|paused} → ``{campaign}``
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from typing import Any
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 from omni.db import models as m
+from omni.db.models.outbound import CampaignState
 from omni.domain import monitoring, presence
 from omni.domain.auth import Principal, access_conversation
 from omni.domain.errors import NotAuthenticated
+from omni.domain.outbound import campaigns
+from omni.domain.outbound import stats as outbound_stats
 from omni.domain.serialize import conversation_dict, message_dict
 from omni.realtime import BaseNamespace, _ok, rooms
 from omni.realtime import payloads as p
@@ -125,5 +130,26 @@ class SupervisorNamespace(BaseNamespace):
                 conv = await access_conversation(session, who, conv_id)
             await _pbx(voice.force_end(conv.id, who.id))
             return _ok(conversation_id=conv.id)
+
+        return await self._call(sid, run)
+
+    # --- outbound campaigns: the live view, start / pause --------------------------------
+
+    async def on_campaigns(self, sid: str, data: Any = None) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            decode(data, p.Empty)
+            async with self.services.db.transaction() as session:
+                return _ok(campaigns=await outbound_stats.live_campaigns(session, who))
+
+        return await self._call(sid, run)
+
+    async def on_campaign_state(self, sid: str, data: Any) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            req = decode(data, p.CampaignStateIn)
+            async with self.services.db.transaction() as session:
+                campaign = await campaigns.check_set_state(
+                    session, who, req.campaign_id, CampaignState(req.state)
+                )
+                return _ok(campaign=campaigns.campaign_dict(campaign))
 
         return await self._call(sid, run)

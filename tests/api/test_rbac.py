@@ -440,6 +440,7 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("PUT", "/api/v1/me/status"): (SELF, {"status": "available"}),
     ("POST", "/api/v1/me/tokens"): (SELF, {"name": "x"}),
     ("GET", "/api/v1/me/stats"): (SELF, None),
+    ("GET", "/api/v1/campaigns/{campaign_id:int}/stats"): (SCOPED, None),
     ("GET", "/api/v1/presence"): (SELF, None),
     ("PUT", "/api/v1/presence/{user_id:int}"): (SCOPED, {"status": "pause", "reason": "x"}),
     ("GET", "/api/v1/conversations"): (SELF, None),

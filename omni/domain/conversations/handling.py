@@ -18,6 +18,7 @@ from omni.domain.conversations.offers import _cancel_pending_offers
 from omni.domain.conversations.queueing import do_enqueue
 from omni.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from omni.domain.events import emit
+from omni.domain.outbound import preview
 from omni.domain.presence import do_refresh_activity_of
 from omni.i18n import Label
 
@@ -87,7 +88,13 @@ async def _validate_result_code(session: AsyncSession, conv: m.Conversation, cod
         raise InvalidInput(
             "result code {code_id} does not exist or is inactive", code_id=code_id, field="result_code_id"
         )
-    if conv.queue_id is not None:
+    campaign_codes = await preview.campaign_code_ids(session, conv)
+    if campaign_codes is not None:
+        if code_id not in campaign_codes:
+            raise InvalidInput(
+                "result code '{code}' is not one of this campaign's", code=code.code, field="result_code_id"
+            )
+    elif conv.queue_id is not None:
         allowed = set(
             await session.scalars(
                 select(m.QueueResultCode.result_code_id).where(m.QueueResultCode.queue_id == conv.queue_id)
@@ -116,14 +123,27 @@ async def do_close(
 
 
 async def check_close(
-    session: AsyncSession, who: Principal, conv_id: int, result_code_id: int
+    session: AsyncSession,
+    who: Principal,
+    conv_id: int,
+    result_code_id: int,
+    *,
+    callback_at: datetime | None = None,
+    for_me: bool = False,
 ) -> m.Conversation:
-    """Close with a result code (from active/on-hold directly, or from wrap-up)."""
+    """Close with a result code (from active/on-hold directly, or from wrap-up).
+
+    A campaign conversation (placed by the outbound engine) also gives its target the code's
+    campaign action; ``callback_at``/``for_me`` are the callback the operator picked
+    (``omni.domain.outbound.preview.do_apply_conversation_result``)."""
     conv = await access_conversation(session, who, conv_id, for_update=True)
     _require_handler(conv, who)
     if conv.status not in (S.ACTIVE, S.ON_HOLD, S.WRAP_UP):
         raise Conflict("a {status} conversation can't be closed", status=Label("status", conv.status))
     await _validate_result_code(session, conv, result_code_id)
+    await preview.do_apply_conversation_result(
+        session, conv, result_code_id, user_id=who.id, callback_at=callback_at, for_me=for_me
+    )
     await do_close(session, conv, result_code_id, by="operator")
     return conv
 
@@ -134,7 +154,11 @@ async def do_wrap_up_expired(session: AsyncSession, conv_id: int) -> None:
     if conv is None or conv.status != S.WRAP_UP:
         return
     queue = await session.get(m.Queue, conv.queue_id) if conv.queue_id else None
-    await do_close(session, conv, queue.default_result_code_id if queue else None, by="timeout")
+    code_id = queue.default_result_code_id if queue else None
+    await preview.do_apply_conversation_result(
+        session, conv, code_id, user_id=conv.assigned_user_id, by_timeout=True
+    )
+    await do_close(session, conv, code_id, by="timeout")
 
 
 async def do_customer_left(session: AsyncSession, conv_id: int) -> m.Conversation | None:

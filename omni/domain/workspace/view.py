@@ -15,6 +15,7 @@ from omni.domain.auth import (
     access_conversation,
     visible_queue_ids,
 )
+from omni.domain.outbound import preview
 from omni.domain.richtext import sanitize
 from omni.domain.serialize import conversation_dict, message_dict
 from omni.domain.workspace.cards import card_dict, card_fields_for
@@ -131,6 +132,11 @@ async def conversation_view(session: AsyncSession, who: Principal, conv_id: int)
     assert contact is not None
     queue = await session.get(m.Queue, conv.queue_id) if conv.queue_id is not None else None
     codes = await allowed_result_codes(session, conv.queue_id)
+    default_code = queue.default_result_code_id if queue else None
+    campaign_codes = await preview.campaign_code_ids(session, conv)
+    if campaign_codes is not None:  # a campaign conversation: only the campaign's codes
+        codes = [c for c in await allowed_result_codes(session, None) if c.id in campaign_codes]
+        default_code = default_code if default_code in campaign_codes else None
     authors = await _user_names(
         session,
         {msg.author_user_id for msg in messages if msg.author_user_id is not None}
@@ -148,10 +154,18 @@ async def conversation_view(session: AsyncSession, who: Principal, conv_id: int)
         "card": card_dict(contact, await card_fields_for(session, conv.queue_id)),
         "script": sanitize(queue.script) if queue and queue.script else "",
         "result_codes": [
-            {"id": c.id, "code": c.code, "name": c.name, "name_ru": c.name_ru, "colour": c.colour}
+            {
+                "id": c.id,
+                "code": c.code,
+                "name": c.name,
+                "name_ru": c.name_ru,
+                "colour": c.colour,
+                "action": campaign_codes.get(c.id) if campaign_codes else None,
+            }
             for c in codes
         ],
-        "default_result_code_id": queue.default_result_code_id if queue else None,
+        "default_result_code_id": default_code,
+        "campaign": await preview.conversation_campaign(session, conv),
         "queue": _queue_brief(queue) if queue else None,
         "transfer": await transfer_targets(session, who, conv),
         "bot_scenarios": await published_scenarios(session),

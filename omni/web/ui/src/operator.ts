@@ -6,6 +6,7 @@
 import { Ack, Boot, boot, call, connect, el, translator } from "./common";
 import { armOnFirstClick, beep, notify } from "./operator/alerts";
 import { dialBox } from "./operator/call";
+import { CampaignPanel } from "./operator/campaign";
 import { ConversationPane } from "./operator/conversation";
 import { StatsPanel } from "./operator/stats";
 import { LeftHandlers, renderCallbacks, renderMine, renderOffers, renderStatus, renderWaiting } from "./operator/left";
@@ -53,12 +54,12 @@ const waitingBox = el("div", {});
 const callbacksBox = el("div", {});
 const dialSlot = el("div", {});
 const stats = new StatsPanel(t);
-const left = el("aside", { class: "op-left" }, statusBox, dialSlot, offersBox, mineBox, waitingBox, callbacksBox, stats.box);
+const socket = connect("/operator");
+const campaigns = new CampaignPanel(socket, t, data.lang);
+const left = el("aside", { class: "op-left" }, statusBox, dialSlot, campaigns.box, offersBox, mineBox, waitingBox, callbacksBox, stats.box);
 const centre = el("section", { class: "op-centre" });
 const right = el("aside", { class: "op-right" });
 root.append(banner, el("div", { class: "op-columns" }, left, centre, right));
-
-const socket = connect("/operator");
 
 /** Why Take is not possible (see left.ts ``TakeBlock``): the queue, the status, the capacity.
  * ``fits`` comes from the server with every waiting item (the snapshot is re-read on every
@@ -248,6 +249,10 @@ function apply(e: WireEvent): void {
     announce(offer);
     showRingingCall(offer);
   }
+  if (e.type === "conversation.accepted" && e.user_id === me && e.data.variables?.campaign_id !== undefined && pane.id === null) {
+    // A campaign call the customer answered: its card opens at once (as click-to-call does).
+    void openConversation(e.data.id);
+  }
   if (e.type.startsWith("conversation.")) {
     pane.applyConversation(e.data as Conversation);
     scheduleRefresh();
@@ -270,6 +275,9 @@ function apply(e: WireEvent): void {
     renderStatus(statusBox, state.presence, statuses, t, handlers);
     renderWaiting(waitingBox, state.waiting, takeBlock, t, handlers);
     pane.takeMayHaveChanged();
+  } else if (e.type.startsWith("campaign.") && e.user_id === me) {
+    // A preview reserved for me, its end, or a result I gave: the campaign panel from the server.
+    void campaigns.refresh();
   } else if (e.type.startsWith("callback.") || e.type === "queue.members_changed") {
     // A queue joined or left (an admin changed its members): the lists come from the server.
     scheduleRefresh();
@@ -290,6 +298,7 @@ async function resync(): Promise<void> {
   }
   await refresh();
   void stats.refresh();
+  void campaigns.refresh();
   const id = pane.id ?? currentFromHash();
   if (id !== null) await openConversation(id);
 }

@@ -3,6 +3,7 @@
 // Time counters tick in the browser, corrected for the server's clock.
 import { boot, call, clear, connect, el, translator } from "./common";
 import type { Ack } from "./common";
+import { CampaignsView } from "./supervisor/campaigns";
 import { debounced } from "./supervisor/format";
 import type {
   CurrentConversation,
@@ -34,6 +35,8 @@ const dayNote = el("p", { class: "muted", "data-testid": "day-note" });
 const queuesBox = el("div", { "data-testid": "queues" });
 const operatorsBox = el("div", { "data-testid": "operators" });
 const panel = el("aside", { class: "sv-panel card", "data-testid": "action-panel", hidden: true });
+const socket = connect("/supervisor");
+const campaigns = new CampaignsView(socket, t);
 app.append(
   el(
     "div",
@@ -42,11 +45,10 @@ app.append(
     dayNote,
     el("section", {}, el("h2", {}, t("sv.queues")), queuesBox),
     el("section", {}, el("h2", {}, t("sv.operators")), operatorsBox),
+    el("section", {}, el("h2", {}, t("sv.campaigns")), campaigns.box),
   ),
   panel,
 );
-
-const socket = connect("/supervisor");
 
 const view: ViewContext = {
   t,
@@ -120,9 +122,16 @@ socket.on("connect", () => {
   link.textContent = t("sv.link.live");
   link.className = "sv-link live";
   void refresh();
+  void campaigns.refresh();
 });
+// Campaign figures aggregate the campaign's targets and attempts (about 0.7 s at 1,000,000 of
+// each on a loaded 2-core test box): at most one refresh every 3 s, however busy the dialer.
+const campaignsSoon = debounced(() => campaigns.refresh(), 3000);
 // The server's Redis link had a hole while this socket stayed up: the snapshot is the truth.
-socket.on("sync", () => void refresh());
+socket.on("sync", () => {
+  void refresh();
+  void campaigns.refresh();
+});
 socket.on("disconnect", () => {
   link.textContent = t("sv.link.lost");
   link.className = "sv-link lost";
@@ -133,6 +142,7 @@ socket.on("event", (ev: WireEvent) => {
   app.setAttribute("data-seq", String(lastSeq));
   if (ev.type === "presence.changed" || ev.type === "presence.over_limit") patchPresence(ev);
   if (relevant(ev.type)) refreshSoon();
+  if (ev.type.startsWith("campaign.")) campaignsSoon();
 });
 
 window.setInterval(() => {

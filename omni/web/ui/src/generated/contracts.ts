@@ -309,6 +309,8 @@ export interface ConversationIn {
 export interface CloseIn {
   conversation_id: number;
   result_code_id: number;
+  callback_at?: string | null;
+  for_me?: boolean;
 }
 
 export interface HoldIn {
@@ -391,6 +393,15 @@ export interface ClickToCallIn {
   number?: string;
 }
 
+export interface AttemptIn {
+  attempt_id: number;
+}
+
+export interface RescheduleIn {
+  attempt_id: number;
+  at?: string;
+}
+
 export interface OperatorStatusIn {
   user_id: number;
   status?: string;
@@ -410,6 +421,11 @@ export interface WhisperIn {
 export interface CallSpyIn {
   conversation_id: number;
   mode?: string;
+}
+
+export interface CampaignStateIn {
+  campaign_id: number;
+  state: "paused" | "running";
 }
 
 export interface AckError {
@@ -449,6 +465,10 @@ export interface OperatorCalls {
   call_hangup: ConversationIn;
   call_transfer: CallTransferIn;
   click_to_call: ClickToCallIn;
+  campaign_panel: Empty;
+  preview_call: AttemptIn;
+  preview_skip: AttemptIn;
+  preview_reschedule: RescheduleIn;
 }
 
 export interface SupervisorCalls {
@@ -460,4 +480,6 @@ export interface SupervisorCalls {
   take_over: ConversationIn;
   call_spy: CallSpyIn;
   call_force_end: ConversationIn;
+  campaigns: Empty;
+  campaign_state: CampaignStateIn;
 }

@@ -70,6 +70,24 @@ export abstract class ActionsPart extends CardPart {
         opt.selected = picked !== null ? String(rc.id) === picked : rc.id === v.default_result_code_id;
         codes.append(opt);
       }
+      // A campaign callback code asks when to call back, and for whom (me / anyone).
+      const cbAt = el("input", { type: "datetime-local", "data-testid": "close-callback-at", "aria-label": t("op.callback_time") });
+      const forMe = el("input", { type: "radio", name: `cb-for-${id}`, value: "me", "data-testid": "close-callback-me" });
+      const forAnyone = el("input", { type: "radio", name: `cb-for-${id}`, value: "anyone", "data-testid": "close-callback-anyone" });
+      forMe.checked = true;
+      const closeError = el("div", { class: "form-error", "data-testid": "close-error" });
+      const cbRow = el(
+        "div",
+        { class: "stack hidden", "data-testid": "close-callback" },
+        el("label", {}, `${t("op.callback_time")} `, cbAt),
+        el("div", { class: "row" }, el("label", {}, forMe, ` ${t("op.for_me")}`), el("label", {}, forAnyone, ` ${t("op.for_anyone")}`)),
+      );
+      const showCallback = (): void => {
+        const rc = v.result_codes.find((x) => String(x.id) === codes.value);
+        cbRow.classList.toggle("hidden", rc?.action !== "callback");
+      };
+      codes.addEventListener("change", showCallback);
+      showCallback();
       this.actions.append(
         row,
         el(
@@ -82,17 +100,26 @@ export abstract class ActionsPart extends CardPart {
               class: "primary",
               "data-testid": "close-submit",
               onclick: async () => {
+                closeError.textContent = "";
                 if (!codes.value) {
                   toast(t("op.pick_result_code"));
                   return;
                 }
-                const ack = await this.act("close", { conversation_id: id, result_code_id: Number(codes.value) });
+                const callback = !cbRow.classList.contains("hidden");
+                const ack = await this.act("close", {
+                  conversation_id: id,
+                  result_code_id: Number(codes.value),
+                  ...(callback ? { callback_at: cbAt.value ? new Date(cbAt.value).toISOString() : null, for_me: forMe.checked } : {}),
+                });
                 if (ack.ok) this.applyConversation(ack.conversation as Conversation);
+                else closeError.textContent = ack.detail || ack.error || "?";
               },
             },
             t("op.close"),
           ),
         ),
+        cbRow,
+        closeError,
       );
     } else if (c.status === "queued" && this.ctx.takeBlock(c) !== null) {
       const take = takeButton(c, (x) => this.ctx.takeBlock(x), t, async () => {

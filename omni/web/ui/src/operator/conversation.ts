@@ -2,7 +2,8 @@
 // right column (customer card, script, actions) for the open conversation. The parts live in
 // messages.ts, history.ts, composer.ts, card.ts and actions.ts; this module opens a
 // conversation, lays the parts out and applies live updates.
-import { CallName, Calls, call, clear } from "../common";
+import { CallName, Calls, call, clear, el } from "../common";
+import { campaignCard } from "./campaign";
 import { renderCall } from "./call";
 import { Conversation, Message, View } from "./types";
 import { failed } from "./ui";
@@ -57,6 +58,7 @@ export class ConversationPane extends ActionsPart {
     this.renderHeader();
     this.renderCall();
     this.renderCard(v.card);
+    if (v.campaign) this.card.prepend(el("h3", {}, this.ctx.t("op.campaign_card")), campaignCard(v.campaign, this.ctx.t));
     this.renderBotData();
     this.renderScript();
     this.renderActions();

@@ -3,6 +3,7 @@
 // panels' extra fields are added here.
 import type { AnyWireEvent, CallbackPayload, ConversationPayload, MessagePayload, PresencePayload } from "../generated/contracts";
 import { channelSvg } from "../icons";
+import type { CampaignCard } from "./campaign";
 
 export type Presence = PresencePayload;
 
@@ -75,6 +76,8 @@ export interface ResultCode extends Named {
   code: string;
   name_ru?: string;
   colour: string;
+  /** A campaign conversation's code: its campaign action (``callback`` asks for a time). */
+  action?: string | null;
 }
 
 export interface View {
@@ -91,6 +94,8 @@ export interface View {
   bot_scenarios?: { key: string; name: string }[];
   /** Telephony facts of a voice conversation (``workspace.call_dict``); null for chats. */
   call?: CallFacts | null;
+  /** The campaign card of a conversation the outbound engine placed; null otherwise. */
+  campaign?: CampaignCard | null;
 }
 
 export interface CallFacts {

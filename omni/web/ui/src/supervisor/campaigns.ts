@@ -1,0 +1,102 @@
+// The supervisor's live campaigns: running and paused campaigns of their queues with progress,
+// remaining, scheduled retries, in progress, outcomes so far and contact rate
+// (omni.domain.outbound.stats), refreshed on campaign events; Start / Pause per campaign.
+import { Socket } from "socket.io-client";
+import { Ack, call, clear, el } from "../common";
+
+type T = (key: string, values?: Record<string, string | number>) => string;
+
+export interface LiveCampaign {
+  id: number;
+  name: string;
+  state: string;
+  dial_mode: string;
+  targets: number;
+  finished: number;
+  progress: number | null;
+  remaining: number;
+  scheduled_retries: number;
+  in_progress: number;
+  attempts: number;
+  answered: number;
+  contact_rate: number | null;
+  outcomes: Record<string, number>;
+}
+
+function pct(value: number | null): string {
+  return value === null ? "—" : `${value.toFixed(1)} %`;
+}
+
+export class CampaignsView {
+  readonly box = el("div", { "data-testid": "campaigns" });
+  private rows: LiveCampaign[] = [];
+  private error = el("p", { class: "bad", "data-testid": "campaign-error", role: "status" });
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly t: T,
+  ) {}
+
+  async refresh(): Promise<void> {
+    const ack: Ack = await call(this.socket, "campaigns");
+    if (!ack.ok) return;
+    this.rows = (ack.campaigns as LiveCampaign[]) ?? [];
+    this.render();
+  }
+
+  private async setState(c: LiveCampaign, state: "running" | "paused"): Promise<void> {
+    this.error.textContent = "";
+    const ack = await call(this.socket, "campaign_state", { campaign_id: c.id, state });
+    if (!ack.ok) this.error.textContent = this.t("sv.failed", { detail: ack.detail ?? ack.error ?? "" });
+    await this.refresh();
+  }
+
+  render(): void {
+    const t = this.t;
+    clear(this.box);
+    if (!this.rows.length) {
+      this.box.append(el("p", { class: "muted" }, t("sv.campaigns.none")), this.error);
+      return;
+    }
+    const head = el(
+      "tr",
+      {},
+      ...["name", "state", "progress", "remaining", "retries", "in_progress", "outcomes", "contact_rate", "actions"].map((k) =>
+        el("th", {}, t(`sv.campaigns.${k}`)),
+      ),
+    );
+    const body = this.rows.map((c) => {
+      const outcomes = Object.entries(c.outcomes)
+        .map(([k, n]) => `${t(`sv.outcome.${k}`)}: ${n}`)
+        .join(" · ");
+      const running = c.state === "running";
+      return el(
+        "tr",
+        { "data-testid": "campaign-row", "data-id": c.id, "data-state": c.state },
+        el("td", {}, c.name),
+        el("td", { "data-testid": "campaign-state" }, t(`sv.campaign_state.${c.state}`)),
+        el("td", { "data-testid": "campaign-progress" }, pct(c.progress), el("small", { class: "muted" }, ` (${c.finished}/${c.targets})`)),
+        el("td", { "data-testid": "campaign-remaining" }, String(c.remaining)),
+        el("td", { "data-testid": "campaign-retries" }, String(c.scheduled_retries)),
+        el("td", { "data-testid": "campaign-in-progress" }, String(c.in_progress)),
+        el("td", { "data-testid": "campaign-outcomes" }, outcomes || "—"),
+        el("td", { "data-testid": "campaign-contact-rate" }, pct(c.contact_rate)),
+        el(
+          "td",
+          {},
+          el(
+            "button",
+            {
+              type: "button",
+              class: running ? "" : "primary",
+              "data-testid": running ? "campaign-pause" : "campaign-start",
+              onclick: () => void this.setState(c, running ? "paused" : "running"),
+            },
+            running ? t("sv.campaigns.pause") : t("sv.campaigns.start"),
+          ),
+        ),
+      );
+    });
+    this.box.append(el("table", { class: "sv-table" }, el("thead", {}, head), el("tbody", {}, ...body)), this.error);
+  }
+}
