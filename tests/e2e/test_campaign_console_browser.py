@@ -185,7 +185,7 @@ async def test_supervisor_watches_a_campaign_live_and_pauses_it(
         await expect(row.get_by_test_id("campaign-start")).to_be_visible()
         async with live_server.services.db.transaction() as s:
             assert (await s.get_one(m.Campaign, world.campaign_id)).state == CampaignState.PAUSED
-            audit = await s.scalar(select(m.AuditLog).where(m.AuditLog.action == "campaign.set_state"))
+            audit = await s.scalar(select(m.AuditLog).where(m.AuditLog.action == "campaign.state"))
             assert (
                 audit is not None and audit.user_id == world.supervisor_id and audit.input["to"] == "paused"
             )

@@ -336,7 +336,7 @@ async def test_start_and_pause_are_audited_and_illegal_moves_refused(services: S
             await campaigns.check_set_state(s, sup, w.campaign_id, state)
     async with services.db.transaction() as s:
         assert (await s.get_one(m.Campaign, w.campaign_id)).state == CampaignState.PAUSED
-        logged = (await s.scalars(select(m.AuditLog).where(m.AuditLog.action == "campaign.set_state"))).all()
+        logged = (await s.scalars(select(m.AuditLog).where(m.AuditLog.action == "campaign.state"))).all()
         assert [x.input["to"] for x in logged] == ["running", "paused"]
         changed = (await s.scalars(select(m.Event).where(m.Event.type == "campaign.state_changed"))).all()
         assert [e.payload["state"] for e in changed] == ["running", "paused"]
