@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omni.db import models as m
 from omni.domain.reports.daily import whole_days
 from omni.domain.reports.filters import Scope
-from omni.domain.reports.operators import open_span_seconds
+from omni.domain.reports.operators import SUMMED, open_span_seconds
 from omni.domain.reports.period import INTERVAL, TOTAL_LABEL, Grouping, Period, group_start, local_midnight
 from omni.domain.reports.registry import ReportSpec, register
 from omni.domain.reports.table import Cell, Chart, Column, Kind, ReportTable, mean, pct
@@ -141,29 +141,6 @@ def _operator_rows(t: Any, scope: Scope, *, queues: bool = True) -> Any:
     if queues and scope.filter.queue_ids and scope.queue_ids is not None:
         conds.append(t.queue_id.in_(scope.queue_ids))
     return conds
-
-
-SUMMED = (
-    "offers",
-    "accepted",
-    "declined",
-    "timed_out",
-    "handled",
-    "talk_sum",
-    "hold_sum",
-    "wrap_sum",
-    "ended_operator",
-    "ended_customer",
-    "ended_timeout",
-    "ended_system",
-    "transfers_made",
-    "transfers_received",
-    "frt_sum",
-    "frt_count",
-    "csat_count",
-    "csat_good",
-    "csat_sum",
-)
 
 
 async def _operator_sums(session: AsyncSession, scope: Scope) -> dict[tuple[datetime, int], dict[str, float]]:
