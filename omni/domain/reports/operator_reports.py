@@ -166,19 +166,10 @@ def _day_tier(scope: Scope) -> bool:
     return whole_days(scope.period, scope.filter.grouping) and str(scope.config.tz) == str(scope.period.tz)
 
 
-StatusColumn = frozenset[str] | None
-"""The status codes one summed column adds up; ``None``: every code but offline (logged in)."""
-
-
-async def _status_sums(
-    session: AsyncSession, scope: Scope, columns: Sequence[StatusColumn]
-) -> dict[tuple[datetime, int], list[float]]:
-    """Per (row label, operator): the seconds of each of ``columns``, the open spans added up to now.
-
-    Summed in the database, one conditional sum (``FILTER``) a column: a month by day comes back
-    as ~6,200 rows of a few numbers, where per-code rows (~37,000) folded into dicts in Python
-    were two thirds of the month status report's time (cProfile at 1,000,000 conversations).
-    """
+def _status_source(scope: Scope, *, day_rows: bool) -> tuple[Any, Grouper, list[Any]]:
+    """The status tier a report reads (daily, hourly or 15-minute), its row grouping and the
+    conditions on its rows: the period, no offline time, the scope's operators. ``day_rows``: on
+    the daily tier, group by its ``day`` column when the rows are days (``day_grouper``)."""
     t: Any = m.ReportStatusInterval
     g = grouper(t.bucket, scope)
     at: Any = t.bucket
@@ -187,10 +178,62 @@ async def _status_sums(
     offline_kept = True
     if _day_tier(scope):
         t = m.ReportStatusDay
-        g, at, offline_kept = day_grouper(t.day, scope), t.day, False
+        g = day_grouper(t.day, scope) if day_rows else grouper(t.day, scope)
+        at, offline_kept = t.day, False
     elif g.hourly:
         t = m.ReportStatusHour
         g, at = grouper(t.hour, scope), t.hour
+    conds: list[Any] = [at >= scope.period.start, at < scope.period.end]
+    if offline_kept:
+        conds.append(t.status_code != m.StatusKind.OFFLINE)
+    if scope.user_ids is not None:
+        conds.append(t.user_id.in_(scope.user_ids))
+    return t, g, conds
+
+
+async def _logged_in(session: AsyncSession, scope: Scope) -> dict[tuple[datetime, int], float]:
+    """Per (row label, operator): the logged-in seconds (every status but offline), the open
+    spans added up to now; summed per code first, then the codes in Python (as the performance
+    report always has: its contacts per hour round to 0.01, and another order of the additions
+    can tip an exact half)."""
+    t, g, conds = _status_source(scope, day_rows=False)
+    stmt = (
+        select(g.expr.label("grp"), t.user_id, t.status_code, func.sum(t.seconds))
+        .where(*conds)
+        .group_by(GROUP, t.user_id, t.status_code)
+    )
+    out: dict[tuple[datetime, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    connection = await session.connection()
+    for grp, uid, code, secs in (await connection.execute(stmt)).all():
+        out[(g.label(grp, scope), uid)][code] += float(secs or 0)
+    live = await open_span_seconds(session, scope.period.start, scope.period.end, scope.now, scope.user_ids)
+    for (bucket, uid, code), secs in live.items():
+        out[(group_label(bucket, scope), uid)][code] += secs
+    return {
+        key: sum(secs for code, secs in v.items() if code != m.StatusKind.OFFLINE) for key, v in out.items()
+    }
+
+
+StatusColumn = frozenset[str] | None
+"""The status codes one summed column adds up; ``None``: every code but offline (logged in)."""
+
+
+def _plus(total: float | None, secs: float | None) -> float | None:
+    """Seconds added to a summed column; ``None`` (no span of its codes at all) until some come."""
+    return total if secs is None else (0.0 if total is None else total) + secs
+
+
+async def _status_sums(
+    session: AsyncSession, scope: Scope, columns: Sequence[StatusColumn]
+) -> dict[tuple[datetime, int], list[float | None]]:
+    """Per (row label, operator): the seconds of each of ``columns``, the open spans added up to
+    now; ``None`` where the operator spent no span at all in its codes.
+
+    Summed in the database, one conditional sum (``FILTER``) a column: a month by day comes back
+    as ~6,200 rows of a few numbers, where per-code rows (~37,000) folded into dicts in Python
+    were two thirds of the month status report's time (cProfile at 1,000,000 conversations).
+    """
+    t, g, conds = _status_source(scope, day_rows=True)
     sums = [
         func.sum(t.seconds)
         if codes is None
@@ -200,32 +243,24 @@ async def _status_sums(
         for codes in columns
         if codes is None or codes
     ]
-    stmt = (
-        select(g.expr.label("grp"), t.user_id, *sums)
-        .where(at >= scope.period.start, at < scope.period.end)
-        .group_by(GROUP, t.user_id)
-    )
-    if offline_kept:
-        stmt = stmt.where(t.status_code != m.StatusKind.OFFLINE)
-    if scope.user_ids is not None:
-        stmt = stmt.where(t.user_id.in_(scope.user_ids))
+    stmt = select(g.expr.label("grp"), t.user_id, *sums).where(*conds).group_by(GROUP, t.user_id)
     summed = [i for i, codes in enumerate(columns) if codes is None or codes]
-    out: dict[tuple[datetime, int], list[float]] = {}
+    out: dict[tuple[datetime, int], list[float | None]] = {}
     # On the connection, not the ORM session: the ORM's row loading would cost more than the sums.
     connection = await session.connection()
     for grp, uid, *values in (await connection.execute(stmt)).all():
         key = (g.label(grp, scope), uid)
         row = out.get(key)
         if row is None:
-            row = out[key] = [0.0] * len(columns)
+            row = out[key] = [None] * len(columns)
         for i, value in zip(summed, values, strict=True):
-            row[i] += float(value or 0)
+            row[i] = _plus(row[i], None if value is None else float(value))
     live = await open_span_seconds(session, scope.period.start, scope.period.end, scope.now, scope.user_ids)
     for (bucket, uid, code), secs in live.items():
-        row = out.setdefault((group_label(bucket, scope), uid), [0.0] * len(columns))
+        row = out.setdefault((group_label(bucket, scope), uid), [None] * len(columns))
         for i, codes in enumerate(columns):
             if code in codes if codes is not None else code != m.StatusKind.OFFLINE:
-                row[i] += secs
+                row[i] = _plus(row[i], secs)
     return out
 
 
@@ -267,7 +302,7 @@ def _performance_cells(v: dict[str, float], channels: list[str], online: float) 
 
 async def operator_performance(session: AsyncSession, scope: Scope) -> ReportTable:
     sums = {} if scope.empty else await _operator_sums(session, scope)
-    status = {} if scope.empty else await _status_sums(session, scope, [None])
+    online = {} if scope.empty else await _logged_in(session, scope)
     channels = sorted(
         {k.split(":", 1)[1] for v in sums.values() for k, n in v.items() if k.startswith("handled:") and n}
     )
@@ -297,7 +332,6 @@ async def operator_performance(session: AsyncSession, scope: Scope) -> ReportTab
         Column("csat_mean", Kind.NUMBER, "Mean rating"),
         Column("ratings", Kind.COUNT, "Ratings"),
     ]
-    online = {k: v[0] for k, v in status.items()}
     keys = [k for k, v in sums.items() if any(v.values())] + [k for k, s in online.items() if s > 0]
     names = await operator_names(session, (k[1] for k in keys))
     total: dict[str, float] = defaultdict(float)
@@ -380,29 +414,33 @@ async def operator_status(session: AsyncSession, scope: Scope) -> ReportTable:
         Column("utilization", Kind.PERCENT, "Utilization"),
     ]
 
-    def cells(v: Sequence[float], on_hold: float) -> list[Cell]:
-        """One row's figures from its summed columns (in the order of ``summed``)."""
+    def cells(v: Sequence[float | None], on_hold: float) -> list[Cell]:
+        """One row's figures from its summed columns (in the order of ``summed``). A status the
+        operator never was in shows 0.0; logged-in and idle time, sums over several codes, show
+        a whole 0 when none of their codes had a span (as they always have: the JSON says ``0``)."""
         online, *per_status, ringing, talking, wrap, idle = v
-        handling = ringing + talking + wrap
+        handling = (ringing or 0.0) + (talking or 0.0) + (wrap or 0.0)
+        idle_secs = 0 if idle is None else idle
+        online_secs = 0 if online is None else online
         return [
-            round(online, 1),
-            *[round(secs, 1) for secs in per_status],
-            round(ringing, 1),
-            round(talking, 1),
+            round(online_secs, 1),
+            *[round(secs or 0.0, 1) for secs in per_status],
+            round(ringing or 0.0, 1),
+            round(talking or 0.0, 1),
             round(on_hold, 1),
-            round(wrap, 1),
-            round(idle, 1),
-            pct(handling, handling + idle),
-            pct(handling + idle, online),
+            round(wrap or 0.0, 1),
+            round(idle_secs, 1),
+            pct(handling, handling + idle_secs),
+            pct(handling + idle_secs, online_secs),
         ]
 
-    keys = [k for k, v in status.items() if v[0] > 0]
+    keys = [k for k, v in status.items() if (v[0] or 0.0) > 0]
     names = await operator_names(session, (k[1] for k in keys))
-    total = [0.0] * len(summed)
+    total: list[float | None] = [None] * len(summed)
     rows: list[list[Cell]] = []
     for key in _sorted_keys(keys, names):
         v = status[key]
-        total = [a + b for a, b in zip(total, v, strict=True)]
+        total = [_plus(a, b) for a, b in zip(total, v, strict=True)]
         rows.append([key[0], names.get(key[1], str(key[1])), *cells(v, hold.get(key, 0.0))])
     return ReportTable(
         key="operator_status",
