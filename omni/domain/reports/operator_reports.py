@@ -251,6 +251,9 @@ async def _status_sums(
     for grp, uid, *values in (await connection.execute(stmt)).all():
         key = (g.label(grp, scope), uid)
         row = out.get(key)
+        if row is None and len(summed) == len(columns):  # one result row a report row: most reads
+            out[key] = [None if value is None else float(value) for value in values]
+            continue
         if row is None:
             row = out[key] = [None] * len(columns)
         for i, value in zip(summed, values, strict=True):
@@ -436,12 +439,16 @@ async def operator_status(session: AsyncSession, scope: Scope) -> ReportTable:
 
     keys = [k for k, v in status.items() if (v[0] or 0.0) > 0]
     names = await operator_names(session, (k[1] for k in keys))
+    ordered = _sorted_keys(keys, names)
+    rows: list[list[Cell]] = [
+        [key[0], names.get(key[1], str(key[1])), *cells(status[key], hold.get(key, 0.0))] for key in ordered
+    ]
     total: list[float | None] = [None] * len(summed)
-    rows: list[list[Cell]] = []
-    for key in _sorted_keys(keys, names):
-        v = status[key]
-        total = [_plus(a, b) for a, b in zip(total, v, strict=True)]
-        rows.append([key[0], names.get(key[1], str(key[1])), *cells(v, hold.get(key, 0.0))])
+    for v in map(status.__getitem__, ordered):  # row by row, in the rows' order, as before
+        for i, secs in enumerate(v):
+            if secs is not None:
+                before = total[i]
+                total[i] = (0.0 if before is None else before) + secs
     return ReportTable(
         key="operator_status",
         columns=columns,
