@@ -31,11 +31,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import platform
 import random
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -43,21 +41,28 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import asyncpg  # type: ignore[import-untyped]
+from benchkit import (
+    build_template,
+    check_loopback,
+    clone,
+    drop,
+    log,
+    percentile,
+    raw_dsn,
+    sqlalchemy_url,
+)
 
 from omni.db import Database
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.domain import reports
 from omni.domain.auth import Principal
 from omni.domain.reports import FilterParams, Grouping, Preset, rollups
 from omni.domain.reports.period import local_midnight, preset
 
 TEMPLATE = "omni_bench_reports_template"
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "reports.json"
 DEFAULT_KEYS = ("queue_summary", "sl_buckets", "operator_status", "staffing")
 ZONE = "Europe/Moscow"
@@ -75,10 +80,6 @@ CHUNK = 50_000
 GOAL_MS = 200.0
 
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 # --- statistics ---------------------------------------------------------------------------
 
 
@@ -88,6 +89,7 @@ class Timing:
 
     runs: int
     p50_ms: float
+    p95_ms: float
     p99_ms: float
     min_ms: float
     max_ms: float
@@ -95,19 +97,12 @@ class Timing:
     """Rows the report (or the raw query) returned."""
 
 
-def percentile(ordered: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile of sorted samples."""
-    if not ordered:
-        return math.nan
-    rank = max(1, math.ceil(pct / 100.0 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
 def timing(samples: Sequence[float], rows: int) -> Timing:
     ordered = sorted(samples)
     return Timing(
         runs=len(ordered),
         p50_ms=round(percentile(ordered, 50) * 1000, 2),
+        p95_ms=round(percentile(ordered, 95) * 1000, 2),
         p99_ms=round(percentile(ordered, 99) * 1000, 2),
         min_ms=round(ordered[0] * 1000, 2),
         max_ms=round(ordered[-1] * 1000, 2),
@@ -116,29 +111,6 @@ def timing(samples: Sequence[float], rows: int) -> Timing:
 
 
 # --- databases ----------------------------------------------------------------------------
-
-
-def check_loopback(dsn: str) -> None:
-    host = urlsplit(dsn).hostname or ""
-    if host not in LOOPBACK:
-        raise SystemExit(f"refusing to run against {host!r}: the benchmark only talks to loopback")
-
-
-def raw_dsn(admin_dsn: str, dbname: str) -> str:
-    return f"{admin_dsn.rsplit('/', 1)[0]}/{dbname}"
-
-
-def sqlalchemy_url(admin_dsn: str, dbname: str) -> str:
-    return raw_dsn(admin_dsn, dbname).replace("postgresql://", "postgresql+asyncpg://", 1)
-
-
-async def admin_execute(admin_dsn: str, *statements: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        for sql in statements:
-            await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def machine_info(admin_dsn: str) -> dict[str, Any]:
@@ -579,21 +551,47 @@ async def measure_raw(
 # --- main ---------------------------------------------------------------------------------
 
 
+def start(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+    check_loopback(args.dsn)
+    return {"args": vars(args) | {"out": str(args.out)}, **extra}
+
+
+async def time_month(
+    result: dict[str, Any],
+    args: argparse.Namespace,
+    db: Database,
+    conn: asyncpg.Connection,
+    admin_id: int,
+    now: datetime,
+) -> None:
+    """Steps 4 and 5 (a new database or a reused one): each key's report and its raw GROUP BY
+    over last month, into ``result``."""
+    month = preset(Preset.LAST_MONTH, now, ZoneInfo(ZONE))
+    result["month"] = {"first_day": month.first_day.isoformat(), "last_day": month.last_day.isoformat()}
+    who = Principal(id=admin_id, username="bench-admin", role=m.Role.ADMIN, language="en")
+    keys = [k.strip() for k in args.keys.split(",") if k.strip()]
+    result["missing"] = [k for k in keys if k not in reports.REPORTS]
+    result["reports"] = {}
+    result["raw"] = {}
+    for key in keys:
+        if key in reports.REPORTS:
+            log(f"report {key}: {args.repeats} runs")
+            result["reports"][key] = asdict(await measure_report(db, who, key, now, args.repeats))
+        if key in RAW_QUERIES:
+            log(f"raw GROUP BY for {key}: {args.repeats} runs")
+            result["raw"][key] = asdict(
+                await measure_raw(conn, RAW_QUERIES[key], month.start, month.end, args.repeats)
+            )
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     admin_dsn: str = args.dsn
-    check_loopback(admin_dsn)
+    result = start(args, machine=await machine_info(admin_dsn))
     name = f"omni_bench_reports_{uuid.uuid4().hex[:8]}"
-    result: dict[str, Any] = {
-        "machine": await machine_info(admin_dsn),
-        "args": vars(args) | {"out": str(args.out)},
-    }
     log(f"building {TEMPLATE} (migrations) and {name}")
-    await admin_execute(
-        admin_dsn, f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)", f"CREATE DATABASE {TEMPLATE}"
-    )
     try:
-        await upgrade_async(sqlalchemy_url(admin_dsn, TEMPLATE))
-        await admin_execute(admin_dsn, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+        await build_template(admin_dsn, TEMPLATE)
+        await clone(admin_dsn, TEMPLATE, name)
         now = datetime.now(UTC)
         tz = ZoneInfo(ZONE)
         today = now.astimezone(tz).date()
@@ -626,35 +624,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             log(f"loaded {counts} in {load_seconds:.1f} s")
             result["backfill"] = await backfill(db, gen)
             await conn.execute("ANALYZE")
-
-            result["month"] = {
-                "first_day": month.first_day.isoformat(),
-                "last_day": month.last_day.isoformat(),
-            }
-            who = Principal(id=world.admin_id, username="bench-admin", role=m.Role.ADMIN, language="en")
-            keys = [k.strip() for k in args.keys.split(",") if k.strip()]
-            result["missing"] = [k for k in keys if k not in reports.REPORTS]
-            result["reports"] = {}
-            result["raw"] = {}
-            for key in keys:
-                if key in reports.REPORTS:
-                    log(f"report {key}: {args.repeats} runs")
-                    result["reports"][key] = asdict(await measure_report(db, who, key, now, args.repeats))
-                if key in RAW_QUERIES:
-                    log(f"raw GROUP BY for {key}: {args.repeats} runs")
-                    result["raw"][key] = asdict(
-                        await measure_raw(conn, RAW_QUERIES[key], month.start, month.end, args.repeats)
-                    )
+            await time_month(result, args, db, conn, world.admin_id, now)
         finally:
             await conn.close()
             await db.dispose()
     finally:
         if not args.keep:
-            await admin_execute(
-                admin_dsn,
-                f"DROP DATABASE IF EXISTS {name} WITH (FORCE)",
-                f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)",
-            )
+            await drop(admin_dsn, name, TEMPLATE)
     return result
 
 
@@ -662,16 +638,8 @@ async def main_reuse(args: argparse.Namespace) -> dict[str, Any]:
     """``--reuse NAME``: time the reports again on a database a ``--keep`` run left (after a
     change to the report code), without loading and backfilling again. Nothing is dropped."""
     admin_dsn: str = args.dsn
-    check_loopback(admin_dsn)
     name: str = args.reuse
-    result: dict[str, Any] = {
-        "machine": await machine_info(admin_dsn),
-        "args": vars(args) | {"out": str(args.out)},
-        "reused": name,
-    }
-    now = datetime.now(UTC)
-    tz = ZoneInfo(ZONE)
-    month = preset(Preset.LAST_MONTH, now, tz)
+    result = start(args, machine=await machine_info(admin_dsn), reused=name)
     conn = await asyncpg.connect(raw_dsn(admin_dsn, name))
     db = Database(sqlalchemy_url(admin_dsn, name), pool_size=2)
     try:
@@ -681,21 +649,7 @@ async def main_reuse(args: argparse.Namespace) -> dict[str, Any]:
         result["load"] = {
             "rows": {"conversations": await conn.fetchval("SELECT count(*) FROM conversations")}
         }
-        result["month"] = {"first_day": month.first_day.isoformat(), "last_day": month.last_day.isoformat()}
-        who = Principal(id=admin_id, username="bench-admin", role=m.Role.ADMIN, language="en")
-        keys = [k.strip() for k in args.keys.split(",") if k.strip()]
-        result["missing"] = [k for k in keys if k not in reports.REPORTS]
-        result["reports"] = {}
-        result["raw"] = {}
-        for key in keys:
-            if key in reports.REPORTS:
-                log(f"report {key}: {args.repeats} runs")
-                result["reports"][key] = asdict(await measure_report(db, who, key, now, args.repeats))
-            if key in RAW_QUERIES:
-                log(f"raw GROUP BY for {key}: {args.repeats} runs")
-                result["raw"][key] = asdict(
-                    await measure_raw(conn, RAW_QUERIES[key], month.start, month.end, args.repeats)
-                )
+        await time_month(result, args, db, conn, admin_id, datetime.now(UTC))
     finally:
         await conn.close()
         await db.dispose()
@@ -712,16 +666,17 @@ def render(result: dict[str, Any]) -> str:
         f"backfill: {result.get('backfill', '(reused)')}",
         f"month: {result['month']['first_day']} .. {result['month']['last_day']} (grouping by day)",
         "",
-        f"{'key':<18}{'report p50':>12}{'p99':>10}{'rows':>7}   {'raw p50':>10}{'p99':>10}{'rows':>8}"
+        f"{'key':<18}{'report p50':>12}{'p95':>10}{'p99':>10}{'rows':>7}"
+        f"   {'raw p50':>10}{'p99':>10}{'rows':>8}"
         f"  goal ≤ {GOAL_MS:.0f} ms",
     ]
     for key in sorted(set(result["reports"]) | set(result["raw"])):
         rep = result["reports"].get(key)
         raw = result["raw"].get(key)
         left = (
-            f"{rep['p50_ms']:>12.1f}{rep['p99_ms']:>10.1f}{rep['rows']:>7}"
+            f"{rep['p50_ms']:>12.1f}{rep['p95_ms']:>10.1f}{rep['p99_ms']:>10.1f}{rep['rows']:>7}"
             if rep
-            else f"{'missing':>12}{'':>10}{'':>7}"
+            else f"{'missing':>12}{'':>10}{'':>10}{'':>7}"
         )
         right = f"{raw['p50_ms']:>10.1f}{raw['p99_ms']:>10.1f}{raw['rows']:>8}" if raw else ""
         verdict = "" if not rep else ("ok" if rep["p99_ms"] <= GOAL_MS else "OVER")

@@ -29,7 +29,6 @@ import json
 import math
 import os
 import platform
-import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -38,27 +37,31 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
+from benchkit import (
+    admin_execute,
+    build_template,
+    check_loopback,
+    clone,
+    drop,
+    log,
+    percentile,
+    raw_dsn,
+    sqlalchemy_url,
+)
 from sqlalchemy import event, select
 
 from omni import seed as factory
 from omni.db import Database
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.domain import conversations, presence, routing
 from omni.domain.auth import hash_password
 
 TEMPLATE = "omni_bench_template"
 QUEUES = 4
 QUEUES_PER_OPERATOR = 2
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "routing.json"
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # --- statistics ---------------------------------------------------------------------------
@@ -76,14 +79,6 @@ class LatencyStats:
     p90_ms: float
     p99_ms: float
     max_ms: float
-
-
-def percentile(ordered: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile of an already sorted sequence."""
-    if not ordered:
-        return math.nan
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 def summarize(samples: Sequence[float]) -> LatencyStats:
@@ -104,45 +99,6 @@ def summarize(samples: Sequence[float]) -> LatencyStats:
 
 
 # --- databases ----------------------------------------------------------------------------
-
-
-def check_loopback(dsn: str) -> None:
-    host = urlsplit(dsn).hostname or ""
-    if host not in LOOPBACK:
-        raise SystemExit(f"refusing to run against '{host}': the benchmark runs on loopback only")
-
-
-def raw_dsn(admin_dsn: str, dbname: str) -> str:
-    return f"{admin_dsn.rsplit('/', 1)[0]}/{dbname}"
-
-
-def sqlalchemy_url(admin_dsn: str, dbname: str) -> str:
-    return raw_dsn(admin_dsn, dbname).replace("postgresql://", "postgresql+asyncpg://", 1)
-
-
-async def admin_execute(admin_dsn: str, *statements: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        for sql in statements:
-            await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def build_template(admin_dsn: str) -> None:
-    await admin_execute(
-        admin_dsn, f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)", f"CREATE DATABASE {TEMPLATE}"
-    )
-    # Alembic's env runs its own event loop, hence the thread.
-    await upgrade_async(sqlalchemy_url(admin_dsn, TEMPLATE))
-
-
-async def clone(admin_dsn: str, source: str, name: str) -> None:
-    await admin_execute(admin_dsn, f"CREATE DATABASE {name} TEMPLATE {source}")
-
-
-async def drop(admin_dsn: str, name: str) -> None:
-    await admin_execute(admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 async def machine_info(admin_dsn: str) -> dict[str, Any]:
@@ -630,7 +586,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     started = datetime.now(UTC)
     machine = await machine_info(admin_dsn)
     log(f"building template {TEMPLATE} (migrations)")
-    await build_template(admin_dsn)
+    await build_template(admin_dsn, TEMPLATE)
     try:
         await clone(admin_dsn, TEMPLATE, bench_db)
         db = Database(sqlalchemy_url(admin_dsn, bench_db))
@@ -671,8 +627,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             capacity=args.capacity,
         )
     finally:
-        await drop(admin_dsn, bench_db)
-        await drop(admin_dsn, pass_db)
+        await drop(admin_dsn, bench_db, pass_db)
         if not args.keep_template:
             await drop(admin_dsn, TEMPLATE)
     machine["loadavg_at_end"] = list(os.getloadavg())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -29,24 +29,11 @@ from omni.api.contracts import Id
 from omni.api.core import DEPS
 from omni.api.deps import request_language
 from omni.api.edge import REFUSALS
-from omni.api.reports import (
-    ChatConcurrency,
-    Ids,
-    IntervalMinutes,
-    Limit,
-    MaxOccupancy,
-    Names,
-    Offset,
-    Search,
-    Seconds,
-    TargetSl,
-    Weeks,
-    report_params,
-)
+from omni.api.reports import REPORT_PARAMS
 from omni.domain.auth import Principal
-from omni.domain.reports import Grouping, Preset
+from omni.domain.reports import FilterParams
 from omni.domain.reports import exports as ex
-from omni.domain.reports.filters import DEFAULT_LIMIT, check_reader
+from omni.domain.reports.filters import check_reader
 from omni.domain.reports.writers import CONTENT_TYPES, Format
 from omni.realtime import NAMESPACES, rooms
 from omni.services import Services
@@ -102,7 +89,7 @@ def _out(job: Any) -> ExportOut:
 class ExportController(Controller):
     dependencies = DEPS
 
-    @post("/api/v1/reports/{key:str}/exports", status_code=202)
+    @post("/api/v1/reports/{key:str}/exports", status_code=202, dependencies=REPORT_PARAMS)
     async def start_export(
         self,
         request: Request[Any, Any, Any],
@@ -110,51 +97,11 @@ class ExportController(Controller):
         services: Services,
         key: Annotated[str, Parameter(max_length=64)],
         format: Format = Format.XLSX,
-        preset: Preset | None = None,
-        since: date | None = None,
-        until: date | None = None,
-        grouping: Grouping = Grouping.DAY,
-        queue: Ids = None,
-        group: Ids = None,
-        operator: Ids = None,
-        channel: Names = None,
-        inbox: Ids = None,
-        result_code: Ids = None,
-        q: Search = "",
-        min_duration: Seconds = None,
-        max_duration: Seconds = None,
-        offset: Offset = 0,
-        limit: Limit = DEFAULT_LIMIT,
-        target_sl: TargetSl = None,
-        interval_minutes: IntervalMinutes = None,
-        weeks: Weeks = None,
-        max_occupancy: MaxOccupancy = None,
-        chat_concurrency: ChatConcurrency = None,
+        *,
+        params: FilterParams,
     ) -> ExportOut:
         """Start exporting a report with these filters; the rows are the caller's, as on the page
         (every row: ``offset``/``limit`` are kept in the audit but not applied to a streamed export)."""
-        params = report_params(
-            preset,
-            since,
-            until,
-            grouping,
-            queue,
-            group,
-            operator,
-            channel,
-            inbox,
-            result_code,
-            q,
-            min_duration,
-            max_duration,
-            offset,
-            limit,
-            target_sl=target_sl,
-            interval_minutes=interval_minutes,
-            weeks=weeks,
-            max_occupancy=max_occupancy,
-            chat_concurrency=chat_concurrency,
-        )
         who = dataclasses.replace(who, language=request_language(request))
         now = datetime.now(UTC)
         async with services.db.transaction() as session:

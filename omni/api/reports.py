@@ -2,7 +2,7 @@
 
 Thin: query parameters become a ``FilterParams``; ``omni.domain.reports.run_params`` scopes it
 to the caller and runs the report; the table comes back in the caller's language. Export,
-mailing and the reports page take the same parameters (``report_params``).
+mailing and the reports page take the same parameters (``report_params``, a dependency).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get
+from litestar.di import Provide
 from litestar.params import Parameter
 
 from omni.api.contracts import NO_NUL, IntId
@@ -104,26 +105,28 @@ def report_params(
     since: date | None = None,
     until: date | None = None,
     grouping: Grouping = Grouping.DAY,
-    queue: list[int] | None = None,
-    group: list[int] | None = None,
-    operator: list[int] | None = None,
-    channel: list[str] | None = None,
-    inbox: list[int] | None = None,
-    result_code: list[int] | None = None,
-    q: str = "",
-    min_duration: int | None = None,
-    max_duration: int | None = None,
-    offset: int = 0,
-    limit: int = DEFAULT_LIMIT,
-    *,
-    target_sl: float | None = None,
-    interval_minutes: int | None = None,
-    weeks: int | None = None,
-    max_occupancy: float | None = None,
-    chat_concurrency: int | None = None,
+    queue: Ids = None,
+    group: Ids = None,
+    operator: Ids = None,
+    channel: Names = None,
+    inbox: Ids = None,
+    result_code: Ids = None,
+    q: Search = "",
+    min_duration: Seconds = None,
+    max_duration: Seconds = None,
+    offset: Offset = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    target_sl: TargetSl = None,
+    interval_minutes: IntervalMinutes = None,
+    weeks: Weeks = None,
+    max_occupancy: MaxOccupancy = None,
+    chat_concurrency: ChatConcurrency = None,
 ) -> FilterParams:
     """The filter from query parameters (the names the page and the docs use); the search,
-    duration and page parameters only matter to the reports that offer them (contact history)."""
+    duration and page parameters only matter to the reports that offer them (contact history).
+
+    A Litestar dependency (``REPORT_PARAMS``): every handler that takes a report's filters
+    declares them once, here, and the OpenAPI schema still lists each query parameter."""
     return FilterParams(
         preset=preset,
         since=since,
@@ -148,6 +151,10 @@ def report_params(
     )
 
 
+REPORT_PARAMS = {"params": Provide(report_params, sync_to_thread=False)}
+"""``params: FilterParams`` for a handler, from the report filter query parameters."""
+
+
 class ReportController(Controller):
     path = "/api/v1/reports"
     dependencies = DEPS
@@ -166,56 +173,15 @@ class ReportController(Controller):
             for s in reports.ordered()
         ]
 
-    @get("/{key:str}")
+    @get("/{key:str}", dependencies=REPORT_PARAMS)
     async def run_report(
         self,
         request: Request[Any, Any, Any],
         who: Principal,
         services: Services,
         key: Annotated[str, Parameter(max_length=64)],
-        preset: Preset | None = None,
-        since: date | None = None,
-        until: date | None = None,
-        grouping: Grouping = Grouping.DAY,
-        queue: Ids = None,
-        group: Ids = None,
-        operator: Ids = None,
-        channel: Names = None,
-        inbox: Ids = None,
-        result_code: Ids = None,
-        q: Search = "",
-        min_duration: Seconds = None,
-        max_duration: Seconds = None,
-        offset: Offset = 0,
-        limit: Limit = DEFAULT_LIMIT,
-        target_sl: TargetSl = None,
-        interval_minutes: IntervalMinutes = None,
-        weeks: Weeks = None,
-        max_occupancy: MaxOccupancy = None,
-        chat_concurrency: ChatConcurrency = None,
+        params: FilterParams,
     ) -> ReportOut:
-        params = report_params(
-            preset,
-            since,
-            until,
-            grouping,
-            queue,
-            group,
-            operator,
-            channel,
-            inbox,
-            result_code,
-            q,
-            min_duration,
-            max_duration,
-            offset,
-            limit,
-            target_sl=target_sl,
-            interval_minutes=interval_minutes,
-            weeks=weeks,
-            max_occupancy=max_occupancy,
-            chat_concurrency=chat_concurrency,
-        )
         async with services.db.transaction() as session:
             table = await reports.run_params(session, who, key, params, datetime.now(UTC))
         return report_out(table.to_json(request_language(request)))

@@ -8,7 +8,7 @@ that operator (the operator is theirs); a queue filter narrows to the queues ask
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omni.db import models as m
 from omni.domain.reports.daily import whole_days
 from omni.domain.reports.filters import Scope
-from omni.domain.reports.operators import open_span_seconds
+from omni.domain.reports.operators import SUMMED, open_span_seconds
 from omni.domain.reports.period import INTERVAL, TOTAL_LABEL, Grouping, Period, group_start, local_midnight
 from omni.domain.reports.registry import ReportSpec, register
 from omni.domain.reports.table import Cell, Chart, Column, Kind, ReportTable, mean, pct
@@ -57,8 +57,13 @@ class Grouper:
     """Row label by the ``expr`` value (a group index); ``None``: ``expr`` is the interval start."""
     hourly: bool
     """Every row starts and ends on a whole UTC hour: per-hour rollup rows can be read instead."""
+    starts: dict[datetime, datetime] | None = None
+    """Row label by row start, when ``expr`` is the row start itself (``day_grouper``)."""
 
     def label(self, value: Any, scope: Scope) -> datetime:
+        if self.starts is not None:
+            found = self.starts.get(value)
+            return found if found is not None else group_label(value, scope)
         return group_label(value, scope) if self.labels is None else self.labels[int(value)]
 
 
@@ -89,6 +94,18 @@ def grouper(column: Any, scope: Scope) -> Grouper:
     whens = [(column < end, index) for index, end in enumerate(ends[:-1])]
     expr = case(*whens, else_=len(labels) - 1) if whens else literal(0)
     return Grouper(expr, labels, hourly)
+
+
+def day_grouper(column: Any, scope: Scope) -> Grouper:
+    """The grouping of a daily-tier column (``ReportStatusDay.day``, ``ReportHoldDay.day``): by the
+    column itself when the report's rows are days (each tier row's ``day`` is its report row's
+    start, so no ``CASE`` over the day bounds), else like ``grouper``."""
+    if scope.filter.grouping != Grouping.DAY:
+        return grouper(column, scope)
+    ends, labels = _row_bounds(scope.period, scope.filter.grouping)
+    starts = dict(zip((scope.period.start, *ends[:-1]), labels, strict=True))
+    hourly = scope.period.start.minute == 0 and all(end.minute == 0 for end in ends)
+    return Grouper(column, None, hourly, starts)
 
 
 GROUP: Any = literal_column("grp")
@@ -126,29 +143,6 @@ def _operator_rows(t: Any, scope: Scope, *, queues: bool = True) -> Any:
     return conds
 
 
-SUMMED = (
-    "offers",
-    "accepted",
-    "declined",
-    "timed_out",
-    "handled",
-    "talk_sum",
-    "hold_sum",
-    "wrap_sum",
-    "ended_operator",
-    "ended_customer",
-    "ended_timeout",
-    "ended_system",
-    "transfers_made",
-    "transfers_received",
-    "frt_sum",
-    "frt_count",
-    "csat_count",
-    "csat_good",
-    "csat_sum",
-)
-
-
 async def _operator_sums(session: AsyncSession, scope: Scope) -> dict[tuple[datetime, int], dict[str, float]]:
     """Per (row label, operator): every summed column, plus ``handled:<channel>``."""
     t, g = operator_table(scope)
@@ -172,56 +166,105 @@ def _day_tier(scope: Scope) -> bool:
     return whole_days(scope.period, scope.filter.grouping) and str(scope.config.tz) == str(scope.period.tz)
 
 
-async def _status_seconds(
-    session: AsyncSession, scope: Scope
-) -> dict[tuple[datetime, int], dict[str, float]]:
-    """Per (row label, operator): seconds per status code, the open spans added up to now."""
-    t = m.ReportStatusInterval
+def _status_source(scope: Scope, *, day_rows: bool) -> tuple[Any, Grouper, list[Any]]:
+    """The status tier a report reads (daily, hourly or 15-minute), its row grouping and the
+    conditions on its rows: the period, no offline time, the scope's operators. ``day_rows``: on
+    the daily tier, group by its ``day`` column when the rows are days (``day_grouper``)."""
+    t: Any = m.ReportStatusInterval
     g = grouper(t.bucket, scope)
     at: Any = t.bucket
-    # Offline time is in no column (``logged_in`` leaves it out) yet is most of an operator's day:
-    # skipping it halves the rows a month sums.
+    # Offline time is in no column (logged-in time leaves it out) yet is most of an operator's
+    # day: skipping it halves the rows a month sums. The daily tier does not store it.
+    offline_kept = True
     if _day_tier(scope):
-        d = m.ReportStatusDay
-        g, at = grouper(d.day, scope), d.day
-        stmt = select(g.expr.label("grp"), d.user_id, d.status_code, func.sum(d.seconds)).group_by(
-            GROUP, d.user_id, d.status_code
-        )
-        if scope.user_ids is not None:
-            stmt = stmt.where(d.user_id.in_(scope.user_ids))
+        t = m.ReportStatusDay
+        g = day_grouper(t.day, scope) if day_rows else grouper(t.day, scope)
+        at, offline_kept = t.day, False
     elif g.hourly:
-        h = m.ReportStatusHour
-        g, at = grouper(h.hour, scope), h.hour
-        stmt = (
-            select(g.expr.label("grp"), h.user_id, h.status_code, func.sum(h.seconds))
-            .where(h.status_code != m.StatusKind.OFFLINE)
-            .group_by(GROUP, h.user_id, h.status_code)
-        )
-        if scope.user_ids is not None:
-            stmt = stmt.where(h.user_id.in_(scope.user_ids))
-    else:
-        stmt = (
-            select(g.expr.label("grp"), t.user_id, t.status_code, func.sum(t.seconds))
-            .where(t.status_code != m.StatusKind.OFFLINE)
-            .group_by(GROUP, t.user_id, t.status_code)
-        )
-        if scope.user_ids is not None:
-            stmt = stmt.where(t.user_id.in_(scope.user_ids))
-    stmt = stmt.where(at >= scope.period.start, at < scope.period.end)
+        t = m.ReportStatusHour
+        g, at = grouper(t.hour, scope), t.hour
+    conds: list[Any] = [at >= scope.period.start, at < scope.period.end]
+    if offline_kept:
+        conds.append(t.status_code != m.StatusKind.OFFLINE)
+    if scope.user_ids is not None:
+        conds.append(t.user_id.in_(scope.user_ids))
+    return t, g, conds
+
+
+async def _logged_in(session: AsyncSession, scope: Scope) -> dict[tuple[datetime, int], float]:
+    """Per (row label, operator): the logged-in seconds (every status but offline), the open
+    spans added up to now; summed per code first, then the codes in Python (as the performance
+    report always has: its contacts per hour round to 0.01, and another order of the additions
+    can tip an exact half)."""
+    t, g, conds = _status_source(scope, day_rows=False)
+    stmt = (
+        select(g.expr.label("grp"), t.user_id, t.status_code, func.sum(t.seconds))
+        .where(*conds)
+        .group_by(GROUP, t.user_id, t.status_code)
+    )
     out: dict[tuple[datetime, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    # On the connection, not the ORM session: a month by day is ~37,000 plain rows, and the
-    # ORM's row loading costs more than the database's sum (cProfile at 1,000,000 conversations).
     connection = await session.connection()
     for grp, uid, code, secs in (await connection.execute(stmt)).all():
         out[(g.label(grp, scope), uid)][code] += float(secs or 0)
     live = await open_span_seconds(session, scope.period.start, scope.period.end, scope.now, scope.user_ids)
     for (bucket, uid, code), secs in live.items():
         out[(group_label(bucket, scope), uid)][code] += secs
+    return {
+        key: sum(secs for code, secs in v.items() if code != m.StatusKind.OFFLINE) for key, v in out.items()
+    }
+
+
+StatusColumn = frozenset[str] | None
+"""The status codes one summed column adds up; ``None``: every code but offline (logged in)."""
+
+
+def _plus(total: float | None, secs: float | None) -> float | None:
+    """Seconds added to a summed column; ``None`` (no span of its codes at all) until some come."""
+    return total if secs is None else (0.0 if total is None else total) + secs
+
+
+async def _status_sums(
+    session: AsyncSession, scope: Scope, columns: Sequence[StatusColumn]
+) -> dict[tuple[datetime, int], list[float | None]]:
+    """Per (row label, operator): the seconds of each of ``columns``, the open spans added up to
+    now; ``None`` where the operator spent no span at all in its codes.
+
+    Summed in the database, one conditional sum (``FILTER``) a column: a month by day comes back
+    as ~6,200 rows of a few numbers, where per-code rows (~37,000) folded into dicts in Python
+    were two thirds of the month status report's time (cProfile at 1,000,000 conversations).
+    """
+    t, g, conds = _status_source(scope, day_rows=True)
+    sums = [
+        func.sum(t.seconds)
+        if codes is None
+        else func.sum(t.seconds).filter(
+            t.status_code == next(iter(codes)) if len(codes) == 1 else t.status_code.in_(sorted(codes))
+        )
+        for codes in columns
+        if codes is None or codes
+    ]
+    stmt = select(g.expr.label("grp"), t.user_id, *sums).where(*conds).group_by(GROUP, t.user_id)
+    summed = [i for i, codes in enumerate(columns) if codes is None or codes]
+    out: dict[tuple[datetime, int], list[float | None]] = {}
+    # On the connection, not the ORM session: the ORM's row loading would cost more than the sums.
+    connection = await session.connection()
+    for grp, uid, *values in (await connection.execute(stmt)).all():
+        key = (g.label(grp, scope), uid)
+        row = out.get(key)
+        if row is None and len(summed) == len(columns):  # one result row a report row: most reads
+            out[key] = [None if value is None else float(value) for value in values]
+            continue
+        if row is None:
+            row = out[key] = [None] * len(columns)
+        for i, value in zip(summed, values, strict=True):
+            row[i] = _plus(row[i], None if value is None else float(value))
+    live = await open_span_seconds(session, scope.period.start, scope.period.end, scope.now, scope.user_ids)
+    for (bucket, uid, code), secs in live.items():
+        row = out.setdefault((group_label(bucket, scope), uid), [None] * len(columns))
+        for i, codes in enumerate(columns):
+            if code in codes if codes is not None else code != m.StatusKind.OFFLINE:
+                row[i] = _plus(row[i], secs)
     return out
-
-
-def logged_in(seconds: dict[str, float]) -> float:
-    return sum(v for code, v in seconds.items() if code != m.StatusKind.OFFLINE)
 
 
 def _sorted_keys(keys: Iterable[tuple[datetime, int]], names: dict[int, str]) -> list[tuple[datetime, int]]:
@@ -262,7 +305,7 @@ def _performance_cells(v: dict[str, float], channels: list[str], online: float) 
 
 async def operator_performance(session: AsyncSession, scope: Scope) -> ReportTable:
     sums = {} if scope.empty else await _operator_sums(session, scope)
-    status = {} if scope.empty else await _status_seconds(session, scope)
+    online = {} if scope.empty else await _logged_in(session, scope)
     channels = sorted(
         {k.split(":", 1)[1] for v in sums.values() for k, n in v.items() if k.startswith("handled:") and n}
     )
@@ -292,7 +335,6 @@ async def operator_performance(session: AsyncSession, scope: Scope) -> ReportTab
         Column("csat_mean", Kind.NUMBER, "Mean rating"),
         Column("ratings", Kind.COUNT, "Ratings"),
     ]
-    online = {k: logged_in(v) for k, v in status.items()}
     keys = [k for k, v in sums.items() if any(v.values())] + [k for k, s in online.items() if s > 0]
     names = await operator_names(session, (k[1] for k in keys))
     total: dict[str, float] = defaultdict(float)
@@ -325,13 +367,20 @@ async def operator_performance(session: AsyncSession, scope: Scope) -> ReportTab
 async def operator_status(session: AsyncSession, scope: Scope) -> ReportTable:
     lang = scope.who.language
     statuses = list(await session.scalars(select(m.OperatorStatus).order_by(m.OperatorStatus.id)))
-    kind = {s.code: s.kind for s in statuses}
     chosen = [s for s in statuses if s.kind in CHOSEN_KINDS]
-    status = {} if scope.empty else await _status_seconds(session, scope)
+    available = frozenset(s.code for s in statuses if s.kind == m.StatusKind.AVAILABLE)
+    # One summed column each: logged in, every chosen status, ringing, talking, wrap-up, idle.
+    summed: list[StatusColumn] = [
+        None,
+        *[frozenset({s.code}) for s in chosen],
+        *[frozenset({kind.value}) for kind in DERIVED],
+        available,
+    ]
+    status = {} if scope.empty else await _status_sums(session, scope, summed)
     hold: dict[tuple[datetime, int], float] = defaultdict(float)
     if not scope.empty and _day_tier(scope):
         d = m.ReportHoldDay
-        g = grouper(d.day, scope)
+        g = day_grouper(d.day, scope)
         conds: list[Any] = [d.day >= scope.period.start, d.day < scope.period.end]
         if scope.user_ids is not None:
             conds.append(d.user_id.in_(scope.user_ids))
@@ -368,44 +417,43 @@ async def operator_status(session: AsyncSession, scope: Scope) -> ReportTable:
         Column("utilization", Kind.PERCENT, "Utilization"),
     ]
 
-    available = {code for code, k in kind.items() if k == m.StatusKind.AVAILABLE}
-
-    def cells(v: dict[str, float], on_hold: float, online: float) -> list[Cell]:
-        """One row's figures; ``online`` is ``logged_in(v)``, computed once per row by the caller
-        (a month by day has ~6,000 rows: the report's time is mostly this loop)."""
-        ringing = v.get(m.StatusKind.RINGING, 0.0)
-        talking = v.get(m.StatusKind.TALKING, 0.0)
-        wrap = v.get(m.StatusKind.WRAP_UP, 0.0)
-        idle = sum(secs for code, secs in v.items() if code in available)
-        handling = ringing + talking + wrap
+    def cells(v: Sequence[float | None], on_hold: float) -> list[Cell]:
+        """One row's figures from its summed columns (in the order of ``summed``). A status the
+        operator never was in shows 0.0; logged-in and idle time, sums over several codes, show
+        a whole 0 when none of their codes had a span (as they always have: the JSON says ``0``)."""
+        online, *per_status, ringing, talking, wrap, idle = v
+        handling = (ringing or 0.0) + (talking or 0.0) + (wrap or 0.0)
+        idle_secs = 0 if idle is None else idle
+        online_secs = 0 if online is None else online
         return [
-            round(online, 1),
-            *[round(v.get(s.code, 0.0), 1) for s in chosen],
-            round(ringing, 1),
-            round(talking, 1),
+            round(online_secs, 1),
+            *[round(secs or 0.0, 1) for secs in per_status],
+            round(ringing or 0.0, 1),
+            round(talking or 0.0, 1),
             round(on_hold, 1),
-            round(wrap, 1),
-            round(idle, 1),
-            pct(handling, handling + idle),
-            pct(handling + idle, online),
+            round(wrap or 0.0, 1),
+            round(idle_secs, 1),
+            pct(handling, handling + idle_secs),
+            pct(handling + idle_secs, online_secs),
         ]
 
-    online = {k: logged_in(v) for k, v in status.items()}
-    keys = [k for k, v in online.items() if v > 0]
+    keys = [k for k, v in status.items() if (v[0] or 0.0) > 0]
     names = await operator_names(session, (k[1] for k in keys))
-    total: dict[str, float] = defaultdict(float)
-    rows: list[list[Cell]] = []
-    for key in _sorted_keys(keys, names):
-        for code, secs in status[key].items():
-            total[code] += secs
-        rows.append(
-            [key[0], names.get(key[1], str(key[1])), *cells(status[key], hold.get(key, 0.0), online[key])]
-        )
+    ordered = _sorted_keys(keys, names)
+    rows: list[list[Cell]] = [
+        [key[0], names.get(key[1], str(key[1])), *cells(status[key], hold.get(key, 0.0))] for key in ordered
+    ]
+    total: list[float | None] = [None] * len(summed)
+    for v in map(status.__getitem__, ordered):  # row by row, in the rows' order, as before
+        for i, secs in enumerate(v):
+            if secs is not None:
+                before = total[i]
+                total[i] = (0.0 if before is None else before) + secs
     return ReportTable(
         key="operator_status",
         columns=columns,
         rows=rows,
-        totals=[None, "", *cells(total, sum(hold.get(k, 0.0) for k in set(keys)), logged_in(total))],
+        totals=[None, "", *cells(total, sum(hold.get(k, 0.0) for k in set(keys)))],
         chart=Chart("stacked", "operator", ("idle", "ringing", "talking", "wrap_up")),
         notes=["rpt.note.operator_status"],
     )

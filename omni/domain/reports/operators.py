@@ -116,16 +116,16 @@ async def _rebuild_operator_hours(
     H, T = m.ReportOperatorHour, m.ReportOperatorInterval
     await session.execute(delete(H).where(H.bucket >= lo, H.bucket < hi))
     if in_database:
-        await rollup_sql.rebuild_operator_hours(session, lo, hi, _COLUMNS)
+        await rollup_sql.rebuild_operator_hours(session, lo, hi, SUMMED)
         return
     sums: dict[OpKey, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    cols = [getattr(T, c) for c in _COLUMNS]
+    cols = [getattr(T, c) for c in SUMMED]
     stmt = select(T.bucket, T.user_id, T.queue_id, T.channel, T.result_code_id, *cols).where(
         T.bucket >= lo, T.bucket < hi
     )
     for bucket, uid, qid, channel, rc, *values in await session.execute(stmt):
         row = sums[(floor_hour(bucket), uid, qid, channel, rc)]
-        for name, value in zip(_COLUMNS, values, strict=True):
+        for name, value in zip(SUMMED, values, strict=True):
             row[name] += float(value or 0)
     await _insert(session, H, [_operator_row(k, v) for k, v in sums.items()])
 
@@ -138,7 +138,7 @@ def _operator_row(k: OpKey, v: dict[str, float]) -> dict[str, Any]:
         "channel": k[3],
         "result_code_id": k[4],
     }
-    row.update({c: (float(v.get(c, 0.0)) if c in _FLOATS else int(v.get(c, 0))) for c in _COLUMNS})
+    row.update({c: (float(v.get(c, 0.0)) if c in _FLOATS else int(v.get(c, 0))) for c in SUMMED})
     return row
 
 
@@ -158,7 +158,7 @@ def _hours_around(start: datetime, end: datetime) -> tuple[datetime, datetime]:
 
 
 _FLOATS = frozenset({"talk_sum", "hold_sum", "wrap_sum", "frt_sum", "csat_sum"})
-_COLUMNS = (
+SUMMED = (
     "offers",
     "accepted",
     "declined",
@@ -179,6 +179,8 @@ _COLUMNS = (
     "csat_good",
     "csat_sum",
 )
+"""The summed columns of the operator rollup (intervals and hours): what a rebuild writes and
+the operator reports add up."""
 OFFER_STATES = {"accepted": "accepted", "declined": "declined", "timeout": "timed_out"}
 
 
@@ -425,6 +427,7 @@ STATUS_TIMES = rollups.register(StatusRollup())
 __all__ = [
     "OPERATORS",
     "STATUS_TIMES",
+    "SUMMED",
     "OperatorRollup",
     "StatusRollup",
     "contact_start",

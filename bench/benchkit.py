@@ -1,0 +1,72 @@
+"""What the PostgreSQL bench scripts share: loopback-only admin DSNs, throwaway databases built
+from an Alembic template, progress on stderr and nearest-rank percentiles.
+
+Imported by the scripts next to it (``python bench/<script>.py`` puts ``bench/`` first on the
+path); ``routing`` re-exports the names ``scenarios`` and ``widget`` take from it.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+import asyncpg  # type: ignore[import-untyped]
+
+from omni.db.migrate import upgrade_async
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def percentile(ordered: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile of an already sorted sequence."""
+    if not ordered:
+        return math.nan
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def check_loopback(dsn: str) -> None:
+    """A benchmark creates and drops databases: never anywhere but on this machine."""
+    host = urlsplit(dsn).hostname or ""
+    if host not in LOOPBACK:
+        raise SystemExit(f"refusing to run against {host!r}: the benchmark runs on loopback only")
+
+
+def raw_dsn(admin_dsn: str, dbname: str) -> str:
+    return f"{admin_dsn.rsplit('/', 1)[0]}/{dbname}"
+
+
+def sqlalchemy_url(admin_dsn: str, dbname: str) -> str:
+    return raw_dsn(admin_dsn, dbname).replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+async def admin_execute(admin_dsn: str, *statements: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        for sql in statements:
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def build_template(admin_dsn: str, template: str) -> None:
+    """A fresh database ``template`` at the head migration, for ``clone`` to copy."""
+    await admin_execute(
+        admin_dsn, f"DROP DATABASE IF EXISTS {template} WITH (FORCE)", f"CREATE DATABASE {template}"
+    )
+    # Alembic's env runs its own event loop, hence the thread.
+    await upgrade_async(sqlalchemy_url(admin_dsn, template))
+
+
+async def clone(admin_dsn: str, source: str, name: str) -> None:
+    await admin_execute(admin_dsn, f"CREATE DATABASE {name} TEMPLATE {source}")
+
+
+async def drop(admin_dsn: str, *names: str) -> None:
+    await admin_execute(admin_dsn, *(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)" for name in names))
