@@ -34,6 +34,7 @@ from omni.api import (
     reports,
 )
 from omni.api import bots as bots_http
+from omni.api import dnc as dnc_http
 from omni.api.csrf import CsrfMiddleware
 from omni.api.deps import domain_error_handler, http_error_handler, validation_error_handler
 from omni.api.edge import document_errors, guard_input
@@ -189,6 +190,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             *report_schedules.CONTROLLERS,
             *admin_wallboard.CONTROLLERS,
             *my_stats.CONTROLLERS,
+            *dnc_http.CONTROLLERS,
             *web.route_handlers(),
         ],
         template_config=web.template_config(),

@@ -57,6 +57,7 @@ __all__ = [
     "parse_entry",
     "pattern_of",
     "prefixes",
+    "visible_campaigns",
 ]
 
 MANAGERS = (m.Role.ADMIN, m.Role.SUPERVISOR)
@@ -221,7 +222,21 @@ def _check_global_write(who: Principal, campaign: m.Campaign | None) -> None:
         raise PermissionDenied("only administrators change the global do-not-call list", field="campaign")
 
 
+async def visible_campaigns(session: AsyncSession, who: Principal) -> list[m.Campaign]:
+    """Campaigns whose lists the caller manages (by name): all for admins, their queues' for
+    supervisors, none for anyone else."""
+    if who.role not in MANAGERS:
+        return []
+    stmt = select(m.Campaign).order_by(m.Campaign.name)
+    queues = await visible_queue_ids(session, who)
+    if queues is not None:
+        stmt = stmt.where(m.Campaign.queue_id.in_(queues))
+    return list(await session.scalars(stmt))
+
+
 async def access_dnc_entry(session: AsyncSession, who: Principal, entry_id: int) -> m.DncEntry:
+    if not 0 < entry_id < 2**63:  # a page's path can carry any integer; no row has it
+        raise NotFound("do-not-call entry {entry_id} not found", entry_id=entry_id)
     entry = await session.get(m.DncEntry, entry_id)
     if entry is None:
         raise NotFound("do-not-call entry {entry_id} not found", entry_id=entry_id)
