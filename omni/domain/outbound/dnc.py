@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, Update, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -53,6 +53,7 @@ __all__ = [
     "find_dnc",
     "list_dnc",
     "mark_dnc_targets",
+    "mark_statement",
     "parse_dnc_line",
     "parse_entry",
     "pattern_of",
@@ -101,15 +102,12 @@ async def find_dnc(session: AsyncSession, campaign_id: int | None, e164: str) ->
     )
 
 
-async def mark_dnc_targets(session: AsyncSession, campaign_id: int, *, now: datetime | None = None) -> int:
-    """Mark the campaign's pending targets whose number is on a DNC list (global or its own,
-    exact or prefix) as ``dnc``, in one UPDATE; returns how many.
-
-    The importer runs it after a list is loaded and the engine after a list changes, so listed
-    numbers are never picked. It checks a target's first number (``phone``, the campaign's key);
-    the scheduler's :func:`find_dnc` before each attempt covers the others."""
+def mark_statement(campaign_id: int, now: datetime) -> Update:
+    """The UPDATE behind :func:`mark_dnc_targets` (the bench prints its plan)."""
     target = m.CampaignTarget
     entry = aliased(m.DncEntry)
+    # The number itself and every prefix of it as keys of ix_dnc_entries_number: an index
+    # probe per key and target, never a scan of the list (E.164 has at most 15 digits).
     keys = [target.phone, *(func.substr(target.phone, 1, n) for n in range(2, 16))]
     listed = (
         select(entry.id)
@@ -120,12 +118,22 @@ async def mark_dnc_targets(session: AsyncSession, campaign_id: int, *, now: date
         )
         .exists()
     )
-    result = await session.execute(
+    return (
         update(target)
         .where(target.campaign_id == campaign_id, target.state == TargetState.PENDING, listed)
-        .values(state=TargetState.DNC, next_due_at=None, updated_at=now or datetime.now(UTC))
+        .values(state=TargetState.DNC, next_due_at=None, updated_at=now)
         .execution_options(synchronize_session=False)
     )
+
+
+async def mark_dnc_targets(session: AsyncSession, campaign_id: int, *, now: datetime | None = None) -> int:
+    """Mark the campaign's pending targets whose number is on a DNC list (global or its own,
+    exact or prefix) as ``dnc``, in one UPDATE; returns how many.
+
+    The importer runs it after a list is loaded and the engine after a list changes, so listed
+    numbers are never picked. It checks a target's first number (``phone``, the campaign's key);
+    the scheduler's :func:`find_dnc` before each attempt covers the others."""
+    result = await session.execute(mark_statement(campaign_id, now or datetime.now(UTC)))
     return int(getattr(result, "rowcount", 0) or 0)
 
 
