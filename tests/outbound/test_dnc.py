@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from omni.db import Database
 from omni.db import models as m
+from omni.db.migrate import upgrade_async
 from omni.db.models.outbound import TargetState
 from omni.domain.auth import Principal
 from omni.domain.errors import InvalidInput, NotFound, PermissionDenied
@@ -255,3 +258,34 @@ async def test_mark_dnc_targets_marks_only_pending_targets_on_a_list(
             "+78121234567": TargetState.PENDING,
         }
         assert await dnc.mark_dnc_targets(s, setup.campaign) == 0
+
+
+async def test_the_embedded_sqlite_database_keeps_the_same_rules(tmp_path: Path) -> None:
+    """The default install runs on SQLite: the partial unique index, ON CONFLICT DO NOTHING with
+    RETURNING, the prefix lookup and the set-based mark must work there too."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'dnc.sqlite3'}"
+    await upgrade_async(url)
+    db = Database(url)
+    try:
+        async with db.transaction() as s:
+            admin = f.who(await f.user(s, "admin", m.Role.ADMIN))
+            queue = await f.queue(s, "Debts", [])
+            campaign = m.Campaign(name="Debts", queue_id=queue.id)
+            s.add(campaign)
+            await s.flush()
+            s.add_all(
+                [
+                    m.CampaignTarget(campaign_id=campaign.id, phone=p, phones=[p])
+                    for p in ("+74951234567", "+79161234567", "+79031234567")
+                ]
+            )
+            result = await dnc.check_add_dnc(s, admin, None, ["+7495*", "+79161234567", "+79161234567"])
+            assert (result.added_count, result.duplicate_count) == (2, 1)
+            found = await dnc.find_dnc(s, campaign.id, "+74957654321")
+            assert found is not None and found.prefix
+            assert await dnc.mark_dnc_targets(s, campaign.id) == 2
+        with pytest.raises(IntegrityError):
+            async with db.transaction() as s:
+                s.add(m.DncEntry(campaign_id=None, number="+7495", prefix=True))
+    finally:
+        await db.dispose()
