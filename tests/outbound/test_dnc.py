@@ -16,6 +16,7 @@ from omni.db.models.outbound import TargetState
 from omni.domain.auth import Principal
 from omni.domain.errors import InvalidInput, NotFound, PermissionDenied
 from omni.domain.outbound import dnc
+from omni.domain.outbound.lifecycle import do_apply_result, do_close_attempt, do_open_attempt
 from omni.services import Services
 from tests import factories as f
 
@@ -289,3 +290,29 @@ async def test_the_embedded_sqlite_database_keeps_the_same_rules(tmp_path: Path)
                 s.add(m.DncEntry(campaign_id=None, number="+7495", prefix=True))
     finally:
         await db.dispose()
+
+
+async def test_a_dnc_result_code_on_a_number_listed_as_its_own_prefix_is_not_a_server_error(
+    services: Services, setup: Setup
+) -> None:
+    """The result code's DNC action looked for an exact entry only, then inserted one: a
+    ``+79161234567*`` entry (same key on the list) made the close fail with an IntegrityError."""
+    async with services.db.transaction() as s:
+        await dnc.check_add_dnc(s, setup.admin, setup.campaign, ["+79161234567*"])
+        code = m.ResultCode(code="refuse", name="Do not call")
+        s.add(code)
+        await s.flush()
+        s.add(m.CampaignResultCode(campaign_id=setup.campaign, result_code_id=code.id, action="dnc"))
+        target = m.CampaignTarget(campaign_id=setup.campaign, phone="+79161234567", phones=["+79161234567"])
+        s.add(target)
+        await s.flush()
+        attempt = await do_open_attempt(s, target, operator_id=setup.op.id)
+        await do_close_attempt(s, attempt, m.Outcome.ANSWERED)
+        code_id, target_id = code.id, target.id
+    async with services.db.transaction() as s:
+        target = await s.get_one(m.CampaignTarget, target_id)
+        await do_apply_result(s, target, code_id, user_id=setup.op.id)
+        assert target.state == TargetState.DNC
+    async with services.db.transaction() as s:
+        entries = (await s.scalars(select(m.DncEntry))).all()
+        assert [(e.campaign_id, dnc.pattern_of(e)) for e in entries] == [(setup.campaign, "+79161234567*")]
