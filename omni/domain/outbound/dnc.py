@@ -72,7 +72,7 @@ MAX_REJECTED_SHOWN = 100
 """Rejected lines an upload lists with their reason; the rest are only counted."""
 MAX_LIMIT = 500
 CHUNK = 1000
-"""Rows per INSERT of an upload: 6 columns × 1,000 stays far below both drivers' parameter caps."""
+"""Values parsed (in a worker thread) and inserted per step of an add or upload."""
 _PREFIX = re.compile(r"\+[1-9]\d{0,14}")
 _SEPARATORS = re.compile(r"[\s\-().]")
 
@@ -133,7 +133,8 @@ async def mark_dnc_targets(session: AsyncSession, campaign_id: int, *, now: date
 
     The importer runs it after a list is loaded and the engine after a list changes, so listed
     numbers are never picked. It checks a target's first number (``phone``, the campaign's key);
-    the scheduler's :func:`find_dnc` before each attempt covers the others."""
+    the scheduler's :func:`find_dnc` before each attempt covers the others. Target objects
+    already loaded in ``session`` are not refreshed (``synchronize_session=False``)."""
     result = await session.execute(mark_statement(campaign_id, now or datetime.now(UTC)))
     return int(getattr(result, "rowcount", 0) or 0)
 
