@@ -304,7 +304,7 @@ async def foreign(world: World) -> Foreign:
         status_id = await s.scalar(select(m.OperatorStatus.id).limit(1))
         code = await f.result_code(s)
         code_id = code.id
-        campaign_b = m.Campaign(name="Campaign B", queue_id=ids["q_b"])
+        campaign_b = m.Campaign(name="RBAC DNC of B", queue_id=ids["q_b"])
         s.add(campaign_b)
         await s.flush()
         dnc_b = m.DncEntry(campaign_id=campaign_b.id, number="+79161234567")
