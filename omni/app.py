@@ -36,6 +36,7 @@ from omni.api import (
 )
 from omni.api import bots as bots_http
 from omni.api import campaigns as campaigns_http
+from omni.api import dnc as dnc_http
 from omni.api.csrf import CsrfMiddleware
 from omni.api.deps import domain_error_handler, http_error_handler, validation_error_handler
 from omni.api.edge import document_errors, guard_input
@@ -193,6 +194,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             *my_stats.CONTROLLERS,
             *campaigns_http.CONTROLLERS,
             *campaign_stats.CONTROLLERS,
+            *dnc_http.CONTROLLERS,
             *web.route_handlers(),
         ],
         template_config=web.template_config(),

@@ -241,6 +241,8 @@ class Foreign:
     """A report export of the admin's: nobody else reads or downloads it."""
     campaign_b: int = 0
     """An outbound campaign of group B's queue."""
+    dnc_entry: int = 0
+    """A do-not-call entry of a campaign of group B's queue."""
 
 
 @pytest.fixture
@@ -304,6 +306,13 @@ async def foreign(world: World) -> Foreign:
         status_id = await s.scalar(select(m.OperatorStatus.id).limit(1))
         code = await f.result_code(s)
         code_id = code.id
+        campaign_b = m.Campaign(name="RBAC DNC of B", queue_id=ids["q_b"])
+        s.add(campaign_b)
+        await s.flush()
+        dnc_b = m.DncEntry(campaign_id=campaign_b.id, number="+79161234567")
+        s.add(dnc_b)
+        await s.flush()
+        dnc_b_id = dnc_b.id
     made = {
         "scenario": await admin.post(
             "/api/v1/scenarios", json={"key": "rbac", "name": "RBAC", "document": SCENARIO}
@@ -345,6 +354,7 @@ async def foreign(world: World) -> Foreign:
         canned=made["canned"].json()["id"],
         card_field=made["field"].json()["id"],
         campaign_b=made["campaign"].json()["id"],
+        dnc_entry=dnc_b_id,
     )
 
 
@@ -581,6 +591,15 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("PUT", "/api/v1/scenarios/{scenario_id:int}/draft"): (ADMIN_ONLY, {"document": {}}),
     ("GET", "/api/v1/scenarios/{scenario_id:int}/stats"): (ADMIN_ONLY, None),
     ("POST", "/api/v1/scenarios/{scenario_id:int}/test-run"): (ADMIN_ONLY, {"document": SCENARIO}),
+    ("GET", "/api/v1/dnc"): (ADMIN_ONLY, None),
+    ("POST", "/api/v1/dnc"): (ADMIN_ONLY, {"number": "+79161234567"}),
+    ("POST", "/api/v1/dnc/upload"): (ADMIN_ONLY, None),
+    ("GET", "/api/v1/dnc/check"): (STAFF, {"number": "+79161234567"}),
+    ("DELETE", "/api/v1/dnc/{entry_id:int}"): (SCOPED, None),
+    ("GET", "/admin/dnc"): (ADMIN_PAGE, None),
+    ("POST", "/admin/dnc"): (ADMIN_PAGE, None),
+    ("POST", "/admin/dnc/upload"): (ADMIN_PAGE, None),
+    ("POST", "/admin/dnc/{entry_id:int}/delete"): (ADMIN_PAGE, None),
     ("GET", "/"): (PAGE, None),
     ("POST", "/language"): (PAGE, None),
     ("GET", "/login"): (PUBLIC, None),
@@ -650,6 +669,7 @@ def fill(path: str, world: World, foreign: Foreign) -> str:
         "delivery_id": foreign.delivery,
         "token_id": foreign.token_admin,
         "export_id": foreign.export_admin,
+        "entry_id": foreign.dnc_entry,
         "wallboard_id": 1,
         "scenario_id": foreign.scenario,
         "revision_id": 1,

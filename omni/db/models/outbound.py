@@ -13,7 +13,7 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from omni.db.models.base import Base, BigId, utcnow
@@ -315,7 +315,18 @@ class DncEntry(Base):
     """A do-not-call number or prefix range; ``campaign_id`` ``None`` = the global list."""
 
     __tablename__ = "dnc_entries"
-    __table_args__ = (UniqueConstraint("campaign_id", "number", name="uq_dnc_entries_campaign_number"),)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "number", name="uq_dnc_entries_campaign_number"),
+        # The constraint above never fires for the global list: NULLs are distinct in a UNIQUE
+        # constraint (PostgreSQL and SQLite alike), so the global list has its own partial index.
+        Index(
+            "uq_dnc_entries_global_number",
+            "number",
+            unique=True,
+            postgresql_where=text("campaign_id IS NULL"),
+            sqlite_where=text("campaign_id IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))

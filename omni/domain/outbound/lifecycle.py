@@ -20,6 +20,7 @@ from omni.db import models as m
 from omni.db.models.outbound import Outcome, ResultAction, TargetState
 from omni.domain.errors import Conflict, InvalidInput
 from omni.domain.events import emit
+from omni.domain.outbound.dnc import do_add_dnc
 from omni.domain.outbound.retry import retry_minutes
 
 __all__ = [
@@ -251,23 +252,10 @@ async def do_apply_result(
         )
     elif action == ResultAction.DNC:
         scope = None if rule is not None and rule.global_dnc else campaign.id
-        exists = await session.scalar(
-            select(m.DncEntry.id).where(
-                m.DncEntry.campaign_id.is_(None) if scope is None else m.DncEntry.campaign_id == scope,
-                m.DncEntry.number == target.phone,
-                m.DncEntry.prefix.is_(False),
-            )
+        # Already listed (also as its own prefix, or by a concurrent close): nothing to add.
+        await do_add_dnc(
+            session, scope, [(target.phone, False)], reason="result code", user_id=user_id, now=now
         )
-        if exists is None:
-            session.add(
-                m.DncEntry(
-                    campaign_id=scope,
-                    number=target.phone,
-                    reason="result code",
-                    created_by=user_id,
-                    created_at=now,
-                )
-            )
         target.state = T.DNC
         target.next_due_at = None
     else:
