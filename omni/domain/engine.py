@@ -20,6 +20,7 @@ from omni.db import Database
 from omni.db import models as m
 from omni.db.unit_of_work import unit_of_work
 from omni.domain import conversations, deadlines, presence
+from omni.domain.outbound import broadcast
 from omni.domain.routing import Assignment, do_route_pending
 
 log = logging.getLogger(__name__)
@@ -47,12 +48,17 @@ async def _offline(s: AsyncSession, d: m.Deadline) -> None:
     await presence.do_offline_deadline(s, d.ref_id)
 
 
+async def _broadcast_escalation(s: AsyncSession, d: m.Deadline) -> None:
+    await broadcast.do_escalate(s, d)
+
+
 HANDLERS: dict[str, Handler] = {
     deadlines.OFFER_TIMEOUT: _offer,
     deadlines.QUEUE_TIMEOUT: _queue,
     deadlines.ESCALATION: _escalation,
     deadlines.WRAP_UP: _wrap_up,
     deadlines.PRESENCE_OFFLINE: _offline,
+    broadcast.ESCALATION: _broadcast_escalation,
 }
 
 
