@@ -129,13 +129,11 @@ def render_message(text: str, target: m.CampaignTarget) -> str:
     values: dict[str, Any] = {**(target.fields or {}), "name": target.name, "phone": target.phone}
 
     def fill(match: re.Match[str]) -> str:
-        token = match.group(0)
-        if token == "{{":
-            return "{"
-        if token == "}}":
-            return "}"
+        part = match.group(0)
+        if part in ("{{", "}}"):
+            return part[0]
         if match.group(1) is None:
-            return token
+            return part
         value = values.get(match.group(1).strip())
         return "" if value is None else str(value)
 
@@ -171,7 +169,11 @@ async def check_escalation(
     if not raw:
         return None
     minutes = raw.get("unanswered_minutes", raw.get("unread_minutes"))
-    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_ESCALATION_MINUTES:
+    if (
+        isinstance(minutes, bool)
+        or not isinstance(minutes, int)
+        or not 1 <= minutes <= MAX_ESCALATION_MINUTES
+    ):
         raise InvalidInput(
             "escalate after 1 to {max_minutes} minutes without a reply",
             max_minutes=MAX_ESCALATION_MINUTES,
@@ -204,9 +206,7 @@ async def find_reach(session: AsyncSession, inbox_id: int, target: m.CampaignTar
     phones = sorted({target.phone, *(str(p) for p in (target.phones or []))} - {""})
     ident = m.ContactIdentity
     by_phone = select(m.Contact.id).where(m.Contact.phone.in_(phones))
-    by_phone_identity = select(ident.contact_id).where(
-        ident.kind == "phone", ident.value.in_(phones)
-    )
+    by_phone_identity = select(ident.contact_id).where(ident.kind == "phone", ident.value.in_(phones))
     linked = ident.contact_id == target.contact_id if target.contact_id is not None else false()
     talked = exists().where(
         m.Conversation.contact_id == ident.contact_id, m.Conversation.inbox_id == inbox_id

@@ -76,7 +76,7 @@ class BotApiEmulator:
         self.global_per_second = 30
         self.refused_429 = 0
         self.arrival_jitter = 0.0
-        self._rng = random.Random(13)  # noqa: S311 - network jitter, not security
+        self._rng = random.Random(13)  # network jitter, not security
         self._injected: dict[str, deque[tuple[int, str, int | None]]] = {}
         self._chat_last: dict[tuple[str, int], float] = {}
         self._update_ids = itertools.count(1000)
