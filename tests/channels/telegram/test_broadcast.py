@@ -349,11 +349,23 @@ async def test_blocked_and_never_seen_users_are_closed_with_the_cause(
 async def test_template_values_reach_telegram_as_plain_text(
     app: dict[str, Any], emulator: BotApiEmulator, bot: dict[str, Any]
 ) -> None:
-    ((uid, phone),) = await seed_talked(app, bot["inbox_id"], 1)
+    ((uid, _),) = await seed_talked(app, bot["inbox_id"], 1)
+    async with app["server"].services.db.transaction() as s:
+        contact_id = await s.scalar(
+            select(m.ContactIdentity.contact_id).where(m.ContactIdentity.value == str(uid))
+        )
+    phone = new_phone()  # a number the contact doesn't have: reached as the list's linked contact
     campaign_id, _, target_ids = await make_campaign(
         app,
         bot["inbox_id"],
-        [{"phone": phone, "name": "<b>Анна</b> _x_", "fields": {"contract": "A-1 [link](http://x)"}}],
+        [
+            {
+                "phone": phone,
+                "name": "<b>Анна</b> _x_",
+                "fields": {"contract": "A-1 [link](http://x)"},
+                "contact_id": contact_id,
+            }
+        ],
         template="Здравствуйте, {name}! Договор {contract}, номер {phone}.",
     )
     await place_all(app, target_ids, bot["inbox_id"])
