@@ -479,3 +479,28 @@ async def test_no_reply_in_time_places_exactly_one_voice_target(
             .where(m.Deadline.ref_id.in_([a.id for a in await attempts_of(app, campaign_id)]))
         )
     assert left == 0
+
+
+async def test_an_escalation_rule_is_checked_when_the_campaign_is_saved(
+    app: dict[str, Any], bot: dict[str, Any]
+) -> None:
+    voice_id = await voice_campaign(app)
+    telegram_id, _, _ = await make_campaign(app, bot["inbox_id"], [])
+    async with app["server"].services.db.transaction() as s:
+        rule = {"unread_minutes": 45, "campaign_id": voice_id}
+        assert await broadcast.check_escalation(s, rule) == {
+            "unanswered_minutes": 45,
+            "campaign_id": voice_id,
+        }
+        assert await broadcast.check_escalation(s, None) is None
+        bad = [
+            {"unanswered_minutes": 0, "campaign_id": voice_id},
+            {"unanswered_minutes": "30", "campaign_id": voice_id},
+            {"unanswered_minutes": 30, "campaign_id": telegram_id},
+            {"unanswered_minutes": 30, "campaign_id": 10**9},
+            {"unanswered_minutes": 30},
+        ]
+        for raw in bad:
+            with pytest.raises(InvalidInput) as refused:
+                await broadcast.check_escalation(s, raw, campaign_id=telegram_id)
+            assert refused.value.field == "escalation"
