@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, exists, false, or_, select
+from sqlalchemy import case, exists, select, union
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from omni.db import models as m
 from omni.db.models.outbound import CampaignChannel, CampaignState, Outcome, TargetState
@@ -205,21 +206,29 @@ async def find_reach(session: AsyncSession, inbox_id: int, target: m.CampaignTar
     ``phone`` identity, e.g. from sharing their contact with the bot). One query."""
     phones = sorted({target.phone, *(str(p) for p in (target.phones or []))} - {""})
     ident = m.ContactIdentity
-    by_phone = select(m.Contact.id).where(m.Contact.phone.in_(phones))
-    by_phone_identity = select(ident.contact_id).where(ident.kind == "phone", ident.value.in_(phones))
-    linked = ident.contact_id == target.contact_id if target.contact_id is not None else false()
+    phone_ident = aliased(m.ContactIdentity)
+    # Candidates first (each part an indexed lookup), then their Telegram identity: an OR of
+    # IN-subqueries would make PostgreSQL scan every identity.
+    parts = [
+        select(m.Contact.id.label("contact_id")).where(m.Contact.phone.in_(phones)),
+        select(phone_ident.contact_id.label("contact_id")).where(
+            phone_ident.kind == "phone", phone_ident.value.in_(phones)
+        ),
+    ]
+    if target.contact_id is not None:
+        parts.append(select(m.Contact.id.label("contact_id")).where(m.Contact.id == target.contact_id))
+    candidates = union(*parts).subquery()
     talked = exists().where(
         m.Conversation.contact_id == ident.contact_id, m.Conversation.inbox_id == inbox_id
     )
+    order = [ident.id.desc()]
+    if target.contact_id is not None:
+        order.insert(0, case((ident.contact_id == target.contact_id, 0), else_=1).asc())
     row = (
         await session.execute(
             select(ident.contact_id, ident.value)
-            .where(
-                ident.kind == KIND,
-                or_(linked, ident.contact_id.in_(by_phone), ident.contact_id.in_(by_phone_identity)),
-                talked,
-            )
-            .order_by(case((linked, 0), else_=1), ident.id.desc())
+            .where(ident.kind == KIND, ident.contact_id.in_(select(candidates.c.contact_id)), talked)
+            .order_by(*order)
             .limit(1)
         )
     ).first()
