@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiogram.exceptions import TelegramRetryAfter
 from sqlalchemy import func, select
 
-from channels.telegram import TelegramChannel
+from channels.telegram import TelegramChannel, make_bot
 from omni.channels import AttemptOrder, PlacesAttempts
 from omni.db import models as m
 from omni.db.models.outbound import CampaignChannel, CampaignState, Outcome, TargetState
@@ -504,3 +505,24 @@ async def test_an_escalation_rule_is_checked_when_the_campaign_is_saved(
             with pytest.raises(InvalidInput) as refused:
                 await broadcast.check_escalation(s, raw, campaign_id=telegram_id)
             assert refused.value.field == "escalation"
+
+
+async def test_the_emulator_refuses_like_telegram_past_1_per_chat_and_30_per_bot_a_second(
+    emulator: BotApiEmulator,
+) -> None:
+    """What makes "0 × 429" above mean something: unpaced, aiogram's own session gets 429
+    with ``retry_after`` for a second message to a chat and for a 31st message of a bot within
+    a second."""
+    bot = make_bot(emulator.add_bot(), emulator.url)
+    try:
+        await bot.send_message(5001, "one")
+        with pytest.raises(TelegramRetryAfter) as per_chat:
+            await bot.send_message(5001, "two")
+        assert per_chat.value.retry_after >= 1
+        results = await asyncio.gather(
+            *(bot.send_message(6000 + i, "burst") for i in range(40)), return_exceptions=True
+        )
+        refused = [r for r in results if isinstance(r, TelegramRetryAfter)]
+        assert len(results) - len(refused) <= 30 and refused
+    finally:
+        await bot.session.close()
