@@ -42,6 +42,7 @@ from omni.domain import deadlines
 from omni.domain.conversations import _message_event
 from omni.domain.errors import InvalidInput
 from omni.domain.outbound.lifecycle import do_close_attempt
+from omni.i18n import _l
 
 __all__ = [
     "BUILTIN_VARIABLES",
@@ -73,9 +74,11 @@ REPLY_LINK_DAYS = 7
 EXTERNAL_PREFIX = "msg:"
 """``CampaignAttempt.external_id`` of a broadcast attempt: the stored message's id."""
 
-NOT_ON_TELEGRAM = "not on Telegram: never wrote to this bot"
-NO_BOT = "the campaign has no Telegram bot"
-EMPTY_MESSAGE = "the message template is empty"
+# Attempt causes (stored in English like the Bot API's own; in the catalog for the screens
+# that show them: ``omni.i18n.gettext(lang, cause)``).
+NOT_ON_TELEGRAM = _l("not on Telegram: never wrote to this bot")
+NO_BOT = _l("the campaign has no Telegram bot")
+EMPTY_MESSAGE = _l("the message template is empty")
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 
