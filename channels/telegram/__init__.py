@@ -476,7 +476,9 @@ class TelegramChannel:
         if order.inbox_id is not None and await self.runtime(order.inbox_id) is None:
             raise ChannelNotReady(f"the Telegram bot of inbox {order.inbox_id} is not running")
         async with self.services.db.transaction() as session:
-            await broadcast.do_place_broadcast(session, order.attempt_id, text=order.text)
+            await broadcast.do_place_broadcast(
+                session, order.attempt_id, text=order.text, variables=order.variables
+            )
 
     # --- events -------------------------------------------------------------------------
 

@@ -254,11 +254,18 @@ class Placed:
 
 
 async def do_place_broadcast(
-    session: AsyncSession, attempt_id: int, *, text: str = "", now: datetime | None = None
+    session: AsyncSession,
+    attempt_id: int,
+    *,
+    text: str = "",
+    variables: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
 ) -> Placed | None:
     """Store the broadcast message of an open attempt in the contact's conversation; the
     outbox relay hands it to the channel after commit (``message.created``). ``text``: the
-    order's rendered message; empty = render the campaign's template here.
+    order's rendered message; empty = render the campaign's template here. ``variables``: the
+    order's card variables (the target's name and fields when not given), kept on the
+    conversation with ``campaign_id`` / ``target_id`` / ``attempt_id`` as the voice adapter does.
 
     A target nobody can message (never wrote to the bot, no bot, empty text) is closed at
     once as ``refused`` with the cause and the target ``failed``: no attempt used, no retry.
@@ -288,6 +295,7 @@ async def do_place_broadcast(
         )
         return None
     link = {"campaign_id": campaign.id, "target_id": target.id, "attempt_id": attempt.id}
+    card = dict(variables) if variables else {**(target.fields or {}), "name": target.name}
     conv = await session.scalar(
         select(m.Conversation)
         .where(
@@ -310,7 +318,7 @@ async def do_place_broadcast(
             medium=m.Medium.CHAT,
             status=m.ConversationStatus.CLOSED,
             subject=campaign.name[:256],
-            variables={**link, "telegram_chat_id": reach.chat_id, "direction": "out"},
+            variables={**card, **link, "telegram_chat_id": reach.chat_id, "direction": "out"},
             extra_queue_ids=[],
             created_at=now,
             closed_at=now,
@@ -319,7 +327,7 @@ async def do_place_broadcast(
         session.add(conv)
         await session.flush()
     elif "campaign_id" not in (conv.variables or {}):
-        conv.variables = {**(conv.variables or {}), **link}
+        conv.variables = {**card, **(conv.variables or {}), **link}
     message = m.Message(
         conversation_id=conv.id,
         inbox_id=inbox.id,

@@ -414,6 +414,7 @@ async def test_a_reply_lands_in_the_campaign_queue_linked_to_the_campaign(
         assert conv.status in (m.ConversationStatus.QUEUED, m.ConversationStatus.OFFERED)
         assert conv.queue_id == queue_id, "replies go to the campaign's queue"
         assert conv.variables["campaign_id"] == campaign_id and conv.variables["target_id"] == target_id
+        assert conv.variables["attempt_id"] == attempt_id and conv.variables["name"] == "Olga"
         history = [
             (msg.direction, msg.body)
             for msg in await s.scalars(
