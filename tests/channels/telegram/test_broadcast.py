@@ -17,7 +17,7 @@ from aiogram.exceptions import TelegramRetryAfter
 from sqlalchemy import func, select
 
 from channels.telegram import TelegramChannel, make_bot
-from omni.channels import AttemptOrder, PlacesAttempts
+from omni.channels import AttemptOrder, ChannelNotReady, PlacesAttempts
 from omni.db import models as m
 from omni.db.models.outbound import CampaignChannel, CampaignState, Outcome, TargetState
 from omni.domain.engine import run_due_deadlines
@@ -527,3 +527,18 @@ async def test_the_emulator_refuses_like_telegram_past_1_per_chat_and_30_per_bot
         assert len(results) - len(refused) <= 30 and refused
     finally:
         await bot.session.close()
+
+
+async def test_a_disabled_bot_is_not_ready_and_the_attempt_is_left_to_the_engine(
+    app: dict[str, Any], emulator: BotApiEmulator
+) -> None:
+    async with app["server"].services.db.transaction() as s:
+        queue = await s.get_one(m.Queue, app["queue_id"])
+        disabled = await f.inbox(s, queue, "telegram", name=f"off {next(_names)}", active=False)
+        inbox_id = disabled.id
+    campaign_id, _, target_ids = await make_campaign(app, inbox_id, [{"phone": new_phone(), "name": "X"}])
+    with pytest.raises(ChannelNotReady):
+        await place_all(app, target_ids, inbox_id)
+    (attempt,) = await attempts_of(app, campaign_id)
+    assert attempt.ended_at is None and attempt.started_at is None, "nothing stored: the engine decides"
+    assert emulator.of("sendMessage") == []
