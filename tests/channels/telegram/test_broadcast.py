@@ -542,3 +542,30 @@ async def test_a_disabled_bot_is_not_ready_and_the_attempt_is_left_to_the_engine
     (attempt,) = await attempts_of(app, campaign_id)
     assert attempt.ended_at is None and attempt.started_at is None, "nothing stored: the engine decides"
     assert emulator.of("sendMessage") == []
+
+
+async def test_a_reply_after_the_reopen_window_starts_a_conversation_linked_to_the_campaign(
+    app: dict[str, Any], emulator: BotApiEmulator, bot: dict[str, Any]
+) -> None:
+    ((uid, phone),) = await seed_talked(app, bot["inbox_id"], 1)
+    campaign_id, queue_id, (target_id,) = await make_campaign(app, bot["inbox_id"], [{"phone": phone}])
+    (attempt_id,) = await place_all(app, [target_id], bot["inbox_id"])
+    await until(lambda: _at_least(ended(app, campaign_id), 1), what="the message sent")
+    async with app["server"].services.db.transaction() as s:
+        sent = await s.get_one(m.CampaignAttempt, attempt_id)
+        old = await s.get_one(m.Conversation, sent.conversation_id)
+        old.closed_at = datetime.now(UTC) - timedelta(days=2)  # past the 24 h reopen window
+        old_id = old.id
+    await emulator.deliver(
+        bot["token"], emulator.update(message=emulator.message({"id": uid, "first_name": "P"}, text="hi"))
+    )
+    async with app["server"].services.db.transaction() as s:
+        conv = await s.scalar(
+            select(m.Conversation)
+            .where(m.Conversation.inbox_id == bot["inbox_id"], m.Conversation.contact_id == old.contact_id)
+            .order_by(m.Conversation.id.desc())
+            .limit(1)
+        )
+        assert conv is not None and conv.id != old_id
+        assert (conv.variables["campaign_id"], conv.variables["target_id"]) == (campaign_id, target_id)
+        assert conv.queue_id != queue_id, "a new conversation queues as the bot's inbox says"
