@@ -15,7 +15,7 @@ window) are linked too (``reply_link``).
 Escalation (``Campaign.escalation = {"unanswered_minutes": 30, "campaign_id": 7}``): Telegram
 tells bots nothing about reading, so the rule is "no reply within N minutes" — a persisted
 deadline set when the message is sent; when it fires without an inbound message from the
-contact since, the target is added (once) to the voice campaign, due at once.
+contact since, the target is added (once) to the voice campaign, due from the deadline on.
 
 Template variables are ``{name}``, ``{phone}`` and the list's card fields; ``{{``/``}}`` are
 literal braces. The values are inserted as plain text and the message is sent without a
@@ -39,7 +39,7 @@ from sqlalchemy.orm import aliased
 from omni.db import models as m
 from omni.db.models.outbound import CampaignChannel, CampaignState, Outcome, TargetState
 from omni.domain import deadlines
-from omni.domain.conversations import _message_event
+from omni.domain.conversations import MAX_BODY, _message_event
 from omni.domain.errors import InvalidInput
 from omni.domain.outbound.lifecycle import do_close_attempt
 from omni.i18n import _l
@@ -116,6 +116,10 @@ def check_template(text: str, fields: Iterable[str]) -> str:
     ``name``, ``phone`` or one of the campaign's card ``fields``; returns the text."""
     if not text.strip():
         raise InvalidInput("write the message to send", field="message_template")
+    if len(text) > MAX_BODY:
+        raise InvalidInput(
+            "message is longer than {max_body} characters", max_body=MAX_BODY, field="message_template"
+        )
     known = {*BUILTIN_VARIABLES, *(str(f) for f in fields)}
     for name in template_variables(text):
         if name not in known:
