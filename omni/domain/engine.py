@@ -52,6 +52,10 @@ async def _broadcast_escalation(s: AsyncSession, d: m.Deadline) -> None:
     await broadcast.do_escalate(s, d)
 
 
+async def _broadcast_send_guard(s: AsyncSession, d: m.Deadline) -> None:
+    await broadcast.do_send_guard(s, d)
+
+
 HANDLERS: dict[str, Handler] = {
     deadlines.OFFER_TIMEOUT: _offer,
     deadlines.QUEUE_TIMEOUT: _queue,
@@ -59,6 +63,7 @@ HANDLERS: dict[str, Handler] = {
     deadlines.WRAP_UP: _wrap_up,
     deadlines.PRESENCE_OFFLINE: _offline,
     broadcast.ESCALATION: _broadcast_escalation,
+    broadcast.SEND_GUARD: _broadcast_send_guard,
 }
 
 

@@ -39,7 +39,7 @@ from sqlalchemy.orm import aliased
 from omni.db import models as m
 from omni.db.models.outbound import CampaignChannel, CampaignState, Outcome, TargetState
 from omni.domain import deadlines
-from omni.domain.conversations import MAX_BODY, _message_event
+from omni.domain.conversations import MAX_BODY, _message_event, do_mark_delivery
 from omni.domain.errors import InvalidInput
 from omni.domain.outbound.lifecycle import do_close_attempt
 from omni.i18n import _l
@@ -48,6 +48,7 @@ __all__ = [
     "BUILTIN_VARIABLES",
     "ESCALATION",
     "MAX_ESCALATION_MINUTES",
+    "SEND_GUARD",
     "Placed",
     "Reach",
     "check_escalation",
@@ -55,6 +56,7 @@ __all__ = [
     "do_broadcast_delivered",
     "do_escalate",
     "do_place_broadcast",
+    "do_send_guard",
     "escalation_rule",
     "find_reach",
     "render_message",
@@ -67,6 +69,11 @@ log = logging.getLogger(__name__)
 KIND = "telegram"
 ESCALATION = "campaign_escalation"
 """Deadline kind: ``ref_id`` = the sent attempt; fired by the routing engine on any node."""
+SEND_GUARD = "broadcast_send_guard"
+"""Deadline kind: ``ref_id`` = a placed attempt whose message has no delivery mark yet."""
+SEND_GUARD_MINUTES = 15
+"""The sender keeps its queue in memory: a message with no mark this long after it was placed
+was lost with its node (or is stuck); the target goes back to the engine."""
 BUILTIN_VARIABLES = ("name", "phone")
 MAX_ESCALATION_MINUTES = 7 * 24 * 60
 REPLY_LINK_DAYS = 7
@@ -79,6 +86,7 @@ EXTERNAL_PREFIX = "msg:"
 NOT_ON_TELEGRAM = _l("not on Telegram: never wrote to this bot")
 NO_BOT = _l("the campaign has no Telegram bot")
 EMPTY_MESSAGE = _l("the message template is empty")
+LOST_SEND = _l("not sent in time: the sending node stopped")
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 
@@ -349,6 +357,7 @@ async def do_place_broadcast(
     attempt.conversation_id = conv.id
     attempt.external_id = f"{EXTERNAL_PREFIX}{message.id}"
     target.contact_id = reach.contact_id
+    deadlines.schedule(session, SEND_GUARD, attempt.id, now + timedelta(minutes=SEND_GUARD_MINUTES))
     _message_event(session, conv, message)
     return Placed(conv.id, message.id, reach.chat_id)
 
@@ -372,6 +381,7 @@ async def do_broadcast_delivered(
     if attempt is None or attempt.ended_at is not None:
         return None
     now = now or datetime.now(UTC)
+    await deadlines.cancel(session, SEND_GUARD, attempt.id)
     outcome = Outcome.SENT if state == "sent" else Outcome.SEND_FAILED
     target = await do_close_attempt(session, attempt, outcome, cause=error, now=now)
     if outcome == Outcome.SENT:
@@ -486,3 +496,31 @@ async def do_escalate(session: AsyncSession, deadline: m.Deadline) -> m.Campaign
         voice.id,
     )
     return copy
+
+
+async def do_send_guard(session: AsyncSession, deadline: m.Deadline) -> m.CampaignTarget | None:
+    """A placed message got no delivery mark in ``SEND_GUARD_MINUTES``: the node whose sender
+    queued it stopped (its queue is in memory). The message is marked failed for the operator
+    and the attempt closed ``refused`` (no attempt used) with the target pending again from the
+    deadline on, so the engine places it anew; nothing waits forever."""
+    attempt = await session.get(m.CampaignAttempt, deadline.ref_id, with_for_update=True)
+    if attempt is None or attempt.ended_at is not None:
+        return None
+    target = await session.get(m.CampaignTarget, attempt.target_id)
+    assert target is not None
+    message_id = attempt.external_id.removeprefix(EXTERNAL_PREFIX)
+    message = await session.get(m.Message, int(message_id)) if message_id.isdigit() else None
+    if message is not None and message.delivery == "pending":
+        await do_mark_delivery(session, message.id, "failed", LOST_SEND)
+    target.next_due_at = deadline.due_at
+    closed = await do_close_attempt(
+        session,
+        attempt,
+        Outcome.REFUSED,
+        cause=LOST_SEND,
+        now=deadline.due_at,
+        refused_state=TargetState.PENDING,
+    )
+    closed.next_due_at = deadline.due_at
+    log.warning("broadcast attempt %s: no delivery mark in time; its target is pending again", attempt.id)
+    return closed

@@ -569,3 +569,34 @@ async def test_a_reply_after_the_reopen_window_starts_a_conversation_linked_to_t
         assert conv is not None and conv.id != old_id
         assert (conv.variables["campaign_id"], conv.variables["target_id"]) == (campaign_id, target_id)
         assert conv.queue_id != queue_id, "a new conversation queues as the bot's inbox says"
+
+
+async def test_a_message_lost_with_its_node_puts_the_target_back_after_the_guard(
+    app: dict[str, Any], emulator: BotApiEmulator, bot: dict[str, Any]
+) -> None:
+    """The sender's queue is in memory: a node dying before the message left must not leave
+    the target in progress for ever."""
+    ((_, phone),) = await seed_talked(app, bot["inbox_id"], 1)
+    _, _, (target_id,) = await make_campaign(app, bot["inbox_id"], [{"phone": phone}])
+    runtime = channel_of(app).bots[bot["inbox_id"]]
+    await runtime.sender.stop()  # the node "dies" with whatever it queued
+    (attempt_id,) = await place_all(app, [target_id], bot["inbox_id"])
+    await until(lambda: runtime.sender.backlog == 1, what="the message queued in the dead sender")
+    db = app["server"].services.db
+    async with db.transaction() as s:
+        placed = await s.get_one(m.CampaignAttempt, attempt_id)
+        placed_at = placed.started_at
+    assert placed_at is not None
+    await run_due_deadlines(db, now=placed_at + timedelta(minutes=14))
+    async with db.transaction() as s:
+        assert (await s.get_one(m.CampaignAttempt, attempt_id)).ended_at is None
+    guard_at = placed_at + timedelta(minutes=broadcast.SEND_GUARD_MINUTES)
+    await run_due_deadlines(db, now=guard_at)
+    async with db.transaction() as s:
+        attempt = await s.get_one(m.CampaignAttempt, attempt_id)
+        target = await s.get_one(m.CampaignTarget, target_id)
+        message = await s.get_one(m.Message, int(attempt.external_id.split(":")[1]))
+        assert (attempt.outcome, attempt.cause) == (Outcome.REFUSED, broadcast.LOST_SEND)
+        assert (target.state, target.attempts, target.next_due_at) == (TargetState.PENDING, 0, guard_at)
+        assert message.delivery == "failed"
+    assert emulator.of("sendMessage") == []
