@@ -7,8 +7,12 @@ can hold one "in flight" as long as it needs.
 from __future__ import annotations
 
 import asyncio
+import functools
 
+from channels.telegram import make_bot
 from channels.telegram.sender import BotSender, Call, Job
+from tests.channels.telegram.emulator import BotApiEmulator
+from tests.conftest import free_port
 from tests.helpers import until
 
 
@@ -49,3 +53,31 @@ async def test_a_message_queued_while_its_chat_waits_for_the_pacer_is_not_sent_t
         assert sorted(reports) == [(1, "sent"), (2, "sent"), (3, "sent"), (4, "sent")]
     finally:
         await sender.stop()
+
+
+async def test_a_jittery_network_does_not_push_a_full_sender_over_30_a_second_at_telegram() -> None:
+    """Regression: starts spaced 1/28 s apart still arrived 30+ within one second at the Bot
+    API after a jittery hop (one 429 in a 1,000-message broadcast); a call now holds its slot
+    in the bot's window until a second after its response."""
+    emulator = BotApiEmulator(free_port())
+    await emulator.start()
+    emulator.arrival_jitter = 0.5
+    bot = make_bot(emulator.add_bot(), emulator.url)
+    marks: list[str] = []
+
+    async def report(message_id: int, state: str, error: str) -> None:
+        marks.append(state)
+
+    sender = BotSender(report, rate=28, per_chat_interval=1.0, attempts=3, backoff=0.1, name="jitter")
+    sender.start()
+    try:
+        for i in range(300):
+            chat = 70_000 + i
+            sender.submit(Job(i, chat, [functools.partial(bot.send_message, chat, f"message {i}")]))
+        await until(lambda: len(marks) == 300, timeout=120, what="300 delivery marks")
+        assert emulator.refused_429 == 0 and sender.stats.retry_after == 0
+        assert marks == ["sent"] * 300
+    finally:
+        await sender.stop()
+        await bot.session.close()
+        await emulator.close()
