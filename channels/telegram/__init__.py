@@ -7,6 +7,9 @@
   media downloaded, then stored through ``do_ingest_inbound`` before the update is acknowledged.
 - Outbound: ``send`` queues the message in the bot's ``BotSender`` (rate limits, 429,
   retries) and returns a ``pending`` receipt; the sender records ``sent`` / ``failed``.
+- Campaigns: ``place`` (``omni.channels.PlacesAttempts``) stores a broadcast message in the
+  contact's conversation (``omni.domain.outbound.broadcast``); it leaves through the same
+  sender, whose delivery mark closes the attempt (``sent`` / ``send_failed``).
 - Events: position in line when a Telegram conversation is queued, closing message and
   satisfaction question when it ends (per inbox ``config``).
 """
@@ -52,12 +55,13 @@ from channels.telegram.mapping import (
 )
 from channels.telegram.sender import BotSender, Call, Job
 from omni import crypto
-from omni.channels import ChannelSetup, DeliveryReceipt, OutboundMessage
+from omni.channels import AttemptOrder, ChannelNotReady, ChannelSetup, DeliveryReceipt, OutboundMessage
 from omni.db import models as m
 from omni.domain import automated, conversations, customer_view, files, identities, inboxes
 from omni.domain.contacts import normalise_phone
 from omni.domain.errors import DomainError, InvalidInput
 from omni.domain.events import DomainEvent
+from omni.domain.outbound import broadcast
 from omni.domain.routing import line_wait_infos, wait_info
 from omni.services import Services
 
@@ -319,6 +323,10 @@ class TelegramChannel:
             if notes:
                 msg.body = "\n".join(p for p in (msg.body, *notes) if p)
             msg.attachments = [files.descriptor(f) for f in stored] + list(msg.attachments)
+            # A reply to a campaign message starting a new conversation is linked to it too.
+            link = await broadcast.reply_link(session, msg.inbox_id, msg.identity_value)
+            if link:
+                msg.variables = {**link, **msg.variables}
             result = await conversations.do_ingest_inbound(session, msg)
             if not result.duplicate:
                 files.do_link_uploads(stored, result.conversation.id)
@@ -455,6 +463,22 @@ class TelegramChannel:
     async def _report(self, message_id: int, state: str, error: str) -> None:
         async with self.services.db.transaction() as session:
             await conversations.do_mark_delivery(session, message_id, state, error)
+            await broadcast.do_broadcast_delivered(session, message_id, state, error)
+
+    # --- campaigns ----------------------------------------------------------------------
+
+    async def place(self, order: AttemptOrder) -> None:
+        """``PlacesAttempts`` for broadcast campaigns: the rendered message is stored in the
+        contact's conversation (unreachable targets are closed there and then, with the
+        cause) and, after commit, sent by the bot's paced sender like any bot message; the
+        sender's mark closes the attempt (``_report``). A bot that can't run on this node now
+        (disabled, token refused) raises ``ChannelNotReady``: the engine puts the target back."""
+        if order.inbox_id is not None and await self.runtime(order.inbox_id) is None:
+            raise ChannelNotReady(f"the Telegram bot of inbox {order.inbox_id} is not running")
+        async with self.services.db.transaction() as session:
+            await broadcast.do_place_broadcast(
+                session, order.attempt_id, text=order.text, variables=order.variables
+            )
 
     # --- events -------------------------------------------------------------------------
 

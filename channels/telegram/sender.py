@@ -9,6 +9,9 @@ Pacing, per bot:
   least ``per_chat_interval`` after the previous call *finished* (so arrival gaps at
   Telegram are never shorter, whatever the network jitter);
 - one ``Pacer`` for the bot: call starts are spaced ``1 / rate`` apart;
+- one ``Window`` for the bot: a call holds one of ``rate`` slots from its start until one
+  second after its response, so no second *at Telegram* sees more than ``rate`` calls however
+  network jitter or a busy event loop bunches arrivals (spaced starts alone don't ensure it);
 - a lane waiting for its interval never blocks other chats (a heap orders ready lanes);
 - ``429 retry_after``: the whole bot pauses that long (Telegram does not say whether the
   limit hit was the chat's or the bot's), then the same call is repeated;
@@ -88,6 +91,44 @@ class Pacer:
         self._next = max(self._next, when)
 
 
+class Window:
+    """At most ``limit`` calls in any ``span`` as the Bot API server sees them.
+
+    A call reaches the server between its start and its response, so a call holds its slot
+    from the start until ``span`` after the response: any ``span``-long stretch at the server
+    then sees at most ``limit`` arrivals, whatever delays them on the way (the last call
+    admitted into such a stretch counted every other one in it: they were in flight or had
+    answered less than ``span`` before). Without it, 28 evenly spaced starts a second can
+    still land 30+ in one second at Telegram after a jittery hop or a busy event loop: 429.
+    """
+
+    def __init__(self, limit: int, span: float = 1.0) -> None:
+        self.limit = max(1, limit)
+        self.span = span
+        self._inflight = 0
+        self._done: deque[float] = deque()
+        self._changed = asyncio.Event()
+
+    async def acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            while self._done and self._done[0] <= now - self.span:
+                self._done.popleft()
+            if self._inflight + len(self._done) < self.limit:
+                self._inflight += 1
+                return
+            wait = self._done[0] + self.span - now if self._done else None
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=wait)
+
+    def release(self) -> None:
+        self._inflight = max(0, self._inflight - 1)
+        self._done.append(asyncio.get_running_loop().time())
+        self._changed.set()
+
+
 @dataclass
 class SenderStats:
     calls: int = 0
@@ -112,6 +153,7 @@ class BotSender:
     ) -> None:
         self.report = report
         self.pacer = Pacer(rate)
+        self.window = Window(int(rate)) if rate > 0 else None
         self.per_chat_interval = per_chat_interval
         self.attempts = max(1, attempts)
         self.backoff = backoff
@@ -192,8 +234,12 @@ class BotSender:
             heapq.heappop(self._ready)
             lane = self._lanes[chat_id]
             lane.scheduled = False
-            await self.pacer.acquire()
+            # Claimed before waiting for the pacer and the window: a message submitted to this
+            # chat meanwhile must not schedule the lane a second time (two calls at once).
             lane.busy = True
+            await self.pacer.acquire()
+            if self.window is not None:
+                await self.window.acquire()
             task = asyncio.create_task(self._deliver(lane))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
@@ -238,6 +284,8 @@ class BotSender:
             log.exception("telegram %s: sending message %s failed", self.name, job.message_id)
             outcome = ("failed", f"could not send: {type(exc).__name__}")
         finally:
+            if self.window is not None:
+                self.window.release()
             lane.next_at = loop.time() + wait
             lane.busy = False
         if outcome is not None:

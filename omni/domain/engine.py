@@ -20,7 +20,7 @@ from omni.db import Database
 from omni.db import models as m
 from omni.db.unit_of_work import unit_of_work
 from omni.domain import conversations, deadlines, presence
-from omni.domain.outbound import dialing
+from omni.domain.outbound import broadcast, dialing
 from omni.domain.routing import Assignment, do_route_pending
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,14 @@ async def _offline(s: AsyncSession, d: m.Deadline) -> None:
     await presence.do_offline_deadline(s, d.ref_id)
 
 
+async def _broadcast_escalation(s: AsyncSession, d: m.Deadline) -> None:
+    await broadcast.do_escalate(s, d)
+
+
+async def _broadcast_send_guard(s: AsyncSession, d: m.Deadline) -> None:
+    await broadcast.do_send_guard(s, d)
+
+
 HANDLERS: dict[str, Handler] = {
     deadlines.OFFER_TIMEOUT: _offer,
     deadlines.QUEUE_TIMEOUT: _queue,
@@ -55,6 +63,8 @@ HANDLERS: dict[str, Handler] = {
     deadlines.WRAP_UP: _wrap_up,
     deadlines.PRESENCE_OFFLINE: _offline,
     dialing.RING_DEADLINE: dialing.do_ring_deadline,
+    broadcast.ESCALATION: _broadcast_escalation,
+    broadcast.SEND_GUARD: _broadcast_send_guard,
 }
 
 

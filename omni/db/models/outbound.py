@@ -127,8 +127,9 @@ class Campaign(Base):
     message_template: Mapped[str] = mapped_column(Text, default="")
     """Telegram broadcast text with ``{name}``/``{field}`` variables."""
     escalation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    """Cross-channel rule, e.g. ``{"unread_minutes": 30, "campaign_id": 7}``: a Telegram
-    message not read in time places an attempt in the (voice) campaign."""
+    """Cross-channel rule, e.g. ``{"unanswered_minutes": 30, "campaign_id": 7}``: a Telegram
+    message with no reply in time places the target in the (voice) campaign. Bots get no read
+    receipts, so ``unread_minutes`` is read as the same rule (``outbound.broadcast``)."""
     predial_url: Mapped[str] = mapped_column(String(512), default="")
     predial_timeout_ms: Mapped[int] = mapped_column(Integer, default=1000)
     predial_on_timeout: Mapped[str] = mapped_column(String(8), default="call")
@@ -297,7 +298,11 @@ class CampaignAttempt(Base):
     caller_id: Mapped[str] = mapped_column(String(32), default="")
     channel: Mapped[str] = mapped_column(String(16), default=CampaignChannel.VOICE)
     operator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
-    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )
+    """The conversation of an answered call or of a broadcast message (indexed: a Telegram
+    reply finds its campaign through it)."""
     external_id: Mapped[str] = mapped_column(String(128), default="", index=True)
     """The channel's id of the attempt (AMI ActionID/Uniqueid, Telegram message id)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

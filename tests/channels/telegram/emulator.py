@@ -11,7 +11,9 @@ JSON-encoded where complex).
 Knobs: ``inject(method, status, description, retry_after)`` queues a one-off error reply;
 ``blocked`` chats get 403 "bot was blocked by the user"; ``enforce_limits`` refuses like
 Telegram (429 + retry_after) a second message to a chat within ``chat_interval`` or more than
-``global_per_second`` sends per bot in any one-second window; ``stop()`` / ``start()``
+``global_per_second`` sends per bot in any one-second window (as the server sees arrivals);
+``arrival_jitter`` delays each request's arrival by a random 0…N seconds (seeded), like a
+jittery network between Omni and Telegram; ``stop()`` / ``start()``
 restart the server on the same port, keeping its state (pending updates).
 """
 
@@ -21,6 +23,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import random
 import secrets
 import time
 from collections import deque
@@ -72,6 +75,8 @@ class BotApiEmulator:
         self.chat_interval = 1.0
         self.global_per_second = 30
         self.refused_429 = 0
+        self.arrival_jitter = 0.0
+        self._rng = random.Random(13)  # network jitter, not security
         self._injected: dict[str, deque[tuple[int, str, int | None]]] = {}
         self._chat_last: dict[tuple[str, int], float] = {}
         self._update_ids = itertools.count(1000)
@@ -207,6 +212,8 @@ class BotApiEmulator:
         return params, uploads
 
     async def _api(self, request: web.Request) -> web.Response:
+        if self.arrival_jitter > 0:
+            await asyncio.sleep(self._rng.uniform(0, self.arrival_jitter))
         arrived = time.monotonic()
         token = request.match_info["token"]
         method = request.match_info["method"].lower()
