@@ -101,6 +101,8 @@ class _Tick:
     taken: set[int] = field(default_factory=set)
     """Operators reserved in this tick (a higher-priority campaign got them first)."""
     opened: list[_Opened] = field(default_factory=list)
+    caller_ids: dict[int, int] = field(default_factory=dict)
+    """Caller-ID numbers picked in this tick (rotation among equal ``last_used_at``)."""
 
 
 def _zone(name: str) -> ZoneInfo | None:
@@ -215,10 +217,17 @@ async def _lock_operators(session: AsyncSession, user_ids: Sequence[int]) -> lis
 # --- caller IDs -------------------------------------------------------------------------
 
 
-async def pick_caller_id(session: AsyncSession, campaign_id: int, region: str, now: datetime) -> str:
+async def pick_caller_id(
+    session: AsyncSession, campaign_id: int, region: str, now: datetime, used: dict[int, int] | None = None
+) -> str:
     """The pool's least recently used active number, one of the customer's ``region`` first;
-    its ``last_used_at`` is stamped. Empty when the pool is empty (the trunk's own number)."""
+    its ``last_used_at`` is stamped. Empty when the pool is empty (the trunk's own number).
+
+    ``used`` (number id → times picked in this tick) keeps the rotation within one tick, whose
+    stamps all carry the same ``now``."""
     order: list[Any] = [m.CampaignCallerId.last_used_at.asc().nulls_first(), m.CampaignCallerId.id]
+    if used:
+        order.insert(0, case(used, value=m.CampaignCallerId.id, else_=0))
     if region:
         order.insert(0, case((m.CampaignCallerId.region == region, 0), else_=1))
     stmt = (
@@ -233,6 +242,8 @@ async def pick_caller_id(session: AsyncSession, campaign_id: int, region: str, n
     if row is None:
         return ""
     row.last_used_at = now
+    if used is not None:
+        used[row.id] = used.get(row.id, 0) + 1
     return row.number
 
 
@@ -460,7 +471,11 @@ async def _campaign_pass(session: AsyncSession, campaign: m.Campaign, st: _Tick)
                     session, attempt, Outcome.REFUSED, cause="dnc", now=now, refused_state=TargetState.DNC
                 )
                 continue
-            caller_id = "" if broadcast else await pick_caller_id(session, campaign.id, target.region, now)
+            caller_id = (
+                ""
+                if broadcast
+                else await pick_caller_id(session, campaign.id, target.region, now, st.caller_ids)
+            )
             attempt = await do_open_attempt(
                 session, target, caller_id=caller_id, operator_id=operator_id, now=now
             )
@@ -630,6 +645,8 @@ class Scheduler:
 
     services: Services
     poll_seconds: float = POLL_SECONDS
+    passes: int = 0
+    """Ticks run so far (tests wait for the first one before they nudge)."""
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
 
@@ -659,6 +676,7 @@ class Scheduler:
                 raise
             except Exception:
                 log.exception("outbound scheduler pass failed; retrying on the next tick")
+            self.passes += 1
             await asyncio.sleep(MIN_GAP_SECONDS)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
