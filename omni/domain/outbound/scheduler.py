@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
-from sqlalchemy import case, func, or_, select, text, union, union_all
+from sqlalchemy import func, or_, select, text, union, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.channels import AdapterRegistry, AttemptOrder, ChannelAuthFailed, ChannelNotReady, PlacesAttempts
@@ -56,10 +57,11 @@ from omni.db.models.outbound import CampaignChannel, CampaignState, DialMode, Ou
 from omni.domain.capacity import fits, loads_for
 from omni.domain.errors import InvalidInput
 from omni.domain.outbound import predial
-from omni.domain.outbound.dnc import find_dnc
+from omni.domain.outbound.dnc import prefixes
 from omni.domain.outbound.lifecycle import do_close_attempt, do_open_attempt
 from omni.domain.outbound.policy import Load, policy_for
 from omni.domain.outbound.windows import Window, is_open, parse_windows
+from omni.domain.routing import Operator
 
 if TYPE_CHECKING:
     from omni.services import Services
@@ -67,6 +69,7 @@ if TYPE_CHECKING:
 __all__ = [
     "POLL_SECONDS",
     "Scheduler",
+    "TickStats",
     "free_for_outbound",
     "pick_caller_id",
     "tick",
@@ -96,6 +99,20 @@ class _Opened:
 
 
 @dataclass(slots=True)
+class TickStats:
+    """Where one tick's time went (bench/outbound_scheduler.py, logs)."""
+
+    pick_seconds: float = 0.0
+    """Choosing: campaigns, who is free, zones and windows, the claim, DNC, caller IDs."""
+    open_seconds: float = 0.0
+    """Opening the chosen attempts (``lifecycle.do_open_attempt``: rows and events)."""
+    commit_seconds: float = 0.0
+    hand_over_seconds: float = 0.0
+    """Pre-dial checks and the channel's ``place`` after the commit."""
+    opened: int = 0
+
+
+@dataclass(slots=True)
 class _Tick:
     now: datetime
     taken: set[int] = field(default_factory=set)
@@ -103,6 +120,7 @@ class _Tick:
     opened: list[_Opened] = field(default_factory=list)
     caller_ids: dict[int, int] = field(default_factory=dict)
     """Caller-ID numbers picked in this tick (rotation among equal ``last_used_at``)."""
+    open_seconds: float = 0.0
 
 
 def _zone(name: str) -> ZoneInfo | None:
@@ -146,7 +164,12 @@ async def free_for_outbound(session: AsyncSession, campaign: m.Campaign) -> list
     rows = (
         await session.execute(
             select(
-                m.User,
+                m.User.id,
+                m.User.capacity,
+                m.User.chat_weight,
+                m.User.voice_weight,
+                m.User.handles_chat,
+                m.User.handles_voice,
                 m.OperatorPresence.idle_since,
                 m.OperatorStatus.receives_voice,
                 m.OperatorStatus.receives_chats,
@@ -165,10 +188,11 @@ async def free_for_outbound(session: AsyncSession, campaign: m.Campaign) -> list
     if not rows:
         return []
     medium = m.Medium.VOICE if campaign.channel == CampaignChannel.VOICE else m.Medium.CHAT
-    loads = await loads_for(session, [u.id for u, *_ in rows])
+    staff = [(Operator(*row[:7]), bool(row[7]), bool(row[8])) for row in rows]
+    loads = await loads_for(session, [u.id for u, _, _ in staff])
     free = [
         (u.id, voice, chats)
-        for u, _, voice, chats in rows
+        for u, voice, chats in staff
         if fits(u, loads[u.id], medium, chats_block_calls=True)
     ]
     if not free or not campaign.inbound_priority:
@@ -217,6 +241,44 @@ async def _lock_operators(session: AsyncSession, user_ids: Sequence[int]) -> lis
 # --- caller IDs -------------------------------------------------------------------------
 
 
+async def _caller_pool(session: AsyncSession, campaign_id: int) -> list[m.CampaignCallerId]:
+    """The campaign's active caller IDs, locked (``SKIP LOCKED``) so two nodes stamping at once
+    take different numbers; when another node holds them all, read unlocked and share."""
+    stmt = select(m.CampaignCallerId).where(
+        m.CampaignCallerId.campaign_id == campaign_id, m.CampaignCallerId.active.is_(True)
+    )
+    rows = list(await session.scalars(stmt.with_for_update(skip_locked=True)))
+    return rows or list(await session.scalars(stmt))
+
+
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def _rotate(pool: Sequence[m.CampaignCallerId], region: str, used: dict[int, int]) -> str:
+    """The number to use (``used`` counts this tick's picks; the caller stamps them)."""
+    if not pool:
+        return ""
+    row = min(
+        pool,
+        key=lambda r: (
+            0 if region and r.region == region else 1,
+            used.get(r.id, 0),
+            r.last_used_at or _NEVER,
+            r.id,
+        ),
+    )
+    used[row.id] = used.get(row.id, 0) + 1
+    return row.number
+
+
+async def _stamp(session: AsyncSession, used: dict[int, int], now: datetime) -> None:
+    """``last_used_at`` of every number picked, in one statement."""
+    if used:
+        await session.execute(
+            update(m.CampaignCallerId).where(m.CampaignCallerId.id.in_(sorted(used))).values(last_used_at=now)
+        )
+
+
 async def pick_caller_id(
     session: AsyncSession, campaign_id: int, region: str, now: datetime, used: dict[int, int] | None = None
 ) -> str:
@@ -225,26 +287,14 @@ async def pick_caller_id(
 
     ``used`` (number id → times picked in this tick) keeps the rotation within one tick, whose
     stamps all carry the same ``now``."""
-    order: list[Any] = [m.CampaignCallerId.last_used_at.asc().nulls_first(), m.CampaignCallerId.id]
-    if used:
-        order.insert(0, case(used, value=m.CampaignCallerId.id, else_=0))
-    if region:
-        order.insert(0, case((m.CampaignCallerId.region == region, 0), else_=1))
-    stmt = (
-        select(m.CampaignCallerId)
-        .where(m.CampaignCallerId.campaign_id == campaign_id, m.CampaignCallerId.active.is_(True))
-        .order_by(*order)
-        .limit(1)
-    )
-    row = await session.scalar(stmt.with_for_update(skip_locked=True))
-    if row is None:  # every number is being stamped by another node right now: share one
-        row = await session.scalar(stmt)
-    if row is None:
-        return ""
-    row.last_used_at = now
+    counts = dict(used or {})
+    before = dict(counts)
+    number = _rotate(await _caller_pool(session, campaign_id), region, counts)
+    picked = {k: n for k, n in counts.items() if before.get(k) != n}
+    await _stamp(session, picked, now)
     if used is not None:
-        used[row.id] = used.get(row.id, 0) + 1
-    return row.number
+        used.update(counts)
+    return number
 
 
 # --- claiming ---------------------------------------------------------------------------
@@ -311,28 +361,53 @@ async def _claim(
     if len(zones) == 1:
         stmt = select(T).where(*due(zones[0])).order_by(T.next_due_at, T.id).limit(limit)
     else:
+        # The oldest ``limit`` of each open zone (each an index range scan), merged; the rows
+        # are locked by the same statement (the subquery's rows are not locked, only these).
         parts = [
             select(T.id, T.next_due_at).where(*due(z)).order_by(T.next_due_at, T.id).limit(limit).subquery()
             for z in zones
         ]
         merged = union_all(*(select(p.c.id, p.c.next_due_at) for p in parts)).subquery()
-        ids = list(
-            await session.scalars(
-                select(merged.c.id).order_by(merged.c.next_due_at, merged.c.id).limit(limit)
-            )
-        )
-        if not ids:
-            return []
+        ids = select(merged.c.id).order_by(merged.c.next_due_at, merged.c.id).limit(limit)
         stmt = (
             select(T)
             .where(T.id.in_(ids), T.state == TargetState.PENDING, T.next_due_at <= now)
             .order_by(T.next_due_at, T.id)
+            .limit(limit)
         )
     return list(
         await session.scalars(
             stmt.with_for_update(skip_locked=True).execution_options(populate_existing=True)
         )
     )
+
+
+async def _dnc_hits(session: AsyncSession, campaign_id: int, phones: Sequence[str]) -> set[str]:
+    """Which of ``phones`` a do-not-call entry (global or the campaign's, number or prefix)
+    forbids: ``dnc.find_dnc``'s rule for a whole claim in one query instead of one per target."""
+    if not phones:
+        return set()
+    wanted_prefixes = {p for phone in phones for p in prefixes(phone)}
+    rows = (
+        await session.execute(
+            select(m.DncEntry.number, m.DncEntry.prefix).where(
+                or_(m.DncEntry.campaign_id.is_(None), m.DncEntry.campaign_id == campaign_id),
+                or_(
+                    m.DncEntry.number.in_(list(phones)) & m.DncEntry.prefix.is_(False),
+                    m.DncEntry.number.in_(sorted(wanted_prefixes)) & m.DncEntry.prefix.is_(True),
+                ),
+            )
+        )
+    ).all()
+    numbers = {n for n, is_prefix in rows if not is_prefix}
+    ranges = {n for n, is_prefix in rows if is_prefix}
+    return {phone for phone in phones if phone in numbers or any(p in ranges for p in prefixes(phone))}
+
+
+def _dialed(target: m.CampaignTarget) -> str:
+    """The number the target's next attempt dials (``lifecycle.do_open_attempt``'s choice)."""
+    phones = list(target.phones) or [target.phone]
+    return str(phones[target.phone_index % len(phones)])
 
 
 def _order(campaign: m.Campaign, target: m.CampaignTarget, attempt: m.CampaignAttempt) -> AttemptOrder:
@@ -401,14 +476,14 @@ async def _campaign_pass(session: AsyncSession, campaign: m.Campaign, st: _Tick)
             "campaign %s has an unreadable schedule (%s): nothing is called", campaign.id, exc.message
         )
         return
-    open_attempts = int(
-        await session.scalar(
-            select(func.count())
-            .select_from(m.CampaignAttempt)
-            .where(m.CampaignAttempt.campaign_id == campaign.id, m.CampaignAttempt.ended_at.is_(None))
+    counts = (
+        await session.execute(
+            select(func.count(), func.count(m.CampaignAttempt.operator_id)).where(
+                m.CampaignAttempt.campaign_id == campaign.id, m.CampaignAttempt.ended_at.is_(None)
+            )
         )
-        or 0
-    )
+    ).one()
+    open_attempts, reserved = int(counts[0]), int(counts[1])
     broadcast = campaign.channel != CampaignChannel.VOICE
     operators: list[int] | None = None
     if broadcast:
@@ -418,18 +493,6 @@ async def _campaign_pass(session: AsyncSession, campaign: m.Campaign, st: _Tick)
         free = [uid for uid in await free_for_outbound(session, campaign) if uid not in st.taken]
         if not free:
             return
-        reserved = int(
-            await session.scalar(
-                select(func.count())
-                .select_from(m.CampaignAttempt)
-                .where(
-                    m.CampaignAttempt.campaign_id == campaign.id,
-                    m.CampaignAttempt.ended_at.is_(None),
-                    m.CampaignAttempt.operator_id.is_not(None),
-                )
-            )
-            or 0
-        )
         # The policy counts operators busy with this campaign's open attempts among its own
         # (``free - open``); ``free_for_outbound`` already left them out.
         wanted = policy.wanted(Load(len(free) + reserved, open_attempts, campaign.max_concurrency))
@@ -442,6 +505,7 @@ async def _campaign_pass(session: AsyncSession, campaign: m.Campaign, st: _Tick)
     zones = _open_zones(campaign, days, await _zones(session, campaign.id), now)
     if not zones:
         return
+    pool: list[m.CampaignCallerId] | None = None
     for _round in range(CLAIM_ROUNDS):
         if wanted <= 0 or (operators is not None and not operators):
             return
@@ -450,6 +514,7 @@ async def _campaign_pass(session: AsyncSession, campaign: m.Campaign, st: _Tick)
             return
         # Callbacks first, to their operator; the others to the longest idle in order.
         targets.sort(key=lambda t: t.callback_user_id is None)
+        listed = await _dnc_hits(session, campaign.id, [_dialed(t) for t in targets])
         for target in targets:
             operator_id: int | None = None
             if operators is not None:
@@ -462,23 +527,22 @@ async def _campaign_pass(session: AsyncSession, campaign: m.Campaign, st: _Tick)
                 else:
                     continue
             due_at = target.next_due_at
-            phones = list(target.phones) or [target.phone]
-            phone = phones[target.phone_index % len(phones)]
-            hit = await find_dnc(session, campaign.id, phone)
-            if hit is not None:
+            if _dialed(target) in listed:
                 attempt = await do_open_attempt(session, target, now=now)
                 await do_close_attempt(
                     session, attempt, Outcome.REFUSED, cause="dnc", now=now, refused_state=TargetState.DNC
                 )
                 continue
-            caller_id = (
-                ""
-                if broadcast
-                else await pick_caller_id(session, campaign.id, target.region, now, st.caller_ids)
-            )
+            caller_id = ""
+            if not broadcast:
+                if pool is None:
+                    pool = await _caller_pool(session, campaign.id)
+                caller_id = _rotate(pool, target.region, st.caller_ids)
+            started = time.perf_counter()
             attempt = await do_open_attempt(
                 session, target, caller_id=caller_id, operator_id=operator_id, now=now
             )
+            st.open_seconds += time.perf_counter() - started
             if operator_id is not None and operators is not None:
                 operators.remove(operator_id)
                 st.taken.add(operator_id)
@@ -603,19 +667,22 @@ async def tick(
     *,
     adapters: AdapterRegistry | None = None,
     http: httpx.AsyncClient | None = None,
+    stats: TickStats | None = None,
 ) -> int:
     """One scheduling pass over every running campaign; returns the attempts that went ahead
     (placed on their channel, or shown to the operator in preview).
 
     ``now`` pins the clock (tests, the bench); ``adapters`` defaults to the services' registry
     (a bare ``Database``, as in a Celery worker, has none: see the module's note);
-    ``http`` is the client for pre-dial checks (one per tick by default)."""
+    ``http`` is the client for pre-dial checks (one per tick by default); ``stats``, when
+    given, is filled with where the time went."""
     if isinstance(services_or_db, Database):
         db = services_or_db
     else:
         db = services_or_db.db
         adapters = adapters if adapters is not None else services_or_db.adapters
     st = _Tick(now or datetime.now(UTC))
+    began = time.perf_counter()
     async with db.transaction() as session:
         campaigns = list(
             await session.scalars(
@@ -628,9 +695,17 @@ async def tick(
             if _needs_channel(campaign) and _placer(adapters, campaign.channel) is None:
                 continue
             await _campaign_pass(session, campaign, st)
-    if not st.opened:
-        return 0
-    return await _hand_over(db, adapters, st, http)
+        await _stamp(session, st.caller_ids, st.now)
+        chosen = time.perf_counter()
+    committed = time.perf_counter()
+    handed = await _hand_over(db, adapters, st, http) if st.opened else 0
+    if stats is not None:
+        stats.open_seconds = st.open_seconds
+        stats.pick_seconds = chosen - began - st.open_seconds
+        stats.commit_seconds = committed - chosen
+        stats.hand_over_seconds = time.perf_counter() - committed
+        stats.opened = handed
+    return handed
 
 
 # --- the per-node loop ------------------------------------------------------------------
