@@ -579,6 +579,33 @@ async def test_blending_an_inbound_call_goes_first_and_outbound_resumes_after(se
     assert await tick(services, NOON_MSK + timedelta(minutes=2)) == 1
 
 
+async def test_an_operator_ringing_a_campaign_call_is_not_offered_an_inbound_call_too(
+    services: Services,
+) -> None:
+    """Regression: inbound capacity did not count open campaign attempts, so the router rang an
+    operator whose progressive call was already ringing the customer."""
+    w = await _world(services, operators=1)
+    await w.targets("+7 495 000-00-01")
+    assert await tick(services, NOON_MSK) == 1
+    async with services.db.transaction() as s:
+        inbox = await f.inbox(s, await s.get_one(m.Queue, w.queue_id), channel="voice")
+        await do_ingest_inbound(
+            s,
+            InboundMessage(
+                inbox_id=inbox.id,
+                identity_kind="phone",
+                identity_value="+79161230000",
+                external_id="lid-1",
+                medium=m.Medium.VOICE,
+                body="Incoming call",
+            ),
+        )
+    assert await do_route_pending(services.db) == []
+    await w.close(w.adapter.orders[0].attempt_id, Outcome.NO_ANSWER, NOON_MSK)
+    (assigned,) = await do_route_pending(services.db)
+    assert assigned.user_ids == (w.operators[0],)
+
+
 async def test_the_node_loop_wakes_when_an_operator_comes_free(services: Services) -> None:
     w = await _world(services, operators=1)
     await w.targets("+7 495 000-00-01", due=datetime.now(UTC) - timedelta(days=1))
