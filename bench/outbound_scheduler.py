@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -119,6 +119,8 @@ class Result:
     """pick (choosing the attempts), open (the lifecycle's rows and events), commit."""
     idle: dict[str, Any] = field(default_factory=dict)
     opened_per_tick: float = 0.0
+    explain: list[dict[str, Any]] = field(default_factory=list)
+    """Server-side execution time of each read of one steady tick (EXPLAIN ANALYZE)."""
 
 
 def _phone(prefix: str, n: int) -> str:
@@ -214,6 +216,54 @@ async def free_some(db: Database, k: int, rng: random.Random) -> None:
             await do_close_attempt(s, attempt, Outcome.NO_ANSWER, now=NOW)
 
 
+async def explain_tick(
+    db: Database, dsn: str, adapters: AdapterRegistry, rng: random.Random, freed: int
+) -> list[dict[str, Any]]:
+    """One more steady tick with its statements captured, then each read (the picking) run
+    again under ``EXPLAIN ANALYZE`` in a rolled-back transaction: what PostgreSQL itself spends,
+    apart from the round trips and Python that a loaded machine inflates."""
+    await free_some(db, freed, rng)
+    captured: list[tuple[str, Any]] = []
+
+    def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+            captured.append((statement, params))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", grab)
+    try:
+        await tick(db, NOW + timedelta(seconds=2), adapters=adapters)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", grab)
+    # Replayed on the state the tick left (its claims done, the next due targets in line): the
+    # same shape of work as the tick's own reads.
+    out: list[dict[str, Any]] = []
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            for statement, params in captured:
+                # Twice: the first run on this fresh connection also loads its catalog caches.
+                await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", *(params or ()))
+                plan = await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", *(params or ()))
+                top = json.loads(plan)[0]
+                out.append(
+                    {
+                        "statement": " ".join(statement.split())[:90],
+                        "execution_ms": round(float(top["Execution Time"]), 3),
+                        "planning_ms": round(float(top["Planning Time"]), 3),
+                    }
+                )
+            raise _Rollback
+    except _Rollback:
+        pass
+    finally:
+        await conn.close()
+    return out
+
+
+class _Rollback(Exception):
+    pass
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     check_loopback(args.dsn)
     rng = random.Random(13)
@@ -251,6 +301,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             parts["pick"].append(stats.pick_seconds)
             parts["open"].append(stats.open_seconds)
             parts["commit"].append(stats.commit_seconds)
+        explained = await explain_tick(db, raw_dsn(args.dsn, name), adapters, rng, args.freed)
         idle: list[float] = []
         for i in range(max(20, args.ticks // 4)):
             t0 = time.perf_counter()
@@ -267,6 +318,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             steady_parts={k: _stats(v) for k, v in parts.items()},
             idle=_stats(idle),
             opened_per_tick=round(opened / max(1, args.ticks), 2),
+            explain=explained,
         )
     finally:
         await db.dispose()
@@ -281,6 +333,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         f"steady ticks ({args.ticks}, {result.opened_per_tick} attempts each): "
         f"p50 {s['p50_ms']} ms, p90 {s['p90_ms']} ms, p99 {s['p99_ms']} ms, max {s['max_ms']} ms"
     )
+    total = sum(e["execution_ms"] for e in result.explain)
+    log(f"a steady tick's reads in PostgreSQL (EXPLAIN ANALYZE): {total:.2f} ms, {len(result.explain)} reads")
+    for e in result.explain:
+        log(f"  {e['execution_ms']:8.3f} ms  {e['statement']}")
     for part, st in result.steady_parts.items():
         log(f"  {part}: p50 {st['p50_ms']} ms, p90 {st['p90_ms']} ms, p99 {st['p99_ms']} ms")
     log(f"idle ticks: p50 {result.idle['p50_ms']} ms, p99 {result.idle['p99_ms']} ms")
