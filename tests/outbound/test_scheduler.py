@@ -26,7 +26,8 @@ from omni.db import models as m
 from omni.db.migrate import upgrade_async
 from omni.db.models.outbound import Outcome, TargetState
 from omni.domain.conversations import InboundMessage, do_accept_offer, do_close, do_ingest_inbound
-from omni.domain.outbound.lifecycle import do_close_attempt
+from omni.domain.errors import Conflict
+from omni.domain.outbound.lifecycle import Opening, do_close_attempt, do_open_attempts
 from omni.domain.outbound.numbers import parse_number, zone_of
 from omni.domain.outbound.scheduler import Scheduler, free_for_outbound, tick
 from omni.domain.routing import do_route_pending
@@ -670,3 +671,32 @@ async def test_the_same_tick_runs_on_sqlite(sqlite_services: Services) -> None:
     assert await tick(sqlite_services, TUESDAY_0800_MSK + timedelta(hours=1)) == 2  # 09:00 MSK, 08:00 KGD
     assert {o.phone for o in w.adapter.orders} == {"+74232223344", "+74950000001"}
     assert {o.caller_id for o in w.adapter.orders} == {"+74950001111"}
+
+
+async def test_attempts_opened_together_are_each_on_the_record_and_a_busy_target_refuses_all(
+    services: Services,
+) -> None:
+    w = await _world(services, operators=2)
+    a, b = await w.targets("+7 495 000-00-01", "+7 495 000-00-02")
+    async with services.db.transaction() as s:
+        ta, tb = await s.get_one(m.CampaignTarget, a), await s.get_one(m.CampaignTarget, b)
+        opened = await do_open_attempts(
+            s, [Opening(ta, "+74950001111", w.operators[0]), Opening(tb, "", w.operators[1])], now=NOON_MSK
+        )
+        assert [(x.target_id, x.number, x.caller_id, x.operator_id) for x in opened] == [
+            (a, 1, "+74950001111", w.operators[0]),
+            (b, 1, "", w.operators[1]),
+        ]
+        assert (ta.state, ta.attempts, ta.next_due_at) == (TargetState.IN_PROGRESS, 1, None)
+        await s.flush()
+        started = list(await s.scalars(select(m.Event).where(m.Event.type == "campaign.attempt_started")))
+        assert [(e.payload["target_id"], e.user_id) for e in started] == [
+            (a, w.operators[0]),
+            (b, w.operators[1]),
+        ]
+    (c,) = await w.targets("+7 495 000-00-03")
+    with pytest.raises(Conflict):
+        async with services.db.transaction() as s:
+            ta, tc = await s.get_one(m.CampaignTarget, a), await s.get_one(m.CampaignTarget, c)
+            await do_open_attempts(s, [Opening(tc), Opening(ta)], now=NOON_MSK)
+    assert (await w.target(c)).state == TargetState.PENDING

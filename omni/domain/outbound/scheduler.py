@@ -58,7 +58,7 @@ from omni.domain.capacity import fits, loads_for
 from omni.domain.errors import InvalidInput
 from omni.domain.outbound import predial
 from omni.domain.outbound.dnc import prefixes
-from omni.domain.outbound.lifecycle import do_close_attempt, do_open_attempt
+from omni.domain.outbound.lifecycle import Opening, do_close_attempt, do_open_attempt, do_open_attempts
 from omni.domain.outbound.policy import Load, policy_for
 from omni.domain.outbound.windows import Window, is_open, parse_windows
 from omni.domain.routing import Operator
@@ -515,6 +515,7 @@ async def _campaign_pass(session: AsyncSession, campaign: m.Campaign, st: _Tick)
         # Callbacks first, to their operator; the others to the longest idle in order.
         targets.sort(key=lambda t: t.callback_user_id is None)
         listed = await _dnc_hits(session, campaign.id, [_dialed(t) for t in targets])
+        batch: list[Opening] = []
         for target in targets:
             operator_id: int | None = None
             if operators is not None:
@@ -526,7 +527,6 @@ async def _campaign_pass(session: AsyncSession, campaign: m.Campaign, st: _Tick)
                     operator_id = operators[0]
                 else:
                     continue
-            due_at = target.next_due_at
             if _dialed(target) in listed:
                 attempt = await do_open_attempt(session, target, now=now)
                 await do_close_attempt(
@@ -538,23 +538,26 @@ async def _campaign_pass(session: AsyncSession, campaign: m.Campaign, st: _Tick)
                 if pool is None:
                     pool = await _caller_pool(session, campaign.id)
                 caller_id = _rotate(pool, target.region, st.caller_ids)
-            started = time.perf_counter()
-            attempt = await do_open_attempt(
-                session, target, caller_id=caller_id, operator_id=operator_id, now=now
-            )
-            st.open_seconds += time.perf_counter() - started
             if operator_id is not None and operators is not None:
                 operators.remove(operator_id)
                 st.taken.add(operator_id)
+            batch.append(Opening(target, caller_id, operator_id))
+            wanted -= 1
+        if not batch:
+            continue
+        dues = [o.target.next_due_at for o in batch]
+        started = time.perf_counter()
+        attempts = await do_open_attempts(session, batch, now=now)
+        st.open_seconds += time.perf_counter() - started
+        for opening, attempt, due_at in zip(batch, attempts, dues, strict=True):
             st.opened.append(
                 _Opened(
-                    _order(campaign, target, attempt),
+                    _order(campaign, opening.target, attempt),
                     due_at,
-                    predial=_predial(campaign, target, attempt),
+                    predial=_predial(campaign, opening.target, attempt),
                     place=campaign.dial_mode != DialMode.PREVIEW,
                 )
             )
-            wanted -= 1
 
 
 # --- after the commit -------------------------------------------------------------------
