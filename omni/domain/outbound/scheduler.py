@@ -43,11 +43,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
-from sqlalchemy import func, or_, select, text, union, union_all, update
+from sqlalchemy import Integer, bindparam, func, or_, select, text, union, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.channels import AdapterRegistry, AttemptOrder, ChannelAuthFailed, ChannelNotReady, PlacesAttempts
@@ -275,7 +276,10 @@ async def _stamp(session: AsyncSession, used: dict[int, int], now: datetime) -> 
     """``last_used_at`` of every number picked, in one statement."""
     if used:
         await session.execute(
-            update(m.CampaignCallerId).where(m.CampaignCallerId.id.in_(sorted(used))).values(last_used_at=now)
+            update(m.CampaignCallerId)
+            .where(m.CampaignCallerId.id.in_(sorted(used)))
+            .values(last_used_at=now),
+            execution_options={"synchronize_session": False},
         )
 
 
@@ -333,6 +337,49 @@ def _open_zones(
     return out
 
 
+@lru_cache(maxsize=64)
+def _claim_statement(zones: int, callbacks_for: bool) -> Any:
+    """The claim for ``zones`` open zones, built once and reused with bound values (building
+    and keying a statement of several subqueries costs more than running it)."""
+    T = m.CampaignTarget
+
+    def due(i: int) -> list[Any]:
+        cond: list[Any] = [
+            T.campaign_id == bindparam("campaign_id"),
+            T.state == bindparam("pending"),
+            T.timezone == bindparam(f"zone_{i}"),
+            T.next_due_at <= bindparam("now"),
+        ]
+        if callbacks_for:
+            cond.append(
+                or_(
+                    T.callback_user_id.is_(None),
+                    T.callback_user_id.in_(bindparam("operators", expanding=True)),
+                )
+            )
+        return cond
+
+    limit = bindparam("limit", type_=Integer)
+    if zones == 1:
+        stmt = select(T).where(*due(0)).order_by(T.next_due_at, T.id).limit(limit)
+    else:
+        # The oldest ``limit`` of each open zone (each an index range scan), merged; the rows
+        # are locked by the same statement (the subquery's rows are not locked, only these).
+        parts = [
+            select(T.id, T.next_due_at).where(*due(i)).order_by(T.next_due_at, T.id).limit(limit).subquery()
+            for i in range(zones)
+        ]
+        merged = union_all(*(select(p.c.id, p.c.next_due_at) for p in parts)).subquery()
+        ids = select(merged.c.id).order_by(merged.c.next_due_at, merged.c.id).limit(limit)
+        stmt = (
+            select(T)
+            .where(T.id.in_(ids), T.state == bindparam("pending"), T.next_due_at <= bindparam("now"))
+            .order_by(T.next_due_at, T.id)
+            .limit(limit)
+        )
+    return stmt.with_for_update(skip_locked=True).execution_options(populate_existing=True)
+
+
 async def _claim(
     session: AsyncSession,
     campaign: m.Campaign,
@@ -345,41 +392,17 @@ async def _claim(
 
     ``operators``: callbacks for one operator are eligible only if they are in it (``None``:
     nobody is reserved, e.g. a broadcast; callbacks go to anyone)."""
-    T = m.CampaignTarget
-
-    def due(zone: str) -> Any:
-        cond = [
-            T.campaign_id == campaign.id,
-            T.state == TargetState.PENDING,
-            T.timezone == zone,
-            T.next_due_at <= now,
-        ]
-        if operators is not None:
-            cond.append(or_(T.callback_user_id.is_(None), T.callback_user_id.in_(operators)))
-        return cond
-
-    if len(zones) == 1:
-        stmt = select(T).where(*due(zones[0])).order_by(T.next_due_at, T.id).limit(limit)
-    else:
-        # The oldest ``limit`` of each open zone (each an index range scan), merged; the rows
-        # are locked by the same statement (the subquery's rows are not locked, only these).
-        parts = [
-            select(T.id, T.next_due_at).where(*due(z)).order_by(T.next_due_at, T.id).limit(limit).subquery()
-            for z in zones
-        ]
-        merged = union_all(*(select(p.c.id, p.c.next_due_at) for p in parts)).subquery()
-        ids = select(merged.c.id).order_by(merged.c.next_due_at, merged.c.id).limit(limit)
-        stmt = (
-            select(T)
-            .where(T.id.in_(ids), T.state == TargetState.PENDING, T.next_due_at <= now)
-            .order_by(T.next_due_at, T.id)
-            .limit(limit)
-        )
-    return list(
-        await session.scalars(
-            stmt.with_for_update(skip_locked=True).execution_options(populate_existing=True)
-        )
-    )
+    values: dict[str, Any] = {
+        "campaign_id": campaign.id,
+        "pending": str(TargetState.PENDING),
+        "now": now,
+        "limit": limit,
+        **{f"zone_{i}": zone for i, zone in enumerate(zones)},
+    }
+    if operators is not None:
+        values["operators"] = list(operators)
+    stmt = _claim_statement(len(zones), operators is not None)
+    return list(await session.scalars(stmt, values))
 
 
 async def _dnc_hits(session: AsyncSession, campaign_id: int, phones: Sequence[str]) -> set[str]:
