@@ -143,6 +143,43 @@ def _placer(adapters: AdapterRegistry | None, channel: str) -> PlacesAttempts | 
 # --- who is free ------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1)
+def _staff_statement() -> Any:
+    """Members of a campaign's queue and its named operators whose status takes outbound and
+    who hold no open attempt (built once; run with bound ``queue_id`` and ``campaign_id``)."""
+    members = union(
+        select(m.QueueMember.user_id).where(m.QueueMember.queue_id == bindparam("queue_id")),
+        select(m.CampaignOperator.user_id).where(m.CampaignOperator.campaign_id == bindparam("campaign_id")),
+    ).subquery()
+    open_attempt = (
+        select(m.CampaignAttempt.id)
+        .where(m.CampaignAttempt.operator_id == m.User.id, m.CampaignAttempt.ended_at.is_(None))
+        .exists()
+    )
+    return (
+        select(
+            m.User.id,
+            m.User.capacity,
+            m.User.chat_weight,
+            m.User.voice_weight,
+            m.User.handles_chat,
+            m.User.handles_voice,
+            m.OperatorPresence.idle_since,
+            m.OperatorStatus.receives_voice,
+            m.OperatorStatus.receives_chats,
+        )
+        .join(m.OperatorPresence, m.OperatorPresence.user_id == m.User.id)
+        .join(m.OperatorStatus, m.OperatorStatus.id == m.OperatorPresence.status_id)
+        .where(
+            m.User.id.in_(select(members.c.user_id)),
+            m.User.is_active.is_(True),
+            m.OperatorStatus.takes_outbound.is_(True),
+            ~open_attempt,
+        )
+        .order_by(m.OperatorPresence.idle_since, m.User.id)
+    )
+
+
 async def free_for_outbound(session: AsyncSession, campaign: m.Campaign) -> list[int]:
     """Operators who may get one of this campaign's attempts now, longest idle first.
 
@@ -153,38 +190,8 @@ async def free_for_outbound(session: AsyncSession, campaign: m.Campaign) -> list
     otherwise), and — with the campaign's ``inbound_priority`` — with no inbound contact
     waiting in one of their queues (that contact is theirs first; outbound resumes after).
     """
-    members = union(
-        select(m.QueueMember.user_id).where(m.QueueMember.queue_id == campaign.queue_id),
-        select(m.CampaignOperator.user_id).where(m.CampaignOperator.campaign_id == campaign.id),
-    ).subquery()
-    open_attempt = (
-        select(m.CampaignAttempt.id)
-        .where(m.CampaignAttempt.operator_id == m.User.id, m.CampaignAttempt.ended_at.is_(None))
-        .exists()
-    )
     rows = (
-        await session.execute(
-            select(
-                m.User.id,
-                m.User.capacity,
-                m.User.chat_weight,
-                m.User.voice_weight,
-                m.User.handles_chat,
-                m.User.handles_voice,
-                m.OperatorPresence.idle_since,
-                m.OperatorStatus.receives_voice,
-                m.OperatorStatus.receives_chats,
-            )
-            .join(m.OperatorPresence, m.OperatorPresence.user_id == m.User.id)
-            .join(m.OperatorStatus, m.OperatorStatus.id == m.OperatorPresence.status_id)
-            .where(
-                m.User.id.in_(select(members.c.user_id)),
-                m.User.is_active.is_(True),
-                m.OperatorStatus.takes_outbound.is_(True),
-                ~open_attempt,
-            )
-            .order_by(m.OperatorPresence.idle_since, m.User.id)
-        )
+        await session.execute(_staff_statement(), {"queue_id": campaign.queue_id, "campaign_id": campaign.id})
     ).all()
     if not rows:
         return []
