@@ -329,6 +329,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     out = {
         "result": result.__dict__,
         "machine": await machine_info(args.dsn),
+        "loadavg_at_end": list(os.getloadavg()),
         "args": vars(args) | {"dsn": "…"},
     }
     s = result.steady
@@ -343,6 +344,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     for part, st in result.steady_parts.items():
         log(f"  {part}: p50 {st['p50_ms']} ms, p90 {st['p90_ms']} ms, p99 {st['p99_ms']} ms")
     log(f"idle ticks: p50 {result.idle['p50_ms']} ms, p99 {result.idle['p99_ms']} ms")
+    log(f"load average at the end: {out['loadavg_at_end']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2, default=str))
     return out
