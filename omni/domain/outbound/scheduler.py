@@ -44,11 +44,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
-from sqlalchemy import Integer, bindparam, func, or_, select, text, union, union_all, update
+from sqlalchemy import Integer, Table, bindparam, func, or_, select, text, union, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.channels import AdapterRegistry, AttemptOrder, ChannelAuthFailed, ChannelNotReady, PlacesAttempts
@@ -282,12 +282,9 @@ def _rotate(pool: Sequence[m.CampaignCallerId], region: str, used: dict[int, int
 async def _stamp(session: AsyncSession, used: dict[int, int], now: datetime) -> None:
     """``last_used_at`` of every number picked, in one statement."""
     if used:
-        await session.execute(
-            update(m.CampaignCallerId)
-            .where(m.CampaignCallerId.id.in_(sorted(used)))
-            .values(last_used_at=now),
-            execution_options={"synchronize_session": False},
-        )
+        # A plain (Core) UPDATE: the rows loaded in this session are not read again.
+        table = cast(Table, m.CampaignCallerId.__table__)
+        await session.execute(update(table).where(table.c.id.in_(sorted(used))).values(last_used_at=now))
 
 
 async def pick_caller_id(
