@@ -43,7 +43,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -143,6 +143,51 @@ def _placer(adapters: AdapterRegistry | None, channel: str) -> PlacesAttempts | 
 # --- who is free ------------------------------------------------------------------------
 
 
+@cache
+def _statement(name: str) -> Any:
+    """The tick's fixed statements, built once and run with bound values: building and keying
+    statements was a good part of a tick's CPU (bench/outbound_scheduler.py)."""
+    ids: Any = bindparam("ids", expanding=True)
+    queued = m.ConversationStatus.QUEUED
+    A = m.CampaignAttempt
+    if name == "campaigns":
+        return (
+            select(m.Campaign)
+            .where(m.Campaign.state == CampaignState.RUNNING)
+            .order_by(m.Campaign.priority.desc(), m.Campaign.id)
+        )
+    if name == "counts":  # open attempts of a campaign, and those holding an operator
+        return select(func.count(), func.count(A.operator_id)).where(
+            A.campaign_id == bindparam("campaign_id"), A.ended_at.is_(None)
+        )
+    if name == "waiting":  # inbound contacts waiting for these operators (blending)
+        return union_all(
+            select(m.QueueMember.user_id, m.Conversation.medium)
+            .join(m.Conversation, m.Conversation.queue_id == m.QueueMember.queue_id)
+            .where(m.QueueMember.user_id.in_(ids), m.Conversation.status == queued),
+            select(m.Conversation.preferred_user_id, m.Conversation.medium).where(
+                m.Conversation.preferred_user_id.in_(ids), m.Conversation.status == queued
+            ),
+        )
+    if name == "lock":
+        return (
+            select(m.OperatorPresence.user_id)
+            .where(m.OperatorPresence.user_id.in_(ids))
+            .with_for_update(skip_locked=True)
+        )
+    if name == "busy":
+        return select(A.operator_id).where(A.operator_id.in_(ids), A.ended_at.is_(None))
+    if name == "dnc":
+        return select(m.DncEntry.number, m.DncEntry.prefix).where(
+            or_(m.DncEntry.campaign_id.is_(None), m.DncEntry.campaign_id == bindparam("campaign_id")),
+            or_(
+                m.DncEntry.number.in_(bindparam("numbers", expanding=True)) & m.DncEntry.prefix.is_(False),
+                m.DncEntry.number.in_(bindparam("prefixes", expanding=True)) & m.DncEntry.prefix.is_(True),
+            ),
+        )
+    raise KeyError(name)
+
+
 @lru_cache(maxsize=1)
 def _staff_statement() -> Any:
     """Members of a campaign's queue and its named operators whose status takes outbound and
@@ -206,17 +251,9 @@ async def free_for_outbound(session: AsyncSession, campaign: m.Campaign) -> list
     if not free or not campaign.inbound_priority:
         return [uid for uid, _, _ in free]
     ids = [uid for uid, _, _ in free]
-    waiting: Any = union_all(
-        select(m.QueueMember.user_id, m.Conversation.medium)
-        .join(m.Conversation, m.Conversation.queue_id == m.QueueMember.queue_id)
-        .where(m.QueueMember.user_id.in_(ids), m.Conversation.status == m.ConversationStatus.QUEUED),
-        select(m.Conversation.preferred_user_id, m.Conversation.medium).where(
-            m.Conversation.preferred_user_id.in_(ids), m.Conversation.status == m.ConversationStatus.QUEUED
-        ),
-    )
     blocked: set[int] = set()
     receives = {uid: (voice, chats) for uid, voice, chats in free}
-    for uid, conv_medium in (await session.execute(waiting)).all():
+    for uid, conv_medium in (await session.execute(_statement("waiting"), {"ids": ids})).all():
         voice, chats = receives[uid]
         if voice if conv_medium == m.Medium.VOICE else chats:
             blocked.add(uid)
@@ -229,20 +266,8 @@ async def _lock_operators(session: AsyncSession, user_ids: Sequence[int]) -> lis
     attempt another node committed since they were found free. Order is kept."""
     if not user_ids:
         return []
-    locked = set(
-        await session.scalars(
-            select(m.OperatorPresence.user_id)
-            .where(m.OperatorPresence.user_id.in_(user_ids))
-            .with_for_update(skip_locked=True)
-        )
-    )
-    busy = set(
-        await session.scalars(
-            select(m.CampaignAttempt.operator_id).where(
-                m.CampaignAttempt.operator_id.in_(locked), m.CampaignAttempt.ended_at.is_(None)
-            )
-        )
-    )
+    locked = set(await session.scalars(_statement("lock"), {"ids": list(user_ids)}))
+    busy = set(await session.scalars(_statement("busy"), {"ids": list(locked)})) if locked else set()
     return [uid for uid in user_ids if uid in locked and uid not in busy]
 
 
@@ -415,17 +440,8 @@ async def _dnc_hits(session: AsyncSession, campaign_id: int, phones: Sequence[st
     if not phones:
         return set()
     wanted_prefixes = {p for phone in phones for p in prefixes(phone)}
-    rows = (
-        await session.execute(
-            select(m.DncEntry.number, m.DncEntry.prefix).where(
-                or_(m.DncEntry.campaign_id.is_(None), m.DncEntry.campaign_id == campaign_id),
-                or_(
-                    m.DncEntry.number.in_(list(phones)) & m.DncEntry.prefix.is_(False),
-                    m.DncEntry.number.in_(sorted(wanted_prefixes)) & m.DncEntry.prefix.is_(True),
-                ),
-            )
-        )
-    ).all()
+    values = {"campaign_id": campaign_id, "numbers": list(phones), "prefixes": sorted(wanted_prefixes)}
+    rows = (await session.execute(_statement("dnc"), values)).all()
     numbers = {n for n, is_prefix in rows if not is_prefix}
     ranges = {n for n, is_prefix in rows if is_prefix}
     return {phone for phone in phones if phone in numbers or any(p in ranges for p in prefixes(phone))}
@@ -503,13 +519,7 @@ async def _campaign_pass(session: AsyncSession, campaign: m.Campaign, st: _Tick)
             "campaign %s has an unreadable schedule (%s): nothing is called", campaign.id, exc.message
         )
         return
-    counts = (
-        await session.execute(
-            select(func.count(), func.count(m.CampaignAttempt.operator_id)).where(
-                m.CampaignAttempt.campaign_id == campaign.id, m.CampaignAttempt.ended_at.is_(None)
-            )
-        )
-    ).one()
+    counts = (await session.execute(_statement("counts"), {"campaign_id": campaign.id})).one()
     open_attempts, reserved = int(counts[0]), int(counts[1])
     broadcast = campaign.channel != CampaignChannel.VOICE
     operators: list[int] | None = None
@@ -714,13 +724,7 @@ async def tick(
     st = _Tick(now or datetime.now(UTC))
     began = time.perf_counter()
     async with db.transaction() as session:
-        campaigns = list(
-            await session.scalars(
-                select(m.Campaign)
-                .where(m.Campaign.state == CampaignState.RUNNING)
-                .order_by(m.Campaign.priority.desc(), m.Campaign.id)
-            )
-        )
+        campaigns = list(await session.scalars(_statement("campaigns")))
         for campaign in campaigns:
             if _needs_channel(campaign) and _placer(adapters, campaign.channel) is None:
                 continue
