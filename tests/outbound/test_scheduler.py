@@ -245,13 +245,16 @@ async def test_dnc_numbers_and_prefixes_are_refused_on_the_record_and_others_cal
     services: Services,
 ) -> None:
     w = await _world(services)
-    listed, ranged, fine = await w.targets("+7 495 123-45-67", "+7 812 111-22-33", "+7 495 765-43-21")
+    listed, ranged, whole, fine = await w.targets(
+        "+7 495 123-45-67", "+7 812 111-22-33", "+7 343 000-11-22", "+7 495 765-43-21"
+    )
     async with services.db.transaction() as s:
         s.add(m.DncEntry(campaign_id=None, number="+74951234567"))
         s.add(m.DncEntry(campaign_id=w.campaign_id, number="+7812", prefix=True))
+        s.add(m.DncEntry(campaign_id=w.campaign_id, number="+73430001122", prefix=True))  # covers itself
     assert await tick(services, NOON_MSK) == 1
     assert [o.target_id for o in w.adapter.orders] == [fine]
-    for tid in (listed, ranged):
+    for tid in (listed, ranged, whole):
         target = await w.target(tid)
         assert (target.state, target.attempts, target.next_due_at) == (TargetState.DNC, 0, None)
         (attempt,) = await w.attempts(target_id=tid)

@@ -82,8 +82,9 @@ POLL_SECONDS = 2.0
 """How often a node's loop ticks when nothing wakes it (a freed operator wakes it at once)."""
 MIN_GAP_SECONDS = 0.2
 """Ticks never follow each other closer than this, however many nudges arrive."""
-CLAIM_ROUNDS = 3
-"""Claims per campaign and tick when do-not-call hits leave operators without a target."""
+CLAIM_ROUNDS = 5
+"""Claims per campaign and tick when do-not-call hits leave operators without a target (the
+import marks listed numbers `dnc` beforehand, so hits here are the rare late additions)."""
 PREDIAL_CONCURRENCY = 16
 
 
@@ -439,12 +440,15 @@ async def _dnc_hits(session: AsyncSession, campaign_id: int, phones: Sequence[st
     forbids: ``dnc.find_dnc``'s rule for a whole claim in one query instead of one per target."""
     if not phones:
         return set()
-    wanted_prefixes = {p for phone in phones for p in prefixes(phone)}
+    # A prefix entry covers the numbers it starts and itself; an exact entry only itself.
+    wanted_prefixes = {p for phone in phones for p in (phone, *prefixes(phone))}
     values = {"campaign_id": campaign_id, "numbers": list(phones), "prefixes": sorted(wanted_prefixes)}
     rows = (await session.execute(_statement("dnc"), values)).all()
     numbers = {n for n, is_prefix in rows if not is_prefix}
     ranges = {n for n, is_prefix in rows if is_prefix}
-    return {phone for phone in phones if phone in numbers or any(p in ranges for p in prefixes(phone))}
+    return {
+        phone for phone in phones if phone in numbers or any(p in ranges for p in (phone, *prefixes(phone)))
+    }
 
 
 def _dialed(target: m.CampaignTarget) -> str:
@@ -473,7 +477,9 @@ def _order(campaign: m.Campaign, target: m.CampaignTarget, attempt: m.CampaignAt
         queue_id=campaign.queue_id,
         operator_id=attempt.operator_id,
         ring_seconds=campaign.ring_seconds,
-        text=campaign.message_template,
+        # Empty: the broadcast renders the campaign's template for the target itself
+        # (``broadcast.do_place_broadcast``), so the engine never sends a raw template.
+        text="",
         variables=variables,
     )
 
