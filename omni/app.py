@@ -152,8 +152,9 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         # Every node runs it; the cursor row lets one pass run at a time (docs/reports.md).
         rollups = asyncio.create_task(report_driver.run_loop(services.db), name="report-rollups")
         # Every node runs it too; target and operator row locks keep the nodes apart (docs/outbound.md).
-        outbound = OutboundScheduler(services)
-        await outbound.start()
+        outbound = OutboundScheduler(services, poll_seconds=settings.routing.outbound_seconds)
+        if settings.routing.outbound_seconds > 0:
+            await outbound.start()
         try:
             yield
         finally:
