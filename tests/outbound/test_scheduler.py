@@ -703,3 +703,40 @@ async def test_attempts_opened_together_are_each_on_the_record_and_a_busy_target
             ta, tc = await s.get_one(m.CampaignTarget, a), await s.get_one(m.CampaignTarget, c)
             await do_open_attempts(s, [Opening(tc), Opening(ta)], now=NOON_MSK)
     assert (await w.target(c)).state == TargetState.PENDING
+
+
+async def test_the_worker_tick_opens_previews_and_leaves_dialing_to_nodes_with_a_channel(
+    services: Services,
+) -> None:
+    """Celery beat's ``omni.outbound.tick`` runs ``tick`` on a bare database: no adapters there,
+    so a preview (no channel until the operator dials) opens and a progressive campaign waits."""
+    from omni import worker
+
+    entry = worker.celery_app.conf.beat_schedule["omni.outbound.tick"]
+    assert entry["task"] == "omni.outbound.tick" and entry["schedule"] == worker.OUTBOUND_TICK_SECONDS
+    w = await _world(services, operators=2)
+    (progressive,) = await w.targets("+7 495 000-00-01")
+    async with services.db.transaction() as s:
+        preview = m.Campaign(
+            name="Preview",
+            queue_id=w.queue_id,
+            state="running",
+            dial_mode="preview",
+            schedule=EVERY_DAY_9_TO_21,
+        )
+        s.add(preview)
+        await s.flush()
+        s.add(
+            m.CampaignTarget(
+                campaign_id=preview.id,
+                phone="+74950000002",
+                phones=["+74950000002"],
+                timezone="Europe/Moscow",
+                next_due_at=NOON_MSK - timedelta(hours=1),
+            )
+        )
+    assert await tick(services.db, NOON_MSK) == 1
+    (attempt,) = await w.attempts()
+    assert attempt.campaign_id != w.campaign_id and attempt.operator_id in w.operators
+    assert (await w.target(progressive)).state == TargetState.PENDING
+    assert w.adapter.orders == []
