@@ -728,6 +728,8 @@ async def tick(
         db = services_or_db.db
         adapters = adapters if adapters is not None else services_or_db.adapters
     st = _Tick(now or datetime.now(UTC))
+    if st.now.tzinfo is None:
+        raise ValueError("tick() needs an aware `now`: customer windows are compared in their zones")
     began = time.perf_counter()
     async with db.transaction() as session:
         campaigns = list(await session.scalars(_statement("campaigns")))
