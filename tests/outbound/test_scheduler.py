@@ -634,7 +634,8 @@ async def test_two_concurrent_ticks_never_open_two_attempts_for_one_target_or_op
     services: Services, settings: Settings
 ) -> None:
     w = await _world(services, operators=12, max_concurrency=100)
-    await w.targets(*(f"+7 495 000-{n:02d}-00" for n in range(30)))
+    # Three zones, all open at noon in Moscow: the claim merges them (the costlier statement).
+    await w.targets(*(f"+7 {('495', '423', '343')[n % 3]} 000-{n:02d}-00" for n in range(36)))
     other = Database(settings.effective_database_url, pool_size=2)
     try:
         now = NOON_MSK

@@ -395,12 +395,15 @@ def _claim_statement(zones: int, callbacks_for: bool) -> Any:
     else:
         # The oldest ``limit`` of each open zone (each an index range scan), merged; the rows
         # are locked by the same statement (the subquery's rows are not locked, only these).
+        # Candidates beyond ``limit`` (``spare``): rows another node holds are skipped by the
+        # lock below, and the claim still fills up from the next ones.
+        spare = bindparam("spare", type_=Integer)
         parts = [
-            select(T.id, T.next_due_at).where(*due(i)).order_by(T.next_due_at, T.id).limit(limit).subquery()
+            select(T.id, T.next_due_at).where(*due(i)).order_by(T.next_due_at, T.id).limit(spare).subquery()
             for i in range(zones)
         ]
         merged = union_all(*(select(p.c.id, p.c.next_due_at) for p in parts)).subquery()
-        ids = select(merged.c.id).order_by(merged.c.next_due_at, merged.c.id).limit(limit)
+        ids = select(merged.c.id).order_by(merged.c.next_due_at, merged.c.id).limit(spare)
         stmt = (
             select(T)
             .where(T.id.in_(ids), T.state == bindparam("pending"), T.next_due_at <= bindparam("now"))
@@ -427,6 +430,7 @@ async def _claim(
         "pending": str(TargetState.PENDING),
         "now": now,
         "limit": limit,
+        "spare": limit * 2 + 16,
         **{f"zone_{i}": zone for i, zone in enumerate(zones)},
     }
     if operators is not None:
