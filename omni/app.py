@@ -44,6 +44,7 @@ from omni.channels import ChannelSetup, SetupChannel
 from omni.db.migrate import upgrade_async
 from omni.domain import webhooks
 from omni.domain.errors import DomainError
+from omni.domain.outbound.scheduler import Scheduler as OutboundScheduler
 from omni.domain.reports import driver as report_driver
 from omni.domain.reports import mailing
 from omni.metrics import ASSIGNMENTS, EVENTS_DISPATCHED
@@ -153,9 +154,14 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         mailer = asyncio.create_task(_send_due_reports(services)) if settings.embedded else None
         # Every node runs it; the cursor row lets one pass run at a time (docs/reports.md).
         rollups = asyncio.create_task(report_driver.run_loop(services.db), name="report-rollups")
+        # Every node runs it too; target and operator row locks keep the nodes apart (docs/outbound.md).
+        outbound = OutboundScheduler(services, poll_seconds=settings.routing.outbound_seconds)
+        if settings.routing.outbound_seconds > 0:
+            await outbound.start()
         try:
             yield
         finally:
+            await outbound.stop()
             for task in (sweeper, rollups, mailer):
                 if task is None:
                     continue

@@ -32,6 +32,10 @@ class RoutingSettings(BaseSettings):
     """Sockets of a node silent this long are dropped (the node died), starting offline grace."""
     handle_time_window: int = 50
     """How many recent handled conversations feed the estimated-wait calculation."""
+    outbound_seconds: float = 2.0
+    """How often each node's campaign scheduler ticks when nothing wakes it (a freed operator
+    wakes it at once); 0 = this node runs no scheduler (a node kept out of dialing, a test
+    that opens attempts by hand). ``omni.domain.outbound.scheduler``."""
 
 
 class WebhookSettings(BaseSettings):

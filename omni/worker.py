@@ -20,6 +20,7 @@ from celery._state import _set_task_join_will_block, task_join_will_block
 
 from omni.db import Database
 from omni.domain import webhooks
+from omni.domain.outbound import scheduler as outbound_scheduler
 from omni.domain.reports import driver as report_driver
 from omni.domain.reports import mailing
 from omni.settings import Settings, get_settings
@@ -49,6 +50,11 @@ def configure(settings: Settings) -> Celery:
     celery_app.conf.beat_schedule = {
         **(celery_app.conf.beat_schedule or {}),
         "omni.reports.catch_up": {"task": "omni.reports.catch_up", "schedule": REPORTS_CATCH_UP_SECONDS},
+        "omni.outbound.tick": {
+            "task": "omni.outbound.tick",
+            "schedule": OUTBOUND_TICK_SECONDS,
+            "options": {"expires": OUTBOUND_TICK_SECONDS},
+        },
     }
     # Celery caches the producer connection pool and the queue table on first use; without
     # this a second configure() in the same process (another app, a test) would keep
@@ -113,6 +119,21 @@ def reports_catch_up() -> int | None:
     """Bring the report rollups up to the event log (after downtime: everything since)."""
     loop, db, _ = _Runtime.get()
     result: int | None = loop.run_until_complete(report_driver.catch_up(db))
+    return result
+
+
+OUTBOUND_TICK_SECONDS = 10.0
+"""Beat period of the campaign scheduler's tick (app nodes run it in process, woken early by
+freed operators; this one keeps preview campaigns moving when no node loop does)."""
+
+
+@celery_app.task(name="omni.outbound.tick", ignore_result=True)  # type: ignore[untyped-decorator]
+def outbound_tick() -> int:
+    """One scheduler pass from the worker. It has no channel adapters, so it opens preview
+    attempts only (they need no channel until the operator dials); the app nodes' loops place
+    the rest (``omni.domain.outbound.scheduler``)."""
+    loop, db, _ = _Runtime.get()
+    result: int = loop.run_until_complete(outbound_scheduler.tick(db))
     return result
 
 

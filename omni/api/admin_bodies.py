@@ -199,6 +199,7 @@ class StatusUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     kind: Name | UnsetType = UNSET
     receives_voice: bool | UnsetType = UNSET
     receives_chats: bool | UnsetType = UNSET
+    takes_outbound: bool | UnsetType = UNSET
     productive: bool | UnsetType = UNSET
     selectable: bool | UnsetType = UNSET
     max_duration_seconds: Int32 | UnsetType | None = UNSET

@@ -158,6 +158,7 @@ class StatusOut(msgspec.Struct, kw_only=True):
     kind: str
     receives_voice: bool
     receives_chats: bool
+    takes_outbound: bool
     productive: bool
     selectable: bool
     max_duration_seconds: int | None

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import func, literal, select, union_all
+from sqlalchemy import case, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -75,7 +75,8 @@ def remaining(user: Staffed, load: Load) -> int:
 async def loads_for(
     session: AsyncSession, user_ids: Iterable[int], *, members_of: Sequence[int] | None = None
 ) -> dict[int, Load]:
-    """Current load of each operator, from assignments and pending offers, in one query.
+    """Current load of each operator, from assignments, pending offers and open campaign attempts
+    reserved for them, in one query.
 
     ``members_of`` (queue ids) selects the operators by membership in SQL instead of a long
     ``IN`` list, which is what the router asks for on every decision.
@@ -108,7 +109,19 @@ async def loads_for(
         .where(m.Offer.user_id.in_(who), m.Offer.state == "pending")
         .group_by(m.Offer.user_id, m.Conversation.medium)
     )
-    rows: Sequence[Any] = (await session.execute(union_all(assigned, offered))).all()
+    # An operator reserved for an open campaign attempt (a preview card shown, a progressive call
+    # ringing the customer) is as busy as with an offer: the router must not ring them too.
+    attempts = (
+        select(
+            m.CampaignAttempt.operator_id.label("uid"),
+            case((m.CampaignAttempt.channel == "voice", m.Medium.VOICE.value), else_=m.Medium.CHAT.value),
+            literal("o").label("kind"),
+            func.count(),
+        )
+        .where(m.CampaignAttempt.operator_id.in_(who), m.CampaignAttempt.ended_at.is_(None))
+        .group_by(m.CampaignAttempt.operator_id, m.CampaignAttempt.channel)
+    )
+    rows: Sequence[Any] = (await session.execute(union_all(assigned, offered, attempts))).all()
     for uid, medium, kind, count in rows:
         load = result.get(uid)
         if load is None:

@@ -343,6 +343,30 @@ class DncEntry(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+# The scheduler's queries (omni/domain/outbound/scheduler.py; migration 0019_engine): the zones
+# of a campaign's pending targets and the oldest due ones of an open zone; open attempts per
+# campaign (concurrency) and per operator (who is free for outbound).
+Index(
+    "ix_campaign_targets_zone_due",
+    CampaignTarget.campaign_id,
+    CampaignTarget.state,
+    CampaignTarget.timezone,
+    CampaignTarget.next_due_at,
+)
+Index(
+    "ix_campaign_attempts_open_campaign",
+    CampaignAttempt.campaign_id,
+    postgresql_where=CampaignAttempt.ended_at.is_(None),
+    sqlite_where=CampaignAttempt.ended_at.is_(None),
+)
+Index(
+    "ix_campaign_attempts_open_operator",
+    CampaignAttempt.operator_id,
+    postgresql_where=CampaignAttempt.ended_at.is_(None),
+    sqlite_where=CampaignAttempt.ended_at.is_(None),
+)
+
+
 __all__ = [
     "OPEN_TARGET_STATES",
     "CallList",

@@ -182,6 +182,9 @@ class OperatorStatus(Base):
     kind: Mapped[str] = mapped_column(String(16), default=StatusKind.PAUSE)
     receives_voice: Mapped[bool] = mapped_column(Boolean, default=False)
     receives_chats: Mapped[bool] = mapped_column(Boolean, default=False)
+    takes_outbound: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Campaign attempts (outbound, blending) may be given to operators in this status; the
+    admin form defaults it to true for statuses of kind ``available``."""
     productive: Mapped[bool] = mapped_column(Boolean, default=False)
     selectable: Mapped[bool] = mapped_column(Boolean, default=True)
     max_duration_seconds: Mapped[int | None] = mapped_column(Integer)

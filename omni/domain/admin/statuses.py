@@ -48,6 +48,7 @@ _STATUS_FIELDS: dict[str, Checker] = {
     "kind": _choice(ADMIN_STATUS_KINDS),
     "receives_voice": _boolean,
     "receives_chats": _boolean,
+    "takes_outbound": _boolean,
     "productive": _boolean,
     "selectable": _boolean,
     "max_duration_seconds": _optional(_integer(1)),
@@ -95,6 +96,8 @@ async def check_create_status(
 ) -> m.OperatorStatus:
     check_role(who, ADMIN)
     clean = _clean(data, _STATUS_FIELDS, ("code", "name"))
+    # Blending: a new "available" status gives operators campaign attempts unless said otherwise.
+    clean.setdefault("takes_outbound", clean.get("kind", m.StatusKind.PAUSE) == m.StatusKind.AVAILABLE)
     await _check_status(session, clean, None)
     status = m.OperatorStatus(**clean, is_system=False)
     session.add(status)
@@ -117,7 +120,8 @@ async def check_update_status(
         )
     if status.is_system:
         for name in clean:
-            if name not in (*SYSTEM_STATUS_EDITABLE, "code"):
+            # Who takes outbound is the install's blending policy, not a meaning the core relies on.
+            if name not in (*SYSTEM_STATUS_EDITABLE, "code", "takes_outbound"):
                 raise InvalidInput(
                     "{field} of the built-in status '{code}' can't be changed", code=status.code, field=name
                 )

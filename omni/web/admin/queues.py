@@ -207,6 +207,7 @@ class Statuses(Section):
             Field("kind", t("adm.f.kind"), "select", kinds, readonly=system),
             Field("receives_voice", t("adm.f.receives_voice"), "checkbox", readonly=system),
             Field("receives_chats", t("adm.f.receives_chats"), "checkbox", readonly=system),
+            Field("takes_outbound", t("adm.f.takes_outbound"), "checkbox"),
             Field("productive", t("adm.f.productive"), "checkbox", readonly=system),
             Field("selectable", t("adm.f.selectable"), "checkbox", readonly=system),
             Field("max_duration_seconds", t("adm.f.max_duration_seconds"), "number", nullable=True),

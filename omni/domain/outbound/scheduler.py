@@ -1,0 +1,803 @@
+"""The campaign scheduler: picks the next attempts of running campaigns and hands them over.
+
+One ``tick`` (any node; a per-node loop and a Celery beat task run it) goes through the running
+campaigns, higher ``priority`` first, and for each one:
+
+1. dates: today in the campaign's zone between ``starts_on`` and ``ends_on``;
+2. who is free (``free_for_outbound``) and how many attempts the dial-mode policy wants
+   (``policy.policy_for(mode).wanted(Load(...))``: free operators, open attempts,
+   ``max_concurrency``); an operator taken by a higher campaign in this tick is not counted
+   again; operators are locked (``operator_presence`` ``FOR UPDATE SKIP LOCKED``, as the
+   router does) and re-checked, so two nodes never reserve one operator twice;
+3. windows: the distinct zones of the campaign's pending targets (a loose index scan, few
+   zones) are checked against the weekday schedule and holidays in each zone's wall time; a
+   zone whose window is closed is not touched at all;
+4. due targets of the open zones, oldest ``next_due_at`` first, claimed with
+   ``FOR UPDATE SKIP LOCKED`` (PostgreSQL; the same code runs on SQLite, where the database
+   lock serialises writers), so two nodes never open two attempts for one target; a callback
+   for one operator (``callback_user_id``) is only taken when that operator is free, and goes
+   to them;
+5. do-not-call (``dnc.find_dnc``): a hit opens the attempt and closes it ``refused`` with the
+   target ``dnc`` (on the record, no attempt used up);
+6. the attempt is opened (``lifecycle.do_open_attempt``: target ``in_progress``, the operator
+   reserved) with a caller ID from the campaign's pool (least recently used, a number of the
+   customer's region first; ``last_used_at`` stamped);
+7. after the commit: the pre-dial check (``predial``; concurrently, outside any transaction)
+   and then the ``AttemptOrder`` goes to the adapter of the campaign's channel
+   (``PlacesAttempts``). Preview attempts are not placed: the operator sees the card
+   (``campaign.attempt_started``) and dials from the console. A refusal by the check or
+   ``ChannelNotReady`` closes the attempt ``refused`` (the target pending again at its due
+   time, or as the check said).
+
+A campaign whose channel has no attempt-placing adapter in this process (a Celery worker, a
+node with voice off) is left to a node that has one, except preview campaigns, which need no
+channel until the operator dials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import httpx
+from sqlalchemy import Integer, Table, bindparam, func, or_, select, text, union, union_all, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omni.channels import AdapterRegistry, AttemptOrder, ChannelAuthFailed, ChannelNotReady, PlacesAttempts
+from omni.db import Database
+from omni.db import models as m
+from omni.db.models.outbound import CampaignChannel, CampaignState, DialMode, Outcome, TargetState
+from omni.domain.capacity import fits, loads_for
+from omni.domain.errors import InvalidInput
+from omni.domain.outbound import predial
+from omni.domain.outbound.dnc import prefixes
+from omni.domain.outbound.lifecycle import Opening, do_close_attempt, do_open_attempt, do_open_attempts
+from omni.domain.outbound.policy import Load, policy_for
+from omni.domain.outbound.windows import Window, is_open, parse_windows
+from omni.domain.routing import Operator
+
+if TYPE_CHECKING:
+    from omni.services import Services
+
+__all__ = [
+    "POLL_SECONDS",
+    "Scheduler",
+    "TickStats",
+    "free_for_outbound",
+    "pick_caller_id",
+    "tick",
+]
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 2.0
+"""How often a node's loop ticks when nothing wakes it (a freed operator wakes it at once)."""
+MIN_GAP_SECONDS = 0.2
+"""Ticks never follow each other closer than this, however many nudges arrive."""
+CLAIM_ROUNDS = 5
+"""Claims per campaign and tick when do-not-call hits leave operators without a target (the
+import marks listed numbers `dnc` beforehand, so hits here are the rare late additions)."""
+PREDIAL_CONCURRENCY = 16
+
+
+@dataclass(slots=True)
+class _Opened:
+    """An attempt opened and committed, waiting for the pre-dial check and the channel."""
+
+    order: AttemptOrder
+    due_at: datetime | None
+    predial: dict[str, Any] | None = None
+    """url, timeout, policy and payload of the campaign's pre-dial check (``None``: none)."""
+    place: bool = True
+    """``False`` for preview: the operator dials from the console."""
+
+
+@dataclass(slots=True)
+class TickStats:
+    """Where one tick's time went (bench/outbound_scheduler.py, logs)."""
+
+    pick_seconds: float = 0.0
+    """Choosing: campaigns, who is free, zones and windows, the claim, DNC, caller IDs."""
+    open_seconds: float = 0.0
+    """Opening the chosen attempts (``lifecycle.do_open_attempt``: rows and events)."""
+    commit_seconds: float = 0.0
+    hand_over_seconds: float = 0.0
+    """Pre-dial checks and the channel's ``place`` after the commit."""
+    opened: int = 0
+
+
+@dataclass(slots=True)
+class _Tick:
+    now: datetime
+    taken: set[int] = field(default_factory=set)
+    """Operators reserved in this tick (a higher-priority campaign got them first)."""
+    opened: list[_Opened] = field(default_factory=list)
+    caller_ids: dict[int, int] = field(default_factory=dict)
+    """Caller-ID numbers picked in this tick (rotation among equal ``last_used_at``)."""
+    open_seconds: float = 0.0
+
+
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _needs_channel(campaign: m.Campaign) -> bool:
+    return campaign.dial_mode != DialMode.PREVIEW or campaign.channel != CampaignChannel.VOICE
+
+
+def _placer(adapters: AdapterRegistry | None, channel: str) -> PlacesAttempts | None:
+    adapter: object = adapters.get(channel) if adapters is not None else None
+    return adapter if isinstance(adapter, PlacesAttempts) else None
+
+
+# --- who is free ------------------------------------------------------------------------
+
+
+@cache
+def _statement(name: str) -> Any:
+    """The tick's fixed statements, built once and run with bound values: building and keying
+    statements was a good part of a tick's CPU (bench/outbound_scheduler.py)."""
+    ids: Any = bindparam("ids", expanding=True)
+    queued = m.ConversationStatus.QUEUED
+    A = m.CampaignAttempt
+    if name == "campaigns":
+        return (
+            select(m.Campaign)
+            .where(m.Campaign.state == CampaignState.RUNNING)
+            .order_by(m.Campaign.priority.desc(), m.Campaign.id)
+        )
+    if name == "counts":  # open attempts of a campaign, and those holding an operator
+        return select(func.count(), func.count(A.operator_id)).where(
+            A.campaign_id == bindparam("campaign_id"), A.ended_at.is_(None)
+        )
+    if name == "waiting":  # inbound contacts waiting for these operators (blending)
+        return union_all(
+            select(m.QueueMember.user_id, m.Conversation.medium)
+            .join(m.Conversation, m.Conversation.queue_id == m.QueueMember.queue_id)
+            .where(m.QueueMember.user_id.in_(ids), m.Conversation.status == queued),
+            select(m.Conversation.preferred_user_id, m.Conversation.medium).where(
+                m.Conversation.preferred_user_id.in_(ids), m.Conversation.status == queued
+            ),
+        )
+    if name == "lock":
+        return (
+            select(m.OperatorPresence.user_id)
+            .where(m.OperatorPresence.user_id.in_(ids))
+            .with_for_update(skip_locked=True)
+        )
+    if name == "busy":
+        return select(A.operator_id).where(A.operator_id.in_(ids), A.ended_at.is_(None))
+    if name == "dnc":
+        return select(m.DncEntry.number, m.DncEntry.prefix).where(
+            or_(m.DncEntry.campaign_id.is_(None), m.DncEntry.campaign_id == bindparam("campaign_id")),
+            or_(
+                m.DncEntry.number.in_(bindparam("numbers", expanding=True)) & m.DncEntry.prefix.is_(False),
+                m.DncEntry.number.in_(bindparam("prefixes", expanding=True)) & m.DncEntry.prefix.is_(True),
+            ),
+        )
+    raise KeyError(name)
+
+
+@lru_cache(maxsize=1)
+def _staff_statement() -> Any:
+    """Members of a campaign's queue and its named operators whose status takes outbound and
+    who hold no open attempt (built once; run with bound ``queue_id`` and ``campaign_id``)."""
+    members = union(
+        select(m.QueueMember.user_id).where(m.QueueMember.queue_id == bindparam("queue_id")),
+        select(m.CampaignOperator.user_id).where(m.CampaignOperator.campaign_id == bindparam("campaign_id")),
+    ).subquery()
+    open_attempt = (
+        select(m.CampaignAttempt.id)
+        .where(m.CampaignAttempt.operator_id == m.User.id, m.CampaignAttempt.ended_at.is_(None))
+        .exists()
+    )
+    return (
+        select(
+            m.User.id,
+            m.User.capacity,
+            m.User.chat_weight,
+            m.User.voice_weight,
+            m.User.handles_chat,
+            m.User.handles_voice,
+            m.OperatorPresence.idle_since,
+            m.OperatorStatus.receives_voice,
+            m.OperatorStatus.receives_chats,
+        )
+        .join(m.OperatorPresence, m.OperatorPresence.user_id == m.User.id)
+        .join(m.OperatorStatus, m.OperatorStatus.id == m.OperatorPresence.status_id)
+        .where(
+            m.User.id.in_(select(members.c.user_id)),
+            m.User.is_active.is_(True),
+            m.OperatorStatus.takes_outbound.is_(True),
+            ~open_attempt,
+        )
+        .order_by(m.OperatorPresence.idle_since, m.User.id)
+    )
+
+
+async def free_for_outbound(session: AsyncSession, campaign: m.Campaign) -> list[int]:
+    """Operators who may get one of this campaign's attempts now, longest idle first.
+
+    Members of the campaign's queue and its named operators, active, whose chosen status
+    ``takes_outbound`` (offline, pause and DND statuses don't), holding no open attempt of any
+    campaign, with capacity left for one more contact of the campaign's medium as inbound
+    counts it (``capacity.fits``: a call needs the whole operator unless they are configured
+    otherwise), and — with the campaign's ``inbound_priority`` — with no inbound contact
+    waiting in one of their queues (that contact is theirs first; outbound resumes after).
+    """
+    rows = (
+        await session.execute(_staff_statement(), {"queue_id": campaign.queue_id, "campaign_id": campaign.id})
+    ).all()
+    if not rows:
+        return []
+    medium = m.Medium.VOICE if campaign.channel == CampaignChannel.VOICE else m.Medium.CHAT
+    staff = [(Operator(*row[:7]), bool(row[7]), bool(row[8])) for row in rows]
+    loads = await loads_for(session, [u.id for u, _, _ in staff])
+    free = [
+        (u.id, voice, chats)
+        for u, voice, chats in staff
+        if fits(u, loads[u.id], medium, chats_block_calls=True)
+    ]
+    if not free or not campaign.inbound_priority:
+        return [uid for uid, _, _ in free]
+    ids = [uid for uid, _, _ in free]
+    blocked: set[int] = set()
+    receives = {uid: (voice, chats) for uid, voice, chats in free}
+    for uid, conv_medium in (await session.execute(_statement("waiting"), {"ids": ids})).all():
+        voice, chats = receives[uid]
+        if voice if conv_medium == m.Medium.VOICE else chats:
+            blocked.add(uid)
+    return [uid for uid in ids if uid not in blocked]
+
+
+async def _lock_operators(session: AsyncSession, user_ids: Sequence[int]) -> list[int]:
+    """The operators this tick may reserve: their presence rows locked (``SKIP LOCKED``: one
+    another node or the router is deciding about is left to it), then re-checked for an open
+    attempt another node committed since they were found free. Order is kept."""
+    if not user_ids:
+        return []
+    locked = set(await session.scalars(_statement("lock"), {"ids": list(user_ids)}))
+    busy = set(await session.scalars(_statement("busy"), {"ids": list(locked)})) if locked else set()
+    return [uid for uid in user_ids if uid in locked and uid not in busy]
+
+
+# --- caller IDs -------------------------------------------------------------------------
+
+
+async def _caller_pool(session: AsyncSession, campaign_id: int) -> list[m.CampaignCallerId]:
+    """The campaign's active caller IDs, locked (``SKIP LOCKED``) so two nodes stamping at once
+    take different numbers; when another node holds them all, read unlocked and share."""
+    stmt = select(m.CampaignCallerId).where(
+        m.CampaignCallerId.campaign_id == campaign_id, m.CampaignCallerId.active.is_(True)
+    )
+    rows = list(await session.scalars(stmt.with_for_update(skip_locked=True)))
+    return rows or list(await session.scalars(stmt))
+
+
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def _rotate(pool: Sequence[m.CampaignCallerId], region: str, used: dict[int, int]) -> str:
+    """The number to use (``used`` counts this tick's picks; the caller stamps them)."""
+    if not pool:
+        return ""
+    row = min(
+        pool,
+        key=lambda r: (
+            0 if region and r.region == region else 1,
+            used.get(r.id, 0),
+            r.last_used_at or _NEVER,
+            r.id,
+        ),
+    )
+    used[row.id] = used.get(row.id, 0) + 1
+    return row.number
+
+
+async def _stamp(session: AsyncSession, used: dict[int, int], now: datetime) -> None:
+    """``last_used_at`` of every number picked, in one statement."""
+    if used:
+        # A plain (Core) UPDATE: the rows loaded in this session are not read again.
+        table = cast(Table, m.CampaignCallerId.__table__)
+        await session.execute(update(table).where(table.c.id.in_(sorted(used))).values(last_used_at=now))
+
+
+async def pick_caller_id(
+    session: AsyncSession, campaign_id: int, region: str, now: datetime, used: dict[int, int] | None = None
+) -> str:
+    """The pool's least recently used active number, one of the customer's ``region`` first;
+    its ``last_used_at`` is stamped. Empty when the pool is empty (the trunk's own number).
+
+    ``used`` (number id → times picked in this tick) keeps the rotation within one tick, whose
+    stamps all carry the same ``now``."""
+    counts = dict(used or {})
+    before = dict(counts)
+    number = _rotate(await _caller_pool(session, campaign_id), region, counts)
+    picked = {k: n for k, n in counts.items() if before.get(k) != n}
+    await _stamp(session, picked, now)
+    if used is not None:
+        used.update(counts)
+    return number
+
+
+# --- claiming ---------------------------------------------------------------------------
+
+_ZONES = text(
+    """
+    WITH RECURSIVE z(tz) AS (
+        SELECT MIN(timezone) FROM campaign_targets WHERE campaign_id = :c AND state = :s
+        UNION ALL
+        SELECT (SELECT MIN(t.timezone) FROM campaign_targets t
+                WHERE t.campaign_id = :c AND t.state = :s AND t.timezone > z.tz)
+        FROM z WHERE z.tz IS NOT NULL
+    )
+    SELECT tz FROM z WHERE tz IS NOT NULL
+    """
+)
+"""The distinct zones of a campaign's pending targets: one index seek per zone
+(``ix_campaign_targets_zone_due``), not a scan of a million rows."""
+
+
+async def _zones(session: AsyncSession, campaign_id: int) -> list[str]:
+    return [str(z) for z in await session.scalars(_ZONES, {"c": campaign_id, "s": TargetState.PENDING})]
+
+
+def _open_zones(
+    campaign: m.Campaign, days: dict[int, list[Window]], zones: list[str], now: datetime
+) -> list[str]:
+    out = []
+    for name in zones:
+        tz = _zone(name or campaign.timezone)
+        if tz is None:
+            log.warning("campaign %s: targets with unknown time zone %r are not called", campaign.id, name)
+            continue
+        if is_open(days, campaign.holidays or [], now.astimezone(tz)):
+            out.append(name)
+    return out
+
+
+@lru_cache(maxsize=64)
+def _claim_statement(zones: int, callbacks_for: bool) -> Any:
+    """The claim for ``zones`` open zones, built once and reused with bound values (building
+    and keying a statement of several subqueries costs more than running it)."""
+    T = m.CampaignTarget
+
+    def due(i: int) -> list[Any]:
+        cond: list[Any] = [
+            T.campaign_id == bindparam("campaign_id"),
+            T.state == bindparam("pending"),
+            T.timezone == bindparam(f"zone_{i}"),
+            T.next_due_at <= bindparam("now"),
+        ]
+        if callbacks_for:
+            cond.append(
+                or_(
+                    T.callback_user_id.is_(None),
+                    T.callback_user_id.in_(bindparam("operators", expanding=True)),
+                )
+            )
+        return cond
+
+    limit = bindparam("limit", type_=Integer)
+    if zones == 1:
+        stmt = select(T).where(*due(0)).order_by(T.next_due_at, T.id).limit(limit)
+    else:
+        # The oldest ``limit`` of each open zone (each an index range scan), merged; the rows
+        # are locked by the same statement (the subquery's rows are not locked, only these).
+        # Candidates beyond ``limit`` (``spare``): rows another node holds are skipped by the
+        # lock below, and the claim still fills up from the next ones.
+        spare = bindparam("spare", type_=Integer)
+        parts = [
+            select(T.id, T.next_due_at).where(*due(i)).order_by(T.next_due_at, T.id).limit(spare).subquery()
+            for i in range(zones)
+        ]
+        merged = union_all(*(select(p.c.id, p.c.next_due_at) for p in parts)).subquery()
+        ids = select(merged.c.id).order_by(merged.c.next_due_at, merged.c.id).limit(spare)
+        stmt = (
+            select(T)
+            .where(T.id.in_(ids), T.state == bindparam("pending"), T.next_due_at <= bindparam("now"))
+            .order_by(T.next_due_at, T.id)
+            .limit(limit)
+        )
+    return stmt.with_for_update(skip_locked=True).execution_options(populate_existing=True)
+
+
+async def _claim(
+    session: AsyncSession,
+    campaign: m.Campaign,
+    zones: list[str],
+    now: datetime,
+    limit: int,
+    operators: list[int] | None,
+) -> list[m.CampaignTarget]:
+    """Lock up to ``limit`` due pending targets of the open ``zones``, oldest due first.
+
+    ``operators``: callbacks for one operator are eligible only if they are in it (``None``:
+    nobody is reserved, e.g. a broadcast; callbacks go to anyone)."""
+    values: dict[str, Any] = {
+        "campaign_id": campaign.id,
+        "pending": str(TargetState.PENDING),
+        "now": now,
+        "limit": limit,
+        "spare": limit * 2 + 16,
+        **{f"zone_{i}": zone for i, zone in enumerate(zones)},
+    }
+    if operators is not None:
+        values["operators"] = list(operators)
+    stmt = _claim_statement(len(zones), operators is not None)
+    return list(await session.scalars(stmt, values))
+
+
+async def _dnc_hits(session: AsyncSession, campaign_id: int, phones: Sequence[str]) -> set[str]:
+    """Which of ``phones`` a do-not-call entry (global or the campaign's, number or prefix)
+    forbids: ``dnc.find_dnc``'s rule for a whole claim in one query instead of one per target."""
+    if not phones:
+        return set()
+    # A prefix entry covers the numbers it starts and itself; an exact entry only itself.
+    wanted_prefixes = {p for phone in phones for p in (phone, *prefixes(phone))}
+    values = {"campaign_id": campaign_id, "numbers": list(phones), "prefixes": sorted(wanted_prefixes)}
+    rows = (await session.execute(_statement("dnc"), values)).all()
+    numbers = {n for n, is_prefix in rows if not is_prefix}
+    ranges = {n for n, is_prefix in rows if is_prefix}
+    return {
+        phone for phone in phones if phone in numbers or any(p in ranges for p in (phone, *prefixes(phone)))
+    }
+
+
+def _dialed(target: m.CampaignTarget) -> str:
+    """The number the target's next attempt dials (``lifecycle.do_open_attempt``'s choice)."""
+    phones = list(target.phones) or [target.phone]
+    return str(phones[target.phone_index % len(phones)])
+
+
+def _order(campaign: m.Campaign, target: m.CampaignTarget, attempt: m.CampaignAttempt) -> AttemptOrder:
+    variables: dict[str, Any] = {
+        **{str(k): v for k, v in (target.fields or {}).items()},
+        "name": target.name,
+        "campaign_id": campaign.id,
+        "target_id": target.id,
+        "attempt_id": attempt.id,
+    }
+    return AttemptOrder(
+        attempt_id=attempt.id,
+        campaign_id=campaign.id,
+        target_id=target.id,
+        channel=campaign.channel,
+        dial_mode=campaign.dial_mode,
+        phone=attempt.phone,
+        caller_id=attempt.caller_id,
+        inbox_id=campaign.inbox_id,
+        queue_id=campaign.queue_id,
+        operator_id=attempt.operator_id,
+        ring_seconds=campaign.ring_seconds,
+        # Empty: the broadcast renders the campaign's template for the target itself
+        # (``broadcast.do_place_broadcast``), so the engine never sends a raw template.
+        text="",
+        variables=variables,
+    )
+
+
+def _predial(
+    campaign: m.Campaign, target: m.CampaignTarget, attempt: m.CampaignAttempt
+) -> dict[str, Any] | None:
+    if not campaign.predial_url:
+        return None
+    return {
+        "url": campaign.predial_url,
+        "timeout_ms": campaign.predial_timeout_ms,
+        "on_timeout": campaign.predial_on_timeout,
+        "campaign_id": campaign.id,
+        "campaign_name": campaign.name,
+        "payload": {
+            "campaign": campaign.id,
+            "campaign_name": campaign.name,
+            "phone": attempt.phone,
+            "target_id": target.id,
+            "name": target.name,
+            "fields": dict(target.fields or {}),
+            "tags": list(target.tags or []),
+            "attempt": attempt.number,
+        },
+    }
+
+
+async def _campaign_pass(session: AsyncSession, campaign: m.Campaign, st: _Tick) -> None:
+    """Open this campaign's attempts for this tick (inside the tick's transaction)."""
+    now = st.now
+    policy = policy_for(campaign.dial_mode)
+    home = _zone(campaign.timezone)
+    if policy is None or home is None:
+        return
+    today = now.astimezone(home).date()
+    if (campaign.starts_on and today < campaign.starts_on) or (campaign.ends_on and today > campaign.ends_on):
+        return
+    try:
+        days = parse_windows(campaign.schedule or {})
+    except InvalidInput as exc:
+        log.warning(
+            "campaign %s has an unreadable schedule (%s): nothing is called", campaign.id, exc.message
+        )
+        return
+    counts = (await session.execute(_statement("counts"), {"campaign_id": campaign.id})).one()
+    open_attempts, reserved = int(counts[0]), int(counts[1])
+    broadcast = campaign.channel != CampaignChannel.VOICE
+    operators: list[int] | None = None
+    if broadcast:
+        # A broadcast reserves no operator: only the campaign's concurrency bounds it.
+        wanted = max(0, campaign.max_concurrency - open_attempts)
+    else:
+        free = [uid for uid in await free_for_outbound(session, campaign) if uid not in st.taken]
+        if not free:
+            return
+        # The policy counts operators busy with this campaign's open attempts among its own
+        # (``free - open``); ``free_for_outbound`` already left them out.
+        wanted = policy.wanted(Load(len(free) + reserved, open_attempts, campaign.max_concurrency))
+        if wanted <= 0:
+            return
+        operators = await _lock_operators(session, free[: wanted * 2 + 8])
+        wanted = min(wanted, len(operators))
+    if wanted <= 0:
+        return
+    zones = _open_zones(campaign, days, await _zones(session, campaign.id), now)
+    if not zones:
+        return
+    pool: list[m.CampaignCallerId] | None = None
+    for _round in range(CLAIM_ROUNDS):
+        if wanted <= 0 or (operators is not None and not operators):
+            return
+        targets = await _claim(session, campaign, zones, now, wanted, operators)
+        if not targets:
+            return
+        # Callbacks first, to their operator; the others to the longest idle in order.
+        targets.sort(key=lambda t: t.callback_user_id is None)
+        listed = await _dnc_hits(session, campaign.id, [_dialed(t) for t in targets])
+        batch: list[Opening] = []
+        for target in targets:
+            operator_id: int | None = None
+            if operators is not None:
+                if target.callback_user_id is not None:
+                    if target.callback_user_id not in operators:
+                        continue
+                    operator_id = target.callback_user_id
+                elif operators:
+                    operator_id = operators[0]
+                else:
+                    continue
+            if _dialed(target) in listed:
+                attempt = await do_open_attempt(session, target, now=now)
+                await do_close_attempt(
+                    session, attempt, Outcome.REFUSED, cause="dnc", now=now, refused_state=TargetState.DNC
+                )
+                continue
+            caller_id = ""
+            if not broadcast:
+                if pool is None:
+                    pool = await _caller_pool(session, campaign.id)
+                caller_id = _rotate(pool, target.region, st.caller_ids)
+            if operator_id is not None and operators is not None:
+                operators.remove(operator_id)
+                st.taken.add(operator_id)
+            batch.append(Opening(target, caller_id, operator_id))
+            wanted -= 1
+        if not batch:
+            continue
+        dues = [o.target.next_due_at for o in batch]
+        started = time.perf_counter()
+        attempts = await do_open_attempts(session, batch, now=now)
+        st.open_seconds += time.perf_counter() - started
+        for opening, attempt, due_at in zip(batch, attempts, dues, strict=True):
+            st.opened.append(
+                _Opened(
+                    _order(campaign, opening.target, attempt),
+                    due_at,
+                    predial=_predial(campaign, opening.target, attempt),
+                    place=campaign.dial_mode != DialMode.PREVIEW,
+                )
+            )
+
+
+# --- after the commit -------------------------------------------------------------------
+
+
+async def _ask_all(
+    opened: list[_Opened], now: datetime, client: httpx.AsyncClient | None
+) -> list[predial.Verdict]:
+    checks = [o for o in opened if o.predial is not None]
+    if not checks:
+        return [predial.Verdict(predial.CALL) for _ in opened]
+    gate = asyncio.Semaphore(PREDIAL_CONCURRENCY)
+
+    async def one(o: _Opened, http: httpx.AsyncClient) -> predial.Verdict:
+        if o.predial is None:
+            return predial.Verdict(predial.CALL)
+        async with gate:
+            return await predial.ask(http, now=now, **o.predial)
+
+    if client is not None:
+        return list(await asyncio.gather(*(one(o, client) for o in opened)))
+    async with httpx.AsyncClient() as http:
+        return list(await asyncio.gather(*(one(o, http) for o in opened)))
+
+
+async def _refuse(
+    db: Database, attempt_id: int, verdict: predial.Verdict | None, due_at: datetime | None, now: datetime
+) -> None:
+    """Close an attempt that was not placed: by the pre-dial check (``verdict``) or because
+    the channel could not take it (``None``: pending again at its old due time)."""
+    async with db.transaction() as session:
+        attempt = await session.get(m.CampaignAttempt, attempt_id)
+        if attempt is None or attempt.ended_at is not None:
+            return
+        if verdict is None:
+            target = await do_close_attempt(
+                session,
+                attempt,
+                Outcome.REFUSED,
+                cause="channel_not_ready",
+                now=now,
+                refused_state=TargetState.PENDING,
+            )
+            target.next_due_at = due_at or now
+        elif verdict.action == predial.DONT_CALL:
+            await do_close_attempt(
+                session, attempt, Outcome.REFUSED, cause=verdict.cause, now=now, refused_state=TargetState.DNC
+            )
+        elif verdict.action == predial.SKIP:
+            await do_close_attempt(session, attempt, Outcome.SKIPPED, cause=verdict.cause, now=now)
+        else:
+            target = await do_close_attempt(
+                session,
+                attempt,
+                Outcome.REFUSED,
+                cause=verdict.cause,
+                now=now,
+                refused_state=TargetState.PENDING,
+            )
+            target.next_due_at = verdict.at or now
+
+
+async def _hand_over(
+    db: Database, adapters: AdapterRegistry | None, st: _Tick, client: httpx.AsyncClient | None
+) -> int:
+    verdicts = await _ask_all(st.opened, st.now, client)
+    handed = 0
+    for opened, verdict in zip(st.opened, verdicts, strict=True):
+        order = opened.order
+        if verdict.action != predial.CALL:
+            await _refuse(db, order.attempt_id, verdict, opened.due_at, st.now)
+            continue
+        if not opened.place:
+            handed += 1
+            continue
+        placer = _placer(adapters, order.channel)
+        try:
+            if placer is None:
+                raise ChannelNotReady(f"no {order.channel} adapter places attempts on this node")
+            await placer.place(order)
+        except ChannelNotReady as exc:
+            log.warning("campaign %s attempt %s not placed: %s", order.campaign_id, order.attempt_id, exc)
+            await _refuse(db, order.attempt_id, None, opened.due_at, st.now)
+            continue
+        except ChannelAuthFailed as exc:
+            log.error(
+                "campaign %s: the %s channel's configuration is wrong: %s",
+                order.campaign_id,
+                order.channel,
+                exc,
+            )
+            await _refuse(db, order.attempt_id, None, opened.due_at, st.now)
+            continue
+        except Exception:
+            log.exception(
+                "campaign %s attempt %s: the %s adapter failed",
+                order.campaign_id,
+                order.attempt_id,
+                order.channel,
+            )
+            await _refuse(db, order.attempt_id, None, opened.due_at, st.now)
+            continue
+        handed += 1
+    return handed
+
+
+async def tick(
+    services_or_db: Services | Database,
+    now: datetime | None = None,
+    *,
+    adapters: AdapterRegistry | None = None,
+    http: httpx.AsyncClient | None = None,
+    stats: TickStats | None = None,
+) -> int:
+    """One scheduling pass over every running campaign; returns the attempts that went ahead
+    (placed on their channel, or shown to the operator in preview).
+
+    ``now`` pins the clock (tests, the bench); ``adapters`` defaults to the services' registry
+    (a bare ``Database``, as in a Celery worker, has none: see the module's note);
+    ``http`` is the client for pre-dial checks (one per tick by default); ``stats``, when
+    given, is filled with where the time went."""
+    if isinstance(services_or_db, Database):
+        db = services_or_db
+    else:
+        db = services_or_db.db
+        adapters = adapters if adapters is not None else services_or_db.adapters
+    st = _Tick(now or datetime.now(UTC))
+    if st.now.tzinfo is None:
+        raise ValueError("tick() needs an aware `now`: customer windows are compared in their zones")
+    began = time.perf_counter()
+    async with db.transaction() as session:
+        campaigns = list(await session.scalars(_statement("campaigns")))
+        for campaign in campaigns:
+            if _needs_channel(campaign) and _placer(adapters, campaign.channel) is None:
+                continue
+            await _campaign_pass(session, campaign, st)
+        await _stamp(session, st.caller_ids, st.now)
+        chosen = time.perf_counter()
+    committed = time.perf_counter()
+    handed = await _hand_over(db, adapters, st, http) if st.opened else 0
+    if stats is not None:
+        stats.open_seconds = st.open_seconds
+        stats.pick_seconds = chosen - began - st.open_seconds
+        stats.commit_seconds = committed - chosen
+        stats.hand_over_seconds = time.perf_counter() - committed
+        stats.opened = handed
+    return handed
+
+
+# --- the per-node loop ------------------------------------------------------------------
+
+
+@dataclass
+class Scheduler:
+    """A node's scheduler loop: a tick every ``poll_seconds``, and at once (but never closer
+    than ``MIN_GAP_SECONDS``) when nudged — by the bus's ``routing`` hints, which every change
+    that frees an operator raises (a presence change, a conversation closed or wrapped up), and
+    by the ``outbound`` topic. Every node runs one; the row locks keep them apart."""
+
+    services: Services
+    poll_seconds: float = POLL_SECONDS
+    passes: int = 0
+    """Ticks run so far (tests wait for the first one before they nudge)."""
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+
+    def nudge(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        self.services.bus.subscribe("routing", lambda _data: self.nudge())
+        self.services.bus.subscribe("outbound", lambda _data: self.nudge())
+        self._task = asyncio.create_task(self._run(), name="outbound-scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                opened = await tick(self.services)
+                if opened:
+                    log.debug("outbound scheduler: %d attempts", opened)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbound scheduler pass failed; retrying on the next tick")
+            self.passes += 1
+            await asyncio.sleep(MIN_GAP_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
