@@ -57,7 +57,8 @@ from omni.db import models as m
 from omni.db.models.outbound import CampaignChannel, CampaignState, DialMode, Outcome, TargetState
 from omni.domain.capacity import fits, loads_for
 from omni.domain.errors import InvalidInput
-from omni.domain.outbound import predial
+from omni.domain.outbound import campaigns as campaigns_service
+from omni.domain.outbound import predial, preview
 from omni.domain.outbound.dnc import prefixes
 from omni.domain.outbound.lifecycle import Opening, do_close_attempt, do_open_attempt, do_open_attempts
 from omni.domain.outbound.policy import Load, policy_for
@@ -711,6 +712,17 @@ async def _hand_over(
     return handed
 
 
+async def _housekeeping(db: Database, adapters: AdapterRegistry | None, now: datetime) -> None:
+    """What each pass does before choosing: campaigns past their end date finish, and previews
+    nobody answered in time are dialed (auto-dial campaigns) or put back for the next operator.
+    A node without channel adapters (a Celery worker) leaves previews to the nodes that can dial."""
+    async with db.transaction() as session:
+        await campaigns_service.do_finish_expired(session, now)
+        expired = await preview.do_expire_previews(session, now) if adapters is not None else []
+    if expired and adapters is not None:
+        await preview.place_orders(db, adapters, expired)
+
+
 async def tick(
     services_or_db: Services | Database,
     now: datetime | None = None,
@@ -734,6 +746,7 @@ async def tick(
     st = _Tick(now or datetime.now(UTC))
     if st.now.tzinfo is None:
         raise ValueError("tick() needs an aware `now`: customer windows are compared in their zones")
+    await _housekeeping(db, adapters, st.now)
     began = time.perf_counter()
     async with db.transaction() as session:
         campaigns = list(await session.scalars(_statement("campaigns")))
