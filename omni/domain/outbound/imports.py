@@ -1080,11 +1080,10 @@ class ImportRunner:
         self.notify = notify
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
-    def start(self, import_id: int) -> asyncio.Task[None]:
+    def start(self, import_id: int) -> None:
         task = asyncio.create_task(self._run(import_id), name=f"list-import-{import_id}")
         self._tasks[import_id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(import_id, None))
-        return task
 
     async def _run(self, import_id: int) -> None:
         with contextlib.suppress(Exception):  # logged and stored as failed by run_import
@@ -1200,7 +1199,9 @@ async def check_add_targets(
 # --- reading lists and targets -------------------------------------------------------------
 
 
-async def campaign_lists(session: AsyncSession, who: Principal, campaign_id: int) -> list[dict[str, Any]]:
+async def campaign_lists(
+    session: AsyncSession, who: Principal, campaign_id: int, lang: str = "en"
+) -> list[dict[str, Any]]:
     """The campaign's lists, newest first, with their targets by state and their last import."""
     campaign = await access_campaign(session, who, campaign_id)
     await fail_stale_imports(session, datetime.now(UTC))
@@ -1236,7 +1237,7 @@ async def campaign_lists(session: AsyncSession, who: Principal, campaign_id: int
             "created_at": c.created_at.isoformat(),
             "targets": sum(counts.get(c.id, {}).values()),
             "by_state": counts.get(c.id, {}),
-            "last_import": import_dict(jobs[c.id], campaign.id) if c.id in jobs else None,
+            "last_import": import_dict(jobs[c.id], campaign.id, lang) if c.id in jobs else None,
         }
         for c in lists
     ]
