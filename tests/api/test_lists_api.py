@@ -30,13 +30,13 @@ async def _admin(server: LiveServer) -> tuple[httpx.AsyncClient, int]:
 
 
 CSV = (
-    "phone,name,debt\n"
-    "+7 916 111-22-33,Anna,10\n"
-    "garbage,Boris,20\n"
-    "8 916 111 22 33,Anna again,30\n"
-    ",,\n"
-    "+7 423 222-33-44,Vera,40\n"
-).encode()
+    b"phone,name,debt\n"
+    b"+7 916 111-22-33,Anna,10\n"
+    b"garbage,Boris,20\n"
+    b"8 916 111 22 33,Anna again,30\n"
+    b",,\n"
+    b"+7 423 222-33-44,Vera,40\n"
+)
 
 
 async def test_upload_preview_start_follow_and_download_the_rejects(live_server: LiveServer) -> None:
