@@ -614,6 +614,7 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("POST", "/admin/{slug:str}/{item_id:int}"): (ADMIN_PAGE, None),
     ("POST", "/admin/{slug:str}/{item_id:int}/{name:str}"): (ADMIN_PAGE, None),
     ("GET", "/reports/schedules"): (ADMIN_PAGE, None),
+    ("GET", "/campaigns/{campaign_id:int}/lists"): (ADMIN_PAGE, None),
     ("POST", "/reports/schedules"): (ADMIN_PAGE, None),
     ("GET", "/reports/schedules/{schedule_id:int}"): (ADMIN_PAGE, None),
     ("POST", "/reports/schedules/{schedule_id:int}"): (ADMIN_PAGE, None),

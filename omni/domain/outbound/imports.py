@@ -99,6 +99,9 @@ its node."""
 ACTIVE = (ImportState.PENDING, ImportState.RUNNING)
 INTERRUPTED = _l("interrupted: the server stopped during the import; the rows counted so far are imported")
 FAILED = _l("the import failed ({kind}); the rows counted so far are imported")
+DUPLICATE_IN_LIST = _l("duplicate: the number is already in this list")
+DUPLICATE_IN_CAMPAIGN = _l("duplicate: the number is already in the campaign")
+REJECTS_HEAD = (_l("line"), _l("reason"))
 XLSX_SIGNATURE = b"PK\x03\x04"
 DELIMITERS = (",", ";", "\t", "|")
 CONTENT_TYPES = {
@@ -886,8 +889,8 @@ async def _store(
             )
         )
         owners = {str(p): lid for p, lid in found.all()}
-    in_list = gettext(lang, "duplicate: the number is already in this list")
-    in_campaign = gettext(lang, "duplicate: the number is already in the campaign")
+    in_list = gettext(lang, DUPLICATE_IN_LIST)
+    in_campaign = gettext(lang, DUPLICATE_IN_CAMPAIGN)
     for row in rows:
         phone = row.phones[0]
         if phone in fresh:
@@ -913,7 +916,7 @@ class Rejects:
         self.count = 0
         self._fh = path.open("w", encoding="utf-8-sig", newline="")
         self._writer = csv.writer(self._fh)
-        head = [gettext(lang, "line"), gettext(lang, "reason")]
+        head = [gettext(lang, text) for text in REJECTS_HEAD]
         self._writer.writerow(head + [str(i + 1) for i in range(width)])
 
     def write(self, rows: Sequence[tuple[Row, str]]) -> None:
