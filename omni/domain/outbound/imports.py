@@ -35,15 +35,18 @@ import csv
 import io
 import json
 import logging
+import multiprocessing
 import secrets
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import anyio
-from sqlalchemy import and_, exists, func, or_, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import Database
@@ -82,6 +85,8 @@ __all__ = [
 
 BATCH = 5000
 """Rows read, normalised and inserted between two progress reports (and cancel checks)."""
+WORKER_PROCESS = True
+"""Read and normalise a running import's file in a worker process (see ``Source``)."""
 SQLITE_CHUNK = 400
 """Rows per multi-row INSERT on SQLite (its bound-parameter limit)."""
 MAX_BYTES = 512 * 1024 * 1024
@@ -519,8 +524,106 @@ class Reader:
         self._stack.close()
 
 
-def _read_batch(reader: Reader, ctx: Context, count: int) -> list[Row]:
-    return [normalise(line, cells, ctx) for line, cells in reader.next_rows(count)]
+@dataclass
+class Batch:
+    """Rows read and normalised by the reader, with what storing them needs prepared there too
+    (so the event loop only sends them)."""
+
+    rows: list[Row]
+    position: int
+    """The file position right after these rows."""
+    good: list[Row] = field(default_factory=list)
+    columns: list[list[str]] | None = None
+    wanted: list[str] | None = None
+
+
+def _read_batch(reader: Reader, ctx: Context, count: int, prepare: bool = False, dnc: int = 0) -> Batch:
+    """The next rows through the mapping (``prepare``: the insert's arrays and, with ``dnc``, the
+    prefixes to look up, built here off the event loop)."""
+    rows = [normalise(line, cells, ctx) for line, cells in reader.next_rows(count)]
+    batch = Batch(rows, reader.bytes_done, [r for r in rows if r.ok])
+    if prepare:
+        batch.columns = _columns(batch.good)
+        if dnc:
+            batch.wanted = _prefixes([r.phones[0] for r in batch.good], dnc)
+    return batch
+
+
+_WORKER: dict[str, Any] = {}
+"""The reader of the import this worker serves (one worker per running import)."""
+
+
+def _worker_open(path: Path, fmt: str, encoding: str, delimiter: str, ctx: Context) -> int:
+    _WORKER["reader"] = Reader(path, fmt, encoding, delimiter, ctx.mapping.header)
+    _WORKER["ctx"] = ctx
+    return int(_WORKER["reader"].size)
+
+
+def _worker_next(count: int, prepare: bool, dnc: int) -> Batch:
+    return _read_batch(_WORKER["reader"], _WORKER["ctx"], count, prepare, dnc)
+
+
+def _worker_close() -> None:
+    reader = _WORKER.pop("reader", None)
+    if reader is not None:
+        reader.close()
+
+
+class Source:
+    """The file's batches, read and normalised one batch ahead of the one being stored.
+
+    By default in a worker process of its own: parsing and phone normalisation are CPU-bound
+    Python, and a thread shares the GIL with the event loop (on a busy machine the loop then
+    waits milliseconds at each of its system calls: stalls of hundreds of milliseconds were
+    measured). ``in_process=False`` (SQLite's single-process mode) uses a worker thread.
+    """
+
+    def __init__(
+        self, path: Path, fmt: str, encoding: str, delimiter: str, ctx: Context, *, prepare: bool, dnc: int
+    ) -> None:
+        self._args = (path, fmt, encoding, delimiter, ctx)
+        self._prepare, self._dnc = prepare, dnc
+        self._pool: Executor | None = None
+        self._ahead: asyncio.Future[Batch] | None = None
+        self.size = 0
+        self.position = 0
+
+    async def open(self, *, in_process: bool) -> None:
+        loop = asyncio.get_running_loop()
+        if in_process:
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            try:
+                self.size = await loop.run_in_executor(self._pool, _worker_open, *self._args)
+                return
+            except BrokenProcessPool:  # no process could start here (e.g. ``python -`` as __main__)
+                log.warning("list import: no worker process, reading in a thread instead")
+                self._pool.shutdown(wait=False)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="list-import")
+        self.size = await loop.run_in_executor(self._pool, _worker_open, *self._args)
+
+    def _submit(self) -> asyncio.Future[Batch]:
+        assert self._pool is not None
+        return asyncio.wrap_future(self._pool.submit(_worker_next, BATCH, self._prepare, self._dnc))
+
+    async def next(self) -> Batch:
+        ahead = self._ahead or self._submit()
+        self._ahead = None
+        batch = await asyncio.shield(ahead)  # a cancelled job still waits for it before closing
+        if batch.rows:
+            self._ahead = self._submit()
+        self.position = batch.position
+        return batch
+
+    async def close(self) -> None:
+        if self._pool is None:
+            return
+        if self._ahead is not None:
+            await asyncio.wait([self._ahead])
+            self._ahead = None
+        pool, self._pool = self._pool, None
+        with contextlib.suppress(Exception):
+            await asyncio.wrap_future(pool.submit(_worker_close))
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def preview(
@@ -541,7 +644,7 @@ async def preview(
             mapping.header,
         )
         try:
-            return _read_batch(reader, ctx, PREVIEW_ROWS)
+            return _read_batch(reader, ctx, PREVIEW_ROWS).rows
         finally:
             reader.close()
 
@@ -744,46 +847,62 @@ def import_dict(job: m.ListImport, campaign_id: int, lang: str = "en") -> dict[s
 
 # --- inserting a batch ---------------------------------------------------------------------
 
-_PG_INSERT = text(
-    """
+_PG_INSERT = """
     INSERT INTO campaign_targets (campaign_id, list_id, name, phone, phones, phone_index, timezone,
         region, fields, tags, state, attempts, next_due_at, created_at, updated_at)
-    SELECT :campaign_id, :list_id, u.name, u.phone, CAST(u.phones AS json), 0, u.tz, u.region,
-        CAST(u.fields AS json), CAST(u.tags AS json), 'pending', 0, :now, :now, :now
-    FROM unnest(CAST(:names AS text[]), CAST(:phone AS text[]), CAST(:phones AS text[]),
-        CAST(:tzs AS text[]), CAST(:regions AS text[]), CAST(:fields AS text[]), CAST(:tags AS text[]))
+    SELECT $1, $2, u.name, u.phone, CAST(u.phones AS json), 0, u.tz, u.region,
+        CAST(u.fields AS json), CAST(u.tags AS json), 'pending', 0, $3, $3, $3
+    FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
         AS u(name, phone, phones, tz, region, fields, tags)
     ON CONFLICT (campaign_id, phone) DO NOTHING
     RETURNING id, phone
-    """
-)
+"""
+"""One statement per batch with the columns as arrays, sent on the session's own asyncpg
+connection (same transaction): SQLAlchemy's parameter handling of 5,000-element lists cost more
+than the statement itself."""
+
+
+def _columns(rows: Sequence[Row]) -> list[list[str]]:
+    """The PostgreSQL statement's arrays (built by the reader, off the event loop)."""
+    dumps = json.dumps
+    return [
+        [r.name for r in rows],
+        [r.phones[0] for r in rows],
+        [dumps(r.phones) for r in rows],
+        [r.timezone for r in rows],
+        [r.region for r in rows],
+        [dumps(r.fields, ensure_ascii=False) for r in rows],
+        [dumps(r.tags, ensure_ascii=False) for r in rows],
+    ]
+
+
+def _prefixes(phones: Sequence[str], longest: int = 32) -> list[str]:
+    """Every number and its prefixes up to the longest DNC prefix entry: what an entry may equal."""
+    return sorted(
+        {phone[:n] for phone in phones for n in range(2, min(longest, len(phone)) + 1)} | set(phones)
+    )
 
 
 async def _insert(
-    session: AsyncSession, is_sqlite: bool, campaign_id: int, list_id: int, rows: Sequence[Row], now: datetime
+    session: AsyncSession,
+    is_sqlite: bool,
+    campaign_id: int,
+    list_id: int,
+    rows: Sequence[Row],
+    now: datetime,
+    columns: list[list[str]] | None = None,
 ) -> list[tuple[int, str]]:
     """Insert the rows' targets, skipping numbers the campaign already has; the (id, phone) of
     each target made."""
     if not rows:
         return []
     if not is_sqlite:
-        dumps = json.dumps
-        result = await session.execute(
-            _PG_INSERT,
-            {
-                "campaign_id": campaign_id,
-                "list_id": list_id,
-                "now": now,
-                "names": [r.name for r in rows],
-                "phone": [r.phones[0] for r in rows],
-                "phones": [dumps(r.phones) for r in rows],
-                "tzs": [r.timezone for r in rows],
-                "regions": [r.region for r in rows],
-                "fields": [dumps(r.fields, ensure_ascii=False) for r in rows],
-                "tags": [dumps(r.tags, ensure_ascii=False) for r in rows],
-            },
-        )
-        return [(int(i), str(p)) for i, p in result.all()]
+        connection = await session.connection()
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection  # asyncpg's Connection, inside the session's transaction
+        arrays = columns if columns is not None else _columns(rows)
+        records = await driver.fetch(_PG_INSERT, campaign_id, list_id, now, *arrays)
+        return [(int(rec[0]), str(rec[1])) for rec in records]
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     made: list[tuple[int, str]] = []
@@ -819,40 +938,74 @@ async def _insert(
     return made
 
 
-async def _mark_dnc(session: AsyncSession, campaign_id: int, ids: list[int]) -> int:
-    """One set-based UPDATE: the batch's targets whose first number is on the global or the
-    campaign's DNC list (a single number, or a prefix range: every prefix of the number is
-    compared with the indexed ``number`` column)."""
-    if not ids:
+async def _mark_dnc(
+    session: AsyncSession,
+    is_sqlite: bool,
+    campaign_id: int,
+    made: list[tuple[int, str]],
+    wanted: list[str] | None = None,
+) -> int:
+    """Two set-based statements per batch, whatever the table statistics say: the DNC entries
+    (global or the campaign's) equal to any prefix of any of the batch's numbers, looked up in
+    the indexed ``number`` column at once; then one UPDATE of the targets they cover (a single
+    number, or a prefix range)."""
+    if not made:
         return 0
-    t, d = m.CampaignTarget, m.DncEntry
-    prefixes = [func.substr(t.phone, 1, n) for n in range(2, 17)]
-    listed = (
-        exists()
-        .where(
-            or_(d.campaign_id.is_(None), d.campaign_id == campaign_id),
-            or_(
-                and_(d.prefix.is_(False), d.number == t.phone),
-                and_(d.prefix.is_(True), d.number.in_(prefixes)),
-            ),
-        )
-        .correlate(t)
-    )
-    result = await session.execute(
-        update(t)
-        .where(t.id.in_(ids), listed)
-        .values(state=TargetState.DNC.value, next_due_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]  # a CursorResult of UPDATE
-
-
-async def _has_dnc(session: AsyncSession, campaign_id: int) -> bool:
+    if wanted is None:
+        wanted = _prefixes([phone for _id, phone in made])
     d = m.DncEntry
-    found = await session.scalar(
-        select(d.id).where(or_(d.campaign_id.is_(None), d.campaign_id == campaign_id)).limit(1)
-    )
-    return found is not None
+    scope = or_(d.campaign_id.is_(None), d.campaign_id == campaign_id)
+    exact: set[str] = set()
+    prefixes: set[str] = set()
+    if is_sqlite:
+        chunks = [wanted[i : i + SQLITE_CHUNK] for i in range(0, len(wanted), SQLITE_CHUNK)]
+        found: list[Any] = []
+        for chunk in chunks:
+            found += (
+                await session.execute(select(d.number, d.prefix).where(scope, d.number.in_(chunk)))
+            ).all()
+    else:
+        found = list(  # rows of (number, prefix)
+            (
+                await session.execute(
+                    text(
+                        "SELECT number, prefix FROM dnc_entries WHERE number = ANY(CAST(:wanted AS text[]))"
+                        " AND (campaign_id IS NULL OR campaign_id = :campaign_id)"
+                    ),
+                    {"wanted": wanted, "campaign_id": campaign_id},
+                )
+            ).all()
+        )
+    for number, is_prefix in found:
+        (prefixes if is_prefix else exact).add(str(number))
+    if not found:
+        return 0
+    ids = [
+        target_id
+        for target_id, phone in made
+        if phone in exact or any(phone[:n] in prefixes for n in range(2, len(phone) + 1))
+    ]
+    t = m.CampaignTarget
+    for start in range(0, len(ids), SQLITE_CHUNK):
+        await session.execute(
+            update(t)
+            .where(t.id.in_(ids[start : start + SQLITE_CHUNK]))
+            .values(state=TargetState.DNC.value, next_due_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    return len(ids)
+
+
+async def _has_dnc(session: AsyncSession, campaign_id: int) -> int:
+    """0 when no DNC entry can apply to the campaign; else the length of its longest prefix
+    entry (at least 1), so a batch looks up only the prefixes that can match."""
+    d = m.DncEntry
+    scope = or_(d.campaign_id.is_(None), d.campaign_id == campaign_id)
+    found = await session.scalar(select(d.id).where(scope).limit(1))
+    if found is None:
+        return 0
+    longest = await session.scalar(select(func.max(func.length(d.number))).where(scope, d.prefix.is_(True)))
+    return max(1, int(longest or 0))
 
 
 @dataclass
@@ -870,12 +1023,14 @@ async def _store(
     list_id: int,
     rows: Sequence[Row],
     lang: str,
-    check_dnc: bool,
+    check_dnc: int,
+    prepared: Batch | None = None,
 ) -> Stored:
     """Insert a batch's good rows; the duplicates (in this list, or already in the campaign) come
     back with their reason."""
     now = datetime.now(UTC)
-    made = await _insert(session, is_sqlite, campaign_id, list_id, rows, now)
+    columns = prepared.columns if prepared is not None else None
+    made = await _insert(session, is_sqlite, campaign_id, list_id, rows, now, columns)
     out = Stored()
     fresh = {phone for _id, phone in made}
     made_here = frozenset(fresh)
@@ -901,7 +1056,9 @@ async def _store(
             ours = phone in made_here or owners.get(phone) == list_id
             out.rejects.append((row, in_list if ours else in_campaign))
     if check_dnc:
-        out.dnc = await _mark_dnc(session, campaign_id, [i for i, _p in made])
+        out.dnc = await _mark_dnc(
+            session, is_sqlite, campaign_id, made, prepared.wanted if prepared is not None else None
+        )
     return out
 
 
@@ -974,20 +1131,22 @@ async def run_import(db: Database, import_id: int, data_dir: Path, notify: Notif
     folder = data_dir / "uploads"
     await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
     rejects_path = folder / secrets.token_urlsafe(18)
-    reader: Reader | None = None
     rejects: Rejects | None = None
     state, error = ImportState.DONE, ""
+    source = Source(path, fmt, encoding, delimiter, ctx, prepare=not db.is_sqlite, dnc=check_dnc)
     try:
-        reader = await asyncio.to_thread(Reader, path, fmt, encoding, delimiter, mapping.header)
+        await source.open(in_process=WORKER_PROCESS and not db.is_sqlite)
         rejects = await asyncio.to_thread(Rejects, rejects_path, ctx.width, lang)
         while True:
-            rows = await asyncio.to_thread(_read_batch, reader, ctx, BATCH)
+            batch = await source.next()  # the next one is read while this one is stored
+            rows, good = batch.rows, batch.good
             if not rows:
                 break
-            good = [r for r in rows if r.ok]
             bad: list[tuple[Row, str]] = [(r, r.reason) for r in rows if not r.ok]
             async with db.transaction() as session:
-                stored = await _store(session, db.is_sqlite, campaign_id, list_id, good, lang, check_dnc)
+                stored = await _store(
+                    session, db.is_sqlite, campaign_id, list_id, good, lang, check_dnc, batch
+                )
             bad.extend(stored.rejects)
             bad.sort(key=lambda pair: pair[0].line)
             await asyncio.to_thread(rejects.write, bad)
@@ -996,7 +1155,7 @@ async def run_import(db: Database, import_id: int, data_dir: Path, notify: Notif
             counts["rows_duplicate"] += stored.duplicate
             counts["rows_invalid"] += len(rows) - len(good)
             counts["rows_dnc"] += stored.dnc
-            cancel, _data = await _progress(db, import_id, notify, bytes_done=reader.bytes_done, **counts)
+            cancel, _data = await _progress(db, import_id, notify, bytes_done=batch.position, **counts)
             if cancel:
                 state = ImportState.CANCELLED
                 break
@@ -1011,12 +1170,12 @@ async def run_import(db: Database, import_id: int, data_dir: Path, notify: Notif
             error = gettext(lang, FAILED, kind=type(exc).__name__)
         state = ImportState.FAILED
         if not isinstance(exc, Exception):
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(BaseException):
                 await asyncio.shield(
-                    _finish(db, import_id, notify, state, error, counts, reader, rejects, owner)
+                    _finish(db, import_id, notify, state, error, counts, source, rejects, owner)
                 )
             raise
-    await _finish(db, import_id, notify, state, error, counts, reader, rejects, owner)
+    await _finish(db, import_id, notify, state, error, counts, source, rejects, owner)
 
 
 async def _finish(
@@ -1026,15 +1185,12 @@ async def _finish(
     state: ImportState,
     error: str,
     counts: dict[str, int],
-    reader: Reader | None,
+    source: Source,
     rejects: Rejects | None,
     owner: str,
 ) -> None:
-    done = reader.bytes_done if reader is not None else 0
-    if reader is not None:
-        if state == ImportState.DONE:
-            done = reader.size
-        await asyncio.to_thread(reader.close)
+    await source.close()
+    done = source.size if state == ImportState.DONE else source.position
     values: dict[str, Any] = {
         "state": state.value,
         "error": error,
