@@ -16,8 +16,9 @@ What it does, on 127.0.0.1 only:
 4. the import job exactly as the app runs it (``imports.save_upload_stream`` → ``check_create_import``
    → ``check_start_import`` → ``run_import``: rows read and normalised in a worker thread a
    batch at a time, one set-based insert with ``ON CONFLICT DO NOTHING`` and one DNC ``UPDATE``
-   per batch, refused rows written to a CSV), with the process's RSS before/peak (``VmHWM``
-   reset first) and the event loop's longest stall (a 10 ms ticker running beside the job);
+   per batch, refused rows written to a CSV), with the app process's RSS before/peak
+   (``VmHWM`` reset first), the reader process's peak RSS and the event loop's stalls (a 10 ms
+   ticker running beside the job);
 5. prints a table, writes JSON to ``--out`` and drops the database.
 """
 
@@ -30,6 +31,7 @@ import json
 import os
 import platform
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -187,7 +189,9 @@ async def run_job(db: Database, data_dir: Path, path: Path) -> dict[str, Any]:
     async with db.transaction() as s:
         job = await s.get_one(m.ListImport, import_id)
         stored_rows = await s.scalar(
-            select(func.count()).select_from(m.CampaignTarget).where(m.CampaignTarget.campaign_id == campaign_id)
+            select(func.count())
+            .select_from(m.CampaignTarget)
+            .where(m.CampaignTarget.campaign_id == campaign_id)
         )
     stalls.sort()
     return {
@@ -205,7 +209,18 @@ async def run_job(db: Database, data_dir: Path, path: Path) -> dict[str, Any]:
         "rss_growth_mb": round(peak_mb() - rss_before, 1) if peak_ok else None,
         "loop_stall_p99_ms": round(1000 * stalls[int(len(stalls) * 0.99)], 1) if stalls else None,
         "loop_stall_max_ms": round(1000 * stalls[-1], 1) if stalls else None,
+        "worker_peak_mb": await _worker_peak_mb(),
     }
+
+
+async def _worker_peak_mb() -> float:
+    """The reader process's peak RSS (the largest finished child's ``ru_maxrss``, in kB)."""
+    for _ in range(100):
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        if peak:
+            return round(peak / 1024, 1)
+        await asyncio.sleep(0.05)  # the pool's process is reaped just after the job ends
+    return 0.0
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -267,7 +282,8 @@ if __name__ == "__main__":
     print(f"bare COPY      {cp['rows_per_s']:>10,} rows/s  {cp['seconds']:>8} s")
     print(
         f"import job     {imp['rows_per_s']:>10,} rows/s  {imp['seconds']:>8} s  "
-        f"({result['import_vs_copy']:.1%} of COPY)  RSS +{imp['rss_growth_mb']} MB (peak {imp['rss_peak_mb']} MB)  "
+        f"({result['import_vs_copy']:.1%} of COPY)  app RSS +{imp['rss_growth_mb']} MB "
+        f"(peak {imp['rss_peak_mb']} MB), reader process peak {imp['worker_peak_mb']} MB  "
         f"loop stall p99 {imp['loop_stall_p99_ms']} ms, max {imp['loop_stall_max_ms']} ms"
     )
     print(

@@ -529,11 +529,17 @@ class Batch:
     """Rows read and normalised by the reader, with what storing them needs prepared there too
     (so the event loop only sends them)."""
 
-    rows: list[Row]
+    count: int
+    """Rows read (0: the end of the file)."""
     position: int
     """The file position right after these rows."""
-    good: list[Row] = field(default_factory=list)
+    refused: list[Row]
+    good: list[Row] | None = None
+    """The good rows (not when ``prepare``d: then only what storing them needs crosses back)."""
     columns: list[list[str]] | None = None
+    lines: list[int] = field(default_factory=list)
+    cells: list[list[str]] = field(default_factory=list)
+    """The good rows' line numbers and cells (``prepare``d), for reporting their duplicates."""
     wanted: list[str] | None = None
 
 
@@ -541,11 +547,16 @@ def _read_batch(reader: Reader, ctx: Context, count: int, prepare: bool = False,
     """The next rows through the mapping (``prepare``: the insert's arrays and, with ``dnc``, the
     prefixes to look up, built here off the event loop)."""
     rows = [normalise(line, cells, ctx) for line, cells in reader.next_rows(count)]
-    batch = Batch(rows, reader.bytes_done, [r for r in rows if r.ok])
-    if prepare:
-        batch.columns = _columns(batch.good)
-        if dnc:
-            batch.wanted = _prefixes([r.phones[0] for r in batch.good], dnc)
+    good = [r for r in rows if r.ok]
+    batch = Batch(len(rows), reader.bytes_done, [r for r in rows if not r.ok])
+    if not prepare:
+        batch.good = good
+        return batch
+    batch.columns = _columns(good)
+    batch.lines = [r.line for r in good]
+    batch.cells = [r.cells for r in good]
+    if dnc:
+        batch.wanted = _prefixes(batch.columns[1], dnc)
     return batch
 
 
@@ -609,7 +620,7 @@ class Source:
         ahead = self._ahead or self._submit()
         self._ahead = None
         batch = await asyncio.shield(ahead)  # a cancelled job still waits for it before closing
-        if batch.rows:
+        if batch.count:
             self._ahead = self._submit()
         self.position = batch.position
         return batch
@@ -644,7 +655,8 @@ async def preview(
             mapping.header,
         )
         try:
-            return _read_batch(reader, ctx, PREVIEW_ROWS).rows
+            batch = _read_batch(reader, ctx, PREVIEW_ROWS)
+            return sorted([*batch.refused, *(batch.good or [])], key=lambda r: r.line)
         finally:
             reader.close()
 
@@ -894,7 +906,7 @@ async def _insert(
 ) -> list[tuple[int, str]]:
     """Insert the rows' targets, skipping numbers the campaign already has; the (id, phone) of
     each target made."""
-    if not rows:
+    if not rows and not (columns and columns[0]):
         return []
     if not is_sqlite:
         connection = await session.connection()
@@ -1013,7 +1025,8 @@ class Stored:
     imported: int = 0
     duplicate: int = 0
     dnc: int = 0
-    rejects: list[tuple[Row, str]] = field(default_factory=list)
+    rejects: list[tuple[int, list[str], str]] = field(default_factory=list)
+    """(line, cells, reason) of each duplicate."""
 
 
 async def _store(
@@ -1026,35 +1039,38 @@ async def _store(
     check_dnc: int,
     prepared: Batch | None = None,
 ) -> Stored:
-    """Insert a batch's good rows; the duplicates (in this list, or already in the campaign) come
-    back with their reason."""
+    """Insert a batch's good rows (``rows``, or the ``prepared`` arrays of a reader's batch); the
+    duplicates (in this list, or already in the campaign) come back with their reason."""
     now = datetime.now(UTC)
-    columns = prepared.columns if prepared is not None else None
-    made = await _insert(session, is_sqlite, campaign_id, list_id, rows, now, columns)
+    if prepared is not None and prepared.columns is not None:
+        phones = prepared.columns[1]
+        lines, cells = prepared.lines, prepared.cells
+        made = await _insert(session, is_sqlite, campaign_id, list_id, [], now, prepared.columns)
+    else:
+        phones = [r.phones[0] for r in rows]
+        lines, cells = [r.line for r in rows], [r.cells for r in rows]
+        made = await _insert(session, is_sqlite, campaign_id, list_id, rows, now)
     out = Stored()
     fresh = {phone for _id, phone in made}
     made_here = frozenset(fresh)
-    missed = [r for r in rows if r.phones[0] not in fresh]
+    missed = {phone for phone in phones if phone not in fresh}
     owners: dict[str, int | None] = {}
     if missed:
         t = m.CampaignTarget
         found = await session.execute(
-            select(t.phone, t.list_id).where(
-                t.campaign_id == campaign_id, t.phone.in_({r.phones[0] for r in missed})
-            )
+            select(t.phone, t.list_id).where(t.campaign_id == campaign_id, t.phone.in_(missed))
         )
         owners = {str(p): lid for p, lid in found.all()}
     in_list = gettext(lang, DUPLICATE_IN_LIST)
     in_campaign = gettext(lang, DUPLICATE_IN_CAMPAIGN)
-    for row in rows:
-        phone = row.phones[0]
+    for index, phone in enumerate(phones):
         if phone in fresh:
             fresh.discard(phone)  # a later row with the same number is a duplicate
             out.imported += 1
         else:
             out.duplicate += 1
             ours = phone in made_here or owners.get(phone) == list_id
-            out.rejects.append((row, in_list if ours else in_campaign))
+            out.rejects.append((lines[index], cells[index], in_list if ours else in_campaign))
     if check_dnc:
         out.dnc = await _mark_dnc(
             session, is_sqlite, campaign_id, made, prepared.wanted if prepared is not None else None
@@ -1076,9 +1092,9 @@ class Rejects:
         head = [gettext(lang, text) for text in REJECTS_HEAD]
         self._writer.writerow(head + [str(i + 1) for i in range(width)])
 
-    def write(self, rows: Sequence[tuple[Row, str]]) -> None:
-        for row, reason in rows:
-            self._writer.writerow([row.line, reason, *row.cells])
+    def write(self, rows: Sequence[tuple[int, list[str], str]]) -> None:
+        for line, cells, reason in rows:
+            self._writer.writerow([line, reason, *cells])
         self.count += len(rows)
 
     def close(self) -> None:
@@ -1139,21 +1155,20 @@ async def run_import(db: Database, import_id: int, data_dir: Path, notify: Notif
         rejects = await asyncio.to_thread(Rejects, rejects_path, ctx.width, lang)
         while True:
             batch = await source.next()  # the next one is read while this one is stored
-            rows, good = batch.rows, batch.good
-            if not rows:
+            if not batch.count:
                 break
-            bad: list[tuple[Row, str]] = [(r, r.reason) for r in rows if not r.ok]
+            bad = [(r.line, r.cells, r.reason) for r in batch.refused]
             async with db.transaction() as session:
                 stored = await _store(
-                    session, db.is_sqlite, campaign_id, list_id, good, lang, check_dnc, batch
+                    session, db.is_sqlite, campaign_id, list_id, batch.good or [], lang, check_dnc, batch
                 )
             bad.extend(stored.rejects)
-            bad.sort(key=lambda pair: pair[0].line)
+            bad.sort(key=lambda entry: entry[0])
             await asyncio.to_thread(rejects.write, bad)
-            counts["rows_read"] += len(rows)
+            counts["rows_read"] += batch.count
             counts["rows_imported"] += stored.imported
             counts["rows_duplicate"] += stored.duplicate
-            counts["rows_invalid"] += len(rows) - len(good)
+            counts["rows_invalid"] += len(batch.refused)
             counts["rows_dnc"] += stored.dnc
             cancel, _data = await _progress(db, import_id, notify, bytes_done=batch.position, **counts)
             if cancel:
@@ -1335,7 +1350,7 @@ async def check_add_targets(
         who.language,
         await _has_dnc(session, campaign.id),
     )
-    refused += [{"index": row.line, "reason": reason} for row, reason in stored.rejects]
+    refused += [{"index": line, "reason": reason} for line, _cells, reason in stored.rejects]
     refused.sort(key=lambda r: int(r["index"]))
     audit.record(
         session,
