@@ -9,6 +9,7 @@ import csv
 import io
 import itertools
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -16,7 +17,9 @@ import pytest
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
+from omni.db import Database
 from omni.db import models as m
+from omni.db.migrate import upgrade_async
 from omni.db.models.outbound import ImportState, TargetState
 from omni.domain.auth import Principal
 from omni.domain.errors import Conflict, InvalidInput, NotFound
@@ -326,3 +329,49 @@ async def test_a_supervisor_outside_the_campaigns_queue_finds_no_campaign(servic
             async with services.db.transaction() as s:
                 await im.campaign_lists(s, other, campaign_id)
         assert exc.value.__class__.__name__ in ("NotFound", "PermissionDenied")
+
+
+async def test_the_embedded_sqlite_install_imports_deduplicates_and_marks_dnc(tmp_path: Path) -> None:
+    """One process, SQLite: the reader runs in a thread, inserts go in chunks of multi-row VALUES."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'lists.sqlite3'}"
+    await upgrade_async(url)
+    db = Database(url)
+    try:
+        async with db.transaction() as s:
+            admin = await f.user(s, "admin", m.Role.ADMIN)
+            queue = m.Queue(name="Out")
+            s.add(queue)
+            await s.flush()
+            campaign = m.Campaign(name="C", queue_id=queue.id)
+            s.add(campaign)
+            await s.flush()
+            s.add(m.CampaignTarget(campaign_id=campaign.id, phone="+79160000007", phones=["+79160000007"]))
+            s.add(m.DncEntry(campaign_id=campaign.id, number="+7916000001", prefix=True))
+            who, campaign_id = f.who(admin), campaign.id
+        body = "phone\n" + "".join(f"+7916{n:07d}\n" for n in range(1000)) + "+79160000003\nbad\n"
+        stored = await save_upload_stream(
+            data_dir=tmp_path,
+            owner=f"user:{who.id}",
+            name="l.csv",
+            content_type="text/csv",
+            chunks=_chunks(body.encode()),
+            max_bytes=im.MAX_BYTES,
+        )
+        async with db.transaction() as s:
+            job = await im.check_create_import(s, who, campaign_id, stored)
+            await im.check_start_import(s, who, job.id, {"phones": [0]})
+            import_id = job.id
+        await im.run_import(db, import_id, tmp_path, None)
+        async with db.transaction() as s:
+            done = await s.get_one(m.ListImport, import_id)
+            dnc = await s.scalar(select(func.count()).where(m.CampaignTarget.state == TargetState.DNC))
+        assert done.state == ImportState.DONE, done.error
+        assert (done.rows_read, done.rows_imported, done.rows_duplicate, done.rows_invalid) == (
+            1002,
+            999,
+            2,
+            1,
+        )
+        assert done.rows_dnc == 10 == dnc  # +7916000001x: ten numbers of the prefix range
+    finally:
+        await db.dispose()
