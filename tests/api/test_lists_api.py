@@ -132,3 +132,19 @@ async def test_targets_as_json_and_bad_uploads_are_clear_refusals(live_server: L
         assert by_state.status_code == 400
     finally:
         await admin.aclose()
+
+
+async def test_a_list_larger_than_the_app_wide_body_limit_uploads(live_server: LiveServer) -> None:
+    """The app caps request bodies at the widget's upload size (10 MB + 1 MB); a call list route
+    has its own cap (``imports.MAX_BYTES``) and streams the body to disk."""
+    admin, campaign_id = await _admin(live_server)
+    line = b"+7 916 123-45-67,Somebody with a long name to fill the file up quickly,1\n"
+    body = b"phone,name,n\n" + line * (12 * 1024 * 1024 // len(line) + 1)
+    try:
+        up = await admin.post(
+            f"/api/v1/campaigns/{campaign_id}/imports", params={"filename": "big.csv"}, content=body
+        )
+        assert up.status_code == 201, up.text[:300]
+        assert up.json()["bytes_total"] == len(body) > 12 * 1024 * 1024
+    finally:
+        await admin.aclose()
