@@ -375,3 +375,30 @@ async def test_the_embedded_sqlite_install_imports_deduplicates_and_marks_dnc(tm
         assert done.rows_dnc == 10 == dnc  # +7916000001x: ten numbers of the prefix range
     finally:
         await db.dispose()
+
+
+async def test_xlsx_progress_moves_before_the_end_not_0_until_done(
+    services: Services, monkeypatch: Any
+) -> None:
+    """Regression: an XLSX's byte progress stayed 0 until the job ended (no row count)."""
+    who, campaign_id = await _campaign(services)
+    monkeypatch.setattr(im, "BATCH", 10)
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["phone"])
+    for n in range(30):
+        sheet.append([f"+7916{n:07d}"])
+    buf = io.BytesIO()
+    book.save(buf)
+    import_id = await _upload(services, who, campaign_id, "l.xlsx", buf.getvalue())
+    async with services.db.transaction() as s:
+        await im.check_start_import(s, who, import_id, {"phones": [0]})
+    seen: list[dict[str, Any]] = []
+
+    async def notify(user_id: int, data: dict[str, Any]) -> None:
+        seen.append(data)
+
+    await im.run_import(services.db, import_id, services.settings.data_dir, notify)
+    assert 0 < seen[0]["bytes_done"] < seen[0]["bytes_total"]
+    assert seen[-1]["state"] == "done" and seen[-1]["bytes_done"] == seen[-1]["bytes_total"]

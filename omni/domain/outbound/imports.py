@@ -288,8 +288,9 @@ def sniff(path: Path, fmt: str, region: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _xlsx_rows(path: Path) -> Iterator[Iterator[list[str]]]:
-    """The first sheet's rows as strings, streamed (openpyxl's read-only mode)."""
+def _xlsx_rows(path: Path, sizes: dict[str, int] | None = None) -> Iterator[Iterator[list[str]]]:
+    """The first sheet's rows as strings, streamed (openpyxl's read-only mode); ``sizes`` gets
+    the sheet's row count as its dimension states it (``rows``), for progress."""
     from openpyxl import load_workbook  # a heavy import, only when an XLSX is read
 
     with path.open("rb") as fh:  # a handle: openpyxl judges a path by its (random) name
@@ -301,6 +302,8 @@ def _xlsx_rows(path: Path) -> Iterator[Iterator[list[str]]]:
             ) from exc
         try:
             sheet = book.worksheets[0]
+            if sizes is not None:
+                sizes["rows"] = int(getattr(sheet, "max_row", 0) or 0)
             yield ([_cell(v) for v in row] for row in sheet.iter_rows(values_only=True))
         finally:
             book.close()
@@ -484,7 +487,9 @@ class Reader:
         self._raw: BinaryIO | None = None
         self._rows_total: int | None = None
         if fmt == "xlsx":
-            self._rows = self._stack.enter_context(_xlsx_rows(path))
+            sizes: dict[str, int] = {}
+            self._rows = self._stack.enter_context(_xlsx_rows(path, sizes))
+            self._rows_total = sizes.get("rows") or None
         else:
             raw = self._stack.enter_context(path.open("rb"))
             self._raw = raw
