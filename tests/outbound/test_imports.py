@@ -128,6 +128,10 @@ async def test_a_messy_xlsx_is_imported_with_bad_rows_reported_with_reasons_and_
         1,
     )
     assert job.bytes_done == job.bytes_total
+    async with services.db.transaction() as s:  # the upload is gone, the refused rows' file stays
+        files = (await s.scalars(select(m.StoredFile))).all()
+    assert job.file_id is None and [f.id for f in files] == [job.invalid_file_id]
+    assert not any(p.name != job.invalid_file_id for p in (services.settings.data_dir / "uploads").iterdir())
     rejects = {int(r[0]): r[1] for r in await _rejects(services, who, import_id)}
     assert rejects == {
         4: "'not a phone' is not a phone number",

@@ -1235,9 +1235,17 @@ async def _finish(
             values["invalid_file_id"] = stored.id
         else:
             await anyio.Path(rejects.path).unlink(missing_ok=True)
+    source_path: str | None = None
     async with db.transaction() as session:
         job = await session.get(m.ListImport, import_id)
         if job is not None:
+            # The uploaded file has done its work: its contacts are targets now and the refused
+            # rows have their own file; customer data is not kept twice.
+            uploaded = await session.get(m.StoredFile, job.file_id) if job.file_id else None
+            if uploaded is not None:
+                source_path = uploaded.path
+                job.file_id = None
+                await session.delete(uploaded)
             audit.record(
                 session,
                 None,
@@ -1247,6 +1255,8 @@ async def _finish(
                 data=dict(counts),
                 result="ok" if state == ImportState.DONE else (error or state.value),
             )
+    if source_path:
+        await anyio.Path(source_path).unlink(missing_ok=True)
     await _progress(db, import_id, notify, **values)
 
 
