@@ -92,6 +92,8 @@ function showError(message: string): void {
 
 async function loadLists(): Promise<void> {
   const lists = await api<CallList[]>(`/api/v1/campaigns/${campaign.id}/lists`);
+  const running = lists.find((l) => l.last_import?.state === "running")?.last_import;
+  if (running && following === null && mappingBox.hidden) follow(running);
   clear(listsBox);
   if (!lists.length) {
     listsBox.append(el("p", { class: "muted" }, t("lst.none")));
@@ -316,15 +318,20 @@ async function startImport(mapping: Mapping): Promise<void> {
     });
     showError("");
     mappingBox.hidden = true;
-    clear(progressBox);
-    progressBox.hidden = false;
-    progressBox.append(el("h2", {}, `${t("lst.importing")}: ${started.filename}`), el("div", { class: "lst-bar" }, bar, percent), counts, cancelButton, result);
-    following = started.id;
-    show(started);
-    void poll(started.id);
+    follow(started);
   } catch (err) {
     showError(err instanceof Error ? err.message : String(err));
   }
+}
+
+/** Show a running job's progress bar and keep it current (also after a reload of the page). */
+function follow(running: Job): void {
+  clear(progressBox);
+  progressBox.hidden = false;
+  progressBox.append(el("h2", {}, `${t("lst.importing")}: ${running.filename}`), el("div", { class: "lst-bar" }, bar, percent), counts, cancelButton, result);
+  following = running.id;
+  show(running);
+  void poll(running.id);
 }
 
 /** The fallback when a socket message is lost (a reconnect): a slow GET until the job ends. */
