@@ -17,12 +17,14 @@ job's progress is pushed to the importer's sockets as a ``list_import`` message 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import Parameter, QueryParameter
 
 from omni.api import files_http
@@ -176,6 +178,28 @@ class TargetsAddedOut(msgspec.Struct):
     refused: list[RefusedOut]
 
 
+_FILE = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+
+
+@dataclass
+class RawFileUpload(Operation):
+    """The upload's body is the file itself (not JSON, not a form): documented here, since the
+    handler streams ``request.stream()`` instead of declaring ``data``."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            content={media: OpenAPIMediaType(schema=_FILE) for media in ("text/csv", *_OTHER_TYPES)},
+            description="The list file: CSV (UTF-8, UTF-8 with BOM or cp1251) or XLSX",
+            required=True,
+        )
+
+
+_OTHER_TYPES = (
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/octet-stream",
+)
+
+
 def runner(request: Request[Any, Any, Any], services: Services) -> im.ImportRunner:
     """This app's import runner, made on first use; progress goes to the importer's sockets."""
     state = request.app.state
@@ -210,6 +234,7 @@ class ListController(Controller):
         "/api/v1/campaigns/{campaign_id:int}/imports",
         status_code=201,
         request_max_body_size=im.MAX_BYTES + 64 * 1024,
+        operation_class=RawFileUpload,
     )
     async def upload(
         self,
