@@ -406,3 +406,22 @@ async def test_xlsx_progress_moves_before_the_end_not_0_until_done(
     await im.run_import(services.db, import_id, services.settings.data_dir, notify)
     assert 0 < seen[0]["bytes_done"] < seen[0]["bytes_total"]
     assert seen[-1]["state"] == "done" and seen[-1]["bytes_done"] == seen[-1]["bytes_total"]
+
+
+@pytest.mark.parametrize(
+    ("data", "encoding", "delimiter"),
+    [
+        ("\ufeffТелефон\tИмя\n+79161112233\tАнна\n".encode(), "utf-8-sig", "\t"),
+        ("Телефон,Имя\n+79161112233,Анна\n".encode(), "utf-8", ","),
+        ("Телефон|Имя\n+79161112233|Анна\n".encode("cp1251"), "cp1251", "|"),
+    ],
+)
+def test_the_sniffer_reads_bom_utf8_and_cp1251_with_their_delimiters(
+    tmp_path: Path, data: bytes, encoding: str, delimiter: str
+) -> None:
+    path = tmp_path / "l.csv"
+    path.write_bytes(data)
+    shape = im.sniff(path, "csv", "RU")
+    assert (shape["encoding"], shape["delimiter"], shape["header"]) == (encoding, delimiter, True)
+    assert [c["title"] for c in shape["columns"]] == ["Телефон", "Имя"]  # no BOM in the title
+    assert shape["mapping"]["phones"] == [0] and shape["mapping"]["name"] == 1
