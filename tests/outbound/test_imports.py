@@ -425,3 +425,47 @@ def test_the_sniffer_reads_bom_utf8_and_cp1251_with_their_delimiters(
     assert (shape["encoding"], shape["delimiter"], shape["header"]) == (encoding, delimiter, True)
     assert [c["title"] for c in shape["columns"]] == ["Телефон", "Имя"]  # no BOM in the title
     assert shape["mapping"]["phones"] == [0] and shape["mapping"]["name"] == 1
+
+
+async def test_a_node_stopping_mid_import_fails_the_job_with_a_message_and_keeps_its_rows(
+    services: Services, monkeypatch: Any
+) -> None:
+    """Regression: the end of a failed job was never stored (its long error went into the audit
+    row's 16-character ``result``), so a stopped node's import stayed "running"."""
+    who, campaign_id = await _campaign(services)
+    monkeypatch.setattr(im, "BATCH", 10)
+    body = "phone\n" + "".join(f"+7916{n:07d}\n" for n in range(300))
+    import_id = await _upload(services, who, campaign_id, "l.csv", body.encode())
+    async with services.db.transaction() as s:
+        await im.check_start_import(s, who, import_id, {"phones": [0]})
+    first = asyncio.Event()
+
+    async def notify(user_id: int, data: dict[str, Any]) -> None:
+        first.set()
+
+    runner = im.ImportRunner(services.db, services.settings.data_dir, notify)
+    runner.start(import_id)
+    await first.wait()  # a batch is in: the node stops now (the app's lifespan calls stop())
+    await runner.stop()
+    async with services.db.transaction() as s:
+        job = await s.get_one(m.ListImport, import_id)
+        count = await s.scalar(select(func.count()).where(m.CampaignTarget.list_id == job.list_id))
+    assert job.state == ImportState.FAILED and job.error.startswith("interrupted")
+    assert 10 <= job.rows_imported == count < 300 and job.finished_at is not None
+    async with services.db.transaction() as s:
+        entry = await s.scalar(select(m.AuditLog).where(m.AuditLog.action == "campaign.list.import.failed"))
+    assert entry is not None and entry.result == "failed" and entry.input["error"].startswith("interrupted")
+
+
+async def test_an_import_whose_file_is_gone_fails_at_once_with_the_reason(services: Services) -> None:
+    """Regression: the job raised before its try block and stayed "running" until it went stale."""
+    who, campaign_id = await _campaign(services)
+    import_id = await _upload(services, who, campaign_id, "l.csv", b"phone\n+79161112233\n")
+    async with services.db.transaction() as s:
+        job = await im.check_start_import(s, who, import_id, {"phones": [0]})
+        stored = await s.get_one(m.StoredFile, job.file_id)
+        await anyio.Path(stored.path).unlink()
+    await im.run_import(services.db, import_id, services.settings.data_dir, None)
+    async with services.db.transaction() as s:
+        job = await s.get_one(m.ListImport, import_id)
+    assert job.state == ImportState.FAILED and "is gone: upload it again" in job.error

@@ -1136,9 +1136,24 @@ async def run_import(db: Database, import_id: int, data_dir: Path, notify: Notif
             return
         call_list = await session.get_one(m.CallList, job.list_id)
         campaign = await session.get_one(m.Campaign, call_list.campaign_id)
-        path = await _upload_path(session, job)
         lang = str(job.mapping.get("lang") or "en")
-        mapping = Mapping.check(job.mapping, len(job.sniffed.get("columns", [])))
+        try:
+            path = await _upload_path(session, job)
+            mapping = Mapping.check(job.mapping, len(job.sniffed.get("columns", [])))
+        except DomainError as exc:  # the file went away between start and run: say so, now
+            job.state, job.error, job.finished_at = ImportState.FAILED, localize(exc, lang), datetime.now(UTC)
+            data, user_id = import_dict(job, call_list.campaign_id, lang), job.user_id
+        else:
+            data, user_id = {}, None
+    if data:
+        if notify is not None and user_id is not None:
+            with contextlib.suppress(Exception):
+                await notify(user_id, data)
+        return
+    async with db.transaction() as session:
+        job = await session.get_one(m.ListImport, import_id)
+        call_list = await session.get_one(m.CallList, job.list_id)
+        campaign = await session.get_one(m.Campaign, call_list.campaign_id)
         ctx = _context(job, campaign, mapping, lang)
         check_dnc = await _has_dnc(session, campaign.id)
         owner = f"user:{job.user_id}"
@@ -1252,8 +1267,8 @@ async def _finish(
                 f"campaign.list.import.{state.value}",
                 object_type="list_import",
                 object_id=import_id,
-                data=dict(counts),
-                result="ok" if state == ImportState.DONE else (error or state.value),
+                data={**counts, "error": error} if error else dict(counts),
+                result="ok" if state == ImportState.DONE else state.value,  # a short code
             )
     if source_path:
         await anyio.Path(source_path).unlink(missing_ok=True)
