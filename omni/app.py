@@ -37,6 +37,7 @@ from omni.api import (
 from omni.api import bots as bots_http
 from omni.api import campaigns as campaigns_http
 from omni.api import dnc as dnc_http
+from omni.api import lists as lists_http
 from omni.api.csrf import CsrfMiddleware
 from omni.api.deps import domain_error_handler, http_error_handler, validation_error_handler
 from omni.api.edge import document_errors, guard_input
@@ -170,6 +171,9 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
                     await task
             if live is not None:
                 await live.stop()
+            imports_running = app.state.get("import_runner")
+            if imports_running is not None:  # their jobs end as failed ("interrupted"), not stuck
+                await imports_running.stop()
             await services.stop()
             if worker:
                 await asyncio.to_thread(worker.stop)
@@ -195,6 +199,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             *bots_http.CONTROLLERS,
             *reports.CONTROLLERS,
             *exports.CONTROLLERS,
+            *lists_http.CONTROLLERS,
             *report_schedules.CONTROLLERS,
             *admin_wallboard.CONTROLLERS,
             *my_stats.CONTROLLERS,

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -124,3 +126,45 @@ async def get_file(session: AsyncSession, file_id: str) -> m.StoredFile:
     if row is None:
         raise NotFound("file not found")
     return row
+
+
+async def save_upload_stream(
+    *,
+    data_dir: Path,
+    owner: str,
+    name: str,
+    content_type: str,
+    chunks: AsyncIterator[bytes],
+    max_bytes: int,
+) -> m.StoredFile:
+    """Like ``do_store_upload`` for a file too large to hold in memory (a call list): the chunks
+    go straight to disk, outside any transaction; an over-size or empty upload leaves no file
+    behind. The caller checks the content and adds the returned row to its session."""
+    file_id = secrets.token_urlsafe(18)
+    folder = data_dir / "uploads"
+    path = folder / file_id
+    await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
+    size = 0
+    try:
+        async with await anyio.open_file(path, "wb") as fh:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise InvalidInput(
+                        "the file is larger than {human_size}", human_size=human_size(max_bytes), field="file"
+                    )
+                await fh.write(chunk)
+        if size == 0:
+            raise InvalidInput("the file is empty", field="file")
+    except BaseException:
+        await anyio.Path(path).unlink(missing_ok=True)
+        raise
+    return m.StoredFile(
+        id=file_id,
+        inbox_id=None,
+        owner=owner,
+        name=Path(name).name[:256] or "file",
+        content_type=content_type,
+        size=size,
+        path=str(path),
+    )

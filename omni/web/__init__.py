@@ -11,7 +11,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from litestar.types import ExceptionHandlersMap
 
-from omni.web import admin, builder, dnc, operator, report_schedules, reports, supervisor, wallboard
+from omni.web import admin, builder, dnc, lists, operator, report_schedules, reports, supervisor, wallboard
 from omni.web.pages import (
     LoginRequired,
     PageController,
@@ -45,6 +45,7 @@ def route_handlers() -> list[Any]:
         builder.BuilderPage,
         reports.ReportsPage,
         wallboard.WallboardPage,
+        lists.ListsPage,
         *admin.CONTROLLERS,
         *report_schedules.CONTROLLERS,
         *dnc.CONTROLLERS,

@@ -240,7 +240,8 @@ class Foreign:
     export_admin: int = 0
     """A report export of the admin's: nobody else reads or downloads it."""
     campaign_b: int = 0
-    """An outbound campaign of group B's queue."""
+    """A campaign of group B's queue, with a pending list import (``import_b``)."""
+    import_b: int = 0
     dnc_entry: int = 0
     """A do-not-call entry of a campaign of group B's queue."""
 
@@ -336,7 +337,19 @@ async def foreign(world: World) -> Foreign:
         s.add(delivery)
         await s.flush()
         delivery_id = delivery.id
+        campaign_b = m.Campaign(name="Campaign B", queue_id=ids["q_b"])
+        s.add(campaign_b)
+        await s.flush()
+        list_b = m.CallList(campaign_id=campaign_b.id, name="b.csv")
+        s.add(list_b)
+        await s.flush()
+        import_b = m.ListImport(list_id=list_b.id, filename="b.csv", sniffed={"columns": [{"index": 0}]})
+        s.add(import_b)
+        await s.flush()
+        campaign_b_id, import_b_id = campaign_b.id, import_b.id
     return Foreign(
+        campaign_b=campaign_b_id,
+        import_b=import_b_id,
         contact_a=contact_a,
         contact_b=contact_b,
         file_b="file-of-b",
@@ -353,7 +366,6 @@ async def foreign(world: World) -> Foreign:
         code=code_id,
         canned=made["canned"].json()["id"],
         card_field=made["field"].json()["id"],
-        campaign_b=made["campaign"].json()["id"],
         dnc_entry=dnc_b_id,
     )
 
@@ -489,6 +501,18 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("GET", "/api/v1/exports/{export_id:int}"): (SCOPED, None),
     ("GET", "/api/v1/exports/{export_id:int}/file"): (SCOPED, None),
     ("GET", "/api/v1/report-schedules"): (ADMIN_ONLY, None),
+    ("POST", "/api/v1/campaigns/{campaign_id:int}/imports"): (SCOPED, None),
+    ("GET", "/api/v1/campaigns/{campaign_id:int}/lists"): (SCOPED, None),
+    ("GET", "/api/v1/campaigns/{campaign_id:int}/targets"): (SCOPED, None),
+    ("POST", "/api/v1/campaigns/{campaign_id:int}/targets"): (
+        SCOPED,
+        {"targets": [{"phones": ["+79161234567"]}]},
+    ),
+    ("GET", "/api/v1/list-imports/{import_id:int}"): (SCOPED, None),
+    ("POST", "/api/v1/list-imports/{import_id:int}/preview"): (SCOPED, {"phones": [0]}),
+    ("POST", "/api/v1/list-imports/{import_id:int}/start"): (SCOPED, {"phones": [0]}),
+    ("POST", "/api/v1/list-imports/{import_id:int}/cancel"): (SCOPED, None),
+    ("GET", "/api/v1/list-imports/{import_id:int}/rejects"): (SCOPED, None),
     ("POST", "/api/v1/report-schedules"): (
         ADMIN_ONLY,
         {"report_key": "queue_summary", "recipients": ["a@example.com"]},
@@ -619,6 +643,7 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("POST", "/admin/{slug:str}/{item_id:int}"): (ADMIN_PAGE, None),
     ("POST", "/admin/{slug:str}/{item_id:int}/{name:str}"): (ADMIN_PAGE, None),
     ("GET", "/reports/schedules"): (ADMIN_PAGE, None),
+    ("GET", "/campaigns/{campaign_id:int}/lists"): (ADMIN_PAGE, None),
     ("POST", "/reports/schedules"): (ADMIN_PAGE, None),
     ("GET", "/reports/schedules/{schedule_id:int}"): (ADMIN_PAGE, None),
     ("POST", "/reports/schedules/{schedule_id:int}"): (ADMIN_PAGE, None),
@@ -670,6 +695,7 @@ def fill(path: str, world: World, foreign: Foreign) -> str:
         "token_id": foreign.token_admin,
         "export_id": foreign.export_admin,
         "entry_id": foreign.dnc_entry,
+        "import_id": foreign.import_b,
         "wallboard_id": 1,
         "scenario_id": foreign.scenario,
         "revision_id": 1,

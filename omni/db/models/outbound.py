@@ -222,7 +222,9 @@ class ListImport(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     list_id: Mapped[int] = mapped_column(ForeignKey("call_lists.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    file_id: Mapped[int | None] = mapped_column(ForeignKey("stored_files.id", ondelete="SET NULL"))
+    file_id: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("stored_files.id", ondelete="SET NULL")
+    )
     filename: Mapped[str] = mapped_column(String(256), default="")
     format: Mapped[str] = mapped_column(String(8), default="csv")
     mapping: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -235,12 +237,21 @@ class ListImport(Base):
     rows_imported: Mapped[int] = mapped_column(Integer, default=0)
     rows_invalid: Mapped[int] = mapped_column(Integer, default=0)
     rows_duplicate: Mapped[int] = mapped_column(Integer, default=0)
-    invalid_file_id: Mapped[int | None] = mapped_column(ForeignKey("stored_files.id", ondelete="SET NULL"))
+    invalid_file_id: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("stored_files.id", ondelete="SET NULL")
+    )
     """CSV of the rejected rows with the reason, for download."""
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
+    rows_dnc: Mapped[int] = mapped_column(Integer, default=0)
+    """Imported rows whose first number is on a do-not-call list (imported as ``dnc``)."""
+    sniffed: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """What the upload looked like: ``{"encoding", "delimiter", "header", "columns", "sample"}``."""
+    updated_at: Mapped[datetime | None] = mapped_column()
+    """Heartbeat of a running job (every batch): a running job whose heartbeat is stale lost its
+    node (restart, crash) and is failed with a message instead of staying "running" forever."""
 
 
 class CampaignTarget(Base):
