@@ -118,7 +118,12 @@ async def loads_for(
             literal("o").label("kind"),
             func.count(),
         )
-        .where(m.CampaignAttempt.operator_id.in_(who), m.CampaignAttempt.ended_at.is_(None))
+        .where(
+            m.CampaignAttempt.operator_id.in_(who),
+            m.CampaignAttempt.ended_at.is_(None),
+            # Answered: the operator's conversation holds the capacity from here (counted once).
+            m.CampaignAttempt.answered_at.is_(None),
+        )
         .group_by(m.CampaignAttempt.operator_id, m.CampaignAttempt.channel)
     )
     rows: Sequence[Any] = (await session.execute(union_all(assigned, offered, attempts))).all()
