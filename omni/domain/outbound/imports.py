@@ -55,7 +55,7 @@ from omni.db.models.outbound import ImportState, TargetState
 from omni.domain import audit
 from omni.domain.auth import Principal, check_role, visible_queue_ids
 from omni.domain.errors import Conflict, DomainError, InvalidInput, NotFound
-from omni.domain.outbound.numbers import Number, check_zone, parse_number, zone_of
+from omni.domain.outbound.numbers import Number, check_zone, normalise_number, parse_number, zone_of
 from omni.i18n import _l, gettext, localize
 
 log = logging.getLogger(__name__)
@@ -440,7 +440,7 @@ def normalise(line: int, cells: list[str], ctx: Context) -> Row:
         if not raw:
             continue
         try:
-            number = parse_number(raw, ctx.region)
+            number = normalise_number(raw, ctx.region)
         except InvalidInput as exc:
             first_error = first_error or exc
             continue
