@@ -100,19 +100,107 @@ _MAX_NSN = 17
 _TZ_DATA: dict[str, Any] = pn_timezone.TIMEZONE_DATA  # type: ignore[attr-defined]
 
 
-@lru_cache(maxsize=512)
-def _region_metadata(region: str) -> Any:
-    return PhoneMetadata.metadata_for_region(region, None)
+_T = _pnu.PhoneNumberType
+_SPECIAL_TYPES = (
+    ("premium_rate", _T.PREMIUM_RATE),
+    ("toll_free", _T.TOLL_FREE),
+    ("shared_cost", _T.SHARED_COST),
+    ("voip", _T.VOIP),
+    ("personal_number", _T.PERSONAL_NUMBER),
+    ("pager", _T.PAGER),
+    ("uan", _T.UAN),
+    ("voicemail", _T.VOICEMAIL),
+)
+_NOT_STRIPPED = (
+    _pnu.ValidationResult.TOO_SHORT,
+    _pnu.ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
+    _pnu.ValidationResult.INVALID_LENGTH,
+)
+_Desc = tuple[frozenset[int], "re.Pattern[str] | None"] | None
+
+
+def _desc(desc: Any) -> _Desc:
+    """A number description's lengths and its pattern compiled once (``_is_number_matching_desc``)."""
+    if desc is None:
+        return None
+    pattern = desc.national_number_pattern
+    return frozenset(desc.possible_length), re.compile(pattern) if pattern else None
+
+
+def _matches(nat: str, desc: _Desc) -> bool:
+    if desc is None:
+        return False
+    lengths, pattern = desc
+    if lengths and len(nat) not in lengths:
+        return False
+    return pattern is not None and pattern.fullmatch(nat) is not None
+
+
+class _Plan:
+    """One region's metadata with its patterns compiled once."""
+
+    def __init__(self, md: Any) -> None:
+        self.md = md
+        self.cc: int = md.country_code
+        self.cc_text = str(md.country_code)
+        self.general = _desc(md.general_desc)
+        self.general_pattern = self.general[1] if self.general else None
+        self.special = [(kind, _desc(getattr(md, name))) for name, kind in _SPECIAL_TYPES]
+        self.fixed = _desc(md.fixed_line)
+        self.mobile = _desc(md.mobile)
+        self.same = bool(md.same_mobile_and_fixed_line_pattern)
+        self.idd = re.compile(md.international_prefix) if md.international_prefix else None
+        npp = md.national_prefix_for_parsing
+        self.national_prefix = re.compile(npp) if npp else None
+        self.transform = bool(md.national_prefix_transform_rule)
+        self.leading = re.compile(md.leading_digits) if md.leading_digits is not None else None
+
+    def kind(self, nat: str) -> int:
+        """``_number_type_helper``, the same tests in the same order."""
+        if not _matches(nat, self.general):
+            return _T.UNKNOWN
+        for kind, desc in self.special:
+            if _matches(nat, desc):
+                return kind
+        if _matches(nat, self.fixed):
+            if self.same or _matches(nat, self.mobile):
+                return _T.FIXED_LINE_OR_MOBILE
+            return _T.FIXED_LINE
+        if not self.same and _matches(nat, self.mobile):
+            return _T.MOBILE
+        return _T.UNKNOWN
+
+    def strip_national_prefix(self, number: str) -> str:
+        """``_maybe_strip_national_prefix_carrier_code``'s number (the library's own call when the
+        prefix is there)."""
+        if not number or self.national_prefix is None:
+            return number
+        found = self.national_prefix.match(number)
+        if found is None:
+            return number
+        if self.transform or self.general_pattern is None:
+            return str(_pnu._maybe_strip_national_prefix_carrier_code(number, self.md)[1])
+        rest = number[found.end() :]
+        if (
+            self.general_pattern.fullmatch(number) is not None
+            and self.general_pattern.fullmatch(rest) is None
+        ):
+            return number  # the number was viable as it is and would not be without the prefix
+        return rest
 
 
 @lru_cache(maxsize=512)
-def _cc_metadata(cc: int, region: str) -> Any:
-    return PhoneMetadata.metadata_for_region_or_calling_code(cc, region)
+def _plan(region: str) -> _Plan | None:
+    md = PhoneMetadata.metadata_for_region(region, None)
+    return _Plan(md) if md is not None else None
 
 
 @lru_cache(maxsize=512)
-def _leading(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _cc_plan(cc: int, region: str) -> _Plan | None:
+    if region != phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY:
+        return _plan(region)  # the same metadata object: its plan is shared
+    md = PhoneMetadata.metadata_for_region_or_calling_code(cc, region)
+    return _Plan(md) if md is not None else None
 
 
 @lru_cache(maxsize=512)
@@ -135,6 +223,28 @@ def _zone(zones: Sequence[str], region: str) -> str:
     return _PLAN_FIXES.get((region, known[0]), known[0])
 
 
+def _country_code(digits: str, plus: bool, home: _Plan) -> tuple[int, str] | None:
+    """``_maybe_extract_country_code`` for a digits-only number: (country code or 0, the rest);
+    ``None`` for what the fast path leaves to the library (an IDD, an error)."""
+    if plus:
+        if len(digits) <= 2 or digits[0] == "0":
+            return None
+        for n in range(1, min(len(digits), 3) + 1):
+            if int(digits[:n]) in _pnu.COUNTRY_CODE_TO_REGION_CODE:
+                return int(digits[:n]), digits[n:]
+        return None
+    if home.idd is not None and home.idd.match(digits):
+        return None
+    if digits.startswith(home.cc_text) and home.general_pattern is not None:
+        potential = home.strip_national_prefix(digits[len(home.cc_text) :])
+        general = home.general_pattern
+        if (general.fullmatch(digits) is None and general.fullmatch(potential) is not None) or (
+            _pnu._test_number_length(digits, home.md) == _pnu.ValidationResult.TOO_LONG
+        ):
+            return home.cc, potential
+    return 0, ""
+
+
 def fast_number(raw: str, default_region: str = "RU") -> Number | None:
     """``parse_number(raw, default_region)`` for a valid number in a plain shape, else ``None``
     (the caller then asks ``parse_number``, which also gives the reason of a refusal)."""
@@ -144,31 +254,25 @@ def fast_number(raw: str, default_region: str = "RU") -> Number | None:
     digits = text.translate(_DROP)
     if len(digits) < _MIN_DIGITS or not default_region:
         return None
-    meta = _region_metadata(default_region.upper())
-    if meta is None:
+    home = _plan(default_region.upper())
+    if home is None:
         return None
-    numobj = phonenumbers.PhoneNumber()
-    try:
-        cc, nat = _pnu._maybe_extract_country_code(
-            "+" + digits if text[0] == "+" else digits, meta, False, numobj
-        )
-    except phonenumbers.NumberParseException:
+    found = _country_code(digits, text[0] == "+", home)
+    if found is None:
         return None
+    cc, nat = found
+    plan: _Plan | None = home
     if cc != 0:
         number_region = _pnu.region_code_for_country_code(cc)
         if number_region != default_region:
-            meta = _cc_metadata(cc, number_region)
+            plan = _cc_plan(cc, number_region)
     else:
         nat += digits
-        cc = meta.country_code
-    if len(nat) < 2:
+        cc = home.cc
+    if plan is None or len(nat) < 2:
         return None
-    _carrier, stripped, _ = _pnu._maybe_strip_national_prefix_carrier_code(nat, meta)
-    if _pnu._test_number_length(stripped, meta) not in (
-        _pnu.ValidationResult.TOO_SHORT,
-        _pnu.ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
-        _pnu.ValidationResult.INVALID_LENGTH,
-    ):
+    stripped = plan.strip_national_prefix(nat)
+    if stripped != nat and _pnu._test_number_length(stripped, plan.md) not in _NOT_STRIPPED:
         nat = stripped
     if len(nat) < 2 or len(nat) > _MAX_NSN or nat[0] == "0":
         return None
@@ -176,31 +280,31 @@ def fast_number(raw: str, default_region: str = "RU") -> Number | None:
     if not regions:
         return None
     region: str | None = None
-    kind = _pnu.PhoneNumberType.UNKNOWN
+    kind = _T.UNKNOWN
     if len(regions) == 1:
         region = regions[0]
     else:
         for candidate in regions:
-            md = _region_metadata(candidate)
-            if md is None:
+            candidate_plan = _plan(candidate)
+            if candidate_plan is None:
                 continue
-            if md.leading_digits is not None:
-                if _leading(md.leading_digits).match(nat):
+            if candidate_plan.leading is not None:
+                if candidate_plan.leading.match(nat):
                     region = candidate
                     break
             else:
-                kind = _pnu._number_type_helper(nat, md)
-                if kind != _pnu.PhoneNumberType.UNKNOWN:
+                kind = candidate_plan.kind(nat)
+                if kind != _T.UNKNOWN:
                     region = candidate
                     break
     if region is None:
         return None
-    md = _cc_metadata(cc, region)
-    if md is None:
+    number_plan = _cc_plan(cc, region)
+    if number_plan is None:
         return None
-    if kind == _pnu.PhoneNumberType.UNKNOWN:
-        kind = _pnu._number_type_helper(nat, md)
-    if kind == _pnu.PhoneNumberType.UNKNOWN:
+    if kind == _T.UNKNOWN or number_plan is not _plan(region):
+        kind = number_plan.kind(nat)
+    if kind == _T.UNKNOWN:
         return None
     e164 = f"+{cc}{nat}"
     if not _pnu.is_number_type_geographical(kind, cc):
