@@ -234,7 +234,11 @@ async def test_holidays_start_and_end_dates_keep_the_campaign_silent(services: S
     assert await tick(services, NOON_MSK) == 0
     await w.update(starts_on=None, ends_on=date(2026, 11, 30))
     assert await tick(services, NOON_MSK) == 0
-    await w.update(ends_on=date(2026, 12, 1))
+    # The past end date finished the campaign (the tick's housekeeping); reopened to show that
+    # the end day itself is still called.
+    async with services.db.transaction() as s:
+        assert (await s.get_one(m.Campaign, w.campaign_id)).state == "finished"
+    await w.update(ends_on=date(2026, 12, 1), state="running")
     assert await tick(services, NOON_MSK) == 1
 
 

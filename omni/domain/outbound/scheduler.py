@@ -48,20 +48,21 @@ from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
-from sqlalchemy import Integer, Table, bindparam, func, or_, select, text, union, union_all, update
+from sqlalchemy import Integer, Table, bindparam, func, literal, or_, select, text, union, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.channels import AdapterRegistry, AttemptOrder, ChannelAuthFailed, ChannelNotReady, PlacesAttempts
 from omni.db import Database
 from omni.db import models as m
 from omni.db.models.outbound import CampaignChannel, CampaignState, DialMode, Outcome, TargetState
-from omni.domain.capacity import fits, loads_for
+from omni.domain.capacity import Load, add_load, fits, load_rows
 from omni.domain.errors import InvalidInput
 from omni.domain.outbound import campaigns as campaigns_service
 from omni.domain.outbound import predial, preview
 from omni.domain.outbound.dnc import prefixes
 from omni.domain.outbound.lifecycle import Opening, do_close_attempt, do_open_attempt, do_open_attempts
-from omni.domain.outbound.policy import Load, policy_for
+from omni.domain.outbound.policy import Load as Demand
+from omni.domain.outbound.policy import policy_for
 from omni.domain.outbound.windows import Window, is_open, parse_windows
 from omni.domain.routing import Operator
 
@@ -150,26 +151,24 @@ def _statement(name: str) -> Any:
     """The tick's fixed statements, built once and run with bound values: building and keying
     statements was a good part of a tick's CPU (bench/outbound_scheduler.py)."""
     ids: Any = bindparam("ids", expanding=True)
-    queued = m.ConversationStatus.QUEUED
     A = m.CampaignAttempt
     if name == "campaigns":
+        # Running and paused campaigns (a paused one may be past its end date: housekeeping
+        # finishes it) with their open attempts and those holding an operator, in one read:
+        # a round trip per campaign was a good part of a tick on a busy machine.
+        open_ = A.campaign_id == m.Campaign.id, A.ended_at.is_(None)
         return (
-            select(m.Campaign)
-            .where(m.Campaign.state == CampaignState.RUNNING)
+            select(
+                m.Campaign,
+                select(func.count()).where(*open_).scalar_subquery(),
+                select(func.count(A.operator_id)).where(*open_).scalar_subquery(),
+            )
+            .where(m.Campaign.state.in_((CampaignState.RUNNING, CampaignState.PAUSED)))
             .order_by(m.Campaign.priority.desc(), m.Campaign.id)
         )
-    if name == "counts":  # open attempts of a campaign, and those holding an operator
+    if name == "counts":  # the same for one campaign (a preview campaign after the expiry)
         return select(func.count(), func.count(A.operator_id)).where(
             A.campaign_id == bindparam("campaign_id"), A.ended_at.is_(None)
-        )
-    if name == "waiting":  # inbound contacts waiting for these operators (blending)
-        return union_all(
-            select(m.QueueMember.user_id, m.Conversation.medium)
-            .join(m.Conversation, m.Conversation.queue_id == m.QueueMember.queue_id)
-            .where(m.QueueMember.user_id.in_(ids), m.Conversation.status == queued),
-            select(m.Conversation.preferred_user_id, m.Conversation.medium).where(
-                m.Conversation.preferred_user_id.in_(ids), m.Conversation.status == queued
-            ),
         )
     if name == "lock":
         return (
@@ -227,6 +226,38 @@ def _staff_statement() -> Any:
     )
 
 
+@lru_cache(maxsize=2)
+def _free_statement(blending: bool) -> Any:
+    """Who is free, in one statement: the staff (``_staff_statement``) with their load
+    (``capacity.load_rows``) and, for ``blending``, the inbound contacts waiting for them
+    (kind ``"w"``), one row per operator and kind of load, longest idle first. Three round
+    trips were most of an idle tick on a busy machine. Built once, run with bound values."""
+    staff = _staff_statement().order_by(None).cte("staff")
+    who = select(staff.c.id)
+    branches = list(load_rows(who).selects)
+    if blending:
+        queued = m.ConversationStatus.QUEUED
+        waiting = union_all(
+            select(m.QueueMember.user_id.label("uid"), m.Conversation.medium)
+            .join(m.Conversation, m.Conversation.queue_id == m.QueueMember.queue_id)
+            .where(m.QueueMember.user_id.in_(who), m.Conversation.status == queued),
+            select(m.Conversation.preferred_user_id.label("uid"), m.Conversation.medium).where(
+                m.Conversation.preferred_user_id.in_(who), m.Conversation.status == queued
+            ),
+        ).subquery()
+        branches.append(
+            select(
+                waiting.c.uid, waiting.c.medium, literal("w").label("kind"), func.count().label("n")
+            ).group_by(waiting.c.uid, waiting.c.medium)
+        )
+    loads = union_all(*branches).subquery("loads")
+    return (
+        select(*staff.c, loads.c.medium, loads.c.kind, loads.c.n)
+        .select_from(staff.outerjoin(loads, loads.c.uid == staff.c.id))
+        .order_by(staff.c.idle_since, staff.c.id)
+    )
+
+
 async def free_for_outbound(session: AsyncSession, campaign: m.Campaign) -> list[int]:
     """Operators who may get one of this campaign's attempts now, longest idle first.
 
@@ -238,28 +269,34 @@ async def free_for_outbound(session: AsyncSession, campaign: m.Campaign) -> list
     waiting in one of their queues (that contact is theirs first; outbound resumes after).
     """
     rows = (
-        await session.execute(_staff_statement(), {"queue_id": campaign.queue_id, "campaign_id": campaign.id})
+        await session.execute(
+            _free_statement(bool(campaign.inbound_priority)),
+            {"queue_id": campaign.queue_id, "campaign_id": campaign.id},
+        )
     ).all()
-    if not rows:
-        return []
+    staff: dict[int, tuple[Operator, bool, bool]] = {}
+    loads: dict[int, Load] = {}
+    waiting: dict[int, set[str]] = {}
+    for row in rows:
+        uid = row[0]
+        if uid not in staff:
+            staff[uid] = (Operator(*row[:7]), bool(row[7]), bool(row[8]))
+            loads[uid] = Load()
+        medium, kind, count = row[9], row[10], row[11]
+        if kind == "w":
+            waiting.setdefault(uid, set()).add(medium)
+        elif kind is not None:
+            add_load(loads[uid], medium, kind, int(count))
     medium = m.Medium.VOICE if campaign.channel == CampaignChannel.VOICE else m.Medium.CHAT
-    staff = [(Operator(*row[:7]), bool(row[7]), bool(row[8])) for row in rows]
-    loads = await loads_for(session, [u.id for u, _, _ in staff])
-    free = [
-        (u.id, voice, chats)
-        for u, voice, chats in staff
-        if fits(u, loads[u.id], medium, chats_block_calls=True)
-    ]
-    if not free or not campaign.inbound_priority:
-        return [uid for uid, _, _ in free]
-    ids = [uid for uid, _, _ in free]
-    blocked: set[int] = set()
-    receives = {uid: (voice, chats) for uid, voice, chats in free}
-    for uid, conv_medium in (await session.execute(_statement("waiting"), {"ids": ids})).all():
-        voice, chats = receives[uid]
-        if voice if conv_medium == m.Medium.VOICE else chats:
-            blocked.add(uid)
-    return [uid for uid in ids if uid not in blocked]
+    free: list[int] = []
+    for uid, (user, voice, chats) in staff.items():
+        if not fits(user, loads[uid], medium, chats_block_calls=True):
+            continue
+        # Blending: a waiting inbound contact the operator's status takes is theirs first.
+        if any(voice if w == m.Medium.VOICE else chats for w in waiting.get(uid, ())):
+            continue
+        free.append(uid)
+    return free
 
 
 async def _lock_operators(session: AsyncSession, user_ids: Sequence[int]) -> list[int]:
@@ -513,8 +550,12 @@ def _predial(
     }
 
 
-async def _campaign_pass(session: AsyncSession, campaign: m.Campaign, st: _Tick) -> None:
-    """Open this campaign's attempts for this tick (inside the tick's transaction)."""
+async def _campaign_pass(
+    session: AsyncSession, campaign: m.Campaign, st: _Tick, open_attempts: int, reserved: int
+) -> None:
+    """Open this campaign's attempts for this tick (inside the tick's transaction).
+
+    ``open_attempts``: the campaign's open attempts; ``reserved``: those holding an operator."""
     now = st.now
     policy = policy_for(campaign.dial_mode)
     home = _zone(campaign.timezone)
@@ -530,8 +571,6 @@ async def _campaign_pass(session: AsyncSession, campaign: m.Campaign, st: _Tick)
             "campaign %s has an unreadable schedule (%s): nothing is called", campaign.id, exc.message
         )
         return
-    counts = (await session.execute(_statement("counts"), {"campaign_id": campaign.id})).one()
-    open_attempts, reserved = int(counts[0]), int(counts[1])
     broadcast = campaign.channel != CampaignChannel.VOICE
     operators: list[int] | None = None
     if broadcast:
@@ -543,7 +582,7 @@ async def _campaign_pass(session: AsyncSession, campaign: m.Campaign, st: _Tick)
             return
         # The policy counts operators busy with this campaign's open attempts among its own
         # (``free - open``); ``free_for_outbound`` already left them out.
-        wanted = policy.wanted(Load(len(free) + reserved, open_attempts, campaign.max_concurrency))
+        wanted = policy.wanted(Demand(len(free) + reserved, open_attempts, campaign.max_concurrency))
         if wanted <= 0:
             return
         operators = await _lock_operators(session, free[: wanted * 2 + 8])
@@ -712,15 +751,26 @@ async def _hand_over(
     return handed
 
 
-async def _housekeeping(db: Database, adapters: AdapterRegistry | None, now: datetime) -> None:
-    """What each pass does before choosing: campaigns past their end date finish, and previews
-    nobody answered in time are dialed (auto-dial campaigns) or put back for the next operator.
-    A node without channel adapters (a Celery worker) leaves previews to the nodes that can dial."""
-    async with db.transaction() as session:
+def _past_end(campaign: m.Campaign, now: datetime) -> bool:
+    """Whether the campaign's end date has passed in its own zone (``do_finish_expired``'s rule)."""
+    if campaign.ends_on is None:
+        return False
+    home = _zone(campaign.timezone)
+    return (now.astimezone(home).date() if home is not None else now.date()) > campaign.ends_on
+
+
+async def _housekeeping(
+    session: AsyncSession, adapters: AdapterRegistry | None, campaigns: Sequence[m.Campaign], now: datetime
+) -> list[AttemptOrder]:
+    """What each pass does before choosing, in the tick's transaction: campaigns past their end
+    date finish (``campaigns`` are the running and paused ones the tick read, so the finishing
+    query only runs when one of them is due), and previews nobody answered in time are dialed
+    (auto-dial campaigns: the orders returned are placed after the commit) or put back for the
+    next operator. A node without channel adapters (a Celery worker) leaves previews to the
+    nodes that can dial."""
+    if any(_past_end(c, now) for c in campaigns):
         await campaigns_service.do_finish_expired(session, now)
-        expired = await preview.do_expire_previews(session, now) if adapters is not None else []
-    if expired and adapters is not None:
-        await preview.place_orders(db, adapters, expired)
+    return await preview.do_expire_previews(session, now) if adapters is not None else []
 
 
 async def tick(
@@ -746,17 +796,25 @@ async def tick(
     st = _Tick(now or datetime.now(UTC))
     if st.now.tzinfo is None:
         raise ValueError("tick() needs an aware `now`: customer windows are compared in their zones")
-    await _housekeeping(db, adapters, st.now)
     began = time.perf_counter()
     async with db.transaction() as session:
-        campaigns = list(await session.scalars(_statement("campaigns")))
-        for campaign in campaigns:
+        rows = (await session.execute(_statement("campaigns"))).all()
+        expired = await _housekeeping(session, adapters, [row[0] for row in rows], st.now)
+        for campaign, open_attempts, reserved in rows:
+            if campaign.state != CampaignState.RUNNING:
+                continue
             if _needs_channel(campaign) and _placer(adapters, campaign.channel) is None:
                 continue
-            await _campaign_pass(session, campaign, st)
+            if campaign.dial_mode == DialMode.PREVIEW:
+                # The expiry may have closed some of its previews since the counts were read.
+                counts = (await session.execute(_statement("counts"), {"campaign_id": campaign.id})).one()
+                open_attempts, reserved = counts
+            await _campaign_pass(session, campaign, st, int(open_attempts), int(reserved))
         await _stamp(session, st.caller_ids, st.now)
         chosen = time.perf_counter()
     committed = time.perf_counter()
+    if expired and adapters is not None:
+        await preview.place_orders(db, adapters, expired)
     handed = await _hand_over(db, adapters, st, http) if st.opened else 0
     if stats is not None:
         stats.open_seconds = st.open_seconds
