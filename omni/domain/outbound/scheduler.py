@@ -48,7 +48,20 @@ from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
-from sqlalchemy import Integer, Table, bindparam, func, literal, or_, select, text, union, union_all, update
+from sqlalchemy import (
+    Integer,
+    Table,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    union,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.channels import AdapterRegistry, AttemptOrder, ChannelAuthFailed, ChannelNotReady, PlacesAttempts
@@ -152,20 +165,6 @@ def _statement(name: str) -> Any:
     statements was a good part of a tick's CPU (bench/outbound_scheduler.py)."""
     ids: Any = bindparam("ids", expanding=True)
     A = m.CampaignAttempt
-    if name == "campaigns":
-        # Running and paused campaigns (a paused one may be past its end date: housekeeping
-        # finishes it) with their open attempts and those holding an operator, in one read:
-        # a round trip per campaign was a good part of a tick on a busy machine.
-        open_ = A.campaign_id == m.Campaign.id, A.ended_at.is_(None)
-        return (
-            select(
-                m.Campaign,
-                select(func.count()).where(*open_).scalar_subquery(),
-                select(func.count(A.operator_id)).where(*open_).scalar_subquery(),
-            )
-            .where(m.Campaign.state.in_((CampaignState.RUNNING, CampaignState.PAUSED)))
-            .order_by(m.Campaign.priority.desc(), m.Campaign.id)
-        )
     if name == "counts":  # the same for one campaign (a preview campaign after the expiry)
         return select(func.count(), func.count(A.operator_id)).where(
             A.campaign_id == bindparam("campaign_id"), A.ended_at.is_(None)
@@ -187,6 +186,41 @@ def _statement(name: str) -> Any:
             ),
         )
     raise KeyError(name)
+
+
+_CAMPAIGN_ZONES = """(
+    WITH RECURSIVE z(tz) AS (
+        SELECT MIN(timezone) FROM campaign_targets
+        WHERE campaign_id = campaigns.id AND state = 'pending'
+        UNION ALL
+        SELECT (SELECT MIN(t.timezone) FROM campaign_targets t
+                WHERE t.campaign_id = campaigns.id AND t.state = 'pending' AND t.timezone > z.tz)
+        FROM z WHERE z.tz IS NOT NULL
+    )
+    SELECT {agg} FROM z
+)"""
+
+
+@lru_cache(maxsize=2)
+def _campaigns_statement(dialect: str) -> Any:
+    """Running and paused campaigns (a paused one may be past its end date: housekeeping
+    finishes it), higher priority first, each with its open attempts, those holding an
+    operator, and the distinct zones of its pending targets (``_ZONES``' loose index scan,
+    comma-joined), in one read: a round trip per campaign and question was most of a tick on
+    a busy machine."""
+    A = m.CampaignAttempt
+    open_ = A.campaign_id == m.Campaign.id, A.ended_at.is_(None)
+    agg = "string_agg(tz, ',')" if dialect == "postgresql" else "group_concat(tz, ',')"
+    return (
+        select(
+            m.Campaign,
+            select(func.count()).where(*open_).scalar_subquery(),
+            select(func.count(A.operator_id)).where(*open_).scalar_subquery(),
+            literal_column(_CAMPAIGN_ZONES.format(agg=agg)),
+        )
+        .where(m.Campaign.state.in_((CampaignState.RUNNING, CampaignState.PAUSED)))
+        .order_by(m.Campaign.priority.desc(), m.Campaign.id)
+    )
 
 
 @lru_cache(maxsize=1)
@@ -551,11 +585,17 @@ def _predial(
 
 
 async def _campaign_pass(
-    session: AsyncSession, campaign: m.Campaign, st: _Tick, open_attempts: int, reserved: int
+    session: AsyncSession,
+    campaign: m.Campaign,
+    st: _Tick,
+    open_attempts: int,
+    reserved: int,
+    pending_zones: list[str],
 ) -> None:
     """Open this campaign's attempts for this tick (inside the tick's transaction).
 
-    ``open_attempts``: the campaign's open attempts; ``reserved``: those holding an operator."""
+    ``open_attempts``: the campaign's open attempts; ``reserved``: those holding an operator;
+    ``pending_zones``: the distinct zones of its pending targets."""
     now = st.now
     policy = policy_for(campaign.dial_mode)
     home = _zone(campaign.timezone)
@@ -589,7 +629,7 @@ async def _campaign_pass(
         wanted = min(wanted, len(operators))
     if wanted <= 0:
         return
-    zones = _open_zones(campaign, days, await _zones(session, campaign.id), now)
+    zones = _open_zones(campaign, days, pending_zones, now)
     if not zones:
         return
     pool: list[m.CampaignCallerId] | None = None
@@ -798,18 +838,22 @@ async def tick(
         raise ValueError("tick() needs an aware `now`: customer windows are compared in their zones")
     began = time.perf_counter()
     async with db.transaction() as session:
-        rows = (await session.execute(_statement("campaigns"))).all()
+        statement = _campaigns_statement(session.get_bind().dialect.name)
+        rows = (await session.execute(statement)).all()
         expired = await _housekeeping(session, adapters, [row[0] for row in rows], st.now)
-        for campaign, open_attempts, reserved in rows:
+        for campaign, open_attempts, reserved, zones in rows:
             if campaign.state != CampaignState.RUNNING:
                 continue
             if _needs_channel(campaign) and _placer(adapters, campaign.channel) is None:
                 continue
+            pending_zones = zones.split(",") if zones is not None else []
             if campaign.dial_mode == DialMode.PREVIEW:
-                # The expiry may have closed some of its previews since the counts were read.
+                # The expiry may have closed some of its previews (operators and targets back)
+                # since the campaigns were read.
                 counts = (await session.execute(_statement("counts"), {"campaign_id": campaign.id})).one()
                 open_attempts, reserved = counts
-            await _campaign_pass(session, campaign, st, int(open_attempts), int(reserved))
+                pending_zones = await _zones(session, campaign.id)
+            await _campaign_pass(session, campaign, st, int(open_attempts), int(reserved), pending_zones)
         await _stamp(session, st.caller_ids, st.now)
         chosen = time.perf_counter()
     committed = time.perf_counter()
