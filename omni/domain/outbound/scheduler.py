@@ -303,7 +303,7 @@ async def free_for_outbound(session: AsyncSession, campaign: m.Campaign) -> list
     waiting in one of their queues (that contact is theirs first; outbound resumes after).
     """
     rows = (
-        await session.execute(
+        await (await session.connection()).execute(
             _free_statement(bool(campaign.inbound_priority)),
             {"queue_id": campaign.queue_id, "campaign_id": campaign.id},
         )
@@ -339,8 +339,9 @@ async def _lock_operators(session: AsyncSession, user_ids: Sequence[int]) -> lis
     attempt another node committed since they were found free. Order is kept."""
     if not user_ids:
         return []
-    locked = set(await session.scalars(_statement("lock"), {"ids": list(user_ids)}))
-    busy = set(await session.scalars(_statement("busy"), {"ids": list(locked)})) if locked else set()
+    conn = await session.connection()  # Core rows: the session's ORM layer has nothing to add
+    locked = set((await conn.execute(_statement("lock"), {"ids": list(user_ids)})).scalars())
+    busy = set((await conn.execute(_statement("busy"), {"ids": list(locked)})).scalars()) if locked else set()
     return [uid for uid in user_ids if uid in locked and uid not in busy]
 
 
@@ -380,9 +381,16 @@ def _rotate(pool: Sequence[m.CampaignCallerId], region: str, used: dict[int, int
 async def _stamp(session: AsyncSession, used: dict[int, int], now: datetime) -> None:
     """``last_used_at`` of every number picked, in one statement."""
     if used:
-        # A plain (Core) UPDATE: the rows loaded in this session are not read again.
-        table = cast(Table, m.CampaignCallerId.__table__)
-        await session.execute(update(table).where(table.c.id.in_(sorted(used))).values(last_used_at=now))
+        # A plain (Core) UPDATE on the connection: the rows loaded in this session are not
+        # read again, and the ORM's bulk-update machinery is not involved.
+        await (await session.connection()).execute(_stamp_statement(), {"ids": sorted(used), "now": now})
+
+
+@lru_cache(maxsize=1)
+def _stamp_statement() -> Any:
+    table = cast(Table, m.CampaignCallerId.__table__)
+    ids: Any = bindparam("ids", expanding=True)
+    return update(table).where(table.c.id.in_(ids)).values(last_used_at=bindparam("now"))
 
 
 async def pick_caller_id(
@@ -519,7 +527,7 @@ async def _dnc_hits(session: AsyncSession, campaign_id: int, phones: Sequence[st
     # A prefix entry covers the numbers it starts and itself; an exact entry only itself.
     wanted_prefixes = {p for phone in phones for p in (phone, *prefixes(phone))}
     values = {"campaign_id": campaign_id, "numbers": list(phones), "prefixes": sorted(wanted_prefixes)}
-    rows = (await session.execute(_statement("dnc"), values)).all()
+    rows = (await (await session.connection()).execute(_statement("dnc"), values)).all()
     numbers = {n for n, is_prefix in rows if not is_prefix}
     ranges = {n for n, is_prefix in rows if is_prefix}
     return {
