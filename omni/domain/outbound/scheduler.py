@@ -63,6 +63,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from omni.channels import AdapterRegistry, AttemptOrder, ChannelAuthFailed, ChannelNotReady, PlacesAttempts
 from omni.db import Database
@@ -209,6 +210,7 @@ def _campaigns_statement(dialect: str) -> Any:
     comma-joined), in one read: a round trip per campaign and question was most of a tick on
     a busy machine."""
     A = m.CampaignAttempt
+    C = aliased(m.Campaign)
     open_ = A.campaign_id == m.Campaign.id, A.ended_at.is_(None)
     agg = "string_agg(tz, ',')" if dialect == "postgresql" else "group_concat(tz, ',')"
     return (
@@ -217,6 +219,16 @@ def _campaigns_statement(dialect: str) -> Any:
             select(func.count()).where(*open_).scalar_subquery(),
             select(func.count(A.operator_id)).where(*open_).scalar_subquery(),
             literal_column(_CAMPAIGN_ZONES.format(agg=agg)),
+            # Whether any preview waits for its operator (the expiry's query runs only then).
+            select(A.id)
+            .join(C, C.id == A.campaign_id)
+            .where(
+                A.ended_at.is_(None),
+                A.started_at.is_(None),
+                A.operator_id.is_not(None),
+                C.dial_mode == DialMode.PREVIEW,
+            )
+            .exists(),
         )
         .where(m.Campaign.state.in_((CampaignState.RUNNING, CampaignState.PAUSED)))
         .order_by(m.Campaign.priority.desc(), m.Campaign.id)
@@ -351,11 +363,17 @@ async def _lock_operators(session: AsyncSession, user_ids: Sequence[int]) -> lis
 async def _caller_pool(session: AsyncSession, campaign_id: int) -> list[m.CampaignCallerId]:
     """The campaign's active caller IDs, locked (``SKIP LOCKED``) so two nodes stamping at once
     take different numbers; when another node holds them all, read unlocked and share."""
+    values = {"campaign_id": campaign_id}
+    rows = list(await session.scalars(_pool_statement(True), values))
+    return rows or list(await session.scalars(_pool_statement(False), values))
+
+
+@lru_cache(maxsize=2)
+def _pool_statement(lock: bool) -> Any:
     stmt = select(m.CampaignCallerId).where(
-        m.CampaignCallerId.campaign_id == campaign_id, m.CampaignCallerId.active.is_(True)
+        m.CampaignCallerId.campaign_id == bindparam("campaign_id"), m.CampaignCallerId.active.is_(True)
     )
-    rows = list(await session.scalars(stmt.with_for_update(skip_locked=True)))
-    return rows or list(await session.scalars(stmt))
+    return stmt.with_for_update(skip_locked=True) if lock else stmt
 
 
 _NEVER = datetime.min.replace(tzinfo=UTC)
@@ -808,17 +826,23 @@ def _past_end(campaign: m.Campaign, now: datetime) -> bool:
 
 
 async def _housekeeping(
-    session: AsyncSession, adapters: AdapterRegistry | None, campaigns: Sequence[m.Campaign], now: datetime
+    session: AsyncSession,
+    adapters: AdapterRegistry | None,
+    campaigns: Sequence[m.Campaign],
+    now: datetime,
+    *,
+    previews: bool,
 ) -> list[AttemptOrder]:
     """What each pass does before choosing, in the tick's transaction: campaigns past their end
     date finish (``campaigns`` are the running and paused ones the tick read, so the finishing
     query only runs when one of them is due), and previews nobody answered in time are dialed
     (auto-dial campaigns: the orders returned are placed after the commit) or put back for the
     next operator. A node without channel adapters (a Celery worker) leaves previews to the
-    nodes that can dial."""
+    nodes that can dial. ``previews``: whether any preview waits for its operator (read with
+    the campaigns; without one the expiry's query is skipped)."""
     if any(_past_end(c, now) for c in campaigns):
         await campaigns_service.do_finish_expired(session, now)
-    return await preview.do_expire_previews(session, now) if adapters is not None else []
+    return await preview.do_expire_previews(session, now) if adapters is not None and previews else []
 
 
 async def tick(
@@ -848,8 +872,10 @@ async def tick(
     async with db.transaction() as session:
         statement = _campaigns_statement(session.get_bind().dialect.name)
         rows = (await session.execute(statement)).all()
-        expired = await _housekeeping(session, adapters, [row[0] for row in rows], st.now)
-        for campaign, open_attempts, reserved, zones in rows:
+        # No row: the flag is unknown, and a finished campaign may still show a preview.
+        previews = bool(rows[0][4]) if rows else True
+        expired = await _housekeeping(session, adapters, [row[0] for row in rows], st.now, previews=previews)
+        for campaign, open_attempts, reserved, zones, _ in rows:
             if campaign.state != CampaignState.RUNNING:
                 continue
             if _needs_channel(campaign) and _placer(adapters, campaign.channel) is None:
