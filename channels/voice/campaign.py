@@ -304,6 +304,10 @@ class VoiceCampaign(VoiceEffects):
                     raise InvalidInput("the operator has no phone extension", field="sip_extension")
                 extension = user.sip_extension
                 name = str(dial.variables.get("name") or "")
+                # The reservation ends at the answer (capacity stops counting the attempt), so
+                # the conversation that takes its place fits the operator's capacity.
+                attempt.answered_at = now
+                await session.flush()
                 conv = await outgoing.do_start_outgoing(
                     session,
                     dial.operator_id,

@@ -112,7 +112,12 @@ def load_rows(who: Any) -> Any:
             literal("o").label("kind"),
             func.count().label("n"),
         )
-        .where(m.CampaignAttempt.operator_id.in_(who), m.CampaignAttempt.ended_at.is_(None))
+        .where(
+            m.CampaignAttempt.operator_id.in_(who),
+            m.CampaignAttempt.ended_at.is_(None),
+            # Answered: the operator's conversation holds the capacity from here (counted once).
+            m.CampaignAttempt.answered_at.is_(None),
+        )
         .group_by(m.CampaignAttempt.operator_id, m.CampaignAttempt.channel)
     )
     return union_all(assigned, offered, attempts)

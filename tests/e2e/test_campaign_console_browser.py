@@ -54,6 +54,7 @@ class AnsweringChannel:
 
 @pytest.fixture
 async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
+    settings.routing.outbound_seconds = 0  # the tests open the attempts themselves: no scheduler
     server = LiveServer(settings)
     server.settings.public_base_url = server.url  # staff sockets are same-origin only
     await server.start()

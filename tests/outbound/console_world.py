@@ -115,6 +115,10 @@ async def answer(
     """What the voice adapter does when the customer answers: the conversation for the
     reserved operator, with the campaign's ids in its variables."""
     assert order.operator_id is not None
+    reserved = await s.get(m.CampaignAttempt, order.attempt_id)
+    assert reserved is not None
+    reserved.answered_at = now or datetime.now(UTC)  # as the voice adapter: the reservation ends
+    await s.flush()
     conv = await outgoing.do_start_outgoing(
         s,
         order.operator_id,

@@ -24,7 +24,7 @@ from omni.channels import AttemptOrder, ChannelNotReady, DeliveryReceipt, Outbou
 from omni.db import Database
 from omni.db import models as m
 from omni.db.migrate import upgrade_async
-from omni.db.models.outbound import Outcome, TargetState
+from omni.db.models.outbound import CampaignState, Outcome, TargetState
 from omni.domain.conversations import InboundMessage, do_accept_offer, do_close, do_ingest_inbound
 from omni.domain.errors import Conflict
 from omni.domain.outbound.lifecycle import Opening, do_close_attempt, do_open_attempts
@@ -234,11 +234,9 @@ async def test_holidays_start_and_end_dates_keep_the_campaign_silent(services: S
     assert await tick(services, NOON_MSK) == 0
     await w.update(starts_on=None, ends_on=date(2026, 11, 30))
     assert await tick(services, NOON_MSK) == 0
-    # The past end date finished the campaign (the tick's housekeeping); reopened to show that
-    # the end day itself is still called.
-    async with services.db.transaction() as s:
-        assert (await s.get_one(m.Campaign, w.campaign_id)).state == "finished"
-    await w.update(ends_on=date(2026, 12, 1), state="running")
+    async with services.db.transaction() as s:  # the pass finished it: its end date is gone
+        assert (await s.get_one(m.Campaign, w.campaign_id)).state == CampaignState.FINISHED
+    await w.update(ends_on=date(2026, 12, 1), state=CampaignState.RUNNING)
     assert await tick(services, NOON_MSK) == 1
 
 
