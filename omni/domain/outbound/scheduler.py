@@ -29,6 +29,13 @@ campaigns, higher ``priority`` first, and for each one:
    ``ChannelNotReady`` closes the attempt ``refused`` (the target pending again at its due
    time, or as the check said).
 
+The choosing is one transaction with few round trips (on a busy machine each one costs more
+than the work inside PostgreSQL): one read gives the running and paused campaigns with their
+open attempts, the zones of their pending targets and whether a preview waits for its
+operator; the housekeeping (campaigns past their end date finish, unanswered previews expire)
+runs in the same transaction, its queries only when that read says there is something to do;
+who is free is one statement (staff, load and waiting inbound joined).
+
 A campaign whose channel has no attempt-placing adapter in this process (a Celery worker, a
 node with voice off) is left to a node that has one, except preview campaigns, which need no
 channel until the operator dials.
