@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Protocol
 
-from sqlalchemy import case, func, literal, select, union_all
+from sqlalchemy import bindparam, case, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -72,6 +73,80 @@ def remaining(user: Staffed, load: Load) -> int:
     return user.capacity - load.units(user)
 
 
+def load_rows(who: Any) -> Any:
+    """The statement behind ``loads_for``: ``(uid, medium, kind, count)`` rows for the operators
+    ``who`` selects (a list, an expanding bind or a subquery of ids); ``kind`` is ``"a"`` for
+    assigned conversations and ``"o"`` for offers and campaign attempts reserved for them.
+    Callers that read the operators in the same statement (the campaign scheduler) join it."""
+    assigned = (
+        select(
+            m.Conversation.assigned_user_id.label("uid"),
+            m.Conversation.medium,
+            literal("a").label("kind"),
+            func.count().label("n"),
+        )
+        .where(
+            m.Conversation.assigned_user_id.in_(who),
+            m.Conversation.status.in_(HOLDING),
+            m.Conversation.status != m.ConversationStatus.OFFERED,
+        )
+        .group_by(m.Conversation.assigned_user_id, m.Conversation.medium)
+    )
+    offered = (
+        select(
+            m.Offer.user_id.label("uid"),
+            m.Conversation.medium,
+            literal("o").label("kind"),
+            func.count().label("n"),
+        )
+        .join(m.Conversation, m.Conversation.id == m.Offer.conversation_id)
+        .where(m.Offer.user_id.in_(who), m.Offer.state == "pending")
+        .group_by(m.Offer.user_id, m.Conversation.medium)
+    )
+    # An operator reserved for an open campaign attempt (a preview card shown, a progressive call
+    # ringing the customer) is as busy as with an offer: the router must not ring them too.
+    attempts = (
+        select(
+            m.CampaignAttempt.operator_id.label("uid"),
+            case((m.CampaignAttempt.channel == "voice", m.Medium.VOICE.value), else_=m.Medium.CHAT.value),
+            literal("o").label("kind"),
+            func.count().label("n"),
+        )
+        .where(
+            m.CampaignAttempt.operator_id.in_(who),
+            m.CampaignAttempt.ended_at.is_(None),
+            # Answered: the operator's conversation holds the capacity from here (counted once).
+            m.CampaignAttempt.answered_at.is_(None),
+        )
+        .group_by(m.CampaignAttempt.operator_id, m.CampaignAttempt.channel)
+    )
+    return union_all(assigned, offered, attempts)
+
+
+def add_load(load: Load, medium: str, kind: str, count: int) -> None:
+    """Count one ``load_rows`` row into the operator's ``load``."""
+    voice = medium == m.Medium.VOICE
+    if kind == "a":
+        if voice:
+            load.calls += count
+        else:
+            load.chats += count
+    elif voice:
+        load.offers_voice += count
+    else:
+        load.offers_chat += count
+
+
+@cache
+def _loads_statement(by_queue: bool) -> Any:
+    """``load_rows`` built once with bound values (building and keying it cost more than
+    running it, on every routing decision and scheduler tick)."""
+    if by_queue:
+        queues: Any = bindparam("queues", expanding=True)
+        return load_rows(select(m.QueueMember.user_id).where(m.QueueMember.queue_id.in_(queues)))
+    return load_rows(bindparam("ids", expanding=True))
+
+
 async def loads_for(
     session: AsyncSession, user_ids: Iterable[int], *, members_of: Sequence[int] | None = None
 ) -> dict[int, Load]:
@@ -86,59 +161,12 @@ async def loads_for(
     if not ids:
         return result
     if members_of is not None:
-        who: Any = select(m.QueueMember.user_id).where(m.QueueMember.queue_id.in_(members_of))
+        stmt, values = _loads_statement(True), {"queues": list(members_of)}
     else:
-        who = ids
-    assigned = (
-        select(
-            m.Conversation.assigned_user_id.label("uid"),
-            m.Conversation.medium,
-            literal("a").label("kind"),
-            func.count(),
-        )
-        .where(
-            m.Conversation.assigned_user_id.in_(who),
-            m.Conversation.status.in_(HOLDING),
-            m.Conversation.status != m.ConversationStatus.OFFERED,
-        )
-        .group_by(m.Conversation.assigned_user_id, m.Conversation.medium)
-    )
-    offered = (
-        select(m.Offer.user_id.label("uid"), m.Conversation.medium, literal("o").label("kind"), func.count())
-        .join(m.Conversation, m.Conversation.id == m.Offer.conversation_id)
-        .where(m.Offer.user_id.in_(who), m.Offer.state == "pending")
-        .group_by(m.Offer.user_id, m.Conversation.medium)
-    )
-    # An operator reserved for an open campaign attempt (a preview card shown, a progressive call
-    # ringing the customer) is as busy as with an offer: the router must not ring them too.
-    attempts = (
-        select(
-            m.CampaignAttempt.operator_id.label("uid"),
-            case((m.CampaignAttempt.channel == "voice", m.Medium.VOICE.value), else_=m.Medium.CHAT.value),
-            literal("o").label("kind"),
-            func.count(),
-        )
-        .where(
-            m.CampaignAttempt.operator_id.in_(who),
-            m.CampaignAttempt.ended_at.is_(None),
-            # Answered: the operator's conversation holds the capacity from here (counted once).
-            m.CampaignAttempt.answered_at.is_(None),
-        )
-        .group_by(m.CampaignAttempt.operator_id, m.CampaignAttempt.channel)
-    )
-    rows: Sequence[Any] = (await session.execute(union_all(assigned, offered, attempts))).all()
+        stmt, values = _loads_statement(False), {"ids": ids}
+    rows: Sequence[Any] = (await session.execute(stmt, values)).all()
     for uid, medium, kind, count in rows:
         load = result.get(uid)
-        if load is None:
-            continue
-        voice = medium == m.Medium.VOICE
-        if kind == "a":
-            if voice:
-                load.calls += count
-            else:
-                load.chats += count
-        elif voice:
-            load.offers_voice += count
-        else:
-            load.offers_chat += count
+        if load is not None:
+            add_load(load, medium, kind, count)
     return result

@@ -29,6 +29,13 @@ campaigns, higher ``priority`` first, and for each one:
    ``ChannelNotReady`` closes the attempt ``refused`` (the target pending again at its due
    time, or as the check said).
 
+The choosing is one transaction with few round trips (on a busy machine each one costs more
+than the work inside PostgreSQL): one read gives the running and paused campaigns with their
+open attempts, the zones of their pending targets and whether a preview waits for its
+operator; the housekeeping (campaigns past their end date finish, unanswered previews expire)
+runs in the same transaction, its queries only when that read says there is something to do;
+who is free is one statement (staff, load and waiting inbound joined).
+
 A campaign whose channel has no attempt-placing adapter in this process (a Celery worker, a
 node with voice off) is left to a node that has one, except preview campaigns, which need no
 channel until the operator dials.
@@ -48,20 +55,35 @@ from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
-from sqlalchemy import Integer, Table, bindparam, func, or_, select, text, union, union_all, update
+from sqlalchemy import (
+    Integer,
+    Table,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    union,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from omni.channels import AdapterRegistry, AttemptOrder, ChannelAuthFailed, ChannelNotReady, PlacesAttempts
 from omni.db import Database
 from omni.db import models as m
 from omni.db.models.outbound import CampaignChannel, CampaignState, DialMode, Outcome, TargetState
-from omni.domain.capacity import fits, loads_for
+from omni.domain.capacity import Load, add_load, fits, load_rows
 from omni.domain.errors import InvalidInput
 from omni.domain.outbound import campaigns as campaigns_service
 from omni.domain.outbound import predial, preview
 from omni.domain.outbound.dnc import prefixes
 from omni.domain.outbound.lifecycle import Opening, do_close_attempt, do_open_attempt, do_open_attempts
-from omni.domain.outbound.policy import Load, policy_for
+from omni.domain.outbound.policy import Load as Demand
+from omni.domain.outbound.policy import policy_for
 from omni.domain.outbound.windows import Window, is_open, parse_windows
 from omni.domain.routing import Operator
 
@@ -150,26 +172,10 @@ def _statement(name: str) -> Any:
     """The tick's fixed statements, built once and run with bound values: building and keying
     statements was a good part of a tick's CPU (bench/outbound_scheduler.py)."""
     ids: Any = bindparam("ids", expanding=True)
-    queued = m.ConversationStatus.QUEUED
     A = m.CampaignAttempt
-    if name == "campaigns":
-        return (
-            select(m.Campaign)
-            .where(m.Campaign.state == CampaignState.RUNNING)
-            .order_by(m.Campaign.priority.desc(), m.Campaign.id)
-        )
-    if name == "counts":  # open attempts of a campaign, and those holding an operator
+    if name == "counts":  # the same for one campaign (a preview campaign after the expiry)
         return select(func.count(), func.count(A.operator_id)).where(
             A.campaign_id == bindparam("campaign_id"), A.ended_at.is_(None)
-        )
-    if name == "waiting":  # inbound contacts waiting for these operators (blending)
-        return union_all(
-            select(m.QueueMember.user_id, m.Conversation.medium)
-            .join(m.Conversation, m.Conversation.queue_id == m.QueueMember.queue_id)
-            .where(m.QueueMember.user_id.in_(ids), m.Conversation.status == queued),
-            select(m.Conversation.preferred_user_id, m.Conversation.medium).where(
-                m.Conversation.preferred_user_id.in_(ids), m.Conversation.status == queued
-            ),
         )
     if name == "lock":
         return (
@@ -188,6 +194,52 @@ def _statement(name: str) -> Any:
             ),
         )
     raise KeyError(name)
+
+
+_CAMPAIGN_ZONES = """(
+    WITH RECURSIVE z(tz) AS (
+        SELECT MIN(timezone) FROM campaign_targets
+        WHERE campaign_id = campaigns.id AND state = 'pending'
+        UNION ALL
+        SELECT (SELECT MIN(t.timezone) FROM campaign_targets t
+                WHERE t.campaign_id = campaigns.id AND t.state = 'pending' AND t.timezone > z.tz)
+        FROM z WHERE z.tz IS NOT NULL
+    )
+    SELECT {agg} FROM z
+)"""
+
+
+@lru_cache(maxsize=2)
+def _campaigns_statement(dialect: str) -> Any:
+    """Running and paused campaigns (a paused one may be past its end date: housekeeping
+    finishes it), higher priority first, each with its open attempts, those holding an
+    operator, and the distinct zones of its pending targets (``_ZONES``' loose index scan,
+    comma-joined), in one read: a round trip per campaign and question was most of a tick on
+    a busy machine."""
+    A = m.CampaignAttempt
+    C = aliased(m.Campaign)
+    open_ = A.campaign_id == m.Campaign.id, A.ended_at.is_(None)
+    agg = "string_agg(tz, ',')" if dialect == "postgresql" else "group_concat(tz, ',')"
+    return (
+        select(
+            m.Campaign,
+            select(func.count()).where(*open_).scalar_subquery(),
+            select(func.count(A.operator_id)).where(*open_).scalar_subquery(),
+            literal_column(_CAMPAIGN_ZONES.format(agg=agg)),
+            # Whether any preview waits for its operator (the expiry's query runs only then).
+            select(A.id)
+            .join(C, C.id == A.campaign_id)
+            .where(
+                A.ended_at.is_(None),
+                A.started_at.is_(None),
+                A.operator_id.is_not(None),
+                C.dial_mode == DialMode.PREVIEW,
+            )
+            .exists(),
+        )
+        .where(m.Campaign.state.in_((CampaignState.RUNNING, CampaignState.PAUSED)))
+        .order_by(m.Campaign.priority.desc(), m.Campaign.id)
+    )
 
 
 @lru_cache(maxsize=1)
@@ -227,6 +279,38 @@ def _staff_statement() -> Any:
     )
 
 
+@lru_cache(maxsize=2)
+def _free_statement(blending: bool) -> Any:
+    """Who is free, in one statement: the staff (``_staff_statement``) with their load
+    (``capacity.load_rows``) and, for ``blending``, the inbound contacts waiting for them
+    (kind ``"w"``), one row per operator and kind of load, longest idle first. Three round
+    trips were most of an idle tick on a busy machine. Built once, run with bound values."""
+    staff = _staff_statement().order_by(None).cte("staff")
+    who = select(staff.c.id)
+    branches = list(load_rows(who).selects)
+    if blending:
+        queued = m.ConversationStatus.QUEUED
+        waiting = union_all(
+            select(m.QueueMember.user_id.label("uid"), m.Conversation.medium)
+            .join(m.Conversation, m.Conversation.queue_id == m.QueueMember.queue_id)
+            .where(m.QueueMember.user_id.in_(who), m.Conversation.status == queued),
+            select(m.Conversation.preferred_user_id.label("uid"), m.Conversation.medium).where(
+                m.Conversation.preferred_user_id.in_(who), m.Conversation.status == queued
+            ),
+        ).subquery()
+        branches.append(
+            select(
+                waiting.c.uid, waiting.c.medium, literal("w").label("kind"), func.count().label("n")
+            ).group_by(waiting.c.uid, waiting.c.medium)
+        )
+    loads = union_all(*branches).subquery("loads")
+    return (
+        select(*staff.c, loads.c.medium, loads.c.kind, loads.c.n)
+        .select_from(staff.outerjoin(loads, loads.c.uid == staff.c.id))
+        .order_by(staff.c.idle_since, staff.c.id)
+    )
+
+
 async def free_for_outbound(session: AsyncSession, campaign: m.Campaign) -> list[int]:
     """Operators who may get one of this campaign's attempts now, longest idle first.
 
@@ -238,28 +322,34 @@ async def free_for_outbound(session: AsyncSession, campaign: m.Campaign) -> list
     waiting in one of their queues (that contact is theirs first; outbound resumes after).
     """
     rows = (
-        await session.execute(_staff_statement(), {"queue_id": campaign.queue_id, "campaign_id": campaign.id})
+        await (await session.connection()).execute(
+            _free_statement(bool(campaign.inbound_priority)),
+            {"queue_id": campaign.queue_id, "campaign_id": campaign.id},
+        )
     ).all()
-    if not rows:
-        return []
+    staff: dict[int, tuple[Operator, bool, bool]] = {}
+    loads: dict[int, Load] = {}
+    waiting: dict[int, set[str]] = {}
+    for row in rows:
+        uid = row[0]
+        if uid not in staff:
+            staff[uid] = (Operator(*row[:7]), bool(row[7]), bool(row[8]))
+            loads[uid] = Load()
+        medium, kind, count = row[9], row[10], row[11]
+        if kind == "w":
+            waiting.setdefault(uid, set()).add(medium)
+        elif kind is not None:
+            add_load(loads[uid], medium, kind, int(count))
     medium = m.Medium.VOICE if campaign.channel == CampaignChannel.VOICE else m.Medium.CHAT
-    staff = [(Operator(*row[:7]), bool(row[7]), bool(row[8])) for row in rows]
-    loads = await loads_for(session, [u.id for u, _, _ in staff])
-    free = [
-        (u.id, voice, chats)
-        for u, voice, chats in staff
-        if fits(u, loads[u.id], medium, chats_block_calls=True)
-    ]
-    if not free or not campaign.inbound_priority:
-        return [uid for uid, _, _ in free]
-    ids = [uid for uid, _, _ in free]
-    blocked: set[int] = set()
-    receives = {uid: (voice, chats) for uid, voice, chats in free}
-    for uid, conv_medium in (await session.execute(_statement("waiting"), {"ids": ids})).all():
-        voice, chats = receives[uid]
-        if voice if conv_medium == m.Medium.VOICE else chats:
-            blocked.add(uid)
-    return [uid for uid in ids if uid not in blocked]
+    free: list[int] = []
+    for uid, (user, voice, chats) in staff.items():
+        if not fits(user, loads[uid], medium, chats_block_calls=True):
+            continue
+        # Blending: a waiting inbound contact the operator's status takes is theirs first.
+        if any(voice if w == m.Medium.VOICE else chats for w in waiting.get(uid, ())):
+            continue
+        free.append(uid)
+    return free
 
 
 async def _lock_operators(session: AsyncSession, user_ids: Sequence[int]) -> list[int]:
@@ -268,8 +358,9 @@ async def _lock_operators(session: AsyncSession, user_ids: Sequence[int]) -> lis
     attempt another node committed since they were found free. Order is kept."""
     if not user_ids:
         return []
-    locked = set(await session.scalars(_statement("lock"), {"ids": list(user_ids)}))
-    busy = set(await session.scalars(_statement("busy"), {"ids": list(locked)})) if locked else set()
+    conn = await session.connection()  # Core rows: the session's ORM layer has nothing to add
+    locked = set((await conn.execute(_statement("lock"), {"ids": list(user_ids)})).scalars())
+    busy = set((await conn.execute(_statement("busy"), {"ids": list(locked)})).scalars()) if locked else set()
     return [uid for uid in user_ids if uid in locked and uid not in busy]
 
 
@@ -279,11 +370,17 @@ async def _lock_operators(session: AsyncSession, user_ids: Sequence[int]) -> lis
 async def _caller_pool(session: AsyncSession, campaign_id: int) -> list[m.CampaignCallerId]:
     """The campaign's active caller IDs, locked (``SKIP LOCKED``) so two nodes stamping at once
     take different numbers; when another node holds them all, read unlocked and share."""
+    values = {"campaign_id": campaign_id}
+    rows = list(await session.scalars(_pool_statement(True), values))
+    return rows or list(await session.scalars(_pool_statement(False), values))
+
+
+@lru_cache(maxsize=2)
+def _pool_statement(lock: bool) -> Any:
     stmt = select(m.CampaignCallerId).where(
-        m.CampaignCallerId.campaign_id == campaign_id, m.CampaignCallerId.active.is_(True)
+        m.CampaignCallerId.campaign_id == bindparam("campaign_id"), m.CampaignCallerId.active.is_(True)
     )
-    rows = list(await session.scalars(stmt.with_for_update(skip_locked=True)))
-    return rows or list(await session.scalars(stmt))
+    return stmt.with_for_update(skip_locked=True) if lock else stmt
 
 
 _NEVER = datetime.min.replace(tzinfo=UTC)
@@ -309,9 +406,16 @@ def _rotate(pool: Sequence[m.CampaignCallerId], region: str, used: dict[int, int
 async def _stamp(session: AsyncSession, used: dict[int, int], now: datetime) -> None:
     """``last_used_at`` of every number picked, in one statement."""
     if used:
-        # A plain (Core) UPDATE: the rows loaded in this session are not read again.
-        table = cast(Table, m.CampaignCallerId.__table__)
-        await session.execute(update(table).where(table.c.id.in_(sorted(used))).values(last_used_at=now))
+        # A plain (Core) UPDATE on the connection: the rows loaded in this session are not
+        # read again, and the ORM's bulk-update machinery is not involved.
+        await (await session.connection()).execute(_stamp_statement(), {"ids": sorted(used), "now": now})
+
+
+@lru_cache(maxsize=1)
+def _stamp_statement() -> Any:
+    table = cast(Table, m.CampaignCallerId.__table__)
+    ids: Any = bindparam("ids", expanding=True)
+    return update(table).where(table.c.id.in_(ids)).values(last_used_at=bindparam("now"))
 
 
 async def pick_caller_id(
@@ -448,7 +552,7 @@ async def _dnc_hits(session: AsyncSession, campaign_id: int, phones: Sequence[st
     # A prefix entry covers the numbers it starts and itself; an exact entry only itself.
     wanted_prefixes = {p for phone in phones for p in (phone, *prefixes(phone))}
     values = {"campaign_id": campaign_id, "numbers": list(phones), "prefixes": sorted(wanted_prefixes)}
-    rows = (await session.execute(_statement("dnc"), values)).all()
+    rows = (await (await session.connection()).execute(_statement("dnc"), values)).all()
     numbers = {n for n, is_prefix in rows if not is_prefix}
     ranges = {n for n, is_prefix in rows if is_prefix}
     return {
@@ -513,8 +617,18 @@ def _predial(
     }
 
 
-async def _campaign_pass(session: AsyncSession, campaign: m.Campaign, st: _Tick) -> None:
-    """Open this campaign's attempts for this tick (inside the tick's transaction)."""
+async def _campaign_pass(
+    session: AsyncSession,
+    campaign: m.Campaign,
+    st: _Tick,
+    open_attempts: int,
+    reserved: int,
+    pending_zones: list[str],
+) -> None:
+    """Open this campaign's attempts for this tick (inside the tick's transaction).
+
+    ``open_attempts``: the campaign's open attempts; ``reserved``: those holding an operator;
+    ``pending_zones``: the distinct zones of its pending targets."""
     now = st.now
     policy = policy_for(campaign.dial_mode)
     home = _zone(campaign.timezone)
@@ -530,8 +644,6 @@ async def _campaign_pass(session: AsyncSession, campaign: m.Campaign, st: _Tick)
             "campaign %s has an unreadable schedule (%s): nothing is called", campaign.id, exc.message
         )
         return
-    counts = (await session.execute(_statement("counts"), {"campaign_id": campaign.id})).one()
-    open_attempts, reserved = int(counts[0]), int(counts[1])
     broadcast = campaign.channel != CampaignChannel.VOICE
     operators: list[int] | None = None
     if broadcast:
@@ -543,14 +655,14 @@ async def _campaign_pass(session: AsyncSession, campaign: m.Campaign, st: _Tick)
             return
         # The policy counts operators busy with this campaign's open attempts among its own
         # (``free - open``); ``free_for_outbound`` already left them out.
-        wanted = policy.wanted(Load(len(free) + reserved, open_attempts, campaign.max_concurrency))
+        wanted = policy.wanted(Demand(len(free) + reserved, open_attempts, campaign.max_concurrency))
         if wanted <= 0:
             return
         operators = await _lock_operators(session, free[: wanted * 2 + 8])
         wanted = min(wanted, len(operators))
     if wanted <= 0:
         return
-    zones = _open_zones(campaign, days, await _zones(session, campaign.id), now)
+    zones = _open_zones(campaign, days, pending_zones, now)
     if not zones:
         return
     pool: list[m.CampaignCallerId] | None = None
@@ -712,15 +824,32 @@ async def _hand_over(
     return handed
 
 
-async def _housekeeping(db: Database, adapters: AdapterRegistry | None, now: datetime) -> None:
-    """What each pass does before choosing: campaigns past their end date finish, and previews
-    nobody answered in time are dialed (auto-dial campaigns) or put back for the next operator.
-    A node without channel adapters (a Celery worker) leaves previews to the nodes that can dial."""
-    async with db.transaction() as session:
+def _past_end(campaign: m.Campaign, now: datetime) -> bool:
+    """Whether the campaign's end date has passed in its own zone (``do_finish_expired``'s rule)."""
+    if campaign.ends_on is None:
+        return False
+    home = _zone(campaign.timezone)
+    return (now.astimezone(home).date() if home is not None else now.date()) > campaign.ends_on
+
+
+async def _housekeeping(
+    session: AsyncSession,
+    adapters: AdapterRegistry | None,
+    campaigns: Sequence[m.Campaign],
+    now: datetime,
+    *,
+    previews: bool,
+) -> list[AttemptOrder]:
+    """What each pass does before choosing, in the tick's transaction: campaigns past their end
+    date finish (``campaigns`` are the running and paused ones the tick read, so the finishing
+    query only runs when one of them is due), and previews nobody answered in time are dialed
+    (auto-dial campaigns: the orders returned are placed after the commit) or put back for the
+    next operator. A node without channel adapters (a Celery worker) leaves previews to the
+    nodes that can dial. ``previews``: whether any preview waits for its operator (read with
+    the campaigns; without one the expiry's query is skipped)."""
+    if any(_past_end(c, now) for c in campaigns):
         await campaigns_service.do_finish_expired(session, now)
-        expired = await preview.do_expire_previews(session, now) if adapters is not None else []
-    if expired and adapters is not None:
-        await preview.place_orders(db, adapters, expired)
+    return await preview.do_expire_previews(session, now) if adapters is not None and previews else []
 
 
 async def tick(
@@ -746,17 +875,31 @@ async def tick(
     st = _Tick(now or datetime.now(UTC))
     if st.now.tzinfo is None:
         raise ValueError("tick() needs an aware `now`: customer windows are compared in their zones")
-    await _housekeeping(db, adapters, st.now)
     began = time.perf_counter()
     async with db.transaction() as session:
-        campaigns = list(await session.scalars(_statement("campaigns")))
-        for campaign in campaigns:
+        statement = _campaigns_statement(session.get_bind().dialect.name)
+        rows = (await session.execute(statement)).all()
+        # No row: the flag is unknown, and a finished campaign may still show a preview.
+        previews = bool(rows[0][4]) if rows else True
+        expired = await _housekeeping(session, adapters, [row[0] for row in rows], st.now, previews=previews)
+        for campaign, open_attempts, reserved, zones, _ in rows:
+            if campaign.state != CampaignState.RUNNING:
+                continue
             if _needs_channel(campaign) and _placer(adapters, campaign.channel) is None:
                 continue
-            await _campaign_pass(session, campaign, st)
+            pending_zones = zones.split(",") if zones is not None else []
+            if campaign.dial_mode == DialMode.PREVIEW:
+                # The expiry may have closed some of its previews (operators and targets back)
+                # since the campaigns were read.
+                counts = (await session.execute(_statement("counts"), {"campaign_id": campaign.id})).one()
+                open_attempts, reserved = counts
+                pending_zones = await _zones(session, campaign.id)
+            await _campaign_pass(session, campaign, st, int(open_attempts), int(reserved), pending_zones)
         await _stamp(session, st.caller_ids, st.now)
         chosen = time.perf_counter()
     committed = time.perf_counter()
+    if expired and adapters is not None:
+        await preview.place_orders(db, adapters, expired)
     handed = await _hand_over(db, adapters, st, http) if st.opened else 0
     if stats is not None:
         stats.open_seconds = st.open_seconds
