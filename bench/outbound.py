@@ -269,14 +269,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--dsn", default=os.environ.get("OMNI_TEST_PG_DSN", ""))
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument(
+        "--part",
+        choices=("all", "import", "scheduler"),
+        default="all",
+        help="the import (this file) and/or the scheduler (bench/outbound_scheduler.py, its defaults: "
+        "1,000,000 targets, 200 operators)",
+    )
     args = p.parse_args(argv)
     if not args.dsn:
         p.error('no --dsn and no OMNI_TEST_PG_DSN (run: eval "$(scripts/services.sh start)")')
     return args
 
 
+def scheduler_part(dsn: str) -> None:
+    """The issue's second figure, picking the next attempts, run by its own script."""
+    import outbound_scheduler  # bench/ is on sys.path when this file runs as a script
+
+    asyncio.run(outbound_scheduler.main(outbound_scheduler.parse_args(["--dsn", dsn])))
+
+
 if __name__ == "__main__":
     arguments = parse_args()
+    if arguments.part == "scheduler":
+        scheduler_part(arguments.dsn)
+        sys.exit(0)
     result = asyncio.run(main(arguments))
     arguments.out.parent.mkdir(parents=True, exist_ok=True)
     arguments.out.write_text(json.dumps(result, indent=2) + "\n")
@@ -293,3 +310,5 @@ if __name__ == "__main__":
         f"imported {imp['rows_imported']:,}, refused {imp['rows_invalid']:,}, "
         f"duplicates {imp['rows_duplicate']:,}, DNC {imp['rows_dnc']:,}"
     )
+    if arguments.part == "all":
+        scheduler_part(arguments.dsn)

@@ -39,4 +39,4 @@ echo "== lint-imports"; .venv/bin/lint-imports
 workers="${OMNI_TEST_WORKERS:-2}"
 parallel=()
 [ "$workers" = 0 ] || parallel=(-n "$workers" --dist loadgroup)
-echo "== pytest"; .venv/bin/python -m pytest "${parallel[@]}" "$@"
+echo "== pytest"; .venv/bin/python -m pytest "${parallel[@]}" --durations=30 "$@"
