@@ -229,6 +229,7 @@ async def test_admin_form_round_trip_with_schedule_retry_pool_and_result_codes(
         edit = await c.get(f"/admin/campaigns/{cid}")
         assert 'value="09:00-13:00, 14:00-21:00"' in edit.text and 'value="15;60;1440"' in edit.text
         assert 'data-action="start"' in edit.text
+        assert f'href="/campaigns/{cid}/lists"' in edit.text  # where its contacts are imported
         started = await c.post(f"/admin/campaigns/{cid}/start", data={"_csrf": csrf_of(edit.text)})
         assert started.status_code in (302, 303)
         running = await c.get(f"/admin/campaigns/{cid}")
