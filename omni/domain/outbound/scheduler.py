@@ -913,6 +913,10 @@ async def tick(
 # --- the per-node loop ------------------------------------------------------------------
 
 
+STOP_WAIT_SECONDS = 10.0
+"""How long a stopping node lets a running pass finish before cutting it."""
+
+
 @dataclass
 class Scheduler:
     """A node's scheduler loop: a tick every ``poll_seconds``, and at once (but never closer
@@ -926,6 +930,11 @@ class Scheduler:
     """Ticks run so far (tests wait for the first one before they nudge)."""
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set while no pass runs: ``stop`` waits for it so a pass is never cancelled halfway
+    through its transaction (a cancelled asyncpg query can hold the rollback, and the node's
+    shutdown, for as long as the query takes)."""
+    _stopping: bool = False
 
     def nudge(self) -> None:
         self._wake.set()
@@ -937,14 +946,19 @@ class Scheduler:
 
     async def stop(self) -> None:
         if self._task is not None:
+            self._stopping = True  # no new pass starts
+            with contextlib.suppress(TimeoutError):  # a pass stuck longer than this is cut
+                await asyncio.wait_for(self._idle.wait(), timeout=STOP_WAIT_SECONDS)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
 
     async def _run(self) -> None:
-        while True:
+        self._idle.set()
+        while not self._stopping:
             self._wake.clear()
+            self._idle.clear()
             try:
                 opened = await tick(self.services)
                 if opened:
@@ -953,6 +967,8 @@ class Scheduler:
                 raise
             except Exception:
                 log.exception("outbound scheduler pass failed; retrying on the next tick")
+            finally:
+                self._idle.set()
             self.passes += 1
             await asyncio.sleep(MIN_GAP_SECONDS)
             with contextlib.suppress(TimeoutError):
