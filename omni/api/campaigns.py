@@ -90,6 +90,19 @@ class CampaignUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     predial_timeout_ms: Int32 | UnsetType = UNSET
     predial_on_timeout: Name | UnsetType = UNSET
     inbound_priority: bool | UnsetType = UNSET
+    target_abandon_pct: float | UnsetType = UNSET
+    """Predictive: the drop rate (% of answered calls) the pacing keeps under; default 3."""
+    max_lines_per_operator: float | UnsetType = UNSET
+    drop_seconds: Int32 | UnsetType = UNSET
+    drop_prompt_id: Int32 | UnsetType | None = UNSET
+    drop_text: Script | UnsetType = UNSET
+    amd_enabled: bool | UnsetType = UNSET
+    machine_action: Name | UnsetType = UNSET
+    """``retry`` or ``message`` (leave ``machine_prompt_id``/``machine_text``)."""
+    machine_prompt_id: Int32 | UnsetType | None = UNSET
+    machine_text: Script | UnsetType = UNSET
+    scenario: Name | UnsetType = UNSET
+    """Agentless: the published voice scenario an answered call runs."""
     caller_ids: list[CallerIdIn] | UnsetType = UNSET
     result_codes: list[CampaignResultCodeIn] | UnsetType = UNSET
 
@@ -154,6 +167,16 @@ class CampaignOut(msgspec.Struct, kw_only=True):
     predial_timeout_ms: int
     predial_on_timeout: str
     inbound_priority: bool
+    target_abandon_pct: float
+    max_lines_per_operator: float
+    drop_seconds: int
+    drop_prompt_id: int | None
+    drop_text: str
+    amd_enabled: bool
+    machine_action: str
+    machine_prompt_id: int | None
+    machine_text: str
+    scenario: str
     created_by: int | None
     created_at: str | None
     updated_at: str | None

@@ -120,8 +120,13 @@ async def test_a_campaign_is_created_as_a_draft_with_default_retry_rules_pool_an
     [
         ({"name": " "}, "name"),
         ({"channel": "fax"}, "channel"),
-        ({"dial_mode": "predictive"}, "dial_mode"),
-        ({"dial_mode": "agentless"}, "dial_mode"),
+        ({"dial_mode": "robocall"}, "dial_mode"),
+        ({"target_abandon_pct": 75}, "target_abandon_pct"),
+        ({"target_abandon_pct": "3%"}, "target_abandon_pct"),
+        ({"max_lines_per_operator": 0.5}, "max_lines_per_operator"),
+        ({"drop_seconds": 0}, "drop_seconds"),
+        ({"drop_prompt_id": 999}, "drop_prompt_id"),
+        ({"machine_action": "hang up"}, "machine_action"),
         ({"timezone": "Mars/Olympus"}, "timezone"),
         ({"default_region": "XX"}, "default_region"),
         ({"schedule": {"8": []}}, "schedule"),
@@ -162,12 +167,34 @@ async def test_each_bad_field_is_refused_naming_it_and_nothing_is_stored(
         assert (await s.scalars(select(m.Campaign))).all() == []
 
 
-async def test_predictive_is_refused_with_a_message_saying_it_is_not_available_yet(
+async def test_predictive_and_agentless_campaigns_keep_their_pacing_amd_and_scenario_settings(
     services: Services, world: World
 ) -> None:
-    with pytest.raises(InvalidInput) as exc:
-        await create(services, world, dial_mode="predictive")
-    assert "not available yet" in exc.value.message and "preview or progressive" in exc.value.message
+    cid = await create(
+        services,
+        world,
+        dial_mode="predictive",
+        target_abandon_pct=2.5,
+        max_lines_per_operator=2,
+        drop_seconds=3,
+        drop_text="Sorry, all our operators are busy",
+        amd_enabled=True,
+        machine_action="message",
+        machine_text="Please call us back",
+    )
+    aid = await create(services, world, name="Reminders", dial_mode="agentless", scenario="debt_reminder")
+    async with services.db.transaction() as s:
+        c = await s.get(m.Campaign, cid)
+        a = await s.get(m.Campaign, aid)
+    assert c is not None and a is not None
+    assert (c.dial_mode, c.target_abandon_pct, c.max_lines_per_operator, c.drop_seconds) == (
+        "predictive",
+        2.5,
+        2.0,
+        3,
+    )
+    assert (c.amd_enabled, c.machine_action, c.machine_text) == (True, "message", "Please call us back")
+    assert (a.dial_mode, a.scenario, a.target_abandon_pct) == ("agentless", "debt_reminder", 3.0)
 
 
 async def test_the_inbox_must_match_the_channel_and_a_named_operator_must_be_an_operator(

@@ -78,7 +78,7 @@ async def test_rest_round_trip_create_read_update_start_pause_and_result_codes(
             {"number": "+74951234567", "region": "RU-MOW", "active": True, "last_used_at": None}
         ]
         bad = await admin.post(
-            "/api/v1/campaigns", json={"name": "X", "queue_id": ids.queue, "dial_mode": "predictive"}
+            "/api/v1/campaigns", json={"name": "X", "queue_id": ids.queue, "dial_mode": "robocall"}
         )
         assert bad.status_code == 422 and bad.json()["field"] == "dial_mode"
         many = await admin.put(f"/api/v1/campaigns/{cid}", json={"max_attempts": 0, "predial_timeout_ms": 5})
@@ -164,7 +164,7 @@ async def test_admin_form_round_trip_with_schedule_retry_pool_and_result_codes(
         assert page.status_code == 200
         assert 'name="schedule.1"' in page.text and 'name="retry_rules.busy"' in page.text
         assert f'name="rc.{ids.code}.action"' in page.text
-        assert 'value="predictive"' not in page.text
+        assert 'value="predictive"' in page.text and 'name="target_abandon_pct"' in page.text
         csrf = csrf_of(page.text)
         form = {
             "_csrf": csrf,
@@ -194,6 +194,10 @@ async def test_admin_form_round_trip_with_schedule_retry_pool_and_result_codes(
             "predial_url": "",
             "predial_timeout_ms": "1000",
             "predial_on_timeout": "call",
+            "target_abandon_pct": "2,5",
+            "max_lines_per_operator": "3",
+            "drop_seconds": "2",
+            "machine_action": "retry",
             f"rc.{ids.code}.action": "retry",
             f"rc.{ids.code}.minutes": "90",
         }
@@ -217,6 +221,7 @@ async def test_admin_form_round_trip_with_schedule_retry_pool_and_result_codes(
             assert camp.schedule == {"1": [["09:00", "13:00"], ["14:00", "21:00"]], "6": [["10:00", "16:00"]]}
             assert camp.retry_rules == {"busy": [15, 60, 1440], "no_answer": [30]}
             assert camp.holidays == ["2026-12-31", "2027-01-01"] and camp.max_attempts == 5
+            assert camp.target_abandon_pct == 2.5  # a decimal comma is read as a Russian user types it
             pool = list(
                 await s.scalars(
                     select(m.CampaignCallerId.number).where(m.CampaignCallerId.campaign_id == cid)
@@ -266,8 +271,9 @@ async def test_the_russian_form_shows_labels_and_errors_in_russian(live_server: 
                 "name": "X",
                 "queue_id": str(ids.queue),
                 "dial_mode": "predictive",
+                "max_lines_per_operator": "много",
             },
             headers={"Accept-Language": "ru"},
         )
         assert bad.status_code == 400
-        assert "пока недоступен" in _field_error(bad.text, "dial_mode")
+        assert "число" in _field_error(bad.text, "max_lines_per_operator")

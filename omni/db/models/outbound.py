@@ -13,7 +13,19 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from omni.db.models.base import Base, BigId, utcnow
@@ -136,6 +148,25 @@ class Campaign(Base):
     """call | skip | later: what a pre-dial check that did not answer in time means."""
     inbound_priority: Mapped[bool] = mapped_column(Boolean, default=True)
     """Blending: an operator with an inbound contact waiting for them gets no outbound one."""
+    target_abandon_pct: Mapped[float] = mapped_column(Float, default=3.0)
+    """Predictive: the drop (abandon) rate the pacing controller keeps under, in % of answered
+    calls, over a rolling window and per day (``omni.domain.outbound.pacing``)."""
+    max_lines_per_operator: Mapped[float] = mapped_column(Float, default=3.0)
+    """Predictive: a cap on lines ringing or waiting per operator able to take them."""
+    drop_seconds: Mapped[int] = mapped_column(Integer, default=2)
+    """Predictive: an answered call with no free operator within this time is dropped."""
+    drop_prompt_id: Mapped[int | None] = mapped_column(ForeignKey("prompts.id", ondelete="SET NULL"))
+    drop_text: Mapped[str] = mapped_column(Text, default="")
+    """What a dropped customer hears: the prompt, else this text through TTS, else silence."""
+    amd_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Run Asterisk's ``AMD()`` on answered calls (parameters: ``VoiceSettings.amd_*``)."""
+    machine_action: Mapped[str] = mapped_column(String(16), default="retry")
+    """What an answering machine gets: ``retry`` (outcome ``machine``, its retry rule) or
+    ``message`` (hears ``machine_prompt_id``/``machine_text``, then outcome ``machine``)."""
+    machine_prompt_id: Mapped[int | None] = mapped_column(ForeignKey("prompts.id", ondelete="SET NULL"))
+    machine_text: Mapped[str] = mapped_column(Text, default="")
+    scenario: Mapped[str] = mapped_column(String(64), default="")
+    """Agentless: the key of the published voice bot scenario an answered call runs."""
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -290,6 +321,9 @@ class CampaignTarget(Base):
     result_code_id: Mapped[int | None] = mapped_column(ForeignKey("result_codes.id", ondelete="SET NULL"))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     """The Omni contact once reached (or found by number at import)."""
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Agentless: what the scenario stored for this contact (``{"confirmed": true, "digits":
+    "1", "recording_file_id": "…", "node": "…"}``), shown per contact and exported."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -322,6 +356,9 @@ class CampaignAttempt(Base):
     answered_at: Mapped[datetime | None] = mapped_column()
     ended_at: Mapped[datetime | None] = mapped_column()
     outcome: Mapped[str | None] = mapped_column(String(16))
+    amd: Mapped[str] = mapped_column(String(16), default="")
+    """Asterisk's ``AMDSTATUS`` of an answered call (``HUMAN``, ``MACHINE``, ``NOTSURE``,
+    ``HANGUP``); empty when AMD did not run."""
     cause: Mapped[str] = mapped_column(String(64), default="")
     """The channel's own reason (ISDN hang-up cause, OriginateResponse reason, Bot API error).
     The recording of an answered call is the conversation's (``calls.recording_path``)."""

@@ -108,6 +108,21 @@ def _integer(low: int = -INT_MAX, high: int = INT_MAX) -> Checker:
     return check
 
 
+def _decimal(low: float, high: float) -> Checker:
+    """A number with a fraction (percentages, ratios); whole numbers are accepted too."""
+
+    def check(field: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise InvalidInput("{field} must be a number", field=field)
+        if value < low:
+            raise InvalidInput("{field} must be at least {low}", low=low, field=field)
+        if value > high:
+            raise InvalidInput("{field} must be at most {high}", high=high, field=field)
+        return float(value)
+
+    return check
+
+
 _ID = _integer(1)
 _OPTIONAL_ID = _optional(_ID)
 

@@ -42,6 +42,7 @@ from omni.domain.admin.checks import (
     _boolean,
     _choice,
     _clean,
+    _decimal,
     _ensure_unique,
     _flush,
     _id_list,
@@ -61,6 +62,7 @@ from omni.i18n import Label, _l
 
 __all__ = [
     "ACTIVE_MODES",
+    "MACHINE_ACTIONS",
     "PREDIAL_POLICIES",
     "TRANSITIONS",
     "access_campaign",
@@ -79,8 +81,11 @@ __all__ = [
 
 S = CampaignState
 
-ACTIVE_MODES = (DialMode.PREVIEW, DialMode.PROGRESSIVE)
-"""Dial modes this install places; predictive and agentless come with the next issue."""
+ACTIVE_MODES = (DialMode.PREVIEW, DialMode.PROGRESSIVE, DialMode.PREDICTIVE, DialMode.AGENTLESS)
+"""Dial modes this install places."""
+
+MACHINE_ACTIONS = ("retry", "message")
+"""What an answering machine gets (``Campaign.machine_action``)."""
 
 PREDIAL_POLICIES = ("call", "skip", "later")
 
@@ -100,12 +105,6 @@ _REGION = re.compile(r"[A-Z]{2}(?:-[A-Z0-9]{1,3})?")
 
 
 def _dial_mode(field: str, value: Any) -> str:
-    if value in (DialMode.PREDICTIVE, DialMode.AGENTLESS):
-        raise InvalidInput(
-            "dial mode '{mode}' is not available yet; choose preview or progressive",
-            mode=Label("dial_mode", str(value)),
-            field=field,
-        )
     result: str = _choice(ACTIVE_MODES)(field, value)
     return result
 
@@ -274,6 +273,16 @@ _FIELDS: dict[str, Checker] = {
     "predial_timeout_ms": _integer(100, 10000),
     "predial_on_timeout": _choice(PREDIAL_POLICIES),
     "inbound_priority": _boolean,
+    "target_abandon_pct": _decimal(0.0, 50.0),
+    "max_lines_per_operator": _decimal(1.0, 10.0),
+    "drop_seconds": _integer(1, 30),
+    "drop_prompt_id": _OPTIONAL_ID,
+    "drop_text": _text(2000, allow_empty=True),
+    "amd_enabled": _boolean,
+    "machine_action": _choice(MACHINE_ACTIONS),
+    "machine_prompt_id": _OPTIONAL_ID,
+    "machine_text": _text(2000, allow_empty=True),
+    "scenario": _text(64, allow_empty=True),
     "caller_ids": _caller_ids,
     "result_codes": _result_codes,
 }
@@ -323,6 +332,16 @@ def campaign_dict(c: m.Campaign) -> dict[str, Any]:
         "predial_timeout_ms": c.predial_timeout_ms,
         "predial_on_timeout": c.predial_on_timeout,
         "inbound_priority": c.inbound_priority,
+        "target_abandon_pct": c.target_abandon_pct,
+        "max_lines_per_operator": c.max_lines_per_operator,
+        "drop_seconds": c.drop_seconds,
+        "drop_prompt_id": c.drop_prompt_id,
+        "drop_text": c.drop_text,
+        "amd_enabled": c.amd_enabled,
+        "machine_action": c.machine_action,
+        "machine_prompt_id": c.machine_prompt_id,
+        "machine_text": c.machine_text,
+        "scenario": c.scenario,
         "created_by": c.created_by,
         "created_at": _iso(c.created_at),
         "updated_at": _iso(c.updated_at),
@@ -481,6 +500,9 @@ async def _check_references(
                 name=target.name,
                 field="escalation.campaign_id",
             )
+    for key in ("drop_prompt_id", "machine_prompt_id"):
+        if clean.get(key) is not None:
+            await _referenced(session, m.Prompt, clean[key], key, "prompt")
     starts = clean.get("starts_on", c.starts_on)
     ends = clean.get("ends_on", c.ends_on)
     if starts is not None and ends is not None and ends < starts:

@@ -79,7 +79,7 @@ from omni.db.models.outbound import CampaignChannel, CampaignState, DialMode, Ou
 from omni.domain.capacity import Load, add_load, fits, load_rows
 from omni.domain.errors import InvalidInput
 from omni.domain.outbound import campaigns as campaigns_service
-from omni.domain.outbound import predial, preview
+from omni.domain.outbound import pacing, predial, preview
 from omni.domain.outbound.dnc import prefixes
 from omni.domain.outbound.lifecycle import Opening, do_close_attempt, do_open_attempt, do_open_attempts
 from omni.domain.outbound.policy import Load as Demand
@@ -649,6 +649,16 @@ async def _campaign_pass(
     if broadcast:
         # A broadcast reserves no operator: only the campaign's concurrency bounds it.
         wanted = max(0, campaign.max_concurrency - open_attempts)
+    elif not policy.reserves_operator:
+        # Predictive and agentless reserve nobody: an answered call takes whoever is free then
+        # (predictive) or runs the campaign's voice scenario (agentless).
+        free_now = 0
+        if campaign.dial_mode != DialMode.AGENTLESS:
+            free_now = len([uid for uid in await free_for_outbound(session, campaign) if uid not in st.taken])
+        load = await pacing.measured_load(
+            session, campaign, free_operators=free_now, open_attempts=open_attempts, now=now
+        )
+        wanted = policy.wanted(load)
     else:
         free = [uid for uid in await free_for_outbound(session, campaign) if uid not in st.taken]
         if not free:

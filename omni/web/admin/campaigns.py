@@ -237,6 +237,18 @@ class Campaigns(Section):
             for c in await admin.list_result_codes(session, self.who, limit=LIMIT)
             if c.active
         ]
+        prompts = [
+            (str(p.id), f"{p.folder}/{p.name}" if p.folder else p.name)
+            for p in await session.scalars(
+                select(m.Prompt).order_by(m.Prompt.folder, m.Prompt.name).limit(LIMIT)
+            )
+        ]
+        scenarios = [
+            (s.key, f"{s.name} ({s.key})")
+            for s in await session.scalars(
+                select(m.Scenario).where(m.Scenario.active_revision_id.is_not(None)).order_by(m.Scenario.name)
+            )
+        ]
         return [
             Field("name", t("adm.f.name"), required=True),
             Field(
@@ -305,6 +317,34 @@ class Campaigns(Section):
             Field("preview_auto_dial", t("adm.camp.preview_auto_dial"), "checkbox"),
             Field("ring_seconds", t("adm.camp.ring_seconds"), "number"),
             Field("inbound_priority", t("adm.camp.inbound_priority"), "checkbox"),
+            Field(
+                "target_abandon_pct",
+                t("adm.camp.target_abandon_pct"),
+                "decimal",
+                help=t("adm.camp.target_abandon_pct_help"),
+            ),
+            Field("max_lines_per_operator", t("adm.camp.max_lines_per_operator"), "decimal"),
+            Field("drop_seconds", t("adm.camp.drop_seconds"), "number"),
+            Field("drop_prompt_id", t("adm.camp.drop_prompt"), "select", none + prompts, numeric=True),
+            Field(
+                "drop_text", t("adm.camp.drop_text"), "textarea", rows=2, help=t("adm.camp.drop_text_help")
+            ),
+            Field("amd_enabled", t("adm.camp.amd_enabled"), "checkbox"),
+            Field(
+                "machine_action",
+                t("adm.camp.machine_action"),
+                "select",
+                enum_options(lang, "machine_action", campaigns.MACHINE_ACTIONS),
+            ),
+            Field("machine_prompt_id", t("adm.camp.machine_prompt"), "select", none + prompts, numeric=True),
+            Field("machine_text", t("adm.camp.machine_text"), "textarea", rows=2),
+            Field(
+                "scenario",
+                t("adm.camp.scenario"),
+                "select",
+                [("", t("adm.none")), *scenarios],
+                help=t("adm.camp.scenario_help"),
+            ),
             Field("script", t("adm.camp.script"), "textarea", rows=5),
             Field(
                 "message_template",

@@ -42,7 +42,7 @@ COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
 class Field:
     """One input of a form: how it renders, and how its posted text becomes a domain value.
 
-    ``kind``: text | password | number | checkbox | select | multi | checks | textarea | json |
+    ``kind``: text | password | number | decimal | checkbox | select | multi | checks | textarea | json |
     lines. Select values are ids when ``numeric``; ``nullable`` turns an empty entry into
     ``None``; ``omit_empty`` leaves the field out of the data when empty (a password kept).
     """
@@ -102,7 +102,7 @@ class Field:
         if not text.strip():
             if self.kind == "json" or self.nullable or (self.numeric and self.kind == "select"):
                 return None
-            if self.kind == "number":
+            if self.kind in ("number", "decimal"):
                 raise InvalidInput(t("adm.required"), field=self.name)
         if self.kind == "json":
             try:
@@ -111,6 +111,11 @@ class Field:
                 raise InvalidInput(t("adm.invalid_json", error=str(exc)), field=self.name) from exc
         if self.kind == "number" or (self.kind == "select" and self.numeric):
             return self._number(text, t)
+        if self.kind == "decimal":
+            try:
+                return float(text.strip().replace(",", "."))
+            except ValueError as exc:
+                raise InvalidInput(t("adm.invalid_decimal"), field=self.name) from exc
         return text
 
     def _number(self, text: str, t: Any) -> int:
