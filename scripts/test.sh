@@ -14,6 +14,8 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)  # text to speech (docs/dialer.md)
+command -v sox >/dev/null 2>&1 || missing+=(sox libsox-fmt-mp3)  # prompt conversion (WAV/MP3 → 8 kHz)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq
