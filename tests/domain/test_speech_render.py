@@ -1,3 +1,4 @@
+# ruff: noqa: ASYNC240  (a test looks at the few small files it made)
 """``render``: espeak-ng + sox make one 8 kHz file per distinct text, cached in ``tts_cache``
 (real programs, real PostgreSQL); a second render is a lookup, two at once leave one file."""
 
@@ -70,7 +71,9 @@ async def test_two_renders_of_one_text_at_once_leave_one_file_and_one_row(
 ) -> None:
     caplog.set_level(logging.INFO, logger="omni.domain.speech")
     settings = _settings(services, tmp_path)
-    sounds = await asyncio.gather(*(_render(services, settings, "Payment due 2026-12-01", "en") for _ in range(3)))
+    sounds = await asyncio.gather(
+        *(_render(services, settings, "Payment due 2026-12-01", "en") for _ in range(3))
+    )
     assert len(set(sounds)) == 1
     assert _wavs(tmp_path) == [Path(sounds[0] + ".wav")], "no second file, no temporary left behind"
     assert caplog.text.count("rendered ") == 1
@@ -86,7 +89,9 @@ async def test_a_file_lost_from_the_cache_is_rendered_again(services: Services, 
     assert Path(sound + ".wav").is_file()
 
 
-async def test_over_the_size_limit_the_least_recently_used_files_go(services: Services, tmp_path: Path) -> None:
+async def test_over_the_size_limit_the_least_recently_used_files_go(
+    services: Services, tmp_path: Path
+) -> None:
     probe = await _render(services, _settings(services, tmp_path / "probe"), "three", "en")
     three_size = Path(probe + ".wav").stat().st_size  # espeak-ng says one text the same way each time
     async with services.db.transaction() as s:
@@ -111,7 +116,9 @@ async def test_missing_espeak_is_a_clear_error_with_the_text_to_fall_back_on(
     settings = _settings(services, tmp_path)
     with pytest.raises(speech.TtsUnavailable) as err:
         await _render(services, settings, "Due 01.12.2026", "en")
-    assert "espeak-ng and sox not found" in str(err.value) and "apt-get install espeak-ng sox" in str(err.value)
+    assert "espeak-ng and sox not found" in str(err.value) and "apt-get install espeak-ng sox" in str(
+        err.value
+    )
     assert err.value.text == "Due first of December twenty twenty-six"
     assert "espeak-ng and sox not found" in caplog.text
     async with services.db.transaction() as s:
@@ -130,7 +137,9 @@ async def test_engine_settings(services: Services, tmp_path: Path) -> None:
         no_app = _settings(services, tmp_path, engine="app")
         with pytest.raises(speech.TtsError, match="OMNI_TTS_APP names no dialplan application"):
             await speech.utterance(s, no_app, "x", "en")
-        bad = services.settings.model_copy(update={"speech": SpeechSettings.model_construct(engine="festival")})
+        bad = services.settings.model_copy(
+            update={"speech": SpeechSettings.model_construct(engine="festival")}
+        )
         with pytest.raises(speech.TtsError, match="unknown OMNI_TTS_ENGINE 'festival'"):
             await speech.utterance(s, bad, "x", "en")
         assert await speech.utterance(s, services.settings, "x", "en") is None, "off by default"
