@@ -102,6 +102,8 @@ PHONES = [
     ("+7 (495) 023-45-07", "ru", "плюс семь, четыреста девяносто пять, ноль два три, сорок пять, ноль семь"),
     ("+1 555 123 4567", "en", "plus one, five five five, one two three, four five six seven"),
     ("123-45-67", "en", "one two three, four five, six seven"),
+    ("Звоните 8 800 555-35-35.", "ru", "Звоните восемь, восемьсот, пятьсот пятьдесят пять, тридцать пять, тридцать пять."),
+    ("8 (800) 555-35-35", "en", "eight, eight zero zero, five five five, three five, three five"),
 ]  # fmt: skip
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -128,8 +128,8 @@ async def render(
     wav = Path(sound + ".wav")
     row = await session.get(m.TtsCache, key)
     if row is not None and await asyncio.to_thread(wav.is_file):
-        row.last_used_at = now
-        return row.sound
+        row.last_used_at, row.sound = now, sound
+        return sound
     lock = _locks.get(key)
     if lock is None:
         lock = _locks[key] = asyncio.Lock()
@@ -215,12 +215,15 @@ async def _trim(session: AsyncSession, settings: Settings, *, keep: str) -> None
     rows = await session.scalars(
         select(m.TtsCache).where(m.TtsCache.key != keep).order_by(m.TtsCache.last_used_at, m.TtsCache.key)
     )
-    removed = 0
+    gone: list[str] = []
     for row in rows:
         if total <= limit:
             break
         await asyncio.to_thread(Path(row.sound + ".wav").unlink, missing_ok=True)
         total -= row.size
-        removed += 1
-        await session.delete(row)
+        gone.append(row.key)
+    # A bulk delete: a row another node's trim removed meanwhile is simply not there any more
+    # (an ORM delete would count it as a stale row and fail the render).
+    await session.execute(delete(m.TtsCache).where(m.TtsCache.key.in_(gone)))
+    removed = len(gone)
     log.info("text to speech cache over %s bytes: removed the %s least recently used files", limit, removed)
