@@ -182,10 +182,11 @@ _CUR_AFTER = (
 def _scanner(lang: str) -> re.Pattern[str]:
     num = _NUM_RU if lang == "ru" else _NUM_EN
     return re.compile(
-        r"(?P<phone>(?<![\w+])\+\d[\d \-()]{5,}\d(?!\d)"
-        r"|(?<![\w+-])(?:\d{1,3}[ -]?)?(?:(?:\(\d{3,5}\)|\d{3,5})[ -]?)?\d{3}-\d{2}-\d{2}(?![\w-]))"
-        r"|(?P<iso>(?<![\w.-])(?P<iy>\d{4})-(?P<im>\d{2})-(?P<id>\d{2})(?![\w-]))"
+        # Dates before phone numbers: 2026-12-01 would also pass for a number written 202 6-12-01.
+        r"(?P<iso>(?<![\w.-])(?P<iy>\d{4})-(?P<im>\d{2})-(?P<id>\d{2})(?![\w-]))"
         r"|(?P<dots>(?<![\w.])(?P<dd>\d{1,2})\.(?P<dm>\d{1,2})\.(?P<dy>\d{4})(?!\w|\.\d))"
+        r"|(?P<phone>(?<![\w+])\+\d[\d \-()]{5,}\d(?!\d)"
+        r"|(?<![\w+-])(?:\d{1,3}[ -]?)?(?:(?:\(\d{3,5}\)|\d{3,5})[ -]?)?\d{3}-\d{2}-\d{2}(?![\w-]))"
         r"|(?P<kop>(?<![\w.,])(?P<ks>\d+)\s?(?:коп(?:еек|ейки|ейка|\.)?)(?![а-яё]))"
         r"|(?P<time>(?<![\w:.])(?P<th>\d{1,2}):(?P<tm>\d{2})(?![\w:]))"
         rf"|(?P<money>(?<![\w.,])(?P<ms>[-\u2212]?)(?:{_CUR_BEFORE}(?P<mb>{num})|(?P<ma>{num}){_CUR_AFTER}))"
