@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path.cwd() / ".omni"
@@ -285,6 +285,12 @@ class Settings(BaseSettings):
         if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("OMNI_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+    @model_validator(mode="after")
+    def _tts_app_named(self) -> Settings:
+        if self.speech.engine == "app" and not self.tts_app:
+            raise ValueError("OMNI_TTS_ENGINE=app needs OMNI_TTS_APP (the dialplan application that speaks)")
+        return self
 
     @property
     def tts_cache_dir(self) -> Path:

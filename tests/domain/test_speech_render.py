@@ -143,3 +143,9 @@ async def test_engine_settings(services: Services, tmp_path: Path) -> None:
         with pytest.raises(speech.TtsError, match="unknown OMNI_TTS_ENGINE 'festival'"):
             await speech.utterance(s, bad, "x", "en")
         assert await speech.utterance(s, services.settings, "x", "en") is None, "off by default"
+
+
+def test_engine_app_without_an_application_fails_at_start() -> None:
+    with pytest.raises(ValidationError, match="OMNI_TTS_ENGINE=app needs OMNI_TTS_APP"):
+        Settings(speech=SpeechSettings(engine="app"))
+    assert Settings(speech=SpeechSettings(engine="app", app="Festival")).tts_app == "Festival"
