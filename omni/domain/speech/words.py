@@ -187,6 +187,7 @@ def _scanner(lang: str) -> re.Pattern[str]:
         r"|(?P<dots>(?<![\w.])(?P<dd>\d{1,2})\.(?P<dm>\d{1,2})\.(?P<dy>\d{4})(?!\w|\.\d))"
         r"|(?P<phone>(?<![\w+])\+\d[\d \-()]{5,}\d(?!\d)"
         r"|(?<![\w+-])(?:\d{1,3}[ -]?)?(?:(?:\(\d{3,5}\)|\d{3,5})[ -]?)?\d{3}-\d{2}-\d{2}(?![\w-]))"
+        r"|(?P<year>(?<![\w.,])(?P<yy>\d{4})\s?(?P<yw>г\.|год(?:ом|а|у)?)(?![а-яё]))"
         r"|(?P<kop>(?<![\w.,])(?P<ks>\d+)\s?(?:коп(?:еек|ейки|ейка|\.)?)(?![а-яё]))"
         r"|(?P<time>(?<![\w:.])(?P<th>\d{1,2}):(?P<tm>\d{2})(?![\w:]))"
         rf"|(?P<money>(?<![\w.,])(?P<ms>[-\u2212]?)(?:{_CUR_BEFORE}(?P<mb>{num})|(?P<ma>{num}){_CUR_AFTER}))"
@@ -211,6 +212,26 @@ def _case_before(text: str, start: int) -> str:
     return "n"
 
 
+_YEAR_WORDS = {"год": "n", "года": "genitive", "году": "prepositional", "годом": "instrumental"}
+_YEAR_FORMS = {"n": "год", "genitive": "года", "dative": "году", "prepositional": "году",
+               "instrumental": "годом"}  # fmt: skip
+
+
+def _year(match: re.Match[str], lang: str) -> str:
+    """``в 2026 году`` → ``в две тысячи двадцать шестом году``: a year before год is an
+    ordinal in the case the word (or, for ``г.``, the preposition before it) asks for."""
+    year, word = int(match.group("yy")), match.group("yw").lower()
+    if lang != "ru":
+        return f"{_cardinal(year, lang)} {match.group('yw')}"
+    if word in _YEAR_WORDS:
+        case = _YEAR_WORDS[word]
+    else:
+        before = re.search(r"(\w+)\s+$", match.string[: match.start()])
+        prep = before.group(1).lower() if before else ""
+        case = "prepositional" if prep in ("в", "во") else _case_before(match.string, match.start())
+    return f"{num2words(year, lang='ru', to='ordinal', case=case)} {_YEAR_FORMS[case]}"
+
+
 def _valid_date(year: str, month: str, day: str) -> date | None:
     try:
         return date(int(year), int(month), int(day))
@@ -231,6 +252,8 @@ def _replace(match: re.Match[str], lang: str) -> str:
                 return raw
             case = _case_before(match.string, match.start()) if lang == "ru" else "n"
             return date_words(when, lang, case)
+        if g["year"]:
+            return _year(match, lang)
         if g["kop"]:
             count = int(g["ks"])
             if lang == "ru":
