@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import wave
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -149,3 +150,51 @@ def test_engine_app_without_an_application_fails_at_start() -> None:
     with pytest.raises(ValidationError, match="OMNI_TTS_ENGINE=app needs OMNI_TTS_APP"):
         Settings(speech=SpeechSettings(engine="app"))
     assert Settings(speech=SpeechSettings(engine="app", app="Festival")).tts_app == "Festival"
+
+
+NODE = """
+import asyncio, sys
+from pathlib import Path
+from sqlalchemy import text
+from omni.db import Database
+from omni.domain import speech
+from omni.settings import Settings, SpeechSettings
+
+async def main() -> None:
+    settings = Settings(database_url=sys.argv[1], data_dir=Path(sys.argv[2]),
+                        speech=SpeechSettings(engine="espeak", cache_dir=Path(sys.argv[2]) / "tts"))
+    db = Database(settings.effective_database_url)
+    async with db.transaction() as s:
+        await s.execute(text("select 1"))
+    print("ready", flush=True)
+    sys.stdin.readline()
+    async with db.transaction() as s:
+        sound = await speech.render(s, settings, "Two nodes, one text", "en")
+    print(sound, flush=True)
+    await db.dispose()
+
+asyncio.run(main())
+"""
+
+
+async def test_two_nodes_rendering_one_text_at_once_leave_one_file_and_one_row(
+    services: Services, tmp_path: Path
+) -> None:
+    """Across processes nothing is shared but the database and the directory: each writes its
+    own temporary file and renames it, the second insert does nothing."""
+    args = (sys.executable, "-c", NODE, services.settings.database_url, str(tmp_path))
+    pipe = asyncio.subprocess.PIPE
+    nodes = [await asyncio.create_subprocess_exec(*args, stdin=pipe, stdout=pipe) for _ in range(2)]
+    for node in nodes:
+        assert node.stdout is not None and (await node.stdout.readline()).strip() == b"ready"
+    for node in nodes:  # both are connected and waiting: let them go together
+        assert node.stdin is not None
+        node.stdin.write(b"go\n")
+        await node.stdin.drain()
+    outputs = [await node.communicate() for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0]
+    sounds = {out.decode().strip() for out, _ in outputs}
+    assert len(sounds) == 1
+    assert _wavs(tmp_path) == [Path(sounds.pop() + ".wav")], "one file, no temporary left behind"
+    async with services.db.transaction() as s:
+        assert await s.scalar(select(func.count()).select_from(m.TtsCache)) == 1
