@@ -369,7 +369,7 @@ class VoiceCampaign(VoiceEffects):
             )
             await self._claim(dial, now, deadline=False)
         else:
-            await self._finish(dial, Outcome.DROPPED, f"no way to connect a {dial.dial_mode} call", now)
+            await self._finish(dial, Outcome.DROPPED, f"no operator path for {dial.dial_mode} calls", now)
             await self._quietly(control.hangup(dial.channel or dial.leg))
 
     # --- AMD ---------------------------------------------------------------------------------

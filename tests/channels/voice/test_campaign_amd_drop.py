@@ -331,6 +331,27 @@ async def test_a_predictive_answered_call_is_bridged_to_a_free_operator(
         assert [o["Channel"] for o in _operator_originates(emulator)] == [f"PJSIP/{w.ext['op2']}"]
 
 
+async def test_an_operator_claimed_by_one_predictive_call_is_not_claimed_by_the_next(
+    server: LiveServer, emulator: AmiEmulator
+) -> None:
+    async with make_world(server, ["op"]) as w:
+        camp = await _campaign(w, "predictive", drop_seconds=1)
+        first, second = _phone(), _phone()
+        emulator.phones[w.ext["op"]] = "manual"  # the operator's phone rings while the next answers
+        emulator.customers[second] = "manual"
+        orders = [await _order(w, camp, p, operator=None) for p in (first, second)]
+        for order in orders:
+            await voice_of(server).place(order)
+        await until(lambda: emulator.ringing(w.ext["op"]), what="the operator's phone ringing")
+        emulator.campaign_answers(second)
+        b, _ = await _ended(w, orders[1].attempt_id)
+        assert (b.outcome, b.cause, b.operator_id) == (Outcome.DROPPED, "no operator free within 1 s", None)
+        emulator.answer(w.ext["op"])
+        a, _ = await _ended(w, orders[0].attempt_id)
+        assert (a.outcome, a.operator_id) == (Outcome.ANSWERED, w.ops["op"])
+        assert len(_operator_originates(emulator)) == 1
+
+
 async def test_a_predictive_call_with_amd_takes_an_operator_only_for_a_human(
     server: LiveServer, emulator: AmiEmulator
 ) -> None:
