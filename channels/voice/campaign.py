@@ -388,6 +388,12 @@ class VoiceCampaign(VoiceEffects):
         elif status == "HANGUP":
             await self._finish(dial, Outcome.NO_ANSWER, "hung up during answering-machine detection", now)
         else:  # HUMAN, NOTSURE, or empty (AMD could not run): as any answered call
+            if not status:
+                log.warning(
+                    "voice: campaign attempt %s: AMD() did not run (is app_amd loaded? it needs"
+                    " amd.conf); connecting the call as a person",
+                    dial.attempt_id,
+                )
             await self._answered_human(dial, now)
 
     async def _save_amd(self, session: Any, dial: Dial, attempt: m.CampaignAttempt | None = None) -> None:

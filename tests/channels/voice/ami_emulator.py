@@ -163,6 +163,8 @@ class AmiEmulator:
         self.amd_before_response = False
         """The ``OmniAmd`` result before the ``OriginateResponse`` (the originate thread and
         the channel's PBX thread race on a real Asterisk; a short greeting can win)."""
+        self.amd_loaded = True
+        """``False``: app_amd is not loaded (no amd.conf): the sample dialplan skips ``AMD()``."""
         self.amd_runs: dict[str, str] = {}
         """Uniqueid → the arguments ``AMD()`` ran with (after variable substitution)."""
         self.played: list[tuple[str, str]] = []
@@ -253,6 +255,7 @@ class AmiEmulator:
         self.amd.clear()
         self.amd_seconds = 0.05
         self.amd_before_response = False
+        self.amd_loaded = True
         self.amd_runs.clear()
         self.played.clear()
         self.waited_for_silence.clear()
@@ -927,8 +930,16 @@ class AmiEmulator:
         variables = dict(one.variables)
         if one.context not in self.dialplan.contexts:
             return False
-        context, priority, step = self.dialplan.run(one.context, 1, variables)
+        if not self.amd_loaded:
+            variables["IFMODULE(app_amd.so)"] = "0"
+        trail: list[Any] = []
+        context, priority, step = self.dialplan.run(one.context, 1, variables, trail=trail)
         if step.app != "AMD":
+            if any(s.app == "UserEvent" for s in trail):  # AMD() skipped: reported empty
+                self._user_events(one, trail, variables)
+                one.context, one.priority, one.application = context, priority, step.app
+                if step.app == "MusicOnHold":
+                    self.event("MusicOnHoldStart", one, Class="default")
             return False
         args = self.dialplan.expand(step.args, variables)
         one.context, one.priority, one.application, one.app_data = context, priority, "AMD", args

@@ -155,7 +155,10 @@ def _expand(text: str, variables: dict[str, str]) -> str:
 
 
 def _value(name: str, variables: dict[str, str]) -> str:
-    """A variable, or ``CUT(VAR,delimiter,n)`` (func_cut: the n-th field, 1-based)."""
+    """A variable, ``CUT(VAR,delimiter,n)`` (func_cut: the n-th field, 1-based) or
+    ``IFMODULE(name)`` ("1": loaded, unless ``variables`` says otherwise under that key)."""
+    if name.startswith("IFMODULE("):
+        return variables.get(name, "1")
     cut = re.fullmatch(r"CUT\((\w+),(.),(\d+)\)", name)
     if cut is None:
         return variables.get(name, "")

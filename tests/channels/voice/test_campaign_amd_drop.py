@@ -249,6 +249,23 @@ async def test_every_amd_result_ends_the_attempt_with_its_outcome_and_retry_rule
             assert (again.outcome, again.ended_at) == (a.outcome, a.ended_at)
 
 
+async def test_a_call_whose_amd_could_not_run_is_connected_as_a_person(
+    server: LiveServer, emulator: AmiEmulator
+) -> None:
+    """On a real Asterisk without amd.conf app_amd declines to load: the sample dialplan skips
+    AMD() and reports an empty status; the call must still reach its operator."""
+    async with make_world(server, ["op"]) as w:
+        camp = await _campaign(w, amd_enabled=True)
+        phone = _phone()
+        emulator.amd_loaded = False
+        emulator.phones[w.ext["op"]] = "answer"
+        order = await _order(w, camp, phone)
+        await voice_of(server).place(order)
+        a, _ = await _ended(w, order.attempt_id)
+        assert (a.outcome, a.amd) == (Outcome.ANSWERED, "")
+        assert emulator.amd_runs == {} and len(_operator_originates(emulator)) == 1
+
+
 async def test_a_machine_hears_the_machine_prompt_after_the_beep_then_the_call_ends_as_machine(
     server: LiveServer, emulator: AmiEmulator
 ) -> None:
