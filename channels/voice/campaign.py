@@ -708,14 +708,29 @@ class VoiceCampaign(VoiceEffects):
         ring deadline as ``no_answer``; the rest are left to their events and deadline."""
         async with self.services.db.transaction() as session:
             rows = [
-                (a.id, a.answered_at, a.started_at) for a in await dialing.placed_open_attempts(session, KIND)
+                (a.id, a.answered_at, a.started_at, a.conversation_id)
+                for a in await dialing.placed_open_attempts(session, KIND)
             ]
         open_ids = {row[0] for row in rows}
         for attempt_id in [i for i in self._dials if i not in open_ids]:
             self._dials.pop(attempt_id, None)  # ended by its ring deadline; no event came since
-        for attempt_id, answered_at, started_at in rows:
+        for attempt_id, answered_at, started_at, conversation_id in rows:
             leg = f"omni-a{attempt_id}"
-            if attempt_id in self._dials or leg in live_linkedids:
+            if attempt_id in self._dials:
+                continue
+            if leg in live_linkedids:
+                if answered_at is not None and conversation_id is None:
+                    # A predictive call that was looking for an operator on a node that went
+                    # away: nobody looks any more, and its drop time is long past.
+                    async with self.services.db.transaction() as session:
+                        await dialing.do_end_attempt(
+                            session,
+                            attempt_id,
+                            Outcome.DROPPED,
+                            cause="no operator found before a restart",
+                            now=now,
+                        )
+                    await self._quietly(control.hangup(leg))
                 continue
             if answered_at is not None:
                 async with self.services.db.transaction() as session:

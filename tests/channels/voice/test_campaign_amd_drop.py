@@ -473,6 +473,29 @@ async def test_a_predictive_customer_hanging_up_while_waiting_is_dropped(
         assert _operator_originates(emulator) == [] and emulator.played == []
 
 
+async def test_a_predictive_call_waiting_for_an_operator_when_omni_restarts_is_dropped_not_left_in_music(
+    server: LiveServer, emulator: AmiEmulator
+) -> None:
+    async with make_world(server, ["op"]) as w:
+        await _set_status(w, "op", "pause")
+        camp = await _campaign(w, "predictive", drop_seconds=600)
+        phone = _phone()
+        order = await _order(w, camp, phone, operator=None)
+        voice = voice_of(server)
+        await voice.place(order)
+        await _waiting(w, order.attempt_id)
+        # The node that followed the call is gone (what a restart forgets) and logs in again.
+        voice._dials.clear()
+        voice._waiting.clear()
+        logins = emulator.logins
+        emulator.drop()
+        await until(lambda: emulator.logins > logins and voice.ami.ready, what="logged in again")
+        a, t = await _ended(w, order.attempt_id)
+        assert (a.outcome, a.cause) == (Outcome.DROPPED, "no operator found before a restart")
+        _retried_after(a, t, 10)
+        await until(lambda: emulator.campaign_leg(phone) is None, what="the customer hung up")
+
+
 # --- the wire (pure) ----------------------------------------------------------------------------
 
 
