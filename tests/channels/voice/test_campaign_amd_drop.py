@@ -307,6 +307,27 @@ async def test_a_machine_hears_the_machine_text_through_text_to_speech(
         assert _spoken(emulator, f"omni-a{order.attempt_id}", r"Hello\, please call us back \(any time\)")
 
 
+async def test_a_machine_answering_an_agentless_call_hears_the_machine_message(
+    server: LiveServer, emulator: AmiEmulator
+) -> None:
+    """Agentless campaigns reserve nobody; a machine is the voice adapter's, not the scenario's."""
+    async with make_world(server, ["op"]) as w:
+        prompt = await _prompt(w, "omni/campaigns/notice")
+        camp = await _campaign(
+            w, "agentless", amd_enabled=True, machine_action="message", machine_prompt_id=prompt
+        )
+        phone = _phone()
+        emulator.amd[phone] = "machine"
+        order = await _order(w, camp, phone, operator=None)
+        await voice_of(server).place(order)
+        a, t = await _ended(w, order.attempt_id)
+        assert (a.outcome, a.amd) == (Outcome.MACHINE, "MACHINE") and a.cause.endswith("message left")
+        _retried_after(a, t, 240)
+        await until(lambda: emulator.campaign_leg(phone) is None, what="hung up after the message")
+        assert emulator.played == [(f"omni-a{order.attempt_id}", "omni/campaigns/notice")]
+        assert _operator_originates(emulator) == []
+
+
 async def test_a_machine_of_a_retry_campaign_is_hung_up_without_a_message(
     server: LiveServer, emulator: AmiEmulator
 ) -> None:
