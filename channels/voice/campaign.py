@@ -431,28 +431,37 @@ class VoiceCampaign(VoiceEffects):
 
     async def _message(self, session: Any, prompt_id: int | None, text: str) -> tuple[str, str]:
         """What a drop or machine message plays: ``(sound, speak)`` — the prompt's ``sound``,
-        else the text rendered by ``omni.domain.speech.render`` (the TTS piece), else the text
-        for the TTS dialplan application (``tts_app``); ``("", "")``: nothing to say."""
+        else what text to speech makes of the text (``omni.domain.speech``: ``utterance`` — a
+        rendered file, or the TTS dialplan application with the spelled text —, else
+        ``render``), else the text for ``OMNI_VOICE_TTS_APP``; ``("", "")``: nothing to say.
+        A TTS failure is logged and falls back to the application (or to silence): the call
+        must still end."""
         if prompt_id is not None:
             prompt = await session.get(m.Prompt, prompt_id)
             if prompt is not None and prompt.sound:
                 return str(prompt.sound), ""
         if not text.strip():
             return "", ""
+        settings = self.services.settings
+        app = str(getattr(settings, "tts_app", "") or self.settings.tts_app)
+        lang = settings.default_language
         try:
-            speech = importlib.import_module("omni.domain.speech")
-            render: Any = speech.render
-            sound = await render(
-                session, self.services.settings, text, self.services.settings.default_language
-            )
-        except ImportError:
-            sound = ""  # text to speech is not part of this install: the application, if any
-        except (DomainError, OSError, ValueError) as exc:
+            speech: Any = importlib.import_module("omni.domain.speech")
+        except ImportError:  # text to speech is not part of this install: the application
+            return "", control.speak(app, text)
+        try:
+            if hasattr(speech, "utterance"):
+                said = await speech.utterance(session, settings, text, lang)
+                if said is None:
+                    return "", ""
+                if said.sound:
+                    return str(said.sound), ""
+                return "", control.speak(str(said.app), str(said.text or text))
+            sound = await speech.render(session, settings, text, lang)
+            return (str(sound), "") if sound else ("", control.speak(app, text))
+        except (RuntimeError, DomainError, OSError, ValueError) as exc:  # speech.TtsError is a RuntimeError
             log.warning("voice: text to speech failed for a campaign message: %s", exc)
-            sound = ""
-        if sound:
-            return str(sound), ""
-        return "", control.speak(self.settings, text)
+            return "", control.speak(app, str(getattr(exc, "text", "") or text))
 
     async def _play(
         self, dial: Dial, context: str, sound: str, speak: str, extra: dict[str, str] | None = None

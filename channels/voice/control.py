@@ -157,16 +157,16 @@ def setvar(channel: str, name: str, value: str) -> dict[str, Any]:
     return {"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value}
 
 
-def speak(s: VoiceSettings, text: str) -> str:
-    """``${OMNI_SPEAK}`` for ``Exec()``: the TTS dialplan application (``tts_app``) with the
-    text as its one argument (commas and parentheses escaped so it stays one); empty without
-    an application."""
-    if not s.tts_app or not text.strip():
+def speak(app: str, text: str) -> str:
+    """``${OMNI_SPEAK}`` for ``Exec()``: the TTS dialplan application (``OMNI_TTS_APP`` /
+    ``OMNI_VOICE_TTS_APP``) with the text as its one argument (``,`` ``(`` ``)`` ``|`` escaped so
+    it stays one: checked on Asterisk 22); empty without an application or a text."""
+    if not app or not text.strip():
         return ""
     clean = text.replace("\\", " ").replace("\n", " ")
     for ch in ",()|":
         clean = clean.replace(ch, "\\" + ch)
-    return f"{s.tts_app}({clean})"
+    return f"{app}({clean})"
 
 
 def campaign_agent(
