@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from channels.voice import control
 from channels.voice.events import Kind, ami_event_to_call_event
@@ -515,6 +516,70 @@ async def test_a_predictive_call_waiting_for_an_operator_when_omni_restarts_is_d
         assert (a.outcome, a.cause) == (Outcome.DROPPED, "no operator found before a restart")
         _retried_after(a, t, 10)
         await until(lambda: emulator.campaign_leg(phone) is None, what="the customer hung up")
+
+
+class _OneAtATime:
+    """A stand-in for the pacing piece's Predictive policy: one open call at a time (the
+    controller is not this test's subject; the scheduler's hand-over to the adapter is)."""
+
+    mode = "predictive"
+    reserves_operator = False
+
+    def wanted(self, load: Any) -> int:
+        return max(0, 1 - int(load.open_attempts))
+
+
+async def test_the_scheduler_places_a_predictive_attempt_with_no_operator_and_the_answer_takes_one(
+    server: LiveServer, emulator: AmiEmulator
+) -> None:
+    from datetime import UTC, datetime
+
+    from omni.domain.outbound import policy
+    from omni.domain.outbound.scheduler import tick
+
+    before = policy.POLICIES.get("predictive")
+    policy.register(_OneAtATime())
+    try:
+        async with make_world(server, ["op"]) as w:
+            emulator.phones[w.ext["op"]] = "answer"
+            phone = _phone()
+            camp = await _campaign(
+                w,
+                "predictive",
+                drop_seconds=30,
+                timezone="UTC",
+                schedule={str(d): [["00:00", "23:59"]] for d in range(1, 8)},
+            )
+            async with server.services.db.transaction() as s:
+                s.add(
+                    m.CampaignTarget(
+                        campaign_id=camp,
+                        name="Ivan",
+                        phone=phone,
+                        phones=[phone],
+                        timezone="UTC",
+                        next_due_at=datetime(2026, 1, 1, tzinfo=UTC),
+                    )
+                )
+            now = datetime.now(UTC).replace(hour=12)
+            assert await tick(server.services, now) == 1
+
+            async def attempt() -> m.CampaignAttempt | None:
+                async with server.services.db.transaction() as s:
+                    return await s.scalar(
+                        select(m.CampaignAttempt).where(m.CampaignAttempt.campaign_id == camp)
+                    )
+
+            placed = await until(attempt, what="the scheduler's attempt")
+            a, _ = await _ended(w, placed.id)
+            assert (a.outcome, a.operator_id) == (Outcome.ANSWERED, w.ops["op"])
+            originate = actions(emulator, "Originate")[0]
+            assert originate["Channel"] == f"Local/{phone}@omni-outbound"
+    finally:
+        if before is None:
+            policy.POLICIES.pop("predictive", None)
+        else:
+            policy.register(before)
 
 
 # --- the wire (pure) ----------------------------------------------------------------------------
