@@ -11,9 +11,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from omni.db import Database
 from omni.db import models as m
 from omni.db.models.outbound import DialMode, Outcome
-from omni.domain.outbound import pacing
+from omni.domain.outbound import pacing, stats
 from omni.domain.outbound.pacing import Controller, measure, measured_load
 from omni.domain.outbound.policy import DialStats, Load, policy_for
 from omni.domain.outbound.scheduler import free_for_outbound, tick
@@ -164,13 +165,13 @@ def test_a_burst_of_answers_with_everyone_in_wrap_up_does_not_dial_past_the_cap(
 
 
 def test_too_little_data_dials_progressive_one_call_per_free_operator() -> None:
-    for stats in (
+    for few in (
         None,
         replace(GOOD, samples=pacing.MIN_SAMPLES - 1),
         replace(GOOD, answered=pacing.MIN_ANSWERED - 1),
         replace(GOOD, talked=pacing.MIN_ANSWERED - 1),
     ):
-        decision = Controller().decide(_load(stats=stats, free_operators=10, open_attempts=3))
+        decision = Controller().decide(_load(stats=few, free_operators=10, open_attempts=3))
         assert (decision.calls, decision.mode, decision.reason) == (7, "progressive", "few_samples")
 
 
@@ -207,7 +208,7 @@ def test_predictive_is_registered_and_reserves_nobody() -> None:
 
 
 async def _history(
-    w: World,
+    w: World | Database,
     now: datetime,
     *,
     placed: int,
@@ -218,21 +219,24 @@ async def _history(
     wrap: float = 10.0,
     ring: float = 6.0,
     fail: float = 20.0,
+    campaign_id: int | None = None,
 ) -> None:
     """``placed`` ended attempts ``age`` ago: ``answered`` of them bridged (with their
     conversation: ``talk`` then ``wrap`` seconds), ``dropped`` dropped, the rest no answer."""
-    async with w.db.transaction() as s:
+    db, cid = (w.db, w.campaign_id) if isinstance(w, World) else (w, campaign_id)
+    assert cid is not None
+    async with db.transaction() as s:
         contact = m.Contact(name="customer")
         s.add(contact)
         await s.flush()
-        target = m.CampaignTarget(campaign_id=w.campaign_id, phone=f"+7495{age.seconds:07d}", phones=[])
+        target = m.CampaignTarget(campaign_id=cid, phone=f"+7495{age.seconds:07d}", phones=[])
         s.add(target)
         await s.flush()
         at = now - age
         for i in range(placed):
             human = i < answered + dropped
             attempt = m.CampaignAttempt(
-                campaign_id=w.campaign_id,
+                campaign_id=cid,
                 target_id=target.id,
                 phone=target.phone,
                 created_at=at,
@@ -284,6 +288,33 @@ async def test_measure_reads_the_window_and_today_from_the_attempts(services: Se
     # 5 % dropped in the window and 21 % today: over the 3 % target, back to progressive.
     assert Controller().decide(_load(stats=stats)).reason == "over_target_window"
     assert Controller().decide(_load(stats=replace(stats, abandon_rate=0.0))).reason == "over_target_today"
+
+
+async def test_campaign_figures_show_a_predictive_campaigns_answer_and_abandon_rates(
+    services: Services,
+) -> None:
+    w = await _world(services, dial_mode="predictive")
+    now = NOON_MSK
+    await _history(w, now, placed=100, answered=30, dropped=2, age=timedelta(hours=2))
+    await _history(w, now, placed=100, answered=40, dropped=0)
+    async with w.db.transaction() as s:
+        figures = (await stats.campaign_figures(s, [w.campaign_id], now=now))[w.campaign_id]
+    assert figures["pacing"] == {
+        "answer_rate": 40.0,
+        "abandon_rate": 0.0,
+        "abandon_rate_today": round(100 * 2 / 72, 1),
+        "answered_today": 72,
+        "window_attempts": 100,
+        "target_abandon_pct": 3.0,
+        "over_target": False,
+    }
+    await w.update(dial_mode="progressive")
+    async with w.db.transaction() as s:
+        assert (await stats.campaign_figures(s, [w.campaign_id], now=now))[w.campaign_id]["pacing"] is None
+    await w.update(dial_mode="predictive", target_abandon_pct=2.0)  # today's 2.8 % is over 2 %
+    async with w.db.transaction() as s:
+        figures = (await stats.campaign_figures(s, [w.campaign_id], now=now))[w.campaign_id]
+    assert figures["pacing"]["over_target"] is True
 
 
 async def test_measured_load_counts_busy_operators_ringing_lines_and_waiting_answers(
