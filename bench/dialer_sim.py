@@ -11,13 +11,16 @@ a log-normal ring time (median 7 s, clipped to 2..24 s); the others are busy/con
 3..8 s) or ring out at the 25 s ring timeout (no answer). An answered call takes a free operator;
 with none it waits ``drop_seconds`` (2 s) for one, else it is dropped (abandoned). Talk times are
 log-normal (mean 120 s, sigma 0.6), wrap-up uniform 10..20 s. The scheduler ticks every second and
-at once when an operator comes free. The controller sees what ``pacing.measured_load`` gives it in
-production: ``DialStats`` over the rolling window (the last 30 minutes, at most 1000 attempts) and
-the whole run as "today", free operators, operators busy on the campaign with
-``pacing.seconds_left`` from the measured means. The first ``--warmup`` minutes are not counted.
+at once when an operator comes free (at most every 0.2 s, as the scheduler's loop). The controller
+sees what ``pacing.measured_load`` gives it in production: ``DialStats`` over the rolling window
+(the last 30 minutes, at most 1000 attempts, none younger than ``pacing.window_lag``) and the whole
+run as "today", free operators, the age of each ringing line, answered calls waiting, operators
+busy on the campaign with ``pacing.seconds_left`` from the measured means. The first ``--warmup``
+minutes are not counted.
 
-Figures per mode: abandon % (dropped of answered), occupancy % (talk + wrap-up of logged-in time),
-talk minutes per operator-hour, and the lines per operator at the end (cap check).
+Figures per mode: abandon % (dropped of answered by a person), occupancy % (talk + wrap-up of
+logged-in time), talk minutes per operator-hour. A predictive tick with more lines than its cap
+is reported on stderr (none is expected); ``--verbose`` prints the decisions' reasons.
 
     .venv/bin/python bench/dialer_sim.py                       # the default table
     .venv/bin/python bench/dialer_sim.py --operators 50 --answer 0.3 --minutes 120
@@ -53,6 +56,8 @@ RING_MEDIAN, RING_SIGMA = 7.0, 0.5
 FAST_FAIL = 0.3
 DROP_SECONDS = 2.0
 TICK = 1.0
+MIN_GAP = 0.2
+"""As ``scheduler.MIN_GAP_SECONDS``: nudges closer than this are served by one tick."""
 
 
 @dataclass(frozen=True)
@@ -233,8 +238,12 @@ def simulate(
         state[op] = (False, now)
         push(now + call.talk, "talked", op * 10_000_000 + i)
 
+    last_tick = -1.0
+    nudged = False
+
     def tick(now: float) -> None:
-        nonlocal lines, drawn
+        nonlocal lines, drawn, last_tick
+        last_tick = now
         free_now = len(free)
         if mode == "predictive":
             stats = window.stats(now, sum(now - since for w, since in state.values() if not w))
@@ -279,6 +288,9 @@ def simulate(
         if kind == "tick":
             tick(now)
             push(now + TICK, "tick", 0)
+        elif kind == "nudge":
+            nudged = False
+            tick(now)
         elif kind == "end":
             lines -= 1
             placed_at.pop(ref)
@@ -323,7 +335,12 @@ def simulate(
                     res.answered += 1
             else:
                 free.append(op)
-                tick(now)  # an operator came free: the scheduler is nudged
+                # An operator came free: the scheduler is nudged (at most every MIN_GAP).
+                if now - last_tick >= MIN_GAP:
+                    tick(now)
+                elif not nudged:
+                    nudged = True
+                    push(last_tick + MIN_GAP, "nudge", 0)
     for wrapping, since in state.values():  # still busy at the end
         res.busy += overlap(since, t1)
         if not wrapping:

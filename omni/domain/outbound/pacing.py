@@ -94,8 +94,9 @@ def _excess(mean: float, var: float) -> float:
 
 def _within(horizon: float, mean: float, shape: int) -> float:
     """P(X <= horizon) for X ~ Gamma(shape, mean / shape), an integer shape (Erlang)."""
-    rate = shape / max(mean, 0.1)
-    x = rate * horizon
+    x = shape * horizon / max(mean, 0.1)
+    if shape == 3:  # the default, once per busy operator and tick: no loop
+        return max(0.0, 1.0 - math.exp(-x) * (1.0 + x + 0.5 * x * x))
     term, total = 1.0, 1.0
     for i in range(1, shape):
         term *= x / i
