@@ -290,6 +290,27 @@ async def test_measure_reads_the_window_and_today_from_the_attempts(services: Se
     assert Controller().decide(_load(stats=replace(stats, abandon_rate=0.0))).reason == "over_target_today"
 
 
+async def test_todays_abandon_rate_follows_calls_ended_after_it_was_counted(services: Services) -> None:
+    """Today's settled counts are kept between ticks (``pacing._today``): calls that end later,
+    and a clock that goes back, must still give the true count."""
+    w = await _world(services, dial_mode="predictive", timezone="Europe/Moscow")
+    now = NOON_MSK
+    await _history(w, now, placed=40, answered=20, dropped=0, age=timedelta(hours=1))
+    async with w.db.transaction() as s:
+        campaign = await s.get_one(m.Campaign, w.campaign_id)
+        assert (await measure(s, campaign, now)).answered_today == 20
+    later = now + timedelta(minutes=10)
+    await _history(w, later, placed=10, answered=5, dropped=5, age=timedelta(minutes=3))
+    async with w.db.transaction() as s:
+        campaign = await s.get_one(m.Campaign, w.campaign_id)
+        stats = await measure(s, campaign, later)
+        assert (stats.answered_today, stats.abandon_rate_today) == (30, 5 / 30)
+        assert (await measure(s, campaign, later + timedelta(minutes=5))).answered_today == 30
+        earlier = await measure(s, campaign, now - timedelta(minutes=30))  # before the second batch
+        assert earlier.answered_today == 30  # ended later that day: still today's
+        assert (await measure(s, campaign, now - timedelta(hours=13))).answered_today == 0  # yesterday
+
+
 async def test_campaign_figures_show_a_predictive_campaigns_answer_and_abandon_rates(
     services: Services,
 ) -> None:

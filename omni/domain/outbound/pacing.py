@@ -309,7 +309,8 @@ def _statement(name: str, dialect: str) -> Any:
             .where(
                 A.campaign_id == bindparam("campaign_id"),
                 A.outcome.in_(HUMAN),
-                A.ended_at >= bindparam("midnight"),
+                A.ended_at >= bindparam("since"),
+                A.ended_at < bindparam("until"),
             )
             .group_by(A.outcome)
         )
@@ -365,6 +366,50 @@ def window_lag(ring_seconds: float, drop_seconds: float) -> float:
     return ring_seconds + drop_seconds + LAG_MARGIN_SECONDS
 
 
+SETTLED_SECONDS = 60.0
+"""Attempts that ended longer ago than this are settled: their count is kept (``_today``)."""
+_DAYS: dict[tuple[str, int, datetime], tuple[datetime, int, int]] = {}
+"""(database, campaign, local midnight) -> (counted up to, answered, dropped)."""
+
+
+async def _count(
+    conn: Any, dialect: str, campaign_id: int, since: datetime, until: datetime
+) -> tuple[int, int]:
+    rows = dict(
+        (
+            await conn.execute(
+                _statement("today", dialect), {"campaign_id": campaign_id, "since": since, "until": until}
+            )
+        ).all()
+    )
+    return int(rows.get(Outcome.ANSWERED, 0)), int(rows.get(Outcome.DROPPED, 0))
+
+
+async def _today(conn: Any, dialect: str, campaign: m.Campaign, now: datetime) -> tuple[int, int]:
+    """Answered (bridged) and dropped calls of the campaign since its local midnight.
+
+    A busy campaign ends tens of thousands of calls a day; counting them all on every tick
+    was most of the measurement (150 ms at 90,000 calls). What ended before ``now -
+    SETTLED_SECONDS`` does not change (an attempt's end is written once, in a transaction that
+    commits at once), so this process keeps that part's counts per campaign and day and adds
+    only what settled since; the last minute is counted afresh each time. A clock that goes back
+    (tests pin ``now``) starts the count over."""
+    midnight = _midnight(campaign, now)
+    settled = max(midnight, now - timedelta(seconds=SETTLED_SECONDS))
+    key = (str(conn.engine.url), campaign.id, midnight)
+    upto, answered, dropped = _DAYS.get(key, (midnight, 0, 0))
+    if settled < upto:
+        upto, answered, dropped = midnight, 0, 0
+    if settled > upto:
+        a, d = await _count(conn, dialect, campaign.id, upto, settled)
+        upto, answered, dropped = settled, answered + a, dropped + d
+        if len(_DAYS) > 10_000:  # yesterday's and deleted campaigns' entries
+            _DAYS.clear()
+        _DAYS[key] = (upto, answered, dropped)
+    a, d = await _count(conn, dialect, campaign.id, upto, _midnight(campaign, midnight + timedelta(hours=36)))
+    return answered + a, dropped + d
+
+
 def _midnight(campaign: m.Campaign, now: datetime) -> datetime:
     zone = _zone(campaign.timezone) or now.tzinfo
     local = now.astimezone(zone)
@@ -391,15 +436,8 @@ async def measure(session: AsyncSession, campaign: m.Campaign, now: datetime) ->
     row = (await conn.execute(_statement("window", dialect), values)).one()
     ended, human, dropped, ring, fail, talked, talking, finished, wrap = row
     talk = (float(talked or 0.0) + max(float(talking or 0.0), 0.0)) / finished if finished else 0.0
-    today = dict(
-        (
-            await conn.execute(
-                _statement("today", dialect),
-                {"campaign_id": campaign.id, "midnight": _midnight(campaign, now)},
-            )
-        ).all()
-    )
-    answered_today = int(sum(today.values()))
+    today = await _today(conn, dialect, campaign, now)
+    answered_today = today[0] + today[1]
     ended, human, dropped = int(ended or 0), int(human or 0), int(dropped or 0)
     return DialStats(
         samples=ended,
@@ -409,7 +447,7 @@ async def measure(session: AsyncSession, campaign: m.Campaign, now: datetime) ->
         talk_seconds=max(talk, 0.0),
         wrap_seconds=max(float(wrap or 0.0), 0.0),
         abandon_rate=dropped / human if human else 0.0,
-        abandon_rate_today=int(today.get(Outcome.DROPPED, 0)) / answered_today if answered_today else 0.0,
+        abandon_rate_today=today[1] / answered_today if answered_today else 0.0,
         answered_today=answered_today,
         answered=human,
         talked=int(finished or 0),
