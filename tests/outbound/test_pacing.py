@@ -20,6 +20,7 @@ from omni.domain.outbound.policy import DialStats, Load, policy_for
 from omni.domain.outbound.scheduler import free_for_outbound, tick
 from omni.services import Services
 from tests.outbound.test_scheduler import NOON_MSK, World, _world
+from tests.outbound.test_scheduler import sqlite_services as sqlite_services  # the fixture
 
 GOOD = DialStats(
     samples=600,
@@ -288,6 +289,21 @@ async def test_measure_reads_the_window_and_today_from_the_attempts(services: Se
     # 5 % dropped in the window and 21 % today: over the 3 % target, back to progressive.
     assert Controller().decide(_load(stats=stats)).reason == "over_target_window"
     assert Controller().decide(_load(stats=replace(stats, abandon_rate=0.0))).reason == "over_target_today"
+
+
+async def test_measure_and_measured_load_run_on_sqlite(sqlite_services: Services) -> None:
+    w = await _world(sqlite_services, operators=2, dial_mode="predictive")
+    now = NOON_MSK
+    await _history(w, now, placed=200, answered=57, dropped=3)
+    async with w.db.transaction() as s:
+        campaign = await s.get_one(m.Campaign, w.campaign_id)
+        load = await measured_load(s, campaign, free_operators=2, open_attempts=0, now=now)
+    stats = load.stats
+    assert stats is not None
+    assert (stats.samples, stats.answered, stats.talked, stats.answered_today) == (200, 60, 57, 60)
+    assert math.isclose(stats.talk_seconds, 100.0, abs_tol=0.01)
+    assert math.isclose(stats.ring_seconds, 6.0, abs_tol=0.01)
+    assert math.isclose(stats.abandon_rate, 0.05)
 
 
 async def test_todays_abandon_rate_follows_calls_ended_after_it_was_counted(services: Services) -> None:

@@ -6,17 +6,18 @@ same code. ``measure`` reads the campaign's recent attempts into ``DialStats`` a
 ``measured_load`` adds who is free and who will be free soon. The algorithm, its inputs, the
 fallback rules and the simulator's figures are in docs/dialer.md ("Predictive pacing").
 
-The model, per decision: every line ringing now (open attempts and the ``n`` new ones) is answered
-by a person with the measured answer rate ``p``; the operators who can take those answers are the
-free ones plus each busy operator of the campaign with the chance ``1 - exp(-H / left)`` of being
-free within the horizon ``H`` (the mean time to answer plus the ``drop_seconds`` an answered call
-may wait). Answers minus operators is approximately normal; its expected positive part is the
-expected number of drops, and ``n`` is the largest count whose expected drops stay within a share
-(``Controller.margin``) of the target abandon rate of the expected answers. Fallback to
-progressive (one call per free operator, never more lines than free operators) when the window
-has too few attempts or answers, and — "strict" as Genesys calls it — while the abandon rate of
-the window or of today is over the target. Lines never exceed ``max_lines_per_operator`` ×
-operators, nor the campaign's ``max_concurrency``.
+The model, per decision: each new line is answered by a person with the measured answer rate
+``p``, each line ringing now with the chance that a call of its age still ringing is answered
+(old lines are mostly no-answers), each answered call waiting for an operator surely; the
+operators who can take those answers are the free ones plus each busy operator of the campaign
+with the chance that its time left (Erlang around ``seconds_left``) ends within the horizon ``H``
+(mean time to answer + ``drop_seconds``). Answers minus operators is taken as normal; its
+expected positive part is the expected number of drops, and ``n`` is the largest count whose
+expected drops stay within a share (``Controller.margin``) of the target abandon rate of the
+expected answers (never fewer than progressive). Fallback to progressive (one line per free
+operator) when the window has too few attempts, answers or finished calls, and — "strict" as
+Genesys calls it — while the abandon rate of the window or of today is over the target. Lines
+never exceed ``max_lines_per_operator`` × operators, nor the campaign's ``max_concurrency``.
 """
 
 from __future__ import annotations
