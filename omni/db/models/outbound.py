@@ -414,6 +414,15 @@ Index(
     sqlite_where=CampaignAttempt.ended_at.is_(None),
 )
 
+# Predictive pacing (omni/domain/outbound/pacing.py; migration 0024_pacing): today's answered and
+# dropped calls of a campaign, counted every tick from the index alone.
+Index(
+    "ix_campaign_attempts_campaign_outcome_ended",
+    CampaignAttempt.campaign_id,
+    CampaignAttempt.outcome,
+    CampaignAttempt.ended_at,
+)
+
 
 __all__ = [
     "OPEN_TARGET_STATES",
