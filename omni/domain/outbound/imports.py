@@ -53,8 +53,9 @@ from omni.db import Database
 from omni.db import models as m
 from omni.db.models.outbound import ImportState, TargetState
 from omni.domain import audit
-from omni.domain.auth import Principal, check_role, visible_queue_ids
+from omni.domain.auth import Principal, check_role
 from omni.domain.errors import Conflict, DomainError, InvalidInput, NotFound
+from omni.domain.outbound import campaigns
 from omni.domain.outbound.numbers import Number, check_zone, normalise_number, parse_number, zone_of
 from omni.i18n import _l, gettext, localize
 
@@ -128,16 +129,11 @@ Notify = Callable[[int, dict[str, Any]], Awaitable[None]]
 
 
 async def access_campaign(session: AsyncSession, who: Principal, campaign_id: int) -> m.Campaign:
-    """A campaign whose lists the caller may manage: admins any, supervisors those of the queues
-    in their scope; 404 otherwise (another group's campaign is not revealed)."""
+    """A campaign whose lists the caller may manage: admins and supervisors only (403 for the
+    others), then the campaigns' own scope rule (``campaigns.access_campaign``: a supervisor's
+    queues; another group's campaign reads as 404)."""
     check_role(who, m.Role.ADMIN, m.Role.SUPERVISOR)
-    campaign = await session.get(m.Campaign, campaign_id)
-    if campaign is None:
-        raise NotFound("campaign {campaign_id} not found", campaign_id=campaign_id)
-    queues = await visible_queue_ids(session, who)
-    if queues is not None and campaign.queue_id not in queues:
-        raise NotFound("campaign {campaign_id} not found", campaign_id=campaign_id)
-    return campaign
+    return await campaigns.access_campaign(session, who, campaign_id)
 
 
 async def access_import(
