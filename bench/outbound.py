@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from benchkit import admin_execute, check_loopback, log, raw_dsn, sqlalchemy_url
+from benchkit import admin_execute, check_loopback, log, peak_mb, raw_dsn, reset_peak, rss_mb, sqlalchemy_url
 from sqlalchemy import func, select
 
 from omni.db import Database
@@ -55,29 +55,6 @@ from omni.domain.outbound import imports as im
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "outbound_import.json"
 MB = 1024 * 1024
-
-
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def rss_mb() -> float:
-    return _status_kb("VmRSS") / 1024
-
-
-def peak_mb() -> float:
-    return _status_kb("VmHWM") / 1024
-
-
-def reset_peak() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 def write_csv(path: Path, rows: int, seed: int = 13) -> int:
