@@ -15,10 +15,10 @@ What it does, on 127.0.0.1 only:
    the floor of what getting these rows into PostgreSQL costs;
 4. the import job exactly as the app runs it (``imports.save_upload_stream`` → ``check_create_import``
    → ``check_start_import`` → ``run_import``: rows read and normalised
-   (``numbers.normalise_number``) in the reader process a batch at a time, one set-based
-   insert with ``ON CONFLICT DO NOTHING`` and one DNC ``UPDATE``
-   per batch (each number looked up with its prefixes of the lengths the DNC prefix entries
-   have), refused rows written to a CSV), with the app process's RSS before/peak
+   (``numbers.normalise_number``) in the reader process a batch at a time, a binary ``COPY``
+   into a temporary stage and one ``INSERT … SELECT … ON CONFLICT DO NOTHING`` per batch that
+   decides each target's DNC state (``dnc.listed``: each number and its prefixes of the lengths
+   the DNC prefix entries have), refused rows written to a CSV), with the app process's RSS before/peak
    (``VmHWM`` reset first), the reader process's peak RSS and the event loop's stalls (a 10 ms
    ticker running beside the job);
 5. prints a table, writes JSON to ``--out`` and drops the database.

@@ -289,9 +289,7 @@ class CampaignTarget(Base):
     """One contact of a campaign's list: its numbers, local zone, card fields and progress."""
 
     __tablename__ = "campaign_targets"
-    __table_args__ = (
-        UniqueConstraint("campaign_id", "phone", name="uq_campaign_targets_phone"),
-    )
+    __table_args__ = (UniqueConstraint("campaign_id", "phone", name="uq_campaign_targets_phone"),)
     """The write path of a list import (``0024_import13``): besides the key and the unique key,
     one index (the scheduler's ``ix_campaign_targets_zone_due`` below; its prefix serves every
     read by campaign and state) and one

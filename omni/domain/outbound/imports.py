@@ -8,13 +8,15 @@ targets added over REST, with one normalisation and de-duplication path for both
 * **Mapping** (``Mapping``): columns by index: one or more phone columns tried in order, name,
   time zone, card fields, tags. ``preview`` shows the first rows exactly as the job would import
   them (the normalised numbers, or the reason the row is refused).
-* **Job** (``run_import``): rows are read and normalised in a worker thread a batch at a time
+* **Job** (``run_import``): rows are read and normalised in a worker process a batch at a time
   (``BATCH``), so the event loop keeps serving and memory does not grow with the file; each
-  batch is one set-based insert (PostgreSQL: ``unnest`` arrays; SQLite: multi-row VALUES) with
-  ``ON CONFLICT (campaign_id, phone) DO NOTHING`` — the unique key does the de-duplication inside
-  the list and against the campaign's existing targets, without a set held in memory — then one
-  ``UPDATE`` marks the batch's numbers found on a DNC list (global or the campaign's, single
-  numbers and prefix ranges) as ``dnc``. Refused rows (bad or missing phone, blank row, more
+  batch is one transaction and one set-based insert (PostgreSQL: binary ``COPY`` into a
+  temporary stage, then one ``INSERT … SELECT``; SQLite: multi-row VALUES) with ``ON CONFLICT
+  (campaign_id, phone) DO NOTHING`` — the unique key does the de-duplication inside the list and
+  against the campaign's existing targets, without a set held in memory — and each target
+  ``dnc`` or ``pending`` by ``dnc.listed`` (a DNC list's number or prefix range, global or the
+  campaign's; PostgreSQL decides it in the insert, SQLite with ``dnc.mark_dnc_targets`` after
+  it). Refused rows (bad or missing phone, blank row, more
   columns than the file has, unknown zone, duplicates) go to a CSV with the reason, in the
   importer's language, downloadable when the job ends.
 * **Progress and cancel**: between batches the job stores its counts and bytes, touches its
