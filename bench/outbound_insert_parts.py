@@ -1,4 +1,4 @@
-"""Where a list import's insert spends its time in PostgreSQL, and what 0024_import13 bought:
+"""Where a list import's insert spends its time in PostgreSQL, and what 0025_import13 bought:
 the importer's statements into ``campaign_targets`` with the table as it was before (0023: five
 indexes, five foreign keys), as it is (0024: three indexes, the campaign's foreign key) and
 without that last foreign key; each variant in a fresh database (a clone of one migrated
@@ -7,7 +7,7 @@ template), the same rows, with the 1,000 DNC prefix entries of ``bench/outbound.
 
 Statements (5,000-row batches):
 
-* ``unnest + DNC update`` — the importer before 0024_import13: ``INSERT … SELECT FROM
+* ``unnest + DNC update`` — the importer before 0025_import13: ``INSERT … SELECT FROM
   unnest($arrays) ON CONFLICT (campaign_id, phone) DO NOTHING RETURNING id, phone``, then the
   DNC entries for the batch's numbers and one ``UPDATE`` of the listed targets;
 * ``staged COPY + DNC join`` — the rows by binary ``COPY`` into a temporary table, then one
@@ -75,7 +75,7 @@ JOINED = """
     RETURNING id, phone
 """
 STAGED_JOINED = JOINED.replace("{source}", "stage")
-OLD_SCHEMA = (  # what 0024_import13 dropped
+OLD_SCHEMA = (  # what 0025_import13 dropped
     "CREATE INDEX ix_campaign_targets_due ON campaign_targets (campaign_id, state, next_due_at)",
     "CREATE INDEX ix_campaign_targets_list_id ON campaign_targets (list_id)",
     *(

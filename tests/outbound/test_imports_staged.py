@@ -1,4 +1,4 @@
-"""List import after 0024_import13 (a batch COPYed into a stage and moved by one statement on
+"""List import after 0025_import13 (a batch COPYed into a stage and moved by one statement on
 PostgreSQL; multi-row inserts and ``dnc.mark_dnc_targets`` on SQLite): duplicates inside a batch,
 across batches and against the campaign's other lists, DNC (exact and prefix, global and the
 campaign's, another campaign's ignored) decided as the rows go in, a batch stored whole or not
@@ -189,7 +189,7 @@ async def test_a_batch_whose_transaction_fails_leaves_none_of_its_targets(servic
 
 
 async def test_merging_contacts_keeps_their_campaign_targets_on_the_contact_kept(services: Services) -> None:
-    """``campaign_targets.contact_id`` has no foreign key since 0024_import13: the merge moves it."""
+    """``campaign_targets.contact_id`` has no foreign key since 0025_import13: the merge moves it."""
     _who, campaign_id, _older = await _world(services.db)
     async with services.db.transaction() as s:
         keep = m.Contact(name="Keep", custom_fields={}, tags=[], blacklisted=False)

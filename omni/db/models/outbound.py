@@ -290,7 +290,7 @@ class CampaignTarget(Base):
 
     __tablename__ = "campaign_targets"
     __table_args__ = (UniqueConstraint("campaign_id", "phone", name="uq_campaign_targets_phone"),)
-    """The write path of a list import (``0024_import13``): besides the key and the unique key,
+    """The write path of a list import (``0025_import13``): besides the key and the unique key,
     one index (the scheduler's ``ix_campaign_targets_zone_due`` below; its prefix serves every
     read by campaign and state) and one
     foreign key (the campaign's, deleting its targets). ``list_id``, ``callback_user_id``,

@@ -14,8 +14,8 @@ index and each foreign-key trigger (bench/outbound_insert_parts.py, docs/outboun
   codes are deactivated, never deleted, and a merged contact's targets move to the contact
   kept (``contacts.do_merge_contacts``): the deleting code keeps them right.
 
-Revision ID: 0024_import13
-Revises: 0023_dialer
+Revision ID: 0025_import13
+Revises: 0024_pacing
 Create Date: 2026-11-30 01:50:00
 """
 
@@ -24,8 +24,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0024_import13"
-down_revision: str | None = "0023_dialer"
+revision: str = "0025_import13"
+down_revision: str | None = "0024_pacing"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
