@@ -291,7 +291,7 @@ async def _status_sums(
         key = (g.label(grp, scope), uid)
         row = out.get(key)
         if row is None and len(summed) == width:  # one result row a report row: most reads
-            out[key] = [None if value is None else float(value) for value in values]
+            out[key] = values  # sums of float columns come as floats: no converted copy per row
             continue
         if row is None:
             row = out[key] = [None] * width
