@@ -11,8 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache, reduce
-from operator import add
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Float, String, case, cast, func, literal, literal_column, null, select, union_all
@@ -24,17 +23,7 @@ from omni.domain.reports.filters import Scope
 from omni.domain.reports.operators import SUMMED, open_span_seconds
 from omni.domain.reports.period import INTERVAL, TOTAL_LABEL, Grouping, Period, group_start, local_midnight
 from omni.domain.reports.registry import ReportSpec, register
-from omni.domain.reports.table import (
-    Cell,
-    Chart,
-    Column,
-    Kind,
-    ReportTable,
-    mean,
-    pct,
-    pct_column,
-    round1_column,
-)
+from omni.domain.reports.table import Cell, Chart, Column, Kind, ReportTable, mean, pct
 
 DERIVED = (m.StatusKind.RINGING, m.StatusKind.TALKING, m.StatusKind.WRAP_UP)
 CHOSEN_KINDS = (m.StatusKind.AVAILABLE, m.StatusKind.PAUSE, m.StatusKind.DND)
@@ -424,53 +413,6 @@ async def operator_performance(session: AsyncSession, scope: Scope) -> ReportTab
 # ---------------------------------------------------------------- operator status times
 
 
-def _zeroed(column: Sequence[float | None]) -> Sequence[float]:
-    """``secs or 0.0`` of every value (a status the operator never was in shows 0.0)."""
-    if None in column or 0 in column:
-        return [secs or 0.0 for secs in column]
-    return column  # type: ignore[return-value]  # no None in it
-
-
-def _whole_zero(column: Sequence[float | None]) -> Sequence[float]:
-    """A whole ``0`` for ``None`` (no span of any of the column's codes), the rest as they are."""
-    if None in column:
-        return [0 if secs is None else secs for secs in column]
-    return column  # type: ignore[return-value]  # no None in it
-
-
-def _total(column: Sequence[float | None]) -> float | None:
-    """The column's seconds added up in the rows' order; ``None`` when no row has any."""
-    found = [secs for secs in column if secs is not None]
-    return reduce(add, found, 0.0) if found else None
-
-
-def _status_cells(sums: Sequence[Sequence[float | None]], hold: Sequence[float]) -> list[Sequence[Cell]]:
-    """The figures of the rows column by column, from their summed columns (in the order of
-    ``summed`` in ``operator_status``; one value a row each) and their hold seconds.
-
-    A status the operator never was in shows 0.0; logged-in and idle time, sums over several
-    codes, show a whole 0 when none of their codes had a span (as they always have: the JSON
-    says ``0``). Column by column because a month by day has 6,200 rows: 68,000 cells made one
-    at a time (a ``round`` call each) were most of the report's Python time.
-    """
-    online, *per_status, ringing, talking, wrap, idle = sums
-    rings, talks, wraps = _zeroed(ringing), _zeroed(talking), _zeroed(wrap)
-    handling = list(map(add, map(add, rings, talks), wraps))
-    idle_secs, online_secs = _whole_zero(idle), _whole_zero(online)
-    busy = list(map(add, handling, idle_secs))
-    return [
-        round1_column(online_secs),
-        *[round1_column(_zeroed(column)) for column in per_status],
-        round1_column(rings),
-        round1_column(talks),
-        round1_column(hold),
-        round1_column(wraps),
-        round1_column(idle_secs),
-        pct_column(handling, busy),
-        pct_column(busy, online_secs),
-    ]
-
-
 async def operator_status(session: AsyncSession, scope: Scope) -> ReportTable:
     lang = scope.who.language
     statuses = list(await session.scalars(select(m.OperatorStatus).order_by(m.OperatorStatus.id)))
@@ -483,6 +425,7 @@ async def operator_status(session: AsyncSession, scope: Scope) -> ReportTable:
         *[frozenset({kind.value}) for kind in DERIVED],
         available,
     ]
+    # The hold comes last in each row (on the daily tiers from the same statement).
     status = {} if scope.empty else await _status_sums(session, scope, summed, hold=True)
     columns = [
         Column("period", Kind.DATETIME, "Period"),
@@ -501,33 +444,45 @@ async def operator_status(session: AsyncSession, scope: Scope) -> ReportTable:
         Column("utilization", Kind.PERCENT, "Utilization"),
     ]
 
+    def cells(v: Sequence[float | None], on_hold: float) -> list[Cell]:
+        """One row's figures from its summed columns (in the order of ``summed``; the hold after
+        them is ``on_hold``). A status the operator never was in shows 0.0; logged-in and idle
+        time, sums over several codes, show a whole 0 when none of their codes had a span (as they
+        always have: the JSON says ``0``)."""
+        online, *per_status, ringing, talking, wrap, idle = v[: len(summed)]
+        handling = (ringing or 0.0) + (talking or 0.0) + (wrap or 0.0)
+        idle_secs = 0 if idle is None else idle
+        online_secs = 0 if online is None else online
+        return [
+            round(online_secs, 1),
+            *[round(secs or 0.0, 1) for secs in per_status],
+            round(ringing or 0.0, 1),
+            round(talking or 0.0, 1),
+            round(on_hold, 1),
+            round(wrap or 0.0, 1),
+            round(idle_secs, 1),
+            pct(handling, handling + idle_secs),
+            pct(handling + idle_secs, online_secs),
+        ]
+
     keys = [k for k, v in status.items() if (v[0] or 0.0) > 0]
     names = await operator_names(session, (k[1] for k in keys))
     ordered = _sorted_keys(keys, names)
-    # Column by column (one value a row in each): the summed columns, then the hold.
-    values: list[Sequence[float | None]] = (
-        list(zip(*map(status.__getitem__, ordered), strict=True)) if ordered else [()] * (len(summed) + 1)
-    )
-    hold = _zeroed(values[-1])
-    rows: list[list[Cell]] = list(
-        map(
-            list,
-            zip(
-                [key[0] for key in ordered],
-                [names.get(key[1], str(key[1])) for key in ordered],
-                *_status_cells(values[:-1], hold),
-                strict=True,
-            ),
-        )
-    )
-    # Summed row by row in the rows' order, as before; a column none of whose rows has a span
-    # stays ``None`` (shown as a whole 0 where a row would show one).
-    (totals,) = zip(*_status_cells([[_total(column)] for column in values[:-1]], [sum(hold)]), strict=True)
+    rows: list[list[Cell]] = [
+        [key[0], names.get(key[1], str(key[1])), *cells(v, v[-1] or 0.0)]
+        for key, v in zip(ordered, map(status.__getitem__, ordered), strict=True)
+    ]
+    total: list[float | None] = [None] * len(summed)
+    for v in map(status.__getitem__, ordered):  # row by row, in the rows' order, as before
+        for i, secs in enumerate(v[: len(summed)]):
+            if secs is not None:
+                before = total[i]
+                total[i] = (0.0 if before is None else before) + secs
     return ReportTable(
         key="operator_status",
         columns=columns,
         rows=rows,
-        totals=[None, "", *totals],
+        totals=[None, "", *cells(total, sum(status[k][-1] or 0.0 for k in ordered))],
         chart=Chart("stacked", "operator", ("idle", "ringing", "talking", "wrap_up")),
         notes=["rpt.note.operator_status"],
     )

@@ -12,9 +12,6 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import repeat
-from math import copysign
-from operator import mul, sub, truediv
 from typing import Any
 
 from omni.i18n import keyed
@@ -116,43 +113,3 @@ def pct(part: float, whole: float) -> float | None:
 
 def mean(total: float, count: int) -> float | None:
     return round(total / count, 1) if count else None
-
-
-ROUND1_FAST_BELOW = 1e8
-"""``round1_column`` takes its fast path for magnitudes below this (3 years in seconds)."""
-
-
-def round1_column(values: Sequence[float]) -> list[float]:
-    """``[round(v, 1) for v in values]``, bit for bit, at a fraction of the cost.
-
-    ``round(v, 1)`` converts every float to a decimal string and back; a month's status report
-    calls it 68,000 times and it was its largest single cost (cProfile). Here the column goes
-    through C loops: ``n = round(10 * v)`` (nearest integer) and ``n / 10``. That is exactly
-    ``round(v, 1)`` whenever ``10 * v`` as computed is not within 1e-7 of a half: below
-    ``ROUND1_FAST_BELOW`` the product is off the exact ``10 * v`` by < 6e-8, so ``n`` is the one
-    integer nearest to the exact value, and ``n / 10`` (one correctly rounded division) is the
-    double nearest ``n / 10``, which is what ``round`` parses back from its string. ``copysign``
-    keeps the sign of a value that rounds to zero (``round(-0.01, 1)`` is ``-0.0``). A column
-    with a value near a half (an exact tie such as 0.25), a larger value, anything not a float
-    (``round(0, 1)`` stays the integer 0) or not finite is rounded value by value instead.
-    """
-    if not values or not set(map(type, values)) <= {float}:
-        return [round(v, 1) for v in values]
-    try:
-        tens = list(map(mul, values, repeat(10.0)))
-        near = list(map(round, tens))
-        off = max(map(abs, map(sub, tens, near)))
-        largest = max(map(abs, values))
-    except (ValueError, OverflowError):  # NaN or infinity
-        return [round(v, 1) for v in values]
-    if off >= 0.4999999 or largest >= ROUND1_FAST_BELOW:
-        return [round(v, 1) for v in values]
-    return list(map(copysign, map(truediv, near, repeat(10.0)), values))
-
-
-def pct_column(parts: Sequence[float], wholes: Sequence[float]) -> list[float | None]:
-    """``[pct(p, w) for p, w in zip(parts, wholes)]``, bit for bit, a column at a time."""
-    if 0 in wholes:  # some rows have no base: value by value
-        return [pct(p, w) for p, w in zip(parts, wholes, strict=True)]
-    out: list[float | None] = [*round1_column(list(map(truediv, map(mul, repeat(100.0), parts), wholes)))]
-    return out
