@@ -30,22 +30,20 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
+from benchkit import build_template, check_loopback, drop, log, raw_dsn, sqlalchemy_url
 from sqlalchemy import text
 
 from omni import seed as factory
 from omni.db import Database
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.domain import reports
 from omni.domain.auth import Principal
 from omni.domain.reports import FilterParams
@@ -53,33 +51,9 @@ from omni.domain.reports import exports as ex
 from omni.domain.reports.config import check_update_config
 from omni.domain.reports.writers import Format
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "export.json"
 MONTH = (date(2026, 3, 1), date(2026, 3, 31))
 MB = 1024 * 1024
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def check_loopback(dsn: str) -> None:
-    host = urlsplit(dsn).hostname or ""
-    if host not in LOOPBACK:
-        raise SystemExit(f"refusing to run against '{host}': the benchmark runs on loopback only")
-
-
-def db_dsn(admin_dsn: str, dbname: str) -> str:
-    return f"{admin_dsn.rsplit('/', 1)[0]}/{dbname}"
-
-
-async def admin_execute(admin_dsn: str, *statements: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        for sql in statements:
-            await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 def _status_kb(field: str) -> int:
@@ -263,13 +237,12 @@ def print_table(report: dict[str, Any]) -> None:
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     check_loopback(args.dsn)
     name = f"omni_bench_export_{uuid.uuid4().hex[:8]}"
-    await admin_execute(args.dsn, f"CREATE DATABASE {name}")
-    dsn = db_dsn(args.dsn, name)
+    dsn = raw_dsn(args.dsn, name)
     directory = Path(args.dir or f"/tmp/{name}")
     db: Database | None = None
     try:
-        await upgrade_async(dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
-        db = Database(dsn.replace("postgresql://", "postgresql+asyncpg://", 1), pool_size=4)
+        await build_template(args.dsn, name)  # a fresh database at the head migration
+        db = Database(sqlalchemy_url(args.dsn, name), pool_size=4)
         who = await seed(db, dsn, args.rows)
         async with db.transaction() as s:
             await s.execute(text("SELECT 1"))
@@ -289,7 +262,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         if db is not None:
             await db.dispose()
-        await admin_execute(args.dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await drop(args.dsn, name)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import case, func, literal, literal_column, select
+from sqlalchemy import Float, String, case, cast, func, literal, literal_column, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -224,47 +224,96 @@ def _plus(total: float | None, secs: float | None) -> float | None:
 
 
 async def _status_sums(
-    session: AsyncSession, scope: Scope, columns: Sequence[StatusColumn]
+    session: AsyncSession, scope: Scope, columns: Sequence[StatusColumn], *, hold: bool = False
 ) -> dict[tuple[datetime, int], list[float | None]]:
     """Per (row label, operator): the seconds of each of ``columns``, the open spans added up to
-    now; ``None`` where the operator spent no span at all in its codes.
+    now; ``None`` where the operator spent no span at all in its codes. With ``hold``, one more
+    value last: the seconds on hold (``None``: no hold at all).
 
     Summed in the database, one conditional sum (``FILTER``) a column: a month by day comes back
     as ~6,200 rows of a few numbers, where per-code rows (~37,000) folded into dicts in Python
     were two thirds of the month status report's time (cProfile at 1,000,000 conversations).
+    On the daily tiers the hold comes in the same statement (the status and hold day rows as
+    one ``UNION ALL``, grouped once): a second read of ~6,200 rows cost a round trip and as much
+    Python again.
     """
     t, g, conds = _status_source(scope, day_rows=True)
+    hold_in_sql = hold and _day_tier(scope)
+    seconds: Any = t.seconds
+    code: Any = t.status_code
+    hold_sum: list[Any] = []
+    if hold_in_sql:
+        d = m.ReportHoldDay
+        hold_conds: list[Any] = [d.day >= scope.period.start, d.day < scope.period.end]
+        if scope.user_ids is not None:
+            hold_conds.append(d.user_id.in_(scope.user_ids))
+        if scope.filter.channels:
+            hold_conds.append(d.channel.in_(scope.filter.channels))
+        no_text, no_seconds = cast(null(), String), cast(null(), Float)
+        rows = union_all(
+            select(t.day, t.user_id, code, seconds, no_seconds.label("hold")).where(*conds),
+            select(d.day, d.user_id, no_text, no_seconds, d.hold_sum).where(*hold_conds),
+        ).subquery("day_rows")
+        g = day_grouper(rows.c.day, scope)
+        seconds, code = rows.c.seconds, rows.c.status_code
+        t = rows.c
+        hold_sum = [func.sum(rows.c.hold)]
     sums = [
-        func.sum(t.seconds)
+        func.sum(seconds)
         if codes is None
-        else func.sum(t.seconds).filter(
-            t.status_code == next(iter(codes)) if len(codes) == 1 else t.status_code.in_(sorted(codes))
+        else func.sum(seconds).filter(
+            code == next(iter(codes)) if len(codes) == 1 else code.in_(sorted(codes))
         )
         for codes in columns
         if codes is None or codes
     ]
-    stmt = select(g.expr.label("grp"), t.user_id, *sums).where(*conds).group_by(GROUP, t.user_id)
-    summed = [i for i, codes in enumerate(columns) if codes is None or codes]
+    stmt = select(g.expr.label("grp"), t.user_id, *sums, *hold_sum).where(*([] if hold_in_sql else conds))
+    stmt = stmt.group_by(GROUP, t.user_id)
+    width = len(columns) + hold
+    summed = [i for i, codes in enumerate(columns) if codes is None or codes] + (
+        [len(columns)] if hold_in_sql else []
+    )
     out: dict[tuple[datetime, int], list[float | None]] = {}
     # On the connection, not the ORM session: the ORM's row loading would cost more than the sums.
     connection = await session.connection()
     for grp, uid, *values in (await connection.execute(stmt)).all():
         key = (g.label(grp, scope), uid)
         row = out.get(key)
-        if row is None and len(summed) == len(columns):  # one result row a report row: most reads
-            out[key] = [None if value is None else float(value) for value in values]
+        if row is None and len(summed) == width:  # one result row a report row: most reads
+            out[key] = values  # sums of float columns come as floats: no converted copy per row
             continue
         if row is None:
-            row = out[key] = [None] * len(columns)
+            row = out[key] = [None] * width
         for i, value in zip(summed, values, strict=True):
             row[i] = _plus(row[i], None if value is None else float(value))
     live = await open_span_seconds(session, scope.period.start, scope.period.end, scope.now, scope.user_ids)
-    for (bucket, uid, code), secs in live.items():
-        row = out.setdefault((group_label(bucket, scope), uid), [None] * len(columns))
+    for (bucket, uid, span_code), secs in live.items():
+        row = out.setdefault((group_label(bucket, scope), uid), [None] * width)
         for i, codes in enumerate(columns):
-            if code in codes if codes is not None else code != m.StatusKind.OFFLINE:
+            if span_code in codes if codes is not None else span_code != m.StatusKind.OFFLINE:
                 row[i] = _plus(row[i], secs)
+    if hold and not hold_in_sql:
+        # The hour or 15-minute operator rows: rows of operators with no status there are not shown.
+        for key, secs in (await _hold_seconds(session, scope)).items():
+            row = out.get(key)
+            if row is not None:
+                row[-1] = _plus(row[-1], secs)
     return out
+
+
+async def _hold_seconds(session: AsyncSession, scope: Scope) -> dict[tuple[datetime, int], float]:
+    """Per (row label, operator): the seconds on hold, from the hour or 15-minute operator rollup."""
+    t, g = operator_table(scope)
+    stmt = (
+        select(g.expr.label("grp"), t.user_id, func.sum(t.hold_sum))
+        # most rows have no hold: filtered first, the day CASE runs on a tenth of them
+        .where(*_operator_rows(t, scope, queues=False), t.hold_sum > 0)
+        .group_by(GROUP, t.user_id)
+    )
+    hold: dict[tuple[datetime, int], float] = defaultdict(float)
+    for grp, uid, secs in await session.execute(stmt):
+        hold[(g.label(grp, scope), uid)] += float(secs or 0)
+    return hold
 
 
 def _sorted_keys(keys: Iterable[tuple[datetime, int]], names: dict[int, str]) -> list[tuple[datetime, int]]:
@@ -376,30 +425,8 @@ async def operator_status(session: AsyncSession, scope: Scope) -> ReportTable:
         *[frozenset({kind.value}) for kind in DERIVED],
         available,
     ]
-    status = {} if scope.empty else await _status_sums(session, scope, summed)
-    hold: dict[tuple[datetime, int], float] = defaultdict(float)
-    if not scope.empty and _day_tier(scope):
-        d = m.ReportHoldDay
-        g = day_grouper(d.day, scope)
-        conds: list[Any] = [d.day >= scope.period.start, d.day < scope.period.end]
-        if scope.user_ids is not None:
-            conds.append(d.user_id.in_(scope.user_ids))
-        if scope.filter.channels:
-            conds.append(d.channel.in_(scope.filter.channels))
-        day_stmt = select(g.expr.label("grp"), d.user_id, func.sum(d.hold_sum)).where(*conds)
-        connection = await session.connection()
-        for grp, uid, secs in (await connection.execute(day_stmt.group_by(GROUP, d.user_id))).all():
-            hold[(g.label(grp, scope), uid)] += float(secs or 0)
-    elif not scope.empty:
-        t, g = operator_table(scope)
-        stmt = (
-            select(g.expr.label("grp"), t.user_id, func.sum(t.hold_sum))
-            # most rows have no hold: filtered first, the day CASE runs on a tenth of them
-            .where(*_operator_rows(t, scope, queues=False), t.hold_sum > 0)
-            .group_by(GROUP, t.user_id)
-        )
-        for grp, uid, secs in await session.execute(stmt):
-            hold[(g.label(grp, scope), uid)] += float(secs or 0)
+    # The hold comes last in each row (on the daily tiers from the same statement).
+    status = {} if scope.empty else await _status_sums(session, scope, summed, hold=True)
     columns = [
         Column("period", Kind.DATETIME, "Period"),
         Column("operator", Kind.LABEL, "Operator"),
@@ -418,10 +445,11 @@ async def operator_status(session: AsyncSession, scope: Scope) -> ReportTable:
     ]
 
     def cells(v: Sequence[float | None], on_hold: float) -> list[Cell]:
-        """One row's figures from its summed columns (in the order of ``summed``). A status the
-        operator never was in shows 0.0; logged-in and idle time, sums over several codes, show
-        a whole 0 when none of their codes had a span (as they always have: the JSON says ``0``)."""
-        online, *per_status, ringing, talking, wrap, idle = v
+        """One row's figures from its summed columns (in the order of ``summed``; the hold after
+        them is ``on_hold``). A status the operator never was in shows 0.0; logged-in and idle
+        time, sums over several codes, show a whole 0 when none of their codes had a span (as they
+        always have: the JSON says ``0``)."""
+        online, *per_status, ringing, talking, wrap, idle = v[: len(summed)]
         handling = (ringing or 0.0) + (talking or 0.0) + (wrap or 0.0)
         idle_secs = 0 if idle is None else idle
         online_secs = 0 if online is None else online
@@ -441,11 +469,12 @@ async def operator_status(session: AsyncSession, scope: Scope) -> ReportTable:
     names = await operator_names(session, (k[1] for k in keys))
     ordered = _sorted_keys(keys, names)
     rows: list[list[Cell]] = [
-        [key[0], names.get(key[1], str(key[1])), *cells(status[key], hold.get(key, 0.0))] for key in ordered
+        [key[0], names.get(key[1], str(key[1])), *cells(v, v[-1] or 0.0)]
+        for key, v in zip(ordered, map(status.__getitem__, ordered), strict=True)
     ]
     total: list[float | None] = [None] * len(summed)
     for v in map(status.__getitem__, ordered):  # row by row, in the rows' order, as before
-        for i, secs in enumerate(v):
+        for i, secs in enumerate(v[: len(summed)]):
             if secs is not None:
                 before = total[i]
                 total[i] = (0.0 if before is None else before) + secs
@@ -453,7 +482,7 @@ async def operator_status(session: AsyncSession, scope: Scope) -> ReportTable:
         key="operator_status",
         columns=columns,
         rows=rows,
-        totals=[None, "", *cells(total, sum(hold.get(k, 0.0) for k in set(keys)))],
+        totals=[None, "", *cells(total, sum(status[k][-1] or 0.0 for k in ordered))],
         chart=Chart("stacked", "operator", ("idle", "ringing", "talking", "wrap_up")),
         notes=["rpt.note.operator_status"],
     )
