@@ -13,7 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omni.db import models as m
 from omni.domain.errors import Conflict, InvalidInput
 
-__all__ = ["clean_folder", "clean_name", "do_create_folder", "folder_tree", "moved_path", "under"]
+__all__ = [
+    "clean_folder",
+    "clean_name",
+    "do_create_folder",
+    "folder_tree",
+    "moved_path",
+    "under",
+    "with_parents",
+]
 
 MAX_SEGMENT = 64
 MAX_PATH = 256
@@ -59,7 +67,7 @@ def moved_path(path: str, old: str, new: str) -> str:
     return new + path[len(old) :] if under(path, old) else path
 
 
-def _with_parents(paths: set[str]) -> list[str]:
+def with_parents(paths: set[str]) -> list[str]:
     out: set[str] = set()
     for path in paths:
         parts = path.split("/")
@@ -70,7 +78,7 @@ def _with_parents(paths: set[str]) -> list[str]:
 async def folder_tree(session: AsyncSession, area: Area, item_folders: set[str]) -> list[str]:
     """Every folder of ``area`` (sorted paths, parents included, the root not listed)."""
     rows = set(await session.scalars(select(m.MediaFolder.path).where(m.MediaFolder.area == area)))
-    return _with_parents(rows | item_folders)
+    return with_parents(rows | item_folders)
 
 
 async def do_create_folder(session: AsyncSession, area: Area, path: str) -> str:

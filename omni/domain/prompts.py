@@ -61,6 +61,8 @@ AREA = "prompts"
 MANAGERS = (m.Role.SUPERVISOR, m.Role.ADMIN)
 READERS = (m.Role.SUPERVISOR, m.Role.ADMIN, m.Role.AUDITOR)
 MAX_NAME = 128
+MAX_UPLOAD = 100 * 1024 * 1024
+"""The upload route's ceiling; ``settings.media.max_prompt_bytes`` is the limit in force."""
 SOX_TIMEOUT_SECONDS = 120
 RATE, CHANNELS, SAMPLE_BYTES = 8000, 1, 2
 
@@ -117,8 +119,8 @@ def prompt_dict(row: m.Prompt) -> dict[str, Any]:
         "audio_url": f"/api/v1/prompts/{row.id}/audio",
         "original_url": f"/api/v1/prompts/{row.id}/original",
         "created_by": row.created_by,
-        "created_at": row.created_at.isoformat() if row.created_at else None,
-        "updated_at": row.updated_at.isoformat() if row.updated_at else None,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
     }
 
 
@@ -156,7 +158,9 @@ async def do_upload_prompt(
         raise InvalidInput("the file is empty", field="file")
     if len(data) > media.max_prompt_bytes:
         raise InvalidInput(
-            "the file is larger than {human_size}", human_size=human_size(media.max_prompt_bytes), field="file"
+            "the file is larger than {human_size}",
+            human_size=human_size(media.max_prompt_bytes),
+            field="file",
         )
     kind = sniff_audio(data)
     if kind is None:
@@ -187,7 +191,9 @@ async def do_upload_prompt(
                 field="file",
             ) from exc
         if duration_ms <= 0:
-            raise InvalidInput("'{name}' contains no sound", name=Path(filename or "file").name[:256], field="file")
+            raise InvalidInput(
+                "'{name}' contains no sound", name=Path(filename or "file").name[:256], field="file"
+            )
         if duration_ms > media.max_prompt_seconds * 1000:
             raise InvalidInput(
                 "the prompt is {seconds} s long; at most {max_seconds} s",
@@ -280,7 +286,9 @@ async def do_rename_folder(session: AsyncSession, who: Principal, old: str, new:
         raise InvalidInput("a folder can't move into itself", field="new")
     rows = list(
         await session.scalars(
-            select(m.Prompt).where(or_(m.Prompt.folder == old, m.Prompt.folder.startswith(old + "/", autoescape=True)))
+            select(m.Prompt).where(
+                or_(m.Prompt.folder == old, m.Prompt.folder.startswith(old + "/", autoescape=True))
+            )
         )
     )
     known = await list_folders(session, who)
@@ -293,7 +301,9 @@ async def do_rename_folder(session: AsyncSession, who: Principal, old: str, new:
         row.updated_at = datetime.now(UTC)
     await session.flush()
     await folders.do_rename_folder_rows(session, AREA, old, new)
-    audit.record(session, who, "prompt.folder_rename", object_type="prompt_folder", object_id=old, data={"new": new})
+    audit.record(
+        session, who, "prompt.folder_rename", object_type="prompt_folder", object_id=old, data={"new": new}
+    )
     return new
 
 
@@ -302,7 +312,9 @@ async def do_delete_folder(session: AsyncSession, who: Principal, path: str) -> 
     check_role(who, *MANAGERS)
     path = folders.clean_folder(path)
     inside = await session.scalar(
-        select(m.Prompt.id).where(or_(m.Prompt.folder == path, m.Prompt.folder.startswith(path + "/", autoescape=True)))
+        select(m.Prompt.id).where(
+            or_(m.Prompt.folder == path, m.Prompt.folder.startswith(path + "/", autoescape=True))
+        )
     )
     if inside is not None:
         raise Conflict("the folder '{folder}' is not empty", folder=path)

@@ -13,5 +13,5 @@ def tone(path: Path, *, rate: int = 44100, channels: int = 2, seconds: float = 1
     if path.suffix == ".wav":
         args += ["-b", str(bits)]
     args += [str(path), "synth", str(seconds), "sine", "440"]
-    subprocess.run(args, check=True, capture_output=True)  # noqa: S603 - fixed argv, test fixture
+    subprocess.run(args, check=True, capture_output=True)
     return path.read_bytes()

@@ -19,6 +19,14 @@ from tests import factories as f
 from tests.media.audio import tone
 
 
+def _exists(path: str) -> bool:
+    return Path(path).exists()
+
+
+def _read(path: str) -> bytes:
+    return Path(path).read_bytes()
+
+
 def _format(path: str) -> tuple[int, int, int, int]:
     with wave.open(path + ".wav", "rb") as w:
         return w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes()
@@ -43,7 +51,14 @@ async def test_upload_converts_to_8khz_mono_16bit(
     async with services.db.transaction() as s:
         sup = f.who(await f.user(s, "sup", m.Role.SUPERVISOR))
         row = await prompts.do_upload_prompt(
-            s, sup, "greetings/day", "Hello", data, f"hello{suffix}", "application/octet-stream", settings=settings
+            s,
+            sup,
+            "greetings/day",
+            "Hello",
+            data,
+            f"hello{suffix}",
+            "application/octet-stream",
+            settings=settings,
         )
         prompt_id = row.id
     async with services.db.transaction() as s:
@@ -54,7 +69,7 @@ async def test_upload_converts_to_8khz_mono_16bit(
     got_rate, got_channels, width, frames = _format(sound)
     assert (got_rate, got_channels, width) == (8000, 1, 2)
     assert 1400 <= row.duration_ms <= 1600 and abs(frames / 8 - row.duration_ms) <= 1
-    assert Path(original.path).read_bytes() == data
+    assert _read(original.path) == data
     assert original.content_type == ("audio/wav" if suffix == ".wav" else "audio/mpeg")
     assert row.folder == "greetings/day"
 
@@ -95,7 +110,9 @@ async def test_too_long_prompt_is_refused_with_its_length(
     assert not list(settings.prompts_dir.glob("*.wav"))
 
 
-async def test_operators_cannot_manage_prompts(services: Services, settings: Settings, tmp_path: Path) -> None:
+async def test_operators_cannot_manage_prompts(
+    services: Services, settings: Settings, tmp_path: Path
+) -> None:
     data = tone(tmp_path / "a.wav")
     async with services.db.transaction() as s:
         op = f.who(await f.user(s, "op"))
@@ -112,11 +129,17 @@ async def test_folders_rename_moves_prompts_and_empty_folders_persist(
     async with services.db.transaction() as s:
         sup = f.who(await f.user(s, "sup", m.Role.SUPERVISOR))
         await prompts.do_create_folder(s, sup, "/empty/")
-        a = await prompts.do_upload_prompt(s, sup, "ivr/day", "Menu", data, "a.wav", "audio/wav", settings=settings)
-        b = await prompts.do_upload_prompt(s, sup, "ivr", "Bye", data, "a.wav", "audio/wav", settings=settings)
+        a = await prompts.do_upload_prompt(
+            s, sup, "ivr/day", "Menu", data, "a.wav", "audio/wav", settings=settings
+        )
+        b = await prompts.do_upload_prompt(
+            s, sup, "ivr", "Bye", data, "a.wav", "audio/wav", settings=settings
+        )
         assert await prompts.list_folders(s, sup) == ["empty", "ivr", "ivr/day"]
         with pytest.raises(Conflict):
-            await prompts.do_upload_prompt(s, sup, "ivr", "Bye", data, "a.wav", "audio/wav", settings=settings)
+            await prompts.do_upload_prompt(
+                s, sup, "ivr", "Bye", data, "a.wav", "audio/wav", settings=settings
+            )
         with pytest.raises(InvalidInput):
             await prompts.do_create_folder(s, sup, "a/../b")
         await prompts.do_rename_folder(s, sup, "ivr", "menus/main")
@@ -136,7 +159,9 @@ async def test_deleting_a_prompt_a_scenario_plays_is_refused_with_the_scenario(
     data = tone(tmp_path / "a.wav", seconds=0.5)
     async with services.db.transaction() as s:
         sup = f.who(await f.user(s, "sup", m.Role.SUPERVISOR))
-        row = await prompts.do_upload_prompt(s, sup, "", "Hello", data, "a.wav", "audio/wav", settings=settings)
+        row = await prompts.do_upload_prompt(
+            s, sup, "", "Hello", data, "a.wav", "audio/wav", settings=settings
+        )
         prompt_id, sound = row.id, row.sound
         doc = {
             "name": "IVR",
@@ -151,7 +176,7 @@ async def test_deleting_a_prompt_a_scenario_plays_is_refused_with_the_scenario(
     with pytest.raises(Conflict, match="ivr_main"):
         async with services.db.transaction() as s:
             await prompts.do_delete_prompt(s, sup, prompt_id)
-    assert Path(sound + ".wav").exists()
+    assert _exists(sound + ".wav")
     async with services.db.transaction() as s:
         sc = await scenarios.by_key(s, "ivr_main")
         assert sc is not None
@@ -159,5 +184,5 @@ async def test_deleting_a_prompt_a_scenario_plays_is_refused_with_the_scenario(
         await scenarios.save_draft(s, sup, sc.id, doc)
     async with services.db.transaction() as s:
         await prompts.do_delete_prompt(s, sup, prompt_id)
-    assert not Path(sound + ".wav").exists()
+    assert not _exists(sound + ".wav")
     assert await _count(services) == (0, 0)
