@@ -101,8 +101,8 @@ async def list_staff_files(
     )
     if folder is not None:
         query = query.where(m.StaffFile.folder == folders.clean_folder(folder))
-    rows = (await session.execute(query)).tuples().all()
-    return [(f, s) for f, s in rows if may_read(who, f)]
+    rows = (await session.execute(query)).all()
+    return [(row[0], row[1]) for row in rows if may_read(who, row[0])]
 
 
 async def list_folders(session: AsyncSession, who: Principal) -> list[str]:
