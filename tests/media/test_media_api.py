@@ -57,11 +57,12 @@ async def test_prompt_upload_preview_and_original_over_http(live_server: LiveSer
     assert (await people["aud"].get(body["audio_url"])).status_code == 200, "auditors listen"
     assert (await people["aud"].delete(f"/api/v1/prompts/{body['id']}")).status_code == 403
     assert (await op.get(body["audio_url"])).status_code == 403
-    refused = await sup.post("/api/v1/prompts/", files={"file": ("x.wav", b"<html>not audio</html>", "audio/wav")})
+    not_audio = {"file": ("x.wav", b"<html>not audio</html>", "audio/wav")}
+    refused = await sup.post("/api/v1/prompts/", files=not_audio)
     assert refused.status_code == 422 and refused.json()["field"] == "file"
     assert "not a WAV or MP3" in refused.json()["detail"]
     sup.cookies.set("omni_lang", "ru")
-    ru = await sup.post("/api/v1/prompts/", files={"file": ("x.wav", b"<html>not audio</html>", "audio/wav")})
+    ru = await sup.post("/api/v1/prompts/", files=not_audio)
     assert "не файл WAV или MP3" in ru.json()["detail"]
     sup.cookies.delete("omni_lang")
     assert len((await sup.get("/api/v1/prompts/")).json()) == 1, "the refused uploads stored nothing"
@@ -97,9 +98,11 @@ async def test_staff_files_per_role_download(live_server: LiveServer) -> None:
     assert hidden.status_code == 404 and "plan" not in hidden.text
     assert (await aud.get(secret.json()["download_url"])).status_code == 404
     assert (await sup.get(secret.json()["download_url"])).content == b"supervisors only"
-    assert (await op.post("/api/v1/staff-files/", files={"file": ("a.txt", b"x", "text/plain")})).status_code == 403
+    text = {"file": ("a.txt", b"x", "text/plain")}
+    assert (await op.post("/api/v1/staff-files/", files=text)).status_code == 403
     assert (await op.delete(f"/api/v1/staff-files/{open_file.json()['id']}")).status_code == 403
-    bad = await sup.post("/api/v1/staff-files/", files={"file": ("run.exe", b"MZ\x90\x00", "application/x-msdownload")})
+    exe = {"file": ("run.exe", b"MZ\x90\x00", "application/x-msdownload")}
+    bad = await sup.post("/api/v1/staff-files/", files=exe)
     assert bad.status_code == 422 and bad.json()["field"] == "file"
     fake = await sup.post("/api/v1/staff-files/", files={"file": ("x.pdf", b"<script>", "application/pdf")})
     assert fake.status_code == 422
