@@ -30,6 +30,10 @@ VOICE_DOC = {
 }
 
 
+def _text(path: Path) -> str:
+    return path.read_text()
+
+
 async def test_supervisor_uploads_previews_and_picks_a_prompt(
     live_server: LiveServer, browser: Browser, tmp_path: Path
 ) -> None:
@@ -145,7 +149,7 @@ async def test_operator_downloads_an_open_staff_file_and_never_sees_a_restricted
         download = await info.value
         assert "продаж" in download.suggested_filename, "Content-Disposition carries the Cyrillic name"
         path = await download.path()
-        assert Path(path).read_text() == "Говорите вежливо"
+        assert _text(path) == "Говорите вежливо"
         await page.screenshot(path=screenshot_path("staff_files.png"), full_page=True)
     finally:
         await context.close()
