@@ -186,3 +186,36 @@ async def test_deleting_a_prompt_a_scenario_plays_is_refused_with_the_scenario(
         await prompts.do_delete_prompt(s, sup, prompt_id)
     assert not _exists(sound + ".wav")
     assert await _count(services) == (0, 0)
+
+
+async def test_deleting_a_campaigns_drop_and_machine_prompt_clears_them(
+    services: Services, settings: Settings, tmp_path: Path
+) -> None:
+    data = tone(tmp_path / "a.wav", seconds=0.5)
+    async with services.db.transaction() as s:
+        sup = f.who(await f.user(s, "sup", m.Role.SUPERVISOR))
+        queue = await f.queue(s, "Q", [])
+        row = await prompts.do_upload_prompt(
+            s,
+            sup,
+            "",
+            "Sorry",
+            data,
+            "a.wav",
+            "audio/wav",
+            settings=settings,
+        )
+        campaign = m.Campaign(
+            name="dial", channel="voice", dial_mode="predictive", queue_id=queue.id,
+            drop_prompt_id=row.id, machine_prompt_id=row.id, drop_text="Sorry, all busy",
+        )  # fmt: skip
+        s.add(campaign)
+        await s.flush()
+        campaign_id, prompt_id = campaign.id, row.id
+    async with services.db.transaction() as s:
+        await prompts.do_delete_prompt(s, sup, prompt_id)
+    async with services.db.transaction() as s:
+        kept = await s.get_one(m.Campaign, campaign_id)
+        assert (kept.drop_prompt_id, kept.machine_prompt_id) == (None, None)
+        assert kept.drop_text == "Sorry, all busy", "the text is spoken instead"
+        assert await prompts.prompt_sound(s, prompt_id) is None
