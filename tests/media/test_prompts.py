@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import wave
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -219,3 +220,31 @@ async def test_deleting_a_campaigns_drop_and_machine_prompt_clears_them(
         assert (kept.drop_prompt_id, kept.machine_prompt_id) == (None, None)
         assert kept.drop_text == "Sorry, all busy", "the text is spoken instead"
         assert await prompts.prompt_sound(s, prompt_id) is None
+
+
+def test_a_document_without_prompt_ids_dumps_and_hashes_as_before() -> None:
+    """Old documents keep their revision hash (republishing one reuses its revision), and a
+    picked prompt survives the round trip."""
+    from bots.scenario import load
+
+    old: dict[str, Any] = {
+        "name": "Old",
+        "start": "hi",
+        "nodes": [
+            {
+                "id": "hi",
+                "type": "message",
+                "content": {"text": "Hi", "prompt": "omni/hi"},
+                "ports": {"next": "bye"},
+            },
+            {"id": "bye", "type": "close", "result_code": "done"},
+        ],
+    }
+    scenario = load(old)
+    assert "prompt_id" not in str(scenario.logic())
+    picked = load(
+        {**old, "nodes": [{**old["nodes"][0], "content": {"text": "Hi", "prompt_id": 7}}, old["nodes"][1]]}
+    )
+    assert picked.logic()["nodes"][0]["content"]["prompt_id"] == 7
+    assert load(picked.model_dump(mode="json", by_alias=True)).content_hash() == picked.content_hash()
+    assert picked.content_hash() != scenario.content_hash()

@@ -253,7 +253,7 @@ root.append(
   el("h1", {}, t(data.view === "prompts" ? "media.prompts_title" : "media.files_title")),
   el(
     "div",
-    { class: "media" },
+    { class: "media-layout" },
     el("aside", { class: "card" }, el("h3", {}, t("media.folders")), tree, data.manage ? folderTools() : null),
     el("main", {}, crumbs, status, data.manage ? uploadForm() : null, items),
   ),
