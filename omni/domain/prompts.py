@@ -362,8 +362,12 @@ def prompt_ids_in(document: Any) -> Iterator[int]:
 
 
 async def prompt_users(session: AsyncSession, prompt_id: int) -> list[str]:
-    """Keys of the scenarios whose draft or active revision plays the prompt."""
+    """Keys of the scenarios whose draft or active revision plays the prompt, and
+    ``inbox '<name>'`` for voice inboxes that greet callers with it."""
     users: list[str] = []
+    for name, config in await session.execute(select(m.Inbox.name, m.Inbox.config)):
+        if (config or {}).get("welcome_prompt_id") == prompt_id:
+            users.append(f"inbox '{name}'")
     rows = await session.execute(
         select(m.Scenario.key, m.Scenario.draft, m.ScenarioRevision.document).outerjoin(
             m.ScenarioRevision, m.ScenarioRevision.id == m.Scenario.active_revision_id
@@ -376,14 +380,14 @@ async def prompt_users(session: AsyncSession, prompt_id: int) -> list[str]:
 
 
 async def do_delete_prompt(session: AsyncSession, who: Principal, prompt_id: int) -> None:
-    """Refused (409, naming the scenarios) while a scenario plays it; campaigns let go of it."""
+    """Refused (409, naming them) while a scenario or an inbox plays it; campaigns let go of it."""
     check_role(who, *MANAGERS)
     row = await access_prompt(session, who, prompt_id)
     users = await prompt_users(session, row.id)
     if users:
         raise Conflict(
-            "the prompt is used by the scenarios {scenarios}: pick another prompt there first",
-            scenarios=", ".join(users),
+            "the prompt is used by {users}: pick another prompt there first",
+            users=", ".join(users),
         )
     files = [Path(row.sound + ".wav")] if row.sound else []
     if row.file_id is not None:

@@ -55,7 +55,7 @@ from channels.voice.agi.wire import AgiChannel, FastAgiServer, app_arg
 from omni.channels import DeliveryReceipt, OutboundMessage
 from omni.db import Database
 from omni.db import models as m
-from omni.domain import conversations, routing
+from omni.domain import conversations, prompts, routing
 from omni.domain import ivr as core
 from omni.domain.contacts import normalise_phone
 from omni.domain.errors import InvalidInput, NotFound
@@ -230,6 +230,8 @@ class AgiServer(FastAgiServer):
         await call.set_variable("OMNI_INBOX_ID", str(inbox.id))
         played = await call.get_variable("OMNI_PLAYED")
         cursor = int(played) if played and played.isdigit() else 0
+        if not cursor:
+            await self._welcome(call, inbox)
         music = False
         busy_since: float | None = None
         loop = asyncio.get_running_loop()
@@ -269,6 +271,19 @@ class AgiServer(FastAgiServer):
             await call.wait_for_digit(POLL_SECONDS * 1000)
         log.error("conversation %s: the IVR ran %s rounds; gives up", conv_id, MAX_ROUNDS)
         await call.set_variable("OMNI_RESULT", "error")
+
+    async def _welcome(self, call: AgiChannel, inbox: m.Inbox) -> None:
+        """The inbox's welcome prompt (``config.welcome_prompt_id``, picked in the prompt
+        manager), once per call before the scenario speaks; a deleted prompt is skipped."""
+        prompt_id = (inbox.config or {}).get("welcome_prompt_id")
+        if not isinstance(prompt_id, int):
+            return
+        async with self.db.transaction() as session:
+            sound = await prompts.prompt_sound(session, prompt_id)
+        if sound:
+            await call.stream_file(sound)
+        else:
+            log.warning("inbox %s: welcome prompt %s is gone; not played", inbox.id, prompt_id)
 
     async def _inbox(self, token: str) -> m.Inbox | None:
         async with self.db.transaction() as session:

@@ -65,9 +65,21 @@ async def test_ivr_plays_the_sound_of_the_prompt_picked_in_the_node(
             "audio/wav",
             settings=settings,
         )
+        welcome = await prompts.do_upload_prompt(
+            s,
+            admin,
+            "",
+            "Welcome",
+            tone(tmp_path / "w.wav", seconds=0.5),
+            "w.wav",
+            "audio/wav",
+            settings=settings,
+        )
+        ib.config = {"scenario": "prompted", "welcome_prompt_id": welcome.id}
         row = await service.create(s, admin, "prompted", "Prompted", _doc(sales.id, menu.id, bye.id))
         await service.publish(s, admin, row.id)
         token, menu_sound, bye_sound = ib.public_token, menu.sound, bye.sound
+        welcome_sound = welcome.sound
     assert _is_file(menu_sound + ".wav")
     agi = AgiServer(services, "127.0.0.1", 0, prompts_dir="/var/lib/omni/prompts")
     await agi.start()
@@ -76,7 +88,9 @@ async def test_ivr_plays_the_sound_of_the_prompt_picked_in_the_node(
         await call.run()
     finally:
         await agi.stop()
-    assert call.played == [menu_sound, bye_sound], "the prompt manager's sounds, not the old file name"
+    assert call.played == [welcome_sound, menu_sound, bye_sound], (
+        "the inbox's welcome, then the prompt manager's sounds (not the old file name)"
+    )
     assert call.variables["OMNI_RESULT"] == "closed"
 
 
