@@ -53,6 +53,7 @@ __all__ = [
     "prompt_sound",
     "prompt_users",
     "sniff_audio",
+    "welcome_sound",
 ]
 
 log = logging.getLogger(__name__)
@@ -407,6 +408,24 @@ async def do_delete_prompt(session: AsyncSession, who: Principal, prompt_id: int
             path.unlink(missing_ok=True)
 
     unit_of_work(session).call_after_commit(remove)
+
+
+async def welcome_sound(session: AsyncSession, inbox: m.Inbox, conversation_id: int) -> str | None:
+    """What the IVR plays as it answers a call of ``inbox`` (``config.welcome_prompt_id``):
+    None without one, for a deleted one (logged), and for a caller an operator has already had
+    (a transfer to the IVR: they were welcomed when they called)."""
+    prompt_id = (inbox.config or {}).get("welcome_prompt_id")
+    if not isinstance(prompt_id, int):
+        return None
+    offered = await session.scalar(
+        select(m.Offer.id).where(m.Offer.conversation_id == conversation_id).limit(1)
+    )
+    if offered is not None:
+        return None
+    sound = await prompt_sound(session, prompt_id)
+    if sound is None:
+        log.warning("inbox %s: welcome prompt %s is gone; not played", inbox.id, prompt_id)
+    return sound
 
 
 async def prompt_sound(session: AsyncSession, prompt_id: int) -> str | None:

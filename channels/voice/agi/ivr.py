@@ -231,7 +231,7 @@ class AgiServer(FastAgiServer):
         played = await call.get_variable("OMNI_PLAYED")
         cursor = int(played) if played and played.isdigit() else 0
         if not cursor:
-            await self._welcome(call, inbox)
+            await self._welcome(call, conv_id, inbox)
         music = False
         busy_since: float | None = None
         loop = asyncio.get_running_loop()
@@ -272,18 +272,12 @@ class AgiServer(FastAgiServer):
         log.error("conversation %s: the IVR ran %s rounds; gives up", conv_id, MAX_ROUNDS)
         await call.set_variable("OMNI_RESULT", "error")
 
-    async def _welcome(self, call: AgiChannel, inbox: m.Inbox) -> None:
-        """The inbox's welcome prompt (``config.welcome_prompt_id``, picked in the prompt
-        manager), once per call before the scenario speaks; a deleted prompt is skipped."""
-        prompt_id = (inbox.config or {}).get("welcome_prompt_id")
-        if not isinstance(prompt_id, int):
-            return
+    async def _welcome(self, call: AgiChannel, conv_id: int, inbox: m.Inbox) -> None:
+        """The inbox's welcome prompt, once per call before the scenario speaks."""
         async with self.db.transaction() as session:
-            sound = await prompts.prompt_sound(session, prompt_id)
+            sound = await prompts.welcome_sound(session, inbox, conv_id)
         if sound:
             await call.stream_file(sound)
-        else:
-            log.warning("inbox %s: welcome prompt %s is gone; not played", inbox.id, prompt_id)
 
     async def _inbox(self, token: str) -> m.Inbox | None:
         async with self.db.transaction() as session:

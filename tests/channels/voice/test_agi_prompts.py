@@ -5,6 +5,7 @@ an unknown prompt can't be published."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,7 @@ async def test_ivr_plays_the_sound_of_the_prompt_picked_in_the_node(
         await service.publish(s, admin, row.id)
         token, menu_sound, bye_sound = ib.public_token, menu.sound, bye.sound
         welcome_sound = welcome.sound
+        inbox_id, op_id, sales_id = ib.id, op.id, sales.id
     assert _is_file(menu_sound + ".wav")
     agi = AgiServer(services, "127.0.0.1", 0, prompts_dir="/var/lib/omni/prompts")
     await agi.start()
@@ -92,6 +94,19 @@ async def test_ivr_plays_the_sound_of_the_prompt_picked_in_the_node(
         "the inbox's welcome, then the prompt manager's sounds (not the old file name)"
     )
     assert call.variables["OMNI_RESULT"] == "closed"
+    # A caller an operator already had (a transfer back to the IVR) is not welcomed again.
+    conv_id = int(call.variables["OMNI_CONVERSATION"])
+    async with services.db.transaction() as s:
+        inbox = await s.get_one(m.Inbox, inbox_id)
+        assert await prompts.welcome_sound(s, inbox, conv_id) == welcome_sound
+        now = datetime.now(UTC)
+        s.add(
+            m.Offer(
+                conversation_id=conv_id, user_id=op_id, queue_id=sales_id, state="accepted", expires_at=now
+            )
+        )
+        await s.flush()
+        assert await prompts.welcome_sound(s, inbox, conv_id) is None
 
 
 async def test_publishing_a_node_with_an_unknown_prompt_is_refused(services: Services) -> None:
