@@ -42,6 +42,8 @@ async def test_supervisor_uploads_previews_and_picks_a_prompt(
         await f.result_code(s, "done")
         scenario = await scenarios.create(s, Principal.of(sup), "voice_hi", "Voice greeting", VOICE_DOC)
         scenario_id = scenario.id
+        line = await f.inbox(s, await f.queue(s, "Line", []), channel="voice")
+        line.config = {"scenario": "voice_hi"}  # the IVR of a phone line: publish checks voice too
     wav = tmp_path / "welcome.wav"
     tone(wav, rate=44100, channels=2, seconds=1)
     context, page = await staff_page(browser, live_server.url, "sup")
