@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path.cwd() / ".omni"
@@ -160,6 +160,86 @@ class VoiceSettings(BaseSettings):
     moh_class: str = "default"
     """Music-on-hold class played to waiting and held callers."""
 
+    # --- campaign calls: drops and answering-machine detection (docs/dialer.md) -------------
+    drop_context: str = "omni-drop"
+    """Where a predictive call nobody could take within ``drop_seconds`` is redirected: plays
+    ``${OMNI_SOUND}`` (or runs ``${OMNI_SPEAK}``, a TTS application) and hangs up."""
+    machine_context: str = "omni-machine"
+    """Where an answering machine is redirected to hear the campaign's machine message: waits
+    for the silence after the beep, plays ``${OMNI_SOUND}`` (or ``${OMNI_SPEAK}``), hangs up."""
+    amd_context: str = "omni-amd"
+    """The context an answered campaign call enters when its campaign has ``amd_enabled``:
+    ``AMD(${OMNI_AMD})``, then ``UserEvent(OmniAmd)`` with the result, then the hold context."""
+    amd_initial_silence: int = 2500
+    """ms of silence before the greeting after which the callee is a MACHINE (amd.conf default)."""
+    amd_greeting: int = 1500
+    """ms: a greeting longer than this is a MACHINE."""
+    amd_after_greeting_silence: int = 800
+    """ms of silence after the greeting that make the callee a HUMAN."""
+    amd_total_analysis_time: int = 5000
+    """ms AMD may listen before it gives up with NOTSURE (treated as a human). Keep it well
+    under ``dialing.ANSWER_MARGIN_SECONDS``: the ring deadline is the safety net meanwhile."""
+    amd_min_word_length: int = 100
+    """ms of voice that count as a word."""
+    amd_between_words_silence: int = 50
+    """ms of silence that end a word."""
+    amd_maximum_number_of_words: int = 2
+    """More words than this in the greeting is a MACHINE (a person says "Hello?")."""
+    amd_silence_threshold: int = 256
+    """Average sample level (0..32767) under which audio counts as silence."""
+    amd_maximum_word_length: int = 5000
+    """ms: one utterance longer than this is a MACHINE."""
+    machine_silence_ms: int = 1500
+    """The machine message starts after this much silence (the beep over), waited for at most
+    ``machine_silence_wait_seconds`` (``WaitForSilence``)."""
+    machine_silence_wait_seconds: int = 20
+
+
+class SpeechSettings(BaseSettings):
+    """Text to speech (``omni.domain.speech``): how the IVR says a bot text that has no prompt
+    file, and the cache of rendered audio. ``docs/dialer.md`` (Text to speech)."""
+
+    model_config = SettingsConfigDict(env_prefix="OMNI_TTS_", extra="ignore")
+
+    engine: str = ""
+    """``espeak``: audio files rendered by espeak-ng (the Debian package, with a Russian voice)
+    and sox, cached, played with ``STREAM FILE``; ``app``: the dialplan application
+    :attr:`app` speaks the text (no files); empty: prompt files only (or, when
+    ``OMNI_VOICE_TTS_APP`` is set, that application as before)."""
+    app: str = ""
+    """Dialplan application for engine ``app`` (``Festival``, ``googletts``, ...); it gets the
+    spelled text as its one argument. Empty = ``OMNI_VOICE_TTS_APP``."""
+    voice_ru: str = "ru"
+    voice_en: str = "en-us"
+    """espeak-ng voices (``espeak-ng --voices``) for Russian and for every other language."""
+    rate: int = 150
+    """Words per minute (espeak-ng ``-s``); 80–450."""
+    spell: bool = True
+    """Write numbers, dates, money and phone numbers out in words before synthesis."""
+    cache_dir: Path | None = None
+    """Where rendered files go: a directory Asterisk reads at the same path (a shared volume).
+    Empty = ``<data_dir>/media/tts``."""
+    cache_max_bytes: int = 512 * 1024 * 1024
+    """Rendered audio kept at most; past it the least recently played files are removed when a
+    new one is written (and re-rendered if asked for again)."""
+    command_timeout_seconds: float = 60.0
+    """espeak-ng or sox running longer than this is stopped and the render fails."""
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("", "espeak", "app"):
+            raise ValueError(f"OMNI_TTS_ENGINE must be espeak, app or empty, not {value!r}")
+        return value
+
+    @field_validator("rate")
+    @classmethod
+    def _sane_rate(cls, value: int) -> int:
+        if not 80 <= value <= 450:
+            raise ValueError(f"OMNI_TTS_RATE must be 80–450 words per minute, not {value}")
+        return value
+
 
 class MediaSettings(BaseSettings):
     """Audio prompts (``omni.domain.prompts``) and the staff file area (``omni.domain.staff_files``)."""
@@ -260,6 +340,7 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    speech: SpeechSettings = Field(default_factory=SpeechSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     db_pool_size: int = 20
     """PostgreSQL connections per process (and as many again in overflow)."""
@@ -278,6 +359,23 @@ class Settings(BaseSettings):
         if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("OMNI_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+    @model_validator(mode="after")
+    def _tts_app_named(self) -> Settings:
+        if self.speech.engine == "app" and not self.tts_app:
+            raise ValueError("OMNI_TTS_ENGINE=app needs OMNI_TTS_APP (the dialplan application that speaks)")
+        return self
+
+    @property
+    def tts_cache_dir(self) -> Path:
+        """Where rendered speech is kept (``OMNI_TTS_CACHE_DIR`` or ``<data_dir>/media/tts``)."""
+        return self.speech.cache_dir or self.data_dir / "media" / "tts"
+
+    @property
+    def tts_app(self) -> str:
+        """The dialplan application that speaks texts: ``OMNI_TTS_APP``, else the older
+        ``OMNI_VOICE_TTS_APP`` (empty = none)."""
+        return self.speech.app or self.voice.tts_app
 
     @property
     def embedded(self) -> bool:
