@@ -148,6 +148,10 @@ async def test_folders_rename_moves_prompts_and_empty_folders_persist(
         assert await prompts.list_folders(s, sup) == ["empty", "menus", "menus/main", "menus/main/day"]
         assert [p.name for p in await prompts.list_prompts(s, sup, "menus/main")] == ["Bye"]
         moved = await prompts.do_update_prompt(s, sup, a.id, folder="empty", name="Main menu")
+        actions = list(await s.scalars(select(m.AuditLog.action).order_by(m.AuditLog.id)))
+        assert actions == [
+            "prompt.folder_create", "prompt.upload", "prompt.upload", "prompt.folder_rename", "prompt.update"
+        ]  # fmt: skip
         assert (moved.folder, moved.name) == ("empty", "Main menu")
         with pytest.raises(Conflict):
             await prompts.do_delete_folder(s, sup, "empty")
