@@ -97,7 +97,7 @@ async def test_non_audio_or_corrupt_upload_is_refused_and_nothing_is_stored(
     assert not [p for p in leftovers if "uploads" in p.parts or "media" in p.parts]
 
 
-async def test_too_long_prompt_is_refused_with_its_length(
+async def test_too_long_or_too_big_prompt_is_refused_with_the_limit(
     services: Services, settings: Settings, tmp_path: Path
 ) -> None:
     settings.media.max_prompt_seconds = 1
@@ -109,6 +109,11 @@ async def test_too_long_prompt_is_refused_with_its_length(
             await prompts.do_upload_prompt(s, sup, "", "x", data, "long.wav", "audio/wav", settings=settings)
     assert await _count(services) == (0, 0)
     assert not list(settings.prompts_dir.glob("*.wav"))
+    settings.media.max_prompt_bytes = 1024
+    with pytest.raises(InvalidInput, match="larger than 1 KB"):
+        async with services.db.transaction() as s:
+            await prompts.do_upload_prompt(s, sup, "", "x", data, "long.wav", "audio/wav", settings=settings)
+    assert await _count(services) == (0, 0)
 
 
 async def test_operators_cannot_manage_prompts(
