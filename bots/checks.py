@@ -11,6 +11,7 @@ from bots.scenario import (
     BUILTINS,
     TEMPLATE_REF,
     AskNode,
+    Content,
     MenuNode,
     Problem,
     Scenario,
@@ -97,8 +98,19 @@ def _busy_cycles(scenario: Scenario) -> list[list[str]]:
     return cycles
 
 
+def node_prompt_ids(node: _Node) -> Iterable[int]:
+    """The prompt-manager prompts a node plays (its texts' ``prompt_id``)."""
+    for value in node.__dict__.values():
+        if isinstance(value, Content) and value.prompt_id is not None:
+            yield value.prompt_id
+
+
 def check(
-    scenario: Scenario, channel: str | None = None, *, scenario_keys: set[str] | None = None
+    scenario: Scenario,
+    channel: str | None = None,
+    *,
+    scenario_keys: set[str] | None = None,
+    prompt_ids: set[int] | None = None,
 ) -> list[Problem]:
     """All problems, in node order; empty means publishable (on ``channel`` when given)."""
     problems: list[Problem] = []
@@ -178,6 +190,16 @@ def check(
                     node=node.id,
                     target=target,
                 )
+        if prompt_ids is not None:
+            for prompt_id in node_prompt_ids(node):
+                if prompt_id not in prompt_ids:
+                    add(
+                        node.id,
+                        "prompt_missing",
+                        _l("node '{node}': prompt {prompt_id} does not exist (pick another)"),
+                        node=node.id,
+                        prompt_id=prompt_id,
+                    )
         if channel:
             problems.extend(_channel_problems(node, channel))
     reachable = _reachable(scenario)

@@ -154,7 +154,14 @@ class _Run:
 
     def execute(self, node: _Node) -> None:
         if isinstance(node, MessageNode):
-            self.out.actions.append(Say(self.text_of(node.content), prompt=node.content.prompt, node=node.id))
+            self.out.actions.append(
+                Say(
+                    self.text_of(node.content),
+                    prompt=node.content.prompt,
+                    node=node.id,
+                    prompt_id=node.content.prompt_id,
+                )
+            )
             self.leave("next")
         elif isinstance(node, MenuNode | AskNode | SurveyNode):
             self.prompt(node)
@@ -192,7 +199,9 @@ class _Run:
             self.finish("moved")
         elif isinstance(node, CloseNode):
             if node.message:
-                self.out.actions.append(Say(self.text_of(node.message), node=node.id))
+                self.out.actions.append(
+                    Say(self.text_of(node.message), node=node.id, prompt_id=node.message.prompt_id)
+                )
             self.out.actions.append(Close(node.result_code))
             self.out.steps.append(Step(node.id, "left:close"))
             self.finish("closed")
@@ -212,7 +221,13 @@ class _Run:
         elif isinstance(node, AskNode) and node.input == "choice":
             buttons = [{"id": str(i + 1), "label": c} for i, c in enumerate(node.choices)]
         self.out.actions.append(
-            Say(self.text_of(content), buttons=buttons, prompt=content.prompt, node=node.id)
+            Say(
+                self.text_of(content),
+                buttons=buttons,
+                prompt=content.prompt,
+                node=node.id,
+                prompt_id=content.prompt_id,
+            )
         )
         self.state.waiting = "input"
         if node.timeout_seconds:

@@ -64,6 +64,8 @@ class Say:
     buttons: list[dict[str, str]] = field(default_factory=list)
     prompt: str = ""
     node: str = ""
+    prompt_id: int | None = None
+    """A prompt of the prompt manager; the runner resolves it to its sound on a call."""
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from bots.scenario import AskNode, MenuNode, Scenario, ScenarioFormatError, Surv
 from omni.db import Database
 from omni.db import models as m
 from omni.db.unit_of_work import unit_of_work
-from omni.domain import automated, conversations, deadlines
+from omni.domain import automated, conversations, deadlines, prompts
 from omni.domain.hours import is_open
 from omni.domain.routing import queue_capacity
 
@@ -304,6 +304,11 @@ class BotRunner:
                 # On a call the prompt file is what the IVR plays (channels/voice/agi.py reads it
                 # back from the stored message); other channels never see it.
                 prompt = action.prompt if conv.medium == m.Medium.VOICE else ""
+                if action.prompt_id is not None and conv.medium == m.Medium.VOICE:
+                    # A prompt picked in the prompt manager; deleted since publishing (deletion
+                    # is refused while a scenario uses it, but a revision may be older): the
+                    # file name, else the text, as before.
+                    prompt = await prompts.prompt_sound(session, action.prompt_id) or prompt
                 if action.text.strip() or buttons or prompt:
                     said = await automated.do_send_automated(
                         session, conv.id, action.text or "…", buttons=buttons

@@ -14,7 +14,16 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from omni.i18n import gettext, render
 
@@ -53,7 +62,19 @@ class Content(_Model):
     channels: dict[str, str] = Field(default_factory=dict)
     """Per-channel replacement text, e.g. ``{"voice": "Press 1 for sales, 2 for support"}``."""
     prompt: str = ""
-    """Voice only: a sound file name played instead of TTS."""
+    """Voice only: a sound file name played instead of TTS (older documents; ``prompt_id`` wins)."""
+    prompt_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    """Voice only: a prompt of the prompt manager (``omni.domain.prompts``), played instead of
+    TTS; checked at publish, resolved to its sound when the node speaks."""
+
+    @model_serializer(mode="wrap")
+    def _without_unset_prompt(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """No ``prompt_id`` key when none is picked: documents from before prompt ids dump (and
+        hash) exactly as they did, so republishing one reuses its revision."""
+        data: dict[str, Any] = handler(self)
+        if data.get("prompt_id") is None:
+            data.pop("prompt_id", None)
+        return data
 
     def for_channel(self, channel: str, lang: str = "en") -> str:
         if channel in self.channels:

@@ -120,11 +120,15 @@ async def save_draft(session: AsyncSession, who: Principal, scenario_id: int, do
     scenario = parse(document)
     row.draft = _stored(scenario)
     row.updated_at = datetime.now(UTC)
-    return check(scenario, scenario_keys=await _keys(session))
+    return check(scenario, scenario_keys=await _keys(session), prompt_ids=await _prompt_ids(session))
 
 
 async def _keys(session: AsyncSession) -> set[str]:
     return set(await session.scalars(select(m.Scenario.key)))
+
+
+async def _prompt_ids(session: AsyncSession) -> set[int]:
+    return set(await session.scalars(select(m.Prompt.id)))
 
 
 async def _channels_using(session: AsyncSession, key: str) -> set[str]:
@@ -134,7 +138,7 @@ async def _channels_using(session: AsyncSession, key: str) -> set[str]:
 
 async def problems(session: AsyncSession, row: m.Scenario) -> list[Problem]:
     scenario = parse(row.draft)
-    found = check(scenario, scenario_keys=await _keys(session))
+    found = check(scenario, scenario_keys=await _keys(session), prompt_ids=await _prompt_ids(session))
     for channel in sorted(await _channels_using(session, row.key)):
         found.extend(p for p in check(scenario, channel) if p.code == "channel" and p not in found)
     return found

@@ -241,6 +241,45 @@ class SpeechSettings(BaseSettings):
         return value
 
 
+class MediaSettings(BaseSettings):
+    """Audio prompts (``omni.domain.prompts``) and the staff file area (``omni.domain.staff_files``)."""
+
+    model_config = SettingsConfigDict(env_prefix="OMNI_MEDIA_", extra="ignore")
+
+    prompts_dir: Path | None = None
+    """Where converted prompts are written (8 kHz mono 16-bit WAV) and what their ``sound``
+    names: a directory Asterisk reads (shared with its host). Empty = ``data_dir/media/prompts``."""
+    max_prompt_bytes: int = 20 * 1024 * 1024
+    """Largest WAV/MP3 upload."""
+    max_prompt_seconds: int = 600
+    """Longest prompt; a longer one is refused (hold music belongs to a music-on-hold class)."""
+    max_staff_file_bytes: int = 50 * 1024 * 1024
+    staff_file_types: list[str] = Field(
+        default_factory=lambda: [
+            "application/pdf",
+            "text/plain",
+            "text/csv",
+            "image/png",
+            "image/jpeg",
+            "image/gif",
+            "image/webp",
+            "application/msword",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/vnd.ms-excel",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "application/vnd.ms-powerpoint",
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            "application/vnd.oasis.opendocument.text",
+            "application/vnd.oasis.opendocument.spreadsheet",
+            "application/zip",
+            "audio/wav",
+            "audio/mpeg",
+        ]
+    )
+    """Declared types accepted in the staff file area (checked like chat attachments:
+    ``omni.domain.files.check_upload``)."""
+
+
 class SmtpSettings(BaseSettings):
     """Outgoing mail (scheduled reports, ``omni.domain.reports.mailing``). No host = no mail:
     schedules can still be set up, and the page says mail is off."""
@@ -302,6 +341,7 @@ class Settings(BaseSettings):
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     speech: SpeechSettings = Field(default_factory=SpeechSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
     db_pool_size: int = 20
     """PostgreSQL connections per process (and as many again in overflow)."""
     socketio_max_message_bytes: int = 256 * 1024
@@ -347,6 +387,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir / 'omni.sqlite3'}"
+
+    @property
+    def prompts_dir(self) -> Path:
+        """Where converted prompts live (``media.prompts_dir``, else under ``data_dir``)."""
+        return self.media.prompts_dir or self.data_dir / "media" / "prompts"
 
     @property
     def is_sqlite(self) -> bool:

@@ -11,7 +11,18 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from litestar.types import ExceptionHandlersMap
 
-from omni.web import admin, builder, dnc, lists, operator, report_schedules, reports, supervisor, wallboard
+from omni.web import (
+    admin,
+    builder,
+    dnc,
+    lists,
+    media,
+    operator,
+    report_schedules,
+    reports,
+    supervisor,
+    wallboard,
+)
 from omni.web.pages import (
     LoginRequired,
     PageController,
@@ -49,6 +60,7 @@ def route_handlers() -> list[Any]:
         *admin.CONTROLLERS,
         *report_schedules.CONTROLLERS,
         *dnc.CONTROLLERS,
+        *media.CONTROLLERS,
         create_static_files_router(path="/static", directories=[STATIC], name="static"),
         create_static_files_router(path="/ui", directories=[UI_DIST], name="ui"),
     ]

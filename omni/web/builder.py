@@ -7,7 +7,8 @@ get the same pages read-only (they may still test-run a scenario).
 
 Boot data: ``view`` (``list`` or ``edit``), ``scenario_id``, ``readonly``, ``channels``,
 ``queues`` (``[{id, name}]`` for hand-off nodes), ``result_codes`` (codes for close nodes),
-``scenario_keys`` (for goto nodes) and ``strings`` (``bld.*``).
+``scenario_keys`` (for goto nodes), ``prompts`` (``[{id, folder, name, audio_url}]``, the voice
+prompt picker) and ``strings`` (``bld.*``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ class BuilderPage(Controller):
                 )
             )
             keys = list(await session.scalars(select(m.Scenario.key).order_by(m.Scenario.key)))
+            prompts = [
+                {"id": p.id, "folder": p.folder, "name": p.name, "audio_url": f"/api/v1/prompts/{p.id}/audio"}
+                for p in await session.scalars(select(m.Prompt).order_by(m.Prompt.folder, m.Prompt.name))
+            ]
         boot = boot_data(
             ctx,
             strings=messages(ctx.lang, "bld."),
@@ -48,6 +53,7 @@ class BuilderPage(Controller):
             queues=queues,
             result_codes=codes,
             scenario_keys=keys,
+            prompts=prompts,
             **values,
         )
         return ctx.template("live.html", module="builder", boot=boot)

@@ -59,7 +59,7 @@ from channels.voice.agi.wire import AgiChannel, FastAgiServer, app_arg
 from omni.channels import DeliveryReceipt, OutboundMessage
 from omni.db import Database
 from omni.db import models as m
-from omni.domain import conversations, routing
+from omni.domain import conversations, prompts, routing
 from omni.domain import ivr as core
 from omni.domain.contacts import normalise_phone
 from omni.domain.errors import InvalidInput, NotFound
@@ -239,6 +239,8 @@ class AgiServer(FastAgiServer):
         await call.set_variable("OMNI_INBOX_ID", str(inbox.id))
         played = await call.get_variable("OMNI_PLAYED")
         cursor = int(played) if played and played.isdigit() else 0
+        if not cursor:
+            await self._welcome(call, conv_id, inbox)
         music = False
         busy_since: float | None = None
         loop = asyncio.get_running_loop()
@@ -278,6 +280,13 @@ class AgiServer(FastAgiServer):
             await call.wait_for_digit(POLL_SECONDS * 1000)
         log.error("conversation %s: the IVR ran %s rounds; gives up", conv_id, MAX_ROUNDS)
         await call.set_variable("OMNI_RESULT", "error")
+
+    async def _welcome(self, call: AgiChannel, conv_id: int, inbox: m.Inbox) -> None:
+        """The inbox's welcome prompt, once per call before the scenario speaks."""
+        async with self.db.transaction() as session:
+            sound = await prompts.welcome_sound(session, inbox, conv_id)
+        if sound:
+            await call.stream_file(sound)
 
     async def _inbox(self, token: str) -> m.Inbox | None:
         async with self.db.transaction() as session:

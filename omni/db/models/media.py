@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from omni.db.models.base import Base, utcnow
 
-__all__ = ["Prompt", "StaffFile", "TtsCache"]
+__all__ = ["MediaFolder", "Prompt", "StaffFile", "TtsCache"]
 
 
 class Prompt(Base):
@@ -74,3 +74,18 @@ class TtsCache(Base):
     size: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MediaFolder(Base):
+    """A folder of the prompt manager or the staff file area, so an empty folder exists before
+    anything is uploaded into it. Items name their folder by path (``prompts.folder``)."""
+
+    __tablename__ = "media_folders"
+    __table_args__ = (UniqueConstraint("area", "path", name="uq_media_folders_area_path"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    area: Mapped[str] = mapped_column(String(16))
+    """``prompts`` or ``staff``."""
+    path: Mapped[str] = mapped_column(String(256))
+    """Slash-separated (``greetings/holidays``); parents are rows of their own."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -30,8 +30,9 @@ CHANNELS = ("widget", "telegram", "voice", "api")
 PRECHAT_FIELDS = ("name", "email", "phone", "subject")
 WIDGET_CONFIG_KEYS = ("greeting", "greeting_ru", "colour", "prechat", "allowed_origins")
 """Inbox ``config`` keys the widget reads (widget/README.md); other keys go in the JSON box."""
-FORM_CONFIG_KEYS = (*WIDGET_CONFIG_KEYS, "scenario")
-"""Every inbox ``config`` key the form has a field for (``scenario``: the bot that runs first)."""
+FORM_CONFIG_KEYS = (*WIDGET_CONFIG_KEYS, "scenario", "welcome_prompt_id")
+"""Every inbox ``config`` key the form has a field for (``scenario``: the bot that runs first;
+``welcome_prompt_id``: a voice inbox's prompt played as the IVR answers)."""
 COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from omni.db import models as m
 from omni.domain import admin
 from omni.domain.errors import InvalidInput
 from omni.web.admin.forms import (
@@ -25,6 +27,12 @@ from omni.web.admin.forms import (
     yes_no,
 )
 from omni.web.i18n import enum_label, enum_options
+
+
+async def _prompt_options(session: AsyncSession) -> list[tuple[str, str]]:
+    """The prompt manager's prompts as ``folder/name`` (a voice inbox's welcome prompt)."""
+    rows = await session.scalars(select(m.Prompt).order_by(m.Prompt.folder, m.Prompt.name).limit(LIMIT))
+    return [(str(p.id), f"{p.folder}/{p.name}" if p.folder else p.name) for p in rows]
 
 
 class Inboxes(Section):
@@ -63,6 +71,15 @@ class Inboxes(Section):
                 help=t("adm.scenario_help"),
             ),
             Field("active", t("adm.f.active"), "checkbox"),
+            Field(
+                "welcome_prompt_id",
+                t("adm.f.welcome_prompt"),
+                "select",
+                [("", t("adm.none")), *await _prompt_options(session)],
+                numeric=True,
+                nullable=True,
+                help=t("adm.welcome_prompt_help"),
+            ),
             Field("greeting", t("adm.f.greeting")),
             Field("greeting_ru", t("adm.f.greeting_ru")),
             Field("colour", t("adm.f.colour")),
@@ -92,6 +109,7 @@ class Inboxes(Section):
         config = dict(body.pop("config") or {})
         for key in ("greeting", "greeting_ru", "colour", "scenario"):
             body[key] = config.pop(key, "")
+        body["welcome_prompt_id"] = config.pop("welcome_prompt_id", None)
         asked = {p.get("name"): p for p in config.pop("prechat", None) or [] if isinstance(p, dict)}
         for p in PRECHAT_FIELDS:
             entry = asked.get(p)
@@ -111,6 +129,9 @@ class Inboxes(Section):
             text = str(data.pop(key, "")).strip()
             if text:
                 config[key] = text
+        welcome = data.pop("welcome_prompt_id", None)
+        if welcome is not None:
+            config["welcome_prompt_id"] = int(welcome)
         colour = str(data.pop("colour", "")).strip()
         if colour:
             if not COLOUR.fullmatch(colour):
@@ -136,6 +157,9 @@ class Inboxes(Section):
         key = data["config"].get("scenario")
         if key and key not in await scenario_keys(session):
             raise InvalidInput(self.t("adm.unknown_scenario", name=key), field="scenario")
+        welcome = data["config"].get("welcome_prompt_id")
+        if welcome is not None and await session.get(m.Prompt, welcome) is None:
+            raise InvalidInput(self.t("adm.unknown_prompt", id=welcome), field="welcome_prompt_id")
         if item_id is None:
             return (await admin.check_create_inbox(session, self.who, data)).id
         return (await admin.check_update_inbox(session, self.who, item_id, data)).id

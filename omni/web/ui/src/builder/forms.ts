@@ -36,7 +36,7 @@ function contentFields(ctx: FormContext, node: BNode, key: string, legend: strin
   const c = content(node, key);
   const emptyToNull = (): void => {
     const now = node[key] as Content | null;
-    if (optional && now && !now.text && !now.text_ru && !Object.keys(now.channels ?? {}).length) node[key] = null;
+    if (optional && now && !now.text && !now.text_ru && !Object.keys(now.channels ?? {}).length && !now.prompt_id) node[key] = null;
   };
   return section(
     legend,
@@ -50,7 +50,50 @@ function contentFields(ctx: FormContext, node: BNode, key: string, legend: strin
       target.channels = channels;
       emptyToNull();
     }),
+    promptPicker(ctx, key, c.prompt_id ?? null, (id) => {
+      const target = get();
+      if (id === null) delete target.prompt_id;
+      else target.prompt_id = id;
+      emptyToNull();
+    }),
   );
+}
+
+/** The voice prompt: picked from the prompt manager by folder, with a preview player. */
+function promptPicker(ctx: FormContext, key: string, value: number | null, apply: (id: number | null) => void): HTMLElement {
+  const list = ctx.boot.prompts ?? [];
+  const select = el("select", { "data-testid": `${key}-prompt` });
+  select.append(el("option", { value: "" }, ctx.t("bld.prompt_none")));
+  const folders = new Map<string, HTMLOptGroupElement>();
+  for (const p of list) {
+    let group = folders.get(p.folder);
+    if (!group) {
+      group = el("optgroup", { label: p.folder || "/" });
+      folders.set(p.folder, group);
+      select.append(group);
+    }
+    group.append(el("option", { value: String(p.id) }, p.name));
+  }
+  if (value !== null && !list.some((p) => p.id === value)) {
+    select.append(el("option", { value: String(value) }, ctx.t("bld.prompt_missing", { id: value })));
+  }
+  select.value = value === null ? "" : String(value);
+  select.disabled = ctx.readonly;
+  const audio = el("audio", { controls: true, preload: "none", "data-testid": `${key}-prompt-audio` });
+  const preview = (): void => {
+    const picked = list.find((p) => String(p.id) === select.value);
+    audio.hidden = !picked;
+    if (picked) audio.src = picked.audio_url;
+    else audio.removeAttribute("src");
+  };
+  preview();
+  select.addEventListener("change", () => {
+    apply(select.value ? Number(select.value) : null);
+    preview();
+    ctx.changed();
+  });
+  const manage = el("a", { href: "/supervisor/prompts", target: "_blank", rel: "noopener" }, ctx.t("bld.prompt_manage"));
+  return el("label", { class: "bld-field", "data-testid": `field-${key}-prompt` }, el("span", {}, ctx.t("bld.f.voice_prompt")), select, audio, manage);
 }
 
 function optionsEditor(ctx: FormContext, node: BNode, withPorts: boolean): HTMLElement {

@@ -7,6 +7,8 @@ export interface Content {
   text_ru?: string;
   channels?: Record<string, string>;
   prompt?: string;
+  /** A prompt of the prompt manager (played on calls instead of TTS). */
+  prompt_id?: number | null;
 }
 
 export interface MenuOption {
@@ -112,4 +114,13 @@ export interface BuilderBoot {
   queues: Option[];
   result_codes: string[];
   scenario_keys: string[];
+  /** The prompt manager's prompts, for the voice prompt picker. */
+  prompts?: PromptChoice[];
+}
+
+export interface PromptChoice {
+  id: number;
+  folder: string;
+  name: string;
+  audio_url: string;
 }
