@@ -1,7 +1,7 @@
 """prompts: folders of the prompt manager and the staff file area
 
-Revision ID: 0024_prompts
-Revises: 0023_dialer
+Revision ID: 0026_prompts
+Revises: 0025_import13
 Create Date: 2026-11-30 01:45:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0024_prompts"
-down_revision: str | None = "0023_dialer"
+revision: str = "0026_prompts"
+down_revision: str | None = "0025_import13"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
