@@ -33,10 +33,10 @@ from channels.voice.events import CallEvent, Kind
 from channels.voice.state import Call
 from omni.channels import AttemptOrder, ChannelNotReady
 from omni.db import models as m
-from omni.db.models.outbound import Outcome
+from omni.db.models.outbound import DialMode, Outcome
 from omni.domain import calls, outgoing
 from omni.domain.errors import Conflict, DomainError, InvalidInput
-from omni.domain.outbound import dialing
+from omni.domain.outbound import agentless, dialing
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ class Dial:
     """The ``OriginateResponse`` (or its grace after the hang-up) was applied."""
     hung_up_at: datetime | None = None
     """When the unanswered customer leg hung up: the attempt's end time."""
+    dial_mode: str = ""
 
     @property
     def leg(self) -> str:
@@ -113,7 +114,7 @@ class VoiceCampaign(VoiceEffects):
 
         ``ChannelNotReady`` while the AMI link is down, with nothing stored (the engine refuses
         the attempt and the target is pending again)."""
-        if order.operator_id is None:
+        if order.operator_id is None and order.dial_mode != DialMode.AGENTLESS:
             raise InvalidInput("a campaign call needs an operator to connect it to", field="operator_id")
         if not self.ami.ready:
             raise ChannelNotReady("the AMI link to Asterisk is down")
@@ -135,6 +136,7 @@ class VoiceCampaign(VoiceEffects):
             inbox_id=inbox.id,
             queue_id=order.queue_id,
             ring_seconds=order.ring_seconds,
+            dial_mode=order.dial_mode,
             variables={
                 **order.variables,
                 "campaign_id": order.campaign_id,
@@ -293,6 +295,9 @@ class VoiceCampaign(VoiceEffects):
         if dial.answered_at is not None:
             return
         dial.answered_at = now
+        if dial.dial_mode == DialMode.AGENTLESS:
+            await self._answered_agentless(dial, now)
+            return
         assert dial.operator_id is not None
         try:
             async with self.services.db.transaction() as session:
@@ -369,6 +374,42 @@ class VoiceCampaign(VoiceEffects):
             ev = CallEvent(Kind.ORIGINATE_RESPONSE, dial.agent_leg, success=False, cause=str(exc))
             self._events.put_nowait((ev, datetime.now(UTC), time.perf_counter()))
 
+    async def _answered_agentless(self, dial: Dial, now: datetime) -> None:
+        """An agentless campaign's customer answered: the conversation and its scenario
+        (``agentless.do_start_agentless``), then the customer's channel is redirected to the
+        agentless context, whose FastAGI ``outbound`` route plays the scenario and stores the
+        result. From then on the call is the registry's like an inbound caller's (a hand-off
+        queues it in the unified line, its hang-up ends the conversation) and this attempt's
+        end is the IVR's (``agentless.do_store_result``). A scenario that can't start hangs
+        the customer up: ``dropped``."""
+        name = str(dial.variables.get("name") or "")
+        try:
+            async with self.services.db.transaction() as session:
+                conv_id = await agentless.do_start_agentless(session, dial.attempt_id, now)
+                call = Call(
+                    linkedid=dial.leg,
+                    conversation_id=conv_id,
+                    caller_uniqueid=dial.leg,
+                    caller_channel=dial.channel,
+                    caller_number=dial.phone,
+                    caller_name=name,
+                    enqueued=True,  # the wait context's OmniEnqueue after a hand-off is this call
+                )
+                await self._save_call(call, session=session, inbox_id=dial.inbox_id, direction="out")
+        except DomainError as exc:
+            log.warning(
+                "voice: agentless attempt %s answered, scenario not started: %s", dial.attempt_id, exc
+            )
+            await self._finish(dial, Outcome.DROPPED, f"scenario not started: {exc}", now)
+            await self._quietly(control.hangup(dial.channel or dial.leg))
+            return
+        dial.conversation_id = conv_id
+        dial.done = True
+        self._dials.pop(dial.attempt_id, None)
+        self._dials_done.add(dial.attempt_id)
+        self.registry.add(call)
+        await self._quietly(control.redirect(dial.channel or dial.leg, self.settings.agentless_context))
+
     async def _operator_event(self, dial: Dial, ev: CallEvent, now: datetime) -> None:
         """The operator's phone: answered → bridged with the customer, the attempt
         ``answered``; it never answers (busy, unreachable, not picked up) → ``dropped`` (the
@@ -410,6 +451,7 @@ class VoiceCampaign(VoiceEffects):
                 inbox_id=campaign.inbox_id,
                 queue_id=campaign.queue_id,
                 ring_seconds=campaign.ring_seconds,
+                dial_mode=campaign.dial_mode,
                 variables={
                     "campaign_id": campaign.id,
                     "target_id": attempt.target_id,
