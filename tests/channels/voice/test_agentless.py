@@ -8,16 +8,18 @@ application texts, the beep) and presses the scripted digits or says the scripte
 
 from __future__ import annotations
 
+import io
 import itertools
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import select
 
 from bots import service
@@ -231,6 +233,7 @@ async def test_an_answered_agentless_call_plays_the_personal_message_and_stores_
             got = await http.get(f"/api/v1/files/{stored.id}")
         assert got.status_code == 200 and got.content == await anyio.Path(stored.path).read_bytes()
         assert got.headers["content-type"].startswith("audio/wav")
+        await _report_and_export(server, order, stored.id)
 
 
 async def test_digit_2_repeats_the_message_and_silence_records_nothing(
@@ -330,3 +333,39 @@ async def test_hang_up_mid_scenario_is_retried_on_the_contacts_next_number(
 async def _abandoned(w: World, conv_id: int | None) -> bool:
     assert conv_id is not None
     return (await w.conv(conv_id)).status == "abandoned"
+
+
+async def _report_and_export(server: LiveServer, order: AttemptOrder, file_id: str) -> None:
+    """The supervisor's per-contact view of the campaign: the ``campaign_contacts`` report and
+    its XLSX export (the report machinery of the campaign reports)."""
+    today = datetime.now(UTC).date()
+    period = {"since": (today - timedelta(days=1)).isoformat(), "until": (today + timedelta(days=1)).isoformat()}
+    token = await token_for(server, "admin")
+    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as http:
+        got = await http.get("/api/v1/reports/campaign_contacts", params=period)
+        assert got.status_code == 200, got.text
+        report = got.json()
+        keys = [col["key"] for col in report["columns"]]
+        rows = [dict(zip(keys, row, strict=True)) for row in report["rows"]]
+        mine = [r for r in rows if r["number"] == order.phone]
+        assert len(mine) == 1
+        row = mine[0]
+        assert (row["contact"], row["target_state"], row["confirmed"], row["digits"], row["node"]) == (
+            "Ivan Petrov", "done", "yes", "1", "bye",
+        )  # fmt: skip
+        assert row["recording"] == f"/api/v1/files/{file_id}" and row["attempts"] == 1
+        started = await http.post("/api/v1/reports/campaign_contacts/exports", params={"format": "xlsx", **period})
+        assert started.status_code == 202, started.text
+        export_id = started.json()["id"]
+
+        async def done() -> bool:
+            return bool((await http.get(f"/api/v1/exports/{export_id}")).json()["state"] == "done")
+
+        await until(done, what="the export is written")
+        file = await http.get(f"/api/v1/exports/{export_id}/file")
+    sheet = load_workbook(io.BytesIO(file.content)).active
+    assert sheet is not None
+    table = list(sheet.iter_rows(values_only=True))
+    assert table[0][:5] == ("Campaign", "Contact", "Number", "State", "Confirmed")
+    line = next(r for r in table[1:] if r[2] == order.phone)
+    assert line[1:9] == ("Ivan Petrov", order.phone, "done", "yes", "1", "bye", 1, f"/api/v1/files/{file_id}")
