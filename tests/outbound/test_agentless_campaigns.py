@@ -18,8 +18,15 @@ __all__ = ["world"]
 
 
 def _doc(*, typed: bool = False) -> dict[str, Any]:
-    ask = {"id": "q", "type": "ask", "content": {"text": "Your e-mail?"}, "input": "email" if typed else "number",
-           "variable": "answer", "retries": 1, "ports": {"next": "bye", "on_max_retries": "bye"}}  # fmt: skip
+    ask = {
+        "id": "q",
+        "type": "ask",
+        "content": {"text": "Your e-mail?"},
+        "variable": "answer",
+        "retries": 1,
+        "input": "email" if typed else "number",
+        "ports": {"next": "bye", "on_max_retries": "bye"},
+    }
     return {
         "name": "Reminder",
         "start": "q",

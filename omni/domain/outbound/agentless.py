@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omni.db import models as m
 from omni.db.models.outbound import DialMode, Outcome, TargetState
 from omni.domain import calls
+from omni.domain.auth import Principal
 from omni.domain.contacts import do_resolve_contact
 from omni.domain.conversations import bot_gateway
 from omni.domain.errors import Conflict, InvalidInput, NotFound
@@ -41,6 +42,7 @@ __all__ = [
     "CONFIRM_OPTION",
     "OUTBOUND_START",
     "collect_result",
+    "contact_results",
     "do_start_agentless",
     "do_store_result",
     "target_variables",
@@ -215,7 +217,13 @@ async def do_store_result(session: AsyncSession, conversation_id: int, result: d
     target = await session.get(m.CampaignTarget, attempt.target_id)
     assert target is not None
     completed = bool(result.get("completed"))
-    stored = {**result, "completed": completed, "attempt_id": attempt.id, "phone": attempt.phone}
+    stored = {
+        **result,
+        "completed": completed,
+        "attempt_id": attempt.id,
+        "phone": attempt.phone,
+        "conversation_id": conversation_id,
+    }
     now = datetime.now(UTC)
     if attempt.ended_at is not None:
         if target.result.get("attempt_id") == attempt.id:
@@ -237,3 +245,45 @@ async def do_store_result(session: AsyncSession, conversation_id: int, result: d
         await do_close_attempt(
             session, attempt, Outcome.DROPPED, cause=f"hung up during the scenario (at {node})", now=now
         )
+
+
+async def contact_results(
+    session: AsyncSession, who: Principal, campaign_id: int, *, limit: int = 200
+) -> list[dict[str, Any]]:
+    """The supervisor's per-contact view of an agentless campaign (the live view's "Results"):
+    contacts with a stored result, most recently changed first, each with its state, what the
+    customer did and the voice reply's link. Scope as the campaign's live figures."""
+    from omni.domain.outbound.stats import access_campaign
+
+    campaign = await access_campaign(session, who, campaign_id)
+    t = m.CampaignTarget
+    rows = await session.scalars(
+        select(t)
+        .where(t.campaign_id == campaign.id, t.attempts > 0)
+        .order_by(t.updated_at.desc(), t.id.desc())
+        .limit(max(1, min(limit, 1000)))
+    )
+    out: list[dict[str, Any]] = []
+    for target in rows:
+        result = dict(target.result or {})
+        if not result:
+            continue
+        recording = result.get("recording_file_id")
+        out.append(
+            {
+                "target_id": target.id,
+                "name": target.name,
+                "phone": str(result.get("phone") or target.phone),
+                "state": target.state,
+                "attempts": target.attempts,
+                "confirmed": bool(result.get("confirmed")),
+                "completed": bool(result.get("completed")),
+                "handed_off": bool(result.get("handed_off")),
+                "digits": str(result.get("digits") or ""),
+                "node": str(result.get("node") or ""),
+                "recording_url": f"/api/v1/files/{recording}" if recording else None,
+                "conversation_id": result.get("conversation_id"),
+                "updated_at": target.updated_at.isoformat() if target.updated_at else None,
+            }
+        )
+    return out

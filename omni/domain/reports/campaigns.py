@@ -267,4 +267,6 @@ async def campaign_contacts(session: AsyncSession, scope: Scope) -> ReportTable:
 registry.register(registry.ReportSpec("campaign_outcomes", campaign_outcomes, filters=FILTERS, order=110))
 registry.register(registry.ReportSpec("campaign_results", campaign_results, filters=FILTERS, order=111))
 registry.register(registry.ReportSpec("campaign_operators", campaign_operators, filters=FILTERS, order=112))
-registry.register(registry.ReportSpec("campaign_contacts", campaign_contacts, filters=("period", "queue"), order=113))
+registry.register(
+    registry.ReportSpec("campaign_contacts", campaign_contacts, filters=("period", "queue"), order=113)
+)

@@ -27,6 +27,8 @@ from omni.channels import AttemptOrder
 from omni.db import models as m
 from omni.db.models.outbound import Outcome, TargetState
 from omni.domain.auth import Principal
+from omni.domain.errors import PermissionDenied
+from omni.domain.outbound import agentless
 from omni.domain.outbound.lifecycle import do_open_attempt
 from tests.channels.voice import test_ami_calls as calls
 from tests.channels.voice.agi_client import EmulatedCall
@@ -234,6 +236,17 @@ async def test_an_answered_agentless_call_plays_the_personal_message_and_stores_
         assert got.status_code == 200 and got.content == await anyio.Path(stored.path).read_bytes()
         assert got.headers["content-type"].startswith("audio/wav")
         await _report_and_export(server, order, stored.id)
+        # The live view's per-contact results (Socket.IO ``campaign_contacts``): scoped readers only.
+        async with server.services.db.transaction() as s:
+            admin = await s.scalar(select(m.User).where(m.User.username == "admin"))
+            assert admin is not None
+            listed = await agentless.contact_results(s, Principal.of(admin), camp)
+            with pytest.raises(PermissionDenied):
+                await agentless.contact_results(s, Principal.of(await s.get_one(m.User, w.ops["op"])), camp)
+        assert [(c["phone"], c["state"], c["confirmed"], c["digits"], c["node"]) for c in listed] == [
+            (order.phone, "done", True, "1", "bye")
+        ]
+        assert listed[0]["recording_url"] == f"/api/v1/files/{stored.id}"
 
 
 async def test_digit_2_repeats_the_message_and_silence_records_nothing(
@@ -339,7 +352,10 @@ async def _report_and_export(server: LiveServer, order: AttemptOrder, file_id: s
     """The supervisor's per-contact view of the campaign: the ``campaign_contacts`` report and
     its XLSX export (the report machinery of the campaign reports)."""
     today = datetime.now(UTC).date()
-    period = {"since": (today - timedelta(days=1)).isoformat(), "until": (today + timedelta(days=1)).isoformat()}
+    period = {
+        "since": (today - timedelta(days=1)).isoformat(),
+        "until": (today + timedelta(days=1)).isoformat(),
+    }
     token = await token_for(server, "admin")
     async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as http:
         got = await http.get("/api/v1/reports/campaign_contacts", params=period)
@@ -354,7 +370,9 @@ async def _report_and_export(server: LiveServer, order: AttemptOrder, file_id: s
             "Ivan Petrov", "done", "yes", "1", "bye",
         )  # fmt: skip
         assert row["recording"] == f"/api/v1/files/{file_id}" and row["attempts"] == 1
-        started = await http.post("/api/v1/reports/campaign_contacts/exports", params={"format": "xlsx", **period})
+        started = await http.post(
+            "/api/v1/reports/campaign_contacts/exports", params={"format": "xlsx", **period}
+        )
         assert started.status_code == 202, started.text
         export_id = started.json()["id"]
 
