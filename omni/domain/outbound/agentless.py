@@ -283,7 +283,7 @@ async def contact_results(
                 "node": str(result.get("node") or ""),
                 "recording_url": f"/api/v1/files/{recording}" if recording else None,
                 "conversation_id": result.get("conversation_id"),
-                "updated_at": target.updated_at.isoformat() if target.updated_at else None,
+                "updated_at": target.updated_at.isoformat(),
             }
         )
     return out
