@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (scenario documents read best one node per line)
 """The ``record`` node: a voice reply recorded by the IVR; its file id goes to a variable,
 nothing recorded leaves by ``on_no_input``. Voice only (publish checks), and test runs answer
 it with ``{"record": "<file>"}``. An outbound start knows the campaign's variables at once."""
