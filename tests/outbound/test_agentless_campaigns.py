@@ -83,3 +83,21 @@ async def test_an_agentless_campaign_needs_a_published_voice_scenario_not_operat
     with pytest.raises(Conflict) as exc:
         await _start(services, w, preview)
     assert exc.value.field == "operator_ids"
+
+
+async def test_a_scenario_an_agentless_campaign_plays_is_checked_for_calls_when_published(
+    services: Services, world: World
+) -> None:
+    """Publishing a new revision of a notification that can't run on a call (an e-mail typed on
+    the phone) is refused while an agentless campaign plays it, as for a voice inbox's IVR."""
+    w = world
+    async with services.db.transaction() as s:
+        row = await service.create(s, w.admin, "notice", "Notice", _doc())
+        await service.publish(s, w.admin, row.id)
+    await create(services, w, name="Notices", dial_mode="agentless", scenario="notice")
+    async with services.db.transaction() as s:
+        await service.save_draft(s, w.admin, row.id, _doc(typed=True))
+    with pytest.raises(service.PublishRefused) as exc:
+        async with services.db.transaction() as s:
+            await service.publish(s, w.admin, row.id)
+    assert [(p.node, p.code) for p in exc.value.problems] == [("q", "channel")]
