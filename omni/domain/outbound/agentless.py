@@ -19,7 +19,7 @@ calls decides, on the contact's next number — when the customer hung up before
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
 from omni.db.models.outbound import DialMode, Outcome, TargetState
-from omni.domain import calls
+from omni.domain import calls, deadlines
 from omni.domain.auth import Principal
 from omni.domain.contacts import do_resolve_contact
 from omni.domain.conversations import bot_gateway
@@ -38,11 +38,13 @@ from omni.domain.outbound.lifecycle import do_apply_result, do_close_attempt
 from omni.domain.serialize import conversation_dict, message_dict
 
 __all__ = [
+    "CALL_GUARD",
     "COMPLETED",
     "CONFIRM_OPTION",
     "OUTBOUND_START",
     "collect_result",
     "contact_results",
+    "do_call_guard",
     "do_start_agentless",
     "do_store_result",
     "target_variables",
@@ -50,6 +52,11 @@ __all__ = [
 
 OUTBOUND_START = "_outbound_start"
 """The conversation variable that marks an outbound start (``bots.runner.OUTBOUND_START``)."""
+CALL_GUARD = "agentless_guard"
+"""A persisted deadline per answered agentless attempt: the IVR's session stores the result
+when the call ends; if it never ran (FastAGI unreachable, the node died) the guard does."""
+GUARD_SECONDS = 300
+"""How often the guard looks at a call that is still with the scenario."""
 COMPLETED = frozenset({"closed", "ended", "handed_off", "moved"})
 """Bot session statuses of a scenario that ran to its end (the customer heard it all)."""
 CONFIRM_OPTION = "confirm"
@@ -143,6 +150,7 @@ async def do_start_agentless(session: AsyncSession, attempt_id: int, now: dateti
     await session.flush()
     target.contact_id = contact.id
     await do_attempt_answered(session, attempt, conversation_id=conv.id, now=now)
+    deadlines.schedule(session, CALL_GUARD, attempt.id, now + timedelta(seconds=GUARD_SECONDS))
     emit(session, "conversation.created", conversation_dict(conv), conversation_id=conv.id,
          queue_id=conv.queue_id)  # fmt: skip
     emit(session, "message.created", message_dict(first) | {"channel": conv.channel},
@@ -287,3 +295,34 @@ async def contact_results(
             }
         )
     return out
+
+
+async def do_call_guard(session: AsyncSession, deadline: m.Deadline) -> None:
+    """The guard of an answered agentless attempt (``CALL_GUARD``): while the conversation is
+    still with the scenario it looks again later; once it is not (the customer hung up, the
+    scenario ended) and the attempt is still open — nobody stored the result — it stores what
+    the conversation shows, so the attempt closes and the target is retried or done."""
+    attempt = await session.get(m.CampaignAttempt, deadline.ref_id)
+    if attempt is None or attempt.ended_at is not None or attempt.conversation_id is None:
+        return
+    conv = await session.get(m.Conversation, attempt.conversation_id)
+    if conv is not None and conv.status == m.ConversationStatus.BOT:
+        deadlines.schedule(
+            session, CALL_GUARD, attempt.id, deadline.due_at + timedelta(seconds=GUARD_SECONDS)
+        )
+        return
+    result = await collect_result(session, attempt.conversation_id)
+    # Without a call session the scenario may still have run to its end on its persisted
+    # timers (no input, retries, goodbye): what nobody played was not heard.
+    unheard = await session.scalar(
+        select(m.Message.id)
+        .where(
+            m.Message.conversation_id == attempt.conversation_id,
+            m.Message.direction == "out",
+            m.Message.author_user_id.is_(None),
+            m.Message.delivery != "delivered",
+        )
+        .limit(1)
+    )
+    result["completed"] = result["status"] in COMPLETED and unheard is None
+    await do_store_result(session, attempt.conversation_id, result)

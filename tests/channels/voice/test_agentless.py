@@ -27,6 +27,7 @@ from omni.channels import AttemptOrder
 from omni.db import models as m
 from omni.db.models.outbound import Outcome, TargetState
 from omni.domain.auth import Principal
+from omni.domain.engine import run_due_deadlines
 from omni.domain.errors import PermissionDenied
 from omni.domain.outbound import agentless
 from omni.domain.outbound.lifecycle import do_open_attempt
@@ -136,7 +137,10 @@ async def _answered(server: LiveServer, emulator: AmiEmulator, w: World, order: 
     leg = f"omni-a{order.attempt_id}"
 
     def redirected() -> dict[str, Any] | None:
-        return next((a for a in actions(emulator, "Redirect") if a["Channel"].startswith("Local/")), None)
+        leg = emulator.campaign_leg(order.phone)
+        return next(
+            (a for a in actions(emulator, "Redirect") if leg is not None and a["Channel"] == leg.name), None
+        )
 
     redirect = await until(redirected, what="the answered call redirected")
     assert redirect["Context"] == "omni-agentless" and redirect["Exten"] == "s"
@@ -387,3 +391,37 @@ async def _report_and_export(server: LiveServer, order: AttemptOrder, file_id: s
     assert table[0][:5] == ("Campaign", "Contact", "Number", "State", "Confirmed")
     line = next(r for r in table[1:] if r[2] == order.phone)
     assert line[1:9] == ("Ivan Petrov", order.phone, "done", "yes", "1", "bye", 1, f"/api/v1/files/{file_id}")
+
+
+async def test_a_call_whose_ivr_never_ran_is_closed_by_its_guard_and_retried(
+    server: LiveServer, emulator: AmiEmulator, tts: Path
+) -> None:
+    """FastAGI unreachable (the dialplan hangs up, no AGI session stores the result): the
+    attempt stayed open for ever and the contact was never called again."""
+    async with make_world(server, ["op"]) as w:
+        camp, _ = await _campaign(w)
+        order = await _order(w, camp, ["+79165550501", "+79165550502"])
+        await _answered(server, emulator, w, order)
+        a, _ = await _rows(w, order.attempt_id)
+        assert a.conversation_id is not None
+        trunk = emulator.campaign_customer(order.phone)
+        assert trunk is not None
+        emulator.hangup(trunk.uniqueid)
+        await until(lambda: _abandoned(w, a.conversation_id), what="the conversation ends with the call")
+        assert (await _rows(w, order.attempt_id))[0].ended_at is None
+        await run_due_deadlines(server.services.db, now=datetime.now(UTC) + timedelta(minutes=6))
+        a, t = await _rows(w, order.attempt_id)
+        assert a.outcome == Outcome.DROPPED and a.cause == "hung up during the scenario (at menu)"
+        assert t.state == TargetState.PENDING and t.phone_index == 1 and t.result["completed"] is False
+
+        # Nobody played it while the scenario's own timers ran it to its goodbye: not heard.
+        order = await _order(w, camp, ["+79165550601"])
+        await _answered(server, emulator, w, order)
+        # The guard finds the call still with the scenario and looks again later; meanwhile
+        # the menu's no-input timers run out and the scenario says goodbye to nobody.
+        await run_due_deadlines(server.services.db, now=datetime.now(UTC) + timedelta(minutes=6))
+        assert (await _rows(w, order.attempt_id))[0].ended_at is None
+        await run_due_deadlines(server.services.db, now=datetime.now(UTC) + timedelta(minutes=11))
+        a, t = await _rows(w, order.attempt_id)
+        assert a.conversation_id is not None and (await w.conv(a.conversation_id)).status == "closed"
+        assert a.outcome == Outcome.DROPPED and t.result["completed"] is False and t.result["node"] == "bye"
