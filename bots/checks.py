@@ -17,6 +17,7 @@ from bots.scenario import (
     SurveyNode,
     _Node,
 )
+from omni.domain.speech.words import FORMATS
 from omni.i18n import _l
 
 CHANNEL_LIMITS: dict[str, set[str]] = {
@@ -31,6 +32,13 @@ CHANNEL_LIMITS: dict[str, set[str]] = {
 def template_refs(text: str) -> Iterable[str]:
     for match in TEMPLATE_REF.finditer(text or ""):
         yield match.group(1)
+
+
+def template_formats(text: str) -> Iterable[str]:
+    """The ``kind`` of every ``{{name:kind}}`` in a template."""
+    for match in TEMPLATE_REF.finditer(text or ""):
+        if match.group(2):
+            yield match.group(2)
 
 
 def _edges(node: _Node) -> Iterable[tuple[str, str]]:
@@ -135,6 +143,16 @@ def check(
                 node=node.id,
             )
         for text in node.texts():
+            for kind in template_formats(text):
+                if kind not in FORMATS:
+                    add(
+                        node.id,
+                        "template_format",
+                        _l("node '{node}': unknown format '{kind}' (use one of: {kinds})"),
+                        node=node.id,
+                        kind=kind,
+                        kinds=", ".join(sorted(FORMATS)),
+                    )
             for name in template_refs(text):
                 if name not in declared and name not in BUILTINS:
                     add(

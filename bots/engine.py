@@ -68,6 +68,7 @@ from bots.scenario import (
     WaitNode,
     _Node,
 )
+from omni.domain.speech.words import format_value
 
 MAX_STEPS_PER_EVENT = 200
 """A guard against a loop the publish checks missed: the run stops with ``on_error``-less end."""
@@ -97,6 +98,8 @@ class _Run:
     def render(self, template: str) -> str:
         def sub(match: re.Match[str]) -> str:
             value = self.value_of(match.group(1))
+            if match.group(2):
+                return format_value(value, match.group(2), self.facts.lang)
             return "" if value is None else str(value)
 
         return TEMPLATE_REF.sub(sub, template or "")

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path.cwd() / ".omni"
@@ -168,6 +168,52 @@ class VoiceSettings(BaseSettings):
     directory Asterisk writes and Omni reads, like ``recordings_dir``)."""
 
 
+class SpeechSettings(BaseSettings):
+    """Text to speech (``omni.domain.speech``): how the IVR says a bot text that has no prompt
+    file, and the cache of rendered audio. ``docs/dialer.md`` (Text to speech)."""
+
+    model_config = SettingsConfigDict(env_prefix="OMNI_TTS_", extra="ignore")
+
+    engine: str = ""
+    """``espeak``: audio files rendered by espeak-ng (the Debian package, with a Russian voice)
+    and sox, cached, played with ``STREAM FILE``; ``app``: the dialplan application
+    :attr:`app` speaks the text (no files); empty: prompt files only (or, when
+    ``OMNI_VOICE_TTS_APP`` is set, that application as before)."""
+    app: str = ""
+    """Dialplan application for engine ``app`` (``Festival``, ``googletts``, ...); it gets the
+    spelled text as its one argument. Empty = ``OMNI_VOICE_TTS_APP``."""
+    voice_ru: str = "ru"
+    voice_en: str = "en-us"
+    """espeak-ng voices (``espeak-ng --voices``) for Russian and for every other language."""
+    rate: int = 150
+    """Words per minute (espeak-ng ``-s``); 80–450."""
+    spell: bool = True
+    """Write numbers, dates, money and phone numbers out in words before synthesis."""
+    cache_dir: Path | None = None
+    """Where rendered files go: a directory Asterisk reads at the same path (a shared volume).
+    Empty = ``<data_dir>/media/tts``."""
+    cache_max_bytes: int = 512 * 1024 * 1024
+    """Rendered audio kept at most; past it the least recently played files are removed when a
+    new one is written (and re-rendered if asked for again)."""
+    command_timeout_seconds: float = 60.0
+    """espeak-ng or sox running longer than this is stopped and the render fails."""
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("", "espeak", "app"):
+            raise ValueError(f"OMNI_TTS_ENGINE must be espeak, app or empty, not {value!r}")
+        return value
+
+    @field_validator("rate")
+    @classmethod
+    def _sane_rate(cls, value: int) -> int:
+        if not 80 <= value <= 450:
+            raise ValueError(f"OMNI_TTS_RATE must be 80–450 words per minute, not {value}")
+        return value
+
+
 class SmtpSettings(BaseSettings):
     """Outgoing mail (scheduled reports, ``omni.domain.reports.mailing``). No host = no mail:
     schedules can still be set up, and the page says mail is off."""
@@ -228,6 +274,7 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    speech: SpeechSettings = Field(default_factory=SpeechSettings)
     db_pool_size: int = 20
     """PostgreSQL connections per process (and as many again in overflow)."""
     socketio_max_message_bytes: int = 256 * 1024
@@ -245,6 +292,23 @@ class Settings(BaseSettings):
         if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("OMNI_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+    @model_validator(mode="after")
+    def _tts_app_named(self) -> Settings:
+        if self.speech.engine == "app" and not self.tts_app:
+            raise ValueError("OMNI_TTS_ENGINE=app needs OMNI_TTS_APP (the dialplan application that speaks)")
+        return self
+
+    @property
+    def tts_cache_dir(self) -> Path:
+        """Where rendered speech is kept (``OMNI_TTS_CACHE_DIR`` or ``<data_dir>/media/tts``)."""
+        return self.speech.cache_dir or self.data_dir / "media" / "tts"
+
+    @property
+    def tts_app(self) -> str:
+        """The dialplan application that speaks texts: ``OMNI_TTS_APP``, else the older
+        ``OMNI_VOICE_TTS_APP`` (empty = none)."""
+        return self.speech.app or self.voice.tts_app
 
     @property
     def embedded(self) -> bool:

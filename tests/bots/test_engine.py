@@ -235,3 +235,28 @@ def test_a_runaway_loop_is_stopped() -> None:
                  variables=[{"name": "x"}])  # fmt: skip
     out = advance(s, None, Start(), CHAT)
     assert out.state.status == "error" and "without waiting" in out.state.error
+
+
+def test_template_formats_write_money_and_dates_for_the_language_and_the_call() -> None:
+    variables = [{"name": "debt"}, {"name": "due"}]
+    s = scenario({"id": "hi", "type": "message",
+                  "content": {"text": "You owe {{debt:money}} by {{ due : date }}, {{debt}}",
+                              "text_ru": "Долг {{debt:money}} до {{due:date}}"},
+                  "ports": {"next": "bye"}}, {**BYE, "message": {"text": "Bye"}}, variables=variables)  # fmt: skip
+    state = State(variables={"debt": 1500.5, "due": "2026-12-01"})
+    assert says(advance(s, state, Start(), Facts(lang="en")).actions)[0] == (
+        "You owe 1,500.50 RUB by 2026-12-01, 1500.5"
+    )
+    ru = State(variables={"debt": 1500.5, "due": "2026-12-01"})
+    said = says(advance(s, ru, Start(), Facts(lang="ru", channel="voice")).actions)[0]
+    assert said == "Долг 1\u00a0500,50\u00a0₽ до 01.12.2026"
+
+
+def test_unknown_template_format_is_a_publish_problem() -> None:
+    from bots.checks import check
+
+    s = scenario({"id": "hi", "type": "message", "content": {"text": "{{debt:moneys}}"}, "ports": {"next": "bye"}},
+                 {**BYE, "message": {"text": "Bye"}}, variables=[{"name": "debt"}])  # fmt: skip
+    problems = [(p.code, p.message) for p in check(s)]
+    assert problems and problems[0][0] == "template_format"
+    assert "unknown format 'moneys'" in problems[0][1] and "money" in problems[0][1]

@@ -14,9 +14,13 @@ the same published scenario chats use (menus become "press N", see ``bots.checks
    the running bot session, so a call an operator transferred to the IVR hears only the new
    scenario, see ``VoiceChannel.transfer(to_scenario=...)``);
 3. each message is played: its prompt file (``STREAM FILE``, stored by the runner as a
-   ``{"kind": "prompt"}`` attachment) if it has one, else the configured TTS application
-   (``EXEC <tts_app> "<text>"``), else it is logged and skipped. While the bot waits for
-   input any key interrupts the prompts (barge-in);
+   ``{"kind": "prompt"}`` attachment) if it has one, else text to speech
+   (``omni.domain.speech.utterance``, in the conversation's language: engine ``espeak``
+   renders the text with numbers, dates and money spelled into a cached file played by
+   ``STREAM FILE``; engine ``app`` runs ``EXEC <OMNI_TTS_APP> "<spelled text>"``; with no
+   engine the older ``tts_app`` gets the text as written), else it is logged and skipped. A
+   render that fails is logged and falls back to ``tts_app`` when there is one. While the bot
+   waits for input any key interrupts the prompts (barge-in);
 4. input: a menu reads one digit (``WAIT FOR DIGIT``), an ask/survey up to 32 ending with
    ``#`` (``GET DATA``), both with the node's timeout (``default_timeout`` when it has none).
    Digits enter the core as an inbound message with a ``{"kind": "dtmf"}`` attachment (the
@@ -60,7 +64,9 @@ from omni.domain import ivr as core
 from omni.domain.contacts import normalise_phone
 from omni.domain.errors import InvalidInput, NotFound
 from omni.domain.outbound import agentless
+from omni.domain.speech import TtsError, Utterance, utterance
 from omni.services import Services
+from omni.settings import Settings
 
 __all__ = ["AgiServer", "AnnounceSounds", "caller_identity", "prompt_path"]
 
@@ -143,6 +149,7 @@ class _Turn:
     queue_id: int | None
     waiting: Waiting | None
     said: list[_Said] = field(default_factory=list)
+    lang: str = "en"
 
 
 class AgiServer(FastAgiServer):
@@ -171,6 +178,8 @@ class AgiServer(FastAgiServer):
     ) -> None:
         super().__init__(host, port)
         self.db = services if isinstance(services, Database) else services.db
+        self.settings: Settings | None = None if isinstance(services, Database) else services.settings
+        """Text to speech (``settings.speech``) comes from here; ``None``: ``tts_app`` only."""
         self.tts_app = tts_app
         self.prompts_dir = prompts_dir
         self.moh_class = moh_class
@@ -249,7 +258,7 @@ class AgiServer(FastAgiServer):
             if music and (turn.said or asking or recording or turn.status != m.ConversationStatus.BOT):
                 await call.music(False)
                 music = False
-            pressed = await self._play(call, turn.said, barge_in=asking)
+            pressed = await self._play(call, turn.said, barge_in=asking, lang=turn.lang)
             if turn.said:
                 cursor = turn.said[-1].id
                 await call.set_variable("OMNI_PLAYED", str(cursor))
@@ -355,9 +364,13 @@ class AgiServer(FastAgiServer):
                 )
                 for row in rows
             ]
-            return _Turn(status=conv.status, queue_id=conv.queue_id, waiting=waiting, said=said)
+            lang = str((conv.variables or {}).get("lang") or "")
+            if not lang and self.settings is not None:
+                lang = self.settings.default_language
+            return _Turn(status=conv.status, queue_id=conv.queue_id, waiting=waiting, said=said,
+                         lang=lang or "en")  # fmt: skip
 
-    async def _play(self, call: AgiChannel, said: list[_Said], *, barge_in: bool) -> str:
+    async def _play(self, call: AgiChannel, said: list[_Said], *, barge_in: bool, lang: str = "en") -> str:
         """Play the messages in order; with ``barge_in`` a key stops them and is returned."""
         escape = ANY_KEY if barge_in else ""
         for item in said:
@@ -365,12 +378,34 @@ class AgiServer(FastAgiServer):
                 key = await call.stream_file(prompt_path(self.prompts_dir, item.prompt), escape)
                 if key:
                     return key
-            elif self.tts_app and item.body.strip() and item.body != "…":
-                await call.exec(self.tts_app, app_arg(item.body))
+                continue
+            speech = await self._speech(item, lang) if item.body.strip() and item.body != "…" else None
+            if speech is not None and speech.sound:
+                key = await call.stream_file(speech.sound, escape)
+                if key:
+                    return key
+            elif speech is not None:
+                await call.exec(speech.app, app_arg(speech.text))
             else:
                 log.warning("message %s has no prompt file and no TTS is configured; not played: %r",
                             item.id, item.body[:80])  # fmt: skip
         return ""
+
+    async def _speech(self, item: _Said, lang: str) -> Utterance | None:
+        """How to say a text message: the configured engine (``settings.speech``), else
+        ``tts_app`` with the text as written; a failed render falls back to ``tts_app``."""
+        if self.settings is not None and self.settings.speech.engine:
+            try:
+                async with self.db.transaction() as session:
+                    return await utterance(session, self.settings, item.body, lang)
+            except TtsError as exc:
+                fallback = self.tts_app or self.settings.tts_app
+                log.error("message %s could not be said by text to speech (%s)%s", item.id, exc,
+                          f"; falling back to {fallback}" if fallback else "")  # fmt: skip
+                return Utterance(app=fallback, text=exc.text or item.body) if fallback else None
+        if self.tts_app:
+            return Utterance(app=self.tts_app, text=item.body)
+        return None
 
     async def _mark_played(self, ids: list[int]) -> None:
         async with self.db.transaction() as session:
