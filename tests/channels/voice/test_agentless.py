@@ -28,9 +28,10 @@ from omni.db import models as m
 from omni.db.models.outbound import Outcome, TargetState
 from omni.domain.auth import Principal
 from omni.domain.engine import run_due_deadlines
-from omni.domain.errors import PermissionDenied
+from omni.domain.errors import NotFound, PermissionDenied
 from omni.domain.outbound import agentless
 from omni.domain.outbound.lifecycle import do_open_attempt
+from tests import factories as f
 from tests.channels.voice import test_ami_calls as calls
 from tests.channels.voice.agi_client import EmulatedCall
 from tests.channels.voice.ami_emulator import AmiEmulator
@@ -247,6 +248,9 @@ async def test_an_answered_agentless_call_plays_the_personal_message_and_stores_
             listed = await agentless.contact_results(s, Principal.of(admin), camp)
             with pytest.raises(PermissionDenied):
                 await agentless.contact_results(s, Principal.of(await s.get_one(m.User, w.ops["op"])), camp)
+            other = await f.user(s, f"sup-other-{camp}", m.Role.SUPERVISOR)  # another group's
+            with pytest.raises(NotFound):
+                await agentless.contact_results(s, Principal.of(other), camp)
         assert [(c["phone"], c["state"], c["confirmed"], c["digits"], c["node"]) for c in listed] == [
             (order.phone, "done", True, "1", "bye")
         ]
