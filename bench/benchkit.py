@@ -1,5 +1,6 @@
 """What the PostgreSQL bench scripts share: loopback-only admin DSNs, throwaway databases built
-from an Alembic template, progress on stderr and nearest-rank percentiles.
+from an Alembic template, progress on stderr, nearest-rank percentiles and this process's
+memory (RSS, its peak and resetting the peak).
 
 Imported by the scripts next to it (``python bench/<script>.py`` puts ``bench/`` first on the
 path); ``routing`` re-exports the names ``scenarios`` and ``widget`` take from it.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
@@ -70,3 +72,27 @@ async def clone(admin_dsn: str, source: str, name: str) -> None:
 
 async def drop(admin_dsn: str, *names: str) -> None:
     await admin_execute(admin_dsn, *(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)" for name in names))
+
+
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def rss_mb() -> float:
+    return _status_kb("VmRSS") / 1024
+
+
+def peak_mb() -> float:
+    return _status_kb("VmHWM") / 1024
+
+
+def reset_peak() -> bool:
+    """Reset ``VmHWM`` to the current RSS (Linux ≥ 4.0); ``False`` where not allowed."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True

@@ -15,10 +15,10 @@ What it does, on 127.0.0.1 only:
    the floor of what getting these rows into PostgreSQL costs;
 4. the import job exactly as the app runs it (``imports.save_upload_stream`` → ``check_create_import``
    → ``check_start_import`` → ``run_import``: rows read and normalised
-   (``numbers.normalise_number``) in the reader process a batch at a time, one set-based
-   insert with ``ON CONFLICT DO NOTHING`` and one DNC ``UPDATE``
-   per batch (each number looked up with its prefixes of the lengths the DNC prefix entries
-   have), refused rows written to a CSV), with the app process's RSS before/peak
+   (``numbers.normalise_number``) in the reader process a batch at a time, a binary ``COPY``
+   into a temporary stage and one ``INSERT … SELECT … ON CONFLICT DO NOTHING`` per batch that
+   decides each target's DNC state (``dnc.listed``: each number and its prefixes of the lengths
+   the DNC prefix entries have), refused rows written to a CSV), with the app process's RSS before/peak
    (``VmHWM`` reset first), the reader process's peak RSS and the event loop's stalls (a 10 ms
    ticker running beside the job);
 5. prints a table, writes JSON to ``--out`` and drops the database.
@@ -41,9 +41,9 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
+from benchkit import admin_execute, check_loopback, log, peak_mb, raw_dsn, reset_peak, rss_mb, sqlalchemy_url
 from sqlalchemy import func, select
 
 from omni.db import Database
@@ -53,36 +53,8 @@ from omni.domain.auth import Principal
 from omni.domain.files import save_upload_stream
 from omni.domain.outbound import imports as im
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "outbound_import.json"
 MB = 1024 * 1024
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def rss_mb() -> float:
-    return _status_kb("VmRSS") / 1024
-
-
-def peak_mb() -> float:
-    return _status_kb("VmHWM") / 1024
-
-
-def reset_peak() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 def write_csv(path: Path, rows: int, seed: int = 13) -> int:
@@ -108,15 +80,6 @@ def write_csv(path: Path, rows: int, seed: int = 13) -> int:
                     phone = f"7{national}"
             out.writerow([phone, f"Client {n}", zones[n % len(zones)], str(n % 100_000), "a,b"])
     return path.stat().st_size
-
-
-async def admin_execute(admin_dsn: str, *statements: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        for sql in statements:
-            await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def bare_copy(dsn: str, path: Path) -> dict[str, Any]:
@@ -227,11 +190,9 @@ async def _worker_peak_mb() -> float:
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    host = urlsplit(args.dsn).hostname or ""
-    if host not in LOOPBACK:
-        raise SystemExit(f"refusing to run against '{host}': the benchmark runs on loopback only")
+    check_loopback(args.dsn)
     name = f"omni_bench_outbound_{uuid.uuid4().hex[:8]}"
-    dsn = f"{args.dsn.rsplit('/', 1)[0]}/{name}"
+    dsn = raw_dsn(args.dsn, name)
     with tempfile.TemporaryDirectory(prefix="omni-bench-outbound-") as tmp:
         folder = Path(tmp)
         path = folder / "list.csv"
@@ -240,7 +201,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await admin_execute(args.dsn, f"CREATE DATABASE {name}")
         db: Database | None = None
         try:
-            url = dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+            url = sqlalchemy_url(args.dsn, name)
             await upgrade_async(url)
             log("bare COPY ...")
             copy = await bare_copy(dsn, path)

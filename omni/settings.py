@@ -167,6 +167,40 @@ class VoiceSettings(BaseSettings):
     """Where a scenario's ``record`` node records voice replies (AGI ``RECORD FILE``; a
     directory Asterisk writes and Omni reads, like ``recordings_dir``)."""
 
+    # --- campaign calls: drops and answering-machine detection (docs/dialer.md) -------------
+    drop_context: str = "omni-drop"
+    """Where a predictive call nobody could take within ``drop_seconds`` is redirected: plays
+    ``${OMNI_SOUND}`` (or runs ``${OMNI_SPEAK}``, a TTS application) and hangs up."""
+    machine_context: str = "omni-machine"
+    """Where an answering machine is redirected to hear the campaign's machine message: waits
+    for the silence after the beep, plays ``${OMNI_SOUND}`` (or ``${OMNI_SPEAK}``), hangs up."""
+    amd_context: str = "omni-amd"
+    """The context an answered campaign call enters when its campaign has ``amd_enabled``:
+    ``AMD(${OMNI_AMD})``, then ``UserEvent(OmniAmd)`` with the result, then the hold context."""
+    amd_initial_silence: int = 2500
+    """ms of silence before the greeting after which the callee is a MACHINE (amd.conf default)."""
+    amd_greeting: int = 1500
+    """ms: a greeting longer than this is a MACHINE."""
+    amd_after_greeting_silence: int = 800
+    """ms of silence after the greeting that make the callee a HUMAN."""
+    amd_total_analysis_time: int = 5000
+    """ms AMD may listen before it gives up with NOTSURE (treated as a human). Keep it well
+    under ``dialing.ANSWER_MARGIN_SECONDS``: the ring deadline is the safety net meanwhile."""
+    amd_min_word_length: int = 100
+    """ms of voice that count as a word."""
+    amd_between_words_silence: int = 50
+    """ms of silence that end a word."""
+    amd_maximum_number_of_words: int = 2
+    """More words than this in the greeting is a MACHINE (a person says "Hello?")."""
+    amd_silence_threshold: int = 256
+    """Average sample level (0..32767) under which audio counts as silence."""
+    amd_maximum_word_length: int = 5000
+    """ms: one utterance longer than this is a MACHINE."""
+    machine_silence_ms: int = 1500
+    """The machine message starts after this much silence (the beep over), waited for at most
+    ``machine_silence_wait_seconds`` (``WaitForSilence``)."""
+    machine_silence_wait_seconds: int = 20
+
 
 class SpeechSettings(BaseSettings):
     """Text to speech (``omni.domain.speech``): how the IVR says a bot text that has no prompt

@@ -52,6 +52,8 @@ class VoiceChannel(VoiceCallControl, VoiceCampaign):
         self._dials: dict[int, Dial] = {}
         """Campaign calls placed and not ended yet, by attempt id."""
         self._dials_done: set[int] = set()
+        self._waiting: set[int] = set()
+        """Answered predictive calls looking for a free operator (``channels.voice.campaign``)."""
         self.connect_latencies: deque[float] = deque(maxlen=100_000)
         """Seconds from a caller's ``OmniEnqueue`` arriving to the operator's Originate being sent."""
         self.applied = 0
@@ -68,6 +70,8 @@ class VoiceChannel(VoiceCallControl, VoiceCampaign):
         if self.agi is not None:
             await self.agi.start()
         self._worker = asyncio.create_task(self._run(), name="voice-events")
+        # An operator may have become free: answered predictive calls look again.
+        self.services.bus.subscribe("routing", self._operator_may_be_free)
         # Nothing can ring before the first login: calls wait in line until the link is up.
         self._link_state(False, "connecting to Asterisk")
         await self.ami.start()

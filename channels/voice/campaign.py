@@ -14,11 +14,23 @@ transfer, hang-up, recording). The customer leaving before that, or an operator 
 reached, is ``dropped``. Events map back to an attempt by ids the adapter chose
 (``ChannelId`` ``omni-a<attempt>``, ``ActionID`` ``omni-a<attempt>-…``), so they are understood
 after a restart too; the ring deadline (``dialing.RING_DEADLINE``) ends what nobody reports.
+
+Predictive calls are placed with no operator: answered, the call takes a free operator of the
+campaign (``dialing.do_claim_operator``), asked again whenever one may have become free (the
+bus's ``routing`` hint, raised by every commit that frees an operator) until the campaign's
+``drop_seconds`` are up; nobody by then: the customer hears the drop message
+(``VoiceSettings.drop_context``) and the attempt ends ``dropped``. With ``amd_enabled`` the
+answered call first runs ``AMD()`` (``VoiceSettings.amd_context``): the dialplan's
+``UserEvent: OmniAmd`` decides — a machine ends ``machine`` (after the machine message with
+``machine_action`` "message"), a hang-up during the analysis ``no_answer``, a human or "not
+sure" goes on as any answered call. docs/dialer.md, "Drops, AMD and the voice adapter".
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import logging
 import re
 import time
@@ -59,6 +71,20 @@ class _Closed(Exception):
     """The attempt ended before its call was answered (the ring deadline)."""
 
 
+UNRESERVED_MODES = (DialMode.PREDICTIVE, DialMode.AGENTLESS)
+"""Dial modes whose attempts are placed with no operator reserved."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Started:
+    """An answered attempt's conversation and call, ready for the operator's phone."""
+
+    call: Call
+    conversation_id: int
+    extension: str
+    name: str
+
+
 @dataclass(slots=True)
 class Dial:
     """One placed attempt as the adapter sees it (what Asterisk said so far)."""
@@ -86,7 +112,17 @@ class Dial:
     """The ``OriginateResponse`` (or its grace after the hang-up) was applied."""
     hung_up_at: datetime | None = None
     """When the unanswered customer leg hung up: the attempt's end time."""
+    campaign_id: int = 0
     dial_mode: str = ""
+    amd: bool = False
+    """``AMD()`` runs on the answered call (the campaign's ``amd_enabled``)."""
+    amd_done: bool = False
+    amd_status: str = ""
+    """``AMDSTATUS`` once the dialplan reported it (empty: AMD could not run)."""
+    drop_seconds: int = 2
+    claim_by: float | None = None
+    """Predictive, answered, no operator yet: the loop time its drop time is up."""
+    claim_queued: bool = False
 
     @property
     def leg(self) -> str:
@@ -108,13 +144,15 @@ class VoiceCampaign(VoiceEffects):
     _dials_done: set[int]
     """Attempts this node ended: their later events (the rest of an answered call) need no
     database read to be ignored."""
+    _waiting: set[int]
+    """Answered predictive attempts looking for a free operator (their ``claim_by`` set)."""
 
     async def place(self, order: AttemptOrder) -> None:
         """Send the ``Originate`` for one attempt; returns once Asterisk has it queued.
 
         ``ChannelNotReady`` while the AMI link is down, with nothing stored (the engine refuses
         the attempt and the target is pending again)."""
-        if order.operator_id is None and order.dial_mode != DialMode.AGENTLESS:
+        if order.operator_id is None and order.dial_mode not in UNRESERVED_MODES:
             raise InvalidInput("a campaign call needs an operator to connect it to", field="operator_id")
         if not self.ami.ready:
             raise ChannelNotReady("the AMI link to Asterisk is down")
@@ -126,6 +164,9 @@ class VoiceCampaign(VoiceEffects):
             if attempt.external_id:  # a second hand-off of one order must not ring twice
                 raise Conflict("attempt {attempt_id} was already placed", attempt_id=order.attempt_id)
             inbox = await self._campaign_inbox(session, order)
+            campaign = await session.get(m.Campaign, order.campaign_id)
+            amd = bool(campaign is not None and campaign.amd_enabled)
+            drop_seconds = campaign.drop_seconds if campaign is not None else 2
             started_at = attempt.started_at
             await dialing.do_mark_placed(session, attempt, action_id, ring_seconds=order.ring_seconds)
             context = str((inbox.config or {}).get("outbound_context") or self.settings.outbound_context)
@@ -136,13 +177,16 @@ class VoiceCampaign(VoiceEffects):
             inbox_id=inbox.id,
             queue_id=order.queue_id,
             ring_seconds=order.ring_seconds,
-            dial_mode=order.dial_mode,
             variables={
                 **order.variables,
                 "campaign_id": order.campaign_id,
                 "target_id": order.target_id,
                 "attempt_id": order.attempt_id,
             },
+            campaign_id=order.campaign_id,
+            dial_mode=order.dial_mode,
+            amd=amd,
+            drop_seconds=drop_seconds,
         )
         self._dials[order.attempt_id] = dial
         action = control.campaign_call(
@@ -155,6 +199,7 @@ class VoiceCampaign(VoiceEffects):
             uniqueid=dial.leg,
             attempt_id=order.attempt_id,
             campaign_id=order.campaign_id,
+            amd=amd,
         )
         try:
             self.ami.fire(action, self._campaign_responded(dial.leg, action_id))
@@ -236,6 +281,11 @@ class VoiceCampaign(VoiceEffects):
                 await self._customer_answered(dial, now)
             case Kind.ORIGINATE_RESPONSE if ev.success:
                 await self._customer_answered(dial, now)
+            case Kind.AMD if own:
+                await self._amd_result(dial, ev, now)
+            case Kind.CLAIM:
+                dial.claim_queued = False
+                await self._claim(dial, now, deadline=ev.extra.get("deadline") == "1")
             case Kind.ORIGINATE_RESPONSE if not dial.responded:
                 # Its response comes through panoramisk's future callback, so it is applied
                 # after the events that arrived with it; the leg's Hangup may precede it.
@@ -258,6 +308,10 @@ class VoiceCampaign(VoiceEffects):
                     self._events.put_nowait,
                     (grace, datetime.now(UTC), time.perf_counter()),
                 )
+        elif dial.amd and not dial.amd_done:
+            # Gone while AMD() listened (its UserEvent with HANGUP may follow, or come first).
+            dial.amd_done, dial.amd_status = True, "HANGUP"
+            await self._finish(dial, Outcome.NO_ANSWER, "hung up during answering-machine detection", now)
         elif not dial.bridged:
             await self._finish(
                 dial,
@@ -273,11 +327,14 @@ class VoiceCampaign(VoiceEffects):
 
     async def _finish(self, dial: Dial, outcome: Outcome, cause: str, now: datetime) -> None:
         dial.done = True
+        dial.claim_by = None
+        self._waiting.discard(dial.attempt_id)
         self._dials.pop(dial.attempt_id, None)
         if len(self._dials_done) > 10_000:
             self._dials_done.clear()
         self._dials_done.add(dial.attempt_id)
         async with self.services.db.transaction() as session:
+            await self._save_amd(session, dial)
             await dialing.do_end_attempt(
                 session,
                 dial.attempt_id,
@@ -289,83 +346,302 @@ class VoiceCampaign(VoiceEffects):
         log.info("voice: campaign attempt %s: %s (%s)", dial.attempt_id, outcome, cause)
 
     async def _customer_answered(self, dial: Dial, now: datetime) -> None:
-        """The customer picked up: the operator's conversation (card variables), then the
-        operator's phone. Nobody to connect (status, capacity, no extension, the attempt
-        already ended by its deadline) hangs the customer up: ``dropped``."""
+        """The customer picked up. With AMD the dialplan listens first (``_amd_result``
+        decides); otherwise the call goes on to its operator (``_answered_human``)."""
         if dial.answered_at is not None:
             return
         dial.answered_at = now
+        if dial.amd and not dial.amd_done:
+            return
+        await self._answered_human(dial, now)
+
+    async def _answered_human(self, dial: Dial, now: datetime) -> None:
+        """A person (or AMD not sure) is on the line: connect them by the campaign's mode."""
         if dial.dial_mode == DialMode.AGENTLESS:
             await self._answered_agentless(dial, now)
             return
-        assert dial.operator_id is not None
+        if dial.operator_id is not None:
+            await self._connect(dial, now)
+        elif dial.dial_mode == DialMode.PREDICTIVE:
+            dial.claim_by = asyncio.get_running_loop().time() + max(0, dial.drop_seconds)
+            self._waiting.add(dial.attempt_id)
+            asyncio.get_running_loop().call_later(
+                max(0, dial.drop_seconds), self._nudge_claim, dial.attempt_id, True
+            )
+            await self._claim(dial, now, deadline=False)
+        else:
+            await self._finish(dial, Outcome.DROPPED, f"no operator path for {dial.dial_mode} calls", now)
+            await self._quietly(control.hangup(dial.channel or dial.leg))
+
+    # --- AMD ---------------------------------------------------------------------------------
+
+    async def _amd_result(self, dial: Dial, ev: CallEvent, now: datetime) -> None:
+        """``UserEvent: OmniAmd`` (after ``AMD()`` in ``amd_context``, or from its ``h``
+        extension when the customer hung up during it). The first one counts."""
+        if not dial.amd or dial.amd_done:
+            return
+        status = str(ev.extra.get("status", "")).upper()
+        cause = str(ev.extra.get("cause", ""))
+        dial.amd_done, dial.amd_status = True, status
+        dial.answered_at = dial.answered_at or now  # its OriginateResponse may still be on its way
+        if status == "MACHINE":
+            await self._machine(dial, cause, now)
+        elif status == "HANGUP":
+            await self._finish(dial, Outcome.NO_ANSWER, "hung up during answering-machine detection", now)
+        else:  # HUMAN, NOTSURE, or empty (AMD could not run): as any answered call
+            if not status:
+                log.warning(
+                    "voice: campaign attempt %s: AMD() did not run (is app_amd loaded? it needs"
+                    " amd.conf); connecting the call as a person",
+                    dial.attempt_id,
+                )
+            await self._answered_human(dial, now)
+
+    async def _save_amd(self, session: Any, dial: Dial, attempt: m.CampaignAttempt | None = None) -> None:
+        if not dial.amd_done:
+            return
+        attempt = attempt or await dialing.locked_attempt(session, dial.attempt_id)
+        if attempt is not None and attempt.ended_at is None:
+            await dialing.do_record_amd(session, attempt, dial.amd_status)
+
+    async def _machine(self, dial: Dial, cause: str, now: datetime) -> None:
+        """An answering machine: outcome ``machine`` (its retry rule). With ``machine_action``
+        "message" it first hears the machine message (``machine_context`` waits for the
+        silence after the beep); otherwise it is hung up."""
+        sound, speak = "", ""
+        async with self.services.db.transaction() as session:
+            campaign = await session.get(m.Campaign, dial.campaign_id)
+            if campaign is not None and campaign.machine_action == "message":
+                sound, speak = await self._message(session, campaign.machine_prompt_id, campaign.machine_text)
+        left = bool(sound or speak)
+        what = f"answering machine: {cause}" if cause else "answering machine"
+        await self._finish(dial, Outcome.MACHINE, f"{what}, message left" if left else what, now)
+        if left:
+            s = self.settings
+            await self._play(
+                dial,
+                s.machine_context,
+                sound,
+                speak,
+                {"OMNI_SILENCE": f"{s.machine_silence_ms},1,{s.machine_silence_wait_seconds}"},
+            )
+        else:
+            await self._quietly(control.hangup(dial.channel or dial.leg))
+
+    # --- messages ----------------------------------------------------------------------------
+
+    async def _message(self, session: Any, prompt_id: int | None, text: str) -> tuple[str, str]:
+        """What a drop or machine message plays: ``(sound, speak)`` — the prompt's ``sound``,
+        else what text to speech makes of the text (``omni.domain.speech``: ``utterance`` — a
+        rendered file, or the TTS dialplan application with the spelled text —, else
+        ``render``), else the text for ``OMNI_VOICE_TTS_APP``; ``("", "")``: nothing to say.
+        A TTS failure is logged and falls back to the application (or to silence): the call
+        must still end."""
+        if prompt_id is not None:
+            prompt = await session.get(m.Prompt, prompt_id)
+            if prompt is not None and prompt.sound:
+                return str(prompt.sound), ""
+        if not text.strip():
+            return "", ""
+        settings = self.services.settings
+        app = str(getattr(settings, "tts_app", "") or self.settings.tts_app)
+        lang = settings.default_language
+        try:
+            speech: Any = importlib.import_module("omni.domain.speech")
+        except ImportError:  # text to speech is not part of this install: the application
+            return "", control.speak(app, text)
+        try:
+            if hasattr(speech, "utterance"):
+                said = await speech.utterance(session, settings, text, lang)
+                if said is None:
+                    return "", ""
+                if said.sound:
+                    return str(said.sound), ""
+                return "", control.speak(str(said.app), str(said.text or text))
+            sound = await speech.render(session, settings, text, lang)
+            return (str(sound), "") if sound else ("", control.speak(app, text))
+        except (RuntimeError, DomainError, OSError, ValueError) as exc:  # speech.TtsError is a RuntimeError
+            log.warning("voice: text to speech failed for a campaign message: %s", exc)
+            return "", control.speak(app, str(getattr(exc, "text", "") or text))
+
+    async def _play(
+        self, dial: Dial, context: str, sound: str, speak: str, extra: dict[str, str] | None = None
+    ) -> None:
+        """Send the customer's channel to ``context`` with what to play set on it (``Setvar``
+        first: AMI applies one session's actions in order). Asterisk refusing the redirect (a
+        dialplan without the context) hangs the call up rather than leave it in music."""
+        channel = dial.channel or dial.leg
+        for name, value in {"OMNI_SOUND": sound, "OMNI_SPEAK": speak, **(extra or {})}.items():
+            await self._quietly(control.setvar(channel, name, value))
+
+        def redirected(result: Any) -> None:
+            last = result[-1] if isinstance(result, list) else result
+            if str(last.get("Response", "")).lower() == "error":
+                log.warning("voice: %s refused (%s): hanging the call up", context, last.get("Message"))
+                with contextlib.suppress(ChannelNotReady):
+                    self.ami.fire(control.hangup(channel))
+
+        try:
+            self.ami.fire(control.redirect(channel, context), redirected)
+        except ChannelNotReady as exc:
+            log.info("voice: Redirect not sent: %s", exc)
+
+    # --- predictive: a free operator within drop_seconds, else the drop message -------------
+
+    def _operator_may_be_free(self, _data: Any = None) -> None:
+        """The bus's ``routing`` hint (a commit freed an operator, or may have): every
+        answered predictive call still looking asks again, in order with the AMI events."""
+        for attempt_id in list(self._waiting):
+            self._nudge_claim(attempt_id, False)
+
+    def _nudge_claim(self, attempt_id: int, deadline: bool) -> None:
+        dial = self._dials.get(attempt_id)
+        if dial is None or dial.done or dial.claim_by is None:
+            self._waiting.discard(attempt_id)
+            return
+        if dial.claim_queued and not deadline:
+            return
+        dial.claim_queued = True
+        ev = CallEvent(Kind.CLAIM, dial.leg, dial.leg, extra={"deadline": "1" if deadline else ""})
+        self._events.put_nowait((ev, datetime.now(UTC), time.perf_counter()))
+
+    async def _claim(self, dial: Dial, now: datetime, *, deadline: bool) -> None:
+        """Look for a free operator for an answered predictive call; found: the conversation
+        and the operator's phone as in progressive; nobody and the drop time is up: drop."""
+        if dial.done or dial.claim_by is None:
+            return
+        started: _Started | None = None
+        try:
+            async with self.services.db.transaction() as session:
+                attempt = await dialing.locked_attempt(session, dial.attempt_id)
+                if attempt is None or attempt.ended_at is not None:
+                    raise _Closed
+                await self._save_amd(session, dial, attempt)
+                if attempt.answered_at is None:
+                    await dialing.do_attempt_answered(
+                        session, attempt, conversation_id=None, now=dial.answered_at or now
+                    )
+                operator = await dialing.do_claim_operator(session, dial.attempt_id, now)
+                if operator is not None:
+                    dial.operator_id = operator
+                    started = await self._start(session, dial, attempt, now)
+        except _Closed:
+            await self._too_late(dial)
+            return
+        except DomainError as exc:  # the operator could not take it after all: the next one
+            log.info("voice: campaign attempt %s: operator not connected: %s", dial.attempt_id, exc)
+            dial.operator_id = None
+        if started is not None:
+            dial.claim_by = None
+            self._waiting.discard(dial.attempt_id)
+            await self._ring_operator(dial, started)
+            return
+        if deadline or asyncio.get_running_loop().time() >= dial.claim_by:
+            await self._drop(dial, now)
+
+    async def _drop(self, dial: Dial, now: datetime) -> None:
+        """Nobody free within ``drop_seconds``: ``dropped`` (abandoned, its retry rule), and the
+        customer hears the drop message (prompt, else TTS of the text, else a moment of
+        silence) in ``drop_context`` before the hang-up."""
+        async with self.services.db.transaction() as session:
+            campaign = await session.get(m.Campaign, dial.campaign_id)
+            sound, speak = ("", "")
+            if campaign is not None:
+                sound, speak = await self._message(session, campaign.drop_prompt_id, campaign.drop_text)
+        await self._finish(dial, Outcome.DROPPED, f"no operator free within {dial.drop_seconds} s", now)
+        await self._play(dial, self.settings.drop_context, sound, speak)
+
+    # --- connecting the operator ---------------------------------------------------------------
+
+    async def _connect(self, dial: Dial, now: datetime) -> None:
+        """The reserved operator (preview, progressive): the conversation (card variables),
+        then the operator's phone. Nobody to connect (status, capacity, no extension, the
+        attempt already ended by its deadline) hangs the customer up: ``dropped``."""
         try:
             async with self.services.db.transaction() as session:
                 attempt = await dialing.locked_attempt(session, dial.attempt_id)
                 if attempt is None or attempt.ended_at is not None:
                     raise _Closed  # its ring deadline ended it: nobody waits for this answer
-                user = await calls.phone_user(session, dial.operator_id)
-                if user is None or not user.sip_extension:
-                    raise InvalidInput("the operator has no phone extension", field="sip_extension")
-                extension = user.sip_extension
-                name = str(dial.variables.get("name") or "")
-                # The reservation ends at the answer (capacity stops counting the attempt), so
-                # the conversation that takes its place fits the operator's capacity.
-                attempt.answered_at = now
-                await session.flush()
-                conv = await outgoing.do_start_outgoing(
-                    session,
-                    dial.operator_id,
-                    outgoing.OutgoingContact(
-                        inbox_id=dial.inbox_id or 0,
-                        identity_kind="phone",
-                        identity_value=dial.phone,
-                        contact_phone=dial.phone,
-                        contact_name=name,
-                        external_id=dial.leg,
-                        medium=m.Medium.VOICE,
-                        note=f"Campaign call to {dial.phone}",
-                        variables={**dial.variables, "linkedid": dial.leg},
-                    ),
-                    now=now,
-                )
-                await dialing.do_attempt_answered(session, attempt, conversation_id=conv.id, now=now)
-                call = Call(
-                    linkedid=dial.leg,
-                    direction="out",
-                    conversation_id=conv.id,
-                    caller_uniqueid=dial.leg,
-                    caller_channel=dial.channel,
-                    caller_number=dial.phone,
-                    caller_name=name,
-                    agent_uniqueid=dial.agent_leg,
-                    agent_user_id=dial.operator_id,
-                    answered_at=now,
-                    enqueued=True,
-                )
-                await self._save_call(call, session=session, inbox_id=dial.inbox_id)
-                dial.conversation_id = conv.id
+                await self._save_amd(session, dial, attempt)
+                started = await self._start(session, dial, attempt, now)
         except _Closed:
-            log.info("voice: campaign attempt %s answered after it ended; hanging up", dial.attempt_id)
-            dial.done = True
-            self._dials.pop(dial.attempt_id, None)
-            self._dials_done.add(dial.attempt_id)
-            await self._quietly(control.hangup(dial.channel or dial.leg))
+            await self._too_late(dial)
             return
         except DomainError as exc:
             log.warning("voice: campaign attempt %s answered, nobody to connect: %s", dial.attempt_id, exc)
             await self._finish(dial, Outcome.DROPPED, f"operator not available: {exc}", now)
             await self._quietly(control.hangup(dial.channel or dial.leg))
             return
-        self.registry.add(call)
+        await self._ring_operator(dial, started)
+
+    async def _too_late(self, dial: Dial) -> None:
+        log.info("voice: campaign attempt %s answered after it ended; hanging up", dial.attempt_id)
+        dial.done = True
+        dial.claim_by = None
+        self._waiting.discard(dial.attempt_id)
+        self._dials.pop(dial.attempt_id, None)
+        self._dials_done.add(dial.attempt_id)
+        await self._quietly(control.hangup(dial.channel or dial.leg))
+
+    async def _start(self, session: Any, dial: Dial, attempt: m.CampaignAttempt, now: datetime) -> _Started:
+        """Inside the caller's transaction: the operator's conversation and call for the
+        answered attempt (``DomainError`` when the operator can't take it)."""
+        assert dial.operator_id is not None
+        user = await calls.phone_user(session, dial.operator_id)
+        if user is None or not user.sip_extension:
+            raise InvalidInput("the operator has no phone extension", field="sip_extension")
+        extension = user.sip_extension
+        name = str(dial.variables.get("name") or "")
+        answered = dial.answered_at or now
+        # The reservation ends at the answer (capacity stops counting the attempt), so
+        # the conversation that takes its place fits the operator's capacity.
+        if attempt.answered_at is None:
+            attempt.answered_at = answered
+        await session.flush()
+        conv = await outgoing.do_start_outgoing(
+            session,
+            dial.operator_id,
+            outgoing.OutgoingContact(
+                inbox_id=dial.inbox_id or 0,
+                identity_kind="phone",
+                identity_value=dial.phone,
+                contact_phone=dial.phone,
+                contact_name=name,
+                external_id=dial.leg,
+                medium=m.Medium.VOICE,
+                note=f"Campaign call to {dial.phone}",
+                variables={**dial.variables, "linkedid": dial.leg},
+            ),
+            now=now,
+        )
+        await dialing.do_attempt_answered(session, attempt, conversation_id=conv.id, now=answered)
+        call = Call(
+            linkedid=dial.leg,
+            direction="out",
+            conversation_id=conv.id,
+            caller_uniqueid=dial.leg,
+            caller_channel=dial.channel,
+            caller_number=dial.phone,
+            caller_name=name,
+            agent_uniqueid=dial.agent_leg,
+            agent_user_id=dial.operator_id,
+            answered_at=now,
+            enqueued=True,
+        )
+        await self._save_call(call, session=session, inbox_id=dial.inbox_id)
+        dial.conversation_id = conv.id
+        return _Started(call, conv.id, extension, name)
+
+    async def _ring_operator(self, dial: Dial, started: _Started) -> None:
+        self.registry.add(started.call)
         action = control.campaign_agent(
             self.settings,
-            extension,
+            started.extension,
             dial.agent_leg,
             ring_seconds=dial.ring_seconds,
             caller_number=dial.phone,
-            caller_name=name,
-            conversation_id=conv.id,
+            caller_name=started.name,
+            conversation_id=started.conversation_id,
             attempt_id=dial.attempt_id,
         )
         try:
@@ -385,6 +661,7 @@ class VoiceCampaign(VoiceEffects):
         name = str(dial.variables.get("name") or "")
         try:
             async with self.services.db.transaction() as session:
+                await self._save_amd(session, dial)  # a person (or AMD not sure) answered
                 conv_id = await agentless.do_start_agentless(session, dial.attempt_id, now)
                 call = Call(
                     linkedid=dial.leg,
@@ -451,12 +728,15 @@ class VoiceCampaign(VoiceEffects):
                 inbox_id=campaign.inbox_id,
                 queue_id=campaign.queue_id,
                 ring_seconds=campaign.ring_seconds,
-                dial_mode=campaign.dial_mode,
                 variables={
                     "campaign_id": campaign.id,
                     "target_id": attempt.target_id,
                     "attempt_id": attempt.id,
                 },
+                campaign_id=campaign.id,
+                dial_mode=campaign.dial_mode,
+                amd=campaign.amd_enabled,
+                drop_seconds=campaign.drop_seconds,
             )
         self._dials[attempt_id] = dial
         return dial
@@ -475,14 +755,29 @@ class VoiceCampaign(VoiceEffects):
         ring deadline as ``no_answer``; the rest are left to their events and deadline."""
         async with self.services.db.transaction() as session:
             rows = [
-                (a.id, a.answered_at, a.started_at) for a in await dialing.placed_open_attempts(session, KIND)
+                (a.id, a.answered_at, a.started_at, a.conversation_id)
+                for a in await dialing.placed_open_attempts(session, KIND)
             ]
         open_ids = {row[0] for row in rows}
         for attempt_id in [i for i in self._dials if i not in open_ids]:
             self._dials.pop(attempt_id, None)  # ended by its ring deadline; no event came since
-        for attempt_id, answered_at, started_at in rows:
+        for attempt_id, answered_at, started_at, conversation_id in rows:
             leg = f"omni-a{attempt_id}"
-            if attempt_id in self._dials or leg in live_linkedids:
+            if attempt_id in self._dials:
+                continue
+            if leg in live_linkedids:
+                if answered_at is not None and conversation_id is None:
+                    # A predictive call that was looking for an operator on a node that went
+                    # away: nobody looks any more, and its drop time is long past.
+                    async with self.services.db.transaction() as session:
+                        await dialing.do_end_attempt(
+                            session,
+                            attempt_id,
+                            Outcome.DROPPED,
+                            cause="no operator found before a restart",
+                            now=now,
+                        )
+                    await self._quietly(control.hangup(leg))
                 continue
             if answered_at is not None:
                 async with self.services.db.transaction() as session:

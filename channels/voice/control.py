@@ -13,6 +13,7 @@ from omni.settings import VoiceSettings
 
 __all__ = [
     "SPY_OPTIONS",
+    "amd_arguments",
     "bridge",
     "campaign_agent",
     "campaign_call",
@@ -22,6 +23,8 @@ __all__ = [
     "mixmonitor",
     "originate_agent",
     "redirect",
+    "setvar",
+    "speak",
 ]
 
 RING_GRACE_SECONDS = 5
@@ -95,30 +98,75 @@ def campaign_call(
     uniqueid: str,
     attempt_id: int,
     campaign_id: int,
+    amd: bool = False,
 ) -> dict[str, Any]:
     """A campaign call, customer first: a ``Local`` channel into the outbound context (the
     same dialplan that dials the trunk for click-to-call, with ``OMNI_CALLERID``) rings the
     number for ``ring_seconds``; answered, the customer waits with music in ``hold_context``
     until the operator's phone is bridged. ``ActionID`` (the attempt's ``external_id``) and
     ``ChannelId`` (the ``;1`` half's Uniqueid and the call's Linkedid) map every event back
-    to the attempt, as do the channel variables after a restart."""
+    to the attempt, as do the channel variables after a restart.
+
+    ``amd`` (the campaign's ``amd_enabled``): the answered ``;1`` half enters ``amd_context``
+    instead, which runs ``AMD(${OMNI_AMD})`` with the settings' parameters, reports the result
+    (``UserEvent: OmniAmd``) and goes on to ``hold_context`` (a machine waits for Omni)."""
+    variables = [
+        f"OMNI_CALLERID={caller_id}",
+        f"OMNI_ATTEMPT={attempt_id}",
+        f"OMNI_CAMPAIGN={campaign_id}",
+    ]
+    if amd:
+        variables.append(f"OMNI_AMD={amd_arguments(s)}")
     return {
         "Action": "Originate",
         "ActionID": action_id,
         "Channel": f"Local/{number}@{context}",
-        "Context": s.hold_context,
+        "Context": s.amd_context if amd else s.hold_context,
         "Exten": "s",
         "Priority": "1",
         "Timeout": str(max(1, ring_seconds) * 1000),
         "CallerID": caller_id or number,
         "ChannelId": uniqueid,
-        "Variable": [
-            f"OMNI_CALLERID={caller_id}",
-            f"OMNI_ATTEMPT={attempt_id}",
-            f"OMNI_CAMPAIGN={campaign_id}",
-        ],
+        "Variable": variables,
         "Async": "true",
     }
+
+
+def amd_arguments(s: VoiceSettings) -> str:
+    """``AMD()``'s positional arguments (``apps/app_amd.c``: initialSilence, greeting,
+    afterGreetingSilence, totalAnalysisTime, minimumWordLength, betweenWordsSilence,
+    maximumNumberOfWords, silenceThreshold, maximumWordLength), all in milliseconds but the
+    word count and the threshold. ``|`` separates them: a ``,`` inside an ``Originate``
+    ``Variable`` would split it into several variables, and the dialplan turns them back."""
+    values = (
+        s.amd_initial_silence,
+        s.amd_greeting,
+        s.amd_after_greeting_silence,
+        s.amd_total_analysis_time,
+        s.amd_min_word_length,
+        s.amd_between_words_silence,
+        s.amd_maximum_number_of_words,
+        s.amd_silence_threshold,
+        s.amd_maximum_word_length,
+    )
+    return "|".join(str(max(0, int(v))) for v in values)
+
+
+def setvar(channel: str, name: str, value: str) -> dict[str, Any]:
+    """Set a channel variable (the sound a drop or machine message plays) before a Redirect."""
+    return {"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value}
+
+
+def speak(app: str, text: str) -> str:
+    """``${OMNI_SPEAK}`` for ``Exec()``: the TTS dialplan application (``OMNI_TTS_APP`` /
+    ``OMNI_VOICE_TTS_APP``) with the text as its one argument (``,`` ``(`` ``)`` ``|`` escaped so
+    it stays one: checked on Asterisk 22); empty without an application or a text."""
+    if not app or not text.strip():
+        return ""
+    clean = text.replace("\\", " ").replace("\n", " ")
+    for ch in ",()|":
+        clean = clean.replace(ch, "\\" + ch)
+    return f"{app}({clean})"
 
 
 def campaign_agent(

@@ -32,6 +32,13 @@ class Kind(StrEnum):
     ATTENDED_TRANSFER = "attended_transfer"
     BLIND_TRANSFER = "blind_transfer"
     ORIGINATE_RESPONSE = "originate_response"
+    AMD = "amd"
+    """The outbound dialplan's ``AMD()`` finished (``UserEvent: OmniAmd``, ``Status`` =
+    ``AMDSTATUS``, ``Cause`` = ``AMDCAUSE``): ``extra["status"]``, ``extra["cause"]``."""
+    CLAIM = "claim"
+    """Not from Asterisk: the adapter's own nudge to look for a free operator again for an
+    answered predictive call (an operator may have become free, or its drop time is up:
+    ``extra["deadline"]``). Queued with the AMI events so it is applied in order with them."""
 
 
 # Asterisk ``ChannelState`` numbers (``ast_channel_state``).
@@ -131,6 +138,9 @@ def ami_event_to_call_event(msg: Mapping[str, Any]) -> CallEvent | None:
             return _base(Kind.STATE, msg)
         case "UserEvent" if _h(msg, "UserEvent") == "OmniEnqueue":
             return _base(Kind.ENQUEUE, msg, inbox=_h(msg, "Inbox") or _h(msg, "DID"))
+        case "UserEvent" if _h(msg, "UserEvent") == "OmniAmd":
+            status = _h(msg, "Status").strip().upper()
+            return _base(Kind.AMD, msg, extra={"status": status, "cause": _h(msg, "Cause").strip()})
         case "DialBegin":
             return _base(
                 Kind.DIAL_BEGIN,

@@ -17,6 +17,24 @@ from omni.domain.outbound import stats
 from omni.services import Services
 
 
+class PacingOut(msgspec.Struct):
+    """A predictive campaign's pacing figures (``omni.domain.outbound.stats``)."""
+
+    answer_rate: float | None
+    """Calls a person answered (dropped included) of the attempts that ended, in %, over the
+    rolling window (the last 30 minutes, at most 1000 attempts)."""
+    abandon_rate: float | None
+    """Dropped of the calls a person answered, in %, over the rolling window."""
+    abandon_rate_today: float | None
+    """Dropped of the calls a person answered since midnight in the campaign's zone, in %."""
+    answered_today: int
+    window_attempts: int
+    """Ended attempts in the rolling window."""
+    target_abandon_pct: float
+    over_target: bool
+    """The window or today is over the target: the controller dials progressive."""
+
+
 class CampaignStatsOut(msgspec.Struct):
     id: int
     name: str
@@ -40,6 +58,8 @@ class CampaignStatsOut(msgspec.Struct):
     """``answered`` of ``attempts`` in %."""
     outcomes: dict[str, int]
     """Ended attempts by outcome (skips and refusals included)."""
+    pacing: PacingOut | None = None
+    """Predictive campaigns only."""
 
 
 class CampaignStatsController(Controller):
@@ -67,6 +87,7 @@ class CampaignStatsController(Controller):
             answered=figures["answered"],
             contact_rate=figures["contact_rate"],
             outcomes=dict(figures["outcomes"]),
+            pacing=msgspec.convert(figures["pacing"], PacingOut) if figures["pacing"] is not None else None,
         )
 
 

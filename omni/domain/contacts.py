@@ -109,7 +109,8 @@ async def do_merge_contacts(session: AsyncSession, keep: m.Contact, drop: m.Cont
     """Join ``drop``'s identities and history into ``keep`` (e.g. a shared phone number)."""
     if keep.id == drop.id:
         return keep
-    for model in (m.ContactIdentity, m.Conversation, m.Callback):
+    # Campaign targets too: their contact_id has no foreign key (0025_import13) to null it.
+    for model in (m.ContactIdentity, m.Conversation, m.Callback, m.CampaignTarget):
         await session.execute(update(model).where(model.contact_id == drop.id).values(contact_id=keep.id))
     keep.custom_fields = {**(drop.custom_fields or {}), **(keep.custom_fields or {})}
     keep.tags = sorted(set(keep.tags or []) | set(drop.tags or []))

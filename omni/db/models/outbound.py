@@ -289,14 +289,19 @@ class CampaignTarget(Base):
     """One contact of a campaign's list: its numbers, local zone, card fields and progress."""
 
     __tablename__ = "campaign_targets"
-    __table_args__ = (
-        UniqueConstraint("campaign_id", "phone", name="uq_campaign_targets_phone"),
-        Index("ix_campaign_targets_due", "campaign_id", "state", "next_due_at"),
-    )
+    __table_args__ = (UniqueConstraint("campaign_id", "phone", name="uq_campaign_targets_phone"),)
+    """The write path of a list import (``0025_import13``): besides the key and the unique key,
+    one index (the scheduler's ``ix_campaign_targets_zone_due`` below; its prefix serves every
+    read by campaign and state) and one
+    foreign key (the campaign's, deleting its targets). ``list_id``, ``callback_user_id``,
+    ``result_code_id`` and ``contact_id`` carry no foreign key (each fired its check for every
+    imported row): lists go only with their campaign, users and result codes are never deleted,
+    ``contacts.do_merge_contacts`` moves a merged contact's targets."""
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
-    list_id: Mapped[int | None] = mapped_column(ForeignKey("call_lists.id", ondelete="SET NULL"), index=True)
+    list_id: Mapped[int | None] = mapped_column(Integer)
+    """The ``call_lists`` row (no foreign key, see above)."""
     name: Mapped[str] = mapped_column(String(256), default="")
     phone: Mapped[str] = mapped_column(String(32))
     """The first number (E.164): the campaign's de-duplication key."""
@@ -315,11 +320,12 @@ class CampaignTarget(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_due_at: Mapped[datetime | None] = mapped_column()
     """When it may be attempted next (``None`` once it is not pending)."""
-    callback_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    """A callback for this operator only (``None``: anyone of the campaign)."""
+    callback_user_id: Mapped[int | None] = mapped_column(Integer)
+    """A callback for this operator only (``None``: anyone of the campaign); a ``users`` id."""
     last_outcome: Mapped[str | None] = mapped_column(String(16))
-    result_code_id: Mapped[int | None] = mapped_column(ForeignKey("result_codes.id", ondelete="SET NULL"))
-    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    result_code_id: Mapped[int | None] = mapped_column(Integer)
+    """A ``result_codes`` id."""
+    contact_id: Mapped[int | None] = mapped_column(Integer)
     """The Omni contact once reached (or found by number at import)."""
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     """Agentless: what the scenario stored for this contact (``{"confirmed": true, "digits":
@@ -412,6 +418,15 @@ Index(
     CampaignAttempt.operator_id,
     postgresql_where=CampaignAttempt.ended_at.is_(None),
     sqlite_where=CampaignAttempt.ended_at.is_(None),
+)
+
+# Predictive pacing (omni/domain/outbound/pacing.py; migration 0024_pacing): today's answered and
+# dropped calls of a campaign, counted every tick from the index alone.
+Index(
+    "ix_campaign_attempts_campaign_outcome_ended",
+    CampaignAttempt.campaign_id,
+    CampaignAttempt.outcome,
+    CampaignAttempt.ended_at,
 )
 
 

@@ -28,8 +28,10 @@ __all__ = [
     "ANSWER_MARGIN_SECONDS",
     "RING_DEADLINE",
     "do_attempt_answered",
+    "do_claim_operator",
     "do_end_attempt",
     "do_mark_placed",
+    "do_record_amd",
     "do_ring_deadline",
     "do_unplace",
     "locked_attempt",
@@ -97,6 +99,52 @@ async def do_attempt_answered(
     if conversation_id is not None:
         attempt.conversation_id = conversation_id
     await deadlines.cancel(session, RING_DEADLINE, attempt.id)
+    await session.flush()
+
+
+async def do_claim_operator(session: AsyncSession, attempt_id: int, now: datetime) -> int | None:
+    """An answered call of a campaign that reserves nobody (predictive) takes a free operator.
+
+    The first of the campaign's operators ``scheduler.free_for_outbound`` finds (longest idle
+    first; a voice campaign's operator needs a phone extension) whose presence row this
+    transaction can lock (``SKIP LOCKED``, as the scheduler's ``_lock_operators``: an operator
+    the router or another node is deciding about right now is left to it) and who holds no
+    open attempt is written on the attempt. From then on ``free_for_outbound`` leaves the
+    operator out (an open attempt names them), and the caller starts the operator's
+    conversation (``outgoing.do_start_outgoing``) in the same transaction, so capacity counts
+    the call from the commit on. ``None``: nobody is free now (the adapter asks again when an
+    operator may have become free, until the campaign's ``drop_seconds`` have passed); also
+    when the attempt has ended or already has its operator (then that one is returned)."""
+    from omni.domain.outbound import scheduler  # the scheduler imports half the engine
+
+    attempt = await locked_attempt(session, attempt_id)
+    if attempt is None or attempt.ended_at is not None:
+        return None
+    if attempt.operator_id is not None:
+        return attempt.operator_id
+    campaign = await session.get(m.Campaign, attempt.campaign_id)
+    if campaign is None:
+        return None
+    free = await scheduler.free_for_outbound(session, campaign)
+    if free and campaign.channel == "voice":
+        phones = set(
+            await session.scalars(select(m.User.id).where(m.User.id.in_(free), m.User.sip_extension != ""))
+        )
+        free = [uid for uid in free if uid in phones]
+    # One at a time, with the scheduler's lock rule: a tick reserving operators and this claim
+    # never both win one operator, and the others stay unlocked for them meanwhile.
+    for uid in free[:8]:
+        if await scheduler._lock_operators(session, [uid]):
+            attempt.operator_id = uid
+            await session.flush()
+            return uid
+    return None
+
+
+async def do_record_amd(session: AsyncSession, attempt: m.CampaignAttempt, status: str) -> None:
+    """Keep what ``AMD()`` said about the call (``AMDSTATUS``: HUMAN, MACHINE, NOTSURE, HANGUP;
+    empty when AMD could not run) on the attempt, for reports and the retry decision."""
+    attempt.amd = (status or "")[:16]
     await session.flush()
 
 

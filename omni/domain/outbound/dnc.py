@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, Table, Update, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Exists, Select, Table, Update, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from omni.db import models as m
 from omni.db.models.outbound import TargetState
@@ -53,11 +53,13 @@ __all__ = [
     "do_add_dnc",
     "find_dnc",
     "list_dnc",
+    "listed",
     "mark_dnc_targets",
     "mark_statement",
     "parse_dnc_line",
     "parse_entry",
     "pattern_of",
+    "prefix_lengths",
     "prefixes",
     "visible_campaigns",
 ]
@@ -103,39 +105,96 @@ async def find_dnc(session: AsyncSession, campaign_id: int | None, e164: str) ->
     )
 
 
-def mark_statement(campaign_id: int, now: datetime) -> Update:
-    """The UPDATE behind :func:`mark_dnc_targets` (the bench prints its plan)."""
-    target = m.CampaignTarget
+PREFIX_LENGTHS = range(2, 16)
+"""Every length a prefix of an E.164 number can have (the ``+`` and one digit at least)."""
+
+
+def listed(
+    phone: ColumnElement[str] | InstrumentedAttribute[str],
+    campaign_id: int,
+    lengths: Iterable[int] = PREFIX_LENGTHS,
+) -> Exists:
+    """The one rule of "this number may not be called in this campaign", as SQL over ``phone``
+    (an E.164 column): an entry of the global list or the campaign's equal to the number, or a
+    prefix entry equal to its first n characters. ``lengths``: the n to look up — every one by
+    default; :func:`prefix_lengths` gives the few the campaign's prefix entries have (a list
+    import looks up 2 keys a number instead of 15). Each key is a probe of
+    ``ix_dnc_entries_number``, never a scan of the list."""
     entry = aliased(m.DncEntry)
-    # The number itself and every prefix of it as keys of ix_dnc_entries_number: an index
-    # probe per key and target, never a scan of the list (E.164 has at most 15 digits).
-    keys = [target.phone, *(func.substr(target.phone, 1, n) for n in range(2, 16))]
-    listed = (
+    keys = [phone, *(func.substr(phone, 1, n) for n in lengths)]
+    return (
         select(entry.id)
         .where(
             or_(entry.campaign_id.is_(None), entry.campaign_id == campaign_id),
             entry.number.in_(keys),
-            or_(entry.prefix.is_(True), entry.number == target.phone),
+            # A prefix covers the numbers it starts (and itself); an exact entry only itself.
+            or_(entry.prefix.is_(True), entry.number == phone),
         )
         .exists()
     )
+
+
+async def prefix_lengths(session: AsyncSession, campaign_id: int) -> list[int]:
+    """The lengths of the prefix entries that apply to the campaign: the only prefixes of a
+    number :func:`listed` needs to look up (exact entries are found by the number itself)."""
+    d = m.DncEntry
+    found = await session.scalars(
+        select(func.length(d.number))
+        .where(d.prefix.is_(True), or_(d.campaign_id.is_(None), d.campaign_id == campaign_id))
+        .distinct()
+    )
+    return sorted(n for n in (int(v) for v in found) if n >= 2)
+
+
+def mark_statement(
+    campaign_id: int,
+    now: datetime,
+    *,
+    list_id: int | None = None,
+    since_id: int | None = None,
+    lengths: Iterable[int] = PREFIX_LENGTHS,
+) -> Update:
+    """The UPDATE behind :func:`mark_dnc_targets` (the bench prints its plan)."""
+    target = m.CampaignTarget
+    where = [
+        target.campaign_id == campaign_id,
+        target.state == TargetState.PENDING,
+        listed(target.phone, campaign_id, lengths),
+    ]
+    if list_id is not None:
+        where.append(target.list_id == list_id)
+    if since_id is not None:
+        where.append(target.id >= since_id)
     return (
         update(target)
-        .where(target.campaign_id == campaign_id, target.state == TargetState.PENDING, listed)
+        .where(*where)
         .values(state=TargetState.DNC, next_due_at=None, updated_at=now)
         .execution_options(synchronize_session=False)
     )
 
 
-async def mark_dnc_targets(session: AsyncSession, campaign_id: int, *, now: datetime | None = None) -> int:
+async def mark_dnc_targets(
+    session: AsyncSession,
+    campaign_id: int,
+    *,
+    now: datetime | None = None,
+    list_id: int | None = None,
+    since_id: int | None = None,
+    lengths: Iterable[int] = PREFIX_LENGTHS,
+) -> int:
     """Mark the campaign's pending targets whose number is on a DNC list (global or its own,
-    exact or prefix) as ``dnc``, in one UPDATE; returns how many.
+    exact or prefix: :func:`listed`) as ``dnc``, in one UPDATE; returns how many.
 
-    The importer runs it after a list is loaded and the engine after a list changes, so listed
-    numbers are never picked. It checks a target's first number (``phone``, the campaign's key);
-    the scheduler's :func:`find_dnc` before each attempt covers the others. Target objects
-    already loaded in ``session`` are not refreshed (``synchronize_session=False``)."""
-    result = await session.execute(mark_statement(campaign_id, now or datetime.now(UTC)))
+    The engine runs it after a list changes, so listed numbers are never picked; the importer
+    on SQLite (a batch: ``list_id`` and ``since_id``, the batch's first target) — on
+    PostgreSQL it decides the state with the same :func:`listed` as it inserts. It checks a
+    target's first number (``phone``, the campaign's key); the scheduler's :func:`find_dnc`
+    before each attempt covers the others. Target objects already loaded in ``session`` are
+    not refreshed (``synchronize_session=False``)."""
+    statement = mark_statement(
+        campaign_id, now or datetime.now(UTC), list_id=list_id, since_id=since_id, lengths=lengths
+    )
+    result = await session.execute(statement)
     return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -38,16 +38,25 @@ class DialStats:
     answer_rate: float = 0.0
     """Answered / placed over the window (0..1)."""
     ring_seconds: float = 0.0
-    """Mean time from placing a call to its answer (or to giving up)."""
+    """Mean time from placing a call to its answer (calls a person answered)."""
     talk_seconds: float = 0.0
-    """Mean time an answered call keeps its operator, wrap-up excluded."""
+    """Mean time an answered call keeps its operator, wrap-up excluded (calls still talking
+    count with their time so far: ``pacing.measure``)."""
     wrap_seconds: float = 0.0
     """Mean wrap-up after a campaign call."""
+    fail_seconds: float = 0.0
+    """Mean time from placing a call nobody answered to its end (no answer, busy, congestion):
+    lines ringing now are mostly these, so an open line is less likely to be answered than a
+    new one."""
     abandon_rate: float = 0.0
     """Dropped / answered over the rolling window (0..1)."""
     abandon_rate_today: float = 0.0
     """Dropped / answered since the campaign's local midnight (0..1)."""
     answered_today: int = 0
+    answered: int = 0
+    """Calls a person answered (answered or dropped) in the rolling window."""
+    talked: int = 0
+    """Finished conversations behind ``talk_seconds`` (few: the mean is not trusted yet)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +76,14 @@ class Load:
     stats: DialStats | None = None
     max_lines_per_operator: float = 3.0
     target_abandon_pct: float = 3.0
+    drop_seconds: float = 2.0
+    """Predictive: how long an answered call may wait for an operator before it is dropped."""
+    ringing_seconds: tuple[float, ...] | None = None
+    """Predictive: how long each open line not answered yet has rung (``None``: not known,
+    every open line counts as a fresh call); a line that has rung long is less likely to be
+    answered than a new one."""
+    waiting: int = 0
+    """Predictive: answered calls waiting for an operator now."""
 
 
 class DialPolicy(Protocol):

@@ -5,22 +5,28 @@
 * **scheduled retries** — pending targets that were already tried (a retry or callback waits);
 * **in progress** — attempts open now (a preview on screen, a call ringing or talking);
 * **attempts** — ended attempts that reached the network (skips and refusals use none);
-* **contact rate** — answered attempts of those attempts, in %.
+* **contact rate** — answered attempts of those attempts, in %;
+* **pacing** (predictive campaigns; ``None`` for the others) — what the pacing controller
+  measures (``pacing.measure``): the answer rate (calls a person answered, dropped included, of
+  the attempts that ended) and the abandon rate (dropped of those a person answered) over the
+  rolling window, the abandon rate since midnight in the campaign's zone, and the campaign's
+  target; over the target the controller dials progressive.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.db.models.outbound import CampaignState, Outcome, TargetState
+from omni.db.models.outbound import CampaignState, DialMode, Outcome, TargetState
 from omni.domain.auth import Principal, visible_queue_ids
 from omni.domain.errors import NotFound, PermissionDenied
+from omni.domain.outbound import pacing
 
 __all__ = [
     "FINISHED_STATES",
@@ -30,6 +36,7 @@ __all__ = [
     "campaign_figures",
     "contact_rate",
     "live_campaigns",
+    "pacing_figures",
 ]
 
 FINISHED_STATES = (TargetState.DONE, TargetState.FAILED, TargetState.DNC, TargetState.CANCELLED)
@@ -72,6 +79,7 @@ async def campaign_figures(
             "outcomes": {},
             "progress": None,
             "contact_rate": None,
+            "pacing": None,
         }
         for cid in ids
     }
@@ -113,7 +121,32 @@ async def campaign_figures(
     for f in figures.values():
         f["progress"] = round(100.0 * f["finished"] / f["targets"], 1) if f["targets"] else None
         f["contact_rate"] = contact_rate(f["answered"], f["attempts"])
+    predictive = await session.scalars(
+        select(m.Campaign).where(m.Campaign.id.in_(ids), m.Campaign.dial_mode == DialMode.PREDICTIVE)
+    )
+    for campaign in predictive:
+        figures[campaign.id]["pacing"] = await pacing_figures(session, campaign, now or datetime.now(UTC))
     return figures
+
+
+def _pct(rate: float, count: int) -> float | None:
+    return round(100.0 * rate, 1) if count else None
+
+
+async def pacing_figures(session: AsyncSession, campaign: m.Campaign, now: datetime) -> dict[str, Any]:
+    """A predictive campaign's pacing figures (module docstring), in % with one decimal;
+    ``None`` rates before the window or the day has a call to measure."""
+    s = await pacing.measure(session, campaign, now)
+    return {
+        "answer_rate": _pct(s.answer_rate, s.samples),
+        "abandon_rate": _pct(s.abandon_rate, s.answered),
+        "abandon_rate_today": _pct(s.abandon_rate_today, s.answered_today),
+        "answered_today": s.answered_today,
+        "window_attempts": s.samples,
+        "target_abandon_pct": campaign.target_abandon_pct,
+        "over_target": s.abandon_rate * 100.0 > campaign.target_abandon_pct
+        or s.abandon_rate_today * 100.0 > campaign.target_abandon_pct,
+    }
 
 
 async def live_campaigns(session: AsyncSession, who: Principal) -> list[dict[str, Any]]:

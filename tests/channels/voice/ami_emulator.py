@@ -7,7 +7,12 @@ keeps a small model of channels and bridges so scripted calls produce the events
 Asterisk emits (Newchannel, Newstate, VarSet, Newexten, UserEvent, MusicOnHoldStart,
 DialBegin/DialEnd, BridgeCreate/BridgeEnter/BridgeLeave/BridgeDestroy, Hold/Unhold, Hangup,
 OriginateResponse, AttendedTransfer, BlindTransfer) and reacts to Originate, Redirect,
-Bridge, Hangup, Atxfer, BlindTransfer, MixMonitor, CoreShowChannels, QueueStatus, Command.
+Bridge, Hangup, Atxfer, BlindTransfer, MixMonitor, Setvar, CoreShowChannels, QueueStatus,
+Command. Campaign calls originated into the sample dialplan's AMD context run an emulated
+``AMD()`` (``amd[number]``: answer, ``amd_seconds`` of listening, then ``VarSet AMDSTATUS`` /
+``AMDCAUSE`` and the dialplan's ``UserEvent: OmniAmd``; a hang-up during it runs the ``h``
+extension); channels redirected to a message context (``omni-drop``, ``omni-machine``) step
+through it and record what ``Playback()`` played in ``played``.
 
 Phones: ``phones[extension]`` is ``manual`` (ring until ``answer(ext)``; the default),
 ``answer`` (pick up at once), ``busy``, ``no_answer`` (ring until the originate's timeout) or
@@ -149,6 +154,25 @@ class AmiEmulator:
         seen on Asterisk 22: it sometimes comes first)."""
         self.campaign_calls: dict[str, tuple[str, str]] = {}
         """Campaign calls by number: (the originated ``;1`` Uniqueid, the trunk channel's)."""
+        self.amd: dict[str, str] = {}
+        """Campaign calls by number: what ``AMD()`` concludes when the call is originated into
+        the AMD context — ``human`` (default), ``machine``, ``notsure``, ``hangup`` (the customer
+        hangs up while it listens) or ``manual`` (until ``amd_result(number, status)``)."""
+        self.amd_seconds = 0.05
+        """How long the emulated ``AMD()`` listens after the answer before it concludes."""
+        self.amd_before_response = False
+        """The ``OmniAmd`` result before the ``OriginateResponse`` (the originate thread and
+        the channel's PBX thread race on a real Asterisk; a short greeting can win)."""
+        self.amd_loaded = True
+        """``False``: app_amd is not loaded (no amd.conf): the sample dialplan skips ``AMD()``."""
+        self.amd_runs: dict[str, str] = {}
+        """Uniqueid → the arguments ``AMD()`` ran with (after variable substitution)."""
+        self.played: list[tuple[str, str]] = []
+        """What message contexts played: (Uniqueid, ``Playback()`` file or ``exec:<app(args)>``)."""
+        self.waited_for_silence: list[tuple[str, str]] = []
+        """(Uniqueid, ``WaitForSilence()`` arguments) as the machine context ran them."""
+        self.message_contexts = {"omni-drop", "omni-machine"}
+        """Contexts that play something and hang up (stepped through the sample dialplan)."""
         self.actions: list[dict[str, Any]] = []
         self.channels: dict[str, Chan] = {}
         self.bridges: dict[str, list[str]] = {}
@@ -228,6 +252,13 @@ class AmiEmulator:
         self.lose_originate_responses = False
         self.originate_response_first = False
         self.campaign_calls.clear()
+        self.amd.clear()
+        self.amd_seconds = 0.05
+        self.amd_before_response = False
+        self.amd_loaded = True
+        self.amd_runs.clear()
+        self.played.clear()
+        self.waited_for_silence.clear()
 
     @property
     def listening(self) -> bool:
@@ -353,6 +384,8 @@ class AmiEmulator:
         if context.endswith(("wait", "hold")):
             ch.application = "MusicOnHold"
             self.event("MusicOnHoldStart", ch, Class="default")
+        elif context in self.message_contexts:
+            self._later(0.01, self._run_message, ch.uniqueid, ch.epoch)
 
     def _bridge(self, a: Chan, b: Chan, *, dial: bool = False) -> str:
         for ch in (a, b):
@@ -878,7 +911,139 @@ class AmiEmulator:
         self._set_state(two, 6)
         self._set_state(one, 6)
         self._goto(one, one.context, one.exten)
+        if self._amd_start(one, number) and self.amd_before_response:
+            self._amd_conclude(one.uniqueid, one.epoch, self.amd.get(number, "human"))
         self._originate_response(one, success=True, reason=4)
+
+    # --- AMD() in the outbound dialplan (apps/app_amd.c as of Asterisk 22) --------------------
+
+    AMD_CAUSES: ClassVar[dict[str, str]] = {
+        "HUMAN": "HUMAN-800-800",
+        "MACHINE": "MAXWORDS-3-2",
+        "NOTSURE": "TOOLONG-5000",
+    }
+    """A typical ``AMDCAUSE`` per result (``<reason>-<measured>-<limit>``)."""
+
+    def _amd_start(self, one: Chan, number: str) -> bool:
+        """The answered ``;1`` entered its context: if the sample dialplan runs ``AMD()`` there,
+        it listens for ``amd_seconds`` (``Newexten AMD``), then concludes as ``amd[number]``."""
+        variables = dict(one.variables)
+        if one.context not in self.dialplan.contexts:
+            return False
+        if not self.amd_loaded:
+            variables["IFMODULE(app_amd.so)"] = "0"
+        trail: list[Any] = []
+        context, priority, step = self.dialplan.run(one.context, 1, variables, trail=trail)
+        if step.app != "AMD":
+            if any(s.app == "UserEvent" for s in trail):  # AMD() skipped: reported empty
+                self._user_events(one, trail, variables)
+                one.context, one.priority, one.application = context, priority, step.app
+                if step.app == "MusicOnHold":
+                    self.event("MusicOnHoldStart", one, Class="default")
+            return False
+        args = self.dialplan.expand(step.args, variables)
+        one.context, one.priority, one.application, one.app_data = context, priority, "AMD", args
+        self.amd_runs[one.uniqueid] = args
+        self.event("Newexten", one, Extension="s", Application="AMD", AppData=args)
+        behaviour = self.amd.get(number, "human")
+        if behaviour == "hangup":
+            self._later(self.amd_seconds, self._amd_hangup, one.uniqueid, one.epoch)
+        elif behaviour != "manual" and not self.amd_before_response:
+            self._later(self.amd_seconds, self._amd_conclude, one.uniqueid, one.epoch, behaviour)
+        return True
+
+    def amd_result(self, number: str, status: str) -> None:
+        """``AMD()`` concludes now for a ``manual`` call (``human``/``machine``/``notsure``/``hangup``)."""
+        one = self.campaign_leg(number)
+        assert one is not None and one.application == "AMD", "AMD() is not listening on that call"
+        if status == "hangup":
+            self._amd_hangup(one.uniqueid, one.epoch)
+        else:
+            self._amd_conclude(one.uniqueid, one.epoch, status)
+
+    def _amd_conclude(self, uid: str, epoch: int, behaviour: str) -> None:
+        """``AMD()`` sets ``AMDSTATUS``/``AMDCAUSE`` (``VarSet``, sent only to a manager user
+        with the ``dialplan`` class) and returns: the dialplan's ``UserEvent(OmniAmd)``, then
+        on to the hold context (a person) or the wait for Omni (a machine)."""
+        ch = self.channels.get(uid)
+        if ch is None or ch.epoch != epoch or ch.application != "AMD":
+            return
+        status = behaviour.upper()
+        self._amd_set(ch, status, self.AMD_CAUSES.get(status, ""))
+        trail: list[Any] = []
+        variables = dict(ch.variables)
+        context, priority, step = self.dialplan.run(ch.context, ch.priority + 1, variables, trail=trail)
+        self._user_events(ch, trail, variables)
+        ch.context, ch.exten, ch.priority = context, "s", priority
+        ch.application, ch.app_data = step.app, self.dialplan.expand(step.args, variables)
+        self.event("Newexten", ch, Extension="s", Application=step.app, AppData=ch.app_data)
+        if step.app == "MusicOnHold":
+            self.event("MusicOnHoldStart", ch, Class="default")
+        elif step.app == "Hangup":
+            self._hangup(ch, 16)
+
+    def _amd_hangup(self, uid: str, epoch: int) -> None:
+        """The customer hangs up while ``AMD()`` listens: the trunk and ``;2`` go first; on
+        ``;1`` ``ast_read`` fails, AMD sets HANGUP and returns, the PBX runs the context's
+        ``h`` extension (its ``UserEvent(OmniAmd)``), then ``;1`` hangs up."""
+        one = self.channels.get(uid)
+        if one is None or one.epoch != epoch or one.application != "AMD":
+            return
+        two = self.channels.get(one.dial_half)
+        trunk = self.campaign_customer(two.exten) if two is not None else None
+        self._only(trunk, 16)
+        self._only(two, 16)
+        self._amd_set(one, "HANGUP", "")
+        if "h" in self.dialplan.contexts.get(one.context, {}):
+            trail: list[Any] = []
+            variables = dict(one.variables)
+            self.dialplan.run(one.context, 1, variables, exten="h", trail=trail)
+            self._user_events(one, trail, variables)
+        self._hangup(one, 16)
+
+    def _amd_set(self, ch: Chan, status: str, cause: str) -> None:
+        ch.variables["AMDSTATUS"], ch.variables["AMDCAUSE"] = status, cause
+        self.event("VarSet", ch, Variable="AMDSTATUS", Value=status)
+        self.event("VarSet", ch, Variable="AMDCAUSE", Value=cause)
+
+    def _user_events(self, ch: Chan, trail: list[Any], variables: dict[str, str]) -> None:
+        """``UserEvent(Name,Key: value,...)`` steps the dialplan ran, as AMI events."""
+        for step in trail:
+            if step.app != "UserEvent":
+                continue
+            name, *pairs = self.dialplan.expand(step.args, variables).split(",")
+            fields = {}
+            for pair in pairs:
+                key, _, value = pair.partition(":")
+                fields[key.strip()] = value.strip()
+            self.event("UserEvent", ch, UserEvent=name, **fields)
+
+    def _run_message(self, uid: str, epoch: int) -> None:
+        """A channel redirected to a message context (drop, machine) runs it through the
+        sample dialplan: ``WaitForSilence``, ``Playback`` (recorded in ``played``), ``Exec``
+        (a TTS application), then ``Hangup`` (the whole campaign chain hangs up with it)."""
+        ch = self.channels.get(uid)
+        if ch is None or ch.epoch != epoch:
+            return
+        variables = ch.variables
+        context, priority = ch.context, ch.priority
+        for _ in range(20):
+            trail: list[Any] = []
+            context, priority, step = self.dialplan.run(context, priority, variables, trail=trail)
+            self._user_events(ch, trail, variables)
+            args = self.dialplan.expand(step.args, variables)
+            ch.context, ch.priority, ch.application, ch.app_data = context, priority, step.app, args
+            self.event("Newexten", ch, Extension="s", Application=step.app, AppData=args)
+            if step.app == "Hangup":
+                self._hangup(ch, 16)
+                return
+            if step.app == "Playback":
+                self.played.append((uid, args))
+            elif step.app == "Exec":
+                self.played.append((uid, f"exec:{args}"))
+            elif step.app == "WaitForSilence":
+                self.waited_for_silence.append((uid, args))
+            priority += 1
 
     def campaign_customer(self, number: str) -> Chan | None:
         """The customer's trunk channel of a campaign call (hang it up to make them leave)."""
@@ -998,6 +1163,16 @@ class AmiEmulator:
                 self._go_on[ch.uniqueid] = position
         a.application = b.application = "Bridge"
         self._bridge(a, b)
+
+    def _a_setvar(self, conn: Conn, action: dict[str, Any]) -> None:
+        ch = self.find(str(action.get("Channel", "")))
+        if ch is None:
+            self._respond(conn, action, "Error", Message="Channel not found")
+            return
+        name, value = str(action.get("Variable", "")), str(action.get("Value", ""))
+        ch.variables[name] = value
+        self.event("VarSet", ch, Variable=name, Value=value)
+        self._respond(conn, action, Message="Variable Set")
 
     def _a_mixmonitor(self, conn: Conn, action: dict[str, Any]) -> None:
         ch = self.find(str(action.get("Channel", "")))

@@ -19,7 +19,18 @@ from pathlib import Path
 
 SAMPLE = Path(__file__).resolve().parents[3] / "docker" / "asterisk" / "extensions.conf"
 
-BLOCKING = {"AGI", "MusicOnHold", "Wait", "Hangup", "Dial", "Playback", "ChanSpy"}
+BLOCKING = {
+    "AGI",
+    "MusicOnHold",
+    "Wait",
+    "Hangup",
+    "Dial",
+    "Playback",
+    "ChanSpy",
+    "AMD",
+    "WaitForSilence",
+    "Exec",
+}
 """Applications a channel stays in (or ends in); the stepper stops there."""
 
 _LINE = re.compile(r"^\s*(exten|same)\s*=>\s*(?:([^,]+),)?(\d+|n)(?:\(([^)]*)\))?,(\w+)\((.*)\)\s*$")
@@ -108,6 +119,10 @@ class Dialplan:
             context, exten, priority = self._resolve(target, context, exten)
         raise AssertionError(f"the dialplan loops without stopping in {context}")
 
+    def expand(self, text: str, variables: dict[str, str]) -> str:
+        """``${VAR}`` / ``${CUT(VAR,d,n)}`` substituted, as the PBX does before an application runs."""
+        return _expand(text, variables)
+
     def go_on_after_bridge(
         self, context: str, priority: int, variables: dict[str, str], exten: str = "s"
     ) -> tuple[str, int, Step]:
@@ -136,7 +151,20 @@ def _strip_comment(line: str) -> str:
 
 
 def _expand(text: str, variables: dict[str, str]) -> str:
-    return re.sub(r"\$\{([^}]+)\}", lambda m: variables.get(m.group(1), ""), text)
+    return re.sub(r"\$\{([^}]+)\}", lambda m: _value(m.group(1), variables), text)
+
+
+def _value(name: str, variables: dict[str, str]) -> str:
+    """A variable, ``CUT(VAR,delimiter,n)`` (func_cut: the n-th field, 1-based) or
+    ``IFMODULE(name)`` ("1": loaded, unless ``variables`` says otherwise under that key)."""
+    if name.startswith("IFMODULE("):
+        return variables.get(name, "1")
+    cut = re.fullmatch(r"CUT\((\w+),(.),(\d+)\)", name)
+    if cut is None:
+        return variables.get(name, "")
+    fields = variables.get(cut.group(1), "").split(cut.group(2))
+    n = int(cut.group(3))
+    return fields[n - 1] if 0 < n <= len(fields) else ""
 
 
 def _true(condition: str, variables: dict[str, str]) -> bool:

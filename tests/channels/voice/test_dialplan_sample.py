@@ -139,3 +139,47 @@ def test_agentless_call_plays_the_scenario_then_waits_in_line_or_hangs_up() -> N
     assert any(s.app == "UserEvent" and "OmniEnqueue" in s.args for s in trail)
     for result in ("closed", "error", ""):
         assert plan.run("omni-agentless", in_agi + 1, {**variables, "OMNI_RESULT": result})[2].app == "Hangup"
+
+
+def test_amd_context_passes_the_settings_to_amd_and_reports_every_result() -> None:
+    """``OMNI_AMD`` holds AMD()'s nine arguments separated by ``|`` (a comma would split the
+    Originate's Variable header); the context turns them back into AMD()'s arguments, reports
+    the result with ``UserEvent(OmniAmd)`` and sends a person to the hold music, a machine to
+    a wait for Omni; a hang-up during AMD() is reported from the ``h`` extension."""
+    from channels.voice import control
+    from omni.settings import VoiceSettings
+
+    plan = Dialplan.load()
+    variables = {"OMNI_AMD": control.amd_arguments(VoiceSettings())}
+    context, priority, step = plan.run("omni-amd", 1, variables)
+    assert step.app == "AMD"
+    assert plan.expand(step.args, variables) == "2500,1500,800,5000,100,50,2,256,5000"
+    for status, then in (("HUMAN", "MusicOnHold"), ("NOTSURE", "MusicOnHold"), ("MACHINE", "Wait")):
+        after = {**variables, "AMDSTATUS": status, "AMDCAUSE": "x"}
+        trail: list[Step] = []
+        where, _, last = plan.run(context, priority + 1, after, trail=trail)
+        events = [plan.expand(s.args, after) for s in trail if s.app == "UserEvent"]
+        assert events == [f"OmniAmd,Status: {status},Cause: x"], status
+        assert last.app == then, status
+        assert where == ("omni-hold" if then == "MusicOnHold" else "omni-amd")
+    for status, reported in (("HANGUP", True), ("MACHINE", False)):
+        trail = []
+        plan.run("omni-amd", 1, {"AMDSTATUS": status, "AMDCAUSE": ""}, exten="h", trail=trail)
+        assert any(s.app == "UserEvent" for s in trail) is reported, status
+
+
+def test_drop_and_machine_contexts_play_the_sound_the_tts_app_or_nothing_then_hang_up() -> None:
+    plan = Dialplan.load()
+    for variables, first in (
+        ({"OMNI_SOUND": "omni/sorry"}, ("Playback", "omni/sorry")),
+        ({"OMNI_SPEAK": "Festival(Sorry)"}, ("Exec", "Festival(Sorry)")),
+        ({}, ("Wait", "1")),
+    ):
+        context, priority, step = plan.run("omni-drop", 1, dict(variables))
+        assert (step.app, plan.expand(step.args, variables)) == first
+        assert plan.run(context, priority + 1, dict(variables))[2].app == "Hangup"
+    machine = {"OMNI_SILENCE": "1500,1,20", "OMNI_SOUND": "omni/call-back"}
+    context, priority, step = plan.run("omni-machine", 1, dict(machine))
+    assert (step.app, plan.expand(step.args, machine)) == ("WaitForSilence", "1500,1,20")
+    _, _, step = plan.run(context, priority + 1, dict(machine))
+    assert (step.app, plan.expand(step.args, machine)) == ("Playback", "omni/call-back")

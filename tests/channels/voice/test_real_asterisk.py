@@ -231,3 +231,112 @@ async def test_campaign_calls_busy_and_answered_through_a_real_asterisk(server: 
         await voice.ami.send({"Action": "Hangup", "Channel": call.caller_channel})
         await w.clients["op"].wait_for("conversation.wrap_up", timeout=20, id=answered.conversation_id)
         await until(lambda: _gone(server, {f"omni-a{orders[1].attempt_id}"}), timeout=20)
+
+
+# --- AMD and predictive drops (docs/dialer.md, "Drops, AMD and the voice adapter") -----------
+
+MACHINE_NUMBER = "+79161230021"
+HUMAN_NUMBER = "+79161230022"
+AMD_TRUNK = (
+    # A "machine": a greeting longer than AMD's 1.5 s (LONGGREETING), then silence.
+    f"{MACHINE_NUMBER},1,Answer() into omni-test-trunk",
+    f"{MACHINE_NUMBER},2,Playback(vm-intro) into omni-test-trunk",
+    f"{MACHINE_NUMBER},3,Playback(silence/10) into omni-test-trunk",
+    # A "person": "hello world", then silence (HUMAN after 800 ms of it), then waits.
+    f"{HUMAN_NUMBER},1,Answer() into omni-test-trunk",
+    f"{HUMAN_NUMBER},2,Playback(hello-world) into omni-test-trunk",
+    f"{HUMAN_NUMBER},3,Playback(silence/5) into omni-test-trunk",
+    f"{HUMAN_NUMBER},4,Wait(600) into omni-test-trunk",
+)
+
+
+async def test_amd_machine_message_predictive_claim_and_drop_through_a_real_asterisk(
+    server: LiveServer,
+) -> None:
+    """The sample ``omni-amd`` / ``omni-machine`` / ``omni-drop`` contexts with the real
+    ``AMD()``: a machine greeting ends ``machine`` after the message (the channel hangs up by
+    itself after ``WaitForSilence`` and ``Playback``); a person on a predictive call takes the
+    free operator and is bridged; with the operator paused the next person hears the drop prompt
+    and the call ends ``dropped``. Needs app_amd (amd.conf), app_waitforsilence, func_cut,
+    func_module and the English core sounds (vm-intro, hello-world, silence/*)."""
+    from omni.channels import AttemptOrder
+    from omni.db.models.outbound import Outcome
+    from omni.domain.outbound.lifecycle import do_open_attempt
+
+    for line in (*TEST_TRUNK, *AMD_TRUNK):
+        await command(server, f"dialplan add extension {line} replace")
+    async with make_world(server, ["op"], wrap_up_seconds=60) as w:
+
+        async def order(mode: str, phone: str, **kw: Any) -> AttemptOrder:
+            async with server.services.db.transaction() as s:
+                inbox = await s.get_one(m.Inbox, w.inbox_id)
+                inbox.config = {**inbox.config, "outbound_context": "omni-test-out"}
+                prompt = m.Prompt(folder="rt", name=f"p{next(_n)}", sound="tt-monkeys")
+                s.add(prompt)
+                await s.flush()
+                camp = m.Campaign(
+                    name=f"rt-amd-{w.queue_id}-{next(_n)}",
+                    state="running",
+                    channel="voice",
+                    dial_mode=mode,
+                    queue_id=w.queue_id,
+                    inbox_id=w.inbox_id,
+                    retry_rules={"machine": [60], "dropped": [10]},
+                    ring_seconds=20,
+                    amd_enabled=True,
+                    machine_action="message",
+                    machine_prompt_id=prompt.id,
+                    drop_prompt_id=prompt.id,
+                    **kw,
+                )
+                s.add(camp)
+                await s.flush()
+                t = m.CampaignTarget(campaign_id=camp.id, name="Ivan", phone=phone, phones=[phone])
+                s.add(t)
+                await s.flush()
+                op = w.ops["op"] if mode == "progressive" else None
+                a = await do_open_attempt(s, t, caller_id="+74950001111", operator_id=op)
+                return AttemptOrder(
+                    attempt_id=a.id,
+                    campaign_id=camp.id,
+                    target_id=t.id,
+                    channel="voice",
+                    dial_mode=mode,
+                    phone=phone,
+                    caller_id="+74950001111",
+                    inbox_id=w.inbox_id,
+                    queue_id=w.queue_id,
+                    operator_id=op,
+                    ring_seconds=20,
+                    variables={"name": "Ivan"},
+                )
+
+        async def ended(attempt_id: int) -> m.CampaignAttempt | None:
+            async with server.services.db.transaction() as s:
+                row = await s.get_one(m.CampaignAttempt, attempt_id)
+                return row if row.ended_at is not None else None
+
+        voice = voice_of(server)
+        machine = await order("progressive", MACHINE_NUMBER)
+        await voice.place(machine)
+        row = await until(lambda: ended(machine.attempt_id), timeout=30)
+        assert (row.outcome, row.amd) == (Outcome.MACHINE, "MACHINE"), row.cause
+        assert row.cause.startswith("answering machine: LONGGREETING") and row.cause.endswith("message left")
+        await until(lambda: _gone(server, {f"omni-a{machine.attempt_id}"}), timeout=30)
+
+        human = await order("predictive", HUMAN_NUMBER, drop_seconds=30)
+        await voice.place(human)
+        row = await until(lambda: ended(human.attempt_id), timeout=30)
+        assert (row.outcome, row.amd, row.operator_id) == (Outcome.ANSWERED, "HUMAN", w.ops["op"]), row.cause
+        call = await until(lambda: voice.registry.for_conversation(row.conversation_id), timeout=10)
+        await until(lambda: call.bridged, timeout=10)
+        await voice.ami.send({"Action": "Hangup", "Channel": call.caller_channel})
+        await w.clients["op"].wait_for("conversation.wrap_up", timeout=20, id=row.conversation_id)
+
+        async with server.services.db.transaction() as s:
+            await f.set_status(s, await s.get_one(m.User, w.ops["op"]), "pause")
+        dropped = await order("predictive", HUMAN_NUMBER, drop_seconds=1)
+        await voice.place(dropped)
+        row = await until(lambda: ended(dropped.attempt_id), timeout=30)
+        assert (row.outcome, row.cause, row.amd) == (Outcome.DROPPED, "no operator free within 1 s", "HUMAN")
+        await until(lambda: _gone(server, {f"omni-a{dropped.attempt_id}"}), timeout=30)

@@ -1,5 +1,6 @@
 // The supervisor's live campaigns: running and paused campaigns of their queues with progress,
-// remaining, scheduled retries, in progress, outcomes so far and contact rate
+// remaining, scheduled retries, in progress, outcomes so far and contact rate, and for predictive
+// campaigns the pacing figures: answer and abandon rates over the rolling window and today
 // (omni.domain.outbound.stats), refreshed on campaign events; Start / Pause per campaign.
 import { Socket } from "socket.io-client";
 import { Ack, call, clear, el } from "../common";
@@ -21,6 +22,17 @@ export interface LiveCampaign {
   answered: number;
   contact_rate: number | null;
   outcomes: Record<string, number>;
+  pacing: Pacing | null;
+}
+
+export interface Pacing {
+  answer_rate: number | null;
+  abandon_rate: number | null;
+  abandon_rate_today: number | null;
+  answered_today: number;
+  window_attempts: number;
+  target_abandon_pct: number;
+  over_target: boolean;
 }
 
 /** One contact of an agentless campaign with its stored result (``campaign_contacts``). */
@@ -136,10 +148,27 @@ export class CampaignsView {
       this.box.append(el("p", { class: "muted" }, t("sv.campaigns.none")), this.error);
       return;
     }
+    const pacing = (p: Pacing | null): HTMLElement => {
+      if (p === null) return el("td", { "data-testid": "campaign-pacing" }, "—");
+      return el(
+        "td",
+        { "data-testid": "campaign-pacing", class: p.over_target ? "bad" : "", "data-over-target": String(p.over_target) },
+        el("span", { "data-testid": "pacing-answer-rate" }, t("sv.campaigns.pacing_answer", { value: pct(p.answer_rate) })),
+        " · ",
+        el(
+          "span",
+          { "data-testid": "pacing-abandon-rate" },
+          t("sv.campaigns.pacing_abandon", { value: pct(p.abandon_rate), target: pct(p.target_abandon_pct) }),
+        ),
+        " · ",
+        el("span", { "data-testid": "pacing-abandon-today" }, t("sv.campaigns.pacing_today", { value: pct(p.abandon_rate_today) })),
+        p.over_target ? el("small", { class: "bad" }, ` ${t("sv.campaigns.pacing_fallback")}`) : "",
+      );
+    };
     const head = el(
       "tr",
       {},
-      ...["name", "state", "progress", "remaining", "retries", "in_progress", "outcomes", "contact_rate", "actions"].map((k) =>
+      ...["name", "state", "progress", "remaining", "retries", "in_progress", "outcomes", "contact_rate", "pacing", "actions"].map((k) =>
         el("th", {}, t(`sv.campaigns.${k}`)),
       ),
     );
@@ -159,6 +188,7 @@ export class CampaignsView {
         el("td", { "data-testid": "campaign-in-progress" }, String(c.in_progress)),
         el("td", { "data-testid": "campaign-outcomes" }, outcomes || "—"),
         el("td", { "data-testid": "campaign-contact-rate" }, pct(c.contact_rate)),
+        pacing(c.pacing ?? null),
         el(
           "td",
           {},
