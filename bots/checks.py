@@ -24,6 +24,9 @@ from omni.i18n import _l
 CHANNEL_LIMITS: dict[str, set[str]] = {
     # Voice can't show buttons or take typed text: menus need DTMF digits, asks only numbers/choices.
     "voice": {"survey:multiple", "survey:text", "ask:text", "ask:email", "ask:date"},
+    # Only a call can record the customer's voice.
+    "widget": {"record"},
+    "telegram": {"record"},
 }
 
 

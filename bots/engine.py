@@ -28,6 +28,8 @@ from bots.protocol import (
     HttpResult,
     NoInput,
     Outcome,
+    Recorded,
+    RecordVoice,
     SaveAnswer,
     SaveContactField,
     Say,
@@ -57,6 +59,7 @@ from bots.scenario import (
     MessageNode,
     Not,
     Operand,
+    RecordNode,
     Scenario,
     SetNode,
     SurveyNode,
@@ -208,6 +211,14 @@ class _Run:
         elif isinstance(node, WaitNode):
             self.state.waiting = "timer"
             self.out.actions.append(StartTimer(node.seconds, "wait"))
+        elif isinstance(node, RecordNode):
+            text = self.text_of(node.content)
+            if text.strip() or node.content.prompt:
+                self.out.actions.append(Say(text, prompt=node.content.prompt, node=node.id))
+            self.state.waiting = "record"
+            self.out.actions.append(RecordVoice(node.id, node.max_seconds, node.silence_seconds, node.beep))
+            # A fallback when nobody records (the call's session is gone): as if nothing was said.
+            self.out.actions.append(StartTimer(node.max_seconds + node.silence_seconds + 30, "no_input"))
         else:  # pragma: no cover - the union is closed
             raise TypeError(f"unknown node {node!r}")
 
@@ -476,7 +487,16 @@ def advance(scenario: Scenario, state: State | None, event: Event, facts: Facts)
     except LookupError as exc:
         run.finish("error", str(exc))
         return run.out
-    if isinstance(event, Text | Dtmf | NoInput):
+    if state.waiting == "record" and isinstance(node, RecordNode):
+        if isinstance(event, Recorded) and event.file_id:
+            run.set_var(node.variable, event.file_id)
+            run.leave("next")
+        elif isinstance(event, Recorded | NoInput):
+            run.out.steps.append(Step(node.id, "no_input"))
+            run.leave("on_no_input" if node.ports.get("on_no_input") else "next")
+    elif isinstance(event, Recorded):
+        pass  # a recording for a node the scenario has left: nothing to do
+    elif isinstance(event, Text | Dtmf | NoInput):
         if state.waiting == "input":
             run.on_input(event)
     elif isinstance(event, TimerFired):
@@ -517,6 +537,8 @@ __all__ = [
     "HttpResult",
     "NoInput",
     "Outcome",
+    "RecordVoice",
+    "Recorded",
     "SaveAnswer",
     "SaveContactField",
     "Say",

@@ -52,7 +52,15 @@ class HandoffResult:
     """``queued`` (the bot is done), ``no_agents`` or ``closed``."""
 
 
-Event = Start | Text | Dtmf | NoInput | TimerFired | HttpResult | HandoffResult
+@dataclass(frozen=True)
+class Recorded:
+    """A ``record`` node's recording is stored (``file_id``), or nothing was recorded (``""``)."""
+
+    file_id: str = ""
+    seconds: float = 0.0
+
+
+Event = Start | Text | Dtmf | NoInput | TimerFired | HttpResult | HandoffResult | Recorded
 
 
 # --- actions out -------------------------------------------------------------------------
@@ -116,7 +124,19 @@ class SaveContactField:
     value: Any
 
 
-Action = Say | StartTimer | CallHttp | Handoff | GotoScenario | Close | SaveAnswer | SaveContactField
+@dataclass(frozen=True)
+class RecordVoice:
+    """Record the customer's reply (voice: the IVR runs AGI ``RECORD FILE``)."""
+
+    node: str
+    max_seconds: int
+    silence_seconds: int
+    beep: bool
+
+
+Action = (
+    RecordVoice | Say | StartTimer | CallHttp | Handoff | GotoScenario | Close | SaveAnswer | SaveContactField
+)
 
 
 # --- state -------------------------------------------------------------------------------
@@ -135,7 +155,7 @@ class Step:
 class State:
     node: str | None = None
     waiting: str = ""
-    """What the current node waits for: ``input``, ``timer``, ``http``, ``handoff`` or ``""``."""
+    """What the current node waits for: ``input``, ``record``, ``timer``, ``http``, ``handoff`` or ``""``."""
     attempts: dict[str, int] = field(default_factory=dict)
     """Invalid answers per waiting node; kept when an ``on_invalid`` path loops back."""
     variables: dict[str, Any] = field(default_factory=dict)

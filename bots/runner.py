@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots import engine as e
-from bots.scenario import AskNode, MenuNode, Scenario, ScenarioFormatError, SurveyNode, load
+from bots.scenario import AskNode, MenuNode, RecordNode, Scenario, ScenarioFormatError, SurveyNode, load
 from omni.db import Database
 from omni.db import models as m
 from omni.db.unit_of_work import unit_of_work
@@ -64,11 +64,16 @@ class Waiting:
     """What a running bot waits for (see :meth:`BotRunner.waiting`)."""
 
     kind: str
-    """``input``, ``timer``, ``http``, ``handoff`` or ``""`` (busy between steps)."""
-    node: MenuNode | AskNode | SurveyNode | None
-    """The node asking, when ``kind`` is ``input``."""
+    """``input``, ``record``, ``timer``, ``http``, ``handoff`` or ``""`` (busy between steps)."""
+    node: MenuNode | AskNode | SurveyNode | RecordNode | None
+    """The node asking (``input``) or recording (``record``)."""
     token: int
     """The bot's timer token now; :meth:`BotRunner.on_no_input` takes it back."""
+
+
+OUTBOUND_START = "_outbound_start"
+"""Conversation variable set on an outbound start (an agentless campaign call): a scenario
+that runs out of nodes closes the conversation instead of queueing the customer."""
 
 
 HttpFn = Callable[[e.CallHttp], Awaitable[e.HttpResult]]
@@ -105,8 +110,18 @@ class BotRunner:
 
     # --- entry points used by the core ------------------------------------------------
 
-    async def start(self, session: AsyncSession, conv: m.Conversation, scenario_key: str) -> bool:
-        """Put a new conversation in the bot; ``False`` when the scenario has no published revision."""
+    async def start(
+        self,
+        session: AsyncSession,
+        conv: m.Conversation,
+        scenario_key: str,
+        *,
+        variables: dict[str, Any] | None = None,
+    ) -> bool:
+        """Put a new conversation in the bot; ``False`` when the scenario has no published revision.
+
+        ``variables`` are known to the scenario from its start (an outbound start: the campaign
+        target's name and card fields, so a template can say ``{{debt}}``)."""
         found = await self._active(session, scenario_key)
         if found is None:
             log.warning("scenario %r has no published revision; conversation %s goes to the queue",
@@ -118,7 +133,7 @@ class BotRunner:
             conversation_id=conv.id,
             scenario_id=scenario_row.id,
             revision_id=revision.id,
-            state={},
+            state=e.State(variables=dict(variables)).to_json() if variables else {},
             status="running",
             started_at=datetime.now(UTC),
         )
@@ -138,7 +153,10 @@ class BotRunner:
         digits = next(
             (str(a.get("digits")) for a in message.attachments or [] if a.get("kind") == "dtmf"), None
         )
+        recording = next((a for a in message.attachments or [] if a.get("kind") == "recording"), None)
         event: e.Event = e.Dtmf(digits) if digits is not None else e.Text(message.body, button=button)
+        if recording is not None:
+            event = e.Recorded(str(recording.get("id") or ""), float(recording.get("seconds") or 0))
         await self._feed(session, conv, bot, event)
         return True
 
@@ -177,13 +195,13 @@ class BotRunner:
             return None
         state = e.State.from_json(bot.state) if bot.state else e.State()
         node = None
-        if state.waiting == "input" and state.node:
+        if state.waiting in ("input", "record") and state.node:
             try:
                 scenario, _ = await self._scenario(session, bot.revision_id)
             except ScenarioFormatError:
                 return None
             found = scenario.node(state.node)
-            if isinstance(found, MenuNode | AskNode | SurveyNode):
+            if isinstance(found, MenuNode | AskNode | SurveyNode | RecordNode):
                 node = found
         return Waiting(kind=state.waiting, node=node, token=bot.timer_token)
 
@@ -285,7 +303,11 @@ class BotRunner:
         if conv.variables != merged:
             conv.variables = merged
         ran_out = bot.status in ("ended", "error") and conv.status == m.ConversationStatus.BOT
-        if ran_out and queue is not None:
+        if ran_out and (conv.variables or {}).get(OUTBOUND_START):
+            # An outbound start (an agentless notification) that ran out of nodes is done: the
+            # customer was called to hear it, not to wait in a line.
+            await conversations.do_close(session, conv, None, by="bot")
+        elif ran_out and queue is not None:
             # The scenario ran out of nodes: nobody must be left talking to nothing.
             await conversations.do_enqueue(session, conv, queue)
 

@@ -422,6 +422,30 @@ class WaitNode(_Node):
     """Pauses the scenario (a persisted deadline), so a loop through it is not a busy loop."""
 
 
+class RecordNode(_Node):
+    """Voice only: records the customer's reply (after a beep, up to ``max_seconds``, ended by
+    ``silence_seconds`` of silence or by ``#``); the recording's file id goes to ``variable``.
+    Nothing recorded (silence, a hang-up) leaves by ``on_no_input`` when it is connected."""
+
+    type: Literal["record"] = "record"
+    content: Content = Field(default_factory=Content)
+    """Said before the beep (e.g. "Leave your message after the tone")."""
+    max_seconds: int = Field(default=60, ge=1, le=600)
+    silence_seconds: int = Field(default=3, ge=0, le=60)
+    """0 = silence does not end the recording."""
+    beep: bool = True
+    variable: str = Field(default="recording", pattern=VAR_NAME)
+    allowed_ports: ClassVar[tuple[str, ...]] = ("next", "on_no_input")
+    required_ports: ClassVar[tuple[str, ...]] = ("next",)
+    waits_for_customer: ClassVar[bool] = True
+
+    def texts(self) -> Iterator[str]:
+        yield from self.content.texts()
+
+    def writes(self) -> Iterator[str]:
+        yield self.variable
+
+
 Node = Annotated[
     MessageNode
     | MenuNode
@@ -433,12 +457,13 @@ Node = Annotated[
     | GotoScenarioNode
     | CloseNode
     | SurveyNode
-    | WaitNode,
+    | WaitNode
+    | RecordNode,
     Field(discriminator="type"),
 ]
 NODE_TYPES = (
     "message", "menu", "ask", "condition", "set", "http", "handoff",
-    "goto_scenario", "close", "survey", "wait",
+    "goto_scenario", "close", "survey", "wait", "record",
 )  # fmt: skip
 
 

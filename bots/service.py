@@ -133,7 +133,12 @@ async def _prompt_ids(session: AsyncSession) -> set[int]:
 
 async def _channels_using(session: AsyncSession, key: str) -> set[str]:
     inboxes = await session.scalars(select(m.Inbox).where(m.Inbox.active.is_(True)))
-    return {i.channel for i in inboxes if (i.config or {}).get("scenario") == key}
+    used = {i.channel for i in inboxes if (i.config or {}).get("scenario") == key}
+    # An agentless campaign plays the scenario on its calls (docs/dialer.md).
+    agentless = await session.scalar(
+        select(m.Campaign.id).where(m.Campaign.scenario == key, m.Campaign.dial_mode == "agentless").limit(1)
+    )
+    return used | ({"voice"} if agentless is not None else set())
 
 
 async def problems(session: AsyncSession, row: m.Scenario) -> list[Problem]:

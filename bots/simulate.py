@@ -14,7 +14,8 @@ A scenario test file is JSON::
         "http": [{"url": "crm.example", "status": 200, "body": {"tier": "gold"}}],
         "handoff": "queued",                                  # or no_agents / closed
         "inputs": [{"text": "hi"}, {"button": "billing"}, {"dtmf": "1"}, {"no_input": true},
-                   {"timeout": true}],
+                   {"timeout": true}, {"record": "reply.wav"}],   # a record node's recording
+                                                                  # ("" = nothing recorded)
         "expect": {"path": ["hello", "menu", "handoff"], "variables": {"order": 42},
                    "says": ["Hi!"], "handoff": {"queue_id": 3}, "closed": "done", "status": "handed_off"}
      }]}
@@ -96,6 +97,8 @@ def _input(item: dict[str, Any]) -> e.Event:
         return e.Text(str(item.get("text", item["button"])), button=str(item["button"]))
     if "dtmf" in item:
         return e.Dtmf(str(item["dtmf"]))
+    if "record" in item:
+        return e.Recorded(file_id=str(item["record"] or ""))
     if item.get("no_input"):
         return e.NoInput()
     if item.get("timeout"):

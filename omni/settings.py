@@ -159,6 +159,13 @@ class VoiceSettings(BaseSettings):
     """Recorded IVR prompts (Asterisk sound names without extension)."""
     moh_class: str = "default"
     """Music-on-hold class played to waiting and held callers."""
+    # --- agentless notifications (docs/dialer.md "Agentless notifications") ---
+    agentless_context: str = "omni-agentless"
+    """Where an answered agentless campaign call is redirected: its FastAGI ``outbound`` route
+    plays the campaign's scenario, then the wait context when it hands the customer over."""
+    replies_dir: Path = Path("/var/spool/asterisk/monitor/omni/replies")
+    """Where a scenario's ``record`` node records voice replies (AGI ``RECORD FILE``; a
+    directory Asterisk writes and Omni reads, like ``recordings_dir``)."""
 
     # --- campaign calls: drops and answering-machine detection (docs/dialer.md) -------------
     drop_context: str = "omni-drop"

@@ -48,7 +48,7 @@ from omni.db import models as m
 from omni.db.models.outbound import DialMode, Outcome
 from omni.domain import calls, outgoing
 from omni.domain.errors import Conflict, DomainError, InvalidInput
-from omni.domain.outbound import dialing
+from omni.domain.outbound import agentless, dialing
 
 log = logging.getLogger(__name__)
 
@@ -357,8 +357,9 @@ class VoiceCampaign(VoiceEffects):
 
     async def _answered_human(self, dial: Dial, now: datetime) -> None:
         """A person (or AMD not sure) is on the line: connect them by the campaign's mode."""
-        # Agentless (issue 14, agentless): the one ``if`` calling ``_answered_agentless(...)``
-        # for ``dial.dial_mode == DialMode.AGENTLESS`` goes here, before the operator paths.
+        if dial.dial_mode == DialMode.AGENTLESS:
+            await self._answered_agentless(dial, now)
+            return
         if dial.operator_id is not None:
             await self._connect(dial, now)
         elif dial.dial_mode == DialMode.PREDICTIVE:
@@ -648,6 +649,43 @@ class VoiceCampaign(VoiceEffects):
         except ChannelNotReady as exc:
             ev = CallEvent(Kind.ORIGINATE_RESPONSE, dial.agent_leg, success=False, cause=str(exc))
             self._events.put_nowait((ev, datetime.now(UTC), time.perf_counter()))
+
+    async def _answered_agentless(self, dial: Dial, now: datetime) -> None:
+        """An agentless campaign's customer answered: the conversation and its scenario
+        (``agentless.do_start_agentless``), then the customer's channel is redirected to the
+        agentless context, whose FastAGI ``outbound`` route plays the scenario and stores the
+        result. From then on the call is the registry's like an inbound caller's (a hand-off
+        queues it in the unified line, its hang-up ends the conversation) and this attempt's
+        end is the IVR's (``agentless.do_store_result``). A scenario that can't start hangs
+        the customer up: ``dropped``."""
+        name = str(dial.variables.get("name") or "")
+        try:
+            async with self.services.db.transaction() as session:
+                await self._save_amd(session, dial)  # a person (or AMD not sure) answered
+                conv_id = await agentless.do_start_agentless(session, dial.attempt_id, now)
+                call = Call(
+                    linkedid=dial.leg,
+                    conversation_id=conv_id,
+                    caller_uniqueid=dial.leg,
+                    caller_channel=dial.channel,
+                    caller_number=dial.phone,
+                    caller_name=name,
+                    enqueued=True,  # the wait context's OmniEnqueue after a hand-off is this call
+                )
+                await self._save_call(call, session=session, inbox_id=dial.inbox_id, direction="out")
+        except DomainError as exc:
+            log.warning(
+                "voice: agentless attempt %s answered, scenario not started: %s", dial.attempt_id, exc
+            )
+            await self._finish(dial, Outcome.DROPPED, f"scenario not started: {exc}", now)
+            await self._quietly(control.hangup(dial.channel or dial.leg))
+            return
+        dial.conversation_id = conv_id
+        dial.done = True
+        self._dials.pop(dial.attempt_id, None)
+        self._dials_done.add(dial.attempt_id)
+        self.registry.add(call)
+        await self._quietly(control.redirect(dial.channel or dial.leg, self.settings.agentless_context))
 
     async def _operator_event(self, dial: Dial, ev: CallEvent, now: datetime) -> None:
         """The operator's phone: answered → bridged with the customer, the attempt

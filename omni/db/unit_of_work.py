@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +27,14 @@ class BotGateway(Protocol):
     """How the core hands conversations to the scenario engine (``bots.runner``) without
     importing it; the composition root plugs it in through ``Database.plugins``."""
 
-    async def start(self, session: AsyncSession, conv: m.Conversation, scenario_key: str) -> bool: ...
+    async def start(
+        self,
+        session: AsyncSession,
+        conv: m.Conversation,
+        scenario_key: str,
+        *,
+        variables: dict[str, Any] | None = None,
+    ) -> bool: ...
     async def on_inbound(self, session: AsyncSession, conv: m.Conversation, message: m.Message) -> bool: ...
     async def hand_to_bot(self, session: AsyncSession, conv: m.Conversation, scenario_key: str) -> bool: ...
 

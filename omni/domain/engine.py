@@ -20,7 +20,7 @@ from omni.db import Database
 from omni.db import models as m
 from omni.db.unit_of_work import unit_of_work
 from omni.domain import conversations, deadlines, presence
-from omni.domain.outbound import broadcast, dialing
+from omni.domain.outbound import agentless, broadcast, dialing
 from omni.domain.routing import Assignment, do_route_pending
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ HANDLERS: dict[str, Handler] = {
     deadlines.WRAP_UP: _wrap_up,
     deadlines.PRESENCE_OFFLINE: _offline,
     dialing.RING_DEADLINE: dialing.do_ring_deadline,
+    agentless.CALL_GUARD: agentless.do_call_guard,
     broadcast.ESCALATION: _broadcast_escalation,
     broadcast.SEND_GUARD: _broadcast_send_guard,
 }

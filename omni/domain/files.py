@@ -168,3 +168,42 @@ async def save_upload_stream(
         size=size,
         path=str(path),
     )
+
+
+async def do_attach_recording(
+    session: AsyncSession,
+    *,
+    path: Path,
+    conversation_id: int,
+    inbox_id: int | None,
+    name: str,
+    max_bytes: int = 50 * 1024 * 1024,
+) -> m.StoredFile | None:
+    """A voice reply the phone system recorded (``RECORD FILE`` into the recordings directory
+    Omni shares with Asterisk) as a file of the conversation: staff who may open the
+    conversation play or download it (``/api/v1/files/{id}``). The file stays where it was
+    recorded. ``None`` when nothing was recorded (no file, or an empty one: silence only,
+    Asterisk's 44-byte WAV header)."""
+    try:
+        size = (await anyio.Path(path).stat()).st_size
+    except OSError:
+        return None
+    if size <= 44:
+        return None
+    if size > max_bytes:
+        raise InvalidInput(
+            "the file is larger than {human_size}", human_size=human_size(max_bytes), field="file"
+        )
+    row = m.StoredFile(
+        id=secrets.token_urlsafe(18),
+        inbox_id=inbox_id,
+        owner="system:recording",
+        conversation_id=conversation_id,
+        name=Path(name).name[:256] or "recording.wav",
+        content_type="audio/wav",
+        size=size,
+        path=str(path),
+    )
+    session.add(row)
+    await session.flush()
+    return row

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omni.db import models as m
 
 __all__ = [
+    "agentless_call",
     "bot_said",
     "call_conversation",
     "contact_identity",
@@ -85,3 +86,16 @@ async def call_conversation(session: AsyncSession, linkedid: str) -> m.Conversat
         .order_by(m.Conversation.id.desc())
         .limit(1)
     )
+
+
+async def agentless_call(session: AsyncSession, attempt_id: int) -> tuple[m.Conversation, m.Inbox] | None:
+    """The conversation and line of an answered agentless campaign attempt (the ``outbound``
+    AGI route's argument), or ``None``."""
+    attempt = await session.get(m.CampaignAttempt, attempt_id)
+    if attempt is None or attempt.conversation_id is None:
+        return None
+    conv = await session.get(m.Conversation, attempt.conversation_id)
+    inbox = await session.get(m.Inbox, conv.inbox_id) if conv is not None and conv.inbox_id else None
+    if conv is None or inbox is None or conv.medium != m.Medium.VOICE:
+        return None
+    return conv, inbox

@@ -184,6 +184,10 @@ class RescheduleIn(Call):
     at: Name = ""
 
 
+class CampaignIn(Call):
+    campaign_id: Id
+
+
 class CampaignStateIn(Call):
     campaign_id: Id
     state: Literal["running", "paused"]
@@ -246,6 +250,7 @@ SUPERVISOR_CALLS: dict[str, type[Call]] = {
     "call_force_end": ConversationIn,
     "campaigns": Empty,
     "campaign_state": CampaignStateIn,
+    "campaign_contacts": CampaignIn,
 }
 
 

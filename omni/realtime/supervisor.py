@@ -15,6 +15,8 @@ Acks: ``{"ok": true, ...}`` or ``{"ok": false, "error": "forbidden" | "not_found
 * ``call_force_end`` {conversation_id} → ``{conversation_id}``
 * ``campaigns`` {} → ``{campaigns: [...]}`` (running and paused campaigns with live figures)
 * ``campaign_state`` {campaign_id, state: running|paused} → ``{campaign}``
+* ``campaign_contacts`` {campaign_id} → ``{contacts: [...]}`` (an agentless campaign's
+  per-contact results, ``omni.domain.outbound.agentless.contact_results``)
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from omni.db.models.outbound import CampaignState
 from omni.domain import monitoring, presence
 from omni.domain.auth import Principal, access_conversation
 from omni.domain.errors import NotAuthenticated
-from omni.domain.outbound import campaigns
+from omni.domain.outbound import agentless, campaigns
 from omni.domain.outbound import stats as outbound_stats
 from omni.domain.serialize import conversation_dict, message_dict
 from omni.realtime import BaseNamespace, _ok, rooms
@@ -151,5 +153,13 @@ class SupervisorNamespace(BaseNamespace):
                     session, who, req.campaign_id, CampaignState(req.state)
                 )
                 return _ok(campaign=campaigns.campaign_dict(campaign))
+
+        return await self._call(sid, run)
+
+    async def on_campaign_contacts(self, sid: str, data: Any) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            req = decode(data, p.CampaignIn)
+            async with self.services.db.transaction() as session:
+                return _ok(contacts=await agentless.contact_results(session, who, req.campaign_id))
 
         return await self._call(sid, run)

@@ -50,19 +50,20 @@ import asyncio
 import logging
 import math
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bots.runner import BotRunner, Waiting
-from bots.scenario import MenuNode, SurveyNode
-from channels.voice.agi.wire import AgiChannel, FastAgiServer, app_arg
+from bots.scenario import MenuNode, RecordNode, SurveyNode
+from channels.voice.agi.wire import AgiChannel, AgiHangup, FastAgiServer, app_arg
 from omni.channels import DeliveryReceipt, OutboundMessage
 from omni.db import Database
 from omni.db import models as m
-from omni.domain import conversations, prompts, routing
+from omni.domain import conversations, files, prompts, routing
 from omni.domain import ivr as core
 from omni.domain.contacts import normalise_phone
 from omni.domain.errors import InvalidInput, NotFound
+from omni.domain.outbound import agentless
 from omni.domain.speech import TtsError, Utterance, utterance
 from omni.services import Services
 from omni.settings import Settings
@@ -173,6 +174,7 @@ class AgiServer(FastAgiServer):
         default_timeout: float = 5.0,
         max_busy_seconds: float = 300.0,
         sounds: AnnounceSounds | None = None,
+        replies_dir: str = "",
     ) -> None:
         super().__init__(host, port)
         self.db = services if isinstance(services, Database) else services.db
@@ -184,7 +186,8 @@ class AgiServer(FastAgiServer):
         self.default_timeout = default_timeout
         self.max_busy_seconds = max_busy_seconds
         self.sounds = sounds or AnnounceSounds()
-        self.routes.update(ivr=self.ivr, announce=self.announce)
+        self.replies_dir = replies_dir
+        self.routes.update(ivr=self.ivr, announce=self.announce, outbound=self.outbound)
 
     @classmethod
     def from_settings(cls, services: Services, **options: Any) -> AgiServer:
@@ -196,6 +199,7 @@ class AgiServer(FastAgiServer):
             voice.agi_port,
             prompts_dir=str(voice.prompts_dir),
             moh_class=voice.moh_class,
+            replies_dir=str(voice.replies_dir),
             **options,
         )
 
@@ -237,6 +241,11 @@ class AgiServer(FastAgiServer):
         conv_id = caller.conversation_id
         await call.set_variable("OMNI_CONVERSATION", str(conv_id))
         await call.set_variable("OMNI_INBOX_ID", str(inbox.id))
+        await self._drive(call, inbox, caller)
+
+    async def _drive(self, call: AgiChannel, inbox: m.Inbox, caller: _Caller) -> None:
+        """Scenario prompts and digits until the conversation leaves the bot (both routes)."""
+        conv_id = caller.conversation_id
         played = await call.get_variable("OMNI_PLAYED")
         cursor = int(played) if played and played.isdigit() else 0
         if not cursor:
@@ -247,7 +256,8 @@ class AgiServer(FastAgiServer):
         for _ in range(MAX_ROUNDS):
             turn = await self._turn(conv_id, cursor)
             asking = turn.waiting is not None and turn.waiting.kind == "input"
-            if music and (turn.said or asking or turn.status != m.ConversationStatus.BOT):
+            recording = turn.waiting is not None and turn.waiting.kind == "record"
+            if music and (turn.said or asking or recording or turn.status != m.ConversationStatus.BOT):
                 await call.music(False)
                 music = False
             pressed = await self._play(call, turn.said, barge_in=asking, lang=turn.lang)
@@ -266,6 +276,10 @@ class AgiServer(FastAgiServer):
                 busy_since = None
                 digits = await self._collect(call, conv_id, turn.waiting, pressed)
                 await self._answer(inbox, caller, turn.waiting, digits)
+                continue
+            if turn.waiting.kind == "record":
+                busy_since = None
+                await self._record(call, inbox, caller, turn.waiting)
                 continue
             # The bot is busy (an HTTP request, a wait node): music, and look again shortly.
             busy_since = busy_since or loop.time()
@@ -409,7 +423,7 @@ class AgiServer(FastAgiServer):
 
     async def _collect(self, call: AgiChannel, conv_id: int, waiting: Waiting, pressed: str) -> str:
         """The caller's digits for the waiting node; ``""`` = no input within the timeout."""
-        node = waiting.node
+        node = waiting.node if not isinstance(waiting.node, RecordNode) else None
         timeout = float(node.timeout_seconds if node is not None and node.timeout_seconds else 0)
         timeout = timeout or self.default_timeout
         runner = self._runner()
@@ -465,6 +479,94 @@ class AgiServer(FastAgiServer):
         log.info("IVR: conversation %s leaves the bot: %s", conv_id, result)
         if turn.status == m.ConversationStatus.CLOSED:
             await call.hangup()
+
+    # agentless campaign calls (docs/dialer.md "Agentless notifications") --------------------
+
+    async def outbound(self, call: AgiChannel) -> None:
+        """An answered agentless campaign call (``AGI(…/outbound,${OMNI_ATTEMPT})`` in the
+        agentless context): the scenario ``do_start_agentless`` started on its conversation
+        is played as an inbound IVR's is; when it ends — or the call does — the contact's
+        result is stored and the attempt closed (``agentless.do_store_result``)."""
+        raw = call.arg(1)
+        uniqueid = call.env.get("agi_uniqueid", "")
+        async with self.db.transaction() as session:
+            found = await core.agentless_call(session, int(raw)) if raw.isdigit() else None
+            identity = await core.contact_identity(session, found[0].contact_id, "phone") if found else None
+        if found is None or identity is None:
+            log.warning("outbound AGI refused on %s: attempt %r has no answered conversation",
+                        call.env.get("agi_channel"), raw[:12])  # fmt: skip
+            await call.set_variable("OMNI_RESULT", "error")
+            return
+        conv, inbox = found
+        caller = _Caller(conversation_id=conv.id, identity=identity, uniqueid=uniqueid or f"omni-a{raw}")
+        try:
+            await call.set_variable("OMNI_CONVERSATION", str(conv.id))
+            await call.set_variable("OMNI_INBOX_ID", str(inbox.id))
+            await self._drive(call, inbox, caller)
+        finally:
+            await self._store_result(conv.id)
+
+    async def _store_result(self, conv_id: int) -> None:
+        try:
+            async with self.db.transaction() as session:
+                result = await agentless.collect_result(session, conv_id)
+                result["completed"] = result["status"] in agentless.COMPLETED
+                await agentless.do_store_result(session, conv_id, result)
+        except Exception:
+            log.exception("conversation %s: the agentless result could not be stored", conv_id)
+
+    async def _record(self, call: AgiChannel, inbox: m.Inbox, caller: _Caller, waiting: Waiting) -> None:
+        """A ``record`` node: beep, record until silence, ``#`` or the limit, then the file is
+        attached to the conversation (a message with a ``{"kind": "recording"}`` attachment,
+        which the runner feeds as ``Recorded``). Nothing recorded: a no-input. A hang-up
+        during the recording keeps what was said."""
+        node = waiting.node
+        if not isinstance(node, RecordNode):
+            log.error("conversation %s records on a node that is no record node", caller.conversation_id)
+            return
+        conv_id = caller.conversation_id
+        runner = self._runner()
+        if runner is not None:
+            async with self.db.transaction() as session:
+                await runner.defer_timers(
+                    session, conv_id, node.max_seconds + node.silence_seconds + TIMER_GRACE_SECONDS
+                )
+        base = PurePosixPath(self.replies_dir or "/tmp") / f"{conv_id}-{node.id}-{waiting.token}"  # noqa: S108 - Asterisk's own default spool
+        gone: AgiHangup | None = None
+        try:
+            await call.record_file(
+                str(base), timeout_ms=node.max_seconds * 1000, beep=node.beep, silence=node.silence_seconds
+            )
+        except AgiHangup as exc:
+            gone = exc
+        async with self.db.transaction() as session:
+            stored = await files.do_attach_recording(
+                session,
+                path=Path(f"{base}.wav"),
+                conversation_id=conv_id,
+                inbox_id=inbox.id,
+                name=f"reply-{conv_id}-{node.id}.wav",
+            )
+            if stored is not None:
+                await conversations.do_ingest_inbound(
+                    session,
+                    conversations.InboundMessage(
+                        inbox_id=inbox.id,
+                        identity_kind=caller.identity[0],
+                        identity_value=caller.identity[1],
+                        body="Voice reply",
+                        attachments=[{"kind": "recording", **files.descriptor(stored)}],
+                        external_id=f"{caller.uniqueid}/record/{waiting.token}"[:128],
+                        medium=m.Medium.VOICE,
+                    ),
+                )
+            elif gone is None and runner is not None:
+                conv = await core.conversation(session, conv_id, lock=True)
+                if conv is not None:
+                    await runner.on_no_input(session, conv, token=waiting.token)
+        log.info("conversation %s: voice reply %s", conv_id, stored.id if stored else "not recorded")
+        if gone is not None:
+            raise gone
 
     # holding ----------------------------------------------------------------------------
 

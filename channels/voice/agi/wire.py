@@ -174,6 +174,10 @@ class AgiChannel:
 
     async def wait_for_digit(self, timeout_ms: int) -> str:
         code = self.value(await self.command("WAIT FOR DIGIT", str(timeout_ms)))
+        if code == "-1":
+            # The caller hung up while we waited (``result=-1``, then ``HANGUP``): no input to
+            # feed, or the scenario would count a no-input and re-prompt a dead call.
+            raise AgiHangup("WAIT FOR DIGIT: the channel hung up")
         return chr(int(code)) if code.isdigit() and int(code) > 0 else ""
 
     async def get_data(self, sound: str, timeout_ms: int, max_digits: int) -> str:
@@ -188,6 +192,22 @@ class AgiChannel:
 
     async def hangup(self) -> None:
         await self.command("HANGUP")
+
+    async def record_file(
+        self, path: str, *, fmt: str = "wav", escape: str = "#", timeout_ms: int, beep: bool, silence: int
+    ) -> str:
+        """``RECORD FILE``: Asterisk records the caller into ``<path>.<fmt>`` until ``timeout_ms``,
+        ``silence`` seconds of silence (0 = no silence end) or a key of ``escape``; the key
+        pressed, or ``""``. A hang-up during it raises ``AgiHangup`` (what was said is kept)."""
+        parts = ["RECORD FILE", quote(path), fmt, quote(escape), str(timeout_ms)]
+        if beep:
+            parts.append("BEEP")
+        if silence > 0:
+            parts.append(f"s={silence}")
+        code = self.value(await self.command(*parts))
+        if code == "-1":
+            raise AgiHangup(f"RECORD FILE {path}: the channel hung up")
+        return chr(int(code)) if code.isdigit() and int(code) > 0 else ""
 
 
 Route = Callable[[AgiChannel], Awaitable[None]]

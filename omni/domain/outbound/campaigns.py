@@ -515,13 +515,47 @@ _NOT_READY = {
     "inbox_off": _l("the campaign's inbox '{inbox}' is switched off"),
     "template": _l("a Telegram campaign needs a message template"),
     "ended": _l("the campaign ended on {ends_on}"),
+    "scenario": _l("an agentless campaign needs a published voice scenario to play"),
+    "scenario_unpublished": _l("scenario '{scenario}' is not published"),
+    "scenario_voice": _l("scenario '{scenario}' can't run on a call: {problem}"),
+    "agentless_voice": _l("agentless campaigns call by phone: pick the voice channel"),
 }
+
+
+async def _agentless_not_ready(
+    session: AsyncSession, c: m.Campaign
+) -> tuple[str, str, dict[str, Any]] | None:
+    """Agentless needs no operators, but a published scenario that can run on a call."""
+    from bots.checks import check
+    from bots.scenario import ScenarioFormatError, load
+
+    if c.channel != CampaignChannel.VOICE:
+        return _NOT_READY["agentless_voice"], "channel", {}
+    if not c.scenario:
+        return _NOT_READY["scenario"], "scenario", {}
+    row = await session.scalar(select(m.Scenario).where(m.Scenario.key == c.scenario))
+    revision = (
+        await session.get(m.ScenarioRevision, row.active_revision_id)
+        if row and row.active_revision_id
+        else None
+    )
+    if revision is None:
+        return _NOT_READY["scenario_unpublished"], "scenario", {"scenario": c.scenario}
+    try:
+        problems = [p for p in check(load(revision.document), "voice") if p.code == "channel"]
+    except ScenarioFormatError as exc:
+        problems = list(exc.problems)
+    if problems:
+        return _NOT_READY["scenario_voice"], "scenario", {"scenario": c.scenario, "problem": str(problems[0])}
+    return None
 
 
 async def _not_ready(
     session: AsyncSession, c: m.Campaign, now: datetime
 ) -> tuple[str, str, dict[str, Any]] | None:
     """Why the campaign can't run as it is (message, field, params), or ``None``."""
+    if c.dial_mode == DialMode.AGENTLESS and (problem := await _agentless_not_ready(session, c)):
+        return problem
     named = await session.scalar(
         select(func.count())
         .select_from(m.CampaignOperator)
@@ -534,7 +568,7 @@ async def _not_ready(
         .join(m.User, m.User.id == m.QueueMember.user_id)
         .where(m.QueueMember.queue_id == c.queue_id, m.User.is_active.is_(True), m.User.role == OPERATOR)
     )
-    if not named and not members:
+    if not named and not members and c.dial_mode != DialMode.AGENTLESS:
         return _NOT_READY["operators"], "operator_ids", {}
     if c.channel == CampaignChannel.VOICE:
         if c.inbox_id is None:

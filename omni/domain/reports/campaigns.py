@@ -6,7 +6,10 @@
   operator in the period (``campaign.target_result`` events, so a target recoded later counts
   under each code it was given);
 * ``campaign_operators`` — one row per campaign × operator: attempts reserved for the operator,
-  answered, contact rate, skipped previews.
+  answered, contact rate, skipped previews;
+* ``campaign_contacts`` — agentless campaigns: one row per contact whose result changed in the
+  period (``campaign_targets.result``: confirmed, the last digits, the node the scenario ended
+  on, the voice reply's link), the per-contact export of a notification campaign.
 
 An attempt belongs to the period it was opened in (``created_at``, the indexed column). The
 figures are the live view's (``omni.domain.outbound.stats``): skips and refusals are not
@@ -22,13 +25,13 @@ from sqlalchemy import ColumnElement, false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.db.models.outbound import Outcome
+from omni.db.models.outbound import DialMode, Outcome
 from omni.domain.outbound.stats import NOT_ATTEMPTS, contact_rate
 from omni.domain.reports import registry
 from omni.domain.reports.filters import Scope
 from omni.domain.reports.table import Cell, Chart, Column, Kind, ReportTable
 
-__all__ = ["campaign_operators", "campaign_outcomes", "campaign_results"]
+__all__ = ["campaign_contacts", "campaign_operators", "campaign_outcomes", "campaign_results"]
 
 OUTCOMES = tuple(Outcome)
 FILTERS = ("period", "queue", "group", "operator")
@@ -212,6 +215,58 @@ async def campaign_operators(session: AsyncSession, scope: Scope) -> ReportTable
     return table
 
 
+async def campaign_contacts(session: AsyncSession, scope: Scope) -> ReportTable:
+    columns = [
+        Column("campaign", Kind.LABEL, "Campaign"),
+        Column("contact", Kind.TEXT, "Contact"),
+        Column("number", Kind.TEXT, "Number"),
+        Column("target_state", Kind.TEXT, "State", labels="rpt.target_state"),
+        Column("confirmed", Kind.TEXT, "Confirmed", labels="rpt.confirmed"),
+        Column("digits", Kind.TEXT, "Digits"),
+        Column("node", Kind.TEXT, "Node"),
+        Column("attempts", Kind.COUNT, "Attempts"),
+        Column("recording", Kind.TEXT, "Recording"),
+        Column("updated_at", Kind.DATETIME, "Updated"),
+    ]
+    table = ReportTable("campaign_contacts", columns)
+    if scope.empty:
+        return table
+    c, t = m.Campaign, m.CampaignTarget
+    rows = await session.execute(
+        select(c.name, t.name, t.phone, t.state, t.attempts, t.result, t.updated_at)
+        .join(c, c.id == t.campaign_id)
+        .where(
+            c.dial_mode == DialMode.AGENTLESS,
+            t.updated_at >= scope.period.start,
+            t.updated_at < scope.period.end,
+            *_campaign_where(scope),
+        )
+        .order_by(c.name, t.id)
+    )
+    for cname, name, phone, state, attempts, result, updated in rows.all():
+        if not result:
+            continue
+        recording = result.get("recording_file_id")
+        table.rows.append(
+            [
+                cname,
+                name,
+                str(result.get("phone") or phone),
+                state,
+                "yes" if result.get("confirmed") else "no",
+                str(result.get("digits") or ""),
+                str(result.get("node") or ""),
+                attempts,
+                f"/api/v1/files/{recording}" if recording else "",
+                updated,
+            ]
+        )
+    return table
+
+
 registry.register(registry.ReportSpec("campaign_outcomes", campaign_outcomes, filters=FILTERS, order=110))
 registry.register(registry.ReportSpec("campaign_results", campaign_results, filters=FILTERS, order=111))
 registry.register(registry.ReportSpec("campaign_operators", campaign_operators, filters=FILTERS, order=112))
+registry.register(
+    registry.ReportSpec("campaign_contacts", campaign_contacts, filters=("period", "queue"), order=113)
+)

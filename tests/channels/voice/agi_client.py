@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 def parse_args(line: str) -> list[str]:
@@ -69,6 +70,11 @@ class EmulatedCall:
     bridged_during: set[str] = field(default_factory=set)
     """Sound files during which an operator answers: AMI ``Bridge`` pulls the channel out of the
     dialplan, the file stops (``result=-1``), then Asterisk sends ``HANGUP`` and answers 511."""
+
+    replies: list[bytes | None] = field(default_factory=list)
+    """What the caller says at each ``RECORD FILE`` (written to ``<file>.<format>`` as
+    Asterisk does on the host Omni shares the directory with); ``None`` = silence (a header-only
+    WAV). Out of replies: they hang up instead."""
 
     commands: list[list[str]] = field(default_factory=list, init=False)
     played: list[str] = field(default_factory=list, init=False)
@@ -185,6 +191,18 @@ class EmulatedCall:
             if key and key in escape:
                 return [f"200 result={ord(key)} endpos=4000"]
             return ["200 result=0 endpos=16000"]
+        if name == "RECORD FILE" and len(rest) >= 4:
+            file, fmt = rest[0], rest[1]
+            if "BEEP" in rest[4:]:
+                self.played.append("beep")
+            self.played.append(f"record:{file}")
+            if not self.replies:
+                return self._caller_hangs_up()
+            voice = self.replies.pop(0)
+            Path(f"{file}.{fmt}").parent.mkdir(parents=True, exist_ok=True)
+            Path(f"{file}.{fmt}").write_bytes(_wav(voice or b""))
+            # Silence ended it (``s=``): "(timeout)", as res_agi reports it.
+            return [f"200 result=0 (timeout) endpos={len(voice or b'') // 2}"]
         if name == "SAY NUMBER" and len(rest) >= 1:
             self.played.append(f"say:{rest[0]}")
             return ["200 result=0"]
@@ -212,3 +230,12 @@ class EmulatedCall:
         return [
             argv[len(words) :] for argv in self.commands if [a.upper() for a in argv[: len(words)]] == words
         ]
+
+
+def _wav(pcm: bytes) -> bytes:
+    """A 8 kHz mono 16-bit WAV of ``pcm`` (what Asterisk's ``wav`` format writes)."""
+    import struct
+
+    header = b"RIFF" + struct.pack("<I", 36 + len(pcm)) + b"WAVEfmt "
+    header += struct.pack("<IHHIIHH", 16, 1, 1, 8000, 16000, 2, 16)
+    return header + b"data" + struct.pack("<I", len(pcm)) + pcm

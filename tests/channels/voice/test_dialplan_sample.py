@@ -122,6 +122,25 @@ def test_caller_is_answered_when_omni_is_unreachable() -> None:
     assert context == "omni-wait" and "Answer" not in [s.app for s in trail]
 
 
+def test_agentless_call_plays_the_scenario_then_waits_in_line_or_hangs_up() -> None:
+    """An answered agentless campaign call (redirected to ``omni-agentless``) runs the FastAGI
+    ``outbound`` route with its attempt; a hand-off ("queued") takes it into the line as an
+    inbound caller, anything else ends the call."""
+    plan = Dialplan.load()
+    variables = {"OMNI_ATTEMPT": "42"}
+    trail: list[Step] = []
+    context, in_agi, step = plan.run("omni-agentless", 1, variables, trail=trail)
+    assert (context, step.app) == ("omni-agentless", "AGI")
+    assert step.args == "agi://${OMNI_AGI}/outbound,${OMNI_ATTEMPT}"
+    queued = {**variables, "OMNI_RESULT": "queued", "OMNI_INBOX_ID": "3", "OMNI_CONVERSATION": "9"}
+    trail = []
+    context, _, step = plan.run(context, in_agi + 1, queued, trail=trail)
+    assert context == "omni-wait" and step.app == "AGI" and "/announce" in step.args
+    assert any(s.app == "UserEvent" and "OmniEnqueue" in s.args for s in trail)
+    for result in ("closed", "error", ""):
+        assert plan.run("omni-agentless", in_agi + 1, {**variables, "OMNI_RESULT": result})[2].app == "Hangup"
+
+
 def test_amd_context_passes_the_settings_to_amd_and_reports_every_result() -> None:
     """``OMNI_AMD`` holds AMD()'s nine arguments separated by ``|`` (a comma would split the
     Originate's Variable header); the context turns them back into AMD()'s arguments, reports

@@ -428,6 +428,10 @@ export interface CampaignStateIn {
   state: "paused" | "running";
 }
 
+export interface CampaignIn {
+  campaign_id: number;
+}
+
 export interface AckError {
   ok: boolean;
   error: string;
@@ -482,4 +486,5 @@ export interface SupervisorCalls {
   call_force_end: ConversationIn;
   campaigns: Empty;
   campaign_state: CampaignStateIn;
+  campaign_contacts: CampaignIn;
 }

@@ -385,6 +385,14 @@ function kindFields(ctx: FormContext, node: BNode): (HTMLElement | null)[] {
       ];
     case "wait":
       return [numberField(ctx, t("bld.f.seconds"), n("seconds", 60), 1, 7 * 86400, (v) => (node.seconds = v), { testid: "seconds" })];
+    case "record":
+      return [
+        contentFields(ctx, node, "content", t("bld.f.before_beep")),
+        numberField(ctx, t("bld.f.max_seconds"), n("max_seconds", 60), 1, 600, (v) => (node.max_seconds = v), { testid: "max-seconds" }),
+        numberField(ctx, t("bld.f.silence_seconds"), n("silence_seconds", 3), 0, 60, (v) => (node.silence_seconds = v), { testid: "silence-seconds" }),
+        checkField(ctx, t("bld.f.beep"), node.beep !== false, (v) => (node.beep = v)),
+        variable("variable"),
+      ];
   }
   return [];
 }

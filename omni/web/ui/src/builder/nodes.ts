@@ -2,7 +2,7 @@
 import type { BNode, Content, Doc, MenuOption, Variable } from "./types";
 
 export const KINDS = [
-  "message", "menu", "ask", "condition", "set", "http", "handoff", "goto_scenario", "close", "survey", "wait",
+  "message", "menu", "ask", "condition", "set", "http", "handoff", "goto_scenario", "close", "survey", "wait", "record",
 ] as const;
 
 export const NODE_ID = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
@@ -22,6 +22,7 @@ const FIXED_PORTS: Record<string, string[]> = {
   close: [],
   survey: ["next", "on_no_input"],
   wait: ["next"],
+  record: ["next", "on_no_input"],
 };
 
 /** The ports a node may have, in drawing order (menu options first, as ``opt:<id>``). */
@@ -121,6 +122,14 @@ export function newNode(doc: Doc, kind: string, scenarioKeys: string[]): BNode {
     case "wait":
       node.seconds = 60;
       break;
+    case "record":
+      node.content = { text: "" };
+      node.max_seconds = 60;
+      node.silence_seconds = 3;
+      node.beep = true;
+      node.variable = "recording";
+      declare(doc, "recording");
+      break;
   }
   return node;
 }
@@ -177,6 +186,9 @@ export function summary(node: BNode): string {
       break;
     case "wait":
       out = `${String(node.seconds)} s`;
+      break;
+    case "record":
+      out = `🎙 ${String(node.max_seconds)} s → ${String(node.variable)}`;
       break;
     case "condition":
       out = "if …";

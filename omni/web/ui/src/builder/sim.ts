@@ -5,7 +5,7 @@ import { api } from "./api";
 import type { T } from "./fields";
 import type { BuilderBoot, Doc, Problem, Transcript } from "./types";
 
-export type Input = { text?: string; button?: string; dtmf?: string; no_input?: boolean; timeout?: boolean };
+export type Input = { text?: string; button?: string; dtmf?: string; no_input?: boolean; timeout?: boolean; record?: string };
 
 export interface SimContext {
   t: T;
@@ -182,6 +182,7 @@ export class Simulator {
     if (input.dtmf) return t("bld.sim.pressed", { digit: input.dtmf });
     if (input.no_input) return t("bld.sim.no_input");
     if (input.timeout) return t("bld.sim.timeout");
+    if (input.record !== undefined) return input.record ? t("bld.sim.recorded") : t("bld.sim.silent");
     return input.text ?? "";
   }
 
@@ -211,6 +212,17 @@ export class Simulator {
         void this.add({ text: text.value });
       } }, text, el("button", { type: "submit", "data-testid": "sim-send" }, t("bld.sim.send"))),
     );
+    if (this.channel.value === "voice" && this.run.waiting === "record") {
+      // A record node waits for the customer's voice: a test run plays "a reply" or silence.
+      this.controls.append(
+        el(
+          "div",
+          { class: "bld-inline" },
+          el("button", { type: "button", "data-testid": "sim-record", onclick: () => void this.add({ record: "test-reply.wav" }) }, t("bld.sim.record")),
+          el("button", { type: "button", "data-testid": "sim-silent", onclick: () => void this.add({ record: "" }) }, t("bld.sim.silent")),
+        ),
+      );
+    }
     if (this.channel.value === "voice") {
       const keypad = el("div", { class: "bld-keypad", "data-testid": "sim-keypad" });
       for (const d of "123456789*0#") keypad.append(el("button", { type: "button", "data-testid": `dtmf-${d}`, onclick: () => void this.add({ dtmf: d }) }, d));

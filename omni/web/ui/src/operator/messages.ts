@@ -168,6 +168,16 @@ export abstract class PaneBase {
         continue; // the body shows the chosen label (messageNode)
       } else if (kind === "dtmf") {
         out.push(el("div", { class: "bot-chosen", "data-testid": "bot-dtmf" }, `${t("op.bot_keypad")}: `, el("strong", {}, String(a.digits ?? ""))));
+      } else if (kind === "recording" && typeof a.url === "string" && a.url.startsWith("/")) {
+        // A customer's voice reply (an agentless call's record node): play it here or download it.
+        out.push(
+          el(
+            "div",
+            { class: "attachment", "data-testid": "voice-reply" },
+            el("audio", { controls: true, preload: "none", src: a.url }),
+            el("a", { href: a.url, download: "" }, icon("attachment"), ` ${typeof a.name === "string" ? a.name : a.url}`),
+          ),
+        );
       } else if (kind === "prompt") {
         out.push(el("div", { class: "muted attachment", "data-testid": "bot-prompt" }, `${t("op.bot_prompt")}: ${String(a.file ?? "")}`));
       } else {

@@ -35,6 +35,22 @@ export interface Pacing {
   over_target: boolean;
 }
 
+/** One contact of an agentless campaign with its stored result (``campaign_contacts``). */
+export interface ContactResult {
+  target_id: number;
+  name: string;
+  phone: string;
+  state: string;
+  attempts: number;
+  confirmed: boolean;
+  completed: boolean;
+  handed_off: boolean;
+  digits: string;
+  node: string;
+  recording_url: string | null;
+  updated_at: string | null;
+}
+
 function pct(value: number | null): string {
   return value === null ? "—" : `${value.toFixed(1)} %`;
 }
@@ -42,6 +58,9 @@ function pct(value: number | null): string {
 export class CampaignsView {
   readonly box = el("div", { "data-testid": "campaigns" });
   private rows: LiveCampaign[] = [];
+  /** The agentless campaign whose per-contact results are open, and those results. */
+  private openId: number | null = null;
+  private contacts: ContactResult[] = [];
   private error = el("p", { class: "bad", "data-testid": "campaign-error", role: "status" });
 
   constructor(
@@ -53,7 +72,66 @@ export class CampaignsView {
     const ack: Ack = await call(this.socket, "campaigns");
     if (!ack.ok) return;
     this.rows = (ack.campaigns as LiveCampaign[]) ?? [];
+    if (this.openId !== null) await this.loadContacts(this.openId);
     this.render();
+  }
+
+  private async loadContacts(campaignId: number): Promise<void> {
+    const ack: Ack = await call(this.socket, "campaign_contacts", { campaign_id: campaignId });
+    this.contacts = ack.ok ? ((ack.contacts as ContactResult[]) ?? []) : [];
+    if (!ack.ok) this.error.textContent = this.t("sv.failed", { detail: ack.detail ?? ack.error ?? "" });
+  }
+
+  private async toggleContacts(c: LiveCampaign): Promise<void> {
+    if (this.openId === c.id) {
+      this.openId = null;
+      this.contacts = [];
+    } else {
+      this.openId = c.id;
+      await this.loadContacts(c.id);
+    }
+    this.render();
+  }
+
+  private contactsTable(): HTMLElement {
+    const t = this.t;
+    if (!this.contacts.length) return el("p", { class: "muted", "data-testid": "campaign-contacts" }, t("sv.contacts.none"));
+    const head = el(
+      "tr",
+      {},
+      ...["name", "phone", "state", "confirmed", "digits", "node", "attempts", "recording"].map((k) => el("th", {}, t(`sv.contacts.${k}`))),
+    );
+    const body = this.contacts.map((r) =>
+      el(
+        "tr",
+        { "data-testid": "contact-row", "data-phone": r.phone },
+        el("td", {}, r.name || "—"),
+        el("td", {}, r.phone),
+        el("td", { "data-testid": "contact-state" }, t(`sv.target_state.${r.state}`)),
+        el("td", { "data-testid": "contact-confirmed" }, r.confirmed ? t("sv.contacts.yes") : t("sv.contacts.no")),
+        el("td", { "data-testid": "contact-digits" }, r.digits || "—"),
+        el("td", { "data-testid": "contact-node" }, r.node || "—"),
+        el("td", {}, String(r.attempts)),
+        el(
+          "td",
+          {},
+          r.recording_url
+            ? el(
+                "span",
+                {},
+                el("audio", { controls: true, preload: "none", src: r.recording_url }),
+                el("a", { href: `${r.recording_url}`, "data-testid": "contact-recording", download: "" }, t("sv.contacts.download")),
+              )
+            : "—",
+        ),
+      ),
+    );
+    return el(
+      "table",
+      { class: "sv-table", "data-testid": "campaign-contacts" },
+      el("thead", {}, head),
+      el("tbody", {}, ...body),
+    );
   }
 
   private async setState(c: LiveCampaign, state: "running" | "paused"): Promise<void> {
@@ -124,9 +202,18 @@ export class CampaignsView {
             },
             running ? t("sv.campaigns.pause") : t("sv.campaigns.start"),
           ),
+          c.dial_mode === "agentless"
+            ? el(
+                "button",
+                { type: "button", "data-testid": "campaign-results", onclick: () => void this.toggleContacts(c) },
+                this.openId === c.id ? t("sv.contacts.hide") : t("sv.contacts.show"),
+              )
+            : "",
         ),
       );
     });
     this.box.append(el("table", { class: "sv-table" }, el("thead", {}, head), el("tbody", {}, ...body)), this.error);
+    const open = this.rows.find((c) => c.id === this.openId);
+    if (open) this.box.append(el("h3", {}, t("sv.contacts.title", { name: open.name })), this.contactsTable());
   }
 }
