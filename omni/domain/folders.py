@@ -7,17 +7,22 @@ union of both, with every parent of a path included.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
 from omni.domain.errors import Conflict, InvalidInput
 
 __all__ = [
+    "check_empty",
+    "check_move",
     "clean_folder",
     "clean_name",
     "do_create_folder",
     "folder_tree",
+    "inside",
     "moved_path",
     "under",
     "with_parents",
@@ -60,6 +65,27 @@ def clean_name(name: str, *, max_len: int, field: str = "name") -> str:
 def under(path: str, folder: str) -> bool:
     """Is ``path`` the folder itself or inside it?"""
     return path == folder or path.startswith(folder + "/")
+
+
+def inside(column: Any, folder: str) -> ColumnElement[bool]:
+    """SQL for ``under(column, folder)``: the folder itself or anything below it."""
+    return or_(column == folder, column.startswith(folder + "/", autoescape=True))
+
+
+def check_move(old: str, new: str) -> tuple[str, str]:
+    """The cleaned paths of a folder rename, refusing an empty name or a move into itself."""
+    old, new = clean_folder(old), clean_folder(new, field="new")
+    if not old or not new:
+        raise InvalidInput("name the folder", field="folder" if not old else "new")
+    if under(new, old):
+        raise InvalidInput("a folder can't move into itself", field="new")
+    return old, new
+
+
+async def check_empty(session: AsyncSession, column: Any, folder: str) -> None:
+    """Only an empty folder may be deleted: items are deleted one by one, each with its checks."""
+    if await session.scalar(select(column).where(inside(column, folder)).limit(1)) is not None:
+        raise Conflict("the folder '{folder}' is not empty", folder=folder)
 
 
 def moved_path(path: str, old: str, new: str) -> str:

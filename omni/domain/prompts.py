@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -280,18 +280,8 @@ async def do_create_folder(session: AsyncSession, who: Principal, path: str) -> 
 async def do_rename_folder(session: AsyncSession, who: Principal, old: str, new: str) -> str:
     """Rename (or move) a folder with everything in it; a name clash inside refuses it all."""
     check_role(who, *MANAGERS)
-    old, new = folders.clean_folder(old), folders.clean_folder(new, field="new")
-    if not old or not new:
-        raise InvalidInput("name the folder", field="folder" if not old else "new")
-    if folders.under(new, old):
-        raise InvalidInput("a folder can't move into itself", field="new")
-    rows = list(
-        await session.scalars(
-            select(m.Prompt).where(
-                or_(m.Prompt.folder == old, m.Prompt.folder.startswith(old + "/", autoescape=True))
-            )
-        )
-    )
+    old, new = folders.check_move(old, new)
+    rows = list(await session.scalars(select(m.Prompt).where(folders.inside(m.Prompt.folder, old))))
     known = await list_folders(session, who)
     if not rows and old not in known:
         raise NotFound("folder not found")
@@ -312,13 +302,7 @@ async def do_delete_folder(session: AsyncSession, who: Principal, path: str) -> 
     """Only an empty folder goes (prompts are deleted one by one, each checked for users)."""
     check_role(who, *MANAGERS)
     path = folders.clean_folder(path)
-    inside = await session.scalar(
-        select(m.Prompt.id).where(
-            or_(m.Prompt.folder == path, m.Prompt.folder.startswith(path + "/", autoescape=True))
-        )
-    )
-    if inside is not None:
-        raise Conflict("the folder '{folder}' is not empty", folder=path)
+    await folders.check_empty(session, m.Prompt.folder, path)
     await folders.do_delete_folder_rows(session, AREA, path)
     audit.record(session, who, "prompt.folder_delete", object_type="prompt_folder", object_id=path)
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -236,18 +236,8 @@ async def do_create_folder(session: AsyncSession, who: Principal, path: str) -> 
 
 async def do_rename_folder(session: AsyncSession, who: Principal, old: str, new: str) -> str:
     check_role(who, *MANAGERS)
-    old, new = folders.clean_folder(old), folders.clean_folder(new, field="new")
-    if not old or not new:
-        raise InvalidInput("name the folder", field="folder" if not old else "new")
-    if folders.under(new, old):
-        raise InvalidInput("a folder can't move into itself", field="new")
-    rows = list(
-        await session.scalars(
-            select(m.StaffFile).where(
-                or_(m.StaffFile.folder == old, m.StaffFile.folder.startswith(old + "/", autoescape=True))
-            )
-        )
-    )
+    old, new = folders.check_move(old, new)
+    rows = list(await session.scalars(select(m.StaffFile).where(folders.inside(m.StaffFile.folder, old))))
     if not rows and old not in await list_folders(session, who):
         raise NotFound("folder not found")
     for row in rows:
@@ -265,12 +255,6 @@ async def do_rename_folder(session: AsyncSession, who: Principal, old: str, new:
 async def do_delete_folder(session: AsyncSession, who: Principal, path: str) -> None:
     check_role(who, *MANAGERS)
     path = folders.clean_folder(path)
-    inside = await session.scalar(
-        select(m.StaffFile.id).where(
-            or_(m.StaffFile.folder == path, m.StaffFile.folder.startswith(path + "/", autoescape=True))
-        )
-    )
-    if inside is not None:
-        raise Conflict("the folder '{folder}' is not empty", folder=path)
+    await folders.check_empty(session, m.StaffFile.folder, path)
     await folders.do_delete_folder_rows(session, AREA, path)
     audit.record(session, who, "staff_file.folder_delete", object_type="staff_folder", object_id=path)
