@@ -25,7 +25,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, Table, Update, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    SQLColumnExpression,
+    Table,
+    Update,
+    and_,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -49,6 +61,7 @@ __all__ = [
     "check_dnc",
     "check_remove_dnc",
     "check_upload_dnc",
+    "covers",
     "dnc_dict",
     "do_add_dnc",
     "find_dnc",
@@ -82,22 +95,36 @@ def prefixes(e164: str) -> list[str]:
     return [e164[:n] for n in range(2, len(e164))]
 
 
+def covers(
+    entry: Any, number: str | SQLColumnExpression[str], campaign_id: int | SQLColumnExpression[int] | None
+) -> ColumnElement[bool]:
+    """Whether the ``entry`` row (``m.DncEntry`` or an alias) forbids calling ``number`` in this
+    campaign: the do-not-call rule, written once for every lookup (:func:`find_dnc`,
+    :func:`mark_statement`, the scheduler's claim).
+
+    The entry is global or the campaign's, and its number is one of the keys of
+    ``ix_dnc_entries_number`` probed: the number itself and its prefixes (``number`` a string:
+    bound values; a column: ``substr`` of it, at most 15 digits in E.164). A prefix entry covers
+    the numbers it starts and itself; an exact entry only itself."""
+    keys: list[Any]
+    if isinstance(number, str):
+        keys = [number, *prefixes(number)]
+    else:
+        keys = [number, *(func.substr(number, 1, n) for n in range(2, 16))]
+    scope: ColumnElement[bool] = entry.campaign_id.is_(None)
+    if campaign_id is not None:
+        scope = or_(scope, entry.campaign_id == campaign_id)
+    return and_(scope, entry.number.in_(keys), or_(entry.prefix.is_(True), entry.number == number))
+
+
 async def find_dnc(session: AsyncSession, campaign_id: int | None, e164: str) -> m.DncEntry | None:
     """The entry that forbids calling ``e164`` in this campaign (global or its own), if any.
 
-    One query over ``ix_dnc_entries_number`` with the number and its prefixes as keys; an exact
-    entry is preferred to a prefix (it names the number), then the oldest."""
-    scope: ColumnElement[bool] = m.DncEntry.campaign_id.is_(None)
-    if campaign_id is not None:
-        scope = or_(scope, m.DncEntry.campaign_id == campaign_id)
+    One query over ``ix_dnc_entries_number`` (:func:`covers`); an exact entry is preferred to a
+    prefix (it names the number), then the oldest."""
     return await session.scalar(
         select(m.DncEntry)
-        .where(
-            scope,
-            m.DncEntry.number.in_([e164, *prefixes(e164)]),
-            # A prefix covers the numbers it starts (and itself); an exact entry only itself.
-            or_(m.DncEntry.prefix.is_(True), m.DncEntry.number == e164),
-        )
+        .where(covers(m.DncEntry, e164, campaign_id))
         .order_by(m.DncEntry.prefix, m.DncEntry.id)
         .limit(1)
     )
@@ -107,18 +134,8 @@ def mark_statement(campaign_id: int, now: datetime) -> Update:
     """The UPDATE behind :func:`mark_dnc_targets` (the bench prints its plan)."""
     target = m.CampaignTarget
     entry = aliased(m.DncEntry)
-    # The number itself and every prefix of it as keys of ix_dnc_entries_number: an index
-    # probe per key and target, never a scan of the list (E.164 has at most 15 digits).
-    keys = [target.phone, *(func.substr(target.phone, 1, n) for n in range(2, 16))]
-    listed = (
-        select(entry.id)
-        .where(
-            or_(entry.campaign_id.is_(None), entry.campaign_id == campaign_id),
-            entry.number.in_(keys),
-            or_(entry.prefix.is_(True), entry.number == target.phone),
-        )
-        .exists()
-    )
+    # An index probe per key and target (``covers``), never a scan of the list.
+    listed = select(entry.id).where(covers(entry, target.phone, campaign_id)).exists()
     return (
         update(target)
         .where(target.campaign_id == campaign_id, target.state == TargetState.PENDING, listed)

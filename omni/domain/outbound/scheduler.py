@@ -17,8 +17,9 @@ campaigns, higher ``priority`` first, and for each one:
    lock serialises writers), so two nodes never open two attempts for one target; a callback
    for one operator (``callback_user_id``) is only taken when that operator is free, and goes
    to them;
-5. do-not-call (``dnc.find_dnc``): a hit opens the attempt and closes it ``refused`` with the
-   target ``dnc`` (on the record, no attempt used up);
+5. do-not-call, checked by the claim statement itself (``dnc.covers``, the rule ``find_dnc``
+   and the import use, on the number the attempt would dial): a hit opens the attempt and
+   closes it ``refused`` with the target ``dnc`` (on the record, no attempt used up);
 6. the attempt is opened (``lifecycle.do_open_attempt``: target ``in_progress``, the operator
    reserved) with a caller ID from the campaign's pool (least recently used, a number of the
    customer's region first; ``last_used_at`` stamped);
@@ -56,7 +57,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from sqlalchemy import (
+    ColumnElement,
     Integer,
+    String,
     Table,
     bindparam,
     func,
@@ -80,7 +83,7 @@ from omni.domain.capacity import Load, add_load, fits, load_rows
 from omni.domain.errors import InvalidInput
 from omni.domain.outbound import campaigns as campaigns_service
 from omni.domain.outbound import pacing, predial, preview
-from omni.domain.outbound.dnc import prefixes
+from omni.domain.outbound.dnc import covers
 from omni.domain.outbound.lifecycle import Opening, do_close_attempt, do_open_attempt, do_open_attempts
 from omni.domain.outbound.policy import Load as Demand
 from omni.domain.outbound.policy import policy_for
@@ -140,6 +143,7 @@ class TickStats:
 @dataclass(slots=True)
 class _Tick:
     now: datetime
+    dialect: str = ""
     taken: set[int] = field(default_factory=set)
     """Operators reserved in this tick (a higher-priority campaign got them first)."""
     opened: list[_Opened] = field(default_factory=list)
@@ -185,14 +189,6 @@ def _statement(name: str) -> Any:
         )
     if name == "busy":
         return select(A.operator_id).where(A.operator_id.in_(ids), A.ended_at.is_(None))
-    if name == "dnc":
-        return select(m.DncEntry.number, m.DncEntry.prefix).where(
-            or_(m.DncEntry.campaign_id.is_(None), m.DncEntry.campaign_id == bindparam("campaign_id")),
-            or_(
-                m.DncEntry.number.in_(bindparam("numbers", expanding=True)) & m.DncEntry.prefix.is_(False),
-                m.DncEntry.number.in_(bindparam("prefixes", expanding=True)) & m.DncEntry.prefix.is_(True),
-            ),
-        )
     raise KeyError(name)
 
 
@@ -472,11 +468,27 @@ def _open_zones(
     return out
 
 
-@lru_cache(maxsize=64)
-def _claim_statement(zones: int, callbacks_for: bool) -> Any:
-    """The claim for ``zones`` open zones, built once and reused with bound values (building
-    and keying a statement of several subqueries costs more than running it)."""
+def _dialed(dialect: str) -> ColumnElement[str]:
+    """The number a target's next attempt dials, in SQL (``lifecycle.do_open_attempt``'s
+    choice: ``phones[phone_index % len(phones)]``, ``phone`` when the list is empty)."""
     T = m.CampaignTarget
+    count = func.nullif(func.json_array_length(T.phones), 0)
+    if dialect == "postgresql":
+        picked: Any = T.phones.op("->>", return_type=String)(T.phone_index % count)
+    else:
+        picked = func.json_extract(T.phones, func.printf("$[%d]", T.phone_index % count))
+    return cast("ColumnElement[str]", func.coalesce(picked, T.phone, type_=String))
+
+
+@lru_cache(maxsize=64)
+def _claim_statement(zones: int, callbacks_for: bool, dialect: str) -> Any:
+    """The claim for ``zones`` open zones, built once and reused with bound values (building
+    and keying a statement of several subqueries costs more than running it). Each row comes
+    with whether do-not-call forbids the number it would dial (``dnc.covers``, global or the
+    campaign's list): one statement instead of a claim and a lookup."""
+    T = m.CampaignTarget
+    entry = aliased(m.DncEntry)
+    listed = select(entry.id).where(covers(entry, _dialed(dialect), T.campaign_id)).exists()
 
     def due(i: int) -> list[Any]:
         cond: list[Any] = [
@@ -496,7 +508,7 @@ def _claim_statement(zones: int, callbacks_for: bool) -> Any:
 
     limit = bindparam("limit", type_=Integer)
     if zones == 1:
-        stmt = select(T).where(*due(0)).order_by(T.next_due_at, T.id).limit(limit)
+        stmt = select(T, listed).where(*due(0)).order_by(T.next_due_at, T.id).limit(limit)
     else:
         # The oldest ``limit`` of each open zone (each an index range scan), merged; the rows
         # are locked by the same statement (the subquery's rows are not locked, only these).
@@ -510,12 +522,12 @@ def _claim_statement(zones: int, callbacks_for: bool) -> Any:
         merged = union_all(*(select(p.c.id, p.c.next_due_at) for p in parts)).subquery()
         ids = select(merged.c.id).order_by(merged.c.next_due_at, merged.c.id).limit(spare)
         stmt = (
-            select(T)
+            select(T, listed)
             .where(T.id.in_(ids), T.state == bindparam("pending"), T.next_due_at <= bindparam("now"))
             .order_by(T.next_due_at, T.id)
             .limit(limit)
         )
-    return stmt.with_for_update(skip_locked=True).execution_options(populate_existing=True)
+    return stmt.with_for_update(skip_locked=True, of=T).execution_options(populate_existing=True)
 
 
 async def _claim(
@@ -525,8 +537,10 @@ async def _claim(
     now: datetime,
     limit: int,
     operators: list[int] | None,
-) -> list[m.CampaignTarget]:
-    """Lock up to ``limit`` due pending targets of the open ``zones``, oldest due first.
+    dialect: str,
+) -> list[tuple[m.CampaignTarget, bool]]:
+    """Lock up to ``limit`` due pending targets of the open ``zones``, oldest due first, each
+    with whether a do-not-call entry forbids the number it would dial.
 
     ``operators``: callbacks for one operator are eligible only if they are in it (``None``:
     nobody is reserved, e.g. a broadcast; callbacks go to anyone)."""
@@ -540,30 +554,8 @@ async def _claim(
     }
     if operators is not None:
         values["operators"] = list(operators)
-    stmt = _claim_statement(len(zones), operators is not None)
-    return list(await session.scalars(stmt, values))
-
-
-async def _dnc_hits(session: AsyncSession, campaign_id: int, phones: Sequence[str]) -> set[str]:
-    """Which of ``phones`` a do-not-call entry (global or the campaign's, number or prefix)
-    forbids: ``dnc.find_dnc``'s rule for a whole claim in one query instead of one per target."""
-    if not phones:
-        return set()
-    # A prefix entry covers the numbers it starts and itself; an exact entry only itself.
-    wanted_prefixes = {p for phone in phones for p in (phone, *prefixes(phone))}
-    values = {"campaign_id": campaign_id, "numbers": list(phones), "prefixes": sorted(wanted_prefixes)}
-    rows = (await (await session.connection()).execute(_statement("dnc"), values)).all()
-    numbers = {n for n, is_prefix in rows if not is_prefix}
-    ranges = {n for n, is_prefix in rows if is_prefix}
-    return {
-        phone for phone in phones if phone in numbers or any(p in ranges for p in (phone, *prefixes(phone)))
-    }
-
-
-def _dialed(target: m.CampaignTarget) -> str:
-    """The number the target's next attempt dials (``lifecycle.do_open_attempt``'s choice)."""
-    phones = list(target.phones) or [target.phone]
-    return str(phones[target.phone_index % len(phones)])
+    stmt = _claim_statement(len(zones), operators is not None, dialect)
+    return [(target, bool(listed)) for target, listed in (await session.execute(stmt, values)).all()]
 
 
 def _order(campaign: m.Campaign, target: m.CampaignTarget, attempt: m.CampaignAttempt) -> AttemptOrder:
@@ -679,14 +671,13 @@ async def _campaign_pass(
     for _round in range(CLAIM_ROUNDS):
         if wanted <= 0 or (operators is not None and not operators):
             return
-        targets = await _claim(session, campaign, zones, now, wanted, operators)
-        if not targets:
+        claimed = await _claim(session, campaign, zones, now, wanted, operators, st.dialect)
+        if not claimed:
             return
         # Callbacks first, to their operator; the others to the longest idle in order.
-        targets.sort(key=lambda t: t.callback_user_id is None)
-        listed = await _dnc_hits(session, campaign.id, [_dialed(t) for t in targets])
+        claimed.sort(key=lambda c: c[0].callback_user_id is None)
         batch: list[Opening] = []
-        for target in targets:
+        for target, listed in claimed:
             operator_id: int | None = None
             if operators is not None:
                 if target.callback_user_id is not None:
@@ -697,7 +688,7 @@ async def _campaign_pass(
                     operator_id = operators[0]
                 else:
                     continue
-            if _dialed(target) in listed:
+            if listed:
                 attempt = await do_open_attempt(session, target, now=now)
                 await do_close_attempt(
                     session, attempt, Outcome.REFUSED, cause="dnc", now=now, refused_state=TargetState.DNC
@@ -887,7 +878,8 @@ async def tick(
         raise ValueError("tick() needs an aware `now`: customer windows are compared in their zones")
     began = time.perf_counter()
     async with db.transaction() as session:
-        statement = _campaigns_statement(session.get_bind().dialect.name)
+        st.dialect = session.get_bind().dialect.name
+        statement = _campaigns_statement(st.dialect)
         rows = (await session.execute(statement)).all()
         # No row: the flag is unknown, and a finished campaign may still show a preview.
         previews = bool(rows[0][4]) if rows else True
