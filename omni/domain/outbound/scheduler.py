@@ -57,10 +57,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Integer,
     String,
     Table,
+    any_,
     bindparam,
     func,
     literal,
@@ -72,6 +74,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -171,11 +174,19 @@ def _placer(adapters: AdapterRegistry | None, channel: str) -> PlacesAttempts | 
 # --- who is free ------------------------------------------------------------------------
 
 
+def _in(column: Any, name: str, dialect: str) -> ColumnElement[bool]:
+    """``column IN (:name)`` for a list of ids: on PostgreSQL ``= ANY(:name)`` with one array
+    parameter, so the statement's text (and asyncpg's prepared statement) is the same for any
+    number of values and nothing is rendered per execution; SQLite expands the list."""
+    if dialect == "postgresql":
+        return cast("ColumnElement[bool]", column == any_(bindparam(name, type_=ARRAY(BigInteger))))
+    return cast("ColumnElement[bool]", column.in_(bindparam(name, expanding=True)))
+
+
 @cache
-def _statement(name: str) -> Any:
+def _statement(name: str, dialect: str = "") -> Any:
     """The tick's fixed statements, built once and run with bound values: building and keying
     statements was a good part of a tick's CPU (bench/outbound_scheduler.py)."""
-    ids: Any = bindparam("ids", expanding=True)
     A = m.CampaignAttempt
     if name == "counts":  # the same for one campaign (a preview campaign after the expiry)
         return select(func.count(), func.count(A.operator_id)).where(
@@ -184,11 +195,11 @@ def _statement(name: str) -> Any:
     if name == "lock":
         return (
             select(m.OperatorPresence.user_id)
-            .where(m.OperatorPresence.user_id.in_(ids))
+            .where(_in(m.OperatorPresence.user_id, "ids", dialect))
             .with_for_update(skip_locked=True)
         )
     if name == "busy":
-        return select(A.operator_id).where(A.operator_id.in_(ids), A.ended_at.is_(None))
+        return select(A.operator_id).where(_in(A.operator_id, "ids", dialect), A.ended_at.is_(None))
     raise KeyError(name)
 
 
@@ -348,15 +359,19 @@ async def free_for_outbound(session: AsyncSession, campaign: m.Campaign) -> list
     return free
 
 
-async def _lock_operators(session: AsyncSession, user_ids: Sequence[int]) -> list[int]:
+async def _lock_operators(session: AsyncSession, user_ids: Sequence[int], dialect: str) -> list[int]:
     """The operators this tick may reserve: their presence rows locked (``SKIP LOCKED``: one
     another node or the router is deciding about is left to it), then re-checked for an open
     attempt another node committed since they were found free. Order is kept."""
     if not user_ids:
         return []
     conn = await session.connection()  # Core rows: the session's ORM layer has nothing to add
-    locked = set((await conn.execute(_statement("lock"), {"ids": list(user_ids)})).scalars())
-    busy = set((await conn.execute(_statement("busy"), {"ids": list(locked)})).scalars()) if locked else set()
+    locked = set((await conn.execute(_statement("lock", dialect), {"ids": list(user_ids)})).scalars())
+    busy = (
+        set((await conn.execute(_statement("busy", dialect), {"ids": list(locked)})).scalars())
+        if locked
+        else set()
+    )
     return [uid for uid in user_ids if uid in locked and uid not in busy]
 
 
@@ -404,14 +419,14 @@ async def _stamp(session: AsyncSession, used: dict[int, int], now: datetime) -> 
     if used:
         # A plain (Core) UPDATE on the connection: the rows loaded in this session are not
         # read again, and the ORM's bulk-update machinery is not involved.
-        await (await session.connection()).execute(_stamp_statement(), {"ids": sorted(used), "now": now})
+        statement = _stamp_statement(session.get_bind().dialect.name)
+        await (await session.connection()).execute(statement, {"ids": sorted(used), "now": now})
 
 
-@lru_cache(maxsize=1)
-def _stamp_statement() -> Any:
+@lru_cache(maxsize=2)
+def _stamp_statement(dialect: str) -> Any:
     table = cast(Table, m.CampaignCallerId.__table__)
-    ids: Any = bindparam("ids", expanding=True)
-    return update(table).where(table.c.id.in_(ids)).values(last_used_at=bindparam("now"))
+    return update(table).where(_in(table.c.id, "ids", dialect)).values(last_used_at=bindparam("now"))
 
 
 async def pick_caller_id(
@@ -498,12 +513,7 @@ def _claim_statement(zones: int, callbacks_for: bool, dialect: str) -> Any:
             T.next_due_at <= bindparam("now"),
         ]
         if callbacks_for:
-            cond.append(
-                or_(
-                    T.callback_user_id.is_(None),
-                    T.callback_user_id.in_(bindparam("operators", expanding=True)),
-                )
-            )
+            cond.append(or_(T.callback_user_id.is_(None), _in(T.callback_user_id, "operators", dialect)))
         return cond
 
     limit = bindparam("limit", type_=Integer)
@@ -660,7 +670,7 @@ async def _campaign_pass(
         wanted = policy.wanted(Demand(len(free) + reserved, open_attempts, campaign.max_concurrency))
         if wanted <= 0:
             return
-        operators = await _lock_operators(session, free[: wanted * 2 + 8])
+        operators = await _lock_operators(session, free[: wanted * 2 + 8], st.dialect)
         wanted = min(wanted, len(operators))
     if wanted <= 0:
         return
