@@ -803,6 +803,8 @@ async def _opened_on_the_record(either: Services) -> None:
     assert [e.payload for e in events] == [json.loads(json.dumps(attempt_dict(x))) for x in attempts]
     assert [(e.queue_id, e.user_id) for e in events] == [(w.queue_id, x.operator_id) for x in attempts]
     assert [o.attempt_id for o in w.adapter.orders] == [x.id for x in attempts]
+    async with either.db.transaction() as s:
+        assert await s.scalar(select(m.CampaignCallerId.last_used_at)) == NOON_MSK
 
 
 async def test_dnc_checks_the_number_the_attempt_would_dial_not_the_first_one(services: Services) -> None:

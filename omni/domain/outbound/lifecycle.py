@@ -14,9 +14,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -128,7 +128,8 @@ async def do_open_attempts(
 ) -> list[m.CampaignAttempt]:
     """``do_open_attempt`` for several targets at once: the scheduler opens a tick's attempts
     together. All or nothing: a target that is not pending refuses the whole batch with
-    ``Conflict``.
+    ``Conflict``. The caller IDs used are stamped ``last_used_at`` = ``now`` (the pool's
+    rotation, ``scheduler.pick_caller_id``).
 
     On PostgreSQL the attempt rows, the targets' update and the ``campaign.attempt_started``
     events are one statement (``_OPEN``: one round trip, no ORM unit of work, which was most
@@ -177,6 +178,7 @@ async def do_open_attempts(
         target.next_due_at = None
         target.updated_at = now
     await session.flush()
+    await _stamp_caller_ids(session, [a for a, _ in opened], now)
     for attempt, campaign in opened:
         emit(
             session,
@@ -186,6 +188,23 @@ async def do_open_attempts(
             user_id=attempt.operator_id,
         )
     return [attempt for attempt, _ in opened]
+
+
+async def _stamp_caller_ids(
+    session: AsyncSession, attempts: Sequence[m.CampaignAttempt], now: datetime
+) -> None:
+    """The caller IDs the attempts use were last used ``now`` (the pool's rotation reads it)."""
+    table = cast(Table, m.CampaignCallerId.__table__)
+    used: dict[int, set[str]] = {}
+    for a in attempts:
+        if a.caller_id:
+            used.setdefault(a.campaign_id, set()).add(a.caller_id)
+    for campaign_id, numbers in used.items():
+        await (await session.connection()).execute(
+            update(table)
+            .where(table.c.campaign_id == campaign_id, table.c.number.in_(sorted(numbers)))
+            .values(last_used_at=now)
+        )
 
 
 _OPEN = text(
@@ -215,12 +234,17 @@ _OPEN = text(
                CAST(jsonb_build_object('id', a.id) || CAST(d.payload AS JSONB) AS JSON),
                d.queue_id, d.operator_id, CAST(:emitted AS TIMESTAMPTZ), false
         FROM d JOIN attempts AS a ON a.target_id = d.target_id ORDER BY d.n
+    ), stamped AS (
+        UPDATE campaign_caller_ids AS c SET last_used_at = CAST(:now AS TIMESTAMPTZ)
+        FROM (SELECT DISTINCT campaign_id, caller_id FROM d WHERE caller_id <> '') AS u
+        WHERE c.campaign_id = u.campaign_id AND c.number = u.caller_id
     )
     SELECT target_id, id FROM attempts
     """
 )
-"""Attempts, targets and their ``campaign.attempt_started`` events in one statement (rows in
-the order given; each event's payload is ``attempt_dict`` with the new attempt's id)."""
+"""Attempts, targets, their ``campaign.attempt_started`` events and the caller IDs' last use in
+one statement (rows in the order given; each event's payload is ``attempt_dict`` with the new
+attempt's id)."""
 
 
 async def _open_in_one_statement(

@@ -362,11 +362,16 @@ async def free_for_outbound(session: AsyncSession, campaign: m.Campaign) -> list
 async def _lock_operators(session: AsyncSession, user_ids: Sequence[int], dialect: str) -> list[int]:
     """The operators this tick may reserve: their presence rows locked (``SKIP LOCKED``: one
     another node or the router is deciding about is left to it), then re-checked for an open
-    attempt another node committed since they were found free. Order is kept."""
+    attempt another node committed since they were found free. Order is kept.
+
+    On PostgreSQL the re-check rides on the claim (``_claim``'s ``busy``), the next statement:
+    it must read a snapshot taken after the lock, which the lock's own statement would not."""
     if not user_ids:
         return []
     conn = await session.connection()  # Core rows: the session's ORM layer has nothing to add
     locked = set((await conn.execute(_statement("lock", dialect), {"ids": list(user_ids)})).scalars())
+    if dialect == "postgresql":
+        return [uid for uid in user_ids if uid in locked]
     busy = (
         set((await conn.execute(_statement("busy", dialect), {"ids": list(locked)})).scalars())
         if locked
@@ -503,7 +508,16 @@ def _claim_statement(zones: int, callbacks_for: bool, dialect: str) -> Any:
     campaign's list): one statement instead of a claim and a lookup."""
     T = m.CampaignTarget
     entry = aliased(m.DncEntry)
-    listed = select(entry.id).where(covers(entry, _dialed(dialect), T.campaign_id)).exists()
+    columns: list[Any] = [T, select(entry.id).where(covers(entry, _dialed(dialect), T.campaign_id)).exists()]
+    if callbacks_for and dialect == "postgresql":
+        # ``_lock_operators``' re-check: which of the locked operators hold an open attempt
+        # (another node's, committed since they were found free), the same on every row.
+        A = m.CampaignAttempt
+        columns.append(
+            select(func.array_agg(A.operator_id))
+            .where(_in(A.operator_id, "operators", dialect), A.ended_at.is_(None))
+            .scalar_subquery()
+        )
 
     def due(i: int) -> list[Any]:
         cond: list[Any] = [
@@ -518,7 +532,7 @@ def _claim_statement(zones: int, callbacks_for: bool, dialect: str) -> Any:
 
     limit = bindparam("limit", type_=Integer)
     if zones == 1:
-        stmt = select(T, listed).where(*due(0)).order_by(T.next_due_at, T.id).limit(limit)
+        stmt = select(*columns).where(*due(0)).order_by(T.next_due_at, T.id).limit(limit)
     else:
         # The oldest ``limit`` of each open zone (each an index range scan), merged; the rows
         # are locked by the same statement (the subquery's rows are not locked, only these).
@@ -532,7 +546,7 @@ def _claim_statement(zones: int, callbacks_for: bool, dialect: str) -> Any:
         merged = union_all(*(select(p.c.id, p.c.next_due_at) for p in parts)).subquery()
         ids = select(merged.c.id).order_by(merged.c.next_due_at, merged.c.id).limit(spare)
         stmt = (
-            select(T, listed)
+            select(*columns)
             .where(T.id.in_(ids), T.state == bindparam("pending"), T.next_due_at <= bindparam("now"))
             .order_by(T.next_due_at, T.id)
             .limit(limit)
@@ -548,9 +562,10 @@ async def _claim(
     limit: int,
     operators: list[int] | None,
     dialect: str,
-) -> list[tuple[m.CampaignTarget, bool]]:
+) -> tuple[list[tuple[m.CampaignTarget, bool]], set[int]]:
     """Lock up to ``limit`` due pending targets of the open ``zones``, oldest due first, each
-    with whether a do-not-call entry forbids the number it would dial.
+    with whether a do-not-call entry forbids the number it would dial; and which of
+    ``operators`` hold an open attempt after all (PostgreSQL: ``_lock_operators``' re-check).
 
     ``operators``: callbacks for one operator are eligible only if they are in it (``None``:
     nobody is reserved, e.g. a broadcast; callbacks go to anyone)."""
@@ -565,7 +580,9 @@ async def _claim(
     if operators is not None:
         values["operators"] = list(operators)
     stmt = _claim_statement(len(zones), operators is not None, dialect)
-    return [(target, bool(listed)) for target, listed in (await session.execute(stmt, values)).all()]
+    rows = (await session.execute(stmt, values)).all()
+    busy = set(rows[0][2] or ()) if rows and len(rows[0]) > 2 else set()
+    return [(row[0], bool(row[1])) for row in rows], busy
 
 
 def _order(campaign: m.Campaign, target: m.CampaignTarget, attempt: m.CampaignAttempt) -> AttemptOrder:
@@ -681,9 +698,11 @@ async def _campaign_pass(
     for _round in range(CLAIM_ROUNDS):
         if wanted <= 0 or (operators is not None and not operators):
             return
-        claimed = await _claim(session, campaign, zones, now, wanted, operators, st.dialect)
+        claimed, busy = await _claim(session, campaign, zones, now, wanted, operators, st.dialect)
         if not claimed:
             return
+        if busy and operators is not None:
+            operators = [uid for uid in operators if uid not in busy]
         # Callbacks first, to their operator; the others to the longest idle in order.
         claimed.sort(key=lambda c: c[0].callback_user_id is None)
         batch: list[Opening] = []
@@ -907,7 +926,6 @@ async def tick(
                 open_attempts, reserved = counts
                 pending_zones = await _zones(session, campaign.id)
             await _campaign_pass(session, campaign, st, int(open_attempts), int(reserved), pending_zones)
-        await _stamp(session, st.caller_ids, st.now)
         chosen = time.perf_counter()
     committed = time.perf_counter()
     if expired and adapters is not None:
