@@ -35,7 +35,10 @@ than the work inside PostgreSQL): one read gives the running and paused campaign
 open attempts, the zones of their pending targets and whether a preview waits for its
 operator; the housekeeping (campaigns past their end date finish, unanswered previews expire)
 runs in the same transaction, its queries only when that read says there is something to do;
-who is free is one statement (staff, load and waiting inbound joined).
+who is free is one statement (staff, load and waiting inbound joined). On PostgreSQL the
+claim also carries the DNC check and the operators' re-check, and the opening writes the
+attempts, targets, events and caller-ID stamps in one statement: a steady tick is BEGIN, six
+statements and COMMIT.
 
 A campaign whose channel has no attempt-placing adapter in this process (a Celery worker, a
 node with voice off) is left to a node that has one, except preview campaigns, which need no
