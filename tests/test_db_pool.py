@@ -69,3 +69,24 @@ async def test_a_warm_pooled_connection_costs_no_ping_and_an_idle_one_is_pinged(
         assert ";" in idle and idle[-2:] == ["BEGIN;", "COMMIT;"]
     finally:
         await db.dispose()
+
+
+async def test_a_driver_statement_inside_a_transaction_rolls_back_with_it(pg_url: str) -> None:
+    """Regression: BEGIN went out with the session's first SQLAlchemy statement, so a statement
+    run on asyncpg itself first (the list import's bulk INSERT) committed on its own: a node
+    stopped mid-import kept rows its job never counted."""
+    db = Database(pg_url, pool_size=1)
+    try:
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as s:
+                raw = await (await s.connection()).get_raw_connection()
+                driver: Any = raw.driver_connection
+                await driver.execute(
+                    "INSERT INTO events (type, payload, created_at, dispatched)"
+                    " VALUES ('x', '{}', now(), true)"
+                )
+                raise RuntimeError("rolled back")
+        async with db.transaction() as s:
+            assert await s.scalar(text("SELECT count(*) FROM events WHERE type = 'x'")) == 0
+    finally:
+        await db.dispose()

@@ -67,6 +67,7 @@ class Database:
             async with self._run() as session:
                 if snapshot:
                     _ = await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                await _begin_now(session)
                 yield session
 
     @asynccontextmanager
@@ -83,6 +84,20 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def _begin_now(session: AsyncSession) -> None:
+    """Send BEGIN now rather than with the session's first statement (SQLAlchemy's asyncpg
+    adapter waits for one): a statement run on the driver itself (``asyncpg.Connection``: the
+    list import's bulk INSERT) would otherwise run before BEGIN, committed on its own, and stay
+    when the transaction rolls back or is cancelled. The same one round trip, only earlier."""
+    raw = await (await session.connection()).get_raw_connection()
+    adapter: Any = raw.dbapi_connection
+    # The adapter's own lazy start, under its own mutex (no public call starts it).
+    if getattr(adapter, "_transaction", False) is None:
+        async with adapter._execute_mutex:
+            if adapter._transaction is None:
+                await adapter._start_transaction()
 
 
 PING_IDLE_SECONDS = 10.0
