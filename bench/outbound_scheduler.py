@@ -4,6 +4,7 @@ Run (services started with ``eval "$(scripts/services.sh start)"``)::
 
     .venv/bin/python bench/outbound_scheduler.py [--targets 1000000] [--operators 200]
         [--ticks 400] [--freed 5] [--out bench/results/outbound_scheduler.json]
+        [--template NAME [--drop-template]]
 
 What it does, on 127.0.0.1 only:
 
@@ -22,6 +23,10 @@ What it does, on 127.0.0.1 only:
    ID, ``do_open_attempt`` for each, the commit, and the hand-off to a no-op channel adapter;
 5. times idle ticks (every operator busy: the pass finds nobody free);
 6. prints p50/p90/p99 per tick, writes JSON to ``--out`` and drops the database.
+
+With ``--template NAME`` steps 1–2 run once, into ``NAME``, which is kept; every run then times
+a copy of it (``CREATE DATABASE … TEMPLATE``), so two versions of the code can be timed on the
+same data, alternating. ``--drop-template`` drops it after the run.
 
 The clock is pinned to 11:00 Moscow time on a Tuesday: every zone's window is open, so the
 claim works across all five zones (the costliest case).
@@ -50,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.routing import (
     check_loopback,
+    clone,
     drop,
     log,
     machine_info,
@@ -266,24 +272,51 @@ class _Rollback(Exception):
     pass
 
 
-async def main(args: argparse.Namespace) -> dict[str, Any]:
-    check_loopback(args.dsn)
-    rng = random.Random(13)
-    name = f"omni_bench_outbound_{uuid.uuid4().hex[:8]}"
+async def _database_exists(dsn: str, name: str) -> bool:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
+    finally:
+        await conn.close()
+
+
+async def _seeded(args: argparse.Namespace, name: str, rng: random.Random) -> float:
+    """Create, migrate and seed database ``name``; the COPY's seconds."""
     conn = await asyncpg.connect(args.dsn)
     try:
         await conn.execute(f"CREATE DATABASE {name}")
     finally:
         await conn.close()
-    db = Database(sqlalchemy_url(args.dsn, name), pool_size=4)
+    log(f"migrating {name}")
+    await upgrade_async(sqlalchemy_url(args.dsn, name))
+    log(f"seeding {args.operators} operators and COPYing {args.targets:,} targets")
+    db = Database(sqlalchemy_url(args.dsn, name), pool_size=2)
     try:
-        log(f"migrating {name}")
-        await upgrade_async(sqlalchemy_url(args.dsn, name))
-        log(f"seeding {args.operators} operators and COPYing {args.targets:,} targets")
         _, copy_seconds = await seed(
             db, raw_dsn(args.dsn, name), operators=args.operators, targets=args.targets, rng=rng
         )
-        log(f"COPY: {copy_seconds:.1f} s ({args.targets / copy_seconds:,.0f} rows/s)")
+    finally:
+        await db.dispose()
+    log(f"COPY: {copy_seconds:.1f} s ({args.targets / copy_seconds:,.0f} rows/s)")
+    return copy_seconds
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    check_loopback(args.dsn)
+    rng = random.Random(13)
+    name = f"omni_bench_outbound_{uuid.uuid4().hex[:8]}"
+    copy_seconds = 0.0
+    if args.template:
+        # Before/after pairs on the same data: every run starts from a copy of one seeded
+        # database (seeded by the first run that names it, kept until --drop-template).
+        if not await _database_exists(args.dsn, args.template):
+            copy_seconds = await _seeded(args, args.template, rng)
+        log(f"copying {args.template} to {name}")
+        await clone(args.dsn, args.template, name)
+    else:
+        copy_seconds = await _seeded(args, name, rng)
+    db = Database(sqlalchemy_url(args.dsn, name), pool_size=4)
+    try:
         adapters = AdapterRegistry()
         adapter = NullAdapter()
         adapters.register(adapter)
@@ -314,7 +347,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             targets=args.targets,
             operators=args.operators,
             copy_seconds=round(copy_seconds, 2),
-            copy_rows_per_second=round(args.targets / copy_seconds),
+            copy_rows_per_second=round(args.targets / copy_seconds) if copy_seconds else 0,
             first_tick_ms=round(first_ms, 2),
             first_tick_opened=first,
             steady=_stats(samples),
@@ -326,6 +359,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         await db.dispose()
         await drop(args.dsn, name)
+        if args.template and args.drop_template:
+            await drop(args.dsn, args.template)
     out = {
         "result": result.__dict__,
         "machine": await machine_info(args.dsn),
@@ -362,6 +397,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ticks", type=int, default=400)
     p.add_argument("--freed", type=int, default=5, help="attempts ended before each timed tick")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument(
+        "--template",
+        default="",
+        help="a seeded database kept between runs (seeded by the first run naming it); each run "
+        "times a copy of it, so runs of two versions of the code start from the same data",
+    )
+    p.add_argument("--drop-template", action="store_true", help="drop --template after this run")
     p.add_argument(
         "--dsn", default=os.environ.get("OMNI_TEST_PG_DSN", ""), help="admin DSN ($OMNI_TEST_PG_DSN)"
     )

@@ -84,8 +84,7 @@ def emit(
     ``omni.domain.event_types`` (an unknown type or a payload of the wrong shape raises
     ``EventContractError``: a bug in the action, never bad input).
     """
-    clean = json.loads(json.dumps(payload, default=_json_default))
-    check_payload(type_, clean)
+    clean = checked_payload(type_, payload)
     row = m.Event(
         type=type_,
         payload=clean,
@@ -97,6 +96,15 @@ def emit(
     session.add(row)
     unit_of_work(session).events_written = True
     return row
+
+
+def checked_payload(type_: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` as the outbox stores it (round-tripped through JSON) and checked against
+    the type's definition: what ``emit`` does before it writes, for an action that writes its
+    event rows itself (``lifecycle.do_open_attempts`` on PostgreSQL, in one statement)."""
+    clean: dict[str, Any] = json.loads(json.dumps(payload, default=_json_default))
+    check_payload(type_, clean)
+    return clean
 
 
 def _json_default(value: Any) -> Any:

@@ -27,7 +27,7 @@ from omni.db.migrate import upgrade_async
 from omni.db.models.outbound import CampaignState, Outcome, TargetState
 from omni.domain.conversations import InboundMessage, do_accept_offer, do_close, do_ingest_inbound
 from omni.domain.errors import Conflict
-from omni.domain.outbound.lifecycle import Opening, do_close_attempt, do_open_attempts
+from omni.domain.outbound.lifecycle import Opening, attempt_dict, do_close_attempt, do_open_attempts
 from omni.domain.outbound.numbers import parse_number, zone_of
 from omni.domain.outbound.scheduler import Scheduler, free_for_outbound, tick
 from omni.domain.routing import do_route_pending
@@ -743,3 +743,81 @@ async def test_the_worker_tick_opens_previews_and_leaves_dialing_to_nodes_with_a
     assert attempt.campaign_id != w.campaign_id and attempt.operator_id in w.operators
     assert (await w.target(progressive)).state == TargetState.PENDING
     assert w.adapter.orders == []
+
+
+# --- the claim's DNC check and the one-statement opening, on both databases ----------------
+
+
+async def _dnc_checks_the_number_dialed(either: Services) -> None:
+    """The claim folds the DNC lookup in (``dnc.covers`` on the number at ``phone_index``): a
+    contact whose second number is listed is refused when that number's turn comes, and one
+    whose listed first number is behind it is called on the second."""
+    w = await _world(either, operators=2)
+    second_listed, first_listed = await w.targets("+7 495 000-00-01", "+7 495 000-00-02")
+    async with either.db.transaction() as s:
+        for tid, phones in (
+            (second_listed, ["+74950000001", "+78121112233"]),
+            (first_listed, ["+74950000002", "+74950000003"]),
+        ):
+            target = await s.get_one(m.CampaignTarget, tid)
+            target.phones, target.phone_index = phones, 1
+        s.add(m.DncEntry(campaign_id=w.campaign_id, number="+7812", prefix=True))
+        s.add(m.DncEntry(campaign_id=None, number="+74950000002"))
+    assert await tick(either, NOON_MSK) == 1
+    assert [(o.target_id, o.phone) for o in w.adapter.orders] == [(first_listed, "+74950000003")]
+    target = await w.target(second_listed)
+    assert (target.state, target.attempts) == (TargetState.DNC, 0)
+    (attempt,) = await w.attempts(target_id=second_listed)
+    assert (attempt.phone, attempt.outcome, attempt.cause) == ("+78121112233", Outcome.REFUSED, "dnc")
+
+
+async def _opened_on_the_record(either: Services) -> None:
+    """``do_open_attempts`` writes rows and events itself on PostgreSQL: every column and each
+    ``campaign.attempt_started`` payload is what the ORM path (SQLite) writes."""
+    w = await _world(either, operators=2)
+    a, b = await w.targets("+7 495 000-00-01", "+7 495 000-00-02")
+    async with either.db.transaction() as s:
+        s.add(m.CampaignCallerId(campaign_id=w.campaign_id, number="+74950001111", region="RU"))
+    assert await tick(either, NOON_MSK) == 2
+    attempts = await w.attempts()
+    assert [(x.target_id, x.number, x.caller_id, x.external_id, x.amd, x.cause) for x in attempts] == [
+        (a, 1, "+74950001111", "", "", ""),
+        (b, 1, "+74950001111", "", "", ""),
+    ]
+    assert {x.operator_id for x in attempts} == set(w.operators)
+    assert all(x.created_at == NOON_MSK and x.started_at is None and x.outcome is None for x in attempts)
+    for tid in (a, b):
+        target = await w.target(tid)
+        assert (target.state, target.attempts, target.next_due_at, target.updated_at) == (
+            TargetState.IN_PROGRESS,
+            1,
+            None,
+            NOON_MSK,
+        )
+    async with either.db.transaction() as s:
+        events = list(
+            await s.scalars(
+                select(m.Event).where(m.Event.type == "campaign.attempt_started").order_by(m.Event.id)
+            )
+        )
+    assert [e.payload for e in events] == [json.loads(json.dumps(attempt_dict(x))) for x in attempts]
+    assert [(e.queue_id, e.user_id) for e in events] == [(w.queue_id, x.operator_id) for x in attempts]
+    assert [o.attempt_id for o in w.adapter.orders] == [x.id for x in attempts]
+    async with either.db.transaction() as s:
+        assert await s.scalar(select(m.CampaignCallerId.last_used_at)) == NOON_MSK
+
+
+async def test_dnc_checks_the_number_the_attempt_would_dial_not_the_first_one(services: Services) -> None:
+    await _dnc_checks_the_number_dialed(services)
+
+
+async def test_dnc_checks_the_number_the_attempt_would_dial_on_sqlite(sqlite_services: Services) -> None:
+    await _dnc_checks_the_number_dialed(sqlite_services)
+
+
+async def test_attempts_opened_by_a_tick_are_on_the_record_with_their_events(services: Services) -> None:
+    await _opened_on_the_record(services)
+
+
+async def test_attempts_opened_by_a_tick_are_on_the_record_on_sqlite(sqlite_services: Services) -> None:
+    await _opened_on_the_record(sqlite_services)

@@ -134,7 +134,7 @@ async def do_claim_operator(session: AsyncSession, attempt_id: int, now: datetim
     # One at a time, with the scheduler's lock rule: a tick reserving operators and this claim
     # never both win one operator, and the others stay unlocked for them meanwhile.
     for uid in free[:8]:
-        if await scheduler._lock_operators(session, [uid]):
+        if await scheduler.lock_operators(session, [uid]):
             attempt.operator_id = uid
             await session.flush()
             return uid

@@ -25,7 +25,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Exists, Select, Table, Update, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Exists,
+    Select,
+    SQLColumnExpression,
+    Table,
+    Update,
+    and_,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
@@ -49,6 +62,7 @@ __all__ = [
     "check_dnc",
     "check_remove_dnc",
     "check_upload_dnc",
+    "covers",
     "dnc_dict",
     "do_add_dnc",
     "find_dnc",
@@ -84,22 +98,40 @@ def prefixes(e164: str) -> list[str]:
     return [e164[:n] for n in range(2, len(e164))]
 
 
+def covers(
+    entry: Any,
+    number: str | SQLColumnExpression[str],
+    campaign_id: int | SQLColumnExpression[int] | None,
+    lengths: Iterable[int] | None = None,
+) -> ColumnElement[bool]:
+    """Whether the ``entry`` row (``m.DncEntry`` or an alias) forbids calling ``number`` in this
+    campaign: the do-not-call rule, written once for every lookup (:func:`find_dnc`,
+    :func:`mark_statement`, the scheduler's claim).
+
+    The entry is global or the campaign's, and its number is one of the keys of
+    ``ix_dnc_entries_number`` probed: the number itself and its prefixes (``number`` a string:
+    bound values; a column: ``substr`` of it, at most 15 digits in E.164, or only the
+    ``lengths`` the campaign's prefix entries have, :func:`prefix_lengths`). A prefix entry
+    covers the numbers it starts and itself; an exact entry only itself."""
+    keys: list[Any]
+    if isinstance(number, str):
+        keys = [number, *prefixes(number)]
+    else:
+        keys = [number, *(func.substr(number, 1, n) for n in (range(2, 16) if lengths is None else lengths))]
+    scope: ColumnElement[bool] = entry.campaign_id.is_(None)
+    if campaign_id is not None:
+        scope = or_(scope, entry.campaign_id == campaign_id)
+    return and_(scope, entry.number.in_(keys), or_(entry.prefix.is_(True), entry.number == number))
+
+
 async def find_dnc(session: AsyncSession, campaign_id: int | None, e164: str) -> m.DncEntry | None:
     """The entry that forbids calling ``e164`` in this campaign (global or its own), if any.
 
-    One query over ``ix_dnc_entries_number`` with the number and its prefixes as keys; an exact
-    entry is preferred to a prefix (it names the number), then the oldest."""
-    scope: ColumnElement[bool] = m.DncEntry.campaign_id.is_(None)
-    if campaign_id is not None:
-        scope = or_(scope, m.DncEntry.campaign_id == campaign_id)
+    One query over ``ix_dnc_entries_number`` (:func:`covers`); an exact entry is preferred to a
+    prefix (it names the number), then the oldest."""
     return await session.scalar(
         select(m.DncEntry)
-        .where(
-            scope,
-            m.DncEntry.number.in_([e164, *prefixes(e164)]),
-            # A prefix covers the numbers it starts (and itself); an exact entry only itself.
-            or_(m.DncEntry.prefix.is_(True), m.DncEntry.number == e164),
-        )
+        .where(covers(m.DncEntry, e164, campaign_id))
         .order_by(m.DncEntry.prefix, m.DncEntry.id)
         .limit(1)
     )
@@ -121,17 +153,7 @@ def listed(
     import looks up 2 keys a number instead of 15). Each key is a probe of
     ``ix_dnc_entries_number``, never a scan of the list."""
     entry = aliased(m.DncEntry)
-    keys = [phone, *(func.substr(phone, 1, n) for n in lengths)]
-    return (
-        select(entry.id)
-        .where(
-            or_(entry.campaign_id.is_(None), entry.campaign_id == campaign_id),
-            entry.number.in_(keys),
-            # A prefix covers the numbers it starts (and itself); an exact entry only itself.
-            or_(entry.prefix.is_(True), entry.number == phone),
-        )
-        .exists()
-    )
+    return select(entry.id).where(covers(entry, phone, campaign_id, lengths)).exists()
 
 
 async def prefix_lengths(session: AsyncSession, campaign_id: int) -> list[int]:

@@ -10,18 +10,22 @@ claims it with ``FOR UPDATE SKIP LOCKED``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from omni.db import models as m
 from omni.db.models.outbound import Outcome, ResultAction, TargetState
+from omni.db.unit_of_work import unit_of_work
 from omni.domain.errors import Conflict, InvalidInput
-from omni.domain.events import emit
+from omni.domain.events import checked_payload, emit
 from omni.domain.outbound.dnc import do_add_dnc
 from omni.domain.outbound.retry import retry_minutes
 
@@ -122,10 +126,16 @@ class Opening:
 async def do_open_attempts(
     session: AsyncSession, openings: Sequence[Opening], *, now: datetime | None = None
 ) -> list[m.CampaignAttempt]:
-    """``do_open_attempt`` for several targets at once, with one flush: the scheduler opens a
-    tick's attempts together (the rows and events go in a few statements, not a round trip
-    each, which is most of a tick's time). All or nothing: a target that is not pending
-    refuses the whole batch with ``Conflict``."""
+    """``do_open_attempt`` for several targets at once: the scheduler opens a tick's attempts
+    together. All or nothing: a target that is not pending refuses the whole batch with
+    ``Conflict``. The caller IDs used are stamped ``last_used_at`` = ``now`` (the pool's
+    rotation, ``scheduler.pick_caller_id``).
+
+    On PostgreSQL the attempt rows, the targets' update and the ``campaign.attempt_started``
+    events are one statement (``_OPEN``: one round trip, no ORM unit of work, which was most
+    of a scheduler tick's time); the attempts returned are attached to the session as if
+    loaded, and the targets' new values are set as committed. Elsewhere (SQLite) the ORM
+    writes the same rows and events with one flush."""
     for o in openings:
         if o.target.state != T.PENDING:
             raise Conflict(
@@ -146,14 +156,29 @@ async def do_open_attempts(
             channel=campaign.channel,
             operator_id=o.operator_id,
             created_at=now,
+            # Every column, as the row will read (``_open_in_one_statement`` loads nothing back).
+            conversation_id=None,
+            external_id="",
+            started_at=None,
+            answered_at=None,
+            ended_at=None,
+            outcome=None,
+            amd="",
+            cause="",
         )
+        opened.append((attempt, campaign))
+    if opened and session.get_bind().dialect.name == "postgresql":
+        await _open_in_one_statement(session, openings, opened, now)
+        return [attempt for attempt, _ in opened]
+    for o, (attempt, _) in zip(openings, opened, strict=True):
         session.add(attempt)
+        target = o.target
         target.state = T.IN_PROGRESS
         target.attempts += 1
         target.next_due_at = None
         target.updated_at = now
-        opened.append((attempt, campaign))
     await session.flush()
+    await _stamp_caller_ids(session, [a for a, _ in opened], now)
     for attempt, campaign in opened:
         emit(
             session,
@@ -163,6 +188,105 @@ async def do_open_attempts(
             user_id=attempt.operator_id,
         )
     return [attempt for attempt, _ in opened]
+
+
+async def _stamp_caller_ids(
+    session: AsyncSession, attempts: Sequence[m.CampaignAttempt], now: datetime
+) -> None:
+    """The caller IDs the attempts use were last used ``now`` (the pool's rotation reads it)."""
+    table = cast(Table, m.CampaignCallerId.__table__)
+    used: dict[int, set[str]] = {}
+    for a in attempts:
+        if a.caller_id:
+            used.setdefault(a.campaign_id, set()).add(a.caller_id)
+    for campaign_id, numbers in used.items():
+        await (await session.connection()).execute(
+            update(table)
+            .where(table.c.campaign_id == campaign_id, table.c.number.in_(sorted(numbers)))
+            .values(last_used_at=now)
+        )
+
+
+_OPEN = text(
+    """
+    WITH d AS (
+        SELECT * FROM unnest(
+            CAST(:target_ids AS BIGINT[]), CAST(:campaign_ids AS BIGINT[]), CAST(:numbers AS INTEGER[]),
+            CAST(:phones AS VARCHAR[]), CAST(:caller_ids AS VARCHAR[]), CAST(:channels AS VARCHAR[]),
+            CAST(:operator_ids AS BIGINT[]), CAST(:queue_ids AS BIGINT[]), CAST(:payloads AS TEXT[])
+        ) WITH ORDINALITY AS d(target_id, campaign_id, number, phone, caller_id, channel,
+                               operator_id, queue_id, payload, n)
+    ), attempts AS (
+        INSERT INTO campaign_attempts (campaign_id, target_id, number, phone, caller_id, channel,
+                                       operator_id, external_id, created_at, amd, cause)
+        SELECT campaign_id, target_id, number, phone, caller_id, channel, operator_id, '',
+               CAST(:now AS TIMESTAMPTZ), '', ''
+        FROM d ORDER BY n
+        RETURNING id, target_id
+    ), targets AS (
+        UPDATE campaign_targets AS t
+        SET state = CAST(:in_progress AS VARCHAR), attempts = d.number, next_due_at = NULL,
+            updated_at = CAST(:now AS TIMESTAMPTZ)
+        FROM d WHERE t.id = d.target_id
+    ), events AS (
+        INSERT INTO events (type, payload, queue_id, user_id, created_at, dispatched)
+        SELECT 'campaign.attempt_started',
+               CAST(jsonb_build_object('id', a.id) || CAST(d.payload AS JSONB) AS JSON),
+               d.queue_id, d.operator_id, CAST(:emitted AS TIMESTAMPTZ), false
+        FROM d JOIN attempts AS a ON a.target_id = d.target_id ORDER BY d.n
+    ), stamped AS (
+        UPDATE campaign_caller_ids AS c SET last_used_at = CAST(:now AS TIMESTAMPTZ)
+        FROM (SELECT DISTINCT campaign_id, caller_id FROM d WHERE caller_id <> '') AS u
+        WHERE c.campaign_id = u.campaign_id AND c.number = u.caller_id
+    )
+    SELECT target_id, id FROM attempts
+    """
+)
+"""Attempts, targets, their ``campaign.attempt_started`` events and the caller IDs' last use in
+one statement (rows in the order given; each event's payload is ``attempt_dict`` with the new
+attempt's id)."""
+
+
+async def _open_in_one_statement(
+    session: AsyncSession,
+    openings: Sequence[Opening],
+    opened: Sequence[tuple[m.CampaignAttempt, m.Campaign]],
+    now: datetime,
+) -> None:
+    if session.new or session.dirty or session.deleted:
+        await session.flush()  # what was emitted before keeps its place in the event order
+    payloads = []
+    for attempt, _ in opened:
+        payload = checked_payload("campaign.attempt_started", attempt_dict(attempt) | {"id": 0})
+        del payload["id"]  # the statement puts the new attempt's id first
+        payloads.append(json.dumps(payload))
+    values = {
+        "target_ids": [a.target_id for a, _ in opened],
+        "campaign_ids": [a.campaign_id for a, _ in opened],
+        "numbers": [a.number for a, _ in opened],
+        "phones": [a.phone for a, _ in opened],
+        "caller_ids": [a.caller_id for a, _ in opened],
+        "channels": [str(a.channel) for a, _ in opened],
+        "operator_ids": [a.operator_id for a, _ in opened],
+        "queue_ids": [c.queue_id for _, c in opened],
+        "payloads": payloads,
+        "now": now,
+        "in_progress": str(T.IN_PROGRESS),
+        "emitted": datetime.now(UTC),
+    }
+    result = await (await session.connection()).execute(_OPEN, values)
+    ids: dict[int, int] = {int(target_id): int(attempt_id) for target_id, attempt_id in result}
+    unit_of_work(session).events_written = True
+    for o, (attempt, _) in zip(openings, opened, strict=True):
+        # Every column is set, so nothing is left to load: in the session as if read back.
+        attempt.id = ids[attempt.target_id]
+        make_transient_to_detached(attempt)
+        session.add(attempt)
+        target = o.target
+        set_committed_value(target, "state", str(T.IN_PROGRESS))
+        set_committed_value(target, "attempts", attempt.number)
+        set_committed_value(target, "next_due_at", None)
+        set_committed_value(target, "updated_at", now)
 
 
 async def _nth(session: AsyncSession, target_id: int, outcome: str) -> int:

@@ -17,8 +17,9 @@ campaigns, higher ``priority`` first, and for each one:
    lock serialises writers), so two nodes never open two attempts for one target; a callback
    for one operator (``callback_user_id``) is only taken when that operator is free, and goes
    to them;
-5. do-not-call (``dnc.find_dnc``): a hit opens the attempt and closes it ``refused`` with the
-   target ``dnc`` (on the record, no attempt used up);
+5. do-not-call, checked by the claim statement itself (``dnc.covers``, the rule ``find_dnc``
+   and the import use, on the number the attempt would dial): a hit opens the attempt and
+   closes it ``refused`` with the target ``dnc`` (on the record, no attempt used up);
 6. the attempt is opened (``lifecycle.do_open_attempt``: target ``in_progress``, the operator
    reserved) with a caller ID from the campaign's pool (least recently used, a number of the
    customer's region first; ``last_used_at`` stamped);
@@ -34,7 +35,10 @@ than the work inside PostgreSQL): one read gives the running and paused campaign
 open attempts, the zones of their pending targets and whether a preview waits for its
 operator; the housekeeping (campaigns past their end date finish, unanswered previews expire)
 runs in the same transaction, its queries only when that read says there is something to do;
-who is free is one statement (staff, load and waiting inbound joined).
+who is free is one statement (staff, load and waiting inbound joined). On PostgreSQL the
+claim also carries the DNC check and the operators' re-check, and the opening writes the
+attempts, targets, events and caller-ID stamps in one statement: a steady tick is BEGIN, six
+statements and COMMIT.
 
 A campaign whose channel has no attempt-placing adapter in this process (a Celery worker, a
 node with voice off) is left to a node that has one, except preview campaigns, which need no
@@ -56,8 +60,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
     Integer,
+    String,
     Table,
+    any_,
     bindparam,
     func,
     literal,
@@ -69,6 +77,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -80,7 +89,7 @@ from omni.domain.capacity import Load, add_load, fits, load_rows
 from omni.domain.errors import InvalidInput
 from omni.domain.outbound import campaigns as campaigns_service
 from omni.domain.outbound import pacing, predial, preview
-from omni.domain.outbound.dnc import prefixes
+from omni.domain.outbound.dnc import covers
 from omni.domain.outbound.lifecycle import Opening, do_close_attempt, do_open_attempt, do_open_attempts
 from omni.domain.outbound.policy import Load as Demand
 from omni.domain.outbound.policy import policy_for
@@ -95,6 +104,7 @@ __all__ = [
     "Scheduler",
     "TickStats",
     "free_for_outbound",
+    "lock_operators",
     "pick_caller_id",
     "tick",
 ]
@@ -140,6 +150,7 @@ class TickStats:
 @dataclass(slots=True)
 class _Tick:
     now: datetime
+    dialect: str = ""
     taken: set[int] = field(default_factory=set)
     """Operators reserved in this tick (a higher-priority campaign got them first)."""
     opened: list[_Opened] = field(default_factory=list)
@@ -167,11 +178,19 @@ def _placer(adapters: AdapterRegistry | None, channel: str) -> PlacesAttempts | 
 # --- who is free ------------------------------------------------------------------------
 
 
+def _in(column: Any, name: str, dialect: str) -> ColumnElement[bool]:
+    """``column IN (:name)`` for a list of ids: on PostgreSQL ``= ANY(:name)`` with one array
+    parameter, so the statement's text (and asyncpg's prepared statement) is the same for any
+    number of values and nothing is rendered per execution; SQLite expands the list."""
+    if dialect == "postgresql":
+        return cast("ColumnElement[bool]", column == any_(bindparam(name, type_=ARRAY(BigInteger))))
+    return cast("ColumnElement[bool]", column.in_(bindparam(name, expanding=True)))
+
+
 @cache
-def _statement(name: str) -> Any:
+def _statement(name: str, dialect: str = "") -> Any:
     """The tick's fixed statements, built once and run with bound values: building and keying
     statements was a good part of a tick's CPU (bench/outbound_scheduler.py)."""
-    ids: Any = bindparam("ids", expanding=True)
     A = m.CampaignAttempt
     if name == "counts":  # the same for one campaign (a preview campaign after the expiry)
         return select(func.count(), func.count(A.operator_id)).where(
@@ -180,19 +199,11 @@ def _statement(name: str) -> Any:
     if name == "lock":
         return (
             select(m.OperatorPresence.user_id)
-            .where(m.OperatorPresence.user_id.in_(ids))
+            .where(_in(m.OperatorPresence.user_id, "ids", dialect))
             .with_for_update(skip_locked=True)
         )
     if name == "busy":
-        return select(A.operator_id).where(A.operator_id.in_(ids), A.ended_at.is_(None))
-    if name == "dnc":
-        return select(m.DncEntry.number, m.DncEntry.prefix).where(
-            or_(m.DncEntry.campaign_id.is_(None), m.DncEntry.campaign_id == bindparam("campaign_id")),
-            or_(
-                m.DncEntry.number.in_(bindparam("numbers", expanding=True)) & m.DncEntry.prefix.is_(False),
-                m.DncEntry.number.in_(bindparam("prefixes", expanding=True)) & m.DncEntry.prefix.is_(True),
-            ),
-        )
+        return select(A.operator_id).where(_in(A.operator_id, "ids", dialect), A.ended_at.is_(None))
     raise KeyError(name)
 
 
@@ -352,15 +363,39 @@ async def free_for_outbound(session: AsyncSession, campaign: m.Campaign) -> list
     return free
 
 
-async def _lock_operators(session: AsyncSession, user_ids: Sequence[int]) -> list[int]:
+async def _lock_operators(session: AsyncSession, user_ids: Sequence[int], dialect: str) -> list[int]:
     """The operators this tick may reserve: their presence rows locked (``SKIP LOCKED``: one
     another node or the router is deciding about is left to it), then re-checked for an open
-    attempt another node committed since they were found free. Order is kept."""
+    attempt another node committed since they were found free. Order is kept.
+
+    On PostgreSQL the re-check rides on the claim (``_claim``'s ``busy``), the next statement:
+    it must read a snapshot taken after the lock, which the lock's own statement would not."""
     if not user_ids:
         return []
     conn = await session.connection()  # Core rows: the session's ORM layer has nothing to add
-    locked = set((await conn.execute(_statement("lock"), {"ids": list(user_ids)})).scalars())
-    busy = set((await conn.execute(_statement("busy"), {"ids": list(locked)})).scalars()) if locked else set()
+    locked = set((await conn.execute(_statement("lock", dialect), {"ids": list(user_ids)})).scalars())
+    if dialect == "postgresql":
+        return [uid for uid in user_ids if uid in locked]
+    busy = (
+        set((await conn.execute(_statement("busy", dialect), {"ids": list(locked)})).scalars())
+        if locked
+        else set()
+    )
+    return [uid for uid in user_ids if uid in locked and uid not in busy]
+
+
+async def lock_operators(session: AsyncSession, user_ids: Sequence[int]) -> list[int]:
+    """``_lock_operators`` for a claim outside a tick (a predictive call answered): with no
+    claim statement to carry it, the re-check for an open attempt is its own statement on every
+    database."""
+    if not user_ids:
+        return []
+    dialect = session.get_bind().dialect.name
+    conn = await session.connection()
+    locked = set((await conn.execute(_statement("lock", dialect), {"ids": list(user_ids)})).scalars())
+    if not locked:
+        return []
+    busy = set((await conn.execute(_statement("busy", dialect), {"ids": list(locked)})).scalars())
     return [uid for uid in user_ids if uid in locked and uid not in busy]
 
 
@@ -408,14 +443,14 @@ async def _stamp(session: AsyncSession, used: dict[int, int], now: datetime) -> 
     if used:
         # A plain (Core) UPDATE on the connection: the rows loaded in this session are not
         # read again, and the ORM's bulk-update machinery is not involved.
-        await (await session.connection()).execute(_stamp_statement(), {"ids": sorted(used), "now": now})
+        statement = _stamp_statement(session.get_bind().dialect.name)
+        await (await session.connection()).execute(statement, {"ids": sorted(used), "now": now})
 
 
-@lru_cache(maxsize=1)
-def _stamp_statement() -> Any:
+@lru_cache(maxsize=2)
+def _stamp_statement(dialect: str) -> Any:
     table = cast(Table, m.CampaignCallerId.__table__)
-    ids: Any = bindparam("ids", expanding=True)
-    return update(table).where(table.c.id.in_(ids)).values(last_used_at=bindparam("now"))
+    return update(table).where(_in(table.c.id, "ids", dialect)).values(last_used_at=bindparam("now"))
 
 
 async def pick_caller_id(
@@ -472,10 +507,23 @@ def _open_zones(
     return out
 
 
+def _dialed(T: Any, dialect: str) -> ColumnElement[str]:
+    """The number a target's next attempt dials, in SQL (``lifecycle.do_open_attempt``'s
+    choice: ``phones[phone_index % len(phones)]``, ``phone`` when the list is empty)."""
+    count = func.nullif(func.json_array_length(T.phones), 0)
+    if dialect == "postgresql":
+        picked: Any = T.phones.op("->>", return_type=String)(T.phone_index % count)
+    else:
+        picked = func.json_extract(T.phones, func.printf("$[%d]", T.phone_index % count))
+    return cast("ColumnElement[str]", func.coalesce(picked, T.phone, type_=String))
+
+
 @lru_cache(maxsize=64)
-def _claim_statement(zones: int, callbacks_for: bool) -> Any:
+def _claim_statement(zones: int, callbacks_for: bool, dialect: str) -> Any:
     """The claim for ``zones`` open zones, built once and reused with bound values (building
-    and keying a statement of several subqueries costs more than running it)."""
+    and keying a statement of several subqueries costs more than running it). Each row comes
+    with whether do-not-call forbids the number it would dial (``dnc.covers``, global or the
+    campaign's list): one statement instead of a claim and a lookup."""
     T = m.CampaignTarget
 
     def due(i: int) -> list[Any]:
@@ -486,12 +534,7 @@ def _claim_statement(zones: int, callbacks_for: bool) -> Any:
             T.next_due_at <= bindparam("now"),
         ]
         if callbacks_for:
-            cond.append(
-                or_(
-                    T.callback_user_id.is_(None),
-                    T.callback_user_id.in_(bindparam("operators", expanding=True)),
-                )
-            )
+            cond.append(or_(T.callback_user_id.is_(None), _in(T.callback_user_id, "operators", dialect)))
         return cond
 
     limit = bindparam("limit", type_=Integer)
@@ -515,7 +558,26 @@ def _claim_statement(zones: int, callbacks_for: bool) -> Any:
             .order_by(T.next_due_at, T.id)
             .limit(limit)
         )
-    return stmt.with_for_update(skip_locked=True).execution_options(populate_existing=True)
+    # The DNC check on the claimed rows only, outside the locking subquery: computed on the
+    # candidates (up to ``spare``, 15 index keys each) it cost more than the claim itself.
+    claimed = aliased(T, stmt.with_for_update(skip_locked=True, of=T).subquery("claimed"))
+    entry = aliased(m.DncEntry)
+    columns: list[Any] = [
+        claimed,
+        select(entry.id).where(covers(entry, _dialed(claimed, dialect), claimed.campaign_id)).exists(),
+    ]
+    if callbacks_for and dialect == "postgresql":
+        # ``_lock_operators``' re-check: which of the locked operators hold an open attempt
+        # (another node's, committed since they were found free), the same on every row.
+        A = m.CampaignAttempt
+        columns.append(
+            select(func.array_agg(A.operator_id))
+            .where(_in(A.operator_id, "operators", dialect), A.ended_at.is_(None))
+            .scalar_subquery()
+        )
+    return (
+        select(*columns).order_by(claimed.next_due_at, claimed.id).execution_options(populate_existing=True)
+    )
 
 
 async def _claim(
@@ -525,8 +587,11 @@ async def _claim(
     now: datetime,
     limit: int,
     operators: list[int] | None,
-) -> list[m.CampaignTarget]:
-    """Lock up to ``limit`` due pending targets of the open ``zones``, oldest due first.
+    dialect: str,
+) -> tuple[list[tuple[m.CampaignTarget, bool]], set[int]]:
+    """Lock up to ``limit`` due pending targets of the open ``zones``, oldest due first, each
+    with whether a do-not-call entry forbids the number it would dial; and which of
+    ``operators`` hold an open attempt after all (PostgreSQL: ``_lock_operators``' re-check).
 
     ``operators``: callbacks for one operator are eligible only if they are in it (``None``:
     nobody is reserved, e.g. a broadcast; callbacks go to anyone)."""
@@ -540,30 +605,10 @@ async def _claim(
     }
     if operators is not None:
         values["operators"] = list(operators)
-    stmt = _claim_statement(len(zones), operators is not None)
-    return list(await session.scalars(stmt, values))
-
-
-async def _dnc_hits(session: AsyncSession, campaign_id: int, phones: Sequence[str]) -> set[str]:
-    """Which of ``phones`` a do-not-call entry (global or the campaign's, number or prefix)
-    forbids: ``dnc.find_dnc``'s rule for a whole claim in one query instead of one per target."""
-    if not phones:
-        return set()
-    # A prefix entry covers the numbers it starts and itself; an exact entry only itself.
-    wanted_prefixes = {p for phone in phones for p in (phone, *prefixes(phone))}
-    values = {"campaign_id": campaign_id, "numbers": list(phones), "prefixes": sorted(wanted_prefixes)}
-    rows = (await (await session.connection()).execute(_statement("dnc"), values)).all()
-    numbers = {n for n, is_prefix in rows if not is_prefix}
-    ranges = {n for n, is_prefix in rows if is_prefix}
-    return {
-        phone for phone in phones if phone in numbers or any(p in ranges for p in (phone, *prefixes(phone)))
-    }
-
-
-def _dialed(target: m.CampaignTarget) -> str:
-    """The number the target's next attempt dials (``lifecycle.do_open_attempt``'s choice)."""
-    phones = list(target.phones) or [target.phone]
-    return str(phones[target.phone_index % len(phones)])
+    stmt = _claim_statement(len(zones), operators is not None, dialect)
+    rows = (await session.execute(stmt, values)).all()
+    busy = set(rows[0][2] or ()) if rows and len(rows[0]) > 2 else set()
+    return [(row[0], bool(row[1])) for row in rows], busy
 
 
 def _order(campaign: m.Campaign, target: m.CampaignTarget, attempt: m.CampaignAttempt) -> AttemptOrder:
@@ -668,7 +713,7 @@ async def _campaign_pass(
         wanted = policy.wanted(Demand(len(free) + reserved, open_attempts, campaign.max_concurrency))
         if wanted <= 0:
             return
-        operators = await _lock_operators(session, free[: wanted * 2 + 8])
+        operators = await _lock_operators(session, free[: wanted * 2 + 8], st.dialect)
         wanted = min(wanted, len(operators))
     if wanted <= 0:
         return
@@ -679,14 +724,15 @@ async def _campaign_pass(
     for _round in range(CLAIM_ROUNDS):
         if wanted <= 0 or (operators is not None and not operators):
             return
-        targets = await _claim(session, campaign, zones, now, wanted, operators)
-        if not targets:
+        claimed, busy = await _claim(session, campaign, zones, now, wanted, operators, st.dialect)
+        if not claimed:
             return
+        if busy and operators is not None:
+            operators = [uid for uid in operators if uid not in busy]
         # Callbacks first, to their operator; the others to the longest idle in order.
-        targets.sort(key=lambda t: t.callback_user_id is None)
-        listed = await _dnc_hits(session, campaign.id, [_dialed(t) for t in targets])
+        claimed.sort(key=lambda c: c[0].callback_user_id is None)
         batch: list[Opening] = []
-        for target in targets:
+        for target, listed in claimed:
             operator_id: int | None = None
             if operators is not None:
                 if target.callback_user_id is not None:
@@ -697,7 +743,7 @@ async def _campaign_pass(
                     operator_id = operators[0]
                 else:
                     continue
-            if _dialed(target) in listed:
+            if listed:
                 attempt = await do_open_attempt(session, target, now=now)
                 await do_close_attempt(
                     session, attempt, Outcome.REFUSED, cause="dnc", now=now, refused_state=TargetState.DNC
@@ -887,7 +933,8 @@ async def tick(
         raise ValueError("tick() needs an aware `now`: customer windows are compared in their zones")
     began = time.perf_counter()
     async with db.transaction() as session:
-        statement = _campaigns_statement(session.get_bind().dialect.name)
+        st.dialect = session.get_bind().dialect.name
+        statement = _campaigns_statement(st.dialect)
         rows = (await session.execute(statement)).all()
         # No row: the flag is unknown, and a finished campaign may still show a preview.
         previews = bool(rows[0][4]) if rows else True
@@ -905,7 +952,6 @@ async def tick(
                 open_attempts, reserved = counts
                 pending_zones = await _zones(session, campaign.id)
             await _campaign_pass(session, campaign, st, int(open_attempts), int(reserved), pending_zones)
-        await _stamp(session, st.caller_ids, st.now)
         chosen = time.perf_counter()
     committed = time.perf_counter()
     if expired and adapters is not None:
