@@ -55,6 +55,7 @@ from benchkit import (
     sqlalchemy_url,
 )
 
+from omni import heap
 from omni.db import Database
 from omni.db import models as m
 from omni.domain import reports
@@ -526,6 +527,7 @@ async def measure_report(db: Database, who: Principal, key: str, now: datetime, 
     params = FilterParams(preset=Preset.LAST_MONTH, grouping=Grouping.DAY)
     async with db.transaction() as s:  # warm-up: caches, plans, the pool's connection
         table = await reports.run_params(s, who, key, params, now)
+    heap.freeze_startup_heap()  # as a node does once started (omni/heap.py)
     samples = []
     for _ in range(repeats):
         t0 = time.perf_counter()

@@ -21,7 +21,7 @@ from bots import runner as bot_runner
 from channels import telegram as telegram_channel
 from channels import voice as voice_channel
 from channels import widget as widget_channel
-from omni import __version__, realtime, web
+from omni import __version__, heap, realtime, web
 from omni.api import (
     admin,
     admin_wallboard,
@@ -160,9 +160,11 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         outbound = OutboundScheduler(services, poll_seconds=settings.routing.outbound_seconds)
         if settings.routing.outbound_seconds > 0:
             await outbound.start()
+        heap.freeze_startup_heap()
         try:
             yield
         finally:
+            heap.thaw_heap()
             await outbound.stop()
             for task in (sweeper, rollups, mailer):
                 if task is None:
