@@ -1,10 +1,12 @@
 """An agentless notification campaign in real Chromium, against the AMI and FastAGI emulators.
 
-A supervisor builds the notification in the builder (a personal message with variables, a
-menu 1 confirm / 2 repeat / 0 operator, a record node), publishes it, starts the campaign
-in the live view; the real scheduler places the calls, the emulated customers answer, hear
-the message (the TTS application's texts) and press digits — one confirms and leaves a voice
-reply, one hangs up at the menu — and the supervisor sees each contact's result and the reply.
+A supervisor uploads the menu's recorded prompt on the prompts page (a WAV made with sox), builds
+the notification in the builder (a personal message with variables, a menu 1 confirm / 2 repeat /
+0 operator that plays the picked prompt, a record node), publishes it, starts the campaign in
+the live view; the real scheduler places the calls, the emulated customers answer, hear the
+message (the TTS application's text, then the prompt's converted sound) and press digits —
+one confirms and leaves a voice reply, one hangs up at the menu — and the supervisor sees each
+contact's result and the reply.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from tests.channels.voice.ami_emulator import AmiEmulator
 from tests.channels.voice.test_ami_calls import actions, until
 from tests.conftest import LiveServer, free_port, make_settings
 from tests.e2e.conftest import screenshot_path, staff_page
+from tests.e2e.test_prompts_browser import open_prompt_folder, pick_prompt, upload_prompt
+from tests.media.audio import tone
 
 TIMEOUT = 15_000
 CONFIRMS, HANGS_UP = "+79165557001", "+79165557002"
@@ -85,8 +89,9 @@ async def _port(page: Page, node: str, port: str, target: str) -> None:
     await expect(edge).to_have_attribute("data-to", target)
 
 
-async def build_notification(page: Page) -> None:
-    """The supervisor's builder session: the starter scenario turned into a debt reminder."""
+async def build_notification(page: Page, menu_prompt: tuple[str, str, str] | None = None) -> None:
+    """The supervisor's builder session: the starter scenario turned into a debt reminder;
+    ``menu_prompt`` = (folder, name, preview src) of an uploaded prompt the menu plays."""
     await page.goto("/supervisor/bots")
     await page.get_by_test_id("new-key").fill("debt_reminder")
     await page.get_by_test_id("new-name").fill("Debt reminder")
@@ -115,6 +120,8 @@ async def build_notification(page: Page) -> None:
         await option.get_by_test_id("option-label").fill(label)
         await option.get_by_test_id("option-dtmf").fill(digit)
     await page.get_by_test_id("timeout").fill("5")
+    if menu_prompt is not None:
+        await pick_prompt(page, *menu_prompt)
 
     await page.get_by_test_id("palette-record").click()
     await expect(page.get_by_test_id("node-form")).to_have_attribute("data-node", "record1")
@@ -204,15 +211,23 @@ async def _answer(server: LiveServer, emulator: AmiEmulator, phone: str, **scrip
 
 
 async def test_a_supervisor_builds_runs_and_reads_an_agentless_notification_campaign(
-    server: LiveServer, emulator: AmiEmulator, browser: Browser
+    server: LiveServer, emulator: AmiEmulator, browser: Browser, tmp_path: Path
 ) -> None:
     campaign_id = await _campaign(server)
     await until(lambda: voice_of(server).ami.ready)
     context, page = await staff_page(browser, server.url, "sup")
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    wav = tmp_path / "menu.wav"
+    tone(wav, rate=44100, channels=2, seconds=1)
     try:
-        await build_notification(page)
+        await open_prompt_folder(page, "reminders")
+        src = await upload_prompt(page, wav, "Debt menu")
+        await build_notification(page, ("reminders", "Debt menu", src))
+        async with server.services.db.transaction() as s:
+            prompt = await s.scalar(select(m.Prompt))
+            assert prompt is not None and prompt.sound
+            sound = prompt.sound
 
         await page.goto("/supervisor")
         row = page.locator(f'[data-testid=campaign-row][data-id="{campaign_id}"]')
@@ -223,8 +238,13 @@ async def test_a_supervisor_builds_runs_and_reads_an_agentless_notification_camp
         heard = [p for p in confirmed.played if p.startswith("tts:")]
         assert heard[0] == r"tts:Festival:Hello Ivan Petrov\, you owe 1200 roubles."
         assert "beep" in confirmed.played and confirmed.variables["OMNI_RESULT"] == "closed"
+        # The menu is the prompt's converted sound, played after the personal message, before the beep.
+        assert sound in confirmed.played, confirmed.played
+        played = confirmed.played
+        assert played.index(heard[0]) < played.index(sound) < played.index("beep")
         gone = await _answer(server, emulator, HANGS_UP, keys=[])
         assert next(p for p in gone.played if p.startswith("tts:")).endswith("you owe 800 roubles.")
+        assert sound in gone.played, "the customer who hangs up at the menu heard its prompt too"
         for phone in (CONFIRMS, HANGS_UP):
             trunk = emulator.campaign_customer(phone)
             if trunk is not None:

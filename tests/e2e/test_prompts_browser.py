@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, Dialog, expect
+from playwright.async_api import Browser, Dialog, Page, expect
 from sqlalchemy import select
 
 from bots import service as scenarios
@@ -34,6 +34,43 @@ def _text(path: Path) -> str:
     return path.read_text()
 
 
+async def open_prompt_folder(page: Page, folder: str) -> None:
+    """From the supervisor's live view to the prompts page, in a new folder ``folder``."""
+    await page.goto("/supervisor")
+    await page.locator('nav a[data-nav="prompts"]').click()
+    await page.wait_for_url("**/supervisor/prompts")
+
+    async def answer(dialog: Dialog) -> None:
+        await dialog.accept(folder)
+
+    page.once("dialog", answer)
+    await page.get_by_test_id("new-folder").click()
+    await expect(page.get_by_test_id("current-folder")).to_have_text(f"/{folder}")
+    await expect(page.locator(f'[data-testid=folder][data-folder="{folder}"]')).to_have_class("current")
+
+
+async def upload_prompt(page: Page, wav: Path, name: str) -> str:
+    """Upload ``wav`` as the only prompt of the current folder; its preview's ``src``."""
+    await page.get_by_test_id("upload-file").set_input_files(str(wav))
+    await page.get_by_test_id("upload-name").fill(name)
+    await page.get_by_test_id("upload").click()
+    row = page.get_by_test_id("prompt")
+    await expect(row).to_have_count(1)
+    await expect(row.locator("td.name")).to_have_text(name)
+    await expect(page.get_by_test_id("upload-error")).to_have_text("")
+    src = await page.get_by_test_id("prompt-audio").get_attribute("src")
+    assert src is not None
+    return src
+
+
+async def pick_prompt(page: Page, folder: str, name: str, src: str) -> None:
+    """In the builder's open node form: pick prompt ``name`` of ``folder``; the preview plays ``src``."""
+    picker = page.get_by_test_id("content-prompt")
+    await expect(picker.locator("optgroup")).to_have_attribute("label", folder)
+    await picker.select_option(label=name)
+    await expect(page.get_by_test_id("content-prompt-audio")).to_have_attribute("src", src)
+
+
 async def test_supervisor_uploads_previews_and_picks_a_prompt(
     live_server: LiveServer, browser: Browser, tmp_path: Path
 ) -> None:
@@ -49,18 +86,8 @@ async def test_supervisor_uploads_previews_and_picks_a_prompt(
     context, page = await staff_page(browser, live_server.url, "sup")
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-
-    async def answer(dialog: Dialog) -> None:
-        await dialog.accept("greetings")
-
-    page.on("dialog", answer)
     try:
-        await page.goto("/supervisor")
-        await page.locator('nav a[data-nav="prompts"]').click()
-        await page.wait_for_url("**/supervisor/prompts")
-        await page.get_by_test_id("new-folder").click()
-        await expect(page.get_by_test_id("current-folder")).to_have_text("/greetings")
-        await expect(page.locator('[data-testid=folder][data-folder="greetings"]')).to_have_class("current")
+        await open_prompt_folder(page, "greetings")
 
         # A non-audio file first: a clear error next to the form, nothing listed.
         bad = tmp_path / "notes.wav"
@@ -70,15 +97,7 @@ async def test_supervisor_uploads_previews_and_picks_a_prompt(
         await expect(page.get_by_test_id("upload-error")).to_contain_text("is not a WAV or MP3 file")
         await expect(page.get_by_test_id("empty")).to_be_visible()
 
-        await page.get_by_test_id("upload-file").set_input_files(str(wav))
-        await page.get_by_test_id("upload-name").fill("Welcome")
-        await page.get_by_test_id("upload").click()
-        row = page.get_by_test_id("prompt")
-        await expect(row).to_have_count(1)
-        await expect(row.locator("td.name")).to_have_text("Welcome")
-        await expect(page.get_by_test_id("upload-error")).to_have_text("")
-        src = await page.get_by_test_id("prompt-audio").get_attribute("src")
-        assert src is not None
+        src = await upload_prompt(page, wav, "Welcome")
         answer_of: dict[str, Any] = await page.evaluate(
             "async (u) => { const r = await fetch(u); const b = await r.arrayBuffer();"
             " return {status: r.status, type: r.headers.get('content-type'), size: b.byteLength}; }",
@@ -95,10 +114,7 @@ async def test_supervisor_uploads_previews_and_picks_a_prompt(
         # Pick it in the voice scenario's greeting and publish.
         await page.goto(f"/supervisor/bots/{scenario_id}")
         await page.locator('[data-node="hi"] rect.box').click(position={"x": 30, "y": 56})
-        picker = page.get_by_test_id("content-prompt")
-        await expect(picker.locator("optgroup")).to_have_attribute("label", "greetings")
-        await picker.select_option(label="Welcome")
-        await expect(page.get_by_test_id("content-prompt-audio")).to_have_attribute("src", src)
+        await pick_prompt(page, "greetings", "Welcome", src)
         await page.get_by_test_id("publish").click()
         await expect(page.get_by_test_id("active-revision")).to_have_text("published: revision 1")
         assert errors == []

@@ -22,6 +22,9 @@ export class Simulator {
   private inputs: Input[] = [];
   private marks: number[] = [];
   private run: Transcript | null = null;
+  /** The latest test-run request: a slower, older answer (the channel's change event and a
+   * click on Start both rerun) must not overwrite the transcript of a newer input. */
+  private latest = 0;
   private error = "";
   private readonly channel = el("select", { "data-testid": "sim-channel" });
   private readonly lang = el("select", { "data-testid": "sim-lang" });
@@ -122,7 +125,9 @@ export class Simulator {
         inputs: this.inputs,
       },
     };
+    const asked = ++this.latest;
     const reply = await api<Transcript & { problems?: Problem[] }>("POST", `/api/v1/scenarios/${this.ctx.scenarioId}/test-run`, body);
+    if (asked !== this.latest) return;
     if (!reply.ok) {
       this.run = null;
       this.error = t("bld.sim.failed", { detail: reply.detail });
