@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from omni.db import models
@@ -31,13 +29,10 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        else:
-            event.listen(self.engine.sync_engine, "checkout", _check_out)
-            event.listen(self.engine.sync_engine, "checkin", _check_in)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._sqlite_lock = asyncio.Lock() if self.is_sqlite else None
         self.after_commit_hooks: list[Callable[[UnitOfWork], None]] = []
@@ -67,7 +62,6 @@ class Database:
             async with self._run() as session:
                 if snapshot:
                     _ = await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-                await _begin_now(session)
                 yield session
 
     @asynccontextmanager
@@ -84,49 +78,6 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-
-async def _begin_now(session: AsyncSession) -> None:
-    """Send BEGIN now rather than with the session's first statement (SQLAlchemy's asyncpg
-    adapter waits for one): a statement run on the driver itself (``asyncpg.Connection``: the
-    list import's bulk INSERT) would otherwise run before BEGIN, committed on its own, and stay
-    when the transaction rolls back or is cancelled. The same one round trip, only earlier."""
-    raw = await (await session.connection()).get_raw_connection()
-    adapter: Any = raw.dbapi_connection
-    # The adapter's own lazy start, under its own mutex (no public call starts it).
-    if getattr(adapter, "_transaction", False) is None:
-        async with adapter._execute_mutex:
-            if adapter._transaction is None:
-                await adapter._start_transaction()
-
-
-PING_IDLE_SECONDS = 10.0
-"""A pooled connection idle longer than this is pinged before use; one used more recently is
-trusted unless its socket is already closed."""
-_RETURNED_AT = "omni_returned_at"
-
-
-def _check_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-    """The pool's pre-ping, without its cost on a busy connection: SQLAlchemy's
-    ``pool_pre_ping`` on asyncpg is three round trips (BEGIN, a query, ROLLBACK) before every
-    transaction, a quarter of a scheduler tick's (bench/outbound_scheduler.py). A connection
-    whose socket the server closed (a restart, ``pg_terminate_backend``) is replaced at once;
-    one idle for ``PING_IDLE_SECONDS`` is pinged first (a silent network drop); either way
-    ``DisconnectionError`` makes the pool take a fresh connection, and the caller never sees
-    the dead one."""
-    driver = getattr(dbapi_conn, "driver_connection", None)
-    if driver is not None and driver.is_closed():
-        raise DisconnectionError("the server closed this pooled connection")
-    returned = record.info.get(_RETURNED_AT)
-    if returned is not None and time.monotonic() - returned > PING_IDLE_SECONDS:
-        try:
-            dbapi_conn.ping()
-        except Exception as exc:  # any failure: the connection is not usable
-            raise DisconnectionError("a pooled connection did not answer a ping") from exc
-
-
-def _check_in(_dbapi_conn: Any, record: Any) -> None:
-    record.info[_RETURNED_AT] = time.monotonic()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
