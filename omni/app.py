@@ -113,6 +113,10 @@ async def _send_due_reports(services: Services) -> None:
             log.exception("report mailing round failed")
 
 
+STOP_TASK_SECONDS = 5.0
+"""How long a node's background loop may take to end once cancelled at shutdown."""
+
+
 def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
     """Build the ASGI app: Litestar (REST, pages) wrapped by the Socket.IO server."""
     settings = settings or Settings()
@@ -170,8 +174,10 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
                 if task is None:
                     continue
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                # Bounded: a loop that swallows its cancellation must not keep the node (and
+                # the relay, stopped below with the services) running after SIGTERM.
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(task, timeout=STOP_TASK_SECONDS)
             if live is not None:
                 await live.stop()
             imports_running = app.state.get("import_runner")

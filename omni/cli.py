@@ -42,6 +42,9 @@ async def _with_db(settings: Settings, fn: object) -> object:
         await db.dispose()
 
 
+SHUTDOWN_GRACE_SECONDS = 8
+
+
 def server_config(app: Any, settings: Settings, *, host: str, port: int, **extra: Any) -> uvicorn.Config:
     """How uvicorn serves the app (``omni serve`` and the tests' live servers alike).
 
@@ -57,6 +60,10 @@ def server_config(app: Any, settings: Settings, *, host: str, port: int, **extra
         "lifespan": "on",
         "proxy_headers": bool(trusted),
         "forwarded_allow_ips": trusted,
+        # SIGTERM: connections and tasks still open after this are cut, so the lifespan's
+        # shutdown (the outbox relay, the scheduler, the pools) always runs and a node stops in
+        # bounded time (an orchestrator's kill timer, a test's wait).
+        "timeout_graceful_shutdown": SHUTDOWN_GRACE_SECONDS,
         **extra,
     }
     return uvicorn.Config(app, **values)
