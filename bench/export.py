@@ -38,7 +38,17 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from benchkit import build_template, check_loopback, drop, log, raw_dsn, sqlalchemy_url
+from benchkit import (
+    build_template,
+    check_loopback,
+    drop,
+    log,
+    peak_mb,
+    raw_dsn,
+    reset_peak,
+    rss_mb,
+    sqlalchemy_url,
+)
 from sqlalchemy import text
 
 from omni import seed as factory
@@ -54,30 +64,6 @@ from omni.domain.reports.writers import Format
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "export.json"
 MONTH = (date(2026, 3, 1), date(2026, 3, 31))
 MB = 1024 * 1024
-
-
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def rss_mb() -> float:
-    return _status_kb("VmRSS") / 1024
-
-
-def peak_mb() -> float:
-    return _status_kb("VmHWM") / 1024
-
-
-def reset_peak() -> bool:
-    """Reset ``VmHWM`` to the current RSS (Linux ≥ 4.0); ``False`` where not allowed."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 SEED_SQL = """
