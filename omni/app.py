@@ -24,6 +24,7 @@ from channels import widget as widget_channel
 from omni import __version__, heap, realtime, web
 from omni.api import (
     admin,
+    admin_retention,
     admin_wallboard,
     campaign_stats,
     core,
@@ -44,7 +45,7 @@ from omni.api.deps import domain_error_handler, http_error_handler, validation_e
 from omni.api.edge import document_errors, guard_input
 from omni.channels import ChannelSetup, SetupChannel
 from omni.db.migrate import upgrade_async
-from omni.domain import webhooks
+from omni.domain import retention, webhooks
 from omni.domain.errors import DomainError
 from omni.domain.outbound.scheduler import Scheduler as OutboundScheduler
 from omni.domain.reports import driver as report_driver
@@ -158,6 +159,12 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             await live.start()
         sweeper = asyncio.create_task(_sweep_webhooks(services))
         mailer = asyncio.create_task(_send_due_reports(services)) if settings.embedded else None
+        # Embedded mode's stand-in for beat's omni.retention.purge (docs/retention.md).
+        purger = (
+            asyncio.create_task(retention.run_loop(services.db, settings), name="retention")
+            if settings.embedded
+            else None
+        )
         # Every node runs it; the cursor row lets one pass run at a time (docs/reports.md).
         rollups = asyncio.create_task(report_driver.run_loop(services.db), name="report-rollups")
         # Every node runs it too; target and operator row locks keep the nodes apart (docs/outbound.md).
@@ -170,7 +177,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         finally:
             heap.thaw_heap()
             await outbound.stop()
-            for task in (sweeper, rollups, mailer):
+            for task in (sweeper, rollups, mailer, purger):
                 if task is None:
                     continue
                 task.cancel()
@@ -211,6 +218,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             *lists_http.CONTROLLERS,
             *report_schedules.CONTROLLERS,
             *admin_wallboard.CONTROLLERS,
+            *admin_retention.CONTROLLERS,
             *my_stats.CONTROLLERS,
             *campaigns_http.CONTROLLERS,
             *campaign_stats.CONTROLLERS,

@@ -43,6 +43,7 @@ async def _with_db(settings: Settings, fn: object) -> object:
 
 
 SHUTDOWN_GRACE_SECONDS = 8
+KEEP_ALIVE_SECONDS = 75
 
 
 def server_config(app: Any, settings: Settings, *, host: str, port: int, **extra: Any) -> uvicorn.Config:
@@ -64,6 +65,11 @@ def server_config(app: Any, settings: Settings, *, host: str, port: int, **extra
         # shutdown (the outbox relay, the scheduler, the pools) always runs and a node stops in
         # bounded time (an orchestrator's kill timer, a test's wait).
         "timeout_graceful_shutdown": SHUTDOWN_GRACE_SECONDS,
+        # Longer than any client's or proxy's idle reuse of a connection (httpx 5 s, nginx's
+        # upstream keepalive 60 s): with uvicorn's default 5 s the server closed a connection
+        # at the moment a client sent its next request on it, which the client saw as
+        # "Server disconnected without sending a response" (test_rbac, on a loaded machine).
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
         **extra,
     }
     return uvicorn.Config(app, **values)

@@ -3,8 +3,9 @@ the embedded mode.
 
 Run a worker process with ``celery -A omni.worker:celery_app worker``. Each task takes ids only
 and runs one domain function (``webhooks.do_deliver``, ``reports.driver.catch_up``,
-``reports.mailing.send_due``). Periodic jobs (the rollup catch-up ``omni.reports.catch_up``
-every minute, the report mailing round ``omni.reports.send_due``) are put on the queue by
+``reports.mailing.send_due``, ``retention.purge``). Periodic jobs (the rollup catch-up
+``omni.reports.catch_up`` every minute, the report mailing round ``omni.reports.send_due``, the
+hourly retention pass ``omni.retention.purge``) are put on the queue by
 ``celery -A omni.worker:celery_app beat``; the embedded mode runs them in process instead.
 """
 
@@ -19,7 +20,7 @@ from celery import Celery
 from celery._state import _set_task_join_will_block, task_join_will_block
 
 from omni.db import Database
-from omni.domain import webhooks
+from omni.domain import retention, webhooks
 from omni.domain.outbound import scheduler as outbound_scheduler
 from omni.domain.reports import driver as report_driver
 from omni.domain.reports import mailing
@@ -50,6 +51,11 @@ def configure(settings: Settings) -> Celery:
     celery_app.conf.beat_schedule = {
         **(celery_app.conf.beat_schedule or {}),
         "omni.reports.catch_up": {"task": "omni.reports.catch_up", "schedule": REPORTS_CATCH_UP_SECONDS},
+        "omni.retention.purge": {
+            "task": "omni.retention.purge",
+            "schedule": retention.PURGE_SECONDS,
+            "options": {"expires": retention.PURGE_SECONDS},
+        },
         "omni.outbound.tick": {
             "task": "omni.outbound.tick",
             "schedule": OUTBOUND_TICK_SECONDS,
@@ -119,6 +125,14 @@ def reports_catch_up() -> int | None:
     """Bring the report rollups up to the event log (after downtime: everything since)."""
     loop, db, _ = _Runtime.get()
     result: int | None = loop.run_until_complete(report_driver.catch_up(db))
+    return result
+
+
+@celery_app.task(name="omni.retention.purge", ignore_result=True)  # type: ignore[untyped-decorator]
+def purge_retention() -> dict[str, int]:
+    """Beat's entry: purge what the retention policies no longer keep (safe on many nodes)."""
+    loop, db, settings = _Runtime.get()
+    result: dict[str, int] = loop.run_until_complete(retention.purge(db, settings))
     return result
 
 

@@ -40,6 +40,9 @@ class Contact(Base):
     tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
     blacklisted: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    erased_at: Mapped[datetime | None] = mapped_column()
+    """Set when the contact's personal data was erased on request (``omni.domain.retention``):
+    the row stays so conversations and reports keep their figures, with nothing personal left."""
 
 
 class ContactIdentity(Base):

@@ -113,3 +113,22 @@ class ReportCursor(Base):
     gaps: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     """``{"<event id>": "<ISO time first missed>"}``."""
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RetentionSettings(Base):
+    """One row (``id = 1``): how long personal data is kept, per kind (``omni.domain.retention``).
+
+    ``None`` keeps that kind forever (the default: nothing is purged until an admin decides).
+    In the database, like the install settings, because admins change it from the admin pages
+    and every node's purge pass must agree. ``last_*`` tell the admin page what the last pass did.
+    """
+
+    __tablename__ = "retention_settings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    messages_days: Mapped[int | None] = mapped_column(Integer)
+    attachments_days: Mapped[int | None] = mapped_column(Integer)
+    recordings_days: Mapped[int | None] = mapped_column(Integer)
+    audit_days: Mapped[int | None] = mapped_column(Integer)
+    last_run_at: Mapped[datetime | None] = mapped_column()
+    last_counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

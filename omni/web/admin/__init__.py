@@ -14,6 +14,7 @@ from omni.web.admin.inboxes import Inboxes
 from omni.web.admin.pages import CONTROLLERS, SECTIONS, AdminPages
 from omni.web.admin.people import Groups, Users
 from omni.web.admin.queues import Queues, ResultCodes, Statuses
+from omni.web.admin.retention import Retention
 from omni.web.admin.wallboard import Install, Wallboards
 from omni.web.admin.workspace import CannedReplies, CardFields, Scripts
 
@@ -31,6 +32,7 @@ __all__ = [
     "Outcome",
     "Queues",
     "ResultCodes",
+    "Retention",
     "Scripts",
     "Section",
     "Statuses",

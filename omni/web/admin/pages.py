@@ -23,6 +23,7 @@ from omni.web.admin.forms import (
 from omni.web.admin.inboxes import Inboxes
 from omni.web.admin.people import Groups, Users
 from omni.web.admin.queues import Queues, ResultCodes, Statuses
+from omni.web.admin.retention import Retention
 from omni.web.admin.wallboard import Install, Wallboards
 from omni.web.admin.workspace import CannedReplies, CardFields, Scripts
 from omni.web.pages import PageContext, page_context, read_form
@@ -31,7 +32,7 @@ SECTIONS: dict[str, type[Section]] = {
     s.slug: s
     for s in (Users, Groups, Queues, Statuses, ResultCodes, Inboxes, CannedReplies, CardFields, Scripts)
 }
-SECTIONS.update({s.slug: s for s in (Wallboards, Install)})
+SECTIONS.update({s.slug: s for s in (Wallboards, Install, Retention)})
 SECTIONS[Campaigns.slug] = Campaigns
 
 
