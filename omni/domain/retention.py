@@ -416,7 +416,8 @@ async def check_erase_contact(
         gone, kept = await asyncio.to_thread(_unlink, [f.path for f in files], roots.all())
         if kept:
             raise Conflict(
-                "{count} files of the contact could not be deleted (see the log); the erasure was not finished, try again",
+                "{count} files of the contact could not be deleted (see the log); "
+                "the erasure was not finished, try again",
                 count=len(kept),
             )
         if files:
@@ -432,7 +433,8 @@ async def check_erase_contact(
         gone_rec, kept_rec = await asyncio.to_thread(_unlink, paths, roots.recordings)
         if kept_rec:
             raise Conflict(
-                "{count} recordings of the contact could not be deleted (see the log); the erasure was not finished, try again",
+                "{count} recordings of the contact could not be deleted (see the log); "
+                "the erasure was not finished, try again",
                 count=len(kept_rec),
             )
         counts["recordings"] = len(gone_rec)
