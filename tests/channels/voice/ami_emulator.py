@@ -40,6 +40,12 @@ can reach the client before its event loop has finished handling the connect;
 ``closed_at_accept`` counts those connections. ``start()`` again brings Asterisk back on the
 same port.
 
+Every event carries its Asterisk class in ``Privilege`` (``EVENT_CLASS``) and goes only to the
+sessions whose Login ``Events`` mask names that class (``event_mask``), as ``manager.c`` does;
+``events_sent`` counts what the model generated, ``events_written`` what went out. A busy PBX's
+traffic that is none of Omni's business: ``channel_noise(ref)`` (a dialplan's VarSet flood and
+Newexten, RTCP reports) and ``internal_call(a, b)`` (two extensions calling each other).
+
 After an AMI ``Bridge`` (this takes precedence over ``after_bridge`` above):
 when that bridge ends without a channel (its peer hung up or was
 redirected away), Asterisk sends the channel on in the dialplan at the priority after the

@@ -189,3 +189,16 @@ def test_event_mask_reads_the_login_header_as_asterisk_does() -> None:
     assert event_mask(None) == ALL_CLASSES
     assert event_mask("off") == frozenset()
     assert event_mask("call, user,system") == {"call", "user", "system"}
+
+
+async def test_one_number_calling_twice_in_a_burst_is_one_contact_with_two_conversations(rig: Rig) -> None:
+    """Two calls of one number land in different concurrent transactions (dealt by Linkedid):
+    both resolve the same new contact, and the one that loses the race is redone alone."""
+    numbers = [f"+7916400{i:04d}" for i in range(8)]
+    linkedids = burst(rig, [*numbers, numbers[0], numbers[3]])
+    await rig.settle()
+    convs = await rig.by_linkedid()
+    assert all(convs[x].status == m.ConversationStatus.ABANDONED for x in linkedids)
+    assert convs[linkedids[0]].contact_id == convs[linkedids[8]].contact_id
+    assert convs[linkedids[3]].contact_id == convs[linkedids[9]].contact_id
+    assert len({convs[x].contact_id for x in linkedids}) == 8
