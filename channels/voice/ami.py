@@ -47,6 +47,16 @@ __all__ = ["AmiLink"]
 EventHandler = Callable[[Mapping[str, Any]], None]
 LoginHandler = Callable[[], Awaitable[None]]
 
+EVENT_MASK = "call,user,system"
+"""The event classes the login subscribes to. Everything the adapter reads is ``call``
+(Newchannel, Newstate, Dial*, Bridge*, Hold, MusicOnHoldStart, Hangup, the transfers,
+OriginateResponse) or ``user`` (the dialplan's ``OmniEnqueue``/``OmniAmd``), plus ``system``
+(FullyBooted, Shutdown). Asterisk then never sends the bulk of a busy PBX's stream —
+``dialplan`` (a ``Newexten`` per priority, a ``VarSet`` per variable set), ``reporting``
+(RTCP every few seconds per channel), ``cdr``/``cel``, ``dtmf``, ``agent`` —, which would
+otherwise be parsed only to be dropped. Responses to actions (``CoreShowChannel`` items) are
+not events of a class and always come."""
+
 PING_INTERVAL_SECONDS = 10.0
 """How often a logged-in link proves Asterisk still answers (a half-open TCP link is noticed)."""
 
@@ -235,7 +245,7 @@ class AmiLink:
                 "Action": "Login",
                 "Username": self.settings.ami_username,
                 "Secret": self.settings.ami_secret,
-                "Events": "on",
+                "Events": EVENT_MASK,
             }
         )
         await asyncio.wait(

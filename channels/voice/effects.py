@@ -87,34 +87,44 @@ class VoiceEffects:
 
     async def _enqueue(self, call: Call, t0: float | None) -> None:
         async with self.services.db.transaction() as session:
-            inbox = await calls.voice_inbox(session, call.inbox)
-            number = call.caller_number
-            try:
-                from omni.domain.contacts import normalise_phone
+            status = await self._enqueue_in(session, call)
+        await self._enqueued(call, t0, status)
 
-                identity = ("phone", normalise_phone(number))
-            except InvalidInput:
-                identity = ("external", f"anonymous:{call.linkedid}")
-            result = await conversations.do_ingest_inbound(
-                session,
-                InboundMessage(
-                    inbox_id=inbox.id,
-                    identity_kind=identity[0],
-                    identity_value=identity[1],
-                    contact_phone=identity[1] if identity[0] == "phone" else None,
-                    contact_name=call.caller_name,
-                    external_id=call.linkedid,
-                    medium=m.Medium.VOICE,
-                    body=f"Incoming call from {number or 'an unknown number'}",
-                    variables={"linkedid": call.linkedid},
-                ),
-            )
-            conv = result.conversation
-            self.registry.bind(call, conv.id)
-            await self._save_call(call, session=session, inbox_id=inbox.id)
-            status = conv.status
-        if t0 is not None:
-            self._enqueued_at[conv.id] = t0
+    async def _enqueue_in(self, session: AsyncSession, call: Call) -> str:
+        """The enqueue's writes in ``session`` (conversation + ``calls`` row); the
+        conversation's status after it."""
+        inbox = await calls.voice_inbox(session, call.inbox)
+        number = call.caller_number
+        try:
+            from omni.domain.contacts import normalise_phone
+
+            identity = ("phone", normalise_phone(number))
+        except InvalidInput:
+            identity = ("external", f"anonymous:{call.linkedid}")
+        result = await conversations.do_ingest_inbound(
+            session,
+            InboundMessage(
+                inbox_id=inbox.id,
+                identity_kind=identity[0],
+                identity_value=identity[1],
+                contact_phone=identity[1] if identity[0] == "phone" else None,
+                contact_name=call.caller_name,
+                external_id=call.linkedid,
+                medium=m.Medium.VOICE,
+                body=f"Incoming call from {number or 'an unknown number'}",
+                variables={"linkedid": call.linkedid},
+            ),
+        )
+        conv = result.conversation
+        self.registry.bind(call, conv.id)
+        await self._save_call(call, session=session, inbox_id=inbox.id)
+        return conv.status
+
+    async def _enqueued(self, call: Call, t0: float | None, status: str) -> None:
+        """After the enqueue's commit: latency bookkeeping, and a caller refused at once
+        (e.g. blacklisted) is hung up."""
+        if t0 is not None and call.conversation_id is not None:
+            self._enqueued_at[call.conversation_id] = t0
         if status not in m.OPEN_STATUSES:
             await self._quietly(control.hangup(call.caller_channel, 21))  # e.g. blacklisted
 
@@ -169,6 +179,10 @@ class VoiceEffects:
             await calls.do_call_ended(
                 session, call, caller_left=eff.kind == "caller_left", now=now, cause=eff.cause
             )
+        await self._forget_ended(call)
+
+    async def _forget_ended(self, call: Call) -> None:
+        """After the end's commit: the call leaves the registry and its other legs hang up."""
         self.registry.forget(call)
         if call.conversation_id is not None:
             self._enqueued_at.pop(call.conversation_id, None)

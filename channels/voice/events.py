@@ -95,6 +95,27 @@ class ChannelSnapshot:
     application: str
 
 
+USED_EVENTS = frozenset(
+    {
+        "Newchannel",
+        "Newstate",
+        "UserEvent",
+        "DialBegin",
+        "DialEnd",
+        "BridgeEnter",
+        "BridgeLeave",
+        "Hold",
+        "Unhold",
+        "MusicOnHoldStart",
+        "Hangup",
+        "AttendedTransfer",
+        "BlindTransfer",
+        "OriginateResponse",
+    }
+)
+"""The AMI events ``ami_event_to_call_event`` maps; every other name is ``None`` at once."""
+
+
 def _h(msg: Mapping[str, Any], key: str) -> str:
     """A header as text. panoramisk messages are case-insensitive; plain dicts use AMI casing."""
     value = msg.get(key)
@@ -131,6 +152,8 @@ def _base(kind: Kind, msg: Mapping[str, Any], **kw: Any) -> CallEvent:
 def ami_event_to_call_event(msg: Mapping[str, Any]) -> CallEvent | None:
     """Normalise one AMI event; ``None`` for events the voice channel does not use."""
     name = _h(msg, "Event")
+    if name not in USED_EVENTS:
+        return None  # the cheap common case: most of a PBX's events are none of ours
     match name:
         case "Newchannel":
             return _base(Kind.NEW_CHANNEL, msg)

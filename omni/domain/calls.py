@@ -245,15 +245,21 @@ async def do_call_ended(
     """One side hung up. The caller: ``do_customer_left`` (abandoned while waiting, wrap-up
     while talking). The operator: ``do_end(by="operator")`` while the call is active or on
     hold. Then the call row is closed with its talk time (connected time minus hold)."""
-    conv = await session.scalar(
-        select(m.Conversation).where(m.Conversation.id == call.conversation_id).with_for_update()
-    )
-    if conv is None:
+    if call.conversation_id is None:
         return
     if caller_left:
-        await conversations.do_customer_left(session, conv.id)
-    elif conv.status in (S.ACTIVE, S.ON_HOLD):
-        await conversations.do_end(session, conv, by="operator")
+        # ``do_customer_left`` locks and loads the conversation itself: one statement less.
+        conv = await conversations.do_customer_left(session, call.conversation_id)
+        if conv is None:
+            return
+    else:
+        conv = await session.scalar(
+            select(m.Conversation).where(m.Conversation.id == call.conversation_id).with_for_update()
+        )
+        if conv is None:
+            return
+        if conv.status in (S.ACTIVE, S.ON_HOLD):
+            await conversations.do_end(session, conv, by="operator")
     talk = 0.0
     if call.answered_at is not None:
         talk = max(0.0, (now - call.answered_at).total_seconds() - conv.hold_seconds)

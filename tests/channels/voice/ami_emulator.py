@@ -40,6 +40,12 @@ can reach the client before its event loop has finished handling the connect;
 ``closed_at_accept`` counts those connections. ``start()`` again brings Asterisk back on the
 same port.
 
+Every event carries its Asterisk class in ``Privilege`` (``EVENT_CLASS``) and goes only to the
+sessions whose Login ``Events`` mask names that class (``event_mask``), as ``manager.c`` does;
+``events_sent`` counts what the model generated, ``events_written`` what went out. A busy PBX's
+traffic that is none of Omni's business: ``channel_noise(ref)`` (a dialplan's VarSet flood and
+Newexten, RTCP reports) and ``internal_call(a, b)`` (two extensions calling each other).
+
 After an AMI ``Bridge`` (this takes precedence over ``after_bridge`` above):
 when that bridge ends without a channel (its peer hung up or was
 redirected away), Asterisk sends the channel on in the dialplan at the priority after the
@@ -77,6 +83,56 @@ CAUSE_TEXT = {
 }
 """Asterisk's ``Cause-txt`` of the ISDN causes the emulator sends."""
 STATE_DESC = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up", 7: "Busy"}
+EVENT_CLASS = {
+    "VarSet": "dialplan",
+    "Newexten": "dialplan",
+    "UserEvent": "user",
+    "RTCPSent": "reporting",
+    "RTCPReceived": "reporting",
+    "Cdr": "cdr",
+    "Cel": "cel",
+    "DTMFBegin": "dtmf",
+    "DTMFEnd": "dtmf",
+    "FullyBooted": "system",
+    "Shutdown": "system",
+}
+"""Each event's class (its ``Privilege``) as Asterisk 22 declares it; every other event the
+emulator sends is ``call``. A manager session gets an event only when its ``Events`` mask
+(the Login header) names the class."""
+ALL_CLASSES = frozenset(
+    {
+        "system",
+        "call",
+        "log",
+        "verbose",
+        "command",
+        "agent",
+        "user",
+        "config",
+        "dtmf",
+        "reporting",
+        "cdr",
+        "dialplan",
+        "originate",
+        "agi",
+        "cc",
+        "aoc",
+        "test",
+        "security",
+        "message",
+    }
+)
+
+
+def event_mask(value: Any) -> frozenset[str]:
+    """The classes a Login's ``Events`` header subscribes to, read as Asterisk's
+    ``set_eventmask`` does: ``on``/``yes`` all, ``off``/``no`` none, else a comma list."""
+    text = str(value if value is not None else "on").strip().lower()
+    if text in ("on", "yes", "true", "all"):
+        return ALL_CLASSES
+    if text in ("off", "no", "false", ""):
+        return frozenset()
+    return frozenset(part.strip() for part in text.split(",")) & ALL_CLASSES
 
 
 @dataclass
@@ -119,7 +175,8 @@ class Chan:
 class Conn:
     writer: asyncio.StreamWriter
     logged_in: bool = False
-    events: bool = True
+    events: frozenset[str] = ALL_CLASSES
+    """The event classes this session subscribed to (its Login's ``Events`` mask)."""
 
 
 class AmiEmulator:
@@ -179,6 +236,9 @@ class AmiEmulator:
         self.recordings: dict[str, str] = {}
         self.logins = 0
         self.events_sent = 0
+        """Events the model generated (what Asterisk would emit), whoever subscribed to them."""
+        self.events_written = 0
+        """Events written to manager sessions (after each session's ``Events`` mask)."""
         self._conns: list[Conn] = []
         self._server: asyncio.Server | None = None
         self._seq = itertools.count(1)
@@ -334,7 +394,8 @@ class AmiEmulator:
         ]
 
     def event(self, name: str, ch: Chan | None = None, **fields: Any) -> None:
-        headers: list[tuple[str, Any]] = [("Event", name), ("Privilege", "call,all")]
+        cls = EVENT_CLASS.get(name, "call")
+        headers: list[tuple[str, Any]] = [("Event", name), ("Privilege", f"{cls},all")]
         if ch is not None:
             headers += self._chan_fields(ch)
         headers += list(fields.items())
@@ -343,7 +404,8 @@ class AmiEmulator:
         self.events_sent += 1
         self.history.append((name, ch.uniqueid if ch is not None else ""))
         for conn in self._conns:
-            if conn.logged_in and conn.events:
+            if conn.logged_in and cls in conn.events:
+                self.events_written += 1
                 self._write(conn, headers)
                 if self.duplicate_events:
                     self._write(conn, headers)
@@ -556,6 +618,73 @@ class AmiEmulator:
         ch.application = "AGI"
         return ch
 
+    def channel_noise(self, ref: str, *, varsets: int = 10, newexten: int = 3, rtcp: int = 2) -> None:
+        """What a live channel also sends that Omni never uses: a dialplan's ``Set()`` and
+        macros (a ``VarSet`` flood, a ``Newexten`` per priority) and, while media flows, RTP
+        statistics (``RTCPSent``/``RTCPReceived`` every few seconds)."""
+        ch = self.find(ref)
+        if ch is None:
+            raise KeyError(ref)
+        for i in range(varsets):
+            self.event("VarSet", ch, Variable=f"__NOISE_{i}", Value=f"value-{i}")
+        for i in range(newexten):
+            self.event("Newexten", ch, Extension=ch.exten, Application="NoOp", AppData=f"step {i}")
+        for i in range(rtcp):
+            self.event(
+                "RTCPSent" if i % 2 == 0 else "RTCPReceived",
+                ch,
+                SSRC="0x2b7d3b8a",
+                PT="200(SR)",
+                ReportCount=1,
+                SentPackets=50 * (i + 1),
+                SentOctets=8000 * (i + 1),
+                **{"Report0FractionLost": 0, "Report0CumulativeLost": 0, "Report0IAJitter": 12},
+            )
+
+    def internal_call(self, caller_ext: str, callee_ext: str, *, varsets: int = 10, rtcp: int = 4) -> None:
+        """One extension calls another on the same PBX, from dial to hang-up: the traffic of
+        a real Asterisk that is none of Omni's business (Newchannel, Newstate, the dialplan's
+        VarSet/Newexten, DialBegin/DialEnd, the bridge, RTCP while they talk, HangupRequest,
+        Hangup, Cdr). Its channels are not kept in the model."""
+        n = next(self._seq)
+        a = self._new(
+            f"PJSIP/{caller_ext}-{n:08x}", cid_num=caller_ext, context="from-internal", exten=callee_ext
+        )
+        self._set_state(a, 4)
+        self.channel_noise(a.uniqueid, varsets=varsets, newexten=3, rtcp=0)
+        b = self._new(
+            f"PJSIP/{callee_ext}-{n:08x}", linkedid=a.linkedid, cid_num=callee_ext, exten=callee_ext
+        )
+        dest = {"DestChannel": b.name, "DestUniqueid": b.uniqueid, "DestLinkedid": a.linkedid}
+        self.event("DialBegin", a, DialString=callee_ext, **dest)
+        self._set_state(b, 5)
+        self._set_state(b, 6)
+        self.event("DialEnd", a, DialStatus="ANSWER", **dest)
+        self._set_state(a, 6)
+        bid = str(uuid.uuid4())
+        self.event(
+            "BridgeCreate", None, BridgeUniqueid=bid, BridgeType="basic", BridgeTechnology="simple_bridge"
+        )
+        for i, ch in enumerate((a, b)):
+            self.event("BridgeEnter", ch, BridgeUniqueid=bid, BridgeNumChannels=i + 1)
+        for ch in (a, b):
+            self.channel_noise(ch.uniqueid, varsets=0, newexten=0, rtcp=rtcp)
+        self.event("HangupRequest", b, Cause=16)
+        for i, ch in enumerate((b, a)):
+            self.event("BridgeLeave", ch, BridgeUniqueid=bid, BridgeNumChannels=1 - i)
+        self.event("BridgeDestroy", None, BridgeUniqueid=bid)
+        for ch in (b, a):
+            del self.channels[ch.uniqueid]
+            self.event("Hangup", ch, Cause=16, **{"Cause-txt": CAUSE_TEXT[16]})
+        self.event(
+            "Cdr",
+            None,
+            Source=caller_ext,
+            Destination=callee_ext,
+            Disposition="ANSWERED",
+            UniqueID=a.uniqueid,
+        )
+
     def hangup(self, ref: str, cause: int = 16) -> None:
         """The party on this channel hangs up (an attended transferer hanging up completes it)."""
         ch = self.find(ref)
@@ -617,12 +746,13 @@ class AmiEmulator:
                 conn.writer.transport.close()  # Asterisk ends the session after a failed login
                 return
             conn.logged_in = True
-            conn.events = str(action.get("Events", "on")).lower() != "off"
+            conn.events = event_mask(action.get("Events", "on"))
             self.logins += 1
             self._respond(conn, action, Message="Authentication accepted")
-            self._write(
-                conn, [("Event", "FullyBooted"), ("Privilege", "system,all"), ("Status", "Fully Booted")]
-            )
+            if "system" in conn.events:
+                self._write(
+                    conn, [("Event", "FullyBooted"), ("Privilege", "system,all"), ("Status", "Fully Booted")]
+                )
             return
         if not conn.logged_in:
             self._respond(conn, action, "Error", Message="Permission denied")
