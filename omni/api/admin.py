@@ -11,7 +11,9 @@ document the refusals (``ErrorBody``) each route can answer.
 
 from __future__ import annotations
 
-from litestar import Controller, delete, get, patch, post, put
+from typing import Any
+
+from litestar import Controller, Request, delete, get, patch, post, put
 
 from omni.api.admin_bodies import (
     GroupIdsIn,
@@ -64,7 +66,8 @@ from omni.api.admin_responses import (
     out_list,
 )
 from omni.api.core import DEPS
-from omni.domain import admin
+from omni.api.deps import client_ip
+from omni.domain import admin, totp
 from omni.domain.auth import Principal
 from omni.services import Services
 
@@ -123,6 +126,15 @@ class UserController(Controller):
     ) -> UserDetailOut:
         async with services.db.transaction() as session:
             user = await admin.check_set_supervisor_scope(session, who, user_id, given(data))
+            return out(await admin.user_detail(session, user), UserDetailOut)
+
+    @post("/{user_id:int}/totp/reset", status_code=200, responses=WRITE)
+    async def reset_totp(
+        self, request: Request[Any, Any, Any], who: Principal, services: Services, user_id: RowId
+    ) -> UserDetailOut:
+        """An admin clears a user's two-factor sign-in (a lost phone); audited."""
+        async with services.db.transaction() as session:
+            user = await totp.check_reset(session, who, user_id, ip=client_ip(request))
             return out(await admin.user_detail(session, user), UserDetailOut)
 
     @put("/{user_id:int}/groups", responses=WRITE)

@@ -76,6 +76,8 @@ class UserDetailOut(UserOut, kw_only=True):
 
     skills: list[UserSkillOut]
     group_ids: list[int]
+    two_factor: bool
+    """Signs in with a TOTP code (``POST /api/v1/users/{id}/totp/reset`` clears it)."""
     scope: ScopeOut | UnsetType = UNSET
 
 

@@ -23,7 +23,7 @@ from omni.api.admin_responses import READ, REMOVE, WRITE, out, out_list
 from omni.api.contracts import Int32, IntId, Name
 from omni.api.core import DEPS
 from omni.db import models as m
-from omni.domain import wallboard
+from omni.domain import totp, wallboard
 from omni.domain.auth import Principal, check_role
 from omni.domain.reports import config
 from omni.services import Services
@@ -65,19 +65,23 @@ class InstallIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     timezone: Name | UnsetType = UNSET
     short_abandon_seconds: Int32 | UnsetType = UNSET
     business_days: Annotated[list[Weekday], msgspec.Meta(max_length=7)] | UnsetType = UNSET
+    totp_roles: Annotated[list[Name], msgspec.Meta(max_length=10)] | UnsetType = UNSET
+    """Roles that must sign in with a second factor (TOTP)."""
 
 
 class InstallOut(msgspec.Struct, kw_only=True):
     timezone: str
     short_abandon_seconds: int
     business_days: list[int]
+    totp_roles: list[str]
 
 
-def _install(cfg: config.ReportConfig) -> InstallOut:
+def _install(cfg: config.ReportConfig, totp_roles: list[str]) -> InstallOut:
     return InstallOut(
         timezone=cfg.timezone,
         short_abandon_seconds=cfg.short_abandon_seconds,
         business_days=list(cfg.business_days),
+        totp_roles=totp_roles,
     )
 
 
@@ -131,20 +135,24 @@ class InstallController(Controller):
     async def get_install(self, who: Principal, services: Services) -> InstallOut:
         check_role(who, m.Role.ADMIN, m.Role.AUDITOR)
         async with services.db.transaction() as session:
-            return _install(await config.get_config(session))
+            return _install(await config.get_config(session), await totp.required_roles(session))
 
     @put("/", responses=WRITE)
     async def update_install(self, who: Principal, services: Services, data: InstallIn) -> InstallOut:
         sent = given(data)
+        roles = sent.pop("totp_roles", None)
         async with services.db.transaction() as session:
-            cfg = await config.check_update_config(
-                session,
-                who,
-                timezone=sent.get("timezone"),
-                short_abandon_seconds=sent.get("short_abandon_seconds"),
-                business_days=sent.get("business_days"),
-            )
-            return _install(cfg)
+            if sent or roles is None:
+                await config.check_update_config(
+                    session,
+                    who,
+                    timezone=sent.get("timezone"),
+                    short_abandon_seconds=sent.get("short_abandon_seconds"),
+                    business_days=sent.get("business_days"),
+                )
+            if roles is not None:
+                await totp.check_set_required_roles(session, who, roles)
+            return _install(await config.get_config(session), await totp.required_roles(session))
 
 
 CONTROLLERS: list[type[Controller]] = [WallboardController, InstallController]

@@ -41,7 +41,7 @@ from omni.domain import audit, auth, conversations, files, presence
 from omni.domain.admin import user_dict
 from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage
-from omni.domain.errors import InvalidInput, NotFound, PermissionDenied, TooManyRequests
+from omni.domain.errors import InvalidInput, NotFound, OtpRequired, PermissionDenied, TooManyRequests
 from omni.domain.events import events_after
 from omni.domain.routing import wait_info
 from omni.domain.serialize import callback_dict, conversation_dict, message_dict
@@ -70,7 +70,7 @@ class AuthController(Controller):
         "/login",
         status_code=200,
         opt={"csrf": "always"},  # it creates a session
-        responses={401: REFUSALS[401], 429: REFUSALS[429]},
+        responses={401: REFUSALS[401], 403: REFUSALS[403], 429: REFUSALS[429]},
     )
     async def login(
         self, request: Request[Any, Any, Any], data: LoginIn, services: Services
@@ -85,11 +85,19 @@ class AuthController(Controller):
                 data.password,
                 ip=ip,
                 max_age_seconds=services.settings.session_max_age_seconds,
+                otp=data.otp,
+                secret_key=services.settings.effective_secret_key(),
             )
             body = msgspec.convert(user_dict(result.user), UserOut) if result.user is not None else None
         if result.refused is not None:  # raised after the commit: the "denied" audit row stays
             await services.logins.failed(data.username, ip)
             raise result.refused
+        if result.second_factor == "code":
+            raise OtpRequired("a two-factor code is required: send the authenticator app's code as otp")
+        if result.second_factor == "enrol":
+            raise PermissionDenied(
+                "your role must sign in with a second factor: sign in once in the browser to set it up"
+            )
         assert result.token is not None and body is not None
         token = result.token
         response = Response(body)

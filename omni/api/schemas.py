@@ -25,6 +25,9 @@ from omni.domain.event_types import ConversationPayload
 class LoginIn(msgspec.Struct, forbid_unknown_fields=True):
     username: Name
     password: Text
+    otp: Name | None = None
+    """The current six-digit code of the user's authenticator app, when they sign in with a
+    second factor (without it such a user gets 401 ``otp_required``)."""
 
 
 class TokenIn(msgspec.Struct, forbid_unknown_fields=True):

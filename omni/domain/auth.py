@@ -305,25 +305,52 @@ class LoginResult:
     user: m.User | None
     token: str | None
     refused: DomainError | None
+    second_factor: str | None = None
+    """The password was right but the user still owes a TOTP ``code`` (no ``otp`` was sent)
+    or must ``enrol`` first (their role requires a second factor): no session yet."""
 
 
 async def do_login(
-    session: AsyncSession, username: str, password: str, *, ip: str, max_age_seconds: int
+    session: AsyncSession,
+    username: str,
+    password: str,
+    *,
+    ip: str,
+    max_age_seconds: int,
+    otp: str | None = None,
+    secret_key: str = "",
 ) -> LoginResult:
     """Both sign-in doors (REST and the form) go through here, so they audit alike.
 
     A refusal is returned, not raised: the "denied" audit row is written in the caller's
     transaction, and raising inside it would roll that row back (as the REST login once did).
+    A user with two-factor sign-in (``omni.domain.totp``) gets a session only with a valid
+    ``otp``; without one the result names the ``second_factor`` still owed.
     """
-    from omni.domain import audit  # audit imports Principal from here
+    from omni.domain import audit, totp  # both import Principal from here
 
     try:
         user = await check_credentials(session, username, password)
+        factor = await totp.second_factor(session, user)
+        if factor == "code" and otp is not None:
+            totp.check_code(user, otp, secret_key)
+            factor = None
     except DomainError as exc:
         audit.record(
             session, None, "auth.login", object_type="user", object_id=username[:64], result="denied", ip=ip
         )
         return LoginResult(None, None, exc)
+    if factor is not None:
+        return LoginResult(user, None, None, second_factor=factor)
+    return await do_open_session(session, user, ip=ip, max_age_seconds=max_age_seconds)
+
+
+async def do_open_session(
+    session: AsyncSession, user: m.User, *, ip: str, max_age_seconds: int
+) -> LoginResult:
+    """A signed-in user's session (after the password, and the code when one is owed), audited."""
+    from omni.domain import audit
+
     token = await do_create_session(session, user, max_age_seconds)
     audit.record(session, Principal.of(user), "auth.login", object_type="user", object_id=user.id, ip=ip)
     return LoginResult(user, token, None)

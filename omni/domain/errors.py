@@ -70,6 +70,12 @@ class NotAuthenticated(DomainError):
     code = "not_authenticated"
 
 
+class OtpRequired(NotAuthenticated):
+    """The password was right; the user signs in with a second factor and sent no code."""
+
+    code = "otp_required"
+
+
 class Conflict(DomainError):
     status_code = 409
     code = "conflict"

@@ -18,6 +18,7 @@ ERROR_CLASSES = frozenset(
         "NotFound",
         "PermissionDenied",
         "NotAuthenticated",
+        "OtpRequired",
         "Conflict",
         "TooManyRequests",
         "InvalidBotToken",

@@ -12,6 +12,7 @@ from litestar.template.config import TemplateConfig
 from litestar.types import ExceptionHandlersMap
 
 from omni.web import (
+    account,
     admin,
     builder,
     dnc,
@@ -61,6 +62,7 @@ def route_handlers() -> list[Any]:
         *report_schedules.CONTROLLERS,
         *dnc.CONTROLLERS,
         *media.CONTROLLERS,
+        *account.CONTROLLERS,
         create_static_files_router(path="/static", directories=[STATIC], name="static"),
         create_static_files_router(path="/ui", directories=[UI_DIST], name="ui"),
     ]

@@ -18,10 +18,11 @@ from urllib.parse import quote
 
 from litestar import Controller, Request, Response, get, post
 from litestar.response import Redirect, Template
+from markupsafe import Markup
 
 from omni.api.deps import SESSION_COOKIE, client_ip, services_of
 from omni.db import models as m
-from omni.domain import auth
+from omni.domain import auth, totp
 from omni.domain.auth import Principal
 from omni.domain.errors import DomainError
 from omni.i18n import translate_func
@@ -170,8 +171,19 @@ class PageController(Controller):
         return Redirect(path=HOME_BY_ROLE.get(ctx.who.role, "/app"))
 
     def _login_page(
-        self, request: Request[Any, Any, Any], *, error: str = "", username: str = "", status_code: int = 200
+        self,
+        request: Request[Any, Any, Any],
+        *,
+        error: str = "",
+        username: str = "",
+        status_code: int = 200,
+        step: str = "password",
+        pending: str = "",
+        enrolment: totp.Enrolment | None = None,
+        next_path: str | None = None,
     ) -> Template:
+        """The sign-in form; ``step`` ``code`` asks for the authenticator's code and ``enrol``
+        shows the QR code and secret to add first (both carry the signed ``pending`` token)."""
         lang = pick_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language", ""))
         t = translator(lang)
         services = services_of(request)
@@ -184,8 +196,14 @@ class PageController(Controller):
                 "lang": lang,
                 "error": t(error) if error else "",
                 "username": username,
-                "next": _safe_next(request.query_params.get("next")) or "",
+                "next": next_path
+                if next_path is not None
+                else _safe_next(request.query_params.get("next")) or "",
                 "csrf": login_csrf_for(services.settings.effective_secret_key(), nonce),
+                "step": step,
+                "pending": pending,
+                "enrolment": enrolment,
+                "qr": Markup(enrolment.qr_svg) if enrolment else "",  # noqa: S704 - segno's own SVG, no user text
             },
             status_code=status_code,
             headers=PAGE_HEADERS,
@@ -201,6 +219,28 @@ class PageController(Controller):
         )
         return template
 
+    def _signed_in(
+        self, request: Request[Any, Any, Any], user: m.User, token: str, next_value: str
+    ) -> Response[Any]:
+        services = services_of(request)
+        home = HOME_BY_ROLE.get(m.Role(user.role), "/app")
+        response = Redirect(path=_safe_next(next_value) or home)
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            httponly=True,
+            samesite="lax",
+            secure=services.settings.public_base_url.startswith("https"),
+            max_age=services.settings.session_max_age_seconds,
+        )
+        return response
+
+    def _form_csrf_ok(self, request: Request[Any, Any, Any], sent: str) -> bool:
+        services = services_of(request)
+        nonce = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        expected = login_csrf_for(services.settings.effective_secret_key(), nonce)
+        return bool(nonce) and hmac.compare_digest(sent, expected)
+
     @get("/login", include_in_schema=False)
     async def login_form(self, request: Request[Any, Any, Any]) -> Template:
         return self._login_page(request)
@@ -211,9 +251,7 @@ class PageController(Controller):
         form = await request.form()
         username = str(form.get("username") or "").strip()
         password = str(form.get("password") or "")
-        nonce = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-        expected = login_csrf_for(services.settings.effective_secret_key(), nonce)
-        if not nonce or not hmac.compare_digest(str(form.get("_csrf") or ""), expected):
+        if not self._form_csrf_ok(request, str(form.get("_csrf") or "")):
             # Not from our form (another site posting it) or an old page: a fresh form, nothing done.
             return self._login_page(request, error="error.csrf", username=username, status_code=403)
         if not username or not password:
@@ -221,30 +259,68 @@ class PageController(Controller):
         ip = client_ip(request)
         if await services.logins.blocked(username, ip):
             return self._login_page(request, error="login.throttled", username=username, status_code=429)
+        secret_key = services.settings.effective_secret_key()
+        enrolling: totp.Enrolment | None = None
         async with services.db.transaction() as session:
             result = await auth.do_login(
                 session, username, password, ip=ip, max_age_seconds=services.settings.session_max_age_seconds
             )
-        failed = result.user is None or result.token is None
+            if result.user is not None and result.second_factor == "enrol":
+                enrolling = totp.do_begin_enrolment(secret_key, result.user)
+            pending = totp.pending_token(secret_key, result.user) if result.user is not None else ""
+        if result.user is None:
+            await services.logins.failed(username, ip)
+            return self._login_page(request, error="login.failed", username=username, status_code=401)
+        next_value = str(form.get("next") or "")
+        if result.second_factor is not None:
+            return self._login_page(
+                request, step=result.second_factor, pending=pending, enrolment=enrolling,
+                username=username, next_path=_safe_next(next_value) or "",
+            )  # fmt: skip
+        assert result.token is not None
+        return self._signed_in(request, result.user, result.token, next_value)
+
+    @post("/login/code", include_in_schema=False, status_code=200)
+    async def login_code(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        """The second step: the authenticator's code (or the first code of a new enrolment)."""
+        services = services_of(request)
+        form = await request.form()
+        pending = str(form.get("pending") or "")
+        code = str(form.get("code") or "")
+        next_value = _safe_next(str(form.get("next") or "")) or ""
+        if not self._form_csrf_ok(request, str(form.get("_csrf") or "")):
+            return self._login_page(request, error="error.csrf", status_code=403)
+        secret_key = services.settings.effective_secret_key()
+        ip = client_ip(request)
+        async with services.db.transaction() as session:
+            user = await totp.pending_user(session, secret_key, pending)
+            if user is None:
+                return self._login_page(request, error="login.code_expired", status_code=401)
+            username = user.username
+            if await services.logins.blocked(username, ip):
+                return self._login_page(request, error="login.throttled", username=username, status_code=429)
+            step = "code" if totp.enabled(user) else "enrol"
+            try:
+                if step == "code":
+                    totp.check_code(user, code, secret_key)
+                else:
+                    totp.do_confirm_enrolment(session, user, code, secret_key, ip=ip)
+            except DomainError:
+                enrolment = totp.enrolment(secret_key, user) if step == "enrol" else None
+                failed = True
+            else:
+                failed = False
+                result = await auth.do_open_session(
+                    session, user, ip=ip, max_age_seconds=services.settings.session_max_age_seconds
+                )
         if failed:
             await services.logins.failed(username, ip)
-        else:
-            assert result.user is not None and result.token is not None
-            token = result.token
-            home = HOME_BY_ROLE.get(m.Role(result.user.role), "/app")
-        if failed:
-            return self._login_page(request, error="login.failed", username=username, status_code=401)
-        target = _safe_next(str(form.get("next") or "")) or home
-        response = Redirect(path=target)
-        response.set_cookie(
-            SESSION_COOKIE,
-            token,
-            httponly=True,
-            samesite="lax",
-            secure=services.settings.public_base_url.startswith("https"),
-            max_age=services.settings.session_max_age_seconds,
-        )
-        return response
+            return self._login_page(
+                request, error="login.code_wrong", step=step, pending=pending, enrolment=enrolment,
+                username=username, next_path=next_value, status_code=401,
+            )  # fmt: skip
+        assert result.user is not None and result.token is not None
+        return self._signed_in(request, result.user, result.token, next_value)
 
     @post("/logout", include_in_schema=False, status_code=200)
     async def logout(self, request: Request[Any, Any, Any]) -> Response[Any]:

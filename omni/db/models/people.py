@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     ForeignKey,
     Integer,
@@ -44,6 +45,12 @@ class User(Base):
     chat_weight: Mapped[int] = mapped_column(Integer, default=1)
     voice_weight: Mapped[int] = mapped_column(Integer, default=3)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    totp_secret: Mapped[str | None] = mapped_column(String(512))
+    """Two-factor sign-in: the TOTP secret, encrypted with the settings key (``omni.crypto``);
+    set while enrolling, in force once ``totp_enabled_at`` is set (``omni.domain.totp``)."""
+    totp_enabled_at: Mapped[datetime | None] = mapped_column()
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    """The 30-second step of the last accepted code: a code is accepted once (no replay)."""
 
 
 class Group(Base):

@@ -31,6 +31,9 @@ class InstallSettings(Base):
     """Customers leaving the line within this grace are neither offered nor abandoned for SL."""
     business_days: Mapped[list[Any]] = mapped_column(JSON, default=lambda: [0, 1, 2, 3, 4])
     """ISO weekdays 0 (Monday) … 6 (Sunday) that count as working days in reports."""
+    totp_roles: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """Roles that must sign in with a second factor (TOTP); their users enrol at their next
+    sign-in (``omni.domain.totp``)."""
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

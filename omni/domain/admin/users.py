@@ -89,6 +89,7 @@ def user_dict(u: m.User) -> dict[str, Any]:
 async def user_detail(session: AsyncSession, u: m.User) -> dict[str, Any]:
     """The user with skills, groups and (for supervisors) scope: what an edit form needs."""
     body = user_dict(u)
+    body["two_factor"] = u.totp_enabled_at is not None
     skills = await session.scalars(
         select(m.UserSkill).where(m.UserSkill.user_id == u.id).order_by(m.UserSkill.skill_id)
     )

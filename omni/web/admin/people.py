@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain import admin, visibility
+from omni.domain import admin, totp, visibility
 from omni.domain.errors import DomainError, NotFound
 from omni.web.admin.forms import (
     LIMIT,
@@ -75,6 +75,11 @@ class Users(Section):
         fields.append(Field("group_ids", t("adm.f.group_ids"), "multi", groups, numeric=True))
         if item is not None:
             fields.insert(6, Field("is_active", t("adm.f.is_active"), "checkbox"))
+            if item.totp_enabled_at is not None or item.totp_secret:
+                # Shown only while the user has a factor: a lost phone is the admin's to reset.
+                fields.insert(
+                    7, Field("reset_totp", t("adm.f.reset_totp"), "checkbox", help=t("adm.users.totp_help"))
+                )
             if item.role == SUPERVISOR:
                 queues = await queue_options(session, self.who)
                 fields.append(
@@ -92,9 +97,13 @@ class Users(Section):
         scope = body.pop("scope", {})
         body["scope_group_ids"] = scope.get("group_ids", [])
         body["scope_queue_ids"] = scope.get("queue_ids", [])
+        body["reset_totp"] = False
         return body
 
     async def save(self, session: AsyncSession, item_id: int | None, data: dict[str, Any]) -> int:
+        reset_totp = bool(data.pop("reset_totp", False))
+        if reset_totp and item_id is not None:
+            await totp.check_reset(session, self.who, item_id)
         group_ids = data.pop("group_ids", [])
         scope = {
             "group_ids": data.pop("scope_group_ids", None),

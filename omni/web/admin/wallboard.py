@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain import wallboard
+from omni.domain import totp, wallboard
 from omni.domain.errors import NotFound
 from omni.domain.reports import config
 from omni.web.admin.forms import ADMIN, AUDITOR, Cell, Field, Section, Table, queue_names
@@ -162,6 +162,8 @@ class Install(Section):
                   help=t("adm.install.grace_help")),
             Field("business_days", t("adm.f.business_days"), "checks",
                   [(str(d), t(f"adm.day.{d}")) for d in WEEKDAYS], numeric=True),
+            Field("totp_roles", t("adm.f.totp_roles"), "checks",
+                  [(r.value, t(f"adm.role.{r.value}")) for r in m.Role], help=t("adm.install.totp_help")),
         ]  # fmt: skip
 
     async def values(self, session: AsyncSession, item: Any | None) -> dict[str, Any]:
@@ -170,6 +172,7 @@ class Install(Section):
             "timezone": cfg.timezone,
             "short_abandon_seconds": cfg.short_abandon_seconds,
             "business_days": list(cfg.business_days),
+            "totp_roles": await totp.required_roles(session),
         }
 
     async def save(self, session: AsyncSession, item_id: int | None, data: dict[str, Any]) -> int:
@@ -180,4 +183,5 @@ class Install(Section):
             short_abandon_seconds=data.get("short_abandon_seconds"),
             business_days=data.get("business_days") if "business_days" in data else None,
         )
+        await totp.check_set_required_roles(session, self.who, list(data.get("totp_roles") or []))
         return config.ROW_ID

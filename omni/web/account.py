@@ -1,0 +1,106 @@
+"""The caller's own account page: two-factor sign-in on or off (``/account/security``).
+
+Turning it on shows a QR code and the secret, and takes effect with the first code the app
+shows; turning it off asks for a current code and is refused when the user's role must use it
+(``omni.domain.totp``). Every staff role has this page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.response import Redirect, Response, Template
+from markupsafe import Markup
+
+from omni.api.deps import client_ip, services_of
+from omni.db import models as m
+from omni.domain import totp
+from omni.domain.errors import DomainError
+from omni.web.pages import page_context, read_form
+
+
+class AccountPage(Controller):
+    path = "/account"
+
+    async def _render(
+        self,
+        request: Request[Any, Any, Any],
+        *,
+        error: str = "",
+        status_code: int = 200,
+        enrolling: bool = False,
+    ) -> Template:
+        ctx = await page_context(request)
+        services = services_of(request)
+        secret_key = services.settings.effective_secret_key()
+        async with services.db.transaction() as session:
+            user = await session.get_one(m.User, ctx.who.id)
+            required = await totp.required_for(session, user)
+            enrolment = None
+            if enrolling:
+                enrolment = totp.do_begin_enrolment(secret_key, user)
+            return ctx.template(
+                "account.html",
+                status_code=status_code,
+                enabled=totp.enabled(user),
+                required=required,
+                enrolment=enrolment,
+                qr=Markup(enrolment.qr_svg) if enrolment else "",  # noqa: S704 - segno's SVG, no user text
+                error=error,
+                saved=request.query_params.get("saved", ""),
+            )
+
+    @get("/security", include_in_schema=False)
+    async def security_page(self, request: Request[Any, Any, Any]) -> Template:
+        return await self._render(request)
+
+    @post("/security", include_in_schema=False, status_code=200)
+    async def change(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        ctx = await page_context(request)
+        form = await read_form(request, ctx)
+        action = str(form.get("action") or "")
+        code = str(form.get("code") or "")
+        services = services_of(request)
+        secret_key = services.settings.effective_secret_key()
+        ip = client_ip(request)
+        if action == "begin":
+            return await self._render(request, enrolling=True)
+        if action not in ("confirm", "off"):
+            return await self._render(request, error=ctx.t("account.bad_action"), status_code=400)
+        if await services.logins.blocked(ctx.who.username, ip):
+            return await self._render(request, error=ctx.t("login.throttled"), status_code=429)
+        try:
+            async with services.db.transaction() as session:
+                user = await session.get_one(m.User, ctx.who.id, with_for_update=True)
+                if action == "confirm":
+                    totp.do_confirm_enrolment(session, user, code, secret_key, ip=ip)
+                else:
+                    await totp.do_turn_off(session, user, code, secret_key, ip=ip)
+        except DomainError as exc:
+            await services.logins.failed(ctx.who.username, ip)
+            if action == "confirm":  # the same secret again: the app already holds it
+                return await self._render_enrolment_again(request, exc.localized(ctx.lang))
+            return await self._render(request, error=exc.localized(ctx.lang), status_code=422)
+        return Redirect(path=f"/account/security?saved={action}")
+
+    async def _render_enrolment_again(self, request: Request[Any, Any, Any], error: str) -> Template:
+        ctx = await page_context(request)
+        services = services_of(request)
+        secret_key = services.settings.effective_secret_key()
+        async with services.db.transaction() as session:
+            user = await session.get_one(m.User, ctx.who.id)
+            enrolment = totp.enrolment(secret_key, user) if user.totp_secret else None
+            return ctx.template(
+                "account.html",
+                status_code=422,
+                enabled=totp.enabled(user),
+                required=await totp.required_for(session, user),
+                enrolment=enrolment,
+                qr=Markup(enrolment.qr_svg) if enrolment else "",  # noqa: S704 - segno's SVG, no user text
+                error=error,
+                saved="",
+            )
+
+
+CONTROLLERS = [AccountPage]
