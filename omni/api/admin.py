@@ -55,6 +55,7 @@ from omni.api.admin_responses import (
     AuditOut,
     GroupOut,
     OkOut,
+    PasswordResetOut,
     QueueOut,
     ResultCodeOut,
     SkillOut,
@@ -67,7 +68,7 @@ from omni.api.admin_responses import (
 )
 from omni.api.core import DEPS
 from omni.api.deps import client_ip
-from omni.domain import admin, totp
+from omni.domain import admin, passwords, totp
 from omni.domain.auth import Principal
 from omni.services import Services
 
@@ -136,6 +137,19 @@ class UserController(Controller):
         async with services.db.transaction() as session:
             user = await totp.check_reset(session, who, user_id, ip=client_ip(request))
             return out(await admin.user_detail(session, user), UserDetailOut)
+
+    @post("/{user_id:int}/password-reset", status_code=201, responses=WRITE)
+    async def issue_password_reset(
+        self, request: Request[Any, Any, Any], who: Principal, services: Services, user_id: RowId
+    ) -> PasswordResetOut:
+        """A one-time link for the user to choose a new password (24 h; voids earlier links)."""
+        async with services.db.transaction() as session:
+            issued = await passwords.check_issue_reset(session, who, user_id, ip=client_ip(request))
+            return PasswordResetOut(
+                user_id=user_id,
+                url=issued.url(services.settings.public_base_url),
+                expires_at=issued.row.expires_at.isoformat(),
+            )
 
     @put("/{user_id:int}/groups", responses=WRITE)
     async def set_groups(

@@ -81,6 +81,13 @@ class UserDetailOut(UserOut, kw_only=True):
     scope: ScopeOut | UnsetType = UNSET
 
 
+class PasswordResetOut(msgspec.Struct, kw_only=True):
+    user_id: int
+    url: str
+    """The one-time link (shown once; only its digest is stored)."""
+    expires_at: str
+
+
 class GroupOut(msgspec.Struct):
     id: int
     name: str

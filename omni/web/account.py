@@ -7,6 +7,8 @@ shows; turning it off asks for a current code and is refused when the user's rol
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -15,9 +17,10 @@ from markupsafe import Markup
 
 from omni.api.deps import client_ip, services_of
 from omni.db import models as m
-from omni.domain import totp
-from omni.domain.errors import DomainError
-from omni.web.pages import page_context, read_form
+from omni.domain import passwords, totp
+from omni.domain.errors import DomainError, NotFound
+from omni.web.i18n import pick_language, translator
+from omni.web.pages import LANG_COOKIE, PAGE_HEADERS, page_context, read_form
 
 
 class AccountPage(Controller):
@@ -103,4 +106,71 @@ class AccountPage(Controller):
             )
 
 
-CONTROLLERS = [AccountPage]
+class ResetPage(Controller):
+    """``/reset/<token>``: the page of an admin-issued one-time link (no session needed)."""
+
+    path = "/reset"
+
+    def _page(
+        self,
+        request: Request[Any, Any, Any],
+        token: str,
+        *,
+        valid: bool,
+        error: str = "",
+        status_code: int = 200,
+    ) -> Template:
+        lang = pick_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language", ""))
+        t = translator(lang)
+        services = services_of(request)
+        return Template(
+            template_name="reset.html",
+            context={
+                "t": t,
+                "lang": lang,
+                "token": token,
+                "valid": valid,
+                "error": error,
+                "csrf": reset_csrf_for(services.settings.effective_secret_key(), token),
+                "min_length": passwords.MIN_LENGTH,
+            },
+            status_code=status_code,
+            headers=PAGE_HEADERS,
+        )
+
+    @get("/{token:str}", include_in_schema=False)
+    async def reset_form(self, request: Request[Any, Any, Any], token: str) -> Template:
+        async with services_of(request).db.transaction() as session:
+            valid = await passwords.reset_for(session, token) is not None
+        return self._page(request, token, valid=valid, status_code=200 if valid else 404)
+
+    @post("/{token:str}", include_in_schema=False, status_code=200)
+    async def reset(self, request: Request[Any, Any, Any], token: str) -> Response[Any]:
+        services = services_of(request)
+        form = await request.form()
+        expected = reset_csrf_for(services.settings.effective_secret_key(), token)
+        if not hmac.compare_digest(str(form.get("_csrf") or ""), expected):
+            return self._page(
+                request, token, valid=True, error=translator("en")("error.csrf"), status_code=403
+            )
+        lang = pick_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language", ""))
+        try:
+            async with services.db.transaction() as session:
+                await passwords.do_reset_password(
+                    session, token, str(form.get("password") or ""), str(form.get("repeat") or ""),
+                    ip=client_ip(request),
+                )  # fmt: skip
+        except NotFound:
+            return self._page(request, token, valid=False, status_code=404)
+        except DomainError as exc:
+            return self._page(request, token, valid=True, error=exc.localized(lang), status_code=422)
+        return Redirect(path="/login?reset=1")
+
+
+def reset_csrf_for(secret_key: str, token: str) -> str:
+    """The reset form's token: bound to the link, so another site can't post it for a visitor
+    (it would need the link itself, which is the secret)."""
+    return hmac.new(secret_key.encode(), b"reset-csrf:" + token.encode(), hashlib.sha256).hexdigest()[:40]
+
+
+CONTROLLERS = [AccountPage, ResetPage]

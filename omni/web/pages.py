@@ -195,6 +195,7 @@ class PageController(Controller):
                 "t": t,
                 "lang": lang,
                 "error": t(error) if error else "",
+                "notice": t("login.reset_done") if request.query_params.get("reset") == "1" else "",
                 "username": username,
                 "next": next_path
                 if next_path is not None

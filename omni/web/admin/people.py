@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain import admin, totp, visibility
+from omni.domain import admin, passwords, totp, visibility
 from omni.domain.errors import DomainError, NotFound
 from omni.web.admin.forms import (
     LIMIT,
@@ -75,6 +75,15 @@ class Users(Section):
         fields.append(Field("group_ids", t("adm.f.group_ids"), "multi", groups, numeric=True))
         if item is not None:
             fields.insert(6, Field("is_active", t("adm.f.is_active"), "checkbox"))
+            fields.insert(
+                7,
+                Field(
+                    "issue_reset_link",
+                    t("adm.f.issue_reset_link"),
+                    "checkbox",
+                    help=t("adm.users.reset_link_help", hours=passwords.RESET_HOURS),
+                ),
+            )
             if item.totp_enabled_at is not None or item.totp_secret:
                 # Shown only while the user has a factor: a lost phone is the admin's to reset.
                 fields.insert(
@@ -98,10 +107,12 @@ class Users(Section):
         body["scope_group_ids"] = scope.get("group_ids", [])
         body["scope_queue_ids"] = scope.get("queue_ids", [])
         body["reset_totp"] = False
+        body["issue_reset_link"] = False
         return body
 
     async def save(self, session: AsyncSession, item_id: int | None, data: dict[str, Any]) -> int:
         reset_totp = bool(data.pop("reset_totp", False))
+        issue_link = bool(data.pop("issue_reset_link", False))
         if reset_totp and item_id is not None:
             await totp.check_reset(session, self.who, item_id)
         group_ids = data.pop("group_ids", [])
@@ -120,6 +131,9 @@ class Users(Section):
             except DomainError as exc:
                 exc.field = f"scope_{base_field(exc.field)}" if exc.field else None
                 raise
+        if issue_link and item_id is not None:
+            issued = await passwords.check_issue_reset(session, self.who, user.id)
+            self.revealed = {"reset_link": issued.url(self.services.settings.public_base_url)}
         return user.id
 
     async def delete(self, session: AsyncSession, item_id: int) -> None:
