@@ -30,16 +30,18 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Lease", "Leases", "lease_key"]
+__all__ = ["Lease", "Leases", "holders", "lease_key"]
 
 Hook = Callable[[], Awaitable[None]]
 
@@ -296,6 +298,19 @@ def _halves(key: int) -> tuple[int, int]:
     (low 32 bits), both unsigned."""
     unsigned = key & 0xFFFFFFFFFFFFFFFF
     return unsigned >> 32, unsigned & 0xFFFFFFFF
+
+
+async def holders(session: AsyncSession, names: Sequence[str]) -> dict[str, str | None]:
+    """Which node holds each lease now (``pg_locks`` joined to the holders' ``application_name``),
+    through any session: a node can tell who owns what without wanting it itself."""
+    found: dict[str, str | None] = {}
+    for name in names:
+        high, low = _halves(lease_key(name))
+        app = await session.scalar(
+            text(HOLDER_SQL.replace("$1", ":high").replace("$2", ":low")), {"high": high, "low": low}
+        )
+        found[name] = str(app).removeprefix("omni-lease ") if app is not None else None
+    return found
 
 
 HOLDER_SQL = """

@@ -37,9 +37,10 @@ __all__ = ["LEASE", "VoiceChannel"]
 
 LEASE = "voice:ami"
 """The lease (``omni.lease``) whose holder runs the one AMI link of the cluster."""
-LINK_TOPIC = "voice:link"
-"""Bus topic: the holder's AMI link state, told on every change and every lease check."""
-EVENTS_TOPIC = "voice:events"
+LINK_TOPIC = "voice_link"
+"""Bus topic: the holder's AMI link state, told on every change and every lease check (no
+``:`` in bus topics: ``RedisBus`` takes the topic from the channel name's last segment)."""
+EVENTS_TOPIC = "voice_events"
 """Bus topic: ids of committed voice events another node's relay dispatched, for the holder."""
 HOLDER_SILENT_CHECKS = 4
 """A standby hearing nothing from a holder for this many lease checks counts the link as down."""
