@@ -30,7 +30,8 @@ from tests import factories as f
 from tests.channels.telegram.emulator import BotApiEmulator
 from tests.channels.voice.ami_emulator import AmiEmulator
 from tests.conftest import REDIS_URL, free_port
-from tests.helpers import until, wait_ready
+from tests.helpers import HTTP_TIMEOUT, until, wait_ready
+from tests.test_realtime import OperatorClient
 
 SECRET = "lease-secret-" + "z" * 32
 BOT_ID_KEY = "telegram:poll:{bot_id}"
@@ -99,11 +100,21 @@ async def _ready(client: httpx.AsyncClient, port: int) -> dict[str, Any]:
     return body
 
 
+async def _token(port: int, username: str) -> str:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=HTTP_TIMEOUT) as client:
+        resp = await client.post("/api/v1/auth/login", json={"username": username, "password": f.PASSWORD})
+        assert resp.status_code == 200, resp.text
+        created = await client.post("/api/v1/me/tokens", json={"name": "socket"})
+        token: str = created.json()["token"]
+        return token
+
+
 async def _leases(client: httpx.AsyncClient, port: int) -> dict[str, Any]:
     body: dict[str, Any] = (await client.get(f"http://127.0.0.1:{port}/leases")).json()
     return body
 
 
+@pytest.mark.timeout(600)  # two nodes start on a loaded 2-core machine (as in test_race)
 async def test_sigkilled_owner_hands_the_ami_link_and_the_poller_to_the_other_node(
     pg_url: str, tmp_path: Path, ami: AmiEmulator, bot_api: BotApiEmulator
 ) -> None:
@@ -215,6 +226,24 @@ async def test_sigkilled_owner_hands_the_ami_link_and_the_poller_to_the_other_no
             await until(lambda: talking(second.uniqueid), 30, what="call 2 bridged")
             agent_leg_2 = ami.agent_leg("201")
             assert agent_leg_2 is not None
+
+            # Operator 2 works through node B, the standby: hold and resume reach Asterisk
+            # through node A's link (B asks A), and the acks come back as on A.
+            conv2, _ = await call_of(second.uniqueid)
+            op2 = OperatorClient(f"http://127.0.0.1:{port_b}", await _token(port_b, "op1"))
+            await op2.connect()
+            try:
+                ack = await op2.call("call_hold", {"conversation_id": conv2.id, "hold": True})
+                assert ack["ok"], ack
+                await until(lambda: not second.bridge, what="caller 2 held through node A's link")
+                ack = await op2.call("call_hold", {"conversation_id": conv2.id, "hold": False})
+                assert ack["ok"], ack
+                await until(
+                    lambda: second.bridge and second.bridge == agent_leg_2.bridge, what="caller 2 resumed"
+                )
+            finally:
+                await op2.sio.disconnect()
+            assert ami.sessions == 1
 
             # Telegram updates while A polls.
             for i in range(5):

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -23,7 +25,8 @@ from channels.voice.campaign import Dial, VoiceCampaign
 from channels.voice.effects import KIND
 from channels.voice.events import CallEvent, ami_event_to_call_event
 from channels.voice.state import CallRegistry
-from omni.channels import DeliveryReceipt, OutboundMessage
+from omni.channels import AttemptOrder, ChannelAuthFailed, ChannelNotReady, DeliveryReceipt, OutboundMessage
+from omni.domain import errors as domain_errors
 from omni.domain.events import DomainEvent, events_by_ids
 from omni.lease import Lease
 from omni.services import Services
@@ -42,6 +45,10 @@ LINK_TOPIC = "voice_link"
 ``:`` in bus topics: ``RedisBus`` takes the topic from the channel name's last segment)."""
 EVENTS_TOPIC = "voice_events"
 """Bus topic: ids of committed voice events another node's relay dispatched, for the holder."""
+ASK_TOPIC = "voice_ask"
+"""Bus topic: a standby node asks the holder to do a call action (``CallControl``, ``place``)."""
+ANSWER_TOPIC = "voice_answer"
+"""Bus topic: the holder's answer to one ``voice_ask`` (the result, or the error to raise)."""
 HOLDER_SILENT_CHECKS = 4
 """A standby hearing nothing from a holder for this many lease checks counts the link as down."""
 
@@ -83,6 +90,8 @@ class VoiceChannel(VoiceCallControl, VoiceCampaign):
         self._holder_heard = 0.0
         self._beacon: asyncio.Task[None] | None = None
         self._forwarded_tasks: set[asyncio.Task[None]] = set()
+        self._asked: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        """This node's requests to the holder awaiting an answer, by request id."""
 
     # --- ChannelAdapter -----------------------------------------------------------------
 
@@ -102,6 +111,8 @@ class VoiceChannel(VoiceCallControl, VoiceCampaign):
         self.services.adapters.set_available(KIND, False, "the AMI link to Asterisk is down (starting)")
         self.services.bus.subscribe(LINK_TOPIC, self._holder_said)
         self.services.bus.subscribe(EVENTS_TOPIC, self._forwarded)
+        self.services.bus.subscribe(ASK_TOPIC, self._asked_by_standby)
+        self.services.bus.subscribe(ANSWER_TOPIC, self._answered_by_holder)
         self.lease = leases.lease(LEASE, on_acquired=self._own_link, on_lost=self._disown_link)
         self._holder_heard = time.monotonic()
         await self.lease.start()
@@ -230,6 +241,119 @@ class VoiceChannel(VoiceCallControl, VoiceCampaign):
             return receipt
         return DeliveryReceipt("failed", error="a phone call can't show text")
 
+    # --- call actions on a standby node: done by the holder ------------------------------
+    # An operator's socket (hold, hang up, transfer, click-to-call, listen) and the campaign
+    # scheduler run on any node; only the holder has the AMI link and the live call state, so a
+    # standby asks it over the bus and waits for its answer: the same result or the same
+    # refusal (``Conflict`` with Asterisk's reason, ``InvalidInput``, ``ChannelNotReady``) as
+    # on the holder itself, inside the caller's transaction. Nobody answering in time (the
+    # holder just died, Redis is down) is ``ChannelNotReady``: "the phone system is not reachable".
+
+    async def hold(self, conversation_id: int, on: bool) -> None:
+        if self.owner:
+            return await super().hold(conversation_id, on)
+        await self._ask("hold", conversation_id=conversation_id, on=on)
+
+    async def hangup(self, conversation_id: int) -> None:
+        if self.owner:
+            return await super().hangup(conversation_id)
+        await self._ask("hangup", conversation_id=conversation_id)
+
+    async def transfer(
+        self,
+        conversation_id: int,
+        *,
+        to_extension: str | None = None,
+        to_user_id: int | None = None,
+        to_queue_id: int | None = None,
+        to_scenario: str | None = None,
+        attended: bool = False,
+        by_user_id: int | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = dict(
+            to_extension=to_extension,
+            to_user_id=to_user_id,
+            to_queue_id=to_queue_id,
+            to_scenario=to_scenario,
+            attended=attended,
+            by_user_id=by_user_id,
+        )
+        if self.owner:
+            return await super().transfer(conversation_id, **kwargs)
+        await self._ask("transfer", conversation_id=conversation_id, **kwargs)
+
+    async def originate(self, user_id: int, number: str, queue_id: int) -> int:
+        if self.owner:
+            return await super().originate(user_id, number, queue_id)
+        return int(await self._ask("originate", user_id=user_id, number=number, queue_id=queue_id))
+
+    async def spy(self, supervisor_user_id: int, conversation_id: int, mode: str) -> None:
+        if self.owner:
+            return await super().spy(supervisor_user_id, conversation_id, mode)
+        await self._ask(
+            "spy", supervisor_user_id=supervisor_user_id, conversation_id=conversation_id, mode=mode
+        )
+
+    async def force_end(self, conversation_id: int, by_user_id: int | None = None) -> None:
+        if self.owner:
+            return await super().force_end(conversation_id, by_user_id)
+        await self._ask("force_end", conversation_id=conversation_id, by_user_id=by_user_id)
+
+    async def place(self, order: AttemptOrder) -> None:
+        if self.owner:
+            return await super().place(order)
+        await self._ask("place", order=dataclasses.asdict(order))
+
+    async def _ask(self, method: str, **kwargs: Any) -> Any:
+        request = uuid.uuid4().hex
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._asked[request] = answer
+        try:
+            self.services.bus.publish(
+                ASK_TOPIC, {"id": request, "node": self.services.node_id, "method": method, "kwargs": kwargs}
+            )
+            try:
+                reply = await asyncio.wait_for(answer, timeout=self.settings.action_timeout_seconds + 2)
+            except TimeoutError:
+                raise ChannelNotReady("the node running the AMI link did not answer") from None
+        finally:
+            self._asked.pop(request, None)
+        error = reply.get("error")
+        if error is None:
+            return reply.get("result")
+        raise _rebuilt(error)
+
+    def _answered_by_holder(self, data: dict[str, Any]) -> None:
+        answer = self._asked.get(str(data.get("id")))
+        if answer is not None and not answer.done():
+            answer.set_result(data)
+
+    def _asked_by_standby(self, data: dict[str, Any]) -> None:
+        if not self.owner or data.get("node") == self.services.node_id:
+            return
+        task = asyncio.get_running_loop().create_task(self._do_asked(data))
+        self._forwarded_tasks.add(task)
+        task.add_done_callback(self._forwarded_tasks.discard)
+
+    async def _do_asked(self, data: dict[str, Any]) -> None:
+        method, kwargs = str(data["method"]), dict(data.get("kwargs") or {})
+        reply: dict[str, Any] = {"id": data["id"]}
+        try:
+            if method == "place":
+                await super().place(AttemptOrder(**kwargs["order"]))
+                reply["result"] = None
+            elif method in ("hold", "hangup", "transfer", "originate", "spy", "force_end"):
+                reply["result"] = await getattr(super(), method)(**kwargs)
+            else:
+                raise ChannelNotReady(f"unknown call action {method!r}")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not isinstance(exc, domain_errors.DomainError | ChannelNotReady | ChannelAuthFailed):
+                log.exception("voice: %s asked by node %s failed", method, data.get("node"))
+            reply["error"] = _described(exc)
+        self.services.bus.publish(ANSWER_TOPIC, reply)
+
     # --- AMI events -----------------------------------------------------------------------
 
     def _on_ami(self, message: Mapping[str, Any]) -> None:
@@ -260,3 +384,31 @@ class VoiceChannel(VoiceCallControl, VoiceCampaign):
     async def drain(self) -> None:
         """Wait until every received event has been applied (tests, benchmarks)."""
         await self._events.join()
+
+
+def _described(exc: Exception) -> dict[str, Any]:
+    """An exception as JSON, for the node that asked (``_rebuilt``)."""
+    if isinstance(exc, domain_errors.DomainError):
+        params = {
+            k: v if isinstance(v, int | float | bool) or v is None else str(v) for k, v in exc.params.items()
+        }
+        return {
+            "kind": type(exc).__name__,
+            "template": str(exc.template),
+            "params": params,
+            "field": exc.field,
+        }
+    kind = type(exc).__name__ if isinstance(exc, ChannelNotReady | ChannelAuthFailed) else "ChannelNotReady"
+    return {"kind": kind, "message": str(exc) or type(exc).__name__}
+
+
+def _rebuilt(error: dict[str, Any]) -> Exception:
+    """The holder's refusal, raised again on the node that asked: same class, same template
+    (so it is translated for the operator as if it happened here)."""
+    kind = str(error.get("kind"))
+    if kind == "ChannelAuthFailed":
+        return ChannelAuthFailed(str(error.get("message")))
+    cls = getattr(domain_errors, kind, None)
+    if isinstance(cls, type) and issubclass(cls, domain_errors.DomainError):
+        return cls(str(error.get("template")), field=error.get("field"), **dict(error.get("params") or {}))
+    return ChannelNotReady(str(error.get("message") or "the node running the AMI link failed"))
