@@ -49,6 +49,9 @@ CHECK_SECONDS = 1.0
 """Default period of the holder's proof and of a standby's attempts (``OMNI_LEASE_CHECK_SECONDS``)."""
 
 CONNECT_TIMEOUT_SECONDS = 5.0
+STATEMENT_TIMEOUT_SECONDS = 5.0
+"""Least time a check's statement may take before the connection counts as lost: a busy server
+answering late must not make the holder give its leases up (a broken connection fails at once)."""
 
 
 def lease_key(name: str) -> int:
@@ -202,6 +205,10 @@ class Leases:
             except Exception:
                 log.exception("lease check failed")
 
+    @property
+    def _statement_timeout(self) -> float:
+        return max(STATEMENT_TIMEOUT_SECONDS, self.check_seconds * 5)
+
     async def _check(self) -> None:
         """One round: prove the connection, try what is wanted and free. Lock held."""
         if not self._leases:
@@ -220,11 +227,11 @@ class Leases:
                 rows = await self._conn.fetch(
                     "SELECT k, pg_try_advisory_lock(k) AS got FROM unnest($1::bigint[]) AS k",
                     [lease.key for lease in wanted],
-                    timeout=self.check_seconds * 5,
+                    timeout=self._statement_timeout,
                 )
                 got = {int(row["k"]) for row in rows if row["got"]}
             else:
-                await self._conn.fetchval("SELECT 1", timeout=self.check_seconds * 5)
+                await self._conn.fetchval("SELECT 1", timeout=self._statement_timeout)
                 got = set()
         except (asyncio.CancelledError, KeyboardInterrupt):
             raise
