@@ -198,6 +198,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         route_handlers=[
             health.healthz,
             health.readyz,
+            health.leases,
             health.metrics,
             core.AuthController,
             core.MeController,

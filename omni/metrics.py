@@ -22,3 +22,9 @@ OPERATORS = Gauge("omni_operators", "Operators by current activity", ["activity"
 WEBHOOKS_PENDING = Gauge(
     "omni_webhook_deliveries_pending", "Webhook deliveries not yet done", registry=REGISTRY
 )
+LEASES_HELD = Gauge(
+    "omni_lease_held",
+    "1 while this node holds the lease (omni.lease: voice:ami, telegram:poll:<bot id>), 0 on standby",
+    ["lease"],
+    registry=REGISTRY,
+)

@@ -20,6 +20,7 @@ from omni.db import Database
 from omni.db.unit_of_work import UnitOfWork
 from omni.domain.engine import RoutingEngine
 from omni.domain.events import OutboxRelay
+from omni.lease import Leases
 from omni.ratelimit import Limits, LoginGuard
 from omni.settings import Settings
 
@@ -41,10 +42,15 @@ class Services:
     """Failed-login throttle shared by the login form and ``POST /api/v1/auth/login``."""
     limits: Limits = field(default_factory=Limits)
     """Where cluster-wide rate limits count (Redis when configured)."""
+    leases: Leases | None = None
+    """This node's leases (``omni.lease``): what exactly one node of several may run (the AMI
+    link, each polling bot). Built by ``build_services``; ``None`` only for hand-built services."""
     started: bool = field(default=False, init=False)
 
     async def start(self) -> None:
         await self.bus.start()
+        if self.leases is not None:
+            await self.leases.start()
         await self.adapters.start()
         if self.run_background:
             await self.relay.start()
@@ -55,6 +61,8 @@ class Services:
         await self.engine.stop()
         await self.relay.stop()
         await self.adapters.stop()
+        if self.leases is not None:
+            await self.leases.stop()  # after the adapters let go: the locks free at once
         await self.bus.stop()
         await self.limits.close()
         await self.db.dispose()
@@ -103,6 +111,9 @@ def build_services(settings: Settings, *, run_background: bool = True) -> Servic
         run_background=run_background,
         logins=LoginGuard(limits),
         limits=limits,
+        leases=Leases(
+            settings.effective_database_url, node=node_id, check_seconds=settings.lease_check_seconds
+        ),
     )
 
 

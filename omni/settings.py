@@ -349,6 +349,10 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     speech: SpeechSettings = Field(default_factory=SpeechSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    lease_check_seconds: float = 1.0
+    """How often a node proves it still holds its leases (the AMI link, each polling bot:
+    ``omni.lease``) and a standby tries to take a free one: a dead holder's lease moves within
+    about this long."""
     db_pool_size: int = 20
     """PostgreSQL connections per process (and as many again in overflow)."""
     socketio_max_message_bytes: int = 256 * 1024

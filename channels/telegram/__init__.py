@@ -63,6 +63,7 @@ from omni.domain.errors import DomainError, InvalidInput
 from omni.domain.events import DomainEvent
 from omni.domain.outbound import broadcast
 from omni.domain.routing import line_wait_infos, wait_info
+from omni.lease import Lease
 from omni.services import Services
 
 __all__ = ["KIND", "TelegramChannel", "setup", "webhook_secret"]
@@ -114,6 +115,8 @@ class BotRuntime:
     poll_errors: int = 0
     failing_update: tuple[int, int] = (0, 0)
     """(update_id, failures) of an update that could not be stored, to skip a poison one."""
+    lease: Lease | None = None
+    """Polling: ``telegram:poll:<bot id>``; only its holder (one node of several) polls."""
 
 
 class TelegramChannel:
@@ -196,7 +199,7 @@ class TelegramChannel:
             sender.start()
             self.bots[inbox.id] = runtime
             if mode == "polling":
-                runtime.poller = asyncio.create_task(self._poll(runtime), name=f"telegram-poll-{inbox.id}")
+                await self._start_polling(runtime, (inbox.config or {}).get("bot_id") or f"inbox-{inbox.id}")
             else:
                 try:
                     await self.register_webhook(runtime)
@@ -205,14 +208,48 @@ class TelegramChannel:
                     log.warning("telegram: setWebhook for inbox %s failed: %s", inbox.id, exc)
             return runtime
 
+    async def _start_polling(self, runtime: BotRuntime, bot_id: object) -> None:
+        """Telegram serves one ``getUpdates`` per bot (a second gets 409): the node holding the
+        bot's lease polls, the others stand by and take over within seconds when it dies. The
+        new poller starts from Telegram's own cursor (no ``offset``: the updates not yet
+        confirmed); those the old holder stored but had not confirmed are ingested again and
+        dropped as duplicates (the message's ``external_id``), so none is lost or doubled."""
+        leases = self.services.leases
+        if leases is None:
+            self._start_poller(runtime)
+            return
+
+        async def acquired() -> None:
+            self._start_poller(runtime)
+
+        async def lost() -> None:
+            await self._stop_poller(runtime)
+
+        runtime.lease = leases.lease(f"telegram:poll:{bot_id}", on_acquired=acquired, on_lost=lost)
+        await runtime.lease.start()
+
+    def _start_poller(self, runtime: BotRuntime) -> None:
+        if runtime.poller is None or runtime.poller.done():
+            runtime.poller = asyncio.create_task(
+                self._poll(runtime), name=f"telegram-poll-{runtime.inbox_id}"
+            )
+
+    @staticmethod
+    async def _stop_poller(runtime: BotRuntime) -> None:
+        poller, runtime.poller = runtime.poller, None
+        if poller is not None:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+
     async def _drop(self, inbox_id: int) -> None:
         runtime = self.bots.pop(inbox_id, None)
         if runtime is None:
             return
-        if runtime.poller is not None:
-            runtime.poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runtime.poller
+        if runtime.lease is not None:
+            await runtime.lease.stop()  # stops the poller (``lost``), then frees the lease
+            runtime.lease = None
+        await self._stop_poller(runtime)
         await runtime.sender.stop()
         await runtime.bot.session.close()
 

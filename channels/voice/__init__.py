@@ -28,8 +28,9 @@ __all__ = ["KIND", "OFFER_ENDED", "WAITING", "VoiceChannel", "setup"]
 
 def setup(services: Services, sio: object = None) -> ChannelSetup | None:
     """Voice's entry point (``omni.channels.SetupChannel``); ``None`` unless
-    ``OMNI_VOICE_ENABLED`` is on. The FastAGI server (the IVR) runs beside the AMI link,
-    started and stopped with the adapter, and bot prompts on a call go to its sessions."""
+    ``OMNI_VOICE_ENABLED`` is on (on every node: the ``voice:ami`` lease picks the one that
+    runs the AMI link). The FastAGI server (the IVR) runs on every node, started and stopped
+    with the adapter, and bot prompts on a call go to its sessions."""
     from channels.voice.agi import AgiServer  # the IVR pulls in the bot runner: only when voice is on
 
     if not services.settings.voice.enabled:
@@ -38,4 +39,4 @@ def setup(services: Services, sio: object = None) -> ChannelSetup | None:
     agi = AgiServer.from_settings(services, tts_app=services.settings.voice.tts_app)
     channel.prompt_sink = agi.prompt_sink
     channel.agi = agi
-    return ChannelSetup(adapter=channel, post_commit_sinks=[channel.on_events])
+    return ChannelSetup(adapter=channel, post_commit_sinks=[channel.relay_sink])

@@ -13,7 +13,8 @@ from sqlalchemy import func, select, text
 
 from omni.api.deps import services_of
 from omni.db import models as m
-from omni.metrics import CONVERSATIONS, OPERATORS, REGISTRY, WEBHOOKS_PENDING
+from omni.lease import holders
+from omni.metrics import CONVERSATIONS, LEASES_HELD, OPERATORS, REGISTRY, WEBHOOKS_PENDING
 
 
 @runtime_checkable
@@ -69,9 +70,41 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[ReadyOut]:
     for adapter in services.adapters.all():
         if isinstance(adapter, ReportsReadiness):
             checks[adapter.kind] = adapter.readiness()
-    ready = all(v == "ok" or v.startswith("not configured") for v in checks.values())
+    # A standby node (another node runs the AMI link) serves everything else: it is ready.
+    ready = all(v == "ok" or v.startswith(("not configured", "standby")) for v in checks.values())
     return Response(
         ReadyOut(ready=ready, checks=checks), status_code=200 if ready else HTTP_503_SERVICE_UNAVAILABLE
+    )
+
+
+class LeaseOut(msgspec.Struct):
+    held: bool
+    """Whether this node holds it."""
+    holder: str | None
+    """The node that holds it now (``Services.node_id``), whichever it is; ``None``: nobody
+    (its holder died and a standby is about to take it)."""
+
+
+class LeasesOut(msgspec.Struct):
+    node: str
+    leases: dict[str, LeaseOut]
+
+
+@get("/leases", include_in_schema=False)
+async def leases(request: Request[Any, Any, Any]) -> LeasesOut:
+    """What this node wants to own alone (``omni.lease``: ``voice:ami``,
+    ``telegram:poll:<bot id>``), whether it holds each and who does: which node runs the AMI
+    link or polls a bot, asked of any node."""
+    services = services_of(request)
+    wanted = services.leases.held() if services.leases is not None else {}
+    if services.db.is_sqlite:
+        who = {name: services.node_id if held else None for name, held in wanted.items()}
+    else:
+        async with services.db.transaction() as session:
+            who = await holders(session, list(wanted))
+    return LeasesOut(
+        node=services.node_id,
+        leases={name: LeaseOut(held=held, holder=who.get(name)) for name, held in wanted.items()},
     )
 
 
@@ -101,4 +134,7 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
             select(func.count()).select_from(m.WebhookDelivery).where(m.WebhookDelivery.state == "pending")
         )
         WEBHOOKS_PENDING.set(pending or 0)
+    LEASES_HELD.clear()
+    for name, held in (services.leases.held() if services.leases is not None else {}).items():
+        LEASES_HELD.labels(lease=name).set(1 if held else 0)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -236,6 +236,14 @@ class OutboxRelay:
         return len(ready)
 
 
+async def events_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[DomainEvent]:
+    """Committed events by id, in id order (one node handing a batch to another by ids)."""
+    rows = (
+        await session.scalars(select(m.Event).where(m.Event.id.in_(list(ids))).order_by(m.Event.id))
+    ).all()
+    return [DomainEvent.from_row(r) for r in rows]
+
+
 async def events_after(session: AsyncSession, after: int, *, limit: int = 1000) -> list[DomainEvent]:
     """Committed events with ``id > after`` (replay for a reconnecting client)."""
     rows = (

@@ -456,6 +456,7 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("GET", "/healthz"): (PUBLIC, None),
     ("GET", "/readyz"): (PUBLIC, None),
     ("GET", "/metrics"): (PUBLIC, None),
+    ("GET", "/leases"): (PUBLIC, None),
     ("POST", "/api/v1/auth/login"): (PUBLIC, None),
     ("POST", "/api/v1/auth/logout"): (PUBLIC, None),
     ("GET", "/api/v1/me"): (SELF, None),

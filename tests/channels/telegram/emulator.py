@@ -58,6 +58,11 @@ class EmulatedBot:
     updates: list[dict[str, Any]] = field(default_factory=list)
     new_update: asyncio.Event = field(default_factory=asyncio.Event)
     sent_at: deque[float] = field(default_factory=deque)
+    polling: int = 0
+    """``getUpdates`` requests being answered now."""
+    overlapping_polls: int = 0
+    """``getUpdates`` requests that came while another was pending (Telegram answers one of
+    them 409 "terminated by other getUpdates request": two pollers of one bot)."""
 
     def user(self) -> dict[str, Any]:
         return {"id": self.id, "is_bot": True, "first_name": self.first_name, "username": self.username}
@@ -277,11 +282,17 @@ class BotApiEmulator:
         offset = int(params.get("offset") or 0)
         if offset:
             bot.updates = [u for u in bot.updates if u["update_id"] >= offset]
-        timeout = float(params.get("timeout") or 0)
-        if not bot.updates and timeout > 0:
-            bot.new_update.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(bot.new_update.wait(), timeout=timeout)
+        if bot.polling:
+            bot.overlapping_polls += 1
+        bot.polling += 1
+        try:
+            timeout = float(params.get("timeout") or 0)
+            if not bot.updates and timeout > 0:
+                bot.new_update.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(bot.new_update.wait(), timeout=timeout)
+        finally:
+            bot.polling -= 1
         limit = int(params.get("limit") or 100)
         return self._ok(bot.updates[:limit])
 
