@@ -51,6 +51,7 @@ XDIST_GROUPS = {
     "tests/e2e/": "browser",
     "tests/test_race.py": "processes",
     "tests/test_redis_restart.py": "processes",
+    "tests/test_lease_failover.py": "processes",
 }
 
 
