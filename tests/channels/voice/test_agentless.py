@@ -429,3 +429,23 @@ async def test_a_call_whose_ivr_never_ran_is_closed_by_its_guard_and_retried(
         a, t = await _rows(w, order.attempt_id)
         assert a.conversation_id is not None and (await w.conv(a.conversation_id)).status == "closed"
         assert a.outcome == Outcome.DROPPED and t.result["completed"] is False and t.result["node"] == "bye"
+
+
+async def test_a_voice_reply_recorded_where_omni_cannot_read_it_is_an_error_naming_the_path(
+    server: LiveServer, emulator: AmiEmulator, tts: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Asterisk writes ``RECORD FILE`` into the replies directory on its host; when that is not
+    the directory Omni reads (not shared at the same path) the reply is lost: the log says so,
+    naming the path and ``OMNI_VOICE_REPLIES_DIR``, and the scenario goes on as with silence."""
+    async with make_world(server, ["op"]) as w:
+        camp, _ = await _campaign(w)
+        order = await _order(w, camp, ["+79165550501"])
+        leg = await _answered(server, emulator, w, order)
+        agi = _agi(server, order, leg, keys=["1"], replies=[b"\x10\x20" * 8000], replies_elsewhere=True)
+        await agi.run()
+        assert _said(agi)[-1] == "Thank you, goodbye."
+        _, t = await _rows(w, order.attempt_id)
+        assert t.result["confirmed"] is True and t.result["recording_file_id"] is None
+    record = next(c for c in agi.commands if c[:2] == ["RECORD", "FILE"])
+    assert f"voice reply file {record[2]}.* is missing on this node" in caplog.text
+    assert "(OMNI_VOICE_REPLIES_DIR) must be the same path on the Asterisk host" in caplog.text
