@@ -495,7 +495,9 @@ async def test_first_espeak_render_happens_while_ringing_not_as_the_customer_lis
 
             def redirected() -> bool:
                 leg = emulator.campaign_leg(phone)
-                return leg is not None and any(r["Channel"] == leg.name for r in actions(emulator, "Redirect"))
+                return leg is not None and any(
+                    r["Channel"] == leg.name for r in actions(emulator, "Redirect")
+                )
 
             await until(redirected, what="the answered call redirected")
             leg = f"omni-a{order.attempt_id}"
