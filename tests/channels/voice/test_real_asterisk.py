@@ -576,7 +576,7 @@ async def _agentless_order(server: LiveServer, campaign_id: int, phone: str) -> 
 
 
 async def test_agentless_notification_confirm_repeat_and_voice_reply_through_a_real_asterisk(
-    server: LiveServer,
+    server: LiveServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Two agentless campaign calls through the sample ``omni-agentless`` context and the real
     FastAGI ``outbound`` route: the personal message (espeak-ng, the cache directory Asterisk
@@ -629,6 +629,8 @@ async def test_agentless_notification_confirm_repeat_and_voice_reply_through_a_r
         with wave.open(str(path)) as wav:
             assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
             assert wav.getnframes() >= 8000 // 2, "at least half a second of the reply"
+        # Every prompt and rendered text was found and played (no refusal, nothing missing).
+        assert "could not be played" not in caplog.text and "on this node" not in caplog.text
         # Asterisk plays it back (the file is whole, in a format it reads).
         assert await _play(server, events, str(path.with_suffix(""))) == "SUCCESS"
         await until(lambda: _gone(server, {f"omni-a{repeat.attempt_id}"}), timeout=30)
