@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import anyio
 import pytest
 
 from bots import runner, service
@@ -141,7 +142,7 @@ async def test_a_prompt_file_missing_on_the_shared_directory_is_an_error_naming_
         row = await service.create(s, admin, "prompted", "Prompted", _doc(sales.id, menu.id, bye.id))
         await service.publish(s, admin, row.id)
         token, menu_sound, bye_sound = ib.public_token, menu.sound, bye.sound
-    Path(menu_sound + ".wav").unlink()
+    await anyio.Path(menu_sound + ".wav").unlink()
     agi = AgiServer(services, "127.0.0.1", 0, prompts_dir="/var/lib/omni/prompts")
     await agi.start()
     try:
