@@ -99,7 +99,7 @@ class _Run:
         def sub(match: re.Match[str]) -> str:
             value = self.value_of(match.group(1))
             if match.group(2):
-                return format_value(value, match.group(2), self.facts.lang)
+                return format_value(value, match.group(2), self.facts.lang, match.group(3) or "")
             return "" if value is None else str(value)
 
         return TEMPLATE_REF.sub(sub, template or "")

@@ -30,9 +30,12 @@ from omni.i18n import gettext, render
 SCHEMA_VERSION = 2
 NODE_ID = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 VAR_NAME = r"^[a-z][a-z0-9_]{0,63}$"
-TEMPLATE_REF = re.compile(r"\{\{\s*([a-z][a-z0-9_.]*)\s*(?::\s*([a-z]+)\s*)?\}\}")
-"""``{{name}}`` or ``{{name:kind}}``: group 1 the variable, group 2 how to write it
-(``omni.domain.speech.FORMATS``: ``money``, ``date``, ... — read right by text to speech)."""
+TEMPLATE_REF = re.compile(
+    r"\{\{\s*([a-z][a-z0-9_.]*)\s*(?::\s*([a-z]+)\s*(?:\(\s*([^(){}]*?)\s*\)\s*)?)?\}\}"
+)
+"""``{{name}}``, ``{{name:kind}}`` or ``{{name:kind(argument)}}``: group 1 the variable, group 2
+how to write it (``omni.domain.speech.FORMATS``: ``money``, ``date``, ... — read right by text
+to speech), group 3 its argument (``{{n:count(минута)}}``: the noun counted)."""
 BUILTINS = frozenset(
     {
         "contact.name",

@@ -184,8 +184,9 @@ class VoiceSettings(BaseSettings):
     amd_after_greeting_silence: int = 800
     """ms of silence after the greeting that make the callee a HUMAN."""
     amd_total_analysis_time: int = 5000
-    """ms AMD may listen before it gives up with NOTSURE (treated as a human). Keep it well
-    under ``dialing.ANSWER_MARGIN_SECONDS``: the ring deadline is the safety net meanwhile."""
+    """ms AMD may listen before it gives up with NOTSURE (treated as a human). Must be under
+    ``dialing.ANSWER_MARGIN_SECONDS`` (15 s; checked at start): the ring deadline is the safety
+    net meanwhile."""
     amd_min_word_length: int = 100
     """ms of voice that count as a word."""
     amd_between_words_silence: int = 50
@@ -200,6 +201,22 @@ class VoiceSettings(BaseSettings):
     """The machine message starts after this much silence (the beep over), waited for at most
     ``machine_silence_wait_seconds`` (``WaitForSilence``)."""
     machine_silence_wait_seconds: int = 20
+
+    @model_validator(mode="after")
+    def _amd_within_the_ring_deadline(self) -> VoiceSettings:
+        """While AMD listens the attempt has no ``answered_at``: only the ring deadline (ring
+        time + ``dialing.ANSWER_MARGIN_SECONDS``) ends a call whose verdict never comes, so a
+        longer analysis would have a still-listening call ended as "no answer reported"."""
+        # Imported here: the domain imports this module.
+        from omni.domain.outbound.dialing import ANSWER_MARGIN_SECONDS
+
+        if not 0 < self.amd_total_analysis_time < ANSWER_MARGIN_SECONDS * 1000:
+            raise ValueError(
+                f"OMNI_VOICE_AMD_TOTAL_ANALYSIS_TIME ({self.amd_total_analysis_time} ms) must stay under the"
+                f" ring deadline's margin (ANSWER_MARGIN_SECONDS = {ANSWER_MARGIN_SECONDS} s ="
+                f" {ANSWER_MARGIN_SECONDS * 1000} ms)"
+            )
+        return self
 
 
 class SpeechSettings(BaseSettings):

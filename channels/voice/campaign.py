@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from channels.voice import control, outcomes
+from channels.voice import control, outcomes, prerender
 from channels.voice.effects import KIND, VoiceEffects
 from channels.voice.events import CallEvent, Kind
 from channels.voice.state import Call
@@ -189,6 +189,7 @@ class VoiceCampaign(VoiceEffects):
             drop_seconds=drop_seconds,
         )
         self._dials[order.attempt_id] = dial
+        self._start_prerender(order)
         action = control.campaign_call(
             self.settings,
             number=order.phone,
@@ -429,6 +430,26 @@ class VoiceCampaign(VoiceEffects):
             await self._quietly(control.hangup(dial.channel or dial.leg))
 
     # --- messages ----------------------------------------------------------------------------
+
+    def _start_prerender(self, order: AttemptOrder) -> None:
+        """Render this call's texts while it rings (``channels.voice.prerender``), so the
+        answered call plays them from the cache instead of a second of silence."""
+        if self.services.settings.speech.engine != "espeak":
+            return
+        state: dict[str, Any] = self.__dict__.setdefault("_prerender_state", {})
+        seen = state.setdefault("seen", prerender.Rendered())
+        tasks: set[asyncio.Task[int]] = state.setdefault("tasks", set())
+
+        async def run() -> int:
+            try:
+                return await prerender.prerender(self.services, order.campaign_id, order.target_id, seen)
+            except Exception:  # the call renders on demand: never let this task's error surface
+                log.exception("voice: pre-rendering the texts of attempt %s failed", order.attempt_id)
+                return 0
+
+        task = asyncio.create_task(run(), name=f"voice-prerender-{order.attempt_id}")
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     async def _message(self, session: Any, prompt_id: int | None, text: str) -> tuple[str, str]:
         """What a drop or machine message plays: ``(sound, speak)`` — the prompt's ``sound``,

@@ -260,3 +260,17 @@ def test_unknown_template_format_is_a_publish_problem() -> None:
     problems = [(p.code, p.message) for p in check(s)]
     assert problems and problems[0][0] == "template_format"
     assert "unknown format 'moneys'" in problems[0][1] and "money" in problems[0][1]
+
+
+def test_template_count_format_agrees_the_noun_with_the_number() -> None:
+    from bots.checks import check
+
+    variables = [{"name": "n"}]
+    s = scenario({"id": "hi", "type": "message",
+                  "content": {"text": "Wait {{n:count(minute)}}", "text_ru": "Ждите {{ n : count( минута ) }}"},
+                  "ports": {"next": "bye"}}, {**BYE, "message": {"text": "Bye"}}, variables=variables)  # fmt: skip
+    assert not check(s)
+    for n, en, ru in ((1, "Wait 1 minute", "Ждите 1 минута"), (21, "Wait 21 minutes", "Ждите 21 минута"),
+                      (5, "Wait 5 minutes", "Ждите 5 минут")):  # fmt: skip
+        assert says(advance(s, State(variables={"n": n}), Start(), Facts(lang="en")).actions)[0] == en
+        assert says(advance(s, State(variables={"n": n}), Start(), Facts(lang="ru")).actions)[0] == ru

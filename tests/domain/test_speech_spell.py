@@ -188,3 +188,59 @@ def test_template_formats_read_well_on_screen_and_are_spelled_on_a_call(
 ) -> None:
     assert format_value(value, kind, lang) == shown
     assert spell(shown, lang) == said
+
+
+# A bare number used to be read "один минута" (masculine, the noun as written): Russian needs
+# the number to agree with the noun's gender and the noun to take the number's form.
+COUNTED_RU = [
+    ("1 минута", "одна минута"),
+    ("2 минуты", "две минуты"),
+    ("5 минут", "пять минут"),
+    ("11 минут", "одиннадцать минут"),
+    ("21 минута", "двадцать одна минута"),
+    ("21 день", "двадцать один день"),
+    ("22 дня", "двадцать два дня"),
+    ("1 неделя", "одна неделя"),
+    ("Осталось 1 сообщение", "Осталось одно сообщение"),
+    ("через 1 минуту", "через одну минуту"),
+    ("через 2 минуты", "через две минуты"),
+    ("1 500 минут", "одна тысяча пятьсот минут"),
+    ("101 год", "сто один год"),
+    ("5 комнаты", "пять комнаты"),  # a noun the table does not know: the number as before
+    ("1,5 минуты", "одна целая пять десятых минуты"),
+    ("5% скидки", "пять процентов скидки"),
+    ("в 2026 году", "в две тысячи двадцать шестом году"),
+]
+
+
+@pytest.mark.parametrize(("written", "said"), COUNTED_RU)
+def test_bare_number_agrees_with_the_noun_after_it_in_russian(written: str, said: str) -> None:
+    assert spell(written, "ru") == said
+
+
+def test_bare_number_before_a_word_in_english_is_unchanged() -> None:
+    assert spell("1 minute, 5 minutes, 21 days", "en") == "one minute, five minutes, twenty-one days"
+
+
+COUNT_FORMAT = [
+    (1, "ru", "минута", "1 минута", "одна минута"),
+    (2, "ru", "минута", "2 минуты", "две минуты"),
+    (5, "ru", "минуты", "5 минут", "пять минут"),
+    (21, "ru", "день", "21 день", "двадцать один день"),
+    ("14", "ru", "день", "14 дней", "четырнадцать дней"),
+    (1000, "ru", "минута", "1\u00a0000 минут", "одна тысяча минут"),
+    (3, "ru", "отчёт|отчёта|отчётов", "3 отчёта", "три отчёта"),
+    (1, "en", "minute", "1 minute", "one minute"),
+    (5, "en", "minute", "5 minutes", "five minutes"),
+    (2, "en", "person|people", "2 people", "two people"),
+    (3, "en", "day", "3 days", "three days"),
+    (1, "ru", "", "1", "один"),
+]
+
+
+@pytest.mark.parametrize(("value", "lang", "noun", "shown", "said"), COUNT_FORMAT)
+def test_count_template_format_agrees_on_screen_and_on_a_call(
+    value: object, lang: str, noun: str, shown: str, said: str
+) -> None:
+    assert format_value(value, "count", lang, noun) == shown
+    assert spell(shown, lang) == said

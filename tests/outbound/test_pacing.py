@@ -454,3 +454,49 @@ async def test_the_scheduler_opens_predictive_attempts_with_no_operator_per_the_
     async with w.db.transaction() as s:
         campaign = await s.get_one(m.Campaign, w.campaign_id)
         assert len(await free_for_outbound(s, campaign)) == 10
+
+
+async def _callback_for(w: World, target_id: int, operator_id: int) -> None:
+    async with w.db.transaction() as s:
+        (await s.get_one(m.CampaignTarget, target_id)).callback_user_id = operator_id
+
+
+async def _pause(w: World, operator_id: int, status: str = "pause") -> None:
+    from tests import factories as f
+
+    async with w.db.transaction() as s:
+        await f.set_status(s, await s.get_one(m.User, operator_id), status)
+
+
+async def test_predictive_callback_for_an_operator_is_placed_only_for_that_operator_and_reserves_them(
+    services: Services,
+) -> None:
+    """A predictive campaign dialled a callback promised by one operator with nobody reserved:
+    whoever was free took it (or it was dropped). Now it waits for that operator, as in
+    progressive, and the attempt holds them."""
+    w = await _world(services, operators=2, dial_mode="predictive", max_concurrency=10)
+    mine, *others = await w.targets("+7 495 300-00-01", "+7 495 300-00-02", "+7 495 300-00-03")
+    promised = w.operators[1]
+    await _callback_for(w, mine, promised)
+    await _pause(w, promised)
+    # The operator is away: the callback waits; the others are dialled with nobody reserved.
+    assert await tick(services, NOON_MSK) == 1  # no history: progressive pacing, 1 free operator
+    assert [(o.target_id, o.operator_id) for o in w.adapter.orders] == [(others[0], None)]
+    await _pause(w, promised, "available")
+    assert await tick(services, NOON_MSK) >= 1
+    placed = [o for o in w.adapter.orders if o.target_id == mine]
+    assert len(placed) == 1 and placed[0].operator_id == promised and placed[0].dial_mode == "predictive"
+    (attempt,) = [a for a in await w.attempts() if a.target_id == mine]
+    assert attempt.operator_id == promised and attempt.ended_at is None
+    # The operator is held by the callback: not free for the predictive claim meanwhile.
+    async with w.db.transaction() as s:
+        campaign = await s.get_one(m.Campaign, w.campaign_id)
+        assert promised not in await free_for_outbound(s, campaign)
+
+
+async def test_predictive_callback_for_an_operator_on_sqlite(sqlite_services: Services) -> None:
+    w = await _world(sqlite_services, operators=2, dial_mode="predictive", max_concurrency=10)
+    (mine,) = await w.targets("+7 495 300-00-11")
+    await _callback_for(w, mine, w.operators[0])
+    assert await tick(sqlite_services, NOON_MSK) == 1
+    assert [(o.target_id, o.operator_id) for o in w.adapter.orders] == [(mine, w.operators[0])]

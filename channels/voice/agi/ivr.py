@@ -49,9 +49,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+import anyio
 
 from bots.runner import BotRunner, Waiting
 from bots.scenario import MenuNode, RecordNode, SurveyNode
@@ -124,6 +127,32 @@ class AnnounceSounds:
     """"The estimated hold time is currently"; then the minutes."""
     minutes: str = "queue-minutes"
     thanks: str = "queue-thankyou"
+
+
+async def _check_shared(sound: str, what: str, *, setting: str = "") -> None:
+    """A file Asterisk plays or writes by an absolute path is in a directory both hosts see at
+    that path (docs/voice.md, shared directories): one missing or unreadable here means the
+    directory is not shared (or the file was removed), and the caller hears nothing — say so,
+    naming the path, rather than leave a silent call to puzzle over."""
+    path = PurePosixPath(sound)
+    if not path.is_absolute():
+        return  # a name in Asterisk's own sounds directory: only Asterisk can tell
+    folder = anyio.Path(str(path.parent))
+    try:
+        found = [p async for p in folder.glob(f"{path.name}.*")]
+        readable = bool(found) and os.access(found[0], os.R_OK)
+    except OSError:
+        found, readable = [], False
+    if not readable:
+        where = f" ({setting})" if setting else ""
+        log.error(
+            "%s file %s.* is %s on this node: its directory%s must be the same path on the Asterisk"
+            " host and on every Omni node (a shared volume)",
+            what,
+            sound,
+            "unreadable" if found else "missing",
+            where,
+        )
 
 
 # --- the server --------------------------------------------------------------------------
@@ -384,12 +413,17 @@ class AgiServer(FastAgiServer):
         escape = ANY_KEY if barge_in else ""
         for item in said:
             if item.prompt:
-                key = await call.stream_file(prompt_path(self.prompts_dir, item.prompt), escape)
+                path = prompt_path(self.prompts_dir, item.prompt)
+                if self._omni_wrote(path):
+                    await _check_shared(path, "prompt")
+                key = await call.stream_file(path, escape)
                 if key:
                     return key
                 continue
             speech = await self._speech(item, lang) if item.body.strip() and item.body != "…" else None
             if speech is not None and speech.sound:
+                if self._omni_wrote(speech.sound):
+                    await _check_shared(speech.sound, "rendered speech")
                 key = await call.stream_file(speech.sound, escape)
                 if key:
                     return key
@@ -399,6 +433,15 @@ class AgiServer(FastAgiServer):
                 log.warning("message %s has no prompt file and no TTS is configured; not played: %r",
                             item.id, item.body[:80])  # fmt: skip
         return ""
+
+    def _omni_wrote(self, sound: str) -> bool:
+        """Is ``sound`` in a directory Omni writes for Asterisk (uploaded prompts, the TTS
+        cache)? Those files must be here too; sounds an administrator put on the Asterisk host
+        (``OMNI_VOICE_PROMPTS_DIR``, Asterisk's own) can only be checked by Asterisk."""
+        if self.settings is None:
+            return False
+        roots = (self.settings.prompts_dir, self.settings.tts_cache_dir)
+        return any(PurePosixPath(sound).is_relative_to(str(root)) for root in roots)
 
     async def _speech(self, item: _Said, lang: str) -> Utterance | None:
         """How to say a text message: the configured engine (``settings.speech``), else
@@ -539,6 +582,8 @@ class AgiServer(FastAgiServer):
             )
         except AgiHangup as exc:
             gone = exc
+        if gone is None:
+            await _check_shared(str(base), "voice reply", setting="OMNI_VOICE_REPLIES_DIR")
         async with self.db.transaction() as session:
             stored = await files.do_attach_recording(
                 session,

@@ -151,7 +151,14 @@ class AgiChannel:
                 log.debug("sound file %r interrupted on %s: the channel left the dialplan",
                           name, self.env.get("agi_channel"))  # fmt: skip
                 raise AgiHangup(f"{name} interrupted: the channel left the dialplan")
-            log.warning("sound file %r could not be played on %s", name, self.env.get("agi_channel"))
+            log.warning(
+                "sound file %r could not be played on %s: Asterisk found no file by that name in a"
+                " format it reads, or could not read it (a relative name is looked up in its sounds"
+                " directory; prompts, rendered speech and replies must be at the same path on the"
+                " Asterisk host: a shared volume)",
+                name,
+                self.env.get("agi_channel"),
+            )
             return ""
         return chr(int(code)) if code.isdigit() and int(code) > 0 else ""
 

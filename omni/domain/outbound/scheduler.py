@@ -699,7 +699,12 @@ async def _campaign_pass(
         # (predictive) or runs the campaign's voice scenario (agentless).
         free_now = 0
         if campaign.dial_mode != DialMode.AGENTLESS:
-            free_now = len([uid for uid in await free_for_outbound(session, campaign) if uid not in st.taken])
+            free = [uid for uid in await free_for_outbound(session, campaign) if uid not in st.taken]
+            if campaign.dial_mode == DialMode.PREDICTIVE and free:
+                open_attempts += await _predictive_callbacks(session, campaign, st, days, pending_zones, free,
+                                                             open_attempts)  # fmt: skip
+                free = [uid for uid in free if uid not in st.taken]
+            free_now = len(free)
         load = await pacing.measured_load(
             session, campaign, free_operators=free_now, open_attempts=open_attempts, now=now
         )
@@ -724,7 +729,12 @@ async def _campaign_pass(
     for _round in range(CLAIM_ROUNDS):
         if wanted <= 0 or (operators is not None and not operators):
             return
-        claimed, busy = await _claim(session, campaign, zones, now, wanted, operators, st.dialect)
+        # Predictive: a callback for one operator is never dialled with nobody reserved
+        # (``_predictive_callbacks`` places it for that operator): ``[]`` leaves them out.
+        eligible = (
+            operators if operators is not None else [] if campaign.dial_mode == DialMode.PREDICTIVE else None
+        )
+        claimed, busy = await _claim(session, campaign, zones, now, wanted, eligible, st.dialect)
         if not claimed:
             return
         if busy and operators is not None:
@@ -774,6 +784,88 @@ async def _campaign_pass(
                     place=campaign.dial_mode != DialMode.PREVIEW,
                 )
             )
+
+
+async def _predictive_callbacks(
+    session: AsyncSession,
+    campaign: m.Campaign,
+    st: _Tick,
+    days: dict[int, list[Window]],
+    pending_zones: list[str],
+    free: list[int],
+    open_attempts: int,
+) -> int:
+    """A predictive campaign's due callbacks for one operator (``callback_user_id``), placed
+    as progressive places them: only while that operator is free, with the operator reserved
+    on the attempt (the voice adapter then rings them when the customer answers, no claim, no
+    drop). The predictive claim leaves these targets out, so such a callback was never dialled
+    with nobody reserved and handed to whoever was free. Returns the attempts opened."""
+    room = max(0, campaign.max_concurrency - open_attempts)
+    if not room:
+        return 0
+    T = m.CampaignTarget
+    now = st.now
+    due = (
+        T.campaign_id == campaign.id,
+        T.state == TargetState.PENDING,
+        T.next_due_at <= now,
+        T.callback_user_id.in_(free),
+    )
+    wanting = set((await session.scalars(select(T.callback_user_id).where(*due).distinct())).all())
+    if not wanting:
+        return 0
+    zones = _open_zones(campaign, days, pending_zones, now)
+    operators = await lock_operators(session, [uid for uid in free if uid in wanting])
+    if not zones or not operators:
+        return 0
+    picked = (
+        select(T)
+        .where(*due[:3], T.callback_user_id.in_(operators), T.timezone.in_(zones))
+        .order_by(T.next_due_at, T.id)
+        .limit(len(operators) * 4)
+        .with_for_update(skip_locked=True, of=T)
+        .subquery("callbacks")
+    )
+    claimed = aliased(T, picked)
+    entry = aliased(m.DncEntry)
+    listed = select(entry.id).where(covers(entry, _dialed(claimed, st.dialect), claimed.campaign_id)).exists()
+    rows = (
+        await session.execute(
+            select(claimed, listed)
+            .order_by(claimed.next_due_at, claimed.id)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    batch: list[Opening] = []
+    pool: list[m.CampaignCallerId] | None = None
+    for target, forbidden in rows:
+        operator_id = target.callback_user_id
+        if operator_id is None or operator_id in st.taken or len(batch) >= room:
+            continue
+        if forbidden:
+            attempt = await do_open_attempt(session, target, now=now)
+            await do_close_attempt(
+                session, attempt, Outcome.REFUSED, cause="dnc", now=now, refused_state=TargetState.DNC
+            )
+            continue
+        if pool is None:
+            pool = await _caller_pool(session, campaign.id)
+        st.taken.add(operator_id)
+        batch.append(Opening(target, _rotate(pool, target.region, st.caller_ids), operator_id))
+    if not batch:
+        return 0
+    dues = [o.target.next_due_at for o in batch]
+    attempts = await do_open_attempts(session, batch, now=now)
+    for opening, attempt, due_at in zip(batch, attempts, dues, strict=True):
+        st.opened.append(
+            _Opened(
+                _order(campaign, opening.target, attempt),
+                due_at,
+                predial=_predial(campaign, opening.target, attempt),
+                place=True,
+            )
+        )
+    return len(batch)
 
 
 # --- after the commit -------------------------------------------------------------------

@@ -13,6 +13,7 @@ composed here because its ``to_currency`` treats integers as cents and says "н�
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -21,8 +22,9 @@ from num2words import num2words
 
 __all__ = ["FORMATS", "format_value", "lang_of", "plural_ru", "spell"]
 
-FORMATS = frozenset({"number", "money", "rub", "usd", "eur", "date", "time", "digits"})
-"""What ``{{variable:kind}}`` in a bot template may name (``docs/bots.md``)."""
+FORMATS = frozenset({"number", "money", "rub", "usd", "eur", "date", "time", "digits", "count"})
+"""What ``{{variable:kind}}`` in a bot template may name (``docs/bots.md``); ``count`` takes
+the noun counted: ``{{n:count(минута)}}``."""
 
 # --- words of the two languages ----------------------------------------------------------
 
@@ -72,6 +74,63 @@ def plural_ru(n: int, forms: tuple[str, str, str]) -> str:
     if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
         return forms[1]
     return forms[2]
+
+
+@dataclass(frozen=True)
+class _Noun:
+    forms: tuple[str, str, str]
+    """After 1, 2–4, 5–20: ``(минута, минуты, минут)``."""
+    gender: str
+    """num2words' ``m``, ``f``, ``n``: the number agrees (``одна минута``, ``две недели``)."""
+    accusative: str = ""
+    """The accusative singular when it differs (``через 1 минуту`` → ``через одну минуту``)."""
+
+
+_NOUNS_RU = (
+    _Noun(("секунда", "секунды", "секунд"), "f", "секунду"),
+    _Noun(("минута", "минуты", "минут"), "f", "минуту"),
+    _Noun(("час", "часа", "часов"), "m"),
+    _Noun(("день", "дня", "дней"), "m"),
+    _Noun(("неделя", "недели", "недель"), "f", "неделю"),
+    _Noun(("месяц", "месяца", "месяцев"), "m"),
+    _Noun(("год", "года", "лет"), "m"),
+    _Noun(("раз", "раза", "раз"), "m"),
+    _Noun(("звонок", "звонка", "звонков"), "m"),
+    _Noun(("платёж", "платежа", "платежей"), "m"),
+    _Noun(("платеж", "платежа", "платежей"), "m"),
+    _Noun(("заказ", "заказа", "заказов"), "m"),
+    _Noun(("штука", "штуки", "штук"), "f", "штуку"),
+    _Noun(("попытка", "попытки", "попыток"), "f", "попытку"),
+    _Noun(("позиция", "позиции", "позиций"), "f", "позицию"),
+    _Noun(("балл", "балла", "баллов"), "m"),
+    _Noun(("сообщение", "сообщения", "сообщений"), "n"),
+    _Noun(("место", "места", "мест"), "n"),
+    _Noun(("человек", "человека", "человек"), "m"),
+)
+_NOUN_FORMS_RU: dict[str, _Noun] = {}
+for _noun in _NOUNS_RU:
+    for _form in (*_noun.forms, _noun.accusative):
+        if _form:
+            _NOUN_FORMS_RU.setdefault(_form, _noun)
+
+
+def _counted_ru(n: int, word: str) -> str | None:
+    """``n`` and the noun after it in agreement (``1 минута`` → ``одна минута``, ``21 день`` →
+    ``двадцать один день``, ``через 1 минуту`` → ``через одну минуту``): the number takes the
+    noun's gender, the noun the form the number asks for. Nominative, or accusative when the
+    noun was written in the accusative singular (inanimate nouns: the other forms are the
+    nominative's); ``None`` for a noun this table does not know."""
+    noun = _NOUN_FORMS_RU.get(word.lower())
+    if noun is None:
+        return None
+    said = _cardinal(n, "ru", noun.gender)
+    form = plural_ru(n, noun.forms)
+    if noun.accusative and word.lower() == noun.accusative and form == noun.forms[0]:
+        form = noun.accusative
+        said = re.sub(r"одна$", "одну", said)
+    if word[:1].isupper():
+        form = form[:1].upper() + form[1:]
+    return f"{said} {form}"
 
 
 def _cardinal(n: int | Decimal, lang: str, gender: str = "m", case: str = "n") -> str:
@@ -192,7 +251,10 @@ def _scanner(lang: str) -> re.Pattern[str]:
         r"|(?P<time>(?<![\w:.])(?P<th>\d{1,2}):(?P<tm>\d{2})(?![\w:]))"
         rf"|(?P<money>(?<![\w.,])(?P<ms>[-\u2212]?)(?:{_CUR_BEFORE}(?P<mb>{num})|(?P<ma>{num}){_CUR_AFTER}))"
         rf"|(?P<num>(?<![\w.,])(?:(?<![\d\-\u2212])[-\u2212](?=\d))?(?:{num})(?![\w]|[.,]\d))"
-        r"(?P<pc>\s?%)?",
+        # Russian: the word after a bare number, for agreement (``_counted_ru``).
+        r"(?:(?P<pc>\s?%)"
+        + (r"|(?P<sp>[ \u00a0]+)(?P<noun>[а-яё]+)(?![\w-])" if lang == "ru" else "")
+        + ")?",
         re.IGNORECASE,
     )
 
@@ -275,6 +337,13 @@ def _replace(match: re.Match[str], lang: str) -> str:
             if g["ms"]:
                 amount = -amount
             return money_words(amount, currency, lang)
+        if g.get("noun"):
+            value = _parse_number(g["num"], lang)
+            fraction = any(c in g["num"] for c in ",.")
+            counted = _counted_ru(int(value), g["noun"]) if value is not None and not fraction else None
+            if counted is not None:
+                return counted
+            return f"{_number(g['num'], lang)}{g['sp']}{g['noun']}"
         said = _number(g["num"], lang)
         if g["pc"]:
             value = _parse_number(g["num"], lang) or Decimal(0)
@@ -342,7 +411,32 @@ def _grouped(amount: Decimal, lang: str, places: int | None) -> str:
     return text
 
 
-def format_value(value: Any, kind: str, lang: str) -> str:
+def _count_en(n: Decimal, noun: str) -> str:
+    one, _, many = noun.partition("|")
+    if n == 1:
+        return one
+    if many:
+        return many
+    if re.search(r"(s|x|z|ch|sh)$", one):
+        return one + "es"
+    if re.search(r"[^aeiou]y$", one):
+        return one[:-1] + "ies"
+    return one + "s"
+
+
+def _count_ru(n: Decimal, noun: str) -> str:
+    forms = tuple(noun.split("|"))
+    if len(forms) != 3:
+        known = _NOUN_FORMS_RU.get(noun.lower())
+        if known is None:
+            return noun
+        forms = known.forms
+    if n != n.to_integral_value():
+        return str(forms[1])  # 1,5 минуты: a fraction takes the genitive singular
+    return plural_ru(int(n), (forms[0], forms[1], forms[2]))
+
+
+def format_value(value: Any, kind: str, lang: str, arg: str = "") -> str:
     """A variable written for ``{{name:kind}}``: on screen as the language writes it
     (``1 500,50 ₽`` / ``$1,500.50``, ``01.12.2026`` / ``2026-12-01``), and so that
     :func:`spell` reads it as what it is on a call. ``money`` is roubles unless the value
@@ -368,6 +462,15 @@ def format_value(value: Any, kind: str, lang: str) -> str:
         return str(value)
     if kind == "number":
         return _grouped(amount, lang, None)
+    if kind == "count":
+        # ``{{n:count(минута)}}``: the number and the noun in the form it asks for ("5 минут",
+        # "21 день"; en "1 minute", "5 minutes"); the noun may list its forms
+        # ("отчёт|отчёта|отчётов", "person|people") when it is not a known one.
+        noun = arg.strip()
+        if not noun:
+            return _grouped(amount, lang, None)
+        form = _count_ru(amount, noun) if lang == "ru" else _count_en(amount, noun)
+        return f"{_grouped(amount, lang, None)} {form}"
     currency = {"rub": "RUB", "usd": "USD", "eur": "EUR"}.get(kind)
     if currency is None:
         named = re.search(r"(?i)[₽$€]|руб|rub|usd|eur|евро", str(value))

@@ -67,6 +67,12 @@ class EmulatedCall:
     variables: dict[str, str] = field(default_factory=dict)
     """Channel variables: preset ones (e.g. ``OMNI_PLAYED``) and what ``SET VARIABLE`` set."""
     missing_files: set[str] = field(default_factory=set)
+    """Sound files Asterisk can't find. Besides these, an absolute name whose directory exists
+    on this host but holds no ``<name>.*`` fails as on Asterisk 22.10 ("File ... does not exist
+    in any format": ``200 result=-1 endpos=0``); the shared directories are this host's."""
+    replies_elsewhere: bool = False
+    """Asterisk runs on another host whose replies directory is not shared with Omni's: the
+    recording is written there, never here."""
     bridged_during: set[str] = field(default_factory=set)
     """Sound files during which an operator answers: AMI ``Bridge`` pulls the channel out of the
     dialplan, the file stops (``result=-1``), then Asterisk sends ``HANGUP`` and answers 511."""
@@ -161,7 +167,8 @@ class EmulatedCall:
             return ["200 result=0"]
         if argv[:1] == ["HANGUP"]:
             self.hung_up = self.agi_hung_up = True
-            return ["200 result=1"]
+            # Asterisk 22.10 answers, then sends its HANGUP notification (twice, seen there).
+            return ["200 result=1", "HANGUP", "HANGUP"]
         if argv[:1] == ["NOOP"]:
             return ["200 result=0"]
         if name == "CHANNEL STATUS":
@@ -180,7 +187,7 @@ class EmulatedCall:
             return ["200 result=0"]
         if name == "STREAM FILE" and len(rest) == 2:
             file, escape = rest
-            if file in self.missing_files:
+            if file in self.missing_files or _absent(file):
                 return ["200 result=-1 endpos=0"]
             if file in self.bridged_during:
                 self.played.append(file)
@@ -199,8 +206,9 @@ class EmulatedCall:
             if not self.replies:
                 return self._caller_hangs_up()
             voice = self.replies.pop(0)
-            Path(f"{file}.{fmt}").parent.mkdir(parents=True, exist_ok=True)
-            Path(f"{file}.{fmt}").write_bytes(_wav(voice or b""))
+            if not self.replies_elsewhere:
+                Path(f"{file}.{fmt}").parent.mkdir(parents=True, exist_ok=True)
+                Path(f"{file}.{fmt}").write_bytes(_wav(voice or b""))
             # Silence ended it (``s=``): "(timeout)", as res_agi reports it.
             return [f"200 result=0 (timeout) endpos={len(voice or b'') // 2}"]
         if name == "SAY NUMBER" and len(rest) >= 1:
@@ -230,6 +238,14 @@ class EmulatedCall:
         return [
             argv[len(words) :] for argv in self.commands if [a.upper() for a in argv[: len(words)]] == words
         ]
+
+
+def _absent(name: str) -> bool:
+    """An absolute sound name in an existing directory of this host with no file of any
+    format: what Asterisk refuses to play (names in directories this host lacks are Asterisk's
+    own, e.g. the tests' ``/var/lib/omni/prompts``, and play)."""
+    path = Path(name)
+    return path.is_absolute() and path.parent.is_dir() and not any(path.parent.glob(f"{path.name}.*"))
 
 
 def _wav(pcm: bytes) -> bytes:

@@ -429,3 +429,83 @@ async def test_a_call_whose_ivr_never_ran_is_closed_by_its_guard_and_retried(
         a, t = await _rows(w, order.attempt_id)
         assert a.conversation_id is not None and (await w.conv(a.conversation_id)).status == "closed"
         assert a.outcome == Outcome.DROPPED and t.result["completed"] is False and t.result["node"] == "bye"
+
+
+async def test_a_voice_reply_recorded_where_omni_cannot_read_it_is_an_error_naming_the_path(
+    server: LiveServer, emulator: AmiEmulator, tts: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Asterisk writes ``RECORD FILE`` into the replies directory on its host; when that is not
+    the directory Omni reads (not shared at the same path) the reply is lost: the log says so,
+    naming the path and ``OMNI_VOICE_REPLIES_DIR``, and the scenario goes on as with silence."""
+    async with make_world(server, ["op"]) as w:
+        camp, _ = await _campaign(w)
+        order = await _order(w, camp, ["+79165550501"])
+        leg = await _answered(server, emulator, w, order)
+        agi = _agi(server, order, leg, keys=["1"], replies=[b"\x10\x20" * 8000], replies_elsewhere=True)
+        await agi.run()
+        assert _said(agi)[-1] == "Thank you, goodbye."
+        _, t = await _rows(w, order.attempt_id)
+        assert t.result["confirmed"] is True and t.result["recording_file_id"] is None
+    record = next(c for c in agi.commands if c[:2] == ["RECORD", "FILE"])
+    assert f"voice reply file {record[2]}.* is missing on this node" in caplog.text
+    assert "(OMNI_VOICE_REPLIES_DIR) must be the same path on the Asterisk host" in caplog.text
+
+
+async def test_first_espeak_render_happens_while_ringing_not_as_the_customer_listens(
+    server: LiveServer, emulator: AmiEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first render of a text (espeak-ng + sox, about a second) ran when the answered call
+    needed it: a second of silence for the customer. Placing the call now renders the
+    campaign's texts — the machine message, the scenario's static texts and this contact's
+    personal message — while it rings; the answered call plays them all from the cache."""
+    import logging
+
+    from omni.domain import speech
+
+    caplog.set_level(logging.INFO, logger="omni.domain.speech")
+    settings = server.services.settings
+    before = (settings.speech.engine, settings.speech.cache_dir)
+    settings.speech.engine, settings.speech.cache_dir = "espeak", tmp_path / "tts"
+    try:
+        async with make_world(server, ["op"]) as w:
+            camp, _ = await _campaign(w)
+            async with server.services.db.transaction() as s:
+                c = await s.get_one(m.Campaign, camp)
+                c.machine_action, c.machine_text = "message", "Sorry we missed you, call 495 123-45-67."
+            phone = "+79165550601"
+            emulator.customers[phone] = "manual"  # rings until answered below
+            order = await _order(w, camp, [phone])
+            await voice_of(server).place(order)
+            lang = settings.default_language
+            wanted = {speech.spell(t, lang) for t in (HELLO, MENU, "Leave a message after the tone.",
+                                                      "Thank you, goodbye.", "Sorry we missed you, call 495 123-45-67.")}  # fmt: skip
+
+            async def cached() -> dict[str, str] | None:
+                async with server.services.db.transaction() as s:
+                    rows = {r.text: r.sound for r in await s.scalars(select(m.TtsCache))}
+                return rows if wanted <= set(rows) else None
+
+            rows = await until(cached, what="the campaign's texts rendered while the call rings")
+            a, _ = await _rows(w, order.attempt_id)
+            assert a.answered_at is None, "all of it before the customer answered"
+            renders = caplog.text.count("rendered ")
+            assert renders == len(wanted)
+
+            emulator.campaign_answers(phone)
+
+            def redirected() -> bool:
+                leg = emulator.campaign_leg(phone)
+                return leg is not None and any(
+                    r["Channel"] == leg.name for r in actions(emulator, "Redirect")
+                )
+
+            await until(redirected, what="the answered call redirected")
+            leg = f"omni-a{order.attempt_id}"
+            agi = _agi(server, order, leg, keys=["1"], replies=[b"\x10\x20" * 8000])
+            await agi.run()
+            heard = [p for p in agi.played if p.startswith(str(tmp_path))]
+            assert heard == [rows[speech.spell(t, lang)] for t in (HELLO, MENU, "Leave a message after the tone.",
+                                                                   "Thank you, goodbye.")]  # fmt: skip
+            assert caplog.text.count("rendered ") == renders, "the answered call rendered nothing"
+    finally:
+        settings.speech.engine, settings.speech.cache_dir = before

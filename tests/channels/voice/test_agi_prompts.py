@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import anyio
 import pytest
 
 from bots import runner, service
@@ -118,3 +119,39 @@ async def test_publishing_a_node_with_an_unknown_prompt_is_refused(services: Ser
         assert {(p.node, p.code) for p in problems} >= {("menu", "prompt_missing"), ("bye", "prompt_missing")}
         with pytest.raises(service.PublishRefused, match="prompt 999 does not exist"):
             await service.publish(s, admin, row.id)
+
+
+async def test_a_prompt_file_missing_on_the_shared_directory_is_an_error_naming_its_path(
+    services: Services, settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Uploaded prompts live in a directory Asterisk must read at the same path. When the file
+    is not there (the directory not shared, the file removed) Asterisk answers ``result=-1``
+    and the caller hears nothing: the log names the path and the requirement; the call goes on."""
+    runner.install(services.db)
+    async with services.db.transaction() as s:
+        admin = Principal.of(await f.user(s, "boss", role=m.Role.ADMIN))
+        sales = await f.queue(s, "sales", [])
+        ib = await f.inbox(s, sales, channel="voice")
+        ib.config = {"scenario": "prompted"}
+        menu = await prompts.do_upload_prompt(
+            s, admin, "ivr", "Menu", tone(tmp_path / "m.wav"), "m.wav", "audio/wav", settings=settings
+        )
+        bye = await prompts.do_upload_prompt(
+            s, admin, "ivr", "Bye", tone(tmp_path / "b.wav"), "b.wav", "audio/wav", settings=settings
+        )
+        row = await service.create(s, admin, "prompted", "Prompted", _doc(sales.id, menu.id, bye.id))
+        await service.publish(s, admin, row.id)
+        token, menu_sound, bye_sound = ib.public_token, menu.sound, bye.sound
+    await anyio.Path(menu_sound + ".wav").unlink()
+    agi = AgiServer(services, "127.0.0.1", 0, prompts_dir="/var/lib/omni/prompts")
+    await agi.start()
+    try:
+        call = EmulatedCall("127.0.0.1", agi.port, args=[token], uniqueid="1700000100.9", keys=[None])
+        await call.run()
+    finally:
+        await agi.stop()
+    assert call.played == [bye_sound], "the missing menu is not heard; the scenario goes on"
+    assert call.variables["OMNI_RESULT"] == "closed"
+    assert f"prompt file {menu_sound}.* is missing on this node" in caplog.text
+    assert "must be the same path on the Asterisk host" in caplog.text
+    assert f"sound file '{menu_sound}' could not be played" in caplog.text
