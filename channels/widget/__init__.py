@@ -266,6 +266,9 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             # A quick-reply press: the label is the text, the id tells the bot which one.
             pressed = [automated.button_reply(sent.button)] if sent.button else []
             async with self.gate, self.services.db.transaction() as session:
+                # Held for the transaction: the session's identity map is weak, and the pre-chat
+                # check and the ingest would each read the inbox again once it was dropped.
+                inbox = await session.get(m.Inbox, sess["inbox_id"])  # noqa: F841
                 missing = await self._missing_prechat(session, sess, sent)
                 if missing is not None:
                     return refusal(
