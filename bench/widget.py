@@ -168,7 +168,7 @@ class ServerProcess:
         assert self.proc is not None
         return self.proc.pid
 
-    async def start(self, http: aiohttp.ClientSession, within: float = 60) -> None:
+    async def start(self, http: aiohttp.ClientSession, within: float = 180) -> None:
         with self.log_path.open("ab") as out:
             self.proc = await asyncio.create_subprocess_exec(
                 *self.argv, env=self.env, cwd=ROOT, stdout=out, stderr=asyncio.subprocess.STDOUT
@@ -534,6 +534,7 @@ class DeliveryRun:
         self.sending = True
         total = int(a.rate * a.duration)
         rss_before = proc_status(server.pid)
+        spy = await start_profile(a.profile, server.pid, a.duration) if self.target.name == "omni" else None
         cpu = CpuMeter(server.pid)
         self.t0 = time.perf_counter() + 0.2
         lateness = 0.0
@@ -562,6 +563,9 @@ class DeliveryRun:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.drained.wait(), a.drain)
         cpu_used = cpu.stop()
+        if spy is not None:
+            await spy.wait()
+            log(f"  py-spy profile of the timed phase: {a.profile}")
         rss_after = proc_status(server.pid)
         drained = time.perf_counter() - send_end
         log(
@@ -607,6 +611,19 @@ class DeliveryRun:
                 "peak": rss_after["VmHWM"],
             },
         )
+
+
+async def start_profile(path: Path | None, pid: int, seconds: float) -> asyncio.subprocess.Process | None:
+    """``--profile``: py-spy samples the Omni server over the timed phase (collapsed stacks,
+    one line per stack with its sample count; ``--idle`` frames included so waiting shows)."""
+    if path is None:
+        return None
+    spy = Path(sys.executable).with_name("py-spy")
+    argv = [str(spy), "record", "-p", str(pid), "-d", str(max(1, int(seconds))), "-r", "200"]
+    argv += ["-f", "raw", "-o", str(path), "--nonblocking"]
+    return await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
 
 
 def by_third(samples: list[tuple[float, float]], duration: float) -> list[float]:
@@ -1143,6 +1160,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--relay-redis", action="store_true", help="the bare relay uses AsyncRedisManager too")
     p.add_argument("--quick", action="store_true", help="smoke run: 50 widgets, 20 msg/s, 5 s, 200 idle")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument(
+        "--profile", type=Path, default=None, help="py-spy collapsed stacks of Omni's timed phase to PATH"
+    )
     p.add_argument(
         "--dsn", default=os.environ.get("OMNI_TEST_PG_DSN", ""), help="admin DSN ($OMNI_TEST_PG_DSN)"
     )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from omni.db import Database
-from omni.domain.conversations import do_mark_delivery
+from omni.domain.conversations import do_mark_deliveries
 from omni.domain.events import DomainEvent, Sink
 from omni.i18n import _l
 
@@ -308,8 +308,7 @@ class OutboundDispatcher:
         await asyncio.gather(*(send_in_order(items) for items in by_conversation.values()))
         if marks:
             async with self.db.transaction() as session:
-                for message_id, receipt in marks:
-                    await do_mark_delivery(session, message_id, receipt.state, receipt.error)
+                await do_mark_deliveries(session, [(i, r.state, r.error) for i, r in marks])
 
     async def _send(self, adapter: ChannelAdapter, msg: OutboundMessage) -> DeliveryReceipt | None:
         try:

@@ -7,18 +7,24 @@ operator and widget sockets from the outbox, and that a visitor's resume is scop
 
 from __future__ import annotations
 
+import json
+import uuid
 from typing import Any
 
+import redis.asyncio as aioredis
+import socketio
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from omni.db import Database
 from omni.db import models as m
 from omni.domain.events import emit
 from omni.domain.serialize import message_dict
-from omni.realtime.live import GapTracker, live_fanout
+from omni.realtime import NAMESPACES, event_rooms, rooms
+from omni.realtime.live import BATCH_EVENT, FanoutManager, GapTracker, LiveFanout, live_fanout
 from tests import factories as f
 from tests.channels.widget.test_widget_channel import Visitor
-from tests.conftest import LiveServer
+from tests.conftest import REDIS_URL, LiveServer
 from tests.helpers import until
 from tests.test_realtime import OperatorClient, token_for
 
@@ -240,3 +246,55 @@ async def test_widget_resume_returns_only_the_visitors_own_messages(live_server:
         assert refused["ok"] is False and refused["field"] == "after", refused
     await ann.sio.disconnect()
     await bob.sio.disconnect()
+
+
+async def test_a_relay_batch_reaches_the_other_nodes_as_one_redis_message_in_order(pg_url: str) -> None:
+    """Issue 15: the relay's socket sink publishes a batch of events as one Redis message
+    (``FanoutManager.batched``) instead of two awaited publishes per event. The other node
+    still handles every copy, in order, and counts each seq as delivered."""
+    channel = f"omni-test-{uuid.uuid4().hex[:8]}:socketio"
+    a, b = FanoutManager(REDIS_URL, channel), FanoutManager(REDIS_URL, channel)
+    sio_a = socketio.AsyncServer(async_mode="asgi", client_manager=a)
+    sio_b = socketio.AsyncServer(async_mode="asgi", client_manager=b)
+    db = Database(pg_url)
+    b.live = LiveFanout(sio_b, db, NAMESPACES, event_rooms)
+    probe = aioredis.Redis.from_url(REDIS_URL)
+    watch = probe.pubsub(ignore_subscribe_messages=True)
+    await watch.subscribe(channel)
+    b.initialize()
+    try:
+
+        async def subscribers() -> bool:
+            counts = dict(await probe.pubsub_numsub(channel))
+            return int(counts.get(channel.encode(), 0)) >= 2
+
+        await until(subscribers, what="node b's listener subscribed")
+        seqs = [5, 6, 7]
+        async with a.batched():
+            for seq in seqs:
+                wire = {"seq": seq, "type": "message.created", "data": {}}
+                for namespace in NAMESPACES:
+                    await sio_a.emit("event", wire, to=rooms.ALL, namespace=namespace)
+        await sio_a.emit(
+            "event", {"seq": 8, "type": "message.created", "data": {}}, to=rooms.ALL, namespace="/x"
+        )
+
+        async def next_message() -> dict[str, Any] | None:
+            got = await watch.get_message(timeout=1)
+            return json.loads(got["data"]) if got else None
+
+        batch = await until(next_message, what="the batch on Redis")
+        assert batch["event"] == BATCH_EVENT
+        assert [(x["data"][0]["seq"], x["namespace"]) for x in batch["data"]] == [
+            (seq, ns) for seq in seqs for ns in NAMESPACES
+        ]
+        single = await until(next_message, what="the emit after the batch")
+        assert single["data"][0]["seq"] == 8, "nothing else was published for the batch"
+        live = b.live
+        await until(lambda: all(live.tracker.has_seen(s) for s in seqs), what="node b handled every copy")
+    finally:
+        if b.thread is not None:
+            b.thread.cancel()
+        await watch.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
+        await probe.aclose()
+        await db.dispose()

@@ -11,6 +11,7 @@ drop idempotent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -38,6 +39,7 @@ from omni.domain.serialize import message_dict
 from omni.i18n import _l, gettext, pick_language
 from omni.ratelimit import RateLimiter, address_key
 from omni.realtime import rooms
+from omni.realtime.live import FanoutManager
 from omni.services import Services
 from omni.wire import decode
 
@@ -266,6 +268,9 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             # A quick-reply press: the label is the text, the id tells the bot which one.
             pressed = [automated.button_reply(sent.button)] if sent.button else []
             async with self.gate, self.services.db.transaction() as session:
+                # Held for the transaction: the session's identity map is weak, and the pre-chat
+                # check and the ingest would each read the inbox again once it was dropped.
+                inbox = await session.get(m.Inbox, sess["inbox_id"])  # noqa: F841
                 missing = await self._missing_prechat(session, sess, sent)
                 if missing is not None:
                     return refusal(
@@ -461,12 +466,18 @@ class WidgetChannel:
         self.sio = sio
         self.services = services
         self._room_cache: dict[int, tuple[float, list[str]]] = {}
+        self._moved_queues: set[int] = set()
+        self._pushing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         return None
 
     async def stop(self) -> None:
-        return None
+        pushing, self._pushing = self._pushing, None
+        if pushing is not None and not pushing.done():
+            pushing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pushing
 
     async def _rooms(self, conversation_id: int) -> list[str]:
         """The visitor rooms of a conversation's contact, cached briefly: every reply and typing
@@ -508,14 +519,37 @@ class WidgetChannel:
 
     async def on_events(self, events: Sequence[DomainEvent]) -> None:
         """Post-commit relay sink: when a queue's line moves, tell its waiting visitors their
-        new position and expected wait."""
+        new position and expected wait.
+
+        Coalesced: a push reads the whole line and tells every waiting visitor, so line moves
+        that arrive while one is under way need one more push after it, not one each (a burst
+        of N assignments with N visitors waiting was N² ``position`` emits, which held up the
+        post-commit sinks behind it: replies to visitors, closed notices)."""
         queue_ids = {e.queue_id for e in events if e.type in LINE_MOVES and e.queue_id is not None}
-        for queue_id in queue_ids:
-            async with self.services.db.transaction() as session:
-                infos = await line_wait_infos(session, queue_id, channel=self.kind)
-                if not infos:
-                    continue
-                rows = await identities.conversations_identities(session, list(infos), self.kind)
+        if not queue_ids:
+            return
+        self._moved_queues |= queue_ids
+        if self._pushing is None or self._pushing.done():
+            self._pushing = asyncio.create_task(self._push_positions(), name="widget-positions")
+
+    async def _push_positions(self) -> None:
+        while self._moved_queues:
+            queue_id = min(self._moved_queues)
+            self._moved_queues.discard(queue_id)
+            try:
+                await self._push_line(queue_id)
+            except Exception:
+                log.exception("widget positions of queue %s not pushed", queue_id)
+
+    async def _push_line(self, queue_id: int) -> None:
+        async with self.services.db.transaction() as session:
+            infos = await line_wait_infos(session, queue_id, channel=self.kind)
+            if not infos:
+                return
+            rows = await identities.conversations_identities(session, list(infos), self.kind)
+        manager = self.sio.manager
+        batch = manager.batched() if isinstance(manager, FanoutManager) else contextlib.nullcontext()
+        async with batch:  # one Redis message for the whole line, not one per visitor
             for conv_id, identity in rows:
                 info = infos[conv_id]
                 await self.sio.emit(

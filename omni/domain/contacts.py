@@ -84,12 +84,13 @@ async def do_resolve_contact(
         raise InvalidInput("identity value is empty", field="identity_value")
     if kind == "phone":
         value = normalise_phone(value)
-    identity = await session.scalar(
-        select(m.ContactIdentity).where(m.ContactIdentity.kind == kind, m.ContactIdentity.value == value)
+    # The identity and its contact in one round trip (every inbound message comes here).
+    contact = await session.scalar(
+        select(m.Contact)
+        .join(m.ContactIdentity, m.ContactIdentity.contact_id == m.Contact.id)
+        .where(m.ContactIdentity.kind == kind, m.ContactIdentity.value == value)
     )
-    if identity is not None:
-        contact = await session.get(m.Contact, identity.contact_id)
-        assert contact is not None
+    if contact is not None:
         if name and not contact.name:
             contact.name = name
         return contact

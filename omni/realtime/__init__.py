@@ -74,15 +74,23 @@ def socket_sink(sio: socketio.AsyncServer) -> Callable[[Sequence[DomainEvent]], 
     A Redis manager delivers to this node's sockets through ``FanoutManager._handle_emit``,
     which moves sockets between queue rooms on ``queue.members_changed`` (on every node); the
     in-process manager has no such hook, so the sink does it here."""
-    local = not isinstance(sio.manager, FanoutManager)
+    manager = sio.manager
+    local = not isinstance(manager, FanoutManager)
 
-    async def sink(events: Sequence[DomainEvent]) -> None:
+    async def emit_all(events: Sequence[DomainEvent]) -> None:
         for event in events:
             wire = event.to_wire()
             for namespace in NAMESPACES:
                 leaving = await follow_queue_members(sio, namespace, wire) if local else []
                 await sio.emit("event", wire, to=event_rooms(event, namespace), namespace=namespace)
                 await leave(sio, namespace, leaving)
+
+    async def sink(events: Sequence[DomainEvent]) -> None:
+        if isinstance(manager, FanoutManager):
+            async with manager.batched():  # one Redis publish for the whole relay batch
+                await emit_all(events)
+        else:
+            await emit_all(events)
 
     return sink
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -101,6 +102,10 @@ class GapTracker:
             del self._partly[seq]
         self._seen.add(seq)
 
+    def has_seen(self, seq: int) -> bool:
+        """Every namespace's copy of ``seq`` reached this node (and no check has run past it)."""
+        return seq in self._seen
+
     def check(self, dispatched: Sequence[int], *, urgent: bool = False) -> list[int]:
         """``dispatched``: ascending dispatched ids above ``floor``. Returns the seqs to
         replay now (and counts them as delivered)."""
@@ -119,6 +124,13 @@ class GapTracker:
         return replay
 
 
+BATCH_EVENT = "omni:batch"
+"""The Redis message that carries several emits (``FanoutManager.batched``); never a client event."""
+_batch: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+    "omni_fanout_batch", default=None
+)
+
+
 class FanoutManager(socketio.AsyncRedisManager):  # type: ignore[misc]  # untyped base class
     """``AsyncRedisManager`` whose listener reconnects within a second and says so, and which
     reports every event seq it fans out to local sockets."""
@@ -129,7 +141,40 @@ class FanoutManager(socketio.AsyncRedisManager):  # type: ignore[misc]  # untype
         self.live: LiveFanout | None = None
         self._publish_failing = False
 
+    @contextlib.asynccontextmanager
+    async def batched(self) -> AsyncIterator[None]:
+        """Emits inside (in this task only) reach this node's sockets at once, as always, and
+        the other nodes as one Redis message when the block ends, in the order they were made:
+        a relay batch of N events was 2N publishes (one per namespace), each awaited in turn
+        while the relay held its transaction. Nested blocks join the outer one."""
+        if _batch.get() is not None:
+            yield
+            return
+        held: list[dict[str, Any]] = []
+        token = _batch.set(held)
+        try:
+            yield
+        finally:
+            _batch.reset(token)
+            if held:
+                await self._publish(
+                    {
+                        "method": "emit",
+                        "event": BATCH_EVENT,
+                        "data": held,
+                        "namespace": "/",
+                        "room": None,
+                        "skip_sid": None,
+                        "callback": None,
+                        "host_id": self.host_id,
+                    }
+                )
+
     async def _handle_emit(self, message: dict[str, Any]) -> None:
+        if message.get("event") == BATCH_EVENT:
+            for one in message.get("data") or []:
+                await self._handle_emit(one)
+            return
         if message.get("event") != "event":
             await super()._handle_emit(message)
             return
@@ -143,6 +188,11 @@ class FanoutManager(socketio.AsyncRedisManager):  # type: ignore[misc]  # untype
             self.live.tracker.seen(wire["seq"], namespace)
 
     async def _publish(self, data: Any) -> Any:
+        held = _batch.get()
+        plain_emit = isinstance(data, dict) and data.get("method") == "emit" and not data.get("callback")
+        if held is not None and plain_emit:
+            held.append(data)  # published with the rest when ``batched`` ends
+            return None
         for attempt in (1, 2):  # a connection left over from before a restart fails once
             try:
                 if self.redis is None:  # one client: its pool reconnects after an error

@@ -35,6 +35,7 @@ from omni.domain.conversations.handling import (
     do_close,
     do_customer_left,
     do_end,
+    do_mark_deliveries,
     do_mark_delivery,
     do_wrap_up_expired,
 )
@@ -91,6 +92,7 @@ __all__ = [
     "do_enqueue",
     "do_escalation",
     "do_ingest_inbound",
+    "do_mark_deliveries",
     "do_mark_delivery",
     "do_offer_timeout",
     "do_queue_timeout",

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -45,3 +47,25 @@ def _message_event(session: AsyncSession, conv: m.Conversation, message: m.Messa
 def bot_gateway(session: AsyncSession) -> BotGateway | None:
     """The scenario runner plugged into this database (``Database.plugins``), if any."""
     return unit_of_work(session).bot_gateway
+
+
+async def insert_message_once(session: AsyncSession, message: m.Message) -> m.Message | None:
+    """Store ``message`` unless one with its idempotency key (``client_id`` per conversation,
+    ``external_id`` per inbox) is already stored: then ``None``, and nothing is written.
+
+    One ``INSERT … ON CONFLICT DO NOTHING RETURNING`` (PostgreSQL and SQLite alike): a
+    savepoint around a plain insert, the insert and the savepoint's release were three round
+    trips on every customer message, plus a select before them. The returned row is the
+    session's persistent ``Message`` (database defaults and id filled in), what ``session.add``
+    + ``flush`` gave before. ``message`` itself is a transient template and stays unattached.
+    """
+    table = m.Message.__table__
+    values: dict[str, Any] = {}
+    for column in table.columns:
+        value = getattr(message, column.key)
+        if column.primary_key or (value is None and column.default is not None):
+            continue  # the id from its sequence, an unset value from the column's default
+        values[column.key] = value
+    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert_(m.Message).values(**values).on_conflict_do_nothing().returning(m.Message)
+    return (await session.scalars(statement)).one_or_none()

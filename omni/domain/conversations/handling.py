@@ -3,6 +3,7 @@ end, close) and how it ends when the customer leaves or wrap-up runs out."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omni.db import models as m
 from omni.domain import deadlines
 from omni.domain.auth import Principal, access_conversation
-from omni.domain.conversations._common import MAX_BODY, S, _event, _message_event
+from omni.domain.conversations._common import MAX_BODY, S, _event, _message_event, insert_message_once
 from omni.domain.conversations.callbacks import _add_callback
 from omni.domain.conversations.offers import _cancel_pending_offers
 from omni.domain.conversations.queueing import do_enqueue
@@ -269,12 +270,6 @@ async def check_send_message(
         _require_handler(conv, who)
         if conv.status not in (S.ACTIVE, S.ON_HOLD, S.WRAP_UP):
             raise Conflict("can't reply in a {status} conversation", status=Label("status", conv.status))
-    if client_id:
-        existing = await session.scalar(
-            select(m.Message).where(m.Message.conversation_id == conv.id, m.Message.client_id == client_id)
-        )
-        if existing is not None:
-            return existing
     now = datetime.now(UTC)
     message = m.Message(
         conversation_id=conv.id,
@@ -287,12 +282,52 @@ async def check_send_message(
         delivery="stored" if private else "pending",
         created_at=now,
     )
-    session.add(message)
-    await session.flush()
+    if client_id:
+        # One INSERT … ON CONFLICT: a resend with the same client id returns the stored reply.
+        inserted = await insert_message_once(session, message)
+        if inserted is None:
+            same = (m.Message.conversation_id == conv.id, m.Message.client_id == client_id)
+            existing = await session.scalar(select(m.Message).where(*same))
+            assert existing is not None  # the only unique key this insert can collide on
+            return existing
+        message = inserted
+    else:
+        session.add(message)
+        await session.flush()
     if not private:
         conv.last_message_at = now
     _message_event(session, conv, message)
     return message
+
+
+async def do_mark_deliveries(session: AsyncSession, marks: Sequence[tuple[int, str, str]]) -> None:
+    """``do_mark_delivery`` for each ``(message_id, state, error)`` in order, with the same
+    rows and events, but the messages and their conversations read in one statement: the
+    outbound dispatcher records a relay batch's receipts at once (two reads per reply were
+    most of that transaction)."""
+    for _, state, _ in marks:
+        if state not in ("sent", "delivered", "read", "failed"):
+            raise InvalidInput("unknown delivery state '{state}'", state=state, field="delivery")
+    ids = sorted({message_id for message_id, _, _ in marks})
+    rows = await session.execute(
+        select(m.Message, m.Conversation)
+        .join(m.Conversation, m.Conversation.id == m.Message.conversation_id)
+        .where(m.Message.id.in_(ids))
+    )
+    found = {msg.id: (msg, conv) for msg, conv in rows}
+    for message_id, state, error in marks:
+        if message_id not in found:
+            raise NotFound("message {message_id} not found", message_id=message_id)
+        msg, conv = found[message_id]
+        msg.delivery = state
+        emit(
+            session,
+            "message.delivery",
+            {"message_id": msg.id, "delivery": state, "error": error},
+            conversation_id=conv.id,
+            queue_id=conv.queue_id,
+            user_id=conv.assigned_user_id,
+        )
 
 
 async def do_mark_delivery(session: AsyncSession, message_id: int, state: str, error: str = "") -> None:

@@ -7,13 +7,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
 from omni.domain.contacts import do_resolve_contact
-from omni.domain.conversations._common import MAX_BODY, REOPEN_WINDOW, S, _event, _message_event, bot_gateway
+from omni.domain.conversations._common import (
+    MAX_BODY,
+    REOPEN_WINDOW,
+    S,
+    _event,
+    _message_event,
+    bot_gateway,
+    insert_message_once,
+)
 from omni.domain.conversations.queueing import do_enqueue, do_reopen
 from omni.domain.errors import InvalidInput, NotFound
 from omni.domain.events import emit
@@ -120,7 +127,9 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
     scenario_key = ""
     queue: m.Queue | None = None
     bot = bot_gateway(session)
-    if conv is not None and msg.client_id:
+    if conv is not None and msg.client_id and conv.status not in m.OPEN_STATUSES:
+        # A resend to a closed conversation must not reopen it. To an open one, the insert
+        # below finds the duplicate itself (ON CONFLICT), with no select first.
         existing = await session.scalar(
             select(m.Message).where(
                 m.Message.conversation_id == conv.id, m.Message.client_id == msg.client_id
@@ -184,9 +193,11 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
         session.add(message)
         await session.flush()
     else:
-        stored_dup = await _store_idempotent(session, conv, message, msg)
-        if stored_dup is not None:
-            return IngestResult(conv, stored_dup, duplicate=True, created=False)
+        inserted = await insert_message_once(session, message)
+        if inserted is None:
+            # A concurrent (or earlier) delivery of the same message; return what it stored.
+            return IngestResult(conv, await _stored_copy(session, conv, msg), duplicate=True, created=False)
+        message = inserted
     conv.last_message_at = now
     if lang and "lang" not in (conv.variables or {}):  # an older conversation learns it now
         conv.variables = {**(conv.variables or {}), "lang": lang}
@@ -202,27 +213,18 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
     return IngestResult(conv, message, duplicate=False, created=created)
 
 
-async def _store_idempotent(
-    session: AsyncSession, conv: m.Conversation, message: m.Message, msg: InboundMessage
-) -> m.Message | None:
-    """Insert under a savepoint; on a unique clash return the copy a concurrent delivery stored."""
-    try:
-        async with session.begin_nested():
-            session.add(message)
-    except IntegrityError:
-        # A concurrent delivery of the same message won the race; return what it stored.
-        stored = await session.scalar(
-            select(m.Message).where(
-                m.Message.conversation_id == conv.id,
-                (m.Message.client_id == msg.client_id)
-                if msg.client_id
-                else (m.Message.external_id == msg.external_id),
-            )
-        )
-        if stored is None:
-            raise
-        return stored
-    return None
+async def _stored_copy(session: AsyncSession, conv: m.Conversation, msg: InboundMessage) -> m.Message:
+    """The stored message an idempotent insert collided with (same ``client_id`` in this
+    conversation, or same ``external_id`` in this inbox)."""
+    keys = []
+    if msg.client_id:
+        keys.append((m.Message.conversation_id == conv.id) & (m.Message.client_id == msg.client_id))
+    if msg.external_id:
+        keys.append((m.Message.inbox_id == msg.inbox_id) & (m.Message.external_id == msg.external_id))
+    stored = await session.scalar(select(m.Message).where(or_(*keys)).limit(1))
+    if stored is None:  # nothing to collide with: the insert was refused for another reason
+        raise RuntimeError(f"message {msg.client_id or msg.external_id!r} neither stored nor found")
+    return stored
 
 
 async def do_edit_inbound(

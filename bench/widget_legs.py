@@ -1,0 +1,183 @@
+"""Load-independent figures for the widget message path: SQL statements and CPU per leg.
+
+``bench/widget.py`` measures the whole path over sockets, where the machine's load inflates
+every wall-clock number. This runs each leg's database work in one process, as the handlers
+run it, and counts what does not depend on load: statements sent through SQLAlchemy per leg
+(each transaction adds 5 more round trips on PostgreSQL: the pool's pre-ping BEGIN / ``;`` /
+ROLLBACK, then BEGIN and COMMIT) and CPU time of this process per leg.
+
+Legs (``--messages`` of each, over ``--visitors`` active conversations):
+
+- ``visitor message``: ``/widget`` ``message`` — the inbox (held), its pre-chat config, then
+  ``do_ingest_inbound`` with a client id, one transaction;
+- ``operator reply``: ``/operator`` ``send`` — ``check_send_message`` with a client id;
+- ``relay``: ``OutboxRelay.relay_once`` over what the two legs wrote (per event);
+- ``delivery receipts``: the outbound dispatcher's receipts for the replies, one transaction
+  per relay batch of ``--batch`` (``do_mark_deliveries``).
+
+    eval "$(scripts/services.sh start)"
+    .venv/bin/python bench/widget_legs.py [--visitors 200] [--messages 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from benchkit import admin_execute, check_loopback, log, sqlalchemy_url
+from sqlalchemy import event, select
+
+from omni import seed as factory
+from omni.db import Database
+from omni.db import models as m
+from omni.db.migrate import upgrade_async
+from omni.domain import conversations, inboxes, presence
+from omni.domain.auth import Principal, hash_password
+from omni.domain.events import OutboxRelay
+from omni.domain.routing import do_route_pending
+
+
+class Counter:
+    def __init__(self, db: Database) -> None:
+        self.statements = 0
+        event.listen(db.engine.sync_engine, "before_cursor_execute", self._count)
+
+    def _count(self, *_args: Any) -> None:
+        self.statements += 1
+
+
+async def leg(
+    name: str, n: int, counter: Counter, run: Callable[[int], Awaitable[int]], report: dict[str, Any]
+) -> None:
+    """``run(i)`` does the i-th unit and returns how many transactions it opened."""
+    s0, c0, w0, tx = counter.statements, time.process_time(), time.perf_counter(), 0
+    for i in range(n):
+        tx += await run(i)
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    row = {
+        "units": n,
+        "statements_per_unit": round((counter.statements - s0) / n, 2),
+        "transactions_per_unit": round(tx / n, 3),
+        "cpu_ms_per_unit": round(cpu * 1000 / n, 3),
+        "wall_ms_per_unit": round(wall * 1000 / n, 3),
+    }
+    report[name] = row
+    log(f"{name:18s} {row}")
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    check_loopback(args.dsn)
+    dbname = f"omni_bench_legs_{uuid.uuid4().hex[:8]}"
+    await admin_execute(args.dsn, f"CREATE DATABASE {dbname}")
+    url = sqlalchemy_url(args.dsn, dbname)
+    db = Database(url)
+    report: dict[str, Any] = {"loadavg_at_start": list(os.getloadavg())}
+    try:
+        await upgrade_async(url)
+        async with db.transaction() as s:
+            op = await factory.user(
+                s, "legs-op", password_hash=hash_password("x" * 16), capacity=10_000, handles_voice=False
+            )
+            queue = await factory.queue(s, "legs", [op], auto_accept=True, queue_timeout_seconds=3600)
+            inbox = await factory.inbox(s, queue, "widget", "legs", public_token=uuid.uuid4().hex)
+            await presence.do_set_status(s, op.id, await presence.status_by_code(s, "available"))
+            who = Principal.of(op)
+            inbox_id = inbox.id
+        conv_ids: list[int] = []
+        for v in range(args.visitors):
+            async with db.transaction() as s:
+                res = await conversations.do_ingest_inbound(
+                    s,
+                    conversations.InboundMessage(
+                        inbox_id=inbox_id,
+                        identity_kind="widget",
+                        identity_value=f"v:{v}",
+                        body="hello",
+                        client_id=f"w{v}",
+                    ),
+                )
+                conv_ids.append(res.conversation.id)
+        while await do_route_pending(db):
+            pass
+        relay = OutboxRelay(db, batch_size=args.batch)
+        while await relay.relay_once():
+            pass
+        counter = Counter(db)
+        reply_ids: list[int] = []
+
+        async def visitor_message(i: int) -> int:
+            async with db.transaction() as s:
+                held = await s.get(m.Inbox, inbox_id)  # as the handler holds it (weak identity map)
+                await inboxes.inbox_config(s, inbox_id)
+                await conversations.do_ingest_inbound(
+                    s,
+                    conversations.InboundMessage(
+                        inbox_id=inbox_id,
+                        identity_kind="widget",
+                        identity_value=f"v:{i % args.visitors}",
+                        body=f"bench message {i}",
+                        client_id=f"b{i}",
+                    ),
+                )
+                assert held is not None
+            return 1
+
+        async def operator_reply(i: int) -> int:
+            async with db.transaction() as s:
+                msg = await conversations.check_send_message(
+                    s, who, conv_ids[i % args.visitors], f"reply {i}", client_id=f"r{i}"
+                )
+                reply_ids.append(msg.id)
+            return 1
+
+        await leg("visitor message", args.messages, counter, visitor_message, report)
+        await leg("operator reply", args.messages, counter, operator_reply, report)
+        async with db.transaction() as s:
+            pending = len(list(await s.scalars(select(m.Event.id).where(m.Event.dispatched.is_(False)))))
+        batches = max(1, -(-pending // args.batch))
+
+        async def relay_batch(_i: int) -> int:
+            await relay.relay_once()
+            return 1
+
+        await leg("relay (per batch)", batches, counter, relay_batch, report)
+        report["relay (per batch)"]["events_per_batch"] = round(pending / batches, 1)
+
+        async def receipts(i: int) -> int:
+            chunk = reply_ids[i * args.batch : (i + 1) * args.batch]
+            async with db.transaction() as s:
+                if hasattr(conversations, "do_mark_deliveries"):
+                    await conversations.do_mark_deliveries(s, [(x, "sent", "") for x in chunk])
+                else:  # the code before issue 15: one receipt at a time
+                    for x in chunk:
+                        await conversations.do_mark_delivery(s, x, "sent", "")
+            return 1
+
+        n_batches = -(-len(reply_ids) // args.batch)
+        await leg("receipts (per batch)", n_batches, counter, receipts, report)
+        report["receipts (per batch)"]["receipts_per_batch"] = args.batch
+    finally:
+        await db.dispose()
+        await admin_execute(args.dsn, f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
+    report["loadavg_at_end"] = list(os.getloadavg())
+    return report
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--visitors", type=int, default=200)
+    p.add_argument("--messages", type=int, default=1000)
+    p.add_argument("--batch", type=int, default=20, help="replies per receipt transaction / relay batch")
+    p.add_argument("--dsn", default=os.environ.get("OMNI_TEST_PG_DSN", ""))
+    p.add_argument("--out", default="")
+    result = asyncio.run(main(p.parse_args()))
+    print(json.dumps(result, indent=2))
+    if result and p.parse_args().out:
+        with open(p.parse_args().out, "w") as fh:
+            json.dump(result, fh, indent=2)

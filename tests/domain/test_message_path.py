@@ -1,0 +1,201 @@
+"""The message hot path (issue 15) stores and announces exactly what it did before it took
+fewer round trips: one message row and one ``message.created`` per idempotency key, resends
+answered with the stored copy, a resend to a closed conversation never reopening it, and a
+relay batch's delivery receipts giving the same rows and events as one receipt at a time — on
+PostgreSQL and on SQLite (the embedded mode)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from omni.db import models as m
+from omni.db.migrate import upgrade_async
+from omni.domain import conversations as c
+from omni.domain import presence
+from omni.domain.errors import NotFound
+from omni.domain.routing import do_route_pending
+from omni.services import Services, build_services
+from omni.settings import Settings
+from tests import factories as f
+from tests.conftest import _asyncpg_url, create_test_database, drop_test_database, make_settings
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def svc(request: pytest.FixtureRequest, tmp_path: Path, pg_template: str) -> AsyncIterator[Services]:
+    dbname = ""
+    if request.param == "postgresql":
+        dbname = await create_test_database(pg_template)
+        settings = make_settings(_asyncpg_url(dbname), redis=False, data_dir=tmp_path)
+    else:
+        settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
+        await upgrade_async(settings.effective_database_url)
+    services = build_services(settings, run_background=False)
+    await services.start()
+    try:
+        yield services
+    finally:
+        await services.stop()
+        if dbname:
+            await drop_test_database(dbname)
+
+
+@pytest.fixture
+async def chat(svc: Services) -> dict[str, int]:
+    """An auto-accepting queue with one available operator, and its widget inbox."""
+    async with svc.db.transaction() as s:
+        alice = await f.user(s, "alice")
+        q = await f.queue(s, "web", [alice], auto_accept=True)
+        inbox = await f.inbox(s, q, channel="widget")
+        await presence.do_set_status(s, alice.id, await presence.status_by_code(s, "available"))
+        return {"alice": alice.id, "inbox": inbox.id}
+
+
+async def visitor_says(
+    svc: Services, inbox_id: int, body: str, *, client_id: str | None = None, external_id: str | None = None
+) -> c.IngestResult:
+    async with svc.db.transaction() as s:
+        return await c.do_ingest_inbound(
+            s,
+            c.InboundMessage(
+                inbox_id=inbox_id,
+                identity_kind="widget",
+                identity_value="v:visitor",
+                body=body,
+                client_id=client_id,
+                external_id=external_id,
+            ),
+        )
+
+
+async def messages(svc: Services, conv_id: int) -> list[tuple[int, str, str | None, str]]:
+    async with svc.db.transaction() as s:
+        rows = await s.scalars(
+            select(m.Message).where(m.Message.conversation_id == conv_id).order_by(m.Message.id)
+        )
+        return [(x.id, x.body, x.client_id, x.delivery) for x in rows]
+
+
+async def events(svc: Services, type_: str) -> list[dict[str, Any]]:
+    async with svc.db.transaction() as s:
+        rows = await s.scalars(select(m.Event).where(m.Event.type == type_).order_by(m.Event.id))
+        return [{"conversation_id": e.conversation_id, "user_id": e.user_id, **e.payload} for e in rows]
+
+
+async def test_widget_resend_is_stored_once_and_announced_once(svc: Services, chat: dict[str, int]) -> None:
+    first = await visitor_says(svc, chat["inbox"], "hello", client_id="w1")
+    await do_route_pending(svc.db)
+    sent = await visitor_says(svc, chat["inbox"], "where is my order?", client_id="b1")
+    again = await visitor_says(svc, chat["inbox"], "where is my order?", client_id="b1")
+    assert not sent.duplicate and again.duplicate
+    assert again.message.id == sent.message.id and again.conversation.id == first.conversation.id
+    assert sent.message.created_at.tzinfo is not None, "the stored row reads back as aware UTC"
+    assert sent.conversation.status == "active" and sent.conversation.last_message_at is not None
+    stored = await messages(svc, first.conversation.id)
+    assert [(body, cid, d) for _, body, cid, d in stored] == [
+        ("hello", "w1", "stored"),
+        ("where is my order?", "b1", "stored"),
+    ]
+    created = [e for e in await events(svc, "message.created") if e["direction"] == "in"]
+    assert [(e["id"], e["client_id"], e["user_id"]) for e in created] == [
+        (stored[0][0], "w1", None),
+        (stored[1][0], "b1", chat["alice"]),
+    ], "one event per stored message, the second naming the operator it was assigned to"
+
+
+async def test_resend_to_a_closed_conversation_does_not_reopen_it(
+    svc: Services, chat: dict[str, int]
+) -> None:
+    first = await visitor_says(svc, chat["inbox"], "hello", client_id="w1")
+    async with svc.db.transaction() as s:
+        left = await c.do_customer_left(s, first.conversation.id)
+        assert left is not None and left.status not in m.OPEN_STATUSES
+        ended = left.status
+    # Within the reopen window a new message would reopen it; the same message again must not.
+    again = await visitor_says(svc, chat["inbox"], "hello", client_id="w1")
+    assert again.duplicate and again.message.id == first.message.id
+    assert again.conversation.status == ended
+    assert len(await messages(svc, first.conversation.id)) == 1
+
+
+async def test_telegram_style_redelivery_by_external_id_is_a_duplicate(
+    svc: Services, chat: dict[str, int]
+) -> None:
+    sent = await visitor_says(svc, chat["inbox"], "hi", external_id="update-7")
+    again = await visitor_says(svc, chat["inbox"], "hi", external_id="update-7")
+    assert again.duplicate and again.message.id == sent.message.id
+    assert len(await messages(svc, sent.conversation.id)) == 1
+
+
+async def test_operator_resend_with_the_same_client_id_returns_the_stored_reply(
+    svc: Services, chat: dict[str, int]
+) -> None:
+    first = await visitor_says(svc, chat["inbox"], "hello", client_id="w1")
+    await do_route_pending(svc.db)
+    conv_id = first.conversation.id
+    replies = []
+    for _ in range(2):
+        async with svc.db.transaction() as s:
+            alice = f.who(await s.get_one(m.User, chat["alice"]))
+            replies.append(await c.check_send_message(s, alice, conv_id, "on its way", client_id="r1"))
+    assert replies[0].id == replies[1].id and replies[0].delivery == "pending"
+    assert [(b, cid) for _, b, cid, _ in await messages(svc, conv_id)] == [
+        ("hello", "w1"),
+        ("on its way", "r1"),
+    ]
+    out = [e for e in await events(svc, "message.created") if e["direction"] == "out"]
+    assert [(e["id"], e["client_id"], e["author_user_id"]) for e in out] == [
+        (replies[0].id, "r1", chat["alice"])
+    ]
+
+
+async def test_a_batch_of_delivery_receipts_equals_one_at_a_time(svc: Services, chat: dict[str, int]) -> None:
+    first = await visitor_says(svc, chat["inbox"], "hello", client_id="w1")
+    await do_route_pending(svc.db)
+    async with svc.db.transaction() as s:
+        alice = f.who(await s.get_one(m.User, chat["alice"]))
+        conv_id = first.conversation.id
+        ids = [
+            (await c.check_send_message(s, alice, conv_id, f"r{i}", client_id=f"r{i}")).id for i in range(4)
+        ]
+    marks = [
+        (ids[0], "sent", ""),
+        (ids[1], "failed", "no socket"),
+        (ids[0], "delivered", ""),
+        (ids[2], "sent", ""),
+    ]
+    async with svc.db.transaction() as s:
+        await c.do_mark_deliveries(s, marks)
+    batched = await events(svc, "message.delivery")
+    async with svc.db.transaction() as s:
+        for message_id, state, error in marks:
+            await c.do_mark_delivery(s, message_id, state, error)
+    one_by_one = (await events(svc, "message.delivery"))[len(batched) :]
+    assert batched == one_by_one
+    assert [(e["message_id"], e["delivery"], e["error"], e["user_id"]) for e in batched] == [
+        (ids[0], "sent", "", chat["alice"]),
+        (ids[1], "failed", "no socket", chat["alice"]),
+        (ids[0], "delivered", "", chat["alice"]),
+        (ids[2], "sent", "", chat["alice"]),
+    ]
+    states = {i: d for i, _, _, d in await messages(svc, first.conversation.id)}
+    assert [states[i] for i in ids] == ["delivered", "failed", "sent", "pending"]
+
+
+async def test_a_batch_with_an_unknown_message_records_nothing(svc: Services, chat: dict[str, int]) -> None:
+    first = await visitor_says(svc, chat["inbox"], "hello", client_id="w1")
+    with pytest.raises(NotFound):
+        async with svc.db.transaction() as s:
+            await c.do_mark_deliveries(
+                s, [(first.message.id, "read", ""), (first.message.id + 999, "read", "")]
+            )
+    async with svc.db.transaction() as s:
+        count = await s.scalar(
+            select(func.count()).select_from(m.Event).where(m.Event.type == "message.delivery")
+        )
+    assert count == 0
+    assert (await messages(svc, first.conversation.id))[0][3] == "stored"
