@@ -275,10 +275,11 @@ class TelegramChannel:
 
     async def _store(self, bot: Bot, item: TelegramInbound) -> None:
         msg = item.message
-        if item.media and msg.external_id:
-            # Only media is worth a transaction of its own: a re-delivered update must not be
-            # downloaded again. Text goes straight to ``do_ingest_inbound``, which dedupes it by
-            # ``external_id`` in the storing transaction (one transaction per update, not two).
+        if (item.media or item.shared_phone) and msg.external_id:
+            # Only media (a re-delivered update must not be downloaded again) and a shared phone
+            # (joined before the message is stored) are worth a transaction of their own. Text
+            # goes straight to ``do_ingest_inbound``, which dedupes it by ``external_id`` in the
+            # storing transaction (one transaction per update, not two).
             async with self.services.db.transaction() as session:
                 seen = await customer_view.inbound_stored(session, msg.inbox_id, str(msg.external_id))
             if seen:
