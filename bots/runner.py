@@ -145,7 +145,8 @@ class BotRunner:
 
     async def on_inbound(self, session: AsyncSession, conv: m.Conversation, message: m.Message) -> bool:
         """A customer message while the conversation is with the bot; ``False`` if no bot runs."""
-        bot = await session.get(m.BotSession, conv.id, with_for_update=True)
+        with session.no_autoflush:  # the inbound message's writes go out with the reply's flush
+            bot = await session.get(m.BotSession, conv.id, with_for_update=True)
         if bot is None or bot.status != "running":
             return False
         button = next(

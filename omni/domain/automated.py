@@ -94,7 +94,7 @@ async def do_send_automated(
         created_at=now,
     )
     session.add(message)
+    conv.last_message_at = now  # before the flush, which then writes the conversation once
     await session.flush()
-    conv.last_message_at = now
     _message_event(session, conv, message)
     return message
