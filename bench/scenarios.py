@@ -39,6 +39,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from routing import admin_execute, check_loopback, log, sqlalchemy_url, summarize  # noqa: E402
+from sqlalchemy import event  # noqa: E402
 
 from bots import engine as e  # noqa: E402
 from bots import runner, service  # noqa: E402
@@ -120,9 +121,17 @@ async def run_omni(db: Database, inbox_id: int, conversations: int, workers: int
             async with gate:
                 latencies.append(await step(db, inbox_id, i, body, button))
 
-    t = time.perf_counter()
+    statements = 0
+
+    def count(*_: Any) -> None:
+        nonlocal statements
+        statements += 1
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    t, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(customer(i) for i in range(conversations)))
-    wall = time.perf_counter() - t
+    wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+    event.remove(db.engine.sync_engine, "before_cursor_execute", count)
     async with db.transaction() as s:
         from sqlalchemy import func, select
 
@@ -137,6 +146,8 @@ async def run_omni(db: Database, inbox_id: int, conversations: int, workers: int
             **asdict(stats),
             "wall_seconds": round(wall, 2),
             "steps_per_second_wall": round(len(latencies) / wall, 1),
+            "cpu_ms_per_step": round(cpu * 1000 / max(1, len(latencies)), 3),
+            "sql_statements_per_step": round(statements / max(1, len(latencies)), 2),
         },
         "bot_sessions_by_status": statuses,
         "engine_steps_recorded": steps,
@@ -147,6 +158,7 @@ def run_floor(conversations: int) -> dict[str, Any]:
     scenario = load(SCENARIO)
     facts = e.Facts(channel="api", builtins={"contact.name": "x"})
     latencies: list[float] = []
+    cpu = time.process_time()
     for _ in range(conversations):
         state = e.advance(scenario, None, e.Start(), facts).state
         for body, button in ANSWERS:
@@ -154,7 +166,8 @@ def run_floor(conversations: int) -> dict[str, Any]:
             state = e.advance(scenario, state, e.Text(body, button=button), facts).state
             latencies.append(time.perf_counter() - t)
         assert state.status == "closed", state
-    return asdict(summarize(latencies))
+    cpu = time.process_time() - cpu
+    return asdict(summarize(latencies)) | {"cpu_ms_per_step": round(cpu * 1000 / max(1, len(latencies)), 4)}
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -162,6 +175,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     if not admin_dsn:
         raise SystemExit('OMNI_TEST_PG_DSN is not set: run eval "$(scripts/services.sh start)" first')
     check_loopback(admin_dsn)
+    load_at_start = os.getloadavg()
     name = f"omni_bench_bots_{uuid.uuid4().hex[:8]}"
     await admin_execute(admin_dsn, f"CREATE DATABASE {name}")
     try:
@@ -179,12 +193,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await admin_execute(admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     log("floor: the pure engine")
     floor = run_floor(args.conversations)
+    engine_rate = floor["per_second"]
+    ratio = round(omni["steps"]["steps_per_second_wall"] / engine_rate, 5) if engine_rate else None
     return {
+        "ratio_to_engine": ratio,
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "load_average": os.getloadavg(),
+            "load_average_at_start": load_at_start,
         },
         "conversations": args.conversations,
         "workers": args.workers,
@@ -201,6 +219,11 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"{'steps/s (one at a time)':34}{o['per_second']:>20}{f['per_second']:>16}")
     for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms"):
         print(f"{'step ' + key:34}{o[key]:>20}{f[key]:>16}")
+    print(f"{'CPU ms per step (this process)':34}{o['cpu_ms_per_step']:>20}{f['cpu_ms_per_step']:>16}")
+    print(f"{'SQL statements per step':34}{o['sql_statements_per_step']:>20}{0:>16}")
+    print(f"{'ratio to the engine (wall)':34}{report['ratio_to_engine']:>20}")
+    m_ = report["machine"]
+    print(f"{'load average start / end':34}{m_['load_average_at_start']!s:>20} / {m_['load_average']}")
     print(f"{'bot sessions by status':34}{json.dumps(report['omni']['bot_sessions_by_status']):>20}")
 
 

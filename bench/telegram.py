@@ -104,6 +104,29 @@ def stats(latencies: Sequence[float], wall: float) -> dict[str, Any]:
     }
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its descendants (Linux ``/proc``), a load-independent
+    figure next to the wall-clock rates (a worker-process ``serve`` counts whole)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += used.get(current, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == current)
+    return total
+
+
 # --- the bare floor -------------------------------------------------------------------------
 
 
@@ -321,18 +344,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ]
         sent: dict[str, float] = {}
         log(f"inbound: {len(updates)} updates, concurrency {args.concurrency}…")
+        assert server.proc is not None
+        cpu_before = tree_cpu_seconds(server.proc.pid)
         http_lat, start, failures = await fire(
             bot.webhook_url, {SECRET_HEADER: bot.webhook_secret}, updates, args.concurrency, sent
         )
         deadline = time.monotonic() + 60
         while len([k for k in sent if k in notified]) < len(sent) and time.monotonic() < deadline:  # noqa: ASYNC110 - polls another component's progress
             await asyncio.sleep(0.05)
+        omni_cpu = tree_cpu_seconds(server.proc.pid) - cpu_before
         e2e = [notified[k] - t for k, t in sent.items() if k in notified]
         last = max((notified[k] for k in sent if k in notified), default=start)
         report["omni_webhook"] = stats(e2e, last - start) | {
             "http_response": stats(http_lat, max(http_lat) if http_lat else 0) | {"per_second": None},
             "failures": failures,
             "not_notified": len(sent) - len(e2e),
+            "server_cpu_ms_per_update": round(omni_cpu * 1000 / max(1, len(updates)), 2),
         }
         async with db.transaction() as s:
             stored = await s.scalar(
@@ -358,10 +385,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             f"{bare.url}/webhook/t", {SECRET_HEADER: "bench-secret"}, bare_updates[:200], args.concurrency, {}
         )
         t0 = time.monotonic()
+        assert bare.proc is not None
+        cpu_before = tree_cpu_seconds(bare.proc.pid)
         bare_lat, _, bare_fail = await fire(
             f"{bare.url}/webhook/t", {SECRET_HEADER: "bench-secret"}, bare_updates, args.concurrency, {}
         )
-        report["bare_litestar"] = stats(bare_lat, time.monotonic() - t0) | {"failures": bare_fail}
+        bare_cpu = tree_cpu_seconds(bare.proc.pid) - cpu_before
+        report["bare_litestar"] = stats(bare_lat, time.monotonic() - t0) | {
+            "failures": bare_fail,
+            "server_cpu_ms_per_update": round(bare_cpu * 1000 / max(1, len(bare_updates)), 2),
+        }
+        omni_rate, bare_rate = report["omni_webhook"]["per_second"], report["bare_litestar"]["per_second"]
+        report["ratio_to_bare"] = round(omni_rate / bare_rate, 3) if omni_rate and bare_rate else None
         await bare.stop()
 
         # --- broadcast
@@ -433,6 +468,11 @@ def print_table(r: dict[str, Any]) -> None:
     print(f"{'updates/s':34} {o['per_second']:>20} {b['per_second']:>16}")
     for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms"):
         print(f"{key:34} {o[key]:>20} {b[key]:>16}")
+    cpu = "server_cpu_ms_per_update"
+    print(f"{'server CPU ms per update':34} {o.get(cpu, ''):>20} {b.get(cpu, ''):>16}")
+    print(f"{'ratio to the bare endpoint':34} {r.get('ratio_to_bare')!s:>20}  (goal ≥ 0.5)")
+    load = r["machine"]
+    print(f"{'load average start / end':34} {load['loadavg_at_start']} / {load.get('loadavg_at_end')}")
     answer = o["http_response"]
     print(f"{'omni HTTP answer p50 / p99 ms':34} {answer['p50_ms']:>11} / {answer['p99_ms']}")
     print(f"{'stored / not notified / failures':34} {o['stored']} / {o['not_notified']} / {o['failures']}")

@@ -106,7 +106,8 @@ class BotRunner:
         self.db = db
         self.http = http or call_http
         self._tasks: set[asyncio.Task[None]] = set()
-        self._revisions: dict[int, tuple[Scenario, bool]] = {}
+        self._revisions: dict[int, tuple[Scenario, bool, bool]] = {}
+        """revision id → (parsed scenario, needs the agent count, needs the queue row)."""
 
     # --- entry points used by the core ------------------------------------------------
 
@@ -144,7 +145,8 @@ class BotRunner:
 
     async def on_inbound(self, session: AsyncSession, conv: m.Conversation, message: m.Message) -> bool:
         """A customer message while the conversation is with the bot; ``False`` if no bot runs."""
-        bot = await session.get(m.BotSession, conv.id, with_for_update=True)
+        with session.no_autoflush:  # the inbound message's writes go out with the reply's flush
+            bot = await session.get(m.BotSession, conv.id, with_for_update=True)
         if bot is None or bot.status != "running":
             return False
         button = next(
@@ -197,7 +199,7 @@ class BotRunner:
         node = None
         if state.waiting in ("input", "record") and state.node:
             try:
-                scenario, _ = await self._scenario(session, bot.revision_id)
+                scenario, _, _ = await self._scenario(session, bot.revision_id)
             except ScenarioFormatError:
                 return None
             found = scenario.node(state.node)
@@ -237,18 +239,24 @@ class BotRunner:
 
     # --- the step ---------------------------------------------------------------------
 
-    async def _scenario(self, session: AsyncSession, revision_id: int) -> tuple[Scenario, bool]:
-        """Revisions never change, so each is parsed once per process."""
+    async def _scenario(self, session: AsyncSession, revision_id: int) -> tuple[Scenario, bool, bool]:
+        """Revisions never change, so each is parsed once per process (a publish makes a new
+        revision, so nothing is ever invalidated). With it: whether a step needs the queue's
+        agent count, and whether it needs the queue row at all (a fact — time, weekday,
+        business hours, agents — or ``{{queue.name}}``); a scenario that needs neither runs its
+        steps without reading the queue."""
         cached = self._revisions.get(revision_id)
         if cached is None:
             revision = await session.get(m.ScenarioRevision, revision_id)
             if revision is None:
                 raise ScenarioFormatError([])
             scenario = load(revision.document)
-            needs_agents = '"agents_online"' in json.dumps(revision.document)
+            text = json.dumps(revision.document)
+            needs_agents = '"agents_online"' in text
+            needs_queue = '"fact"' in text or "queue.name" in text
             if len(self._revisions) > 256:
                 self._revisions.clear()
-            cached = self._revisions[revision_id] = (scenario, needs_agents)
+            cached = self._revisions[revision_id] = (scenario, needs_agents, needs_queue)
         return cached
 
     async def _active(self, session: AsyncSession, key: str) -> tuple[m.Scenario, m.ScenarioRevision] | None:
@@ -262,22 +270,25 @@ class BotRunner:
         self, session: AsyncSession, conv: m.Conversation, bot: m.BotSession, event: e.Event
     ) -> None:
         try:
-            scenario, needs_agents = await self._scenario(session, bot.revision_id)
+            scenario, needs_agents, needs_queue = await self._scenario(session, bot.revision_id)
         except ScenarioFormatError as exc:  # published documents passed validation; belt and braces
             log.error("revision %s can't be loaded: %s", bot.revision_id, exc)
             bot.status = "error"
             return
         contact = await session.get(m.Contact, conv.contact_id)
-        queue = await session.get(m.Queue, conv.queue_id) if conv.queue_id else None
+        queue = await session.get(m.Queue, conv.queue_id) if conv.queue_id and needs_queue else None
         slots = 0
         if queue is not None and needs_agents:
             slots = (await queue_capacity(session, queue.id, conv.medium)).slots
         facts = _facts(conv, contact, queue, slots)
         state = e.State.from_json(bot.state) if bot.state else None
+        # The session row is written once, at the end of the step (one UPDATE): the bot's
+        # replies flush the session on their way, so touching ``bot`` earlier costs a second.
+        token = bot.timer_token
         for _ in range(MAX_CHAINED_EVENTS):
             outcome = e.advance(scenario, state, event, facts)
             state = outcome.state
-            bot.timer_token += 1
+            token += 1
             for step in outcome.steps:
                 session.add(
                     m.BotStep(
@@ -288,7 +299,7 @@ class BotRunner:
                         outcome=step.outcome[:64],
                     )
                 )
-            follow_up = await self._carry_out(session, conv, bot, outcome, scenario)
+            follow_up = await self._carry_out(session, conv, bot, outcome, token)
             if isinstance(follow_up, tuple):  # moved to another scenario
                 scenario, state = follow_up
                 event = e.Start()
@@ -296,6 +307,7 @@ class BotRunner:
             if follow_up is None:
                 break
             event = follow_up
+        bot.timer_token = token
         bot.state = state.to_json() if state else {}
         bot.status = state.status if state else "error"
         bot.updated_at = datetime.now(UTC)
@@ -307,9 +319,11 @@ class BotRunner:
             # An outbound start (an agentless notification) that ran out of nodes is done: the
             # customer was called to hear it, not to wait in a line.
             await conversations.do_close(session, conv, None, by="bot")
-        elif ran_out and queue is not None:
+        elif ran_out and conv.queue_id:
             # The scenario ran out of nodes: nobody must be left talking to nothing.
-            await conversations.do_enqueue(session, conv, queue)
+            queue = queue or await session.get(m.Queue, conv.queue_id)
+            if queue is not None:
+                await conversations.do_enqueue(session, conv, queue)
 
     async def _carry_out(
         self,
@@ -317,7 +331,7 @@ class BotRunner:
         conv: m.Conversation,
         bot: m.BotSession,
         outcome: e.Outcome,
-        scenario: Scenario,
+        token: int,
     ) -> e.Event | tuple[Scenario, e.State] | None:
         now = datetime.now(UTC)
         for action in outcome.actions:
@@ -333,23 +347,21 @@ class BotRunner:
                     prompt = await prompts.prompt_sound(session, action.prompt_id) or prompt
                 if action.text.strip() or buttons or prompt:
                     said = await automated.do_send_automated(
-                        session, conv.id, action.text or "…", buttons=buttons
+                        session, conv.id, action.text or "…", buttons=buttons, locked=conv
                     )
                     if prompt:
                         said.attachments = [*said.attachments, {"kind": "prompt", "file": prompt}]
             elif isinstance(action, e.StartTimer):
                 deadlines.schedule(
                     session, BOT_TIMER, conv.id, now + timedelta(seconds=action.seconds),
-                    {"token": bot.timer_token, "kind": action.kind},
+                    {"token": token, "kind": action.kind},
                 )  # fmt: skip
             elif isinstance(action, e.CallHttp):
-                unit_of_work(session).call_after_commit(
-                    partial(self._start_http, conv.id, bot.timer_token, action)
-                )
+                unit_of_work(session).call_after_commit(partial(self._start_http, conv.id, token, action))
                 deadlines.schedule(
                     session, BOT_HTTP_LOST, conv.id,
                     now + timedelta(seconds=action.timeout_seconds + HTTP_GRACE_SECONDS),
-                    {"token": bot.timer_token},
+                    {"token": token},
                 )  # fmt: skip
             elif isinstance(action, e.SaveAnswer):
                 session.add(
@@ -373,7 +385,7 @@ class BotRunner:
                                 action.scenario, conv.id)  # fmt: skip
                     return None
                 bot.scenario_id, bot.revision_id = found[0].id, found[1].id
-                scenario, _ = await self._scenario(session, found[1].id)
+                scenario, _, _ = await self._scenario(session, found[1].id)
                 return scenario, e.State(variables=dict(outcome.state.variables))
         return None
 

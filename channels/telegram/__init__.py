@@ -312,12 +312,15 @@ class TelegramChannel:
 
     async def _store(self, bot: Bot, item: TelegramInbound) -> None:
         msg = item.message
-        async with self.services.db.transaction() as session:
-            seen = bool(msg.external_id) and await customer_view.inbound_stored(
-                session, msg.inbox_id, str(msg.external_id)
-            )
-        if seen:
-            return  # a re-delivered update: stored once, nothing downloaded again
+        if (item.media or item.shared_phone) and msg.external_id:
+            # Only media (a re-delivered update must not be downloaded again) and a shared phone
+            # (joined before the message is stored) are worth a transaction of their own. Text
+            # goes straight to ``do_ingest_inbound``, which dedupes it by ``external_id`` in the
+            # storing transaction (one transaction per update, not two).
+            async with self.services.db.transaction() as session:
+                seen = await customer_view.inbound_stored(session, msg.inbox_id, str(msg.external_id))
+            if seen:
+                return  # a re-delivered update: stored once, nothing downloaded again
         downloads = [(ref, await self._download(bot, ref)) for ref in item.media]
         for attempt in range(1, 4):
             try:

@@ -66,14 +66,20 @@ async def do_send_automated(
     body: str,
     *,
     buttons: list[dict[str, Any]] | None = None,
+    locked: m.Conversation | None = None,
 ) -> m.Message:
-    """Stored, then delivered by the channel adapter like an operator reply (no author)."""
+    """Stored, then delivered by the channel adapter like an operator reply (no author).
+
+    ``locked``: the conversation, when the caller already holds its row ``FOR UPDATE`` in this
+    transaction (the bot runner mid-step), which saves reading it again."""
     if len(body) > MAX_BODY:
         raise InvalidInput("message is longer than {max_body} characters", max_body=MAX_BODY, field="body")
     attachments = [buttons_attachment(buttons)] if buttons else []
     if not body.strip() and not attachments:
         raise InvalidInput("message is empty", field="body")
-    conv = await session.get(m.Conversation, conversation_id, with_for_update=True)
+    conv = locked
+    if conv is None or conv.id != conversation_id:
+        conv = await session.get(m.Conversation, conversation_id, with_for_update=True)
     if conv is None:
         raise NotFound("conversation {conversation_id} not found", conversation_id=conversation_id)
     now = datetime.now(UTC)
@@ -88,7 +94,7 @@ async def do_send_automated(
         created_at=now,
     )
     session.add(message)
+    conv.last_message_at = now  # before the flush, which then writes the conversation once
     await session.flush()
-    conv.last_message_at = now
     _message_event(session, conv, message)
     return message

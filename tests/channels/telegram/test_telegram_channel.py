@@ -251,6 +251,21 @@ async def test_redelivered_update_is_stored_once(
     assert await count(app, m.Conversation, m.Conversation.inbox_id == bot["inbox_id"]) == 1
 
 
+async def test_redelivered_media_update_is_stored_once_and_downloaded_once(
+    app: dict[str, Any], emulator: BotApiEmulator, bot: dict[str, Any], customer: dict[str, Any]
+) -> None:
+    """Text skips the separate "already stored?" transaction (the storing one dedupes it);
+    media keeps it, so Telegram re-delivering a photo does not fetch the file again."""
+    photo_id = emulator.add_file(JPEG, "again.jpg")
+    photo = [{"file_id": photo_id, "file_unique_id": "ag1", "width": 8, "height": 8, "file_size": len(JPEG)}]
+    update = emulator.update(message=emulator.message(customer, photo=photo))
+    assert await emulator.deliver(bot["token"], update) == 200
+    assert await emulator.deliver(bot["token"], update) == 200
+    assert await count(app, m.Message, m.Message.inbox_id == bot["inbox_id"]) == 1
+    assert await count(app, m.StoredFile, m.StoredFile.inbox_id == bot["inbox_id"]) == 1
+    assert [c.method for c in emulator.calls].count("getfile") == 1
+
+
 async def test_429_retry_after_is_honoured_and_the_message_arrives(
     app: dict[str, Any], emulator: BotApiEmulator, bot: dict[str, Any], customer: dict[str, Any]
 ) -> None:
