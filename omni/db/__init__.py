@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from omni.db import models
 from omni.db.unit_of_work import Plugins, UnitOfWork, attach
 
 __all__ = ["Database", "models"]
+
+IDLE_PING_SECONDS = 5.0
+"""A pooled connection idle longer than this is pinged before use (see ``_check_at_checkout``)."""
 
 
 class Database:
@@ -29,10 +34,12 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            _check_at_checkout(self.engine)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._sqlite_lock = asyncio.Lock() if self.is_sqlite else None
         self.after_commit_hooks: list[Callable[[UnitOfWork], None]] = []
@@ -86,3 +93,38 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _check_at_checkout(engine: AsyncEngine) -> None:
+    """Hand out only live connections, without a round trip for the busy ones.
+
+    ``pool_pre_ping`` pings every checkout, and asyncpg's ping is three round trips (BEGIN,
+    ``;``, ROLLBACK): 3 of a message's 11 (bench/widget_legs.py). Here a connection asyncpg
+    already knows is closed (PostgreSQL restarted or dropped it: the socket saw EOF) is
+    replaced without asking the server, and only a connection that sat idle for
+    ``IDLE_PING_SECONDS`` — where a silent drop may have gone unseen — gets the dialect's own
+    ping. Both are SQLAlchemy's documented pessimistic-disconnect hooks: raising
+    ``DisconnectionError`` at checkout makes the pool discard the connection and try another.
+    Nothing here starts or ends a transaction the pool doesn't know about.
+    """
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["omni_idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if driver is None or driver.is_closed():
+            raise DisconnectionError("the pooled connection is closed")
+        since = record.info.get("omni_idle_since")
+        if since is not None and time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"the pooled connection failed its ping: {exc}") from exc
+        if not alive:
+            raise DisconnectionError("the pooled connection failed its ping")
