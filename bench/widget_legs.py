@@ -3,8 +3,8 @@
 ``bench/widget.py`` measures the whole path over sockets, where the machine's load inflates
 every wall-clock number. This runs each leg's database work in one process, as the handlers
 run it, and counts what does not depend on load: statements sent through SQLAlchemy per leg
-(each transaction adds 5 more round trips on PostgreSQL: the pool's pre-ping BEGIN / ``;`` /
-ROLLBACK, then BEGIN and COMMIT) and CPU time of this process per leg.
+(each transaction adds BEGIN and COMMIT on PostgreSQL; until 2026-11-30 also the pool's
+pre-ping BEGIN / ``;`` / ROLLBACK, now only for a connection idle over 5 s: ``omni/db``) and CPU time of this process per leg.
 
 Legs (``--messages`` of each, over ``--visitors`` active conversations):
 
