@@ -335,6 +335,122 @@ async def assign_on_postgres(
     return Assignment(conv.id, tuple(c.user.id for c in chosen), False)
 
 
+def _typed(table: Any, names: dict[str, str]) -> dict[str, Any]:
+    """``{column: bound parameter named names[column]}`` with the column's type (JSON, UTC
+    timestamps): multi-row ``VALUES`` don't take it from the column by themselves."""
+    return {col: bindparam(name, type_=table.c[col].type) for col, name in names.items()}
+
+
+@cache
+def _write_statement(offers: int, ringing: tuple[bool, ...]) -> Any:
+    """Step 5 for ``offers`` operators of whom ``len(ringing)`` start ringing (``True``: their
+    ``idle_since`` resets too), built once per shape: every value is a bound parameter, so
+    SQLAlchemy compiles it once and asyncpg prepares it once per connection."""
+    tables: list[Any] = [
+        model.__table__
+        for model in (m.Conversation, m.Offer, m.Deadline, m.StatusHistory, m.OperatorPresence, m.Event)
+    ]
+    conv_t, offer_t, deadline_t, history_t, presence_t, event_t = tables
+    ctes: list[Any] = [
+        update(conv_t)
+        .where(conv_t.c.id == bindparam("cid"))
+        .values(_typed(conv_t, {"status": "status", "offered_at": "now", "assigned_user_id": "assigned"}))
+        .cte("conv_offered"),
+        insert(offer_t)
+        .values(
+            [
+                _typed(
+                    offer_t,
+                    {
+                        "id": f"offer_{i}",
+                        "conversation_id": "cid",
+                        "user_id": f"user_{i}",
+                        "queue_id": "queue",
+                        "state": "pending",
+                        "created_at": "now",
+                        "expires_at": "expires",
+                    },
+                )
+                for i in range(offers)
+            ]
+        )
+        .cte("offers_made"),
+        insert(deadline_t)
+        .values(
+            [
+                _typed(
+                    deadline_t,
+                    {
+                        "kind": "timeout_kind",
+                        "ref_id": f"offer_{i}",
+                        "due_at": "expires",
+                        "done": "not_done",
+                        "payload": "no_payload",
+                    },
+                )
+                for i in range(offers)
+            ]
+        )
+        .cte("offer_timeouts"),
+    ]
+    for j, idle in enumerate(ringing):
+        ctes.append(
+            update(history_t)
+            .where(history_t.c.user_id == bindparam(f"ring_user_{j}"), history_t.c.ended_at.is_(None))
+            .values(_typed(history_t, {"ended_at": "now"}))
+            .cte(f"history_ended_{j}")
+        )
+        values = {"effective_code": f"ring_code_{j}", "effective_since": "now"}
+        if idle:
+            values["idle_since"] = "now"
+        ctes.append(
+            update(presence_t)
+            .where(presence_t.c.user_id == bindparam(f"ring_user_{j}"))
+            .values(_typed(presence_t, values))
+            .cte(f"presence_{j}")
+        )
+    if ringing:  # one INSERT: its rows take their ids in this order
+        ctes.append(
+            insert(history_t)
+            .values(
+                [
+                    _typed(
+                        history_t,
+                        {
+                            "user_id": f"ring_user_{j}",
+                            "status_id": f"ring_status_{j}",
+                            "status_code": f"ring_code_{j}",
+                            "started_at": "now",
+                            "reason": f"ring_reason_{j}",
+                        },
+                    )
+                    for j in range(len(ringing))
+                ]
+            )
+            .cte("history_started")
+        )
+    stmt = insert(event_t).values(
+        [
+            _typed(
+                event_t,
+                {
+                    "type": f"ev_type_{k}",
+                    "payload": f"ev_payload_{k}",
+                    "conversation_id": f"ev_conv_{k}",
+                    "queue_id": f"ev_queue_{k}",
+                    "user_id": f"ev_user_{k}",
+                    "created_at": f"ev_at_{k}",
+                    "dispatched": "not_done",
+                },
+            )
+            for k in range(offers + len(ringing))
+        ]
+    )
+    for cte in ctes:
+        stmt = stmt.add_cte(cte)
+    return stmt
+
+
 async def _write(
     session: AsyncSession, conv: m.Conversation, queue: m.Queue, chosen: list[_Chosen], now: datetime
 ) -> None:
@@ -345,87 +461,48 @@ async def _write(
     if len(chosen) == 1:
         conv.assigned_user_id = chosen[0].user.id
     expires = now + timedelta(seconds=queue.operator_timeout_seconds)
-    ctes: list[Any] = [
-        update(m.Conversation)
-        .where(m.Conversation.id == conv.id)
-        .values(status=conv.status, offered_at=now, assigned_user_id=conv.assigned_user_id)
-        .cte("conv_offered"),
-        insert(m.Offer)
-        .values(
-            [
-                {
-                    "id": c.offer_id,
-                    "conversation_id": conv.id,
-                    "user_id": c.user.id,
-                    "queue_id": queue.id,
-                    "state": "pending",
-                    "created_at": now,
-                    "expires_at": expires,
-                }
-                for c in chosen
-            ]
-        )
-        .cte("offers_made"),
-        insert(m.Deadline)
-        .values(
-            [
-                {
-                    "kind": deadlines.OFFER_TIMEOUT,
-                    "ref_id": c.offer_id,
-                    "due_at": expires,
-                    "done": False,
-                    "payload": {},
-                }
-                for c in chosen
-            ]
-        )
-        .cte("offer_timeouts"),
-    ]
-    events: list[dict[str, Any]] = []
-    for c in chosen:
+    params: dict[str, Any] = {
+        "cid": conv.id,
+        "status": conv.status,
+        "now": now,
+        "assigned": conv.assigned_user_id,
+        "queue": queue.id,
+        "pending": "pending",
+        "expires": expires,
+        "timeout_kind": deadlines.OFFER_TIMEOUT,
+        "not_done": False,
+        "no_payload": {},
+    }
+    events: list[tuple[str, dict[str, Any], int | None, int | None, int]] = []
+    for i, c in enumerate(chosen):
+        params[f"offer_{i}"] = c.offer_id
+        params[f"user_{i}"] = c.user.id
         payload = conversation_dict(conv)
         payload.update(
             offer_id=c.offer_id,
             expires_at=expires.isoformat(),
             timeout_seconds=queue.operator_timeout_seconds,
         )
-        events.append(_event("conversation.offered", payload, conv.id, queue.id, c.user.id))
-    history: list[dict[str, Any]] = []  # one INSERT: its rows take their ids in this order
-    for i, c in enumerate(chosen):
+        events.append(("conversation.offered", payload, conv.id, queue.id, c.user.id))
+    ringing: list[bool] = []
+    for c in chosen:
         change = _ringing(c, now)
         if change is None:
             continue
         code, status_id, reason, idle = change
-        uid = c.user.id
-        ctes.append(
-            update(m.StatusHistory)
-            .where(m.StatusHistory.user_id == uid, m.StatusHistory.ended_at.is_(None))
-            .values(ended_at=now)
-            .cte(f"history_ended_{i}")
-        )
-        history.append(
+        j = len(ringing)
+        ringing.append(idle)
+        params.update(
             {
-                "user_id": uid,
-                "status_id": status_id,
-                "status_code": code,
-                "started_at": now,
-                "ended_at": None,
-                "reason": reason,
-                "set_by_id": None,
+                f"ring_user_{j}": c.user.id,
+                f"ring_code_{j}": code,
+                f"ring_status_{j}": status_id,
+                f"ring_reason_{j}": reason,
             }
-        )
-        values: dict[str, Any] = {"effective_code": code, "effective_since": now}
-        if idle:
-            values["idle_since"] = now
-        ctes.append(
-            update(m.OperatorPresence)
-            .where(m.OperatorPresence.user_id == uid)
-            .values(**values)
-            .cte(f"presence_{i}")
         )
         s = c.status
         presence = m.OperatorPresence(
-            user_id=uid,
+            user_id=c.user.id,
             status_id=s.id,
             since=s.since,
             reason=s.reason,
@@ -435,15 +512,18 @@ async def _write(
             over_limit_flagged=s.over_limit_flagged,
         )
         status = m.OperatorStatus(id=s.id, code=s.code, name=s.name, colour=s.colour)
-        events.append(_event("presence.changed", presence_dict(presence, status), None, None, uid))
+        events.append(("presence.changed", presence_dict(presence, status), None, None, c.user.id))
         if code == s.code:
             request_routing(session)
-    if history:
-        ctes.append(insert(m.StatusHistory).values(history).cte("history_started"))
-    stmt = insert(m.Event).values(events)
-    for cte in ctes:
-        stmt = stmt.add_cte(cte)
-    await session.execute(stmt)
+    for k, (type_, payload, conversation_id, queue_id, user_id) in enumerate(events):
+        # As ``events.emit`` writes a row: the payload checked, the clock read per event.
+        params[f"ev_type_{k}"] = type_
+        params[f"ev_payload_{k}"] = checked_payload(type_, payload)
+        params[f"ev_conv_{k}"] = conversation_id
+        params[f"ev_queue_{k}"] = queue_id
+        params[f"ev_user_{k}"] = user_id
+        params[f"ev_at_{k}"] = datetime.now(UTC)
+    await session.execute(_write_statement(len(chosen), tuple(ringing)), params)
     unit_of_work(session).events_written = True
     _expire_loaded(session, conv.id, [c.user.id for c in chosen])
 
@@ -462,25 +542,6 @@ def _ringing(c: _Chosen, now: datetime) -> tuple[str, int, str, bool] | None:
 
         raise NotFound("status '{code}' does not exist", code=code)
     return code, c.ringing_id, "", False
-
-
-def _event(
-    type_: str,
-    payload: dict[str, Any],
-    conversation_id: int | None,
-    queue_id: int | None,
-    user_id: int | None,
-) -> dict[str, Any]:
-    """An outbox row as ``events.emit`` writes it (checked payload, its own clock reading)."""
-    return {
-        "type": type_,
-        "payload": checked_payload(type_, payload),
-        "conversation_id": conversation_id,
-        "queue_id": queue_id,
-        "user_id": user_id,
-        "created_at": datetime.now(UTC),
-        "dispatched": False,
-    }
 
 
 def _expire_loaded(session: AsyncSession, conversation_id: int, user_ids: list[int]) -> None:

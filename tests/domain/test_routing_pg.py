@@ -6,12 +6,13 @@ declined offers, a call beside chats, and an operator already ringing, played th
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, func, select, update
 
 from omni.db import Database
 from omni.db import models as m
@@ -208,7 +209,7 @@ async def test_postgres_fast_path_writes_what_the_orm_path_writes(pg_template: s
     assert fast_rounds == orm_rounds == lite_rounds
     for table in fast:
         for a, b in zip(fast[table], orm[table], strict=False):
-            diff = {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
+            diff: dict[str, Any] = {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
             if "payload" in diff:
                 pa, pb = diff["payload"]
                 diff["payload"] = {
@@ -242,3 +243,98 @@ async def test_routing_decision_on_postgres_sends_at_most_five_statements(pg_url
             assert len(sent) <= 5, sent
     finally:
         await db.dispose()
+
+
+async def test_two_routers_on_the_fast_path_never_double_offer_or_overfill(pg_url: str) -> None:
+    """Two routers (two engines, as two nodes) route one waiting line at once through
+    ``routing_pg`` while operators accept and close; the replayed history shows every
+    conversation offered to one operator once and nobody above capacity."""
+    conversations, operators = 60, 6
+    nodes = [Database(pg_url), Database(pg_url)]
+    db = nodes[0]
+    async with db.transaction() as s:
+        ops = [await f.user(s, f"race{i}", capacity=1) for i in range(operators)]
+        code = await f.result_code(s)
+        queues = [
+            await f.queue(s, "race-idle", ops[:4], strategy=m.Strategy.LONGEST_IDLE),
+            await f.queue(s, "race-least", ops[2:], strategy=m.Strategy.LEAST_LOADED),
+        ]
+        inboxes = [await f.inbox(s, q) for q in queues]
+        for u in ops:
+            await f.set_status(s, u)
+        for i in range(conversations):
+            await c.do_ingest_inbound(
+                s,
+                InboundMessage(
+                    inbox_id=inboxes[i % 2].id, identity_kind="external", identity_value=f"rc{i}", body="hi"
+                ),
+            )
+    done = False
+
+    async def router(node: Database) -> int:
+        made = 0
+        while not done:
+            made += len(await routing.do_route_pending(node))
+            await asyncio.sleep(0)  # let the other router and the operators run
+        return made
+
+    async def operators_work() -> None:
+        nonlocal done
+        while True:
+            async with db.transaction() as s:
+                for conv in await s.scalars(
+                    select(m.Conversation)
+                    .where(m.Conversation.status.in_(("offered", "active")))
+                    .with_for_update(skip_locked=True)
+                ):
+                    if conv.status == "offered":
+                        offer = await s.scalar(
+                            select(m.Offer).where(
+                                m.Offer.conversation_id == conv.id, m.Offer.state == "pending"
+                            )
+                        )
+                        assert offer is not None
+                        await c.do_accept_offer(s, conv, offer)
+                    else:
+                        await c.do_close(s, conv, code.id, by="operator")
+                left = await s.scalar(
+                    select(func.count()).select_from(m.Conversation).where(m.Conversation.status != "closed")
+                )
+            if not left:
+                done = True
+                return
+            await asyncio.sleep(0)
+
+    try:
+        made = await asyncio.wait_for(
+            asyncio.gather(router(nodes[0]), router(nodes[1]), operators_work()), 300
+        )
+        async with db.transaction() as s:
+            convs = list(await s.scalars(select(m.Conversation)))
+            offers = list(await s.scalars(select(m.Offer)))
+    finally:
+        for node in nodes:
+            await node.dispose()
+    assert made[0] > 0 and made[1] > 0, f"both routers made offers: {made[:2]}"
+    per_conv: dict[int, list[int]] = {}
+    for o in offers:
+        per_conv.setdefault(o.conversation_id, []).append(o.user_id)
+    assert all(len(v) == 1 for v in per_conv.values()), "a conversation was offered twice"
+    assert len(per_conv) == conversations
+    per_op: dict[int, list[tuple[datetime, datetime]]] = {}
+    for x in convs:
+        assert x.offered_at is not None and x.closed_at is not None and x.assigned_user_id is not None
+        per_op.setdefault(x.assigned_user_id, []).append((x.offered_at, x.closed_at))
+    worst = max(_max_overlap(v) for v in per_op.values())
+    assert worst <= 1, f"an operator held {worst} conversations at once (capacity 1)"
+
+
+def _max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
+    points = sorted(
+        [(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals], key=lambda p: (p[0], p[1])
+    )
+    best = cur = 0
+    for _, delta in points:
+        cur += delta
+        best = max(best, cur)
+    return best
