@@ -36,13 +36,16 @@ from sqlalchemy import (
     Integer,
     bindparam,
     case,
+    cast,
     exists,
     false,
     func,
     insert,
     literal,
+    literal_column,
     null,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
@@ -341,6 +344,25 @@ def _typed(table: Any, names: dict[str, str]) -> dict[str, Any]:
     return {col: bindparam(name, type_=table.c[col].type) for col, name in names.items()}
 
 
+def _rows(table: Any, rows: list[dict[str, str]]) -> tuple[list[str], Any]:
+    """``INSERT … SELECT`` of bound parameters, row after row: a multi-row ``VALUES`` would
+    keep SQLAlchemy from caching the compiled statement, and the ordinal keeps the rows (and
+    so the ids the sequence hands them) in the given order."""
+    cols = list(rows[0])
+    parts = [
+        select(
+            *[
+                cast(bindparam(name, type_=table.c[col].type), table.c[col].type).label(col)
+                for col, name in row.items()
+            ],
+            literal_column(str(i)).label("ord"),
+        )
+        for i, row in enumerate(rows)
+    ]
+    sub = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
+    return cols, select(*[sub.c[col] for col in cols]).order_by(sub.c.ord)
+
+
 @cache
 def _write_statement(offers: int, ringing: tuple[bool, ...]) -> Any:
     """Step 5 for ``offers`` operators of whom ``len(ringing)`` start ringing (``True``: their
@@ -357,10 +379,10 @@ def _write_statement(offers: int, ringing: tuple[bool, ...]) -> Any:
         .values(_typed(conv_t, {"status": "status", "offered_at": "now", "assigned_user_id": "assigned"}))
         .cte("conv_offered"),
         insert(offer_t)
-        .values(
-            [
-                _typed(
-                    offer_t,
+        .from_select(
+            *_rows(
+                offer_t,
+                [
                     {
                         "id": f"offer_{i}",
                         "conversation_id": "cid",
@@ -369,27 +391,27 @@ def _write_statement(offers: int, ringing: tuple[bool, ...]) -> Any:
                         "state": "pending",
                         "created_at": "now",
                         "expires_at": "expires",
-                    },
-                )
-                for i in range(offers)
-            ]
+                    }
+                    for i in range(offers)
+                ],
+            )
         )
         .cte("offers_made"),
         insert(deadline_t)
-        .values(
-            [
-                _typed(
-                    deadline_t,
+        .from_select(
+            *_rows(
+                deadline_t,
+                [
                     {
                         "kind": "timeout_kind",
                         "ref_id": f"offer_{i}",
                         "due_at": "expires",
                         "done": "not_done",
                         "payload": "no_payload",
-                    },
-                )
-                for i in range(offers)
-            ]
+                    }
+                    for i in range(offers)
+                ],
+            )
         )
         .cte("offer_timeouts"),
     ]
@@ -412,27 +434,27 @@ def _write_statement(offers: int, ringing: tuple[bool, ...]) -> Any:
     if ringing:  # one INSERT: its rows take their ids in this order
         ctes.append(
             insert(history_t)
-            .values(
-                [
-                    _typed(
-                        history_t,
+            .from_select(
+                *_rows(
+                    history_t,
+                    [
                         {
                             "user_id": f"ring_user_{j}",
                             "status_id": f"ring_status_{j}",
                             "status_code": f"ring_code_{j}",
                             "started_at": "now",
                             "reason": f"ring_reason_{j}",
-                        },
-                    )
-                    for j in range(len(ringing))
-                ]
+                        }
+                        for j in range(len(ringing))
+                    ],
+                )
             )
             .cte("history_started")
         )
-    stmt = insert(event_t).values(
-        [
-            _typed(
-                event_t,
+    stmt = insert(event_t).from_select(
+        *_rows(
+            event_t,
+            [
                 {
                     "type": f"ev_type_{k}",
                     "payload": f"ev_payload_{k}",
@@ -441,10 +463,10 @@ def _write_statement(offers: int, ringing: tuple[bool, ...]) -> Any:
                     "user_id": f"ev_user_{k}",
                     "created_at": f"ev_at_{k}",
                     "dispatched": "not_done",
-                },
-            )
-            for k in range(offers + len(ringing))
-        ]
+                }
+                for k in range(offers + len(ringing))
+            ],
+        )
     )
     for cte in ctes:
         stmt = stmt.add_cte(cte)
