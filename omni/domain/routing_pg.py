@@ -255,7 +255,10 @@ async def assign_on_postgres(
         params["ids"] = [preferred]
     else:
         params["queues"] = known
-    rows = (await session.execute(stmt, params)).all()
+    # Steps 2–5 run on the transaction's Core connection: the ORM execution layer only adds
+    # Python here (step 1 went through the session, which flushed anything pending).
+    conn = await session.connection()
+    rows = (await conn.execute(stmt, params)).all()
     # Membership and skills: the rules of routing._candidates, on the rows just read.
     user_skills = {
         r[0]: dict(zip(r.skill_ids or (), r.skill_levels or (), strict=True)) for r in rows if want_skills
@@ -315,13 +318,13 @@ async def assign_on_postgres(
     chosen: list[_Chosen] = []
     contended = False
     for cand in ordered:
-        locked = (await session.execute(_lock_statement(), {"uid": cand.id})).first()
+        locked = (await conn.execute(_lock_statement(), {"uid": cand.id})).first()
         if locked is None:
             contended = True  # another node is assigning to this operator right now
             continue
         # Status and load are re-read under the lock: what another node committed counts.
         receives = locked.receives_voice if conv.medium == m.Medium.VOICE else locked.receives_chats
-        fresh_row = (await session.execute(_fresh_statement(), {"ids": [cand.id], "uid": cand.id})).one()
+        fresh_row = (await conn.execute(_fresh_statement(), {"ids": [cand.id], "uid": cand.id})).one()
         fresh = _load(fresh_row, 0)
         if not receives or not fits(
             cand.user, fresh, conv.medium, chats_block_calls=primary.chats_block_calls
@@ -545,7 +548,7 @@ async def _write(
         params[f"ev_queue_{k}"] = queue_id
         params[f"ev_user_{k}"] = user_id
         params[f"ev_at_{k}"] = datetime.now(UTC)
-    await session.execute(_write_statement(len(chosen), tuple(ringing)), params)
+    await (await session.connection()).execute(_write_statement(len(chosen), tuple(ringing)), params)
     unit_of_work(session).events_written = True
     _expire_loaded(session, conv.id, [c.user.id for c in chosen])
 
