@@ -259,10 +259,12 @@ class PassResult:
     assignments: list[routing.Assignment] = field(default_factory=list)
     statements: list[int] = field(default_factory=list)
     """SQL statements issued by each offering decision."""
+    cpu: list[float] = field(default_factory=list)
+    """CPU seconds this process spent in each offering decision (``time.process_time``)."""
 
 
 async def timed_route_pass(
-    db: Database, counter: StatementCounter, *, max_assignments: int = 10_000
+    db: Database, counter: StatementCounter, *, max_assignments: int = 10_000, orm_only: bool = False
 ) -> PassResult:
     """``routing.do_route_pending`` with a stopwatch around each decision's transaction.
 
@@ -270,7 +272,7 @@ async def timed_route_pass(
     only addition is the timing. Keep the loop in step with ``routing.do_route_pending``.
     """
     t_pass = time.perf_counter()
-    rp = routing.RoutePass()
+    rp = routing.RoutePass(orm_only=orm_only)
     result = PassResult(waiting=0, scan_seconds=0.0, wall_seconds=0.0)
     async with db.transaction() as session:
         rows = await routing.waiting_line(session, limit=max_assignments)
@@ -284,10 +286,12 @@ async def timed_route_pass(
         if key in rp.dead_keys:
             continue
         before = counter.count
+        c0 = time.process_time()
         t0 = time.perf_counter()
         async with db.transaction() as session:
             assignment = await routing.do_assign(session, conv_id, rp)
         elapsed = time.perf_counter() - t0
+        cpu = time.process_time() - c0
         if assignment is None:
             result.no_match.append(elapsed)
             if step == 0 and preferred is None:
@@ -295,6 +299,7 @@ async def timed_route_pass(
             continue
         result.offered.append(elapsed)
         result.statements.append(counter.count - before)
+        result.cpu.append(cpu)
         result.assignments.append(assignment)
         if len(result.assignments) >= max_assignments:
             break
@@ -337,13 +342,19 @@ class OmniRun:
     no_match: LatencyStats
     statements_per_offer_mean: float
     statements_per_offer_max: int
+    cpu_ms_per_offer_mean: float
+    """CPU time of the benchmark process per offering decision (Python, drivers, SQLAlchemy)."""
+    path: str
     routing_wall_seconds: float
     routing_wall_decisions_per_second: float
     accept_close_seconds: float
     total_seconds: float
 
 
-async def run_omni(db: Database, n_conversations: int, slots: int, result_code_id: int) -> OmniRun:
+async def run_omni(
+    db: Database, n_conversations: int, slots: int, result_code_id: int, *, orm_only: bool = False
+) -> OmniRun:
+    cpu: list[float] = []
     offered: list[float] = []
     no_match: list[float] = []
     statements: list[int] = []
@@ -355,11 +366,12 @@ async def run_omni(db: Database, n_conversations: int, slots: int, result_code_i
     max_passes = 3 * math.ceil(n_conversations / max(1, slots)) + 10
     t_run = time.perf_counter()
     for n in range(1, max_passes + 1):
-        p = await timed_route_pass(db, counter)
+        p = await timed_route_pass(db, counter, orm_only=orm_only)
         routing_wall += p.wall_seconds
         offered += p.offered
         no_match += p.no_match
         statements += p.statements
+        cpu += p.cpu
         total += len(p.assignments)
         t0 = time.perf_counter()
         await accept_and_close(db, p.assignments, result_code_id)
@@ -397,6 +409,8 @@ async def run_omni(db: Database, n_conversations: int, slots: int, result_code_i
         no_match=summarize(no_match),
         statements_per_offer_mean=round(sum(statements) / max(1, len(statements)), 1),
         statements_per_offer_max=max(statements, default=0),
+        cpu_ms_per_offer_mean=round(sum(cpu) / max(1, len(cpu)) * 1000, 3),
+        path="orm" if orm_only else "auto (PostgreSQL: routing_pg)",
         routing_wall_seconds=round(routing_wall, 3),
         routing_wall_decisions_per_second=round(len(offered) / routing_wall, 1),
         accept_close_seconds=round(drain_wall, 3),
@@ -561,7 +575,8 @@ def print_table(report: dict[str, Any]) -> None:
         f"accept+close (not timed) {o['accept_close_seconds']:.2f}s, "
         f"{nm['count']} no-match decisions (p50 {nm['p50_ms']:.2f} ms); "
         f"SQL statements per offer: mean {o['statements_per_offer_mean']}, "
-        f"max {o['statements_per_offer_max']} (floor: 4)"
+        f"max {o['statements_per_offer_max']} (floor: 4); CPU of this process per offer "
+        f"{o['cpu_ms_per_offer_mean']:.2f} ms; path: {o['path']}"
     )
     print()
     width = max(len(r[0]) for r in rows)
@@ -570,6 +585,8 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"{name:{width}}  {a:>16}  {b:>18}")
     ratio = omni["p50_ms"] / raw["p50_ms"] if raw["p50_ms"] else math.nan
     print(f"\nomni p50 / floor p50 = {ratio:.1f}x")
+    share = omni["per_second"] / raw["per_second"] if raw["per_second"] else math.nan
+    print(f"omni decisions/s / floor decisions/s = {share:.1%} (goal: >= 25 %)")
     rf = report["raw_floor"]
     print(
         f"floor p50, first / last tenth of its run: {rf['first_tenth_p50_ms']:.3f} / "
@@ -615,7 +632,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         log("routing until every conversation has been offered")
         db = Database(sqlalchemy_url(admin_dsn, bench_db))
         try:
-            omni = await run_omni(db, args.conversations, seeded.slots, seeded.result_code_id)
+            omni = await run_omni(
+                db, args.conversations, seeded.slots, seeded.result_code_id, orm_only=args.orm
+            )
         finally:
             await db.dispose()
 
@@ -643,6 +662,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "strategy": args.strategy,
             "conversations": args.conversations,
             "ingest_batch": args.batch,
+            "orm": args.orm,
         },
         "machine": machine,
         "setup": {k: v for k, v in asdict(seeded).items() if k not in ("inbox_ids", "result_code_id")},
@@ -660,6 +680,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=500, help="conversations ingested per transaction")
     p.add_argument("--strategy", default=m.Strategy.LONGEST_IDLE, choices=[s.value for s in m.Strategy])
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument(
+        "--orm", action="store_true", help="decide through the ORM path (as SQLite does): the before figure"
+    )
     p.add_argument(
         "--dsn",
         default=os.environ.get("OMNI_TEST_PG_DSN", ""),

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import Database
 from omni.db import models as m
-from omni.domain import deadlines
+from omni.domain import deadlines, routing_pg
 from omni.domain.capacity import Load, fits, loads_for, remaining
 from omni.domain.events import emit
 from omni.domain.presence import do_refresh_activity, get_presence
@@ -121,6 +121,8 @@ class RoutePass:
     dead_keys: set[tuple[object, ...]] = field(default_factory=set)
     no_operator: bool = False
     """Set by ``do_assign`` when nobody could take the conversation (not mere contention)."""
+    orm_only: bool = False
+    """Decide through the ORM even on PostgreSQL (tests compare it with ``routing_pg``)."""
 
     async def queue(self, session: AsyncSession, queue_id: int) -> m.Queue | None:
         if queue_id not in self.queues:
@@ -290,9 +292,19 @@ async def do_assign(
     started: waiting for the database under load must not date an offer (and the wait it
     ends) earlier than the moment the operator was really free to take it.
     """
+    rp.no_operator = False
+    if not rp.orm_only and session.get_bind().dialect.name == "postgresql":
+        row = (
+            await session.execute(routing_pg.conversation_lock_statement(), {"cid": conversation_id})
+        ).first()
+        if row is None:
+            return None  # taken by another node, or no longer waiting
+        queue = await rp.queue(session, row.queue_id) if row.queue_id is not None else None
+        if queue is None or not queue.auto_accept:
+            return await routing_pg.assign_on_postgres(session, rp, now, row)
+        # Auto-accept hands ORM objects to do_accept_offer: decide below (the lock is ours).
     pinned = now
     now = now or datetime.now(UTC)
-    rp.no_operator = False
     conv = await session.scalar(
         select(m.Conversation)
         .where(m.Conversation.id == conversation_id, m.Conversation.status == QUEUED)
