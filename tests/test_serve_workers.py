@@ -43,6 +43,11 @@ def _workers(parent: int) -> set[int]:
     return found
 
 
+def _started(log_path: Path) -> int:
+    """Workers that finished their startup (uvicorn's INFO line; the lifespan has run)."""
+    return log_path.read_text().count("Application startup complete.")
+
+
 def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
@@ -79,7 +84,7 @@ async def test_two_workers_share_a_port_chat_crosses_them_and_a_killed_worker_is
         OMNI_REDIS_URL=REDIS_URL,
         OMNI_REDIS_PREFIX=f"workers-{random.randrange(1 << 30)}",
         OMNI_SECRET_KEY="workers-secret-" + "w" * 32,
-        OMNI_LOG_LEVEL="WARNING",
+        OMNI_LOG_LEVEL="INFO",  # each worker's "Application startup complete." is the sentinel
     )
     log_path = tmp_path / "serve.log"
     proc = subprocess.Popen(  # noqa: ASYNC220 - the server for the test's lifetime
@@ -102,7 +107,8 @@ async def test_two_workers_share_a_port_chat_crosses_them_and_a_killed_worker_is
     operators: list[OperatorClient] = []
     try:
         await wait_ready(url, proc)
-        await until(lambda: len(_workers(proc.pid)) == 2, 300, what="two workers")
+        await until(lambda: _started(log_path) >= 2, 600, what="both workers started")
+        assert len(_workers(proc.pid)) == 2
         token = await _login_token(url, "op")
 
         # Operator sockets until both workers hold some (the kernel picks the worker).
@@ -161,7 +167,7 @@ async def test_two_workers_share_a_port_chat_crosses_them_and_a_killed_worker_is
             120,
             what="a replacement",
         )
-        await wait_ready(url, proc)
+        await until(lambda: _started(log_path) >= 3, 600, what="the replacement started")
         again = Visitor(url)
         welcome = await again.connect(inbox=inbox_token)
         assert welcome["visitor"]
