@@ -168,7 +168,7 @@ class ServerProcess:
         assert self.proc is not None
         return self.proc.pid
 
-    async def start(self, http: aiohttp.ClientSession, within: float = 60) -> None:
+    async def start(self, http: aiohttp.ClientSession, within: float = 300) -> None:
         with self.log_path.open("ab") as out:
             self.proc = await asyncio.create_subprocess_exec(
                 *self.argv, env=self.env, cwd=ROOT, stdout=out, stderr=asyncio.subprocess.STDOUT

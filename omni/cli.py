@@ -139,8 +139,6 @@ def worker_app() -> Any:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from omni.app import create_app
-
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers or settings.workers
@@ -155,6 +153,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     logging.getLogger("omni").info("Omni on http://%s:%s, mode: %s, workers: %d", host, port, mode, workers)
     if workers == 1:
+        from omni.app import create_app
+
         uvicorn.Server(server_config(create_app(settings), settings, host=host, port=port)).run()
         return 0
     os.environ["OMNI_WORKERS"] = str(workers)  # each worker's settings: WebSocket-only Socket.IO

@@ -197,7 +197,7 @@ async def test_workers_need_redis(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,  # a loaded machine imports slowly; the refusal itself comes before the app
     )
     assert done.returncode == 2
     assert "--workers > 1 needs OMNI_REDIS_URL" in done.stderr
