@@ -6,10 +6,14 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import sys
+import time
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from omni.settings import Settings, get_settings
 
@@ -70,19 +74,100 @@ def server_config(app: Any, settings: Settings, *, host: str, port: int, **extra
         # at the moment a client sent its next request on it, which the client saw as
         # "Server disconnected without sending a response" (test_rbac, on a loaded machine).
         "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        # Memory per idle socket (bench/README.md, serve15): wsproto holds less per connection
+        # than the websockets implementations; Engine.IO's own ping/pong already finds dead
+        # peers, so uvicorn's second keepalive timer per socket goes; permessage-deflate would
+        # keep a zlib context pair per socket for messages of a few hundred bytes.
+        "ws": "wsproto",
+        "ws_ping_interval": None,
+        "ws_per_message_deflate": False,
         **extra,
     }
     return uvicorn.Config(app, **values)
 
 
-def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+WORKER_STOP_SECONDS = 30
+"""After SIGTERM, how long ``omni serve --workers N`` waits for its workers before SIGKILL: a
+worker's own bound (``SHUTDOWN_GRACE_SECONDS`` for connections, then the lifespan's bounded
+stops) fits well inside."""
+
+
+class Workers(Multiprocess):
+    """uvicorn's worker supervisor (a dead worker is replaced, SIGTERM stops them all) with a
+    log line naming each dead worker and a bounded wait for all of them to stop."""
+
+    def keep_subprocess_alive(self) -> None:
+        # uvicorn's loop (a dead or hung worker is killed and replaced), plus a warning that
+        # names it: uvicorn says so only at INFO.
+        if self.should_exit.is_set():
+            return
+        for idx, process in enumerate(self.processes):
+            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                continue
+            process.kill()
+            process.join()
+            if process.exitcode == STARTUP_FAILURE:  # the app cannot start: no restart loop
+                logging.getLogger("omni").error("worker process %s failed to start; stopping", process.pid)
+                self.should_exit.set()
+                return
+            if self.should_exit.is_set():
+                return
+            logging.getLogger("omni").warning(
+                "worker process %s exited with code %s; starting a replacement", process.pid, process.exitcode
+            )
+            replacement = Process(self.config, self.sockets)
+            replacement.start()
+            self.processes[idx] = replacement
+
+    def join_all(self) -> None:
+        deadline = time.monotonic() + WORKER_STOP_SECONDS
+        for process in self.processes:
+            process.process.join(max(0.0, deadline - time.monotonic()))
+        for process in self.processes:
+            if process.process.exitcode is None:
+                logging.getLogger("omni").error(
+                    "worker process %s still running %d s after SIGTERM; killing it",
+                    process.pid,
+                    WORKER_STOP_SECONDS,
+                )
+                process.kill()
+                process.process.join()
+
+
+def worker_app() -> Any:
+    """The app of one worker process of ``omni serve --workers N`` (a fresh interpreter:
+    settings and logging from the environment the supervisor passed on)."""
     from omni.app import create_app
 
+    settings = get_settings()
+    _configure_logging(settings)
+    return create_app(settings)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
+    workers = args.workers or settings.workers
     mode = "embedded (SQLite, in-process)" if settings.embedded else "distributed (Redis)"
-    logging.getLogger("omni").info("Omni on http://%s:%s, mode: %s", host, port, mode)
-    uvicorn.Server(server_config(create_app(settings), settings, host=host, port=port)).run()
+    if workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if workers > 1 and settings.embedded:
+        # Embedded mode fans out in process: a visitor on one worker would never reach an
+        # operator on another.
+        print("error: --workers > 1 needs OMNI_REDIS_URL (distributed mode)", file=sys.stderr)
+        return 2
+    logging.getLogger("omni").info("Omni on http://%s:%s, mode: %s, workers: %d", host, port, mode, workers)
+    if workers == 1:
+        from omni.app import create_app
+
+        uvicorn.Server(server_config(create_app(settings), settings, host=host, port=port)).run()
+        return 0
+    os.environ["OMNI_WORKERS"] = str(workers)  # each worker's settings: WebSocket-only Socket.IO
+    config = server_config(
+        "omni.cli:worker_app", settings, host=host, port=port, factory=True, workers=workers
+    )
+    Workers(config, sockets=[config.bind_socket()]).run()
     return 0
 
 
@@ -176,6 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes sharing the port (default OMNI_WORKERS, 1); more than one needs "
+        "Redis and serves Socket.IO over WebSocket only",
+    )
     sub.add_parser("migrate", help="apply database migrations")
     cu = sub.add_parser("createuser", help="create a user")
     cu.add_argument("username")

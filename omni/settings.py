@@ -347,6 +347,9 @@ class Settings(BaseSettings):
     data_dir: Path = DEFAULT_DATA_DIR
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = 1
+    """Worker processes of ``omni serve`` sharing the port (``--workers``); more than one needs
+    Redis and makes the Socket.IO server WebSocket-only (docs/deployment.md)."""
     debug: bool = False
     log_level: str = "INFO"
     redis_prefix: str = "omni"

@@ -23,6 +23,7 @@ from omni.realtime.live import FanoutManager, LiveFanout
 from omni.realtime.live import live_fanout as live_fanout
 from omni.realtime.membership import follow_queue_members, leave
 from omni.realtime.payloads import ResumeIn, decode
+from omni.realtime.transport import OmniSocketServer
 from omni.services import Services
 from omni.settings import Settings
 
@@ -40,14 +41,20 @@ def build_server(settings: Settings) -> socketio.AsyncServer:
     # Any origin may open the transport (the widget lives on customer sites); each namespace
     # decides in on_connect: staff namespaces refuse cross-site cookie logins, the widget
     # checks its inbox's allowed origins.
-    return socketio.AsyncServer(
+    # Several worker processes share the port: a long-polling session's requests could land on
+    # different ones, so WebSocket only (omni.realtime.transport, docs/deployment.md).
+    transports = ["websocket"] if settings.workers > 1 else ["polling", "websocket"]
+    server: socketio.AsyncServer = OmniSocketServer(
         async_mode="asgi",
+        transports=transports,
+        workers=settings.workers,
         client_manager=manager,
         cors_allowed_origins="*",
         max_http_buffer_size=settings.socketio_max_message_bytes,
         logger=False,
         engineio_logger=False,
     )
+    return server
 
 
 def event_rooms(event: DomainEvent, namespace: str = "/supervisor") -> list[str]:

@@ -1,0 +1,203 @@
+"""``omni serve --workers 2``: one port, two worker processes, Socket.IO over WebSocket only.
+
+A visitor and operators on both workers chat (events cross the processes through Redis);
+a long-polling request is refused with a message saying why; a worker killed with SIGKILL is
+named in the log and replaced; SIGTERM stops the supervisor and every worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from omni.cli import WORKER_STOP_SECONDS
+from omni.db import Database
+from omni.db import models as m
+from omni.domain import presence
+from tests import factories as f
+from tests.channels.widget.test_widget_channel import Visitor
+from tests.conftest import REDIS_URL, free_port
+from tests.helpers import HTTP_TIMEOUT, until, wait_ready
+from tests.test_realtime import OperatorClient
+
+
+def _workers(parent: int) -> set[int]:
+    """The worker processes of the supervisor ``parent`` (multiprocessing spawn children)."""
+    path = Path(f"/proc/{parent}/task/{parent}/children")
+    found = set()
+    for pid in path.read_text().split() if path.exists() else []:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"multiprocessing" in cmdline and b"resource_tracker" not in cmdline:
+            found.add(int(pid))
+    return found
+
+
+def _started(log_path: Path) -> int:
+    """Workers that finished their startup (uvicorn's INFO line; the lifespan has run)."""
+    return log_path.read_text().count("Application startup complete.")
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+async def _login_token(url: str, username: str) -> str:
+    async with httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT) as client:
+        resp = await client.post("/api/v1/auth/login", json={"username": username, "password": f.PASSWORD})
+        assert resp.status_code == 200
+        token: str = (await client.post("/api/v1/me/tokens", json={"name": "socket"})).json()["token"]
+        return token
+
+
+async def _node_of_sockets(db: Database) -> set[str]:
+    async with db.transaction() as s:
+        return set(await s.scalars(select(m.OperatorConnection.node_id)))
+
+
+@pytest.mark.timeout(900)  # two fresh interpreters import everything on a shared 2-core machine
+async def test_two_workers_share_a_port_chat_crosses_them_and_a_killed_worker_is_replaced(
+    pg_url: str, tmp_path: Path
+) -> None:
+    db = Database(pg_url)
+    async with db.transaction() as s:
+        op = await f.user(s, "op", capacity=5)
+        q = await f.queue(s, "web", [op], auto_accept=True)
+        ib = await f.inbox(s, q, channel="widget")
+        await presence.do_set_status(s, op.id, await presence.status_by_code(s, "available"))
+        inbox_token = ib.public_token
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ)
+    env.update(
+        OMNI_DATABASE_URL=pg_url,
+        OMNI_REDIS_URL=REDIS_URL,
+        OMNI_REDIS_PREFIX=f"workers-{random.randrange(1 << 30)}",
+        OMNI_SECRET_KEY="workers-secret-" + "w" * 32,
+        OMNI_LOG_LEVEL="INFO",  # each worker's "Application startup complete." is the sentinel
+    )
+    log_path = tmp_path / "serve.log"
+    proc = subprocess.Popen(  # noqa: ASYNC220 - the server for the test's lifetime
+        [
+            sys.executable,
+            "-m",
+            "omni.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        env=env,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    operators: list[OperatorClient] = []
+    try:
+        await wait_ready(url, proc)
+        await until(lambda: _started(log_path) >= 2, 600, what="both workers started")
+        assert len(_workers(proc.pid)) == 2
+        token = await _login_token(url, "op")
+
+        # Operator sockets until both workers hold some (the kernel picks the worker).
+        async def one_more() -> None:
+            client = OperatorClient(url, token)
+            await client.connect()
+            operators.append(client)
+
+        for _ in range(8):
+            await asyncio.gather(*(one_more() for _ in range(4)))
+            if len(await _node_of_sockets(db)) == 2:
+                break
+        assert len(await _node_of_sockets(db)) == 2, "every operator socket landed on one worker"
+
+        visitor = Visitor(url)
+        await visitor.connect(inbox=inbox_token)
+        ack = await visitor.send("hello from the site", "c-1")
+        assert ack["ok"], ack
+        conv = ack["conversation_id"]
+        # Whichever worker the visitor is on, one of the two workers is the other one.
+        for client in operators:
+            await until(
+                lambda c=client: any(
+                    e["type"] == "message.created" and e["data"].get("client_id") == "c-1" for e in c.events
+                ),
+                30,
+                what="the visitor's message on every operator socket",
+            )
+        for client in operators:
+            reply = await client.sio.call(
+                "send",
+                {"conversation_id": conv, "body": "hi", "client_id": f"r-{id(client)}"},
+                namespace="/operator",
+            )
+            assert reply["ok"], reply
+        await until(lambda: len(visitor.messages) == len(operators), 30, what="every reply at the visitor")
+
+        # Long-polling cannot work across workers: refused with the reason.
+        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
+            polling = await client.get(f"{url}/socket.io/?EIO=4&transport=polling")
+        assert polling.status_code == 400
+        assert "long-polling is off" in polling.text and "2 worker processes" in polling.text
+        await visitor.sio.disconnect()
+
+        # A worker killed outright: named in the log, replaced, and the port keeps serving.
+        before = _workers(proc.pid)
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        await until(
+            lambda: f"worker process {victim} exited with code -9" in log_path.read_text(),
+            60,
+            what="the log line",
+        )
+        await until(
+            lambda: len(_workers(proc.pid)) == 2 and victim not in _workers(proc.pid),
+            120,
+            what="a replacement",
+        )
+        await until(lambda: _started(log_path) >= 3, 600, what="the replacement started")
+        again = Visitor(url)
+        welcome = await again.connect(inbox=inbox_token)
+        assert welcome["visitor"]
+        assert (await again.send("still here", "c-2"))["ok"]
+        await again.sio.disconnect()
+        workers = _workers(proc.pid)
+    finally:
+        for client in operators:
+            if client.sio.connected:
+                await client.sio.disconnect()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=WORKER_STOP_SECONDS + 60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        await db.dispose()
+    assert code == 0, log_path.read_text()[-2000:]
+    assert not any(_alive(pid) for pid in workers), "a worker outlived SIGTERM"
+
+
+async def test_workers_need_redis(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNI_")}
+    env.update(OMNI_DATA_DIR=str(tmp_path), OMNI_SECRET_KEY="x" * 40)
+    done = subprocess.run(  # noqa: ASYNC221 - the command exits at once
+        [sys.executable, "-m", "omni.cli", "serve", "--workers", "2", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,  # a loaded machine imports slowly; the refusal itself comes before the app
+    )
+    assert done.returncode == 2
+    assert "--workers > 1 needs OMNI_REDIS_URL" in done.stderr
