@@ -82,7 +82,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from omni.channels import AdapterRegistry, AttemptOrder, ChannelAuthFailed, ChannelNotReady, PlacesAttempts
-from omni.db import Database
+from omni.db import Database, HeldConnection
 from omni.db import models as m
 from omni.db.models.outbound import CampaignChannel, CampaignState, DialMode, Outcome, TargetState
 from omni.domain.capacity import Load, add_load, fits, load_rows
@@ -908,6 +908,31 @@ async def _housekeeping(
     return await preview.do_expire_previews(session, now) if adapters is not None and previews else []
 
 
+async def _choose(session: AsyncSession, adapters: AdapterRegistry | None, st: _Tick) -> list[AttemptOrder]:
+    """The tick's transaction: housekeeping, then each running campaign's pass; returns the
+    expired previews' orders to place after the commit."""
+    st.dialect = session.get_bind().dialect.name
+    statement = _campaigns_statement(st.dialect)
+    rows = (await session.execute(statement)).all()
+    # No row: the flag is unknown, and a finished campaign may still show a preview.
+    previews = bool(rows[0][4]) if rows else True
+    expired = await _housekeeping(session, adapters, [row[0] for row in rows], st.now, previews=previews)
+    for campaign, open_attempts, reserved, zones, _ in rows:
+        if campaign.state != CampaignState.RUNNING:
+            continue
+        if _needs_channel(campaign) and _placer(adapters, campaign.channel) is None:
+            continue
+        pending_zones = zones.split(",") if zones is not None else []
+        if campaign.dial_mode == DialMode.PREVIEW:
+            # The expiry may have closed some of its previews (operators and targets back)
+            # since the campaigns were read.
+            counts = (await session.execute(_statement("counts"), {"campaign_id": campaign.id})).one()
+            open_attempts, reserved = counts
+            pending_zones = await _zones(session, campaign.id)
+        await _campaign_pass(session, campaign, st, int(open_attempts), int(reserved), pending_zones)
+    return expired
+
+
 async def tick(
     services_or_db: Services | Database,
     now: datetime | None = None,
@@ -915,6 +940,7 @@ async def tick(
     adapters: AdapterRegistry | None = None,
     http: httpx.AsyncClient | None = None,
     stats: TickStats | None = None,
+    held: HeldConnection | None = None,
 ) -> int:
     """One scheduling pass over every running campaign; returns the attempts that went ahead
     (placed on their channel, or shown to the operator in preview).
@@ -922,37 +948,30 @@ async def tick(
     ``now`` pins the clock (tests, the bench); ``adapters`` defaults to the services' registry
     (a bare ``Database``, as in a Celery worker, has none: see the module's note);
     ``http`` is the client for pre-dial checks (one per tick by default); ``stats``, when
-    given, is filled with where the time went."""
+    given, is filled with where the time went; ``held``: the connection a loop keeps across its
+    passes (``Scheduler``: no pool checkout and ping per pass); a pass that finds it lost (a
+    PostgreSQL restart since the last one) runs again at once on a fresh one."""
     if isinstance(services_or_db, Database):
         db = services_or_db
     else:
         db = services_or_db.db
         adapters = adapters if adapters is not None else services_or_db.adapters
-    st = _Tick(now or datetime.now(UTC))
-    if st.now.tzinfo is None:
+    now = now or datetime.now(UTC)
+    if now.tzinfo is None:
         raise ValueError("tick() needs an aware `now`: customer windows are compared in their zones")
-    began = time.perf_counter()
-    async with db.transaction() as session:
-        st.dialect = session.get_bind().dialect.name
-        statement = _campaigns_statement(st.dialect)
-        rows = (await session.execute(statement)).all()
-        # No row: the flag is unknown, and a finished campaign may still show a preview.
-        previews = bool(rows[0][4]) if rows else True
-        expired = await _housekeeping(session, adapters, [row[0] for row in rows], st.now, previews=previews)
-        for campaign, open_attempts, reserved, zones, _ in rows:
-            if campaign.state != CampaignState.RUNNING:
-                continue
-            if _needs_channel(campaign) and _placer(adapters, campaign.channel) is None:
-                continue
-            pending_zones = zones.split(",") if zones is not None else []
-            if campaign.dial_mode == DialMode.PREVIEW:
-                # The expiry may have closed some of its previews (operators and targets back)
-                # since the campaigns were read.
-                counts = (await session.execute(_statement("counts"), {"campaign_id": campaign.id})).one()
-                open_attempts, reserved = counts
-                pending_zones = await _zones(session, campaign.id)
-            await _campaign_pass(session, campaign, st, int(open_attempts), int(reserved), pending_zones)
-        chosen = time.perf_counter()
+    while True:
+        st = _Tick(now)
+        began = time.perf_counter()
+        try:
+            async with db.transaction() if held is None else held.transaction() as session:
+                expired = await _choose(session, adapters, st)
+                chosen = time.perf_counter()
+        except Exception as exc:
+            if held is None or not held.lost(exc):
+                raise
+            log.warning("outbound scheduler: its connection was lost (%s); the pass runs again", exc)
+            continue
+        break
     committed = time.perf_counter()
     if expired and adapters is not None:
         await preview.place_orders(db, adapters, expired)
@@ -991,6 +1010,8 @@ class Scheduler:
     through its transaction (a cancelled asyncpg query can hold the rollback, and the node's
     shutdown, for as long as the query takes)."""
     _stopping: bool = False
+    _held: HeldConnection | None = None
+    """The connection the passes run on (``tick``'s ``held``), taken at the first pass."""
 
     def nudge(self) -> None:
         self._wake.set()
@@ -998,6 +1019,7 @@ class Scheduler:
     async def start(self) -> None:
         self.services.bus.subscribe("routing", lambda _data: self.nudge())
         self.services.bus.subscribe("outbound", lambda _data: self.nudge())
+        self._held = HeldConnection(self.services.db)
         self._task = asyncio.create_task(self._run(), name="outbound-scheduler")
 
     async def stop(self) -> None:
@@ -1009,6 +1031,9 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._held is not None:
+            await self._held.close()
+            self._held = None
 
     async def _run(self) -> None:
         self._idle.set()
@@ -1016,7 +1041,7 @@ class Scheduler:
             self._wake.clear()
             self._idle.clear()
             try:
-                opened = await tick(self.services)
+                opened = await tick(self.services, held=self._held)
                 if opened:
                     log.debug("outbound scheduler: %d attempts", opened)
             except asyncio.CancelledError:
