@@ -1,5 +1,7 @@
 """The scheduler loop's held connection (``omni.db.HeldConnection``): its passes skip the pool's
-checkout and ping, and nothing of a pass may depend on that connection surviving.
+checkout and ping, and nothing of a pass may depend on that connection surviving. And the
+caller-ID pool read by the claim statement itself (PostgreSQL): the same numbers as a read of
+its own, shared when another node holds them all.
 
 Real PostgreSQL; a lost connection is the server closing it (``pg_terminate_backend``, what a
 restart does to every client), a broken pass is a real statement error or a cancellation.
@@ -18,6 +20,7 @@ from omni.db import models as m
 from omni.db.models.outbound import Outcome, TargetState
 from omni.domain.outbound.scheduler import tick
 from omni.services import Services
+from tests.helpers import until
 from tests.outbound.test_scheduler import NOON_MSK, _opened_on_the_record, _world
 
 
@@ -106,3 +109,31 @@ async def test_a_failed_transaction_never_leaves_the_held_connection_inside_one(
 async def test_attempts_opened_on_the_held_connection_are_on_the_record(services: Services) -> None:
     """The loop's passes write the same rows and events as a pooled ``tick``."""
     await _opened_on_the_record(services, held=True)
+
+
+async def test_a_caller_pool_another_node_holds_is_shared_not_left_empty(services: Services) -> None:
+    """The claim locks the pool's numbers no other node holds; when another node holds them
+    all, it reads them unlocked and shares them (the stamp then waits for that node), never an
+    attempt without a caller ID."""
+    w = await _world(services, operators=1)
+    await w.targets("+7 495 000-00-01")
+    async with services.db.transaction() as s:
+        s.add(m.CampaignCallerId(campaign_id=w.campaign_id, number="+74950001111", region="RU"))
+
+    async def waiting_for_a_lock() -> bool:
+        async with services.db.transaction() as s:
+            waiting = await s.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            )
+            return bool(waiting)
+
+    async with services.db.engine.connect() as other:
+        await other.execute(text("SELECT id FROM campaign_caller_ids FOR UPDATE"))
+        passing = asyncio.create_task(tick(services, NOON_MSK))
+        await until(waiting_for_a_lock, what="the pass's stamp waiting for the other node")
+        await other.commit()
+    assert await passing == 1
+    assert [o.caller_id for o in w.adapter.orders] == ["+74950001111"]

@@ -55,11 +55,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache, lru_cache
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from sqlalchemy import (
+    JSON,
     BigInteger,
     ColumnElement,
     Integer,
@@ -421,7 +422,21 @@ def _pool_statement(lock: bool) -> Any:
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
 
-def _rotate(pool: Sequence[m.CampaignCallerId], region: str, used: dict[int, int]) -> str:
+class _Caller(NamedTuple):
+    """A caller-ID pool row as the claim brings it (``_pool_column``): what ``_rotate`` reads."""
+
+    id: int
+    number: str
+    region: str
+    last_used_at: datetime | None
+
+
+def _when(value: str | None) -> datetime | None:
+    """A timestamp from JSON (``json_build_array`` writes ISO 8601 with the offset)."""
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def _rotate(pool: Sequence[_Caller | m.CampaignCallerId], region: str, used: dict[int, int]) -> str:
     """The number to use (``used`` counts this tick's picks; the caller stamps them)."""
     if not pool:
         return ""
@@ -519,11 +534,13 @@ def _dialed(T: Any, dialect: str) -> ColumnElement[str]:
 
 
 @lru_cache(maxsize=64)
-def _claim_statement(zones: int, callbacks_for: bool, dialect: str) -> Any:
+def _claim_statement(zones: int, callbacks_for: bool, dialect: str, with_pool: bool = False) -> Any:
     """The claim for ``zones`` open zones, built once and reused with bound values (building
     and keying a statement of several subqueries costs more than running it). Each row comes
     with whether do-not-call forbids the number it would dial (``dnc.covers``, global or the
-    campaign's list): one statement instead of a claim and a lookup."""
+    campaign's list): one statement instead of a claim and a lookup. ``with_pool`` (PostgreSQL):
+    the rows also carry the campaign's caller-ID pool (``_pool_column``: ``_caller_pool``'s read and
+    lock), one round trip fewer."""
     T = m.CampaignTarget
 
     def due(i: int) -> list[Any]:
@@ -574,9 +591,34 @@ def _claim_statement(zones: int, callbacks_for: bool, dialect: str) -> Any:
             select(func.array_agg(A.operator_id))
             .where(_in(A.operator_id, "operators", dialect), A.ended_at.is_(None))
             .scalar_subquery()
+            .label("busy")
         )
+    if with_pool and dialect == "postgresql":
+        columns.append(_pool_column().label("pool"))
     return (
         select(*columns).order_by(claimed.next_due_at, claimed.id).execution_options(populate_existing=True)
+    )
+
+
+@cache
+def _pool_column() -> Any:
+    """``_caller_pool`` as a column of the claim: the campaign's active caller IDs, those no
+    other node holds locked by this statement; when another node holds them all, all of them
+    read unlocked and shared (``NULL``: an empty pool). Uncorrelated, so PostgreSQL computes it
+    once per claim (an InitPlan), and only when the claim returns a row."""
+    C = m.CampaignCallerId
+    mine = (C.campaign_id == bindparam("campaign_id"), C.active.is_(True))
+    locked = select(C.id, C.number, C.region, C.last_used_at).where(*mine).with_for_update(skip_locked=True)
+    c = locked.subquery("c")
+    shared = select(func.json_agg(func.json_build_array(C.id, C.number, C.region, C.last_used_at))).where(
+        *mine
+    )
+    return func.coalesce(
+        select(
+            func.json_agg(func.json_build_array(c.c.id, c.c.number, c.c.region, c.c.last_used_at))
+        ).scalar_subquery(),
+        shared.scalar_subquery(),
+        type_=JSON,
     )
 
 
@@ -588,10 +630,13 @@ async def _claim(
     limit: int,
     operators: list[int] | None,
     dialect: str,
-) -> tuple[list[tuple[m.CampaignTarget, bool]], set[int]]:
+    with_pool: bool = False,
+) -> tuple[list[tuple[m.CampaignTarget, bool]], set[int], list[_Caller] | None]:
     """Lock up to ``limit`` due pending targets of the open ``zones``, oldest due first, each
-    with whether a do-not-call entry forbids the number it would dial; and which of
-    ``operators`` hold an open attempt after all (PostgreSQL: ``_lock_operators``' re-check).
+    with whether a do-not-call entry forbids the number it would dial; which of ``operators``
+    hold an open attempt after all (PostgreSQL: ``_lock_operators``' re-check); and with
+    ``with_pool`` on PostgreSQL the campaign's caller-ID pool as ``_caller_pool`` reads it
+    (``None``: not read, the caller reads it when it needs it).
 
     ``operators``: callbacks for one operator are eligible only if they are in it (``None``:
     nobody is reserved, e.g. a broadcast; callbacks go to anyone)."""
@@ -605,10 +650,15 @@ async def _claim(
     }
     if operators is not None:
         values["operators"] = list(operators)
-    stmt = _claim_statement(len(zones), operators is not None, dialect)
+    with_pool = with_pool and dialect == "postgresql"
+    stmt = _claim_statement(len(zones), operators is not None, dialect, with_pool)
     rows = (await session.execute(stmt, values)).all()
-    busy = set(rows[0][2] or ()) if rows and len(rows[0]) > 2 else set()
-    return [(row[0], bool(row[1])) for row in rows], busy
+    first = rows[0]._mapping if rows else {}
+    busy = set(first.get("busy") or ())
+    pool = (
+        [_Caller(i, n, r, _when(u)) for i, n, r, u in first.get("pool") or ()] if with_pool and rows else None
+    )
+    return [(row[0], bool(row[1])) for row in rows], busy, pool
 
 
 def _order(campaign: m.Campaign, target: m.CampaignTarget, attempt: m.CampaignAttempt) -> AttemptOrder:
@@ -720,13 +770,24 @@ async def _campaign_pass(
     zones = _open_zones(campaign, days, pending_zones, now)
     if not zones:
         return
-    pool: list[m.CampaignCallerId] | None = None
+    pool: Sequence[_Caller | m.CampaignCallerId] | None = None
     for _round in range(CLAIM_ROUNDS):
         if wanted <= 0 or (operators is not None and not operators):
             return
-        claimed, busy = await _claim(session, campaign, zones, now, wanted, operators, st.dialect)
+        claimed, busy, read = await _claim(
+            session,
+            campaign,
+            zones,
+            now,
+            wanted,
+            operators,
+            st.dialect,
+            with_pool=pool is None and not broadcast,
+        )
         if not claimed:
             return
+        if read is not None:
+            pool = read
         if busy and operators is not None:
             operators = [uid for uid in operators if uid not in busy]
         # Callbacks first, to their operator; the others to the longest idle in order.
