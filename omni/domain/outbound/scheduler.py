@@ -36,9 +36,10 @@ open attempts, the zones of their pending targets and whether a preview waits fo
 operator; the housekeeping (campaigns past their end date finish, unanswered previews expire)
 runs in the same transaction, its queries only when that read says there is something to do;
 who is free is one statement (staff, load and waiting inbound joined). On PostgreSQL the
-claim also carries the DNC check and the operators' re-check, and the opening writes the
-attempts, targets, events and caller-ID stamps in one statement: a steady tick is BEGIN, six
-statements and COMMIT.
+claim also carries the DNC check, the operators' re-check and the caller-ID pool, and the
+opening writes the attempts, targets, events and caller-ID stamps in one statement: a steady
+tick is BEGIN, five statements and COMMIT. The node's loop runs its ticks on one held
+connection (``omni.db.HeldConnection``): no pool checkout and pre-ping per pass.
 
 A campaign whose channel has no attempt-placing adapter in this process (a Celery worker, a
 node with voice off) is left to a node that has one, except preview campaigns, which need no
@@ -1093,7 +1094,9 @@ class Scheduler:
                 await self._task
             self._task = None
         if self._held is not None:
-            await self._held.close()
+            # Back to the pool; a server gone or hung must not hold the node's shutdown.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._held.close(), timeout=STOP_WAIT_SECONDS)
             self._held = None
 
     async def _run(self) -> None:
