@@ -65,7 +65,7 @@ from bench.routing import (
 )
 from omni import seed as factory
 from omni.channels import AdapterRegistry, AttemptOrder, DeliveryReceipt, OutboundMessage
-from omni.db import Database
+from omni.db import Database, HeldConnection
 from omni.db import models as m
 from omni.db.migrate import upgrade_async
 from omni.db.models.outbound import Outcome
@@ -129,6 +129,28 @@ class Result:
     opened_per_tick: float = 0.0
     explain: list[dict[str, Any]] = field(default_factory=list)
     """Server-side execution time of each read of one steady tick (EXPLAIN ANALYZE)."""
+    statements_per_tick: float = 0.0
+    """SQL statements a steady tick sends (round trips: these, BEGIN and COMMIT, and with
+    ``--pooled`` the pool's ping: three more)."""
+    floor: dict[str, Any] = field(default_factory=dict)
+    """The same-run floor: a bare asyncpg transaction of as many ``SELECT 1`` round trips as a
+    steady tick's statements (BEGIN and COMMIT included), on one kept connection."""
+
+
+async def floor_samples(dsn: str, statements: int, n: int) -> list[float]:
+    """What the round trips of a steady tick cost on this machine now, with no work in them."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        out = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            async with conn.transaction():
+                for _ in range(statements):
+                    await conn.fetchval("SELECT 1")
+            out.append(time.perf_counter() - t0)
+        return out
+    finally:
+        await conn.close()
 
 
 def _phone(prefix: str, n: int) -> str:
@@ -225,7 +247,12 @@ async def free_some(db: Database, k: int, rng: random.Random) -> None:
 
 
 async def explain_tick(
-    db: Database, dsn: str, adapters: AdapterRegistry, rng: random.Random, freed: int
+    db: Database,
+    dsn: str,
+    adapters: AdapterRegistry,
+    rng: random.Random,
+    freed: int,
+    held: HeldConnection | None,
 ) -> list[dict[str, Any]]:
     """One more steady tick with its statements captured, then each read (the picking) run
     again under ``EXPLAIN ANALYZE`` in a rolled-back transaction: what PostgreSQL itself spends,
@@ -239,7 +266,7 @@ async def explain_tick(
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", grab)
     try:
-        await tick(db, NOW + timedelta(seconds=2), adapters=adapters)
+        await tick(db, NOW + timedelta(seconds=2), adapters=adapters, held=held)
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", grab)
     # Replayed on the state the tick left (its claims done, the next due targets in line): the
@@ -316,32 +343,50 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     else:
         copy_seconds = await _seeded(args, name, rng)
     db = Database(sqlalchemy_url(args.dsn, name), pool_size=4)
+    # As the node's loop runs it: one connection kept across the passes (``--pooled``: a pool
+    # checkout, with its ping, per pass, as a Celery beat tick does).
+    held = None if args.pooled else HeldConnection(db)
     try:
         adapters = AdapterRegistry()
         adapter = NullAdapter()
         adapters.register(adapter)
         t0 = time.perf_counter()
-        first = await tick(db, NOW, adapters=adapters)
+        first = await tick(db, NOW, adapters=adapters, held=held)
         first_ms = (time.perf_counter() - t0) * 1000
         log(f"first tick: {first} attempts in {first_ms:.1f} ms")
         samples: list[float] = []
         parts: dict[str, list[float]] = {"pick": [], "open": [], "commit": [], "python_cpu": []}
         opened = 0
+        statements = 0
+        counting = False
+
+        def count(*_: Any) -> None:
+            nonlocal statements
+            statements += counting
+
+        event.listen(db.engine.sync_engine, "before_cursor_execute", count)
         for i in range(args.ticks):
             await free_some(db, args.freed, rng)
             stats = TickStats()
+            counting = True
             t0, cpu0 = time.perf_counter(), time.process_time()
-            opened += await tick(db, NOW + timedelta(milliseconds=i), adapters=adapters, stats=stats)
+            opened += await tick(
+                db, NOW + timedelta(milliseconds=i), adapters=adapters, stats=stats, held=held
+            )
             samples.append(time.perf_counter() - t0)
+            counting = False
             parts["python_cpu"].append(time.process_time() - cpu0)
             parts["pick"].append(stats.pick_seconds)
             parts["open"].append(stats.open_seconds)
             parts["commit"].append(stats.commit_seconds)
-        explained = await explain_tick(db, raw_dsn(args.dsn, name), adapters, rng, args.freed)
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+        per_tick = statements / max(1, args.ticks)
+        floor = await floor_samples(raw_dsn(args.dsn, name), round(per_tick), args.ticks)
+        explained = await explain_tick(db, raw_dsn(args.dsn, name), adapters, rng, args.freed, held)
         idle: list[float] = []
         for i in range(max(20, args.ticks // 4)):
             t0 = time.perf_counter()
-            await tick(db, NOW + timedelta(seconds=1, milliseconds=i), adapters=adapters)
+            await tick(db, NOW + timedelta(seconds=1, milliseconds=i), adapters=adapters, held=held)
             idle.append(time.perf_counter() - t0)
         result = Result(
             targets=args.targets,
@@ -355,8 +400,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             idle=_stats(idle),
             opened_per_tick=round(opened / max(1, args.ticks), 2),
             explain=explained,
+            statements_per_tick=round(per_tick, 2),
+            floor=_stats(floor),
         )
     finally:
+        if held is not None:
+            await held.close()
         await db.dispose()
         await drop(args.dsn, name)
         if args.template and args.drop_template:
@@ -371,6 +420,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     log(
         f"steady ticks ({args.ticks}, {result.opened_per_tick} attempts each): "
         f"p50 {s['p50_ms']} ms, p90 {s['p90_ms']} ms, p99 {s['p99_ms']} ms, max {s['max_ms']} ms"
+    )
+    f = result.floor
+    log(
+        f"floor ({result.statements_per_tick} bare round trips + BEGIN/COMMIT): p50 {f['p50_ms']} ms, "
+        f"p99 {f['p99_ms']} ms; tick / floor: p50 {s['p50_ms'] / max(f['p50_ms'], 1e-9):.2f}, "
+        f"p99 {s['p99_ms'] / max(f['p99_ms'], 1e-9):.2f}"
     )
     total = sum(e["execution_ms"] for e in result.explain)
     log(f"a steady tick's reads in PostgreSQL (EXPLAIN ANALYZE): {total:.2f} ms, {len(result.explain)} reads")
@@ -404,6 +459,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "times a copy of it, so runs of two versions of the code start from the same data",
     )
     p.add_argument("--drop-template", action="store_true", help="drop --template after this run")
+    p.add_argument(
+        "--pooled",
+        action="store_true",
+        help="each tick takes a pooled connection (pinged) instead of the loop's held one",
+    )
     p.add_argument(
         "--dsn", default=os.environ.get("OMNI_TEST_PG_DSN", ""), help="admin DSN ($OMNI_TEST_PG_DSN)"
     )

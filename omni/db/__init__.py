@@ -9,13 +9,19 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from omni.db import models
 from omni.db.unit_of_work import Plugins, UnitOfWork, attach
 
-__all__ = ["Database", "models"]
+__all__ = ["Database", "HeldConnection", "models"]
 
 IDLE_PING_SECONDS = 5.0
 """A pooled connection idle longer than this is pinged before use (see ``_check_at_checkout``)."""
@@ -72,8 +78,8 @@ class Database:
                 yield session
 
     @asynccontextmanager
-    async def _run(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessionmaker() as session:
+    async def _run(self, bind: AsyncConnection | None = None) -> AsyncIterator[AsyncSession]:
+        async with self.sessionmaker(**({"bind": bind} if bind is not None else {})) as session:
             uow = UnitOfWork.of(self.plugins)
             attach(session, uow)
             async with session.begin():
@@ -85,6 +91,61 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class HeldConnection:
+    """One connection a loop keeps across its transactions (the outbound scheduler's passes):
+    taken from the pool once, so its transactions skip the pool's checkout and pre-ping (on
+    asyncpg BEGIN, ``;`` and ROLLBACK: three round trips before every pass, more than the
+    pass's own reads cost inside PostgreSQL; bench/outbound_scheduler.py).
+
+    SQLAlchemy's public API only: each ``transaction()`` is a session bound to the connection,
+    begun and committed (or rolled back) by ``session.begin()``, with the same unit of work and
+    after-commit hooks as ``Database.transaction()``. Any error inside one (a statement failing,
+    the connection lost to a PostgreSQL restart, a cancellation) invalidates the connection:
+    one whose state is in doubt is never used again, and the next transaction takes a fresh one
+    from the pool, pinged there. ``lost`` tells whether a failure was the held connection gone
+    stale, which the caller may retry once at once (the pool would have replaced it unseen).
+    On SQLite (no pool, no ping, one writer) it is ``Database.transaction()``.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._conn: AsyncConnection | None = None
+        self._reused = False
+        """Whether the running transaction's connection was held from an earlier one."""
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        if self.db.is_sqlite:
+            async with self.db.transaction() as session:
+                yield session
+            return
+        self._reused = self._conn is not None
+        if self._conn is None:
+            self._conn = await self.db.engine.connect()
+        conn = self._conn
+        try:
+            async with self.db._run(conn) as session:
+                yield session
+        except BaseException:
+            self._conn = None
+            await conn.invalidate()
+            await conn.close()
+            raise
+
+    def lost(self, exc: BaseException) -> bool:
+        """Whether ``exc`` (raised by the last ``transaction()``) is the loss of a connection
+        held from an earlier transaction (a PostgreSQL restart since): the pool's ping would
+        have replaced it unseen, so the caller may run its transaction again at once, on a
+        fresh connection. The lost transaction did not commit, unless the loss hit its COMMIT:
+        only a caller that re-reads what it decides on (the scheduler) retries."""
+        return self._reused and isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

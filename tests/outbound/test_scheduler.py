@@ -21,7 +21,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from omni.channels import AttemptOrder, ChannelNotReady, DeliveryReceipt, OutboundMessage
-from omni.db import Database
+from omni.db import Database, HeldConnection
 from omni.db import models as m
 from omni.db.migrate import upgrade_async
 from omni.db.models.outbound import CampaignState, Outcome, TargetState
@@ -771,14 +771,20 @@ async def _dnc_checks_the_number_dialed(either: Services) -> None:
     assert (attempt.phone, attempt.outcome, attempt.cause) == ("+78121112233", Outcome.REFUSED, "dnc")
 
 
-async def _opened_on_the_record(either: Services) -> None:
+async def _opened_on_the_record(either: Services, *, held: bool = False) -> None:
     """``do_open_attempts`` writes rows and events itself on PostgreSQL: every column and each
-    ``campaign.attempt_started`` payload is what the ORM path (SQLite) writes."""
+    ``campaign.attempt_started`` payload is what the ORM path (SQLite) writes. ``held``: the
+    pass runs as the node's loop runs it, on its held connection."""
     w = await _world(either, operators=2)
     a, b = await w.targets("+7 495 000-00-01", "+7 495 000-00-02")
     async with either.db.transaction() as s:
         s.add(m.CampaignCallerId(campaign_id=w.campaign_id, number="+74950001111", region="RU"))
-    assert await tick(either, NOON_MSK) == 2
+    connection = HeldConnection(either.db) if held else None
+    try:
+        assert await tick(either, NOON_MSK, held=connection) == 2
+    finally:
+        if connection is not None:
+            await connection.close()
     attempts = await w.attempts()
     assert [(x.target_id, x.number, x.caller_id, x.external_id, x.amd, x.cause) for x in attempts] == [
         (a, 1, "+74950001111", "", "", ""),

@@ -36,9 +36,10 @@ open attempts, the zones of their pending targets and whether a preview waits fo
 operator; the housekeeping (campaigns past their end date finish, unanswered previews expire)
 runs in the same transaction, its queries only when that read says there is something to do;
 who is free is one statement (staff, load and waiting inbound joined). On PostgreSQL the
-claim also carries the DNC check and the operators' re-check, and the opening writes the
-attempts, targets, events and caller-ID stamps in one statement: a steady tick is BEGIN, six
-statements and COMMIT.
+claim also carries the DNC check, the operators' re-check and the caller-ID pool, and the
+opening writes the attempts, targets, events and caller-ID stamps in one statement: a steady
+tick is BEGIN, five statements and COMMIT. The node's loop runs its ticks on one held
+connection (``omni.db.HeldConnection``): no pool checkout and pre-ping per pass.
 
 A campaign whose channel has no attempt-placing adapter in this process (a Celery worker, a
 node with voice off) is left to a node that has one, except preview campaigns, which need no
@@ -55,11 +56,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache, lru_cache
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from sqlalchemy import (
+    JSON,
     BigInteger,
     ColumnElement,
     Integer,
@@ -82,7 +84,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from omni.channels import AdapterRegistry, AttemptOrder, ChannelAuthFailed, ChannelNotReady, PlacesAttempts
-from omni.db import Database
+from omni.db import Database, HeldConnection
 from omni.db import models as m
 from omni.db.models.outbound import CampaignChannel, CampaignState, DialMode, Outcome, TargetState
 from omni.domain.capacity import Load, add_load, fits, load_rows
@@ -421,7 +423,21 @@ def _pool_statement(lock: bool) -> Any:
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
 
-def _rotate(pool: Sequence[m.CampaignCallerId], region: str, used: dict[int, int]) -> str:
+class _Caller(NamedTuple):
+    """A caller-ID pool row as the claim brings it (``_pool_column``): what ``_rotate`` reads."""
+
+    id: int
+    number: str
+    region: str
+    last_used_at: datetime | None
+
+
+def _when(value: str | None) -> datetime | None:
+    """A timestamp from JSON (``json_build_array`` writes ISO 8601 with the offset)."""
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def _rotate(pool: Sequence[_Caller | m.CampaignCallerId], region: str, used: dict[int, int]) -> str:
     """The number to use (``used`` counts this tick's picks; the caller stamps them)."""
     if not pool:
         return ""
@@ -519,11 +535,13 @@ def _dialed(T: Any, dialect: str) -> ColumnElement[str]:
 
 
 @lru_cache(maxsize=64)
-def _claim_statement(zones: int, callbacks_for: bool, dialect: str) -> Any:
+def _claim_statement(zones: int, callbacks_for: bool, dialect: str, with_pool: bool = False) -> Any:
     """The claim for ``zones`` open zones, built once and reused with bound values (building
     and keying a statement of several subqueries costs more than running it). Each row comes
     with whether do-not-call forbids the number it would dial (``dnc.covers``, global or the
-    campaign's list): one statement instead of a claim and a lookup."""
+    campaign's list): one statement instead of a claim and a lookup. ``with_pool`` (PostgreSQL):
+    the rows also carry the campaign's caller-ID pool (``_pool_column``: ``_caller_pool``'s read and
+    lock), one round trip fewer."""
     T = m.CampaignTarget
 
     def due(i: int) -> list[Any]:
@@ -574,9 +592,34 @@ def _claim_statement(zones: int, callbacks_for: bool, dialect: str) -> Any:
             select(func.array_agg(A.operator_id))
             .where(_in(A.operator_id, "operators", dialect), A.ended_at.is_(None))
             .scalar_subquery()
+            .label("busy")
         )
+    if with_pool and dialect == "postgresql":
+        columns.append(_pool_column().label("pool"))
     return (
         select(*columns).order_by(claimed.next_due_at, claimed.id).execution_options(populate_existing=True)
+    )
+
+
+@cache
+def _pool_column() -> Any:
+    """``_caller_pool`` as a column of the claim: the campaign's active caller IDs, those no
+    other node holds locked by this statement; when another node holds them all, all of them
+    read unlocked and shared (``NULL``: an empty pool). Uncorrelated, so PostgreSQL computes it
+    once per claim (an InitPlan), and only when the claim returns a row."""
+    C = m.CampaignCallerId
+    mine = (C.campaign_id == bindparam("campaign_id"), C.active.is_(True))
+    locked = select(C.id, C.number, C.region, C.last_used_at).where(*mine).with_for_update(skip_locked=True)
+    c = locked.subquery("c")
+    shared = select(func.json_agg(func.json_build_array(C.id, C.number, C.region, C.last_used_at))).where(
+        *mine
+    )
+    return func.coalesce(
+        select(
+            func.json_agg(func.json_build_array(c.c.id, c.c.number, c.c.region, c.c.last_used_at))
+        ).scalar_subquery(),
+        shared.scalar_subquery(),
+        type_=JSON,
     )
 
 
@@ -588,10 +631,13 @@ async def _claim(
     limit: int,
     operators: list[int] | None,
     dialect: str,
-) -> tuple[list[tuple[m.CampaignTarget, bool]], set[int]]:
+    with_pool: bool = False,
+) -> tuple[list[tuple[m.CampaignTarget, bool]], set[int], list[_Caller] | None]:
     """Lock up to ``limit`` due pending targets of the open ``zones``, oldest due first, each
-    with whether a do-not-call entry forbids the number it would dial; and which of
-    ``operators`` hold an open attempt after all (PostgreSQL: ``_lock_operators``' re-check).
+    with whether a do-not-call entry forbids the number it would dial; which of ``operators``
+    hold an open attempt after all (PostgreSQL: ``_lock_operators``' re-check); and with
+    ``with_pool`` on PostgreSQL the campaign's caller-ID pool as ``_caller_pool`` reads it
+    (``None``: not read, the caller reads it when it needs it).
 
     ``operators``: callbacks for one operator are eligible only if they are in it (``None``:
     nobody is reserved, e.g. a broadcast; callbacks go to anyone)."""
@@ -605,10 +651,15 @@ async def _claim(
     }
     if operators is not None:
         values["operators"] = list(operators)
-    stmt = _claim_statement(len(zones), operators is not None, dialect)
+    with_pool = with_pool and dialect == "postgresql"
+    stmt = _claim_statement(len(zones), operators is not None, dialect, with_pool)
     rows = (await session.execute(stmt, values)).all()
-    busy = set(rows[0][2] or ()) if rows and len(rows[0]) > 2 else set()
-    return [(row[0], bool(row[1])) for row in rows], busy
+    first = rows[0]._mapping if rows else {}
+    busy = set(first.get("busy") or ())
+    pool = (
+        [_Caller(i, n, r, _when(u)) for i, n, r, u in first.get("pool") or ()] if with_pool and rows else None
+    )
+    return [(row[0], bool(row[1])) for row in rows], busy, pool
 
 
 def _order(campaign: m.Campaign, target: m.CampaignTarget, attempt: m.CampaignAttempt) -> AttemptOrder:
@@ -725,7 +776,7 @@ async def _campaign_pass(
     zones = _open_zones(campaign, days, pending_zones, now)
     if not zones:
         return
-    pool: list[m.CampaignCallerId] | None = None
+    pool: Sequence[_Caller | m.CampaignCallerId] | None = None
     for _round in range(CLAIM_ROUNDS):
         if wanted <= 0 or (operators is not None and not operators):
             return
@@ -734,9 +785,20 @@ async def _campaign_pass(
         eligible = (
             operators if operators is not None else [] if campaign.dial_mode == DialMode.PREDICTIVE else None
         )
-        claimed, busy = await _claim(session, campaign, zones, now, wanted, eligible, st.dialect)
+        claimed, busy, read = await _claim(
+            session,
+            campaign,
+            zones,
+            now,
+            wanted,
+            eligible,
+            st.dialect,
+            with_pool=pool is None and not broadcast,
+        )
         if not claimed:
             return
+        if read is not None:
+            pool = read
         if busy and operators is not None:
             operators = [uid for uid in operators if uid not in busy]
         # Callbacks first, to their operator; the others to the longest idle in order.
@@ -1000,6 +1062,31 @@ async def _housekeeping(
     return await preview.do_expire_previews(session, now) if adapters is not None and previews else []
 
 
+async def _choose(session: AsyncSession, adapters: AdapterRegistry | None, st: _Tick) -> list[AttemptOrder]:
+    """The tick's transaction: housekeeping, then each running campaign's pass; returns the
+    expired previews' orders to place after the commit."""
+    st.dialect = session.get_bind().dialect.name
+    statement = _campaigns_statement(st.dialect)
+    rows = (await session.execute(statement)).all()
+    # No row: the flag is unknown, and a finished campaign may still show a preview.
+    previews = bool(rows[0][4]) if rows else True
+    expired = await _housekeeping(session, adapters, [row[0] for row in rows], st.now, previews=previews)
+    for campaign, open_attempts, reserved, zones, _ in rows:
+        if campaign.state != CampaignState.RUNNING:
+            continue
+        if _needs_channel(campaign) and _placer(adapters, campaign.channel) is None:
+            continue
+        pending_zones = zones.split(",") if zones is not None else []
+        if campaign.dial_mode == DialMode.PREVIEW:
+            # The expiry may have closed some of its previews (operators and targets back)
+            # since the campaigns were read.
+            counts = (await session.execute(_statement("counts"), {"campaign_id": campaign.id})).one()
+            open_attempts, reserved = counts
+            pending_zones = await _zones(session, campaign.id)
+        await _campaign_pass(session, campaign, st, int(open_attempts), int(reserved), pending_zones)
+    return expired
+
+
 async def tick(
     services_or_db: Services | Database,
     now: datetime | None = None,
@@ -1007,6 +1094,7 @@ async def tick(
     adapters: AdapterRegistry | None = None,
     http: httpx.AsyncClient | None = None,
     stats: TickStats | None = None,
+    held: HeldConnection | None = None,
 ) -> int:
     """One scheduling pass over every running campaign; returns the attempts that went ahead
     (placed on their channel, or shown to the operator in preview).
@@ -1014,37 +1102,30 @@ async def tick(
     ``now`` pins the clock (tests, the bench); ``adapters`` defaults to the services' registry
     (a bare ``Database``, as in a Celery worker, has none: see the module's note);
     ``http`` is the client for pre-dial checks (one per tick by default); ``stats``, when
-    given, is filled with where the time went."""
+    given, is filled with where the time went; ``held``: the connection a loop keeps across its
+    passes (``Scheduler``: no pool checkout and ping per pass); a pass that finds it lost (a
+    PostgreSQL restart since the last one) runs again at once on a fresh one."""
     if isinstance(services_or_db, Database):
         db = services_or_db
     else:
         db = services_or_db.db
         adapters = adapters if adapters is not None else services_or_db.adapters
-    st = _Tick(now or datetime.now(UTC))
-    if st.now.tzinfo is None:
+    now = now or datetime.now(UTC)
+    if now.tzinfo is None:
         raise ValueError("tick() needs an aware `now`: customer windows are compared in their zones")
-    began = time.perf_counter()
-    async with db.transaction() as session:
-        st.dialect = session.get_bind().dialect.name
-        statement = _campaigns_statement(st.dialect)
-        rows = (await session.execute(statement)).all()
-        # No row: the flag is unknown, and a finished campaign may still show a preview.
-        previews = bool(rows[0][4]) if rows else True
-        expired = await _housekeeping(session, adapters, [row[0] for row in rows], st.now, previews=previews)
-        for campaign, open_attempts, reserved, zones, _ in rows:
-            if campaign.state != CampaignState.RUNNING:
-                continue
-            if _needs_channel(campaign) and _placer(adapters, campaign.channel) is None:
-                continue
-            pending_zones = zones.split(",") if zones is not None else []
-            if campaign.dial_mode == DialMode.PREVIEW:
-                # The expiry may have closed some of its previews (operators and targets back)
-                # since the campaigns were read.
-                counts = (await session.execute(_statement("counts"), {"campaign_id": campaign.id})).one()
-                open_attempts, reserved = counts
-                pending_zones = await _zones(session, campaign.id)
-            await _campaign_pass(session, campaign, st, int(open_attempts), int(reserved), pending_zones)
-        chosen = time.perf_counter()
+    while True:
+        st = _Tick(now)
+        began = time.perf_counter()
+        try:
+            async with db.transaction() if held is None else held.transaction() as session:
+                expired = await _choose(session, adapters, st)
+                chosen = time.perf_counter()
+        except Exception as exc:
+            if held is None or not held.lost(exc):
+                raise
+            log.warning("outbound scheduler: its connection was lost (%s); the pass runs again", exc)
+            continue
+        break
     committed = time.perf_counter()
     if expired and adapters is not None:
         await preview.place_orders(db, adapters, expired)
@@ -1083,6 +1164,8 @@ class Scheduler:
     through its transaction (a cancelled asyncpg query can hold the rollback, and the node's
     shutdown, for as long as the query takes)."""
     _stopping: bool = False
+    _held: HeldConnection | None = None
+    """The connection the passes run on (``tick``'s ``held``), taken at the first pass."""
 
     def nudge(self) -> None:
         self._wake.set()
@@ -1090,6 +1173,7 @@ class Scheduler:
     async def start(self) -> None:
         self.services.bus.subscribe("routing", lambda _data: self.nudge())
         self.services.bus.subscribe("outbound", lambda _data: self.nudge())
+        self._held = HeldConnection(self.services.db)
         self._task = asyncio.create_task(self._run(), name="outbound-scheduler")
 
     async def stop(self) -> None:
@@ -1101,6 +1185,11 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._held is not None:
+            # Back to the pool; a server gone or hung must not hold the node's shutdown.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._held.close(), timeout=STOP_WAIT_SECONDS)
+            self._held = None
 
     async def _run(self) -> None:
         self._idle.set()
@@ -1108,7 +1197,7 @@ class Scheduler:
             self._wake.clear()
             self._idle.clear()
             try:
-                opened = await tick(self.services)
+                opened = await tick(self.services, held=self._held)
                 if opened:
                     log.debug("outbound scheduler: %d attempts", opened)
             except asyncio.CancelledError:
