@@ -4,7 +4,8 @@
 every wall-clock number. This runs each leg's database work in one process, as the handlers
 run it, and counts what does not depend on load: statements sent through SQLAlchemy per leg
 (each transaction adds BEGIN and COMMIT on PostgreSQL; until 2026-11-30 also the pool's
-pre-ping BEGIN / ``;`` / ROLLBACK, now only for a connection idle over 5 s: ``omni/db``) and CPU time of this process per leg.
+pre-ping BEGIN / ``;`` / ROLLBACK, now only for a connection idle over 5 s: ``omni/db``) and
+CPU time of this process per leg.
 
 Legs (``--messages`` of each, over ``--visitors`` active conversations):
 
