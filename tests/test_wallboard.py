@@ -253,6 +253,7 @@ async def test_install_settings_rest_saves_and_refuses_a_bad_zone(
         "timezone": "UTC",
         "short_abandon_seconds": 5,
         "business_days": [0, 1, 2, 3, 4],
+        "totp_roles": [],
     }
     bad = await admin.put("/api/v1/admin/install", json={"timezone": "Mars/Olympus", "business_days": [9]})
     assert bad.status_code == 422
@@ -265,6 +266,7 @@ async def test_install_settings_rest_saves_and_refuses_a_bad_zone(
         "timezone": "Europe/Moscow",
         "short_abandon_seconds": 10,
         "business_days": [0, 1, 2, 3, 4],
+        "totp_roles": [],
     }
     assert (await admin.get("/api/v1/admin/install")).json()["timezone"] == "Europe/Moscow"
 
