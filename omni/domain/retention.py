@@ -81,11 +81,10 @@ class Roots:
     @classmethod
     def of(cls, settings: Any) -> Roots:
         voice = settings.voice
-        recordings = [Path(voice.recordings_dir)]
-        replies = getattr(voice, "replies_dir", None)
-        if replies:
-            recordings.append(Path(replies))
-        return cls(uploads=Path(settings.data_dir) / "uploads", recordings=tuple(recordings))
+        return cls(
+            uploads=Path(settings.data_dir) / "uploads",
+            recordings=(Path(voice.recordings_dir), Path(voice.replies_dir)),
+        )
 
     def all(self) -> tuple[Path, ...]:
         return (self.uploads, *self.recordings)

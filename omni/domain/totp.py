@@ -25,6 +25,7 @@ from omni.db import models as m
 from omni.domain import audit
 from omni.domain.auth import Principal
 from omni.domain.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
+from omni.domain.reports.config import locked_row
 
 STEP_SECONDS = 30
 DRIFT_STEPS = 1
@@ -205,18 +206,7 @@ async def check_set_required_roles(session: AsyncSession, who: Principal, roles:
     if unknown:
         raise InvalidInput("unknown role {role}", field="totp_roles", role=unknown[0])
     clean = sorted(set(roles))
-    row = await session.get(m.InstallSettings, 1, with_for_update=True)
-    if row is None:
-        from omni.domain.reports.config import DEFAULT  # the other install settings' defaults
-
-        row = m.InstallSettings(
-            id=1,
-            timezone=DEFAULT.timezone,
-            short_abandon_seconds=DEFAULT.short_abandon_seconds,
-            business_days=list(DEFAULT.business_days),
-            totp_roles=[],
-        )
-        session.add(row)
+    row = await locked_row(session)
     if sorted(row.totp_roles or []) != clean:
         row.totp_roles = clean
         audit.record(

@@ -32,26 +32,29 @@ class AccountPage(Controller):
         *,
         error: str = "",
         status_code: int = 200,
-        enrolling: bool = False,
+        enrol: str = "",
     ) -> Template:
+        """The page; ``enrol`` ``new`` starts an enrolment with a fresh secret, ``again`` shows
+        the one being confirmed (a wrong first code: the app already holds that secret)."""
         ctx = await page_context(request)
         services = services_of(request)
         secret_key = services.settings.effective_secret_key()
         async with services.db.transaction() as session:
             user = await session.get_one(m.User, ctx.who.id)
-            required = await totp.required_for(session, user)
             enrolment = None
-            if enrolling:
+            if enrol == "new":
                 enrolment = totp.do_begin_enrolment(secret_key, user)
+            elif enrol == "again" and user.totp_secret:
+                enrolment = totp.enrolment(secret_key, user)
             return ctx.template(
                 "account.html",
                 status_code=status_code,
                 enabled=totp.enabled(user),
-                required=required,
+                required=await totp.required_for(session, user),
                 enrolment=enrolment,
                 qr=Markup(enrolment.qr_svg) if enrolment else "",  # noqa: S704 - segno's SVG, no user text
                 error=error,
-                saved=request.query_params.get("saved", ""),
+                saved="" if error else request.query_params.get("saved", ""),
             )
 
     @get("/security", include_in_schema=False)
@@ -68,7 +71,7 @@ class AccountPage(Controller):
         secret_key = services.settings.effective_secret_key()
         ip = client_ip(request)
         if action == "begin":
-            return await self._render(request, enrolling=True)
+            return await self._render(request, enrol="new")
         if action not in ("confirm", "off"):
             return await self._render(request, error=ctx.t("account.bad_action"), status_code=400)
         if await services.logins.blocked(ctx.who.username, ip):
@@ -82,28 +85,9 @@ class AccountPage(Controller):
                     await totp.do_turn_off(session, user, code, secret_key, ip=ip)
         except DomainError as exc:
             await services.logins.failed(ctx.who.username, ip)
-            if action == "confirm":  # the same secret again: the app already holds it
-                return await self._render_enrolment_again(request, exc.localized(ctx.lang))
-            return await self._render(request, error=exc.localized(ctx.lang), status_code=422)
+            again = "again" if action == "confirm" else ""
+            return await self._render(request, error=exc.localized(ctx.lang), status_code=422, enrol=again)
         return Redirect(path=f"/account/security?saved={action}")
-
-    async def _render_enrolment_again(self, request: Request[Any, Any, Any], error: str) -> Template:
-        ctx = await page_context(request)
-        services = services_of(request)
-        secret_key = services.settings.effective_secret_key()
-        async with services.db.transaction() as session:
-            user = await session.get_one(m.User, ctx.who.id)
-            enrolment = totp.enrolment(secret_key, user) if user.totp_secret else None
-            return ctx.template(
-                "account.html",
-                status_code=422,
-                enabled=totp.enabled(user),
-                required=await totp.required_for(session, user),
-                enrolment=enrolment,
-                qr=Markup(enrolment.qr_svg) if enrolment else "",  # noqa: S704 - segno's SVG, no user text
-                error=error,
-                saved="",
-            )
 
 
 class ResetPage(Controller):

@@ -68,6 +68,21 @@ async def get_config(session: AsyncSession) -> ReportConfig:
     return _of(await session.get(m.InstallSettings, ROW_ID))
 
 
+async def locked_row(session: AsyncSession) -> m.InstallSettings:
+    """The install settings row, locked for a change; made with the defaults on the first one."""
+    row = await session.get(m.InstallSettings, ROW_ID, with_for_update=True)
+    if row is None:
+        row = m.InstallSettings(
+            id=ROW_ID,
+            timezone=DEFAULT.timezone,
+            short_abandon_seconds=DEFAULT.short_abandon_seconds,
+            business_days=list(DEFAULT.business_days),
+            totp_roles=[],
+        )
+        session.add(row)
+    return row
+
+
 async def check_update_config(
     session: AsyncSession,
     who: Principal,
@@ -99,15 +114,7 @@ async def check_update_config(
     if errors:
         first = errors[0]
         raise InvalidInput(first.template, field=first.field, errors=errors, **first.params)
-    row = await session.get(m.InstallSettings, ROW_ID, with_for_update=True)
-    if row is None:
-        row = m.InstallSettings(
-            id=ROW_ID,
-            timezone=DEFAULT.timezone,
-            short_abandon_seconds=DEFAULT.short_abandon_seconds,
-            business_days=list(DEFAULT.business_days),
-        )
-        session.add(row)
+    row = await locked_row(session)
     changes: dict[str, Any] = {}
     if timezone is not None and timezone != row.timezone:
         # the daily status tier is kept per local day of the install's zone: re-sum it
