@@ -26,7 +26,7 @@ import pytest_asyncio
 import uvicorn
 
 from omni.cli import server_config
-from omni.db.migrate import upgrade
+from omni.db.migrate import upgrade, upgrade_async
 from omni.services import Services, build_services
 from omni.settings import Settings
 
@@ -159,6 +159,28 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         yield svc
     finally:
         await svc.stop()
+
+
+@pytest_asyncio.fixture(params=["postgresql", "sqlite"])
+async def svc(request: pytest.FixtureRequest, tmp_path: Path, pg_template: str) -> AsyncIterator[Services]:
+    """Domain services on each database the product runs on (a fresh PostgreSQL database, then
+    the embedded SQLite file), with the in-process bus: a RedisBus stopped a few milliseconds
+    after it started can hang in its listener's cancellation (omni/bus.py)."""
+    dbname = ""
+    if request.param == "postgresql":
+        dbname = await create_test_database(pg_template)
+        settings = make_settings(_asyncpg_url(dbname), redis=False, data_dir=tmp_path)
+    else:
+        settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
+        await upgrade_async(settings.effective_database_url)
+    services = build_services(settings, run_background=False)
+    await services.start()
+    try:
+        yield services
+    finally:
+        await services.stop()
+        if dbname:
+            await drop_test_database(dbname)
 
 
 def _port_block() -> range:

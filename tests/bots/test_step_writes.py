@@ -4,8 +4,6 @@ PostgreSQL and on SQLite (the embedded mode), through the same services the app 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,13 +11,10 @@ from sqlalchemy import select
 
 from bots import runner, service
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.domain import conversations as c
 from omni.domain.auth import Principal
-from omni.services import Services, build_services
-from omni.settings import Settings
+from omni.services import Services
 from tests import factories as f
-from tests.conftest import _asyncpg_url, create_test_database, drop_test_database, make_settings
 
 RUNS_OUT: dict[str, Any] = {
     "name": "asks once", "start": "ask", "variables": [{"name": "who"}],
@@ -38,24 +33,11 @@ QUEUE_FACTS: dict[str, Any] = {
 }  # fmt: skip
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def svc(request: pytest.FixtureRequest, tmp_path: Path, pg_template: str) -> AsyncIterator[Services]:
-    dbname = ""
-    if request.param == "postgresql":
-        dbname = await create_test_database(pg_template)
-        settings = make_settings(_asyncpg_url(dbname), redis=False, data_dir=tmp_path)
-    else:
-        settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
-        await upgrade_async(settings.effective_database_url)
-    services = build_services(settings, run_background=False)
-    await services.start()
-    runner.install(services.db)
-    try:
-        yield services
-    finally:
-        await services.stop()
-        if dbname:
-            await drop_test_database(dbname)
+@pytest.fixture
+async def svc(svc: Services) -> Services:
+    """The shared services on PostgreSQL and SQLite, with the bot runner installed."""
+    runner.install(svc.db)
+    return svc
 
 
 async def _inbox(svc: Services, key: str, doc: dict[str, Any], *, staffed: bool = False) -> int:

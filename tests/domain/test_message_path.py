@@ -6,42 +6,18 @@ PostgreSQL and on SQLite (the embedded mode)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.domain import conversations as c
 from omni.domain import presence
 from omni.domain.errors import NotFound
 from omni.domain.routing import do_route_pending
-from omni.services import Services, build_services
-from omni.settings import Settings
+from omni.services import Services
 from tests import factories as f
-from tests.conftest import _asyncpg_url, create_test_database, drop_test_database, make_settings
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def svc(request: pytest.FixtureRequest, tmp_path: Path, pg_template: str) -> AsyncIterator[Services]:
-    dbname = ""
-    if request.param == "postgresql":
-        dbname = await create_test_database(pg_template)
-        settings = make_settings(_asyncpg_url(dbname), redis=False, data_dir=tmp_path)
-    else:
-        settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
-        await upgrade_async(settings.effective_database_url)
-    services = build_services(settings, run_background=False)
-    await services.start()
-    try:
-        yield services
-    finally:
-        await services.stop()
-        if dbname:
-            await drop_test_database(dbname)
 
 
 @pytest.fixture

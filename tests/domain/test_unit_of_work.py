@@ -4,8 +4,6 @@ and on SQLite (the embedded mode), through the same services the app builds."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,16 +11,13 @@ import pytest
 from bots import engine as e
 from bots import runner, service
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.db.unit_of_work import unit_of_work
 from omni.domain import conversations as c
 from omni.domain.auth import Principal
 from omni.domain.events import emit
 from omni.domain.routing_signal import request_routing
-from omni.services import Services, build_services
-from omni.settings import Settings
+from omni.services import Services
 from tests import factories as f
-from tests.conftest import _asyncpg_url, create_test_database, drop_test_database, make_settings
 
 CRM: dict[str, Any] = {
     "name": "crm", "start": "lookup", "variables": [],
@@ -34,27 +29,6 @@ CRM: dict[str, Any] = {
 
 class Rollback(Exception):
     """Raised inside a transaction to roll it back."""
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def svc(request: pytest.FixtureRequest, tmp_path: Path, pg_template: str) -> AsyncIterator[Services]:
-    dbname = ""
-    if request.param == "postgresql":
-        dbname = await create_test_database(pg_template)
-        # The in-process bus: the nudges are what is observed here, and a RedisBus stopped a few
-        # milliseconds after it started can hang in its listener's cancellation (omni/bus.py).
-        settings = make_settings(_asyncpg_url(dbname), redis=False, data_dir=tmp_path)
-    else:
-        settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
-        await upgrade_async(settings.effective_database_url)
-    services = build_services(settings, run_background=False)
-    await services.start()
-    try:
-        yield services
-    finally:
-        await services.stop()
-        if dbname:
-            await drop_test_database(dbname)
 
 
 async def test_relay_nudge_follows_a_commit_and_never_a_rollback(svc: Services) -> None:
