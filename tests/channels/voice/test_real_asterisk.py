@@ -35,6 +35,7 @@ import pytest
 
 from omni.db import models as m
 from tests import factories as f
+from tests.channels.voice.test_agentless import _order as agentless_order
 from tests.channels.voice.test_ami_calls import make_world, until, voice_of
 from tests.conftest import LiveServer, _asyncpg_url, create_test_database, drop_test_database, make_settings
 
@@ -546,35 +547,6 @@ async def _agentless_world(server: LiveServer, w: Any) -> tuple[int, int]:
         return camp.id, menu.id
 
 
-async def _agentless_order(server: LiveServer, campaign_id: int, phone: str) -> Any:
-    from omni.channels import AttemptOrder
-    from omni.domain.outbound.lifecycle import do_open_attempt
-
-    async with server.services.db.transaction() as s:
-        camp = await s.get_one(m.Campaign, campaign_id)
-        t = m.CampaignTarget(
-            campaign_id=campaign_id, name="Ivan Petrov", phone=phone, phones=[phone],
-            fields={"Debt": "1200", "due date": "2026-12-15"},
-        )  # fmt: skip
-        s.add(t)
-        await s.flush()
-        a = await do_open_attempt(s, t, caller_id="+74950001111")
-        return AttemptOrder(
-            attempt_id=a.id,
-            campaign_id=campaign_id,
-            target_id=t.id,
-            channel="voice",
-            dial_mode="agentless",
-            phone=phone,
-            caller_id="+74950001111",
-            inbox_id=camp.inbox_id,
-            queue_id=camp.queue_id,
-            operator_id=None,
-            ring_seconds=camp.ring_seconds,
-            variables={"name": t.name, "fields": dict(t.fields)},
-        )
-
-
 async def test_agentless_notification_confirm_repeat_and_voice_reply_through_a_real_asterisk(
     server: LiveServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -598,7 +570,7 @@ async def test_agentless_notification_confirm_repeat_and_voice_reply_through_a_r
                 t = await s.get_one(m.CampaignTarget, a.target_id)
                 return (a, t) if a.ended_at is not None and t.result else None
 
-        confirm = await _agentless_order(server, camp, CONFIRM_NUMBER)
+        confirm = await agentless_order(w, camp, [CONFIRM_NUMBER])
         await voice.place(confirm)
         a, t = await until(lambda: ended(confirm.attempt_id), timeout=90)
         assert (a.outcome, a.cause) == (Outcome.ANSWERED, "notification played"), a.cause
@@ -609,7 +581,7 @@ async def test_agentless_notification_confirm_repeat_and_voice_reply_through_a_r
         assert [e["Status"] for e in events.named("OmniTestHeard", Number=CONFIRM_NUMBER)] == ["NOISE"]
         await until(lambda: _gone(server, {f"omni-a{confirm.attempt_id}"}), timeout=30)
 
-        repeat = await _agentless_order(server, camp, REPEAT_NUMBER)
+        repeat = await agentless_order(w, camp, [REPEAT_NUMBER])
         await voice.place(repeat)
         a, t = await until(lambda: ended(repeat.attempt_id), timeout=120)
         assert (a.outcome, a.cause) == (Outcome.ANSWERED, "notification played"), a.cause
