@@ -79,11 +79,17 @@ function action(label: string, testid: string, run: () => void): HTMLElement {
   return el("button", { type: "button", class: "small", "data-testid": testid, onclick: run }, label);
 }
 
-async function change(method: string, path: string, body?: unknown): Promise<boolean> {
+/** Send a change; on success ``moveTo`` (when given) picks the folder to show, then the view
+ * reloads once. Moving first matters: reloading the old folder and then the new one doubled the
+ * requests, and a slow server showed the old folder for that long. */
+async function change(method: string, path: string, body?: unknown, moveTo?: () => string): Promise<boolean> {
   const reply = await api(method, path, body);
   if (!reply.ok) say(reply.detail || t("media.failed"), true);
   else say(t("media.saved"));
-  if (reply.ok) await refresh();
+  if (reply.ok) {
+    if (moveTo) folder = moveTo();
+    await refresh();
+  }
   return reply.ok;
 }
 
@@ -151,33 +157,23 @@ function folderTools(): HTMLElement {
       const name = window.prompt(t("media.folder_name"));
       if (name && name.trim()) {
         const path = folder ? `${folder}/${name.trim()}` : name.trim();
-        void change("POST", `${base}/folders`, { path }).then((ok) => {
-          if (ok) {
-            folder = path;
-            void refresh();
-          }
-        });
+        void change("POST", `${base}/folders`, { path }, () => path);
       }
     }),
     action(t("media.rename_folder"), "rename-folder", () => {
       if (!folder) return;
       const value = window.prompt(t("media.move_to"), folder);
       if (value !== null && value.trim() && value !== folder) {
-        void change("PATCH", `${base}/folders`, { path: folder, new: value }).then((ok) => {
-          if (ok) {
-            folder = value.trim().replace(/^\/+|\/+$/g, "");
-            void refresh();
-          }
-        });
+        void change("PATCH", `${base}/folders`, { path: folder, new: value }, () =>
+          value.trim().replace(/^\/+|\/+$/g, ""),
+        );
       }
     }),
     action(t("media.delete_folder"), "delete-folder", () => {
-      if (folder) void change("DELETE", `${base}/folders?path=${encodeURIComponent(folder)}`).then((ok) => {
-        if (ok) {
-          folder = folder.includes("/") ? folder.slice(0, folder.lastIndexOf("/")) : "";
-          void refresh();
-        }
-      });
+      if (folder)
+        void change("DELETE", `${base}/folders?path=${encodeURIComponent(folder)}`, undefined, () =>
+          folder.includes("/") ? folder.slice(0, folder.lastIndexOf("/")) : "",
+        );
     }),
   );
 }
