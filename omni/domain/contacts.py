@@ -42,6 +42,7 @@ from omni.domain.auth import Principal, access_contact, check_role, contact_scop
 from omni.domain.errors import Conflict, InvalidInput, PermissionDenied
 
 IDENTITY_KINDS = ("phone", "email", "telegram", "widget", "external")
+NAME_MAX = m.Contact.__table__.c.name.type.length or 256
 
 
 def normalise_phone(raw: str, default_region: str = "RU") -> str:
@@ -84,6 +85,9 @@ async def do_resolve_contact(
         raise InvalidInput("identity value is empty", field="identity_value")
     if kind == "phone":
         value = normalise_phone(value)
+    # A name is what the channel says the customer is called (a caller-ID name, a Telegram
+    # profile): clipped to the column, never a reason to lose the call or the message.
+    name = name[:NAME_MAX]
     # The identity and its contact in one round trip (every inbound message comes here).
     contact = await session.scalar(
         select(m.Contact)
