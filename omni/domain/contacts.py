@@ -42,7 +42,8 @@ from omni.domain.auth import Principal, access_contact, check_role, contact_scop
 from omni.domain.errors import Conflict, InvalidInput, PermissionDenied
 
 IDENTITY_KINDS = ("phone", "email", "telegram", "widget", "external")
-NAME_MAX = m.Contact.__table__.c.name.type.length or 256
+NAME_MAX = 256
+"""The contact name column's length (``m.Contact.name``)."""
 
 
 def normalise_phone(raw: str, default_region: str = "RU") -> str:
