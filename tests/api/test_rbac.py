@@ -579,6 +579,8 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("POST", "/api/v1/contacts"): (SELF, {"name": "x"}),
     ("GET", "/api/v1/contacts/{contact_id:int}"): (SCOPED, None),
     ("PATCH", "/api/v1/contacts/{contact_id:int}"): (SCOPED, {"name": "x"}),
+    ("POST", "/api/v1/contacts/{contact_id:int}/merge"): (SCOPED, {"other_id": 1}),
+    ("POST", "/api/v1/contacts/{contact_id:int}/blacklist"): (SCOPED, {"blacklisted": True, "reason": "x"}),
     ("GET", "/api/v1/inboxes"): (ADMIN_ONLY, None),
     ("POST", "/api/v1/inboxes"): (ADMIN_ONLY, {"name": "x", "channel": "api"}),
     ("GET", "/api/v1/inboxes/{inbox_id:int}"): (ADMIN_ONLY, None),

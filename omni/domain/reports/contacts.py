@@ -28,8 +28,8 @@ STREAM_BATCH = 1000
 
 COLUMNS = (
     Column("contact_id", Kind.COUNT, "Contact id"),
-    Column("name", Kind.TEXT, "Name"),
-    Column("phone", Kind.TEXT, "Phone"),
+    Column("contact_name", Kind.TEXT, "Name"),
+    Column("contact_phone", Kind.TEXT, "Phone"),
     Column("email", Kind.TEXT, "E-mail"),
     Column("identities", Kind.TEXT, "Identities"),
     Column("tags", Kind.TEXT, "Tags"),
