@@ -37,7 +37,9 @@ class Contacts(Section):
     title = "adm.contacts"
     view_roles = (ADMIN, SUPERVISOR)
     edit_roles = (ADMIN, SUPERVISOR)
-    create_roles = (ADMIN, SUPERVISOR)
+    create_roles = (ADMIN,)
+    """A supervisor sees contacts through their groups' conversations, so one they created by
+    hand (no conversation yet) would vanish from their view on save: admins create them."""
     can_delete = False
     form_template = "admin/contact_form.html"
 
