@@ -297,11 +297,24 @@ async def check_merge_contacts(
     check_role(who, ADMIN, SUPERVISOR)
     if keep_id == drop_id:
         raise InvalidInput("a contact cannot be merged into itself", field="other_id")
-    keep = await access_contact(session, who, keep_id, for_update=True)
+    keep = await access_contact(session, who, keep_id)  # 404 for the path's own contact
     try:
-        drop = await access_contact(session, who, drop_id, for_update=True)
+        await access_contact(session, who, drop_id)
     except NotFound as exc:  # a field of the request, not the resource asked for
         raise InvalidInput("contact {contact_id} not found", contact_id=drop_id, field="other_id") from exc
+    # Locked in id order, so two people merging the same pair both ways can't deadlock.
+    locked = {
+        c.id: c
+        for c in await session.scalars(
+            select(m.Contact)
+            .where(m.Contact.id.in_(sorted((keep_id, drop_id))))
+            .order_by(m.Contact.id)
+            .with_for_update()
+        )
+    }
+    if len(locked) != 2:  # the other one was merged away or erased meanwhile
+        raise Conflict("the change clashes with a concurrent one; reload and try again")
+    keep, drop = locked[keep_id], locked[drop_id]
     for contact, field in ((keep, "id"), (drop, "other_id")):
         if contact.erased_at is not None:
             raise InvalidInput(
