@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
 
 from tests import factories as f
 
@@ -33,16 +33,36 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(skip)
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """Debian's chromium, driven by Playwright; never a downloaded browser."""
+@pytest.fixture(scope="session")
+async def _playwright() -> AsyncIterator[Playwright]:
     pw = await async_playwright().start()
-    chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    try:
+        yield pw
+    finally:
+        for chromium in _launched:
+            await chromium.close()
+        await pw.stop()
+
+
+_launched: list[Browser] = []
+"""The test process's one Chromium (see ``browser``)."""
+
+
+@pytest.fixture
+async def browser(_playwright: Playwright) -> AsyncIterator[Browser]:
+    """Debian's chromium, driven by Playwright; never a downloaded browser.
+
+    One Chromium per test process (starting one costs a second or more per test), relaunched if
+    it went away; each test gets it with no contexts, and whatever contexts the test opened are
+    closed after it, so no page of one test (and its sockets) outlives it."""
+    if not _launched or not _launched[0].is_connected():
+        _launched[:] = [await _playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)]
+    chromium = _launched[0]
     try:
         yield chromium
     finally:
-        await chromium.close()
-        await pw.stop()
+        for context in list(chromium.contexts):
+            await context.close()
 
 
 async def staff_page(
