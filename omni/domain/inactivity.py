@@ -13,7 +13,7 @@ any node applies them, also after a restart:
 - **Missed offers** (``Queue.missed_offers_pause``). When an offer rings out (``timeout``), the
   operator's offers since they last chose a status are looked at: when the last N all rang out
   (a declined or accepted one breaks the run) they are put on ``pause`` with a reason that
-  supervisors see next to the status ("Missed 3 offers in a row"). Choosing a status again
+  supervisors see next to the status, in their language ("missed offers in a row"). Choosing a status again
   starts a new count, so coming back does not pause them at the next miss.
 """
 
@@ -37,7 +37,9 @@ PAUSE_CODE = m.StatusKind.PAUSE.value
 IDLE_NOTICE = _l(
     "This chat was closed because there were no messages for {minutes} minutes. Write to us again any time."
 )
-MISSED_REASON = _l("Missed {count} offers in a row")
+MISSED_OFFERS = "missed_offers"
+"""The pause reason, a code like ``disconnected``: each supervisor sees it in their language
+(``enum.presence_reason.missed_offers``)."""
 
 
 async def do_watch_idle(
@@ -110,7 +112,6 @@ async def do_count_missed_offer(session: AsyncSession, offer: m.Offer) -> bool:
     )
     if len(recent) < limit or any(state != "timeout" for state in recent):
         return False
-    user = await session.get(m.User, offer.user_id)
-    reason = gettext(user.language if user else "en", MISSED_REASON, count=limit)
-    await do_set_status(session, offer.user_id, await status_by_code(session, PAUSE_CODE), reason=reason)
+    pause = await status_by_code(session, PAUSE_CODE)
+    await do_set_status(session, offer.user_id, pause, reason=MISSED_OFFERS)
     return True

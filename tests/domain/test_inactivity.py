@@ -18,6 +18,7 @@ from omni.domain import presence
 from omni.domain.conversations import InboundMessage
 from omni.domain.engine import run_due_deadlines
 from omni.domain.routing import do_route_pending
+from omni.i18n import enum_label
 from omni.services import Services, build_services
 from omni.settings import Settings
 from tests import factories as f
@@ -137,11 +138,12 @@ async def test_an_operator_missing_n_offers_in_a_row_is_paused_with_a_reason_sup
     async with services.db.transaction() as s:
         p = await presence.get_presence(s, alice.id)
         status = await s.get_one(m.OperatorStatus, p.status_id)
-        assert status.code == "pause" and p.reason == "Missed 2 offers in a row"
+        assert status.code == "pause" and p.reason == "missed_offers"
+        assert enum_label("ru", "presence_reason", p.reason) == "пропустил предложения подряд"
         event = await s.scalar(
             select(m.Event).where(m.Event.type == "presence.changed").order_by(m.Event.id.desc())
         )
-        assert event is not None and event.payload["reason"] == "Missed 2 offers in a row"
+        assert event is not None and event.payload["reason"] == "missed_offers"
         assert event.payload["status"] == "pause"
     assert await offers_of(services, alice.id) == []  # paused: nothing more is offered
 
