@@ -22,7 +22,7 @@ import logging
 import math
 import ssl
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ldap3 import NONE, SUBTREE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPException
@@ -31,9 +31,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain.errors import NotAuthenticated
+from omni.domain.errors import InvalidInput, NotAuthenticated
 from omni.i18n import _l
 from omni.settings import LdapSettings
+
+if TYPE_CHECKING:
+    from omni.domain.auth import Principal
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +116,10 @@ def _first(entry: dict[str, Any], attribute: str) -> str:
     return str(value or "").strip()
 
 
-def _find_user(cfg: LdapSettings, username: str, password: str) -> DirectoryUser | None:
+def _find_user(cfg: LdapSettings, username: str, password: str | None) -> DirectoryUser | None:
     """The blocking part: search, bind as the user, read groups. ``None`` = wrong username or
-    password (the directory says no); ``DirectoryUnavailable`` = no answer."""
+    password (the directory says no); ``DirectoryUnavailable`` = no answer. ``password=None``
+    only looks the user up (the admin's check), never binds as them."""
     unavailable = DirectoryUnavailable(UNREACHABLE)
     try:
         service = _connection(cfg, cfg.bind_dn or None, cfg.bind_password or None)
@@ -155,12 +159,13 @@ def _find_user(cfg: LdapSettings, username: str, password: str) -> DirectoryUser
                 groups += [str(e["dn"]) for e in service.response or [] if e.get("type") == "searchResEntry"]
         finally:
             service.unbind()
-        as_user = _connection(cfg, dn, password)
-        try:
-            if not as_user.bind():
-                return None
-        finally:
-            as_user.unbind()
+        if password is not None:
+            as_user = _connection(cfg, dn, password)
+            try:
+                if not as_user.bind():
+                    return None
+            finally:
+                as_user.unbind()
     except LDAPException as exc:
         log.warning("LDAP: %s unreachable: %s", cfg.url, exc)
         raise unavailable from exc
@@ -254,3 +259,36 @@ async def do_directory_login(
         )
         _changed(session, "user", user.id, "updated")
     return user
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryCheck:
+    """What the directory says of a username, for an admin checking the settings."""
+
+    reachable: bool
+    user: DirectoryUser | None
+    detail: str
+    """Why the directory could not be asked (English; empty when it answered)."""
+
+
+async def check_lookup_user(who: Principal, cfg: LdapSettings, username: str) -> DirectoryCheck:
+    """Look a username up as a sign-in would (service account, groups, role), without a
+    password and without creating or changing an account: an admin checks the filters and the
+    group mapping before telling people to sign in."""
+    from omni.domain.auth import check_role
+
+    check_role(who, m.Role.ADMIN)
+    if not cfg.enabled:
+        raise InvalidInput("sign-in with LDAP is not configured (OMNI_LDAP_URL is empty)")
+    name = username.strip()
+    if not name:
+        raise InvalidInput("{field} must not be empty", field="username")
+    if len(name) > MAX_USERNAME:
+        raise InvalidInput(
+            "{field} must be at most {max_len} characters", max_len=MAX_USERNAME, field="username"
+        )
+    try:
+        found = await asyncio.to_thread(_find_user, cfg, name, None)
+    except DirectoryUnavailable as exc:
+        return DirectoryCheck(reachable=False, user=None, detail=exc.message)
+    return DirectoryCheck(reachable=True, user=found, detail="")

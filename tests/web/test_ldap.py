@@ -16,6 +16,7 @@ from sqlalchemy import select
 from omni.db import models as m
 from omni.db.migrate import upgrade_async
 from omni.domain import auth, ldap_auth
+from omni.domain.errors import InvalidInput, PermissionDenied
 from omni.services import Services, build_services
 from omni.settings import LdapSettings, Settings
 from tests import factories as f
@@ -62,6 +63,11 @@ async def login(svc: Services, cfg: LdapSettings, username: str, password: str) 
 async def account(svc: Services, username: str) -> m.User | None:
     async with svc.db.transaction() as s:
         return await s.scalar(select(m.User).where(m.User.username == username))
+
+
+async def user_count(svc: Services) -> int:
+    async with svc.db.transaction() as s:
+        return len((await s.scalars(select(m.User.id))).all())
 
 
 def set_group(slapd: d.Slapd, group: str, uid: str, *, member: bool) -> None:
@@ -145,6 +151,28 @@ async def test_local_accounts_keep_their_password_and_a_deactivated_directory_ac
     assert (await login(services, cfg, "bob", d.USER_PASSWORD)).refused is not None
 
 
+async def test_an_admin_checks_what_a_username_gets_without_signing_anyone_in(
+    slapd: d.Slapd, services: Services
+) -> None:
+    cfg = directory(slapd.url)
+    async with services.db.transaction() as s:
+        root = f.who(await f.user(s, "checker", m.Role.ADMIN))
+        sup = f.who(await f.user(s, "checker-sup", m.Role.SUPERVISOR))
+    users_before = await user_count(services)
+    seen = await ldap_auth.check_lookup_user(root, cfg, "olga")
+    assert seen.reachable and seen.user is not None
+    assert (seen.user.dn, seen.user.role) == (f"uid=olga,{d.PEOPLE}", m.Role.OPERATOR)
+    assert d.OPERATORS in seen.user.groups
+    nina = await ldap_auth.check_lookup_user(root, cfg, "nina")
+    assert nina.user is not None and nina.user.role is None  # would be refused: in no mapped group
+    assert (await ldap_auth.check_lookup_user(root, cfg, "nobody")).user is None
+    assert await user_count(services) == users_before  # nobody was signed in or created
+    with pytest.raises(PermissionDenied):
+        await ldap_auth.check_lookup_user(sup, cfg, "olga")
+    with pytest.raises(InvalidInput):
+        await ldap_auth.check_lookup_user(root, LdapSettings(), "olga")  # not configured
+
+
 async def test_directory_down_local_admin_still_signs_in_and_directory_users_are_told_why(
     tmp_path: Path,
 ) -> None:
@@ -167,6 +195,13 @@ async def test_directory_down_local_admin_still_signs_in_and_directory_users_are
         async with httpx.AsyncClient(base_url=server.url, timeout=HTTP_TIMEOUT) as api:
             rest = await api.post("/api/v1/auth/login", json={"username": "alice", "password": "x" * 8})
             assert rest.status_code == 401 and rest.json()["error"] == "directory_unavailable"
+            signed = await api.post("/api/v1/auth/login", json={"username": "root", "password": f.PASSWORD})
+            assert signed.status_code == 200, signed.text
+            check = await api.post("/api/v1/admin/ldap/check", json={"username": "alice"})
+            assert check.status_code == 200, check.text
+            assert check.json()["reachable"] is False and "can't be reached" in check.json()["detail"]
+            empty = await api.post("/api/v1/admin/ldap/check", json={"username": "  "})
+            assert empty.status_code == 422 and empty.json()["field"] == "username"
     finally:
         await server.stop()
     assert ldap_auth.role_for(directory("ldap://x"), (d.SUPERVISORS.upper(),)) == m.Role.SUPERVISOR
