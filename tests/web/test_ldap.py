@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from omni.db import models as m
 from omni.db.migrate import upgrade_async
-from omni.domain import auth, ldap_auth
+from omni.domain import auth, ldap_auth, passwords
 from omni.domain.errors import InvalidInput, PermissionDenied
 from omni.services import Services, build_services
 from omni.settings import LdapSettings, Settings
@@ -105,6 +105,11 @@ async def test_a_directory_user_signs_in_gets_the_strongest_mapped_role_and_it_f
 
     bob = await login(services, cfg, "Bob", d.USER_PASSWORD)  # the directory's spelling names the account
     assert bob.user is not None and bob.user.username == "bob" and bob.user.role == m.Role.SUPERVISOR
+
+    async with services.db.transaction() as s:  # a reset link would set a password never asked for
+        admin = f.who(await f.user(s, "resetter", m.Role.ADMIN))
+        with pytest.raises(InvalidInput, match="directory"):
+            await passwords.check_issue_reset(s, admin, alice.id)
 
 
 async def test_the_directory_refuses_wrong_passwords_unknown_names_and_users_in_no_mapped_group(
