@@ -333,6 +333,12 @@ class SmtpSettings(BaseSettings):
 LDAP_ROLES = ("admin", "supervisor", "operator", "auditor")
 
 
+def normalize_dn(dn: str) -> str:
+    """A DN as compared for the role map: lower case, no spaces around the commas (``CN=Omni
+    Admins, OU=Groups`` and ``cn=omni admins,ou=groups`` are one group)."""
+    return ",".join(part.strip() for part in dn.strip().lower().split(","))
+
+
 class LdapSettings(BaseSettings):
     """Sign-in against LDAP / Active Directory (``omni.domain.ldap_auth``). No ``url`` = off:
     every account is local. With it, a username with no local account (or an account made by
@@ -365,8 +371,8 @@ class LdapSettings(BaseSettings):
     """Groups the user belongs to; ``{dn}`` is the user's DN, escaped."""
     role_map: dict[str, str] = Field(default_factory=dict)
     """Group DN → role (JSON: ``{"cn=omni-admins,ou=groups,dc=example,dc=org": "admin"}``);
-    compared case-insensitively. A user in several gets the strongest (admin, supervisor,
-    operator, auditor)."""
+    compared case-insensitively, spaces around commas ignored. A user in several gets the
+    strongest (admin, supervisor, operator, auditor)."""
     default_role: str = ""
     """Role of a directory user in no mapped group; empty = such users can't sign in."""
     display_name_attribute: str = "cn"
@@ -380,7 +386,7 @@ class LdapSettings(BaseSettings):
         for group, role in value.items():
             if role not in LDAP_ROLES:
                 raise ValueError(f"OMNI_LDAP_ROLE_MAP: {group!r} maps to unknown role {role!r}")
-        return {group.strip().lower(): role for group, role in value.items()}
+        return {normalize_dn(group): role for group, role in value.items()}
 
     @field_validator("default_role")
     @classmethod

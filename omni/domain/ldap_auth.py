@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omni.db import models as m
 from omni.domain.errors import InvalidInput, NotAuthenticated
 from omni.i18n import _l
-from omni.settings import LdapSettings
+from omni.settings import LdapSettings, normalize_dn
 
 if TYPE_CHECKING:
     from omni.domain.auth import Principal
@@ -76,7 +76,8 @@ class DirectoryUser:
 
 def role_for(cfg: LdapSettings, groups: tuple[str, ...]) -> m.Role | None:
     """The strongest role any of the groups maps to (DNs compared case-insensitively)."""
-    mapped = {m.Role(cfg.role_map[g.strip().lower()]) for g in groups if g.strip().lower() in cfg.role_map}
+    keys = [normalize_dn(g) for g in groups]
+    mapped = {m.Role(cfg.role_map[k]) for k in keys if k in cfg.role_map}
     for role in ROLE_STRENGTH:
         if role in mapped:
             return role
