@@ -24,6 +24,7 @@ from channels import widget as widget_channel
 from omni import __version__, heap, realtime, web
 from omni.api import (
     admin,
+    admin_ldap,
     admin_retention,
     admin_wallboard,
     campaign_stats,
@@ -220,6 +221,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             *lists_http.CONTROLLERS,
             *report_schedules.CONTROLLERS,
             *admin_wallboard.CONTROLLERS,
+            *admin_ldap.CONTROLLERS,
             *admin_retention.CONTROLLERS,
             *contacts_workspace.CONTROLLERS,
             *my_stats.CONTROLLERS,

@@ -330,6 +330,76 @@ class SmtpSettings(BaseSettings):
     slot is tried as usual)."""
 
 
+LDAP_ROLES = ("admin", "supervisor", "operator", "auditor")
+
+
+def normalize_dn(dn: str) -> str:
+    """A DN as compared for the role map: lower case, no spaces around the commas (``CN=Omni
+    Admins, OU=Groups`` and ``cn=omni admins,ou=groups`` are one group)."""
+    return ",".join(part.strip() for part in dn.strip().lower().split(","))
+
+
+class LdapSettings(BaseSettings):
+    """Sign-in against LDAP / Active Directory (``omni.domain.ldap_auth``). No ``url`` = off:
+    every account is local. With it, a username with no local account (or an account made by
+    an earlier LDAP sign-in) is checked by the directory; local accounts keep their password,
+    so a local admin can still sign in while the directory is down."""
+
+    model_config = SettingsConfigDict(env_prefix="OMNI_LDAP_", extra="ignore")
+
+    url: str = ""
+    """``ldap://dc1.example.com:389`` or ``ldaps://…:636``; several separated by spaces are
+    tried in turn."""
+    start_tls: bool = False
+    """Upgrade an ``ldap://`` connection with StartTLS before any password is sent."""
+    ca_file: str = ""
+    """PEM bundle that signs the server certificate (empty = the system's)."""
+    bind_dn: str = ""
+    """Service account that searches for the user (empty = anonymous search)."""
+    bind_password: str = ""
+    user_base_dn: str = ""
+    """Where users are searched, e.g. ``ou=people,dc=example,dc=org``."""
+    user_filter: str = "(uid={username})"
+    """``{username}`` is replaced, escaped (RFC 4515). Active Directory:
+    ``(&(objectClass=user)(sAMAccountName={username}))``."""
+    username_attribute: str = "uid"
+    """The attribute holding the sign-in name (AD: ``sAMAccountName``): the local account is
+    named by it, so ``Alice`` and ``alice`` are one account."""
+    group_base_dn: str = ""
+    """Where groups are searched (empty = only the user's ``memberOf`` is read, as on AD)."""
+    group_filter: str = "(|(member={dn})(uniqueMember={dn}))"
+    """Groups the user belongs to; ``{dn}`` is the user's DN, escaped."""
+    role_map: dict[str, str] = Field(default_factory=dict)
+    """Group DN → role (JSON: ``{"cn=omni-admins,ou=groups,dc=example,dc=org": "admin"}``);
+    compared case-insensitively, spaces around commas ignored. A user in several gets the
+    strongest (admin, supervisor, operator, auditor)."""
+    default_role: str = ""
+    """Role of a directory user in no mapped group; empty = such users can't sign in."""
+    display_name_attribute: str = "cn"
+    email_attribute: str = "mail"
+    timeout_seconds: float = 5.0
+    """Connect and per-operation timeout; past it the directory counts as down."""
+
+    @field_validator("role_map")
+    @classmethod
+    def _known_roles(cls, value: dict[str, str]) -> dict[str, str]:
+        for group, role in value.items():
+            if role not in LDAP_ROLES:
+                raise ValueError(f"OMNI_LDAP_ROLE_MAP: {group!r} maps to unknown role {role!r}")
+        return {normalize_dn(group): role for group, role in value.items()}
+
+    @field_validator("default_role")
+    @classmethod
+    def _known_default(cls, value: str) -> str:
+        if value and value not in LDAP_ROLES:
+            raise ValueError(f"OMNI_LDAP_DEFAULT_ROLE: unknown role {value!r}")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url.strip())
+
+
 class Settings(BaseSettings):
     """Everything configurable, from ``OMNI_*`` environment variables or ``.env``."""
 
@@ -367,6 +437,7 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    ldap: LdapSettings = Field(default_factory=LdapSettings)
     speech: SpeechSettings = Field(default_factory=SpeechSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     lease_check_seconds: float = 1.0

@@ -156,6 +156,8 @@ class QueueUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     overflow_scenario: Name | UnsetType = UNSET
     sla_seconds: Int32 | UnsetType = UNSET
     wrap_up_seconds: Int32 | UnsetType = UNSET
+    idle_close_minutes: Int32 | UnsetType = UNSET
+    missed_offers_pause: Int32 | UnsetType = UNSET
     default_result_code_id: Int32 | UnsetType | None = UNSET
     chats_block_calls: bool | UnsetType = UNSET
     manual_pick: bool | UnsetType = UNSET

@@ -148,6 +148,10 @@ class QueueOut(msgspec.Struct, kw_only=True):
     overflow_scenario: str
     sla_seconds: int
     wrap_up_seconds: int
+    idle_close_minutes: int
+    """A chat with no message either way for this long is closed; 0 = never."""
+    missed_offers_pause: int
+    """Offers in a row an operator may let ring out before being paused; 0 = never."""
     default_result_code_id: int | None
     chats_block_calls: bool
     manual_pick: bool

@@ -87,6 +87,7 @@ class AuthController(Controller):
                 max_age_seconds=services.settings.session_max_age_seconds,
                 otp=data.otp,
                 secret_key=services.settings.effective_secret_key(),
+                directory=services.settings.ldap,
             )
             body = msgspec.convert(user_dict(result.user), UserOut) if result.user is not None else None
         if result.refused is not None:  # raised after the commit: the "denied" audit row stays

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omni.db import models as m
 from omni.domain.errors import DomainError, InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 from omni.domain.event_types import is_private
+from omni.settings import LdapSettings
 
 _hasher = PasswordHasher()
 MIN_PASSWORD_LENGTH = 8
@@ -64,8 +65,17 @@ class Principal:
         return cls(id=user.id, username=user.username, role=m.Role(user.role), language=user.language or "en")
 
 
-async def check_credentials(session: AsyncSession, username: str, password: str) -> m.User:
+async def check_credentials(
+    session: AsyncSession, username: str, password: str, directory: LdapSettings | None = None
+) -> m.User:
+    """The user whose password this is; with a ``directory`` configured, usernames without a
+    local account are checked by LDAP (``omni.domain.ldap_auth``)."""
+    from omni.domain import ldap_auth  # it imports Principal from here
+
     user = await session.scalar(select(m.User).where(m.User.username == username))
+    if ldap_auth.uses_directory(directory, user):
+        assert directory is not None
+        return await ldap_auth.do_directory_login(session, directory, username, password)
     if user is None or not user.is_active or not verify_password(user.password_hash, password):
         raise NotAuthenticated("wrong username or password")
     return user
@@ -319,18 +329,20 @@ async def do_login(
     max_age_seconds: int,
     otp: str | None = None,
     secret_key: str = "",
+    directory: LdapSettings | None = None,
 ) -> LoginResult:
     """Both sign-in doors (REST and the form) go through here, so they audit alike.
 
     A refusal is returned, not raised: the "denied" audit row is written in the caller's
     transaction, and raising inside it would roll that row back (as the REST login once did).
     A user with two-factor sign-in (``omni.domain.totp``) gets a session only with a valid
-    ``otp``; without one the result names the ``second_factor`` still owed.
+    ``otp``; without one the result names the ``second_factor`` still owed. ``directory``:
+    the LDAP settings when sign-in against a directory is configured.
     """
     from omni.domain import audit, totp  # both import Principal from here
 
     try:
-        user = await check_credentials(session, username, password)
+        user = await check_credentials(session, username, password, directory)
         factor = await totp.second_factor(session, user)
         if factor == "code" and otp is not None:
             totp.check_code(user, otp, secret_key)

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omni.db import Database
 from omni.db import models as m
 from omni.db.unit_of_work import unit_of_work
-from omni.domain import conversations, deadlines, presence
+from omni.domain import conversations, deadlines, inactivity, presence
 from omni.domain.outbound import agentless, broadcast, dialing
 from omni.domain.routing import Assignment, do_route_pending
 
@@ -62,6 +62,7 @@ HANDLERS: dict[str, Handler] = {
     deadlines.ESCALATION: _escalation,
     deadlines.WRAP_UP: _wrap_up,
     deadlines.PRESENCE_OFFLINE: _offline,
+    inactivity.IDLE_CLOSE: inactivity.do_idle_deadline,
     dialing.RING_DEADLINE: dialing.do_ring_deadline,
     agentless.CALL_GUARD: agentless.do_call_guard,
     broadcast.ESCALATION: _broadcast_escalation,

@@ -53,6 +53,9 @@ async def check_issue_reset(
         raise NotFound("user {user_id} not found", user_id=user_id)
     if not user.is_active:
         raise InvalidInput("the user is deactivated; activate them first")
+    if user.auth_source == "ldap":
+        # A password set here would never be asked for: the directory checks this account.
+        raise InvalidInput("the user signs in with the directory (LDAP): their password is changed there")
     now = now or datetime.now(UTC)
     await session.execute(
         update(m.PasswordReset)

@@ -95,6 +95,14 @@ class PageContext:
         return Template(template_name=name, context=context, status_code=status_code, headers=PAGE_HEADERS)
 
 
+LOGIN_REFUSALS = {
+    "directory_unavailable": "login.directory_down",
+    "no_mapped_group": "login.no_mapped_group",
+}
+"""Refusals of the sign-in form told as they are (``omni.domain.ldap_auth``); any other one is
+"wrong username or password"."""
+
+
 def login_csrf_for(secret_key: str, nonce: str) -> str:
     """The login form's token for the pre-session cookie ``nonce`` (signed double submit)."""
     return hmac.new(secret_key.encode(), b"login-csrf:" + nonce.encode(), hashlib.sha256).hexdigest()[:40]
@@ -264,14 +272,21 @@ class PageController(Controller):
         enrolling: totp.Enrolment | None = None
         async with services.db.transaction() as session:
             result = await auth.do_login(
-                session, username, password, ip=ip, max_age_seconds=services.settings.session_max_age_seconds
+                session,
+                username,
+                password,
+                ip=ip,
+                max_age_seconds=services.settings.session_max_age_seconds,
+                directory=services.settings.ldap,
             )
             if result.user is not None and result.second_factor == "enrol":
                 enrolling = totp.do_begin_enrolment(secret_key, result.user)
             pending = totp.pending_token(secret_key, result.user) if result.user is not None else ""
         if result.user is None:
             await services.logins.failed(username, ip)
-            return self._login_page(request, error="login.failed", username=username, status_code=401)
+            code = result.refused.code if result.refused is not None else ""
+            error = LOGIN_REFUSALS.get(code, "login.failed")
+            return self._login_page(request, error=error, username=username, status_code=401)
         next_value = str(form.get("next") or "")
         if result.second_factor is not None:
             return self._login_page(

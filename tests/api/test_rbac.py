@@ -586,6 +586,7 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("GET", "/api/v1/admin/install"): (ADMIN_ONLY, None),
     ("PUT", "/api/v1/admin/install"): (ADMIN_ONLY, {"timezone": "Europe/Moscow"}),
     ("POST", "/api/v1/users/{user_id:int}/totp/reset"): (ADMIN_ONLY, None),
+    ("POST", "/api/v1/admin/ldap/check"): (ADMIN_ONLY, {"username": "x"}),
     ("POST", "/api/v1/users/{user_id:int}/password-reset"): (ADMIN_ONLY, None),
     ("GET", "/api/v1/admin/retention"): (ADMIN_ONLY, None),
     ("PUT", "/api/v1/admin/retention"): (ADMIN_ONLY, {"audit_days": 1}),

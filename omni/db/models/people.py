@@ -51,6 +51,8 @@ class User(Base):
     totp_enabled_at: Mapped[datetime | None] = mapped_column()
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     """The 30-second step of the last accepted code: a code is accepted once (no replay)."""
+    auth_source: Mapped[str] = mapped_column(String(16), default="local", server_default="local")
+    """``local`` (password here) or ``ldap`` (checked by the directory: ``omni.domain.ldap_auth``)."""
 
 
 class Group(Base):
@@ -135,6 +137,12 @@ class Queue(Base):
     manual_pick: Mapped[bool] = mapped_column(Boolean, default=True)
     escalation: Mapped[list[Any]] = mapped_column(JSON, default=list)
     """Steps ``{"after_seconds": 60, "relax_levels": 1, "add_queue_id": 2}`` applied in order."""
+    idle_close_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """A chat with no message either way for this long is closed, the customer told why
+    (``omni.domain.inactivity``); 0 = never."""
+    missed_offers_pause: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """An operator who lets this many offers in a row ring out (the last one of this queue) is
+    put on pause with the reason shown to supervisors; 0 = never."""
     script: Mapped[str] = mapped_column(Text, default="")
 
 

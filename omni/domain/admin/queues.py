@@ -66,6 +66,8 @@ _QUEUE_FIELDS: dict[str, Checker] = {
     "overflow_scenario": _text(64, allow_empty=True),
     "sla_seconds": _integer(1),
     "wrap_up_seconds": _integer(0),
+    "idle_close_minutes": _integer(0, 7 * 24 * 60),
+    "missed_offers_pause": _integer(0, 100),
     "default_result_code_id": _OPTIONAL_ID,
     "chats_block_calls": _boolean,
     "manual_pick": _boolean,

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain import deadlines
+from omni.domain import deadlines, inactivity
 from omni.domain.auth import Principal
 from omni.domain.conversations._common import S, _event
 from omni.domain.errors import Conflict, NotFound
@@ -69,6 +69,8 @@ async def do_accept_offer(
     conv.accepted_at = now
     await deadlines.cancel(session, deadlines.QUEUE_TIMEOUT, conv.id)
     await deadlines.cancel(session, deadlines.ESCALATION, conv.id)
+    queue = await session.get(m.Queue, conv.queue_id) if conv.queue_id is not None else None
+    await inactivity.do_watch_idle(session, conv, queue, now)
     if conv.queue_id is not None:
         state = await session.get(m.QueueRoutingState, conv.queue_id)
         if state is None:
@@ -115,6 +117,8 @@ async def _offer_ended(session: AsyncSession, conv: m.Conversation, offer: m.Off
         user_id=offer.user_id,
     )
     await do_refresh_activity_of(session, offer.user_id)
+    if state == "timeout":
+        await inactivity.do_count_missed_offer(session, offer)
 
 
 async def check_decline_offer(session: AsyncSession, who: Principal, offer_id: int) -> m.Conversation:

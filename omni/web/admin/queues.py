@@ -91,6 +91,8 @@ class Queues(Section):
             Field("operator_timeout_seconds", t("adm.f.operator_timeout_seconds"), "number"),
             Field("sla_seconds", t("adm.f.sla_seconds"), "number"),
             Field("wrap_up_seconds", t("adm.f.wrap_up_seconds"), "number"),
+            Field("idle_close_minutes", t("adm.f.idle_close_minutes"), "number"),
+            Field("missed_offers_pause", t("adm.f.missed_offers_pause"), "number"),
             Field("auto_accept", t("adm.f.auto_accept"), "checkbox"),
             Field("manual_pick", t("adm.f.manual_pick"), "checkbox"),
             Field("chats_block_calls", t("adm.f.chats_block_calls"), "checkbox"),
