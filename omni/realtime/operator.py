@@ -471,7 +471,7 @@ class OperatorNamespace(BaseNamespace):
             async with self.services.db.transaction() as session:
                 user = await session.get(m.User, who.id)
                 if user is None:
-                    raise NotAuthenticated("your account no longer exists")
+                    raise NotAuthenticated("log in first")
                 return _ok(**softphone.credentials(user, self.services.settings))
 
         return await self._call(sid, run)
