@@ -133,9 +133,9 @@ class VoiceSettings(BaseSettings):
     """The PBX's SIP-over-WebSocket address the operator window's softphone registers to
     (``wss://pbx.example.com:8089/ws``). Empty: no operator can choose the browser endpoint."""
     webrtc_domain: str = ""
-    """The SIP domain of the softphones' addresses (``sip:omni-web-7@<domain>``); empty = the
+    """The SIP domain of the softphones' addresses (``sip:webrtc7@<domain>``); empty = the
     host of ``webrtc_ws_url``."""
-    webrtc_user_template: str = "omni-web-{user_id}"
+    webrtc_user_template: str = "webrtc{user_id}"
     """SIP user (PJSIP endpoint, auth and AOR name) of an operator's softphone."""
     webrtc_secret: str = ""
     """Key from which every softphone's SIP password is derived (HMAC per SIP user, never

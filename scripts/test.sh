@@ -16,6 +16,7 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)  # text to speech (docs/dialer.md)
 command -v sox >/dev/null 2>&1 || missing+=(sox libsox-fmt-mp3)  # prompt conversion (WAV/MP3 → 8 kHz)
+ls /usr/lib/*/kamailio/modules/websocket.so >/dev/null 2>&1 || missing+=(kamailio kamailio-websocket-modules)  # softphone tests (SIP over WebSocket)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq

@@ -3,7 +3,7 @@ real SIP server: Debian's kamailio with its websocket module on loopback, starte
 module (tests/channels/voice/kamailio.cfg), plus the AMI emulator for Omni's side.
 
 The emulator has no media, so the test plays the PBX's SIP side: when Omni originates the
-operator's browser endpoint (``PJSIP/omni-web-<id>``), a "PBX" page (JsSIP, fake microphone)
+operator's browser endpoint (``PJSIP/webrtc<id>``), a "PBX" page (JsSIP, fake microphone)
 calls that SIP user through kamailio, and when Omni hangs the operator's leg up, it sends the
 BYE. What the operator sees and does is the real thing: the window registers with the
 credentials Omni issued (kamailio checks them: digest auth), rings in the call panel, answers
@@ -44,6 +44,7 @@ TIMEOUT = 15_000
 CALLER = "+79161234567"
 DOMAIN = "omni.test"
 KAMAILIO = shutil.which("kamailio") or "/usr/sbin/kamailio"
+MODULES = next(Path("/usr/lib").glob("*/kamailio/modules/websocket.so"), Path("/nonexistent")).parent
 CONFIG = Path(__file__).resolve().parents[1] / "channels" / "voice" / "kamailio.cfg"
 UI = Path(__file__).resolve().parents[2] / "omni" / "web" / "ui"
 
@@ -65,6 +66,7 @@ class Kamailio:
     def start(self) -> None:
         lines = [f'\tif ($fU == "{user}") $var(pw) = "{pw}";' for user, pw in self.creds.items()]
         text = CONFIG.read_text().replace("__PORT__", str(self.port)).replace("__DOMAIN__", DOMAIN)
+        text = text.replace("__MODULES__", f"{MODULES}/")
         text += "\nroute[CREDS] {\n" + "\n".join(lines or ['\t$var(pw) = "";']) + "\n}\n"
         cfg = self.workdir / "kamailio.cfg"
         cfg.write_text(text)
@@ -101,7 +103,7 @@ class Kamailio:
 
 @pytest.fixture(scope="module")
 def kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kamailio]:
-    if not Path(KAMAILIO).exists():
+    if not Path(KAMAILIO).exists() or not MODULES.exists():
         pytest.skip(
             "kamailio is not installed (scripts/test.sh installs kamailio kamailio-websocket-modules)"
         )
