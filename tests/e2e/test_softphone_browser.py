@@ -332,6 +332,9 @@ async def test_an_operator_without_a_desk_phone_answers_holds_transfers_and_dial
     call_panel = page.get_by_test_id("call")
     await expect(status).to_have_attribute("data-state", "ringing", timeout=TIMEOUT)
     await expect(call_panel.get_by_test_id("answer-on-phone")).to_have_count(0)
+    await expect(page.get_by_test_id("offer").get_by_test_id("answer-on-phone")).to_contain_text(
+        "Answer here, in the call panel"
+    )
     await call_panel.get_by_test_id("call-answer").click(timeout=TIMEOUT)
     await expect(body).to_have_attribute("data-state", "confirmed", timeout=TIMEOUT)
     await expect(body).to_have_attribute("data-ice", re.compile("^(connected|completed)$"), timeout=TIMEOUT)

@@ -142,6 +142,7 @@ async function openConversation(id: number): Promise<void> {
 }
 
 const handlers: LeftHandlers = {
+  answerHint: () => t(softphone.enabled() ? "op.answer_in_softphone" : "op.answer_on_phone"),
   setStatus: async (code) => {
     const ack = await call(socket, "set_status", { status: code });
     if (!ack.ok) failed(t, ack);
