@@ -11,6 +11,8 @@ export interface CallActions {
   hangup(): void;
   /** The browser softphone rings for this offer: answer it in this window. */
   answerHere?: () => void;
+  /** Where calls are answered when not on the desk phone (the softphone: "here"). */
+  answerHint?: string;
 }
 
 const STATE_KEYS: Record<string, string> = {
@@ -57,7 +59,7 @@ export function renderCall(
       );
     } else if (c.status === "offered" || c.status === "queued") {
       box.append(
-        el("p", { class: "answer-hint", "data-testid": "answer-on-phone" }, t("op.answer_on_phone")),
+        el("p", { class: "answer-hint", "data-testid": "answer-on-phone" }, act.answerHint ?? t("op.answer_on_phone")),
         el("div", { class: "call-times" }, `${t("op.ring_time")}: `, since(c.offered_at || c.created_at, { "data-testid": "ring-time" })),
       );
     }

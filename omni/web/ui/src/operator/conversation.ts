@@ -141,6 +141,7 @@ export class ConversationPane extends ActionsPart {
       // Omni ends the call (the core state stays true), then the browser's SIP call ends too.
       hangup: () => void this.callAct("call_hangup", { conversation_id: c.id }).then(() => phone?.hangup()),
       answerHere: phone?.ringing() ? () => phone.answer() : undefined,
+      answerHint: phone?.enabled() ? this.ctx.t("op.answer_in_softphone") : undefined,
     });
   }
 

@@ -28,6 +28,7 @@ export interface PaneContext {
 
 /** What the call panel asks of the softphone: answer Omni's ringing offer here, end the call here. */
 export interface PanePhone {
+  enabled(): boolean;
   ringing(): boolean;
   answer(): void;
   hangup(): void;
