@@ -1,4 +1,4 @@
-"""``omni`` command: serve, migrate, createuser, demo, rollups."""
+"""``omni`` command: serve, migrate, createuser, demo, rollups, softphones."""
 
 from __future__ import annotations
 
@@ -253,6 +253,30 @@ def cmd_rollups(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_softphones(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the PJSIP endpoints of the browser operators (docs/voice.md "Softphone"): Asterisk
+    ``#include``s the file and reloads, after operators are added or switch endpoint."""
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from omni.db import models as m
+    from omni.domain import softphone
+
+    async def render(session: Any) -> str:
+        users = (await session.scalars(select(m.User).order_by(m.User.id))).all()
+        return softphone.pjsip_endpoints(users, settings)
+
+    text = str(asyncio.run(_with_db(settings, render)))
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        path = Path(args.output)
+        path.write_text(text)
+        path.chmod(0o640)  # it holds passwords
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="omni", description="Omni contact center")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -281,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     rollups = sub.add_parser("rollups", help="rebuild the report rollups of the last days (backfill)")
     rollups.add_argument("--days", type=int, default=90)
+    phones = sub.add_parser(
+        "softphones", help="write the PJSIP endpoints of the operators whose phone is the browser"
+    )
+    phones.add_argument("--output", "-o", default="-", help="file to write (default: standard output)")
     args = parser.parse_args(argv)
     settings = get_settings()
     _configure_logging(settings)
@@ -290,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         "createuser": cmd_createuser,
         "demo": cmd_demo,
         "rollups": cmd_rollups,
+        "softphones": cmd_softphones,
     }
     return handlers[args.command](args, settings)
 

@@ -127,7 +127,23 @@ class VoiceSettings(BaseSettings):
     action_timeout_seconds: float = 10.0
     """How long an AMI action (Redirect, Bridge, Hangup, ...) may take before it counts as failed."""
     endpoint_template: str = "PJSIP/{extension}"
-    """Dial string of an operator's phone from ``User.sip_extension``."""
+    """Dial string of an operator's phone from ``User.sip_extension`` (or, for an operator whose
+    endpoint is the browser, the softphone's SIP user ``webrtc_user_template``)."""
+    webrtc_ws_url: str = ""
+    """The PBX's SIP-over-WebSocket address the operator window's softphone registers to
+    (``wss://pbx.example.com:8089/ws``). Empty: no operator can choose the browser endpoint."""
+    webrtc_domain: str = ""
+    """The SIP domain of the softphones' addresses (``sip:webrtc7@<domain>``); empty = the
+    host of ``webrtc_ws_url``."""
+    webrtc_user_template: str = "webrtc{user_id}"
+    """SIP user (PJSIP endpoint, auth and AOR name) of an operator's softphone."""
+    webrtc_secret: str = ""
+    """Key from which every softphone's SIP password is derived (HMAC per SIP user, never
+    stored or typed); empty = derived from ``OMNI_SECRET_KEY``. Changing it changes every
+    password: regenerate the PBX's endpoints (``omni softphones``)."""
+    webrtc_ice_servers: list[str] = []
+    """STUN/TURN URLs handed to the softphone (``stun:stun.example.com:3478``); empty = host
+    candidates only (a LAN, or a PBX with a public address)."""
     wait_context: str = "omni-wait"
     """Where callers wait for an operator (music on hold); the voice adapter enqueues a caller
     on the ``UserEvent: OmniEnqueue`` this context raises."""

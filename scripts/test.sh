@@ -17,6 +17,7 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)  # text to speech (docs/dialer.md)
 command -v sox >/dev/null 2>&1 || missing+=(sox libsox-fmt-mp3)  # prompt conversion (WAV/MP3 → 8 kHz)
 [ -x /usr/sbin/slapd ] || missing+=(slapd ldap-utils)  # a real OpenLDAP for LDAP sign-in (docs/auth.md)
+ls /usr/lib/*/kamailio/modules/websocket.so >/dev/null 2>&1 || missing+=(kamailio kamailio-websocket-modules)  # softphone tests (SIP over WebSocket)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq

@@ -19,7 +19,7 @@ from channels.voice.events import CallEvent, Kind
 from channels.voice.state import SPY, Call
 from omni.channels import ATTENDED_NEEDS_OPERATOR, ChannelNotReady
 from omni.db import models as m
-from omni.domain import calls, outgoing
+from omni.domain import calls, outgoing, softphone
 from omni.domain.errors import Conflict, InvalidInput
 from omni.i18n import Label
 
@@ -101,9 +101,9 @@ class VoiceCallControl(VoiceEffects):
                 raise InvalidInput(ATTENDED_NEEDS_OPERATOR, field="attended")
             async with self.services.db.transaction() as session:
                 target = await calls.phone_user(session, to_user_id)
-                if target is None or not target.sip_extension:
+                extension = softphone.dial_extension(target, self.settings) if target else None
+                if not extension:
                     raise InvalidInput("that operator has no phone extension", field="to_user_id")
-                extension = target.sip_extension
             call.attended_to_user_id = to_user_id
             try:
                 await self._act(
@@ -157,7 +157,8 @@ class VoiceCallControl(VoiceEffects):
             raise ChannelNotReady("the AMI link to Asterisk is down")
         async with self.services.db.transaction() as session:
             user = await calls.phone_user(session, user_id)
-            if user is None or not user.sip_extension:
+            extension = softphone.dial_extension(user, self.settings) if user else None
+            if not extension:
                 raise InvalidInput("you have no phone extension in your profile", field="sip_extension")
             inbox = await calls.outgoing_voice_inbox(session, queue_id)
             caller_id = str((inbox.config or {}).get("caller_id") or "")
@@ -184,7 +185,6 @@ class VoiceCallControl(VoiceEffects):
                 agent_user_id=user_id,
             )
             await self._save_call(call, session=session, inbox_id=inbox.id)
-            extension = user.sip_extension
             conv_id = conv.id
         self.registry.add(call)
         action = control.click_to_call(self.settings, extension, uniqueid, e164, caller_id, conv_id)
@@ -203,9 +203,9 @@ class VoiceCallControl(VoiceEffects):
             raise Conflict("the call is not connected to an operator yet")
         async with self.services.db.transaction() as session:
             user = await calls.phone_user(session, supervisor_user_id)
-            if user is None or not user.sip_extension:
+            extension = softphone.dial_extension(user, self.settings) if user else None
+            if not extension:
                 raise InvalidInput("you have no phone extension in your profile", field="sip_extension")
-            extension = user.sip_extension
         uniqueid = f"omni-s{uuid.uuid4().hex[:12]}"
         action = control.chanspy(self.settings, extension, spied, mode, uniqueid)
         self.registry.expect_leg(call, uniqueid, SPY)

@@ -46,7 +46,7 @@ from channels.voice.state import Call
 from omni.channels import AttemptOrder, ChannelNotReady
 from omni.db import models as m
 from omni.db.models.outbound import DialMode, Outcome
-from omni.domain import calls, outgoing
+from omni.domain import calls, outgoing, softphone
 from omni.domain.errors import Conflict, DomainError, InvalidInput
 from omni.domain.outbound import agentless, dialing
 
@@ -609,9 +609,9 @@ class VoiceCampaign(VoiceEffects):
         answered attempt (``DomainError`` when the operator can't take it)."""
         assert dial.operator_id is not None
         user = await calls.phone_user(session, dial.operator_id)
-        if user is None or not user.sip_extension:
+        extension = softphone.dial_extension(user, self.settings) if user else None
+        if not extension:
             raise InvalidInput("the operator has no phone extension", field="sip_extension")
-        extension = user.sip_extension
         name = str(dial.variables.get("name") or "")
         answered = dial.answered_at or now
         # The reservation ends at the answer (capacity stops counting the attempt), so

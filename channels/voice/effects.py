@@ -27,7 +27,7 @@ from channels.voice.events import CallEvent, ChannelSnapshot, Kind, snapshot_fro
 from channels.voice.state import Call, CallRegistry, Effect, Ring
 from omni.channels import ChannelNotReady
 from omni.db import models as m
-from omni.domain import calls, conversations
+from omni.domain import calls, conversations, softphone
 from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage
 from omni.domain.errors import DomainError, InvalidInput
@@ -260,11 +260,15 @@ class VoiceEffects:
                 call.attended_to_user_id = None
                 await calls.do_answer_offer(session, event.conversation_id, offer_id)
                 return
-            if not user.sip_extension:
-                log.warning("voice: operator %s has no SIP extension; declining the offer", user.username)
+            extension = softphone.dial_extension(user, self.settings)
+            if not extension:
+                log.warning(
+                    "voice: operator %s has no phone to ring (no SIP extension, or the browser endpoint"
+                    " without OMNI_VOICE_WEBRTC_WS_URL); declining the offer",
+                    user.username,
+                )
                 await conversations.check_decline_offer(session, Principal.of(user), offer_id)
                 return
-            extension = user.sip_extension
         uniqueid = f"omni-o{offer_id}"
         ring = Ring(offer_id=offer_id, user_id=user_id, uniqueid=uniqueid, started_at=datetime.now(UTC))
         self.registry.expect_ring(call, ring)

@@ -80,6 +80,7 @@ class UserUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     email: Name | UnsetType | None = UNSET
     language: Name | UnsetType = UNSET
     sip_extension: Name | UnsetType | None = UNSET
+    phone_endpoint: Name | UnsetType = UNSET
     handles_chat: bool | UnsetType = UNSET
     handles_voice: bool | UnsetType = UNSET
     capacity: Int32 | UnsetType = UNSET
@@ -96,6 +97,7 @@ class UserCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     email: Name | UnsetType | None = UNSET
     language: Name | UnsetType = UNSET
     sip_extension: Name | UnsetType | None = UNSET
+    phone_endpoint: Name | UnsetType = UNSET
     handles_chat: bool | UnsetType = UNSET
     handles_voice: bool | UnsetType = UNSET
     capacity: Int32 | UnsetType = UNSET

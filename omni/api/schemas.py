@@ -104,6 +104,7 @@ class UserOut(msgspec.Struct):
     language: str
     is_active: bool
     sip_extension: str | None
+    phone_endpoint: str
     handles_chat: bool
     handles_voice: bool
     capacity: int

@@ -10,7 +10,7 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 
 from omni.channels import ATTENDED_NEEDS_OPERATOR, CallControl, ChannelAuthFailed, ChannelNotReady
 from omni.db import models as m
-from omni.domain import auth, conversations, presence, workspace
+from omni.domain import auth, conversations, presence, softphone, workspace
 from omni.domain.auth import Principal
 from omni.domain.errors import Conflict, InvalidInput, NotAuthenticated, PermissionDenied
 from omni.domain.outbound import preview
@@ -458,6 +458,21 @@ class OperatorNamespace(BaseNamespace):
                 async with self.services.db.transaction() as session:
                     conv = await conversations.check_end(session, who, conv_id)
             return _ok(conversation=conversation_dict(conv))
+
+        return await self._call(sid, run)
+
+    async def on_softphone(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """The caller's own phone endpoint and, for the browser one, the SIP credentials Omni
+        issues for it (``omni.domain.softphone``): asked again at every (re)connect, so an admin's
+        change of endpoint or a rotated key reaches the window without a reload."""
+
+        async def run(who: Principal) -> dict[str, Any]:
+            decode(data, p.Empty)
+            async with self.services.db.transaction() as session:
+                user = await session.get(m.User, who.id)
+                if user is None:
+                    raise NotAuthenticated("log in first")
+                return _ok(**softphone.credentials(user, self.services.settings))
 
         return await self._call(sid, run)
 

@@ -237,6 +237,7 @@ OPERATOR_CALLS: dict[str, type[Call]] = {
     "preview_call": AttemptIn,
     "preview_skip": AttemptIn,
     "preview_reschedule": RescheduleIn,
+    "softphone": Empty,
 }
 
 SUPERVISOR_CALLS: dict[str, type[Call]] = {

@@ -71,6 +71,14 @@ class Role(enum.StrEnum):
     AUDITOR = "auditor"
 
 
+class PhoneEndpoint(enum.StrEnum):
+    """Where an operator's calls ring: their desk phone (``sip_extension``) or the softphone
+    in the operator window (a WebRTC endpoint whose credentials Omni issues)."""
+
+    DESK = "desk"
+    BROWSER = "browser"
+
+
 class Medium(enum.StrEnum):
     """What the core knows of a channel: whether it is a chat or a call (capacity, statuses)."""
 

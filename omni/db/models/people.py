@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from omni.db.models.base import (
     Base,
     BigId,
+    PhoneEndpoint,
     Role,
     StatusKind,
     Strategy,
@@ -38,6 +39,8 @@ class User(Base):
     language: Mapped[str] = mapped_column(String(8), default="en")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     sip_extension: Mapped[str | None] = mapped_column(String(32))
+    phone_endpoint: Mapped[str] = mapped_column(String(16), default=PhoneEndpoint.DESK, server_default="desk")
+    """``PhoneEndpoint``: which phone Omni rings for this user (``omni.domain.softphone``)."""
     handles_chat: Mapped[bool] = mapped_column(Boolean, default=True)
     handles_voice: Mapped[bool] = mapped_column(Boolean, default=True)
     capacity: Mapped[int] = mapped_column(Integer, default=3)

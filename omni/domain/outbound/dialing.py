@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -128,7 +128,12 @@ async def do_claim_operator(session: AsyncSession, attempt_id: int, now: datetim
     free = await scheduler.free_for_outbound(session, campaign)
     if free and campaign.channel == "voice":
         phones = set(
-            await session.scalars(select(m.User.id).where(m.User.id.in_(free), m.User.sip_extension != ""))
+            await session.scalars(
+                select(m.User.id).where(
+                    m.User.id.in_(free),
+                    or_(m.User.sip_extension != "", m.User.phone_endpoint == m.PhoneEndpoint.BROWSER),
+                )
+            )
         )
         free = [uid for uid in free if uid in phones]
     # One at a time, with the scheduler's lock rule: a tick reserving operators and this claim

@@ -65,6 +65,13 @@ class Users(Section):
                 help="" if item is None else t("adm.password_keep"),
             ),
             Field("sip_extension", t("adm.f.sip_extension"), nullable=True),
+            Field(
+                "phone_endpoint",
+                t("adm.f.phone_endpoint"),
+                "select",
+                [(e.value, t(f"adm.phone_endpoint.{e.value}")) for e in m.PhoneEndpoint],
+                help=t("adm.phone_endpoint_help"),
+            ),
             Field("handles_chat", t("adm.f.handles_chat"), "checkbox"),
             Field("handles_voice", t("adm.f.handles_voice"), "checkbox"),
             Field("capacity", t("adm.f.capacity"), "number"),

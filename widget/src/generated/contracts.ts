@@ -473,6 +473,7 @@ export interface OperatorCalls {
   preview_call: AttemptIn;
   preview_skip: AttemptIn;
   preview_reschedule: RescheduleIn;
+  softphone: Empty;
 }
 
 export interface SupervisorCalls {

@@ -8,6 +8,7 @@ import { armOnFirstClick, beep, notify } from "./operator/alerts";
 import { dialBox } from "./operator/call";
 import { CampaignPanel } from "./operator/campaign";
 import { ConversationPane } from "./operator/conversation";
+import { Softphone } from "./operator/softphone";
 import { StatsPanel } from "./operator/stats";
 import { LeftHandlers, renderCallbacks, renderMine, renderOffers, renderStatus, renderWaiting } from "./operator/left";
 import {
@@ -56,7 +57,8 @@ const dialSlot = el("div", {});
 const stats = new StatsPanel(t);
 const socket = connect("/operator");
 const campaigns = new CampaignPanel(socket, t, data.lang);
-const left = el("aside", { class: "op-left" }, statusBox, dialSlot, campaigns.box, offersBox, mineBox, waitingBox, callbacksBox, stats.box);
+const softphone = new Softphone(socket, t, () => pane.phoneChanged());
+const left = el("aside", { class: "op-left" }, statusBox, softphone.box, dialSlot, campaigns.box, offersBox, mineBox, waitingBox, callbacksBox, stats.box);
 const centre = el("section", { class: "op-centre" });
 const right = el("aside", { class: "op-right" });
 root.append(banner, el("div", { class: "op-columns" }, left, centre, right));
@@ -98,6 +100,7 @@ const pane: ConversationPane = new ConversationPane(
     dialQueues,
     dial: (number, queueId) => void dial(number, queueId),
     technicalVariables: (data.technical_variables as string[] | undefined) ?? [],
+    phone: softphone,
   },
   centre,
   right,
@@ -106,6 +109,7 @@ const pane: ConversationPane = new ConversationPane(
 /** Click-to-call: the operator's phone rings first, then the customer's; the new voice
  * conversation (already the operator's) opens at once. */
 async function dial(number: string, queueId: number): Promise<void> {
+  if (softphone.enabled()) softphone.expectOwnCall(); // the first leg rings this window
   const ack = await call(socket, "click_to_call", { number, queue_id: queueId });
   if (!ack.ok) {
     failed(t, ack);
@@ -138,6 +142,7 @@ async function openConversation(id: number): Promise<void> {
 }
 
 const handlers: LeftHandlers = {
+  answerHint: () => t(softphone.enabled() ? "op.answer_in_softphone" : "op.answer_on_phone"),
   setStatus: async (code) => {
     const ack = await call(socket, "set_status", { status: code });
     if (!ack.ok) failed(t, ack);
@@ -305,6 +310,7 @@ async function resync(): Promise<void> {
 
 socket.on("connect", async () => {
   banner.classList.add("hidden");
+  void softphone.start();
   await resync();
 });
 socket.on("sync", () => void resync());

@@ -9,6 +9,10 @@ import { T, since } from "./ui";
 export interface CallActions {
   hold(on: boolean): void;
   hangup(): void;
+  /** The browser softphone rings for this offer: answer it in this window. */
+  answerHere?: () => void;
+  /** Where calls are answered when not on the desk phone (the softphone: "here"). */
+  answerHint?: string;
 }
 
 const STATE_KEYS: Record<string, string> = {
@@ -47,9 +51,15 @@ export function renderCall(
     ),
   );
   if (call.state === "ringing" && call.direction === "in") {
-    if (c.status === "offered" || c.status === "queued") {
+    if ((c.status === "offered" || c.status === "queued") && act.answerHere) {
+      const answer = act.answerHere;
       box.append(
-        el("p", { class: "answer-hint", "data-testid": "answer-on-phone" }, t("op.answer_on_phone")),
+        el("button", { class: "primary", "data-testid": "call-answer", onclick: () => answer() }, icon("voice"), ` ${t("op.softphone_answer")}`),
+        el("div", { class: "call-times" }, `${t("op.ring_time")}: `, since(c.offered_at || c.created_at, { "data-testid": "ring-time" })),
+      );
+    } else if (c.status === "offered" || c.status === "queued") {
+      box.append(
+        el("p", { class: "answer-hint", "data-testid": "answer-on-phone" }, act.answerHint ?? t("op.answer_on_phone")),
         el("div", { class: "call-times" }, `${t("op.ring_time")}: `, since(c.offered_at || c.created_at, { "data-testid": "ring-time" })),
       );
     }

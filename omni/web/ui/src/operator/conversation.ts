@@ -135,10 +135,19 @@ export class ConversationPane extends ActionsPart {
     const v = this.view;
     if (!v) return;
     const c = v.conversation;
+    const phone = this.ctx.phone;
     renderCall(this.callBox, c, v.call, c.assigned_user_id === this.ctx.me, this.ctx.t, {
       hold: (on) => void this.callAct("call_hold", { conversation_id: c.id, hold: on }),
-      hangup: () => void this.callAct("call_hangup", { conversation_id: c.id }),
+      // Omni ends the call (the core state stays true), then the browser's SIP call ends too.
+      hangup: () => void this.callAct("call_hangup", { conversation_id: c.id }).then(() => phone?.hangup()),
+      answerHere: phone?.ringing() ? () => phone.answer() : undefined,
+      answerHint: phone?.enabled() ? this.ctx.t("op.answer_in_softphone") : undefined,
     });
+  }
+
+  /** The softphone started or stopped ringing: the call panel shows or hides Answer. */
+  phoneChanged(): void {
+    this.renderCall();
   }
 
   protected async callAct<E extends CallName>(event: E, data: Calls[E]): Promise<void> {

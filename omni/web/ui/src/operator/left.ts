@@ -5,6 +5,8 @@ import { Callback, Conversation, Offer, Presence, StatusOption, channelIcon } fr
 import { T, addSeconds, since, until } from "./ui";
 
 export interface LeftHandlers {
+  /** Where a ringing call is answered (the desk phone, or this window's softphone). */
+  answerHint?: () => string;
   setStatus(code: string): void;
   accept(offer: Offer): void;
   decline(offer: Offer): void;
@@ -102,7 +104,7 @@ export function renderOffers(
             "div",
             { class: "offer-buttons" },
             c?.medium === "voice"
-              ? el("span", { class: "answer-hint", "data-testid": "answer-on-phone" }, icon("voice"), ` ${t("op.answer_on_phone")}`)
+              ? el("span", { class: "answer-hint", "data-testid": "answer-on-phone" }, icon("voice"), ` ${h.answerHint?.() ?? t("op.answer_on_phone")}`)
               : el("button", { class: "primary", "data-testid": "offer-accept", disabled: busy, onclick: () => h.accept(o) }, t("op.accept")),
             el("button", { "data-testid": "offer-decline", disabled: busy, onclick: () => h.decline(o) }, t("op.decline")),
           ),

@@ -22,6 +22,16 @@ export interface PaneContext {
   dial(number: string, queueId: number): void;
   /** Conversation variables never shown on the card (boot data, from bots/runner.py). */
   technicalVariables: string[];
+  /** The browser softphone, when this operator's endpoint is the browser (softphone.ts). */
+  phone?: PanePhone;
+}
+
+/** What the call panel asks of the softphone: answer Omni's ringing offer here, end the call here. */
+export interface PanePhone {
+  enabled(): boolean;
+  ringing(): boolean;
+  answer(): void;
+  hangup(): void;
 }
 
 export const MARKS: Record<string, string> = { pending: "…", stored: "", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "⚠" };
