@@ -46,8 +46,9 @@ async def call(client: httpx.AsyncClient, base_url: str, method: str, params: di
         body = resp.json()
     except ValueError:
         body = None
-    if isinstance(body, dict) and body.get("error"):
-        detail = f"{body['error']}: {body.get('error_description', '')}".strip(": ")
+    if isinstance(body, dict) and "error" in body:
+        # crm.* methods answer a bad field with an empty code: the description says it all.
+        detail = ": ".join(str(p) for p in (body["error"], body.get("error_description", "")) if p)
         raise BitrixError(method, resp.status_code, f"{detail} (HTTP {resp.status_code})"[:300])
     if not 200 <= resp.status_code < 300 or not isinstance(body, dict) or "result" not in body:
         raise BitrixError(method, resp.status_code, f"HTTP {resp.status_code}: {resp.text[:200]}")
