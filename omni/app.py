@@ -37,6 +37,7 @@ from omni.api import (
 )
 from omni.api import bots as bots_http
 from omni.api import campaigns as campaigns_http
+from omni.api import crm as crm_http
 from omni.api import dnc as dnc_http
 from omni.api import lists as lists_http
 from omni.api import media as media_http
@@ -220,6 +221,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             *report_schedules.CONTROLLERS,
             *admin_wallboard.CONTROLLERS,
             *admin_retention.CONTROLLERS,
+            *crm_http.CONTROLLERS,
             *my_stats.CONTROLLERS,
             *campaigns_http.CONTROLLERS,
             *campaign_stats.CONTROLLERS,

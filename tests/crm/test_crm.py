@@ -9,8 +9,6 @@ Pushes go through the webhook machinery itself (the relay's fan-out writes the d
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,16 +19,16 @@ import pytest
 from sqlalchemy import select
 
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.domain import crm, webhooks
 from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage, do_close, do_ingest_inbound
 from omni.domain.errors import InvalidInput, PermissionDenied
 from omni.services import Services, build_services
-from omni.settings import Settings, WebhookSettings
+from omni.settings import WebhookSettings
 from tests import factories as f
 from tests.crm.bitrix24_emulator import Bitrix24
 from tests.crm.card_server import CardServer
+from tests.crm.conftest import sqlite_settings
 from tests.webhook_receiver import Receiver, check_signature, fail_first_attempts
 
 FETCH_SECRET = "fetch-secret-" + "f" * 20
@@ -41,19 +39,9 @@ RETRY_AT_ONCE = WebhookSettings(
 )
 
 
-@pytest.fixture(scope="module")
-def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated SQLite file per module, copied for each test (migrating is the slow part)."""
-    data_dir = tmp_path_factory.mktemp("crm-template")
-    asyncio.run(upgrade_async(Settings(data_dir=data_dir, secret_key="s" * 40).effective_database_url))
-    return data_dir / "omni.sqlite3"
-
-
 @pytest.fixture
 async def services(tmp_path: Path, migrated: Path) -> AsyncIterator[Services]:
-    settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
-    shutil.copy(migrated, Path(settings.effective_database_url.removeprefix("sqlite+aiosqlite:///")))
-    svc = build_services(settings, run_background=False)
+    svc = build_services(sqlite_settings(tmp_path, migrated), run_background=False)
     await svc.start()
     svc.relay.tx_sinks.append(webhooks.fanout_sink(lambda _ids: None))  # as omni.app wires it
     try:
