@@ -417,7 +417,7 @@ async def test_crm_settings_are_checked_audited_and_keep_secrets(
         (
             {"fetch_url": "https://crm/x?p={phone}&n={name}", "fetch_secret": FETCH_SECRET},
             "fetch_url",
-            "unknown placeholder {name}",
+            "unknown placeholder 'name'",
         ),
         (
             {"fetch_url": "https://crm/x?p={phone", "fetch_secret": FETCH_SECRET},

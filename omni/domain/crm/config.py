@@ -91,17 +91,17 @@ def check_template(value: str) -> None:
         names = [name for _, name, spec, conv in string.Formatter().parse(value) if name is not None]
         specs = [(spec, conv) for _, name, spec, conv in string.Formatter().parse(value) if name is not None]
     except ValueError:
-        raise InvalidInput("fetch_url has unbalanced braces", field="fetch_url") from None
+        raise InvalidInput("{field} has unbalanced braces", field="fetch_url") from None
     for name in names:
         if name not in PLACEHOLDERS:
             raise InvalidInput(
-                "unknown placeholder {{{name}}} (known: {known})",
+                "unknown placeholder '{name}' (known: {known})",
                 field="fetch_url",
                 name=name,
                 known=", ".join(PLACEHOLDERS),
             )
     if any(spec or conv for spec, conv in specs):
-        raise InvalidInput("placeholders take no format or conversion", field="fetch_url")
+        raise InvalidInput("{field}: placeholders take no format or conversion", field="fetch_url")
     _http_url("fetch_url", value.format(**dict.fromkeys(PLACEHOLDERS, "1")))
 
 

@@ -12,6 +12,7 @@ from omni.api.deps import services_of
 from omni.domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from omni.services import Services
 from omni.web.admin.campaigns import Campaigns
+from omni.web.admin.crm import Crm
 from omni.web.admin.forms import (
     ADMIN,
     AUDITOR,
@@ -34,6 +35,7 @@ SECTIONS: dict[str, type[Section]] = {
 }
 SECTIONS.update({s.slug: s for s in (Wallboards, Install, Retention)})
 SECTIONS[Campaigns.slug] = Campaigns
+SECTIONS[Crm.slug] = Crm
 
 
 # --- pages --------------------------------------------------------------------------------
