@@ -1,9 +1,9 @@
 """A stand-in CRM for the screen-pop: ``GET /card?phone=...`` on loopback, recording each request.
 
-``cards`` maps a phone to the JSON it answers (unknown phones get 404, which is "no card");
-``mode`` makes it unkind: ``hang`` (never answers: Omni's timeout must cut it), ``error``
-(500), ``garbage`` (200 with HTML). Each request's URL and headers are kept so a test can
-check the signature and count what the cache spared.
+``cards`` maps a phone (else the identity, ``id``) to the JSON it answers (an unknown one
+gets 404, which is "no card"); ``mode`` makes it unkind: ``hang`` (never answers: Omni's
+timeout must cut it), ``error`` (500), ``garbage`` (200 with HTML). Each request's URL and
+headers are kept so a test can check the signature and count what the cache spared.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class CardServer:
             return web.Response(status=500, text="Internal Server Error")
         if self.mode == "garbage":
             return web.Response(status=200, text="<html>maintenance</html>", content_type="text/html")
-        card = self.cards.get(request.query.get("phone", ""))
+        card = self.cards.get(request.query.get("phone") or request.query.get("id", ""))
         if card is None:
             return web.json_response({"error": "not found"}, status=404)
         return web.json_response(card)
