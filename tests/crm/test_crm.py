@@ -267,7 +267,7 @@ async def test_result_push_on_close_is_signed_complete_and_retried(
         body = hit.payload
         assert body["event"]["type"] == "conversation.closed"
         assert body["conversation"]["id"] == conv_id
-        assert body["conversation"]["url"] == f"{BASE}/operator#c={conv_id}"
+        assert body["conversation"]["url"] == f"{BASE}/app#c={conv_id}"
         assert body["result"] == {"code": "sale", "name": "Sale"}
         assert body["operator"]["name"] == "Olga Operator"
         assert body["contact"]["phone"] == "+79161234512", "as stored (E.164)"

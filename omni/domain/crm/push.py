@@ -68,7 +68,7 @@ async def facts(session: AsyncSession, conversation_id: int, base_url: str) -> d
             "accepted_at": _iso(conv.accepted_at),
             "closed_at": _iso(conv.closed_at),
             "closed_by": conv.closed_by,
-            "url": f"{base}/operator#c={conv.id}",
+            "url": f"{base}/app#c={conv.id}",
         },
         "result": {"code": result.code, "name": result.name} if result else None,
         "operator": (
