@@ -429,6 +429,7 @@ async def test_crm_settings_are_checked_audited_and_keep_secrets(
             "fetch_url",
             "absolute http(s) URL",
         ),
+        ({"push_url": "http://[::1", "push_secret": PUSH_SECRET}, "push_url", "absolute http(s) URL"),
         ({"fetch_url": "https://crm/{phone}"}, "fetch_secret", "fetch_secret is required with fetch_url"),
         ({"push_url": "https://crm/in", "push_secret": "short"}, "push_secret", "at least 16 characters"),
         ({"fetch_timeout_ms": 0}, "fetch_timeout_ms", "between 100 and 10000"),

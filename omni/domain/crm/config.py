@@ -80,8 +80,12 @@ def mask_bitrix_url(url: str) -> str:
 
 
 def _http_url(field: str, value: str) -> None:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. "http://[::1": an unclosed IPv6 bracket
+        ok = False
+    if not ok:
         raise InvalidInput("{field} must be an absolute http(s) URL", field=field)
 
 
