@@ -102,6 +102,16 @@ async def test_crm_settings_and_card_over_rest(server: LiveServer) -> None:
         assert (await other_c.get(f"/api/v1/conversations/{conv.id}/crm-card")).status_code == 404
         assert (await op_c.get(f"/api/v1/conversations/{2**62}/crm-card")).status_code == 404
         assert len(cards.hits) == 1
+
+        # The admin page, in Russian: the form shows the stored values, never a secret.
+        admin.cookies.set("omni_lang", "ru")
+        page = await admin.get("/admin/crm/1")
+        assert page.status_code == 200, page.text
+        assert "Шаблон адреса карточки" in page.text
+        assert "/rest/1/***/" in page.text
+        assert SECRET not in page.text
+        assert "tokentokentoken" not in page.text
+        assert (await op_c.get("/admin/crm/1")).status_code == 403
     finally:
         for c in (admin, op_c, other_c):
             await c.aclose()
