@@ -10,7 +10,7 @@ Pushes go through the webhook machinery itself (the relay's fan-out writes the d
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -181,9 +181,21 @@ async def test_card_fetch_is_templated_signed_cached_and_scoped(
         assert again == {**got, "cached": True}
         assert len(server.hits) == 1, "within fetch_cache_seconds the CRM is not asked again"
 
+        async with services.db.transaction() as s:  # a card of someone else, fetched two days ago
+            s.add(
+                m.CrmCard(
+                    url_digest="0" * 64,
+                    data={"title": "old"},
+                    fetched_at=datetime.now(UTC) - timedelta(days=2),
+                )
+            )
         await configure(services, world["admin"], fetch_cache_seconds=0)
         assert (await crm.card_for(services.db, world["op"], conv_id))["cached"] is False
         assert len(server.hits) == 2
+        async with services.db.transaction() as s:
+            kept = list(await s.scalars(select(m.CrmCard.url_digest)))
+            assert "0" * 64 not in kept, "a card older than the longest cache is not kept"
+            assert len(kept) == 1
 
         with pytest.raises(Exception, match="not found"):
             await crm.card_for(services.db, world["other"], conv_id)

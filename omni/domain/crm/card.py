@@ -18,14 +18,14 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import Database
 from omni.db import models as m
 from omni.domain.auth import Principal, access_conversation
-from omni.domain.crm.config import PLACEHOLDERS, get_settings
+from omni.domain.crm.config import CACHE_SECONDS, PLACEHOLDERS, get_settings
 from omni.domain.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 MAX_FIELDS = 30
 MAX_VALUE = 500
 MAX_BODY = 256 * 1024
+KEEP_SECONDS = CACHE_SECONDS[1]
+"""Older cached cards are deleted whenever a card is stored."""
 
 
 async def template_values(session: AsyncSession, conv: m.Conversation) -> dict[str, str]:
@@ -176,6 +178,12 @@ async def card_for(
             row.data = card
             row.fetched_at = datetime.now(UTC)
             row.conversation_id = conversation_id
+            # Cards are the CRM's personal data: none is kept past the longest cache allowed.
+            await session.execute(
+                delete(m.CrmCard).where(
+                    m.CrmCard.fetched_at < row.fetched_at - timedelta(seconds=KEEP_SECONDS)
+                )
+            )
     except IntegrityError:
         pass  # another node cached the same card at the same moment: theirs is as good
     return {"status": "ok", "card": card, "cached": False}
