@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from omni.db import models as m
-from omni.domain import crm, webhooks
+from omni.domain import crm, retention, webhooks
 from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage, do_close, do_ingest_inbound
 from omni.domain.errors import InvalidInput, PermissionDenied
@@ -200,6 +200,14 @@ async def test_card_fetch_is_templated_signed_cached_and_scoped(
         with pytest.raises(Exception, match="not found"):
             await crm.card_for(services.db, world["other"], conv_id)
         assert len(server.hits) == 2, "an operator of another queue learns nothing and fetches nothing"
+
+        # Erasing the contact's personal data on request removes the CRM's card Omni cached.
+        async with services.db.transaction() as s:
+            conv = await s.get_one(m.Conversation, conv_id)
+            await do_close(s, conv, world["code"], by="operator")
+            await retention.check_erase_contact(s, world["admin"], conv.contact_id, services.settings)
+        async with services.db.transaction() as s:
+            assert list(await s.scalars(select(m.CrmCard))) == []
     finally:
         await server.stop()
 
