@@ -5,7 +5,8 @@
   write-only (``*_secret_set`` says whether one is stored; an empty one keeps it) and the
   Bitrix24 token is shown hidden.
 * ``GET /api/v1/conversations/{id}/crm-card`` (whoever may open the conversation): the
-  customer's card from the CRM, fetched on the first ask and cached; a CRM that fails gives
+  customer's card from the CRM, usually cached by the fetch the offer started (else fetched
+  now); a CRM that fails gives
   ``status: unavailable``, never an error.
 """
 

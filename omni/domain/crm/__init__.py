@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
 from omni.domain.crm import bitrix
-from omni.domain.crm.card import CardUnavailable, card_for, last_card, normalise, render_url
+from omni.domain.crm.card import CardUnavailable, OfferPrefetch, card_for, last_card, normalise, render_url
 from omni.domain.crm.config import (
     BITRIX_KIND,
     PLACEHOLDERS,
@@ -37,6 +37,7 @@ __all__ = [
     "PUSH_KIND",
     "ROW_ID",
     "CardUnavailable",
+    "OfferPrefetch",
     "card_for",
     "check_update_settings",
     "facts",

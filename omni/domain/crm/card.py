@@ -10,9 +10,12 @@ the push on close sends it). A CRM that is slow, down or answers garbage gives a
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +29,7 @@ from omni.db import Database
 from omni.db import models as m
 from omni.domain.auth import Principal, access_conversation
 from omni.domain.crm.config import CACHE_SECONDS, PLACEHOLDERS, get_settings
+from omni.domain.events import DomainEvent
 from omni.domain.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 log = logging.getLogger(__name__)
@@ -145,15 +149,22 @@ def _digest(url: str) -> str:
 
 
 async def card_for(
-    db: Database, who: Principal, conversation_id: int, client: httpx.AsyncClient | None = None
+    db: Database, who: Principal | None, conversation_id: int, client: httpx.AsyncClient | None = None
 ) -> dict[str, Any]:
-    """The card for a conversation the caller may open: ``{"status": "off" | "ok" |
-    "unavailable", "card": {...} | None, "cached": bool}``.
+    """The card for a conversation the caller may open (``who=None``: Omni itself, the
+    prefetch on offer): ``{"status": "off" | "ok" | "unavailable", "card": {...} | None,
+    "cached": bool}``.
 
     The HTTP call runs outside any transaction: a slow CRM must not hold a database connection.
     """
     async with db.transaction() as session:
-        conv = await access_conversation(session, who, conversation_id)
+        if who is None:
+            found = await session.get(m.Conversation, conversation_id)
+            if found is None:
+                return {"status": "off", "card": None, "cached": False}
+            conv = found
+        else:
+            conv = await access_conversation(session, who, conversation_id)
         cfg = await get_settings(session)
         if not cfg.fetch_url:
             return {"status": "off", "card": None, "cached": False}
@@ -198,3 +209,32 @@ async def last_card(session: AsyncSession, conversation_id: int) -> dict[str, An
         .limit(1)
     )
     return dict(row.data) if row is not None else None
+
+
+@dataclass
+class OfferPrefetch:
+    """Post-commit relay sink: each ``conversation.offered`` starts the card fetch at once, so
+    the card is cached when the operator's window asks and a push on close carries it even if
+    no window asked. The fetches run as tasks (at most ``concurrency`` at a time): the relay's
+    other post-commit sinks (channel sends) never wait for a CRM."""
+
+    db: Database
+    concurrency: int = 8
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _slots: asyncio.Semaphore | None = None
+
+    async def __call__(self, events: Sequence[DomainEvent]) -> None:
+        offered = {e.conversation_id for e in events if e.type == "conversation.offered"}
+        for conversation_id in sorted(c for c in offered if c):
+            task = asyncio.create_task(self._fetch(conversation_id))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _fetch(self, conversation_id: int) -> None:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.concurrency)
+        async with self._slots:
+            try:
+                await card_for(self.db, None, conversation_id)
+            except Exception:  # a prefetch is a courtesy: log it, the window asks again
+                log.exception("CRM card prefetch for conversation %s failed", conversation_id)

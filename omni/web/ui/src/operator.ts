@@ -244,11 +244,7 @@ function apply(e: WireEvent): void {
       expires_at: d.expires_at,
       conversation: d,
     };
-    if (!state.offers.some((o) => o.id === offer.id)) {
-      state.offers.push(offer);
-      // Screen-pop: the CRM is asked now, so the card is cached by the time the offer is opened.
-      void fetch(`/api/v1/conversations/${offer.conversation_id}/crm-card`, { credentials: "same-origin" }).catch(() => undefined);
-    }
+    if (!state.offers.some((o) => o.id === offer.id)) state.offers.push(offer);
     renderOffers(offersBox, state.offers, t, handlers, state.answering);
     announce(offer);
     showRingingCall(offer);
