@@ -39,6 +39,7 @@ from omni.api import (
 )
 from omni.api import bots as bots_http
 from omni.api import campaigns as campaigns_http
+from omni.api import crm as crm_http
 from omni.api import dnc as dnc_http
 from omni.api import lists as lists_http
 from omni.api import media as media_http
@@ -47,7 +48,7 @@ from omni.api.deps import domain_error_handler, http_error_handler, validation_e
 from omni.api.edge import document_errors, guard_input
 from omni.channels import ChannelSetup, SetupChannel
 from omni.db.migrate import upgrade_async
-from omni.domain import retention, webhooks
+from omni.domain import crm, retention, webhooks
 from omni.domain.errors import DomainError
 from omni.domain.outbound.scheduler import Scheduler as OutboundScheduler
 from omni.domain.reports import driver as report_driver
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         future.add_done_callback(in_flight.discard)
 
     services.relay.tx_sinks.append(webhooks.fanout_sink(enqueue_soon))
+    services.relay.post_commit_sinks.append(crm.OfferPrefetch(services.db))
 
     async def count_events(events: Any) -> None:
         EVENTS_DISPATCHED.inc(len(events))
@@ -223,6 +225,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             *admin_wallboard.CONTROLLERS,
             *admin_ldap.CONTROLLERS,
             *admin_retention.CONTROLLERS,
+            *crm_http.CONTROLLERS,
             *contacts_workspace.CONTROLLERS,
             *my_stats.CONTROLLERS,
             *campaigns_http.CONTROLLERS,

@@ -90,7 +90,9 @@ class _Runtime:
 @celery_app.task(name="omni.webhooks.deliver", acks_late=True)  # type: ignore[untyped-decorator]
 def deliver_webhook(delivery_id: int) -> None:
     loop, db, settings = _Runtime.get()
-    outcome = loop.run_until_complete(webhooks.do_deliver(db, delivery_id, settings.webhook))
+    outcome = loop.run_until_complete(
+        webhooks.do_deliver(db, delivery_id, settings.webhook, base_url=settings.public_base_url)
+    )
     if outcome.retry_in is not None:
         deliver_webhook.apply_async((delivery_id,), countdown=max(0.0, outcome.retry_in))
 

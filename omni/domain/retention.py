@@ -446,6 +446,8 @@ async def check_erase_contact(
         await session.execute(
             update(m.BotSession).where(m.BotSession.conversation_id.in_(conv_ids)).values(state={})
         )
+        # The CRM's card of the customer, cached for the screen-pop (omni.domain.crm.card).
+        await session.execute(delete(m.CrmCard).where(m.CrmCard.conversation_id.in_(conv_ids)))
         counts["events"] = await _scrub_events(session, m.Event.conversation_id.in_(conv_ids))
     await session.execute(delete(m.ContactIdentity).where(m.ContactIdentity.contact_id == contact_id))
     await session.execute(

@@ -154,9 +154,17 @@ def backoff(attempts: int, cfg: WebhookSettings) -> float:
 
 
 async def do_deliver(
-    db: Database, delivery_id: int, cfg: WebhookSettings, client: httpx.AsyncClient | None = None
+    db: Database,
+    delivery_id: int,
+    cfg: WebhookSettings,
+    client: httpx.AsyncClient | None = None,
+    *,
+    base_url: str = "",
 ) -> Outcome:
-    """Try one delivery now, if it is pending and due; record the result."""
+    """Try one delivery now, if it is pending and due; record the result.
+
+    A subscription of a CRM kind (``omni.domain.crm``) builds and sends its own requests;
+    ``base_url`` (the install's public URL) makes the links it sends absolute."""
     async with db.transaction() as session:
         row = await session.scalar(
             select(m.WebhookDelivery)
@@ -174,6 +182,14 @@ async def do_deliver(
             row.state = "failed"
             row.last_error = "subscription inactive or event gone"
             return Outcome(False, None)
+        if sub.kind != "generic":
+            from omni.domain import crm  # crm builds on this module: imported when first needed
+
+            row.attempts += 1
+            crm_status, crm_error = await crm.send(
+                session, sub, DomainEvent.from_row(event), row.id, cfg, client, base_url
+            )
+            return _record(row, sub.url, crm_status, crm_error, cfg)
         body = json.dumps(
             {
                 "delivery_id": row.id,
@@ -220,6 +236,27 @@ async def do_deliver(
         row.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)
         log.info("webhook delivery %s to %s failed (%s); retry in %.1fs", row.id, sub.url, error, delay)
         return Outcome(False, delay)
+
+
+def _record(
+    row: m.WebhookDelivery, url: str, status: int | None, error: str, cfg: WebhookSettings
+) -> Outcome:
+    """The bookkeeping of one attempt of a CRM kind (the generic path does the same inline)."""
+    row.last_status_code = status
+    if not error:
+        row.state = "succeeded"
+        row.delivered_at = datetime.now(UTC)
+        row.last_error = ""
+        return Outcome(True, None)
+    row.last_error = error[:500]
+    if row.attempts >= cfg.max_attempts:
+        row.state = "failed"
+        log.warning("CRM delivery %s to %s failed for good: %s", row.id, url, error)
+        return Outcome(False, None)
+    delay = backoff(row.attempts, cfg)
+    row.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)
+    log.info("CRM delivery %s failed (%s); retry in %.1fs", row.id, error, delay)
+    return Outcome(False, delay)
 
 
 async def stale_due(db: Database, *, slack_seconds: float = 30.0, limit: int = 500) -> list[int]:

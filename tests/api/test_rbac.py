@@ -531,6 +531,9 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("POST", "/api/v1/conversations/{conversation_id:int}/transfer"): (SCOPED, {"to_queue_id": 1}),
     ("POST", "/api/v1/conversations/{conversation_id:int}/callbacks"): (SCOPED, {"note": "x"}),
     ("GET", "/api/v1/conversations/{conversation_id:int}/recording"): (SCOPED, None),
+    ("GET", "/api/v1/conversations/{conversation_id:int}/crm-card"): (SCOPED, None),
+    ("GET", "/api/v1/admin/crm"): (ADMIN_ONLY, None),
+    ("PUT", "/api/v1/admin/crm"): (ADMIN_ONLY, {"fetch_timeout_ms": 500}),
     ("POST", "/api/v1/inboxes/{inbox_id:int}/messages"): (
         ADMIN_ONLY,
         {"identity_kind": "external", "identity_value": "mallory", "body": "x"},

@@ -90,6 +90,9 @@ class WebhookSubscription(Base):
     """``{"queue_ids": [...], "channels": [...]}``; empty = no filter."""
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16), default="generic", server_default="generic")
+    """``generic`` (the event as JSON), or a CRM format ``omni.domain.crm`` builds and sends:
+    ``crm_push`` (result + card + transcript) or ``bitrix24`` (the REST connector)."""
 
 
 class WebhookDelivery(Base):

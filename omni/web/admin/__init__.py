@@ -10,6 +10,7 @@ group of sections; ``pages`` holds the controller.
 """
 
 from omni.web.admin.contacts import Contacts
+from omni.web.admin.crm import Crm
 from omni.web.admin.forms import Cell, Field, Outcome, Section, Table
 from omni.web.admin.inboxes import Inboxes
 from omni.web.admin.pages import CONTROLLERS, SECTIONS, AdminPages
@@ -27,6 +28,7 @@ __all__ = [
     "CardFields",
     "Cell",
     "Contacts",
+    "Crm",
     "Field",
     "Groups",
     "Inboxes",

@@ -13,6 +13,7 @@ from omni.domain.errors import DomainError, InvalidInput, NotFound, PermissionDe
 from omni.services import Services
 from omni.web.admin.campaigns import Campaigns
 from omni.web.admin.contacts import Contacts
+from omni.web.admin.crm import Crm
 from omni.web.admin.forms import (
     ADMIN,
     AUDITOR,
@@ -36,6 +37,7 @@ SECTIONS: dict[str, type[Section]] = {
 SECTIONS.update({s.slug: s for s in (Wallboards, Install, Retention)})
 SECTIONS[Campaigns.slug] = Campaigns
 SECTIONS[Contacts.slug] = Contacts
+SECTIONS[Crm.slug] = Crm
 
 
 # --- pages --------------------------------------------------------------------------------

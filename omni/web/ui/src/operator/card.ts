@@ -6,7 +6,59 @@ import { Card, CardField } from "./types";
 import { clockAt, time, toast } from "./ui";
 import { ComposerPart } from "./composer";
 
+/** ``GET /api/v1/conversations/{id}/crm-card`` (omni/api/crm.py::CrmCardOut). */
+interface CrmCardAnswer {
+  status: "ok" | "off" | "unavailable";
+  card: { title: string; url: string; fields: { label: string; value: string }[] } | null;
+  cached: boolean;
+}
+
 export abstract class CardPart extends ComposerPart {
+  /** The CRM's card (screen-pop) under the customer card; kept across card re-renders. */
+  protected readonly crmBox = el("div", { class: "crm-card hidden", "data-testid": "crm-card" });
+
+  /** Asks Omni for the CRM's card of this conversation; a CRM that fails is a quiet note, and
+   * nothing here ever holds up the conversation (it renders when, and if, the answer comes). */
+  protected async loadCrmCard(id: number): Promise<void> {
+    const t = this.ctx.t;
+    let answer: CrmCardAnswer | null = null;
+    try {
+      const resp = await fetch(`/api/v1/conversations/${id}/crm-card`, { credentials: "same-origin" });
+      if (resp.ok) answer = (await resp.json()) as CrmCardAnswer;
+    } catch {
+      answer = null; // offline for a moment: the note below says the card is not there
+    }
+    if (this.id !== id) return;
+    clear(this.crmBox);
+    const status = answer ? answer.status : "unavailable";
+    this.crmBox.dataset.status = status;
+    this.crmBox.classList.toggle("hidden", status === "off");
+    if (status === "off") return;
+    const card = answer?.card;
+    const head = el("h4", {}, t("op.crm"));
+    if (status !== "ok" || !card) {
+      this.crmBox.append(head, el("small", { class: "muted", "data-testid": "crm-note" }, t("op.crm_unavailable")));
+      return;
+    }
+    if (!card.title && !card.fields.length) {
+      this.crmBox.append(head, el("small", { class: "muted", "data-testid": "crm-note" }, t("op.crm_empty")));
+      return;
+    }
+    const parts: HTMLElement[] = [head];
+    if (card.title) parts.push(el("strong", { "data-testid": "crm-title" }, card.title));
+    parts.push(
+      el(
+        "dl",
+        { class: "bot-vars" },
+        ...card.fields.flatMap((f) => [el("dt", {}, f.label), el("dd", { "data-testid": "crm-field" }, f.value)]),
+      ),
+    );
+    if (card.url) {
+      parts.push(el("a", { href: card.url, target: "_blank", rel: "noopener noreferrer", "data-testid": "crm-link" }, t("op.crm_open")));
+    }
+    this.crmBox.append(...parts);
+  }
+
   // --- customer card ------------------------------------------------------------------
 
   protected fieldInput(key: string, kind: string, value: unknown, f?: CardField): HTMLElement {
@@ -121,6 +173,7 @@ export abstract class CardPart extends ComposerPart {
         error,
         el("button", { type: "submit", "data-testid": "card-save" }, t("op.save")),
       ),
+      this.crmBox,
     );
   }
 

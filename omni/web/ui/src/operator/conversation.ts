@@ -43,6 +43,11 @@ export class ConversationPane extends ActionsPart {
     this.layout();
     void this.loadHistory(id);
     void this.loadCanned(id);
+    if (switching) {
+      clear(this.crmBox);
+      this.crmBox.classList.add("hidden");
+      void this.loadCrmCard(id);
+    }
     return true;
   }
 
