@@ -165,7 +165,8 @@ async def test_openapi_documents_every_admin_body_and_refusal(api: Api) -> None:
         if path.startswith(prefixes) and not path.endswith("/messages")
         for method, op in item.items()
     ]
-    assert len(operations) == 63  # + POST /api/v1/users/{id}/totp/reset and /password-reset
+    # 63 + POST /api/v1/tokens, POST /api/v1/webhooks/{id}/test, GET /api/v1/webhook-deliveries/{id}
+    assert len(operations) == 66  # + POST /api/v1/users/{id}/totp/reset and /password-reset
     for method, path, op in operations:
         where = f"{method.upper()} {path}"
         responses = op["responses"]
