@@ -191,7 +191,6 @@ class LogPages(Controller):
             hooks=[(str(h.id), h.name) for h in hooks],
             states=[(s, ctx.t(f"adm.dl.state.{s}")) for s in DELIVERY_STATES],
             rows=rows,
-            here=_link(LOG_PATH, filters, before=before or ""),
             older_link=_link(LOG_PATH, filters, before=rows[-1]["id"]) if more and rows else "",
             newest_link=_link(LOG_PATH, filters) if before else "",
         )
