@@ -17,6 +17,7 @@ from omni.db import models as m
 from tests import factories as f
 from tests.conftest import LiveServer
 from tests.helpers import HTTP_TIMEOUT
+from tests.web.test_pages import csrf_of
 from tests.webhook_receiver import Receiver, always, check_signature
 
 
@@ -42,6 +43,8 @@ async def api(live_server: LiveServer) -> AsyncIterator[Api]:
         root = await f.user(s, "root", m.Role.ADMIN)
         op = await f.user(s, "op")
         gone = await f.user(s, "gone", is_active=False)
+        await f.user(s, "aud", m.Role.AUDITOR)
+        await f.user(s, "sup", m.Role.SUPERVISOR)
         ids = {"root": root.id, "op": op.id, "gone": gone.id}
     admin, operator = await _login(server, "root"), await _login(server, "op")
     try:
@@ -200,3 +203,25 @@ async def test_audit_log_filters_by_entity_and_date_range(api: Api) -> None:
     extreme = await api.admin.get("/api/v1/audit", params={"since": "0001-01-01T00:00:00+14:00"})
     assert extreme.status_code == 422 and extreme.json()["field"] == "since"
     assert (await api.operator.get("/api/v1/audit")).status_code == 403
+
+
+async def test_integration_pages_are_for_admins_and_the_audit_log_for_auditors_too(api: Api) -> None:
+    auditor, supervisor = await _login(api.server, "aud"), await _login(api.server, "sup")
+    try:
+        assert (await auditor.get("/admin/audit")).status_code == 200
+        index = await auditor.get("/admin")
+        assert 'href="/admin/audit"' in index.text and 'href="/admin/webhooks"' not in index.text
+        for path in ("/admin/webhooks", "/admin/tokens", "/admin/tokens/new", "/admin/webhook-deliveries"):
+            assert (await auditor.get(path)).status_code == 403, path
+        for path in ("/admin/audit", "/admin/webhooks", "/admin/tokens"):
+            assert (await supervisor.get(path)).status_code == 403, path
+
+        # The replay form needs the page's token, and a delivery that is gone is said so.
+        forged = await api.admin.post("/admin/webhook-deliveries/1/replay", data={"_csrf": "0" * 40})
+        assert forged.status_code == 403
+        csrf = csrf_of((await api.admin.get("/admin/tokens/new")).text)  # one token per session
+        gone = await api.admin.post("/admin/webhook-deliveries/424242/replay", data={"_csrf": csrf})
+        assert gone.status_code == 400 and "webhook delivery 424242 not found" in gone.text
+    finally:
+        await auditor.aclose()
+        await supervisor.aclose()
