@@ -65,10 +65,17 @@ class ContactController(Controller):
 
     @get("/", responses=READ)
     async def search_contacts(
-        self, who: Principal, services: Services, q: Query = "", limit: Limit = 100
+        self,
+        who: Principal,
+        services: Services,
+        q: Query = "",
+        limit: Limit = 100,
+        blacklisted: bool | None = None,
     ) -> list[ContactOut]:
+        """``q``: name, phone (any way typed), e-mail or a channel identity; ``blacklisted``:
+        only contacts on (true) or off (false) the blacklist."""
         async with services.db.transaction() as session:
-            rows = await admin.search_contacts(session, who, q, limit=limit)
+            rows = await admin.search_contacts(session, who, q, limit=limit, blacklisted=blacklisted)
             return out_list([admin.contact_dict(c) for c in rows], ContactOut)
 
     @post("/", responses=WRITE)

@@ -13,7 +13,7 @@ from typing import Any
 import phonenumbers
 from phonenumbers import geocoder
 from phonenumbers import timezone as pn_timezone
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -39,9 +39,11 @@ from omni.domain.admin.checks import (
     clamp_limit,
 )
 from omni.domain.auth import Principal, access_contact, check_role, contact_scope_filter
-from omni.domain.errors import Conflict, InvalidInput, PermissionDenied
+from omni.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 
 IDENTITY_KINDS = ("phone", "email", "telegram", "widget", "external")
+NAME_MAX = 256
+"""The contact name column's length (``m.Contact.name``)."""
 
 
 def normalise_phone(raw: str, default_region: str = "RU") -> str:
@@ -84,6 +86,9 @@ async def do_resolve_contact(
         raise InvalidInput("identity value is empty", field="identity_value")
     if kind == "phone":
         value = normalise_phone(value)
+    # A name is what the channel says the customer is called (a caller-ID name, a Telegram
+    # profile): clipped to the column, never a reason to lose the call or the message.
+    name = name[:NAME_MAX]
     # The identity and its contact in one round trip (every inbound message comes here).
     contact = await session.scalar(
         select(m.Contact)
@@ -117,6 +122,8 @@ async def do_merge_contacts(session: AsyncSession, keep: m.Contact, drop: m.Cont
     keep.tags = sorted(set(keep.tags or []) | set(drop.tags or []))
     keep.name = keep.name or drop.name
     keep.email = keep.email or drop.email
+    if not keep.phone and drop.phone:  # the number would otherwise be lost with ``drop``
+        keep.phone, keep.region, keep.timezone = drop.phone, drop.region, drop.timezone
     keep.blacklisted = keep.blacklisted or drop.blacklisted
     await session.delete(drop)
     await session.flush()
@@ -160,7 +167,7 @@ async def contact_detail(session: AsyncSession, c: m.Contact) -> dict[str, Any]:
 
 
 async def search_contacts(
-    session: AsyncSession, who: Principal, q: str = "", *, limit: int
+    session: AsyncSession, who: Principal, q: str = "", *, limit: int, blacklisted: bool | None = None
 ) -> list[m.Contact]:
     _deny_auditor(who)
     stmt = (
@@ -171,15 +178,34 @@ async def search_contacts(
     )
     q = q.strip()
     if q:
-        conds = [
-            m.Contact.name.icontains(q, autoescape=True),
-            m.Contact.phone.icontains(q, autoescape=True),
-            m.Contact.email.icontains(q, autoescape=True),
-        ]
-        with contextlib.suppress(InvalidInput):  # not a phone number: text match only
-            conds.append(m.Contact.phone == normalise_phone(q))
-        stmt = stmt.where(or_(*conds))
+        stmt = stmt.where(contact_search_condition(q))
+    if blacklisted is not None:
+        stmt = stmt.where(m.Contact.blacklisted.is_(blacklisted))
     return list(await session.scalars(stmt))
+
+
+def contact_search_condition(q: str) -> ColumnElement[bool]:
+    """Name, phone, e-mail or any channel identity (a Telegram chat, a widget visitor) containing
+    ``q``; a phone typed any way (``8 916 …``) also finds its E.164 form exactly."""
+    conds = [
+        m.Contact.name.icontains(q, autoescape=True),
+        m.Contact.phone.icontains(q, autoescape=True),
+        m.Contact.email.icontains(q, autoescape=True),
+        m.Contact.id.in_(
+            select(m.ContactIdentity.contact_id).where(m.ContactIdentity.value.icontains(q, autoescape=True))
+        ),
+    ]
+    with contextlib.suppress(InvalidInput):  # not a phone number: text match only
+        phone = normalise_phone(q)
+        conds.append(m.Contact.phone == phone)
+        conds.append(
+            m.Contact.id.in_(
+                select(m.ContactIdentity.contact_id).where(
+                    m.ContactIdentity.kind == "phone", m.ContactIdentity.value == phone
+                )
+            )
+        )
+    return or_(*conds)
 
 
 async def access_admin_contact(session: AsyncSession, who: Principal, contact_id: int) -> m.Contact:
@@ -256,3 +282,107 @@ async def check_update_contact(
     _audit(session, who, "contact.update", "contact", contact.id, data)
     _changed(session, "contact", contact.id, "updated")
     return contact
+
+
+# --- the contacts workspace: merge, blacklist -----------------------------------------------
+
+BLACKLIST_REASON_MAX = 256
+
+
+async def check_merge_contacts(
+    session: AsyncSession, who: Principal, keep_id: int, drop_id: int
+) -> m.Contact:
+    """Merge contact ``drop_id`` into ``keep_id`` (the survivor): conversations, identities,
+    callbacks, campaign targets, tags and card fields (``custom_fields``, the survivor's value
+    wins on a clash) move over and ``drop_id`` is deleted. What ``drop_id`` held is kept whole in
+    the audit record, so a value lost to a clash can still be read there.
+
+    Admins and supervisors, over contacts they both may see; an erased contact is not merged
+    (its history would come back under a name)."""
+    check_role(who, ADMIN, SUPERVISOR)
+    if keep_id == drop_id:
+        raise InvalidInput("a contact cannot be merged into itself", field="other_id")
+    keep = await access_contact(session, who, keep_id)  # 404 for the path's own contact
+    try:
+        await access_contact(session, who, drop_id)
+    except NotFound as exc:  # a field of the request, not the resource asked for
+        raise InvalidInput("contact {contact_id} not found", contact_id=drop_id, field="other_id") from exc
+    # Locked in id order, so two people merging the same pair both ways can't deadlock.
+    locked = {
+        c.id: c
+        for c in await session.scalars(
+            select(m.Contact)
+            .where(m.Contact.id.in_(sorted((keep_id, drop_id))))
+            .order_by(m.Contact.id)
+            .with_for_update()
+        )
+    }
+    if len(locked) != 2:  # the other one was merged away or erased meanwhile
+        raise Conflict("the change clashes with a concurrent one; reload and try again")
+    keep, drop = locked[keep_id], locked[drop_id]
+    for contact, field in ((keep, "id"), (drop, "other_id")):
+        if contact.erased_at is not None:
+            raise InvalidInput(
+                "contact {contact_id} was erased and cannot be merged", contact_id=contact.id, field=field
+            )
+    merged = await contact_detail(session, drop)
+    moved = await session.scalar(
+        select(func.count()).select_from(m.Conversation).where(m.Conversation.contact_id == drop.id)
+    )
+    await do_merge_contacts(session, keep, drop)
+    _audit(
+        session,
+        who,
+        "contact.merge",
+        "contact",
+        keep.id,
+        {"merged": merged, "conversations": int(moved or 0)},
+    )
+    _changed(session, "contact", keep.id, "updated")
+    _changed(session, "contact", drop_id, "deleted")
+    return keep
+
+
+async def check_set_contact_blacklisted(
+    session: AsyncSession, who: Principal, contact_id: int, *, blacklisted: bool, reason: str = ""
+) -> m.Contact:
+    """Put a contact on the blacklist (their messages are stored and closed unrouted, their
+    calls hung up) or take them off, with a reason kept in the audit log. The rule is the
+    operator window's (``omni.domain.workspace.check_set_blacklisted``): operators may only add."""
+    check_role(who, ADMIN, SUPERVISOR, OPERATOR)
+    reason = reason.strip()
+    if len(reason) > BLACKLIST_REASON_MAX or "\x00" in reason:
+        raise InvalidInput(
+            "the reason is at most {limit} characters", field="reason", limit=BLACKLIST_REASON_MAX
+        )
+    if not blacklisted and who.role == OPERATOR:
+        raise PermissionDenied("only supervisors take a contact off the blacklist")
+    contact = await access_contact(session, who, contact_id, for_update=True)
+    contact.blacklisted = blacklisted
+    _audit(
+        session,
+        who,
+        "contact.blacklist" if blacklisted else "contact.unblacklist",
+        "contact",
+        contact.id,
+        {"reason": reason},
+    )
+    _changed(session, "contact", contact.id, "updated")
+    return contact
+
+
+async def blacklist_reason(session: AsyncSession, contact_id: int) -> str:
+    """Why the contact was last put on the blacklist (from the audit log; empty when unsaid)."""
+    row = await session.scalar(
+        select(m.AuditLog)
+        .where(
+            m.AuditLog.object_type == "contact",
+            m.AuditLog.object_id == str(contact_id),
+            m.AuditLog.action == "contact.blacklist",
+        )
+        .order_by(m.AuditLog.id.desc())
+        .limit(1)
+    )
+    if row is None:
+        return ""
+    return str((row.input or {}).get("reason") or "")

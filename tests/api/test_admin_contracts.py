@@ -165,8 +165,9 @@ async def test_openapi_documents_every_admin_body_and_refusal(api: Api) -> None:
         if path.startswith(prefixes) and not path.endswith("/messages")
         for method, op in item.items()
     ]
-    # 63 + POST /api/v1/tokens, POST /api/v1/webhooks/{id}/test, GET /api/v1/webhook-deliveries/{id}
-    assert len(operations) == 66  # + POST /api/v1/users/{id}/totp/reset and /password-reset
+    # + POST /api/v1/users/{id}/totp/reset and /password-reset; + /api/v1/contacts/{id}/merge and /blacklist
+    # + POST /api/v1/tokens, POST /api/v1/webhooks/{id}/test, GET /api/v1/webhook-deliveries/{id}
+    assert len(operations) == 68
     for method, path, op in operations:
         where = f"{method.upper()} {path}"
         responses = op["responses"]

@@ -17,7 +17,7 @@ from omni.db import models as m
 from omni.settings import Settings
 from tests import factories as f
 from tests.conftest import LiveServer, make_settings
-from tests.helpers import HTTP_TIMEOUT
+from tests.helpers import HTTP_TIMEOUT, until
 
 
 @dataclass
@@ -407,6 +407,61 @@ async def test_contacts_of_another_group_are_not_found_and_not_writable(
     assert (await world.clients["auditor"].get("/api/v1/contacts")).status_code == 403
 
 
+async def test_contacts_merge_blacklist_and_export_follow_roles_and_scope(world: World) -> None:
+    """The contacts workspace over REST (issue 16): supervisors merge and export within their
+    groups, operators only blacklist, auditors none of it; refusals name the field."""
+    c, ids = world.clients, world.ids
+    convs = {}
+    for who in ("alice", "alice-mobile"):
+        resp = await c["admin"].post(
+            f"/api/v1/inboxes/{ids['ib_a']}/messages",
+            json={"identity_kind": "external", "identity_value": who, "body": "hi"},
+        )
+        assert resp.status_code == 201, resp.text
+        convs[who] = resp.json()["conversation"]["id"]
+    async with world.server.services.db.transaction() as s:
+        alice = (await s.get_one(m.Conversation, ids["conv_a"])).contact_id
+        mobile = (await s.get_one(m.Conversation, convs["alice-mobile"])).contact_id
+        bob = (await s.get_one(m.Conversation, ids["conv_b"])).contact_id
+    merge = f"/api/v1/contacts/{alice}/merge"
+    for name in ("op_a", "auditor"):
+        assert (await c[name].post(merge, json={"other_id": mobile})).status_code == 403, name
+    for other in (bob, alice, 2**31 - 1):
+        refused = await c["sup"].post(merge, json={"other_id": other})
+        assert refused.status_code == 422 and refused.json()["field"] == "other_id", refused.text
+    merged = await c["sup"].post(merge, json={"other_id": mobile})
+    assert merged.status_code == 200, merged.text
+    assert {i["value"] for i in merged.json()["identities"]} == {"alice", "alice-mobile"}
+    assert (await c["admin"].get(f"/api/v1/contacts/{mobile}")).status_code == 404
+    async with world.server.services.db.transaction() as s:
+        assert (await s.get_one(m.Conversation, convs["alice-mobile"])).contact_id == alice
+
+    blacklist = f"/api/v1/contacts/{alice}/blacklist"
+    too_long = await c["op_a"].post(blacklist, json={"blacklisted": True, "reason": "x" * 257})
+    assert too_long.status_code in (400, 422) and "reason" in too_long.text, too_long.text
+    assert (await c["op_a"].post(blacklist, json={"reason": "insults"})).json()["blacklisted"] is True
+    assert (await c["op_a"].post(blacklist, json={"blacklisted": False})).status_code == 403
+    listed = (await c["sup"].get("/api/v1/contacts", params={"blacklisted": "true"})).json()
+    assert [x["id"] for x in listed] == [alice]
+    assert (await c["sup"].post(blacklist, json={"blacklisted": False})).json()["blacklisted"] is False
+
+    started = await c["sup"].post("/api/v1/reports/contacts/exports", params={"format": "csv", "q": "alice"})
+    assert started.status_code == 202, started.text
+    export_id = started.json()["id"]
+
+    async def done() -> bool:
+        job = (await c["sup"].get(f"/api/v1/exports/{export_id}")).json()
+        assert job["state"] in ("queued", "running", "done"), job
+        return bool(job["state"] == "done")
+
+    await until(done, 60, what="the contacts export to finish")
+    text = (await c["sup"].get(f"/api/v1/exports/{export_id}/file")).text
+    assert "external:alice" in text and "external:bob" not in text
+    everyone = await c["admin"].get("/api/v1/reports/contacts", params={"q": "bob"})
+    assert everyone.status_code == 200 and everyone.json()["total_rows"] == 1, everyone.text
+    assert (await c["auditor"].get("/api/v1/reports/contacts")).status_code == 403
+
+
 async def test_files_recordings_and_callbacks_of_another_group_are_not_found(
     world: World, foreign: Foreign
 ) -> None:
@@ -579,6 +634,8 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("POST", "/api/v1/contacts"): (SELF, {"name": "x"}),
     ("GET", "/api/v1/contacts/{contact_id:int}"): (SCOPED, None),
     ("PATCH", "/api/v1/contacts/{contact_id:int}"): (SCOPED, {"name": "x"}),
+    ("POST", "/api/v1/contacts/{contact_id:int}/merge"): (SCOPED, {"other_id": 1}),
+    ("POST", "/api/v1/contacts/{contact_id:int}/blacklist"): (SCOPED, {"blacklisted": True, "reason": "x"}),
     ("GET", "/api/v1/inboxes"): (ADMIN_ONLY, None),
     ("POST", "/api/v1/inboxes"): (ADMIN_ONLY, {"name": "x", "channel": "api"}),
     ("GET", "/api/v1/inboxes/{inbox_id:int}"): (ADMIN_ONLY, None),

@@ -24,8 +24,17 @@ from tests.conftest import LiveServer
 
 ST = Path(sys.executable).with_name("st")
 
-SCOPE = ["--include-path-regex", r"^/api/v1/"]
-"""The whole REST API."""
+REVOKE = "DELETE /api/v1/tokens/{token_id}"
+"""Revoking a token: run last and alone, because a generated ``token_id`` of 1 revokes the run's
+own token, after which every other operation answers only 401 and goes untested (that happened:
+76 of 174 operations were checked for nothing but 401)."""
+
+PARTS = {
+    "a-l": ["--include-path-regex", r"^/api/v1/[a-l]"],
+    "m-z": ["--include-path-regex", r"^/api/v1/[m-z]", "--exclude-name", REVOKE],
+    "revoke": ["--include-name", REVOKE],
+}
+"""The whole REST API in parts, so the two halves can run on different xdist workers."""
 
 ASSERTED = ("ST101", "ST103", "ST108")
 """Server error, undocumented status code, response violates schema. The other checks
@@ -88,29 +97,34 @@ def run_schemathesis(url: str, token: str, scope: list[str], report: Path) -> di
         str(report),
         "--no-color",
         "--workers",  # the server waits on PostgreSQL more than it computes: 3x faster
-        "2",
+        os.environ.get("OMNI_ST_WORKERS", "2"),
         *scope,
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=3000, check=False, cwd=report.parent)
     (report.parent / "st-output.txt").write_text(done.stdout + done.stderr)
     if keep := os.environ.get("OMNI_ST_OUTPUT"):  # a directory to keep the report in
         Path(keep).mkdir(parents=True, exist_ok=True)
-        (Path(keep) / "st-output.txt").write_text(done.stdout + done.stderr)
-        (Path(keep) / "report.json").write_bytes(report.read_bytes())
+        (Path(keep) / f"{report.stem}-output.txt").write_text(done.stdout + done.stderr)
+        (Path(keep) / report.name).write_bytes(report.read_bytes())
     result: dict[str, Any] = json.loads(report.read_text())
     return result
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.parametrize("part", ["a-l", "m-z+revoke"])
 async def test_schemathesis_finds_no_server_error_schema_violation_or_undocumented_status(
-    live_server: LiveServer, tmp_path: Path
+    live_server: LiveServer, tmp_path: Path, part: str
 ) -> None:
     token = await _seed(live_server)
-    report = await asyncio.to_thread(
-        run_schemathesis, live_server.url, token, SCOPE, tmp_path / "report.json"
-    )
-    counts = {item["code"]: item["count"] for item in report["failures"]}
-    print(f"schemathesis: {report['test_cases']['generated']} test cases,", counts)
-    output = (tmp_path / "st-output.txt").read_text()
-    assert report["complete"], output[-3000:]
-    assert {code: counts.get(code, 0) for code in ASSERTED} == dict.fromkeys(ASSERTED, 0), output[-20000:]
+    for name in part.split("+"):
+        report = await asyncio.to_thread(
+            run_schemathesis, live_server.url, token, PARTS[name], tmp_path / f"{name}.json"
+        )
+        counts = {item["code"]: item["count"] for item in report["failures"]}
+        print(f"schemathesis {name}: {report['test_cases']['generated']} test cases,", counts)
+        output = (tmp_path / "st-output.txt").read_text()
+        assert report["complete"], output[-3000:]
+        assert {code: counts.get(code, 0) for code in ASSERTED} == dict.fromkeys(ASSERTED, 0), output[-20000:]
+        if name != "revoke":
+            # Every operation ran as the admin: none saw only 401/403 (a lost token would).
+            assert not report["warnings"].get("missing_auth"), report["warnings"]["missing_auth"]

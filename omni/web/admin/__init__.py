@@ -9,6 +9,7 @@ successful POST redirects (POST-redirect-GET) and the page shows "Saved.". One m
 group of sections; ``pages`` holds the controller.
 """
 
+from omni.web.admin.contacts import Contacts
 from omni.web.admin.forms import Cell, Field, Outcome, Section, Table
 from omni.web.admin.inboxes import Inboxes
 from omni.web.admin.pages import CONTROLLERS, SECTIONS, AdminPages
@@ -25,6 +26,7 @@ __all__ = [
     "CannedReplies",
     "CardFields",
     "Cell",
+    "Contacts",
     "Field",
     "Groups",
     "Inboxes",

@@ -137,6 +137,10 @@ class Cell:
 class Table:
     columns: list[str]
     rows: list[list[Cell]]
+    search: str | None = None
+    """A section with a search box over its list (``?q=``): what was searched, ``""`` for none."""
+    links: list[Cell] = field(default_factory=list)
+    """Extra links above the list (an export of what is listed, a filter)."""
 
 
 @dataclass
@@ -191,6 +195,10 @@ class Section:
         self.revealed: dict[str, Any] = {}
         """Set by ``save`` when a creation has something to show once (a wallboard's link):
         the form is shown with it instead of the usual redirect."""
+
+    def query(self, name: str) -> str:
+        """A query parameter of the listing (``?q=``), empty when absent."""
+        return str(self.ctx.extra.get("query", {}).get(name) or "")
 
     @property
     def who(self) -> Principal:

@@ -12,6 +12,7 @@ from omni.api.deps import services_of
 from omni.domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from omni.services import Services
 from omni.web.admin.campaigns import Campaigns
+from omni.web.admin.contacts import Contacts
 from omni.web.admin.forms import (
     ADMIN,
     AUDITOR,
@@ -36,6 +37,7 @@ SECTIONS: dict[str, type[Section]] = {
 SECTIONS.update({s.slug: s for s in (Wallboards, Install, Retention)})
 SECTIONS[Campaigns.slug] = Campaigns
 SECTIONS.update({s.slug: s for s in (Webhooks, ApiTokens, AuditLog)})
+SECTIONS[Contacts.slug] = Contacts
 
 
 # --- pages --------------------------------------------------------------------------------
@@ -160,6 +162,7 @@ class AdminPages(Controller):
         ctx = await page_context(request)
         try:
             sec = _section(ctx, services_of(request), slug)
+            ctx.extra["query"] = {key: request.query_params.get(key) for key in request.query_params}
             async with sec.services.db.transaction() as session:
                 table = await sec.table(session)
         except DomainError as exc:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from channels.voice import VoiceChannel
 from channels.voice.ami import EVENT_MASK
@@ -179,12 +179,16 @@ async def test_callers_hanging_up_in_a_burst_leave_what_one_caller_alone_leaves(
 async def test_one_caller_failing_in_a_burst_does_not_cost_the_others_their_calls(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A caller whose enqueue fails (here a caller-id name longer than a contact's name
-    column) rolls back the transaction it shared; the others are written again one by one."""
+    """A caller whose enqueue fails (here PostgreSQL refuses their contact row, as a broken
+    constraint would) rolls back the transaction it shared; the others are written again one
+    by one."""
     numbers = [f"+7916200{i:04d}" for i in range(12)]
     bad = numbers[5]
+    async with rig.services.db.transaction() as s:
+        await s.execute(text(REFUSE_FUNCTION))
+        await s.execute(text(REFUSE_TRIGGER))
     with caplog.at_level(logging.INFO, logger="channels.voice.adapter"):
-        linkedids = burst(rig, numbers, {bad: "x" * 300})
+        linkedids = burst(rig, numbers, {bad: "refuse me"})
         await rig.settle()
     convs = await rig.by_linkedid()
     for number, linkedid in zip(numbers, linkedids, strict=True):
@@ -195,6 +199,31 @@ async def test_one_caller_failing_in_a_burst_does_not_cost_the_others_their_call
         assert (await rig.call_row(conv.id)).ended_at is not None
         assert await rig.callbacks(conv.id) == 1
     assert "rolled back together" in caplog.text
+
+
+REFUSE_FUNCTION = """
+CREATE FUNCTION refuse_contact() RETURNS trigger AS $$
+BEGIN
+    IF NEW.name = 'refuse me' THEN RAISE EXCEPTION 'contact refused by the test'; END IF;
+    RETURN NEW;
+END $$ LANGUAGE plpgsql"""
+REFUSE_TRIGGER = (
+    "CREATE TRIGGER refuse_contact BEFORE INSERT ON contacts FOR EACH ROW EXECUTE FUNCTION refuse_contact()"
+)
+
+
+async def test_a_caller_id_name_longer_than_a_contact_name_is_clipped_not_the_call_lost(rig: Rig) -> None:
+    """Regression: a 300-character caller-ID name (a SIP display name can be that long) failed
+    the contact's insert, so the caller never reached the queue; the name is now clipped."""
+    number = "+79162990001"
+    [linkedid] = burst(rig, [number], {number: "Я" * 300})
+    await rig.settle()
+    conv = (await rig.by_linkedid())[linkedid]
+    assert conv.status == m.ConversationStatus.ABANDONED
+    assert await rig.callbacks(conv.id) == 1
+    async with rig.services.db.transaction() as s:
+        contact = await s.get_one(m.Contact, conv.contact_id)
+        assert contact.name == "Я" * 256 and contact.phone == number
 
 
 async def test_the_noise_of_a_busy_pbx_is_not_sent_to_omni(rig: Rig) -> None:
