@@ -5,6 +5,7 @@ starts in a second where migrating a fresh SQLite file takes far longer on a loa
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -222,6 +223,13 @@ async def test_integration_pages_are_for_admins_and_the_audit_log_for_auditors_t
         csrf = csrf_of((await api.admin.get("/admin/tokens/new")).text)  # one token per session
         gone = await api.admin.post("/admin/webhook-deliveries/424242/replay", data={"_csrf": csrf})
         assert gone.status_code == 400 and "webhook delivery 424242 not found" in gone.text
+
+        # A queue ticked in the filter that is gone by the time the form is saved: the refusal
+        # stands next to the queues, not as an unexplained line above the form.
+        form = {"_csrf": csrf, "name": "crm", "url": "https://crm.example/h", "queue_ids": "424242"}
+        refused = await api.admin.post("/admin/webhooks/new", data=form)
+        assert refused.status_code == 400
+        assert re.search(r'<span class="field-error" data-field="queue_ids"[^>]*>[^<]*424242', refused.text)
     finally:
         await auditor.aclose()
         await supervisor.aclose()

@@ -26,7 +26,7 @@ from omni.db import models as m
 from omni.domain import webhooks
 from omni.domain.admin import tokens
 from omni.domain.auth import check_role
-from omni.domain.errors import NotFound
+from omni.domain.errors import InvalidInput, NotFound
 from omni.domain.reports.config import get_config
 from omni.web.admin.forms import ADMIN, AUDITOR, CHANNELS, Cell, Field, Outcome, Section, Table, queue_names
 
@@ -136,11 +136,20 @@ class Webhooks(Section):
         data.pop("queue_ids", None)
         data.pop("channels", None)
         data["filter"] = flt
-        if item_id is None:
-            hook, secret = await webhooks.check_create_webhook(session, self.who, data)
-            self.revealed = {"webhook_secret": secret}
-            return hook.id
-        return (await webhooks.check_update_webhook(session, self.who, item_id, data)).id
+        try:
+            if item_id is None:
+                hook, secret = await webhooks.check_create_webhook(session, self.who, data)
+                self.revealed = {"webhook_secret": secret}
+                return hook.id
+            return (await webhooks.check_update_webhook(session, self.who, item_id, data)).id
+        except InvalidInput as exc:
+            # The domain names the stored shape (``filter.queue_ids[0]``); the form has a field
+            # per filter key, and the message belongs next to that one.
+            for problem in [exc, *exc.errors]:
+                field = problem.field or ""
+                if field == "filter" or field.startswith("filter."):
+                    problem.field = "channels" if field.startswith("filter.channels") else "queue_ids"
+            raise
 
     async def delete(self, session: AsyncSession, item_id: int) -> None:
         await webhooks.check_delete_webhook(session, self.who, item_id)
