@@ -15,6 +15,7 @@ from typing import Any
 
 from litestar import Controller, Request, delete, get, patch, post, put
 
+from omni.api import admin_integrations
 from omni.api.admin_bodies import (
     GroupIdsIn,
     Limit,
@@ -47,6 +48,7 @@ from omni.api.admin_channels import (
     WebhookController,
     WebhookDeliveryController,
 )
+from omni.api.admin_integrations import TokenCreate, TokenCreatedOut
 from omni.api.admin_responses import (
     OK,
     READ,
@@ -69,6 +71,7 @@ from omni.api.admin_responses import (
 from omni.api.core import DEPS
 from omni.api.deps import client_ip
 from omni.domain import admin, passwords, totp
+from omni.domain.admin.tokens import check_create_token, list_audit, parse_instant
 from omni.domain.auth import Principal
 from omni.services import Services
 
@@ -371,17 +374,31 @@ class AuditController(Controller):
         user_id: OptionalRowId = None,
         action: OptionalQuery = None,
         before_id: OptionalCursor = None,
+        object_type: OptionalQuery = None,
+        object_id: OptionalQuery = None,
+        since: OptionalQuery = None,
+        until: OptionalQuery = None,
         limit: Limit = 100,
     ) -> list[AuditOut]:
+        """Newest first, paged back with ``before_id``; ``since``/``until``: ISO 8601 with an offset."""
         async with services.db.transaction() as session:
-            rows = await admin.list_audit(
-                session, who, user_id=user_id, action=action, before_id=before_id, limit=limit
+            rows = await list_audit(
+                session,
+                who,
+                user_id=user_id,
+                action=action,
+                before_id=before_id,
+                object_type=object_type,
+                object_id=object_id,
+                since=parse_instant("since", since),
+                until=parse_instant("until", until),
+                limit=limit,
             )
             return out_list([admin.audit_dict(a) for a in rows], AuditOut)
 
 
 class TokenController(Controller):
-    """Listing and revoking; tokens are created at ``POST /api/v1/me/tokens``."""
+    """Listing, admin-issued creation and revoking; anyone makes their own at ``POST /api/v1/me/tokens``."""
 
     path = "/api/v1/tokens"
     dependencies = DEPS
@@ -392,6 +409,13 @@ class TokenController(Controller):
             return out_list(
                 [admin.token_dict(t) for t in await admin.list_tokens(session, who, limit=limit)], TokenOut
             )
+
+    @post("/", responses=WRITE)
+    async def create_token(self, who: Principal, services: Services, data: TokenCreate) -> TokenCreatedOut:
+        """Admins issue a token for a user (an integration account); the token is in this body only."""
+        async with services.db.transaction() as session:
+            row, secret = await check_create_token(session, who, given(data))
+            return out({**admin.token_dict(row), "token": secret}, TokenCreatedOut)
 
     @delete("/{token_id:int}", status_code=200, responses=REMOVE)
     async def revoke_token(self, who: Principal, services: Services, token_id: RowId) -> TokenOut:
@@ -414,4 +438,5 @@ CONTROLLERS: list[type[Controller]] = [
     TokenController,
     CannedReplyController,
     CardFieldController,
+    *admin_integrations.CONTROLLERS,
 ]

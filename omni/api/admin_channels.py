@@ -25,6 +25,8 @@ from omni.api.admin_bodies import (
     InboxCreate,
     InboxUpdate,
     Limit,
+    OptionalCursor,
+    OptionalQuery,
     OptionalRowId,
     Query,
     RowId,
@@ -198,11 +200,22 @@ class WebhookController(Controller):
         delivery_state: Annotated[
             str | None, QueryParameter(name="state", max_length=255, pattern=NO_NUL)
         ] = None,
+        event_type: OptionalQuery = None,
+        before_id: OptionalCursor = None,
         limit: Limit = 100,
     ) -> list[DeliveryOut]:
+        """Newest first, paged back with ``before_id``; ``event_type`` may end in ``.*``."""
         async with services.db.transaction() as session:
-            rows = await admin.list_deliveries(session, who, webhook_id, state=delivery_state, limit=limit)
-            return out_list([webhooks.delivery_dict(d) for d in rows], DeliveryOut)
+            rows = await webhooks.list_delivery_log(
+                session,
+                who,
+                webhook_id=webhook_id,
+                state=delivery_state,
+                event_type=event_type,
+                before_id=before_id,
+                limit=limit,
+            )
+            return out_list([webhooks.delivery_dict(d) for d, _ in rows], DeliveryOut)
 
 
 class WebhookDeliveryController(Controller):

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import Database
 from omni.db import models as m
+from omni.domain import audit
 from omni.domain.admin.changes import _changed
 from omni.domain.admin.checks import (
     ADMIN,
@@ -455,3 +456,141 @@ async def check_replay_delivery(session: AsyncSession, who: Principal, delivery_
     row = await do_replay_delivery(session, delivery_id)
     _audit(session, who, "webhook_delivery.replay", "webhook_delivery", row.id, {})
     return row
+
+
+# --- delivery log and test send (admin pages and REST) ------------------------------------
+
+TEST_EVENT_TYPE = "webhook.test"
+"""The event type of a test send; a receiver can tell it from real traffic by this alone."""
+LOG_PAGE = 50
+
+
+def delivery_detail_dict(d: m.WebhookDelivery, event: m.Event | None) -> dict[str, Any]:
+    """A delivery with the event it carries, as the receiver got it (the payload view)."""
+    return {
+        **delivery_dict(d),
+        "event_type": event.type if event is not None else None,
+        "event": DomainEvent.from_row(event).to_wire() if event is not None else None,
+    }
+
+
+async def list_delivery_log(
+    session: AsyncSession,
+    who: Principal,
+    *,
+    webhook_id: int | None = None,
+    state: str | None = None,
+    event_type: str | None = None,
+    before_id: int | None = None,
+    limit: int = LOG_PAGE,
+) -> list[tuple[m.WebhookDelivery, m.Event | None]]:
+    """Newest first across one or every subscription, with the events (their type and payload);
+    ``before_id`` pages back; ``event_type`` may end in ``.*`` for a prefix."""
+    check_role(who, ADMIN)
+    if webhook_id is not None:
+        await _get(session, m.WebhookSubscription, webhook_id, "webhook")
+    stmt = (
+        select(m.WebhookDelivery, m.Event)
+        .outerjoin(m.Event, m.Event.id == m.WebhookDelivery.event_id)
+        .order_by(m.WebhookDelivery.id.desc())
+        .limit(clamp_limit(limit))
+    )
+    if webhook_id is not None:
+        stmt = stmt.where(m.WebhookDelivery.subscription_id == webhook_id)
+    if state:
+        stmt = stmt.where(m.WebhookDelivery.state == _choice(DELIVERY_STATES)("state", state))
+    if event_type:
+        if event_type.endswith(".*"):
+            stmt = stmt.where(m.Event.type.startswith(event_type[:-1], autoescape=True))
+        else:
+            stmt = stmt.where(m.Event.type == event_type)
+    if before_id is not None:
+        stmt = stmt.where(m.WebhookDelivery.id < before_id)
+    return [(d, e) for d, e in (await session.execute(stmt)).all()]
+
+
+async def access_delivery(
+    session: AsyncSession, who: Principal, delivery_id: int
+) -> tuple[m.WebhookDelivery, m.Event | None]:
+    check_role(who, ADMIN)
+    row = await session.get(m.WebhookDelivery, delivery_id)
+    if row is None:
+        raise NotFound("webhook delivery {delivery_id} not found", delivery_id=delivery_id)
+    return row, await session.get(m.Event, row.event_id)
+
+
+@dataclass(frozen=True, slots=True)
+class TestSend:
+    """What the receiver answered to a test send (``ok``: a 2xx)."""
+
+    ok: bool
+    status_code: int | None
+    error: str
+
+
+async def check_send_test(
+    session: AsyncSession,
+    who: Principal,
+    webhook_id: int,
+    cfg: WebhookSettings,
+    client: httpx.AsyncClient | None = None,
+) -> TestSend:
+    """POST one signed ``webhook.test`` event to the subscription now and report the answer.
+
+    Nothing is queued or retried and no delivery row is made: the admin wants to know at once
+    whether the URL, the network path and the receiver's signature check work (an inactive
+    subscription can be tried too, before it is switched on). Audited with the answer.
+    """
+    check_role(who, ADMIN)
+    hook = await _get(session, m.WebhookSubscription, webhook_id, "webhook")
+    now = datetime.now(UTC)
+    body = json.dumps(
+        {
+            "delivery_id": None,
+            "subscription_id": hook.id,
+            "test": True,
+            "event": {
+                "seq": 0,
+                "type": TEST_EVENT_TYPE,
+                "at": now.isoformat(),
+                "conversation_id": None,
+                "queue_id": None,
+                "user_id": who.id,
+                "data": {"webhook": hook.name},
+            },
+        },
+        separators=(",", ":"),
+    ).encode()
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Omni-Webhooks/1",
+        "X-Omni-Event": TEST_EVENT_TYPE,
+        "X-Omni-Delivery": "test",
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: sign(hook.secret, timestamp, body),
+    }
+    status: int | None = None
+    error = ""
+    try:
+        if client is None:
+            async with httpx.AsyncClient(timeout=cfg.timeout_seconds) as own:
+                resp = await own.post(hook.url, content=body, headers=headers)
+        else:
+            resp = await client.post(hook.url, content=body, headers=headers)
+        status = resp.status_code
+        if not 200 <= status < 300:
+            error = f"HTTP {status}: {resp.text[:200]}"
+    except httpx.HTTPError as exc:
+        error = (f"{type(exc).__name__}: {exc}".rstrip(": "))[:500]
+    result = TestSend(ok=not error, status_code=status, error=error)
+    audit.record(
+        session,
+        who,
+        "webhook.test",
+        object_type="webhook",
+        object_id=hook.id,
+        data={"url": hook.url, "status_code": status, "error": error},
+        result="ok" if result.ok else "failed",
+    )
+    return result

@@ -14,6 +14,7 @@ from litestar.types import ExceptionHandlersMap
 from omni.web import (
     account,
     admin,
+    admin_logs,
     builder,
     dnc,
     lists,
@@ -61,6 +62,7 @@ def route_handlers() -> list[Any]:
         *admin.CONTROLLERS,
         *report_schedules.CONTROLLERS,
         *dnc.CONTROLLERS,
+        *admin_logs.CONTROLLERS,
         *media.CONTROLLERS,
         *account.CONTROLLERS,
         create_static_files_router(path="/static", directories=[STATIC], name="static"),

@@ -23,6 +23,7 @@ from omni.web.admin.forms import (
     base_field,
 )
 from omni.web.admin.inboxes import Inboxes
+from omni.web.admin.integrations import ApiTokens, AuditLog, Webhooks
 from omni.web.admin.people import Groups, Users
 from omni.web.admin.queues import Queues, ResultCodes, Statuses
 from omni.web.admin.retention import Retention
@@ -36,6 +37,7 @@ SECTIONS: dict[str, type[Section]] = {
 }
 SECTIONS.update({s.slug: s for s in (Wallboards, Install, Retention)})
 SECTIONS[Campaigns.slug] = Campaigns
+SECTIONS.update({s.slug: s for s in (Webhooks, ApiTokens, AuditLog)})
 SECTIONS[Contacts.slug] = Contacts
 SECTIONS[Crm.slug] = Crm
 
