@@ -1,7 +1,7 @@
 """crm16: CRM settings, the screen-pop card cache, Bitrix24 links, webhook subscription kinds
 
-Revision ID: 0030_crm16
-Revises: 0029_password_resets
+Revision ID: 0032_crm16
+Revises: 0031_phone17
 Create Date: 2026-11-30 08:00:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0030_crm16"
-down_revision: str | None = "0029_password_resets"
+revision: str = "0032_crm16"
+down_revision: str | None = "0031_phone17"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

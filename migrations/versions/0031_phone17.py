@@ -1,7 +1,7 @@
 """phone17: an operator's phone endpoint (desk phone or the browser softphone)
 
-Revision ID: 0030_phone17
-Revises: 0029_password_resets
+Revision ID: 0031_phone17
+Revises: 0030_ldap16
 Create Date: 2026-11-30 08:00:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0030_phone17"
-down_revision: str | None = "0029_password_resets"
+revision: str = "0031_phone17"
+down_revision: str | None = "0030_ldap16"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
