@@ -111,9 +111,15 @@ OK = OkOut()
 # --- queues, statuses, result codes -------------------------------------------------------
 
 
+class HolidayOut(msgspec.Struct):
+    date: str
+    name: str = ""
+
+
 class BusinessHoursOut(msgspec.Struct):
     timezone: str
     days: dict[str, list[list[str]]]
+    holidays: list[HolidayOut] = msgspec.field(default_factory=list)
 
 
 class EscalationStepOut(msgspec.Struct):

@@ -24,6 +24,10 @@ from omni.web.admin.inboxes import Inboxes
 from omni.web.admin.people import Groups, Users
 from omni.web.admin.queues import Queues, ResultCodes, Statuses
 from omni.web.admin.retention import Retention
+from omni.web.admin.schedules import Escalation, Hours
+from omni.web.admin.skills import Skills
+from omni.web.admin.telegram_bots import TelegramBots
+from omni.web.admin.voice_lines import VoiceLines
 from omni.web.admin.wallboard import Install, Wallboards
 from omni.web.admin.workspace import CannedReplies, CardFields, Scripts
 from omni.web.pages import PageContext, page_context, read_form
@@ -34,6 +38,7 @@ SECTIONS: dict[str, type[Section]] = {
 }
 SECTIONS.update({s.slug: s for s in (Wallboards, Install, Retention)})
 SECTIONS[Campaigns.slug] = Campaigns
+SECTIONS.update({s.slug: s for s in (Skills, Hours, Escalation, TelegramBots, VoiceLines)})
 
 
 # --- pages --------------------------------------------------------------------------------
