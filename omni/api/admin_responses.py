@@ -119,7 +119,8 @@ class HolidayOut(msgspec.Struct):
 class BusinessHoursOut(msgspec.Struct):
     timezone: str
     days: dict[str, list[list[str]]]
-    holidays: list[HolidayOut] = msgspec.field(default_factory=list)
+    holidays: list[HolidayOut] | UnsetType = UNSET
+    """Only when the queue has holidays (the stored document, key for key)."""
 
 
 class EscalationStepOut(msgspec.Struct):
