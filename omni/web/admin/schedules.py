@@ -86,9 +86,6 @@ class Hours(Section):
     async def fields(self, session: AsyncSession, item: Any | None) -> list[Field]:
         t = self.t
         return [
-            Field(
-                "always_open", t("adm.hours.always_open"), "checkbox", help=t("adm.hours.always_open_help")
-            ),
             Field("timezone", t("adm.hours.timezone"), "select", [(z, z) for z in _zones()]),
             *(
                 Field(f"day_{d}", t(f"adm.day.{d}"), help=t("adm.hours.day_help") if d == 0 else "")
@@ -100,15 +97,13 @@ class Hours(Section):
     async def values(self, session: AsyncSession, item: Any | None) -> dict[str, Any]:
         hours = (item.business_hours if item is not None else None) or {}
         days = hours.get("days") or {}
-        always = not hours or all(days.get(str(d)) == WHOLE_DAY for d in DAYS)
         install = await session.get(m.InstallSettings, 1)  # the install's zone for a first setup
         body: dict[str, Any] = {
-            "always_open": always,
             "timezone": hours.get("timezone") or (install.timezone if install is not None else "UTC"),
             "holidays": [f"{h['date']} {h.get('name', '')}".strip() for h in hours.get("holidays") or []],
         }
         for d in DAYS:
-            spans = [] if always else days.get(str(d)) or []
+            spans = days.get(str(d)) or [] if hours else WHOLE_DAY  # no hours: open 24/7
             body[f"day_{d}"] = ", ".join(f"{a}-{b}" for a, b in spans)
         return body
 
@@ -178,15 +173,9 @@ class Hours(Section):
             first = problems[0]
             first.errors = problems if len(problems) > 1 else []
             raise first
-        hours: dict[str, Any] | None
-        if data.get("always_open"):
-            if holidays:  # open around the clock except on holidays
-                hours = {"timezone": data["timezone"], "days": {str(d): WHOLE_DAY for d in DAYS}}
-                hours["holidays"] = holidays
-            else:
-                hours = None
-        else:
-            hours = {"timezone": data["timezone"], "days": days, "holidays": holidays}
+        hours: dict[str, Any] | None = {"timezone": data["timezone"], "days": days, "holidays": holidays}
+        if not holidays and all(days.get(str(d)) == WHOLE_DAY for d in DAYS):
+            hours = None  # around the clock: the queue has no hours at all
         try:
             await admin.check_update_queue(session, self.who, item_id, {"business_hours": hours})
         except DomainError as exc:
