@@ -109,7 +109,7 @@ async def check_create_bot(
         raise InvalidBotToken("the bot token is required", field="token")
     services = channel.services
     me = await check_token(token, services.settings.telegram.api_base_url)
-    extra = {k: v for k, v in _texts(data).items() if v}
+    extra = {k: v for k, v in _texts(data).items() if v is not None}  # "": no such message
     config = {"mode": mode, "bot_id": me.id, "bot_username": me.username or "", **extra}
     clash = await inboxes.inbox_with_config_id(session, "telegram", "bot_id", me.id)
     if clash is not None:
@@ -195,10 +195,10 @@ async def check_update_bot(
             raise InvalidInput("mode must be webhook or polling", field="mode")
         config["mode"] = data["mode"]
     for key, value in _texts(data).items():
-        if value in (None, ""):
+        if value is None:  # back to the default (no CSAT, the default place-in-line text)
             config.pop(key, None)
         else:
-            config[key] = value
+            config[key] = value  # "" turns the message off
     token = str(data.get("token") or "").strip()
     if token:
         me = await check_token(token, channel.services.settings.telegram.api_base_url)

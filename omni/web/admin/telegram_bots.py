@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channels.telegram import KIND, TelegramChannel, bots
+from channels.telegram import DEFAULT_QUEUE_MESSAGE, KIND, TelegramChannel, bots
 from omni.domain import inboxes
 from omni.domain.errors import InvalidInput
 from omni.web.admin.forms import ADMIN, Cell, Field, Section, Table, queue_names, yes_no
@@ -82,7 +82,7 @@ class TelegramBots(Section):
 
     async def values(self, session: AsyncSession, item: Any | None) -> dict[str, Any]:
         if item is None:
-            return {"mode": "webhook", "active": True}
+            return {"mode": "webhook", "active": True, "queue_message": DEFAULT_QUEUE_MESSAGE}
         config = dict(item.config or {})
         csat = config.get("csat") if isinstance(config.get("csat"), dict) else {}
         channel = self.services.adapters.get(KIND)
@@ -95,7 +95,7 @@ class TelegramBots(Section):
             "queue_id": item.queue_id,
             "mode": config.get("mode", "webhook"),
             "active": item.active,
-            "queue_message": config.get("queue_message", ""),
+            "queue_message": config.get("queue_message", DEFAULT_QUEUE_MESSAGE),
             "closing_message": config.get("closing_message", ""),
             "csat_question": (csat or {}).get("question", ""),
             "csat_labels": (csat or {}).get("labels", []),

@@ -579,6 +579,7 @@ async def test_bot_edited_over_rest_restarts_in_its_new_mode_and_a_deleted_bot_s
         body = changed.json()
         assert body["mode"] == "polling" and body["webhook_url"] is None
         assert body["config"] == {
+            "queue_message": "",  # the fixture's: no place-in-line messages, kept
             "closing_message": "Bye!",
             "csat": {"question": "OK?", "labels": ["no", "yes"]},
         }
