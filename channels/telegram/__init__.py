@@ -174,6 +174,19 @@ class TelegramChannel:
             except Exception:
                 log.exception("telegram: bot of inbox %s could not be started", row.id)
 
+    async def reconcile_one(self, inbox_id: int) -> None:
+        """Bring one bot in line with the database now (changed or deleted by an admin here)."""
+        async with self.services.db.transaction() as session:
+            row = await inboxes.active_inbox(session, inbox_id, KIND)
+        await self.follow(inbox_id, row)
+
+    async def follow(self, inbox_id: int, inbox: m.Inbox | None) -> None:
+        """Run the bot as ``inbox`` says (``None`` or inactive: stop it) on this node."""
+        if inbox is None or not inbox.active:
+            await self._drop(inbox_id)
+        else:
+            await self.activate(inbox)
+
     async def activate(self, inbox: m.Inbox) -> BotRuntime | None:
         """Start (or restart after a change) the bot of ``inbox`` on this node."""
         if not inbox.secret_encrypted:

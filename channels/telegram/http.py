@@ -11,7 +11,7 @@ import hmac
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.openapi import ResponseSpec
 
 from channels.telegram import KIND, WEBHOOK_PATH, TelegramChannel, bots, webhook_secret
@@ -27,6 +27,13 @@ from omni.services import Services
 SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105 - a header name, not a secret
 
 
+class CsatIn(msgspec.Struct, forbid_unknown_fields=True):
+    """The question asked on close and its answer buttons (none: 1-5)."""
+
+    question: Text
+    labels: list[Name] | msgspec.UnsetType = msgspec.UNSET
+
+
 class TelegramBotIn(msgspec.Struct):
     """A bot to connect; ``token`` is checked with ``getMe`` first (400 ``invalid_token``)."""
 
@@ -37,6 +44,19 @@ class TelegramBotIn(msgspec.Struct):
     queue_message: Text | None = None
     closing_message: Text | None = None
     csat: dict[str, Any] | None = None
+
+
+class TelegramBotUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """What changes; a new ``token`` is checked with ``getMe`` (400 ``invalid_token``)."""
+
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    token: Text | msgspec.UnsetType = msgspec.UNSET
+    queue_id: IntId | msgspec.UnsetType | None = msgspec.UNSET
+    mode: Name | msgspec.UnsetType = msgspec.UNSET
+    active: bool | msgspec.UnsetType = msgspec.UNSET
+    queue_message: Text | msgspec.UnsetType | None = msgspec.UNSET
+    closing_message: Text | msgspec.UnsetType | None = msgspec.UNSET
+    csat: CsatIn | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class TelegramBotOut(msgspec.Struct):
@@ -116,6 +136,32 @@ class TelegramBotController(Controller):
     @get("/", responses={404: REFUSALS[404]})
     async def list_bots(self, who: Principal, services: Services) -> list[TelegramBotOut]:
         return msgspec.convert(await bots.list_bots(channel_of(services), who), list[TelegramBotOut])
+
+    @get("/{inbox_id:int}", responses={404: REFUSALS[404]})
+    async def get_bot(self, who: Principal, services: Services, inbox_id: IntId) -> TelegramBotOut:
+        return msgspec.convert(await bots.get_bot(channel_of(services), who, inbox_id), TelegramBotOut)
+
+    @patch(
+        "/{inbox_id:int}",
+        responses={
+            404: REFUSALS[404],
+            502: ResponseSpec(ErrorBody, description="Telegram could not be reached"),
+        },
+    )
+    async def update_bot(
+        self, who: Principal, services: Services, inbox_id: IntId, data: TelegramBotUpdate
+    ) -> TelegramBotOut:
+        """Label, queue, mode, on/off, texts or a new token (checked with ``getMe``); this node
+        restarts the bot at once, the others at their next reconcile."""
+        sent: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(data))
+        body = await bots.update_bot(channel_of(services), who, inbox_id, sent)
+        return msgspec.convert(body, TelegramBotOut)
+
+    @delete("/{inbox_id:int}", status_code=200, responses={404: REFUSALS[404], 409: REFUSALS[409]})
+    async def delete_bot(self, who: Principal, services: Services, inbox_id: IntId) -> OkOut:
+        """The bot's inbox goes (its conversations stay) and the bot stops."""
+        await bots.delete_bot(channel_of(services), who, inbox_id)
+        return OkOut(ok=True)
 
 
 CONTROLLERS = [TelegramWebhookController, TelegramBotController]

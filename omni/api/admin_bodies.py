@@ -131,11 +131,20 @@ class NameUpdate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name | UnsetType = UNSET
 
 
+class HolidayIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A local day the queue is closed all day: ``{"date": "2026-12-31", "name": "New Year"}``."""
+
+    date: Name
+    name: Name | UnsetType = UNSET
+
+
 class BusinessHoursIn(msgspec.Struct, forbid_unknown_fields=True):
-    """``days`` keys are "0" (Monday) to "6"; each holds ``[["09:00", "18:00"], ...]``."""
+    """``days`` keys are "0" (Monday) to "6"; each holds ``[["09:00", "18:00"], ...]``;
+    ``holidays`` close whole local days."""
 
     timezone: Name
     days: dict[Name, list[tuple[Name, Name]]]
+    holidays: list[HolidayIn] | UnsetType = UNSET
 
 
 class EscalationStepIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -111,9 +111,16 @@ OK = OkOut()
 # --- queues, statuses, result codes -------------------------------------------------------
 
 
+class HolidayOut(msgspec.Struct):
+    date: str
+    name: str = ""
+
+
 class BusinessHoursOut(msgspec.Struct):
     timezone: str
     days: dict[str, list[list[str]]]
+    holidays: list[HolidayOut] | UnsetType = UNSET
+    """Only when the queue has holidays (the stored document, key for key)."""
 
 
 class EscalationStepOut(msgspec.Struct):

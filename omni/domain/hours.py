@@ -14,7 +14,8 @@ log = logging.getLogger(__name__)
 def is_open(queue: m.Queue, now: datetime) -> bool:
     """Whether ``queue`` takes conversations at the aware instant ``now``.
 
-    No hours means 24/7. Hours are validated on save, so a broken document can only come
+    No hours means 24/7; a local date listed in ``holidays`` is closed all day. Hours are
+    validated on save, so a broken document can only come
     from outside the API; it counts as open, because turning customers away silently is
     worse than serving them after hours.
     """
@@ -25,6 +26,8 @@ def is_open(queue: m.Queue, now: datetime) -> bool:
         return True
     try:
         local = now.astimezone(ZoneInfo(hours["timezone"]))
+        if any(h["date"] == local.date().isoformat() for h in hours.get("holidays") or []):
+            return False  # a holiday closes the whole local day
         hhmm = local.strftime("%H:%M")
         spans = hours["days"].get(str(local.weekday()), [])
         return any(start <= hhmm < end for start, end in spans)

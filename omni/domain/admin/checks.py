@@ -11,7 +11,7 @@ import itertools
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -58,6 +58,7 @@ MIN_WEBHOOK_SECRET = 16
 
 _COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
 _STATUS_CODE = re.compile(r"[a-z0-9_]+")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _HHMM = re.compile(r"(?:[01]\d|2[0-3]):[0-5]\d|24:00")
 
 
@@ -275,7 +276,7 @@ def _business_hours(field: str, value: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict):
         raise InvalidInput("{field} must be null or an object", field=field)
-    unknown = set(value) - {"timezone", "days"}
+    unknown = set(value) - {"timezone", "days", "holidays"}
     if unknown:
         raise InvalidInput("unknown {field} keys: {keys}", keys=", ".join(sorted(unknown)), field=field)
     tz = value.get("timezone")
@@ -333,7 +334,28 @@ def _business_hours(field: str, value: Any) -> dict[str, Any] | None:
                     field=field,
                 )
         clean_days[day] = clean_spans
-    return {"timezone": tz, "days": dict(sorted(clean_days.items()))}
+    out: dict[str, Any] = {"timezone": tz, "days": dict(sorted(clean_days.items()))}
+    if value.get("holidays"):
+        out["holidays"] = _holidays(f"{field}.holidays", value["holidays"])
+    return out
+
+
+_HOLIDAY: dict[str, Checker] = {"date": _text(10), "name": _text(128, allow_empty=True)}
+
+
+def _holidays(field: str, value: Any) -> list[dict[str, str]]:
+    """Whole local days the queue is closed whatever its weekly hours say, sorted by date."""
+    items = _items(field, value, _HOLIDAY, ("date",))
+    for i, item in enumerate(items):
+        try:
+            if not _DATE.fullmatch(item["date"]):
+                raise ValueError(item["date"])
+            date.fromisoformat(item["date"])
+        except ValueError as exc:
+            raise InvalidInput("{field} must be a date like 2026-12-31", field=f"{field}[{i}].date") from exc
+        item.setdefault("name", "")
+    _no_repeats(field, items, "date")
+    return sorted(items, key=lambda h: h["date"])
 
 
 _ESCALATION_STEP: dict[str, Checker] = {

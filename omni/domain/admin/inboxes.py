@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -113,10 +114,54 @@ async def _check_inbox(session: AsyncSession, clean: Mapping[str, Any], own_id: 
         await _referenced(session, m.Queue, clean["queue_id"], "queue_id", "queue")
 
 
+_NUMBER = re.compile(r"\+?[0-9]{2,20}")
+VOICE_NUMBER_KEYS = ("did", "caller_id")
+"""A voice inbox's numbers: ``did`` (the number callers dial; ``DID: <number>`` of
+``OmniEnqueue`` finds the inbox, whose queue takes the call) and ``caller_id`` (what the
+customer sees when the queue calls out)."""
+
+
+async def _check_voice_numbers(
+    session: AsyncSession, channel: str, config: Mapping[str, Any], own_id: int | None
+) -> dict[str, Any]:
+    """Numbers are digits with an optional ``+``; one DID reaches one voice inbox only."""
+    if channel != "voice":
+        return dict(config)
+    out = dict(config)
+    for key in VOICE_NUMBER_KEYS:
+        value = out.get(key)
+        if value in (None, ""):
+            out.pop(key, None)
+            continue
+        text = str(value).strip().replace(" ", "").replace("-", "") if isinstance(value, str | int) else None
+        if text is None or isinstance(value, bool) or not _NUMBER.fullmatch(text):
+            raise InvalidInput(
+                "{field} must be a phone number: digits with an optional +, like +74951234567",
+                field=f"config.{key}",
+            )
+        out[key] = text
+    did = out.get("did")
+    if did:
+        others = await session.scalars(
+            select(m.Inbox).where(m.Inbox.channel == "voice", m.Inbox.id != (own_id or 0))
+        )
+        for other in others:
+            if str((other.config or {}).get("did", "")) == did:
+                raise InvalidInput(
+                    "number {did} already reaches voice inbox '{name}'",
+                    did=did,
+                    name=other.name,
+                    field="config.did",
+                )
+    return out
+
+
 async def check_create_inbox(session: AsyncSession, who: Principal, data: Mapping[str, Any]) -> m.Inbox:
     check_role(who, ADMIN)
     clean = _clean(data, _INBOX_FIELDS, ("name", "channel"))
     await _check_inbox(session, clean, None)
+    if "config" in clean:
+        clean["config"] = await _check_voice_numbers(session, clean["channel"], clean["config"], None)
     inbox = _new(m.Inbox)
     _apply(inbox, clean)
     inbox.public_token = secrets.token_urlsafe(24)
@@ -134,6 +179,9 @@ async def check_update_inbox(
     inbox = await _get(session, m.Inbox, inbox_id, "inbox")
     clean = _clean(data, _INBOX_FIELDS)
     await _check_inbox(session, clean, inbox.id)
+    if "config" in clean:
+        channel = clean.get("channel", inbox.channel)
+        clean["config"] = await _check_voice_numbers(session, channel, clean["config"], inbox.id)
     _apply(inbox, clean)
     await _flush(session)
     _audit(session, who, "inbox.update", "inbox", inbox.id, data)

@@ -17,6 +17,10 @@ from omni.web.admin.pages import CONTROLLERS, SECTIONS, AdminPages
 from omni.web.admin.people import Groups, Users
 from omni.web.admin.queues import Queues, ResultCodes, Statuses
 from omni.web.admin.retention import Retention
+from omni.web.admin.schedules import Escalation, Hours
+from omni.web.admin.skills import Skills
+from omni.web.admin.telegram_bots import TelegramBots
+from omni.web.admin.voice_lines import VoiceLines
 from omni.web.admin.wallboard import Install, Wallboards
 from omni.web.admin.workspace import CannedReplies, CardFields, Scripts
 
@@ -29,8 +33,10 @@ __all__ = [
     "Cell",
     "Contacts",
     "Crm",
+    "Escalation",
     "Field",
     "Groups",
+    "Hours",
     "Inboxes",
     "Install",
     "Outcome",
@@ -39,8 +45,11 @@ __all__ = [
     "Retention",
     "Scripts",
     "Section",
+    "Skills",
     "Statuses",
     "Table",
+    "TelegramBots",
     "Users",
+    "VoiceLines",
     "Wallboards",
 ]

@@ -27,6 +27,10 @@ from omni.web.admin.integrations import ApiTokens, AuditLog, Webhooks
 from omni.web.admin.people import Groups, Users
 from omni.web.admin.queues import Queues, ResultCodes, Statuses
 from omni.web.admin.retention import Retention
+from omni.web.admin.schedules import Escalation, Hours
+from omni.web.admin.skills import Skills
+from omni.web.admin.telegram_bots import TelegramBots
+from omni.web.admin.voice_lines import VoiceLines
 from omni.web.admin.wallboard import Install, Wallboards
 from omni.web.admin.workspace import CannedReplies, CardFields, Scripts
 from omni.web.pages import PageContext, page_context, read_form
@@ -40,6 +44,7 @@ SECTIONS[Campaigns.slug] = Campaigns
 SECTIONS.update({s.slug: s for s in (Webhooks, ApiTokens, AuditLog)})
 SECTIONS[Contacts.slug] = Contacts
 SECTIONS[Crm.slug] = Crm
+SECTIONS.update({s.slug: s for s in (Skills, Hours, Escalation, TelegramBots, VoiceLines)})
 
 
 # --- pages --------------------------------------------------------------------------------

@@ -547,3 +547,45 @@ async def test_polling_mode_survives_the_api_restarting(
     await emulator.start()
     await until(lambda: count(app, m.Message, mine, m.Message.body == "after"), timeout=15)
     assert await count(app, m.Message, mine) == 2, "nothing stored twice"
+
+
+async def test_bot_edited_over_rest_restarts_in_its_new_mode_and_a_deleted_bot_stops(
+    app: dict[str, Any], emulator: BotApiEmulator, bot: dict[str, Any]
+) -> None:
+    """REST parity with the admin form: PATCH changes mode, texts and token checks; DELETE stops it."""
+    server: LiveServer = app["server"]
+    inbox_id = bot["inbox_id"]
+    channel = channel_of(app)
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {app['admin']}"}
+    ) as c:
+        one_label = await c.patch(
+            f"/api/v1/telegram/bots/{inbox_id}", json={"csat": {"question": "OK?", "labels": ["yes"]}}
+        )
+        assert one_label.status_code == 422 and one_label.json()["field"] == "csat", one_label.text
+        other = emulator.add_bot("other_bot")
+        assert (await create_bot(app, other)).status_code == 201
+        clash = await c.patch(f"/api/v1/telegram/bots/{inbox_id}", json={"token": other})
+        assert clash.status_code == 422 and clash.json()["field"] == "token", clash.text
+        changed = await c.patch(
+            f"/api/v1/telegram/bots/{inbox_id}",
+            json={
+                "mode": "polling",
+                "closing_message": "Bye!",
+                "csat": {"question": "OK?", "labels": ["no", "yes"]},
+            },
+        )
+        assert changed.status_code == 200, changed.text
+        body = changed.json()
+        assert body["mode"] == "polling" and body["webhook_url"] is None
+        assert body["config"] == {
+            "queue_message": "",  # the fixture's: no place-in-line messages, kept
+            "closing_message": "Bye!",
+            "csat": {"question": "OK?", "labels": ["no", "yes"]},
+        }
+        assert channel.bots[inbox_id].mode == "polling"  # restarted at once on this node
+        assert (await c.get(f"/api/v1/telegram/bots/{inbox_id}")).json() == {**body, "running": True}
+        gone = await c.delete(f"/api/v1/telegram/bots/{inbox_id}")
+        assert gone.status_code == 200, gone.text
+        assert inbox_id not in channel.bots
+        assert (await c.get(f"/api/v1/telegram/bots/{inbox_id}")).status_code == 404
