@@ -24,6 +24,7 @@ from channels import widget as widget_channel
 from omni import __version__, heap, realtime, web
 from omni.api import (
     admin,
+    admin_grants,
     admin_retention,
     admin_wallboard,
     campaign_stats,
@@ -220,6 +221,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             *report_schedules.CONTROLLERS,
             *admin_wallboard.CONTROLLERS,
             *admin_retention.CONTROLLERS,
+            *admin_grants.CONTROLLERS,
             *my_stats.CONTROLLERS,
             *campaigns_http.CONTROLLERS,
             *campaign_stats.CONTROLLERS,

@@ -54,6 +54,7 @@ from omni.domain.admin.checks import (
 from omni.domain.auth import Principal, check_role
 from omni.domain.errors import InvalidInput, NotFound
 from omni.domain.events import DomainEvent
+from omni.domain.masking import mask_payload
 from omni.i18n import _l
 from omni.settings import WebhookSettings
 
@@ -174,11 +175,14 @@ async def do_deliver(
             row.state = "failed"
             row.last_error = "subscription inactive or event gone"
             return Outcome(False, None)
+        wire = DomainEvent.from_row(event).to_wire()
+        if await session.get(m.MaskedWebhook, sub.id) is not None:  # the admin's choice (grants)
+            wire = mask_payload(wire)
         body = json.dumps(
             {
                 "delivery_id": row.id,
                 "subscription_id": sub.id,
-                "event": DomainEvent.from_row(event).to_wire(),
+                "event": wire,
             },
             separators=(",", ":"),
         ).encode()
