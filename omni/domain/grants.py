@@ -72,6 +72,9 @@ DEFAULTS: dict[str, frozenset[m.Role]] = {
 
 GRANTS: tuple[str, ...] = tuple(DEFAULTS)
 
+SPY_GRANTS: dict[str, str] = {"listen": CALL_LISTEN, "whisper": CALL_WHISPER, "barge": CALL_BARGE}
+"""The grant each ChanSpy mode of the supervisor's call controls needs."""
+
 ROLES: tuple[m.Role, ...] = (S, OP, AU)
 """The roles an admin edits (admins hold every grant)."""
 
