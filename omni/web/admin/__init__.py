@@ -10,6 +10,7 @@ group of sections; ``pages`` holds the controller.
 """
 
 from omni.web.admin.forms import Cell, Field, Outcome, Section, Table
+from omni.web.admin.grants import Grants
 from omni.web.admin.inboxes import Inboxes
 from omni.web.admin.pages import CONTROLLERS, SECTIONS, AdminPages
 from omni.web.admin.people import Groups, Users
@@ -26,6 +27,7 @@ __all__ = [
     "CardFields",
     "Cell",
     "Field",
+    "Grants",
     "Groups",
     "Inboxes",
     "Install",

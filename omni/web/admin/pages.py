@@ -20,6 +20,7 @@ from omni.web.admin.forms import (
     Section,
     base_field,
 )
+from omni.web.admin.grants import Grants
 from omni.web.admin.inboxes import Inboxes
 from omni.web.admin.people import Groups, Users
 from omni.web.admin.queues import Queues, ResultCodes, Statuses
@@ -34,6 +35,7 @@ SECTIONS: dict[str, type[Section]] = {
 }
 SECTIONS.update({s.slug: s for s in (Wallboards, Install, Retention)})
 SECTIONS[Campaigns.slug] = Campaigns
+SECTIONS[Grants.slug] = Grants
 
 
 # --- pages --------------------------------------------------------------------------------
