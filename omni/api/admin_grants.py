@@ -132,7 +132,7 @@ class RevealController(Controller):
     path = "/api/v1/contacts"
     dependencies = DEPS
 
-    @post("/{contact_id:int}/reveal", status_code=200, responses=READ)
+    @post("/{contact_id:int}/reveal", status_code=200, responses=WRITE)
     async def reveal_contact(self, who: Principal, services: Services, contact_id: RowId) -> RevealOut:
         """The contact's phone, e-mail and identities unmasked; audited as ``contact.reveal``."""
         async with services.db.transaction() as session:

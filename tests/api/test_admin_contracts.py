@@ -165,7 +165,7 @@ async def test_openapi_documents_every_admin_body_and_refusal(api: Api) -> None:
         if path.startswith(prefixes) and not path.endswith("/messages")
         for method, op in item.items()
     ]
-    assert len(operations) == 63  # + POST /api/v1/users/{id}/totp/reset and /password-reset
+    assert len(operations) == 64  # + POST users/{id}/totp/reset, /password-reset, contacts/{id}/reveal
     for method, path, op in operations:
         where = f"{method.upper()} {path}"
         responses = op["responses"]
