@@ -100,7 +100,7 @@ async def test_operator_sees_masked_data_supervisor_full_and_a_reveal_is_audited
 ) -> None:
     admin_ctx, admin = await staff_page(browser, server.url, "admin")
     await admin.goto("/admin/grants")
-    operator_row = admin.get_by_role("link", name="Operator")
+    operator_row = admin.get_by_role("link", name="Operator", exact=True)
     await operator_row.click()
     unmasked = admin.locator("#f-grant_pii_view")
     await expect(unmasked).to_be_checked()
@@ -109,7 +109,8 @@ async def test_operator_sees_masked_data_supervisor_full_and_a_reveal_is_audited
     await admin.click("button.primary")
     await expect(admin.locator(".notice")).to_be_visible(timeout=TIMEOUT)
     await admin.goto("/admin/grants")
-    operator_grants = admin.locator("main table tr", has_text="Operator")
+    operator_link = admin.get_by_role("link", name="Operator", exact=True)
+    operator_grants = admin.locator("main table tr", has=operator_link)
     await expect(operator_grants).to_contain_text("reveal personal data")
     await expect(operator_grants).not_to_contain_text("unmasked")
     await admin.screenshot(path=screenshot_path("grants-list.png"), full_page=True)
