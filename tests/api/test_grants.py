@@ -15,7 +15,9 @@ from sqlalchemy import select
 
 from omni.db import models as m
 from omni.db.migrate import upgrade_async
-from omni.domain import grants, webhooks
+from omni.domain import grants, monitoring, webhooks
+from omni.domain.auth import Principal
+from omni.domain.errors import PermissionDenied
 from omni.domain.masking import mask_email, mask_payload, mask_phone
 from omni.settings import Settings, WebhookSettings
 from tests import factories as f
@@ -173,7 +175,7 @@ async def test_grant_changes_are_checked_and_named_by_field(world: World) -> Non
     assert sup["grants"]["call.barge"] is True and "call.barge" in sup["editable"]
 
 
-async def test_a_supervisor_without_export_and_scenario_grants_is_refused_there(world: World) -> None:
+async def test_a_supervisor_without_grants_is_refused_where_the_action_happens(world: World) -> None:
     admin, sup = world.clients["admin"], world.clients["sup"]
     scenario = {"key": "s1", "name": "S", "document": {"version": 1, "start": "a", "nodes": {}}}
     resp = await admin.put(
@@ -189,6 +191,23 @@ async def test_a_supervisor_without_export_and_scenario_grants_is_refused_there(
     assert (
         await admin.post("/api/v1/reports/queue_summary/exports", params={"format": "csv"})
     ).status_code == 202
+
+    resp = await admin.put(
+        "/api/v1/admin/grants/supervisor", json={"grants": {"chat.whisper": False, "chat.take_over": False}}
+    )
+    assert resp.status_code == 200, resp.text
+    async with world.server.services.db.transaction() as s:
+        row = await s.scalar(select(m.User).where(m.User.username == "sup"))
+        conv_id = await s.scalar(
+            select(m.Conversation.id).where(m.Conversation.contact_id == world.contact_id)
+        )
+        assert row is not None and conv_id is not None
+        who = Principal.of(row)
+        with pytest.raises(PermissionDenied, match=r"chat\.take_over"):
+            await monitoring.check_take_over(s, who, conv_id)
+        with pytest.raises(PermissionDenied, match=r"chat\.whisper"):
+            await monitoring.check_whisper(s, who, conv_id, "psst")
+        assert await grants.allowed(s, who, grants.CALL_LISTEN), "the other grants stay"
 
 
 async def test_masked_webhook_gets_masked_phone_and_email(world: World) -> None:
