@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bots.checks import check
 from bots.scenario import Problem, Scenario, ScenarioFormatError, load
 from omni.db import models as m
-from omni.domain import audit
+from omni.domain import audit, grants
 from omni.domain.auth import Principal, check_role
 from omni.domain.errors import Conflict, InvalidInput, NotFound
 
@@ -94,6 +94,7 @@ async def list_all(session: AsyncSession, who: Principal) -> list[m.Scenario]:
 
 async def create(session: AsyncSession, who: Principal, key: str, name: str, document: Any) -> m.Scenario:
     check_role(who, *EDITORS)
+    await grants.check(session, who, grants.SCENARIO_MANAGE)
     if not KEY.match(key or ""):
         raise InvalidInput("key: lowercase letters, digits, '-' and '_', starting with a letter", field="key")
     if not name or len(name) > 128:
@@ -116,6 +117,7 @@ def _stored(scenario: Scenario) -> dict[str, Any]:
 async def save_draft(session: AsyncSession, who: Principal, scenario_id: int, document: Any) -> list[Problem]:
     """Store the draft (any well-formed graph) and return what would stop it publishing."""
     check_role(who, *EDITORS)
+    await grants.check(session, who, grants.SCENARIO_MANAGE)
     row = await get(session, who, scenario_id)
     scenario = parse(document)
     row.draft = _stored(scenario)
@@ -154,6 +156,7 @@ async def publish(
 ) -> m.ScenarioRevision:
     """A new immutable revision becomes active; the same content again reuses the revision."""
     check_role(who, *EDITORS)
+    await grants.check(session, who, grants.SCENARIO_MANAGE)
     row = await get(session, who, scenario_id)
     found = await problems(session, row)
     if found:
@@ -217,6 +220,7 @@ async def _revision(session: AsyncSession, scenario_id: int, revision_id: int) -
 async def rollback(session: AsyncSession, who: Principal, scenario_id: int, revision_id: int) -> m.Scenario:
     """Point new conversations at an older revision; running ones stay where they are."""
     check_role(who, *EDITORS)
+    await grants.check(session, who, grants.SCENARIO_MANAGE)
     row = await get(session, who, scenario_id)
     rev = await _revision(session, scenario_id, revision_id)
     row.active_revision_id = rev.id

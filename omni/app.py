@@ -25,6 +25,7 @@ from omni import __version__, heap, realtime, web
 from omni.api import (
     admin,
     admin_ldap,
+    admin_grants,
     admin_retention,
     admin_wallboard,
     campaign_stats,
@@ -227,6 +228,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             *admin_retention.CONTROLLERS,
             *crm_http.CONTROLLERS,
             *contacts_workspace.CONTROLLERS,
+            *admin_grants.CONTROLLERS,
             *my_stats.CONTROLLERS,
             *campaigns_http.CONTROLLERS,
             *campaign_stats.CONTROLLERS,

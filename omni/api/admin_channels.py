@@ -54,7 +54,7 @@ from omni.api.admin_responses import (
 )
 from omni.api.contracts import NO_NUL
 from omni.api.core import DEPS
-from omni.domain import admin, webhooks
+from omni.domain import admin, masking, webhooks
 from omni.domain.auth import Principal
 from omni.services import Services
 
@@ -76,7 +76,8 @@ class ContactController(Controller):
         only contacts on (true) or off (false) the blacklist."""
         async with services.db.transaction() as session:
             rows = await admin.search_contacts(session, who, q, limit=limit, blacklisted=blacklisted)
-            return out_list([admin.contact_dict(c) for c in rows], ContactOut)
+            masker = await masking.masker_for(session, who)
+            return out_list([masker.payload(admin.contact_dict(c)) for c in rows], ContactOut)
 
     @post("/", responses=WRITE)
     async def create_contact(
@@ -84,13 +85,15 @@ class ContactController(Controller):
     ) -> ContactDetailOut:
         async with services.db.transaction() as session:
             contact = await admin.check_create_contact(session, who, given(data))
-            return out(await admin.contact_detail(session, contact), ContactDetailOut)
+            masker = await masking.masker_for(session, who)
+            return out(masker.payload(await admin.contact_detail(session, contact)), ContactDetailOut)
 
     @get("/{contact_id:int}", responses=READ)
     async def get_contact(self, who: Principal, services: Services, contact_id: RowId) -> ContactDetailOut:
         async with services.db.transaction() as session:
             contact = await admin.access_admin_contact(session, who, contact_id)
-            return out(await admin.contact_detail(session, contact), ContactDetailOut)
+            masker = await masking.masker_for(session, who)
+            return out(masker.payload(await admin.contact_detail(session, contact)), ContactDetailOut)
 
     @patch("/{contact_id:int}", responses=WRITE)
     async def update_contact(
@@ -98,7 +101,8 @@ class ContactController(Controller):
     ) -> ContactDetailOut:
         async with services.db.transaction() as session:
             contact = await admin.check_update_contact(session, who, contact_id, given(data))
-            return out(await admin.contact_detail(session, contact), ContactDetailOut)
+            masker = await masking.masker_for(session, who)
+            return out(masker.payload(await admin.contact_detail(session, contact)), ContactDetailOut)
 
 
 class InboxController(Controller):

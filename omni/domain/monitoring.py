@@ -40,7 +40,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain import audit, presence
+from omni.domain import audit, grants, presence
 from omni.domain.auth import Principal, visible_queue_ids, visible_user_ids
 from omni.domain.conversations import _message_event
 from omni.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -427,6 +427,7 @@ async def check_whisper(session: AsyncSession, who: Principal, conversation_id: 
     so the customer never receives it.
     """
     conv = await _supervised_conversation(session, who, conversation_id)
+    await grants.check(session, who, grants.CHAT_WHISPER)
     body = _text(text, "text")
     if conv.status not in IN_SERVICE or conv.assigned_user_id is None:
         raise Conflict(
@@ -465,6 +466,7 @@ async def check_take_over(session: AsyncSession, who: Principal, conversation_id
     both operators' derived activity (talking/available) and capacity follow at once.
     """
     conv = await _supervised_conversation(session, who, conversation_id)
+    await grants.check(session, who, grants.CHAT_TAKE_OVER)
     if conv.status not in (S.ACTIVE, S.ON_HOLD):
         raise Conflict(
             "only an active conversation can be taken over (it is {status})",

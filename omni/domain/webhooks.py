@@ -55,6 +55,7 @@ from omni.domain.admin.checks import (
 from omni.domain.auth import Principal, check_role
 from omni.domain.errors import InvalidInput, NotFound
 from omni.domain.events import DomainEvent
+from omni.domain.masking import mask_payload
 from omni.i18n import _l
 from omni.settings import WebhookSettings
 
@@ -191,11 +192,14 @@ async def do_deliver(
                 session, sub, DomainEvent.from_row(event), row.id, cfg, client, base_url
             )
             return _record(row, sub.url, crm_status, crm_error, cfg)
+        wire = DomainEvent.from_row(event).to_wire()
+        if await session.get(m.MaskedWebhook, sub.id) is not None:  # the admin's choice (grants)
+            wire = mask_payload(wire)
         body = json.dumps(
             {
                 "delivery_id": row.id,
                 "subscription_id": sub.id,
-                "event": DomainEvent.from_row(event).to_wire(),
+                "event": wire,
             },
             separators=(",", ":"),
         ).encode()

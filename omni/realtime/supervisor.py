@@ -27,7 +27,7 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 
 from omni.db import models as m
 from omni.db.models.outbound import CampaignState
-from omni.domain import monitoring, presence
+from omni.domain import grants, monitoring, presence
 from omni.domain.auth import Principal, access_conversation
 from omni.domain.errors import NotAuthenticated
 from omni.domain.outbound import agentless, campaigns
@@ -47,6 +47,9 @@ class SupervisorNamespace(BaseNamespace):
             who = await self._authenticate(environ, auth_data)
         except NotAuthenticated as exc:
             raise Refused(exc.message, {"error": exc.code}) from exc
+        async with self.services.db.transaction() as session:
+            if not await grants.allowed(session, who, grants.PAGE_SUPERVISOR):
+                raise Refused("your role has no permission to use the live monitor", {"error": "forbidden"})
         await self.save_session(sid, {"who": who})
         await self.enter_room(sid, rooms.exports(who.id))
         queues, users = await self._visible(who)
@@ -119,6 +122,7 @@ class SupervisorNamespace(BaseNamespace):
             mode = req.mode or "listen"
             async with self.services.db.transaction() as session:
                 conv = await access_conversation(session, who, req.conversation_id)
+                await grants.check(session, who, grants.SPY_GRANTS.get(mode, grants.CALL_BARGE))
             await _pbx(voice.spy(who.id, conv.id, mode))
             return _ok(conversation_id=conv.id, mode=mode)
 

@@ -21,8 +21,9 @@ from sqlalchemy import select
 
 from omni.api.deps import services_of
 from omni.db import models as m
+from omni.domain import grants
 from omni.web.i18n import messages
-from omni.web.pages import PageContext, boot_data, page_context
+from omni.web.pages import PageContext, boot_data, page_context, require_grant
 
 CHANNELS = ("widget", "telegram", "voice", "api")
 VIEWERS = (m.Role.SUPERVISOR, m.Role.ADMIN, m.Role.AUDITOR)
@@ -41,6 +42,7 @@ class BuilderPage(Controller):
                 )
             )
             keys = list(await session.scalars(select(m.Scenario.key).order_by(m.Scenario.key)))
+            can_edit = await grants.allowed(session, ctx.who, grants.SCENARIO_MANAGE)
             prompts = [
                 {"id": p.id, "folder": p.folder, "name": p.name, "audio_url": f"/api/v1/prompts/{p.id}/audio"}
                 for p in await session.scalars(select(m.Prompt).order_by(m.Prompt.folder, m.Prompt.name))
@@ -48,7 +50,7 @@ class BuilderPage(Controller):
         boot = boot_data(
             ctx,
             strings=messages(ctx.lang, "bld."),
-            readonly=ctx.who.role == m.Role.AUDITOR,
+            readonly=ctx.who.role == m.Role.AUDITOR or not can_edit,
             channels=list(CHANNELS),
             queues=queues,
             result_codes=codes,
@@ -62,12 +64,14 @@ class BuilderPage(Controller):
     async def scenarios(self, request: Request[Any, Any, Any]) -> Template:
         ctx = await page_context(request)
         ctx.require(*VIEWERS)
+        await require_grant(request, ctx, grants.PAGE_BUILDER)
         return await self._page(request, ctx, view="list")
 
     @get("/supervisor/bots/{scenario_id:int}", include_in_schema=False)
     async def builder(self, request: Request[Any, Any, Any], scenario_id: int) -> Template:
         ctx = await page_context(request)
         ctx.require(*VIEWERS)
+        await require_grant(request, ctx, grants.PAGE_BUILDER)
         async with services_of(request).db.transaction() as session:
             exists = await session.get(m.Scenario, scenario_id) is not None
         if not exists:

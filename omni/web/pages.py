@@ -373,3 +373,12 @@ def boot_data(ctx: PageContext, **values: Any) -> Mapping[str, Any]:
         "lang": ctx.lang,
         **values,
     }
+
+
+async def require_grant(request: Request[Any, Any, Any], ctx: PageContext, name: str) -> None:
+    """Refuse the page (403 page) unless the caller's role holds grant ``name`` (``omni.domain.grants``)."""
+    from omni.domain import grants
+
+    async with services_of(request).db.transaction() as session:
+        if not await grants.allowed(session, ctx.who, name):
+            raise PageForbidden(ctx)

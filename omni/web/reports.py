@@ -16,9 +16,10 @@ from litestar.response import Template
 
 from omni.api.deps import services_of
 from omni.db import models as m
+from omni.domain import grants
 from omni.domain.reports import Grouping, Preset, get_config
 from omni.web.i18n import messages
-from omni.web.pages import boot_data, page_context
+from omni.web.pages import boot_data, page_context, require_grant
 
 SCHEDULES_PATH = "/reports/schedules"
 """The mailing page (teammate "mailing"): opened with ``?report=<key>&<the filter>``."""
@@ -29,6 +30,7 @@ class ReportsPage(Controller):
     async def reports(self, request: Request[Any, Any, Any]) -> Template:
         ctx = await page_context(request)
         ctx.require(m.Role.SUPERVISOR, m.Role.ADMIN, m.Role.AUDITOR)
+        await require_grant(request, ctx, grants.PAGE_REPORTS)
         async with services_of(request).db.transaction() as session:
             config = await get_config(session)
         return ctx.template(

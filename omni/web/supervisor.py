@@ -15,8 +15,9 @@ from sqlalchemy import select
 
 from omni.api.deps import services_of
 from omni.db import models as m
+from omni.domain import grants
 from omni.web.i18n import messages
-from omni.web.pages import boot_data, page_context
+from omni.web.pages import boot_data, page_context, require_grant
 
 DERIVED = (m.StatusKind.RINGING, m.StatusKind.TALKING, m.StatusKind.WRAP_UP)
 
@@ -26,6 +27,7 @@ class SupervisorPage(Controller):
     async def monitor(self, request: Request[Any, Any, Any]) -> Template:
         ctx = await page_context(request)
         ctx.require(m.Role.SUPERVISOR, m.Role.ADMIN)
+        await require_grant(request, ctx, grants.PAGE_SUPERVISOR)
         async with services_of(request).db.transaction() as session:
             rows = (await session.scalars(select(m.OperatorStatus).order_by(m.OperatorStatus.id))).all()
             statuses = [

@@ -13,6 +13,7 @@ from omni.db.models.chat_reports import *  # noqa: F403
 from omni.db.models.conversations import *  # noqa: F403
 from omni.db.models.crm import *  # noqa: F403
 from omni.db.models.exports import *  # noqa: F403
+from omni.db.models.grants import *  # noqa: F403
 from omni.db.models.mailing import *  # noqa: F403
 from omni.db.models.media import *  # noqa: F403
 from omni.db.models.operator_reports import *  # noqa: F403

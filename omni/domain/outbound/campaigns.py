@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
 from omni.db.models.outbound import CampaignChannel, CampaignState, DialMode, ResultAction
-from omni.domain import audit
+from omni.domain import audit, grants
 from omni.domain.admin.checks import (
     _ID,
     _OPTIONAL_ID,
@@ -759,6 +759,7 @@ async def check_set_state(
     their scope. An illegal transition (or one to the same state) is a ``Conflict``; starting
     one that can't run says why."""
     check_role(who, ADMIN, SUPERVISOR)
+    await grants.check(session, who, grants.CAMPAIGN_MANAGE)
     wanted = _choice(CampaignState)("state", state)
     campaign = await access_campaign(session, who, campaign_id, for_update=True)
     if wanted not in TRANSITIONS[campaign.state]:

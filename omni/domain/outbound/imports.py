@@ -70,7 +70,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omni.db import Database
 from omni.db import models as m
 from omni.db.models.outbound import ImportState, TargetState
-from omni.domain import audit
+from omni.domain import audit, grants
 from omni.domain.auth import Principal, check_role
 from omni.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from omni.domain.outbound import campaigns, dnc
@@ -151,6 +151,7 @@ async def access_campaign(session: AsyncSession, who: Principal, campaign_id: in
     others), then the campaigns' own scope rule (``campaigns.access_campaign``: a supervisor's
     queues; another group's campaign reads as 404)."""
     check_role(who, m.Role.ADMIN, m.Role.SUPERVISOR)
+    await grants.check(session, who, grants.CAMPAIGN_MANAGE)
     return await campaigns.access_campaign(session, who, campaign_id)
 
 
@@ -158,6 +159,7 @@ async def access_import(
     session: AsyncSession, who: Principal, import_id: int
 ) -> tuple[m.ListImport, m.CallList, m.Campaign]:
     check_role(who, m.Role.ADMIN, m.Role.SUPERVISOR)
+    await grants.check(session, who, grants.CAMPAIGN_MANAGE)
     job = await session.get(m.ListImport, import_id)
     if job is None:
         raise NotFound("list import {import_id} not found", import_id=import_id)

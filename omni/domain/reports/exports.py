@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import Database
 from omni.db import models as m
-from omni.domain import audit
+from omni.domain import audit, grants
 from omni.domain.auth import Principal
 from omni.domain.errors import Conflict, NotFound
 from omni.domain.reports.config import get_config
@@ -97,6 +97,7 @@ async def check_start_export(
 ) -> m.ReportExport:
     """Validate the request (reader, report, filters), store the job and audit it."""
     check_reader(who)
+    await grants.check(session, who, grants.REPORT_EXPORT)
     spec = get(key)
     config = await get_config(session)
     name = file_name(spec.key, params, fmt, config.tz, now)  # validates the filters

@@ -29,6 +29,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, false, func, or_, sele
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
+from omni.domain.masking import UNMASKED, masker_for
 from omni.domain.reports.filters import Scope
 from omni.domain.reports.registry import FILTERS, SEARCH_FILTERS, ReportSpec, register
 from omni.domain.reports.table import Cell, Column, Kind, ReportTable
@@ -226,6 +227,8 @@ class _Labels(dict[tuple[str, str], str]):
     def __init__(self, lang: str) -> None:
         super().__init__()
         self.lang = lang
+        self.masker = UNMASKED
+        """Phones as the reader may see them (``omni.domain.masking``), set by ``run``/``stream``."""
 
     def __missing__(self, key: tuple[str, str]) -> str:
         self[key] = label = enum_label(self.lang, *key)
@@ -245,7 +248,7 @@ def _row(row: Any, scope: Scope, labels: _Labels | None = None) -> list[Cell]:
         labels["channel", row.channel],
         row.inbox,
         row.contact or None,
-        row.phone or row.caller_number or row.identity,
+        labels.masker.phone(row.phone or row.caller_number or row.identity),
         row.queue,
         (row.display_name or row.username) if row.username is not None else None,
         labels["status", row.status],
@@ -275,6 +278,7 @@ async def run(session: AsyncSession, scope: Scope) -> ReportTable:
     if f.limit > 0 and f.offset < table.total_rows:
         page = await session.execute(_page_query(scope, dialect))
         labels = _Labels(scope.who.language)
+        labels.masker = await masker_for(session, scope.who)
         table.rows = [_row(r, scope, labels) for r in page]
     return table
 
@@ -286,6 +290,7 @@ async def stream(session: AsyncSession, scope: Scope) -> AsyncIterator[list[Cell
         return
     dialect = _dialect(session)
     labels = _Labels(scope.who.language)
+    labels.masker = await masker_for(session, scope.who)
     query = _rows_query(scope, dialect).execution_options(yield_per=STREAM_BATCH)
     result = await session.stream(query)
     async for batch in result.partitions(STREAM_BATCH):

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
+from omni.domain.masking import masker_for
 from omni.domain.reports.filters import Scope
 from omni.domain.reports.registry import ReportSpec, register
 from omni.domain.reports.table import Cell, Column, Kind, ReportTable
@@ -120,6 +121,7 @@ async def _rows(session: AsyncSession, scope: Scope, page: list[int]) -> list[li
         ):
             names[uid] = display or username
     tz = scope.period.tz
+    masker = await masker_for(session, scope.who)
     for conv, contact_name, phone, queue_name in contacts:
         assert conv.first_enqueued_at is not None
         left = conv.closed_at or conv.first_enqueued_at
@@ -130,7 +132,7 @@ async def _rows(session: AsyncSession, scope: Scope, page: list[int]) -> list[li
             conv.first_enqueued_at.astimezone(tz),
             queue_name or "—",
             conv.channel,
-            contact_name or phone or "",
+            contact_name or masker.phone(phone) or "",
             str(conv.status),
             round(max(0.0, (left - conv.first_enqueued_at).total_seconds()), 1),
             last.state if last is not None else "none",

@@ -12,6 +12,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
+from omni.domain import masking
 from omni.domain.admin.changes import _changed
 from omni.domain.admin.checks import (
     _OPTIONAL_ID,
@@ -54,10 +55,11 @@ async def placeholder_values(session: AsyncSession, who: Principal, conv: m.Conv
     contact = await session.get(m.Contact, conv.contact_id)
     operator = await session.get(m.User, who.id)
     queue = await session.get(m.Queue, conv.queue_id) if conv.queue_id is not None else None
+    masker = await masking.masker_for(session, who)  # the reply text is shown to the operator
     return {
         "contact.name": (contact.name if contact else "") or "",
-        "contact.email": (contact.email if contact else "") or "",
-        "contact.phone": (contact.phone if contact else "") or "",
+        "contact.email": (masker.email(contact.email) if contact else "") or "",
+        "contact.phone": (masker.phone(contact.phone) if contact else "") or "",
         "operator.name": (operator.display_name or operator.username) if operator else who.username,
         "queue.name": queue.name if queue else "",
     }

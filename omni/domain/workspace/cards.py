@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain import audit
+from omni.domain import audit, masking
 from omni.domain.admin.changes import _changed
 from omni.domain.admin.checks import (
     _OPTIONAL_ID,
@@ -236,7 +236,7 @@ async def check_update_card(
         data={"conversation_id": conv.id, "fields": sorted(clean)},
     )
     await session.flush()
-    return card_dict(contact, list(fields.values()))
+    return await masking.masked_card(session, who, card_dict(contact, list(fields.values())))
 
 
 # --- customer card fields -----------------------------------------------------------------

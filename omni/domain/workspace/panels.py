@@ -10,6 +10,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
+from omni.domain import masking
 from omni.domain.auth import (
     Principal,
     visible_queue_ids,
@@ -121,11 +122,12 @@ async def callbacks_panel(session: AsyncSession, who: Principal) -> list[dict[st
             )
         ).all()
     )
+    masker = await masking.masker_for(session, who)
     return [
         callback_dict(cb)
         | {
             "contact_name": names.get(cb.contact_id, ""),
-            "contact_phone": phones.get(cb.contact_id),
+            "contact_phone": masker.phone(phones.get(cb.contact_id)),
             "channel": channels.get(cb.conversation_id) if cb.conversation_id is not None else None,
         }
         for cb in rows

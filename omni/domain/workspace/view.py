@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
+from omni.domain import masking
 from omni.domain.auth import (
     Principal,
     access_conversation,
@@ -151,7 +152,9 @@ async def conversation_view(session: AsyncSession, who: Principal, conv_id: int)
         },
         "messages": [message_dict(msg) for msg in messages],
         "authors": {str(uid): name for uid, name in authors.items()},
-        "card": card_dict(contact, await card_fields_for(session, conv.queue_id)),
+        "card": await masking.masked_card(
+            session, who, card_dict(contact, await card_fields_for(session, conv.queue_id))
+        ),
         "script": sanitize(queue.script) if queue and queue.script else "",
         "result_codes": [
             {
@@ -169,5 +172,7 @@ async def conversation_view(session: AsyncSession, who: Principal, conv_id: int)
         "queue": _queue_brief(queue) if queue else None,
         "transfer": await transfer_targets(session, who, conv),
         "bot_scenarios": await published_scenarios(session),
-        "call": await call_facts(session, conv) if conv.medium == m.Medium.VOICE else None,
+        "call": (await masking.masker_for(session, who)).payload(await call_facts(session, conv))
+        if conv.medium == m.Medium.VOICE
+        else None,
     }

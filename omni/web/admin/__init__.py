@@ -12,6 +12,7 @@ group of sections; ``pages`` holds the controller.
 from omni.web.admin.contacts import Contacts
 from omni.web.admin.crm import Crm
 from omni.web.admin.forms import Cell, Field, Outcome, Section, Table
+from omni.web.admin.grants import Grants
 from omni.web.admin.inboxes import Inboxes
 from omni.web.admin.pages import CONTROLLERS, SECTIONS, AdminPages
 from omni.web.admin.people import Groups, Users
@@ -35,6 +36,7 @@ __all__ = [
     "Crm",
     "Escalation",
     "Field",
+    "Grants",
     "Groups",
     "Hours",
     "Inboxes",

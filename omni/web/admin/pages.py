@@ -22,6 +22,7 @@ from omni.web.admin.forms import (
     Section,
     base_field,
 )
+from omni.web.admin.grants import Grants
 from omni.web.admin.inboxes import Inboxes
 from omni.web.admin.integrations import ApiTokens, AuditLog, Webhooks
 from omni.web.admin.people import Groups, Users
@@ -45,6 +46,7 @@ SECTIONS.update({s.slug: s for s in (Webhooks, ApiTokens, AuditLog)})
 SECTIONS[Contacts.slug] = Contacts
 SECTIONS[Crm.slug] = Crm
 SECTIONS.update({s.slug: s for s in (Skills, Hours, Escalation, TelegramBots, VoiceLines)})
+SECTIONS[Grants.slug] = Grants
 
 
 # --- pages --------------------------------------------------------------------------------

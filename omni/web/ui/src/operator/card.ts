@@ -91,6 +91,8 @@ export abstract class CardPart extends ComposerPart {
     const inputs: { key: string; node: HTMLInputElement | HTMLSelectElement; original: unknown }[] = [];
     const row = (key: string, label: string, kind: string, value: unknown, f?: CardField): HTMLElement => {
       const node = this.fieldInput(key, kind, value, f) as HTMLInputElement | HTMLSelectElement;
+      // A masked value is not the customer's: never sent back as an edit.
+      if (c.masked && (key === "phone" || key === "email")) node.disabled = true;
       inputs.push({ key, node, original: value ?? null });
       return el(
         "label",
@@ -152,7 +154,14 @@ export abstract class CardPart extends ComposerPart {
         row("name", t("op.name"), "text", c.name),
         row("email", t("op.email"), "email", c.email),
         row("phone", t("op.phone"), "phone", c.phone),
-        c.phone && this.ctx.dialQueues.length
+        c.masked && c.can_reveal
+          ? el(
+              "button",
+              { type: "button", class: "link", "data-testid": "card-reveal", onclick: () => void this.reveal(c.id) },
+              t("op.reveal"),
+            )
+          : null,
+        c.phone && !c.masked && this.ctx.dialQueues.length
           ? el(
               "button",
               {
@@ -175,6 +184,25 @@ export abstract class CardPart extends ComposerPart {
       ),
       this.crmBox,
     );
+  }
+
+  /** Show the masked phone and e-mail in full: a grant of its own, written to the audit log. */
+  protected async reveal(contactId: number): Promise<void> {
+    const resp = await fetch(`/api/v1/contacts/${contactId}/reveal`, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-Omni-CSRF": "1" },
+    });
+    const data = (await resp.json().catch(() => ({}))) as { phone?: string | null; email?: string | null; detail?: string };
+    if (!resp.ok) {
+      toast(data.detail || resp.statusText);
+      return;
+    }
+    if (!this.view || this.view.card.contact.id !== contactId) return;
+    const contact = { ...this.view.card.contact, phone: data.phone ?? null, email: data.email ?? null, masked: false, can_reveal: false };
+    this.view.card = { ...this.view.card, contact };
+    this.renderCard(this.view.card);
+    toast(this.ctx.t("op.revealed"), "info");
   }
 
   protected renderScript(): void {

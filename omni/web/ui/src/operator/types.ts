@@ -63,6 +63,10 @@ export interface Card {
     utc_offset_seconds: number | null;
     blacklisted: boolean;
     tags: string[];
+    /** Phone and e-mail are masked for this reader (omni/domain/masking.py). */
+    masked?: boolean;
+    /** The reader may reveal them (audited): POST /api/v1/contacts/{id}/reveal. */
+    can_reveal?: boolean;
   };
   fields: CardField[];
 }
