@@ -1,7 +1,7 @@
 """perm16: per-role grants changed by admins, and the webhooks that receive masked data
 
-Revision ID: 0030_perm16
-Revises: 0029_password_resets
+Revision ID: 0033_perm16
+Revises: 0032_crm16
 Create Date: 2026-11-30 08:00:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0030_perm16"
-down_revision: str | None = "0029_password_resets"
+revision: str = "0033_perm16"
+down_revision: str | None = "0032_crm16"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
