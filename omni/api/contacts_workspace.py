@@ -20,7 +20,7 @@ from omni.api.admin_bodies import RowId
 from omni.api.admin_responses import WRITE, ContactDetailOut, out
 from omni.api.contracts import NO_NUL, IntId
 from omni.api.core import DEPS
-from omni.domain import contacts
+from omni.domain import contacts, masking
 from omni.domain.auth import Principal
 from omni.services import Services
 
@@ -49,7 +49,8 @@ class ContactWorkspaceController(Controller):
         this contact, unknown, out of scope or erased."""
         async with services.db.transaction() as session:
             keep = await contacts.check_merge_contacts(session, who, contact_id, data.other_id)
-            return out(await contacts.contact_detail(session, keep), ContactDetailOut)
+            masker = await masking.masker_for(session, who)
+            return out(masker.payload(await contacts.contact_detail(session, keep)), ContactDetailOut)
 
     @post("/{contact_id:int}/blacklist", status_code=200, responses=WRITE)
     async def set_blacklisted(
@@ -59,7 +60,8 @@ class ContactWorkspaceController(Controller):
             contact = await contacts.check_set_contact_blacklisted(
                 session, who, contact_id, blacklisted=data.blacklisted, reason=data.reason
             )
-            return out(await contacts.contact_detail(session, contact), ContactDetailOut)
+            masker = await masking.masker_for(session, who)
+            return out(masker.payload(await contacts.contact_detail(session, contact)), ContactDetailOut)
 
 
 CONTROLLERS = [ContactWorkspaceController]
