@@ -24,6 +24,7 @@ from omni.db import models as m
 from omni.domain import deadlines, routing_pg
 from omni.domain.capacity import Load, fits, loads_for, remaining
 from omni.domain.events import emit
+from omni.domain.place import offer_why
 from omni.domain.presence import do_refresh_activity, get_presence
 from omni.domain.serialize import conversation_dict
 
@@ -373,7 +374,10 @@ async def do_assign(
             deadlines.schedule(session, deadlines.OFFER_TIMEOUT, offer.id, expires)
         payload = conversation_dict(conv)
         payload.update(
-            offer_id=offer.id, expires_at=expires.isoformat(), timeout_seconds=queue.operator_timeout_seconds
+            offer_id=offer.id,
+            expires_at=expires.isoformat(),
+            timeout_seconds=queue.operator_timeout_seconds,
+            why=offer_why(conv, user.id),
         )
         emit(
             session,

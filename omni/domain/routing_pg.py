@@ -57,6 +57,7 @@ from omni.db.unit_of_work import unit_of_work
 from omni.domain import deadlines
 from omni.domain.capacity import Load, fits, load_rows
 from omni.domain.events import checked_payload
+from omni.domain.place import offer_why
 from omni.domain.presence import presence_dict
 from omni.domain.routing_signal import request_routing
 from omni.domain.serialize import conversation_dict
@@ -507,6 +508,7 @@ async def _write(
             offer_id=c.offer_id,
             expires_at=expires.isoformat(),
             timeout_seconds=queue.operator_timeout_seconds,
+            why=offer_why(conv, c.user.id),
         )
         events.append(("conversation.offered", payload, conv.id, queue.id, c.user.id))
     ringing: list[bool] = []
