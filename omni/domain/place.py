@@ -348,8 +348,10 @@ async def do_blend_reoffer(
     """A chat's check while its operator is on a call: waited for a reply at least the queue's
     ``blend_reoffer_seconds`` → back in line at its old place (``first_enqueued_at`` and
     priority kept), for anyone but that operator; not yet → checked again when it would be;
-    the call or the chat ended → nothing."""
-    now = now or datetime.now(UTC)
+    the call or the chat ended → nothing. The check runs no earlier than it was due, so its
+    clock is at least the deadline's (a node catching up late does not see an early time)."""
+    due_at = deadline.due_at if deadline.due_at.tzinfo else deadline.due_at.replace(tzinfo=UTC)
+    now = now or max(datetime.now(UTC), due_at)
     chat = await session.scalar(
         select(m.Conversation).where(m.Conversation.id == deadline.ref_id).with_for_update()
     )
