@@ -92,9 +92,9 @@ def offer_why(conv: m.Conversation, user_id: int) -> dict[str, Any]:
     affinity = variables.get("affinity")
     if (
         isinstance(affinity, dict)
-        and conv.preferred_user_id == user_id
         and affinity.get("user_id") == user_id
         and not affinity.get("ended")
+        and (conv.preferred_user_id == user_id or conv.status not in WAITING)
     ):
         return base | {"rule": "affinity", "conversation_id": affinity.get("conversation_id")}
     if conv.preferred_user_id == user_id:
