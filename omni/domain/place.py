@@ -55,6 +55,7 @@ __all__ = [
     "do_switch_to_callback",
     "is_callback",
     "offer_why",
+    "set_aside",
     "skips_ivr",
 ]
 
@@ -105,6 +106,15 @@ def offer_why(conv: m.Conversation, user_id: int) -> dict[str, Any]:
     if is_callback(variables):
         return base | {"rule": "callback", "via": variables["place"].get("via", "")}
     return base | {"rule": "turn"}
+
+
+def set_aside(conv: m.Conversation) -> set[int]:
+    """Operators the router passes over for ``conv`` while anyone else can take it, as if they
+    had declined it: the operator on a call a chat was re-offered from (blending)."""
+    reoffered = (conv.variables or {}).get("reoffered")
+    if isinstance(reoffered, dict) and isinstance(reoffered.get("from_user_id"), int):
+        return {int(reoffered["from_user_id"])}
+    return set()
 
 
 def _note(session: AsyncSession, conv: m.Conversation, body: str) -> None:
