@@ -256,3 +256,53 @@ async def test_an_operator_on_a_call_has_chats_told_and_rerouted_at_their_place(
             await s.scalars(select(m.Event.type).where(m.Event.conversation_id == olga).order_by(m.Event.id))
         ).all()
     assert "conversation.reoffered" in types
+
+
+async def test_a_customer_an_operator_handles_skips_the_ivr_when_the_queue_says_so(lite: Services) -> None:
+    """The phone line runs a menu; Ivan, whose chat Anna is handling, calls: with
+    ``affinity_skip_ivr`` he goes straight into line (offered to Anna first), a stranger gets
+    the menu."""
+    from bots import runner, service
+
+    menu = {
+        "name": "Menu",
+        "start": "menu",
+        "nodes": [
+            {"id": "menu", "type": "menu", "content": {"text": "Press 1"},
+             "options": [{"id": "one", "label": "One", "dtmf": "1"}], "retries": 0, "timeout_seconds": 3,
+             "ports": {"opt:one": "line", "on_max_retries": "line"}},
+            {"id": "line", "type": "handoff", "queue_id": 0,
+             "ports": {"on_no_agents": "bye", "on_closed": "bye"}},
+            {"id": "bye", "type": "close", "result_code": ""},
+        ],
+    }  # fmt: skip
+    runner.install(lite.db)
+    async with lite.db.transaction() as s:
+        anna = await f.user(s, "anna")
+        admin = await f.user(s, "admin", m.Role.ADMIN)
+        q = await f.queue(
+            s, "line", [anna], affinity_seconds=20, affinity_skip_ivr=True, chats_block_calls=False
+        )
+        web = await f.inbox(s, q, "widget")
+        menu["nodes"][1]["queue_id"] = q.id  # type: ignore[index]  # the literal above
+        row = await service.create(s, f.who(admin), "menu", "Menu", menu)
+        await service.publish(s, f.who(admin), row.id)
+        voice = await f.inbox(s, q, "voice", config={"scenario": "menu"})
+        await f.set_status(s, anna)
+    chat = await _inbound(lite, web.id, "+79160000011", kind="phone")
+    await do_route_pending(lite.db)
+    async with lite.db.transaction() as s:
+        offer = await s.scalar(select(m.Offer).where(m.Offer.conversation_id == chat))
+        assert offer is not None
+        await c.check_accept_offer(s, f.who(anna), offer.id)
+    known = await _inbound(
+        lite, voice.id, "+79160000011", medium="voice", kind="phone", variables={"linkedid": "K"}
+    )
+    stranger = await _inbound(
+        lite, voice.id, "+79160000012", medium="voice", kind="phone", variables={"linkedid": "S"}
+    )
+    async with lite.db.transaction() as s:
+        ivan = await s.get_one(m.Conversation, known)
+        assert ivan.status == "queued" and ivan.preferred_user_id == anna.id
+        assert await s.get(m.BotSession, known) is None
+        assert (await s.get_one(m.Conversation, stranger)).status == "bot"
