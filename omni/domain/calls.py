@@ -26,7 +26,7 @@ from omni.db import models as m
 from omni.domain import conversations
 from omni.domain.auth import Principal
 from omni.domain.errors import InvalidInput, NotFound
-from omni.domain.place import is_callback
+from omni.domain.place import is_callback, keeps_place
 
 __all__ = [
     "VOICE",
@@ -254,7 +254,8 @@ async def do_call_ended(
     if call.conversation_id is None:
         return
     if caller_left and await _waits_for_callback(session, call.conversation_id):
-        # The caller hung up after asking to be called back: they keep their place in line.
+        # The caller hung up after asking to be called back (or to go on in Telegram): they
+        # keep their place in line.
         await do_save_call(session, call, ended_at=now, talk_seconds=0.0, hangup_cause="callback")
         return
     if caller_left:
@@ -284,7 +285,7 @@ async def do_call_ended(
 
 async def _waits_for_callback(session: AsyncSession, conversation_id: int) -> bool:
     conv = await session.get(m.Conversation, conversation_id)
-    return conv is not None and conv.status in WAITING and is_callback(conv.variables)
+    return conv is not None and conv.status in WAITING and keeps_place(conv.variables)
 
 
 async def do_phone_hold(session: AsyncSession, conversation_id: int | None, on: bool) -> None:

@@ -94,7 +94,8 @@ class ConversationEscalated(ConversationPayload):
 
 class ConversationPlaceKept(ConversationPayload):
     mode: str
-    """``callback``: the customer is called back when it is their turn."""
+    """``callback``: the customer is called back when it is their turn; ``telegram``: the
+    conversation goes on in Telegram."""
     via: str
     """Where they asked: ``ivr`` (a key while waiting), ``widget``, ``telegram``, ``api``."""
 

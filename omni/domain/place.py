@@ -46,6 +46,7 @@ __all__ = [
     "AFFINITY",
     "BLEND_REOFFER",
     "CALLBACK",
+    "check_continue_in_telegram",
     "check_request_callback",
     "do_affinity",
     "do_affinity_expired",
@@ -54,6 +55,7 @@ __all__ = [
     "do_reoffer",
     "do_switch_to_callback",
     "is_callback",
+    "keeps_place",
     "offer_why",
     "set_aside",
     "skips_ivr",
@@ -210,6 +212,72 @@ async def check_request_callback(
     await do_switch_to_callback(session, conv, number=e164, via=via)
     if conv.channel != "voice":
         await _tell_customer(session, conv, CALLBACK_NOTICE, number=e164)
+    return conv
+
+
+TELEGRAM_NOTICE = _l("You keep your place in line; an operator will write to you here.")
+
+
+def keeps_place(variables: dict[str, Any] | None) -> bool:
+    """Whether the customer moved to another channel while waiting (a callback, Telegram):
+    their call leg ending is no abandon."""
+    place = (variables or {}).get("place")
+    return isinstance(place, dict) and bool(place.get("mode"))
+
+
+async def check_continue_in_telegram(session: AsyncSession, conv_id: int, *, via: str) -> m.Conversation:
+    """A waiting caller (the IVR's ``telegram_key``) continues in Telegram, where Omni knows
+    them: the same conversation moves to the Telegram bot they last wrote to (or the queue's),
+    keeps its ``first_enqueued_at`` and priority, becomes a chat and is told so there. Refused
+    when Omni knows no Telegram identity or bot for the customer, or it no longer waits."""
+    from omni.domain.conversations.offers import _cancel_pending_offers
+
+    conv = await session.scalar(select(m.Conversation).where(m.Conversation.id == conv_id).with_for_update())
+    if conv is None:
+        raise NotFound("conversation {conv_id} not found", conv_id=conv_id)
+    if conv.status not in WAITING:
+        raise Conflict("only a conversation waiting in line can move to Telegram")
+    known = await session.scalar(
+        select(m.ContactIdentity.value).where(
+            m.ContactIdentity.contact_id == conv.contact_id, m.ContactIdentity.kind == "telegram"
+        )
+    )
+    last = await session.scalar(
+        select(m.Conversation.inbox_id)
+        .join(m.Inbox, m.Inbox.id == m.Conversation.inbox_id)
+        .where(
+            m.Conversation.contact_id == conv.contact_id,
+            m.Inbox.channel == "telegram",
+            m.Inbox.active.is_(True),
+        )
+        .order_by(m.Conversation.id.desc())
+        .limit(1)
+    )
+    inbox_id = last or await session.scalar(
+        select(m.Inbox.id)
+        .where(m.Inbox.channel == "telegram", m.Inbox.queue_id == conv.queue_id, m.Inbox.active.is_(True))
+        .order_by(m.Inbox.id)
+        .limit(1)
+    )
+    if known is None or inbox_id is None:
+        raise InvalidInput("Omni knows no Telegram chat of this customer", field="channel")
+    await _cancel_pending_offers(session, conv)
+    now = datetime.now(UTC)
+    before = conv.channel
+    conv.status = S.QUEUED
+    conv.assigned_user_id = None
+    conv.channel = "telegram"
+    conv.inbox_id = inbox_id
+    conv.medium = m.Medium.CHAT
+    conv.variables = {
+        **(conv.variables or {}),
+        "telegram_chat_id": int(known) if known.isdigit() else known,
+        "place": {"mode": "telegram", "via": via, "from_channel": before, "at": now.isoformat()},
+    }
+    _note(session, conv, f"Moved from {before} to Telegram ({via}); the place in line is kept.")
+    _event(session, "conversation.place_kept", conv, mode="telegram", via=via)
+    await _tell_customer(session, conv, TELEGRAM_NOTICE)
+    request_routing(session)
     return conv
 
 

@@ -306,3 +306,40 @@ async def test_a_customer_an_operator_handles_skips_the_ivr_when_the_queue_says_
         assert ivan.status == "queued" and ivan.preferred_user_id == anna.id
         assert await s.get(m.BotSession, known) is None
         assert (await s.get_one(m.Conversation, stranger)).status == "bot"
+
+
+async def test_a_caller_continues_in_telegram_keeping_the_place(lite: Services) -> None:
+    """A caller Omni knows in Telegram presses the IVR's key: the same conversation goes on in
+    their Telegram chat with its first place; their next Telegram message joins it. A caller
+    unknown in Telegram is refused (and keeps waiting on the line)."""
+    async with lite.db.transaction() as s:
+        q = await f.queue(s, "line", [])
+        tg = await f.inbox(s, q, "telegram")
+        voice = await f.inbox(s, q, "voice")
+    earlier = await _inbound(lite, tg.id, "555", kind="telegram")
+    async with lite.db.transaction() as s:
+        old = await s.get_one(m.Conversation, earlier)
+        old.status, old.closed_at = "closed", datetime.now(UTC) - timedelta(days=2)
+        s.add(m.ContactIdentity(contact_id=old.contact_id, kind="phone", value="+79160000021"))
+    call = await _inbound(
+        lite, voice.id, "+79160000021", medium="voice", kind="phone", variables={"linkedid": "T"}
+    )
+    stranger = await _inbound(
+        lite, voice.id, "+79160000022", medium="voice", kind="phone", variables={"linkedid": "U"}
+    )
+    async with lite.db.transaction() as s:
+        first = (await s.get_one(m.Conversation, call)).first_enqueued_at
+        moved = await place.check_continue_in_telegram(s, call, via="ivr")
+        assert (moved.channel, moved.inbox_id, moved.medium) == ("telegram", tg.id, "chat")
+        told = await s.scalar(
+            select(m.Message.body).where(m.Message.conversation_id == call, m.Message.direction == "out")
+        )
+        assert told == "You keep your place in line; an operator will write to you here."
+        with pytest.raises(InvalidInput, match="Telegram"):
+            await place.check_continue_in_telegram(s, stranger, via="ivr")
+    again = await _inbound(lite, tg.id, "555", kind="telegram")
+    assert again == call
+    async with lite.db.transaction() as s:
+        conv = await s.get_one(m.Conversation, call)
+        assert conv.first_enqueued_at == first and conv.status == "queued"
+        assert (await s.get_one(m.Conversation, stranger)).channel == "voice"

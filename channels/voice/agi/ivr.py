@@ -641,7 +641,9 @@ class AgiServer(FastAgiServer):
             info = await routing.wait_info(session, conv)
             inbox = await session.get(m.Inbox, conv.inbox_id) if conv.inbox_id else None
             # The inbox's key for "call me back, keeping my place" (docs/voice.md); "" = none.
-            key = str(((inbox.config or {}) if inbox else {}).get("callback_key") or "")[:1]
+            config = (inbox.config or {}) if inbox else {}
+            key = str(config.get("callback_key") or "")[:1]
+            telegram = str(config.get("telegram_key") or "")[:1]  # "go on in Telegram"
         if not raw.isdigit():
             await call.set_variable("OMNI_CONVERSATION", str(conv_id))
         if status not in (m.ConversationStatus.QUEUED, m.ConversationStatus.OFFERED):
@@ -652,19 +654,35 @@ class AgiServer(FastAgiServer):
         await call.set_variable("OMNI_WAIT", str(info.estimated_wait_seconds or ""))
         s = self.sounds
         pressed = ""
+        keys = key + telegram
         if info.position <= 1:
-            pressed = await call.stream_file(s.first, key)
+            pressed = await call.stream_file(s.first, keys)
         else:
-            pressed = await call.stream_file(s.position, key)
+            pressed = await call.stream_file(s.position, keys)
             await call.say_number(info.position - 1)
-            pressed = pressed or await call.stream_file(s.calls, key)
+            pressed = pressed or await call.stream_file(s.calls, keys)
         if info.estimated_wait_seconds and not pressed:
-            pressed = await call.stream_file(s.hold_time, key)
+            pressed = await call.stream_file(s.hold_time, keys)
             await call.say_number(max(1, math.ceil(info.estimated_wait_seconds / 60)))
-            pressed = pressed or await call.stream_file(s.minutes, key)
-        pressed = pressed or await call.stream_file(s.thanks, key)
+            pressed = pressed or await call.stream_file(s.minutes, keys)
+        pressed = pressed or await call.stream_file(s.thanks, keys)
         if key and pressed == key:
             await self._call_me_back(call, conv_id)
+        elif telegram and pressed == telegram:
+            await self._go_on_in_telegram(call, conv_id)
+
+    async def _go_on_in_telegram(self, call: AgiChannel, conv_id: int) -> None:
+        """The caller pressed the Telegram key: the conversation keeps its place and goes on in
+        the Telegram chat Omni knows (``omni.domain.place``); the call ends
+        (``OMNI_RESULT=telegram``). Unknown in Telegram: they keep waiting on the line."""
+        try:
+            async with self.db.transaction() as session:
+                await place.check_continue_in_telegram(session, conv_id, via="ivr")
+        except (InvalidInput, Conflict, NotFound) as exc:
+            log.warning("announce: conversation %s: not moved to Telegram: %s", conv_id, exc.message)
+            return
+        await call.set_variable("OMNI_RESULT", "telegram")
+        await call.hangup()
 
     async def _call_me_back(self, call: AgiChannel, conv_id: int) -> None:
         """The caller pressed the callback key while waiting: the same conversation keeps its
