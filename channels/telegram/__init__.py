@@ -57,7 +57,7 @@ from channels.telegram.sender import BotSender, Call, Job
 from omni import crypto
 from omni.channels import AttemptOrder, ChannelNotReady, ChannelSetup, DeliveryReceipt, OutboundMessage
 from omni.db import models as m
-from omni.domain import automated, conversations, customer_view, files, identities, inboxes
+from omni.domain import automated, conversations, customer_view, files, identities, inboxes, place
 from omni.domain.contacts import normalise_phone
 from omni.domain.errors import DomainError, InvalidInput
 from omni.domain.events import DomainEvent
@@ -117,6 +117,30 @@ class BotRuntime:
     """(update_id, failures) of an update that could not be stored, to skip a poison one."""
     lease: Lease | None = None
     """Polling: ``telegram:poll:<bot id>``; only its holder (one node of several) polls."""
+
+
+CALL_ME = ("/callme", "/call_me")
+"""Commands a waiting customer sends to be called back, keeping their place in line; an
+optional number follows (``/callme +7 916 123-45-67``), else the contact's phone (a shared
+contact card joins it)."""
+
+
+def asks_call_me(body: str) -> bool:
+    words = body.strip().split(maxsplit=1)
+    return bool(words) and words[0].lower().split("@")[0] in CALL_ME
+
+
+async def _call_me(session: Any, conv: m.Conversation, body: str) -> None:
+    """The same conversation becomes a callback (``omni.domain.place``); a refusal (no
+    number, not waiting, no voice line) is told to the customer, and the message stays stored."""
+    words = body.strip().split(maxsplit=1)
+    number = words[1] if len(words) > 1 else None
+    try:
+        async with session.begin_nested():
+            await place.check_request_callback(session, conv.id, number=number, via="telegram")
+    except DomainError as exc:
+        lang = str((conv.variables or {}).get("lang") or "en")
+        await automated.do_send_automated(session, conv.id, exc.localized(lang))
 
 
 class TelegramChannel:
@@ -383,6 +407,8 @@ class TelegramChannel:
             result = await conversations.do_ingest_inbound(session, msg)
             if not result.duplicate:
                 files.do_link_uploads(stored, result.conversation.id)
+                if asks_call_me(msg.body):
+                    await _call_me(session, result.conversation, msg.body)
 
     async def _download(self, bot: Bot, ref: MediaRef) -> bytes | str:
         """The file's bytes, or why it was not fetched (shown in the message body)."""

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage
 from omni.domain.errors import DomainError, InvalidInput
 from omni.domain.events import DomainEvent
+from omni.domain.place import is_callback
 from omni.services import Services
 from omni.settings import VoiceSettings
 
@@ -212,10 +214,16 @@ class VoiceEffects:
 
     async def on_events(self, events: Sequence[DomainEvent]) -> None:
         for event in events:
-            if event.payload.get("channel") != KIND or event.conversation_id is None:
+            callback = is_callback(event.payload.get("variables"))
+            if (event.payload.get("channel") != KIND and not callback) or event.conversation_id is None:
                 continue
             try:
-                if event.type == "conversation.offered":
+                if callback and event.type in ("conversation.offered", "conversation.accepted"):
+                    # A callback has no caller on the line: its offer rings no phone (the
+                    # operator accepts in the window); accepted, the customer is dialled.
+                    if event.type == "conversation.accepted":
+                        await self._dial_callback(event)
+                elif event.type == "conversation.offered":
                     await self._offered(event)
                 elif event.type in OFFER_ENDED:
                     await self._stop_ringing(event)
@@ -370,6 +378,55 @@ class VoiceEffects:
         ring = call.rings.get(int(event.payload.get("offer_id", 0))) if call else None
         if ring is not None and not ring.answered:
             await self._quietly(control.hangup(ring.uniqueid))
+
+    async def _dial_callback(self, event: DomainEvent) -> None:
+        """The operator accepted a callback (the customer kept their place in line): as a
+        click-to-call, the operator's phone rings first and, answered, the dialplan dials the
+        customer's number with the queue's caller id; the conversation is the same one."""
+        assert event.conversation_id is not None
+        place = dict((event.payload.get("variables") or {}).get("place") or {})
+        number = str(place.get("number") or "")
+        user_id = event.user_id
+        if not number or user_id is None:
+            return
+        uniqueid = f"omni-b{uuid.uuid4().hex[:12]}"
+        async with self.services.db.transaction() as session:
+            user = await calls.phone_user(session, user_id)
+            if user is None or not user.sip_extension:
+                log.warning("voice: operator %s has no SIP extension; callback %s not dialled",
+                            user_id, event.conversation_id)  # fmt: skip
+                return
+            inbox = await calls.outgoing_voice_inbox(session, int(event.payload.get("queue_id") or 0))
+            caller_id = str((inbox.config or {}).get("caller_id") or "")
+            call = Call(
+                linkedid=uniqueid,
+                direction="out",
+                conversation_id=event.conversation_id,
+                caller_number=number,
+                agent_uniqueid=uniqueid,
+                agent_user_id=user_id,
+            )
+            # One calls row per conversation: the caller's first leg (ended when they hung up
+            # to be called back) becomes the callback's.
+            await calls.do_save_call(
+                session,
+                call,
+                inbox_id=inbox.id,
+                linkedid=uniqueid,
+                direction="out",
+                ended_at=None,
+                hangup_cause="",
+            )
+            extension = user.sip_extension
+        self.registry.add(call)
+        action = control.click_to_call(
+            self.settings, extension, uniqueid, number, caller_id, event.conversation_id
+        )
+        try:
+            self.ami.fire(action, self._originate_failed(uniqueid))
+        except ChannelNotReady as exc:
+            ev = CallEvent(Kind.ORIGINATE_RESPONSE, uniqueid, success=False, cause=str(exc))
+            self._events.put_nowait((ev, datetime.now(UTC), time.perf_counter()))
 
     # --- resync ----------------------------------------------------------------------------
 

@@ -26,11 +26,20 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channels.widget.payloads import ConnectAuth, LeaveIn, MessageIn, RateIn, ResumeIn, SeenIn, TypingIn
+from channels.widget.payloads import (
+    CallMeIn,
+    ConnectAuth,
+    LeaveIn,
+    MessageIn,
+    RateIn,
+    ResumeIn,
+    SeenIn,
+    TypingIn,
+)
 from omni import crypto
 from omni.channels import ChannelSetup, DeliveryReceipt, OutboundMessage
 from omni.db import models as m
-from omni.domain import automated, conversations, customer_view, files, identities, inboxes
+from omni.domain import automated, conversations, customer_view, files, identities, inboxes, place
 from omni.domain.conversations import MAX_BODY, InboundMessage
 from omni.domain.errors import DomainError, InvalidInput, NotFound, TooManyRequests
 from omni.domain.events import DomainEvent
@@ -373,6 +382,26 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                     session, conv_id, rating, scale=len(csat["labels"])
                 )
             return {"ok": True, "recorded": first}
+        except DomainError as exc:
+            return refusal("invalid", exc, lang=lang, field=exc.field)
+
+    async def on_call_me(self, sid: str, data: Any) -> dict[str, Any]:
+        """The visitor waiting in line asks to be called back: the same conversation keeps its
+        place as a callback (``omni.domain.place``); the operator who gets it in its turn
+        accepts and the voice adapter dials ``phone``."""
+        sess = await self.get_session(sid)
+        lang = str(sess.get("lang", "en"))
+        try:
+            phone = decode(data, CallMeIn).phone
+        except InvalidInput as exc:
+            return invalid(exc, lang)
+        try:
+            async with self.gate, self.services.db.transaction() as session:
+                conv_id = await self._conversation_id(session, sess["inbox_id"], sess["identity"])
+                if conv_id is None:
+                    raise NotFound("there is no conversation to call back")
+                conv = await place.check_request_callback(session, conv_id, number=phone, via="widget")
+            return {"ok": True, "status": conv.status}
         except DomainError as exc:
             return refusal("invalid", exc, lang=lang, field=exc.field)
 

@@ -45,6 +45,12 @@ class RateIn(msgspec.Struct, frozen=True):
     rating: Int32 = 0
 
 
+class CallMeIn(msgspec.Struct, frozen=True):
+    """``call_me``: call me back on this number when it is my turn (keeps the place in line)."""
+
+    phone: str = ""
+
+
 class TypingIn(msgspec.Struct, frozen=True):
     """``typing``: the customer is (not) typing."""
 

@@ -174,6 +174,10 @@ class QueueUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     manual_pick: bool | UnsetType = UNSET
     escalation: list[EscalationStepIn] | UnsetType = UNSET
     script: Script | UnsetType = UNSET
+    affinity_seconds: Int32 | UnsetType = UNSET
+    affinity_skip_ivr: bool | UnsetType = UNSET
+    blend_notice: bool | UnsetType = UNSET
+    blend_reoffer_seconds: Int32 | UnsetType = UNSET
 
 
 class QueueCreate(QueueUpdate, kw_only=True):

@@ -164,6 +164,10 @@ class QueueOut(msgspec.Struct, kw_only=True):
     manual_pick: bool
     escalation: list[EscalationStepOut]
     script: str
+    affinity_seconds: int = 0
+    affinity_skip_ivr: bool = False
+    blend_notice: bool = False
+    blend_reoffer_seconds: int = 0
     members: list[MemberOut]
     skills: list[QueueSkillOut]
     result_code_ids: list[int]

@@ -26,6 +26,7 @@ from omni.db import models as m
 from omni.domain import conversations
 from omni.domain.auth import Principal
 from omni.domain.errors import InvalidInput, NotFound
+from omni.domain.place import is_callback, keeps_place
 
 __all__ = [
     "VOICE",
@@ -162,7 +163,12 @@ async def waiting_voice_conversations(
             )
         )
     ).all()
-    return [(conv_id, str((variables or {}).get("linkedid") or "")) for conv_id, variables in rows]
+    # A callback waits with no call on purpose (the caller hung up to be called back).
+    return [
+        (conv_id, str((variables or {}).get("linkedid") or ""))
+        for conv_id, variables in rows
+        if not is_callback(variables)
+    ]
 
 
 async def pending_offers(session: AsyncSession, offer_ids: Sequence[int]) -> set[int]:
@@ -247,6 +253,11 @@ async def do_call_ended(
     hold. Then the call row is closed with its talk time (connected time minus hold)."""
     if call.conversation_id is None:
         return
+    if caller_left and await _waits_for_callback(session, call.conversation_id):
+        # The caller hung up after asking to be called back (or to go on in Telegram): they
+        # keep their place in line.
+        await do_save_call(session, call, ended_at=now, talk_seconds=0.0, hangup_cause="callback")
+        return
     if caller_left:
         # ``do_customer_left`` locks and loads the conversation itself: one statement less.
         conv = await conversations.do_customer_left(session, call.conversation_id)
@@ -270,6 +281,11 @@ async def do_call_ended(
         talk_seconds=round(talk, 3),
         hangup_cause=cause[:32],
     )
+
+
+async def _waits_for_callback(session: AsyncSession, conversation_id: int) -> bool:
+    conv = await session.get(m.Conversation, conversation_id)
+    return conv is not None and conv.status in WAITING and keeps_place(conv.variables)
 
 
 async def do_phone_hold(session: AsyncSession, conversation_id: int | None, on: bool) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omni.db import Database
 from omni.db import models as m
 from omni.db.unit_of_work import unit_of_work
-from omni.domain import conversations, deadlines, inactivity, presence
+from omni.domain import conversations, deadlines, inactivity, place, presence
 from omni.domain.outbound import agentless, broadcast, dialing
 from omni.domain.routing import Assignment, do_route_pending
 
@@ -48,6 +48,14 @@ async def _offline(s: AsyncSession, d: m.Deadline) -> None:
     await presence.do_offline_deadline(s, d.ref_id)
 
 
+async def _affinity(s: AsyncSession, d: m.Deadline) -> None:
+    await place.do_affinity_expired(s, d.ref_id)
+
+
+async def _blend_reoffer(s: AsyncSession, d: m.Deadline) -> None:
+    await place.do_blend_reoffer(s, d)
+
+
 async def _broadcast_escalation(s: AsyncSession, d: m.Deadline) -> None:
     await broadcast.do_escalate(s, d)
 
@@ -63,6 +71,8 @@ HANDLERS: dict[str, Handler] = {
     deadlines.WRAP_UP: _wrap_up,
     deadlines.PRESENCE_OFFLINE: _offline,
     inactivity.IDLE_CLOSE: inactivity.do_idle_deadline,
+    place.AFFINITY: _affinity,
+    place.BLEND_REOFFER: _blend_reoffer,
     dialing.RING_DEADLINE: dialing.do_ring_deadline,
     agentless.CALL_GUARD: agentless.do_call_guard,
     broadcast.ESCALATION: _broadcast_escalation,

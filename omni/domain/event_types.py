@@ -58,6 +58,10 @@ class ConversationOffered(ConversationPayload):
     offer_id: int
     expires_at: str
     timeout_seconds: int
+    why: dict[str, Any] | None = None
+    """Why it is offered to this operator (``omni.domain.place.offer_why``): ``rule`` =
+    ``turn`` | ``callback`` | ``affinity`` | ``transfer`` | ``reoffered``, with ``priority``,
+    ``since`` (first in line) and the rule's detail."""
 
 
 class ConversationOfferEnded(ConversationPayload):
@@ -86,6 +90,25 @@ class ConversationOverflowed(ConversationPayload):
 
 class ConversationEscalated(ConversationPayload):
     step: int
+
+
+class ConversationPlaceKept(ConversationPayload):
+    mode: str
+    """``callback``: the customer is called back when it is their turn; ``telegram``: the
+    conversation goes on in Telegram."""
+    via: str
+    """Where they asked: ``ivr`` (a key while waiting), ``widget``, ``telegram``, ``api``."""
+
+
+class ConversationAffinity(ConversationPayload):
+    user_id: int
+    """The operator handling the customer's other conversation, offered this one first."""
+    other_conversation_id: int
+
+
+class ConversationReoffered(ConversationPayload):
+    from_user_id: int
+    """The operator on a call the chat was taken from."""
 
 
 class ConversationWrapUp(ConversationPayload):
@@ -316,6 +339,21 @@ EVENT_TYPES: dict[str, EventType] = _types(
         "Waited long enough to reach the next escalation step.",
     ),
     EventType("conversation.transferred", ConversationTransferred, "Transferred to an operator or a queue."),
+    EventType(
+        "conversation.place_kept",
+        ConversationPlaceKept,
+        "The customer changed channel while waiting (a callback) and kept their place in line.",
+    ),
+    EventType(
+        "conversation.affinity",
+        ConversationAffinity,
+        "Offered first to the operator already handling the same customer.",
+    ),
+    EventType(
+        "conversation.reoffered",
+        ConversationReoffered,
+        "A chat waited too long for an operator on a call and went back in line at its place.",
+    ),
     EventType("conversation.rated", ConversationRated, "A CSAT answer."),
     EventType(
         "conversation.handed_to_bot",

@@ -45,6 +45,7 @@ from omni.domain.auth import Principal, visible_queue_ids, visible_user_ids
 from omni.domain.conversations import _message_event
 from omni.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from omni.domain.events import emit
+from omni.domain.place import offer_why
 from omni.domain.reports.config import get_config
 from omni.domain.serialize import conversation_dict
 from omni.i18n import Label
@@ -254,6 +255,8 @@ async def operator_rows(
                 # Voice: is the call still up (listen/check_whisper/barge/force-end make sense), and
                 # its recording (played through GET /api/v1/conversations/{id}/recording).
                 "call_live": call is not None and call.ended_at is None,
+                # Why it went to this operator (omni.domain.place): the rule behind its offer.
+                "why": offer_why(conv, conv.assigned_user_id),
                 "recording_url": (
                     f"/api/v1/conversations/{conv.id}/recording" if call and call.recording_path else None
                 ),

@@ -24,6 +24,7 @@ from omni.db import models as m
 from omni.domain import deadlines, routing_pg
 from omni.domain.capacity import Load, fits, loads_for, remaining
 from omni.domain.events import emit
+from omni.domain.place import offer_why, set_aside
 from omni.domain.presence import do_refresh_activity, get_presence
 from omni.domain.serialize import conversation_dict
 
@@ -230,9 +231,9 @@ async def _candidates(
     loads = await loads_for(
         session, [u.id for u in rows], members_of=None if conv.preferred_user_id is not None else queue_ids
     )
-    tried: set[int] = set()
+    tried: set[int] = set_aside(conv)
     if conv.offered_at is not None:  # never offered yet: nobody can have declined it
-        tried = set(
+        tried |= set(
             await session.scalars(
                 select(m.Offer.user_id).where(
                     m.Offer.conversation_id == conv.id,
@@ -373,7 +374,10 @@ async def do_assign(
             deadlines.schedule(session, deadlines.OFFER_TIMEOUT, offer.id, expires)
         payload = conversation_dict(conv)
         payload.update(
-            offer_id=offer.id, expires_at=expires.isoformat(), timeout_seconds=queue.operator_timeout_seconds
+            offer_id=offer.id,
+            expires_at=expires.isoformat(),
+            timeout_seconds=queue.operator_timeout_seconds,
+            why=offer_why(conv, user.id),
         )
         emit(
             session,

@@ -57,6 +57,7 @@ from omni.db.unit_of_work import unit_of_work
 from omni.domain import deadlines
 from omni.domain.capacity import Load, fits, load_rows
 from omni.domain.events import checked_payload
+from omni.domain.place import offer_why, set_aside
 from omni.domain.presence import presence_dict
 from omni.domain.routing_signal import request_routing
 from omni.domain.serialize import conversation_dict
@@ -287,7 +288,7 @@ async def assign_on_postgres(
                 member_of[mm.user_id] = (mm.position, mm.penalty)
                 skill_score[mm.user_id] = sum(levels.get(req.skill_id, 0) for req in required)
     result: list[Candidate] = []
-    tried: set[int] = set()
+    tried: set[int] = set_aside(conv)
     last_user_id: int | None = None
     for r in rows:
         last_user_id = r[15]
@@ -507,6 +508,7 @@ async def _write(
             offer_id=c.offer_id,
             expires_at=expires.isoformat(),
             timeout_seconds=queue.operator_timeout_seconds,
+            why=offer_why(conv, c.user.id),
         )
         events.append(("conversation.offered", payload, conv.id, queue.id, c.user.id))
     ringing: list[bool] = []

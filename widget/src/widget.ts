@@ -22,6 +22,8 @@ type Config = {
   greeting_ru?: string;
   colour?: string;
   prechat?: Field[];
+  /** The inbox offers "call me back" while the customer waits (docs/routing.md). */
+  call_me?: boolean;
 };
 type Limits = { max_body: number; max_message_bytes: number; max_upload_bytes: number };
 type Csat = { question: string; labels: string[] };
@@ -136,6 +138,10 @@ display:flex;flex-direction:column;gap:8px;align-items:center}
 .omni-status:empty{display:none}
 .omni-notice{margin:0 8px 6px;padding:6px 10px;border-radius:8px;background:#fdecea;color:#9b1c1c;font-size:13px}
 .omni-notice:empty{display:none}
+.omni-callme{display:flex;gap:6px;padding:0 10px 6px}
+.omni-callme[hidden]{display:none}
+.omni-callme input{flex:1;min-width:0;height:32px;border:1px solid #ccc;border-radius:8px;padding:4px 8px;font:inherit}
+.omni-callme button{height:32px;border:0;border-radius:8px;background:${colour};color:#fff;padding:0 10px;cursor:pointer}
 .omni-form{display:flex;gap:6px;padding:8px;border-top:1px solid #eee;align-items:flex-end}
 .omni-form textarea{flex:1;resize:none;height:40px;border:1px solid #ccc;border-radius:8px;padding:8px;font:inherit;min-width:0}
 .omni-form textarea[aria-invalid=true]{border-color:#c62828}
@@ -181,6 +187,8 @@ class OmniWidget {
   private offline = el("div", "omni-offline");
   private notice = el("div", "omni-notice");
   private counter = el("div", "omni-counter");
+  private callMe = el("form", "omni-callme");
+  private calledBack = false; // asked already: the place is kept, the form is not shown again
   private closedBox: HTMLElement | null = null;
   private closedConv = 0;
   private leftClosed = 0; // the closed conversation the customer moved on from (no notice again)
@@ -267,7 +275,8 @@ class OmniWidget {
     this.offline.hidden = true;
     this.notice.setAttribute("role", "alert");
     this.counter.setAttribute("aria-live", "polite");
-    this.panel.append(head, this.offline, this.prechat, this.log, this.status, this.notice, this.counter, this.form);
+    this.buildCallMe();
+    this.panel.append(head, this.offline, this.prechat, this.log, this.status, this.callMe, this.notice, this.counter, this.form);
     document.body.append(launcher, this.panel);
     this.renderMode();
   }
@@ -727,12 +736,41 @@ class OmniWidget {
     }, 2000);
   }
 
+  /** "Call me back" while waiting: the same conversation keeps its place in line and the
+   * operator who takes it in its turn calls the number. */
+  private buildCallMe(): void {
+    const phone = el("input");
+    phone.type = "tel";
+    phone.autocomplete = "tel";
+    phone.placeholder = t.callMePhone;
+    phone.setAttribute("aria-label", t.callMePhone);
+    phone.value = this.fields.phone || "";
+    const button = el("button", undefined, t.callMe);
+    button.type = "submit";
+    this.callMe.append(phone, button);
+    this.callMe.hidden = true;
+    this.callMe.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.socket.timeout(ACK_TIMEOUT_MS).emit("call_me", { phone: phone.value.trim() }, (err: Error | null, ack: Ack) => {
+        if (err || !ack.ok) {
+          this.showNotice(err ? t.offline : ack.detail || "");
+          return;
+        }
+        this.calledBack = true;
+        this.callMe.hidden = true;
+        this.showNotice("");
+      });
+    });
+  }
+
   private showPosition(position: number, wait: number | null): void {
     const where = format(t.position, { p: position });
     this.showStatus(wait ? `${where}, ${format(t.wait, { min: Math.max(1, Math.round(wait / 60)) })}` : where);
+    this.callMe.hidden = !this.config.call_me || this.calledBack; // only while waiting in line
   }
 
   private showStatus(text: string): void {
+    this.callMe.hidden = true;
     this.status.textContent = text;
   }
 }

@@ -62,10 +62,10 @@ from channels.voice.agi.wire import AgiChannel, AgiHangup, FastAgiServer, app_ar
 from omni.channels import DeliveryReceipt, OutboundMessage
 from omni.db import Database
 from omni.db import models as m
-from omni.domain import conversations, files, prompts, routing
+from omni.domain import conversations, files, place, prompts, routing
 from omni.domain import ivr as core
 from omni.domain.contacts import normalise_phone
-from omni.domain.errors import InvalidInput, NotFound
+from omni.domain.errors import Conflict, InvalidInput, NotFound
 from omni.domain.outbound import agentless
 from omni.domain.speech import TtsError, Utterance, utterance
 from omni.services import Services
@@ -127,6 +127,9 @@ class AnnounceSounds:
     """"The estimated hold time is currently"; then the minutes."""
     minutes: str = "queue-minutes"
     thanks: str = "queue-thankyou"
+    callback: str = "queue-callback"
+    """Played after the caller pressed the inbox's ``callback_key``: "we will call you back"
+    (a recording of your own in the sounds directory; Asterisk ships none by this name)."""
 
 
 async def _check_shared(sound: str, what: str, *, setting: str = "") -> None:
@@ -636,6 +639,11 @@ class AgiServer(FastAgiServer):
                 return
             conv_id, status = conv.id, conv.status
             info = await routing.wait_info(session, conv)
+            inbox = await session.get(m.Inbox, conv.inbox_id) if conv.inbox_id else None
+            # The inbox's key for "call me back, keeping my place" (docs/voice.md); "" = none.
+            config = (inbox.config or {}) if inbox else {}
+            key = str(config.get("callback_key") or "")[:1]
+            telegram = str(config.get("telegram_key") or "")[:1]  # "go on in Telegram"
         if not raw.isdigit():
             await call.set_variable("OMNI_CONVERSATION", str(conv_id))
         if status not in (m.ConversationStatus.QUEUED, m.ConversationStatus.OFFERED):
@@ -645,14 +653,47 @@ class AgiServer(FastAgiServer):
         await call.set_variable("OMNI_POSITION", str(info.position))
         await call.set_variable("OMNI_WAIT", str(info.estimated_wait_seconds or ""))
         s = self.sounds
+        pressed = ""
+        keys = key + telegram
         if info.position <= 1:
-            await call.stream_file(s.first)
+            pressed = await call.stream_file(s.first, keys)
         else:
-            await call.stream_file(s.position)
+            pressed = await call.stream_file(s.position, keys)
             await call.say_number(info.position - 1)
-            await call.stream_file(s.calls)
-        if info.estimated_wait_seconds:
-            await call.stream_file(s.hold_time)
+            pressed = pressed or await call.stream_file(s.calls, keys)
+        if info.estimated_wait_seconds and not pressed:
+            pressed = await call.stream_file(s.hold_time, keys)
             await call.say_number(max(1, math.ceil(info.estimated_wait_seconds / 60)))
-            await call.stream_file(s.minutes)
-        await call.stream_file(s.thanks)
+            pressed = pressed or await call.stream_file(s.minutes, keys)
+        pressed = pressed or await call.stream_file(s.thanks, keys)
+        if key and pressed == key:
+            await self._call_me_back(call, conv_id)
+        elif telegram and pressed == telegram:
+            await self._go_on_in_telegram(call, conv_id)
+
+    async def _go_on_in_telegram(self, call: AgiChannel, conv_id: int) -> None:
+        """The caller pressed the Telegram key: the conversation keeps its place and goes on in
+        the Telegram chat Omni knows (``omni.domain.place``); the call ends
+        (``OMNI_RESULT=telegram``). Unknown in Telegram: they keep waiting on the line."""
+        try:
+            async with self.db.transaction() as session:
+                await place.check_continue_in_telegram(session, conv_id, via="ivr")
+        except (InvalidInput, Conflict, NotFound) as exc:
+            log.warning("announce: conversation %s: not moved to Telegram: %s", conv_id, exc.message)
+            return
+        await call.set_variable("OMNI_RESULT", "telegram")
+        await call.hangup()
+
+    async def _call_me_back(self, call: AgiChannel, conv_id: int) -> None:
+        """The caller pressed the callback key while waiting: the same conversation keeps its
+        place as a callback to their number (``omni.domain.place``), they hear so and the call
+        ends (``OMNI_RESULT=callback``); the adapter sees the hang-up and keeps the place."""
+        try:
+            async with self.db.transaction() as session:
+                await place.check_request_callback(session, conv_id, number=None, via="ivr")
+        except (InvalidInput, Conflict, NotFound) as exc:
+            log.warning("announce: conversation %s: no callback: %s", conv_id, exc.message)
+            return
+        await call.set_variable("OMNI_RESULT", "callback")
+        await call.stream_file(self.sounds.callback)
+        await call.hangup()

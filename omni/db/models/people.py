@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from omni.db.models.base import (
@@ -147,6 +148,18 @@ class Queue(Base):
     """An operator who lets this many offers in a row ring out (the last one of this queue) is
     put on pause with the reason shown to supervisors; 0 = never."""
     script: Mapped[str] = mapped_column(Text, default="")
+    affinity_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Same-customer affinity (``omni.domain.place``): a new contact of a customer whose other
+    conversation an operator handles is offered to that operator alone for this long, then by
+    the strategy. 0 = off."""
+    affinity_skip_ivr: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    """Such a customer skips the inbox's bot scenario (the IVR) and goes straight into line."""
+    blend_notice: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    """Tell the customers of an operator's open chats that the reply will take a moment when
+    the operator takes a call."""
+    blend_reoffer_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """A chat of this queue whose customer waits for the reply of an operator on a call longer
+    than this is offered to someone else, keeping its place in line. 0 = off."""
 
 
 class QueueSkill(Base):

@@ -73,6 +73,10 @@ _QUEUE_FIELDS: dict[str, Checker] = {
     "manual_pick": _boolean,
     "escalation": _escalation,
     "script": _text(20000, allow_empty=True, strip=False),
+    "affinity_seconds": _integer(0),
+    "affinity_skip_ivr": _boolean,
+    "blend_notice": _boolean,
+    "blend_reoffer_seconds": _integer(0),
 }
 
 

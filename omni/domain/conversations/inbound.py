@@ -24,6 +24,7 @@ from omni.domain.conversations._common import (
 from omni.domain.conversations.queueing import do_enqueue, do_reopen
 from omni.domain.errors import InvalidInput, NotFound
 from omni.domain.events import emit
+from omni.domain.place import skips_ivr
 from omni.domain.serialize import message_dict
 
 
@@ -74,6 +75,17 @@ def _refuse_unstorable(msg: InboundMessage) -> None:
     for name, value in named.items():
         if "\x00" in value:
             raise InvalidInput("the {field} contains a NUL character", field=name)
+
+
+def _another_call(conv: m.Conversation, msg: InboundMessage) -> bool:
+    """Whether ``msg`` starts a call (it names the call's ``linkedid``) other than the one the
+    open conversation ``conv`` belongs to. Digits and recordings of a call name none: they
+    belong to the caller's open conversation."""
+    if msg.medium != m.Medium.VOICE or conv.medium != m.Medium.VOICE:
+        return False
+    call = str(msg.variables.get("linkedid") or "")
+    known = str((conv.variables or {}).get("linkedid") or "")
+    return bool(call and known and call != known)
 
 
 @dataclass(slots=True)
@@ -139,6 +151,10 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
             return IngestResult(conv, existing, duplicate=True, created=False)
     if conv is None or (conv.status not in m.OPEN_STATUSES and msg.medium == m.Medium.VOICE):
         conv = None
+    elif _another_call(conv, msg):
+        # A second call from the same number while the first is still open is a contact of
+        # its own (its own place in line, operator and recording), not a message of the first.
+        conv = None
     elif conv.status not in m.OPEN_STATUSES:
         ended = conv.closed_at or conv.created_at
         if now - ended > REOPEN_WINDOW or contact.blacklisted or not msg.reopen_closed:
@@ -173,7 +189,7 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
             conv.closed_at = now
             conv.closed_by = "blacklist"
             _event(session, "conversation.blocked", conv)
-        elif scenario_key:
+        elif scenario_key and not (queue.affinity_skip_ivr and await skips_ivr(session, conv, queue)):
             conv.status = S.BOT  # the scenario starts once the first message is stored
         else:
             await do_enqueue(session, conv, queue, priority=msg.priority, now=now)

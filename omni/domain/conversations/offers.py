@@ -81,6 +81,10 @@ async def do_accept_offer(
     _event(session, "conversation.accepted", conv, offer_id=offer.id, wait_seconds=round(wait, 3))
     for uid in {offer.user_id, *(o.user_id for o in others)}:
         await do_refresh_activity_of(session, uid)
+    if conv.medium == m.Medium.VOICE:
+        from omni.domain.place import do_blend_on_call  # place builds on this module
+
+        await do_blend_on_call(session, conv, now=now)
 
 
 async def check_accept_offer(session: AsyncSession, who: Principal, offer_id: int) -> m.Conversation:

@@ -66,6 +66,10 @@ async def do_enqueue(
     if not is_open(queue, now):
         await _overflow(session, conv, queue, now=now, reason="closed", hops=hops)
         return
+    if not keep_place and queue.affinity_seconds > 0:
+        from omni.domain.place import do_affinity  # place builds on this module
+
+        await do_affinity(session, conv, queue, now=now)
     request_routing(session)
 
 

@@ -17,6 +17,7 @@ from omni.domain.auth import (
 )
 from omni.domain.capacity import fits, loads_for
 from omni.domain.conversations import list_callbacks
+from omni.domain.place import offer_why
 from omni.domain.presence import get_presence, presence_dict
 from omni.domain.serialize import callback_dict, conversation_dict
 
@@ -182,6 +183,7 @@ async def snapshot(session: AsyncSession, who: Principal) -> dict[str, Any]:
                 "conversation_id": o.conversation_id,
                 "expires_at": o.expires_at.isoformat(),
                 "conversation": brief(offered[o.conversation_id]),
+                "why": offer_why(offered[o.conversation_id], who.id),
             }
             for o in offers
         ],

@@ -96,6 +96,12 @@ class Queues(Section):
             Field("auto_accept", t("adm.f.auto_accept"), "checkbox"),
             Field("manual_pick", t("adm.f.manual_pick"), "checkbox"),
             Field("chats_block_calls", t("adm.f.chats_block_calls"), "checkbox"),
+            Field("affinity_seconds", t("adm.f.affinity_seconds"), "number", help=t("adm.affinity_help")),
+            Field("affinity_skip_ivr", t("adm.f.affinity_skip_ivr"), "checkbox"),
+            Field("blend_notice", t("adm.f.blend_notice"), "checkbox"),
+            Field(
+                "blend_reoffer_seconds", t("adm.f.blend_reoffer_seconds"), "number", help=t("adm.blend_help")
+            ),
             Field(
                 "overflow_action",
                 t("adm.f.overflow_action"),

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from channels.telegram import TelegramChannel
 from omni.db import models as m
-from omni.domain import automated
+from omni.domain import automated, place
 from tests import factories as f
 from tests.channels.telegram.emulator import BotApiEmulator
 from tests.conftest import (
@@ -589,3 +589,33 @@ async def test_bot_edited_over_rest_restarts_in_its_new_mode_and_a_deleted_bot_s
         assert gone.status_code == 200, gone.text
         assert inbox_id not in channel.bots
         assert (await c.get(f"/api/v1/telegram/bots/{inbox_id}")).status_code == 404
+
+
+async def test_callme_keeps_the_customers_place_as_a_callback(
+    app: dict[str, Any], emulator: BotApiEmulator, bot: dict[str, Any], customer: dict[str, Any]
+) -> None:
+    """ "/callme" from a waiting Telegram customer: the same conversation stays in line with its
+    first place and becomes a call back to their number; without a number they are told why."""
+    services = app["server"].services
+    async with services.db.transaction() as s:
+        q = await s.get_one(m.Queue, app["queue_id"])
+        line = await f.inbox(s, q, channel="voice", name=f"line-{customer['id']}")
+        line.config = {"caller_id": "+74950000000"}
+    await emulator.deliver(bot["token"], emulator.update(message=emulator.message(customer, text="hi")))
+    conv = await conversation_of(app, bot["inbox_id"])
+    await emulator.deliver(bot["token"], emulator.update(message=emulator.message(customer, text="/callme")))
+
+    def told(text: str) -> bool:
+        return any(text in str(c.params.get("text", "")) for c in emulator.sent(customer["id"]))
+
+    await until(lambda: told("a phone number to call back is required"))
+    assert not place.is_callback((await conversation_of(app, bot["inbox_id"])).variables)
+    await emulator.deliver(
+        bot["token"], emulator.update(message=emulator.message(customer, text="/callme 8 916 765-43-21"))
+    )
+    await until(lambda: told("We will call you back at +79167654321"))
+    after = await conversation_of(app, bot["inbox_id"])
+    assert after.id == conv.id and after.medium == "voice" and place.is_callback(after.variables)
+    assert after.first_enqueued_at == conv.first_enqueued_at and after.priority == conv.priority
+    async with services.db.transaction() as s:
+        (await s.get_one(m.Inbox, line.id)).active = False  # the next tests' queue has no voice line

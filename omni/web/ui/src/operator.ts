@@ -17,10 +17,12 @@ import {
   DialQueue,
   Message,
   Offer,
+  OfferWhy,
   Presence,
   Snapshot,
   StatusOption,
   WireEvent,
+  isCallback,
 } from "./operator/types";
 import { failed, tick, toast } from "./operator/ui";
 
@@ -125,7 +127,7 @@ if (dialQueues.length) dialSlot.append(dialBox(dialQueues, t, (number, queueId) 
 /** A ringing call shows its caller's card and history at once (answering is on the phone),
  * unless the operator is in the middle of another conversation. */
 function showRingingCall(offer: Offer): void {
-  if (offer.conversation?.medium !== "voice") return;
+  if (offer.conversation?.medium !== "voice" || isCallback(offer.conversation)) return;
   const open = pane.view?.conversation;
   const busy = open && open.id !== offer.conversation_id && open.assigned_user_id === me && open.status !== "closed";
   if (!busy && pane.id !== offer.conversation_id) void openConversation(offer.conversation_id);
@@ -248,6 +250,7 @@ function apply(e: WireEvent): void {
       conversation_id: d.id,
       expires_at: d.expires_at,
       conversation: d,
+      why: (d.why as OfferWhy | null | undefined) ?? null,
     };
     if (!state.offers.some((o) => o.id === offer.id)) state.offers.push(offer);
     renderOffers(offersBox, state.offers, t, handlers, state.answering);

@@ -38,6 +38,7 @@ export interface ConversationOffered extends ConversationPayload {
   offer_id: number;
   expires_at: string;
   timeout_seconds: number;
+  why?: Record<string, unknown> | null;
 }
 
 export interface ConversationAccepted extends ConversationPayload {
@@ -84,6 +85,20 @@ export interface ConversationTransferred extends ConversationPayload {
   to_user_id: number | null;
   to_queue_id: number | null;
   note: string;
+}
+
+export interface ConversationPlaceKept extends ConversationPayload {
+  mode: string;
+  via: string;
+}
+
+export interface ConversationAffinity extends ConversationPayload {
+  user_id: number;
+  other_conversation_id: number;
+}
+
+export interface ConversationReoffered extends ConversationPayload {
+  from_user_id: number;
 }
 
 export interface ConversationRated extends ConversationPayload {
@@ -240,6 +255,9 @@ export interface EventPayloads {
   "conversation.overflowed": ConversationOverflowed;
   "conversation.escalated": ConversationEscalated;
   "conversation.transferred": ConversationTransferred;
+  "conversation.place_kept": ConversationPlaceKept;
+  "conversation.affinity": ConversationAffinity;
+  "conversation.reoffered": ConversationReoffered;
   "conversation.rated": ConversationRated;
   "conversation.handed_to_bot": ConversationHandedToBot;
   "conversation.taken_over": ConversationTakenOver;

@@ -1,7 +1,8 @@
 // The left column: status, offers, my conversations, the waiting line, missed/callbacks.
 import { clear, el } from "../common";
 import { icon } from "../icons";
-import { Callback, Conversation, Offer, Presence, StatusOption, channelIcon } from "./types";
+import { whyText } from "../why";
+import { Callback, Conversation, Offer, Presence, StatusOption, channelIcon, isCallback } from "./types";
 import { T, addSeconds, since, until } from "./ui";
 
 export interface LeftHandlers {
@@ -100,10 +101,11 @@ export function renderOffers(
             until(o.expires_at, { "data-testid": "offer-countdown" }),
           ),
           c?.queue_name ? el("div", { class: "offer-queue muted", "data-testid": "offer-queue" }, c.queue_name) : null,
+          o.why ? el("div", { class: "offer-why muted", "data-testid": "offer-why", "data-rule": o.why.rule }, whyText(o.why, t)) : null,
           el(
             "div",
             { class: "offer-buttons" },
-            c?.medium === "voice"
+            c?.medium === "voice" && !isCallback(c)
               ? el("span", { class: "answer-hint", "data-testid": "answer-on-phone" }, icon("voice"), ` ${h.answerHint?.() ?? t("op.answer_on_phone")}`)
               : el("button", { class: "primary", "data-testid": "offer-accept", disabled: busy, onclick: () => h.accept(o) }, t("op.accept")),
             el("button", { "data-testid": "offer-decline", disabled: busy, onclick: () => h.decline(o) }, t("op.decline")),

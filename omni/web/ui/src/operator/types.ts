@@ -24,6 +24,24 @@ export interface Offer {
   conversation_id: number;
   expires_at: string;
   conversation?: Conversation;
+  /** Why it is offered to me (``omni.domain.place.offer_why``): ``rule`` and its detail. */
+  why?: OfferWhy | null;
+}
+
+export interface OfferWhy {
+  rule: string;
+  priority?: number;
+  since?: string | null;
+  conversation_id?: number | null;
+  from_user_id?: number | null;
+  via?: string;
+}
+
+/** The customer asked to be called back and kept their place: accepted in the window, then
+ * the phone system dials them (no caller is on the line to answer on the phone). */
+export function isCallback(c?: { variables?: Record<string, unknown> } | null): boolean {
+  const place = c?.variables?.place as { mode?: unknown } | undefined;
+  return place?.mode === "callback";
 }
 
 export interface Message extends Omit<MessagePayload, "attachments" | "channel"> {

@@ -1,5 +1,6 @@
 // Shapes of the /supervisor namespace's payloads (omni/domain/monitoring.py).
 import type { AnyWireEvent, PresencePayload, WireEventOf } from "../generated/contracts";
+import type { OfferWhy } from "../operator/types";
 
 export interface QueueStat {
   id: number;
@@ -34,6 +35,8 @@ export interface CurrentConversation {
   call_live?: boolean;
   /** Voice: the call's recording, when one was made. */
   recording_url?: string | null;
+  /** The rule it was offered to this operator by (``omni.domain.place.offer_why``). */
+  why?: OfferWhy | null;
 }
 
 export type SpyMode = "listen" | "whisper" | "barge";

@@ -2,6 +2,7 @@
 // Every piece of text goes through el() (text nodes only); colours are checked before use.
 import { duration, el, recordingPlayer } from "../common";
 import { channelSvg } from "../icons";
+import { whyText } from "../why";
 import { elapsed, percentOrDash, secondsOrDash, waitLevel } from "./format";
 import type { CurrentConversation, OperatorRow, QueueStat, SpyMode, StatusOption } from "./types";
 
@@ -144,6 +145,9 @@ function conversationItem(op: OperatorRow, conv: CurrentConversation, ctx: ViewC
     " ",
     el("span", { class: "badge" }, t(`sv.conv_status.${conv.status}`)),
     " ",
+    conv.why && conv.why.rule !== "turn"
+      ? el("span", { class: "muted sv-why", "data-testid": "why", "data-rule": conv.why.rule }, whyText(conv.why, t), " ")
+      : null,
     conv.medium === "voice" ? callControls(op, conv, ctx) : null,
     el("button", { type: "button", "data-testid": "whisper", onclick: () => ctx.onWhisper(op, conv) }, t("sv.whisper")),
     conv.status === "wrap_up"
