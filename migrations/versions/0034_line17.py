@@ -1,7 +1,7 @@
 """queues: one place in line across channels (affinity to the customer's operator, blending)
 
-Revision ID: 0030_line17
-Revises: 0029_password_resets
+Revision ID: 0034_line17
+Revises: 0033_perm16
 Create Date: 2026-11-30 08:00:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0030_line17"
-down_revision: str | None = "0029_password_resets"
+revision: str = "0034_line17"
+down_revision: str | None = "0033_perm16"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
