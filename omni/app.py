@@ -24,8 +24,8 @@ from channels import widget as widget_channel
 from omni import __version__, heap, realtime, web
 from omni.api import (
     admin,
-    admin_ldap,
     admin_grants,
+    admin_ldap,
     admin_retention,
     admin_wallboard,
     campaign_stats,

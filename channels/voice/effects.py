@@ -392,8 +392,9 @@ class VoiceEffects:
         uniqueid = f"omni-b{uuid.uuid4().hex[:12]}"
         async with self.services.db.transaction() as session:
             user = await calls.phone_user(session, user_id)
-            if user is None or not user.sip_extension:
-                log.warning("voice: operator %s has no SIP extension; callback %s not dialled",
+            extension = softphone.dial_extension(user, self.settings) if user else None
+            if extension is None:
+                log.warning("voice: operator %s has no phone to ring; callback %s not dialled",
                             user_id, event.conversation_id)  # fmt: skip
                 return
             inbox = await calls.outgoing_voice_inbox(session, int(event.payload.get("queue_id") or 0))
@@ -417,7 +418,6 @@ class VoiceEffects:
                 ended_at=None,
                 hangup_cause="",
             )
-            extension = user.sip_extension
         self.registry.add(call)
         action = control.click_to_call(
             self.settings, extension, uniqueid, number, caller_id, event.conversation_id
