@@ -121,8 +121,8 @@ async def test_the_admin_user_form_shows_the_link_once(live_server: LiveServer) 
         )
         data = {"_csrf": csrf_of(form.text), "username": "petr", "role": "operator", "language": "en",
                 "capacity": "3", "chat_weight": "1", "voice_weight": "3", "is_active": "on",
-                "handles_chat": "on", "handles_voice": "on", "phone_endpoint": "desk", "issue_reset_link": "on",
-                **fields}  # fmt: skip
+                "handles_chat": "on", "handles_voice": "on", "phone_endpoint": "desk",
+                "issue_reset_link": "on", **fields}  # fmt: skip
         saved = await browser.post(f"/admin/users/{petr.id}", data=data)
         assert saved.status_code == 200, saved.text[:500]
         found = re.search(r"data-reset-link>([^<]+)<", saved.text)
