@@ -32,7 +32,7 @@ from sqlalchemy import select
 from omni.db import models as m
 from omni.domain import softphone
 from tests.channels.voice.test_ami_calls import make_world, until, voice_of
-from tests.channels.voice.test_real_asterisk import AGI, AMI, SECRET, TRUNK_TOKEN, _last, _n, command
+from tests.channels.voice.test_real_asterisk import AGI, AMI, SECRET, TRUNK_TOKEN, _gone, _last, _n, command
 from tests.conftest import LiveServer, _asyncpg_url, create_test_database, drop_test_database, make_settings
 from tests.e2e.conftest import CHROMIUM, FLAGS, UI_DIST
 from tests.factories import PASSWORD
@@ -225,6 +225,7 @@ async def test_a_browser_operator_talks_through_asterisk_audio_both_ways(
             await call_panel.get_by_test_id("call-hangup").click()
             await expect(status).to_have_attribute("data-state", "ready", timeout=TIMEOUT)
             await expect(page.get_by_test_id("wrap-up")).to_be_visible(timeout=TIMEOUT)
+            await until(lambda: _gone(server, {linkedid, row.agent_uniqueid}), timeout=20)  # both legs
             await context.close()
         finally:
             operators.unlink(missing_ok=True)
