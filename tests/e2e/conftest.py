@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
 
+from omni.settings import Settings
 from tests import factories as f
+from tests.channels.voice.ami_emulator import AmiEmulator
+from tests.conftest import LiveServer, free_port, make_settings
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -87,3 +91,44 @@ async def staff_page(
 def screenshot_path(name: str) -> str:
     ARTIFACTS.mkdir(exist_ok=True)
     return str(ARTIFACTS / name)
+
+
+# --- voice journeys: Omni's side of a PBX is the loopback AMI emulator --------------------------
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[AmiEmulator]:
+    emu = AmiEmulator(free_port())
+    await emu.start()
+    try:
+        yield emu
+    finally:
+        await emu.close()
+
+
+def voice_settings(pg_url: str, tmp_path: Path, emulator: AmiEmulator) -> Settings:
+    """A server whose voice adapter talks to ``emulator``, reconnecting and routing quickly."""
+    settings = make_settings(pg_url, data_dir=tmp_path / "data")
+    v = settings.voice
+    v.enabled = True
+    v.ami_port = emulator.port
+    v.ami_secret = emulator.secret
+    v.reconnect_min_seconds = 0.05
+    v.agi_port = 0
+    v.recordings_dir = tmp_path / "recordings"
+    v.recordings_dir.mkdir(exist_ok=True)
+    settings.routing.tick_seconds = 0.1
+    return settings
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[LiveServer]:
+    """The server, started and stopped; the staff sockets are same-origin only, so the page's
+    origin is this server's."""
+    srv = LiveServer(settings)
+    srv.settings.public_base_url = srv.url
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()

@@ -28,8 +28,8 @@ from tests import factories as f
 from tests.channels.voice.agi_client import EmulatedCall
 from tests.channels.voice.ami_emulator import AmiEmulator
 from tests.channels.voice.test_ami_calls import actions, until
-from tests.conftest import LiveServer, free_port, make_settings
-from tests.e2e.conftest import screenshot_path, staff_page
+from tests.conftest import LiveServer
+from tests.e2e.conftest import running, screenshot_path, staff_page, voice_settings
 from tests.e2e.test_prompts_browser import open_prompt_folder, pick_prompt, upload_prompt
 from tests.media.audio import tone
 
@@ -39,36 +39,14 @@ ALWAYS = {str(d): [["00:00", "24:00"]] for d in range(1, 8)}
 
 
 @pytest.fixture
-async def emulator() -> AsyncIterator[AmiEmulator]:
-    emu = AmiEmulator(free_port())
-    await emu.start()
-    try:
-        yield emu
-    finally:
-        await emu.close()
-
-
-@pytest.fixture
 async def server(pg_url: str, tmp_path: Path, emulator: AmiEmulator) -> AsyncIterator[LiveServer]:
-    settings = make_settings(pg_url, data_dir=tmp_path / "data")
+    settings = voice_settings(pg_url, tmp_path, emulator)
     v = settings.voice
-    v.enabled = True
-    v.ami_port = emulator.port
-    v.ami_secret = emulator.secret
-    v.reconnect_min_seconds = 0.05
-    v.agi_port = 0
     v.tts_app = "Festival"
     v.replies_dir = tmp_path / "replies"
-    v.recordings_dir = tmp_path / "recordings"
-    settings.routing.tick_seconds = 0.1
     settings.routing.outbound_seconds = 0.2
-    srv = LiveServer(settings)
-    srv.settings.public_base_url = srv.url
-    await srv.start()
-    try:
+    async with running(settings) as srv:
         yield srv
-    finally:
-        await srv.stop()
 
 
 def voice_of(server: LiveServer) -> VoiceChannel:

@@ -37,8 +37,8 @@ from omni.domain import softphone
 from tests import factories as f
 from tests.channels.voice.ami_emulator import AmiEmulator
 from tests.channels.voice.test_ami_calls import actions, until
-from tests.conftest import LiveServer, free_port, make_settings
-from tests.e2e.conftest import CHROMIUM, FLAGS, UI_DIST
+from tests.conftest import LiveServer, free_port
+from tests.e2e.conftest import CHROMIUM, FLAGS, UI_DIST, running, voice_settings
 
 TIMEOUT = 15_000
 CALLER = "+79161234567"
@@ -215,37 +215,15 @@ async def media_browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-async def emulator() -> AsyncIterator[AmiEmulator]:
-    emu = AmiEmulator(free_port())
-    await emu.start()
-    try:
-        yield emu
-    finally:
-        await emu.close()
-
-
-@pytest.fixture
 async def server(
     pg_url: str, tmp_path: Path, emulator: AmiEmulator, kamailio: Kamailio
 ) -> AsyncIterator[LiveServer]:
-    settings = make_settings(pg_url, data_dir=tmp_path / "data")
+    settings = voice_settings(pg_url, tmp_path, emulator)
     v = settings.voice
-    v.enabled = True
-    v.ami_port = emulator.port
-    v.ami_secret = emulator.secret
-    v.reconnect_min_seconds = 0.05
-    v.agi_port = 0
-    v.recordings_dir = tmp_path / "recordings"
     v.webrtc_ws_url = kamailio.ws_url
     v.webrtc_domain = DOMAIN
-    settings.routing.tick_seconds = 0.1
-    srv = LiveServer(settings)
-    srv.settings.public_base_url = srv.url
-    await srv.start()
-    try:
+    async with running(settings) as srv:
         yield srv
-    finally:
-        await srv.stop()
 
 
 async def login(

@@ -28,8 +28,8 @@ from omni.domain.conversations import InboundMessage
 from tests import factories as f
 from tests.channels.voice.ami_emulator import AmiEmulator
 from tests.channels.voice.test_ami_calls import actions, until
-from tests.conftest import LiveServer, free_port, make_settings
-from tests.e2e.conftest import screenshot_path, staff_page
+from tests.conftest import LiveServer
+from tests.e2e.conftest import running, screenshot_path, staff_page, voice_settings
 
 TIMEOUT = 15_000
 CALLER = "+79161234567"
@@ -61,35 +61,10 @@ def state_of(panel: Locator) -> Locator:
 
 
 @pytest.fixture
-async def emulator() -> AsyncIterator[AmiEmulator]:
-    emu = AmiEmulator(free_port())
-    await emu.start()
-    try:
-        yield emu
-    finally:
-        await emu.close()
-
-
-@pytest.fixture
 async def server(pg_url: str, tmp_path: Path, emulator: AmiEmulator) -> AsyncIterator[LiveServer]:
-    settings = make_settings(pg_url, data_dir=tmp_path / "data")
-    v = settings.voice
-    v.enabled = True
-    v.ami_port = emulator.port
-    v.ami_secret = emulator.secret
-    v.reconnect_min_seconds = 0.05
-    v.agi_port = 0
-    v.recordings_dir = tmp_path / "recordings"
-    v.recordings_dir.mkdir()
-    settings.routing.tick_seconds = 0.1
-    srv = LiveServer(settings)
-    # The staff sockets are same-origin only: the page's origin is this server's.
-    srv.settings.public_base_url = srv.url
-    await srv.start()
-    try:
+    settings = voice_settings(pg_url, tmp_path, emulator)
+    async with running(settings) as srv:
         yield srv
-    finally:
-        await srv.stop()
 
 
 @pytest.fixture
