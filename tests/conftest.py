@@ -16,6 +16,7 @@ import os
 import random
 import secrets
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -277,7 +278,15 @@ class LiveServer:
     async def stop(self) -> None:
         self.server.should_exit = True
         if self._task:
-            await asyncio.wait_for(self._task, timeout=15)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=15)
+            except TimeoutError:
+                # Say what the app's shutdown is stuck on (a hang here is a product bug).
+                for task in asyncio.all_tasks():
+                    if task is not asyncio.current_task():
+                        task.print_stack(file=sys.stderr)
+                self._task.cancel()
+                raise
 
 
 @pytest_asyncio.fixture

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from omni.db import models as m
 from omni.domain import conversations as c
@@ -19,7 +19,7 @@ from omni.domain.errors import Conflict, DomainError, InvalidInput, NotFound, Pe
 from omni.services import Services
 from tests import factories as f
 from tests.conftest import LiveServer
-from tests.helpers import capture_events
+from tests.helpers import capture_events, until
 from tests.test_realtime import OperatorClient, token_for
 
 
@@ -124,6 +124,33 @@ async def test_two_operators_taking_at_once_assign_once(services: Services, worl
         # Free both again for the next round.
         async with services.db.transaction() as s:
             await c.do_close(s, await s.get_one(m.Conversation, conv_id), None)
+
+
+async def test_take_while_the_router_holds_the_row_waits_instead_of_saying_someone_else_takes_it(
+    services: Services, world: dict[str, int]
+) -> None:
+    """The router's pass locks each waiting conversation for a moment, even one nobody may be
+    offered (a skill no one online has). Take used ``SKIP LOCKED`` and so told the operator
+    "another operator is taking this conversation right now" when nobody was: a click on Take
+    right after closing a chat (which starts a routing pass) failed now and then."""
+    conv_id = await inbound(services, world["widget"], "locked-by-router")
+    op = await as_user(services, "op")
+
+    async def waiting_for_a_lock() -> bool:
+        async with services.db.transaction() as s:
+            query = (
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            return bool(await s.scalar(text(query)))
+
+    async with services.db.engine.connect() as router:  # the router's pass, mid-way
+        await router.execute(text("SELECT id FROM conversations WHERE id = :id FOR UPDATE"), {"id": conv_id})
+        taking = asyncio.create_task(take(services, "op", conv_id))
+        await until(waiting_for_a_lock, what="Take waiting for the router's row lock")
+        await router.commit()
+    taken = await taking
+    assert (taken.status, taken.assigned_user_id) == (m.ConversationStatus.ACTIVE, op.id)
 
 
 async def test_canned_replies_scope_and_placeholders(services: Services, world: dict[str, int]) -> None:

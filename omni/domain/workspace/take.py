@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -29,17 +28,16 @@ async def check_take(session: AsyncSession, who: Principal, conv_id: int) -> m.C
     """Take a waiting conversation from the queue without an offer.
 
     Allowed where the queue has ``manual_pick``, the caller is in the queue, their status
-    receives this medium and their capacity has room. Locks like the router: the conversation
-    ``FOR UPDATE SKIP LOCKED`` (someone else assigning it right now = conflict), then the
-    caller's presence row, with load re-read under that lock, so a take and a routing
-    decision can never both assign it nor push the operator past capacity.
+    receives this medium and their capacity has room. The conversation row is locked and
+    waited for, not skipped: the router's pass locks every waiting conversation for a moment,
+    also ones it can offer to nobody, and a person's click must not fail on that. Whoever held
+    it, the status is read after the lock, so a conversation the router or another operator
+    assigned meanwhile is "no longer waiting". Then the caller's presence row, with load
+    re-read under that lock, so a take and a routing decision can never both assign it nor
+    push the operator past capacity.
     """
-    conv = await session.scalar(
-        select(m.Conversation).where(m.Conversation.id == conv_id).with_for_update(skip_locked=True)
-    )
-    await access_conversation(session, who, conv_id)  # not found outside the caller's scope
-    if conv is None:
-        raise Conflict("another operator is taking this conversation right now")
+    # Not found outside the caller's scope; locked (first read, so nothing stale is cached).
+    conv = await access_conversation(session, who, conv_id, for_update=True)
     queues = await visible_queue_ids(session, who)
     if queues is not None and not (queues & {conv.queue_id, *conv.extra_queue_ids}):
         raise PermissionDenied("you are not in this conversation's queue")
