@@ -50,6 +50,7 @@ from omni.api.edge import document_errors, guard_input
 from omni.channels import ChannelSetup, SetupChannel
 from omni.db.migrate import upgrade_async
 from omni.domain import crm, retention, webhooks
+from omni.domain.automation import RuleRunner
 from omni.domain.errors import DomainError
 from omni.domain.outbound.scheduler import Scheduler as OutboundScheduler
 from omni.domain.reports import driver as report_driver
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         future.add_done_callback(in_flight.discard)
 
     services.relay.tx_sinks.append(webhooks.fanout_sink(enqueue_soon))
+    services.relay.tx_sinks.append(RuleRunner(enqueue_soon))  # automation rules (docs/automation.md)
     services.relay.post_commit_sinks.append(crm.OfferPrefetch(services.db))
 
     async def count_events(events: Any) -> None:
