@@ -38,6 +38,7 @@ from omni.api import (
     report_schedules,
     reports,
 )
+from omni.api import automation as automation_http
 from omni.api import bots as bots_http
 from omni.api import campaigns as campaigns_http
 from omni.api import crm as crm_http
@@ -220,6 +221,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             core.CallbackController,
             core.EventController,
             *admin.CONTROLLERS,
+            *automation_http.CONTROLLERS,
             *bots_http.CONTROLLERS,
             *reports.CONTROLLERS,
             *exports.CONTROLLERS,
