@@ -52,6 +52,7 @@ from omni.channels import ChannelSetup, SetupChannel
 from omni.db.migrate import upgrade_async
 from omni.domain import crm, retention, webhooks
 from omni.domain.automation import RuleRunner
+from omni.domain.automation import safe_regex as automation_regex
 from omni.domain.errors import DomainError
 from omni.domain.outbound.scheduler import Scheduler as OutboundScheduler
 from omni.domain.reports import driver as report_driver
@@ -199,6 +200,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             if imports_running is not None:  # their jobs end as failed ("interrupted"), not stuck
                 await imports_running.stop()
             await services.stop()
+            automation_regex.shutdown()  # the rules' regex worker process, if one was started
             if worker:
                 await asyncio.to_thread(worker.stop)
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-import re
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
+
+from omni.regex_worker import search as search_in_worker
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +29,12 @@ class RegexTimeout(Exception):
     """The pattern took longer than the limit on this text (treated as no match, logged)."""
 
 
-def _search(pattern: str, text: str) -> bool:
-    return re.search(pattern, text, re.IGNORECASE) is not None
-
-
 async def _get_pool() -> ProcessPoolExecutor:
     """The pool with its worker started: the time limit is for the match, not the start-up."""
     global _pool
     if _pool is None:
         pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-        await asyncio.get_running_loop().run_in_executor(pool, _search, "", "")
+        await asyncio.get_running_loop().run_in_executor(pool, search_in_worker, "", "")
         _pool = pool
     return _pool
 
@@ -56,7 +53,7 @@ def _kill_pool() -> None:
 async def search(pattern: str, text: str, *, limit_seconds: float = TIMEOUT_SECONDS) -> bool:
     """``re.search`` (case-insensitive) on the first ``MAX_TEXT`` characters, or ``RegexTimeout``."""
     loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(await _get_pool(), _search, pattern, text[:MAX_TEXT])
+    future = loop.run_in_executor(await _get_pool(), search_in_worker, pattern, text[:MAX_TEXT])
     try:
         return await asyncio.wait_for(future, limit_seconds)
     except TimeoutError:
