@@ -38,6 +38,7 @@ from omni.api import (
     report_schedules,
     reports,
 )
+from omni.api import automation as automation_http
 from omni.api import bots as bots_http
 from omni.api import campaigns as campaigns_http
 from omni.api import crm as crm_http
@@ -50,6 +51,8 @@ from omni.api.edge import document_errors, guard_input
 from omni.channels import ChannelSetup, SetupChannel
 from omni.db.migrate import upgrade_async
 from omni.domain import crm, retention, webhooks
+from omni.domain.automation import RuleRunner
+from omni.domain.automation import safe_regex as automation_regex
 from omni.domain.errors import DomainError
 from omni.domain.outbound.scheduler import Scheduler as OutboundScheduler
 from omni.domain.reports import driver as report_driver
@@ -142,6 +145,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         future.add_done_callback(in_flight.discard)
 
     services.relay.tx_sinks.append(webhooks.fanout_sink(enqueue_soon))
+    services.relay.tx_sinks.append(RuleRunner(enqueue_soon))  # automation rules (docs/automation.md)
     services.relay.post_commit_sinks.append(crm.OfferPrefetch(services.db))
 
     async def count_events(events: Any) -> None:
@@ -196,6 +200,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             if imports_running is not None:  # their jobs end as failed ("interrupted"), not stuck
                 await imports_running.stop()
             await services.stop()
+            automation_regex.shutdown()  # the rules' regex worker process, if one was started
             if worker:
                 await asyncio.to_thread(worker.stop)
 
@@ -218,6 +223,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             core.CallbackController,
             core.EventController,
             *admin.CONTROLLERS,
+            *automation_http.CONTROLLERS,
             *bots_http.CONTROLLERS,
             *reports.CONTROLLERS,
             *exports.CONTROLLERS,

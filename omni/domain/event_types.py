@@ -130,6 +130,17 @@ class ConversationTransferred(ConversationPayload):
     note: str
 
 
+class ScriptPayload(Payload):
+    """An operator script started or finished on a conversation (``omni.domain.automation``)."""
+
+    script_id: int
+    conversation_id: int
+    queue_id: int | None
+    user_id: int
+    fields: dict[str, Any]
+    """The card fields the script asks for, as filled in."""
+
+
 class ConversationRated(ConversationPayload):
     rating: int
     scale: int
@@ -355,6 +366,13 @@ EVENT_TYPES: dict[str, EventType] = _types(
         "A chat waited too long for an operator on a call and went back in line at its place.",
     ),
     EventType("conversation.rated", ConversationRated, "A CSAT answer."),
+    EventType(
+        "conversation.priority_changed",
+        ConversationPayload,
+        "An automation rule raised the conversation's priority.",
+    ),
+    EventType("script.started", ScriptPayload, "An operator started the queue's script on a conversation."),
+    EventType("script.closed", ScriptPayload, "An operator finished the script (the filled fields)."),
     EventType(
         "conversation.handed_to_bot",
         ConversationHandedToBot,

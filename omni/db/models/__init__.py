@@ -6,6 +6,7 @@ One module per area; every table, enum and type is importable from ``omni.db.mod
 code and Alembic use: importing this package registers every table on ``Base.metadata``).
 """
 
+from omni.db.models.automation import *  # noqa: F403
 from omni.db.models.base import *  # noqa: F403
 from omni.db.models.bots import *  # noqa: F403
 from omni.db.models.calls import *  # noqa: F403

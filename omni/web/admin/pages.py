@@ -11,6 +11,7 @@ from litestar.response import Redirect, Template
 from omni.api.deps import services_of
 from omni.domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from omni.services import Services
+from omni.web.admin.automation import AutomationRules, Macros, OperatorScripts, RuleRuns
 from omni.web.admin.campaigns import Campaigns
 from omni.web.admin.contacts import Contacts
 from omni.web.admin.crm import Crm
@@ -47,6 +48,7 @@ SECTIONS[Contacts.slug] = Contacts
 SECTIONS[Crm.slug] = Crm
 SECTIONS.update({s.slug: s for s in (Skills, Hours, Escalation, TelegramBots, VoiceLines)})
 SECTIONS[Grants.slug] = Grants
+SECTIONS.update({s.slug: s for s in (Macros, AutomationRules, RuleRuns, OperatorScripts)})
 
 
 # --- pages --------------------------------------------------------------------------------

@@ -106,6 +106,14 @@ export interface ConversationRated extends ConversationPayload {
   scale: number;
 }
 
+export interface ScriptPayload {
+  script_id: number;
+  conversation_id: number;
+  queue_id: number | null;
+  user_id: number;
+  fields: Record<string, unknown>;
+}
+
 export interface ConversationHandedToBot extends ConversationPayload {
   scenario: string;
   by_user_id: number;
@@ -259,6 +267,9 @@ export interface EventPayloads {
   "conversation.affinity": ConversationAffinity;
   "conversation.reoffered": ConversationReoffered;
   "conversation.rated": ConversationRated;
+  "conversation.priority_changed": ConversationPayload;
+  "script.started": ScriptPayload;
+  "script.closed": ScriptPayload;
   "conversation.handed_to_bot": ConversationHandedToBot;
   "conversation.taken_over": ConversationTakenOver;
   "message.created": MessagePayload;

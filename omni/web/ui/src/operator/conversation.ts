@@ -9,10 +9,14 @@ import { Conversation, Message, View } from "./types";
 import { failed } from "./ui";
 import { ActionsPart } from "./actions";
 import { MARKS } from "./messages";
+import { AutomationPanel } from "./automation";
 
 export type { PaneContext } from "./messages";
 
 export class ConversationPane extends ActionsPart {
+  /** Macros and the queue's operator script (issue 18). */
+  readonly automation = new AutomationPanel(this.ctx.t);
+
   reset(): void {
     this.view = null;
     clear(this.centre);
@@ -47,7 +51,9 @@ export class ConversationPane extends ActionsPart {
       clear(this.crmBox);
       this.crmBox.classList.add("hidden");
       void this.loadCrmCard(id);
+      void this.automation.load(id);
     }
+    this.automation.showPriority(this.view.conversation.priority);
     return true;
   }
 
@@ -68,7 +74,7 @@ export class ConversationPane extends ActionsPart {
     this.renderScript();
     this.renderActions();
     this.renderMyCanned();
-    this.right.append(this.callBox, this.card, this.botData, this.actions, this.script, this.myCanned);
+    this.right.append(this.callBox, this.card, this.botData, this.actions, this.automation.box, this.script, this.myCanned);
     this.scrollDown();
   }
 
@@ -108,6 +114,7 @@ export class ConversationPane extends ActionsPart {
     this.renderCall();
     this.renderBotData();
     this.renderActions();
+    this.automation.showPriority(this.view.conversation.priority);
     if (before !== data.status && data.status === "queued" && data.assigned_user_id !== this.ctx.me) {
       // Transferred away from us: keep it readable, the actions already reflect it.
       this.ctx.changed();
