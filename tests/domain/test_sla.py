@@ -5,7 +5,7 @@ on the operator's reply, and the transcript received by a loopback SMTP server. 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from sqlalchemy import select
 from omni.db import models as m
 from omni.db.migrate import upgrade_async
 from omni.domain import conversations as c
-from omni.domain import sla, transcript
+from omni.domain import reports, sla, transcript
 from omni.domain.engine import run_due_deadlines
 from omni.domain.errors import InvalidInput, NotFound, PermissionDenied
 from omni.domain.routing import do_route_pending
@@ -158,6 +158,14 @@ async def test_first_and_next_response_deadlines_are_exact_and_a_breach_alerts_o
     assert sla.state_of(nxt, nxt.due_at) == "met"
     await run_due_deadlines(lite.db, now=nxt.due_at + timedelta(hours=1))
     assert len(await _events(lite, "sla.breached")) == 1  # the met one never alerts
+
+    # the report counts both waits for the operator, the first one late
+    today = datetime.now(UTC).date()
+    params = reports.FilterParams(since=today - timedelta(days=1), until=today + timedelta(days=1))
+    async with lite.db.transaction() as s:
+        table = await reports.run_params(s, f.who(w["admin"]), "sla", params, datetime.now(UTC))
+    assert table.rows == [["support", "Olga", 1, 1, 1, 0, 1, 50.0]]
+    assert table.totals == [None, None, 1, 1, 1, 0, 1, 50.0]
 
 
 async def test_closing_stops_the_clock_and_mails_the_transcript_escaped(lite: Services, smtp: Smtp) -> None:
