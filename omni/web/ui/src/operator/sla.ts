@@ -103,7 +103,9 @@ export class SlaBoard {
         node.append(badge);
       }
       badge.title = this.t(`${this.prefix}sla.${s.kind}`);
-      badge.textContent = clock(Date.parse(s.due_at || "") - now);
+      // Time left; once breached, how long it is overdue (never a positive count on red).
+      const left = Date.parse(s.due_at || "") - now;
+      badge.textContent = clock(state === "breached" ? Math.min(left, -0.001) : left);
       if (node.parentElement) parents.add(node.parentElement);
     });
     for (const parent of parents) this.order(parent);
