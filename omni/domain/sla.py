@@ -229,6 +229,13 @@ async def check_delete_policy(session: AsyncSession, who: Principal, queue_id: i
     if policy is None:
         raise NotFound("queue {queue_id} has no service level", queue_id=queue_id)
     await session.delete(policy)
+    # The queue's running clocks stop with it: nobody promised those customers a deadline now.
+    running = await session.scalars(
+        select(m.SlaTarget).where(m.SlaTarget.queue_id == queue_id, m.SlaTarget.ended_at.is_(None))
+    )
+    now = datetime.now(UTC)
+    for target in running.all():
+        await _end(session, target, now, None)
     audit.record(session, who, "sla.delete", object_type="queue", object_id=queue_id)
     emit(session, ADMIN_CHANGED, {"entity": "sla_policy", "id": queue_id, "action": "deleted"})
 
@@ -382,6 +389,12 @@ def sla_sink() -> Callable[[AsyncSession, Sequence[DomainEvent]], Any]:
     """The outbox relay's transactional sink that runs :func:`on_event` for each event."""
 
     async def sink(session: AsyncSession, events: Sequence[DomainEvent]) -> None:
+        # An install without service levels pays two indexed lookups per relay batch, no more.
+        if await session.scalar(select(m.SlaPolicy.id).limit(1)) is None and (
+            await session.scalar(select(m.SlaTarget.id).where(m.SlaTarget.ended_at.is_(None)).limit(1))
+            is None
+        ):
+            return
         for event in events:
             await on_event(session, event)
 

@@ -241,3 +241,16 @@ async def test_policies_are_validated_scoped_and_audited(lite: Services) -> None
         assert actions == ["sla.save", "sla.save"]
         await sla.check_delete_policy(s, f.who(w["admin"]), w["queue"])
         assert await sla.get_policy(s, w["queue"]) is None
+
+
+async def test_deleting_a_policy_stops_its_running_clocks(lite: Services) -> None:
+    """Regression guard: a clock of a deleted policy would still breach and alert nobody's promise."""
+    w = await _setup(lite)
+    conv_id = await _inbound(lite, w["inbox"], "hello")
+    [first] = await _targets(lite, conv_id)
+    async with lite.db.transaction() as s:
+        await sla.check_delete_policy(s, f.who(w["admin"]), w["queue"])
+    await run_due_deadlines(lite.db, now=first.due_at + timedelta(minutes=1))
+    [first] = await _targets(lite, conv_id)
+    assert first.ended_at is not None and first.breached_at is None
+    assert await _events(lite, "sla.breached") == []
