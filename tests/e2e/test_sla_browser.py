@@ -2,8 +2,8 @@
 admin form (a bad value is refused next to its field), a chat waits, the operator takes it;
 its countdown turns from ok to warning on the page's own clock, and when the breach deadline
 fires the item turns red in the operator's and the supervisor's lists and each is alerted
-exactly once; the late reply stops the clock; closing mails the transcript (escaped) to the
-loopback SMTP server.
+exactly once; the late reply stops the clock; the operator sends the transcript on the
+customer's request, and closing mails it again (escaped) to the loopback SMTP server.
 
 The browsers' clocks are pinned (``clock.set_fixed_time``) and the breach deadline is fired
 with ``run_due_deadlines(now=due)``: the test waits for conditions, never for time to pass.
@@ -142,12 +142,27 @@ async def test_a_chat_warns_breaches_alerts_once_and_mails_its_transcript(
     await expect(oper.get_by_test_id("sla-alert")).to_have_count(1)
     await expect(watch.get_by_test_id("sla-alert")).to_have_count(1)
 
-    # Close: the transcript reaches the customer's mailbox, customer markup as text.
+    # The customer asks for the transcript: a bad address is refused, the card's one is used.
+    email = oper.get_by_test_id("transcript-email")
+    await expect(email).to_have_value("ann@example.com", timeout=TIMEOUT)
+    await email.fill("not-an-address")
+    await oper.get_by_test_id("transcript-send").click()
+    await expect(oper.get_by_test_id("transcript-result")).to_contain_text(
+        "not an e-mail address", timeout=TIMEOUT
+    )
+    await email.fill("")
+    await oper.get_by_test_id("transcript-send").click()
+    await expect(oper.get_by_test_id("transcript-result")).to_have_text(
+        "Sent to ann@example.com.", timeout=TIMEOUT
+    )
+    await until(lambda: len(smtp.box.messages) == 1, what="the requested transcript")
+
+    # Close: the queue mails the transcript at close too; customer markup stays text.
     await oper.get_by_test_id("end").click()
     await oper.get_by_test_id("close-code").select_option(str(ids["code"]), timeout=TIMEOUT)
     await oper.get_by_test_id("close-submit").click()
-    await until(lambda: len(smtp.box.messages) == 1, what="the transcript mail")
-    mail = smtp.box.messages[0]
+    await until(lambda: len(smtp.box.messages) == 2, what="the transcript mailed at close")
+    mail = smtp.box.messages[1]
     assert mail["To"] == "ann@example.com"
     html_part, text_part = mail.get_body(("html",)), mail.get_body(("plain",))
     assert html_part is not None and text_part is not None
