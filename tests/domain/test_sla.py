@@ -254,3 +254,33 @@ async def test_deleting_a_policy_stops_its_running_clocks(lite: Services) -> Non
     [first] = await _targets(lite, conv_id)
     assert first.ended_at is not None and first.breached_at is None
     assert await _events(lite, "sla.breached") == []
+
+
+async def test_running_clocks_are_scoped_like_the_conversations(lite: Services) -> None:
+    """``GET /api/v1/sla/open``'s domain: an operator sees their queues' waiting chats and their
+    own, a supervisor their queues, an operator or supervisor of another queue nothing, an
+    auditor is refused."""
+    w = await _setup(lite)
+    conv_id = await _inbound(lite, w["inbox"], "hello")
+    await _targets(lite, conv_id)
+    async with lite.db.transaction() as s:
+        other = await f.user(s, "other")
+        await f.queue(s, "elsewhere", [other])
+        group = m.Group(name="G")
+        s.add(group)
+        await s.flush()
+        sup = await f.user(s, "sup", m.Role.SUPERVISOR)
+        outsider = await f.user(s, "outsider", m.Role.SUPERVISOR)
+        auditor = await f.user(s, "auditor", m.Role.AUDITOR)
+        queue = await s.get_one(m.Queue, w["queue"])
+        queue.group_id = group.id
+        s.add(m.SupervisorScope(supervisor_id=sup.id, group_id=group.id))
+        await s.flush()
+        people = {"op": w["op"], "other": other, "sup": sup, "outsider": outsider, "admin": w["admin"]}
+        seen = {
+            name: [t.conversation_id for t in await sla.open_targets(s, f.who(u))]
+            for name, u in people.items()
+        }
+        assert seen == {"op": [conv_id], "other": [], "sup": [conv_id], "outsider": [], "admin": [conv_id]}
+        with pytest.raises(PermissionDenied):
+            await sla.open_targets(s, f.who(auditor))
