@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -37,6 +37,7 @@ __all__ = [
     "SLA_BREACH",
     "check_delete_policy",
     "check_save_policy",
+    "conversation_condition",
     "do_breach",
     "get_policy",
     "list_policies",
@@ -151,6 +152,14 @@ async def open_targets(session: AsyncSession, who: Principal) -> list[m.SlaTarge
             in_queue = in_queue & m.SlaTarget.user_id.is_(None)
         stmt = stmt.where(mine | in_queue)
     return list(await session.scalars(stmt.limit(1000)))
+
+
+def conversation_condition(state: Literal["running", "breached"]) -> ColumnElement[bool]:
+    """A condition on ``Conversation`` for search filters and automation rules (the seam other
+    features use): ``running`` = a reply clock runs now; ``breached`` = a reply was ever late."""
+    t = m.SlaTarget
+    where = t.ended_at.is_(None) if state == "running" else t.breached_at.is_not(None)
+    return exists().where(t.conversation_id == m.Conversation.id, where)
 
 
 # --- admin ------------------------------------------------------------------------------------

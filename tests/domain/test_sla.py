@@ -122,6 +122,12 @@ async def test_first_and_next_response_deadlines_are_exact_and_a_breach_alerts_o
         (conv_id, w["op"].id, w["queue"])
     ]
 
+    # the seam for search filters and rules: which conversations run a clock / were late
+    async with lite.db.transaction() as s:
+        for state in ("running", "breached"):
+            found = await s.scalars(select(m.Conversation.id).where(sla.conversation_condition(state)))
+            assert list(found) == [conv_id], state
+
     # the late reply stops the clock (the breach stays counted)
     async with lite.db.transaction() as s:
         reply = await c.check_send_message(s, f.who(w["op"]), conv_id, "sorry for the wait")
