@@ -18,6 +18,7 @@ from omni.bus import Bus, LocalBus, RedisBus
 from omni.channels import AdapterRegistry, OutboundDispatcher
 from omni.db import Database
 from omni.db.unit_of_work import UnitOfWork
+from omni.domain import sla, transcript
 from omni.domain.engine import RoutingEngine
 from omni.domain.events import OutboxRelay
 from omni.lease import Leases
@@ -99,6 +100,8 @@ def build_services(settings: Settings, *, run_background: bool = True) -> Servic
     engine.paused_channels = adapters.unavailable
     adapters.listeners.append(lambda _kind, _available: engine.nudge())
     relay.post_commit_sinks.append(OutboundDispatcher(db, adapters))
+    relay.tx_sinks.append(sla.sla_sink())  # chat reply clocks move with the committed events
+    db.plugins.add_deadline_handler(transcript.TRANSCRIPT_MAIL, transcript.handler(settings.smtp))
     limits = Limits(settings.redis_url, settings.redis_prefix)
     return Services(
         settings,

@@ -235,6 +235,23 @@ class QueueMembersChanged(Payload):
     """Every member after the change (not the difference)."""
 
 
+class SlaPayload(Payload):
+    """A wait for an operator's reply as ``omni.domain.sla.target_dict`` shapes it."""
+
+    id: int
+    conversation_id: int
+    queue_id: int | None
+    user_id: int | None
+    kind: Literal["first", "next"]
+    started_at: str | None
+    warning_at: str | None
+    due_at: str | None
+    breached_at: str | None
+    replied_at: str | None
+    ended_at: str | None
+    state: str
+
+
 class AdminChanged(Payload):
     entity: str
     id: int
@@ -425,6 +442,12 @@ EVENT_TYPES: dict[str, EventType] = _types(
         CampaignTargetResult,
         "An operator's result code was applied to a campaign contact (`action`: what it did).",
     ),
+    EventType(
+        "sla.changed",
+        SlaPayload,
+        "A chat's reply clock started, changed hands or stopped (`ended_at`): the lists re-sort.",
+    ),
+    EventType("sla.breached", SlaPayload, "A chat's reply deadline passed unanswered (once per wait)."),
     EventType("admin.changed", AdminChanged, "An admin created, updated or deleted a configuration entity."),
 )
 

@@ -20,6 +20,7 @@ from omni.web.admin.queues import Queues, ResultCodes, Statuses
 from omni.web.admin.retention import Retention
 from omni.web.admin.schedules import Escalation, Hours
 from omni.web.admin.skills import Skills
+from omni.web.admin.sla import SlaPolicies
 from omni.web.admin.telegram_bots import TelegramBots
 from omni.web.admin.voice_lines import VoiceLines
 from omni.web.admin.wallboard import Install, Wallboards
@@ -48,6 +49,7 @@ __all__ = [
     "Scripts",
     "Section",
     "Skills",
+    "SlaPolicies",
     "Statuses",
     "Table",
     "TelegramBots",

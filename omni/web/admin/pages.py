@@ -31,6 +31,7 @@ from omni.web.admin.queues import Queues, ResultCodes, Statuses
 from omni.web.admin.retention import Retention
 from omni.web.admin.schedules import Escalation, Hours
 from omni.web.admin.skills import Skills
+from omni.web.admin.sla import SlaPolicies
 from omni.web.admin.telegram_bots import TelegramBots
 from omni.web.admin.voice_lines import VoiceLines
 from omni.web.admin.wallboard import Install, Wallboards
@@ -49,6 +50,7 @@ SECTIONS[Crm.slug] = Crm
 SECTIONS.update({s.slug: s for s in (Skills, Hours, Escalation, TelegramBots, VoiceLines)})
 SECTIONS[Grants.slug] = Grants
 SECTIONS.update({s.slug: s for s in (Macros, AutomationRules, RuleRuns, OperatorScripts)})
+SECTIONS[SlaPolicies.slug] = SlaPolicies
 
 
 # --- pages --------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import { armOnFirstClick, beep, notify } from "./operator/alerts";
 import { dialBox } from "./operator/call";
 import { CampaignPanel } from "./operator/campaign";
 import { ConversationPane } from "./operator/conversation";
+import { SlaBoard } from "./operator/sla";
 import { Softphone } from "./operator/softphone";
 import { StatsPanel } from "./operator/stats";
 import { LeftHandlers, renderCallbacks, renderMine, renderOffers, renderStatus, renderWaiting } from "./operator/left";
@@ -58,6 +59,11 @@ const callbacksBox = el("div", {});
 const dialSlot = el("div", {});
 const stats = new StatsPanel(t);
 const socket = connect("/operator");
+// Reply deadlines: my chats and my queues' waiting ones alert me once per breach.
+const sla = new SlaBoard(t, "op.", (s) => s.user_id === me || s.user_id === null, (text, s) => {
+  beep();
+  notify(text, "", () => void openConversation(s.conversation_id));
+});
 const campaigns = new CampaignPanel(socket, t, data.lang);
 const softphone = new Softphone(socket, t, () => pane.phoneChanged());
 const left = el("aside", { class: "op-left" }, statusBox, softphone.box, dialSlot, campaigns.box, offersBox, mineBox, waitingBox, callbacksBox, stats.box);
@@ -243,6 +249,7 @@ function scheduleRefresh(): void {
 
 function apply(e: WireEvent): void {
   state.lastSeq = Math.max(state.lastSeq, e.seq);
+  sla.apply(e);
   if (e.type === "conversation.offered" && e.user_id === me) {
     const d = e.data;
     const offer: Offer = {
@@ -305,6 +312,7 @@ async function resync(): Promise<void> {
     if (ack.ok) for (const e of ack.events as WireEvent[]) apply(e);
   }
   await refresh();
+  void sla.load();
   void stats.refresh();
   void campaigns.refresh();
   const id = pane.id ?? currentFromHash();
@@ -331,5 +339,8 @@ window.addEventListener("hashchange", () => {
 });
 
 armOnFirstClick();
-window.setInterval(() => tick(document), 1000);
+window.setInterval(() => {
+  tick(document);
+  sla.decorate(document);
+}, 1000);
 root.setAttribute("data-user", String(me));

@@ -3,6 +3,7 @@
 // Time counters tick in the browser, corrected for the server's clock.
 import { boot, call, clear, connect, el, translator } from "./common";
 import type { Ack } from "./common";
+import { SlaBoard } from "./operator/sla";
 import { CampaignsView } from "./supervisor/campaigns";
 import { debounced } from "./supervisor/format";
 import type {
@@ -118,10 +119,12 @@ function relevant(type: string): boolean {
   return type.startsWith("conversation.") || type.startsWith("presence.");
 }
 
+const sla = new SlaBoard(t, "sv.", () => true); // every breach in the supervisor's scope
 socket.on("connect", () => {
   link.textContent = t("sv.link.live");
   link.className = "sv-link live";
   void refresh();
+  void sla.load();
   void campaigns.refresh();
 });
 // Campaign figures aggregate the campaign's targets and attempts (about 0.7 s at 1,000,000 of
@@ -140,6 +143,7 @@ socket.on("event", (ev: WireEvent) => {
   if (ev.seq <= lastSeq) return; // already in the snapshot, or a duplicate delivery
   lastSeq = ev.seq;
   app.setAttribute("data-seq", String(lastSeq));
+  sla.apply(ev);
   if (ev.type === "presence.changed" || ev.type === "presence.over_limit") patchPresence(ev);
   if (relevant(ev.type)) refreshSoon();
   if (ev.type.startsWith("campaign.")) campaignsSoon();
@@ -147,6 +151,7 @@ socket.on("event", (ev: WireEvent) => {
 
 window.setInterval(() => {
   for (const tick of tickers) tick();
+  sla.decorate(document);
 }, 1000);
 
 // --- the action panel ------------------------------------------------------------------------

@@ -237,6 +237,21 @@ export interface CampaignTargetResult {
   user_id: number | null;
 }
 
+export interface SlaPayload {
+  id: number;
+  conversation_id: number;
+  queue_id: number | null;
+  user_id: number | null;
+  kind: "first" | "next";
+  started_at: string | null;
+  warning_at: string | null;
+  due_at: string | null;
+  breached_at: string | null;
+  replied_at: string | null;
+  ended_at: string | null;
+  state: string;
+}
+
 export interface AdminChanged {
   entity: string;
   id: number;
@@ -287,6 +302,8 @@ export interface EventPayloads {
   "campaign.attempt_started": CampaignAttemptPayload;
   "campaign.attempt_ended": CampaignAttemptEnded;
   "campaign.target_result": CampaignTargetResult;
+  "sla.changed": SlaPayload;
+  "sla.breached": SlaPayload;
   "admin.changed": AdminChanged;
 }
 

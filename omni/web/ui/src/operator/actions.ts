@@ -7,6 +7,7 @@ import { Conversation, View } from "./types";
 import { addSeconds, failed, toast, until } from "./ui";
 import { CardPart } from "./card";
 import { HANDLING } from "./messages";
+import { transcriptForm } from "./transcript";
 
 export abstract class ActionsPart extends CardPart {
   // --- actions ------------------------------------------------------------------------
@@ -139,6 +140,7 @@ export abstract class ActionsPart extends CardPart {
       this.actions.append(this.botForm(id, v.bot_scenarios));
     }
     this.actions.append(this.callbackForm(id));
+    if (c.medium === "chat") this.actions.append(transcriptForm(t, id, v.card.contact.email ?? ""));
     if (!v.card.contact.blacklisted) {
       this.actions.append(
         el(
