@@ -141,9 +141,19 @@ async def test_call_me_in_turn_and_chats_protected_while_on_a_call(
     )
     await expect(offer.get_by_test_id("answer-on-phone")).to_have_count(0)  # nobody on the line yet
     emulator.phones["101"] = "answer"
+    emulator.customers["+79167000001"] = "manual"  # the customer's phone rings until answered
     await offer.get_by_test_id("offer-accept").click()
     dial = (await until(lambda: actions(emulator, "Originate")))[-1]
     assert (dial["Channel"], dial["Context"], dial["Exten"]) == ("PJSIP/101", "omni-outbound", "+79167000001")
+
+    # The call panel follows the callback's real state, as for an inbound call: dialling the
+    # customer → talking once they pick up → on hold → talking → ended.
+    call_panel = op.get_by_test_id("call")
+    call_state = call_panel.get_by_test_id("call-state")
+    await expect(call_state).to_have_attribute("data-state", "ringing", timeout=TIMEOUT)
+    await expect(call_state).to_have_text("Calling…")
+    await until(lambda: any(c.exten == "+79167000001" and c.state == 5 for c in emulator.channels.values()))
+    emulator.customer_answers("+79167000001")
     await until(lambda: (leg := emulator.agent_leg("101")) is not None and leg.bridge)
 
     async def answered() -> bool:
@@ -152,9 +162,15 @@ async def test_call_me_in_turn_and_chats_protected_while_on_a_call(
             return row is not None and row.answered_at is not None and row.direction == "out"
 
     await until(answered)  # the customer picked up: the same conversation, called back
+    await expect(call_state).to_have_attribute("data-state", "talking", timeout=TIMEOUT)
+    await call_panel.get_by_test_id("call-hold").click()
+    await expect(call_state).to_have_attribute("data-state", "on_hold", timeout=TIMEOUT)
+    await call_panel.get_by_test_id("call-hold").click()
+    await expect(call_state).to_have_attribute("data-state", "talking", timeout=TIMEOUT)
     leg = emulator.agent_leg("101")
     assert leg is not None
     emulator.hangup(leg.uniqueid)
+    await expect(call_state).to_have_attribute("data-state", "ended", timeout=TIMEOUT)
     await expect(op.get_by_test_id("wrap-up")).to_be_visible(timeout=TIMEOUT)
     await op.get_by_test_id("close-code").select_option(code)
     await op.get_by_test_id("close-submit").click()

@@ -101,6 +101,10 @@ export interface ConversationReoffered extends ConversationPayload {
   from_user_id: number;
 }
 
+export interface ConversationCallChanged extends ConversationPayload {
+  call_state: "ringing" | "talking";
+}
+
 export interface ConversationRated extends ConversationPayload {
   rating: number;
   scale: number;
@@ -258,6 +262,7 @@ export interface EventPayloads {
   "conversation.place_kept": ConversationPlaceKept;
   "conversation.affinity": ConversationAffinity;
   "conversation.reoffered": ConversationReoffered;
+  "conversation.call_changed": ConversationCallChanged;
   "conversation.rated": ConversationRated;
   "conversation.handed_to_bot": ConversationHandedToBot;
   "conversation.taken_over": ConversationTakenOver;
