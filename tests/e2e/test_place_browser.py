@@ -21,7 +21,8 @@ from playwright.async_api import Browser, expect
 from sqlalchemy import select
 
 from omni.db import models as m
-from omni.domain import conversations
+from omni.domain import admin, conversations
+from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage
 from tests import factories as f
 from tests.channels.voice.ami_emulator import AmiEmulator
@@ -216,3 +217,21 @@ async def test_call_me_in_turn_and_chats_protected_while_on_a_call(
     assert offered.payload["why"]["rule"] == "reoffered"
     assert moved.status == "offered" and moved.first_enqueued_at is not None
     emulator.hangup(caller.uniqueid)
+
+    # An admin makes the browser Olga's phone: her open window follows at once (no reload),
+    # and this server has no WebRTC address, so it says so instead of a dead softphone.
+    phone = op.get_by_test_id("softphone")
+    await expect(phone).to_be_hidden()
+    async with server.services.db.transaction() as s:
+        boss = await f.user(s, "boss", m.Role.ADMIN)
+        await admin.check_update_user(s, Principal.of(boss), world["olga"], {"phone_endpoint": "browser"})
+    await expect(phone.get_by_test_id("softphone-status")).to_have_attribute(
+        "data-state", "unconfigured", timeout=TIMEOUT
+    )
+    await expect(phone.get_by_test_id("softphone-error")).to_have_text(
+        "The browser phone is not set up on this server: ask an administrator (OMNI_VOICE_WEBRTC_WS_URL)."
+    )
+    async with server.services.db.transaction() as s:
+        boss = await s.get_one(m.User, boss.id)
+        await admin.check_update_user(s, Principal.of(boss), world["olga"], {"phone_endpoint": "desk"})
+    await expect(phone).to_be_hidden(timeout=TIMEOUT)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain import admin, passwords, totp, visibility
+from omni.domain import admin, passwords, softphone, totp, visibility
 from omni.domain.errors import DomainError, NotFound
 from omni.web.admin.forms import (
     LIMIT,
@@ -71,6 +71,9 @@ class Users(Section):
                 "select",
                 [(e.value, t(f"adm.phone_endpoint.{e.value}")) for e in m.PhoneEndpoint],
                 help=t("adm.phone_endpoint_help"),
+                warning=(
+                    "" if softphone.webrtc_ready(self.services.settings) else t("adm.phone_endpoint_no_webrtc")
+                ),
             ),
             Field("handles_chat", t("adm.f.handles_chat"), "checkbox"),
             Field("handles_voice", t("adm.f.handles_voice"), "checkbox"),

@@ -286,6 +286,9 @@ function apply(e: WireEvent): void {
   } else if (e.type.startsWith("campaign.") && e.user_id === me) {
     // A preview reserved for me, its end, or a result I gave: the campaign panel from the server.
     void campaigns.refresh();
+  } else if (e.type === "admin.changed" && e.user_id === me && e.data.entity === "user") {
+    // An admin edited me (e.g. desk phone ↔ browser): the softphone follows at once.
+    void softphone.start();
   } else if (e.type.startsWith("callback.") || e.type === "queue.members_changed") {
     // A queue joined or left (an admin changed its members): the lists come from the server.
     scheduleRefresh();
