@@ -14,14 +14,13 @@ from sqlalchemy import select
 
 from channels.telegram import TelegramChannel
 from channels.telegram.bots import create_bot
-
 from omni.db import models as m
 from tests import factories as f
+from tests.channels.telegram.emulator import BotApiEmulator
 from tests.channels.voice import test_ami_calls as calls
 from tests.channels.voice.agi_client import EmulatedCall
 from tests.channels.voice.ami_emulator import AmiEmulator
 from tests.channels.voice.test_ami_calls import World, actions, make_world, until, voice_of
-from tests.channels.telegram.emulator import BotApiEmulator
 from tests.conftest import LiveServer, free_port
 
 emulator = calls.emulator
