@@ -511,4 +511,5 @@ export interface SupervisorCalls {
   campaigns: Empty;
   campaign_state: CampaignStateIn;
   campaign_contacts: CampaignIn;
+  softphone: Empty;
 }
