@@ -11,6 +11,7 @@ queue's threshold the chat leaves the operator for a colleague at its old place.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -216,6 +217,37 @@ async def test_call_me_in_turn_and_chats_protected_while_on_a_call(
     assert offered is not None and offered.user_id == world["boris"]
     assert offered.payload["why"]["rule"] == "reoffered"
     assert moved.status == "offered" and moved.first_enqueued_at is not None
+
+    # One thread on the card: the caller also writes in a chat while Olga talks to them; the
+    # call's card shows that open chat with its channel icon and its message, and links to it.
+    async with server.services.db.transaction() as s:
+        on_call = await s.scalar(
+            select(m.Conversation).where(m.Conversation.medium == "voice", m.Conversation.status == "active")
+        )
+        assert on_call is not None
+        chat = await conversations.do_ingest_inbound(
+            s,
+            InboundMessage(
+                inbox_id=world["api"],
+                identity_kind="phone",
+                identity_value="+79161112233",
+                contact_phone="+79161112233",
+                body="Also writing here: order 1234",
+            ),
+        )
+        assert chat.conversation.contact_id == on_call.contact_id
+        call_id, chat_id = on_call.id, chat.conversation.id
+    await op.evaluate("id => { location.hash = 'c=' + id }", call_id)
+    thread = op.get_by_test_id("thread").get_by_test_id("thread-item")
+    await expect(thread).to_have_attribute("data-id", str(chat_id), timeout=TIMEOUT)
+    await expect(thread).to_have_attribute("data-channel", "api")
+    await expect(thread.get_by_test_id("thread-icon").locator("svg")).to_have_count(1)
+    await expect(thread.get_by_test_id("message-body")).to_have_text(["Also writing here: order 1234"])
+    await thread.get_by_test_id("thread-link").click()
+    await expect(op).to_have_url(re.compile(f"#c={chat_id}$"))
+    await expect(op.get_by_test_id("thread").get_by_test_id("thread-item")).to_have_attribute(
+        "data-id", str(call_id), timeout=TIMEOUT
+    )  # and the chat's card shows the call
     emulator.hangup(caller.uniqueid)
 
     # An admin makes the browser Olga's phone: her open window follows at once (no reload),

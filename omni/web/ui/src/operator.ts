@@ -263,6 +263,7 @@ function apply(e: WireEvent): void {
   }
   if (e.type.startsWith("conversation.")) {
     pane.applyConversation(e.data as Conversation);
+    pane.threadChanged((e.data as Conversation).id);
     scheduleRefresh();
     // My statistics change when one of my conversations closes or its customer rates it.
     if ((e.type === "conversation.closed" || e.type === "conversation.rated") && (e.data as Conversation).assigned_user_id === me) {
@@ -270,6 +271,7 @@ function apply(e: WireEvent): void {
     }
   } else if (e.type === "message.created") {
     const msg = e.data as Message;
+    pane.threadChanged(msg.conversation_id);
     if (msg.conversation_id === pane.id) pane.applyMessage(msg);
     else if (msg.direction === "in" && state.mine.some((c) => c.id === msg.conversation_id)) {
       state.unread.add(msg.conversation_id);
