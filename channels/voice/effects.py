@@ -75,7 +75,8 @@ class VoiceEffects:
                     await self._ring_failed(call, eff)
                 case "connected":
                     self._record(call)
-                    await self._save_call(call)
+                    async with self.services.db.transaction() as session:
+                        await calls.do_call_connected(session, call)
                 case "caller_left" | "agent_left":
                     await self._ended(call, eff, now)
                 case "phone_hold" | "phone_unhold":
@@ -418,6 +419,7 @@ class VoiceEffects:
                 ended_at=None,
                 hangup_cause="",
             )
+            await calls.do_call_changed(session, event.conversation_id, "ringing")
         self.registry.add(call)
         action = control.click_to_call(
             self.settings, extension, uniqueid, number, caller_id, event.conversation_id

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omni.db import models as m
 from omni.domain import conversations
 from omni.domain.auth import Principal
+from omni.domain.conversations._common import _event
 from omni.domain.errors import InvalidInput, NotFound
 from omni.domain.place import is_callback, keeps_place
 
@@ -34,6 +35,8 @@ __all__ = [
     "CallLeg",
     "do_answer_offer",
     "do_attended_transfer",
+    "do_call_changed",
+    "do_call_connected",
     "do_call_ended",
     "do_decline_unanswered",
     "do_end_ghost",
@@ -214,6 +217,22 @@ async def do_save_call(
     for key, value in extra.items():
         setattr(row, key, value)
     await session.flush()
+
+
+async def do_call_changed(session: AsyncSession, conversation_id: int | None, state: str) -> None:
+    """The call Omni placed for a handled conversation changed (``conversation.call_changed``):
+    the operator's call panel follows it (dialling → talking), as it follows an inbound call
+    through the offer's acceptance. Nothing for a conversation no longer handled."""
+    conv = await session.get(m.Conversation, conversation_id) if conversation_id is not None else None
+    if conv is not None and conv.status in (S.ACTIVE, S.ON_HOLD):
+        _event(session, "conversation.call_changed", conv, call_state=state)
+
+
+async def do_call_connected(session: AsyncSession, call: CallLeg) -> None:
+    """The customer answered a call Omni placed (a callback, a click-to-call): the row gets its
+    ``answered_at`` and the operator's window is told (``do_call_changed``)."""
+    await do_save_call(session, call)
+    await do_call_changed(session, call.conversation_id, "talking")
 
 
 # --- what the phones do ----------------------------------------------------------------------

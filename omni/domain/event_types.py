@@ -111,6 +111,12 @@ class ConversationReoffered(ConversationPayload):
     """The operator on a call the chat was taken from."""
 
 
+class ConversationCallChanged(ConversationPayload):
+    call_state: Literal["ringing", "talking"]
+    """The call leg Omni placed for it (a callback, a click-to-call): ``ringing`` (dialling
+    the customer), ``talking`` (the customer answered)."""
+
+
 class ConversationWrapUp(ConversationPayload):
     wrap_up_seconds: int
 
@@ -381,6 +387,11 @@ EVENT_TYPES: dict[str, EventType] = _types(
         "conversation.reoffered",
         ConversationReoffered,
         "A chat waited too long for an operator on a call and went back in line at its place.",
+    ),
+    EventType(
+        "conversation.call_changed",
+        ConversationCallChanged,
+        "The call Omni placed for it (a callback, a click-to-call) is dialling or was answered.",
     ),
     EventType("conversation.rated", ConversationRated, "A CSAT answer."),
     EventType(

@@ -41,6 +41,13 @@ def uses_browser(user: m.User) -> bool:
     return user.phone_endpoint == m.PhoneEndpoint.BROWSER
 
 
+def webrtc_ready(settings: Settings) -> bool:
+    """Whether this install can ring a browser endpoint at all (voice on, a WebRTC address):
+    without it, choosing the browser leaves an operator with no phone (the admin form and the
+    operator window say so)."""
+    return bool(settings.voice.enabled and settings.voice.webrtc_ws_url)
+
+
 def dial_extension(user: m.User, voice: VoiceSettings) -> str | None:
     """What Omni dials to reach the user (``endpoint_template``'s ``{extension}``), or ``None``
     when the user has no phone to ring: no desk extension, or the browser chosen while the
@@ -58,7 +65,7 @@ def credentials(user: m.User, settings: Settings) -> dict[str, Any]:
     voice = settings.voice
     if not uses_browser(user):
         return {"endpoint": m.PhoneEndpoint.DESK.value}
-    if not (settings.voice.enabled and voice.webrtc_ws_url):
+    if not webrtc_ready(settings):
         return {"endpoint": m.PhoneEndpoint.BROWSER.value, "configured": False}
     username = sip_user(user.id, voice)
     return {

@@ -252,6 +252,7 @@ SUPERVISOR_CALLS: dict[str, type[Call]] = {
     "campaigns": Empty,
     "campaign_state": CampaignStateIn,
     "campaign_contacts": CampaignIn,
+    "softphone": Empty,
 }
 
 

@@ -27,7 +27,7 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 
 from omni.db import models as m
 from omni.db.models.outbound import CampaignState
-from omni.domain import grants, monitoring, presence
+from omni.domain import grants, monitoring, presence, softphone
 from omni.domain.auth import Principal, access_conversation
 from omni.domain.errors import NotAuthenticated
 from omni.domain.outbound import agentless, campaigns
@@ -52,6 +52,7 @@ class SupervisorNamespace(BaseNamespace):
                 raise Refused("your role has no permission to use the live monitor", {"error": "forbidden"})
         await self.save_session(sid, {"who": who})
         await self.enter_room(sid, rooms.exports(who.id))
+        await self.enter_room(sid, rooms.user(who.id))  # about themselves, e.g. their phone changed
         queues, users = await self._visible(who)
         if queues is None:
             await self.enter_room(sid, rooms.ALL)
@@ -125,6 +126,21 @@ class SupervisorNamespace(BaseNamespace):
                 await grants.check(session, who, grants.SPY_GRANTS.get(mode, grants.CALL_BARGE))
             await _pbx(voice.spy(who.id, conv.id, mode))
             return _ok(conversation_id=conv.id, mode=mode)
+
+        return await self._call(sid, run)
+
+    async def on_softphone(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """The supervisor's own phone endpoint and, for the browser one, the SIP credentials
+        (``omni.domain.softphone``), as the operator window asks for them: listen, whisper and
+        barge ring the supervisor's browser when it is their phone."""
+
+        async def run(who: Principal) -> dict[str, Any]:
+            decode(data, p.Empty)
+            async with self.services.db.transaction() as session:
+                user = await session.get(m.User, who.id)
+                if user is None:
+                    raise NotAuthenticated("log in first")
+                return _ok(**softphone.credentials(user, self.services.settings))
 
         return await self._call(sid, run)
 

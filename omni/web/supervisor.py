@@ -43,5 +43,8 @@ class SupervisorPage(Controller):
         return ctx.template(
             "live.html",
             module="supervisor",
-            boot=boot_data(ctx, strings=messages(ctx.lang, "sv."), statuses=statuses),
+            # The softphone (omni/web/ui/src/operator/softphone.ts) speaks the operator's words.
+            boot=boot_data(
+                ctx, strings=messages(ctx.lang, "sv.") | messages(ctx.lang, "op.softphone"), statuses=statuses
+            ),
         )

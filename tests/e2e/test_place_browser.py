@@ -11,6 +11,7 @@ queue's threshold the chat leaves the operator for a colleague at its old place.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from playwright.async_api import Browser, expect
 from sqlalchemy import select
 
 from omni.db import models as m
-from omni.domain import conversations
+from omni.domain import admin, conversations
+from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage
 from tests import factories as f
 from tests.channels.voice.ami_emulator import AmiEmulator
@@ -141,9 +143,19 @@ async def test_call_me_in_turn_and_chats_protected_while_on_a_call(
     )
     await expect(offer.get_by_test_id("answer-on-phone")).to_have_count(0)  # nobody on the line yet
     emulator.phones["101"] = "answer"
+    emulator.customers["+79167000001"] = "manual"  # the customer's phone rings until answered
     await offer.get_by_test_id("offer-accept").click()
     dial = (await until(lambda: actions(emulator, "Originate")))[-1]
     assert (dial["Channel"], dial["Context"], dial["Exten"]) == ("PJSIP/101", "omni-outbound", "+79167000001")
+
+    # The call panel follows the callback's real state, as for an inbound call: dialling the
+    # customer → talking once they pick up → on hold → talking → ended.
+    call_panel = op.get_by_test_id("call")
+    call_state = call_panel.get_by_test_id("call-state")
+    await expect(call_state).to_have_attribute("data-state", "ringing", timeout=TIMEOUT)
+    await expect(call_state).to_have_text("Calling…")
+    await until(lambda: any(c.exten == "+79167000001" and c.state == 5 for c in emulator.channels.values()))
+    emulator.customer_answers("+79167000001")
     await until(lambda: (leg := emulator.agent_leg("101")) is not None and leg.bridge)
 
     async def answered() -> bool:
@@ -152,9 +164,15 @@ async def test_call_me_in_turn_and_chats_protected_while_on_a_call(
             return row is not None and row.answered_at is not None and row.direction == "out"
 
     await until(answered)  # the customer picked up: the same conversation, called back
+    await expect(call_state).to_have_attribute("data-state", "talking", timeout=TIMEOUT)
+    await call_panel.get_by_test_id("call-hold").click()
+    await expect(call_state).to_have_attribute("data-state", "on_hold", timeout=TIMEOUT)
+    await call_panel.get_by_test_id("call-hold").click()
+    await expect(call_state).to_have_attribute("data-state", "talking", timeout=TIMEOUT)
     leg = emulator.agent_leg("101")
     assert leg is not None
     emulator.hangup(leg.uniqueid)
+    await expect(call_state).to_have_attribute("data-state", "ended", timeout=TIMEOUT)
     await expect(op.get_by_test_id("wrap-up")).to_be_visible(timeout=TIMEOUT)
     await op.get_by_test_id("close-code").select_option(code)
     await op.get_by_test_id("close-submit").click()
@@ -199,4 +217,53 @@ async def test_call_me_in_turn_and_chats_protected_while_on_a_call(
     assert offered is not None and offered.user_id == world["boris"]
     assert offered.payload["why"]["rule"] == "reoffered"
     assert moved.status == "offered" and moved.first_enqueued_at is not None
+
+    # One thread on the card: the caller also writes in a chat while Olga talks to them; the
+    # call's card shows that open chat with its channel icon and its message, and links to it.
+    async with server.services.db.transaction() as s:
+        on_call = await s.scalar(
+            select(m.Conversation).where(m.Conversation.medium == "voice", m.Conversation.status == "active")
+        )
+        assert on_call is not None
+        chat = await conversations.do_ingest_inbound(
+            s,
+            InboundMessage(
+                inbox_id=world["api"],
+                identity_kind="phone",
+                identity_value="+79161112233",
+                contact_phone="+79161112233",
+                body="Also writing here: order 1234",
+            ),
+        )
+        assert chat.conversation.contact_id == on_call.contact_id
+        call_id, chat_id = on_call.id, chat.conversation.id
+    await op.evaluate("id => { location.hash = 'c=' + id }", call_id)
+    thread = op.get_by_test_id("thread").get_by_test_id("thread-item")
+    await expect(thread).to_have_attribute("data-id", str(chat_id), timeout=TIMEOUT)
+    await expect(thread).to_have_attribute("data-channel", "api")
+    await expect(thread.get_by_test_id("thread-icon").locator("svg")).to_have_count(1)
+    await expect(thread.get_by_test_id("message-body")).to_have_text(["Also writing here: order 1234"])
+    await thread.get_by_test_id("thread-link").click()
+    await expect(op).to_have_url(re.compile(f"#c={chat_id}$"))
+    await expect(op.get_by_test_id("thread").get_by_test_id("thread-item")).to_have_attribute(
+        "data-id", str(call_id), timeout=TIMEOUT
+    )  # and the chat's card shows the call
     emulator.hangup(caller.uniqueid)
+
+    # An admin makes the browser Olga's phone: her open window follows at once (no reload),
+    # and this server has no WebRTC address, so it says so instead of a dead softphone.
+    phone = op.get_by_test_id("softphone")
+    await expect(phone).to_be_hidden()
+    async with server.services.db.transaction() as s:
+        boss = await f.user(s, "boss", m.Role.ADMIN)
+        await admin.check_update_user(s, Principal.of(boss), world["olga"], {"phone_endpoint": "browser"})
+    await expect(phone.get_by_test_id("softphone-status")).to_have_attribute(
+        "data-state", "unconfigured", timeout=TIMEOUT
+    )
+    await expect(phone.get_by_test_id("softphone-error")).to_have_text(
+        "The browser phone is not set up on this server: ask an administrator (OMNI_VOICE_WEBRTC_WS_URL)."
+    )
+    async with server.services.db.transaction() as s:
+        boss = await s.get_one(m.User, boss.id)
+        await admin.check_update_user(s, Principal.of(boss), world["olga"], {"phone_endpoint": "desk"})
+    await expect(phone).to_be_hidden(timeout=TIMEOUT)

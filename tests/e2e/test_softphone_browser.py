@@ -265,9 +265,14 @@ async def test_an_operator_without_a_desk_phone_answers_holds_transfers_and_dial
         sales = await f.queue(s, "sales", [])
         line = await f.inbox(s, q, channel="voice", name="line")
         line.config = {"caller_id": "+74950000000"}
+        sup = await f.user(s, "sup", m.Role.SUPERVISOR)
+        sup.phone_endpoint = m.PhoneEndpoint.BROWSER  # the supervisor listens in the browser too
+        s.add(m.SupervisorScope(supervisor_id=sup.id, queue_id=q.id))
         await s.flush()
-        op_id, inbox_id, sales_id = op.id, line.id, sales.id
+        op_id, inbox_id, sales_id, sup_id = op.id, line.id, sales.id, sup.id
     sip_user = softphone.sip_user(op_id, server.settings.voice)
+    sup_sip = softphone.sip_user(sup_id, server.settings.voice)
+    kamailio.add_user(sup_sip, softphone.sip_password(server.settings, sup_sip))
     # What `omni softphones` writes for Asterisk, kamailio gets for this test: the same password.
     assert f"password = {softphone.sip_password(server.settings, sip_user)}" in softphone.pjsip_endpoints(
         [op], server.settings
@@ -346,6 +351,23 @@ async def test_an_operator_without_a_desk_phone_answers_holds_transfers_and_dial
     await expect(call_panel.get_by_test_id("call-state")).to_have_attribute(
         "data-state", "talking", timeout=TIMEOUT
     )
+
+    # The supervisor's page has the same softphone: registered with her own credentials, she
+    # listens in and the spy call Omni places rings her browser, which answers it by itself.
+    _, sup_page = await login(media_browser, server.url, "sup", microphone=True)
+    sup_phone = sup_page.get_by_test_id("softphone")
+    sup_status = sup_phone.get_by_test_id("softphone-status")
+    await expect(sup_status).to_have_attribute("data-state", "ready", timeout=TIMEOUT)
+    await sup_page.get_by_test_id("call-listen").click(timeout=TIMEOUT)  # the one live call
+    await until(lambda: emulator.ringing(sup_sip))
+    spy = [a for a in actions(emulator, "Originate") if a.get("Application") == "ChanSpy"][-1]
+    assert spy["Channel"] == f"PJSIP/{sup_sip}"
+    spy_pbx = await pbx_page(media_browser, pbx_origin)
+    await spy_pbx.evaluate("t => window.ring(t)", f"sip:{sup_sip}@{DOMAIN}")
+    await expect(spy_pbx.locator("body")).to_have_attribute("data-state", "confirmed", timeout=TIMEOUT)
+    await expect(sup_status).to_have_attribute("data-state", "in_call", timeout=TIMEOUT)
+    await spy_pbx.evaluate("() => window.hangup()")
+    await expect(sup_status).to_have_attribute("data-state", "ready", timeout=TIMEOUT)
 
     # A blind transfer to another queue: the caller waits there; Omni hangs the operator's
     # leg up (the PBX's BYE reaches the browser) and the softphone is ready again.

@@ -330,6 +330,10 @@ async def test_users_groups_statuses_and_result_codes(world: World) -> None:
         assert created.status_code in (302, 303), created.text
         user_page = await c.get(created.headers["location"])
         assert "Nina &lt;b&gt;" in user_page.text and "Nina <b>" not in user_page.text
+        # This server can't ring a browser (no OMNI_VOICE_WEBRTC_WS_URL): said next to the
+        # phone choice, before an admin picks "browser" and leaves the operator without calls.
+        warning = re.search(r'data-warning="phone_endpoint">([^<]*)<', user_page.text)
+        assert warning is not None and "OMNI_VOICE_WEBRTC_WS_URL is empty" in warning.group(1)
         user_id = int(created.headers["location"].split("/")[3].split("?")[0])
         renamed = await post_form(
             c, f"/admin/users/{user_id}", f"/admin/users/{user_id}", display_name="Nina K"

@@ -130,6 +130,9 @@ class AnnounceSounds:
     callback: str = "queue-callback"
     """Played after the caller pressed the inbox's ``callback_key``: "we will call you back"
     (a recording of your own in the sounds directory; Asterisk ships none by this name)."""
+    telegram: str = "queue-telegram"
+    """Played after the caller pressed the inbox's ``telegram_key``: "we go on in Telegram, you
+    keep your place" (a recording of your own, like :attr:`callback`): the call ends politely."""
 
 
 async def _check_shared(sound: str, what: str, *, setting: str = "") -> None:
@@ -673,7 +676,7 @@ class AgiServer(FastAgiServer):
 
     async def _go_on_in_telegram(self, call: AgiChannel, conv_id: int) -> None:
         """The caller pressed the Telegram key: the conversation keeps its place and goes on in
-        the Telegram chat Omni knows (``omni.domain.place``); the call ends
+        the Telegram chat Omni knows (``omni.domain.place``); they hear so and the call ends
         (``OMNI_RESULT=telegram``). Unknown in Telegram: they keep waiting on the line."""
         try:
             async with self.db.transaction() as session:
@@ -682,6 +685,7 @@ class AgiServer(FastAgiServer):
             log.warning("announce: conversation %s: not moved to Telegram: %s", conv_id, exc.message)
             return
         await call.set_variable("OMNI_RESULT", "telegram")
+        await call.stream_file(self.sounds.telegram)
         await call.hangup()
 
     async def _call_me_back(self, call: AgiChannel, conv_id: int) -> None:

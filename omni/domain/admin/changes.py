@@ -30,8 +30,12 @@ ADMIN_CHANGED = "admin.changed"
 QUEUE_MEMBERS_CHANGED = "queue.members_changed"
 
 
-def _changed(session: AsyncSession, entity: str, entity_id: int, action: Action) -> None:
-    emit(session, ADMIN_CHANGED, {"entity": entity, "id": entity_id, "action": action})
+def _changed(
+    session: AsyncSession, entity: str, entity_id: int, action: Action, *, user_id: int | None = None
+) -> None:
+    """``user_id``: the person the change is about (a user edited), whose own windows get the
+    event too (their room): e.g. the operator window follows a changed phone endpoint live."""
+    emit(session, ADMIN_CHANGED, {"entity": entity, "id": entity_id, "action": action}, user_id=user_id)
 
 
 async def _queue_members(session: AsyncSession, queue_ids: Iterable[int]) -> dict[int, list[int]]:

@@ -212,7 +212,7 @@ async def check_update_user(
     _apply(user, clean)
     await _flush(session)
     _audit(session, who, "user.update", "user", user.id, data)
-    _changed(session, "user", user.id, "updated")
+    _changed(session, "user", user.id, "updated", user_id=user.id)
     await _emit_members_changed(session, before)
     return user
 

@@ -17,6 +17,7 @@ from omni.domain.auth import (
     visible_queue_ids,
 )
 from omni.domain.outbound import preview
+from omni.domain.place import is_callback
 from omni.domain.richtext import sanitize
 from omni.domain.serialize import conversation_dict, message_dict
 from omni.domain.workspace.cards import card_dict, card_fields_for
@@ -86,8 +87,8 @@ def call_state(call: m.Call, conv: m.Conversation) -> str:
     ``ended``; the conversation's own lifecycle goes on to wrap-up independently."""
     if call.ended_at is not None:
         return "ended"
-    if call.answered_at is None and conv.accepted_at is None:
-        return "ringing"
+    if call.answered_at is None and (conv.accepted_at is None or is_callback(conv.variables)):
+        return "ringing"  # a callback: the operator accepted it, the customer's phone rings
     return "on_hold" if conv.status == S.ON_HOLD else "talking"
 
 

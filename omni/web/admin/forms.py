@@ -59,6 +59,8 @@ class Field:
     readonly: bool = False
     help: str = ""
     rows: int = 4
+    warning: str = ""
+    """Said next to the input as a warning (a choice that would not work on this server)."""
 
     @property
     def many(self) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain import admin, passwords, totp, visibility
+from omni.domain import admin, passwords, softphone, totp, visibility
 from omni.domain.errors import DomainError, NotFound
 from omni.web.admin.forms import (
     LIMIT,
@@ -50,6 +50,7 @@ class Users(Section):
 
     async def fields(self, session: AsyncSession, item: Any | None) -> list[Field]:
         t = self.t
+        webrtc = softphone.webrtc_ready(self.services.settings)
         fields = [
             Field("username", t("adm.f.username"), required=True),
             Field("display_name", t("adm.f.display_name")),
@@ -71,6 +72,7 @@ class Users(Section):
                 "select",
                 [(e.value, t(f"adm.phone_endpoint.{e.value}")) for e in m.PhoneEndpoint],
                 help=t("adm.phone_endpoint_help"),
+                warning="" if webrtc else t("adm.phone_endpoint_no_webrtc"),
             ),
             Field("handles_chat", t("adm.f.handles_chat"), "checkbox"),
             Field("handles_voice", t("adm.f.handles_voice"), "checkbox"),

@@ -6,17 +6,22 @@ emulator and the emulated FastAGI channel; the operator over Socket.IO."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
+from channels.telegram import TelegramChannel
+from channels.telegram.bots import create_bot
 from omni.db import models as m
 from tests import factories as f
+from tests.channels.telegram.emulator import BotApiEmulator
 from tests.channels.voice import test_ami_calls as calls
 from tests.channels.voice.agi_client import EmulatedCall
 from tests.channels.voice.ami_emulator import AmiEmulator
 from tests.channels.voice.test_ami_calls import World, actions, make_world, until, voice_of
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, free_port
 
 emulator = calls.emulator
 server = calls.server
@@ -125,3 +130,116 @@ async def test_caller_presses_the_key_and_is_called_back_in_their_turn(
                 await s.scalars(select(m.Conversation.id).where(m.Conversation.queue_id == w.queue_id))
             ).all()
         assert sorted(ids) == [c1, c2, c3]  # no conversation was made for the callback
+
+
+@pytest.fixture(scope="module")
+async def bot_api(server: LiveServer) -> AsyncIterator[BotApiEmulator]:
+    """The Telegram Bot API emulator, for this module's app: its bots poll it."""
+    emu = BotApiEmulator(free_port())
+    await emu.start()
+    tg = server.settings.telegram
+    tg.api_base_url = emu.url
+    tg.poll_timeout_seconds = 1
+    tg.retry_backoff_seconds = 0.1
+    try:
+        yield emu
+    finally:
+        await emu.close()
+
+
+async def test_caller_presses_the_telegram_key_and_goes_on_in_telegram_in_their_turn(
+    server: LiveServer, emulator: AmiEmulator, bot_api: BotApiEmulator
+) -> None:
+    """The IVR's ``telegram_key``: a caller Omni knows on Telegram presses it while waiting,
+    hears that the conversation goes on in Telegram and is hung up; the same conversation keeps
+    its place, its customer is told in Telegram, and the operator's reply reaches them there."""
+    chat_id = 7_700_001
+    async with make_world(server, ["op"]) as w:
+        op = w.clients["op"]
+        async with server.services.db.transaction() as s:
+            await f.set_status(s, await s.get_one(m.User, w.ops["op"]), "pause")  # nobody free yet
+            inbox = await s.get_one(m.Inbox, w.inbox_id)
+            inbox.config = {**inbox.config, "telegram_key": "2"}
+            boss = await f.user(s, f"tgadmin{w.queue_id}", m.Role.ADMIN)
+            # Omni knows the caller on Telegram (they shared their phone with the bot once).
+            known = m.Contact(name="Anna", phone="+79161250002")
+            s.add(known)
+            await s.flush()
+            s.add_all(
+                [
+                    m.ContactIdentity(contact_id=known.id, kind="phone", value="+79161250002"),
+                    m.ContactIdentity(contact_id=known.id, kind="telegram", value=str(chat_id)),
+                ]
+            )
+        token = bot_api.add_bot(f"omni_line{w.queue_id}_bot")
+        channel = server.services.adapters.get("telegram")
+        assert isinstance(channel, TelegramChannel)
+        tg = await create_bot(
+            channel, f.who(boss), {"name": "tg", "token": token, "queue_id": w.queue_id, "mode": "polling"}
+        )
+        assert tg["running"]
+
+        first = emulator.incoming_call("+79161250001", inbox=w.inbox_id)
+        c1 = await _conversation_of(w, first.uniqueid)
+        second = emulator.incoming_call("+79161250002", inbox=w.inbox_id)
+        c2 = await _conversation_of(w, second.uniqueid)
+        third = emulator.incoming_call("+79161250003", inbox=w.inbox_id)
+        c3 = await _conversation_of(w, third.uniqueid)
+        before = await w.conv(c2)
+        assert before.contact_id == known.id
+
+        # The second caller presses 2 while hearing their place.
+        agi = EmulatedCall(
+            "127.0.0.1",
+            voice_of(server).agi.port,
+            script="announce",
+            args=[str(c2)],
+            uniqueid=second.uniqueid,
+            linkedid=second.uniqueid,
+            callerid="+79161250002",
+            barge={"queue-thereare": "2"},
+        )
+        await agi.run()
+        assert agi.variables["OMNI_RESULT"] == "telegram"
+        assert agi.played[-1] == "queue-telegram" and agi.agi_hung_up  # told, then hung up
+        emulator.hangup(second.uniqueid)
+
+        def told(text: str) -> bool:
+            return any(text in str(c.params.get("text", "")) for c in bot_api.sent(chat_id))
+
+        await until(lambda: told("You keep your place in line; an operator will write to you here."))
+
+        async def kept() -> bool:
+            return (await w.call_row(c2)).hangup_cause == "callback"
+
+        await until(kept)  # the caller hanging up is no abandon
+        moved = await w.conv(c2)
+        assert (moved.status, moved.channel, moved.medium) == ("queued", "telegram", "chat")
+        assert moved.inbox_id == tg["inbox_id"]
+        assert (moved.first_enqueued_at, moved.priority) == (before.first_enqueued_at, before.priority)
+
+        emulator.phones[w.ext["op"]] = "answer"
+        async with server.services.db.transaction() as s:
+            await f.set_status(s, await s.get_one(m.User, w.ops["op"]))
+
+        # 1st: the caller ahead, on the phone.
+        await op.wait_for("conversation.accepted", id=c1)
+        await until(lambda: first.bridge)
+        emulator.hangup(first.uniqueid)
+        await op.wait_for("conversation.wrap_up", id=c1)
+        assert (await op.call("close", {"conversation_id": c1, "result_code_id": w.code_id}))["ok"]
+
+        # 2nd: the same conversation, now a Telegram chat, in its turn; the reply reaches them.
+        offer = await op.wait_for("conversation.offered", id=c2)
+        assert offer["data"]["channel"] == "telegram"
+        assert (await op.call("accept", {"offer_id": offer["data"]["offer_id"]}))["ok"]
+        sent = await op.call("send", {"conversation_id": c2, "body": "Hello Anna, how can I help?"})
+        assert sent["ok"], sent
+        await until(lambda: told("Hello Anna, how can I help?"))
+        assert (await op.call("close", {"conversation_id": c2, "result_code_id": w.code_id}))["ok"]
+
+        # 3rd: the caller behind.
+        await op.wait_for("conversation.offered", id=c3)
+        assert _offers(op.events) == [(c1, "turn"), (c2, "turn"), (c3, "turn")]
+        async with server.services.db.transaction() as s:
+            (await s.get_one(m.Inbox, tg["inbox_id"])).active = False

@@ -101,6 +101,10 @@ export interface ConversationReoffered extends ConversationPayload {
   from_user_id: number;
 }
 
+export interface ConversationCallChanged extends ConversationPayload {
+  call_state: "ringing" | "talking";
+}
+
 export interface ConversationRated extends ConversationPayload {
   rating: number;
   scale: number;
@@ -281,6 +285,7 @@ export interface EventPayloads {
   "conversation.place_kept": ConversationPlaceKept;
   "conversation.affinity": ConversationAffinity;
   "conversation.reoffered": ConversationReoffered;
+  "conversation.call_changed": ConversationCallChanged;
   "conversation.rated": ConversationRated;
   "conversation.priority_changed": ConversationPayload;
   "script.started": ScriptPayload;
@@ -534,4 +539,5 @@ export interface SupervisorCalls {
   campaigns: Empty;
   campaign_state: CampaignStateIn;
   campaign_contacts: CampaignIn;
+  softphone: Empty;
 }

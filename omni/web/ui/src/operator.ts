@@ -270,6 +270,7 @@ function apply(e: WireEvent): void {
   }
   if (e.type.startsWith("conversation.")) {
     pane.applyConversation(e.data as Conversation);
+    pane.threadChanged((e.data as Conversation).id);
     scheduleRefresh();
     // My statistics change when one of my conversations closes or its customer rates it.
     if ((e.type === "conversation.closed" || e.type === "conversation.rated") && (e.data as Conversation).assigned_user_id === me) {
@@ -277,6 +278,7 @@ function apply(e: WireEvent): void {
     }
   } else if (e.type === "message.created") {
     const msg = e.data as Message;
+    pane.threadChanged(msg.conversation_id);
     if (msg.conversation_id === pane.id) pane.applyMessage(msg);
     else if (msg.direction === "in" && state.mine.some((c) => c.id === msg.conversation_id)) {
       state.unread.add(msg.conversation_id);
@@ -293,6 +295,9 @@ function apply(e: WireEvent): void {
   } else if (e.type.startsWith("campaign.") && e.user_id === me) {
     // A preview reserved for me, its end, or a result I gave: the campaign panel from the server.
     void campaigns.refresh();
+  } else if (e.type === "admin.changed" && e.user_id === me && e.data.entity === "user") {
+    // An admin edited me (e.g. desk phone ↔ browser): the softphone follows at once.
+    void softphone.start();
   } else if (e.type.startsWith("callback.") || e.type === "queue.members_changed") {
     // A queue joined or left (an admin changed its members): the lists come from the server.
     scheduleRefresh();

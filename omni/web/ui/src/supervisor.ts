@@ -3,6 +3,7 @@
 // Time counters tick in the browser, corrected for the server's clock.
 import { boot, call, clear, connect, el, translator } from "./common";
 import type { Ack } from "./common";
+import { Softphone } from "./operator/softphone";
 import { SlaBoard } from "./operator/sla";
 import { CampaignsView } from "./supervisor/campaigns";
 import { debounced } from "./supervisor/format";
@@ -38,11 +39,16 @@ const operatorsBox = el("div", { "data-testid": "operators" });
 const panel = el("aside", { class: "sv-panel card", "data-testid": "action-panel", hidden: true });
 const socket = connect("/supervisor");
 const campaigns = new CampaignsView(socket, t);
+/** The same softphone as the operator window's: a supervisor whose phone is the browser
+ * listens, whispers and barges here (those calls answer by themselves) and answers others. */
+const softphone = new Softphone(socket, t, () => undefined);
+const me = data.user.id;
 app.append(
   el(
     "div",
     { class: "sv" },
     el("header", { class: "sv-head" }, el("h1", {}, t("sv.title")), link),
+    softphone.box,
     dayNote,
     el("section", {}, el("h2", {}, t("sv.queues")), queuesBox),
     el("section", {}, el("h2", {}, t("sv.operators")), operatorsBox),
@@ -123,6 +129,7 @@ const sla = new SlaBoard(t, "sv.", () => true); // every breach in the superviso
 socket.on("connect", () => {
   link.textContent = t("sv.link.live");
   link.className = "sv-link live";
+  void softphone.start();
   void refresh();
   void sla.load();
   void campaigns.refresh();
@@ -147,6 +154,8 @@ socket.on("event", (ev: WireEvent) => {
   if (ev.type === "presence.changed" || ev.type === "presence.over_limit") patchPresence(ev);
   if (relevant(ev.type)) refreshSoon();
   if (ev.type.startsWith("campaign.")) campaignsSoon();
+  // An admin changed my phone (desk ↔ browser): the softphone follows at once.
+  if (ev.type === "admin.changed" && ev.user_id === me && ev.data.entity === "user") void softphone.start();
 });
 
 window.setInterval(() => {
@@ -269,6 +278,7 @@ function openTakeOver(op: OperatorRow, conv: CurrentConversation): void {
 
 function spy(op: OperatorRow, conv: CurrentConversation, mode: SpyMode): void {
   const result = openPanel(t("sv.panel.call", { id: conv.id, name: op.name }), `call-${mode}`);
+  if (softphone.enabled()) softphone.expectOwnCall(); // the spy call rings this page: answered here
   void call(socket, "call_spy", { conversation_id: conv.id, mode }).then((ack) => {
     outcome(ack, result, t(`sv.call.ringing.${mode}`));
   });

@@ -74,7 +74,7 @@ export class ConversationPane extends ActionsPart {
     this.renderScript();
     this.renderActions();
     this.renderMyCanned();
-    this.right.append(this.callBox, this.card, this.botData, this.actions, this.automation.box, this.script, this.myCanned);
+    this.right.append(this.callBox, this.thread, this.card, this.botData, this.actions, this.automation.box, this.script, this.myCanned);
     this.scrollDown();
   }
 

@@ -4,8 +4,18 @@ import { HistoryEntry, channelIcon } from "./types";
 import { time } from "./ui";
 import { PaneBase } from "./messages";
 import { isAutomated } from "./messages";
+import { openOthers, renderThread } from "./thread";
 
 export abstract class HistoryPart extends PaneBase {
+  /** The customer's other open conversations, on the card (thread.ts). */
+  protected readonly thread = el("section", { class: "panel thread-panel hidden", "data-testid": "thread" });
+  private threadIds = new Set<number>();
+
+  /** A message or change in one of the thread's conversations: read the thread again. */
+  threadChanged(conversationId: number): void {
+    if (this.id !== null && this.threadIds.has(conversationId)) void this.loadHistory(this.id);
+  }
+
   // --- contact history ----------------------------------------------------------------
 
   protected async loadHistory(id: number): Promise<void> {
@@ -14,11 +24,17 @@ export abstract class HistoryPart extends PaneBase {
     if (this.id !== id) return;
     clear(this.history);
     if (!ack.ok) {
+      clear(this.thread);
+      this.thread.classList.add("hidden");
       this.history.append(el("summary", {}, t("op.history")));
       return;
     }
     const items = ack.conversations as HistoryEntry[];
     const hidden = Number(ack.hidden || 0);
+    this.threadIds = new Set(openOthers(items).map((c) => c.id));
+    renderThread(this.thread, items, t, (m) =>
+      this.messageNode(m, m.direction === "in" ? undefined : isAutomated(m) ? t("op.bot") : m.direction === "note" ? t("op.note_label") : t("op.operator")),
+    );
     this.history.append(
       el("summary", {}, `${t("op.history")} (${items.length})`),
       ...items.map((c) =>

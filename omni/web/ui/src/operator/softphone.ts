@@ -119,8 +119,9 @@ export class Softphone {
     return this.session !== null;
   }
 
+  /** Calls ring here (not on a desk phone): the browser endpoint of an install that has one. */
   enabled(): boolean {
-    return this.creds?.endpoint === "browser";
+    return this.creds?.endpoint === "browser" && !!this.creds.configured;
   }
 
   /** Click-to-call: Omni rings this softphone first; it answers by itself. */
