@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import msgspec
 import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.widget.payloads import (
@@ -465,13 +465,19 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                 lang=lang,
                 retry_after=wait,
             )
-        try:
-            async with self.gate, self.services.db.transaction() as session:
-                await action(session)
-            return {"ok": True}
-        except DomainError as exc:
-            log.info("widget %s: site data refused: %s", sess["identity"], exc)
-            return refusal("invalid", exc, lang=lang, field=exc.field)
+        for attempt in (1, 2):
+            try:
+                async with self.gate, self.services.db.transaction() as session:
+                    await action(session)
+                return {"ok": True}
+            except DomainError as exc:
+                log.info("widget %s: site data refused: %s", sess["identity"], exc)
+                return refusal("invalid", exc, lang=lang, field=exc.field)
+            except IntegrityError:
+                # Two calls (or tabs) created the visitor's contact at once: it exists now.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _admit_new_conversation(self, sid: str, inbox_id: int) -> None:
         """Per-address and per-inbox limits on new conversations: a script opening chats from

@@ -464,6 +464,22 @@ class OmniWidget {
     });
   }
 
+  /** The site told who the visitor is: the pre-chat form is filled with it (and skipped when
+   * that was all it asked). */
+  knowUser(fields: Record<string, unknown>): void {
+    for (const name of ["name", "email", "phone"] as const) {
+      const value = fields[name];
+      if (typeof value === "string" && value.trim()) this.fields[name] = value.trim();
+    }
+    save("fields", this.fields);
+    if (!this.started && this.prechatFields().every((f) => !f.required || this.fields[f.name])) {
+      this.started = true;
+      save("started", true);
+    }
+    this.prechat.replaceChildren();
+    this.renderMode();
+  }
+
   /** ``setUser({id, hash})``: a signed-in site user; the connection starts again as them. */
   identify(id: string, hash: string): void {
     if (id === this.userId && hash === this.userHash) return;
@@ -1016,7 +1032,11 @@ function api(widget: OmniWidget): Record<string, unknown> {
         }
         widget.identify(String(id), hash);
       }
-      return Object.keys(fields).length ? widget.sendProfile("set_user", fields, "setUser") : Promise.resolve(true);
+      if (!Object.keys(fields).length) return Promise.resolve(true);
+      return widget.sendProfile("set_user", fields, "setUser").then((ok) => {
+        if (ok) widget.knowUser(fields);
+        return ok;
+      });
     },
     setCustomAttributes(attributes: unknown): Promise<boolean> {
       if (!plain(attributes)) {
