@@ -20,6 +20,7 @@ from omni import crypto
 from omni.db import models as m
 from omni.domain import automated
 from omni.domain.auth import Principal
+from omni.domain.reports.chats import csat_of
 from omni.settings import WidgetSettings
 from tests import factories as f
 from tests.conftest import LiveServer, free_port, make_settings
@@ -529,6 +530,7 @@ async def test_customer_was_not_told_the_conversation_was_closed(
         assert [c.status for c in convs][:1] == ["closed"] and len(convs) == 2, "a new conversation"
         assert convs[1].status in ("queued", "offered"), convs[1].status
         assert convs[0].id == first and convs[0].variables["csat"] == 3
+        assert csat_of(convs[0].variables) == 5, "reports count Great of three as satisfied"
     finally:
         await op.sio.disconnect()
 
