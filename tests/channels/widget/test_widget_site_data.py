@@ -22,6 +22,8 @@ async def _contact(server: LiveServer) -> m.Contact:
             select(m.Contact)
             .join(m.ContactIdentity, m.ContactIdentity.contact_id == m.Contact.id)
             .where(m.ContactIdentity.kind == "widget")
+            .order_by(m.Contact.id)
+            .limit(1)
         )
         assert contact is not None
         return contact
@@ -72,6 +74,16 @@ async def test_site_data_reached_the_card_and_bad_input_corrupted_nothing(live_s
     contact = await _contact(live_server)
     assert (contact.name, contact.email, contact.phone) == ("Ann Lee", "ann@example.com", "+79123456789")
     assert contact.custom_fields == {"plan": "gold", "orders": 3, "vip": True}, "nothing half applied"
+
+    # Scope: another visitor's calls reach only their own contact.
+    other = Visitor(live_server.url)
+    await other.connect(inbox=token, lang="en")
+    assert (await other.sio.call("set_user", {"name": "Mallory"}, namespace="/widget", timeout=10))["ok"]
+    assert (await _contact(live_server)).name == "Ann Lee"
+    async with live_server.services.db.transaction() as s:
+        names = set(await s.scalars(select(m.Contact.name)))
+    assert names == {"Ann Lee", "Mallory"}, names
+    await other.sio.disconnect()
 
     # null removes one attribute; the first message lands on the same contact.
     assert (await call("set_attributes", {"attributes": {"vip": None}}))["ok"]
