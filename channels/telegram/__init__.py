@@ -442,8 +442,12 @@ class TelegramChannel:
                 session, KIND, item.message.identity_value, item.message.inbox_id
             )
             if conv_id is not None:
+                # On the inbox's scale (its number of labels), as the widget records it.
+                config = await inboxes.inbox_config(session, item.message.inbox_id)
+                csat = config.get("csat")
+                scale = len((csat.get("labels") if isinstance(csat, dict) else None) or range(5))
                 with contextlib.suppress(InvalidInput):
-                    await conversations.do_record_rating(session, conv_id, item.rating)
+                    await conversations.do_record_rating(session, conv_id, item.rating, scale=scale)
 
     async def _poll(self, runtime: BotRuntime) -> None:
         """Long polling for one bot until cancelled; every failure restarts it after a delay

@@ -18,12 +18,13 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
+import msgspec
 import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.widget.payloads import (
@@ -34,12 +35,23 @@ from channels.widget.payloads import (
     RateIn,
     ResumeIn,
     SeenIn,
+    SetAttributesIn,
+    SetUserIn,
     TypingIn,
 )
 from omni import crypto
 from omni.channels import ChannelSetup, DeliveryReceipt, OutboundMessage
 from omni.db import models as m
-from omni.domain import automated, conversations, customer_view, files, identities, inboxes, place
+from omni.domain import (
+    automated,
+    conversations,
+    customer_view,
+    files,
+    identities,
+    inboxes,
+    place,
+    visitor_profile,
+)
 from omni.domain.conversations import MAX_BODY, InboundMessage
 from omni.domain.errors import DomainError, InvalidInput, NotFound, TooManyRequests
 from omni.domain.events import DomainEvent
@@ -57,6 +69,8 @@ log = logging.getLogger(__name__)
 NAMESPACE = "/widget"
 VISITOR_PURPOSE = "omni.widget.visitor"
 HISTORY_LIMIT = 200
+PROFILE_CALLS_PER_MINUTE = 30
+"""``set_user``/``set_attributes`` per visitor: a page calls them on load, not in a loop."""
 ROOM_CACHE_SECONDS = 30.0
 ROOM_CACHE_SIZE = 20_000
 WAITING = (m.ConversationStatus.QUEUED, m.ConversationStatus.OFFERED)
@@ -182,6 +196,7 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
         super().__init__(NAMESPACE)
         self.services = services
         self.limiter = RateLimiter(services.settings.widget.messages_per_minute)
+        self.profile_limiter = RateLimiter(PROFILE_CALLS_PER_MINUTE)
         widget = services.settings.widget
         self.new_per_address = services.limits.limiter(
             "widget-new-address", widget.new_conversations_per_address
@@ -404,6 +419,65 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             return {"ok": True, "status": conv.status}
         except DomainError as exc:
             return refusal("invalid", exc, lang=lang, field=exc.field)
+
+    async def on_set_user(self, sid: str, data: Any) -> dict[str, Any]:
+        """``Omni.setUser``: the site's name/e-mail/phone of its visitor, onto the visitor's own
+        contact only (the identity of this connection); refused whole on any bad field."""
+        sess = await self.get_session(sid)
+        lang = str(sess.get("lang", "en"))
+        try:
+            given = decode(data, SetUserIn)
+        except InvalidInput as exc:
+            return invalid(exc, lang)
+        user = {k: v for k, v in msgspec.structs.asdict(given).items() if v is not msgspec.UNSET}
+        return await self._profile(
+            sid,
+            sess,
+            lambda s: visitor_profile.do_set_visitor_user(s, WidgetChannel.kind, sess["identity"], user),
+        )
+
+    async def on_set_attributes(self, sid: str, data: Any) -> dict[str, Any]:
+        """``Omni.setCustomAttributes``: merged into the contact's card fields (bounded)."""
+        sess = await self.get_session(sid)
+        lang = str(sess.get("lang", "en"))
+        try:
+            given = decode(data, SetAttributesIn)
+        except InvalidInput as exc:
+            return invalid(exc, lang)
+        return await self._profile(
+            sid,
+            sess,
+            lambda s: visitor_profile.do_set_visitor_attributes(
+                s, WidgetChannel.kind, sess["identity"], given.attributes
+            ),
+        )
+
+    async def _profile(
+        self, sid: str, sess: dict[str, Any], action: Callable[[AsyncSession], Awaitable[m.Contact]]
+    ) -> dict[str, Any]:
+        lang = str(sess.get("lang", "en"))
+        if not self.profile_limiter.allow(sess["identity"]):
+            wait = math.ceil(self.profile_limiter.retry_after(sess["identity"]))
+            return refusal(
+                "rate_limited",
+                _l("too many messages, wait a minute"),
+                retry=True,
+                lang=lang,
+                retry_after=wait,
+            )
+        for attempt in (1, 2):
+            try:
+                async with self.gate, self.services.db.transaction() as session:
+                    await action(session)
+                return {"ok": True}
+            except DomainError as exc:
+                log.info("widget %s: site data refused: %s", sess["identity"], exc)
+                return refusal("invalid", exc, lang=lang, field=exc.field)
+            except IntegrityError:
+                # Two calls (or tabs) created the visitor's contact at once: it exists now.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _admit_new_conversation(self, sid: str, inbox_id: int) -> None:
         """Per-address and per-inbox limits on new conversations: a script opening chats from

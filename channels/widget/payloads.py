@@ -86,3 +86,24 @@ class ConnectAuth(msgspec.Struct, frozen=True):
     user_id: Token | Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)] | None = None
     user_hash: Token = ""
     lang: Lang = ""
+
+
+UserField = Annotated[str, msgspec.Meta(max_length=1024)]
+"""Bounded for the frame only; ``omni.domain.visitor_profile`` checks each field's own limit."""
+
+
+class SetUserIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``set_user`` (``Omni.setUser``): who the site says the visitor is; ``null`` clears."""
+
+    name: UserField | msgspec.UnsetType | None = msgspec.UNSET
+    email: UserField | msgspec.UnsetType | None = msgspec.UNSET
+    phone: UserField | msgspec.UnsetType | None = msgspec.UNSET
+
+
+AttributeValue = Annotated[str, msgspec.Meta(max_length=100_000)] | int | float | bool | None
+
+
+class SetAttributesIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``set_attributes`` (``Omni.setCustomAttributes``): card fields from the site."""
+
+    attributes: Annotated[dict[str, AttributeValue], msgspec.Meta(max_length=200)]

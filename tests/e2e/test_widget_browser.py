@@ -20,10 +20,11 @@ from omni import crypto
 from omni.db import models as m
 from omni.domain import automated
 from omni.domain.auth import Principal
+from omni.domain.reports.chats import csat_of
 from omni.settings import WidgetSettings
 from tests import factories as f
 from tests.conftest import LiveServer, free_port, make_settings
-from tests.e2e.conftest import ARTIFACTS
+from tests.e2e.conftest import ARTIFACTS, staff_page
 from tests.helpers import until
 from tests.test_realtime import OperatorClient, token_for
 
@@ -80,8 +81,20 @@ async def shop(server: LiveServer) -> AsyncIterator[dict[str, Any]]:
             text=html(f'data-user-id="42" data-user-hash="{signed}"'), content_type="text/html"
         )
 
+    pages: dict[str, str] = {}  # more pages of the site, each with its own <head> (``_site``)
+
+    async def site_page(request: web.Request) -> web.Response:
+        head = pages[request.match_info["name"]]
+        text = (
+            html()
+            .replace("<title>Shop</title>", f"<title>Shop</title>{head}")
+            .replace("<html>", "<html lang='en'>")
+        )
+        return web.Response(text=text, content_type="text/html")
+
     app = web.Application()
     app.router.add_get("/", page)
+    app.router.add_get("/p/{name}", site_page)
     app.router.add_get("/forged", forged_login)
     app.router.add_get("/account", real_login)
     runner = web.AppRunner(app)
@@ -89,7 +102,7 @@ async def shop(server: LiveServer) -> AsyncIterator[dict[str, Any]]:
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        yield {"url": f"http://127.0.0.1:{port}/", "op_token": await token_for(server, "op")}
+        yield {"url": f"http://127.0.0.1:{port}/", "op_token": await token_for(server, "op"), "pages": pages}
     finally:
         await runner.cleanup()
 
@@ -517,6 +530,7 @@ async def test_customer_was_not_told_the_conversation_was_closed(
         assert [c.status for c in convs][:1] == ["closed"] and len(convs) == 2, "a new conversation"
         assert convs[1].status in ("queued", "offered"), convs[1].status
         assert convs[0].id == first and convs[0].variables["csat"] == 3
+        assert csat_of(convs[0].variables) == 5, "reports count Great of three as satisfied"
     finally:
         await op.sio.disconnect()
 
@@ -550,3 +564,185 @@ async def test_widget_looked_unfinished(server: LiveServer, shop: dict[str, Any]
         await attach.click()
     assert (await chooser.value).is_multiple() is False
     await page.screenshot(path=str(ARTIFACTS / "widget-composer.png"))
+
+
+# --- issue 18: a widget customers enjoy -------------------------------------------------------
+
+AXE_JS = Path(__file__).resolve().parents[2] / "widget" / "node_modules" / "axe-core" / "axe.min.js"
+PHONE_META = '<meta name="viewport" content="width=device-width, initial-scale=1">'
+HOSTILE_CSS = """
+* { font-size: 40px !important; color: #0f0 !important; box-sizing: content-box !important;
+    letter-spacing: 9px !important; line-height: 3 !important; visibility: visible !important; }
+button { background: lime !important; padding: 60px !important; position: static !important;
+    display: block !important; }
+div, textarea, input, form { display: none !important; }
+"""
+
+
+async def _axe_serious(page: Page, include: str | None = None) -> list[str]:
+    """axe-core (pinned in widget/package-lock.json) in the page: the serious and critical
+    violations, as "rule: target" lines (an empty list is the pass)."""
+    assert AXE_JS.exists(), "cd widget && npm ci (axe-core is a devDependency)"
+    # Evaluated, not a <script> tag: the console's CSP (script-src 'self') refuses inline tags.
+    await page.evaluate(AXE_JS.read_text() + "\n;0")
+    context = f"{{include: [[{include!r}]]}}" if include else "document"
+    found: list[dict[str, Any]] = await page.evaluate(
+        f"async () => (await axe.run({context}, {{resultTypes: ['violations']}})).violations"
+        ".filter(v => v.impact === 'serious' || v.impact === 'critical')"
+        ".map(v => ({id: v.id, nodes: v.nodes.map(n => JSON.stringify(n.target) + ' ' + n.failureSummary)}))"
+    )
+    return [f"{v['id']}: {'; '.join(v['nodes'])}" for v in found]
+
+
+async def _site(page: Page, shop: dict[str, Any], name: str, head: str) -> None:
+    """A page of the shop's site with ``head`` before the real widget script tag."""
+    shop["pages"][name] = head
+    await page.goto(f"{shop['url']}p/{name}")
+
+
+async def test_widget_on_a_phone_on_a_hostile_site(
+    server: LiveServer, shop: dict[str, Any], browser: Browser
+) -> None:
+    """Full screen on a phone (dvh: the composer stays above the on-screen keyboard), a close
+    button one can hit, typed with the keyboard; a site whose CSS restyles every element can't
+    reach inside; the operator's reply while closed shows as a dot and a preview."""
+    op = OperatorClient(server.url, shop["op_token"])
+    await op.connect()
+    try:
+        context = await browser.new_context(
+            locale="en-US", viewport={"width": 390, "height": 700}, is_mobile=True, has_touch=True
+        )
+        page = await context.new_page()
+        await _site(page, shop, "hostile", f"{PHONE_META}<style>{HOSTILE_CSS}</style>")
+        launcher = page.get_by_role("button", name="Chat with us")
+        await expect(launcher).to_be_visible()
+        # The site's CSS reached nothing: the inbox's colour (once the welcome came), our sizes.
+        await expect(launcher).to_have_css("background-color", "rgb(170, 0, 0)")
+        await expect(launcher).to_have_css("font-size", "15px")
+        await expect(launcher).to_have_css("position", "fixed")
+        await launcher.click()
+        panel = page.get_by_role("dialog", name="Shop support")
+        await expect(panel).to_be_visible()
+        assert await panel.bounding_box() == {"x": 0, "y": 0, "width": 390, "height": 700}, "full screen"
+        await expect(launcher).to_be_hidden()
+        name = page.get_by_label("Name *")
+        await expect(name).to_be_focused()  # focus goes into the panel
+        await page.keyboard.type("Ann")
+        await page.keyboard.press("Enter")
+        composer = page.get_by_role("textbox", name="Type your message")
+        await expect(composer).to_be_focused()
+        await page.keyboard.type("Hello from my phone")
+        # The on-screen keyboard takes the lower part of the screen: the panel follows (dvh).
+        await page.set_viewport_size({"width": 390, "height": 380})
+        await expect(panel).to_have_js_property("offsetHeight", 380)
+        box = await composer.bounding_box()
+        assert box is not None and box["y"] + box["height"] <= 380, "the composer is under the keyboard"
+        await page.keyboard.press("Enter")
+        offer = await op.wait_for("conversation.offered", timeout=15)
+        conv_id = offer["data"]["id"]
+        assert (await op.call("accept", {"offer_id": offer["data"]["offer_id"]}))["ok"]
+        await page.screenshot(path=str(ARTIFACTS / "widget-phone-keyboard.png"))
+        await page.set_viewport_size({"width": 390, "height": 700})
+        close = page.get_by_role("button", name="Close")
+        close_box = await close.bounding_box()
+        assert close_box is not None and min(close_box["width"], close_box["height"]) >= 44, close_box
+        await close.click()
+        await expect(panel).to_be_hidden()
+        await expect(launcher).to_be_focused()
+        # The operator answers while the panel is closed: a dot and a preview on the launcher.
+        assert (await op.call("send", {"conversation_id": conv_id, "body": "Your parcel left today"}))["ok"]
+        preview = page.get_by_role("button", name="New message")
+        await expect(preview).to_contain_text("Your parcel left today")
+        await expect(page.get_by_role("button", name="Chat with us (1 unread)")).to_be_visible()
+        await expect(page.locator(".omni-dot")).to_be_visible()
+        await page.screenshot(path=str(ARTIFACTS / "widget-unread-preview.png"))
+        await preview.click()
+        await expect(panel).to_be_visible()
+        await expect(page.get_by_role("log").get_by_text("Your parcel left today")).to_be_visible()
+        await page.keyboard.press("Escape")
+        await expect(panel).to_be_hidden()
+        await expect(page.locator(".omni-dot")).to_be_hidden()
+        await expect(preview).to_have_count(0)
+    finally:
+        await op.sio.disconnect()
+
+
+async def test_site_drove_the_widget_through_its_api_and_axe_found_nothing_serious(
+    server: LiveServer, shop: dict[str, Any], browser: Browser
+) -> None:
+    """window.Omni: calls queued before the script loaded run, setUser/setCustomAttributes
+    reach the contact card (the pre-chat form is skipped for a known name), bad input is a
+    console error and stores nothing, setLocale, open/close and the events; then axe-core:
+    no serious or critical violation in the widget or in the operator console."""
+    op = OperatorClient(server.url, shop["op_token"])
+    await op.connect()
+    try:
+        page = await (await browser.new_context(locale="en-US")).new_page()
+        errors: list[str] = []
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        await _site(
+            page,
+            shop,
+            "api",
+            "<script>window.events = []; window.Omni = ["
+            "['on', 'ready', () => events.push('ready')],"
+            "['on', 'opened', () => events.push('opened')],"
+            "['on', 'closed', () => events.push('closed')],"
+            "['on', 'message', m => events.push(m.direction + ':' + m.body)],"
+            "['setUser', {name: 'Ann Lee', email: 'ann@example.com'}],"
+            "['setCustomAttributes', {plan: 'gold', orders: 3}]];</script>",
+        )
+        await page.wait_for_function("window.events.includes('ready')")
+
+        async def card() -> m.Contact | None:
+            async with server.services.db.transaction() as s:
+                c = await s.scalar(select(m.Contact).where(m.Contact.name == "Ann Lee"))
+            return c if c is not None and c.custom_fields.get("plan") == "gold" else None
+
+        contact = await until(card, 15, what="the site's data on the contact card", every=0.05)
+        assert contact.email == "ann@example.com" and contact.custom_fields == {"plan": "gold", "orders": 3}
+        # Bad input: a clear console error, false back, nothing stored.
+        assert await page.evaluate("Omni.setCustomAttributes({'has space': 1, plan: 'free'})") is False
+        assert await page.evaluate("Omni.setUser('Ann')") is False
+        assert await page.evaluate("Omni.setUser({email: 'nope'})") is False
+        assert await page.evaluate("Omni.setLocale('de')") is False
+        assert any("Omni.setCustomAttributes" in e and "has space" in e for e in errors), errors
+        assert any("Omni.setUser" in e and "nope" in e for e in errors), errors
+        assert any("Omni.setLocale" in e for e in errors), errors
+        assert (await until(card, 5, what="the card unchanged")).custom_fields == {
+            "plan": "gold",
+            "orders": 3,
+        }
+        # setLocale re-labels what is on screen.
+        assert await page.evaluate("Omni.setLocale('ru')") is True
+        await expect(page.get_by_role("button", name="Напишите нам")).to_be_visible()
+        assert await page.evaluate("Omni.setLocale('en')") is True
+        await page.evaluate("Omni.open()")
+        composer = page.get_by_role("textbox", name="Type your message")
+        await expect(composer).to_be_focused()  # the known name skipped the pre-chat form
+        await page.keyboard.type("Where is my order?")
+        await page.keyboard.press("Enter")
+        offer = await op.wait_for("conversation.offered", timeout=15)
+        conv_id = offer["data"]["id"]
+        assert (await op.call("accept", {"offer_id": offer["data"]["offer_id"]}))["ok"]
+        assert (await op.call("send", {"conversation_id": conv_id, "body": "Let me check"}))["ok"]
+        await page.wait_for_function("window.events.includes('out:Let me check')")
+        # Incoming messages are announced to screen readers.
+        await expect(page.locator("[aria-live=polite].omni-sr")).to_have_text("Let me check")
+        async with server.services.db.transaction() as s:
+            conv = await s.get_one(m.Conversation, conv_id)
+            assert conv.contact_id == contact.id, "the conversation is on the card the site filled"
+
+        assert await _axe_serious(page, "omni-chat") == [], "widget"
+        await page.evaluate("Omni.close()")
+        assert await page.evaluate("events.filter(e => !e.includes(':'))") == ["ready", "opened", "closed"]
+        assert await _axe_serious(page, "omni-chat") == [], "widget, closed with the launcher"
+
+        server.settings.public_base_url = server.url  # the staff socket is same-origin only
+        _, console = await staff_page(browser, server.url, "op")
+        await console.goto(f"/app#c={conv_id}")
+        await expect(console.get_by_test_id("message-body").first).to_be_visible(timeout=15_000)
+        found = await _axe_serious(console)
+        assert found == [], "\n".join(found)
+    finally:
+        await op.sio.disconnect()

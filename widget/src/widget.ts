@@ -74,9 +74,20 @@ function format(text: string, params: Record<string, string | number>): string {
 const script = document.currentScript as HTMLScriptElement | null;
 const inbox = script?.dataset.inbox ?? "";
 const base = script ? new URL(script.src).origin : location.origin;
-const lang: "ru" | "en" = (navigator.language || "en").toLowerCase().startsWith("ru") ? "ru" : "en";
+type Locale = "ru" | "en";
+const LOCALES: readonly Locale[] = ["en", "ru"];
+// The site may fix the language (data-locale or Omni.setLocale); else the browser's.
+let lang: Locale = pickLocale(script?.dataset.locale || navigator.language || "en");
 // English for anything not translated yet.
-const t: typeof EN = lang === "en" ? EN : { ...EN, ...TRANSLATIONS[lang] };
+let t: typeof EN = texts(lang);
+
+function pickLocale(raw: string): Locale {
+  return raw.toLowerCase().startsWith("ru") ? "ru" : "en";
+}
+
+function texts(l: Locale): typeof EN {
+  return l === "en" ? EN : { ...EN, ...TRANSLATIONS[l] };
+}
 const storeKey = `omni:${inbox}`;
 
 function load<T>(key: string, fallback: T): T {
@@ -107,10 +118,25 @@ function uid(): string {
   return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
 }
 
+// Everything lives in a shadow root: the host page's rules (even "* {...!important}") can't
+// reach inside, and :host's own !important beats the page's on the host element itself.
 const css = (colour: string) => `
+:host{all:initial!important;display:block!important;position:static!important;visibility:visible!important;
+opacity:1!important;width:0!important;height:0!important;margin:0!important;padding:0!important;border:0!important;
+transform:none!important;filter:none!important;contain:none!important}
 .omni-launcher{position:fixed;right:20px;bottom:20px;z-index:2147483000;border:0;border-radius:24px;
 padding:12px 18px;background:${colour};color:#fff;font:15px system-ui,sans-serif;cursor:pointer;
-box-shadow:0 4px 14px rgba(0,0,0,.2)}
+box-shadow:0 4px 14px rgba(0,0,0,.2);display:flex;align-items:center;gap:8px;margin:0;text-transform:none;letter-spacing:normal}
+.omni-dot{display:none;width:10px;height:10px;border-radius:50%;background:#e53935;box-shadow:0 0 0 2px #fff}
+.omni-launcher.unread .omni-dot{display:inline-block}
+.omni-preview{position:fixed;right:20px;bottom:76px;z-index:2147483000;max-width:280px;display:none;text-align:left;
+background:#fff;color:#222;border:1px solid #ddd;border-radius:12px;padding:10px 12px;margin:0;cursor:pointer;
+box-shadow:0 4px 14px rgba(0,0,0,.2);font:14px/1.4 system-ui,sans-serif}
+.omni-preview.show{display:block}
+.omni-preview strong{display:block;font-size:12px;color:#555;margin-bottom:2px}
+.omni-preview span{display:-webkit-box;-webkit-line-clamp:3;-webkit-box-orient:vertical;overflow:hidden;
+white-space:pre-wrap;word-wrap:break-word}
+.omni-sr{position:absolute;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;clip:rect(0 0 0 0);border:0;white-space:nowrap}
 .omni-panel{position:fixed;right:20px;bottom:76px;z-index:2147483000;width:340px;max-width:calc(100vw - 40px);
 height:480px;max-height:calc(100vh - 100px);display:none;flex-direction:column;background:#fff;border-radius:12px;
 box-shadow:0 8px 30px rgba(0,0,0,.25);font:14px/1.4 system-ui,sans-serif;color:#222;overflow:hidden}
@@ -119,7 +145,10 @@ box-shadow:0 8px 30px rgba(0,0,0,.25);font:14px/1.4 system-ui,sans-serif;color:#
 .omni-panel button{font:inherit}
 .omni-panel :focus-visible{outline:2px solid ${colour};outline-offset:2px}
 .omni-head{background:${colour};color:#fff;padding:12px 14px;display:flex;justify-content:space-between;align-items:center}
-.omni-head button{background:none;border:0;color:#fff;font-size:20px;line-height:1;cursor:pointer;padding:0 4px}
+.omni-head button{background:none;border:0;color:#fff;font-size:24px;line-height:1;cursor:pointer;padding:0;
+min-width:36px;min-height:36px;border-radius:8px;display:flex;align-items:center;justify-content:center}
+.omni-head button:hover{background:rgba(255,255,255,.15)}
+.omni-title{font-weight:600;margin:0;font-size:15px}
 .omni-offline{background:#fff8e1;color:#5d4300;padding:8px 14px;font-size:13px;border-bottom:1px solid #f3e3a8}
 .omni-log{flex:1;overflow-y:auto;padding:10px;display:flex;flex-direction:column;gap:6px}
 .omni-msg{max-width:80%;padding:7px 10px;border-radius:10px;white-space:pre-wrap;word-wrap:break-word}
@@ -163,6 +192,14 @@ display:flex;align-items:center;justify-content:center;padding:0}
 .omni-prechat .omni-primary{width:100%;margin-top:4px}
 .omni-error{color:#c62828;font-size:12px}
 .omni-error:empty{display:none}
+@media (max-width:640px){
+.omni-panel{inset:0;right:0;bottom:0;width:100%;max-width:none;height:100vh;height:100dvh;max-height:none;border-radius:0;
+padding-bottom:env(safe-area-inset-bottom)}
+.omni-root.is-open .omni-launcher,.omni-root.is-open .omni-preview{display:none}
+.omni-head{padding:8px 8px 8px 14px}
+.omni-head button{min-width:44px;min-height:44px;font-size:28px}
+.omni-form textarea,.omni-prechat input,.omni-callme input{font-size:16px}
+}
 `;
 
 class OmniWidget {
@@ -184,6 +221,22 @@ class OmniWidget {
   private started = load<boolean>("started", false);
   private typingTimer = 0;
   private style = el("style");
+  private root = el("div", "omni-root");
+  private launcher = el("button", "omni-launcher");
+  private launcherText = el("span", "omni-launcher-text");
+  private dot = el("span", "omni-dot");
+  private preview = el("button", "omni-preview");
+  private announcer = el("div", "omni-sr");
+  private closeButton = el("button", "omni-close", "×");
+  private title = el("h2", "omni-title");
+  private sendButton = el("button", "omni-primary");
+  private attachButton = el("button", "omni-attach");
+  private unread = new Set<number>();
+  private live = false; // messages after the first welcome are news (announced, previewed)
+  private profile: [string, Record<string, unknown>, (ack: Ack) => void][] = [];
+  private listeners = new Map<string, Set<(detail: unknown) => void>>();
+  private userId = script?.dataset.userId || "";
+  private userHash = script?.dataset.userHash || "";
   private offline = el("div", "omni-offline");
   private notice = el("div", "omni-notice");
   private counter = el("div", "omni-counter");
@@ -207,8 +260,8 @@ class OmniWidget {
         cb({
           inbox,
           visitor: load<string>("visitor", ""),
-          user_id: script?.dataset.userId || undefined,
-          user_hash: script?.dataset.userHash || undefined,
+          user_id: this.userId || undefined,
+          user_hash: this.userHash || undefined,
           lang, // server refusals come back in the widget's language
         }),
       transports: ["websocket", "polling"],
@@ -230,18 +283,30 @@ class OmniWidget {
 
   mount(): void {
     this.style.textContent = css("#1565c0");
-    document.head.appendChild(this.style);
-    const launcher = el("button", "omni-launcher", t.open);
-    launcher.type = "button";
-    launcher.addEventListener("click", () => this.toggle());
+    const host = document.createElement("omni-chat");
+    const shadow = host.attachShadow({ mode: "open" });
+    shadow.append(this.style, this.root);
+    this.launcher.type = "button";
+    this.launcher.append(this.dot, this.launcherText);
+    this.launcher.setAttribute("aria-expanded", "false");
+    this.launcher.addEventListener("click", () => this.toggle());
+    this.preview.type = "button";
+    this.preview.addEventListener("click", () => this.setOpen(true));
+    this.panel.setAttribute("role", "dialog");
+    this.panel.id = "omni-panel";
+    this.launcher.setAttribute("aria-controls", this.panel.id);
+    this.title.id = "omni-title";
+    this.panel.setAttribute("aria-labelledby", this.title.id);
+    this.panel.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") {
+        e.stopPropagation();
+        this.setOpen(false);
+      }
+    });
     const head = el("div", "omni-head");
-    const title = el("span", "omni-title", t.open);
-    const close = el("button", "", "×");
-    close.setAttribute("aria-label", t.close);
-    close.addEventListener("click", () => this.toggle());
-    head.append(title, close);
-    this.input.placeholder = t.placeholder;
-    this.input.setAttribute("aria-label", t.placeholder);
+    this.closeButton.type = "button";
+    this.closeButton.addEventListener("click", () => this.setOpen(false));
+    head.append(this.title, this.closeButton);
     this.input.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !e.shiftKey) {
         e.preventDefault();
@@ -258,15 +323,11 @@ class OmniWidget {
     this.fileInput.setAttribute("aria-hidden", "true");
     this.fileInput.addEventListener("change", () => void this.upload());
     // The native "Choose File" control stays hidden behind a styled button.
-    const attach = el("button", "omni-attach");
-    attach.type = "button";
-    attach.title = t.attach;
-    attach.setAttribute("aria-label", t.attach);
-    attach.innerHTML = PAPERCLIP; // a constant of ours, never customer text
-    attach.addEventListener("click", () => this.fileInput.click());
-    const send = el("button", "omni-primary", t.send);
-    send.type = "submit";
-    this.form.append(attach, this.input, this.fileInput, send);
+    this.attachButton.type = "button";
+    this.attachButton.innerHTML = PAPERCLIP; // a constant of ours, never customer text
+    this.attachButton.addEventListener("click", () => this.fileInput.click());
+    this.sendButton.type = "submit";
+    this.form.append(this.attachButton, this.input, this.fileInput, this.sendButton);
     this.form.addEventListener("submit", (e) => {
       e.preventDefault();
       this.submit();
@@ -275,15 +336,166 @@ class OmniWidget {
     this.offline.hidden = true;
     this.notice.setAttribute("role", "alert");
     this.counter.setAttribute("aria-live", "polite");
+    // Screen readers hear operator replies as they arrive (the log itself stays quiet, so
+    // the customer's own messages and the history are not read out again).
+    this.log.setAttribute("role", "log");
+    this.log.setAttribute("aria-live", "off");
+    this.log.tabIndex = 0; // scrollable with the keyboard
+    this.announcer.setAttribute("aria-live", "polite");
+    this.announcer.setAttribute("aria-atomic", "true");
     this.buildCallMe();
     this.panel.append(head, this.offline, this.prechat, this.log, this.status, this.callMe, this.notice, this.counter, this.form);
-    document.body.append(launcher, this.panel);
+    this.root.append(this.preview, this.launcher, this.panel, this.announcer);
+    document.body.append(host);
+    this.relabel();
     this.renderMode();
   }
 
+  /** Every fixed text, in the current language (mount and ``Omni.setLocale``). */
+  private relabel(): void {
+    this.launcherText.textContent = t.open;
+    this.closeButton.setAttribute("aria-label", t.close);
+    this.closeButton.title = t.close;
+    this.title.textContent = (lang === "ru" ? this.config.greeting_ru : this.config.greeting) || (this.welcomed ? t.greeting : t.open);
+    this.input.placeholder = t.placeholder;
+    this.input.setAttribute("aria-label", t.placeholder);
+    this.attachButton.title = t.attach;
+    this.attachButton.setAttribute("aria-label", t.attach);
+    this.sendButton.textContent = t.send;
+    this.log.setAttribute("aria-label", t.messages);
+    this.offline.textContent = t.offline;
+    const phone = this.callMe.querySelector("input");
+    if (phone) {
+      phone.placeholder = t.callMePhone;
+      phone.setAttribute("aria-label", t.callMePhone);
+    }
+    const ask = this.callMe.querySelector("button");
+    if (ask) ask.textContent = t.callMe;
+    this.showUnread();
+    if (this.prechat.childElementCount) {
+      this.prechat.replaceChildren();
+      this.renderMode();
+    }
+  }
+
   private toggle(): void {
-    this.panel.classList.toggle("open");
-    if (this.panel.classList.contains("open")) this.markRead();
+    this.setOpen(!this.panel.classList.contains("open"));
+  }
+
+  setOpen(open: boolean): void {
+    if (open === this.panel.classList.contains("open")) return;
+    this.panel.classList.toggle("open", open);
+    this.root.classList.toggle("is-open", open);
+    this.launcher.setAttribute("aria-expanded", String(open));
+    if (open) {
+      this.markRead();
+      const first = this.needsForm() ? this.prechat.querySelector("input") : this.input;
+      (first ?? this.closeButton).focus();
+    } else this.launcher.focus();
+    this.showUnread();
+    this.fire(open ? "opened" : "closed", {});
+  }
+
+  /** The launcher's dot and the preview of the newest unread operator reply (panel closed). */
+  private showUnread(last?: Msg): void {
+    const open = this.panel.classList.contains("open");
+    if (open) this.unread.clear();
+    const count = this.unread.size;
+    this.launcher.classList.toggle("unread", count > 0);
+    this.launcher.setAttribute("aria-label", count ? `${t.open} (${format(t.unread, { n: count })})` : t.open);
+    if (!count || open) {
+      this.preview.classList.remove("show");
+      this.preview.replaceChildren();
+      return;
+    }
+    if (last) {
+      this.preview.replaceChildren(el("strong", "", t.newMessage), el("span", "", last.body || "📎"));
+      this.preview.classList.add("show");
+    }
+  }
+
+  // --- the JavaScript API (window.Omni; docs/widget.md) --------------------------------------
+
+  on(event: string, cb: (detail: unknown) => void): void {
+    if (!this.listeners.has(event)) this.listeners.set(event, new Set());
+    this.listeners.get(event)?.add(cb);
+    if (event === "ready" && this.live) cb({});
+  }
+
+  off(event: string, cb: (detail: unknown) => void): void {
+    this.listeners.get(event)?.delete(cb);
+  }
+
+  private fire(event: string, detail: unknown): void {
+    for (const cb of Array.from(this.listeners.get(event) ?? [])) {
+      try {
+        cb(detail);
+      } catch (err) {
+        console.error(`Omni: a "${event}" listener failed`, err);
+      }
+    }
+    window.dispatchEvent(new CustomEvent(`omni:${event}`, { detail }));
+  }
+
+  setLocale(locale: unknown): boolean {
+    if (typeof locale !== "string" || !/^(ru|en)(-|_|$)/i.test(locale)) {
+      console.error(`Omni.setLocale: "${String(locale)}" is not supported (use one of: ${LOCALES.join(", ")})`);
+      return false;
+    }
+    lang = pickLocale(locale);
+    t = texts(lang);
+    this.relabel();
+    return true;
+  }
+
+  /** Site data for the visitor's contact card: sent once connected; a refusal is logged on
+   * the console with the server's reason and nothing is stored. */
+  sendProfile(event: "set_user" | "set_attributes", data: Record<string, unknown>, api: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      this.profile.push([
+        event,
+        data,
+        (ack) => {
+          if (!ack.ok) console.error(`Omni.${api}: ${ack.detail || ack.error || "refused"}${ack.field ? ` (${ack.field})` : ""}`);
+          resolve(ack.ok);
+        },
+      ]);
+      this.flushProfile();
+    });
+  }
+
+  /** The site told who the visitor is: the pre-chat form is filled with it (and skipped when
+   * that was all it asked). */
+  knowUser(fields: Record<string, unknown>): void {
+    for (const name of ["name", "email", "phone"] as const) {
+      const value = fields[name];
+      if (typeof value === "string" && value.trim()) this.fields[name] = value.trim();
+    }
+    save("fields", this.fields);
+    if (!this.started && this.prechatFields().every((f) => !f.required || this.fields[f.name])) {
+      this.started = true;
+      save("started", true);
+    }
+    this.prechat.replaceChildren();
+    this.renderMode();
+  }
+
+  /** ``setUser({id, hash})``: a signed-in site user; the connection starts again as them. */
+  identify(id: string, hash: string): void {
+    if (id === this.userId && hash === this.userHash) return;
+    this.userId = id;
+    this.userHash = hash;
+    this.welcomed = false;
+    this.socket.disconnect().connect();
+  }
+
+  private flushProfile(): void {
+    if (!this.socket.connected || !this.welcomed) return;
+    for (const [event, data, done] of this.profile.splice(0)) {
+      this.socket
+        .timeout(ACK_TIMEOUT_MS)
+        .emit(event, data, (err: Error | null, ack: Ack) => done(err ? { ok: false, detail: t.offline } : ack));
+    }
   }
 
   private onWelcome(w: Welcome): void {
@@ -294,8 +506,7 @@ class OmniWidget {
     this.welcomed = true;
     if (this.config.colour && /^#[0-9a-fA-F]{6}$/.test(this.config.colour)) this.style.textContent = css(this.config.colour);
     if (w.messages.length) this.started = true;
-    const title = this.panel.querySelector(".omni-title");
-    if (title) title.textContent = (lang === "ru" ? this.config.greeting_ru : this.config.greeting) || t.greeting;
+    this.title.textContent = (lang === "ru" ? this.config.greeting_ru : this.config.greeting) || t.greeting;
     for (const m of w.messages) this.onMessage(m);
     this.syncedUpTo = Math.max(this.syncedUpTo, ...w.messages.map((m) => m.id));
     if (w.closed) this.showClosed(w.closed);
@@ -307,6 +518,10 @@ class OmniWidget {
     this.updateCounter();
     this.inflight.clear(); // a new connection: acks of the old one will never come
     this.flush();
+    this.flushProfile();
+    const first = !this.live;
+    this.live = true;
+    if (first) this.fire("ready", { conversation_id: w.conversation_id });
   }
 
   private renderMode(): void {
@@ -374,11 +589,13 @@ class OmniWidget {
   private onMessage(m: Msg): void {
     const key = m.client_id && m.direction === "in" ? `c:${m.client_id}` : `m:${m.id}`;
     let node = this.rendered.get(key);
+    const fresh = !node;
     if (!node) {
       node = el("div", `omni-msg omni-${m.direction}`);
       this.rendered.set(key, node);
       this.place(node, m.id);
     }
+    if (m.direction === "out" && m.delivery === "read") node.dataset.read = "1"; // seen in another tab
     if (m.id) node.dataset.id = String(m.id);
     node.replaceChildren();
     if (m.body) node.append(document.createTextNode(m.body));
@@ -404,7 +621,15 @@ class OmniWidget {
     if (m.direction === "out") {
       this.socket.emit("seen", { message_id: m.id, state: "delivered" });
       if (this.panel.classList.contains("open")) this.markRead();
+      else if (m.id && !node.dataset.read) {
+        this.unread.add(m.id);
+        this.showUnread(m);
+      }
       this.showStatus("");
+    }
+    if (fresh && this.live && (m.id || m.direction === "in")) {
+      if (m.direction === "out" && m.body) this.announcer.textContent = m.body;
+      this.fire("message", { id: m.id, direction: m.direction, body: m.body, created_at: m.created_at });
     }
   }
 
@@ -775,11 +1000,73 @@ class OmniWidget {
   }
 }
 
+type Call = [string, ...unknown[]];
+const USER_KEYS = ["name", "email", "phone", "id", "hash"];
+
+/** ``window.Omni``: what a site may do with the widget (docs/widget.md). Calls made before the
+ * script loaded (``(window.Omni = window.Omni || []).push(["open"])``) run once it has. */
+function api(widget: OmniWidget): Record<string, unknown> {
+  const plain = (v: unknown): v is Record<string, unknown> =>
+    typeof v === "object" && v !== null && !Array.isArray(v);
+  const self = {
+    open: () => widget.setOpen(true),
+    close: () => widget.setOpen(false),
+    setLocale: (locale: unknown) => widget.setLocale(locale),
+    on: (event: string, cb: (detail: unknown) => void) => widget.on(event, cb),
+    off: (event: string, cb: (detail: unknown) => void) => widget.off(event, cb),
+    setUser(user: unknown): Promise<boolean> {
+      if (!plain(user)) {
+        console.error("Omni.setUser: expects an object like {name, email, phone}");
+        return Promise.resolve(false);
+      }
+      const unknownKey = Object.keys(user).find((k) => !USER_KEYS.includes(k));
+      if (unknownKey) {
+        console.error(`Omni.setUser: unknown field "${unknownKey}" (use ${USER_KEYS.join(", ")})`);
+        return Promise.resolve(false);
+      }
+      const { id, hash, ...fields } = user;
+      if (id !== undefined || hash !== undefined) {
+        if ((typeof id !== "string" && typeof id !== "number") || typeof hash !== "string") {
+          console.error("Omni.setUser: id (string) and hash (its HMAC from your server) go together");
+          return Promise.resolve(false);
+        }
+        widget.identify(String(id), hash);
+      }
+      if (!Object.keys(fields).length) return Promise.resolve(true);
+      return widget.sendProfile("set_user", fields, "setUser").then((ok) => {
+        if (ok) widget.knowUser(fields);
+        return ok;
+      });
+    },
+    setCustomAttributes(attributes: unknown): Promise<boolean> {
+      if (!plain(attributes)) {
+        console.error("Omni.setCustomAttributes: expects an object of text, number, true/false or null values");
+        return Promise.resolve(false);
+      }
+      return widget.sendProfile("set_attributes", { attributes }, "setCustomAttributes");
+    },
+    push(call: unknown): void {
+      if (!Array.isArray(call) || typeof call[0] !== "string" || typeof (self as Record<string, unknown>)[call[0]] !== "function") {
+        console.error("Omni: unknown call", call);
+        return;
+      }
+      const [name, ...args] = call as Call;
+      void (self as unknown as Record<string, (...a: unknown[]) => unknown>)[name](...args);
+    },
+  };
+  return self;
+}
+
 function boot(): void {
   if (!inbox) return;
   const widget = new OmniWidget();
   widget.mount();
-  (window as unknown as { omniWidget: OmniWidget }).omniWidget = widget;
+  const w = window as unknown as { omniWidget: OmniWidget; Omni?: unknown };
+  w.omniWidget = widget;
+  const queued = Array.isArray(w.Omni) ? (w.Omni as unknown[]) : [];
+  const omni = api(widget);
+  w.Omni = omni;
+  for (const call of queued) (omni.push as (c: unknown) => void)(call);
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);

@@ -292,5 +292,7 @@ async def do_record_rating(session: AsyncSession, conv_id: int, rating: int, *, 
     if "csat" in (conv.variables or {}):
         return False
     conv.variables = {**(conv.variables or {}), "csat": rating}
+    if scale != 5:  # reports map it onto 1..5 (``omni.domain.reports.chats.csat_on_five``)
+        conv.variables = {**conv.variables, "csat_scale": scale}
     _event(session, "conversation.rated", conv, rating=rating, scale=scale)
     return True

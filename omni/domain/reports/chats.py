@@ -18,7 +18,7 @@ Definitions (docs/reports.md, "Chat metrics"):
 * Concurrency per operator: each chat occupies its operator from ``accepted_at`` to ``closed_at``
   (open ones until now); split at interval boundaries. Peak = most chats at once; average =
   chat-seconds / seconds with at least one chat (how many at once while chatting).
-* CSAT: ``variables["csat"]`` (1..5), a rating of 4 or 5 is satisfied.
+* CSAT: ``variables["csat"]`` (1..5, or 1..``csat_scale`` mapped onto 1..5), 4 or 5 is satisfied.
 """
 
 from __future__ import annotations
@@ -54,6 +54,18 @@ def csat_of(variables: dict[str, Any] | None) -> int | None:
         value = int(str(raw).strip())
     except (TypeError, ValueError):
         return None
+    return csat_on_five(value, variables)
+
+
+def csat_on_five(value: int, variables: dict[str, Any] | None) -> int | None:
+    """A rating given on the inbox's own scale (``csat_scale``: the widget's or Telegram's
+    number of labels, e.g. 3 for Bad/OK/Great) on the reports' 1..5, so "Great" of three
+    counts as satisfied like a 5 of five; without a scale it is 1..5 already."""
+    scale = (variables or {}).get("csat_scale")
+    if isinstance(scale, int) and not isinstance(scale, bool) and 2 <= scale != CSAT_MAX:
+        if not 1 <= value <= scale:
+            return None
+        return round(1 + (value - 1) * (CSAT_MAX - 1) / (scale - 1))
     return value if 1 <= value <= CSAT_MAX else None
 
 
@@ -435,4 +447,12 @@ registry.register(
     )
 )
 
-__all__ = ["ChatLoadRollup", "ChatRollup", "chat_concurrency", "chat_metrics", "chat_times", "csat_of"]
+__all__ = [
+    "ChatLoadRollup",
+    "ChatRollup",
+    "chat_concurrency",
+    "chat_metrics",
+    "chat_times",
+    "csat_of",
+    "csat_on_five",
+]

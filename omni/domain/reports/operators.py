@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
 from omni.domain.reports import daily, rollup_sql, rollups
+from omni.domain.reports.chats import csat_on_five
 from omni.domain.reports.period import INTERVAL, floor_interval
 
 TRANSFERRED = "conversation.transferred"
@@ -60,7 +61,7 @@ def rating(conv: m.Conversation) -> int | None:
         score = int(value)
     except ValueError:
         return None
-    return score if 1 <= score <= 5 else None
+    return csat_on_five(score, conv.variables)
 
 
 def handling_parts(conv: m.Conversation) -> tuple[float, float, float]:

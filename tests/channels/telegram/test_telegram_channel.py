@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from channels.telegram import TelegramChannel
 from omni.db import models as m
 from omni.domain import automated, place
+from omni.domain.reports.chats import csat_of
 from tests import factories as f
 from tests.channels.telegram.emulator import BotApiEmulator
 from tests.conftest import (
@@ -527,6 +528,8 @@ async def test_closing_message_and_csat(
     async with app["server"].services.db.transaction() as s:
         closed = await s.get_one(m.Conversation, conv.id)
         assert closed.status == "closed" and closed.variables["csat"] == 3, "a rating does not reopen it"
+        # Reports see the top of three labels as satisfied, as the widget's (``csat_scale``).
+        assert csat_of(closed.variables) == 5, closed.variables
 
 
 async def test_polling_mode_survives_the_api_restarting(

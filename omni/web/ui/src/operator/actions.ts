@@ -173,12 +173,12 @@ export abstract class ActionsPart extends CardPart {
     const scenarios = voice ? (v.bot_scenarios ?? []) : [];
     const kind = el(
       "select",
-      { "data-testid": "transfer-kind" },
+      { "data-testid": "transfer-kind", "aria-label": t("op.transfer_kind") },
       el("option", { value: "queue" }, t("op.to_queue")),
       el("option", { value: "operator" }, t("op.to_operator")),
       scenarios.length ? el("option", { value: "ivr" }, t("op.to_ivr")) : null,
     );
-    const target = el("select", { "data-testid": "transfer-target" });
+    const target = el("select", { "data-testid": "transfer-target", "aria-label": t("op.transfer_target") });
     const fill = (): void => {
       clear(target);
       if (kind.value === "ivr") {
@@ -265,7 +265,7 @@ export abstract class ActionsPart extends CardPart {
 
   protected callbackForm(id: number): HTMLElement {
     const t = this.ctx.t;
-    const due = el("input", { type: "datetime-local", "data-testid": "callback-due" });
+    const due = el("input", { type: "datetime-local", "data-testid": "callback-due", "aria-label": t("op.callback_time") });
     const note = el("input", { placeholder: t("op.callback_note"), "data-testid": "callback-note" });
     const mine = el("input", { type: "checkbox" });
     return el(
