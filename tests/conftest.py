@@ -55,13 +55,27 @@ XDIST_GROUPS = {
 }
 
 
+# Long tests outside the groups (from CI's --durations): collected first. ``--dist loadgroup``
+# hands out the groups (largest first), then single tests in collection order, so a long one
+# collected late (test_serve_workers, 39 s, came after ~1,100 others) ran alone at the end while the other
+# workers were idle; started first, they overlap with everything else.
+LONG_FIRST = (
+    "tests/api/test_schemathesis.py",
+    "tests/test_serve_workers.py",
+    "tests/channels/telegram/test_broadcast.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     root = Path(__file__).resolve().parents[1]
+    paths: dict[str, str] = {}
     for item in items:
         path = Path(str(item.fspath)).resolve().relative_to(root).as_posix()
+        paths[item.nodeid] = path
         for prefix, group in XDIST_GROUPS.items():
             if path.startswith(prefix):
                 item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: not paths[item.nodeid].startswith(LONG_FIRST))  # stable
 
 
 def _require_services() -> None:
