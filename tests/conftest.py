@@ -16,7 +16,6 @@ import os
 import random
 import secrets
 import socket
-import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -188,6 +187,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def copy_sqlite(template: Path, data_dir: Path) -> None:
     """``template`` as the embedded database of ``data_dir`` (SQLite's backup API: a WAL
     database is copied with what its log holds)."""
+    import sqlite3
+
     data_dir.mkdir(parents=True, exist_ok=True)
     src, dst = sqlite3.connect(template), sqlite3.connect(data_dir / "omni.sqlite3")
     try:
