@@ -27,7 +27,7 @@ import pytest_asyncio
 import uvicorn
 
 from omni.cli import server_config
-from omni.db.migrate import upgrade, upgrade_async
+from omni.db.migrate import upgrade
 from omni.services import Services, build_services
 from omni.settings import Settings
 
@@ -56,13 +56,27 @@ XDIST_GROUPS = {
 }
 
 
+# Long tests outside the groups (from CI's --durations): collected first. ``--dist loadgroup``
+# hands out the groups (largest first), then single tests in collection order, so a long one
+# collected late (test_serve_workers, 39 s, came after ~1,100 others) ran alone at the end while the other
+# workers were idle; started first, they overlap with everything else.
+LONG_FIRST = (
+    "tests/api/test_schemathesis.py",
+    "tests/test_serve_workers.py",
+    "tests/channels/telegram/test_broadcast.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     root = Path(__file__).resolve().parents[1]
+    paths: dict[str, str] = {}
     for item in items:
         path = Path(str(item.fspath)).resolve().relative_to(root).as_posix()
+        paths[item.nodeid] = path
         for prefix, group in XDIST_GROUPS.items():
             if path.startswith(prefix):
                 item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: not paths[item.nodeid].startswith(LONG_FIRST))  # stable
 
 
 def _require_services() -> None:
@@ -162,8 +176,33 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         await svc.stop()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An embedded database built by the migrations once per test process (0.7 CPU-s a run)."""
+    data_dir = tmp_path_factory.mktemp("sqlite-template")
+    settings = Settings(data_dir=data_dir, secret_key="s" * 40)
+    upgrade(settings.effective_database_url)
+    return data_dir / "omni.sqlite3"
+
+
+def copy_sqlite(template: Path, data_dir: Path) -> None:
+    """``template`` as the embedded database of ``data_dir`` (SQLite's backup API: a WAL
+    database is copied with what its log holds)."""
+    import sqlite3
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    src, dst = sqlite3.connect(template), sqlite3.connect(data_dir / "omni.sqlite3")
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+
+
 @pytest_asyncio.fixture(params=["postgresql", "sqlite"])
-async def svc(request: pytest.FixtureRequest, tmp_path: Path, pg_template: str) -> AsyncIterator[Services]:
+async def svc(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_template: str, sqlite_template: Path
+) -> AsyncIterator[Services]:
     """Domain services on each database the product runs on (a fresh PostgreSQL database, then
     the embedded SQLite file), with the in-process bus: a RedisBus stopped a few milliseconds
     after it started can hang in its listener's cancellation (omni/bus.py)."""
@@ -173,7 +212,7 @@ async def svc(request: pytest.FixtureRequest, tmp_path: Path, pg_template: str) 
         settings = make_settings(_asyncpg_url(dbname), redis=False, data_dir=tmp_path)
     else:
         settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
-        await upgrade_async(settings.effective_database_url)
+        copy_sqlite(sqlite_template, tmp_path)
     services = build_services(settings, run_background=False)
     await services.start()
     try:

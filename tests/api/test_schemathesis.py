@@ -15,12 +15,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from omni.db import models as m
 from omni.domain import auth
 from tests import factories as f
 from tests.conftest import LiveServer
+from tests.helpers import HTTP_TIMEOUT
 
 ST = Path(sys.executable).with_name("st")
 
@@ -116,6 +118,10 @@ async def test_schemathesis_finds_no_server_error_schema_violation_or_undocument
     live_server: LiveServer, tmp_path: Path, part: str
 ) -> None:
     token = await _seed(live_server)
+    # The app builds its OpenAPI document on the first request (seconds of CPU for ~190
+    # operations); st gives up loading it after 10 s, which a busy CI machine exceeded.
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=HTTP_TIMEOUT) as client:
+        assert (await client.get("/schema/openapi.json")).status_code == 200
     for name in part.split("+"):
         report = await asyncio.to_thread(
             run_schemathesis, live_server.url, token, PARTS[name], tmp_path / f"{name}.json"
