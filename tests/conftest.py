@@ -48,6 +48,7 @@ TEMPLATE = "omni_template"
 
 # Tests that each start several processes or a browser: run one group at a time per worker, so
 # two of them never fight over the same two cores (and the lighter tests fill the other worker).
+# The browser journeys are split in ``BROWSER_LANES`` groups by file (see below).
 XDIST_GROUPS = {
     "tests/e2e/": "browser",
     "tests/test_race.py": "processes",
@@ -67,15 +68,43 @@ LONG_FIRST = (
 )
 
 
+# The browser journeys run in this many groups (whole files each, balanced by test count): in
+# one group they were ~60 journeys in a row on one worker, the longest lane of the CI run.
+BROWSER_LANES = 2
+
+
+def _lanes(counts: dict[str, int]) -> dict[str, int]:
+    """Each file to a lane, the biggest files first to the emptiest lane. Every xdist worker
+    collects the same items, so every one computes the same split."""
+    load = [0] * BROWSER_LANES
+    lane: dict[str, int] = {}
+    for path in sorted(counts, key=lambda p: (-counts[p], p)):
+        lane[path] = load.index(min(load))
+        load[lane[path]] += counts[path]
+    return lane
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     root = Path(__file__).resolve().parents[1]
     paths: dict[str, str] = {}
+    groups: dict[str, str] = {}
     for item in items:
         path = Path(str(item.fspath)).resolve().relative_to(root).as_posix()
         paths[item.nodeid] = path
         for prefix, group in XDIST_GROUPS.items():
             if path.startswith(prefix):
-                item.add_marker(pytest.mark.xdist_group(group))
+                groups[item.nodeid] = group
+    browser_files: dict[str, int] = {}
+    for nodeid, group in groups.items():
+        if group == "browser":
+            browser_files[paths[nodeid]] = browser_files.get(paths[nodeid], 0) + 1
+    lanes = _lanes(browser_files)
+    for item in items:
+        group = groups.get(item.nodeid)
+        if group == "browser":
+            group = f"browser-{lanes[paths[item.nodeid]] + 1}"
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
     items.sort(key=lambda item: not paths[item.nodeid].startswith(LONG_FIRST))  # stable
 
 
