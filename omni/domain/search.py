@@ -40,7 +40,9 @@ from omni.domain.errors import InvalidInput, PermissionDenied
 from omni.domain.masking import Masker, masker_for
 
 __all__ = [
+    "FTS_TABLE",
     "KINDS",
+    "PG_INDEX",
     "Hit",
     "SearchPage",
     "SearchQuery",
@@ -59,12 +61,16 @@ MAX_QUERY = 200
 """Characters of a query; longer text is a paste, not a search."""
 
 MAX_LIMIT = 100
+PG_INDEX = "ix_messages_search"
 PG_TSV = "(to_tsvector('russian'::regconfig, body) || to_tsvector('english'::regconfig, body))"
 """The indexed expression of migration ``0035_search18``, verbatim (or the index isn't used)."""
 
 RANK_WINDOW = 2000
 """Newest matching messages ranked by relevance; older ones follow by date. Bounds the work
 of a very common word on millions of messages (bench/search_bench.py)."""
+
+FTS_TABLE = "messages_fts"
+"""SQLite's FTS5 table (external content: ``messages``); its shadow tables share the prefix."""
 
 START, STOP = "\x02", "\x03"
 """Highlight markers inside snippets, turned into ``Segment``s before anything leaves."""
@@ -129,14 +135,11 @@ class SearchPage:
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _PHONEISH = re.compile(r"^[\d\s+()\-.]+$")
-_RU_ENDINGS = sorted(
-    (
-        "иями ями ами ого его ому ему ыми ими ией ия ие ий ой ей ый ая яя ое ее ые ах ях ов ев ом ем "
-        "ам ям ую юю ость а я о е ы и у ю ь й"
-    ).split(),
-    key=len,
-    reverse=True,
+_RU_ENDING_LIST = (
+    "иями ями ами ого его ому ему ыми ими ией ия ие ий ой ей ый ая яя ое ее ые ах ях ов ев ом ем "
+    "ам ям ую юю ость а я о е ы и у ю ь й"
 )
+_RU_ENDINGS: tuple[str, ...] = tuple(sorted(_RU_ENDING_LIST.split(), key=len, reverse=True))
 _EN_ENDINGS = ("ing", "ies", "es", "ed", "s")
 
 
@@ -203,7 +206,11 @@ def _plain_snippet(value: str, needle: str) -> list[Segment]:
     if at < 0:
         return [Segment(value, False)] if value else []
     end = at + len(needle)
-    return [s for s in (Segment(value[:at], False), Segment(value[at:end], True), Segment(value[end:], False)) if s.text]
+    return [
+        s
+        for s in (Segment(value[:at], False), Segment(value[at:end], True), Segment(value[end:], False))
+        if s.text
+    ]
 
 
 # --- filters and scope ------------------------------------------------------------------------
@@ -275,19 +282,20 @@ async def _messages(
     words = q.text.strip()
     stmt: Select[Any]
     if not words:
-        stmt = select(msg.id, msg.conversation_id, msg.body, literal_column("0.0"))
+        stmt = select(msg.id, msg.conversation_id, msg.body, literal_column("0.0"))  # type: ignore[assignment]  # row shape varies by branch
         order = [msg.id.desc()]
     elif dialect == "postgresql":
         tsq = func.websearch_to_tsquery(text("'russian'::regconfig"), words).op("||")(
             func.websearch_to_tsquery(text("'english'::regconfig"), words)
         )
-        tsv = literal_column(PG_TSV)
+        tsv: ColumnElement[Any] = literal_column(PG_TSV)
         where.append(tsv.op("@@")(tsq))
         snippet = func.ts_headline(
             text("'russian'::regconfig"),
             msg.body,
             tsq,
-            f"StartSel={START}, StopSel={STOP}, MaxWords=28, MinWords=8, MaxFragments=2, FragmentDelimiter=' … '",
+            f"StartSel={START}, StopSel={STOP}, MaxWords=28, MinWords=8, MaxFragments=2, "
+            "FragmentDelimiter=' … '",
         )
         rank = func.ts_rank_cd(tsv, tsq)
         if q.sort == "newest":
@@ -357,7 +365,11 @@ async def _contacts(
     matches: list[ColumnElement[bool]] = [
         ct.name.ilike(_like(words), escape="\\"),
         ct.email.ilike(_like(words), escape="\\"),
-        ct.id.in_(select(m.ContactIdentity.contact_id).where(m.ContactIdentity.value.ilike(_like(words), escape="\\"))),
+        ct.id.in_(
+            select(m.ContactIdentity.contact_id).where(
+                m.ContactIdentity.value.ilike(_like(words), escape="\\")
+            )
+        ),
     ]
     if len(digits) >= 3 and _PHONEISH.match(words):
         matches += [
@@ -382,9 +394,7 @@ async def _contacts(
     hits = []
     for contact in rows:
         conv_id, channel, status = latest.get(contact.id, (None, "", ""))
-        shown = " · ".join(
-            x for x in (masker.phone(contact.phone), masker.email(contact.email)) if x
-        )
+        shown = " · ".join(x for x in (masker.phone(contact.phone), masker.email(contact.email)) if x)
         needle = words if words.lower() in (contact.name or "").lower() else ""
         hits.append(
             Hit(
@@ -396,7 +406,8 @@ async def _contacts(
                 channel=channel,
                 status=status,
                 title=contact.name or "",
-                snippet=_plain_snippet(contact.name or "", needle) + ([Segment(" · " + shown, False)] if shown else []),
+                snippet=_plain_snippet(contact.name or "", needle)
+                + ([Segment(" · " + shown, False)] if shown else []),
                 score=1000.0,
             )
         )
@@ -412,7 +423,9 @@ async def _latest_conversations(
     c = m.Conversation
     scope = visible_conversations_filter(await visible_queue_ids(session, who), who)
     rows = await session.execute(
-        select(c.contact_id, c.id, c.channel, c.status).where(c.contact_id.in_(contact_ids), *scope).order_by(c.id)
+        select(c.contact_id, c.id, c.channel, c.status)
+        .where(c.contact_id.in_(contact_ids), *scope)
+        .order_by(c.id)
     )
     return {contact_id: (cid, channel, status) for contact_id, cid, channel, status in rows.all()}
 
@@ -429,7 +442,10 @@ async def _calls(
     matches: list[ColumnElement[bool]] = [
         c.assigned_user_id.in_(
             select(m.User.id).where(
-                or_(m.User.display_name.ilike(_like(words), escape="\\"), m.User.username.ilike(_like(words), escape="\\"))
+                or_(
+                    m.User.display_name.ilike(_like(words), escape="\\"),
+                    m.User.username.ilike(_like(words), escape="\\"),
+                )
             )
         ),
         c.result_code_id.in_(
@@ -542,14 +558,22 @@ async def find_recordings(
     if date_from and date_to and date_from > date_to:
         raise InvalidInput("the start date is after the end date", field="date_from")
     c, call = m.Conversation, m.Call
-    where: list[Any] = [call.recording_path != "", *visible_conversations_filter(await visible_queue_ids(session, who), who)]
+    where: list[Any] = [
+        call.recording_path != "",
+        *visible_conversations_filter(await visible_queue_ids(session, who), who),
+    ]
     digits = _digits(phone)
     if phone.strip() and not digits:
         raise InvalidInput("a phone number needs digits", field="phone")
     if digits:
         where.append(_digits_match(call.caller_number, digits))
     if operator_id is not None:
-        where.append(or_(call.agent_user_id == operator_id, and_(call.agent_user_id.is_(None), c.assigned_user_id == operator_id)))
+        where.append(
+            or_(
+                call.agent_user_id == operator_id,
+                and_(call.agent_user_id.is_(None), c.assigned_user_id == operator_id),
+            )
+        )
     if date_from is not None:
         where.append(call.created_at >= date_from)
     if date_to is not None:
@@ -558,7 +582,16 @@ async def find_recordings(
     user_id = func.coalesce(call.agent_user_id, c.assigned_user_id)
     rows = (
         await session.execute(
-            select(call.id, call.conversation_id, call.caller_number, user_id, m.User.display_name, m.User.username, call.created_at, call.talk_seconds)
+            select(
+                call.id,
+                call.conversation_id,
+                call.caller_number,
+                user_id,
+                m.User.display_name,
+                m.User.username,
+                call.created_at,
+                call.talk_seconds,
+            )
             .join(c, c.id == call.conversation_id)
             .outerjoin(m.User, m.User.id == user_id)
             .where(*where)

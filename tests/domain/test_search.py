@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from omni.db import models as m
 from omni.domain import grants
 from omni.domain import search as s
@@ -35,34 +36,87 @@ async def world(svc: Services) -> dict[str, int]:
         olga = m.Contact(name="Ольга", phone="+79035550011")
         db.add_all([ivan, olga])
         await db.flush()
-        c1 = m.Conversation(contact_id=ivan.id, channel="telegram", queue_id=q_a.id, status="closed",
-                            assigned_user_id=op_a.id, result_code_id=code.id, created_at=T0)
-        c2 = m.Conversation(contact_id=olga.id, channel="widget", queue_id=q_b.id, status="active",
-                            assigned_user_id=op_b.id, created_at=T0 + timedelta(days=2))
-        c3 = m.Conversation(contact_id=ivan.id, channel="voice", medium="voice", queue_id=q_a.id,
-                            status="closed", assigned_user_id=op_a.id, created_at=T0 + timedelta(days=3))
+        c1 = m.Conversation(
+            contact_id=ivan.id,
+            channel="telegram",
+            queue_id=q_a.id,
+            status="closed",
+            assigned_user_id=op_a.id,
+            result_code_id=code.id,
+            created_at=T0,
+        )
+        c2 = m.Conversation(
+            contact_id=olga.id,
+            channel="widget",
+            queue_id=q_b.id,
+            status="active",
+            assigned_user_id=op_b.id,
+            created_at=T0 + timedelta(days=2),
+        )
+        c3 = m.Conversation(
+            contact_id=ivan.id,
+            channel="voice",
+            medium="voice",
+            queue_id=q_a.id,
+            status="closed",
+            assigned_user_id=op_a.id,
+            created_at=T0 + timedelta(days=3),
+        )
         db.add_all([c1, c2, c3])
         await db.flush()
-        hit = m.Message(conversation_id=c1.id, direction="in", body="Где мой заказ? Номер 12345", created_at=T0)
+        hit = m.Message(
+            conversation_id=c1.id, direction="in", body="Где мой заказ? Номер 12345", created_at=T0
+        )
         db.add_all(
             [
                 m.Message(conversation_id=c1.id, direction="out", body="Добрый день!", created_at=T0),
                 hit,
-                m.Message(conversation_id=c1.id, direction="note", body="клиент ждёт возврат денег", created_at=T0),
-                m.Message(conversation_id=c2.id, direction="in", body="Статус заказа, пожалуйста",
-                          created_at=T0 + timedelta(days=2)),
-                m.Message(conversation_id=c2.id, direction="in", body="My orders are late, where are the orders?",
-                          created_at=T0 + timedelta(days=2)),
-                m.Message(conversation_id=c1.id, direction="in", body="the order was paid, order order",
-                          created_at=T0),
-                m.Call(conversation_id=c3.id, linkedid="l1", caller_number="+7 916 123-45-12",
-                       recording_path="c3.wav", agent_user_id=op_a.id, created_at=T0 + timedelta(days=3)),
+                m.Message(
+                    conversation_id=c1.id, direction="note", body="клиент ждёт возврат денег", created_at=T0
+                ),
+                m.Message(
+                    conversation_id=c2.id,
+                    direction="in",
+                    body="Статус заказа, пожалуйста",
+                    created_at=T0 + timedelta(days=2),
+                ),
+                m.Message(
+                    conversation_id=c2.id,
+                    direction="in",
+                    body="My orders are late, where are the orders?",
+                    created_at=T0 + timedelta(days=2),
+                ),
+                m.Message(
+                    conversation_id=c1.id,
+                    direction="in",
+                    body="the order was paid, order order",
+                    created_at=T0,
+                ),
+                m.Call(
+                    conversation_id=c3.id,
+                    linkedid="l1",
+                    caller_number="+7 916 123-45-12",
+                    recording_path="c3.wav",
+                    agent_user_id=op_a.id,
+                    created_at=T0 + timedelta(days=3),
+                ),
             ]
         )
         await db.flush()
-        return {"op_a": op_a.id, "op_b": op_b.id, "sup": sup.id, "admin": admin.id, "q_a": q_a.id,
-                "q_b": q_b.id, "c1": c1.id, "c2": c2.id, "c3": c3.id, "hit": hit.id, "ivan": ivan.id,
-                "code": code.id}
+        return {
+            "op_a": op_a.id,
+            "op_b": op_b.id,
+            "sup": sup.id,
+            "admin": admin.id,
+            "q_a": q_a.id,
+            "q_b": q_b.id,
+            "c1": c1.id,
+            "c2": c2.id,
+            "c3": c3.id,
+            "hit": hit.id,
+            "ivan": ivan.id,
+            "code": code.id,
+        }
 
 
 async def find(svc: Services, user_id: int, text: str = "", **kw: object) -> s.SearchPage:
@@ -75,7 +129,9 @@ def convs(page: s.SearchPage, kind: str = "message") -> list[int | None]:
     return [h.conversation_id for h in page.hits if h.kind == kind]
 
 
-async def test_a_russian_word_form_finds_the_message_and_highlights_it(svc: Services, world: dict[str, int]) -> None:
+async def test_a_russian_word_form_finds_the_message_and_highlights_it(
+    svc: Services, world: dict[str, int]
+) -> None:
     page = await find(svc, world["admin"], "заказа", kinds=("message",))
     assert set(convs(page)) == {world["c1"], world["c2"]}
     mine = next(h for h in page.hits if h.conversation_id == world["c1"])
@@ -83,7 +139,9 @@ async def test_a_russian_word_form_finds_the_message_and_highlights_it(svc: Serv
     assert [x.text.lower() for x in mine.snippet if x.hit] == ["заказ"]
 
 
-async def test_english_forms_and_ranking_put_the_denser_message_first(svc: Services, world: dict[str, int]) -> None:
+async def test_english_forms_and_ranking_put_the_denser_message_first(
+    svc: Services, world: dict[str, int]
+) -> None:
     page = await find(svc, world["admin"], "orders", kinds=("message",))
     assert len(page.hits) == 2
     assert "order order" in "".join(x.text for x in page.hits[0].snippet)
@@ -131,7 +189,9 @@ async def test_phone_digits_find_the_contact_and_the_call_masked_without_pii_vie
     call = next(h for h in page.hits if h.kind == "call")
     assert call.conversation_id == world["c3"]
     assert "1234512" not in "".join(x.text for x in call.snippet)
-    assert "+79161234512" in "".join(x.text for x in (await find(svc, world["admin"], "916123")).hits[0].snippet)
+    assert "+79161234512" in "".join(
+        x.text for x in (await find(svc, world["admin"], "916123")).hits[0].snippet
+    )
 
 
 async def test_calls_are_found_by_operator_and_result_code(svc: Services, world: dict[str, int]) -> None:
@@ -144,8 +204,13 @@ async def test_paging_and_bad_input(svc: Services, world: dict[str, int]) -> Non
     second = await find(svc, world["admin"], "заказ", kinds=("message",), limit=1, offset=1)
     assert first.has_more and not second.has_more
     assert first.hits[0].message_id != second.hits[0].message_id
-    for bad in ({"text": ""}, {"text": "x" * 201}, {"text": "a", "kinds": ("spam",)}, {"text": "a", "limit": 0},
-                {"text": "a", "extra": {"label": "vip"}}):
+    for bad in (
+        {"text": ""},
+        {"text": "x" * 201},
+        {"text": "a", "kinds": ("spam",)},
+        {"text": "a", "limit": 0},
+        {"text": "a", "extra": {"label": "vip"}},
+    ):
         with pytest.raises(InvalidInput):
             await find(svc, world["admin"], **bad)  # type: ignore[arg-type]
 
