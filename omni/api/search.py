@@ -9,13 +9,14 @@ Snippets come as segments (``{"text", "hit"}``), never as HTML: a client highlig
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from typing import Annotated
 
 import msgspec
 from litestar import Controller, get
 from litestar.params import Parameter
 
-from omni.api.contracts import NO_NUL, IntId
+from omni.api.contracts import INT32_MAX, NO_NUL, between
 from omni.api.core import DEPS
 from omni.domain import search
 from omni.domain.auth import Principal
@@ -30,10 +31,22 @@ Query = Annotated[
     ),
 ]
 Short = Annotated[str, Parameter(max_length=64, pattern=NO_NUL)]
-Kinds = Annotated[
-    list[Annotated[str, Parameter(max_length=16)]] | None,
-    Parameter(max_items=4, description="Any of message, note, contact, call (default: all)"),
-]
+
+
+class Kind(StrEnum):
+    MESSAGE = "message"
+    NOTE = "note"
+    CONTACT = "contact"
+    CALL = "call"
+
+
+class Sort(StrEnum):
+    RELEVANCE = "relevance"
+    NEWEST = "newest"
+
+
+Kinds = Annotated[list[Kind] | None, Parameter(max_items=4, description="What to find (default: all kinds)")]
+OptionalId = Annotated[int | None, between(1, INT32_MAX)]
 Offset = Annotated[
     int,
     Parameter(ge=0, le=10_000, description="Hits to skip", schema_extra={"minimum": 0, "maximum": 10_000}),
@@ -112,14 +125,14 @@ class SearchController(Controller):
         q: Query = "",
         kind: Kinds = None,
         channel: Short = "",
-        queue_id: IntId | None = None,
-        operator_id: IntId | None = None,
+        queue_id: OptionalId = None,
+        operator_id: OptionalId = None,
         status: Short = "",
-        result_code_id: IntId | None = None,
+        result_code_id: OptionalId = None,
         label: Short = "",
         since: Day = None,
         until: Day = None,
-        sort: Short = "relevance",
+        sort: Sort = Sort.RELEVANCE,
         offset: Offset = 0,
         limit: Limit = 20,
     ) -> SearchOut:
@@ -127,7 +140,7 @@ class SearchController(Controller):
         filter (``omni.domain.search.register_filter``); until then it is refused with 422."""
         query = search.SearchQuery(
             text=q,
-            kinds=tuple(kind) if kind else search.KINDS,
+            kinds=tuple(k.value for k in kind) if kind else search.KINDS,
             channel=channel or None,
             queue_id=queue_id,
             operator_id=operator_id,
@@ -136,7 +149,7 @@ class SearchController(Controller):
             date_from=_start(since),
             date_to=_end(until),
             extra={"label": label} if label else {},
-            sort=sort,
+            sort=sort.value,
             offset=offset,
             limit=limit,
         )
@@ -169,7 +182,7 @@ class SearchController(Controller):
         who: Principal,
         services: Services,
         phone: Short = "",
-        operator_id: IntId | None = None,
+        operator_id: OptionalId = None,
         since: Day = None,
         until: Day = None,
         offset: Offset = 0,
