@@ -748,6 +748,8 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("DELETE", "/api/v1/staff-files/{staff_file_id:int}"): (ADMIN_ONLY, None),
     ("GET", "/api/v1/staff-files/{staff_file_id:int}/download"): (STAFF, None),
     ("GET", "/files"): (PAGE, None),
+    ("GET", "/search"): (PAGE, None),
+    ("GET", "/search/conversations/{conversation_id:int}"): (PAGE, None),
     ("POST", "/admin/dnc"): (ADMIN_PAGE, None),
     ("POST", "/admin/dnc/upload"): (ADMIN_PAGE, None),
     ("POST", "/admin/dnc/{entry_id:int}/delete"): (ADMIN_PAGE, None),
