@@ -12,15 +12,17 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from omni.db import models as m
 from omni.db.migrate import upgrade_async
-from omni.domain.search import FTS_TABLE, PG_INDEX
+from omni.domain.search import FTS_TABLE, PG_COLUMN, UNMAPPED_INDEXES
 
 
 def _mapped_name(name: str | None, type_: str, _parent: Any) -> bool:
     """Search's indexes live outside the models on purpose (migration 0035_search18): SQLite's
-    FTS5 table with its shadow tables, kept by triggers, and PostgreSQL's GIN expression index;
-    ``omni.domain.search`` reads both."""
+    FTS5 table with its shadow tables, kept by triggers, and PostgreSQL's generated tsvector
+    column with its GIN and trigram indexes; ``omni.domain.search`` reads them."""
     if type_ == "index":
-        return name != PG_INDEX
+        return name not in UNMAPPED_INDEXES
+    if type_ == "column":
+        return name != PG_COLUMN
     return not (type_ == "table" and name is not None and name.startswith(FTS_TABLE))
 
 

@@ -26,13 +26,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select, text
+from sqlalchemy import ColumnElement, Select, and_, exists, func, literal_column, or_, select, text, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
 from omni.domain.auth import (
     Principal,
-    contact_scope_filter,
     visible_conversations_filter,
     visible_queue_ids,
 )
@@ -42,7 +41,9 @@ from omni.domain.masking import Masker, masker_for
 __all__ = [
     "FTS_TABLE",
     "KINDS",
+    "PG_COLUMN",
     "PG_INDEX",
+    "UNMAPPED_INDEXES",
     "Hit",
     "SearchPage",
     "SearchQuery",
@@ -62,8 +63,14 @@ MAX_QUERY = 200
 
 MAX_LIMIT = 100
 PG_INDEX = "ix_messages_search"
+PG_COLUMN = "search_tsv"
 PG_TSV = "(to_tsvector('russian'::regconfig, body) || to_tsvector('english'::regconfig, body))"
-"""The indexed expression of migration ``0035_search18``, verbatim (or the index isn't used)."""
+"""The expression of the stored generated column ``messages.search_tsv`` (migration
+``0035_search18``); the column is GIN-indexed and not mapped in the models."""
+UNMAPPED_INDEXES = frozenset(
+    {PG_INDEX, "ix_contacts_name_trgm", "ix_contacts_email_trgm", "ix_contact_identities_value_trgm"}
+)
+"""PostgreSQL indexes of migration ``0035_search18`` (GIN, ``pg_trgm``) outside the models."""
 
 RANK_WINDOW = 2000
 """Newest matching messages ranked by relevance; older ones follow by date. Bounds the work
@@ -288,7 +295,7 @@ async def _messages(
         tsq = func.websearch_to_tsquery(text("'russian'::regconfig"), words).op("||")(
             func.websearch_to_tsquery(text("'english'::regconfig"), words)
         )
-        tsv: ColumnElement[Any] = literal_column(PG_TSV)
+        tsv: ColumnElement[Any] = literal_column(f"messages.{PG_COLUMN}")
         where.append(tsv.op("@@")(tsq))
         snippet = func.ts_headline(
             text("'russian'::regconfig"),
@@ -302,18 +309,25 @@ async def _messages(
             stmt = select(msg.id, msg.conversation_id, snippet, rank)
             order = [msg.id.desc()]
         else:
-            # rank the newest RANK_WINDOW matches only: a word in a million messages stays fast
+            # rank the newest RANK_WINDOW matches only (a word in a million messages stays
+            # fast), keep the best page, and only then build snippets for those few rows
             window = (
-                select(msg.id.label("id"))
+                select(msg.id.label("id"), rank.label("rank"))
                 .join(c, c.id == msg.conversation_id)
                 .where(*where)
                 .order_by(msg.id.desc())
                 .limit(RANK_WINDOW)
-                .subquery()
+                .subquery("window")
             )
-            stmt = select(msg.id, msg.conversation_id, snippet, rank).where(msg.id.in_(select(window.c.id)))
+            top = (
+                select(window.c.id, window.c.rank)
+                .order_by(window.c.rank.desc(), window.c.id.desc())
+                .limit(want)
+                .subquery("top")
+            )
+            stmt = select(msg.id, msg.conversation_id, snippet, top.c.rank).join(top, top.c.id == msg.id)
             where = []
-            order = [rank.desc(), msg.id.desc()]
+            order = [top.c.rank.desc(), msg.id.desc()]
     else:
         match = _fts5_query(words)
         if not match:
@@ -360,35 +374,31 @@ async def _contacts(
     words = q.text.strip()
     if "contact" not in q.kinds or not words:
         return []
-    ct = m.Contact
+    ct, ident = m.Contact, m.ContactIdentity
     digits = _digits(words)
-    matches: list[ColumnElement[bool]] = [
-        ct.name.ilike(_like(words), escape="\\"),
-        ct.email.ilike(_like(words), escape="\\"),
-        ct.id.in_(
-            select(m.ContactIdentity.contact_id).where(
-                m.ContactIdentity.value.ilike(_like(words), escape="\\")
-            )
-        ),
+    pattern = _like(words)
+    # a union of ids, so each branch uses its own (trigram) index instead of one scan of all
+    matching: list[Any] = [
+        select(ct.id).where(ct.name.ilike(pattern, escape="\\")),
+        select(ct.id).where(ct.email.ilike(pattern, escape="\\")),
+        select(ident.contact_id).where(ident.value.ilike(pattern, escape="\\")),
     ]
     if len(digits) >= 3 and _PHONEISH.match(words):
-        matches += [
-            _digits_match(ct.phone, digits),
-            ct.id.in_(
-                select(m.ContactIdentity.contact_id).where(
-                    m.ContactIdentity.kind == "phone",
-                    _digits_match(m.ContactIdentity.value, digits),
-                )
-            ),
+        matching += [
+            select(ct.id).where(_digits_match(ct.phone, digits)),
+            select(ident.contact_id).where(ident.kind == "phone", _digits_match(ident.value, digits)),
         ]
-    where: list[Any] = [or_(*matches), ct.erased_at.is_(None), *await contact_scope_filter(session, who)]
-    conv_filters = _conversation_filters(q)
+    where: list[Any] = [ct.id.in_(union(*matching)), ct.erased_at.is_(None)]
+    # the contact has a conversation the caller may open (``contact_scope_filter``'s rule)
+    # matching the filters; checked per candidate through the contact_id index
+    conv_where: list[Any] = [*visible_conversations_filter(await visible_queue_ids(session, who), who)]
+    conv_where += _conversation_filters(q)
     if q.date_from is not None:
-        conv_filters.append(m.Conversation.created_at >= q.date_from)
+        conv_where.append(m.Conversation.created_at >= q.date_from)
     if q.date_to is not None:
-        conv_filters.append(m.Conversation.created_at < q.date_to)
-    if conv_filters:
-        where.append(ct.id.in_(select(m.Conversation.contact_id).where(*conv_filters)))
+        conv_where.append(m.Conversation.created_at < q.date_to)
+    if conv_where:
+        where.append(exists().where(m.Conversation.contact_id == ct.id, *conv_where))
     rows = (await session.scalars(select(ct).where(*where).order_by(ct.id.desc()).limit(want))).all()
     latest = await _latest_conversations(session, who, [r.id for r in rows])
     hits = []
