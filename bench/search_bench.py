@@ -144,9 +144,9 @@ async def seed(dsn: str, messages: int) -> dict[str, float]:
                    CASE WHEN g % 4 = 2 THEN 'voice' ELSE 'chat' END,
                    CASE WHEN g % 50 = 0 THEN 'active' ELSE 'closed' END,
                    ($2::int[])[1 + g % {QUEUES}], '[]', 0, 0, 0, ($3::int[])[1 + g % {len(ops)}], '', '{{}}',
-                   $1::timestamptz - make_interval(secs => (g::float8 / {conversations}) * 365 * 86400),
+                   $1::timestamptz - make_interval(secs => (1 - g::float8 / {conversations}) * 365 * 86400),
                    0, $1::timestamptz
-                      - make_interval(secs => (g::float8 / {conversations}) * 365 * 86400 - 600)
+                      - make_interval(secs => (1 - g::float8 / {conversations}) * 365 * 86400 - 600)
             FROM generate_series(1, {conversations}) g
             """,
             NOW,
@@ -171,7 +171,7 @@ async def seed(dsn: str, messages: int) -> dict[str, float]:
                            FROM generate_series(1, 4 + (g % 7) + (g * 0))
                        ), ' ') || CASE WHEN g % 7 = 0 THEN ' №' || (g % 900000 + 100000) ELSE '' END,
                        '[]', 'sent',
-                       $1::timestamptz - make_interval(secs => (g::float8 / {messages}) * 365 * 86400)
+                       $1::timestamptz - make_interval(secs => (1 - g::float8 / {messages}) * 365 * 86400)
                 FROM generate_series($4::int, $5::int) g
                 """,
                 NOW,

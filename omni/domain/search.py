@@ -72,12 +72,17 @@ UNMAPPED_INDEXES = frozenset(
 )
 """PostgreSQL indexes of migration ``0035_search18`` (GIN, ``pg_trgm``) outside the models."""
 
-RANK_WINDOW = 2000
-"""Newest matching messages ranked by relevance; older ones follow by date. Bounds the work
-of a very common word on millions of messages (bench/search_bench.py)."""
+RANK_WINDOW = 200
+"""Newest matching messages in scope ranked by relevance (at least a page's worth more when
+paging deeper). Bounds the work on millions of messages: the newest matches are found by
+walking ``messages`` backwards, so the window's size is what a query costs
+(bench/search_bench.py: 2,000 cost an operator's 3 %-frequency word 1 s, 200 about 0.1 s)."""
 
 FTS_TABLE = "messages_fts"
 """SQLite's FTS5 table (external content: ``messages``); its shadow tables share the prefix."""
+
+PROBE = 2000
+"""Matches below which a word counts as rare (``_messages`` on PostgreSQL)."""
 
 START, STOP = "\x02", "\x03"
 """Highlight markers inside snippets, turned into ``Segment``s before anything leaves."""
@@ -297,6 +302,14 @@ async def _messages(
         )
         tsv: ColumnElement[Any] = literal_column(f"messages.{PG_COLUMN}")
         where.append(tsv.op("@@")(tsq))
+        # A rare word (an order number) is cheapest through the GIN index alone; walking the
+        # newest messages for it would read the whole table. Probe: fewer than PROBE matches
+        # in all → look only at those rows.
+        rare = list(await session.scalars(select(msg.id).where(tsv.op("@@")(tsq)).limit(PROBE)))
+        if len(rare) < PROBE:
+            if not rare:
+                return []
+            where.append(msg.id.in_(rare))
         snippet = func.ts_headline(
             text("'russian'::regconfig"),
             msg.body,
@@ -316,7 +329,7 @@ async def _messages(
                 .join(c, c.id == msg.conversation_id)
                 .where(*where)
                 .order_by(msg.id.desc())
-                .limit(RANK_WINDOW)
+                .limit(max(RANK_WINDOW, want))
                 .subquery("window")
             )
             top = (
