@@ -35,7 +35,9 @@ TRGM = (
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     if dialect == "postgresql":
-        op.execute(f"ALTER TABLE messages ADD COLUMN IF NOT EXISTS search_tsv tsvector GENERATED ALWAYS AS ({PG_TSV}) STORED")
+        op.execute(
+            f"ALTER TABLE messages ADD COLUMN IF NOT EXISTS search_tsv tsvector GENERATED ALWAYS AS ({PG_TSV}) STORED"
+        )
         op.execute("CREATE INDEX IF NOT EXISTS ix_messages_search ON messages USING gin (search_tsv)")
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         for index, table, column in TRGM:
