@@ -45,6 +45,7 @@ from omni.api import crm as crm_http
 from omni.api import dnc as dnc_http
 from omni.api import lists as lists_http
 from omni.api import media as media_http
+from omni.api import search as search_http
 from omni.api import sla as sla_http
 from omni.api.csrf import CsrfMiddleware
 from omni.api.deps import domain_error_handler, http_error_handler, validation_error_handler
@@ -242,6 +243,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             *dnc_http.CONTROLLERS,
             *media_http.CONTROLLERS,
             *sla_http.CONTROLLERS,
+            *search_http.CONTROLLERS,
             *web.route_handlers(),
         ],
         template_config=web.template_config(),

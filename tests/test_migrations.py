@@ -12,6 +12,18 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from omni.db import models as m
 from omni.db.migrate import upgrade_async
+from omni.domain.search import FTS_TABLE, PG_COLUMN, UNMAPPED_INDEXES
+
+
+def _mapped_name(name: str | None, type_: str, _parent: Any) -> bool:
+    """Search's indexes live outside the models on purpose (migration 0035_search18): SQLite's
+    FTS5 table with its shadow tables, kept by triggers, and PostgreSQL's generated tsvector
+    column with its GIN and trigram indexes; ``omni.domain.search`` reads them."""
+    if type_ == "index":
+        return name not in UNMAPPED_INDEXES
+    if type_ == "column":
+        return name != PG_COLUMN
+    return not (type_ == "table" and name is not None and name.startswith(FTS_TABLE))
 
 
 async def _drift(url: str) -> list[Any]:
@@ -20,7 +32,9 @@ async def _drift(url: str) -> list[Any]:
         async with engine.connect() as conn:
 
             def diff(sync_conn: Any) -> list[Any]:
-                ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+                ctx = MigrationContext.configure(
+                    sync_conn, opts={"compare_type": True, "include_name": _mapped_name}
+                )
                 return list(compare_metadata(ctx, m.Base.metadata))
 
             result: list[Any] = await conn.run_sync(diff)

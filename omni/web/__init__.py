@@ -22,6 +22,7 @@ from omni.web import (
     operator,
     report_schedules,
     reports,
+    search,
     supervisor,
     wallboard,
 )
@@ -55,6 +56,7 @@ def route_handlers() -> list[Any]:
         PageController,
         operator.OperatorPage,
         supervisor.SupervisorPage,
+        search.SearchPage,
         builder.BuilderPage,
         reports.ReportsPage,
         wallboard.WallboardPage,

@@ -480,6 +480,26 @@ async def test_files_recordings_and_callbacks_of_another_group_are_not_found(
     assert (await op_b.post(f"/api/v1/callbacks/{foreign.callback_b}/claim")).status_code == 200
 
 
+async def test_search_finds_only_what_the_caller_may_open(world: World) -> None:
+    """Both groups' customers wrote "hi": each operator and group A's supervisor find their
+    own conversation only, the admin both; auditors are refused; bad filters are a 422."""
+    found = {}
+    for name in ("op_a", "op_b", "sup", "admin"):
+        resp = await world.clients[name].get("/api/v1/search", params={"q": "hi", "kind": "message"})
+        assert resp.status_code == 200, resp.text
+        found[name] = {h["conversation_id"] for h in resp.json()["hits"]}
+        assert all(seg["hit"] for h in resp.json()["hits"] for seg in h["snippet"] if seg["text"] == "hi")
+    conv_a, conv_b = world.ids["conv_a"], world.ids["conv_b"]
+    assert found == {"op_a": {conv_a}, "op_b": {conv_b}, "sup": {conv_a}, "admin": {conv_a, conv_b}}
+    assert (await world.clients["auditor"].get("/api/v1/search", params={"q": "hi"})).status_code == 403
+    bad = await world.clients["op_a"].get("/api/v1/search", params={"q": "hi", "label": "vip"})
+    assert bad.status_code == 422 and bad.json()["field"] == "label"
+    empty = await world.clients["op_a"].get("/api/v1/search")
+    assert empty.status_code == 422 and empty.json()["field"] == "q"
+    recs = await world.clients["op_a"].get("/api/v1/search/recordings", params={"phone": "abc"})
+    assert recs.status_code == 422 and recs.json()["field"] == "phone"
+
+
 async def test_event_feed_is_scoped_like_the_socket_resume(world: World, foreign: Foreign) -> None:
     conv_a, conv_b = world.ids["conv_a"], world.ids["conv_b"]
     everything = (await world.clients["admin"].get("/api/v1/events")).json()
@@ -518,6 +538,8 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("PUT", "/api/v1/me/status"): (SELF, {"status": "available"}),
     ("POST", "/api/v1/me/tokens"): (SELF, {"name": "x"}),
     ("GET", "/api/v1/me/stats"): (SELF, None),
+    ("GET", "/api/v1/search"): (SELF, {"q": "hi"}),
+    ("GET", "/api/v1/search/recordings"): (SELF, None),
     ("GET", "/api/v1/campaigns/{campaign_id:int}/stats"): (SCOPED, None),
     ("GET", "/api/v1/presence"): (SELF, None),
     ("PUT", "/api/v1/presence/{user_id:int}"): (SCOPED, {"status": "pause", "reason": "x"}),
@@ -758,6 +780,8 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("DELETE", "/api/v1/staff-files/{staff_file_id:int}"): (ADMIN_ONLY, None),
     ("GET", "/api/v1/staff-files/{staff_file_id:int}/download"): (STAFF, None),
     ("GET", "/files"): (PAGE, None),
+    ("GET", "/search"): (PAGE, None),
+    ("GET", "/search/conversations/{conversation_id:int}"): (PAGE, None),
     ("POST", "/admin/dnc"): (ADMIN_PAGE, None),
     ("POST", "/admin/dnc/upload"): (ADMIN_PAGE, None),
     ("POST", "/admin/dnc/{entry_id:int}/delete"): (ADMIN_PAGE, None),
