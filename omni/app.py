@@ -44,6 +44,7 @@ from omni.api import crm as crm_http
 from omni.api import dnc as dnc_http
 from omni.api import lists as lists_http
 from omni.api import media as media_http
+from omni.api import organise as organise_http
 from omni.api.csrf import CsrfMiddleware
 from omni.api.deps import domain_error_handler, http_error_handler, validation_error_handler
 from omni.api.edge import document_errors, guard_input
@@ -234,6 +235,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             *campaign_stats.CONTROLLERS,
             *dnc_http.CONTROLLERS,
             *media_http.CONTROLLERS,
+            *organise_http.CONTROLLERS,
             *web.route_handlers(),
         ],
         template_config=web.template_config(),

@@ -28,6 +28,7 @@ export interface ConversationPayload {
   result_code_id: number | null;
   closed_by: string | null;
   last_message_at: string | null;
+  label_ids: number[];
 }
 
 export interface ConversationCreated extends ConversationPayload {
@@ -115,6 +116,24 @@ export interface ConversationTakenOver extends ConversationPayload {
   from_user_id: number | null;
   to_user_id: number;
   by_name: string;
+}
+
+export interface ConversationLabelsChanged extends ConversationPayload {
+  added: number[];
+  removed: number[];
+  labels: LabelOut[];
+  by_user_id: number | null;
+}
+
+export interface ConversationSnoozed extends ConversationPayload {
+  until: string | null;
+  until_customer: boolean;
+  user_id: number;
+}
+
+export interface ConversationWoken extends ConversationPayload {
+  reason: "customer" | "operator" | "time";
+  to_user_id: number | null;
 }
 
 export interface MessagePayload {
@@ -261,6 +280,9 @@ export interface EventPayloads {
   "conversation.rated": ConversationRated;
   "conversation.handed_to_bot": ConversationHandedToBot;
   "conversation.taken_over": ConversationTakenOver;
+  "conversation.labels_changed": ConversationLabelsChanged;
+  "conversation.snoozed": ConversationSnoozed;
+  "conversation.woken": ConversationWoken;
   "message.created": MessagePayload;
   "message.edited": MessageEdited;
   "message.delivery": MessageDelivery;
