@@ -442,6 +442,22 @@ export interface RescheduleIn {
   at?: string;
 }
 
+export interface LabelListIn {
+  queue_id?: number | null;
+}
+
+export interface LabelsIn {
+  conversation_id: number;
+  add?: number[];
+  remove?: number[];
+}
+
+export interface SnoozeIn {
+  conversation_id: number;
+  until?: string | null;
+  until_customer?: boolean;
+}
+
 export interface OperatorStatusIn {
   user_id: number;
   status?: string;
@@ -514,6 +530,10 @@ export interface OperatorCalls {
   preview_skip: AttemptIn;
   preview_reschedule: RescheduleIn;
   softphone: Empty;
+  labels: LabelListIn;
+  set_labels: LabelsIn;
+  snooze: SnoozeIn;
+  unsnooze: ConversationIn;
 }
 
 export interface SupervisorCalls {
