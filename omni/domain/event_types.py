@@ -226,17 +226,11 @@ class QueueMembersChanged(Payload):
     """Every member after the change (not the difference)."""
 
 
-class LabelOut(Payload):
-    id: int
-    name: str
-    color: str
-    queue_id: int | None
-
-
 class ConversationLabelsChanged(ConversationPayload):
     added: list[int]
     removed: list[int]
-    labels: list[LabelOut]
+    labels: list[dict[str, Any]]
+    """Every label it has now: ``id``, ``name``, ``color``, ``queue_id``."""
     by_user_id: int | None
 
 

@@ -121,7 +121,7 @@ export interface ConversationTakenOver extends ConversationPayload {
 export interface ConversationLabelsChanged extends ConversationPayload {
   added: number[];
   removed: number[];
-  labels: LabelOut[];
+  labels: (Record<string, unknown>)[];
   by_user_id: number | null;
 }
 
