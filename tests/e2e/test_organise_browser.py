@@ -13,9 +13,9 @@ from sqlalchemy import select
 from omni.db import models as m
 from tests.conftest import LiveServer
 from tests.e2e.conftest import staff_page
-from tests.e2e.test_operator_browser import server, world
+from tests.e2e.test_operator_browser import BORIS, GRIGORY, customer_says, desk, server, world
 
-__all__ = ["server", "world"]
+__all__ = ["desk", "server", "world"]
 
 TIMEOUT = 15_000
 
@@ -72,3 +72,62 @@ async def test_label_then_snooze_until_the_customer_writes_brings_the_chat_back_
         )
     assert conv.status == "active" and conv.assigned_user_id is not None
     assert events.index("conversation.snoozed") < events.index("conversation.woken")
+
+
+async def test_a_saved_view_lists_the_waiting_chats_and_bulk_actions_report_what_could_not_be_done(
+    server: LiveServer, desk: dict[str, Any], browser: Browser
+) -> None:
+    async with server.services.db.transaction() as s:
+        vip = m.Label(name="VIP", color="#e53935")
+        s.add(vip)
+        (await s.scalar(select(m.User).where(m.User.username == "admin"))).language = "ru"  # type: ignore[union-attr]
+        await s.flush()
+        vip_id = vip.id
+    first = await customer_says(server, desk["inbox"], BORIS, "Hello")
+    second = await customer_says(server, desk["inbox"], GRIGORY, "Hi there")
+    _, sv = await staff_page(browser, server.url, "admin", locale="ru-RU")
+    await sv.goto("/supervisor")
+    box = sv.get_by_test_id("organise")
+    await expect(box).to_contain_text("Сохранить вид", timeout=TIMEOUT)
+
+    # An empty name is refused next to the form; a named view opens with the waiting chats.
+    await box.get_by_test_id("view-status").select_option("queued")
+    await box.get_by_test_id("view-save").click()
+    await expect(box.get_by_test_id("view-error")).to_contain_text("name", timeout=TIMEOUT)
+    await box.get_by_test_id("view-name").fill("Ждут ответа")
+    await box.get_by_test_id("view-save").click()
+    rows = box.get_by_test_id("view-row")
+    await expect(rows).to_have_count(2, timeout=TIMEOUT)
+    await expect(box.get_by_test_id("view-pick")).to_contain_text("Ждут ответа")
+
+    # Bulk label both: done, chips shown.
+    for checkbox in await box.get_by_test_id("view-select").all():
+        await checkbox.check()
+    await box.get_by_test_id("bulk-action").select_option("label")
+    await box.get_by_test_id("bulk-param").fill(str(vip_id))
+    await box.get_by_test_id("bulk-apply").click()
+    await expect(box.get_by_test_id("bulk-done")).to_have_text("Выполнено: 2", timeout=TIMEOUT)
+    await expect(box.get_by_test_id("label-chip")).to_have_count(2, timeout=TIMEOUT)
+
+    # Bulk close of waiting chats: nothing half-done, each refusal says why, in Russian.
+    for checkbox in await box.get_by_test_id("view-select").all():
+        await checkbox.check()
+    await box.get_by_test_id("bulk-action").select_option("close")
+    await box.get_by_test_id("bulk-param").fill(str(desk["code"]))
+    await box.get_by_test_id("bulk-apply").click()
+    await expect(box.get_by_test_id("bulk-done")).to_have_text("Выполнено: 0", timeout=TIMEOUT)
+    refused = box.get_by_test_id("bulk-refused")
+    await expect(refused).to_have_count(2)
+    await expect(refused.first).to_contain_text("нельзя закрыть")
+    async with server.services.db.transaction() as s:
+        convs = [await s.get_one(m.Conversation, i) for i in (first, second)]
+        bulk_runs = list(
+            await s.scalars(
+                m.AuditLog.__table__.select()
+                .with_only_columns(m.AuditLog.result)
+                .where(m.AuditLog.action.like("conversation.bulk_%"))
+                .order_by(m.AuditLog.id)
+            )
+        )
+    assert [(c.status, c.label_ids) for c in convs] == [("queued", [vip_id]), ("queued", [vip_id])]
+    assert bulk_runs == ["ok", "refused"]

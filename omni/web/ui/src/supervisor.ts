@@ -4,6 +4,7 @@
 import { boot, call, clear, connect, el, translator } from "./common";
 import type { Ack } from "./common";
 import { CampaignsView } from "./supervisor/campaigns";
+import { OrganiseView } from "./supervisor/organise";
 import { debounced } from "./supervisor/format";
 import type {
   CurrentConversation,
@@ -37,6 +38,8 @@ const operatorsBox = el("div", { "data-testid": "operators" });
 const panel = el("aside", { class: "sv-panel card", "data-testid": "action-panel", hidden: true });
 const socket = connect("/supervisor");
 const campaigns = new CampaignsView(socket, t);
+const organise = new OrganiseView(t, (s) => t(`enum.status.${s}`));
+void organise.load();
 app.append(
   el(
     "div",
@@ -46,6 +49,7 @@ app.append(
     el("section", {}, el("h2", {}, t("sv.queues")), queuesBox),
     el("section", {}, el("h2", {}, t("sv.operators")), operatorsBox),
     el("section", {}, el("h2", {}, t("sv.campaigns")), campaigns.box),
+    el("section", {}, el("h2", {}, t("sv.org_views")), organise.box),
   ),
   panel,
 );
