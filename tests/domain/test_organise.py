@@ -304,3 +304,27 @@ async def test_snooze_until_a_time_wakes_from_the_persisted_deadline_after_a_res
     assert events[1].payload["reason"] == "time" and events[1].payload["to_user_id"] is None
     woken = await _conv(svc, cid)
     assert (woken.status, woken.preferred_user_id, woken.assigned_user_id) == ("queued", None, None)
+
+
+async def test_contact_history_filters_by_label(lite: Services) -> None:
+    from omni.domain import reports
+    from omni.domain.reports import FilterParams, history
+    from omni.domain.reports.config import get_config
+
+    w = await _world(lite)
+    admin = await _who(lite, w["admin"])
+    async with lite.db.transaction() as s:
+        vip = await labels.check_create_label(s, admin, {"name": "VIP"})
+    tagged = await _inbound(lite, w["ib"], "cust-1")
+    await _inbound(lite, w["ib"], "cust-2")
+    await bulk.check_bulk(lite.db, admin, [tagged], "label", {"add": [vip.id]})
+    now = datetime.now(UTC)
+    async with lite.db.transaction() as s:
+        config = await get_config(s)
+        every = await reports.resolve_scope(s, admin, FilterParams().resolve(UTC, now), config, now)
+        only = await reports.resolve_scope(
+            s, admin, FilterParams(label_ids=(vip.id,)).resolve(UTC, now), config, now
+        )
+        assert len((await history.run(s, every)).rows) == 2
+        table = await history.run(s, only)
+    assert len(table.rows) == 1
