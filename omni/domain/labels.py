@@ -36,6 +36,7 @@ __all__ = [
     "check_set_labels",
     "check_update_label",
     "do_set_labels",
+    "get_label",
     "label_dict",
     "labels_by_id",
     "list_labels",
@@ -93,7 +94,8 @@ async def _check_unique(session: AsyncSession, name: str, queue_id: int | None, 
         raise InvalidInput("a label '{value}' already exists", value=name, field="name")
 
 
-async def _get_label(session: AsyncSession, who: Principal, label_id: int) -> m.Label:
+async def get_label(session: AsyncSession, who: Principal, label_id: int) -> m.Label:
+    """A label the caller sees (global, or of a queue in scope); others are not found."""
     label = await session.get(m.Label, label_id)
     visible = await visible_queue_ids(session, who)
     if label is None or (
@@ -122,7 +124,7 @@ async def check_update_label(
     session: AsyncSession, who: Principal, label_id: int, data: Mapping[str, Any]
 ) -> m.Label:
     """Name and colour change; the queue does not (labelled conversations would stop fitting)."""
-    label = await _get_label(session, who, label_id)
+    label = await get_label(session, who, label_id)
     await _may_manage(session, who, label.queue_id)
     clean = _clean(data, {k: v for k, v in _FIELDS.items() if k != "queue_id"})
     if "name" in clean:
@@ -137,7 +139,7 @@ async def check_update_label(
 
 async def check_delete_label(session: AsyncSession, who: Principal, label_id: int) -> None:
     """The label comes off every conversation (their copies too), then goes."""
-    label = await _get_label(session, who, label_id)
+    label = await get_label(session, who, label_id)
     await _may_manage(session, who, label.queue_id)
     conv_ids = list(
         await session.scalars(

@@ -86,6 +86,19 @@ async def test_a_saved_view_lists_the_waiting_chats_and_bulk_actions_report_what
     first = await customer_says(server, desk["inbox"], BORIS, "Hello")
     second = await customer_says(server, desk["inbox"], GRIGORY, "Hi there")
     _, sv = await staff_page(browser, server.url, "admin", locale="ru-RU")
+
+    # Admin → Labels: a bad colour is refused next to the field, then the label is listed.
+    await sv.goto("/admin/labels/new")
+    await sv.fill("#f-name", "Срочно")
+    await sv.fill("#f-color", "red")
+    await sv.click("button.primary")
+    await expect(sv.locator('.field-error[data-field="color"]')).to_contain_text("#1E88E5", timeout=TIMEOUT)
+    await sv.fill("#f-color", "#fb8c00")
+    await sv.click("button.primary")
+    await expect(sv.locator(".notice")).to_have_text("Сохранено.", timeout=TIMEOUT)
+    await sv.goto("/admin/labels")
+    await expect(sv.get_by_role("link", name="Срочно")).to_be_visible(timeout=TIMEOUT)
+
     await sv.goto("/supervisor")
     box = sv.get_by_test_id("organise")
     await expect(box).to_contain_text("Сохранить вид", timeout=TIMEOUT)
