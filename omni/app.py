@@ -45,6 +45,7 @@ from omni.api import crm as crm_http
 from omni.api import dnc as dnc_http
 from omni.api import lists as lists_http
 from omni.api import media as media_http
+from omni.api import organise as organise_http
 from omni.api import search as search_http
 from omni.api import sla as sla_http
 from omni.api.csrf import CsrfMiddleware
@@ -244,6 +245,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             *media_http.CONTROLLERS,
             *sla_http.CONTROLLERS,
             *search_http.CONTROLLERS,
+            *organise_http.CONTROLLERS,
             *web.route_handlers(),
         ],
         template_config=web.template_config(),

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omni.db import Database
 from omni.db import models as m
 from omni.db.unit_of_work import unit_of_work
-from omni.domain import conversations, deadlines, inactivity, place, presence, sla
+from omni.domain import conversations, deadlines, inactivity, place, presence, sla, snooze
 from omni.domain.outbound import agentless, broadcast, dialing
 from omni.domain.routing import Assignment, do_route_pending
 
@@ -78,6 +78,7 @@ HANDLERS: dict[str, Handler] = {
     broadcast.ESCALATION: _broadcast_escalation,
     broadcast.SEND_GUARD: _broadcast_send_guard,
     sla.SLA_BREACH: sla.do_breach,
+    snooze.SNOOZE_WAKE: snooze.do_snooze_deadline,
 }
 
 

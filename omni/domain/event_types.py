@@ -47,6 +47,8 @@ class ConversationPayload(Payload):
     result_code_id: int | None
     closed_by: str | None
     last_message_at: str | None
+    label_ids: list[int]
+    """Its labels (``omni.domain.labels``); webhooks and CRMs filter on them."""
 
 
 class ConversationCreated(ConversationPayload):
@@ -258,6 +260,27 @@ class SlaPayload(Payload):
     state: str
 
 
+class ConversationLabelsChanged(ConversationPayload):
+    added: list[int]
+    removed: list[int]
+    labels: list[dict[str, Any]]
+    """Every label it has now: ``id``, ``name``, ``color``, ``queue_id``."""
+    by_user_id: int | None
+
+
+class ConversationSnoozed(ConversationPayload):
+    until: str | None
+    """When it comes back by itself (ISO 8601); ``None``: only when the customer writes."""
+    until_customer: bool
+    user_id: int
+
+
+class ConversationWoken(ConversationPayload):
+    reason: Literal["time", "customer", "operator"]
+    to_user_id: int | None
+    """The snoozing operator when they were free to take it back, else ``None`` (the queue)."""
+
+
 class AdminChanged(Payload):
     entity: str
     id: int
@@ -407,6 +430,21 @@ EVENT_TYPES: dict[str, EventType] = _types(
         "An operator passed it to a published scenario.",
     ),
     EventType("conversation.taken_over", ConversationTakenOver, "A supervisor took the chat over."),
+    EventType(
+        "conversation.labels_changed",
+        ConversationLabelsChanged,
+        "Labels were applied or removed (`labels`: all it has now).",
+    ),
+    EventType(
+        "conversation.snoozed",
+        ConversationSnoozed,
+        "Its operator set it aside until a time or the customer's next message.",
+    ),
+    EventType(
+        "conversation.woken",
+        ConversationWoken,
+        "A snoozed conversation came back (time, customer message, operator) to its operator or queue.",
+    ),
     EventType(
         "message.created",
         MessagePayload,

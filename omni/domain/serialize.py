@@ -37,6 +37,7 @@ def conversation_dict(c: m.Conversation) -> dict[str, Any]:
         "result_code_id": c.result_code_id,
         "closed_by": c.closed_by,
         "last_message_at": _iso(c.last_message_at),
+        "label_ids": list(c.label_ids or []),
     }
 
 

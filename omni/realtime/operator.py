@@ -10,7 +10,7 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 
 from omni.channels import ATTENDED_NEEDS_OPERATOR, CallControl, ChannelAuthFailed, ChannelNotReady
 from omni.db import models as m
-from omni.domain import auth, conversations, presence, softphone, workspace
+from omni.domain import auth, conversations, labels, presence, snooze, softphone, workspace
 from omni.domain.auth import Principal
 from omni.domain.errors import Conflict, InvalidInput, NotAuthenticated, PermissionDenied
 from omni.domain.outbound import preview
@@ -138,6 +138,52 @@ class OperatorNamespace(BaseNamespace):
             req = decode(data, p.HoldIn)
             async with self.services.db.transaction() as session:
                 conv = await conversations.check_hold(session, who, req.conversation_id, req.hold)
+                return _ok(conversation=conversation_dict(conv))
+
+        return await self._call(sid, run)
+
+    # --- organise the work (issue 18): labels and snooze (docs/organise.md) ---------------
+
+    async def on_labels(self, sid: str, data: Any = None) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            req = decode(data or {}, p.LabelListIn)
+            async with self.services.db.transaction() as session:
+                rows = await labels.list_labels(session, who, queue_id=req.queue_id)
+                return _ok(labels=[labels.label_dict(x) for x in rows])
+
+        return await self._call(sid, run)
+
+    async def on_set_labels(self, sid: str, data: Any) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            req = decode(data, p.LabelsIn)
+            async with self.services.db.transaction() as session:
+                conv = await labels.check_set_labels(
+                    session, who, req.conversation_id, add=req.add, remove=req.remove
+                )
+                return _ok(conversation=conversation_dict(conv))
+
+        return await self._call(sid, run)
+
+    async def on_snooze(self, sid: str, data: Any) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            req = decode(data, p.SnoozeIn)
+            async with self.services.db.transaction() as session:
+                conv = await snooze.check_snooze(
+                    session,
+                    who,
+                    req.conversation_id,
+                    until=_until(req.until),
+                    until_customer=req.until_customer,
+                )
+                return _ok(conversation=conversation_dict(conv))
+
+        return await self._call(sid, run)
+
+    async def on_unsnooze(self, sid: str, data: Any) -> dict[str, Any]:
+        async def run(who: Principal) -> dict[str, Any]:
+            req = decode(data, p.ConversationIn)
+            async with self.services.db.transaction() as session:
+                conv = await snooze.check_unsnooze(session, who, req.conversation_id)
                 return _ok(conversation=conversation_dict(conv))
 
         return await self._call(sid, run)
@@ -536,3 +582,13 @@ async def _pbx(action: Awaitable[T]) -> T:
         return await action
     except (ChannelNotReady, ChannelAuthFailed) as exc:
         raise Conflict("the phone system is not reachable: {exc}", exc=exc) from exc
+
+
+def _until(value: str | None) -> datetime | None:
+    """A snooze's wake-up time: ISO 8601 (the domain checks the zone and the range)."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput("{field} must be a date and time", field="until") from None

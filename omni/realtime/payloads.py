@@ -78,6 +78,27 @@ class HoldIn(Call):
     hold: bool = True
 
 
+class LabelsIn(Call):
+    """Labels to apply to / take off a conversation (``omni.domain.labels``)."""
+
+    conversation_id: Id
+    add: list[Id] = []
+    remove: list[Id] = []
+
+
+class LabelListIn(Call):
+    queue_id: Id | None = None
+
+
+class SnoozeIn(Call):
+    """``until`` (ISO 8601 with a zone) and/or ``until_customer`` (``omni.domain.snooze``)."""
+
+    conversation_id: Id
+    until: Name | None = None
+    """ISO 8601 with a zone (the browser sends UTC)."""
+    until_customer: bool = False
+
+
 class TypingIn(Call):
     conversation_id: Id
     typing: bool = True
@@ -238,6 +259,10 @@ OPERATOR_CALLS: dict[str, type[Call]] = {
     "preview_skip": AttemptIn,
     "preview_reschedule": RescheduleIn,
     "softphone": Empty,
+    "labels": LabelListIn,
+    "set_labels": LabelsIn,
+    "snooze": SnoozeIn,
+    "unsnooze": ConversationIn,
 }
 
 SUPERVISOR_CALLS: dict[str, type[Call]] = {

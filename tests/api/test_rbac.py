@@ -244,6 +244,10 @@ class Foreign:
     import_b: int = 0
     dnc_entry: int = 0
     """A do-not-call entry of a campaign of group B's queue."""
+    label_b: int = 0
+    """A label of group B's queue."""
+    view_b: int = 0
+    """A saved view of group B's operator, shared with group B."""
 
 
 @pytest.fixture
@@ -347,7 +351,14 @@ async def foreign(world: World) -> Foreign:
         s.add(import_b)
         await s.flush()
         campaign_b_id, import_b_id = campaign_b.id, import_b.id
+        label_b = m.Label(name="B only", queue_id=ids["q_b"])
+        view_b = m.SavedView(owner_id=ids["op_b"], group_id=group_b, name="B's view", filters={})
+        s.add_all([label_b, view_b])
+        await s.flush()
+        label_b_id, view_b_id = label_b.id, view_b.id
     return Foreign(
+        label_b=label_b_id,
+        view_b=view_b_id,
         campaign_b=campaign_b_id,
         import_b=import_b_id,
         contact_a=contact_a,
@@ -547,6 +558,25 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("GET", "/api/v1/conversations/{conversation_id:int}"): (SCOPED, None),
     ("POST", "/api/v1/conversations/{conversation_id:int}/messages"): (SCOPED, {"body": "x"}),
     ("POST", "/api/v1/conversations/{conversation_id:int}/hold"): (SCOPED, None),
+    # Organise the work (issue 18): labels (admins, supervisors for their queues), labelling,
+    # snooze and bulk on conversations in scope, saved views (own or shared with the group).
+    # tests/domain/test_organise.py checks who may within scope; here: nobody outside it.
+    ("GET", "/api/v1/labels"): (STAFF, None),
+    ("POST", "/api/v1/labels"): (ADMIN_ONLY, {"name": "x"}),
+    ("PATCH", "/api/v1/labels/{label_id:int}"): (SCOPED, {"name": "x"}),
+    ("DELETE", "/api/v1/labels/{label_id:int}"): (SCOPED, None),
+    ("POST", "/api/v1/conversations/{conversation_id:int}/labels"): (SCOPED, {"add": []}),
+    ("POST", "/api/v1/conversations/{conversation_id:int}/snooze"): (SCOPED, {"until_customer": True}),
+    ("POST", "/api/v1/conversations/{conversation_id:int}/unsnooze"): (SCOPED, None),
+    ("POST", "/api/v1/conversations/bulk"): (
+        STAFF,
+        {"conversation_ids": [1], "action": "close", "result_code_id": 1},
+    ),
+    ("GET", "/api/v1/views"): (STAFF, None),
+    ("POST", "/api/v1/views"): (STAFF, {"name": "x"}),
+    ("PATCH", "/api/v1/views/{view_id:int}"): (SCOPED, {"name": "x"}),
+    ("DELETE", "/api/v1/views/{view_id:int}"): (SCOPED, None),
+    ("GET", "/api/v1/views/{view_id:int}/conversations"): (SCOPED, None),
     ("POST", "/api/v1/conversations/{conversation_id:int}/unhold"): (SCOPED, None),
     ("POST", "/api/v1/conversations/{conversation_id:int}/end"): (SCOPED, None),
     ("POST", "/api/v1/conversations/{conversation_id:int}/close"): (SCOPED, {"result_code_id": 1}),
@@ -862,6 +892,8 @@ def fill(path: str, world: World, foreign: Foreign) -> str:
         "export_id": foreign.export_admin,
         "entry_id": foreign.dnc_entry,
         "prompt_id": 1,
+        "label_id": foreign.label_b,
+        "view_id": foreign.view_b,
         "staff_file_id": 1,
         "import_id": foreign.import_b,
         "wallboard_id": 1,

@@ -18,6 +18,7 @@ from omni.db.models.grants import *  # noqa: F403
 from omni.db.models.mailing import *  # noqa: F403
 from omni.db.models.media import *  # noqa: F403
 from omni.db.models.operator_reports import *  # noqa: F403
+from omni.db.models.organise import *  # noqa: F403
 from omni.db.models.outbound import *  # noqa: F403
 from omni.db.models.people import *  # noqa: F403
 from omni.db.models.platform import *  # noqa: F403

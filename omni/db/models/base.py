@@ -96,6 +96,8 @@ class ConversationStatus(enum.StrEnum):
     CLOSED = "closed"
     ABANDONED = "abandoned"
     MISSED = "missed"
+    SNOOZED = "snoozed"
+    """Set aside by its operator until a time or the customer's next message (``omni.domain.snooze``)."""
 
 
 OPEN_STATUSES = (
@@ -105,6 +107,7 @@ OPEN_STATUSES = (
     ConversationStatus.ACTIVE,
     ConversationStatus.ON_HOLD,
     ConversationStatus.WRAP_UP,
+    ConversationStatus.SNOOZED,
 )
 # Statuses in which a conversation occupies an operator's capacity.
 LOAD_STATUSES = (

@@ -114,6 +114,9 @@ class Conversation(Base):
     closed_by: Mapped[str | None] = mapped_column(String(16))
     """operator | customer | timeout | system."""
     last_message_at: Mapped[datetime | None] = mapped_column()
+    label_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """Copy of its ``conversation_labels`` kept by ``omni.domain.labels`` in the same
+    transaction, so every conversation event (webhooks included) carries the labels."""
 
 
 class Message(Base):

@@ -218,6 +218,10 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
     if lang and "lang" not in (conv.variables or {}):  # an older conversation learns it now
         conv.variables = {**(conv.variables or {}), "lang": lang}
     _message_event(session, conv, message)
+    if conv.status == S.SNOOZED:
+        from omni.domain.snooze import do_wake  # snooze builds on this package
+
+        await do_wake(session, conv, "customer", now=now)
     # A closed queue that overflows to a bot started that bot above (do_enqueue/do_reopen):
     # it is not started twice, and this message was there before it, so it is no answer to it.
     if created and scenario_key and conv.status == S.BOT and bot is not None:

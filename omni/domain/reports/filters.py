@@ -55,6 +55,8 @@ class ReportFilter:
     channels: tuple[str, ...] = ()
     inbox_ids: tuple[int, ...] = ()
     result_code_ids: tuple[int, ...] = ()
+    label_ids: tuple[int, ...] = ()
+    """Contact history: conversations with any of these labels (``omni.domain.labels``)."""
     q: str = ""
     """Contact search (contact history): part of a name, a phone number or a channel identity."""
     min_duration: int | None = None
@@ -82,6 +84,7 @@ class FilterParams:
     channels: tuple[str, ...] = ()
     inbox_ids: tuple[int, ...] = ()
     result_code_ids: tuple[int, ...] = ()
+    label_ids: tuple[int, ...] = ()
     q: str = ""
     min_duration: int | None = None
     max_duration: int | None = None
@@ -144,6 +147,7 @@ class FilterParams:
             channels=self.channels,
             inbox_ids=self.inbox_ids,
             result_code_ids=self.result_code_ids,
+            label_ids=self.label_ids,
             q=self.q.strip(),
             min_duration=self.min_duration,
             max_duration=self.max_duration,
@@ -173,6 +177,7 @@ class FilterParams:
                 channels=tuple(str(x) for x in data.get("channels") or ()),
                 inbox_ids=tuple(int(x) for x in data.get("inbox_ids") or ()),
                 result_code_ids=tuple(int(x) for x in data.get("result_code_ids") or ()),
+                label_ids=tuple(int(x) for x in data.get("label_ids") or ()),
                 q=str(data.get("q") or ""),
                 min_duration=_int_or_none(data.get("min_duration")),
                 max_duration=_int_or_none(data.get("max_duration")),

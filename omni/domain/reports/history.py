@@ -118,6 +118,11 @@ def _where(scope: Scope, dialect: str) -> list[ColumnElement[bool]]:
         where.append(C.inbox_id.in_(f.inbox_ids))
     if f.result_code_ids:
         where.append(C.result_code_id.in_(f.result_code_ids))
+    if f.label_ids:
+        labelled = select(m.ConversationLabel.conversation_id).where(
+            m.ConversationLabel.label_id.in_(f.label_ids)
+        )
+        where.append(C.id.in_(labelled))
     if f.q:
         where.append(_search(f.q))
     if f.min_duration is not None or f.max_duration is not None:

@@ -26,6 +26,7 @@ from omni.web.admin.forms import (
 from omni.web.admin.grants import Grants
 from omni.web.admin.inboxes import Inboxes
 from omni.web.admin.integrations import ApiTokens, AuditLog, Webhooks
+from omni.web.admin.labels import Labels
 from omni.web.admin.people import Groups, Users
 from omni.web.admin.queues import Queues, ResultCodes, Statuses
 from omni.web.admin.retention import Retention
@@ -51,6 +52,7 @@ SECTIONS.update({s.slug: s for s in (Skills, Hours, Escalation, TelegramBots, Vo
 SECTIONS[Grants.slug] = Grants
 SECTIONS.update({s.slug: s for s in (Macros, AutomationRules, RuleRuns, OperatorScripts)})
 SECTIONS[SlaPolicies.slug] = SlaPolicies
+SECTIONS[Labels.slug] = Labels
 
 
 # --- pages --------------------------------------------------------------------------------

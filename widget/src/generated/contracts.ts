@@ -28,6 +28,7 @@ export interface ConversationPayload {
   result_code_id: number | null;
   closed_by: string | null;
   last_message_at: string | null;
+  label_ids: number[];
 }
 
 export interface ConversationCreated extends ConversationPayload {
@@ -127,6 +128,24 @@ export interface ConversationTakenOver extends ConversationPayload {
   from_user_id: number | null;
   to_user_id: number;
   by_name: string;
+}
+
+export interface ConversationLabelsChanged extends ConversationPayload {
+  added: number[];
+  removed: number[];
+  labels: (Record<string, unknown>)[];
+  by_user_id: number | null;
+}
+
+export interface ConversationSnoozed extends ConversationPayload {
+  until: string | null;
+  until_customer: boolean;
+  user_id: number;
+}
+
+export interface ConversationWoken extends ConversationPayload {
+  reason: "customer" | "operator" | "time";
+  to_user_id: number | null;
 }
 
 export interface MessagePayload {
@@ -292,6 +311,9 @@ export interface EventPayloads {
   "script.closed": ScriptPayload;
   "conversation.handed_to_bot": ConversationHandedToBot;
   "conversation.taken_over": ConversationTakenOver;
+  "conversation.labels_changed": ConversationLabelsChanged;
+  "conversation.snoozed": ConversationSnoozed;
+  "conversation.woken": ConversationWoken;
   "message.created": MessagePayload;
   "message.edited": MessageEdited;
   "message.delivery": MessageDelivery;
@@ -453,6 +475,22 @@ export interface RescheduleIn {
   at?: string;
 }
 
+export interface LabelListIn {
+  queue_id?: number | null;
+}
+
+export interface LabelsIn {
+  conversation_id: number;
+  add?: number[];
+  remove?: number[];
+}
+
+export interface SnoozeIn {
+  conversation_id: number;
+  until?: string | null;
+  until_customer?: boolean;
+}
+
 export interface OperatorStatusIn {
   user_id: number;
   status?: string;
@@ -525,6 +563,10 @@ export interface OperatorCalls {
   preview_skip: AttemptIn;
   preview_reschedule: RescheduleIn;
   softphone: Empty;
+  labels: LabelListIn;
+  set_labels: LabelsIn;
+  snooze: SnoozeIn;
+  unsnooze: ConversationIn;
 }
 
 export interface SupervisorCalls {

@@ -6,6 +6,7 @@ import type { Ack } from "./common";
 import { Softphone } from "./operator/softphone";
 import { SlaBoard } from "./operator/sla";
 import { CampaignsView } from "./supervisor/campaigns";
+import { OrganiseView } from "./supervisor/organise";
 import { debounced } from "./supervisor/format";
 import type {
   CurrentConversation,
@@ -43,6 +44,8 @@ const campaigns = new CampaignsView(socket, t);
  * listens, whispers and barges here (those calls answer by themselves) and answers others. */
 const softphone = new Softphone(socket, t, () => undefined);
 const me = data.user.id;
+const organise = new OrganiseView(t, (s) => t(`enum.status.${s}`));
+void organise.load();
 app.append(
   el(
     "div",
@@ -53,6 +56,7 @@ app.append(
     el("section", {}, el("h2", {}, t("sv.queues")), queuesBox),
     el("section", {}, el("h2", {}, t("sv.operators")), operatorsBox),
     el("section", {}, el("h2", {}, t("sv.campaigns")), campaigns.box),
+    el("section", {}, el("h2", {}, t("sv.org_views")), organise.box),
   ),
   panel,
 );

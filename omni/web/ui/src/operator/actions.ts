@@ -8,6 +8,7 @@ import { addSeconds, failed, toast, until } from "./ui";
 import { CardPart } from "./card";
 import { HANDLING } from "./messages";
 import { transcriptForm } from "./transcript";
+import { organisePanel } from "./organise";
 
 export abstract class ActionsPart extends CardPart {
   // --- actions ------------------------------------------------------------------------
@@ -136,6 +137,7 @@ export abstract class ActionsPart extends CardPart {
     }
 
     if (mineNow && HANDLING.includes(c.status)) this.actions.append(this.transferForm(id));
+    if (mineNow) this.actions.append(organisePanel(this.ctx, c, (x) => this.applyConversation(x)));
     if (mineNow && (HANDLING.includes(c.status) || c.status === "wrap_up") && v.bot_scenarios?.length) {
       this.actions.append(this.botForm(id, v.bot_scenarios));
     }

@@ -4,6 +4,7 @@ import { icon } from "../icons";
 import { whyText } from "../why";
 import { Callback, Conversation, Offer, Presence, StatusOption, channelIcon, isCallback } from "./types";
 import { T, addSeconds, since, until } from "./ui";
+import { knownLabels, labelChips } from "./organise";
 
 export interface LeftHandlers {
   /** Where a ringing call is answered (the desk phone, or this window's softphone). */
@@ -137,6 +138,7 @@ export function renderMine(
       },
       el("span", { class: "icon" }, channelIcon(c.channel, c.medium)),
       el("span", { class: "grow" }, who(c, t)),
+      c.label_ids?.length ? labelChips(knownLabels(), c.label_ids) : null,
       unread.has(c.id) ? el("span", { class: "unread-dot", "data-testid": "unread", title: t("op.unread") }) : null,
       c.status === "wrap_up"
         ? until(addSeconds(c.wrap_up_at, c.wrap_up_seconds || 0), { "data-testid": "wrap-up-countdown" })
