@@ -37,6 +37,7 @@ from omni.domain.auth import (
 )
 from omni.domain.errors import InvalidInput, PermissionDenied
 from omni.domain.masking import Masker, masker_for
+from omni.domain.views import view_conditions
 
 __all__ = [
     "FTS_TABLE",
@@ -226,6 +227,17 @@ def _plain_snippet(value: str, needle: str) -> list[Segment]:
 
 
 # --- filters and scope ------------------------------------------------------------------------
+
+
+def _label_filter(value: str) -> Sequence[ColumnElement[bool]]:
+    try:
+        label_id = int(value)
+    except ValueError:
+        raise InvalidInput("a label is given by its number", field="label") from None
+    return view_conditions({"label_id": [label_id]})
+
+
+register_filter("label", _label_filter)
 
 
 def _conversation_filters(q: SearchQuery) -> list[ColumnElement[bool]]:

@@ -27,6 +27,7 @@ from omni.domain.automated import do_send_automated
 from omni.domain.conversations.offers import _cancel_pending_offers
 from omni.domain.errors import InvalidInput
 from omni.domain.events import DomainEvent
+from omni.domain.labels import check_set_labels, do_set_labels, labels_by_id
 from omni.domain.presence import do_refresh_activity_of
 from omni.domain.webhooks import check_subscription
 from omni.domain.workspace.canned import placeholder_values, render_placeholders
@@ -309,9 +310,25 @@ async def add_delivery(session: AsyncSession, subscription_id: int, event_id: in
     return row.id
 
 
+async def _run_label(ctx: ActionContext, params: Mapping[str, Any]) -> None:
+    """A macro labels as the operator (their scope and handling rule); a rule as the system,
+    with the same fit rule: a queue's label only on that queue's conversations."""
+    label_id = int(params["label_id"])
+    if ctx.who is not None:
+        await check_set_labels(ctx.session, ctx.who, ctx.conversation.id, add=[label_id])
+        return
+    label = (await labels_by_id(ctx.session, [label_id])).get(label_id)
+    if label is None:
+        raise InvalidInput("label {label_id} does not exist", label_id=label_id, field="label_id")
+    if label.queue_id is not None and label.queue_id != ctx.conversation.queue_id:
+        raise InvalidInput("label '{name}' belongs to another queue", name=label.name, field="label_id")
+    await do_set_labels(ctx.session, ctx.conversation, add=[label_id])
+
+
 register_action("canned_reply", ActionSpec(_id_param("reply_id"), _run_canned))
 register_action("set_field", ActionSpec(_check_field, _run_field, frozenset({MACRO})))
 register_action("transfer", ActionSpec(_id_param("queue_id"), _run_transfer))
 register_action("close", ActionSpec(_id_param("result_code_id"), _run_close, frozenset({MACRO})))
+register_action("label", ActionSpec(_id_param("label_id"), _run_label))
 register_action("priority", ActionSpec(_check_priority, _run_priority, frozenset({RULE})))
 register_action("webhook", ActionSpec(_check_webhook, _run_webhook, frozenset({RULE}), _prepare_webhook))

@@ -64,8 +64,9 @@ TRIGGERS: dict[str, Trigger] = {
     "queued": Trigger("conversation.queued"),
     "assigned": Trigger("conversation.accepted"),
     "closed": Trigger("conversation.closed"),
+    "sla_breached": Trigger("sla.breached"),
 }
-"""What a rule can start on. sla18's breach event plugs in with ``register_trigger``."""
+"""What a rule can start on; another feature's event plugs in with ``register_trigger``."""
 
 
 def register_trigger(name: str, trigger: Trigger) -> None:
