@@ -18,10 +18,17 @@ from litestar.params import Parameter
 from omni.api.contracts import NO_NUL, IntId
 from omni.api.core import DEPS
 from omni.api.deps import request_language
-from omni.domain import reports
+from omni.domain import grants, reports
 from omni.domain.auth import Principal
 from omni.domain.reports import FilterParams, Grouping, Preset
-from omni.domain.reports.filters import DEFAULT_LIMIT, MAX_DURATION, MAX_LIMIT, MAX_QUERY, check_reader
+from omni.domain.reports.filters import (
+    DEFAULT_LIMIT,
+    MAX_DURATION,
+    MAX_LIMIT,
+    MAX_QUERY,
+    OWN_REPORTS,
+    report_reach,
+)
 from omni.domain.reports.options import Option, report_options
 from omni.i18n import keyed
 from omni.services import Services
@@ -160,9 +167,13 @@ class ReportController(Controller):
     dependencies = DEPS
 
     @get("/")
-    async def list_reports(self, request: Request[Any, Any, Any], who: Principal) -> list[ReportInfoOut]:
+    async def list_reports(
+        self, request: Request[Any, Any, Any], who: Principal, services: Services
+    ) -> list[ReportInfoOut]:
+        """The reports the caller may run (at the ``own`` grant scope only ``OWN_REPORTS``)."""
         lang = request_language(request)
-        check_reader(who)
+        async with services.db.transaction() as session:
+            reach = await report_reach(session, who)
         return [
             ReportInfoOut(
                 key=s.key,
@@ -171,6 +182,7 @@ class ReportController(Controller):
                 paginated=s.paginated,
             )
             for s in reports.ordered()
+            if reach != grants.OWN or s.key in OWN_REPORTS
         ]
 
     @get("/{key:str}", dependencies=REPORT_PARAMS)
