@@ -18,7 +18,7 @@ from litestar.params import Parameter
 from omni.api.contracts import NO_NUL, IntId
 from omni.api.core import DEPS
 from omni.api.deps import request_language
-from omni.domain import grants, reports
+from omni.domain import reports
 from omni.domain.auth import Principal
 from omni.domain.reports import FilterParams, Grouping, Preset
 from omni.domain.reports.filters import (
@@ -26,8 +26,8 @@ from omni.domain.reports.filters import (
     MAX_DURATION,
     MAX_LIMIT,
     MAX_QUERY,
-    OWN_REPORTS,
     report_reach,
+    report_visible,
 )
 from omni.domain.reports.options import Option, report_options
 from omni.i18n import keyed
@@ -182,7 +182,7 @@ class ReportController(Controller):
                 paginated=s.paginated,
             )
             for s in reports.ordered()
-            if reach != grants.OWN or s.key in OWN_REPORTS
+            if report_visible(s.key, s.roles, who, reach)
         ]
 
     @get("/{key:str}", dependencies=REPORT_PARAMS)

@@ -62,7 +62,7 @@ async def run(session: AsyncSession, who: Principal, key: str, f: ReportFilter, 
     spec = get(key)
     config = await get_config(session)
     scope = await resolve_scope(session, who, f, config, now)
-    check_report_in_reach(spec.key, scope.reach)
+    check_report_in_reach(spec.key, scope.reach, who, spec.roles)
     return await spec.run(session, scope)
 
 
@@ -73,7 +73,7 @@ async def run_params(
     spec = get(key)
     config = await get_config(session)
     scope = await resolve_scope(session, who, params.resolve(config.tz, now), config, now)
-    check_report_in_reach(spec.key, scope.reach)
+    check_report_in_reach(spec.key, scope.reach, who, spec.roles)
     return await spec.run(session, scope)
 
 

@@ -104,7 +104,7 @@ async def check_start_export(
     """Validate the request (reader, report, filters), store the job and audit it."""
     reach = await report_reach(session, who, export=True)
     spec = get(key)
-    check_report_in_reach(spec.key, reach)
+    check_report_in_reach(spec.key, reach, who, spec.roles)
     config = await get_config(session)
     name = file_name(spec.key, params, fmt, config.tz, now)  # validates the filters
     running = await session.scalar(
@@ -255,7 +255,7 @@ async def _prepare(db: Database, export_id: int, reader: Principal) -> _Job | No
         now = datetime.now(UTC)
         config = await get_config(session)
         scope = await resolve_scope(session, reader, params.resolve(config.tz, now), config, now, export=True)
-        check_report_in_reach(spec.key, scope.reach)
+        check_report_in_reach(spec.key, scope.reach, reader, spec.roles)
         if spec.stream is not None:  # the columns and the count; the rows come from the stream
             head = replace(scope, filter=replace(scope.filter, offset=0, limit=0))
             table = await spec.run(session, head)

@@ -254,8 +254,18 @@ async def report_reach(session: AsyncSession, who: Principal, *, export: bool = 
     return reach
 
 
-def check_report_in_reach(key: str, reach: str) -> None:
-    """At the ``own`` scope only reports limited to one operator's conversations run."""
+def report_visible(key: str, roles: tuple[str, ...] | None, who: Principal, reach: str) -> bool:
+    """Whether the reports list shows the report to the caller (and it runs for them)."""
+    if roles is not None and who.role.value not in roles:
+        return False
+    return reach != grants.OWN or key in OWN_REPORTS
+
+
+def check_report_in_reach(key: str, reach: str, who: Principal, roles: tuple[str, ...] | None = None) -> None:
+    """At the ``own`` scope only reports limited to one operator's conversations run; a report
+    limited to some roles (``ReportSpec.roles``) refuses the others with a clear 403."""
+    if roles is not None and who.role.value not in roles:
+        raise PermissionDenied("the report '{report}' is not available to your role", report=key)
     if reach == grants.OWN and key not in OWN_REPORTS:
         raise PermissionDenied("this report is not limited to your own conversations")
 

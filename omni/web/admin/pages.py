@@ -273,6 +273,8 @@ class AdminPages(Controller):
             try:
                 async with sec.services.db.transaction() as session:
                     outcome = await sec.action(session, item_id, name, form)
+                if outcome.after is not None:
+                    outcome = await outcome.after()
             except DomainError as exc:
                 if _whole_page_refusal(ctx, exc) is not None:
                     raise
