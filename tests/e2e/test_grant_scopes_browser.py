@@ -37,7 +37,8 @@ async def server(tmp_path: Path) -> AsyncIterator[LiveServer]:
             inbox_id = (await f.inbox(s, await f.queue(s, "care", [olga, pavel]))).id
             for phone, user in (("+79160000001", olga), ("+79160000002", pavel)):
                 res = await do_ingest_inbound(
-                    s, InboundMessage(inbox_id=inbox_id, identity_kind="phone", identity_value=phone, body="Hi")
+                    s,
+                    InboundMessage(inbox_id=inbox_id, identity_kind="phone", identity_value=phone, body="Hi"),
                 )
                 res.conversation.assigned_user_id = user.id
                 res.conversation.accepted_at = res.conversation.created_at
