@@ -25,6 +25,7 @@ from omni.web.admin.forms import (
 from omni.web.admin.grants import Grants
 from omni.web.admin.inboxes import Inboxes
 from omni.web.admin.integrations import ApiTokens, AuditLog, Webhooks
+from omni.web.admin.ldap import Ldap
 from omni.web.admin.people import Groups, Users
 from omni.web.admin.queues import Queues, ResultCodes, Statuses
 from omni.web.admin.retention import Retention
@@ -47,6 +48,7 @@ SECTIONS[Contacts.slug] = Contacts
 SECTIONS[Crm.slug] = Crm
 SECTIONS.update({s.slug: s for s in (Skills, Hours, Escalation, TelegramBots, VoiceLines)})
 SECTIONS[Grants.slug] = Grants
+SECTIONS[Ldap.slug] = Ldap
 
 
 # --- pages --------------------------------------------------------------------------------
