@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from omni.db import models as m
+from omni.domain.errors import PermissionDenied
+from omni.domain.reports import FilterParams, mailing
 from omni.domain.reports.filters import OWN_REPORTS
+from omni.domain.reports.writers import Format
 from tests import factories as f
 from tests.api.test_grants import World, world  # noqa: F401  (the fixture: admin, sup, op, queue A)
 from tests.helpers import HTTP_TIMEOUT, until
@@ -134,6 +139,13 @@ async def test_operator_export_widened_to_own_conversations_then_narrowed_again(
     assert await _conversation_ids(sup) == [], "a supervisor narrowed to own has no conversations"
     sup_reports = {r["key"] for r in (await sup.get("/api/v1/reports")).json()}
     assert sup_reports == OWN_REPORTS
+    async with world.server.services.db.transaction() as s:  # a scheduled mail reads as the page
+        sup_user = await s.scalar(select(m.User).where(m.User.username == "sup"))
+        assert sup_user is not None
+        with pytest.raises(PermissionDenied, match="not limited to your own conversations"):
+            await mailing.render(
+                s, f.who(sup_user), "queue_summary", FilterParams(), Format.CSV, "en", datetime.now(UTC)
+            )
 
 
 async def test_a_supervisor_cannot_be_widened_past_their_groups(world: World) -> None:  # noqa: F811
