@@ -3,7 +3,9 @@
 * ``GET /api/v1/admin/grants``: every grant with its label, and each editable role (supervisor,
   operator, auditor) with the grants it holds and those an admin may change for it.
 * ``PUT /api/v1/admin/grants/{role}``: ``{"grants": {"call.barge": false}}`` turns grants off
-  or back on for one role (audited).
+  or back on for one role, ``"scopes": {"report.export": "own"}`` chooses the scope of a scoped
+  grant; widening (``editable`` beyond the defaults) is at the scopes ``scope_choices`` lists
+  (audited).
 * ``GET/PUT /api/v1/admin/masked-webhooks``: the webhook subscriptions whose payloads carry
   masked phones and e-mails.
 * ``POST /api/v1/contacts/{id}/reveal``: a masked reader with ``pii.reveal`` gets one contact's
@@ -31,6 +33,7 @@ from omni.services import Services
 
 GrantName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 RoleName = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+ScopeName = Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
 WebhookId = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
 
 
@@ -47,6 +50,10 @@ class RoleGrantsOut(msgspec.Struct, kw_only=True):
     """Every grant: whether the role holds it now."""
     editable: list[str]
     """The grants an admin may turn on or off for this role (the others it can never hold)."""
+    scopes: dict[str, str] = {}
+    """Scoped grants the role holds: ``own`` / ``group`` / ``all``."""
+    scope_choices: dict[str, list[str]] = {}
+    """Scoped grants: the scopes an admin may choose for this role."""
 
 
 class GrantsOut(msgspec.Struct, kw_only=True):
@@ -55,8 +62,11 @@ class GrantsOut(msgspec.Struct, kw_only=True):
 
 
 class RoleGrantsIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    grants: dict[GrantName, bool]
+    grants: dict[GrantName, bool] = {}
     """Grant name → on/off; grants left out stay as they are."""
+    scopes: dict[GrantName, ScopeName] = {}
+    """Grant name → ``own`` / ``group`` / ``all`` (``scope_choices``); e.g. widen an operator's
+    exports at ``own``: ``{"grants": {"report.export": true}, "scopes": {"report.export": "own"}}``."""
 
 
 class MaskedWebhooksIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -86,6 +96,8 @@ async def _grants_out(services: Services, who: Principal) -> GrantsOut:
                 label=Label("role", r["role"]).show(lang),
                 grants=r["grants"],
                 editable=r["editable"],
+                scopes=r["scopes"],
+                scope_choices=r["scope_choices"],
             )
             for r in matrix
         ],
@@ -105,7 +117,7 @@ class GrantsController(Controller):
         self, who: Principal, services: Services, role: RoleName, data: RoleGrantsIn
     ) -> GrantsOut:
         async with services.db.transaction() as session:
-            await grants.check_set_role_grants(session, who, role, data.grants)
+            await grants.check_set_role_grants(session, who, role, data.grants, data.scopes)
         return await _grants_out(services, who)
 
 

@@ -51,8 +51,7 @@ class WebhookTestController(Controller):
     @post("/", status_code=200, responses=WRITE)
     async def send_test(self, who: Principal, services: Services, webhook_id: RowId) -> WebhookTestOut:
         """POSTs one signed ``webhook.test`` event now and reports the answer (no retries)."""
-        async with services.db.transaction() as session:
-            result = await webhooks.check_send_test(session, who, webhook_id, services.settings.webhook)
+        result = await webhooks.send_test(services.db, who, webhook_id, services.settings.webhook)
         return WebhookTestOut(ok=result.ok, status_code=result.status_code, error=result.error)
 
 

@@ -33,7 +33,7 @@ from omni.api.reports import REPORT_PARAMS
 from omni.domain.auth import Principal
 from omni.domain.reports import FilterParams
 from omni.domain.reports import exports as ex
-from omni.domain.reports.filters import check_reader
+from omni.domain.reports.filters import report_reach
 from omni.domain.reports.writers import CONTENT_TYPES, Format
 from omni.realtime import NAMESPACES, rooms
 from omni.services import Services
@@ -114,8 +114,8 @@ class ExportController(Controller):
     @get("/api/v1/exports")
     async def list_exports(self, who: Principal, services: Services) -> list[ExportOut]:
         """The caller's own exports, newest first (others' are never listed)."""
-        check_reader(who)
         async with services.db.transaction() as session:
+            await report_reach(session, who)
             return [_out(j) for j in await ex.own_exports(session, who)]
 
     @get("/api/v1/exports/{export_id:int}")

@@ -21,7 +21,14 @@ from omni.api.deps import request_language
 from omni.domain import reports
 from omni.domain.auth import Principal
 from omni.domain.reports import FilterParams, Grouping, Preset
-from omni.domain.reports.filters import DEFAULT_LIMIT, MAX_DURATION, MAX_LIMIT, MAX_QUERY, check_reader
+from omni.domain.reports.filters import (
+    DEFAULT_LIMIT,
+    MAX_DURATION,
+    MAX_LIMIT,
+    MAX_QUERY,
+    report_reach,
+    report_visible,
+)
 from omni.domain.reports.options import Option, report_options
 from omni.i18n import keyed
 from omni.services import Services
@@ -162,9 +169,13 @@ class ReportController(Controller):
     dependencies = DEPS
 
     @get("/")
-    async def list_reports(self, request: Request[Any, Any, Any], who: Principal) -> list[ReportInfoOut]:
+    async def list_reports(
+        self, request: Request[Any, Any, Any], who: Principal, services: Services
+    ) -> list[ReportInfoOut]:
+        """The reports the caller may run (at the ``own`` grant scope only ``OWN_REPORTS``)."""
         lang = request_language(request)
-        check_reader(who)
+        async with services.db.transaction() as session:
+            reach = await report_reach(session, who)
         return [
             ReportInfoOut(
                 key=s.key,
@@ -173,6 +184,7 @@ class ReportController(Controller):
                 paginated=s.paginated,
             )
             for s in reports.ordered()
+            if report_visible(s.key, s.roles, who, reach)
         ]
 
     @get("/{key:str}", dependencies=REPORT_PARAMS)

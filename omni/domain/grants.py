@@ -1,12 +1,16 @@
 """Per-role grants: finer permissions than the four roles, changed by admins.
 
 The contract for every other module: the grant names below and ``check(session, who, NAME)``
-(refuses with 403) or ``allowed(session, who, NAME)`` (a bool). A grant narrows what a role's
-pages and scope already permit — it never widens a role past its scope rules (a supervisor
-stays limited to their groups, an operator never reaches the supervisor socket) — so a grant
-can be turned on or off only for the roles in its ``DEFAULTS`` entry, and admins always hold
-every grant (an admin cannot lock the admins out). With no row in ``role_grants`` each role
-behaves exactly as before grants existed.
+(refuses with 403) or ``allowed(session, who, NAME)`` (a bool), and for grants whose rows have
+an owner ``grant_scope(session, who, NAME)`` (``own`` / ``group`` / ``all``, ``None`` when not
+held). Admins always hold every grant at ``all`` (an admin cannot lock the admins out). With no
+row in ``role_grants`` each role behaves exactly as before grants existed.
+
+Narrowing: a grant in a role's ``DEFAULTS`` entry can be turned off, and for the ``SCOPED``
+grants its scope narrowed (a supervisor's reports to their own conversations). Widening: the
+``WIDEN`` table lists what a role may be given beyond its defaults and at which scopes only
+(an operator's reports and exports limited to their own conversations) — never past the role's
+ceiling (an operator never reaches the supervisor socket, a supervisor stays in their groups).
 
 Personal data: ``PII_VIEW`` shows phones and e-mails unmasked (``omni.domain.masking``);
 without it a role sees them masked and, with ``PII_REVEAL``, may reveal one contact's data
@@ -72,6 +76,28 @@ DEFAULTS: dict[str, frozenset[m.Role]] = {
 
 GRANTS: tuple[str, ...] = tuple(DEFAULTS)
 
+OWN, GROUP, ALL = "own", "group", "all"
+"""Scopes, narrowest first: the caller's own conversations, their groups' (a supervisor's scope
+rules, ``omni.domain.auth.visible_queue_ids``), everything."""
+SCOPES: tuple[str, ...] = (OWN, GROUP, ALL)
+
+NATURAL: dict[m.Role, str] = {A: ALL, AU: ALL, S: GROUP, OP: OWN}
+"""The scope a role reads at by default (and at most)."""
+
+SCOPED: frozenset[str] = frozenset({PAGE_REPORTS, REPORT_EXPORT})
+"""Grants whose rows have an owner, so a scope narrower than the role's own makes sense; the
+report modules honour it through ``omni.domain.reports.filters.resolve_scope``."""
+
+NARROW_SCOPES: dict[m.Role, tuple[str, ...]] = {S: (OWN, GROUP), AU: (ALL,), OP: (OWN,)}
+"""The scopes an admin may choose for a role's ``SCOPED`` default grants (auditors have no
+conversations or groups of their own, so they read everything or nothing)."""
+
+WIDEN: dict[str, dict[m.Role, tuple[str, ...]]] = {
+    PAGE_REPORTS: {OP: (OWN,)},
+    REPORT_EXPORT: {OP: (OWN,)},
+}
+"""Grants an admin may give a role beyond its defaults, and the scopes it may have then."""
+
 SPY_GRANTS: dict[str, str] = {"listen": CALL_LISTEN, "whisper": CALL_WHISPER, "barge": CALL_BARGE}
 """The grant each ChanSpy mode of the supervisor's call controls needs."""
 
@@ -83,33 +109,70 @@ def grant_label(name: str, lang: str) -> str:
     return Label("grant", name).show(lang)
 
 
-async def _overrides(session: AsyncSession, role: m.Role) -> dict[str, bool]:
-    rows = await session.scalars(select(m.RoleGrant).where(m.RoleGrant.role == role.value))
-    return {r.grant: r.allowed for r in rows}
-
-
 def _default(role: m.Role, name: str) -> bool:
     return role in DEFAULTS[name]
 
 
+def scopes_for(role: m.Role, name: str) -> tuple[str, ...]:
+    """The scopes an admin may choose for ``name`` held by ``role`` (empty: not scoped)."""
+    if role in WIDEN.get(name, {}):
+        return WIDEN[name][role]
+    if name in SCOPED and _default(role, name):
+        return NARROW_SCOPES.get(role, ())
+    return ()
+
+
+def can_hold(role: m.Role, name: str) -> bool:
+    """Whether an admin may turn ``name`` on for ``role`` (a default, or a listed widening)."""
+    return role == A or _default(role, name) or role in WIDEN.get(name, {})
+
+
+def _held(role: m.Role, name: str, row: m.RoleGrant | None) -> bool:
+    if row is None:
+        return _default(role, name)
+    return row.allowed and can_hold(role, name)
+
+
+def _scope(role: m.Role, name: str, row: m.RoleGrant | None) -> str:
+    choices = scopes_for(role, name)
+    if row is not None and row.scope in choices:
+        return row.scope
+    if NATURAL[role] in choices or not choices:
+        return NATURAL[role]
+    return choices[-1]  # the widest the admin may give
+
+
 async def role_grants(session: AsyncSession, role: m.Role) -> frozenset[str]:
     """Every grant the role holds now (defaults, then the admin's changes)."""
+    return frozenset((await role_scopes(session, role)).keys())
+
+
+async def role_scopes(session: AsyncSession, role: m.Role) -> dict[str, str]:
+    """Every grant the role holds now, with the scope it holds it at."""
     if role == A:
-        return frozenset(GRANTS)
-    changed = await _overrides(session, role)
-    return frozenset(g for g in GRANTS if _default(role, g) and changed.get(g, True))
+        return dict.fromkeys(GRANTS, ALL)
+    rows = {
+        r.grant: r for r in await session.scalars(select(m.RoleGrant).where(m.RoleGrant.role == role.value))
+    }
+    return {g: _scope(role, g, rows.get(g)) for g in GRANTS if _held(role, g, rows.get(g))}
+
+
+async def grant_scope(session: AsyncSession, who: Principal, name: str) -> str | None:
+    """The scope the caller's role holds ``name`` at (``own`` / ``group`` / ``all``), or
+    ``None`` when it does not hold it; every check of a ``SCOPED`` grant reads its rows here."""
+    if name not in DEFAULTS:
+        raise KeyError(name)
+    if who.role == A:
+        return ALL
+    row = await session.get(m.RoleGrant, (who.role.value, name))
+    if not _held(who.role, name, row):
+        return None
+    return _scope(who.role, name, row)
 
 
 async def allowed(session: AsyncSession, who: Principal, name: str) -> bool:
     """Whether the caller's role holds grant ``name`` (unknown names are a programming error)."""
-    if name not in DEFAULTS:
-        raise KeyError(name)
-    if who.role == A:
-        return True
-    if not _default(who.role, name):
-        return False
-    row = await session.get(m.RoleGrant, (who.role.value, name))
-    return row is None or row.allowed
+    return await grant_scope(session, who, name) is not None
 
 
 async def check(session: AsyncSession, who: Principal, name: str) -> None:
@@ -126,12 +189,14 @@ async def grant_matrix(session: AsyncSession, who: Principal) -> list[dict[str, 
     check_role(who, A)
     out: list[dict[str, Any]] = []
     for role in ROLES:
-        held = await role_grants(session, role)
+        held = await role_scopes(session, role)
         out.append(
             {
                 "role": role.value,
                 "grants": {g: g in held for g in GRANTS},
-                "editable": [g for g in GRANTS if _default(role, g)],
+                "editable": [g for g in GRANTS if can_hold(role, g)],
+                "scopes": {g: held[g] for g in GRANTS if g in held and scopes_for(role, g)},
+                "scope_choices": {g: list(scopes_for(role, g)) for g in GRANTS if scopes_for(role, g)},
             }
         )
     return out
@@ -148,14 +213,46 @@ def _role(value: object) -> m.Role:
 
 
 async def check_set_role_grants(
-    session: AsyncSession, who: Principal, role_name: str, changes: Mapping[str, object]
+    session: AsyncSession,
+    who: Principal,
+    role_name: str,
+    changes: Mapping[str, object],
+    scopes: Mapping[str, object] | None = None,
 ) -> frozenset[str]:
-    """Turn grants on or off for one role (audited); a grant the role cannot hold is refused
-    with the grant as ``field``. Back at the default, the row goes: defaults stay defaults."""
+    """Turn grants on or off for one role, and choose the scope of its scoped ones (audited);
+    a grant or scope the role cannot hold is refused with the grant as ``field``. Back at the
+    default (held or not, at the role's natural scope) the row goes: defaults stay defaults."""
     check_role(who, A)
     role = _role(role_name)
     problems: list[InvalidInput] = []
     clean: dict[str, bool] = {}
+    scope_of: dict[str, str] = {}
+    for name, value in (scopes or {}).items():
+        if name not in DEFAULTS:
+            problems.append(
+                InvalidInput("unknown permission '{permission}'", permission=name[:64], field=name[:64])
+            )
+        elif not scopes_for(role, name):
+            problems.append(
+                InvalidInput(
+                    "'{permission}' has no scope to choose for the role {role}",
+                    permission=Label("grant", name),
+                    role=Label("role", role.value),
+                    field=name,
+                )
+            )
+        elif value not in scopes_for(role, name):
+            problems.append(
+                InvalidInput(
+                    "the role {role} can hold '{permission}' only for: {scopes}",
+                    role=Label("role", role.value),
+                    permission=Label("grant", name),
+                    scopes=", ".join(scopes_for(role, name)),
+                    field=name,
+                )
+            )
+        else:
+            scope_of[name] = str(value)
     for name, value in changes.items():
         if name not in DEFAULTS:
             problems.append(
@@ -163,7 +260,7 @@ async def check_set_role_grants(
             )
         elif not isinstance(value, bool):
             problems.append(InvalidInput("'{field}' must be true or false", field=name))
-        elif value and not _default(role, name):
+        elif value and not can_hold(role, name):
             problems.append(
                 InvalidInput(
                     "the role {role} cannot hold '{permission}': its pages and scope do not allow it",
@@ -179,17 +276,32 @@ async def check_set_role_grants(
             raise problems[0]
         first = problems[0]
         raise InvalidInput(first.template, errors=problems, field=first.field, **first.params)
-    if not clean:
+    if not clean and not scope_of:
         raise InvalidInput("name at least one permission to change", field="grants")
     now = datetime.now(UTC)
-    for name, value in clean.items():
+    before = await role_scopes(session, role)
+    for name in sorted(set(clean) | set(scope_of)):
+        value = clean.get(name, name in before)
+        scope = scope_of.get(name) or before.get(name) or _scope(role, name, None)
         await session.execute(
             delete(m.RoleGrant).where(m.RoleGrant.role == role.value, m.RoleGrant.grant == name)
         )
-        if value != _default(role, name):
-            session.add(m.RoleGrant(role=role.value, grant=name, allowed=value, updated_at=now))
+        natural = _scope(role, name, None)
+        if value != _default(role, name) or (value and scopes_for(role, name) and scope != natural):
+            session.add(
+                m.RoleGrant(
+                    role=role.value,
+                    grant=name,
+                    allowed=value,
+                    scope=scope if value and scopes_for(role, name) else None,
+                    updated_at=now,
+                )
+            )
     await session.flush()
-    audit.record(session, who, "grants.update", object_type="role", object_id=role.value, data=dict(clean))
+    data: dict[str, Any] = dict(clean)
+    if scope_of:
+        data["scopes"] = dict(scope_of)
+    audit.record(session, who, "grants.update", object_type="role", object_id=role.value, data=data)
     return await role_grants(session, role)
 
 

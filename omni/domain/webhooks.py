@@ -532,19 +532,18 @@ class TestSend:
     error: str
 
 
-async def check_send_test(
-    session: AsyncSession,
-    who: Principal,
-    webhook_id: int,
-    cfg: WebhookSettings,
-    client: httpx.AsyncClient | None = None,
-) -> TestSend:
-    """POST one signed ``webhook.test`` event to the subscription now and report the answer.
+@dataclass(frozen=True, slots=True)
+class TestRequest:
+    """A signed test send, prepared inside a transaction and sent after it ended."""
 
-    Nothing is queued or retried and no delivery row is made: the admin wants to know at once
-    whether the URL, the network path and the receiver's signature check work (an inactive
-    subscription can be tried too, before it is switched on). Audited with the answer.
-    """
+    webhook_id: int
+    url: str
+    body: bytes
+    headers: dict[str, str]
+
+
+async def check_prepare_test(session: AsyncSession, who: Principal, webhook_id: int) -> TestRequest:
+    """Check the caller and the subscription and sign one ``webhook.test`` event for it."""
     check_role(who, ADMIN)
     hook = await _get(session, m.WebhookSubscription, webhook_id, "webhook")
     now = datetime.now(UTC)
@@ -574,27 +573,60 @@ async def check_send_test(
         TIMESTAMP_HEADER: timestamp,
         SIGNATURE_HEADER: sign(hook.secret, timestamp, body),
     }
+    return TestRequest(webhook_id=hook.id, url=hook.url, body=body, headers=headers)
+
+
+async def post_test(
+    req: TestRequest, cfg: WebhookSettings, client: httpx.AsyncClient | None = None
+) -> TestSend:
+    """POST the prepared test send and read the answer; called with no transaction open (a
+    slow receiver must not hold a database transaction, on SQLite every other one)."""
     status: int | None = None
     error = ""
     try:
         if client is None:
             async with httpx.AsyncClient(timeout=cfg.timeout_seconds) as own:
-                resp = await own.post(hook.url, content=body, headers=headers)
+                resp = await own.post(req.url, content=req.body, headers=req.headers)
         else:
-            resp = await client.post(hook.url, content=body, headers=headers)
+            resp = await client.post(req.url, content=req.body, headers=req.headers)
         status = resp.status_code
         if not 200 <= status < 300:
             error = f"HTTP {status}: {resp.text[:200]}"
     except httpx.HTTPError as exc:
         error = (f"{type(exc).__name__}: {exc}".rstrip(": "))[:500]
-    result = TestSend(ok=not error, status_code=status, error=error)
+    return TestSend(ok=not error, status_code=status, error=error)
+
+
+def record_test(session: AsyncSession, who: Principal, req: TestRequest, result: TestSend) -> None:
+    """The audit row of a test send, with the receiver's answer."""
     audit.record(
         session,
         who,
         "webhook.test",
         object_type="webhook",
-        object_id=hook.id,
-        data={"url": hook.url, "status_code": status, "error": error},
+        object_id=req.webhook_id,
+        data={"url": req.url, "status_code": result.status_code, "error": result.error},
         result="ok" if result.ok else "failed",
     )
+
+
+async def send_test(
+    db: Database,
+    who: Principal,
+    webhook_id: int,
+    cfg: WebhookSettings,
+    client: httpx.AsyncClient | None = None,
+) -> TestSend:
+    """POST one signed ``webhook.test`` event to the subscription now and report the answer.
+
+    Nothing is queued or retried and no delivery row is made: the admin wants to know at once
+    whether the URL, the network path and the receiver's signature check work (an inactive
+    subscription can be tried too, before it is switched on). Audited with the answer. Two
+    short transactions around the outbound call, none held during it.
+    """
+    async with db.transaction() as session:
+        req = await check_prepare_test(session, who, webhook_id)
+    result = await post_test(req, cfg, client)
+    async with db.transaction() as session:
+        record_test(session, who, req, result)
     return result

@@ -26,6 +26,7 @@ from omni.web import (
     supervisor,
     wallboard,
 )
+from omni.web.admin import menu as admin_menu
 from omni.web.pages import (
     LoginRequired,
     PageController,
@@ -48,6 +49,7 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.globals["admin_menu"] = admin_menu.grouped  # the admin layout's grouped menu
     return TemplateConfig(engine=JinjaTemplateEngine.from_environment(env))
 
 

@@ -26,6 +26,7 @@ from omni.domain.admin import tokens
 from omni.domain.admin.checks import DELIVERY_STATES
 from omni.domain.errors import InvalidInput, NotFound
 from omni.domain.reports.config import get_config
+from omni.web.admin.audit_labels import action_label, entity_ref, object_label, result_label
 from omni.web.admin.forms import ADMIN, AUDITOR
 from omni.web.admin.integrations import delivery_row, pretty, when
 from omni.web.admin.pages import _nav
@@ -119,11 +120,13 @@ class LogPages(Controller):
                     "at": when(a.created_at, tz),
                     "actor": users.get(a.user_id, str(a.user_id)) if a.user_id is not None else "—",
                     "action": a.action,
-                    "entity": f"{a.object_type} #{a.object_id}" if a.object_id else a.object_type,
-                    "entity_link": _link(
-                        AUDIT_PATH, {"object_type": a.object_type, "object_id": a.object_id}
-                    ),
+                    "action_label": action_label(ctx.lang, a.action),
+                    "entity": entity_ref(ctx.lang, a.object_type, a.object_id)[0] if a.object_type else "",
+                    "entity_link": _link(AUDIT_PATH, {"object_type": a.object_type, "object_id": a.object_id})
+                    if entity_ref(ctx.lang, a.object_type, a.object_id)[1]
+                    else "",
                     "result": a.result,
+                    "result_label": result_label(ctx.lang, a.result),
                     "ip": a.ip,
                     "input": pretty(a.input) if a.input else "",
                 }
@@ -138,7 +141,7 @@ class LogPages(Controller):
             labels=labels,
             errors=errors,
             users=sorted(users.items(), key=lambda kv: kv[1]),
-            types=types,
+            types=[(v, object_label(ctx.lang, v)) for v in types],
             rows=rows,
             older_link=_link(AUDIT_PATH, filters, before=rows[-1]["id"]) if more and rows else "",
             newest_link=_link(AUDIT_PATH, filters) if before else "",

@@ -471,6 +471,8 @@ async def test_contacts_merge_blacklist_and_export_follow_roles_and_scope(world:
     everyone = await c["admin"].get("/api/v1/reports/contacts", params={"q": "bob"})
     assert everyone.status_code == 200 and everyone.json()["total_rows"] == 1, everyone.text
     assert (await c["auditor"].get("/api/v1/reports/contacts")).status_code == 403
+    auditor_list = await c["auditor"].get("/api/v1/reports")
+    assert auditor_list.status_code == 200 and "contacts" not in {r["key"] for r in auditor_list.json()}
 
 
 async def test_files_recordings_and_callbacks_of_another_group_are_not_found(

@@ -205,3 +205,19 @@ async def test_contacts_export_writes_every_matching_contact_with_identities(w: 
     async with w.services.db.transaction() as s:  # personal data is not the auditors' to read
         with pytest.raises(PermissionDenied):
             await reports.run_params(s, w.auditor, "contacts", FilterParams(), datetime.now(UTC))
+
+
+async def test_auditors_see_no_contacts_report_they_would_be_refused(w: World) -> None:
+    """Regression: the reports list offered auditors "Contacts", which then answered 403."""
+    from omni.domain.reports.contacts import SPEC
+    from omni.domain.reports.filters import report_visible
+
+    assert not report_visible(SPEC.key, SPEC.roles, w.auditor, "all")
+    assert report_visible(SPEC.key, SPEC.roles, w.sup, "group")
+    async with w.services.db.transaction() as s:
+        with pytest.raises(PermissionDenied, match="not available to your role"):
+            await reports.run_params(s, w.auditor, "contacts", FilterParams(), datetime.now(UTC))
+        with pytest.raises(PermissionDenied, match="not available to your role"):
+            await ex.check_start_export(
+                s, w.auditor, "contacts", FilterParams(), Format.CSV, datetime.now(UTC)
+            )

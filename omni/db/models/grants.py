@@ -20,6 +20,9 @@ class RoleGrant(Base):
     role: Mapped[str] = mapped_column(String(16), primary_key=True)
     grant: Mapped[str] = mapped_column(String(64), primary_key=True)
     allowed: Mapped[bool] = mapped_column(Boolean)
+    scope: Mapped[str | None] = mapped_column(String(8), nullable=True, default=None)
+    """``own`` / ``group`` / ``all`` for the grants whose rows have an owner (``None``: the
+    role's natural scope, ``omni.domain.grants.NATURAL``)."""
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

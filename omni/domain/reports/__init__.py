@@ -22,7 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.domain.auth import Principal
 from omni.domain.reports.config import ReportConfig, get_config
-from omni.domain.reports.filters import FilterParams, ReportFilter, Scope, check_reader, resolve_scope
+from omni.domain.reports.filters import (
+    FilterParams,
+    ReportFilter,
+    Scope,
+    check_report_in_reach,
+    resolve_scope,
+)
 from omni.domain.reports.period import Grouping, Period, Preset
 from omni.domain.reports.registry import REPORTS, ReportSpec, get, ordered, register
 from omni.domain.reports.table import Chart, Column, Kind, ReportTable
@@ -53,10 +59,10 @@ __all__ = [
 
 async def run(session: AsyncSession, who: Principal, key: str, f: ReportFilter, now: datetime) -> ReportTable:
     """Run one report for the caller: scope first, then the report over the scope."""
-    check_reader(who)
     spec = get(key)
     config = await get_config(session)
     scope = await resolve_scope(session, who, f, config, now)
+    check_report_in_reach(spec.key, scope.reach, who, spec.roles)
     return await spec.run(session, scope)
 
 
@@ -64,10 +70,10 @@ async def run_params(
     session: AsyncSession, who: Principal, key: str, params: FilterParams, now: datetime
 ) -> ReportTable:
     """Run one report from the filter as chosen (``FilterParams``), in the install's zone."""
-    check_reader(who)
     spec = get(key)
     config = await get_config(session)
     scope = await resolve_scope(session, who, params.resolve(config.tz, now), config, now)
+    check_report_in_reach(spec.key, scope.reach, who, spec.roles)
     return await spec.run(session, scope)
 
 

@@ -110,4 +110,14 @@ async def stream(session: AsyncSession, scope: Scope) -> AsyncIterator[list[Cell
             yield row
 
 
-SPEC = register(ReportSpec(KEY, run, filters=("q",), paginated=True, order=110, stream=stream))
+SPEC = register(
+    ReportSpec(
+        KEY,
+        run,
+        filters=("q",),
+        paginated=True,
+        order=110,
+        stream=stream,
+        roles=(m.Role.ADMIN.value, m.Role.SUPERVISOR.value),  # auditors: no personal data
+    )
+)

@@ -31,11 +31,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import Database
 from omni.db import models as m
-from omni.domain import audit, grants
+from omni.domain import audit
 from omni.domain.auth import Principal
 from omni.domain.errors import Conflict, NotFound
 from omni.domain.reports.config import get_config
-from omni.domain.reports.filters import FilterParams, Scope, check_reader, resolve_scope
+from omni.domain.reports.filters import (
+    FilterParams,
+    Scope,
+    check_report_in_reach,
+    report_reach,
+    resolve_scope,
+)
 from omni.domain.reports.registry import ReportSpec, get
 from omni.domain.reports.table import Cell, ReportTable
 from omni.domain.reports.writers import Format, finish, open_writer
@@ -96,9 +102,9 @@ async def check_start_export(
     session: AsyncSession, who: Principal, key: str, params: FilterParams, fmt: Format, now: datetime
 ) -> m.ReportExport:
     """Validate the request (reader, report, filters), store the job and audit it."""
-    check_reader(who)
-    await grants.check(session, who, grants.REPORT_EXPORT)
+    reach = await report_reach(session, who, export=True)
     spec = get(key)
+    check_report_in_reach(spec.key, reach, who, spec.roles)
     config = await get_config(session)
     name = file_name(spec.key, params, fmt, config.tz, now)  # validates the filters
     running = await session.scalar(
@@ -141,7 +147,7 @@ async def check_start_export(
 
 async def access_export(session: AsyncSession, who: Principal, export_id: int) -> m.ReportExport:
     """The caller's own export, or 404 (someone else's is not revealed)."""
-    check_reader(who)
+    await report_reach(session, who)
     job = await session.get(m.ReportExport, export_id)
     if job is None or job.user_id != who.id:
         raise NotFound("export {export_id} not found", export_id=export_id)
@@ -248,7 +254,8 @@ async def _prepare(db: Database, export_id: int, reader: Principal) -> _Job | No
         params = FilterParams.from_json(job.filters)
         now = datetime.now(UTC)
         config = await get_config(session)
-        scope = await resolve_scope(session, reader, params.resolve(config.tz, now), config, now)
+        scope = await resolve_scope(session, reader, params.resolve(config.tz, now), config, now, export=True)
+        check_report_in_reach(spec.key, scope.reach, reader, spec.roles)
         if spec.stream is not None:  # the columns and the count; the rows come from the stream
             head = replace(scope, filter=replace(scope.filter, offset=0, limit=0))
             table = await spec.run(session, head)

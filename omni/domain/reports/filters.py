@@ -8,7 +8,7 @@ intersection is an empty report, not an error (ids don't leak).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, tzinfo
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
+from omni.domain import grants
 from omni.domain.auth import Principal, visible_queue_ids, visible_user_ids
 from omni.domain.errors import InvalidInput, PermissionDenied
 from omni.domain.reports.config import ReportConfig
@@ -216,6 +217,9 @@ class Scope:
     user_ids: frozenset[int] | None
     now: datetime
     extra: dict[str, object] = field(default_factory=dict)
+    reach: str = grants.ALL
+    """The grant scope the caller reads at (``omni.domain.grants``): at ``own`` only the
+    ``OWN_REPORTS`` run, narrowed to the caller's own conversations."""
 
     @property
     def period(self) -> Period:
@@ -232,6 +236,45 @@ def check_reader(who: Principal) -> None:
         raise PermissionDenied("reports are for supervisors, admins and auditors")
 
 
+OWN_REPORTS: frozenset[str] = frozenset({"contact_history", "operator_performance"})
+"""Reports whose every row belongs to one operator's conversations and honours
+``Scope.user_ids``: the only ones a reader at the ``own`` grant scope may run."""
+
+
+async def report_reach(session: AsyncSession, who: Principal, *, export: bool = False) -> str:
+    """The scope the caller reads reports at (``grants.PAGE_REPORTS``; for an export also
+    ``grants.REPORT_EXPORT``, the narrower of the two), or 403 naming the missing grant.
+    Operators read reports only when an admin gave their role the grant (at ``own``)."""
+    reach = await grants.grant_scope(session, who, grants.PAGE_REPORTS)
+    if reach is None:
+        if who.role in READERS:
+            await grants.check(session, who, grants.PAGE_REPORTS)
+        raise PermissionDenied("reports are for supervisors, admins and auditors")
+    if export:
+        reach_export = await grants.grant_scope(session, who, grants.REPORT_EXPORT)
+        if reach_export is None:
+            await grants.check(session, who, grants.REPORT_EXPORT)
+            raise AssertionError("unreachable: the check refuses")
+        reach = min(reach, reach_export, key=grants.SCOPES.index)
+    return reach
+
+
+def report_visible(key: str, roles: tuple[str, ...] | None, who: Principal, reach: str) -> bool:
+    """Whether the reports list shows the report to the caller (and it runs for them)."""
+    if roles is not None and who.role.value not in roles:
+        return False
+    return reach != grants.OWN or key in OWN_REPORTS
+
+
+def check_report_in_reach(key: str, reach: str, who: Principal, roles: tuple[str, ...] | None = None) -> None:
+    """At the ``own`` scope only reports limited to one operator's conversations run; a report
+    limited to some roles (``ReportSpec.roles``) refuses the others with a clear 403."""
+    if roles is not None and who.role.value not in roles:
+        raise PermissionDenied("the report '{report}' is not available to your role", report=key)
+    if reach == grants.OWN and key not in OWN_REPORTS:
+        raise PermissionDenied("this report is not limited to your own conversations")
+
+
 def _narrow(asked: set[int] | None, visible: set[int] | None) -> frozenset[int] | None:
     if asked is None:
         return None if visible is None else frozenset(visible)
@@ -239,13 +282,24 @@ def _narrow(asked: set[int] | None, visible: set[int] | None) -> frozenset[int] 
 
 
 async def resolve_scope(
-    session: AsyncSession, who: Principal, f: ReportFilter, config: ReportConfig, now: datetime
+    session: AsyncSession,
+    who: Principal,
+    f: ReportFilter,
+    config: ReportConfig,
+    now: datetime,
+    *,
+    export: bool = False,
 ) -> Scope:
-    """Narrow ``f`` to the caller's queues and operators; operators are refused."""
-    check_reader(who)
-    if who.role in (m.Role.ADMIN, m.Role.AUDITOR):
+    """Narrow ``f`` to the caller's queues and operators at the caller's grant scope
+    (``report_reach``): at ``own`` to the caller's own conversations, whatever was asked."""
+    reach = await report_reach(session, who, export=export)
+    if reach == grants.OWN:
+        f = replace(f, user_ids=f.user_ids or (who.id,))  # another operator asked: nothing
         visible_q: set[int] | None = None
-        visible_u: set[int] | None = None
+        visible_u: set[int] | None = {who.id}
+    elif who.role in (m.Role.ADMIN, m.Role.AUDITOR):
+        visible_q = None
+        visible_u = None
     else:
         visible_q = await visible_queue_ids(session, who) or set()
         visible_u = await visible_user_ids(session, who) or set()
@@ -268,4 +322,5 @@ async def resolve_scope(
         user_ids=_narrow(asked_u, visible_u),
         now=now,
         extra=dict(f.options),
+        reach=reach,
     )

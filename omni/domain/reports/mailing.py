@@ -41,7 +41,7 @@ from omni.domain import audit
 from omni.domain.auth import Principal
 from omni.domain.errors import DomainError, InvalidInput
 from omni.domain.reports.config import get_config
-from omni.domain.reports.filters import READERS, FilterParams, resolve_scope
+from omni.domain.reports.filters import READERS, FilterParams, check_report_in_reach, resolve_scope
 from omni.domain.reports.period import Period
 from omni.domain.reports.registry import get
 from omni.domain.reports.schedules import Timing, access_schedule, latest_slot, next_slot
@@ -104,6 +104,7 @@ async def render(
     config = await get_config(session)
     who = dataclasses.replace(who, language=lang)  # reports that label rows read the mail's language
     scope = await resolve_scope(session, who, params.resolve(config.tz, at), config, at)
+    check_report_in_reach(spec.key, scope.reach, who, spec.roles)  # as the page and the export
     table = await spec.run(session, scope)
     title = keyed(lang, f"rpt.{key}") or key
     with tempfile.TemporaryDirectory(prefix="omni-mail-") as tmp:

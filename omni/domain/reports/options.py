@@ -14,8 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
+from omni.domain import grants
 from omni.domain.auth import Principal, visible_queue_ids, visible_user_ids
-from omni.domain.reports.filters import check_reader
+from omni.domain.reports.filters import report_reach
 from omni.i18n import enum_label
 
 STAFF_ROLES = (m.Role.OPERATOR, m.Role.SUPERVISOR)
@@ -42,10 +43,12 @@ class ReportOptions:
 
 async def report_options(session: AsyncSession, who: Principal, lang: str) -> ReportOptions:
     """Every picker's choices for ``who`` in ``lang``; operators are refused like reports."""
-    check_reader(who)
-    everything = who.role in (m.Role.ADMIN, m.Role.AUDITOR)
+    reach = await report_reach(session, who)
+    everything = who.role in (m.Role.ADMIN, m.Role.AUDITOR) and reach != grants.OWN
     queue_ids = None if everything else (await visible_queue_ids(session, who) or set())
     user_ids = None if everything else (await visible_user_ids(session, who) or set())
+    if reach == grants.OWN:
+        user_ids = {who.id}
 
     q_stmt = select(m.Queue).order_by(m.Queue.name, m.Queue.id)
     if queue_ids is not None:

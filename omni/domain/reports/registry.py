@@ -37,6 +37,9 @@ class ReportSpec:
     stream: Streamer | None = None
     """For reports too big to hold (contact history): the export writes the rows as this yields
     them, after ``run`` with ``limit`` = 1 has given the columns and ``total_rows``."""
+    roles: tuple[str, ...] | None = None
+    """The roles (``m.Role`` values) that may run it when not every reader may (contacts:
+    not auditors, personal data is not theirs to read); others neither see it listed nor run it."""
 
 
 REPORTS: dict[str, ReportSpec] = {}

@@ -14,6 +14,7 @@ from omni.web.admin.crm import Crm
 from omni.web.admin.forms import Cell, Field, Outcome, Section, Table
 from omni.web.admin.grants import Grants
 from omni.web.admin.inboxes import Inboxes
+from omni.web.admin.ldap import Ldap
 from omni.web.admin.pages import CONTROLLERS, SECTIONS, AdminPages
 from omni.web.admin.people import Groups, Users
 from omni.web.admin.queues import Queues, ResultCodes, Statuses
@@ -42,6 +43,7 @@ __all__ = [
     "Hours",
     "Inboxes",
     "Install",
+    "Ldap",
     "Outcome",
     "Queues",
     "ResultCodes",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -152,6 +152,9 @@ class Outcome:
     extras: dict[str, Any] = field(default_factory=dict)
     values: dict[str, Any] | None = None
     redirect: str = ""
+    after: Callable[[], Awaitable[Outcome]] | None = None
+    """Work for after the action's transaction ended (an outbound HTTP call must not hold it);
+    its outcome is the one shown."""
 
 
 def model_defaults(model: type[m.Base]) -> dict[str, Any]:

@@ -156,15 +156,20 @@ class Webhooks(Section):
 
     async def action(self, session: AsyncSession, item_id: int, name: str, form: dict[str, Any]) -> Outcome:
         if name == "test":
-            result = await webhooks.check_send_test(
-                session, self.who, item_id, self.services.settings.webhook
-            )
-            answer = (
-                self.t("adm.hk.test_ok", status=result.status_code)
-                if result.ok
-                else self.t("adm.hk.test_failed", error=result.error)
-            )
-            return Outcome(extras={"test_result": {"ok": result.ok, "text": answer}})
+            req = await webhooks.check_prepare_test(session, self.who, item_id)
+
+            async def send() -> Outcome:  # after the transaction: the receiver may be slow
+                result = await webhooks.post_test(req, self.services.settings.webhook)
+                async with self.services.db.transaction() as audit_session:
+                    webhooks.record_test(audit_session, self.who, req, result)
+                answer = (
+                    self.t("adm.hk.test_ok", status=result.status_code)
+                    if result.ok
+                    else self.t("adm.hk.test_failed", error=result.error)
+                )
+                return Outcome(extras={"test_result": {"ok": result.ok, "text": answer}})
+
+            return Outcome(after=send)
         return await super().action(session, item_id, name, form)
 
 

@@ -27,6 +27,7 @@ from omni.web.admin.grants import Grants
 from omni.web.admin.inboxes import Inboxes
 from omni.web.admin.integrations import ApiTokens, AuditLog, Webhooks
 from omni.web.admin.labels import Labels
+from omni.web.admin.ldap import Ldap
 from omni.web.admin.people import Groups, Users
 from omni.web.admin.queues import Queues, ResultCodes, Statuses
 from omni.web.admin.retention import Retention
@@ -53,6 +54,7 @@ SECTIONS[Grants.slug] = Grants
 SECTIONS.update({s.slug: s for s in (Macros, AutomationRules, RuleRuns, OperatorScripts)})
 SECTIONS[SlaPolicies.slug] = SlaPolicies
 SECTIONS[Labels.slug] = Labels
+SECTIONS[Ldap.slug] = Ldap
 
 
 # --- pages --------------------------------------------------------------------------------
@@ -279,6 +281,8 @@ class AdminPages(Controller):
             try:
                 async with sec.services.db.transaction() as session:
                     outcome = await sec.action(session, item_id, name, form)
+                if outcome.after is not None:
+                    outcome = await outcome.after()
             except DomainError as exc:
                 if _whole_page_refusal(ctx, exc) is not None:
                     raise
