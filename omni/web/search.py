@@ -21,6 +21,7 @@ from omni.db import models as m
 from omni.domain import search
 from omni.domain.auth import access_conversation, visible_queue_ids
 from omni.domain.errors import DomainError, InvalidInput
+from omni.domain.labels import list_labels
 from omni.domain.masking import masker_for
 from omni.i18n import enum_label
 from omni.web.pages import field_errors, page_context
@@ -62,6 +63,7 @@ def _query(params: dict[str, str], page: int) -> search.SearchQuery:
         channel=params["channel"] or None,
         queue_id=_int(params["queue_id"], "queue_id"),
         status=params["status"] or None,
+        extra={"label": params["label"]} if params["label"] else {},
         date_from=datetime.combine(since, time(), UTC) if since else None,
         date_to=datetime.combine(until, time(), UTC) + timedelta(days=1) if until else None,
         sort=params["sort"] or "relevance",
@@ -77,7 +79,7 @@ class SearchPage(Controller):
     async def page(self, request: Request[Any, Any, Any]) -> Template:
         ctx = await page_context(request)
         ctx.require(*ROLES)
-        keys = ("q", "kind", "channel", "queue_id", "status", "since", "until", "sort")
+        keys = ("q", "kind", "channel", "queue_id", "status", "label", "since", "until", "sort")
         params = {k: str(request.query_params.get(k, "") or "")[:200] for k in keys}
         raw_page = str(request.query_params.get("page", "0"))
         page = int(raw_page) if raw_page.isdigit() and int(raw_page) < 500 else 0
@@ -90,6 +92,7 @@ class SearchPage(Controller):
             if visible is not None:
                 stmt = stmt.where(m.Queue.id.in_(visible))
             queues = [(str(i), n) for i, n in (await session.execute(stmt)).all()]
+            labels = [(str(x.id), x.name) for x in await list_labels(session, ctx.who)]
             if any(params.values()):
                 try:
                     result = await search.search(session, ctx.who, _query(params, page))
@@ -104,6 +107,7 @@ class SearchPage(Controller):
             errors=errors,
             result=result,
             queues=queues,
+            labels=labels,
             channels=[(c, enum_label(ctx.lang, "channel", c)) for c in CHANNELS],
             statuses=[(s, ctx.t(f"op.st.{s}")) for s in STATUSES],
             kinds=search.KINDS,

@@ -224,6 +224,22 @@ async def test_a_registered_filter_narrows_the_hits(svc: Services, world: dict[s
     assert convs(page) == [world["c2"]]
 
 
+async def test_the_label_filter_finds_only_labelled_conversations(
+    svc: Services, world: dict[str, int]
+) -> None:
+    from omni.domain.labels import do_set_labels
+
+    async with svc.db.transaction() as db:
+        label = m.Label(name="vip", color="#aa0000")
+        db.add(label)
+        await db.flush()
+        await do_set_labels(db, await db.get_one(m.Conversation, world["c2"]), add=[label.id])
+        label_id = label.id
+    page = await find(svc, world["admin"], "заказ", extra={"label": str(label_id)})
+    assert convs(page) == [world["c2"]]
+    assert convs(await find(svc, world["admin"], "заказ", extra={"label": str(label_id + 1)})) == []
+
+
 async def test_recordings_by_phone_operator_and_date_in_scope(svc: Services, world: dict[str, int]) -> None:
     async with svc.db.transaction() as db:
         admin = f.who(await db.get_one(m.User, world["admin"]))

@@ -5,6 +5,7 @@ conversation scrolled to the message, which is marked."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -75,8 +76,12 @@ async def test_an_operator_finds_a_word_form_and_opens_the_conversation_at_the_h
             )
             for i in range(30)
         )
+        vip, complaint = m.Label(name="VIP"), m.Label(name="Жалоба")
+        s.add_all([vip, complaint])
         await s.flush()
-        hit_id, mine_id = hit.id, mine.id
+        s.add(m.ConversationLabel(conversation_id=mine.id, label_id=vip.id))
+        await s.flush()
+        hit_id, mine_id, complaint_id = hit.id, mine.id, complaint.id
 
     _, page = await staff_page(browser, server.url, "olga", locale="ru-RU")
     await page.get_by_role("link", name="Поиск").click()
@@ -91,6 +96,14 @@ async def test_an_operator_finds_a_word_form_and_opens_the_conversation_at_the_h
     await expect(hits.first).to_contain_text("Иван")
     await expect(hits.first.locator("mark")).to_have_text("заказ")
     await page.screenshot(path=screenshot_path("search-results.png"))
+    # A label narrows the hits: none of hers carries "Жалоба", hers carries "VIP".
+    await page.get_by_test_id("search-label").select_option(label="Жалоба")
+    await page.get_by_role("button", name="Найти").click()
+    await expect(page).to_have_url(re.compile(f"label={complaint_id}"), timeout=TIMEOUT)
+    await expect(hits).to_have_count(0)
+    await page.get_by_test_id("search-label").select_option(label="VIP")
+    await page.get_by_role("button", name="Найти").click()
+    await expect(hits).to_have_count(1, timeout=TIMEOUT)
 
     await hits.first.get_by_role("link").click()
     await expect(page.get_by_test_id("transcript")).to_have_attribute("data-conversation", str(mine_id))
