@@ -124,6 +124,12 @@ class RoutePass:
     """Set by ``do_assign`` when nobody could take the conversation (not mere contention)."""
     orm_only: bool = False
     """Decide through the ORM even on PostgreSQL (tests compare it with ``routing_pg``)."""
+    held: set[int] = field(default_factory=set)
+    """Operators a conversation ahead in this pass may be waiting for: its row or theirs was
+    locked by another transaction, so it was not decided. Nobody behind it in the line is
+    offered to them in this pass (``hold_back``), or a lock held for a moment (a customer's
+    message, a status change) would hand its operator to the next in line and the one ahead
+    would lose its place; the next pass offers it in its turn."""
 
     async def queue(self, session: AsyncSession, queue_id: int) -> m.Queue | None:
         if queue_id not in self.queues:
@@ -299,6 +305,7 @@ async def do_assign(
             await session.execute(routing_pg.conversation_lock_statement(), {"cid": conversation_id})
         ).first()
         if row is None:
+            await hold_back(session, rp, conversation_id)
             return None  # taken by another node, or no longer waiting
         queue = await rp.queue(session, row.queue_id) if row.queue_id is not None else None
         if queue is None or not queue.auto_accept:
@@ -309,9 +316,10 @@ async def do_assign(
     conv = await session.scalar(
         select(m.Conversation)
         .where(m.Conversation.id == conversation_id, m.Conversation.status == QUEUED)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, key_share=True)
     )
     if conv is None:
+        await hold_back(session, rp, conversation_id)
         return None  # taken by another node, or no longer waiting
     found = await _candidates(session, conv, rp, now)
     if found is None:
@@ -320,6 +328,9 @@ async def do_assign(
     if not candidates:
         rp.no_operator = True
         return None
+    candidates = [c for c in candidates if c.id not in rp.held]
+    if not candidates:
+        return None  # whoever could take it waits for a conversation ahead (``RoutePass.held``)
     last_user_id = None
     if queue.strategy == m.Strategy.ROUND_ROBIN:
         last_user_id = await session.scalar(
@@ -327,7 +338,7 @@ async def do_assign(
         )
     ordered = order_candidates(queue.strategy, candidates, last_user_id=last_user_id)
     chosen: list[Operator] = []
-    contended = False
+    contended: set[int] = set()
     for cand in ordered:
         locked = (
             await session.execute(
@@ -339,7 +350,7 @@ async def do_assign(
             )
         ).first()
         if locked is None:
-            contended = True  # another node is assigning to this operator right now
+            contended.add(cand.id)  # another transaction holds this operator right now
             continue
         # Status and load are re-read under the lock: what another node committed counts.
         receives = locked.receives_voice if conv.medium == m.Medium.VOICE else locked.receives_chats
@@ -351,6 +362,7 @@ async def do_assign(
             break
     if not chosen:
         rp.no_operator = not contended
+        rp.held |= contended  # this one may still go to them: nobody behind it does
         return None
     now = pinned or datetime.now(UTC)  # the moment of the offer: after the locks (see above)
     conv.status = m.ConversationStatus.OFFERED
@@ -399,6 +411,32 @@ async def do_assign(
         for user in chosen:
             await do_refresh_activity(session, await get_presence(session, user.id), now=now, ringing=True)
     return Assignment(conv.id, tuple(u.id for u in chosen), auto)
+
+
+async def hold_back(session: AsyncSession, rp: RoutePass, conversation_id: int) -> None:
+    """The pass could not lock a conversation's row: when it still waits, another transaction
+    holds it for a moment (a router on another node deciding it, the customer's message being
+    stored, a callback being requested), so the operators who could take it are held back for
+    the rest of the pass (``RoutePass.held``) rather than offered the conversations behind it.
+    A plain read: it waits for no lock."""
+    row = (
+        await session.execute(
+            select(
+                m.Conversation.status,
+                m.Conversation.queue_id,
+                m.Conversation.extra_queue_ids,
+                m.Conversation.preferred_user_id,
+            ).where(m.Conversation.id == conversation_id)
+        )
+    ).first()
+    if row is None or row.status != QUEUED:
+        return  # taken by another node, or no longer waiting
+    if row.preferred_user_id is not None:
+        rp.held.add(row.preferred_user_id)
+        return
+    for qid in [row.queue_id, *(row.extra_queue_ids or [])]:
+        if qid is not None and await rp.queue(session, qid) is not None:
+            rp.held |= {mm.user_id for mm in rp.members[qid]}
 
 
 async def free_queue_ids(session: AsyncSession) -> tuple[set[int], set[int]]:

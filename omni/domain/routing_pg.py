@@ -91,7 +91,10 @@ def conversation_lock_statement() -> Any:
     return (
         select(c)
         .where(c.c.id == bindparam("cid"), c.c.status == m.ConversationStatus.QUEUED.value)
-        .with_for_update(skip_locked=True)
+        # ``NO KEY UPDATE``: a row inserted that refers to the conversation (the customer's
+        # message, an offer, a call) holds ``KEY SHARE`` on it until it commits, which a plain
+        # ``FOR UPDATE`` would skip as if the conversation were being decided elsewhere.
+        .with_for_update(skip_locked=True, key_share=True)
     )
 
 
@@ -315,13 +318,16 @@ async def assign_on_postgres(
     if not candidates:
         rp.no_operator = True
         return None
+    candidates = [c for c in candidates if c.id not in rp.held]
+    if not candidates:
+        return None  # whoever could take it waits for a conversation ahead (``RoutePass.held``)
     ordered = order_candidates(primary.strategy, candidates, last_user_id=last_user_id)
     chosen: list[_Chosen] = []
-    contended = False
+    contended: set[int] = set()
     for cand in ordered:
         locked = (await conn.execute(_lock_statement(), {"uid": cand.id})).first()
         if locked is None:
-            contended = True  # another node is assigning to this operator right now
+            contended.add(cand.id)  # another transaction holds this operator right now
             continue
         # Status and load are re-read under the lock: what another node committed counts.
         receives = locked.receives_voice if conv.medium == m.Medium.VOICE else locked.receives_chats
@@ -336,6 +342,7 @@ async def assign_on_postgres(
             break
     if not chosen:
         rp.no_operator = not contended
+        rp.held |= contended  # this one may still go to them: nobody behind it does
         return None
     now = pinned or datetime.now(UTC)  # the moment of the offer: after the locks
     await _write(session, conv, primary, chosen, now)
