@@ -386,6 +386,23 @@ async def test_another_groups_operator_gets_nothing_socket_or_rest(
         await other.sio.disconnect()
 
 
+async def test_a_channel_that_goes_down_during_a_routing_pass_gets_no_offer_from_it(
+    services: Services, world: dict[str, int]
+) -> None:
+    """A pass read the paused channels once, at its start: when the AMI link dropped during
+    the pass and an operator became available meanwhile, the pass still offered them the call
+    (seen in CI: a voice offer while the link was down)."""
+    from omni.domain.routing import do_route_pending
+
+    conv_id = await inbound(services, world["widget"], "link-drops")
+    assert await do_route_pending(services.db, still_paused=lambda: {"widget"}) == []
+    async with services.db.transaction() as s:
+        assert (await s.get_one(m.Conversation, conv_id)).status == m.ConversationStatus.QUEUED
+        assert await s.scalar(select(func.count()).where(m.Offer.conversation_id == conv_id)) == 0
+    (assigned,) = await do_route_pending(services.db, still_paused=lambda: set())
+    assert assigned.conversation_id == conv_id
+
+
 async def test_double_accept_is_not_an_error_for_the_operator_who_accepted(
     services: Services, world: dict[str, int]
 ) -> None:

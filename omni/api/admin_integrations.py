@@ -15,7 +15,7 @@ from omni.api.admin_bodies import BigRowId, RowId
 from omni.api.admin_responses import READ, WRITE, DeliveryOut, JsonObject, TokenOut, out
 from omni.api.contracts import IntId, Name
 from omni.api.core import DEPS
-from omni.domain import webhooks
+from omni.domain import webhook_probe, webhooks
 from omni.domain.auth import Principal
 from omni.services import Services
 
@@ -51,7 +51,7 @@ class WebhookTestController(Controller):
     @post("/", status_code=200, responses=WRITE)
     async def send_test(self, who: Principal, services: Services, webhook_id: RowId) -> WebhookTestOut:
         """POSTs one signed ``webhook.test`` event now and reports the answer (no retries)."""
-        result = await webhooks.send_test(services.db, who, webhook_id, services.settings.webhook)
+        result = await webhook_probe.send_test(services.db, who, webhook_id, services.settings.webhook)
         return WebhookTestOut(ok=result.ok, status_code=result.status_code, error=result.error)
 
 

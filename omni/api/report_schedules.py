@@ -51,6 +51,7 @@ class FiltersIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     channels: Channels = msgspec.field(default_factory=list)
     inbox_ids: Ids = msgspec.field(default_factory=list)
     result_code_ids: Ids = msgspec.field(default_factory=list)
+    label_ids: Ids = msgspec.field(default_factory=list)
     q: Annotated[str, msgspec.Meta(max_length=MAX_QUERY)] = ""
     min_duration: Annotated[int, msgspec.Meta(ge=0, le=MAX_DURATION)] | None = None
     max_duration: Annotated[int, msgspec.Meta(ge=0, le=MAX_DURATION)] | None = None

@@ -176,7 +176,9 @@ class RoutingEngine:
             # report) would only ring out: back in line, on every pass until it is back.
             async with self.db.transaction() as session:
                 await conversations.do_withdraw_offers(session, paused)
-        assigned = await do_route_pending(self.db, paused_channels=paused)
+        assigned = await do_route_pending(
+            self.db, paused_channels=paused, still_paused=lambda: self.paused_channels()
+        )
         if assigned and self.on_assigned:
             self.on_assigned(assigned)
         return assigned

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -503,11 +503,25 @@ async def waiting_line(
     ).all()
 
 
+class _PausedMeanwhile(Exception):
+    """The conversation's channel went down while this pass decided it: roll the offer back."""
+
+
 async def do_route_pending(
-    db: Database, *, max_assignments: int = 10_000, paused_channels: Collection[str] = ()
+    db: Database,
+    *,
+    max_assignments: int = 10_000,
+    paused_channels: Collection[str] = (),
+    still_paused: Callable[[], Collection[str]] | None = None,
 ) -> list[Assignment]:
     """One routing pass over the waiting line, highest priority and longest wait first
-    (conversations of ``paused_channels`` are skipped, see ``waiting_line``)."""
+    (conversations of ``paused_channels`` are skipped, see ``waiting_line``).
+
+    ``still_paused`` reads the paused channels again after each decision, before it commits:
+    a channel that went down during the pass (the AMI link lost) must not get an offer from
+    it. The operator's row is read inside the decision, so an operator made available after
+    the report (as a supervisor would, seeing the link down) always meets the new state here.
+    """
     rp = RoutePass()
     done: list[Assignment] = []
     async with db.transaction() as session:
@@ -516,8 +530,18 @@ async def do_route_pending(
         key = (qid, medium, relax, step, preferred)
         if key in rp.dead_keys:
             continue
-        async with db.transaction() as session:
-            assignment = await do_assign(session, conv_id, rp)
+        try:
+            async with db.transaction() as session:
+                assignment = await do_assign(session, conv_id, rp)
+                newly = set(still_paused()) - set(paused_channels) if still_paused else set()
+                if assignment is not None and newly:
+                    channel = await session.scalar(
+                        select(m.Conversation.channel).where(m.Conversation.id == conv_id)
+                    )
+                    if channel in newly:
+                        raise _PausedMeanwhile
+        except _PausedMeanwhile:
+            continue
         if assignment is None:
             if rp.no_operator and step == 0 and preferred is None:
                 rp.dead_keys.add(key)

@@ -118,7 +118,9 @@ async def test_call_me_in_turn_and_chats_protected_while_on_a_call(
     await expect(call_me).to_be_visible(timeout=TIMEOUT)
     await call_me.get_by_role("textbox", name="Your phone number").fill("8 916 700-00-01")
     await call_me.get_by_role("button", name="Call me back").click()
-    await expect(customer.get_by_text("We will call you back at +79167000001")).to_be_visible(timeout=TIMEOUT)
+    await expect(
+        customer.locator(".omni-msg").filter(has_text="We will call you back at +79167000001")
+    ).to_be_visible(timeout=TIMEOUT)
     await expect(call_me).to_be_hidden()
     behind = await _api_chat(server, world["api"], "Boris K", "Third in line")
     async with server.services.db.transaction() as s:

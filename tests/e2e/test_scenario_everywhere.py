@@ -125,7 +125,7 @@ async def test_widget_and_telegram_customers_share_one_scenario(
     await customer.locator(".omni-form textarea").fill("hi")
     await customer.keyboard.press("Enter")
     await customer.get_by_role("button", name="Billing").click()
-    await customer.get_by_text("Your order number?").wait_for(timeout=TIMEOUT)
+    await customer.locator(".omni-msg").filter(has_text="Your order number?").wait_for(timeout=TIMEOUT)
     await customer.locator(".omni-form textarea").fill("4242")
     await customer.keyboard.press("Enter")
 

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain import webhooks
+from omni.domain import webhook_probe, webhooks
 from omni.domain.admin import tokens
 from omni.domain.auth import check_role
 from omni.domain.errors import InvalidInput, NotFound
@@ -156,12 +156,12 @@ class Webhooks(Section):
 
     async def action(self, session: AsyncSession, item_id: int, name: str, form: dict[str, Any]) -> Outcome:
         if name == "test":
-            req = await webhooks.check_prepare_test(session, self.who, item_id)
+            req = await webhook_probe.check_prepare_test(session, self.who, item_id)
 
             async def send() -> Outcome:  # after the transaction: the receiver may be slow
-                result = await webhooks.post_test(req, self.services.settings.webhook)
+                result = await webhook_probe.post_test(req, self.services.settings.webhook)
                 async with self.services.db.transaction() as audit_session:
-                    webhooks.record_test(audit_session, self.who, req, result)
+                    webhook_probe.record_test(audit_session, self.who, req, result)
                 answer = (
                     self.t("adm.hk.test_ok", status=result.status_code)
                     if result.ok
