@@ -22,7 +22,7 @@ from markupsafe import Markup
 
 from omni.api.deps import SESSION_COOKIE, client_ip, services_of
 from omni.db import models as m
-from omni.domain import auth, totp
+from omni.domain import auth, grants, totp
 from omni.domain.auth import Principal
 from omni.domain.errors import DomainError
 from omni.i18n import translate_func
@@ -76,6 +76,9 @@ class PageContext:
     t: Callable[..., str]
     path: str = "/"
     extra: dict[str, Any] = field(default_factory=dict)
+    reports_link: bool = False
+    """The header shows "Reports": the caller holds the reports grant (an admin may give it to
+    operators, scoped to their own conversations), not merely a role that has it by default."""
 
     def require(self, *roles: m.Role) -> None:
         if self.who.role not in roles:
@@ -126,6 +129,7 @@ async def page_context(request: Request[Any, Any, Any]) -> PageContext:
         who = Principal.of(user)
         lang = pick_language(request.cookies.get(LANG_COOKIE) or user.language)
         display = user.display_name or user.username
+        reports_link = await grants.allowed(session, who, grants.PAGE_REPORTS)
     secret = services.settings.effective_secret_key()
     return PageContext(
         who=who,
@@ -134,6 +138,7 @@ async def page_context(request: Request[Any, Any, Any]) -> PageContext:
         csrf=csrf_for(secret, token),
         t=translator(lang),
         path=request.url.path,
+        reports_link=reports_link,
     )
 
 

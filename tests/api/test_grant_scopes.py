@@ -76,6 +76,7 @@ async def test_operator_export_widened_to_own_conversations_then_narrowed_again(
 
     assert (await op.get("/api/v1/reports")).status_code == 403, "operators read no reports by default"
     assert (await op.get("/reports")).status_code == 403
+    assert 'data-nav="reports"' not in (await op.get("/search")).text, "no link to a page they can't open"
 
     widened = await admin.put(
         "/api/v1/admin/grants/operator", json={"grants": {"page.reports": True, "report.export": True}}
@@ -90,6 +91,7 @@ async def test_operator_export_widened_to_own_conversations_then_narrowed_again(
     assert listed.status_code == 200, listed.text
     assert {r["key"] for r in listed.json()} == OWN_REPORTS
     assert (await op.get("/reports")).status_code == 200
+    assert 'data-nav="reports"' in (await op.get("/search")).text, "the header links the reports now"
     assert await _conversation_ids(op) == [mine], "only the operator's own conversations"
     assert len(await _conversation_ids(admin)) == 3
     asked_other = await op.get(HISTORY, params={**TODAY, "operator": str(other_id)})
