@@ -151,10 +151,12 @@ socket.on("disconnect", () => {
   link.className = "sv-link lost";
 });
 socket.on("event", (ev: WireEvent) => {
+  // The clocks are not in the monitoring snapshot: a snapshot's last_seq must not swallow
+  // an sla event that arrives after it (the badge of a chat already answered stayed red).
+  sla.apply(ev);
   if (ev.seq <= lastSeq) return; // already in the snapshot, or a duplicate delivery
   lastSeq = ev.seq;
   app.setAttribute("data-seq", String(lastSeq));
-  sla.apply(ev);
   if (ev.type === "presence.changed" || ev.type === "presence.over_limit") patchPresence(ev);
   if (relevant(ev.type)) refreshSoon();
   if (ev.type.startsWith("campaign.")) campaignsSoon();

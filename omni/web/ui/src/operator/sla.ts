@@ -29,6 +29,12 @@ function clock(ms: number): string {
 
 export class SlaBoard {
   private byConversation = new Map<number, SlaPayload>();
+  /** Per conversation, the seq of the last event applied and the `version` it was applied at:
+   * an event is applied once and in order (a replay or a duplicate is ignored), and a `load()`
+   * answer that left the server before an event must not undo it. */
+  private seqOf = new Map<number, number>();
+  private touched = new Map<number, number>();
+  private version = 0;
   private alerted = new Set<number>();
   private alerts: HTMLElement | null = null;
 
@@ -42,20 +48,30 @@ export class SlaBoard {
   ) {}
 
   async load(): Promise<void> {
+    const started = this.version;
     const resp = await fetch("/api/v1/sla/open", { credentials: "same-origin" });
     if (!resp.ok) return;
     const rows = (await resp.json()) as SlaPayload[];
-    this.byConversation.clear();
+    const newer = (id: number): boolean => (this.touched.get(id) ?? -1) > started;
+    for (const id of [...this.byConversation.keys()]) if (!newer(id)) this.byConversation.delete(id);
     for (const s of rows) {
+      if (newer(s.conversation_id)) continue; // an event since the request is the fresher truth
       this.byConversation.set(s.conversation_id, s);
       if (s.breached_at) this.alerted.add(s.id); // breached before this page loaded: no new alert
     }
     this.decorate(document);
   }
 
-  apply(e: { type: string; data: unknown }): void {
+  /** Apply an `sla.*` event. Call it for every event the socket delivers, before any
+   * snapshot-based de-duplication: the lists' snapshots don't carry the clocks. */
+  apply(e: { type: string; data: unknown; seq?: number }): void {
     if (e.type !== "sla.changed" && e.type !== "sla.breached") return;
     const s = e.data as SlaPayload;
+    if (e.seq !== undefined) {
+      if (e.seq <= (this.seqOf.get(s.conversation_id) ?? 0)) return;
+      this.seqOf.set(s.conversation_id, e.seq);
+    }
+    this.touched.set(s.conversation_id, ++this.version);
     if (s.ended_at) this.byConversation.delete(s.conversation_id);
     else this.byConversation.set(s.conversation_id, s);
     if (e.type === "sla.breached" && !this.alerted.has(s.id) && this.mine(s)) {
