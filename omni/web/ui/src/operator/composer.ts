@@ -23,6 +23,7 @@ export abstract class ComposerPart extends HistoryPart {
         return;
       }
       if (ev.key === "Escape") {
+        ev.preventDefault(); // the picker closes; the composer keeps the focus
         this.closePicker();
         return;
       }
@@ -135,10 +136,12 @@ export abstract class ComposerPart extends HistoryPart {
   protected closePicker(): void {
     this.picker.classList.add("hidden");
     this.pickerItems = [];
+    this.pickerAppend = false;
   }
 
   protected pick(c: Canned): void {
-    this.composer.value = c.text;
+    const draft = this.composer.value.trimEnd();
+    this.composer.value = this.pickerAppend && draft ? `${draft} ${c.text}` : c.text;
     this.closePicker();
     this.composer.focus();
   }
