@@ -16,6 +16,7 @@ from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
 from omni.db import models as m
+from tests import factories as f
 from tests.conftest import LiveServer
 from tests.e2e.axe import axe_serious
 from tests.e2e.conftest import screenshot_path, staff_page
@@ -165,3 +166,35 @@ async def test_the_operator_works_two_chats_from_the_keyboard(
     assert (conv.status, conv.result_code_id) == (m.ConversationStatus.CLOSED, desk["code"])
     assert kinds == ["in", "out", "note"]
     assert {"conversation.accepted", "conversation.on_hold", "conversation.closed"} <= events, events
+
+
+async def test_the_supervisor_finds_an_operator_with_slash_and_lists_the_keys(
+    server: LiveServer, browser: Browser
+) -> None:
+    async with server.services.db.transaction() as s:
+        await f.user(s, "boss", m.Role.ADMIN)
+        olga, ivan = await f.user(s, "olga"), await f.user(s, "ivan")
+        olga.display_name, ivan.display_name = "Olga Petrova", "Ivan Sidorov"
+        await f.queue(s, "sales", [olga, ivan])
+    _, sup = await staff_page(browser, server.url, "boss")
+    await sup.goto("/supervisor")
+    rows = sup.locator("[data-testid=operator-row]:visible")
+    await expect(rows).to_have_count(2, timeout=TIMEOUT)
+
+    await sup.keyboard.press("/")
+    box = sup.get_by_test_id("operator-filter")
+    await expect(box).to_be_focused()
+    await sup.keyboard.type("petr")
+    await expect(rows).to_have_count(1)
+    await expect(rows.get_by_test_id("operator-name")).to_have_text("Olga Petrova")
+    await sup.keyboard.press("Escape")
+    await expect(box).to_have_value("")
+    await expect(rows).to_have_count(2)
+
+    await sup.keyboard.press("?")
+    dialog = sup.get_by_role("dialog", name="Keyboard shortcuts")
+    await expect(dialog.get_by_test_id("shortcut")).to_have_count(3)
+    await expect(dialog.locator('[data-keys="/ alt+o"]')).to_contain_text("Find an operator")
+    assert await axe_serious(sup, "[data-testid=shortcuts]") == []
+    await sup.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
