@@ -3,8 +3,8 @@
 The operator works two chats without the mouse: "?" lists the keys (a dialog: focus inside,
 Esc closes it, the focus goes back), "a" accepts the offers, "j"/"k" and Alt+↓ move between the
 conversations, "/" opens the canned replies, "n" (and Alt+N from the composer) toggles the
-private note, "h" holds and resumes, "c" + ↓ + Enter closes with a result code, in English and
-in Russian, and the database has what the keys did.
+private note, "h" holds and resumes, "c" + ↓ + Enter closes with a result code, "t" + ↓ + Enter
+transfers, in English and in Russian, and the database has what the keys did.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ TEXT = {
         "on_hold": "On hold",
         "closed": "Closed",
         "nothing": "Not available now: Decline the first offer",
+        "transferred": "Transferred.",
     },
     "ru": {
         "title": "Горячие клавиши",
@@ -43,6 +44,7 @@ TEXT = {
         "on_hold": "На удержании",
         "closed": "Закрыто",
         "nothing": "Сейчас недоступно: Отклонить первое предложение",
+        "transferred": "Переведено.",
     },
 }
 
@@ -59,6 +61,7 @@ async def test_the_operator_works_two_chats_from_the_keyboard(
     async with server.services.db.transaction() as s:
         (await s.get_one(m.User, desk["op"])).language = lang
         s.add(m.CannedReply(shortcut="thanks", title="Thanks", body="Thank you, {{contact.name}}!"))
+        french = await s.scalar(select(m.Queue.id).where(m.Queue.name == "french"))
     _, op = await staff_page(browser, server.url, "olga", locale="ru-RU" if lang == "ru" else "en-US")
     await expect(op.get_by_test_id("status-select")).to_have_value("available", timeout=TIMEOUT)
 
@@ -155,7 +158,27 @@ async def test_the_operator_works_two_chats_from_the_keyboard(
     await expect(status).to_have_text(text["closed"], timeout=TIMEOUT)
     await expect(op.get_by_test_id("conversation-item")).to_have_count(1, timeout=TIMEOUT)
 
+    # Transfer: "j" opens the other chat, "t" focuses the target list, ↓ picks, Enter transfers.
+    await op.keyboard.press("j")
+    await contact_is(op, GRIGORY)
+    await op.keyboard.press("t")
+    target = op.get_by_test_id("transfer-target")
+    await expect(target).to_be_focused()
+    # The arrows walk the list to the "french" queue (Olga's other queue, never routed to her).
+    names = await target.locator("option").all_inner_texts()
+    at = await target.evaluate("t => t.selectedIndex")
+    for _ in range(abs(names.index("french") - at)):
+        await op.keyboard.press("ArrowDown" if names.index("french") > at else "ArrowUp")
+    await expect(target).to_have_value(str(french))
+    await op.keyboard.press("Enter")
+    await expect(op.get_by_test_id("error")).to_have_text(text["transferred"], timeout=TIMEOUT)
+    await expect(op.get_by_test_id("conversation-item")).to_have_count(0, timeout=TIMEOUT)
+
     async with server.services.db.transaction() as s:
+        moved = await s.scalar(
+            select(m.Conversation).where(m.Conversation.id != boris, m.Conversation.queue_id == french)
+        )
+        assert moved is not None and moved.status == m.ConversationStatus.QUEUED
         conv = await s.get_one(m.Conversation, boris)
         kinds = list(
             await s.scalars(

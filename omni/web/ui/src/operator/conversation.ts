@@ -33,6 +33,8 @@ export class ConversationPane extends ActionsPart {
     const switching = this.id !== id;
     this.view = ack as unknown as View;
     if (switching) {
+      this.canned = []; // rendered for the previous customer: loadCanned below brings this one's
+      this.closePicker();
       this.composer.value = "";
       this.noteToggle.checked = false;
       this.composerBox.classList.remove("note-mode");
