@@ -102,7 +102,14 @@ async def test_the_operator_works_two_chats_from_the_keyboard(
     await op.keyboard.press("a")
     await contact_is(op, BORIS)
     await expect(op.get_by_test_id("offer")).to_have_count(1, timeout=TIMEOUT)
-    await op.keyboard.press("a")
+    if lang == "ru":
+        # With the Russian layout the A key types "ф": the shortcut follows the key, not the letter.
+        await op.evaluate(
+            "document.body.dispatchEvent("
+            "new KeyboardEvent('keydown', {key: 'ф', code: 'KeyA', bubbles: true}))"
+        )
+    else:
+        await op.keyboard.press("a")
     await contact_is(op, GRIGORY)
     await expect(op.get_by_test_id("offer")).to_have_count(0, timeout=TIMEOUT)
     await expect(op.get_by_test_id("conversation-item")).to_have_count(2, timeout=TIMEOUT)
