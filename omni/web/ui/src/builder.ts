@@ -2,12 +2,16 @@
 // The editor keeps the draft in memory, draws it on an SVG canvas, edits nodes in a side
 // panel, saves/publishes over REST and shows the server's problems on the nodes.
 import { boot, clear, el, translator } from "./common";
+import { bindShortcuts, typingIn } from "./keys";
 import { api, readJsonFile } from "./builder/api";
 import { Canvas, NODE_W, edgeKey } from "./builder/canvas";
+import { copyNodes, pasteNodes, readClip } from "./builder/clipboard";
+import { BuilderKeys, builderKeymap } from "./builder/keymap";
+import { NodeSearch } from "./builder/search";
 import type { FormContext } from "./builder/forms";
 import { nodeForm, variablesPanel } from "./builder/forms";
 import { renderList } from "./builder/list";
-import { KINDS, newNode } from "./builder/nodes";
+import { KINDS, newNode, removeNode } from "./builder/nodes";
 import { Simulator } from "./builder/sim";
 import type { BuilderBoot, Doc, Problem, Revision, ScenarioDetail, Transcript } from "./builder/types";
 import { Versions } from "./builder/versions";
@@ -24,6 +28,8 @@ class Builder {
   private detail!: ScenarioDetail;
   private problems: Problem[] = [];
   private selected: string | null = null;
+  /** The nodes picked for copying or deleting (Shift+click, Ctrl+A); holds ``selected`` too. */
+  private picked = new Set<string>();
   private edge: string | null = null;
   private dirty = false;
   private tab: Tab = "node";
@@ -38,6 +44,7 @@ class Builder {
   private readonly varList = el("datalist", { id: "bld-vars" });
   private readonly keyList = el("datalist", { id: "bld-keys" });
   private readonly form: FormContext;
+  private readonly search: NodeSearch;
 
   constructor(private readonly id: number) {
     const readonly = cfg.readonly;
@@ -56,10 +63,12 @@ class Builder {
       t,
       selectedNode: () => this.selected,
       selectedEdge: () => this.edge,
-      onSelectNode: (nodeId) => this.select(nodeId),
+      marks: (nodeId) => [...(this.picked.size > 1 && this.picked.has(nodeId) ? ["picked"] : []), ...this.search.mark(nodeId)],
+      onSelectNode: (nodeId, add) => this.select(nodeId, add),
       onSelectEdge: (key) => {
         this.edge = key;
         this.selected = null;
+        this.picked.clear();
         this.tab = "node";
         this.canvas.render();
         this.renderSide();
@@ -89,6 +98,7 @@ class Builder {
       onStats: (stats) => this.canvas.setOverlay({ stats }),
     });
     for (const k of cfg.scenario_keys) this.keyList.append(el("option", { value: k }));
+    this.search = new NodeSearch({ doc: () => this.doc, t, show: (nodeId) => this.showHit(nodeId) });
   }
 
   async start(): Promise<void> {
@@ -119,7 +129,7 @@ class Builder {
       this.varList,
       this.keyList,
     );
-    document.addEventListener("keydown", (ev) => this.onKey(ev));
+    bindShortcuts(t, (overlay) => builderKeymap(t, this.keys, overlay));
     window.addEventListener("beforeunload", (ev) => {
       if (this.dirty) ev.preventDefault();
     });
@@ -161,6 +171,7 @@ class Builder {
       el("span", { class: "badge", "data-testid": "active-revision" }, active ? t("bld.published_n", { n: active.number }) : t("bld.not_published")),
       this.status,
       el("span", { class: "bld-spacer" }),
+      this.search.root,
       cfg.readonly ? el("span", { class: "badge" }, t("bld.readonly")) : null,
       cfg.readonly ? null : el("button", { type: "button", "data-testid": "save", onclick: () => void this.save() }, t("bld.save")),
       cfg.readonly ? null : el("button", { type: "button", class: "primary", "data-testid": "publish", onclick: () => void this.publish() }, t("bld.publish")),
@@ -189,6 +200,7 @@ class Builder {
     }
     this.doc = this.normalise(doc);
     this.selected = null;
+    this.picked.clear();
     this.edge = null;
     this.changed(true);
     this.renderHead();
@@ -255,13 +267,27 @@ class Builder {
     this.doc.layout[node.id] = spot;
     if (!this.doc.nodes.some((n) => n.id === this.doc.start)) this.doc.start = node.id;
     this.selected = node.id;
+    this.picked = new Set([node.id]);
     this.edge = null;
     this.tab = "node";
     this.changed(true);
     this.renderSide();
   }
 
-  private select(nodeId: string | null): void {
+  /** Select a node (``null``: none); ``add`` (Shift+click) adds it to the picked ones, or
+   * takes it out again. */
+  private select(nodeId: string | null, add = false): void {
+    if (add && nodeId) {
+      if (this.picked.has(nodeId) && this.picked.size > 1) {
+        this.picked.delete(nodeId);
+        nodeId = this.selected === nodeId ? [...this.picked][this.picked.size - 1] : this.selected;
+      } else {
+        if (this.selected) this.picked.add(this.selected);
+        this.picked.add(nodeId);
+      }
+    } else {
+      this.picked = new Set(nodeId ? [nodeId] : []);
+    }
     this.selected = nodeId;
     this.edge = null;
     if (nodeId) this.tab = "node";
@@ -278,18 +304,97 @@ class Builder {
     this.renderSide();
   }
 
-  private onKey(ev: KeyboardEvent): void {
-    if (cfg.readonly || (ev.key !== "Delete" && ev.key !== "Backspace")) return;
-    const target = ev.target as HTMLElement | null;
-    if (target && ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName)) return;
-    if (this.edge) {
-      ev.preventDefault();
-      this.deleteEdge(this.edge);
-    } else if (this.selected) {
-      ev.preventDefault();
-      const del = this.side.querySelector<HTMLButtonElement>("[data-testid=delete-node]");
-      del?.click();
+  // --- keyboard (builder/keymap.ts lists the keys) ------------------------------------------
+
+  private readonly keys: BuilderKeys = {
+    copy: () => {
+      // Text selected on the page is the browser's to copy.
+      if (!this.picked.size || !window.getSelection()?.isCollapsed) return false;
+      const n = copyNodes(this.doc, this.picked);
+      this.say(t("bld.copied", { n }));
+      return true;
+    },
+    paste: () => {
+      const clip = readClip();
+      if (cfg.readonly || !clip) return false;
+      const box = this.canvas.root.parentElement;
+      const ids = pasteNodes(this.doc, clip, { x: (box?.scrollLeft ?? 0) + 40, y: (box?.scrollTop ?? 0) + 40 });
+      this.picked = new Set(ids);
+      this.selected = ids[0];
+      this.edge = null;
+      this.tab = "node";
+      this.changed(true);
+      this.renderSide();
+      this.reveal(ids);
+      this.say(t("bld.pasted", { n: ids.length, ids: ids.join(", ") }));
+      return true;
+    },
+    selectAll: () => {
+      this.picked = new Set(this.doc.nodes.map((n) => n.id));
+      this.selected = this.doc.nodes[0]?.id ?? null;
+      this.edge = null;
+      this.canvas.render();
+      this.renderSide();
+      return true;
+    },
+    remove: () => {
+      if (cfg.readonly) return false;
+      if (this.edge) {
+        this.deleteEdge(this.edge);
+      } else if (this.picked.size > 1) {
+        for (const id of this.picked) removeNode(this.doc, id);
+        this.select(null);
+        this.changed(true);
+      } else if (this.selected) {
+        this.side.querySelector<HTMLButtonElement>("[data-testid=delete-node]")?.click();
+      } else {
+        return false;
+      }
+      return true;
+    },
+    search: () => {
+      this.search.focus();
+      return true;
+    },
+    searchStep: (ev, by) => {
+      if (ev.target !== this.search.input) return false;
+      this.search.step(by);
+      return true;
+    },
+    escape: () => {
+      if (this.search.active) {
+        this.search.clear();
+        return true;
+      }
+      if (typingIn(document.activeElement) || (!this.picked.size && !this.edge)) return false;
+      this.select(null);
+      return true;
+    },
+  };
+
+  /** Scroll the canvas so that the pasted nodes are in sight (their top left corner first). */
+  private reveal(ids: string[]): void {
+    const box = this.canvas.root.parentElement;
+    const places = ids.map((id) => this.doc.layout[id]).filter(Boolean);
+    if (!box || !places.length) return;
+    const left = Math.min(...places.map((p) => p.x));
+    const top = Math.min(...places.map((p) => p.y));
+    const right = Math.max(...places.map((p) => p.x)) + NODE_W;
+    const bottom = Math.max(...places.map((p) => p.y)) + 160;
+    const seen = left >= box.scrollLeft && top >= box.scrollTop && right <= box.scrollLeft + box.clientWidth && bottom <= box.scrollTop + box.clientHeight;
+    if (!seen) box.scrollTo({ left: left - 20, top: top - 30 });
+  }
+
+  /** A search hit: selected, and the canvas scrolled so that it sits in the middle. */
+  private showHit(nodeId: string | null): void {
+    if (!nodeId) {
+      this.canvas.render();
+      return;
     }
+    this.select(nodeId);
+    const box = this.canvas.root.parentElement;
+    const p = this.doc.layout[nodeId];
+    if (box && p) box.scrollTo({ left: p.x + NODE_W / 2 - box.clientWidth / 2, top: p.y + 40 - box.clientHeight / 2 });
   }
 
   // --- problems, save, publish -------------------------------------------------------------

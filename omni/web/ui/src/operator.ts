@@ -4,10 +4,12 @@
 // the open conversation is updated from events directly. A reconnect replays what was missed
 // (`resume` after the last seq seen), then reloads the lists and the open conversation.
 import { Ack, Boot, boot, call, connect, el, translator } from "./common";
+import { bindShortcuts, typingIn } from "./keys";
 import { armOnFirstClick, beep, notify } from "./operator/alerts";
 import { dialBox } from "./operator/call";
 import { CampaignPanel } from "./operator/campaign";
 import { ConversationPane } from "./operator/conversation";
+import { OperatorKeys, operatorKeymap } from "./operator/keymap";
 import { SlaBoard } from "./operator/sla";
 import { Softphone } from "./operator/softphone";
 import { StatsPanel } from "./operator/stats";
@@ -203,6 +205,47 @@ const handlers: LeftHandlers = {
     scheduleRefresh();
   },
 };
+
+/** What the keyboard shortcuts do (operator/keymap.ts lists them, with their keys). */
+const keys: OperatorKeys = {
+  acceptOffer: () => {
+    // The first offer that can be accepted here (a ringing call is answered on the phone).
+    const offer = state.offers.find((o) => !state.answering.has(o.id) && (o.conversation?.medium !== "voice" || isCallback(o.conversation)));
+    if (offer) void handlers.accept(offer);
+    return Boolean(offer);
+  },
+  declineOffer: () => {
+    const offer = state.offers.find((o) => !state.answering.has(o.id));
+    if (offer) void handlers.decline(offer);
+    return Boolean(offer);
+  },
+  nextConversation: (step) => {
+    const list = state.mine;
+    if (!list.length) return false;
+    const at = list.findIndex((c) => c.id === pane.id);
+    const next = at < 0 ? (step > 0 ? 0 : list.length - 1) : (at + step + list.length) % list.length;
+    void openConversation(list[next].id);
+    return true;
+  },
+  reply: () => pane.focusComposer(),
+  cannedPicker: () => pane.cannedPicker(),
+  toggleNote: () => pane.toggleNote(),
+  hold: () => pane.keyHold(),
+  end: () => pane.keyEnd(),
+  closeWithCode: () => pane.keyClose(),
+  transfer: () => pane.keyTransfer(),
+  leaveField: () => {
+    const active = document.activeElement;
+    if (!typingIn(active)) return false;
+    (active as HTMLElement).blur();
+    return true;
+  },
+  unavailable: (label) => {
+    toast(t("op.kb.unavailable", { action: label }), "info");
+    return true;
+  },
+};
+bindShortcuts(t, (overlay) => operatorKeymap(t, keys, overlay));
 
 function renderLeft(): void {
   pane.takeMayHaveChanged();

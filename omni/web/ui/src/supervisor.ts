@@ -3,11 +3,13 @@
 // Time counters tick in the browser, corrected for the server's clock.
 import { boot, call, clear, connect, el, translator } from "./common";
 import type { Ack } from "./common";
+import { bindShortcuts } from "./keys";
 import { Softphone } from "./operator/softphone";
 import { SlaBoard } from "./operator/sla";
 import { CampaignsView } from "./supervisor/campaigns";
 import { OrganiseView } from "./supervisor/organise";
 import { debounced } from "./supervisor/format";
+import { supervisorKeymap } from "./supervisor/keymap";
 import type {
   CurrentConversation,
   OperatorRow,
@@ -37,6 +39,15 @@ const link = el("span", { class: "sv-link lost", "data-testid": "link-state" }, 
 const dayNote = el("p", { class: "muted", "data-testid": "day-note" });
 const queuesBox = el("div", { "data-testid": "queues" });
 const operatorsBox = el("div", { "data-testid": "operators" });
+/** Shows only the operators whose name has these letters ("/" focuses it). */
+const operatorFilter = el("input", {
+  type: "search",
+  class: "sv-filter",
+  "data-testid": "operator-filter",
+  placeholder: t("sv.filter_operators"),
+  "aria-label": t("sv.filter_operators"),
+});
+operatorFilter.addEventListener("input", () => filterOperators());
 const panel = el("aside", { class: "sv-panel card", "data-testid": "action-panel", hidden: true });
 const socket = connect("/supervisor");
 const campaigns = new CampaignsView(socket, t);
@@ -54,7 +65,7 @@ app.append(
     softphone.box,
     dayNote,
     el("section", {}, el("h2", {}, t("sv.queues")), queuesBox),
-    el("section", {}, el("h2", {}, t("sv.operators")), operatorsBox),
+    el("section", {}, el("div", { class: "sv-section-head" }, el("h2", {}, t("sv.operators")), operatorFilter), operatorsBox),
     el("section", {}, el("h2", {}, t("sv.campaigns")), campaigns.box),
     el("section", {}, el("h2", {}, t("sv.org_views")), organise.box),
   ),
@@ -80,6 +91,7 @@ function render(): void {
   queuesBox.append(queueTable(snapshot.queues, view, next));
   clear(operatorsBox);
   operatorsBox.append(operatorTable(snapshot.operators, view, next));
+  filterOperators();
   tickers = next;
   // "Today" starts at local midnight of the install's zone (the reports' today), shown in that zone.
   const time = new Date(snapshot.day_start).toLocaleTimeString("en-GB", {
@@ -89,6 +101,35 @@ function render(): void {
   });
   dayNote.textContent = t("sv.day_note", { time, zone: snapshot.timezone, grace: snapshot.short_abandon_seconds });
 }
+
+function filterOperators(): void {
+  const words = operatorFilter.value.trim().toLowerCase();
+  operatorsBox.querySelectorAll<HTMLElement>("[data-testid=operator-row]").forEach((row) => {
+    const name = row.querySelector("[data-testid=operator-name]")?.textContent?.toLowerCase() ?? "";
+    row.hidden = words !== "" && !name.includes(words);
+  });
+}
+
+bindShortcuts(t, (overlay) =>
+  supervisorKeymap(
+    t,
+    {
+      focusFilter: () => {
+        operatorFilter.focus();
+        operatorFilter.select();
+        return true;
+      },
+      clearFilter: () => {
+        if (document.activeElement !== operatorFilter) return false;
+        operatorFilter.value = "";
+        filterOperators();
+        operatorFilter.blur();
+        return true;
+      },
+    },
+    overlay,
+  ),
+);
 
 async function refresh(): Promise<void> {
   const ack = await call(socket, "monitor");

@@ -40,7 +40,10 @@ export interface CanvasContext {
   t(key: string, values?: Record<string, string | number>): string;
   selectedNode(): string | null;
   selectedEdge(): string | null;
-  onSelectNode(id: string | null): void;
+  /** More classes of a node: picked for copying, a search hit (builder.ts). */
+  marks(id: string): string[];
+  /** ``add``: Shift+click, the node joins (or leaves) the selection. */
+  onSelectNode(id: string | null, add?: boolean): void;
   onSelectEdge(key: string): void;
   /** ``logic`` false = only the layout moved. */
   onChange(logic: boolean): void;
@@ -134,6 +137,7 @@ export class Canvas {
     if (this.overlay.path.has(node.id)) classes.push("on-path");
     if (this.overlay.current === node.id) classes.push("current");
     if (this.ctx.selectedNode() === node.id) classes.push("selected");
+    classes.push(...this.ctx.marks(node.id));
     const g = svg("g", {
       class: classes.join(" "),
       transform: `translate(${p.x} ${p.y})`,
@@ -226,7 +230,7 @@ export class Canvas {
       window.removeEventListener("pointermove", move);
       window.removeEventListener("pointerup", up);
       if (moved) this.ctx.onChange(false);
-      else this.ctx.onSelectNode(node.id);
+      else this.ctx.onSelectNode(node.id, ev.shiftKey);
     };
     window.addEventListener("pointermove", move);
     window.addEventListener("pointerup", up);

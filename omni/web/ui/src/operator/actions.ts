@@ -10,6 +10,13 @@ import { HANDLING } from "./messages";
 import { transcriptForm } from "./transcript";
 import { organisePanel } from "./organise";
 
+/** Enter on a focused list presses the button that goes with it (a select has no Enter of its own). */
+function enterClicks(ev: KeyboardEvent, selector: string, box: HTMLElement): void {
+  if (ev.key !== "Enter" || ev.altKey || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
+  ev.preventDefault();
+  box.querySelector<HTMLButtonElement>(selector)?.click();
+}
+
 export abstract class ActionsPart extends CardPart {
   // --- actions ------------------------------------------------------------------------
 
@@ -90,6 +97,8 @@ export abstract class ActionsPart extends CardPart {
       };
       codes.addEventListener("change", showCallback);
       showCallback();
+      // Keyboard: "c" focuses the list, the arrows pick a code, Enter closes (keymap.ts).
+      codes.addEventListener("keydown", (ev) => enterClicks(ev, '[data-testid="close-submit"]', this.actions));
       this.actions.append(
         row,
         el(
@@ -190,6 +199,7 @@ export abstract class ActionsPart extends CardPart {
       const list = kind.value === "queue" ? v.transfer.queues : v.transfer.operators;
       for (const item of list) target.append(el("option", { value: item.id }, item.name));
     };
+    target.addEventListener("keydown", (ev) => enterClicks(ev, '[data-testid="transfer-submit"]', this.actions));
     const attended = el("input", { type: "checkbox", "data-testid": "transfer-attended" });
     const attendedRow = el("label", { class: voice ? "" : "hidden" }, attended, ` ${t("op.attended")}`);
     kind.addEventListener("change", () => {

@@ -23,6 +23,7 @@ export abstract class ComposerPart extends HistoryPart {
         return;
       }
       if (ev.key === "Escape") {
+        ev.preventDefault(); // the picker closes; the composer keeps the focus
         this.closePicker();
         return;
       }
@@ -86,12 +87,16 @@ export abstract class ComposerPart extends HistoryPart {
 
   // --- canned replies -----------------------------------------------------------------
 
+  /** The replies come rendered for the conversation (``{{contact.name}}``…): an answer for a
+   * conversation no longer open is dropped, and an open picker is refilled with the fresh list. */
   protected async loadCanned(id: number | null): Promise<void> {
     const ack = await call(this.ctx.socket, "canned", id ? { conversation_id: id } : {});
-    if (ack.ok) {
-      this.canned = ack.replies as Canned[];
-      this.renderMyCanned();
-    }
+    if (!ack.ok || this.id !== id) return;
+    this.canned = ack.replies as Canned[];
+    this.renderMyCanned();
+    if (this.picker.classList.contains("hidden")) return;
+    if (this.pickerAppend) this.openPicker("");
+    else this.onInput();
   }
 
   protected openPicker(prefix: string): void {
@@ -135,10 +140,12 @@ export abstract class ComposerPart extends HistoryPart {
   protected closePicker(): void {
     this.picker.classList.add("hidden");
     this.pickerItems = [];
+    this.pickerAppend = false;
   }
 
   protected pick(c: Canned): void {
-    this.composer.value = c.text;
+    const draft = this.composer.value.trimEnd();
+    this.composer.value = this.pickerAppend && draft ? `${draft} ${c.text}` : c.text;
     this.closePicker();
     this.composer.focus();
   }

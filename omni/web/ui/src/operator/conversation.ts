@@ -33,6 +33,8 @@ export class ConversationPane extends ActionsPart {
     const switching = this.id !== id;
     this.view = ack as unknown as View;
     if (switching) {
+      this.canned = []; // rendered for the previous customer: loadCanned below brings this one's
+      this.closePicker();
       this.composer.value = "";
       this.noteToggle.checked = false;
       this.composerBox.classList.remove("note-mode");
@@ -166,6 +168,73 @@ export class ConversationPane extends ActionsPart {
     const ack = await this.act(event, data);
     if (ack.ok && ack.conversation) this.applyConversation(ack.conversation as Conversation);
     this.refreshCallSoon();
+  }
+
+  // --- keyboard (operator/keymap.ts) -------------------------------------------------------
+
+  /** Press the first present, enabled button of these (Hold is the call panel's on a call). */
+  private press(...testids: string[]): boolean {
+    for (const id of testids) {
+      const button = this.right.querySelector<HTMLButtonElement>(`button[data-testid="${id}"]`);
+      if (button && !button.disabled) {
+        button.click();
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private focusIn(box: HTMLElement, testid: string): boolean {
+    const field = box.querySelector<HTMLElement>(`[data-testid="${testid}"]`);
+    if (!this.view || !field || (field as HTMLSelectElement).disabled) return false;
+    field.scrollIntoView({ block: "nearest" });
+    field.focus();
+    return true;
+  }
+
+  focusComposer(): boolean {
+    if (!this.view) return false;
+    this.composer.focus();
+    return true;
+  }
+
+  /** The canned replies: on an empty composer as typing "/" does; over a draft, appended to it. */
+  cannedPicker(): boolean {
+    if (!this.view) return false;
+    this.composer.focus();
+    if (!this.composer.value.trim()) {
+      this.composer.value = "/";
+      this.onInput();
+    } else {
+      this.pickerAppend = true;
+      this.openPicker("");
+    }
+    return true;
+  }
+
+  toggleNote(): boolean {
+    if (!this.view || this.noteToggle.disabled) return false;
+    this.noteToggle.checked = !this.noteToggle.checked;
+    this.noteToggle.dispatchEvent(new Event("change"));
+    return true;
+  }
+
+  keyHold(): boolean {
+    return this.press("hold", "call-hold");
+  }
+
+  keyEnd(): boolean {
+    return this.press("end");
+  }
+
+  /** The result code list gets the focus: arrows pick a code, Enter closes (actions.ts). */
+  keyClose(): boolean {
+    return this.focusIn(this.actions, "close-code");
+  }
+
+  /** The transfer target gets the focus: arrows pick, Enter transfers (actions.ts). */
+  keyTransfer(): boolean {
+    return this.focusIn(this.actions, "transfer-target");
   }
 
   showTyping(on: boolean): void {

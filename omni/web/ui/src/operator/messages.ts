@@ -70,6 +70,8 @@ export abstract class PaneBase {
   protected canned: Canned[] = [];
   protected pickerItems: Canned[] = [];
   protected pickerIndex = 0;
+  /** The picker was opened by its shortcut over a draft: the pick is added to the draft. */
+  protected pickerAppend = false;
   protected typingSentAt = 0;
   protected typingStop = 0;
   protected customerTypingTimer = 0;
