@@ -679,6 +679,12 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("PUT", "/api/v1/admin/retention"): (ADMIN_ONLY, {"audit_days": 1}),
     ("POST", "/api/v1/admin/contacts/{contact_id:int}/erase"): (ADMIN_ONLY, None),
     ("GET", "/api/v1/admin/grants"): (ADMIN_ONLY, None),
+    # Shared holiday calendars (issue 16): supervisors and auditors read, admins change.
+    ("GET", "/api/v1/admin/calendars"): (ADMIN_ONLY, None),
+    ("POST", "/api/v1/admin/calendars"): (ADMIN_ONLY, {"name": "x"}),
+    ("GET", "/api/v1/admin/calendars/{calendar_id:int}"): (ADMIN_ONLY, None),
+    ("PATCH", "/api/v1/admin/calendars/{calendar_id:int}"): (ADMIN_ONLY, {"name": "y"}),
+    ("DELETE", "/api/v1/admin/calendars/{calendar_id:int}"): (ADMIN_ONLY, None),
     ("GET", "/api/v1/admin/sla"): (ADMIN_ONLY, None),
     ("PUT", "/api/v1/admin/sla/{queue_id:int}"): (SCOPED, {"first_response_seconds": 60}),
     ("DELETE", "/api/v1/admin/sla/{queue_id:int}"): (SCOPED, None),
