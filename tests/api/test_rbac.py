@@ -914,6 +914,7 @@ def fill(path: str, world: World, foreign: Foreign) -> str:
         "key": "queue_summary",
         "schedule_id": 1,
         "macro_id": 1,
+        "calendar_id": 1,
         "rule_id": 1,
         "script_id": 1,
         "step": "close",
