@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from bots import service as bot_service
 from omni.db import models as m
 from omni.domain import calendars
 from omni.domain import conversations as c
@@ -22,6 +23,9 @@ from omni.domain.outbound import campaigns as campaign_service
 from omni.domain.outbound.scheduler import tick
 from omni.services import Services
 from tests import factories as f
+from tests.channels.widget.test_widget_channel import Visitor
+from tests.conftest import LiveServer
+from tests.helpers import until
 from tests.outbound.test_scheduler import NOON_MSK, _world
 
 ALWAYS = {str(d): [["00:00", "24:00"]] for d in range(7)}
@@ -212,3 +216,40 @@ def test_csv_and_ics_lists_read_as_days() -> None:
     with pytest.raises(InvalidInput) as bad:
         calendars.parse_lines(["soon"], "dates")
     assert bad.value.field == "dates" and "soon" in bad.value.message
+
+
+async def test_a_bot_hand_off_on_a_calendar_day_takes_the_closed_port(live_server: LiveServer) -> None:
+    doc = {
+        "name": "Desk",
+        "start": "h",
+        "nodes": [
+            {"id": "h", "type": "handoff", "ports": {"on_no_agents": "busy", "on_closed": "shut"}},
+            {"id": "busy", "type": "close", "result_code": "", "message": {"text": "Everyone is busy"}},
+            {"id": "shut", "type": "close", "result_code": "", "message": {"text": "Closed for the holiday"}},
+        ],
+    }
+    today = datetime.now(UTC).date()
+    days = [{"date": (today + timedelta(days=n)).isoformat()} for n in (0, 1)]
+    async with live_server.services.db.transaction() as s:
+        admin = await f.user(s, "boss", m.Role.ADMIN)
+        op = await f.user(s, "op")
+        await f.set_status(s, op, "available")
+        q = await f.queue(s, "web", [op])
+        ib = await f.inbox(s, q, channel="widget")
+        ib.config = {"scenario": "desk"}
+        who = _who(admin)
+        row = await bot_service.create(s, who, "desk", "Desk", doc)
+        await bot_service.publish(s, who, row.id)
+        cal = await calendars.check_create_calendar(s, who, {"name": "Days off", "dates": days})
+        await check_update_queue(
+            s, who, q.id, {"business_hours": {"timezone": "UTC", "days": ALWAYS, "calendars": [cal.id]}}
+        )
+        token = ib.public_token
+    visitor = Visitor(live_server.url)
+    await visitor.connect(inbox=token)
+    try:
+        await visitor.send("hello", "c-1")
+        await until(lambda: [x for x in visitor.messages if x["body"] == "Closed for the holiday"], 10)
+        assert all(x["body"] != "Everyone is busy" for x in visitor.messages)
+    finally:
+        await visitor.sio.disconnect()
