@@ -29,7 +29,7 @@ from omni.db import Database
 from omni.db import models as m
 from omni.db.unit_of_work import unit_of_work
 from omni.domain import automated, conversations, deadlines, prompts
-from omni.domain.hours import is_open
+from omni.domain.hours import queue_open
 from omni.domain.routing import queue_capacity
 
 log = logging.getLogger(__name__)
@@ -79,15 +79,21 @@ that runs out of nodes closes the conversation instead of queueing the customer.
 HttpFn = Callable[[e.CallHttp], Awaitable[e.HttpResult]]
 
 
-def _facts(conv: m.Conversation, contact: m.Contact | None, queue: m.Queue | None, slots: int) -> e.Facts:
-    now = datetime.now(UTC)
+def _facts(
+    conv: m.Conversation,
+    contact: m.Contact | None,
+    queue: m.Queue | None,
+    slots: int,
+    now: datetime,
+    open_: bool,
+) -> e.Facts:
     tz = (queue.business_hours or {}).get("timezone") if queue else None
     local = now.astimezone(ZoneInfo(tz)) if tz else now
     return e.Facts(
         channel=conv.channel,
         lang=str((conv.variables or {}).get("lang", "en")),
         now=local,
-        business_hours_open=is_open(queue, now) if queue else True,
+        business_hours_open=open_,
         agents_online=slots,
         builtins={
             "contact.name": contact.name if contact else "",
@@ -280,7 +286,9 @@ class BotRunner:
         slots = 0
         if queue is not None and needs_agents:
             slots = (await queue_capacity(session, queue.id, conv.medium)).slots
-        facts = _facts(conv, contact, queue, slots)
+        now = datetime.now(UTC)
+        open_ = await queue_open(session, queue, now) if queue is not None else True  # calendars too
+        facts = _facts(conv, contact, queue, slots, now, open_)
         state = e.State.from_json(bot.state) if bot.state else None
         # The session row is written once, at the end of the step (one UPDATE): the bot's
         # replies flush the session on their way, so touching ``bot`` earlier costs a second.
@@ -395,7 +403,7 @@ class BotRunner:
         if queue is None:
             return e.HandoffResult("no_agents")
         now = datetime.now(UTC)
-        if not is_open(queue, now):
+        if not await queue_open(session, queue, now):
             return e.HandoffResult("closed")
         if (await queue_capacity(session, queue.id, conv.medium)).slots == 0:
             return e.HandoffResult("no_agents")

@@ -24,6 +24,7 @@ from channels import widget as widget_channel
 from omni import __version__, heap, realtime, web
 from omni.api import (
     admin,
+    admin_calendars,
     admin_grants,
     admin_ldap,
     admin_retention,
@@ -235,6 +236,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             *admin_wallboard.CONTROLLERS,
             *admin_ldap.CONTROLLERS,
             *admin_retention.CONTROLLERS,
+            *admin_calendars.CONTROLLERS,
             *crm_http.CONTROLLERS,
             *contacts_workspace.CONTROLLERS,
             *admin_grants.CONTROLLERS,

@@ -140,11 +140,13 @@ class HolidayIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class BusinessHoursIn(msgspec.Struct, forbid_unknown_fields=True):
     """``days`` keys are "0" (Monday) to "6"; each holds ``[["09:00", "18:00"], ...]``;
-    ``holidays`` close whole local days."""
+    ``holidays`` close whole local days; ``calendars`` are ids of shared holiday calendars
+    (``/api/v1/admin/calendars``) whose days off close the queue too."""
 
     timezone: Name
     days: dict[Name, list[tuple[Name, Name]]]
     holidays: list[HolidayIn] | UnsetType = UNSET
+    calendars: list[Int32] | UnsetType = UNSET
 
 
 class EscalationStepIn(msgspec.Struct, forbid_unknown_fields=True):

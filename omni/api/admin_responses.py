@@ -121,6 +121,8 @@ class BusinessHoursOut(msgspec.Struct):
     days: dict[str, list[list[str]]]
     holidays: list[HolidayOut] | UnsetType = UNSET
     """Only when the queue has holidays (the stored document, key for key)."""
+    calendars: list[int] | UnsetType = UNSET
+    """Ids of the shared holiday calendars the queue follows, only when it follows some."""
 
 
 class EscalationStepOut(msgspec.Struct):

@@ -74,6 +74,8 @@ class CampaignUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     schedule: dict[Name, list[Span]] | UnsetType = UNSET
     """Windows in the customer's local time by ISO weekday: ``{"1": [["09:00", "21:00"]]}``."""
     holidays: list[Name] | UnsetType = UNSET
+    calendar_ids: list[Int32] | UnsetType = UNSET
+    """Shared holiday calendars (``/api/v1/admin/calendars``) whose days off have no calls."""
     starts_on: Name | UnsetType | None = UNSET
     ends_on: Name | UnsetType | None = UNSET
     max_attempts: Int32 | UnsetType = UNSET
@@ -152,6 +154,7 @@ class CampaignOut(msgspec.Struct, kw_only=True):
     default_region: str
     schedule: dict[str, list[list[str]]]
     holidays: list[str]
+    calendar_ids: list[int]
     starts_on: str | None
     ends_on: str | None
     max_attempts: int

@@ -101,6 +101,13 @@ WIDEN: dict[str, dict[m.Role, tuple[str, ...]]] = {
 SPY_GRANTS: dict[str, str] = {"listen": CALL_LISTEN, "whisper": CALL_WHISPER, "barge": CALL_BARGE}
 """The grant each ChanSpy mode of the supervisor's call controls needs."""
 
+SPY_SCOPES: dict[m.Role, tuple[str, ...]] = {S: (GROUP, ALL)}
+"""The scopes an admin may choose for a role's spy grants (``SPY_GRANTS``): ``all`` = every
+call the supervisor sees (the calls of their queues; the default, as before scopes), ``group``
+= only the calls answered by operators who are members of the groups they supervise
+(:func:`check_spy`)."""
+SPY_DEFAULT: dict[m.Role, str] = {S: ALL}
+
 ROLES: tuple[m.Role, ...] = (S, OP, AU)
 """The roles an admin edits (admins hold every grant)."""
 
@@ -117,6 +124,8 @@ def scopes_for(role: m.Role, name: str) -> tuple[str, ...]:
     """The scopes an admin may choose for ``name`` held by ``role`` (empty: not scoped)."""
     if role in WIDEN.get(name, {}):
         return WIDEN[name][role]
+    if name in SPY_GRANTS.values() and _default(role, name):
+        return SPY_SCOPES.get(role, ())
     if name in SCOPED and _default(role, name):
         return NARROW_SCOPES.get(role, ())
     return ()
@@ -137,6 +146,8 @@ def _scope(role: m.Role, name: str, row: m.RoleGrant | None) -> str:
     choices = scopes_for(role, name)
     if row is not None and row.scope in choices:
         return row.scope
+    if name in SPY_GRANTS.values() and SPY_DEFAULT.get(role) in choices:
+        return SPY_DEFAULT[role]
     if NATURAL[role] in choices or not choices:
         return NATURAL[role]
     return choices[-1]  # the widest the admin may give
@@ -179,6 +190,40 @@ async def check(session: AsyncSession, who: Principal, name: str) -> None:
     """Refuse (403) unless the caller's role holds grant ``name``."""
     if not await allowed(session, who, name):
         raise PermissionDenied("your role has no permission to {permission}", permission=Label("grant", name))
+
+
+async def supervised_user_ids(session: AsyncSession, who: Principal) -> set[int]:
+    """Members of the groups the caller supervises (``supervisor_scopes.group_id``)."""
+    groups = select(m.SupervisorScope.group_id).where(
+        m.SupervisorScope.supervisor_id == who.id, m.SupervisorScope.group_id.is_not(None)
+    )
+    return set(await session.scalars(select(m.GroupMember.user_id).where(m.GroupMember.group_id.in_(groups))))
+
+
+async def check_spy(session: AsyncSession, who: Principal, conv: m.Conversation, mode: str) -> None:
+    """Refuse (403) listening, whispering or barging into ``conv`` (a call the caller already
+    may see, ``omni.domain.auth.access_conversation``) unless the role holds the mode's grant,
+    and, held at ``group`` scope, unless the call's operator is in one of the caller's groups."""
+    name = SPY_GRANTS.get(mode, CALL_BARGE)
+    scope = await grant_scope(session, who, name)
+    if scope is None:
+        raise PermissionDenied("your role has no permission to {permission}", permission=Label("grant", name))
+    if scope == ALL or who.role == A:
+        return
+    operator = conv.assigned_user_id
+    if operator is None or operator not in await supervised_user_ids(session, who):
+        raise PermissionDenied(
+            "your role may {permission} only of operators in your groups",
+            permission=Label("grant", name),
+        )
+
+
+async def spy_rights(session: AsyncSession, who: Principal) -> dict[str, Any]:
+    """What the monitoring page offers: each ChanSpy mode's scope (``None``: not held) and,
+    for ``group`` scopes, the operators whose calls may be joined."""
+    modes = {mode: await grant_scope(session, who, name) for mode, name in SPY_GRANTS.items()}
+    members = await supervised_user_ids(session, who) if GROUP in modes.values() else set()
+    return {"modes": modes, "group_user_ids": sorted(members)}
 
 
 # --- administration ------------------------------------------------------------------------

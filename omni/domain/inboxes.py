@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni import crypto
 from omni.db import models as m
-from omni.domain.hours import is_open
+from omni.domain.hours import queue_open
 from omni.domain.routing import queue_capacity
 
 
@@ -55,7 +55,7 @@ async def chat_online(session: AsyncSession, inbox: m.Inbox, now: datetime | Non
     """Whether a chat started now would reach someone: the inbox's queue is within business
     hours and someone in it is in a status that receives chats."""
     queue = await session.get(m.Queue, inbox.queue_id) if inbox.queue_id else None
-    if queue is None or not is_open(queue, now or datetime.now(UTC)):
+    if queue is None or not await queue_open(session, queue, now or datetime.now(UTC)):
         return False
     return (await queue_capacity(session, queue.id, m.Medium.CHAT)).slots > 0
 

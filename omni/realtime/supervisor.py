@@ -123,7 +123,7 @@ class SupervisorNamespace(BaseNamespace):
             mode = req.mode or "listen"
             async with self.services.db.transaction() as session:
                 conv = await access_conversation(session, who, req.conversation_id)
-                await grants.check(session, who, grants.SPY_GRANTS.get(mode, grants.CALL_BARGE))
+                await grants.check_spy(session, who, conv, mode)
             await _pbx(voice.spy(who.id, conv.id, mode))
             return _ok(conversation_id=conv.id, mode=mode)
 

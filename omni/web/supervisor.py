@@ -2,7 +2,8 @@
 
 Boot data: ``strings`` (``sv.*``) and ``statuses`` — every operator status with its localised
 name and colour; ``settable`` marks the ones a supervisor may choose (not the derived
-ringing / talking / wrap-up).
+ringing / talking / wrap-up); ``spy`` — which listen / whisper / barge buttons to offer on whose
+calls (``omni.domain.grants.spy_rights``).
 """
 
 from __future__ import annotations
@@ -40,11 +41,15 @@ class SupervisorPage(Controller):
                 }
                 for s in rows
             ]
+            spy = await grants.spy_rights(session, ctx.who)
         return ctx.template(
             "live.html",
             module="supervisor",
             # The softphone (omni/web/ui/src/operator/softphone.ts) speaks the operator's words.
             boot=boot_data(
-                ctx, strings=messages(ctx.lang, "sv.") | messages(ctx.lang, "op.softphone"), statuses=statuses
+                ctx,
+                strings=messages(ctx.lang, "sv.") | messages(ctx.lang, "op.softphone"),
+                statuses=statuses,
+                spy=spy,
             ),
         )

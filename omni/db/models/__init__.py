@@ -9,6 +9,7 @@ code and Alembic use: importing this package registers every table on ``Base.met
 from omni.db.models.automation import *  # noqa: F403
 from omni.db.models.base import *  # noqa: F403
 from omni.db.models.bots import *  # noqa: F403
+from omni.db.models.calendars import *  # noqa: F403
 from omni.db.models.calls import *  # noqa: F403
 from omni.db.models.chat_reports import *  # noqa: F403
 from omni.db.models.conversations import *  # noqa: F403

@@ -118,6 +118,8 @@ class Campaign(Base):
     ``{"1": [["09:00", "21:00"]], ..., "7": []}``; an absent day means no calls that day."""
     holidays: Mapped[list[Any]] = mapped_column(JSON, default=list)
     """ISO dates (``"2026-12-31"``) with no calls, in the customer's local calendar."""
+    calendar_ids: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
+    """Shared holiday calendars (``omni.domain.calendars``) closing days next to ``holidays``."""
     starts_on: Mapped[date | None] = mapped_column(Date)
     ends_on: Mapped[date | None] = mapped_column(Date)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)

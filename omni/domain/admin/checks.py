@@ -276,7 +276,7 @@ def _business_hours(field: str, value: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict):
         raise InvalidInput("{field} must be null or an object", field=field)
-    unknown = set(value) - {"timezone", "days", "holidays"}
+    unknown = set(value) - {"timezone", "days", "holidays", "calendars"}
     if unknown:
         raise InvalidInput("unknown {field} keys: {keys}", keys=", ".join(sorted(unknown)), field=field)
     tz = value.get("timezone")
@@ -337,6 +337,9 @@ def _business_hours(field: str, value: Any) -> dict[str, Any] | None:
     out: dict[str, Any] = {"timezone": tz, "days": dict(sorted(clean_days.items()))}
     if value.get("holidays"):
         out["holidays"] = _holidays(f"{field}.holidays", value["holidays"])
+    if value.get("calendars"):
+        out["calendars"] = _id_list(f"{field}.calendars", value["calendars"])
+        # that they exist is checked with the session (``omni.domain.calendars``)
     return out
 
 

@@ -47,6 +47,7 @@ from omni.domain.auth import (
     visible_queue_ids,
     visible_user_ids,
 )
+from omni.domain.calendars import check_calendar_ids
 from omni.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from omni.i18n import _l
 
@@ -206,6 +207,8 @@ async def _check_queue(
                 field="group_id",
             )
         await _referenced(session, m.Group, clean["group_id"], "group_id", "group")
+    if (clean.get("business_hours") or {}).get("calendars"):
+        await check_calendar_ids(session, clean["business_hours"]["calendars"], "business_hours.calendars")
     if "overflow_queue_id" in clean:
         await target(clean["overflow_queue_id"], "overflow_queue_id")
     for i, step in enumerate(clean.get("escalation", [])):

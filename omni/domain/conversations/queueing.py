@@ -15,7 +15,7 @@ from omni.domain.conversations._common import S, _event, bot_gateway
 from omni.domain.conversations.callbacks import _add_callback
 from omni.domain.conversations.offers import _cancel_pending_offers
 from omni.domain.errors import InvalidInput
-from omni.domain.hours import is_open
+from omni.domain.hours import queue_open
 from omni.domain.routing_signal import request_routing
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ async def do_enqueue(
             {"step": 0},
         )
     _event(session, "conversation.queued", conv)
-    if not is_open(queue, now):
+    if not await queue_open(session, queue, now):
         await _overflow(session, conv, queue, now=now, reason="closed", hops=hops)
         return
     if not keep_place and queue.affinity_seconds > 0:

@@ -55,6 +55,7 @@ from omni.domain.admin.checks import (
     clamp_limit,
 )
 from omni.domain.auth import Principal, check_role, visible_queue_ids
+from omni.domain.calendars import check_calendar_ids
 from omni.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from omni.domain.events import emit
 from omni.domain.outbound import numbers, retry, windows
@@ -258,6 +259,7 @@ _FIELDS: dict[str, Checker] = {
     "default_region": _region,
     "schedule": _schedule,
     "holidays": _holidays,
+    "calendar_ids": _id_list,
     "starts_on": _day,
     "ends_on": _day,
     "max_attempts": _integer(1, 100),
@@ -317,6 +319,7 @@ def campaign_dict(c: m.Campaign) -> dict[str, Any]:
         "default_region": c.default_region,
         "schedule": dict(c.schedule or {}),
         "holidays": list(c.holidays or []),
+        "calendar_ids": list(c.calendar_ids or []),
         "starts_on": _iso(c.starts_on),
         "ends_on": _iso(c.ends_on),
         "max_attempts": c.max_attempts,
@@ -459,6 +462,8 @@ async def _check_references(
         )
     if "queue_id" in clean:
         await _referenced(session, m.Queue, clean["queue_id"], "queue_id", "queue")
+    if clean.get("calendar_ids"):
+        await check_calendar_ids(session, clean["calendar_ids"], "calendar_ids")
     channel = clean.get("channel", c.channel)
     inbox_id = clean.get("inbox_id", c.inbox_id)
     if inbox_id is not None and ("inbox_id" in clean or "channel" in clean):
@@ -656,6 +661,7 @@ async def check_create_campaign(session: AsyncSession, who: Principal, data: Map
     campaign.retry_rules = {k: list(v) for k, v in retry.DEFAULT_RETRY_RULES.items()}
     campaign.schedule = {}
     campaign.holidays = []
+    campaign.calendar_ids = []
     await _check_references(session, clean, campaign, None)
     for name, value in _columns_of(clean).items():
         setattr(campaign, name, value)

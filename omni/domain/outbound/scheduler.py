@@ -52,7 +52,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache, lru_cache
@@ -87,6 +87,7 @@ from omni.channels import AdapterRegistry, AttemptOrder, ChannelAuthFailed, Chan
 from omni.db import Database, HeldConnection
 from omni.db import models as m
 from omni.db.models.outbound import CampaignChannel, CampaignState, DialMode, Outcome, TargetState
+from omni.domain.calendars import closed_days
 from omni.domain.capacity import Load, add_load, fits, load_rows
 from omni.domain.errors import InvalidInput
 from omni.domain.outbound import campaigns as campaigns_service
@@ -509,16 +510,25 @@ async def _zones(session: AsyncSession, campaign_id: int) -> list[str]:
     return [str(z) for z in await session.scalars(_ZONES, {"c": campaign_id, "s": TargetState.PENDING})]
 
 
-def _open_zones(
-    campaign: m.Campaign, days: dict[int, list[Window]], zones: list[str], now: datetime
+async def _open_zones(
+    session: AsyncSession,
+    campaign: m.Campaign,
+    days: dict[int, list[Window]],
+    zones: list[str],
+    now: datetime,
 ) -> list[str]:
+    """The zones whose wall clock is inside the calling windows now, and not on a day off: the
+    campaign's own ``holidays`` or a day of a holiday calendar it follows (``calendar_ids``)."""
+    closed: Container[str] = campaign.holidays or []
+    if campaign.calendar_ids:
+        closed = await closed_days(session, campaign.calendar_ids, campaign.holidays or [])
     out = []
     for name in zones:
         tz = _zone(name or campaign.timezone)
         if tz is None:
             log.warning("campaign %s: targets with unknown time zone %r are not called", campaign.id, name)
             continue
-        if is_open(days, campaign.holidays or [], now.astimezone(tz)):
+        if is_open(days, closed, now.astimezone(tz)):
             out.append(name)
     return out
 
@@ -773,7 +783,7 @@ async def _campaign_pass(
         wanted = min(wanted, len(operators))
     if wanted <= 0:
         return
-    zones = _open_zones(campaign, days, pending_zones, now)
+    zones = await _open_zones(session, campaign, days, pending_zones, now)
     if not zones:
         return
     pool: Sequence[_Caller | m.CampaignCallerId] | None = None
@@ -876,7 +886,7 @@ async def _predictive_callbacks(
     wanting = set((await session.scalars(select(T.callback_user_id).where(*due).distinct())).all())
     if not wanting:
         return 0
-    zones = _open_zones(campaign, days, pending_zones, now)
+    zones = await _open_zones(session, campaign, days, pending_zones, now)
     operators = await lock_operators(session, [uid for uid in free if uid in wanting])
     if not zones or not operators:
         return 0

@@ -8,7 +8,7 @@ has no calls; ``holidays`` are local ISO dates.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -81,7 +81,7 @@ def check_schedule(schedule: Any, holidays: Any) -> tuple[dict[str, Any], list[s
     return dict(schedule), sorted(set(clean))
 
 
-def is_open(days: Mapping[int, Sequence[Window]], holidays: Sequence[str], local: datetime) -> bool:
+def is_open(days: Mapping[int, Sequence[Window]], holidays: Container[str], local: datetime) -> bool:
     """May a customer whose wall clock shows ``local`` be called now?"""
     if local.date().isoformat() in holidays:
         return False
@@ -91,7 +91,7 @@ def is_open(days: Mapping[int, Sequence[Window]], holidays: Sequence[str], local
 
 def next_open(
     days: Mapping[int, Sequence[Window]],
-    holidays: Sequence[str],
+    holidays: Container[str],
     zone: str,
     after: datetime,
     *,

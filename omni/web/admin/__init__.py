@@ -9,6 +9,7 @@ successful POST redirects (POST-redirect-GET) and the page shows "Saved.". One m
 group of sections; ``pages`` holds the controller.
 """
 
+from omni.web.admin.calendars import Calendars
 from omni.web.admin.contacts import Contacts
 from omni.web.admin.crm import Crm
 from omni.web.admin.forms import Cell, Field, Outcome, Section, Table
@@ -31,6 +32,7 @@ __all__ = [
     "CONTROLLERS",
     "SECTIONS",
     "AdminPages",
+    "Calendars",
     "CannedReplies",
     "CardFields",
     "Cell",

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
 from omni.db.models.outbound import CampaignChannel, CampaignState, ResultAction
-from omni.domain import admin
+from omni.domain import admin, calendars
 from omni.domain.errors import InvalidInput, NotFound
 from omni.domain.outbound import campaigns
 from omni.domain.outbound.retry import DEFAULT_RETRY_RULES, RETRYABLE
@@ -297,6 +297,14 @@ class Campaigns(Section):
                 help=t("adm.camp.schedule_help"),
             ),
             Field("holidays", t("adm.camp.holidays"), "lines", help=t("adm.camp.holidays_help"), rows=3),
+            Field(
+                "calendar_ids",
+                t("adm.hours.calendars"),
+                "checks",
+                [(str(c.id), c.name) for c in await calendars.list_calendars(session, self.who)],
+                numeric=True,
+                help=t("adm.camp.calendars_help"),
+            ),
             Field("starts_on", t("adm.camp.starts_on"), "date", nullable=True),
             Field("ends_on", t("adm.camp.ends_on"), "date", nullable=True, help=t("adm.camp.ends_on_help")),
             Field("timezone", t("adm.camp.timezone"), help=t("adm.camp.timezone_help")),
@@ -376,6 +384,7 @@ class Campaigns(Section):
                 **model_defaults(m.Campaign),
                 "schedule": {d: [["09:00", "21:00"]] for d in WEEKDAYS[:5]},
                 "holidays": [],
+                "calendar_ids": [],
                 "retry_rules": {k: list(v) for k, v in DEFAULT_RETRY_RULES.items()},
                 "operator_ids": [],
                 "caller_ids": [],

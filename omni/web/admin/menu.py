@@ -11,7 +11,7 @@ from typing import Any
 
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("people", ("users", "groups", "skills", "grants", "ldap", "tokens")),
-    ("routing", ("queues", "statuses", "result-codes", "hours", "escalation", "sla")),
+    ("routing", ("queues", "statuses", "result-codes", "hours", "calendars", "escalation", "sla")),
     ("channels", ("inboxes", "telegram-bots", "voice-lines")),
     (
         "workspace",

@@ -12,6 +12,7 @@ from omni.api.deps import services_of
 from omni.domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from omni.services import Services
 from omni.web.admin.automation import AutomationRules, Macros, OperatorScripts, RuleRuns
+from omni.web.admin.calendars import Calendars
 from omni.web.admin.campaigns import Campaigns
 from omni.web.admin.contacts import Contacts
 from omni.web.admin.crm import Crm
@@ -55,6 +56,7 @@ SECTIONS.update({s.slug: s for s in (Macros, AutomationRules, RuleRuns, Operator
 SECTIONS[SlaPolicies.slug] = SlaPolicies
 SECTIONS[Labels.slug] = Labels
 SECTIONS[Ldap.slug] = Ldap
+SECTIONS[Calendars.slug] = Calendars
 
 
 # --- pages --------------------------------------------------------------------------------

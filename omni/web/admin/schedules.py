@@ -17,7 +17,7 @@ from zoneinfo import available_timezones
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain import admin
+from omni.domain import admin, calendars
 from omni.domain.errors import DomainError, InvalidInput
 from omni.web.admin.forms import (
     ADMIN,
@@ -64,7 +64,7 @@ class Hours(Section):
                     Cell(q.name, self.href(q.id)),
                     Cell(hours.get("timezone", "") or self.t("adm.hours.always")),
                     Cell(self._summary(hours)),
-                    Cell(str(len(hours.get("holidays") or []))),
+                    Cell(str(len(hours.get("holidays") or []) + len(hours.get("calendars") or []))),
                 ]
             )
         cols = ["adm.f.name", "adm.hours.timezone", "adm.hours.week", "adm.hours.holidays"]
@@ -92,6 +92,14 @@ class Hours(Section):
                 for d in DAYS
             ),
             Field("holidays", t("adm.hours.holidays"), "lines", help=t("adm.hours.holidays_help"), rows=5),
+            Field(
+                "calendars",
+                t("adm.hours.calendars"),
+                "checks",
+                [(str(c.id), c.name) for c in await calendars.list_calendars(session, self.who)],
+                numeric=True,
+                help=t("adm.hours.calendars_help"),
+            ),
         ]
 
     async def values(self, session: AsyncSession, item: Any | None) -> dict[str, Any]:
@@ -101,6 +109,7 @@ class Hours(Section):
         body: dict[str, Any] = {
             "timezone": hours.get("timezone") or (install.timezone if install is not None else "UTC"),
             "holidays": [f"{h['date']} {h.get('name', '')}".strip() for h in hours.get("holidays") or []],
+            "calendars": list(hours.get("calendars") or []),
         }
         for d in DAYS:
             spans = days.get(str(d)) or [] if hours else WHOLE_DAY  # no hours: open 24/7
@@ -173,8 +182,11 @@ class Hours(Section):
             first = problems[0]
             first.errors = problems if len(problems) > 1 else []
             raise first
+        followed = list(data.get("calendars") or [])
         hours: dict[str, Any] | None = {"timezone": data["timezone"], "days": days, "holidays": holidays}
-        if not holidays and all(days.get(str(d)) == WHOLE_DAY for d in DAYS):
+        if followed:
+            hours["calendars"] = followed  # type: ignore[index]
+        if not holidays and not followed and all(days.get(str(d)) == WHOLE_DAY for d in DAYS):
             hours = None  # around the clock: the queue has no hours at all
         try:
             await admin.check_update_queue(session, self.who, item_id, {"business_hours": hours})
@@ -190,6 +202,8 @@ class Hours(Section):
         name = problem.field or ""
         if ".holidays" in name:
             return "holidays"
+        if ".calendars" in name:
+            return "calendars"
         day = problem.params.get("day")
         if day is not None:
             return f"day_{day}"

@@ -16,6 +16,7 @@ import type {
   PresenceEvent,
   Snapshot,
   SpyMode,
+  SpyRights,
   StatusOption,
   WireEvent,
 } from "./supervisor/types";
@@ -27,6 +28,7 @@ const t = translator(data.strings);
 const statuses = new Map<string, StatusOption>(
   ((data.statuses as StatusOption[] | undefined) ?? []).map((s) => [s.code, s]),
 );
+const spyRights: SpyRights = (data.spy as SpyRights | undefined) ?? { modes: {}, group_user_ids: [] };
 const app = document.getElementById("app") as HTMLElement;
 app.setAttribute("data-user", String(data.user.id));
 
@@ -81,6 +83,11 @@ const view: ViewContext = {
   onWhisper: (op, conv) => openWhisper(op, conv),
   onTakeOver: (op, conv) => openTakeOver(op, conv),
   onSpy: (op, conv, mode) => spy(op, conv, mode),
+  canSpy: (op, mode) => {
+    const scope = spyRights.modes[mode];
+    if (scope === "all") return true;
+    return scope === "group" && spyRights.group_user_ids.includes(op.id);
+  },
   onForceEnd: (op, conv) => openForceEnd(op, conv),
 };
 

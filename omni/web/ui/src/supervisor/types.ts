@@ -41,6 +41,13 @@ export interface CurrentConversation {
 
 export type SpyMode = "listen" | "whisper" | "barge";
 
+/** Boot data ``spy`` (``omni.domain.grants.spy_rights``): each mode's grant scope (``null``:
+ * not held) and, for ``group`` scopes, the operators whose calls may be joined. */
+export interface SpyRights {
+  modes: Partial<Record<SpyMode, "all" | "group" | "own" | null>>;
+  group_user_ids: number[];
+}
+
 export interface OperatorRow {
   id: number;
   name: string;

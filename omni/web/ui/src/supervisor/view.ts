@@ -17,6 +17,8 @@ export interface ViewContext {
   onWhisper: (op: OperatorRow, conv: CurrentConversation) => void;
   onTakeOver: (op: OperatorRow, conv: CurrentConversation) => void;
   onSpy: (op: OperatorRow, conv: CurrentConversation, mode: SpyMode) => void;
+  /** Whether the caller's grants let them join this operator's call in this mode. */
+  canSpy: (op: OperatorRow, mode: SpyMode) => boolean;
   onForceEnd: (op: OperatorRow, conv: CurrentConversation) => void;
 }
 
@@ -28,6 +30,7 @@ function callControls(op: OperatorRow, conv: CurrentConversation, ctx: ViewConte
   const box = el("span", { class: "sv-call", "data-testid": "call-controls" });
   if (conv.call_live) {
     for (const mode of SPY_MODES) {
+      if (!ctx.canSpy(op, mode)) continue; // the server refuses it too (grants.check_spy)
       box.append(
         el("button", { type: "button", "data-testid": `call-${mode}`, onclick: () => ctx.onSpy(op, conv, mode) }, t(`sv.call.${mode}`)),
       );
