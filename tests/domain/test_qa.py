@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from omni.db import models as m
-from omni.domain import qa, reports
 from omni.domain import conversations as c
+from omni.domain import qa, reports
 from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage
 from omni.domain.errors import InvalidInput, NotFound, PermissionDenied
