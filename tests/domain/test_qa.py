@@ -6,9 +6,11 @@ SQLite (the 0040 migration on both)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import select
 
 from omni.db import models as m
@@ -17,6 +19,7 @@ from omni.domain import qa, reports
 from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage
 from omni.domain.errors import InvalidInput, NotFound, PermissionDenied
+from omni.domain.reports.writers import Format, finish, open_writer
 from omni.services import Services
 from tests import factories as f
 from tests.helpers import capture_events
@@ -95,7 +98,7 @@ async def _do(services: Services, action: Any, *args: Any) -> Any:
         return await action(s, *args)
 
 
-async def test_grading_scope_versions_comments_audit_and_reports(svc: Services) -> None:
+async def test_grading_scope_versions_comments_audit_and_reports(svc: Services, tmp_path: Path) -> None:
     w = await _world(svc)
     who: dict[str, Principal] = w["who"]
     conv_a, conv_z = w["conv"]["a"], w["conv"]["z"]
@@ -198,3 +201,16 @@ async def test_grading_scope_versions_comments_audit_and_reports(svc: Services) 
         (conv_a, "Ada", 0.0, 2, 87.5),
         (conv_a, "Sam", 87.5, 2, 87.5),
     ]
+
+    # exported like every report: the XLSX says what the page says, titled in Russian
+    path = tmp_path / "qa.xlsx"
+    writer, handle = open_writer(Format.XLSX, path, table.columns, "ru", UTC, "Качество")
+    for row in table.rows:
+        writer.append(row)
+    finish(writer, handle)
+    sheet = load_workbook(path, read_only=True).active
+    assert sheet is not None
+    lines = [list(r) for r in sheet.iter_rows(values_only=True)]
+    header = [str(h) for h in lines[0]]
+    assert lines[1][header.index("Средний балл")] == 43.8
+    assert lines[1][header.index("Оценок")] == 2
