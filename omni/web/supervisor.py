@@ -40,11 +40,15 @@ class SupervisorPage(Controller):
                 }
                 for s in rows
             ]
+            grader = await grants.allowed(session, ctx.who, grants.QA_GRADE)
         return ctx.template(
             "live.html",
             module="supervisor",
             # The softphone (omni/web/ui/src/operator/softphone.ts) speaks the operator's words.
             boot=boot_data(
-                ctx, strings=messages(ctx.lang, "sv.") | messages(ctx.lang, "op.softphone"), statuses=statuses
+                ctx,
+                strings=messages(ctx.lang, "sv.") | messages(ctx.lang, "op.softphone"),
+                statuses=statuses,
+                grade_path="/qa/grade" if grader else None,
             ),
         )

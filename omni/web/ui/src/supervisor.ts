@@ -71,6 +71,7 @@ const view: ViewContext = {
   onTakeOver: (op, conv) => openTakeOver(op, conv),
   onSpy: (op, conv, mode) => spy(op, conv, mode),
   onForceEnd: (op, conv) => openForceEnd(op, conv),
+  gradePath: (data.grade_path as string | null | undefined) ?? null,
 };
 
 function render(): void {

@@ -18,6 +18,8 @@ export interface ViewContext {
   onTakeOver: (op: OperatorRow, conv: CurrentConversation) => void;
   onSpy: (op: OperatorRow, conv: CurrentConversation, mode: SpyMode) => void;
   onForceEnd: (op: OperatorRow, conv: CurrentConversation) => void;
+  /** The grading panel (omni/web/qa.py) when the supervisor may grade; null hides the link. */
+  gradePath: string | null;
 }
 
 const SPY_MODES: SpyMode[] = ["listen", "whisper", "barge"];
@@ -157,6 +159,13 @@ function conversationItem(op: OperatorRow, conv: CurrentConversation, ctx: ViewC
           { type: "button", "data-testid": "take-over", onclick: () => ctx.onTakeOver(op, conv) },
           t("sv.take_over"),
         ),
+    ctx.gradePath
+      ? el(
+          "a",
+          { href: `${ctx.gradePath}/${conv.id}?mode=live`, target: "_blank", rel: "noopener", "data-testid": "grade-live" },
+          t("sv.grade_live"),
+        )
+      : null,
   );
 }
 
