@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from omni.db import models as m
 from omni.domain import conversations as c
-from omni.domain import qa, reports
+from omni.domain import qa, reports, webhooks
 from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage
 from omni.domain.errors import InvalidInput, NotFound, PermissionDenied
@@ -118,6 +118,8 @@ async def test_grading_scope_versions_comments_audit_and_reports(svc: Services, 
     assert (ev.score, ev.critical_failed, ev.operator_id) == (87.5, False, w["ids"]["alice"])
     assert seen[0].payload["score"] == 87.5 and seen[0].user_id == w["ids"]["alice"]
     assert seen[0].queue_id is None  # never broadcast to the queue's room
+    hook = m.WebhookSubscription(name="crm", url="https://crm.example/h", event_types=["qa.*"], filter={})
+    assert webhooks.matches(hook, seen[0])  # webhook-able like every event
 
     with pytest.raises(NotFound):  # a supervisor grades only their groups' conversations
         await _do(
@@ -133,6 +135,19 @@ async def test_grading_scope_versions_comments_audit_and_reports(svc: Services, 
             who["zed"],
             {"scorecard_id": card.id, "conversation_id": conv_z, "answers": GOOD},
         )
+    with pytest.raises(NotFound) as stranger:  # nor attributes a grade to someone outside them
+        await _do(
+            svc,
+            qa.check_create_evaluation,
+            who["sup"],
+            {
+                "scorecard_id": card.id,
+                "conversation_id": conv_a,
+                "answers": GOOD,
+                "operator_id": w["ids"]["zed"],
+            },
+        )
+    assert stranger.value.field == "operator_id"
     zeroed = await _do(
         svc,
         qa.check_create_evaluation,

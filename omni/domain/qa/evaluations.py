@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
 from omni.domain import audit, events, grants
-from omni.domain.auth import Principal, access_conversation, visible_queue_ids
+from omni.domain.auth import Principal, access_conversation, visible_queue_ids, visible_user_ids
 from omni.domain.errors import InvalidInput, NotFound, PermissionDenied
 from omni.domain.qa.scorecards import get_scorecard
 
@@ -110,7 +110,10 @@ async def check_create_evaluation(
     if operator_id is None:
         raise InvalidInput("nobody handled this conversation: name the operator graded", field="operator_id")
     operator = await session.get(m.User, operator_id)
-    if operator is None:
+    visible = await visible_user_ids(session, who)
+    if operator is None or (
+        operator_id != conv.assigned_user_id and visible is not None and operator_id not in visible
+    ):
         raise NotFound("user {user_id} not found", user_id=operator_id, field="operator_id")
     if operator_id == who.id:
         raise PermissionDenied("you cannot grade your own work")
