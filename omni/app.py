@@ -47,6 +47,7 @@ from omni.api import dnc as dnc_http
 from omni.api import lists as lists_http
 from omni.api import media as media_http
 from omni.api import organise as organise_http
+from omni.api import qa as qa_http
 from omni.api import search as search_http
 from omni.api import sla as sla_http
 from omni.api.csrf import CsrfMiddleware
@@ -248,6 +249,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             *sla_http.CONTROLLERS,
             *search_http.CONTROLLERS,
             *organise_http.CONTROLLERS,
+            *qa_http.CONTROLLERS,
             *web.route_handlers(),
         ],
         template_config=web.template_config(),

@@ -331,6 +331,25 @@ class CampaignTargetResult(Payload):
     user_id: int | None
 
 
+class QaEvaluationPayload(Payload):
+    """A quality evaluation as ``omni.domain.qa.evaluation_dict`` shapes it."""
+
+    id: int
+    scorecard_id: int
+    conversation_id: int
+    grader_id: int | None
+    operator_id: int | None
+    queue_id: int | None
+    mode: Literal["history", "live"]
+    answers: dict[str, Any]
+    score: float
+    critical_failed: bool
+    comment: str
+    operator_comment: str
+    acknowledged_at: str | None
+    created_at: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class EventType:
     name: str
@@ -497,6 +516,11 @@ EVENT_TYPES: dict[str, EventType] = _types(
         "A chat's reply clock started, changed hands or stopped (`ended_at`): the lists re-sort.",
     ),
     EventType("sla.breached", SlaPayload, "A chat's reply deadline passed unanswered (once per wait)."),
+    EventType(
+        "qa.evaluation_created",
+        QaEvaluationPayload,
+        "A grader scored a conversation with a scorecard (`critical_failed`: a critical item zeroed it).",
+    ),
     EventType("admin.changed", AdminChanged, "An admin created, updated or deleted a configuration entity."),
 )
 

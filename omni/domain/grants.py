@@ -54,6 +54,11 @@ PII_VIEW = "pii.view"
 """See phone numbers and e-mail addresses unmasked."""
 PII_REVEAL = "pii.reveal"
 """Reveal one contact's masked phone and e-mail on demand (audited)."""
+QA_GRADE = "qa.grade"
+"""Grade conversations with scorecards (``omni.domain.qa``), within the role's scope: a
+supervisor the conversations of their groups' queues, an admin every one."""
+QA_SCORECARDS = "qa.scorecards"
+"""Build and change the quality scorecards."""
 
 A, S, OP, AU = m.Role.ADMIN, m.Role.SUPERVISOR, m.Role.OPERATOR, m.Role.AUDITOR
 
@@ -71,6 +76,8 @@ DEFAULTS: dict[str, frozenset[m.Role]] = {
     SCENARIO_MANAGE: frozenset({A, S}),
     PII_VIEW: frozenset({A, S, OP, AU}),
     PII_REVEAL: frozenset({A, S, OP, AU}),
+    QA_GRADE: frozenset({A, S}),
+    QA_SCORECARDS: frozenset({A, S}),
 }
 """Every grant and the roles that hold it by default: the behaviour of the four fixed roles."""
 

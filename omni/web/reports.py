@@ -15,6 +15,7 @@ from litestar import Controller, Request, get
 from litestar.response import Template
 
 from omni.api.deps import services_of
+from omni.db import models as m
 from omni.domain import grants
 from omni.domain.reports import Grouping, Preset, get_config
 from omni.web.i18n import messages
@@ -31,6 +32,9 @@ class ReportsPage(Controller):
         await require_grant(request, ctx, grants.PAGE_REPORTS)  # operators only when widened
         async with services_of(request).db.transaction() as session:
             config = await get_config(session)
+            grader = ctx.who.role in (m.Role.SUPERVISOR, m.Role.ADMIN) and await grants.allowed(
+                session, ctx.who, grants.QA_GRADE
+            )
         return ctx.template(
             "live.html",
             module="reports",
@@ -41,5 +45,6 @@ class ReportsPage(Controller):
                 groupings=[g.value for g in Grouping],
                 timezone=config.timezone,
                 schedules_path=SCHEDULES_PATH,
+                grade_path="/qa/grade" if grader else None,
             ),
         )

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from omni.api.deps import services_of
 from omni.db import models as m
-from omni.domain import search
+from omni.domain import grants, search
 from omni.domain.auth import access_conversation, visible_queue_ids
 from omni.domain.errors import DomainError, InvalidInput
 from omni.domain.labels import list_labels
@@ -141,6 +141,9 @@ class SearchPage(Controller):
                 )
             )
             queue = await session.get(m.Queue, conv.queue_id) if conv.queue_id else None
+            can_grade = ctx.who.role in (m.Role.SUPERVISOR, m.Role.ADMIN) and await grants.allowed(
+                session, ctx.who, grants.QA_GRADE
+            )
         return ctx.template(
             "search_conversation.html",
             conv=conv,
@@ -151,6 +154,7 @@ class SearchPage(Controller):
             status=ctx.t(f"op.st.{conv.status}"),
             messages=messages,
             hit=hit,
+            can_grade=can_grade,
             back=request.headers.get("referer", "")
             if "/search" in request.headers.get("referer", "")
             else "/search",

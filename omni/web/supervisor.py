@@ -42,6 +42,7 @@ class SupervisorPage(Controller):
                 for s in rows
             ]
             spy = await grants.spy_rights(session, ctx.who)
+            grader = await grants.allowed(session, ctx.who, grants.QA_GRADE)
         return ctx.template(
             "live.html",
             module="supervisor",
@@ -51,5 +52,6 @@ class SupervisorPage(Controller):
                 strings=messages(ctx.lang, "sv.") | messages(ctx.lang, "op.softphone"),
                 statuses=statuses,
                 spy=spy,
+                grade_path="/qa/grade" if grader else None,
             ),
         )

@@ -248,6 +248,10 @@ class Foreign:
     """A label of group B's queue."""
     view_b: int = 0
     """A saved view of group B's operator, shared with group B."""
+    scorecard: int = 0
+    """A quality scorecard (supervisors and admins build them)."""
+    evaluation_b: int = 0
+    """A quality evaluation of group B's conversation, grading group B's operator."""
 
 
 @pytest.fixture
@@ -356,7 +360,36 @@ async def foreign(world: World) -> Foreign:
         s.add_all([label_b, view_b])
         await s.flush()
         label_b_id, view_b_id = label_b.id, view_b.id
+        card = m.QaScorecard(
+            name="Card",
+            items=[
+                {
+                    "key": "q1",
+                    "text": "Polite?",
+                    "kind": "yesno",
+                    "weight": 1,
+                    "critical": False,
+                    "scale_max": None,
+                }
+            ],
+        )
+        s.add(card)
+        await s.flush()
+        evaluation_b = m.QaEvaluation(
+            scorecard_id=card.id,
+            conversation_id=ids["conv_b"],
+            grader_id=ids["admin"],
+            operator_id=ids["op_b"],
+            queue_id=ids["q_b"],
+            answers={"q1": True},
+            score=100.0,
+        )
+        s.add(evaluation_b)
+        await s.flush()
+        card_id, evaluation_b_id = card.id, evaluation_b.id
     return Foreign(
+        scorecard=card_id,
+        evaluation_b=evaluation_b_id,
         label_b=label_b_id,
         view_b=view_b_id,
         campaign_b=campaign_b_id,
@@ -579,6 +612,29 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("PATCH", "/api/v1/views/{view_id:int}"): (SCOPED, {"name": "x"}),
     ("DELETE", "/api/v1/views/{view_id:int}"): (SCOPED, None),
     ("GET", "/api/v1/views/{view_id:int}/conversations"): (SCOPED, None),
+    # Quality assessment (issue 18): scorecards are built by holders of qa.scorecards
+    # (supervisors, admins); grading needs qa.grade and the conversation in scope; operators
+    # read only their own evaluations (tests/domain/test_qa.py checks the rest).
+    ("GET", "/api/v1/qa/scorecards"): (ADMIN_ONLY, None),
+    ("POST", "/api/v1/qa/scorecards"): (ADMIN_ONLY, {"name": "x", "items": [{"text": "q"}]}),
+    ("GET", "/api/v1/qa/scorecards/{scorecard_id:int}"): (ADMIN_ONLY, None),
+    ("PATCH", "/api/v1/qa/scorecards/{scorecard_id:int}"): (ADMIN_ONLY, {"name": "y"}),
+    ("GET", "/api/v1/qa/evaluations"): (SELF, None),
+    ("POST", "/api/v1/qa/evaluations"): (
+        SCOPED,
+        {"scorecard_id": 1, "conversation_id": 2**31, "answers": {"q1": True}},
+    ),
+    ("GET", "/api/v1/qa/evaluations/{evaluation_id:int}"): (SCOPED, None),
+    ("POST", "/api/v1/qa/evaluations/{evaluation_id:int}/comment"): (SCOPED, {"comment": "x"}),
+    ("GET", "/qa/scorecards"): (ADMIN_PAGE, None),
+    ("POST", "/qa/scorecards"): (ADMIN_PAGE, None),
+    ("GET", "/qa/scorecards/{scorecard_id:int}"): (ADMIN_PAGE, None),
+    ("POST", "/qa/scorecards/{scorecard_id:int}"): (ADMIN_PAGE, None),
+    ("GET", "/qa/grade/{conversation_id:int}"): (ADMIN_PAGE, None),
+    ("POST", "/qa/grade/{conversation_id:int}"): (ADMIN_PAGE, None),
+    ("GET", "/qa/evaluations"): (PAGE, None),
+    ("GET", "/qa/evaluations/{evaluation_id:int}"): (PAGE, None),
+    ("POST", "/qa/evaluations/{evaluation_id:int}/comment"): (PAGE, None),
     ("POST", "/api/v1/conversations/{conversation_id:int}/unhold"): (SCOPED, None),
     ("POST", "/api/v1/conversations/{conversation_id:int}/end"): (SCOPED, None),
     ("POST", "/api/v1/conversations/{conversation_id:int}/close"): (SCOPED, {"result_code_id": 1}),
@@ -902,6 +958,8 @@ def fill(path: str, world: World, foreign: Foreign) -> str:
         "prompt_id": 1,
         "label_id": foreign.label_b,
         "view_id": foreign.view_b,
+        "scorecard_id": foreign.scorecard,
+        "evaluation_id": foreign.evaluation_b,
         "staff_file_id": 1,
         "import_id": foreign.import_b,
         "wallboard_id": 1,

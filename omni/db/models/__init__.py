@@ -23,6 +23,7 @@ from omni.db.models.organise import *  # noqa: F403
 from omni.db.models.outbound import *  # noqa: F403
 from omni.db.models.people import *  # noqa: F403
 from omni.db.models.platform import *  # noqa: F403
+from omni.db.models.qa import *  # noqa: F403
 from omni.db.models.reports import *  # noqa: F403
 from omni.db.models.sla import *  # noqa: F403
 from omni.db.models.wallboard import *  # noqa: F403

@@ -91,5 +91,6 @@ from omni.domain.reports import campaigns as _campaigns  # noqa: E402,F401  (reg
 from omni.domain.reports import contacts as _contacts  # noqa: E402,F401  (registers the contacts export)
 from omni.domain.reports import history as history  # noqa: E402  # registers contact_history
 from omni.domain.reports import operator_reports as _operator_reports  # noqa: E402, F401
+from omni.domain.reports import qa as _qa  # noqa: E402,F401  (registers the quality reports)
 from omni.domain.reports import sla as _sla  # noqa: E402,F401  (registers the chat service level report)
 from omni.domain.reports import staffing as _staffing  # noqa: E402,F401  (registers the staffing report)

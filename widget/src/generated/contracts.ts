@@ -275,6 +275,23 @@ export interface SlaPayload {
   state: string;
 }
 
+export interface QaEvaluationPayload {
+  id: number;
+  scorecard_id: number;
+  conversation_id: number;
+  grader_id: number | null;
+  operator_id: number | null;
+  queue_id: number | null;
+  mode: "history" | "live";
+  answers: Record<string, unknown>;
+  score: number;
+  critical_failed: boolean;
+  comment: string;
+  operator_comment: string;
+  acknowledged_at: string | null;
+  created_at: string | null;
+}
+
 export interface AdminChanged {
   entity: string;
   id: number;
@@ -331,6 +348,7 @@ export interface EventPayloads {
   "campaign.target_result": CampaignTargetResult;
   "sla.changed": SlaPayload;
   "sla.breached": SlaPayload;
+  "qa.evaluation_created": QaEvaluationPayload;
   "admin.changed": AdminChanged;
 }
 

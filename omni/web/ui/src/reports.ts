@@ -16,6 +16,8 @@ const presets = (data.presets as string[] | undefined) ?? [];
 const groupings = (data.groupings as string[] | undefined) ?? [];
 const timeZone = (data.timezone as string | undefined) ?? "UTC";
 const schedulesPath = (data.schedules_path as string | undefined) ?? "/reports/schedules";
+/** The grading panel of a conversation (omni/web/qa.py), for those who may grade; null otherwise. */
+const gradePath = (data.grade_path as string | null | undefined) ?? null;
 const app = document.getElementById("app") as HTMLElement;
 
 let reports: ReportInfo[] = [];
@@ -388,6 +390,7 @@ async function openConversation(id: number, recorded: boolean, fmt: ReturnType<t
       "div",
       { class: "rpt-panel-head" },
       el("h3", {}, t("rpt.page.conversation", { id })),
+      gradePath ? el("a", { class: "button", href: `${gradePath}/${id}`, "data-testid": "grade-conversation" }, t("rpt.page.grade")) : null,
       el("button", { type: "button", "data-testid": "panel-close", onclick: () => (panel.hidden = true) }, t("rpt.page.close")),
     ),
     list,

@@ -89,6 +89,7 @@ const view: ViewContext = {
     return scope === "group" && spyRights.group_user_ids.includes(op.id);
   },
   onForceEnd: (op, conv) => openForceEnd(op, conv),
+  gradePath: (data.grade_path as string | null | undefined) ?? null,
 };
 
 function render(): void {

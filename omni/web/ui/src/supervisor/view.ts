@@ -20,6 +20,8 @@ export interface ViewContext {
   /** Whether the caller's grants let them join this operator's call in this mode. */
   canSpy: (op: OperatorRow, mode: SpyMode) => boolean;
   onForceEnd: (op: OperatorRow, conv: CurrentConversation) => void;
+  /** The grading panel (omni/web/qa.py) when the supervisor may grade; null hides the link. */
+  gradePath: string | null;
 }
 
 const SPY_MODES: SpyMode[] = ["listen", "whisper", "barge"];
@@ -160,6 +162,13 @@ function conversationItem(op: OperatorRow, conv: CurrentConversation, ctx: ViewC
           { type: "button", "data-testid": "take-over", onclick: () => ctx.onTakeOver(op, conv) },
           t("sv.take_over"),
         ),
+    ctx.gradePath
+      ? el(
+          "a",
+          { href: `${ctx.gradePath}/${conv.id}?mode=live`, target: "_blank", rel: "noopener", "data-testid": "grade-live" },
+          t("sv.grade_live"),
+        )
+      : null,
   );
 }
 
