@@ -34,8 +34,20 @@ TIMEOUT = 15_000
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
 HOSTILE = "<img src=x onerror=window.__pwned=1>"
 TEXTS = {
-    "ru": {"read_only": "Только чтение", "found": "Найдено: 1", "done": "Выполнено: {n}"},
-    "en": {"read_only": "Read only", "found": "Found: 1", "done": "Done: {n}"},
+    "ru": {
+        "read_only": "Только чтение",
+        "found": "Найдено: 1",
+        "done": "Выполнено: {n}",
+        "other_queue": "относится к другой очереди",
+        "all": "Все метки",
+    },
+    "en": {
+        "read_only": "Read only",
+        "found": "Found: 1",
+        "done": "Done: {n}",
+        "other_queue": "belongs to another queue",
+        "all": "All labels",
+    },
 }
 
 
@@ -143,11 +155,12 @@ async def _active(s: Any, contact: str, queue: m.Queue, user: m.User, label_ids:
     return conv.id
 
 
+@pytest.mark.parametrize("lang", ["ru", "en"])
 async def test_supervisor_sees_label_chips_live_and_filters_by_label(
-    server: LiveServer, browser: Browser
+    server: LiveServer, browser: Browser, lang: str
 ) -> None:
     async with server.services.db.transaction() as s:
-        await f.user(s, "boss", m.Role.ADMIN, language="ru")
+        await f.user(s, "boss", m.Role.ADMIN, language=lang)
         olga = await f.user(s, "olga", capacity=5)
         q = await f.queue(s, "sales", [olga])
         vip, refund = m.Label(name="VIP", color="#e53935"), m.Label(name="Возврат", color="#1e88e5")
@@ -157,7 +170,7 @@ async def test_supervisor_sees_label_chips_live_and_filters_by_label(
         second = await _active(s, "Boris", q, olga, [])
         olga_id, vip_id, refund_id = olga.id, vip.id, refund.id
 
-    _, sv = await staff_page(browser, server.url, "boss", locale="ru-RU")
+    _, sv = await staff_page(browser, server.url, "boss", locale="ru-RU" if lang == "ru" else "en-US")
     await sv.goto("/supervisor")
     row = sv.locator(f'[data-testid="operator-row"][data-user-id="{olga_id}"]')
     one = row.locator(f'[data-testid="conversation"][data-conversation-id="{first}"]')
@@ -179,18 +192,20 @@ async def test_supervisor_sees_label_chips_live_and_filters_by_label(
     await sv.get_by_test_id("label-filter").select_option(label="Возврат")
     await expect(two).to_be_visible()
     await expect(one).to_have_count(0)
-    await sv.screenshot(path=screenshot_path("supervisor-label-filter.png"))
-    await sv.get_by_test_id("label-filter").select_option("")
+    await sv.screenshot(path=screenshot_path(f"supervisor-label-filter-{lang}.png"))
+    await sv.get_by_test_id("label-filter").select_option(label=TEXTS[lang]["all"])
     await expect(row.get_by_test_id("conversation")).to_have_count(2)
 
 
+@pytest.mark.parametrize("lang", ["ru", "en"])
 async def test_operator_selects_conversations_and_bulk_actions_report_what_was_refused(
-    server: LiveServer, browser: Browser
+    server: LiveServer, browser: Browser, lang: str
 ) -> None:
     async with server.services.db.transaction() as s:
-        olga = await f.user(s, "olga", capacity=5)
+        olga = await f.user(s, "olga", capacity=5, language=lang)
         sales = await f.queue(s, "sales", [olga])
         french = await f.queue(s, "french", [olga])
+        billing = await f.queue(s, "billing", [])
         code = await f.result_code(s, "solved")
         deal = m.Label(name="Deal", color="#43a047", queue_id=sales.id)
         s.add(deal)
@@ -200,9 +215,10 @@ async def test_operator_selects_conversations_and_bulk_actions_report_what_was_r
             await _active(s, "Boris", sales, olga, []),
             await _active(s, "Claude", french, olga, []),
         ]
-        code_id, deal_id = code.id, deal.id
+        code_id, deal_id, billing_id, olga_id = code.id, deal.id, billing.id, olga.id
 
-    _, op = await staff_page(browser, server.url, "olga")
+    _, op = await staff_page(browser, server.url, "olga", locale="ru-RU" if lang == "ru" else "en-US")
+    done = TEXTS[lang]["done"]
     await expect(op.get_by_test_id("status-select")).to_be_visible(timeout=TIMEOUT)
     mine = op.get_by_test_id("mine")
     await expect(mine.get_by_test_id("conversation-item")).to_have_count(3, timeout=TIMEOUT)
@@ -213,16 +229,16 @@ async def test_operator_selects_conversations_and_bulk_actions_report_what_was_r
     await expect(mine.get_by_test_id("bulk-param")).to_contain_text("Deal", timeout=TIMEOUT)
     await mine.get_by_test_id("bulk-param").select_option(label="Deal")
     await mine.get_by_test_id("bulk-apply").click()
-    await expect(mine.get_by_test_id("bulk-done")).to_have_text("Done: 2", timeout=TIMEOUT)
+    await expect(mine.get_by_test_id("bulk-done")).to_have_text(done.format(n=2), timeout=TIMEOUT)
     refused = mine.get_by_test_id("bulk-refused")
     await expect(refused).to_have_count(1)
     await expect(refused).to_have_attribute("data-conversation-id", str(ids[2]))
     await expect(refused).to_contain_text("Claude")
-    await expect(refused).to_contain_text("another queue")
+    await expect(refused).to_contain_text(TEXTS[lang]["other_queue"])
     for conv_id in ids[:2]:
         item = mine.locator(f'[data-testid="conversation-item"][data-id="{conv_id}"]')
         await expect(item.get_by_test_id("label-chip")).to_have_text("Deal", timeout=TIMEOUT)
-    await op.screenshot(path=screenshot_path("operator-bulk.png"))
+    await op.screenshot(path=screenshot_path(f"operator-bulk-{lang}.png"))
 
     # Close Anna's and Boris's with a code: both leave the list, Claude's stays.
     await expect(mine.get_by_test_id("selected-count")).to_have_text("1")  # the refused one stays selected
@@ -238,7 +254,7 @@ async def test_operator_selects_conversations_and_bulk_actions_report_what_was_r
     await mine.get_by_test_id("bulk-action").select_option("close")
     await mine.get_by_test_id("bulk-param").select_option(str(code_id))
     await mine.get_by_test_id("bulk-apply").click()
-    await expect(mine.get_by_test_id("bulk-done")).to_have_text("Done: 2", timeout=TIMEOUT)
+    await expect(mine.get_by_test_id("bulk-done")).to_have_text(done.format(n=2), timeout=TIMEOUT)
     await expect(mine.get_by_test_id("bulk-refused")).to_have_count(0)
     async with server.services.db.transaction() as s:
         rows = [await s.get_one(m.Conversation, i) for i in ids]
@@ -252,4 +268,23 @@ async def test_operator_selects_conversations_and_bulk_actions_report_what_was_r
     assert [(c.status, c.result_code_id) for c in rows] == [("closed", code_id)] * 2 + [("active", None)]
     assert [c.label_ids for c in rows] == [[deal_id], [deal_id], []]
     await expect(mine.get_by_test_id("conversation-item")).to_have_count(1, timeout=TIMEOUT)
-    assert runs == ["partial", "ok"]
+
+    # Transfer Claude's to the billing queue (not hers): it leaves her list.
+    await mine.get_by_test_id("select-all").check()
+    await expect(mine.get_by_test_id("selected-count")).to_have_text("1")
+    await mine.get_by_test_id("bulk-action").select_option("transfer")
+    await mine.get_by_test_id("bulk-param").select_option(label="billing")
+    await mine.get_by_test_id("bulk-apply").click()
+    await expect(mine.get_by_test_id("bulk-done")).to_have_text(done.format(n=1), timeout=TIMEOUT)
+    await expect(mine.get_by_test_id("conversation-item")).to_have_count(0, timeout=TIMEOUT)
+    async with server.services.db.transaction() as s:
+        moved = await s.get_one(m.Conversation, ids[2])
+        runs = list(
+            await s.scalars(
+                select(m.AuditLog.result)
+                .where(m.AuditLog.action.like("conversation.bulk_%"))
+                .order_by(m.AuditLog.id)
+            )
+        )
+    assert moved.queue_id == billing_id and moved.assigned_user_id != olga_id
+    assert runs == ["partial", "ok", "ok"]
