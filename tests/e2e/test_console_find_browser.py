@@ -27,6 +27,7 @@ from tests import factories as f
 from tests.conftest import LiveServer
 from tests.e2e.conftest import screenshot_path, staff_page
 from tests.e2e.test_operator_browser import server
+from tests.e2e.test_widget_browser import _axe_serious
 
 __all__ = ["server"]
 
@@ -119,6 +120,7 @@ async def test_console_search_opens_a_colleagues_conversation_read_only_at_the_h
     # The customer's markup is text in the hit, never an element.
     await expect(hits.first).to_contain_text("<img src=x")
     await expect(box.locator("img")).to_have_count(0)
+    assert await _axe_serious(page, '[data-testid="console-search"]') == []
 
     await hits.first.click()
     await expect(page.get_by_test_id("conversation-contact")).to_contain_text("Иван", timeout=TIMEOUT)
@@ -193,6 +195,7 @@ async def test_supervisor_sees_label_chips_live_and_filters_by_label(
     await expect(two).to_be_visible()
     await expect(one).to_have_count(0)
     await sv.screenshot(path=screenshot_path(f"supervisor-label-filter-{lang}.png"))
+    assert await _axe_serious(sv, '[data-testid="operators"]') == []
     await sv.get_by_test_id("label-filter").select_option(label=TEXTS[lang]["all"])
     await expect(row.get_by_test_id("conversation")).to_have_count(2)
 
@@ -239,6 +242,7 @@ async def test_operator_selects_conversations_and_bulk_actions_report_what_was_r
         item = mine.locator(f'[data-testid="conversation-item"][data-id="{conv_id}"]')
         await expect(item.get_by_test_id("label-chip")).to_have_text("Deal", timeout=TIMEOUT)
     await op.screenshot(path=screenshot_path(f"operator-bulk-{lang}.png"))
+    assert await _axe_serious(op, '[data-testid="mine"]') == []
 
     # Close Anna's and Boris's with a code: both leave the list, Claude's stays.
     await expect(mine.get_by_test_id("selected-count")).to_have_text("1")  # the refused one stays selected
