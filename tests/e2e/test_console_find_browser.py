@@ -41,6 +41,7 @@ TEXTS = {
         "done": "Выполнено: {n}",
         "other_queue": "относится к другой очереди",
         "all": "Все метки",
+        "no_labelled": "Нет разговоров с этой меткой",
     },
     "en": {
         "read_only": "Read only",
@@ -48,6 +49,7 @@ TEXTS = {
         "done": "Done: {n}",
         "other_queue": "belongs to another queue",
         "all": "All labels",
+        "no_labelled": "No conversation with this label",
     },
 }
 
@@ -166,7 +168,7 @@ async def test_supervisor_sees_label_chips_live_and_filters_by_label(
         olga = await f.user(s, "olga", capacity=5)
         q = await f.queue(s, "sales", [olga])
         vip, refund = m.Label(name="VIP", color="#e53935"), m.Label(name="Возврат", color="#1e88e5")
-        s.add_all([vip, refund])
+        s.add_all([vip, refund, m.Label(name="Spam", color="#757575")])
         await s.flush()
         first = await _active(s, "Anna", q, olga, [vip.id])
         second = await _active(s, "Boris", q, olga, [])
@@ -196,6 +198,8 @@ async def test_supervisor_sees_label_chips_live_and_filters_by_label(
     await expect(one).to_have_count(0)
     await sv.screenshot(path=screenshot_path(f"supervisor-label-filter-{lang}.png"))
     assert await _axe_serious(sv, '[data-testid="operators"]') == []
+    await sv.get_by_test_id("label-filter").select_option(label="Spam")
+    await expect(sv.get_by_test_id("no-labelled")).to_have_text(TEXTS[lang]["no_labelled"])
     await sv.get_by_test_id("label-filter").select_option(label=TEXTS[lang]["all"])
     await expect(row.get_by_test_id("conversation")).to_have_count(2)
 

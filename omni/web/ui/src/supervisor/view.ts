@@ -245,7 +245,7 @@ export function operatorTable(ops: OperatorRow[], ctx: ViewContext, tickers: Tic
     );
     body.append(row);
   }
-  if (!body.childElementCount) return el("p", { class: "muted", "data-testid": "no-operators" }, t("sv.label_none"));
+  if (!body.childElementCount) return el("p", { class: "muted", "data-testid": "no-labelled" }, t("sv.label_none"));
   return el(
     "table",
     { class: "grid sv-table", "data-testid": "operator-table" },
