@@ -12,7 +12,7 @@ import socketio
 from sqlalchemy import select
 
 from omni.db import models as m
-from omni.domain import monitoring
+from omni.domain import labels, monitoring
 from omni.domain.auth import Principal
 from omni.services import Services
 from tests import factories as f
@@ -221,6 +221,29 @@ async def test_operator_rows(services: Services, kpi_world: dict[str, Any]) -> N
     assert row["conversation_count"] == 2
     assert {c["status"] for c in row["conversations"]} == {"active", "wrap_up"}
     assert row["handled_today"] == 2, "yesterday's conversation does not count"
+
+
+async def test_operator_rows_carry_each_conversations_labels(
+    services: Services, kpi_world: dict[str, Any]
+) -> None:
+    """The monitoring page's label chips and filter read ``label_ids`` (docs/organise.md)."""
+    async with services.db.transaction() as s:
+        conv = await s.scalar(
+            select(m.Conversation).where(
+                m.Conversation.assigned_user_id == kpi_world["op_a"], m.Conversation.status == "active"
+            )
+        )
+        assert conv is not None
+        vip = m.Label(name="VIP", color="#e53935")
+        s.add(vip)
+        await s.flush()
+        assert await labels.do_set_labels(s, conv, add=[vip.id])
+        conv_id, vip_id = conv.id, vip.id
+    async with services.db.transaction() as s:
+        rows = await monitoring.operator_rows(s, kpi_world["sup"], NOW)
+    found = {c["id"]: c["label_ids"] for c in rows[0]["conversations"]}
+    assert found[conv_id] == [vip_id]
+    assert [ids for cid, ids in found.items() if cid != conv_id] == [[]]
 
 
 # --- over Socket.IO ---------------------------------------------------------------------------

@@ -251,6 +251,8 @@ async def operator_rows(
                 "medium": conv.medium,
                 "status": conv.status,
                 "queue_id": conv.queue_id,
+                # Its labels (coloured chips, the page's label filter; docs/organise.md).
+                "label_ids": list(conv.label_ids or []),
                 "accepted_at": conv.accepted_at.isoformat() if conv.accepted_at else None,
                 # Voice: is the call still up (listen/check_whisper/barge/force-end make sense), and
                 # its recording (played through GET /api/v1/conversations/{id}/recording).

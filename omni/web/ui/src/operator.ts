@@ -10,6 +10,9 @@ import { dialBox } from "./operator/call";
 import { CampaignPanel } from "./operator/campaign";
 import { ConversationPane } from "./operator/conversation";
 import { OperatorKeys, operatorKeymap } from "./operator/keymap";
+import { BulkSelection } from "./operator/bulk";
+import { labelCatalogue } from "./operator/organise";
+import { ConsoleSearch } from "./operator/search";
 import { SlaBoard } from "./operator/sla";
 import { Softphone } from "./operator/softphone";
 import { StatsPanel } from "./operator/stats";
@@ -68,7 +71,18 @@ const sla = new SlaBoard(t, "op.", (s) => s.user_id === me || s.user_id === null
 });
 const campaigns = new CampaignPanel(socket, t, data.lang);
 const softphone = new Softphone(socket, t, () => pane.phoneChanged());
-const left = el("aside", { class: "op-left" }, statusBox, softphone.box, dialSlot, campaigns.box, offersBox, mineBox, waitingBox, callbacksBox, stats.box);
+// Search in the console: a hit opens its conversation here, at the message (read-only if not mine).
+const finder = new ConsoleSearch(t, data.lang, (hit) => {
+  if (hit.conversation_id !== null) void openConversation(hit.conversation_id, { messageId: hit.message_id });
+});
+// Selection mode of my conversations: bulk actions with a report of what could not be done.
+const bulk: BulkSelection = new BulkSelection(socket, t, data.lang, () => renderMineNow(), () => scheduleRefresh());
+function renderMineNow(): void {
+  renderMine(mineBox, state.mine, pane.id, state.unread, t, handlers, bulk);
+}
+// The list's label chips need the names and colours before any conversation is opened.
+void labelCatalogue({ socket }).then(() => renderMineNow());
+const left = el("aside", { class: "op-left" }, statusBox, finder.box, softphone.box, dialSlot, campaigns.box, offersBox, mineBox, waitingBox, callbacksBox, stats.box);
 const centre = el("section", { class: "op-centre" });
 const right = el("aside", { class: "op-right" });
 root.append(banner, el("div", { class: "op-columns" }, left, centre, right));
@@ -141,9 +155,9 @@ function showRingingCall(offer: Offer): void {
   if (!busy && pane.id !== offer.conversation_id) void openConversation(offer.conversation_id);
 }
 
-async function openConversation(id: number): Promise<void> {
+async function openConversation(id: number, hit?: { messageId: number | null }): Promise<void> {
   state.unread.delete(id);
-  if (await pane.open(id)) {
+  if (await pane.open(id, hit)) {
     history.replaceState(null, "", `#c=${id}`);
   } else if (pane.id === null) {
     history.replaceState(null, "", location.pathname);
@@ -251,7 +265,7 @@ function renderLeft(): void {
   pane.takeMayHaveChanged();
   renderStatus(statusBox, state.presence, statuses, t, handlers);
   renderOffers(offersBox, state.offers, t, handlers, state.answering);
-  renderMine(mineBox, state.mine, pane.id, state.unread, t, handlers);
+  renderMineNow();
   renderWaiting(waitingBox, state.waiting, takeBlock, t, handlers);
   renderCallbacks(callbacksBox, state.callbacks, me, t, handlers);
 }
@@ -325,7 +339,7 @@ function apply(e: WireEvent): void {
     if (msg.conversation_id === pane.id) pane.applyMessage(msg);
     else if (msg.direction === "in" && state.mine.some((c) => c.id === msg.conversation_id)) {
       state.unread.add(msg.conversation_id);
-      renderMine(mineBox, state.mine, pane.id, state.unread, t, handlers);
+      renderMineNow();
     }
   } else if (e.type === "message.delivery") {
     pane.applyDelivery(e.data.message_id, e.data.delivery);

@@ -8,6 +8,7 @@ import { Softphone } from "./operator/softphone";
 import { SlaBoard } from "./operator/sla";
 import { CampaignsView } from "./supervisor/campaigns";
 import { OrganiseView } from "./supervisor/organise";
+import type { LabelInfo } from "./operator/organise";
 import { debounced } from "./supervisor/format";
 import { supervisorKeymap } from "./supervisor/keymap";
 import type {
@@ -58,6 +59,26 @@ const campaigns = new CampaignsView(socket, t);
 const softphone = new Softphone(socket, t, () => undefined);
 const me = data.user.id;
 const organise = new OrganiseView(t, (s) => t(`enum.status.${s}`));
+/** Filter the operators' conversations by a label (their chips come from the snapshot). */
+const labelFilter = el("select", { "data-testid": "label-filter", "aria-label": t("sv.label_filter") });
+let onlyLabel: number | null = null;
+labelFilter.addEventListener("change", () => {
+  onlyLabel = labelFilter.value ? Number(labelFilter.value) : null;
+  render();
+});
+function fillLabelFilter(): void {
+  clear(labelFilter);
+  labelFilter.append(el("option", { value: "" }, t("sv.label_all")));
+  for (const l of organise.labels) {
+    const option = el("option", { value: l.id }, l.name);
+    option.selected = l.id === onlyLabel;
+    labelFilter.append(option);
+  }
+}
+organise.onLoaded = () => {
+  fillLabelFilter();
+  render();
+};
 void organise.load();
 app.append(
   el(
@@ -67,7 +88,13 @@ app.append(
     softphone.box,
     dayNote,
     el("section", {}, el("h2", {}, t("sv.queues")), queuesBox),
-    el("section", {}, el("div", { class: "sv-section-head" }, el("h2", {}, t("sv.operators")), operatorFilter), operatorsBox),
+    el(
+      "section",
+      {},
+      el("div", { class: "sv-section-head" }, el("h2", {}, t("sv.operators")), operatorFilter),
+      el("label", { class: "sv-label-filter" }, `${t("sv.label_filter")} `, labelFilter),
+      operatorsBox,
+    ),
     el("section", {}, el("h2", {}, t("sv.campaigns")), campaigns.box),
     el("section", {}, el("h2", {}, t("sv.org_views")), organise.box),
   ),
@@ -90,6 +117,8 @@ const view: ViewContext = {
   },
   onForceEnd: (op, conv) => openForceEnd(op, conv),
   gradePath: (data.grade_path as string | null | undefined) ?? null,
+  labels: () => organise.labels,
+  labelFilter: () => onlyLabel,
 };
 
 function render(): void {
@@ -174,6 +203,23 @@ function patchPresence(ev: PresenceEvent): void {
   render();
 }
 
+/** Apply a label change at once: the chips (and the label filter) must not wait for the
+ * debounced snapshot. A label created since the page loaded comes with the event. */
+function patchLabels(d: { id: number; label_ids?: number[]; labels: Record<string, unknown>[] }): void {
+  for (const raw of d.labels) {
+    const l = raw as unknown as LabelInfo;
+    if (!organise.labels.some((x) => x.id === l.id)) {
+      organise.labels.push(l);
+      fillLabelFilter();
+    }
+  }
+  if (!snapshot) return;
+  for (const op of snapshot.operators) {
+    for (const c of op.conversations) if (c.id === d.id) c.label_ids = d.label_ids ?? d.labels.map((l) => Number(l.id));
+  }
+  render();
+}
+
 function relevant(type: string): boolean {
   return type.startsWith("conversation.") || type.startsWith("presence.");
 }
@@ -207,6 +253,7 @@ socket.on("event", (ev: WireEvent) => {
   lastSeq = ev.seq;
   app.setAttribute("data-seq", String(lastSeq));
   if (ev.type === "presence.changed" || ev.type === "presence.over_limit") patchPresence(ev);
+  if (ev.type === "conversation.labels_changed") patchLabels(ev.data);
   if (relevant(ev.type)) refreshSoon();
   if (ev.type.startsWith("campaign.")) campaignsSoon();
   // An admin changed my phone (desk ↔ browser): the softphone follows at once.

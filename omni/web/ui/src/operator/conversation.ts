@@ -16,6 +16,8 @@ export type { PaneContext } from "./messages";
 export class ConversationPane extends ActionsPart {
   /** Macros and the queue's operator script (issue 18). */
   readonly automation = new AutomationPanel(this.ctx.t);
+  /** Opened from a search hit (search.ts): the message to mark; read-only unless it is mine. */
+  protected found: { id: number; messageId: number | null } | null = null;
 
   reset(): void {
     this.view = null;
@@ -24,13 +26,15 @@ export class ConversationPane extends ActionsPart {
     this.centre.append(this.empty);
   }
 
-  async open(id: number): Promise<boolean> {
+  async open(id: number, hit?: { messageId: number | null }): Promise<boolean> {
     const ack = await call(this.ctx.socket, "open", { conversation_id: id });
     if (!ack.ok) {
       failed(this.ctx.t, ack);
       return false;
     }
     const switching = this.id !== id;
+    if (hit) this.found = { id, messageId: hit.messageId };
+    else if (switching) this.found = null;
     this.view = ack as unknown as View;
     if (switching) {
       this.canned = []; // rendered for the previous customer: loadCanned below brings this one's
@@ -67,7 +71,12 @@ export class ConversationPane extends ActionsPart {
     clear(this.messages);
     for (const msg of v.messages) this.messages.append(this.messageNode(msg));
     this.showTyping(false);
-    this.centre.append(this.header, this.messages, this.typing, this.composerBox, this.history);
+    // A conversation found by search that someone else handles reads as the search page's
+    // transcript does: no composer, a note saying why.
+    const found = this.found?.id === v.conversation.id ? this.found : null;
+    const readOnly = found !== null && v.conversation.assigned_user_id !== this.ctx.me;
+    const banner = readOnly ? el("div", { class: "read-only muted", "data-testid": "search-read-only" }, this.ctx.t("op.search_read_only")) : null;
+    this.centre.append(this.header, this.messages, this.typing, banner ?? this.composerBox, this.history);
     this.renderHeader();
     this.renderCall();
     this.renderCard(v.card);
@@ -78,6 +87,23 @@ export class ConversationPane extends ActionsPart {
     this.renderMyCanned();
     this.right.append(this.callBox, this.thread, this.card, this.botData, this.actions, this.automation.box, this.script, this.myCanned);
     this.scrollDown();
+    if (found?.messageId) this.markHit(v.conversation.id, found.messageId);
+  }
+
+  /** Scroll to the message a search hit names and outline it; one older than the console's
+   * window of messages is offered in the search page's full transcript. */
+  protected markHit(conversationId: number, messageId: number): void {
+    const node = this.messages.querySelector<HTMLElement>(`[data-id="${messageId}"]`);
+    if (node) {
+      node.classList.add("search-hit-message");
+      node.setAttribute("data-hit", "true");
+      node.scrollIntoView({ block: "center" });
+      return;
+    }
+    const href = `/search/conversations/${conversationId}?hit=${messageId}#m-${messageId}`;
+    this.messages.prepend(
+      el("p", { class: "muted", "data-testid": "hit-older" }, el("a", { href, target: "_blank", rel: "noopener" }, this.ctx.t("op.search_older"))),
+    );
   }
 
   protected scrollDown(): void {

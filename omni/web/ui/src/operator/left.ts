@@ -5,6 +5,7 @@ import { whyText } from "../why";
 import { Callback, Conversation, Offer, Presence, StatusOption, channelIcon, isCallback } from "./types";
 import { T, addSeconds, since, until } from "./ui";
 import { knownLabels, labelChips } from "./organise";
+import type { BulkSelection } from "./bulk";
 
 export interface LeftHandlers {
   /** Where a ringing call is answered (the desk phone, or this window's softphone). */
@@ -124,8 +125,11 @@ export function renderMine(
   unread: Set<number>,
   t: T,
   h: LeftHandlers,
+  bulk?: BulkSelection,
 ): void {
   clear(box);
+  const selecting = bulk?.active === true;
+  bulk?.sync(mine);
   const items = mine.map((c) =>
     el(
       "div",
@@ -136,6 +140,7 @@ export function renderMine(
         "data-status": c.status,
         onclick: () => h.open(c.id),
       },
+      selecting && bulk ? bulk.checkbox(c) : null,
       el("span", { class: "icon" }, channelIcon(c.channel, c.medium)),
       el("span", { class: "grow" }, who(c, t)),
       c.label_ids?.length ? labelChips(knownLabels(), c.label_ids) : null,
@@ -145,7 +150,9 @@ export function renderMine(
         : el("small", { class: `st st-${c.status}` }, t(`op.st.${c.status}`)),
     ),
   );
-  box.append(section("mine", t("op.mine"), mine.length, ...(items.length ? items : [el("p", { class: "muted" }, t("op.none"))])));
+  const list = items.length ? items : [el("p", { class: "muted" }, t("op.none"))];
+  const tools = bulk && (mine.length || selecting) ? [bulk.toggle(), ...(selecting ? [bulk.bar] : []), bulk.report] : [];
+  box.append(section("mine", t("op.mine"), mine.length, ...tools, ...list));
 }
 
 /** Why the operator can't take ``c`` by hand right now: ``null`` = the queue has no manual

@@ -16,10 +16,11 @@ export interface LabelInfo {
 let catalogue: Promise<LabelInfo[]> | null = null;
 let known: LabelInfo[] = [];
 
-export function labelCatalogue(ctx: PaneContext): Promise<LabelInfo[]> {
+export function labelCatalogue(ctx: Pick<PaneContext, "socket">): Promise<LabelInfo[]> {
   if (!catalogue) {
     catalogue = call(ctx.socket, "labels", {}).then((ack: Ack) => {
-      known = ack.ok ? (ack.labels as LabelInfo[]) : [];
+      if (!ack.ok) catalogue = null; // e.g. no answer yet: the next caller asks again
+      known = ack.ok ? (ack.labels as LabelInfo[]) : known;
       return known;
     });
   }

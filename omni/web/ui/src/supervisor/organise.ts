@@ -23,12 +23,16 @@ async function api<R>(method: string, url: string, body?: unknown): Promise<{ ok
 
 export class OrganiseView {
   readonly box = el("div", { class: "stack", "data-testid": "organise" });
-  private labels: LabelInfo[] = [];
+  /** The labels the supervisor may see (also the monitoring tables' chips and filter). */
+  labels: LabelInfo[] = [];
   private views: SavedView[] = [];
   private current: SavedView | null = null;
   private selected = new Set<number>();
 
   constructor(private readonly t: T, private readonly statusLabel: (s: string) => string) {}
+
+  /** Called after every load (the monitoring tables redraw their chips and filter). */
+  onLoaded: () => void = () => undefined;
 
   async load(): Promise<void> {
     const [labels, views] = await Promise.all([
@@ -38,6 +42,7 @@ export class OrganiseView {
     this.labels = labels.ok ? (labels.data as LabelInfo[]) : [];
     this.views = views.ok ? (views.data as SavedView[]) : [];
     this.render();
+    this.onLoaded();
   }
 
   private render(): void {

@@ -30,6 +30,8 @@ export interface CurrentConversation {
   medium: string;
   status: string;
   queue_id: number | null;
+  /** Its labels (chips; the page's label filter). */
+  label_ids?: number[];
   accepted_at: string | null;
   /** Voice: the call is still up (listen / whisper / barge / force end apply). */
   call_live?: boolean;

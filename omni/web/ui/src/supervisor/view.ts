@@ -3,6 +3,7 @@
 import { duration, el, recordingPlayer } from "../common";
 import { channelSvg } from "../icons";
 import { whyText } from "../why";
+import { LabelInfo, labelChips } from "../operator/organise";
 import { elapsed, percentOrDash, secondsOrDash, waitLevel } from "./format";
 import type { CurrentConversation, OperatorRow, QueueStat, SpyMode, StatusOption } from "./types";
 
@@ -22,6 +23,10 @@ export interface ViewContext {
   onForceEnd: (op: OperatorRow, conv: CurrentConversation) => void;
   /** The grading panel (omni/web/qa.py) when the supervisor may grade; null hides the link. */
   gradePath: string | null;
+  /** The labels the supervisor may see (chips' names and colours). */
+  labels: () => LabelInfo[];
+  /** Show only the conversations carrying this label (``null``: all). */
+  labelFilter: () => number | null;
 }
 
 const SPY_MODES: SpyMode[] = ["listen", "whisper", "barge"];
@@ -150,6 +155,8 @@ function conversationItem(op: OperatorRow, conv: CurrentConversation, ctx: ViewC
     " ",
     el("span", { class: "badge" }, t(`sv.conv_status.${conv.status}`)),
     " ",
+    conv.label_ids?.length ? labelChips(ctx.labels(), conv.label_ids) : null,
+    " ",
     conv.why && conv.why.rule !== "turn"
       ? el("span", { class: "muted sv-why", "data-testid": "why", "data-rule": conv.why.rule }, whyText(conv.why, t), " ")
       : null,
@@ -177,7 +184,12 @@ export function operatorTable(ops: OperatorRow[], ctx: ViewContext, tickers: Tic
   const dash = t("sv.none");
   if (!ops.length) return el("p", { class: "muted", "data-testid": "no-operators" }, t("sv.no_operators"));
   const body = el("tbody");
+  const only = ctx.labelFilter();
+  const shown = (op: OperatorRow): CurrentConversation[] =>
+    only === null ? op.conversations : op.conversations.filter((c) => (c.label_ids ?? []).includes(only));
   for (const op of ops) {
+    // The label filter keeps the operators handling a conversation with that label.
+    if (only !== null && !shown(op).length) continue;
     const time = el("span", { "data-testid": "time-in-status" });
     const flag = el("span", { class: "sv-flag", "data-testid": "over-limit" });
     const row = el("tr", { "data-testid": "operator-row", "data-user-id": op.id, "data-status": op.status });
@@ -205,7 +217,7 @@ export function operatorTable(ops: OperatorRow[], ctx: ViewContext, tickers: Tic
     } else {
       activity.append(dash);
     }
-    const convs = el("ul", { class: "sv-convs" }, ...op.conversations.map((c) => conversationItem(op, c, ctx)));
+    const convs = el("ul", { class: "sv-convs" }, ...shown(op).map((c) => conversationItem(op, c, ctx)));
     row.append(
       el(
         "td",
@@ -245,6 +257,7 @@ export function operatorTable(ops: OperatorRow[], ctx: ViewContext, tickers: Tic
     );
     body.append(row);
   }
+  if (!body.childElementCount) return el("p", { class: "muted", "data-testid": "no-labelled" }, t("sv.label_none"));
   return el(
     "table",
     { class: "grid sv-table", "data-testid": "operator-table" },
