@@ -10,7 +10,9 @@ thread. One face only (no bold): each face costs that parse on every render.
 Who may have the PDF, and how, is decided by the callers here:
 
 * ``check_staff_pdf``: staff who may see the conversation (``access_conversation``);
-* ``visitor_pdf``: a widget visitor or a Telegram customer, for a conversation of their own.
+* ``visitor_pdf``: a widget visitor or a Telegram customer, for a conversation of their own;
+  ``do_send_pdf`` then stores it and sends it into the chat as a bot message with the file
+  (Telegram's ``/transcript``), delivered by the channel like any reply.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ from fpdf.enums import XPos, YPos
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain import audit, identities
+from omni.domain import audit, automated, files, identities
 from omni.domain.auth import Principal, access_conversation
 from omni.domain.errors import InvalidInput, NotFound
 from omni.domain.transcript import Transcript, collect, customer_language
 from omni.i18n import _l, gettext, normalize
 
-__all__ = ["FONT_DIR", "check_staff_pdf", "filename", "render", "visitor_pdf"]
+__all__ = ["FONT_DIR", "check_staff_pdf", "do_send_pdf", "filename", "render", "visitor_pdf"]
 
 FONT_DIR = Path(__file__).resolve().parent.parent / "fonts"
 FACE = "DejaVuSans"
@@ -38,6 +40,7 @@ PAGE = _l("Page {n}")
 MAX_LINES = 5000
 """Messages in one PDF; a longer chat ends with a line saying how many were left out."""
 MORE = _l("… and {count} more messages.")
+HERE_IT_IS = _l("Here is the transcript of our conversation.")
 
 
 def filename(conversation_id: int) -> str:
@@ -130,3 +133,26 @@ async def visitor_pdf(
     ):
         raise NotFound("conversation not found")
     return await collect(session, _chat(conv), normalize(lang))
+
+
+async def do_send_pdf(
+    session: AsyncSession, conversation_id: int, pdf: bytes, *, data_dir: Path, lang: str
+) -> m.Message:
+    """The rendered PDF stored with the conversation (staff see it in the history) and sent to
+    the customer as an automated message carrying it."""
+    conv = _chat(await session.get(m.Conversation, conversation_id))
+    row = await files.do_store_upload(
+        session,
+        data_dir=data_dir,
+        inbox_id=conv.inbox_id,
+        owner="transcript",
+        name=filename(conv.id),
+        content_type="application/pdf",
+        data=pdf,
+        max_bytes=len(pdf),
+        allowed=["application/pdf"],
+    )
+    files.do_link_uploads([row], conv.id)
+    return await automated.do_send_automated(
+        session, conv.id, gettext(normalize(lang), HERE_IT_IS), attachments=[files.descriptor(row)]
+    )
