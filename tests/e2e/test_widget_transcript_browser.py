@@ -22,6 +22,7 @@ from omni import crypto
 from omni.settings import WidgetSettings
 from tests import factories as f
 from tests.conftest import LiveServer, free_port, make_settings
+from tests.e2e.conftest import screenshot_path
 from tests.helpers import until
 from tests.reports.test_mailing import Smtp
 from tests.reports.test_mailing import smtp as smtp  # the loopback SMTP server, re-exported
@@ -122,6 +123,7 @@ async def test_customer_got_the_transcript_by_mail_and_as_a_pdf(
         await email.fill("anna@example.com")
         await send.click()
         await expect(result).to_have_text("Переписка отправлена на anna@example.com")
+        await page.screenshot(path=screenshot_path("widget-transcript.png"))
         await until(lambda: len(smtp.box.messages) == 1, what="the transcript mail")
         mail = smtp.box.messages[0]
         assert mail["To"] == "anna@example.com" and f"№{conv_id}" in mail["Subject"]

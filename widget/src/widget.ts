@@ -991,8 +991,6 @@ class OmniWidget {
     }, 2000);
   }
 
-  /** "Call me back" while waiting: the same conversation keeps its place in line and the
-   * operator who takes it in its turn calls the number. */
   /** "Get the transcript": mailed (to the address typed here, or the one already known) or
    * downloaded as a PDF of the latest conversation; the visitor token proves whose it is. */
   private buildTranscript(): void {
@@ -1043,6 +1041,8 @@ class OmniWidget {
     if (error) this.txEmail.focus();
   }
 
+  /** "Call me back" while waiting: the same conversation keeps its place in line and the
+   * operator who takes it in its turn calls the number. */
   private buildCallMe(): void {
     const phone = el("input");
     phone.type = "tel";
