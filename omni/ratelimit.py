@@ -158,9 +158,15 @@ class Limits:
         )
         self._down_until = 0.0
         self._down = False
+        self._limiters: dict[tuple[str, int], SharedLimiter] = {}
 
     def limiter(self, name: str, per_minute: int) -> SharedLimiter:
-        return SharedLimiter(self, name, per_minute)
+        """One limiter per name and limit: two callers that ask for the same one (a socket
+        event and an HTTP route of the same feature) share its in-memory count."""
+        key = (name, per_minute)
+        if key not in self._limiters:
+            self._limiters[key] = SharedLimiter(self, name, per_minute)
+        return self._limiters[key]
 
     def redis_now(self) -> aioredis.Redis | None:
         """The client, unless Redis failed a moment ago (then skip it until the retry time)."""

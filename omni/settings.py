@@ -60,6 +60,9 @@ class WidgetSettings(BaseSettings):
     of visitors can't take every pooled connection from the relay and the router."""
     messages_per_minute: int = 30
     """Per visitor and node; more is refused with a clear error (flood protection)."""
+    transcripts_per_minute: int = 3
+    """Transcript mails and PDF downloads a visitor may ask for a minute (all nodes together
+    when Redis is configured): a visitor-given address must not turn the widget into a mailer."""
     new_conversations_per_address: int = 10
     """New conversations a minute from one client address (all nodes together when Redis is
     configured); past it the customer is asked to wait a minute and the message is kept."""
@@ -344,6 +347,9 @@ class SmtpSettings(BaseSettings):
     max_attempts: int = 5
     """Failures of one slot before it is given up (the error stays on the schedule; the next
     slot is tried as usual)."""
+    transcript_pdf: bool = True
+    """Attach the PDF of the conversation to the transcript mail (``omni.domain.transcript``);
+    off = the text and HTML parts only."""
 
 
 LDAP_ROLES = ("admin", "supervisor", "operator", "auditor")

@@ -57,7 +57,17 @@ from channels.telegram.sender import BotSender, Call, Job
 from omni import crypto
 from omni.channels import AttemptOrder, ChannelNotReady, ChannelSetup, DeliveryReceipt, OutboundMessage
 from omni.db import models as m
-from omni.domain import automated, conversations, customer_view, files, identities, inboxes, place
+from omni.domain import (
+    automated,
+    conversations,
+    customer_view,
+    files,
+    identities,
+    inboxes,
+    place,
+    transcript,
+    transcript_pdf,
+)
 from omni.domain.contacts import normalise_phone
 from omni.domain.errors import DomainError, InvalidInput
 from omni.domain.events import DomainEvent
@@ -128,6 +138,15 @@ contact card joins it)."""
 def asks_call_me(body: str) -> bool:
     words = body.strip().split(maxsplit=1)
     return bool(words) and words[0].lower().split("@")[0] in CALL_ME
+
+
+TRANSCRIPT = "/transcript"
+"""The customer's command for the PDF of their conversation, sent back as a document."""
+
+
+def asks_transcript(body: str) -> bool:
+    words = body.strip().split(maxsplit=1)
+    return bool(words) and words[0].lower().split("@")[0] == TRANSCRIPT
 
 
 async def _call_me(session: Any, conv: m.Conversation, body: str) -> None:
@@ -409,6 +428,28 @@ class TelegramChannel:
                 files.do_link_uploads(stored, result.conversation.id)
                 if asks_call_me(msg.body):
                     await _call_me(session, result.conversation, msg.body)
+            wants_transcript = not result.duplicate and asks_transcript(msg.body)
+            conv_id, lang = result.conversation.id, transcript.customer_language(result.conversation)
+        if wants_transcript:
+            await self._send_transcript(msg.inbox_id, msg.identity_value, conv_id, lang)
+
+    async def _send_transcript(self, inbox_id: int, identity: str, conv_id: int, lang: str) -> None:
+        """``/transcript``: the PDF of the conversation, stored with it and sent as a document
+        by the bot's paced sender (a bot message: the operator sees it went). Rate limited per
+        customer like the widget's (``widget.transcripts_per_minute``); past it, nothing."""
+        settings = self.services.settings
+        limiter = self.services.limits.limiter("telegram-transcript", settings.widget.transcripts_per_minute)
+        if not await limiter.allow(identity):
+            log.info("telegram: /transcript from %s refused (rate limit)", identity)
+            return
+        try:
+            async with self.services.db.transaction() as session:
+                said = await transcript_pdf.visitor_pdf(session, KIND, identity, inbox_id, conv_id, lang)
+            pdf = await asyncio.to_thread(transcript_pdf.render, said)
+            async with self.services.db.transaction() as session:
+                await transcript_pdf.do_send_pdf(session, conv_id, pdf, data_dir=settings.data_dir, lang=lang)
+        except DomainError as exc:
+            log.warning("telegram: transcript of conversation %s not sent: %s", conv_id, exc.message)
 
     async def _download(self, bot: Bot, ref: MediaRef) -> bytes | str:
         """The file's bytes, or why it was not fetched (shown in the message body)."""

@@ -37,6 +37,7 @@ from channels.widget.payloads import (
     SeenIn,
     SetAttributesIn,
     SetUserIn,
+    TranscriptIn,
     TypingIn,
 )
 from omni import crypto
@@ -50,6 +51,7 @@ from omni.domain import (
     identities,
     inboxes,
     place,
+    transcript,
     visitor_profile,
 )
 from omni.domain.conversations import MAX_BODY, InboundMessage
@@ -202,6 +204,7 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             "widget-new-address", widget.new_conversations_per_address
         )
         self.new_per_inbox = services.limits.limiter("widget-new-inbox", widget.new_conversations_per_inbox)
+        self.transcripts = services.limits.limiter("widget-transcript", widget.transcripts_per_minute)
         # Visitors share the connection pool with the outbox relay and the router; a flood of
         # visitors must queue here, not starve delivery of what is already stored.
         self.gate = asyncio.Semaphore(services.settings.widget.max_concurrent_db)
@@ -417,6 +420,33 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                     raise NotFound("there is no conversation to call back")
                 conv = await place.check_request_callback(session, conv_id, number=phone, via="widget")
             return {"ok": True, "status": conv.status}
+        except DomainError as exc:
+            return refusal("invalid", exc, lang=lang, field=exc.field)
+
+    async def on_transcript(self, sid: str, data: Any) -> dict[str, Any]:
+        """The visitor asks for the transcript: their's latest conversation mailed to ``email`` or
+        the address on their card; a refusal with ``field = "email"`` asks for one. Rate
+        limited per visitor (``transcripts_per_minute``, shared with the PDF download)."""
+        sess = await self.get_session(sid)
+        lang = str(sess.get("lang", "en"))
+        try:
+            email = decode(data, TranscriptIn).email
+        except InvalidInput as exc:
+            return invalid(exc, lang)
+        if not await self.transcripts.allow(sess["identity"]):
+            return refusal("rate_limited", _l("too many transcript requests, wait a minute"), lang=lang)
+        try:
+            async with self.gate, self.services.db.transaction() as session:
+                to = await transcript.visitor_request(
+                    session,
+                    self.services.settings.smtp,
+                    kind=WidgetChannel.kind,
+                    identity=sess["identity"],
+                    inbox_id=sess["inbox_id"],
+                    email=email,
+                    lang=lang,
+                )
+            return {"ok": True, "to": to}
         except DomainError as exc:
             return refusal("invalid", exc, lang=lang, field=exc.field)
 

@@ -1,4 +1,5 @@
-"""HTTP side of the widget: attachment upload and download for visitors.
+"""HTTP side of the widget: attachment upload and download for visitors, and the PDF of their
+conversation (``GET /api/v1/widget/transcript``).
 
 The visitor proves who they are with the signed visitor token from ``welcome``; files are
 stored under their identity and can only be sent in their own messages.
@@ -6,25 +7,27 @@ stored under their identity and can only be sent in their own messages.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
+from litestar.openapi import ResponseSpec
 from litestar.params import Body
 from litestar.response import File
 
 from channels.widget import VISITOR_PURPOSE
 from omni import crypto
-from omni.api.contracts import ErrorBody, Name, Text
+from omni.api.contracts import ErrorBody, Id, Name, Text
 from omni.api.deps import request_language, services_of
 from omni.api.edge import REFUSALS
 from omni.api.files_http import serve
 from omni.db import models as m
-from omni.domain import files, identities, inboxes
-from omni.domain.errors import DomainError, InvalidInput, NotAuthenticated, NotFound
-from omni.i18n import error_body
+from omni.domain import files, identities, inboxes, transcript_pdf
+from omni.domain.errors import DomainError, InvalidInput, NotAuthenticated, NotFound, TooManyRequests
+from omni.i18n import error_body, pick_language
 
 
 async def _visitor(
@@ -115,6 +118,54 @@ class WidgetFileController(Controller):
         return serve(row)
 
 
+class WidgetTranscriptController(Controller):
+    path = "/api/v1/widget/transcript"
+
+    @get(
+        "/",
+        responses={
+            200: ResponseSpec(None, media_type="application/pdf", description="The transcript (attachment)"),
+            401: REFUSALS[401],
+            404: REFUSALS[404],
+            429: REFUSALS[429],
+        },
+    )
+    async def visitor_transcript(
+        self,
+        request: Request[Any, Any, Any],
+        inbox: Name,
+        visitor: Text,
+        conversation_id: Id | None = None,
+        lang: Name = "",
+    ) -> Response[bytes]:
+        """The visitor's own conversation as a PDF (default: their latest in this widget); any
+        other conversation is "not found". Counted with the transcript mails
+        (``widget.transcripts_per_minute``)."""
+        box, identity = await _visitor(request, inbox, visitor)
+        services = services_of(request)
+        limiter = services.limits.limiter(
+            "widget-transcript", services.settings.widget.transcripts_per_minute
+        )
+        if not await limiter.allow(identity):
+            raise TooManyRequests("too many transcript requests, wait a minute")
+        async with services.db.transaction() as session:
+            said = await transcript_pdf.visitor_pdf(
+                session,
+                "widget",
+                identity,
+                box.id,
+                conversation_id,
+                pick_language(lang, request.headers.get("accept-language", "")),
+            )
+        pdf = await asyncio.to_thread(transcript_pdf.render, said)
+        name = transcript_pdf.filename(said.conversation_id)
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+        )
+
+
 async def _in_visitor_conversation(session: Any, row: m.StoredFile, identity: str) -> bool:
     """Operators' attachments are readable by the visitor of the same conversation."""
     if row.conversation_id is None:
@@ -122,5 +173,5 @@ async def _in_visitor_conversation(session: Any, row: m.StoredFile, identity: st
     return await identities.identity_in_conversation(session, row.conversation_id, identity)
 
 
-CONTROLLERS = [WidgetFileController]
+CONTROLLERS = [WidgetFileController, WidgetTranscriptController]
 """The widget's HTTP routes, mounted by the composition root through ``channels.widget.setup``."""

@@ -51,6 +51,12 @@ class CallMeIn(msgspec.Struct, frozen=True):
     phone: str = ""
 
 
+class TranscriptIn(msgspec.Struct, frozen=True):
+    """``transcript``: mail me this conversation, to ``email`` or the address already known."""
+
+    email: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+
+
 class TypingIn(msgspec.Struct, frozen=True):
     """``typing``: the customer is (not) typing."""
 

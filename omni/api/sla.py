@@ -8,14 +8,17 @@
   ``sla.changed`` / ``sla.breached`` events).
 * ``POST /api/v1/conversations/{id}/transcript``: mail the customer the conversation (to the
   given address, or the one on their card); 202 with the address.
+* ``GET /api/v1/conversations/{id}/transcript.pdf``: the same transcript as a PDF (attachment).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, delete, get, post, put
+from litestar import Controller, Response, delete, get, post, put
+from litestar.openapi import ResponseSpec
 from msgspec import UNSET, UnsetType
 
 from omni.api.admin_bodies import RowId, given
@@ -23,7 +26,7 @@ from omni.api.admin_responses import READ, REMOVE, WRITE, OkOut, out, out_list
 from omni.api.contracts import Id
 from omni.api.core import DEPS
 from omni.db import models as m
-from omni.domain import sla, transcript
+from omni.domain import sla, transcript, transcript_pdf
 from omni.domain.auth import Principal, check_role
 from omni.services import Services
 
@@ -119,6 +122,24 @@ class SlaController(Controller):
                 session, who, conversation_id, data.email, services.settings.smtp
             )
         return TranscriptOut(to=to)
+
+    @get(
+        "/conversations/{conversation_id:int}/transcript.pdf",
+        responses={**READ, 200: ResponseSpec(None, media_type="application/pdf", description="The PDF")},
+    )
+    async def download_transcript(
+        self, who: Principal, services: Services, conversation_id: Id
+    ) -> Response[bytes]:
+        """What the customer was told (no notes), in their language and time zone; audited."""
+        async with services.db.transaction() as session:
+            said = await transcript_pdf.check_staff_pdf(session, who, conversation_id)
+        pdf = await asyncio.to_thread(transcript_pdf.render, said)
+        name = transcript_pdf.filename(conversation_id)
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+        )
 
 
 CONTROLLERS = [SlaAdminController, SlaController]

@@ -67,14 +67,16 @@ async def do_send_automated(
     *,
     buttons: list[dict[str, Any]] | None = None,
     locked: m.Conversation | None = None,
+    attachments: list[dict[str, Any]] | None = None,
 ) -> m.Message:
     """Stored, then delivered by the channel adapter like an operator reply (no author).
 
     ``locked``: the conversation, when the caller already holds its row ``FOR UPDATE`` in this
-    transaction (the bot runner mid-step), which saves reading it again."""
+    transaction (the bot runner mid-step), which saves reading it again. ``attachments``:
+    stored files' descriptors (``files.descriptor``), e.g. a transcript PDF."""
     if len(body) > MAX_BODY:
         raise InvalidInput("message is longer than {max_body} characters", max_body=MAX_BODY, field="body")
-    attachments = [buttons_attachment(buttons)] if buttons else []
+    attachments = [*(attachments or []), *([buttons_attachment(buttons)] if buttons else [])]
     if not body.strip() and not attachments:
         raise InvalidInput("message is empty", field="body")
     conv = locked

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pypdf
 import pytest
 from litestar.routes import HTTPRoute
 from sqlalchemy import func, select
@@ -546,6 +548,18 @@ async def test_search_finds_only_what_the_caller_may_open(world: World) -> None:
     assert recs.status_code == 422 and recs.json()["field"] == "phone"
 
 
+async def test_staff_download_the_transcript_pdf_of_what_they_may_see(world: World) -> None:
+    conv_a, conv_b = world.ids["conv_a"], world.ids["conv_b"]
+    resp = await world.clients["op_a"].get(f"/api/v1/conversations/{conv_a}/transcript.pdf")
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"] == "application/pdf"
+    assert resp.headers["content-disposition"] == f'attachment; filename="transcript-{conv_a}.pdf"'
+    pages = pypdf.PdfReader(io.BytesIO(resp.content)).pages
+    assert "hi" in " ".join(p.extract_text() for p in pages).split()
+    hidden = await world.clients["op_a"].get(f"/api/v1/conversations/{conv_b}/transcript.pdf")
+    assert hidden.status_code == 404
+
+
 async def test_event_feed_is_scoped_like_the_socket_resume(world: World, foreign: Foreign) -> None:
     conv_a, conv_b = world.ids["conv_a"], world.ids["conv_b"]
     everything = (await world.clients["admin"].get("/api/v1/events")).json()
@@ -678,6 +692,7 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("GET", "/api/v1/files/{file_id:str}"): (SCOPED, None),
     ("GET", "/api/v1/widget/files/{file_id:str}"): (PUBLIC, None),
     ("POST", "/api/v1/widget/files"): (PUBLIC, None),
+    ("GET", "/api/v1/widget/transcript"): (PUBLIC, None),
     ("POST", "/api/v1/telegram/webhook/{token:str}"): (PUBLIC, None),
     ("GET", "/api/v1/telegram/bots"): (ADMIN_ONLY, None),
     ("POST", "/api/v1/telegram/bots"): (ADMIN_ONLY, {"token": "1:x", "queue_id": 1}),
@@ -746,6 +761,7 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("DELETE", "/api/v1/admin/sla/{queue_id:int}"): (SCOPED, None),
     ("GET", "/api/v1/sla/open"): (SELF, None),
     ("POST", "/api/v1/conversations/{conversation_id:int}/transcript"): (SCOPED, {"email": "a@example.com"}),
+    ("GET", "/api/v1/conversations/{conversation_id:int}/transcript.pdf"): (SCOPED, None),
     ("PUT", "/api/v1/admin/grants/{role:str}"): (ADMIN_ONLY, {"grants": {"call.barge": True}}),
     ("GET", "/api/v1/admin/masked-webhooks"): (ADMIN_ONLY, None),
     ("PUT", "/api/v1/admin/masked-webhooks"): (ADMIN_ONLY, {"ids": []}),

@@ -171,6 +171,18 @@ display:flex;flex-direction:column;gap:8px;align-items:center}
 .omni-callme[hidden]{display:none}
 .omni-callme input{flex:1;min-width:0;height:32px;border:1px solid #ccc;border-radius:8px;padding:4px 8px;font:inherit}
 .omni-callme button{height:32px;border:0;border-radius:8px;background:${colour};color:#fff;padding:0 10px;cursor:pointer}
+.omni-tools{display:flex;gap:4px;align-items:center}
+.omni-head .omni-tx-toggle{font-size:13px;padding:0 8px;border:1px solid rgba(255,255,255,.6)}
+.omni-head .omni-tx-toggle[hidden]{display:none}
+.omni-transcript{display:flex;flex-wrap:wrap;gap:6px;padding:8px 10px;border-bottom:1px solid #eee;background:#fafafa}
+.omni-transcript[hidden]{display:none}
+.omni-transcript input{flex:1 1 160px;min-width:0;height:32px;border:1px solid #ccc;border-radius:8px;padding:4px 8px;font:inherit}
+.omni-transcript input[aria-invalid=true]{border-color:#c62828}
+.omni-transcript button{height:32px;border:0;border-radius:8px;background:${colour};color:#fff;padding:0 10px;cursor:pointer}
+.omni-transcript a{color:${colour};font-size:13px;align-self:center}
+.omni-transcript p{flex-basis:100%;margin:0;font-size:12px;color:#555}
+.omni-transcript p.err{color:#c62828}
+.omni-transcript p:empty{display:none}
 .omni-form{display:flex;gap:6px;padding:8px;border-top:1px solid #eee;align-items:flex-end}
 .omni-form textarea{flex:1;resize:none;height:40px;border:1px solid #ccc;border-radius:8px;padding:8px;font:inherit;min-width:0}
 .omni-form textarea[aria-invalid=true]{border-color:#c62828}
@@ -198,7 +210,8 @@ padding-bottom:env(safe-area-inset-bottom)}
 .omni-root.is-open .omni-launcher,.omni-root.is-open .omni-preview{display:none}
 .omni-head{padding:8px 8px 8px 14px}
 .omni-head button{min-width:44px;min-height:44px;font-size:28px}
-.omni-form textarea,.omni-prechat input,.omni-callme input{font-size:16px}
+.omni-form textarea,.omni-prechat input,.omni-callme input,.omni-transcript input{font-size:16px}
+.omni-head .omni-tx-toggle{font-size:13px}
 }
 `;
 
@@ -228,6 +241,12 @@ class OmniWidget {
   private preview = el("button", "omni-preview");
   private announcer = el("div", "omni-sr");
   private closeButton = el("button", "omni-close", "×");
+  private txToggle = el("button", "omni-tx-toggle");
+  private transcript = el("form", "omni-transcript");
+  private txEmail = el("input");
+  private txSend = el("button");
+  private txDownload = el("a");
+  private txResult = el("p");
   private title = el("h2", "omni-title");
   private sendButton = el("button", "omni-primary");
   private attachButton = el("button", "omni-attach");
@@ -306,7 +325,10 @@ class OmniWidget {
     const head = el("div", "omni-head");
     this.closeButton.type = "button";
     this.closeButton.addEventListener("click", () => this.setOpen(false));
-    head.append(this.title, this.closeButton);
+    this.buildTranscript();
+    const tools = el("div", "omni-tools");
+    tools.append(this.txToggle, this.closeButton);
+    head.append(this.title, tools);
     this.input.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !e.shiftKey) {
         e.preventDefault();
@@ -344,7 +366,7 @@ class OmniWidget {
     this.announcer.setAttribute("aria-live", "polite");
     this.announcer.setAttribute("aria-atomic", "true");
     this.buildCallMe();
-    this.panel.append(head, this.offline, this.prechat, this.log, this.status, this.callMe, this.notice, this.counter, this.form);
+    this.panel.append(head, this.transcript, this.offline, this.prechat, this.log, this.status, this.callMe, this.notice, this.counter, this.form);
     this.root.append(this.preview, this.launcher, this.panel, this.announcer);
     document.body.append(host);
     this.relabel();
@@ -371,6 +393,12 @@ class OmniWidget {
     }
     const ask = this.callMe.querySelector("button");
     if (ask) ask.textContent = t.callMe;
+    this.txToggle.textContent = t.transcript;
+    this.txEmail.placeholder = t.transcriptEmail;
+    this.txEmail.setAttribute("aria-label", t.transcriptEmail);
+    this.txSend.textContent = t.transcriptSend;
+    this.txDownload.textContent = t.transcriptDownload;
+    this.transcript.setAttribute("aria-label", t.transcript);
     this.showUnread();
     if (this.prechat.childElementCount) {
       this.prechat.replaceChildren();
@@ -526,6 +554,8 @@ class OmniWidget {
 
   private renderMode(): void {
     const needForm = !this.started && this.prechatFields().length > 0;
+    this.txToggle.hidden = !this.started; // a transcript needs a conversation
+    if (!this.started) this.transcript.hidden = true;
     this.prechat.style.display = needForm ? "flex" : "none";
     this.log.style.display = needForm ? "none" : "flex";
     this.form.style.display = needForm ? "none" : "flex";
@@ -959,6 +989,56 @@ class OmniWidget {
     this.typingTimer = window.setTimeout(() => {
       this.typingTimer = 0;
     }, 2000);
+  }
+
+  /** "Get the transcript": mailed (to the address typed here, or the one already known) or
+   * downloaded as a PDF of the latest conversation; the visitor token proves whose it is. */
+  private buildTranscript(): void {
+    this.txToggle.type = "button";
+    this.txToggle.hidden = true;
+    this.txToggle.setAttribute("aria-expanded", "false");
+    this.txToggle.addEventListener("click", () => {
+      this.transcript.hidden = !this.transcript.hidden;
+      this.txToggle.setAttribute("aria-expanded", String(!this.transcript.hidden));
+      if (!this.transcript.hidden) {
+        if (!this.txEmail.value) this.txEmail.value = this.fields.email || "";
+        this.txLink();
+        this.txEmail.focus();
+      }
+    });
+    this.txEmail.type = "email";
+    this.txEmail.autocomplete = "email";
+    this.txEmail.maxLength = 254;
+    this.txSend.type = "submit";
+    this.txResult.setAttribute("role", "status");
+    this.txDownload.target = "_blank";
+    this.txDownload.rel = "noopener";
+    this.txDownload.addEventListener("click", () => this.txLink()); // the token may be new
+    this.transcript.hidden = true;
+    this.transcript.noValidate = true;
+    this.transcript.append(this.txEmail, this.txSend, this.txDownload, this.txResult);
+    this.transcript.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const email = this.txEmail.value.trim();
+      if (email && !this.txEmail.checkValidity()) return this.txSay(t.transcriptBadEmail, true);
+      this.txSay("", false);
+      this.socket.timeout(ACK_TIMEOUT_MS).emit("transcript", { email: email || null }, (err: Error | null, ack: Ack & { to?: string }) => {
+        if (err || !ack.ok) return this.txSay(err ? t.offline : ack.detail || "", true);
+        this.txSay(format(t.transcriptSent, { to: ack.to || email }), false);
+      });
+    });
+  }
+
+  private txLink(): void {
+    const q = new URLSearchParams({ inbox, visitor: load<string>("visitor", ""), lang });
+    this.txDownload.href = `${base}/api/v1/widget/transcript?${q.toString()}`;
+  }
+
+  private txSay(text: string, error: boolean): void {
+    this.txResult.textContent = text;
+    this.txResult.className = error ? "err" : "";
+    this.txEmail.setAttribute("aria-invalid", String(error && text !== t.offline));
+    if (error) this.txEmail.focus();
   }
 
   /** "Call me back" while waiting: the same conversation keeps its place in line and the

@@ -6,12 +6,14 @@ operators over Socket.IO.
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pypdf
 import pytest
 from sqlalchemy import func, select
 
@@ -622,3 +624,36 @@ async def test_callme_keeps_the_customers_place_as_a_callback(
     assert after.first_enqueued_at == conv.first_enqueued_at and after.priority == conv.priority
     async with services.db.transaction() as s:
         (await s.get_one(m.Inbox, line.id)).active = False  # the next tests' queue has no voice line
+
+
+async def test_transcript_command_sends_the_pdf_of_the_conversation(
+    app: dict[str, Any], emulator: BotApiEmulator, bot: dict[str, Any], customer: dict[str, Any]
+) -> None:
+    """ "/transcript": the bot sends the conversation as a PDF document (Cyrillic readable, the
+    private note left out), stored with the conversation as a bot message."""
+    services = app["server"].services
+    first = emulator.message(customer, text="Здравствуйте, пришлите копию переписки")
+    await emulator.deliver(bot["token"], emulator.update(message=first))
+    conv = await conversation_of(app, bot["inbox_id"])
+    await say(app, conv.id, "Конечно, напишите /transcript")
+    async with services.db.transaction() as s:
+        s.add(m.Message(conversation_id=conv.id, direction="note", body="внутренняя заметка"))
+    ask = emulator.message(customer, text="/transcript")
+    await emulator.deliver(bot["token"], emulator.update(message=ask))
+    await until(lambda: emulator.sent(customer["id"], "sendDocument"), what="the PDF document")
+    [doc] = emulator.sent(customer["id"], "sendDocument")
+    [data] = doc.files.values()  # aiogram names the part itself (attach://…)
+    assert data.startswith(b"%PDF-")
+    reader = pypdf.PdfReader(io.BytesIO(data))
+    text = " ".join(" ".join(p.extract_text() for p in reader.pages).split())
+    assert "Здравствуйте, пришлите копию переписки" in text and "Конечно, напишите /transcript" in text
+    assert "внутренняя" not in text
+    async with services.db.transaction() as s:
+        sent = await s.scalar(
+            select(m.Message)
+            .where(m.Message.conversation_id == conv.id, m.Message.direction == "out")
+            .order_by(m.Message.id.desc())
+            .limit(1)
+        )
+        assert sent is not None
+        assert [a["name"] for a in sent.attachments] == [f"transcript-{conv.id}.pdf"]

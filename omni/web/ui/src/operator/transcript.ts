@@ -1,5 +1,6 @@
 // "Send the transcript": the operator mails the customer the conversation (on their request),
-// to the address on the card or one typed here — POST /api/v1/conversations/{id}/transcript.
+// to the address on the card or one typed here — POST /api/v1/conversations/{id}/transcript —
+// or downloads what the customer would get as a PDF (GET …/transcript.pdf).
 import { el } from "../common";
 
 type T = (key: string, params?: Record<string, string | number>) => string;
@@ -32,6 +33,11 @@ export function transcriptForm(t: T, conversationId: number, email: string): HTM
     el("strong", {}, t("op.transcript.title")),
     input,
     el("button", { type: "button", "data-testid": "transcript-send", onclick: () => void send() }, t("op.transcript.send")),
+    el(
+      "a",
+      { href: `/api/v1/conversations/${conversationId}/transcript.pdf`, download: "", "data-testid": "transcript-pdf" },
+      t("op.transcript.pdf"),
+    ),
     result,
   );
 }
