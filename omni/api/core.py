@@ -43,6 +43,7 @@ from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage
 from omni.domain.errors import InvalidInput, NotFound, OtpRequired, PermissionDenied, TooManyRequests
 from omni.domain.events import events_after
+from omni.domain.masking import UNMASKED, Masker, masker_for
 from omni.domain.routing import wait_info
 from omni.domain.serialize import callback_dict, conversation_dict, message_dict
 from omni.services import Services
@@ -50,8 +51,8 @@ from omni.services import Services
 DEPS = {"who": Provide(provide_principal), "services": Provide(provide_services)}
 
 
-def conversation_out(c: m.Conversation) -> ConversationOut:
-    return msgspec.convert(conversation_dict(c), ConversationOut)
+def conversation_out(c: m.Conversation, masker: Masker = UNMASKED) -> ConversationOut:
+    return msgspec.convert(masker.payload(conversation_dict(c)), ConversationOut)
 
 
 def callback_out(cb: m.Callback) -> CallbackOut:
@@ -215,7 +216,8 @@ class ConversationController(Controller):
             rows = await session.scalars(
                 stmt.order_by(m.Conversation.id.desc()).limit(min(max(limit, 1), 1000))
             )
-            return [conversation_out(c) for c in rows]
+            masker = await masker_for(session, who)
+            return [conversation_out(c, masker) for c in rows]
 
     @get("/{conversation_id:int}")
     async def get_conversation(
@@ -227,8 +229,9 @@ class ConversationController(Controller):
                 select(m.Message).where(m.Message.conversation_id == conv.id).order_by(m.Message.id)
             )
             info = await wait_info(session, conv, window=services.settings.routing.handle_time_window)
-            body = conversation_dict(conv)
-            body["messages"] = [message_dict(x) for x in msgs]
+            masker = await masker_for(session, who)
+            body = masker.payload(conversation_dict(conv))
+            body["messages"] = [masker.payload(message_dict(x)) for x in msgs]
             body["position"] = info.position
             body["estimated_wait_seconds"] = info.estimated_wait_seconds
             return msgspec.convert(body, ConversationDetailOut)
@@ -433,8 +436,9 @@ class EventController(Controller):
             queues = await auth.visible_queue_ids(session, who)
             users = await auth.visible_user_ids(session, who)
             events = await events_after(session, after, limit=min(max(limit, 1), 1000))
+            masker = await masker_for(session, who)
         return [
-            msgspec.convert(e.to_wire(), EventOut)
+            msgspec.convert(masker.payload(e.to_wire()), EventOut)
             for e in events
             if auth.event_visible(e, who, queues, users)
         ]

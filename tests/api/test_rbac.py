@@ -688,6 +688,7 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("GET", "/api/v1/admin/masked-webhooks"): (ADMIN_ONLY, None),
     ("PUT", "/api/v1/admin/masked-webhooks"): (ADMIN_ONLY, {"ids": []}),
     ("POST", "/api/v1/contacts/{contact_id:int}/reveal"): (SCOPED, None),
+    ("POST", "/api/v1/messages/{message_id:int}/reveal"): (SCOPED, None),
     ("GET", "/api/v1/users"): (SELF, None),
     ("POST", "/api/v1/users"): (ADMIN_ONLY, {"username": "x", "password": "longenough1", "role": "admin"}),
     ("GET", "/api/v1/users/{user_id:int}"): (SCOPED, None),
