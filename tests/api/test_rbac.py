@@ -248,6 +248,8 @@ class Foreign:
     """A label of group B's queue."""
     view_b: int = 0
     """A saved view of group B's operator, shared with group B."""
+    message_b: int = 0
+    """A customer's message in group B's conversation."""
 
 
 @pytest.fixture
@@ -356,7 +358,10 @@ async def foreign(world: World) -> Foreign:
         s.add_all([label_b, view_b])
         await s.flush()
         label_b_id, view_b_id = label_b.id, view_b.id
+        of_b = select(m.Message.id).where(m.Message.conversation_id == conv_b.id)
+        message_b = await s.scalar(of_b.limit(1))
     return Foreign(
+        message_b=message_b or 0,
         label_b=label_b_id,
         view_b=view_b_id,
         campaign_b=campaign_b_id,
@@ -875,6 +880,7 @@ def fill(path: str, world: World, foreign: Foreign) -> str:
     """The path with every parameter pointing at group B's objects (or an admin's)."""
     values: dict[str, object] = {
         "conversation_id": world.ids["conv_b"],
+        "message_id": foreign.message_b,
         "contact_id": foreign.contact_b,
         "file_id": foreign.file_b,
         "callback_id": foreign.callback_b,
