@@ -6,18 +6,24 @@ message is audited, and an admin's grant change moves the live sockets at once."
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
+import socketio
 from sqlalchemy import select
 
 from omni.db import models as m
 from omni.domain.masking import mask_payload, mask_text
+from omni.realtime import pii, rooms
+from omni.realtime.live import FanoutManager
 from tests import factories as f
-from tests.conftest import LiveServer
-from tests.helpers import HTTP_TIMEOUT
+from tests.conftest import REDIS_URL, LiveServer
+from tests.helpers import HTTP_TIMEOUT, until
 from tests.test_realtime import OperatorClient, token_for
 
 PHONE = "+79161234512"
@@ -187,3 +193,50 @@ async def test_a_grant_change_moves_connected_sockets_between_masked_and_full(
         assert bodies.count(MASKED) == 1, "each event reached the socket once, in one of its two forms"
     finally:
         await op.sio.disconnect()
+
+
+async def test_across_nodes_each_twin_room_gets_its_own_form_of_the_event() -> None:
+    """Two nodes on one Redis channel: node A's relay masks the event once and publishes both
+    forms (``pii.emit_event`` inside ``FanoutManager.batched``); node B delivers the full
+    form to its socket in the plain room and the masked form to its socket in the twin,
+    without masking again."""
+    channel = f"omni-test-{uuid.uuid4().hex[:8]}:socketio"
+    a, b = FanoutManager(REDIS_URL, channel), FanoutManager(REDIS_URL, channel)
+    sio_a = socketio.AsyncServer(async_mode="asgi", client_manager=a)
+    sio_b = socketio.AsyncServer(async_mode="asgi", client_manager=b)
+    got: dict[str, list[dict[str, Any]]] = {"eio-full": [], "eio-masked": []}
+
+    async def send(eio_sid: str, pkt: Any) -> None:  # node B's sockets, without a transport
+        text = str(pkt.data)
+        name, wire = json.loads(text[text.index("[") :])
+        assert name == "event"
+        got[eio_sid].append(wire)
+
+    sio_b._send_eio_packet = send
+    probe = aioredis.Redis.from_url(REDIS_URL)
+    b.initialize()
+    try:
+        full_sid = await b.connect("eio-full", "/operator")
+        masked_sid = await b.connect("eio-masked", "/operator")
+        await b.enter_room(full_sid, "/operator", rooms.queue(1))
+        await b.enter_room(masked_sid, "/operator", pii.twin(rooms.queue(1), True))
+
+        async def subscribed() -> bool:
+            counts = dict(await probe.pubsub_numsub(channel))
+            return int(counts.get(channel.encode(), 0)) >= 1
+
+        await until(subscribed, what="node b's listener subscribed")
+        wire = {"seq": 9, "type": "message.created", "queue_id": 1, "data": {"direction": "in", "body": TEXT}}
+        plain = {"seq": 10, "type": "presence.changed", "queue_id": 1, "data": {"status": "available"}}
+        async with a.batched():
+            for event in (wire, plain):
+                await pii.emit_event(sio_a, "/operator", event, pii.masked_wire(event), [rooms.queue(1)])
+
+        await until(lambda: len(got["eio-full"]) == 2 and len(got["eio-masked"]) == 2, what="both forms on B")
+        assert [w["data"].get("body") for w in got["eio-full"]] == [TEXT, None]
+        assert [w["data"].get("body") for w in got["eio-masked"]] == [MASKED, None]
+        assert got["eio-masked"][1] == plain, "an event with nothing to mask reaches both unchanged"
+    finally:
+        if b.thread is not None:
+            b.thread.cancel()
+        await probe.aclose()
