@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.params import QueryParameter
 from litestar.response import File
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.api import files_http
 from omni.api.contracts import Count, Id, IntId, Name, OptIntId, Seq
@@ -53,6 +54,11 @@ DEPS = {"who": Provide(provide_principal), "services": Provide(provide_services)
 
 def conversation_out(c: m.Conversation, masker: Masker = UNMASKED) -> ConversationOut:
     return msgspec.convert(masker.payload(conversation_dict(c)), ConversationOut)
+
+
+async def conversation_shown(session: AsyncSession, who: Principal, c: m.Conversation) -> ConversationOut:
+    """The conversation as this reader may see it (bot variables masked without ``pii.view``)."""
+    return conversation_out(c, await masker_for(session, who))
 
 
 def callback_out(cb: m.Callback) -> CallbackOut:
@@ -249,24 +255,29 @@ class ConversationController(Controller):
     @post("/{conversation_id:int}/hold", status_code=200)
     async def hold(self, who: Principal, services: Services, conversation_id: Id) -> ConversationOut:
         async with services.db.transaction() as session:
-            return conversation_out(await conversations.check_hold(session, who, conversation_id, True))
+            conv = await conversations.check_hold(session, who, conversation_id, True)
+            return await conversation_shown(session, who, conv)
 
     @post("/{conversation_id:int}/unhold", status_code=200)
     async def unhold(self, who: Principal, services: Services, conversation_id: Id) -> ConversationOut:
         async with services.db.transaction() as session:
-            return conversation_out(await conversations.check_hold(session, who, conversation_id, False))
+            conv = await conversations.check_hold(session, who, conversation_id, False)
+            return await conversation_shown(session, who, conv)
 
     @post("/{conversation_id:int}/end", status_code=200)
     async def end(self, who: Principal, services: Services, conversation_id: Id) -> ConversationOut:
         async with services.db.transaction() as session:
-            return conversation_out(await conversations.check_end(session, who, conversation_id))
+            conv = await conversations.check_end(session, who, conversation_id)
+            return await conversation_shown(session, who, conv)
 
     @post("/{conversation_id:int}/close", status_code=200)
     async def close(
         self, who: Principal, services: Services, conversation_id: Id, data: CloseIn
     ) -> ConversationOut:
         async with services.db.transaction() as session:
-            return conversation_out(
+            return await conversation_shown(
+                session,
+                who,
                 await conversations.check_close(
                     session,
                     who,
@@ -274,7 +285,7 @@ class ConversationController(Controller):
                     data.result_code_id,
                     callback_at=data.callback_at,
                     for_me=data.for_me,
-                )
+                ),
             )
 
     @post("/{conversation_id:int}/transfer", status_code=200)
@@ -290,7 +301,7 @@ class ConversationController(Controller):
                 to_queue_id=data.to_queue_id,
                 note=data.note,
             )
-            return conversation_out(conv)
+            return await conversation_shown(session, who, conv)
 
     @post("/{conversation_id:int}/callbacks")
     async def schedule_callback(
@@ -371,12 +382,14 @@ class OfferController(Controller):
     @post("/{offer_id:int}/accept", status_code=200)
     async def accept(self, who: Principal, services: Services, offer_id: Id) -> ConversationOut:
         async with services.db.transaction() as session:
-            return conversation_out(await conversations.check_accept_offer(session, who, offer_id))
+            conv = await conversations.check_accept_offer(session, who, offer_id)
+            return await conversation_shown(session, who, conv)
 
     @post("/{offer_id:int}/decline", status_code=200)
     async def decline(self, who: Principal, services: Services, offer_id: Id) -> ConversationOut:
         async with services.db.transaction() as session:
-            return conversation_out(await conversations.check_decline_offer(session, who, offer_id))
+            conv = await conversations.check_decline_offer(session, who, offer_id)
+            return await conversation_shown(session, who, conv)
 
 
 class CallbackController(Controller):
