@@ -10,6 +10,8 @@
   masked phones and e-mails.
 * ``POST /api/v1/contacts/{id}/reveal``: a masked reader with ``pii.reveal`` gets one contact's
   phone, e-mail and identities in full; every reveal is in the audit log.
+* ``POST /api/v1/messages/{id}/reveal``: the same for one message a customer wrote (the phones
+  and e-mails in its text), audited as ``message.reveal``.
 
 Handlers translate HTTP to ``omni.domain.grants`` / ``omni.domain.masking``, which check the
 role and the input.
@@ -25,6 +27,7 @@ from litestar import Controller, get, post, put
 from omni.api.admin_bodies import RowId
 from omni.api.admin_responses import READ, WRITE, IdentityOut
 from omni.api.core import DEPS
+from omni.api.schemas import MessageOut
 from omni.db import models as m
 from omni.domain import grants, masking
 from omni.domain.auth import Principal, check_role
@@ -152,4 +155,17 @@ class RevealController(Controller):
         return msgspec.convert(body, RevealOut)
 
 
-CONTROLLERS = [GrantsController, MaskedWebhooksController, RevealController]
+class MessageRevealController(Controller):
+    path = "/api/v1/messages"
+    dependencies = DEPS
+
+    @post("/{message_id:int}/reveal", status_code=200, responses=WRITE)
+    async def reveal_message(self, who: Principal, services: Services, message_id: RowId) -> MessageOut:
+        """A customer's message with the phones and e-mails in it unmasked; audited as
+        ``message.reveal``."""
+        async with services.db.transaction() as session:
+            body = await masking.check_reveal_message(session, who, message_id)
+        return msgspec.convert(body, MessageOut)
+
+
+CONTROLLERS = [GrantsController, MaskedWebhooksController, RevealController, MessageRevealController]

@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.params import QueryParameter
 from litestar.response import File
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.api import files_http
 from omni.api.contracts import Count, Id, IntId, Name, OptIntId, Seq
@@ -43,6 +44,7 @@ from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage
 from omni.domain.errors import InvalidInput, NotFound, OtpRequired, PermissionDenied, TooManyRequests
 from omni.domain.events import events_after
+from omni.domain.masking import UNMASKED, Masker, masker_for
 from omni.domain.routing import wait_info
 from omni.domain.serialize import callback_dict, conversation_dict, message_dict
 from omni.services import Services
@@ -50,8 +52,13 @@ from omni.services import Services
 DEPS = {"who": Provide(provide_principal), "services": Provide(provide_services)}
 
 
-def conversation_out(c: m.Conversation) -> ConversationOut:
-    return msgspec.convert(conversation_dict(c), ConversationOut)
+def conversation_out(c: m.Conversation, masker: Masker = UNMASKED) -> ConversationOut:
+    return msgspec.convert(masker.payload(conversation_dict(c)), ConversationOut)
+
+
+async def conversation_shown(session: AsyncSession, who: Principal, c: m.Conversation) -> ConversationOut:
+    """The conversation as this reader may see it (bot variables masked without ``pii.view``)."""
+    return conversation_out(c, await masker_for(session, who))
 
 
 def callback_out(cb: m.Callback) -> CallbackOut:
@@ -215,7 +222,8 @@ class ConversationController(Controller):
             rows = await session.scalars(
                 stmt.order_by(m.Conversation.id.desc()).limit(min(max(limit, 1), 1000))
             )
-            return [conversation_out(c) for c in rows]
+            masker = await masker_for(session, who)
+            return [conversation_out(c, masker) for c in rows]
 
     @get("/{conversation_id:int}")
     async def get_conversation(
@@ -227,8 +235,9 @@ class ConversationController(Controller):
                 select(m.Message).where(m.Message.conversation_id == conv.id).order_by(m.Message.id)
             )
             info = await wait_info(session, conv, window=services.settings.routing.handle_time_window)
-            body = conversation_dict(conv)
-            body["messages"] = [message_dict(x) for x in msgs]
+            masker = await masker_for(session, who)
+            body = masker.payload(conversation_dict(conv))
+            body["messages"] = [masker.payload(message_dict(x)) for x in msgs]
             body["position"] = info.position
             body["estimated_wait_seconds"] = info.estimated_wait_seconds
             return msgspec.convert(body, ConversationDetailOut)
@@ -246,24 +255,29 @@ class ConversationController(Controller):
     @post("/{conversation_id:int}/hold", status_code=200)
     async def hold(self, who: Principal, services: Services, conversation_id: Id) -> ConversationOut:
         async with services.db.transaction() as session:
-            return conversation_out(await conversations.check_hold(session, who, conversation_id, True))
+            conv = await conversations.check_hold(session, who, conversation_id, True)
+            return await conversation_shown(session, who, conv)
 
     @post("/{conversation_id:int}/unhold", status_code=200)
     async def unhold(self, who: Principal, services: Services, conversation_id: Id) -> ConversationOut:
         async with services.db.transaction() as session:
-            return conversation_out(await conversations.check_hold(session, who, conversation_id, False))
+            conv = await conversations.check_hold(session, who, conversation_id, False)
+            return await conversation_shown(session, who, conv)
 
     @post("/{conversation_id:int}/end", status_code=200)
     async def end(self, who: Principal, services: Services, conversation_id: Id) -> ConversationOut:
         async with services.db.transaction() as session:
-            return conversation_out(await conversations.check_end(session, who, conversation_id))
+            conv = await conversations.check_end(session, who, conversation_id)
+            return await conversation_shown(session, who, conv)
 
     @post("/{conversation_id:int}/close", status_code=200)
     async def close(
         self, who: Principal, services: Services, conversation_id: Id, data: CloseIn
     ) -> ConversationOut:
         async with services.db.transaction() as session:
-            return conversation_out(
+            return await conversation_shown(
+                session,
+                who,
                 await conversations.check_close(
                     session,
                     who,
@@ -271,7 +285,7 @@ class ConversationController(Controller):
                     data.result_code_id,
                     callback_at=data.callback_at,
                     for_me=data.for_me,
-                )
+                ),
             )
 
     @post("/{conversation_id:int}/transfer", status_code=200)
@@ -287,7 +301,7 @@ class ConversationController(Controller):
                 to_queue_id=data.to_queue_id,
                 note=data.note,
             )
-            return conversation_out(conv)
+            return await conversation_shown(session, who, conv)
 
     @post("/{conversation_id:int}/callbacks")
     async def schedule_callback(
@@ -368,12 +382,14 @@ class OfferController(Controller):
     @post("/{offer_id:int}/accept", status_code=200)
     async def accept(self, who: Principal, services: Services, offer_id: Id) -> ConversationOut:
         async with services.db.transaction() as session:
-            return conversation_out(await conversations.check_accept_offer(session, who, offer_id))
+            conv = await conversations.check_accept_offer(session, who, offer_id)
+            return await conversation_shown(session, who, conv)
 
     @post("/{offer_id:int}/decline", status_code=200)
     async def decline(self, who: Principal, services: Services, offer_id: Id) -> ConversationOut:
         async with services.db.transaction() as session:
-            return conversation_out(await conversations.check_decline_offer(session, who, offer_id))
+            conv = await conversations.check_decline_offer(session, who, offer_id)
+            return await conversation_shown(session, who, conv)
 
 
 class CallbackController(Controller):
@@ -433,8 +449,9 @@ class EventController(Controller):
             queues = await auth.visible_queue_ids(session, who)
             users = await auth.visible_user_ids(session, who)
             events = await events_after(session, after, limit=min(max(limit, 1), 1000))
+            masker = await masker_for(session, who)
         return [
-            msgspec.convert(e.to_wire(), EventOut)
+            msgspec.convert(masker.payload(e.to_wire()), EventOut)
             for e in events
             if auth.event_visible(e, who, queues, users)
         ]

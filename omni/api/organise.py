@@ -16,10 +16,11 @@ from msgspec import UNSET, UnsetType
 from omni.api.admin_bodies import RowId, given
 from omni.api.admin_responses import OK, READ, REMOVE, WRITE, OkOut, out, out_list
 from omni.api.contracts import Count, Id, IntId, Name, OptIntId
-from omni.api.core import DEPS, conversation_out
+from omni.api.core import DEPS, conversation_out, conversation_shown
 from omni.api.schemas import ConversationOut
 from omni.domain import bulk, labels, snooze, views
 from omni.domain.auth import Principal
+from omni.domain.masking import masker_for
 from omni.services import Services
 
 __all__ = ["CONTROLLERS"]
@@ -154,7 +155,7 @@ class OrganiseConversationController(Controller):
             conv = await labels.check_set_labels(
                 session, who, conversation_id, add=data.add, remove=data.remove
             )
-            return conversation_out(conv)
+            return await conversation_shown(session, who, conv)
 
     @post("/{conversation_id:int}/snooze", status_code=200, responses=WRITE)
     async def snooze(
@@ -164,12 +165,13 @@ class OrganiseConversationController(Controller):
             conv = await snooze.check_snooze(
                 session, who, conversation_id, until=data.until, until_customer=data.until_customer
             )
-            return conversation_out(conv)
+            return await conversation_shown(session, who, conv)
 
     @post("/{conversation_id:int}/unsnooze", status_code=200, responses=WRITE)
     async def unsnooze(self, who: Principal, services: Services, conversation_id: Id) -> ConversationOut:
         async with services.db.transaction() as session:
-            return conversation_out(await snooze.check_unsnooze(session, who, conversation_id))
+            conv = await snooze.check_unsnooze(session, who, conversation_id)
+            return await conversation_shown(session, who, conv)
 
     @post("/bulk", status_code=200, responses=WRITE)
     async def bulk_action(self, who: Principal, services: Services, data: BulkIn) -> BulkOut:
@@ -227,7 +229,8 @@ class ViewController(Controller):
     ) -> list[ConversationOut]:
         async with services.db.transaction() as session:
             rows = await views.view_conversations(session, who, view_id, limit=limit)
-            return [conversation_out(c) for c in rows]
+            masker = await masker_for(session, who)
+            return [conversation_out(c, masker) for c in rows]
 
 
 CONTROLLERS = [LabelController, OrganiseConversationController, ViewController]

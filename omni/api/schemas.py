@@ -154,6 +154,8 @@ class MessageOut(msgspec.Struct):
     external_id: str | None
     delivery: str
     created_at: str | None
+    masked: bool = False
+    """Phones or e-mails in ``body`` are masked for this reader (``POST /api/v1/messages/{id}/reveal``)."""
 
 
 class ConversationDetailOut(ConversationOut):

@@ -243,6 +243,12 @@ class QueueMembersChanged(Payload):
     """Every member after the change (not the difference)."""
 
 
+class GrantsChanged(Payload):
+    role: str
+    grants: list[str]
+    """Every grant the role holds after the change (not the difference)."""
+
+
 class SlaPayload(Payload):
     """A wait for an operator's reply as ``omni.domain.sla.target_dict`` shapes it."""
 
@@ -487,6 +493,11 @@ EVENT_TYPES: dict[str, EventType] = _types(
         "queue.members_changed",
         QueueMembersChanged,
         "An admin changed who is in a queue; live sockets follow.",
+    ),
+    EventType(
+        "grants.changed",
+        GrantsChanged,
+        "An admin changed a role's grants; live sockets of the role move between masked and plain rooms.",
     ),
     EventType(
         "campaign.state_changed",

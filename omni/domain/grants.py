@@ -27,7 +27,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain import audit
+from omni.domain import audit, events
 from omni.domain.auth import Principal, check_role
 from omni.domain.errors import InvalidInput, NotFound, PermissionDenied
 from omni.i18n import Label
@@ -354,7 +354,10 @@ async def check_set_role_grants(
     if scope_of:
         data["scopes"] = dict(scope_of)
     audit.record(session, who, "grants.update", object_type="role", object_id=role.value, data=data)
-    return await role_grants(session, role)
+    held = await role_grants(session, role)
+    # Live sockets of the role follow (masked or plain event rooms: omni.realtime.pii).
+    events.emit(session, "grants.changed", {"role": role.value, "grants": sorted(held)})
+    return held
 
 
 async def masked_webhook_ids(session: AsyncSession) -> set[int]:

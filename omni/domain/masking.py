@@ -42,6 +42,16 @@ def _star_tail(digits: str, keep: int) -> str:
     return body
 
 
+def _mask_number(parsed: phonenumbers.PhoneNumber) -> str:
+    national = str(parsed.national_number)
+    area_len = phonenumbers.length_of_geographical_area_code(parsed) or (
+        phonenumbers.length_of_national_destination_code(parsed)
+    )
+    area_len = min(area_len or 3, max(0, len(national) - 4))
+    area, rest = national[:area_len], national[area_len:]
+    return f"+{parsed.country_code} {area} {_star_tail(rest, 2)}".replace("  ", " ")
+
+
 def mask_phone(value: str | None) -> str | None:
     """A phone number with only its country/area code and last two digits shown.
 
@@ -56,13 +66,7 @@ def mask_phone(value: str | None) -> str | None:
     except phonenumbers.NumberParseException:
         parsed = None
     if parsed is not None and phonenumbers.is_possible_number(parsed):
-        national = str(parsed.national_number)
-        area_len = phonenumbers.length_of_geographical_area_code(parsed) or (
-            phonenumbers.length_of_national_destination_code(parsed)
-        )
-        area_len = min(area_len or 3, max(0, len(national) - 4))
-        area, rest = national[:area_len], national[area_len:]
-        return f"+{parsed.country_code} {area} {_star_tail(rest, 2)}".replace("  ", " ")
+        return _mask_number(parsed)
     digits = _DIGITS.findall(text)
     if len(text) <= 2:
         return "*" * len(text)
@@ -83,12 +87,71 @@ def mask_email(value: str | None) -> str | None:
     return f"{local[:1]}***@{masked_host}{'.' + tld if tld else ''}"
 
 
+TEXT_REGION = "RU"
+"""The region a phone written without ``+`` in free text is read in (``+``-numbers of any
+country are found whatever it is)."""
+_EMAIL_IN_TEXT = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}")
+_PHONEISH = re.compile(r"\d(?:[\s().-]*\d){6}")
+"""Seven digits in a row (give or take separators): the cheap test before the phone matcher."""
+
+
+def mask_text(value: str, region: str | None = None) -> str:
+    """Free text (a customer's message, a bot variable) with every phone number and e-mail
+    address in it masked as ``mask_phone``/``mask_email`` do, the rest untouched. Phones are
+    found by ``phonenumbers.PhoneNumberMatcher`` in ``region`` (leniency VALID: a number
+    that the numbering plan allows, so sums, dates and call ids stay as written)."""
+    if not value:
+        return value
+    if "@" in value:
+        value = _EMAIL_IN_TEXT.sub(lambda hit: mask_email(hit.group(0)) or "", value)
+    if not _PHONEISH.search(value):
+        return value
+    matcher = phonenumbers.PhoneNumberMatcher(
+        value, region or TEXT_REGION, leniency=phonenumbers.Leniency.VALID
+    )
+    pieces: list[str] = []
+    last = 0
+    for hit in matcher:
+        pieces.append(value[last : hit.start])
+        pieces.append(_mask_number(hit.number))
+        last = hit.end
+    if not pieces:
+        return value
+    pieces.append(value[last:])
+    return "".join(pieces)
+
+
+TEXT_KEYS = ("body", "previous_body")
+"""Message keys masked as text, in messages the customer wrote (``direction == "in"``)."""
+
+
+def _masked_message(value: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: mask_payload(v) for k, v in value.items()}
+    changed = False
+    for key in TEXT_KEYS:
+        item = value.get(key)
+        if isinstance(item, str):
+            out[key] = mask_text(item)
+            changed = changed or out[key] != item
+    if changed:
+        out["masked"] = True  # the console offers "reveal" on it
+    return out
+
+
 def mask_payload(value: Any) -> Any:
-    """A JSON document with every phone and e-mail field masked (webhooks, event payloads)."""
+    """A JSON document as a reader without ``PII_VIEW`` sees it (webhooks, event payloads,
+    pages, REST): every phone and e-mail field masked, and the phones and e-mails inside the
+    text of customers' messages and inside conversation ``variables`` (what bots collected)."""
     if isinstance(value, Mapping):
+        if value.get("direction") == "in" and isinstance(value.get("body"), str):
+            return _masked_message(value)
         out: dict[str, Any] = {}
         for key, item in value.items():
-            if key in PHONE_KEYS and isinstance(item, str):
+            if key == "variables" and isinstance(item, Mapping):
+                out[key] = {
+                    k: mask_text(v) if isinstance(v, str) else mask_payload(v) for k, v in item.items()
+                }
+            elif key in PHONE_KEYS and isinstance(item, str):
                 out[key] = mask_phone(item)
             elif key in PHONE_KEYS and isinstance(item, list):
                 out[key] = [mask_phone(x) if isinstance(x, str) else x for x in item]
@@ -129,6 +192,10 @@ class Masker:
     def payload(self, value: Any) -> Any:
         return mask_payload(value) if self.masked else value
 
+    def body(self, msg: m.Message) -> str:
+        """A stored message's text as this reader sees it (only customers' text is masked)."""
+        return mask_text(msg.body) if self.masked and msg.direction == "in" else msg.body
+
 
 UNMASKED = Masker(False)
 
@@ -160,6 +227,32 @@ async def check_reveal_contact(session: AsyncSession, who: Principal, contact_id
         "email": contact.email,
         "identities": [{"id": i.id, "kind": i.kind, "value": i.value} for i in identities],
     }
+
+
+async def check_reveal_message(session: AsyncSession, who: Principal, message_id: int) -> dict[str, Any]:
+    """One message in full (the phones and e-mails a customer wrote in it), for a reader who
+    holds ``grants.PII_REVEAL`` (or sees them anyway) and may see its conversation; always
+    audited as ``message.reveal``."""
+    from omni.domain import audit
+    from omni.domain.auth import access_conversation
+    from omni.domain.errors import NotFound
+    from omni.domain.serialize import message_dict
+
+    if not await grants.allowed(session, who, grants.PII_VIEW):
+        await grants.check(session, who, grants.PII_REVEAL)
+    msg = await session.get(m.Message, message_id)
+    if msg is None:
+        raise NotFound("message {message_id} not found", message_id=message_id)
+    await access_conversation(session, who, msg.conversation_id)
+    audit.record(
+        session,
+        who,
+        "message.reveal",
+        object_type="message",
+        object_id=msg.id,
+        data={"conversation_id": msg.conversation_id},
+    )
+    return message_dict(msg)
 
 
 async def masked_card(session: AsyncSession, who: Principal, card: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ a function from the requested value to SQL conditions on ``m.Conversation``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from omni.domain.auth import (
     visible_queue_ids,
 )
 from omni.domain.errors import InvalidInput, PermissionDenied
-from omni.domain.masking import Masker, masker_for
+from omni.domain.masking import Masker, mask_text, masker_for
 from omni.domain.views import view_conditions
 
 __all__ = [
@@ -537,6 +538,13 @@ async def _calls(
     return hits
 
 
+def _masked_hit(hit: Hit) -> Hit:
+    """A message hit found by the full phone or e-mail, its snippet masked (unhighlighted)."""
+    text = "".join(s.text for s in hit.snippet)
+    shown = mask_text(text)
+    return hit if shown == text else dataclasses.replace(hit, snippet=[Segment(shown, False)])
+
+
 async def search(session: AsyncSession, who: Principal, q: SearchQuery) -> SearchPage:
     """One page of hits the caller may see: contacts first, then calls, then messages and
     notes by relevance (or all by date with ``sort="newest"``). Paging is by offset;
@@ -551,7 +559,7 @@ async def search(session: AsyncSession, who: Principal, q: SearchQuery) -> Searc
     hits = [
         *await _contacts(session, who, q, masker, want),
         *await _calls(session, q, scope, masker, want),
-        *await _messages(session, q, scope, want),
+        *[_masked_hit(h) if masker.masked else h for h in await _messages(session, q, scope, want)],
     ]
     if q.sort == "newest":
         hits.sort(key=lambda h: (h.at is not None, h.at), reverse=True)

@@ -12,13 +12,14 @@ import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 from omni.db import models as m
-from omni.domain import auth
+from omni.domain import auth, grants
 from omni.domain.auth import Principal
 from omni.domain.errors import DomainError, NotAuthenticated
 from omni.domain.event_types import is_private
 from omni.domain.events import DomainEvent, events_after
+from omni.domain.masking import mask_payload
 from omni.i18n import LANG_COOKIE, error_body, pick_language
-from omni.realtime import rooms
+from omni.realtime import pii, rooms
 from omni.realtime.live import FanoutManager, LiveFanout
 from omni.realtime.live import live_fanout as live_fanout
 from omni.realtime.membership import follow_queue_members, leave
@@ -87,9 +88,10 @@ def socket_sink(sio: socketio.AsyncServer) -> Callable[[Sequence[DomainEvent]], 
     async def emit_all(events: Sequence[DomainEvent]) -> None:
         for event in events:
             wire = event.to_wire()
+            masked = pii.masked_wire(wire)  # once per event, for every masked reader
             for namespace in NAMESPACES:
                 leaving = await follow_queue_members(sio, namespace, wire) if local else []
-                await sio.emit("event", wire, to=event_rooms(event, namespace), namespace=namespace)
+                await pii.emit_event(sio, namespace, wire, masked, event_rooms(event, namespace))
                 await leave(sio, namespace, leaving)
 
     async def sink(events: Sequence[DomainEvent]) -> None:
@@ -159,6 +161,17 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped b
             sess = await self.get_session(sid)
             return _err(exc, sess["who"].language if "who" in sess else "en")
 
+    async def _reads_masked(self, who: Principal) -> bool:
+        """Whether this reader gets phones and e-mails masked (``omni.realtime.pii``)."""
+        async with self.services.db.transaction() as session:
+            return not await grants.allowed(session, who, grants.PII_VIEW)
+
+    async def _enter_event_rooms(self, sid: str, names: Sequence[str]) -> None:
+        """Join event rooms, or their masked twins for a reader without ``PII_VIEW``."""
+        masked = bool((await self.get_session(sid)).get("masked"))
+        for name in names:
+            await self.enter_room(sid, pii.twin(name, masked))
+
     async def _visible(self, who: Principal) -> tuple[set[int] | None, set[int] | None]:
         async with self.services.db.transaction() as session:
             return await auth.visible_queue_ids(session, who), await auth.visible_user_ids(session, who)
@@ -182,6 +195,8 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped b
                 for e in events
                 if auth.event_visible(e, who, queues, users) and self._may_replay(e, who)
             ]
+            if (await self.get_session(sid)).get("masked"):
+                visible = [mask_payload(w) for w in visible]
             return _ok(events=visible, last_seq=events[-1].id if events else after)
 
         return await self._call(sid, run)

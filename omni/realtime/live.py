@@ -31,6 +31,7 @@ from sqlalchemy import func, select
 from omni.db import Database
 from omni.db import models as m
 from omni.domain.events import DomainEvent
+from omni.realtime import pii
 from omni.realtime.membership import follow_queue_members, leave
 
 log = logging.getLogger(__name__)
@@ -351,15 +352,11 @@ class LiveFanout:
     async def _replay(self, events: Sequence[DomainEvent]) -> None:
         for event in events:
             wire = event.to_wire()
+            masked = pii.masked_wire(wire)
             for namespace in self.namespaces:
                 leaving = await follow_queue_members(self.sio, namespace, wire)
-                await self.sio.emit(
-                    "event",
-                    wire,
-                    to=self.event_rooms(event, namespace),
-                    namespace=namespace,
-                    ignore_queue=True,
-                )
+                targets = self.event_rooms(event, namespace)
+                await pii.emit_event(self.sio, namespace, wire, masked, targets, ignore_queue=True)
                 await leave(self.sio, namespace, leaving)
         for hook in self.replay_hooks:
             try:

@@ -21,7 +21,7 @@ import socketio
 
 from omni.db import models as m
 from omni.domain.auth import Principal
-from omni.realtime import rooms
+from omni.realtime import pii, rooms
 
 log = logging.getLogger(__name__)
 
@@ -30,23 +30,32 @@ OPERATOR_NAMESPACE = "/operator"
 
 
 def _local_sids(server: socketio.AsyncServer, namespace: str, room: str) -> list[str]:
-    return [sid for sid, _eio in server.manager.get_participants(namespace, room)]
+    """This node's sockets in ``room`` or its masked twin (``omni.realtime.pii``)."""
+    return [
+        sid
+        for name in (room, pii.twin(room, True))
+        for sid, _eio in server.manager.get_participants(namespace, name)
+    ]
 
 
-async def _operator_of(server: socketio.AsyncServer, sid: str, namespace: str) -> int | None:
+async def _operator_of(server: socketio.AsyncServer, sid: str, namespace: str) -> tuple[int | None, bool]:
+    """The operator behind a socket (``None`` for other roles) and whether it reads masked."""
     try:
         sess = await server.get_session(sid, namespace=namespace)
     except KeyError:  # disconnected meanwhile
-        return None
+        return None, False
     who: Principal | None = sess.get("who")
-    return who.id if who is not None and who.role == m.Role.OPERATOR else None
+    operator = who.id if who is not None and who.role == m.Role.OPERATOR else None
+    return operator, bool(sess.get("masked"))
 
 
 async def follow_queue_members(
     server: socketio.AsyncServer, namespace: str, wire: Any
 ) -> list[tuple[str, str]]:
     """Join the sockets of the queue's new members to its room; returns the ``(sid, room)``
-    pairs to leave once the event has been delivered (see ``leave``)."""
+    pairs to leave once the event has been delivered (see ``leave``). Also moves sockets
+    between masked and plain rooms on ``grants.changed`` (``pii.follow_grants``)."""
+    await pii.follow_grants(server, namespace, wire)
     if namespace != OPERATOR_NAMESPACE or not isinstance(wire, dict) or wire.get("type") != MEMBERS_CHANGED:
         return []
     data = wire.get("data") or {}
@@ -57,13 +66,14 @@ async def follow_queue_members(
     inside = set(_local_sids(server, namespace, room))
     for user_id in members:
         for sid in _local_sids(server, namespace, rooms.user(user_id)):
-            if sid not in inside and await _operator_of(server, sid, namespace) == user_id:
-                await server.enter_room(sid, room, namespace=namespace)
+            operator, masked = await _operator_of(server, sid, namespace)
+            if sid not in inside and operator == user_id:
+                await server.enter_room(sid, pii.twin(room, masked), namespace=namespace)
     leaving: list[tuple[str, str]] = []
     for sid in inside:
-        user_id = await _operator_of(server, sid, namespace)
-        if user_id is not None and user_id not in members:
-            leaving.append((sid, room))
+        operator, masked = await _operator_of(server, sid, namespace)
+        if operator is not None and operator not in members:
+            leaving.append((sid, pii.twin(room, masked)))
     return leaving
 
 

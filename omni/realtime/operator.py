@@ -31,12 +31,10 @@ class OperatorNamespace(BaseNamespace):
             who = await self._authenticate(environ, auth_data)
         except NotAuthenticated as exc:
             raise Refused(exc.message, {"error": exc.code}) from exc
-        await self.save_session(sid, {"who": who})
+        await self.save_session(sid, {"who": who, "masked": await self._reads_masked(who)})
         queues, _ = await self._visible(who)
-        await self.enter_room(sid, rooms.user(who.id))
         await self.enter_room(sid, rooms.exports(who.id))
-        for qid in queues or ():
-            await self.enter_room(sid, rooms.queue(qid))
+        await self._enter_event_rooms(sid, [rooms.user(who.id), *(rooms.queue(q) for q in queues or ())])
         if who.role == m.Role.OPERATOR:
             async with self.services.db.transaction() as session:
                 await presence.do_connect(session, who.id, sid, self.services.node_id)

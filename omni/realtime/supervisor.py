@@ -50,17 +50,16 @@ class SupervisorNamespace(BaseNamespace):
         async with self.services.db.transaction() as session:
             if not await grants.allowed(session, who, grants.PAGE_SUPERVISOR):
                 raise Refused("your role has no permission to use the live monitor", {"error": "forbidden"})
-        await self.save_session(sid, {"who": who})
+        await self.save_session(sid, {"who": who, "masked": await self._reads_masked(who)})
         await self.enter_room(sid, rooms.exports(who.id))
-        await self.enter_room(sid, rooms.user(who.id))  # about themselves, e.g. their phone changed
         queues, users = await self._visible(who)
+        # Their own user room: about themselves, e.g. their phone changed.
+        names = [rooms.user(who.id)]
         if queues is None:
-            await self.enter_room(sid, rooms.ALL)
-            return
-        for qid in queues:
-            await self.enter_room(sid, rooms.queue(qid))
-        for uid in users or ():
-            await self.enter_room(sid, rooms.user(uid))
+            names.append(rooms.ALL)
+        else:
+            names += [rooms.queue(q) for q in queues] + [rooms.user(u) for u in users or ()]
+        await self._enter_event_rooms(sid, names)
 
     async def on_monitor(self, sid: str, data: Any = None) -> dict[str, Any]:
         async def run(who: Principal) -> dict[str, Any]:

@@ -153,6 +153,7 @@ class SearchPage(Controller):
             channel=enum_label(ctx.lang, "channel", conv.channel),
             status=ctx.t(f"op.st.{conv.status}"),
             messages=messages,
+            bodies={msg.id: masker.body(msg) for msg in messages},
             hit=hit,
             can_grade=can_grade,
             back=request.headers.get("referer", "")

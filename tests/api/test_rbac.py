@@ -254,6 +254,8 @@ class Foreign:
     """A quality scorecard (supervisors and admins build them)."""
     evaluation_b: int = 0
     """A quality evaluation of group B's conversation, grading group B's operator."""
+    message_b: int = 0
+    """A customer's message in group B's conversation."""
 
 
 @pytest.fixture
@@ -389,9 +391,12 @@ async def foreign(world: World) -> Foreign:
         s.add(evaluation_b)
         await s.flush()
         card_id, evaluation_b_id = card.id, evaluation_b.id
+        of_b = select(m.Message.id).where(m.Message.conversation_id == conv_b.id)
+        message_b = await s.scalar(of_b.limit(1))
     return Foreign(
         scorecard=card_id,
         evaluation_b=evaluation_b_id,
+        message_b=message_b or 0,
         label_b=label_b_id,
         view_b=view_b_id,
         campaign_b=campaign_b_id,
@@ -766,6 +771,7 @@ RBAC: dict[tuple[str, str], tuple[str, dict[str, object] | None]] = {
     ("GET", "/api/v1/admin/masked-webhooks"): (ADMIN_ONLY, None),
     ("PUT", "/api/v1/admin/masked-webhooks"): (ADMIN_ONLY, {"ids": []}),
     ("POST", "/api/v1/contacts/{contact_id:int}/reveal"): (SCOPED, None),
+    ("POST", "/api/v1/messages/{message_id:int}/reveal"): (SCOPED, None),
     ("GET", "/api/v1/users"): (SELF, None),
     ("POST", "/api/v1/users"): (ADMIN_ONLY, {"username": "x", "password": "longenough1", "role": "admin"}),
     ("GET", "/api/v1/users/{user_id:int}"): (SCOPED, None),
@@ -952,6 +958,7 @@ def fill(path: str, world: World, foreign: Foreign) -> str:
     """The path with every parameter pointing at group B's objects (or an admin's)."""
     values: dict[str, object] = {
         "conversation_id": world.ids["conv_b"],
+        "message_id": foreign.message_b,
         "contact_id": foreign.contact_b,
         "file_id": foreign.file_b,
         "callback_id": foreign.callback_b,

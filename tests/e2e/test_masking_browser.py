@@ -16,6 +16,8 @@ from sqlalchemy import select
 
 from omni.db import models as m
 from omni.db.migrate import upgrade_async
+from omni.domain import grants
+from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage, do_ingest_inbound
 from omni.settings import Settings
 from tests import factories as f
@@ -154,3 +156,61 @@ async def test_operator_sees_masked_data_supervisor_full_and_a_reveal_is_audited
         olga = await s.scalar(select(m.User).where(m.User.username == "olga"))
         assert olga is not None
         assert [(r.user_id, r.object_id) for r in rows] == [(olga.id, str(contact_id))]
+
+
+WRITTEN = "Call me back at +7 916 765-43-21 or mail ivan.petrov@mail.ru"
+WRITTEN_MASKED = "Call me back at +7 916 ***-**-21 or mail i***@m***.ru"
+
+
+async def customer_writes(server: LiveServer, inbox_id: int, phone: str, body: str) -> None:
+    async with server.services.db.transaction() as s:
+        await do_ingest_inbound(
+            s, InboundMessage(inbox_id=inbox_id, identity_kind="phone", identity_value=phone, body=body)
+        )
+
+
+async def test_a_live_message_with_a_phone_reads_masked_for_the_operator_and_full_for_the_supervisor(
+    server: LiveServer, desk: dict[str, Any], browser: Browser
+) -> None:
+    """Issue 16 (mask16): what the customer writes arrives live in both windows; the operator
+    without ``pii.view`` reads the phone and e-mail in it masked and reveals the message (audited),
+    the supervisor reads it as written."""
+    async with server.services.db.transaction() as s:
+        admin = await s.scalar(select(m.User).where(m.User.username == "admin"))
+        assert admin is not None
+        await grants.check_set_role_grants(s, Principal.of(admin), "operator", {"pii.view": False})
+
+    op_ctx, op = await staff_page(browser, server.url, "olga")
+    sup_ctx, sup = await staff_page(browser, server.url, "sergey")
+    await sup.goto("/app")
+    for page in (op, sup):
+        await expect(page.get_by_test_id("status-select")).to_be_enabled(timeout=TIMEOUT)
+        await page.get_by_test_id("status-select").select_option("available")
+    for name in ("olga", "sergey"):
+        await wait_available(server, name)
+    await customer_calls(server, desk["care"], "Ivan", *IVAN)
+    await customer_calls(server, desk["vip"], "Petr", *PETR)
+    for page in (op, sup):
+        await page.get_by_test_id("offer-accept").click()
+        await expect(page.get_by_test_id("message-body").first).to_have_text("Hello", timeout=TIMEOUT)
+
+    # Both customers write a phone and an e-mail while the windows are open: live events.
+    await customer_writes(server, desk["care"], IVAN[0], WRITTEN)
+    await customer_writes(server, desk["vip"], PETR[0], WRITTEN)
+    op_message = op.get_by_test_id("message").filter(has_text="Call me back")
+    await expect(op_message.get_by_test_id("message-body")).to_have_text(WRITTEN_MASKED, timeout=TIMEOUT)
+    sup_message = sup.get_by_test_id("message").filter(has_text="Call me back")
+    await expect(sup_message.get_by_test_id("message-body")).to_have_text(WRITTEN, timeout=TIMEOUT)
+    await expect(sup_message.get_by_test_id("message-reveal")).to_have_count(0)
+    await expect(op.get_by_text("765-43-21")).to_have_count(0)
+    await op.screenshot(path=screenshot_path("masking-live-message-operator.png"))
+    await sup_ctx.close()
+
+    await op_message.get_by_test_id("message-reveal").click()
+    await expect(op_message.get_by_test_id("message-body")).to_have_text(WRITTEN, timeout=TIMEOUT)
+    await expect(op_message.get_by_test_id("message-reveal")).to_have_count(0)
+    await op_ctx.close()
+    async with server.services.db.transaction() as s:
+        olga = await s.scalar(select(m.User).where(m.User.username == "olga"))
+        rows = list(await s.scalars(select(m.AuditLog).where(m.AuditLog.action == "message.reveal")))
+        assert olga is not None and [r.user_id for r in rows] == [olga.id]

@@ -10,6 +10,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
+from omni.domain import masking
 from omni.domain.auth import (
     Principal,
     access_conversation,
@@ -50,6 +51,7 @@ async def contact_history(session: AsyncSession, who: Principal, conv_id: int) -
         .where(m.Conversation.contact_id == conv.contact_id, m.Conversation.id != conv.id, *scope)
     )
     by_conv: dict[int, list[dict[str, Any]]] = {c.id: [] for c in others}
+    masker = await masking.masker_for(session, who)
     if others:
         for msg in await session.scalars(
             select(m.Message)
@@ -57,7 +59,7 @@ async def contact_history(session: AsyncSession, who: Principal, conv_id: int) -
             .order_by(m.Message.id.desc())
             .limit(HISTORY_MESSAGES)
         ):
-            by_conv[msg.conversation_id].append(message_dict(msg))
+            by_conv[msg.conversation_id].append(masker.payload(message_dict(msg)))
     qs = await _queues(session, {c.queue_id for c in others if c.queue_id is not None})
     codes = {
         code.id: code.name_in(who.language)  # the result in the reader's language
@@ -70,7 +72,7 @@ async def contact_history(session: AsyncSession, who: Principal, conv_id: int) -
     return {
         "contact_id": conv.contact_id,
         "conversations": [
-            conversation_dict(c)
+            masker.payload(conversation_dict(c))
             | {
                 "queue_name": qs[c.queue_id].name if c.queue_id in qs else "",
                 "result_code_name": codes.get(c.result_code_id) if c.result_code_id is not None else None,

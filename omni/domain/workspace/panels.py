@@ -76,11 +76,12 @@ async def waiting_panel(
     qs = await _queues(session, {c.queue_id for c, _ in rows if c.queue_id is not None})
     user = await session.get(m.User, who.id) if rows else None
     load = (await loads_for(session, [who.id]))[who.id] if rows else None
+    masker = await masking.masker_for(session, who)
     items = []
     for conv, pos in rows:
         q = qs.get(conv.queue_id) if conv.queue_id is not None else None
         items.append(
-            conversation_dict(conv)
+            masker.payload(conversation_dict(conv))  # bot variables may hold a phone
             | {
                 "position": int(pos),
                 "contact_name": names.get(conv.contact_id, ""),
@@ -165,10 +166,12 @@ async def snapshot(session: AsyncSession, who: Principal) -> dict[str, Any]:
     names = await _contact_names(session, {c.contact_id for c in convs})
     qs = await _queues(session, {c.queue_id for c in convs if c.queue_id is not None})
     last_seq = await session.scalar(select(m.Event.id).order_by(m.Event.id.desc()).limit(1))
+    masker = await masking.masker_for(session, who)
 
     def brief(c: m.Conversation) -> dict[str, Any]:
         q = qs.get(c.queue_id) if c.queue_id is not None else None
-        return conversation_dict(c) | {
+        shown: dict[str, Any] = masker.payload(conversation_dict(c))
+        return shown | {
             "contact_name": names.get(c.contact_id, ""),
             "queue_name": q.name if q else "",
             "wrap_up_seconds": q.wrap_up_seconds if q else 0,

@@ -144,14 +144,16 @@ async def conversation_view(session: AsyncSession, who: Principal, conv_id: int)
         {msg.author_user_id for msg in messages if msg.author_user_id is not None}
         | ({conv.assigned_user_id} if conv.assigned_user_id is not None else set()),
     )
+    # Phones and e-mails customers wrote (and bots collected) as this reader may see them.
+    masker = await masking.masker_for(session, who)
     return {
-        "conversation": conversation_dict(conv)
+        "conversation": masker.payload(conversation_dict(conv))
         | {
             "contact_name": contact.name,
             "queue_name": queue.name if queue else "",
             "wrap_up_seconds": queue.wrap_up_seconds if queue else 0,
         },
-        "messages": [message_dict(msg) for msg in messages],
+        "messages": [masker.payload(message_dict(msg)) for msg in messages],
         "authors": {str(uid): name for uid, name in authors.items()},
         "card": await masking.masked_card(
             session, who, card_dict(contact, await card_fields_for(session, conv.queue_id))
@@ -173,7 +175,5 @@ async def conversation_view(session: AsyncSession, who: Principal, conv_id: int)
         "queue": _queue_brief(queue) if queue else None,
         "transfer": await transfer_targets(session, who, conv),
         "bot_scenarios": await published_scenarios(session),
-        "call": (await masking.masker_for(session, who)).payload(await call_facts(session, conv))
-        if conv.medium == m.Medium.VOICE
-        else None,
+        "call": masker.payload(await call_facts(session, conv)) if conv.medium == m.Medium.VOICE else None,
     }

@@ -218,6 +218,11 @@ export interface QueueMembersChanged {
   user_ids: number[];
 }
 
+export interface GrantsChanged {
+  role: string;
+  grants: string[];
+}
+
 export interface CampaignPayload {
   id: number;
   name: string;
@@ -342,6 +347,7 @@ export interface EventPayloads {
   "callback.released": CallbackPayload;
   "supervisor.message": SupervisorMessage;
   "queue.members_changed": QueueMembersChanged;
+  "grants.changed": GrantsChanged;
   "campaign.state_changed": CampaignPayload;
   "campaign.attempt_started": CampaignAttemptPayload;
   "campaign.attempt_ended": CampaignAttemptEnded;

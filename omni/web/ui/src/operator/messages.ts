@@ -4,7 +4,7 @@ import { Socket } from "socket.io-client";
 import { call, clear, el } from "../common";
 import { icon } from "../icons";
 import { Canned, Conversation, DialQueue, Message, View, channelIcon } from "./types";
-import { T, failed, time } from "./ui";
+import { T, failed, time, toast } from "./ui";
 
 export interface PaneContext {
   t: T;
@@ -239,10 +239,44 @@ export abstract class PaneBase {
           )
         : el("div", { class: "msg-body", "data-testid": "message-body" }, msg.body),
       ...this.extras(msg),
+      msg.masked && this.view?.card.contact.can_reveal
+        ? el(
+            "button",
+            {
+              type: "button",
+              class: "link",
+              "data-testid": "message-reveal",
+              onclick: (ev: Event) => void this.revealMessage(msg, ev.currentTarget as HTMLElement),
+            },
+            t("op.reveal_message"),
+          )
+        : null,
       msg.direction === "out"
         ? el("span", { class: `mark mark-${msg.delivery}`, "data-testid": "mark", "data-delivery": msg.delivery }, MARKS[msg.delivery] ?? "")
         : null,
     );
+  }
+
+  /** The customer's message with the phones and e-mails in it in full: the reveal grant,
+   * written to the audit log. The text stays text (``textContent``). */
+  protected async revealMessage(msg: Message, button: HTMLElement): Promise<void> {
+    const resp = await fetch(`/api/v1/messages/${msg.id}/reveal`, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-Omni-CSRF": "1" },
+    });
+    const data = (await resp.json().catch(() => ({}))) as { body?: string; detail?: string };
+    if (!resp.ok || typeof data.body !== "string") {
+      toast(data.detail || resp.statusText);
+      return;
+    }
+    msg.body = data.body;
+    msg.masked = false;
+    const node = button.closest("[data-testid=message]");
+    const body = node?.querySelector("[data-testid=message-body]");
+    if (body) body.textContent = data.body;
+    button.remove();
+    toast(this.ctx.t("op.revealed"), "info");
   }
 
   protected renderHeader(): void {

@@ -50,6 +50,8 @@ export interface Message extends Omit<MessagePayload, "attachments" | "channel">
   /** Files ``{name, url}``; bot traffic ``{kind: "buttons", buttons}``, ``{kind: "button_reply", id}``,
    * ``{kind: "dtmf", digits}``, ``{kind: "prompt", file}`` (omni/domain/automated.py). */
   attachments: { name?: string; url?: string; kind?: string; [key: string]: unknown }[];
+  /** Phones or e-mails the customer wrote are masked for this reader (omni/domain/masking.py). */
+  masked?: boolean;
 }
 
 export interface Callback extends CallbackPayload {
