@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from omni.db import models as m
 from omni.db.migrate import upgrade_async
-from omni.domain.search import FTS_TABLE, PG_COLUMN, UNMAPPED_INDEXES
+from omni.domain.search import FTS_TABLE, UNMAPPED_COLUMNS, UNMAPPED_INDEXES
 
 
 def _mapped_name(name: str | None, type_: str, _parent: Any) -> bool:
@@ -22,7 +22,7 @@ def _mapped_name(name: str | None, type_: str, _parent: Any) -> bool:
     if type_ == "index":
         return name not in UNMAPPED_INDEXES
     if type_ == "column":
-        return name != PG_COLUMN
+        return name not in UNMAPPED_COLUMNS
     return not (type_ == "table" and name is not None and name.startswith(FTS_TABLE))
 
 

@@ -26,7 +26,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, literal_column, or_, select, text, union
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    true,
+    union,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -44,6 +56,7 @@ __all__ = [
     "KINDS",
     "PG_COLUMN",
     "PG_INDEX",
+    "UNMAPPED_COLUMNS",
     "UNMAPPED_INDEXES",
     "Hit",
     "SearchPage",
@@ -65,13 +78,26 @@ MAX_QUERY = 200
 MAX_LIMIT = 100
 PG_INDEX = "ix_messages_search"
 PG_COLUMN = "search_tsv"
+PG_QUEUE = "search_queue_id"
+"""``messages``' copy of its conversation's queue (migration ``0040_searchperf18``, kept by
+triggers, not mapped in the models)."""
 PG_TSV = "(to_tsvector('russian'::regconfig, body) || to_tsvector('english'::regconfig, body))"
 """The expression of the stored generated column ``messages.search_tsv`` (migration
 ``0035_search18``); the column is GIN-indexed and not mapped in the models."""
 UNMAPPED_INDEXES = frozenset(
-    {PG_INDEX, "ix_contacts_name_trgm", "ix_contacts_email_trgm", "ix_contact_identities_value_trgm"}
+    {
+        PG_INDEX,
+        "ix_contacts_name_trgm",
+        "ix_contacts_email_trgm",
+        "ix_contact_identities_value_trgm",
+        "ix_messages_search_queue",
+        "ix_messages_created_at",
+    }
 )
-"""PostgreSQL indexes of migration ``0035_search18`` (GIN, ``pg_trgm``) outside the models."""
+"""PostgreSQL indexes of migrations ``0037_search18`` (GIN, ``pg_trgm``) and
+``0040_searchperf18`` (scope and date) outside the models."""
+UNMAPPED_COLUMNS = frozenset({PG_COLUMN, PG_QUEUE})
+"""PostgreSQL-only columns of ``messages`` the models don't map."""
 
 RANK_WINDOW = 200
 """Newest matching messages in scope ranked by relevance (at least a page's worth more when
@@ -287,13 +313,13 @@ def _has_filters(q: SearchQuery) -> bool:
 
 
 async def _messages(
-    session: AsyncSession, q: SearchQuery, scope: list[ColumnElement[bool]], want: int
+    session: AsyncSession, who: Principal, q: SearchQuery, queues: set[int] | None, want: int
 ) -> list[Hit]:
     kinds = [k for k in ("message", "note") if k in q.kinds]
     if not kinds:
         return []
     c, msg = m.Conversation, m.Message
-    where: list[Any] = [*scope, *_conversation_filters(q)]
+    where: list[Any] = [*visible_conversations_filter(queues, who), *_conversation_filters(q)]
     if kinds == ["note"]:
         where.append(msg.direction == "note")
     elif kinds == ["message"]:
@@ -314,6 +340,7 @@ async def _messages(
         )
         tsv: ColumnElement[Any] = literal_column(f"messages.{PG_COLUMN}")
         where.append(tsv.op("@@")(tsq))
+        where += await _pg_prefilter(session, who, q, queues)
         # A rare word (an order number) is cheapest through the GIN index alone; walking the
         # newest messages for it would read the whole table. Probe: fewer than PROBE matches
         # in all → look only at those rows.
@@ -391,6 +418,33 @@ async def _messages(
             )
         )
     return hits
+
+
+async def _pg_prefilter(
+    session: AsyncSession, who: Principal, q: SearchQuery, queues: set[int] | None
+) -> list[ColumnElement[bool]]:
+    """Scope and queue as conditions on ``messages`` itself (PostgreSQL): its
+    ``search_queue_id``, the conversation's queue copied by migration ``0040_searchperf18``'s
+    triggers, and the few conversations kept for the caller outside their queues by id. Both
+    are index conditions beside the GIN index, so millions of rows are not joined to
+    ``conversations`` to be dropped; the exact rule (``visible_conversations_filter``) still
+    applies to what is left, so the copy can only narrow, never widen, what a caller sees."""
+    queue: ColumnElement[Any] = literal_column(f"messages.{PG_QUEUE}")
+    where: list[ColumnElement[bool]] = []
+    if q.queue_id is not None:
+        where.append(queue == q.queue_id)
+    if queues is None:
+        return where
+    c = m.Conversation
+    mine = or_(
+        c.assigned_user_id == who.id,
+        c.preferred_user_id == who.id,
+        c.id.in_(select(m.Offer.conversation_id).where(m.Offer.user_id == who.id)),
+    )
+    elsewhere = or_(c.queue_id.is_(None), c.queue_id.not_in(queues)) if queues else true()
+    kept = list(await session.scalars(select(c.id).where(mine, elsewhere)))
+    where.append(or_(queue.in_(queues), m.Message.conversation_id.in_(kept)))
+    return where
 
 
 async def _contacts(
@@ -545,13 +599,14 @@ async def search(session: AsyncSession, who: Principal, q: SearchQuery) -> Searc
     if who.role == m.Role.AUDITOR:
         raise PermissionDenied("auditors can read the audit log only")
     _validate(q)
-    scope = visible_conversations_filter(await visible_queue_ids(session, who), who)
+    queues = await visible_queue_ids(session, who)
+    scope = visible_conversations_filter(queues, who)
     masker = await masker_for(session, who)
     want = q.offset + q.limit + 1
     hits = [
         *await _contacts(session, who, q, masker, want),
         *await _calls(session, q, scope, masker, want),
-        *await _messages(session, q, scope, want),
+        *await _messages(session, who, q, queues, want),
     ]
     if q.sort == "newest":
         hits.sort(key=lambda h: (h.at is not None, h.at), reverse=True)

@@ -252,3 +252,26 @@ async def test_recordings_by_phone_operator_and_date_in_scope(svc: Services, wor
         auditor = await f.user(db, "aud", m.Role.AUDITOR)
         with pytest.raises(PermissionDenied):
             await s.search(db, f.who(auditor), s.SearchQuery(text="x"))
+
+
+async def test_a_transferred_conversation_is_found_in_its_new_queue_and_by_whom_it_is_kept_for(
+    svc: Services, world: dict[str, int]
+) -> None:
+    """PostgreSQL narrows by a copy of the queue on each message (migration 0040_searchperf18's
+    triggers): it follows a transfer, covers messages written afterwards, and an operator still
+    finds a conversation assigned or kept for them outside their queues."""
+    op_a, op_b, c1, c2 = world["op_a"], world["op_b"], world["c1"], world["c2"]
+    async with svc.db.transaction() as db:
+        (await db.get_one(m.Conversation, c2)).queue_id = world["q_a"]
+    assert sorted(convs(await find(svc, op_a, "заказ"))) == [c1, c2]
+    assert convs(await find(svc, op_b, "заказ")) == [c2]  # still its assignee
+    async with svc.db.transaction() as db:
+        conv = await db.get_one(m.Conversation, c2)
+        conv.assigned_user_id, conv.preferred_user_id = None, op_b
+    assert convs(await find(svc, op_b, "заказ")) == [c2]
+    async with svc.db.transaction() as db:
+        (await db.get_one(m.Conversation, c2)).preferred_user_id = None
+        db.add(m.Message(conversation_id=c2, direction="in", body="ещё один заказ", created_at=T0))
+    assert convs(await find(svc, op_b, "заказ")) == []
+    assert convs(await find(svc, world["sup"], "заказ", queue_id=world["q_b"])) == []
+    assert sorted(convs(await find(svc, op_a, "заказ", queue_id=world["q_a"]))) == [c1, c2, c2]
