@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import asyncpg
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -208,7 +208,37 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[k]
 
 
-async def measure(dsn: str, runs: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+async def explain_cases(
+    engine: Any, maker: Any, cases: list[tuple[str, Principal, search.SearchQuery]], match: str
+) -> None:
+    """Print ``EXPLAIN (ANALYZE, BUFFERS)`` of every statement on ``messages`` that the cases
+    whose name contains ``match`` run (``--explain``; ``--explain ''`` for all)."""
+    plans: list[str] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if "messages" in statement and not statement.startswith("EXPLAIN"):
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
+            plans.append("\n".join(r[0] for r in cursor.fetchall()))
+
+    for name, who, q in cases:
+        if match not in name:
+            continue
+        async with maker() as s:
+            await search.search(s, who, q)  # warm
+        event.listen(engine.sync_engine, "before_cursor_execute", capture)
+        try:
+            async with maker() as s:
+                await search.search(s, who, q)
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", capture)
+        print(f"==== {name}")
+        print("\n----\n".join(plans))
+        plans.clear()
+
+
+async def measure(
+    dsn: str, runs: int, explain: str | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     engine = create_async_engine(
         db_dsn(dsn).replace("postgresql://", "postgresql+asyncpg://"), pool_size=2, max_overflow=0
     )
@@ -249,6 +279,10 @@ async def measure(dsn: str, runs: int) -> tuple[list[dict[str, Any]], dict[str, 
         ),
         ("admin: notes «жалоба»", admin, search.SearchQuery(text="жалоба", kinds=("note",))),
     ]
+    if explain:
+        await explain_cases(engine, maker, cases, explain)
+        await engine.dispose()
+        return [], facts
     out = []
     for name, who, q in cases:
         timings = []
@@ -282,6 +316,9 @@ async def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="measure the seeded database again")
     parser.add_argument("--drop", action="store_true", help="drop the database at the end")
     parser.add_argument("--dsn", default=None)
+    parser.add_argument(
+        "--explain", default=None, help="print the plans of the queries whose name contains this"
+    )
     parser.add_argument("--out", default="bench/results/search.json")
     args = parser.parse_args()
     dsn = admin_dsn(args.dsn)
@@ -291,7 +328,9 @@ async def main() -> None:
             log(f"creating {DB} and seeding {args.messages} messages")
             await create(dsn)
             took = await seed(dsn, args.messages)
-        rows, facts = await measure(dsn, args.runs)
+        rows, facts = await measure(dsn, args.runs, args.explain)
+        if args.explain is not None:
+            return
     finally:
         if args.drop:
             conn = await asyncpg.connect(dsn)

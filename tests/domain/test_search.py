@@ -11,6 +11,7 @@ from omni.db import models as m
 from omni.domain import grants
 from omni.domain import search as s
 from omni.domain.errors import InvalidInput, PermissionDenied
+from omni.domain.recordings import find_recordings
 from omni.services import Services
 from tests import factories as f
 
@@ -244,11 +245,11 @@ async def test_recordings_by_phone_operator_and_date_in_scope(svc: Services, wor
     async with svc.db.transaction() as db:
         admin = f.who(await db.get_one(m.User, world["admin"]))
         op_b = f.who(await db.get_one(m.User, world["op_b"]))
-        rows, more = await s.find_recordings(db, admin, phone="916 123")
+        rows, more = await find_recordings(db, admin, phone="916 123")
         assert [r.conversation_id for r in rows] == [world["c3"]] and not more
-        assert (await s.find_recordings(db, admin, operator_id=world["op_b"]))[0] == []
-        assert (await s.find_recordings(db, admin, date_from=T0 + timedelta(days=4)))[0] == []
-        assert (await s.find_recordings(db, op_b, phone="916"))[0] == []
+        assert (await find_recordings(db, admin, operator_id=world["op_b"]))[0] == []
+        assert (await find_recordings(db, admin, date_from=T0 + timedelta(days=4)))[0] == []
+        assert (await find_recordings(db, op_b, phone="916"))[0] == []
         auditor = await f.user(db, "aud", m.Role.AUDITOR)
         with pytest.raises(PermissionDenied):
             await s.search(db, f.who(auditor), s.SearchQuery(text="x"))
