@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, func, literal_column, or_, select, text, true, union
+from sqlalchemy import ColumnElement, Select, exists, func, literal_column, or_, select, text, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -37,6 +37,7 @@ from omni.domain.auth import (
 )
 from omni.domain.errors import InvalidInput, PermissionDenied
 from omni.domain.masking import Masker, masker_for
+from omni.domain.search_pg import PG_COLUMN, PG_QUEUE, window_ids
 from omni.domain.views import view_conditions
 
 __all__ = [
@@ -64,10 +65,6 @@ MAX_QUERY = 200
 
 MAX_LIMIT = 100
 PG_INDEX = "ix_messages_search"
-PG_COLUMN = "search_tsv"
-PG_QUEUE = "search_queue_id"
-"""``messages``' copy of its conversation's queue (migration ``0040_searchperf18``, kept by
-triggers, not mapped in the models)."""
 PG_TSV = "(to_tsvector('russian'::regconfig, body) || to_tsvector('english'::regconfig, body))"
 """The expression of the stored generated column ``messages.search_tsv`` (migration
 ``0035_search18``); the column is GIN-indexed and not mapped in the models."""
@@ -94,9 +91,6 @@ walking ``messages`` backwards, so the window's size is what a query costs
 
 FTS_TABLE = "messages_fts"
 """SQLite's FTS5 table (external content: ``messages``); its shadow tables share the prefix."""
-
-PROBE = 2000
-"""Matches below which a word counts as rare (``_messages`` on PostgreSQL)."""
 
 START, STOP = "\x02", "\x03"
 """Highlight markers inside snippets, turned into ``Segment``s before anything leaves."""
@@ -306,15 +300,17 @@ async def _messages(
     if not kinds:
         return []
     c, msg = m.Conversation, m.Message
-    where: list[Any] = [*visible_conversations_filter(queues, who), *_conversation_filters(q)]
+    conversation_where = [*visible_conversations_filter(queues, who), *_conversation_filters(q)]
+    message_where: list[Any] = []
     if kinds == ["note"]:
-        where.append(msg.direction == "note")
+        message_where.append(msg.direction == "note")
     elif kinds == ["message"]:
-        where.append(msg.direction != "note")
+        message_where.append(msg.direction != "note")
     if q.date_from is not None:
-        where.append(msg.created_at >= q.date_from)
+        message_where.append(msg.created_at >= q.date_from)
     if q.date_to is not None:
-        where.append(msg.created_at < q.date_to)
+        message_where.append(msg.created_at < q.date_to)
+    where: list[Any] = [*conversation_where, *message_where]
     dialect = session.get_bind().dialect.name
     words = q.text.strip()
     stmt: Select[Any]
@@ -326,16 +322,21 @@ async def _messages(
             func.websearch_to_tsquery(text("'english'::regconfig"), words)
         )
         tsv: ColumnElement[Any] = literal_column(f"messages.{PG_COLUMN}")
-        where.append(tsv.op("@@")(tsq))
-        where += await _pg_prefilter(session, who, q, queues)
-        # A rare word (an order number) is cheapest through the GIN index alone; walking the
-        # newest messages for it would read the whole table. Probe: fewer than PROBE matches
-        # in all → look only at those rows.
-        rare = list(await session.scalars(select(msg.id).where(tsv.op("@@")(tsq)).limit(PROBE)))
-        if len(rare) < PROBE:
-            if not rare:
-                return []
-            where.append(msg.id.in_(rare))
+        # the newest matches in scope (RANK_WINDOW of them for relevance, a page for newest)
+        window = (
+            await window_ids(
+                session,
+                who,
+                words=words,
+                match=tsv.op("@@")(tsq),
+                message_where=message_where,
+                conversation_where=conversation_where,
+                queues=queues,
+                queue_id=q.queue_id,
+                dated=q.date_from is not None or q.date_to is not None,
+                size=want if q.sort == "newest" else max(RANK_WINDOW, want),
+            )
+        ).subquery("window")
         snippet = func.ts_headline(
             text("'russian'::regconfig"),
             msg.body,
@@ -344,29 +345,18 @@ async def _messages(
             "FragmentDelimiter=' … '",
         )
         rank = func.ts_rank_cd(tsv, tsq)
-        if q.sort == "newest":
-            stmt = select(msg.id, msg.conversation_id, snippet, rank)
-            order = [msg.id.desc()]
-        else:
-            # rank the newest RANK_WINDOW matches only (a word in a million messages stays
-            # fast), keep the best page, and only then build snippets for those few rows
-            window = (
-                select(msg.id.label("id"), rank.label("rank"))
-                .join(c, c.id == msg.conversation_id)
-                .where(*where)
-                .order_by(msg.id.desc())
-                .limit(max(RANK_WINDOW, want))
-                .subquery("window")
-            )
-            top = (
-                select(window.c.id, window.c.rank)
-                .order_by(window.c.rank.desc(), window.c.id.desc())
-                .limit(want)
-                .subquery("top")
-            )
-            stmt = select(msg.id, msg.conversation_id, snippet, top.c.rank).join(top, top.c.id == msg.id)
-            where = []
-            order = [top.c.rank.desc(), msg.id.desc()]
+        # rank the window only (a word in a million messages stays fast), keep the best
+        # page, and only then build snippets for those few rows
+        top = (
+            select(msg.id.label("id"), rank.label("rank"))
+            .join(window, window.c.id == msg.id)
+            .order_by(*([msg.id.desc()] if q.sort == "newest" else [rank.desc(), msg.id.desc()]))
+            .limit(want)
+            .subquery("top")
+        )
+        stmt = select(msg.id, msg.conversation_id, snippet, top.c.rank).join(top, top.c.id == msg.id)
+        where = []
+        order = [msg.id.desc()] if q.sort == "newest" else [top.c.rank.desc(), msg.id.desc()]
     else:
         match = _fts5_query(words)
         if not match:
@@ -405,33 +395,6 @@ async def _messages(
             )
         )
     return hits
-
-
-async def _pg_prefilter(
-    session: AsyncSession, who: Principal, q: SearchQuery, queues: set[int] | None
-) -> list[ColumnElement[bool]]:
-    """Scope and queue as conditions on ``messages`` itself (PostgreSQL): its
-    ``search_queue_id``, the conversation's queue copied by migration ``0040_searchperf18``'s
-    triggers, and the few conversations kept for the caller outside their queues by id. Both
-    are index conditions beside the GIN index, so millions of rows are not joined to
-    ``conversations`` to be dropped; the exact rule (``visible_conversations_filter``) still
-    applies to what is left, so the copy can only narrow, never widen, what a caller sees."""
-    queue: ColumnElement[Any] = literal_column(f"messages.{PG_QUEUE}")
-    where: list[ColumnElement[bool]] = []
-    if q.queue_id is not None:
-        where.append(queue == q.queue_id)
-    if queues is None:
-        return where
-    c = m.Conversation
-    mine = or_(
-        c.assigned_user_id == who.id,
-        c.preferred_user_id == who.id,
-        c.id.in_(select(m.Offer.conversation_id).where(m.Offer.user_id == who.id)),
-    )
-    elsewhere = or_(c.queue_id.is_(None), c.queue_id.not_in(queues)) if queues else true()
-    kept = list(await session.scalars(select(c.id).where(mine, elsewhere)))
-    where.append(or_(queue.in_(queues), m.Message.conversation_id.in_(kept)))
-    return where
 
 
 async def _contacts(

@@ -276,3 +276,31 @@ async def test_a_transferred_conversation_is_found_in_its_new_queue_and_by_whom_
     assert convs(await find(svc, op_b, "заказ")) == []
     assert convs(await find(svc, world["sup"], "заказ", queue_id=world["q_b"])) == []
     assert sorted(convs(await find(svc, op_a, "заказ", queue_id=world["q_a"]))) == [c1, c2, c2]
+
+
+@pytest.mark.parametrize("matches", [1.0, 1e9], ids=["few-matches-gin", "many-matches-walk"])
+async def test_both_ways_to_the_newest_matches_find_the_same_hits_in_scope(
+    svc: Services, world: dict[str, int], monkeypatch: pytest.MonkeyPatch, matches: float
+) -> None:
+    """PostgreSQL reads every match through the GIN index when the planner expects few, and
+    walks the newest messages per visible queue when it expects many (omni.domain.search_pg);
+    scope, filters, the kept conversations and paging come out the same either way."""
+    from omni.domain import search_pg
+
+    async def guess(_session: object, _words: str) -> tuple[float, float]:
+        return matches, 1e6
+
+    monkeypatch.setattr(search_pg, "estimate", guess)
+    op_a, op_b, c1, c2 = world["op_a"], world["op_b"], world["c1"], world["c2"]
+    assert convs(await find(svc, op_a, "заказ")) == [c1]
+    assert convs(await find(svc, world["sup"], "заказ", sort="newest")) == [c1]
+    assert convs(await find(svc, op_b, "заказ", queue_id=world["q_a"])) == []
+    assert sorted(convs(await find(svc, world["admin"], "заказ"))) == [c1, c2]
+    assert convs(await find(svc, world["admin"], "заказ", queue_id=world["q_b"])) == [c2]
+    async with svc.db.transaction() as db:
+        (await db.get_one(m.Conversation, c2)).preferred_user_id = op_a
+    assert sorted(convs(await find(svc, op_a, "заказ"))) == [c1, c2]
+    assert convs(await find(svc, op_a, "заказ", queue_id=world["q_b"])) == [c2]
+    first = await find(svc, world["admin"], "order", kinds=("message",), limit=1)
+    second = await find(svc, world["admin"], "order", kinds=("message",), limit=1, offset=1)
+    assert first.has_more and first.hits[0].message_id != second.hits[0].message_id
