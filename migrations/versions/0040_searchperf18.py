@@ -8,8 +8,9 @@ its queue changes (a transfer). With ``ix_messages_search_queue (search_queue_id
 index conditions next to the GIN index, so a search no longer joins ``conversations`` for
 millions of rows (bench/search_bench.py). Existing rows are filled in batches of ``BATCH`` ids.
 
-``ix_conversations_preferred_user`` (both databases, in the models) finds the conversations kept
-for an operator outside their queues, the other half of the scope. SQLite (embedded mode)
+``ix_conversations_assignee_queue`` and ``ix_conversations_preferred_queue`` (both databases, in
+the models) find the conversations kept for an operator outside their queues, the other half of
+the scope, from the index alone. SQLite (embedded mode)
 searches through FTS5 and has no use for the copy. The column, triggers and the two message
 indexes are not mapped in the models (``omni.domain.search.UNMAPPED_INDEXES``).
 
@@ -27,6 +28,12 @@ revision: str = "0040_searchperf18"
 down_revision: str | None = "0039_rest16"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+KEPT_INDEXES = (
+    ("ix_conversations_assignee_queue", "assigned_user_id"),
+    ("ix_conversations_preferred_queue", "preferred_user_id"),
+)
+"""Conversations assigned or reserved to an operator, with their queue (an index-only read)."""
 
 BATCH = 50_000
 """Message ids per backfill statement."""
@@ -52,9 +59,8 @@ FUNCTIONS = (
 
 def upgrade() -> None:
     # both databases: search's scope looks up the conversations kept for an operator
-    op.create_index(
-        "ix_conversations_preferred_user", "conversations", ["preferred_user_id"], if_not_exists=True
-    )
+    for index, column in KEPT_INDEXES:
+        op.create_index(index, "conversations", [column, "queue_id"], if_not_exists=True)
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute("ALTER TABLE messages ADD COLUMN IF NOT EXISTS search_queue_id integer")
@@ -89,7 +95,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_conversations_preferred_user", table_name="conversations", if_exists=True)
+    for index, _column in KEPT_INDEXES:
+        op.drop_index(index, table_name="conversations", if_exists=True)
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute("DROP INDEX IF EXISTS ix_messages_created_at")

@@ -37,7 +37,7 @@ from omni.domain.auth import (
 )
 from omni.domain.errors import InvalidInput, PermissionDenied
 from omni.domain.masking import Masker, masker_for
-from omni.domain.search_pg import PG_COLUMN, PG_QUEUE, window_ids
+from omni.domain.search_pg import PG_COLUMN, PG_QUEUE, reset_planner, window_ids
 from omni.domain.views import view_conditions
 
 __all__ = [
@@ -328,7 +328,7 @@ async def _messages(
                 session,
                 who,
                 words=words,
-                match=tsv.op("@@")(tsq),
+                tsq=tsq,
                 message_where=message_where,
                 conversation_where=conversation_where,
                 queues=queues,
@@ -376,8 +376,11 @@ async def _messages(
         .order_by(*order)
         .limit(want)
     )
+    rows = (await session.execute(stmt)).all()
+    if words and dialect == "postgresql":
+        await reset_planner(session)
     hits = []
-    for mid, cid, snip, score, direction, at, channel, status, name in (await session.execute(stmt)).all():
+    for mid, cid, snip, score, direction, at, channel, status, name in rows:
         body = str(snip or "")
         parts = segments(body) if words else [Segment(body[:200], False)]
         hits.append(

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omni.db import models as m
 from omni.domain.auth import Principal
 
-__all__ = ["PG_COLUMN", "PG_QUEUE", "estimate", "kept_conversations", "window_ids"]
+__all__ = ["PG_COLUMN", "PG_QUEUE", "estimate", "kept_conversations", "reset_planner", "window_ids"]
 
 PG_COLUMN = "search_tsv"
 """The stored generated tsvector of ``messages`` (migration ``0037_search18``), GIN-indexed."""
@@ -41,9 +41,53 @@ PG_QUEUE = "search_queue_id"
 triggers, not mapped in the models)."""
 
 
+PLANNER = {"max_parallel_workers_per_gather": "0", "random_page_cost": "1.1"}
+"""Set for the statements of a search (``window_ids``); see bench/README.md for the plans."""
+
+
+PATH_SETTINGS = ("enable_bitmapscan", "enable_mergejoin", "enable_hashjoin")
+"""Turned off for one way to the window or the other (``window_ids``)."""
+
+
+async def reset_planner(session: AsyncSession) -> None:
+    """Back to the session's settings after a search's statements ran."""
+    await session.execute(
+        text("SELECT set_config(name, reset_val, true) FROM pg_settings WHERE name = ANY(:names)"),
+        {"names": [*PLANNER, *PATH_SETTINGS]},
+    )
+
+
+async def _set_planner(session: AsyncSession, **settings: str) -> None:
+    """``SET LOCAL`` in one round trip."""
+    calls = ", ".join(f"set_config('{name}', '{value}', true)" for name, value in settings.items())
+    await session.execute(text(f"SELECT {calls}"))
+
+
 async def estimate(session: AsyncSession, words: str) -> tuple[float, float]:
-    """The planner's guess of the messages matching ``words`` and of all messages (no rows
-    read: its statistics of the tsvector's lexemes, kept by ``ANALYZE``/autovacuum)."""
+    """The planner's guess of the messages matching ``words`` and of all messages, from its
+    statistics (no rows read). A word outside the statistics' most common lexemes (an order
+    number, a phone) counts as matching nothing: the planner would guess it at about half the
+    rarest common lexeme's frequency, a hundred thousand rows on millions of messages."""
+    params = {"q": words}
+    common, total, russian, english = (
+        await session.execute(
+            text(
+                "SELECT (SELECT most_common_elems::text::text[] FROM pg_stats "
+                "WHERE schemaname = current_schema() AND tablename = 'messages' "
+                "AND attname = 'search_tsv'), "
+                "(SELECT reltuples FROM pg_class WHERE oid = 'messages'::regclass), "
+                "tsvector_to_array(to_tsvector('russian'::regconfig, :q)), "
+                "tsvector_to_array(to_tsvector('english'::regconfig, :q))"
+            ),
+            params,
+        )
+    ).one()
+    total = max(float(total or 0), 1.0)
+    # the query is the Russian parse OR the English one: rare when both have a word outside
+    # the common lexemes
+    known = set(common or ())
+    if common and all(p and not set(p) <= known for p in (russian, english)):
+        return 0.0, total
     plan = (
         await session.execute(
             text(
@@ -51,14 +95,10 @@ async def estimate(session: AsyncSession, words: str) -> tuple[float, float]:
                 "(websearch_to_tsquery('russian'::regconfig, :q) "
                 "|| websearch_to_tsquery('english'::regconfig, :q))"
             ),
-            {"q": words},
+            params,
         )
     ).scalar_one()
-    rows = float((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]["Plan Rows"])
-    total = (
-        await session.execute(text("SELECT reltuples FROM pg_class WHERE oid = 'messages'::regclass"))
-    ).scalar_one()
-    return rows, max(float(total), 1.0)
+    return float((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]["Plan Rows"]), total
 
 
 async def kept_conversations(session: AsyncSession, who: Principal, queues: set[int]) -> list[int]:
@@ -81,7 +121,7 @@ async def window_ids(
     who: Principal,
     *,
     words: str,
-    match: ColumnElement[bool],
+    tsq: ColumnElement[Any],
     message_where: list[ColumnElement[bool]],
     conversation_where: list[ColumnElement[bool]],
     queues: set[int] | None,
@@ -89,48 +129,61 @@ async def window_ids(
     dated: bool,
     size: int,
 ) -> Select[Any]:
-    """A statement of the newest ``size`` message ids (column ``id``) matching ``match`` and
-    the conditions, in scope. ``message_where`` are conditions on ``messages`` only (kind,
+    """A statement of the newest ``size`` message ids (column ``id``) whose text matches the
+    query ``tsq``, in scope. ``message_where`` are conditions on ``messages`` only (kind,
     dates), ``conversation_where`` the exact scope and filters on ``conversations``."""
     msg, c = m.Message, m.Conversation
+    # planner settings for this search's statements (``reset_planner`` undoes them): a window
+    # is a few hundred rows by design, so parallel workers cost more than they save (far more
+    # on a busy server), and the pages a search reads are a hot table's, not cold random ones
+    await _set_planner(session, **PLANNER)
     queue: ColumnElement[Any] = literal_column(f"messages.{PG_QUEUE}")
     walls = set(queues) if queues is not None else None
     if queue_id is not None:
         walls = {queue_id} if walls is None or queue_id in walls else set()
     kept = await kept_conversations(session, who, queues) if queues is not None else []
     rows, total = await estimate(session, words)
-    few = rows < math.sqrt(size * total)
-
-    def part(*where: ColumnElement[bool]) -> Select[Any]:
-        return (
-            select(msg.id.label("id"))
-            .join(c, c.id == msg.conversation_id)
-            .where(match, *message_where, *where, *conversation_where)
-        )
-
-    if few or dated:
+    if rows < math.sqrt(size * total) or dated:
         # every match through the GIN index (and the date index), newest kept. "+ 0" keeps
         # the planner from walking the primary key backwards for the order (its costing
         # misses that a rare match means reading most of the table) and from ANDing in a
         # bitmap of a whole queue's rows
-        where: list[ColumnElement[bool]] = []
+        # each match joins its conversation by primary key: the planner, guessing a rare
+        # word at ~1 % of the table, would otherwise merge-join all the conversations
+        await _set_planner(session, enable_mergejoin="off", enable_hashjoin="off")
+        match = literal_column(f"messages.{PG_COLUMN}").op("@@")(tsq)
+        where: list[ColumnElement[bool]] = [match, *message_where, *conversation_where]
         if walls is not None:
             where.append(or_((queue + 0).in_(walls), msg.conversation_id.in_(kept)))
-        return part(*where).order_by((msg.id + 0).desc()).limit(size)
+        stmt = select(msg.id.label("id")).join(c, c.id == msg.conversation_id).where(*where)
+        return stmt.order_by((msg.id + 0).desc()).limit(size)
+
+    # the walks test the text row by row and stop at ``size`` matches; with bitmap scans off
+    # (GIN has no other kind) the planner can't trade that for a bitmap of every message with
+    # a common word, hundreds of thousands of rows, and still knows how common the word is
+    await _set_planner(session, enable_bitmapscan="off")
+    walked = literal_column(f"messages.{PG_COLUMN}").op("@@")(tsq)
+
+    def walk(*where: ColumnElement[bool], by_queue: bool = False) -> Select[Any]:
+        return (
+            select(msg.id.label("id"))
+            .join(c, c.id == msg.conversation_id)
+            .where(walked, *message_where, *where, *conversation_where)
+            .order_by(*([queue.desc(), msg.id.desc()] if by_queue else [msg.id.desc()]))
+            .limit(size)
+        )
+
     if walls is None:
-        return part().order_by(msg.id.desc()).limit(size)
-    # ordered as ix_messages_search_queue is, so each walk reads only its queue's rows (by
-    # id alone the planner would walk the primary key and drop the other queues' rows)
-    walks = [part(queue == qid).order_by(queue.desc(), msg.id.desc()).limit(size) for qid in sorted(walls)]
+        return walk()
+    # ordered as ix_messages_search_queue is, so each walk reads only its queue's rows. The
+    # queue is a range, not "=": an equality would make the planner drop the queue from the
+    # order and walk the primary key instead, reading and dropping the other queues' rows
+    walks = [walk(queue.between(qid, qid), by_queue=True) for qid in sorted(walls)]
     if kept:
-        walks.append(part(msg.conversation_id.in_(kept)).order_by(msg.id.desc()).limit(size))
+        walks.append(walk(msg.conversation_id.in_(kept)))
     if not walks:
-        return part(false_()).limit(0)
+        return select(msg.id.label("id")).where(literal_column("false")).limit(0)
     if len(walks) == 1:
         return walks[0]
     each = union_all(*(w.subquery().select() for w in walks)).subquery("walks")
     return select(each.c.id).order_by(each.c.id.desc()).limit(size)
-
-
-def false_() -> ColumnElement[bool]:
-    return literal_column("false")
