@@ -143,13 +143,12 @@ async def window_ids(
         walls = {queue_id} if walls is None or queue_id in walls else set()
     kept = await kept_conversations(session, who, queues) if queues is not None else []
     rows, total = await estimate(session, words)
-    if rows < math.sqrt(size * total) or dated:
-        # every match through the GIN index (and the date index), newest kept. "+ 0" keeps
-        # the planner from walking the primary key backwards for the order (its costing
-        # misses that a rare match means reading most of the table) and from ANDing in a
-        # bitmap of a whole queue's rows
-        # each match joins its conversation by primary key: the planner, guessing a rare
-        # word at ~1 % of the table, would otherwise merge-join all the conversations
+    if rows < math.sqrt(size * total):
+        # every match through the GIN index, newest kept. "+ 0" keeps the planner from
+        # walking the primary key backwards for the order (its costing misses that a rare
+        # match means reading most of the table) and from ANDing in a bitmap of a whole
+        # queue's rows; each match joins its conversation by primary key (guessing a rare
+        # word at ~1 % of the table, the planner would merge-join all the conversations)
         await _set_planner(session, enable_mergejoin="off", enable_hashjoin="off")
         match = literal_column(f"messages.{PG_COLUMN}").op("@@")(tsq)
         where: list[ColumnElement[bool]] = [match, *message_where, *conversation_where]
@@ -173,6 +172,17 @@ async def window_ids(
             .limit(size)
         )
 
+    if dated:
+        # a common word in a date range: the newest messages of the range backwards over
+        # ix_messages_created_at, scope tested on each row, until ``size`` match
+        where = [] if walls is None else [or_((queue + 0).in_(walls), msg.conversation_id.in_(kept))]
+        return (
+            select(msg.id.label("id"))
+            .join(c, c.id == msg.conversation_id)
+            .where(walked, *message_where, *where, *conversation_where)
+            .order_by(msg.created_at.desc(), msg.id.desc())
+            .limit(size)
+        )
     if walls is None:
         return walk()
     # ordered as ix_messages_search_queue is, so each walk reads only its queue's rows. The
