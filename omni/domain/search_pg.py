@@ -2,16 +2,19 @@
 
 ``omni.domain.search`` ranks and cuts snippets for a small window of candidate message ids;
 this module finds that window without reading millions of rows (bench/search_bench.py,
-5,000,000 messages). Two ways, chosen by the planner's estimate of how many messages match the
-words at all (``estimate``):
+5,000,000 messages). The way is chosen from the planner's statistics, no rows read
+(``estimate``):
 
-- **few matches** (fewer than ``sqrt(window × messages)``, e.g. an order number, two words
-  together) or a date range: the GIN index alone (with ``ix_messages_created_at`` for dates),
-  every match read once, the newest in scope kept;
+- **few matches** (a word outside the statistics' common lexemes, e.g. an order number, or
+  fewer expected than ``sqrt(window × messages)``, e.g. two words together): every match
+  through the GIN index, the newest in scope kept;
 - **many matches** (a common word): walk the newest messages backwards and stop at the window,
   one walk per visible queue over ``ix_messages_search_queue (search_queue_id, id)`` so an
   operator's walk never reads other queues' rows; an admin without a queue filter walks
-  ``messages`` itself.
+  ``messages`` itself; with a date range, one walk backwards over ``ix_messages_created_at``.
+
+The planner gets a few settings for the search's statements only (``PLANNER``, and bitmap or
+merge/hash joins off for one way or the other); bench/README.md has the plans behind each.
 
 ``messages.search_queue_id`` is the conversation's queue, copied by migration
 ``0040_searchperf18``'s triggers. Scope is applied twice: on the copy (and the ids of the
