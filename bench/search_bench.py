@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import asyncpg
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -60,6 +60,10 @@ EN = (
     "invoice complaint warranty repair service appointment cancel reschedule"
 )
 WORDS = [*RU.split(), *EN.split()]
+
+SEED_BTREES = {"ix_messages_search_queue": "search_queue_id, id", "ix_messages_created_at": "created_at"}
+"""Migration 0040_searchperf18's indexes, dropped during the load and built after it like the GIN
+(the column itself is filled by the migration's insert trigger)."""
 
 Runner = Callable[[], Awaitable[Any]]
 
@@ -155,7 +159,8 @@ async def seed(dsn: str, messages: int) -> dict[str, float]:
         )
         took["conversations"] = time.perf_counter() - t
         log(f"{conversations} conversations")
-        await conn.execute(f"DROP INDEX IF EXISTS {search.PG_INDEX}")
+        for index in (search.PG_INDEX, *SEED_BTREES):
+            await conn.execute(f"DROP INDEX IF EXISTS {index}")
         t = time.perf_counter()
         chunk = 500_000
         first_conv = await conn.fetchval("SELECT min(id) FROM conversations")
@@ -186,6 +191,11 @@ async def seed(dsn: str, messages: int) -> dict[str, float]:
         await conn.execute(f"CREATE INDEX {search.PG_INDEX} ON messages USING gin ({search.PG_COLUMN})")
         took["gin_index"] = time.perf_counter() - t
         log("GIN index")
+        t = time.perf_counter()
+        for index, columns in SEED_BTREES.items():
+            await conn.execute(f"CREATE INDEX {index} ON messages ({columns})")
+        took["btree_indexes"] = time.perf_counter() - t
+        log("scope and date indexes")
         await conn.execute("ANALYZE")
     finally:
         await conn.close()
@@ -198,7 +208,37 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[k]
 
 
-async def measure(dsn: str, runs: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+async def explain_cases(
+    engine: Any, maker: Any, cases: list[tuple[str, Principal, search.SearchQuery]], match: str
+) -> None:
+    """Print ``EXPLAIN (ANALYZE, BUFFERS)`` of every statement on ``messages`` that the cases
+    whose name contains ``match`` run (``--explain``; ``--explain ''`` for all)."""
+    plans: list[str] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if "messages" in statement and not statement.startswith("EXPLAIN"):
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
+            plans.append("\n".join(r[0] for r in cursor.fetchall()))
+
+    for name, who, q in cases:
+        if match not in name:
+            continue
+        async with maker() as s:
+            await search.search(s, who, q)  # warm
+        event.listen(engine.sync_engine, "before_cursor_execute", capture)
+        try:
+            async with maker() as s:
+                await search.search(s, who, q)
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", capture)
+        print(f"==== {name}")
+        print("\n----\n".join(plans))
+        plans.clear()
+
+
+async def measure(
+    dsn: str, runs: int, explain: str | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     engine = create_async_engine(
         db_dsn(dsn).replace("postgresql://", "postgresql+asyncpg://"), pool_size=2, max_overflow=0
     )
@@ -239,6 +279,10 @@ async def measure(dsn: str, runs: int) -> tuple[list[dict[str, Any]], dict[str, 
         ),
         ("admin: notes «жалоба»", admin, search.SearchQuery(text="жалоба", kinds=("note",))),
     ]
+    if explain:
+        await explain_cases(engine, maker, cases, explain)
+        await engine.dispose()
+        return [], facts
     out = []
     for name, who, q in cases:
         timings = []
@@ -272,6 +316,9 @@ async def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="measure the seeded database again")
     parser.add_argument("--drop", action="store_true", help="drop the database at the end")
     parser.add_argument("--dsn", default=None)
+    parser.add_argument(
+        "--explain", default=None, help="print the plans of the queries whose name contains this"
+    )
     parser.add_argument("--out", default="bench/results/search.json")
     args = parser.parse_args()
     dsn = admin_dsn(args.dsn)
@@ -281,7 +328,9 @@ async def main() -> None:
             log(f"creating {DB} and seeding {args.messages} messages")
             await create(dsn)
             took = await seed(dsn, args.messages)
-        rows, facts = await measure(dsn, args.runs)
+        rows, facts = await measure(dsn, args.runs, args.explain)
+        if args.explain is not None:
+            return
     finally:
         if args.drop:
             conn = await asyncpg.connect(dsn)

@@ -12,17 +12,19 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from omni.db import models as m
 from omni.db.migrate import upgrade_async
-from omni.domain.search import FTS_TABLE, PG_COLUMN, UNMAPPED_INDEXES
+from omni.domain.search import FTS_TABLE, UNMAPPED_COLUMNS, UNMAPPED_INDEXES
 
 
 def _mapped_name(name: str | None, type_: str, _parent: Any) -> bool:
-    """Search's indexes live outside the models on purpose (migration 0035_search18): SQLite's
-    FTS5 table with its shadow tables, kept by triggers, and PostgreSQL's generated tsvector
-    column with its GIN and trigram indexes; ``omni.domain.search`` reads them."""
+    """Search's indexes live outside the models on purpose (migrations 0037_search18 and
+    0040_searchperf18): SQLite's FTS5 table with its shadow tables, kept by triggers, and
+    PostgreSQL's generated tsvector column with its GIN and trigram indexes, the
+    trigger-kept ``search_queue_id`` with its scope and date indexes; ``omni.domain.search``
+    reads them."""
     if type_ == "index":
         return name not in UNMAPPED_INDEXES
     if type_ == "column":
-        return name != PG_COLUMN
+        return name not in UNMAPPED_COLUMNS
     return not (type_ == "table" and name is not None and name.startswith(FTS_TABLE))
 
 
@@ -116,5 +118,57 @@ async def test_an_upgrade_with_status_history_fills_the_daily_tier_in_the_instal
             ("2026-03-08 21:00", "available", 600.0),
             ("2026-03-09 21:00", "available", 500.0),
         ]
+    finally:
+        await engine.dispose()
+
+
+async def test_postgres_upgrade_fills_the_search_queue_of_existing_messages(pg_url: str) -> None:
+    """0040_searchperf18 on a database with messages: each gets its conversation's queue (in
+    batches), and a transfer afterwards moves it along (the triggers)."""
+    import asyncio
+
+    from alembic import command
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from omni.db.migrate import alembic_config
+    from tests import factories as f
+
+    await asyncio.to_thread(command.downgrade, alembic_config(pg_url), "0039_rest16")
+    engine = create_async_engine(pg_url)
+    try:
+        async with async_sessionmaker(engine)() as db, db.begin():
+            qa, qb = await f.queue(db, "A", []), await f.queue(db, "B", [])
+            contact = m.Contact(name="x")
+            db.add(contact)
+            await db.flush()
+            convs = [m.Conversation(contact_id=contact.id, channel="widget", queue_id=q.id) for q in (qa, qb)]
+            db.add_all(convs)
+            await db.flush()
+            c1, c2, q1, q2 = convs[0].id, convs[1].id, qa.id, qb.id
+            db.add_all(
+                [m.Message(conversation_id=c, direction="in", body="hi") for c in (c1, c2) for _ in "abc"]
+            )
+        await upgrade_async(pg_url)
+
+        async def queues() -> list[tuple[int, int | None]]:
+            async with engine.connect() as conn:
+                rows = await conn.execute(
+                    text("SELECT conversation_id, search_queue_id FROM messages ORDER BY id")
+                )
+                return [tuple(r) for r in rows.all()]  # type: ignore[misc]
+
+        assert await queues() == [(c1, q1)] * 3 + [(c2, q2)] * 3
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE conversations SET queue_id = :q WHERE id = :c"), {"q": q1, "c": c2}
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO messages (conversation_id, direction, body, attachments, delivery, "
+                    "created_at) VALUES (:c, 'in', 'later', '[]', 'sent', now())"
+                ),
+                {"c": c2},
+            )
+        assert [q for _c, q in await queues()] == [q1] * 7
     finally:
         await engine.dispose()

@@ -18,7 +18,7 @@ from litestar.params import Parameter
 
 from omni.api.contracts import INT32_MAX, NO_NUL, between
 from omni.api.core import DEPS
-from omni.domain import search
+from omni.domain import recordings, search
 from omni.domain.auth import Principal
 from omni.services import Services
 
@@ -190,7 +190,7 @@ class SearchController(Controller):
     ) -> RecordingsOut:
         """Newest first; ``url`` plays the recording (``GET /api/v1/conversations/{id}/recording``)."""
         async with services.db.transaction() as session:
-            rows, more = await search.find_recordings(
+            rows, more = await recordings.find_recordings(
                 session,
                 who,
                 phone=phone,

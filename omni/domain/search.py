@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, literal_column, or_, select, text, union
+from sqlalchemy import ColumnElement, Select, exists, func, literal_column, or_, select, text, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -38,6 +38,7 @@ from omni.domain.auth import (
 )
 from omni.domain.errors import InvalidInput, PermissionDenied
 from omni.domain.masking import Masker, mask_text, masker_for
+from omni.domain.search_pg import PG_COLUMN, PG_QUEUE, reset_planner, window_ids
 from omni.domain.views import view_conditions
 
 __all__ = [
@@ -45,12 +46,12 @@ __all__ = [
     "KINDS",
     "PG_COLUMN",
     "PG_INDEX",
+    "UNMAPPED_COLUMNS",
     "UNMAPPED_INDEXES",
     "Hit",
     "SearchPage",
     "SearchQuery",
     "Segment",
-    "find_recordings",
     "register_filter",
     "search",
     "segments",
@@ -65,14 +66,23 @@ MAX_QUERY = 200
 
 MAX_LIMIT = 100
 PG_INDEX = "ix_messages_search"
-PG_COLUMN = "search_tsv"
 PG_TSV = "(to_tsvector('russian'::regconfig, body) || to_tsvector('english'::regconfig, body))"
 """The expression of the stored generated column ``messages.search_tsv`` (migration
 ``0035_search18``); the column is GIN-indexed and not mapped in the models."""
 UNMAPPED_INDEXES = frozenset(
-    {PG_INDEX, "ix_contacts_name_trgm", "ix_contacts_email_trgm", "ix_contact_identities_value_trgm"}
+    {
+        PG_INDEX,
+        "ix_contacts_name_trgm",
+        "ix_contacts_email_trgm",
+        "ix_contact_identities_value_trgm",
+        "ix_messages_search_queue",
+        "ix_messages_created_at",
+    }
 )
-"""PostgreSQL indexes of migration ``0035_search18`` (GIN, ``pg_trgm``) outside the models."""
+"""PostgreSQL indexes of migrations ``0037_search18`` (GIN, ``pg_trgm``) and
+``0040_searchperf18`` (scope and date) outside the models."""
+UNMAPPED_COLUMNS = frozenset({PG_COLUMN, PG_QUEUE})
+"""PostgreSQL-only columns of ``messages`` the models don't map."""
 
 RANK_WINDOW = 200
 """Newest matching messages in scope ranked by relevance (at least a page's worth more when
@@ -82,9 +92,6 @@ walking ``messages`` backwards, so the window's size is what a query costs
 
 FTS_TABLE = "messages_fts"
 """SQLite's FTS5 table (external content: ``messages``); its shadow tables share the prefix."""
-
-PROBE = 2000
-"""Matches below which a word counts as rare (``_messages`` on PostgreSQL)."""
 
 START, STOP = "\x02", "\x03"
 """Highlight markers inside snippets, turned into ``Segment``s before anything leaves."""
@@ -288,21 +295,23 @@ def _has_filters(q: SearchQuery) -> bool:
 
 
 async def _messages(
-    session: AsyncSession, q: SearchQuery, scope: list[ColumnElement[bool]], want: int
+    session: AsyncSession, who: Principal, q: SearchQuery, queues: set[int] | None, want: int
 ) -> list[Hit]:
     kinds = [k for k in ("message", "note") if k in q.kinds]
     if not kinds:
         return []
     c, msg = m.Conversation, m.Message
-    where: list[Any] = [*scope, *_conversation_filters(q)]
+    conversation_where = [*visible_conversations_filter(queues, who), *_conversation_filters(q)]
+    message_where: list[Any] = []
     if kinds == ["note"]:
-        where.append(msg.direction == "note")
+        message_where.append(msg.direction == "note")
     elif kinds == ["message"]:
-        where.append(msg.direction != "note")
+        message_where.append(msg.direction != "note")
     if q.date_from is not None:
-        where.append(msg.created_at >= q.date_from)
+        message_where.append(msg.created_at >= q.date_from)
     if q.date_to is not None:
-        where.append(msg.created_at < q.date_to)
+        message_where.append(msg.created_at < q.date_to)
+    where: list[Any] = [*conversation_where, *message_where]
     dialect = session.get_bind().dialect.name
     words = q.text.strip()
     stmt: Select[Any]
@@ -314,15 +323,21 @@ async def _messages(
             func.websearch_to_tsquery(text("'english'::regconfig"), words)
         )
         tsv: ColumnElement[Any] = literal_column(f"messages.{PG_COLUMN}")
-        where.append(tsv.op("@@")(tsq))
-        # A rare word (an order number) is cheapest through the GIN index alone; walking the
-        # newest messages for it would read the whole table. Probe: fewer than PROBE matches
-        # in all → look only at those rows.
-        rare = list(await session.scalars(select(msg.id).where(tsv.op("@@")(tsq)).limit(PROBE)))
-        if len(rare) < PROBE:
-            if not rare:
-                return []
-            where.append(msg.id.in_(rare))
+        # the newest matches in scope (RANK_WINDOW of them for relevance, a page for newest)
+        window = (
+            await window_ids(
+                session,
+                who,
+                words=words,
+                tsq=tsq,
+                message_where=message_where,
+                conversation_where=conversation_where,
+                queues=queues,
+                queue_id=q.queue_id,
+                dated=q.date_from is not None or q.date_to is not None,
+                size=want if q.sort == "newest" else max(RANK_WINDOW, want),
+            )
+        ).subquery("window")
         snippet = func.ts_headline(
             text("'russian'::regconfig"),
             msg.body,
@@ -331,29 +346,18 @@ async def _messages(
             "FragmentDelimiter=' … '",
         )
         rank = func.ts_rank_cd(tsv, tsq)
-        if q.sort == "newest":
-            stmt = select(msg.id, msg.conversation_id, snippet, rank)
-            order = [msg.id.desc()]
-        else:
-            # rank the newest RANK_WINDOW matches only (a word in a million messages stays
-            # fast), keep the best page, and only then build snippets for those few rows
-            window = (
-                select(msg.id.label("id"), rank.label("rank"))
-                .join(c, c.id == msg.conversation_id)
-                .where(*where)
-                .order_by(msg.id.desc())
-                .limit(max(RANK_WINDOW, want))
-                .subquery("window")
-            )
-            top = (
-                select(window.c.id, window.c.rank)
-                .order_by(window.c.rank.desc(), window.c.id.desc())
-                .limit(want)
-                .subquery("top")
-            )
-            stmt = select(msg.id, msg.conversation_id, snippet, top.c.rank).join(top, top.c.id == msg.id)
-            where = []
-            order = [top.c.rank.desc(), msg.id.desc()]
+        # rank the window only (a word in a million messages stays fast), keep the best
+        # page, and only then build snippets for those few rows
+        top = (
+            select(msg.id.label("id"), rank.label("rank"))
+            .join(window, window.c.id == msg.id)
+            .order_by(*([msg.id.desc()] if q.sort == "newest" else [rank.desc(), msg.id.desc()]))
+            .limit(want)
+            .subquery("top")
+        )
+        stmt = select(msg.id, msg.conversation_id, snippet, top.c.rank).join(top, top.c.id == msg.id)
+        where = []
+        order = [msg.id.desc()] if q.sort == "newest" else [top.c.rank.desc(), msg.id.desc()]
     else:
         match = _fts5_query(words)
         if not match:
@@ -373,8 +377,11 @@ async def _messages(
         .order_by(*order)
         .limit(want)
     )
+    rows = (await session.execute(stmt)).all()
+    if words and dialect == "postgresql":
+        await reset_planner(session)
     hits = []
-    for mid, cid, snip, score, direction, at, channel, status, name in (await session.execute(stmt)).all():
+    for mid, cid, snip, score, direction, at, channel, status, name in rows:
         body = str(snip or "")
         parts = segments(body) if words else [Segment(body[:200], False)]
         hits.append(
@@ -553,106 +560,16 @@ async def search(session: AsyncSession, who: Principal, q: SearchQuery) -> Searc
     if who.role == m.Role.AUDITOR:
         raise PermissionDenied("auditors can read the audit log only")
     _validate(q)
-    scope = visible_conversations_filter(await visible_queue_ids(session, who), who)
+    queues = await visible_queue_ids(session, who)
+    scope = visible_conversations_filter(queues, who)
     masker = await masker_for(session, who)
     want = q.offset + q.limit + 1
     hits = [
         *await _contacts(session, who, q, masker, want),
         *await _calls(session, q, scope, masker, want),
-        *[_masked_hit(h) if masker.masked else h for h in await _messages(session, q, scope, want)],
+        *[_masked_hit(h) if masker.masked else h for h in await _messages(session, who, q, queues, want)],
     ]
     if q.sort == "newest":
         hits.sort(key=lambda h: (h.at is not None, h.at), reverse=True)
     page = hits[q.offset : q.offset + q.limit]
     return SearchPage(hits=page, offset=q.offset, limit=q.limit, has_more=len(hits) > q.offset + q.limit)
-
-
-# --- recordings -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RecordingRow:
-    call_id: int
-    conversation_id: int
-    caller_number: str | None
-    operator_id: int | None
-    operator_name: str
-    at: datetime
-    talk_seconds: float
-
-
-async def find_recordings(
-    session: AsyncSession,
-    who: Principal,
-    *,
-    phone: str = "",
-    operator_id: int | None = None,
-    date_from: datetime | None = None,
-    date_to: datetime | None = None,
-    offset: int = 0,
-    limit: int = 50,
-) -> tuple[list[RecordingRow], bool]:
-    """Recorded calls by the caller's number (digits), operator and date, newest first, in
-    the caller's scope; each plays through ``GET /api/v1/conversations/{id}/recording``."""
-    if who.role == m.Role.AUDITOR:
-        raise PermissionDenied("auditors can read the audit log only")
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput("limit is between 1 and {n}", field="limit", n=MAX_LIMIT)
-    if date_from and date_to and date_from > date_to:
-        raise InvalidInput("the start date is after the end date", field="date_from")
-    c, call = m.Conversation, m.Call
-    where: list[Any] = [
-        call.recording_path != "",
-        *visible_conversations_filter(await visible_queue_ids(session, who), who),
-    ]
-    digits = _digits(phone)
-    if phone.strip() and not digits:
-        raise InvalidInput("a phone number needs digits", field="phone")
-    if digits:
-        where.append(_digits_match(call.caller_number, digits))
-    if operator_id is not None:
-        where.append(
-            or_(
-                call.agent_user_id == operator_id,
-                and_(call.agent_user_id.is_(None), c.assigned_user_id == operator_id),
-            )
-        )
-    if date_from is not None:
-        where.append(call.created_at >= date_from)
-    if date_to is not None:
-        where.append(call.created_at < date_to)
-    masker = await masker_for(session, who)
-    user_id = func.coalesce(call.agent_user_id, c.assigned_user_id)
-    rows = (
-        await session.execute(
-            select(
-                call.id,
-                call.conversation_id,
-                call.caller_number,
-                user_id,
-                m.User.display_name,
-                m.User.username,
-                call.created_at,
-                call.talk_seconds,
-            )
-            .join(c, c.id == call.conversation_id)
-            .outerjoin(m.User, m.User.id == user_id)
-            .where(*where)
-            .order_by(call.id.desc())
-            .offset(offset)
-            .limit(limit + 1)
-        )
-    ).all()
-    out = [
-        RecordingRow(
-            call_id=r[0],
-            conversation_id=r[1],
-            caller_number=masker.phone(r[2]),
-            operator_id=r[3],
-            operator_name=r[4] or r[5] or "",
-            at=r[6],
-            talk_seconds=float(r[7] or 0),
-        )
-        for r in rows[:limit]
-    ]
-    return out, len(rows) > limit

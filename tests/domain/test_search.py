@@ -11,6 +11,7 @@ from omni.db import models as m
 from omni.domain import grants
 from omni.domain import search as s
 from omni.domain.errors import InvalidInput, PermissionDenied
+from omni.domain.recordings import find_recordings
 from omni.services import Services
 from tests import factories as f
 
@@ -244,11 +245,62 @@ async def test_recordings_by_phone_operator_and_date_in_scope(svc: Services, wor
     async with svc.db.transaction() as db:
         admin = f.who(await db.get_one(m.User, world["admin"]))
         op_b = f.who(await db.get_one(m.User, world["op_b"]))
-        rows, more = await s.find_recordings(db, admin, phone="916 123")
+        rows, more = await find_recordings(db, admin, phone="916 123")
         assert [r.conversation_id for r in rows] == [world["c3"]] and not more
-        assert (await s.find_recordings(db, admin, operator_id=world["op_b"]))[0] == []
-        assert (await s.find_recordings(db, admin, date_from=T0 + timedelta(days=4)))[0] == []
-        assert (await s.find_recordings(db, op_b, phone="916"))[0] == []
+        assert (await find_recordings(db, admin, operator_id=world["op_b"]))[0] == []
+        assert (await find_recordings(db, admin, date_from=T0 + timedelta(days=4)))[0] == []
+        assert (await find_recordings(db, op_b, phone="916"))[0] == []
         auditor = await f.user(db, "aud", m.Role.AUDITOR)
         with pytest.raises(PermissionDenied):
             await s.search(db, f.who(auditor), s.SearchQuery(text="x"))
+
+
+async def test_a_transferred_conversation_is_found_in_its_new_queue_and_by_whom_it_is_kept_for(
+    svc: Services, world: dict[str, int]
+) -> None:
+    """PostgreSQL narrows by a copy of the queue on each message (migration 0040_searchperf18's
+    triggers): it follows a transfer, covers messages written afterwards, and an operator still
+    finds a conversation assigned or kept for them outside their queues."""
+    op_a, op_b, c1, c2 = world["op_a"], world["op_b"], world["c1"], world["c2"]
+    async with svc.db.transaction() as db:
+        (await db.get_one(m.Conversation, c2)).queue_id = world["q_a"]
+    assert sorted(convs(await find(svc, op_a, "заказ"))) == [c1, c2]
+    assert convs(await find(svc, op_b, "заказ")) == [c2]  # still its assignee
+    async with svc.db.transaction() as db:
+        conv = await db.get_one(m.Conversation, c2)
+        conv.assigned_user_id, conv.preferred_user_id = None, op_b
+    assert convs(await find(svc, op_b, "заказ")) == [c2]
+    async with svc.db.transaction() as db:
+        (await db.get_one(m.Conversation, c2)).preferred_user_id = None
+        db.add(m.Message(conversation_id=c2, direction="in", body="ещё один заказ", created_at=T0))
+    assert convs(await find(svc, op_b, "заказ")) == []
+    assert convs(await find(svc, world["sup"], "заказ", queue_id=world["q_b"])) == []
+    assert sorted(convs(await find(svc, op_a, "заказ", queue_id=world["q_a"]))) == [c1, c2, c2]
+
+
+@pytest.mark.parametrize("matches", [1.0, 1e9], ids=["few-matches-gin", "many-matches-walk"])
+async def test_both_ways_to_the_newest_matches_find_the_same_hits_in_scope(
+    svc: Services, world: dict[str, int], monkeypatch: pytest.MonkeyPatch, matches: float
+) -> None:
+    """PostgreSQL reads every match through the GIN index when the planner expects few, and
+    walks the newest messages per visible queue when it expects many (omni.domain.search_pg);
+    scope, filters, the kept conversations and paging come out the same either way."""
+    from omni.domain import search_pg
+
+    async def guess(_session: object, _words: str) -> tuple[float, float]:
+        return matches, 1e6
+
+    monkeypatch.setattr(search_pg, "estimate", guess)
+    op_a, op_b, c1, c2 = world["op_a"], world["op_b"], world["c1"], world["c2"]
+    assert convs(await find(svc, op_a, "заказ")) == [c1]
+    assert convs(await find(svc, world["sup"], "заказ", sort="newest")) == [c1]
+    assert convs(await find(svc, op_b, "заказ", queue_id=world["q_a"])) == []
+    assert sorted(convs(await find(svc, world["admin"], "заказ"))) == [c1, c2]
+    assert convs(await find(svc, world["admin"], "заказ", queue_id=world["q_b"])) == [c2]
+    async with svc.db.transaction() as db:
+        (await db.get_one(m.Conversation, c2)).preferred_user_id = op_a
+    assert sorted(convs(await find(svc, op_a, "заказ"))) == [c1, c2]
+    assert convs(await find(svc, op_a, "заказ", queue_id=world["q_b"])) == [c2]
+    first = await find(svc, world["admin"], "order", kinds=("message",), limit=1)
+    second = await find(svc, world["admin"], "order", kinds=("message",), limit=1, offset=1)
+    assert first.has_more and first.hits[0].message_id != second.hits[0].message_id

@@ -82,6 +82,10 @@ class Conversation(Base):
         Index("ix_conversations_assignee_created", "assigned_user_id", "created_at"),
         # the queue rollup rebuilds an interval from the contacts whose wait began in it
         Index("ix_conversations_first_enqueued", "first_enqueued_at"),
+        # search's scope: the conversations kept for an operator outside their queues, read
+        # from the index alone (omni.domain.search_pg.kept_conversations)
+        Index("ix_conversations_assignee_queue", "assigned_user_id", "queue_id"),
+        Index("ix_conversations_preferred_queue", "preferred_user_id", "queue_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
