@@ -17,7 +17,7 @@ from omni.domain.search import FTS_TABLE, UNMAPPED_COLUMNS, UNMAPPED_INDEXES
 
 def _mapped_name(name: str | None, type_: str, _parent: Any) -> bool:
     """Search's indexes live outside the models on purpose (migrations 0037_search18 and
-    0040_searchperf18): SQLite's FTS5 table with its shadow tables, kept by triggers, and
+    0042_searchperf18): SQLite's FTS5 table with its shadow tables, kept by triggers, and
     PostgreSQL's generated tsvector column with its GIN and trigram indexes, the
     trigger-kept ``search_queue_id`` with its scope and date indexes; ``omni.domain.search``
     reads them."""
@@ -123,7 +123,7 @@ async def test_an_upgrade_with_status_history_fills_the_daily_tier_in_the_instal
 
 
 async def test_postgres_upgrade_fills_the_search_queue_of_existing_messages(pg_url: str) -> None:
-    """0040_searchperf18 on a database with messages: each gets its conversation's queue (in
+    """0042_searchperf18 on a database with messages: each gets its conversation's queue (in
     batches), and a transfer afterwards moves it along (the triggers)."""
     import asyncio
 
