@@ -153,6 +153,40 @@ async def test_take_while_the_router_holds_the_row_waits_instead_of_saying_someo
     assert (taken.status, taken.assigned_user_id) == (m.ConversationStatus.ACTIVE, op.id)
 
 
+async def test_two_sockets_of_a_new_operator_connecting_at_once_share_one_presence_row(
+    services: Services,
+) -> None:
+    """Both connects of an operator with no presence row yet (two tabs, or a reload right after
+    log-in) looked for the row, missed it and inserted it: the second failed on the primary key
+    and its socket got no answers. Here the second waits for the first and reads its row."""
+    from omni.domain.presence import get_presence
+
+    async with services.db.transaction() as s:
+        user_id = (await f.user(s, "twin-tabs")).id
+
+    async def waiting_for_a_lock() -> bool:
+        async with services.db.transaction() as s:
+            query = (
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            return bool(await s.scalar(text(query)))
+
+    async def second() -> tuple[int, int]:
+        async with services.db.transaction() as s:
+            row = await get_presence(s, user_id)
+            return row.user_id, row.status_id
+
+    async with services.db.transaction() as first:
+        mine = await get_presence(first, user_id)  # inserted, not committed yet
+        racing = asyncio.create_task(second())
+        await until(waiting_for_a_lock, what="the second connect waiting for the first one's row")
+    assert await racing == (user_id, mine.status_id)
+    async with services.db.transaction() as s:
+        rows = await s.scalar(select(func.count()).where(m.OperatorPresence.user_id == user_id))
+        assert rows == 1
+
+
 async def test_canned_replies_scope_and_placeholders(services: Services, world: dict[str, int]) -> None:
     conv_id = await inbound(services, world["widget"], "ann", contact_name="Ann")
     async with services.db.transaction() as s:

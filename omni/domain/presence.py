@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -42,21 +44,28 @@ async def get_presence(session: AsyncSession, user_id: int, *, lock: bool = Fals
         stmt = stmt.with_for_update()
     row = await session.scalar(stmt)
     if row is None:
+        # Two sockets of one operator connecting at once both miss the row: a plain insert made
+        # the second fail on the primary key (and its socket got no answers). The loser of the
+        # race inserts nothing and reads the winner's row.
         offline = await status_by_code(session, m.StatusKind.OFFLINE)
         now = datetime.now(UTC)
-        row = m.OperatorPresence(
-            user_id=user_id,
-            status_id=offline.id,
-            since=now,
-            effective_code=offline.code,
-            effective_since=now,
-            idle_since=now,
-            connections=0,
-            reason="",
-            over_limit_flagged=False,
+        insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        await session.execute(
+            insert_(m.OperatorPresence)
+            .values(
+                user_id=user_id,
+                status_id=offline.id,
+                since=now,
+                effective_code=offline.code,
+                effective_since=now,
+                idle_since=now,
+                connections=0,
+                reason="",
+                over_limit_flagged=False,
+            )
+            .on_conflict_do_nothing(index_elements=["user_id"])
         )
-        session.add(row)
-        await session.flush()
+        row = (await session.scalars(stmt)).one()
     return row
 
 

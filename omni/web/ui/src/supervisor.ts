@@ -239,6 +239,7 @@ const campaignsSoon = debounced(() => campaigns.refresh(), 3000);
 // The server's Redis link had a hole while this socket stayed up: the snapshot is the truth.
 socket.on("sync", () => {
   void refresh();
+  void sla.load(); // the clocks are not in the snapshot: reload them too (the operator's resync does)
   void campaigns.refresh();
 });
 socket.on("disconnect", () => {
