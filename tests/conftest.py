@@ -214,18 +214,21 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data_dir / "omni.sqlite3"
 
 
-def copy_sqlite(template: Path, data_dir: Path) -> None:
-    """``template`` as the embedded database of ``data_dir`` (SQLite's backup API: a WAL
-    database is copied with what its log holds)."""
+def copy_sqlite(template: Path, data_dir: Path, name: str = "omni.sqlite3") -> str:
+    """``template`` as the embedded database of ``data_dir`` (or its file ``name``), migrated
+    to head without running the migrations again (SQLite's backup API: a WAL database is
+    copied with what its log holds). Returns the database's URL. Tests about the migrations
+    themselves run them (tests/test_migrations.py)."""
     import sqlite3
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    src, dst = sqlite3.connect(template), sqlite3.connect(data_dir / "omni.sqlite3")
+    src, dst = sqlite3.connect(template), sqlite3.connect(data_dir / name)
     try:
         src.backup(dst)
     finally:
         src.close()
         dst.close()
+    return f"sqlite+aiosqlite:///{data_dir / name}"
 
 
 @pytest_asyncio.fixture(params=["postgresql", "sqlite"])

@@ -9,19 +9,19 @@ from pathlib import Path
 from sqlalchemy import select
 
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.domain import conversations as c
 from omni.domain.conversations import InboundMessage
 from omni.domain.routing import do_route_pending
 from omni.services import build_services
 from omni.settings import Settings
 from tests import factories as f
+from tests.conftest import copy_sqlite
 from tests.domain.test_adapter_contract import LoopbackChannel
 
 
-async def test_adapter_send_on_sqlite_does_not_deadlock(tmp_path: Path) -> None:
+async def test_adapter_send_on_sqlite_does_not_deadlock(sqlite_template: Path, tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
-    await upgrade_async(settings.effective_database_url)
+    copy_sqlite(sqlite_template, settings.data_dir)
     services = build_services(settings, run_background=False)
     channel = LoopbackChannel()
     services.adapters.register(channel)

@@ -14,14 +14,13 @@ import pytest
 from sqlalchemy import select
 
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.domain import grants, monitoring, webhooks
 from omni.domain.auth import Principal
 from omni.domain.errors import PermissionDenied
 from omni.domain.masking import mask_email, mask_payload, mask_phone
 from omni.settings import Settings, WebhookSettings
 from tests import factories as f
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, copy_sqlite
 from tests.helpers import HTTP_TIMEOUT
 from tests.webhook_receiver import Receiver
 
@@ -53,11 +52,11 @@ class World:
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[World]:
     """An SQLite install: admin, a supervisor of group A, an operator of queue A, and a contact
     (with phone and e-mail) who wrote to queue A."""
     settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
-    await upgrade_async(settings.effective_database_url)
+    copy_sqlite(sqlite_template, settings.data_dir)
     server = LiveServer(settings)
     await server.start()
     clients: dict[str, httpx.AsyncClient] = {}

@@ -1,26 +1,22 @@
-"""One migrated SQLite file for the CRM tests, copied for each test (migrating is the slow part)."""
+"""The CRM tests run on a copy of the suite's migrated SQLite file (migrating is the slow part)."""
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 from pathlib import Path
 
 import pytest
 
-from omni.db.migrate import upgrade_async
 from omni.settings import Settings
+from tests.conftest import copy_sqlite
 
 
-@pytest.fixture(scope="session")
-def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data_dir = tmp_path_factory.mktemp("crm-template")
-    asyncio.run(upgrade_async(Settings(data_dir=data_dir, secret_key="s" * 40).effective_database_url))
-    return data_dir / "omni.sqlite3"
+@pytest.fixture
+def migrated(sqlite_template: Path) -> Path:
+    return sqlite_template
 
 
 def sqlite_settings(tmp_path: Path, migrated: Path) -> Settings:
     """Settings of a fresh embedded database (a copy of the migrated one) under ``tmp_path``."""
     settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
-    shutil.copy(migrated, Path(settings.effective_database_url.removeprefix("sqlite+aiosqlite:///")))
+    copy_sqlite(migrated, settings.data_dir)
     return settings

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import func, select, update
 
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.domain import conversations as c
 from omni.domain import webhooks
 from omni.domain.auth import Principal
@@ -23,6 +22,7 @@ from omni.domain.errors import InvalidInput, PermissionDenied
 from omni.services import Services, build_services
 from omni.settings import Settings, WebhookSettings
 from tests import factories as f
+from tests.conftest import copy_sqlite
 from tests.webhook_receiver import Receiver, check_signature
 
 
@@ -69,9 +69,9 @@ async def _world(services: Services) -> World:
 
 
 @pytest.fixture
-async def w(tmp_path: Path) -> AsyncIterator[World]:
+async def w(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[World]:
     settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
-    await upgrade_async(settings.effective_database_url)
+    copy_sqlite(sqlite_template, settings.data_dir)
     services = build_services(settings, run_background=False)
     services.relay.tx_sinks.append(RuleRunner(lambda ids: None))
     await services.start()

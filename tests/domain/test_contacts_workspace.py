@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy import select, update
 
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.domain import contacts, reports, retention
 from omni.domain import conversations as c
 from omni.domain.auth import Principal
@@ -28,6 +27,7 @@ from omni.domain.reports.writers import Format
 from omni.services import Services, build_services
 from omni.settings import Settings
 from tests import factories as f
+from tests.conftest import copy_sqlite
 
 
 @dataclass
@@ -42,9 +42,9 @@ class World:
 
 
 @pytest.fixture
-async def w(tmp_path: Path) -> AsyncIterator[World]:
+async def w(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[World]:
     settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
-    await upgrade_async(settings.effective_database_url)
+    copy_sqlite(sqlite_template, settings.data_dir)
     services = build_services(settings, run_background=False)
     await services.start()
     try:

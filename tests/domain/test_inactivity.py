@@ -12,7 +12,6 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.domain import conversations as c
 from omni.domain import presence
 from omni.domain.conversations import InboundMessage
@@ -22,12 +21,13 @@ from omni.i18n import enum_label
 from omni.services import Services, build_services
 from omni.settings import Settings
 from tests import factories as f
+from tests.conftest import copy_sqlite
 
 
 @pytest_asyncio.fixture
-async def services(tmp_path: Path) -> AsyncIterator[Services]:
+async def services(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Services]:
     settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
-    await upgrade_async(settings.effective_database_url)
+    copy_sqlite(sqlite_template, settings.data_dir)
     svc = build_services(settings, run_background=False)
     await svc.start()
     try:

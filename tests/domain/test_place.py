@@ -15,7 +15,6 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.domain import conversations as c
 from omni.domain import place
 from omni.domain.engine import run_due_deadlines
@@ -24,12 +23,13 @@ from omni.domain.routing import do_route_pending
 from omni.services import Services, build_services
 from omni.settings import Settings
 from tests import factories as f
+from tests.conftest import copy_sqlite
 
 
 @pytest_asyncio.fixture
-async def lite(tmp_path: Path) -> AsyncIterator[Services]:
+async def lite(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Services]:
     settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
-    await upgrade_async(settings.effective_database_url)
+    copy_sqlite(sqlite_template, settings.data_dir)
     services = build_services(settings, run_background=False)
     await services.start()
     try:

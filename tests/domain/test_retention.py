@@ -15,7 +15,6 @@ from sqlalchemy import func, select, update
 
 from omni.db import Database
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.domain import audit, retention
 from omni.domain import conversations as c
 from omni.domain.conversations import InboundMessage
@@ -23,7 +22,7 @@ from omni.domain.errors import Conflict, InvalidInput, PermissionDenied
 from omni.services import Services
 from omni.settings import Settings
 from tests import factories as f
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, copy_sqlite
 from tests.helpers import HTTP_TIMEOUT
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -307,10 +306,9 @@ async def test_retention_over_rest_and_the_admin_page(live_server: LiveServer) -
 
 
 async def test_the_embedded_sqlite_database_purges_and_erases_the_same_way(
-    settings: Settings, tmp_path: Path
+    sqlite_template: Path, settings: Settings, tmp_path: Path
 ) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'retention.sqlite3'}"
-    await upgrade_async(url)
+    url = copy_sqlite(sqlite_template, tmp_path, "retention.sqlite3")
     settings.voice.recordings_dir = tmp_path / "recordings"
     db = Database(url)
     embedded = cast(Services, SimpleNamespace(db=db, settings=settings))

@@ -16,13 +16,12 @@ from sqlalchemy import event, func, select, update
 
 from omni.db import Database
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.domain import conversations as c
 from omni.domain import routing
 from omni.domain.conversations import InboundMessage
 from omni.settings import Settings
 from tests import factories as f
-from tests.conftest import _asyncpg_url, create_test_database, drop_test_database
+from tests.conftest import _asyncpg_url, copy_sqlite, create_test_database, drop_test_database
 
 T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
 ROUNDS = (T0 + timedelta(minutes=1), T0 + timedelta(minutes=2), T0 + timedelta(minutes=3))
@@ -185,10 +184,12 @@ async def _play(db: Database, *, orm_only: bool) -> tuple[dict[str, Any], list[l
     return await _snapshot(db), rounds
 
 
-async def test_postgres_fast_path_writes_what_the_orm_path_writes(pg_template: str, tmp_path: Path) -> None:
+async def test_postgres_fast_path_writes_what_the_orm_path_writes(
+    sqlite_template: Path, pg_template: str, tmp_path: Path
+) -> None:
     names = [await create_test_database(pg_template) for _ in range(2)]
     sqlite = Settings(data_dir=tmp_path, secret_key="s" * 40)
-    await upgrade_async(sqlite.effective_database_url)
+    copy_sqlite(sqlite_template, sqlite.data_dir)
     dbs = [
         Database(_asyncpg_url(names[0])),
         Database(_asyncpg_url(names[1])),

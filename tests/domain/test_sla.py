@@ -14,7 +14,6 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.domain import conversations as c
 from omni.domain import reports, sla, transcript
 from omni.domain.engine import run_due_deadlines
@@ -23,14 +22,15 @@ from omni.domain.routing import do_route_pending
 from omni.services import Services, build_services
 from omni.settings import Settings
 from tests import factories as f
+from tests.conftest import copy_sqlite
 from tests.reports.test_mailing import Smtp
 from tests.reports.test_mailing import smtp as smtp  # the loopback server fixture, re-exported
 
 
 @pytest_asyncio.fixture
-async def lite(tmp_path: Path, smtp: Smtp) -> AsyncIterator[Services]:
+async def lite(sqlite_template: Path, tmp_path: Path, smtp: Smtp) -> AsyncIterator[Services]:
     settings = Settings(data_dir=tmp_path, secret_key="s" * 40, smtp=smtp.settings)
-    await upgrade_async(settings.effective_database_url)
+    copy_sqlite(sqlite_template, settings.data_dir)
     services = build_services(settings, run_background=False)
     await services.start()
     try:

@@ -15,13 +15,12 @@ from playwright.async_api import Browser, expect
 from sqlalchemy import select
 
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.domain import grants
 from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage, do_ingest_inbound
 from omni.settings import Settings
 from tests import factories as f
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, copy_sqlite
 from tests.e2e.conftest import screenshot_path, staff_page
 from tests.helpers import until
 
@@ -31,9 +30,9 @@ PETR = ("+79031112233", "petr@example.com")
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[LiveServer]:
+async def server(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[LiveServer]:
     settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
-    await upgrade_async(settings.effective_database_url)
+    copy_sqlite(sqlite_template, settings.data_dir)
     srv = LiveServer(settings)
     srv.settings.public_base_url = srv.url  # the operator's socket is same-origin only
     await srv.start()

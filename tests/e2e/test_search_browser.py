@@ -14,10 +14,9 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.settings import Settings
 from tests import factories as f
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, copy_sqlite
 from tests.e2e.conftest import screenshot_path, staff_page
 
 TIMEOUT = 15_000
@@ -25,9 +24,9 @@ T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[LiveServer]:
+async def server(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[LiveServer]:
     settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
-    await upgrade_async(settings.effective_database_url)
+    copy_sqlite(sqlite_template, settings.data_dir)
     srv = LiveServer(settings)
     await srv.start()
     try:

@@ -11,7 +11,6 @@ from sqlalchemy.exc import IntegrityError
 
 from omni.db import Database
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.db.models.outbound import TargetState
 from omni.domain.auth import Principal
 from omni.domain.errors import InvalidInput, NotFound, PermissionDenied
@@ -19,6 +18,7 @@ from omni.domain.outbound import dnc
 from omni.domain.outbound.lifecycle import do_apply_result, do_close_attempt, do_open_attempt
 from omni.services import Services
 from tests import factories as f
+from tests.conftest import copy_sqlite
 
 
 @dataclass
@@ -261,11 +261,12 @@ async def test_mark_dnc_targets_marks_only_pending_targets_on_a_list(
         assert await dnc.mark_dnc_targets(s, setup.campaign) == 0
 
 
-async def test_the_embedded_sqlite_database_keeps_the_same_rules(tmp_path: Path) -> None:
+async def test_the_embedded_sqlite_database_keeps_the_same_rules(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
     """The default install runs on SQLite: the partial unique index, ON CONFLICT DO NOTHING with
     RETURNING, the prefix lookup and the set-based mark must work there too."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'dnc.sqlite3'}"
-    await upgrade_async(url)
+    url = copy_sqlite(sqlite_template, tmp_path, "dnc.sqlite3")
     db = Database(url)
     try:
         async with db.transaction() as s:

@@ -19,7 +19,6 @@ from sqlalchemy import func, select
 
 from omni.db import Database
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.db.models.outbound import ImportState, TargetState
 from omni.domain.auth import Principal
 from omni.domain.errors import Conflict, InvalidInput, NotFound
@@ -27,6 +26,7 @@ from omni.domain.files import save_upload_stream
 from omni.domain.outbound import imports as im
 from omni.services import Services
 from tests import factories as f
+from tests.conftest import copy_sqlite
 
 
 async def _campaign(services: Services) -> tuple[Principal, int]:
@@ -335,10 +335,11 @@ async def test_a_supervisor_outside_the_campaigns_queue_finds_no_campaign(servic
         assert exc.value.__class__.__name__ in ("NotFound", "PermissionDenied")
 
 
-async def test_the_embedded_sqlite_install_imports_deduplicates_and_marks_dnc(tmp_path: Path) -> None:
+async def test_the_embedded_sqlite_install_imports_deduplicates_and_marks_dnc(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
     """One process, SQLite: the reader runs in a thread, inserts go in chunks of multi-row VALUES."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'lists.sqlite3'}"
-    await upgrade_async(url)
+    url = copy_sqlite(sqlite_template, tmp_path, "lists.sqlite3")
     db = Database(url)
     try:
         async with db.transaction() as s:

@@ -18,7 +18,6 @@ from sqlalchemy import func, select
 
 from omni.db import Database
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.db.models.outbound import ImportState, TargetState
 from omni.domain.auth import Principal
 from omni.domain.contacts import do_merge_contacts
@@ -26,6 +25,7 @@ from omni.domain.files import save_upload_stream
 from omni.domain.outbound import imports as im
 from omni.services import Services
 from tests import factories as f
+from tests.conftest import copy_sqlite
 
 
 async def _chunks(data: bytes) -> AsyncIterator[bytes]:
@@ -147,11 +147,10 @@ async def test_duplicates_in_a_batch_across_batches_and_in_the_campaign_and_dnc_
 
 
 async def test_the_embedded_sqlite_install_reports_the_same_duplicates_and_dnc(
-    tmp_path: Path, monkeypatch: Any
+    sqlite_template: Path, tmp_path: Path, monkeypatch: Any
 ) -> None:
     monkeypatch.setattr(im, "BATCH", 3)
-    url = f"sqlite+aiosqlite:///{tmp_path / 'lists.sqlite3'}"
-    await upgrade_async(url)
+    url = copy_sqlite(sqlite_template, tmp_path, "lists.sqlite3")
     db = Database(url)
     try:
         who, campaign_id, older_id = await _world(db)

@@ -23,7 +23,6 @@ from sqlalchemy import func, select
 from omni.channels import AttemptOrder, ChannelNotReady, DeliveryReceipt, OutboundMessage
 from omni.db import Database, HeldConnection
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.db.models.outbound import CampaignState, Outcome, TargetState
 from omni.domain.conversations import InboundMessage, do_accept_offer, do_close, do_ingest_inbound
 from omni.domain.errors import Conflict
@@ -34,6 +33,7 @@ from omni.domain.routing import do_route_pending
 from omni.services import Services, build_services
 from omni.settings import Settings
 from tests import factories as f
+from tests.conftest import copy_sqlite
 from tests.helpers import until
 
 EVERY_DAY_9_TO_21 = {str(d): [["09:00", "21:00"]] for d in range(1, 8)}
@@ -658,9 +658,9 @@ async def test_two_concurrent_ticks_never_open_two_attempts_for_one_target_or_op
 
 
 @pytest.fixture
-async def sqlite_services(tmp_path: Path) -> AsyncIterator[Services]:
+async def sqlite_services(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Services]:
     settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
-    await upgrade_async(settings.effective_database_url)
+    copy_sqlite(sqlite_template, settings.data_dir)
     services = build_services(settings, run_background=False)
     await services.start()
     try:

@@ -27,7 +27,7 @@ from omni.domain.reports.rollups import ROLLUPS, Changes, rebuild_range
 from omni.domain.reports.surveys import stream_survey_answers_raw
 from omni.services import Services
 from tests import factories as f
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import LiveServer, copy_sqlite, make_settings
 
 MSK = ZoneInfo("Europe/Moscow")
 DAY = date(2026, 3, 10)
@@ -871,13 +871,12 @@ async def test_a_real_bot_run_reaches_the_funnel_and_the_drop_off(live_server: L
     assert by_node["handoff"]["node_left"] == 1
 
 
-async def test_the_same_figures_on_sqlite(tmp_path: Path) -> None:
+async def test_the_same_figures_on_sqlite(sqlite_template: Path, tmp_path: Path) -> None:
     """Embedded installs run on SQLite: the rollups and reports give the hand-computed figures there too."""
-    from omni.db.migrate import upgrade_async
     from omni.services import build_services
 
     settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'r.sqlite3'}", redis=False, data_dir=tmp_path)
-    await upgrade_async(settings.effective_database_url)
+    copy_sqlite(sqlite_template, tmp_path, "r.sqlite3")
     svc = build_services(settings, run_background=False)
     await svc.start()
     try:

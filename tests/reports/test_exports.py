@@ -24,14 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import Database
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.domain.errors import NotFound
 from omni.domain.reports import REPORTS, Column, FilterParams, Kind, ReportSpec, ReportTable, Scope, register
 from omni.domain.reports import exports as ex
 from omni.domain.reports.writers import Format
 from omni.services import Services
 from tests import factories as f
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, copy_sqlite
 from tests.helpers import HTTP_TIMEOUT, until
 from tests.reports.test_history import World, at, build_world
 
@@ -277,12 +276,11 @@ async def test_bad_export_requests_are_refused_and_store_nothing(
 
 
 async def test_on_sqlite_a_streamed_export_reads_page_by_page(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SQLite serves one transaction at a time for the whole app: the export must not hold one
     open while it writes (it reads short pages instead), and the duration filter works there too."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'e.sqlite3'}"
-    await upgrade_async(url)
+    url = copy_sqlite(sqlite_template, tmp_path, "e.sqlite3")
     db = Database(url)
     try:
         world = await build_world(db)

@@ -38,7 +38,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.domain import reports
 from omni.domain.auth import Principal
 from omni.domain.reports import FilterParams, Grouping, ReportTable
@@ -49,6 +48,7 @@ from omni.domain.reports.rollups import Changes, rebuild_range
 from omni.services import Services, build_services
 from omni.settings import Settings
 from tests import factories as f
+from tests.conftest import copy_sqlite
 
 S = m.ConversationStatus
 DAY10 = datetime(2026, 3, 10, tzinfo=UTC)
@@ -613,10 +613,10 @@ async def test_own_stats_count_today_and_this_week_in_moscow(services: Services,
     assert (after_midnight.today.handled, after_midnight.today.aht) == (0, None)
 
 
-async def test_the_operator_reports_read_the_same_on_sqlite(tmp_path: Path) -> None:
+async def test_the_operator_reports_read_the_same_on_sqlite(sqlite_template: Path, tmp_path: Path) -> None:
     """Embedded installs run on SQLite: the rollups and the grouped sums must give the same figures."""
     settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
-    await upgrade_async(settings.effective_database_url)
+    copy_sqlite(sqlite_template, settings.data_dir)
     services = build_services(settings, run_background=False)
     await services.start()
     try:

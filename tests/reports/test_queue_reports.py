@@ -45,7 +45,6 @@ from sqlalchemy import delete, func, select
 
 from omni.db import Database
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.domain import conversations as c
 from omni.domain import monitoring, reports
 from omni.domain.conversations import InboundMessage
@@ -58,6 +57,7 @@ from omni.domain.serialize import callback_dict, conversation_dict
 from omni.services import Services, build_services
 from omni.settings import Settings
 from tests import factories as f
+from tests.conftest import copy_sqlite
 from tests.helpers import until
 
 MSK = ZoneInfo("Europe/Moscow")
@@ -581,11 +581,13 @@ async def test_two_nodes_running_the_driver_at_once_never_run_a_pass_together(
     assert await pass_once(services.db, now=NOW) == 0
 
 
-async def test_on_sqlite_real_actions_arriving_become_rollup_rows(tmp_path: Path) -> None:
+async def test_on_sqlite_real_actions_arriving_become_rollup_rows(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
     """Embedded mode: the contact of a chat that was routed, accepted and closed, and one whose
     customer left while waiting, appear in the rollup after a pass (SQLite, no row locks)."""
     settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
-    await upgrade_async(settings.effective_database_url)
+    copy_sqlite(sqlite_template, settings.data_dir)
     services = build_services(settings, run_background=False)
     await services.start()
     try:

@@ -14,14 +14,13 @@ from ldap3 import MODIFY_ADD, MODIFY_DELETE, Connection, Server
 from sqlalchemy import select
 
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.domain import auth, ldap_auth, passwords
 from omni.domain.errors import InvalidInput, PermissionDenied
 from omni.services import Services, build_services
 from omni.settings import LdapSettings, Settings
 from tests import factories as f
 from tests import ldap_server as d
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer, copy_sqlite, free_port
 from tests.helpers import HTTP_TIMEOUT
 from tests.web.test_pages import post_login
 
@@ -44,9 +43,11 @@ def directory(url: str) -> LdapSettings:
 
 
 @pytest_asyncio.fixture(scope="module")
-async def services(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Services]:
+async def services(
+    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Services]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("omni"), secret_key="s" * 40)
-    await upgrade_async(settings.effective_database_url)
+    copy_sqlite(sqlite_template, settings.data_dir)
     svc = build_services(settings, run_background=False)
     await svc.start()
     try:
@@ -179,13 +180,14 @@ async def test_an_admin_checks_what_a_username_gets_without_signing_anyone_in(
 
 
 async def test_directory_down_local_admin_still_signs_in_and_directory_users_are_told_why(
+    sqlite_template: Path,
     tmp_path: Path,
 ) -> None:
     """The local admin fallback, through the sign-in form: nothing listens on the directory port."""
     settings = Settings(
         data_dir=tmp_path, secret_key="s" * 40, ldap=directory(f"ldap://127.0.0.1:{free_port()}")
     )
-    await upgrade_async(settings.effective_database_url)
+    copy_sqlite(sqlite_template, settings.data_dir)
     server = LiveServer(settings)
     await server.start()
     try:

@@ -11,11 +11,10 @@ import httpx
 from sqlalchemy import select
 
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.settings import Settings
 from tests import factories as f
 from tests import ldap_server as d
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, copy_sqlite
 from tests.helpers import HTTP_TIMEOUT
 from tests.web.test_ldap import directory, slapd  # noqa: F401  (the module's slapd fixture)
 from tests.web.test_pages import csrf_of, post_login
@@ -27,11 +26,12 @@ async def _check(client: httpx.AsyncClient, username: str) -> httpx.Response:
 
 
 async def test_admin_sees_effective_ldap_settings_without_the_password_and_checks_a_user(
+    sqlite_template: Path,
     tmp_path: Path,
     slapd: d.Slapd,  # noqa: F811
 ) -> None:
     settings = Settings(data_dir=tmp_path, secret_key="s" * 40, ldap=directory(slapd.url))
-    await upgrade_async(settings.effective_database_url)
+    copy_sqlite(sqlite_template, settings.data_dir)
     server = LiveServer(settings)
     await server.start()
     try:
@@ -81,9 +81,11 @@ async def test_admin_sees_effective_ldap_settings_without_the_password_and_check
         await server.stop()
 
 
-async def test_unconfigured_ldap_page_names_the_variable_and_the_check_says_so(tmp_path: Path) -> None:
+async def test_unconfigured_ldap_page_names_the_variable_and_the_check_says_so(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
     settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
-    await upgrade_async(settings.effective_database_url)
+    copy_sqlite(sqlite_template, settings.data_dir)
     server = LiveServer(settings)
     await server.start()
     try:

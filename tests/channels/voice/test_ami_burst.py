@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,11 +23,17 @@ from sqlalchemy import select, text
 from channels.voice import VoiceChannel
 from channels.voice.ami import EVENT_MASK
 from omni.db import models as m
-from omni.db.migrate import upgrade_async
 from omni.services import Services, build_services
 from tests import factories as f
 from tests.channels.voice.ami_emulator import ALL_CLASSES, AmiEmulator, event_mask
-from tests.conftest import _asyncpg_url, create_test_database, drop_test_database, free_port, make_settings
+from tests.conftest import (
+    _asyncpg_url,
+    copy_sqlite,
+    create_test_database,
+    drop_test_database,
+    free_port,
+    make_settings,
+)
 from tests.helpers import until
 
 
@@ -116,7 +123,9 @@ async def rig(pg_template: str, tmp_path: Any) -> AsyncIterator[Rig]:
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-async def any_rig(request: pytest.FixtureRequest, pg_template: str, tmp_path: Any) -> AsyncIterator[Rig]:
+async def any_rig(
+    sqlite_template: Path, request: pytest.FixtureRequest, pg_template: str, tmp_path: Any
+) -> AsyncIterator[Rig]:
     """PostgreSQL, and the embedded mode: SQLite, whose transactions ``Database`` runs one
     at a time (the batch's concurrent transactions queue for it)."""
     if request.param == "postgresql":
@@ -127,8 +136,7 @@ async def any_rig(request: pytest.FixtureRequest, pg_template: str, tmp_path: An
         finally:
             await drop_test_database(name)
         return
-    url = f"sqlite+aiosqlite:///{tmp_path / 'omni.db'}"
-    await upgrade_async(url)
+    url = copy_sqlite(sqlite_template, tmp_path, "omni.db")
     async with make_rig(url, tmp_path) as made:
         yield made
 
