@@ -69,6 +69,13 @@ PG_INDEX = "ix_messages_search"
 PG_TSV = "(to_tsvector('russian'::regconfig, body) || to_tsvector('english'::regconfig, body))"
 """The expression of the stored generated column ``messages.search_tsv`` (migration
 ``0035_search18``); the column is GIN-indexed and not mapped in the models."""
+DIGITS_INDEXES = (
+    "ix_contacts_phone_digits_trgm",
+    "ix_contact_identities_phone_digits_trgm",
+    "ix_calls_caller_digits_trgm",
+)
+"""PostgreSQL trigram indexes on the digits of phone columns (``_sql_digits``), migration
+``0043_searchperf2``."""
 UNMAPPED_INDEXES = frozenset(
     {
         PG_INDEX,
@@ -77,10 +84,13 @@ UNMAPPED_INDEXES = frozenset(
         "ix_contact_identities_value_trgm",
         "ix_messages_search_queue",
         "ix_messages_created_at",
+        "ix_messages_search_queue_created",
+        *DIGITS_INDEXES,
     }
 )
 """PostgreSQL indexes of migrations ``0037_search18`` (GIN, ``pg_trgm``) and
-``0040_searchperf18`` (scope and date) outside the models."""
+``0040_searchperf18`` (scope and date) and ``0043_searchperf2`` (scope with dates, phone
+digits) outside the models."""
 UNMAPPED_COLUMNS = frozenset({PG_COLUMN, PG_QUEUE})
 """PostgreSQL-only columns of ``messages`` the models don't map."""
 
@@ -186,10 +196,13 @@ def _fts5_query(q: str) -> str:
 
 
 def _sql_digits(column: Any) -> Any:
-    """Only the digits of a phone column, the same on both databases."""
+    """Only the digits of a phone column, the same on both databases. The characters are SQL
+    literals, not bound parameters: on PostgreSQL the expression is then the one the trigram
+    indexes of migration ``0043_searchperf2`` (``DIGITS_INDEXES``) are built on, so ``LIKE
+    '%digits%'`` is an index condition instead of a scan of every contact."""
     expr = column
     for ch in ("+", "-", " ", "(", ")", "."):
-        expr = func.replace(expr, ch, "")
+        expr = func.replace(expr, literal_column(f"'{ch}'"), literal_column("''"))
     return expr
 
 
