@@ -551,7 +551,7 @@ async def test_widget_looked_unfinished(server: LiveServer, shop: dict[str, Any]
     await expect(page.get_by_text("We are offline now")).to_have_count(1)
     start = page.get_by_role("button", name="Start chat")
     assert await start.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(170, 0, 0)"
-    await expect(page.get_by_label("E-mail")).to_have_attribute("type", "email")
+    await expect(page.get_by_label("E-mail", exact=True)).to_have_attribute("type", "email")
     await page.screenshot(path=str(ARTIFACTS / "widget-prechat.png"))
     await page.get_by_label("Name *").fill("Ann")
     await start.click()
