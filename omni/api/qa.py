@@ -131,7 +131,7 @@ class ScorecardController(Controller):
     @get("/{scorecard_id:int}", responses=READ)
     async def get_qa_scorecard(self, who: Principal, services: Services, scorecard_id: RowId) -> ScorecardOut:
         async with services.db.transaction() as session:
-            await qa.list_scorecards(session, who)  # the same permission as the list
+            await qa.check_read_scorecards(session, who)
             return out(qa.scorecard_dict(await qa.get_scorecard(session, scorecard_id)), ScorecardOut)
 
     @patch("/{scorecard_id:int}", responses=WRITE)

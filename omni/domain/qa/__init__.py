@@ -15,6 +15,7 @@ from omni.domain.qa.evaluations import (
 )
 from omni.domain.qa.scorecards import (
     check_create_scorecard,
+    check_read_scorecards,
     check_update_scorecard,
     clean_items,
     get_scorecard,
@@ -27,6 +28,7 @@ __all__ = [
     "check_comment",
     "check_create_evaluation",
     "check_create_scorecard",
+    "check_read_scorecards",
     "check_update_scorecard",
     "clean_items",
     "evaluation_dict",

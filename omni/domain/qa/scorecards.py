@@ -111,15 +111,20 @@ async def list_scorecards(
     session: AsyncSession, who: Principal, *, include_retired: bool = False
 ) -> list[m.QaScorecard]:
     """Scorecards for graders and builders (the newest version of each, unless retired asked)."""
+    await check_read_scorecards(session, who)
+    stmt = select(m.QaScorecard).order_by(m.QaScorecard.name, m.QaScorecard.version)
+    if not include_retired:
+        stmt = stmt.where(m.QaScorecard.active.is_(True))
+    return list(await session.scalars(stmt))
+
+
+async def check_read_scorecards(session: AsyncSession, who: Principal) -> None:
+    """Graders and builders read scorecards; anyone else is refused as lacking the grade grant."""
     if not (
         await grants.allowed(session, who, grants.QA_GRADE)
         or await grants.allowed(session, who, grants.QA_SCORECARDS)
     ):
         await grants.check(session, who, grants.QA_GRADE)
-    stmt = select(m.QaScorecard).order_by(m.QaScorecard.name, m.QaScorecard.version)
-    if not include_retired:
-        stmt = stmt.where(m.QaScorecard.active.is_(True))
-    return list(await session.scalars(stmt))
 
 
 async def get_scorecard(session: AsyncSession, card_id: int) -> m.QaScorecard:
