@@ -436,6 +436,7 @@ class Settings(BaseSettings):
     secret_key: str = ""
     """Signs sessions and encrypts stored secrets. Required outside embedded mode."""
     public_base_url: str = "http://127.0.0.1:8000"
+    """Where users reach Omni (CORS, same-origin checks, links). Unset: ``http://HOST:PORT``."""
     data_dir: Path = DEFAULT_DATA_DIR
     host: str = "127.0.0.1"
     port: int = 8000
@@ -483,6 +484,15 @@ class Settings(BaseSettings):
         if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("OMNI_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+    @model_validator(mode="after")
+    def _public_url_follows_the_port(self) -> Settings:
+        # Unset, the public address is where ``omni serve`` listens: with only OMNI_PORT changed,
+        # the consoles' same-origin check refused every socket ("connection lost") on the demo.
+        if "public_base_url" not in self.model_fields_set and (self.host, self.port) != ("127.0.0.1", 8000):
+            host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104  (a comparison, no bind)
+            self.public_base_url = f"http://{host}:{self.port}"
+        return self
 
     @model_validator(mode="after")
     def _tts_app_named(self) -> Settings:

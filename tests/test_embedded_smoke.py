@@ -267,3 +267,16 @@ async def test_a_stopped_embedded_server_lets_this_process_wait_for_task_results
     finally:
         await server.stop()
     assert accumulate.apply(args=(1, 2)).get() == (1, 2)
+
+
+def test_the_public_address_follows_the_port_unless_it_is_set(monkeypatch: Any) -> None:
+    """`OMNI_PORT=8779 scripts/run.sh` served the consoles, but their sockets were refused as
+    cross-site (the public address still said :8000): the operator saw "connection lost"."""
+    for name in ("OMNI_PUBLIC_BASE_URL", "OMNI_HOST", "OMNI_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    assert Settings().public_base_url == "http://127.0.0.1:8000"
+    assert Settings(port=8779).public_base_url == "http://127.0.0.1:8779"
+    assert Settings(host="0.0.0.0", port=9000).public_base_url == "http://127.0.0.1:9000"
+    assert (
+        Settings(port=8779, public_base_url="https://omni.example").public_base_url == "https://omni.example"
+    )
