@@ -130,6 +130,22 @@ class RoutePass:
     offered to them in this pass (``hold_back``), or a lock held for a moment (a customer's
     message, a status change) would hand its operator to the next in line and the one ahead
     would lose its place; the next pass offers it in its turn."""
+    full: dict[int, int] = field(default_factory=dict)
+    """Operators without room for a conversation ahead in this pass, with the load (units)
+    they had then. A pass only adds load; an operator seen with less later was freed by
+    another transaction meanwhile (a close, a decline) and joins ``held``: the one ahead might
+    have fitted too, and the pass that the freeing change requests offers it in its turn."""
+
+    def sized_up(self, user: Operator, load: Load, medium: str, *, chats_block_calls: bool) -> bool:
+        """Whether ``user`` has room for one more conversation of ``medium``; remembers the
+        load of those without room, and holds back those freed since (``full``)."""
+        units = load.units(user)
+        if not fits(user, load, medium, chats_block_calls=chats_block_calls):
+            self.full[user.id] = min(units, self.full.get(user.id, units))
+            return False
+        if units < self.full.get(user.id, units):
+            self.held.add(user.id)
+        return True
 
     async def queue(self, session: AsyncSession, queue_id: int) -> m.Queue | None:
         if queue_id not in self.queues:
@@ -275,7 +291,7 @@ async def _candidates(
             handled_today=handled.get(u.id, 0),
         )
         for u in rows
-        if fits(u, loads[u.id], conv.medium, chats_block_calls=primary.chats_block_calls)
+        if rp.sized_up(u, loads[u.id], conv.medium, chats_block_calls=primary.chats_block_calls)
     ]
     untried = [c for c in result if c.id not in tried]
     # Everybody already had a go: ring them again rather than leave the customer waiting.

@@ -301,7 +301,7 @@ async def assign_on_postgres(
         load = _load(r, 7)
         if r[11]:
             tried.add(user.id)
-        if not fits(user, load, conv.medium, chats_block_calls=primary.chats_block_calls):
+        if not rp.sized_up(user, load, conv.medium, chats_block_calls=primary.chats_block_calls):
             continue
         result.append(
             Candidate(

@@ -13,7 +13,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+import pytest
+from sqlalchemy import select, text, update
 
 from omni.db import models as m
 from omni.domain import conversations as c
@@ -126,3 +127,53 @@ async def test_an_operator_held_for_a_moment_is_not_offered_the_chat_behind_the_
         assert await _offered(services) == [], "the chat behind took the callback's operator"
     await do_route_pending(services.db)
     assert await _offered(services) == [(w["callback"], w["olga"])]
+
+
+@pytest.mark.parametrize("orm_only", [False, True], ids=["postgres-path", "orm-path"])
+async def test_an_operator_freed_while_the_pass_runs_is_not_offered_the_chat_behind_the_callback(
+    services: Services, orm_only: bool
+) -> None:
+    """Olga is still on a chat when the pass decides the callback (no room for a call) and
+    closes it before the pass reaches the chat behind: the chat behind used to get her (the
+    "call me" journey offered the third customer before the callback). The pass that her close
+    asks for offers her the callback, in its turn."""
+    w = await _world(services)
+    chat = await _inbound(services, w["widget"], "earlier")
+    async with services.db.transaction() as s:
+        await s.execute(
+            update(m.Conversation)
+            .where(m.Conversation.id == chat)
+            .values(status=m.ConversationStatus.ACTIVE, assigned_user_id=w["olga"])
+        )
+    rp = routing.RoutePass(orm_only=orm_only)
+    async with services.db.transaction() as s:
+        line = await routing.waiting_line(s)
+    assert [row[0] for row in line] == [w["callback"], w["behind"]]
+    async with services.db.transaction() as s:
+        assert await routing.do_assign(s, w["callback"], rp) is None  # a call needs all of Olga
+    async with services.db.transaction() as s:
+        await s.execute(
+            update(m.Conversation).where(m.Conversation.id == chat).values(status=m.ConversationStatus.CLOSED)
+        )
+    async with services.db.transaction() as s:
+        assert await routing.do_assign(s, w["behind"], rp) is None
+    assert await _offered(services) == [], "the chat behind took the callback's operator"
+    await do_route_pending(services.db)
+    assert await _offered(services) == [(w["callback"], w["olga"])]
+
+
+async def test_a_chat_still_fits_beside_a_call_that_does_not(services: Services) -> None:
+    """The hold is for operators freed during the pass only: with room for one more chat but not
+    for a call, Olga is offered the chat behind the callback in the same pass (blending)."""
+    w = await _world(services)
+    chat = await _inbound(services, w["widget"], "earlier")
+    async with services.db.transaction() as s:
+        olga = await s.get_one(m.User, w["olga"])
+        olga.capacity, olga.chat_weight = 3, 1
+        await s.execute(
+            update(m.Conversation)
+            .where(m.Conversation.id == chat)
+            .values(status=m.ConversationStatus.ACTIVE, assigned_user_id=w["olga"])
+        )
+    await do_route_pending(services.db)
+    assert await _offered(services) == [(w["behind"], w["olga"])]
