@@ -41,7 +41,7 @@ from aiogram.exceptions import (
 from aiogram.types import FSInputFile, Update
 from sqlalchemy.exc import IntegrityError
 
-from channels.telegram import handlers
+from channels.telegram import commands, handlers
 from channels.telegram.mapping import (
     CSAT_PREFIX,
     IMAGE_TYPES,
@@ -65,8 +65,6 @@ from omni.domain import (
     identities,
     inboxes,
     place,
-    transcript,
-    transcript_pdf,
 )
 from omni.domain.contacts import normalise_phone
 from omni.domain.errors import DomainError, InvalidInput
@@ -138,15 +136,6 @@ contact card joins it)."""
 def asks_call_me(body: str) -> bool:
     words = body.strip().split(maxsplit=1)
     return bool(words) and words[0].lower().split("@")[0] in CALL_ME
-
-
-TRANSCRIPT = "/transcript"
-"""The customer's command for the PDF of their conversation, sent back as a document."""
-
-
-def asks_transcript(body: str) -> bool:
-    words = body.strip().split(maxsplit=1)
-    return bool(words) and words[0].lower().split("@")[0] == TRANSCRIPT
 
 
 async def _call_me(session: Any, conv: m.Conversation, body: str) -> None:
@@ -368,6 +357,10 @@ class TelegramChannel:
 
     async def _store(self, bot: Bot, item: TelegramInbound) -> None:
         msg = item.message
+        if not item.media and not item.shared_phone and commands.asks_transcript(msg.body):
+            key = str(msg.external_id or "")
+            await commands.send_transcript(self.services, KIND, msg.inbox_id, msg.identity_value, key)
+            return
         if (item.media or item.shared_phone) and msg.external_id:
             # Only media (a re-delivered update must not be downloaded again) and a shared phone
             # (joined before the message is stored) are worth a transaction of their own. Text
@@ -428,28 +421,6 @@ class TelegramChannel:
                 files.do_link_uploads(stored, result.conversation.id)
                 if asks_call_me(msg.body):
                     await _call_me(session, result.conversation, msg.body)
-            wants_transcript = not result.duplicate and asks_transcript(msg.body)
-            conv_id, lang = result.conversation.id, transcript.customer_language(result.conversation)
-        if wants_transcript:
-            await self._send_transcript(msg.inbox_id, msg.identity_value, conv_id, lang)
-
-    async def _send_transcript(self, inbox_id: int, identity: str, conv_id: int, lang: str) -> None:
-        """``/transcript``: the PDF of the conversation, stored with it and sent as a document
-        by the bot's paced sender (a bot message: the operator sees it went). Rate limited per
-        customer like the widget's (``widget.transcripts_per_minute``); past it, nothing."""
-        settings = self.services.settings
-        limiter = self.services.limits.limiter("telegram-transcript", settings.widget.transcripts_per_minute)
-        if not await limiter.allow(identity):
-            log.info("telegram: /transcript from %s refused (rate limit)", identity)
-            return
-        try:
-            async with self.services.db.transaction() as session:
-                said = await transcript_pdf.visitor_pdf(session, KIND, identity, inbox_id, conv_id, lang)
-            pdf = await asyncio.to_thread(transcript_pdf.render, said)
-            async with self.services.db.transaction() as session:
-                await transcript_pdf.do_send_pdf(session, conv_id, pdf, data_dir=settings.data_dir, lang=lang)
-        except DomainError as exc:
-            log.warning("telegram: transcript of conversation %s not sent: %s", conv_id, exc.message)
 
     async def _download(self, bot: Bot, ref: MediaRef) -> bytes | str:
         """The file's bytes, or why it was not fetched (shown in the message body)."""

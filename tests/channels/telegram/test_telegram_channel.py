@@ -657,3 +657,30 @@ async def test_transcript_command_sends_the_pdf_of_the_conversation(
         )
         assert sent is not None
         assert [a["name"] for a in sent.attachments] == [f"transcript-{conv.id}.pdf"]
+
+    # Asked again once the conversation has closed: that conversation's PDF, and the command
+    # neither reopens it nor starts a new one (it is a command, never the customer's text).
+    async with services.db.transaction() as s:
+        from omni.domain.conversations import do_close
+
+        await do_close(s, await s.get_one(m.Conversation, conv.id), None, by="operator")
+    again = emulator.update(message=emulator.message(customer, text="/transcript"))
+    assert await emulator.deliver(bot["token"], again) == 200
+    await until(lambda: len(emulator.sent(customer["id"], "sendDocument")) == 2, what="the second PDF")
+    assert await emulator.deliver(bot["token"], again) == 200  # Telegram delivers it again
+    async with services.db.transaction() as s:
+        convs = (
+            await s.scalars(select(m.Conversation).where(m.Conversation.inbox_id == bot["inbox_id"]))
+        ).all()
+        assert [(c.id, c.status) for c in convs] == [(conv.id, "closed")]
+        asked = await s.scalar(
+            select(func.count()).where(m.Message.conversation_id == conv.id, m.Message.body == "/transcript")
+        )
+        assert asked == 0
+    # The sender keeps each chat's order: once a later bot message is out, so is anything before it.
+    await say(app, conv.id, "Anything else?")
+    await until(
+        lambda: any(c.params.get("text") == "Anything else?" for c in emulator.sent(customer["id"])),
+        what="the sentinel message",
+    )
+    assert len(emulator.sent(customer["id"], "sendDocument")) == 2, "a re-delivered update sent it twice"
