@@ -116,8 +116,9 @@ async def test_a_saved_view_lists_the_waiting_chats_and_bulk_actions_report_what
     # Bulk label both: done, chips shown.
     for checkbox in await box.get_by_test_id("view-select").all():
         await checkbox.check()
+    # The bulk bar names what it applies (no ids to know): labels, result codes, queues.
     await box.get_by_test_id("bulk-action").select_option("label")
-    await box.get_by_test_id("bulk-param").fill(str(vip_id))
+    await box.get_by_test_id("bulk-param").select_option(label="VIP")
     await box.get_by_test_id("bulk-apply").click()
     await expect(box.get_by_test_id("bulk-done")).to_have_text("Выполнено: 2", timeout=TIMEOUT)
     await expect(box.get_by_test_id("label-chip")).to_have_count(2, timeout=TIMEOUT)
@@ -125,8 +126,10 @@ async def test_a_saved_view_lists_the_waiting_chats_and_bulk_actions_report_what
     # Bulk close of waiting chats: nothing half-done, each refusal says why, in Russian.
     for checkbox in await box.get_by_test_id("view-select").all():
         await checkbox.check()
+    await box.get_by_test_id("bulk-action").select_option("transfer")
+    await expect(box.get_by_test_id("bulk-param")).to_contain_text("sales", timeout=TIMEOUT)
     await box.get_by_test_id("bulk-action").select_option("close")
-    await box.get_by_test_id("bulk-param").fill(str(desk["code"]))
+    await box.get_by_test_id("bulk-param").select_option(label="Solved")
     await box.get_by_test_id("bulk-apply").click()
     await expect(box.get_by_test_id("bulk-done")).to_have_text("Выполнено: 0", timeout=TIMEOUT)
     refused = box.get_by_test_id("bulk-refused")

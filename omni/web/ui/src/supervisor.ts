@@ -58,7 +58,7 @@ const campaigns = new CampaignsView(socket, t);
  * listens, whispers and barges here (those calls answer by themselves) and answers others. */
 const softphone = new Softphone(socket, t, () => undefined);
 const me = data.user.id;
-const organise = new OrganiseView(t, (s) => t(`enum.status.${s}`));
+const organise = new OrganiseView(t, (s) => t(`enum.status.${s}`), data.lang);
 /** Filter the operators' conversations by a label (their chips come from the snapshot). */
 const labelFilter = el("select", { "data-testid": "label-filter", "aria-label": t("sv.label_filter") });
 let onlyLabel: number | null = null;

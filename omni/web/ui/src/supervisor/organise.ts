@@ -10,6 +10,8 @@ interface LabelInfo { id: number; name: string; color: string; queue_id: number 
 interface SavedView { id: number; name: string; group_id: number | null; filters: Record<string, unknown> }
 interface Conv { id: number; status: string; channel: string; queue_id: number | null; label_ids: number[] }
 interface BulkAnswer { done: number[]; refused: { id: number; code: string; error: string }[] }
+interface Named { id: number; name: string }
+interface ResultCodeInfo { id: number; name: string; name_ru: string; active: boolean }
 
 async function api<R>(method: string, url: string, body?: unknown): Promise<{ ok: boolean; data: R | { detail?: string } }> {
   const resp = await fetch(url, {
@@ -28,8 +30,15 @@ export class OrganiseView {
   private views: SavedView[] = [];
   private current: SavedView | null = null;
   private selected = new Set<number>();
+  /** Result codes and queues for the bulk bar's list, read once when first needed. */
+  private codes: Named[] | null = null;
+  private queues: Named[] | null = null;
 
-  constructor(private readonly t: T, private readonly statusLabel: (s: string) => string) {}
+  constructor(
+    private readonly t: T,
+    private readonly statusLabel: (s: string) => string,
+    private readonly lang = "en",
+  ) {}
 
   /** Called after every load (the monitoring tables redraw their chips and filter). */
   onLoaded: () => void = () => undefined;
@@ -122,13 +131,38 @@ export class OrganiseView {
     }
     const action = el("select", { "data-testid": "bulk-action", "aria-label": t("sv.org_bulk") });
     for (const a of ["label", "close", "transfer"]) action.append(el("option", { value: a }, t(`sv.org_bulk_${a}`)));
-    const param = el("input", { "data-testid": "bulk-param", type: "number", min: "1", "aria-label": t("sv.org_bulk_param") });
+    // What the action applies, by name: the label, the result code, the queue.
+    const param = el("select", { "data-testid": "bulk-param", "aria-label": t("sv.org_bulk_param") });
     const apply = el("button", { type: "button", "data-testid": "bulk-apply" }, t("sv.org_apply"));
+    action.addEventListener("change", () => void this.fillParam(action.value, param));
+    void this.fillParam(action.value, param);
     apply.addEventListener("click", () => void this.bulk(action.value, Number(param.value)));
     rows.append(
       convs.length ? list : el("p", { class: "muted", "data-testid": "view-empty" }, t("sv.none")),
       el("div", { class: "row" }, action, param, apply),
     );
+  }
+
+  private async fillParam(action: string, param: HTMLSelectElement): Promise<void> {
+    let options: Named[] = this.labels;
+    if (action === "close") {
+      if (this.codes === null) {
+        const answer = await api<ResultCodeInfo[]>("GET", "/api/v1/result-codes");
+        const rows = answer.ok ? (answer.data as ResultCodeInfo[]) : [];
+        this.codes = rows.filter((c) => c.active).map((c) => ({ id: c.id, name: this.lang === "ru" && c.name_ru ? c.name_ru : c.name }));
+      }
+      options = this.codes;
+    } else if (action === "transfer") {
+      if (this.queues === null) {
+        const answer = await api<Named[]>("GET", "/api/v1/queues");
+        this.queues = answer.ok ? (answer.data as Named[]).map((q) => ({ id: q.id, name: q.name })) : [];
+      }
+      options = this.queues;
+    }
+    const keep = param.value;
+    clear(param);
+    for (const o of options) param.append(el("option", { value: o.id }, o.name));
+    if (options.some((o) => String(o.id) === keep)) param.value = keep;
   }
 
   private async bulk(action: string, value: number): Promise<void> {
