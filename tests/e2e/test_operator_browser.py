@@ -412,3 +412,69 @@ async def test_bot_conversation_shows_the_bot_its_choices_and_the_press(
     icon = sup.locator(f"[data-conversation-id='{conv_id}'] [data-testid=channel-icon]")
     await expect(icon.locator("svg")).to_have_count(1, timeout=TIMEOUT)
     assert not EMOJI.search(await icon.inner_text())
+
+
+async def test_typing_is_never_lost_drafts_follow_each_conversation_and_survive_a_reload(
+    server: LiveServer, desk: dict[str, Any], browser: Browser
+) -> None:
+    """A click on the conversation the accept is already opening used to lay the pane out a
+    second time under the operator's typing: the composer lost the focus and the Enter that
+    followed sent nothing. Switching conversations wiped what was typed."""
+    _, op = await staff_page(browser, server.url, "olga")
+    await expect(op.get_by_test_id("status-select")).to_have_value("available", timeout=TIMEOUT)
+    boris_id = await customer_says(server, desk["inbox"], BORIS, "Hello")
+    composer = op.get_by_test_id("composer")
+    contact = op.get_by_test_id("conversation-contact")
+    sent = op.locator('[data-testid="message"][data-direction="out"]')
+
+    # Accept, then at once click the conversation in "my conversations" and type.
+    await op.get_by_test_id("offer-accept").click()
+    boris = op.locator(f'[data-testid="conversation-item"][data-id="{boris_id}"]')
+    await boris.click(timeout=TIMEOUT)
+    await composer.fill("Hello Boris, one moment")
+    await composer.press("Enter")
+    await expect(sent.filter(has_text="Hello Boris, one moment")).to_have_count(1, timeout=TIMEOUT)
+    await expect(composer).to_have_value("")
+
+    # A draft for Boris; Grigory's offer accepted opens his conversation with an empty composer.
+    await composer.fill("Draft for Boris")
+    grigory_id = await customer_says(server, desk["inbox"], GRIGORY, "Hi there")
+    await op.get_by_test_id("offer-accept").click(timeout=TIMEOUT)
+    await expect(contact).to_have_text(GRIGORY, timeout=TIMEOUT)
+    await expect(composer).to_have_value("")
+    await composer.fill("Draft for Grigory")
+
+    # Each conversation keeps its own draft, across switches and a reload of the window.
+    await boris.click()
+    await expect(contact).to_have_text(BORIS, timeout=TIMEOUT)
+    await expect(composer).to_have_value("Draft for Boris")
+    await op.reload()
+    await expect(contact).to_have_text(BORIS, timeout=TIMEOUT)
+    await expect(composer).to_have_value("Draft for Boris")
+    grigory = op.locator(f'[data-testid="conversation-item"][data-id="{grigory_id}"]')
+    await grigory.click(timeout=TIMEOUT)
+    await expect(contact).to_have_text(GRIGORY, timeout=TIMEOUT)
+    await expect(composer).to_have_value("Draft for Grigory")
+
+    # Sent, a draft is gone: back on Grigory after Boris, the composer is empty.
+    await composer.press("End")
+    await composer.press("Enter")
+    await expect(sent.filter(has_text="Draft for Grigory")).to_have_count(1, timeout=TIMEOUT)
+    await boris.click()
+    await expect(composer).to_have_value("Draft for Boris", timeout=TIMEOUT)
+    await grigory.click()
+    await expect(contact).to_have_text(GRIGORY, timeout=TIMEOUT)
+    await expect(composer).to_have_value("")
+    await no_error_toast(op)
+    async with server.services.db.transaction() as s:
+        out = (
+            await s.execute(
+                select(m.Message.conversation_id, m.Message.body)
+                .where(m.Message.direction == "out", m.Message.author_user_id == desk["op"])
+                .order_by(m.Message.id)
+            )
+        ).all()
+    assert [tuple(r) for r in out] == [
+        (boris_id, "Hello Boris, one moment"),
+        (grigory_id, "Draft for Grigory"),
+    ]

@@ -200,7 +200,14 @@ const handlers: LeftHandlers = {
     if (!ack.ok) failed(t, ack);
     scheduleRefresh();
   },
-  open: (id) => void openConversation(id),
+  open: (id) => {
+    // A click on the conversation already open keeps it as it is: re-reading it would redraw
+    // the thread under the operator (scroll, selection) for nothing; live events keep it fresh.
+    if (id === pane.id) {
+      state.unread.delete(id);
+      renderMineNow();
+    } else void openConversation(id);
+  },
   take: async (id) => {
     const ack = await call(socket, "take", { conversation_id: id });
     if (!ack.ok) failed(t, ack);

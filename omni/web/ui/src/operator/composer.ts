@@ -5,8 +5,41 @@ import { failed } from "./ui";
 import { HistoryPart } from "./history";
 import { TYPING_EVERY_MS, TYPING_IDLE_MS, HANDLING, clientId } from "./messages";
 
+/** Drafts live in the tab's session storage: a reload (or a reconnect that reloads the page)
+ * keeps what the operator was typing; closing the tab forgets it. */
+const DRAFTS_KEY = "omni.op.drafts";
+
+function storedDrafts(): Record<string, string> {
+  try {
+    const raw = JSON.parse(sessionStorage.getItem(DRAFTS_KEY) || "{}") as unknown;
+    return raw && typeof raw === "object" ? (raw as Record<string, string>) : {};
+  } catch {
+    return {};
+  }
+}
+
 export abstract class ComposerPart extends HistoryPart {
   // --- composer -----------------------------------------------------------------------
+
+  /** Keep the composer's text as the draft of conversation ``id`` (an empty one is forgotten). */
+  protected keepDraft(id: number): void {
+    this.setDraft(id, this.composer.value);
+  }
+
+  protected draftOf(id: number): string {
+    return storedDrafts()[String(id)] ?? "";
+  }
+
+  private setDraft(id: number, text: string): void {
+    const drafts = storedDrafts();
+    if (text.trim()) drafts[String(id)] = text;
+    else delete drafts[String(id)];
+    try {
+      sessionStorage.setItem(DRAFTS_KEY, JSON.stringify(drafts));
+    } catch {
+      // Storage full or disabled: the draft still lives in the composer while it is open.
+    }
+  }
 
   protected onKey(ev: KeyboardEvent): void {
     if (!this.picker.classList.contains("hidden") && this.pickerItems.length) {
@@ -39,6 +72,7 @@ export abstract class ComposerPart extends HistoryPart {
     const match = /^\/(\S*)$/.exec(value);
     if (match) this.openPicker(match[1].toLowerCase());
     else this.closePicker();
+    if (this.view) this.keepDraft(this.view.conversation.id);
     this.sendTyping(value.length > 0);
   }
 
@@ -60,29 +94,41 @@ export abstract class ComposerPart extends HistoryPart {
     this.typingStop = window.setTimeout(() => this.sendTyping(false), TYPING_IDLE_MS);
   }
 
+  /** A reply on its way: a second Enter before the answer must not send the text twice. */
+  private sending = false;
+
   protected async send(): Promise<void> {
     const v = this.view;
     const body = this.composer.value.trim();
-    if (!v || !body) return;
+    if (!v || !body || this.sending) return;
     const priv = this.noteToggle.checked;
+    const sent = v.conversation.id;
     const button = this.composerBox.querySelector<HTMLButtonElement>("[data-testid=send]");
     if (button) button.disabled = true;
-    const ack = await call(this.ctx.socket, "send", {
-      conversation_id: v.conversation.id,
-      body,
-      client_id: clientId(),
-      private: priv,
-    });
-    if (button) button.disabled = false;
+    this.sending = true;
+    let ack;
+    try {
+      ack = await call(this.ctx.socket, "send", { conversation_id: sent, body, client_id: clientId(), private: priv });
+    } finally {
+      this.sending = false;
+      if (button) button.disabled = false;
+    }
     if (!ack.ok) {
-      failed(this.ctx.t, ack);
+      failed(this.ctx.t, ack); // the text stays in the composer, to send again
       return;
     }
-    this.composer.value = "";
-    this.closePicker();
-    if (!priv) this.sendTyping(false);
-    this.applyMessage(ack.message as Message);
-    this.composer.focus();
+    if (this.id === sent) {
+      // What was typed while it was sending stays; only the text that went leaves the composer.
+      const now = this.composer.value.trimStart();
+      this.composer.value = now.startsWith(body) ? now.slice(body.length).trimStart() : now;
+      this.keepDraft(sent);
+      this.closePicker();
+      if (!priv) this.sendTyping(false);
+      this.applyMessage(ack.message as Message);
+      this.composer.focus();
+    } else if (this.draftOf(sent).trim() === body) {
+      this.setDraft(sent, ""); // switched away while it was sending: the text went
+    }
   }
 
   // --- canned replies -----------------------------------------------------------------

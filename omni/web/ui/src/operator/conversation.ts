@@ -19,27 +19,49 @@ export class ConversationPane extends ActionsPart {
   /** Opened from a search hit (search.ts): the message to mark; read-only unless it is mine. */
   protected found: { id: number; messageId: number | null } | null = null;
 
+  /** The open in flight: a second request for the same conversation (the offer's accept opens
+   * it while the operator clicks it in the list) shares its answer instead of laying the pane
+   * out twice under the operator's typing. */
+  private opening: { id: number; promise: Promise<boolean> } | null = null;
+  /** Bumped per open: an answer that arrives after a newer open was asked for is dropped, so a
+   * slow answer for the previous conversation can't replace the one clicked last. */
+  private openTicket = 0;
+
   reset(): void {
+    if (this.view) this.keepDraft(this.view.conversation.id);
     this.view = null;
     clear(this.centre);
     clear(this.right);
     this.centre.append(this.empty);
   }
 
-  async open(id: number, hit?: { messageId: number | null }): Promise<boolean> {
+  open(id: number, hit?: { messageId: number | null }): Promise<boolean> {
+    if (!hit && this.opening?.id === id) return this.opening.promise;
+    const promise = this.load(id, hit).finally(() => {
+      if (this.opening?.promise === promise) this.opening = null;
+    });
+    this.opening = { id, promise };
+    return promise;
+  }
+
+  private async load(id: number, hit?: { messageId: number | null }): Promise<boolean> {
+    const ticket = ++this.openTicket;
     const ack = await call(this.ctx.socket, "open", { conversation_id: id });
+    if (ticket !== this.openTicket) return false; // the operator has asked for another since
     if (!ack.ok) {
       failed(this.ctx.t, ack);
       return false;
     }
-    const switching = this.id !== id;
+    const previous = this.id;
+    const switching = previous !== id;
     if (hit) this.found = { id, messageId: hit.messageId };
     else if (switching) this.found = null;
+    if (switching && previous !== null) this.keepDraft(previous);
     this.view = ack as unknown as View;
     if (switching) {
       this.canned = []; // rendered for the previous customer: loadCanned below brings this one's
       this.closePicker();
-      this.composer.value = "";
+      this.composer.value = this.draftOf(id);
       this.noteToggle.checked = false;
       this.composerBox.classList.remove("note-mode");
       this.typingSentAt = 0;
@@ -66,6 +88,12 @@ export class ConversationPane extends ActionsPart {
   protected layout(): void {
     const v = this.view;
     if (!v) return;
+    // The composer and the note toggle outlive a re-layout (the same conversation re-read after
+    // a reconnect or an accept): detaching them would take the focus from under the operator's
+    // typing, and their Enter would then reach nothing.
+    const active = document.activeElement;
+    const focused = active instanceof HTMLElement && (this.centre.contains(active) || this.right.contains(active)) ? active : null;
+    const caret = focused === this.composer ? [this.composer.selectionStart, this.composer.selectionEnd] : null;
     clear(this.centre);
     clear(this.right);
     clear(this.messages);
@@ -88,6 +116,10 @@ export class ConversationPane extends ActionsPart {
     this.right.append(this.callBox, this.thread, this.card, this.botData, this.actions, this.automation.box, this.script, this.myCanned);
     this.scrollDown();
     if (found?.messageId) this.markHit(v.conversation.id, found.messageId);
+    if (focused?.isConnected) {
+      focused.focus();
+      if (caret) this.composer.setSelectionRange(caret[0], caret[1]);
+    }
   }
 
   /** Scroll to the message a search hit names and outline it; one older than the console's
