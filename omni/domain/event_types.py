@@ -364,6 +364,9 @@ class EventType:
     private: bool = False
     """May carry staff-only content: fanned out to the handling operator and supervisors,
     never to a whole queue room of operators (see ``omni.realtime.event_rooms``)."""
+    personal: bool = False
+    """About one operator (``user_id``), never the team's news: with its queue (for supervisors'
+    rooms and queue-filtered webhooks) but never sent to the queue's room of operators."""
 
 
 def _types(*defs: EventType) -> dict[str, EventType]:
@@ -531,6 +534,7 @@ EVENT_TYPES: dict[str, EventType] = _types(
         "qa.evaluation_created",
         QaEvaluationPayload,
         "A grader scored a conversation with a scorecard (`critical_failed`: a critical item zeroed it).",
+        personal=True,
     ),
     EventType("admin.changed", AdminChanged, "An admin created, updated or deleted a configuration entity."),
 )
@@ -554,7 +558,9 @@ def check_payload(type_: str, payload: dict[str, Any]) -> Payload:
 
 
 def is_private(type_: str, payload: dict[str, Any]) -> bool:
-    """Staff-only content (a private note or a supervisor's whisper) that a queue room of
-    operators must not receive."""
+    """Staff-only content (a private note or a supervisor's whisper) or one operator's news (a
+    QA grade) that a queue room of operators must not receive."""
     definition = EVENT_TYPES.get(type_)
-    return bool(definition and definition.private and payload.get("direction") == "note")
+    if definition is None:
+        return False
+    return definition.personal or (definition.private and payload.get("direction") == "note")

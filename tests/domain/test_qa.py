@@ -20,6 +20,7 @@ from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage
 from omni.domain.errors import InvalidInput, NotFound, PermissionDenied
 from omni.domain.reports.writers import Format, finish, open_writer
+from omni.realtime import event_rooms, rooms
 from omni.services import Services
 from tests import factories as f
 from tests.helpers import capture_events
@@ -117,9 +118,18 @@ async def test_grading_scope_versions_comments_audit_and_reports(svc: Services, 
         )
     assert (ev.score, ev.critical_failed, ev.operator_id) == (87.5, False, w["ids"]["alice"])
     assert seen[0].payload["score"] == 87.5 and seen[0].user_id == w["ids"]["alice"]
-    assert seen[0].queue_id is None  # never broadcast to the queue's room
+    # To Alice and the supervisors of the queue, never to the queue's room of operators.
+    qid = seen[0].queue_id
+    assert qid is not None
+    assert rooms.queue(qid) not in event_rooms(seen[0], "/operator")
+    assert rooms.user(w["ids"]["alice"]) in event_rooms(seen[0], "/operator")
+    assert rooms.queue(qid) in event_rooms(seen[0], "/supervisor")
     hook = m.WebhookSubscription(name="crm", url="https://crm.example/h", event_types=["qa.*"], filter={})
     assert webhooks.matches(hook, seen[0])  # webhook-able like every event
+    hook.filter = {"queue_ids": [qid]}
+    assert webhooks.matches(hook, seen[0])  # a CRM that follows this queue gets it too
+    hook.filter = {"queue_ids": [qid + 1000]}
+    assert not webhooks.matches(hook, seen[0])
 
     with pytest.raises(NotFound):  # a supervisor grades only their groups' conversations
         await _do(

@@ -155,8 +155,12 @@ async def check_create_evaluation(
             "critical_failed": critical_failed,
         },
     )
-    # To the graded operator's room only (not the queue room: a grade is not the team's news).
-    events.emit(session, "qa.evaluation_created", evaluation_dict(ev), user_id=operator_id)
+    # To the graded operator's room and supervisors' queue rooms, never the operators' queue
+    # room (a grade is not the team's news: ``personal`` in event_types); the queue also lets a
+    # webhook filtered by queue receive it.
+    events.emit(
+        session, "qa.evaluation_created", evaluation_dict(ev), queue_id=conv.queue_id, user_id=operator_id
+    )
     return ev
 
 
