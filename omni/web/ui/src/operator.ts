@@ -49,6 +49,8 @@ const state = {
   seenOffers: new Set<number>(),
   /** Offers whose accept/decline is on its way to the server. */
   answering: new Set<number>(),
+  /** Offers this window has answered: a snapshot read before the answer can't bring them back. */
+  answered: new Set<number>(),
   lastSeq: 0,
   loaded: false,
 };
@@ -183,6 +185,7 @@ const handlers: LeftHandlers = {
     renderOffers(offersBox, state.offers, t, handlers, state.answering);
     const ack = await call(socket, "accept", { offer_id: offer.id });
     state.answering.delete(offer.id);
+    state.answered.add(offer.id);
     state.offers = state.offers.filter((o) => o.id !== offer.id);
     renderLeft();
     if (!ack.ok) failed(t, ack);
@@ -195,6 +198,7 @@ const handlers: LeftHandlers = {
     renderOffers(offersBox, state.offers, t, handlers, state.answering);
     const ack = await call(socket, "decline", { offer_id: offer.id });
     state.answering.delete(offer.id);
+    state.answered.add(offer.id);
     state.offers = state.offers.filter((o) => o.id !== offer.id);
     renderLeft();
     if (!ack.ok) failed(t, ack);
@@ -286,8 +290,14 @@ function announce(offer: Offer): void {
   notify(t("op.new_offer"), c?.contact_name || `#${offer.conversation_id}`, () => void handlers.accept(offer));
 }
 
+/** Bumped per snapshot asked for: an older answer arriving after a newer one (two refreshes in
+ * flight, answered out of order) must not bring back an offer already accepted. */
+let refreshSeq = 0;
+
 async function refresh(): Promise<void> {
+  const seq = ++refreshSeq;
   const ack: Ack = await call(socket, "snapshot");
+  if (seq !== refreshSeq) return;
   if (!ack.ok) {
     failed(t, ack);
     return;
@@ -295,7 +305,7 @@ async function refresh(): Promise<void> {
   const snap = ack as unknown as Snapshot;
   state.presence = snap.presence;
   state.mine = snap.conversations;
-  state.offers = snap.offers;
+  state.offers = snap.offers.filter((o) => !state.answered.has(o.id));
   state.waiting = snap.waiting;
   state.callbacks = snap.callbacks;
   state.lastSeq = Math.max(state.lastSeq, snap.last_seq);
