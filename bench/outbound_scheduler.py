@@ -36,8 +36,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import io
 import json
 import os
+import pstats
 import random
 import sys
 import time
@@ -365,21 +368,33 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             statements += counting
 
         event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+        # --profile: the timed ticks only, the process's CPU time as the clock (waits for
+        # PostgreSQL don't count).
+        profiler = cProfile.Profile(time.process_time) if args.profile else None
         for i in range(args.ticks):
             await free_some(db, args.freed, rng)
             stats = TickStats()
             counting = True
+            if profiler is not None:
+                profiler.enable()
             t0, cpu0 = time.perf_counter(), time.process_time()
             opened += await tick(
                 db, NOW + timedelta(milliseconds=i), adapters=adapters, stats=stats, held=held
             )
             samples.append(time.perf_counter() - t0)
+            if profiler is not None:
+                profiler.disable()
             counting = False
             parts["python_cpu"].append(time.process_time() - cpu0)
             parts["pick"].append(stats.pick_seconds)
             parts["open"].append(stats.open_seconds)
             parts["commit"].append(stats.commit_seconds)
         event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+        if profiler is not None:
+            profiler.dump_stats(args.profile)
+            text = io.StringIO()
+            pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(40)
+            log(f"profile of the timed ticks (CPU time) in {args.profile}:\n{text.getvalue()}")
         per_tick = statements / max(1, args.ticks)
         floor = await floor_samples(raw_dsn(args.dsn, name), round(per_tick), args.ticks)
         explained = await explain_tick(db, raw_dsn(args.dsn, name), adapters, rng, args.freed, held)
@@ -463,6 +478,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--pooled",
         action="store_true",
         help="each tick takes a pooled connection (pinged) instead of the loop's held one",
+    )
+    p.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="cProfile the timed ticks (process CPU time as the clock) into this file",
     )
     p.add_argument(
         "--dsn", default=os.environ.get("OMNI_TEST_PG_DSN", ""), help="admin DSN ($OMNI_TEST_PG_DSN)"

@@ -93,7 +93,17 @@ from omni.domain.errors import InvalidInput
 from omni.domain.outbound import campaigns as campaigns_service
 from omni.domain.outbound import pacing, predial, preview
 from omni.domain.outbound.dnc import covers
-from omni.domain.outbound.lifecycle import Opening, do_close_attempt, do_open_attempt, do_open_attempts
+from omni.domain.outbound.lifecycle import (
+    CLAIMED_COLUMNS,
+    Attempt,
+    Claimed,
+    Opening,
+    RowOpening,
+    do_close_attempt,
+    do_open_attempt,
+    do_open_attempts,
+    do_open_claimed,
+)
 from omni.domain.outbound.policy import Load as Demand
 from omni.domain.outbound.policy import policy_for
 from omni.domain.outbound.windows import Window, is_open, parse_windows
@@ -591,7 +601,7 @@ def _claim_statement(zones: int, callbacks_for: bool, dialect: str, with_pool: b
     claimed = aliased(T, stmt.with_for_update(skip_locked=True, of=T).subquery("claimed"))
     entry = aliased(m.DncEntry)
     columns: list[Any] = [
-        claimed,
+        *(getattr(claimed, name) for name in CLAIMED_COLUMNS),
         select(entry.id).where(covers(entry, _dialed(claimed, dialect), claimed.campaign_id)).exists(),
     ]
     if callbacks_for and dialect == "postgresql":
@@ -606,9 +616,7 @@ def _claim_statement(zones: int, callbacks_for: bool, dialect: str, with_pool: b
         )
     if with_pool and dialect == "postgresql":
         columns.append(_pool_column().label("pool"))
-    return (
-        select(*columns).order_by(claimed.next_due_at, claimed.id).execution_options(populate_existing=True)
-    )
+    return select(*columns).order_by(claimed.next_due_at, claimed.id)
 
 
 @cache
@@ -642,7 +650,7 @@ async def _claim(
     operators: list[int] | None,
     dialect: str,
     with_pool: bool = False,
-) -> tuple[list[tuple[m.CampaignTarget, bool]], set[int], list[_Caller] | None]:
+) -> tuple[list[tuple[Claimed, bool]], set[int], list[_Caller] | None]:
     """Lock up to ``limit`` due pending targets of the open ``zones``, oldest due first, each
     with whether a do-not-call entry forbids the number it would dial; which of ``operators``
     hold an open attempt after all (PostgreSQL: ``_lock_operators``' re-check); and with
@@ -663,16 +671,22 @@ async def _claim(
         values["operators"] = list(operators)
     with_pool = with_pool and dialect == "postgresql"
     stmt = _claim_statement(len(zones), operators is not None, dialect, with_pool)
-    rows = (await session.execute(stmt, values)).all()
+    if session.new or session.dirty or session.deleted:
+        await session.flush()  # the claim reads on the connection: no autoflush there
+    # Plain rows on the session's connection: no ORM objects to build, identity-map or expire.
+    rows = (await (await session.connection()).execute(stmt, values)).all()
     first = rows[0]._mapping if rows else {}
     busy = set(first.get("busy") or ())
     pool = (
         [_Caller(i, n, r, _when(u)) for i, n, r, u in first.get("pool") or ()] if with_pool and rows else None
     )
-    return [(row[0], bool(row[1])) for row in rows], busy, pool
+    width = len(CLAIMED_COLUMNS)
+    return [(Claimed(*row[:width]), bool(row[width])) for row in rows], busy, pool
 
 
-def _order(campaign: m.Campaign, target: m.CampaignTarget, attempt: m.CampaignAttempt) -> AttemptOrder:
+def _order(
+    campaign: m.Campaign, target: Claimed | m.CampaignTarget, attempt: Attempt | m.CampaignAttempt
+) -> AttemptOrder:
     variables: dict[str, Any] = {
         **{str(k): v for k, v in (target.fields or {}).items()},
         "name": target.name,
@@ -700,7 +714,7 @@ def _order(campaign: m.Campaign, target: m.CampaignTarget, attempt: m.CampaignAt
 
 
 def _predial(
-    campaign: m.Campaign, target: m.CampaignTarget, attempt: m.CampaignAttempt
+    campaign: m.Campaign, target: Claimed | m.CampaignTarget, attempt: Attempt | m.CampaignAttempt
 ) -> dict[str, Any] | None:
     if not campaign.predial_url:
         return None
@@ -813,7 +827,7 @@ async def _campaign_pass(
             operators = [uid for uid in operators if uid not in busy]
         # Callbacks first, to their operator; the others to the longest idle in order.
         claimed.sort(key=lambda c: c[0].callback_user_id is None)
-        batch: list[Opening] = []
+        batch: list[RowOpening] = []
         for target, listed in claimed:
             operator_id: int | None = None
             if operators is not None:
@@ -826,10 +840,8 @@ async def _campaign_pass(
                 else:
                     continue
             if listed:
-                attempt = await do_open_attempt(session, target, now=now)
-                await do_close_attempt(
-                    session, attempt, Outcome.REFUSED, cause="dnc", now=now, refused_state=TargetState.DNC
-                )
+                # Opened and closed refused on the record by the same opening statement.
+                batch.append(RowOpening(target, "", None, campaign.channel, campaign.queue_id, dnc=True))
                 continue
             caller_id = ""
             if not broadcast:
@@ -839,19 +851,20 @@ async def _campaign_pass(
             if operator_id is not None and operators is not None:
                 operators.remove(operator_id)
                 st.taken.add(operator_id)
-            batch.append(Opening(target, caller_id, operator_id))
+            batch.append(RowOpening(target, caller_id, operator_id, campaign.channel, campaign.queue_id))
             wanted -= 1
         if not batch:
             continue
-        dues = [o.target.next_due_at for o in batch]
         started = time.perf_counter()
-        attempts = await do_open_attempts(session, batch, now=now)
+        attempts = await do_open_claimed(session, batch, now=now)
         st.open_seconds += time.perf_counter() - started
-        for opening, attempt, due_at in zip(batch, attempts, dues, strict=True):
+        for opening, attempt in zip(batch, attempts, strict=True):
+            if opening.dnc:
+                continue
             st.opened.append(
                 _Opened(
                     _order(campaign, opening.target, attempt),
-                    due_at,
+                    opening.target.next_due_at,
                     predial=_predial(campaign, opening.target, attempt),
                     place=campaign.dial_mode != DialMode.PREVIEW,
                 )
