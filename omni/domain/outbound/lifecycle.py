@@ -10,26 +10,33 @@ claims it with ``FOR UPDATE SKIP LOCKED``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
-from sqlalchemy import Table, func, select, text, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from omni.db import models as m
 from omni.db.models.outbound import Outcome, ResultAction, TargetState
-from omni.db.unit_of_work import unit_of_work
 from omni.domain.errors import Conflict, InvalidInput
-from omni.domain.events import checked_payload, emit
+from omni.domain.events import emit
 from omni.domain.outbound.dnc import do_add_dnc
+from omni.domain.outbound.opening import (
+    CLAIMED_COLUMNS,
+    Attempt,
+    Claimed,
+    RowOpening,
+    new_attempt,
+    open_in_one_statement,
+)
 from omni.domain.outbound.retry import retry_minutes
 
 __all__ = [
+    "CLAIMED_COLUMNS",
     "Attempt",
     "Claimed",
     "Opening",
@@ -176,7 +183,7 @@ async def do_open_attempts(
             RowOpening(_claimed(o.target), o.caller_id, o.operator_id, c.channel, c.queue_id)
             for o, (_, c) in zip(openings, opened, strict=True)
         ]
-        ids = await _open_in_one_statement(session, rows, now)
+        ids = await open_in_one_statement(session, rows, now)
         for o, (attempt, _), attempt_id in zip(openings, opened, ids, strict=True):
             # Every column is set, so nothing is left to load: in the session as if read back.
             attempt.id = attempt_id
@@ -225,119 +232,8 @@ async def _stamp_caller_ids(
         )
 
 
-_OPEN = text(
-    """
-    WITH d AS (
-        SELECT * FROM unnest(
-            CAST(:target_ids AS BIGINT[]), CAST(:campaign_ids AS BIGINT[]), CAST(:numbers AS INTEGER[]),
-            CAST(:phones AS VARCHAR[]), CAST(:caller_ids AS VARCHAR[]), CAST(:channels AS VARCHAR[]),
-            CAST(:operator_ids AS BIGINT[]), CAST(:queue_ids AS BIGINT[]), CAST(:dnc AS BOOLEAN[]),
-            CAST(:payloads AS TEXT[]), CAST(:ended AS TEXT[])
-        ) WITH ORDINALITY AS d(target_id, campaign_id, number, phone, caller_id, channel,
-                               operator_id, queue_id, dnc, payload, ended, n)
-    ), attempts AS (
-        INSERT INTO campaign_attempts (campaign_id, target_id, number, phone, caller_id, channel,
-                                       operator_id, external_id, created_at, amd, cause, outcome,
-                                       ended_at)
-        SELECT campaign_id, target_id, number, phone, caller_id, channel, operator_id, '',
-               CAST(:now AS TIMESTAMPTZ), '', CASE WHEN dnc THEN 'dnc' ELSE '' END,
-               CASE WHEN dnc THEN CAST(:refused AS VARCHAR) END,
-               CASE WHEN dnc THEN CAST(:now AS TIMESTAMPTZ) END
-        FROM d ORDER BY n
-        RETURNING id, target_id
-    ), targets AS (
-        UPDATE campaign_targets AS t
-        SET state = CASE WHEN d.dnc THEN CAST(:dnc_state AS VARCHAR) ELSE CAST(:in_progress AS VARCHAR) END,
-            attempts = CASE WHEN d.dnc THEN GREATEST(0, d.number - 1) ELSE d.number END,
-            last_outcome = CASE WHEN d.dnc THEN CAST(:refused AS VARCHAR) ELSE t.last_outcome END,
-            next_due_at = NULL, updated_at = CAST(:now AS TIMESTAMPTZ)
-        FROM d WHERE t.id = d.target_id
-    ), events AS (
-        INSERT INTO events (type, payload, queue_id, user_id, created_at, dispatched)
-        SELECT e.type, CAST(jsonb_build_object('id', a.id) || CAST(e.body AS JSONB) AS JSON),
-               d.queue_id, d.operator_id, CAST(:emitted AS TIMESTAMPTZ), false
-        FROM d JOIN attempts AS a ON a.target_id = d.target_id
-        CROSS JOIN LATERAL (VALUES (0, 'campaign.attempt_started', d.payload),
-                                   (1, 'campaign.attempt_ended', d.ended)) AS e(k, type, body)
-        WHERE e.body IS NOT NULL
-        ORDER BY d.n, e.k
-    ), stamped AS (
-        UPDATE campaign_caller_ids AS c SET last_used_at = CAST(:now AS TIMESTAMPTZ)
-        FROM (SELECT DISTINCT campaign_id, caller_id FROM d WHERE caller_id <> '') AS u
-        WHERE c.campaign_id = u.campaign_id AND c.number = u.caller_id
-    )
-    SELECT target_id, id FROM attempts
-    """
-)
-"""Attempts, targets, their ``campaign.attempt_started`` events and the caller IDs' last use in
-one statement (rows in the order given; each event's payload is ``attempt_dict`` with the new
-attempt's id). A row with ``dnc`` is ``do_open_attempt`` and ``do_close_attempt(refused,
-"dnc", refused_state=dnc)`` at once: the attempt ends as it opens, the target is ``dnc`` with
-no attempt used up, and its ``campaign.attempt_ended`` event follows its start."""
-
-
-class Claimed(NamedTuple):
-    """A claimed target as a plain row (the scheduler's claim, ``CLAIMED_COLUMNS``): what opening
-    its attempt, the channel's order and the pre-dial check read, without an ORM object."""
-
-    id: int
-    campaign_id: int
-    name: str
-    phone: str
-    phones: list[Any]
-    phone_index: int
-    region: str
-    fields: dict[str, Any]
-    tags: list[Any]
-    attempts: int
-    state: str
-    next_due_at: datetime | None
-    callback_user_id: int | None
-
-
-CLAIMED_COLUMNS = Claimed._fields
-"""The ``campaign_targets`` columns a ``Claimed`` row is read from, in its order."""
-
-
 def _claimed(t: m.CampaignTarget) -> Claimed:
     return Claimed(*(getattr(t, name) for name in CLAIMED_COLUMNS))
-
-
-class Attempt(NamedTuple):
-    """An attempt ``do_open_claimed`` opened, as a plain row (every other column is as a new
-    attempt's: no conversation, not started, no outcome, empty ``external_id``/``amd``/``cause``)."""
-
-    id: int
-    campaign_id: int
-    target_id: int
-    number: int
-    phone: str
-    caller_id: str
-    channel: str
-    operator_id: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class RowOpening:
-    """``Opening`` for a claimed row: the campaign's ``channel`` and ``queue_id`` come along
-    (its attempts' channel, its events' queue), so nothing is loaded to open it."""
-
-    target: Claimed
-    caller_id: str
-    operator_id: int | None
-    channel: str
-    queue_id: int | None
-    dnc: bool = False
-    """Do-not-call forbids the number: the attempt is closed ``refused`` (cause ``dnc``) as it
-    opens, the target is ``dnc`` and no attempt is used up (``do_close_attempt``'s rule)."""
-
-
-def _new_attempt(o: RowOpening) -> tuple[int, int, int, str, str, str, int | None]:
-    """(campaign, target, number, phone, caller ID, channel, operator) of the attempt ``o`` opens."""
-    t = o.target
-    phones = list(t.phones) or [t.phone]
-    phone = phones[t.phone_index % len(phones)]
-    return (t.campaign_id, t.id, t.attempts + 1, phone, o.caller_id, str(o.channel), o.operator_id)
 
 
 async def do_open_claimed(
@@ -358,8 +254,8 @@ async def do_open_claimed(
     if not openings:
         return []
     if session.get_bind().dialect.name == "postgresql":
-        ids = await _open_in_one_statement(session, openings, now)
-        return [Attempt(i, *_new_attempt(o)) for i, o in zip(ids, openings, strict=True)]
+        ids = await open_in_one_statement(session, openings, now)
+        return [Attempt(i, *new_attempt(o)) for i, o in zip(ids, openings, strict=True)]
     loaded = {
         t.id: t
         for t in await session.scalars(
@@ -383,69 +279,6 @@ async def do_open_claimed(
         Attempt(a.id, a.campaign_id, a.target_id, a.number, a.phone, a.caller_id, a.channel, a.operator_id)
         for a in (opened[o.target.id] for o in openings)
     ]
-
-
-async def _open_in_one_statement(
-    session: AsyncSession, openings: Sequence[RowOpening], now: datetime
-) -> list[int]:
-    """``_OPEN`` for ``openings``; the new attempts' ids, in their order. The events' payloads
-    are what ``emit`` would write (``checked_payload``) for ``attempt_dict`` of each attempt
-    (and, for a ``dnc`` one, ``do_close_attempt``'s ``campaign.attempt_ended``)."""
-    if session.new or session.dirty or session.deleted:
-        await session.flush()  # what was emitted before keeps its place in the event order
-    created = now.isoformat()
-    columns: list[list[Any]] = [[] for _ in range(7)]
-    queue_ids: list[int | None] = []
-    payloads: list[str] = []
-    ended: list[str | None] = []
-    for o in openings:
-        row = _new_attempt(o)
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
-        queue_ids.append(o.queue_id)
-        campaign_id, target_id, number, phone, caller_id, channel, operator_id = row
-        # ``attempt_dict`` of the new attempt, its id put first by the statement.
-        payload = {"id": 0, "campaign_id": campaign_id, "target_id": target_id, "number": number,
-                   "phone": phone, "caller_id": caller_id, "channel": channel, "operator_id": operator_id,
-                   "conversation_id": None, "outcome": None, "cause": "", "created_at": created,
-                   "started_at": None, "answered_at": None, "ended_at": None}  # fmt: skip
-        payloads.append(_body("campaign.attempt_started", payload))
-        if o.dnc:
-            closed = payload | {"outcome": str(Outcome.REFUSED), "cause": "dnc", "ended_at": created}
-            closed |= {"target_state": str(T.DNC), "next_due_at": None}
-            ended.append(_body("campaign.attempt_ended", closed))
-        else:
-            ended.append(None)
-    campaign_ids, target_ids, numbers, phones, caller_ids, channels, operator_ids = columns
-    values = {
-        "target_ids": target_ids,
-        "campaign_ids": campaign_ids,
-        "numbers": numbers,
-        "phones": phones,
-        "caller_ids": caller_ids,
-        "channels": channels,
-        "operator_ids": operator_ids,
-        "queue_ids": queue_ids,
-        "dnc": [o.dnc for o in openings],
-        "payloads": payloads,
-        "ended": ended,
-        "now": now,
-        "in_progress": str(T.IN_PROGRESS),
-        "dnc_state": str(T.DNC),
-        "refused": str(Outcome.REFUSED),
-        "emitted": datetime.now(UTC),
-    }
-    result = await (await session.connection()).execute(_OPEN, values)
-    ids: dict[int, int] = {int(target_id): int(attempt_id) for target_id, attempt_id in result}
-    unit_of_work(session).events_written = True
-    return [ids[t] for t in target_ids]
-
-
-def _body(type_: str, payload: dict[str, Any]) -> str:
-    """An event's checked payload as JSON, without its ``id`` (the statement puts it first)."""
-    clean = checked_payload(type_, payload)
-    del clean["id"]
-    return json.dumps(clean)
 
 
 async def _nth(session: AsyncSession, target_id: int, outcome: str) -> int:

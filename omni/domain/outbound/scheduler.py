@@ -185,7 +185,26 @@ def _needs_channel(campaign: m.Campaign) -> bool:
 
 def _placer(adapters: AdapterRegistry | None, channel: str) -> PlacesAttempts | None:
     adapter: object = adapters.get(channel) if adapters is not None else None
-    return adapter if isinstance(adapter, PlacesAttempts) else None
+    if adapter is None:
+        return None
+    return (
+        cast(PlacesAttempts, adapter)
+        if _places(type(adapter)) or isinstance(adapter, PlacesAttempts)
+        else None
+    )
+
+
+_PLACES: dict[type, bool] = {}
+
+
+def _places(kind: type) -> bool:
+    """Whether adapters of this class place attempts (``PlacesAttempts``), asked once per class:
+    a runtime protocol's ``isinstance`` inspects its members on every call, several times a
+    tick (an instance given ``place`` of its own still passes ``isinstance`` in ``_placer``)."""
+    known = _PLACES.get(kind)
+    if known is None:
+        known = _PLACES[kind] = callable(getattr(kind, "place", None))
+    return known
 
 
 # --- who is free ------------------------------------------------------------------------
@@ -261,7 +280,8 @@ def _campaigns_statement(dialect: str) -> Any:
             )
             .exists(),
         )
-        .where(m.Campaign.state.in_((CampaignState.RUNNING, CampaignState.PAUSED)))
+        # Not ``in_``: an expanding parameter is rendered into the statement on every run.
+        .where(or_(m.Campaign.state == CampaignState.RUNNING, m.Campaign.state == CampaignState.PAUSED))
         .order_by(m.Campaign.priority.desc(), m.Campaign.id)
     )
 
@@ -449,20 +469,20 @@ def _when(value: str | None) -> datetime | None:
 
 
 def _rotate(pool: Sequence[_Caller | m.CampaignCallerId], region: str, used: dict[int, int]) -> str:
-    """The number to use (``used`` counts this tick's picks; the caller stamps them)."""
+    """The number to use (``used`` counts this tick's picks; the caller stamps them): one of
+    the customer's ``region`` first, then the fewest picks in this tick, the least recently
+    used, the lowest id."""
     if not pool:
         return ""
-    row = min(
-        pool,
-        key=lambda r: (
-            0 if region and r.region == region else 1,
-            used.get(r.id, 0),
-            r.last_used_at or _NEVER,
-            r.id,
-        ),
-    )
-    used[row.id] = used.get(row.id, 0) + 1
-    return row.number
+    best: _Caller | m.CampaignCallerId | None = None
+    best_key: tuple[int, int, datetime, int] | None = None
+    for r in pool:
+        key = (0 if region and r.region == region else 1, used.get(r.id, 0), r.last_used_at or _NEVER, r.id)
+        if best_key is None or key < best_key:
+            best, best_key = r, key
+    assert best is not None
+    used[best.id] = used.get(best.id, 0) + 1
+    return best.number
 
 
 async def _stamp(session: AsyncSession, used: dict[int, int], now: datetime) -> None:
@@ -1196,7 +1216,7 @@ class Scheduler:
     async def start(self) -> None:
         self.services.bus.subscribe("routing", lambda _data: self.nudge())
         self.services.bus.subscribe("outbound", lambda _data: self.nudge())
-        self._held = HeldConnection(self.services.db)
+        self._held = HeldConnection(self.services.db, generic_plans=True)
         self._task = asyncio.create_task(self._run(), name="outbound-scheduler")
 
     async def stop(self) -> None:

@@ -1,0 +1,196 @@
+"""The tick's plain-row path: the claim reads rows, ``lifecycle.do_open_claimed`` opens them
+(on PostgreSQL one statement, no ORM object; on SQLite the ORM path), a do-not-call hit is
+opened and closed ``refused`` by that same statement, and the node loop's held connection
+plans its statements once (``generic_plans``).
+
+Each behaviour runs on both databases with the same assertions: what PostgreSQL's statement
+writes is what the ORM path (``do_open_attempt`` + ``do_close_attempt``) writes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from omni.db import HeldConnection
+from omni.db import models as m
+from omni.db.models.outbound import Outcome, TargetState
+from omni.domain.errors import Conflict
+from omni.domain.outbound.lifecycle import (
+    CLAIMED_COLUMNS,
+    Attempt,
+    Claimed,
+    RowOpening,
+    attempt_dict,
+    do_open_claimed,
+)
+from omni.domain.outbound.scheduler import tick
+from omni.services import Services
+from tests.outbound.test_scheduler import NOON_MSK, World, _world
+from tests.outbound.test_scheduler import sqlite_services as sqlite_services  # the fixture
+
+
+async def _events(w: World, target_id: int) -> list[tuple[str, dict[str, Any], int | None, int | None]]:
+    async with w.db.transaction() as s:
+        rows = await s.scalars(select(m.Event).order_by(m.Event.id))
+        return [
+            (e.type, e.payload, e.queue_id, e.user_id)
+            for e in rows
+            if e.type.startswith("campaign.attempt_") and e.payload["target_id"] == target_id
+        ]
+
+
+async def _claimed(w: World, target_id: int) -> Claimed:
+    async with w.db.transaction() as s:
+        t = await s.get_one(m.CampaignTarget, target_id)
+        return Claimed(*(getattr(t, name) for name in CLAIMED_COLUMNS))
+
+
+async def _dnc_hit_on_the_record(either: Services) -> None:
+    """A listed number claimed by the tick: the attempt is on the record, opened and ended at
+    once (``refused``, cause ``dnc``, no operator, no caller ID), the target is ``dnc`` with no
+    attempt used up, and its two events follow each other with ``do_close_attempt``'s payload;
+    the operator it would have had gets the next target."""
+    w = await _world(either, operators=1)
+    listed, called = await w.targets("+7 495 000-00-01", "+7 495 000-00-02")
+    async with either.db.transaction() as s:
+        s.add(m.DncEntry(campaign_id=None, number="+74950000001"))
+        s.add(m.CampaignCallerId(campaign_id=w.campaign_id, number="+74950001111", region="RU"))
+    assert await tick(either, NOON_MSK) == 1
+    assert [(o.target_id, o.operator_id) for o in w.adapter.orders] == [(called, w.operators[0])]
+    target = await w.target(listed)
+    assert (target.state, target.attempts, target.last_outcome, target.next_due_at, target.updated_at) == (
+        TargetState.DNC,
+        0,
+        Outcome.REFUSED,
+        None,
+        NOON_MSK,
+    )
+    (attempt,) = await w.attempts(target_id=listed)
+    assert (attempt.number, attempt.phone, attempt.caller_id, attempt.operator_id) == (
+        1,
+        "+74950000001",
+        "",
+        None,
+    )
+    assert (attempt.outcome, attempt.cause, attempt.created_at, attempt.ended_at, attempt.started_at) == (
+        Outcome.REFUSED,
+        "dnc",
+        NOON_MSK,
+        NOON_MSK,
+        None,
+    )
+    ended = json.loads(json.dumps(attempt_dict(attempt)))
+    started = ended | {"outcome": None, "cause": "", "ended_at": None}
+    assert await _events(w, listed) == [
+        ("campaign.attempt_started", started, w.queue_id, None),
+        ("campaign.attempt_ended", ended | {"target_state": "dnc", "next_due_at": None}, w.queue_id, None),
+    ]
+    (other,) = await w.attempts(target_id=called)
+    assert (other.outcome, other.caller_id, other.operator_id) == (None, "+74950001111", w.operators[0])
+    assert [e[0] for e in await _events(w, called)] == ["campaign.attempt_started"]
+
+
+async def test_a_dnc_hit_is_opened_and_refused_on_the_record_by_the_opening_statement(
+    services: Services,
+) -> None:
+    await _dnc_hit_on_the_record(services)
+
+
+async def test_a_dnc_hit_is_opened_and_refused_on_the_record_on_sqlite(sqlite_services: Services) -> None:
+    await _dnc_hit_on_the_record(sqlite_services)
+
+
+async def _open_claimed_rows(either: Services) -> None:
+    """``do_open_claimed`` returns the attempts in the order given, with the ids written; a
+    target that is no longer pending refuses the whole batch and nothing is written."""
+    w = await _world(either, operators=2)
+    a, b, c = await w.targets("+7 495 000-00-01", "+7 495 000-00-02", "+7 495 000-00-03")
+    async with either.db.transaction() as s:
+        target = await s.get_one(m.CampaignTarget, b)
+        target.phones, target.phone_index, target.attempts = ["+74950000002", "+74950000009"], 1, 2
+    ra, rb, rc = [await _claimed(w, t) for t in (a, b, c)]
+    async with either.db.transaction() as s:
+        opened = await do_open_claimed(
+            s,
+            [
+                RowOpening(rb, "+74950001111", w.operators[0], "voice", w.queue_id),
+                RowOpening(rc, "", None, "voice", w.queue_id, dnc=True),
+                RowOpening(ra, "", w.operators[1], "voice", w.queue_id),
+            ],
+            now=NOON_MSK,
+        )
+    rows = {x.id: x for x in await w.attempts()}
+    assert opened == [
+        Attempt(opened[0].id, w.campaign_id, b, 3, "+74950000009", "+74950001111", "voice", w.operators[0]),
+        Attempt(opened[1].id, w.campaign_id, c, 1, "+74950000003", "", "voice", None),
+        Attempt(opened[2].id, w.campaign_id, a, 1, "+74950000001", "", "voice", w.operators[1]),
+    ]
+    assert [
+        (rows[x.id].target_id, rows[x.id].number, rows[x.id].phone, rows[x.id].outcome) for x in opened
+    ] == [
+        (b, 3, "+74950000009", None),
+        (c, 1, "+74950000003", Outcome.REFUSED),
+        (a, 1, "+74950000001", None),
+    ]
+    assert [(await w.target(t)).state for t in (a, b, c)] == [
+        TargetState.IN_PROGRESS,
+        TargetState.IN_PROGRESS,
+        TargetState.DNC,
+    ]
+    (d,) = await w.targets("+7 495 000-00-04")
+    rd = await _claimed(w, d)
+    with pytest.raises(Conflict):
+        async with either.db.transaction() as s:
+            await do_open_claimed(
+                s,
+                [
+                    RowOpening(rd, "", None, "voice", w.queue_id),
+                    RowOpening(ra, "", None, "voice", w.queue_id),
+                ],
+                now=NOON_MSK,
+            )
+    assert (await w.target(d)).state == TargetState.PENDING
+    assert len(await w.attempts()) == 3
+
+
+async def test_claimed_rows_open_in_order_and_a_busy_one_refuses_the_batch(services: Services) -> None:
+    await _open_claimed_rows(services)
+
+
+async def test_claimed_rows_open_in_order_and_a_busy_one_refuses_the_batch_on_sqlite(
+    sqlite_services: Services,
+) -> None:
+    await _open_claimed_rows(sqlite_services)
+
+
+async def test_the_held_connection_plans_generically_and_goes_back_to_the_pool_as_it_came(
+    services: Services,
+) -> None:
+    """``generic_plans``: inside every pass of the held connection ``plan_cache_mode`` is
+    ``force_generic_plan``; once it is closed the same server connection, back in the pool,
+    reads the server's default again (another user of the pool never inherits it)."""
+    held = HeldConnection(services.db, generic_plans=True)
+    mode = text("SELECT current_setting('plan_cache_mode')")
+    try:
+        for _ in range(2):
+            async with held.transaction() as s:
+                assert await s.scalar(mode) == "force_generic_plan"
+                pid = await s.scalar(text("SELECT pg_backend_pid()"))
+    finally:
+        await held.close()
+    seen = set()
+    for _ in range(services.db.engine.pool.size() + 1):  # type: ignore[attr-defined]
+        async with services.db.transaction() as s:
+            seen.add((await s.scalar(text("SELECT pg_backend_pid()")), await s.scalar(mode)))
+    assert (pid, "auto") in seen
+    assert all(setting == "auto" for _, setting in seen)
+    plain = HeldConnection(services.db)
+    try:
+        async with plain.transaction() as s:
+            assert await s.scalar(mode) == "auto"
+    finally:
+        await plain.close()
