@@ -132,6 +132,8 @@ CLAIM_ROUNDS = 5
 """Claims per campaign and tick when do-not-call hits leave operators without a target (the
 import marks listed numbers `dnc` beforehand, so hits here are the rare late additions)."""
 PREDIAL_CONCURRENCY = 16
+SPARE_ROWS = 1
+"""Rows a claim takes beyond the attempts wanted, for a do-not-call hit among them."""
 
 
 @dataclass(slots=True)
@@ -829,12 +831,15 @@ async def _campaign_pass(
         eligible = (
             operators if operators is not None else [] if campaign.dial_mode == DialMode.PREDICTIVE else None
         )
+        # One row more than wanted: a do-not-call hit among the oldest is refused on the record
+        # without a second claim (a round trip and an opening statement); the spare row is
+        # used only then, else left as it was (its lock ends with the transaction).
         claimed, busy, read = await _claim(
             session,
             campaign,
             zones,
             now,
-            wanted,
+            wanted + SPARE_ROWS,
             eligible,
             st.dialect,
             with_pool=pool is None and not broadcast,
@@ -845,6 +850,7 @@ async def _campaign_pass(
             pool = read
         if busy and operators is not None:
             operators = [uid for uid in operators if uid not in busy]
+        claimed = _wanted_rows(claimed, wanted)
         # Callbacks first, to their operator; the others to the longest idle in order.
         claimed.sort(key=lambda c: c[0].callback_user_id is None)
         batch: list[RowOpening] = []
@@ -889,6 +895,20 @@ async def _campaign_pass(
                     place=campaign.dial_mode != DialMode.PREVIEW,
                 )
             )
+
+
+def _wanted_rows(claimed: list[tuple[Claimed, bool]], wanted: int) -> list[tuple[Claimed, bool]]:
+    """The oldest claimed rows up to ``wanted`` that are not do-not-call hits, with the hits
+    among them (``claimed`` is in due order): what a claim of ``wanted`` rows, and a next one
+    for each hit, would have taken."""
+    kept: list[tuple[Claimed, bool]] = []
+    for row in claimed:
+        if wanted <= 0:
+            break
+        kept.append(row)
+        if not row[1]:
+            wanted -= 1
+    return kept
 
 
 async def _predictive_callbacks(
