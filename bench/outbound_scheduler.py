@@ -279,9 +279,17 @@ async def explain_tick(
     try:
         async with conn.transaction():
             for statement, params in captured:
+                # The opening writes only while its targets are pending (the tick opened them):
+                # put them back before each run, as the tick found them.
+                opening = "INSERT INTO campaign_attempts" in statement
                 # Twice: the first run on this fresh connection also loads its catalog caches.
-                await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", *(params or ()))
-                plan = await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", *(params or ()))
+                for _ in range(2):
+                    if opening:
+                        await conn.execute(
+                            "UPDATE campaign_targets SET state = 'pending' WHERE id = ANY($1::bigint[])",
+                            params[0],
+                        )
+                    plan = await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", *(params or ()))
                 top = json.loads(plan)[0]
                 out.append(
                     {
