@@ -257,6 +257,7 @@ async def explain_tick(
     rng: random.Random,
     freed: int,
     held: HeldConnection | None,
+    clock: datetime,
 ) -> list[dict[str, Any]]:
     """One more steady tick with its statements captured, then each read (the picking) run
     again under ``EXPLAIN ANALYZE`` in a rolled-back transaction: what PostgreSQL itself spends,
@@ -270,7 +271,7 @@ async def explain_tick(
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", grab)
     try:
-        await tick(db, NOW + timedelta(seconds=2), adapters=adapters, held=held)
+        await tick(db, clock + timedelta(seconds=2), adapters=adapters, held=held)
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", grab)
     # Replayed on the state the tick left (its claims done, the next due targets in line): the
@@ -366,7 +367,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         # full collections, which would otherwise walk it in the middle of a timed tick.
         heap.freeze_startup_heap()
         t0 = time.perf_counter()
-        first = await tick(db, NOW, adapters=adapters, held=held)
+        clock = args.clock or NOW
+        first = await tick(db, clock, adapters=adapters, held=held)
         first_ms = (time.perf_counter() - t0) * 1000
         log(f"first tick: {first} attempts in {first_ms:.1f} ms")
         if not args.no_analyze:
@@ -400,7 +402,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 profiler.enable()
             t0, cpu0 = time.perf_counter(), time.process_time()
             opened += await tick(
-                db, NOW + timedelta(milliseconds=i), adapters=adapters, stats=stats, held=held
+                db, clock + timedelta(milliseconds=i), adapters=adapters, stats=stats, held=held
             )
             samples.append(time.perf_counter() - t0)
             if profiler is not None:
@@ -418,11 +420,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             log(f"profile of the timed ticks (CPU time) in {args.profile}:\n{text.getvalue()}")
         per_tick = statements / max(1, args.ticks)
         floor = await floor_samples(raw_dsn(args.dsn, name), round(per_tick), args.ticks)
-        explained = await explain_tick(db, raw_dsn(args.dsn, name), adapters, rng, args.freed, held)
+        explained = await explain_tick(db, raw_dsn(args.dsn, name), adapters, rng, args.freed, held, clock)
         idle: list[float] = []
         for i in range(max(20, args.ticks // 4)):
             t0 = time.perf_counter()
-            await tick(db, NOW + timedelta(seconds=1, milliseconds=i), adapters=adapters, held=held)
+            await tick(db, clock + timedelta(seconds=1, milliseconds=i), adapters=adapters, held=held)
             idle.append(time.perf_counter() - t0)
         result = Result(
             targets=args.targets,
@@ -500,6 +502,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--pooled",
         action="store_true",
         help="each tick takes a pooled connection (pinged) instead of the loop's held one",
+    )
+    p.add_argument(
+        "--clock",
+        type=datetime.fromisoformat,
+        default=None,
+        help="the ticks' clock (ISO, with zone); default 08:00 UTC on Tuesday 1 Dec 2026, when every "
+        "zone's window is open; 2026-12-01T18:30:00+00:00 leaves only Kaliningrad's (one zone)",
     )
     p.add_argument(
         "--no-analyze",

@@ -171,26 +171,30 @@ async def test_the_held_connection_plans_generically_and_goes_back_to_the_pool_a
     services: Services,
 ) -> None:
     """``generic_plans``: inside every pass of the held connection ``plan_cache_mode`` is
-    ``force_generic_plan``; once it is closed the same server connection, back in the pool,
-    reads the server's default again (another user of the pool never inherits it)."""
+    ``force_generic_plan`` and JIT is off (a generic plan's cost of a claim over one big zone
+    crosses ``jit_above_cost``: 0.5 s of compiling per pass); once it is closed the same server
+    connection, back in the pool, reads the server's defaults again (another user of the pool
+    never inherits them)."""
+    async with services.db.transaction() as s:
+        default_jit = await s.scalar(text("SELECT current_setting('jit')"))
     held = HeldConnection(services.db, generic_plans=True)
-    mode = text("SELECT current_setting('plan_cache_mode')")
+    settings = text("SELECT current_setting('plan_cache_mode'), current_setting('jit')")
     try:
         for _ in range(2):
             async with held.transaction() as s:
-                assert await s.scalar(mode) == "force_generic_plan"
+                assert tuple((await s.execute(settings)).one()) == ("force_generic_plan", "off")
                 pid = await s.scalar(text("SELECT pg_backend_pid()"))
     finally:
         await held.close()
     seen = set()
     for _ in range(services.db.engine.pool.size() + 1):  # type: ignore[attr-defined]
         async with services.db.transaction() as s:
-            seen.add((await s.scalar(text("SELECT pg_backend_pid()")), await s.scalar(mode)))
-    assert (pid, "auto") in seen
-    assert all(setting == "auto" for _, setting in seen)
+            seen.add((await s.scalar(text("SELECT pg_backend_pid()")), *(await s.execute(settings)).one()))
+    assert (pid, "auto", default_jit) in seen
+    assert all(mode == "auto" and jit == default_jit for _, mode, jit in seen)
     plain = HeldConnection(services.db)
     try:
         async with plain.transaction() as s:
-            assert await s.scalar(mode) == "auto"
+            assert tuple((await s.execute(settings)).one()) == ("auto", default_jit)
     finally:
         await plain.close()
