@@ -10,6 +10,7 @@ writes is what the ORM path (``do_open_attempt`` + ``do_close_attempt``) writes.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from sqlalchemy import select, text
 from omni.db import HeldConnection
 from omni.db import models as m
 from omni.db.models.outbound import Outcome, TargetState
+from omni.domain.conversations import InboundMessage, do_ingest_inbound
 from omni.domain.errors import Conflict
 from omni.domain.outbound.lifecycle import (
     CLAIMED_COLUMNS,
@@ -27,9 +29,10 @@ from omni.domain.outbound.lifecycle import (
     attempt_dict,
     do_open_claimed,
 )
-from omni.domain.outbound.scheduler import tick
+from omni.domain.outbound.scheduler import _campaigns_statement, _free_rows, free_for_outbound, tick
 from omni.services import Services
-from tests.outbound.test_scheduler import NOON_MSK, World, _world
+from tests import factories as f
+from tests.outbound.test_scheduler import EVERY_DAY_9_TO_21, NOON_MSK, World, _world
 from tests.outbound.test_scheduler import sqlite_services as sqlite_services  # the fixture
 
 
@@ -198,3 +201,113 @@ async def test_the_held_connection_plans_generically_and_goes_back_to_the_pool_a
             assert tuple((await s.execute(settings)).one()) == ("auto", default_jit)
     finally:
         await plain.close()
+
+
+# --- who is free, read with the campaigns (PostgreSQL) -------------------------------------
+
+
+async def _both_reads(s: Any, campaign_id: int) -> tuple[list[int], list[int]]:
+    """``free_for_outbound`` by its own statement and from the campaigns read's column."""
+    row = (await s.execute(_campaigns_statement("postgresql").where(m.Campaign.id == campaign_id))).one()
+    campaign = row[0]
+    return await free_for_outbound(s, campaign), await free_for_outbound(s, campaign, read=_free_rows(row[5]))
+
+
+async def test_who_is_free_read_with_the_campaigns_is_the_same_as_its_own_statement(
+    services: Services,
+) -> None:
+    """Statuses that don't take outbound, no room left, named operators, an open attempt and
+    blending (a queued inbound call is the operator's first, with ``inbound_priority`` only):
+    the column of the campaigns read gives what the statement of its own gives."""
+    w = await _world(services, operators=4)
+    op0, op1, op2, op3 = w.operators
+    async with services.db.transaction() as s:
+        s.add(
+            m.OperatorStatus(
+                code="inbound_only",
+                name="Inbound only",
+                kind="available",
+                receives_voice=True,
+                receives_chats=True,
+                takes_outbound=False,
+            )
+        )
+        await s.flush()
+        await f.set_status(s, await s.get_one(m.User, op0), "inbound_only")
+        await f.set_status(s, await s.get_one(m.User, op1), "pause")
+        named = await f.user(s, "named")
+        await f.set_status(s, named)
+        s.add(m.CampaignOperator(campaign_id=w.campaign_id, user_id=named.id))
+        await s.flush()
+        assert await _both_reads(s, w.campaign_id) == ([op2, op3, named.id],) * 2
+        inbox = await f.inbox(s, await s.get_one(m.Queue, w.queue_id))
+        chat = (
+            await do_ingest_inbound(
+                s,
+                InboundMessage(
+                    inbox_id=inbox.id,
+                    identity_kind="email",
+                    identity_value="c@x.org",
+                    external_id="c1",
+                    body="hi",
+                ),
+            )
+        ).conversation
+        chat.status, chat.assigned_user_id = m.ConversationStatus.ACTIVE, op2
+        await s.flush()
+        assert await _both_reads(s, w.campaign_id) == ([op3, named.id],) * 2
+        voice = await f.inbox(s, await s.get_one(m.Queue, w.queue_id), channel="voice")
+        await do_ingest_inbound(
+            s,
+            InboundMessage(
+                inbox_id=voice.id,
+                identity_kind="phone",
+                identity_value="+79161230000",
+                external_id="lid-1",
+                medium=m.Medium.VOICE,
+                body="Incoming call",
+            ),
+        )
+        await s.flush()
+        assert await _both_reads(s, w.campaign_id) == ([named.id],) * 2  # the queue's call first
+        (await s.get_one(m.Campaign, w.campaign_id)).inbound_priority = False
+        await s.flush()
+        assert await _both_reads(s, w.campaign_id) == ([op3, named.id],) * 2
+
+
+async def test_an_operator_a_preview_expiry_frees_gets_an_attempt_in_the_same_pass(
+    services: Services,
+) -> None:
+    """Who is free comes with the campaigns read, before the housekeeping; when a preview
+    waits (it may expire and free its operator) it is read again after it."""
+    w = await _world(services, operators=1, priority=10)
+    (op,) = w.operators
+    async with services.db.transaction() as s:
+        preview = m.Campaign(
+            name="Preview",
+            queue_id=w.queue_id,
+            state="running",
+            dial_mode="preview",
+            schedule=EVERY_DAY_9_TO_21,
+            preview_seconds=30,
+            priority=0,
+        )
+        s.add(preview)
+        await s.flush()
+        s.add(
+            m.CampaignTarget(
+                campaign_id=preview.id,
+                phone="+74950000009",
+                phones=["+74950000009"],
+                timezone="Europe/Moscow",
+                next_due_at=NOON_MSK - timedelta(hours=1),
+            )
+        )
+    assert await tick(services, NOON_MSK) == 1  # the preview card, to the only operator
+    (card,) = await w.attempts()
+    assert (card.campaign_id, card.operator_id) == (preview.id, op)
+    (target,) = await w.targets("+7 495 000-00-01")
+    assert await tick(services, NOON_MSK + timedelta(seconds=31)) == 1
+    assert [(o.target_id, o.operator_id) for o in w.adapter.orders] == [(target, op)]
+    expired = await w.attempts(id=card.id)
+    assert expired[0].outcome == Outcome.REFUSED
