@@ -35,10 +35,11 @@ than the work inside PostgreSQL): one read gives the running and paused campaign
 open attempts, the zones of their pending targets and whether a preview waits for its
 operator; the housekeeping (campaigns past their end date finish, unanswered previews expire)
 runs in the same transaction, its queries only when that read says there is something to do;
-who is free is one statement (staff, load and waiting inbound joined). On PostgreSQL the
-claim also carries the DNC check, the operators' re-check and the caller-ID pool, and the
-opening writes the attempts, targets, events and caller-ID stamps in one statement: a steady
-tick is BEGIN, five statements and COMMIT. The node's loop runs its ticks on one held
+who is free is one statement (staff, load and waiting inbound joined), on PostgreSQL a column
+of that read (read again only when the housekeeping may have freed operators). On PostgreSQL
+the claim also carries the DNC check, the operators' re-check and the caller-ID pool, and the
+opening writes the attempts, targets, events, caller-ID stamps and do-not-call refusals in one
+statement: a steady tick is BEGIN, four statements and COMMIT. The node's loop runs its ticks on one held
 connection (``omni.db.HeldConnection``): no pool checkout and pre-ping per pass.
 
 A campaign whose channel has no attempt-placing adapter in this process (a Celery worker, a
