@@ -21,6 +21,7 @@ from omni.db import models as m
 from omni.db.models.outbound import Outcome, TargetState
 from omni.domain.conversations import InboundMessage, do_ingest_inbound
 from omni.domain.errors import Conflict
+from omni.domain.outbound.free import free_for_outbound, free_rows
 from omni.domain.outbound.lifecycle import (
     CLAIMED_COLUMNS,
     Attempt,
@@ -29,7 +30,7 @@ from omni.domain.outbound.lifecycle import (
     attempt_dict,
     do_open_claimed,
 )
-from omni.domain.outbound.scheduler import _campaigns_statement, _free_rows, free_for_outbound, tick
+from omni.domain.outbound.scheduler import _campaigns_statement, tick
 from omni.services import Services
 from tests import factories as f
 from tests.outbound.test_scheduler import EVERY_DAY_9_TO_21, NOON_MSK, World, _world
@@ -210,7 +211,7 @@ async def _both_reads(s: Any, campaign_id: int) -> tuple[list[int], list[int]]:
     """``free_for_outbound`` by its own statement and from the campaigns read's column."""
     row = (await s.execute(_campaigns_statement("postgresql").where(m.Campaign.id == campaign_id))).one()
     campaign = row[0]
-    return await free_for_outbound(s, campaign), await free_for_outbound(s, campaign, read=_free_rows(row[5]))
+    return await free_for_outbound(s, campaign), await free_for_outbound(s, campaign, read=free_rows(row[5]))
 
 
 async def test_who_is_free_read_with_the_campaigns_is_the_same_as_its_own_statement(
