@@ -10,32 +10,43 @@ claims it with ``FOR UPDATE SKIP LOCKED``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select, text, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from omni.db import models as m
 from omni.db.models.outbound import Outcome, ResultAction, TargetState
-from omni.db.unit_of_work import unit_of_work
 from omni.domain.errors import Conflict, InvalidInput
-from omni.domain.events import checked_payload, emit
+from omni.domain.events import emit
 from omni.domain.outbound.dnc import do_add_dnc
+from omni.domain.outbound.opening import (
+    CLAIMED_COLUMNS,
+    Attempt,
+    Claimed,
+    RowOpening,
+    new_attempt,
+    open_in_one_statement,
+)
 from omni.domain.outbound.retry import retry_minutes
 
 __all__ = [
+    "CLAIMED_COLUMNS",
+    "Attempt",
+    "Claimed",
     "Opening",
+    "RowOpening",
     "attempt_dict",
     "do_apply_result",
     "do_close_attempt",
     "do_open_attempt",
     "do_open_attempts",
+    "do_open_claimed",
     "target_dict",
 ]
 
@@ -168,7 +179,21 @@ async def do_open_attempts(
         )
         opened.append((attempt, campaign))
     if opened and session.get_bind().dialect.name == "postgresql":
-        await _open_in_one_statement(session, openings, opened, now)
+        rows = [
+            RowOpening(_claimed(o.target), o.caller_id, o.operator_id, c.channel, c.queue_id)
+            for o, (_, c) in zip(openings, opened, strict=True)
+        ]
+        ids = await open_in_one_statement(session, rows, now)
+        for o, (attempt, _), attempt_id in zip(openings, opened, ids, strict=True):
+            # Every column is set, so nothing is left to load: in the session as if read back.
+            attempt.id = attempt_id
+            make_transient_to_detached(attempt)
+            session.add(attempt)
+            target = o.target
+            set_committed_value(target, "state", str(T.IN_PROGRESS))
+            set_committed_value(target, "attempts", attempt.number)
+            set_committed_value(target, "next_due_at", None)
+            set_committed_value(target, "updated_at", now)
         return [attempt for attempt, _ in opened]
     for o, (attempt, _) in zip(openings, opened, strict=True):
         session.add(attempt)
@@ -207,86 +232,53 @@ async def _stamp_caller_ids(
         )
 
 
-_OPEN = text(
-    """
-    WITH d AS (
-        SELECT * FROM unnest(
-            CAST(:target_ids AS BIGINT[]), CAST(:campaign_ids AS BIGINT[]), CAST(:numbers AS INTEGER[]),
-            CAST(:phones AS VARCHAR[]), CAST(:caller_ids AS VARCHAR[]), CAST(:channels AS VARCHAR[]),
-            CAST(:operator_ids AS BIGINT[]), CAST(:queue_ids AS BIGINT[]), CAST(:payloads AS TEXT[])
-        ) WITH ORDINALITY AS d(target_id, campaign_id, number, phone, caller_id, channel,
-                               operator_id, queue_id, payload, n)
-    ), attempts AS (
-        INSERT INTO campaign_attempts (campaign_id, target_id, number, phone, caller_id, channel,
-                                       operator_id, external_id, created_at, amd, cause)
-        SELECT campaign_id, target_id, number, phone, caller_id, channel, operator_id, '',
-               CAST(:now AS TIMESTAMPTZ), '', ''
-        FROM d ORDER BY n
-        RETURNING id, target_id
-    ), targets AS (
-        UPDATE campaign_targets AS t
-        SET state = CAST(:in_progress AS VARCHAR), attempts = d.number, next_due_at = NULL,
-            updated_at = CAST(:now AS TIMESTAMPTZ)
-        FROM d WHERE t.id = d.target_id
-    ), events AS (
-        INSERT INTO events (type, payload, queue_id, user_id, created_at, dispatched)
-        SELECT 'campaign.attempt_started',
-               CAST(jsonb_build_object('id', a.id) || CAST(d.payload AS JSONB) AS JSON),
-               d.queue_id, d.operator_id, CAST(:emitted AS TIMESTAMPTZ), false
-        FROM d JOIN attempts AS a ON a.target_id = d.target_id ORDER BY d.n
-    ), stamped AS (
-        UPDATE campaign_caller_ids AS c SET last_used_at = CAST(:now AS TIMESTAMPTZ)
-        FROM (SELECT DISTINCT campaign_id, caller_id FROM d WHERE caller_id <> '') AS u
-        WHERE c.campaign_id = u.campaign_id AND c.number = u.caller_id
-    )
-    SELECT target_id, id FROM attempts
-    """
-)
-"""Attempts, targets, their ``campaign.attempt_started`` events and the caller IDs' last use in
-one statement (rows in the order given; each event's payload is ``attempt_dict`` with the new
-attempt's id)."""
+def _claimed(t: m.CampaignTarget) -> Claimed:
+    return Claimed(*(getattr(t, name) for name in CLAIMED_COLUMNS))
 
 
-async def _open_in_one_statement(
-    session: AsyncSession,
-    openings: Sequence[Opening],
-    opened: Sequence[tuple[m.CampaignAttempt, m.Campaign]],
-    now: datetime,
-) -> None:
-    if session.new or session.dirty or session.deleted:
-        await session.flush()  # what was emitted before keeps its place in the event order
-    payloads = []
-    for attempt, _ in opened:
-        payload = checked_payload("campaign.attempt_started", attempt_dict(attempt) | {"id": 0})
-        del payload["id"]  # the statement puts the new attempt's id first
-        payloads.append(json.dumps(payload))
-    values = {
-        "target_ids": [a.target_id for a, _ in opened],
-        "campaign_ids": [a.campaign_id for a, _ in opened],
-        "numbers": [a.number for a, _ in opened],
-        "phones": [a.phone for a, _ in opened],
-        "caller_ids": [a.caller_id for a, _ in opened],
-        "channels": [str(a.channel) for a, _ in opened],
-        "operator_ids": [a.operator_id for a, _ in opened],
-        "queue_ids": [c.queue_id for _, c in opened],
-        "payloads": payloads,
-        "now": now,
-        "in_progress": str(T.IN_PROGRESS),
-        "emitted": datetime.now(UTC),
+async def do_open_claimed(
+    session: AsyncSession, openings: Sequence[RowOpening], *, now: datetime
+) -> list[Attempt]:
+    """``do_open_attempts`` for targets claimed as plain rows (the scheduler's tick): the same
+    rows, events and caller-ID stamps, all or nothing (a target that is not pending refuses
+    the batch with ``Conflict``); an opening with ``dnc`` is also closed ``refused`` at once.
+    Returns the attempts in the order given. On PostgreSQL one statement and no ORM object at
+    all (``_OPEN``); elsewhere (SQLite) the targets are loaded and opened (and closed) by the
+    ORM path: ``do_open_attempt`` and ``do_close_attempt`` for the refused ones, then
+    ``do_open_attempts``."""
+    for o in openings:
+        if o.target.state != T.PENDING:
+            raise Conflict(
+                "target {target_id} is {state}, not pending", target_id=o.target.id, state=o.target.state
+            )
+    if not openings:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        ids = await open_in_one_statement(session, openings, now)
+        return [Attempt(i, *new_attempt(o)) for i, o in zip(ids, openings, strict=True)]
+    loaded = {
+        t.id: t
+        for t in await session.scalars(
+            select(m.CampaignTarget)
+            .where(m.CampaignTarget.id.in_([o.target.id for o in openings]))
+            .execution_options(populate_existing=True)
+        )
     }
-    result = await (await session.connection()).execute(_OPEN, values)
-    ids: dict[int, int] = {int(target_id): int(attempt_id) for target_id, attempt_id in result}
-    unit_of_work(session).events_written = True
-    for o, (attempt, _) in zip(openings, opened, strict=True):
-        # Every column is set, so nothing is left to load: in the session as if read back.
-        attempt.id = ids[attempt.target_id]
-        make_transient_to_detached(attempt)
-        session.add(attempt)
-        target = o.target
-        set_committed_value(target, "state", str(T.IN_PROGRESS))
-        set_committed_value(target, "attempts", attempt.number)
-        set_committed_value(target, "next_due_at", None)
-        set_committed_value(target, "updated_at", now)
+    opened: dict[int, m.CampaignAttempt] = {}
+    for o in openings:
+        if o.dnc:
+            attempt = await do_open_attempt(session, loaded[o.target.id], caller_id=o.caller_id, now=now)
+            await do_close_attempt(
+                session, attempt, Outcome.REFUSED, cause="dnc", now=now, refused_state=T.DNC
+            )
+            opened[o.target.id] = attempt
+    batch = [Opening(loaded[o.target.id], o.caller_id, o.operator_id) for o in openings if not o.dnc]
+    for attempt in await do_open_attempts(session, batch, now=now):
+        opened[attempt.target_id] = attempt
+    return [
+        Attempt(a.id, a.campaign_id, a.target_id, a.number, a.phone, a.caller_id, a.channel, a.operator_id)
+        for a in (opened[o.target.id] for o in openings)
+    ]
 
 
 async def _nth(session: AsyncSession, target_id: int, outcome: str) -> int:

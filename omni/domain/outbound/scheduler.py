@@ -35,10 +35,11 @@ than the work inside PostgreSQL): one read gives the running and paused campaign
 open attempts, the zones of their pending targets and whether a preview waits for its
 operator; the housekeeping (campaigns past their end date finish, unanswered previews expire)
 runs in the same transaction, its queries only when that read says there is something to do;
-who is free is one statement (staff, load and waiting inbound joined). On PostgreSQL the
-claim also carries the DNC check, the operators' re-check and the caller-ID pool, and the
-opening writes the attempts, targets, events and caller-ID stamps in one statement: a steady
-tick is BEGIN, five statements and COMMIT. The node's loop runs its ticks on one held
+who is free is one statement (staff, load and waiting inbound joined), on PostgreSQL a column
+of that read (read again only when the housekeeping may have freed operators). On PostgreSQL
+the claim also carries the DNC check, the operators' re-check and the caller-ID pool, and the
+opening writes the attempts, targets, events, caller-ID stamps and do-not-call refusals in one
+statement: a steady tick is BEGIN, four statements and COMMIT. The node's loop runs its ticks on one held
 connection (``omni.db.HeldConnection``): no pool checkout and pre-ping per pass.
 
 A campaign whose channel has no attempt-placing adapter in this process (a Celery worker, a
@@ -70,12 +71,10 @@ from sqlalchemy import (
     any_,
     bindparam,
     func,
-    literal,
     literal_column,
     or_,
     select,
     text,
-    union,
     union_all,
     update,
 )
@@ -88,16 +87,25 @@ from omni.db import Database, HeldConnection
 from omni.db import models as m
 from omni.db.models.outbound import CampaignChannel, CampaignState, DialMode, Outcome, TargetState
 from omni.domain.calendars import closed_days
-from omni.domain.capacity import Load, add_load, fits, load_rows
 from omni.domain.errors import InvalidInput
 from omni.domain.outbound import campaigns as campaigns_service
 from omni.domain.outbound import pacing, predial, preview
 from omni.domain.outbound.dnc import covers
-from omni.domain.outbound.lifecycle import Opening, do_close_attempt, do_open_attempt, do_open_attempts
+from omni.domain.outbound.free import free_column, free_for_outbound, free_rows, when
+from omni.domain.outbound.lifecycle import (
+    CLAIMED_COLUMNS,
+    Attempt,
+    Claimed,
+    Opening,
+    RowOpening,
+    do_close_attempt,
+    do_open_attempt,
+    do_open_attempts,
+    do_open_claimed,
+)
 from omni.domain.outbound.policy import Load as Demand
 from omni.domain.outbound.policy import policy_for
 from omni.domain.outbound.windows import Window, is_open, parse_windows
-from omni.domain.routing import Operator
 
 if TYPE_CHECKING:
     from omni.services import Services
@@ -122,6 +130,8 @@ CLAIM_ROUNDS = 5
 """Claims per campaign and tick when do-not-call hits leave operators without a target (the
 import marks listed numbers `dnc` beforehand, so hits here are the rare late additions)."""
 PREDIAL_CONCURRENCY = 16
+SPARE_ROWS = 1
+"""Rows a claim takes beyond the attempts wanted, for a do-not-call hit among them."""
 
 
 @dataclass(slots=True)
@@ -175,7 +185,26 @@ def _needs_channel(campaign: m.Campaign) -> bool:
 
 def _placer(adapters: AdapterRegistry | None, channel: str) -> PlacesAttempts | None:
     adapter: object = adapters.get(channel) if adapters is not None else None
-    return adapter if isinstance(adapter, PlacesAttempts) else None
+    if adapter is None:
+        return None
+    return (
+        cast(PlacesAttempts, adapter)
+        if _places(type(adapter)) or isinstance(adapter, PlacesAttempts)
+        else None
+    )
+
+
+_PLACES: dict[type, bool] = {}
+
+
+def _places(kind: type) -> bool:
+    """Whether adapters of this class place attempts (``PlacesAttempts``), asked once per class:
+    a runtime protocol's ``isinstance`` inspects its members on every call, several times a
+    tick (an instance given ``place`` of its own still passes ``isinstance`` in ``_placer``)."""
+    known = _PLACES.get(kind)
+    if known is None:
+        known = _PLACES[kind] = callable(getattr(kind, "place", None))
+    return known
 
 
 # --- who is free ------------------------------------------------------------------------
@@ -250,120 +279,12 @@ def _campaigns_statement(dialect: str) -> Any:
                 C.dial_mode == DialMode.PREVIEW,
             )
             .exists(),
+            *([free_column()] if dialect == "postgresql" else []),
         )
-        .where(m.Campaign.state.in_((CampaignState.RUNNING, CampaignState.PAUSED)))
+        # Not ``in_``: an expanding parameter is rendered into the statement on every run.
+        .where(or_(m.Campaign.state == CampaignState.RUNNING, m.Campaign.state == CampaignState.PAUSED))
         .order_by(m.Campaign.priority.desc(), m.Campaign.id)
     )
-
-
-@lru_cache(maxsize=1)
-def _staff_statement() -> Any:
-    """Members of a campaign's queue and its named operators whose status takes outbound and
-    who hold no open attempt (built once; run with bound ``queue_id`` and ``campaign_id``)."""
-    members = union(
-        select(m.QueueMember.user_id).where(m.QueueMember.queue_id == bindparam("queue_id")),
-        select(m.CampaignOperator.user_id).where(m.CampaignOperator.campaign_id == bindparam("campaign_id")),
-    ).subquery()
-    open_attempt = (
-        select(m.CampaignAttempt.id)
-        .where(m.CampaignAttempt.operator_id == m.User.id, m.CampaignAttempt.ended_at.is_(None))
-        .exists()
-    )
-    return (
-        select(
-            m.User.id,
-            m.User.capacity,
-            m.User.chat_weight,
-            m.User.voice_weight,
-            m.User.handles_chat,
-            m.User.handles_voice,
-            m.OperatorPresence.idle_since,
-            m.OperatorStatus.receives_voice,
-            m.OperatorStatus.receives_chats,
-        )
-        .join(m.OperatorPresence, m.OperatorPresence.user_id == m.User.id)
-        .join(m.OperatorStatus, m.OperatorStatus.id == m.OperatorPresence.status_id)
-        .where(
-            m.User.id.in_(select(members.c.user_id)),
-            m.User.is_active.is_(True),
-            m.OperatorStatus.takes_outbound.is_(True),
-            ~open_attempt,
-        )
-        .order_by(m.OperatorPresence.idle_since, m.User.id)
-    )
-
-
-@lru_cache(maxsize=2)
-def _free_statement(blending: bool) -> Any:
-    """Who is free, in one statement: the staff (``_staff_statement``) with their load
-    (``capacity.load_rows``) and, for ``blending``, the inbound contacts waiting for them
-    (kind ``"w"``), one row per operator and kind of load, longest idle first. Three round
-    trips were most of an idle tick on a busy machine. Built once, run with bound values."""
-    staff = _staff_statement().order_by(None).cte("staff")
-    who = select(staff.c.id)
-    branches = list(load_rows(who).selects)
-    if blending:
-        queued = m.ConversationStatus.QUEUED
-        waiting = union_all(
-            select(m.QueueMember.user_id.label("uid"), m.Conversation.medium)
-            .join(m.Conversation, m.Conversation.queue_id == m.QueueMember.queue_id)
-            .where(m.QueueMember.user_id.in_(who), m.Conversation.status == queued),
-            select(m.Conversation.preferred_user_id.label("uid"), m.Conversation.medium).where(
-                m.Conversation.preferred_user_id.in_(who), m.Conversation.status == queued
-            ),
-        ).subquery()
-        branches.append(
-            select(
-                waiting.c.uid, waiting.c.medium, literal("w").label("kind"), func.count().label("n")
-            ).group_by(waiting.c.uid, waiting.c.medium)
-        )
-    loads = union_all(*branches).subquery("loads")
-    return (
-        select(*staff.c, loads.c.medium, loads.c.kind, loads.c.n)
-        .select_from(staff.outerjoin(loads, loads.c.uid == staff.c.id))
-        .order_by(staff.c.idle_since, staff.c.id)
-    )
-
-
-async def free_for_outbound(session: AsyncSession, campaign: m.Campaign) -> list[int]:
-    """Operators who may get one of this campaign's attempts now, longest idle first.
-
-    Members of the campaign's queue and its named operators, active, whose chosen status
-    ``takes_outbound`` (offline, pause and DND statuses don't), holding no open attempt of any
-    campaign, with capacity left for one more contact of the campaign's medium as inbound
-    counts it (``capacity.fits``: a call needs the whole operator unless they are configured
-    otherwise), and — with the campaign's ``inbound_priority`` — with no inbound contact
-    waiting in one of their queues (that contact is theirs first; outbound resumes after).
-    """
-    rows = (
-        await (await session.connection()).execute(
-            _free_statement(bool(campaign.inbound_priority)),
-            {"queue_id": campaign.queue_id, "campaign_id": campaign.id},
-        )
-    ).all()
-    staff: dict[int, tuple[Operator, bool, bool]] = {}
-    loads: dict[int, Load] = {}
-    waiting: dict[int, set[str]] = {}
-    for row in rows:
-        uid = row[0]
-        if uid not in staff:
-            staff[uid] = (Operator(*row[:7]), bool(row[7]), bool(row[8]))
-            loads[uid] = Load()
-        medium, kind, count = row[9], row[10], row[11]
-        if kind == "w":
-            waiting.setdefault(uid, set()).add(medium)
-        elif kind is not None:
-            add_load(loads[uid], medium, kind, int(count))
-    medium = m.Medium.VOICE if campaign.channel == CampaignChannel.VOICE else m.Medium.CHAT
-    free: list[int] = []
-    for uid, (user, voice, chats) in staff.items():
-        if not fits(user, loads[uid], medium, chats_block_calls=True):
-            continue
-        # Blending: a waiting inbound contact the operator's status takes is theirs first.
-        if any(voice if w == m.Medium.VOICE else chats for w in waiting.get(uid, ())):
-            continue
-        free.append(uid)
-    return free
 
 
 async def _lock_operators(session: AsyncSession, user_ids: Sequence[int], dialect: str) -> list[int]:
@@ -433,26 +354,21 @@ class _Caller(NamedTuple):
     last_used_at: datetime | None
 
 
-def _when(value: str | None) -> datetime | None:
-    """A timestamp from JSON (``json_build_array`` writes ISO 8601 with the offset)."""
-    return datetime.fromisoformat(value) if value is not None else None
-
-
 def _rotate(pool: Sequence[_Caller | m.CampaignCallerId], region: str, used: dict[int, int]) -> str:
-    """The number to use (``used`` counts this tick's picks; the caller stamps them)."""
+    """The number to use (``used`` counts this tick's picks; the caller stamps them): one of
+    the customer's ``region`` first, then the fewest picks in this tick, the least recently
+    used, the lowest id."""
     if not pool:
         return ""
-    row = min(
-        pool,
-        key=lambda r: (
-            0 if region and r.region == region else 1,
-            used.get(r.id, 0),
-            r.last_used_at or _NEVER,
-            r.id,
-        ),
-    )
-    used[row.id] = used.get(row.id, 0) + 1
-    return row.number
+    best: _Caller | m.CampaignCallerId | None = None
+    best_key: tuple[int, int, datetime, int] | None = None
+    for r in pool:
+        key = (0 if region and r.region == region else 1, used.get(r.id, 0), r.last_used_at or _NEVER, r.id)
+        if best_key is None or key < best_key:
+            best, best_key = r, key
+    assert best is not None
+    used[best.id] = used.get(best.id, 0) + 1
+    return best.number
 
 
 async def _stamp(session: AsyncSession, used: dict[int, int], now: datetime) -> None:
@@ -591,7 +507,7 @@ def _claim_statement(zones: int, callbacks_for: bool, dialect: str, with_pool: b
     claimed = aliased(T, stmt.with_for_update(skip_locked=True, of=T).subquery("claimed"))
     entry = aliased(m.DncEntry)
     columns: list[Any] = [
-        claimed,
+        *(getattr(claimed, name) for name in CLAIMED_COLUMNS),
         select(entry.id).where(covers(entry, _dialed(claimed, dialect), claimed.campaign_id)).exists(),
     ]
     if callbacks_for and dialect == "postgresql":
@@ -606,9 +522,7 @@ def _claim_statement(zones: int, callbacks_for: bool, dialect: str, with_pool: b
         )
     if with_pool and dialect == "postgresql":
         columns.append(_pool_column().label("pool"))
-    return (
-        select(*columns).order_by(claimed.next_due_at, claimed.id).execution_options(populate_existing=True)
-    )
+    return select(*columns).order_by(claimed.next_due_at, claimed.id)
 
 
 @cache
@@ -642,7 +556,7 @@ async def _claim(
     operators: list[int] | None,
     dialect: str,
     with_pool: bool = False,
-) -> tuple[list[tuple[m.CampaignTarget, bool]], set[int], list[_Caller] | None]:
+) -> tuple[list[tuple[Claimed, bool]], set[int], list[_Caller] | None]:
     """Lock up to ``limit`` due pending targets of the open ``zones``, oldest due first, each
     with whether a do-not-call entry forbids the number it would dial; which of ``operators``
     hold an open attempt after all (PostgreSQL: ``_lock_operators``' re-check); and with
@@ -663,16 +577,22 @@ async def _claim(
         values["operators"] = list(operators)
     with_pool = with_pool and dialect == "postgresql"
     stmt = _claim_statement(len(zones), operators is not None, dialect, with_pool)
-    rows = (await session.execute(stmt, values)).all()
+    if session.new or session.dirty or session.deleted:
+        await session.flush()  # the claim reads on the connection: no autoflush there
+    # Plain rows on the session's connection: no ORM objects to build, identity-map or expire.
+    rows = (await (await session.connection()).execute(stmt, values)).all()
     first = rows[0]._mapping if rows else {}
     busy = set(first.get("busy") or ())
     pool = (
-        [_Caller(i, n, r, _when(u)) for i, n, r, u in first.get("pool") or ()] if with_pool and rows else None
+        [_Caller(i, n, r, when(u)) for i, n, r, u in first.get("pool") or ()] if with_pool and rows else None
     )
-    return [(row[0], bool(row[1])) for row in rows], busy, pool
+    width = len(CLAIMED_COLUMNS)
+    return [(Claimed(*row[:width]), bool(row[width])) for row in rows], busy, pool
 
 
-def _order(campaign: m.Campaign, target: m.CampaignTarget, attempt: m.CampaignAttempt) -> AttemptOrder:
+def _order(
+    campaign: m.Campaign, target: Claimed | m.CampaignTarget, attempt: Attempt | m.CampaignAttempt
+) -> AttemptOrder:
     variables: dict[str, Any] = {
         **{str(k): v for k, v in (target.fields or {}).items()},
         "name": target.name,
@@ -700,7 +620,7 @@ def _order(campaign: m.Campaign, target: m.CampaignTarget, attempt: m.CampaignAt
 
 
 def _predial(
-    campaign: m.Campaign, target: m.CampaignTarget, attempt: m.CampaignAttempt
+    campaign: m.Campaign, target: Claimed | m.CampaignTarget, attempt: Attempt | m.CampaignAttempt
 ) -> dict[str, Any] | None:
     if not campaign.predial_url:
         return None
@@ -730,11 +650,13 @@ async def _campaign_pass(
     open_attempts: int,
     reserved: int,
     pending_zones: list[str],
+    free_read: list[Sequence[Any]] | None = None,
 ) -> None:
     """Open this campaign's attempts for this tick (inside the tick's transaction).
 
     ``open_attempts``: the campaign's open attempts; ``reserved``: those holding an operator;
-    ``pending_zones``: the distinct zones of its pending targets."""
+    ``pending_zones``: the distinct zones of its pending targets; ``free_read``: who is free
+    as the campaigns read brought it (``free_for_outbound``'s ``read``)."""
     now = st.now
     policy = policy_for(campaign.dial_mode)
     home = _zone(campaign.timezone)
@@ -760,7 +682,8 @@ async def _campaign_pass(
         # (predictive) or runs the campaign's voice scenario (agentless).
         free_now = 0
         if campaign.dial_mode != DialMode.AGENTLESS:
-            free = [uid for uid in await free_for_outbound(session, campaign) if uid not in st.taken]
+            free = await free_for_outbound(session, campaign, read=free_read)
+            free = [uid for uid in free if uid not in st.taken]
             if campaign.dial_mode == DialMode.PREDICTIVE and free:
                 open_attempts += await _predictive_callbacks(session, campaign, st, days, pending_zones, free,
                                                              open_attempts)  # fmt: skip
@@ -771,7 +694,9 @@ async def _campaign_pass(
         )
         wanted = policy.wanted(load)
     else:
-        free = [uid for uid in await free_for_outbound(session, campaign) if uid not in st.taken]
+        free = [
+            uid for uid in await free_for_outbound(session, campaign, read=free_read) if uid not in st.taken
+        ]
         if not free:
             return
         # The policy counts operators busy with this campaign's open attempts among its own
@@ -795,12 +720,15 @@ async def _campaign_pass(
         eligible = (
             operators if operators is not None else [] if campaign.dial_mode == DialMode.PREDICTIVE else None
         )
+        # One row more than wanted: a do-not-call hit among the oldest is refused on the record
+        # without a second claim (a round trip and an opening statement); the spare row is
+        # used only then, else left as it was (its lock ends with the transaction).
         claimed, busy, read = await _claim(
             session,
             campaign,
             zones,
             now,
-            wanted,
+            wanted + SPARE_ROWS,
             eligible,
             st.dialect,
             with_pool=pool is None and not broadcast,
@@ -811,9 +739,10 @@ async def _campaign_pass(
             pool = read
         if busy and operators is not None:
             operators = [uid for uid in operators if uid not in busy]
+        claimed = _wanted_rows(claimed, wanted)
         # Callbacks first, to their operator; the others to the longest idle in order.
         claimed.sort(key=lambda c: c[0].callback_user_id is None)
-        batch: list[Opening] = []
+        batch: list[RowOpening] = []
         for target, listed in claimed:
             operator_id: int | None = None
             if operators is not None:
@@ -826,10 +755,8 @@ async def _campaign_pass(
                 else:
                     continue
             if listed:
-                attempt = await do_open_attempt(session, target, now=now)
-                await do_close_attempt(
-                    session, attempt, Outcome.REFUSED, cause="dnc", now=now, refused_state=TargetState.DNC
-                )
+                # Opened and closed refused on the record by the same opening statement.
+                batch.append(RowOpening(target, "", None, campaign.channel, campaign.queue_id, dnc=True))
                 continue
             caller_id = ""
             if not broadcast:
@@ -839,23 +766,38 @@ async def _campaign_pass(
             if operator_id is not None and operators is not None:
                 operators.remove(operator_id)
                 st.taken.add(operator_id)
-            batch.append(Opening(target, caller_id, operator_id))
+            batch.append(RowOpening(target, caller_id, operator_id, campaign.channel, campaign.queue_id))
             wanted -= 1
         if not batch:
             continue
-        dues = [o.target.next_due_at for o in batch]
         started = time.perf_counter()
-        attempts = await do_open_attempts(session, batch, now=now)
+        attempts = await do_open_claimed(session, batch, now=now)
         st.open_seconds += time.perf_counter() - started
-        for opening, attempt, due_at in zip(batch, attempts, dues, strict=True):
+        for opening, attempt in zip(batch, attempts, strict=True):
+            if opening.dnc:
+                continue
             st.opened.append(
                 _Opened(
                     _order(campaign, opening.target, attempt),
-                    due_at,
+                    opening.target.next_due_at,
                     predial=_predial(campaign, opening.target, attempt),
                     place=campaign.dial_mode != DialMode.PREVIEW,
                 )
             )
+
+
+def _wanted_rows(claimed: list[tuple[Claimed, bool]], wanted: int) -> list[tuple[Claimed, bool]]:
+    """The oldest claimed rows up to ``wanted`` that are not do-not-call hits, with the hits
+    among them (``claimed`` is in due order): what a claim of ``wanted`` rows, and a next one
+    for each hit, would have taken."""
+    kept: list[tuple[Claimed, bool]] = []
+    for row in claimed:
+        if wanted <= 0:
+            break
+        kept.append(row)
+        if not row[1]:
+            wanted -= 1
+    return kept
 
 
 async def _predictive_callbacks(
@@ -1080,8 +1022,12 @@ async def _choose(session: AsyncSession, adapters: AdapterRegistry | None, st: _
     rows = (await session.execute(statement)).all()
     # No row: the flag is unknown, and a finished campaign may still show a preview.
     previews = bool(rows[0][4]) if rows else True
-    expired = await _housekeeping(session, adapters, [row[0] for row in rows], st.now, previews=previews)
-    for campaign, open_attempts, reserved, zones, _ in rows:
+    campaigns = [row[0] for row in rows]
+    # Who is free came with the campaigns (PostgreSQL) — unless the housekeeping may have
+    # freed operators since (an expired preview, a finished campaign): then it is read again.
+    fresh = not previews and not any(_past_end(c, st.now) for c in campaigns)
+    expired = await _housekeeping(session, adapters, campaigns, st.now, previews=previews)
+    for campaign, open_attempts, reserved, zones, _, *free in rows:
         if campaign.state != CampaignState.RUNNING:
             continue
         if _needs_channel(campaign) and _placer(adapters, campaign.channel) is None:
@@ -1093,7 +1039,8 @@ async def _choose(session: AsyncSession, adapters: AdapterRegistry | None, st: _
             counts = (await session.execute(_statement("counts"), {"campaign_id": campaign.id})).one()
             open_attempts, reserved = counts
             pending_zones = await _zones(session, campaign.id)
-        await _campaign_pass(session, campaign, st, int(open_attempts), int(reserved), pending_zones)
+        read = free_rows(free[0]) if fresh and free and free[0] is not None else None
+        await _campaign_pass(session, campaign, st, int(open_attempts), int(reserved), pending_zones, read)
     return expired
 
 
@@ -1183,7 +1130,7 @@ class Scheduler:
     async def start(self) -> None:
         self.services.bus.subscribe("routing", lambda _data: self.nudge())
         self.services.bus.subscribe("outbound", lambda _data: self.nudge())
-        self._held = HeldConnection(self.services.db)
+        self._held = HeldConnection(self.services.db, generic_plans=True)
         self._task = asyncio.create_task(self._run(), name="outbound-scheduler")
 
     async def stop(self) -> None:
