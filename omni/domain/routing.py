@@ -131,21 +131,32 @@ class RoutePass:
     message, a status change) would hand its operator to the next in line and the one ahead
     would lose its place; the next pass offers it in its turn."""
     full: dict[int, int] = field(default_factory=dict)
-    """Operators without room for a conversation ahead in this pass, with the load (units)
-    they had then. A pass only adds load; an operator seen with less later was freed by
-    another transaction meanwhile (a close, a decline) and joins ``held``: the one ahead might
-    have fitted too, and the pass that the freeing change requests offers it in its turn."""
+    """Operators without room for a conversation ahead in this pass that went to nobody, with
+    the load (units) they had then. A pass only adds load; an operator seen with less later was
+    freed by another transaction meanwhile (a close, a decline) and joins ``held``: the one
+    ahead might have fitted them too, and the pass that the freeing change requests offers it
+    in its turn. (A conversation that went to someone else waits for nobody: its full
+    operators are forgotten, ``deciding``.)"""
+    deciding: dict[int, int] = field(default_factory=dict)
+    """``full`` candidates of the conversation being decided (kept by ``do_assign`` only when
+    it goes to nobody)."""
 
     def sized_up(self, user: Operator, load: Load, medium: str, *, chats_block_calls: bool) -> bool:
         """Whether ``user`` has room for one more conversation of ``medium``; remembers the
         load of those without room, and holds back those freed since (``full``)."""
         units = load.units(user)
         if not fits(user, load, medium, chats_block_calls=chats_block_calls):
-            self.full[user.id] = min(units, self.full.get(user.id, units))
+            self.deciding[user.id] = units
             return False
         if units < self.full.get(user.id, units):
             self.held.add(user.id)
         return True
+
+    def decided(self, assignment: Assignment | None) -> None:
+        if assignment is None:
+            for uid, units in self.deciding.items():
+                self.full[uid] = min(units, self.full.get(uid, units))
+        self.deciding.clear()
 
     async def queue(self, session: AsyncSession, queue_id: int) -> m.Queue | None:
         if queue_id not in self.queues:
@@ -315,6 +326,15 @@ async def do_assign(
     started: waiting for the database under load must not date an offer (and the wait it
     ends) earlier than the moment the operator was really free to take it.
     """
+    rp.deciding.clear()
+    assignment = await _decide(session, conversation_id, rp, now)
+    rp.decided(assignment)
+    return assignment
+
+
+async def _decide(
+    session: AsyncSession, conversation_id: int, rp: RoutePass, now: datetime | None
+) -> Assignment | None:
     rp.no_operator = False
     if not rp.orm_only and session.get_bind().dialect.name == "postgresql":
         row = (

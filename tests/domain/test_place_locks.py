@@ -177,3 +177,38 @@ async def test_a_chat_still_fits_beside_a_call_that_does_not(services: Services)
         )
     await do_route_pending(services.db)
     assert await _offered(services) == [(w["behind"], w["olga"])]
+
+
+async def test_an_operator_freed_during_the_pass_takes_the_next_when_the_one_ahead_was_served(
+    services: Services,
+) -> None:
+    """The hold is for a conversation that went to nobody: when the one ahead went to a
+    colleague, an operator freed meanwhile is offered the next one in the same pass."""
+    async with services.db.transaction() as s:
+        olga = await f.user(s, "olga", capacity=1, chat_weight=1)
+        boris = await f.user(s, "boris", capacity=1, chat_weight=1)
+        q = await f.queue(s, "web", [olga, boris], strategy=m.Strategy.LINEAR)
+        inbox = await f.inbox(s, q, "widget")
+        await f.set_status(s, olga)
+        await f.set_status(s, boris)
+        ids = {"olga": olga.id, "boris": boris.id, "inbox": inbox.id}
+    busy = await _inbound(services, ids["inbox"], "earlier")
+    async with services.db.transaction() as s:
+        await s.execute(
+            update(m.Conversation)
+            .where(m.Conversation.id == busy)
+            .values(status=m.ConversationStatus.ACTIVE, assigned_user_id=ids["olga"])
+        )
+    ahead = await _inbound(services, ids["inbox"], "ahead")
+    behind = await _inbound(services, ids["inbox"], "behind")
+    rp = routing.RoutePass()
+    async with services.db.transaction() as s:
+        served = await routing.do_assign(s, ahead, rp)  # Olga is full: Boris gets it
+    assert served is not None and served.user_ids == (ids["boris"],)
+    async with services.db.transaction() as s:
+        await s.execute(
+            update(m.Conversation).where(m.Conversation.id == busy).values(status=m.ConversationStatus.CLOSED)
+        )
+    async with services.db.transaction() as s:
+        nxt = await routing.do_assign(s, behind, rp)
+    assert nxt is not None and nxt.user_ids == (ids["olga"],)
