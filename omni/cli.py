@@ -147,6 +147,12 @@ def worker_app() -> Any:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
+    if (host, port) != (settings.host, settings.port):
+        # ``--host``/``--port`` move the server as OMNI_HOST/OMNI_PORT do: an unset public address
+        # follows them (the consoles' sockets are same-origin), in this process and its workers.
+        os.environ["OMNI_HOST"], os.environ["OMNI_PORT"] = host, str(port)
+        get_settings.cache_clear()
+        settings = get_settings()
     workers = args.workers or settings.workers
     mode = "embedded (SQLite, in-process)" if settings.embedded else "distributed (Redis)"
     if workers < 1:

@@ -280,3 +280,35 @@ def test_the_public_address_follows_the_port_unless_it_is_set(monkeypatch: Any) 
     assert (
         Settings(port=8779, public_base_url="https://omni.example").public_base_url == "https://omni.example"
     )
+
+
+def test_serve_port_on_the_command_line_moves_the_public_address_too(
+    monkeypatch: Any, tmp_path: Path
+) -> None:
+    """`omni serve --port 8791` listened there but the consoles' sockets were refused (the
+    public address said :8000), as with OMNI_PORT before; a set public address still wins."""
+    import argparse
+
+    import uvicorn
+
+    import omni.app
+    from omni import cli
+
+    for name in ("OMNI_PUBLIC_BASE_URL", "OMNI_HOST", "OMNI_PORT", "OMNI_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OMNI_DATA_DIR", str(tmp_path))
+    served: list[Settings] = []
+    monkeypatch.setattr(omni.app, "create_app", lambda settings: served.append(settings))
+    monkeypatch.setattr(cli, "server_config", lambda *a, **kw: None)
+    monkeypatch.setattr(uvicorn, "Server", lambda config: argparse.Namespace(run=lambda: None))
+    args = argparse.Namespace(host=None, port=8791, workers=None)
+    cli.get_settings.cache_clear()
+    try:
+        assert cli.cmd_serve(args, cli.get_settings()) == 0
+        assert served[-1].port == 8791 and served[-1].public_base_url == "http://127.0.0.1:8791"
+        monkeypatch.setenv("OMNI_PUBLIC_BASE_URL", "https://omni.example")
+        cli.get_settings.cache_clear()
+        assert cli.cmd_serve(args, cli.get_settings()) == 0
+        assert served[-1].public_base_url == "https://omni.example"
+    finally:
+        cli.get_settings.cache_clear()  # the next test reads its own environment
