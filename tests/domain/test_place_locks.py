@@ -51,6 +51,15 @@ async def _inbound(svc: Services, inbox_id: int, who: str, session: Any = None) 
         return (await c.do_ingest_inbound(s, msg)).conversation.id
 
 
+async def _set_status(svc: Services, conv_id: int, status: str, user_id: int | None = None) -> None:
+    """The conversation's row as another action leaves it (a chat being handled, then closed)."""
+    values: dict[str, Any] = {"status": status}
+    if user_id is not None:
+        values["assigned_user_id"] = user_id
+    async with svc.db.transaction() as s:
+        await s.execute(update(m.Conversation).where(m.Conversation.id == conv_id).values(**values))
+
+
 async def _offered(svc: Services) -> list[tuple[int, int]]:
     async with svc.db.transaction() as s:
         rows = await s.execute(select(m.Offer.conversation_id, m.Offer.user_id).order_by(m.Offer.id))
@@ -139,22 +148,14 @@ async def test_an_operator_freed_while_the_pass_runs_is_not_offered_the_chat_beh
     asks for offers her the callback, in its turn."""
     w = await _world(services)
     chat = await _inbound(services, w["widget"], "earlier")
-    async with services.db.transaction() as s:
-        await s.execute(
-            update(m.Conversation)
-            .where(m.Conversation.id == chat)
-            .values(status=m.ConversationStatus.ACTIVE, assigned_user_id=w["olga"])
-        )
+    await _set_status(services, chat, m.ConversationStatus.ACTIVE, w["olga"])
     rp = routing.RoutePass(orm_only=orm_only)
     async with services.db.transaction() as s:
         line = await routing.waiting_line(s)
     assert [row[0] for row in line] == [w["callback"], w["behind"]]
     async with services.db.transaction() as s:
         assert await routing.do_assign(s, w["callback"], rp) is None  # a call needs all of Olga
-    async with services.db.transaction() as s:
-        await s.execute(
-            update(m.Conversation).where(m.Conversation.id == chat).values(status=m.ConversationStatus.CLOSED)
-        )
+    await _set_status(services, chat, m.ConversationStatus.CLOSED)
     async with services.db.transaction() as s:
         assert await routing.do_assign(s, w["behind"], rp) is None
     assert await _offered(services) == [], "the chat behind took the callback's operator"
@@ -193,22 +194,14 @@ async def test_an_operator_freed_during_the_pass_takes_the_next_when_the_one_ahe
         await f.set_status(s, boris)
         ids = {"olga": olga.id, "boris": boris.id, "inbox": inbox.id}
     busy = await _inbound(services, ids["inbox"], "earlier")
-    async with services.db.transaction() as s:
-        await s.execute(
-            update(m.Conversation)
-            .where(m.Conversation.id == busy)
-            .values(status=m.ConversationStatus.ACTIVE, assigned_user_id=ids["olga"])
-        )
+    await _set_status(services, busy, m.ConversationStatus.ACTIVE, ids["olga"])
     ahead = await _inbound(services, ids["inbox"], "ahead")
     behind = await _inbound(services, ids["inbox"], "behind")
     rp = routing.RoutePass()
     async with services.db.transaction() as s:
         served = await routing.do_assign(s, ahead, rp)  # Olga is full: Boris gets it
     assert served is not None and served.user_ids == (ids["boris"],)
-    async with services.db.transaction() as s:
-        await s.execute(
-            update(m.Conversation).where(m.Conversation.id == busy).values(status=m.ConversationStatus.CLOSED)
-        )
+    await _set_status(services, busy, m.ConversationStatus.CLOSED)
     async with services.db.transaction() as s:
         nxt = await routing.do_assign(s, behind, rp)
     assert nxt is not None and nxt.user_ids == (ids["olga"],)

@@ -9,13 +9,19 @@ import { TYPING_EVERY_MS, TYPING_IDLE_MS, HANDLING, clientId } from "./messages"
  * keeps what the operator was typing; closing the tab forgets it. */
 const DRAFTS_KEY = "omni.op.drafts";
 
+let drafts: Record<string, string> | null = null;
+
+/** The tab's drafts, read from storage once (the composer writes on every keystroke). */
 function storedDrafts(): Record<string, string> {
-  try {
-    const raw = JSON.parse(sessionStorage.getItem(DRAFTS_KEY) || "{}") as unknown;
-    return raw && typeof raw === "object" ? (raw as Record<string, string>) : {};
-  } catch {
-    return {};
+  if (drafts === null) {
+    try {
+      const raw = JSON.parse(sessionStorage.getItem(DRAFTS_KEY) || "{}") as unknown;
+      drafts = raw && typeof raw === "object" ? (raw as Record<string, string>) : {};
+    } catch {
+      drafts = {};
+    }
   }
+  return drafts;
 }
 
 export abstract class ComposerPart extends HistoryPart {
@@ -31,11 +37,13 @@ export abstract class ComposerPart extends HistoryPart {
   }
 
   private setDraft(id: number, text: string): void {
-    const drafts = storedDrafts();
-    if (text.trim()) drafts[String(id)] = text;
-    else delete drafts[String(id)];
+    const all = storedDrafts();
+    const key = String(id);
+    if ((all[key] ?? "") === (text.trim() ? text : "")) return;
+    if (text.trim()) all[key] = text;
+    else delete all[key];
     try {
-      sessionStorage.setItem(DRAFTS_KEY, JSON.stringify(drafts));
+      sessionStorage.setItem(DRAFTS_KEY, JSON.stringify(all));
     } catch {
       // Storage full or disabled: the draft still lives in the composer while it is open.
     }
