@@ -413,9 +413,10 @@ class TelegramChannel:
                 msg.body = "\n".join(p for p in (msg.body, *notes) if p)
             msg.attachments = [files.descriptor(f) for f in stored] + list(msg.attachments)
             # A reply to a campaign message starting a new conversation is linked to it too.
-            link = await broadcast.reply_link(session, msg.inbox_id, msg.identity_value)
-            if link:
-                msg.variables = {**link, **msg.variables}
+            # Asked only then: a join that a message to an open conversation need not pay for.
+            msg.starting = functools.partial(
+                broadcast.reply_link, inbox_id=msg.inbox_id, identity_value=msg.identity_value
+            )
             result = await conversations.do_ingest_inbound(session, msg)
             if not result.duplicate:
                 files.do_link_uploads(stored, result.conversation.id)

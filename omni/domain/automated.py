@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain.conversations import MAX_BODY, _message_event
+from omni.domain.conversations import MAX_BODY, _message_event, insert_message
 from omni.domain.errors import InvalidInput, NotFound
 
 MAX_BUTTONS = 10
@@ -95,8 +95,7 @@ async def do_send_automated(
         delivery="pending",
         created_at=now,
     )
-    session.add(message)
-    conv.last_message_at = now  # before the flush, which then writes the conversation once
-    await session.flush()
+    message = await insert_message(session, message)
+    conv.last_message_at = now
     _message_event(session, conv, message)
     return message

@@ -70,6 +70,22 @@ def do_apply_phone(contact: m.Contact, phone: str) -> None:
     contact.region, contact.timezone = phone_region_and_timezone(contact.phone)
 
 
+def identity_value(kind: str, value: str) -> str:
+    """``value`` as identities of ``kind`` are stored (a phone number in E.164), or a clear
+    error for an unknown kind or an empty or impossible value."""
+    if kind not in IDENTITY_KINDS:
+        raise InvalidInput("unknown identity kind '{kind}'", kind=kind, field="identity_kind")
+    if not value:
+        raise InvalidInput("identity value is empty", field="identity_value")
+    return normalise_phone(value) if kind == "phone" else value
+
+
+def learn_name(contact: m.Contact, name: str) -> None:
+    """A contact known only by an identity takes the name the channel first tells."""
+    if name and not contact.name:
+        contact.name = name[:NAME_MAX]
+
+
 async def do_resolve_contact(
     session: AsyncSession,
     kind: str,
@@ -80,24 +96,18 @@ async def do_resolve_contact(
     email: str | None = None,
 ) -> m.Contact:
     """The contact owning identity ``kind:value``, created on first contact."""
-    if kind not in IDENTITY_KINDS:
-        raise InvalidInput("unknown identity kind '{kind}'", kind=kind, field="identity_kind")
-    if not value:
-        raise InvalidInput("identity value is empty", field="identity_value")
-    if kind == "phone":
-        value = normalise_phone(value)
-    # A name is what the channel says the customer is called (a caller-ID name, a Telegram
-    # profile): clipped to the column, never a reason to lose the call or the message.
-    name = name[:NAME_MAX]
+    value = identity_value(kind, value)
     # The identity and its contact in one round trip (every inbound message comes here).
     contact = await session.scalar(
         select(m.Contact)
         .join(m.ContactIdentity, m.ContactIdentity.contact_id == m.Contact.id)
         .where(m.ContactIdentity.kind == kind, m.ContactIdentity.value == value)
     )
+    # A name is what the channel says the customer is called (a caller-ID name, a Telegram
+    # profile): clipped to the column, never a reason to lose the call or the message.
+    name = name[:NAME_MAX]
     if contact is not None:
-        if name and not contact.name:
-            contact.name = name
+        learn_name(contact, name)
         return contact
     contact = m.Contact(name=name, email=email, custom_fields={}, tags=[], blacklisted=False)
     if kind == "phone":

@@ -19,6 +19,7 @@ from omni.domain.conversations._common import (
     _event,
     _message_event,
     bot_gateway,
+    insert_message,
 )
 from omni.domain.conversations.callbacks import (
     check_claim_callback,
@@ -100,5 +101,6 @@ __all__ = [
     "do_reopen",
     "do_withdraw_offers",
     "do_wrap_up_expired",
+    "insert_message",
     "list_callbacks",
 ]

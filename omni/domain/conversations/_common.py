@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,13 +60,27 @@ async def insert_message_once(session: AsyncSession, message: m.Message) -> m.Me
     session's persistent ``Message`` (database defaults and id filled in), what ``session.add``
     + ``flush`` gave before. ``message`` itself is a transient template and stays unattached.
     """
-    table = m.Message.__table__
+    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert_(m.Message).values(**_values(message)).on_conflict_do_nothing().returning(m.Message)
+    return (await session.scalars(statement)).one_or_none()
+
+
+async def insert_message(session: AsyncSession, message: m.Message) -> m.Message:
+    """Store ``message`` (no idempotency key) in one ``INSERT … RETURNING``, without flushing
+    the session: what is pending (the customer's message event, the conversation's update, a
+    bot's steps) goes out with the next flush, so an automated reply mid-step costs one
+    statement and the step's events are inserted together at commit (bench/scenarios.py).
+    Returns the session's persistent ``Message``; ``message`` is a transient template."""
+    statement = sa_insert(m.Message).values(**_values(message)).returning(m.Message)
+    with session.no_autoflush:
+        return (await session.scalars(statement)).one()
+
+
+def _values(message: m.Message) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for column in table.columns:
+    for column in m.Message.__table__.columns:
         value = getattr(message, column.key)
         if column.primary_key or (value is None and column.default is not None):
             continue  # the id from its sequence, an unset value from the column's default
         values[column.key] = value
-    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert_(m.Message).values(**values).on_conflict_do_nothing().returning(m.Message)
-    return (await session.scalars(statement)).one_or_none()
+    return values

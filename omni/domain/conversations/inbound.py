@@ -3,15 +3,16 @@ acknowledged), plus what the customer does afterwards (edits a message, rates th
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain.contacts import do_resolve_contact
+from omni.domain.contacts import do_resolve_contact, identity_value, learn_name
 from omni.domain.conversations._common import (
     MAX_BODY,
     REOPEN_WINDOW,
@@ -50,6 +51,10 @@ class InboundMessage:
     """The customer's language as the channel knows it (widget UI language, Telegram
     ``language_code``), e.g. ``ru`` or ``ru-RU``; empty = the inbox's ``language`` setting, if
     any. Kept as ``variables["lang"]`` (primary subtag), which the bot's texts are chosen by."""
+    starting: Callable[[AsyncSession], Awaitable[dict[str, Any]]] | None = None
+    """More ``variables`` for a conversation this message starts, asked only then (a
+    channel's lookup, e.g. the campaign a Telegram reply answers: a join that every other
+    message, appended to an open conversation, would pay for nothing). ``variables`` win."""
     reopen_closed: bool = True
     """``False`` when the customer was told the conversation is closed (the widget): a new
     message then starts a new conversation instead of reopening the closed one."""
@@ -88,6 +93,52 @@ def _another_call(conv: m.Conversation, msg: InboundMessage) -> bool:
     return bool(call and known and call != known)
 
 
+async def _known_customer(
+    session: AsyncSession, msg: InboundMessage
+) -> tuple[m.Inbox, m.Contact, m.Conversation, int | None] | None:
+    """For a customer who has written to this inbox before (most messages): the inbox, the
+    contact, their latest conversation here locked ``FOR UPDATE``, and the id of a message
+    already stored under ``msg.external_id`` (a re-delivery), in one round trip instead of
+    four (bench/scenarios.py, bench/telegram.py). ``None`` for a new customer or identity,
+    or an identity that is not valid: the step-by-step path then creates or refuses it.
+
+    Locks what the step-by-step path locks: only the latest conversation row (``FOR UPDATE
+    OF``; ``LIMIT 1`` stops the locking at the first row in ``id`` order)."""
+    try:
+        value = identity_value(msg.identity_kind, msg.identity_value)
+    except InvalidInput:
+        return None  # the step-by-step path raises it, after the inbox's own check
+    stored: Any = null()
+    if msg.external_id:
+        stored = (
+            select(m.Message.id)
+            .where(m.Message.inbox_id == msg.inbox_id, m.Message.external_id == msg.external_id)
+            .scalar_subquery()
+        )
+    row = (
+        await session.execute(
+            select(m.Inbox, m.Contact, m.Conversation, stored.label("stored_id"))
+            .select_from(m.Inbox)
+            .join(
+                m.ContactIdentity,
+                (m.ContactIdentity.kind == msg.identity_kind) & (m.ContactIdentity.value == value),
+            )
+            .join(m.Contact, m.Contact.id == m.ContactIdentity.contact_id)
+            .join(
+                m.Conversation,
+                (m.Conversation.contact_id == m.Contact.id) & (m.Conversation.inbox_id == m.Inbox.id),
+            )
+            .where(m.Inbox.id == msg.inbox_id)
+            .order_by(m.Conversation.id.desc())
+            .limit(1)
+            .with_for_update(of=m.Conversation)
+        )
+    ).first()
+    if row is None:
+        return None
+    return row[0], row[1], row[2], row[3]
+
+
 @dataclass(slots=True)
 class IngestResult:
     conversation: m.Conversation
@@ -107,34 +158,48 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
     if len(msg.body) > MAX_BODY:
         raise InvalidInput("message is longer than {max_body} characters", max_body=MAX_BODY, field="body")
     _refuse_unstorable(msg)
-    inbox = await session.get(m.Inbox, msg.inbox_id)
+    inbox: m.Inbox | None
+    conv: m.Conversation | None
+    known = await _known_customer(session, msg)
+    if known is not None:
+        inbox, contact, conv, stored_id = known
+    else:
+        inbox = await session.get(m.Inbox, msg.inbox_id)
+        stored_id = None
     if inbox is None or not inbox.active:
         raise NotFound("inbox {inbox_id} not found", inbox_id=msg.inbox_id)
     lang = customer_language(msg, inbox)
-    if msg.external_id:
-        existing = await session.scalar(
-            select(m.Message).where(m.Message.inbox_id == inbox.id, m.Message.external_id == msg.external_id)
+    if known is None and msg.external_id:
+        stored_id = await session.scalar(
+            select(m.Message.id).where(
+                m.Message.inbox_id == inbox.id, m.Message.external_id == msg.external_id
+            )
         )
-        if existing is not None:
-            conv = await session.get(m.Conversation, existing.conversation_id)
-            assert conv is not None
-            return IngestResult(conv, existing, duplicate=True, created=False)
-    contact = await do_resolve_contact(
-        session,
-        msg.identity_kind,
-        msg.identity_value,
-        name=msg.contact_name,
-        phone=msg.contact_phone,
-        email=msg.contact_email,
-    )
+    if stored_id is not None:
+        existing = await session.get(m.Message, stored_id)
+        assert existing is not None
+        stored_conv = await session.get(m.Conversation, existing.conversation_id)
+        assert stored_conv is not None
+        return IngestResult(stored_conv, existing, duplicate=True, created=False)
+    if known is None:
+        contact = await do_resolve_contact(
+            session,
+            msg.identity_kind,
+            msg.identity_value,
+            name=msg.contact_name,
+            phone=msg.contact_phone,
+            email=msg.contact_email,
+        )
+        conv = await session.scalar(
+            select(m.Conversation)
+            .where(m.Conversation.contact_id == contact.id, m.Conversation.inbox_id == inbox.id)
+            .order_by(m.Conversation.id.desc())
+            .limit(1)
+            .with_for_update()
+        )
+    else:
+        learn_name(contact, msg.contact_name)
     now = datetime.now(UTC)
-    conv = await session.scalar(
-        select(m.Conversation)
-        .where(m.Conversation.contact_id == contact.id, m.Conversation.inbox_id == inbox.id)
-        .order_by(m.Conversation.id.desc())
-        .limit(1)
-        .with_for_update()
-    )
     created = reopened = False
     scenario_key = ""
     queue: m.Queue | None = None
@@ -174,7 +239,9 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
             medium=msg.medium,
             status=S.QUEUED,
             subject=msg.subject[:256],
-            variables=dict(msg.variables) | ({"lang": lang} if lang else {}),
+            variables=(await msg.starting(session) if msg.starting is not None else {})
+            | dict(msg.variables)
+            | ({"lang": lang} if lang else {}),
             extra_queue_ids=[],
             created_at=now,
         )

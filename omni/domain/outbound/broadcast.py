@@ -401,7 +401,7 @@ async def do_broadcast_delivered(
 # --- replies and escalation -----------------------------------------------------------------
 
 
-async def reply_link(session: AsyncSession, inbox_id: int, identity_value: str) -> dict[str, int]:
+async def reply_link(session: AsyncSession, inbox_id: int, identity_value: str) -> dict[str, Any]:
     """Campaign variables for a conversation a Telegram customer starts: those of the latest
     broadcast message sent to them from this bot in the last ``REPLY_LINK_DAYS`` (``{}`` when
     none). A reply within the reopen window reopens the broadcast conversation instead."""
