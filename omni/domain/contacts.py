@@ -109,6 +109,21 @@ async def do_resolve_contact(
     if contact is not None:
         learn_name(contact, name)
         return contact
+    return await do_create_contact(session, kind, value, name=name, phone=phone, email=email)
+
+
+async def do_create_contact(
+    session: AsyncSession,
+    kind: str,
+    value: str,
+    *,
+    name: str = "",
+    phone: str | None = None,
+    email: str | None = None,
+) -> m.Contact:
+    """A new contact with the identity ``kind:value`` (``value`` as ``identity_value`` gives
+    it), for a caller that looked the identity up itself and found nobody."""
+    name = name[:NAME_MAX]
     contact = m.Contact(name=name, email=email, custom_fields={}, tags=[], blacklisted=False)
     if kind == "phone":
         phone = value

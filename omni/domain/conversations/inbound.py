@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import null, or_, select
+from sqlalchemy import null, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from omni.db import models as m
-from omni.domain.contacts import do_resolve_contact, identity_value, learn_name
+from omni.domain.contacts import do_create_contact, do_resolve_contact, identity_value, learn_name
 from omni.domain.conversations._common import (
     MAX_BODY,
     REOPEN_WINDOW,
@@ -93,21 +94,27 @@ def _another_call(conv: m.Conversation, msg: InboundMessage) -> bool:
     return bool(call and known and call != known)
 
 
-async def _known_customer(
-    session: AsyncSession, msg: InboundMessage
-) -> tuple[m.Inbox, m.Contact, m.Conversation, int | None] | None:
-    """For a customer who has written to this inbox before (most messages): the inbox, the
-    contact, their latest conversation here locked ``FOR UPDATE``, and the id of a message
-    already stored under ``msg.external_id`` (a re-delivery), in one round trip instead of
-    four (bench/scenarios.py, bench/telegram.py). ``None`` for a new customer or identity,
-    or an identity that is not valid: the step-by-step path then creates or refuses it.
+@dataclass(slots=True)
+class _Found:
+    inbox: m.Inbox | None
+    contact: m.Contact | None
+    conversation: m.Conversation | None
+    stored_id: int | None
 
-    Locks what the step-by-step path locks: only the latest conversation row (``FOR UPDATE
-    OF``; ``LIMIT 1`` stops the locking at the first row in ``id`` order)."""
+
+async def _look_up(session: AsyncSession, msg: InboundMessage) -> _Found | None:
+    """The inbox, the customer's contact, their latest conversation in this inbox (locked
+    ``FOR UPDATE``, as the step-by-step path locks it) and the id of a message already stored
+    under ``msg.external_id`` (a re-delivery): one round trip instead of four
+    (bench/scenarios.py, bench/telegram.py, bench/voice.py). ``None`` means "look them up one
+    by one": on SQLite (no ``LATERAL``; embedded, one process) and for an identity that is not
+    valid, which the step-by-step path refuses after the inbox's own check."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
     try:
         value = identity_value(msg.identity_kind, msg.identity_value)
     except InvalidInput:
-        return None  # the step-by-step path raises it, after the inbox's own check
+        return None
     stored: Any = null()
     if msg.external_id:
         stored = (
@@ -115,28 +122,31 @@ async def _known_customer(
             .where(m.Message.inbox_id == msg.inbox_id, m.Message.external_id == msg.external_id)
             .scalar_subquery()
         )
+    latest = (
+        select(m.Conversation)
+        .where(m.Conversation.contact_id == m.Contact.id, m.Conversation.inbox_id == m.Inbox.id)
+        .order_by(m.Conversation.id.desc())
+        .limit(1)
+        .with_for_update()
+        .lateral("latest")
+    )
+    conversation = aliased(m.Conversation, latest)
     row = (
         await session.execute(
-            select(m.Inbox, m.Contact, m.Conversation, stored.label("stored_id"))
+            select(m.Inbox, m.Contact, conversation, stored.label("stored_id"))
             .select_from(m.Inbox)
-            .join(
+            .outerjoin(
                 m.ContactIdentity,
                 (m.ContactIdentity.kind == msg.identity_kind) & (m.ContactIdentity.value == value),
             )
-            .join(m.Contact, m.Contact.id == m.ContactIdentity.contact_id)
-            .join(
-                m.Conversation,
-                (m.Conversation.contact_id == m.Contact.id) & (m.Conversation.inbox_id == m.Inbox.id),
-            )
+            .outerjoin(m.Contact, m.Contact.id == m.ContactIdentity.contact_id)
+            .outerjoin(latest, true())
             .where(m.Inbox.id == msg.inbox_id)
-            .order_by(m.Conversation.id.desc())
-            .limit(1)
-            .with_for_update(of=m.Conversation)
         )
     ).first()
     if row is None:
-        return None
-    return row[0], row[1], row[2], row[3]
+        return _Found(None, None, None, None)
+    return _Found(row[0], row[1], row[2], row[3])
 
 
 @dataclass(slots=True)
@@ -160,16 +170,15 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
     _refuse_unstorable(msg)
     inbox: m.Inbox | None
     conv: m.Conversation | None
-    known = await _known_customer(session, msg)
-    if known is not None:
-        inbox, contact, conv, stored_id = known
+    found = await _look_up(session, msg)
+    if found is not None:
+        inbox, contact, conv, stored_id = found.inbox, found.contact, found.conversation, found.stored_id
     else:
-        inbox = await session.get(m.Inbox, msg.inbox_id)
-        stored_id = None
+        inbox, contact, conv, stored_id = await session.get(m.Inbox, msg.inbox_id), None, None, None
     if inbox is None or not inbox.active:
         raise NotFound("inbox {inbox_id} not found", inbox_id=msg.inbox_id)
     lang = customer_language(msg, inbox)
-    if known is None and msg.external_id:
+    if found is None and msg.external_id:
         stored_id = await session.scalar(
             select(m.Message.id).where(
                 m.Message.inbox_id == inbox.id, m.Message.external_id == msg.external_id
@@ -181,7 +190,7 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
         stored_conv = await session.get(m.Conversation, existing.conversation_id)
         assert stored_conv is not None
         return IngestResult(stored_conv, existing, duplicate=True, created=False)
-    if known is None:
+    if found is None:
         contact = await do_resolve_contact(
             session,
             msg.identity_kind,
@@ -196,6 +205,16 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
             .order_by(m.Conversation.id.desc())
             .limit(1)
             .with_for_update()
+        )
+    elif contact is None:  # a new customer: nothing to lock yet
+        value = identity_value(msg.identity_kind, msg.identity_value)
+        contact = await do_create_contact(
+            session,
+            msg.identity_kind,
+            value,
+            name=msg.contact_name,
+            phone=msg.contact_phone,
+            email=msg.contact_email,
         )
     else:
         learn_name(contact, msg.contact_name)
