@@ -27,15 +27,20 @@ def schedule(
     return row
 
 
-async def cancel(session: AsyncSession, kind: str, ref_id: int) -> None:
-    """Mark pending timers done. A row locked right now is being fired by the engine: it is
-    skipped, not waited for — waiting would deadlock (the engine locks the deadline, then the
-    offer/conversation we hold) — and every handler re-checks state under its own lock."""
+async def cancel(session: AsyncSession, kind: str, ref_id: int, *more_kinds: str) -> None:
+    """Mark pending timers of ``kind`` (and ``more_kinds``) for ``ref_id`` done, in one
+    statement. A row locked right now is being fired by the engine: it is skipped, not waited
+    for — waiting would deadlock (the engine locks the deadline, then the offer/conversation
+    we hold) — and every handler re-checks state under its own lock."""
+    kinds = (kind, *more_kinds)
     locked_free = (
         select(m.Deadline.id)
-        .where(m.Deadline.kind == kind, m.Deadline.ref_id == ref_id, m.Deadline.done.is_(False))
+        .where(m.Deadline.kind.in_(kinds), m.Deadline.ref_id == ref_id, m.Deadline.done.is_(False))
         .with_for_update(skip_locked=True)
     )
-    ids = list(await session.scalars(locked_free))
-    if ids:
-        await session.execute(update(m.Deadline).where(m.Deadline.id.in_(ids)).values(done=True))
+    await session.execute(
+        update(m.Deadline)
+        .where(m.Deadline.id.in_(locked_free.scalar_subquery()))
+        .values(done=True)
+        .execution_options(synchronize_session="fetch")
+    )

@@ -175,8 +175,7 @@ async def do_customer_left(session: AsyncSession, conv_id: int) -> m.Conversatio
         conv.assigned_user_id = None
         conv.closed_at = now
         conv.closed_by = "customer"
-        await deadlines.cancel(session, deadlines.QUEUE_TIMEOUT, conv.id)
-        await deadlines.cancel(session, deadlines.ESCALATION, conv.id)
+        await deadlines.cancel(session, deadlines.QUEUE_TIMEOUT, conv.id, deadlines.ESCALATION)
         wait = (now - (conv.first_enqueued_at or conv.created_at)).total_seconds()
         _event(session, "conversation.abandoned", conv, wait_seconds=round(wait, 3))
         if was_waiting:

@@ -67,8 +67,7 @@ async def do_accept_offer(
     conv.assigned_user_id = offer.user_id
     conv.preferred_user_id = None
     conv.accepted_at = now
-    await deadlines.cancel(session, deadlines.QUEUE_TIMEOUT, conv.id)
-    await deadlines.cancel(session, deadlines.ESCALATION, conv.id)
+    await deadlines.cancel(session, deadlines.QUEUE_TIMEOUT, conv.id, deadlines.ESCALATION)
     queue = await session.get(m.Queue, conv.queue_id) if conv.queue_id is not None else None
     await inactivity.do_watch_idle(session, conv, queue, now)
     if conv.queue_id is not None:

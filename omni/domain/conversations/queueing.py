@@ -47,8 +47,7 @@ async def do_enqueue(
     conv.escalation_step = 0
     conv.skill_relax = 0
     conv.extra_queue_ids = []
-    await deadlines.cancel(session, deadlines.QUEUE_TIMEOUT, conv.id)
-    await deadlines.cancel(session, deadlines.ESCALATION, conv.id)
+    await deadlines.cancel(session, deadlines.QUEUE_TIMEOUT, conv.id, deadlines.ESCALATION)
     if queue.queue_timeout_seconds > 0:
         deadlines.schedule(
             session, deadlines.QUEUE_TIMEOUT, conv.id, now + timedelta(seconds=queue.queue_timeout_seconds)
@@ -141,8 +140,7 @@ async def _overflow(
     conv.assigned_user_id = None
     conv.closed_at = now
     conv.closed_by = "timeout" if reason == "timeout" else "system"
-    await deadlines.cancel(session, deadlines.QUEUE_TIMEOUT, conv.id)
-    await deadlines.cancel(session, deadlines.ESCALATION, conv.id)
+    await deadlines.cancel(session, deadlines.QUEUE_TIMEOUT, conv.id, deadlines.ESCALATION)
     _event(session, "conversation.missed", conv, action=action, reason=reason)
     await _add_callback(session, conv, reason="missed")
 
@@ -169,8 +167,7 @@ async def _overflow_to_bot(
         return False
     conv.status = S.BOT
     conv.assigned_user_id = None
-    await deadlines.cancel(session, deadlines.QUEUE_TIMEOUT, conv.id)
-    await deadlines.cancel(session, deadlines.ESCALATION, conv.id)
+    await deadlines.cancel(session, deadlines.QUEUE_TIMEOUT, conv.id, deadlines.ESCALATION)
     # Announced before the scenario runs, so what it says and does (hand-off, close) follows.
     _event(session, "conversation.overflowed", conv, action="bot", reason=reason, scenario=key)
     return await bot.hand_to_bot(session, conv, key)
