@@ -3,6 +3,7 @@ and the bot gateway (the scenario engine plugged in by the composition root)."""
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from typing import Any
 
@@ -60,9 +61,8 @@ async def insert_message_once(session: AsyncSession, message: m.Message) -> m.Me
     session's persistent ``Message`` (database defaults and id filled in), what ``session.add``
     + ``flush`` gave before. ``message`` itself is a transient template and stays unattached.
     """
-    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert_(m.Message).values(**_values(message)).on_conflict_do_nothing().returning(m.Message)
-    return (await session.scalars(statement)).one_or_none()
+    statement = _insert_once(session.get_bind().dialect.name == "postgresql")
+    return (await session.scalars(statement, _values(message))).one_or_none()
 
 
 async def insert_message(session: AsyncSession, message: m.Message) -> m.Message:
@@ -71,9 +71,19 @@ async def insert_message(session: AsyncSession, message: m.Message) -> m.Message
     bot's steps) goes out with the next flush, so an automated reply mid-step costs one
     statement and the step's events are inserted together at commit (bench/scenarios.py).
     Returns the session's persistent ``Message``; ``message`` is a transient template."""
-    statement = sa_insert(m.Message).values(**_values(message)).returning(m.Message)
     with session.no_autoflush:
-        return (await session.scalars(statement)).one()
+        return (await session.scalars(_INSERT, _values(message))).one()
+
+
+_INSERT = sa_insert(m.Message).returning(m.Message)
+"""Built once, run with the row's values as parameters (building a statement per message cost
+more Python than running it)."""
+
+
+@functools.cache
+def _insert_once(postgresql: bool) -> Any:
+    insert_ = pg_insert if postgresql else sqlite_insert
+    return insert_(m.Message).on_conflict_do_nothing().returning(m.Message)
 
 
 def _values(message: m.Message) -> dict[str, Any]:
