@@ -175,3 +175,80 @@ async def test_a_batch_with_an_unknown_message_records_nothing(svc: Services, ch
         )
     assert count == 0
     assert (await messages(svc, first.conversation.id))[0][3] == "stored"
+
+
+async def test_an_external_id_redelivered_after_the_close_is_the_stored_message_not_a_reopen(
+    svc: Services, chat: dict[str, int]
+) -> None:
+    sent = await visitor_says(svc, chat["inbox"], "hi", external_id="update-9")
+    async with svc.db.transaction() as s:
+        left = await c.do_customer_left(s, sent.conversation.id)
+        assert left is not None and left.status not in m.OPEN_STATUSES
+        ended = left.status
+    again = await visitor_says(svc, chat["inbox"], "hi", external_id="update-9")
+    assert again.duplicate and again.message.id == sent.message.id
+    assert again.conversation.id == sent.conversation.id and again.conversation.status == ended
+    async with svc.db.transaction() as s:
+        assert await s.scalar(select(func.count()).select_from(m.Conversation)) == 1
+
+
+async def test_a_caller_is_one_contact_however_the_number_is_written_with_its_zone(svc: Services) -> None:
+    async with svc.db.transaction() as s:
+        q = await f.queue(s, "phones")
+        inbox = await f.inbox(s, q, channel="api")
+
+    async def says(number: str, body: str, name: str = "") -> c.IngestResult:
+        async with svc.db.transaction() as s:
+            return await c.do_ingest_inbound(
+                s,
+                c.InboundMessage(
+                    inbox_id=inbox.id,
+                    identity_kind="phone",
+                    identity_value=number,
+                    body=body,
+                    contact_name=name,
+                ),
+            )
+
+    first = await says("8 (423) 222-33-44", "hello")
+    second = await says("+7 423 222 33 44", "it's me again", name="Ivan Petrov")
+    assert second.conversation.id == first.conversation.id and not second.created
+    async with svc.db.transaction() as s:
+        contacts = (await s.scalars(select(m.Contact))).all()
+        assert [(x.phone, x.timezone, x.name) for x in contacts] == [
+            ("+74232223344", "Asia/Vladivostok", "Ivan Petrov")  # the name the channel told later
+        ]
+    with pytest.raises(Exception, match="not a possible phone number"):
+        await says("12", "bad number")
+    with pytest.raises(NotFound):
+        async with svc.db.transaction() as s:
+            await c.do_ingest_inbound(
+                s,
+                c.InboundMessage(
+                    inbox_id=inbox.id + 99, identity_kind="phone", identity_value="12", body="x"
+                ),
+            )
+
+
+async def test_a_message_to_an_open_conversation_takes_four_statements_on_postgresql(
+    svc: Services, chat: dict[str, int]
+) -> None:
+    """The look-up is one statement (inbox, contact, locked conversation, re-delivery check),
+    then the message, the conversation's update and its event (bench/README.md, issue 15)."""
+    if svc.db.is_sqlite:
+        pytest.skip("SQLite looks them up one by one (no LATERAL; embedded, one process)")
+    from sqlalchemy import event
+
+    first = await visitor_says(svc, chat["inbox"], "hello", external_id="u1")
+    seen: list[str] = []
+
+    def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        seen.append(statement.split()[0])
+
+    event.listen(svc.db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        again = await visitor_says(svc, chat["inbox"], "and one more", external_id="u2")
+    finally:
+        event.remove(svc.db.engine.sync_engine, "before_cursor_execute", count)
+    assert again.conversation.id == first.conversation.id and not again.duplicate
+    assert seen == ["SELECT", "INSERT", "UPDATE", "INSERT"], seen
