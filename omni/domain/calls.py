@@ -272,14 +272,17 @@ async def do_call_ended(
     hold. Then the call row is closed with its talk time (connected time minus hold)."""
     if call.conversation_id is None:
         return
-    if caller_left and await _waits_for_callback(session, call.conversation_id):
-        # The caller hung up after asking to be called back (or to go on in Telegram): they
-        # keep their place in line.
-        await do_save_call(session, call, ended_at=now, talk_seconds=0.0, hangup_cause="callback")
-        return
     if caller_left:
-        # ``do_customer_left`` locks and loads the conversation itself: one statement less.
-        conv = await conversations.do_customer_left(session, call.conversation_id)
+        # Locked once here and handed on: the callback check and ``do_customer_left`` read it.
+        locked = await session.get(m.Conversation, call.conversation_id, with_for_update=True)
+        if locked is None:
+            return
+        if locked.status in WAITING and keeps_place(locked.variables):
+            # The caller hung up after asking to be called back (or to go on in Telegram): they
+            # keep their place in line.
+            await do_save_call(session, call, ended_at=now, talk_seconds=0.0, hangup_cause="callback")
+            return
+        conv = await conversations.do_customer_left(session, call.conversation_id, locked=locked)
         if conv is None:
             return
     else:
@@ -300,11 +303,6 @@ async def do_call_ended(
         talk_seconds=round(talk, 3),
         hangup_cause=cause[:32],
     )
-
-
-async def _waits_for_callback(session: AsyncSession, conversation_id: int) -> bool:
-    conv = await session.get(m.Conversation, conversation_id)
-    return conv is not None and conv.status in WAITING and keeps_place(conv.variables)
 
 
 async def do_phone_hold(session: AsyncSession, conversation_id: int | None, on: bool) -> None:

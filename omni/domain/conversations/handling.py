@@ -162,9 +162,17 @@ async def do_wrap_up_expired(session: AsyncSession, conv_id: int) -> None:
     await do_close(session, conv, code_id, by="timeout")
 
 
-async def do_customer_left(session: AsyncSession, conv_id: int) -> m.Conversation | None:
-    """The customer went away (hung up, closed the chat): abandoned if still waiting."""
-    conv = await session.scalar(select(m.Conversation).where(m.Conversation.id == conv_id).with_for_update())
+async def do_customer_left(
+    session: AsyncSession, conv_id: int, *, locked: m.Conversation | None = None
+) -> m.Conversation | None:
+    """The customer went away (hung up, closed the chat): abandoned if still waiting.
+
+    ``locked``: the conversation, when the caller already holds its row ``FOR UPDATE``."""
+    conv = locked if locked is not None and locked.id == conv_id else None
+    if conv is None:
+        conv = await session.scalar(
+            select(m.Conversation).where(m.Conversation.id == conv_id).with_for_update()
+        )
     if conv is None:
         return None
     if conv.status in (S.QUEUED, S.OFFERED, S.BOT):

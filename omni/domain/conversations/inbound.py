@@ -288,7 +288,7 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
         elif scenario_key and not (queue.affinity_skip_ivr and await skips_ivr(session, conv, queue)):
             conv.status = S.BOT  # the scenario starts once the first message is stored
         else:
-            await do_enqueue(session, conv, queue, priority=msg.priority, now=now)
+            await do_enqueue(session, conv, queue, priority=msg.priority, now=now, fresh=True)
     message = m.Message(
         conversation_id=conv.id,
         inbox_id=inbox.id,

@@ -30,11 +30,14 @@ async def do_enqueue(
     now: datetime | None = None,
     keep_place: bool = False,
     hops: int = 0,
+    fresh: bool = False,
 ) -> None:
     """Put the conversation in line for ``queue`` and arm its timers.
 
     Outside the queue's business hours the overflow target applies at once (e.g. the
-    widget's offline form, voicemail, or a queue that is open).
+    widget's offline form, voicemail, or a queue that is open). ``fresh``: the conversation
+    was created in this transaction, so it has no timers to cancel (one statement less on
+    every new contact).
     """
     now = now or datetime.now(UTC)
     conv.queue_id = queue.id
@@ -47,7 +50,8 @@ async def do_enqueue(
     conv.escalation_step = 0
     conv.skill_relax = 0
     conv.extra_queue_ids = []
-    await deadlines.cancel(session, deadlines.QUEUE_TIMEOUT, conv.id, deadlines.ESCALATION)
+    if not fresh:
+        await deadlines.cancel(session, deadlines.QUEUE_TIMEOUT, conv.id, deadlines.ESCALATION)
     if queue.queue_timeout_seconds > 0:
         deadlines.schedule(
             session, deadlines.QUEUE_TIMEOUT, conv.id, now + timedelta(seconds=queue.queue_timeout_seconds)
