@@ -23,5 +23,6 @@ def freeze_startup_heap() -> None:
 
 def thaw_heap() -> None:
     """Undo :func:`freeze_startup_heap` when a node stops (tests start many apps in one
-    process: a stopped app's objects must become collectable again)."""
+    process: a stopped app's objects must become collectable again). The test suite's own
+    processes replace both with a single freeze of their heap (tests/conftest.py)."""
     gc.unfreeze()

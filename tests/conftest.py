@@ -12,6 +12,7 @@ nothing but the servers. Tests that must not share the machine with each other r
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import random
 import secrets
@@ -26,6 +27,7 @@ import pytest
 import pytest_asyncio
 import uvicorn
 
+from omni import heap
 from omni.cli import server_config
 from omni.db.migrate import upgrade
 from omni.services import Services, build_services
@@ -106,6 +108,36 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
     items.sort(key=lambda item: not paths[item.nodeid].startswith(LONG_FIRST))  # stable
+
+
+# The collector in a test process. A worker's heap is the whole suite's: ~0.5 million objects
+# of imported modules (Litestar, SQLAlchemy, Playwright, every test module) before the first test,
+# and every in-process app adds its routes and mappers. ``omni.heap`` collects all of it and
+# freezes it whenever an app starts, and thaws it when the app stops (right for a node, which
+# starts once); in a test process that was a full collection per live server (~0.3 CPU-s each,
+# ~0.45 s when the machine is busy), and the thaw put the suite's heap back in every later
+# automatic full collection: a third of the wall time of live-server tests went to the collector.
+# Here the heap alive after collection (the web stack imported) is frozen once, the per-app
+# freeze/thaw is left out (nodes started as processes — ``omni serve`` in test_serve_workers,
+# test_race, test_lease_failover — still do it), and young objects are collected in larger
+# batches. Nothing a test asserts depends on when garbage is collected.
+GC_THRESHOLD = (10_000, 10, 10)
+
+
+def _keep_the_suite_heap_frozen() -> None:
+    pass
+
+
+heap.freeze_startup_heap = _keep_the_suite_heap_frozen
+heap.thaw_heap = _keep_the_suite_heap_frozen
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    import omni.app  # noqa: F401  (LiveServer imports the web stack on first use: freeze it too)
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
 
 
 def _require_services() -> None:
