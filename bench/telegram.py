@@ -57,7 +57,9 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from omni import seed as factory  # noqa: E402 - after the path tweak
+from benchkit import tree_cpu_seconds  # noqa: E402 - after the path tweak
+
+from omni import seed as factory  # noqa: E402
 from omni.db import Database  # noqa: E402
 from omni.db import models as m  # noqa: E402
 from omni.db.migrate import upgrade_async  # noqa: E402
@@ -102,29 +104,6 @@ def stats(latencies: Sequence[float], wall: float) -> dict[str, Any]:
         "p99_ms": round(percentile(ordered, 99) * 1000, 2),
         "max_ms": round(ordered[-1] * 1000, 2) if n else None,
     }
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its descendants (Linux ``/proc``), a load-independent
-    figure next to the wall-clock rates (a worker-process ``serve`` counts whole)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
-    used: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        total += used.get(current, 0.0)
-        todo.extend(child for child, parent in parents.items() if parent == current)
-    return total
 
 
 # --- the bare floor -------------------------------------------------------------------------

@@ -58,6 +58,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg  # type: ignore[import-untyped]
+from benchkit import tree_cpu_seconds
 from routing import LatencyStats, admin_execute, sqlalchemy_url, summarize
 from sqlalchemy import func, select
 
@@ -102,12 +103,6 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
-def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def machine_busy() -> tuple[float, float]:
     """(busy, total) jiffies of all CPUs from /proc/stat."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -127,7 +122,7 @@ class CpuMeter:
     def __init__(self, server_pid: int) -> None:
         self.pid = server_pid
         self.t0 = time.perf_counter()
-        self.server0 = proc_cpu_seconds(server_pid)
+        self.server0 = tree_cpu_seconds(server_pid)
         self.client0 = self_cpu_seconds()
         self.busy0, self.total0 = machine_busy()
 
@@ -136,7 +131,7 @@ class CpuMeter:
         busy, total = machine_busy()
         return {
             "wall_seconds": round(wall, 3),
-            "server_cores": round((proc_cpu_seconds(self.pid) - self.server0) / wall, 3),
+            "server_cores": round((tree_cpu_seconds(self.pid) - self.server0) / wall, 3),
             "client_cores": round((self_cpu_seconds() - self.client0) / wall, 3),
             "machine_busy_fraction": round((busy - self.busy0) / max(1.0, total - self.total0), 3),
         }
@@ -1029,6 +1024,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "OMNI_WIDGET_NEW_CONVERSATIONS_PER_INBOX": str(10 * (args.widgets + args.idle)),
     }
     omni_argv = [*omni_command(), "serve", "--host", "127.0.0.1"]
+    if args.server_workers > 1:
+        omni_argv += ["--workers", str(args.server_workers)]
     relay_argv = [sys.executable, str(RELAY_SCRIPT), "--host", "127.0.0.1"]
     if args.relay_redis:
         relay_argv += ["--redis-url", args.redis_url]
@@ -1152,6 +1149,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--settle", type=float, default=2, help="seconds of quiet before each RSS reading")
     p.add_argument("--operators", type=int, default=2, help="operators sharing the queue")
+    p.add_argument(
+        "--server-workers",
+        type=int,
+        default=1,
+        help="worker processes of omni serve (--workers; the server's CPU counts them all)",
+    )
     p.add_argument(
         "--no-reply", dest="reply", action="store_false", help="operators do not answer (one direction only)"
     )

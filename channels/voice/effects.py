@@ -120,7 +120,7 @@ class VoiceEffects:
         )
         conv = result.conversation
         self.registry.bind(call, conv.id)
-        await self._save_call(call, session=session, inbox_id=inbox.id)
+        await self._save_call(call, session=session, inbox_id=inbox.id, new=result.created)
         return conv.status
 
     async def _enqueued(self, call: Call, t0: float | None, status: str) -> None:
@@ -132,16 +132,22 @@ class VoiceEffects:
             await self._quietly(control.hangup(call.caller_channel, 21))  # e.g. blacklisted
 
     async def _save_call(
-        self, call: Call, *, session: AsyncSession | None = None, inbox_id: int | None = None, **extra: Any
+        self,
+        call: Call,
+        *,
+        session: AsyncSession | None = None,
+        inbox_id: int | None = None,
+        new: bool = False,
+        **extra: Any,
     ) -> None:
         """Store the call's row (``calls.do_save_call``), in ``session`` or a transaction of its own."""
         if call.conversation_id is None:
             return
         if session is None:
             async with self.services.db.transaction() as own:
-                await self._save_call(call, session=own, inbox_id=inbox_id, **extra)
+                await self._save_call(call, session=own, inbox_id=inbox_id, new=new, **extra)
             return
-        await calls.do_save_call(session, call, inbox_id=inbox_id, **extra)
+        await calls.do_save_call(session, call, inbox_id=inbox_id, new=new, **extra)
 
     async def _answered(self, call: Call, eff: Effect) -> None:
         assert eff.offer_id is not None

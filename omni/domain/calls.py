@@ -185,14 +185,17 @@ async def pending_offers(session: AsyncSession, offer_ids: Sequence[int]) -> set
 
 
 async def do_save_call(
-    session: AsyncSession, call: CallLeg, *, inbox_id: int | None = None, **extra: Any
+    session: AsyncSession, call: CallLeg, *, inbox_id: int | None = None, new: bool = False, **extra: Any
 ) -> None:
     """Create or update the conversation's ``calls`` row from the live call (one per
     conversation: a replay or a resync updates it). ``extra``: columns set as given
-    (``ended_at``, ``talk_seconds``, ``hangup_cause``)."""
+    (``ended_at``, ``talk_seconds``, ``hangup_cause``). ``new``: the conversation was created
+    in this transaction, so it has no row to look for (one statement less per call)."""
     if call.conversation_id is None:
         return
-    row = await session.scalar(select(m.Call).where(m.Call.conversation_id == call.conversation_id))
+    row = None
+    if not new:
+        row = await session.scalar(select(m.Call).where(m.Call.conversation_id == call.conversation_id))
     if row is None:
         row = m.Call(
             conversation_id=call.conversation_id,
