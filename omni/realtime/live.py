@@ -81,6 +81,9 @@ class GapTracker:
         self.lookback = lookback
         self._seen: set[int] = set()
         self._suspects: set[int] = set()
+        self._replayed: set[int] = set()
+        """Seqs this node replayed from the outbox: every copy of them went out then, so a
+        Redis copy that arrives after all (late, not lost) is not emitted a second time."""
 
     def start_at(self, seq: int) -> None:
         """The last dispatched seq when the node starts: only later ones concern its sockets."""
@@ -103,6 +106,9 @@ class GapTracker:
             del self._partly[seq]
         self._seen.add(seq)
 
+    def was_replayed(self, seq: int) -> bool:
+        return seq in self._replayed
+
     def has_seen(self, seq: int) -> bool:
         """Every namespace's copy of ``seq`` reached this node (and no check has run past it)."""
         return seq in self._seen
@@ -114,6 +120,7 @@ class GapTracker:
         replay = missing if urgent else [i for i in missing if i in self._suspects]
         self._suspects = set(missing) - set(replay)
         self._seen.update(replay)
+        self._replayed.update(replay)
         if dispatched:
             ahead = [i for i in self._suspects if i > self.watermark]
             top = min(ahead) - 1 if ahead else dispatched[-1]
@@ -121,6 +128,7 @@ class GapTracker:
         floor = self.floor
         self._seen = {s for s in self._seen if s > floor}
         self._suspects = {s for s in self._suspects if s > floor}
+        self._replayed = {s for s in self._replayed if s > floor}
         self._partly = {s: ns for s, ns in self._partly.items() if s > floor and s not in self._seen}
         return replay
 
@@ -182,6 +190,9 @@ class FanoutManager(socketio.AsyncRedisManager):  # type: ignore[misc]  # untype
         data = message.get("data")
         wire = data[0] if isinstance(data, list) and data else data
         namespace = message.get("namespace") or "/"
+        seq = wire.get("seq") if isinstance(wire, dict) else None
+        if self.live is not None and isinstance(seq, int) and self.live.tracker.was_replayed(seq):
+            return  # late, not lost: the check already replayed it to this node's sockets
         leaving = await follow_queue_members(self.server, namespace, wire)
         await super()._handle_emit(message)
         await leave(self.server, namespace, leaving)
