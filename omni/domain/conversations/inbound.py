@@ -97,6 +97,8 @@ def _another_call(conv: m.Conversation, msg: InboundMessage) -> bool:
 
 @dataclass(slots=True)
 class _Found:
+    identity: str
+    """The identity's value as stored (``identity_value``), for a contact created next."""
     inbox: m.Inbox | None
     contact: m.Contact | None
     conversation: m.Conversation | None
@@ -155,8 +157,8 @@ async def _look_up(session: AsyncSession, msg: InboundMessage) -> _Found | None:
         params["external_id"] = msg.external_id
     row = (await session.execute(_look_up_statement(bool(msg.external_id)), params)).first()
     if row is None:
-        return _Found(None, None, None, None)
-    return _Found(row[0], row[1], row[2], row[3])
+        return _Found(value, None, None, None, None)
+    return _Found(value, row[0], row[1], row[2], row[3])
 
 
 @dataclass(slots=True)
@@ -181,22 +183,21 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
     inbox: m.Inbox | None
     conv: m.Conversation | None
     found = await _look_up(session, msg)
+    existing: m.Message | None = None
     if found is not None:
-        inbox, contact, conv, stored_id = found.inbox, found.contact, found.conversation, found.stored_id
+        inbox, contact, conv = found.inbox, found.contact, found.conversation
+        if found.stored_id is not None:
+            existing = await session.get(m.Message, found.stored_id)
     else:
-        inbox, contact, conv, stored_id = await session.get(m.Inbox, msg.inbox_id), None, None, None
+        inbox, contact, conv = await session.get(m.Inbox, msg.inbox_id), None, None
     if inbox is None or not inbox.active:
         raise NotFound("inbox {inbox_id} not found", inbox_id=msg.inbox_id)
     lang = customer_language(msg, inbox)
     if found is None and msg.external_id:
-        stored_id = await session.scalar(
-            select(m.Message.id).where(
-                m.Message.inbox_id == inbox.id, m.Message.external_id == msg.external_id
-            )
+        existing = await session.scalar(
+            select(m.Message).where(m.Message.inbox_id == inbox.id, m.Message.external_id == msg.external_id)
         )
-    if stored_id is not None:
-        existing = await session.get(m.Message, stored_id)
-        assert existing is not None
+    if existing is not None:
         stored_conv = await session.get(m.Conversation, existing.conversation_id)
         assert stored_conv is not None
         return IngestResult(stored_conv, existing, duplicate=True, created=False)
@@ -217,11 +218,10 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
             .with_for_update()
         )
     elif contact is None:  # a new customer: nothing to lock yet
-        value = identity_value(msg.identity_kind, msg.identity_value)
         contact = await do_create_contact(
             session,
             msg.identity_kind,
-            value,
+            found.identity,
             name=msg.contact_name,
             phone=msg.contact_phone,
             email=msg.contact_email,
