@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -110,7 +111,12 @@ async def floor_run(calls: int, mix: dict[str, int], *, inbox_id: int) -> dict[s
 
 
 async def ingest_run(
-    settings: Settings, calls: int, mix: dict[str, int], mask: str, first: int
+    settings: Settings,
+    calls: int,
+    mix: dict[str, int],
+    mask: str,
+    first: int,
+    show_sql: bool = False,
 ) -> dict[str, Any]:
     """Omni's voice adapter reading the stream: every event parsed by panoramisk, the ones the
     login's mask lets through filtered or normalised, applied to the registry, and the
@@ -126,10 +132,13 @@ async def ingest_run(
     voice = VoiceChannel(services)
     services.adapters.register(voice)
     statements = 0
+    shapes: Counter[str] = Counter()
 
-    def count_sql(*_args: Any) -> None:
+    def count_sql(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         nonlocal statements
         statements += 1
+        if show_sql:
+            shapes[" ".join(statement.split())[:160]] += 1
 
     try:
         await services.start()
@@ -162,6 +171,8 @@ async def ingest_run(
         await voice.drain()
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         sa_event.remove(services.db.engine.sync_engine, "before_cursor_execute", count_sql)
+        for shape, n in shapes.most_common():
+            print(f"{n / calls:6.2f} per caller  {shape}")
         applied = voice.applied - applied0
         async with services.db.transaction() as s:
             abandoned = await s.scalar(
@@ -207,6 +218,7 @@ async def run(
     noise_varsets: int = 10,
     internal: int = 1,
     masks: tuple[str, ...] = ("mask",),
+    show_sql: bool = False,
 ) -> dict[str, Any]:
     host = urlsplit(dsn).hostname
     if host not in ("127.0.0.1", "localhost"):
@@ -229,7 +241,7 @@ async def run(
         floor = await floor_run(calls, mix, inbox_id=1)
         result["floor"] = floor
         for n, mask in enumerate(masks):
-            result[f"ingest_{mask}"] = await ingest_run(settings, calls, mix, mask, n * calls)
+            result[f"ingest_{mask}"] = await ingest_run(settings, calls, mix, mask, n * calls, show_sql)
         result["loadavg_at_end"] = list(os.getloadavg())
 
         # --- 2. latency: caller joins → Originate sent, with operators free ----------------------
@@ -300,6 +312,9 @@ def main() -> None:
         default=adapter.BATCH_EFFECTS,
         help="effects per transaction (1: one transaction per effect, as before batching)",
     )
+    parser.add_argument(
+        "--show-sql", action="store_true", help="print each statement shape with its count per caller"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/voice.json"))
     parser.add_argument("--dsn", default=os.environ.get("OMNI_TEST_PG_DSN", ""))
     args = parser.parse_args()
@@ -315,6 +330,7 @@ def main() -> None:
             noise_varsets=args.noise_varsets,
             internal=args.internal_calls,
             masks=tuple(args.masks.split(",")),
+            show_sql=args.show_sql,
         )
     )
     result["batch_effects"] = args.batch_effects

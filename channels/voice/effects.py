@@ -31,7 +31,7 @@ from omni.db import models as m
 from omni.domain import calls, conversations, softphone
 from omni.domain.auth import Principal
 from omni.domain.conversations import InboundMessage
-from omni.domain.errors import DomainError, InvalidInput
+from omni.domain.errors import DomainError, InvalidInput, NotFound
 from omni.domain.events import DomainEvent
 from omni.domain.place import is_callback
 from omni.services import Services
@@ -96,7 +96,6 @@ class VoiceEffects:
     async def _enqueue_in(self, session: AsyncSession, call: Call) -> str:
         """The enqueue's writes in ``session`` (conversation + ``calls`` row); the
         conversation's status after it."""
-        inbox = await calls.voice_inbox(session, call.inbox)
         number = call.caller_number
         try:
             from omni.domain.contacts import normalise_phone
@@ -104,23 +103,31 @@ class VoiceEffects:
             identity = ("phone", normalise_phone(number))
         except InvalidInput:
             identity = ("external", f"anonymous:{call.linkedid}")
-        result = await conversations.do_ingest_inbound(
-            session,
-            InboundMessage(
-                inbox_id=inbox.id,
-                identity_kind=identity[0],
-                identity_value=identity[1],
-                contact_phone=identity[1] if identity[0] == "phone" else None,
-                contact_name=call.caller_name,
-                external_id=call.linkedid,
-                medium=m.Medium.VOICE,
-                body=f"Incoming call from {number or 'an unknown number'}",
-                variables={"linkedid": call.linkedid},
-            ),
+        message = InboundMessage(
+            inbox_id=0,
+            identity_kind=identity[0],
+            identity_value=identity[1],
+            contact_phone=identity[1] if identity[0] == "phone" else None,
+            contact_name=call.caller_name,
+            external_id=call.linkedid,
+            medium=m.Medium.VOICE,
+            body=f"Incoming call from {number or 'an unknown number'}",
+            variables={"linkedid": call.linkedid},
+            channel=KIND,
         )
+        result = None
+        if call.inbox.isdigit():
+            # The inbox the dialplan named is read and checked by the ingest's own look-up;
+            # only when it is not an active voice inbox is the line looked for otherwise.
+            message.inbox_id = int(call.inbox)
+            with contextlib.suppress(NotFound):
+                result = await conversations.do_ingest_inbound(session, message)
+        if result is None:
+            message.inbox_id = (await calls.voice_inbox(session, call.inbox)).id
+            result = await conversations.do_ingest_inbound(session, message)
         conv = result.conversation
         self.registry.bind(call, conv.id)
-        await self._save_call(call, session=session, inbox_id=inbox.id, new=result.created)
+        await self._save_call(call, session=session, inbox_id=message.inbox_id, new=result.created)
         return conv.status
 
     async def _enqueued(self, call: Call, t0: float | None, status: str) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -190,35 +190,43 @@ async def do_save_call(
     """Create or update the conversation's ``calls`` row from the live call (one per
     conversation: a replay or a resync updates it). ``extra``: columns set as given
     (``ended_at``, ``talk_seconds``, ``hangup_cause``). ``new``: the conversation was created
-    in this transaction, so it has no row to look for (one statement less per call)."""
+    in this transaction, so it has no row to look for (one statement less per call). An
+    existing row is updated in one ``UPDATE … RETURNING`` (no select first)."""
     if call.conversation_id is None:
         return
-    row = None
-    if not new:
-        row = await session.scalar(select(m.Call).where(m.Call.conversation_id == call.conversation_id))
-    if row is None:
-        row = m.Call(
-            conversation_id=call.conversation_id,
-            inbox_id=inbox_id,
-            direction=call.direction,
-            linkedid=call.linkedid,
-            created_at=datetime.now(UTC),
-        )
-        session.add(row)
-    row.caller_uniqueid = call.caller_uniqueid
-    row.caller_channel = call.caller_channel
-    row.caller_number = call.caller_number[:64]
+    values: dict[str, Any] = {
+        "caller_uniqueid": call.caller_uniqueid,
+        "caller_channel": call.caller_channel,
+        "caller_number": call.caller_number[:64],
+        "ring_seconds": round(call.ring_seconds, 3),
+        "answered_at": call.answered_at,
+    }
     if call.agent_uniqueid:
-        row.agent_uniqueid = call.agent_uniqueid
-        row.agent_channel = call.agent_channel
+        values["agent_uniqueid"] = call.agent_uniqueid
+        values["agent_channel"] = call.agent_channel
     if call.agent_user_id is not None:
-        row.agent_user_id = call.agent_user_id
-    row.ring_seconds = round(call.ring_seconds, 3)
-    row.answered_at = call.answered_at
+        values["agent_user_id"] = call.agent_user_id
     if call.recording_path:
-        row.recording_path = call.recording_path
-    for key, value in extra.items():
-        setattr(row, key, value)
+        values["recording_path"] = call.recording_path
+    values.update(extra)
+    if not new:
+        updated = await session.scalar(
+            update(m.Call)
+            .where(m.Call.conversation_id == call.conversation_id)
+            .values(values)
+            .returning(m.Call.id),
+            execution_options={"synchronize_session": "evaluate"},
+        )
+        if updated is not None:
+            return
+    first = {
+        "conversation_id": call.conversation_id,
+        "inbox_id": inbox_id,
+        "direction": call.direction,
+        "linkedid": call.linkedid,
+        "created_at": datetime.now(UTC),
+    }
+    session.add(m.Call(**(first | values)))
     await session.flush()
 
 

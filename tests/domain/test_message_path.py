@@ -252,3 +252,58 @@ async def test_a_message_to_an_open_conversation_takes_four_statements_on_postgr
         event.remove(svc.db.engine.sync_engine, "before_cursor_execute", count)
     assert again.conversation.id == first.conversation.id and not again.duplicate
     assert seen == ["SELECT", "INSERT", "UPDATE", "INSERT"], seen
+
+
+async def test_a_new_call_is_read_once_and_inserted_with_its_place_in_line_on_postgresql(
+    svc: Services,
+) -> None:
+    """A caller's first contact: one look-up (inbox, its queue, contact, conversation), then
+    inserts only — the conversation's insert carries its place in line and last message time
+    (no ``UPDATE`` after it), and the conversation is queued with its timer and events as before."""
+    if svc.db.is_sqlite:
+        pytest.skip("SQLite looks them up one by one (no LATERAL; embedded, one process)")
+    from sqlalchemy import event
+
+    async with svc.db.transaction() as s:
+        q = await f.queue(s, "calls", queue_timeout_seconds=120)
+        inbox = await f.inbox(s, q, channel="voice")
+    seen: list[str] = []
+
+    def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        seen.append(" ".join(statement.split()[:3]))
+
+    event.listen(svc.db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with svc.db.transaction() as s:
+            result = await c.do_ingest_inbound(
+                s,
+                c.InboundMessage(
+                    inbox_id=inbox.id,
+                    identity_kind="phone",
+                    identity_value="+7 916 123-45-67",
+                    contact_phone="+79161234567",
+                    external_id="1700000000.1",
+                    medium=m.Medium.VOICE,
+                    body="Incoming call",
+                    variables={"linkedid": "1700000000.1"},
+                    channel="voice",
+                ),
+            )
+    finally:
+        event.remove(svc.db.engine.sync_engine, "before_cursor_execute", count)
+    assert result.created
+    kinds = [x.split()[0] for x in seen]
+    assert kinds[0] == "SELECT" and "SELECT" not in kinds[1:] and "UPDATE" not in kinds, seen
+    async with svc.db.transaction() as s:
+        conv = await s.get(m.Conversation, result.conversation.id)
+        assert conv is not None
+        timers = (await s.scalars(select(m.Deadline.kind).where(m.Deadline.ref_id == conv.id))).all()
+        types = (
+            await s.scalars(
+                select(m.Event.type).where(m.Event.conversation_id == conv.id).order_by(m.Event.id)
+            )
+        ).all()
+    assert conv.status == "queued" and conv.queue_id == q.id
+    assert conv.enqueued_at == conv.first_enqueued_at == conv.last_message_at == conv.created_at
+    assert list(timers) == ["queue_timeout"]
+    assert list(types) == ["conversation.created", "conversation.queued", "message.created"]

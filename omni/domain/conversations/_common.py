@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -20,6 +20,8 @@ from omni.domain.serialize import conversation_dict, message_dict
 S = m.ConversationStatus
 MAX_BODY = 10_000
 REOPEN_WINDOW = timedelta(hours=24)
+
+Row = TypeVar("Row", bound=m.Base)
 
 
 def _event(session: AsyncSession, type_: str, conv: m.Conversation, **extra: Any) -> None:
@@ -60,9 +62,12 @@ async def insert_message_once(session: AsyncSession, message: m.Message) -> m.Me
     trips on every customer message, plus a select before them. The returned row is the
     session's persistent ``Message`` (database defaults and id filled in), what ``session.add``
     + ``flush`` gave before. ``message`` itself is a transient template and stays unattached.
+    Nothing pending is flushed first (the conversation it belongs to is in the database
+    already): the events before it and its own go out together at the next flush.
     """
     statement = _insert_once(session.get_bind().dialect.name == "postgresql")
-    return (await session.scalars(statement, _values(message))).one_or_none()
+    with session.no_autoflush:
+        return (await session.scalars(statement, _values(message))).one_or_none()
 
 
 async def insert_message(session: AsyncSession, message: m.Message) -> m.Message:
@@ -71,13 +76,24 @@ async def insert_message(session: AsyncSession, message: m.Message) -> m.Message
     bot's steps) goes out with the next flush, so an automated reply mid-step costs one
     statement and the step's events are inserted together at commit (bench/scenarios.py).
     Returns the session's persistent ``Message``; ``message`` is a transient template."""
+    return await insert_row(session, message)
+
+
+async def insert_row(session: AsyncSession, row: Row) -> Row:
+    """Insert the transient ``row`` in one ``INSERT … RETURNING`` (built once per table)
+    without flushing the session, and return the session's persistent copy (id and database
+    defaults filled in). For a row whose id an event needs at once (a message, a callback):
+    ``add`` + ``flush`` would also write every pending event and change, one insert more."""
     with session.no_autoflush:
-        return (await session.scalars(_INSERT, _values(message))).one()
+        stored: Row = (await session.scalars(_insert(type(row)), _values(row))).one()
+    return stored
 
 
-_INSERT = sa_insert(m.Message).returning(m.Message)
-"""Built once, run with the row's values as parameters (building a statement per message cost
-more Python than running it)."""
+@functools.cache
+def _insert(model: type[m.Base]) -> Any:
+    """Built once, run with the row's values as parameters (building a statement per message
+    cost more Python than running it)."""
+    return sa_insert(model).returning(model)
 
 
 @functools.cache
@@ -86,10 +102,10 @@ def _insert_once(postgresql: bool) -> Any:
     return insert_(m.Message).on_conflict_do_nothing().returning(m.Message)
 
 
-def _values(message: m.Message) -> dict[str, Any]:
+def _values(row: m.Base) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for column in m.Message.__table__.columns:
-        value = getattr(message, column.key)
+    for column in type(row).__table__.columns:
+        value = getattr(row, column.key)
         if column.primary_key or (value is None and column.default is not None):
             continue  # the id from its sequence, an unset value from the column's default
         values[column.key] = value

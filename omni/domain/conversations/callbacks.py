@@ -9,25 +9,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
 from omni.domain.auth import Principal, access_conversation, visible_queue_ids
-from omni.domain.conversations._common import MAX_BODY
+from omni.domain.conversations._common import MAX_BODY, insert_row
 from omni.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from omni.domain.events import emit
 from omni.domain.serialize import callback_dict
 
 
 async def _add_callback(session: AsyncSession, conv: m.Conversation, *, reason: str) -> m.Callback:
-    cb = m.Callback(
-        conversation_id=conv.id,
-        contact_id=conv.contact_id,
-        queue_id=conv.queue_id,
-        kind="standard",
-        reason=reason,
-        state="open",
-        note="",
-        created_at=datetime.now(UTC),
+    # Inserted alone (``insert_row``): the event before it (``conversation.abandoned``) and
+    # its own go out together at the next flush.
+    cb = await insert_row(
+        session,
+        m.Callback(
+            conversation_id=conv.id,
+            contact_id=conv.contact_id,
+            queue_id=conv.queue_id,
+            kind="standard",
+            reason=reason,
+            state="open",
+            note="",
+            created_at=datetime.now(UTC),
+        ),
     )
-    session.add(cb)
-    await session.flush()
     emit(session, "callback.created", callback_dict(cb), conversation_id=conv.id, queue_id=conv.queue_id)
     return cb
 

@@ -177,7 +177,10 @@ async def do_customer_left(
         return None
     if conv.status in (S.QUEUED, S.OFFERED, S.BOT):
         was_waiting = conv.status != S.BOT
-        await _cancel_pending_offers(session, conv)
+        if conv.status == S.OFFERED:
+            # Only an offered conversation has pending offers: every way back to ``queued``
+            # ends them first (``_offer_ended``, ``_cancel_pending_offers``).
+            await _cancel_pending_offers(session, conv)
         now = datetime.now(UTC)
         conv.status = S.ABANDONED
         conv.assigned_user_id = None

@@ -24,7 +24,7 @@ from omni.domain.conversations._common import (
     bot_gateway,
     insert_message_once,
 )
-from omni.domain.conversations.queueing import do_enqueue, do_reopen
+from omni.domain.conversations.queueing import do_enqueue, do_reopen, line_up
 from omni.domain.errors import InvalidInput, NotFound
 from omni.domain.events import emit
 from omni.domain.place import skips_ivr
@@ -57,6 +57,10 @@ class InboundMessage:
     """More ``variables`` for a conversation this message starts, asked only then (a
     channel's lookup, e.g. the campaign a Telegram reply answers: a join that every other
     message, appended to an open conversation, would pay for nothing). ``variables`` win."""
+    channel: str = ""
+    """The channel the inbox must belong to (``voice`` for a caller naming an inbox id), or
+    ``""`` for any: an inbox of another channel, like an inactive one, is ``NotFound`` before
+    anything is written, so the adapter can fall back to another inbox in the same transaction."""
     reopen_closed: bool = True
     """``False`` when the customer was told the conversation is closed (the widget): a new
     message then starts a new conversation instead of reopening the closed one."""
@@ -103,12 +107,17 @@ class _Found:
     contact: m.Contact | None
     conversation: m.Conversation | None
     stored_id: int | None
+    queue: m.Queue | None = None
+    """The inbox's queue when it was asked for (a call); held here, because the session's
+    identity map keeps an object only while something refers to it."""
 
 
 @functools.cache
-def _look_up_statement(redelivery: bool) -> Select[Any]:
+def _look_up_statement(redelivery: bool, queue: bool = False) -> Select[Any]:
     """``_look_up``'s statement, built once per shape and run with bound parameters: building
-    it (coercions, the lateral alias) cost more Python than the round trips it saves."""
+    it (coercions, the lateral alias) cost more Python than the round trips it saves.
+    ``queue``: the inbox's queue too, for a message that nearly always starts a conversation
+    (a call): the conversation's queue is then in the session, not one more select."""
     stored: Any = null()
     if redelivery:
         stored = (
@@ -126,7 +135,7 @@ def _look_up_statement(redelivery: bool) -> Select[Any]:
         .with_for_update()
         .lateral("latest")
     )
-    return (
+    statement = (
         select(m.Inbox, m.Contact, aliased(m.Conversation, latest), stored.label("stored_id"))
         .select_from(m.Inbox)
         .outerjoin(
@@ -137,6 +146,9 @@ def _look_up_statement(redelivery: bool) -> Select[Any]:
         .outerjoin(latest, true())
         .where(m.Inbox.id == bindparam("inbox_id"))
     )
+    if queue:
+        statement = statement.add_columns(m.Queue).outerjoin(m.Queue, m.Queue.id == m.Inbox.queue_id)
+    return statement
 
 
 async def _look_up(session: AsyncSession, msg: InboundMessage) -> _Found | None:
@@ -155,10 +167,11 @@ async def _look_up(session: AsyncSession, msg: InboundMessage) -> _Found | None:
     params = {"kind": msg.identity_kind, "value": value, "inbox_id": msg.inbox_id}
     if msg.external_id:
         params["external_id"] = msg.external_id
-    row = (await session.execute(_look_up_statement(bool(msg.external_id)), params)).first()
+    calling = msg.medium == m.Medium.VOICE
+    row = (await session.execute(_look_up_statement(bool(msg.external_id), calling), params)).first()
     if row is None:
         return _Found(value, None, None, None, None)
-    return _Found(value, row[0], row[1], row[2], row[3])
+    return _Found(value, row[0], row[1], row[2], row[3], row[4] if calling else None)
 
 
 @dataclass(slots=True)
@@ -190,7 +203,7 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
             existing = await session.get(m.Message, found.stored_id)
     else:
         inbox, contact, conv = await session.get(m.Inbox, msg.inbox_id), None, None
-    if inbox is None or not inbox.active:
+    if inbox is None or not inbox.active or (msg.channel and inbox.channel != msg.channel):
         raise NotFound("inbox {inbox_id} not found", inbox_id=msg.inbox_id)
     lang = customer_language(msg, inbox)
     if found is None and msg.external_id:
@@ -257,7 +270,10 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
             await do_reopen(session, conv, now=now)
             reopened = True
     if conv is None:
-        queue = await session.get(m.Queue, inbox.queue_id) if inbox.queue_id else None
+        if found is not None and found.queue is not None:
+            queue = found.queue
+        else:
+            queue = await session.get(m.Queue, inbox.queue_id) if inbox.queue_id else None
         if queue is None:
             raise InvalidInput("inbox '{name}' has no queue to route to", name=inbox.name, field="queue_id")
         conv = m.Conversation(
@@ -273,12 +289,16 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
             | ({"lang": lang} if lang else {}),
             extra_queue_ids=[],
             created_at=now,
+            last_message_at=now,
         )
+        scenario_key = str((inbox.config or {}).get("scenario") or "") if bot is not None else ""
+        if not scenario_key and not contact.blacklisted:
+            # Queued at once (below): the insert carries its place in line, no UPDATE follows.
+            line_up(conv, queue, priority=msg.priority, now=now)
         session.add(conv)
         await session.flush()
         created = True
         _event(session, "conversation.created", conv)
-        scenario_key = str((inbox.config or {}).get("scenario") or "") if bot is not None else ""
         if contact.blacklisted:
             # Kept (nothing is lost, the history shows it) but never routed or answered by a bot.
             conv.status = S.CLOSED

@@ -21,6 +21,24 @@ from omni.domain.routing_signal import request_routing
 log = logging.getLogger(__name__)
 
 
+def line_up(
+    conv: m.Conversation, queue: m.Queue, *, priority: int = 0, now: datetime, keep_place: bool = False
+) -> None:
+    """The conversation's place in line for ``queue``, on its columns only. A conversation
+    created to be queued at once gets them before its insert (``do_ingest_inbound``), so the
+    insert carries them and ``do_enqueue`` setting the same values writes no ``UPDATE``."""
+    conv.queue_id = queue.id
+    conv.status = S.QUEUED
+    conv.priority = queue.priority + priority
+    conv.enqueued_at = now
+    if conv.first_enqueued_at is None or not keep_place:
+        conv.first_enqueued_at = now
+    conv.assigned_user_id = None
+    conv.escalation_step = 0
+    conv.skill_relax = 0
+    conv.extra_queue_ids = []
+
+
 async def do_enqueue(
     session: AsyncSession,
     conv: m.Conversation,
@@ -40,16 +58,7 @@ async def do_enqueue(
     every new contact).
     """
     now = now or datetime.now(UTC)
-    conv.queue_id = queue.id
-    conv.status = S.QUEUED
-    conv.priority = queue.priority + priority
-    conv.enqueued_at = now
-    if conv.first_enqueued_at is None or not keep_place:
-        conv.first_enqueued_at = now
-    conv.assigned_user_id = None
-    conv.escalation_step = 0
-    conv.skill_relax = 0
-    conv.extra_queue_ids = []
+    line_up(conv, queue, priority=priority, now=now, keep_place=keep_place)
     if not fresh:
         await deadlines.cancel(session, deadlines.QUEUE_TIMEOUT, conv.id, deadlines.ESCALATION)
     if queue.queue_timeout_seconds > 0:
@@ -62,7 +71,7 @@ async def do_enqueue(
             session,
             deadlines.ESCALATION,
             conv.id,
-            conv.first_enqueued_at + timedelta(seconds=int(steps[0].get("after_seconds", 0))),
+            (conv.first_enqueued_at or now) + timedelta(seconds=int(steps[0].get("after_seconds", 0))),
             {"step": 0},
         )
     _event(session, "conversation.queued", conv)

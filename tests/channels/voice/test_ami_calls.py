@@ -299,8 +299,55 @@ async def test_caller_abandons_while_waiting(server: LiveServer, emulator: AmiEm
                 )
             )
             cb = await s.scalar(select(m.Callback).where(m.Callback.conversation_id == cid))
+            created = await s.scalar(
+                select(m.Event).where(m.Event.conversation_id == cid, m.Event.type == "callback.created")
+            )
         assert ev is not None and ev.payload["wait_seconds"] >= 0.3
         assert cb is not None and cb.reason == "abandoned" and cb.state == "open"
+        # The outbox keeps the order they happened in: abandoned, then its callback.
+        assert created is not None and created.payload["id"] == cb.id and created.id > ev.id
+
+
+async def test_a_caller_naming_a_chat_inbox_or_a_switched_off_line_still_reaches_a_voice_line(
+    server: LiveServer, emulator: AmiEmulator
+) -> None:
+    """The ingest reads the inbox the dialplan names and refuses one of another channel or
+    switched off before writing anything; the call then goes, in the same transaction, to the
+    voice line ``calls.voice_inbox`` picks (the first active one), as when the inbox was
+    looked up before the ingest."""
+    async with make_world(server, ["op"], connect=[]) as w:
+        async with server.services.db.transaction() as s:
+            await f.set_status(s, await s.get(m.User, w.ops["op"]), "pause")
+            queue = await s.get(m.Queue, w.queue_id)
+            assert queue is not None
+            chat = await f.inbox(s, queue, channel="telegram", name=f"chat{w.inbox_id}")
+            old = await f.inbox(s, queue, channel="voice", name=f"old{w.inbox_id}")
+            old.active = False
+        async with server.services.db.transaction() as s:
+            line = await s.scalar(
+                select(m.Inbox.id)
+                .where(m.Inbox.channel == "voice", m.Inbox.active.is_(True))
+                .order_by(m.Inbox.id)
+                .limit(1)
+            )
+        for n, wrong in enumerate((chat.id, old.id)):
+            caller = emulator.incoming_call(f"+7916123001{n}", inbox=wrong)
+
+            async def stored(uniqueid: str = caller.uniqueid) -> m.Call | None:
+                async with server.services.db.transaction() as s:
+                    return await s.scalar(select(m.Call).where(m.Call.linkedid == uniqueid))
+
+            row = await until(stored)
+            conv = await w.conv(row.conversation_id)
+            assert (row.inbox_id, conv.inbox_id, conv.channel, conv.medium) == (line, line, "voice", "voice")
+            assert conv.status == "queued"
+        async with server.services.db.transaction() as s:
+            strays = await s.scalar(
+                select(func.count())
+                .select_from(m.Conversation)
+                .where(m.Conversation.inbox_id.in_([chat.id, old.id]))
+            )
+        assert strays == 0
 
 
 async def test_chat_does_not_block_a_call_but_a_call_blocks_chats(
