@@ -39,6 +39,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from omni.aio import wait_set
+
 log = logging.getLogger(__name__)
 
 __all__ = ["Lease", "Leases", "holders", "lease_key"]
@@ -194,8 +196,7 @@ class Leases:
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.check_seconds)
+            await wait_set(self._wake, self.check_seconds)
             self._wake.clear()
             try:
                 async with self._lock:

@@ -41,6 +41,8 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 
+from omni.aio import wait_set
+
 log = logging.getLogger(__name__)
 
 Call = Callable[[], Awaitable[Any]]
@@ -120,8 +122,7 @@ class Window:
                 return
             wait = self._done[0] + self.span - now if self._done else None
             self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout=wait)
+            await wait_set(self._changed, wait)
 
     def release(self) -> None:
         self._inflight = max(0, self._inflight - 1)
@@ -190,8 +191,7 @@ class BotSender:
         """Wait until every submitted job has its outcome (benchmarks, shutdown)."""
         while self.backlog or self._inflight:
             self._idle.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), timeout=0.05)
+            await wait_set(self._idle, 0.05)
 
     # --- queueing -----------------------------------------------------------------------
 
@@ -228,8 +228,7 @@ class BotSender:
             delay = at - loop.time()
             if delay > 0:
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                await wait_set(self._wake, delay)
                 continue
             heapq.heappop(self._ready)
             lane = self._lanes[chat_id]

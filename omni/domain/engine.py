@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from omni.aio import wait_set
 from omni.db import Database
 from omni.db import models as m
 from omni.db.unit_of_work import unit_of_work
@@ -192,5 +193,4 @@ class RoutingEngine:
                 raise
             except Exception:
                 log.exception("routing pass failed; retrying on the next tick")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.tick_seconds)
+            await wait_set(self._wake, self.tick_seconds)

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from omni.aio import wait_set
 from omni.db import Database
 from omni.db import models as m
 from omni.db.unit_of_work import unit_of_work
@@ -183,8 +184,7 @@ class OutboxRelay:
                 moved = 0
             if moved >= self.batch_size:
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            await wait_set(self._wake, self.poll_seconds)
             self._wake.clear()
 
     async def relay_once(self) -> int:

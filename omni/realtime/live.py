@@ -28,6 +28,7 @@ import redis.asyncio as aioredis
 import socketio
 from sqlalchemy import func, select
 
+from omni.aio import wait_set
 from omni.db import Database
 from omni.db import models as m
 from omni.domain.events import DomainEvent
@@ -304,8 +305,7 @@ class LiveFanout:
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=CHECK_SECONDS)
+            await wait_set(self._wake, CHECK_SECONDS)
             self._wake.clear()
             urgent, self._urgent = self._urgent, False
             try:

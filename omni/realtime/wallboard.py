@@ -21,7 +21,6 @@ typed by :class:`Board` (names and numbers only).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ import msgspec
 import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
+from omni.aio import wait_set
 from omni.db import models as m
 from omni.domain import wallboard
 from omni.domain.errors import DomainError, PermissionDenied
@@ -147,8 +147,7 @@ class WallboardNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # unty
     async def _run(self) -> None:
         """Push numbers and drop dead tokens while this node has screens; ends with the last."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), self.CHECK_SECONDS)
+            await wait_set(self._dirty, self.CHECK_SECONDS)
             self._dirty.clear()
             screens = self._local_tokens()
             if not screens:

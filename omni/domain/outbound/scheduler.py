@@ -82,6 +82,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from omni.aio import wait_set
 from omni.channels import AdapterRegistry, AttemptOrder, ChannelAuthFailed, ChannelNotReady, PlacesAttempts
 from omni.db import Database, HeldConnection
 from omni.db import models as m
@@ -1136,8 +1137,7 @@ class Scheduler:
     async def stop(self) -> None:
         if self._task is not None:
             self._stopping = True  # no new pass starts
-            with contextlib.suppress(TimeoutError):  # a pass stuck longer than this is cut
-                await asyncio.wait_for(self._idle.wait(), timeout=STOP_WAIT_SECONDS)
+            await wait_set(self._idle, STOP_WAIT_SECONDS)  # a pass stuck longer than this is cut
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -1165,5 +1165,4 @@ class Scheduler:
                 self._idle.set()
             self.passes += 1
             await asyncio.sleep(MIN_GAP_SECONDS)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            await wait_set(self._wake, self.poll_seconds)
