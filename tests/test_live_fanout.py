@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import Database
 from omni.db import models as m
-from omni.domain.events import emit
+from omni.domain.events import DomainEvent, emit
 from omni.domain.serialize import message_dict
-from omni.realtime import NAMESPACES, event_rooms, rooms
+from omni.realtime import NAMESPACES, event_rooms, pii, rooms
 from omni.realtime.live import BATCH_EVENT, FanoutManager, GapTracker, LiveFanout, live_fanout
 from tests import factories as f
 from tests.channels.widget.test_widget_channel import Visitor
@@ -68,6 +69,7 @@ def test_a_seq_whose_operator_copy_was_lost_is_replayed() -> None:
     gaps.seen(11, "/supervisor")
     gaps.seen(12, "/supervisor")  # its /operator copy was published before the resubscribe
     assert gaps.check([11, 12], urgent=True) == [12]
+    assert gaps.arrived == {12: frozenset({"/supervisor"})}, "the replay skips the copy that came"
     gaps.seen(13, "/supervisor")
     gaps.seen(13, "/operator")  # the copies may arrive in any order
     assert gaps.check([13]) == []
@@ -338,3 +340,35 @@ async def test_an_event_replayed_from_the_outbox_is_not_emitted_again_when_its_r
         assert tracker.has_seen(12)
     finally:
         await db.dispose()
+
+
+async def test_a_replay_sends_an_event_only_where_its_redis_copy_did_not_come(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event whose ``/supervisor`` copy came through Redis (and went out) but whose
+    ``/operator`` copy did not is replayed to ``/operator`` only: replaying it everywhere gave
+    the supervisors' sockets every such event twice (bench/widget.py under overload)."""
+    sio = socketio.AsyncServer(async_mode="asgi")
+    db = Database(pg_url)
+    live = LiveFanout(sio, db, NAMESPACES, event_rooms)
+    sent: list[tuple[int, str]] = []
+    real_emit = pii.emit_event
+
+    async def recorded(server: Any, namespace: str, wire: dict[str, Any], *args: Any, **kw: Any) -> None:
+        sent.append((wire["seq"], namespace))
+        await real_emit(server, namespace, wire, *args, **kw)
+
+    monkeypatch.setattr(pii, "emit_event", recorded)
+    tracker = live.tracker
+    tracker.start_at(10)
+    tracker.seen(11, "/supervisor")  # its /operator copy never came
+    assert tracker.check([11, 12], urgent=True) == [11, 12]
+    events = [
+        DomainEvent(id=seq, type="message.created", payload={"id": seq}, created_at=datetime.now(UTC))
+        for seq in (11, 12)
+    ]
+    try:
+        await live._replay(events)
+    finally:
+        await db.dispose()
+    assert sorted(sent) == sorted([(11, "/operator")] + [(12, ns) for ns in NAMESPACES])

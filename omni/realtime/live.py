@@ -85,6 +85,9 @@ class GapTracker:
         self._replayed: set[int] = set()
         """Seqs this node replayed from the outbox: every copy of them went out then, so a
         Redis copy that arrives after all (late, not lost) is not emitted a second time."""
+        self.arrived: dict[int, frozenset[str]] = {}
+        """For the seqs the last ``check`` returned: the namespaces whose Redis copy had come
+        (and was emitted) — the replay skips them, or their sockets get the event twice."""
 
     def start_at(self, seq: int) -> None:
         """The last dispatched seq when the node starts: only later ones concern its sockets."""
@@ -120,6 +123,7 @@ class GapTracker:
         missing = [i for i in dispatched if i not in self._seen]
         replay = missing if urgent else [i for i in missing if i in self._suspects]
         self._suspects = set(missing) - set(replay)
+        self.arrived = {seq: frozenset(self._partly[seq]) for seq in replay if seq in self._partly}
         self._seen.update(replay)
         self._replayed.update(replay)
         if dispatched:
@@ -361,10 +365,14 @@ class LiveFanout:
         return len(ids)
 
     async def _replay(self, events: Sequence[DomainEvent]) -> None:
+        arrived = self.tracker.arrived
         for event in events:
             wire = event.to_wire()
             masked = pii.masked_wire(wire)
+            done = arrived.get(event.id, frozenset())
             for namespace in self.namespaces:
+                if namespace in done:
+                    continue  # its Redis copy came and went out; only the others are missing
                 leaving = await follow_queue_members(self.sio, namespace, wire)
                 targets = self.event_rooms(event, namespace)
                 await pii.emit_event(self.sio, namespace, wire, masked, targets, ignore_queue=True)
