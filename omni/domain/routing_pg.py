@@ -6,7 +6,8 @@ offers, the round-robin pointer and skills each read apart, and every write flus
 own. This path makes the same decision with the same locks, and writes the same rows and
 events, in:
 
-1. lock the conversation (``FOR UPDATE SKIP LOCKED``), its columns as one row;
+1. lock the conversation (``FOR UPDATE SKIP LOCKED``), its columns as one row, with the
+   version of the queues' configuration, which each node caches (``routing_config``);
 2. one query for the candidates: active members of the queues in a receiving status, with
    their load, whether they already declined or let this offer time out, the round-robin
    pointer, today's handled count and skill levels (the last three only when asked for);
@@ -33,7 +34,9 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    ARRAY,
     Integer,
+    any_,
     bindparam,
     case,
     cast,
@@ -49,7 +52,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.util import identity_key
 
 from omni.db import models as m
@@ -59,6 +62,7 @@ from omni.domain.capacity import Load, fits, load_rows
 from omni.domain.events import checked_payload
 from omni.domain.place import offer_why, set_aside
 from omni.domain.presence import presence_dict
+from omni.domain.routing_config import NodeConfig, QueueConfig, membership, queue_config
 from omni.domain.routing_signal import request_routing
 from omni.domain.serialize import conversation_dict
 
@@ -86,15 +90,17 @@ def _load_columns(lr: Any, uid: Any) -> list[Any]:
 
 @cache
 def conversation_lock_statement() -> Any:
-    """Step 1: the waiting conversation locked, every column as one row."""
+    """Step 1: the waiting conversation locked, every column as one row, with the version of
+    the queues' configuration (``routing_config``)."""
     c = m.Conversation.__table__
+    version = select(m.RoutingConfig.version).where(m.RoutingConfig.id == 1).scalar_subquery()
     return (
-        select(c)
+        select(c, version.label("config_version"))
         .where(c.c.id == bindparam("cid"), c.c.status == m.ConversationStatus.QUEUED.value)
         # ``NO KEY UPDATE``: a row inserted that refers to the conversation (the customer's
         # message, an offer, a call) holds ``KEY SHARE`` on it until it commits, which a plain
         # ``FOR UPDATE`` would skip as if the conversation were being decided elsewhere.
-        .with_for_update(skip_locked=True, key_share=True)
+        .with_for_update(of=c, skip_locked=True, key_share=True)
     )
 
 
@@ -104,10 +110,10 @@ def _candidates_statement(preferred: bool, voice: bool) -> Any:
     u = m.User
     who: Any
     if preferred:
-        who = bindparam("ids", expanding=True)
+        who = bindparam("preferred", type_=Integer)
     else:
         who = select(m.QueueMember.user_id).where(
-            m.QueueMember.queue_id.in_(bindparam("queues", expanding=True))
+            m.QueueMember.queue_id == any_(bindparam("queues", type_=ARRAY(Integer)))
         )
     lr = load_rows(who).cte("lr")
     receives = m.OperatorStatus.receives_voice if voice else m.OperatorStatus.receives_chats
@@ -160,7 +166,7 @@ def _candidates_statement(preferred: bool, voice: bool) -> Any:
         )
         .join(m.OperatorPresence, m.OperatorPresence.user_id == u.id)
         .join(m.OperatorStatus, m.OperatorStatus.id == m.OperatorPresence.status_id)
-        .where(u.id.in_(who), u.is_active.is_(True), receives.is_(True))
+        .where(u.id == who if preferred else u.id.in_(who), u.is_active.is_(True), receives.is_(True))
     )
 
 
@@ -194,7 +200,7 @@ def _lock_statement() -> Any:
 @cache
 def _fresh_statement() -> Any:
     """Step 4: the load again, in a new snapshot, and the offer's id."""
-    lr = load_rows(bindparam("ids", expanding=True)).cte("lr")
+    lr = load_rows(bindparam("uid", type_=Integer)).cte("lr")
     ringing = select(m.OperatorStatus.id).where(m.OperatorStatus.code == m.StatusKind.RINGING.value)
     return select(
         *_load_columns(lr, bindparam("uid", type_=Integer)),
@@ -223,9 +229,16 @@ def _load(row: Sequence[Any], at: int) -> Load:
 
 
 async def assign_on_postgres(
-    session: AsyncSession, rp: RoutePass, now: datetime | None, conv_row: Any
+    conn: AsyncConnection,
+    session: AsyncSession,
+    rp: RoutePass,
+    now: datetime | None,
+    conv: Any,
+    node: NodeConfig,
+    primary_config: QueueConfig,
 ) -> Assignment | None:
-    """Steps 2–5 for the conversation ``conv_row`` (locked by ``routing.do_assign``'s step 1).
+    """Steps 2–5 for the conversation ``conv`` (locked by ``routing.do_assign``'s step 1, its
+    columns as attributes of a plain object), ``primary_config`` its queue's configuration.
 
     Returns and flags ``rp.no_operator`` as ``routing.do_assign`` does.
     """
@@ -233,17 +246,18 @@ async def assign_on_postgres(
 
     pinned = now
     now = now or datetime.now(UTC)
-    conv = m.Conversation(**conv_row._asdict())  # transient: the payload and the rules read it
-    primary = await rp.queue(session, conv.queue_id) if conv.queue_id else None
-    if primary is None:
-        return None
-    queue_ids = [primary.id] + [q for q in (conv.extra_queue_ids or []) if q != primary.id]
-    known = [qid for qid in queue_ids if await rp.queue(session, qid) is not None]
+    primary = primary_config.queue
+    configs = {primary.id: primary_config}
+    for qid in conv.extra_queue_ids or ():
+        if qid not in configs:
+            extra = await queue_config(conn, node, qid)
+            if extra is not None:
+                configs[qid] = extra
     preferred = conv.preferred_user_id
-    if preferred is None and not any(rp.members[qid] for qid in known):
+    if preferred is None and not any(q.members for q in configs.values()):
         rp.no_operator = True
         return None
-    want_skills = any(rp.skills.get(qid) for qid in known)
+    want_skills = any(q.skills for q in configs.values())
     stmt = _candidates_statement(preferred is not None, conv.medium == m.Medium.VOICE)
     params: dict[str, Any] = {
         "cid": conv.id,
@@ -256,40 +270,11 @@ async def assign_on_postgres(
         "want_rr": primary.strategy == m.Strategy.ROUND_ROBIN,
     }
     if preferred is not None:
-        params["ids"] = [preferred]
+        params["preferred"] = preferred
     else:
-        params["queues"] = known
-    # Steps 2–5 run on the transaction's Core connection: the ORM execution layer only adds
-    # Python here (step 1 went through the session, which flushed anything pending).
-    conn = await session.connection()
+        params["queues"] = list(configs)
     rows = (await conn.execute(stmt, params)).all()
-    # Membership and skills: the rules of routing._candidates, on the rows just read.
-    user_skills = {
-        r[0]: dict(zip(r.skill_ids or (), r.skill_levels or (), strict=True)) for r in rows if want_skills
-    }
-    member_of: dict[int, tuple[int, int]] = {}
-    skill_score: dict[int, int] = {}
-    for qid in queue_ids:
-        if qid not in rp.queues:
-            continue
-        required = rp.skills[qid]
-        members = rp.members[qid]
-        if preferred is not None:
-            members = [mm for mm in members if mm.user_id == preferred] or [
-                m.QueueMember(queue_id=qid, user_id=preferred, position=0, penalty=0)
-            ]
-        for mm in members:
-            levels = user_skills.get(mm.user_id, {})
-            ok = all(
-                levels.get(req.skill_id, 0) >= req.min_level - conv.skill_relax
-                for req in required
-                if req.min_level - conv.skill_relax > 0
-            )
-            if not ok and preferred is None:
-                continue
-            if mm.user_id not in member_of or qid == primary.id:
-                member_of[mm.user_id] = (mm.position, mm.penalty)
-                skill_score[mm.user_id] = sum(levels.get(req.skill_id, 0) for req in required)
+    member_of, skill_score = membership(conv, configs, primary.id, rows if want_skills else ())
     result: list[Candidate] = []
     tried: set[int] = set_aside(conv)
     last_user_id: int | None = None
@@ -331,7 +316,7 @@ async def assign_on_postgres(
             continue
         # Status and load are re-read under the lock: what another node committed counts.
         receives = locked.receives_voice if conv.medium == m.Medium.VOICE else locked.receives_chats
-        fresh_row = (await conn.execute(_fresh_statement(), {"ids": [cand.id], "uid": cand.id})).one()
+        fresh_row = (await conn.execute(_fresh_statement(), {"uid": cand.id})).one()
         fresh = _load(fresh_row, 0)
         if not receives or not fits(
             cand.user, fresh, conv.medium, chats_block_calls=primary.chats_block_calls
@@ -345,7 +330,7 @@ async def assign_on_postgres(
         rp.held |= contended  # this one may still go to them: nobody behind it does
         return None
     now = pinned or datetime.now(UTC)  # the moment of the offer: after the locks
-    await _write(session, conv, primary, chosen, now)
+    await _write(conn, session, conv, primary, chosen, now)
     return Assignment(conv.id, tuple(c.user.id for c in chosen), False)
 
 
@@ -485,7 +470,12 @@ def _write_statement(offers: int, ringing: tuple[bool, ...]) -> Any:
 
 
 async def _write(
-    session: AsyncSession, conv: m.Conversation, queue: m.Queue, chosen: list[_Chosen], now: datetime
+    conn: AsyncConnection,
+    session: AsyncSession,
+    conv: Any,
+    queue: m.Queue,
+    chosen: list[_Chosen],
+    now: datetime,
 ) -> None:
     """Step 5: every row of the offer in one statement; events in the ORM path's order
     (each operator's ``conversation.offered``, then each ``presence.changed``)."""
@@ -557,7 +547,7 @@ async def _write(
         params[f"ev_queue_{k}"] = queue_id
         params[f"ev_user_{k}"] = user_id
         params[f"ev_at_{k}"] = datetime.now(UTC)
-    await (await session.connection()).execute(_write_statement(len(chosen), tuple(ringing)), params)
+    await conn.execute(_write_statement(len(chosen), tuple(ringing)), params)
     unit_of_work(session).events_written = True
     _expire_loaded(session, conv.id, [c.user.id for c in chosen])
 
