@@ -96,7 +96,8 @@ def load_rows(who: Any) -> Any:
         )
         .where(
             _among(m.Conversation.assigned_user_id, who),
-            m.Conversation.status.in_(HOLDING),
+            # Constants as bound values, not a list: SQLAlchemy re-expands a list on every call.
+            m.Conversation.status.in_([literal(v) for v in HOLDING]),
             m.Conversation.status != m.ConversationStatus.OFFERED,
         )
         .group_by(m.Conversation.assigned_user_id, m.Conversation.medium)

@@ -346,7 +346,10 @@ async def _decide(
         if session.new or session.dirty or session.deleted:
             await session.flush()
         conn = await session.connection()
-        row = (await conn.execute(routing_pg.conversation_lock_statement(), {"cid": conversation_id})).first()
+        day = _start_of_day(now or datetime.now(UTC))  # for "handled today"
+        row = (
+            await conn.execute(routing_pg.decision_statement(), {"cid": conversation_id, "day": day})
+        ).first()
         if row is None:
             await hold_back(session, rp, conversation_id)
             return None  # taken by another node, or no longer waiting

@@ -9,7 +9,7 @@ Here they are plain values kept per engine (one per node and process), valid for
 *configuration version*: a counter in ``routing_config`` that triggers on ``queues``,
 ``queue_members`` and ``queue_skills`` bump in the transaction that changes them (migration
 ``0044_routecache``). The router reads the version in its first statement (the conversation
-lock, ``routing_pg.conversation_lock_statement``), so a change committed on any node — the
+lock, ``routing_pg_sql.decision_statement``), so a change committed on any node — the
 admin API, a cascade from a deleted user or queue, SQL by hand — is seen by every node's next
 decision; nothing depends on an event reaching the node. Config read after the version (the
 same transaction, later statements) is never older than it; a newer one is replaced at the
@@ -110,7 +110,7 @@ def membership(
             merged.update(cfg.members)
         merged.update(configs[primary_id].members)
         return merged, {}
-    levels_of = {r[0]: dict(zip(r.skill_ids or (), r.skill_levels or (), strict=True)) for r in rows}
+    levels_of = {r[0]: dict(zip(r[13] or (), r[14] or (), strict=True)) for r in rows}
     member_of: dict[int, tuple[int, int]] = {}
     skill_score: dict[int, int] = {}
     relax = conv.skill_relax
