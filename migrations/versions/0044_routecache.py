@@ -3,9 +3,9 @@
 The PostgreSQL router keeps each queue's settings, members and required skills per node
 (``omni.domain.routing_config``) instead of reading them on the first decision of each queue
 in every routing pass. ``routing_config`` holds one row whose ``version`` triggers on
-``queues``, ``queue_members`` and ``queue_skills`` bump (one statement-level trigger each, for
-inserts, updates, deletes and truncates, cascades included) in the transaction that makes the
-change, so it becomes visible with the change; the router reads it in its first statement and
+``queues``, ``queue_members`` and ``queue_skills`` set to a new number from a sequence (one
+statement-level trigger each, for inserts, updates, deletes and truncates, cascades included)
+in the transaction that makes the change, so it becomes visible with the change; the router reads it in its first statement and
 drops its cache when it moved. The table exists on SQLite too (one history, same models), with
 no triggers: SQLite's ORM path reads the configuration per pass.
 
@@ -38,10 +38,15 @@ def upgrade() -> None:
     op.execute("INSERT INTO routing_config (id, version) VALUES (1, 0)")
     if op.get_bind().dialect.name != "postgresql":
         return
+    # A sequence, not ``version + 1``: a rolled-back change never hands its number to the next
+    # one, so content a node read inside a transaction that then rolled back (its own change
+    # visible to it) can never be taken for what a later committed change wrote.
+    op.execute("CREATE SEQUENCE IF NOT EXISTS routing_config_version_seq")
     op.execute(
         "CREATE OR REPLACE FUNCTION omni_routing_config_changed() RETURNS trigger "
         "LANGUAGE plpgsql AS $$ BEGIN "
-        "UPDATE routing_config SET version = version + 1 WHERE id = 1; RETURN NULL; END $$"
+        "UPDATE routing_config SET version = nextval('routing_config_version_seq') WHERE id = 1; "
+        "RETURN NULL; END $$"
     )
     for table in TABLES:
         op.execute(
@@ -55,4 +60,5 @@ def downgrade() -> None:
         for table in TABLES:
             op.execute(f"DROP TRIGGER IF EXISTS {table}_routing_config ON {table}")
         op.execute(f"DROP FUNCTION IF EXISTS {FUNCTION}()")
+        op.execute("DROP SEQUENCE IF EXISTS routing_config_version_seq")
     op.drop_table("routing_config")

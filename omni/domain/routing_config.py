@@ -6,14 +6,15 @@ on the first decision of each queue in every pass (the "max 8" of ``routing_pg``
 objects kept were ORM rows whose attributes are slow to read in a loop.
 
 Here they are plain values kept per engine (one per node and process), valid for one
-*configuration version*: a counter in ``routing_config`` that triggers on ``queues``,
-``queue_members`` and ``queue_skills`` bump in the transaction that changes them (migration
-``0044_routecache``). The router reads the version in its first statement (the conversation
-lock, ``routing_pg_sql.decision_statement``), so a change committed on any node — the
-admin API, a cascade from a deleted user or queue, SQL by hand — is seen by every node's next
-decision; nothing depends on an event reaching the node. Config read after the version (the
-same transaction, later statements) is never older than it; a newer one is replaced at the
-next decision, which sees a newer version.
+*configuration version*: a number in ``routing_config`` that triggers on ``queues``,
+``queue_members`` and ``queue_skills`` renew from a sequence in the transaction that changes
+them (migration ``0044_routecache``). The router reads the version in its first statement
+(``routing_pg_sql.decision_statement``), so a change committed on any node — the admin API, a
+cascade from a deleted user or queue, SQL by hand — is seen by every node's next decision;
+nothing depends on an event reaching the node. Config read after the version (the same
+transaction, later statements) is never older than it; a newer one is replaced at the next
+decision, which sees a newer version. A number is never reused: what a transaction read with
+its own change visible, before rolling back, can't pass for a later committed change.
 
 The values are copies, never session objects: a rolled-back transaction can't expire them.
 SQLite (the ORM path) keeps ``RoutePass``'s per-pass reads.

@@ -417,3 +417,38 @@ async def test_an_auto_accept_queue_on_postgres_is_decided_and_accepted(pg_url: 
         assert [statuses[x] for x in conv_ids] == ["active", "active", "active", "queued"]
     finally:
         await db.dispose()
+
+
+class _Undo(Exception):
+    """Rolls the transaction back."""
+
+
+async def test_a_rolled_back_queue_change_is_not_taken_for_the_next_one(pg_url: str) -> None:
+    """A transaction changes a queue's members, routes with the change visible to it, and rolls
+    back; the next committed change must be routed by, not what the node read inside the
+    rolled-back transaction (versions are never reused)."""
+    db = Database(pg_url)
+    try:
+        await _seed(db)
+        async with db.transaction() as s:
+            root = Principal.of(await f.user(s, "root", m.Role.ADMIN))
+            ops = {u.username: u.id for u in await s.scalars(select(m.User).where(m.User.role == "operator"))}
+            idle = await s.scalar(select(m.Queue.id).where(m.Queue.name == "idle"))
+        assert idle is not None
+        first, second = await _ingest(db, "idle", "u1"), await _ingest(db, "idle", "u2")
+        try:
+            async with db.transaction() as s:
+                members = {"members": [{"user_id": ops["op4"]}]}
+                await admin.check_set_queue_members(s, root, idle, members)
+                got = await routing.do_assign(s, first, routing.RoutePass())
+                assert got is not None and got.user_ids == (ops["op4"],)
+                raise _Undo
+        except _Undo:
+            pass
+        async with db.transaction() as s:
+            await admin.check_set_queue_members(s, root, idle, {"members": [{"user_id": ops["op3"]}]})
+        async with db.transaction() as s:
+            got = await routing.do_assign(s, second, routing.RoutePass())
+        assert got is not None and got.user_ids == (ops["op3"],)
+    finally:
+        await db.dispose()

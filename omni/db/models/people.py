@@ -202,9 +202,9 @@ class QueueRoutingState(Base):
 
 class RoutingConfig(Base):
     """One row (``id`` 1): the version of every queue's routing settings, members and required
-    skills. On PostgreSQL, triggers on ``queues``, ``queue_members`` and ``queue_skills`` bump
-    it in the changing transaction; each node's router caches those rows for one version
-    (``omni.domain.routing_config``). Unused on SQLite."""
+    skills. On PostgreSQL, triggers on ``queues``, ``queue_members`` and ``queue_skills`` set it
+    from a sequence in the changing transaction; each node's router caches those rows for one
+    version (``omni.domain.routing_config``). Unused on SQLite."""
 
     __tablename__ = "routing_config"
 
