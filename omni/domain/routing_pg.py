@@ -1,16 +1,17 @@
-"""The router's decision on PostgreSQL in five statements, on plain rows.
+"""The router's decision on PostgreSQL in four statements, on plain rows.
 
 ``routing.do_assign`` on the ORM cost about 13 statements and 5 ms of Python per decision:
 the conversation and presence rows loaded as objects, candidates, their loads, declined
 offers, the round-robin pointer and skills each read apart, and every write flushed on its
 own. This path makes the same decision with the same locks, and writes the same rows and
-events, in:
+events, in five steps, the first two one statement (``routing_pg_sql.decision_statement``)
+unless the conversation also waits in other queues:
 
 1. lock the conversation (``FOR UPDATE SKIP LOCKED``), its columns as one row, with the
    version of the queues' configuration, which each node caches (``routing_config``);
-2. one query for the candidates: active members of the queues in a receiving status, with
-   their load, whether they already declined or let this offer time out, the round-robin
-   pointer, today's handled count and skill levels (the last three only when asked for);
+2. the candidates: active members of the queues in a receiving status, with their load,
+   whether they already declined or let this offer time out, the round-robin pointer,
+   today's handled count and skill levels (the last two only when asked for);
 3. lock the chosen operator's presence row (``FOR UPDATE SKIP LOCKED``) with its status;
 4. re-read that operator's load (a new statement, so a new snapshot: what another node
    committed before our lock was granted counts) and take the offer's id from its sequence;
@@ -67,7 +68,6 @@ if TYPE_CHECKING:
 
 __all__ = ["assign_on_postgres", "decision_statement"]
 
-_VOICE = m.Medium.VOICE.value
 _BUSY = (m.StatusKind.RINGING, m.StatusKind.TALKING, m.StatusKind.WRAP_UP)
 
 
