@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, case, func, literal, select, union_all
+from sqlalchemy import ARRAY, BindParameter, any_, bindparam, case, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -73,11 +73,20 @@ def remaining(user: Staffed, load: Load) -> int:
     return user.capacity - load.units(user)
 
 
+def _among(column: Any, who: Any) -> Any:
+    """``column`` is one of ``who``: ``= ANY(:array)`` for a bound array, ``=`` for one bound
+    id (neither is re-expanded on every call, as an expanding ``IN`` list is), else ``IN``."""
+    if isinstance(who, BindParameter) and not who.expanding:
+        return column == any_(who) if isinstance(who.type, ARRAY) else column == who
+    return column.in_(who)
+
+
 def load_rows(who: Any) -> Any:
     """The statement behind ``loads_for``: ``(uid, medium, kind, count)`` rows for the operators
-    ``who`` selects (a list, an expanding bind or a subquery of ids); ``kind`` is ``"a"`` for
-    assigned conversations and ``"o"`` for offers and campaign attempts reserved for them.
-    Callers that read the operators in the same statement (the campaign scheduler) join it."""
+    ``who`` selects (a list, an expanding bind, a bound array or id, or a subquery of ids);
+    ``kind`` is ``"a"`` for assigned conversations and ``"o"`` for offers and campaign attempts
+    reserved for them. Callers that read the operators in the same statement (the campaign
+    scheduler) join it."""
     assigned = (
         select(
             m.Conversation.assigned_user_id.label("uid"),
@@ -86,8 +95,9 @@ def load_rows(who: Any) -> Any:
             func.count().label("n"),
         )
         .where(
-            m.Conversation.assigned_user_id.in_(who),
-            m.Conversation.status.in_(HOLDING),
+            _among(m.Conversation.assigned_user_id, who),
+            # Constants as bound values, not a list: SQLAlchemy re-expands a list on every call.
+            m.Conversation.status.in_([literal(v) for v in HOLDING]),
             m.Conversation.status != m.ConversationStatus.OFFERED,
         )
         .group_by(m.Conversation.assigned_user_id, m.Conversation.medium)
@@ -100,7 +110,7 @@ def load_rows(who: Any) -> Any:
             func.count().label("n"),
         )
         .join(m.Conversation, m.Conversation.id == m.Offer.conversation_id)
-        .where(m.Offer.user_id.in_(who), m.Offer.state == "pending")
+        .where(_among(m.Offer.user_id, who), m.Offer.state == "pending")
         .group_by(m.Offer.user_id, m.Conversation.medium)
     )
     # An operator reserved for an open campaign attempt (a preview card shown, a progressive call
@@ -113,7 +123,7 @@ def load_rows(who: Any) -> Any:
             func.count().label("n"),
         )
         .where(
-            m.CampaignAttempt.operator_id.in_(who),
+            _among(m.CampaignAttempt.operator_id, who),
             m.CampaignAttempt.ended_at.is_(None),
             # Answered: the operator's conversation holds the capacity from here (counted once).
             m.CampaignAttempt.answered_at.is_(None),

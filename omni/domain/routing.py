@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -26,6 +27,7 @@ from omni.domain.capacity import Load, fits, loads_for, remaining
 from omni.domain.events import emit
 from omni.domain.place import offer_why, set_aside
 from omni.domain.presence import do_refresh_activity, get_presence
+from omni.domain.routing_config import node_config, queue_config
 from omni.domain.serialize import conversation_dict
 
 QUEUED = m.ConversationStatus.QUEUED
@@ -336,16 +338,28 @@ async def _decide(
     session: AsyncSession, conversation_id: int, rp: RoutePass, now: datetime | None
 ) -> Assignment | None:
     rp.no_operator = False
-    if not rp.orm_only and session.get_bind().dialect.name == "postgresql":
+    bind = session.get_bind()
+    if not rp.orm_only and bind.dialect.name == "postgresql":
+        # Steps 1–5 run on the transaction's Core connection (the ORM execution layer only
+        # adds Python here); anything the caller left pending is flushed first, as the
+        # session's autoflush would.
+        if session.new or session.dirty or session.deleted:
+            await session.flush()
+        conn = await session.connection()
+        day = _start_of_day(now or datetime.now(UTC))  # for "handled today"
         row = (
-            await session.execute(routing_pg.conversation_lock_statement(), {"cid": conversation_id})
+            await conn.execute(routing_pg.decision_statement(), {"cid": conversation_id, "day": day})
         ).first()
         if row is None:
             await hold_back(session, rp, conversation_id)
             return None  # taken by another node, or no longer waiting
-        queue = await rp.queue(session, row.queue_id) if row.queue_id is not None else None
-        if queue is None or not queue.auto_accept:
-            return await routing_pg.assign_on_postgres(session, rp, now, row)
+        node = node_config(bind, row.config_version)
+        config = await queue_config(conn, node, row.queue_id) if row.queue_id is not None else None
+        if config is None:
+            return None
+        if not config.queue.auto_accept:
+            conv = SimpleNamespace(**row._asdict())  # a row will do: the rules only read it
+            return await routing_pg.assign_on_postgres(conn, session, rp, now, conv, node, config)
         # Auto-accept hands ORM objects to do_accept_offer: decide below (the lock is ours).
     pinned = now
     now = now or datetime.now(UTC)

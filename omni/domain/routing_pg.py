@@ -1,15 +1,17 @@
-"""The router's decision on PostgreSQL in five statements, on plain rows.
+"""The router's decision on PostgreSQL in four statements, on plain rows.
 
 ``routing.do_assign`` on the ORM cost about 13 statements and 5 ms of Python per decision:
 the conversation and presence rows loaded as objects, candidates, their loads, declined
 offers, the round-robin pointer and skills each read apart, and every write flushed on its
 own. This path makes the same decision with the same locks, and writes the same rows and
-events, in:
+events, in five steps, the first two one statement (``routing_pg_sql.decision_statement``)
+unless the conversation also waits in other queues:
 
-1. lock the conversation (``FOR UPDATE SKIP LOCKED``), its columns as one row;
-2. one query for the candidates: active members of the queues in a receiving status, with
-   their load, whether they already declined or let this offer time out, the round-robin
-   pointer, today's handled count and skill levels (the last three only when asked for);
+1. lock the conversation (``FOR UPDATE SKIP LOCKED``), its columns as one row, with the
+   version of the queues' configuration, which each node caches (``routing_config``);
+2. the candidates: active members of the queues in a receiving status, with their load,
+   whether they already declined or let this offer time out, the round-robin pointer,
+   today's handled count and skill levels (the last two only when asked for);
 3. lock the chosen operator's presence row (``FOR UPDATE SKIP LOCKED``) with its status;
 4. re-read that operator's load (a new statement, so a new snapshot: what another node
    committed before our lock was granted counts) and take the offer's id from its sequence;
@@ -33,174 +35,40 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
-    Integer,
     bindparam,
-    case,
     cast,
-    exists,
-    false,
-    func,
     insert,
-    literal,
     literal_column,
-    null,
     select,
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.util import identity_key
 
 from omni.db import models as m
 from omni.db.unit_of_work import unit_of_work
 from omni.domain import deadlines
-from omni.domain.capacity import Load, fits, load_rows
+from omni.domain.capacity import Load, fits
 from omni.domain.events import checked_payload
 from omni.domain.place import offer_why, set_aside
 from omni.domain.presence import presence_dict
+from omni.domain.routing_config import NodeConfig, QueueConfig, membership, queue_config
+from omni.domain.routing_pg_sql import (
+    candidates_statement,
+    decision_statement,
+    fresh_statement,
+    lock_statement,
+)
 from omni.domain.routing_signal import request_routing
 from omni.domain.serialize import conversation_dict
 
 if TYPE_CHECKING:
     from omni.domain.routing import Assignment, RoutePass
 
-__all__ = ["assign_on_postgres", "conversation_lock_statement"]
+__all__ = ["assign_on_postgres", "decision_statement"]
 
-_VOICE = m.Medium.VOICE.value
 _BUSY = (m.StatusKind.RINGING, m.StatusKind.TALKING, m.StatusKind.WRAP_UP)
-
-
-def _load_columns(lr: Any, uid: Any) -> list[Any]:
-    """Assigned chats, assigned calls, offered chats, offered calls of ``uid`` from a
-    ``load_rows`` CTE, counted as ``capacity.add_load`` counts them."""
-    voice = lr.c.medium == _VOICE
-    chat = lr.c.medium.is_distinct_from(_VOICE)
-    return [
-        select(func.coalesce(func.sum(lr.c.n), 0))
-        .where(lr.c.uid == uid, lr.c.kind == kind, medium)
-        .scalar_subquery()
-        for kind, medium in (("a", chat), ("a", voice), ("o", chat), ("o", voice))
-    ]
-
-
-@cache
-def conversation_lock_statement() -> Any:
-    """Step 1: the waiting conversation locked, every column as one row."""
-    c = m.Conversation.__table__
-    return (
-        select(c)
-        .where(c.c.id == bindparam("cid"), c.c.status == m.ConversationStatus.QUEUED.value)
-        # ``NO KEY UPDATE``: a row inserted that refers to the conversation (the customer's
-        # message, an offer, a call) holds ``KEY SHARE`` on it until it commits, which a plain
-        # ``FOR UPDATE`` would skip as if the conversation were being decided elsewhere.
-        .with_for_update(skip_locked=True, key_share=True)
-    )
-
-
-@cache
-def _candidates_statement(preferred: bool, voice: bool) -> Any:
-    """Step 2, built once per shape; every value is a bound parameter."""
-    u = m.User
-    who: Any
-    if preferred:
-        who = bindparam("ids", expanding=True)
-    else:
-        who = select(m.QueueMember.user_id).where(
-            m.QueueMember.queue_id.in_(bindparam("queues", expanding=True))
-        )
-    lr = load_rows(who).cte("lr")
-    receives = m.OperatorStatus.receives_voice if voice else m.OperatorStatus.receives_chats
-    tried = exists().where(
-        m.Offer.conversation_id == bindparam("cid"),
-        m.Offer.user_id == u.id,
-        m.Offer.state.in_(("declined", "timeout")),
-        m.Offer.created_at >= bindparam("since"),
-    )
-    handled = (
-        select(func.count())
-        .where(
-            m.Conversation.queue_id == bindparam("primary"),
-            m.Conversation.accepted_at >= bindparam("day"),
-            m.Conversation.assigned_user_id == u.id,
-        )
-        .scalar_subquery()
-    )
-    skill_ids = (
-        select(func.array_agg(aggregate_order_by(m.UserSkill.skill_id, m.UserSkill.skill_id)))
-        .where(m.UserSkill.user_id == u.id)
-        .scalar_subquery()
-    )
-    skill_levels = (
-        select(func.array_agg(aggregate_order_by(m.UserSkill.level, m.UserSkill.skill_id)))
-        .where(m.UserSkill.user_id == u.id)
-        .scalar_subquery()
-    )
-    last_user = (
-        select(m.QueueRoutingState.last_user_id)
-        .where(m.QueueRoutingState.queue_id == bindparam("primary"))
-        .scalar_subquery()
-    )
-    want = bindparam
-    return (
-        select(
-            u.id,
-            u.capacity,
-            u.chat_weight,
-            u.voice_weight,
-            u.handles_chat,
-            u.handles_voice,
-            m.OperatorPresence.idle_since,
-            *_load_columns(lr, u.id),
-            case((want("want_tried"), tried), else_=false()),
-            case((want("want_handled"), handled), else_=literal(0)),
-            case((want("want_skills"), skill_ids), else_=null()).label("skill_ids"),
-            case((want("want_skills"), skill_levels), else_=null()).label("skill_levels"),
-            case((want("want_rr"), last_user), else_=null()),
-        )
-        .join(m.OperatorPresence, m.OperatorPresence.user_id == u.id)
-        .join(m.OperatorStatus, m.OperatorStatus.id == m.OperatorPresence.status_id)
-        .where(u.id.in_(who), u.is_active.is_(True), receives.is_(True))
-    )
-
-
-@cache
-def _lock_statement() -> Any:
-    """Step 3: the presence row locked, with what ``do_refresh_activity`` reads of it."""
-    p, s = m.OperatorPresence, m.OperatorStatus
-    return (
-        select(
-            s.receives_voice,
-            s.receives_chats,
-            s.id,
-            s.code,
-            s.name,
-            s.colour,
-            s.kind,
-            p.since,
-            p.reason,
-            p.effective_code,
-            p.effective_since,
-            p.connections,
-            p.over_limit_flagged,
-        )
-        .select_from(p)
-        .join(s, s.id == p.status_id)
-        .where(p.user_id == bindparam("uid"))
-        .with_for_update(of=p, skip_locked=True)
-    )
-
-
-@cache
-def _fresh_statement() -> Any:
-    """Step 4: the load again, in a new snapshot, and the offer's id."""
-    lr = load_rows(bindparam("ids", expanding=True)).cte("lr")
-    ringing = select(m.OperatorStatus.id).where(m.OperatorStatus.code == m.StatusKind.RINGING.value)
-    return select(
-        *_load_columns(lr, bindparam("uid", type_=Integer)),
-        func.nextval(func.pg_get_serial_sequence(m.Offer.__tablename__, "id")),
-        ringing.scalar_subquery(),
-    )
 
 
 @dataclass(slots=True)
@@ -209,7 +77,7 @@ class _Chosen:
 
     user: Any
     offer_id: int
-    status: Any  # the locked row of ``_lock_statement``
+    status: Any  # the locked row of ``lock_statement``
     ringing_id: int | None
 
 
@@ -223,9 +91,18 @@ def _load(row: Sequence[Any], at: int) -> Load:
 
 
 async def assign_on_postgres(
-    session: AsyncSession, rp: RoutePass, now: datetime | None, conv_row: Any
+    conn: AsyncConnection,
+    session: AsyncSession,
+    rp: RoutePass,
+    now: datetime | None,
+    conv: Any,
+    node: NodeConfig,
+    primary_config: QueueConfig,
 ) -> Assignment | None:
-    """Steps 2–5 for the conversation ``conv_row`` (locked by ``routing.do_assign``'s step 1).
+    """Steps 2–5 for the conversation ``conv``, locked by ``routing.do_assign``'s first
+    statement (``decision_statement``: its columns as attributes of a plain object, with the
+    candidates of its queue as ``conv.candidates``), ``primary_config`` its queue's
+    configuration.
 
     Returns and flags ``rp.no_operator`` as ``routing.do_assign`` does.
     """
@@ -233,71 +110,51 @@ async def assign_on_postgres(
 
     pinned = now
     now = now or datetime.now(UTC)
-    conv = m.Conversation(**conv_row._asdict())  # transient: the payload and the rules read it
-    primary = await rp.queue(session, conv.queue_id) if conv.queue_id else None
-    if primary is None:
-        return None
-    queue_ids = [primary.id] + [q for q in (conv.extra_queue_ids or []) if q != primary.id]
-    known = [qid for qid in queue_ids if await rp.queue(session, qid) is not None]
+    primary = primary_config.queue
+    configs = {primary.id: primary_config}
+    for qid in conv.extra_queue_ids or ():
+        if qid not in configs:
+            extra = await queue_config(conn, node, qid)
+            if extra is not None:
+                configs[qid] = extra
     preferred = conv.preferred_user_id
-    if preferred is None and not any(rp.members[qid] for qid in known):
+    if preferred is None and not any(q.members for q in configs.values()):
         rp.no_operator = True
         return None
-    want_skills = any(rp.skills.get(qid) for qid in known)
-    stmt = _candidates_statement(preferred is not None, conv.medium == m.Medium.VOICE)
-    params: dict[str, Any] = {
-        "cid": conv.id,
-        "since": conv.enqueued_at or conv.created_at,
-        "primary": primary.id,
-        "day": _start_of_day(now),
-        "want_tried": conv.offered_at is not None,
-        "want_handled": primary.strategy == m.Strategy.FEWEST_HANDLED,
-        "want_skills": want_skills,
-        "want_rr": primary.strategy == m.Strategy.ROUND_ROBIN,
-    }
-    if preferred is not None:
-        params["ids"] = [preferred]
-    else:
-        params["queues"] = known
-    # Steps 2–5 run on the transaction's Core connection: the ORM execution layer only adds
-    # Python here (step 1 went through the session, which flushed anything pending).
-    conn = await session.connection()
-    rows = (await conn.execute(stmt, params)).all()
-    # Membership and skills: the rules of routing._candidates, on the rows just read.
-    user_skills = {
-        r[0]: dict(zip(r.skill_ids or (), r.skill_levels or (), strict=True)) for r in rows if want_skills
-    }
-    member_of: dict[int, tuple[int, int]] = {}
-    skill_score: dict[int, int] = {}
-    for qid in queue_ids:
-        if qid not in rp.queues:
-            continue
-        required = rp.skills[qid]
-        members = rp.members[qid]
+    want_skills = any(q.skills for q in configs.values())
+    rows: Sequence[Sequence[Any]]
+    last_user_id: int | None
+    if len(configs) == 1:  # step 2 came with step 1
+        rows, last_user_id = conv.candidates or (), conv.last_user_id
+    else:  # other queues too: their members are candidates as well
+        params: dict[str, Any] = {
+            "cid": conv.id,
+            "since": conv.enqueued_at or conv.created_at,
+            "primary": primary.id,
+            "day": _start_of_day(now),
+            "want_tried": conv.offered_at is not None,
+            "want_handled": primary.strategy == m.Strategy.FEWEST_HANDLED,
+            "want_skills": want_skills,
+            "want_rr": True,
+        }
         if preferred is not None:
-            members = [mm for mm in members if mm.user_id == preferred] or [
-                m.QueueMember(queue_id=qid, user_id=preferred, position=0, penalty=0)
-            ]
-        for mm in members:
-            levels = user_skills.get(mm.user_id, {})
-            ok = all(
-                levels.get(req.skill_id, 0) >= req.min_level - conv.skill_relax
-                for req in required
-                if req.min_level - conv.skill_relax > 0
-            )
-            if not ok and preferred is None:
-                continue
-            if mm.user_id not in member_of or qid == primary.id:
-                member_of[mm.user_id] = (mm.position, mm.penalty)
-                skill_score[mm.user_id] = sum(levels.get(req.skill_id, 0) for req in required)
+            params["preferred"] = preferred
+        else:
+            params["queues"] = list(configs)
+        stmt = candidates_statement(preferred is not None, conv.medium == m.Medium.VOICE)
+        rows = (await conn.execute(stmt, params)).all()
+        last_user_id = rows[0][15] if rows else None
+    if primary.strategy != m.Strategy.ROUND_ROBIN:
+        last_user_id = None
+    member_of, skill_score = membership(conv, configs, primary.id, rows if want_skills else ())
     result: list[Candidate] = []
     tried: set[int] = set_aside(conv)
-    last_user_id: int | None = None
     for r in rows:
-        last_user_id = r[15]
         if r[0] not in member_of:
             continue
-        user = Operator(*r[:7])
+        idle = r[6]
+        idle = datetime.fromisoformat(idle) if isinstance(idle, str) else idle  # JSON: text
+        user = Operator(r[0], r[1], r[2], r[3], r[4], r[5], idle)
         load = _load(r, 7)
         if r[11]:
             tried.add(user.id)
@@ -325,13 +182,13 @@ async def assign_on_postgres(
     chosen: list[_Chosen] = []
     contended: set[int] = set()
     for cand in ordered:
-        locked = (await conn.execute(_lock_statement(), {"uid": cand.id})).first()
+        locked = (await conn.execute(lock_statement(), {"uid": cand.id})).first()
         if locked is None:
             contended.add(cand.id)  # another transaction holds this operator right now
             continue
         # Status and load are re-read under the lock: what another node committed counts.
         receives = locked.receives_voice if conv.medium == m.Medium.VOICE else locked.receives_chats
-        fresh_row = (await conn.execute(_fresh_statement(), {"ids": [cand.id], "uid": cand.id})).one()
+        fresh_row = (await conn.execute(fresh_statement(), {"uid": cand.id})).one()
         fresh = _load(fresh_row, 0)
         if not receives or not fits(
             cand.user, fresh, conv.medium, chats_block_calls=primary.chats_block_calls
@@ -345,7 +202,7 @@ async def assign_on_postgres(
         rp.held |= contended  # this one may still go to them: nobody behind it does
         return None
     now = pinned or datetime.now(UTC)  # the moment of the offer: after the locks
-    await _write(session, conv, primary, chosen, now)
+    await _write(conn, session, conv, primary, chosen, now)
     return Assignment(conv.id, tuple(c.user.id for c in chosen), False)
 
 
@@ -485,7 +342,12 @@ def _write_statement(offers: int, ringing: tuple[bool, ...]) -> Any:
 
 
 async def _write(
-    session: AsyncSession, conv: m.Conversation, queue: m.Queue, chosen: list[_Chosen], now: datetime
+    conn: AsyncConnection,
+    session: AsyncSession,
+    conv: Any,
+    queue: m.Queue,
+    chosen: list[_Chosen],
+    now: datetime,
 ) -> None:
     """Step 5: every row of the offer in one statement; events in the ORM path's order
     (each operator's ``conversation.offered``, then each ``presence.changed``)."""
@@ -557,7 +419,7 @@ async def _write(
         params[f"ev_queue_{k}"] = queue_id
         params[f"ev_user_{k}"] = user_id
         params[f"ev_at_{k}"] = datetime.now(UTC)
-    await (await session.connection()).execute(_write_statement(len(chosen), tuple(ringing)), params)
+    await conn.execute(_write_statement(len(chosen), tuple(ringing)), params)
     unit_of_work(session).events_written = True
     _expire_loaded(session, conv.id, [c.user.id for c in chosen])
 

@@ -200,6 +200,18 @@ class QueueRoutingState(Base):
     last_user_id: Mapped[int | None] = mapped_column(Integer)
 
 
+class RoutingConfig(Base):
+    """One row (``id`` 1): the version of every queue's routing settings, members and required
+    skills. On PostgreSQL, triggers on ``queues``, ``queue_members`` and ``queue_skills`` set it
+    from a sequence in the changing transaction; each node's router caches those rows for one
+    version (``omni.domain.routing_config``). Unused on SQLite."""
+
+    __tablename__ = "routing_config"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
 class OperatorStatus(Base):
     """Admin-defined shared statuses; system ones are created by the first migration."""
 
