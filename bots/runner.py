@@ -20,11 +20,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots import engine as e
 from bots.scenario import AskNode, MenuNode, RecordNode, Scenario, ScenarioFormatError, SurveyNode, load
+from bots.step_writes import StepRecord, write_step
 from omni.db import Database
 from omni.db import models as m
 from omni.db.unit_of_work import unit_of_work
@@ -108,6 +109,9 @@ def _facts(
 class BotRunner:
     """The core's bot gateway (``Database.plugins``) and the deadline handler."""
 
+    companion: type[m.Base] | None = m.BotSession
+    """The ingest look-up locks the conversation's bot session with it (one round trip)."""
+
     def __init__(self, db: Database, *, http: HttpFn | None = None) -> None:
         self.db = db
         self.http = http or call_http
@@ -150,9 +154,15 @@ class BotRunner:
         return True
 
     async def on_inbound(self, session: AsyncSession, conv: m.Conversation, message: m.Message) -> bool:
-        """A customer message while the conversation is with the bot; ``False`` if no bot runs."""
-        with session.no_autoflush:  # the inbound message's writes go out with the reply's flush
-            bot = await session.get(m.BotSession, conv.id, with_for_update=True)
+        """A customer message while the conversation is with the bot; ``False`` if no bot runs.
+
+        The session row is usually read already, locked with the conversation by the ingest
+        look-up (:attr:`companion`); otherwise (SQLite, another caller) it is read here."""
+        taken, held = unit_of_work(session).take_held(m.BotSession, conv.id)
+        bot = held if isinstance(held, m.BotSession) and inspect(held).persistent else None
+        if not taken or (held is not None and bot is None):
+            with session.no_autoflush:  # the inbound message's writes go out at commit
+                bot = await session.get(m.BotSession, conv.id, with_for_update=True)
         if bot is None or bot.status != "running":
             return False
         button = next(
@@ -290,23 +300,15 @@ class BotRunner:
         open_ = await queue_open(session, queue, now) if queue is not None else True  # calendars too
         facts = _facts(conv, contact, queue, slots, now, open_)
         state = e.State.from_json(bot.state) if bot.state else None
-        # The session row is written once, at the end of the step (one UPDATE): the bot's
-        # replies flush the session on their way, so touching ``bot`` earlier costs a second.
+        # The session row and the step records are written once, at the end of the step,
+        # with statements built once (``bots.step_writes``), not by the ORM's flush.
         token = bot.timer_token
+        steps: list[StepRecord] = []
         for _ in range(MAX_CHAINED_EVENTS):
             outcome = e.advance(scenario, state, event, facts)
             state = outcome.state
             token += 1
-            for step in outcome.steps:
-                session.add(
-                    m.BotStep(
-                        revision_id=bot.revision_id,
-                        conversation_id=conv.id,
-                        channel=conv.channel,
-                        node=step.node,
-                        outcome=step.outcome[:64],
-                    )
-                )
+            steps.extend(StepRecord(bot.revision_id, s.node[:64], s.outcome[:64]) for s in outcome.steps)
             follow_up = await self._carry_out(session, conv, bot, outcome, token)
             if isinstance(follow_up, tuple):  # moved to another scenario
                 scenario, state = follow_up
@@ -315,10 +317,11 @@ class BotRunner:
             if follow_up is None:
                 break
             event = follow_up
-        bot.timer_token = token
-        bot.state = state.to_json() if state else {}
-        bot.status = state.status if state else "error"
-        bot.updated_at = datetime.now(UTC)
+        await write_step(
+            session, bot, conv, steps,
+            state=state.to_json() if state else {}, status=state.status if state else "error",
+            timer_token=token, now=datetime.now(UTC),
+        )  # fmt: skip
         merged = _merged(conv.variables, state)
         if conv.variables != merged:
             conv.variables = merged
