@@ -317,14 +317,14 @@ class BotRunner:
             if follow_up is None:
                 break
             event = follow_up
+        merged = _merged(conv.variables, state)
+        if conv.variables != merged:
+            conv.variables = merged
         await write_step(
             session, bot, conv, steps,
             state=state.to_json() if state else {}, status=state.status if state else "error",
             timer_token=token, now=datetime.now(UTC),
         )  # fmt: skip
-        merged = _merged(conv.variables, state)
-        if conv.variables != merged:
-            conv.variables = merged
         ran_out = bot.status in ("ended", "error") and conv.status == m.ConversationStatus.BOT
         if ran_out and (conv.variables or {}).get(OUTBOUND_START):
             # An outbound start (an agentless notification) that ran out of nodes is done: the

@@ -10,7 +10,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ARRAY, JSON, BigInteger, Integer, String, Table, bindparam, insert, text, update
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    BigInteger,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    insert,
+    inspect,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -31,18 +43,26 @@ _UPDATE_SESSION = (
 )
 _INSERT_STEPS = insert(_STEPS)
 
-_BOTH = text(
-    """
+_SESSION_CTE = """
     WITH written AS (
         UPDATE bot_sessions
         SET state = :state, status = :status, timer_token = :timer_token, updated_at = :at
         WHERE conversation_id = :conversation_id
-    )
+    )"""
+_CONVERSATION_CTE = """,
+    talked AS (
+        UPDATE conversations SET last_message_at = :last_message_at, variables = :variables
+        WHERE id = :conversation_id
+    )"""
+_STEPS_INSERT = """
     INSERT INTO bot_steps (revision_id, conversation_id, channel, node, outcome, created_at)
     SELECT step.revision_id, :conversation_id, :channel, step.node, step.outcome, :at
     FROM unnest(:revisions, :nodes, :outcomes) AS step (revision_id, node, outcome)
     """
-).bindparams(
+_CONVERSATION_WRITES = frozenset({"last_message_at", "variables"})
+"""The conversation's columns a step usually changes (the message times, the variables the
+bot collected): when they are all it changed, they go out with the step's statement."""
+_TYPES = (
     bindparam("state", type_=JSON),
     bindparam("status", type_=String),
     bindparam("timer_token", type_=Integer),
@@ -53,8 +73,15 @@ _BOTH = text(
     bindparam("nodes", type_=ARRAY(String)),
     bindparam("outcomes", type_=ARRAY(String)),
 )
+_BOTH = text(_SESSION_CTE + _STEPS_INSERT).bindparams(*_TYPES)
 """PostgreSQL: the session update rides along with the steps' insert (a data-modifying CTE
 always runs, steps or none), one round trip."""
+_ALL_THREE = text(_SESSION_CTE + _CONVERSATION_CTE + _STEPS_INSERT).bindparams(
+    *_TYPES,
+    bindparam("last_message_at", type_=m.Conversation.__table__.c.last_message_at.type),
+    bindparam("variables", type_=JSON),
+)
+"""…and the conversation's update too, when the step changed nothing else of it."""
 
 
 @dataclass(slots=True)
@@ -98,9 +125,15 @@ async def _write(
     now: datetime,
 ) -> None:
     if session.get_bind().dialect.name == "postgresql":
+        statement, params = _BOTH, {}
+        changed = inspect(conv).committed_state.keys()
+        if changed and changed <= _CONVERSATION_WRITES:
+            statement = _ALL_THREE
+            params = {"last_message_at": conv.last_message_at, "variables": conv.variables}
         await session.execute(
-            _BOTH,
-            {
+            statement,
+            params
+            | {
                 "state": state,
                 "status": status,
                 "timer_token": timer_token,
@@ -112,6 +145,8 @@ async def _write(
                 "outcomes": [s.outcome for s in steps],
             },
         )
+        for key, value in params.items():  # written: the ORM's flush leaves them alone
+            set_committed_value(conv, key, value)
     else:
         await session.execute(
             _UPDATE_SESSION,
