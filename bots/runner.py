@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlalchemy import inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 
 from bots import engine as e
 from bots.scenario import AskNode, MenuNode, RecordNode, Scenario, ScenarioFormatError, SurveyNode, load
@@ -183,6 +184,12 @@ class BotRunner:
         await session.execute(
             m.BotSession.__table__.delete().where(m.BotSession.conversation_id == conv.id)  # type: ignore[attr-defined]
         )
+        # The ended run's row, if this transaction read it (the ingest look-up, a reopen that
+        # overflows to a bot), is gone: the new run's row takes its place in the session.
+        unit_of_work(session).take_held(m.BotSession, conv.id)
+        ended = session.identity_map.get(identity_key(m.BotSession, conv.id))
+        if ended is not None:
+            session.expunge(ended)
         return await self.start(session, conv, scenario_key)
 
     async def on_deadline(self, session: AsyncSession, row: m.Deadline) -> None:
