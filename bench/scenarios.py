@@ -2,7 +2,7 @@
 
 Run (services started with ``eval "$(scripts/services.sh start)"``)::
 
-    .venv/bin/python bench/scenarios.py [--conversations 1000] [--workers 32] [--out bench/results/bots.json]
+    .venv/bin/python bench/scenarios.py [--conversations 1000] [--workers 32] [--processes 2] [--out F.json]
 
 What it does, on 127.0.0.1 only:
 
@@ -16,6 +16,9 @@ What it does, on 127.0.0.1 only:
    the right number, a survey answer) through ``do_ingest_inbound`` — every step is the whole
    production path: store the message, lock the bot session, run the engine, persist state,
    store the bot's reply and its events, and commit. Each step is timed on its own.
+   ``--processes N`` (N > 1) then runs the same again with ``--conversations`` more customers
+   split over N processes on the same database, each with its own pool, event loop and
+   runner (what ``omni serve --workers N`` runs), and reports that figure as well;
 4. the floor: the pure engine (``bots.engine.advance``) on the same scenario and inputs, no
    database, to show what the database and messaging cost on top.
 """
@@ -102,18 +105,22 @@ async def step(db: Database, inbox_id: int, customer: int, body: str, button: st
     return time.perf_counter() - started
 
 
-async def run_omni(db: Database, inbox_id: int, conversations: int, workers: int) -> dict[str, Any]:
+async def open_conversations(db: Database, inbox_id: int, customers: range, workers: int) -> list[float]:
+    """Each customer's first message: a real transaction that starts the scenario."""
     gate = asyncio.Semaphore(workers)
 
     async def opener(i: int) -> float:
         async with gate:
             return await step(db, inbox_id, i, "hello", None)
 
-    t = time.perf_counter()
-    opened = await asyncio.gather(*(opener(i) for i in range(conversations)))
-    open_seconds = time.perf_counter() - t
-    log(f"  {conversations} bot conversations opened in {open_seconds:.1f}s")
-    # The timed part: every customer answers in turn, all customers concurrently (bounded).
+    return list(await asyncio.gather(*(opener(i) for i in customers)))
+
+
+async def answer_all(db: Database, inbox_id: int, customers: range, workers: int) -> dict[str, Any]:
+    """The timed part: every customer answers in turn, all customers concurrently (bounded).
+    Returns the step latencies, wall and CPU seconds, statements, and the wall clock's start
+    and end (``time.time()``, to merge several processes)."""
+    gate = asyncio.Semaphore(workers)
     latencies: list[float] = []
 
     async def customer(i: int) -> None:
@@ -128,30 +135,96 @@ async def run_omni(db: Database, inbox_id: int, conversations: int, workers: int
         statements += 1
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", count)
-    t, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(customer(i) for i in range(conversations)))
+    began, t, cpu = time.time(), time.perf_counter(), time.process_time()
+    await asyncio.gather(*(customer(i) for i in customers))
     wall, cpu = time.perf_counter() - t, time.process_time() - cpu
     event.remove(db.engine.sync_engine, "before_cursor_execute", count)
-    async with db.transaction() as s:
-        from sqlalchemy import func, select
+    return {"latencies": latencies, "wall": wall, "cpu": cpu, "statements": statements,
+            "began": began, "ended": began + wall}  # fmt: skip
 
+
+async def outcome(db: Database) -> tuple[dict[str, int], int]:
+    """Bot sessions by status and the engine steps recorded."""
+    from sqlalchemy import func, select
+
+    async with db.transaction() as s:
         statuses = dict(
             (await s.execute(select(m.BotSession.status, func.count()).group_by(m.BotSession.status))).all()
         )
         steps = await s.scalar(select(func.count()).select_from(m.BotStep))
-    stats = summarize(latencies)
+    return statuses, int(steps or 0)
+
+
+def step_figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One or several processes' timed parts as one figure: steps/s over the span from the
+    first start to the last end, CPU and statements per step summed over the processes."""
+    latencies = [x for run in runs for x in run["latencies"]]
+    n = max(1, len(latencies))
+    wall = max(run["ended"] for run in runs) - min(run["began"] for run in runs)
+    return {
+        **asdict(summarize(latencies)),
+        "wall_seconds": round(wall, 2),
+        "steps_per_second_wall": round(len(latencies) / wall, 1),
+        "cpu_ms_per_step": round(sum(run["cpu"] for run in runs) * 1000 / n, 3),
+        "sql_statements_per_step": round(sum(run["statements"] for run in runs) / n, 2),
+    }
+
+
+async def run_omni(db: Database, inbox_id: int, conversations: int, workers: int) -> dict[str, Any]:
+    t = time.perf_counter()
+    opened = await open_conversations(db, inbox_id, range(conversations), workers)
+    open_seconds = time.perf_counter() - t
+    log(f"  {conversations} bot conversations opened in {open_seconds:.1f}s")
+    run = await answer_all(db, inbox_id, range(conversations), workers)
+    statuses, steps = await outcome(db)
     return {
         "open": {**asdict(summarize(opened)), "wall_seconds": round(open_seconds, 2)},
-        "steps": {
-            **asdict(stats),
-            "wall_seconds": round(wall, 2),
-            "steps_per_second_wall": round(len(latencies) / wall, 1),
-            "cpu_ms_per_step": round(cpu * 1000 / max(1, len(latencies)), 3),
-            "sql_statements_per_step": round(statements / max(1, len(latencies)), 2),
-        },
+        "steps": step_figures([run]),
         "bot_sessions_by_status": statuses,
         "engine_steps_recorded": steps,
     }
+
+
+def _process(url: str, inbox_id: int, customers: range, workers: int, ready: Any, results: Any) -> None:
+    """One of ``--processes``: its own event loop, pool and bot runner on the shared database
+    (like a worker of ``omni serve --workers N``); opens its customers' conversations, waits
+    for the others, then runs the timed part."""
+
+    async def run() -> dict[str, Any]:
+        db = Database(url, pool_size=workers)
+        runner.install(db)
+        try:
+            await open_conversations(db, inbox_id, customers, workers)
+            await asyncio.get_running_loop().run_in_executor(None, ready.wait)
+            return await answer_all(db, inbox_id, customers, workers)
+        finally:
+            await db.dispose()
+
+    results.put(asyncio.run(run()))
+
+
+def run_processes(
+    url: str, inbox_id: int, first: int, conversations: int, workers: int, n: int
+) -> dict[str, Any]:
+    """``conversations`` more customers split over ``n`` processes, ``workers`` steps in flight
+    in each, all on the same database; one figure for them all (see :func:`step_figures`)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    ready, results = ctx.Barrier(n), ctx.Queue()
+    share = conversations // n
+    children = [
+        ctx.Process(target=_process, args=(url, inbox_id, range(first + k * share, first + (k + 1) * share),
+                                           workers, ready, results))
+        for k in range(n)
+    ]  # fmt: skip
+    for child in children:
+        child.start()
+    runs = [results.get(timeout=3600) for _ in children]
+    for child in children:
+        child.join()
+    return {"processes": n, "conversations": share * n, "workers_per_process": workers,
+            "steps": step_figures(runs)}  # fmt: skip
 
 
 def run_floor(conversations: int) -> dict[str, Any]:
@@ -189,6 +262,19 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             omni = await run_omni(db, inbox_id, args.conversations, args.workers)
         finally:
             await db.dispose()
+        if args.processes > 1:
+            log(f"Omni, {args.processes} processes: {args.conversations} more conversations, "
+                f"{args.workers} workers each")  # fmt: skip
+            omni["processes"] = await asyncio.to_thread(
+                run_processes, url, inbox_id, args.conversations, args.conversations, args.workers,
+                args.processes,
+            )  # fmt: skip
+            db = Database(url, pool_size=1)
+            try:  # both parts: every conversation closed, none lost or stepped twice
+                statuses, steps = await outcome(db)
+                omni["processes"] |= {"bot_sessions_by_status": statuses, "engine_steps_recorded": steps}
+            finally:
+                await db.dispose()
     finally:
         await admin_execute(admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     log("floor: the pure engine")
@@ -222,6 +308,15 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"{'CPU ms per step (this process)':34}{o['cpu_ms_per_step']:>20}{f['cpu_ms_per_step']:>16}")
     print(f"{'SQL statements per step':34}{o['sql_statements_per_step']:>20}{0:>16}")
     print(f"{'ratio to the engine (wall)':34}{report['ratio_to_engine']:>20}")
+    if "processes" in report["omni"]:
+        p = report["omni"]["processes"]
+        print(f"{p['processes']} processes, same database ({p['conversations']} more conversations):")
+        print(f"{'  steps/s (wall, all processes)':34}{p['steps']['steps_per_second_wall']:>20}")
+        for key in ("p50_ms", "p99_ms"):
+            print(f"{'  step ' + key:34}{p['steps'][key]:>20}")
+        print(f"{'  CPU ms per step (all processes)':34}{p['steps']['cpu_ms_per_step']:>20}")
+        print(f"{'  SQL statements per step':34}{p['steps']['sql_statements_per_step']:>20}")
+        print(f"{'  bot sessions by status (both)':34}{json.dumps(p['bot_sessions_by_status']):>20}")
     m_ = report["machine"]
     print(f"{'load average start / end':34}{m_['load_average_at_start']!s:>20} / {m_['load_average']}")
     print(f"{'bot sessions by status':34}{json.dumps(report['omni']['bot_sessions_by_status']):>20}")
@@ -230,7 +325,10 @@ def print_table(report: dict[str, Any]) -> None:
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--conversations", type=int, default=1000)
-    parser.add_argument("--workers", type=int, default=32, help="steps in flight at once")
+    parser.add_argument("--workers", type=int, default=32, help="steps in flight at once (per process)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="also run N processes on one database, --conversations/N more customers "
+                             "each (like omni serve --workers N); the one-process figure stays")  # fmt: skip
     parser.add_argument("--dsn", default="")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()

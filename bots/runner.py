@@ -20,11 +20,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 
 from bots import engine as e
 from bots.scenario import AskNode, MenuNode, RecordNode, Scenario, ScenarioFormatError, SurveyNode, load
+from bots.step_writes import StepRecord, write_step
 from omni.db import Database
 from omni.db import models as m
 from omni.db.unit_of_work import unit_of_work
@@ -108,6 +110,9 @@ def _facts(
 class BotRunner:
     """The core's bot gateway (``Database.plugins``) and the deadline handler."""
 
+    companion: type[m.Base] | None = m.BotSession
+    """The ingest look-up locks the conversation's bot session with it (one round trip)."""
+
     def __init__(self, db: Database, *, http: HttpFn | None = None) -> None:
         self.db = db
         self.http = http or call_http
@@ -150,9 +155,15 @@ class BotRunner:
         return True
 
     async def on_inbound(self, session: AsyncSession, conv: m.Conversation, message: m.Message) -> bool:
-        """A customer message while the conversation is with the bot; ``False`` if no bot runs."""
-        with session.no_autoflush:  # the inbound message's writes go out with the reply's flush
-            bot = await session.get(m.BotSession, conv.id, with_for_update=True)
+        """A customer message while the conversation is with the bot; ``False`` if no bot runs.
+
+        The session row is usually read already, locked with the conversation by the ingest
+        look-up (:attr:`companion`); otherwise (SQLite, another caller) it is read here."""
+        taken, held = unit_of_work(session).take_held(m.BotSession, conv.id)
+        bot = held if isinstance(held, m.BotSession) and inspect(held).persistent else None
+        if not taken or (held is not None and bot is None):
+            with session.no_autoflush:  # the inbound message's writes go out at commit
+                bot = await session.get(m.BotSession, conv.id, with_for_update=True)
         if bot is None or bot.status != "running":
             return False
         button = next(
@@ -173,6 +184,12 @@ class BotRunner:
         await session.execute(
             m.BotSession.__table__.delete().where(m.BotSession.conversation_id == conv.id)  # type: ignore[attr-defined]
         )
+        # The ended run's row, if this transaction read it (the ingest look-up, a reopen that
+        # overflows to a bot), is gone: the new run's row takes its place in the session.
+        unit_of_work(session).take_held(m.BotSession, conv.id)
+        ended = session.identity_map.get(identity_key(m.BotSession, conv.id))
+        if ended is not None:
+            session.expunge(ended)
         return await self.start(session, conv, scenario_key)
 
     async def on_deadline(self, session: AsyncSession, row: m.Deadline) -> None:
@@ -290,23 +307,15 @@ class BotRunner:
         open_ = await queue_open(session, queue, now) if queue is not None else True  # calendars too
         facts = _facts(conv, contact, queue, slots, now, open_)
         state = e.State.from_json(bot.state) if bot.state else None
-        # The session row is written once, at the end of the step (one UPDATE): the bot's
-        # replies flush the session on their way, so touching ``bot`` earlier costs a second.
+        # The session row and the step records are written once, at the end of the step,
+        # with statements built once (``bots.step_writes``), not by the ORM's flush.
         token = bot.timer_token
+        steps: list[StepRecord] = []
         for _ in range(MAX_CHAINED_EVENTS):
             outcome = e.advance(scenario, state, event, facts)
             state = outcome.state
             token += 1
-            for step in outcome.steps:
-                session.add(
-                    m.BotStep(
-                        revision_id=bot.revision_id,
-                        conversation_id=conv.id,
-                        channel=conv.channel,
-                        node=step.node,
-                        outcome=step.outcome[:64],
-                    )
-                )
+            steps.extend(StepRecord(bot.revision_id, s.node[:64], s.outcome[:64]) for s in outcome.steps)
             follow_up = await self._carry_out(session, conv, bot, outcome, token)
             if isinstance(follow_up, tuple):  # moved to another scenario
                 scenario, state = follow_up
@@ -315,13 +324,14 @@ class BotRunner:
             if follow_up is None:
                 break
             event = follow_up
-        bot.timer_token = token
-        bot.state = state.to_json() if state else {}
-        bot.status = state.status if state else "error"
-        bot.updated_at = datetime.now(UTC)
         merged = _merged(conv.variables, state)
         if conv.variables != merged:
             conv.variables = merged
+        await write_step(
+            session, bot, conv, steps,
+            state=state.to_json() if state else {}, status=state.status if state else "error",
+            timer_token=token, now=datetime.now(UTC),
+        )  # fmt: skip
         ran_out = bot.status in ("ended", "error") and conv.status == m.ConversationStatus.BOT
         if ran_out and (conv.variables or {}).get(OUTBOUND_START):
             # An outbound start (an agentless notification) that ran out of nodes is done: the

@@ -27,6 +27,12 @@ class BotGateway(Protocol):
     """How the core hands conversations to the scenario engine (``bots.runner``) without
     importing it; the composition root plugs it in through ``Database.plugins``."""
 
+    companion: type[m.Base] | None
+    """A mapped class whose primary key is a conversation id (the bot session), or ``None``.
+    Every inbound message of a conversation the gateway runs needs that row locked; the
+    ingest look-up reads it ``FOR UPDATE`` with the conversation, in the same round trip, and
+    leaves it in :attr:`UnitOfWork.held` for :meth:`on_inbound` (bench/scenarios.py)."""
+
     async def start(
         self,
         session: AsyncSession,
@@ -74,10 +80,23 @@ class UnitOfWork:
     """Routing may now find a match: the routing engine is nudged after the commit."""
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     """Work to start once the changes are committed (a bot's HTTP calls), in order."""
+    held: dict[tuple[type[m.Base], Any], m.Base | None] = field(default_factory=dict)
+    """Rows this transaction already read ``FOR UPDATE`` for a plug-in, by (mapped class,
+    primary key); ``None``: looked for under the same lock and absent. The core fills it (the
+    ingest look-up reads the bot gateway's ``companion``); the plug-in takes its row with
+    :meth:`take_held` instead of reading and locking it again."""
 
     @classmethod
     def of(cls, plugins: Plugins) -> UnitOfWork:
         return cls(bot_gateway=plugins.bot_gateway, deadline_handlers=plugins.deadline_handlers)
+
+    def take_held(self, cls: type[m.Base], key: Any) -> tuple[bool, m.Base | None]:
+        """``(True, row)`` when the row of ``cls`` with primary key ``key`` was read locked in
+        this transaction (``row`` is ``None`` when it does not exist), else ``(False, None)``:
+        read it yourself. Taken once: a second call reads it again."""
+        if (cls, key) not in self.held:
+            return False, None
+        return True, self.held.pop((cls, key))
 
     def call_after_commit(self, work: Callable[[], None]) -> None:
         """Run ``work`` after the commit; never if the transaction rolls back."""

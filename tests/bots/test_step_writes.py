@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bots import runner, service
 from omni.db import models as m
@@ -98,3 +98,106 @@ async def test_bot_step_that_names_the_queue_or_asks_for_agents_reads_the_queue(
 ) -> None:
     conv_id = await _say(svc, await _inbox(svc, "facts", QUEUE_FACTS, staffed=staffed), "hello")
     assert await _bodies(svc, conv_id) == ["front has agents" if staffed else "front is empty"]
+
+
+ASKS_NUMBER: dict[str, Any] = {
+    "name": "asks a name and a number", "start": "who",
+    "variables": [{"name": "who"}, {"name": "n", "type": "number"}],
+    "nodes": [{"id": "who", "type": "ask", "input": "text", "content": {"text": "Your name?"},
+               "variable": "who", "ports": {"next": "ask", "on_max_retries": "bye"}},
+              {"id": "ask", "type": "ask", "input": "number", "content": {"text": "A number?"},
+               "variable": "n", "retries": 5, "ports": {"next": "bye", "on_max_retries": "bye"}},
+              {"id": "bye", "type": "close", "message": {"text": "Got {{n}}"}}],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("answer", ["Ann", "not a number"])
+async def test_a_bot_step_on_postgresql_is_a_look_up_two_messages_one_write_and_its_events(
+    svc: Services, answer: str
+) -> None:
+    """The ingest look-up locks the bot session with the conversation (no second select); the
+    session's update, the step records and the conversation's update (its message time, the
+    variables the bot collected) go out in one statement (bench/README.md, issue 15)."""
+    if svc.db.is_sqlite:
+        pytest.skip("SQLite looks rows up one by one (no LATERAL; embedded, one process)")
+    from sqlalchemy import event
+
+    inbox_id = await _inbox(svc, "asks", ASKS_NUMBER)
+    conv_id = await _say(svc, inbox_id, "hello")
+    if answer != "Ann":
+        await _say(svc, inbox_id, "Ann")
+    seen: list[str] = []
+
+    def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        seen.append(statement.split()[0])
+
+    event.listen(svc.db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        assert await _say(svc, inbox_id, answer) == conv_id
+    finally:
+        event.remove(svc.db.engine.sync_engine, "before_cursor_execute", count)
+    assert seen == ["SELECT", "INSERT", "INSERT", "WITH", "INSERT"], seen
+    assert (await _bodies(svc, conv_id))[-1] == "A number?"
+    async with svc.db.transaction() as s:
+        bot = await s.get_one(m.BotSession, conv_id)
+        conv = await s.get_one(m.Conversation, conv_id)
+        newest = select(func.max(m.Message.created_at)).where(m.Message.conversation_id == conv_id)
+        last = await s.scalar(newest)
+        steps = (await s.scalars(select(m.BotStep.outcome).where(m.BotStep.conversation_id == conv_id))).all()
+        events = await s.scalar(
+            select(func.count()).where(m.Event.conversation_id == conv_id, m.Event.type == "message.created")
+        )
+        assert bot.status == "running" and bot.state["node"] == "ask"
+        assert bot.timer_token == (2 if answer == "Ann" else 3)
+        assert conv.variables["who"] == "Ann" and conv.last_message_at == last
+        assert events == (4 if answer == "Ann" else 6)
+        assert ("invalid" in steps) == (answer != "Ann")
+
+
+async def test_an_answer_that_waits_for_the_step_before_it_sees_what_that_step_wrote(svc: Services) -> None:
+    """The look-up locks the bot session with the conversation: a second message of the same
+    customer waits for the first step to commit and then steps from the state it wrote, never
+    writing over it (a stale session read would lose the first step's attempt and token)."""
+    if svc.db.is_sqlite:
+        pytest.skip("SQLite runs one transaction at a time")
+    import asyncio
+
+    from sqlalchemy import text
+
+    inbox_id = await _inbox(svc, "asks", ASKS_NUMBER)
+    conv_id = await _say(svc, inbox_id, "hello")
+    await _say(svc, inbox_id, "Ann")
+    stepped, commit = asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        async with svc.db.transaction() as s:
+            said = c.InboundMessage(inbox_id, identity_kind="external", identity_value="cust", body="x")
+            await c.do_ingest_inbound(s, said)
+            stepped.set()
+            await commit.wait()
+
+    one = asyncio.create_task(first())
+    await stepped.wait()
+    two = asyncio.create_task(_say(svc, inbox_id, "def"))
+    async with svc.db.engine.connect() as conn:  # the second look-up waits for the first's lock
+        for _ in range(400):
+            waiting = await conn.scalar(
+                text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                     "AND wait_event_type = 'Lock'")
+            )  # fmt: skip
+            await conn.rollback()
+            if waiting:
+                break
+            await asyncio.sleep(0.025)
+        assert waiting, "the second message never waited for the first step's lock"
+    commit.set()
+    await one
+    assert await two == conv_id
+    async with svc.db.transaction() as s:
+        bot = await s.get_one(m.BotSession, conv_id)
+        invalid = await s.scalar(
+            select(func.count()).where(m.BotStep.conversation_id == conv_id, m.BotStep.outcome == "invalid")
+        )
+        assert bot.status == "running" and bot.timer_token == 4 and invalid == 2
+        assert bot.state["attempts"] == {"ask": 2}, bot.state
+    assert await _bodies(svc, conv_id) == ["Your name?"] + ["A number?"] * 3

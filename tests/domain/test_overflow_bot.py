@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from sqlalchemy import select
+from sqlalchemy.exc import SAWarning
 
 from bots import runner, service
 from omni.db import models as m
@@ -194,3 +196,21 @@ async def test_closed_queue_overflowing_to_a_bot_greets_a_new_customer_once(worl
     async with world.services.db.transaction() as s:
         conv = await s.get_one(m.Conversation, cid)
     assert (conv.status, conv.variables.get("phone")) == ("closed", "+79123456789")
+    # The customer writes again: the closed conversation reopens, the closed queue overflows to
+    # the bot again, and a new run starts in place of the ended one (whose session row the
+    # ingest look-up has already read and locked with the conversation).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SAWarning)  # two rows for one conversation in the session
+        async with world.services.db.transaction() as s:
+            again = await c.do_ingest_inbound(
+                s,
+                InboundMessage(
+                    inbox_id=world.inbox_id, identity_kind="external", identity_value="cust", body="hi"
+                ),
+            )
+    assert again.conversation.id == cid
+    assert (await said())[-1] == "We are closed. Your phone number?"
+    async with world.services.db.transaction() as s:
+        conv = await s.get_one(m.Conversation, cid)
+        bot = await s.get_one(m.BotSession, cid)
+    assert (conv.status, bot.status, bot.state["node"]) == ("bot", "running", "ask")

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from omni.db import models as m
+from omni.db.unit_of_work import unit_of_work
 from omni.domain.contacts import do_create_contact, do_resolve_contact, identity_value, learn_name
 from omni.domain.conversations._common import (
     MAX_BODY,
@@ -113,9 +114,14 @@ class _Found:
 
 
 @functools.cache
-def _look_up_statement(redelivery: bool, queue: bool = False) -> Select[Any]:
+def _look_up_statement(
+    redelivery: bool, companion: type[m.Base] | None = None, queue: bool = False
+) -> Select[Any]:
     """``_look_up``'s statement, built once per shape and run with bound parameters: building
     it (coercions, the lateral alias) cost more Python than the round trips it saves.
+
+    ``companion``: the bot gateway's row keyed by the conversation id (its session), read
+    ``FOR UPDATE`` after the conversation's lock, as the gateway itself would lock it.
     ``queue``: the inbox's queue too, for a message that nearly always starts a conversation
     (a call): the conversation's queue is then in the session, not one more select."""
     stored: Any = null()
@@ -146,6 +152,10 @@ def _look_up_statement(redelivery: bool, queue: bool = False) -> Select[Any]:
         .outerjoin(latest, true())
         .where(m.Inbox.id == bindparam("inbox_id"))
     )
+    if companion is not None:
+        (key,) = companion.__mapper__.primary_key
+        held = select(companion).where(key == latest.c.id).with_for_update().lateral("companion")
+        statement = statement.add_columns(aliased(companion, held)).outerjoin(held, true())
     if queue:
         statement = statement.add_columns(m.Queue).outerjoin(m.Queue, m.Queue.id == m.Inbox.queue_id)
     return statement
@@ -167,11 +177,17 @@ async def _look_up(session: AsyncSession, msg: InboundMessage) -> _Found | None:
     params = {"kind": msg.identity_kind, "value": value, "inbox_id": msg.inbox_id}
     if msg.external_id:
         params["external_id"] = msg.external_id
+    gateway = bot_gateway(session)
+    companion = gateway.companion if gateway is not None else None
     calling = msg.medium == m.Medium.VOICE
-    row = (await session.execute(_look_up_statement(bool(msg.external_id), calling), params)).first()
+    statement = _look_up_statement(bool(msg.external_id), companion, calling)
+    row = (await session.execute(statement, params)).first()
     if row is None:
         return _Found(value, None, None, None, None)
-    return _Found(value, row[0], row[1], row[2], row[3], row[4] if calling else None)
+    if companion is not None and row[2] is not None:
+        unit_of_work(session).held[(companion, row[2].id)] = row[4]
+    queue = row[-1] if calling else None
+    return _Found(value, row[0], row[1], row[2], row[3], queue)
 
 
 @dataclass(slots=True)

@@ -1,0 +1,173 @@
+"""A bot step's own rows: the session's new state and the step records, written at the end
+of the step with statements built once (one on PostgreSQL, two on SQLite), not by the ORM's
+flush. The unit of work's flush of a session row and of a few ``BotStep`` objects cost more
+Python than the statements themselves (bench/scenarios.py, bench/README.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    BigInteger,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    insert,
+    inspect,
+    text,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from omni.db import models as m
+
+_SESSIONS = cast(Table, m.BotSession.__table__)
+_STEPS = cast(Table, m.BotStep.__table__)
+
+_UPDATE_SESSION = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.conversation_id == bindparam("b_conversation_id"))
+    .values(
+        state=bindparam("b_state"),
+        status=bindparam("b_status"),
+        timer_token=bindparam("b_timer_token"),
+        updated_at=bindparam("b_updated_at"),
+    )
+)
+_INSERT_STEPS = insert(_STEPS)
+
+_SESSION_CTE = """
+    WITH written AS (
+        UPDATE bot_sessions
+        SET state = :state, status = :status, timer_token = :timer_token, updated_at = :at
+        WHERE conversation_id = :conversation_id
+    )"""
+_CONVERSATION_CTE = """,
+    talked AS (
+        UPDATE conversations SET last_message_at = :last_message_at, variables = :variables
+        WHERE id = :conversation_id
+    )"""
+_STEPS_INSERT = """
+    INSERT INTO bot_steps (revision_id, conversation_id, channel, node, outcome, created_at)
+    SELECT step.revision_id, :conversation_id, :channel, step.node, step.outcome, :at
+    FROM unnest(:revisions, :nodes, :outcomes) AS step (revision_id, node, outcome)
+    """
+_CONVERSATION_WRITES = frozenset({"last_message_at", "variables"})
+"""The conversation's columns a step usually changes (the message times, the variables the
+bot collected): when they are all it changed, they go out with the step's statement."""
+_TYPES = (
+    bindparam("state", type_=JSON),
+    bindparam("status", type_=String),
+    bindparam("timer_token", type_=Integer),
+    bindparam("at", type_=m.BotSession.__table__.c.updated_at.type),
+    bindparam("conversation_id", type_=BigInteger),
+    bindparam("channel", type_=String),
+    bindparam("revisions", type_=ARRAY(Integer)),
+    bindparam("nodes", type_=ARRAY(String)),
+    bindparam("outcomes", type_=ARRAY(String)),
+)
+_BOTH = text(_SESSION_CTE + _STEPS_INSERT).bindparams(*_TYPES)
+"""PostgreSQL: the session update rides along with the steps' insert (a data-modifying CTE
+always runs, steps or none), one round trip."""
+_ALL_THREE = text(_SESSION_CTE + _CONVERSATION_CTE + _STEPS_INSERT).bindparams(
+    *_TYPES,
+    bindparam("last_message_at", type_=m.Conversation.__table__.c.last_message_at.type),
+    bindparam("variables", type_=JSON),
+)
+"""…and the conversation's update too, when the step changed nothing else of it."""
+
+
+@dataclass(slots=True)
+class StepRecord:
+    """One ``BotStep`` row to write (the revision may change mid-step: a scenario jump)."""
+
+    revision_id: int
+    node: str
+    outcome: str
+
+
+async def write_step(
+    session: AsyncSession,
+    bot: m.BotSession,
+    conv: m.Conversation,
+    steps: list[StepRecord],
+    *,
+    state: dict[str, Any],
+    status: str,
+    timer_token: int,
+    now: datetime,
+) -> None:
+    """Write the session's new ``state``/``status``/``timer_token`` and ``steps``; ``bot``
+    (the session's ORM row, locked by the caller) gets the same values as committed ones,
+    so the ORM's flush does not write it a second time."""
+    with session.no_autoflush:  # what the step left pending goes out at commit, in one flush
+        await _write(session, bot, conv, steps, state, status, timer_token, now)
+    written = {"state": state, "status": status, "timer_token": timer_token, "updated_at": now}
+    for key, value in written.items():
+        set_committed_value(bot, key, value)
+
+
+async def _write(
+    session: AsyncSession,
+    bot: m.BotSession,
+    conv: m.Conversation,
+    steps: list[StepRecord],
+    state: dict[str, Any],
+    status: str,
+    timer_token: int,
+    now: datetime,
+) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        statement, params = _BOTH, {}
+        changed = inspect(conv).committed_state.keys()
+        if changed and changed <= _CONVERSATION_WRITES:
+            statement = _ALL_THREE
+            params = {"last_message_at": conv.last_message_at, "variables": conv.variables}
+        await session.execute(
+            statement,
+            params
+            | {
+                "state": state,
+                "status": status,
+                "timer_token": timer_token,
+                "at": now,
+                "conversation_id": bot.conversation_id,
+                "channel": conv.channel,
+                "revisions": [s.revision_id for s in steps],
+                "nodes": [s.node for s in steps],
+                "outcomes": [s.outcome for s in steps],
+            },
+        )
+        for key, value in params.items():  # written: the ORM's flush leaves them alone
+            set_committed_value(conv, key, value)
+    else:
+        await session.execute(
+            _UPDATE_SESSION,
+            {
+                "b_conversation_id": bot.conversation_id,
+                "b_state": state,
+                "b_status": status,
+                "b_timer_token": timer_token,
+                "b_updated_at": now,
+            },
+        )
+        if steps:
+            rows = [
+                {
+                    "revision_id": s.revision_id,
+                    "conversation_id": conv.id,
+                    "channel": conv.channel,
+                    "node": s.node,
+                    "outcome": s.outcome,
+                    "created_at": now,
+                }
+                for s in steps
+            ]
+            await session.execute(_INSERT_STEPS, rows)
