@@ -186,7 +186,7 @@ class ServerProcess:
             return
         self.proc.send_signal(signal.SIGINT)
         try:
-            await asyncio.wait_for(self.proc.wait(), 20)
+            await asyncio.wait_for(self.proc.wait(), 45)  # omni serve --workers: WORKER_STOP_SECONDS (30) + margin
         except TimeoutError:
             self.proc.kill()
             await self.proc.wait()

@@ -134,11 +134,30 @@ class Workers(Multiprocess):
                 process.process.join()
 
 
+def die_with_supervisor() -> None:
+    """End this worker when its supervisor dies, also by SIGKILL, which no handler sees: the
+    kernel then sends the worker SIGTERM (``PR_SET_PDEATHSIG``) and it stops as on a normal
+    shutdown. Without it an orphaned worker kept serving the shared port with nobody left to
+    replace or stop it (seen after a supervisor was killed while its workers drained a
+    backlog). A supervisor already gone before this call is noticed by its pid."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    supervisor = os.environ.get("OMNI_SUPERVISOR_PID", "")
+    if supervisor.isdigit() and os.getppid() != int(supervisor):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def worker_app() -> Any:
     """The app of one worker process of ``omni serve --workers N`` (a fresh interpreter:
     settings and logging from the environment the supervisor passed on)."""
     from omni.app import create_app
 
+    die_with_supervisor()
     settings = get_settings()
     _configure_logging(settings)
     return create_app(settings)
@@ -170,6 +189,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         uvicorn.Server(server_config(create_app(settings), settings, host=host, port=port)).run()
         return 0
     os.environ["OMNI_WORKERS"] = str(workers)  # each worker's settings: WebSocket-only Socket.IO
+    os.environ["OMNI_SUPERVISOR_PID"] = str(os.getpid())  # ``die_with_supervisor``
     config = server_config(
         "omni.cli:worker_app", settings, host=host, port=port, factory=True, workers=workers
     )

@@ -52,6 +52,15 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
 
+def _ended(pid: int) -> bool:
+    """Gone, or a zombie nobody reaped yet (an orphan's new parent may not wait for it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
 async def _login_token(url: str, username: str) -> str:
     async with httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT) as client:
         resp = await client.post("/api/v1/auth/login", json={"username": username, "password": f.PASSWORD})
@@ -197,6 +206,36 @@ async def test_two_workers_share_a_port_chat_crosses_them_and_a_killed_worker_is
         await db.dispose()
     assert code == 0, log_path.read_text()[-2000:]
     assert not any(_alive(pid) for pid in workers), "a worker outlived SIGTERM"
+
+
+async def test_a_worker_ends_when_its_supervisor_is_killed_outright(tmp_path: Path) -> None:
+    """SIGKILL reaches no handler of the supervisor, so it can't stop its workers; each worker
+    asks the kernel for SIGTERM when its parent dies (``die_with_supervisor``, called where
+    ``omni serve --workers N`` builds a worker's app), so none is left serving the port alone."""
+    ready = tmp_path / "worker-ready"
+    worker = (
+        "import os, sys, time; from omni.cli import die_with_supervisor; die_with_supervisor(); "
+        f"open({str(ready)!r}, 'w').write(str(os.getpid())); time.sleep(600)"
+    )
+    supervisor = subprocess.Popen(  # noqa: ASYNC220 - stands in for the supervisor
+        [
+            sys.executable,
+            "-c",
+            "import os, subprocess, sys, time; os.environ['OMNI_SUPERVISOR_PID'] = str(os.getpid()); "
+            f"subprocess.Popen([sys.executable, '-c', {worker!r}]); time.sleep(600)",
+        ]
+    )
+    try:
+        await until(lambda: ready.exists() and ready.read_text().isdigit(), 60, what="the worker started")
+        pid = int(ready.read_text())
+        assert _alive(pid)
+        supervisor.kill()
+        supervisor.wait()
+        await until(lambda: _ended(pid), 30, what="the orphaned worker ended")
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait()
 
 
 async def test_workers_need_redis(tmp_path: Path) -> None:
