@@ -57,6 +57,8 @@ XDIST_GROUPS = {
     "tests/test_race.py": "processes",
     "tests/test_redis_restart.py": "processes",
     "tests/test_lease_failover.py": "processes",
+    # One Celery worker per module (``shared`` in the file): its tests stay on one worker.
+    "tests/test_webhooks.py": "webhooks",
 }
 
 
