@@ -348,12 +348,12 @@ def bind_free_port() -> socket.socket:
 
 
 class _PromptServer(uvicorn.Server):
-    """uvicorn's server, minus its fixed waits at stop: its main loop looks at ``should_exit``
-    every 0.1 s, and its shutdown sleeps 0.1 s after asking the connections to close, then polls
-    them every 0.1 s (up to ~0.3 s of a test's wall time per server, ~400 servers a run). Here
-    ``exit_soon`` wakes the loop at once and the shutdown waits exactly until the connections and
-    their tasks are gone, then runs the app's lifespan shutdown as uvicorn does (bounded by the
-    same ``timeout_graceful_shutdown``: what is still open then is cancelled)."""
+    """uvicorn's server, woken at once by ``exit_soon``: its main loop looks at ``should_exit``
+    only every 0.1 s (on average 0.05 s of a test's wall time per server, ~400 servers a run).
+    The shutdown is uvicorn's own, 0.1 s pause included: without that pause the lifespan's
+    shutdown cancelled the outbox relay at the moment the test's last request woke it, and
+    Python 3.11's ``asyncio.wait_for`` swallows a cancellation that arrives as the awaited event
+    fires, so the relay never stopped (seen once in a full run; see docs/notes.md)."""
 
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
@@ -371,26 +371,6 @@ class _PromptServer(uvicorn.Server):
             with contextlib.suppress(TimeoutError):  # the tick still runs every 0.1 s (Date header)
                 await asyncio.wait_for(self._exit.wait(), timeout=0.1)
             should_exit = await self.on_tick(counter)
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        for server in self.servers:
-            server.close()
-        for sock in sockets or []:
-            sock.close()
-        for connection in list(self.server_state.connections):
-            connection.shutdown()
-        state = self.server_state
-        try:
-            async with asyncio.timeout(self.config.timeout_graceful_shutdown):
-                while state.connections or state.tasks:
-                    await asyncio.sleep(0.005)  # a condition: the connections' own close, no timer
-        except TimeoutError:
-            for task in state.tasks:
-                task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
-        for server in self.servers:
-            await server.wait_closed()
-        if not self.force_exit:
-            await self.lifespan.shutdown()
 
 
 class LiveServer:
