@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the tests need and run the whole suite: apt packages (PostgreSQL, Redis,
 # Chromium) when missing, the Python package with test extras, npm packages where a lockfile
-# exists; then start PostgreSQL + Redis on loopback, run ruff, mypy, lint-imports (the layer
+# exists; then start PostgreSQL (its files on tmpfs when /dev/shm has room: scripts/services.sh)
+# + Redis on loopback, run ruff, mypy, lint-imports (the layer
 # contracts in pyproject.toml) and pytest on parallel workers (OMNI_TEST_WORKERS, default 3:
 # the suite also waits on browsers, servers and rate limits, so on a 2-core CI machine three
 # workers finished in 18 min 12 s where two took 20 min 47 s; 0 runs serially), and stop them.

@@ -12,6 +12,7 @@ nothing but the servers. Tests that must not share the machine with each other r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import random
@@ -56,6 +57,8 @@ XDIST_GROUPS = {
     "tests/test_race.py": "processes",
     "tests/test_redis_restart.py": "processes",
     "tests/test_lease_failover.py": "processes",
+    # One Celery worker per module (``shared`` in the file): its tests stay on one worker.
+    "tests/test_webhooks.py": "webhooks",
 }
 
 
@@ -344,6 +347,32 @@ def bind_free_port() -> socket.socket:
     raise RuntimeError(f"no free loopback port in {_PORTS}")
 
 
+class _PromptServer(uvicorn.Server):
+    """uvicorn's server, woken at once by ``exit_soon``: its main loop looks at ``should_exit``
+    only every 0.1 s (on average 0.05 s of a test's wall time per server, ~400 servers a run).
+    The shutdown is uvicorn's own, 0.1 s pause included: without that pause the lifespan's
+    shutdown cancelled the outbox relay at the moment the test's last request woke it, and
+    Python 3.11's ``asyncio.wait_for`` swallows a cancellation that arrives as the awaited event
+    fires, so the relay never stopped (seen once in a full run; see docs/notes.md)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._exit = asyncio.Event()
+
+    def exit_soon(self) -> None:
+        self.should_exit = True
+        self._exit.set()
+
+    async def main_loop(self) -> None:
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):  # the tick still runs every 0.1 s (Date header)
+                await asyncio.wait_for(self._exit.wait(), timeout=0.1)
+            should_exit = await self.on_tick(counter)
+
+
 class LiveServer:
     """The real ASGI app under uvicorn on loopback, inside the test's event loop."""
 
@@ -356,7 +385,7 @@ class LiveServer:
         self.app = create_app(settings)
         # The same server settings as ``omni serve`` (trusted proxies included).
         config = server_config(self.app, settings, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
+        self.server = _PromptServer(config)
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -379,7 +408,7 @@ class LiveServer:
         raise RuntimeError("server did not start")
 
     async def stop(self) -> None:
-        self.server.should_exit = True
+        self.server.exit_soon()
         if self._task:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=15)

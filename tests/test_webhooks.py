@@ -2,8 +2,9 @@
 replayable and filtered.
 
 The app runs under uvicorn (LiveServer) on PostgreSQL + Redis; deliveries are made by a
-``celery worker`` subprocess started here with the same settings through ``OMNI_*`` variables;
-the CRM is an aiohttp server in the test (tests/webhook_receiver.py).
+``celery worker`` subprocess started here with the same settings through ``OMNI_*`` variables
+(one for the module, on the module's database: ``shared``; each test has its own app, CRM and
+subscriptions); the CRM is an aiohttp server in the test (tests/webhook_receiver.py).
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import pytest_asyncio
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
+from omni.db import Database
 from omni.db import models as m
 from omni.domain import webhooks
 from omni.settings import Settings, WebhookSettings
 from tests import factories as f
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import LiveServer, _asyncpg_url, create_test_database, drop_test_database, make_settings
 from tests.helpers import until as wait_until
 from tests.webhook_receiver import Hit, Receiver, always, check_signature, fail_first_attempts
 
@@ -154,6 +157,8 @@ class Stack:
     inbox_id: int
     other_queue_id: int
     other_inbox_id: int
+    events_after: int = 0
+    """The outbox's last event id before this test: ``outbox`` reads what came after."""
 
     async def subscribe(self, name: str, **extra: Any) -> dict[str, Any]:
         resp = await self.api.post(
@@ -181,7 +186,11 @@ class Stack:
 
     async def outbox(self, *, conversation_ids: set[int] | None = None) -> list[m.Event]:
         async with self.server.services.db.transaction() as session:
-            rows = list(await session.scalars(select(m.Event).order_by(m.Event.id)))
+            rows = list(
+                await session.scalars(
+                    select(m.Event).where(m.Event.id > self.events_after).order_by(m.Event.id)
+                )
+            )
         return [e for e in rows if conversation_ids is None or e.conversation_id in conversation_ids]
 
     async def all_succeeded(self, hook_id: int, at_least: int) -> list[dict[str, Any]] | None:
@@ -191,37 +200,70 @@ class Stack:
         return None
 
 
-@pytest_asyncio.fixture
-async def stack(pg_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
-    settings = make_settings(pg_url, data_dir=tmp_path, webhook=FAST)
+@dataclass
+class Shared:
+    """What the module's stack tests share: one database with the admin and the two queues, and
+    the Celery worker delivering from it (starting one took ~8 s of a test, most of it CPU)."""
+
+    settings: Settings
+    worker: CeleryWorker
+    ids: tuple[int, int, int, int]
+
+
+@pytest_asyncio.fixture(scope="module")
+async def shared(pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Shared]:
+    dbname = await create_test_database(pg_template)
+    data_dir = tmp_path_factory.mktemp("webhooks")
+    settings = make_settings(_asyncpg_url(dbname), data_dir=data_dir, webhook=FAST)
     assert not settings.embedded
-    worker = CeleryWorker(settings, tmp_path / "celery.log")
+    worker = CeleryWorker(settings, data_dir / "celery.log")
+    try:
+        db = Database(settings.database_url)
+        try:
+            async with db.transaction() as session:
+                await f.user(session, "boss", role=m.Role.ADMIN)
+                q = await f.queue(session, "sales")
+                inbox = await f.inbox(session, q)
+                other_q = await f.queue(session, "support")
+                other_inbox = await f.inbox(session, other_q)
+                ids = (q.id, inbox.id, other_q.id, other_inbox.id)
+        finally:
+            await db.dispose()
+        await worker.ready()
+        yield Shared(settings, worker, ids)
+    finally:
+        worker.stop()
+        await drop_test_database(dbname)
+
+
+@pytest_asyncio.fixture
+async def stack(shared: Shared) -> AsyncIterator[Stack]:
+    """A fresh app and CRM per test on the module's database and worker. The test sees only
+    what it made: ``Stack.outbox`` starts after the events already there, every contact is
+    new (its own identity), and its subscriptions are deleted when it ends (their deliveries
+    with them), so the next test's events go to nobody else's CRM."""
     crm = Receiver()
     server: LiveServer | None = None
     api: httpx.AsyncClient | None = None
     try:
         await crm.start()
-        server = LiveServer(settings)
+        server = LiveServer(shared.settings)
         await server.start()
         async with server.services.db.transaction() as session:
-            await f.user(session, "boss", role=m.Role.ADMIN)
-            q = await f.queue(session, "sales")
-            inbox = await f.inbox(session, q)
-            other_q = await f.queue(session, "support")
-            other_inbox = await f.inbox(session, other_q)
-            ids = (q.id, inbox.id, other_q.id, other_inbox.id)
+            seen = await session.scalar(select(func.coalesce(func.max(m.Event.id), 0)))
         api = httpx.AsyncClient(base_url=server.url, timeout=10)
         resp = await api.post("/api/v1/auth/login", json={"username": "boss", "password": f.PASSWORD})
         assert resp.status_code == 200, resp.text
         assert api.cookies.get("omni_session")
-        await worker.ready()
-        yield Stack(server, worker, crm, api, *ids)
+        yield Stack(server, shared.worker, crm, api, *shared.ids, events_after=seen or 0)
     finally:
+        if server is not None:
+            async with server.services.db.transaction() as session:
+                await session.execute(delete(m.WebhookSubscription))  # and their deliveries
         if api is not None:
             await api.aclose()
         if server is not None:
             await server.stop()
-        worker.stop()
         await crm.stop()
 
 
@@ -287,7 +329,7 @@ async def test_delivery_retries_until_the_crm_accepts(stack: Stack) -> None:
 async def test_events_produced_while_the_crm_is_down_all_arrive(stack: Stack) -> None:
     stack.crm.respond = always(503)
     hook = await stack.subscribe("crm")
-    convs = [await stack.inbound(f"+1555000{i}", f"message {i}") for i in range(2)]
+    convs = [await stack.inbound(f"+1555002{i}", f"message {i}") for i in range(2)]
     conv_ids = {c["id"] for c in convs}
     matching = [e for e in await stack.outbox(conversation_ids=conv_ids) if wanted(e.type)]
     assert len(matching) >= 3 * len(convs)
