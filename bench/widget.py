@@ -186,7 +186,8 @@ class ServerProcess:
             return
         self.proc.send_signal(signal.SIGINT)
         try:
-            await asyncio.wait_for(self.proc.wait(), 45)  # omni serve --workers: WORKER_STOP_SECONDS (30) + margin
+            # omni serve --workers waits up to WORKER_STOP_SECONDS (30 s) for its workers.
+            await asyncio.wait_for(self.proc.wait(), 45)
         except TimeoutError:
             self.proc.kill()
             await self.proc.wait()
