@@ -238,6 +238,36 @@ async def test_a_worker_ends_when_its_supervisor_is_killed_outright(tmp_path: Pa
             supervisor.wait()
 
 
+async def test_an_orphaned_worker_whose_shutdown_hangs_still_exits_within_its_bound(tmp_path: Path) -> None:
+    """The SIGTERM an orphaned worker gets starts a graceful shutdown, which may wait on
+    something that never comes; the worker exits anyway once its bound has passed (here 1 s;
+    ``WORKER_STOP_SECONDS`` in ``omni serve``)."""
+    ready = tmp_path / "worker-ready"
+    worker = (
+        "import os, signal, time; from omni.cli import die_with_supervisor; die_with_supervisor(grace=1); "
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN); "  # a shutdown that never finishes
+        f"open({str(ready)!r}, 'w').write(str(os.getpid())); time.sleep(600)"
+    )
+    supervisor = subprocess.Popen(  # noqa: ASYNC220 - stands in for the supervisor
+        [
+            sys.executable,
+            "-c",
+            "import os, subprocess, sys, time; os.environ['OMNI_SUPERVISOR_PID'] = str(os.getpid()); "
+            f"subprocess.Popen([sys.executable, '-c', {worker!r}]); time.sleep(600)",
+        ]
+    )
+    try:
+        await until(lambda: ready.exists() and ready.read_text().isdigit(), 60, what="the worker started")
+        pid = int(ready.read_text())
+        supervisor.kill()
+        supervisor.wait()
+        await until(lambda: _ended(pid), 30, what="the hung orphan exited")
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait()
+
+
 async def test_workers_need_redis(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNI_")}
     env.update(OMNI_DATA_DIR=str(tmp_path), OMNI_SECRET_KEY="x" * 40)
