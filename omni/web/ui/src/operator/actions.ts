@@ -202,14 +202,28 @@ export abstract class ActionsPart extends CardPart {
     target.addEventListener("keydown", (ev) => enterClicks(ev, '[data-testid="transfer-submit"]', this.actions));
     const attended = el("input", { type: "checkbox", "data-testid": "transfer-attended" });
     const attendedRow = el("label", { class: voice ? "" : "hidden" }, attended, ` ${t("op.attended")}`);
+    const note = el("input", { placeholder: t("op.transfer_note"), "data-testid": "transfer-note" });
+    const remember = (): void => {
+      this.pickedTransfer = { id, kind: kind.value, target: target.value, note: note.value, attended: attended.checked };
+    };
     kind.addEventListener("change", () => {
       fill();
       attended.disabled = kind.value !== "operator";
       if (attended.disabled) attended.checked = false;
+      remember();
     });
+    const kept = this.pickedTransfer?.id === id ? this.pickedTransfer : null;
+    if (kept && [...kind.options].some((o) => o.value === kept.kind)) kind.value = kept.kind;
     fill();
     attended.disabled = kind.value !== "operator";
-    const note = el("input", { placeholder: t("op.transfer_note"), "data-testid": "transfer-note" });
+    if (kept && kept.kind === kind.value) {
+      if ([...target.options].some((o) => o.value === kept.target)) target.value = kept.target;
+      note.value = kept.note;
+      attended.checked = kept.attended && !attended.disabled;
+    }
+    target.addEventListener("change", remember);
+    note.addEventListener("input", remember);
+    attended.addEventListener("change", remember);
     const targetField = (): Record<string, string | number> => {
       if (kind.value === "ivr") return { to_scenario: target.value };
       return { [kind.value === "queue" ? "to_queue_id" : "to_user_id"]: Number(target.value) };
@@ -227,6 +241,7 @@ export abstract class ActionsPart extends CardPart {
             note: note.value,
             ...(voice ? { attended: attended.checked } : {}),
           });
+          if (ack.ok) this.pickedTransfer = null;
           if (ack.ok && voice && attended.checked) {
             // The operator stays on the call until Asterisk reports the transfer done.
             toast(t("op.transferred"), "info");

@@ -67,6 +67,10 @@ export abstract class PaneBase {
   /** The result code the operator picked in this conversation: the actions are redrawn on every
    * event of the conversation (its own wrap-up included), and the pick must survive that. */
   protected pickedCode: { id: number; value: string } | null = null;
+  /** The transfer the operator is filling in (kind, target, note, attended), kept across those
+   * redraws too: an event arriving between picking a queue and pressing Transfer sent the
+   * conversation to the first queue of the list. */
+  protected pickedTransfer: { id: number; kind: string; target: string; note: string; attended: boolean } | null = null;
   protected canned: Canned[] = [];
   protected pickerItems: Canned[] = [];
   protected pickerIndex = 0;
