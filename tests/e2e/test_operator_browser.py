@@ -483,3 +483,45 @@ async def test_typing_is_never_lost_drafts_follow_each_conversation_and_survive_
         (boris_id, "Hello Boris, one moment"),
         (grigory_id, "Draft for Grigory"),
     ]
+
+
+async def test_a_transfer_being_filled_in_survives_an_event_of_the_conversation(
+    server: LiveServer, desk: dict[str, Any], browser: Browser
+) -> None:
+    """The actions are redrawn on every event of the open conversation: one arriving after the
+    operator picked a queue and typed a note reset the transfer form, and Transfer then sent the
+    chat to the first queue of the list (CI's softphone journey, where call events redraw them)."""
+    yuri = "Yuri Yurievich Perevodov"
+    _, op = await staff_page(browser, server.url, "olga")
+    await expect(op.get_by_test_id("status-select")).to_have_value("available", timeout=TIMEOUT)
+    conv_id = await customer_says(server, desk["inbox"], yuri, "Hello")
+    offer = op.get_by_test_id("offer").filter(has_text=yuri)
+    await expect(offer.get_by_test_id("offer-queue")).to_be_visible(timeout=TIMEOUT)
+    await offer.get_by_test_id("offer-accept").click()
+    await expect(op.get_by_test_id("conversation-contact")).to_have_text(yuri, timeout=TIMEOUT)
+
+    await op.get_by_test_id("transfer-kind").select_option("queue")
+    target = op.get_by_test_id("transfer-target")
+    values = await target.locator("option").evaluate_all("os => os.map(o => o.value)")
+    assert len(values) >= 2, values
+    picked = values[-1]  # not the one a reset form falls back to
+    await target.select_option(picked)
+    await op.get_by_test_id("transfer-note").fill("speaks French")
+    # An event of the conversation (here the customer rates the chat) redraws the actions.
+    await target.evaluate("t => { t.dataset.before = 'redraw' }")
+    from omni.domain.conversations import do_record_rating
+
+    async with server.services.db.transaction() as s:
+        assert await do_record_rating(s, conv_id, 5)
+    await expect(target).not_to_have_attribute("data-before", "redraw", timeout=TIMEOUT)
+    await expect(target).to_have_value(picked)
+    await expect(op.get_by_test_id("transfer-note")).to_have_value("speaks French")
+    await op.get_by_test_id("transfer-submit").click()
+
+    async def moved() -> int | None:
+        async with server.services.db.transaction() as s:
+            return await s.scalar(select(m.Conversation.queue_id).where(m.Conversation.id == conv_id))
+
+    await expect(op.get_by_test_id("conversation-contact")).to_have_count(0, timeout=TIMEOUT)
+    assert await moved() == int(picked)
+    await no_error_toast(op)
