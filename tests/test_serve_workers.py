@@ -7,11 +7,13 @@ named in the log and replaced; SIGTERM stops the supervisor and every worker."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -208,15 +210,12 @@ async def test_two_workers_share_a_port_chat_crosses_them_and_a_killed_worker_is
     assert not any(_alive(pid) for pid in workers), "a worker outlived SIGTERM"
 
 
-async def test_a_worker_ends_when_its_supervisor_is_killed_outright(tmp_path: Path) -> None:
-    """SIGKILL reaches no handler of the supervisor, so it can't stop its workers; each worker
-    asks the kernel for SIGTERM when its parent dies (``die_with_supervisor``, called where
-    ``omni serve --workers N`` builds a worker's app), so none is left serving the port alone."""
+@contextlib.asynccontextmanager
+async def _orphaned_worker(tmp_path: Path, setup: str) -> AsyncIterator[int]:
+    """A worker that runs ``setup`` (Python statements) and then idles, under a stand-in
+    supervisor that is killed outright once the worker is up; yields the orphan's pid."""
     ready = tmp_path / "worker-ready"
-    worker = (
-        "import os, sys, time; from omni.cli import die_with_supervisor; die_with_supervisor(); "
-        f"open({str(ready)!r}, 'w').write(str(os.getpid())); time.sleep(600)"
-    )
+    worker = f"import os, time; {setup}; open({str(ready)!r}, 'w').write(str(os.getpid())); time.sleep(600)"
     supervisor = subprocess.Popen(  # noqa: ASYNC220 - stands in for the supervisor
         [
             sys.executable,
@@ -231,41 +230,33 @@ async def test_a_worker_ends_when_its_supervisor_is_killed_outright(tmp_path: Pa
         assert _alive(pid)
         supervisor.kill()
         supervisor.wait()
-        await until(lambda: _ended(pid), 30, what="the orphaned worker ended")
+        yield pid
     finally:
         if supervisor.poll() is None:
             supervisor.kill()
             supervisor.wait()
+
+
+async def test_a_worker_ends_when_its_supervisor_is_killed_outright(tmp_path: Path) -> None:
+    """SIGKILL reaches no handler of the supervisor, so it can't stop its workers; each worker
+    asks the kernel for SIGTERM when its parent dies (``die_with_supervisor``, called where
+    ``omni serve --workers N`` builds a worker's app), so none is left serving the port alone."""
+    async with _orphaned_worker(
+        tmp_path, "from omni.cli import die_with_supervisor; die_with_supervisor()"
+    ) as pid:
+        await until(lambda: _ended(pid), 30, what="the orphaned worker ended")
 
 
 async def test_an_orphaned_worker_whose_shutdown_hangs_still_exits_within_its_bound(tmp_path: Path) -> None:
     """The SIGTERM an orphaned worker gets starts a graceful shutdown, which may wait on
     something that never comes; the worker exits anyway once its bound has passed (here 1 s;
     ``WORKER_STOP_SECONDS`` in ``omni serve``)."""
-    ready = tmp_path / "worker-ready"
-    worker = (
-        "import os, signal, time; from omni.cli import die_with_supervisor; die_with_supervisor(grace=1); "
-        "signal.signal(signal.SIGTERM, signal.SIG_IGN); "  # a shutdown that never finishes
-        f"open({str(ready)!r}, 'w').write(str(os.getpid())); time.sleep(600)"
+    setup = (
+        "import signal; from omni.cli import die_with_supervisor; die_with_supervisor(grace=1); "
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)"  # a shutdown that never finishes
     )
-    supervisor = subprocess.Popen(  # noqa: ASYNC220 - stands in for the supervisor
-        [
-            sys.executable,
-            "-c",
-            "import os, subprocess, sys, time; os.environ['OMNI_SUPERVISOR_PID'] = str(os.getpid()); "
-            f"subprocess.Popen([sys.executable, '-c', {worker!r}]); time.sleep(600)",
-        ]
-    )
-    try:
-        await until(lambda: ready.exists() and ready.read_text().isdigit(), 60, what="the worker started")
-        pid = int(ready.read_text())
-        supervisor.kill()
-        supervisor.wait()
+    async with _orphaned_worker(tmp_path, setup) as pid:
         await until(lambda: _ended(pid), 30, what="the hung orphan exited")
-    finally:
-        if supervisor.poll() is None:
-            supervisor.kill()
-            supervisor.wait()
 
 
 async def test_workers_need_redis(tmp_path: Path) -> None:
