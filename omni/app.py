@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +21,7 @@ from channels import telegram as telegram_channel
 from channels import voice as voice_channel
 from channels import widget as widget_channel
 from omni import __version__, heap, realtime, web
+from omni.aio import stop_tasks
 from omni.api import (
     admin,
     admin_calendars,
@@ -126,10 +126,6 @@ async def _send_due_reports(services: Services) -> None:
             log.exception("report mailing round failed")
 
 
-STOP_TASK_SECONDS = 5.0
-"""How long a node's background loop may take to end once cancelled at shutdown."""
-
-
 def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
     """Build the ASGI app: Litestar (REST, pages) wrapped by the Socket.IO server."""
     settings = settings or Settings()
@@ -191,14 +187,9 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         finally:
             heap.thaw_heap()
             await outbound.stop()
-            for task in (sweeper, rollups, mailer, purger):
-                if task is None:
-                    continue
-                task.cancel()
-                # Bounded: a loop that swallows its cancellation must not keep the node (and
-                # the relay, stopped below with the services) running after SIGTERM.
-                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                    await asyncio.wait_for(task, timeout=STOP_TASK_SECONDS)
+            # Bounded: a loop that swallows its cancellation must not keep the node (and the
+            # relay, stopped below with the services) running after SIGTERM.
+            await stop_tasks(sweeper, rollups, mailer, purger)
             if live is not None:
                 await live.stop()
             imports_running = app.state.get("import_runner")

@@ -161,11 +161,35 @@ def die_with_supervisor(grace: float = WORKER_STOP_SECONDS) -> None:
             time.sleep(1.0)
         time.sleep(grace)
         logging.getLogger("omni").error(
-            "worker %s: supervisor gone, shutdown not done in %.0f s; exiting", os.getpid(), grace
+            "worker %s: supervisor gone, shutdown not done in %.0f s; exiting; still running: %s",
+            os.getpid(),
+            grace,
+            "; ".join(_pending_tasks()) or "no asyncio task",
         )
         os._exit(1)
 
     threading.Thread(target=watch, name="omni-supervisor-watch", daemon=True).start()
+
+
+def _pending_tasks() -> list[str]:
+    """Every unfinished asyncio task of the process with where it waits, read from another
+    thread as a last word before a hung worker exits (best effort: the set may change while it
+    is read, and then it is read again)."""
+    from omni.aio import awaiting
+
+    for _ in range(3):
+        try:
+            tasks = list(getattr(asyncio.tasks, "_all_tasks", ()))
+            break
+        except RuntimeError:  # changed size during iteration
+            continue
+    else:
+        return []
+    return [
+        f"{task.get_name()} at {' <- '.join(reversed(awaiting(task.get_coro()))) or '?'}"
+        for task in tasks
+        if not task.done()
+    ][:50]
 
 
 def worker_app() -> Any:

@@ -39,7 +39,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from omni.aio import wait_set
+from omni.aio import stop_tasks, wait_set
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +153,7 @@ class Leases:
         for lease in list(self._leases.values()):
             await lease.stop()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks(self._task)
             self._task = None
         async with self._lock:
             await self._close()

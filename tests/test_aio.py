@@ -1,13 +1,18 @@
 """The background loops' wait (``omni.aio.wait_set``): a loop stopped at the moment its
 event is set really stops — with ``asyncio.wait_for`` on Python 3.11 it ran on and the
-server's shutdown hung waiting for it (a test server that would not stop under load)."""
+server's shutdown hung waiting for it (a test server that would not stop under load).
+Their stop (``omni.aio.stop_tasks``): bounded, and a task that would not stop is named with
+where it waits."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
-from omni.aio import wait_set
+import pytest
+
+from omni.aio import stop_tasks, wait_set
 
 
 async def _stops_when_cancelled_as_woken() -> bool:
@@ -44,3 +49,53 @@ async def test_the_wait_says_whether_the_event_came_or_the_time_ran_out() -> Non
     assert await wait_set(event, 0) is False
     event.set()
     assert await wait_set(event, 30) is True
+
+
+async def test_a_stop_ends_in_bounded_time_and_names_the_task_that_would_not_stop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = asyncio.Event()
+    stopped = asyncio.Event()
+
+    async def the_server_never_answers() -> None:
+        while not release.is_set():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                continue  # a driver that swallows its cancellation
+
+    async def obedient() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            stopped.set()
+
+    stubborn = asyncio.create_task(the_server_never_answers(), name="stubborn-loop")
+    good = asyncio.create_task(obedient(), name="good-loop")
+    await asyncio.sleep(0)
+    with caplog.at_level(logging.ERROR, logger="omni.aio"):
+        assert await stop_tasks(stubborn, None, good, seconds=0.2) is False
+    assert stopped.is_set() and good.cancelled()
+    assert not stubborn.done()
+    (record,) = caplog.records
+    assert "stubborn-loop did not stop" in record.getMessage()
+    assert "in the_server_never_answers" in record.getMessage()
+    release.set()
+    await stubborn
+
+
+async def test_a_stop_says_so_when_every_task_ended_and_logs_one_that_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def fails_on_stop() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RuntimeError("the pool was already closed") from None
+
+    task = asyncio.create_task(fails_on_stop(), name="flusher")
+    await asyncio.sleep(0)
+    with caplog.at_level(logging.ERROR, logger="omni.aio"):
+        assert await stop_tasks(task, seconds=30) is True
+    assert [r.getMessage() for r in caplog.records] == ["flusher failed while stopping"]
+    assert await stop_tasks() is True

@@ -271,3 +271,22 @@ async def test_workers_need_redis(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "--workers > 1 needs OMNI_REDIS_URL" in done.stderr
+
+
+async def test_a_hung_worker_names_its_unfinished_tasks_as_it_exits() -> None:
+    """The last log line of an orphan whose shutdown hung lists its asyncio tasks and where
+    each waits: read from the watcher thread while the loop is stuck."""
+    from omni.cli import _pending_tasks
+
+    never = asyncio.Event()
+
+    async def waits_for_a_server_that_is_gone() -> None:
+        await never.wait()
+
+    task = asyncio.create_task(waits_for_a_server_that_is_gone(), name="redis-close")
+    await asyncio.sleep(0)
+    pending = await asyncio.to_thread(_pending_tasks)
+    task.cancel()
+    (line,) = [p for p in pending if p.startswith("redis-close at ")]
+    assert "in waits_for_a_server_that_is_gone" in line
+    assert "in wait" in line.split(" <- ")[0]  # innermost first: the Event's wait

@@ -23,7 +23,6 @@ Pacing, per bot:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import logging
@@ -41,7 +40,7 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 
-from omni.aio import wait_set
+from omni.aio import stop_tasks, wait_set
 
 log = logging.getLogger(__name__)
 
@@ -175,12 +174,7 @@ class BotSender:
             self._task = asyncio.create_task(self._run(), name=f"telegram-sender-{self.name}")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._inflight) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._task, *self._inflight)
         self._task = None
 
     @property

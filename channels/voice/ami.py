@@ -37,6 +37,7 @@ from typing import Any
 from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 
+from omni.aio import stop_tasks
 from omni.channels import ChannelAuthFailed, ChannelNotReady
 from omni.settings import VoiceSettings
 
@@ -160,11 +161,7 @@ class AmiLink:
 
     async def stop(self) -> None:
         self._closing = True
-        for task in (self._supervisor, self._login_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await stop_tasks(self._supervisor, self._login_task)
         self._supervisor = self._login_task = None
         if self._manager is not None:
             self._manager.close()

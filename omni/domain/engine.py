@@ -7,7 +7,6 @@ and a node that dies leaves nothing half-done: its deadlines are still in the ta
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from omni.aio import wait_set
+from omni.aio import stop_tasks, wait_set
 from omni.db import Database
 from omni.db import models as m
 from omni.db.unit_of_work import unit_of_work
@@ -153,9 +152,7 @@ class RoutingEngine:
 
     async def stop(self) -> None:
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks(self._task)
             self._task = None
 
     async def run_once(self) -> list[Assignment]:

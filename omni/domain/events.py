@@ -9,7 +9,6 @@ the sequence number clients use to resume after a disconnect.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from omni.aio import wait_set
+from omni.aio import stop_tasks, wait_set
 from omni.db import Database
 from omni.db import models as m
 from omni.db.unit_of_work import unit_of_work
@@ -151,11 +150,7 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
-        for task in (self._task, self._after_task):
-            if task:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await stop_tasks(self._task, self._after_task)
         self._task = self._after_task = self._after = None
 
     async def _run_after(self) -> None:

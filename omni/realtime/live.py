@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 import socketio
 from sqlalchemy import func, select
 
-from omni.aio import wait_set
+from omni.aio import stop_tasks, wait_set
 from omni.db import Database
 from omni.db import models as m
 from omni.domain.events import DomainEvent
@@ -302,9 +302,7 @@ class LiveFanout:
 
     async def stop(self) -> None:
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks(self._task)
             self._task = None
 
     async def _run(self) -> None:

@@ -82,7 +82,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from omni.aio import wait_set
+from omni.aio import stop_tasks, wait_set
 from omni.channels import AdapterRegistry, AttemptOrder, ChannelAuthFailed, ChannelNotReady, PlacesAttempts
 from omni.db import Database, HeldConnection
 from omni.db import models as m
@@ -1138,9 +1138,7 @@ class Scheduler:
         if self._task is not None:
             self._stopping = True  # no new pass starts
             await wait_set(self._idle, STOP_WAIT_SECONDS)  # a pass stuck longer than this is cut
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks(self._task)
             self._task = None
         if self._held is not None:
             # Back to the pool; a server gone or hung must not hold the node's shutdown.
