@@ -545,3 +545,35 @@ async def test_the_outbound_dispatcher_tells_the_channel_which_event_it_delivers
     event = DomainEvent(id=42, type="message.created", payload=payload, created_at=datetime.now(UTC))
     await OutboundDispatcher(None, registry)([event])  # type: ignore[arg-type]
     assert [(x.message_id, x.event_seq) for x in sent] == [(5, 42)]
+
+
+async def test_a_failed_replay_hook_makes_the_nodes_clients_resume(pg_url: str) -> None:
+    """A node drops the late pushes of the events it replayed, counting on its replay hooks; when
+    a hook fails, its clients get ``sync`` and ask for what they miss (nothing is lost)."""
+    sio = socketio.AsyncServer(async_mode="asgi")
+    db = Database(pg_url)
+    live = LiveFanout(sio, db, NAMESPACES, event_rooms)
+    synced: list[str] = []
+
+    async def emit(event: str, data: Any, namespace: str = "/", **_kw: Any) -> None:
+        if event == "sync":
+            synced.append(namespace)
+
+    sio.emit = emit  # type: ignore[method-assign]  # only the node's local emits are looked at
+
+    async def fine(events: Any) -> None:
+        return None
+
+    async def broken(events: Any) -> None:
+        raise RuntimeError("the visitor rooms could not be read")
+
+    event = DomainEvent(id=11, type="message.created", payload={"id": 1}, created_at=datetime.now(UTC))
+    try:
+        live.replay_hooks[:] = [fine]
+        await live._replay([event])
+        assert synced == [], "every hook re-delivered: no resume needed"
+        live.replay_hooks[:] = [broken, fine]
+        await live._replay([event])
+        assert synced == list(NAMESPACES)
+    finally:
+        await db.dispose()

@@ -438,11 +438,17 @@ class LiveFanout:
                 targets = self.event_rooms(event, namespace)
                 await pii.emit_event(self.sio, namespace, wire, masked, targets, ignore_queue=True)
                 await leave(self.sio, namespace, leaving)
+        failed = False
         for hook in self.replay_hooks:
             try:
                 await hook(events)
             except Exception:
+                failed = True
                 log.exception("live fan-out replay hook failed")
+        if failed:
+            # The channels' own pushes of these events are dropped here as replayed
+            # (``FanoutManager.delivering``): the clients ask for what they miss instead.
+            await self._sync()
 
     async def _sync(self) -> None:
         """Tell this node's clients the Redis path had a hole: they ask for what follows."""
