@@ -47,6 +47,9 @@ class OutboundMessage:
     client_id: str | None = None
     created_at: str | None = None
     """ISO time the message was stored (so an adapter needn't read it back)."""
+    event_seq: int | None = None
+    """The ``message.created`` event this send delivers (``None`` outside the outbox relay):
+    a socket channel tags its push with it (``omni.realtime.live``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +294,7 @@ class OutboundDispatcher:
                 attachments=list(event.payload.get("attachments") or []),
                 client_id=event.payload.get("client_id"),
                 created_at=event.payload.get("created_at"),
+                event_seq=event.id,
             )
             by_conversation.setdefault(msg.conversation_id, []).append((adapter, msg))
         if not by_conversation:

@@ -7,7 +7,9 @@ operator and widget sockets from the outbox, and that a visitor's resume is scop
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +20,8 @@ import socketio
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels.widget import WidgetChannel, visitor_room
+from omni.channels import AdapterRegistry, DeliveryReceipt, OutboundDispatcher, OutboundMessage
 from omni.db import Database
 from omni.db import models as m
 from omni.domain.events import DomainEvent, emit
@@ -372,3 +376,204 @@ async def test_a_replay_sends_an_event_only_where_its_redis_copy_did_not_come(
     finally:
         await db.dispose()
     assert sorted(sent) == sorted([(11, "/operator")] + [(12, ns) for ns in NAMESPACES])
+
+
+def _copy(seq: int, namespace: str) -> dict[str, Any]:
+    """One namespace's copy of an event as the listener hands it to ``_handle_emit``."""
+    wire = {"seq": seq, "type": "message.created", "data": {}}
+    return {"method": "emit", "event": "event", "data": [wire], "namespace": namespace, "room": rooms.ALL}
+
+
+async def test_a_check_while_a_redis_copy_is_going_out_does_not_replay_it_too(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15 (bench/widget.py, two workers): the listener emitted an event's ``/operator``
+    copy, the emit awaited its sockets' sends, a check ran meanwhile, found the seq not yet
+    counted and replayed it to ``/operator`` as well: the operator got the message twice (its
+    ``/supervisor`` copy, arriving after, was dropped as replayed). A check during the emit now
+    leaves the seq to the next one; one whose emit failed is still replayed then."""
+    manager = FanoutManager(REDIS_URL, f"omni-test-{uuid.uuid4().hex[:8]}:socketio")
+    sio = socketio.AsyncServer(async_mode="asgi", client_manager=manager)
+    db = Database(pg_url)
+    manager.live = LiveFanout(sio, db, NAMESPACES, event_rooms)
+    tracker = manager.live.tracker
+    tracker.start_at(10)
+    emitted: list[tuple[int, str]] = []
+    sending, release = asyncio.Event(), asyncio.Event()
+
+    async def to_sockets(_self: Any, message: dict[str, Any]) -> None:
+        seq, namespace = message["data"][0]["seq"], message["namespace"]
+        if (seq, namespace) == (13, "/operator"):
+            raise RuntimeError("this copy's emit fails")
+        emitted.append((seq, namespace))
+        if (seq, namespace) == (11, "/operator"):
+            sending.set()  # the packets are on their way; the emit awaits them
+            await release.wait()
+
+    monkeypatch.setattr(socketio.AsyncRedisManager, "_handle_emit", to_sockets)
+    try:
+        assert tracker.check([11, 12, 13]) == [], "all three still on their way through Redis"
+        going = asyncio.create_task(manager._handle_emit(_copy(11, "/operator")))
+        await sending.wait()
+        for namespace in NAMESPACES:
+            await manager._handle_emit(_copy(12, namespace))
+        with pytest.raises(RuntimeError):
+            await manager._handle_emit(_copy(13, "/operator"))
+        await manager._handle_emit(_copy(13, "/supervisor"))
+        assert tracker.check([11, 12, 13]) == [13], "11 is going out now; 13's /operator copy failed"
+        assert tracker.arrived == {13: frozenset({"/supervisor"})}
+        release.set()
+        await going
+        await manager._handle_emit(_copy(11, "/supervisor"))
+        assert tracker.check([11, 12, 13]) == []
+        assert tracker.watermark == 13
+        went = [(11, ns) for ns in NAMESPACES] + [(12, ns) for ns in NAMESPACES] + [(13, "/supervisor")]
+        assert sorted(emitted) == sorted(went)
+        assert emitted.count((11, "/operator")) == 1
+    finally:
+        release.set()
+        await db.dispose()
+
+
+async def test_a_late_redis_copy_of_a_replayed_seq_is_dropped_after_the_window_passed_it(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replayed seqs were forgotten with the lookback window (2,000 ids, about two seconds
+    of a loaded node's events), while a starved node's Redis copies came later than that: each
+    was emitted again. A node now remembers its latest ``REPLAYED_KEEP`` replays."""
+    manager = FanoutManager(REDIS_URL, f"omni-test-{uuid.uuid4().hex[:8]}:socketio")
+    sio = socketio.AsyncServer(async_mode="asgi", client_manager=manager)
+    db = Database(pg_url)
+    manager.live = LiveFanout(sio, db, NAMESPACES, event_rooms)
+    tracker = manager.live.tracker = GapTracker(lookback=5, namespaces=NAMESPACES)
+    tracker.start_at(10)
+    emitted: list[tuple[int, str]] = []
+
+    async def to_sockets(_self: Any, message: dict[str, Any]) -> None:
+        emitted.append((message["data"][0]["seq"], message["namespace"]))
+
+    monkeypatch.setattr(socketio.AsyncRedisManager, "_handle_emit", to_sockets)
+    try:
+        assert tracker.check([11]) == []
+        assert tracker.check([11]) == [11], "replayed at the second check"
+        later = list(range(12, 31))
+        for seq in later:
+            for namespace in NAMESPACES:
+                await manager._handle_emit(_copy(seq, namespace))
+        assert tracker.check([11, *later]) == []
+        assert tracker.floor > 11, "the window has moved past the replayed seq"
+        for namespace in NAMESPACES:
+            await manager._handle_emit(_copy(11, namespace))  # its copy, very late
+        assert [seq for seq, _ in emitted if seq == 11] == []
+        assert len(emitted) == 2 * len(later)
+    finally:
+        await db.dispose()
+
+
+async def test_a_widget_reply_push_coming_late_through_redis_is_dropped_where_the_replay_sent_it(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 98 % of the duplicates in bench/widget.py with two workers: a starved node's check
+    replayed an operator reply's event and its replay hook pushed the message to the visitor,
+    then the reply's own push (``WidgetChannel.send`` on the relay's node) came through Redis
+    and went out again. The push carries its event's seq to the other nodes; one that replayed
+    that seq drops it, the others deliver it."""
+    channel_name = f"omni-test-{uuid.uuid4().hex[:8]}:socketio"
+    a, b = FanoutManager(REDIS_URL, channel_name), FanoutManager(REDIS_URL, channel_name)
+    sio_a = socketio.AsyncServer(async_mode="asgi", client_manager=a)
+    sio_b = socketio.AsyncServer(async_mode="asgi", client_manager=b)
+    db = Database(pg_url)
+    b.live = LiveFanout(sio_b, db, NAMESPACES, event_rooms)
+    b.live.tracker.start_at(10)
+    widget = WidgetChannel(sio_a, None)  # type: ignore[arg-type]  # no database: rooms cached
+    room = visitor_room("visitor-1")
+    widget._room_cache[7] = (time.monotonic() + 3600, [room])
+    pushed_at_b: list[Any] = []
+
+    async def to_sockets(self: Any, message: dict[str, Any]) -> None:
+        if self is b:
+            pushed_at_b.append(message["data"][0]["id"] if message["event"] == "message" else message)
+
+    monkeypatch.setattr(socketio.AsyncRedisManager, "_handle_emit", to_sockets)
+    probe = aioredis.Redis.from_url(REDIS_URL)
+    b.initialize()
+    try:
+
+        async def subscribed() -> bool:
+            counts = dict(await probe.pubsub_numsub(channel_name))
+            return int(counts.get(channel_name.encode(), 0)) >= 1
+
+        await until(subscribed, what="node b's listener subscribed")
+        assert b.live.tracker.check([11, 12]) == []
+        assert b.live.tracker.check([11, 12]) == [11, 12], "replayed: the hooks pushed both again"
+        replies = [(101, 11), (102, 12), (103, 13)]  # (message id, event seq); 13: b never replayed it
+        for message_id, seq in replies:
+            reply = OutboundMessage(
+                message_id=message_id,
+                conversation_id=7,
+                inbox_id=None,
+                channel="widget",
+                body=f"reply {message_id}",
+                client_id=f"r{message_id}",
+                created_at=datetime.now(UTC).isoformat(),
+                event_seq=seq,
+            )
+            assert (await widget.send(reply)).state == "sent"
+        await sio_a.emit("message", {"id": 104}, to=room, namespace="/widget")  # untagged
+        await until(lambda: 104 in pushed_at_b, what="b handled every push")
+        assert pushed_at_b == [103, 104], "the pushes of replayed seqs 11 and 12 are dropped at b"
+    finally:
+        if b.thread is not None:
+            b.thread.cancel()
+        await probe.aclose()
+        await db.dispose()
+
+
+async def test_the_outbound_dispatcher_tells_the_channel_which_event_it_delivers() -> None:
+    sent: list[OutboundMessage] = []
+
+    class Recorder:
+        kind = "widget"
+
+        async def send(self, msg: OutboundMessage) -> DeliveryReceipt:
+            sent.append(msg)
+            return DeliveryReceipt("pending")  # nothing to record: no database needed
+
+    registry = AdapterRegistry()
+    registry.register(Recorder())  # type: ignore[arg-type]  # only what the dispatcher calls
+    payload = {"id": 5, "conversation_id": 7, "direction": "out", "channel": "widget", "body": "hi"}
+    event = DomainEvent(id=42, type="message.created", payload=payload, created_at=datetime.now(UTC))
+    await OutboundDispatcher(None, registry)([event])  # type: ignore[arg-type]
+    assert [(x.message_id, x.event_seq) for x in sent] == [(5, 42)]
+
+
+async def test_a_failed_replay_hook_makes_the_nodes_clients_resume(pg_url: str) -> None:
+    """A node drops the late pushes of the events it replayed, counting on its replay hooks; when
+    a hook fails, its clients get ``sync`` and ask for what they miss (nothing is lost)."""
+    sio = socketio.AsyncServer(async_mode="asgi")
+    db = Database(pg_url)
+    live = LiveFanout(sio, db, NAMESPACES, event_rooms)
+    synced: list[str] = []
+
+    async def emit(event: str, data: Any, namespace: str = "/", **_kw: Any) -> None:
+        if event == "sync":
+            synced.append(namespace)
+
+    sio.emit = emit  # type: ignore[method-assign]  # only the node's local emits are looked at
+
+    async def fine(events: Any) -> None:
+        return None
+
+    async def broken(events: Any) -> None:
+        raise RuntimeError("the visitor rooms could not be read")
+
+    event = DomainEvent(id=11, type="message.created", payload={"id": 1}, created_at=datetime.now(UTC))
+    try:
+        live.replay_hooks[:] = [fine]
+        await live._replay([event])
+        assert synced == [], "every hook re-delivered: no resume needed"
+        live.replay_hooks[:] = [broken, fine]
+        await live._replay([event])
+        assert synced == list(NAMESPACES)
+    finally:
+        await db.dispose()

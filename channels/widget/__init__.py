@@ -647,7 +647,12 @@ class WidgetChannel:
                 "created_at": msg.created_at,
             }
         payload["delivery"] = "sent"
-        await self.sio.emit("message", payload, to=targets, namespace=NAMESPACE)
+        manager = self.sio.manager
+        # A node whose live fan-out replayed this event from the outbox (``replay_locally``)
+        # drops this push when it comes late through Redis: its visitors have the message.
+        live = isinstance(manager, FanoutManager)
+        with manager.delivering(msg.event_seq) if live else contextlib.nullcontext():
+            await self.sio.emit("message", payload, to=targets, namespace=NAMESPACE)
         return DeliveryReceipt("sent")
 
     async def on_events(self, events: Sequence[DomainEvent]) -> None:

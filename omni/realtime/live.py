@@ -21,7 +21,8 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -47,6 +48,11 @@ LOOKBACK_IDS = 2000
 """How far under its watermark a node still looks for an event the relay dispatched late
 (a transaction that committed more than the relay's gap grace after taking its id): at
 100 events a second, a transaction 20 s slow."""
+REPLAYED_KEEP = 50_000
+"""How many of its latest replayed seqs a node remembers, to drop their Redis copies (and the
+channels' pushes for them) when these come late after all. Not bounded by the lookback
+window: under overload a copy comes seconds after the check replayed it, when thousands of
+later ids have been dispatched (a push, sent after the relay's commit, later still)."""
 
 ReplayHook = Callable[[Sequence[DomainEvent]], Awaitable[None]]
 
@@ -83,8 +89,13 @@ class GapTracker:
         self._seen: set[int] = set()
         self._suspects: set[int] = set()
         self._replayed: set[int] = set()
-        """Seqs this node replayed from the outbox: every copy of them went out then, so a
-        Redis copy that arrives after all (late, not lost) is not emitted a second time."""
+        """Seqs this node replayed from the outbox (the latest ``REPLAYED_KEEP``): every copy
+        of them went out then, so a Redis copy that arrives after all (late, not lost) is not
+        emitted a second time."""
+        self._replay_order: deque[int] = deque()
+        self._emitting: dict[int, int] = {}
+        """Seqs with a Redis copy being emitted right now (the emit awaits its sockets' sends):
+        a check meanwhile must not replay them too; it decides at the next one."""
         self.arrived: dict[int, frozenset[str]] = {}
         """For the seqs the last ``check`` returned: the namespaces whose Redis copy had come
         (and was emitted) — the replay skips them, or their sockets get the event twice."""
@@ -113,6 +124,16 @@ class GapTracker:
     def was_replayed(self, seq: int) -> bool:
         return seq in self._replayed
 
+    def emitting(self, seq: int) -> None:
+        """A Redis copy of ``seq`` is going out to this node's sockets; ``seen`` follows when
+        it went, ``emitted`` in any case (a copy whose emit failed is replayed later)."""
+        self._emitting[seq] = self._emitting.get(seq, 0) + 1
+
+    def emitted(self, seq: int) -> None:
+        left = self._emitting.pop(seq, 1) - 1
+        if left > 0:
+            self._emitting[seq] = left
+
     def has_seen(self, seq: int) -> bool:
         """Every namespace's copy of ``seq`` reached this node (and no check has run past it)."""
         return seq in self._seen
@@ -121,11 +142,15 @@ class GapTracker:
         """``dispatched``: ascending dispatched ids above ``floor``. Returns the seqs to
         replay now (and counts them as delivered)."""
         missing = [i for i in dispatched if i not in self._seen]
-        replay = missing if urgent else [i for i in missing if i in self._suspects]
+        ready = [i for i in missing if i not in self._emitting]  # the others are arriving now
+        replay = ready if urgent else [i for i in ready if i in self._suspects]
         self._suspects = set(missing) - set(replay)
         self.arrived = {seq: frozenset(self._partly[seq]) for seq in replay if seq in self._partly}
         self._seen.update(replay)
         self._replayed.update(replay)
+        self._replay_order.extend(replay)
+        while len(self._replay_order) > REPLAYED_KEEP:
+            self._replayed.discard(self._replay_order.popleft())
         if dispatched:
             ahead = [i for i in self._suspects if i > self.watermark]
             top = min(ahead) - 1 if ahead else dispatched[-1]
@@ -133,7 +158,6 @@ class GapTracker:
         floor = self.floor
         self._seen = {s for s in self._seen if s > floor}
         self._suspects = {s for s in self._suspects if s > floor}
-        self._replayed = {s for s in self._replayed if s > floor}
         self._partly = {s: ns for s, ns in self._partly.items() if s > floor and s not in self._seen}
         return replay
 
@@ -143,6 +167,10 @@ BATCH_EVENT = "omni:batch"
 _batch: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
     "omni_fanout_batch", default=None
 )
+OUTBOX_SEQ = "omni_outbox_seq"
+"""Key of a Redis message (never sent to clients): the event whose replay hooks re-deliver
+what this emit delivers (``FanoutManager.delivering``)."""
+_delivering: contextvars.ContextVar[int | None] = contextvars.ContextVar("omni_fanout_seq", default=None)
 
 
 class FanoutManager(socketio.AsyncRedisManager):  # type: ignore[misc]  # untyped base class
@@ -184,29 +212,60 @@ class FanoutManager(socketio.AsyncRedisManager):  # type: ignore[misc]  # untype
                     }
                 )
 
+    @contextlib.contextmanager
+    def delivering(self, seq: int | None) -> Iterator[None]:
+        """Emits inside (in this task) deliver, outside the ``event`` stream, what the replay
+        hooks (``LiveFanout.replay_hooks``) re-deliver for event ``seq`` (the widget's copy of
+        an operator reply): a node whose check replayed ``seq`` drops them when they arrive,
+        late, through Redis; its sockets have them already."""
+        token = _delivering.set(seq)
+        try:
+            yield
+        finally:
+            _delivering.reset(token)
+
     async def _handle_emit(self, message: dict[str, Any]) -> None:
         if message.get("event") == BATCH_EVENT:
             for one in message.get("data") or []:
                 await self._handle_emit(one)
             return
+        tracker = self.live.tracker if self.live is not None else None
         if message.get("event") != "event":
+            pushed = message.get(OUTBOX_SEQ)
+            if tracker is not None and isinstance(pushed, int) and tracker.was_replayed(pushed):
+                return  # late, not lost: the replay hooks re-delivered it from the outbox
             await super()._handle_emit(message)
             return
         data = message.get("data")
         wire = data[0] if isinstance(data, list) and data else data
         namespace = message.get("namespace") or "/"
         seq = wire.get("seq") if isinstance(wire, dict) else None
-        if self.live is not None and isinstance(seq, int) and self.live.tracker.was_replayed(seq):
+        if tracker is None or not isinstance(seq, int):
+            await self._emit_event(message, namespace, wire)
+            return
+        if tracker.was_replayed(seq):
             return  # late, not lost: the check already replayed it to this node's sockets
+        # No await between the test above and this: a check either replayed the seq before
+        # (the copy is dropped) or leaves it alone while its copy goes out (issue 15: a check
+        # that ran while a copy's emit awaited its sockets replayed it as well).
+        tracker.emitting(seq)
+        try:
+            await self._emit_event(message, namespace, wire)
+            tracker.seen(seq, namespace)
+        finally:
+            tracker.emitted(seq)
+
+    async def _emit_event(self, message: dict[str, Any], namespace: str, wire: Any) -> None:
         leaving = await follow_queue_members(self.server, namespace, wire)
         await super()._handle_emit(message)
         await leave(self.server, namespace, leaving)
-        if self.live is not None and isinstance(wire, dict) and isinstance(wire.get("seq"), int):
-            self.live.tracker.seen(wire["seq"], namespace)
 
     async def _publish(self, data: Any) -> Any:
         held = _batch.get()
         plain_emit = isinstance(data, dict) and data.get("method") == "emit" and not data.get("callback")
+        seq = _delivering.get()
+        if plain_emit and seq is not None:
+            data = {**data, OUTBOX_SEQ: seq}
         if held is not None and plain_emit:
             held.append(data)  # published with the rest when ``batched`` ends
             return None
@@ -267,7 +326,9 @@ class LiveFanout:
     """Per node: replays to local sockets the dispatched events the Redis path did not bring.
 
     ``replay_hooks`` re-deliver what channels push outside the ``event`` stream (the widget's
-    ``message``); ``sync_namespaces`` get a local ``sync`` when the listener reconnects.
+    ``message``); the channel sends those pushes inside ``FanoutManager.delivering(seq)``, so
+    a node that replayed ``seq`` drops its late Redis copy. ``sync_namespaces`` get a local
+    ``sync`` when the listener reconnects.
     """
 
     def __init__(
@@ -375,11 +436,17 @@ class LiveFanout:
                 targets = self.event_rooms(event, namespace)
                 await pii.emit_event(self.sio, namespace, wire, masked, targets, ignore_queue=True)
                 await leave(self.sio, namespace, leaving)
+        failed = False
         for hook in self.replay_hooks:
             try:
                 await hook(events)
             except Exception:
+                failed = True
                 log.exception("live fan-out replay hook failed")
+        if failed:
+            # The channels' own pushes of these events are dropped here as replayed
+            # (``FanoutManager.delivering``): the clients ask for what they miss instead.
+            await self._sync()
 
     async def _sync(self) -> None:
         """Tell this node's clients the Redis path had a hole: they ask for what follows."""
