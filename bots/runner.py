@@ -364,11 +364,10 @@ class BotRunner:
                     # file name, else the text, as before.
                     prompt = await prompts.prompt_sound(session, action.prompt_id) or prompt
                 if action.text.strip() or buttons or prompt:
-                    said = await automated.do_send_automated(
-                        session, conv.id, action.text or "…", buttons=buttons, locked=conv
-                    )
-                    if prompt:
-                        said.attachments = [*said.attachments, {"kind": "prompt", "file": prompt}]
+                    await automated.do_send_automated(
+                        session, conv.id, action.text or "…", buttons=buttons, locked=conv,
+                        unannounced=[{"kind": "prompt", "file": prompt}] if prompt else None,
+                    )  # fmt: skip
             elif isinstance(action, e.StartTimer):
                 deadlines.schedule(
                     session, BOT_TIMER, conv.id, now + timedelta(seconds=action.seconds),

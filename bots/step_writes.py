@@ -147,6 +147,11 @@ async def _write(
         )
         for key, value in params.items():  # written: the ORM's flush leaves them alone
             set_committed_value(conv, key, value)
+        row = inspect(conv)
+        if params and not row.committed_state:
+            # Nothing else of it changed: mark it unmodified, or the commit's flush would run
+            # the whole unit of work only to find nothing to write (bench/README.md).
+            row._commit_all(row.dict, session.sync_session.identity_map)
     else:
         await session.execute(
             _UPDATE_SESSION,

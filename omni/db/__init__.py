@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from omni.db import models
+from omni.db.outbox import OutboxSession
 from omni.db.unit_of_work import Plugins, UnitOfWork, attach
 
 __all__ = ["Database", "HeldConnection", "models"]
@@ -46,7 +47,9 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         else:
             _check_at_checkout(self.engine)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=OutboxSession
+        )
         self._sqlite_lock = asyncio.Lock() if self.is_sqlite else None
         self.after_commit_hooks: list[Callable[[UnitOfWork], None]] = []
         """Run with the unit of work of every committed transaction (the relay and routing

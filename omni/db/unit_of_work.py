@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from omni.db import models as m
 
-__all__ = ["BotGateway", "DeadlineHandler", "Plugins", "UnitOfWork", "unit_of_work"]
+if TYPE_CHECKING:
+    from omni.db.outbox import OutboxRow
+
+__all__ = ["BotGateway", "DeadlineHandler", "Plugins", "UnitOfWork", "attached", "unit_of_work"]
 
 DeadlineHandler = Callable[[AsyncSession, m.Deadline], Awaitable[None]]
 """Fires one expired deadline of a kind, inside the engine's transaction."""
@@ -85,6 +89,11 @@ class UnitOfWork:
     primary key); ``None``: looked for under the same lock and absent. The core fills it (the
     ingest look-up reads the bot gateway's ``companion``); the plug-in takes its row with
     :meth:`take_held` instead of reading and locking it again."""
+    outbox: list[OutboxRow] = field(default_factory=list)
+    """Events emitted and not written yet, in emit order: the session writes them after its
+    next flush, at the latest at commit (``omni.db.outbox``)."""
+    recorders: list[list[Any]] = field(default_factory=list)
+    """Lists that collect every event emitted while they are here (``events.recording``)."""
 
     @classmethod
     def of(cls, plugins: Plugins) -> UnitOfWork:
@@ -109,6 +118,12 @@ _KEY = "omni.unit_of_work"
 def attach(session: AsyncSession, uow: UnitOfWork) -> None:
     """Make ``uow`` the one :func:`unit_of_work` returns for ``session`` (``Database`` does)."""
     session.info[_KEY] = uow
+
+
+def attached(session: Session | AsyncSession) -> UnitOfWork | None:
+    """The unit of work attached to ``session`` (either face of it), if any."""
+    uow = session.info.get(_KEY)
+    return uow if isinstance(uow, UnitOfWork) else None
 
 
 def unit_of_work(session: AsyncSession) -> UnitOfWork:

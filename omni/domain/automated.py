@@ -68,12 +68,18 @@ async def do_send_automated(
     buttons: list[dict[str, Any]] | None = None,
     locked: m.Conversation | None = None,
     attachments: list[dict[str, Any]] | None = None,
+    unannounced: list[dict[str, Any]] | None = None,
 ) -> m.Message:
     """Stored, then delivered by the channel adapter like an operator reply (no author).
 
     ``locked``: the conversation, when the caller already holds its row ``FOR UPDATE`` in this
     transaction (the bot runner mid-step), which saves reading it again. ``attachments``:
-    stored files' descriptors (``files.descriptor``), e.g. a transcript PDF."""
+    stored files' descriptors (``files.descriptor``), e.g. a transcript PDF. ``unannounced``:
+    attachments stored with the message but left out of its event (the prompt file a bot's
+    step on a call names, which the IVR reads back from the stored message).
+
+    The returned message is a plain row with its id, not in the session
+    (``conversations.insert_message``)."""
     if len(body) > MAX_BODY:
         raise InvalidInput("message is longer than {max_body} characters", max_body=MAX_BODY, field="body")
     attachments = [*(attachments or []), *([buttons_attachment(buttons)] if buttons else [])]
@@ -91,11 +97,13 @@ async def do_send_automated(
         direction="out",
         author_user_id=None,
         body=body,
-        attachments=attachments,
+        attachments=(stored := [*attachments, *(unannounced or [])]),
         delivery="pending",
         created_at=now,
     )
     message = await insert_message(session, message)
     conv.last_message_at = now
+    message.attachments = attachments  # what the event announces (the row is not in the session)
     _message_event(session, conv, message)
+    message.attachments = stored
     return message

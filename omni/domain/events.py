@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omni.aio import stop_tasks, wait_set
 from omni.db import Database
 from omni.db import models as m
-from omni.db.unit_of_work import unit_of_work
+from omni.db.outbox import OutboxRow, OutboxSession
+from omni.db.unit_of_work import UnitOfWork, unit_of_work
 from omni.domain.event_types import check_payload
 
 log = logging.getLogger(__name__)
@@ -76,26 +77,54 @@ def emit(
     conversation_id: int | None = None,
     queue_id: int | None = None,
     user_id: int | None = None,
-) -> m.Event:
+) -> OutboxRow | m.Event:
     """Append an event to the outbox inside the caller's transaction.
 
     The payload is round-tripped through JSON here so an unserialisable value fails in the
     action that produced it, not later in the relay, and checked against its definition in
     ``omni.domain.event_types`` (an unknown type or a payload of the wrong shape raises
     ``EventContractError``: a bug in the action, never bad input).
+
+    The row is written with the session's next flush, at the latest at commit, together with
+    the other events emitted since the last one and in emit order (``omni.db.outbox``); its
+    ``id`` is set then. A session not opened by ``Database`` gets an ``Event`` object added.
     """
-    clean = checked_payload(type_, payload)
-    row = m.Event(
-        type=type_,
-        payload=clean,
-        conversation_id=conversation_id,
-        queue_id=queue_id,
-        user_id=user_id,
-        created_at=datetime.now(UTC),
-    )
-    session.add(row)
-    unit_of_work(session).events_written = True
+    text = json.dumps(payload, default=_json_default)
+    clean: dict[str, Any] = json.loads(text)
+    check_payload(type_, clean)
+    uow = unit_of_work(session)
+    uow.events_written = True
+    now = datetime.now(UTC)
+    if not isinstance(session.sync_session, OutboxSession):
+        event = m.Event(
+            type=type_, payload=clean, conversation_id=conversation_id, queue_id=queue_id,
+            user_id=user_id, created_at=now,
+        )  # fmt: skip
+        session.add(event)
+        _record(uow, event)
+        return event
+    row = OutboxRow(type_, clean, text, conversation_id, queue_id, user_id, now)
+    uow.outbox.append(row)
+    _record(uow, row)
     return row
+
+
+def _record(uow: UnitOfWork, row: OutboxRow | m.Event) -> None:
+    for into in uow.recorders:
+        into.append(row)
+
+
+@contextlib.contextmanager
+def recording(session: AsyncSession) -> Iterator[list[OutboxRow | m.Event]]:
+    """The events emitted in ``session`` while the block runs, in emit order (each one's
+    ``id`` is set once it is written: after a flush)."""
+    uow = unit_of_work(session)
+    emitted: list[OutboxRow | m.Event] = []
+    uow.recorders.append(emitted)
+    try:
+        yield emitted
+    finally:
+        uow.recorders.remove(emitted)
 
 
 def checked_payload(type_: str, payload: dict[str, Any]) -> dict[str, Any]:

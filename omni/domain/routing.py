@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import Database
 from omni.db import models as m
+from omni.db.outbox import unflushed
 from omni.domain import deadlines, routing_pg
 from omni.domain.capacity import Load, fits, loads_for, remaining
 from omni.domain.events import emit
@@ -343,7 +344,7 @@ async def _decide(
         # Steps 1–5 run on the transaction's Core connection (the ORM execution layer only
         # adds Python here); anything the caller left pending is flushed first, as the
         # session's autoflush would.
-        if session.new or session.dirty or session.deleted:
+        if unflushed(session):
             await session.flush()
         conn = await session.connection()
         day = _start_of_day(now or datetime.now(UTC))  # for "handled today"

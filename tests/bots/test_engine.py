@@ -274,3 +274,16 @@ def test_template_count_format_agrees_the_noun_with_the_number() -> None:
                       (5, "Wait 5 minutes", "Ждите 5 минут")):  # fmt: skip
         assert says(advance(s, State(variables={"n": n}), Start(), Facts(lang="en")).actions)[0] == en
         assert says(advance(s, State(variables={"n": n}), Start(), Facts(lang="ru")).actions)[0] == ru
+
+
+def test_a_state_as_json_is_every_field_deep_copied() -> None:
+    """What the runner stores and the engine starts each step from: ``asdict``'s result."""
+    from dataclasses import asdict, fields
+
+    state = State(node="ask", waiting="input", attempts={"ask": 1},
+                    variables={"order": 42, "http": {"items": [1, {"id": (2, 3)}]}})  # fmt: skip
+    copied = state.to_json()
+    assert copied == asdict(state) and set(copied) == {f.name for f in fields(State)}
+    copied["variables"]["http"]["items"][1]["id"] = 0
+    copied["attempts"]["ask"] = 5
+    assert state.variables["http"]["items"][1]["id"] == (2, 3) and state.attempts == {"ask": 1}

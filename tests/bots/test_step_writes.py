@@ -201,3 +201,45 @@ async def test_an_answer_that_waits_for_the_step_before_it_sees_what_that_step_w
         assert bot.status == "running" and bot.timer_token == 4 and invalid == 2
         assert bot.state["attempts"] == {"ask": 2}, bot.state
     assert await _bodies(svc, conv_id) == ["Your name?"] + ["A number?"] * 3
+
+
+async def test_a_closing_step_writes_its_conversation_once(svc: Services) -> None:
+    """Closing cancels the conversation's timers with a Core statement that flushes nothing:
+    the conversation's close and the step's events go out once, at commit (the cancel used to
+    autoflush them, and the conversation was then written twice)."""
+    if svc.db.is_sqlite:
+        pytest.skip("SQLite looks rows up one by one (no LATERAL; embedded, one process)")
+    from sqlalchemy import event
+
+    inbox_id = await _inbox(svc, "asks", ASKS_NUMBER)
+    conv_id = await _say(svc, inbox_id, "hello")
+    await _say(svc, inbox_id, "Ann")
+    seen: list[str] = []
+
+    def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        seen.append(" ".join(statement.split()[:3]))
+
+    event.listen(svc.db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        assert await _say(svc, inbox_id, "42") == conv_id
+    finally:
+        event.remove(svc.db.engine.sync_engine, "before_cursor_execute", count)
+    assert seen == [
+        "SELECT inboxes.id, inboxes.name,", "INSERT INTO messages", "INSERT INTO messages",
+        "UPDATE deadlines SET", "WITH written AS", "UPDATE conversations SET", "INSERT INTO events",
+    ], seen  # fmt: skip
+    async with svc.db.transaction() as s:
+        conv = await s.get_one(m.Conversation, conv_id)
+        bot = await s.get_one(m.BotSession, conv_id)
+        closed = (
+            await s.scalars(
+                select(m.Event.type)
+                .where(m.Event.conversation_id == conv_id)
+                .order_by(m.Event.id.desc())
+                .limit(3)
+            )
+        ).all()
+        assert conv.status == m.ConversationStatus.CLOSED and bot.status == "closed"
+        assert conv.variables["n"] == 42
+        assert list(reversed(closed)) == ["message.created", "message.created", "conversation.closed"]
+    assert (await _bodies(svc, conv_id))[-1] == "Got 42"

@@ -21,7 +21,6 @@ from datetime import time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,7 +47,7 @@ from omni.domain.auth import Principal, check_role
 from omni.domain.automation import safe_regex
 from omni.domain.automation.actions import ACTIONS, RULE, ActionContext, action_summary, check_actions
 from omni.domain.errors import DomainError, InvalidInput, NotFound
-from omni.domain.events import DomainEvent
+from omni.domain.events import DomainEvent, recording
 
 log = logging.getLogger(__name__)
 
@@ -362,16 +361,9 @@ class RuleRunner:
                 await session.flush()
         except IntegrityError:  # another relay pass got here first: its run stands
             return []
-        emitted: list[m.Event] = []
-
-        def collect(_: Any, obj: Any) -> None:
-            if isinstance(obj, m.Event):
-                emitted.append(obj)
-
         ctx = ActionContext(session, conv, None, event=event)
         done: list[str] = []
-        sa_event.listen(session.sync_session, "transient_to_pending", collect)
-        try:
+        with recording(session) as emitted:
             for action in rule.actions or []:
                 spec = ACTIONS.get(str(action.get("kind")))
                 try:
@@ -384,8 +376,6 @@ class RuleRunner:
                     run.error = f"{action_summary(action)}: {exc.message}"[:1000]
                     break
                 done.append(action_summary(action))
-        finally:
-            sa_event.remove(session.sync_session, "transient_to_pending", collect)
         run.done = done
         await session.flush()
         for row in emitted:

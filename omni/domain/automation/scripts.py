@@ -300,7 +300,8 @@ async def check_script_step(
         queue_id=conv.queue_id,
         user_id=who.id,
     )
-    await session.flush()
+    await session.flush()  # writes the event: its id is the delivery's
+    assert row.id is not None
     sub_id = script.start_subscription_id if step == "start" else script.close_subscription_id
     deliveries = [await add_delivery(session, sub_id, row.id)] if sub_id is not None else []
     shown = await script_for_conversation(session, who, conv_id)

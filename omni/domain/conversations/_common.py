@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import functools
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+from sqlalchemy import Table
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -71,12 +72,16 @@ async def insert_message_once(session: AsyncSession, message: m.Message) -> m.Me
 
 
 async def insert_message(session: AsyncSession, message: m.Message) -> m.Message:
-    """Store ``message`` (no idempotency key) in one ``INSERT … RETURNING``, without flushing
-    the session: what is pending (the customer's message event, the conversation's update, a
-    bot's steps) goes out with the next flush, so an automated reply mid-step costs one
-    statement and the step's events are inserted together at commit (bench/scenarios.py).
-    Returns the session's persistent ``Message``; ``message`` is a transient template."""
-    return await insert_row(session, message)
+    """Store ``message`` (no idempotency key) with one Core ``INSERT … RETURNING id``, without
+    flushing the session: what is pending (the customer's message event, the conversation's
+    update, a bot's steps) goes out with the next flush, so an automated reply mid-step costs
+    one statement and the step's events are inserted together at commit (bench/scenarios.py).
+
+    Returns ``message`` with its id: a plain row, not in the session (no ORM loading of the
+    row written, bench/README.md). Read it; change the stored row with a statement."""
+    with session.no_autoflush:  # a Core statement autoflushes too
+        message.id = (await session.execute(_INSERT_MESSAGE, _values(message))).scalar_one()
+    return message
 
 
 async def insert_row(session: AsyncSession, row: Row) -> Row:
@@ -87,6 +92,10 @@ async def insert_row(session: AsyncSession, row: Row) -> Row:
     with session.no_autoflush:
         stored: Row = (await session.scalars(_insert(type(row)), _values(row))).one()
     return stored
+
+
+_MESSAGES = cast(Table, m.Message.__table__)
+_INSERT_MESSAGE = sa_insert(_MESSAGES).returning(_MESSAGES.c.id)
 
 
 @functools.cache

@@ -23,6 +23,7 @@ from omni.domain.conversations._common import (
     _event,
     _message_event,
     bot_gateway,
+    insert_message,
     insert_message_once,
 )
 from omni.domain.conversations.queueing import do_enqueue, do_reopen, line_up
@@ -337,9 +338,9 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
         created_at=now,
     )
     if not msg.client_id and not msg.external_id:
-        # No idempotency key, nothing unique to collide on: skip the savepoint round trips.
-        session.add(message)
-        await session.flush()
+        # No idempotency key, nothing unique to collide on: a plain insert (nothing flushed;
+        # the result's message is a plain row, not in the session).
+        message = await insert_message(session, message)
     else:
         inserted = await insert_message_once(session, message)
         if inserted is None:

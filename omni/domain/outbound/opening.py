@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db.models.outbound import Outcome, TargetState
+from omni.db.outbox import unflushed
 from omni.db.unit_of_work import unit_of_work
 from omni.domain.errors import Conflict
 from omni.domain.events import checked_payload
@@ -152,7 +153,7 @@ async def open_in_one_statement(
     """``_OPEN`` for ``openings``; the new attempts' ids, in their order. The events' payloads
     are what ``emit`` would write (``checked_payload``) for ``attempt_dict`` of each attempt
     (and, for a ``dnc`` one, ``do_close_attempt``'s ``campaign.attempt_ended``)."""
-    if session.new or session.dirty or session.deleted:
+    if unflushed(session):
         await session.flush()  # what was emitted before keeps its place in the event order
     created = now.isoformat()
     columns: list[list[Any]] = [[] for _ in range(7)]

@@ -87,6 +87,7 @@ from omni.channels import AdapterRegistry, AttemptOrder, ChannelAuthFailed, Chan
 from omni.db import Database, HeldConnection
 from omni.db import models as m
 from omni.db.models.outbound import CampaignChannel, CampaignState, DialMode, Outcome, TargetState
+from omni.db.outbox import unflushed
 from omni.domain.calendars import closed_days
 from omni.domain.errors import InvalidInput
 from omni.domain.outbound import campaigns as campaigns_service
@@ -578,7 +579,7 @@ async def _claim(
         values["operators"] = list(operators)
     with_pool = with_pool and dialect == "postgresql"
     stmt = _claim_statement(len(zones), operators is not None, dialect, with_pool)
-    if session.new or session.dirty or session.deleted:
+    if unflushed(session):
         await session.flush()  # the claim reads on the connection: no autoflush there
     # Plain rows on the session's connection: no ORM objects to build, identity-map or expire.
     rows = (await (await session.connection()).execute(stmt, values)).all()
