@@ -9,6 +9,7 @@ the sequence number clients use to resume after a disconnect.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
