@@ -23,7 +23,7 @@ from omni.domain.conversations._common import (
     _event,
     _message_event,
     bot_gateway,
-    insert_message_once,
+    insert_message_announced,
 )
 from omni.domain.conversations.queueing import do_enqueue, do_reopen, line_up
 from omni.domain.errors import InvalidInput, NotFound
@@ -340,16 +340,17 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
         # No idempotency key, nothing unique to collide on: skip the savepoint round trips.
         session.add(message)
         await session.flush()
+        conv.last_message_at = now
+        _message_event(session, conv, message)
     else:
-        inserted = await insert_message_once(session, message)
+        # Stored, the conversation touched and the message announced: one statement.
+        inserted = await insert_message_announced(session, conv, message)
         if inserted is None:
             # A concurrent (or earlier) delivery of the same message; return what it stored.
             return IngestResult(conv, await _stored_copy(session, conv, msg), duplicate=True, created=False)
         message = inserted
-    conv.last_message_at = now
     if lang and "lang" not in (conv.variables or {}):  # an older conversation learns it now
         conv.variables = {**(conv.variables or {}), "lang": lang}
-    _message_event(session, conv, message)
     if conv.status == S.SNOOZED:
         from omni.domain.snooze import do_wake  # snooze builds on this package
 
