@@ -9,15 +9,21 @@ CPU time of this process per leg.
 
 Legs (``--messages`` of each, over ``--visitors`` active conversations):
 
-- ``visitor message``: ``/widget`` ``message`` — the inbox (held), its pre-chat config, then
-  ``do_ingest_inbound`` with a client id, one transaction;
+- ``visitor message``: ``/widget`` ``message`` — ``do_ingest_inbound`` with a client id and
+  the pre-chat check on what its look-up read (before 1 Dec 2026: the inbox held, its
+  pre-chat config read, then the ingest), one transaction;
 - ``operator reply``: ``/operator`` ``send`` — ``check_send_message`` with a client id;
 - ``relay``: ``OutboxRelay.relay_once`` over what the two legs wrote (per event);
 - ``delivery receipts``: the outbound dispatcher's receipts for the replies, one transaction
   per relay batch of ``--batch`` (``do_mark_deliveries``).
 
     eval "$(scripts/services.sh start)"
-    .venv/bin/python bench/widget_legs.py [--visitors 200] [--messages 1000]
+    .venv/bin/python bench/widget_legs.py [--visitors 200] [--messages 1000] [--cprofile]
+
+``--cprofile`` runs the two message legs a second time under cProfile (CPU-time clock) and
+adds the Python function calls per leg, by package: a load-independent count. For an A/B
+against another checkout, run this file with ``PYTHONPATH=<that checkout>`` (it takes either
+code's API).
 """
 
 from __future__ import annotations
@@ -157,21 +163,27 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         counter = Counter(db)
         reply_ids: list[int] = []
 
+        async def prechat(_s: Any, found: Any) -> None:
+            """The widget's pre-chat check on what the look-up read (``InboundMessage.admit``)."""
+            assert not (found.inbox.config or {}).get("prechat")
+
         async def visitor_message(i: int) -> int:
+            message = conversations.InboundMessage(
+                inbox_id=inbox_id,
+                identity_kind="widget",
+                identity_value=f"v:{i % args.visitors}",
+                body=f"bench message {i}",
+                client_id=f"b{i}",
+            )
             async with db.transaction() as s:
-                held = await s.get(m.Inbox, inbox_id)  # as the handler holds it (weak identity map)
-                await inboxes.inbox_config(s, inbox_id)
-                await conversations.do_ingest_inbound(
-                    s,
-                    conversations.InboundMessage(
-                        inbox_id=inbox_id,
-                        identity_kind="widget",
-                        identity_value=f"v:{i % args.visitors}",
-                        body=f"bench message {i}",
-                        client_id=f"b{i}",
-                    ),
-                )
-                assert held is not None
+                if hasattr(conversations, "Admission"):  # since 1 Dec 2026: checked in the ingest
+                    message.admit = prechat
+                    await conversations.do_ingest_inbound(s, message)
+                else:  # before: the handler held the inbox and read its pre-chat config first
+                    held = await s.get(m.Inbox, inbox_id)
+                    await inboxes.inbox_config(s, inbox_id)
+                    await conversations.do_ingest_inbound(s, message)
+                    assert held is not None
             return 1
 
         async def operator_reply(i: int) -> int:

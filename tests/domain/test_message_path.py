@@ -375,3 +375,51 @@ async def test_a_new_call_is_read_once_and_inserted_with_its_place_in_line_on_po
     assert conv.enqueued_at == conv.first_enqueued_at == conv.last_message_at == conv.created_at
     assert list(timers) == ["queue_timeout"]
     assert list(types) == ["conversation.created", "conversation.queued", "message.created"]
+
+
+async def test_the_channels_admission_check_sees_the_looked_up_customer_and_refuses_unwritten(
+    svc: Services, chat: dict[str, int]
+) -> None:
+    """``InboundMessage.admit`` (the widget's pre-chat check) is told the inbox, the contact and
+    whether they have a conversation here (read by the look-up on PostgreSQL, by the check
+    itself on SQLite); when it raises, nothing of the message is written."""
+    told: list[c.Admission] = []
+
+    async def admit(_s: Any, found: c.Admission) -> None:
+        told.append(found)
+        if found.inbox.config.get("closed_to_strangers") and found.contact is None and found.looked_up:
+            raise NotFound("refused")
+
+    def says(body: str, client_id: str) -> c.InboundMessage:
+        return c.InboundMessage(
+            inbox_id=chat["inbox"],
+            identity_kind="widget",
+            identity_value="v:visitor",
+            body=body,
+            client_id=client_id,
+            admit=admit,
+        )
+
+    async with svc.db.transaction() as s:
+        (await s.get_one(m.Inbox, chat["inbox"])).config = {"closed_to_strangers": True}
+    if not svc.db.is_sqlite:
+        with pytest.raises(NotFound):
+            async with svc.db.transaction() as s:
+                await c.do_ingest_inbound(s, says("hello", "w0"))
+        async with svc.db.transaction() as s:
+            assert await s.scalar(select(func.count()).select_from(m.Contact)) == 0
+            assert await s.scalar(select(func.count()).select_from(m.Message)) == 0
+        assert told[-1].contact is None and not told[-1].has_conversation
+    async with svc.db.transaction() as s:
+        (await s.get_one(m.Inbox, chat["inbox"])).config = {}
+    async with svc.db.transaction() as s:
+        first = await c.do_ingest_inbound(s, says("hello", "w1"))
+    async with svc.db.transaction() as s:
+        await c.do_ingest_inbound(s, says("again", "w2"))
+    last = told[-1]
+    assert last.inbox.id == chat["inbox"]
+    if svc.db.is_sqlite:
+        assert not last.looked_up and last.contact is None
+    else:
+        assert last.looked_up and last.has_conversation
+        assert last.contact is not None and last.contact.id == first.conversation.contact_id
