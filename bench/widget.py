@@ -536,6 +536,9 @@ class DeliveryRun:
         total = int(a.rate * a.duration)
         rss_before = proc_status(server.pid)
         spy = await start_profile(a.profile, server.pid, a.duration) if self.target.name == "omni" else None
+        profiled = a.cprofile is not None and self.target.name == "omni"
+        if profiled:
+            os.kill(server.pid, signal.SIGUSR1)  # bench/profiled_serve.py: the window opens
         cpu = CpuMeter(server.pid)
         self.t0 = time.perf_counter() + 0.2
         lateness = 0.0
@@ -564,6 +567,8 @@ class DeliveryRun:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.drained.wait(), a.drain)
         cpu_used = cpu.stop()
+        if profiled:
+            await stop_cprofile(server.pid, a.cprofile, total)
         if spy is not None:
             await spy.wait()
             log(f"  py-spy profile of the timed phase: {a.profile}")
@@ -629,6 +634,21 @@ async def start_profile(path: Path | None, pid: int, seconds: float) -> asyncio.
     return await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
+
+
+async def stop_cprofile(pid: int, path: Path, messages: int) -> None:
+    """``--cprofile``: close the window and wait for the server to write its profile."""
+    written = lambda: path.exists() and path.stat().st_size > 0  # noqa: E731  # a local check
+    clear = lambda: path.unlink(missing_ok=True)  # noqa: E731  # an earlier run's profile
+    clear()
+    os.kill(pid, signal.SIGUSR2)
+    for _ in range(300):
+        if written():
+            await asyncio.sleep(0.5)  # written in one go; let it finish
+            break
+        await asyncio.sleep(0.1)
+    log(f"  cProfile (CPU time) of the timed phase: {path}; read it with")
+    log(f"    python bench/profiled_serve.py --summary {path} --per {messages}")
 
 
 def by_third(samples: list[tuple[float, float]], duration: float) -> list[float]:
@@ -1040,6 +1060,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "OMNI_WIDGET_NEW_CONVERSATIONS_PER_INBOX": str(10 * (args.widgets + args.idle)),
     }
     omni_argv = [*omni_command(), "serve", "--host", "127.0.0.1"]
+    if args.cprofile is not None:
+        wrapper = [sys.executable, str(HERE / "profiled_serve.py"), str(args.cprofile.resolve())]
+        omni_argv = [*wrapper, *omni_argv[-3:]]
     if args.server_workers > 1:
         omni_argv += ["--workers", str(args.server_workers)]
     relay_argv = [sys.executable, str(RELAY_SCRIPT), "--host", "127.0.0.1"]
@@ -1188,6 +1211,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument(
         "--profile", type=Path, default=None, help="py-spy collapsed stacks of Omni's timed phase to PATH"
+    )
+    p.add_argument(
+        "--cprofile",
+        type=Path,
+        default=None,
+        help="cProfile (CPU time) of Omni's timed phase to PATH (bench/profiled_serve.py; one worker)",
     )
     p.add_argument(
         "--dsn", default=os.environ.get("OMNI_TEST_PG_DSN", ""), help="admin DSN ($OMNI_TEST_PG_DSN)"

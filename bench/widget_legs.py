@@ -9,23 +9,31 @@ CPU time of this process per leg.
 
 Legs (``--messages`` of each, over ``--visitors`` active conversations):
 
-- ``visitor message``: ``/widget`` ``message`` — the inbox (held), its pre-chat config, then
-  ``do_ingest_inbound`` with a client id, one transaction;
+- ``visitor message``: ``/widget`` ``message`` — ``do_ingest_inbound`` with a client id and
+  the pre-chat check on what its look-up read (before 1 Dec 2026: the inbox held, its
+  pre-chat config read, then the ingest), one transaction;
 - ``operator reply``: ``/operator`` ``send`` — ``check_send_message`` with a client id;
 - ``relay``: ``OutboxRelay.relay_once`` over what the two legs wrote (per event);
 - ``delivery receipts``: the outbound dispatcher's receipts for the replies, one transaction
   per relay batch of ``--batch`` (``do_mark_deliveries``).
 
     eval "$(scripts/services.sh start)"
-    .venv/bin/python bench/widget_legs.py [--visitors 200] [--messages 1000]
+    .venv/bin/python bench/widget_legs.py [--visitors 200] [--messages 1000] [--cprofile]
+
+``--cprofile`` runs the two message legs a second time under cProfile (CPU-time clock) and
+adds the Python function calls per leg, by package: a load-independent count. For an A/B
+against another checkout, run this file with ``PYTHONPATH=<that checkout>`` (it takes either
+code's API).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
+import pstats
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -47,16 +55,40 @@ from omni.domain.routing import do_route_pending
 class Counter:
     def __init__(self, db: Database) -> None:
         self.statements = 0
+        self.shown = 0
         event.listen(db.engine.sync_engine, "before_cursor_execute", self._count)
 
-    def _count(self, *_args: Any) -> None:
+    def _count(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         self.statements += 1
+        if SHOW_STATEMENTS and self.shown < SHOW_STATEMENTS:
+            self.shown += 1
+            log(f"  SQL: {' '.join(statement.split())[:300]}")
+
+
+def calls_by_package(profiler: cProfile.Profile, n: int) -> dict[str, float]:
+    """Python function calls per unit, by where the function lives (``sqlalchemy``,
+    ``asyncpg``, ``omni``, the standard library, built-ins)."""
+    out: dict[str, float] = {}
+    raw = pstats.Stats(profiler).stats  # type: ignore[attr-defined]  # pstats' table
+    for (file, _line, _func), (_cc, calls, *_rest) in raw.items():
+        if "site-packages/" in file:
+            key = file.split("site-packages/")[1].split("/")[0]
+        elif "/omni/" in file or "/channels/" in file:
+            key = "omni"
+        elif file == "~":
+            key = "built-in"
+        else:
+            key = "stdlib"
+        out[key] = out.get(key, 0) + calls / n
+    return {k: round(v, 1) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
 
 async def leg(
     name: str, n: int, counter: Counter, run: Callable[[int], Awaitable[int]], report: dict[str, Any]
 ) -> None:
-    """``run(i)`` does the i-th unit and returns how many transactions it opened."""
+    """``run(i)`` does the i-th unit and returns how many transactions it opened. CPU first
+    without a profiler, then (``--cprofile``) the same number of units again under cProfile
+    for the function calls per unit (the profiler's own cost would inflate the CPU figure)."""
     s0, c0, w0, tx = counter.statements, time.process_time(), time.perf_counter(), 0
     for i in range(n):
         tx += await run(i)
@@ -68,8 +100,27 @@ async def leg(
         "cpu_ms_per_unit": round(cpu * 1000 / n, 3),
         "wall_ms_per_unit": round(wall * 1000 / n, 3),
     }
+    if PROFILE_LEGS and name in REPEATABLE:
+        profiler = cProfile.Profile(time.process_time)
+        profiler.enable()
+        for i in range(n, 2 * n):
+            await run(i)
+        profiler.disable()
+        if DUMP_DIR:
+            profiler.dump_stats(os.path.join(DUMP_DIR, name.replace(" ", "_") + ".prof"))
+        by_package = calls_by_package(profiler, n)
+        row["function_calls_per_unit"] = round(sum(by_package.values()), 1)
+        row["function_calls_by_package"] = by_package
     report[name] = row
     log(f"{name:18s} {row}")
+
+
+SHOW_STATEMENTS = 0
+"""``--show-statements N``: log the first N statements the legs send (what one leg runs)."""
+DUMP_DIR = os.environ.get("WIDGET_LEGS_DUMP", "")
+PROFILE_LEGS = False
+"""``--cprofile``: count function calls per unit (legs in ``REPEATABLE``, run a second time)."""
+REPEATABLE = frozenset({"visitor message", "operator reply"})
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -112,21 +163,27 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         counter = Counter(db)
         reply_ids: list[int] = []
 
+        async def prechat(_s: Any, found: Any) -> None:
+            """The widget's pre-chat check on what the look-up read (``InboundMessage.admit``)."""
+            assert not (found.inbox.config or {}).get("prechat")
+
         async def visitor_message(i: int) -> int:
+            message = conversations.InboundMessage(
+                inbox_id=inbox_id,
+                identity_kind="widget",
+                identity_value=f"v:{i % args.visitors}",
+                body=f"bench message {i}",
+                client_id=f"b{i}",
+            )
             async with db.transaction() as s:
-                held = await s.get(m.Inbox, inbox_id)  # as the handler holds it (weak identity map)
-                await inboxes.inbox_config(s, inbox_id)
-                await conversations.do_ingest_inbound(
-                    s,
-                    conversations.InboundMessage(
-                        inbox_id=inbox_id,
-                        identity_kind="widget",
-                        identity_value=f"v:{i % args.visitors}",
-                        body=f"bench message {i}",
-                        client_id=f"b{i}",
-                    ),
-                )
-                assert held is not None
+                if hasattr(conversations, "Admission"):  # since 1 Dec 2026: checked in the ingest
+                    message.admit = prechat
+                    await conversations.do_ingest_inbound(s, message)
+                else:  # before: the handler held the inbox and read its pre-chat config first
+                    held = await s.get(m.Inbox, inbox_id)
+                    await inboxes.inbox_config(s, inbox_id)
+                    await conversations.do_ingest_inbound(s, message)
+                    assert held is not None
             return 1
 
         async def operator_reply(i: int) -> int:
@@ -177,6 +234,10 @@ if __name__ == "__main__":
     p.add_argument("--batch", type=int, default=20, help="replies per receipt transaction / relay batch")
     p.add_argument("--dsn", default=os.environ.get("OMNI_TEST_PG_DSN", ""))
     p.add_argument("--out", default="")
+    p.add_argument("--cprofile", action="store_true", help="also function calls per leg (cProfile)")
+    p.add_argument("--show-statements", type=int, default=0, help="log the first N statements of the legs")
+    PROFILE_LEGS = p.parse_args().cprofile
+    SHOW_STATEMENTS = p.parse_args().show_statements
     result = asyncio.run(main(p.parse_args()))
     print(json.dumps(result, indent=2))
     if result and p.parse_args().out:

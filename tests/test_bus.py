@@ -40,3 +40,48 @@ async def test_a_stopped_bus_delivered_while_running() -> None:
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_a_burst_of_the_same_nudge_is_one_or_two_redis_messages_and_the_last_arrives() -> None:
+    """Every committing transaction nudges the relay: published one by one that was a Redis
+    round trip per commit. Now a nudge published while the same one is on its way goes once
+    more after it (so one is always sent after the last commit), local handlers still run for
+    each, and a different message is never folded into another."""
+    prefix = f"omni-test-bus-{uuid.uuid4().hex[:8]}"
+    a, b = RedisBus(REDIS_URL, prefix), RedisBus(REDIS_URL, prefix)
+    got: list[dict[str, object]] = []
+    local: list[dict[str, object]] = []
+    b.subscribe("outbox", got.append)
+    a.subscribe("outbox", local.append)
+    await a.start()
+    await b.start()
+    try:
+        while not got:  # b's subscription may not be live yet
+            a.publish("outbox", {})
+            await asyncio.sleep(0.2)
+        await until_quiet(a)
+        got.clear()
+        local.clear()
+        for _ in range(50):
+            a.publish("outbox", {})
+        a.publish("outbox", {"other": 1})
+        assert len(local) == 51, "local handlers run for every publish"
+        await until_quiet(a)
+        for _ in range(50):
+            if {"other": 1} in got and {} in got:
+                break
+            await asyncio.sleep(0.05)
+        assert got.count({}) in (1, 2), got
+        assert got.count({"other": 1}) == 1
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def until_quiet(bus: RedisBus) -> None:
+    """Until every message the bus has on its way was sent."""
+    for _ in range(100):
+        if not bus._pending:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("bus messages still on their way")

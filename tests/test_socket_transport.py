@@ -155,3 +155,32 @@ async def test_packet_queue_keeps_asyncio_queue_semantics() -> None:
     await asyncio.wait_for(joined, 5)
     with pytest.raises(ValueError):
         queue.task_done()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        "text",
+        3,
+        2.5,
+        True,
+        b"raw",
+        bytearray(b"raw"),
+        ["event", {"seq": 1, "data": {"body": "hi", "attachments": [{"id": "f1", "size": 3}]}}],
+        ["event", {"seq": 1, "data": {"attachments": [{"blob": b"\x00\x01"}]}}],
+        {"deep": [[[{"x": [bytearray(b"z")]}]]]},
+        ("a", b"in a tuple"),  # the library does not look into tuples; neither do we
+        [{"k": ("x", b"y")}],
+    ],
+)
+def test_the_quick_binary_check_answers_as_the_librarys(data: Any) -> None:
+    """``OmniPacket`` (what every emit's packet and every Redis publish is checked with) finds
+    bytes exactly where python-socketio's own recursive check finds them."""
+    from omni.realtime.transport import OmniPacket, has_binary
+
+    expected = socketio.packet.Packet.data_is_binary(data)
+    assert has_binary(data) is expected
+    assert OmniPacket.data_is_binary(data) is expected
+    built = OmniPacket(socketio.packet.EVENT, data=["event", data], namespace="/operator")
+    assert built.packet_type == (socketio.packet.BINARY_EVENT if expected else socketio.packet.EVENT)

@@ -54,7 +54,7 @@ from omni.domain import (
     transcript,
     visitor_profile,
 )
-from omni.domain.conversations import MAX_BODY, InboundMessage
+from omni.domain.conversations import MAX_BODY, Admission, InboundMessage
 from omni.domain.errors import DomainError, InvalidInput, NotFound, TooManyRequests
 from omni.domain.events import DomainEvent
 from omni.domain.routing import line_wait_infos, wait_info
@@ -94,6 +94,14 @@ LINE_MOVES = frozenset(
     }
 )
 """Events after which waiting customers' positions or expected waits may have changed."""
+
+
+class PrechatMissing(Exception):
+    """A required pre-chat field the visitor has not given (the message is refused, unwritten)."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field)
+        self.field = field
 
 
 def visitor_room(identity: str) -> str:
@@ -295,18 +303,6 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             # A quick-reply press: the label is the text, the id tells the bot which one.
             pressed = [automated.button_reply(sent.button)] if sent.button else []
             async with self.gate, self.services.db.transaction() as session:
-                # Held for the transaction: the session's identity map is weak, and the pre-chat
-                # check and the ingest would each read the inbox again once it was dropped.
-                inbox = await session.get(m.Inbox, sess["inbox_id"])  # noqa: F841
-                missing = await self._missing_prechat(session, sess, sent)
-                if missing is not None:
-                    return refusal(
-                        "prechat_required",
-                        _l("{field} is required before the chat starts"),
-                        lang=lang,
-                        params={"field": missing},
-                        field=missing,
-                    )
                 claimed = await files.access_uploads(session, sess["identity"], list(sent.attachments or []))
                 result = await conversations.do_ingest_inbound(
                     session,
@@ -323,6 +319,8 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                         attachments=[files.descriptor(f) for f in claimed] + pressed,
                         language=(sent.lang or "")[:16],
                         reopen_closed=False,  # the widget told the customer it was closed
+                        # The pre-chat check, on what the ingest's look-up read (nothing more).
+                        admit=lambda s, found: self._check_prechat(s, sess, sent, found),
                     ),
                 )
                 if result.created:
@@ -341,6 +339,14 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
                     ack["position"] = info.position
                     ack["estimated_wait_seconds"] = info.estimated_wait_seconds
                 return ack
+        except PrechatMissing as exc:  # nothing was written
+            return refusal(
+                "prechat_required",
+                _l("{field} is required before the chat starts"),
+                lang=lang,
+                params={"field": exc.field},
+                field=exc.field,
+            )
         except DomainError as exc:
             # A rate limit (e.g. too many new chats from one address) passes: send it again later.
             return refusal(exc.code, exc, field=exc.field, retry=isinstance(exc, TooManyRequests), lang=lang)
@@ -354,13 +360,15 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
             log.exception("widget message from %s not stored", sess["identity"])
             return refusal("unavailable", BUSY, retry=True, lang=lang)
 
-    async def _missing_prechat(
-        self, session: AsyncSession, sess: dict[str, Any], sent: MessageIn
-    ) -> str | None:
-        """The first required pre-chat field neither in the message nor already known of the
-        visitor: a widget that sent before its form was filled must not create a nameless
-        contact whose conversation no one can route."""
-        config = await inboxes.inbox_config(session, sess["inbox_id"])
+    async def _check_prechat(
+        self, session: AsyncSession, sess: dict[str, Any], sent: MessageIn, found: Admission
+    ) -> None:
+        """Raises ``PrechatMissing`` with the first required pre-chat field neither in the
+        message nor already known of the visitor: a widget that sent before its form was filled
+        must not create a nameless contact whose conversation no one can route. Runs inside the
+        ingest (``InboundMessage.admit``) on the inbox, contact and conversation its look-up
+        read; reads them itself only where there was no such look-up (SQLite)."""
+        config = found.inbox.config or {}
         required = [
             str(f.get("name"))
             for f in (config.get("prechat") or [])
@@ -369,18 +377,23 @@ class WidgetNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # untyped
         given = prechat_values(sent)
         missing = [name for name in required if not given[name].strip()]
         if not missing:
-            return None
-        contact = await identities.identity_contact(session, WidgetChannel.kind, sess["identity"])
+            return
+        contact, has_conversation = found.contact, found.has_conversation
+        if not found.looked_up:
+            contact = await identities.identity_contact(session, WidgetChannel.kind, sess["identity"])
+            conv_id = await self._conversation_id(session, sess["inbox_id"], sess["identity"])
+            has_conversation = conv_id is not None
         if contact is None:
-            return missing[0]
-        conv_id = await self._conversation_id(session, sess["inbox_id"], sess["identity"])
+            raise PrechatMissing(missing[0])
         known = {
             "name": bool(contact.name),
             "email": bool(contact.email),
             "phone": bool(contact.phone),
-            "subject": conv_id is not None,
+            "subject": has_conversation,
         }
-        return next((name for name in missing if not known[name]), None)
+        absent = next((name for name in missing if not known[name]), None)
+        if absent is not None:
+            raise PrechatMissing(absent)
 
     async def on_rate(self, sid: str, data: Any) -> dict[str, Any]:
         """The visitor's answer to the satisfaction question shown with the closed notice."""

@@ -58,7 +58,8 @@ class DomainEvent:
         }
 
     @classmethod
-    def from_row(cls, row: m.Event) -> DomainEvent:
+    def from_row(cls, row: m.Event | Any) -> DomainEvent:
+        """From an ``Event`` object or a plain row of the ``events`` columns (``EVENT_COLUMNS``)."""
         return cls(
             id=row.id,
             type=row.type,
@@ -143,6 +144,9 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"event payload value of type {type(value).__name__} is not JSON")
 
 
+EVENT_COLUMNS = tuple(m.Event.__table__.columns)
+"""What ``DomainEvent.from_row`` reads, selected as plain rows."""
+
 Sink = Callable[[Sequence[DomainEvent]], Awaitable[None]]
 TxSink = Callable[[AsyncSession, Sequence[DomainEvent]], Awaitable[Callable[[], None] | None]]
 
@@ -222,9 +226,11 @@ class OutboxRelay:
                     return 0
             last = await session.scalar(select(func.max(m.Event.id)).where(m.Event.dispatched.is_(True)))
             last_id = int(last or 0)
+            # Plain rows, not ``Event`` objects: the relay only reads them (the ORM's loading and
+            # identity map were most of a batch's Python; bench/widget_legs.py).
             rows = (
-                await session.scalars(
-                    select(m.Event)
+                await session.execute(
+                    select(*EVENT_COLUMNS)
                     .where(m.Event.dispatched.is_(False))
                     .order_by(m.Event.id)
                     .limit(self.batch_size)

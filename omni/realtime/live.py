@@ -35,6 +35,7 @@ from omni.db import models as m
 from omni.domain.events import DomainEvent
 from omni.realtime import pii
 from omni.realtime.membership import follow_queue_members, leave
+from omni.realtime.transport import has_binary
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,46 @@ class FanoutManager(socketio.AsyncRedisManager):  # type: ignore[misc]  # untype
         super().__init__(url, channel=channel, redis_options={"socket_connect_timeout": 2})
         self.live: LiveFanout | None = None
         self._publish_failing = False
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str | None = None,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """``AsyncPubSubManager.emit`` for a plain emit (no ack, no bytes), with the quicker
+        binary check (``omni.realtime.transport.has_binary``): the same message, handled here
+        and published. Anything else goes the library's way."""
+        if kwargs.get("ignore_queue") or callback is not None or has_binary(data):
+            await super().emit(
+                event,
+                data,
+                namespace=namespace,
+                room=room,
+                skip_sid=skip_sid,
+                callback=callback,
+                to=to,
+                **kwargs,
+            )
+            return
+        message = {
+            "method": "emit",
+            "event": event,
+            "data": list(data) if isinstance(data, tuple) else [data],
+            "binary": False,
+            "namespace": namespace or "/",
+            "room": to or room,
+            "skip_sid": skip_sid,
+            "callback": None,
+            "host_id": self.host_id,
+        }
+        await self._handle_emit(message)  # this node's sockets
+        await self._publish(message)  # the other nodes
 
     @contextlib.asynccontextmanager
     async def batched(self) -> AsyncIterator[None]:

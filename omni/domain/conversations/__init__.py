@@ -41,6 +41,7 @@ from omni.domain.conversations.handling import (
     do_wrap_up_expired,
 )
 from omni.domain.conversations.inbound import (
+    Admission,
     InboundMessage,
     IngestResult,
     customer_language,
@@ -67,6 +68,7 @@ __all__ = [
     "MAX_BODY",
     "MAX_OVERFLOW_HOPS",
     "REOPEN_WINDOW",
+    "Admission",
     "BotGateway",
     "InboundMessage",
     "IngestResult",

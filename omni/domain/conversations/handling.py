@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omni.db import models as m
 from omni.domain import deadlines
 from omni.domain.auth import Principal, access_conversation
-from omni.domain.conversations._common import MAX_BODY, S, _event, _message_event, insert_message_once
+from omni.domain.conversations._common import MAX_BODY, S, _event, _message_event, insert_message_announced
 from omni.domain.conversations.callbacks import _add_callback
 from omni.domain.conversations.offers import _cancel_pending_offers
 from omni.domain.conversations.queueing import do_enqueue
@@ -293,17 +293,17 @@ async def check_send_message(
         created_at=now,
     )
     if client_id:
-        # One INSERT … ON CONFLICT: a resend with the same client id returns the stored reply.
-        inserted = await insert_message_once(session, message)
+        # One statement: stored (INSERT … ON CONFLICT: a resend with the same client id returns
+        # the stored reply), the conversation touched (not for a note) and the event written.
+        inserted = await insert_message_announced(session, conv, message, touch=not private)
         if inserted is None:
             same = (m.Message.conversation_id == conv.id, m.Message.client_id == client_id)
             existing = await session.scalar(select(m.Message).where(*same))
             assert existing is not None  # the only unique key this insert can collide on
             return existing
-        message = inserted
-    else:
-        session.add(message)
-        await session.flush()
+        return inserted
+    session.add(message)
+    await session.flush()
     if not private:
         conv.last_message_at = now
     _message_event(session, conv, message)

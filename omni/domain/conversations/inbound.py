@@ -24,7 +24,7 @@ from omni.domain.conversations._common import (
     _message_event,
     bot_gateway,
     insert_message,
-    insert_message_once,
+    insert_message_announced,
 )
 from omni.domain.conversations.queueing import do_enqueue, do_reopen, line_up
 from omni.domain.errors import InvalidInput, NotFound
@@ -66,6 +66,23 @@ class InboundMessage:
     reopen_closed: bool = True
     """``False`` when the customer was told the conversation is closed (the widget): a new
     message then starts a new conversation instead of reopening the closed one."""
+    admit: Callable[[AsyncSession, Admission], Awaitable[None]] | None = None
+    """The channel's own check before anything is written (the widget's required pre-chat
+    fields), given what the look-up found; it raises to refuse the message. Asked here, not
+    before the ingest, so the channel reads nothing the look-up reads anyway."""
+
+
+@dataclass(slots=True)
+class Admission:
+    """What ``InboundMessage.admit`` is told: the (active) inbox, and when the one-statement
+    look-up ran (``looked_up``), the customer's contact (``None``: a new customer) and whether
+    they have a conversation in this inbox. Not looked up (SQLite, an identity the look-up
+    can't take): the check reads them itself."""
+
+    inbox: m.Inbox
+    looked_up: bool
+    contact: m.Contact | None = None
+    has_conversation: bool = False
 
 
 def customer_language(msg: InboundMessage, inbox: m.Inbox) -> str:
@@ -222,6 +239,9 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
         inbox, contact, conv = await session.get(m.Inbox, msg.inbox_id), None, None
     if inbox is None or not inbox.active or (msg.channel and inbox.channel != msg.channel):
         raise NotFound("inbox {inbox_id} not found", inbox_id=msg.inbox_id)
+    if msg.admit is not None:
+        looked_up = found is not None
+        await msg.admit(session, Admission(inbox, looked_up, contact, conv is not None and looked_up))
     lang = customer_language(msg, inbox)
     if found is None and msg.external_id:
         existing = await session.scalar(
@@ -341,16 +361,17 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
         # No idempotency key, nothing unique to collide on: a plain insert (nothing flushed;
         # the result's message is a plain row, not in the session).
         message = await insert_message(session, message)
+        conv.last_message_at = now
+        _message_event(session, conv, message)
     else:
-        inserted = await insert_message_once(session, message)
+        # Stored, the conversation touched and the message announced: one statement.
+        inserted = await insert_message_announced(session, conv, message)
         if inserted is None:
             # A concurrent (or earlier) delivery of the same message; return what it stored.
             return IngestResult(conv, await _stored_copy(session, conv, msg), duplicate=True, created=False)
         message = inserted
-    conv.last_message_at = now
     if lang and "lang" not in (conv.variables or {}):  # an older conversation learns it now
         conv.variables = {**(conv.variables or {}), "lang": lang}
-    _message_event(session, conv, message)
     if conv.status == S.SNOOZED:
         from omni.domain.snooze import do_wake  # snooze builds on this package
 
