@@ -53,7 +53,7 @@ from benchkit import (
 from sqlalchemy import event, select
 
 from omni import seed as factory
-from omni.db import Database
+from omni.db import Database, driver
 from omni.db import models as m
 from omni.domain import conversations, presence, routing
 from omni.domain.auth import hash_password
@@ -240,6 +240,7 @@ class StatementCounter:
     def __init__(self, db: Database) -> None:
         self.count = 0
         event.listen(db.engine.sync_engine, "before_cursor_execute", self._on_execute)
+        driver.listen(db.engine, self._on_execute)  # those sent straight on asyncpg
 
     def _on_execute(self, *_args: object) -> None:
         self.count += 1

@@ -43,10 +43,11 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 
 from omni.db import models as m
+from omni.db.driver import Core, Direct
 from omni.db.unit_of_work import unit_of_work
 from omni.domain import deadlines
 from omni.domain.capacity import Load, fits
@@ -91,7 +92,7 @@ def _load(row: Sequence[Any], at: int) -> Load:
 
 
 async def assign_on_postgres(
-    conn: AsyncConnection,
+    run: Direct | Core,
     session: AsyncSession,
     rp: RoutePass,
     now: datetime | None,
@@ -114,7 +115,7 @@ async def assign_on_postgres(
     configs = {primary.id: primary_config}
     for qid in conv.extra_queue_ids or ():
         if qid not in configs:
-            extra = await queue_config(conn, node, qid)
+            extra = await queue_config(run.conn, node, qid)
             if extra is not None:
                 configs[qid] = extra
     preferred = conv.preferred_user_id
@@ -142,7 +143,7 @@ async def assign_on_postgres(
         else:
             params["queues"] = list(configs)
         stmt = candidates_statement(preferred is not None, conv.medium == m.Medium.VOICE)
-        rows = (await conn.execute(stmt, params)).all()
+        rows = await run.rows(stmt, params)
         last_user_id = rows[0][15] if rows else None
     if primary.strategy != m.Strategy.ROUND_ROBIN:
         last_user_id = None
@@ -182,13 +183,14 @@ async def assign_on_postgres(
     chosen: list[_Chosen] = []
     contended: set[int] = set()
     for cand in ordered:
-        locked = (await conn.execute(lock_statement(), {"uid": cand.id})).first()
+        locked = await run.named(lock_statement(), {"uid": cand.id})
         if locked is None:
             contended.add(cand.id)  # another transaction holds this operator right now
             continue
         # Status and load are re-read under the lock: what another node committed counts.
         receives = locked.receives_voice if conv.medium == m.Medium.VOICE else locked.receives_chats
-        fresh_row = (await conn.execute(fresh_statement(), {"uid": cand.id})).one()
+        fresh_row = await run.first(fresh_statement(), {"uid": cand.id})
+        assert fresh_row is not None  # a SELECT without FROM: always one row
         fresh = _load(fresh_row, 0)
         if not receives or not fits(
             cand.user, fresh, conv.medium, chats_block_calls=primary.chats_block_calls
@@ -202,7 +204,7 @@ async def assign_on_postgres(
         rp.held |= contended  # this one may still go to them: nobody behind it does
         return None
     now = pinned or datetime.now(UTC)  # the moment of the offer: after the locks
-    await _write(conn, session, conv, primary, chosen, now)
+    await _write(run, session, conv, primary, chosen, now)
     return Assignment(conv.id, tuple(c.user.id for c in chosen), False)
 
 
@@ -342,7 +344,7 @@ def _write_statement(offers: int, ringing: tuple[bool, ...]) -> Any:
 
 
 async def _write(
-    conn: AsyncConnection,
+    run: Direct | Core,
     session: AsyncSession,
     conv: Any,
     queue: m.Queue,
@@ -419,7 +421,7 @@ async def _write(
         params[f"ev_queue_{k}"] = queue_id
         params[f"ev_user_{k}"] = user_id
         params[f"ev_at_{k}"] = datetime.now(UTC)
-    await conn.execute(_write_statement(len(chosen), tuple(ringing)), params)
+    await run.execute(_write_statement(len(chosen), tuple(ringing)), params)
     unit_of_work(session).events_written = True
     _expire_loaded(session, conv.id, [c.user.id for c in chosen])
 
