@@ -73,17 +73,22 @@ def remaining(user: Staffed, load: Load) -> int:
     return user.capacity - load.units(user)
 
 
-def _among(column: Any, who: Any) -> Any:
+def _among(column: Any, who: Any, one: bool) -> Any:
     """``column`` is one of ``who``: ``= ANY(:array)`` for a bound array, ``=`` for one bound
-    id (neither is re-expanded on every call, as an expanding ``IN`` list is), else ``IN``."""
+    id (neither is re-expanded on every call, as an expanding ``IN`` list is) or with ``one``,
+    else ``IN``."""
+    if one:
+        return column == who
     if isinstance(who, BindParameter) and not who.expanding:
         return column == any_(who) if isinstance(who.type, ARRAY) else column == who
     return column.in_(who)
 
 
-def load_rows(who: Any) -> Any:
+def load_rows(who: Any, *, one: bool = False) -> Any:
     """The statement behind ``loads_for``: ``(uid, medium, kind, count)`` rows for the operators
-    ``who`` selects (a list, an expanding bind, a bound array or id, or a subquery of ids);
+    ``who`` selects (a list, an expanding bind, a bound array or id, or a subquery of ids; with
+    ``one``, an expression for one operator's id, such as a column of an enclosing query: the
+    router reads each candidate's load by index this way, ``routing_pg_sql``);
     ``kind`` is ``"a"`` for assigned conversations and ``"o"`` for offers and campaign attempts
     reserved for them. Callers that read the operators in the same statement (the campaign
     scheduler) join it."""
@@ -95,7 +100,7 @@ def load_rows(who: Any) -> Any:
             func.count().label("n"),
         )
         .where(
-            _among(m.Conversation.assigned_user_id, who),
+            _among(m.Conversation.assigned_user_id, who, one),
             # Constants as bound values, not a list: SQLAlchemy re-expands a list on every call.
             m.Conversation.status.in_([literal(v) for v in HOLDING]),
             m.Conversation.status != m.ConversationStatus.OFFERED,
@@ -110,7 +115,7 @@ def load_rows(who: Any) -> Any:
             func.count().label("n"),
         )
         .join(m.Conversation, m.Conversation.id == m.Offer.conversation_id)
-        .where(_among(m.Offer.user_id, who), m.Offer.state == "pending")
+        .where(_among(m.Offer.user_id, who, one), m.Offer.state == "pending")
         .group_by(m.Offer.user_id, m.Conversation.medium)
     )
     # An operator reserved for an open campaign attempt (a preview card shown, a progressive call
@@ -123,14 +128,18 @@ def load_rows(who: Any) -> Any:
             func.count().label("n"),
         )
         .where(
-            _among(m.CampaignAttempt.operator_id, who),
+            _among(m.CampaignAttempt.operator_id, who, one),
             m.CampaignAttempt.ended_at.is_(None),
             # Answered: the operator's conversation holds the capacity from here (counted once).
             m.CampaignAttempt.answered_at.is_(None),
         )
         .group_by(m.CampaignAttempt.operator_id, m.CampaignAttempt.channel)
     )
-    return union_all(assigned, offered, attempts)
+    branches: list[Any] = [assigned, offered, attempts]
+    if one:  # the operator's id may be a column of a query further out: leave it there
+        tables = (m.Conversation, m.Offer, m.CampaignAttempt)
+        branches = [q.correlate_except(*tables) for q in branches]
+    return union_all(*branches)
 
 
 def add_load(load: Load, medium: str, kind: str, count: int) -> None:

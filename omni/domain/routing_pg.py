@@ -35,6 +35,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    Text,
     bindparam,
     cast,
     insert,
@@ -51,7 +52,7 @@ from omni.db.driver import Core, Direct
 from omni.db.unit_of_work import unit_of_work
 from omni.domain import deadlines
 from omni.domain.capacity import Load, fits
-from omni.domain.events import checked_payload
+from omni.domain.events import encoded_payload
 from omni.domain.place import offer_why, set_aside
 from omni.domain.presence import presence_dict
 from omni.domain.routing_config import NodeConfig, QueueConfig, membership, queue_config
@@ -214,15 +215,19 @@ def _typed(table: Any, names: dict[str, str]) -> dict[str, Any]:
     return {col: bindparam(name, type_=table.c[col].type) for col, name in names.items()}
 
 
-def _rows(table: Any, rows: list[dict[str, str]]) -> tuple[list[str], Any]:
+def _rows(table: Any, rows: list[dict[str, str]], documents: str = "") -> tuple[list[str], Any]:
     """``INSERT … SELECT`` of bound parameters, row after row: a multi-row ``VALUES`` would
     keep SQLAlchemy from caching the compiled statement, and the ordinal keeps the rows (and
-    so the ids the sequence hands them) in the given order."""
+    so the ids the sequence hands them) in the given order. The column ``documents`` is bound
+    as JSON text already encoded (``events.encoded_payload``) and cast in SQL."""
     cols = list(rows[0])
     parts = [
         select(
             *[
-                cast(bindparam(name, type_=table.c[col].type), table.c[col].type).label(col)
+                cast(
+                    bindparam(name, type_=Text() if col == documents else table.c[col].type),
+                    table.c[col].type,
+                ).label(col)
                 for col, name in row.items()
             ],
             literal_column(str(i)).label("ord"),
@@ -336,6 +341,7 @@ def _write_statement(offers: int, ringing: tuple[bool, ...]) -> Any:
                 }
                 for k in range(offers + len(ringing))
             ],
+            documents="payload",
         )
     )
     for cte in ctes:
@@ -416,7 +422,7 @@ async def _write(
     for k, (type_, payload, conversation_id, queue_id, user_id) in enumerate(events):
         # As ``events.emit`` writes a row: the payload checked, the clock read per event.
         params[f"ev_type_{k}"] = type_
-        params[f"ev_payload_{k}"] = checked_payload(type_, payload)
+        params[f"ev_payload_{k}"] = encoded_payload(type_, payload)
         params[f"ev_conv_{k}"] = conversation_id
         params[f"ev_queue_{k}"] = queue_id
         params[f"ev_user_{k}"] = user_id
