@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from omni.db import Database, driver
+from omni.db import Database, HeldConnection, driver
 from omni.db import models as m
 from omni.domain import deadlines, routing_pg
 from omni.domain.capacity import Load, fits, loads_for, remaining
@@ -573,29 +573,35 @@ async def do_route_pending(
     done: list[Assignment] = []
     async with db.transaction() as session:
         rows = await waiting_line(session, limit=max_assignments, paused_channels=paused_channels)
-    for conv_id, qid, medium, relax, step, preferred in rows:
-        key = (qid, medium, relax, step, preferred)
-        if key in rp.dead_keys:
-            continue
-        try:
-            async with db.transaction() as session:
-                assignment = await do_assign(session, conv_id, rp)
-                newly = set(still_paused()) - set(paused_channels) if still_paused else set()
-                if assignment is not None and newly:
-                    channel = await session.scalar(
-                        select(m.Conversation.channel).where(m.Conversation.id == conv_id)
-                    )
-                    if channel in newly:
-                        raise _PausedMeanwhile
-        except _PausedMeanwhile:
-            continue
-        if assignment is None:
-            if rp.no_operator and step == 0 and preferred is None:
-                rp.dead_keys.add(key)
-            continue
-        done.append(assignment)
-        if len(done) >= max_assignments:
-            break
+    # One connection for the pass's decisions (a transaction each, as before): no pool
+    # checkout, check-in and reset per decision (bench/README.md, "Issue 15 … (later)").
+    held = HeldConnection(db)
+    try:
+        for conv_id, qid, medium, relax, step, preferred in rows:
+            key = (qid, medium, relax, step, preferred)
+            if key in rp.dead_keys:
+                continue
+            try:
+                async with held.transaction() as session:
+                    assignment = await do_assign(session, conv_id, rp)
+                    newly = set(still_paused()) - set(paused_channels) if still_paused else set()
+                    if assignment is not None and newly:
+                        channel = await session.scalar(
+                            select(m.Conversation.channel).where(m.Conversation.id == conv_id)
+                        )
+                        if channel in newly:
+                            raise _PausedMeanwhile
+            except _PausedMeanwhile:
+                continue
+            if assignment is None:
+                if rp.no_operator and step == 0 and preferred is None:
+                    rp.dead_keys.add(key)
+                continue
+            done.append(assignment)
+            if len(done) >= max_assignments:
+                break
+    finally:
+        await held.close()
     return done
 
 
