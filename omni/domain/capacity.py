@@ -7,7 +7,20 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
 
-from sqlalchemy import ARRAY, BindParameter, any_, bindparam, case, func, literal, select, union_all
+from sqlalchemy import (
+    ARRAY,
+    BindParameter,
+    and_,
+    any_,
+    bindparam,
+    case,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -67,6 +80,30 @@ def fits(user: Staffed, load: Load, medium: str, *, chats_block_calls: bool) -> 
         return False
     used = load.voice_units(user) if medium == m.Medium.VOICE and not chats_block_calls else load.units(user)
     return used + weight(user, medium) <= user.capacity
+
+
+def units_clause(user: Any, load: Any) -> Any:
+    """:meth:`Load.units` in SQL: ``user`` has ``Staffed``'s columns, ``load`` ``Load``'s."""
+    return (load.chats + load.offers_chat) * user.chat_weight + (
+        load.calls + load.offers_voice
+    ) * user.voice_weight
+
+
+def fits_clause(user: Any, load: Any, medium: Any, chats_block_calls: Any) -> Any:
+    """:func:`fits` as a SQL condition (``user``, ``load`` as for :func:`units_clause`;
+    ``medium`` and ``chats_block_calls`` expressions), for a statement that leaves out the
+    operators without room (``routing_pg_sql.decision_statement``).
+    ``tests/domain/test_capacity_sql.py`` checks it agrees with :func:`fits` on every
+    combination of a grid."""
+    voice = medium == m.Medium.VOICE.value
+    voice_units = (load.calls + load.offers_voice) * user.voice_weight
+    used = case((and_(voice, not_(chats_block_calls)), voice_units), else_=units_clause(user, load))
+    weight = case((voice, user.voice_weight), else_=user.chat_weight)
+    return and_(
+        or_(not_(voice), user.handles_voice),
+        or_(medium != m.Medium.CHAT.value, user.handles_chat),
+        used + weight <= user.capacity,
+    )
 
 
 def remaining(user: Staffed, load: Load) -> int:

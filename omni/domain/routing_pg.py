@@ -19,6 +19,10 @@ unless the conversation also waits in other queues:
    timeout deadlines, the status-history change and presence update of an operator who
    starts ringing, and the outbox events in the order the ORM path emits them.
 
+Every statement runs straight on the asyncpg connection of the session's transaction
+(``omni.db.driver``): SQLAlchemy's execution cost more Python per statement than the statement
+took in PostgreSQL.
+
 Strategies order candidates with the same pure ``routing.order_candidates``; skill
 filtering, capacity (``capacity.fits``) and the "everyone declined: ring again" rule are
 the same code. Steps 3–4 repeat per operator for ``ring_all``. A queue with auto-accept
@@ -126,8 +130,10 @@ async def assign_on_postgres(
     want_skills = any(q.skills for q in configs.values())
     rows: Sequence[Sequence[Any]]
     last_user_id: int | None
+    full: Sequence[Sequence[Any]] = ()
     if len(configs) == 1:  # step 2 came with step 1
-        rows, last_user_id = conv.candidates or (), conv.last_user_id
+        fitting, without_room = conv.candidates or (None, None)
+        rows, full, last_user_id = fitting or (), without_room or (), conv.last_user_id
     else:  # other queues too: their members are candidates as well
         params: dict[str, Any] = {
             "cid": conv.id,
@@ -149,6 +155,9 @@ async def assign_on_postgres(
     if primary.strategy != m.Strategy.ROUND_ROBIN:
         last_user_id = None
     member_of, skill_score = membership(conv, configs, primary.id, rows if want_skills else ())
+    for uid, units in full:  # members without room: remembered as ``RoutePass.sized_up`` does
+        if uid in member_of:
+            rp.deciding[uid] = units
     result: list[Candidate] = []
     tried: set[int] = set_aside(conv)
     for r in rows:

@@ -19,7 +19,9 @@ from sqlalchemy import (
     func,
     lateral,
     literal,
+    not_,
     null,
+    or_,
     select,
     true,
     union_all,
@@ -27,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from omni.db import models as m
-from omni.domain.capacity import load_rows
+from omni.domain.capacity import fits_clause, load_rows, units_clause
 
 __all__ = ["candidates_statement", "decision_statement", "fresh_statement", "lock_statement"]
 
@@ -49,9 +51,12 @@ def decision_statement() -> Any:
     """Steps 1 and 2 in one statement: the waiting conversation locked (``FOR NO KEY UPDATE
     SKIP LOCKED``, no row when another transaction holds it), every column as one row, with
     the version of the queues' configuration (``routing_config``), the round-robin pointer of
-    its queue and, as one JSON array, the candidates of its queue (or its named operator):
-    receiving active operators with the columns of ``candidates_statement`` (the last three
-    only where the queue's strategy, its required skills or an earlier offer ask for them)."""
+    its queue and, as one JSON value ``[candidates, full]``, the candidates of its queue (or its
+    named operator): receiving active operators with the columns of ``candidates_statement``
+    (the last three only where the queue's strategy, its required skills or an earlier offer
+    ask for them), and ``[id, load units]`` of those without room for the conversation
+    (``capacity.fits_clause``; only when the queue requires no skills, else they are among the
+    candidates). Either part is ``null`` when empty."""
     c = m.Conversation.__table__
     version = select(m.RoutingConfig.version).where(m.RoutingConfig.id == 1).scalar_subquery()
     conv = (
@@ -103,8 +108,19 @@ def decision_statement() -> Any:
         case((wants_skills, _skills(u, m.UserSkill.skill_id)), else_=null()),
         case((wants_skills, _skills(u, m.UserSkill.level)), else_=null()),
     )
+    # Without required skills (whose levels ``routing_config.membership`` reads of every
+    # member), the members without room come as ``[id, load units]`` pairs only: all the router
+    # does with them is remember their load (``RoutePass.sized_up``).
+    blocks = select(m.Queue.chats_block_calls).where(m.Queue.id == conv.c.queue_id).scalar_subquery()
+    room = or_(wants_skills, fits_clause(u, load.c, conv.c.medium, blocks))
     candidates = (
-        select(func.json_agg(row, type_=JSON))
+        select(
+            func.json_build_array(
+                func.json_agg(row).filter(room),
+                func.json_agg(func.json_build_array(u.id, units_clause(u, load.c))).filter(not_(room)),
+                type_=JSON,
+            )
+        )
         .select_from(u)
         .join(p, p.user_id == u.id)
         .join(s, s.id == p.status_id)
