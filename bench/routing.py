@@ -53,7 +53,7 @@ from benchkit import (
 from sqlalchemy import event, select
 
 from omni import seed as factory
-from omni.db import Database
+from omni.db import Database, HeldConnection, driver
 from omni.db import models as m
 from omni.domain import conversations, presence, routing
 from omni.domain.auth import hash_password
@@ -240,6 +240,7 @@ class StatementCounter:
     def __init__(self, db: Database) -> None:
         self.count = 0
         event.listen(db.engine.sync_engine, "before_cursor_execute", self._on_execute)
+        driver.listen(db.engine, self._on_execute)  # those sent straight on asyncpg
 
     def _on_execute(self, *_args: object) -> None:
         self.count += 1
@@ -281,28 +282,32 @@ async def timed_route_pass(
         return result
     result.waiting = len(rows)
     result.scan_seconds = time.perf_counter() - t_pass
-    for conv_id, qid, medium, relax, step, preferred in rows:
-        key = (qid, medium, relax, step, preferred)
-        if key in rp.dead_keys:
-            continue
-        before = counter.count
-        c0 = time.process_time()
-        t0 = time.perf_counter()
-        async with db.transaction() as session:
-            assignment = await routing.do_assign(session, conv_id, rp)
-        elapsed = time.perf_counter() - t0
-        cpu = time.process_time() - c0
-        if assignment is None:
-            result.no_match.append(elapsed)
-            if step == 0 and preferred is None:
-                rp.dead_keys.add(key)
-            continue
-        result.offered.append(elapsed)
-        result.statements.append(counter.count - before)
-        result.cpu.append(cpu)
-        result.assignments.append(assignment)
-        if len(result.assignments) >= max_assignments:
-            break
+    held = HeldConnection(db)  # as do_route_pending: one connection for the pass's decisions
+    try:
+        for conv_id, qid, medium, relax, step, preferred in rows:
+            key = (qid, medium, relax, step, preferred)
+            if key in rp.dead_keys:
+                continue
+            before = counter.count
+            c0 = time.process_time()
+            t0 = time.perf_counter()
+            async with held.transaction() as session:
+                assignment = await routing.do_assign(session, conv_id, rp)
+            elapsed = time.perf_counter() - t0
+            cpu = time.process_time() - c0
+            if assignment is None:
+                result.no_match.append(elapsed)
+                if step == 0 and preferred is None:
+                    rp.dead_keys.add(key)
+                continue
+            result.offered.append(elapsed)
+            result.statements.append(counter.count - before)
+            result.cpu.append(cpu)
+            result.assignments.append(assignment)
+            if len(result.assignments) >= max_assignments:
+                break
+    finally:
+        await held.close()
     result.wall_seconds = time.perf_counter() - t_pass
     return result
 

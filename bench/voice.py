@@ -33,6 +33,7 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from channels.voice import VoiceChannel, adapter, ami
+from omni.db import driver
 from omni.db import models as m
 from omni.db.migrate import upgrade
 from omni.services import build_services
@@ -140,6 +141,9 @@ async def ingest_run(
         if show_sql:
             shapes[" ".join(statement.split())[:160]] += 1
 
+    def direct_sql(statement: str) -> None:
+        count_sql(None, None, statement)
+
     try:
         await services.start()
         await wait_for(lambda: voice.ami.ready)
@@ -157,6 +161,7 @@ async def ingest_run(
 
         voice.ami.on_event = counting
         sa_event.listen(services.db.engine.sync_engine, "before_cursor_execute", count_sql)
+        driver.listen(services.db.engine, direct_sql)  # the router's, sent straight on asyncpg
         written0, sent0, applied0, batches0 = (
             emu.events_written,
             emu.events_sent,
@@ -171,6 +176,7 @@ async def ingest_run(
         await voice.drain()
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         sa_event.remove(services.db.engine.sync_engine, "before_cursor_execute", count_sql)
+        driver.remove(services.db.engine, direct_sql)
         for shape, n in shapes.most_common():
             print(f"{n / calls:6.2f} per caller  {shape}")
         applied = voice.applied - applied0

@@ -43,7 +43,7 @@ from benchkit import admin_execute, check_loopback, log, sqlalchemy_url
 from sqlalchemy import event, select
 
 from omni import seed as factory
-from omni.db import Database
+from omni.db import Database, driver
 from omni.db import models as m
 from omni.db.migrate import upgrade_async
 from omni.domain import conversations, inboxes, presence
@@ -57,6 +57,7 @@ class Counter:
         self.statements = 0
         self.shown = 0
         event.listen(db.engine.sync_engine, "before_cursor_execute", self._count)
+        driver.listen(db.engine, self._count)  # the router's, sent straight on asyncpg
 
     def _count(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         self.statements += 1

@@ -5,6 +5,7 @@ action emits is defined, and ``emit`` refuses what its definition does not allow
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from omni.domain.event_types import EVENT_TYPES, EventContractError
-from omni.domain.events import emit
+from omni.domain.events import checked_payload, emit, encoded_payload
 from omni.services import Services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,3 +66,18 @@ async def test_emit_refuses_an_unknown_type_or_a_payload_of_the_wrong_shape(serv
             emit(s, "admin.changed", {"entity": "queue", "id": 1, "action": "renamed"})
         row = emit(s, "admin.changed", {"entity": "queue", "id": 1, "action": "created"})
         assert row.payload == {"entity": "queue", "id": 1, "action": "created"}
+
+
+def test_a_payload_encoded_by_its_writer_is_checked_as_emit_checks_it() -> None:
+    """``encoded_payload`` (a writer binding the JSON itself: the router's offers) refuses what
+    ``emit`` refuses, and its document is the one ``emit``'s row holds."""
+    with pytest.raises(EventContractError, match="unknown event type"):
+        encoded_payload("conversation.exploded", {})
+    with pytest.raises(EventContractError, match="user_ids"):
+        encoded_payload("queue.members_changed", {"queue_id": 1, "user_ids": ["7"]})
+    with pytest.raises(EventContractError, match="unknown field"):
+        encoded_payload("admin.changed", {"entity": "queue", "id": 1, "action": "created", "extra": 1})
+    with pytest.raises(EventContractError, match="action"):
+        encoded_payload("admin.changed", {"entity": "queue", "id": 1, "action": "renamed"})
+    payload = {"entity": "queue", "id": 1, "action": "created"}
+    assert json.loads(encoded_payload("admin.changed", payload)) == checked_payload("admin.changed", payload)

@@ -7,7 +7,20 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
 
-from sqlalchemy import ARRAY, BindParameter, any_, bindparam, case, func, literal, select, union_all
+from sqlalchemy import (
+    ARRAY,
+    BindParameter,
+    and_,
+    any_,
+    bindparam,
+    case,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
@@ -69,21 +82,50 @@ def fits(user: Staffed, load: Load, medium: str, *, chats_block_calls: bool) -> 
     return used + weight(user, medium) <= user.capacity
 
 
+def units_clause(user: Any, load: Any) -> Any:
+    """:meth:`Load.units` in SQL: ``user`` has ``Staffed``'s columns, ``load`` ``Load``'s."""
+    return (load.chats + load.offers_chat) * user.chat_weight + (
+        load.calls + load.offers_voice
+    ) * user.voice_weight
+
+
+def fits_clause(user: Any, load: Any, medium: Any, chats_block_calls: Any) -> Any:
+    """:func:`fits` as a SQL condition (``user``, ``load`` as for :func:`units_clause`;
+    ``medium`` and ``chats_block_calls`` expressions), for a statement that leaves out the
+    operators without room (``routing_pg_sql.decision_statement``).
+    ``tests/domain/test_capacity_sql.py`` checks it agrees with :func:`fits` on every
+    combination of a grid."""
+    voice = medium == m.Medium.VOICE.value
+    voice_units = (load.calls + load.offers_voice) * user.voice_weight
+    used = case((and_(voice, not_(chats_block_calls)), voice_units), else_=units_clause(user, load))
+    weight = case((voice, user.voice_weight), else_=user.chat_weight)
+    return and_(
+        or_(not_(voice), user.handles_voice),
+        or_(medium != m.Medium.CHAT.value, user.handles_chat),
+        used + weight <= user.capacity,
+    )
+
+
 def remaining(user: Staffed, load: Load) -> int:
     return user.capacity - load.units(user)
 
 
-def _among(column: Any, who: Any) -> Any:
+def _among(column: Any, who: Any, one: bool) -> Any:
     """``column`` is one of ``who``: ``= ANY(:array)`` for a bound array, ``=`` for one bound
-    id (neither is re-expanded on every call, as an expanding ``IN`` list is), else ``IN``."""
+    id (neither is re-expanded on every call, as an expanding ``IN`` list is) or with ``one``,
+    else ``IN``."""
+    if one:
+        return column == who
     if isinstance(who, BindParameter) and not who.expanding:
         return column == any_(who) if isinstance(who.type, ARRAY) else column == who
     return column.in_(who)
 
 
-def load_rows(who: Any) -> Any:
+def load_rows(who: Any, *, one: bool = False) -> Any:
     """The statement behind ``loads_for``: ``(uid, medium, kind, count)`` rows for the operators
-    ``who`` selects (a list, an expanding bind, a bound array or id, or a subquery of ids);
+    ``who`` selects (a list, an expanding bind, a bound array or id, or a subquery of ids; with
+    ``one``, an expression for one operator's id, such as a column of an enclosing query: the
+    router reads each candidate's load by index this way, ``routing_pg_sql``);
     ``kind`` is ``"a"`` for assigned conversations and ``"o"`` for offers and campaign attempts
     reserved for them. Callers that read the operators in the same statement (the campaign
     scheduler) join it."""
@@ -95,7 +137,7 @@ def load_rows(who: Any) -> Any:
             func.count().label("n"),
         )
         .where(
-            _among(m.Conversation.assigned_user_id, who),
+            _among(m.Conversation.assigned_user_id, who, one),
             # Constants as bound values, not a list: SQLAlchemy re-expands a list on every call.
             m.Conversation.status.in_([literal(v) for v in HOLDING]),
             m.Conversation.status != m.ConversationStatus.OFFERED,
@@ -110,7 +152,7 @@ def load_rows(who: Any) -> Any:
             func.count().label("n"),
         )
         .join(m.Conversation, m.Conversation.id == m.Offer.conversation_id)
-        .where(_among(m.Offer.user_id, who), m.Offer.state == "pending")
+        .where(_among(m.Offer.user_id, who, one), m.Offer.state == "pending")
         .group_by(m.Offer.user_id, m.Conversation.medium)
     )
     # An operator reserved for an open campaign attempt (a preview card shown, a progressive call
@@ -123,14 +165,18 @@ def load_rows(who: Any) -> Any:
             func.count().label("n"),
         )
         .where(
-            _among(m.CampaignAttempt.operator_id, who),
+            _among(m.CampaignAttempt.operator_id, who, one),
             m.CampaignAttempt.ended_at.is_(None),
             # Answered: the operator's conversation holds the capacity from here (counted once).
             m.CampaignAttempt.answered_at.is_(None),
         )
         .group_by(m.CampaignAttempt.operator_id, m.CampaignAttempt.channel)
     )
-    return union_all(assigned, offered, attempts)
+    branches: list[Any] = [assigned, offered, attempts]
+    if one:  # the operator's id may be a column of a query further out: leave it there
+        tables = (m.Conversation, m.Offer, m.CampaignAttempt)
+        branches = [q.correlate_except(*tables) for q in branches]
+    return union_all(*branches)
 
 
 def add_load(load: Load, medium: str, kind: str, count: int) -> None:

@@ -557,6 +557,27 @@ def check_payload(type_: str, payload: dict[str, Any]) -> Payload:
         ) from exc
 
 
+def check_encoded(type_: str, document: str) -> None:
+    """:func:`check_payload` for a payload already encoded as JSON: the document decoded against
+    the type's definition (``EventContractError`` naming the problem), without building it as
+    Python objects first."""
+    decoder = _DECODERS.get(type_)
+    if decoder is None:
+        definition = EVENT_TYPES.get(type_)
+        if definition is None:
+            raise EventContractError(f"unknown event type {type_!r}: add it to omni.domain.event_types")
+        decoder = _DECODERS[type_] = msgspec.json.Decoder(definition.payload, strict=True)
+    try:
+        decoder.decode(document)
+    except msgspec.ValidationError as exc:
+        raise EventContractError(
+            f"{type_} payload does not match {EVENT_TYPES[type_].payload.__name__}: {exc}"
+        ) from exc
+
+
+_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {}
+
+
 def is_private(type_: str, payload: dict[str, Any]) -> bool:
     """Staff-only content (a private note or a supervisor's whisper) or one operator's news (a
     QA grade) that a queue room of operators must not receive."""

@@ -25,7 +25,7 @@ from omni.db import Database
 from omni.db import models as m
 from omni.db.outbox import OutboxRow, OutboxSession
 from omni.db.unit_of_work import UnitOfWork, unit_of_work
-from omni.domain.event_types import check_payload
+from omni.domain.event_types import check_encoded, check_payload
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,18 @@ def checked_payload(type_: str, payload: dict[str, Any]) -> dict[str, Any]:
     clean: dict[str, Any] = json.loads(json.dumps(payload, default=_json_default))
     check_payload(type_, clean)
     return clean
+
+
+def encoded_payload(type_: str, payload: dict[str, Any]) -> str:
+    """``payload`` as the JSON document the outbox stores, checked against the type's
+    definition: :func:`checked_payload` without the round trip back to Python objects, for a
+    writer that binds the document itself (``routing_pg``'s offer, cast to the column's JSON
+    type in SQL). The check reads the encoded document, so a value that came from outside (a
+    conversation's variables) is checked as strictly as by ``emit``; the row holds the same
+    JSON as ``emit`` writes."""
+    document = json.dumps(payload, default=_json_default)
+    check_encoded(type_, document)
+    return document
 
 
 def _json_default(value: Any) -> Any:

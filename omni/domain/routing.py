@@ -14,13 +14,12 @@ import random
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from omni.db import Database
+from omni.db import Database, HeldConnection, driver
 from omni.db import models as m
 from omni.db.outbox import unflushed
 from omni.domain import deadlines, routing_pg
@@ -346,21 +345,19 @@ async def _decide(
         # session's autoflush would.
         if unflushed(session):
             await session.flush()
-        conn = await session.connection()
+        # Straight on asyncpg, in the session's transaction (``omni.db.driver``).
+        run = await driver.statements(await session.connection())
         day = _start_of_day(now or datetime.now(UTC))  # for "handled today"
-        row = (
-            await conn.execute(routing_pg.decision_statement(), {"cid": conversation_id, "day": day})
-        ).first()
-        if row is None:
+        conv = await run.named(routing_pg.decision_statement(), {"cid": conversation_id, "day": day})
+        if conv is None:
             await hold_back(session, rp, conversation_id)
             return None  # taken by another node, or no longer waiting
-        node = node_config(bind, row.config_version)
-        config = await queue_config(conn, node, row.queue_id) if row.queue_id is not None else None
+        node = node_config(bind, conv.config_version)
+        config = await queue_config(run.conn, node, conv.queue_id) if conv.queue_id is not None else None
         if config is None:
             return None
-        if not config.queue.auto_accept:
-            conv = SimpleNamespace(**row._asdict())  # a row will do: the rules only read it
-            return await routing_pg.assign_on_postgres(conn, session, rp, now, conv, node, config)
+        if not config.queue.auto_accept:  # a row will do: the rules only read it
+            return await routing_pg.assign_on_postgres(run, session, rp, now, conv, node, config)
         # Auto-accept hands ORM objects to do_accept_offer: decide below (the lock is ours).
     pinned = now
     now = now or datetime.now(UTC)
@@ -577,29 +574,35 @@ async def do_route_pending(
     done: list[Assignment] = []
     async with db.transaction() as session:
         rows = await waiting_line(session, limit=max_assignments, paused_channels=paused_channels)
-    for conv_id, qid, medium, relax, step, preferred in rows:
-        key = (qid, medium, relax, step, preferred)
-        if key in rp.dead_keys:
-            continue
-        try:
-            async with db.transaction() as session:
-                assignment = await do_assign(session, conv_id, rp)
-                newly = set(still_paused()) - set(paused_channels) if still_paused else set()
-                if assignment is not None and newly:
-                    channel = await session.scalar(
-                        select(m.Conversation.channel).where(m.Conversation.id == conv_id)
-                    )
-                    if channel in newly:
-                        raise _PausedMeanwhile
-        except _PausedMeanwhile:
-            continue
-        if assignment is None:
-            if rp.no_operator and step == 0 and preferred is None:
-                rp.dead_keys.add(key)
-            continue
-        done.append(assignment)
-        if len(done) >= max_assignments:
-            break
+    # One connection for the pass's decisions (a transaction each, as before): no pool
+    # checkout, check-in and reset per decision (bench/README.md, "Issue 15 … (later)").
+    held = HeldConnection(db)
+    try:
+        for conv_id, qid, medium, relax, step, preferred in rows:
+            key = (qid, medium, relax, step, preferred)
+            if key in rp.dead_keys:
+                continue
+            try:
+                async with held.transaction() as session:
+                    assignment = await do_assign(session, conv_id, rp)
+                    newly = set(still_paused()) - set(paused_channels) if still_paused else set()
+                    if assignment is not None and newly:
+                        channel = await session.scalar(
+                            select(m.Conversation.channel).where(m.Conversation.id == conv_id)
+                        )
+                        if channel in newly:
+                            raise _PausedMeanwhile
+            except _PausedMeanwhile:
+                continue
+            if assignment is None:
+                if rp.no_operator and step == 0 and preferred is None:
+                    rp.dead_keys.add(key)
+                continue
+            done.append(assignment)
+            if len(done) >= max_assignments:
+                break
+    finally:
+        await held.close()
     return done
 
 

@@ -19,6 +19,10 @@ unless the conversation also waits in other queues:
    timeout deadlines, the status-history change and presence update of an operator who
    starts ringing, and the outbox events in the order the ORM path emits them.
 
+Every statement runs straight on the asyncpg connection of the session's transaction
+(``omni.db.driver``): SQLAlchemy's execution cost more Python per statement than the statement
+took in PostgreSQL.
+
 Strategies order candidates with the same pure ``routing.order_candidates``; skill
 filtering, capacity (``capacity.fits``) and the "everyone declined: ring again" rule are
 the same code. Steps 3–4 repeat per operator for ``ring_all``. A queue with auto-accept
@@ -35,6 +39,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    Text,
     bindparam,
     cast,
     insert,
@@ -43,14 +48,15 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 
 from omni.db import models as m
+from omni.db.driver import Core, Direct
 from omni.db.unit_of_work import unit_of_work
 from omni.domain import deadlines
 from omni.domain.capacity import Load, fits
-from omni.domain.events import checked_payload
+from omni.domain.events import encoded_payload
 from omni.domain.place import offer_why, set_aside
 from omni.domain.presence import presence_dict
 from omni.domain.routing_config import NodeConfig, QueueConfig, membership, queue_config
@@ -91,7 +97,7 @@ def _load(row: Sequence[Any], at: int) -> Load:
 
 
 async def assign_on_postgres(
-    conn: AsyncConnection,
+    run: Direct | Core,
     session: AsyncSession,
     rp: RoutePass,
     now: datetime | None,
@@ -114,7 +120,7 @@ async def assign_on_postgres(
     configs = {primary.id: primary_config}
     for qid in conv.extra_queue_ids or ():
         if qid not in configs:
-            extra = await queue_config(conn, node, qid)
+            extra = await queue_config(run.conn, node, qid)
             if extra is not None:
                 configs[qid] = extra
     preferred = conv.preferred_user_id
@@ -124,8 +130,10 @@ async def assign_on_postgres(
     want_skills = any(q.skills for q in configs.values())
     rows: Sequence[Sequence[Any]]
     last_user_id: int | None
+    full: Sequence[Sequence[Any]] = ()
     if len(configs) == 1:  # step 2 came with step 1
-        rows, last_user_id = conv.candidates or (), conv.last_user_id
+        fitting, without_room = conv.candidates or (None, None)
+        rows, full, last_user_id = fitting or (), without_room or (), conv.last_user_id
     else:  # other queues too: their members are candidates as well
         params: dict[str, Any] = {
             "cid": conv.id,
@@ -142,11 +150,14 @@ async def assign_on_postgres(
         else:
             params["queues"] = list(configs)
         stmt = candidates_statement(preferred is not None, conv.medium == m.Medium.VOICE)
-        rows = (await conn.execute(stmt, params)).all()
+        rows = await run.rows(stmt, params)
         last_user_id = rows[0][15] if rows else None
     if primary.strategy != m.Strategy.ROUND_ROBIN:
         last_user_id = None
     member_of, skill_score = membership(conv, configs, primary.id, rows if want_skills else ())
+    for uid, units in full:  # members without room: remembered as ``RoutePass.sized_up`` does
+        if uid in member_of:
+            rp.deciding[uid] = units
     result: list[Candidate] = []
     tried: set[int] = set_aside(conv)
     for r in rows:
@@ -182,13 +193,14 @@ async def assign_on_postgres(
     chosen: list[_Chosen] = []
     contended: set[int] = set()
     for cand in ordered:
-        locked = (await conn.execute(lock_statement(), {"uid": cand.id})).first()
+        locked = await run.named(lock_statement(), {"uid": cand.id})
         if locked is None:
             contended.add(cand.id)  # another transaction holds this operator right now
             continue
         # Status and load are re-read under the lock: what another node committed counts.
         receives = locked.receives_voice if conv.medium == m.Medium.VOICE else locked.receives_chats
-        fresh_row = (await conn.execute(fresh_statement(), {"uid": cand.id})).one()
+        fresh_row = await run.first(fresh_statement(), {"uid": cand.id})
+        assert fresh_row is not None  # a SELECT without FROM: always one row
         fresh = _load(fresh_row, 0)
         if not receives or not fits(
             cand.user, fresh, conv.medium, chats_block_calls=primary.chats_block_calls
@@ -202,7 +214,7 @@ async def assign_on_postgres(
         rp.held |= contended  # this one may still go to them: nobody behind it does
         return None
     now = pinned or datetime.now(UTC)  # the moment of the offer: after the locks
-    await _write(conn, session, conv, primary, chosen, now)
+    await _write(run, session, conv, primary, chosen, now)
     return Assignment(conv.id, tuple(c.user.id for c in chosen), False)
 
 
@@ -212,15 +224,19 @@ def _typed(table: Any, names: dict[str, str]) -> dict[str, Any]:
     return {col: bindparam(name, type_=table.c[col].type) for col, name in names.items()}
 
 
-def _rows(table: Any, rows: list[dict[str, str]]) -> tuple[list[str], Any]:
+def _rows(table: Any, rows: list[dict[str, str]], documents: str = "") -> tuple[list[str], Any]:
     """``INSERT … SELECT`` of bound parameters, row after row: a multi-row ``VALUES`` would
     keep SQLAlchemy from caching the compiled statement, and the ordinal keeps the rows (and
-    so the ids the sequence hands them) in the given order."""
+    so the ids the sequence hands them) in the given order. The column ``documents`` is bound
+    as JSON text already encoded (``events.encoded_payload``) and cast in SQL."""
     cols = list(rows[0])
     parts = [
         select(
             *[
-                cast(bindparam(name, type_=table.c[col].type), table.c[col].type).label(col)
+                cast(
+                    bindparam(name, type_=Text() if col == documents else table.c[col].type),
+                    table.c[col].type,
+                ).label(col)
                 for col, name in row.items()
             ],
             literal_column(str(i)).label("ord"),
@@ -334,6 +350,7 @@ def _write_statement(offers: int, ringing: tuple[bool, ...]) -> Any:
                 }
                 for k in range(offers + len(ringing))
             ],
+            documents="payload",
         )
     )
     for cte in ctes:
@@ -342,7 +359,7 @@ def _write_statement(offers: int, ringing: tuple[bool, ...]) -> Any:
 
 
 async def _write(
-    conn: AsyncConnection,
+    run: Direct | Core,
     session: AsyncSession,
     conv: Any,
     queue: m.Queue,
@@ -414,12 +431,12 @@ async def _write(
     for k, (type_, payload, conversation_id, queue_id, user_id) in enumerate(events):
         # As ``events.emit`` writes a row: the payload checked, the clock read per event.
         params[f"ev_type_{k}"] = type_
-        params[f"ev_payload_{k}"] = checked_payload(type_, payload)
+        params[f"ev_payload_{k}"] = encoded_payload(type_, payload)
         params[f"ev_conv_{k}"] = conversation_id
         params[f"ev_queue_{k}"] = queue_id
         params[f"ev_user_{k}"] = user_id
         params[f"ev_at_{k}"] = datetime.now(UTC)
-    await conn.execute(_write_statement(len(chosen), tuple(ringing)), params)
+    await run.execute(_write_statement(len(chosen), tuple(ringing)), params)
     unit_of_work(session).events_written = True
     _expire_loaded(session, conv.id, [c.user.id for c in chosen])
 

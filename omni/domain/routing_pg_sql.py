@@ -10,14 +10,18 @@ from sqlalchemy import (
     ARRAY,
     JSON,
     Integer,
+    and_,
     any_,
     bindparam,
     case,
     exists,
     false,
     func,
+    lateral,
     literal,
+    not_,
     null,
+    or_,
     select,
     true,
     union_all,
@@ -25,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from omni.db import models as m
-from omni.domain.capacity import load_rows
+from omni.domain.capacity import fits_clause, load_rows, units_clause
 
 __all__ = ["candidates_statement", "decision_statement", "fresh_statement", "lock_statement"]
 
@@ -47,9 +51,12 @@ def decision_statement() -> Any:
     """Steps 1 and 2 in one statement: the waiting conversation locked (``FOR NO KEY UPDATE
     SKIP LOCKED``, no row when another transaction holds it), every column as one row, with
     the version of the queues' configuration (``routing_config``), the round-robin pointer of
-    its queue and, as one JSON array, the candidates of its queue (or its named operator):
-    receiving active operators with the columns of ``candidates_statement`` (the last three
-    only where the queue's strategy, its required skills or an earlier offer ask for them)."""
+    its queue and, as one JSON value ``[candidates, full]``, the candidates of its queue (or its
+    named operator): receiving active operators with the columns of ``candidates_statement``
+    (the last three only where the queue's strategy, its required skills or an earlier offer
+    ask for them), and ``[id, load units]`` of those without room for the conversation
+    (``capacity.fits_clause``; only when the queue requires no skills, else they are among the
+    candidates). Either part is ``null`` when empty."""
     c = m.Conversation.__table__
     version = select(m.RoutingConfig.version).where(m.RoutingConfig.id == 1).scalar_subquery()
     conv = (
@@ -68,7 +75,7 @@ def decision_statement() -> Any:
         .where(conv.c.preferred_user_id.is_(None)),
         select(conv.c.preferred_user_id).where(conv.c.preferred_user_id.is_not(None)),
     )
-    lr = load_rows(who).cte("lr")
+    load = _load_of(u.id)
     strategy = select(m.Queue.strategy).where(m.Queue.id == conv.c.queue_id).scalar_subquery()
     wants_skills = exists().where(m.QueueSkill.queue_id == conv.c.queue_id)
     tried = exists().where(
@@ -95,18 +102,30 @@ def decision_statement() -> Any:
         u.handles_chat,
         u.handles_voice,
         p.idle_since,
-        *_load_columns(lr, u.id),
+        *load.c,
         case((conv.c.offered_at.is_not(None), tried), else_=false()),
         case((strategy == m.Strategy.FEWEST_HANDLED.value, handled), else_=literal(0)),
         case((wants_skills, _skills(u, m.UserSkill.skill_id)), else_=null()),
         case((wants_skills, _skills(u, m.UserSkill.level)), else_=null()),
     )
+    # Without required skills (whose levels ``routing_config.membership`` reads of every
+    # member), the members without room come as ``[id, load units]`` pairs only: all the router
+    # does with them is remember their load (``RoutePass.sized_up``).
+    blocks = select(m.Queue.chats_block_calls).where(m.Queue.id == conv.c.queue_id).scalar_subquery()
+    room = or_(wants_skills, fits_clause(u, load.c, conv.c.medium, blocks))
     candidates = (
-        select(func.json_agg(row, type_=JSON))
+        select(
+            func.json_build_array(
+                func.json_agg(row).filter(room),
+                func.json_agg(func.json_build_array(u.id, units_clause(u, load.c))).filter(not_(room)),
+                type_=JSON,
+            )
+        )
         .select_from(u)
         .join(p, p.user_id == u.id)
         .join(s, s.id == p.status_id)
         .join(conv, true())
+        .join(load, true())
         .where(u.id.in_(who), u.is_active.is_(True), receives.is_(True))
         .scalar_subquery()
     )
@@ -120,6 +139,32 @@ def decision_statement() -> Any:
         candidates.label("candidates"),
         last_user.label("last_user_id"),
     )
+
+
+def _load_of(uid: Any) -> Any:
+    """Assigned chats, assigned calls, offered chats, offered calls of the operator ``uid`` (a
+    column of the enclosing query), as a ``LATERAL`` subquery counted as ``capacity.add_load``
+    counts them: a few index look-ups per candidate, whatever the size of the tables.
+
+    Not a CTE of every member's load probed per candidate: PostgreSQL re-ran the members'
+    subquery for every pending offer once their number outgrew the table's statistics (18 ms
+    of a 20 ms decision after 300 offers in one pass, bench/README.md)."""
+    lr = load_rows(uid, one=True).subquery("lr")
+    voice = lr.c.medium == _VOICE
+    chat = lr.c.medium.is_distinct_from(_VOICE)
+    return lateral(
+        select(
+            *[
+                func.coalesce(func.sum(lr.c.n).filter(and_(lr.c.kind == kind, medium)), 0).label(name)
+                for name, kind, medium in (
+                    ("chats", "a", chat),
+                    ("calls", "a", voice),
+                    ("offers_chat", "o", chat),
+                    ("offers_voice", "o", voice),
+                )
+            ]
+        )
+    ).alias("load")
 
 
 def _load_columns(lr: Any, uid: Any) -> list[Any]:

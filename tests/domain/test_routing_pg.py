@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import event, func, select, update
 
-from omni.db import Database
+from omni.db import Database, driver
 from omni.db import models as m
 from omni.domain import admin, routing
 from omni.domain import conversations as c
@@ -222,6 +222,34 @@ async def test_postgres_fast_path_writes_what_the_orm_path_writes(
         assert fast[table] == lite[table], table
 
 
+class _Sent(list[str]):
+    """Every statement sent through a database: SQLAlchemy's and ``omni.db.driver``'s
+    (``direct``: the latter only)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.direct: list[str] = []
+
+    def clear(self) -> None:
+        super().clear()
+        self.direct.clear()
+
+
+def _sent(db: Database) -> _Sent:
+    sent = _Sent()
+
+    def through_core(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    def direct(statement: str) -> None:
+        sent.append(statement)
+        sent.direct.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", through_core)
+    driver.listen(db.engine, direct)
+    return sent
+
+
 async def test_routing_decision_on_postgres_sends_at_most_four_statements(pg_url: str) -> None:
     """Per offer, the fast path sends 4 statements (ORM: about 13; the raw floor 4); the figure
     the routing bench reports as statements per decision. The queue's settings, members and
@@ -230,17 +258,14 @@ async def test_routing_decision_on_postgres_sends_at_most_four_statements(pg_url
     try:
         await _seed(db)
         conv_ids = [await _ingest(db, "idle", f"s{i}") for i in range(4)]
-        sent: list[str] = []
-
-        def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-            sent.append(statement)
-
-        event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+        sent = _sent(db)
         for i, conv_id in enumerate(conv_ids):
             sent.clear()
             async with db.transaction() as s:
                 assert await routing.do_assign(s, conv_id, routing.RoutePass()) is not None
             assert len(sent) <= (7 if i == 0 else 4), sent
+            if i:  # straight on asyncpg, and counted
+                assert len(sent) == 4 and len(sent.direct) == 4, sent
     finally:
         await db.dispose()
 
@@ -258,8 +283,7 @@ async def test_a_queue_change_on_one_node_reaches_the_routing_of_another(pg_url:
             idle = await s.scalar(select(m.Queue.id).where(m.Queue.name == "idle"))
             skill = await s.scalar(select(m.Skill.id))
         assert idle is not None and skill is not None
-        sent: list[str] = []
-        event.listen(a.engine.sync_engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+        sent = _sent(a)
 
         async def offered_on_a(who: str) -> tuple[int, ...]:
             conv_id = await _ingest(b, "idle", who)
