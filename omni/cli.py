@@ -13,7 +13,9 @@ from typing import Any
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
+from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
+from wsproto.connection import ConnectionState
 
 from omni.settings import Settings, get_settings
 
@@ -47,6 +49,28 @@ async def _with_db(settings: Settings, fn: object) -> object:
 
 
 SHUTDOWN_GRACE_SECONDS = 8
+
+
+class ClosingSafeWSProtocol(WSProtocol):
+    """uvicorn's wsproto protocol, whose shutdown leaves alone a socket whose close handshake
+    is already over.
+
+    When a client closes, uvicorn answers its close frame at once (the wsproto connection is
+    then ``CLOSED``), but the connection leaves the server's list only with
+    ``connection_lost``, a loop turn later. A shutdown in between sent a second close frame,
+    wsproto raised ``LocalProtocolError`` out of ``Server.shutdown``, and the app's lifespan
+    shutdown never ran: the outbox relay, the router and the leases of a stopped node kept
+    running (seen in CI as a stopped test server's loops outliving its database)."""
+
+    def shutdown(self) -> None:
+        if self.handshake_complete and self.conn.state not in (
+            ConnectionState.OPEN,
+            ConnectionState.REMOTE_CLOSING,
+        ):
+            self.close_sent = True  # nothing more may be sent: uvicorn only closes the socket
+        super().shutdown()
+
+
 KEEP_ALIVE_SECONDS = 75
 
 
@@ -78,7 +102,7 @@ def server_config(app: Any, settings: Settings, *, host: str, port: int, **extra
         # than the websockets implementations; Engine.IO's own ping/pong already finds dead
         # peers, so uvicorn's second keepalive timer per socket goes; permessage-deflate would
         # keep a zlib context pair per socket for messages of a few hundred bytes.
-        "ws": "wsproto",
+        "ws": ClosingSafeWSProtocol,
         "ws_ping_interval": None,
         "ws_per_message_deflate": False,
         **extra,

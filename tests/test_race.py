@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from omni.db import Database
@@ -31,6 +32,7 @@ from tests.helpers import wait_ready
 OPERATORS = 8
 CAPACITY = 1
 CONVERSATIONS = 300
+STALL_SECONDS = 60
 
 
 def _node_env(pg_url: str, prefix: str) -> dict[str, str]:
@@ -57,6 +59,7 @@ def _max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
     return best
 
 
+@pytest.mark.timeout(900)  # two server processes on a shared 2-core machine; a stall fails it sooner
 async def test_two_nodes_never_double_assign_or_exceed_capacity(pg_url: str, tmp_path: Path) -> None:
     db = Database(pg_url)
     async with db.transaction() as s:
@@ -101,7 +104,10 @@ async def test_two_nodes_never_double_assign_or_exceed_capacity(pg_url: str, tmp
                     )
             await asyncio.sleep(0.02)
         rng = random.Random(7)
-        deadline = time.monotonic() + 120
+        # Routing must keep making progress: a stall (nobody served for STALL_SECONDS) ends the
+        # wait; a starved machine only makes it longer.
+        deadline = time.monotonic() + STALL_SECONDS
+        served = -1
         while time.monotonic() < deadline:
             async with db.transaction() as s:
                 active = list(
@@ -119,6 +125,9 @@ async def test_two_nodes_never_double_assign_or_exceed_capacity(pg_url: str, tmp
                 )
             if left == 0:
                 break
+            if CONVERSATIONS - left > served:
+                served = CONVERSATIONS - left
+                deadline = time.monotonic() + STALL_SECONDS
             await asyncio.sleep(0.03)
         async with httpx.AsyncClient() as client:
             offers_by_node = []
