@@ -1,7 +1,10 @@
 """A bot step's own rows: the session's new state and the step records, written at the end
 of the step with statements built once (one on PostgreSQL, two on SQLite), not by the ORM's
-flush. The unit of work's flush of a session row and of a few ``BotStep`` objects cost more
-Python than the statements themselves (bench/scenarios.py, bench/README.md).
+flush. On PostgreSQL the same statement writes the transaction's pending outbox: the
+customer's message and the bot's replies (deferred, ``conversations.defer_message``) and
+every event emitted so far, in emit order (``omni.db.outbox``). The unit of work's flush of
+a session row and of a few ``BotStep`` objects cost more Python than the statements
+themselves (bench/scenarios.py, bench/README.md).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from omni.db import models as m
+from omni.db.outbox import OUTBOX_CTES, OUTBOX_IDS, assign_ids, outbox_params, take
 
 _SESSIONS = cast(Table, m.BotSession.__table__)
 _STEPS = cast(Table, m.BotStep.__table__)
@@ -59,6 +63,11 @@ _STEPS_INSERT = """
     SELECT step.revision_id, :conversation_id, :channel, step.node, step.outcome, :at
     FROM unnest(:revisions, :nodes, :outcomes) AS step (revision_id, node, outcome)
     """
+_STEPS_CTE = f""",
+    stepped AS ({_STEPS_INSERT}),{OUTBOX_CTES}
+    {OUTBOX_IDS}"""
+"""PostgreSQL: the step records as a CTE, then the transaction's pending outbox rows and their
+messages (the customer's message, the bot's replies, their events: ``omni.db.outbox``)."""
 _CONVERSATION_WRITES = frozenset({"last_message_at", "variables"})
 """The conversation's columns a step usually changes (the message times, the variables the
 bot collected): when they are all it changed, they go out with the step's statement."""
@@ -73,10 +82,10 @@ _TYPES = (
     bindparam("nodes", type_=ARRAY(String)),
     bindparam("outcomes", type_=ARRAY(String)),
 )
-_BOTH = text(_SESSION_CTE + _STEPS_INSERT).bindparams(*_TYPES)
-"""PostgreSQL: the session update rides along with the steps' insert (a data-modifying CTE
-always runs, steps or none), one round trip."""
-_ALL_THREE = text(_SESSION_CTE + _CONVERSATION_CTE + _STEPS_INSERT).bindparams(
+_BOTH = text(_SESSION_CTE + _STEPS_CTE).bindparams(*_TYPES)
+"""PostgreSQL: the session update rides along with the steps' insert and the outbox's rows
+(a data-modifying CTE always runs, rows or none), one round trip."""
+_ALL_THREE = text(_SESSION_CTE + _CONVERSATION_CTE + _STEPS_CTE).bindparams(
     *_TYPES,
     bindparam("last_message_at", type_=m.Conversation.__table__.c.last_message_at.type),
     bindparam("variables", type_=JSON),
@@ -130,9 +139,11 @@ async def _write(
         if changed and changed <= _CONVERSATION_WRITES:
             statement = _ALL_THREE
             params = {"last_message_at": conv.last_message_at, "variables": conv.variables}
-        await session.execute(
+        batch = take(session)
+        returned = await session.execute(
             statement,
             params
+            | outbox_params(batch)
             | {
                 "state": state,
                 "status": status,
@@ -145,6 +156,7 @@ async def _write(
                 "outcomes": [s.outcome for s in steps],
             },
         )
+        assign_ids(batch, returned.all())
         for key, value in params.items():  # written: the ORM's flush leaves them alone
             set_committed_value(conv, key, value)
         row = inspect(conv)
