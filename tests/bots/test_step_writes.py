@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bots import runner, service
+from omni.db import driver
 from omni.db import models as m
 from omni.domain import conversations as c
 from omni.domain.auth import Principal
@@ -130,11 +131,16 @@ async def test_a_bot_step_on_postgresql_is_a_look_up_and_one_write(svc: Services
     def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
         seen.append(statement.split()[0])
 
+    def direct(statement: str) -> None:  # sent straight on asyncpg (``omni.db.driver``)
+        count(None, None, statement)
+
     event.listen(svc.db.engine.sync_engine, "before_cursor_execute", count)
+    driver.listen(svc.db.engine, direct)
     try:
         assert await _say(svc, inbox_id, answer) == conv_id
     finally:
         event.remove(svc.db.engine.sync_engine, "before_cursor_execute", count)
+        driver.remove(svc.db.engine, direct)
     assert seen == ["SELECT", "WITH"], seen
     assert (await _bodies(svc, conv_id))[-1] == "A number?"
     async with svc.db.transaction() as s:
@@ -218,11 +224,16 @@ async def test_a_closing_step_writes_its_conversation_once(svc: Services) -> Non
     def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
         seen.append(" ".join(statement.split()[:3]))
 
+    def direct(statement: str) -> None:  # sent straight on asyncpg (``omni.db.driver``)
+        count(None, None, statement)
+
     event.listen(svc.db.engine.sync_engine, "before_cursor_execute", count)
+    driver.listen(svc.db.engine, direct)
     try:
         assert await _say(svc, inbox_id, "42") == conv_id
     finally:
         event.remove(svc.db.engine.sync_engine, "before_cursor_execute", count)
+        driver.remove(svc.db.engine, direct)
     assert seen == [
         "SELECT inboxes.id, inboxes.name,", "UPDATE deadlines SET", "WITH written AS",
         "UPDATE conversations SET",
