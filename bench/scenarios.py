@@ -48,7 +48,7 @@ from bots import engine as e  # noqa: E402
 from bots import runner, service  # noqa: E402
 from bots.scenario import load  # noqa: E402
 from omni import seed as factory  # noqa: E402
-from omni.db import Database  # noqa: E402
+from omni.db import Database, driver  # noqa: E402
 from omni.db import models as m  # noqa: E402
 from omni.db.migrate import upgrade_async  # noqa: E402
 from omni.domain.auth import Principal, hash_password  # noqa: E402
@@ -135,10 +135,12 @@ async def answer_all(db: Database, inbox_id: int, customers: range, workers: int
         statements += 1
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    driver.listen(db.engine, count)  # the statements sent straight on asyncpg (the step's write)
     began, t, cpu = time.time(), time.perf_counter(), time.process_time()
     await asyncio.gather(*(customer(i) for i in customers))
     wall, cpu = time.perf_counter() - t, time.process_time() - cpu
     event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    driver.remove(db.engine, count)
     return {"latencies": latencies, "wall": wall, "cpu": cpu, "statements": statements,
             "began": began, "ended": began + wall}  # fmt: skip
 

@@ -367,6 +367,7 @@ class BotRunner:
                     await automated.do_send_automated(
                         session, conv.id, action.text or "…", buttons=buttons, locked=conv,
                         unannounced=[{"kind": "prompt", "file": prompt}] if prompt else None,
+                        deferred=True,  # inserted with the step's statement (bots.step_writes)
                     )  # fmt: skip
             elif isinstance(action, e.StartTimer):
                 deadlines.schedule(

@@ -1,11 +1,15 @@
 """A bot step's own rows: the session's new state and the step records, written at the end
 of the step with statements built once (one on PostgreSQL, two on SQLite), not by the ORM's
-flush. The unit of work's flush of a session row and of a few ``BotStep`` objects cost more
-Python than the statements themselves (bench/scenarios.py, bench/README.md).
+flush. On PostgreSQL the same statement writes the transaction's pending outbox: the
+customer's message and the bot's replies (deferred, ``conversations.defer_message``) and
+every event emitted so far, in emit order (``omni.db.outbox``). The unit of work's flush of
+a session row and of a few ``BotStep`` objects cost more Python than the statements
+themselves (bench/scenarios.py, bench/README.md).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -17,6 +21,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    TextClause,
     bindparam,
     insert,
     inspect,
@@ -26,7 +31,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from omni.db import driver
 from omni.db import models as m
+from omni.db.outbox import OUTBOX_CTES, OUTBOX_IDS, assign_ids, outbox_params, take
 
 _SESSIONS = cast(Table, m.BotSession.__table__)
 _STEPS = cast(Table, m.BotStep.__table__)
@@ -49,19 +56,16 @@ _SESSION_CTE = """
         SET state = :state, status = :status, timer_token = :timer_token, updated_at = :at
         WHERE conversation_id = :conversation_id
     )"""
-_CONVERSATION_CTE = """,
-    talked AS (
-        UPDATE conversations SET last_message_at = :last_message_at, variables = :variables
-        WHERE id = :conversation_id
-    )"""
 _STEPS_INSERT = """
     INSERT INTO bot_steps (revision_id, conversation_id, channel, node, outcome, created_at)
     SELECT step.revision_id, :conversation_id, :channel, step.node, step.outcome, :at
     FROM unnest(:revisions, :nodes, :outcomes) AS step (revision_id, node, outcome)
     """
-_CONVERSATION_WRITES = frozenset({"last_message_at", "variables"})
-"""The conversation's columns a step usually changes (the message times, the variables the
-bot collected): when they are all it changed, they go out with the step's statement."""
+_STEPS_CTE = f""",
+    stepped AS ({_STEPS_INSERT}),{OUTBOX_CTES}
+    {OUTBOX_IDS}"""
+"""PostgreSQL: the step records as a CTE, then the transaction's pending outbox rows and their
+messages (the customer's message, the bot's replies, their events: ``omni.db.outbox``)."""
 _TYPES = (
     bindparam("state", type_=JSON),
     bindparam("status", type_=String),
@@ -73,15 +77,27 @@ _TYPES = (
     bindparam("nodes", type_=ARRAY(String)),
     bindparam("outcomes", type_=ARRAY(String)),
 )
-_BOTH = text(_SESSION_CTE + _STEPS_INSERT).bindparams(*_TYPES)
-"""PostgreSQL: the session update rides along with the steps' insert (a data-modifying CTE
-always runs, steps or none), one round trip."""
-_ALL_THREE = text(_SESSION_CTE + _CONVERSATION_CTE + _STEPS_INSERT).bindparams(
-    *_TYPES,
-    bindparam("last_message_at", type_=m.Conversation.__table__.c.last_message_at.type),
-    bindparam("variables", type_=JSON),
-)
-"""…and the conversation's update too, when the step changed nothing else of it."""
+_BOTH = text(_SESSION_CTE + _STEPS_CTE).bindparams(*_TYPES)
+"""PostgreSQL: the session update rides along with the steps' insert and the outbox's rows
+(a data-modifying CTE always runs, rows or none), one round trip."""
+
+
+@functools.cache
+def _with_conversation(keys: frozenset[str]) -> TextClause | None:
+    """…and the conversation's update too (``keys``: the attributes the step changed, all
+    columns), built once per set of columns: the message time and the collected variables on
+    most steps, the close's columns too on a closing step, which the commit's flush wrote as
+    one more statement. ``None``: a change the statement can't write (not a plain column)."""
+    columns = m.Conversation.__mapper__.column_attrs
+    if not keys or any(key not in columns or columns[key].columns[0].primary_key for key in keys):
+        return None
+    chosen = [(key, columns[key].columns[0]) for key in sorted(keys)]
+    sets = ", ".join(f"{column.name} = :c_{key}" for key, column in chosen)
+    # The names are the mapper's columns, the values bound parameters.
+    cte = f""",
+    talked AS (UPDATE conversations SET {sets} WHERE id = :conversation_id)"""  # noqa: S608
+    binds = [bindparam(f"c_{key}", type_=column.type) for key, column in chosen]
+    return text(_SESSION_CTE + cte + _STEPS_CTE).bindparams(*_TYPES, *binds)
 
 
 @dataclass(slots=True)
@@ -125,14 +141,20 @@ async def _write(
     now: datetime,
 ) -> None:
     if session.get_bind().dialect.name == "postgresql":
-        statement, params = _BOTH, {}
-        changed = inspect(conv).committed_state.keys()
-        if changed and changed <= _CONVERSATION_WRITES:
-            statement = _ALL_THREE
-            params = {"last_message_at": conv.last_message_at, "variables": conv.variables}
-        await session.execute(
+        statement, changed = _BOTH, {}
+        conversation = _with_conversation(frozenset(inspect(conv).committed_state))
+        if conversation is not None:
+            statement = conversation
+            changed = {key: getattr(conv, key) for key in inspect(conv).committed_state}
+        params = {f"c_{key}": value for key, value in changed.items()}
+        batch = take(session)
+        # Straight on asyncpg in the session's transaction (``omni.db.driver``): SQLAlchemy's
+        # execution of a statement cost more Python than the round trip.
+        run = await driver.statements(await session.connection())
+        returned = await run.rows(
             statement,
             params
+            | outbox_params(batch)
             | {
                 "state": state,
                 "status": status,
@@ -145,10 +167,11 @@ async def _write(
                 "outcomes": [s.outcome for s in steps],
             },
         )
-        for key, value in params.items():  # written: the ORM's flush leaves them alone
+        assign_ids(batch, returned)
+        for key, value in changed.items():  # written: the ORM's flush leaves them alone
             set_committed_value(conv, key, value)
         row = inspect(conv)
-        if params and not row.committed_state:
+        if changed and not row.committed_state:
             # Nothing else of it changed: mark it unmodified, or the commit's flush would run
             # the whole unit of work only to find nothing to write (bench/README.md).
             row._commit_all(row.dict, session.sync_session.identity_map)

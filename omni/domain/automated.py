@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
-from omni.domain.conversations import MAX_BODY, _message_event, insert_message
+from omni.domain.conversations import MAX_BODY, _message_event, defer_message, insert_message
 from omni.domain.errors import InvalidInput, NotFound
 
 MAX_BUTTONS = 10
@@ -69,6 +69,7 @@ async def do_send_automated(
     locked: m.Conversation | None = None,
     attachments: list[dict[str, Any]] | None = None,
     unannounced: list[dict[str, Any]] | None = None,
+    deferred: bool = False,
 ) -> m.Message:
     """Stored, then delivered by the channel adapter like an operator reply (no author).
 
@@ -79,7 +80,9 @@ async def do_send_automated(
     step on a call names, which the IVR reads back from the stored message).
 
     The returned message is a plain row with its id, not in the session
-    (``conversations.insert_message``)."""
+    (``conversations.insert_message``). ``deferred``: inserted with the transaction's next
+    flush of its events instead (``conversations.defer_message``; the bot runner mid-step,
+    whose statement writes them), so the returned message has no id yet."""
     if len(body) > MAX_BODY:
         raise InvalidInput("message is longer than {max_body} characters", max_body=MAX_BODY, field="body")
     attachments = [*(attachments or []), *([buttons_attachment(buttons)] if buttons else [])]
@@ -101,8 +104,10 @@ async def do_send_automated(
         delivery="pending",
         created_at=now,
     )
-    message = await insert_message(session, message)
     conv.last_message_at = now
+    if deferred:
+        return await defer_message(session, conv, message, announced=attachments)
+    message = await insert_message(session, message)
     message.attachments = attachments  # what the event announces (the row is not in the session)
     _message_event(session, conv, message)
     message.attachments = stored

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bots import runner, service
+from omni.db import driver
 from omni.db import models as m
 from omni.domain import conversations as c
 from omni.domain.auth import Principal
@@ -112,12 +113,11 @@ ASKS_NUMBER: dict[str, Any] = {
 
 
 @pytest.mark.parametrize("answer", ["Ann", "not a number"])
-async def test_a_bot_step_on_postgresql_is_a_look_up_two_messages_one_write_and_its_events(
-    svc: Services, answer: str
-) -> None:
+async def test_a_bot_step_on_postgresql_is_a_look_up_and_one_write(svc: Services, answer: str) -> None:
     """The ingest look-up locks the bot session with the conversation (no second select); the
-    session's update, the step records and the conversation's update (its message time, the
-    variables the bot collected) go out in one statement (bench/README.md, issue 15)."""
+    customer's message, the bot's reply, their events, the session's update, the step records
+    and the conversation's update (its message time, the variables the bot collected) go out
+    in one statement (bench/README.md, issue 15)."""
     if svc.db.is_sqlite:
         pytest.skip("SQLite looks rows up one by one (no LATERAL; embedded, one process)")
     from sqlalchemy import event
@@ -131,12 +131,17 @@ async def test_a_bot_step_on_postgresql_is_a_look_up_two_messages_one_write_and_
     def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
         seen.append(statement.split()[0])
 
+    def direct(statement: str) -> None:  # sent straight on asyncpg (``omni.db.driver``)
+        count(None, None, statement)
+
     event.listen(svc.db.engine.sync_engine, "before_cursor_execute", count)
+    driver.listen(svc.db.engine, direct)
     try:
         assert await _say(svc, inbox_id, answer) == conv_id
     finally:
         event.remove(svc.db.engine.sync_engine, "before_cursor_execute", count)
-    assert seen == ["SELECT", "INSERT", "INSERT", "WITH", "INSERT"], seen
+        driver.remove(svc.db.engine, direct)
+    assert seen == ["SELECT", "WITH"], seen
     assert (await _bodies(svc, conv_id))[-1] == "A number?"
     async with svc.db.transaction() as s:
         bot = await s.get_one(m.BotSession, conv_id)
@@ -204,9 +209,10 @@ async def test_an_answer_that_waits_for_the_step_before_it_sees_what_that_step_w
 
 
 async def test_a_closing_step_writes_its_conversation_once(svc: Services) -> None:
-    """Closing cancels the conversation's timers with a Core statement that flushes nothing:
-    the conversation's close and the step's events go out once, at commit (the cancel used to
-    autoflush them, and the conversation was then written twice)."""
+    """Closing cancels the conversation's timers with a Core statement that flushes nothing
+    (it used to autoflush the conversation, which was then written twice); the conversation's
+    close, the messages and the events go out with the step's statement (the commit then has
+    nothing left to write)."""
     if svc.db.is_sqlite:
         pytest.skip("SQLite looks rows up one by one (no LATERAL; embedded, one process)")
     from sqlalchemy import event
@@ -219,14 +225,18 @@ async def test_a_closing_step_writes_its_conversation_once(svc: Services) -> Non
     def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
         seen.append(" ".join(statement.split()[:3]))
 
+    def direct(statement: str) -> None:  # sent straight on asyncpg (``omni.db.driver``)
+        count(None, None, statement)
+
     event.listen(svc.db.engine.sync_engine, "before_cursor_execute", count)
+    driver.listen(svc.db.engine, direct)
     try:
         assert await _say(svc, inbox_id, "42") == conv_id
     finally:
         event.remove(svc.db.engine.sync_engine, "before_cursor_execute", count)
+        driver.remove(svc.db.engine, direct)
     assert seen == [
-        "SELECT inboxes.id, inboxes.name,", "INSERT INTO messages", "INSERT INTO messages",
-        "UPDATE deadlines SET", "WITH written AS", "UPDATE conversations SET", "INSERT INTO events",
+        "SELECT inboxes.id, inboxes.name,", "UPDATE deadlines SET", "WITH written AS",
     ], seen  # fmt: skip
     async with svc.db.transaction() as s:
         conv = await s.get_one(m.Conversation, conv_id)
@@ -240,6 +250,70 @@ async def test_a_closing_step_writes_its_conversation_once(svc: Services) -> Non
             )
         ).all()
         assert conv.status == m.ConversationStatus.CLOSED and bot.status == "closed"
+        assert conv.closed_at is not None
         assert conv.variables["n"] == 42
         assert list(reversed(closed)) == ["message.created", "message.created", "conversation.closed"]
     assert (await _bodies(svc, conv_id))[-1] == "Got 42"
+
+
+async def test_a_bot_step_stores_the_answer_and_the_reply_in_order_with_their_events(svc: Services) -> None:
+    """The customer's answer and the bot's reply are written with the step (deferred, in one
+    statement with the step's rows on PostgreSQL): both stored, in the order they were made,
+    each announced once with its own id, the answer's event first; the ingest's result names
+    the stored answer."""
+    inbox_id = await _inbox(svc, "asks", ASKS_NUMBER)
+    conv_id = await _say(svc, inbox_id, "hello")
+    async with svc.db.transaction() as s:
+        said = c.InboundMessage(
+            inbox_id=inbox_id, identity_kind="external", identity_value="cust", body="Ann"
+        )
+        result = await c.do_ingest_inbound(s, said)
+        answer_id = result.message.id
+        assert answer_id is not None and result.message.body == "Ann"
+    async with svc.db.transaction() as s:
+        stored = (
+            await s.execute(
+                select(m.Message.id, m.Message.direction, m.Message.body)
+                .where(m.Message.conversation_id == conv_id)
+                .order_by(m.Message.id)
+            )
+        ).all()
+        events = (
+            await s.execute(
+                select(m.Event.id, m.Event.payload)
+                .where(m.Event.conversation_id == conv_id, m.Event.type == "message.created")
+                .order_by(m.Event.id)
+            )
+        ).all()
+    assert [(d, b) for _, d, b in stored] == [
+        ("in", "hello"), ("out", "Your name?"), ("in", "Ann"), ("out", "A number?"),
+    ]  # fmt: skip
+    assert stored[2][0] == answer_id
+    assert [(e.payload["id"], e.payload["direction"], e.payload["body"]) for e in events] == [
+        (i, d, b) for i, d, b in stored
+    ]
+    assert all(e.payload["conversation_id"] == conv_id for e in events)
+
+
+async def test_an_answer_no_bot_step_takes_is_still_stored_and_announced(svc: Services) -> None:
+    """The answer to a bot is deferred to the step's statement; when no step runs (the bot's
+    session stopped while the conversation still says bot) it is written before the ingest
+    returns, its id in the result and in its event."""
+    inbox_id = await _inbox(svc, "asks", ASKS_NUMBER)
+    conv_id = await _say(svc, inbox_id, "hello")
+    async with svc.db.transaction() as s:
+        (await s.get_one(m.BotSession, conv_id)).status = "error"
+    async with svc.db.transaction() as s:
+        said = c.InboundMessage(inbox_id=inbox_id, identity_kind="external", identity_value="cust", body="x")
+        result = await c.do_ingest_inbound(s, said)
+        assert result.message.id
+        answer_id = result.message.id
+    async with svc.db.transaction() as s:
+        stored = await s.get_one(m.Message, answer_id)
+        announced = (
+            await s.scalars(
+                select(m.Event.payload).where(m.Event.conversation_id == conv_id).order_by(m.Event.id.desc())
+            )
+        ).first()
+    assert stored.body == "x" and stored.direction == "in"
+    assert announced is not None and announced["id"] == answer_id and announced["body"] == "x"

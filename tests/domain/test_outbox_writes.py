@@ -6,6 +6,7 @@ PostgreSQL and SQLite, through the services the app builds."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -107,3 +108,78 @@ async def test_an_event_emitted_before_a_routing_decision_comes_before_its_offer
         assert await routing.do_assign(s, conv_id, routing.RoutePass(orm_only=orm_only)) is not None
     types = [t for _, t, _ in await _outbox(svc)]
     assert types[-3:] == ["admin.changed", "conversation.offered", "presence.changed"], types
+
+
+async def _conversation(svc: Services) -> int:
+    async with svc.db.transaction() as s:
+        inbox = await f.inbox(s, await f.queue(s, "front"))
+        said = c.InboundMessage(inbox_id=inbox.id, identity_kind="external", identity_value="cust", body="hi")
+        return (await c.do_ingest_inbound(s, said)).conversation.id
+
+
+def _note(conv: m.Conversation, body: str) -> m.Message:
+    return m.Message(
+        conversation_id=conv.id, inbox_id=conv.inbox_id, direction="note", body=body,
+        attachments=[], delivery="stored", created_at=datetime.now(UTC),
+    )  # fmt: skip
+
+
+async def _history(svc: Services, conv_id: int) -> list[tuple[int, str]]:
+    async with svc.db.transaction() as s:
+        rows = await s.execute(
+            select(m.Message.id, m.Message.body)
+            .where(m.Message.conversation_id == conv_id)
+            .order_by(m.Message.id)
+        )
+        return [(r.id, r.body) for r in rows]
+
+
+async def test_a_deferred_message_goes_out_with_its_event_in_emit_order_and_history_order(
+    svc: Services,
+) -> None:
+    """``defer_message`` (a bot step's answer and reply): the message is written with its
+    event at the next flush, its id in the event; events emitted before and after keep their
+    places; a message made after it, by the ORM or by a Core insert, gets a later id (a
+    conversation's history is read in id order)."""
+    conv_id = await _conversation(svc)
+    async with svc.db.transaction() as s:
+        conv = await s.get_one(m.Conversation, conv_id)
+        emit(s, "admin.changed", _changed(1))
+        first = await c.defer_message(s, conv, _note(conv, "deferred 1"))
+        assert first.id is None  # not written yet
+        emit(s, "admin.changed", _changed(2))
+        s.add(_note(conv, "an ORM note after it"))
+        seen = await s.scalars(select(m.Message.body).where(m.Message.conversation_id == conv_id))
+        assert {"deferred 1", "an ORM note after it"} <= set(seen)  # the autoflush wrote both
+        assert first.id is not None
+        second = await c.defer_message(s, conv, _note(conv, "deferred 2"))
+        after = await c.insert_message(s, _note(conv, "a Core insert after it"))
+        assert second.id is not None and second.id < after.id
+    history = await _history(svc, conv_id)
+    assert [b for _, b in history][-4:] == [
+        "deferred 1",
+        "an ORM note after it",
+        "deferred 2",
+        "a Core insert after it",
+    ]
+    events = [(t, p) for _, t, p in await _outbox(svc)]
+    mine = [(t, p) for t, p in events if t == "admin.changed" or p.get("conversation_id") == conv_id]
+    assert [(t, p.get("body")) for t, p in mine][-4:] == [
+        ("admin.changed", None), ("message.created", "deferred 1"), ("admin.changed", None),
+        ("message.created", "deferred 2"),
+    ]  # fmt: skip
+    ids = {b: i for i, b in history}
+    assert [p["id"] for t, p in mine[-4:] if t == "message.created"] == [ids["deferred 1"], ids["deferred 2"]]
+
+
+async def test_a_deferred_message_rolled_back_is_not_written(svc: Services) -> None:
+    conv_id = await _conversation(svc)
+    before = await _history(svc, conv_id)
+    events = await _outbox(svc)
+    with pytest.raises(LookupError):
+        async with svc.db.transaction() as s:
+            conv = await s.get_one(m.Conversation, conv_id)
+            await c.defer_message(s, conv, _note(conv, "never"))
+            raise LookupError
+    assert await _history(svc, conv_id) == before
+    assert await _outbox(svc) == events

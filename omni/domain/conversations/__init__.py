@@ -19,6 +19,7 @@ from omni.domain.conversations._common import (
     _event,
     _message_event,
     bot_gateway,
+    defer_message,
     insert_message,
 )
 from omni.domain.conversations.callbacks import (
@@ -87,6 +88,7 @@ __all__ = [
     "check_send_message",
     "check_transfer",
     "customer_language",
+    "defer_message",
     "do_accept_offer",
     "do_close",
     "do_customer_left",

@@ -19,6 +19,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from omni.db import models as m
+from omni.db.outbox import OutboxRow, OutboxSession, message_pending
 from omni.db.unit_of_work import BotGateway, unit_of_work
 from omni.domain.events import checked_payload, emit
 from omni.domain.serialize import conversation_dict, message_dict
@@ -71,6 +72,7 @@ async def insert_message_once(session: AsyncSession, message: m.Message) -> m.Me
     Nothing pending is flushed first (the conversation it belongs to is in the database
     already): the events before it and its own go out together at the next flush.
     """
+    await _after_deferred(session)
     statement = _insert_once(session.get_bind().dialect.name == "postgresql")
     with session.no_autoflush:
         return (await session.scalars(statement, _values(message))).one_or_none()
@@ -178,9 +180,71 @@ async def insert_message(session: AsyncSession, message: m.Message) -> m.Message
 
     Returns ``message`` with its id: a plain row, not in the session (no ORM loading of the
     row written, bench/README.md). Read it; change the stored row with a statement."""
+    await _after_deferred(session)
     with session.no_autoflush:  # a Core statement autoflushes too
         message.id = (await session.execute(_INSERT_MESSAGE, _values(message))).scalar_one()
     return message
+
+
+async def _after_deferred(session: AsyncSession) -> None:
+    """A message inserted now comes after the ones deferred before it (``defer_message``):
+    message ids are a conversation's order (histories, transcripts), so those go out first."""
+    if message_pending(session):
+        await session.flush()
+
+
+async def defer_message(
+    session: AsyncSession,
+    conv: m.Conversation,
+    message: m.Message,
+    *,
+    announced: list[dict[str, Any]] | None = None,
+) -> m.Message:
+    """Store ``message`` (no idempotency key) and announce it (``message.created``), the insert
+    deferred to the session's next flush, where it goes out with the events: in one statement
+    with them on PostgreSQL, or with a bot step's own writes (``bots.step_writes``). A bot step
+    stored its customer's message, its reply and their events with three statements; now
+    none of its own (bench/README.md, scenarios.py).
+
+    ``message.id`` is set when the row is written (the next flush, at the latest the commit):
+    read it after a flush; change nothing of the message before. Nothing in the transaction
+    misses it: a query autoflushes, and a statement that skips the autoflush flushes first
+    when ``outbox.unflushed``. ``announced``: the attachments the event names, when they are
+    not all the stored ones (a bot prompt's file on a call). Where the event must be seen at
+    once (an ``events.recording`` is open) or the session writes no outbox rows, the message
+    is inserted now, as :func:`insert_message` does, and announced as before."""
+    uow = unit_of_work(session)
+    if uow.recorders or not isinstance(session.sync_session, OutboxSession):
+        inserted = await insert_message(session, message)
+        _announce(session, conv, inserted, announced)
+        return inserted
+    row = _announce(session, conv, message, announced, placeholder=True)
+    assert isinstance(row, OutboxRow)
+    row.message = message
+    return message
+
+
+def _announce(
+    session: AsyncSession,
+    conv: m.Conversation,
+    message: m.Message,
+    announced: list[dict[str, Any]] | None,
+    *,
+    placeholder: bool = False,
+) -> OutboxRow | m.Event:
+    payload = message_dict(message) | {"channel": conv.channel}
+    if announced is not None:
+        payload["attachments"] = list(announced)
+    if placeholder:
+        payload["id"] = 0  # the insert's id replaces it when the row is written
+    return emit(
+        session,
+        "message.created",
+        payload,
+        conversation_id=conv.id,
+        queue_id=conv.queue_id,
+        user_id=conv.assigned_user_id,
+    )
 
 
 async def insert_row(session: AsyncSession, row: Row) -> Row:
@@ -188,6 +252,8 @@ async def insert_row(session: AsyncSession, row: Row) -> Row:
     without flushing the session, and return the session's persistent copy (id and database
     defaults filled in). For a row whose id an event needs at once (a message, a callback):
     ``add`` + ``flush`` would also write every pending event and change, one insert more."""
+    if isinstance(row, m.Message):
+        await _after_deferred(session)
     with session.no_autoflush:
         stored: Row = (await session.scalars(_insert(type(row)), _values(row))).one()
     return stored

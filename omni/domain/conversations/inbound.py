@@ -23,6 +23,7 @@ from omni.domain.conversations._common import (
     _event,
     _message_event,
     bot_gateway,
+    defer_message,
     insert_message,
     insert_message_announced,
 )
@@ -357,12 +358,18 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
         delivery="stored",
         created_at=now,
     )
+    stepping = conv.status == S.BOT and bot is not None and not (created or reopened)
     if not msg.client_id and not msg.external_id:
         # No idempotency key, nothing unique to collide on: a plain insert (nothing flushed;
-        # the result's message is a plain row, not in the session).
-        message = await insert_message(session, message)
+        # the result's message is a plain row, not in the session). An answer to a running
+        # bot is inserted with the step's own statement (``bots.step_writes``), its event
+        # with it, in emit order.
         conv.last_message_at = now
-        _message_event(session, conv, message)
+        if stepping:
+            message = await defer_message(session, conv, message)
+        else:
+            message = await insert_message(session, message)
+            _message_event(session, conv, message)
     else:
         # Stored, the conversation touched and the message announced: one statement.
         inserted = await insert_message_announced(session, conv, message)
@@ -384,6 +391,8 @@ async def do_ingest_inbound(session: AsyncSession, msg: InboundMessage) -> Inges
             await do_enqueue(session, conv, queue, priority=msg.priority, now=now)  # not published
     elif conv.status == S.BOT and bot is not None and not (created or reopened):
         await bot.on_inbound(session, conv, message)
+    if not message.id:  # deferred, and no bot step wrote it (none ran, or it stopped short)
+        await session.flush()
     return IngestResult(conv, message, duplicate=False, created=created)
 
 
