@@ -165,6 +165,22 @@ class Direct:
     async def execute(self, stmt: Any, params: Mapping[str, Any]) -> None:
         await self._run(stmt, params)
 
+    async def commit(self) -> None:
+        """COMMIT the transaction a statement here began, when nothing ended it since (a
+        transaction without a session: ``omni.db.HeldConnection.bare``). As SQLAlchemy's
+        adapter commits: the transaction is dropped whether or not the COMMIT succeeds."""
+        adapted = self._adapted
+        transaction = adapted._transaction
+        if transaction is None:
+            return
+        adapted._transaction = None
+        try:
+            await transaction.commit()
+        except exc.DBAPIError:
+            raise
+        except Exception as error:
+            await self._raise(error, "COMMIT", [])
+
 
 class Core:
     """:class:`Direct`'s methods through SQLAlchemy's execution (another driver, SQLite)."""
