@@ -11,11 +11,13 @@ processors, and asyncpg prepares it once per connection (its statement cache is 
 SQL text).
 
 What stays as it was: the transaction is the session's (begun the way SQLAlchemy's adapter
-begins it when it has not yet sent anything, committed or rolled back by the session), so
-locks and atomicity don't change; an error comes out as SQLAlchemy's ``DBAPIError`` subclass
-(``IntegrityError``, ``OperationalError``…), and a lost connection is invalidated as SQLAlchemy
-would. Statements sent here don't pass SQLAlchemy's ``before_cursor_execute`` event: whoever
-counts statements (the routing bench, the tests' statement caps) adds :func:`listen`.
+begins it when it has not yet sent anything, committed or rolled back by the session — or,
+in a transaction without a session (``omni.db.HeldConnection.bare``), committed by
+:meth:`Direct.commit`), so locks and atomicity don't change; an error comes out as
+SQLAlchemy's ``DBAPIError`` subclass (``IntegrityError``, ``OperationalError``…), and a lost
+connection is invalidated as SQLAlchemy would. Statements sent here don't pass SQLAlchemy's
+``before_cursor_execute`` event: whoever counts statements (the routing bench, the tests'
+statement caps) adds :func:`listen`.
 
 PostgreSQL + asyncpg only; SQLite (and any other driver) stays on SQLAlchemy's execution.
 """
