@@ -282,7 +282,8 @@ async def timed_route_pass(
         return result
     result.waiting = len(rows)
     result.scan_seconds = time.perf_counter() - t_pass
-    held = HeldConnection(db)  # as do_route_pending: one connection for the pass's decisions
+    # As do_route_pending: one connection for the pass's decisions, a bare transaction each.
+    held = HeldConnection(db)
     try:
         for conv_id, qid, medium, relax, step, preferred in rows:
             key = (qid, medium, relax, step, preferred)
@@ -291,8 +292,8 @@ async def timed_route_pass(
             before = counter.count
             c0 = time.process_time()
             t0 = time.perf_counter()
-            async with held.transaction() as session:
-                assignment = await routing.do_assign(session, conv_id, rp)
+            async with routing.decision_transaction(held) as tx:
+                assignment = await routing.do_assign(tx, conv_id, rp)
             elapsed = time.perf_counter() - t0
             cpu = time.process_time() - c0
             if assignment is None:

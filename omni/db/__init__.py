@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from omni.db import models
+from omni.db.driver import Core, Direct, statements
 from omni.db.outbox import OutboxSession
 from omni.db.unit_of_work import Plugins, UnitOfWork, attach
 
-__all__ = ["Database", "HeldConnection", "models"]
+__all__ = ["BareTransaction", "Database", "HeldConnection", "models"]
 
 IDLE_PING_SECONDS = 5.0
 """A pooled connection idle longer than this is pinged before use (see ``_check_at_checkout``)."""
@@ -125,6 +126,8 @@ class HeldConnection:
         self.db = db
         self.generic_plans = generic_plans
         self._conn: AsyncConnection | None = None
+        self._run: Direct | Core | None = None
+        """How built-once statements run on the held connection (found once per connection)."""
         self._reused = False
         """Whether the running transaction's connection was held from an earlier one."""
 
@@ -146,6 +149,46 @@ class HeldConnection:
             await conn.invalidate()
             await conn.close()
             raise
+
+    @asynccontextmanager
+    async def bare(self) -> AsyncIterator[BareTransaction]:
+        """One transaction on the held connection without an ORM session unless the work asks
+        for one (:meth:`BareTransaction.session`): the routing pass's decisions, whose
+        statements run straight on the driver (``omni.db.driver``). A session's set-up, its
+        begin, flush check, commit and close cost about 0.45 ms of Python per transaction, more
+        than the decision's four statements (bench/README.md, "Issue 15 … route6").
+
+        The same guarantees as :meth:`transaction`: one transaction (BEGIN goes with the first
+        statement, as SQLAlchemy's adapter sends it), committed when the block ends — a session
+        asked for is committed first, so its flush and outbox rows go in the same transaction —
+        and rolled back with the connection invalidated on any error; the unit of work's
+        after-commit hooks and queued work run only after the commit. PostgreSQL only: on
+        SQLite use :meth:`transaction`.
+        """
+        if self.db.is_sqlite:
+            raise TypeError("a bare transaction is for PostgreSQL; SQLite takes transaction()")
+        self._reused = self._conn is not None
+        if self._conn is None:
+            self._conn = await self._connect()
+            self._run = None
+        conn = self._conn
+        if self._run is None:
+            self._run = await statements(conn)
+        tx = BareTransaction(self.db, conn, self._run)
+        try:
+            yield tx
+            await tx.commit()
+        except BaseException:
+            self._conn = self._run = None
+            await tx.discard()
+            await conn.invalidate()
+            await conn.close()
+            raise
+        uow = tx.uow
+        for hook in self.db.after_commit_hooks:
+            hook(uow)
+        for work in uow.after_commit:
+            work()
 
     def lost(self, exc: BaseException) -> bool:
         """Whether ``exc`` (raised by the last ``transaction()``) is the loss of a connection
@@ -173,7 +216,7 @@ class HeldConnection:
         return self.generic_plans and version is not None and version >= (12,)
 
     async def close(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._run = self._conn, None, None
         if conn is None:
             return
         if self._sets_plans(conn):
@@ -184,6 +227,55 @@ class HeldConnection:
             except Exception:
                 await conn.invalidate()  # never handed out again with the setting
         await conn.close()
+
+
+class BareTransaction:
+    """What :meth:`HeldConnection.bare` yields: the connection, its statements (``run``), the
+    transaction's :class:`~omni.db.unit_of_work.UnitOfWork`, and an ORM session on demand."""
+
+    __slots__ = ("_db", "_session", "conn", "run", "uow")
+
+    def __init__(self, db: Database, conn: AsyncConnection, run: Direct | Core) -> None:
+        self._db = db
+        self.conn = conn
+        self.run = run
+        self.uow = UnitOfWork.of(db.plugins)
+        self._session: AsyncSession | None = None
+
+    @property
+    def opened_session(self) -> AsyncSession | None:
+        """The session :meth:`session` made, if it was asked for."""
+        return self._session
+
+    async def session(self) -> AsyncSession:
+        """A session in this same transaction, with this unit of work (made at the first call;
+        what ran before on ``run`` is visible to it, and its changes are flushed before the
+        commit)."""
+        if self._session is None:
+            session = self._db.sessionmaker(bind=self.conn)
+            attach(session, self.uow)
+            self._session = session
+        return self._session
+
+    async def commit(self) -> None:
+        """Flush and end the session, if any, then whatever of the transaction is still open:
+        on the database it is one transaction, however many of these layers began it."""
+        session = self._session
+        if session is not None:
+            await session.commit()  # its flush and outbox rows; the COMMIT if it began it
+            await session.close()
+        if self.conn.in_transaction():  # a statement through SQLAlchemy began it
+            await self.conn.commit()
+        if isinstance(self.run, Direct):
+            await self.run.commit()  # begun by a statement sent straight on the driver
+
+    async def discard(self) -> None:
+        """Drop the session without touching the connection (invalidated next: the server
+        rolls the transaction back)."""
+        session, self._session = self._session, None
+        if session is not None:
+            session.expunge_all()
+            await session.invalidate()
 
 
 _GENERIC_PLANS = (("plan_cache_mode", "force_generic_plan"), ("jit", "off"))

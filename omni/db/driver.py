@@ -11,11 +11,13 @@ processors, and asyncpg prepares it once per connection (its statement cache is 
 SQL text).
 
 What stays as it was: the transaction is the session's (begun the way SQLAlchemy's adapter
-begins it when it has not yet sent anything, committed or rolled back by the session), so
-locks and atomicity don't change; an error comes out as SQLAlchemy's ``DBAPIError`` subclass
-(``IntegrityError``, ``OperationalError``…), and a lost connection is invalidated as SQLAlchemy
-would. Statements sent here don't pass SQLAlchemy's ``before_cursor_execute`` event: whoever
-counts statements (the routing bench, the tests' statement caps) adds :func:`listen`.
+begins it when it has not yet sent anything, committed or rolled back by the session — or,
+in a transaction without a session (``omni.db.HeldConnection.bare``), committed by
+:meth:`Direct.commit`), so locks and atomicity don't change; an error comes out as
+SQLAlchemy's ``DBAPIError`` subclass (``IntegrityError``, ``OperationalError``…), and a lost
+connection is invalidated as SQLAlchemy would. Statements sent here don't pass SQLAlchemy's
+``before_cursor_execute`` event: whoever counts statements (the routing bench, the tests'
+statement caps) adds :func:`listen`.
 
 PostgreSQL + asyncpg only; SQLite (and any other driver) stays on SQLAlchemy's execution.
 """
@@ -164,6 +166,22 @@ class Direct:
 
     async def execute(self, stmt: Any, params: Mapping[str, Any]) -> None:
         await self._run(stmt, params)
+
+    async def commit(self) -> None:
+        """COMMIT the transaction a statement here began, when nothing ended it since (a
+        transaction without a session: ``omni.db.HeldConnection.bare``). As SQLAlchemy's
+        adapter commits: the transaction is dropped whether or not the COMMIT succeeds."""
+        adapted = self._adapted
+        transaction = adapted._transaction
+        if transaction is None:
+            return
+        adapted._transaction = None
+        try:
+            await transaction.commit()
+        except exc.DBAPIError:
+            raise
+        except Exception as error:
+            await self._raise(error, "COMMIT", [])
 
 
 class Core:

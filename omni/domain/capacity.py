@@ -27,6 +27,8 @@ from omni.db import models as m
 
 # Conversations that hold an operator's capacity: offered to, being handled, or in wrap-up.
 HOLDING = (*m.LOAD_STATUSES, m.ConversationStatus.WRAP_UP)
+_ASSIGNED = tuple(s for s in HOLDING if s != m.ConversationStatus.OFFERED)
+"""What counts as an assigned conversation in the load: an offered one counts as its offer."""
 
 
 class Staffed(Protocol):
@@ -95,13 +97,13 @@ def fits_clause(user: Any, load: Any, medium: Any, chats_block_calls: Any) -> An
     operators without room (``routing_pg_sql.decision_statement``).
     ``tests/domain/test_capacity_sql.py`` checks it agrees with :func:`fits` on every
     combination of a grid."""
-    voice = medium == m.Medium.VOICE.value
+    voice = medium == m.sql_constant(m.Medium.VOICE)
     voice_units = (load.calls + load.offers_voice) * user.voice_weight
     used = case((and_(voice, not_(chats_block_calls)), voice_units), else_=units_clause(user, load))
     weight = case((voice, user.voice_weight), else_=user.chat_weight)
     return and_(
         or_(not_(voice), user.handles_voice),
-        or_(medium != m.Medium.CHAT.value, user.handles_chat),
+        or_(medium != m.sql_constant(m.Medium.CHAT), user.handles_chat),
         used + weight <= user.capacity,
     )
 
@@ -138,9 +140,12 @@ def load_rows(who: Any, *, one: bool = False) -> Any:
         )
         .where(
             _among(m.Conversation.assigned_user_id, who, one),
-            # Constants as bound values, not a list: SQLAlchemy re-expands a list on every call.
-            m.Conversation.status.in_([literal(v) for v in HOLDING]),
-            m.Conversation.status != m.ConversationStatus.OFFERED,
+            # The holding statuses but ``offered`` (offers count below), listed as constants
+            # written into the SQL, not bound (``sql_constant``): a generic plan then knows what
+            # they select, and an index on ``status`` never walks the offered conversations of
+            # everyone (``HOLDING`` then ``!= 'offered'`` did, per candidate; bench/README.md,
+            # "Issue 15 … route6").
+            m.Conversation.status.in_([m.sql_constant(v) for v in _ASSIGNED]),
         )
         .group_by(m.Conversation.assigned_user_id, m.Conversation.medium)
     )
@@ -152,7 +157,7 @@ def load_rows(who: Any, *, one: bool = False) -> Any:
             func.count().label("n"),
         )
         .join(m.Conversation, m.Conversation.id == m.Offer.conversation_id)
-        .where(_among(m.Offer.user_id, who, one), m.Offer.state == "pending")
+        .where(_among(m.Offer.user_id, who, one), m.Offer.state == m.OFFER_PENDING)  # partial index
         .group_by(m.Offer.user_id, m.Conversation.medium)
     )
     # An operator reserved for an open campaign attempt (a preview card shown, a progressive call
@@ -160,7 +165,10 @@ def load_rows(who: Any, *, one: bool = False) -> Any:
     attempts = (
         select(
             m.CampaignAttempt.operator_id.label("uid"),
-            case((m.CampaignAttempt.channel == "voice", m.Medium.VOICE.value), else_=m.Medium.CHAT.value),
+            case(
+                (m.CampaignAttempt.channel == m.sql_constant("voice"), m.sql_constant(m.Medium.VOICE)),
+                else_=m.sql_constant(m.Medium.CHAT),
+            ),
             literal("o").label("kind"),
             func.count().label("n"),
         )

@@ -161,7 +161,7 @@ async def do_refresh_activity(
     if chosen.kind != m.StatusKind.OFFLINE:
         if ringing is None:
             ringing = await session.scalar(
-                select(exists().where(m.Offer.user_id == uid, m.Offer.state == "pending"))
+                select(exists().where(m.Offer.user_id == uid, m.Offer.state == m.OFFER_PENDING))
             )
         if ringing:
             code = m.StatusKind.RINGING

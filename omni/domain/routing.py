@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,9 +20,10 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from omni.db import Database, HeldConnection, driver
+from omni.db import BareTransaction, Database, HeldConnection, driver
 from omni.db import models as m
 from omni.db.outbox import unflushed
+from omni.db.unit_of_work import unit_of_work
 from omni.domain import deadlines, routing_pg
 from omni.domain.capacity import Load, fits, loads_for, remaining
 from omni.domain.events import emit
@@ -319,9 +321,11 @@ class Assignment:
 
 
 async def do_assign(
-    session: AsyncSession, conversation_id: int, rp: RoutePass, now: datetime | None = None
+    tx: AsyncSession | BareTransaction, conversation_id: int, rp: RoutePass, now: datetime | None = None
 ) -> Assignment | None:
-    """One routing decision for one conversation (the caller owns the transaction).
+    """One routing decision for one conversation (the caller owns the transaction: a session's,
+    or a :class:`~omni.db.BareTransaction`, which makes a session only when the decision needs
+    ORM objects: an auto-accept queue, a conversation locked elsewhere).
 
     ``now`` pins the clock (tests, simulations); by default the offer's timestamps are read
     from the clock once the locks are held and the load re-read, not when the decision
@@ -329,36 +333,61 @@ async def do_assign(
     ends) earlier than the moment the operator was really free to take it.
     """
     rp.deciding.clear()
-    assignment = await _decide(session, conversation_id, rp, now)
+    scope = tx if isinstance(tx, BareTransaction) else _InSession(tx)
+    assignment = await _decide(scope, conversation_id, rp, now)
     rp.decided(assignment)
     return assignment
 
 
+class _InSession:
+    """A session's transaction as a decision sees a :class:`BareTransaction`."""
+
+    __slots__ = ("_session", "uow")
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self.uow = unit_of_work(session)
+
+    @property
+    def opened_session(self) -> AsyncSession:
+        return self._session
+
+    async def session(self) -> AsyncSession:
+        return self._session
+
+    async def statements(self) -> driver.Direct | driver.Core:
+        # Anything the caller left pending is flushed first, as the session's autoflush would.
+        if unflushed(self._session):
+            await self._session.flush()
+        return await driver.statements(await self._session.connection())
+
+
 async def _decide(
-    session: AsyncSession, conversation_id: int, rp: RoutePass, now: datetime | None
+    scope: _InSession | BareTransaction, conversation_id: int, rp: RoutePass, now: datetime | None
 ) -> Assignment | None:
     rp.no_operator = False
-    bind = session.get_bind()
-    if not rp.orm_only and bind.dialect.name == "postgresql":
-        # Steps 1–5 run on the transaction's Core connection (the ORM execution layer only
-        # adds Python here); anything the caller left pending is flushed first, as the
-        # session's autoflush would.
-        if unflushed(session):
-            await session.flush()
-        # Straight on asyncpg, in the session's transaction (``omni.db.driver``).
-        run = await driver.statements(await session.connection())
+    if isinstance(scope, BareTransaction):
+        engine = scope.conn.sync_engine
+    else:
+        engine = scope.opened_session.get_bind().engine
+    if not rp.orm_only and engine.dialect.name == "postgresql":
+        # Steps 1–5 straight on asyncpg, in the transaction (``omni.db.driver``).
+        run = scope.run if isinstance(scope, BareTransaction) else await scope.statements()
         day = _start_of_day(now or datetime.now(UTC))  # for "handled today"
         conv = await run.named(routing_pg.decision_statement(), {"cid": conversation_id, "day": day})
         if conv is None:
-            await hold_back(session, rp, conversation_id)
+            await hold_back(await scope.session(), rp, conversation_id)
             return None  # taken by another node, or no longer waiting
-        node = node_config(bind, conv.config_version)
+        node = node_config(engine, conv.config_version)
         config = await queue_config(run.conn, node, conv.queue_id) if conv.queue_id is not None else None
         if config is None:
             return None
         if not config.queue.auto_accept:  # a row will do: the rules only read it
-            return await routing_pg.assign_on_postgres(run, session, rp, now, conv, node, config)
+            return await routing_pg.assign_on_postgres(
+                run, scope.uow, scope.opened_session, rp, now, conv, node, config
+            )
         # Auto-accept hands ORM objects to do_accept_offer: decide below (the lock is ours).
+    session = await scope.session()
     pinned = now
     now = now or datetime.now(UTC)
     conv = await session.scalar(
@@ -551,6 +580,16 @@ async def waiting_line(
     ).all()
 
 
+def decision_transaction(
+    held: HeldConnection,
+) -> AbstractAsyncContextManager[AsyncSession | BareTransaction]:
+    """The transaction of one decision of a pass on ``held``: bare on PostgreSQL, a session's
+    on SQLite (whose decisions take the ORM path anyway)."""
+    if held.db.is_sqlite:
+        return held.transaction()
+    return held.bare()
+
+
 class _PausedMeanwhile(Exception):
     """The conversation's channel went down while this pass decided it: roll the offer back."""
 
@@ -583,10 +622,13 @@ async def do_route_pending(
             if key in rp.dead_keys:
                 continue
             try:
-                async with held.transaction() as session:
-                    assignment = await do_assign(session, conv_id, rp)
+                # PostgreSQL: a transaction without an ORM session unless the decision needs one
+                # (``HeldConnection.bare``; bench/README.md, "Issue 15 … route6").
+                async with decision_transaction(held) as tx:
+                    assignment = await do_assign(tx, conv_id, rp)
                     newly = set(still_paused()) - set(paused_channels) if still_paused else set()
                     if assignment is not None and newly:
+                        session = tx if isinstance(tx, AsyncSession) else await tx.session()
                         channel = await session.scalar(
                             select(m.Conversation.channel).where(m.Conversation.id == conv_id)
                         )

@@ -53,7 +53,7 @@ from sqlalchemy.orm.util import identity_key
 
 from omni.db import models as m
 from omni.db.driver import Core, Direct
-from omni.db.unit_of_work import unit_of_work
+from omni.db.unit_of_work import UnitOfWork
 from omni.domain import deadlines
 from omni.domain.capacity import Load, fits
 from omni.domain.events import encoded_payload
@@ -66,7 +66,6 @@ from omni.domain.routing_pg_sql import (
     fresh_statement,
     lock_statement,
 )
-from omni.domain.routing_signal import request_routing
 from omni.domain.serialize import conversation_dict
 
 if TYPE_CHECKING:
@@ -98,7 +97,8 @@ def _load(row: Sequence[Any], at: int) -> Load:
 
 async def assign_on_postgres(
     run: Direct | Core,
-    session: AsyncSession,
+    uow: UnitOfWork,
+    session: AsyncSession | None,
     rp: RoutePass,
     now: datetime | None,
     conv: Any,
@@ -110,7 +110,9 @@ async def assign_on_postgres(
     candidates of its queue as ``conv.candidates``), ``primary_config`` its queue's
     configuration.
 
-    Returns and flags ``rp.no_operator`` as ``routing.do_assign`` does.
+    Returns and flags ``rp.no_operator`` as ``routing.do_assign`` does. ``uow`` is the
+    transaction's unit of work (the relay and routing nudges after the commit); ``session`` the
+    transaction's ORM session if it has one (its objects of the rows written are expired).
     """
     from omni.domain.routing import Assignment, Candidate, Operator, _start_of_day, order_candidates
 
@@ -214,7 +216,7 @@ async def assign_on_postgres(
         rp.held |= contended  # this one may still go to them: nobody behind it does
         return None
     now = pinned or datetime.now(UTC)  # the moment of the offer: after the locks
-    await _write(run, session, conv, primary, chosen, now)
+    await _write(run, uow, session, conv, primary, chosen, now)
     return Assignment(conv.id, tuple(c.user.id for c in chosen), False)
 
 
@@ -360,7 +362,8 @@ def _write_statement(offers: int, ringing: tuple[bool, ...]) -> Any:
 
 async def _write(
     run: Direct | Core,
-    session: AsyncSession,
+    uow: UnitOfWork,
+    session: AsyncSession | None,
     conv: Any,
     queue: m.Queue,
     chosen: list[_Chosen],
@@ -427,7 +430,7 @@ async def _write(
         status = m.OperatorStatus(id=s.id, code=s.code, name=s.name, colour=s.colour)
         events.append(("presence.changed", presence_dict(presence, status), None, None, c.user.id))
         if code == s.code:
-            request_routing(session)
+            uow.routing_needed = True  # ``routing_signal.request_routing``
     for k, (type_, payload, conversation_id, queue_id, user_id) in enumerate(events):
         # As ``events.emit`` writes a row: the payload checked, the clock read per event.
         params[f"ev_type_{k}"] = type_
@@ -437,8 +440,9 @@ async def _write(
         params[f"ev_user_{k}"] = user_id
         params[f"ev_at_{k}"] = datetime.now(UTC)
     await run.execute(_write_statement(len(chosen), tuple(ringing)), params)
-    unit_of_work(session).events_written = True
-    _expire_loaded(session, conv.id, [c.user.id for c in chosen])
+    uow.events_written = True
+    if session is not None:
+        _expire_loaded(session, conv.id, [c.user.id for c in chosen])
 
 
 def _ringing(c: _Chosen, now: datetime) -> tuple[str, int, str, bool] | None:

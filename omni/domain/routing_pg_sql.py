@@ -19,6 +19,7 @@ from sqlalchemy import (
     func,
     lateral,
     literal,
+    literal_column,
     not_,
     null,
     or_,
@@ -33,8 +34,10 @@ from omni.domain.capacity import fits_clause, load_rows, units_clause
 
 __all__ = ["candidates_statement", "decision_statement", "fresh_statement", "lock_statement"]
 
-_VOICE = m.Medium.VOICE.value
-_TRIED = [literal("declined"), literal("timeout")]  # bound values, not a list re-expanded per call
+# Constants written into the SQL, not bound (``models.sql_constant``): a prepared statement is
+# then planned once, its generic plan as good as one planned for the values at hand.
+_VOICE = m.sql_constant(m.Medium.VOICE)
+_TRIED = [m.sql_constant("declined"), m.sql_constant("timeout")]
 
 
 def _skills(u: Any, column: Any) -> Any:
@@ -58,10 +61,14 @@ def decision_statement() -> Any:
     (``capacity.fits_clause``; only when the queue requires no skills, else they are among the
     candidates). Either part is ``null`` when empty."""
     c = m.Conversation.__table__
-    version = select(m.RoutingConfig.version).where(m.RoutingConfig.id == 1).scalar_subquery()
+    version = (
+        select(m.RoutingConfig.version)
+        .where(m.RoutingConfig.id == literal_column("1", Integer))
+        .scalar_subquery()
+    )
     conv = (
         select(c, version.label("config_version"))
-        .where(c.c.id == bindparam("cid"), c.c.status == m.ConversationStatus.QUEUED.value)
+        .where(c.c.id == bindparam("cid"), c.c.status == m.sql_constant(m.ConversationStatus.QUEUED))
         # ``NO KEY UPDATE``: a row inserted that refers to the conversation (the customer's
         # message, an offer, a call) holds ``KEY SHARE`` on it until it commits, which a plain
         # ``FOR UPDATE`` would skip as if the conversation were being decided elsewhere.
@@ -104,7 +111,7 @@ def decision_statement() -> Any:
         p.idle_since,
         *load.c,
         case((conv.c.offered_at.is_not(None), tried), else_=false()),
-        case((strategy == m.Strategy.FEWEST_HANDLED.value, handled), else_=literal(0)),
+        case((strategy == m.sql_constant(m.Strategy.FEWEST_HANDLED), handled), else_=literal(0)),
         case((wants_skills, _skills(u, m.UserSkill.skill_id)), else_=null()),
         case((wants_skills, _skills(u, m.UserSkill.level)), else_=null()),
     )
@@ -197,7 +204,7 @@ def candidates_statement(preferred: bool, voice: bool) -> Any:
     tried = exists().where(
         m.Offer.conversation_id == bindparam("cid"),
         m.Offer.user_id == u.id,
-        m.Offer.state.in_([literal("declined"), literal("timeout")]),  # not re-expanded per call
+        m.Offer.state.in_(_TRIED),
         m.Offer.created_at >= bindparam("since"),
     )
     handled = (
@@ -278,7 +285,7 @@ def lock_statement() -> Any:
 def fresh_statement() -> Any:
     """Step 4: the load again, in a new snapshot, and the offer's id."""
     lr = load_rows(bindparam("uid", type_=Integer)).cte("lr")
-    ringing = select(m.OperatorStatus.id).where(m.OperatorStatus.code == m.StatusKind.RINGING.value)
+    ringing = select(m.OperatorStatus.id).where(m.OperatorStatus.code == m.sql_constant(m.StatusKind.RINGING))
     return select(
         *_load_columns(lr, bindparam("uid", type_=Integer)),
         func.nextval(func.pg_get_serial_sequence(m.Offer.__tablename__, "id")),

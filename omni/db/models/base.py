@@ -13,9 +13,12 @@ from sqlalchemy import (
     Dialect,
     Integer,
     MetaData,
+    String,
     TypeDecorator,
+    literal_column,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql.elements import ColumnElement
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -28,6 +31,21 @@ NAMING = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def sql_constant(value: str) -> ColumnElement[str]:
+    """``value`` (a status, a state, a medium: one of our own names) written into the SQL as a
+    string literal, not sent as a bound value.
+
+    PostgreSQL plans a prepared statement once (a generic plan) only when that plan is as cheap
+    as one planned for the values at hand; a bound status or state hides which rows it selects,
+    so the generic plan read every conversation and offer of an operator to keep the few that
+    count, and the router's statements were planned again on every execution (1.3 ms of
+    PostgreSQL's CPU per decision; bench/README.md, "Issue 15 … route6"). A literal also lets a
+    partial index (``ix_offers_pending_user``) serve the condition, on SQLite too."""
+    if not value.replace("_", "").isalnum():
+        raise ValueError(f"not a plain name: {value!r}")
+    return literal_column(f"'{value}'", String())
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -23,6 +24,7 @@ from omni.db.models.base import (
     BigId,
     ConversationStatus,
     Medium,
+    sql_constant,
     utcnow,
 )
 
@@ -71,6 +73,11 @@ class Inbox(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+HOLDING_BY_USER = "status IN ('active', 'on_hold', 'wrap_up')"
+"""The predicate of ``ix_conversations_holding_user``: what ``capacity.load_rows`` counts as an
+operator's assigned conversations, written the same way (``sql_constant``s in this order)."""
+
+
 class Conversation(Base):
     __tablename__ = "conversations"
     __table_args__ = (
@@ -86,6 +93,17 @@ class Conversation(Base):
         # from the index alone (omni.domain.search_pg.kept_conversations)
         Index("ix_conversations_assignee_queue", "assigned_user_id", "queue_id"),
         Index("ix_conversations_preferred_queue", "preferred_user_id", "queue_id"),
+        # An operator's load (``capacity.load_rows``, per candidate of every routing decision):
+        # the conversations they are handling among all they ever had, read through this index
+        # whatever the statistics say. With statistics taken when nobody was handling anything
+        # PostgreSQL walked ``ix_conversations_status_queue`` instead, every operator's
+        # conversations of those statuses for each candidate (migration 0045_route6).
+        Index(
+            "ix_conversations_holding_user",
+            "assigned_user_id",
+            postgresql_where=text(HOLDING_BY_USER),
+            sqlite_where=text(HOLDING_BY_USER),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -201,9 +219,25 @@ class CardField(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
 
 
+OFFER_PENDING = sql_constant("pending")
+"""The state of an offer still ringing, written into the SQL (``Offer.state == OFFER_PENDING``),
+not bound: only then can a generic plan (and SQLite) use ``ix_offers_pending_user`` for it."""
+
+
 class Offer(Base):
     __tablename__ = "offers"
-    __table_args__ = (Index("ix_offers_conversation_state", "conversation_id", "state"),)
+    __table_args__ = (
+        Index("ix_offers_conversation_state", "conversation_id", "state"),
+        # An operator's pending offers (their load, whether they are ringing) among all their
+        # past ones: a year of offers is thousands per operator, pending ones a handful
+        # (migration 0045_route6; bench/README.md, "Issue 15 … route6").
+        Index(
+            "ix_offers_pending_user",
+            "user_id",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))

@@ -151,7 +151,9 @@ async def snapshot(session: AsyncSession, who: Principal) -> dict[str, Any]:
     )
     offers = list(
         await session.scalars(
-            select(m.Offer).where(m.Offer.user_id == who.id, m.Offer.state == "pending").order_by(m.Offer.id)
+            select(m.Offer)
+            .where(m.Offer.user_id == who.id, m.Offer.state == m.OFFER_PENDING)
+            .order_by(m.Offer.id)
         )
     )
     offered: dict[int, m.Conversation] = {}
