@@ -388,7 +388,11 @@ async def test_replay_sends_a_delivered_event_again(stack: Stack) -> None:
     check_signature(hook["secret"], again[0].headers, again[0].body)
     assert [h.delivery_id for h in stack.crm.hits[before:]] == [delivery_id], "only that delivery goes again"
 
-    row = next(r for r in await stack.deliveries(hook["id"]) if r["id"] == delivery_id)
+    async def replayed_row() -> dict[str, Any] | None:
+        row = next(r for r in await stack.deliveries(hook["id"]) if r["id"] == delivery_id)
+        return row if row["state"] != "pending" else None  # the CRM saw it before the worker's commit
+
+    row = await wait_until(replayed_row, timeout=30, what="the replayed delivery's result")
     assert row["state"] == "succeeded" and row["attempts"] == 1, row
 
     missing = await stack.api.post("/api/v1/webhook-deliveries/999999/replay")

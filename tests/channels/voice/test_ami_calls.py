@@ -501,7 +501,8 @@ async def test_blind_and_attended_transfer(server: LiveServer, emulator: AmiEmul
         await w.clients["c"].wait_for("conversation.accepted", id=conv_id, assigned_user_id=w.ops["c"])
         conv = await w.conv(conv_id)
         assert conv.status == "active" and conv.assigned_user_id == w.ops["c"]
-        assert len(actions(emulator, "Originate")) == 2  # A and B were rung; C was reached by Atxfer
+        rung = [(a.get("Channel"), a.get("ActionID")) for a in actions(emulator, "Originate")]
+        assert len(rung) == 2, f"A and B were rung; C was reached by Atxfer, not rung: {rung}"
         emulator.hangup(caller.uniqueid)
         await w.clients["c"].wait_for("conversation.wrap_up", id=conv_id)
         assert (await w.call_row(conv_id)).agent_user_id == w.ops["c"]
