@@ -190,13 +190,7 @@ def outbox_params(batch: list[OutboxRow]) -> dict[str, Any]:
         else:
             k += 1
             msgs.append(k)
-    return {
-        "types": [r.type for r in batch],
-        "payloads": [r.payload_json for r in batch],
-        "conversations": [r.conversation_id for r in batch],
-        "queues": [r.queue_id for r in batch],
-        "users": [r.user_id for r in batch],
-        "ats": [r.created_at for r in batch],
+    return _event_params(batch) | {
         "msgs": msgs,
         "m_conversations": [x.conversation_id for x in messages],
         "m_inboxes": [x.inbox_id for x in messages],
@@ -208,6 +202,18 @@ def outbox_params(batch: list[OutboxRow]) -> dict[str, Any]:
         "m_externals": [x.external_id for x in messages],
         "m_deliveries": [x.delivery or "stored" for x in messages],
         "m_ats": [x.created_at for x in messages],
+    }
+
+
+def _event_params(batch: list[OutboxRow]) -> dict[str, list[Any]]:
+    """The events' columns as arrays, one element per row in emit order (``unnest``)."""
+    return {
+        "types": [r.type for r in batch],
+        "payloads": [r.payload_json for r in batch],
+        "conversations": [r.conversation_id for r in batch],
+        "queues": [r.queue_id for r in batch],
+        "users": [r.user_id for r in batch],
+        "ats": [r.created_at for r in batch],
     }
 
 
@@ -238,15 +244,7 @@ def _write_pending(session: Session) -> None:
         if any(r.message is not None for r in batch):
             assign_ids(batch, conn.execute(_INSERT_WITH_MESSAGES, outbox_params(batch)).all())
             return
-        params = {
-            "types": [r.type for r in batch],
-            "payloads": [r.payload_json for r in batch],
-            "conversations": [r.conversation_id for r in batch],
-            "queues": [r.queue_id for r in batch],
-            "users": [r.user_id for r in batch],
-            "ats": [r.created_at for r in batch],
-        }
-        ids = sorted(conn.execute(_INSERT_PG, params).scalars())
+        ids = sorted(conn.execute(_INSERT_PG, _event_params(batch)).scalars())
         for row, id_ in zip(batch, ids, strict=True):
             row.id = id_
         return
