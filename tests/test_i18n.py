@@ -21,6 +21,7 @@ from omni.db import models as m
 from omni.domain.errors import InvalidInput
 from tests import factories as f
 from tests.conftest import LiveServer
+from tests.helpers import HTTP_TIMEOUT
 from tests.test_realtime import token_for
 
 
@@ -182,7 +183,7 @@ async def test_russian_rest_call_gets_a_russian_domain_error(live_server: LiveSe
         await f.user(s, "eve", m.Role.ADMIN)  # English, asks in Russian via Accept-Language
     ru_token = await token_for(live_server, "boss")
     en_token = await token_for(live_server, "eve")
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=HTTP_TIMEOUT) as client:
         too_long = {"name": "x" * 129, "sla_seconds": 0}
         russian = await client.post(
             "/api/v1/queues", json=too_long, headers={"Authorization": f"Bearer {ru_token}"}

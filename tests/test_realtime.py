@@ -294,7 +294,7 @@ async def test_client_on_node_a_gets_events_from_node_b(
 async def test_cross_site_page_cannot_ride_the_operator_cookie(
     live_server: LiveServer, seeded: dict[str, Any]
 ) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=HTTP_TIMEOUT) as client:
         resp = await client.post("/api/v1/auth/login", json={"username": "op", "password": f.PASSWORD})
         cookie = f"omni_session={resp.cookies['omni_session']}"
     evil = socketio.AsyncClient(reconnection=False)

@@ -28,7 +28,7 @@ from omni.db import Database
 from omni.db import models as m
 from tests import factories as f
 from tests.conftest import free_port
-from tests.helpers import until, wait_ready
+from tests.helpers import HTTP_TIMEOUT, until, wait_ready
 from tests.test_race import _node_env
 from tests.test_realtime import OperatorClient
 
@@ -212,7 +212,7 @@ async def two_nodes(
 
 
 async def _token(url: str, username: str) -> str:
-    async with httpx.AsyncClient(base_url=url) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT) as client:
         resp = await client.post("/api/v1/auth/login", json={"username": username, "password": f.PASSWORD})
         assert resp.status_code == 200, resp.text
         created = await client.post("/api/v1/me/tokens", json={"name": "socket"})

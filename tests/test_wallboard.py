@@ -93,6 +93,11 @@ class Screen:
         return queue
 
 
+async def screen_page(url: str, token: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT) as client:
+        return await client.get("/wallboard", params={"token": token})
+
+
 async def refused(url: str, token: str) -> bool:
     client = socketio.AsyncClient(reconnection=False)
     try:
@@ -150,7 +155,7 @@ async def test_wallboard_token_life_create_live_updates_revoke(
         row = await s.scalar(select(m.WallboardToken))
         assert row is not None and row.token_hash == hashlib.sha256(token.encode()).hexdigest()
 
-    page = await httpx.AsyncClient(base_url=live_server.url).get("/wallboard", params={"token": token})
+    page = await screen_page(live_server.url, token)
     assert page.status_code == 200 and "/ui/wallboard.js" in page.text
     assert page.headers["cache-control"] == "no-store"
 
@@ -195,7 +200,7 @@ async def test_wallboard_token_life_create_live_updates_revoke(
         if screen.sio.connected:
             await screen.sio.disconnect()
     assert await refused(live_server.url, token)
-    again = await httpx.AsyncClient(base_url=live_server.url).get("/wallboard", params={"token": token})
+    again = await screen_page(live_server.url, token)
     assert again.status_code == 403 and "wallboard.js" not in again.text and "Floor 2" not in again.text
 
 
@@ -213,7 +218,7 @@ async def test_expired_and_unknown_wallboard_tokens_are_refused(
         row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
     assert await refused(live_server.url, token)
     for bad in (token, "wb_unknown", "", "x" * 5000):
-        page = await httpx.AsyncClient(base_url=live_server.url).get("/wallboard", params={"token": bad})
+        page = await screen_page(live_server.url, bad)
         assert page.status_code == 403, bad[:20]
     assert await refused(live_server.url, "wb_unknown")
     assert await refused(live_server.url, "")
@@ -274,7 +279,7 @@ async def test_install_settings_rest_saves_and_refuses_a_bad_zone(
 async def test_install_settings_form_saves_and_shows_a_bad_zone_next_to_the_field(
     live_server: LiveServer, floor: dict[str, Any]
 ) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as c:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=HTTP_TIMEOUT) as c:
         assert (await login(c, "admin")).status_code in (302, 303)
         listing = await c.get("/admin/install")
         assert listing.status_code == 200 and 'href="/admin/install/1"' in listing.text
@@ -300,7 +305,7 @@ async def test_install_settings_form_saves_and_shows_a_bad_zone_next_to_the_fiel
 async def test_wallboard_admin_form_shows_the_link_once_and_revokes(
     live_server: LiveServer, floor: dict[str, Any]
 ) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as c:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=HTTP_TIMEOUT) as c:
         assert (await login(c, "admin")).status_code in (302, 303)
         bad = await post_form(c, "/admin/wallboards/new", "/admin/wallboards/new", name="", expires_at="soon")
         assert bad.status_code == 400

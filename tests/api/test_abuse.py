@@ -19,10 +19,11 @@ from omni.settings import Settings
 from tests import factories as f
 from tests.channels.widget.test_widget_channel import Visitor
 from tests.conftest import REDIS_URL, LiveServer, free_port, make_settings
+from tests.helpers import HTTP_TIMEOUT
 
 
 async def failed_logins(server: LiveServer, n: int, *, username: str | None = None, **headers: str) -> None:
-    async with httpx.AsyncClient(base_url=server.url) as client:
+    async with httpx.AsyncClient(base_url=server.url, timeout=HTTP_TIMEOUT) as client:
         for i in range(n):
             resp = await client.post(
                 "/api/v1/auth/login",
@@ -33,7 +34,7 @@ async def failed_logins(server: LiveServer, n: int, *, username: str | None = No
 
 
 async def login_status(server: LiveServer, username: str, **headers: str) -> int:
-    async with httpx.AsyncClient(base_url=server.url) as client:
+    async with httpx.AsyncClient(base_url=server.url, timeout=HTTP_TIMEOUT) as client:
         resp = await client.post(
             "/api/v1/auth/login", json={"username": username, "password": f.PASSWORD}, headers=headers
         )

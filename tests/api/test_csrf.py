@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from omni.db import models as m
 from tests import factories as f
 from tests.conftest import LiveServer
+from tests.helpers import HTTP_TIMEOUT
 from tests.web.test_pages import csrf_of
 
 EVIL = "https://evil.example"
@@ -19,7 +20,7 @@ EVIL = "https://evil.example"
 async def admin_client(server: LiveServer) -> httpx.AsyncClient:
     async with server.services.db.transaction() as s:
         await f.user(s, "root", m.Role.ADMIN)
-    client = httpx.AsyncClient(base_url=server.url)
+    client = httpx.AsyncClient(base_url=server.url, timeout=HTTP_TIMEOUT)
     resp = await client.post("/api/v1/auth/login", json={"username": "root", "password": f.PASSWORD})
     assert resp.status_code == 200, resp.text
     return client
@@ -87,7 +88,7 @@ async def test_same_origin_json_and_bearer_tokens_still_work(live_server: LiveSe
 async def test_login_csrf_another_site_cannot_log_the_browser_in(live_server: LiveServer) -> None:
     async with live_server.services.db.transaction() as s:
         await f.user(s, "attacker")
-    async with httpx.AsyncClient(base_url=live_server.url) as browser:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=HTTP_TIMEOUT) as browser:
         # A form on another site posting straight to /login: no token from our page.
         forged = await browser.post(
             "/login", data={"username": "attacker", "password": f.PASSWORD}, headers={"Origin": EVIL}
@@ -115,7 +116,7 @@ async def test_login_csrf_another_site_cannot_log_the_browser_in(live_server: Li
 async def test_cross_site_page_form_post_is_refused_even_with_a_token(live_server: LiveServer) -> None:
     async with live_server.services.db.transaction() as s:
         await f.user(s, "olga")
-    async with httpx.AsyncClient(base_url=live_server.url) as browser:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=HTTP_TIMEOUT) as browser:
         form = await browser.get("/login")
         await browser.post(
             "/login", data={"username": "olga", "password": f.PASSWORD, "_csrf": csrf_of(form.text)}

@@ -14,6 +14,7 @@ from omni.db import models as m
 from omni.domain import auth
 from tests import factories as f
 from tests.conftest import LiveServer
+from tests.helpers import HTTP_TIMEOUT
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ async def test_nul_in_the_login_name_is_a_400_not_a_500_and_records_nothing(live
     async with live_server.services.db.transaction() as s:
         await f.user(s, "admin", m.Role.ADMIN)
         audit_before = await s.scalar(select(func.count()).select_from(m.AuditLog))
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=HTTP_TIMEOUT) as client:
         resp = await client.post("/api/v1/auth/login", json={"username": "ad\u0000min", "password": "x"})
         assert_invalid(resp)
         assert "NUL" in resp.text and resp.json()["field"] == "username"
@@ -128,7 +129,7 @@ async def test_openapi_documents_every_refusal_with_the_error_body(admin: httpx.
 
 async def test_nul_in_the_widget_upload_form_is_a_404_not_a_500(live_server: LiveServer) -> None:
     """Multipart fields are not JSON, so the inbox token is checked where it is looked up."""
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=HTTP_TIMEOUT) as client:
         resp = await client.post(
             "/api/v1/widget/files",
             data={"inbox": "tok\u0000en", "visitor": "v"},

@@ -7,6 +7,7 @@ import httpx
 from omni.db import models as m
 from tests import factories as f
 from tests.conftest import LiveServer
+from tests.helpers import HTTP_TIMEOUT
 
 
 async def test_failed_rest_login_leaves_a_denied_audit_row_the_auditor_sees(live_server: LiveServer) -> None:
@@ -15,7 +16,7 @@ async def test_failed_rest_login_leaves_a_denied_audit_row_the_auditor_sees(live
     async with live_server.services.db.transaction() as s:
         await f.user(s, "auditor", m.Role.AUDITOR)
         await f.user(s, "victim")
-    async with httpx.AsyncClient(base_url=live_server.url) as anonymous:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=HTTP_TIMEOUT) as anonymous:
         wrong = await anonymous.post("/api/v1/auth/login", json={"username": "victim", "password": "guess-1"})
         assert wrong.status_code == 401, wrong.text
         unknown = await anonymous.post(
@@ -23,7 +24,7 @@ async def test_failed_rest_login_leaves_a_denied_audit_row_the_auditor_sees(live
         )
         assert unknown.status_code == 401, unknown.text
         assert "set-cookie" not in wrong.headers and "set-cookie" not in unknown.headers
-    async with httpx.AsyncClient(base_url=live_server.url) as auditor:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=HTTP_TIMEOUT) as auditor:
         ok = await auditor.post("/api/v1/auth/login", json={"username": "auditor", "password": f.PASSWORD})
         assert ok.status_code == 200, ok.text
         log = await auditor.get("/api/v1/audit", params={"action": "auth.login"})

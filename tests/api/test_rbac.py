@@ -86,7 +86,7 @@ async def world(live_server: LiveServer) -> AsyncIterator[World]:
 
 
 async def test_anonymous_is_refused_everywhere(world: World) -> None:
-    async with httpx.AsyncClient(base_url=world.server.url) as anon:
+    async with httpx.AsyncClient(base_url=world.server.url, timeout=HTTP_TIMEOUT) as anon:
         for path in (
             "/api/v1/conversations",
             "/api/v1/users",
@@ -207,7 +207,7 @@ async def test_api_token_works_for_integrations(world: World) -> None:
 
 
 async def test_health_readiness_metrics_and_schema(world: World) -> None:
-    async with httpx.AsyncClient(base_url=world.server.url) as anon:
+    async with httpx.AsyncClient(base_url=world.server.url, timeout=HTTP_TIMEOUT) as anon:
         assert (await anon.get("/healthz")).json() == {"status": "ok"}
         ready = (await anon.get("/readyz")).json()
         assert ready == {"ready": True, "checks": {"database": "ok", "redis": "ok"}}
@@ -1019,7 +1019,7 @@ async def test_every_route_has_an_rbac_expectation_and_meets_it(world: World, fo
     assert not stale, f"RBAC lists routes the app no longer has: {stale}"
     op_a, sup = world.clients["op_a"], world.clients["sup"]
     wrong: list[str] = []
-    async with httpx.AsyncClient(base_url=world.server.url) as anon:
+    async with httpx.AsyncClient(base_url=world.server.url, timeout=HTTP_TIMEOUT) as anon:
         for (method, path), (rule, body) in sorted(RBAC.items()):
             if rule == PUBLIC:
                 continue

@@ -19,6 +19,7 @@ from omni.db import models as m
 from omni.domain.auth import Principal
 from tests import factories as f
 from tests.conftest import LiveServer
+from tests.helpers import HTTP_TIMEOUT
 from tests.web.test_pages import csrf_of, login
 
 SECTIONS = (
@@ -168,7 +169,7 @@ async def world(live_server: LiveServer) -> AsyncIterator[World]:
 
 @asynccontextmanager
 async def client_for(world: World, username: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=world.server.url) as client:
+    async with httpx.AsyncClient(base_url=world.server.url, timeout=HTTP_TIMEOUT) as client:
         resp = await login(client, username)
         assert resp.status_code in (302, 303), resp.text
         yield client

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from omni.db import models as m
 from omni.domain.hours import is_open
+from tests.helpers import HTTP_TIMEOUT
 from tests.test_realtime import token_for
 from tests.web.test_admin_pages import World, client_for, field_error, post_form, world  # noqa: F401
 
@@ -98,7 +99,7 @@ async def test_skill_form_sets_operator_and_queue_levels_with_errors_next_to_the
 
 async def test_business_hours_with_holidays_over_rest_and_in_the_form(world: World) -> None:  # noqa: F811
     q_a = world.ids["q_a"]
-    async with httpx.AsyncClient(base_url=world.server.url) as api:
+    async with httpx.AsyncClient(base_url=world.server.url, timeout=HTTP_TIMEOUT) as api:
         api.headers["Authorization"] = f"Bearer {await token_for(world.server, 'root')}"
         bad = await api.patch(
             f"/api/v1/queues/{q_a}",
@@ -148,7 +149,7 @@ async def test_business_hours_with_holidays_over_rest_and_in_the_form(world: Wor
 
 
 async def test_voice_numbers_are_checked_alike_in_rest_and_in_the_form(world: World) -> None:  # noqa: F811
-    async with httpx.AsyncClient(base_url=world.server.url) as api:
+    async with httpx.AsyncClient(base_url=world.server.url, timeout=HTTP_TIMEOUT) as api:
         api.headers["Authorization"] = f"Bearer {await token_for(world.server, 'root')}"
         first = await api.post(
             "/api/v1/inboxes",

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from omni.db import models as m
 from tests import factories as f
 from tests.conftest import LiveServer
+from tests.helpers import HTTP_TIMEOUT
 
 
 def csrf_of(html: str) -> str:
@@ -34,7 +35,7 @@ async def test_login_lands_on_the_role_home_and_pages_need_a_session(live_server
     async with live_server.services.db.transaction() as s:
         await f.user(s, "olga")
         await f.user(s, "sam", role=m.Role.SUPERVISOR)
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=HTTP_TIMEOUT) as client:
         anonymous = await client.get("/app")
         assert anonymous.status_code in (302, 303) and anonymous.headers["location"] == "/login?next=/app"
 
@@ -52,7 +53,7 @@ async def test_login_lands_on_the_role_home_and_pages_need_a_session(live_server
         monitoring = await client.get("/supervisor")
         assert monitoring.status_code == 403 and "do not have access" in monitoring.text
 
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=HTTP_TIMEOUT) as client:
         ok = await login(client, "sam")
         assert ok.headers["location"] == "/supervisor"
         assert (await client.get("/supervisor")).status_code == 200
@@ -61,7 +62,7 @@ async def test_login_lands_on_the_role_home_and_pages_need_a_session(live_server
 async def test_login_next_never_leaves_the_site(live_server: LiveServer) -> None:
     async with live_server.services.db.transaction() as s:
         await f.user(s, "olga")
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=HTTP_TIMEOUT) as client:
         response = await post_login(
             client, {"username": "olga", "password": f.PASSWORD, "next": "//evil.example/x"}
         )
@@ -71,7 +72,7 @@ async def test_login_next_never_leaves_the_site(live_server: LiveServer) -> None
 async def test_logout_and_language_need_the_form_token(live_server: LiveServer) -> None:
     async with live_server.services.db.transaction() as s:
         user = await f.user(s, "olga")
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=HTTP_TIMEOUT) as client:
         await login(client, "olga")
         page = await client.get("/app")
         forged = await client.post("/language", data={"lang": "ru", "_csrf": "0" * 40})
@@ -90,7 +91,7 @@ async def test_logout_and_language_need_the_form_token(live_server: LiveServer) 
 
 
 async def test_login_page_speaks_the_browser_language(live_server: LiveServer) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=HTTP_TIMEOUT) as client:
         page = await client.get("/login", headers={"accept-language": "ru-RU,ru;q=0.9"})
         assert "Войти" in page.text
         empty = await post_login(client, {"username": "", "password": ""}, headers={"accept-language": "ru"})
@@ -100,7 +101,7 @@ async def test_login_page_speaks_the_browser_language(live_server: LiveServer) -
 async def test_guessing_passwords_is_throttled_on_the_form_and_the_api(live_server: LiveServer) -> None:
     async with live_server.services.db.transaction() as s:
         await f.user(s, "olga")
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=HTTP_TIMEOUT) as client:
         for _ in range(10):
             wrong = await post_login(client, {"username": "olga", "password": "guess"})
             assert wrong.status_code == 401

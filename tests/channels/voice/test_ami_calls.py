@@ -147,6 +147,13 @@ def actions(emu: AmiEmulator, name: str) -> list[dict[str, Any]]:
     return [a for a in emu.actions if str(a.get("Action", "")).lower() == name.lower()]
 
 
+def originated(emu: AmiEmulator, w: World) -> list[dict[str, Any]]:
+    """The Originates that rang this world's phones: the emulator is shared by the module, and
+    a call another test left behind may ring its own operators meanwhile."""
+    phones = {f"PJSIP/{ext}" for ext in w.ext.values()}
+    return [a for a in actions(emu, "Originate") if a.get("Channel") in phones]
+
+
 async def offered_to(client: OperatorClient, timeout: float = 10) -> dict[str, Any]:
     evt = await client.wait_for("conversation.offered", timeout=timeout)
     return evt
@@ -231,7 +238,7 @@ async def test_ring_no_answer_moves_to_the_next_operator(server: LiveServer, emu
         # the second operator.
         hangups = [a["Channel"] for a in actions(emulator, "Hangup")]
         assert first_ring in hangups
-        originates = [a["ChannelId"] for a in actions(emulator, "Originate")]
+        originates = [a["ChannelId"] for a in originated(emulator, w)]
         assert originates == [first_ring, f"omni-o{second['data']['offer_id']}"]
         async with server.services.db.transaction() as s:
             by_conv = select(m.Offer).where(m.Offer.conversation_id == conv_id)
@@ -330,8 +337,10 @@ async def test_a_caller_naming_a_chat_inbox_or_a_switched_off_line_still_reaches
                 .order_by(m.Inbox.id)
                 .limit(1)
             )
+        callers = []
         for n, wrong in enumerate((chat.id, old.id)):
             caller = emulator.incoming_call(f"+7916123001{n}", inbox=wrong)
+            callers.append(caller)
 
             async def stored(uniqueid: str = caller.uniqueid) -> m.Call | None:
                 async with server.services.db.transaction() as s:
@@ -348,6 +357,17 @@ async def test_a_caller_naming_a_chat_inbox_or_a_switched_off_line_still_reaches
                 .where(m.Conversation.inbox_id.in_([chat.id, old.id]))
             )
         assert strays == 0
+        # They wait on another world's line (the first active one): left there, they would ring
+        # its operators in the tests that follow on this module's shared Asterisk.
+        for caller in callers:
+            emulator.hangup(caller.uniqueid)
+
+            async def gone(uniqueid: str = caller.uniqueid) -> bool:
+                async with server.services.db.transaction() as s:
+                    row = await s.scalar(select(m.Call).where(m.Call.linkedid == uniqueid))
+                    return row is not None and row.ended_at is not None
+
+            await until(gone)
 
 
 async def test_chat_does_not_block_a_call_but_a_call_blocks_chats(
@@ -441,7 +461,7 @@ async def test_click_to_call_rings_operator_then_customer(server: LiveServer, em
         ack = await op.call("click_to_call", {"number": "8 916 123-00-07", "queue_id": w.queue_id})
         assert ack["ok"], ack
         conv_id = ack["conversation_id"]
-        originate = await until(lambda: actions(emulator, "Originate"))
+        originate = await until(lambda: originated(emulator, w))
         assert originate[-1]["Channel"] == f"PJSIP/{w.ext['op']}"
         assert originate[-1]["Context"] == "omni-outbound"
         assert originate[-1]["Exten"] == "+79161230007"
@@ -501,8 +521,10 @@ async def test_blind_and_attended_transfer(server: LiveServer, emulator: AmiEmul
         await w.clients["c"].wait_for("conversation.accepted", id=conv_id, assigned_user_id=w.ops["c"])
         conv = await w.conv(conv_id)
         assert conv.status == "active" and conv.assigned_user_id == w.ops["c"]
-        rung = [(a.get("Channel"), a.get("ActionID")) for a in actions(emulator, "Originate")]
-        assert len(rung) == 2, f"A and B were rung; C was reached by Atxfer, not rung: {rung}"
+        rung = [a.get("Channel") for a in originated(emulator, w)]
+        assert rung == [f"PJSIP/{w.ext['a']}", f"PJSIP/{w.ext['b']}"], (
+            f"A and B were rung; C was reached by Atxfer, not rung: {rung}"
+        )
         emulator.hangup(caller.uniqueid)
         await w.clients["c"].wait_for("conversation.wrap_up", id=conv_id)
         assert (await w.call_row(conv_id)).agent_user_id == w.ops["c"]

@@ -18,7 +18,7 @@ from tests.conftest import (
     free_port,
     make_settings,
 )
-from tests.helpers import until
+from tests.helpers import HTTP_TIMEOUT, until
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ async def server(pg_template: str, emulator: AmiEmulator, tmp_path: Any) -> Asyn
 async def test_readyz_reports_voice_down_until_asterisk_answers_and_when_it_goes(
     server: LiveServer, emulator: AmiEmulator
 ) -> None:
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=HTTP_TIMEOUT) as http:
 
         async def readyz() -> httpx.Response:
             return await http.get("/readyz")

@@ -19,6 +19,7 @@ from tests.channels.voice import test_ami_calls as calls
 from tests.channels.voice.agi_client import EmulatedCall
 from tests.channels.voice.test_ami_calls import World, make_world, voice_of
 from tests.conftest import LiveServer
+from tests.helpers import HTTP_TIMEOUT
 from tests.test_realtime import token_for
 
 _calls = itertools.count(1)
@@ -153,7 +154,7 @@ async def test_recording_scope_range_and_download(server: LiveServer) -> None:
         async with await client_for(server, f"auditor{w.queue_id}") as c:
             assert (await c.get(url)).status_code == 403, "auditors read the audit log only"
 
-        async with httpx.AsyncClient(base_url=server.url) as anon:
+        async with httpx.AsyncClient(base_url=server.url, timeout=HTTP_TIMEOUT) as anon:
             assert (await anon.get(url)).status_code == 401
 
 

@@ -15,7 +15,7 @@ from omni import crypto
 from omni.db import models as m
 from tests import factories as f
 from tests.conftest import LiveServer
-from tests.helpers import until
+from tests.helpers import HTTP_TIMEOUT, until
 from tests.test_realtime import OperatorClient, token_for
 
 
@@ -288,7 +288,7 @@ async def test_attachments_limits_and_access(live_server: LiveServer, widget: di
     visitor = Visitor(live_server.url)
     welcome = await visitor.connect(inbox=widget["token"])
     form = {"inbox": widget["token"], "visitor": welcome["visitor"]}
-    async with httpx.AsyncClient(base_url=live_server.url) as c:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=HTTP_TIMEOUT) as c:
         ok = await c.post("/api/v1/widget/files", data=form, files={"file": ("cat.png", PNG, "image/png")})
         assert ok.status_code == 201, ok.text
         fake = await c.post(
@@ -328,7 +328,7 @@ async def test_attachments_limits_and_access(live_server: LiveServer, widget: di
         await f.user(s, "outsider")
         assert await s.scalar(select(func.count()).select_from(m.StoredFile)) == 1
     outsider = await token_for(live_server, "outsider")
-    async with httpx.AsyncClient(base_url=live_server.url) as c:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=HTTP_TIMEOUT) as c:
         mine = await c.get(f"/api/v1/widget/files/{file_id}", params=form)
         assert mine.status_code == 200 and mine.content == PNG
         assert mine.headers["x-content-type-options"] == "nosniff"
