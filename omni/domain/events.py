@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, Select, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.aio import stop_tasks, wait_set
@@ -162,6 +162,26 @@ EVENT_COLUMNS = tuple(m.Event.__table__.columns)
 Sink = Callable[[Sequence[DomainEvent]], Awaitable[None]]
 TxSink = Callable[[AsyncSession, Sequence[DomainEvent]], Awaitable[Callable[[], None] | None]]
 
+_EVENTS: Table = m.Event.__table__  # type: ignore[assignment]
+
+
+def probed(sink: TxSink, probe: ColumnElement[bool]) -> TxSink:
+    """``sink`` with a *probe*: a boolean SQL expression (an ``EXISTS`` over the sink's
+    configuration: any active webhook subscription, automation rule, service level) that is
+    false when the sink has nothing to do whatever the events. The relay reads every sink's
+    probe in the statement that reads the batch, so a batch a sink cannot act on costs that
+    sink no statement at all (below saturation a batch is one message: the sinks' own checks
+    were half the relay's statements, bench/relay_sinks.py). Nothing is cached: the probe sees
+    the same snapshot as the events, so configuration committed before an event is always
+    seen with it, on every node."""
+    sink.probe = probe  # type: ignore[attr-defined]
+    return sink
+
+
+def sink_probe(sink: TxSink) -> ColumnElement[bool] | None:
+    """The probe :func:`probed` gave ``sink`` (or its class declares), ``None``: always run."""
+    return getattr(sink, "probe", None)
+
 
 @dataclass
 class OutboxRelay:
@@ -185,6 +205,7 @@ class OutboxRelay:
     _task: asyncio.Task[None] | None = None
     _after: asyncio.Queue[Sequence[DomainEvent]] | None = None
     _after_task: asyncio.Task[None] | None = None
+    _read: tuple[tuple[int, ...], Select[Any]] | None = None
 
     def nudge(self) -> None:
         """Called after any commit that wrote events (locally or, via the bus, elsewhere)."""
@@ -228,26 +249,47 @@ class OutboxRelay:
             await wait_set(self._wake, self.poll_seconds)
             self._wake.clear()
 
+    def _read_statement(self) -> Select[Any]:
+        """The batch's one read: the undispatched rows in id order, each with the last
+        dispatched id and the tx-sinks' probes (uncorrelated scalar subqueries, evaluated once
+        per statement). Built again only when the sinks' probes change."""
+        probes = [sink_probe(s) for s in self.tx_sinks]
+        key = tuple(id(p) for p in probes)
+        if self._read is None or self._read[0] != key:
+            last = select(func.max(_EVENTS.c.id)).where(_EVENTS.c.dispatched.is_(True)).scalar_subquery()
+            extra = [
+                select(p).scalar_subquery().label(f"probe_{i}") for i, p in enumerate(probes) if p is not None
+            ]
+            statement: Select[Any] = (
+                select(*EVENT_COLUMNS, last.label("last_dispatched"), *extra)
+                .where(_EVENTS.c.dispatched.is_(False))
+                .order_by(_EVENTS.c.id)
+                .limit(self.batch_size)
+            )
+            self._read = (key, statement)
+        return self._read[1]
+
     async def relay_once(self) -> int:
-        """Dispatch one batch; returns how many events were dispatched."""
+        """Dispatch one batch; returns how many events were dispatched.
+
+        Statements on the transaction's connection (Core, no ORM unit of work): the lock, one
+        read (the rows, the last dispatched id and the sinks' probes in one snapshot), what the
+        sinks whose probe holds do, and the dispatched mark."""
         after_commit: list[Callable[[], None]] = []
+        statement = self._read_statement()
         async with self.db.transaction() as session:
+            conn = await session.connection()
             if not self.db.is_sqlite:
-                locked = await session.scalar(select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY)))
+                locked = (await conn.execute(select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY)))).scalar()
                 if not locked:
                     return 0
-            last = await session.scalar(select(func.max(m.Event.id)).where(m.Event.dispatched.is_(True)))
-            last_id = int(last or 0)
             # Plain rows, not ``Event`` objects: the relay only reads them (the ORM's loading and
             # identity map were most of a batch's Python; bench/widget_legs.py).
-            rows = (
-                await session.execute(
-                    select(*EVENT_COLUMNS)
-                    .where(m.Event.dispatched.is_(False))
-                    .order_by(m.Event.id)
-                    .limit(self.batch_size)
-                )
-            ).all()
+            rows = (await conn.execute(statement)).all()
+            if not rows:
+                return 0
+            first = rows[0]._mapping
+            last_id = int(first["last_dispatched"] or 0)
             cutoff = datetime.now(UTC) - GAP_GRACE
             ready: list[DomainEvent] = []
             for row in rows:
@@ -257,7 +299,9 @@ class OutboxRelay:
                 last_id = row.id
             if not ready:
                 return 0
-            for tx_sink in self.tx_sinks:
+            for i, tx_sink in enumerate(self.tx_sinks):
+                if sink_probe(tx_sink) is not None and not first[f"probe_{i}"]:
+                    continue  # nothing configured that this sink could act on (see ``probed``)
                 hook = await tx_sink(session, ready)
                 if hook is not None:
                     after_commit.append(hook)
@@ -266,8 +310,8 @@ class OutboxRelay:
                     await sink(ready)
                 except Exception:
                     log.exception("event sink failed; events stay replayable by seq")
-            await session.execute(
-                update(m.Event).where(m.Event.id.in_([e.id for e in ready])).values(dispatched=True)
+            await conn.execute(
+                update(_EVENTS).where(_EVENTS.c.id.in_([e.id for e in ready])).values(dispatched=True)
             )
         for hook in after_commit:
             hook()

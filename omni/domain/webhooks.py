@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import Database
@@ -53,7 +53,7 @@ from omni.domain.admin.checks import (
 )
 from omni.domain.auth import Principal, check_role
 from omni.domain.errors import InvalidInput, NotFound
-from omni.domain.events import DomainEvent
+from omni.domain.events import DomainEvent, probed
 from omni.domain.masking import mask_payload
 from omni.i18n import _l
 from omni.settings import WebhookSettings
@@ -110,7 +110,11 @@ def matches(sub: m.WebhookSubscription, event: DomainEvent) -> bool:
 
 
 def fanout_sink(enqueue: Callable[[list[int]], None]) -> Callable[[AsyncSession, Sequence[DomainEvent]], Any]:
-    """Relay tx-sink: one delivery row per matching subscription, enqueued after commit."""
+    """Relay tx-sink: one delivery row per matching subscription, enqueued after commit.
+
+    Probed (:func:`~omni.domain.events.probed`): with no active subscription the relay skips
+    it without a statement; a subscription created on any node is in the snapshot of the next
+    batch read after its commit."""
 
     async def sink(session: AsyncSession, events: Sequence[DomainEvent]) -> Callable[[], None] | None:
         subs = (
@@ -140,7 +144,7 @@ def fanout_sink(enqueue: Callable[[list[int]], None]) -> Callable[[AsyncSession,
         ids = [r.id for r in rows]
         return lambda: enqueue(ids)
 
-    return sink
+    return probed(sink, exists().where(m.WebhookSubscription.active.is_(True)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,10 +18,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import time
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -300,6 +300,10 @@ class RuleRunner:
     deliveries a run created, after the relay's commit (as the webhook fan-out does)."""
 
     enqueue: Callable[[list[int]], None]
+    probe: ClassVar[ColumnElement[bool]] = exists().where(m.AutomationRule.active.is_(True))
+    """Read by the relay with each batch (``omni.domain.events.probed``): with no active rule
+    the runner is skipped without a statement; a rule saved on any node is in the snapshot of
+    the next batch read after its commit."""
 
     async def __call__(
         self, session: AsyncSession, events: Sequence[DomainEvent]
