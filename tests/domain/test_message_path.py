@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from omni.db import driver
 from omni.db import models as m
 from omni.domain import conversations as c
 from omni.domain import presence
@@ -243,11 +244,16 @@ def statements(svc: Services) -> Any:
         def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
             seen.append(statement.split()[0])
 
+        def direct(sql: str) -> None:  # sent straight on asyncpg (omni.db.driver)
+            seen.append(sql.split()[0])
+
         event.listen(svc.db.engine.sync_engine, "before_cursor_execute", count)
+        driver.listen(svc.db.engine, direct)
         try:
             yield seen
         finally:
             event.remove(svc.db.engine.sync_engine, "before_cursor_execute", count)
+            driver.remove(svc.db.engine, direct)
 
     return recording()
 
@@ -340,7 +346,11 @@ async def test_a_new_call_is_read_once_and_inserted_with_its_place_in_line_on_po
     def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
         seen.append(" ".join(statement.split()[:3]))
 
+    def direct(statement: str) -> None:  # sent straight on asyncpg (``omni.db.driver``)
+        count(None, None, statement)
+
     event.listen(svc.db.engine.sync_engine, "before_cursor_execute", count)
+    driver.listen(svc.db.engine, direct)
     try:
         async with svc.db.transaction() as s:
             result = await c.do_ingest_inbound(
@@ -359,6 +369,7 @@ async def test_a_new_call_is_read_once_and_inserted_with_its_place_in_line_on_po
             )
     finally:
         event.remove(svc.db.engine.sync_engine, "before_cursor_execute", count)
+        driver.remove(svc.db.engine, direct)
     assert result.created
     kinds = [x.split()[0] for x in seen]
     assert kinds[0] == "SELECT" and "SELECT" not in kinds[1:] and "UPDATE" not in kinds, seen
