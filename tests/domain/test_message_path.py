@@ -434,3 +434,41 @@ async def test_the_channels_admission_check_sees_the_looked_up_customer_and_refu
     else:
         assert last.looked_up and last.has_conversation
         assert last.contact is not None and last.contact.id == first.conversation.contact_id
+
+
+async def test_the_look_up_sees_what_the_transaction_left_pending(
+    svc: Services, chat: dict[str, int]
+) -> None:
+    """The look-up reads on the driver, without the session's autoflush: what an earlier action
+    of the same transaction left pending (here a newer conversation of the customer, not yet
+    flushed) is written first, so the message joins that conversation as it did before."""
+    from datetime import UTC, datetime
+
+    first = await visitor_says(svc, chat["inbox"], "hello")
+    async with svc.db.transaction() as s:
+        old = await s.get_one(m.Conversation, first.conversation.id)
+        now = datetime.now(UTC)
+        newer = m.Conversation(
+            contact_id=old.contact_id,
+            inbox_id=old.inbox_id,
+            queue_id=old.queue_id,
+            channel=old.channel,
+            medium=old.medium,
+            status=m.ConversationStatus.QUEUED,
+            subject="",
+            variables={},
+            extra_queue_ids=[],
+            created_at=now,
+            last_message_at=now,
+        )
+        s.add(newer)  # pending: not flushed
+        result = await c.do_ingest_inbound(
+            s,
+            c.InboundMessage(
+                inbox_id=chat["inbox"], identity_kind="widget", identity_value="v:visitor", body="again"
+            ),
+        )
+        assert newer.id is not None and result.conversation.id == newer.id != old.id
+    async with svc.db.transaction() as s:
+        bodies = (await s.scalars(select(m.Message.body).where(m.Message.conversation_id == newer.id))).all()
+    assert list(bodies) == ["again"]

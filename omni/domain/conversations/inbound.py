@@ -17,6 +17,7 @@ from sqlalchemy.orm.util import identity_key
 
 from omni.db import driver
 from omni.db import models as m
+from omni.db.outbox import unflushed
 from omni.db.unit_of_work import unit_of_work
 from omni.domain.contacts import do_create_contact, do_resolve_contact, identity_value, learn_name
 from omni.domain.conversations._common import (
@@ -272,6 +273,10 @@ async def _look_up(session: AsyncSession, msg: InboundMessage) -> _Found | None:
     companion = gateway.companion if gateway is not None else None
     calling = msg.medium == m.Medium.VOICE
     look_up = _look_up_statement(bool(msg.external_id), companion, calling)
+    if session.autoflush and unflushed(session):
+        # Not through the session's execution, so no autoflush: what an earlier action of this
+        # transaction left pending (a batch of calls' effects) is written first, as it was.
+        await session.flush()
     row = await (await driver.session_statements(session)).first(look_up.statement, params)
     if row is None:
         return _Found(value, None, None, None, None)
