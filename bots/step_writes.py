@@ -150,7 +150,7 @@ async def _write(
         batch = take(session)
         # Straight on asyncpg in the session's transaction (``omni.db.driver``): SQLAlchemy's
         # execution of a statement cost more Python than the round trip.
-        run = await driver.statements(await session.connection())
+        run = await driver.session_statements(session)
         returned = await run.rows(
             statement,
             params

@@ -32,9 +32,9 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import exc
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-__all__ = ["Core", "Direct", "listen", "remove", "statements"]
+__all__ = ["Core", "Direct", "listen", "remove", "session_statements", "statements"]
 
 StatementListener = Callable[[str], None]
 
@@ -58,6 +58,9 @@ class _Compiled:
     """``(name, bind processor, value bound at build time)`` in ``$n`` order."""
     results: tuple[Callable[[Any], Any] | None, ...]
     """One result processor per column (``None``: the driver's value as it is)."""
+    processed: tuple[tuple[int, Callable[[Any], Any]], ...]
+    """The columns that have one, by position: a wide row (the ingest look-up's 56 columns,
+    13 processed) is not walked column by column."""
     keys: tuple[str, ...]
 
 
@@ -82,7 +85,8 @@ def _compiled(stmt: Any, dialect: Dialect) -> _Compiled:
     columns = list(getattr(stmt, "selected_columns", ()) or ())
     results = tuple(col.type.dialect_impl(dialect).result_processor(dialect, None) for col in columns)
     keys = tuple(getattr(stmt, "selected_columns", {}).keys()) if columns else ()
-    compiled = _Compiled(c.string, tuple(binds), results if any(results) else (), keys)
+    processed = tuple((i, p) for i, p in enumerate(results) if p is not None)
+    compiled = _Compiled(c.string, tuple(binds), results if any(results) else (), processed, keys)
     by_stmt[id(stmt)] = (stmt, compiled)  # the statement is kept: its id can't be reused
     return compiled
 
@@ -148,10 +152,16 @@ class Direct:
 
     async def rows(self, stmt: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         c, rows = await self._run(stmt, params)
-        if not c.results:
+        if not c.processed:
             return [tuple(r) for r in rows]
-        procs = c.results
-        return [tuple(v if p is None else p(v) for p, v in zip(procs, r, strict=True)) for r in rows]
+        processed = c.processed
+        out = []
+        for r in rows:
+            values = list(r)
+            for i, p in processed:
+                values[i] = p(values[i])
+            out.append(tuple(values))
+        return out
 
     async def first(self, stmt: Any, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         rows = await self.rows(stmt, params)
@@ -205,6 +215,22 @@ class Core:
 
     async def execute(self, stmt: Any, params: Mapping[str, Any]) -> None:
         await self.conn.execute(stmt, params)
+
+
+_SESSION_KEY = "omni.driver.statements"
+
+
+async def session_statements(session: AsyncSession) -> Direct | Core:
+    """:func:`statements` for the transaction ``session`` is in, found once per transaction
+    (the ingest look-up and the bot step's write share it): kept in ``session.info`` with its
+    connection, which a later transaction of the same session does not share."""
+    conn = await session.connection()
+    held = session.info.get(_SESSION_KEY)
+    if held is not None and held.conn is conn:
+        return held  # type: ignore[no-any-return]
+    run = await statements(conn)
+    session.info[_SESSION_KEY] = run
+    return run
 
 
 async def statements(conn: AsyncConnection) -> Direct | Core:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from omni.db import driver
 from omni.db import models as m
 from omni.domain import conversations as c
 from omni.domain import presence
@@ -243,11 +244,16 @@ def statements(svc: Services) -> Any:
         def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
             seen.append(statement.split()[0])
 
+        def direct(sql: str) -> None:  # sent straight on asyncpg (omni.db.driver)
+            seen.append(sql.split()[0])
+
         event.listen(svc.db.engine.sync_engine, "before_cursor_execute", count)
+        driver.listen(svc.db.engine, direct)
         try:
             yield seen
         finally:
             event.remove(svc.db.engine.sync_engine, "before_cursor_execute", count)
+            driver.remove(svc.db.engine, direct)
 
     return recording()
 
@@ -340,7 +346,11 @@ async def test_a_new_call_is_read_once_and_inserted_with_its_place_in_line_on_po
     def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
         seen.append(" ".join(statement.split()[:3]))
 
+    def direct(statement: str) -> None:  # sent straight on asyncpg (``omni.db.driver``)
+        count(None, None, statement)
+
     event.listen(svc.db.engine.sync_engine, "before_cursor_execute", count)
+    driver.listen(svc.db.engine, direct)
     try:
         async with svc.db.transaction() as s:
             result = await c.do_ingest_inbound(
@@ -359,6 +369,7 @@ async def test_a_new_call_is_read_once_and_inserted_with_its_place_in_line_on_po
             )
     finally:
         event.remove(svc.db.engine.sync_engine, "before_cursor_execute", count)
+        driver.remove(svc.db.engine, direct)
     assert result.created
     kinds = [x.split()[0] for x in seen]
     assert kinds[0] == "SELECT" and "SELECT" not in kinds[1:] and "UPDATE" not in kinds, seen
@@ -423,3 +434,41 @@ async def test_the_channels_admission_check_sees_the_looked_up_customer_and_refu
     else:
         assert last.looked_up and last.has_conversation
         assert last.contact is not None and last.contact.id == first.conversation.contact_id
+
+
+async def test_the_look_up_sees_what_the_transaction_left_pending(
+    svc: Services, chat: dict[str, int]
+) -> None:
+    """The look-up reads on the driver, without the session's autoflush: what an earlier action
+    of the same transaction left pending (here a newer conversation of the customer, not yet
+    flushed) is written first, so the message joins that conversation as it did before."""
+    from datetime import UTC, datetime
+
+    first = await visitor_says(svc, chat["inbox"], "hello")
+    async with svc.db.transaction() as s:
+        old = await s.get_one(m.Conversation, first.conversation.id)
+        now = datetime.now(UTC)
+        newer = m.Conversation(
+            contact_id=old.contact_id,
+            inbox_id=old.inbox_id,
+            queue_id=old.queue_id,
+            channel=old.channel,
+            medium=old.medium,
+            status=m.ConversationStatus.QUEUED,
+            subject="",
+            variables={},
+            extra_queue_ids=[],
+            created_at=now,
+            last_message_at=now,
+        )
+        s.add(newer)  # pending: not flushed
+        result = await c.do_ingest_inbound(
+            s,
+            c.InboundMessage(
+                inbox_id=chat["inbox"], identity_kind="widget", identity_value="v:visitor", body="again"
+            ),
+        )
+        assert newer.id is not None and result.conversation.id == newer.id != old.id
+    async with svc.db.transaction() as s:
+        bodies = (await s.scalars(select(m.Message.body).where(m.Message.conversation_id == newer.id))).all()
+    assert list(bodies) == ["again"]

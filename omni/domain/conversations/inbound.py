@@ -4,16 +4,20 @@ acknowledged), plus what the customer does afterwards (edits a message, rates th
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, bindparam, null, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.orm.util import identity_key
 
+from omni.db import driver
 from omni.db import models as m
+from omni.db.outbox import unflushed
 from omni.db.unit_of_work import unit_of_work
 from omni.domain.contacts import do_create_contact, do_resolve_contact, identity_value, learn_name
 from omni.domain.conversations._common import (
@@ -132,52 +136,121 @@ class _Found:
     identity map keeps an object only while something refers to it."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Entity:
+    """A mapped class's columns in the look-up's row: ``(attribute, column)`` pairs and where
+    its primary key is among them."""
+
+    cls: type[m.Base]
+    keys: tuple[str, ...]
+    pk: int
+
+    @classmethod
+    def of(cls, mapped: type[m.Base]) -> _Entity:
+        mapper = mapped.__mapper__
+        table = mapper.local_table
+        keys = tuple(p.key for p in mapper.column_attrs if p.columns[0].table is table)
+        (key,) = mapper.primary_key
+        return cls(mapped, keys, keys.index(mapper.get_property_by_column(key).key))
+
+    def columns(self, source: Any) -> list[Any]:
+        """The entity's columns taken from ``source`` (its table or a lateral alias of it); the
+        row is read by position (a name two tables share is labelled apart by SQLAlchemy)."""
+        mapper = self.cls.__mapper__
+        return [source.c[mapper.get_property(k).columns[0].key] for k in self.keys]
+
+    def load(self, session: AsyncSession, values: Sequence[Any]) -> Any:
+        """The row's object, persistent in ``session`` as if the ORM had loaded it (its values
+        committed, nothing to flush); the object already there when the session has it (as the
+        ORM's loading keeps it); ``None`` for an outer join's empty side."""
+        pk = values[self.pk]
+        if pk is None:
+            return None
+        held = session.identity_map.get(identity_key(self.cls, pk))
+        if held is not None:
+            return held
+        obj = self.cls.__mapper__.class_manager.new_instance()
+        instance_state(obj).dict.update(zip(self.keys, values, strict=True))
+        make_transient_to_detached(obj)
+        session.add(obj)
+        return obj
+
+
+@dataclass(frozen=True, slots=True)
+class _LookUp:
+    statement: Select[Any]
+    entities: tuple[_Entity, ...]
+    """In the row's order; the redelivery check's ``stored_id`` follows the first three."""
+    stored_at: int
+    """``stored_id``'s place in the row."""
+
+
 @functools.cache
 def _look_up_statement(
     redelivery: bool, companion: type[m.Base] | None = None, queue: bool = False
-) -> Select[Any]:
+) -> _LookUp:
     """``_look_up``'s statement, built once per shape and run with bound parameters: building
     it (coercions, the lateral alias) cost more Python than the round trips it saves.
+
+    A Core statement of plain columns, run straight on asyncpg (``omni.db.driver``): loading
+    the row as four ORM entities through the session's execution was a third of a bot step's
+    CPU (bench/README.md, scen7); :meth:`_Entity.load` makes the same persistent objects.
 
     ``companion``: the bot gateway's row keyed by the conversation id (its session), read
     ``FOR UPDATE`` after the conversation's lock, as the gateway itself would lock it.
     ``queue``: the inbox's queue too, for a message that nearly always starts a conversation
     (a call): the conversation's queue is then in the session, not one more select."""
+    inboxes, contacts, identities = m.Inbox.__table__, m.Contact.__table__, m.ContactIdentity.__table__
+    conversations, messages = m.Conversation.__table__, m.Message.__table__
     stored: Any = null()
     if redelivery:
         stored = (
-            select(m.Message.id)
+            select(messages.c.id)
             .where(
-                m.Message.inbox_id == bindparam("inbox_id"), m.Message.external_id == bindparam("external_id")
+                messages.c.inbox_id == bindparam("inbox_id"),
+                messages.c.external_id == bindparam("external_id"),
             )
             .scalar_subquery()
         )
     latest = (
-        select(m.Conversation)
-        .where(m.Conversation.contact_id == m.Contact.id, m.Conversation.inbox_id == m.Inbox.id)
-        .order_by(m.Conversation.id.desc())
+        select(conversations)
+        .where(conversations.c.contact_id == contacts.c.id, conversations.c.inbox_id == inboxes.c.id)
+        .order_by(conversations.c.id.desc())
         .limit(1)
         .with_for_update()
         .lateral("latest")
     )
+    inbox, contact, conversation = _Entity.of(m.Inbox), _Entity.of(m.Contact), _Entity.of(m.Conversation)
+    entities = [inbox, contact, conversation]
     statement = (
-        select(m.Inbox, m.Contact, aliased(m.Conversation, latest), stored.label("stored_id"))
-        .select_from(m.Inbox)
-        .outerjoin(
-            m.ContactIdentity,
-            (m.ContactIdentity.kind == bindparam("kind")) & (m.ContactIdentity.value == bindparam("value")),
+        select(
+            *inbox.columns(inboxes),
+            *contact.columns(contacts),
+            *conversation.columns(latest),
+            stored.label("stored_id"),
         )
-        .outerjoin(m.Contact, m.Contact.id == m.ContactIdentity.contact_id)
+        .select_from(inboxes)
+        .outerjoin(
+            identities,
+            (identities.c.kind == bindparam("kind")) & (identities.c.value == bindparam("value")),
+        )
+        .outerjoin(contacts, contacts.c.id == identities.c.contact_id)
         .outerjoin(latest, true())
-        .where(m.Inbox.id == bindparam("inbox_id"))
+        .where(inboxes.c.id == bindparam("inbox_id"))
     )
     if companion is not None:
+        table = companion.__table__
         (key,) = companion.__mapper__.primary_key
-        held = select(companion).where(key == latest.c.id).with_for_update().lateral("companion")
-        statement = statement.add_columns(aliased(companion, held)).outerjoin(held, true())
+        held = select(table).where(key == latest.c.id).with_for_update().lateral("companion")
+        entities.append(_Entity.of(companion))
+        statement = statement.add_columns(*entities[-1].columns(held)).outerjoin(held, true())
     if queue:
-        statement = statement.add_columns(m.Queue).outerjoin(m.Queue, m.Queue.id == m.Inbox.queue_id)
-    return statement
+        queues = m.Queue.__table__
+        entities.append(_Entity.of(m.Queue))
+        statement = statement.add_columns(*entities[-1].columns(queues)).outerjoin(
+            queues, queues.c.id == inboxes.c.queue_id
+        )
+    return _LookUp(statement, tuple(entities), sum(len(e.keys) for e in entities[:3]))
 
 
 async def _look_up(session: AsyncSession, msg: InboundMessage) -> _Found | None:
@@ -199,14 +272,27 @@ async def _look_up(session: AsyncSession, msg: InboundMessage) -> _Found | None:
     gateway = bot_gateway(session)
     companion = gateway.companion if gateway is not None else None
     calling = msg.medium == m.Medium.VOICE
-    statement = _look_up_statement(bool(msg.external_id), companion, calling)
-    row = (await session.execute(statement, params)).first()
+    look_up = _look_up_statement(bool(msg.external_id), companion, calling)
+    if session.autoflush and unflushed(session):
+        # Not through the session's execution, so no autoflush: what an earlier action of this
+        # transaction left pending (a batch of calls' effects) is written first, as it was.
+        await session.flush()
+    row = await (await driver.session_statements(session)).first(look_up.statement, params)
     if row is None:
         return _Found(value, None, None, None, None)
-    if companion is not None and row[2] is not None:
-        unit_of_work(session).held[(companion, row[2].id)] = row[4]
-    queue = row[-1] if calling else None
-    return _Found(value, row[0], row[1], row[2], row[3], queue)
+    loaded: list[Any] = []
+    at = 0
+    for entity in look_up.entities:
+        if at == look_up.stored_at:
+            at += 1
+        loaded.append(entity.load(session, row[at : at + len(entity.keys)]))
+        at += len(entity.keys)
+    inbox, contact, conv = loaded[0], loaded[1], loaded[2]
+    stored_id = row[look_up.stored_at]
+    if companion is not None and conv is not None:
+        unit_of_work(session).held[(companion, conv.id)] = loaded[3]
+    queue = loaded[-1] if calling else None
+    return _Found(value, inbox, contact, conv, stored_id, queue)
 
 
 @dataclass(slots=True)
