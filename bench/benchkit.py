@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
@@ -120,3 +121,22 @@ def tree_cpu_seconds(pid: int) -> float:
         total += used.get(current, 0.0)
         todo.extend(child for child, parent in parents.items() if parent == current)
     return total
+
+
+async def widget_line(session: Any, name: str) -> tuple[Any, int]:
+    """One available operator (room for every conversation, no calls) behind an auto-accepting
+    widget inbox: the smallest world in which a visitor message runs the whole chat path.
+    Returns the operator and the inbox id."""
+    import uuid
+
+    from omni import seed as factory
+    from omni.domain import presence
+    from omni.domain.auth import hash_password
+
+    op = await factory.user(
+        session, f"{name}-op", password_hash=hash_password("x" * 16), capacity=10_000, handles_voice=False
+    )
+    queue = await factory.queue(session, name, [op], auto_accept=True, queue_timeout_seconds=3600)
+    inbox = await factory.inbox(session, queue, "widget", name, public_token=uuid.uuid4().hex)
+    await presence.do_set_status(session, op.id, await presence.status_by_code(session, "available"))
+    return op, inbox.id

@@ -26,14 +26,12 @@ import time
 import uuid
 from typing import Any
 
-from benchkit import admin_execute, check_loopback, log, sqlalchemy_url
+from benchkit import admin_execute, check_loopback, log, sqlalchemy_url, widget_line
 from sqlalchemy import event
 
-from omni import seed as factory
 from omni.db import Database, driver
 from omni.db.migrate import upgrade_async
-from omni.domain import conversations, presence, sla, webhooks
-from omni.domain.auth import hash_password
+from omni.domain import conversations, sla, webhooks
 from omni.domain.automation.rules import RuleRunner
 from omni.domain.events import OutboxRelay
 from omni.domain.routing import do_route_pending
@@ -49,13 +47,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await upgrade_async(url)
         async with db.transaction() as s:
-            op = await factory.user(
-                s, "relay-op", password_hash=hash_password("x" * 16), capacity=10_000, handles_voice=False
-            )
-            queue = await factory.queue(s, "relay", [op], auto_accept=True, queue_timeout_seconds=3600)
-            inbox = await factory.inbox(s, queue, "widget", "relay", public_token=uuid.uuid4().hex)
-            await presence.do_set_status(s, op.id, await presence.status_by_code(s, "available"))
-            inbox_id = inbox.id
+            _op, inbox_id = await widget_line(s, "relay")
 
         async def message(v: int, n: int) -> None:
             async with db.transaction() as s:

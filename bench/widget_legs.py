@@ -39,15 +39,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from benchkit import admin_execute, check_loopback, log, sqlalchemy_url
+from benchkit import admin_execute, check_loopback, log, sqlalchemy_url, widget_line
 from sqlalchemy import event, select
 
-from omni import seed as factory
 from omni.db import Database, driver
 from omni.db import models as m
 from omni.db.migrate import upgrade_async
-from omni.domain import conversations, inboxes, presence
-from omni.domain.auth import Principal, hash_password
+from omni.domain import conversations, inboxes
+from omni.domain.auth import Principal
 from omni.domain.events import OutboxRelay
 from omni.domain.routing import do_route_pending
 
@@ -56,10 +55,13 @@ class Counter:
     def __init__(self, db: Database) -> None:
         self.statements = 0
         self.shown = 0
-        event.listen(db.engine.sync_engine, "before_cursor_execute", self._count)
-        driver.listen(db.engine, self._count)  # the router's, sent straight on asyncpg
+        event.listen(db.engine.sync_engine, "before_cursor_execute", self._count_orm)
+        driver.listen(db.engine, self._count)  # sent straight on asyncpg (routing, steps, look-up)
 
-    def _count(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    def _count_orm(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self._count(statement)
+
+    def _count(self, statement: str) -> None:
         self.statements += 1
         if SHOW_STATEMENTS and self.shown < SHOW_STATEMENTS:
             self.shown += 1
@@ -134,14 +136,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await upgrade_async(url)
         async with db.transaction() as s:
-            op = await factory.user(
-                s, "legs-op", password_hash=hash_password("x" * 16), capacity=10_000, handles_voice=False
-            )
-            queue = await factory.queue(s, "legs", [op], auto_accept=True, queue_timeout_seconds=3600)
-            inbox = await factory.inbox(s, queue, "widget", "legs", public_token=uuid.uuid4().hex)
-            await presence.do_set_status(s, op.id, await presence.status_by_code(s, "available"))
+            op, inbox_id = await widget_line(s, "legs")
             who = Principal.of(op)
-            inbox_id = inbox.id
         conv_ids: list[int] = []
         for v in range(args.visitors):
             async with db.transaction() as s:
