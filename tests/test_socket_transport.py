@@ -7,6 +7,7 @@ settings."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,11 +15,13 @@ import aiohttp
 import pytest
 import socketio
 import uvicorn
+from engineio.async_socket import AsyncSocket
 
 from omni.cli import server_config
-from omni.realtime.transport import LeanSocket, OmniSocketServer, PacketQueue
+from omni.realtime.live import FanoutManager
+from omni.realtime.transport import InlineEmitManager, LeanSocket, OmniSocketServer, PacketQueue
 from omni.settings import Settings
-from tests.conftest import free_port
+from tests.conftest import REDIS_URL, free_port
 from tests.helpers import until
 
 LIMIT = 1000
@@ -184,3 +187,70 @@ def test_the_quick_binary_check_answers_as_the_librarys(data: Any) -> None:
     assert OmniPacket.data_is_binary(data) is expected
     built = OmniPacket(socketio.packet.EVENT, data=["event", data], namespace="/operator")
     assert built.packet_type == (socketio.packet.BINARY_EVENT if expected else socketio.packet.EVENT)
+
+
+async def _sockets(sio: socketio.AsyncServer, names: tuple[str, ...]) -> dict[str, tuple[str, AsyncSocket]]:
+    """Engine.IO sessions as the library makes them, each connected to ``/operator``; what is
+    emitted to one waits in its send queue (no WebSocket: the writer would take it from there)."""
+    made = {}
+    for name in names:
+        sock = AsyncSocket(sio.eio, f"eio-{name}")
+        sio.eio.sockets[sock.sid] = sock
+        made[name] = (await sio.manager.connect(sock.sid, "/operator"), sock)
+    return made
+
+
+def _queued(sock: AsyncSocket) -> list[str]:
+    got = []
+    while not sock.queue.empty():
+        got.append(sock.queue.get_nowait().data)
+    return got
+
+
+@pytest.mark.parametrize("distributed", [False, True], ids=["in-process", "redis"])
+async def test_an_emit_reaches_every_recipient_in_order_without_a_trip_round_the_event_loop(
+    distributed: bool,
+) -> None:
+    """Issue 15 (bench/README.md, fan9): the library's emit made a task per recipient and
+    waited for them all, a trip round the event loop per emit. The relay's socket sink emits
+    three or four times per event, so under load a batch's events reached the operators'
+    sockets up to 1.7 s after they were committed while acks took 16 ms. The emit now puts the
+    packet in each recipient's queue before it returns, without letting anything else run:
+    every socket in any of the rooms gets it once, in emit order, ``skip_sid`` honoured; the
+    Redis manager's local delivery goes the same way."""
+    manager = (
+        FanoutManager(REDIS_URL, f"omni-test-{uuid.uuid4().hex[:8]}:socketio")
+        if distributed
+        else InlineEmitManager()
+    )
+    sio = OmniSocketServer(async_mode="asgi", client_manager=manager)
+    made = await _sockets(sio, ("a", "b", "c"))
+    (a, sock_a), (b, sock_b), (_, sock_c) = made["a"], made["b"], made["c"]
+    await sio.enter_room(a, "queue:1", namespace="/operator")
+    await sio.enter_room(b, "queue:1", namespace="/operator")
+    await sio.enter_room(b, "user:2", namespace="/operator")
+    others: list[int] = []
+
+    async def ready_meanwhile() -> None:
+        others.append(1)
+
+    waiting = asyncio.create_task(ready_meanwhile())
+    if distributed:
+        assert isinstance(manager, FanoutManager)
+        async with manager.batched():  # the relay's sink: Redis gets the batch at the end
+            await sio.emit("event", {"seq": 1}, to=["queue:1", "user:2"], namespace="/operator")
+            await sio.emit("event", {"seq": 2}, to="queue:1", namespace="/operator", skip_sid=a)
+            assert others == [], "nothing else ran while the emits went out"
+    else:
+        await sio.emit("event", {"seq": 1}, to=["queue:1", "user:2"], namespace="/operator")
+        await sio.emit("event", {"seq": 2}, to="queue:1", namespace="/operator", skip_sid=a)
+        assert others == [], "nothing else ran while the emits went out"
+    await waiting
+    one, two = '2/operator,["event",{"seq":1}]', '2/operator,["event",{"seq":2}]'
+    assert _queued(sock_a) == [one]
+    assert _queued(sock_b) == [one, two], "in both rooms, sent once"
+    assert _queued(sock_c) == []
+    if distributed:
+        assert isinstance(manager, FanoutManager)
+        if manager.redis is not None:
+            await manager.redis.aclose()

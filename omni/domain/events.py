@@ -226,6 +226,14 @@ class OutboxRelay:
         assert self._after is not None
         while True:
             batch = await self._after.get()
+            if not self._after.empty():
+                # Behind: the batches waiting go as one, in order. A pass costs a transaction
+                # (the delivery marks) and a publish of its own whatever its size, so small
+                # batches passed one by one fell seconds behind a relay that kept up.
+                joined = list(batch)
+                while not self._after.empty():
+                    joined.extend(self._after.get_nowait())
+                batch = joined
             await self._post_commit(batch)
 
     async def _post_commit(self, ready: Sequence[DomainEvent]) -> None:

@@ -24,7 +24,7 @@ from omni.realtime.live import FanoutManager, LiveFanout
 from omni.realtime.live import live_fanout as live_fanout
 from omni.realtime.membership import follow_queue_members, leave
 from omni.realtime.payloads import ResumeIn, decode
-from omni.realtime.transport import OmniSocketServer
+from omni.realtime.transport import InlineEmitManager, OmniSocketServer
 from omni.services import Services
 from omni.settings import Settings
 
@@ -35,7 +35,7 @@ NAMESPACES = ("/operator", "/supervisor")
 
 
 def build_server(settings: Settings) -> socketio.AsyncServer:
-    manager = None
+    manager: socketio.AsyncManager = InlineEmitManager()
     if not settings.embedded:
         # Wrapped: a Redis restart must not cost events (see omni.realtime.live).
         manager = FanoutManager(settings.redis_url, channel=f"{settings.redis_prefix}:socketio")

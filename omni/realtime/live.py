@@ -35,7 +35,7 @@ from omni.db import models as m
 from omni.domain.events import DomainEvent
 from omni.realtime import pii
 from omni.realtime.membership import follow_queue_members, leave
-from omni.realtime.transport import has_binary
+from omni.realtime.transport import InlineEmitManager, has_binary
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ what this emit delivers (``FanoutManager.delivering``)."""
 _delivering: contextvars.ContextVar[int | None] = contextvars.ContextVar("omni_fanout_seq", default=None)
 
 
-class FanoutManager(socketio.AsyncRedisManager):  # type: ignore[misc]  # untyped base class
+class FanoutManager(socketio.AsyncRedisManager, InlineEmitManager):  # type: ignore[misc]  # untyped base class
     """``AsyncRedisManager`` whose listener reconnects within a second and says so, and which
     reports every event seq it fans out to local sockets."""
 
