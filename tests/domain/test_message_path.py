@@ -472,3 +472,59 @@ async def test_the_look_up_sees_what_the_transaction_left_pending(
     async with svc.db.transaction() as s:
         bodies = (await s.scalars(select(m.Message.body).where(m.Message.conversation_id == newer.id))).all()
     assert list(bodies) == ["again"]
+
+
+async def test_the_look_up_s_objects_are_persistent_as_if_the_orm_had_loaded_them(
+    svc: Services, chat: dict[str, int]
+) -> None:
+    """The look-up attaches its objects as the ORM's loading does (scen8), not through
+    ``session.add``: each is persistent in the session under the key ``session.get`` uses (no
+    second object, no SELECT), clean, and a change to it is flushed as an UPDATE of that column
+    alone; an object the session already held is the one the look-up returns, unchanged."""
+    from sqlalchemy import event, inspect
+
+    first = await visitor_says(svc, chat["inbox"], "hello")
+    sent: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    async with svc.db.transaction() as s:
+        result = await c.do_ingest_inbound(
+            s,
+            c.InboundMessage(
+                inbox_id=chat["inbox"], identity_kind="widget", identity_value="v:visitor", body="again"
+            ),
+        )
+        conv = result.conversation
+        assert conv.id == first.conversation.id
+        state = inspect(conv)
+        assert state.persistent and state.session_id == s.sync_session.hash_key
+        assert not state.expired_attributes
+        contact = await s.get(m.Contact, conv.contact_id)
+        inbox = await s.get(m.Inbox, chat["inbox"])
+        assert contact is not None and inspect(contact).persistent and not inspect(contact).modified
+        assert inbox is not None and inspect(inbox).persistent and not inspect(inbox).modified
+        await s.flush()
+        event.listen(svc.db.engine.sync_engine, "before_cursor_execute", count)
+        try:
+            assert await s.get(m.Conversation, conv.id) is conv  # from the identity map
+            assert sent == []
+            contact.name = "Renamed"
+            await s.flush()
+        finally:
+            event.remove(svc.db.engine.sync_engine, "before_cursor_execute", count)
+        assert len(sent) == 1 and sent[0].lstrip().upper().startswith("UPDATE CONTACTS SET NAME=")
+    async with svc.db.transaction() as s:
+        held = await s.get_one(m.Conversation, first.conversation.id)
+        held.subject = "kept"  # a change of this transaction the look-up must not overwrite
+        result = await c.do_ingest_inbound(
+            s,
+            c.InboundMessage(
+                inbox_id=chat["inbox"], identity_kind="widget", identity_value="v:visitor", body="third"
+            ),
+        )
+        assert result.conversation is held and held.subject == "kept"
+    async with svc.db.transaction() as s:
+        assert (await s.get_one(m.Contact, conv.contact_id)).name == "Renamed"
+        assert (await s.get_one(m.Conversation, conv.id)).subject == "kept"

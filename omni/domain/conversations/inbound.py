@@ -11,9 +11,7 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, null, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state
-from sqlalchemy.orm.util import identity_key
 
 from omni.db import driver
 from omni.db import models as m
@@ -144,6 +142,8 @@ class _Entity:
     cls: type[m.Base]
     keys: tuple[str, ...]
     pk: int
+    identity: Any
+    """The class an identity key names (the mapper's, for inheritance), found once."""
 
     @classmethod
     def of(cls, mapped: type[m.Base]) -> _Entity:
@@ -151,7 +151,8 @@ class _Entity:
         table = mapper.local_table
         keys = tuple(p.key for p in mapper.column_attrs if p.columns[0].table is table)
         (key,) = mapper.primary_key
-        return cls(mapped, keys, keys.index(mapper.get_property_by_column(key).key))
+        identity = mapper.identity_key_from_primary_key((0,))[0]
+        return cls(mapped, keys, keys.index(mapper.get_property_by_column(key).key), identity)
 
     def columns(self, source: Any) -> list[Any]:
         """The entity's columns taken from ``source`` (its table or a lateral alias of it); the
@@ -162,17 +163,30 @@ class _Entity:
     def load(self, session: AsyncSession, values: Sequence[Any]) -> Any:
         """The row's object, persistent in ``session`` as if the ORM had loaded it (its values
         committed, nothing to flush); the object already there when the session has it (as the
-        ORM's loading keeps it); ``None`` for an outer join's empty side."""
+        ORM's loading keeps it); ``None`` for an outer join's empty side.
+
+        Attached as the ORM's own loading attaches a new row (``orm.loading``: the identity
+        key and session set on the state, the state put in the identity map), not through
+        ``make_transient_to_detached`` and ``session.add``: their checks, attach events and
+        cascade walk cost a bot step about a tenth of its CPU for four objects
+        (bench/README.md, scen8). Not fired, as before: the ORM's ``load`` and
+        ``loaded_as_persistent`` events, nor (unlike ``session.add``) the attach ones; Omni
+        listens for none of them. Unloaded relationships stay lazy, as on a loaded object."""
         pk = values[self.pk]
         if pk is None:
             return None
-        held = session.identity_map.get(identity_key(self.cls, pk))
+        sync = session.sync_session
+        identities = sync.identity_map
+        key = (self.identity, (pk,), None)
+        held = identities.get(key)
         if held is not None:
             return held
         obj = self.cls.__mapper__.class_manager.new_instance()
-        instance_state(obj).dict.update(zip(self.keys, values, strict=True))
-        make_transient_to_detached(obj)
-        session.add(obj)
+        state = instance_state(obj)
+        state.dict.update(zip(self.keys, values, strict=True))
+        state.key = key
+        state.session_id = sync.hash_key
+        identities._add_unpresent(state, key)
         return obj
 
 
