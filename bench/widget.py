@@ -1040,6 +1040,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "deflate": args.deflate,
             "widget_messages_per_minute": rate_limit,
             "relay_redis": args.relay_redis,
+            "server_env": args.server_env,
             "client": "raw Engine.IO 4 / Socket.IO 5 over aiohttp WebSockets (this file)",
         },
         "machine": machine,
@@ -1058,6 +1059,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         # Every simulated visitor comes from loopback and opens its chat in the same minute.
         "OMNI_WIDGET_NEW_CONVERSATIONS_PER_ADDRESS": str(10 * (args.widgets + args.idle)),
         "OMNI_WIDGET_NEW_CONVERSATIONS_PER_INBOX": str(10 * (args.widgets + args.idle)),
+        **dict(kv.split("=", 1) for kv in args.server_env),
     }
     omni_argv = [*omni_command(), "serve", "--host", "127.0.0.1"]
     if args.cprofile is not None:
@@ -1170,6 +1172,14 @@ async def drop_redis_keys(url: str, prefix: str) -> None:
         await client.aclose()
 
 
+def setting(text: str) -> str:
+    """An ``OMNI_NAME=VALUE`` for ``--server-env``; anything else is refused by argparse."""
+    name, sep, _ = text.partition("=")
+    if not sep or not name.startswith("OMNI_"):
+        raise argparse.ArgumentTypeError(f"expected OMNI_NAME=VALUE, got {text!r}")
+    return text
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
     p.add_argument("--widgets", type=int, default=1000, help="connected visitors in the delivery run")
@@ -1193,6 +1203,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=int,
         default=1,
         help="worker processes of omni serve (--workers; the server's CPU counts them all)",
+    )
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        type=setting,
+        metavar="OMNI_NAME=VALUE",
+        help="a setting for the Omni server (repeatable; the bench strips the caller's OMNI_ variables)",
     )
     p.add_argument(
         "--no-reply", dest="reply", action="store_false", help="operators do not answer (one direction only)"

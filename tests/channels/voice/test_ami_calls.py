@@ -349,7 +349,9 @@ async def test_a_caller_naming_a_chat_inbox_or_a_switched_off_line_still_reaches
             row = await until(stored)
             conv = await w.conv(row.conversation_id)
             assert (row.inbox_id, conv.inbox_id, conv.channel, conv.medium) == (line, line, "voice", "voice")
-            assert conv.status == "queued"
+            # Waiting for an operator, or already offered one: the line is another world's,
+            # whose operator an earlier test may have left available.
+            assert conv.status in {"queued", "offered"}
         async with server.services.db.transaction() as s:
             strays = await s.scalar(
                 select(func.count())
