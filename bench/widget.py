@@ -137,6 +137,19 @@ class CpuMeter:
         }
 
 
+async def until_quiet(pid: int, *, cores: float = 0.05, window: float = 1.0, limit: float = 120) -> float:
+    """Seconds until the server's CPU stays under ``cores`` for a whole ``window``: the
+    opening phase leaves work behind it (queue positions, the report driver's catch-up) that
+    would otherwise be timed as the first third's latency."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit:
+        before = tree_cpu_seconds(pid)
+        await asyncio.sleep(window)
+        if (tree_cpu_seconds(pid) - before) / window < cores:
+            break
+    return time.perf_counter() - t0
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -320,6 +333,7 @@ class DeliveryResult:
     duration: float
     connect_seconds: float
     open_conversations_seconds: float
+    quiet_after_open_seconds: float
     sent_in: int
     delivered_in: int
     lost_in: int
@@ -523,7 +537,8 @@ class DeliveryRun:
         await self.target.wait_assigned([v.conversation_id for v in visitors if v.conversation_id])
         open_seconds = time.perf_counter() - t_open
         log(f"  {a.widgets} conversations opened and assigned in {open_seconds:.1f}s")
-        await asyncio.sleep(self.args.settle)  # let the setup's position updates and marks drain
+        quiet = await until_quiet(server.pid, window=self.args.settle)
+        log(f"  server quiet after {quiet:.1f}s")
         self.in_sent.clear()
         self.in_lat.clear()
         self.visitor_ack.clear()
@@ -596,6 +611,7 @@ class DeliveryRun:
             duration=a.duration,
             connect_seconds=round(connect_seconds, 3),
             open_conversations_seconds=round(open_seconds, 3),
+            quiet_after_open_seconds=round(quiet, 1),
             sent_in=total,
             delivered_in=delivered_in,
             lost_in=lost_in,
