@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -392,19 +392,23 @@ async def test_roles_and_scope(services: Services, world: World) -> None:
 async def test_a_campaign_past_its_end_date_finishes_on_the_tick_in_its_own_zone(
     services: Services, world: World
 ) -> None:
-    vvo = await create(services, world, name="Vladivostok", timezone="Asia/Vladivostok", ends_on="2026-12-01")
-    msk = await create(services, world, name="Moscow", ends_on="2026-12-01")
-    draft = await create(services, world, name="Draft", ends_on="2026-11-01")
+    # A far end date: starting a campaign refuses one already past on the wall clock.
+    vvo = await create(services, world, name="Vladivostok", timezone="Asia/Vladivostok", ends_on="2099-12-01")
+    msk = await create(services, world, name="Moscow", ends_on="2099-12-01")
+    draft = await create(services, world, name="Draft", ends_on="2099-11-01")
     for cid in (vvo, msk):
         async with services.db.transaction() as s:
             await c.check_set_state(s, world.admin, cid, CampaignState.RUNNING)
     async with services.db.transaction() as s:
         await c.check_set_state(s, world.admin, msk, CampaignState.PAUSED)
-    # 2026-12-01 16:00 UTC: already the 2nd in Vladivostok (UTC+10), still the 1st in Moscow.
+    # 12:00 UTC on the end date: still the 1st everywhere, and the end date is a calling day.
     async with services.db.transaction() as s:
-        assert await c.do_finish_expired(s, datetime(2026, 12, 1, 16, 0, tzinfo=UTC)) == 1
+        assert await c.do_finish_expired(s, datetime(2099, 12, 1, 12, 0, tzinfo=UTC)) == 0
+    # 16:00 UTC: already the 2nd in Vladivostok (UTC+10), still the 1st in Moscow.
     async with services.db.transaction() as s:
-        assert await c.do_finish_expired(s, datetime(2026, 12, 1, 21, 30, tzinfo=UTC)) == 1
+        assert await c.do_finish_expired(s, datetime(2099, 12, 1, 16, 0, tzinfo=UTC)) == 1
+    async with services.db.transaction() as s:
+        assert await c.do_finish_expired(s, datetime(2099, 12, 1, 21, 30, tzinfo=UTC)) == 1
     async with services.db.transaction() as s:
         assert (await s.get_one(m.Campaign, vvo)).state == "finished"
         assert (await s.get_one(m.Campaign, msk)).state == "finished"
@@ -418,7 +422,6 @@ async def test_a_campaign_past_its_end_date_finishes_on_the_tick_in_its_own_zone
             )
         ).all()
         assert len(audit) == 2
-    assert date(2026, 12, 1)  # the end date is inclusive: the 1st itself is still a calling day
 
 
 async def test_a_campaign_whose_end_date_passed_does_not_start(services: Services, world: World) -> None:
