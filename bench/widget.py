@@ -351,6 +351,9 @@ class DeliveryResult:
     operator_ack: LatencyStats
     widget_to_operator_by_third_p50_ms: list[float]
     operator_to_widget_by_third_p50_ms: list[float]
+    widget_to_operator_by_second_ms: list[tuple[float, float]]
+    """(p50, max) of each second's messages by send time: when a backlog formed and drained."""
+    operator_to_widget_by_second_ms: list[tuple[float, float]]
     send_lateness_max_ms: float
     achieved_in_per_second: float
     achieved_out_per_second: float
@@ -627,6 +630,8 @@ class DeliveryRun:
             operator_ack=summarize(self.operator_ack),
             widget_to_operator_by_third_p50_ms=by_third(self.in_lat, a.duration),
             operator_to_widget_by_third_p50_ms=by_third(self.out_lat, a.duration),
+            widget_to_operator_by_second_ms=by_second(self.in_lat),
+            operator_to_widget_by_second_ms=by_second(self.out_lat),
             send_lateness_max_ms=round(lateness * 1000, 3),
             achieved_in_per_second=round(len(self.in_lat) / last_in, 1) if last_in else 0.0,
             achieved_out_per_second=round(len(self.out_lat) / last_out, 1) if last_out else 0.0,
@@ -676,6 +681,14 @@ def by_third(samples: list[tuple[float, float]], duration: float) -> list[float]
         part = [lat for at, lat in samples if lo <= at < hi or (k == 2 and at >= hi)]
         out.append(summarize(part).p50_ms)
     return out
+
+
+def by_second(samples: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """(p50, max) latency (ms) of the messages sent in each second of the run, in order."""
+    buckets: dict[int, list[float]] = {}
+    for at, lat in samples:
+        buckets.setdefault(int(at), []).append(lat)
+    return [(summarize(part).p50_ms, round(max(part) * 1000, 1)) for _, part in sorted(buckets.items())]
 
 
 async def gather_progress(jobs: Sequence[Awaitable[None]], what: str) -> None:
