@@ -467,8 +467,9 @@ class Settings(BaseSettings):
     """How often a node proves it still holds its leases (the AMI link, each polling bot:
     ``omni.lease``) and a standby tries to take a free one: a dead holder's lease moves within
     about this long."""
-    db_pool_size: int = 20
-    """PostgreSQL connections per process (and as many again in overflow)."""
+    db_pool_size: int = 40
+    """The most PostgreSQL connections a process opens; each is kept once opened (no overflow:
+    ``Database``)."""
     socketio_max_message_bytes: int = 256 * 1024
     """Largest Socket.IO/engine.io message a client may send; a bigger one closes its
     connection. Told to the widget in ``welcome.limits`` so it never sends one (a chat message

@@ -83,7 +83,7 @@ class _Runtime:
         settings: Settings = cls.settings or get_settings()
         if getattr(cls.local, "loop", None) is None:
             cls.local.loop = asyncio.new_event_loop()
-            cls.local.db = Database(settings.effective_database_url, pool_size=2)
+            cls.local.db = Database(settings.effective_database_url, pool_size=4)
         return cls.local.loop, cls.local.db, settings
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -39,5 +40,24 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_without_an_erro
         # a drop it has not seen yet is what the ping after IDLE_PING_SECONDS idle is for.
         await until(driver.is_closed, what="asyncpg seeing the server close the connection")
         assert await _pid(db) not in (0, pid)  # a fresh connection, and no error for the caller
+    finally:
+        await db.dispose()
+
+
+async def test_a_burst_larger_than_the_pool_waits_for_its_connections_and_opens_no_more(pg_url: str) -> None:
+    """A node at its peak must not open and close connections: each new one is a new backend
+    with every statement prepared again, which made a saturated node slower still."""
+    db = Database(pg_url, pool_size=3)
+    try:
+
+        async def held_pid() -> int:
+            async with db.transaction() as s:
+                # Held a moment, so that the burst's transactions overlap.
+                return int(await s.scalar(text("SELECT pg_backend_pid() FROM pg_sleep(0.02)")) or 0)
+
+        first = set(await asyncio.gather(*(held_pid() for _ in range(8))))
+        second = set(await asyncio.gather(*(held_pid() for _ in range(8))))
+        assert len(first | second) <= 3, (first, second)
+        assert 0 not in first | second
     finally:
         await db.dispose()

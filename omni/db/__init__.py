@@ -37,12 +37,19 @@ class Database:
     transactions run concurrently and rely on row locks (``FOR UPDATE SKIP LOCKED``).
     """
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20) -> None:
+        """``pool_size``: the most PostgreSQL connections open at once. Each is opened when
+        first needed and then kept. There is no overflow: SQLAlchemy closes an overflow
+        connection when it is handed back, so a node at its peak opened and closed connections
+        several times a second — a new backend, the dialect's type set-up and every statement
+        prepared again each time — which made a saturated node slower still (bench/README.md,
+        widget, pool15). The most recently returned connection goes out first, so a quiet node
+        keeps using a few warm ones."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+            kwargs.update(pool_size=pool_size, max_overflow=0, pool_use_lifo=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
