@@ -540,7 +540,7 @@ class DeliveryRun:
         await self.target.wait_assigned([v.conversation_id for v in visitors if v.conversation_id])
         open_seconds = time.perf_counter() - t_open
         log(f"  {a.widgets} conversations opened and assigned in {open_seconds:.1f}s")
-        quiet = await until_quiet(server.pid, window=self.args.settle)
+        quiet = await until_quiet(server.pid, cores=self.args.quiet_cores, window=self.args.settle)
         log(f"  server quiet after {quiet:.1f}s")
         self.in_sent.clear()
         self.in_lat.clear()
@@ -1258,6 +1258,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument(
         "--profile", type=Path, default=None, help="py-spy collapsed stacks of Omni's timed phase to PATH"
+    )
+    p.add_argument(
+        "--quiet-cores",
+        type=float,
+        default=0.05,
+        help="the timed phase starts once the server uses less CPU than this over --settle s "
+        "(the routing tick alone can exceed 0.05 on a slow machine; 120 s at most)",
     )
     p.add_argument(
         "--cprofile",
