@@ -41,7 +41,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 
 from omni.db import Database
 from omni.db import models as m
@@ -50,7 +50,7 @@ from omni.domain import monitoring, reports
 from omni.domain.conversations import InboundMessage
 from omni.domain.reports import FilterParams, Grouping, Preset, ReportTable
 from omni.domain.reports.config import check_update_config
-from omni.domain.reports.driver import backfill, catch_up, pass_once, run_loop
+from omni.domain.reports.driver import backfill, catch_up, pass_once, pause_after, run_loop
 from omni.domain.reports.rollups import rebuild_range
 from omni.domain.routing import do_route_pending
 from omni.domain.serialize import callback_dict, conversation_dict
@@ -579,6 +579,35 @@ async def test_two_nodes_running_the_driver_at_once_never_run_a_pass_together(
         assert held is not None
         assert await pass_once(services.db, now=NOW) is None
     assert await pass_once(services.db, now=NOW) == 0
+
+
+async def test_one_pass_reads_what_a_busy_node_wrote_between_two_passes(
+    services: Services, world: World
+) -> None:
+    """2,500 events (about what 200 messages a second write in a poll interval): one pass reads
+    them all, so the current interval is rebuilt once, not once per thousand events."""
+    async with services.db.transaction() as s:
+        conv = await s.get(m.Conversation, world.convs[4])
+        assert conv is not None
+        await s.execute(
+            insert(m.Event),
+            [
+                {"type": "message.delivery", "payload": {}, "conversation_id": conv.id, "created_at": NOW}
+                for _ in range(2500)
+            ],
+        )
+        top = await s.scalar(select(func.max(m.Event.id)))
+    assert await pass_once(services.db, now=NOW) == 2500
+    async with services.db.transaction() as s:
+        cursor = await s.get(m.ReportCursor, "rollups")
+        assert cursor is not None and cursor.last_event_id == top
+
+
+def test_a_long_catch_up_spaces_out_the_next_one() -> None:
+    """The loop keeps rollups to a tenth of the node's time: a 2 s catch-up waits 18 s."""
+    assert pause_after(0.01, 5.0) == 5.0
+    assert pause_after(2.0, 5.0) == pytest.approx(18.0)
+    assert pause_after(2.0, 30.0) == 30.0
 
 
 async def test_on_sqlite_real_actions_arriving_become_rollup_rows(
