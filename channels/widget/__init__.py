@@ -41,6 +41,7 @@ from channels.widget.payloads import (
     TypingIn,
 )
 from omni import crypto
+from omni.aio import wait_set
 from omni.channels import ChannelSetup, DeliveryReceipt, OutboundMessage
 from omni.db import models as m
 from omni.domain import (
@@ -94,6 +95,12 @@ LINE_MOVES = frozenset(
     }
 )
 """Events after which waiting customers' positions or expected waits may have changed."""
+POSITION_PUSH_SECONDS = 1.0
+"""A queue's waiting visitors hear their position at most this often. A push tells every one
+of them (up to ``line_wait_infos``' 500): with 1,000 waiting and operators taking them as fast
+as they could, pushes back to back took a fifth of the node and slowed the very assignments
+that moved the line (bench/README.md, "line15"). The first move after a quiet second is pushed
+at once; moves within the second are told together at its end."""
 
 
 class PrechatMissing(Exception):
@@ -614,6 +621,10 @@ class WidgetChannel:
         self._room_cache: dict[int, tuple[float, list[str]]] = {}
         self._moved_queues: set[int] = set()
         self._pushing: asyncio.Task[None] | None = None
+        self._pushed_at: dict[int, float] = {}
+        self._moved = asyncio.Event()
+        self.push_interval = POSITION_PUSH_SECONDS
+        self.clock: Callable[[], float] = time.monotonic  # a test's own clock paces the pushes
 
     async def start(self) -> None:
         return None
@@ -675,22 +686,34 @@ class WidgetChannel:
         Coalesced: a push reads the whole line and tells every waiting visitor, so line moves
         that arrive while one is under way need one more push after it, not one each (a burst
         of N assignments with N visitors waiting was N² ``position`` emits, which held up the
-        post-commit sinks behind it: replies to visitors, closed notices)."""
+        post-commit sinks behind it: replies to visitors, closed notices). And paced: at most
+        one push per queue every ``push_interval`` seconds (``POSITION_PUSH_SECONDS``)."""
         queue_ids = {e.queue_id for e in events if e.type in LINE_MOVES and e.queue_id is not None}
         if not queue_ids:
             return
         self._moved_queues |= queue_ids
+        self._moved.set()
         if self._pushing is None or self._pushing.done():
             self._pushing = asyncio.create_task(self._push_positions(), name="widget-positions")
 
     async def _push_positions(self) -> None:
         while self._moved_queues:
-            queue_id = min(self._moved_queues)
-            self._moved_queues.discard(queue_id)
-            try:
-                await self._push_line(queue_id)
-            except Exception:
-                log.exception("widget positions of queue %s not pushed", queue_id)
+            self._moved.clear()
+            now = self.clock()
+            due = {q: self._pushed_at.get(q, -math.inf) + self.push_interval for q in self._moved_queues}
+            ready = sorted(q for q, at in due.items() if at <= now)
+            if not ready:
+                # Until the earliest is due; a move in another queue wakes it early to look
+                # again (that queue may be due at once).
+                await wait_set(self._moved, min(due.values()) - now)
+                continue
+            for queue_id in ready:
+                self._moved_queues.discard(queue_id)
+                self._pushed_at[queue_id] = self.clock()
+                try:
+                    await self._push_line(queue_id)
+                except Exception:
+                    log.exception("widget positions of queue %s not pushed", queue_id)
 
     async def _push_line(self, queue_id: int) -> None:
         async with self.services.db.transaction() as session:

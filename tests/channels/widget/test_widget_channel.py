@@ -10,7 +10,7 @@ import pytest
 import socketio
 from sqlalchemy import func, select
 
-from channels.widget import identity_hash
+from channels.widget import WidgetChannel, identity_hash
 from omni import crypto
 from omni.db import models as m
 from tests import factories as f
@@ -217,6 +217,43 @@ async def test_waiting_visitors_hear_their_new_position(
     assert positions[-1]["conversation_id"] == ack["conversation_id"]
     await first.sio.disconnect()
     await second.sio.disconnect()
+
+
+async def test_line_moves_within_the_push_interval_reach_waiting_visitors_as_one_push(
+    live_server: LiveServer, widget: dict[str, Any]
+) -> None:
+    """A queue's waiting visitors hear their position at most once per ``push_interval``
+    (``POSITION_PUSH_SECONDS``): a burst of joins and leaves is told as one push, with the
+    line as it stands, not one push per move to everyone waiting."""
+    channel = live_server.services.adapters.get("widget")
+    assert isinstance(channel, WidgetChannel)
+    now = [1000.0]
+    channel.clock = lambda: now[0]  # frozen: nothing falls due until the test moves it
+    channel.push_interval = 3600.0  # and between moves the pusher sleeps, whatever the machine
+    a, b, c, d, e = (Visitor(live_server.url) for _ in range(5))
+    heard: dict[str, list[int]] = {"a": [], "c": [], "d": []}
+
+    def listen(name: str, v: Visitor) -> None:
+        v.sio.on("position", lambda data: heard[name].append(data["position"]), namespace="/widget")
+
+    for name, v in (("a", a), ("c", c), ("d", d)):
+        listen(name, v)
+    for v in (a, b, c, d, e):
+        await v.connect(inbox=widget["token"])
+    await a.send("first", "c-1")
+    await until(lambda: heard["a"] == [1], 5)  # the first move after a quiet interval: at once
+    assert (await b.send("second", "c-1"))["position"] == 2
+    assert (await c.send("third", "c-1"))["position"] == 3
+    for v in (a, b):
+        await v.sio.call("leave", {}, namespace="/widget", timeout=10)
+    assert (await d.send("fourth", "c-1"))["position"] == 2
+    now[0] += channel.push_interval  # the interval is over: the next move is told with the rest
+    assert (await e.send("fifth", "c-1"))["position"] == 3
+    await until(lambda: heard["d"] == [2], 5, what=f"d to hear its position: {heard}")
+    assert heard["c"] == [1], "three joins, two leaves, a join: one push, the line as it stands"
+    assert heard["a"] == [1]
+    for v in (a, b, c, d, e):
+        await v.sio.disconnect()
 
 
 async def test_welcome_says_offline_until_someone_can_chat(
