@@ -82,8 +82,11 @@ class OperatorRollup:
         if not ids:
             return set()
         out: set[datetime] = set()
-        for conv in await session.scalars(select(m.Conversation).where(m.Conversation.id.in_(ids))):
-            out.add(floor_interval(contact_start(conv)))
+        c = m.Conversation
+        for first, created in await session.execute(
+            select(c.first_enqueued_at, c.created_at).where(c.id.in_(ids))
+        ):
+            out.add(floor_interval(first or created))  # ``contact_start``
         for at in await session.scalars(select(m.Offer.created_at).where(m.Offer.conversation_id.in_(ids))):
             out.add(floor_interval(at))
         events = select(m.Event.created_at).where(
