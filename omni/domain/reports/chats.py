@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.db import models as m
 from omni.db.models.chat_reports import FRT_THRESHOLDS
-from omni.domain.reports import registry, rollups
+from omni.domain.reports import registry, rollup_sql, rollups
 from omni.domain.reports.filters import Scope
 from omni.domain.reports.period import INTERVAL, floor_interval
 from omni.domain.reports.rollups import Changes
@@ -129,11 +129,14 @@ class ChatRollup:
     async def rebuild(
         self, session: AsyncSession, start: datetime, end: datetime, *, in_database: bool | None = None
     ) -> None:
-        """``in_database`` is ignored: these rows are few and built one way on every database."""
+        """``in_database``: the chats' reply times in PostgreSQL (its default,
+        ``rollup_sql.chat_times``) or walked in Python (``chat_times``)."""
         t = m.ReportChatInterval
         await session.execute(delete(t).where(t.bucket >= start, t.bucket < end))
         convs = list(await session.scalars(select(m.Conversation).where(_in_range(start, end))))
-        chat_ids = [c.id for c in convs if c.medium == m.Medium.CHAT]
+        in_sql = rollup_sql.in_database(session, in_database)
+        timed = await rollup_sql.chat_times(session, start, end) if in_sql else {}
+        chat_ids = [] if in_sql else [c.id for c in convs if c.medium == m.Medium.CHAT]
         messages: dict[int, list[tuple[str, int | None, datetime]]] = defaultdict(list)
         for ids in chunks(chat_ids):
             rows = await session.execute(
@@ -174,18 +177,23 @@ class ChatRollup:
             if conv.medium != m.Medium.CHAT:
                 continue
             row["accepted"] += conv.accepted_at is not None
-            times = chat_times(conv.first_enqueued_at, messages.get(conv.id, ()), conv.accepted_at)
-            if times.frt_accept is not None:
+            if in_sql:
+                frt, frt_accept, replies, reply_seconds = timed.get(conv.id, (None, None, 0, 0.0))
+            else:
+                walked = chat_times(conv.first_enqueued_at, messages.get(conv.id, ()), conv.accepted_at)
+                frt, frt_accept = walked.frt, walked.frt_accept
+                replies, reply_seconds = len(walked.replies), sum(walked.replies)
+            if frt_accept is not None:
                 row["frt_accept_count"] += 1
-                row["frt_accept_sum"] += times.frt_accept
-            if times.frt is not None:
+                row["frt_accept_sum"] += frt_accept
+            if frt is not None:
                 row["frt_count"] += 1
-                row["frt_sum"] += times.frt
-                row["frt_max"] = max(row["frt_max"], times.frt)
+                row["frt_sum"] += frt
+                row["frt_max"] = max(row["frt_max"], frt)
                 for n in FRT_THRESHOLDS:
-                    row[f"frt_{n}"] += times.frt <= n
-            row["reply_count"] += len(times.replies)
-            row["reply_sum"] += sum(times.replies)
+                    row[f"frt_{n}"] += frt <= n
+            row["reply_count"] += replies
+            row["reply_sum"] += reply_seconds
             if conv.closed_at is not None and conv.closed_by:
                 by = conv.closed_by if conv.closed_by in ("operator", "timeout", "customer") else "other"
                 row[f"closed_{by}"] += 1
