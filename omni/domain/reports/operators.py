@@ -282,7 +282,8 @@ async def _first_replies(session: AsyncSession, convs: list[Any]) -> dict[tuple[
         .group_by(msg.conversation_id, msg.author_user_id)
     )
     for conv_id, uid, at in await session.execute(stmt):
-        out[(conv_id, uid)] = at
+        if uid is not None:  # the query keeps authored messages only
+            out[(conv_id, uid)] = at
     return out
 
 
