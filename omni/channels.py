@@ -76,6 +76,14 @@ class SupportsTyping(Protocol):
     async def show_typing(self, conversation_id: int, typing: bool) -> None: ...
 
 
+@runtime_checkable
+class SupportsPrefetch(Protocol):
+    """Channels that read something per conversation before sending (the widget: its visitors'
+    rooms) and can read it for a whole relay batch in one query."""
+
+    async def prefetch(self, conversation_ids: Sequence[int]) -> None: ...
+
+
 ATTENDED_NEEDS_OPERATOR = _l(
     "an attended transfer needs an operator to consult first; a queue or an IVR has no one to "
     "talk to, so transfer there blind"
@@ -299,6 +307,7 @@ class OutboundDispatcher:
             by_conversation.setdefault(msg.conversation_id, []).append((adapter, msg))
         if not by_conversation:
             return
+        await self._prefetch(by_conversation)
         gate = asyncio.Semaphore(self.concurrency)
         marks: list[tuple[int, DeliveryReceipt]] = []
 
@@ -313,6 +322,24 @@ class OutboundDispatcher:
         if marks:
             async with self.db.transaction() as session:
                 await do_mark_deliveries(session, [(i, r.state, r.error) for i, r in marks])
+
+    async def _prefetch(
+        self, by_conversation: dict[int, list[tuple[ChannelAdapter, OutboundMessage]]]
+    ) -> None:
+        """One read per channel for the batch: 1,000 first replies at once (a shift's start)
+        were 1,000 look-ups of the widget's rooms, one transaction each, which the relay waited
+        for before the next event (bench/README.md, "rooms15"). A failure here only costs the
+        sends their own look-ups."""
+        per_adapter: dict[str, tuple[SupportsPrefetch, list[int]]] = {}
+        for conv_id, items in by_conversation.items():
+            adapter: object = items[0][0]
+            if isinstance(adapter, SupportsPrefetch):
+                per_adapter.setdefault(items[0][0].kind, (adapter, []))[1].append(conv_id)
+        for adapter, ids in per_adapter.values():
+            try:
+                await adapter.prefetch(ids)
+            except Exception:
+                log.exception("could not read ahead for %d conversations", len(ids))
 
     async def _send(self, adapter: ChannelAdapter, msg: OutboundMessage) -> DeliveryReceipt | None:
         try:

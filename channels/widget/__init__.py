@@ -651,6 +651,24 @@ class WidgetChannel:
         self._room_cache[conversation_id] = (now + ROOM_CACHE_SECONDS, targets)
         return targets
 
+    async def prefetch(self, conversation_ids: Sequence[int]) -> None:
+        """``SupportsPrefetch``: the rooms of a relay batch's conversations not cached yet, in
+        one query, so that ``send`` finds them (``_rooms``)."""
+        now = time.monotonic()
+        missing = [i for i in conversation_ids if (hit := self._room_cache.get(i)) is None or hit[0] <= now]
+        if not missing:
+            return
+        async with self.services.db.transaction() as session:
+            rows = await identities.conversations_identities(session, missing, self.kind)
+        found: dict[int, list[str]] = {i: [] for i in missing}
+        for conv_id, identity in rows:
+            found[conv_id].append(visitor_room(identity))
+        if len(self._room_cache) + len(found) > ROOM_CACHE_SIZE:
+            self._room_cache.clear()
+        expires = now + ROOM_CACHE_SECONDS
+        for conv_id, targets in found.items():
+            self._room_cache[conv_id] = (expires, targets)
+
     async def send(self, msg: OutboundMessage) -> DeliveryReceipt:
         targets = await self._rooms(msg.conversation_id)
         if not targets:

@@ -12,7 +12,9 @@ from sqlalchemy import func, select
 
 from channels.widget import WidgetChannel, identity_hash
 from omni import crypto
+from omni.channels import OutboundMessage
 from omni.db import models as m
+from omni.domain import identities
 from tests import factories as f
 from tests.conftest import LiveServer
 from tests.helpers import HTTP_TIMEOUT, until
@@ -253,6 +255,43 @@ async def test_line_moves_within_the_push_interval_reach_waiting_visitors_as_one
     assert heard["c"] == [1], "three joins, two leaves, a join: one push, the line as it stands"
     assert heard["a"] == [1]
     for v in (a, b, c, d, e):
+        await v.sio.disconnect()
+
+
+async def test_replies_to_a_batch_of_conversations_find_their_visitors_from_one_read(
+    live_server: LiveServer, widget: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``prefetch`` (the relay's ``OutboundDispatcher`` calls it per batch) reads the visitors'
+    rooms of all the batch's conversations together; each send then finds its own without a
+    look-up of its own, and every visitor gets their reply."""
+    channel = live_server.services.adapters.get("widget")
+    assert isinstance(channel, WidgetChannel)
+    visitors = [Visitor(live_server.url) for _ in range(3)]
+    conv_ids = []
+    for i, v in enumerate(visitors):
+        await v.connect(inbox=widget["token"])
+        conv_ids.append((await v.send(f"hello {i}", f"c-{i}"))["conversation_id"])
+    channel._room_cache.clear()
+    looked_up: list[int] = []
+    one_by_one = identities.conversation_identities
+
+    async def counted(session: Any, conversation_id: int, kind: str) -> list[str]:
+        looked_up.append(conversation_id)
+        return await one_by_one(session, conversation_id, kind)
+
+    monkeypatch.setattr(identities, "conversation_identities", counted)
+    await channel.prefetch(conv_ids)
+    for i, conv_id in enumerate(conv_ids):
+        msg = OutboundMessage(
+            message_id=9000 + i, conversation_id=conv_id, inbox_id=None, channel="widget",
+            body=f"reply {i}", created_at="2026-12-02T12:00:00+00:00",
+        )  # fmt: skip
+        assert (await channel.send(msg)).state == "sent"
+    for i, v in enumerate(visitors):
+        await until(lambda v=v, i=i: any(m.get("id") == 9000 + i for m in v.messages), 5)
+        assert [m["body"] for m in v.messages if m.get("id", 0) >= 9000] == [f"reply {i}"]
+    assert looked_up == [], "each send found its visitor in what the batch read"
+    for v in visitors:
         await v.sio.disconnect()
 
 
