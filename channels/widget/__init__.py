@@ -646,10 +646,16 @@ class WidgetChannel:
         async with self.services.db.transaction() as session:
             found = await identities.conversation_identities(session, conversation_id, self.kind)
         targets = [visitor_room(i) for i in found]
-        if len(self._room_cache) >= ROOM_CACHE_SIZE:
-            self._room_cache.clear()
-        self._room_cache[conversation_id] = (now + ROOM_CACHE_SECONDS, targets)
+        self._remember(now, {conversation_id: targets})
         return targets
+
+    def _remember(self, now: float, rooms: dict[int, list[str]]) -> None:
+        """Cache conversations' rooms for ``ROOM_CACHE_SECONDS``; a full cache starts over."""
+        if len(self._room_cache) + len(rooms) > ROOM_CACHE_SIZE:
+            self._room_cache.clear()
+        expires = now + ROOM_CACHE_SECONDS
+        for conv_id, targets in rooms.items():
+            self._room_cache[conv_id] = (expires, targets)
 
     async def prefetch(self, conversation_ids: Sequence[int]) -> None:
         """``SupportsPrefetch``: the rooms of a relay batch's conversations not cached yet, in
@@ -663,11 +669,7 @@ class WidgetChannel:
         found: dict[int, list[str]] = {i: [] for i in missing}
         for conv_id, identity in rows:
             found[conv_id].append(visitor_room(identity))
-        if len(self._room_cache) + len(found) > ROOM_CACHE_SIZE:
-            self._room_cache.clear()
-        expires = now + ROOM_CACHE_SECONDS
-        for conv_id, targets in found.items():
-            self._room_cache[conv_id] = (expires, targets)
+        self._remember(now, found)
 
     async def send(self, msg: OutboundMessage) -> DeliveryReceipt:
         targets = await self._rooms(msg.conversation_id)
