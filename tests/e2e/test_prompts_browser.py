@@ -5,10 +5,12 @@ files from the menu, downloads the file open to everyone and never sees the rest
 
 from __future__ import annotations
 
+import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, Dialog, Page, expect
+from playwright.async_api import Browser, Dialog, Page, Route, expect
 from sqlalchemy import select
 
 from bots import service as scenarios
@@ -127,6 +129,63 @@ async def test_supervisor_uploads_previews_and_picks_a_prompt(
         rev = await s.get_one(m.ScenarioRevision, row_.active_revision_id)
         hi = next(n for n in rev.document["nodes"] if n["id"] == "hi")
         assert hi["content"]["prompt_id"] == prompt.id
+
+
+# Counts the root folder's listings the page has read to the end: the page's own code runs on from
+# there in microtasks, so a poll that sees the count sees what the page made of the answer.
+COUNT_ROOT_READS = """
+const json = Response.prototype.json;
+Response.prototype.json = function () {
+  const url = this.url;
+  return json.call(this).then((value) => {
+    if (url.endsWith("?folder=")) window.__rootReads = (window.__rootReads || 0) + 1;
+    return value;
+  });
+};
+"""
+
+
+async def test_a_late_answer_for_the_folder_left_behind_is_not_listed_in_the_new_one(
+    live_server: LiveServer, browser: Browser
+) -> None:
+    """The page's first read of the root raced the new folder's read: when the root's answer came
+    last, the new folder listed the root's items under its own name ("Nothing in this folder
+    yet" twice in CI)."""
+    async with live_server.services.db.transaction() as s:
+        await f.user(s, "sup", m.Role.SUPERVISOR)
+    context, page = await staff_page(browser, live_server.url, "sup")
+    await context.add_init_script(COUNT_ROOT_READS)
+    held: list[Route] = []
+    root_asked = asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        if held:  # only the page's first read is held back
+            await route.continue_()
+            return
+        held.append(route)
+        root_asked.set()
+
+    await page.route(re.compile(r"/api/v1/prompts/\?folder=$"), hold)
+    try:
+        await page.goto("/supervisor/prompts")
+        await asyncio.wait_for(root_asked.wait(), 15)  # the first listing of the root is on its way
+
+        async def answer(dialog: Dialog) -> None:
+            await dialog.accept("greetings")
+
+        page.once("dialog", answer)
+        await page.get_by_test_id("new-folder").click()
+        await expect(page.get_by_test_id("current-folder")).to_have_text("/greetings")
+        await expect(page.get_by_test_id("empty")).to_have_count(1)
+        await held[0].continue_()
+        await page.wait_for_function("() => window.__rootReads === 1")
+
+        await expect(page.get_by_test_id("current-folder")).to_have_text("/greetings")
+        await expect(page.get_by_test_id("empty")).to_have_count(1)
+        await expect(page.locator('[data-testid=folder][data-folder="greetings"]')).to_have_class("current")
+        await expect(page.get_by_test_id("folder")).to_have_count(2)  # the root and greetings, once each
+    finally:
+        await context.close()
 
 
 async def test_operator_downloads_an_open_staff_file_and_never_sees_a_restricted_one(

@@ -37,6 +37,10 @@ const root = document.getElementById("app") as HTMLElement;
 
 let folder = "";
 let folders: string[] = [];
+/** Bumped per ``refresh``: the page's first load and a click that follows it at once (a new
+ * folder) both read the lists; an answer that comes back after a newer refresh started is
+ * dropped, or the old folder's items were shown under the new folder's name, twice over. */
+let generation = 0;
 
 const tree = el("ul", { class: "media-tree", "data-testid": "folders" });
 const items = el("div", { class: "media-items", "data-testid": "items" });
@@ -56,8 +60,9 @@ function say(text: string, bad = false): void {
   status.classList.toggle("bad", bad);
 }
 
-async function loadFolders(): Promise<void> {
+async function loadFolders(mine: number): Promise<void> {
   const reply = await api<{ folders: string[] }>("GET", `${base}/folders`);
+  if (mine !== generation) return;
   folders = reply.ok ? reply.data.folders : [];
   clear(tree);
   const entry = (path: string, label: string, depth: number): HTMLElement => {
@@ -106,9 +111,10 @@ function renameAndMove(url: string, name: string, current: string): HTMLElement[
   ];
 }
 
-async function loadItems(): Promise<void> {
-  clear(items);
+async function loadItems(mine: number): Promise<void> {
   const reply = await api<(Prompt | StaffFile)[]>("GET", `${base}/?folder=${encodeURIComponent(folder)}`);
+  if (mine !== generation) return;
+  clear(items);
   if (!reply.ok) {
     say(reply.detail, true);
     return;
@@ -144,9 +150,9 @@ async function loadItems(): Promise<void> {
 }
 
 async function refresh(): Promise<void> {
+  const mine = ++generation;
   crumbs.textContent = folder ? `/${folder}` : t("media.root");
-  await loadFolders();
-  await loadItems();
+  await Promise.all([loadFolders(mine), loadItems(mine)]);
 }
 
 function folderTools(): HTMLElement {
