@@ -9,6 +9,7 @@ events. An operator of another group sees none of it and can't open it.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, WebSocketRoute, expect
 from sqlalchemy import select
 
 from omni.db import models as m
@@ -24,6 +25,7 @@ from tests import factories as f
 from tests.conftest import LiveServer, free_port, make_settings
 from tests.e2e.conftest import screenshot_path, staff_page
 from tests.e2e.test_widget_browser import WIDGET_JS
+from tests.helpers import until
 
 HOSTILE = "<img src=x onerror=window.__pwned=1><script>window.__pwned=2</script>"
 TIMEOUT = 15_000
@@ -524,4 +526,62 @@ async def test_a_transfer_being_filled_in_survives_an_event_of_the_conversation(
 
     await expect(op.get_by_test_id("conversation-contact")).to_have_count(0, timeout=TIMEOUT)
     assert await moved() == int(picked)
+    await no_error_toast(op)
+
+
+async def test_what_happens_while_a_conversation_opens_reaches_its_pane(
+    server: LiveServer, desk: dict[str, Any], browser: Browser
+) -> None:
+    """The pane dropped events of a conversation whose view was still on its way: a message that
+    came after the server read the view but before its answer arrived never showed (CI's
+    callback journey lost the call panel the same way: the call was dialled in that gap)."""
+    context, op = await staff_page(browser, server.url, "olga")
+    # The answer to the pane's "open" is held back while the socket carries everything else.
+    open_ack: dict[str, str] = {}
+    held: list[tuple[WebSocketRoute, str | bytes]] = []
+    seen: list[str] = []
+    hold = asyncio.Event()
+
+    def link(ws: WebSocketRoute) -> None:
+        server_side = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            asked = isinstance(message, str) and re.match(r'42/operator,(\d+)\["open"', message)
+            if hold.is_set() and not open_ack and asked:
+                open_ack["prefix"] = f"43/operator,{asked[1]}["
+            server_side.send(message)
+
+        def from_server(message: str | bytes) -> None:
+            if isinstance(message, str) and open_ack and message.startswith(open_ack["prefix"]):
+                held.append((ws, message))
+                return
+            if isinstance(message, str):
+                seen.append(message)
+            ws.send(message)
+
+        ws.on_message(from_page)
+        server_side.on_message(from_server)
+
+    await context.route_web_socket(lambda url: "/socket.io/" in url, link)
+    await op.reload()  # the operator's socket, through the route
+    await expect(op.get_by_test_id("status-select")).to_have_value("available", timeout=TIMEOUT)
+    conv_id = await customer_says(server, desk["inbox"], BORIS, "Hello")
+    offer = op.get_by_test_id("offer").filter(has_text=BORIS)
+    await expect(offer.get_by_test_id("offer-accept")).to_be_visible(timeout=TIMEOUT)
+
+    hold.set()
+    await offer.get_by_test_id("offer-accept").click()
+    await until(lambda: bool(held), 30)  # the view was read and its answer is held
+    assert await customer_says(server, desk["inbox"], BORIS, "Are you there?") == conv_id
+    await until(lambda: any("Are you there?" in s and "message.created" in s for s in seen), 30)
+    for ws, message in held:
+        ws.send(message)
+
+    contact = op.get_by_test_id("conversation-contact")
+    await expect(contact).to_have_text(BORIS, timeout=TIMEOUT)
+    incoming = op.locator('[data-testid="message"][data-direction="in"]')
+    await expect(incoming.filter(has_text="Are you there?")).to_have_count(1, timeout=TIMEOUT)
+    await expect(incoming).to_have_count(2)
+    item = op.locator(f'[data-testid="conversation-item"][data-id="{conv_id}"]')
+    await expect(item).not_to_have_class(re.compile(r"\bunread\b"))
     await no_error_toast(op)

@@ -353,8 +353,8 @@ function apply(e: WireEvent): void {
   } else if (e.type === "message.created") {
     const msg = e.data as Message;
     pane.threadChanged(msg.conversation_id);
-    if (msg.conversation_id === pane.id) pane.applyMessage(msg);
-    else if (msg.direction === "in" && state.mine.some((c) => c.id === msg.conversation_id)) {
+    const shown = pane.applyMessage(msg); // or kept for the conversation being opened
+    if (!shown && msg.direction === "in" && state.mine.some((c) => c.id === msg.conversation_id)) {
       state.unread.add(msg.conversation_id);
       renderMineNow();
     }

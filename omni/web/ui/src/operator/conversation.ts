@@ -26,6 +26,11 @@ export class ConversationPane extends ActionsPart {
   /** Bumped per open: an answer that arrives after a newer open was asked for is dropped, so a
    * slow answer for the previous conversation can't replace the one clicked last. */
   private openTicket = 0;
+  /** What arrived for the conversation being opened before its view did: the view may have
+   * been read before it (a customer's message, the call a callback's accept dials). An event
+   * for a conversation not yet shown was dropped, and one applied to the view being replaced
+   * was lost with it: the pane missed them until a reload. */
+  private missed: { id: number; messages: Message[]; changed: boolean } | null = null;
 
   reset(): void {
     if (this.view) this.keepDraft(this.view.conversation.id);
@@ -46,8 +51,11 @@ export class ConversationPane extends ActionsPart {
 
   private async load(id: number, hit?: { messageId: number | null }): Promise<boolean> {
     const ticket = ++this.openTicket;
+    this.missed = { id, messages: [], changed: false };
     const ack = await call(this.ctx.socket, "open", { conversation_id: id });
     if (ticket !== this.openTicket) return false; // the operator has asked for another since
+    const missed = this.missed;
+    this.missed = null;
     if (!ack.ok) {
       failed(this.ctx.t, ack);
       return false;
@@ -82,6 +90,10 @@ export class ConversationPane extends ActionsPart {
       void this.automation.load(id);
     }
     this.automation.showPriority(this.view.conversation.priority);
+    if (missed) {
+      for (const msg of missed.messages) this.applyMessage(msg); // those the view has are skipped
+      if (missed.changed) this.refreshCallSoon(); // the view may predate the change: read it again
+    }
     return true;
   }
 
@@ -144,13 +156,18 @@ export class ConversationPane extends ActionsPart {
 
   // --- live updates -------------------------------------------------------------------
 
-  applyMessage(msg: Message): void {
-    if (!this.view || msg.conversation_id !== this.view.conversation.id) return;
-    if (this.view.messages.some((m) => m.id === msg.id)) return;
+  /** Shows a message of the open conversation (or keeps one of the conversation being opened);
+   * false when it belongs to neither, for the list's unread marks. */
+  applyMessage(msg: Message): boolean {
+    const opening = this.missed?.id === msg.conversation_id;
+    if (opening) this.missed?.messages.push(msg);
+    if (!this.view || msg.conversation_id !== this.view.conversation.id) return opening;
+    if (this.view.messages.some((m) => m.id === msg.id)) return true;
     this.view.messages.push(msg);
     this.messages.append(this.messageNode(msg));
     if (msg.direction === "in") this.showTyping(false);
     this.scrollDown();
+    return true;
   }
 
   applyDelivery(messageId: number, delivery: string): void {
@@ -166,6 +183,7 @@ export class ConversationPane extends ActionsPart {
   }
 
   applyConversation(data: Conversation): void {
+    if (this.missed?.id === data.id) this.missed.changed = true;
     if (!this.view || data.id !== this.view.conversation.id) return;
     const before = this.view.conversation.status;
     this.view.conversation = { ...this.view.conversation, ...data };
@@ -186,7 +204,8 @@ export class ConversationPane extends ActionsPart {
   }
 
   /** Call facts live in ``calls`` (written by the voice adapter after the core's event):
-   * re-read them shortly after any event of the open voice conversation. */
+   * re-read them shortly after any event of the open voice conversation, and the conversation
+   * with them (also after an open that events overtook). */
   protected refreshCallSoon(): void {
     window.clearTimeout(this.callRefresh);
     const id = this.id;

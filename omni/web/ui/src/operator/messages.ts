@@ -140,7 +140,7 @@ export abstract class PaneBase {
   protected abstract send(): Promise<void>;
   abstract reset(): void;
   abstract open(id: number): Promise<boolean>;
-  abstract applyMessage(msg: Message): void;
+  abstract applyMessage(msg: Message): boolean;
   abstract applyConversation(data: Conversation): void;
 
   // --- messages -----------------------------------------------------------------------
