@@ -50,7 +50,7 @@ from benchkit import (
     raw_dsn,
     sqlalchemy_url,
 )
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 
 from omni import seed as factory
 from omni.db import Database, HeldConnection, driver
@@ -231,6 +231,49 @@ async def seed(
     )
 
 
+HISTORY_SQL = """
+WITH ops AS (
+    SELECT array_agg(DISTINCT user_id ORDER BY user_id) AS ids FROM queue_members
+), waiting AS (
+    SELECT array_agg(id ORDER BY id) AS ids FROM conversations
+), made AS (
+    INSERT INTO conversations (
+        contact_id, inbox_id, channel, medium, status, queue_id, extra_queue_ids, priority,
+        skill_relax, escalation_step, subject, variables, created_at, first_enqueued_at,
+        enqueued_at, offered_at, accepted_at, wrap_up_at, closed_at, closed_by, hold_seconds,
+        assigned_user_id, result_code_id, label_ids
+    )
+    SELECT c.contact_id, c.inbox_id, c.channel, c.medium, 'closed', c.queue_id, '[]', 0, 0, 0,
+           c.subject, '{}', t, t, t, t + interval '5 seconds', t + interval '10 seconds',
+           t + interval '4 minutes', t + interval '5 minutes', 'operator', 0,
+           ops.ids[1 + g % cardinality(ops.ids)], :code, '[]'
+    FROM generate_series(1, :n) AS g
+    CROSS JOIN ops
+    CROSS JOIN waiting
+    JOIN conversations AS c ON c.id = waiting.ids[1 + g % cardinality(waiting.ids)]
+    CROSS JOIN LATERAL (SELECT now() - interval '3 days' + g * interval '5 seconds' AS t) AS at
+    RETURNING id, queue_id, assigned_user_id, offered_at
+)
+INSERT INTO offers (conversation_id, user_id, queue_id, state, created_at, expires_at)
+SELECT id, assigned_user_id, queue_id, 'accepted', offered_at, offered_at + interval '30 seconds'
+FROM made
+"""
+"""Closed contacts of earlier days, each with its accepted offer, written in one statement:
+what the tables of a contact centre in operation hold. Without them the statistics say
+``offers`` is empty, the router's prepared statements keep the plans made for a table of a
+few pages (a sequential scan of every offer, per candidate), and the run slows pass by pass
+until an autovacuum or autoanalyze happens to replan them (bench/README.md, "stats15")."""
+
+
+async def seed_history(db: Database, n: int, result_code_id: int) -> float:
+    """``n`` closed contacts of earlier days (``HISTORY_SQL``); seconds taken."""
+    t0 = time.perf_counter()
+    if n > 0:
+        async with db.transaction() as s:
+            await s.execute(text(HISTORY_SQL), {"n": n, "code": result_code_id})
+    return time.perf_counter() - t0
+
+
 # --- routing, Omni ------------------------------------------------------------------------
 
 
@@ -379,6 +422,7 @@ async def run_omni(
         statements += p.statements
         cpu += p.cpu
         total += len(p.assignments)
+        tables = await table_stats(db)
         t0 = time.perf_counter()
         await accept_and_close(db, p.assignments, result_code_id)
         drain = time.perf_counter() - t0
@@ -396,12 +440,13 @@ async def run_omni(
                 "p99_ms": stats.p99_ms,
                 "max_ms": stats.max_ms,
                 "accept_close_seconds": round(drain, 3),
+                "tables": tables,
             }
         )
         log(
             f"  pass {n:3d}: waiting {p.waiting:6d}, offered {len(p.offered):5d} in "
             f"{p.wall_seconds:6.2f}s (p50 {stats.p50_ms:.2f} ms, p99 {stats.p99_ms:.2f} ms), "
-            f"accept+close {drain:5.2f}s, total offered {total}/{n_conversations}"
+            f"accept+close {drain:5.2f}s, total offered {total}/{n_conversations}; {tables}"
         )
         if total >= n_conversations or p.waiting == 0:
             break
@@ -422,6 +467,19 @@ async def run_omni(
         accept_close_seconds=round(drain_wall, 3),
         total_seconds=round(time.perf_counter() - t_run, 3),
     )
+
+
+async def table_stats(db: Database) -> str:
+    """Dead rows, autovacuums and autoanalyzes so far of the router's two busiest tables: a
+    pass after an autovacuum or autoanalyze of them runs on freshly planned statements."""
+    async with db.transaction() as s:
+        rows = await s.execute(
+            text(
+                "SELECT relname, n_dead_tup, autovacuum_count, autoanalyze_count FROM pg_stat_user_tables"
+                " WHERE relname IN ('conversations', 'offers') ORDER BY relname"
+            )
+        )
+        return ", ".join(f"{name} dead {dead} vac {vac} an {an}" for name, dead, vac, an in rows)
 
 
 async def full_pass(url: str, waiting: int) -> dict[str, Any]:
@@ -570,7 +628,8 @@ def print_table(report: dict[str, Any]) -> None:
         f"{QUEUES} queues, ready in {seed_info['operators_seconds']:.2f}s; "
         f"{seed_info['conversations']} conversations ingested in "
         f"{seed_info['conversations_seconds']:.2f}s "
-        f"= {seed_info['conversations_per_second']:.0f}/s (batches of {seed_info['batch_size']})"
+        f"= {seed_info['conversations_per_second']:.0f}/s (batches of {seed_info['batch_size']}); "
+        f"history: {seed_info['history']} closed contacts in {seed_info['history_seconds']:.2f}s"
     )
     print(
         f"route_pending, one full pass: {fp['waiting']} waiting, {fp['offered']} offered "
@@ -623,6 +682,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 batch=args.batch,
                 strategy=args.strategy,
             )
+            log(f"history: {args.history} closed contacts of earlier days")
+            history_seconds = await seed_history(db, args.history, seeded.result_code_id)
         finally:
             await db.dispose()
         # What autovacuum would soon do after a bulk load; keeps plans stable between runs.
@@ -667,11 +728,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "queues_per_operator": QUEUES_PER_OPERATOR,
             "strategy": args.strategy,
             "conversations": args.conversations,
+            "history": args.history,
             "ingest_batch": args.batch,
             "orm": args.orm,
         },
         "machine": machine,
-        "setup": {k: v for k, v in asdict(seeded).items() if k not in ("inbox_ids", "result_code_id")},
+        "setup": {k: v for k, v in asdict(seeded).items() if k not in ("inbox_ids", "result_code_id")}
+        | {"history": args.history, "history_seconds": round(history_seconds, 3)},
         "route_pending_full_pass": fp,
         "omni": asdict(omni),
         "raw_floor": asdict(raw),
@@ -684,6 +747,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--conversations", type=int, default=10_000)
     p.add_argument("--capacity", type=int, default=3, help="load units per operator (chat weight is 1)")
     p.add_argument("--batch", type=int, default=500, help="conversations ingested per transaction")
+    p.add_argument(
+        "--history",
+        type=int,
+        default=20_000,
+        help="closed contacts of earlier days, each with its accepted offer (0: empty tables)",
+    )
     p.add_argument("--strategy", default=m.Strategy.LONGEST_IDLE, choices=[s.value for s in m.Strategy])
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument(

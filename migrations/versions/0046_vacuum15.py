@@ -10,6 +10,10 @@ to 4.7 ms in its fifth; with ``VACUUM conversations, offers`` after each pass it
 1.9–2.1 ms (bench/README.md, "vacuum15"). PostgreSQL's default starts autovacuum at 50 dead
 rows + 20 % of the table, which on a year of conversations is never during a working day.
 
+(Corrected later, bench/README.md "stats15": the slowdown came from the router's prepared
+statements keeping plans made while ``offers`` was nearly empty until a vacuum or analyze
+replaced them, not from the dead versions. A prompt vacuum still keeps these tables small.)
+
 Here both tables are vacuumed once 500 rows are dead whatever their size
 (``autovacuum_vacuum_scale_factor = 0``); how soon autovacuum looks is the server's
 ``autovacuum_naptime`` (default 1 min; docs/deployment.md). PostgreSQL only: SQLite has no
