@@ -5,9 +5,11 @@ operator, labels kept."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from typing import Any
 
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Route, expect
 from sqlalchemy import select
 
 from omni.db import models as m
@@ -147,3 +149,61 @@ async def test_a_saved_view_lists_the_waiting_chats_and_bulk_actions_report_what
         )
     assert [(c.status, c.label_ids) for c in convs] == [("queued", [vip_id]), ("queued", [vip_id])]
     assert bulk_runs == ["ok", "refused"]
+
+
+# Counts the page's reads of a view's chats read to the end: the page's code runs on from there in
+# microtasks, so a poll that sees the count sees what the page made of the answer.
+COUNT_VIEW_READS = """
+const json = Response.prototype.json;
+Response.prototype.json = function () {
+  const url = this.url;
+  return json.call(this).then((value) => {
+    if (url.includes("/api/v1/views/")) window.__viewReads = (window.__viewReads || 0) + 1;
+    return value;
+  });
+};
+"""
+
+
+async def test_a_late_answer_for_the_view_picked_before_is_not_shown_under_the_new_one(
+    server: LiveServer, desk: dict[str, Any], browser: Browser
+) -> None:
+    """Two views picked one after the other each read their chats; when the first answer came
+    last, its rows (and a second bulk bar) were added under the second view."""
+    await customer_says(server, desk["inbox"], BORIS, "Hello")
+    await customer_says(server, desk["inbox"], GRIGORY, "Hi there")
+    async with server.services.db.transaction() as s:
+        admin = await s.scalar(select(m.User).where(m.User.username == "admin"))
+        assert admin is not None
+        waiting = m.SavedView(owner_id=admin.id, name="Waiting", filters={"status": ["queued"]})
+        closed = m.SavedView(owner_id=admin.id, name="Closed", filters={"status": ["closed"]})
+        s.add_all([waiting, closed])
+        await s.flush()
+        waiting_id = waiting.id
+    context, sv = await staff_page(browser, server.url, "admin")
+    await context.add_init_script(COUNT_VIEW_READS)
+    held: list[Route] = []
+    asked = asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        if held:
+            await route.continue_()
+            return
+        held.append(route)
+        asked.set()
+
+    await sv.route(re.compile(rf"/api/v1/views/{waiting_id}/conversations"), hold)
+    await sv.goto("/supervisor")
+    box = sv.get_by_test_id("organise")
+    pick = box.get_by_test_id("view-pick")
+    await expect(pick).to_contain_text("Closed", timeout=TIMEOUT)
+    await pick.select_option(label="Waiting")
+    await asyncio.wait_for(asked.wait(), 15)  # the waiting chats are on their way
+    await pick.select_option(label="Closed")
+    await expect(box.get_by_test_id("view-empty")).to_have_count(1, timeout=TIMEOUT)
+    await held[0].continue_()
+    await sv.wait_for_function("() => window.__viewReads === 2")
+
+    await expect(box.get_by_test_id("view-row")).to_have_count(0)
+    await expect(box.get_by_test_id("view-empty")).to_have_count(1)
+    await expect(box.get_by_test_id("bulk-apply")).to_have_count(1)

@@ -113,12 +113,19 @@ export class OrganiseView {
     return box;
   }
 
+  /** Bumped per ``openCurrent``: a view picked and another picked at once (or a bulk action's
+   * re-read racing a pick) each read their rows; only the last one asked for is shown, once. */
+  private openTicket = 0;
+
   private async openCurrent(): Promise<void> {
     const t = this.t;
+    const ticket = ++this.openTicket;
     const rows = this.box.querySelector('[data-testid="view-rows"]') as HTMLElement;
     clear(rows);
     if (!this.current) return;
     const answer = await api<Conv[]>("GET", `/api/v1/views/${this.current.id}/conversations`);
+    if (ticket !== this.openTicket) return;
+    clear(rows);
     const convs = answer.ok ? (answer.data as Conv[]) : [];
     const list = el("ul", { class: "sv-view-list" });
     for (const c of convs) {
