@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -86,6 +87,26 @@ async def staff_page(
     await page.click("button[type=submit]")
     await page.wait_for_load_state("domcontentloaded")
     return context, page
+
+
+COUNT_JSON_READS = """
+const json = Response.prototype.json;
+Response.prototype.json = function () {
+  const url = this.url;
+  return json.call(this).then((value) => {
+    if (url.includes(PART)) window.__jsonReads = (window.__jsonReads || 0) + 1;
+    return value;
+  });
+};
+"""
+
+
+async def count_json_reads(context: BrowserContext, part: str) -> None:
+    """Count in ``window.__jsonReads`` the answers from URLs containing ``part`` that the pages
+    of ``context`` have read to the end: their own code goes on from there in microtasks, so a
+    poll that sees the count sees what the page made of the answer (a sentinel for "a late
+    answer arrived and was handled", where nothing on the page changes)."""
+    await context.add_init_script(COUNT_JSON_READS.replace("PART", json.dumps(part)))
 
 
 def screenshot_path(name: str) -> str:

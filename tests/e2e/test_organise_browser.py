@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from omni.db import models as m
 from tests.conftest import LiveServer
-from tests.e2e.conftest import staff_page
+from tests.e2e.conftest import count_json_reads, staff_page
 from tests.e2e.test_operator_browser import BORIS, GRIGORY, customer_says, desk, server, world
 
 __all__ = ["desk", "server", "world"]
@@ -151,20 +151,6 @@ async def test_a_saved_view_lists_the_waiting_chats_and_bulk_actions_report_what
     assert bulk_runs == ["ok", "refused"]
 
 
-# Counts the page's reads of a view's chats read to the end: the page's code runs on from there in
-# microtasks, so a poll that sees the count sees what the page made of the answer.
-COUNT_VIEW_READS = """
-const json = Response.prototype.json;
-Response.prototype.json = function () {
-  const url = this.url;
-  return json.call(this).then((value) => {
-    if (url.includes("/api/v1/views/")) window.__viewReads = (window.__viewReads || 0) + 1;
-    return value;
-  });
-};
-"""
-
-
 async def test_a_late_answer_for_the_view_picked_before_is_not_shown_under_the_new_one(
     server: LiveServer, desk: dict[str, Any], browser: Browser
 ) -> None:
@@ -181,7 +167,7 @@ async def test_a_late_answer_for_the_view_picked_before_is_not_shown_under_the_n
         await s.flush()
         waiting_id = waiting.id
     context, sv = await staff_page(browser, server.url, "admin")
-    await context.add_init_script(COUNT_VIEW_READS)
+    await count_json_reads(context, "/api/v1/views/")
     held: list[Route] = []
     asked = asyncio.Event()
 
@@ -202,7 +188,7 @@ async def test_a_late_answer_for_the_view_picked_before_is_not_shown_under_the_n
     await pick.select_option(label="Closed")
     await expect(box.get_by_test_id("view-empty")).to_have_count(1, timeout=TIMEOUT)
     await held[0].continue_()
-    await sv.wait_for_function("() => window.__viewReads === 2")
+    await sv.wait_for_function("() => window.__jsonReads === 2")  # Closed's, then Waiting's
 
     await expect(box.get_by_test_id("view-row")).to_have_count(0)
     await expect(box.get_by_test_id("view-empty")).to_have_count(1)

@@ -19,7 +19,7 @@ from omni.domain import staff_files
 from omni.domain.auth import Principal
 from tests import factories as f
 from tests.conftest import LiveServer
-from tests.e2e.conftest import screenshot_path, staff_page
+from tests.e2e.conftest import count_json_reads, screenshot_path, staff_page
 from tests.media.audio import tone
 
 VOICE_DOC = {
@@ -131,20 +131,6 @@ async def test_supervisor_uploads_previews_and_picks_a_prompt(
         assert hi["content"]["prompt_id"] == prompt.id
 
 
-# Counts the root folder's listings the page has read to the end: the page's own code runs on from
-# there in microtasks, so a poll that sees the count sees what the page made of the answer.
-COUNT_ROOT_READS = """
-const json = Response.prototype.json;
-Response.prototype.json = function () {
-  const url = this.url;
-  return json.call(this).then((value) => {
-    if (url.endsWith("?folder=")) window.__rootReads = (window.__rootReads || 0) + 1;
-    return value;
-  });
-};
-"""
-
-
 async def test_a_late_answer_for_the_folder_left_behind_is_not_listed_in_the_new_one(
     live_server: LiveServer, browser: Browser
 ) -> None:
@@ -154,7 +140,7 @@ async def test_a_late_answer_for_the_folder_left_behind_is_not_listed_in_the_new
     async with live_server.services.db.transaction() as s:
         await f.user(s, "sup", m.Role.SUPERVISOR)
     context, page = await staff_page(browser, live_server.url, "sup")
-    await context.add_init_script(COUNT_ROOT_READS)
+    await count_json_reads(context, "/api/v1/prompts/?folder=")
     held: list[Route] = []
     root_asked = asyncio.Event()
 
@@ -178,7 +164,7 @@ async def test_a_late_answer_for_the_folder_left_behind_is_not_listed_in_the_new
         await expect(page.get_by_test_id("current-folder")).to_have_text("/greetings")
         await expect(page.get_by_test_id("empty")).to_have_count(1)
         await held[0].continue_()
-        await page.wait_for_function("() => window.__rootReads === 1")
+        await page.wait_for_function("() => window.__jsonReads === 2")  # greetings', then the root's
 
         await expect(page.get_by_test_id("current-folder")).to_have_text("/greetings")
         await expect(page.get_by_test_id("empty")).to_have_count(1)
