@@ -238,7 +238,9 @@ async def test_russian_builder_sees_scenario_problems_in_russian(live_server: Li
         sup = await f.user(s, "sup", m.Role.SUPERVISOR)
         sup.language = "ru"
     token = await token_for(live_server, "sup")
-    async with httpx.AsyncClient(base_url=live_server.url, headers={"Authorization": f"Bearer {token}"}) as c:
+    async with httpx.AsyncClient(
+        base_url=live_server.url, headers={"Authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT
+    ) as c:
         created = await c.post("/api/v1/scenarios", json={"key": "desk", "name": "Desk", "document": DOC})
         assert created.status_code == 201, created.text
         assert {

@@ -9,6 +9,7 @@ import httpx
 
 from omni.db import models as m
 from tests.conftest import LiveServer
+from tests.helpers import HTTP_TIMEOUT
 from tests.test_realtime import OperatorClient, post_inbound
 from tests.test_realtime_contracts import world
 
@@ -19,7 +20,9 @@ async def test_labels_and_snooze_over_the_socket_follow_scope_and_wake_to_the_sa
     live_server: LiveServer, world: dict[str, Any]
 ) -> None:
     async with httpx.AsyncClient(
-        base_url=live_server.url, headers={"Authorization": f"Bearer {world['admin_token']}"}
+        base_url=live_server.url,
+        headers={"Authorization": f"Bearer {world['admin_token']}"},
+        timeout=HTTP_TIMEOUT,
     ) as admin:
         made = await admin.post("/api/v1/labels", json={"name": "VIP", "color": "#1e88e5"})
         assert made.status_code == 201, made.text

@@ -27,7 +27,7 @@ from omni.domain import presence
 from omni.domain.conversations import InboundMessage
 from tests import factories as f
 from tests.conftest import REDIS_URL, free_port
-from tests.helpers import wait_ready
+from tests.helpers import HTTP_TIMEOUT, wait_ready
 
 OPERATORS = 8
 CAPACITY = 1
@@ -129,7 +129,7 @@ async def test_two_nodes_never_double_assign_or_exceed_capacity(pg_url: str, tmp
                 served = CONVERSATIONS - left
                 deadline = time.monotonic() + STALL_SECONDS
             await asyncio.sleep(0.03)
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
             offers_by_node = []
             for p in ports:
                 text = (await client.get(f"http://127.0.0.1:{p}/metrics")).text

@@ -283,7 +283,9 @@ async def test_client_on_node_a_gets_events_from_node_b(
         # The accept goes to node A; node B's API sees the result at once (one database).
         assert (await op.call("accept", {"offer_id": offer["data"]["offer_id"]}))["ok"]
         async with httpx.AsyncClient(
-            base_url=node_b.url, headers={"Authorization": f"Bearer {seeded['admin_token']}"}
+            base_url=node_b.url,
+            headers={"Authorization": f"Bearer {seeded['admin_token']}"},
+            timeout=HTTP_TIMEOUT,
         ) as c:
             assert (await c.get(f"/api/v1/conversations/{conv_id}")).json()["status"] == "active"
     finally:

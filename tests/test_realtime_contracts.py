@@ -16,6 +16,7 @@ from omni.db import models as m
 from omni.settings import Settings
 from tests import factories as f
 from tests.conftest import LiveServer
+from tests.helpers import HTTP_TIMEOUT
 from tests.test_realtime import OperatorClient, post_inbound, token_for
 
 
@@ -145,7 +146,7 @@ async def test_refusals_are_in_the_callers_language(live_server: LiveServer, wor
 async def _set_members(server: LiveServer, world: dict[str, Any], queue_id: int, user_ids: list[int]) -> None:
     """The admin staffs a queue over REST; the admin action emits ``queue.members_changed``."""
     async with httpx.AsyncClient(
-        base_url=server.url, headers={"Authorization": f"Bearer {world['admin_token']}"}
+        base_url=server.url, headers={"Authorization": f"Bearer {world['admin_token']}"}, timeout=HTTP_TIMEOUT
     ) as c:
         resp = await c.put(
             f"/api/v1/queues/{queue_id}/members", json={"members": [{"user_id": u} for u in user_ids]}
@@ -249,7 +250,9 @@ async def test_private_notes_and_whispers_reach_the_handler_and_supervisors_only
         tokens = {op: world["op_token"], op2: world["op2_token"]}
         for client, sees_notes in ((bystander, False), (handler, True)):
             async with httpx.AsyncClient(
-                base_url=live_server.url, headers={"Authorization": f"Bearer {tokens[client]}"}
+                base_url=live_server.url,
+                headers={"Authorization": f"Bearer {tokens[client]}"},
+                timeout=HTTP_TIMEOUT,
             ) as c:
                 feed = (await c.get("/api/v1/events", params={"after": 0})).json()
             bodies = {e["data"]["body"] for e in feed if e["type"] == "message.created"}

@@ -19,7 +19,7 @@ from omni.domain.errors import Conflict, DomainError, InvalidInput, NotFound, Pe
 from omni.services import Services
 from tests import factories as f
 from tests.conftest import LiveServer
-from tests.helpers import capture_events, until
+from tests.helpers import HTTP_TIMEOUT, capture_events, until
 from tests.test_realtime import OperatorClient, token_for
 
 
@@ -378,7 +378,9 @@ async def test_another_groups_operator_gets_nothing_socket_or_rest(
         snap = await other.call("snapshot", {})
         assert conv_id not in {w["id"] for w in snap["waiting"]}
         async with httpx.AsyncClient(
-            base_url=live_server.url, headers={"Authorization": f"Bearer {live['other_token']}"}
+            base_url=live_server.url,
+            headers={"Authorization": f"Bearer {live['other_token']}"},
+            timeout=HTTP_TIMEOUT,
         ) as http:
             assert (await http.get(f"/api/v1/conversations/{conv_id}")).status_code == 404
             listed = (await http.get("/api/v1/conversations/")).json()

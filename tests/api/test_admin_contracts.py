@@ -17,6 +17,7 @@ from omni.db import models as m
 from omni.domain import admin, auth
 from tests import factories as f
 from tests.conftest import LiveServer
+from tests.helpers import HTTP_TIMEOUT
 
 
 @dataclass
@@ -35,7 +36,7 @@ async def api(live_server: LiveServer) -> AsyncIterator[Api]:
         _, token = await auth.do_create_api_token(s, root, "contracts")
         ids = (queue.id, root.id)
     async with httpx.AsyncClient(
-        base_url=live_server.url, headers={"Authorization": f"Bearer {token}"}
+        base_url=live_server.url, headers={"Authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT
     ) as client:
         yield Api(live_server, client, *ids)
 

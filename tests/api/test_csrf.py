@@ -76,7 +76,7 @@ async def test_same_origin_json_and_bearer_tokens_still_work(live_server: LiveSe
         "Origin": EVIL,
         "Content-Type": "text/plain",
     }
-    async with httpx.AsyncClient(base_url=live_server.url, headers=bearer) as crm:
+    async with httpx.AsyncClient(base_url=live_server.url, headers=bearer, timeout=HTTP_TIMEOUT) as crm:
         created = await crm.post(
             "/api/v1/users",
             content=json.dumps({"username": "crm-made", "password": "longenough1", "role": "operator"}),

@@ -23,7 +23,7 @@ async def admin(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
         user = await f.user(s, "admin", m.Role.ADMIN)
         _, token = await auth.do_create_api_token(s, user, "t")
     async with httpx.AsyncClient(
-        base_url=live_server.url, headers={"Authorization": f"Bearer {token}"}
+        base_url=live_server.url, headers={"Authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT
     ) as client:
         yield client
 

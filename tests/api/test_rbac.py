@@ -198,7 +198,7 @@ async def test_api_token_works_for_integrations(world: World) -> None:
     assert created.status_code == 201
     token = created.json()["token"]
     async with httpx.AsyncClient(
-        base_url=world.server.url, headers={"Authorization": f"Bearer {token}"}
+        base_url=world.server.url, headers={"Authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT
     ) as crm:
         assert (await crm.get("/api/v1/me")).json()["username"] == "admin"
         events = (await crm.get("/api/v1/events", params={"after": 0})).json()

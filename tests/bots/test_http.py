@@ -15,6 +15,7 @@ from omni.db import models as m
 from tests import factories as f
 from tests.api.test_rbac import login
 from tests.conftest import LiveServer
+from tests.helpers import HTTP_TIMEOUT
 
 DOC: dict[str, Any] = {
     "name": "Desk",
@@ -185,7 +186,7 @@ async def test_roles(clients: dict[str, httpx.AsyncClient]) -> None:
     assert (await op.get(f"/api/v1/scenarios/{sid}")).status_code == 403
     resp = await op.post(f"/api/v1/scenarios/{sid}/test-run", json={"document": fixed, "case": {}})
     assert resp.status_code == 403
-    anonymous = httpx.AsyncClient(base_url=str(sup.base_url))
+    anonymous = httpx.AsyncClient(base_url=str(sup.base_url), timeout=HTTP_TIMEOUT)
     async with anonymous:
         assert (await anonymous.get("/api/v1/scenarios")).status_code == 401
 

@@ -32,6 +32,7 @@ from tests.conftest import (
     free_port,
     make_settings,
 )
+from tests.helpers import HTTP_TIMEOUT
 from tests.test_realtime import token_for
 
 
@@ -302,7 +303,9 @@ async def harness(
     elif kind == "telegram":
         bot_token = bot_api.add_bot()
         async with httpx.AsyncClient(
-            base_url=server.url, headers={"Authorization": f"Bearer {await token_for(server, 'admin')}"}
+            base_url=server.url,
+            headers={"Authorization": f"Bearer {await token_for(server, 'admin')}"},
+            timeout=HTTP_TIMEOUT,
         ) as http:
             created = await http.post(
                 "/api/v1/telegram/bots",

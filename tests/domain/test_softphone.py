@@ -11,6 +11,7 @@ from omni.domain import auth, softphone
 from omni.settings import Settings
 from tests import factories as f
 from tests.conftest import LiveServer
+from tests.helpers import HTTP_TIMEOUT
 
 
 def operator(user_id: int, endpoint: m.PhoneEndpoint, extension: str | None = None) -> m.User:
@@ -71,7 +72,7 @@ async def test_an_admin_switches_an_operator_to_the_browser_and_a_wrong_value_is
         _, token = await auth.do_create_api_token(s, root, "phones")
         op_id = op.id
     async with httpx.AsyncClient(
-        base_url=live_server.url, headers={"Authorization": f"Bearer {token}"}
+        base_url=live_server.url, headers={"Authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT
     ) as client:
         bad = await client.patch(f"/api/v1/users/{op_id}", json={"phone_endpoint": "fax"})
         assert bad.status_code == 422, bad.text

@@ -23,6 +23,7 @@ from tests.channels.telegram.emulator import BotApiEmulator
 from tests.channels.telegram.test_telegram_channel import until
 from tests.conftest import LiveServer, free_port, make_settings
 from tests.e2e.conftest import screenshot_path, staff_page
+from tests.helpers import HTTP_TIMEOUT
 from tests.test_realtime import token_for
 
 TIMEOUT = 15_000
@@ -81,7 +82,9 @@ async def world(server: LiveServer, emulator: BotApiEmulator) -> AsyncIterator[d
         token, queue_id = widget_inbox.public_token, q.id
     bot_token = emulator.add_bot()
     async with httpx.AsyncClient(
-        base_url=server.url, headers={"Authorization": f"Bearer {await token_for(server, 'admin')}"}
+        base_url=server.url,
+        headers={"Authorization": f"Bearer {await token_for(server, 'admin')}"},
+        timeout=HTTP_TIMEOUT,
     ) as c:
         created = await c.post(
             "/api/v1/telegram/bots",

@@ -23,7 +23,7 @@ from omni.settings import WidgetSettings
 from tests import factories as f
 from tests.conftest import LiveServer, free_port, make_settings
 from tests.e2e.conftest import screenshot_path
-from tests.helpers import until
+from tests.helpers import HTTP_TIMEOUT, until
 from tests.reports.test_mailing import Smtp
 from tests.reports.test_mailing import smtp as smtp  # the loopback SMTP server, re-exported
 from tests.test_realtime import OperatorClient, token_for
@@ -145,7 +145,7 @@ async def test_customer_got_the_transcript_by_mail_and_as_a_pdf(
         key = server.settings.effective_secret_key()
         someone_else = crypto.sign_value(key, VISITOR_PURPOSE, f"v:{shop['inbox_id']}:someone-else")
         url = f"{server.url}/api/v1/widget/transcript"
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
             base = {"inbox": shop["token"], "conversation_id": conv_id}
             other = await http.get(url, params={**base, "visitor": someone_else})
             assert other.status_code == 404, other.text

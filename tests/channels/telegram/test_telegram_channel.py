@@ -31,7 +31,7 @@ from tests.conftest import (
     free_port,
     make_settings,
 )
-from tests.helpers import until
+from tests.helpers import HTTP_TIMEOUT, until
 from tests.test_realtime import OperatorClient, token_for
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
@@ -102,7 +102,7 @@ async def create_bot(
 ) -> httpx.Response:
     server: LiveServer = app["server"]
     async with httpx.AsyncClient(
-        base_url=server.url, headers={"Authorization": f"Bearer {app['admin']}"}
+        base_url=server.url, headers={"Authorization": f"Bearer {app['admin']}"}, timeout=HTTP_TIMEOUT
     ) as c:
         return await c.post(
             "/api/v1/telegram/bots",
@@ -218,7 +218,7 @@ async def test_wrong_token_is_refused_naming_it(
     malformed = await create_bot(app, "nonsense")
     assert malformed.status_code == 400 and malformed.json()["field"] == "token"
     async with httpx.AsyncClient(
-        base_url=app["server"].url, headers={"Authorization": f"Bearer {app['op']}"}
+        base_url=app["server"].url, headers={"Authorization": f"Bearer {app['op']}"}, timeout=HTTP_TIMEOUT
     ) as c:
         denied = await c.post(
             "/api/v1/telegram/bots",
@@ -233,7 +233,7 @@ async def test_webhook_without_or_with_wrong_secret_is_refused(
 ) -> None:
     url = emulator.bots[bot["token"]].webhook_url
     update = emulator.update(message=emulator.message(customer, text="sneaky"))
-    async with httpx.AsyncClient() as c:
+    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as c:
         missing = await c.post(url, json=update)
         wrong = await c.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "0" * 64})
     assert missing.status_code == 401 and wrong.status_code == 403
@@ -562,7 +562,7 @@ async def test_bot_edited_over_rest_restarts_in_its_new_mode_and_a_deleted_bot_s
     inbox_id = bot["inbox_id"]
     channel = channel_of(app)
     async with httpx.AsyncClient(
-        base_url=server.url, headers={"Authorization": f"Bearer {app['admin']}"}
+        base_url=server.url, headers={"Authorization": f"Bearer {app['admin']}"}, timeout=HTTP_TIMEOUT
     ) as c:
         one_label = await c.patch(
             f"/api/v1/telegram/bots/{inbox_id}", json={"csat": {"question": "OK?", "labels": ["yes"]}}

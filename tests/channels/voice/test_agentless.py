@@ -37,6 +37,7 @@ from tests.channels.voice.agi_client import EmulatedCall
 from tests.channels.voice.ami_emulator import AmiEmulator
 from tests.channels.voice.test_ami_calls import World, actions, make_world, until, voice_of
 from tests.conftest import LiveServer
+from tests.helpers import HTTP_TIMEOUT
 from tests.test_realtime import token_for
 
 emulator = calls.emulator
@@ -235,7 +236,7 @@ async def test_an_answered_agentless_call_plays_the_personal_message_and_stores_
         assert stats["menu"]["ports"] == {"opt:confirm": 1} and stats["reply"]["ports"] == {"next": 1}
         token = await token_for(server, "admin")
         async with httpx.AsyncClient(
-            base_url=server.url, headers={"Authorization": f"Bearer {token}"}
+            base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT
         ) as http:
             got = await http.get(f"/api/v1/files/{stored.id}")
         assert got.status_code == 200 and got.content == await anyio.Path(stored.path).read_bytes()
@@ -365,7 +366,9 @@ async def _report_and_export(server: LiveServer, order: AttemptOrder, file_id: s
         "until": (today + timedelta(days=1)).isoformat(),
     }
     token = await token_for(server, "admin")
-    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as http:
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT
+    ) as http:
         got = await http.get("/api/v1/reports/campaign_contacts", params=period)
         assert got.status_code == 200, got.text
         report = got.json()

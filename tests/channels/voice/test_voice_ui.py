@@ -74,7 +74,9 @@ def recordings_dir(server: LiveServer) -> Path:
 
 async def client_for(server: LiveServer, username: str) -> httpx.AsyncClient:
     token = await token_for(server, username)
-    return httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {token}"})
+    return httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT
+    )
 
 
 # --- FastAGI with the app -----------------------------------------------------------------------

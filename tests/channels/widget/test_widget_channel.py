@@ -317,7 +317,7 @@ async def test_admin_rotates_the_identity_secret(live_server: LiveServer, widget
         inbox_id = await s.scalar(select(m.Inbox.id).where(m.Inbox.public_token == widget["token"]))
     admin_token = await token_for(live_server, "boss")
     async with httpx.AsyncClient(
-        base_url=live_server.url, headers={"Authorization": f"Bearer {admin_token}"}
+        base_url=live_server.url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=HTTP_TIMEOUT
     ) as c:
         resp = await c.post(f"/api/v1/inboxes/{inbox_id}/secret")
         assert resp.status_code == 200
@@ -334,7 +334,9 @@ async def test_admin_rotates_the_identity_secret(live_server: LiveServer, widget
         async with live_server.services.db.transaction() as s:
             assert (await s.get_one(m.Inbox, bot_id)).secret_encrypted == "stored-bot-token"
     async with httpx.AsyncClient(
-        base_url=live_server.url, headers={"Authorization": f"Bearer {widget['op_token']}"}
+        base_url=live_server.url,
+        headers={"Authorization": f"Bearer {widget['op_token']}"},
+        timeout=HTTP_TIMEOUT,
     ) as c:
         assert (await c.post(f"/api/v1/inboxes/{inbox_id}/secret")).status_code == 403
     old = socketio.AsyncClient(reconnection=False)
