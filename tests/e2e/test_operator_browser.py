@@ -585,3 +585,107 @@ async def test_what_happens_while_a_conversation_opens_reaches_its_pane(
     item = op.locator(f'[data-testid="conversation-item"][data-id="{conv_id}"]')
     await expect(item).not_to_have_class(re.compile(r"\bunread\b"))
     await no_error_toast(op)
+
+
+async def test_an_accept_the_server_never_answered_leaves_the_offer_to_accept_again(
+    server: LiveServer, desk: dict[str, Any], browser: Browser
+) -> None:
+    """An accept lost on its way (a socket cut, a server too busy to answer within 10 s) hid
+    the offer card for good while the server still offered it: the operator could not accept
+    the customer any more. Now the card comes back with the error, and a second accept works."""
+    context, op = await staff_page(browser, server.url, "olga")
+    dropped: list[str] = []
+
+    def link(ws: WebSocketRoute) -> None:
+        server_side = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            if not dropped and isinstance(message, str) and re.match(r'42/operator,\d+\["accept"', message):
+                dropped.append(message)  # never reaches the server: the page waits for its answer
+                return
+            server_side.send(message)
+
+        ws.on_message(from_page)
+
+    await context.route_web_socket(lambda url: "/socket.io/" in url, link)
+    await op.reload()
+    await expect(op.get_by_test_id("status-select")).to_have_value("available", timeout=TIMEOUT)
+    conv_id = await customer_says(server, desk["inbox"], BORIS, "Hello")
+    offer = op.get_by_test_id("offer").filter(has_text=BORIS)
+    await offer.get_by_test_id("offer-accept").click(timeout=TIMEOUT)
+    await until(lambda: bool(dropped), 30)
+
+    # The page gives up after 10 s: it says so, and the offer is there to accept again.
+    toast = op.locator(".toast:not(.info):not(.hidden)")
+    await expect(toast).to_contain_text("No answer from the server", timeout=30_000)
+    await expect(offer.get_by_test_id("offer-accept")).to_be_enabled()
+    await offer.get_by_test_id("offer-accept").click()
+    await expect(op.get_by_test_id("conversation-contact")).to_have_text(BORIS, timeout=TIMEOUT)
+    async with server.services.db.transaction() as s:
+        status = await s.scalar(select(m.Conversation.status).where(m.Conversation.id == conv_id))
+    assert status == "active"
+
+
+async def test_a_refused_close_stays_said_when_an_event_redraws_the_actions(
+    server: LiveServer, desk: dict[str, Any], browser: Browser
+) -> None:
+    """The actions are redrawn on every event of the open conversation. A refusal of Close that
+    came back while one redrew them was written into the replaced form and never seen (CI's
+    campaign journey: "pick the time to call back" missing); one shown before a redraw was wiped."""
+    from omni.domain.conversations import do_record_rating
+
+    context, op = await staff_page(browser, server.url, "olga")
+    close_ack: dict[str, str] = {}
+    held: list[tuple[WebSocketRoute, str | bytes]] = []
+
+    def link(ws: WebSocketRoute) -> None:
+        server_side = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            asked = isinstance(message, str) and re.match(r'42/operator,(\d+)\["close"', message)
+            if asked and not close_ack:
+                close_ack["prefix"] = f"43/operator,{asked[1]}["
+            server_side.send(message)
+
+        def from_server(message: str | bytes) -> None:
+            answer = isinstance(message, str) and close_ack and message.startswith(close_ack["prefix"])
+            if answer and not held:
+                held.append((ws, message))
+                return
+            ws.send(message)
+
+        ws.on_message(from_page)
+        server_side.on_message(from_server)
+
+    await context.route_web_socket(lambda url: "/socket.io/" in url, link)
+    await op.reload()
+    await expect(op.get_by_test_id("status-select")).to_have_value("available", timeout=TIMEOUT)
+    conv_id = await customer_says(server, desk["inbox"], BORIS, "Hello")
+    offer = op.get_by_test_id("offer").filter(has_text=BORIS)
+    await offer.get_by_test_id("offer-accept").click(timeout=TIMEOUT)
+    await expect(op.get_by_test_id("conversation-contact")).to_have_text(BORIS, timeout=TIMEOUT)
+    await op.get_by_test_id("close-code").select_option(str(desk["code"]))
+    async with server.services.db.transaction() as s:  # retired meanwhile: the server refuses it
+        (await s.get_one(m.ResultCode, desk["code"])).active = False
+
+    codes = op.get_by_test_id("close-code")
+
+    # The refusal arrives after an event of the conversation (the customer rates it) redrew the
+    # form it was asked from.
+    await op.get_by_test_id("close-submit").click()
+    await until(lambda: bool(held), 30)
+    await codes.evaluate("c => { c.dataset.before = 'redraw' }")
+    async with server.services.db.transaction() as s:
+        assert await do_record_rating(s, conv_id, 5)
+    await expect(codes).not_to_have_attribute("data-before", "redraw", timeout=TIMEOUT)
+    for ws, message in held:
+        ws.send(message)
+    error = op.get_by_test_id("close-error")
+    await expect(error).to_contain_text("inactive", timeout=TIMEOUT)
+    # And a redraw after it (the operator puts the chat on hold) keeps it said.
+    await codes.evaluate("c => { c.dataset.before = 'redraw' }")
+    await op.get_by_test_id("hold").click()
+    await expect(codes).not_to_have_attribute("data-before", "redraw", timeout=TIMEOUT)
+    await expect(error).to_contain_text("inactive")
+    async with server.services.db.transaction() as s:
+        assert (await s.get_one(m.Conversation, conv_id)).status != "closed"

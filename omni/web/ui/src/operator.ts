@@ -185,6 +185,10 @@ const handlers: LeftHandlers = {
     renderOffers(offersBox, state.offers, t, handlers, state.answering);
     const ack = await call(socket, "accept", { offer_id: offer.id });
     state.answering.delete(offer.id);
+    if (!ack.ok && ack.error === "timeout") {
+      await noAnswer(offer, ack);
+      return;
+    }
     state.answered.add(offer.id);
     state.offers = state.offers.filter((o) => o.id !== offer.id);
     renderLeft();
@@ -198,6 +202,10 @@ const handlers: LeftHandlers = {
     renderOffers(offersBox, state.offers, t, handlers, state.answering);
     const ack = await call(socket, "decline", { offer_id: offer.id });
     state.answering.delete(offer.id);
+    if (!ack.ok && ack.error === "timeout") {
+      await noAnswer(offer, ack);
+      return;
+    }
     state.answered.add(offer.id);
     state.offers = state.offers.filter((o) => o.id !== offer.id);
     renderLeft();
@@ -313,6 +321,21 @@ async function refresh(): Promise<void> {
   if (!state.loaded) snap.offers.forEach(showRingingCall); // e.g. a reload while the phone rings
   state.loaded = true;
   renderLeft();
+}
+
+/** An accept or decline the server did not answer in time: it may never have arrived, or still
+ * be on its way, so the offer is not taken as answered (that hid its card for good, while the
+ * server still offered it). The lists are read again: an offer still pending comes back to be
+ * answered again (an accept repeated is answered with the conversation); one accepted meanwhile
+ * opens, as the answer would have. */
+async function noAnswer(offer: Offer, ack: Ack): Promise<void> {
+  await refresh();
+  // "Mine" lists the conversations offered to me too: taken only once it is no longer offered.
+  if (state.mine.some((c) => c.id === offer.conversation_id && c.status !== "offered")) await openConversation(offer.conversation_id);
+  else {
+    renderLeft();
+    failed(t, ack);
+  }
 }
 
 let refreshTimer = 0;

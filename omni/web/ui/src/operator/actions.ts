@@ -83,8 +83,17 @@ export abstract class ActionsPart extends CardPart {
       const cbAt = el("input", { type: "datetime-local", "data-testid": "close-callback-at", "aria-label": t("op.callback_time") });
       const forMe = el("input", { type: "radio", name: `cb-for-${id}`, value: "me", "data-testid": "close-callback-me" });
       const forAnyone = el("input", { type: "radio", name: `cb-for-${id}`, value: "anyone", "data-testid": "close-callback-anyone" });
-      forMe.checked = true;
-      const closeError = el("div", { class: "form-error", "data-testid": "close-error" });
+      const kept = this.closeForm?.id === id ? this.closeForm : null;
+      cbAt.value = kept?.at ?? "";
+      forMe.checked = kept?.forMe ?? true;
+      forAnyone.checked = !forMe.checked;
+      const closeError = el("div", { class: "form-error", "data-testid": "close-error" }, kept?.error ?? "");
+      const remember = (error: string): void => {
+        this.closeForm = { id, at: cbAt.value, forMe: forMe.checked, error };
+      };
+      for (const input of [cbAt, forMe, forAnyone]) {
+        for (const kind of ["input", "change"]) input.addEventListener(kind, () => remember(closeError.textContent ?? ""));
+      }
       const cbRow = el(
         "div",
         { class: "stack hidden", "data-testid": "close-callback" },
@@ -112,6 +121,7 @@ export abstract class ActionsPart extends CardPart {
               "data-testid": "close-submit",
               onclick: async () => {
                 closeError.textContent = "";
+                remember("");
                 if (!codes.value) {
                   toast(t("op.pick_result_code"));
                   return;
@@ -122,8 +132,16 @@ export abstract class ActionsPart extends CardPart {
                   result_code_id: Number(codes.value),
                   ...(callback ? { callback_at: cbAt.value ? new Date(cbAt.value).toISOString() : null, for_me: forMe.checked } : {}),
                 });
-                if (ack.ok) this.applyConversation(ack.conversation as Conversation);
-                else closeError.textContent = ack.detail || ack.error || "?";
+                if (ack.ok) {
+                  this.closeForm = null;
+                  this.applyConversation(ack.conversation as Conversation);
+                  return;
+                }
+                // The form on screen now: an event may have redrawn the actions meanwhile.
+                const error = ack.detail || ack.error || "?";
+                this.closeForm = { ...(this.closeForm?.id === id ? this.closeForm : { id, at: cbAt.value, forMe: forMe.checked }), error };
+                const shown = this.actions.querySelector<HTMLElement>('[data-testid="close-error"]');
+                if (shown) shown.textContent = error;
               },
             },
             t("op.close"),

@@ -71,6 +71,10 @@ export abstract class PaneBase {
    * redraws too: an event arriving between picking a queue and pressing Transfer sent the
    * conversation to the first queue of the list. */
   protected pickedTransfer: { id: number; kind: string; target: string; note: string; attended: boolean } | null = null;
+  /** The close form's callback time, "for me" and the server's refusal, kept across the same
+   * redraws: a refusal answered while an event redrew the actions went to the replaced form and
+   * was never seen (CI's campaign journey). */
+  protected closeForm: { id: number; at: string; forMe: boolean; error: string } | null = null;
   protected canned: Canned[] = [];
   protected pickerItems: Canned[] = [];
   protected pickerIndex = 0;
