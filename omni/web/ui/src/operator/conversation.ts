@@ -30,7 +30,7 @@ export class ConversationPane extends ActionsPart {
    * been read before it (a customer's message, the call a callback's accept dials). An event
    * for a conversation not yet shown was dropped, and one applied to the view being replaced
    * was lost with it: the pane missed them until a reload. */
-  private missed: { id: number; messages: Message[]; changed: boolean } | null = null;
+  private missed: { id: number; messages: Message[]; last: Conversation | null } | null = null;
 
   reset(): void {
     if (this.view) this.keepDraft(this.view.conversation.id);
@@ -51,7 +51,7 @@ export class ConversationPane extends ActionsPart {
 
   private async load(id: number, hit?: { messageId: number | null }): Promise<boolean> {
     const ticket = ++this.openTicket;
-    this.missed = { id, messages: [], changed: false };
+    this.missed = { id, messages: [], last: null };
     const ack = await call(this.ctx.socket, "open", { conversation_id: id });
     if (ticket !== this.openTicket) return false; // the operator has asked for another since
     const missed = this.missed;
@@ -92,7 +92,12 @@ export class ConversationPane extends ActionsPart {
     this.automation.showPriority(this.view.conversation.priority);
     if (missed) {
       for (const msg of missed.messages) this.applyMessage(msg); // those the view has are skipped
-      if (missed.changed) this.refreshCallSoon(); // the view may predate the change: read it again
+      // The view may predate the last change: read it again when that says something else (or
+      // for a call, whose facts no event carries). Not always: every re-read redraws the actions
+      // under an operator who has just started on them.
+      const last = missed.last;
+      const c = this.view.conversation;
+      if (last && (this.isVoice() || last.status !== c.status || last.assigned_user_id !== c.assigned_user_id)) this.refreshCallSoon();
     }
     return true;
   }
@@ -183,7 +188,7 @@ export class ConversationPane extends ActionsPart {
   }
 
   applyConversation(data: Conversation): void {
-    if (this.missed?.id === data.id) this.missed.changed = true;
+    if (this.missed?.id === data.id) this.missed.last = data;
     if (!this.view || data.id !== this.view.conversation.id) return;
     const before = this.view.conversation.status;
     this.view.conversation = { ...this.view.conversation, ...data };
