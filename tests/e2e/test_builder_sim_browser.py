@@ -79,3 +79,36 @@ async def test_a_stale_test_run_answer_does_not_overwrite_the_digit_pressed_afte
         assert await page.get_by_test_id("sim-customer").count() == 1, "the pressed digit stays"
     finally:
         await context.close()
+
+
+async def test_a_rerun_that_waits_for_the_same_input_keeps_the_keypad_under_the_pointer(
+    live_server: LiveServer, browser: Browser
+) -> None:
+    """Every answer rebuilt the controls: a digit pressed while a slower answer to Start came in
+    could go down on one button and up on its replacement, a click that reached neither (the
+    agentless journey's builder step waited 30 s for a Record button after "1" was lost)."""
+    async with live_server.services.db.transaction() as s:
+        sup = await f.user(s, "sup", m.Role.SUPERVISOR)
+        await f.result_code(s, "done")
+        row = await scenarios.create(s, Principal.of(sup), "menu", "Menu", MENU_DOC)
+        scenario_id = row.id
+    context, page = await staff_page(browser, live_server.url, "sup")
+    await page.add_init_script(COUNT_JSON)
+    try:
+        await page.goto(f"/supervisor/bots/{scenario_id}")
+        await page.get_by_test_id("tab-test").click()
+        await page.locator(".bld-sim-settings summary").click()
+        await page.get_by_test_id("sim-channel").select_option("voice")
+        await expect(page.get_by_test_id("sim-path")).to_have_text("Path: menu")
+        digit = page.get_by_test_id("dtmf-1")
+        await digit.evaluate("b => { b.dataset.before = 'rerun' }")
+        read = await page.evaluate("window.__jsonRead")
+        await page.get_by_test_id("sim-start").click()  # the same run again: waits at the menu
+        await page.wait_for_function("n => window.__jsonRead > n", arg=read)
+        await expect(page.get_by_test_id("sim-path")).to_have_text("Path: menu")
+        assert await digit.get_attribute("data-before") == "rerun", "the keypad was rebuilt"
+        await digit.click()
+        await expect(page.get_by_test_id("sim-path")).to_have_text("Path: menu → bye")
+        await expect(page.get_by_test_id("sim-keypad")).to_have_count(0)  # ended: no controls
+    finally:
+        await context.close()

@@ -206,8 +206,17 @@ export class Simulator {
     return t("bld.sim.ended", { status: run.status });
   }
 
+  /** What the controls were last built for: a rerun that leaves it alone leaves them in place.
+   * Rebuilding them on every answer could replace a button between the press and the release
+   * of a click, which then reached neither (a keypad digit lost while a slower answer to Start
+   * came in). */
+  private controlsFor = "";
+
   private renderControls(): void {
     const t = this.ctx.t;
+    const shape = this.run?.status === "running" ? `${this.channel.value}|${this.run.waiting ?? ""}` : "";
+    if (shape === this.controlsFor && this.controls.childElementCount) return;
+    this.controlsFor = shape;
     clear(this.controls);
     if (!this.run || this.run.status !== "running") return;
     const text = el("input", { type: "text", placeholder: t("bld.sim.type"), "data-testid": "sim-text" });
@@ -215,6 +224,7 @@ export class Simulator {
       el("form", { class: "bld-inline", onsubmit: (ev: Event) => {
         ev.preventDefault();
         void this.add({ text: text.value });
+        text.value = ""; // the form stays (renderControls) while the answer comes
       } }, text, el("button", { type: "submit", "data-testid": "sim-send" }, t("bld.sim.send"))),
     );
     if (this.channel.value === "voice" && this.run.waiting === "record") {
