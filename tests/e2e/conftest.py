@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, WebSocketRoute, async_playwright
 
 from omni.settings import Settings
 from tests import factories as f
@@ -107,6 +108,51 @@ async def count_json_reads(context: BrowserContext, part: str) -> None:
     poll that sees the count sees what the page made of the answer (a sentinel for "a late
     answer arrived and was handled", where nothing on the page changes)."""
     await context.add_init_script(COUNT_JSON_READS.replace("PART", json.dumps(part)))
+
+
+class OperatorLink:
+    """The operator window's Socket.IO link, routed through Playwright (``attach``). Once
+    ``armed``, the first ``call`` request the page sends is dropped (``drop``: the page waits
+    for an answer that never comes) or its answer is held back until ``release``; everything
+    else passes, and what the server says is kept in ``seen``."""
+
+    def __init__(self, call: str, *, drop: bool = False, armed: bool = True) -> None:
+        self.call, self.drop, self.armed = call, drop, armed
+        self.asked: str | None = None
+        self.held: list[tuple[WebSocketRoute, str]] = []
+        self.seen: list[str] = []
+        self._answer: str | None = None
+
+    async def attach(self, context: BrowserContext, page: Page) -> None:
+        await context.route_web_socket(lambda url: "/socket.io/" in url, self._link)
+        await page.reload()  # the window's socket, through the route
+
+    def release(self) -> None:
+        for ws, message in self.held:
+            ws.send(message)
+
+    def _link(self, ws: WebSocketRoute) -> None:
+        server_side = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            asked = isinstance(message, str) and re.match(rf'42/operator,(\d+)\["{self.call}"', message)
+            if self.armed and self.asked is None and asked:
+                self.asked = asked.string
+                if self.drop:
+                    return
+                self._answer = f"43/operator,{asked[1]}["
+            server_side.send(message)
+
+        def from_server(message: str | bytes) -> None:
+            if isinstance(message, str):
+                if self._answer and not self.held and message.startswith(self._answer):
+                    self.held.append((ws, message))
+                    return
+                self.seen.append(message)
+            ws.send(message)
+
+        ws.on_message(from_page)
+        server_side.on_message(from_server)
 
 
 def screenshot_path(name: str) -> str:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from playwright.async_api import Browser, Route, expect
+from playwright.async_api import Browser, Page, Route, expect
 
 from bots import service as scenarios
 from omni.db import models as m
 from omni.domain.auth import Principal
 from tests import factories as f
 from tests.conftest import LiveServer
-from tests.e2e.conftest import staff_page
+from tests.e2e.conftest import count_json_reads, staff_page
 
 MENU_DOC = {
     "name": "Menu",
@@ -25,15 +25,28 @@ MENU_DOC = {
     ],
 }  # fmt: skip
 
-# Counts the JSON bodies the page has read: the builder's ``api()`` renders right after
-# ``resp.json()`` resolves (microtasks only), so once the count is seen the answer is drawn.
-COUNT_JSON = """
-const json = Response.prototype.json;
-window.__jsonRead = 0;
-Response.prototype.json = async function () {
-  try { return await json.call(this); } finally { window.__jsonRead += 1; }
-};
-"""
+
+async def menu_scenario(live_server: LiveServer) -> int:
+    """A supervisor ``sup`` and the ``MENU_DOC`` scenario; its id."""
+    async with live_server.services.db.transaction() as s:
+        sup = await f.user(s, "sup", m.Role.SUPERVISOR)
+        await f.result_code(s, "done")
+        row = await scenarios.create(s, Principal.of(sup), "menu", "Menu", MENU_DOC)
+        return row.id
+
+
+async def voice_test_run(page: Page, scenario_id: int) -> None:
+    """The builder's Test tab on voice, its first run waiting at the menu."""
+    await page.goto(f"/supervisor/bots/{scenario_id}")
+    await page.get_by_test_id("tab-test").click()
+    await page.locator(".bld-sim-settings summary").click()
+    await page.get_by_test_id("sim-channel").select_option("voice")
+    await expect(page.get_by_test_id("sim-path")).to_have_text("Path: menu")
+
+
+async def answers_read(page: Page) -> int:
+    """How many test-run answers the page has read to the end (``count_json_reads``)."""
+    return int(await page.evaluate("window.__jsonReads || 0"))
 
 
 async def test_a_stale_test_run_answer_does_not_overwrite_the_digit_pressed_after_it(
@@ -42,13 +55,9 @@ async def test_a_stale_test_run_answer_does_not_overwrite_the_digit_pressed_afte
     """Changing the channel and clicking Start both rerun the test; when the earlier answer
     came back last, the digit the supervisor had pressed vanished from the transcript (the
     agentless journey's builder step then waited for a Record button that never came)."""
-    async with live_server.services.db.transaction() as s:
-        sup = await f.user(s, "sup", m.Role.SUPERVISOR)
-        await f.result_code(s, "done")
-        row = await scenarios.create(s, Principal.of(sup), "menu", "Menu", MENU_DOC)
-        scenario_id = row.id
+    scenario_id = await menu_scenario(live_server)
     context, page = await staff_page(browser, live_server.url, "sup")
-    await page.add_init_script(COUNT_JSON)
+    await count_json_reads(context, "/test-run")
     held: asyncio.Queue[Route] = asyncio.Queue()
     hold = False
 
@@ -60,20 +69,16 @@ async def test_a_stale_test_run_answer_does_not_overwrite_the_digit_pressed_afte
 
     try:
         await page.route("**/test-run", route)
-        await page.goto(f"/supervisor/bots/{scenario_id}")
-        await page.get_by_test_id("tab-test").click()
-        await page.locator(".bld-sim-settings summary").click()
-        await page.get_by_test_id("sim-channel").select_option("voice")
-        await expect(page.get_by_test_id("sim-path")).to_have_text("Path: menu")
+        await voice_test_run(page, scenario_id)
         hold = True
         await page.get_by_test_id("sim-start").click()  # this answer comes back last
         stale = await held.get()
         hold = False
         await page.get_by_test_id("dtmf-1").click()
         await expect(page.get_by_test_id("sim-path")).to_have_text("Path: menu → bye")
-        read = await page.evaluate("window.__jsonRead")
+        read = await answers_read(page)
         await stale.continue_()
-        await page.wait_for_function("n => window.__jsonRead > n", arg=read)
+        await page.wait_for_function("n => (window.__jsonReads || 0) > n", arg=read)
         # The stale answer is drawn by now (or ignored): read the page as it is, no retrying.
         assert await page.get_by_test_id("sim-path").text_content() == "Path: menu → bye"
         assert await page.get_by_test_id("sim-customer").count() == 1, "the pressed digit stays"
@@ -87,24 +92,16 @@ async def test_a_rerun_that_waits_for_the_same_input_keeps_the_keypad_under_the_
     """Every answer rebuilt the controls: a digit pressed while a slower answer to Start came in
     could go down on one button and up on its replacement, a click that reached neither (the
     agentless journey's builder step waited 30 s for a Record button after "1" was lost)."""
-    async with live_server.services.db.transaction() as s:
-        sup = await f.user(s, "sup", m.Role.SUPERVISOR)
-        await f.result_code(s, "done")
-        row = await scenarios.create(s, Principal.of(sup), "menu", "Menu", MENU_DOC)
-        scenario_id = row.id
+    scenario_id = await menu_scenario(live_server)
     context, page = await staff_page(browser, live_server.url, "sup")
-    await page.add_init_script(COUNT_JSON)
+    await count_json_reads(context, "/test-run")
     try:
-        await page.goto(f"/supervisor/bots/{scenario_id}")
-        await page.get_by_test_id("tab-test").click()
-        await page.locator(".bld-sim-settings summary").click()
-        await page.get_by_test_id("sim-channel").select_option("voice")
-        await expect(page.get_by_test_id("sim-path")).to_have_text("Path: menu")
+        await voice_test_run(page, scenario_id)
         digit = page.get_by_test_id("dtmf-1")
         await digit.evaluate("b => { b.dataset.before = 'rerun' }")
-        read = await page.evaluate("window.__jsonRead")
+        read = await answers_read(page)
         await page.get_by_test_id("sim-start").click()  # the same run again: waits at the menu
-        await page.wait_for_function("n => window.__jsonRead > n", arg=read)
+        await page.wait_for_function("n => (window.__jsonReads || 0) > n", arg=read)
         await expect(page.get_by_test_id("sim-path")).to_have_text("Path: menu")
         assert await digit.get_attribute("data-before") == "rerun", "the keypad was rebuilt"
         await digit.click()

@@ -9,7 +9,6 @@ events. An operator of another group sees none of it and can't open it.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,13 +16,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, Page, WebSocketRoute, expect
+from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
 from omni.db import models as m
 from tests import factories as f
 from tests.conftest import LiveServer, free_port, make_settings
-from tests.e2e.conftest import screenshot_path, staff_page
+from tests.e2e.conftest import OperatorLink, screenshot_path, staff_page
 from tests.e2e.test_widget_browser import WIDGET_JS
 from tests.helpers import until
 
@@ -537,45 +536,19 @@ async def test_what_happens_while_a_conversation_opens_reaches_its_pane(
     callback journey lost the call panel the same way: the call was dialled in that gap)."""
     context, op = await staff_page(browser, server.url, "olga")
     # The answer to the pane's "open" is held back while the socket carries everything else.
-    open_ack: dict[str, str] = {}
-    held: list[tuple[WebSocketRoute, str | bytes]] = []
-    seen: list[str] = []
-    hold = asyncio.Event()
-
-    def link(ws: WebSocketRoute) -> None:
-        server_side = ws.connect_to_server()
-
-        def from_page(message: str | bytes) -> None:
-            asked = isinstance(message, str) and re.match(r'42/operator,(\d+)\["open"', message)
-            if hold.is_set() and not open_ack and asked:
-                open_ack["prefix"] = f"43/operator,{asked[1]}["
-            server_side.send(message)
-
-        def from_server(message: str | bytes) -> None:
-            if isinstance(message, str) and open_ack and message.startswith(open_ack["prefix"]):
-                held.append((ws, message))
-                return
-            if isinstance(message, str):
-                seen.append(message)
-            ws.send(message)
-
-        ws.on_message(from_page)
-        server_side.on_message(from_server)
-
-    await context.route_web_socket(lambda url: "/socket.io/" in url, link)
-    await op.reload()  # the operator's socket, through the route
+    link = OperatorLink("open", armed=False)
+    await link.attach(context, op)
     await expect(op.get_by_test_id("status-select")).to_have_value("available", timeout=TIMEOUT)
     conv_id = await customer_says(server, desk["inbox"], BORIS, "Hello")
     offer = op.get_by_test_id("offer").filter(has_text=BORIS)
     await expect(offer.get_by_test_id("offer-accept")).to_be_visible(timeout=TIMEOUT)
 
-    hold.set()
+    link.armed = True
     await offer.get_by_test_id("offer-accept").click()
-    await until(lambda: bool(held), 30)  # the view was read and its answer is held
+    await until(lambda: bool(link.held), 30)  # the view was read and its answer is held
     assert await customer_says(server, desk["inbox"], BORIS, "Are you there?") == conv_id
-    await until(lambda: any("Are you there?" in s and "message.created" in s for s in seen), 30)
-    for ws, message in held:
-        ws.send(message)
+    await until(lambda: any("Are you there?" in s and "message.created" in s for s in link.seen), 30)
+    link.release()
 
     contact = op.get_by_test_id("conversation-contact")
     await expect(contact).to_have_text(BORIS, timeout=TIMEOUT)
@@ -594,26 +567,13 @@ async def test_an_accept_the_server_never_answered_leaves_the_offer_to_accept_ag
     the offer card for good while the server still offered it: the operator could not accept
     the customer any more. Now the card comes back with the error, and a second accept works."""
     context, op = await staff_page(browser, server.url, "olga")
-    dropped: list[str] = []
-
-    def link(ws: WebSocketRoute) -> None:
-        server_side = ws.connect_to_server()
-
-        def from_page(message: str | bytes) -> None:
-            if not dropped and isinstance(message, str) and re.match(r'42/operator,\d+\["accept"', message):
-                dropped.append(message)  # never reaches the server: the page waits for its answer
-                return
-            server_side.send(message)
-
-        ws.on_message(from_page)
-
-    await context.route_web_socket(lambda url: "/socket.io/" in url, link)
-    await op.reload()
+    link = OperatorLink("accept", drop=True)  # never reaches the server: the page waits for its answer
+    await link.attach(context, op)
     await expect(op.get_by_test_id("status-select")).to_have_value("available", timeout=TIMEOUT)
     conv_id = await customer_says(server, desk["inbox"], BORIS, "Hello")
     offer = op.get_by_test_id("offer").filter(has_text=BORIS)
     await offer.get_by_test_id("offer-accept").click(timeout=TIMEOUT)
-    await until(lambda: bool(dropped), 30)
+    await until(lambda: link.asked is not None, 30)
 
     # The page gives up after 10 s: it says so, and the offer is there to accept again.
     toast = op.locator(".toast:not(.info):not(.hidden)")
@@ -635,30 +595,8 @@ async def test_a_refused_close_stays_said_when_an_event_redraws_the_actions(
     from omni.domain.conversations import do_record_rating
 
     context, op = await staff_page(browser, server.url, "olga")
-    close_ack: dict[str, str] = {}
-    held: list[tuple[WebSocketRoute, str | bytes]] = []
-
-    def link(ws: WebSocketRoute) -> None:
-        server_side = ws.connect_to_server()
-
-        def from_page(message: str | bytes) -> None:
-            asked = isinstance(message, str) and re.match(r'42/operator,(\d+)\["close"', message)
-            if asked and not close_ack:
-                close_ack["prefix"] = f"43/operator,{asked[1]}["
-            server_side.send(message)
-
-        def from_server(message: str | bytes) -> None:
-            answer = isinstance(message, str) and close_ack and message.startswith(close_ack["prefix"])
-            if answer and not held:
-                held.append((ws, message))
-                return
-            ws.send(message)
-
-        ws.on_message(from_page)
-        server_side.on_message(from_server)
-
-    await context.route_web_socket(lambda url: "/socket.io/" in url, link)
-    await op.reload()
+    link = OperatorLink("close")
+    await link.attach(context, op)
     await expect(op.get_by_test_id("status-select")).to_have_value("available", timeout=TIMEOUT)
     conv_id = await customer_says(server, desk["inbox"], BORIS, "Hello")
     offer = op.get_by_test_id("offer").filter(has_text=BORIS)
@@ -673,13 +611,12 @@ async def test_a_refused_close_stays_said_when_an_event_redraws_the_actions(
     # The refusal arrives after an event of the conversation (the customer rates it) redrew the
     # form it was asked from.
     await op.get_by_test_id("close-submit").click()
-    await until(lambda: bool(held), 30)
+    await until(lambda: bool(link.held), 30)
     await codes.evaluate("c => { c.dataset.before = 'redraw' }")
     async with server.services.db.transaction() as s:
         assert await do_record_rating(s, conv_id, 5)
     await expect(codes).not_to_have_attribute("data-before", "redraw", timeout=TIMEOUT)
-    for ws, message in held:
-        ws.send(message)
+    link.release()
     error = op.get_by_test_id("close-error")
     await expect(error).to_contain_text("inactive", timeout=TIMEOUT)
     # And a redraw after it (the operator puts the chat on hold) keeps it said.
