@@ -137,10 +137,11 @@ export abstract class ActionsPart extends CardPart {
                   this.applyConversation(ack.conversation as Conversation);
                   return;
                 }
-                // The form on screen now: an event may have redrawn the actions meanwhile.
+                // Into the form on screen now (an event may have redrawn the actions meanwhile), if
+                // it is still this conversation's.
                 const error = ack.detail || ack.error || "?";
-                this.closeForm = { ...(this.closeForm?.id === id ? this.closeForm : { id, at: cbAt.value, forMe: forMe.checked }), error };
-                const shown = this.actions.querySelector<HTMLElement>('[data-testid="close-error"]');
+                if (this.closeForm?.id === id) this.closeForm.error = error;
+                const shown = this.view?.conversation.id === id ? this.actions.querySelector<HTMLElement>('[data-testid="close-error"]') : null;
                 if (shown) shown.textContent = error;
               },
             },
