@@ -33,8 +33,11 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import exc
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
-__all__ = ["Core", "Direct", "listen", "remove", "session_statements", "statements"]
+from omni.db.outbox import unflushed
+
+__all__ = ["Core", "Direct", "Entity", "listen", "load_first", "remove", "session_statements", "statements"]
 
 StatementListener = Callable[[str], None]
 
@@ -237,3 +240,83 @@ async def statements(conn: AsyncConnection) -> Direct | Core:
     """How to run built-once statements in ``conn``'s transaction: straight on asyncpg when it
     is the driver, else through SQLAlchemy."""
     return await Direct.of(conn) or Core(conn)
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """A mapped class's columns in a row read here: its attribute keys in the row's order and
+    where its primary key is among them. Turns a row of plain columns back into the persistent
+    object the ORM would have loaded (:meth:`load`), without the ORM's execution and loading:
+    that was a third of a bot step's CPU (bench/README.md, scen7) and about half of the Python
+    of a chat message's leg (bench/widget_legs.py)."""
+
+    cls: type[Any]
+    keys: tuple[str, ...]
+    pk: int
+    identity: Any
+    """The class an identity key names (the mapper's, for inheritance), found once."""
+
+    @classmethod
+    def of(cls, mapped: type[Any]) -> Entity:
+        mapper = mapped.__mapper__
+        table = mapper.local_table
+        keys = tuple(p.key for p in mapper.column_attrs if p.columns[0].table is table)
+        (key,) = mapper.primary_key
+        identity = mapper.identity_key_from_primary_key((0,))[0]
+        return cls(mapped, keys, keys.index(mapper.get_property_by_column(key).key), identity)
+
+    def columns(self, source: Any) -> list[Any]:
+        """The entity's columns taken from ``source`` (its table or a lateral alias of it); the
+        row is read by position (a name two tables share is labelled apart by SQLAlchemy)."""
+        mapper = self.cls.__mapper__
+        return [source.c[mapper.get_property(k).columns[0].key] for k in self.keys]
+
+    def load(self, session: AsyncSession, values: Sequence[Any]) -> Any:
+        """The row's object, persistent in ``session`` as if the ORM had loaded it (its values
+        committed, nothing to flush); the object already there when the session has it (as the
+        ORM's loading keeps it); ``None`` for an outer join's empty side.
+
+        Attached as the ORM's own loading attaches a new row (``orm.loading``: the identity
+        key and session set on the state, the state put in the identity map), not through
+        ``make_transient_to_detached`` and ``session.add``: their checks, attach events and
+        cascade walk cost a bot step about a tenth of its CPU for four objects
+        (bench/README.md, scen8). Not fired, as before: the ORM's ``load`` and
+        ``loaded_as_persistent`` events, nor (unlike ``session.add``) the attach ones; Omni
+        listens for none of them. Unloaded relationships stay lazy, as on a loaded object."""
+        pk = values[self.pk]
+        if pk is None:
+            return None
+        sync = session.sync_session
+        identities = sync.identity_map
+        key = (self.identity, (pk,), None)
+        held = identities.get(key)
+        if held is not None:
+            state = instance_state(held)
+            if state.expired_attributes:
+                # Changed behind the ORM's back and expired (routing_pg): the ORM's loading
+                # fills what was expired from the row, and so does this.
+                for k, v in zip(self.keys, values, strict=True):
+                    if k in state.expired_attributes:
+                        set_committed_value(held, k, v)
+            return held
+        obj = self.cls.__mapper__.class_manager.new_instance()
+        state = instance_state(obj)
+        state.dict.update(zip(self.keys, values, strict=True))
+        state.key = key
+        state.session_id = sync.hash_key
+        identities._add_unpresent(state, key)
+        return obj
+
+
+async def load_first(
+    session: AsyncSession, entity: Entity, stmt: Any, params: Mapping[str, Any], *, flush: bool = True
+) -> Any:
+    """The first row of ``stmt`` (``entity.columns(...)``, nothing else) as ``entity``'s
+    persistent object in ``session``, or ``None``: ``session.scalar(select(Mapped)…)`` without
+    the ORM's execution. ``flush``: write what the session holds first, as the ORM's autoflush
+    would before a read (the statement does not pass the session's execution, so no
+    autoflush); off where the caller runs under ``no_autoflush``."""
+    if flush and session.autoflush and unflushed(session):
+        await session.flush()
+    row = await (await session_statements(session)).first(stmt, params)
+    return None if row is None else entity.load(session, row)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -13,9 +14,10 @@ from typing import Any, Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import ColumnElement, delete, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from omni.db import driver
 from omni.db import models as m
 from omni.domain.errors import DomainError, InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 from omni.domain.event_types import is_private
@@ -182,6 +184,18 @@ def check_role(who: Principal, *roles: m.Role) -> None:
         )
 
 
+_CONVERSATION = driver.Entity.of(m.Conversation)
+
+
+@functools.cache
+def _conversation_by_id(for_update: bool) -> Select[Any]:
+    """``access_conversation``'s read, built once: its row becomes the session's object without
+    the ORM's execution (``driver.load_first``), on every operator reply and action."""
+    table = m.Conversation.__table__
+    stmt = select(*_CONVERSATION.columns(table)).where(table.c.id == bindparam("id"))
+    return stmt.with_for_update() if for_update else stmt
+
+
 async def access_conversation(
     session: AsyncSession, who: Principal, conversation_id: int, *, for_update: bool = False
 ) -> m.Conversation:
@@ -191,10 +205,9 @@ async def access_conversation(
     Supervisors: conversations of the queues in their scope. Auditors: none.
     A conversation outside the caller's scope is reported as not found, so ids don't leak.
     """
-    stmt = select(m.Conversation).where(m.Conversation.id == conversation_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    conv = await session.scalar(stmt)
+    conv: m.Conversation | None = await driver.load_first(
+        session, _CONVERSATION, _conversation_by_id(for_update), {"id": conversation_id}
+    )
     if conv is None:
         raise NotFound("conversation {conversation_id} not found", conversation_id=conversation_id)
     if who.role == m.Role.ADMIN:

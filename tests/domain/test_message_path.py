@@ -313,6 +313,35 @@ async def test_an_operator_reply_is_two_statements_and_a_note_leaves_the_last_me
     ]
 
 
+async def test_an_operator_reply_s_rows_are_the_session_s_objects_and_an_expired_one_is_read_afresh(
+    svc: Services, chat: dict[str, int]
+) -> None:
+    """The reply reads its conversation and stores its message on the driver, without the
+    ORM's execution: both are the session's persistent objects as if loaded (a change is
+    flushed, ``session.get`` finds them), and a conversation this transaction changed behind
+    the ORM's back and expired (as ``routing_pg`` does) comes back with the row's values, not a
+    lazy load that async code cannot make."""
+    from sqlalchemy import inspect, update
+
+    first = await visitor_says(svc, chat["inbox"], "hello", client_id="w1")
+    await do_route_pending(svc.db)
+    conv_id = first.conversation.id
+    table = m.Conversation.__table__
+    async with svc.db.transaction() as s:
+        held = await s.get_one(m.Conversation, conv_id)
+        await s.execute(update(table).where(table.c.id == conv_id).values(subject="set behind"))
+        s.sync_session.expire(held)
+        alice = f.who(await s.get_one(m.User, chat["alice"]))
+        reply = await c.check_send_message(s, alice, conv_id, "on its way", client_id="r1")
+        assert held.subject == "set behind" and held.status == m.ConversationStatus.ACTIVE
+        assert inspect(reply).persistent and await s.get(m.Message, reply.id) is reply
+        assert (reply.body, reply.direction, reply.client_id) == ("on its way", "out", "r1")
+        held.subject = "by the operator"
+    async with svc.db.transaction() as s:
+        stored = await s.get_one(m.Conversation, conv_id)
+        assert stored.subject == "by the operator" and stored.last_message_at == reply.created_at
+
+
 async def test_a_message_that_opens_a_conversation_is_announced_after_it(
     svc: Services, chat: dict[str, int]
 ) -> None:

@@ -15,9 +15,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
+from omni.db import driver
 from omni.db import models as m
 from omni.db.outbox import OutboxRow, OutboxSession, message_pending
 from omni.db.unit_of_work import BotGateway, unit_of_work
@@ -116,14 +116,18 @@ async def insert_message_announced(
         "event_user_id": conv.assigned_user_id,
         "event_created_at": datetime.now(UTC),
     }
-    with session.no_autoflush:
-        stored: m.Message | None = (await session.scalars(_insert_announced(touch), params)).one_or_none()
+    stored: m.Message | None = await driver.load_first(
+        session, _MESSAGE, _insert_announced(touch), params, flush=False
+    )
     if stored is None:
         return None
     unit_of_work(session).events_written = True
     if touch:
         set_committed_value(conv, "last_message_at", stored.created_at)
     return stored
+
+
+_MESSAGE = driver.Entity.of(m.Message)
 
 
 @functools.cache
@@ -169,7 +173,7 @@ def _insert_announced(touch: bool) -> Any:
             .cte("touched")
         )
         ctes.append(touched)
-    return select(aliased(m.Message, stored)).add_cte(*ctes)
+    return select(*_MESSAGE.columns(stored)).add_cte(*ctes)
 
 
 async def insert_message(session: AsyncSession, message: m.Message) -> m.Message:

@@ -4,14 +4,13 @@ acknowledged), plus what the customer does afterwards (edits a message, rates th
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, bindparam, null, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import instance_state
 
 from omni.db import driver
 from omni.db import models as m
@@ -135,65 +134,9 @@ class _Found:
 
 
 @dataclass(frozen=True, slots=True)
-class _Entity:
-    """A mapped class's columns in the look-up's row: ``(attribute, column)`` pairs and where
-    its primary key is among them."""
-
-    cls: type[m.Base]
-    keys: tuple[str, ...]
-    pk: int
-    identity: Any
-    """The class an identity key names (the mapper's, for inheritance), found once."""
-
-    @classmethod
-    def of(cls, mapped: type[m.Base]) -> _Entity:
-        mapper = mapped.__mapper__
-        table = mapper.local_table
-        keys = tuple(p.key for p in mapper.column_attrs if p.columns[0].table is table)
-        (key,) = mapper.primary_key
-        identity = mapper.identity_key_from_primary_key((0,))[0]
-        return cls(mapped, keys, keys.index(mapper.get_property_by_column(key).key), identity)
-
-    def columns(self, source: Any) -> list[Any]:
-        """The entity's columns taken from ``source`` (its table or a lateral alias of it); the
-        row is read by position (a name two tables share is labelled apart by SQLAlchemy)."""
-        mapper = self.cls.__mapper__
-        return [source.c[mapper.get_property(k).columns[0].key] for k in self.keys]
-
-    def load(self, session: AsyncSession, values: Sequence[Any]) -> Any:
-        """The row's object, persistent in ``session`` as if the ORM had loaded it (its values
-        committed, nothing to flush); the object already there when the session has it (as the
-        ORM's loading keeps it); ``None`` for an outer join's empty side.
-
-        Attached as the ORM's own loading attaches a new row (``orm.loading``: the identity
-        key and session set on the state, the state put in the identity map), not through
-        ``make_transient_to_detached`` and ``session.add``: their checks, attach events and
-        cascade walk cost a bot step about a tenth of its CPU for four objects
-        (bench/README.md, scen8). Not fired, as before: the ORM's ``load`` and
-        ``loaded_as_persistent`` events, nor (unlike ``session.add``) the attach ones; Omni
-        listens for none of them. Unloaded relationships stay lazy, as on a loaded object."""
-        pk = values[self.pk]
-        if pk is None:
-            return None
-        sync = session.sync_session
-        identities = sync.identity_map
-        key = (self.identity, (pk,), None)
-        held = identities.get(key)
-        if held is not None:
-            return held
-        obj = self.cls.__mapper__.class_manager.new_instance()
-        state = instance_state(obj)
-        state.dict.update(zip(self.keys, values, strict=True))
-        state.key = key
-        state.session_id = sync.hash_key
-        identities._add_unpresent(state, key)
-        return obj
-
-
-@dataclass(frozen=True, slots=True)
 class _LookUp:
     statement: Select[Any]
-    entities: tuple[_Entity, ...]
+    entities: tuple[driver.Entity, ...]
     """In the row's order; the redelivery check's ``stored_id`` follows the first three."""
     stored_at: int
     """``stored_id``'s place in the row."""
@@ -208,7 +151,7 @@ def _look_up_statement(
 
     A Core statement of plain columns, run straight on asyncpg (``omni.db.driver``): loading
     the row as four ORM entities through the session's execution was a third of a bot step's
-    CPU (bench/README.md, scen7); :meth:`_Entity.load` makes the same persistent objects.
+    CPU (bench/README.md, scen7); :meth:`driver.Entity.load` makes the same persistent objects.
 
     ``companion``: the bot gateway's row keyed by the conversation id (its session), read
     ``FOR UPDATE`` after the conversation's lock, as the gateway itself would lock it.
@@ -234,7 +177,11 @@ def _look_up_statement(
         .with_for_update()
         .lateral("latest")
     )
-    inbox, contact, conversation = _Entity.of(m.Inbox), _Entity.of(m.Contact), _Entity.of(m.Conversation)
+    inbox, contact, conversation = (
+        driver.Entity.of(m.Inbox),
+        driver.Entity.of(m.Contact),
+        driver.Entity.of(m.Conversation),
+    )
     entities = [inbox, contact, conversation]
     statement = (
         select(
@@ -256,11 +203,11 @@ def _look_up_statement(
         table = companion.__table__
         (key,) = companion.__mapper__.primary_key
         held = select(table).where(key == latest.c.id).with_for_update().lateral("companion")
-        entities.append(_Entity.of(companion))
+        entities.append(driver.Entity.of(companion))
         statement = statement.add_columns(*entities[-1].columns(held)).outerjoin(held, true())
     if queue:
         queues = m.Queue.__table__
-        entities.append(_Entity.of(m.Queue))
+        entities.append(driver.Entity.of(m.Queue))
         statement = statement.add_columns(*entities[-1].columns(queues)).outerjoin(
             queues, queues.c.id == inboxes.c.queue_id
         )
