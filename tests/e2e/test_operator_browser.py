@@ -489,9 +489,10 @@ async def test_typing_is_never_lost_drafts_follow_each_conversation_and_survive_
 async def test_a_transfer_being_filled_in_survives_an_event_of_the_conversation(
     server: LiveServer, desk: dict[str, Any], browser: Browser
 ) -> None:
-    """The actions are redrawn on every event of the open conversation: one arriving after the
+    """The actions were redrawn on every event of the open conversation: one arriving after the
     operator picked a queue and typed a note reset the transfer form, and Transfer then sent the
-    chat to the first queue of the list (CI's softphone journey, where call events redraw them)."""
+    chat to the first queue of the list (CI's softphone journey, where call events redraw them).
+    Now an event that changes nothing the form shows leaves it alone."""
     yuri = "Yuri Yurievich Perevodov"
     _, op = await staff_page(browser, server.url, "olga")
     await expect(op.get_by_test_id("status-select")).to_have_value("available", timeout=TIMEOUT)
@@ -508,13 +509,16 @@ async def test_a_transfer_being_filled_in_survives_an_event_of_the_conversation(
     picked = values[-1]  # not the one a reset form falls back to
     await target.select_option(picked)
     await op.get_by_test_id("transfer-note").fill("speaks French")
-    # An event of the conversation (here the customer rates the chat) redraws the actions.
+    # An event of the conversation that changes nothing the form shows (the customer rates the
+    # chat; the message after it says it reached the page) leaves the form as it is.
     await target.evaluate("t => { t.dataset.before = 'redraw' }")
     from omni.domain.conversations import do_record_rating
 
     async with server.services.db.transaction() as s:
         assert await do_record_rating(s, conv_id, 5)
-    await expect(target).not_to_have_attribute("data-before", "redraw", timeout=TIMEOUT)
+    assert await customer_says(server, desk["inbox"], yuri, "Rated it") == conv_id
+    await expect(op.get_by_test_id("message-body").filter(has_text="Rated it")).to_be_visible(timeout=TIMEOUT)
+    await expect(target).to_have_attribute("data-before", "redraw")
     await expect(target).to_have_value(picked)
     await expect(op.get_by_test_id("transfer-note")).to_have_value("speaks French")
     await op.get_by_test_id("transfer-submit").click()
@@ -589,11 +593,9 @@ async def test_an_accept_the_server_never_answered_leaves_the_offer_to_accept_ag
 async def test_a_refused_close_stays_said_when_an_event_redraws_the_actions(
     server: LiveServer, desk: dict[str, Any], browser: Browser
 ) -> None:
-    """The actions are redrawn on every event of the open conversation. A refusal of Close that
-    came back while one redrew them was written into the replaced form and never seen (CI's
+    """The actions are redrawn when the open conversation's state changes. A refusal of Close that
+    came back while an event redrew them was written into the replaced form and never seen (CI's
     campaign journey: "pick the time to call back" missing); one shown before a redraw was wiped."""
-    from omni.domain.conversations import do_record_rating
-
     context, op = await staff_page(browser, server.url, "olga")
     link = OperatorLink("close")
     await link.attach(context, op)
@@ -608,21 +610,72 @@ async def test_a_refused_close_stays_said_when_an_event_redraws_the_actions(
 
     codes = op.get_by_test_id("close-code")
 
-    # The refusal arrives after an event of the conversation (the customer rates it) redrew the
-    # form it was asked from.
+    # The refusal arrives after an event of the conversation (the operator puts it on hold)
+    # redrew the form it was asked from.
     await op.get_by_test_id("close-submit").click()
     await until(lambda: bool(link.held), 30)
     await codes.evaluate("c => { c.dataset.before = 'redraw' }")
-    async with server.services.db.transaction() as s:
-        assert await do_record_rating(s, conv_id, 5)
+    await op.get_by_test_id("hold").click()
     await expect(codes).not_to_have_attribute("data-before", "redraw", timeout=TIMEOUT)
     link.release()
     error = op.get_by_test_id("close-error")
     await expect(error).to_contain_text("inactive", timeout=TIMEOUT)
-    # And a redraw after it (the operator puts the chat on hold) keeps it said.
+    # And a redraw after it (the chat back from hold) keeps it said.
     await codes.evaluate("c => { c.dataset.before = 'redraw' }")
     await op.get_by_test_id("hold").click()
     await expect(codes).not_to_have_attribute("data-before", "redraw", timeout=TIMEOUT)
     await expect(error).to_contain_text("inactive")
     async with server.services.db.transaction() as s:
         assert (await s.get_one(m.Conversation, conv_id)).status != "closed"
+
+
+async def accepted(server: LiveServer, desk: dict[str, Any], op: Page, who: str) -> int:
+    """The customer ``who`` writes to the sales inbox and the operator accepts the offer."""
+    conv_id = await customer_says(server, desk["inbox"], who, "Hello")
+    offer = op.get_by_test_id("offer").filter(has_text=who)
+    await expect(offer.get_by_test_id("offer-queue")).to_be_visible(timeout=TIMEOUT)
+    await offer.get_by_test_id("offer-accept").click()
+    await expect(op.get_by_test_id("conversation-contact")).to_have_text(who, timeout=TIMEOUT)
+    return conv_id
+
+
+async def test_a_click_on_the_actions_is_not_lost_to_an_event_of_the_conversation(
+    server: LiveServer, desk: dict[str, Any], browser: Browser
+) -> None:
+    """The actions were rebuilt on every event of the open conversation (a rating, a label, a
+    voice call's re-read…): a click whose press and release straddled one reached two different
+    buttons and did nothing. Now each part of the actions stays while the facts it shows do."""
+    from omni.domain.auth import Principal
+    from omni.domain.labels import check_set_labels
+
+    async with server.services.db.transaction() as s:
+        vip = m.Label(name="VIP", color="#e53935")
+        s.add(vip)
+        await s.flush()
+        vip_id = vip.id
+    who = "Kirill Kirillovich Knopkin"
+    _, op = await staff_page(browser, server.url, "olga")
+    await expect(op.get_by_test_id("status-select")).to_have_value("available", timeout=TIMEOUT)
+    conv_id = await accepted(server, desk, op, who)
+    actions = op.get_by_test_id("actions")
+    await expect(actions.get_by_test_id("label-pick")).to_be_visible(timeout=TIMEOUT)
+    kept = ["transfer-submit", "bot-submit", "callback-submit", "transcript-send", "blacklist"]
+    for testid in ["hold", "label-pick", *kept]:
+        await actions.get_by_test_id(testid).evaluate("b => { b.dataset.before = 'event' }")
+
+    # Hold is pressed; a label is put on the conversation (a colleague, a rule) and shows; Hold
+    # is released. The labels are under Hold: nothing moves it but a redraw.
+    await actions.get_by_test_id("hold").hover()
+    await op.mouse.down()
+    async with server.services.db.transaction() as s:
+        olga = Principal.of(await s.get_one(m.User, desk["op"]))
+        await check_set_labels(s, olga, conv_id, add=[vip_id])
+    await expect(actions.get_by_test_id("label-chip").filter(has_text="VIP")).to_be_visible(timeout=TIMEOUT)
+    await op.mouse.up()
+    await expect(op.get_by_test_id("conversation-status")).to_have_text("On hold", timeout=TIMEOUT)
+    # The label and the hold changed what two parts show: those are new, the rest stayed.
+    await expect(actions.get_by_test_id("label-pick")).not_to_have_attribute("data-before", "event")
+    await expect(actions.get_by_test_id("hold")).not_to_have_attribute("data-before", "event")
+    for testid in kept:
+        await expect(actions.get_by_test_id(testid)).to_have_attribute("data-before", "event")
+    await no_error_toast(op)

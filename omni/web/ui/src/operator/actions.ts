@@ -17,6 +17,14 @@ function enterClicks(ev: KeyboardEvent, selector: string, box: HTMLElement): voi
   box.querySelector<HTMLButtonElement>(selector)?.click();
 }
 
+/** One part of the actions panel: the facts it shows (it is rebuilt when they change, and only
+ * then) and how it is built. */
+interface ActionsPartSpec {
+  name: string;
+  facts: unknown[];
+  build: () => HTMLElement[];
+}
+
 export abstract class ActionsPart extends CardPart {
   // --- actions ------------------------------------------------------------------------
 
@@ -34,6 +42,14 @@ export abstract class ActionsPart extends CardPart {
     if (this.ctx.takeBlock(c) !== this.takeShown) this.renderActions();
   }
 
+  /** The parts of the actions on screen, by name: the facts each was built for and its nodes. */
+  private shownParts = new Map<string, { facts: string; nodes: HTMLElement[] }>();
+
+  /** Lays out the actions for the open conversation. Called on every event of it (a rating, a
+   * status change, a voice call's re-read…), so each part is rebuilt only when the facts it
+   * shows changed: a part rebuilt under the operator lost a click whose press and release
+   * straddled it (they reached two different buttons) and what was being typed or picked in it
+   * (the callback time, a bot scenario…). */
   protected renderActions(): void {
     const v = this.view;
     if (!v) return;
@@ -42,9 +58,80 @@ export abstract class ActionsPart extends CardPart {
     const c = v.conversation;
     const id = c.id;
     const mineNow = c.assigned_user_id === this.ctx.me;
-    clear(this.actions);
-    this.actions.append(el("h3", {}, t("op.actions")));
+    const handling = HANDLING.includes(c.status);
+    const live = c.medium === "voice" && callIsLive(v.call);
     this.composer.disabled = false;
+    const parts: ActionsPartSpec[] = [
+      { name: "title", facts: [], build: () => [el("h3", {}, t("op.actions"))] },
+      {
+        name: "state",
+        facts: [
+          c.status,
+          c.assigned_user_id,
+          live,
+          c.wrap_up_at,
+          c.wrap_up_seconds,
+          this.takeShown,
+          v.result_codes.map((rc) => [rc.id, rc.name, rc.name_ru, rc.action]),
+          v.default_result_code_id,
+        ],
+        build: () => this.stateNodes(v),
+      },
+    ];
+    if (mineNow && handling) {
+      const scenarios = live ? (v.bot_scenarios ?? []).map((s) => [s.key, s.name]) : [];
+      parts.push({ name: "transfer", facts: [live, v.transfer, scenarios], build: () => [this.transferForm(id)] });
+    }
+    if (mineNow) {
+      parts.push({
+        name: "organise",
+        facts: [c.status === "snoozed", handling && c.medium !== "voice", c.queue_id, c.label_ids ?? []],
+        build: () => [organisePanel(this.ctx, c, (x) => this.applyConversation(x))],
+      });
+    }
+    const scenarios = v.bot_scenarios ?? [];
+    if (mineNow && (handling || c.status === "wrap_up") && scenarios.length) {
+      parts.push({ name: "bot", facts: scenarios.map((s) => [s.key, s.name]), build: () => [this.botForm(id, scenarios)] });
+    }
+    parts.push({ name: "callback", facts: [], build: () => [this.callbackForm(id)] });
+    if (c.medium === "chat") {
+      const email = v.card.contact.email ?? "";
+      parts.push({ name: "transcript", facts: [email], build: () => [transcriptForm(t, id, email)] });
+    }
+    if (!v.card.contact.blacklisted) parts.push({ name: "blacklist", facts: [], build: () => [this.blacklistButton(id)] });
+    this.showParts(id, parts);
+  }
+
+  /** Puts ``parts`` in the panel in their order: a part whose facts are those it was built for
+   * stays as it is (never taken out and put back: that too would drop a click on it); the others
+   * are built afresh. */
+  private showParts(id: number, parts: ActionsPartSpec[]): void {
+    const next = new Map<string, { facts: string; nodes: HTMLElement[] }>();
+    for (const part of parts) {
+      const facts = JSON.stringify([id, part.facts]);
+      const old = this.shownParts.get(part.name);
+      const kept = old && old.facts === facts && old.nodes.every((n) => n.parentNode === this.actions) ? old : null;
+      next.set(part.name, kept ?? { facts, nodes: part.build() });
+    }
+    this.shownParts = next;
+    const wanted = new Set([...next.values()].flatMap((p) => p.nodes));
+    for (const node of [...this.actions.children]) if (!wanted.has(node as HTMLElement)) node.remove();
+    // What stays is already in order (the parts' order never changes): only new nodes go in.
+    let at: Element | null = this.actions.firstElementChild;
+    for (const node of wanted) {
+      if (node === at) at = node.nextElementSibling;
+      else this.actions.insertBefore(node, at);
+    }
+  }
+
+  /** The state of the conversation and what it allows: End / Hold or the wrap-up time and the
+   * close form (mine), Take (a queue's, to pick), or the status (read only). */
+  private stateNodes(v: View): HTMLElement[] {
+    const t = this.ctx.t;
+    const c = v.conversation;
+    const id = c.id;
+    const mineNow = c.assigned_user_id === this.ctx.me;
+    const nodes: HTMLElement[] = [];
 
     if (mineNow && (HANDLING.includes(c.status) || c.status === "wrap_up")) {
       const row = el("div", { class: "row" });
@@ -108,7 +195,7 @@ export abstract class ActionsPart extends CardPart {
       showCallback();
       // Keyboard: "c" focuses the list, the arrows pick a code, Enter closes (keymap.ts).
       codes.addEventListener("keydown", (ev) => enterClicks(ev, '[data-testid="close-submit"]', this.actions));
-      this.actions.append(
+      nodes.push(
         row,
         el(
           "div",
@@ -157,41 +244,34 @@ export abstract class ActionsPart extends CardPart {
         if (ack.ok) void this.open(id);
       }, "primary");
       const reason = this.ctx.takeBlock(c);
-      this.actions.append(
+      nodes.push(
         ...[take, reason ? el("p", { class: "take-reason", "data-testid": "take-reason" }, reason) : null].filter((n): n is HTMLElement => n !== null),
       );
     } else {
-      this.actions.append(el("p", { class: "muted", "data-testid": "read-only" }, t(`op.st.${c.status}`)));
+      nodes.push(el("p", { class: "muted", "data-testid": "read-only" }, t(`op.st.${c.status}`)));
     }
+    return nodes;
+  }
 
-    if (mineNow && HANDLING.includes(c.status)) this.actions.append(this.transferForm(id));
-    if (mineNow) this.actions.append(organisePanel(this.ctx, c, (x) => this.applyConversation(x)));
-    if (mineNow && (HANDLING.includes(c.status) || c.status === "wrap_up") && v.bot_scenarios?.length) {
-      this.actions.append(this.botForm(id, v.bot_scenarios));
-    }
-    this.actions.append(this.callbackForm(id));
-    if (c.medium === "chat") this.actions.append(transcriptForm(t, id, v.card.contact.email ?? ""));
-    if (!v.card.contact.blacklisted) {
-      this.actions.append(
-        el(
-          "button",
-          {
-            class: "danger",
-            "data-testid": "blacklist",
-            onclick: async () => {
-              if (!window.confirm(t("op.blacklist_confirm"))) return;
-              const ack = await this.act("blacklist", { conversation_id: id });
-              if (ack.ok && this.view) {
-                this.view.card.contact.blacklisted = true;
-                this.renderCard(this.view.card);
-                this.renderActions();
-              }
-            },
-          },
-          t("op.blacklist"),
-        ),
-      );
-    }
+  private blacklistButton(id: number): HTMLElement {
+    const t = this.ctx.t;
+    return el(
+      "button",
+      {
+        class: "danger",
+        "data-testid": "blacklist",
+        onclick: async () => {
+          if (!window.confirm(t("op.blacklist_confirm"))) return;
+          const ack = await this.act("blacklist", { conversation_id: id });
+          if (ack.ok && this.view) {
+            this.view.card.contact.blacklisted = true;
+            this.renderCard(this.view.card);
+            this.renderActions();
+          }
+        },
+      },
+      t("op.blacklist"),
+    );
   }
 
   protected transferForm(id: number): HTMLElement {

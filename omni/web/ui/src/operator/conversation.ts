@@ -93,8 +93,8 @@ export class ConversationPane extends ActionsPart {
     if (missed) {
       for (const msg of missed.messages) this.applyMessage(msg); // those the view has are skipped
       // The view may predate the last change: read it again when that says something else (or
-      // for a call, whose facts no event carries). Not always: every re-read redraws the actions
-      // under an operator who has just started on them.
+      // for a call, whose facts no event carries). Not always: a re-read that finds the facts
+      // changed redraws those parts of the actions, under an operator who has just started on them.
       const last = missed.last;
       const c = this.view.conversation;
       if (last && (this.isVoice() || last.status !== c.status || last.assigned_user_id !== c.assigned_user_id)) this.refreshCallSoon();

@@ -64,8 +64,8 @@ export function clientId(): string {
 export abstract class PaneBase {
   view: View | null = null;
   protected takeShown: string | null = null;
-  /** The result code the operator picked in this conversation: the actions are redrawn on every
-   * event of the conversation (its own wrap-up included), and the pick must survive that. */
+  /** The result code the operator picked in this conversation: the actions are redrawn when the
+   * conversation's state changes (its own wrap-up included), and the pick must survive that. */
   protected pickedCode: { id: number; value: string } | null = null;
   /** The transfer the operator is filling in (kind, target, note, attended), kept across those
    * redraws too: an event arriving between picking a queue and pressing Transfer sent the
