@@ -679,3 +679,78 @@ async def test_a_click_on_the_actions_is_not_lost_to_an_event_of_the_conversatio
     for testid in kept:
         await expect(actions.get_by_test_id(testid)).to_have_attribute("data-before", "event")
     await no_error_toast(op)
+
+
+async def test_what_the_operator_enters_in_the_actions_survives_redraws_and_stays_with_its_conversation(
+    server: LiveServer, desk: dict[str, Any], browser: Browser
+) -> None:
+    """The actions were rebuilt on every event of the open conversation, and what the operator
+    was entering in them went with the old ones: the callback's time and note, the snooze time,
+    the transcript's address. Now a part is rebuilt only when what it shows changes, gets back
+    what was entered in it (and the focus), and each conversation keeps its own."""
+    from omni.domain.auth import Principal
+    from omni.domain.labels import check_set_labels
+
+    async with server.services.db.transaction() as s:
+        vip, urgent = m.Label(name="VIP", color="#e53935"), m.Label(name="Urgent", color="#fb8c00")
+        s.add_all([vip, urgent])
+        await s.flush()
+        labels = {"VIP": vip.id, "Urgent": urgent.id}
+    anna, pavel = "Anna Andreevna Zapiskina", "Pavel Petrovich Drugoy"
+    _, op = await staff_page(browser, server.url, "olga")
+    await expect(op.get_by_test_id("status-select")).to_have_value("available", timeout=TIMEOUT)
+    first = await accepted(server, desk, op, anna)
+    actions = op.get_by_test_id("actions")
+    due, note = actions.get_by_test_id("callback-due"), actions.get_by_test_id("callback-note")
+    mine = actions.get_by_label("I will do it myself")
+    snooze, email = actions.get_by_test_id("snooze-until"), actions.get_by_test_id("transcript-email")
+    await due.fill("2030-01-02T10:30")
+    await note.fill("after lunch")
+    await mine.check()
+    await email.fill("anna@example.com")
+    await snooze.fill("2030-01-03T09:15")
+    await due.evaluate("i => { i.dataset.before = 'redraw' }")
+
+    async def entered() -> None:
+        await expect(due).to_have_value("2030-01-02T10:30")
+        await expect(note).to_have_value("after lunch")
+        await expect(mine).to_be_checked()
+        await expect(email).to_have_value("anna@example.com")
+        await expect(snooze).to_have_value("2030-01-03T09:15")
+
+    # Hold redraws what shows the state; the callback form shows none of it and stays.
+    await actions.get_by_test_id("hold").click()
+    await expect(op.get_by_test_id("conversation-status")).to_have_text("On hold", timeout=TIMEOUT)
+    await entered()
+    await expect(due).to_have_attribute("data-before", "redraw")
+
+    # A label the operator picks rebuilds the labels and snooze part: the typed time comes back.
+    await snooze.evaluate("i => { i.dataset.before = 'redraw' }")
+    await actions.get_by_test_id("label-pick").select_option(str(labels["VIP"]))
+    await expect(actions.get_by_test_id("label-chip").filter(has_text="VIP")).to_be_visible(timeout=TIMEOUT)
+    await expect(snooze).not_to_have_attribute("data-before", "redraw")
+    await entered()
+    # One added by someone else while the operator types the time: the time and the focus stay.
+    await snooze.fill("2030-01-04T11:45")
+    await expect(snooze).to_be_focused()
+    async with server.services.db.transaction() as s:
+        olga = Principal.of(await s.get_one(m.User, desk["op"]))
+        await check_set_labels(s, olga, first, add=[labels["Urgent"]])
+    await expect(actions.get_by_test_id("label-chip").filter(has_text="Urgent")).to_be_visible(
+        timeout=TIMEOUT
+    )
+    await expect(snooze).to_have_value("2030-01-04T11:45")
+    await expect(snooze).to_be_focused()
+
+    # Another conversation starts blank, and each gets back its own.
+    await accepted(server, desk, op, pavel)
+    for field in (due, note, snooze, email):
+        await expect(field).to_have_value("")
+    await expect(mine).not_to_be_checked()
+    await note.fill("Pavel's own")
+    await op.locator(f'[data-testid="conversation-item"][data-id="{first}"]').click()
+    await expect(op.get_by_test_id("conversation-contact")).to_have_text(anna, timeout=TIMEOUT)
+    await expect(note).to_have_value("after lunch")
+    await expect(due).to_have_value("2030-01-02T10:30")
+    await expect(snooze).to_have_value("2030-01-04T11:45")
+    await no_error_toast(op)

@@ -25,6 +25,44 @@ interface ActionsPartSpec {
   build: () => HTMLElement[];
 }
 
+/** Fields that keep what the operator entered by themselves (``closeForm``, ``pickedCode``,
+ * ``pickedTransfer``), or that act on the pick (a label is added at once). */
+const KEPT_ELSEWHERE = new Set([
+  "close-code",
+  "close-callback-at",
+  "close-callback-me",
+  "close-callback-anyone",
+  "transfer-kind",
+  "transfer-target",
+  "transfer-note",
+  "transfer-attended",
+  "label-pick",
+]);
+
+interface FocusedField {
+  node: HTMLElement;
+  testid: string;
+  selection: [number, number] | null;
+}
+
+/** The focused field of a part about to be rebuilt, to focus its successor (by its test id). */
+function fieldState(node: HTMLElement): FocusedField | null {
+  const testid = node.dataset.testid;
+  if (!testid) return null;
+  const text = node instanceof HTMLInputElement || node instanceof HTMLTextAreaElement ? node : null;
+  // Only text-like inputs have a caret (selectionStart is null for a date, a checkbox…).
+  const selection: [number, number] | null =
+    text && text.selectionStart !== null && text.selectionEnd !== null ? [text.selectionStart, text.selectionEnd] : null;
+  return { node, testid, selection };
+}
+
+function restoreField(node: HTMLElement, was: FocusedField): void {
+  node.focus();
+  if (was.selection && (node instanceof HTMLInputElement || node instanceof HTMLTextAreaElement) && node.selectionStart !== null) {
+    node.setSelectionRange(...was.selection);
+  }
+}
+
 export abstract class ActionsPart extends CardPart {
   // --- actions ------------------------------------------------------------------------
 
@@ -42,8 +80,10 @@ export abstract class ActionsPart extends CardPart {
     if (this.ctx.takeBlock(c) !== this.takeShown) this.renderActions();
   }
 
-  /** The parts of the actions on screen, by name: the facts each was built for and its nodes. */
+  /** The parts of the actions on screen, by name: the facts each was built for and its nodes;
+   * and the conversation they are for. */
   private shownParts = new Map<string, { facts: string; nodes: HTMLElement[] }>();
+  private shownFor: number | null = null;
 
   /** Lays out the actions for the open conversation. Called on every event of it (a rating, a
    * status change, a voice call's re-read…), so each part is rebuilt only when the facts it
@@ -61,6 +101,7 @@ export abstract class ActionsPart extends CardPart {
     const handling = HANDLING.includes(c.status);
     const live = c.medium === "voice" && callIsLive(v.call);
     this.composer.disabled = false;
+    if (c.status === "closed") this.actionInputs.delete(id);
     const parts: ActionsPartSpec[] = [
       { name: "title", facts: [], build: () => [el("h3", {}, t("op.actions"))] },
       {
@@ -104,14 +145,19 @@ export abstract class ActionsPart extends CardPart {
 
   /** Puts ``parts`` in the panel in their order: a part whose facts are those it was built for
    * stays as it is (never taken out and put back: that too would drop a click on it); the others
-   * are built afresh. */
+   * are built afresh, with what the operator had entered in them for this conversation and the
+   * focus that was in them. */
   private showParts(id: number, parts: ActionsPartSpec[]): void {
+    const active = document.activeElement;
+    const same = this.shownFor === id; // the focus never moves into another conversation's actions
+    const focused = same && active instanceof HTMLElement && this.actions.contains(active) ? fieldState(active) : null;
+    this.shownFor = id;
     const next = new Map<string, { facts: string; nodes: HTMLElement[] }>();
     for (const part of parts) {
       const facts = JSON.stringify([id, part.facts]);
       const old = this.shownParts.get(part.name);
       const kept = old && old.facts === facts && old.nodes.every((n) => n.parentNode === this.actions) ? old : null;
-      next.set(part.name, kept ?? { facts, nodes: part.build() });
+      next.set(part.name, kept ?? { facts, nodes: this.keepInputs(id, part.build()) });
     }
     this.shownParts = next;
     const wanted = new Set([...next.values()].flatMap((p) => p.nodes));
@@ -122,6 +168,42 @@ export abstract class ActionsPart extends CardPart {
       if (node === at) at = node.nextElementSibling;
       else this.actions.insertBefore(node, at);
     }
+    if (focused && !focused.node.isConnected) {
+      const successor = this.actions.querySelectorAll<HTMLElement>(`[data-testid="${focused.testid}"]`);
+      if (successor.length === 1) restoreField(successor[0], focused);
+    }
+  }
+
+  /** What the operator types or picks in the actions (bar the close and transfer forms, which
+   * keep theirs themselves, and the label pick, which acts at once): recorded per conversation
+   * as it is entered, and put back into a part rebuilt for the same conversation. */
+  private keepInputs(id: number, nodes: HTMLElement[]): HTMLElement[] {
+    const kept = this.actionInputs.get(id) ?? {};
+    for (const node of nodes) {
+      const fields = [node, ...node.querySelectorAll<HTMLElement>("[data-testid]")].filter(
+        (f): f is HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement =>
+          (f instanceof HTMLInputElement || f instanceof HTMLSelectElement || f instanceof HTMLTextAreaElement) &&
+          !!f.dataset.testid &&
+          !KEPT_ELSEWHERE.has(f.dataset.testid),
+      );
+      for (const field of fields) {
+        const testid = field.dataset.testid as string;
+        const checkable = field instanceof HTMLInputElement && (field.type === "checkbox" || field.type === "radio");
+        const value = kept[testid];
+        if (checkable && typeof value === "boolean") field.checked = value;
+        else if (typeof value === "string" && (!(field instanceof HTMLSelectElement) || [...field.options].some((o) => o.value === value))) {
+          field.value = value;
+        }
+        const remember = (): void => {
+          const values = this.actionInputs.get(id) ?? {};
+          values[testid] = checkable ? (field as HTMLInputElement).checked : field.value;
+          this.actionInputs.set(id, values);
+        };
+        field.addEventListener("input", remember);
+        field.addEventListener("change", remember);
+      }
+    }
+    return nodes;
   }
 
   /** The state of the conversation and what it allows: End / Hold or the wrap-up time and the
@@ -393,7 +475,7 @@ export abstract class ActionsPart extends CardPart {
     const t = this.ctx.t;
     const due = el("input", { type: "datetime-local", "data-testid": "callback-due", "aria-label": t("op.callback_time") });
     const note = el("input", { placeholder: t("op.callback_note"), "data-testid": "callback-note" });
-    const mine = el("input", { type: "checkbox" });
+    const mine = el("input", { type: "checkbox", "data-testid": "callback-mine" });
     return el(
       "form",
       {
@@ -408,8 +490,10 @@ export abstract class ActionsPart extends CardPart {
             kind: mine.checked ? "operator" : "standard",
           });
           if (ack.ok) {
-            due.value = "";
-            note.value = "";
+            for (const field of [due, note]) {
+              field.value = "";
+              field.dispatchEvent(new Event("input")); // and forgotten (keepInputs)
+            }
             toast(t("op.callback_scheduled"), "info");
           }
         },

@@ -75,6 +75,11 @@ export abstract class PaneBase {
    * redraws: a refusal answered while an event redrew the actions went to the replaced form and
    * was never seen (CI's campaign journey). */
   protected closeForm: { id: number; at: string; forMe: boolean; error: string } | null = null;
+  /** What the operator typed or picked in the rest of the actions (the callback's time and note,
+   * the bot scenario, the snooze time, the transcript's address…), per conversation and field
+   * (test id), for a part of the actions rebuilt when its facts change (actions.ts, keepInputs):
+   * each conversation gets back its own, never another's. Forgotten when it closes. */
+  protected readonly actionInputs = new Map<number, Record<string, string | boolean>>();
   protected canned: Canned[] = [];
   protected pickerItems: Canned[] = [];
   protected pickerIndex = 0;

@@ -15,12 +15,15 @@ export interface LabelInfo {
 /** The labels the operator may see, fetched once per page (a label added later shows by id). */
 let catalogue: Promise<LabelInfo[]> | null = null;
 let known: LabelInfo[] = [];
+/** The catalogue has answered once: a panel built after that has its labels at once. */
+let loaded = false;
 
 export function labelCatalogue(ctx: Pick<PaneContext, "socket">): Promise<LabelInfo[]> {
   if (!catalogue) {
     catalogue = call(ctx.socket, "labels", {}).then((ack: Ack) => {
       if (!ack.ok) catalogue = null; // e.g. no answer yet: the next caller asks again
       known = ack.ok ? (ack.labels as LabelInfo[]) : known;
+      loaded ||= ack.ok;
       return known;
     });
   }
@@ -77,7 +80,7 @@ export function organisePanel(ctx: PaneContext, c: Conversation, apply: (c: Conv
     }
     return panel;
   }
-  void labelCatalogue(ctx).then((all) => {
+  const showLabels = (all: LabelInfo[]): void => {
     const fits = all.filter((x) => x.queue_id === null || x.queue_id === c.queue_id);
     const setLabels = async (add: number[], remove: number[]): Promise<void> =>
       done(await call(ctx.socket, "set_labels", { conversation_id: c.id, add, remove }));
@@ -92,12 +95,21 @@ export function organisePanel(ctx: PaneContext, c: Conversation, apply: (c: Conv
     panel.prepend(
       el("div", { class: "row" }, el("strong", {}, `${t("op.org_labels")}: `), labelChips(all, c.label_ids, (id) => void setLabels([], [id])), picker),
     );
-  });
+  };
+  // Built with the panel once the labels are known: the actions keep the focus in a panel they
+  // rebuild (actions.ts), which needs its fields there when it is built.
+  if (loaded) showLabels(known);
+  else void labelCatalogue(ctx).then(showLabels);
   if (mine && (c.status === "active" || c.status === "on_hold") && c.medium !== "voice") {
     const at = el("input", { type: "datetime-local", "data-testid": "snooze-until", "aria-label": t("op.org_snooze_until") });
     const snooze = async (untilCustomer: boolean): Promise<void> => {
       const until = !untilCustomer && at.value ? new Date(at.value).toISOString() : null;
-      done(await call(ctx.socket, "snooze", { conversation_id: c.id, until, until_customer: untilCustomer }));
+      const ack = await call(ctx.socket, "snooze", { conversation_id: c.id, until, until_customer: untilCustomer });
+      if (ack.ok) {
+        at.value = "";
+        at.dispatchEvent(new Event("input")); // the actions keep a typed time until it is used (actions.ts)
+      }
+      done(ack);
     };
     panel.append(
       el(
