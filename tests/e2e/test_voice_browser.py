@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Locator, expect
+from playwright.async_api import Browser, Locator, Page, expect
 from sqlalchemy import select
 
 from omni.db import models as m
@@ -207,3 +207,69 @@ async def test_an_inbound_call_in_the_operator_window_and_the_supervisor_page(
         assert conv.status == m.ConversationStatus.CLOSED and conv.result_code_id == world["code"]
         assert conv.hold_seconds >= 0
     await sup_context.close()
+
+
+async def talking(
+    server: LiveServer, emulator: AmiEmulator, world: dict[str, Any], browser: Browser
+) -> tuple[Page, int, str]:
+    """A label ``VIP`` to put on the call later; Olga's window with the caller's call answered
+    on her phone: the page, the conversation and the caller's channel."""
+    async with server.services.db.transaction() as s:
+        vip = m.Label(name="VIP", color="#e53935")
+        s.add(vip)
+        await s.flush()
+        world["vip"] = vip.id
+    await until(lambda: server.services.adapters.get("voice").ami.ready)  # type: ignore[union-attr]
+    _, op = await staff_page(browser, server.url, "op")
+    await expect(op.get_by_test_id("status-select")).to_have_value("available", timeout=TIMEOUT)
+    caller = emulator.incoming_call(CALLER, "Ivan", inbox=world["inbox"])
+    await until(lambda: emulator.ringing("101"))
+    call_panel = op.get_by_test_id("call")
+    await expect(state_of(call_panel)).to_have_attribute("data-state", "ringing", timeout=TIMEOUT)
+    emulator.answer("101")
+    await expect(state_of(call_panel)).to_have_attribute("data-state", "talking", timeout=TIMEOUT)
+    await until(lambda: caller.bridge)
+    conv_id = int((await op.get_by_test_id("conversation-item").first.get_attribute("data-id")) or 0)
+    return op, conv_id, caller.name
+
+
+async def label_it(server: LiveServer, conv_id: int, label_id: int) -> None:
+    """A colleague or a rule puts a label on the conversation: an event of it, which changes
+    nothing on the call."""
+    from omni.domain.auth import Principal
+    from omni.domain.labels import check_set_labels
+
+    async with server.services.db.transaction() as s:
+        admin = await f.user(s, "labeller", m.Role.ADMIN)
+        await check_set_labels(s, Principal.of(admin), conv_id, add=[label_id])
+
+
+async def test_a_click_on_the_call_panel_is_not_lost_to_an_event_of_the_call(
+    server: LiveServer, emulator: AmiEmulator, world: dict[str, Any], browser: Browser
+) -> None:
+    """The call panel was rebuilt on every event of the conversation (and on the re-read of the
+    call that follows it): a click on Hold whose press and release straddled one reached two
+    different buttons and did nothing. Now each part of the panel stays while what it shows
+    does: Hold, Hang up and the talk time survive an event that changes nothing on the call."""
+    op, conv_id, channel = await talking(server, emulator, world, browser)
+    call_panel = op.get_by_test_id("call")
+    for testid in ("call-hold", "call-hangup", "talk-time"):
+        await call_panel.get_by_test_id(testid).evaluate("b => { b.dataset.before = 'event' }")
+
+    # Hold is pressed; a label is put on the conversation and shows in the actions (drawn with
+    # the call panel, in the same pass); Hold is released.
+    await call_panel.get_by_test_id("call-hold").hover()
+    await op.mouse.down()
+    await label_it(server, conv_id, world["vip"])
+    chip = op.get_by_test_id("actions").get_by_test_id("label-chip").filter(has_text="VIP")
+    await expect(chip).to_be_visible(timeout=TIMEOUT)
+    await op.mouse.up()
+    redirect = await until(
+        lambda: [a for a in actions(emulator, "Redirect") if a.get("Context") == "omni-hold"]
+    )
+    assert redirect[-1]["Channel"] == channel
+    await expect(state_of(call_panel)).to_have_attribute("data-state", "on_hold", timeout=TIMEOUT)
+    # The hold changed what the buttons show (Resume) and the times (hold time): those are new.
+    await expect(call_panel.get_by_test_id("call-hold")).to_have_text("Resume")
+    await expect(call_panel.get_by_test_id("call-hold")).not_to_have_attribute("data-before", "event")
+    await expect(call_panel.get_by_test_id("hold-time")).to_be_visible()

@@ -53,6 +53,47 @@ export function clear(node: Element): void {
   while (node.firstChild) node.removeChild(node.firstChild);
 }
 
+/** Sets a node's text only when it differs (an unchanged text node stays the same node). */
+export function setText(node: Node, text: string): void {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+/** One part of a panel that is redrawn on events: the facts it shows (it is rebuilt when they
+ * change, and only then; they are compared as JSON) and how it is built. */
+export interface PartSpec {
+  name: string;
+  facts: unknown;
+  build: () => Node[];
+}
+
+/** The parts of a panel on screen, by name: the facts each was built for and its nodes. */
+export type ShownParts = Map<string, { facts: string; nodes: Node[] }>;
+
+/** Puts ``parts`` in ``box`` in their order, ``box`` holding nothing else. A part whose facts are
+ * those it was built for (and whose nodes are still in ``box``) stays as it is: never taken out
+ * and put back, since a node moved or rebuilt under the pointer loses a click whose press and
+ * release straddle the redraw (they reach two different nodes), and a player its playback. The
+ * others are built afresh; nodes no part wants go. ``shown`` is the panel's record, updated. */
+export function keepParts(box: Node, parts: PartSpec[], shown: ShownParts): void {
+  const next: ShownParts = new Map();
+  for (const part of parts) {
+    const facts = JSON.stringify(part.facts);
+    const old = shown.get(part.name);
+    const kept = old && old.facts === facts && old.nodes.every((n) => n.parentNode === box) ? old : null;
+    next.set(part.name, kept ?? { facts, nodes: part.build() });
+  }
+  shown.clear();
+  for (const [name, part] of next) shown.set(name, part);
+  const wanted = new Set([...next.values()].flatMap((p) => p.nodes));
+  for (const node of [...box.childNodes]) if (!wanted.has(node)) node.remove();
+  // Kept nodes are in order when the parts' order did not change: then only new nodes go in.
+  let at: ChildNode | null = box.firstChild;
+  for (const node of wanted) {
+    if (node === at) at = node.nextSibling;
+    else box.insertBefore(node, at);
+  }
+}
+
 /** A call's answer: ``{ok: true, ...}`` or the refusal (``AckError``, generated). */
 export interface Ack extends Partial<Omit<AckError, "ok" | "field">> {
   ok: boolean;
@@ -95,13 +136,8 @@ export const PLAYBACK_RATES = [0.5, 0.75, 1, 1.25, 1.5, 2];
 
 /** A call recording: ``<audio>`` with a speed select (playbackRate) and a download link.
  * ``url`` is same-origin (the session cookie authorises it); Range requests make seeking work.
- * Views that re-render keep the same player (``keptPlayer``), so an event arriving while
- * someone listens neither stops the playback nor resets its speed. */
-export function keptPlayer(box: HTMLElement, url: string): HTMLElement | null {
-  const player = box.querySelector<HTMLElement>('[data-testid="recording"]');
-  return player && player.getAttribute("data-url") === url ? player : null;
-}
-
+ * Views that redraw keep the same player (a part whose facts are its url, ``keepParts``), so an
+ * event arriving while someone listens neither stops the playback nor resets its speed. */
 export function recordingPlayer(url: string, labels: { speed: string; download: string }): HTMLElement {
   const audio = el("audio", { controls: true, preload: "metadata", src: url, "data-testid": "recording-audio" });
   const speed = el("select", { "data-testid": "recording-speed", "aria-label": labels.speed });

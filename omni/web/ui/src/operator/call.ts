@@ -2,7 +2,7 @@
 // "answer on your phone", then talk time ticking, Hold/Resume and Hang up, then the recording.
 // Answering happens on the phone; the window only shows it. Facts come from the view's `call`.
 import { icon } from "../icons";
-import { clear, duration, el, keptPlayer, recordingPlayer } from "../common";
+import { PartSpec, ShownParts, duration, el, keepParts, recordingPlayer } from "../common";
 import { CallFacts, Conversation, DialQueue } from "./types";
 import { T, since } from "./ui";
 
@@ -26,6 +26,14 @@ export function callIsLive(call: CallFacts | null | undefined): boolean {
   return !!call && (call.state === "talking" || call.state === "on_hold");
 }
 
+/** The call panel's parts on screen, per panel (``keepParts``). */
+const shownCalls = new WeakMap<HTMLElement, ShownParts>();
+
+/** Lays out the call panel. Called on every event of the conversation (and on the re-read of
+ * its call that follows), so each part is rebuilt only when the facts it shows change: Hold or
+ * Hang up rebuilt under the operator lost a click whose press and release straddled the
+ * redraw, and a rebuilt recording its playback. Every part's facts name the conversation, whose
+ * id the buttons act on (the panel is the same for every conversation opened). */
 export function renderCall(
   box: HTMLElement,
   c: Conversation,
@@ -34,76 +42,99 @@ export function renderCall(
   t: T,
   act: CallActions,
 ): void {
-  const kept = call?.recording_url ? keptPlayer(box, call.recording_url) : null; // survives the re-render
-  clear(box);
+  const shown = shownCalls.get(box) ?? new Map();
+  shownCalls.set(box, shown);
   box.classList.toggle("hidden", !call);
-  if (!call) return;
-  const key = call.state === "ringing" && call.direction === "out" ? "op.call_dialling" : STATE_KEYS[call.state];
+  if (!call) {
+    keepParts(box, [], shown);
+    return;
+  }
   box.setAttribute("data-state", call.state);
-  box.append(
-    el(
-      "h3",
-      {},
-      icon("voice"),
-      " ",
-      el("span", { "data-testid": "call-state", "data-state": call.state }, t(key)),
-      call.number ? el("span", { class: "call-number", "data-testid": "call-number" }, ` ${call.number}`) : null,
-    ),
-  );
-  if (call.state === "ringing" && call.direction === "in") {
-    if ((c.status === "offered" || c.status === "queued") && act.answerHere) {
-      const answer = act.answerHere;
-      box.append(
-        el("button", { class: "primary", "data-testid": "call-answer", onclick: () => answer() }, icon("voice"), ` ${t("op.softphone_answer")}`),
-        el("div", { class: "call-times" }, `${t("op.ring_time")}: `, since(c.offered_at || c.created_at, { "data-testid": "ring-time" })),
-      );
-    } else if (c.status === "offered" || c.status === "queued") {
-      box.append(
-        el("p", { class: "answer-hint", "data-testid": "answer-on-phone" }, act.answerHint ?? t("op.answer_on_phone")),
-        el("div", { class: "call-times" }, `${t("op.ring_time")}: `, since(c.offered_at || c.created_at, { "data-testid": "ring-time" })),
-      );
-    }
-  } else if (callIsLive(call)) {
-    const times = el(
-      "div",
-      { class: "call-times" },
-      `${t("op.talk_time")}: `,
-      since(call.answered_at || c.accepted_at, { "data-testid": "talk-time" }),
-    );
-    if (call.state === "on_hold" && call.hold_started_at) {
-      times.append(" · ", `${t("op.hold_time")}: `, since(call.hold_started_at, { "data-testid": "hold-time" }));
-    }
-    box.append(times);
-    if (mine) {
-      box.append(
+  const key = call.state === "ringing" && call.direction === "out" ? "op.call_dialling" : STATE_KEYS[call.state];
+  const parts: PartSpec[] = [
+    {
+      name: "head",
+      facts: [c.id, call.state, key, call.number],
+      build: () => [
         el(
-          "div",
-          { class: "row call-buttons" },
-          el(
-            "button",
-            { "data-testid": "call-hold", onclick: () => act.hold(call.state === "talking") },
-            call.state === "talking" ? t("op.hold") : t("op.unhold"),
-          ),
-          el("button", { class: "danger", "data-testid": "call-hangup", onclick: () => act.hangup() }, t("op.hang_up")),
+          "h3",
+          {},
+          icon("voice"),
+          " ",
+          el("span", { "data-testid": "call-state", "data-state": call.state }, t(key)),
+          call.number ? el("span", { class: "call-number", "data-testid": "call-number" }, ` ${call.number}`) : null,
         ),
-      );
+      ],
+    },
+  ];
+  const ringingSince = c.offered_at || c.created_at;
+  const ringTime = (): HTMLElement =>
+    el("div", { class: "call-times" }, `${t("op.ring_time")}: `, since(ringingSince, { "data-testid": "ring-time" }));
+  if (call.state === "ringing" && call.direction === "in" && (c.status === "offered" || c.status === "queued")) {
+    const answer = act.answerHere;
+    parts.push(
+      answer
+        ? {
+            name: "answer",
+            facts: [c.id, ringingSince],
+            build: () => [
+              el("button", { class: "primary", "data-testid": "call-answer", onclick: () => answer() }, icon("voice"), ` ${t("op.softphone_answer")}`),
+              ringTime(),
+            ],
+          }
+        : {
+            name: "answer-hint",
+            facts: [c.id, ringingSince, act.answerHint ?? null],
+            build: () => [el("p", { class: "answer-hint", "data-testid": "answer-on-phone" }, act.answerHint ?? t("op.answer_on_phone")), ringTime()],
+          },
+    );
+  } else if (callIsLive(call)) {
+    const talking = call.answered_at || c.accepted_at;
+    const holding = call.state === "on_hold" ? call.hold_started_at : null;
+    parts.push({
+      name: "times",
+      facts: [c.id, talking, holding],
+      build: () => {
+        const times = el("div", { class: "call-times" }, `${t("op.talk_time")}: `, since(talking, { "data-testid": "talk-time" }));
+        if (holding) times.append(" · ", `${t("op.hold_time")}: `, since(holding, { "data-testid": "hold-time" }));
+        return [times];
+      },
+    });
+    if (mine) {
+      const talkingNow = call.state === "talking";
+      parts.push({
+        name: "buttons",
+        facts: [c.id, talkingNow],
+        build: () => [
+          el(
+            "div",
+            { class: "row call-buttons" },
+            el("button", { "data-testid": "call-hold", onclick: () => act.hold(talkingNow) }, talkingNow ? t("op.hold") : t("op.unhold")),
+            el("button", { class: "danger", "data-testid": "call-hangup", onclick: () => act.hangup() }, t("op.hang_up")),
+          ),
+        ],
+      });
     }
   } else if (call.state === "ended") {
-    box.append(
-      el(
-        "div",
-        { class: "call-times muted", "data-testid": "call-summary" },
-        `${t("op.talk_time")}: ${duration(Math.round(call.talk_seconds))} · ${t("op.ring_time")}: ${duration(Math.round(call.ring_seconds))}`,
-        call.hold_seconds ? ` · ${t("op.hold_time")}: ${duration(call.hold_seconds)}` : "",
-      ),
-    );
+    const summary = [
+      `${t("op.talk_time")}: ${duration(Math.round(call.talk_seconds))} · ${t("op.ring_time")}: ${duration(Math.round(call.ring_seconds))}`,
+      call.hold_seconds ? ` · ${t("op.hold_time")}: ${duration(call.hold_seconds)}` : "",
+    ];
+    parts.push({
+      name: "summary",
+      facts: [c.id, summary],
+      build: () => [el("div", { class: "call-times muted", "data-testid": "call-summary" }, ...summary)],
+    });
   }
-  if (call.recording && call.recording_url && call.state === "ended") {
-    box.append(
-      el("h4", {}, t("op.recording")),
-      kept ?? recordingPlayer(call.recording_url, { speed: t("op.speed"), download: t("op.download") }),
-    );
+  const url = call.recording && call.state === "ended" ? call.recording_url : null;
+  if (url) {
+    parts.push({
+      name: "recording",
+      facts: [url],
+      build: () => [el("h4", {}, t("op.recording")), recordingPlayer(url, { speed: t("op.speed"), download: t("op.download") })],
+    });
   }
+  keepParts(box, parts, shown);
 }
 
 /** The dial box (left column): number + queue to call from → ``click_to_call``. */
