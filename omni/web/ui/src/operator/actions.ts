@@ -1,6 +1,6 @@
 // The actions panel: end, hold, close with a result code, take, transfer, hand to a bot,
 // blacklist, schedule a callback.
-import { Ack, CallName, Calls, call, clear, el } from "../common";
+import { Ack, CallName, Calls, ShownParts, call, clear, el, keepParts } from "../common";
 import { callIsLive } from "./call";
 import { takeButton } from "./left";
 import { Conversation, View } from "./types";
@@ -82,7 +82,7 @@ export abstract class ActionsPart extends CardPart {
 
   /** The parts of the actions on screen, by name: the facts each was built for and its nodes;
    * and the conversation they are for. */
-  private shownParts = new Map<string, { facts: string; nodes: HTMLElement[] }>();
+  private readonly shownParts: ShownParts = new Map();
   private shownFor: number | null = null;
 
   /** Lays out the actions for the open conversation. Called on every event of it (a rating, a
@@ -143,31 +143,20 @@ export abstract class ActionsPart extends CardPart {
     this.showParts(id, parts);
   }
 
-  /** Puts ``parts`` in the panel in their order: a part whose facts are those it was built for
-   * stays as it is (never taken out and put back: that too would drop a click on it); the others
-   * are built afresh, with what the operator had entered in them for this conversation and the
-   * focus that was in them. */
+  /** Puts ``parts`` in the panel in their order (``keepParts``): a part whose facts are those it
+   * was built for stays as it is (never taken out and put back: that too would drop a click on
+   * it); the others are built afresh, with what the operator had entered in them for this
+   * conversation and the focus that was in them. */
   private showParts(id: number, parts: ActionsPartSpec[]): void {
     const active = document.activeElement;
     const same = this.shownFor === id; // the focus never moves into another conversation's actions
     const focused = same && active instanceof HTMLElement && this.actions.contains(active) ? fieldState(active) : null;
     this.shownFor = id;
-    const next = new Map<string, { facts: string; nodes: HTMLElement[] }>();
-    for (const part of parts) {
-      const facts = JSON.stringify([id, part.facts]);
-      const old = this.shownParts.get(part.name);
-      const kept = old && old.facts === facts && old.nodes.every((n) => n.parentNode === this.actions) ? old : null;
-      next.set(part.name, kept ?? { facts, nodes: this.keepInputs(id, part.build()) });
-    }
-    this.shownParts = next;
-    const wanted = new Set([...next.values()].flatMap((p) => p.nodes));
-    for (const node of [...this.actions.children]) if (!wanted.has(node as HTMLElement)) node.remove();
-    // What stays is already in order (the parts' order never changes): only new nodes go in.
-    let at: Element | null = this.actions.firstElementChild;
-    for (const node of wanted) {
-      if (node === at) at = node.nextElementSibling;
-      else this.actions.insertBefore(node, at);
-    }
+    keepParts(
+      this.actions,
+      parts.map((part) => ({ name: part.name, facts: [id, part.facts], build: () => this.keepInputs(id, part.build()) })),
+      this.shownParts,
+    );
     if (focused && !focused.node.isConnected) {
       const successor = this.actions.querySelectorAll<HTMLElement>(`[data-testid="${focused.testid}"]`);
       if (successor.length === 1) restoreField(successor[0], focused);
