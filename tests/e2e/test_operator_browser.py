@@ -754,3 +754,34 @@ async def test_what_the_operator_enters_in_the_actions_survives_redraws_and_stay
     await expect(due).to_have_value("2030-01-02T10:30")
     await expect(snooze).to_have_value("2030-01-04T11:45")
     await no_error_toast(op)
+
+
+async def test_a_rating_does_not_move_the_actions_under_the_operators_pointer(
+    server: LiveServer, desk: dict[str, Any], browser: Browser
+) -> None:
+    """What the bot collected sat above the actions, hidden while there was nothing: a rating
+    arriving (or the bot's data) showed it and pushed the actions down under the operator's
+    pointer, so a press on Hold was released on something else. Now it sits below them."""
+    from omni.domain.conversations import do_record_rating
+
+    who = "Rita Romanovna Ocenkina"
+    _, op = await staff_page(browser, server.url, "olga")
+    await expect(op.get_by_test_id("status-select")).to_have_value("available", timeout=TIMEOUT)
+    conv_id = await accepted(server, desk, op, who)
+    hold = op.get_by_test_id("actions").get_by_test_id("hold")
+    await expect(hold).to_be_visible(timeout=TIMEOUT)
+    await expect(op.get_by_test_id("bot-data")).to_be_hidden()
+    await hold.hover()
+    before = await hold.bounding_box()
+
+    # Hold is pressed; the customer rates the chat and the rating shows; Hold is released.
+    await op.mouse.down()
+    async with server.services.db.transaction() as s:
+        assert await do_record_rating(s, conv_id, 5)
+    await expect(op.get_by_test_id("bot-var-csat")).to_have_text("5", timeout=TIMEOUT)
+    after = await hold.bounding_box()
+    assert before is not None and after is not None
+    assert after["y"] == before["y"]
+    await op.mouse.up()
+    await expect(op.get_by_test_id("conversation-status")).to_have_text("On hold", timeout=TIMEOUT)
+    await no_error_toast(op)

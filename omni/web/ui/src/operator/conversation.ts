@@ -130,7 +130,9 @@ export class ConversationPane extends ActionsPart {
     this.renderScript();
     this.renderActions();
     this.renderMyCanned();
-    this.right.append(this.callBox, this.thread, this.card, this.botData, this.actions, this.automation.box, this.script, this.myCanned);
+    // What the bot collected goes below what the operator acts on: it shows up or grows when a
+    // rating or the bot's data arrive, and above the actions it moved them under the pointer.
+    this.right.append(this.callBox, this.thread, this.card, this.actions, this.automation.box, this.botData, this.script, this.myCanned);
     this.scrollDown();
     if (found?.messageId) this.markHit(v.conversation.id, found.messageId);
     if (focused?.isConnected) {
