@@ -69,12 +69,16 @@ export interface PartSpec {
 /** The parts of a panel on screen, by name: the facts each was built for and its nodes. */
 export type ShownParts = Map<string, { facts: string; nodes: Node[] }>;
 
+/** The record of each box whose owner keeps none of its own (``keepParts``). */
+const shownIn = new WeakMap<Node, ShownParts>();
+
 /** Puts ``parts`` in ``box`` in their order, ``box`` holding nothing else. A part whose facts are
  * those it was built for (and whose nodes are still in ``box``) stays as it is: never taken out
  * and put back, since a node moved or rebuilt under the pointer loses a click whose press and
  * release straddle the redraw (they reach two different nodes), and a player its playback. The
- * others are built afresh; nodes no part wants go. ``shown`` is the panel's record, updated. */
-export function keepParts(box: Node, parts: PartSpec[], shown: ShownParts): void {
+ * others are built afresh; nodes no part wants go. ``shown`` is the panel's record, updated
+ * (by default one kept for ``box`` here). */
+export function keepParts(box: Node, parts: PartSpec[], shown: ShownParts = recordOf(box)): void {
   const next: ShownParts = new Map();
   for (const part of parts) {
     const facts = JSON.stringify(part.facts);
@@ -92,6 +96,12 @@ export function keepParts(box: Node, parts: PartSpec[], shown: ShownParts): void
     if (node === at) at = node.nextSibling;
     else box.insertBefore(node, at);
   }
+}
+
+function recordOf(box: Node): ShownParts {
+  const shown = shownIn.get(box) ?? new Map();
+  shownIn.set(box, shown);
+  return shown;
 }
 
 /** A call's answer: ``{ok: true, ...}`` or the refusal (``AckError``, generated). */

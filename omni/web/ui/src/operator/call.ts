@@ -2,7 +2,7 @@
 // "answer on your phone", then talk time ticking, Hold/Resume and Hang up, then the recording.
 // Answering happens on the phone; the window only shows it. Facts come from the view's `call`.
 import { icon } from "../icons";
-import { PartSpec, ShownParts, duration, el, keepParts, recordingPlayer } from "../common";
+import { PartSpec, duration, el, keepParts, recordingPlayer } from "../common";
 import { CallFacts, Conversation, DialQueue } from "./types";
 import { T, since } from "./ui";
 
@@ -26,9 +26,6 @@ export function callIsLive(call: CallFacts | null | undefined): boolean {
   return !!call && (call.state === "talking" || call.state === "on_hold");
 }
 
-/** The call panel's parts on screen, per panel (``keepParts``). */
-const shownCalls = new WeakMap<HTMLElement, ShownParts>();
-
 /** Lays out the call panel. Called on every event of the conversation (and on the re-read of
  * its call that follows), so each part is rebuilt only when the facts it shows change: Hold or
  * Hang up rebuilt under the operator lost a click whose press and release straddled the
@@ -42,11 +39,9 @@ export function renderCall(
   t: T,
   act: CallActions,
 ): void {
-  const shown = shownCalls.get(box) ?? new Map();
-  shownCalls.set(box, shown);
   box.classList.toggle("hidden", !call);
   if (!call) {
-    keepParts(box, [], shown);
+    keepParts(box, []);
     return;
   }
   box.setAttribute("data-state", call.state);
@@ -134,7 +129,7 @@ export function renderCall(
       build: () => [el("h4", {}, t("op.recording")), recordingPlayer(url, { speed: t("op.speed"), download: t("op.download") })],
     });
   }
-  keepParts(box, parts, shown);
+  keepParts(box, parts);
 }
 
 /** The dial box (left column): number + queue to call from → ``click_to_call``. */
