@@ -273,3 +273,36 @@ async def test_a_click_on_the_call_panel_is_not_lost_to_an_event_of_the_call(
     await expect(call_panel.get_by_test_id("call-hold")).to_have_text("Resume")
     await expect(call_panel.get_by_test_id("call-hold")).not_to_have_attribute("data-before", "event")
     await expect(call_panel.get_by_test_id("hold-time")).to_be_visible()
+
+
+async def test_a_click_on_the_supervisors_call_controls_is_not_lost_to_a_redraw(
+    server: LiveServer, emulator: AmiEmulator, world: dict[str, Any], browser: Browser
+) -> None:
+    """The supervisor's operator table was rebuilt on every redraw (a presence change, a label,
+    each snapshot): a click on Listen whose press and release straddled one reached two
+    different buttons and did nothing. Now rows, cells and controls stay while what they show
+    does, and only what changed is redrawn."""
+    _, conv_id, _ = await talking(server, emulator, world, browser)
+    _, sup = await staff_page(browser, server.url, "sup")
+    row = sup.locator(f'[data-testid=conversation][data-conversation-id="{conv_id}"]')
+    listen = row.get_by_test_id("call-listen")
+    await expect(listen).to_be_visible(timeout=TIMEOUT)
+    for control in (listen, row.get_by_test_id("call-force-end"), row.get_by_test_id("whisper")):
+        await control.evaluate("b => { b.dataset.before = 'redraw' }")
+
+    # Listen is pressed; a label is put on the conversation and shows in its row; Listen is
+    # released.
+    await listen.hover()
+    await sup.mouse.down()
+    await label_it(server, conv_id, world["vip"])
+    await expect(row.get_by_test_id("label-chip").filter(has_text="VIP")).to_be_visible(timeout=TIMEOUT)
+    await sup.mouse.up()
+    await expect(sup.get_by_test_id("action-result")).to_have_text(
+        "Your phone rings: pick it up to listen.", timeout=TIMEOUT
+    )
+    spy = await until(
+        lambda: [a for a in actions(emulator, "Originate") if a.get("Application") == "ChanSpy"]
+    )
+    assert spy[-1]["Channel"] == "PJSIP/201"
+    for control in (listen, row.get_by_test_id("call-force-end"), row.get_by_test_id("whisper")):
+        await expect(control).to_have_attribute("data-before", "redraw")

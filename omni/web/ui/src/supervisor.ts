@@ -21,7 +21,7 @@ import type {
   StatusOption,
   WireEvent,
 } from "./supervisor/types";
-import { operatorTable, queueTable, swatch } from "./supervisor/view";
+import { OperatorTable, queueTable, swatch } from "./supervisor/view";
 import type { Ticker, ViewContext } from "./supervisor/view";
 
 const data = boot();
@@ -121,13 +121,14 @@ const view: ViewContext = {
   labelFilter: () => onlyLabel,
 };
 
+const operators = new OperatorTable(operatorsBox, view);
+
 function render(): void {
   if (!snapshot) return;
   const next: Ticker[] = [];
   clear(queuesBox);
   queuesBox.append(queueTable(snapshot.queues, view, next));
-  clear(operatorsBox);
-  operatorsBox.append(operatorTable(snapshot.operators, view, next));
+  operators.render(snapshot.operators, next);
   filterOperators();
   tickers = next;
   // "Today" starts at local midnight of the install's zone (the reports' today), shown in that zone.
