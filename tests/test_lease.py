@@ -44,13 +44,17 @@ def want(leases: Leases, name: str, owner: Owner) -> Lease:
 
 
 async def kill_connection_of(url: str, node_name: str) -> int:
-    """What a PostgreSQL restart or a broken network does to the node's lease connection."""
+    """What a PostgreSQL restart or a broken network does to the node's lease connection.
+
+    Only in this test's database: the other workers' tests run nodes of the same names on the
+    same server, and killing theirs freed a lock under a test that had just seen it held."""
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     conn = await asyncpg.connect(dsn)
     try:
         return int(
             await conn.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = $1 AND datname = current_database()",
                 f"omni-lease {node_name}",
             )
         )
