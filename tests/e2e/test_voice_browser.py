@@ -263,6 +263,8 @@ async def test_a_click_on_the_call_panel_is_not_lost_to_an_event_of_the_call(
     await label_it(server, conv_id, world["vip"])
     chip = op.get_by_test_id("actions").get_by_test_id("label-chip").filter(has_text="VIP")
     await expect(chip).to_be_visible(timeout=TIMEOUT)
+    for testid in ("call-hold", "call-hangup", "talk-time"):
+        await expect(call_panel.get_by_test_id(testid)).to_have_attribute("data-before", "event")
     await op.mouse.up()
     redirect = await until(
         lambda: [a for a in actions(emulator, "Redirect") if a.get("Context") == "omni-hold"]
