@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import uvicorn
+from pydantic import ValidationError
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
@@ -400,7 +401,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     phones.add_argument("--output", "-o", default="-", help="file to write (default: standard output)")
     args = parser.parse_args(argv)
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        # A wrong setting is the operator's to fix: say which and why, not a traceback.
+        for problem in exc.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            print(f"error: settings: {where + ': ' if where else ''}{problem['msg']}", file=sys.stderr)
+        return 2
     _configure_logging(settings)
     handlers = {
         "serve": cmd_serve,

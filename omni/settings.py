@@ -55,9 +55,13 @@ class WidgetSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="OMNI_WIDGET_", extra="ignore")
 
-    max_concurrent_db: int = 8
-    """Widget events using the database at once per node; the rest wait their turn, so a flood
-    of visitors can't take every pooled connection from the relay and the router."""
+    max_concurrent_db: int = 24
+    """Widget events using the database at once per process; the rest wait their turn, so a
+    flood of visitors can't take every pooled connection (``OMNI_DB_POOL_SIZE``, which must be
+    larger) from the relay, the router and the operators. It also caps how many visitor
+    messages a second a process ingests: at most this many divided by the time one spends
+    inside, and on a busy event loop that time is tens of milliseconds, so 8 capped a node at
+    ~175 messages a second with CPU to spare (bench/README.md, "gate15")."""
     messages_per_minute: int = 30
     """Per visitor and node; more is refused with a clear error (flood protection)."""
     transcripts_per_minute: int = 3
@@ -493,6 +497,21 @@ class Settings(BaseSettings):
         if "public_base_url" not in self.model_fields_set and (self.host, self.port) != ("127.0.0.1", 8000):
             host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104  (a comparison, no bind)
             self.public_base_url = f"http://{host}:{self.port}"
+        return self
+
+    @model_validator(mode="after")
+    def _widget_gate_under_the_pool(self) -> Settings:
+        # A gate as large as the pool lets a visitor flood hold every connection, and the
+        # relay (delivery of what is already stored) waits behind it.
+        pooled = self.database_url.startswith("postgresql")
+        if pooled and self.widget.max_concurrent_db >= self.db_pool_size:
+            raise ValueError(
+                f"OMNI_WIDGET_MAX_CONCURRENT_DB ({self.widget.max_concurrent_db}) must be smaller "
+                f"than OMNI_DB_POOL_SIZE ({self.db_pool_size}): the relay and the router need "
+                "connections of their own"
+            )
+        if self.widget.max_concurrent_db < 1:
+            raise ValueError("OMNI_WIDGET_MAX_CONCURRENT_DB must be at least 1")
         return self
 
     @model_validator(mode="after")

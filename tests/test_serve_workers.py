@@ -273,6 +273,43 @@ async def test_workers_need_redis(tmp_path: Path) -> None:
     assert "--workers > 1 needs OMNI_REDIS_URL" in done.stderr
 
 
+READ_GATE = "from omni.settings import Settings; print(Settings().widget.max_concurrent_db)"
+
+
+async def test_a_widget_gate_as_large_as_the_pool_is_refused_in_one_line(tmp_path: Path) -> None:
+    """The widget's gate must leave the relay connections of its own: a setting that lets a
+    visitor flood take the whole pool stops the server with a line naming both settings,
+    not a traceback; within the pool it is taken."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNI_")}
+    env.update(
+        OMNI_DATA_DIR=str(tmp_path),
+        OMNI_SECRET_KEY="x" * 40,
+        OMNI_DATABASE_URL="postgresql+asyncpg://omni@127.0.0.1:1/none",
+        OMNI_DB_POOL_SIZE="10",
+    )
+    done = subprocess.run(  # noqa: ASYNC221 - the command exits at once
+        [sys.executable, "-m", "omni.cli", "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: settings: Value error, OMNI_WIDGET_MAX_CONCURRENT_DB (24) must be smaller than "
+        "OMNI_DB_POOL_SIZE (10): the relay and the router need connections of their own"
+    ]
+    env["OMNI_WIDGET_MAX_CONCURRENT_DB"] = "6"
+    taken = subprocess.run(  # noqa: ASYNC221 - reads the settings and exits
+        [sys.executable, "-c", READ_GATE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert taken.stdout.strip() == "6", taken.stderr
+
+
 async def test_a_hung_worker_names_its_unfinished_tasks_as_it_exits() -> None:
     """The last log line of an orphan whose shutdown hung lists its asyncio tasks and where
     each waits: read from the watcher thread while the loop is stuck."""
