@@ -22,6 +22,7 @@ from omni.db import models
 from omni.db.driver import Core, Direct, statements
 from omni.db.outbox import OutboxSession
 from omni.db.unit_of_work import Plugins, UnitOfWork, attach
+from omni.wire import dumps, loads
 
 __all__ = ["BareTransaction", "Database", "HeldConnection", "models"]
 
@@ -47,7 +48,9 @@ class Database:
         keeps using a few warm ones."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"echo": echo}
+        # JSON columns through msgspec (omni.wire): the events' payloads are read on every
+        # relay pass and written with every message.
+        kwargs: dict[str, Any] = {"echo": echo, "json_serializer": dumps, "json_deserializer": loads}
         if not self.is_sqlite:
             kwargs.update(pool_size=pool_size, max_overflow=0, pool_use_lifo=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)

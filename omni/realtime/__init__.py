@@ -27,6 +27,7 @@ from omni.realtime.payloads import ResumeIn, decode
 from omni.realtime.transport import InlineEmitManager, OmniSocketServer
 from omni.services import Services
 from omni.settings import Settings
+from omni.wire import WIRE_JSON
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ def build_server(settings: Settings) -> socketio.AsyncServer:
         client_manager=manager,
         cors_allowed_origins="*",
         max_http_buffer_size=settings.socketio_max_message_bytes,
+        json=WIRE_JSON,
         logger=False,
         engineio_logger=False,
     )

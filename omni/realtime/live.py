@@ -36,6 +36,7 @@ from omni.domain.events import DomainEvent
 from omni.realtime import pii
 from omni.realtime.membership import follow_queue_members, leave
 from omni.realtime.transport import InlineEmitManager, has_binary
+from omni.wire import WIRE_JSON
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ class FanoutManager(socketio.AsyncRedisManager, InlineEmitManager):  # type: ign
 
     def __init__(self, url: str, channel: str) -> None:
         # A connect must fail fast, not hold the relay while a host is unreachable.
-        super().__init__(url, channel=channel, redis_options={"socket_connect_timeout": 2})
+        super().__init__(url, channel=channel, redis_options={"socket_connect_timeout": 2}, json=WIRE_JSON)
         self.live: LiveFanout | None = None
         self._publish_failing = False
 
