@@ -8,11 +8,12 @@ the hand-built fixtures of ``test_queue_reports`` / ``test_operators`` both ways
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from omni.db import Database
 from omni.db import models as m
@@ -22,6 +23,7 @@ from omni.domain.reports.period import INTERVAL
 from omni.domain.reports.rollups import rebuild_range
 from omni.services import Services
 from tests import factories as f
+from tests.helpers import until
 from tests.reports import test_operators as ops
 from tests.reports import test_queue_reports as queues
 
@@ -77,6 +79,42 @@ async def test_a_range_rebuilt_in_sql_equals_the_operator_intervals_rebuilt_one_
 ) -> None:
     await ops.build_world(services)
     await both_ways(services.db, ops.at("18:00", ops.DAY10 - timedelta(days=1)), ops.at("23:00"))
+
+
+async def test_two_rebuilds_of_the_same_intervals_at_once_both_commit(services: Services) -> None:
+    """A node's rollup pass and ``omni reports backfill`` may rebuild the same intervals at once.
+    The second waits for the first, then deletes what it committed and writes the same rows;
+    before, it failed on a duplicate key (its DELETE could not see the first's uncommitted
+    rows) and its whole rebuild was lost."""
+    await queues.build(services)
+    start, end = queues.local(0, 0, day=9), queues.local(0, 0, day=11)
+    async with services.db.transaction() as s:
+        await rebuild_range(s, start, end)
+    once = await snapshot(services.db)
+
+    async def backfill() -> None:
+        async with services.db.transaction() as s:
+            await rebuild_range(s, start, end)
+
+    async with services.db.transaction() as s:
+        await rebuild_range(s, start, end)  # rebuilt, not committed yet
+        second = asyncio.create_task(backfill())
+        await until(lambda: _lock_waits(services.db), what="the second rebuild waiting for a lock")
+    await second
+    assert await snapshot(services.db) == once
+
+
+async def _lock_waits(db: Database) -> int:
+    async with db.transaction() as s:
+        return int(
+            await s.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+            or 0
+        )
 
 
 async def _chat_rows(db: Database) -> list[tuple[Any, ...]]:

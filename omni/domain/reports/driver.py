@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omni.db import Database
 from omni.db import models as m
 from omni.domain.reports.period import INTERVAL, floor_interval
-from omni.domain.reports.rollups import ROLLUPS, Changes, rebuild_range
+from omni.domain.reports.rollups import ROLLUPS, Changes, hold_rebuilds, rebuild_range
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ def _runs(intervals: set[datetime]) -> list[tuple[datetime, datetime]]:
 
 async def rebuild_touched(session: AsyncSession, changes: Changes) -> int:
     """Rebuild, in every rollup, the intervals ``changes`` touch; returns how many intervals."""
+    await hold_rebuilds(session)
     count = 0
     for rollup in ROLLUPS.values():
         touched = await rollup.touched(session, changes)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omni.domain.reports.period import INTERVAL, floor_interval
@@ -52,6 +53,20 @@ class Rollup(Protocol):
 
 ROLLUPS: dict[str, Rollup] = {}
 
+REBUILD_LOCK_KEY = 0x0_4F4D4E52  # "OMNR": one transaction rebuilding rollups at a time
+"""A rebuild deletes an interval's rows and inserts them again. Two transactions rebuilding the
+same interval at once (a node's pass and ``omni reports backfill``, or two backfills) would both
+delete only what is committed, and the later insert of the same key would fail with a unique
+violation, losing that transaction's whole rebuild. Held from the first rebuild to the commit."""
+
+
+async def hold_rebuilds(session: AsyncSession) -> None:
+    """Wait until no other transaction is rebuilding rollups, and keep them out until this one
+    commits or rolls back (PostgreSQL; SQLite runs one writer at a time anyway). Call it before
+    the first ``rebuild`` of a transaction; ``rebuild_range`` and the driver do."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(REBUILD_LOCK_KEY)))
+
 
 def register(rollup: Rollup) -> Rollup:
     if rollup.name in ROLLUPS:
@@ -64,6 +79,7 @@ async def rebuild_range(
     session: AsyncSession, start: datetime, end: datetime, *, in_database: bool | None = None
 ) -> None:
     """Rebuild every rollup over ``[start, end)`` (widened to whole intervals): backfill and tests."""
+    await hold_rebuilds(session)
     lo = floor_interval(start)
     hi = floor_interval(end)
     if hi < end:
