@@ -36,13 +36,15 @@ for lock in $(git ls-files '*package-lock.json' 2>/dev/null); do
 done
 .venv/bin/python -m pip install --quiet "playwright>=1.49"  # the driver only: tests use Debian's chromium
 
+echo "== services (at ${SECONDS} s)"  # after the apt, pip and npm installs
 eval "$(scripts/services.sh start)"
 trap 'scripts/services.sh stop' EXIT
 
-echo "== ruff"; .venv/bin/ruff check .
-echo "== mypy"; .venv/bin/mypy
-echo "== lint-imports"; .venv/bin/lint-imports
+# Each step says when it starts (seconds since this script began): where a CI run's time goes.
+echo "== ruff (at ${SECONDS} s)"; .venv/bin/ruff check .
+echo "== mypy (at ${SECONDS} s)"; .venv/bin/mypy
+echo "== lint-imports (at ${SECONDS} s)"; .venv/bin/lint-imports
 workers="${OMNI_TEST_WORKERS:-3}"
 parallel=()
 [ "$workers" = 0 ] || parallel=(-n "$workers" --dist loadgroup)
-echo "== pytest"; .venv/bin/python -m pytest "${parallel[@]}" --durations=30 "$@"
+echo "== pytest (at ${SECONDS} s)"; .venv/bin/python -m pytest "${parallel[@]}" --durations=30 "$@"
