@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from omni.db import Database
 from omni.db import models as m
@@ -51,6 +51,19 @@ async def until(
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {value!r})")
         await asyncio.sleep(every)
+
+
+async def lock_waits(db: Database) -> int:
+    """How many of this database's connections wait for a lock (row or advisory) right now: a
+    test's condition that a concurrent transaction has reached the point where it must wait."""
+    async with db.transaction() as s:
+        found = await s.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+        return int(found or 0)
 
 
 async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 300) -> None:

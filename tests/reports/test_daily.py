@@ -7,6 +7,7 @@ two must agree per local day and operator, also after a partial rebuild and a zo
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from omni.domain.reports.config import check_update_config
 from omni.domain.reports.rollups import rebuild_range
 from omni.services import Services
 from tests import factories as f
+from tests.helpers import lock_waits, until
 from tests.reports.test_operators import DAY10, World, _rows, _run, at, world
 
 __all__ = ["world"]
@@ -103,3 +105,30 @@ async def test_a_zone_change_rebuilds_the_daily_tier_at_the_new_midnights(
     # 10 March UTC from 20:30 on (6000 s closed + 600 s open until NOW) is 11 March
     assert days[(date(2026, 3, 10), "op_a")][0] == 900.0
     assert days[(date(2026, 3, 11), "op_a")][0] == 6600.0
+
+
+async def test_a_zone_change_during_a_rollup_pass_waits_for_it_and_leaves_no_day_at_the_old_midnight(
+    services: Services, world: World
+) -> None:
+    """A node's pass rebuilds an interval (and re-sums its Moscow day) while an admin moves the
+    install to Tokyo. The change waits for the pass, then deletes what the pass committed; before,
+    its DELETE ran on a snapshot from before the pass's commit, so the pass's Moscow-day rows
+    stayed beside the new Tokyo days and the daily tier counted those seconds twice."""
+
+    async def change_zone() -> None:
+        async with services.db.transaction() as s:
+            admin = await s.get_one(m.User, world.admin.id)
+            await check_update_config(s, f.who(admin), timezone="Asia/Tokyo")
+
+    async with services.db.transaction() as s:
+        await rebuild_range(s, at("21:15"), at("21:30"))  # the pass's rebuild, not committed yet
+        changing = asyncio.create_task(change_zone())
+        await until(lambda: lock_waits(services.db), what="the zone change waiting for the pass")
+    await changing
+    tokyo = {day for day, *_ in await _tier(services)}
+    assert {d.astimezone(ZoneInfo("Asia/Tokyo")).time().hour for d in tokyo} == {0}
+    async with services.db.transaction() as s:
+        tier = await s.scalar(select(func.sum(m.ReportStatusDay.seconds)))
+        t = m.ReportStatusInterval
+        intervals = await s.scalar(select(func.sum(t.seconds)).where(t.status_code != m.StatusKind.OFFLINE))
+    assert tier == intervals

@@ -13,7 +13,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from omni.db import Database
 from omni.db import models as m
@@ -23,7 +23,7 @@ from omni.domain.reports.period import INTERVAL
 from omni.domain.reports.rollups import rebuild_range
 from omni.services import Services
 from tests import factories as f
-from tests.helpers import until
+from tests.helpers import lock_waits, until
 from tests.reports import test_operators as ops
 from tests.reports import test_queue_reports as queues
 
@@ -99,22 +99,9 @@ async def test_two_rebuilds_of_the_same_intervals_at_once_both_commit(services: 
     async with services.db.transaction() as s:
         await rebuild_range(s, start, end)  # rebuilt, not committed yet
         second = asyncio.create_task(backfill())
-        await until(lambda: _lock_waits(services.db), what="the second rebuild waiting for a lock")
+        await until(lambda: lock_waits(services.db), what="the second rebuild waiting for a lock")
     await second
     assert await snapshot(services.db) == once
-
-
-async def _lock_waits(db: Database) -> int:
-    async with db.transaction() as s:
-        return int(
-            await s.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            )
-            or 0
-        )
 
 
 async def _chat_rows(db: Database) -> list[tuple[Any, ...]]:

@@ -117,9 +117,12 @@ async def check_update_config(
     row = await locked_row(session)
     changes: dict[str, Any] = {}
     if timezone is not None and timezone != row.timezone:
-        # the daily status tier is kept per local day of the install's zone: re-sum it
+        # the daily status tier is kept per local day of the install's zone: re-sum it, after
+        # any rollup pass in flight has committed (its rows must be among those deleted)
         from omni.domain.reports.daily import rebuild_all_days
+        from omni.domain.reports.rollups import hold_rebuilds
 
+        await hold_rebuilds(session)
         await rebuild_all_days(session, zone(timezone))
     if timezone is not None:
         row.timezone = changes["timezone"] = timezone
