@@ -3,6 +3,10 @@
 HTTP bodies are decoded by Litestar; everything else that arrives as "some JSON" goes through
 ``decode`` so a wrong shape is refused with a domain error (an ack ``{ok: false, error,
 detail, field}``) instead of an ``AttributeError`` in a handler or a Python repr in a row.
+
+``dumps``/``loads`` (``WIRE_JSON``) are the JSON text itself for Socket.IO packets, the Redis
+fan-out and the JSON columns: msgspec, with the standard module behind it for what msgspec
+refuses, so that everything written before still reads.
 """
 
 from __future__ import annotations
