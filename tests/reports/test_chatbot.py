@@ -23,7 +23,8 @@ from omni.domain.reports import FilterParams, Grouping, ReportTable
 from omni.domain.reports.bot_funnel import run_outcome
 from omni.domain.reports.chats import chat_times, load_of
 from omni.domain.reports.config import check_update_config
-from omni.domain.reports.rollups import ROLLUPS, Changes, hold_rebuilds, rebuild_range
+from omni.domain.reports.driver import rebuild_touched
+from omni.domain.reports.rollups import ROLLUPS, Changes, rebuild_range
 from omni.domain.reports.surveys import stream_survey_answers_raw
 from omni.services import Services
 from tests import factories as f
@@ -712,10 +713,7 @@ async def test_a_late_rating_lands_in_the_contacts_interval(
         assert c0 is not None
         c0.variables = {"csat": 5}
         changes = Changes(conversation_ids={c0.id})
-        await hold_rebuilds(s)  # as the driver does: never two rebuilds at once
-        for rollup in ROLLUPS.values():
-            for bucket in await rollup.touched(s, changes):
-                await rollup.rebuild(s, bucket, bucket + timedelta(minutes=15))
+        await rebuild_touched(s, changes)
     eve = await _run(services, world["admin"], "csat_by_queue", day=EVE)
     assert [(r["name"], r["ratings"], r["csat_mean"]) for r in eve.as_dicts()] == [("q1", 1, 5.0)]
     unit = chat_times(at(21, 0), [("in", None, at(21, 0, 5)), ("out", 7, at(21, 0, 35))])
@@ -797,10 +795,7 @@ async def test_a_real_chat_flow_reaches_the_chat_metrics(services: Services) -> 
             await s.scalars(select(m.Message).where(m.Message.conversation_id == cid).order_by(m.Message.id))
         )
         changes = Changes(conversation_ids={cid})
-        await hold_rebuilds(s)  # as the driver does: never two rebuilds at once
-        for rollup in ROLLUPS.values():  # what the rollup driver does for the changed conversation
-            for bucket in await rollup.touched(s, changes):
-                await rollup.rebuild(s, bucket, bucket + timedelta(minutes=15))
+        await rebuild_touched(s, changes)  # what the rollup driver does for the changed conversation
     assert conv.first_enqueued_at is not None and conv.accepted_at is not None
     replies = [x for x in sent if x.direction == "out" and x.author_user_id == alice.id]
     asked = next(x for x in sent if x.direction == "in" and x.body == "my order is late")
@@ -851,10 +846,7 @@ async def test_a_real_bot_run_reaches_the_funnel_and_the_drop_off(live_server: L
         await conversations_.do_customer_left(s, gone["conversation_id"])
     async with services.db.transaction() as s:
         changes = Changes(conversation_ids={first["conversation_id"], gone["conversation_id"]})
-        await hold_rebuilds(s)  # as the driver does: never two rebuilds at once
-        for rollup in ROLLUPS.values():
-            for bucket in await rollup.touched(s, changes):
-                await rollup.rebuild(s, bucket, bucket + timedelta(minutes=15))
+        await rebuild_touched(s, changes)
         admin = await s.scalar(select(m.User).where(m.User.username == "boss"))
         assert admin is not None
         now = datetime.now(UTC)
