@@ -276,6 +276,32 @@ async def no_error_toast(page: Page) -> None:
     await expect(page.locator(".toast:not(.info):not(.hidden)")).to_have_count(0)
 
 
+async def test_an_accept_pressed_as_another_offer_arrives_is_not_lost(
+    server: LiveServer, desk: dict[str, Any], browser: Browser
+) -> None:
+    """The operator presses Accept, and before the button is released a second customer's offer
+    redraws the list: the press and the release must reach the same button, so the accept
+    happens. (A list rebuilt from scratch on every event put a new button under the pointer,
+    and the click went nowhere.)"""
+    _, op = await staff_page(browser, server.url, "olga")
+    await expect(op.get_by_test_id("status-select")).to_have_value("available", timeout=TIMEOUT)
+    await customer_says(server, desk["inbox"], BORIS, "Hello")
+    accept = op.get_by_test_id("offer").filter(has_text=BORIS).get_by_test_id("offer-accept")
+    await expect(accept).to_be_enabled(timeout=TIMEOUT)
+    box = await accept.bounding_box()
+    assert box is not None
+    await op.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    await op.mouse.down()
+    await customer_says(server, desk["inbox"], GRIGORY, "Hi there")
+    await expect(op.get_by_test_id("offer-name")).to_have_text([BORIS, GRIGORY], timeout=TIMEOUT)
+    await op.mouse.up()
+    await expect(op.get_by_test_id("conversation-contact")).to_have_text(BORIS, timeout=TIMEOUT)
+    mine = op.get_by_test_id("conversation-item").filter(has_text=BORIS)
+    await expect(mine).to_have_attribute("data-status", "active", timeout=TIMEOUT)
+    await expect(op.get_by_test_id("offer-name")).to_have_text([GRIGORY])
+    await no_error_toast(op)
+
+
 async def test_offer_cards_show_full_names_double_accept_and_take_follows_capacity(
     server: LiveServer, desk: dict[str, Any], browser: Browser
 ) -> None:
