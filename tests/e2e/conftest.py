@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, Playwright, WebSocketRoute, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    WebSocket,
+    WebSocketRoute,
+    async_playwright,
+)
 
 from omni.settings import Settings
 from tests import factories as f
@@ -71,6 +80,24 @@ async def browser(_playwright: Playwright) -> AsyncIterator[Browser]:
             await context.close()
 
 
+trace_log = logging.getLogger("tests.e2e.browser")
+
+
+def trace(page: Page, who: str) -> None:
+    """What the page said and sent, logged (pytest prints it under a failed test): its console,
+    its uncaught errors and its Socket.IO frames, each stamped by the log. A journey that fails
+    once in many runs then shows whether a click reached the server and what came back."""
+
+    def frames(ws: WebSocket) -> None:
+        ws.on("framesent", lambda f: trace_log.info("%s ws> %.300s", who, f))
+        ws.on("framereceived", lambda f: trace_log.info("%s ws< %.300s", who, f))
+        ws.on("close", lambda _: trace_log.info("%s ws closed %s", who, ws.url))
+
+    page.on("console", lambda msg: trace_log.info("%s console.%s %s", who, msg.type, msg.text))
+    page.on("pageerror", lambda exc: trace_log.warning("%s page error %s", who, exc))
+    page.on("websocket", frames)
+
+
 async def staff_page(
     browser: Browser, base_url: str, username: str, *, locale: str = "en-US", password: str = f.PASSWORD
 ) -> tuple[BrowserContext, Page]:
@@ -82,6 +109,7 @@ async def staff_page(
         locale=locale, base_url=base_url, viewport={"width": 1400, "height": 900}
     )
     page = await context.new_page()
+    trace(page, username)
     await page.goto("/login")
     await page.fill("input[name=username]", username)
     await page.fill("input[name=password]", password)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, WebSocketRoute, expect
 from sqlalchemy import select
 
 from omni.db import models as m
@@ -299,6 +299,62 @@ async def test_an_accept_pressed_as_another_offer_arrives_is_not_lost(
     mine = op.get_by_test_id("conversation-item").filter(has_text=BORIS)
     await expect(mine).to_have_attribute("data-status", "active", timeout=TIMEOUT)
     await expect(op.get_by_test_id("offer-name")).to_have_text([GRIGORY])
+    await no_error_toast(op)
+
+
+COUNT_OFFER_CARDS = """() => {
+  window.__offerCards = 0;
+  new MutationObserver((changes) => {
+    for (const change of changes)
+      for (const node of change.addedNodes)
+        if (node instanceof Element && node.matches("[data-testid=offer], :has([data-testid=offer])"))
+          window.__offerCards++;
+  }).observe(document.body, { childList: true, subtree: true });
+}"""
+"""Counts offer cards put on the page from now on, however briefly they stay."""
+
+
+async def test_an_offer_event_arriving_after_its_accept_does_not_bring_the_card_back(
+    server: LiveServer, desk: dict[str, Any], browser: Browser
+) -> None:
+    """The page can learn of an offer from a snapshot before the offer's own event reaches it
+    (the fan-out lagging behind). Accepted meanwhile, the late event must not put the card back:
+    a second Accept on it would only be refused."""
+    context, op = await staff_page(browser, server.url, "olga")
+    held: list[tuple[WebSocketRoute, str]] = []
+
+    def link(ws: WebSocketRoute) -> None:
+        server_side = ws.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            if isinstance(message, str) and '"type":"conversation.offered"' in message:
+                held.append((ws, message))
+                return
+            ws.send(message)
+
+        ws.on_message(server_side.send)
+        server_side.on_message(from_server)
+
+    await context.route_web_socket(lambda url: "/socket.io/" in url, link)
+    await op.reload()
+    await expect(op.get_by_test_id("status-select")).to_have_value("available", timeout=TIMEOUT)
+    await customer_says(server, desk["inbox"], BORIS, "Hello")
+    await until(lambda: bool(held), 30)
+    # The card comes from a snapshot (the conversation's other events ask for one).
+    accept = op.get_by_test_id("offer").filter(has_text=BORIS).get_by_test_id("offer-accept")
+    await accept.click(timeout=TIMEOUT)
+    await expect(op.get_by_test_id("conversation-contact")).to_have_text(BORIS, timeout=TIMEOUT)
+    await expect(op.get_by_test_id("offer")).to_have_count(0)
+    await op.evaluate(COUNT_OFFER_CARDS)
+    for ws, message in held:
+        ws.send(message)
+    # The socket keeps order: once the customer's next message shows, the late event before it
+    # has been applied, and no offer card came back.
+    await customer_says(server, desk["inbox"], BORIS, "Still there?")
+    await expect(op.get_by_test_id("message-body").last).to_have_text("Still there?", timeout=TIMEOUT)
+    # Not even for a moment (a snapshot read after the event would take it away again).
+    assert await op.evaluate("() => window.__offerCards") == 0
+    await expect(op.get_by_test_id("offer")).to_have_count(0)
     await no_error_toast(op)
 
 

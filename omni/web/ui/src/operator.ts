@@ -356,7 +356,9 @@ function apply(e: WireEvent): void {
       conversation: d,
       why: (d.why as OfferWhy | null | undefined) ?? null,
     };
-    if (!state.offers.some((o) => o.id === offer.id)) state.offers.push(offer);
+    // An offer already answered here stays answered: its event may come late (a resume
+    // replays it), and must not bring back a card the server no longer offers.
+    if (!state.answered.has(offer.id) && !state.offers.some((o) => o.id === offer.id)) state.offers.push(offer);
     renderOffers(offersBox, state.offers, t, handlers, state.answering);
     announce(offer);
     showRingingCall(offer);
