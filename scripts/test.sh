@@ -30,20 +30,39 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[test]"
+# playwright: the driver only, tests use Debian's chromium.
+.venv/bin/python -m pip install --quiet -e ".[test]" "playwright>=1.49"
+
+# The static checks need only the Python packages: they run while npm installs and builds and
+# the services start (those mostly wait on the disk), and are waited for before pytest.
+checks_log="$(mktemp)"
+(
+  set -e
+  echo "== ruff (at ${SECONDS} s)"; .venv/bin/ruff check .
+  echo "== mypy (at ${SECONDS} s)"; .venv/bin/mypy
+  echo "== lint-imports (at ${SECONDS} s)"; .venv/bin/lint-imports
+) >"$checks_log" 2>&1 &
+checks=$!
+npm_pids=()
 for lock in $(git ls-files '*package-lock.json' 2>/dev/null); do
-  (cd "$(dirname "$lock")" && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
+  (cd "$(dirname "$lock")" && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build) &
+  npm_pids+=($!)
 done
-.venv/bin/python -m pip install --quiet "playwright>=1.49"  # the driver only: tests use Debian's chromium
+for pid in "${npm_pids[@]}"; do wait "$pid"; done
 
 echo "== services (at ${SECONDS} s)"  # after the apt, pip and npm installs
 eval "$(scripts/services.sh start)"
 trap 'scripts/services.sh stop' EXIT
 
 # Each step says when it starts (seconds since this script began): where a CI run's time goes.
-echo "== ruff (at ${SECONDS} s)"; .venv/bin/ruff check .
-echo "== mypy (at ${SECONDS} s)"; .venv/bin/mypy
-echo "== lint-imports (at ${SECONDS} s)"; .venv/bin/lint-imports
+checks_ok=0
+wait "$checks" || checks_ok=$?
+cat "$checks_log"
+rm -f "$checks_log"
+if [ "$checks_ok" != 0 ]; then
+  echo "static checks failed (above)" >&2
+  exit "$checks_ok"
+fi
 workers="${OMNI_TEST_WORKERS:-3}"
 parallel=()
 [ "$workers" = 0 ] || parallel=(-n "$workers" --dist loadgroup)
