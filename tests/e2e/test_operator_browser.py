@@ -358,6 +358,33 @@ async def test_an_offer_event_arriving_after_its_accept_does_not_bring_the_card_
     await no_error_toast(op)
 
 
+async def test_the_status_select_keeps_the_focus_when_an_offer_arrives_and_a_refused_pick_goes_back(
+    server: LiveServer, desk: dict[str, Any], browser: Browser
+) -> None:
+    """A keyboard operator on the status select: an offer arriving (the activity badge changes,
+    the lists are read again) must not take the focus away. A status the server refuses (made
+    system-only after the page loaded) does not stay shown as picked."""
+    _, op = await staff_page(browser, server.url, "olga")
+    status = op.get_by_test_id("status-select")
+    await expect(status).to_have_value("available", timeout=TIMEOUT)
+    await status.focus()
+    await customer_says(server, desk["inbox"], BORIS, "Hello")
+    await expect(op.get_by_test_id("activity")).to_be_visible(timeout=TIMEOUT)
+    # "Mine" comes only from the snapshot read after the offer: the row was redrawn by then.
+    await expect(op.get_by_test_id("conversation-item").filter(has_text=BORIS)).to_have_attribute(
+        "data-status", "offered", timeout=TIMEOUT
+    )
+    await expect(status).to_be_focused()
+
+    async with server.services.db.transaction() as s:
+        pause = await s.scalar(select(m.OperatorStatus).where(m.OperatorStatus.code == "pause"))
+        assert pause is not None
+        pause.selectable = False
+    await status.select_option("pause")
+    await expect(op.get_by_test_id("error")).to_be_visible(timeout=TIMEOUT)
+    await expect(status).to_have_value("available")
+
+
 async def test_offer_cards_show_full_names_double_accept_and_take_follows_capacity(
     server: LiveServer, desk: dict[str, Any], browser: Browser
 ) -> None:

@@ -48,6 +48,9 @@ function who(c: Conversation, t: T): string {
   return c.contact_name || t("op.customer_n", { id: c.contact_id });
 }
 
+/** The status row, part by part: the select is kept while the statuses and the current one
+ * stay the same, so an offer arriving (which changes the activity badge and asks for a snapshot)
+ * does not take the focus or an open list from under an operator about to pick a status. */
 export function renderStatus(
   box: HTMLElement,
   presence: Presence | null,
@@ -55,37 +58,59 @@ export function renderStatus(
   t: T,
   h: LeftHandlers,
 ): void {
-  clear(box);
-  if (!presence) return;
-  const current = statuses.find((s) => s.code === presence.status);
-  const select = el("select", {
-    "data-testid": "status-select",
-    "aria-label": t("op.status"),
-    onchange: (ev: Event) => h.setStatus((ev.target as HTMLSelectElement).value),
-  });
-  for (const s of statuses) {
-    if (!s.selectable && s.code !== presence.status) continue;
-    const opt = el("option", { value: s.code, disabled: !s.selectable }, s.name);
-    opt.selected = s.code === presence.status;
-    select.append(opt);
+  if (!presence) {
+    clear(box);
+    return;
   }
+  let row = box.firstElementChild as HTMLElement | null;
+  if (!row || !row.classList.contains("status-row") || box.childNodes.length !== 1) {
+    clear(box);
+    row = el("div", { class: "status-row" });
+    box.append(row);
+  }
+  const current = statuses.find((s) => s.code === presence.status);
+  const colour = /^#[0-9a-fA-F]{3,8}$/.test(presence.colour) ? presence.colour : "#888";
+  const choices = statuses.filter((s) => s.selectable || s.code === presence.status);
   const limit = current?.max_duration_seconds || 0;
-  const timer = since(presence.since, { "data-testid": "status-time", ...(limit ? { "data-limit": limit } : {}) });
-  if (presence.over_limit) timer.classList.add("over-limit");
-  const activity =
-    presence.activity && presence.activity !== presence.status
-      ? el("span", { class: `badge activity-${presence.activity}`, "data-testid": "activity" }, t(`op.activity.${presence.activity}`))
-      : null;
-  box.append(
-    el(
-      "div",
-      { class: "status-row" },
-      el("span", { class: "dot", style: `background:${/^#[0-9a-fA-F]{3,8}$/.test(presence.colour) ? presence.colour : "#888"}` }),
-      select,
-      timer,
-      activity,
-    ),
-  );
+  const activity = presence.activity && presence.activity !== presence.status ? presence.activity : null;
+  keepParts(row, [
+    { name: "dot", facts: colour, build: () => [el("span", { class: "dot", style: `background:${colour}` })] },
+    {
+      name: "select",
+      facts: [choices.map((s) => [s.code, s.name, s.selectable]), presence.status, t("op.status")],
+      build: () => {
+        const select = el("select", {
+          "data-testid": "status-select",
+          "aria-label": t("op.status"),
+          onchange: (ev: Event) => h.setStatus((ev.target as HTMLSelectElement).value),
+        });
+        for (const s of choices) {
+          const opt = el("option", { value: s.code, disabled: !s.selectable }, s.name);
+          opt.selected = s.code === presence.status;
+          select.append(opt);
+        }
+        return [select];
+      },
+    },
+    {
+      name: "timer",
+      facts: [presence.since, limit, presence.over_limit],
+      build: () => {
+        const timer = since(presence.since, { "data-testid": "status-time", ...(limit ? { "data-limit": limit } : {}) });
+        if (presence.over_limit) timer.classList.add("over-limit");
+        return [timer];
+      },
+    },
+    {
+      name: "activity",
+      facts: activity ? t(`op.activity.${activity}`) : null,
+      build: () =>
+        activity ? [el("span", { class: `badge activity-${activity}`, "data-testid": "activity" }, t(`op.activity.${activity}`))] : [],
+    },
+  ]);
+  // A kept select shows what the server says: a pick it refused goes back to the status held.
+  const select = row.querySelector<HTMLSelectElement>("[data-testid=status-select]");
+  if (select && select.value !== presence.status) select.value = presence.status;
 }
 
 /** Offer cards: the customer's full name on its own line (never squeezed by the buttons),
