@@ -217,8 +217,12 @@ async def test_russian_operator_socket_ack_has_a_russian_detail(live_server: Liv
         olga.language = "ru"
     token = await token_for(live_server, "olga")
     sio = socketio.AsyncClient(reconnection=False)
-    await sio.connect(
-        live_server.url, namespaces=["/operator"], auth={"token": token}, transports=["websocket"]
+    await sio.connect(  # the namespace's answer may take longer than the default 1 s on a loaded machine
+        live_server.url,
+        namespaces=["/operator"],
+        auth={"token": token},
+        transports=["websocket"],
+        wait_timeout=10,
     )
     try:
         ack = await sio.call("resume", {"after": "soon"}, namespace="/operator", timeout=10)
